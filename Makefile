@@ -1,0 +1,44 @@
+# Two commands a newcomer needs: `make run` and `make test`. Each installs what it
+# needs first: Debian packages when missing (scripts/install-system-deps.sh) and
+# a virtualenv with zoneflow in it (.venv).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test unit functional lint bench deps sysdeps clean
+
+run: deps
+	$(BIN)/python scripts/demo.py
+
+test: deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+functional: deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/functional
+
+lint: deps
+	$(BIN)/ruff check zoneflow tests bench
+	$(BIN)/ruff format --check zoneflow tests bench
+	$(BIN)/mypy zoneflow
+
+bench: deps
+	$(BIN)/python bench/propagation.py
+
+deps: sysdeps $(STAMP)
+
+sysdeps:
+	@bash scripts/install-system-deps.sh
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .run build *.egg-info

@@ -1,0 +1,180 @@
+"""`make run`: a working zoneflow pool on this machine, then serve until Ctrl-C.
+
+Starts two real BIND9 servers on 127.0.0.1, zoneflow in all-in-one mode
+(SQLite, the in-process zake jobboard, conductor and mdns in this process;
+ZONEFLOW_JOBBOARD=zookeeper starts a local ZooKeeper and uses it instead),
+creates a demo zone with a few records, shows what both nameservers answer,
+and tells you what to try next. Everything lives in ./.run/.
+
+``--once`` stops after the demo (the functional tests run it that way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.ports import free_port  # noqa: E402
+from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
+
+DEMO_ZONE = "demo.example."
+RECORDS = [
+    ("www", "A", ["192.0.2.10", "192.0.2.11"]),
+    ("www", "AAAA", ["2001:db8::10"]),
+    ("@", "MX", ["10 mail.demo.example."]),
+    ("mail", "A", ["192.0.2.25"]),
+    ("@", "TXT", ['"v=spf1 mx -all"']),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="exit after the demo")
+    parser.add_argument("--dir", default=str(ROOT / ".run"), help="state directory")
+    args = parser.parse_args()
+    state = pathlib.Path(args.dir)
+    if state.exists():
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
+
+    servers: list[Bind9Server | ZooKeeperServer] = []
+    try:
+        binds = [Bind9Server(workdir=state / f"bind9-{i}").start() for i in (1, 2)]
+        servers.extend(binds)
+        jobboard = os.environ.get("ZONEFLOW_JOBBOARD", "zake")
+        zk_hosts = ""
+        if jobboard == "zookeeper":
+            zookeeper = ZooKeeperServer(workdir=state / "zookeeper").start()
+            servers.append(zookeeper)
+            zk_hosts = zookeeper.hosts
+        mdns_port = free_port()
+        conf = _write_config(state, mdns_port, jobboard, zk_hosts)
+        pools_file = _write_pools(state, binds, mdns_port)
+        return _demo(conf, pools_file, binds, once=args.once)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def _write_config(
+    state: pathlib.Path, mdns_port: int, jobboard: str, zk_hosts: str
+) -> pathlib.Path:
+    conf = state / "zoneflow.conf"
+    lines = [
+        "[database]",
+        f"connection = sqlite:///{state}/zoneflow.sqlite",
+        "[mdns]",
+        "host = 127.0.0.1",
+        f"port = {mdns_port}",
+        "[jobboard]",
+        f"backend = {jobboard}",
+    ]
+    if zk_hosts:
+        lines.append(f"hosts = {zk_hosts}")
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def _write_pools(state: pathlib.Path, binds: list[Bind9Server], mdns_port: int) -> pathlib.Path:
+    import yaml
+
+    pool = {
+        "name": "default",
+        "description": "two local BIND9 servers",
+        "threshold_percentage": 100,
+        "ns_records": [{"hostname": f"ns{i}.demo.example.", "priority": i} for i in (1, 2)],
+        "nameservers": [b.nameserver() for b in binds],
+        "targets": [b.pool_target([("127.0.0.1", mdns_port)]) for b in binds],
+    }
+    path = state / "pools.yaml"
+    path.write_text(yaml.safe_dump([pool], sort_keys=False))
+    return path
+
+
+def _demo(
+    conf: pathlib.Path, pools_file: pathlib.Path, binds: list[Bind9Server], *, once: bool
+) -> int:
+    from zoneflow import allinone, config, objects
+    from zoneflow.central import api as central
+    from zoneflow.central import pools
+
+    config.setup([str(conf)])
+    services = allinone.AllInOne()
+    services.start()
+    try:
+        pools.update(str(pools_file))
+        started = time.monotonic()
+        zone = central.create_zone(DEMO_ZONE, "hostmaster@demo.example")
+        for name, rtype, data in RECORDS:
+            central.create_recordset(DEMO_ZONE, name, rtype, data)
+        zone = _wait_active(zone.id)
+        elapsed = time.monotonic() - started
+        print(
+            f"\n{zone.name} is {zone.status} at serial {zone.serial} "
+            f"({elapsed:.2f}s after the first API call)\n"
+        )
+        if zone.status != objects.ACTIVE:
+            print(f"zone failed: {zone.error}")
+            return 1
+        for bind in binds:
+            _show_dig(bind)
+        _print_next_steps(conf)
+        if not once:
+            stop = threading.Event()
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                print("\nstopping")
+        return 0
+    finally:
+        services.stop()
+
+
+def _wait_active(zone_id: str):  # type: ignore[no-untyped-def]
+    from zoneflow import objects
+    from zoneflow.storage import api as storage
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        zone = storage.get_zone_any(zone_id)
+        if zone is not None and zone.status != objects.PENDING:
+            return zone
+        time.sleep(0.05)
+    raise SystemExit("the demo zone did not become ACTIVE within 60s")
+
+
+def _show_dig(bind: Bind9Server) -> None:
+    print(f"$ dig @{bind.host} -p {bind.port} {DEMO_ZONE} AXFR +noall +answer")
+    done = subprocess.run(
+        ["dig", f"@{bind.host}", "-p", str(bind.port), DEMO_ZONE, "AXFR", "+noall", "+answer"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    print(done.stdout or done.stderr)
+
+
+def _print_next_steps(conf: pathlib.Path) -> None:
+    zf = f"ZONEFLOW_CONFIG={conf} {ROOT / '.venv/bin/zoneflow'}"
+    print("zoneflow is running (Ctrl-C stops it). In another terminal, try:")
+    print(f"  {zf} zone list")
+    print(f"  {zf} recordset create {DEMO_ZONE} api A --record 192.0.2.80 --wait")
+    print(f"  {zf} zone status {DEMO_ZONE}")
+    print(f"  {zf} job list")
+    print(f"  {zf} flow show update-zone --format dot")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Install the programs functional tests and benchmarks need: BIND9 (named,
+# rndc, dig), ZooKeeper (and Java), PostgreSQL and graphviz's dot.
+# Idempotent: apt runs only when something is missing. Non-interactive, for
+# CI; prints one line saying what it installed or that all is present.
+set -euo pipefail
+
+missing=()   # what is missing, for the message
+packages=()  # Debian packages that provide it
+
+has_command() {
+    # named and rndc live in /usr/sbin, which a non-root PATH may lack.
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+}
+
+has_postgres() {
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || has_command initdb
+}
+
+need() {  # need <what> <package>
+    missing+=("$1")
+    case " ${packages[*]} " in
+        *" $2 "*) ;;
+        *) packages+=("$2") ;;
+    esac
+}
+
+check() {
+    missing=()
+    packages=()
+    has_command named || need named bind9
+    has_command rndc || need rndc bind9-utils
+    has_command dig || need dig dnsutils
+    [ -f /usr/share/java/zookeeper.jar ] || need zookeeper.jar zookeeper
+    # zookeeper brings a JRE; a machine with the jar but no java needs one.
+    has_command java || need java default-jre-headless
+    has_postgres || need postgres postgresql
+    has_command dot || need dot graphviz
+}
+
+check
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-system-deps: all present (named rndc dig java zookeeper.jar postgres dot)"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo -n)
+else
+    echo "install-system-deps: missing ${missing[*]}; run as root to install ${packages[*]}" >&2
+    exit 1
+fi
+
+log=$(mktemp)
+own_policy=false
+cleanup() {
+    rm -f "$log"
+    if $own_policy; then "${as_root[@]}" rm -f /usr/sbin/policy-rc.d; fi
+}
+trap cleanup EXIT
+# Package scripts would start system named/postgres/zookeeper daemons the tests
+# never use; a policy-rc.d that says "no" keeps them down while apt runs
+# (Docker images already ship one).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=true
+    printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${as_root[@]}" chmod 755 /usr/sbin/policy-rc.d
+fi
+
+if ! {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update \
+        && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+            -o DPkg::Lock::Timeout=300 "${packages[@]}"
+} </dev/null >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "install-system-deps: apt-get failed installing ${packages[*]}" >&2
+    exit 1
+fi
+
+installed=("${packages[@]}")
+was_missing=("${missing[@]}")
+check
+if [ ${#missing[@]} -ne 0 ]; then
+    echo "install-system-deps: installed ${installed[*]} but still missing ${missing[*]}" >&2
+    exit 1
+fi
+echo "install-system-deps: installed ${installed[*]} (for ${was_missing[*]})"

@@ -1,0 +1,119 @@
+"""Real servers for functional tests, each on 127.0.0.1 with its own dir and ports.
+
+ZooKeeper (a JVM) and PostgreSQL are started once per session; a test that
+stops or kills one of them gets it back after the test. BIND9 starts in a
+tenth of a second, so every test gets fresh ones from ``bind9_factory``.
+
+A missing server program fails the test, it never skips it: a functional test
+that did not run must not look like one that passed.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Protocol, TypeVar
+
+import pytest
+
+from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.postgres import PostgresServer
+from tests.functional.fixtures.process import ServerError, ServerProcess
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+class Bind9Factory(Protocol):
+    def __call__(self, count: int = 1) -> list[Bind9Server]: ...
+
+
+_session_servers: list[ServerProcess] = []
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI runners stop a job with SIGTERM, which by default ends Python without
+    # running fixture teardown or atexit hooks; as an interrupt both run and
+    # the servers go away with the run.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def start_server(make: Callable[[], S]) -> S:
+    """Build and start a server, turning "cannot" into a test failure."""
+    try:
+        server = make()
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+    except ServerError as exc:
+        server.close()
+        pytest.fail(str(exc), pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def zookeeper() -> Iterator[ZooKeeperServer]:
+    server = start_server(ZooKeeperServer)
+    _session_servers.append(server)
+    yield server
+    _session_servers.remove(server)
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = start_server(PostgresServer)
+    _session_servers.append(server)
+    yield server
+    _session_servers.remove(server)
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _revive_session_servers() -> Iterator[None]:
+    yield
+    for server in _session_servers:
+        if not server.running:
+            server.start()
+
+
+@pytest.fixture
+def postgres_database(postgres: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database, dropped after the test."""
+    name = f"zoneflow_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    if postgres.running:
+        postgres.drop_database(name)
+
+
+@pytest.fixture
+def bind9_factory() -> Iterator[Bind9Factory]:
+    """``bind9_factory(n)`` starts ``n`` fresh BIND9 servers for this test."""
+    servers: list[Bind9Server] = []
+
+    def start(count: int = 1) -> list[Bind9Server]:
+        started = []
+        for _ in range(count):
+            server = start_server(Bind9Server)
+            servers.append(server)
+            started.append(server)
+        return started
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def bind9(bind9_factory: Bind9Factory) -> Bind9Server:
+    """One fresh BIND9 server for this test."""
+    return bind9_factory(1)[0]

@@ -1,0 +1,164 @@
+"""A zoneflow deployment made of real processes, for functional tests.
+
+``Deployment`` writes a zoneflow.conf (PostgreSQL, ZooKeeper jobboard, mdns
+port), runs ``zoneflow db sync`` and ``pool update`` through the CLI, and
+starts ``zoneflow mdns`` and any number of ``zoneflow conductor`` processes,
+each a real subprocess that a test can kill with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import yaml
+
+from tests.functional.fixtures.ports import HOST, free_port, wait_for
+
+
+class Deployment:
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        *,
+        database: str,
+        zookeeper_hosts: str | None,
+        session_timeout: float = 10.0,
+        extra_conf: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.database = database
+        self.mdns_port = free_port()
+        self.conf = workdir / "zoneflow.conf"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        sections: dict[str, dict[str, Any]] = {
+            "database": {"connection": database},
+            "mdns": {"host": HOST, "port": self.mdns_port},
+            "jobboard": (
+                {
+                    "backend": "zookeeper",
+                    "hosts": zookeeper_hosts,
+                    "session_timeout": session_timeout,
+                }
+                if zookeeper_hosts
+                else {"backend": "zake"}
+            ),
+            # Fail fast on dead targets so failure tests stay short.
+            "flows": {"target_retry_delay": 0.2, "poll_timeout": 15},
+        }
+        for section, values in (extra_conf or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.conf.write_text(
+            "".join(
+                f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                for name, values in sections.items()
+            )
+        )
+
+    # --- the CLI -------------------------------------------------------------
+
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"zoneflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def load_pool(self, pool: dict[str, Any]) -> None:
+        path = self.workdir / "pools.yaml"
+        path.write_text(yaml.safe_dump([pool], sort_keys=False))
+        self.cli("db", "sync")
+        self.cli("pool", "update", "--file", str(path))
+
+    def masters(self) -> list[tuple[str, int]]:
+        return [(HOST, self.mdns_port)]
+
+    # --- daemons ------------------------------------------------------------------
+
+    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start_mdns(self) -> None:
+        self.start("mdns", "mdns")
+        wait_for(
+            self._mdns_answers,
+            timeout=20,
+            what="mdns to answer",
+            ignore=(OSError, dns.exception.Timeout),
+        )
+
+    def _mdns_answers(self) -> bool:
+        query = dns.message.make_query("probe.invalid.", dns.rdatatype.SOA)
+        dns.query.udp(query, HOST, port=self.mdns_port, timeout=0.5)
+        return True
+
+    def start_conductor(self, name: str = "conductor") -> subprocess.Popen[bytes]:
+        return self.start(name, "conductor")
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        os.killpg(process.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            process.wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def soa_serial(zone: str, host: str, port: int) -> int | None:
+    """What a nameserver serves for ``zone``: its SOA serial, or None if it refuses."""
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    response = dns.query.udp(query, host, port=port, timeout=2)
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return int(rrset[0].serial)
+    return None
+
+
+def answer(name: str, rtype: str, host: str, port: int) -> tuple[int, set[str]]:
+    """The rcode and record texts a nameserver answers for ``name``/``rtype``."""
+    query = dns.message.make_query(name, rtype)
+    response = dns.query.udp(query, host, port=port, timeout=2)
+    texts = {rdata.to_text() for rrset in response.answer for rdata in rrset}
+    return response.rcode(), texts

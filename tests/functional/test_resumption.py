@@ -1,0 +1,82 @@
+"""A job survives SIGKILL of its conductor: another conductor resumes it.
+
+Real ZooKeeper (the dead conductor's claim vanishes with its session) and
+real PostgreSQL (the persisted atom states). The targets are fake backends
+that write a line to a file when a call *completes*, so the file shows
+which target work was done, by which process, and how often.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from tests.functional.deployment import Deployment
+from tests.functional.fixtures.ports import wait_for
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+ZONE = "resume.example."
+SLOW_SECONDS = 6
+
+
+def _calls(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_job_resumes_on_another_conductor_after_kill_9(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
+    )
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.resume.example.", "priority": 1}],
+                "targets": [
+                    {
+                        "type": "fake",
+                        "description": "fast",
+                        "options": {"record_file": str(record)},
+                    },
+                    {
+                        "type": "fake",
+                        "description": "slow",
+                        "options": {"record_file": str(record), "delay": SLOW_SECONDS},
+                    },
+                ],
+            }
+        )
+        first = deployment.start_conductor("first")
+        deployment.cli("zone", "create", ZONE, "--email", "hostmaster@resume.example")
+
+        # Part-way: the fast target is done, the slow one is still working.
+        wait_for(lambda: len(_calls(record)) == 1, timeout=30, what="the fast target's create")
+        deployment.kill("first")
+        assert len(_calls(record)) == 1
+
+        second = deployment.start_conductor("second")
+        wait_for(
+            lambda: (
+                json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)["status"]
+                == "ACTIVE"
+            ),
+            timeout=60,
+            interval=0.5,
+            what="the second conductor to finish the job",
+        )
+        calls = _calls(record)
+        assert sorted(c["op"] for c in calls) == ["create", "create"]
+        by_target = {c["target"]: c["pid"] for c in calls}
+        assert len(by_target) == 2, "each target was created exactly once"
+        pids = sorted(by_target.values())
+        assert pids == sorted([first.pid, second.pid])
+
+        jobs = json.loads(deployment.cli("--json", "job", "list").stdout)
+        assert [j["state"] for j in jobs] == ["SUCCESS"]
+    finally:
+        deployment.close()

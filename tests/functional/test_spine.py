@@ -1,0 +1,138 @@
+"""The whole data path with real servers: CLI → PostgreSQL → ZooKeeper → conductor → BIND9.
+
+Every assertion is about what the nameservers answer to DNS queries or what
+the database holds, never about what zoneflow says of itself.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+
+import dns.rcode
+import pytest
+
+from tests.functional.conftest import Bind9Factory
+from tests.functional.deployment import Deployment, answer, soa_serial
+from tests.functional.fixtures.ports import wait_for
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+ZONE = "spine.example."
+
+
+def _pool(deployment: Deployment, binds: list, *, threshold: int = 100) -> dict:
+    return {
+        "name": "default",
+        "threshold_percentage": threshold,
+        "ns_records": [{"hostname": "ns1.spine.example.", "priority": 1}],
+        "nameservers": [b.nameserver() for b in binds],
+        "targets": [b.pool_target(deployment.masters()) for b in binds],
+    }
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> Iterator[Deployment]:
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    yield deployment
+    deployment.close()
+
+
+def _stored_serial(deployment: Deployment, zone: str) -> int:
+    shown = json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
+    return int(shown["serial"])
+
+
+def test_zone_lifecycle_through_the_cli_is_served_by_both_bind9(
+    deployment: Deployment, bind9_factory: Bind9Factory
+) -> None:
+    binds = bind9_factory(2)
+    deployment.load_pool(_pool(deployment, binds))
+    deployment.start_mdns()
+    deployment.start_conductor()
+
+    deployment.cli("zone", "create", ZONE, "--email", "hostmaster@spine.example", "--wait")
+    for args in (
+        ("www", "A", "--record", "192.0.2.10", "--record", "192.0.2.11"),
+        ("www", "AAAA", "--record", "2001:db8::10"),
+        ("@", "MX", "--record", "10 mail.spine.example."),
+        ("@", "TXT", "--record", '"v=spf1 -all"'),
+    ):
+        deployment.cli("recordset", "create", ZONE, *args, "--wait")
+
+    serial = _stored_serial(deployment, ZONE)
+    status = json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)["status"]
+    assert status == "ACTIVE"
+    for bind in binds:
+        assert soa_serial(ZONE, bind.host, bind.port) == serial
+        assert answer(f"www.{ZONE}", "A", bind.host, bind.port) == (
+            dns.rcode.NOERROR,
+            {"192.0.2.10", "192.0.2.11"},
+        )
+        assert answer(f"www.{ZONE}", "AAAA", bind.host, bind.port)[1] == {"2001:db8::10"}
+        assert answer(ZONE, "MX", bind.host, bind.port)[1] == {"10 mail.spine.example."}
+        assert answer(ZONE, "TXT", bind.host, bind.port)[1] == {'"v=spf1 -all"'}
+
+    deployment.cli("recordset", "create", ZONE, "api", "A", "--record", "192.0.2.80", "--wait")
+    newer = _stored_serial(deployment, ZONE)
+    assert newer > serial
+    for bind in binds:
+        assert soa_serial(ZONE, bind.host, bind.port) == newer
+        assert answer(f"api.{ZONE}", "A", bind.host, bind.port)[1] == {"192.0.2.80"}
+
+    status_rows = json.loads(deployment.cli("--json", "zone", "status", ZONE).stdout)
+    assert sorted((r["serial"], r["status"]) for r in status_rows) == [(newer, "ACTIVE")] * 2
+
+    deployment.cli("zone", "delete", ZONE, "--wait")
+    for bind in binds:
+        assert answer(ZONE, "SOA", bind.host, bind.port)[0] == dns.rcode.REFUSED
+    listed = deployment.cli("zone", "list").stdout
+    assert ZONE not in listed
+
+
+def test_a_dead_target_with_threshold_100_reverts_the_create(
+    deployment: Deployment, bind9_factory: Bind9Factory
+) -> None:
+    alive, dead = bind9_factory(2)
+    deployment.load_pool(_pool(deployment, [alive, dead]))
+    deployment.start_mdns()
+    deployment.start_conductor()
+    dead.kill()
+
+    done = deployment.cli(
+        "zone", "create", ZONE, "--email", "hostmaster@spine.example", "--wait", check=False
+    )
+    assert done.returncode == 1
+    shown = json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)
+    assert shown["status"] == "ERROR"
+    assert "1 of 2 targets succeeded" in shown["error"]
+    assert "threshold of 100%" in shown["error"]
+    # The revert removed the zone from the target that had created it.
+    assert wait_for(
+        lambda: answer(ZONE, "SOA", alive.host, alive.port)[0] == dns.rcode.REFUSED,
+        timeout=10,
+        what="the surviving BIND9 to stop serving the reverted zone",
+    )
+
+
+def test_ids_and_errors_of_bad_cli_input_are_clear(
+    deployment: Deployment, bind9_factory: Bind9Factory
+) -> None:
+    binds = bind9_factory(1)
+    deployment.load_pool(_pool(deployment, binds))
+    cases = [
+        (("zone", "create", "bad_name.example", "--email", "a@b.example"), "invalid label"),
+        (("zone", "create", "ok.example", "--email", "nope"), "email 'nope' is invalid"),
+        (("zone", "create", "ok.example", "--email", "a@b.example", "--ttl", "-5"), "out of range"),
+        (("zone", "create", "ok.example", "--email", "a@b.example", "--pool", "x"), "pool 'x'"),
+        (("zone", "show", "missing.example"), "does not exist"),
+        (("pool", "update", "--file", "/nonexistent.yaml"), "cannot read pools file"),
+    ]
+    for args, message in cases:
+        done = deployment.cli(*args, check=False)
+        assert done.returncode == 1, args
+        assert message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert json.loads(deployment.cli("--json", "zone", "list").stdout) == []

@@ -1,0 +1,104 @@
+"""pools.yaml is validated whole before anything is stored."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from zoneflow import exceptions
+from zoneflow.central import pools
+from zoneflow.storage import api as storage
+
+GOOD = """
+- name: default
+  description: two BIND9 servers
+  threshold_percentage: 50
+  ns_records:
+    - {hostname: ns1.example.org., priority: 1}
+    - {hostname: ns2.example.org., priority: 2}
+  nameservers:
+    - {host: 127.0.0.1, port: 5301}
+    - {host: 127.0.0.1, port: 5302}
+  targets:
+    - type: bind9
+      description: bind-1
+      masters: [{host: 127.0.0.1, port: 5354}]
+      options: {host: 127.0.0.1, port: 5301, rndc_port: 9531}
+    - type: bind9
+      description: bind-2
+      masters: [{host: 127.0.0.1, port: 5354}]
+      options: {host: 127.0.0.1, port: 5302, rndc_port: 9532}
+  also_notifies:
+    - {host: 127.0.0.1, port: 5399}
+"""
+
+
+def test_a_designate_style_pools_file_is_stored(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(GOOD)
+    (pool,) = pools.update(str(path))
+    stored = storage.get_pool("default")
+    assert stored == pool
+    assert stored.threshold_percentage == 50
+    assert [t.label for t in stored.targets] == ["bind-1", "bind-2"]
+    assert [str(n) for n in stored.nameservers] == ["127.0.0.1:5301", "127.0.0.1:5302"]
+    assert [r.hostname for r in stored.ns_records] == ["ns1.example.org.", "ns2.example.org."]
+    assert stored.targets[0].options["rndc_port"] == 9531
+    assert str(stored.also_notifies[0]) == "127.0.0.1:5399"
+
+
+def test_loading_the_same_file_twice_keeps_target_ids(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(GOOD)
+    first = pools.update(str(path))[0]
+    path.write_text(GOOD.replace("rndc_port: 9531", "rndc_port: 9999"))
+    second = pools.update(str(path))[0]
+    assert [t.id for t in first.targets] == [t.id for t in second.targets]
+    assert second.targets[0].options["rndc_port"] == 9999
+    assert len(storage.list_pools()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("- name: x\n  targets: [", "not valid YAML at line"),
+        ("name: default", "must be a YAML list of pools"),
+        ("- description: nameless", "has no name"),
+        (GOOD.replace("threshold_percentage: 50", "threshold_percentage: 150"), "1 to 100"),
+        (
+            GOOD.replace("host: 127.0.0.1, port: 5301}", "host: ns.example, port: 5301}"),
+            "must be an IP address",
+        ),
+        (GOOD.replace("port: 5302}", "port: 70000}"), "from 1 to 65535"),
+        (
+            GOOD.replace(
+                "    - type: bind9\n      description: bind-2", "    - description: bind-2"
+            ),
+            "has no type",
+        ),
+        (GOOD.replace("  also_notifies:", "  bogus: 1\n  also_notifies:"), "unknown key"),
+        (GOOD.replace("port: 5302, rndc_port: 9532", "port: 5301, rndc_port: 9532"), "same server"),
+        (
+            GOOD.replace(
+                "      masters: [{host: 127.0.0.1, port: 5354}]\n"
+                "      options: {host: 127.0.0.1, port: 5302",
+                "      options: {host: 127.0.0.1, port: 5302",
+            ),
+            "masters must list mdns",
+        ),
+    ],
+)
+def test_a_bad_pools_file_is_refused_and_changes_nothing(
+    tmp_path: pathlib.Path, text: str, complaint: str
+) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(text)
+    with pytest.raises(exceptions.InvalidPoolConfig, match=complaint):
+        pools.update(str(path))
+    assert storage.list_pools() == []
+
+
+def test_a_missing_pools_file_is_named() -> None:
+    with pytest.raises(exceptions.InvalidPoolConfig, match="cannot read pools file /nope.yaml"):
+        pools.update("/nope.yaml")

@@ -1,0 +1,128 @@
+"""Storage: serials, the outbox, status writes and deletes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import pytest
+
+from zoneflow import exceptions, objects
+from zoneflow.central import api as central
+from zoneflow.storage import api as storage
+
+pytestmark = pytest.mark.usefixtures("fake_pool")
+
+
+def _zone() -> objects.Zone:
+    return central.create_zone("example.com", "hostmaster@example.com")
+
+
+def test_every_change_bumps_the_serial_and_writes_its_job() -> None:
+    zone = _zone()
+    assert zone.serial >= int(time.time()) - 5
+    serials = [zone.serial]
+    rs = central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    serials.append(storage.get_zone(zone.id).serial)
+    central.update_recordset("example.com", rs.id, records=["192.0.2.2"])
+    serials.append(storage.get_zone(zone.id).serial)
+    central.delete_recordset("example.com", rs.id)
+    serials.append(storage.get_zone(zone.id).serial)
+    assert serials == sorted(set(serials))
+    jobs = storage.claim_pending_jobs()
+    assert [(j.kind, j.serial) for j in jobs] == [
+        ("create-zone", serials[0]),
+        ("update-zone", serials[1]),
+        ("update-zone", serials[2]),
+        ("update-zone", serials[3]),
+    ]
+
+
+def test_a_refused_change_leaves_serial_records_and_outbox_untouched() -> None:
+    zone = _zone()
+    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    before = storage.get_zone(zone.id).serial
+    pending = storage.count_pending_jobs()
+    with pytest.raises(exceptions.InvalidRecordSetLocation):
+        central.create_recordset("example.com", "www", "CNAME", ["elsewhere.example.net."])
+    with pytest.raises(exceptions.DuplicateRecordSet):
+        central.create_recordset("example.com", "www", "A", ["192.0.2.9"])
+    assert storage.get_zone(zone.id).serial == before
+    assert storage.count_pending_jobs() == pending
+    assert [rs.records for rs in storage.list_recordsets(zone.id)] == [("192.0.2.1",)]
+
+
+def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
+    zone = _zone()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        made = list(
+            pool.map(
+                lambda i: central.create_recordset(
+                    "example.com", f"host{i}", "A", [f"192.0.2.{i}"]
+                ),
+                range(40),
+            )
+        )
+    serials = [rs.serial for rs in made]
+    assert len(set(serials)) == 40
+    assert storage.get_zone(zone.id).serial == max(serials)
+    assert len(storage.list_recordsets(zone.id)) == 40
+
+
+def test_the_serial_never_goes_back_even_if_the_clock_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    zone = _zone()
+    monkeypatch.setattr(time, "time", lambda: 1_000_000.0)
+    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    assert storage.get_zone(zone.id).serial == zone.serial + 1
+
+
+def test_a_job_for_an_old_serial_does_not_set_the_status() -> None:
+    zone = _zone()
+    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    assert not storage.set_zone_status(zone.id, serial=zone.serial, status=objects.ACTIVE)
+    newest = storage.get_zone(zone.id)
+    assert newest.status == objects.PENDING
+    assert storage.set_zone_status(
+        zone.id, serial=newest.serial, status=objects.ACTIVE, action=objects.NONE
+    )
+    assert storage.get_zone(zone.id).status == objects.ACTIVE
+    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.ACTIVE}
+
+
+def test_a_served_serial_is_never_recorded_as_going_back() -> None:
+    zone = _zone()
+    storage.set_target_status(zone.id, "t1", serial=10, status=objects.ACTIVE)
+    storage.set_target_status(zone.id, "t1", serial=5, status=objects.ACTIVE)
+    (row,) = storage.list_target_status(zone.id)
+    assert row.serial == 10
+
+
+def test_a_deleted_zone_frees_its_name_once_the_delete_job_is_done() -> None:
+    zone = _zone()
+    deleting = central.delete_zone("example.com")
+    assert (deleting.status, deleting.action) == (objects.PENDING, objects.DELETE)
+    with pytest.raises(exceptions.ZoneBusy):
+        central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    with pytest.raises(exceptions.DuplicateZone):
+        central.create_zone("example.com", "hostmaster@example.com")
+    assert storage.finish_zone_delete(zone.id, serial=deleting.serial)
+    with pytest.raises(exceptions.ZoneNotFound):
+        storage.get_zone("example.com")
+    again = central.create_zone("example.com", "hostmaster@example.com")
+    assert again.id != zone.id
+
+
+def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:
+    _zone()
+    first = storage.claim_pending_jobs()
+    assert len(first) == 1
+    assert storage.claim_pending_jobs() == []
+    storage.release_pending_job(first[0].id)
+    assert storage.claim_pending_jobs() == first
+
+
+def test_unknown_pool_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(exceptions.PoolNotFound, match="pool 'nope' does not exist"):
+        central.create_zone("example.com", "hostmaster@example.com", pool="nope")
+    assert storage.list_zones() == []
+    assert storage.count_pending_jobs() == 0

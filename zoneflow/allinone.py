@@ -1,0 +1,56 @@
+"""All-in-one mode: conductor, outbox relay and mdns in one process.
+
+The embedded default: SQLite and the in-process zake jobboard need no other
+service, so one ``zoneflow all-in-one`` plus a pool of nameservers is a
+working system. CLI commands in other processes write their jobs to the
+outbox, and this process's relay posts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from zoneflow.central import api as central
+from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import migration
+
+LOG = logging.getLogger(__name__)
+
+
+class AllInOne:
+    def __init__(self) -> None:
+        migration.upgrade()
+        persistence.upgrade()
+        self.mdns = mdns_server.MdnsServer()
+        self.conductor = daemon.Conductor()
+        if self.conductor.relay is not None:
+            # Changes made in this process are posted at once, not at the next poll.
+            central.on_change(self.conductor.relay.wake)
+
+    def start(self) -> None:
+        self.mdns.start_in_thread()
+        self.conductor.start()
+        LOG.info(
+            "all-in-one running: mdns on %s:%s, conductor %s on %s",
+            self.mdns.host,
+            self.mdns.port,
+            self.conductor.name,
+            jobboard.describe(),
+        )
+
+    def stop(self) -> None:
+        self.conductor.stop()
+        self.mdns.stop_thread()
+
+
+def run_forever() -> None:
+    services = AllInOne()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    services.start()
+    stopping.wait()
+    services.stop()

@@ -1,0 +1,217 @@
+"""pools.yaml: Designate's pool file format, read, validated and stored.
+
+A file is a list of pools::
+
+    - name: default
+      description: Default pool
+      threshold_percentage: 100          # zoneflow's addition, default 100
+      ns_records: [{hostname: ns1.example.org., priority: 1}]
+      nameservers: [{host: 127.0.0.1, port: 53}]
+      targets:
+        - type: bind9
+          description: BIND9 server 1
+          masters: [{host: 127.0.0.1, port: 5354}]
+          options: {host: 127.0.0.1, port: 53, rndc_host: 127.0.0.1, rndc_port: 953,
+                    rndc_key_file: /etc/bind/rndc.key}
+      also_notifies: [{host: 192.0.2.4, port: 53}]
+
+Everything is checked before anything is written, so a bad file changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from typing import Any
+
+import yaml
+
+from zoneflow import exceptions, objects
+from zoneflow.central import validation
+from zoneflow.storage import api as storage
+
+# Target ids are derived from what identifies the server, so loading the same
+# file twice (or changing a target's rndc settings) keeps the target's id and
+# its per-zone status.
+_TARGET_NAMESPACE = uuid.UUID("6b2f1d0e-2c8a-4d8e-9a57-3f1f3c0b9d11")
+_POOL_KEYS = {
+    "id",
+    "name",
+    "description",
+    "attributes",
+    "threshold_percentage",
+    "ns_records",
+    "nameservers",
+    "targets",
+    "also_notifies",
+}
+_TARGET_KEYS = {"id", "type", "description", "masters", "options"}
+
+
+def load_file(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise exceptions.InvalidPoolConfig(
+            f"cannot read pools file {path}: {exc.strerror}"
+        ) from exc
+    return parse(text, source=path)
+
+
+def parse(text: str, *, source: str = "pools.yaml") -> list[dict[str, Any]]:
+    """Validate pools.yaml text; return normalised pool dicts ready to store."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise exceptions.InvalidPoolConfig(f"{source} is not valid YAML{where}") from exc
+    if not isinstance(data, list) or not data:
+        raise exceptions.InvalidPoolConfig(
+            f"{source} must be a YAML list of pools (each starting with '- name: ...')"
+        )
+    pools = [_pool(entry, f"{source}: pool #{i + 1}") for i, entry in enumerate(data)]
+    names = [p["name"] for p in pools]
+    if len(set(names)) != len(names):
+        raise exceptions.InvalidPoolConfig(f"{source} names a pool twice: pool names are unique")
+    return pools
+
+
+def update(path: str) -> list[objects.Pool]:
+    """Load a pools file into storage (create or replace pools by name)."""
+    return storage.replace_pools(load_file(path))
+
+
+def _pool(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise exceptions.InvalidPoolConfig(f"{where} must be a mapping with name, targets, ...")
+    _no_unknown_keys(entry, _POOL_KEYS, where)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise exceptions.InvalidPoolConfig(f"{where} has no name: add 'name: <pool name>'")
+    where = f"{where.split(':')[0]}: pool {name!r}"
+    threshold = entry.get("threshold_percentage", 100)
+    if not isinstance(threshold, int) or not 0 < threshold <= 100:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: threshold_percentage {threshold!r} must be a whole number from 1 to 100"
+        )
+    ns_records = [
+        _ns_record(r, f"{where}: ns_records #{i + 1}")
+        for i, r in enumerate(_list(entry, "ns_records", where, required=True))
+    ]
+    targets = [
+        _target(name, t, f"{where}: targets #{i + 1}")
+        for i, t in enumerate(_list(entry, "targets", where, required=True))
+    ]
+    ids = [t["id"] for t in targets]
+    if len(set(ids)) != len(ids):
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: two targets point at the same server (same type, host and port)"
+        )
+    return {
+        "name": name.strip(),
+        "description": str(entry.get("description") or ""),
+        "threshold_percentage": threshold,
+        "ns_records": ns_records,
+        "nameservers": [
+            _host_port(n, f"{where}: nameservers #{i + 1}", default_port=53)
+            for i, n in enumerate(_list(entry, "nameservers", where))
+        ],
+        "targets": targets,
+        "also_notifies": [
+            _host_port(n, f"{where}: also_notifies #{i + 1}", default_port=53)
+            for i, n in enumerate(_list(entry, "also_notifies", where))
+        ],
+    }
+
+
+def _list(entry: dict[str, Any], key: str, where: str, *, required: bool = False) -> list[Any]:
+    value = entry.get(key)
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        raise exceptions.InvalidPoolConfig(f"{where}: {key} must be a list")
+    if required and not value:
+        raise exceptions.InvalidPoolConfig(f"{where}: {key} must list at least one entry")
+    return value
+
+
+def _no_unknown_keys(entry: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known keys are "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def _ns_record(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or "hostname" not in entry:
+        raise exceptions.InvalidPoolConfig(f"{where} needs 'hostname' (and 'priority')")
+    try:
+        hostname = validation.zone_name(str(entry["hostname"]))
+    except exceptions.InvalidInput as exc:
+        raise exceptions.InvalidPoolConfig(f"{where}: {exc}") from None
+    priority = entry.get("priority", 1)
+    if not isinstance(priority, int):
+        raise exceptions.InvalidPoolConfig(f"{where}: priority {priority!r} must be a number")
+    return {"hostname": hostname, "priority": priority}
+
+
+def _host_port(entry: Any, where: str, *, default_port: int) -> dict[str, Any]:
+    if not isinstance(entry, dict) or "host" not in entry:
+        raise exceptions.InvalidPoolConfig(f"{where} needs 'host' and 'port'")
+    host = str(entry["host"])
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: host {host!r} must be an IP address (zoneflow does not resolve names "
+            "to reach its own servers)"
+        ) from None
+    port = entry.get("port", default_port)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise exceptions.InvalidPoolConfig(f"{where}: port {port!r} must be from 1 to 65535")
+    return {"host": host, "port": port}
+
+
+def _target(pool_name: str, entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise exceptions.InvalidPoolConfig(f"{where} must be a mapping with type and options")
+    _no_unknown_keys(entry, _TARGET_KEYS, where)
+    kind = entry.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise exceptions.InvalidPoolConfig(f"{where} has no type: add e.g. 'type: bind9'")
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise exceptions.InvalidPoolConfig(f"{where}: options must be a mapping")
+    masters = [
+        _host_port(m, f"{where}: masters #{i + 1}", default_port=53)
+        for i, m in enumerate(_list(entry, "masters", where))
+    ]
+    if kind != "fake" and not masters:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: masters must list mdns ({{host: 127.0.0.1, port: 5354}}) so the "
+            "server knows where to transfer zones from"
+        )
+    if "port" in options and not isinstance(options["port"], int):
+        raise exceptions.InvalidPoolConfig(f"{where}: options.port must be a number")
+    return {
+        "id": str(entry.get("id") or target_id(pool_name, kind, options, entry)),
+        "type": kind,
+        "description": str(entry.get("description") or ""),
+        "masters": masters,
+        "options": options,
+    }
+
+
+def target_id(pool_name: str, kind: str, options: dict[str, Any], entry: dict[str, Any]) -> str:
+    """A stable id for a target: same pool, type and server address → same id."""
+    address = (
+        f"{options['host']}:{options.get('port', 53)}"
+        if "host" in options
+        else str(entry.get("description") or options)
+    )
+    return str(uuid.uuid5(_TARGET_NAMESPACE, f"{pool_name}/{kind}/{address}"))

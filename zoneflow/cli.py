@@ -1,0 +1,587 @@
+"""The ``zoneflow`` command.
+
+Changes go through :mod:`zoneflow.central`, exactly as the REST API's will.
+Errors are one line on stderr and a non-zero exit status; a traceback only
+with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from zoneflow import config, exceptions, objects
+
+CONF = cfg.CONF
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 2
+
+
+# --- output ------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def _show(args: argparse.Namespace, value: Any) -> None:
+    plain = _plain(value)
+    if args.json:
+        print(json.dumps(plain, indent=2, sort_keys=True))
+        return
+    width = max(len(k) for k in plain)
+    for key, item in plain.items():
+        if isinstance(item, list):
+            item = ", ".join(str(i) for i in item)
+        print(f"{key.ljust(width)}  {'' if item is None else item}")
+
+
+def _list(args: argparse.Namespace, items: Sequence[Any], headers: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps([_plain(i) for i in items], indent=2, sort_keys=True))
+        return
+    rows = []
+    for item in items:
+        plain = _plain(item)
+        rows.append(
+            [
+                ", ".join(map(str, v)) if isinstance(v, list) else v
+                for v in (plain[h] for h in headers)
+            ]
+        )
+    print(_table(rows, headers))
+
+
+# --- posting jobs --------------------------------------------------------------
+
+
+class _JobPoster:
+    """Posts the jobs a command's changes wrote to the outbox.
+
+    With ZooKeeper the board is checked before anything changes, so an
+    unreachable board costs the user nothing; with the in-process zake board
+    there is nothing to post to from here, and the running ``zoneflow
+    all-in-one`` picks the jobs up from the outbox.
+    """
+
+    def __init__(self) -> None:
+        from zoneflow.conductor import jobboard, persistence
+
+        self.board = None
+        self.persistence = None
+        if CONF.jobboard.backend == "zookeeper":
+            self.persistence = persistence.get_backend()
+            self.board = jobboard.connect(self.persistence, name="zoneflow-cli")
+
+    def post(self) -> None:
+        if self.board is None:
+            return
+        from zoneflow.engine.relay import OutboxRelay
+
+        try:
+            OutboxRelay(self.board, self.persistence).flush()
+        finally:
+            self.board.close()
+
+
+def _change(args: argparse.Namespace, make_change: Callable[[], Any]) -> Any:
+    poster = _JobPoster()
+    result = make_change()
+    poster.post()
+    return result
+
+
+def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
+    """Wait until the zone's job has finished (the zone leaves PENDING)."""
+    from zoneflow.storage import api as storage
+
+    deadline = time.monotonic() + args.wait_timeout
+    while True:
+        zone = storage.get_zone_any(zone_id)
+        if zone is None or zone.status != objects.PENDING:
+            if zone is None:
+                raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+            return zone
+        if time.monotonic() > deadline:
+            raise exceptions.ZoneflowError(
+                f"zone {zone.name} is still PENDING after {args.wait_timeout:g}s: is a conductor "
+                "running? ('zoneflow conductor', or 'zoneflow all-in-one')"
+            )
+        time.sleep(0.05)
+
+
+def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
+    if args.wait:
+        zone = _wait(args, zone.id)
+    _show(args, zone)
+    if args.wait and zone.status == objects.ERROR:
+        return EXIT_ERROR
+    return 0
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def cmd_db_sync(args: argparse.Namespace) -> int:
+    from zoneflow.conductor import persistence
+    from zoneflow.storage import migration
+
+    migration.upgrade()
+    persistence.upgrade()
+    print("database is up to date")
+    return 0
+
+
+def cmd_pool_update(args: argparse.Namespace) -> int:
+    from zoneflow.central import pools
+
+    for pool in pools.update(args.file):
+        print(
+            f"pool {pool.name}: {len(pool.targets)} target(s), "
+            f"{len(pool.nameservers)} nameserver(s)"
+        )
+    return 0
+
+
+def cmd_pool_list(args: argparse.Namespace) -> int:
+    from zoneflow.storage import api as storage
+
+    pools = storage.list_pools()
+    if args.json:
+        _list(args, pools, [])
+        return 0
+    print(
+        _table(
+            [[p.name, p.id, len(p.targets), p.threshold_percentage] for p in pools],
+            ["name", "id", "targets", "threshold_percentage"],
+        )
+    )
+    return 0
+
+
+def cmd_pool_show(args: argparse.Namespace) -> int:
+    from zoneflow.storage import api as storage
+
+    pool = storage.get_pool(args.name)
+    if args.json:
+        _show(args, pool)
+        return 0
+    print(f"pool {pool.name} ({pool.id}), threshold {pool.threshold_percentage}%")
+    print("ns_records:  " + ", ".join(f"{r.hostname} ({r.priority})" for r in pool.ns_records))
+    print("nameservers: " + ", ".join(str(n) for n in pool.nameservers))
+    if pool.also_notifies:
+        print("also_notifies: " + ", ".join(str(n) for n in pool.also_notifies))
+    print(
+        _table(
+            [[t.id, t.type, t.label, ", ".join(str(m) for m in t.masters)] for t in pool.targets],
+            ["target", "type", "description", "masters"],
+        )
+    )
+    return 0
+
+
+def cmd_zone_create(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    zone = _change(
+        args,
+        lambda: central.create_zone(
+            args.name, args.email, ttl=args.ttl, pool=args.pool, description=args.description
+        ),
+    )
+    return _finish_zone_change(args, zone)
+
+
+def cmd_zone_update(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    zone = _change(
+        args,
+        lambda: central.update_zone(
+            args.name, email=args.email, ttl=args.ttl, description=args.description
+        ),
+    )
+    return _finish_zone_change(args, zone)
+
+
+def cmd_zone_delete(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+    from zoneflow.storage import api as storage
+
+    zone = _change(args, lambda: central.delete_zone(args.name))
+    if args.wait:
+        deadline_zone = _wait(args, zone.id)
+        if deadline_zone.status == objects.ERROR:
+            _show(args, deadline_zone)
+            return EXIT_ERROR
+        zone = storage.get_zone_any(zone.id) or zone
+    _show(args, zone)
+    return 0
+
+
+def cmd_zone_list(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    _list(args, central.list_zones(), ["name", "id", "serial", "status", "action"])
+    return 0
+
+
+def cmd_zone_show(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    _show(args, central.get_zone(args.name))
+    return 0
+
+
+def cmd_zone_status(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+    from zoneflow.storage import api as storage
+
+    zone = central.get_zone(args.name)
+    pool = storage.get_pool(zone.pool_id)
+    labels = {t.id: t.label for t in pool.targets}
+    rows = central.zone_status(args.name)
+    if args.json:
+        _list(args, rows, [])
+        return 0
+    print(
+        f"{zone.name} serial {zone.serial}: {zone.status}/{zone.action}"
+        + (f" ({zone.error})" if zone.error else "")
+    )
+    print(
+        _table(
+            [
+                [
+                    labels.get(r.target_id, r.target_id),
+                    r.serial,
+                    r.status,
+                    r.error or "",
+                    _plain(r.updated_at),
+                ]
+                for r in rows
+            ],
+            ["target", "serial", "status", "last error", "updated"],
+        )
+    )
+    return 0
+
+
+def cmd_recordset_create(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    recordset = _change(
+        args,
+        lambda: central.create_recordset(
+            args.zone, args.name, args.type, args.record, ttl=args.ttl
+        ),
+    )
+    return _finish_recordset_change(args, recordset)
+
+
+def cmd_recordset_update(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    if args.record is None and args.ttl is None:
+        raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
+    recordset = _change(
+        args,
+        lambda: central.update_recordset(
+            args.zone, args.name, rtype=args.type, records=args.record, ttl=args.ttl
+        ),
+    )
+    return _finish_recordset_change(args, recordset)
+
+
+def cmd_recordset_delete(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    recordset = _change(
+        args, lambda: central.delete_recordset(args.zone, args.name, rtype=args.type)
+    )
+    return _finish_recordset_change(args, recordset)
+
+
+def _finish_recordset_change(args: argparse.Namespace, recordset: objects.RecordSet) -> int:
+    if args.wait:
+        zone = _wait(args, recordset.zone_id)
+        if zone.status == objects.ERROR:
+            _show(args, zone)
+            return EXIT_ERROR
+    _show(args, recordset)
+    return 0
+
+
+def cmd_recordset_list(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    _list(args, central.list_recordsets(args.zone), ["name", "type", "ttl", "records", "status"])
+    return 0
+
+
+def cmd_recordset_show(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    _show(args, central.get_recordset(args.zone, args.name, rtype=args.type))
+    return 0
+
+
+def cmd_job_list(args: argparse.Namespace) -> int:
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import jobs
+
+    _list(
+        args,
+        jobs.list_jobs(persistence.get_backend(), limit=args.limit),
+        ["id", "kind", "zone_name", "serial", "state", "created_at"],
+    )
+    return 0
+
+
+def cmd_job_show(args: argparse.Namespace) -> int:
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import jobs
+
+    job = jobs.get_job(persistence.get_backend(), args.id)
+    if args.json:
+        _show(args, job)
+        return 0
+    print(f"job {job.id}: {job.kind} {job.zone_name} serial {job.serial}: {job.state}")
+    print(
+        _table([[a.name, a.state, a.intention] for a in job.atoms], ["atom", "state", "intention"])
+    )
+    return 0
+
+
+def cmd_flow_show(args: argparse.Namespace) -> int:
+    from zoneflow import flows
+    from zoneflow.flows import render
+    from zoneflow.storage import api as storage
+
+    factory = flows.FACTORIES.get(args.kind)
+    if factory is None:
+        raise exceptions.FlowNotFound(
+            f"there is no flow {args.kind!r}: choose one of {', '.join(sorted(flows.FACTORIES))}"
+        )
+    try:
+        pool_args = flows.pool_args(storage.get_pool(args.pool))
+    except exceptions.PoolNotFound:
+        if args.pool != CONF.central.default_pool:
+            raise
+        pool_args = _example_pool_args()
+    dot = render.to_dot(factory(**pool_args))
+    if args.format == "dot":
+        sys.stdout.write(dot)
+    else:
+        sys.stdout.buffer.write(render.to_image(dot, args.format))
+    return 0
+
+
+def _example_pool_args() -> dict[str, Any]:
+    """A two-server pool to draw flows with before any pool is loaded."""
+    return {
+        "targets": [
+            {"id": f"bind9-{i}", "label": f"bind9-{i}", "host": f"192.0.2.{i}", "port": 53}
+            for i in (1, 2)
+        ],
+        "nameservers": [[f"192.0.2.{i}", 53] for i in (1, 2)],
+        "also_notifies": [],
+        "threshold": 100,
+    }
+
+
+def cmd_conductor(args: argparse.Namespace) -> int:
+    from zoneflow.conductor import daemon
+
+    daemon.run_forever()
+    return 0
+
+
+def cmd_mdns(args: argparse.Namespace) -> int:
+    from zoneflow.mdns import server
+
+    server.run()
+    return 0
+
+
+def cmd_all_in_one(args: argparse.Namespace) -> int:
+    from zoneflow import allinone
+
+    allinone.run_forever()
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoneflow", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config-file",
+        action="append",
+        metavar="PATH",
+        help="zoneflow.conf to read (repeatable; default ./zoneflow.conf, "
+        "/etc/zoneflow/zoneflow.conf or $ZONEFLOW_CONFIG)",
+    )
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def command(
+        sub: Any,
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help: str,
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    def waitable(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait until the nameservers serve the change (or it fails)",
+        )
+        p.add_argument("--wait-timeout", type=float, default=120.0, metavar="SECONDS")
+
+    db = groups.add_parser("db", help="database schema").add_subparsers(dest="cmd", required=True)
+    command(db, "sync", cmd_db_sync, "create or upgrade the database schema")
+
+    pool = groups.add_parser("pool", help="pools of nameservers").add_subparsers(
+        dest="cmd", required=True
+    )
+    p = command(pool, "update", cmd_pool_update, "load pools from a Designate-style pools.yaml")
+    p.add_argument("--file", required=True, metavar="POOLS_YAML")
+    command(pool, "list", cmd_pool_list, "list pools")
+    p = command(pool, "show", cmd_pool_show, "show a pool's targets and nameservers")
+    p.add_argument("name", nargs="?", default="default")
+
+    zone = groups.add_parser("zone", help="zones").add_subparsers(dest="cmd", required=True)
+    p = command(zone, "create", cmd_zone_create, "create a zone")
+    p.add_argument("name")
+    p.add_argument("--email", required=True)
+    p.add_argument("--ttl")
+    p.add_argument("--pool")
+    p.add_argument("--description")
+    waitable(p)
+    p = command(zone, "update", cmd_zone_update, "change a zone's email, TTL or description")
+    p.add_argument("name")
+    p.add_argument("--email")
+    p.add_argument("--ttl")
+    p.add_argument("--description")
+    waitable(p)
+    p = command(zone, "delete", cmd_zone_delete, "delete a zone from every nameserver")
+    p.add_argument("name")
+    waitable(p)
+    command(zone, "list", cmd_zone_list, "list zones")
+    p = command(zone, "show", cmd_zone_show, "show a zone")
+    p.add_argument("name")
+    p = command(zone, "status", cmd_zone_status, "what each target serves of a zone")
+    p.add_argument("name")
+
+    rs = groups.add_parser("recordset", help="recordsets").add_subparsers(dest="cmd", required=True)
+    p = command(rs, "create", cmd_recordset_create, "create a recordset")
+    p.add_argument("zone")
+    p.add_argument("name", help="relative to the zone, '@' for the apex, or absolute")
+    p.add_argument("type")
+    p.add_argument(
+        "--record",
+        action="append",
+        required=True,
+        metavar="DATA",
+        help="record data in zone-file syntax (repeatable)",
+    )
+    p.add_argument("--ttl")
+    waitable(p)
+    p = command(rs, "update", cmd_recordset_update, "replace a recordset's records or TTL")
+    p.add_argument("zone")
+    p.add_argument("name")
+    p.add_argument("--type")
+    p.add_argument("--record", action="append", metavar="DATA")
+    p.add_argument("--ttl")
+    waitable(p)
+    p = command(rs, "delete", cmd_recordset_delete, "delete a recordset")
+    p.add_argument("zone")
+    p.add_argument("name")
+    p.add_argument("--type")
+    waitable(p)
+    p = command(rs, "list", cmd_recordset_list, "list a zone's recordsets")
+    p.add_argument("zone")
+    p = command(rs, "show", cmd_recordset_show, "show a recordset")
+    p.add_argument("zone")
+    p.add_argument("name")
+    p.add_argument("--type")
+
+    job = groups.add_parser("job", help="jobs").add_subparsers(dest="cmd", required=True)
+    p = command(job, "list", cmd_job_list, "list jobs, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p = command(job, "show", cmd_job_show, "show a job and the state of each of its tasks")
+    p.add_argument("id")
+
+    flow = groups.add_parser("flow", help="flows").add_subparsers(dest="cmd", required=True)
+    p = command(flow, "show", cmd_flow_show, "draw a flow's graph")
+    p.add_argument("kind", help="create-zone, update-zone or delete-zone")
+    p.add_argument("--format", choices=["dot", "svg", "png"], default="dot")
+    p.add_argument("--pool", default="default", help="draw it for this pool's targets")
+
+    for name, func, text in (
+        ("conductor", cmd_conductor, "run a conductor: claim jobs and run their flows"),
+        ("mdns", cmd_mdns, "run the mini-DNS nameservers transfer zones from"),
+        ("all-in-one", cmd_all_in_one, "run conductor, mdns and relay in one process"),
+    ):
+        command(groups, name, func, text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config.setup(args.config_file, debug=args.debug)
+        return int(args.func(args))
+    except exceptions.ZoneflowError as exc:
+        if args.debug:
+            raise
+        print(f"zoneflow: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"zoneflow: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Conductor daemons, the jobboard connection and TaskFlow persistence setup."""

@@ -1,0 +1,97 @@
+"""The conductor daemon: claims zone jobs from the jobboard and runs their flows.
+
+Built on TaskFlow's non-blocking conductor: each claimed job runs its flow
+on a parallel engine whose tasks share the process's one thread pool.
+Several conductors may watch one ZooKeeper board; each job is claimed by
+exactly one, and a dead conductor's jobs are freed when its ZooKeeper
+session ends and resumed by another from their persisted atom states.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+from oslo_config import cfg
+from taskflow.conductors import backends as conductor_backends
+
+from zoneflow.conductor import jobboard, persistence
+from zoneflow.engine import executor
+from zoneflow.engine.relay import OutboxRelay
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+conductor_opts = [
+    cfg.StrOpt("name", help="Name this conductor claims jobs under (default: host-pid)."),
+    cfg.IntOpt("max_jobs", default=32, min=1, help="Jobs one conductor runs at once."),
+    cfg.FloatOpt(
+        "wait_timeout",
+        default=0.02,
+        min=0.001,
+        help="Seconds between looks at the board when idle: the latency of picking up a job.",
+    ),
+    cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
+]
+CONF.register_opts(conductor_opts, group="conductor")
+
+
+class Conductor:
+    """One conductor, runnable in its own thread or as a process's main loop."""
+
+    def __init__(self, name: str | None = None, *, board: Any = None) -> None:
+        self.name = name or CONF.conductor.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.persistence = persistence.get_backend()
+        self.board = board or jobboard.connect(self.persistence, name=f"board-{self.name}")
+        self.relay = OutboxRelay(self.board, self.persistence) if CONF.conductor.relay else None
+        self._conductor = conductor_backends.fetch(
+            "nonblocking",
+            self.name,
+            self.board,
+            persistence=self.persistence,
+            engine="parallel",
+            engine_options=executor.engine_options(),
+            wait_timeout=CONF.conductor.wait_timeout,
+            max_simultaneous_jobs=CONF.conductor.max_jobs,
+        )
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Claim and run jobs until stop() (blocks)."""
+        if self.relay is not None:
+            self.relay.start()
+        LOG.info("conductor %s watching %s", self.name, jobboard.describe())
+        self._conductor.run()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"conductor-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        self._conductor.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._conductor.close()
+        self.board.close()
+
+
+def run_forever() -> None:
+    """`zoneflow conductor`: run until SIGINT or SIGTERM."""
+    conductor = Conductor()
+    stopping = threading.Event()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    conductor.start()
+    stopping.wait()
+    LOG.info("conductor %s stopping", conductor.name)
+    conductor.stop()

@@ -1,0 +1,116 @@
+"""Posting zone jobs to the jobboard, and reading them back.
+
+A job is a TaskFlow logbook holding one flow detail whose metadata names the
+flow factory and its arguments; the conductor that claims the job rebuilds
+the flow from them, and the atom states persisted there let another
+conductor resume it. The logbook's uuid is the job id users see: it lives in
+the database, so it outlives the jobboard entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import uuid
+from typing import Any
+
+from taskflow import engines, states
+from taskflow.persistence import models
+
+from zoneflow import exceptions, flows, objects
+from zoneflow.storage import api as storage
+
+
+@dataclasses.dataclass(frozen=True)
+class AtomInfo:
+    name: str
+    state: str
+    intention: str
+    result: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class JobInfo:
+    id: str
+    kind: str
+    zone_id: str
+    zone_name: str
+    serial: int
+    state: str
+    created_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+    atoms: tuple[AtomInfo, ...] = ()
+
+
+def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
+    """Write a job's logbook and post it; return the job id."""
+    zone = storage.get_zone_any(pending.zone_id)
+    if zone is None:
+        raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
+    pool = storage.get_pool(zone.pool_id)
+    factory = flows.FACTORIES[pending.kind]
+    book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}")
+    book.meta = {
+        "kind": pending.kind,
+        "zone_id": zone.id,
+        "zone_name": zone.name,
+        "serial": pending.serial,
+    }
+    flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    book.add(flow_detail)
+    with contextlib.closing(persistence.get_connection()) as connection:
+        connection.save_logbook(book)
+    engines.save_factory_details(
+        flow_detail, factory, [], flows.pool_args(pool), backend=persistence
+    )
+    board.post(
+        book.name,
+        book=book,
+        details={"store": {"zone_id": zone.id, "serial": pending.serial}},
+    )
+    return str(book.uuid)
+
+
+def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
+    """Jobs known to persistence, newest first."""
+    with contextlib.closing(persistence.get_connection()) as connection:
+        books = [_info(b, with_atoms=False) for b in connection.get_logbooks(lazy=False)]
+    books.sort(key=lambda j: j.created_at or datetime.datetime.min, reverse=True)
+    return books[:limit] if limit else books
+
+
+def get_job(persistence: Any, job_id: str) -> JobInfo:
+    from taskflow import exceptions as tf_exc
+
+    with contextlib.closing(persistence.get_connection()) as connection:
+        try:
+            book = connection.get_logbook(job_id)
+        except tf_exc.NotFound:
+            raise exceptions.JobNotFound(
+                f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
+            ) from None
+        return _info(book, with_atoms=True)
+
+
+def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
+    meta = book.meta or {}
+    details = list(book)
+    state = details[0].state if details and details[0].state else states.PENDING
+    atoms: tuple[AtomInfo, ...] = ()
+    if with_atoms and details:
+        atoms = tuple(
+            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results)
+            for a in details[0]
+        )
+    return JobInfo(
+        id=str(book.uuid),
+        kind=str(meta.get("kind", book.name)),
+        zone_id=str(meta.get("zone_id", "")),
+        zone_name=str(meta.get("zone_name", "")),
+        serial=int(meta.get("serial", 0)),
+        state=str(state),
+        created_at=book.created_at,
+        updated_at=book.updated_at,
+        atoms=atoms,
+    )

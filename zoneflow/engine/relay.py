@@ -1,0 +1,69 @@
+"""The outbox relay: posts the jobs central wrote beside its changes.
+
+Central never talks to the jobboard; it writes each job to the outbox table
+in the same transaction as the change. The relay takes outbox rows (with a
+lease, so several relays never post one row twice while alive), posts them
+and deletes them. If posting fails the row is released and tried again, so
+a change is never left without its job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from zoneflow import exceptions
+from zoneflow.engine import jobs
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, board: Any, persistence: Any, *, interval: float = 0.2) -> None:
+        self.board = board
+        self.persistence = persistence
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def flush(self) -> list[str]:
+        """Post every pending job now; return the ids of the posted jobs."""
+        posted = []
+        for pending in storage.claim_pending_jobs():
+            try:
+                posted.append(jobs.post(self.board, self.persistence, pending))
+            except exceptions.ZoneNotFound:
+                LOG.info("dropping %s job of a zone that is gone", pending.kind)
+            except Exception:
+                storage.release_pending_job(pending.id)
+                raise
+            storage.remove_pending_job(pending.id)
+        return posted
+
+    def wake(self) -> None:
+        """Ask the relay thread to flush now (central calls this after a change)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except exceptions.ZoneflowError as exc:
+                LOG.warning("could not post pending jobs, will retry: %s", exc)
+            except Exception:
+                LOG.exception("could not post pending jobs, will retry")

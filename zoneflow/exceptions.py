@@ -1,0 +1,160 @@
+"""One exception hierarchy for zoneflow.
+
+Every class carries the HTTP status and the Designate-style error type the
+API will answer with, so callers catch meaning and never parse message text.
+A message says what was wrong and what to do about it; it never contains a
+secret (TSIG keys, rndc keys, passwords).
+"""
+
+from __future__ import annotations
+
+
+class ZoneflowError(Exception):
+    """Base of every error zoneflow raises on purpose."""
+
+    http_status: int = 500
+    error_type: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- bad input (400) -------------------------------------------------------
+
+
+class InvalidInput(ZoneflowError):
+    http_status = 400
+    error_type = "invalid_object"
+
+
+class InvalidZoneName(InvalidInput):
+    error_type = "invalid_zone_name"
+
+
+class InvalidRecordSetName(InvalidInput):
+    error_type = "invalid_recordset_name"
+
+
+class InvalidRecordData(InvalidInput):
+    error_type = "invalid_object"
+
+
+class InvalidTTL(InvalidInput):
+    error_type = "invalid_ttl"
+
+
+class InvalidEmail(InvalidInput):
+    error_type = "invalid_object"
+
+
+class InvalidRecordSetLocation(InvalidInput):
+    """A CNAME beside other data, or a record outside its zone."""
+
+    error_type = "invalid_recordset_location"
+
+
+class InvalidPoolConfig(InvalidInput):
+    error_type = "invalid_pool_config"
+
+
+class InvalidConfig(ZoneflowError):
+    """zoneflow.conf or the command line asks for something impossible."""
+
+    http_status = 500
+    error_type = "invalid_config"
+
+
+# --- missing things (404) ---------------------------------------------------
+
+
+class NotFound(ZoneflowError):
+    http_status = 404
+    error_type = "not_found"
+
+
+class ZoneNotFound(NotFound):
+    error_type = "zone_not_found"
+
+
+class RecordSetNotFound(NotFound):
+    error_type = "recordset_not_found"
+
+
+class PoolNotFound(NotFound):
+    error_type = "pool_not_found"
+
+
+class JobNotFound(NotFound):
+    error_type = "job_not_found"
+
+
+class FlowNotFound(NotFound):
+    error_type = "flow_not_found"
+
+
+# --- conflicts (409) --------------------------------------------------------
+
+
+class Duplicate(ZoneflowError):
+    http_status = 409
+    error_type = "duplicate"
+
+
+class DuplicateZone(Duplicate):
+    error_type = "duplicate_zone"
+
+
+class DuplicateRecordSet(Duplicate):
+    error_type = "duplicate_recordset"
+
+
+class DuplicatePool(Duplicate):
+    error_type = "duplicate_pool"
+
+
+class ZoneBusy(ZoneflowError):
+    """The zone is being deleted; it accepts no more changes."""
+
+    http_status = 409
+    error_type = "bad_request"
+
+
+# --- the outside world failing (503 / 500) ----------------------------------
+
+
+class ServiceUnavailable(ZoneflowError):
+    http_status = 503
+    error_type = "service_unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    error_type = "database_unavailable"
+
+
+class JobboardUnavailable(ServiceUnavailable):
+    error_type = "jobboard_unavailable"
+
+
+class BackendError(ZoneflowError):
+    """A nameserver target refused or failed an operation."""
+
+    http_status = 500
+    error_type = "backend_error"
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"target {target}: {message}")
+        self.target = target
+
+
+class BackendUnreachable(BackendError):
+    error_type = "backend_unreachable"
+
+
+class ConsensusFailure(ZoneflowError):
+    """Fewer targets succeeded than the pool's threshold asks for."""
+
+    error_type = "consensus_failure"

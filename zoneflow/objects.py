@@ -1,0 +1,130 @@
+"""Value objects that cross layers (storage -> central -> CLI/API, flows, mdns).
+
+Storage hands these out instead of ORM rows so nothing outside
+``zoneflow.storage`` depends on a live database session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+# Designate's words, reused so operators recognise them.
+PENDING = "PENDING"
+ACTIVE = "ACTIVE"
+ERROR = "ERROR"
+DELETED = "DELETED"
+STATUSES = (PENDING, ACTIVE, ERROR, DELETED)
+
+CREATE = "CREATE"
+UPDATE = "UPDATE"
+DELETE = "DELETE"
+NONE = "NONE"
+ACTIONS = (CREATE, UPDATE, DELETE, NONE)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolTarget:
+    """A server zoneflow configures (rndc, knotc, an HTTP API...)."""
+
+    id: str
+    pool_id: str
+    type: str
+    description: str
+    masters: tuple[HostPort, ...]
+    options: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """How messages name this target: its description, else type@host:port."""
+        if self.description:
+            return self.description
+        host = self.options.get("host", "?")
+        port = self.options.get("port", 53)
+        return f"{self.type}@{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NsRecord:
+    hostname: str
+    priority: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    id: str
+    name: str
+    description: str
+    threshold_percentage: int
+    ns_records: tuple[NsRecord, ...]
+    nameservers: tuple[HostPort, ...]
+    targets: tuple[PoolTarget, ...]
+    also_notifies: tuple[HostPort, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    email: str
+    ttl: int
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    status: str
+    action: str
+    pool_id: str
+    project_id: str | None
+    description: str | None
+    error: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordSet:
+    id: str
+    zone_id: str
+    name: str
+    type: str
+    ttl: int | None
+    records: tuple[str, ...]
+    serial: int
+    status: str
+    action: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetStatus:
+    """What one target serves of one zone, as last verified."""
+
+    zone_id: str
+    target_id: str
+    serial: int
+    status: str
+    error: str | None
+    updated_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingJob:
+    """A job written beside the change it carries out (the outbox)."""
+
+    id: int
+    kind: str
+    zone_id: str
+    serial: int

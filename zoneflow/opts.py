@@ -1,0 +1,27 @@
+"""Every configuration option zoneflow has, for oslo-config-generator.
+
+``oslo-config-generator --namespace zoneflow --namespace oslo.db`` writes a
+sample zoneflow.conf from :func:`list_opts`. Importing this module also
+registers every option, which :func:`zoneflow.config.setup` relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from oslo_config import cfg
+
+from zoneflow.central import api as central_api
+from zoneflow.conductor import daemon, jobboard
+from zoneflow.engine import executor
+from zoneflow.flows import tasks
+
+
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
+    return [
+        ("central", central_api.central_opts),
+        ("jobboard", jobboard.jobboard_opts),
+        ("conductor", daemon.conductor_opts),
+        ("engine", executor.engine_opts),
+        ("flows", tasks.flow_opts),
+    ]

@@ -1,0 +1,624 @@
+"""Repository functions: every read and write of zoneflow's tables.
+
+Writes that change what a zone serves run in one transaction that
+(1) bumps the zone's serial first, which takes the zone row's lock on
+PostgreSQL so concurrent changes to one zone queue up instead of racing,
+(2) writes the change, and (3) writes the job that will carry it out to the
+outbox. Callers get value objects from :mod:`zoneflow.objects`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from oslo_db import exception as db_exc
+from sqlalchemy.orm import Session, selectinload
+
+from zoneflow import exceptions, objects
+from zoneflow.storage import db, models
+
+MAX_SERIAL = 2**32 - 1
+
+
+def _rows_changed(session: Session, statement: Any) -> int:
+    """Run an UPDATE/DELETE without syncing the session; return the rows it changed."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(cast(sa.CursorResult[Any], result).rowcount)
+
+
+# --- conversions ---------------------------------------------------------
+
+
+def _pool(row: models.Pool) -> objects.Pool:
+    return objects.Pool(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        threshold_percentage=row.threshold_percentage,
+        ns_records=tuple(objects.NsRecord(r.hostname, r.priority) for r in row.ns_records),
+        nameservers=tuple(objects.HostPort(n.host, n.port) for n in row.nameservers),
+        targets=tuple(_target(t) for t in row.targets),
+        also_notifies=tuple(objects.HostPort(a.host, a.port) for a in row.also_notifies),
+    )
+
+
+def _target(row: models.PoolTarget) -> objects.PoolTarget:
+    return objects.PoolTarget(
+        id=row.id,
+        pool_id=row.pool_id,
+        type=row.type,
+        description=row.description,
+        masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in row.masters),
+        options=dict(row.options),
+    )
+
+
+def _zone(row: models.Zone) -> objects.Zone:
+    return objects.Zone(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        ttl=row.ttl,
+        serial=row.serial,
+        refresh=row.refresh,
+        retry=row.retry,
+        expire=row.expire,
+        minimum=row.minimum,
+        status=row.status,
+        action=row.action,
+        pool_id=row.pool_id,
+        project_id=row.project_id,
+        description=row.description,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _recordset(row: models.RecordSet) -> objects.RecordSet:
+    return objects.RecordSet(
+        id=row.id,
+        zone_id=row.zone_id,
+        name=row.name,
+        type=row.type,
+        ttl=row.ttl,
+        records=tuple(r.data for r in row.records),
+        serial=row.serial,
+        status=row.status,
+        action=row.action,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+# --- pools ---------------------------------------------------------------
+
+
+def _pool_query() -> sa.Select[models.Pool]:
+    return sa.select(models.Pool).options(
+        selectinload(models.Pool.ns_records),
+        selectinload(models.Pool.nameservers),
+        selectinload(models.Pool.targets),
+        selectinload(models.Pool.also_notifies),
+    )
+
+
+def list_pools() -> list[objects.Pool]:
+    with db.reader() as session:
+        return [_pool(p) for p in session.scalars(_pool_query().order_by(models.Pool.name))]
+
+
+def get_pool(ref: str) -> objects.Pool:
+    """A pool by name or id."""
+    with db.reader() as session:
+        row = session.scalars(
+            _pool_query().where(sa.or_(models.Pool.name == ref, models.Pool.id == ref))
+        ).first()
+        if row is None:
+            raise exceptions.PoolNotFound(
+                f"pool {ref!r} does not exist: "
+                "load it with 'zoneflow pool update --file pools.yaml'"
+            )
+        return _pool(row)
+
+
+def get_target(target_id: str) -> objects.PoolTarget:
+    with db.reader() as session:
+        row = session.get(models.PoolTarget, target_id)
+        if row is None:
+            raise exceptions.NotFound(f"pool target {target_id} no longer exists")
+        return _target(row)
+
+
+def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
+    """Create or update pools from validated pools.yaml entries.
+
+    Pools are matched by name; a pool's ns_records, nameservers, targets and
+    also_notifies are replaced by the file's. Target ids are stable for an
+    unchanged target (see ``zoneflow.central.pools.target_id``).
+    """
+    with db.writer() as session:
+        for spec in pools:
+            row = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+            if row is None:
+                row = models.Pool(name=spec["name"])
+                session.add(row)
+            row.description = spec.get("description", "")
+            row.threshold_percentage = spec["threshold_percentage"]
+            row.ns_records = [
+                models.PoolNsRecord(hostname=r["hostname"], priority=r["priority"])
+                for r in spec["ns_records"]
+            ]
+            row.nameservers = [
+                models.PoolNameserver(position=i, host=n["host"], port=n["port"])
+                for i, n in enumerate(spec["nameservers"])
+            ]
+            row.also_notifies = [
+                models.PoolAlsoNotify(position=i, host=n["host"], port=n["port"])
+                for i, n in enumerate(spec["also_notifies"])
+            ]
+            _replace_targets(session, row, spec["targets"])
+        session.flush()
+    return [get_pool(spec["name"]) for spec in pools]
+
+
+def _replace_targets(session: Session, pool: models.Pool, targets: list[dict[str, Any]]) -> None:
+    existing = {t.id: t for t in pool.targets}
+    kept: list[models.PoolTarget] = []
+    for i, spec in enumerate(targets):
+        row = existing.pop(spec["id"], None) or models.PoolTarget(id=spec["id"])
+        row.position = i
+        row.type = spec["type"]
+        row.description = spec.get("description", "")
+        row.masters = spec["masters"]
+        row.options = spec["options"]
+        kept.append(row)
+    pool.targets = kept
+
+
+# --- zones ---------------------------------------------------------------
+
+
+def _live_zone(session: Session, zone_id: str) -> models.Zone:
+    row = session.scalars(
+        sa.select(models.Zone).where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
+    ).first()
+    if row is None:
+        raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+    return row
+
+
+def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
+    """A live zone by id or name (with or without the trailing dot)."""
+    name = ref.lower() if ref.endswith(".") else ref.lower() + "."
+    with db.reader() as session:
+        query = sa.select(models.Zone).where(
+            sa.or_(models.Zone.id == ref, models.Zone.name == name),
+            models.Zone.deleted == models.LIVE,
+        )
+        if project_id is not None:
+            query = query.where(models.Zone.project_id == project_id)
+        row = session.scalars(query).first()
+        if row is None:
+            raise exceptions.ZoneNotFound(
+                f"zone {ref!r} does not exist: 'zoneflow zone list' shows the zones there are"
+            )
+        return _zone(row)
+
+
+def find_zone_for_mdns(name: str) -> objects.Zone | None:
+    """The live zone of exactly this name, or None (mdns answers REFUSED then)."""
+    with db.reader() as session:
+        row = session.scalars(
+            sa.select(models.Zone).where(
+                models.Zone.name == name, models.Zone.deleted == models.LIVE
+            )
+        ).first()
+        return None if row is None else _zone(row)
+
+
+def get_zone_any(zone_id: str) -> objects.Zone | None:
+    """A zone by id, live or deleted: flows use it to see the wanted state."""
+    with db.reader() as session:
+        row = session.get(models.Zone, zone_id)
+        return None if row is None else _zone(row)
+
+
+def zone_is_deleted(zone_id: str) -> bool:
+    with db.reader() as session:
+        row = session.get(models.Zone, zone_id)
+        return row is None or row.deleted != models.LIVE
+
+
+def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
+    with db.reader() as session:
+        query = sa.select(models.Zone).where(models.Zone.deleted == models.LIVE)
+        if project_id is not None:
+            query = query.where(models.Zone.project_id == project_id)
+        return [_zone(z) for z in session.scalars(query.order_by(models.Zone.name))]
+
+
+def _next_serial(session: Session, zone_id: str) -> int:
+    """Bump a zone's serial by at least one, to the current time if that is larger.
+
+    One atomic UPDATE ... RETURNING: on PostgreSQL it locks the row until the
+    transaction ends, so two changes to one zone can never share a serial.
+    """
+    now = int(time.time())
+    new = sa.case((models.Zone.serial + 1 > now, models.Zone.serial + 1), else_=now)
+    serial = session.execute(
+        sa.update(models.Zone)
+        .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
+        .values(serial=new)
+        .returning(models.Zone.serial)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if serial is None:
+        raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+    if serial > MAX_SERIAL:
+        # RFC 1982 arithmetic would let us wrap; we refuse instead of silently
+        # publishing a serial that secondaries would read as older.
+        raise exceptions.InvalidInput(f"zone {zone_id} serial would exceed {MAX_SERIAL}")
+    return int(serial)
+
+
+def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
+    session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
+
+
+def create_zone(values: dict[str, Any]) -> objects.Zone:
+    """Insert a zone as PENDING/CREATE with its create-zone job."""
+    zone_id = str(uuid.uuid4())
+    serial = max(int(time.time()), 1)
+    try:
+        with db.writer() as session:
+            row = models.Zone(
+                id=zone_id,
+                serial=serial,
+                status=objects.PENDING,
+                action=objects.CREATE,
+                **values,
+            )
+            session.add(row)
+            session.flush()
+            _post(session, "create-zone", zone_id, serial)
+    except db_exc.DBDuplicateEntry:
+        raise exceptions.DuplicateZone(
+            f"zone {values['name']} already exists: pick another name or delete the old zone"
+        ) from None
+    return get_zone(zone_id)
+
+
+def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
+    with db.writer() as session:
+        row = _live_zone(session, zone_id)
+        _refuse_if_deleting(row)
+        serial = _next_serial(session, zone_id)
+        session.refresh(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.status, row.action, row.error = objects.PENDING, objects.UPDATE, None
+        _post(session, "update-zone", zone_id, serial)
+    return get_zone(zone_id)
+
+
+def delete_zone(zone_id: str) -> objects.Zone:
+    """Mark a zone PENDING/DELETE and post its delete-zone job.
+
+    The row stays until the job has removed the zone from the targets, so a
+    failed delete can be seen and retried.
+    """
+    with db.writer() as session:
+        row = _live_zone(session, zone_id)
+        serial = _next_serial(session, zone_id)
+        session.refresh(row)
+        row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
+        _post(session, "delete-zone", zone_id, serial)
+    return get_zone(zone_id)
+
+
+def _refuse_if_deleting(row: models.Zone) -> None:
+    if row.action == objects.DELETE:
+        raise exceptions.ZoneBusy(
+            f"zone {row.name} is being deleted and accepts no changes: wait for the delete to "
+            "finish, then create it again"
+        )
+
+
+def set_zone_status(
+    zone_id: str, *, serial: int, status: str, action: str | None = None, error: str | None = None
+) -> bool:
+    """Record a job's outcome unless a newer change has been made since.
+
+    A job only speaks for the serial it carried out: if the zone's serial has
+    moved on, a newer job will set the status and this call does nothing.
+    Returns whether the status was written.
+    """
+    with db.writer() as session:
+        values: dict[str, Any] = {"status": status, "error": error}
+        if action is not None:
+            values["action"] = action
+        result = _rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(
+                models.Zone.id == zone_id,
+                models.Zone.serial == serial,
+                models.Zone.deleted == models.LIVE,
+            )
+            .values(**values),
+        )
+        if status == objects.ACTIVE:
+            _rows_changed(
+                session,
+                sa.update(models.RecordSet)
+                .where(models.RecordSet.zone_id == zone_id, models.RecordSet.serial <= serial)
+                .values(status=objects.ACTIVE, action=objects.NONE),
+            )
+        return bool(result)
+
+
+def finish_zone_delete(zone_id: str, *, serial: int) -> bool:
+    """Soft-delete a zone once its delete job has succeeded (if still wanted)."""
+    with db.writer() as session:
+        now = models.utcnow()
+        result = _rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(
+                models.Zone.id == zone_id,
+                models.Zone.serial == serial,
+                models.Zone.action == objects.DELETE,
+                models.Zone.deleted == models.LIVE,
+            )
+            .values(
+                status=objects.DELETED,
+                action=objects.NONE,
+                deleted=zone_id,
+                deleted_at=now,
+                error=None,
+            ),
+        )
+        return bool(result)
+
+
+# --- recordsets ----------------------------------------------------------
+
+
+def _recordset_query() -> sa.Select[models.RecordSet]:
+    return sa.select(models.RecordSet).options(selectinload(models.RecordSet.records))
+
+
+def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
+    with db.reader() as session:
+        rows = session.scalars(
+            _recordset_query()
+            .where(models.RecordSet.zone_id == zone_id)
+            .order_by(models.RecordSet.name, models.RecordSet.type)
+        )
+        return [_recordset(r) for r in rows]
+
+
+def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
+    """A recordset by id, or by absolute name and type."""
+    with db.reader() as session:
+        query = _recordset_query().where(models.RecordSet.zone_id == zone_id)
+        if rtype is None:
+            query = query.where(models.RecordSet.id == ref)
+        else:
+            query = query.where(models.RecordSet.name == ref, models.RecordSet.type == rtype)
+        row = session.scalars(query).first()
+        if row is None:
+            what = f"{ref} {rtype}" if rtype else ref
+            raise exceptions.RecordSetNotFound(
+                f"recordset {what} does not exist in this zone: "
+                "'zoneflow recordset list ZONE' shows the ones there are"
+            )
+        return _recordset(row)
+
+
+def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str) -> None:
+    """RFC 1034: a name with a CNAME has no other data (and one CNAME only)."""
+    others = session.scalars(
+        sa.select(models.RecordSet.type).where(
+            models.RecordSet.zone_id == zone_id,
+            models.RecordSet.name == name,
+            models.RecordSet.type != rtype,
+        )
+    ).all()
+    if others and (rtype == "CNAME" or "CNAME" in others):
+        raise exceptions.InvalidRecordSetLocation(
+            f"{name} already has {', '.join(sorted(others))} data; a CNAME cannot share its "
+            "name with any other record (RFC 1034 section 3.6.2): use another name"
+        )
+
+
+def create_recordset(
+    zone_id: str, *, name: str, rtype: str, ttl: int | None, records: list[str]
+) -> objects.RecordSet:
+    try:
+        with db.writer() as session:
+            zone = _live_zone(session, zone_id)
+            _refuse_if_deleting(zone)
+            serial = _next_serial(session, zone_id)
+            _check_cname_exclusive(session, zone_id, name, rtype)
+            row = models.RecordSet(
+                zone_id=zone_id,
+                name=name,
+                type=rtype,
+                ttl=ttl,
+                serial=serial,
+                status=objects.PENDING,
+                action=objects.CREATE,
+                records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
+            )
+            session.add(row)
+            session.flush()
+            _mark_zone_updating(session, zone_id)
+            _post(session, "update-zone", zone_id, serial)
+            recordset_id = row.id
+    except db_exc.DBDuplicateEntry:
+        raise exceptions.DuplicateRecordSet(
+            f"a {rtype} recordset named {name} already exists: update it instead "
+            "('zoneflow recordset update')"
+        ) from None
+    return get_recordset(zone_id, recordset_id)
+
+
+def update_recordset(
+    zone_id: str, recordset_id: str, *, ttl: int | None, records: list[str] | None, set_ttl: bool
+) -> objects.RecordSet:
+    with db.writer() as session:
+        zone = _live_zone(session, zone_id)
+        _refuse_if_deleting(zone)
+        row = session.scalars(
+            _recordset_query().where(
+                models.RecordSet.zone_id == zone_id, models.RecordSet.id == recordset_id
+            )
+        ).first()
+        if row is None:
+            raise exceptions.RecordSetNotFound(f"recordset {recordset_id} does not exist")
+        serial = _next_serial(session, zone_id)
+        if set_ttl:
+            row.ttl = ttl
+        if records is not None:
+            row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
+        row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
+        _mark_zone_updating(session, zone_id)
+        _post(session, "update-zone", zone_id, serial)
+    return get_recordset(zone_id, recordset_id)
+
+
+def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
+    with db.writer() as session:
+        zone = _live_zone(session, zone_id)
+        _refuse_if_deleting(zone)
+        row = session.scalars(
+            _recordset_query().where(
+                models.RecordSet.zone_id == zone_id, models.RecordSet.id == recordset_id
+            )
+        ).first()
+        if row is None:
+            raise exceptions.RecordSetNotFound(f"recordset {recordset_id} does not exist")
+        gone = _recordset(row)
+        serial = _next_serial(session, zone_id)
+        session.delete(row)
+        _mark_zone_updating(session, zone_id)
+        _post(session, "update-zone", zone_id, serial)
+    return gone
+
+
+def _mark_zone_updating(session: Session, zone_id: str) -> None:
+    # A zone whose create job has not finished stays CREATE: the create job
+    # or the update job after it, whichever carries the newest serial, will
+    # make it ACTIVE.
+    action = sa.case((models.Zone.action == objects.CREATE, objects.CREATE), else_=objects.UPDATE)
+    _rows_changed(
+        session,
+        sa.update(models.Zone)
+        .where(models.Zone.id == zone_id)
+        .values(status=objects.PENDING, action=action, error=None),
+    )
+
+
+# --- per-target status ---------------------------------------------------
+
+
+def set_target_status(
+    zone_id: str, target_id: str, *, serial: int, status: str, error: str | None = None
+) -> None:
+    """Record what one target serves; a served serial never goes backwards."""
+    with db.writer() as session:
+        row = session.get(models.ZoneTargetStatus, (zone_id, target_id))
+        if row is None:
+            row = models.ZoneTargetStatus(zone_id=zone_id, target_id=target_id, serial=0)
+            session.add(row)
+        row.serial = max(row.serial or 0, serial)
+        row.status = status
+        row.error = error
+        row.updated_at = models.utcnow()
+
+
+def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
+    with db.reader() as session:
+        rows = session.scalars(
+            sa.select(models.ZoneTargetStatus).where(models.ZoneTargetStatus.zone_id == zone_id)
+        )
+        return [
+            objects.TargetStatus(
+                zone_id=r.zone_id,
+                target_id=r.target_id,
+                serial=r.serial,
+                status=r.status,
+                error=r.error,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+# --- the job outbox ------------------------------------------------------
+
+
+def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects.PendingJob]:
+    """Take outbox rows nobody else holds, for ``lease`` seconds.
+
+    A relay that dies after claiming simply lets the lease run out and another
+    relay posts the job.
+    """
+    now = models.utcnow()
+    until = now + datetime.timedelta(seconds=lease)
+    claimed: list[objects.PendingJob] = []
+    with db.writer() as session:
+        rows = session.scalars(
+            sa.select(models.JobOutbox)
+            .where(
+                sa.or_(
+                    models.JobOutbox.claimed_until.is_(None), models.JobOutbox.claimed_until < now
+                )
+            )
+            .order_by(models.JobOutbox.id)
+            .limit(limit)
+        ).all()
+        for row in rows:
+            taken = _rows_changed(
+                session,
+                sa.update(models.JobOutbox)
+                .where(
+                    models.JobOutbox.id == row.id,
+                    sa.or_(
+                        models.JobOutbox.claimed_until.is_(None),
+                        models.JobOutbox.claimed_until < now,
+                    ),
+                )
+                .values(claimed_until=until),
+            )
+            if taken:
+                claimed.append(objects.PendingJob(row.id, row.kind, row.zone_id, row.serial))
+    return claimed
+
+
+def release_pending_job(job_id: int) -> None:
+    """Give a claimed outbox row back (posting failed; try again soon)."""
+    with db.writer() as session:
+        _rows_changed(
+            session,
+            sa.update(models.JobOutbox)
+            .where(models.JobOutbox.id == job_id)
+            .values(claimed_until=None),
+        )
+
+
+def remove_pending_job(job_id: int) -> None:
+    with db.writer() as session:
+        session.execute(sa.delete(models.JobOutbox).where(models.JobOutbox.id == job_id))
+
+
+def count_pending_jobs() -> int:
+    with db.reader() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(models.JobOutbox)) or 0)

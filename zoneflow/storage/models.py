@@ -1,0 +1,195 @@
+"""SQLAlchemy models of zoneflow's own tables.
+
+TaskFlow's logbook tables live in the same database but are created by
+TaskFlow's persistence backend (see ``zoneflow.conductor.persistence``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# A live row's ``deleted`` column holds this; a soft-deleted row holds its id,
+# so a zone name can be reused once the old zone is gone (oslo.db's pattern).
+LIVE = "0"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Timestamps:
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, onupdate=utcnow)
+
+
+class Pool(Timestamps, Base):
+    __tablename__ = "pools"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    threshold_percentage: Mapped[int] = mapped_column(Integer, default=100)
+
+    ns_records: Mapped[list[PoolNsRecord]] = relationship(
+        cascade="all, delete-orphan", order_by="PoolNsRecord.priority"
+    )
+    nameservers: Mapped[list[PoolNameserver]] = relationship(
+        cascade="all, delete-orphan", order_by="PoolNameserver.position"
+    )
+    targets: Mapped[list[PoolTarget]] = relationship(
+        cascade="all, delete-orphan", order_by="PoolTarget.position"
+    )
+    also_notifies: Mapped[list[PoolAlsoNotify]] = relationship(
+        cascade="all, delete-orphan", order_by="PoolAlsoNotify.position"
+    )
+
+
+class PoolNsRecord(Base):
+    __tablename__ = "pool_ns_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    hostname: Mapped[str] = mapped_column(String(255))
+    priority: Mapped[int] = mapped_column(Integer)
+
+
+class PoolNameserver(Base):
+    __tablename__ = "pool_nameservers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+
+
+class PoolTarget(Base):
+    __tablename__ = "pool_targets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(50))
+    description: Mapped[str] = mapped_column(Text, default="")
+    masters: Mapped[list[Any]] = mapped_column(default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PoolAlsoNotify(Base):
+    __tablename__ = "pool_also_notifies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+
+
+class Zone(Timestamps, Base):
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("name", "deleted", name="uniq_zone_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    email: Mapped[str] = mapped_column(String(255))
+    ttl: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    refresh: Mapped[int] = mapped_column(Integer)
+    retry: Mapped[int] = mapped_column(Integer)
+    expire: Mapped[int] = mapped_column(Integer)
+    minimum: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id"))
+    project_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    deleted: Mapped[str] = mapped_column(String(36), default=LIVE)
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+
+    recordsets: Mapped[list[RecordSet]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class RecordSet(Timestamps, Base):
+    __tablename__ = "recordsets"
+    __table_args__ = (UniqueConstraint("zone_id", "name", "type", name="uniq_recordset"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16))
+    ttl: Mapped[int | None] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+
+    records: Mapped[list[Record]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Record.position"
+    )
+
+
+class Record(Base):
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("recordset_id", "data", name="uniq_record"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recordset_id: Mapped[str] = mapped_column(
+        ForeignKey("recordsets.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class ZoneTargetStatus(Base):
+    __tablename__ = "zone_target_status"
+
+    zone_id: Mapped[str] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, default=utcnow)
+
+
+class JobOutbox(Base):
+    """Jobs written in the same transaction as their change.
+
+    A change and the job that carries it out commit together; a relay posts
+    the job to the jobboard afterwards, so neither can exist without the other
+    even if the jobboard is briefly unreachable.
+    """
+
+    __tablename__ = "job_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    zone_id: Mapped[str] = mapped_column(String(36))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_until: Mapped[datetime.datetime | None] = mapped_column(DateTime)
