@@ -45,7 +45,6 @@ def database(tmp_path: pathlib.Path) -> Iterator[str]:
     impl_fake.FakeBackend.reset()
     yield url
     persistence.reset()
-    cfg.CONF.reset()
     cfg.CONF.clear_override("connection", group="database")
 
 

@@ -44,10 +44,13 @@ def configure(connection: str | None = None) -> None:
     global _manager, _connection
     url = connection or CONF.database.connection
     manager = enginefacade.transaction_context()
+    # oslo.db only tests the connection (and so only turns a refusal into
+    # DBConnectionError) when it may try at least once.
+    retries = CONF.database.max_retries or 1
     manager.configure(
         connection=url,
         sqlite_fk=True,
-        max_retries=CONF.database.max_retries,
+        max_retries=retries,
         retry_interval=CONF.database.retry_interval,
     )
     if url.startswith("sqlite"):
@@ -57,14 +60,27 @@ def configure(connection: str | None = None) -> None:
 
 
 def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:
-    # WAL lets the CLI read while a conductor writes; the busy timeout makes
-    # two writers queue instead of failing with "database is locked".
+    # WAL lets the CLI read while a conductor writes. Transactions begin
+    # IMMEDIATE so that two writers queue on the busy timeout; SQLite's
+    # default deferred BEGIN makes one of them fail with "database is locked"
+    # when both upgrade from reading to writing.
+    # oslo.db emits a plain BEGIN on SQLite (and marks the connection with
+    # info["in_transaction"], cleared on commit/rollback); ours replaces it.
     @sqlalchemy.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+    for listener in list(engine.dispatch.begin):
+        sqlalchemy.event.remove(engine, "begin", listener)
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if "in_transaction" not in connection.info:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.info["in_transaction"] = True
 
 
 def _get_manager() -> Any:
@@ -74,18 +90,17 @@ def _get_manager() -> Any:
 
 
 def get_engine() -> sqlalchemy.engine.Engine:
-    return _translate_errors(lambda: _get_manager().writer.get_engine())
+    try:
+        engine: sqlalchemy.engine.Engine = _get_manager().writer.get_engine()
+    except (db_exc.DBError, sqlalchemy.exc.DBAPIError) as exc:
+        if _is_connect_failure(exc):
+            raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+        raise
+    return engine
 
 
 class _Context:
     """enginefacade keeps its per-transaction state on a context object."""
-
-
-def _translate_errors(call: Any) -> Any:
-    try:
-        return call()
-    except db_exc.DBConnectionError as exc:
-        raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
 
 
 def _unreachable_message() -> str:
@@ -102,19 +117,32 @@ def connection_url() -> str:
     return _connection
 
 
-@contextlib.contextmanager
-def writer() -> Iterator[Session]:
-    try:
-        with _get_manager().writer.using(_Context()) as session:
-            yield session
-    except db_exc.DBConnectionError as exc:
-        raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+def _is_connect_failure(exc: BaseException) -> bool:
+    # oslo.db only recognises some drivers' wording of "connection refused";
+    # an error raised while connecting carries no statement, whatever the wording.
+    if isinstance(exc, db_exc.DBConnectionError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError | db_exc.DBError) and (
+        getattr(exc, "statement", "") is None
+        or getattr(getattr(exc, "inner_exception", None), "statement", "") is None
+    )
 
 
 @contextlib.contextmanager
-def reader() -> Iterator[Session]:
+def _transaction(mode: Any) -> Iterator[Session]:
     try:
-        with _get_manager().reader.using(_Context()) as session:
+        with mode.using(_Context()) as session:
             yield session
-    except db_exc.DBConnectionError as exc:
-        raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+    except (db_exc.DBError, sqlalchemy.exc.DBAPIError) as exc:
+        if _is_connect_failure(exc):
+            raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+        raise
+
+
+def writer() -> contextlib.AbstractContextManager[Session]:
+    """A session in a read-write transaction, committed when the block ends."""
+    return _transaction(_get_manager().writer)
+
+
+def reader() -> contextlib.AbstractContextManager[Session]:
+    return _transaction(_get_manager().reader)

@@ -1,0 +1,171 @@
+"""Propagation benchmark: API call → zone served by every BIND9 of the pool.
+
+Side by side in one run, on the same machine and the same BIND9 build:
+
+* **BIND9 floor**: ``rndc addzone`` of a secondary whose primary already has
+  the zone, until that secondary answers its SOA. No zoneflow involved: no
+  pipeline can beat this.
+* **zoneflow**: ``central.create_zone`` (all-in-one: SQLite, zake jobboard,
+  conductor and mdns in this process) until *both* BIND9 targets answer the
+  zone's SOA, measured by independent SOA queries from this script, and
+  until zoneflow shows the zone ACTIVE (served *and* verified).
+
+Figures go to doc/benchmarks.md (the section between the propagation
+markers) with the date and machine.
+
+    python bench/propagation.py [--zones 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+import dns.rdatatype  # noqa: E402
+
+from bench import report  # noqa: E402
+from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.ports import free_port  # noqa: E402
+
+POLL = 0.005
+
+
+def serves(zone: str, server: Bind9Server) -> bool:
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    try:
+        response = dns.query.udp(query, server.host, port=server.port, timeout=0.5)
+    except dns.exception.Timeout:
+        return False
+    return any(r.rdtype == dns.rdatatype.SOA for r in response.answer)
+
+
+def wait_served(zone: str, server: Bind9Server, started: float, timeout: float = 30) -> float:
+    while not serves(zone, server):
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{zone} not served by {server.host}:{server.port} in {timeout}s")
+        time.sleep(POLL)
+    return time.monotonic() - started
+
+
+def bind9_floor(count: int, workdir: pathlib.Path) -> list[float]:
+    """rndc addzone on a secondary → it serves the zone (primary is another BIND9)."""
+    with (
+        Bind9Server(workdir=workdir / "primary") as primary,
+        Bind9Server(workdir=workdir / "secondary") as secondary,
+    ):
+        primary.start()
+        secondary.start()
+        samples = []
+        for i in range(count):
+            zone = f"floor{i}.bench.example."
+            (primary.workdir / f"floor{i}.zone").write_text(
+                "$TTL 300\n@ SOA ns1.bench.example. hostmaster.bench.example. 1 3600 600 "
+                "86400 300\n@ NS ns1.bench.example.\nwww A 192.0.2.1\n"
+            )
+            primary.rndc("addzone", zone, f'{{ type primary; file "floor{i}.zone"; }};')
+            started = time.monotonic()
+            secondary.rndc(
+                "addzone",
+                zone,
+                f"{{ type secondary; primaries {{ {primary.host} port {primary.port}; }}; "
+                f'file "floor{i}.db"; }};',
+            )
+            samples.append(wait_served(zone, secondary, started))
+        return samples
+
+
+def zoneflow_propagation(count: int, workdir: pathlib.Path) -> tuple[list[float], list[float]]:
+    """central.create_zone → both targets serve it; and → zoneflow shows it ACTIVE."""
+    import yaml
+
+    from zoneflow import allinone, config, objects
+    from zoneflow.central import api as central
+    from zoneflow.central import pools
+    from zoneflow.storage import api as storage
+
+    binds = [Bind9Server(workdir=workdir / f"bind9-{i}") for i in (1, 2)]
+    for bind in binds:
+        bind.start()
+    try:
+        mdns_port = free_port()
+        conf = workdir / "zoneflow.conf"
+        conf.write_text(
+            f"[database]\nconnection = sqlite:///{workdir}/zoneflow.sqlite\n"
+            f"[mdns]\nport = {mdns_port}\n[jobboard]\nbackend = zake\n"
+        )
+        config.setup([str(conf)])
+        services = allinone.AllInOne()
+        services.start()
+        pool = {
+            "name": "default",
+            "ns_records": [{"hostname": "ns1.bench.example.", "priority": 1}],
+            "nameservers": [b.nameserver() for b in binds],
+            "targets": [b.pool_target([("127.0.0.1", mdns_port)]) for b in binds],
+        }
+        (workdir / "pools.yaml").write_text(yaml.safe_dump([pool]))
+        pools.update(str(workdir / "pools.yaml"))
+        served, active = [], []
+        try:
+            for i in range(count):
+                name = f"zone{i}.bench.example."
+                started = time.monotonic()
+                zone = central.create_zone(name, "hostmaster@bench.example")
+                times: list[float] = []
+                watchers = [
+                    threading.Thread(target=lambda b=b: times.append(wait_served(name, b, started)))
+                    for b in binds
+                ]
+                for w in watchers:
+                    w.start()
+                while storage.get_zone_any(zone.id).status == objects.PENDING:  # type: ignore[union-attr]
+                    time.sleep(POLL)
+                active.append(time.monotonic() - started)
+                for w in watchers:
+                    w.join()
+                served.append(max(times))
+                if storage.get_zone_any(zone.id).status != objects.ACTIVE:  # type: ignore[union-attr]
+                    raise RuntimeError(f"{name} ended {storage.get_zone_any(zone.id)}")
+        finally:
+            services.stop()
+        return served, active
+    finally:
+        for bind in binds:
+            bind.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zones", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp:
+        workdir = pathlib.Path(tmp)
+        floor = bind9_floor(args.zones, workdir)
+        served, active = zoneflow_propagation(args.zones, workdir)
+    rows = [
+        ("BIND9 floor: rndc addzone → served (no zoneflow)", floor),
+        ("zoneflow: create_zone → served by both BIND9", served),
+        ("zoneflow: create_zone → shown ACTIVE (verified)", active),
+    ]
+    table = report.latency_table(rows)
+    text = (
+        f"Create-zone propagation, {args.zones} zones one after another, pool of 2 BIND9 "
+        "targets, all-in-one (SQLite, zake jobboard).\n\n" + table
+    )
+    print(text)
+    if not args.no_write:
+        report.write_section("propagation", "Propagation to BIND9 (issue 3)", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Shared by the benchmarks: percentiles, the machine's description, doc/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import platform
+import re
+import statistics
+import subprocess
+
+DOC = pathlib.Path(__file__).resolve().parent.parent / "doc" / "benchmarks.md"
+HEADER = """# Benchmarks
+
+Each section is written by the benchmark named in it (`make bench` runs them
+all) and says when and on what machine it was measured. Figures from one
+section were measured side by side in one run; compare across sections with
+care, these machines are noisy.
+"""
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_table(rows: list[tuple[str, list[float]]]) -> str:
+    lines = [
+        "| measured | n | p50 (ms) | p99 (ms) | mean (ms) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for label, samples in rows:
+        lines.append(
+            f"| {label} | {len(samples)} | {percentile(samples, 50) * 1000:.0f} | "
+            f"{percentile(samples, 99) * 1000:.0f} | {statistics.fmean(samples) * 1000:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    named = subprocess.run(["named", "-v"], capture_output=True, text=True, check=False).stdout
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, {named.strip() or 'named not found'}"
+    )
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    """Replace (or add) one benchmark's section of doc/benchmarks.md."""
+    text = DOC.read_text() if DOC.exists() else HEADER
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"<!-- {key} -->\n## {title}\n\nMeasured {stamp} on {machine()}.\n\n{body}\n<!-- /{key} -->"
+    )
+    pattern = re.compile(rf"<!-- {key} -->.*?<!-- /{key} -->", re.S)
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text + "\n" + section + "\n"
+    )
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text)

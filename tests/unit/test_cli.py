@@ -1,0 +1,154 @@
+"""The CLI: one clear line and a non-zero exit for every error, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+from oslo_config import cfg
+
+from tests.unit.conftest import fake_pool_yaml
+from zoneflow import cli
+from zoneflow.storage import api as storage
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def pool_file(tmp_path: pathlib.Path) -> str:
+    path = tmp_path / "pools.yaml"
+    path.write_text(fake_pool_yaml({}))
+    return str(path)
+
+
+def test_zone_and_recordset_commands_change_storage(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    assert run(capsys, "pool", "update", "--file", pool_file)[0] == 0
+    code, out, _ = run(
+        capsys, "--json", "zone", "create", "example.com", "--email", "h@example.com"
+    )
+    assert code == 0
+    assert json.loads(out)["name"] == "example.com."
+    code, _, _ = run(
+        capsys,
+        "recordset",
+        "create",
+        "example.com",
+        "www",
+        "A",
+        "--record",
+        "192.0.2.1",
+        "--record",
+        "192.0.2.2",
+    )
+    assert code == 0
+    (rs,) = storage.list_recordsets(storage.get_zone("example.com").id)
+    assert (rs.name, rs.type, rs.records) == ("www.example.com.", "A", ("192.0.2.1", "192.0.2.2"))
+    code, out, _ = run(capsys, "recordset", "list", "example.com")
+    assert "www.example.com." in out and "192.0.2.1, 192.0.2.2" in out
+    assert run(capsys, "recordset", "delete", "example.com", "www")[0] == 0
+    assert storage.list_recordsets(storage.get_zone("example.com").id) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("zone", "create", "a..b", "--email", "h@example.com"), "invalid label"),
+        (("zone", "create", "example.com", "--email", "h@example.com", "--ttl", "x"), "TTL 'x'"),
+        (
+            ("zone", "create", "example.com", "--email", "h@example.com", "--pool", "no"),
+            "pool 'no'",
+        ),
+        (("zone", "show", "nope.example"), "zone 'nope.example' does not exist"),
+        (
+            ("recordset", "create", "nope.example", "www", "A", "--record", "192.0.2.1"),
+            "does not exist",
+        ),
+        (("pool", "update", "--file", "/nope/pools.yaml"), "cannot read pools file"),
+        (("job", "show", "0000"), "job 0000 does not exist"),
+        (("flow", "show", "frobnicate-zone"), "there is no flow 'frobnicate-zone'"),
+        (("--config-file", "/nope.conf", "zone", "list"), "config file /nope.conf does not exist"),
+    ],
+)
+def test_errors_are_one_line_on_stderr_with_exit_1(
+    capsys: pytest.CaptureFixture[str], pool_file: str, args: tuple[str, ...], message: str
+) -> None:
+    assert run(capsys, "pool", "update", "--file", pool_file)[0] == 0
+    code, out, err = run(capsys, *args)
+    assert code == 1
+    assert message in err
+    assert err.startswith("zoneflow: error: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_bad_record_data_leaves_no_half_written_recordset(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    run(capsys, "zone", "create", "example.com", "--email", "h@example.com")
+    code, _, err = run(
+        capsys,
+        "recordset",
+        "create",
+        "example.com",
+        "www",
+        "A",
+        "--record",
+        "192.0.2.1",
+        "--record",
+        "192.0.2.999",
+    )
+    assert code == 1
+    assert "'192.0.2.999' is invalid" in err
+    assert storage.list_recordsets(storage.get_zone("example.com").id) == []
+
+
+def test_an_unreachable_zookeeper_is_named_and_nothing_changes(
+    capsys: pytest.CaptureFixture[str], pool_file: str, tmp_path: pathlib.Path, database: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    conf = tmp_path / "zk.conf"
+    conf.write_text(
+        f"[database]\nconnection = {database}\n"
+        "[jobboard]\nbackend = zookeeper\nhosts = 127.0.0.1:1\nconnect_timeout = 1\n"
+    )
+    code, _, err = run(
+        capsys, "--config-file", str(conf), "zone", "create", "example.com", "--email", "h@e.com"
+    )
+    assert code == 1
+    assert "cannot reach ZooKeeper at 127.0.0.1:1" in err
+    assert storage.list_zones() == []
+
+
+def test_an_unreachable_database_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    cfg.CONF.clear_override("connection", group="database")
+    conf = tmp_path / "pg.conf"
+    conf.write_text(
+        "[database]\nconnection = postgresql+psycopg2://zf:secret@127.0.0.1:1/zoneflow\n"
+        "max_retries = 0\n"
+    )
+    code, _, err = run(capsys, "--config-file", str(conf), "zone", "list")
+    assert code == 1
+    assert "database at postgresql+psycopg2://zf:***@127.0.0.1:1/zoneflow is unreachable" in err
+    assert "secret" not in err
+
+
+def test_flow_show_draws_per_target_tasks_as_dot(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    code, out, _ = run(capsys, "flow", "show", "create-zone", "--format", "dot")
+    assert code == 0
+    assert out.startswith('digraph "create-zone"')
+    target = storage.get_pool("default").targets[0]
+    assert f'"create-zone-on-target-{target.id}"' in out
+    assert '"consensus-check" -> "status-write-retry"' in out

@@ -1,0 +1,92 @@
+"""A backend that keeps zones in memory: unit tests and demos, never production.
+
+Target options inject faults:
+
+``delay``       seconds each call sleeps before doing its work
+``fail``        ``create``, ``update``, ``delete`` or ``all`` (or a list): raise BackendError
+``fail_times``  fail only the first N calls of a failing kind, then succeed
+``record_file`` append a JSON line per *completed* call (written after the delay,
+                fsynced), so a test that kills a conductor mid-call can tell
+                which calls really finished and in which process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any, ClassVar
+
+from zoneflow import exceptions, objects
+from zoneflow.backends.base import Backend
+
+
+class FakeBackend(Backend):
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    # target id -> zone name -> serial, shared by every instance in the process
+    _zones: ClassVar[dict[str, dict[str, int]]] = {}
+    # (target id, operation) -> failures injected so far
+    _failures: ClassVar[dict[tuple[str, str], int]] = {}
+
+    @classmethod
+    def served(cls, target_id: str) -> dict[str, int]:
+        with cls._lock:
+            return dict(cls._zones.get(target_id, {}))
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls._lock:
+            cls._zones.clear()
+            cls._failures.clear()
+
+    def create_zone(self, zone: objects.Zone) -> None:
+        self._call("create", zone)
+
+    def update_zone(self, zone: objects.Zone) -> None:
+        self._call("update", zone)
+
+    def delete_zone(self, zone: objects.Zone) -> None:
+        self._call("delete", zone)
+
+    def _call(self, op: str, zone: objects.Zone) -> None:
+        delay = float(self.target.options.get("delay", 0))
+        if delay:
+            time.sleep(delay)
+        self._maybe_fail(op)
+        with self._lock:
+            zones = self._zones.setdefault(self.target.id, {})
+            if op == "delete":
+                zones.pop(zone.name, None)
+            else:
+                zones[zone.name] = zone.serial
+        self._record(op, zone)
+
+    def _maybe_fail(self, op: str) -> None:
+        fail = self.target.options.get("fail", [])
+        kinds = {fail} if isinstance(fail, str) else set(fail)
+        if op not in kinds and "all" not in kinds:
+            return
+        limit = self.target.options.get("fail_times")
+        with self._lock:
+            count = self._failures.get((self.target.id, op), 0)
+            if limit is not None and count >= int(limit):
+                return
+            self._failures[(self.target.id, op)] = count + 1
+        raise exceptions.BackendError(self.target.label, f"injected failure of {op}")
+
+    def _record(self, op: str, zone: objects.Zone) -> None:
+        path = self.target.options.get("record_file")
+        if not path:
+            return
+        line: dict[str, Any] = {
+            "op": op,
+            "zone": zone.name,
+            "serial": zone.serial,
+            "target": self.target.id,
+            "pid": os.getpid(),
+        }
+        with self._lock, open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -1,0 +1,1 @@
+"""dnspython helpers: zone rendering, SOA queries, NOTIFY."""
