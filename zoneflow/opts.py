@@ -15,6 +15,7 @@ from zoneflow.central import api as central_api
 from zoneflow.conductor import daemon, jobboard
 from zoneflow.engine import executor
 from zoneflow.flows import tasks
+from zoneflow.mdns import server as mdns_server
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -24,4 +25,5 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("conductor", daemon.conductor_opts),
         ("engine", executor.engine_opts),
         ("flows", tasks.flow_opts),
+        ("mdns", mdns_server.mdns_opts),
     ]

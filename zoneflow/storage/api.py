@@ -9,6 +9,7 @@ outbox. Callers get value objects from :mod:`zoneflow.objects`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 import uuid
@@ -287,24 +288,28 @@ def create_zone(values: dict[str, Any]) -> objects.Zone:
             session.add(row)
             session.flush()
             _post(session, "create-zone", zone_id, serial)
+            created = _zone(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: pick another name or delete the old zone"
         ) from None
-    return get_zone(zone_id)
+    return created
 
 
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
     with db.writer() as session:
         row = _live_zone(session, zone_id)
         _refuse_if_deleting(row)
-        serial = _next_serial(session, zone_id)
+        _next_serial(session, zone_id)
         session.refresh(row)
         for key, value in values.items():
             setattr(row, key, value)
         row.status, row.action, row.error = objects.PENDING, objects.UPDATE, None
-        _post(session, "update-zone", zone_id, serial)
-    return get_zone(zone_id)
+        _post(session, "update-zone", zone_id, row.serial)
+        session.flush()
+        # Converted inside the transaction: re-reading after commit could
+        # return a newer change's serial.
+        return _zone(row)
 
 
 def delete_zone(zone_id: str) -> objects.Zone:
@@ -315,11 +320,12 @@ def delete_zone(zone_id: str) -> objects.Zone:
     """
     with db.writer() as session:
         row = _live_zone(session, zone_id)
-        serial = _next_serial(session, zone_id)
+        _next_serial(session, zone_id)
         session.refresh(row)
         row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
-        _post(session, "delete-zone", zone_id, serial)
-    return get_zone(zone_id)
+        _post(session, "delete-zone", zone_id, row.serial)
+        session.flush()
+        return _zone(row)
 
 
 def _refuse_if_deleting(row: models.Zone) -> None:
@@ -461,13 +467,13 @@ def create_recordset(
             session.flush()
             _mark_zone_updating(session, zone_id)
             _post(session, "update-zone", zone_id, serial)
-            recordset_id = row.id
+            created = _recordset(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
             f"a {rtype} recordset named {name} already exists: update it instead "
             "('zoneflow recordset update')"
         ) from None
-    return get_recordset(zone_id, recordset_id)
+    return created
 
 
 def update_recordset(
@@ -476,14 +482,9 @@ def update_recordset(
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
-        row = session.scalars(
-            _recordset_query().where(
-                models.RecordSet.zone_id == zone_id, models.RecordSet.id == recordset_id
-            )
-        ).first()
-        if row is None:
-            raise exceptions.RecordSetNotFound(f"recordset {recordset_id} does not exist")
+        # The serial first: it locks the zone, so the recordset read next is current.
         serial = _next_serial(session, zone_id)
+        row = _recordset_row(session, zone_id, recordset_id)
         if set_ttl:
             row.ttl = ttl
         if records is not None:
@@ -491,26 +492,34 @@ def update_recordset(
         row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
         _mark_zone_updating(session, zone_id)
         _post(session, "update-zone", zone_id, serial)
-    return get_recordset(zone_id, recordset_id)
+        session.flush()
+        return _recordset(row)
 
 
 def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
-        row = session.scalars(
-            _recordset_query().where(
-                models.RecordSet.zone_id == zone_id, models.RecordSet.id == recordset_id
-            )
-        ).first()
-        if row is None:
-            raise exceptions.RecordSetNotFound(f"recordset {recordset_id} does not exist")
-        gone = _recordset(row)
         serial = _next_serial(session, zone_id)
+        row = _recordset_row(session, zone_id, recordset_id)
+        gone = dataclasses.replace(
+            _recordset(row), serial=serial, status=objects.PENDING, action=objects.DELETE
+        )
         session.delete(row)
         _mark_zone_updating(session, zone_id)
         _post(session, "update-zone", zone_id, serial)
     return gone
+
+
+def _recordset_row(session: Session, zone_id: str, recordset_id: str) -> models.RecordSet:
+    row = session.scalars(
+        _recordset_query().where(
+            models.RecordSet.zone_id == zone_id, models.RecordSet.id == recordset_id
+        )
+    ).first()
+    if row is None:
+        raise exceptions.RecordSetNotFound(f"recordset {recordset_id} does not exist")
+    return row
 
 
 def _mark_zone_updating(session: Session, zone_id: str) -> None:

@@ -1,0 +1,161 @@
+"""BIND9 through rndc: the zone is added as a secondary of mdns, and deleted again.
+
+Target options (Designate's names):
+
+``host``, ``port``        the DNS server (polled and NOTIFY'd by the flows)
+``rndc_host``             default 127.0.0.1
+``rndc_port``             default 953
+``rndc_key_file``         a file holding the rndc ``key "name" { ... };`` clause
+``rndc_config_file``      a whole rndc.conf instead (takes precedence)
+``rndc_timeout``          seconds an rndc call may take, default 10
+``clean_zonefile``        delete the zone's file with the zone, default true
+
+rndc ignores ``-k`` whenever /etc/bind/rndc.conf exists, so a key file is
+always used through a small rndc.conf of our own passed with ``-c``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from typing import Any
+
+from zoneflow import exceptions, objects
+from zoneflow.backends.base import Backend
+
+_KEY_NAME = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{')
+
+
+class Bind9Backend(Backend):
+    def __init__(self, target: objects.PoolTarget) -> None:
+        super().__init__(target)
+        options: dict[str, Any] = target.options
+        self.rndc_host = str(options.get("rndc_host", "127.0.0.1"))
+        self.rndc_port = int(options.get("rndc_port", 953))
+        self.timeout = float(options.get("rndc_timeout", 10))
+        self.clean = bool(options.get("clean_zonefile", True))
+        self.key_file = options.get("rndc_key_file")
+        self.config_file = options.get("rndc_config_file")
+
+    # --- the contract --------------------------------------------------------
+
+    def create_zone(self, zone: objects.Zone) -> None:
+        primaries = " ".join(f"{m.host} port {m.port};" for m in self.target.masters)
+        if not primaries:
+            raise exceptions.BackendError(
+                self.target.label, "no masters configured: list mdns under the target's masters"
+            )
+        spec = f'{{ type secondary; primaries {{ {primaries} }}; file "{self._file(zone)}"; }};'
+        self._rndc("addzone", zone.name, spec, ok_errors=("already exists",))
+
+    def delete_zone(self, zone: objects.Zone) -> None:
+        args = ["delzone", "-clean", zone.name] if self.clean else ["delzone", zone.name]
+        self._rndc(*args, ok_errors=("not found",))
+
+    def check(self) -> None:
+        self._rndc("status")
+
+    # --- rndc ------------------------------------------------------------------
+
+    @staticmethod
+    def _file(zone: objects.Zone) -> str:
+        # Zone names cannot escape named's directory through the file name.
+        digest = hashlib.sha1(zone.name.encode(), usedforsecurity=False).hexdigest()[:8]
+        safe = re.sub(r"[^a-z0-9.-]", "_", zone.name.rstrip("."))
+        return f"zoneflow-{safe}-{digest}.db"
+
+    def _rndc(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:
+        program = shutil.which("rndc")
+        if program is None:
+            raise exceptions.BackendError(
+                self.target.label, "rndc is not installed here: apt-get install bind9-utils"
+            )
+        with tempfile.TemporaryDirectory(prefix="zoneflow-rndc-") as tmp:
+            argv = [
+                program,
+                "-c",
+                self._config(tmp),
+                "-s",
+                self.rndc_host,
+                "-p",
+                str(self.rndc_port),
+            ]
+            try:
+                done = subprocess.run(
+                    [*argv, *args],
+                    capture_output=True,
+                    text=True,
+                    timeout=self.timeout,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise exceptions.BackendUnreachable(
+                    self.target.label,
+                    f"rndc {args[0]} got no answer from {self._where()} in {self.timeout:g}s: "
+                    "is named running and its controls channel open to us?",
+                ) from None
+        output = (done.stdout + done.stderr).strip()
+        if done.returncode == 0:
+            return output
+        if any(text in output for text in ok_errors):
+            return output
+        raise self._error(args[0], output)
+
+    def _config(self, tmp: str) -> str:
+        if self.config_file:
+            return str(self.config_file)
+        path = os.path.join(tmp, "rndc.conf")
+        if not self.key_file:
+            # No key given: rndc's defaults, but never /etc/bind/rndc.conf silently.
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(
+                    'include "/etc/bind/rndc.key";\noptions { default-key "rndc-key"; };\n'
+                )
+            return path
+        try:
+            with open(self.key_file, encoding="utf-8") as handle:
+                match = _KEY_NAME.search(handle.read())
+        except OSError as exc:
+            raise exceptions.BackendError(
+                self.target.label, f"cannot read rndc_key_file {self.key_file}: {exc.strerror}"
+            ) from exc
+        if match is None:
+            raise exceptions.BackendError(
+                self.target.label,
+                f"rndc_key_file {self.key_file} holds no 'key \"name\" {{ ... }};' clause",
+            )
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(
+                f'include "{self.key_file}";\noptions {{ default-key "{match.group(1)}"; }};\n'
+            )
+        return path
+
+    def _where(self) -> str:
+        return f"{self.rndc_host}:{self.rndc_port}"
+
+    def _error(self, command: str, output: str) -> exceptions.BackendError:
+        first = output.splitlines()[0] if output else "no output"
+        if "connection refused" in output or "connect failed" in output:
+            return exceptions.BackendUnreachable(
+                self.target.label,
+                f"rndc cannot connect to {self._where()} (connection refused): is named running "
+                "with a controls channel on that address and port?",
+            )
+        if "connection to remote host closed" in output:
+            return exceptions.BackendError(
+                self.target.label,
+                f"named at {self._where()} closed the rndc connection: the rndc key does not match "
+                "the server's, or this host is not in the controls allow list",
+            )
+        if "permission denied" in output.lower() or "allow-new-zones" in output:
+            return exceptions.BackendError(
+                self.target.label,
+                f"rndc {command} refused by named: set 'allow-new-zones yes;' in named.conf "
+                f"({first})",
+            )
+        return exceptions.BackendError(self.target.label, f"rndc {command} failed: {first}")

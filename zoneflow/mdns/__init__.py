@@ -1,0 +1,1 @@
+"""mdns: the mini-DNS nameservers transfer zones from."""
