@@ -56,6 +56,10 @@ def wait_served(zone: str, server: Bind9Server, started: float, timeout: float =
     return time.monotonic() - started
 
 
+def _record(times: list[float], zone: str, server: Bind9Server, started: float) -> None:
+    times.append(wait_served(zone, server, started))
+
+
 def bind9_floor(count: int, workdir: pathlib.Path) -> list[float]:
     """rndc addzone on a secondary → it serves the zone (primary is another BIND9)."""
     with (
@@ -121,8 +125,7 @@ def zoneflow_propagation(count: int, workdir: pathlib.Path) -> tuple[list[float]
                 zone = central.create_zone(name, "hostmaster@bench.example")
                 times: list[float] = []
                 watchers = [
-                    threading.Thread(target=lambda b=b: times.append(wait_served(name, b, started)))
-                    for b in binds
+                    threading.Thread(target=_record, args=(times, name, b, started)) for b in binds
                 ]
                 for w in watchers:
                     w.start()

@@ -135,6 +135,12 @@ class DatabaseUnavailable(ServiceUnavailable):
     error_type = "database_unavailable"
 
 
+class DatabaseNotSynced(ServiceUnavailable):
+    """The database lacks zoneflow's tables (or an up-to-date schema)."""
+
+    error_type = "database_not_synced"
+
+
 class JobboardUnavailable(ServiceUnavailable):
     error_type = "jobboard_unavailable"
 

@@ -80,3 +80,49 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
         assert [j["state"] for j in jobs] == ["SUCCESS"]
     finally:
         deployment.close()
+
+
+def test_two_conductors_share_the_board_and_run_each_job_once(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.share.example.", "priority": 1}],
+                "targets": [
+                    {
+                        "type": "fake",
+                        "description": "a",
+                        "options": {"record_file": str(record), "delay": 0.2},
+                    },
+                    {
+                        "type": "fake",
+                        "description": "b",
+                        "options": {"record_file": str(record), "delay": 0.2},
+                    },
+                ],
+            }
+        )
+        conductors = [deployment.start_conductor(f"c{i}") for i in (1, 2)]
+        zones = [f"z{i}.share.example." for i in range(12)]
+        for zone in zones:
+            deployment.cli("zone", "create", zone, "--email", "hostmaster@share.example")
+        wait_for(
+            lambda: (
+                {z["status"] for z in json.loads(deployment.cli("--json", "zone", "list").stdout)}
+                == {"ACTIVE"}
+            ),
+            timeout=90,
+            interval=0.5,
+            what="every zone to become ACTIVE",
+        )
+        calls = _calls(record)
+        per_zone_target = sorted((c["zone"], c["target"]) for c in calls)
+        assert len(per_zone_target) == 2 * len(zones)
+        assert len(set(per_zone_target)) == len(per_zone_target), "no job ran twice"
+        assert {c["pid"] for c in calls} <= {p.pid for p in conductors}
+    finally:
+        deployment.close()

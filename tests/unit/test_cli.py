@@ -152,3 +152,14 @@ def test_flow_show_draws_per_target_tasks_as_dot(
     target = storage.get_pool("default").targets[0]
     assert f'"create-zone-on-target-{target.id}"' in out
     assert '"consensus-check" -> "status-write-retry"' in out
+
+
+def test_a_database_without_schema_says_to_run_db_sync(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    empty = f"sqlite:///{tmp_path}/empty.sqlite"
+    cfg.CONF.set_override("connection", empty, group="database")
+    for args in (("zone", "list"), ("job", "list")):
+        code, _, err = run(capsys, *args)
+        assert code == 1
+        assert "run 'zoneflow db sync'" in err

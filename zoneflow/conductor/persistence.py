@@ -10,7 +10,9 @@ import contextlib
 import threading
 from typing import Any
 
+import sqlalchemy
 from taskflow.persistence import backends
+from taskflow.persistence.backends import impl_sqlalchemy
 
 from zoneflow.storage import db
 
@@ -24,9 +26,20 @@ def get_backend() -> Any:
     with _lock:
         backend = _backends.get(url)
         if backend is None:
-            backend = backends.fetch({"connection": url})
+            backend = _create(url)
             _backends[url] = backend
         return backend
+
+
+def _create(url: str) -> Any:
+    if not url.startswith("sqlite"):
+        return backends.fetch({"connection": url})
+    # TaskFlow's own SQLite engine opens a connection per call and commits
+    # with an fsync each time; ours pools connections, uses WAL and takes the
+    # write lock up front so concurrent engines queue instead of failing.
+    engine = sqlalchemy.create_engine(url)
+    db.tune_sqlite(engine, always_immediate=True)
+    return impl_sqlalchemy.SQLAlchemyBackend({"connection": url}, engine=engine)
 
 
 def upgrade() -> None:

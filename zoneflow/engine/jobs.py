@@ -13,9 +13,11 @@ import contextlib
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from taskflow import engines, states
+from taskflow import exceptions as tf_exc
 from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
@@ -72,18 +74,31 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
     return str(book.uuid)
 
 
+@contextlib.contextmanager
+def _logbooks(persistence: Any) -> Iterator[Any]:
+    """A persistence connection whose failures come out as zoneflow errors."""
+    try:
+        with contextlib.closing(persistence.get_connection()) as connection:
+            yield connection
+    except tf_exc.StorageFailure as exc:
+        cause = str(exc.__cause__ or exc)
+        if "no such table" in cause or "does not exist" in cause:
+            raise exceptions.DatabaseNotSynced(
+                "the database has no job tables yet: run 'zoneflow db sync'"
+            ) from exc
+        raise exceptions.DatabaseUnavailable(f"cannot read jobs from the database: {exc}") from exc
+
+
 def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
     """Jobs known to persistence, newest first."""
-    with contextlib.closing(persistence.get_connection()) as connection:
+    with _logbooks(persistence) as connection:
         books = [_info(b, with_atoms=False) for b in connection.get_logbooks(lazy=False)]
     books.sort(key=lambda j: j.created_at or datetime.datetime.min, reverse=True)
     return books[:limit] if limit else books
 
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
-    from taskflow import exceptions as tf_exc
-
-    with contextlib.closing(persistence.get_connection()) as connection:
+    with _logbooks(persistence) as connection:
         try:
             book = connection.get_logbook(job_id)
         except tf_exc.NotFound:

@@ -67,9 +67,12 @@ def _kind(flow: Any) -> str:
     return type(flow).__module__.rsplit(".", 1)[-1].replace("_flow", "")
 
 
+ATOM_KINDS = ("task", "retry")
+
+
 def _atom_edges(graph: Any) -> set[tuple[str, str]]:
-    """Edges between atoms, looking through the no-op nodes that stand for flows."""
-    atoms = [n for n, data in graph.nodes(data=True) if data.get("kind") != "flow"]
+    """Edges between atoms, looking through the no-op nodes that start and end flows."""
+    atoms = [n for n, data in graph.nodes(data=True) if data.get("kind") in ATOM_KINDS]
     edges: set[tuple[str, str]] = set()
     for atom in atoms:
         stack, seen = list(graph.successors(atom)), set()
@@ -78,7 +81,7 @@ def _atom_edges(graph: Any) -> set[tuple[str, str]]:
             if node in seen:
                 continue
             seen.add(node)
-            if graph.nodes[node].get("kind") == "flow":
+            if graph.nodes[node].get("kind") not in ATOM_KINDS:
                 stack.extend(graph.successors(node))
             else:
                 edges.add((atom.name, node.name))

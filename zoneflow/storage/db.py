@@ -8,6 +8,7 @@ and turn oslo.db's connection errors into :class:`DatabaseUnavailable`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,23 +55,36 @@ def configure(connection: str | None = None) -> None:
         retry_interval=CONF.database.retry_interval,
     )
     if url.startswith("sqlite"):
-        manager.append_on_engine_create(_tune_sqlite)
+        manager.append_on_engine_create(tune_sqlite)
     _manager = manager
     _connection = url
 
 
-def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:
-    # WAL lets the CLI read while a conductor writes. Transactions begin
+def tune_sqlite(engine: sqlalchemy.engine.Engine, *, always_immediate: bool = False) -> None:
+    """Make a SQLite engine fit for several threads and processes writing at once.
+
+    ``always_immediate`` is for engines whose every transaction may write
+    (TaskFlow's persistence); otherwise only writer() transactions do.
+    """
+
+    # WAL lets readers go on while a writer writes. Write transactions begin
     # IMMEDIATE so that two writers queue on the busy timeout; SQLite's
     # default deferred BEGIN makes one of them fail with "database is locked"
-    # when both upgrade from reading to writing.
+    # when both upgrade from reading to writing. Readers keep a deferred
+    # BEGIN so they never wait for a writer.
     # oslo.db emits a plain BEGIN on SQLite (and marks the connection with
     # info["in_transaction"], cleared on commit/rollback); ours replaces it.
+    # synchronous=NORMAL: in WAL mode a commit survives the process dying at
+    # any point (only a power cut may lose the last commits), without an
+    # fsync per commit.
     @sqlalchemy.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     for listener in list(engine.dispatch.begin):
@@ -79,8 +93,14 @@ def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     @sqlalchemy.event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if "in_transaction" not in connection.info:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            writing = always_immediate or getattr(_writing, "active", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
             connection.info["in_transaction"] = True
+
+    @sqlalchemy.event.listens_for(engine, "commit")
+    @sqlalchemy.event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        connection.info.pop("in_transaction", None)
 
 
 def _get_manager() -> Any:
@@ -128,21 +148,34 @@ def _is_connect_failure(exc: BaseException) -> bool:
     )
 
 
+# Set while this thread is inside writer(): a session begins its transaction
+# lazily, on its first statement, in the thread that uses it.
+_writing = threading.local()
+
+
 @contextlib.contextmanager
-def _transaction(mode: Any) -> Iterator[Session]:
+def _transaction(mode: Any, *, write: bool) -> Iterator[Session]:
+    _writing.active = write
     try:
         with mode.using(_Context()) as session:
             yield session
+    except db_exc.DBNonExistentTable as exc:
+        url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
+        raise exceptions.DatabaseNotSynced(
+            f"the database at {url} has no zoneflow schema yet: run 'zoneflow db sync'"
+        ) from exc
     except (db_exc.DBError, sqlalchemy.exc.DBAPIError) as exc:
         if _is_connect_failure(exc):
             raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
         raise
+    finally:
+        _writing.active = False
 
 
 def writer() -> contextlib.AbstractContextManager[Session]:
     """A session in a read-write transaction, committed when the block ends."""
-    return _transaction(_get_manager().writer)
+    return _transaction(_get_manager().writer, write=True)
 
 
 def reader() -> contextlib.AbstractContextManager[Session]:
-    return _transaction(_get_manager().reader)
+    return _transaction(_get_manager().reader, write=False)
