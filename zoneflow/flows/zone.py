@@ -6,6 +6,10 @@ Each is a TaskFlow graph flow::
           ─► [per nameserver, in parallel: SendNotify ─► PollForSerial]
           ─► update-status
 
+create-zone sends no NOTIFY up front: adding the zone already makes each
+server transfer it, and a NOTIFY racing that first transfer only delays it.
+PollForSerial re-sends NOTIFY to any server that lags.
+
 Data contract (names in the flow's storage):
 
 ==========================  ==============================  =================
@@ -96,12 +100,15 @@ def _zone_flow(
     )
     propagation = unordered_flow.Flow("propagation")
     for host, port in servers:
-        propagation.add(
-            linear_flow.Flow(f"nameserver-{host}:{port}").add(
-                tasks.SendNotify(host, port),
-                tasks.PollForSerial(host, port, expect_removed=action == objects.DELETE),
+        poll = tasks.PollForSerial(host, port, expect_removed=action == objects.DELETE)
+        if action == objects.UPDATE:
+            propagation.add(
+                linear_flow.Flow(f"nameserver-{host}:{port}").add(
+                    tasks.SendNotify(host, port), poll
+                )
             )
-        )
+        else:
+            propagation.add(poll)
     for host, port in also_notifies:
         if (str(host), int(port)) not in servers:
             propagation.add(tasks.SendNotify(str(host), int(port)))
