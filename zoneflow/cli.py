@@ -106,11 +106,20 @@ class _JobPoster:
 
         try:
             OutboxRelay(self.board, self.persistence).flush()
+        except exceptions.ZoneflowError as exc:
+            # The change and its job are saved together; only posting failed,
+            # and any conductor's relay will post the job from the outbox.
+            print(
+                f"zoneflow: warning: the change is saved but its job could not be posted yet "
+                f"({exc}); a running conductor will post it",
+                file=sys.stderr,
+            )
         finally:
             self.board.close()
 
 
-def _change(args: argparse.Namespace, make_change: Callable[[], Any]) -> Any:
+def _change(make_change: Callable[[], Any]) -> Any:
+    """Make one change and post its job (the board is checked first, see _JobPoster)."""
     poster = _JobPoster()
     result = make_change()
     poster.post()
@@ -210,7 +219,6 @@ def cmd_zone_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
     zone = _change(
-        args,
         lambda: central.create_zone(
             args.name, args.email, ttl=args.ttl, pool=args.pool, description=args.description
         ),
@@ -222,7 +230,6 @@ def cmd_zone_update(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
     zone = _change(
-        args,
         lambda: central.update_zone(
             args.name, email=args.email, ttl=args.ttl, description=args.description
         ),
@@ -234,11 +241,11 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
     from zoneflow.storage import api as storage
 
-    zone = _change(args, lambda: central.delete_zone(args.name))
+    zone = _change(lambda: central.delete_zone(args.name))
     if args.wait:
-        deadline_zone = _wait(args, zone.id)
-        if deadline_zone.status == objects.ERROR:
-            _show(args, deadline_zone)
+        finished = _wait(args, zone.id)
+        if finished.status == objects.ERROR:
+            _show(args, finished)
             return EXIT_ERROR
         zone = storage.get_zone_any(zone.id) or zone
     _show(args, zone)
@@ -296,7 +303,6 @@ def cmd_recordset_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
     recordset = _change(
-        args,
         lambda: central.create_recordset(
             args.zone, args.name, args.type, args.record, ttl=args.ttl
         ),
@@ -310,7 +316,6 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     recordset = _change(
-        args,
         lambda: central.update_recordset(
             args.zone, args.name, rtype=args.type, records=args.record, ttl=args.ttl
         ),
@@ -321,9 +326,7 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
 def cmd_recordset_delete(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    recordset = _change(
-        args, lambda: central.delete_recordset(args.zone, args.name, rtype=args.type)
-    )
+    recordset = _change(lambda: central.delete_recordset(args.zone, args.name, rtype=args.type))
     return _finish_recordset_change(args, recordset)
 
 

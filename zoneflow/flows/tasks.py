@@ -192,6 +192,14 @@ class ConsensusCheck(task.Task):
         return succeeded
 
 
+def _notify(zone_name: str, host: str, port: int, serial: int) -> None:
+    try:
+        query.send_notify(zone_name, host, port, serial=serial, timeout=CONF.flows.query_timeout)
+    except (dns.exception.DNSException, OSError) as exc:
+        # Not fatal: polling re-sends NOTIFY and decides whether it is served.
+        LOG.info("NOTIFY of %s to %s:%s got no answer: %s", zone_name, host, port, exc)
+
+
 class SendNotify(task.Task):
     """NOTIFY one nameserver so it fetches the new serial from mdns now."""
 
@@ -200,15 +208,7 @@ class SendNotify(task.Task):
         self.host, self.port = host, port
 
     def execute(self, zone_name: str, serial: int) -> None:
-        try:
-            query.send_notify(
-                zone_name, self.host, self.port, serial=serial, timeout=CONF.flows.query_timeout
-            )
-        except (dns.exception.DNSException, OSError) as exc:
-            # Not fatal: polling re-sends NOTIFY and decides whether it is served.
-            LOG.info(
-                "NOTIFY of %s to %s:%s got no answer: %s", zone_name, self.host, self.port, exc
-            )
+        _notify(zone_name, self.host, self.port, serial)
 
 
 class PollForSerial(task.Task):
@@ -251,7 +251,7 @@ class PollForSerial(task.Task):
             if not self.expect_removed and now >= next_notify:
                 if storage.zone_is_deleted(zone_id):
                     return {"ok": False, "serial": seen, "error": "zone deleted meanwhile"}
-                SendNotify(self.host, self.port).execute(zone_name, serial)
+                _notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
 
