@@ -1,22 +1,45 @@
 """mdns: the authoritative mini-DNS that nameservers transfer zones from.
 
 It answers from storage, so a change is served the moment its transaction
-commits: SOA (UDP and TCP), other queries for the zones it holds, AXFR over
-TCP (streamed in several messages), IXFR answered with the whole zone (RFC
-1995 allows it) or a single SOA when the client is current, NOTIFY with an
-acknowledgement. REFUSED for zones it does not hold, NOTIMP for other
-opcodes, FORMERR for what cannot be parsed. Storage is synchronous, so each
-request is answered on a worker thread and never blocks the event loop.
+commits. What it answers, and why:
+
+- QUERY for a zone it holds: authoritative answers (SOA straight from the
+  zone row; other names from a rendered snapshot of the zone, with CNAME,
+  wildcard, delegation and negative answers as RFC 1034 and 2308 describe).
+- AXFR over TCP: the whole zone, SOA first and last, packed into messages of
+  at most ``[mdns] xfr_message_size`` bytes. AXFR over UDP: FORMERR, as BIND
+  answers it: RFC 5936 defines AXFR over TCP only, and a FORMERR tells a
+  client at once that the request itself was wrong, where a TC bit would
+  invite it to retry the same thing.
+- IXFR (RFC 1995): a single SOA when the client's serial is current (or when
+  asked over UDP, which tells the client to come back over TCP), else the
+  whole zone in AXFR form, which RFC 1995 section 4 allows.
+- NOTIFY: acknowledged (NOERROR, AA) and logged.
+- REFUSED for zones it does not hold, NOTIMP for other opcodes, FORMERR for
+  what cannot be parsed (when at least the header can be read; else nothing).
+  Messages with the QR bit set are never answered, so two servers cannot
+  bounce replies at each other.
+
+Storage is synchronous, so each request is answered on a small thread pool of
+its own and never blocks the event loop, nor takes threads from the process
+embedding mdns (all-in-one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
 import logging
 import signal
 import struct
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterator
+from typing import cast
 
 import dns.exception
 import dns.flags
@@ -24,11 +47,14 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.renderer
 import dns.rrset
 from oslo_config import cfg
 
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.dns import zone as dns_zone
 from zoneflow.storage import api as storage
 
@@ -36,156 +62,441 @@ LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
 mdns_opts = [
-    cfg.StrOpt("host", default="127.0.0.1", help="Address mdns listens on (UDP and TCP)."),
+    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address mdns listens on (UDP and TCP)."),
     cfg.PortOpt("port", default=5354, help="Port mdns listens on; 0 picks a free one."),
-    cfg.FloatOpt("tcp_timeout", default=10.0, min=0.1, help="Seconds an idle TCP client is kept."),
-    cfg.IntOpt("axfr_records_per_message", default=500, min=1, help="Records per AXFR message."),
+    cfg.FloatOpt(
+        "tcp_timeout",
+        default=10.0,
+        min=0.1,
+        help="Seconds a TCP client may stay idle, or take to send a query or read a reply, "
+        "before mdns closes its connection.",
+    ),
+    cfg.IntOpt(
+        "threads",
+        default=8,
+        min=1,
+        help="Threads answering requests (each storage read runs on one of them).",
+    ),
+    cfg.IntOpt(
+        "xfr_message_size",
+        default=20480,
+        min=512,
+        max=65535,
+        help="Largest message of a zone transfer, in bytes. BIND's transfer-message-size "
+        "default: big enough to carry hundreds of records, small enough to keep "
+        "name compression effective and memory per message low.",
+    ),
+    cfg.IntOpt(
+        "snapshot_cache_size",
+        default=16,
+        min=0,
+        help="Rendered zones kept in memory, each for one serial: the secondaries of a "
+        "pool transferring one change render it once.",
+    ),
 ]
 CONF.register_opts(mdns_opts, group="mdns")
 
+# The EDNS UDP payload recommended since DNS Flag Day 2020: replies that never
+# fragment. Larger answers are truncated and the client retries over TCP.
+UDP_PAYLOAD = 1232
+# Datagrams being answered at once; past it new ones are dropped (the client
+# retries), so a flood cannot queue unbounded work behind the thread pool.
+MAX_PENDING_UDP = 1000
+# Pools are read for every answer (the SOA's MNAME, the apex NS) and change
+# only when an operator loads pools.yaml; reading one costs more than the rest
+# of an SOA answer, so it is kept this many seconds.
+POOL_CACHE_SECONDS = 5.0
+_OPT_SIZE = 11  # an OPT record without options
+_OPCODE_AND_RD = 0x7800 | dns.flags.RD
 
-def _refused(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
-    response = dns.message.make_response(query)
+
+def _serial_gte(a: int, b: int) -> bool:
+    """``a`` is ``b`` or newer in RFC 1982 serial number arithmetic."""
+    return a == b or 0 < (a - b) % 2**32 < 2**31
+
+
+def _header_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
+    """A bare reply echoing the id and opcode of a message we could not parse."""
+    query_id, flags = struct.unpack("!HH", wire[:4])
+    flags = dns.flags.QR | (flags & _OPCODE_AND_RD) | int(rcode)
+    return struct.pack("!HHHHHH", query_id, flags, 0, 0, 0, 0)
+
+
+# --- a zone, rendered -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Lookup:
+    rcode: dns.rcode.Rcode = dns.rcode.NOERROR
+    authoritative: bool = True
+    answer: list[dns.rrset.RRset] = dataclasses.field(default_factory=list)
+    authority: list[dns.rrset.RRset] = dataclasses.field(default_factory=list)
+    additional: list[dns.rrset.RRset] = dataclasses.field(default_factory=list)
+
+
+class ZoneSnapshot:
+    """One serial of one zone as DNS data, indexed for lookups and ready for AXFR."""
+
+    def __init__(self, zone: objects.Zone, pool: objects.Pool, rrsets: list[dns.rrset.RRset]):
+        self.zone = zone
+        self.origin = dns_zone.zone_origin(zone)
+        self.soa = dns_zone.soa_rrset(zone, pool)
+        self.rrsets = rrsets
+        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        # Every owner name and every name between it and the apex: a name in
+        # here exists (RFC 4592's empty non-terminals included) and gets
+        # NODATA, never NXDOMAIN.
+        self.names: set[dns.name.Name] = {self.origin}
+        for rrset in rrsets:
+            self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+            name = rrset.name
+            while name != self.origin and name not in self.names:
+                self.names.add(name)
+                name = name.parent()
+
+    @classmethod
+    def read(
+        cls, zone: objects.Zone, pool: objects.Pool, *, attempts: int = 3
+    ) -> tuple[ZoneSnapshot, bool]:
+        """Read a zone's recordsets; return the snapshot and whether it is exact.
+
+        The zone row and its recordsets are separate reads, and a change may
+        commit in between. Every change bumps the serial in its own
+        transaction, so an unchanged serial after the recordsets were read
+        proves they belong to it. When changes keep landing, the snapshot
+        carries the serial read before its data: the data is then at least
+        as new as the serial says, and the next NOTIFY brings the rest.
+        """
+        current = zone
+        for attempt in range(attempts):
+            recordsets = storage.list_recordsets(current.id)
+            again = storage.find_zone_for_mdns(current.name)
+            exact = again is not None and again.serial == current.serial
+            if exact or again is None or again.id != current.id or attempt == attempts - 1:
+                break
+            current = again
+        rrsets = list(dns_zone.iter_rrsets(current, pool, recordsets))
+        return cls(current, pool, rrsets), exact
+
+    def negative_soa(self) -> dns.rrset.RRset:
+        # RFC 2308 section 3: the SOA of a negative answer lives min(TTL, MINIMUM).
+        soa = self.soa[0]
+        assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
+        return dns.rrset.from_rdata(self.origin, min(self.soa.ttl, soa.minimum), soa)
+
+    def lookup(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> _Lookup:
+        referral = self._delegation(qname, qtype)
+        if referral is not None:
+            return referral
+        node = self.nodes.get(qname)
+        if node is None and qname not in self.names:
+            node = self._wildcard(qname)
+            if node is None:
+                return _Lookup(rcode=dns.rcode.NXDOMAIN, authority=[self.negative_soa()])
+            node = {
+                rdtype: dns.rrset.from_rdata_list(qname, rrset.ttl, list(rrset))
+                for rdtype, rrset in node.items()
+            }
+        node = node or {}
+        if qtype == dns.rdatatype.ANY and node:
+            return _Lookup(answer=list(node.values()))
+        if qtype in node:
+            return _Lookup(answer=[node[qtype]])
+        if dns.rdatatype.CNAME in node:
+            return _Lookup(answer=[node[dns.rdatatype.CNAME]])
+        return _Lookup(authority=[self.negative_soa()])
+
+    def _delegation(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> _Lookup | None:
+        """A referral when ``qname`` is at or below an NS set below the apex."""
+        for depth in range(len(self.origin) + 1, len(qname) + 1):
+            cut = qname.split(depth)[1]
+            ns = self.nodes.get(cut, {}).get(dns.rdatatype.NS)
+            if ns is None:
+                continue
+            if cut == qname and qtype == dns.rdatatype.DS:
+                # The DS of a child lives on the parent's side of the cut.
+                return None
+            glue = [
+                rrset
+                for target in ns
+                for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                if (rrset := self.nodes.get(target.target, {}).get(rdtype)) is not None
+            ]
+            return _Lookup(authoritative=False, authority=[ns], additional=glue)
+        return None
+
+    def _wildcard(self, qname: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
+        """The ``*`` node at the closest encloser of ``qname`` (RFC 4592), if any."""
+        encloser = qname.parent()
+        while encloser not in self.names:
+            encloser = encloser.parent()
+        return self.nodes.get(dns.name.Name((b"*", *encloser.labels)))
+
+
+class _SnapshotCache:
+    """The last few exact snapshots, by zone, serial and apex NS.
+
+    The serial changes with every change to a zone's data; the apex NS come
+    from the pool, whose changes bump no serial, so they are part of the key.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[object, ZoneSnapshot] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, zone: objects.Zone, pool: objects.Pool) -> ZoneSnapshot:
+        key = (zone.id, zone.serial, pool.ns_records)
+        with self._lock:
+            snapshot = self._entries.get(key)
+            if snapshot is not None:
+                self._entries.move_to_end(key)
+                return snapshot
+        snapshot, exact = ZoneSnapshot.read(zone, pool)
+        if exact and self.size:
+            with self._lock:
+                self._entries[(snapshot.zone.id, snapshot.zone.serial, pool.ns_records)] = snapshot
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return snapshot
+
+
+class _PoolCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, objects.Pool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, pool_id: str) -> objects.Pool:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(pool_id)
+        if entry is not None and now - entry[0] < self.seconds:
+            return entry[1]
+        pool = storage.get_pool(pool_id)
+        with self._lock:
+            self._entries[pool_id] = (now, pool)
+        return pool
+
+
+# --- requests to replies ----------------------------------------------------------
+
+
+class Responder:
+    """Turns one request into its reply messages (several for a zone transfer).
+
+    Synchronous and thread-safe: the server calls it from its thread pool.
+    """
+
+    def __init__(self, *, cache_size: int | None = None) -> None:
+        size = CONF.mdns.snapshot_cache_size if cache_size is None else cache_size
+        self.snapshots = _SnapshotCache(size)
+        self.pools = _PoolCache(POOL_CACHE_SECONDS)
+
+    def answer(self, wire: bytes, *, tcp: bool, peer: str = "?") -> list[bytes]:
+        """The wire replies to ``wire``; an empty list means "send nothing"."""
+        if len(wire) < 12:
+            LOG.debug("dropped %d-byte message from %s: shorter than a DNS header", len(wire), peer)
+            return []
+        if struct.unpack("!H", wire[2:4])[0] & dns.flags.QR:
+            LOG.debug("dropped a response from %s: mdns only answers queries", peer)
+            return []
+        try:
+            return self._answer(wire, tcp=tcp, peer=peer)
+        except exceptions.ServiceUnavailable as exc:
+            # The database is down: one line per request, not a traceback each.
+            LOG.warning("SERVFAIL to %s: %s", peer, exc)
+        except Exception:
+            LOG.exception("mdns failed to answer a request from %s", peer)
+        return [_header_reply(wire, dns.rcode.SERVFAIL)]
+
+    def _answer(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
+        opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.message.UnknownTSIGKey:
+            # TSIG is not configured yet; RFC 8945 answers an unknown key with NOTAUTH.
+            LOG.info("refused a TSIG-signed request from %s: mdns has no TSIG keys", peer)
+            return [_header_reply(wire, dns.rcode.NOTAUTH)]
+        except Exception as exc:  # dnspython raises many kinds of error on garbage
+            if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
+                return [_header_reply(wire, dns.rcode.NOTIMP)]
+            LOG.debug("FORMERR to %s: unparseable message (%s)", peer, exc)
+            return [_header_reply(wire, dns.rcode.FORMERR)]
+        if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
+            LOG.debug("NOTIMP to %s: opcode %s", peer, dns.opcode.to_text(opcode))
+            return [self._udp_or_tcp(_error(query, dns.rcode.NOTIMP), query, tcp)]
+        if query.edns > 0:
+            return [self._udp_or_tcp(_error(query, dns.rcode.BADVERS), query, tcp)]
+        if len(query.question) != 1:
+            return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
+        if opcode == dns.opcode.NOTIFY:
+            return [self._udp_or_tcp(self._notify(query, peer), query, tcp)]
+        if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            return self._transfer(query, tcp=tcp, peer=peer)
+        return [self._udp_or_tcp(self._query(query), query, tcp)]
+
+    @staticmethod
+    def _udp_or_tcp(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
+        if tcp:
+            limit = 65535
+        else:
+            limit = max(512, min(query.payload, UDP_PAYLOAD)) if query.edns >= 0 else 512
+        # Past the limit, truncate and set TC: over UDP the client retries over
+        # TCP; over TCP (an RRset of thousands of records) it at least gets
+        # what fits rather than a SERVFAIL.
+        return bytes(response.to_wire(max_size=limit, prefer_truncation=True))
+
+    # -- NOTIFY and QUERY ------------------------------------------------------------
+
+    def _notify(self, query: dns.message.Message, peer: str) -> dns.message.Message:
+        serial = _soa_serial(query.answer)
+        LOG.info("NOTIFY for %s (serial %s) from %s", query.question[0].name, serial, peer)
+        response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
+        response.flags |= dns.flags.AA
+        return response
+
+    def _held_zone(self, qname: dns.name.Name) -> objects.Zone | None:
+        """The zone holding ``qname``: the closest enclosing zone in storage."""
+        candidate = qname
+        while candidate != dns.name.root:
+            zone = storage.find_zone_for_mdns(candidate.to_text().lower())
+            if zone is not None:
+                return zone
+            candidate = candidate.parent()
+        return None
+
+    def _query(self, query: dns.message.Message) -> dns.message.Message:
+        question = query.question[0]
+        zone = self._held_zone(question.name) if question.rdclass == dns.rdataclass.IN else None
+        if zone is None:
+            return _error(query, dns.rcode.REFUSED)
+        pool = self.pools.get(zone.pool_id)
+        response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
+        if question.name == dns_zone.zone_origin(zone) and question.rdtype == dns.rdatatype.SOA:
+            # The question that decides propagation, answered without reading
+            # the recordsets.
+            response.flags |= dns.flags.AA
+            response.answer.append(dns_zone.soa_rrset(zone, pool))
+            return response
+        found = self.snapshots.get(zone, pool).lookup(question.name, question.rdtype)
+        if found.authoritative:
+            response.flags |= dns.flags.AA
+        response.set_rcode(found.rcode)
+        response.answer.extend(found.answer)
+        response.authority.extend(found.authority)
+        response.additional.extend(found.additional)
+        return response
+
+    # -- AXFR and IXFR ---------------------------------------------------------------
+
+    def _transfer(self, query: dns.message.Message, *, tcp: bool, peer: str) -> list[bytes]:
+        question = query.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        if question.rdtype == dns.rdatatype.AXFR and not tcp:
+            LOG.info("FORMERR to %s: AXFR of %s over UDP", peer, question.name)
+            return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
+        zone = None
+        if question.rdclass == dns.rdataclass.IN:
+            zone = storage.find_zone_for_mdns(question.name.to_text().lower())
+        if zone is None:
+            LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
+            return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
+        pool = self.pools.get(zone.pool_id)
+        if question.rdtype == dns.rdatatype.IXFR:
+            client_serial = _soa_serial(query.authority)
+            if client_serial is None:
+                # RFC 1995 section 3: an IXFR query carries the client's SOA.
+                return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
+            if not tcp or _serial_gte(client_serial, zone.serial):
+                response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
+                response.flags |= dns.flags.AA
+                response.answer.append(dns_zone.soa_rrset(zone, pool))
+                return [self._udp_or_tcp(response, query, tcp)]
+        started = time.monotonic()
+        snapshot = self.snapshots.get(zone, pool)
+        messages = list(_xfr_messages(query, snapshot, CONF.mdns.xfr_message_size))
+        LOG.info(
+            "%s of %s serial %d to %s: %d rrsets in %d messages, %.0f ms",
+            kind,
+            snapshot.origin,
+            snapshot.zone.serial,
+            peer,
+            len(snapshot.rrsets) + 1,
+            len(messages),
+            (time.monotonic() - started) * 1000,
+        )
+        return messages
+
+
+def _error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
+    response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
     response.set_rcode(rcode)
     return response
 
 
-def _formerr(wire: bytes) -> bytes | None:
-    """A FORMERR reply echoing the id of a message we could not parse (if any)."""
-    if len(wire) < 12:
-        return None
-    (query_id,) = struct.unpack("!H", wire[:2])
-    response = dns.message.Message(id=query_id)
-    response.flags = dns.flags.QR
-    response.set_rcode(dns.rcode.FORMERR)
-    return bytes(response.to_wire())
+def _soa_serial(section: list[dns.rrset.RRset]) -> int | None:
+    """The serial of the first SOA in a message section (a NOTIFY's or an IXFR query's)."""
+    for rrset in section:
+        for rdata in rrset:
+            if isinstance(rdata, dns.rdtypes.ANY.SOA.SOA):
+                return int(rdata.serial)
+    return None
 
 
-class Responder:
-    """Turns one request into its reply messages (several for AXFR)."""
+def _xfr_messages(
+    query: dns.message.Message, snapshot: ZoneSnapshot, max_size: int
+) -> Iterator[bytes]:
+    """The zone as transfer messages: SOA, the rest, SOA again, each message <= max_size.
 
-    def answer(self, wire: bytes, *, tcp: bool) -> list[bytes]:
+    Rendered straight with dnspython's Renderer so that each rrset is turned
+    into wire format once (building Message objects and measuring them would
+    render the zone over and over). An rrset too large for one message is
+    split across messages, which RFC 5936 section 2.2 allows.
+    """
+    question = query.question[0]
+    flags = dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
+    edns = query.edns >= 0
+
+    def new_message(first: bool) -> dns.renderer.Renderer:
+        renderer = dns.renderer.Renderer(query.id, flags, max_size)
+        if edns:
+            renderer.reserve(_OPT_SIZE)
+        if first:
+            # Only the first message repeats the question (RFC 5936 section 2.2.1).
+            renderer.add_question(question.name, question.rdtype, question.rdclass)
+        return renderer
+
+    def finish(renderer: dns.renderer.Renderer) -> bytes:
+        if edns:
+            renderer.release_reserved()
+            renderer.add_edns(0, 0, UDP_PAYLOAD)
+        renderer.write_header()
+        return bytes(renderer.get_wire())
+
+    renderer = new_message(first=True)
+    pending: collections.deque[dns.rrset.RRset] = collections.deque(snapshot.rrsets)
+    pending.append(snapshot.soa)
+    while pending:
+        rrset = pending.popleft()
         try:
-            query = dns.message.from_wire(wire)
-        except dns.exception.DNSException:
-            reply = _formerr(wire)
-            return [reply] if reply else []
-        try:
-            return [bytes(m.to_wire(max_size=65535)) for m in self._messages(query, tcp)]
-        except Exception:
-            LOG.exception("mdns failed to answer %s", query.question)
-            return [bytes(_refused(query, dns.rcode.SERVFAIL).to_wire())]
+            renderer.add_rrset(dns.renderer.ANSWER, rrset)
+        except dns.exception.TooBig:
+            if renderer.counts[dns.renderer.ANSWER]:
+                yield finish(renderer)
+                renderer = new_message(first=False)
+                pending.appendleft(rrset)
+            elif len(rrset) > 1:
+                rdatas = list(rrset)
+                half = len(rdatas) // 2
+                pending.appendleft(dns.rrset.from_rdata_list(rrset.name, rrset.ttl, rdatas[half:]))
+                pending.appendleft(dns.rrset.from_rdata_list(rrset.name, rrset.ttl, rdatas[:half]))
+            else:
+                raise
+    yield finish(renderer)
 
-    def _messages(self, query: dns.message.Message, tcp: bool) -> Iterable[dns.message.Message]:
-        opcode = query.opcode()
-        if opcode == dns.opcode.NOTIFY:
-            return [self._notify(query)]
-        if opcode != dns.opcode.QUERY:
-            return [_refused(query, dns.rcode.NOTIMP)]
-        if len(query.question) != 1:
-            return [_refused(query, dns.rcode.FORMERR)]
-        question = query.question[0]
-        if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
-            return self._transfer(query, question, tcp)
-        return [self._query(query, question)]
 
-    def _notify(self, query: dns.message.Message) -> dns.message.Message:
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        if query.question:
-            LOG.info("NOTIFY for %s received", query.question[0].name)
-        return response
-
-    def _find(self, name: dns.name.Name) -> tuple[objects.Zone, objects.Pool] | None:
-        """The zone holding ``name`` (its closest enclosing zone in storage)."""
-        candidate = name
-        while len(candidate.labels) > 1:
-            zone = storage.find_zone_for_mdns(candidate.to_text().lower())
-            if zone is not None:
-                return zone, storage.get_pool(zone.pool_id)
-            candidate = candidate.parent()
-        return None
-
-    def _query(self, query: dns.message.Message, question: dns.rrset.RRset) -> dns.message.Message:
-        found = self._find(question.name)
-        if found is None:
-            return _refused(query, dns.rcode.REFUSED)
-        zone, pool = found
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        response.flags &= ~dns.flags.RA
-        apex = dns_zone.zone_origin(zone)
-        if question.name == apex and question.rdtype == dns.rdatatype.SOA:
-            response.answer.append(dns_zone.soa_rrset(zone, pool))
-            return response
-        at_name = [rrset for rrset in self._rrsets(zone, pool) if rrset.name == question.name]
-        matching = [
-            r
-            for r in at_name
-            if r.rdtype == question.rdtype or question.rdtype == dns.rdatatype.ANY
-        ]
-        cname = [r for r in at_name if r.rdtype == dns.rdatatype.CNAME]
-        if matching:
-            response.answer.extend(matching)
-        elif cname:
-            response.answer.extend(cname)
-        else:
-            if not at_name:
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            response.authority.append(dns_zone.soa_rrset(zone, pool))
-        return response
-
-    def _rrsets(self, zone: objects.Zone, pool: objects.Pool) -> list[dns.rrset.RRset]:
-        return list(dns_zone.iter_rrsets(zone, pool, storage.list_recordsets(zone.id)))
-
-    def _transfer(
-        self, query: dns.message.Message, question: dns.rrset.RRset, tcp: bool
-    ) -> list[dns.message.Message]:
-        found = self._find(question.name)
-        if found is None or found[0].name != question.name.to_text().lower():
-            return [_refused(query, dns.rcode.REFUSED)]
-        zone, pool = found
-        if question.rdtype == dns.rdatatype.IXFR and self._client_is_current(query, zone):
-            response = dns.message.make_response(query)
-            response.flags |= dns.flags.AA
-            response.answer.append(dns_zone.soa_rrset(zone, pool))
-            return [response]
-        if not tcp:
-            # Transfers are TCP only (RFC 5936); a truncated reply tells the client to switch.
-            response = dns.message.make_response(query)
-            response.flags |= dns.flags.TC
-            return [response]
-        rrsets = self._rrsets(zone, pool)
-        rrsets.append(dns_zone.soa_rrset(zone, pool))
-        return self._chunk(query, rrsets)
-
-    @staticmethod
-    def _client_is_current(query: dns.message.Message, zone: objects.Zone) -> bool:
-        for rrset in query.authority:
-            if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-                return int(rrset[0].serial) >= zone.serial
-        return False
-
-    @staticmethod
-    def _chunk(
-        query: dns.message.Message, rrsets: list[dns.rrset.RRset]
-    ) -> list[dns.message.Message]:
-        limit = CONF.mdns.axfr_records_per_message
-        messages: list[dns.message.Message] = []
-        current = dns.message.make_response(query)
-        current.flags |= dns.flags.AA
-        count = 0
-        for rrset in rrsets:
-            if count and count + len(rrset) > limit:
-                messages.append(current)
-                current = dns.message.make_response(query)
-                current.flags |= dns.flags.AA
-                current.question = []
-                count = 0
-            current.answer.append(rrset)
-            count += len(rrset)
-        messages.append(current)
-        return messages
+# --- the network side -------------------------------------------------------------
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -194,92 +505,192 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        asyncio.ensure_future(self._reply(data, addr))
+        self.server._spawn_udp(self, data, addr)
 
-    async def _reply(self, data: bytes, addr: tuple[str, int]) -> None:
-        replies = await asyncio.to_thread(self.server.responder.answer, data, tcp=False)
-        if self.transport is not None:
-            for reply in replies:
-                self.transport.sendto(reply[:65507], addr)
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error about an earlier reply: the client has gone away.
+        LOG.debug("mdns UDP error: %s", exc)
+
+
+def _peer(addr: object) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
 
 
 class MdnsServer:
+    """mdns on one address and port, UDP and TCP, answering from storage."""
+
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
-        self.host = host or CONF.mdns.host
-        self.port = CONF.mdns.port if port is None else port
+        self.host: str = host or CONF.mdns.host
+        self.port: int = CONF.mdns.port if port is None else port
         self.responder = Responder()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._udp_tasks: set[asyncio.Task[None]] = set()
+        self._busy_logged = 0.0
+        self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
+        """Listen on UDP and TCP; with port 0, ``self.port`` becomes the port picked."""
         loop = asyncio.get_running_loop()
-        self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
-        self.port = self._tcp.sockets[0].getsockname()[1]
-        self._udp, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=CONF.mdns.threads, thread_name_prefix="mdns"
         )
+        # Port 0 gives a TCP port that may be taken for UDP: then try another.
+        for attempt in range(20):
+            tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
+            port = int(tcp.sockets[0].getsockname()[1])
+            try:
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(self.host, port)
+                )
+            except OSError:
+                tcp.close()
+                await tcp.wait_closed()
+                if self.port != 0 or attempt == 19:
+                    raise
+                continue
+            break
+        self._tcp, self._udp, self.port = tcp, udp, port
         LOG.info("mdns listening on %s:%s (UDP and TCP)", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stop listening and end open connections and requests in progress."""
         if self._udp is not None:
             self._udp.close()
+            self._udp = None
         if self._tcp is not None:
             self._tcp.close()
+        tasks = [*self._udp_tasks, *self._tcp_tasks]
+        for task in tasks:
+            task.cancel()
+        # Awaited, not just cancelled: a task left pending when the loop
+        # closes would be destroyed half-way. (And from Python 3.12 on, the
+        # server's wait_closed() waits for its connections to end.)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._tcp is not None:
             await self._tcp.wait_closed()
+            self._tcp = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
-    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _in_pool(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.responder.answer, wire, tcp=tcp, peer=peer)
+        return await loop.run_in_executor(self._executor, call)
+
+    def _spawn_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
+        if len(self._udp_tasks) >= MAX_PENDING_UDP:
+            now = time.monotonic()
+            if now - self._busy_logged >= 1.0:  # once a second, not once a datagram
+                self._busy_logged = now
+                LOG.warning(
+                    "mdns is busy: %d queries in progress, dropping new ones", MAX_PENDING_UDP
+                )
+            return
+        task = asyncio.ensure_future(self._answer_udp(protocol, data, addr))
+        self._udp_tasks.add(task)
+        task.add_done_callback(self._udp_tasks.discard)
+
+    async def _answer_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            replies = await self._in_pool(data, tcp=False, peer=_peer(addr))
+            if protocol.transport is not None and not protocol.transport.is_closing():
+                for reply in replies:
+                    protocol.transport.sendto(reply, addr)
+        except (asyncio.CancelledError, RuntimeError):
+            # Stopping: the loop or the thread pool is going away.
+            pass
+        except Exception:
+            LOG.exception("mdns failed to answer %s over UDP", _peer(addr))
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer one TCP client: many queries in turn, each reply in full before the next.
+
+        Every read and every write waits at most ``tcp_timeout``, so an idle,
+        slow or stuck client loses its connection and holds nothing else up.
+        """
+        peer = _peer(writer.get_extra_info("peername"))
+        timeout = CONF.mdns.tcp_timeout
+        task = asyncio.current_task()
+        if task is not None:
+            self._tcp_tasks.add(task)
         try:
             while True:
-                header = await asyncio.wait_for(reader.readexactly(2), CONF.mdns.tcp_timeout)
+                try:
+                    header = await asyncio.wait_for(reader.readexactly(2), timeout)
+                except asyncio.IncompleteReadError:
+                    return  # the client closed the connection between queries
                 (length,) = struct.unpack("!H", header)
-                wire = await asyncio.wait_for(reader.readexactly(length), CONF.mdns.tcp_timeout)
-                replies = await asyncio.to_thread(self.responder.answer, wire, tcp=True)
-                for reply in replies:
+                wire = await asyncio.wait_for(reader.readexactly(length), timeout)
+                for reply in await self._in_pool(wire, tcp=True, peer=peer):
                     writer.write(struct.pack("!H", len(reply)) + reply)
-                await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass
+                    await asyncio.wait_for(writer.drain(), timeout)
+        except TimeoutError:
+            LOG.debug("closed idle or slow TCP client %s", peer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            LOG.debug("TCP client %s went away", peer)
+        except Exception:
+            LOG.exception("mdns failed serving TCP client %s", peer)
         finally:
+            if task is not None:
+                self._tcp_tasks.discard(task)
             writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # -- embedding in a synchronous process ------------------------------------------
 
     def start_in_thread(self) -> None:
         """Serve from a daemon thread with its own event loop; return once listening."""
         ready = threading.Event()
         failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
 
         def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
+            asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the starting thread
+            except BaseException as exc:  # handed to the starting thread
                 failure.append(exc)
-                ready.set()
+                loop.close()
                 return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
+            finally:
+                ready.set()
+            try:
+                loop.run_forever()
+                loop.run_until_complete(self.stop())
+            finally:
+                loop.close()
 
+        self._loop = loop
         self._thread = threading.Thread(target=serve, name="mdns", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:
+            self._loop = self._thread = None
             raise failure[0]
 
-    def stop_thread(self) -> None:
-        if self._loop is not None and self._thread is not None:
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        """Stop what :meth:`start_in_thread` started and wait for its thread."""
+        if self._loop is None or self._thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has already ended
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+        self._thread.join(timeout)
+        self._loop = self._thread = None
 
 
 def run(host: str | None = None, port: int | None = None) -> None:
-    """`zoneflow mdns`: serve until SIGINT or SIGTERM."""
+    """``zoneflow mdns``: serve until SIGINT or SIGTERM."""
 
     async def main() -> None:
         server = MdnsServer(host, port)
@@ -288,7 +699,10 @@ def run(host: str | None = None, port: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
-        await server.stop()
+        try:
+            await stopping.wait()
+        finally:
+            await server.stop()
+            LOG.info("mdns stopped")
 
     asyncio.run(main())

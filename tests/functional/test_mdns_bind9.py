@@ -1,0 +1,147 @@
+"""A real BIND9 secondary transfers zones from mdns and follows its NOTIFYs.
+
+mdns runs in this process against a temporary SQLite database; BIND9 is the
+fixture's ``named`` with its own config, ports and rndc key. What is checked
+is what BIND9 really serves, asked with dnspython.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+from oslo_config import cfg
+
+from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.ports import wait_for
+from zoneflow import config, objects
+from zoneflow.central import api as central
+from zoneflow.central import pools
+from zoneflow.dns import query
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage
+from zoneflow.storage import db, migration
+
+ZONE = "example.com."
+POOL = """
+- name: default
+  ns_records: [{hostname: ns1.example.org., priority: 1}]
+  targets:
+    - {type: fake, description: fake1}
+"""
+RECORDS = [
+    ("www", "A", ["192.0.2.1", "192.0.2.2"]),
+    ("www", "AAAA", ["2001:db8::1"]),
+    ("@", "MX", ["10 mail.example.com."]),
+    ("@", "TXT", ['"v=spf1 mx -all"']),
+    ("mail", "A", ["192.0.2.25"]),
+    ("alias", "CNAME", ["www.example.com."]),
+]
+
+
+@pytest.fixture
+def database(tmp_path: pathlib.Path) -> Iterator[str]:
+    config.setup([])
+    url = f"sqlite:///{tmp_path}/zoneflow.sqlite"
+    cfg.CONF.set_override("connection", url, group="database")
+    db.configure(url)
+    migration.upgrade()
+    storage.replace_pools(pools.parse(POOL))
+    yield url
+    cfg.CONF.clear_override("connection", group="database")
+
+
+@pytest.fixture
+def mdns(database: str) -> Iterator[mdns_server.MdnsServer]:
+    server = mdns_server.MdnsServer("127.0.0.1", 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture
+def zone(database: str) -> objects.Zone:
+    central.create_zone(ZONE, "hostmaster@example.com")
+    for name, rtype, records in RECORDS:
+        central.create_recordset(ZONE, name, rtype, records)
+    return storage.get_zone(ZONE)
+
+
+def add_secondary(bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: str = ZONE) -> None:
+    bind9.rndc(
+        "addzone",
+        zone,
+        f"{{ type secondary; primaries {{ {mdns.host} port {mdns.port}; }}; "
+        f'file "{zone.rstrip(".")}.db"; }};',
+    )
+
+
+def served_serial(bind9: Bind9Server, zone: str = ZONE) -> int | None:
+    return query.soa_serial(zone, bind9.host, bind9.port, timeout=1.0)
+
+
+def answer(bind9: Bind9Server, name: str, rtype: str) -> tuple[int, set[str]]:
+    response = dns.query.udp(
+        dns.message.make_query(name, rtype), bind9.host, port=bind9.port, timeout=2
+    )
+    texts = {rdata.to_text() for rrset in response.answer for rdata in rrset}
+    return response.rcode(), texts
+
+
+def test_bind9_transfers_the_zone_from_mdns(
+    bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
+) -> None:
+    add_secondary(bind9, mdns)
+    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+    for name, rtype, records in RECORDS:
+        owner = ZONE if name == "@" else f"{name}.{ZONE}"
+        rcode, served = answer(bind9, owner, rtype)
+        assert rcode == dns.rcode.NOERROR
+        assert served == set(records), f"{owner} {rtype}"
+    _, ns = answer(bind9, ZONE, "NS")
+    assert ns == {"ns1.example.org."}
+
+
+def test_bind9_serves_a_change_soon_after_a_notify(
+    bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
+) -> None:
+    add_secondary(bind9, mdns)
+    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+
+    www = storage.get_recordset(zone.id, f"www.{ZONE}", "A")
+    changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
+    added = central.create_recordset(ZONE, "new", "TXT", ['"fresh"'])
+    serial = storage.get_zone(zone.id).serial
+    assert serial == added.serial > changed.serial > zone.serial
+
+    # BIND9 refreshes only hourly by itself: the NOTIFY is what makes it come.
+    assert query.send_notify(ZONE, bind9.host, bind9.port, serial=serial) == dns.rcode.NOERROR
+    wait_for(lambda: served_serial(bind9) == serial, timeout=5, what="the new serial")
+    assert answer(bind9, f"www.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
+    assert answer(bind9, f"new.{ZONE}", "TXT") == (dns.rcode.NOERROR, {'"fresh"'})
+
+
+def test_query_helpers_tell_served_from_removed_on_bind9(
+    bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
+) -> None:
+    assert served_serial(bind9) is None
+    assert query.zone_is_refused(ZONE, bind9.host, bind9.port)
+    # NOTIFY for a zone BIND9 does not have is answered, but not with NOERROR.
+    assert query.send_notify(ZONE, bind9.host, bind9.port) != dns.rcode.NOERROR
+
+    add_secondary(bind9, mdns)
+    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+    assert not query.zone_is_refused(ZONE, bind9.host, bind9.port)
+
+    bind9.rndc("delzone", ZONE)
+    wait_for(
+        lambda: query.zone_is_refused(ZONE, bind9.host, bind9.port),
+        timeout=10,
+        what="BIND9 to drop the zone",
+    )
+    assert served_serial(bind9) is None
