@@ -327,15 +327,21 @@ def cmd_recordset_delete(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
     recordset = _change(lambda: central.delete_recordset(args.zone, args.name, rtype=args.type))
-    return _finish_recordset_change(args, recordset)
+    return _finish_recordset_change(args, recordset, deleted=True)
 
 
-def _finish_recordset_change(args: argparse.Namespace, recordset: objects.RecordSet) -> int:
+def _finish_recordset_change(
+    args: argparse.Namespace, recordset: objects.RecordSet, *, deleted: bool = False
+) -> int:
     if args.wait:
+        from zoneflow.storage import api as storage
+
         zone = _wait(args, recordset.zone_id)
         if zone.status == objects.ERROR:
             _show(args, zone)
             return EXIT_ERROR
+        if not deleted:
+            recordset = storage.get_recordset(recordset.zone_id, recordset.id)
     _show(args, recordset)
     return 0
 

@@ -23,6 +23,9 @@ from taskflow.persistence import models
 from zoneflow import exceptions, flows, objects
 from zoneflow.storage import api as storage
 
+# TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
+TASKFLOW_INTERNAL = "_TaskFlow_"
+
 
 @dataclasses.dataclass(frozen=True)
 class AtomInfo:
@@ -117,6 +120,7 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
         atoms = tuple(
             AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results)
             for a in details[0]
+            if not a.name.startswith(TASKFLOW_INTERNAL)
         )
     return JobInfo(
         id=str(book.uuid),

@@ -233,12 +233,21 @@ class PollForSerial(task.Task):
         error = "no answer"
         while True:
             try:
-                seen = query.soa_serial(
-                    zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
-                )
-                error = "zone not served" if seen is None else f"serves serial {seen}"
-                if self._done(seen, serial):
-                    return {"ok": True, "serial": seen, "error": None}
+                if self.expect_removed:
+                    if query.zone_is_refused(
+                        zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
+                    ):
+                        return {"ok": True, "serial": None, "error": None}
+                    error = "still answers for the zone"
+                else:
+                    seen = query.soa_serial(
+                        zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
+                    )
+                    error = "zone not served" if seen is None else f"serves serial {seen}"
+                    # RFC 1982 arithmetic is not needed: zoneflow serials only grow
+                    # and stay below 2**32 (see storage.api._next_serial).
+                    if seen is not None and seen >= serial:
+                        return {"ok": True, "serial": seen, "error": None}
             except (dns.exception.DNSException, OSError) as exc:
                 error = f"no answer to SOA query ({exc or type(exc).__name__})"
             now = time.monotonic()
@@ -254,13 +263,6 @@ class PollForSerial(task.Task):
                 _notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
-
-    def _done(self, seen: int | None, serial: int) -> bool:
-        if self.expect_removed:
-            return seen is None
-        # RFC 1982 serial arithmetic is not needed: zoneflow serials only grow
-        # and stay below 2**32 (see storage.api._next_serial).
-        return seen is not None and seen >= serial
 
 
 class UpdateStatus(task.Task):
