@@ -14,7 +14,7 @@ import datetime
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
@@ -24,6 +24,7 @@ from zoneflow import exceptions, objects
 from zoneflow.storage import db, models
 
 MAX_SERIAL = 2**32 - 1
+T = TypeVar("T")
 
 
 def _rows_changed(session: Session, statement: Any) -> int:
@@ -59,42 +60,18 @@ def _target(row: models.PoolTarget) -> objects.PoolTarget:
     )
 
 
+def _value(cls: type[T], row: Any, **computed: Any) -> T:
+    """A value object from a row: same-named columns copied, the rest given."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: computed[n] if n in computed else getattr(row, n) for n in names})
+
+
 def _zone(row: models.Zone) -> objects.Zone:
-    return objects.Zone(
-        id=row.id,
-        name=row.name,
-        email=row.email,
-        ttl=row.ttl,
-        serial=row.serial,
-        refresh=row.refresh,
-        retry=row.retry,
-        expire=row.expire,
-        minimum=row.minimum,
-        status=row.status,
-        action=row.action,
-        pool_id=row.pool_id,
-        project_id=row.project_id,
-        description=row.description,
-        error=row.error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return _value(objects.Zone, row)
 
 
 def _recordset(row: models.RecordSet) -> objects.RecordSet:
-    return objects.RecordSet(
-        id=row.id,
-        zone_id=row.zone_id,
-        name=row.name,
-        type=row.type,
-        ttl=row.ttl,
-        records=tuple(r.data for r in row.records),
-        serial=row.serial,
-        status=row.status,
-        action=row.action,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return _value(objects.RecordSet, row, records=tuple(r.data for r in row.records))
 
 
 # --- pools ---------------------------------------------------------------
@@ -558,17 +535,7 @@ def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
         rows = session.scalars(
             sa.select(models.ZoneTargetStatus).where(models.ZoneTargetStatus.zone_id == zone_id)
         )
-        return [
-            objects.TargetStatus(
-                zone_id=r.zone_id,
-                target_id=r.target_id,
-                serial=r.serial,
-                status=r.status,
-                error=r.error,
-                updated_at=r.updated_at,
-            )
-            for r in rows
-        ]
+        return [_value(objects.TargetStatus, r) for r in rows]
 
 
 # --- the job outbox ------------------------------------------------------
