@@ -27,6 +27,7 @@ lint: deps
 	$(BIN)/mypy zoneflow
 
 bench: deps
+	$(BIN)/python bench/persistence.py
 	$(BIN)/python bench/propagation.py
 
 deps: sysdeps $(STAMP)

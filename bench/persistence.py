@@ -1,0 +1,118 @@
+"""What persisting flow state costs per job: stock TaskFlow vs zoneflow's backend.
+
+One 9-task job (8 no-op tasks in parallel, like a pool of 8 no-op targets,
+plus the flow's own bookkeeping) run on a parallel engine with a shared
+executor, its logbook saved first as a posted job's is. Side by side in one
+run, on SQLite and on a real PostgreSQL (started by the test fixture):
+
+* in memory: no persistence at all (no resumption possible), the baseline;
+* stock: TaskFlow's SQLAlchemy backend as ``persistence.backends.fetch`` builds it;
+* zoneflow: ``zoneflow.conductor.persistence`` (one shared connection object,
+  a pooled WAL engine on SQLite), which persists the same atom states.
+
+    python bench/persistence.py [--jobs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import pathlib
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import futurist  # noqa: E402
+from taskflow import engines, task  # noqa: E402
+from taskflow.patterns import graph_flow, unordered_flow  # noqa: E402
+from taskflow.persistence import backends, models  # noqa: E402
+
+from bench import report  # noqa: E402
+from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
+from zoneflow.conductor import persistence  # noqa: E402
+from zoneflow.storage import db  # noqa: E402
+
+
+class NoOp(task.Task):
+    def execute(self) -> int:
+        return 1
+
+
+def nine_task_flow() -> graph_flow.Flow:
+    targets = unordered_flow.Flow("targets").add(*(NoOp(name=f"target-{i}") for i in range(8)))
+    return graph_flow.Flow("job").add(NoOp(name="begin"), targets)
+
+
+def time_jobs(backend: Any, jobs: int, executor: futurist.ThreadPoolExecutor) -> list[float]:
+    samples = []
+    for _ in range(jobs + 3):
+        started = time.perf_counter()
+        book = models.LogBook("job")
+        detail = models.FlowDetail("job", uuid.uuid4().hex)
+        book.add(detail)
+        with contextlib.closing(backend.get_connection()) as connection:
+            connection.save_logbook(book)
+        engine = engines.load(
+            nine_task_flow(),
+            flow_detail=detail,
+            book=book,
+            backend=backend,
+            engine="parallel",
+            executor=executor,
+        )
+        engine.run()
+        samples.append(time.perf_counter() - started)
+    return samples[3:]  # the first runs warm caches and create tables
+
+
+def measure(url: str, jobs: int, executor: futurist.ThreadPoolExecutor) -> dict[str, list[float]]:
+    stock = backends.fetch({"connection": url})
+    with contextlib.closing(stock.get_connection()) as connection:
+        connection.upgrade()
+    db.configure(url)
+    persistence.reset()
+    ours = persistence.get_backend()
+    variants: dict[str, Callable[[], Any]] = {
+        "in memory (no resumption)": lambda: backends.fetch({"connection": "memory://"}),
+        "stock TaskFlow SQLAlchemy": lambda: stock,
+        "zoneflow": lambda: ours,
+    }
+    return {name: time_jobs(make(), jobs, executor) for name, make in variants.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    executor = futurist.ThreadPoolExecutor(16)
+    rows: list[tuple[str, list[float]]] = []
+    with tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp:
+        for name, samples in measure(f"sqlite:///{tmp}/bench.sqlite", args.jobs, executor).items():
+            rows.append((f"SQLite: {name}", samples))
+    with PostgresServer() as postgres:
+        postgres.start()
+        url = postgres.create_database("bench")
+        for name, samples in measure(url, args.jobs, executor).items():
+            rows.append((f"PostgreSQL 15: {name}", samples))
+    executor.shutdown()
+    text = (
+        f"One 9-task job (8 parallel no-op tasks + 1), {args.jobs} jobs one after another: "
+        "save the logbook, then load and run the flow on a parallel engine with a shared "
+        "executor. Every persisted variant writes the same atom states.\n\n"
+        + report.latency_table(rows)
+    )
+    print(text)
+    if not args.no_write:
+        report.write_section("persistence", "Persistence cost per job", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
