@@ -28,7 +28,8 @@ lint: deps
 
 bench: deps
 	$(BIN)/python bench/persistence.py
-	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/propagation.py --targets 2
+	$(BIN)/python bench/propagation.py --targets 8
 
 deps: sysdeps $(STAMP)
 

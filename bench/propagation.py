@@ -6,7 +6,7 @@ Side by side in one run, on the same machine and the same BIND9 build:
   the zone, until that secondary answers its SOA. No zoneflow involved: no
   pipeline can beat this.
 * **zoneflow**: ``central.create_zone`` (all-in-one: SQLite, zake jobboard,
-  conductor and mdns in this process) until *both* BIND9 targets answer the
+  conductor and mdns in this process) until *every* BIND9 target answers the
   zone's SOA, measured by independent SOA queries from this script, and
   until zoneflow shows the zone ACTIVE (served *and* verified).
 
@@ -60,9 +60,10 @@ def _record(times: list[float], zone: str, server: Bind9Server, started: float) 
     times.append(wait_served(zone, server, started))
 
 
-def bind9_floor(count: int, workdir: pathlib.Path) -> list[float]:
-    """rndc addzone on two secondaries → both serve the zone (the primary is a third BIND9)."""
-    servers = [Bind9Server(workdir=workdir / name) for name in ("primary", "sec1", "sec2")]
+def bind9_floor(count: int, workdir: pathlib.Path, targets: int) -> list[float]:
+    """rndc addzone on every secondary → all serve the zone (the primary is one more BIND9)."""
+    names = ["primary"] + [f"secondary-{i}" for i in range(targets)]
+    servers = [Bind9Server(workdir=workdir / name) for name in names]
     for server in servers:
         server.start()
     primary, secondaries = servers[0], servers[1:]
@@ -91,9 +92,9 @@ def bind9_floor(count: int, workdir: pathlib.Path) -> list[float]:
 
 
 def zoneflow_propagation(
-    count: int, workdir: pathlib.Path, *, memory_persistence: bool = False
+    count: int, workdir: pathlib.Path, targets: int, *, memory_persistence: bool = False
 ) -> tuple[list[float], list[float]]:
-    """central.create_zone → both targets serve it; and → zoneflow shows it ACTIVE.
+    """central.create_zone → every target serves it; and → zoneflow shows it ACTIVE.
 
     ``memory_persistence`` swaps TaskFlow's persistence for its in-memory
     backend (no resumption possible): the difference is what persisting
@@ -109,7 +110,7 @@ def zoneflow_propagation(
     from zoneflow.storage import api as storage
 
     workdir.mkdir(parents=True, exist_ok=True)
-    binds = [Bind9Server(workdir=workdir / f"bind9-{i}") for i in (1, 2)]
+    binds = [Bind9Server(workdir=workdir / f"bind9-{i}") for i in range(targets)]
     for bind in binds:
         bind.start()
     try:
@@ -168,33 +169,39 @@ def zoneflow_propagation(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zones", type=int, default=50)
+    parser.add_argument("--targets", type=int, default=2, help="BIND9 servers in the pool")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp:
         workdir = pathlib.Path(tmp)
-        floor = bind9_floor(args.zones, workdir / "floor")
-        served, active = zoneflow_propagation(args.zones, workdir / "zoneflow")
+        floor = bind9_floor(args.zones, workdir / "floor", args.targets)
+        served, active = zoneflow_propagation(args.zones, workdir / "zoneflow", args.targets)
         mem_served, mem_active = zoneflow_propagation(
-            args.zones, workdir / "memory", memory_persistence=True
+            args.zones, workdir / "memory", args.targets, memory_persistence=True
         )
     rows = [
-        ("BIND9 floor: rndc addzone on both → served by both (no zoneflow)", floor),
-        ("zoneflow: create_zone → served by both BIND9", served),
+        ("BIND9 floor: rndc addzone on each → served by all (no zoneflow)", floor),
+        ("zoneflow: create_zone → served by all", served),
         ("zoneflow: create_zone → shown ACTIVE (verified)", active),
-        ("same, TaskFlow in-memory persistence: → served by both", mem_served),
+        ("same, TaskFlow in-memory persistence: → served by all", mem_served),
         ("same, TaskFlow in-memory persistence: → shown ACTIVE", mem_active),
     ]
     table = report.latency_table(rows)
     text = (
-        f"Create-zone propagation, {args.zones} zones one after another, pool of 2 BIND9 "
+        f"Create-zone propagation, {args.zones} zones one after another, pool of "
+        f"{args.targets} BIND9 "
         'targets, all-in-one (SQLite, zake jobboard). "Served" is seen by this script\'s own '
-        'SOA queries to both servers; "ACTIVE" is when zoneflow, having verified it, says '
+        'SOA queries to every server; "ACTIVE" is when zoneflow, having verified it, says '
         "so. The in-memory rows lose resumption and are there only to show what TaskFlow's "
         "stock SQLAlchemy persistence costs per job.\n\n" + table
     )
     print(text)
     if not args.no_write:
-        report.write_section("propagation", "Propagation to BIND9 (issue 3)", text)
+        report.write_section(
+            f"propagation-{args.targets}",
+            f"Propagation to a pool of {args.targets} BIND9 servers",
+            text,
+        )
     return 0
 
 
