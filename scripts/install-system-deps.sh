@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the programs functional tests and benchmarks need: BIND9 (named,
-# rndc, dig), ZooKeeper (and Java), PostgreSQL and graphviz's dot.
+# Install the programs functional tests and benchmarks need: the nameservers
+# of a pool (BIND9's named, rndc, dig; Knot's knotd, knotc, kdig; NSD;
+# PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL and
+# graphviz's dot.
 # Idempotent: apt runs only when something is missing. Non-interactive, for
 # CI; prints one line saying what it installed or that all is present.
 set -euo pipefail
@@ -31,6 +33,11 @@ check() {
     has_command named || need named bind9
     has_command rndc || need rndc bind9-utils
     has_command dig || need dig dnsutils
+    has_command knotd || need knotd knot
+    has_command kdig || need kdig knot-dnsutils
+    has_command nsd || need nsd nsd
+    has_command pdns_server || need pdns_server pdns-server
+    compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null || need pdns-gsqlite3 pdns-backend-sqlite3
     [ -f /usr/share/java/zookeeper.jar ] || need zookeeper.jar zookeeper
     # zookeeper brings a JRE; a machine with the jar but no java needs one.
     has_command java || need java default-jre-headless
@@ -40,7 +47,7 @@ check() {
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: all present (named rndc dig java zookeeper.jar postgres dot)"
+    echo "install-system-deps: all present (named rndc dig knotd kdig nsd pdns_server java zookeeper.jar postgres dot)"
     exit 0
 fi
 

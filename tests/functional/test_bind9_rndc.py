@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import pathlib
 import secrets
 
@@ -11,28 +10,11 @@ import pytest
 
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import free_port
+from tests.support import make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_bind9 import Bind9Backend
 
-ZONE = objects.Zone(
-    id="z1",
-    name="rndc.example.",
-    email="h@rndc.example",
-    ttl=300,
-    serial=1,
-    refresh=3600,
-    retry=600,
-    expire=86400,
-    minimum=300,
-    status="PENDING",
-    action="CREATE",
-    pool_id="p",
-    project_id=None,
-    description=None,
-    error=None,
-    created_at=datetime.datetime(2026, 1, 1),
-    updated_at=None,
-)
+ZONE = make_zone(name="rndc.example.", serial=1, status="PENDING", action="CREATE")
 
 
 def _backend(bind: Bind9Server, **overrides: object) -> Bind9Backend:

@@ -15,17 +15,15 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from oslo_config import cfg
 
+from tests import support
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import wait_for
-from zoneflow import config, objects
+from zoneflow import objects
 from zoneflow.central import api as central
-from zoneflow.central import pools
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
-from zoneflow.storage import db, migration
 
 ZONE = "example.com."
 POOL = """
@@ -46,14 +44,8 @@ RECORDS = [
 
 @pytest.fixture
 def database(tmp_path: pathlib.Path) -> Iterator[str]:
-    config.setup([])
-    url = f"sqlite:///{tmp_path}/zoneflow.sqlite"
-    cfg.CONF.set_override("connection", url, group="database")
-    db.configure(url)
-    migration.upgrade()
-    storage.replace_pools(pools.parse(POOL))
-    yield url
-    cfg.CONF.clear_override("connection", group="database")
+    with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite", pools_yaml=POOL) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ import concurrent.futures
 from collections.abc import Iterator
 
 import pytest
-from oslo_config import cfg
 
-from zoneflow import config
+from tests import support
 from zoneflow.central import api as central
-from zoneflow.central import pools
 from zoneflow.storage import api as storage
-from zoneflow.storage import db, migration
+from zoneflow.storage import migration
 
 POOL = """
 - name: default
@@ -23,13 +21,8 @@ POOL = """
 
 @pytest.fixture
 def on_postgres(postgres_database: str) -> Iterator[str]:
-    config.setup([])
-    cfg.CONF.set_override("connection", postgres_database, group="database")
-    db.configure(postgres_database)
-    migration.upgrade()
-    storage.replace_pools(pools.parse(POOL))
-    yield postgres_database
-    cfg.CONF.clear_override("connection", group="database")
+    with support.database(postgres_database, pools_yaml=POOL) as url:
+        yield url
 
 
 def test_concurrent_changes_to_one_zone_on_postgresql(on_postgres: str) -> None:

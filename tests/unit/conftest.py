@@ -6,14 +6,12 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
-from oslo_config import cfg
 
-from zoneflow import config
+from tests import support
 from zoneflow.backends import impl_fake
 from zoneflow.central import pools
 from zoneflow.conductor import jobboard, persistence
 from zoneflow.storage import api as storage
-from zoneflow.storage import db, migration
 
 FAKE_POOL = """
 - name: default
@@ -34,18 +32,13 @@ def fake_pool_yaml(*options: dict[str, object], threshold: int = 100) -> str:
 
 @pytest.fixture(autouse=True)
 def database(tmp_path: pathlib.Path) -> Iterator[str]:
-    config.setup([])
-    url = f"sqlite:///{tmp_path}/zoneflow.sqlite"
-    cfg.CONF.set_override("connection", url, group="database")
-    db.configure(url)
-    migration.upgrade()
-    persistence.reset()
-    persistence.upgrade()
-    jobboard.reset_zake()
-    impl_fake.FakeBackend.reset()
-    yield url
-    persistence.reset()
-    cfg.CONF.clear_override("connection", group="database")
+    with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite") as url:
+        persistence.reset()
+        persistence.upgrade()
+        jobboard.reset_zake()
+        impl_fake.FakeBackend.reset()
+        yield url
+        persistence.reset()
 
 
 @pytest.fixture

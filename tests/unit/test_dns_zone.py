@@ -9,30 +9,13 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from tests.support import make_zone
 from zoneflow import exceptions, objects
 from zoneflow.dns import zone as dns_zone
 
 NOW = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
-ZONE = objects.Zone(
-    id="z1",
-    name="example.com.",
-    email="host.master@example.com",
-    ttl=300,
-    serial=2024010101,
-    refresh=3600,
-    retry=600,
-    expire=86400,
-    minimum=60,
-    status=objects.ACTIVE,
-    action=objects.NONE,
-    pool_id="p1",
-    project_id=None,
-    description=None,
-    error=None,
-    created_at=NOW,
-    updated_at=None,
-)
+ZONE = make_zone(email="host.master@example.com", created_at=NOW)
 
 POOL = objects.Pool(
     id="p1",
