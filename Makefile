@@ -30,6 +30,7 @@ bench: deps
 	$(BIN)/python bench/persistence.py
 	$(BIN)/python bench/propagation.py --targets 2
 	$(BIN)/python bench/propagation.py --targets 8
+	$(BIN)/python bench/mdns.py
 
 deps: sysdeps $(STAMP)
 

@@ -2,7 +2,7 @@
 # Install the programs functional tests and benchmarks need: the nameservers
 # of a pool (BIND9's named, rndc, dig; Knot's knotd, knotc, kdig; NSD;
 # PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL and
-# graphviz's dot.
+# graphviz's dot, and dnsperf for the benchmarks.
 # Idempotent: apt runs only when something is missing. Non-interactive, for
 # CI; prints one line saying what it installed or that all is present.
 set -euo pipefail
@@ -33,6 +33,7 @@ check() {
     has_command named || need named bind9
     has_command rndc || need rndc bind9-utils
     has_command dig || need dig dnsutils
+    has_command dnsperf || need dnsperf dnsperf
     has_command knotd || need knotd knot
     has_command kdig || need kdig knot-dnsutils
     has_command nsd || need nsd nsd
@@ -47,7 +48,7 @@ check() {
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: all present (named rndc dig knotd kdig nsd pdns_server java zookeeper.jar postgres dot)"
+    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot)"
     exit 0
 fi
 

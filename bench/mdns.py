@@ -1,0 +1,330 @@
+"""mdns benchmark: transfers and queries, side by side with BIND9 doing the same.
+
+In one run, on the same machine and BIND9 build:
+
+* **AXFR of a large zone into BIND9**: a BIND9 secondary adds the zone with
+  mdns as its primary, until it serves the zone's SOA; next to a second
+  BIND9 secondary doing the same from a BIND9 primary that holds the very
+  same zone (loaded from the text mdns transferred). Also the bare transfer
+  into a dnspython client from each, which leaves out the secondary's own
+  loading work.
+* **A one-record change, NOTIFY → served**: zoneflow changes one record
+  (``central.update_recordset``) and NOTIFYs the secondary, which fetches it
+  by IXFR when mdns can give one; next to a dynamic update sent to the BIND9
+  primary, which NOTIFYs its secondary itself. How each secondary fetched
+  the change (IXFR or AXFR) is read from its log.
+* **SOA queries per second** answered by mdns and by BIND9, measured with
+  dnsperf (Debian ``dnsperf``) for the same query and the same time.
+
+Figures go to doc/benchmarks.md between the ``mdns`` markers.
+
+    python bench/mdns.py [--records 100000] [--rounds 3] [--updates 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+import dns.rdatatype  # noqa: E402
+import dns.update  # noqa: E402
+import dns.zone  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from bench import report  # noqa: E402
+from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
+
+ZONE = "big.bench.example."
+POOL = """
+- name: default
+  ns_records: [{hostname: ns1.bench.example., priority: 1}]
+  targets:
+    - {type: fake, description: unused}
+"""
+POLL = 0.005
+
+
+def serial_of(server: Bind9Server) -> int | None:
+    query = dns.message.make_query(ZONE, dns.rdatatype.SOA)
+    try:
+        response = dns.query.udp(query, server.host, port=server.port, timeout=0.5)
+    except dns.exception.Timeout:
+        return None
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return int(rrset[0].serial)
+    return None
+
+
+def wait_serial(server: Bind9Server, serial: int, started: float, timeout: float = 120) -> float:
+    while serial_of(server) != serial:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{server!r} did not serve serial {serial} in {timeout}s")
+        time.sleep(POLL)
+    return time.monotonic() - started
+
+
+def seed_zone(records: int) -> int:
+    """A zone of ``records`` A records, written in bulk (central would take minutes)."""
+    from zoneflow.central import api as central
+    from zoneflow.storage import api as storage
+    from zoneflow.storage import db, models
+
+    zone = central.create_zone(ZONE, "hostmaster@bench.example", ttl=300)
+    batch = 5000
+    with db.writer() as session:
+        for start in range(0, records, batch):
+            ids = [str(uuid.uuid4()) for _ in range(start, min(records, start + batch))]
+            session.execute(
+                sa.insert(models.RecordSet),
+                [
+                    {
+                        "id": rid,
+                        "zone_id": zone.id,
+                        "name": f"host{start + i}.{ZONE}",
+                        "type": "A",
+                        "ttl": None,
+                        "serial": zone.serial,
+                        "status": "ACTIVE",
+                        "action": "NONE",
+                    }
+                    for i, rid in enumerate(ids)
+                ],
+            )
+            session.execute(
+                sa.insert(models.Record),
+                [
+                    {
+                        "recordset_id": rid,
+                        "position": 0,
+                        "data": f"10.{(start + i) >> 16 & 255}.{(start + i) >> 8 & 255}."
+                        f"{(start + i) & 255}",
+                    }
+                    for i, rid in enumerate(ids)
+                ],
+            )
+    # One change through central, so the zone's serial moves past the seed.
+    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    return storage.get_zone(ZONE).serial
+
+
+def client_axfr(host: str, port: int) -> float:
+    started = time.monotonic()
+    zone = dns.zone.from_xfr(dns.query.xfr(host, ZONE, port=port, lifetime=300))
+    elapsed = time.monotonic() - started
+    if zone.origin is None:
+        raise RuntimeError("empty transfer")
+    return elapsed
+
+
+def add_secondary(secondary: Bind9Server, primary: tuple[str, int]) -> None:
+    host, port = primary
+    spec = f'type secondary; primaries {{ {host} port {port}; }}; file "big.db";'
+    secondary.rndc("addzone", ZONE, f"{{ {spec} }};")
+
+
+def secondary_axfr(secondary: Bind9Server, primary: tuple[str, int], serial: int) -> float:
+    started = time.monotonic()
+    add_secondary(secondary, primary)
+    elapsed = wait_serial(secondary, serial, started)
+    secondary.rndc("delzone", "-clean", ZONE)
+    return elapsed
+
+
+def records_per_transfer(secondary: Bind9Server, since: int) -> list[int]:
+    """Records in each transfer the secondary logged since byte ``since`` of its log.
+
+    BIND9 does not log whether a transfer was incremental; a one-record
+    change that moves a handful of records came by IXFR, one that moves the
+    whole zone came by AXFR.
+    """
+    log = secondary.log_path.read_text(errors="replace")[since:]
+    return [int(n) for n in re.findall(r"Transfer completed: \d+ messages, (\d+) records", log)]
+
+
+def transfers(counts: list[int]) -> str:
+    return f"records per transfer: {min(counts)}–{max(counts)}" if counts else "no transfer logged"
+
+
+def dnsperf_qps(host: str, port: int, workdir: pathlib.Path, seconds: int) -> float:
+    program = shutil.which("dnsperf")
+    if program is None:
+        raise RuntimeError("dnsperf is not installed: apt-get install dnsperf")
+    queries = workdir / "queries.txt"
+    queries.write_text(f"{ZONE} SOA\n")
+    done = subprocess.run(
+        [program, "-s", host, "-p", str(port), "-d", str(queries), "-l", str(seconds), "-c", "4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
+    lost = re.search(r"Queries lost:\s+(\d+)", done.stdout)
+    if match is None:
+        raise RuntimeError(f"dnsperf printed no rate:\n{done.stdout}\n{done.stderr}")
+    if lost and int(lost.group(1)):
+        print(f"  ({host}:{port}: {lost.group(1)} queries lost)")
+    return float(match.group(1))
+
+
+@dataclasses.dataclass
+class Rig:
+    """mdns and three BIND9 servers, the zone in storage and on the BIND9 primary."""
+
+    mdns: tuple[str, int]
+    primary: Bind9Server
+    from_mdns: Bind9Server  # a secondary of mdns
+    from_bind9: Bind9Server  # a secondary of the BIND9 primary
+    serial: int
+
+    def load_primary(self) -> None:
+        """The BIND9 primary gets the same zone, as mdns transfers it."""
+        host, port = self.mdns
+        zone = dns.zone.from_xfr(dns.query.xfr(host, ZONE, port=port))
+        zone.to_file(str(self.primary.workdir / "big.zone"), relativize=False)
+        # It NOTIFYs its secondary at once after a dynamic update.
+        notify = f"also-notify {{ {HOST} port {self.from_bind9.port}; }}"
+        self.primary.rndc(
+            "addzone",
+            ZONE,
+            f'{{ type primary; file "big.zone"; allow-update {{ {HOST}; }}; '
+            f"notify explicit; notify-delay 0; {notify}; }};",
+        )
+        wait_serial(self.primary, self.serial, time.monotonic())
+
+    @property
+    def bind9(self) -> tuple[str, int]:
+        return self.primary.host, self.primary.port
+
+
+def measure_axfr(rig: Rig, rounds: int, records: int) -> list[tuple[str, list[float]]]:
+    client: dict[str, list[float]] = {"mdns": [], "BIND9": []}
+    into: dict[str, list[float]] = {"mdns": [], "BIND9": []}
+    for _ in range(rounds):
+        client["mdns"].append(client_axfr(*rig.mdns))
+        client["BIND9"].append(client_axfr(*rig.bind9))
+        into["mdns"].append(secondary_axfr(rig.from_mdns, rig.mdns, rig.serial))
+        into["BIND9"].append(secondary_axfr(rig.from_bind9, rig.bind9, rig.serial))
+        print(f"  AXFR into BIND9: mdns {into['mdns'][-1]:.2f}s, BIND9 {into['BIND9'][-1]:.2f}s")
+    return [
+        (f"AXFR {records} records, mdns → BIND9 secondary (addzone → served)", into["mdns"]),
+        (f"AXFR {records} records, BIND9 primary → BIND9 secondary", into["BIND9"]),
+        (f"AXFR {records} records, mdns → dnspython client", client["mdns"]),
+        (f"AXFR {records} records, BIND9 primary → dnspython client", client["BIND9"]),
+    ]
+
+
+def measure_changes(rig: Rig, updates: int, records: int) -> list[tuple[str, list[float]]]:
+    from zoneflow.central import api as central
+    from zoneflow.dns import query
+    from zoneflow.storage import api as storage
+
+    for secondary, primary in ((rig.from_mdns, rig.mdns), (rig.from_bind9, rig.bind9)):
+        add_secondary(secondary, primary)
+        wait_serial(secondary, rig.serial, time.monotonic())
+    mdns_log = rig.from_mdns.log_path.stat().st_size
+    bind_log = rig.from_bind9.log_path.stat().st_size
+    www = storage.get_recordset(storage.get_zone(ZONE).id, f"www.{ZONE}", "A")
+    through_mdns, through_bind9 = [], []
+    for i in range(updates):
+        address = f"198.51.100.{i + 1}"
+        central.update_recordset(ZONE, www.id, records=[address])
+        serial = storage.get_zone(ZONE).serial
+        started = time.monotonic()
+        query.send_notify(ZONE, rig.from_mdns.host, rig.from_mdns.port, serial=serial)
+        through_mdns.append(wait_serial(rig.from_mdns, serial, started))
+
+        update = dns.update.UpdateMessage(ZONE)
+        update.replace(f"www.{ZONE}", 300, "A", address)
+        before = serial_of(rig.from_bind9)
+        started = time.monotonic()
+        dns.query.tcp(update, rig.primary.host, port=rig.primary.port, timeout=5)
+        while serial_of(rig.from_bind9) == before:
+            if time.monotonic() - started > 60:
+                raise RuntimeError("the BIND9 secondary never got the dynamic update")
+            time.sleep(POLL)
+        through_bind9.append(time.monotonic() - started)
+    moved_mdns = transfers(records_per_transfer(rig.from_mdns, mdns_log))
+    moved_bind9 = transfers(records_per_transfer(rig.from_bind9, bind_log))
+    return [
+        (
+            f"one-record change in the {records}-record zone, NOTIFY → served "
+            f"(mdns → BIND9; {moved_mdns})",
+            through_mdns,
+        ),
+        (
+            f"same, dynamic update to the BIND9 primary → served by its secondary ({moved_bind9})",
+            through_bind9,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="AXFRs of each kind")
+    parser.add_argument("--updates", type=int, default=10, help="one-record changes of each kind")
+    parser.add_argument("--seconds", type=int, default=5, help="dnsperf run length")
+    parser.add_argument("--no-write", action="store_true", help="print, do not touch the doc")
+    args = parser.parse_args()
+
+    from tests import support
+    from zoneflow.mdns import server as mdns_server
+
+    with tempfile.TemporaryDirectory(prefix="zoneflow-bench-mdns-") as tmp:
+        workdir = pathlib.Path(tmp)
+        servers = [Bind9Server(workdir=workdir / name) for name in ("primary", "sec1", "sec2")]
+        for server in servers:
+            server.start()
+        with support.database(f"sqlite:///{workdir}/zoneflow.sqlite", pools_yaml=POOL):
+            mdns = mdns_server.MdnsServer(HOST, free_port())
+            mdns.start_in_thread()
+            try:
+                print(f"seeding {args.records} records ...")
+                rig = Rig((mdns.host, mdns.port), *servers, serial=seed_zone(args.records))
+                rig.load_primary()
+                rows = measure_axfr(rig, args.rounds, args.records)
+                rows += measure_changes(rig, args.updates, args.records)
+                qps_mdns = dnsperf_qps(*rig.mdns, workdir, args.seconds)
+                secondary = (rig.from_mdns.host, rig.from_mdns.port)
+                qps_bind9 = dnsperf_qps(*secondary, workdir, args.seconds)
+            finally:
+                mdns.stop_thread()
+                for server in servers:
+                    server.close()
+
+    body = (
+        f"A {args.records}-record zone (A records) in SQLite, mdns in the benchmark's process; "
+        "three BIND9 servers (a primary holding the same zone and two secondaries). "
+        "AXFR rows: each secondary adds the zone and is timed until it serves the zone's SOA; "
+        "the dnspython rows time the bare transfer. Change rows: from the NOTIFY (or the "
+        "dynamic update) until the secondary serves the new serial; how it fetched the change "
+        "is read from its log (a handful of records per transfer means IXFR).\n\n"
+        + report.latency_table(rows)
+        + f"\n| SOA queries per second (dnsperf, 4 clients, {args.seconds} s) | qps |\n"
+        + "| --- | ---: |\n"
+        + f"| mdns | {qps_mdns:.0f} |\n| BIND9 | {qps_bind9:.0f} |\n"
+        + f"| ratio mdns / BIND9 | {qps_mdns / qps_bind9:.2f} |\n"
+    )
+    print(body)
+    if not args.no_write:
+        report.write_section("mdns", "mdns: transfers and queries next to BIND9", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
