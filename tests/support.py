@@ -8,12 +8,14 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from oslo_config import cfg
 
 from zoneflow import config, objects
+from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.storage import api as storage
-from zoneflow.storage import db, migration
+from zoneflow.storage import db, migration, models
 
 
 @contextlib.contextmanager
@@ -53,3 +55,47 @@ def make_zone(**overrides: Any) -> objects.Zone:
         updated_at=None,
     )
     return dataclasses.replace(zone, **overrides)
+
+
+def address(n: int) -> str:
+    """The ``n``-th IPv4 address of 10.0.0.0/8."""
+    return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+
+
+def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) -> objects.Zone:
+    """A zone of ``count`` A records (``per_name`` per owner), bulk-inserted.
+
+    Central would take minutes for a large zone; these rows are what it
+    would write, minus the jobs and the change history (the zone's serial
+    stays the one it was created with).
+    """
+    zone = central.create_zone(name, f"hostmaster@{name.rstrip('.')}")
+    owners = count // per_name
+    with db.writer() as session:
+        for start in range(0, owners, batch):
+            ids = {i: models.new_id() for i in range(start, min(owners, start + batch))}
+            session.execute(
+                sa.insert(models.RecordSet),
+                [
+                    {
+                        "id": rid,
+                        "zone_id": zone.id,
+                        "name": f"host{i:05d}.{zone.name}",
+                        "type": "A",
+                        "ttl": None,
+                        "serial": zone.serial,
+                        "status": objects.ACTIVE,
+                        "action": objects.NONE,
+                    }
+                    for i, rid in ids.items()
+                ],
+            )
+            session.execute(
+                sa.insert(models.Record),
+                [
+                    {"recordset_id": rid, "position": j, "data": address(i * per_name + j)}
+                    for i, rid in ids.items()
+                    for j in range(per_name)
+                ],
+            )
+    return storage.get_zone(zone.id)

@@ -128,3 +128,18 @@ class PendingJob:
     kind: str
     zone_id: str
     serial: int
+
+
+# One record as a zone serves it: owner, TTL, type, data (canonical text).
+Record = tuple[str, int, str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ZoneChange:
+    """The records one serial removed from and added to a zone (for IXFR)."""
+
+    previous_serial: int
+    serial: int
+    incremental: bool
+    removed: tuple[Record, ...]
+    added: tuple[Record, ...]

@@ -16,6 +16,7 @@ from zoneflow.conductor import daemon, jobboard
 from zoneflow.engine import executor
 from zoneflow.flows import tasks
 from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage_api
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -26,4 +27,5 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("engine", executor.engine_opts),
         ("flows", tasks.flow_opts),
         ("mdns", mdns_server.mdns_opts),
+        ("storage", storage_api.storage_opts),
     ]

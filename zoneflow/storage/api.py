@@ -9,19 +9,41 @@ outbox. Callers get value objects from :mod:`zoneflow.objects`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import db, models
+
+CONF = cfg.CONF
+
+storage_opts = [
+    cfg.IntOpt(
+        "zone_change_history",
+        default=200,
+        min=1,
+        help="Changes kept per zone for IXFR. A secondary further behind than this gets a "
+        "full transfer (AXFR) instead of the differences.",
+    ),
+    cfg.IntOpt(
+        "transfer_batch_size",
+        default=1000,
+        min=10,
+        help="Records fetched from the database at a time while a zone is transferred, so "
+        "a large zone is never held in memory whole.",
+    ),
+]
+CONF.register_opts(storage_opts, group="storage")
 
 MAX_SERIAL = 2**32 - 1
 T = TypeVar("T")
@@ -221,28 +243,80 @@ def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
         return [_zone(z) for z in session.scalars(query.order_by(models.Zone.name))]
 
 
-def _next_serial(session: Session, zone_id: str) -> int:
+def _next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     """Bump a zone's serial by at least one, to the current time if that is larger.
 
-    One atomic UPDATE ... RETURNING: on PostgreSQL it locks the row until the
-    transaction ends, so two changes to one zone can never share a serial.
+    Returns the serial before and after. The row is read FOR UPDATE: on
+    PostgreSQL that locks it until the transaction ends, so two changes to
+    one zone queue up and can never share a serial (SQLite's writers are
+    already serialized by BEGIN IMMEDIATE).
     """
-    now = int(time.time())
-    new = sa.case((models.Zone.serial + 1 > now, models.Zone.serial + 1), else_=now)
-    serial = session.execute(
-        sa.update(models.Zone)
+    previous = session.execute(
+        sa.select(models.Zone.serial)
         .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-        .values(serial=new)
-        .returning(models.Zone.serial)
-        .execution_options(synchronize_session=False)
+        .with_for_update()
     ).scalar_one_or_none()
-    if serial is None:
+    if previous is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+    serial = max(previous + 1, int(time.time()))
     if serial > MAX_SERIAL:
         # RFC 1982 arithmetic would let us wrap; we refuse instead of silently
         # publishing a serial that secondaries would read as older.
         raise exceptions.InvalidInput(f"zone {zone_id} serial would exceed {MAX_SERIAL}")
-    return int(serial)
+    session.execute(
+        sa.update(models.Zone)
+        .where(models.Zone.id == zone_id)
+        .values(serial=serial)
+        .execution_options(synchronize_session=False)
+    )
+    return int(previous), serial
+
+
+def _served(zone: models.Zone, row: models.RecordSet) -> set[objects.Record]:
+    """The records a recordset row puts in the zone, with the TTL they are served with."""
+    ttl = row.ttl if row.ttl is not None else zone.ttl
+    return {(row.name, ttl, row.type, record.data) for record in row.records}
+
+
+def _record_change(
+    session: Session,
+    zone_id: str,
+    serials: tuple[int, int],
+    *,
+    before: set[objects.Record] | None = None,
+    after: set[objects.Record] | None = None,
+) -> None:
+    """Write what a serial changed, for IXFR; keep the newest ``zone_change_history``.
+
+    Without ``before`` and ``after`` the change is not incremental: clients
+    older than it get a full transfer.
+    """
+    previous, serial = serials
+    incremental = before is not None or after is not None
+    before, after = before or set(), after or set()
+    session.add(
+        models.ZoneChange(
+            zone_id=zone_id,
+            previous_serial=previous,
+            serial=serial,
+            incremental=incremental,
+            removed=[list(r) for r in sorted(before - after)],
+            added=[list(r) for r in sorted(after - before)],
+        )
+    )
+    oldest_kept = session.scalar(
+        sa.select(models.ZoneChange.id)
+        .where(models.ZoneChange.zone_id == zone_id)
+        .order_by(models.ZoneChange.id.desc())
+        .offset(CONF.storage.zone_change_history - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        session.execute(
+            sa.delete(models.ZoneChange).where(
+                models.ZoneChange.zone_id == zone_id, models.ZoneChange.id < oldest_kept
+            )
+        )
 
 
 def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
@@ -277,7 +351,8 @@ def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
     with db.writer() as session:
         row = _live_zone(session, zone_id)
         _refuse_if_deleting(row)
-        _next_serial(session, zone_id)
+        # The SOA fields or the TTL of every record may change: not incremental.
+        _record_change(session, zone_id, _next_serial(session, zone_id))
         session.refresh(row)
         for key, value in values.items():
             setattr(row, key, value)
@@ -297,7 +372,7 @@ def delete_zone(zone_id: str) -> objects.Zone:
     """
     with db.writer() as session:
         row = _live_zone(session, zone_id)
-        _next_serial(session, zone_id)
+        _record_change(session, zone_id, _next_serial(session, zone_id))
         session.refresh(row)
         row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
         _post(session, "delete-zone", zone_id, row.serial)
@@ -377,6 +452,78 @@ def _recordset_query() -> sa.Select[models.RecordSet]:
     return sa.select(models.RecordSet).options(selectinload(models.RecordSet.records))
 
 
+@contextlib.contextmanager
+def zone_for_transfer(
+    zone_id: str,
+) -> Iterator[tuple[objects.Zone, Iterator[tuple[str, str, int | None, str]]]]:
+    """A zone and its records as (owner, type, ttl or None, data), for one AXFR.
+
+    Everything is read in one transaction, so the records are those of the
+    serial returned, even while changes land (PostgreSQL: REPEATABLE READ;
+    SQLite's WAL readers see one snapshot anyway). The records come
+    ``[storage] transfer_batch_size`` at a time (a server-side cursor on
+    PostgreSQL) in owner, type order; the transaction stays open until the
+    block ends.
+    """
+    # Not db.reader(): its session belongs to one thread, and mdns reads a
+    # stream on whichever pool thread is free, one batch after another.
+    with db.get_engine().connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin(), Session(bind=connection) as session:
+            zone = _live_zone(session, zone_id)
+            rows = session.execute(
+                sa.select(
+                    models.RecordSet.name,
+                    models.RecordSet.type,
+                    models.RecordSet.ttl,
+                    models.Record.data,
+                )
+                .join(models.Record, models.Record.recordset_id == models.RecordSet.id)
+                .where(models.RecordSet.zone_id == zone_id)
+                .order_by(models.RecordSet.name, models.RecordSet.type, models.Record.position)
+                .execution_options(yield_per=CONF.storage.transfer_batch_size)
+            )
+            yield _zone(zone), (tuple(row) for row in rows)  # type: ignore[misc]
+
+
+def zone_changes_since(zone_id: str, serial: int) -> list[objects.ZoneChange] | None:
+    """The changes that lead from ``serial`` to the zone's newest, oldest first.
+
+    None when the history does not reach back to ``serial``, or when one of
+    the changes cannot be told as record differences: the client needs the
+    whole zone then.
+    """
+    with db.reader() as session:
+        start = session.scalar(
+            sa.select(sa.func.max(models.ZoneChange.id)).where(
+                models.ZoneChange.zone_id == zone_id, models.ZoneChange.previous_serial == serial
+            )
+        )
+        if start is None:
+            return None
+        rows = session.scalars(
+            sa.select(models.ZoneChange)
+            .where(models.ZoneChange.zone_id == zone_id, models.ZoneChange.id >= start)
+            .order_by(models.ZoneChange.id)
+        ).all()
+    changes, expected = [], serial
+    for row in rows:
+        if not row.incremental or row.previous_serial != expected:
+            return None
+        changes.append(
+            objects.ZoneChange(
+                previous_serial=row.previous_serial,
+                serial=row.serial,
+                incremental=True,
+                removed=tuple(cast(objects.Record, tuple(r)) for r in row.removed),
+                added=tuple(cast(objects.Record, tuple(r)) for r in row.added),
+            )
+        )
+        expected = row.serial
+    return changes
+
+
 def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
     with db.reader() as session:
         rows = session.scalars(
@@ -428,7 +575,8 @@ def create_recordset(
         with db.writer() as session:
             zone = _live_zone(session, zone_id)
             _refuse_if_deleting(zone)
-            serial = _next_serial(session, zone_id)
+            serials = _next_serial(session, zone_id)
+            serial = serials[1]
             _check_cname_exclusive(session, zone_id, name, rtype)
             row = models.RecordSet(
                 zone_id=zone_id,
@@ -442,6 +590,7 @@ def create_recordset(
             )
             session.add(row)
             session.flush()
+            _record_change(session, zone_id, serials, after=_served(zone, row))
             _mark_zone_updating(session, zone_id)
             _post(session, "update-zone", zone_id, serial)
             created = _recordset(row)
@@ -460,13 +609,21 @@ def update_recordset(
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
         # The serial first: it locks the zone, so the recordset read next is current.
-        serial = _next_serial(session, zone_id)
+        serials = _next_serial(session, zone_id)
+        serial = serials[1]
         row = _recordset_row(session, zone_id, recordset_id)
+        before = _served(zone, row)
         if set_ttl:
             row.ttl = ttl
         if records is not None:
+            # The old records go first: the ORM would insert the new ones
+            # before deleting, and a record kept across the update would
+            # then collide with itself on (recordset_id, data).
+            row.records = []
+            session.flush()
             row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
         row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
+        _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
         _mark_zone_updating(session, zone_id)
         _post(session, "update-zone", zone_id, serial)
         session.flush()
@@ -477,8 +634,10 @@ def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
-        serial = _next_serial(session, zone_id)
+        serials = _next_serial(session, zone_id)
+        serial = serials[1]
         row = _recordset_row(session, zone_id, recordset_id)
+        _record_change(session, zone_id, serials, before=_served(zone, row))
         gone = dataclasses.replace(
             _recordset(row), serial=serial, status=objects.PENDING, action=objects.DELETE
         )

@@ -53,11 +53,32 @@ def configure(connection: str | None = None) -> None:
         sqlite_fk=True,
         max_retries=retries,
         retry_interval=CONF.database.retry_interval,
+        # oslo.db's check-in hook sleeps to let eventlet switch greenthreads;
+        # zoneflow runs on real threads, and mdns checks a connection out
+        # for every query.
+        thread_checkin=False,
     )
     if url.startswith("sqlite"):
+        manager.append_on_engine_create(_pool_sqlite)
         manager.append_on_engine_create(tune_sqlite)
     _manager = manager
     _connection = url
+
+
+def _pool_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """Keep SQLite connections open between transactions, as SQLAlchemy 2 does by default.
+
+    oslo.db puts SQLite file databases back on a NullPool, which opens a
+    connection (and runs its PRAGMAs) for every transaction: half a
+    millisecond each, most of an mdns SOA answer. Listeners are registered
+    after this (tune_sqlite), so they attach to the new pool.
+    """
+    engine.pool = sqlalchemy.pool.QueuePool(
+        engine.pool._creator,  # noqa: SLF001 - the dialect's connect function, as the old pool had it
+        pool_size=8,
+        max_overflow=32,
+        timeout=30,
+    )
 
 
 def tune_sqlite(engine: sqlalchemy.engine.Engine, *, always_immediate: bool = False) -> None:

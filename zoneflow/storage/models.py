@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -162,6 +163,30 @@ class Record(Base):
     )
     position: Mapped[int] = mapped_column(Integer)
     data: Mapped[str] = mapped_column(Text)
+
+
+class ZoneChange(Base):
+    """What one serial changed in a zone: the records it removed and added.
+
+    Written in the transaction that bumps the serial, so mdns can answer an
+    IXFR (RFC 1995) with the differences instead of the whole zone. Each
+    record is ``[owner, ttl, type, data]`` as the zone served it. A change
+    that cannot be told as record differences (the zone's TTL or SOA fields
+    changed, or the zone is being deleted) is written with ``incremental``
+    false: a client older than it gets a full transfer.
+    """
+
+    __tablename__ = "zone_changes"
+    __table_args__ = (UniqueConstraint("zone_id", "serial", name="uniq_zone_change"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    previous_serial: Mapped[int] = mapped_column(BigInteger)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    incremental: Mapped[bool] = mapped_column(Boolean)
+    removed: Mapped[list[Any]] = mapped_column(default=list)
+    added: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ZoneTargetStatus(Base):
