@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +41,6 @@ import dns.query  # noqa: E402
 import dns.rdatatype  # noqa: E402
 import dns.update  # noqa: E402
 import dns.zone  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 
 from bench import report  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
@@ -79,44 +77,12 @@ def wait_serial(server: Bind9Server, serial: int, started: float, timeout: float
 
 
 def seed_zone(records: int) -> int:
-    """A zone of ``records`` A records, written in bulk (central would take minutes)."""
+    """A zone of ``records`` A records, bulk-inserted (central would take minutes)."""
+    from tests import support
     from zoneflow.central import api as central
     from zoneflow.storage import api as storage
-    from zoneflow.storage import db, models
 
-    zone = central.create_zone(ZONE, "hostmaster@bench.example", ttl=300)
-    batch = 5000
-    with db.writer() as session:
-        for start in range(0, records, batch):
-            ids = [str(uuid.uuid4()) for _ in range(start, min(records, start + batch))]
-            session.execute(
-                sa.insert(models.RecordSet),
-                [
-                    {
-                        "id": rid,
-                        "zone_id": zone.id,
-                        "name": f"host{start + i}.{ZONE}",
-                        "type": "A",
-                        "ttl": None,
-                        "serial": zone.serial,
-                        "status": "ACTIVE",
-                        "action": "NONE",
-                    }
-                    for i, rid in enumerate(ids)
-                ],
-            )
-            session.execute(
-                sa.insert(models.Record),
-                [
-                    {
-                        "recordset_id": rid,
-                        "position": 0,
-                        "data": f"10.{(start + i) >> 16 & 255}.{(start + i) >> 8 & 255}."
-                        f"{(start + i) & 255}",
-                    }
-                    for i, rid in enumerate(ids)
-                ],
-            )
+    support.bulk_zone(ZONE, records)
     # One change through central, so the zone's serial moves past the seed.
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     return storage.get_zone(ZONE).serial

@@ -8,6 +8,7 @@ is what BIND9 really serves, asked with dnspython.
 from __future__ import annotations
 
 import pathlib
+import re
 from collections.abc import Iterator
 
 import dns.message
@@ -137,3 +138,33 @@ def test_query_helpers_tell_served_from_removed_on_bind9(
         what="BIND9 to drop the zone",
     )
     assert served_serial(bind9) is None
+
+
+def _transfers_logged(bind9: Bind9Server, since: int) -> list[int]:
+    """Records moved by each transfer BIND9 logged after byte ``since`` of its log."""
+    log = bind9.log_path.read_text(errors="replace")[since:]
+    return [int(n) for n in re.findall(r"Transfer completed: \d+ messages, (\d+) records", log)]
+
+
+def test_a_one_record_change_reaches_bind9_by_ixfr(
+    bind9: Bind9Server, mdns: mdns_server.MdnsServer, database: str
+) -> None:
+    big = support.bulk_zone("big.example.", 3000)
+    add_secondary(bind9, mdns, big.name)
+    wait_for(lambda: served_serial(bind9, big.name) == big.serial, timeout=10, what="the AXFR")
+    assert _transfers_logged(bind9, 0) == [3000 + 3]  # SOA, NS, 3000 A, SOA
+    mark = bind9.log_path.stat().st_size
+
+    www = storage.get_recordset(big.id, f"host00007.{big.name}", "A")
+    central.update_recordset(big.name, www.id, records=["198.51.100.7"])
+    serial = storage.get_zone(big.id).serial
+    query.send_notify(big.name, bind9.host, bind9.port, serial=serial)
+    wait_for(lambda: served_serial(bind9, big.name) == serial, timeout=5, what="the change")
+
+    assert answer(bind9, f"host00007.{big.name}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
+    assert answer(bind9, f"host00008.{big.name}", "A") == (dns.rcode.NOERROR, {"10.0.0.8"})
+    # BIND9 asked for the difference and got it: the old and new SOA twice,
+    # one record out, one in (RFC 1995), not the 3003 records of the zone.
+    assert mdns.responder.transfers["IXFR"] == 1
+    wait_for(lambda: bool(_transfers_logged(bind9, mark)), timeout=5, what="BIND9's log line")
+    assert _transfers_logged(bind9, mark) == [6]

@@ -33,13 +33,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import signal
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, cast
 
 import dns.exception
 import dns.flags
@@ -56,10 +57,12 @@ from oslo_config import cfg
 
 from zoneflow import exceptions, objects
 from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns import xfr
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
+T = TypeVar("T")
 
 mdns_opts = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address mdns listens on (UDP and TCP)."),
@@ -102,6 +105,9 @@ UDP_PAYLOAD = 1232
 # Datagrams being answered at once; past it new ones are dropped (the client
 # retries), so a flood cannot queue unbounded work behind the thread pool.
 MAX_PENDING_UDP = 1000
+# Transfer messages made per trip to the thread pool: few enough that a slow
+# client holds little in mdns's buffers, many enough that the trips are cheap.
+SEND_BATCH = 8
 # Pools are read for every answer (the SOA's MNAME, the apex NS) and change
 # only when an operator loads pools.yaml; reading one costs more than the rest
 # of an SOA answer, so it is kept this many seconds.
@@ -292,9 +298,16 @@ class Responder:
         size = CONF.mdns.snapshot_cache_size if cache_size is None else cache_size
         self.snapshots = _SnapshotCache(size)
         self.pools = _PoolCache(POOL_CACHE_SECONDS)
+        # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
+        # short, the whole zone sent), IXFR-current (the single SOA).
+        self.transfers: collections.Counter[str] = collections.Counter()
+        self._counter_lock = threading.Lock()
 
-    def answer(self, wire: bytes, *, tcp: bool, peer: str = "?") -> list[bytes]:
-        """The wire replies to ``wire``; an empty list means "send nothing"."""
+    def answer(self, wire: bytes, *, tcp: bool, peer: str = "?") -> Iterable[bytes]:
+        """The wire replies to ``wire``; none means "send nothing".
+
+        A zone transfer's replies are a lazy stream that reads the database
+        as it goes: iterate it once, in order, or close it."""
         if len(wire) < 12:
             LOG.debug("dropped %d-byte message from %s: shorter than a DNS header", len(wire), peer)
             return []
@@ -310,7 +323,7 @@ class Responder:
             LOG.exception("mdns failed to answer a request from %s", peer)
         return [_header_reply(wire, dns.rcode.SERVFAIL)]
 
-    def _answer(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
+    def _answer(self, wire: bytes, *, tcp: bool, peer: str) -> Iterable[bytes]:
         opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
         try:
             query = dns.message.from_wire(wire)
@@ -390,7 +403,12 @@ class Responder:
 
     # -- AXFR and IXFR ---------------------------------------------------------------
 
-    def _transfer(self, query: dns.message.Message, *, tcp: bool, peer: str) -> list[bytes]:
+    def _transfer(self, query: dns.message.Message, *, tcp: bool, peer: str) -> Iterable[bytes]:
+        """The replies to an AXFR or IXFR: a list when short, else a lazy stream.
+
+        The stream reads the database as it is sent, so it must be consumed
+        (or closed) by one caller, in order.
+        """
         question = query.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         if question.rdtype == dns.rdatatype.AXFR and not tcp:
@@ -403,30 +421,107 @@ class Responder:
             LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
             return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
         pool = self.pools.get(zone.pool_id)
-        if question.rdtype == dns.rdatatype.IXFR:
-            client_serial = _soa_serial(query.authority)
-            if client_serial is None:
-                # RFC 1995 section 3: an IXFR query carries the client's SOA.
-                return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
-            if not tcp or _serial_gte(client_serial, zone.serial):
-                response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
-                response.flags |= dns.flags.AA
-                response.answer.append(dns_zone.soa_rrset(zone, pool))
-                return [self._udp_or_tcp(response, query, tcp)]
+        if question.rdtype == dns.rdatatype.AXFR:
+            return self._axfr(query, zone, pool, peer, kind="AXFR")
+        client_serial = _soa_serial(query.authority)
+        if client_serial is None:
+            # RFC 1995 section 3: an IXFR query carries the client's SOA.
+            return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
+        if not tcp or _serial_gte(client_serial, zone.serial):
+            # Current, or asked over UDP: the single SOA (RFC 1995 section 2)
+            # tells the client to come back over TCP when it is behind.
+            self._count("IXFR-current")
+            response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
+            response.flags |= dns.flags.AA
+            response.answer.append(dns_zone.soa_rrset(zone, pool))
+            return [self._udp_or_tcp(response, query, tcp)]
+        changes = storage.zone_changes_since(zone.id, client_serial)
+        if not changes:
+            # The history does not reach back that far: the whole zone, in
+            # AXFR form, which RFC 1995 section 4 allows.
+            return self._axfr(query, zone, pool, peer, kind="IXFR-AXFR")
+        return self._ixfr(query, zone, pool, peer, changes)
+
+    def _axfr(
+        self,
+        query: dns.message.Message,
+        zone: objects.Zone,
+        pool: objects.Pool,
+        peer: str,
+        *,
+        kind: str,
+    ) -> Iterator[bytes]:
         started = time.monotonic()
-        snapshot = self.snapshots.get(zone, pool)
-        messages = list(_xfr_messages(query, snapshot, CONF.mdns.xfr_message_size))
+        count = 0
+        with storage.zone_for_transfer(zone.id) as (current, rows):
+            soa = dns_zone.soa_rrset(current, pool)
+            records = itertools.chain(
+                *(xfr.rrset_records(rrset) for rrset in dns_zone.apex_rrsets(current, pool)),
+                xfr.stored_records(rows, current.ttl),
+                xfr.rrset_records(soa),
+            )
+            origin = dns_zone.zone_origin(current)
+            for count, message in enumerate(  # noqa: B007 - the count is logged below
+                xfr.messages(query, origin, records, CONF.mdns.xfr_message_size), start=1
+            ):
+                yield message
+        self._count(kind)
         LOG.info(
-            "%s of %s serial %d to %s: %d rrsets in %d messages, %.0f ms",
+            "%s of %s serial %d to %s: %d messages, %.0f ms",
             kind,
-            snapshot.origin,
-            snapshot.zone.serial,
+            current.name,
+            current.serial,
             peer,
-            len(snapshot.rrsets) + 1,
-            len(messages),
+            count,
             (time.monotonic() - started) * 1000,
         )
-        return messages
+
+    def _ixfr(
+        self,
+        query: dns.message.Message,
+        zone: objects.Zone,
+        pool: objects.Pool,
+        peer: str,
+        changes: list[objects.ZoneChange],
+    ) -> Iterator[bytes]:
+        started = time.monotonic()
+        newest = dataclasses.replace(zone, serial=changes[-1].serial)
+
+        def soa(serial: int) -> dns.rrset.RRset:
+            return dns_zone.soa_rrset(dataclasses.replace(zone, serial=serial), pool)
+
+        def sequence() -> Iterator[xfr.WireRecord]:
+            # RFC 1995 section 4: newest SOA; per change, the old SOA and what
+            # it removed, the new SOA and what it added; newest SOA again.
+            yield from xfr.rrset_records(soa(newest.serial))
+            for change in changes:
+                yield from xfr.rrset_records(soa(change.previous_serial))
+                yield from _change_records(change.removed)
+                yield from xfr.rrset_records(soa(change.serial))
+                yield from _change_records(change.added)
+            yield from xfr.rrset_records(soa(newest.serial))
+
+        count = 0
+        origin = dns_zone.zone_origin(zone)
+        for count, message in enumerate(  # noqa: B007 - the count is logged below
+            xfr.messages(query, origin, sequence(), CONF.mdns.xfr_message_size), start=1
+        ):
+            yield message
+        self._count("IXFR")
+        LOG.info(
+            "IXFR of %s from serial %d to %d to %s: %d changes in %d messages, %.0f ms",
+            zone.name,
+            changes[0].previous_serial,
+            newest.serial,
+            peer,
+            len(changes),
+            count,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _count(self, kind: str) -> None:
+        with self._counter_lock:
+            self.transfers[kind] += 1
 
 
 def _error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
@@ -444,56 +539,10 @@ def _soa_serial(section: list[dns.rrset.RRset]) -> int | None:
     return None
 
 
-def _xfr_messages(
-    query: dns.message.Message, snapshot: ZoneSnapshot, max_size: int
-) -> Iterator[bytes]:
-    """The zone as transfer messages: SOA, the rest, SOA again, each message <= max_size.
-
-    Rendered straight with dnspython's Renderer so that each rrset is turned
-    into wire format once (building Message objects and measuring them would
-    render the zone over and over). An rrset too large for one message is
-    split across messages, which RFC 5936 section 2.2 allows.
-    """
-    question = query.question[0]
-    flags = dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
-    edns = query.edns >= 0
-
-    def new_message(first: bool) -> dns.renderer.Renderer:
-        renderer = dns.renderer.Renderer(query.id, flags, max_size)
-        if edns:
-            renderer.reserve(_OPT_SIZE)
-        if first:
-            # Only the first message repeats the question (RFC 5936 section 2.2.1).
-            renderer.add_question(question.name, question.rdtype, question.rdclass)
-        return renderer
-
-    def finish(renderer: dns.renderer.Renderer) -> bytes:
-        if edns:
-            renderer.release_reserved()
-            renderer.add_edns(0, 0, UDP_PAYLOAD)
-        renderer.write_header()
-        return bytes(renderer.get_wire())
-
-    renderer = new_message(first=True)
-    pending: collections.deque[dns.rrset.RRset] = collections.deque(snapshot.rrsets)
-    pending.append(snapshot.soa)
-    while pending:
-        rrset = pending.popleft()
-        try:
-            renderer.add_rrset(dns.renderer.ANSWER, rrset)
-        except dns.exception.TooBig:
-            if renderer.counts[dns.renderer.ANSWER]:
-                yield finish(renderer)
-                renderer = new_message(first=False)
-                pending.appendleft(rrset)
-            elif len(rrset) > 1:
-                rdatas = list(rrset)
-                half = len(rdatas) // 2
-                pending.appendleft(dns.rrset.from_rdata_list(rrset.name, rrset.ttl, rdatas[half:]))
-                pending.appendleft(dns.rrset.from_rdata_list(rrset.name, rrset.ttl, rdatas[:half]))
-            else:
-                raise
-    yield finish(renderer)
+def _change_records(records: Iterable[objects.Record]) -> Iterator[xfr.WireRecord]:
+    for owner, ttl, type_text, data in records:
+        rtype = dns.rdatatype.from_text(type_text)
+        yield owner, rtype, ttl, xfr.rdata_wire(rtype, data)
 
 
 # --- the network side -------------------------------------------------------------
@@ -513,6 +562,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # An ICMP error about an earlier reply: the client has gone away.
         LOG.debug("mdns UDP error: %s", exc)
+
+
+def _take(replies: Iterator[bytes], count: int) -> list[bytes]:
+    return list(itertools.islice(replies, count))
 
 
 def _peer(addr: object) -> str:
@@ -582,10 +635,11 @@ class MdnsServer:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    async def _in_pool(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self.responder.answer, wire, tcp=tcp, peer=peer)
-        return await loop.run_in_executor(self._executor, call)
+    async def _in_pool(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _answer_fully(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
+        return list(self.responder.answer(wire, tcp=tcp, peer=peer))
 
     def _spawn_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         if len(self._udp_tasks) >= MAX_PENDING_UDP:
@@ -602,7 +656,8 @@ class MdnsServer:
 
     async def _answer_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            replies = await self._in_pool(data, tcp=False, peer=_peer(addr))
+            call = functools.partial(self._answer_fully, data, tcp=False, peer=_peer(addr))
+            replies = await self._in_pool(call)
             if protocol.transport is not None and not protocol.transport.is_closing():
                 for reply in replies:
                     protocol.transport.sendto(reply, addr)
@@ -631,9 +686,8 @@ class MdnsServer:
                     return  # the client closed the connection between queries
                 (length,) = struct.unpack("!H", header)
                 wire = await asyncio.wait_for(reader.readexactly(length), timeout)
-                for reply in await self._in_pool(wire, tcp=True, peer=peer):
-                    writer.write(struct.pack("!H", len(reply)) + reply)
-                    await asyncio.wait_for(writer.drain(), timeout)
+                call = functools.partial(self.responder.answer, wire, tcp=True, peer=peer)
+                await self._send(iter(await self._in_pool(call)), writer, timeout)
         except TimeoutError:
             LOG.debug("closed idle or slow TCP client %s", peer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -646,6 +700,29 @@ class MdnsServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _send(
+        self, replies: Iterator[bytes], writer: asyncio.StreamWriter, timeout: float
+    ) -> None:
+        """Write replies as the pool makes them, waiting for the client to take each batch.
+
+        A transfer's stream reads the database on the pool's threads, a batch
+        of messages at a time; waiting for the socket to drain between
+        batches keeps a slow client from making mdns buffer the zone.
+        """
+        try:
+            while True:
+                batch = await self._in_pool(functools.partial(_take, replies, SEND_BATCH))
+                for reply in batch:
+                    writer.write(struct.pack("!H", len(reply)) + reply)
+                await asyncio.wait_for(writer.drain(), timeout)
+                if len(batch) < SEND_BATCH:
+                    return
+        finally:
+            close = getattr(replies, "close", None)
+            if close is not None:
+                # Ends the stream's database transaction, on a pool thread.
+                await self._in_pool(close)
 
     # -- embedding in a synchronous process ------------------------------------------
 
