@@ -10,6 +10,7 @@ that did not run must not look like one that passed.
 
 from __future__ import annotations
 
+import pathlib
 import signal
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
@@ -117,3 +119,13 @@ def bind9_factory() -> Iterator[Bind9Factory]:
 def bind9(bind9_factory: Bind9Factory) -> Bind9Server:
     """One fresh BIND9 server for this test."""
     return bind9_factory(1)[0]
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> Iterator[Deployment]:
+    """zoneflow on PostgreSQL and ZooKeeper; the test loads a pool and starts daemons."""
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    yield deployment
+    deployment.close()

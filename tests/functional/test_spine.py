@@ -7,16 +7,12 @@ the database holds, never about what zoneflow says of itself.
 from __future__ import annotations
 
 import json
-import pathlib
-from collections.abc import Iterator
 
 import dns.rcode
-import pytest
 
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.ports import wait_for
-from tests.functional.fixtures.zookeeper import ZooKeeperServer
 
 ZONE = "spine.example."
 
@@ -29,15 +25,6 @@ def _pool(deployment: Deployment, binds: list, *, threshold: int = 100) -> dict:
         "nameservers": [b.nameserver() for b in binds],
         "targets": [b.pool_target(deployment.masters()) for b in binds],
     }
-
-
-@pytest.fixture
-def deployment(
-    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
-) -> Iterator[Deployment]:
-    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
-    yield deployment
-    deployment.close()
 
 
 def _stored_serial(deployment: Deployment, zone: str) -> int:
