@@ -143,3 +143,13 @@ class ZoneChange:
     incremental: bool
     removed: tuple[Record, ...]
     added: tuple[Record, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ZoneNotify:
+    """The last NOTIFY one source sent mdns for a zone."""
+
+    source: str
+    serial: int | None
+    received_at: datetime.datetime
+    count: int

@@ -13,6 +13,7 @@ from oslo_config import cfg
 
 from zoneflow.central import api as central_api
 from zoneflow.conductor import daemon, jobboard
+from zoneflow.dns import tsig
 from zoneflow.engine import executor
 from zoneflow.flows import tasks
 from zoneflow.mdns import server as mdns_server
@@ -28,4 +29,5 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("flows", tasks.flow_opts),
         ("mdns", mdns_server.mdns_opts),
         ("storage", storage_api.storage_opts),
+        ("tsig", tsig.tsig_opts),
     ]

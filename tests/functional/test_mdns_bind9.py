@@ -7,9 +7,10 @@ is what BIND9 really serves, asked with dnspython.
 
 from __future__ import annotations
 
+import base64
 import pathlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dns.message
 import dns.query
@@ -18,10 +19,13 @@ import dns.rdatatype
 import pytest
 
 from tests import support
+from tests.functional.conftest import Bind9Factory, start_server
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import wait_for
 from zoneflow import objects
+from zoneflow.backends.impl_bind9 import Bind9Backend
 from zoneflow.central import api as central
+from zoneflow.central import pools
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
@@ -33,6 +37,7 @@ POOL = """
   targets:
     - {type: fake, description: fake1}
 """
+TSIG_POOL_TARGET = "description: fake1, options: {tsig_key_name: xfr-key}"
 RECORDS = [
     ("www", "A", ["192.0.2.1", "192.0.2.2"]),
     ("www", "AAAA", ["2001:db8::1"]),
@@ -168,3 +173,66 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
     assert mdns.responder.transfers["IXFR"] == 1
     wait_for(lambda: bool(_transfers_logged(bind9, mark)), timeout=5, what="BIND9's log line")
     assert _transfers_logged(bind9, mark) == [6]
+
+
+TSIG_KEY = "xfr-key"
+TSIG_SECRET = base64.b64encode(b"zoneflow functional-test secret!").decode()
+WRONG_SECRET = base64.b64encode(b"a secret mdns has never been told").decode()
+
+
+def _bind9_backend(bind: Bind9Server, mdns: mdns_server.MdnsServer, **tsig: str) -> Bind9Backend:
+    options = bind.pool_target([(mdns.host, mdns.port)], **tsig)["options"]
+    return Bind9Backend(
+        objects.PoolTarget(
+            id=f"bind-{bind.port}",
+            pool_id="p",
+            type="bind9",
+            description=f"bind9 on port {bind.port}",
+            masters=(objects.HostPort(mdns.host, mdns.port),),
+            options=options,
+        )
+    )
+
+
+def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
+    override: Callable[..., None],
+    database: str,
+    bind9_factory: Bind9Factory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The pool's target names the key: mdns now requires it for the pool's zones.
+    override("tsig", key=[f"{TSIG_KEY}:hmac-sha256:{TSIG_SECRET}"])
+    storage.replace_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
+    zone = storage.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
+    server = mdns_server.MdnsServer("127.0.0.1", 0)
+    server.start_in_thread()
+    good, wrong = (
+        start_server(lambda secret=secret: Bind9Server(tsig_keys={TSIG_KEY: secret}))
+        for secret in (TSIG_SECRET, WRONG_SECRET)
+    )
+    [unsigned] = bind9_factory(1)
+    try:
+        for bind in (good, wrong):
+            _bind9_backend(bind, server, tsig_key_name=TSIG_KEY).create_zone(zone)
+        _bind9_backend(unsigned, server).create_zone(zone)
+
+        wait_for(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
+        wait_for(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
+        wait_for(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
+        # The wrong and the missing key got no data: neither server has the zone.
+        assert served_serial(wrong) is None
+        assert served_serial(unsigned) is None
+        assert server.responder.transfers["AXFR"] == 1
+
+        # A change travels by signed IXFR too.
+        central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
+        serial = storage.get_zone(zone.id).serial
+        query.send_notify(ZONE, good.host, good.port, serial=serial)
+        wait_for(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
+        assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})
+        assert server.responder.transfers["IXFR"] == 1
+        assert TSIG_SECRET not in caplog.text and WRONG_SECRET not in caplog.text
+    finally:
+        server.stop_thread()
+        for bind in (good, wrong):
+            bind.close()

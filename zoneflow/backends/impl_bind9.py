@@ -9,6 +9,8 @@ Target options (Designate's names):
 ``rndc_config_file``      a whole rndc.conf instead (takes precedence)
 ``rndc_timeout``          seconds an rndc call may take, default 10
 ``clean_zonefile``        delete the zone's file with the zone, default true
+``tsig_key_name``         transfer from the masters signed with this key: it must be
+                          defined in named.conf and in zoneflow's ``[tsig] key``
 
 rndc ignores ``-k`` whenever /etc/bind/rndc.conf exists, so a key file is
 always used through a small rndc.conf of our own passed with ``-c``.
@@ -40,11 +42,13 @@ class Bind9Backend(Backend):
         self.clean = bool(options.get("clean_zonefile", True))
         self.key_file = options.get("rndc_key_file")
         self.config_file = options.get("rndc_config_file")
+        self.tsig_key_name = options.get("tsig_key_name")
 
     # --- the contract --------------------------------------------------------
 
     def create_zone(self, zone: objects.Zone) -> None:
-        primaries = " ".join(f"{m.host} port {m.port};" for m in self.target.masters)
+        key = f' key "{self.tsig_key_name}"' if self.tsig_key_name else ""
+        primaries = " ".join(f"{m.host} port {m.port}{key};" for m in self.target.masters)
         if not primaries:
             raise exceptions.BackendError(
                 self.target.label, "no masters configured: list mdns under the target's masters"

@@ -33,6 +33,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import ipaddress
 import itertools
 import logging
 import signal
@@ -53,9 +54,11 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.renderer
 import dns.rrset
+import dns.tsig
 from oslo_config import cfg
 
 from zoneflow import exceptions, objects
+from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import xfr
 from zoneflow.storage import api as storage
@@ -96,6 +99,23 @@ mdns_opts = [
         help="Rendered zones kept in memory, each for one serial: the secondaries of a "
         "pool transferring one change render it once.",
     ),
+    cfg.ListOpt(
+        "allow_transfer",
+        default=["127.0.0.0/8", "::1/128"],
+        help="Networks (CIDR) whose hosts may transfer zones (AXFR, IXFR); others get "
+        "REFUSED. List your nameservers' addresses here.",
+    ),
+    cfg.ListOpt(
+        "allow_notify",
+        default=["127.0.0.0/8", "::1/128"],
+        help="Networks (CIDR) whose NOTIFYs mdns records; others get REFUSED.",
+    ),
+    cfg.BoolOpt(
+        "require_tsig",
+        default=False,
+        help="Refuse every unsigned zone transfer, also for pools whose targets name no "
+        "tsig_key_name (those require their key in any case).",
+    ),
 ]
 CONF.register_opts(mdns_opts, group="mdns")
 
@@ -113,12 +133,52 @@ SEND_BATCH = 8
 # of an SOA answer, so it is kept this many seconds.
 POOL_CACHE_SECONDS = 5.0
 _OPT_SIZE = 11  # an OPT record without options
+# Room kept in each transfer message for its TSIG record when signed: owner
+# and algorithm names, fixed fields and a MAC of up to 64 bytes.
+_TSIG_ROOM = 400
 _OPCODE_AND_RD = 0x7800 | dns.flags.RD
 
 
 def _serial_gte(a: int, b: int) -> bool:
     """``a`` is ``b`` or newer in RFC 1982 serial number arithmetic."""
     return a == b or 0 < (a - b) % 2**32 < 2**31
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(option: str) -> tuple[Network, ...]:
+    networks = []
+    for entry in getattr(CONF.mdns, option):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise exceptions.InvalidConfig(
+                f"[mdns] {option}: {entry!r} is not a network; write addresses or CIDR "
+                "prefixes such as 192.0.2.53 or 10.0.0.0/8"
+            ) from None
+    return tuple(networks)
+
+
+def _allowed(address: str | None, networks: tuple[Network, ...]) -> bool:
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def _pool_keys(pool: objects.Pool) -> frozenset[dns.name.Name]:
+    """The TSIG keys a pool's targets transfer with (their ``tsig_key_name``)."""
+    return frozenset(
+        tsig.key_name(str(target.options["tsig_key_name"]))
+        for target in pool.targets
+        if target.options.get("tsig_key_name")
+    )
 
 
 def _header_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
@@ -294,8 +354,13 @@ class Responder:
     Synchronous and thread-safe: the server calls it from its thread pool.
     """
 
-    def __init__(self, *, cache_size: int | None = None) -> None:
+    def __init__(
+        self, *, cache_size: int | None = None, keyring: tsig.Keyring | None = None
+    ) -> None:
         size = CONF.mdns.snapshot_cache_size if cache_size is None else cache_size
+        self.keyring = tsig.configured_keyring() if keyring is None else keyring
+        self.allow_transfer = _networks("allow_transfer")
+        self.allow_notify = _networks("allow_notify")
         self.snapshots = _SnapshotCache(size)
         self.pools = _PoolCache(POOL_CACHE_SECONDS)
         # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
@@ -303,8 +368,13 @@ class Responder:
         self.transfers: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
 
-    def answer(self, wire: bytes, *, tcp: bool, peer: str = "?") -> Iterable[bytes]:
-        """The wire replies to ``wire``; none means "send nothing".
+    def answer(
+        self, wire: bytes, *, tcp: bool, peer: str = "?", address: str | None = None
+    ) -> Iterable[bytes]:
+        """The wire replies to ``wire`` from ``address``; none means "send nothing".
+
+        ``peer`` names the client in logs; ``address`` (its IP) is checked
+        against the access lists: without it, transfers and NOTIFYs are refused.
 
         A zone transfer's replies are a lazy stream that reads the database
         as it goes: iterate it once, in order, or close it."""
@@ -315,7 +385,7 @@ class Responder:
             LOG.debug("dropped a response from %s: mdns only answers queries", peer)
             return []
         try:
-            return self._answer(wire, tcp=tcp, peer=peer)
+            return self._answer(wire, tcp=tcp, peer=peer, address=address)
         except exceptions.ServiceUnavailable as exc:
             # The database is down: one line per request, not a traceback each.
             LOG.warning("SERVFAIL to %s: %s", peer, exc)
@@ -323,14 +393,16 @@ class Responder:
             LOG.exception("mdns failed to answer a request from %s", peer)
         return [_header_reply(wire, dns.rcode.SERVFAIL)]
 
-    def _answer(self, wire: bytes, *, tcp: bool, peer: str) -> Iterable[bytes]:
+    def _answer(self, wire: bytes, *, tcp: bool, peer: str, address: str | None) -> Iterable[bytes]:
         opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
         try:
-            query = dns.message.from_wire(wire)
-        except dns.message.UnknownTSIGKey:
-            # TSIG is not configured yet; RFC 8945 answers an unknown key with NOTAUTH.
-            LOG.info("refused a TSIG-signed request from %s: mdns has no TSIG keys", peer)
-            return [_header_reply(wire, dns.rcode.NOTAUTH)]
+            query = dns.message.from_wire(wire, keyring=self.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            return self._tsig_failure(wire, dns.rcode.BADKEY, tcp=tcp, peer=peer)
+        except dns.tsig.BadSignature:
+            return self._tsig_failure(wire, dns.rcode.BADSIG, tcp=tcp, peer=peer)
+        except dns.tsig.BadTime:
+            return self._tsig_failure(wire, dns.rcode.BADTIME, tcp=tcp, peer=peer)
         except Exception as exc:  # dnspython raises many kinds of error on garbage
             if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
                 return [_header_reply(wire, dns.rcode.NOTIMP)]
@@ -344,10 +416,58 @@ class Responder:
         if len(query.question) != 1:
             return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
         if opcode == dns.opcode.NOTIFY:
-            return [self._udp_or_tcp(self._notify(query, peer), query, tcp)]
+            return [self._udp_or_tcp(self._notify(query, peer, address), query, tcp)]
         if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
-            return self._transfer(query, tcp=tcp, peer=peer)
+            return self._transfer(query, tcp=tcp, peer=peer, address=address)
         return [self._udp_or_tcp(self._query(query), query, tcp)]
+
+    def _tsig_failure(
+        self, wire: bytes, error: dns.rcode.Rcode, *, tcp: bool, peer: str
+    ) -> list[bytes]:
+        """NOTAUTH with the TSIG error (RFC 8945 section 5.2), and no data.
+
+        BADKEY and BADSIG replies cannot be signed (the key is unknown, or
+        the client's secret is not ours), so their TSIG has an empty MAC; a
+        BADTIME reply is signed and carries mdns's clock.
+        """
+        try:
+            query = dns.message.from_wire(wire, keyring=False)
+        except Exception:
+            return [_header_reply(wire, dns.rcode.NOTAUTH)]
+        key_name, algorithm = query.keyname, query.keyalgorithm
+        assert key_name is not None and algorithm is not None  # it failed its TSIG check
+        # By name: rcode 16 is both BADSIG and BADVERS, and to_text() says BADVERS.
+        name, why = {
+            dns.rcode.BADKEY: ("BADKEY", "mdns has no such key with that algorithm ([tsig] key)"),
+            dns.rcode.BADSIG: (
+                "BADSIG",
+                "the MAC does not verify: the key's secret differs from the one in mdns's "
+                "[tsig] key lines",
+            ),
+            dns.rcode.BADTIME: (
+                "BADTIME",
+                "its time is off by more than the fudge: check both clocks",
+            ),
+        }[error]
+        LOG.warning(
+            "NOTAUTH (TSIG %s) to %s for a request signed with key %s: %s",
+            name,
+            peer,
+            key_name,
+            why,
+        )
+        response = _error(query, dns.rcode.NOTAUTH)
+        if error == dns.rcode.BADTIME:
+            now = int(time.time())
+            response.use_tsig(
+                self.keyring[key_name],
+                tsig_error=dns.rcode.BADTIME,
+                other_data=struct.pack("!HI", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF),
+            )
+            response.request_mac = query.mac or b""
+            return [self._udp_or_tcp(response, query, tcp)]
+        unsigned = self._udp_or_tcp(response, query, tcp)
+        return [tsig.unsigned_error(unsigned, key_name, algorithm, error)]
 
     @staticmethod
     def _udp_or_tcp(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
@@ -362,9 +482,26 @@ class Responder:
 
     # -- NOTIFY and QUERY ------------------------------------------------------------
 
-    def _notify(self, query: dns.message.Message, peer: str) -> dns.message.Message:
+    def _notify(
+        self, query: dns.message.Message, peer: str, address: str | None
+    ) -> dns.message.Message:
+        """Record a nameserver's NOTIFY (RFC 1996): it says which serial it now serves."""
+        question = query.question[0]
         serial = _soa_serial(query.answer)
-        LOG.info("NOTIFY for %s (serial %s) from %s", query.question[0].name, serial, peer)
+        if not _allowed(address, self.allow_notify):
+            LOG.warning(
+                "REFUSED NOTIFY for %s from %s: not in [mdns] allow_notify", question.name, peer
+            )
+            return _error(query, dns.rcode.REFUSED)
+        zone = None
+        if question.rdclass == dns.rdataclass.IN:
+            zone = storage.find_zone_for_mdns(question.name.to_text().lower())
+        if zone is None:
+            LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
+            return _error(query, dns.rcode.NOTAUTH)
+        assert address is not None  # _allowed() said so
+        storage.record_notify(zone.id, address, serial)
+        LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
         response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
         response.flags |= dns.flags.AA
         return response
@@ -403,7 +540,9 @@ class Responder:
 
     # -- AXFR and IXFR ---------------------------------------------------------------
 
-    def _transfer(self, query: dns.message.Message, *, tcp: bool, peer: str) -> Iterable[bytes]:
+    def _transfer(
+        self, query: dns.message.Message, *, tcp: bool, peer: str, address: str | None
+    ) -> Iterable[bytes]:
         """The replies to an AXFR or IXFR: a list when short, else a lazy stream.
 
         The stream reads the database as it is sent, so it must be consumed
@@ -421,6 +560,10 @@ class Responder:
             LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
             return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
         pool = self.pools.get(zone.pool_id)
+        refusal = self._transfer_refusal(query, pool, address)
+        if refusal is not None:
+            LOG.warning("REFUSED %s of %s to %s: %s", kind, question.name, peer, refusal)
+            return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
         if question.rdtype == dns.rdatatype.AXFR:
             return self._axfr(query, zone, pool, peer, kind="AXFR")
         client_serial = _soa_serial(query.authority)
@@ -442,6 +585,33 @@ class Responder:
             return self._axfr(query, zone, pool, peer, kind="IXFR-AXFR")
         return self._ixfr(query, zone, pool, peer, changes)
 
+    def _transfer_refusal(
+        self, query: dns.message.Message, pool: objects.Pool, address: str | None
+    ) -> str | None:
+        """Why this client may not transfer the pool's zones, or None when it may."""
+        if not _allowed(address, self.allow_transfer):
+            return f"{address} is not in [mdns] allow_transfer"
+        keys = _pool_keys(pool)
+        if not keys and not CONF.mdns.require_tsig:
+            return None
+        wanted = ", ".join(sorted(k.to_text() for k in keys)) or "any key ([mdns] require_tsig)"
+        if not query.had_tsig:
+            return f"the request is unsigned and the pool's transfers require TSIG: {wanted}"
+        if keys and query.keyname not in keys:
+            return f"signed with key {query.keyname} but the pool's targets use {wanted}"
+        return None
+
+    def _messages(
+        self, query: dns.message.Message, origin: dns.name.Name, records: Iterable[xfr.WireRecord]
+    ) -> Iterator[bytes]:
+        """A transfer's messages, each TSIG-signed when the request was."""
+        size = CONF.mdns.xfr_message_size
+        if not (query.had_tsig and query.keyring):
+            return xfr.messages(query, origin, records, size)
+        assert query.mac is not None
+        unsigned = xfr.messages(query, origin, records, size - _TSIG_ROOM)
+        return tsig.sign_stream(unsigned, query.keyring, query.mac)
+
     def _axfr(
         self,
         query: dns.message.Message,
@@ -462,7 +632,7 @@ class Responder:
             )
             origin = dns_zone.zone_origin(current)
             for count, message in enumerate(  # noqa: B007 - the count is logged below
-                xfr.messages(query, origin, records, CONF.mdns.xfr_message_size), start=1
+                self._messages(query, origin, records), start=1
             ):
                 yield message
         self._count(kind)
@@ -504,7 +674,7 @@ class Responder:
         count = 0
         origin = dns_zone.zone_origin(zone)
         for count, message in enumerate(  # noqa: B007 - the count is logged below
-            xfr.messages(query, origin, sequence(), CONF.mdns.xfr_message_size), start=1
+            self._messages(query, origin, sequence()), start=1
         ):
             yield message
         self._count("IXFR")
@@ -566,6 +736,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 def _take(replies: Iterator[bytes], count: int) -> list[bytes]:
     return list(itertools.islice(replies, count))
+
+
+def _address(addr: object) -> str | None:
+    if isinstance(addr, tuple) and addr:
+        return str(addr[0])
+    return None
 
 
 def _peer(addr: object) -> str:
@@ -638,8 +814,8 @@ class MdnsServer:
     async def _in_pool(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    def _answer_fully(self, wire: bytes, *, tcp: bool, peer: str) -> list[bytes]:
-        return list(self.responder.answer(wire, tcp=tcp, peer=peer))
+    def _answer_fully(self, wire: bytes, *, tcp: bool, addr: object) -> list[bytes]:
+        return list(self.responder.answer(wire, tcp=tcp, peer=_peer(addr), address=_address(addr)))
 
     def _spawn_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         if len(self._udp_tasks) >= MAX_PENDING_UDP:
@@ -656,7 +832,7 @@ class MdnsServer:
 
     async def _answer_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            call = functools.partial(self._answer_fully, data, tcp=False, peer=_peer(addr))
+            call = functools.partial(self._answer_fully, data, tcp=False, addr=addr)
             replies = await self._in_pool(call)
             if protocol.transport is not None and not protocol.transport.is_closing():
                 for reply in replies:
@@ -673,7 +849,8 @@ class MdnsServer:
         Every read and every write waits at most ``tcp_timeout``, so an idle,
         slow or stuck client loses its connection and holds nothing else up.
         """
-        peer = _peer(writer.get_extra_info("peername"))
+        addr = writer.get_extra_info("peername")
+        peer, address = _peer(addr), _address(addr)
         timeout = CONF.mdns.tcp_timeout
         task = asyncio.current_task()
         if task is not None:
@@ -686,7 +863,9 @@ class MdnsServer:
                     return  # the client closed the connection between queries
                 (length,) = struct.unpack("!H", header)
                 wire = await asyncio.wait_for(reader.readexactly(length), timeout)
-                call = functools.partial(self.responder.answer, wire, tcp=True, peer=peer)
+                call = functools.partial(
+                    self.responder.answer, wire, tcp=True, peer=peer, address=address
+                )
                 await self._send(iter(await self._in_pool(call)), writer, timeout)
         except TimeoutError:
             LOG.debug("closed idle or slow TCP client %s", peer)
