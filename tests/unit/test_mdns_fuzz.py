@@ -1,0 +1,213 @@
+"""mdns under hostile input: 50,000 random and mutated packets over UDP and TCP.
+
+hypothesis builds the packets: random bytes, and valid queries of every kind
+mdns handles (SOA, lookups, AXFR, IXFR, NOTIFY, UPDATE, signed and not) with
+bits flipped, bytes cut, inserted or overwritten and header counts lied
+about. Between batches a valid query must still get the right answer at
+once, and nothing mdns logged may be an unexpected exception: a bug that
+mdns caught and answered with SERVFAIL fails the test as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+import dns.update
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import support
+from zoneflow import objects
+from zoneflow.central import api as central
+from zoneflow.dns import query
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage
+
+pytestmark = pytest.mark.usefixtures("fake_pool")
+
+HOST = "127.0.0.1"
+ZONE = "fuzz.example."
+SECRET = base64.b64encode(b"fuzzing key secret of 32 bytes!!").decode()
+BATCH = 250
+BATCHES = 100  # per transport: 2 x 100 x 250 = 50,000 packets
+
+Override = Callable[..., None]
+
+
+def _seeds() -> list[bytes]:
+    """Valid requests of every kind mdns answers, to mutate."""
+    key = dns.tsig.Key("fuzz-key.", SECRET, dns.tsig.HMAC_SHA256)
+    seeds = []
+    for name, rtype in [
+        (ZONE, "SOA"),
+        (f"www.{ZONE}", "A"),
+        (f"missing.{ZONE}", "AAAA"),
+        (f"x.sub.{ZONE}", "TXT"),
+        ("elsewhere.example.", "SOA"),
+        (ZONE, "ANY"),
+        (ZONE, "AXFR"),
+    ]:
+        seeds.append(dns.message.make_query(name, rtype).to_wire())
+        seeds.append(dns.message.make_query(name, rtype, use_edns=0, payload=4096).to_wire())
+    ixfr = dns.message.make_query(ZONE, "IXFR")
+    ixfr.authority.append(
+        dns.rrset.from_text(ZONE, 0, "IN", "SOA", "ns. host. 1 3600 600 86400 300")
+    )
+    seeds.append(ixfr.to_wire())
+    signed = dns.message.make_query(ZONE, "AXFR")
+    signed.use_tsig(key)
+    seeds.append(signed.to_wire())
+    notify = dns.message.make_query(ZONE, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    seeds.append(notify.to_wire())
+    update = dns.update.UpdateMessage(ZONE)
+    update.add("new", 300, "A", "192.0.2.9")
+    seeds.append(update.to_wire())
+    return seeds
+
+
+SEEDS = _seeds()
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    packet = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert", "overwrite", "counts"]))
+        at = draw(st.integers(0, max(0, len(packet) - 1)))
+        if kind == "flip" and packet:
+            packet[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "cut":
+            del packet[at:]
+        elif kind == "insert":
+            packet[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "overwrite" and packet:
+            packet[at] = draw(st.integers(0, 255))
+        elif kind == "counts" and len(packet) >= 12:
+            struct.pack_into("!HHHH", packet, 4, *draw(st.tuples(*[st.integers(0, 0xFFFF)] * 4)))
+    return bytes(packet)
+
+
+PACKETS = st.one_of(mutated(), mutated(), st.binary(max_size=600))
+BATCHES_OF_PACKETS = st.lists(PACKETS, min_size=BATCH, max_size=BATCH)
+FUZZ = settings(
+    max_examples=BATCHES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.fixture
+def zone() -> objects.Zone:
+    central.create_zone(ZONE, "hostmaster@fuzz.example")
+    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
+    central.create_recordset(ZONE, "*", "TXT", ['"wild"'])
+    return storage.get_zone(ZONE)
+
+
+@pytest.fixture
+def mdns(override: Override, zone: objects.Zone) -> Iterator[mdns_server.MdnsServer]:
+    override("tsig", key=[f"fuzz-key:hmac-sha256:{SECRET}"])
+    override("mdns", tcp_timeout=1.0)
+    server = mdns_server.MdnsServer(HOST, 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+def still_answers(server: mdns_server.MdnsServer, zone: objects.Zone) -> None:
+    started = time.monotonic()
+    assert query.soa_serial(ZONE, HOST, server.port, timeout=2.0) == zone.serial
+    request = dns.message.make_query(f"www.{ZONE}", "A")
+    response = dns.query.tcp(request, HOST, port=server.port, timeout=2.0)
+    assert response.answer[0][0].to_text() == "192.0.2.1"
+    assert time.monotonic() - started < 2.0
+
+
+def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> None:
+    mdns_records = [r for r in caplog.records if r.name.startswith("zoneflow.mdns")]
+    # mdns's warnings (refused transfers, TSIG failures) reach us, so an
+    # error would too: none may be there.
+    assert any(r.levelno == logging.WARNING for r in mdns_records)
+    errors = [r.getMessage() for r in mdns_records if r.levelno >= logging.ERROR]
+    assert not errors, errors[:3]
+
+
+def test_udp_fuzz_never_crashes_or_silences_mdns(
+    mdns: mdns_server.MdnsServer, zone: objects.Zone, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    @FUZZ
+    @given(BATCHES_OF_PACKETS)
+    def batch(packets: list[bytes]) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for packet in packets:
+                sock.sendto(packet, (HOST, mdns.port))
+        still_answers(mdns, zone)
+
+    batch()
+    no_unexpected_errors(caplog)
+
+
+def test_tcp_fuzz_never_crashes_hangs_or_silences_mdns(
+    mdns: mdns_server.MdnsServer, zone: objects.Zone, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    @FUZZ
+    @given(BATCHES_OF_PACKETS, st.booleans())
+    def batch(packets: list[bytes], cut_short: bool) -> None:
+        stream = b"".join(struct.pack("!H", len(p)) + p for p in packets)
+        if cut_short:
+            # The last length prefix promises more than ever comes.
+            stream += struct.pack("!H", 300) + b"\x00" * 10
+        with socket.create_connection((HOST, mdns.port), timeout=5) as sock:
+            sock.sendall(stream)
+            sock.shutdown(socket.SHUT_WR)
+            # mdns answers what it can, then closes: reading to the end
+            # proves it neither hangs nor leaves the connection open.
+            deadline = time.monotonic() + 10
+            while sock.recv(65536):
+                assert time.monotonic() < deadline, "mdns kept the connection open"
+        still_answers(mdns, zone)
+
+    batch()
+    no_unexpected_errors(caplog)
+
+
+def test_a_client_that_stops_reading_a_transfer_blocks_nobody(
+    override: Override, zone: objects.Zone
+) -> None:
+    big = support.bulk_zone("big.example.", 20000)
+    override("mdns", tcp_timeout=1.0)
+    server = mdns_server.MdnsServer(HOST, 0)
+    server.start_in_thread()
+    try:
+        with socket.create_connection((HOST, server.port), timeout=5) as reader:
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            wire = dns.message.make_query(big.name, "AXFR").to_wire()
+            reader.sendall(struct.pack("!H", len(wire)) + wire)
+            time.sleep(0.2)  # the transfer is under way, and stuck on our full buffer
+            started = time.monotonic()
+            for _ in range(20):
+                still_answers(server, zone)
+            assert time.monotonic() - started < 2.0
+    finally:
+        server.stop_thread()
