@@ -143,6 +143,20 @@ def test_a_missing_config_is_named(nsd: NSDServer, tmp_path: pathlib.Path) -> No
     assert str(missing) in str(caught.value)
 
 
+def test_a_missing_control_key_is_called_a_tls_problem(
+    nsd: NSDServer, tmp_path: pathlib.Path
+) -> None:
+    config = tmp_path / "nsd.conf"
+    missing = tmp_path / "absent.key"
+    config.write_text(
+        nsd.conf_path.read_text().replace(str(nsd.workdir / "nsd_control.key"), str(missing))
+    )
+    with pytest.raises(exceptions.BackendError, match="do not agree on TLS") as caught:
+        _backend(nsd, nsd_control_config=str(config)).check()
+    assert str(missing) in str(caught.value)
+    assert "nsd-control-setup" in str(caught.value)
+
+
 def test_a_control_port_that_never_answers_times_out(
     nsd: NSDServer, tmp_path: pathlib.Path
 ) -> None:

@@ -107,9 +107,11 @@ class NSDBackend(Backend):
                 "nsd_control_config option",
             )
         if "SSL" in output:
+            # The second line names the file or the check that failed.
+            detail = " ".join(output.splitlines()[:2])
             return exceptions.BackendError(
                 self.target.label,
-                f"nsd-control and nsd do not agree on TLS ({first}): the key and certificate "
+                f"nsd-control and nsd do not agree on TLS ({detail}): the key and certificate "
                 f"files named in {self.config} must be the ones nsd-control-setup made for "
                 "this nsd, and readable by zoneflow",
             )
