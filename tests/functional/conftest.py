@@ -1,8 +1,9 @@
 """Real servers for functional tests, each on 127.0.0.1 with its own dir and ports.
 
 ZooKeeper (a JVM) and PostgreSQL are started once per session; a test that
-stops or kills one of them gets it back after the test. BIND9 starts in a
-tenth of a second, so every test gets fresh ones from ``bind9_factory``.
+stops or kills one of them gets it back after the test. BIND9 and NSD start
+in a tenth of a second, so every test gets fresh ones from ``bind9_factory``
+and ``nsd_factory``.
 
 A missing server program fails the test, it never skips it: a functional test
 that did not run must not look like one that passed.
@@ -21,6 +22,7 @@ import pytest
 
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.nsd import NSDServer
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
@@ -30,6 +32,10 @@ S = TypeVar("S", bound=ServerProcess)
 
 class Bind9Factory(Protocol):
     def __call__(self, count: int = 1) -> list[Bind9Server]: ...
+
+
+class NSDFactory(Protocol):
+    def __call__(self, masters: list[tuple[str, int]]) -> NSDServer: ...
 
 
 _session_servers: list[ServerProcess] = []
@@ -119,6 +125,21 @@ def bind9_factory() -> Iterator[Bind9Factory]:
 def bind9(bind9_factory: Bind9Factory) -> Bind9Server:
     """One fresh BIND9 server for this test."""
     return bind9_factory(1)[0]
+
+
+@pytest.fixture
+def nsd_factory() -> Iterator[NSDFactory]:
+    """``nsd_factory(masters)`` starts a fresh NSD transferring from ``masters``."""
+    servers: list[NSDServer] = []
+
+    def start(masters: list[tuple[str, int]]) -> NSDServer:
+        server = start_server(lambda: NSDServer(masters=masters))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture
