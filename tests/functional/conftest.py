@@ -21,6 +21,7 @@ import pytest
 
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.pdns import PowerDNSServer
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
@@ -119,6 +120,14 @@ def bind9_factory() -> Iterator[Bind9Factory]:
 def bind9(bind9_factory: Bind9Factory) -> Bind9Server:
     """One fresh BIND9 server for this test."""
     return bind9_factory(1)[0]
+
+
+@pytest.fixture
+def pdns() -> Iterator[PowerDNSServer]:
+    """One fresh PowerDNS server (SQLite database, HTTP API) for this test."""
+    server = start_server(PowerDNSServer)
+    yield server
+    server.close()
 
 
 @pytest.fixture
