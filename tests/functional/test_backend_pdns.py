@@ -7,6 +7,7 @@ backend or zoneflow says of itself.
 from __future__ import annotations
 
 import json
+import socket
 
 import dns.rcode
 import pytest
@@ -160,3 +161,14 @@ def test_bad_input_is_explained_with_powerdns_own_words(pdns: PowerDNSServer) ->
     with pytest.raises(exceptions.BackendError, match="not an http:// or https:// URL"):
         _backend(pdns, api_endpoint="127.0.0.1:8081").check()
     assert pdns.zone(ZONE) is None
+
+
+def test_an_api_that_does_not_answer_times_out_with_a_clear_error(pdns: PowerDNSServer) -> None:
+    # A socket that listens but never accepts: the connection is made, no answer comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        backend = _backend(pdns, api_endpoint=f"http://127.0.0.1:{port}", api_timeout=0.5)
+        with pytest.raises(exceptions.BackendUnreachable, match="did not answer POST /zones"):
+            backend.create_zone(ZONE_VALUE)

@@ -186,8 +186,8 @@ class PowerDNSBackend(Backend):
         if isinstance(reason, ConnectionError):
             return exceptions.BackendError(
                 self.target.label,
-                f"PowerDNS at {where} closed the connection on {what}: is this host in "
-                "pdns.conf's webserver-allow-from?",
+                f"{where} closed the connection on {what}: is api_endpoint pdns's webserver, "
+                "and this host in pdns.conf's webserver-allow-from?",
             )
         if isinstance(reason, http.client.HTTPException):
             return exceptions.BackendError(
