@@ -23,6 +23,7 @@ import pytest
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.nsd import NSDServer
+from tests.functional.fixtures.pdns import PowerDNSServer
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
@@ -140,6 +141,14 @@ def nsd_factory() -> Iterator[NSDFactory]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def pdns() -> Iterator[PowerDNSServer]:
+    """One fresh PowerDNS server (SQLite database, HTTP API) for this test."""
+    server = start_server(PowerDNSServer)
+    yield server
+    server.close()
 
 
 @pytest.fixture
