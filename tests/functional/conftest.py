@@ -21,6 +21,7 @@ import pytest
 
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
@@ -119,6 +120,14 @@ def bind9_factory() -> Iterator[Bind9Factory]:
 def bind9(bind9_factory: Bind9Factory) -> Bind9Server:
     """One fresh BIND9 server for this test."""
     return bind9_factory(1)[0]
+
+
+@pytest.fixture
+def knot() -> Iterator[KnotServer]:
+    """One fresh Knot DNS server for this test."""
+    server = start_server(KnotServer)
+    yield server
+    server.close()
 
 
 @pytest.fixture
