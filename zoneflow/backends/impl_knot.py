@@ -157,21 +157,46 @@ class KnotBackend(Backend):
             raise
 
     def _begin(self, what: str) -> None:
-        # knotd holds one transaction at a time; another conductor's ends soon.
+        """conf-begin, waiting while another client holds knotd's one transaction.
+
+        A transaction that stays empty for the whole wait is taken for one a
+        timed-out conf-begin left behind (knotd ran it after knotc gave up,
+        and the abort never got through), and is aborted once: nothing is lost
+        with it, and otherwise every later change would fail. One holding
+        changes is someone's work, and is only reported.
+        """
         deadline = time.monotonic() + self.timeout
+        empty_since_start: bool | None = None
+        broke_one = False
         while True:
             output = self._knotc("conf-begin", ok_errors=(_BUSY,))
             if _BUSY not in output:
                 return
+            if empty_since_start is None:
+                empty_since_start = self._open_transaction_is_empty()
             if time.monotonic() >= deadline:
+                if not broke_one and empty_since_start and self._open_transaction_is_empty():
+                    LOG.warning(
+                        "target %s: aborting an empty configuration transaction open for "
+                        "over %gs, as a timed-out knotc conf-begin leaves behind",
+                        self.target.label,
+                        self.timeout,
+                    )
+                    self._knotc("conf-abort")
+                    broke_one = True
+                    continue
                 raise exceptions.BackendError(
                     self.target.label,
-                    f"{what}: knotd kept another configuration transaction open for "
-                    f"{self.timeout:g}s. If no one is changing knotd's configuration, a "
-                    f"client died in one: see 'knotc -s {self.socket} conf-diff', then "
-                    "'conf-abort' it",
+                    f"{what}: another configuration transaction stayed open in knotd for "
+                    f"{self.timeout:g}s; if no one is changing knotd's configuration, a client "
+                    f"died in one: see 'knotc -s {self.socket} conf-diff', then conf-abort it",
                 )
             time.sleep(_BUSY_INTERVAL)
+
+    def _open_transaction_is_empty(self) -> bool:
+        # "no active transaction": it just ended, which is not "empty and stuck".
+        output = self._knotc("conf-diff", ok_errors=("(no active transaction)",))
+        return output == ""
 
     # --- knotc -----------------------------------------------------------------
 
