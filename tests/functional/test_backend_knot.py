@@ -28,6 +28,7 @@ from tests.functional.fixtures.ports import HOST, free_port, wait_for
 from tests.support import make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_knot import KnotBackend
+from zoneflow.dns import query
 
 ZONE = make_zone(name="knot.example.", serial=1, status="PENDING", action="CREATE")
 PRIMARY_SERIAL = 2024010101
@@ -145,6 +146,36 @@ def test_create_and_delete_are_idempotent_and_delete_purges_the_zone_file(
     assert _configured(knot, f"zone[{ZONE.name}]") == ""
     assert list((knot.workdir / "zones").iterdir()) == []
     backend.check()
+
+
+def test_create_revives_a_zone_a_stopped_delete_left_frozen_and_purged(
+    knot: KnotServer, bind9: Bind9Server
+) -> None:
+    backend = _backend(knot, _primary(bind9))
+    backend.create_zone(ZONE)
+
+    def served() -> bool:
+        return soa_serial(ZONE.name, knot.host, knot.port) == PRIMARY_SERIAL
+
+    wait_for(served, timeout=10, what="knotd to serve the zone")
+    # What delete_zone does before the zone leaves the configuration.
+    knot.knotc("-b", "zone-freeze", ZONE.name)
+    knot.knotc("-b", "-f", "zone-purge", ZONE.name)
+    assert not served()
+
+    backend.create_zone(ZONE)
+    assert wait_for(served, timeout=10, what="knotd to serve the zone again")
+
+
+@pytest.mark.parametrize("tsig_key_name", [None, "zoneflow-test"])
+def test_knotd_accepts_the_flows_unsigned_notify_from_the_masters(
+    knot: KnotServer, tsig_key_name: str | None
+) -> None:
+    # Without the backend's acl knotd answers NOTAUTH, and a zone would only
+    # catch up at its SOA refresh.
+    _backend(knot, [(HOST, free_port())], tsig_key_name=tsig_key_name).create_zone(ZONE)
+    assert query.send_notify(ZONE.name, knot.host, knot.port, serial=2) == dns.rcode.NOERROR
+    assert query.send_notify("other.example.", knot.host, knot.port) == dns.rcode.NOTAUTH
 
 
 def test_zones_of_one_master_share_its_remote_and_acl(knot: KnotServer) -> None:

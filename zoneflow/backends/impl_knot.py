@@ -16,7 +16,10 @@ speaks to a UNIX socket, so this backend runs on the Knot host.
 
 A zone is written in one confdb transaction: each master as a remote, an acl
 allowing NOTIFY from it, then the zone naming them; any failure aborts the
-transaction, so knotd is never left with half a zone or an open transaction.
+transaction, so knotd is never left with half a zone or an open transaction
+(unless knotd hangs too long to take the abort: the next change then ends
+the empty transaction a timed-out conf-begin leaves behind). Updates need
+nothing: the flows' NOTIFY makes knotd fetch the new serial.
 Remote and acl ids are made from the master's address (and key), so zones
 share them; they are never removed, since other zones may still use them.
 
@@ -149,7 +152,7 @@ class KnotBackend(Backend):
                 self._knotc("conf-abort")
             except exceptions.BackendError as exc:
                 LOG.warning(
-                    "target %s: abort after a failed %s failed too: %s",
+                    "target %s: conf-abort, after %s failed, failed too: %s",
                     self.target.label,
                     what,
                     exc,
