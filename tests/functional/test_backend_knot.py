@@ -258,6 +258,15 @@ def test_a_failed_create_leaves_no_transaction_open(knot: KnotServer, bind9: Bin
     )
 
 
+def test_a_master_given_by_name_is_refused_with_knots_words(knot: KnotServer) -> None:
+    with pytest.raises(exceptions.BackendError, match="as IP addresses") as caught:
+        _backend(knot, [("mdns.example.net", 5354)]).create_zone(ZONE)
+    assert "(invalid parameter)" in str(caught.value)
+    assert "mdns.example.net" in str(caught.value)
+    assert _no_open_transaction(knot)
+    assert "zoneflow" not in _configured(knot, "remote")
+
+
 def test_someone_elses_open_transaction_is_waited_for_then_reported(knot: KnotServer) -> None:
     knot.knotc("conf-begin")  # an operator's change, never finished
     knot.knotc("conf-set", "zone[operator.example.]")

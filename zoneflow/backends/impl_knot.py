@@ -264,6 +264,12 @@ class KnotBackend(Backend):
                 f"TSIG key {self.tsig_key_name!r} is not defined in knotd's configuration: "
                 "add it under 'key:' in knot.conf, or set tsig_key_name to a key knotd has",
             )
+        if command == "conf-set" and args[1].endswith(".address"):
+            return exceptions.BackendError(
+                self.target.label,
+                f"knotd refused a master's address ({first}): give the target's masters "
+                "as IP addresses in pools.yaml",
+            )
         if command == "conf-commit":
             change = context or "the configuration change"
             return exceptions.BackendError(self.target.label, f"knotd rejected {change}: {first}")
