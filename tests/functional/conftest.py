@@ -22,6 +22,7 @@ import pytest
 
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.nsd import NSDServer
 from tests.functional.fixtures.pdns import PowerDNSServer
 from tests.functional.fixtures.postgres import PostgresServer
@@ -147,6 +148,14 @@ def nsd_factory() -> Iterator[NSDFactory]:
 def pdns() -> Iterator[PowerDNSServer]:
     """One fresh PowerDNS server (SQLite database, HTTP API) for this test."""
     server = start_server(PowerDNSServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def knot() -> Iterator[KnotServer]:
+    """One fresh Knot DNS server for this test."""
+    server = start_server(KnotServer)
     yield server
     server.close()
 
