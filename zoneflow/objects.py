@@ -70,6 +70,11 @@ class Pool:
     nameservers: tuple[HostPort, ...]
     targets: tuple[PoolTarget, ...]
     also_notifies: tuple[HostPort, ...]
+    # How targets learn of new and deleted zones: PER_ZONE commands (rndc
+    # addzone, knotc, ...) or the pool's CATALOG zone (RFC 9432) alone.
+    provisioning: str = "per-zone"
+    catalog_zone: str | None = None
+    catalog_zone_refresh: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +148,21 @@ class ZoneChange:
     incremental: bool
     removed: tuple[Record, ...]
     added: tuple[Record, ...]
+
+
+PER_ZONE = "per-zone"
+CATALOG = "catalog"
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    """A pool's catalog zone (RFC 9432) as mdns serves it: its serial and members."""
+
+    pool_id: str
+    name: str
+    serial: int
+    refresh: int
+    members: tuple[tuple[str, str], ...]  # (zone id, zone name)
 
 
 @dataclasses.dataclass(frozen=True)

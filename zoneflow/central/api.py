@@ -57,6 +57,11 @@ def create_zone(
     description: str | None = None,
 ) -> objects.Zone:
     zone_name = validation.zone_name(name)
+    if zone_name in storage.list_catalogs():
+        raise exceptions.DuplicateZone(
+            f"{zone_name} is the catalog zone of a pool (pools.yaml catalog_zone): pick "
+            "another name"
+        )
     values = {
         "name": zone_name,
         "email": validation.email(email),

@@ -14,6 +14,11 @@ A file is a list of pools::
           options: {host: 127.0.0.1, port: 53, rndc_host: 127.0.0.1, rndc_port: 953,
                     rndc_key_file: /etc/bind/rndc.key}
       also_notifies: [{host: 192.0.2.4, port: 53}]
+      # Optional: mdns serves a catalog zone (RFC 9432) listing the pool's zones.
+      catalog_zone: {catalog_zone_fqdn: catalog.example.org., catalog_zone_refresh: 60}
+      # zoneflow's addition: "catalog" provisions targets through that catalog
+      # alone (no per-zone rndc/knotc call); default "per-zone".
+      provisioning: per-zone
 
 Everything is checked before anything is written, so a bad file changes
 nothing.
@@ -45,6 +50,8 @@ _POOL_KEYS = {
     "nameservers",
     "targets",
     "also_notifies",
+    "catalog_zone",
+    "provisioning",
 }
 _TARGET_KEYS = {"id", "type", "description", "masters", "options"}
 
@@ -76,6 +83,11 @@ def parse(text: str, *, source: str = "pools.yaml") -> list[dict[str, Any]]:
     names = [p["name"] for p in pools]
     if len(set(names)) != len(names):
         raise exceptions.InvalidPoolConfig(f"{source} names a pool twice: pool names are unique")
+    catalogs = [p["catalog_zone"] for p in pools if p["catalog_zone"]]
+    if len(set(catalogs)) != len(catalogs):
+        raise exceptions.InvalidPoolConfig(
+            f"{source}: two pools have the same catalog_zone_fqdn; each pool needs its own"
+        )
     return pools
 
 
@@ -110,10 +122,25 @@ def _pool(entry: Any, where: str) -> dict[str, Any]:
         raise exceptions.InvalidPoolConfig(
             f"{where}: two targets point at the same server (same type, host and port)"
         )
+    catalog = _catalog_zone(entry.get("catalog_zone"), where)
+    provisioning = entry.get("provisioning", objects.PER_ZONE)
+    if provisioning not in (objects.PER_ZONE, objects.CATALOG):
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: provisioning {provisioning!r} must be {objects.PER_ZONE!r} or "
+            f"{objects.CATALOG!r}"
+        )
+    if provisioning == objects.CATALOG and catalog is None:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: provisioning 'catalog' needs a catalog zone: add "
+            "'catalog_zone: {catalog_zone_fqdn: catalog.example.org.}'"
+        )
     return {
         "name": name.strip(),
         "description": str(entry.get("description") or ""),
         "threshold_percentage": threshold,
+        "provisioning": provisioning,
+        "catalog_zone": None if catalog is None else catalog[0],
+        "catalog_zone_refresh": 60 if catalog is None else catalog[1],
         "ns_records": ns_records,
         "nameservers": [
             _host_port(n, f"{where}: nameservers #{i + 1}", default_port=53)
@@ -125,6 +152,34 @@ def _pool(entry: Any, where: str) -> dict[str, Any]:
             for i, n in enumerate(_list(entry, "also_notifies", where))
         ],
     }
+
+
+def _catalog_zone(entry: Any, where: str) -> tuple[str, int] | None:
+    """``catalog_zone: {catalog_zone_fqdn, catalog_zone_refresh}`` (Designate's keys)."""
+    if entry is None:
+        return None
+    where = f"{where}: catalog_zone"
+    if not isinstance(entry, dict):
+        raise exceptions.InvalidPoolConfig(f"{where} must be a mapping with catalog_zone_fqdn")
+    _no_unknown_keys(entry, {"catalog_zone_fqdn", "catalog_zone_refresh"}, where)
+    fqdn = entry.get("catalog_zone_fqdn")
+    if not isinstance(fqdn, str) or not fqdn:
+        raise exceptions.InvalidPoolConfig(
+            f"{where} has no catalog_zone_fqdn: add e.g. 'catalog_zone_fqdn: catalog.example.org.'"
+        )
+    refresh = entry.get("catalog_zone_refresh", 60)
+    try:
+        refresh = int(refresh)  # Designate's samples write it as a string
+    except (TypeError, ValueError):
+        refresh = 0
+    if not 1 <= refresh <= 86400:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: catalog_zone_refresh must be seconds from 1 to 86400"
+        )
+    try:
+        return validation.zone_name(fqdn), refresh
+    except exceptions.InvalidInput as exc:
+        raise exceptions.InvalidPoolConfig(f"{where}: catalog_zone_fqdn: {exc}") from exc
 
 
 def _list(entry: dict[str, Any], key: str, where: str, *, required: bool = False) -> list[Any]:

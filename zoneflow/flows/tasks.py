@@ -128,6 +128,10 @@ class ZoneActionOnTarget(task.Task):
             # The zone was deleted while this job waited; its delete job owns it now.
             return {"ok": True, "error": None, "skipped": True}
         target = storage.get_target(self.target_id)
+        if self.action != objects.UPDATE:
+            pool = storage.get_pool(target.pool_id)
+            if pool.provisioning == objects.CATALOG:
+                return self._through_catalog(pool, target)
         backend = backends.get_backend(target)
         call = {
             objects.CREATE: backend.create_zone,
@@ -155,11 +159,30 @@ class ZoneActionOnTarget(task.Task):
                 delay *= 2
         return {"ok": False, "error": error, "skipped": False}
 
+    @staticmethod
+    def _through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> dict[str, Any]:
+        """Catalog provisioning: the zone is (or is no longer) in the pool's catalog
+        since storage wrote it; NOTIFY the catalog so the target reads it now.
+
+        An unanswered NOTIFY fails nothing: the target also reads the catalog
+        every ``catalog_zone_refresh`` seconds, and polling decides.
+        """
+        catalog = storage.get_catalog(pool.id)
+        assert catalog is not None  # pools.parse requires a catalog_zone for this mode
+        host = target.options.get("host")
+        if host is not None:
+            _notify(catalog.name, str(host), int(target.options.get("port", 53)), catalog.serial)
+        return {"ok": True, "error": None, "skipped": False, "catalog": True}
+
     def revert(self, zone_id: str, result: Any, **_: Any) -> None:
         if self.action != objects.CREATE or not isinstance(result, dict) or not result.get("ok"):
             return
         zone = storage.get_zone_any(zone_id)
         if zone is None or result.get("skipped"):
+            return
+        if result.get("catalog"):
+            # One target cannot leave a catalog; the zone stays listed until
+            # it is deleted, and its ERROR status says why.
             return
         backend = backends.get_backend(storage.get_target(self.target_id))
         backend.delete_zone(zone)

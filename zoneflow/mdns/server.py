@@ -32,6 +32,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import functools
 import ipaddress
 import itertools
@@ -345,6 +346,75 @@ class _PoolCache:
         return pool
 
 
+class _CatalogNames:
+    """Catalog zone name -> pool id, re-read every few seconds (like pools)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._read_at = -seconds
+        self._names: dict[dns.name.Name, str] = {}
+        self._lock = threading.Lock()
+
+    def pool_for(self, qname: dns.name.Name) -> tuple[dns.name.Name, str] | None:
+        """The catalog holding ``qname`` and its pool's id, if any."""
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._read_at >= self.seconds
+        if stale:
+            names = {dns.name.from_text(n): p for n, p in storage.list_catalogs().items()}
+            with self._lock:
+                self._names, self._read_at = names, now
+        names = self._names
+        if not names:
+            return None
+        candidate = qname
+        while True:
+            pool_id = names.get(candidate)
+            if pool_id is not None:
+                return candidate, pool_id
+            if candidate == dns.name.root:
+                return None
+            candidate = candidate.parent()
+
+
+def catalog_snapshot(catalog: objects.Catalog, pool: objects.Pool) -> ZoneSnapshot:
+    """A pool's catalog zone (RFC 9432, version 2) as DNS data.
+
+    Each member is a PTR at ``<id>.zones.<catalog>``, its id the zone's
+    (stable for the zone's life, so a consumer never sees a member change
+    identity); the apex NS is ``invalid.`` as the RFC asks.
+    """
+    origin = dns.name.from_text(catalog.name)
+    zone = objects.Zone(
+        id=f"catalog-{catalog.pool_id}",
+        name=catalog.name,
+        email=f"hostmaster@{catalog.name.rstrip('.')}",
+        ttl=0,
+        serial=catalog.serial,
+        refresh=catalog.refresh,
+        retry=catalog.refresh,
+        expire=2419200,
+        minimum=0,
+        status=objects.ACTIVE,
+        action=objects.NONE,
+        pool_id=catalog.pool_id,
+        project_id=None,
+        description=None,
+        error=None,
+        created_at=datetime.datetime.min,
+        updated_at=None,
+    )
+    rrsets = [
+        dns.rrset.from_text(origin, 0, "IN", "NS", "invalid."),
+        dns.rrset.from_text(dns.name.from_text("version", origin), 0, "IN", "TXT", '"2"'),
+    ]
+    zones = dns.name.from_text("zones", origin)
+    for zone_id, name in catalog.members:
+        owner = dns.name.from_text(zone_id.replace("-", ""), zones)
+        rrsets.append(dns.rrset.from_text(owner, 0, "IN", "PTR", name))
+    return ZoneSnapshot(zone, pool, rrsets)
+
+
 # --- requests to replies ----------------------------------------------------------
 
 
@@ -363,6 +433,7 @@ class Responder:
         self.allow_notify = _networks("allow_notify")
         self.snapshots = _SnapshotCache(size)
         self.pools = _PoolCache(POOL_CACHE_SECONDS)
+        self.catalogs = _CatalogNames(POOL_CACHE_SECONDS)
         # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
         # short, the whole zone sent), IXFR-current (the single SOA).
         self.transfers: collections.Counter[str] = collections.Counter()
@@ -516,9 +587,21 @@ class Responder:
             candidate = candidate.parent()
         return None
 
+    def _catalog(self, qname: dns.name.Name) -> ZoneSnapshot | None:
+        """The catalog zone holding ``qname``, rendered, if it is one."""
+        found = self.catalogs.pool_for(qname)
+        if found is None:
+            return None
+        pool = self.pools.get(found[1])
+        catalog = storage.get_catalog(pool.id)
+        return None if catalog is None else catalog_snapshot(catalog, pool)
+
     def _query(self, query: dns.message.Message) -> dns.message.Message:
         question = query.question[0]
-        zone = self._held_zone(question.name) if question.rdclass == dns.rdataclass.IN else None
+        if question.rdclass != dns.rdataclass.IN:
+            return _error(query, dns.rcode.REFUSED)
+        catalog = self._catalog(question.name)
+        zone = catalog.zone if catalog is not None else self._held_zone(question.name)
         if zone is None:
             return _error(query, dns.rcode.REFUSED)
         pool = self.pools.get(zone.pool_id)
@@ -529,7 +612,8 @@ class Responder:
             response.flags |= dns.flags.AA
             response.answer.append(dns_zone.soa_rrset(zone, pool))
             return response
-        found = self.snapshots.get(zone, pool).lookup(question.name, question.rdtype)
+        snapshot = catalog if catalog is not None else self.snapshots.get(zone, pool)
+        found = snapshot.lookup(question.name, question.rdtype)
         if found.authoritative:
             response.flags |= dns.flags.AA
         response.set_rcode(found.rcode)
@@ -553,9 +637,16 @@ class Responder:
         if question.rdtype == dns.rdatatype.AXFR and not tcp:
             LOG.info("FORMERR to %s: AXFR of %s over UDP", peer, question.name)
             return [self._udp_or_tcp(_error(query, dns.rcode.FORMERR), query, tcp)]
-        zone = None
+        zone, catalog = None, None
         if question.rdclass == dns.rdataclass.IN:
-            zone = storage.find_zone_for_mdns(question.name.to_text().lower())
+            catalog = self._catalog(question.name)
+            if catalog is not None and catalog.origin != question.name:
+                catalog = None  # a name inside a catalog is not a zone
+            zone = (
+                catalog.zone
+                if catalog is not None
+                else storage.find_zone_for_mdns(question.name.to_text().lower())
+            )
         if zone is None:
             LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
             return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
@@ -564,6 +655,8 @@ class Responder:
         if refusal is not None:
             LOG.warning("REFUSED %s of %s to %s: %s", kind, question.name, peer, refusal)
             return [self._udp_or_tcp(_error(query, dns.rcode.REFUSED), query, tcp)]
+        if catalog is not None and question.rdtype == dns.rdatatype.AXFR:
+            return self._catalog_axfr(query, catalog, peer, kind="AXFR")
         if question.rdtype == dns.rdatatype.AXFR:
             return self._axfr(query, zone, pool, peer, kind="AXFR")
         client_serial = _soa_serial(query.authority)
@@ -578,6 +671,9 @@ class Responder:
             response.flags |= dns.flags.AA
             response.answer.append(dns_zone.soa_rrset(zone, pool))
             return [self._udp_or_tcp(response, query, tcp)]
+        if catalog is not None:
+            # A catalog keeps no history: the whole catalog, in AXFR form.
+            return self._catalog_axfr(query, catalog, peer, kind="IXFR-AXFR")
         changes = storage.zone_changes_since(zone.id, client_serial)
         if not changes:
             # The history does not reach back that far: the whole zone, in
@@ -645,6 +741,26 @@ class Responder:
             count,
             (time.monotonic() - started) * 1000,
         )
+
+    def _catalog_axfr(
+        self, query: dns.message.Message, catalog: ZoneSnapshot, peer: str, *, kind: str
+    ) -> list[bytes]:
+        records = itertools.chain(
+            xfr.rrset_records(catalog.soa),
+            *(xfr.rrset_records(rrset) for rrset in catalog.rrsets),
+            xfr.rrset_records(catalog.soa),
+        )
+        messages = list(self._messages(query, catalog.origin, records))
+        self._count(kind)
+        LOG.info(
+            "%s of catalog %s serial %d to %s: %d members",
+            kind,
+            catalog.zone.name,
+            catalog.zone.serial,
+            peer,
+            len(catalog.rrsets) - 2,
+        )
+        return messages
 
     def _ixfr(
         self,

@@ -68,6 +68,9 @@ def _pool(row: models.Pool) -> objects.Pool:
         nameservers=tuple(objects.HostPort(n.host, n.port) for n in row.nameservers),
         targets=tuple(_target(t) for t in row.targets),
         also_notifies=tuple(objects.HostPort(a.host, a.port) for a in row.also_notifies),
+        provisioning=row.provisioning,
+        catalog_zone=row.catalog_zone,
+        catalog_zone_refresh=row.catalog_zone_refresh,
     )
 
 
@@ -150,6 +153,9 @@ def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
                 session.add(row)
             row.description = spec.get("description", "")
             row.threshold_percentage = spec["threshold_percentage"]
+            row.provisioning = spec.get("provisioning", objects.PER_ZONE)
+            row.catalog_zone = spec.get("catalog_zone")
+            row.catalog_zone_refresh = spec.get("catalog_zone_refresh", 60)
             row.ns_records = [
                 models.PoolNsRecord(hostname=r["hostname"], priority=r["priority"])
                 for r in spec["ns_records"]
@@ -338,6 +344,7 @@ def create_zone(values: dict[str, Any]) -> objects.Zone:
             )
             session.add(row)
             session.flush()
+            _catalog_changed(session, row.pool_id)
             _post(session, "create-zone", zone_id, serial)
             created = _zone(row)
     except db_exc.DBDuplicateEntry:
@@ -375,9 +382,54 @@ def delete_zone(zone_id: str) -> objects.Zone:
         _record_change(session, zone_id, _next_serial(session, zone_id))
         session.refresh(row)
         row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
+        _catalog_changed(session, row.pool_id)
         _post(session, "delete-zone", zone_id, row.serial)
         session.flush()
         return _zone(row)
+
+
+def _catalog_changed(session: Session, pool_id: str) -> None:
+    """A zone joined or left the pool: its catalog zone gets a new serial."""
+    session.execute(
+        sa.update(models.Pool)
+        .where(models.Pool.id == pool_id, models.Pool.catalog_zone.is_not(None))
+        .values(catalog_serial=models.Pool.catalog_serial + 1)
+    )
+
+
+def list_catalogs() -> dict[str, str]:
+    """Every pool's catalog zone name (lower case, absolute) and the pool's id."""
+    with db.reader() as session:
+        rows = session.execute(
+            sa.select(models.Pool.catalog_zone, models.Pool.id).where(
+                models.Pool.catalog_zone.is_not(None)
+            )
+        )
+        return {str(name): pool_id for name, pool_id in rows}
+
+
+def get_catalog(pool_id: str) -> objects.Catalog | None:
+    """A pool's catalog: its serial and the zones it lists (live, not being deleted)."""
+    with db.reader() as session:
+        pool = session.get(models.Pool, pool_id)
+        if pool is None or pool.catalog_zone is None:
+            return None
+        members = session.execute(
+            sa.select(models.Zone.id, models.Zone.name)
+            .where(
+                models.Zone.pool_id == pool_id,
+                models.Zone.deleted == models.LIVE,
+                models.Zone.action != objects.DELETE,
+            )
+            .order_by(models.Zone.name)
+        )
+        return objects.Catalog(
+            pool_id=pool_id,
+            name=pool.catalog_zone,
+            serial=pool.catalog_serial,
+            refresh=pool.catalog_zone_refresh,
+            members=tuple((zone_id, name) for zone_id, name in members),
+        )
 
 
 def _refuse_if_deleting(row: models.Zone) -> None:

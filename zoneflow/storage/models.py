@@ -7,6 +7,7 @@ TaskFlow's persistence backend (see ``zoneflow.conductor.persistence``).
 from __future__ import annotations
 
 import datetime
+import time
 import uuid
 from typing import Any
 
@@ -47,11 +48,17 @@ class Timestamps:
 
 class Pool(Timestamps, Base):
     __tablename__ = "pools"
+    __table_args__ = (UniqueConstraint("catalog_zone", name="uniq_pool_catalog_zone"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     threshold_percentage: Mapped[int] = mapped_column(Integer, default=100)
+    provisioning: Mapped[str] = mapped_column(String(16), default="per-zone")
+    catalog_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    catalog_zone_refresh: Mapped[int] = mapped_column(Integer, default=60)
+    # Bumped whenever a zone joins or leaves the pool: the catalog's serial.
+    catalog_serial: Mapped[int] = mapped_column(BigInteger, default=lambda: int(time.time()))
 
     ns_records: Mapped[list[PoolNsRecord]] = relationship(
         cascade="all, delete-orphan", order_by="PoolNsRecord.priority"

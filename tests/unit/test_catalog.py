@@ -1,0 +1,134 @@
+"""A pool's catalog zone (RFC 9432): what pools.yaml accepts and what mdns serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.xfr
+import dns.zone
+import pytest
+
+from zoneflow import exceptions, objects
+from zoneflow.central import api as central
+from zoneflow.central import pools
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage
+
+HOST = "127.0.0.1"
+CATALOG = "catalog.example.org."
+POOL = f"""
+- name: default
+  ns_records: [{{hostname: ns1.example.org., priority: 1}}]
+  targets: [{{type: fake, description: fake1}}]
+  catalog_zone: {{catalog_zone_fqdn: {CATALOG}, catalog_zone_refresh: '30'}}
+  provisioning: catalog
+"""
+
+
+@pytest.fixture
+def catalog_pool() -> objects.Pool:
+    [pool] = storage.replace_pools(pools.parse(POOL))
+    return pool
+
+
+@pytest.fixture
+def mdns(catalog_pool: objects.Pool) -> Iterator[mdns_server.MdnsServer]:
+    server = mdns_server.MdnsServer(HOST, 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+def transfer_catalog(server: mdns_server.MdnsServer) -> dns.zone.Zone:
+    catalog = dns.zone.Zone(CATALOG)
+    dns.query.inbound_xfr(HOST, catalog, port=server.port, timeout=5)
+    return catalog
+
+
+def members(catalog: dns.zone.Zone) -> set[str]:
+    return {
+        rdata.target.to_text()
+        for name, rdataset in catalog.iterate_rdatasets(dns.rdatatype.PTR)
+        for rdata in rdataset
+        if name.is_subdomain(dns.name.from_text("zones", None))
+    }
+
+
+def test_the_pool_keeps_its_catalog_settings(catalog_pool: objects.Pool) -> None:
+    assert catalog_pool.provisioning == objects.CATALOG
+    assert (catalog_pool.catalog_zone, catalog_pool.catalog_zone_refresh) == (CATALOG, 30)
+
+
+def test_mdns_serves_the_catalog_with_each_live_zone_as_a_member(
+    mdns: mdns_server.MdnsServer,
+) -> None:
+    empty = transfer_catalog(mdns)
+    assert members(empty) == set()
+    assert empty.get_rdataset("version", "TXT")[0].to_text() == '"2"'
+    assert empty.get_rdataset("@", "NS")[0].to_text() == "invalid."
+
+    for name in ("a.example.", "b.example.", "c.example."):
+        central.create_zone(name, "hostmaster@example.org")
+    central.delete_zone("b.example.")
+    full = transfer_catalog(mdns)
+    assert members(full) == {"a.example.", "c.example."}
+    # Every membership change is a new serial, so consumers transfer again.
+    assert full.get_soa().serial == empty.get_soa().serial + 4
+    # Member ids are the zones' own: stable for the life of each zone.
+    zone_a = storage.get_zone("a.example.")
+    assert full.get_rdataset(f"{zone_a.id.replace('-', '')}.zones", "PTR") is not None
+
+
+def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
+    central.create_zone("a.example.", "hostmaster@example.org")
+    response = dns.query.udp(
+        dns.message.make_query(CATALOG, "SOA"), HOST, port=mdns.port, timeout=2
+    )
+    assert response.rcode() == dns.rcode.NOERROR
+    serial = response.answer[0][0].serial
+    assert response.answer[0][0].refresh == 30
+    # IXFR from an older serial gets the whole catalog (no history is kept).
+    catalog = dns.zone.Zone(CATALOG)
+    request, _ = dns.xfr.make_query(catalog, serial=serial - 1)
+    dns.query.inbound_xfr(HOST, catalog, request, port=mdns.port, timeout=5)
+    assert members(catalog) == {"a.example."}
+    assert mdns.responder.transfers["IXFR-AXFR"] == 1
+
+
+def test_a_zone_cannot_take_the_catalog_name(catalog_pool: objects.Pool) -> None:
+    with pytest.raises(exceptions.DuplicateZone, match="catalog zone"):
+        central.create_zone(CATALOG, "hostmaster@example.org")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("provisioning: catalog", "needs a catalog zone"),
+        ("provisioning: sometimes", "must be 'per-zone' or 'catalog'"),
+        ("catalog_zone: {catalog_zone_refresh: 5}", "no catalog_zone_fqdn"),
+        ("catalog_zone: {catalog_zone_fqdn: c.example., catalog_zone_refresh: 0}", "1 to 86400"),
+        ("catalog_zone: {catalog_zone_fqdn: 'bad..name'}", "bad..name"),
+        ("catalog_zone: {catalog_zone_fqdn: c.example., colour: blue}", "colour"),
+    ],
+)
+def test_bad_catalog_settings_are_explained(extra: str, message: str) -> None:
+    text = (
+        "- name: p\n  ns_records: [{hostname: ns1.example.org., priority: 1}]\n"
+        f"  targets: [{{type: fake}}]\n  {extra}\n"
+    )
+    with pytest.raises(exceptions.InvalidPoolConfig, match=message):
+        pools.parse(text)
+
+
+def test_two_pools_cannot_share_a_catalog() -> None:
+    one = (
+        "- name: {n}\n  ns_records: [{{hostname: ns.example., priority: 1}}]\n"
+        "  targets: [{{type: fake}}]\n  catalog_zone: {{catalog_zone_fqdn: c.example.}}\n"
+    )
+    with pytest.raises(exceptions.InvalidPoolConfig, match="same catalog_zone_fqdn"):
+        pools.parse(one.format(n="a") + one.format(n="b"))
