@@ -328,6 +328,30 @@ class _SnapshotCache:
         return snapshot
 
 
+class _SoaCache:
+    """SOA RRsets by zone row and apex NS: building one costs more than the rest
+    of an SOA answer, and a zone's row changes only with its serial."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[object, dns.rrset.RRset] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, zone: objects.Zone, pool: objects.Pool) -> dns.rrset.RRset:
+        key = (zone, pool.ns_records)
+        with self._lock:
+            rrset = self._entries.get(key)
+            if rrset is not None:
+                self._entries.move_to_end(key)
+                return rrset
+        rrset = dns_zone.soa_rrset(zone, pool)
+        with self._lock:
+            self._entries[key] = rrset
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return rrset
+
+
 class _PoolCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -433,6 +457,7 @@ class Responder:
         self.allow_notify = _networks("allow_notify")
         self.snapshots = _SnapshotCache(size)
         self.pools = _PoolCache(POOL_CACHE_SECONDS)
+        self.soas = _SoaCache()
         self.catalogs = _CatalogNames(POOL_CACHE_SECONDS)
         # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
         # short, the whole zone sent), IXFR-current (the single SOA).
@@ -610,7 +635,7 @@ class Responder:
             # The question that decides propagation, answered without reading
             # the recordsets.
             response.flags |= dns.flags.AA
-            response.answer.append(dns_zone.soa_rrset(zone, pool))
+            response.answer.append(self.soas.get(zone, pool))
             return response
         snapshot = catalog if catalog is not None else self.snapshots.get(zone, pool)
         found = snapshot.lookup(question.name, question.rdtype)

@@ -94,10 +94,14 @@ class _Names:
         if owner == self.origin_text:
             labels = b""
         elif owner.endswith(self.suffix) and "\\" not in owner:
-            parts = owner[: -len(self.suffix)].encode().split(b".")
-            if any(not 0 < len(part) < 64 for part in parts):
-                return None
-            labels = b"".join(bytes((len(part),)) + part for part in parts)
+            text = owner[: -len(self.suffix)].encode()
+            if b"." not in text and 0 < len(text) < 64:
+                labels = bytes((len(text),)) + text  # the common case: one label
+            else:
+                parts = text.split(b".")
+                if any(not 0 < len(part) < 64 for part in parts):
+                    return None
+                labels = b"".join(bytes((len(part),)) + part for part in parts)
         else:
             return None
         self._last = (owner, labels)
@@ -144,6 +148,7 @@ def messages(
             body.extend(_OPT)
         return bytes(body)
 
+    pointer_to, pointer = -1, b""
     start()
     for owner, rtype, ttl, rdata in records:
         relative = names.relative(owner)
@@ -152,7 +157,9 @@ def messages(
             if relative is None:
                 body += dns.name.from_text(owner).to_digestable()
             elif origin_at is not None:
-                body += relative + struct.pack("!H", 0xC000 | origin_at)
+                if pointer_to != origin_at:
+                    pointer_to, pointer = origin_at, struct.pack("!H", 0xC000 | origin_at)
+                body += relative + pointer
             else:
                 body += relative
                 if len(body) <= _MAX_POINTER:
