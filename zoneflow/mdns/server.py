@@ -12,13 +12,28 @@ commits. What it answers, and why:
   client at once that the request itself was wrong, where a TC bit would
   invite it to retry the same thing.
 - IXFR (RFC 1995): a single SOA when the client's serial is current (or when
-  asked over UDP, which tells the client to come back over TCP), else the
-  whole zone in AXFR form, which RFC 1995 section 4 allows.
-- NOTIFY: acknowledged (NOERROR, AA) and logged.
+  asked over UDP, which tells the client to come back over TCP); else the
+  differences from the zone's change history, or, when the history does not
+  reach back to the client's serial, the whole zone in AXFR form, which RFC
+  1995 section 4 allows.
+- TSIG (RFC 8945): signed requests are verified and answered signed, every
+  message of a transfer chained to the one before. A pool whose targets name
+  a ``tsig_key_name`` requires that key for its transfers: unsigned or other
+  keys get REFUSED, unknown keys NOTAUTH/BADKEY, wrong secrets NOTAUTH/BADSIG,
+  skewed clocks a signed NOTAUTH/BADTIME; never any zone data.
+- Access lists: transfers and NOTIFYs only from ``[mdns] allow_transfer`` and
+  ``allow_notify`` networks (loopback by default); others get REFUSED.
+- NOTIFY: acknowledged (NOERROR, AA) and recorded per zone and source, as a
+  nameserver's word on the serial it serves; NOTAUTH for zones it does not
+  hold.
+- Catalog zones (RFC 9432): each pool's catalog, when it has one, listing the
+  pool's zones as members.
 - REFUSED for zones it does not hold, NOTIMP for other opcodes, FORMERR for
   what cannot be parsed (when at least the header can be read; else nothing).
   Messages with the QR bit set are never answered, so two servers cannot
   bounce replies at each other.
+
+See doc/mdns.md for the whole picture.
 
 Storage is synchronous, so each request is answered on a small thread pool of
 its own and never blocks the event loop, nor takes threads from the process
