@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from tests import support
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
@@ -28,6 +29,10 @@ from tests.functional.fixtures.pdns import PowerDNSServer
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from zoneflow import objects
+from zoneflow.central import api as central
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage
 
 S = TypeVar("S", bound=ServerProcess)
 
@@ -168,3 +173,47 @@ def deployment(
     deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
     yield deployment
     deployment.close()
+
+
+# --- mdns in the test's process, on SQLite, holding one example zone --------------
+
+MDNS_ZONE = "example.com."
+MDNS_POOL = """
+- name: default
+  ns_records: [{hostname: ns1.example.org., priority: 1}]
+  targets:
+    - {type: fake, description: fake1}
+"""
+MDNS_RECORDS = [
+    ("www", "A", ["192.0.2.1", "192.0.2.2"]),
+    ("www", "AAAA", ["2001:db8::1"]),
+    ("@", "MX", ["10 mail.example.com."]),
+    ("@", "TXT", ['"v=spf1 mx -all"']),
+    ("mail", "A", ["192.0.2.25"]),
+    ("alias", "CNAME", ["www.example.com."]),
+]
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: pathlib.Path) -> Iterator[str]:
+    """A fresh SQLite zoneflow database with MDNS_POOL, set as this process's."""
+    with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite", pools_yaml=MDNS_POOL) as url:
+        yield url
+
+
+@pytest.fixture
+def mdns(sqlite_database: str) -> Iterator[mdns_server.MdnsServer]:
+    """mdns on a free port of 127.0.0.1, answering from ``sqlite_database``."""
+    server = mdns_server.MdnsServer("127.0.0.1", 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture
+def zone(sqlite_database: str) -> objects.Zone:
+    """MDNS_ZONE with MDNS_RECORDS, created through central."""
+    central.create_zone(MDNS_ZONE, "hostmaster@example.com")
+    for name, rtype, records in MDNS_RECORDS:
+        central.create_recordset(MDNS_ZONE, name, rtype, records)
+    return storage.get_zone(MDNS_ZONE)

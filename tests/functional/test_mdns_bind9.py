@@ -8,9 +8,8 @@ is what BIND9 really serves, asked with dnspython.
 from __future__ import annotations
 
 import base64
-import pathlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import dns.message
 import dns.query
@@ -19,6 +18,9 @@ import dns.rdatatype
 import pytest
 
 from tests import support
+from tests.functional.conftest import MDNS_POOL as POOL
+from tests.functional.conftest import MDNS_RECORDS as RECORDS
+from tests.functional.conftest import MDNS_ZONE as ZONE
 from tests.functional.conftest import Bind9Factory, start_server
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import wait_for
@@ -30,44 +32,7 @@ from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 
-ZONE = "example.com."
-POOL = """
-- name: default
-  ns_records: [{hostname: ns1.example.org., priority: 1}]
-  targets:
-    - {type: fake, description: fake1}
-"""
 TSIG_POOL_TARGET = "description: fake1, options: {tsig_key_name: xfr-key}"
-RECORDS = [
-    ("www", "A", ["192.0.2.1", "192.0.2.2"]),
-    ("www", "AAAA", ["2001:db8::1"]),
-    ("@", "MX", ["10 mail.example.com."]),
-    ("@", "TXT", ['"v=spf1 mx -all"']),
-    ("mail", "A", ["192.0.2.25"]),
-    ("alias", "CNAME", ["www.example.com."]),
-]
-
-
-@pytest.fixture
-def database(tmp_path: pathlib.Path) -> Iterator[str]:
-    with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite", pools_yaml=POOL) as url:
-        yield url
-
-
-@pytest.fixture
-def mdns(database: str) -> Iterator[mdns_server.MdnsServer]:
-    server = mdns_server.MdnsServer("127.0.0.1", 0)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def zone(database: str) -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
-    for name, rtype, records in RECORDS:
-        central.create_recordset(ZONE, name, rtype, records)
-    return storage.get_zone(ZONE)
 
 
 def add_secondary(bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: str = ZONE) -> None:
@@ -152,7 +117,7 @@ def _transfers_logged(bind9: Bind9Server, since: int) -> list[int]:
 
 
 def test_a_one_record_change_reaches_bind9_by_ixfr(
-    bind9: Bind9Server, mdns: mdns_server.MdnsServer, database: str
+    bind9: Bind9Server, mdns: mdns_server.MdnsServer, sqlite_database: str
 ) -> None:
     big = support.bulk_zone("big.example.", 3000)
     add_secondary(bind9, mdns, big.name)
@@ -196,7 +161,7 @@ def _bind9_backend(bind: Bind9Server, mdns: mdns_server.MdnsServer, **tsig: str)
 
 def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     override: Callable[..., None],
-    database: str,
+    sqlite_database: str,
     bind9_factory: Bind9Factory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

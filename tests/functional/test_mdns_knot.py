@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import base64
 import functools
-import pathlib
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import dns.message
 import dns.query
@@ -21,6 +20,9 @@ import dns.rcode
 import pytest
 
 from tests import support
+from tests.functional.conftest import MDNS_POOL as POOL
+from tests.functional.conftest import MDNS_RECORDS as RECORDS
+from tests.functional.conftest import MDNS_ZONE as ZONE
 from tests.functional.conftest import start_server
 from tests.functional.fixtures.knot import TSIG_KEY_NAME, KnotServer
 from tests.functional.fixtures.ports import wait_for
@@ -32,44 +34,7 @@ from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 
-ZONE = "example.com."
-POOL = """
-- name: default
-  ns_records: [{hostname: ns1.example.org., priority: 1}]
-  targets:
-    - {type: fake, description: fake1}
-"""
 TSIG_POOL_TARGET = f"description: fake1, options: {{tsig_key_name: {TSIG_KEY_NAME}}}"
-RECORDS = [
-    ("www", "A", ["192.0.2.1", "192.0.2.2"]),
-    ("www", "AAAA", ["2001:db8::1"]),
-    ("@", "MX", ["10 mail.example.com."]),
-    ("@", "TXT", ['"v=spf1 mx -all"']),
-    ("mail", "A", ["192.0.2.25"]),
-    ("alias", "CNAME", ["www.example.com."]),
-]
-
-
-@pytest.fixture
-def database(tmp_path: pathlib.Path) -> Iterator[str]:
-    with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite", pools_yaml=POOL) as url:
-        yield url
-
-
-@pytest.fixture
-def mdns(database: str) -> Iterator[mdns_server.MdnsServer]:
-    server = mdns_server.MdnsServer("127.0.0.1", 0)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def zone(database: str) -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
-    for name, rtype, records in RECORDS:
-        central.create_recordset(ZONE, name, rtype, records)
-    return storage.get_zone(ZONE)
 
 
 def add_secondary(
@@ -139,7 +104,7 @@ def test_knot_transfers_the_zone_from_mdns(
 
 
 def test_a_one_record_change_reaches_knot_by_ixfr(
-    knot: KnotServer, mdns: mdns_server.MdnsServer, database: str
+    knot: KnotServer, mdns: mdns_server.MdnsServer, sqlite_database: str
 ) -> None:
     big = support.bulk_zone("big.example.", 3000)
     add_secondary(knot, mdns, big)
@@ -172,7 +137,7 @@ def _secret() -> str:
 
 def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     override: Callable[..., None],
-    database: str,
+    sqlite_database: str,
     knot: KnotServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

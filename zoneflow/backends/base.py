@@ -14,8 +14,15 @@ have succeeds. Failures raise :class:`zoneflow.exceptions.BackendError`
 from __future__ import annotations
 
 import abc
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
 
-from zoneflow import objects
+from zoneflow import exceptions, objects
+
+# Control programs live in /usr/sbin, which a service user's PATH may lack.
+_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
 
 
 class Backend(abc.ABC):
@@ -37,3 +44,37 @@ class Backend(abc.ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError when the target cannot take commands. Default: nothing."""
+
+    # --- for backends driving a control program (rndc, knotc, nsd-control) -------
+
+    def run_control(
+        self,
+        program: str,
+        package: str,
+        args: list[str],
+        *,
+        timeout: float,
+        no_answer: Callable[[], exceptions.BackendError],
+    ) -> tuple[int, str]:
+        """Run ``program args`` for at most ``timeout`` seconds: exit status and output.
+
+        Raises BackendError naming the Debian ``package`` when the program is
+        missing, and what ``no_answer()`` makes when it does not finish in time.
+        """
+        path = shutil.which(program, path=_SEARCH_PATH)
+        if path is None:
+            raise exceptions.BackendError(
+                self.target.label, f"{program} is not installed here: apt-get install {package}"
+            )
+        try:
+            done = subprocess.run(
+                [path, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise no_answer() from None
+        return done.returncode, (done.stdout + done.stderr).strip()

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from typing import Any
 
@@ -73,40 +71,19 @@ class Bind9Backend(Backend):
         return f"zoneflow-{safe}-{digest}.db"
 
     def _rndc(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:
-        program = shutil.which("rndc")
-        if program is None:
-            raise exceptions.BackendError(
-                self.target.label, "rndc is not installed here: apt-get install bind9-utils"
+        def no_answer() -> exceptions.BackendError:
+            return exceptions.BackendUnreachable(
+                self.target.label,
+                f"rndc {args[0]} got no answer from {self._where()} in {self.timeout:g}s: "
+                "is named running and its controls channel open to us?",
             )
+
         with tempfile.TemporaryDirectory(prefix="zoneflow-rndc-") as tmp:
-            argv = [
-                program,
-                "-c",
-                self._config(tmp),
-                "-s",
-                self.rndc_host,
-                "-p",
-                str(self.rndc_port),
-            ]
-            try:
-                done = subprocess.run(
-                    [*argv, *args],
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise exceptions.BackendUnreachable(
-                    self.target.label,
-                    f"rndc {args[0]} got no answer from {self._where()} in {self.timeout:g}s: "
-                    "is named running and its controls channel open to us?",
-                ) from None
-        output = (done.stdout + done.stderr).strip()
-        if done.returncode == 0:
-            return output
-        if any(text in output for text in ok_errors):
+            where = ["-c", self._config(tmp), "-s", self.rndc_host, "-p", str(self.rndc_port)]
+            status, output = self.run_control(
+                "rndc", "bind9-utils", [*where, *args], timeout=self.timeout, no_answer=no_answer
+            )
+        if status == 0 or any(text in output for text in ok_errors):
             return output
         raise self._error(args[0], output)
 

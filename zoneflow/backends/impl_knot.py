@@ -39,9 +39,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -204,29 +201,17 @@ class KnotBackend(Backend):
     # --- knotc -----------------------------------------------------------------
 
     def _knotc(self, *args: str, ok_errors: tuple[str, ...] = (), context: str = "") -> str:
-        # knotc lives in /usr/sbin, which a service user's PATH may lack.
-        search = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
-        program = shutil.which("knotc", path=search)
-        if program is None:
-            raise exceptions.BackendError(
-                self.target.label, "knotc is not installed here: apt-get install knot"
-            )
         command = next(arg for arg in args if not arg.startswith("-"))
-        argv = [program, "-s", self.socket, "-t", str(max(1, math.ceil(self.timeout)))]
-        try:
-            done = subprocess.run(
-                [*argv, *args],
-                capture_output=True,
-                text=True,
-                # knotc's own timeout covers the socket; this one covers knotc.
-                timeout=self.timeout + 2,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise self._timeout(command) from None
-        output = (done.stdout + done.stderr).strip()
-        if done.returncode == 0:
+        where = ["-s", self.socket, "-t", str(max(1, math.ceil(self.timeout)))]
+        status, output = self.run_control(
+            "knotc",
+            "knot",
+            [*where, *args],
+            # knotc's own timeout covers the socket; this one covers knotc.
+            timeout=self.timeout + 2,
+            no_answer=lambda: self._timeout(command),
+        )
+        if status == 0:
             return output
         if ok_errors and any(text in output for text in ok_errors):
             return output

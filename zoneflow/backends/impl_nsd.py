@@ -22,17 +22,13 @@ The target's ``masters`` are not read; NOTIFY brings updates, so
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from typing import Any
 
 from zoneflow import exceptions, objects
 from zoneflow.backends.base import Backend
 
 # nsd-control lives in /usr/sbin, which a service account's PATH may lack.
-_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
 
 # "error: connect (127.0.0.1@8952): Connection refused"
 _CONNECT = re.compile(r"connect \(([^)]*)\): *(.*)")
@@ -63,30 +59,23 @@ class NSDBackend(Backend):
     # --- nsd-control -----------------------------------------------------------
 
     def _control(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:
-        program = shutil.which("nsd-control", path=_SEARCH_PATH)
-        if program is None:
-            raise exceptions.BackendError(
-                self.target.label, "nsd-control is not installed here: apt-get install nsd"
-            )
-        try:
-            done = subprocess.run(
-                [program, "-c", self.config, *args],
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise exceptions.BackendUnreachable(
+        def no_answer() -> exceptions.BackendError:
+            return exceptions.BackendUnreachable(
                 self.target.label,
                 f"nsd-control {args[0]} got no answer in {self.timeout:g}s from the "
                 f"remote-control address in {self.config}: is nsd there and answering?",
-            ) from None
-        output = (done.stdout + done.stderr).strip()
+            )
+
+        status, output = self.run_control(
+            "nsd-control",
+            "nsd",
+            ["-c", self.config, *args],
+            timeout=self.timeout,
+            no_answer=no_answer,
+        )
         # nsd-control says "error ..." and exits non-zero; warnings ("zone not
         # present") and notes ("already exists") come with status 0.
-        if done.returncode == 0 or any(text in output for text in ok_errors):
+        if status == 0 or any(text in output for text in ok_errors):
             return output
         raise self._error(args[0], output)
 
