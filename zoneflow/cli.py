@@ -194,14 +194,30 @@ def cmd_pool_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _masked(options: dict[str, Any]) -> dict[str, Any]:
+    """Target options with secrets (an API key, a password) replaced by ``***``."""
+    return {
+        name: "***" if name.endswith(("api_key", "password", "secret")) else value
+        for name, value in options.items()
+    }
+
+
 def cmd_pool_show(args: argparse.Namespace) -> int:
     from zoneflow.storage import api as storage
 
     pool = storage.get_pool(args.name)
     if args.json:
-        _show(args, pool)
+        shown = _plain(pool)
+        for target in shown["targets"]:
+            target["options"] = _masked(target["options"])
+        print(json.dumps(shown, indent=2, sort_keys=True))
         return 0
     print(f"pool {pool.name} ({pool.id}), threshold {pool.threshold_percentage}%")
+    if pool.catalog_zone:
+        print(
+            f"catalog:     {pool.catalog_zone} (refresh {pool.catalog_zone_refresh}s), "
+            f"provisioning {pool.provisioning}"
+        )
     print("ns_records:  " + ", ".join(f"{r.hostname} ({r.priority})" for r in pool.ns_records))
     print("nameservers: " + ", ".join(str(n) for n in pool.nameservers))
     if pool.also_notifies:

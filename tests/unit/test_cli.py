@@ -163,3 +163,21 @@ def test_a_database_without_schema_says_to_run_db_sync(
         code, _, err = run(capsys, *args)
         assert code == 1
         assert "run 'zoneflow db sync'" in err
+
+
+def test_pool_show_hides_target_secrets_and_shows_the_catalog(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(
+        fake_pool_yaml({"api_key": "s3cr3t-api-key", "tsig_key_name": "xfr-key"})
+        + "  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}\n"
+    )
+    assert run(capsys, "pool", "update", "--file", str(path))[0] == 0
+    code, out, _ = run(capsys, "--json", "pool", "show", "default")
+    assert code == 0 and "s3cr3t-api-key" not in out
+    options = json.loads(out)["targets"][0]["options"]
+    assert options == {"api_key": "***", "tsig_key_name": "xfr-key"}
+    code, out, _ = run(capsys, "pool", "show", "default")
+    assert "catalog.example.org. (refresh 60s), provisioning per-zone" in out
+    assert "s3cr3t-api-key" not in out
