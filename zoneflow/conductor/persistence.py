@@ -16,6 +16,7 @@ import sqlalchemy
 from taskflow import exceptions as tf_exc
 from taskflow.persistence.backends import impl_sqlalchemy
 
+from zoneflow.conductor import fencing
 from zoneflow.storage import db
 
 _lock = threading.Lock()
@@ -54,7 +55,9 @@ class LeanConnection(impl_sqlalchemy.Connection):
       are new; existing atoms are saved on their own when they change;
     - an atom change that only moves its progress (TaskFlow reports 0.0 and
       1.0 around every task) is not written: progress says nothing about what
-      has to run again, and the next real change writes it along.
+      has to run again, and the next real change writes it along;
+    - a job this process has lost to another conductor (see fencing) writes
+      nothing more: its record is the new owner's.
 
     Every state a resumed job needs (each atom's state, intention, result or
     failure, the flow's state) is still in the database when the change that
@@ -68,6 +71,8 @@ class LeanConnection(impl_sqlalchemy.Connection):
         self._written_lock = threading.Lock()
 
     def update_atom_details(self, atom_detail: Any) -> Any:
+        if fencing.fenced(atom_detail.uuid):
+            return atom_detail  # the job is another conductor's: its record is theirs
         values = atom_detail.to_dict()
         with self._written_lock:
             last = self._written.get(atom_detail.uuid)
@@ -89,6 +94,8 @@ class LeanConnection(impl_sqlalchemy.Connection):
         return atom_detail
 
     def update_flow_details(self, flow_detail: Any) -> Any:
+        if fencing.fenced(flow_detail.uuid):
+            return flow_detail
         flows, atoms = self._tables.flowdetails, self._tables.atomdetails
         doing = f"updating flow details with uuid '{flow_detail.uuid}'"
         with _storage_failure(doing), self._engine.begin() as conn:
