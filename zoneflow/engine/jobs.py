@@ -5,6 +5,10 @@ flow factory and its arguments; the conductor that claims the job rebuilds
 the flow from them, and the atom states persisted there let another
 conductor resume it. The logbook's uuid is the job id users see: it lives in
 the database, so it outlives the jobboard entry.
+
+A job's graph is drawn the way the conductor runs it: the flow rebuilt
+from the factory and arguments in its logbook, each atom coloured by the
+state persisted for it.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from typing import Any
 
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
+from taskflow import flow as tf_flow
 from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
+from zoneflow.flows import render, tasks
 from zoneflow.storage import api as storage
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
@@ -33,6 +39,8 @@ class AtomInfo:
     state: str
     intention: str
     result: Any
+    # Why the atom failed, or why the target it acted on failed.
+    error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,14 +109,54 @@ def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
 
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
+    return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def job_graph(persistence: Any, job_id: str) -> str:
+    """The job's flow as Graphviz DOT, each atom coloured by its persisted state."""
+    book = _logbook(persistence, job_id)
+    job = _info(book, with_atoms=True)
+    details = list(book)
+    if not details:
+        raise exceptions.FlowNotFound(f"job {job_id} has no flow recorded in its logbook")
+    try:
+        flow = engines.flow_from_detail(details[0])
+    except (ValueError, ImportError, TypeError) as exc:
+        raise exceptions.FlowNotFound(
+            f"the flow of job {job_id} cannot be rebuilt from its logbook "
+            f"(was it posted by another zoneflow version?): {exc}"
+        ) from exc
+    factory_kwargs = details[0].meta["factory"].get("kwargs", {})
+    labels = {t["id"]: t["label"] for t in factory_kwargs.get("targets", [])}
+    targets = {
+        a.name: labels.get(a.target_id, a.target_id)
+        for a in _atoms(flow)
+        if isinstance(a, tasks.ZoneActionOnTarget)
+    }
+    runs = {}
+    for atom in job.atoms:
+        note = atom.error or (f"target {targets[atom.name]}" if atom.name in targets else "")
+        runs[atom.name] = render.AtomRun(atom.state, failed=atom.error is not None, note=note)
+    title = f"{job.kind} {job.zone_name} serial {job.serial}: {job.state}\njob {job.id}"
+    return render.to_dot(flow, runs, title=title)
+
+
+def _atoms(flow: Any) -> Iterator[Any]:
+    for item in flow:
+        if isinstance(item, tf_flow.Flow):
+            yield from _atoms(item)
+        else:
+            yield item
+
+
+def _logbook(persistence: Any, job_id: str) -> models.LogBook:
     with _logbooks(persistence) as connection:
         try:
-            book = connection.get_logbook(job_id)
+            return connection.get_logbook(job_id)
         except tf_exc.NotFound:
             raise exceptions.JobNotFound(
                 f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
             ) from None
-        return _info(book, with_atoms=True)
 
 
 def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
@@ -118,7 +166,7 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
     atoms: tuple[AtomInfo, ...] = ()
     if with_atoms and details:
         atoms = tuple(
-            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results)
+            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results, _error(a))
             for a in details[0]
             if not a.name.startswith(TASKFLOW_INTERNAL)
         )
@@ -133,3 +181,14 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
         updated_at=book.updated_at,
         atoms=atoms,
     )
+
+
+def _error(atom: models.AtomDetail) -> str | None:
+    if atom.failure is not None:
+        return str(atom.failure.exception_str)
+    # ZoneActionOnTarget returns a failed target as its outcome instead of
+    # raising, so the consensus check can weigh it against the threshold.
+    result = atom.results
+    if isinstance(result, dict) and result.get("ok") is False:
+        return str(result.get("error") or "the target failed")
+    return None
