@@ -14,7 +14,7 @@ from oslo_config import cfg
 from zoneflow.central import api as central_api
 from zoneflow.conductor import daemon, jobboard
 from zoneflow.dns import tsig
-from zoneflow.engine import executor
+from zoneflow.engine import executor, metrics
 from zoneflow.flows import tasks
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage_api
@@ -24,7 +24,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     return [
         ("central", central_api.central_opts),
         ("jobboard", jobboard.jobboard_opts),
-        ("conductor", daemon.conductor_opts),
+        ("conductor", [*daemon.conductor_opts, *metrics.metrics_opts]),
         ("engine", executor.engine_opts),
         ("flows", tasks.flow_opts),
         ("mdns", mdns_server.mdns_opts),

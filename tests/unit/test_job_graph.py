@@ -15,7 +15,7 @@ import pytest
 from oslo_config import cfg
 from taskflow import states
 
-from tests.unit.test_flows import _load, _settled, conductor  # noqa: F401 (a fixture)
+from tests.unit.conftest import load_pool, wait_settled
 from zoneflow import cli, flows, objects
 from zoneflow.central import api as central
 from zoneflow.conductor import persistence
@@ -36,9 +36,9 @@ def one_try_per_target() -> Iterator[None]:
 @pytest.fixture
 def reverted_job(conductor: object) -> tuple[str, objects.Pool]:  # noqa: F811
     """A create-zone job reverted because one of two targets failed (threshold 100%)."""
-    pool = _load({}, {"fail": "create"}, threshold=100)
+    pool = load_pool({}, {"fail": "create"}, threshold=100)
     zone = central.create_zone("example.com", "hostmaster@example.com")
-    assert _settled(zone.id).status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.ERROR
     (job,) = jobs.list_jobs(persistence.get_backend())
     _until_finished(job.id)
     return job.id, pool

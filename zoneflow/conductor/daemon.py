@@ -21,7 +21,7 @@ from taskflow.conductors import backends as conductor_backends
 from taskflow.engines.action_engine import compiler
 
 from zoneflow.conductor import fencing, jobboard, persistence
-from zoneflow.engine import executor
+from zoneflow.engine import executor, metrics
 from zoneflow.engine.relay import OutboxRelay
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Conductor:
             # Claims live as long as the board's ZooKeeper session: each job's
             # flow carries that session's id, and its tasks stop if it ends.
             fencing.install(self.board._client, CONF.jobboard.session_timeout)
-            self._conductor.notifier.register("running_start", _give_fence_token)
+        self._conductor.notifier.register("running_start", _on_running_start)
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
@@ -88,16 +88,19 @@ class Conductor:
         self.board.close()
 
 
-def _give_fence_token(_event: str, details: dict[str, Any]) -> None:
-    """Hand a job's flow the session id its claim is held under (see fencing)."""
+def _on_running_start(_event: str, details: dict[str, Any]) -> None:
+    """Before a claimed job's engine runs: metrics watch it, and it gets its fence token."""
     engine = details["engine"]
+    metrics.watch(engine, engine.storage.flow_name)
+    # The session id its claim is held under (see fencing); None on zake.
     token = fencing.token()
-    atoms = [
-        engine.storage.get_atom_uuid(node.name)
-        for node, kind in engine.compilation.execution_graph.nodes(data="kind")
-        if kind in compiler.ATOMS
-    ]
-    fencing.bind(token, [engine.storage.flow_uuid, *atoms])
+    if token is not None:
+        atoms = [
+            engine.storage.get_atom_uuid(node.name)
+            for node, kind in engine.compilation.execution_graph.nodes(data="kind")
+            if kind in compiler.ATOMS
+        ]
+        fencing.bind(token, [engine.storage.flow_uuid, *atoms])
     engine.storage.inject({"fence_token": token}, transient=True)
 
 
@@ -111,6 +114,7 @@ def run_forever() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    metrics.serve()
     conductor.start()
     stopping.wait()
     LOG.info("conductor %s stopping", conductor.name)
