@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests import support
+from zoneflow import objects
 from zoneflow.backends import impl_fake
+from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.conductor import jobboard, persistence
+from zoneflow.conductor import daemon, jobboard, persistence
 from zoneflow.storage import api as storage
 
 FAKE_POOL = """
@@ -45,3 +48,32 @@ def database(tmp_path: pathlib.Path) -> Iterator[str]:
 def fake_pool() -> None:
     """A default pool of two healthy fake targets."""
     storage.replace_pools(pools.parse(fake_pool_yaml({}, {})))
+
+
+@pytest.fixture
+def conductor() -> Iterator[daemon.Conductor]:
+    """A conductor (with its outbox relay) in this process, over the zake board."""
+    running = daemon.Conductor("unit-conductor")
+    assert running.relay is not None
+    central.on_change(running.relay.wake)
+    running.start()
+    yield running
+    running.stop()
+    central._listeners.clear()
+
+
+def load_fake_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:
+    (pool,) = storage.replace_pools(pools.parse(fake_pool_yaml(*targets, threshold=threshold)))
+    return pool
+
+
+def settled(zone_id: str, timeout: float = 20) -> objects.Zone:
+    """The zone once its job has finished (it left PENDING)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        zone = storage.get_zone_any(zone_id)
+        assert zone is not None
+        if zone.status != objects.PENDING:
+            return zone
+        time.sleep(0.02)
+    raise AssertionError(f"zone {zone_id} still PENDING after {timeout}s")

@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import pytest
 
-from tests.unit.conftest import fake_pool_yaml
+from tests.unit.conftest import load_fake_pool as _load
+from tests.unit.conftest import settled as _settled
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.central import pools
-from zoneflow.conductor import daemon
 from zoneflow.storage import api as storage
-
-
-@pytest.fixture
-def conductor() -> Iterator[daemon.Conductor]:
-    running = daemon.Conductor("unit-conductor")
-    assert running.relay is not None
-    central.on_change(running.relay.wake)
-    running.start()
-    yield running
-    running.stop()
-    central._listeners.clear()
-
-
-def _load(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:
-    (pool,) = storage.replace_pools(pools.parse(fake_pool_yaml(*targets, threshold=threshold)))
-    return pool
-
-
-def _settled(zone_id: str, timeout: float = 20) -> objects.Zone:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        zone = storage.get_zone_any(zone_id)
-        assert zone is not None
-        if zone.status != objects.PENDING:
-            return zone
-        time.sleep(0.02)
-    raise AssertionError(f"zone {zone_id} still PENDING after {timeout}s")
 
 
 @pytest.mark.usefixtures("conductor")
