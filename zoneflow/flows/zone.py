@@ -36,9 +36,11 @@ name                        provided by                     required by
 zone_id, serial             the job's store                 every task
 zone_name                   BeginZoneAction, BeginRecovery  notify, poll
 wanted (recover-zone)       BeginRecovery                   recover tasks
-target:<target id>          ZoneActionOnTarget              consensus, status
+target:<target id>          ZoneActionOnTarget,             consensus, status
+                            RecoverOnTarget
 succeeded_targets           ConsensusCheck                  (recorded only)
-served:<host>:<port>        PollForSerial                   update-status
+served:<host>:<port>        PollForSerial,                  update-status
+                            PollForWantedState
 ==========================  ==============================  =================
 
 A factory's arguments describe the pool as it was when the job was posted
