@@ -268,6 +268,14 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zone_recover(args: argparse.Namespace) -> int:
+    from zoneflow.central import api as central
+
+    zone = _change(lambda: central.recover_zone(args.name))
+    # Waiting ends at ACTIVE, ERROR, or DELETED for a zone whose delete was recovered.
+    return _finish_zone_change(args, zone)
+
+
 def cmd_zone_list(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
@@ -560,6 +568,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(zone, "delete", cmd_zone_delete, "delete a zone from every nameserver")
     p.add_argument("name")
     waitable(p)
+    p = command(
+        zone,
+        "recover",
+        cmd_zone_recover,
+        "bring every target to the zone's stored state (after ERROR, or a target left "
+        "behind); only targets that lack it are touched",
+    )
+    p.add_argument("name")
+    waitable(p)
     command(zone, "list", cmd_zone_list, "list zones")
     p = command(zone, "show", cmd_zone_show, "show a zone")
     p.add_argument("name")
@@ -617,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     flow = groups.add_parser("flow", help="flows").add_subparsers(dest="cmd", required=True)
     p = command(flow, "show", cmd_flow_show, "draw a flow's graph")
-    p.add_argument("kind", help="create-zone, update-zone or delete-zone")
+    p.add_argument("kind", help="create-zone, update-zone, delete-zone or recover-zone")
     p.add_argument("--format", choices=["dot", "svg", "png"], default="dot")
     p.add_argument("--pool", default="default", help="draw it for this pool's targets")
 

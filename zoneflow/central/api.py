@@ -107,6 +107,16 @@ def delete_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     return deleting
 
 
+def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
+    """Bring every target to the zone's stored state: a zone left in ERROR, or with a
+    target behind, is created or updated where its serial is missing, or deleted
+    everywhere if its action is DELETE (a recover-zone job)."""
+    zone = storage.get_zone(ref, project_id=project_id)
+    recovering = storage.recover_zone(zone.id)
+    _changed()
+    return recovering
+
+
 def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     return storage.get_zone(ref, project_id=project_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dns.exception
@@ -80,23 +81,14 @@ def _reason(failures: dict[str, tf_failure.Failure]) -> str:
     return "; ".join(str(f.exception_str) for f in failures.values()) or "the job failed"
 
 
-class BeginZoneAction(task.Task):
-    """First task of every zone flow; its revert records why the job failed.
+class _Begin(task.Task):
+    """First task of a zone flow; its revert records why the job failed.
 
     When the flow fails, TaskFlow reverts every task that ran, this one last,
     and it receives the failures: the zone goes to ERROR with their text as
-    the reason (if no newer change has been made since).
+    the reason (if no newer change has been made since). Its action stays, so
+    a recovery knows what the zone was meant to become.
     """
-
-    default_provides = "zone_name"
-
-    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> str:
-        fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
-        if zone is None:
-            raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        LOG.info("%s of %s at serial %s begins", self.name, zone.name, serial)
-        return zone.name
 
     def revert(
         self,
@@ -113,12 +105,113 @@ class BeginZoneAction(task.Task):
         storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason)
 
 
+class BeginZoneAction(_Begin):
+    """First task of create-zone, update-zone and delete-zone: the zone's name."""
+
+    default_provides = "zone_name"
+
+    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> str:
+        fencing.check(fence_token)
+        zone = storage.get_zone_any(zone_id)
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
+        LOG.info("%s of %s at serial %s begins", self.name, zone.name, serial)
+        return zone.name
+
+
+def _try_on_target(
+    action: str, call: Callable[[objects.Zone], None], zone: objects.Zone
+) -> dict[str, Any]:
+    """``call(zone)`` up to ``[flows] target_attempts`` times; the outcome, never a raise."""
+    delay = CONF.flows.target_retry_delay
+    error = ""
+    for attempt in range(1, CONF.flows.target_attempts + 1):
+        try:
+            call(zone)
+            return {"ok": True, "error": None, "skipped": False}
+        except exceptions.BackendError as exc:
+            error = str(exc)
+            LOG.warning(
+                "%s of %s, try %d of %d: %s",
+                action,
+                zone.name,
+                attempt,
+                CONF.flows.target_attempts,
+                error,
+            )
+        if attempt < CONF.flows.target_attempts:
+            time.sleep(delay)
+            delay *= 2
+    return {"ok": False, "error": error, "skipped": False}
+
+
+def _backend_call(target: objects.PoolTarget, action: str) -> Callable[[objects.Zone], None]:
+    backend = backends.get_backend(target)
+    return {
+        objects.CREATE: backend.create_zone,
+        objects.UPDATE: backend.update_zone,
+        objects.DELETE: backend.delete_zone,
+    }[action]
+
+
+def _record_reverted(
+    zone_id: str,
+    serial: int,
+    target_id: str,
+    action: str,
+    outcome: Any,
+    reason: str,
+) -> None:
+    """Record, for one target of a failed job, what the job leaves there and why.
+
+    Only the newest change's job speaks for the zone: a job overtaken by a
+    newer serial records nothing.
+    """
+    if not isinstance(outcome, dict) or outcome.get("skipped") or outcome.get("unchanged"):
+        return
+    zone = storage.get_zone_any(zone_id)
+    if zone is None or zone.serial != serial:
+        return
+    if not outcome["ok"]:
+        # Behind: its recorded serial stays what it last served.
+        storage.set_target_status(
+            zone_id, target_id, serial=0, status=objects.ERROR, error=outcome["error"]
+        )
+    elif outcome.get("current"):
+        # A recovery found it serving the serial already and left it alone.
+        storage.set_target_status(
+            zone_id, target_id, serial=int(outcome["serial"]), status=objects.ACTIVE
+        )
+    elif action == objects.DELETE:
+        # A delete is never undone: the zone is wanted gone, and is gone here.
+        storage.set_target_status(zone_id, target_id, serial=serial, status=objects.DELETED)
+    elif outcome.get("removed"):
+        storage.set_target_status(
+            zone_id,
+            target_id,
+            serial=0,
+            status=objects.ERROR,
+            error=f"created, then removed again: {reason}",
+        )
+    else:
+        # Kept (an update, a recovery, a catalog member): the change stays,
+        # but nobody checked that this target serves it.
+        storage.set_target_status(
+            zone_id,
+            target_id,
+            serial=0,
+            status=objects.PENDING,
+            error=f"serial {serial} kept (not reverted) but not verified: {reason}",
+        )
+
+
 class ZoneActionOnTarget(task.Task):
     """Create, update or delete a zone on one target, with bounded retries.
 
     A target that keeps failing does not fail the task: the outcome is
     returned so the consensus check can weigh it against the pool's
-    threshold. Revert (create only) removes the zone again.
+    threshold. Revert removes a created zone again (an update or a delete
+    stays as it is, for recovery) and records what the target is left with.
     """
 
     def __init__(self, action: str, target_id: str) -> None:
@@ -141,64 +234,70 @@ class ZoneActionOnTarget(task.Task):
         if self.action != objects.UPDATE:
             pool = storage.get_pool(target.pool_id)
             if pool.provisioning == objects.CATALOG:
-                return self._through_catalog(pool, target)
-        backend = backends.get_backend(target)
-        call = {
-            objects.CREATE: backend.create_zone,
-            objects.UPDATE: backend.update_zone,
-            objects.DELETE: backend.delete_zone,
-        }[self.action]
-        delay = CONF.flows.target_retry_delay
-        error = ""
-        for attempt in range(1, CONF.flows.target_attempts + 1):
-            try:
-                call(zone)
-                return {"ok": True, "error": None, "skipped": False}
-            except exceptions.BackendError as exc:
-                error = str(exc)
-                LOG.warning(
-                    "%s of %s, try %d of %d: %s",
-                    self.action,
-                    zone.name,
-                    attempt,
-                    CONF.flows.target_attempts,
-                    error,
-                )
-            if attempt < CONF.flows.target_attempts:
-                time.sleep(delay)
-                delay *= 2
-        return {"ok": False, "error": error, "skipped": False}
+                return _through_catalog(pool, target)
+        return _try_on_target(self.action, _backend_call(target, self.action), zone)
 
-    @staticmethod
-    def _through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> dict[str, Any]:
-        """Catalog provisioning: the zone is (or is no longer) in the pool's catalog
-        since storage wrote it; NOTIFY the catalog so the target reads it now.
-
-        An unanswered NOTIFY fails nothing: the target also reads the catalog
-        every ``catalog_zone_refresh`` seconds, and polling decides.
-        """
-        catalog = storage.get_catalog(pool.id)
-        assert catalog is not None  # pools.parse requires a catalog_zone for this mode
-        host = target.options.get("host")
-        if host is not None:
-            _notify(catalog.name, str(host), int(target.options.get("port", 53)), catalog.serial)
-        return {"ok": True, "error": None, "skipped": False, "catalog": True}
-
-    def revert(self, zone_id: str, result: Any, fence_token: int | None = None, **_: Any) -> None:
+    def revert(
+        self,
+        zone_id: str,
+        serial: int,
+        result: Any,
+        flow_failures: dict[str, tf_failure.Failure],
+        fence_token: int | None = None,
+        **_: Any,
+    ) -> None:
         if fencing.lost(fence_token):
             return  # the job is another conductor's now: undoing would undo its work
-        if self.action != objects.CREATE or not isinstance(result, dict) or not result.get("ok"):
-            return
-        zone = storage.get_zone_any(zone_id)
-        if zone is None or result.get("skipped"):
-            return
-        if result.get("catalog"):
-            # One target cannot leave a catalog; the zone stays listed until
-            # it is deleted, and its ERROR status says why.
-            return
-        backend = backends.get_backend(storage.get_target(self.target_id))
-        backend.delete_zone(zone)
-        LOG.info("reverted: %s removed from target %s", zone.name, self.target_id)
+        if not isinstance(result, dict):
+            return  # this task itself failed: nothing was done here
+        outcome = (
+            _remove_again(zone_id, self.target_id, result)
+            if self.action == objects.CREATE
+            else result
+        )
+        _record_reverted(
+            zone_id, serial, self.target_id, self.action, outcome, _reason(flow_failures)
+        )
+
+
+def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    """Undo a create on one target; the outcome to record for it.
+
+    A failed removal is returned, not raised: a revert that raised would
+    leave the zone PENDING for good, and recovery finds the zone there.
+    """
+    zone = storage.get_zone_any(zone_id)
+    if zone is None or not outcome.get("ok") or outcome.get("skipped"):
+        return outcome
+    if outcome.get("catalog") or outcome.get("current"):
+        # One target cannot leave a catalog (the zone stays listed until it
+        # is deleted), and a target that served the zone before is not ours
+        # to empty.
+        return outcome
+    target = storage.get_target(target_id)
+    removal = _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+    if not removal["ok"]:
+        return {
+            "ok": False,
+            "error": f"created, and could not be removed again: {removal['error']}",
+        }
+    LOG.info("reverted: %s removed from target %s", zone.name, target.label)
+    return {**outcome, "removed": True}
+
+
+def _through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> dict[str, Any]:
+    """Catalog provisioning: the zone is (or is no longer) in the pool's catalog
+    since storage wrote it; NOTIFY the catalog so the target reads it now.
+
+    An unanswered NOTIFY fails nothing: the target also reads the catalog
+    every ``catalog_zone_refresh`` seconds, and polling decides.
+    """
+    catalog = storage.get_catalog(pool.id)
+    assert catalog is not None  # pools.parse requires a catalog_zone for this mode
+    host = target.options.get("host")
+    if host is not None:
+        _notify(catalog.name, str(host), int(target.options.get("port", 53)), catalog.serial)
+    return {"ok": True, "error": None, "skipped": False, "catalog": True}
 
 
 class ConsensusCheck(task.Task):
@@ -247,29 +346,28 @@ class SendNotify(task.Task):
         _notify(zone_name, self.host, self.port, serial)
 
 
-class PollForSerial(task.Task):
-    """Ask one nameserver for the zone's SOA until it serves ``serial`` or later.
+class _Poll(task.Task):
+    """Ask one nameserver for the zone's SOA until it serves ``serial`` or later
+    (or, ``expect_removed``, until it refuses the zone).
 
     Returns what was seen rather than raising, so a lagging nameserver is
     recorded as such and weighed against the threshold.
     """
 
-    def __init__(self, host: str, port: int, *, expect_removed: bool = False) -> None:
-        super().__init__(
-            name=f"poll-for-{'removal' if expect_removed else 'serial'}-{host}:{port}",
-            provides=served_result(host, port),
-        )
+    def __init__(self, host: str, port: int, *, name: str) -> None:
+        super().__init__(name=name, provides=served_result(host, port))
         self.host, self.port = host, port
-        self.expect_removed = expect_removed
 
-    def execute(self, zone_id: str, zone_name: str, serial: int) -> dict[str, Any]:
+    def _poll(
+        self, zone_id: str, zone_name: str, serial: int, *, expect_removed: bool
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + CONF.flows.poll_timeout
         next_notify = time.monotonic() + CONF.flows.renotify_interval
         seen: int | None = None
         error = "no answer"
         while True:
             try:
-                if self.expect_removed:
+                if expect_removed:
                     if query.zone_is_refused(
                         zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
                     ):
@@ -293,7 +391,7 @@ class PollForSerial(task.Task):
                     "serial": seen,
                     "error": f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
                 }
-            if not self.expect_removed and now >= next_notify:
+            if not expect_removed and now >= next_notify:
                 if storage.zone_is_deleted(zone_id):
                     return {"ok": False, "serial": seen, "error": "zone deleted meanwhile"}
                 _notify(zone_name, self.host, self.port, serial)
@@ -301,7 +399,19 @@ class PollForSerial(task.Task):
             time.sleep(CONF.flows.poll_interval)
 
 
-class UpdateStatus(task.Task):
+class PollForSerial(_Poll):
+    """Poll one nameserver for the serial, or for the zone's removal."""
+
+    def __init__(self, host: str, port: int, *, expect_removed: bool = False) -> None:
+        what = "removal" if expect_removed else "serial"
+        super().__init__(host, port, name=f"poll-for-{what}-{host}:{port}")
+        self.expect_removed = expect_removed
+
+    def execute(self, zone_id: str, zone_name: str, serial: int) -> dict[str, Any]:
+        return self._poll(zone_id, zone_name, serial, expect_removed=self.expect_removed)
+
+
+class _StatusWriter(task.Task):
     """Write what the job achieved: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
@@ -310,7 +420,6 @@ class UpdateStatus(task.Task):
 
     def __init__(
         self,
-        action: str,
         target_ids: list[str],
         nameservers: list[tuple[str, int]],
         target_addresses: dict[str, tuple[str, int]],
@@ -321,24 +430,22 @@ class UpdateStatus(task.Task):
             requires=[target_result(t) for t in target_ids]
             + [served_result(h, p) for h, p in nameservers],
         )
-        self.action = action
         self.target_ids = target_ids
         self.nameservers = nameservers
         self.target_addresses = target_addresses
         self.threshold = threshold
 
-    def execute(
-        self, zone_id: str, serial: int, fence_token: int | None = None, **results: dict[str, Any]
+    def _write(
+        self, action: str, zone_id: str, serial: int, results: dict[str, dict[str, Any]]
     ) -> str:
-        fencing.check(fence_token)
         served = {(h, p): results[served_result(h, p)] for h, p in self.nameservers}
         for target_id in self.target_ids:
             self._record_target(
-                zone_id, serial, target_id, results[target_result(target_id)], served
+                action, zone_id, serial, target_id, results[target_result(target_id)], served
             )
         ok = [ns for ns, seen in served.items() if seen["ok"]]
         if len(ok) * 100 >= self.threshold * len(served):
-            if self.action == objects.DELETE:
+            if action == objects.DELETE:
                 storage.finish_zone_delete(zone_id, serial=serial)
                 return objects.DELETED
             storage.set_zone_status(
@@ -357,12 +464,17 @@ class UpdateStatus(task.Task):
 
     def _record_target(
         self,
+        action: str,
         zone_id: str,
         serial: int,
         target_id: str,
         outcome: dict[str, Any],
         served: dict[tuple[str, int], dict[str, Any]],
     ) -> None:
+        if outcome.get("skipped") or outcome.get("unchanged"):
+            # Deleted meanwhile (its delete job records the targets), or
+            # already recorded as serving this serial and left alone.
+            return
         if not outcome["ok"]:
             storage.set_target_status(
                 zone_id, target_id, serial=0, status=objects.ERROR, error=outcome["error"]
@@ -373,10 +485,10 @@ class UpdateStatus(task.Task):
         if seen is None:
             # A target that is not also a pool nameserver (a hidden primary, the
             # fake backend): its own success is all there is to record.
-            status = objects.DELETED if self.action == objects.DELETE else objects.ACTIVE
+            status = objects.DELETED if action == objects.DELETE else objects.ACTIVE
             storage.set_target_status(zone_id, target_id, serial=serial, status=status)
         elif seen["ok"]:
-            status = objects.DELETED if self.action == objects.DELETE else objects.ACTIVE
+            status = objects.DELETED if action == objects.DELETE else objects.ACTIVE
             storage.set_target_status(
                 zone_id, target_id, serial=seen["serial"] or serial, status=status
             )
@@ -388,3 +500,172 @@ class UpdateStatus(task.Task):
                 status=objects.ERROR,
                 error=seen["error"],
             )
+
+
+class UpdateStatus(_StatusWriter):
+    """The status of a create, update or delete job."""
+
+    def __init__(
+        self,
+        action: str,
+        target_ids: list[str],
+        nameservers: list[tuple[str, int]],
+        target_addresses: dict[str, tuple[str, int]],
+        threshold: int,
+    ) -> None:
+        super().__init__(target_ids, nameservers, target_addresses, threshold)
+        self.action = action
+
+    def execute(
+        self, zone_id: str, serial: int, fence_token: int | None = None, **results: dict[str, Any]
+    ) -> str:
+        fencing.check(fence_token)
+        return self._write(self.action, zone_id, serial, results)
+
+
+# --- recovery ----------------------------------------------------------------------
+
+
+def _action_for(wanted: str) -> str:
+    """The action a recovery carries out for a zone wanted ACTIVE or DELETED."""
+    return objects.DELETE if wanted == objects.DELETED else objects.UPDATE
+
+
+def _served_serial(zone_name: str, host: str, port: int) -> int | None:
+    """The serial a nameserver answers for a zone now; None if it has none or is silent."""
+    try:
+        return query.soa_serial(zone_name, host, port, timeout=CONF.flows.query_timeout)
+    except (dns.exception.DNSException, OSError):
+        return None
+
+
+class BeginRecovery(_Begin):
+    """First task of recover-zone: the zone's name, and the state every target
+    should be brought to: DELETED for a zone whose action is DELETE, else ACTIVE.
+    """
+
+    default_provides = ("zone_name", "wanted")
+
+    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> tuple[str, str]:
+        fencing.check(fence_token)
+        zone = storage.get_zone_any(zone_id)
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
+        gone = zone.action == objects.DELETE or storage.zone_is_deleted(zone_id)
+        wanted = objects.DELETED if gone else objects.ACTIVE
+        LOG.info("recovery of %s at serial %s begins: wanted %s", zone.name, serial, wanted)
+        return zone.name, wanted
+
+
+class RecoverOnTarget(task.Task):
+    """Bring one target to the zone's wanted state, touching it only if it is not there.
+
+    Wanted ACTIVE: a target whose nameserver answers the serial already (or,
+    with no nameserver to ask, whose row records it) is left alone; one that
+    answers an older serial gets an update and a NOTIFY; one that answers
+    nothing gets a create. Wanted DELETED: the zone is deleted on every target
+    (deletes are idempotent). Revert records where each target was left and
+    undoes nothing, except for a zone never made ACTIVE (action CREATE): the
+    creates this job made are undone, as a failed create-zone's are.
+    """
+
+    def __init__(self, target_id: str) -> None:
+        super().__init__(
+            name=f"recover-zone-on-target-{target_id}", provides=target_result(target_id)
+        )
+        self.target_id = target_id
+
+    def execute(
+        self, zone_id: str, serial: int, wanted: str, fence_token: int | None = None
+    ) -> dict[str, Any]:
+        fencing.check(fence_token)
+        zone = storage.get_zone_any(zone_id)
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
+        target = storage.get_target(self.target_id)
+        pool = storage.get_pool(target.pool_id)
+        if wanted == objects.DELETED:
+            if pool.provisioning == objects.CATALOG:
+                return _through_catalog(pool, target)
+            return _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+        if storage.zone_is_deleted(zone_id):
+            return {"ok": True, "error": None, "skipped": True}
+
+        row = storage.get_target_status(zone_id, self.target_id)
+        recorded = row is not None and row.status == objects.ACTIVE and row.serial >= serial
+        host = target.options.get("host")
+        address = (str(host), int(target.options.get("port", 53))) if host is not None else None
+        served = _served_serial(zone.name, *address) if address else None
+        current = served is not None and served >= serial if address else recorded
+        if current:
+            LOG.info("%s already serves %s serial %s: left alone", target.label, zone.name, serial)
+            return {
+                "ok": True,
+                "error": None,
+                "skipped": False,
+                "current": True,
+                "serial": served or serial,
+                "unchanged": recorded,
+            }
+        if pool.provisioning == objects.CATALOG:
+            return _through_catalog(pool, target)
+        if address:
+            has_zone = served is not None
+        else:
+            has_zone = row is not None and row.serial > 0 and row.status != objects.DELETED
+        action = objects.UPDATE if has_zone else objects.CREATE
+        LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
+        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        if outcome["ok"] and action == objects.UPDATE and address:
+            # A target that has the zone fetches the serial now, not at its refresh.
+            _notify(zone.name, *address, serial)
+        return {**outcome, "action": action}
+
+    def revert(
+        self,
+        zone_id: str,
+        serial: int,
+        wanted: str,
+        result: Any,
+        flow_failures: dict[str, tf_failure.Failure],
+        fence_token: int | None = None,
+        **_: Any,
+    ) -> None:
+        if fencing.lost(fence_token):
+            return  # the job is another conductor's now: undoing would undo its work
+        if not isinstance(result, dict):
+            return
+        action, outcome = _action_for(wanted), result
+        zone = storage.get_zone_any(zone_id)
+        if zone is not None and zone.action == objects.CREATE:
+            # A zone never made ACTIVE is recovered as a create, and below the
+            # threshold undone as one: off the targets this job put it on.
+            action = objects.CREATE
+            if result.get("action") == objects.CREATE:
+                outcome = _remove_again(zone_id, self.target_id, result)
+        _record_reverted(zone_id, serial, self.target_id, action, outcome, _reason(flow_failures))
+
+
+class PollForWantedState(_Poll):
+    """Poll one nameserver for the serial, or for the zone's removal if it is wanted DELETED."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port, name=f"poll-for-wanted-state-{host}:{port}")
+
+    def execute(self, zone_id: str, zone_name: str, serial: int, wanted: str) -> dict[str, Any]:
+        return self._poll(zone_id, zone_name, serial, expect_removed=wanted == objects.DELETED)
+
+
+class RecoverStatus(_StatusWriter):
+    """The status of a recover-zone job: ACTIVE, or the delete finished, or ERROR."""
+
+    def execute(
+        self,
+        zone_id: str,
+        serial: int,
+        wanted: str,
+        fence_token: int | None = None,
+        **results: dict[str, Any],
+    ) -> str:
+        fencing.check(fence_token)
+        return self._write(_action_for(wanted), zone_id, serial, results)

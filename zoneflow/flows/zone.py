@@ -1,4 +1,4 @@
-"""Flow factories: create-zone, update-zone and delete-zone.
+"""Flow factories: create-zone, update-zone, delete-zone and recover-zone.
 
 Each is a TaskFlow graph flow::
 
@@ -10,16 +10,37 @@ create-zone sends no NOTIFY up front: adding the zone already makes each
 server transfer it, and a NOTIFY racing that first transfer only delays it.
 PollForSerial re-sends NOTIFY to any server that lags.
 
+Below the pool's threshold the consensus check fails and reverts run, each
+recording what it leaves on its target (zone_target_status) while begin's
+revert puts the zone in ERROR with the reason, its action kept:
+
+- create: the targets that got the zone have it removed again;
+- update: nothing is undone; storage keeps the new data, the failed
+  targets stay behind (ERROR at the serial they last served), the others
+  PENDING (sent, not verified), all for recovery;
+- delete: nothing is undone; the zone stays ERROR/DELETE for recovery.
+
+recover-zone has the same shape with BeginRecovery, RecoverOnTarget,
+PollForWantedState and RecoverStatus: begin reads what the zone should be
+(``wanted``: ACTIVE, or DELETED when its action is DELETE), each target task
+acts only where its target is not there yet (asking the target's nameserver
+for the SOA, or its row when it has none), and a delete is redone on every
+target. Its revert undoes nothing, except for a zone never made ACTIVE
+(action CREATE): that is recovered as a create and undone as one.
+
 Data contract (names in the flow's storage):
 
 ==========================  ==============================  =================
 name                        provided by                     required by
 ==========================  ==============================  =================
 zone_id, serial             the job's store                 every task
-zone_name                   BeginZoneAction                 notify, poll
-target:<target id>          ZoneActionOnTarget              consensus, status
+zone_name                   BeginZoneAction, BeginRecovery  notify, poll
+wanted (recover-zone)       BeginRecovery                   recover tasks
+target:<target id>          ZoneActionOnTarget,             consensus, status
+                            RecoverOnTarget
 succeeded_targets           ConsensusCheck                  (recorded only)
-served:<host>:<port>        PollForSerial                   update-status
+served:<host>:<port>        PollForSerial,                  update-status
+                            PollForWantedState
 ==========================  ==============================  =================
 
 A factory's arguments describe the pool as it was when the job was posted
@@ -31,7 +52,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskflow import retry
+from taskflow import retry, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
 
 from zoneflow import objects
@@ -73,10 +94,35 @@ def delete_zone_flow(**pool: Any) -> graph_flow.Flow:
     return _zone_flow(objects.DELETE, **pool)
 
 
+def recover_zone_flow(
+    *,
+    targets: list[dict[str, Any]],
+    nameservers: list[list[Any]],
+    also_notifies: list[list[Any]],
+    threshold: int,
+) -> graph_flow.Flow:
+    servers = [(str(h), int(p)) for h, p in nameservers]
+    propagation = unordered_flow.Flow("propagation")
+    propagation.add(*(tasks.PollForWantedState(host, port) for host, port in servers))
+    propagation.add(*_also_notify(also_notifies, servers))
+    return _assemble(
+        "recover-zone",
+        tasks.BeginRecovery(name="begin"),
+        [tasks.RecoverOnTarget(t["id"]) for t in targets],
+        targets,
+        propagation,
+        tasks.RecoverStatus(
+            [t["id"] for t in targets], servers, _target_addresses(targets), threshold
+        ),
+        threshold,
+    )
+
+
 FACTORIES = {
     "create-zone": create_zone_flow,
     "update-zone": update_zone_flow,
     "delete-zone": delete_zone_flow,
+    "recover-zone": recover_zone_flow,
 }
 
 
@@ -88,16 +134,7 @@ def _zone_flow(
     also_notifies: list[list[Any]],
     threshold: int,
 ) -> graph_flow.Flow:
-    target_ids = [t["id"] for t in targets]
     servers = [(str(h), int(p)) for h, p in nameservers]
-    flow = graph_flow.Flow(f"{action.lower()}-zone")
-
-    begin = tasks.BeginZoneAction(name="begin")
-    on_targets = unordered_flow.Flow("targets")
-    on_targets.add(*(tasks.ZoneActionOnTarget(action, t) for t in target_ids))
-    consensus = tasks.ConsensusCheck(
-        target_ids, threshold, labels={t["id"]: t["label"] for t in targets}
-    )
     propagation = unordered_flow.Flow("propagation")
     for host, port in servers:
         poll = tasks.PollForSerial(host, port, expect_removed=action == objects.DELETE)
@@ -109,22 +146,51 @@ def _zone_flow(
             )
         else:
             propagation.add(poll)
-    for host, port in also_notifies:
-        if (str(host), int(port)) not in servers:
-            propagation.add(tasks.SendNotify(str(host), int(port)))
+    propagation.add(*_also_notify(also_notifies, servers))
+    return _assemble(
+        f"{action.lower()}-zone",
+        tasks.BeginZoneAction(name="begin"),
+        [tasks.ZoneActionOnTarget(action, t["id"]) for t in targets],
+        targets,
+        propagation,
+        tasks.UpdateStatus(
+            action, [t["id"] for t in targets], servers, _target_addresses(targets), threshold
+        ),
+        threshold,
+    )
+
+
+def _also_notify(also_notifies: list[list[Any]], servers: list[tuple[str, int]]) -> list[task.Task]:
+    return [
+        tasks.SendNotify(str(host), int(port))
+        for host, port in also_notifies
+        if (str(host), int(port)) not in servers
+    ]
+
+
+def _target_addresses(targets: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    return {t["id"]: (t["host"], t["port"]) for t in targets if t.get("host") is not None}
+
+
+def _assemble(
+    name: str,
+    begin: task.Task,
+    on_each_target: list[task.Task],
+    targets: list[dict[str, Any]],
+    propagation: unordered_flow.Flow,
+    status_task: task.Task,
+    threshold: int,
+) -> graph_flow.Flow:
+    """Wire begin ─► targets ─► consensus ─► propagation ─► status."""
+    flow = graph_flow.Flow(name)
+    on_targets = unordered_flow.Flow("targets")
+    on_targets.add(*on_each_target)
+    consensus = tasks.ConsensusCheck(
+        [t["id"] for t in targets], threshold, labels={t["id"]: t["label"] for t in targets}
+    )
     status = linear_flow.Flow(
         "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
-    ).add(
-        tasks.UpdateStatus(
-            action,
-            target_ids,
-            servers,
-            target_addresses={
-                t["id"]: (t["host"], t["port"]) for t in targets if t.get("host") is not None
-            },
-            threshold=threshold,
-        )
-    )
+    ).add(status_task)
 
     # Explicit order where no data links the steps: targets only after begin
     # (its revert must run last), propagation only after the consensus.

@@ -409,6 +409,32 @@ def delete_zone(zone_id: str) -> objects.Zone:
         return _zone(row)
 
 
+def recover_zone(zone_id: str) -> objects.Zone:
+    """Mark a zone PENDING (its action kept) and post a recover-zone job for its serial.
+
+    Nothing about the zone changes, so the serial stays: the job brings the
+    targets to what the zone already is. A zone with a job in flight is
+    refused, since that job will set its status.
+    """
+    with db.writer() as session:
+        row = session.scalars(
+            sa.select(models.Zone)
+            .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+        if row.status == objects.PENDING:
+            raise exceptions.ZoneBusy(
+                f"zone {row.name} has a job in progress (PENDING {row.action}): wait for it to "
+                "finish, then recover the zone if it ends in ERROR"
+            )
+        row.status, row.error = objects.PENDING, None
+        _post(session, "recover-zone", zone_id, row.serial)
+        session.flush()
+        return _zone(row)
+
+
 def _catalog_changed(session: Session, pool_id: str) -> None:
     """A zone joined or left the pool: its catalog zone gets a new serial."""
     session.execute(
@@ -797,6 +823,13 @@ def set_target_status(
         row.status = status
         row.error = error
         row.updated_at = models.utcnow()
+
+
+def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
+    """What one target was last recorded serving of a zone, or None if nothing yet."""
+    with db.reader() as session:
+        row = session.get(models.ZoneTargetStatus, (zone_id, target_id))
+        return None if row is None else _value(objects.TargetStatus, row)
 
 
 def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
