@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test unit functional lint bench deps sysdeps clean
+.PHONY: run test unit functional lint bench docs deps sysdeps clean
 
 run: deps
 	$(BIN)/python scripts/demo.py
@@ -31,6 +31,9 @@ bench: deps
 	$(BIN)/python bench/propagation.py --targets 2
 	$(BIN)/python bench/propagation.py --targets 8
 	$(BIN)/python bench/mdns.py
+
+docs: deps
+	$(BIN)/python scripts/render-flow-docs.py
 
 deps: sysdeps $(STAMP)
 

@@ -392,6 +392,10 @@ def cmd_job_show(args: argparse.Namespace) -> int:
     from zoneflow.conductor import persistence
     from zoneflow.engine import jobs
 
+    if args.graph or args.output:
+        fmt = _graph_format(args)
+        _write_graph(args, fmt, jobs.job_graph(persistence.get_backend(), args.id))
+        return 0
     job = jobs.get_job(persistence.get_backend(), args.id)
     if args.json:
         _show(args, job)
@@ -426,6 +430,38 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     else:
         print(f"job {job.id} cancelled; zone {job.zone_name} is in ERROR: {job.error}")
     return 0
+
+
+GRAPH_FORMATS = ("dot", "svg", "png")
+
+
+def _graph_format(args: argparse.Namespace) -> str:
+    """--graph's format, or else the one --output's file name ends in."""
+    if args.graph is not None:
+        return str(args.graph)
+    fmt = str(args.output).rpartition(".")[2].lower()
+    if fmt not in GRAPH_FORMATS:
+        raise exceptions.InvalidInput(
+            f"cannot tell the graph format from {args.output!r}: "
+            f"add --graph {'|'.join(GRAPH_FORMATS)} or end the file name in one of them"
+        )
+    return fmt
+
+
+def _write_graph(args: argparse.Namespace, fmt: str, dot: str) -> None:
+    """Write a graph in ``fmt`` to --output, or to stdout."""
+    from zoneflow.flows import render
+
+    data = dot.encode() if fmt == "dot" else render.to_image(dot, fmt)
+    if args.output is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        with open(args.output, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise exceptions.InvalidInput(f"cannot write {args.output}: {exc.strerror}") from exc
 
 
 def cmd_flow_show(args: argparse.Namespace) -> int:
@@ -593,6 +629,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = command(job, "show", cmd_job_show, "show a job and the state of each of its tasks")
     p.add_argument("id")
+    p.add_argument(
+        "--graph",
+        choices=GRAPH_FORMATS,
+        help="draw the job's flow instead, each task coloured by its state",
+    )
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the graph to FILE (format from --graph or FILE's suffix), not stdout",
+    )
     p = command(job, "cancel", cmd_job_cancel, "take a job no conductor is running off the board")
     p.add_argument("id")
 

@@ -14,7 +14,8 @@ conductor died still counts. A job that has used up ``[conductor]
 max_job_attempts`` is consumed as failed (``zoneflow job list`` shows it as
 FAILURE) and its zone goes to ERROR with a reason naming the job and its last
 error. A run that ends because its conductor is stopping (the engine is
-suspended) is not counted.
+suspended) is not counted, and a conductor fenced off its job (see
+fencing.py) writes nothing about it: the job's new owner keeps the count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from taskflow import states
 from taskflow.conductors.backends import impl_nonblocking
 
 from zoneflow import exceptions
+from zoneflow.conductor import fencing
 from zoneflow.engine import jobs
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class _Ended(enum.Enum):
     SUSPENDED = "suspended"  # the conductor is stopping: hand the job back, uncounted
     RETRY = "retry"  # TaskFlow would hand the job back: try again while attempts last
     BROKEN = "broken"  # failed without reverting; TaskFlow consumes it: end it as failed
+    FENCED = "fenced"  # another conductor owns the job now: write nothing about it
 
 
 class BoundedConductor(impl_nonblocking.NonBlockingConductor):
@@ -75,6 +78,9 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
         ended, error = self._run(job)
         if ended is _Ended.DONE:
             return True
+        if ended is _Ended.FENCED:
+            LOG.warning("job %s: this conductor lost it to another: %s", job_id, error)
+            return False
         if ended is _Ended.SUSPENDED:
             return self._hand_back(job_id, error=None)
         if ended is _Ended.RETRY and attempt.number < self.max_attempts:
@@ -110,7 +116,11 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
                     self._notifier.notify(f"{event}_end", details)
         except tf_exc.WrappedFailure as exc:
             error = "; ".join(f"{f.exception_str}" for f in exc)
+            if any(f.check(fencing.JobFenced) for f in exc):
+                return _Ended.FENCED, error
             retry = all(f.check(*self.NO_CONSUME_EXCEPTIONS) for f in exc)
+        except fencing.JobFenced as exc:
+            return _Ended.FENCED, str(exc)
         except self.NO_CONSUME_EXCEPTIONS as exc:
             error, retry = _describe(exc), True
         except Exception as exc:

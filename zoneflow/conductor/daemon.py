@@ -18,8 +18,9 @@ import threading
 from typing import Any
 
 from oslo_config import cfg
+from taskflow.engines.action_engine import compiler
 
-from zoneflow.conductor import bounded, jobboard, persistence
+from zoneflow.conductor import bounded, fencing, jobboard, persistence
 from zoneflow.engine import executor
 from zoneflow.engine.relay import OutboxRelay
 
@@ -65,6 +66,11 @@ class Conductor:
             wait_timeout=CONF.conductor.wait_timeout,
             max_simultaneous_jobs=CONF.conductor.max_jobs,
         )
+        if CONF.jobboard.backend == "zookeeper":
+            # Claims live as long as the board's ZooKeeper session: each job's
+            # flow carries that session's id, and its tasks stop if it ends.
+            fencing.install(self.board._client, CONF.jobboard.session_timeout)
+            self._conductor.notifier.register("running_start", _give_fence_token)
         self._thread: threading.Thread | None = None
 
     @property
@@ -90,7 +96,21 @@ class Conductor:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._conductor.close()
+        fencing.uninstall()
         self.board.close()
+
+
+def _give_fence_token(_event: str, details: dict[str, Any]) -> None:
+    """Hand a job's flow the session id its claim is held under (see fencing)."""
+    engine = details["engine"]
+    token = fencing.token()
+    atoms = [
+        engine.storage.get_atom_uuid(node.name)
+        for node, kind in engine.compilation.execution_graph.nodes(data="kind")
+        if kind in compiler.ATOMS
+    ]
+    fencing.bind(token, [engine.storage.flow_uuid, *atoms])
+    engine.storage.inject({"fence_token": token}, transient=True)
 
 
 def run_forever() -> None:

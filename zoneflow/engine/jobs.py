@@ -10,6 +10,10 @@ The logbook's metadata also keeps the job's attempts: how many runs
 conductors started, which conductor runs it now, the last error, and, when
 zoneflow rather than the flow ended the job, that outcome (FAILURE after
 too many attempts, CANCELLED by an operator) with its reason.
+
+A job's graph is drawn the way the conductor runs it: the flow rebuilt
+from the factory and arguments in its logbook, each atom coloured by the
+state persisted for it.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from typing import Any
 from oslo_utils import timeutils
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
+from taskflow import flow as tf_flow
 from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
+from zoneflow.flows import render, tasks
 from zoneflow.storage import api as storage
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
@@ -49,6 +55,8 @@ class AtomInfo:
     state: str
     intention: str
     result: Any
+    # Why the atom failed, or why the target it acted on failed.
+    error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,14 +141,54 @@ def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
 
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
+    return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def job_graph(persistence: Any, job_id: str) -> str:
+    """The job's flow as Graphviz DOT, each atom coloured by its persisted state."""
+    book = _logbook(persistence, job_id)
+    job = _info(book, with_atoms=True)
+    details = list(book)
+    if not details:
+        raise exceptions.FlowNotFound(f"job {job_id} has no flow recorded in its logbook")
+    try:
+        flow = engines.flow_from_detail(details[0])
+    except (ValueError, ImportError, TypeError) as exc:
+        raise exceptions.FlowNotFound(
+            f"the flow of job {job_id} cannot be rebuilt from its logbook "
+            f"(was it posted by another zoneflow version?): {exc}"
+        ) from exc
+    factory_kwargs = details[0].meta["factory"].get("kwargs", {})
+    labels = {t["id"]: t["label"] for t in factory_kwargs.get("targets", [])}
+    targets = {
+        a.name: labels.get(a.target_id, a.target_id)
+        for a in _atoms(flow)
+        if isinstance(a, tasks.ZoneActionOnTarget)
+    }
+    runs = {}
+    for atom in job.atoms:
+        note = atom.error or (f"target {targets[atom.name]}" if atom.name in targets else "")
+        runs[atom.name] = render.AtomRun(atom.state, failed=atom.error is not None, note=note)
+    title = f"{job.kind} {job.zone_name} serial {job.serial}: {job.state}\njob {job.id}"
+    return render.to_dot(flow, runs, title=title)
+
+
+def _atoms(flow: Any) -> Iterator[Any]:
+    for item in flow:
+        if isinstance(item, tf_flow.Flow):
+            yield from _atoms(item)
+        else:
+            yield item
+
+
+def _logbook(persistence: Any, job_id: str) -> models.LogBook:
     with _logbooks(persistence) as connection:
         try:
-            book = connection.get_logbook(job_id)
+            return connection.get_logbook(job_id)
         except tf_exc.NotFound:
             raise exceptions.JobNotFound(
                 f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
             ) from None
-        return _info(book, with_atoms=True)
 
 
 def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
@@ -151,7 +199,7 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
     atoms: tuple[AtomInfo, ...] = ()
     if with_atoms and details:
         atoms = tuple(
-            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results)
+            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results, _error(a))
             for a in details[0]
             if not a.name.startswith(TASKFLOW_INTERNAL)
         )
@@ -322,3 +370,14 @@ def _board_errors() -> Iterator[None]:
         raise exceptions.JobboardUnavailable(
             f"the jobboard failed while cancelling: {exc}; check ZooKeeper and try again"
         ) from exc
+
+
+def _error(atom: models.AtomDetail) -> str | None:
+    if atom.failure is not None:
+        return str(atom.failure.exception_str)
+    # ZoneActionOnTarget returns a failed target as its outcome instead of
+    # raising, so the consensus check can weigh it against the threshold.
+    result = atom.results
+    if isinstance(result, dict) and result.get("ok") is False:
+        return str(result.get("error") or "the target failed")
+    return None

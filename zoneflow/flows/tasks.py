@@ -22,6 +22,7 @@ from taskflow import task
 from taskflow.types import failure as tf_failure
 
 from zoneflow import backends, exceptions, objects
+from zoneflow.conductor import fencing
 from zoneflow.dns import query
 from zoneflow.storage import api as storage
 
@@ -89,7 +90,8 @@ class BeginZoneAction(task.Task):
 
     default_provides = "zone_name"
 
-    def execute(self, zone_id: str, serial: int) -> str:
+    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> str:
+        fencing.check(fence_token)
         zone = storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
@@ -97,8 +99,15 @@ class BeginZoneAction(task.Task):
         return zone.name
 
     def revert(
-        self, zone_id: str, serial: int, flow_failures: dict[str, tf_failure.Failure], **_: Any
+        self,
+        zone_id: str,
+        serial: int,
+        flow_failures: dict[str, tf_failure.Failure],
+        fence_token: int | None = None,
+        **_: Any,
     ) -> None:
+        if fencing.lost(fence_token):
+            return  # the job is another conductor's now: it decides the zone's status
         reason = _reason(flow_failures)
         LOG.warning("zone %s serial %s: job failed and was reverted: %s", zone_id, serial, reason)
         storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason)
@@ -120,7 +129,8 @@ class ZoneActionOnTarget(task.Task):
         self.action = action
         self.target_id = target_id
 
-    def execute(self, zone_id: str, serial: int) -> dict[str, Any]:
+    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> dict[str, Any]:
+        fencing.check(fence_token)
         zone = storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
@@ -174,7 +184,9 @@ class ZoneActionOnTarget(task.Task):
             _notify(catalog.name, str(host), int(target.options.get("port", 53)), catalog.serial)
         return {"ok": True, "error": None, "skipped": False, "catalog": True}
 
-    def revert(self, zone_id: str, result: Any, **_: Any) -> None:
+    def revert(self, zone_id: str, result: Any, fence_token: int | None = None, **_: Any) -> None:
+        if fencing.lost(fence_token):
+            return  # the job is another conductor's now: undoing would undo its work
         if self.action != objects.CREATE or not isinstance(result, dict) or not result.get("ok"):
             return
         zone = storage.get_zone_any(zone_id)
@@ -230,7 +242,8 @@ class SendNotify(task.Task):
         super().__init__(name=f"send-notify-{host}:{port}")
         self.host, self.port = host, port
 
-    def execute(self, zone_name: str, serial: int) -> None:
+    def execute(self, zone_name: str, serial: int, fence_token: int | None = None) -> None:
+        fencing.check(fence_token)
         _notify(zone_name, self.host, self.port, serial)
 
 
@@ -314,7 +327,10 @@ class UpdateStatus(task.Task):
         self.target_addresses = target_addresses
         self.threshold = threshold
 
-    def execute(self, zone_id: str, serial: int, **results: dict[str, Any]) -> str:
+    def execute(
+        self, zone_id: str, serial: int, fence_token: int | None = None, **results: dict[str, Any]
+    ) -> str:
+        fencing.check(fence_token)
         served = {(h, p): results[served_result(h, p)] for h, p in self.nameservers}
         for target_id in self.target_ids:
             self._record_target(

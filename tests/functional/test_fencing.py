@@ -1,0 +1,100 @@
+"""A conductor paused past its ZooKeeper session stops, instead of racing the new owner.
+
+Real ZooKeeper and PostgreSQL; fake targets that write a line when a call
+completes. The first conductor is frozen (SIGSTOP) while a slow target works,
+long enough for its session to expire; a second conductor resumes the job and
+finishes it. When the first is thawed (SIGCONT), its next task finds its claim
+gone and the flow stops there: no status written over the new owner's, and no
+revert undoing what the new owner did.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+import time
+
+from tests.functional.deployment import Deployment
+from tests.functional.fixtures.ports import wait_for
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+ZONE = "fence.example."
+SESSION_TIMEOUT = 2
+SLOW_SECONDS = 4
+
+
+def _calls(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _status(deployment: Deployment) -> str:
+    return str(json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)["status"])
+
+
+def test_a_conductor_thawed_after_losing_its_session_changes_nothing_more(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(
+        tmp_path,
+        database=postgres_database,
+        zookeeper_hosts=zookeeper.hosts,
+        session_timeout=SESSION_TIMEOUT,
+    )
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.fence.example.", "priority": 1}],
+                "targets": [
+                    {
+                        "type": "fake",
+                        "description": "fast",
+                        "options": {"record_file": str(record)},
+                    },
+                    {
+                        "type": "fake",
+                        "description": "slow",
+                        "options": {"record_file": str(record), "delay": SLOW_SECONDS},
+                    },
+                ],
+            }
+        )
+        first = deployment.start_conductor("first")
+        deployment.cli("zone", "create", ZONE, "--email", "hostmaster@fence.example")
+        wait_for(lambda: len(_calls(record)) == 1, timeout=30, what="the fast target's create")
+
+        deployment.kill("first", signal.SIGSTOP)  # frozen in the slow target's call
+        second = deployment.start_conductor("second")
+        wait_for(
+            lambda: _status(deployment) == "ACTIVE",
+            timeout=60,
+            interval=0.5,
+            what="the second conductor to finish the job",
+        )
+        deployment.kill("first", signal.SIGCONT)
+        wait_for(
+            lambda: "another conductor owns this job" in deployment.log("first"),
+            timeout=20,
+            what="the thawed conductor to find its claim gone",
+        )
+        time.sleep(1)  # room for anything it might still (wrongly) do
+
+        first_log = deployment.log("first")
+        assert "Job completed successfully" not in first_log
+        assert _status(deployment) == "ACTIVE"
+        calls = _calls(record)
+        # Only creates: no revert ran on either side. The slow create may
+        # have finished once in each process (the overlap tasks must bear).
+        assert {c["op"] for c in calls} == {"create"}
+        assert {c["pid"] for c in calls} <= {first.pid, second.pid}
+        jobs = json.loads(deployment.cli("--json", "job", "list").stdout)
+        assert [j["state"] for j in jobs] == ["SUCCESS"]
+    finally:
+        deployment.kill("first", signal.SIGCONT) if deployment.processes[
+            "first"
+        ].poll() is None else None
+        deployment.close()

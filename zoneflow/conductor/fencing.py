@@ -1,0 +1,199 @@
+"""Fencing: a conductor that may have lost its jobs stops changing nameservers.
+
+A conductor's claims live as long as its ZooKeeper session. A conductor that
+is paused (SIGSTOP, a long GC or VM pause) or cut off past the session
+timeout has lost them: another conductor resumes its jobs. When it runs
+again it must not go on, side by side with the new owner.
+
+Every job's flow is given the session id it was claimed under (the
+``fence_token``). Each task with side effects calls :func:`check` before it
+acts, and reverts call :func:`lost` before undoing anything:
+
+- a session ZooKeeper has expired (kazoo reports LOST) is fenced for good;
+- a process that was not running for a while (a heartbeat thread's gap) may
+  have lost its session without knowing yet: the task waits until kazoo has
+  settled (same session, connected: go on; else fenced).
+
+A fenced task raises :class:`JobFenced` and the flow stops at that task
+boundary; its reverts do nothing, since the job belongs to someone else now,
+and the persistence backend drops the fenced flow's writes (:func:`fenced`),
+so its logbook shows the new owner's run, not the end of the old one.
+What remains is the task that was already running when the pause began: it
+finishes once, next to the new owner's run of it, which is why every task
+is idempotent.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kazoo.protocol.states import KazooState
+
+LOG = logging.getLogger(__name__)
+
+# How often the heartbeat thread ticks, and the gap that makes it suspect a pause.
+TICK = 0.1
+# Logbook entries (flow and atom details) remembered with the session that
+# claimed their job; the oldest are forgotten (their jobs are long done).
+BOUND_KEPT = 100_000
+
+
+class JobFenced(Exception):
+    """This process's claim on the job ended: another conductor owns it now."""
+
+
+class Fence:
+    def __init__(self, client: Any, session_timeout: float) -> None:
+        self.client = client
+        self.session_timeout = session_timeout
+        self.suspect_after = max(4 * TICK, session_timeout / 3)
+        self._lock = threading.Condition()
+        self._session = self._current_session()
+        self._lost: set[int] = set()
+        self._suspect = False
+        self._last_tick = time.monotonic()
+        self._stopped = threading.Event()
+        client.add_listener(self._on_state)
+        self._thread = threading.Thread(target=self._heartbeat, name="fence", daemon=True)
+        self._thread.start()
+
+    def token(self) -> int | None:
+        """The session id jobs claimed now are held under."""
+        return self._current_session()
+
+    def lost(self, token: int | None) -> bool:
+        with self._lock:
+            return token is not None and token in self._lost
+
+    def check(self, token: int | None) -> None:
+        """Raise JobFenced unless the session ``token`` still holds this process's claims."""
+        if token is None:
+            return
+        with self._lock:
+            if time.monotonic() - self._last_tick > self.suspect_after:
+                self._suspect = True  # we were not running: the heartbeat has not seen it yet
+            suspect = self._suspect and token not in self._lost
+        if suspect:
+            # Only a round trip tells which session we hold: after a pause
+            # kazoo may not have heard yet that the old one expired.
+            try:
+                self.client.exists_async("/").get(timeout=self.session_timeout)
+            except Exception as exc:  # noqa: BLE001 - any failure means "not proven alive"
+                LOG.warning("cannot confirm ZooKeeper session %#x: %s", token, exc)
+            with self._lock:
+                if self._settled(token):
+                    self._suspect = False
+                else:
+                    self._lost.add(token)
+        if self.lost(token):
+            raise JobFenced(
+                f"ZooKeeper session {token:#x} is gone: another conductor owns this job now"
+            )
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.client.remove_listener(self._on_state)
+
+    # -- what feeds it ---------------------------------------------------------------
+
+    def _current_session(self) -> int | None:
+        client_id = getattr(self.client, "client_id", None)
+        return int(client_id[0]) if client_id else None
+
+    def _settled(self, token: int) -> bool:
+        return bool(self.client.connected) and self._current_session() == token
+
+    def _on_state(self, state: str) -> None:
+        # Called on kazoo's connection thread: no blocking calls here.
+        with self._lock:
+            if state == KazooState.LOST and self._session is not None:
+                LOG.warning(
+                    "ZooKeeper session %#x expired: its jobs belong to other conductors now; "
+                    "their flows stop at the next task",
+                    self._session,
+                )
+                self._lost.add(self._session)
+            elif state == KazooState.CONNECTED:
+                self._session = self._current_session()
+            self._lock.notify_all()
+        # The session id of a new session is known only once connected.
+        if state == KazooState.LOST:
+            self._session = None
+
+    def _heartbeat(self) -> None:
+        while not self._stopped.wait(TICK):
+            now = time.monotonic()
+            with self._lock:
+                if now - self._last_tick > self.suspect_after:
+                    LOG.warning(
+                        "this process did not run for %.1fs: checking its ZooKeeper session "
+                        "before any further change",
+                        now - self._last_tick,
+                    )
+                    self._suspect = True
+                if self._session is None and self.client.connected:
+                    self._session = self._current_session()
+                self._last_tick = now
+                self._lock.notify_all()
+
+
+_fence: Fence | None = None
+_bound: collections.OrderedDict[str, int] = collections.OrderedDict()
+_bound_lock = threading.Lock()
+
+
+def install(client: Any, session_timeout: float) -> Fence:
+    """Fence this process's jobs on ``client``'s session (one per process)."""
+    global _fence
+    if _fence is not None:
+        _fence.stop()
+    _fence = Fence(client, session_timeout)
+    return _fence
+
+
+def uninstall() -> None:
+    global _fence
+    if _fence is not None:
+        _fence.stop()
+        _fence = None
+
+
+def token() -> int | None:
+    return None if _fence is None else _fence.token()
+
+
+def check(fence_token: int | None) -> None:
+    """Raise JobFenced if this process no longer owns the job claimed under ``fence_token``."""
+    if _fence is not None:
+        _fence.check(fence_token)
+
+
+def bind(fence_token: int | None, uuids: Iterable[str]) -> None:
+    """Remember that these logbook entries belong to a job claimed under ``fence_token``."""
+    if fence_token is None:
+        return
+    with _bound_lock:
+        for uuid in uuids:
+            _bound[uuid] = fence_token
+            _bound.move_to_end(uuid)
+        while len(_bound) > BOUND_KEPT:
+            _bound.popitem(last=False)
+
+
+def fenced(uuid: str) -> bool:
+    """Whether a logbook entry belongs to a job this process no longer owns."""
+    if _fence is None:
+        return False
+    with _bound_lock:
+        token = _bound.get(uuid)
+    return token is not None and _fence.lost(token)
+
+
+def lost(fence_token: int | None) -> bool:
+    """Whether the job claimed under ``fence_token`` now belongs to someone else."""
+    return _fence is not None and _fence.lost(fence_token)
