@@ -302,9 +302,11 @@ def _end(persistence: Any, job_id: str, outcome: str, reason: str) -> None:
         return True
 
     meta = _update_meta(persistence, job_id, change)
+    if "zone_id" not in meta:
+        return  # not a zone job (not posted by zoneflow): there is no zone to mark
     # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
     storage.set_zone_status(
-        str(meta["zone_id"]), serial=int(meta["serial"]), status=objects.ERROR, error=reason
+        str(meta["zone_id"]), serial=int(meta.get("serial", 0)), status=objects.ERROR, error=reason
     )
 
 
