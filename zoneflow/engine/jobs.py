@@ -319,7 +319,12 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
     A job a live conductor has claimed is left alone (JobClaimed names the
     conductor). A job that is not on the board but never finished (its
     board entry was lost) is stuck: nothing will ever run it, so it is
-    cancelled in the database alone.
+    cancelled in the database alone. Any conductor that still finds a
+    cancelled job on its board removes it unrun.
+
+    The in-process zake board is seen only by its own process: cancelling
+    from another one (a CLI beside ``zoneflow all-in-one``) cannot tell a
+    job that is running there from a stuck one.
     """
     posted = _find_posted(board, job_id)
     # Read after the board: a job is consumed only once its final state is saved.
