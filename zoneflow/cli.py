@@ -391,7 +391,7 @@ def cmd_job_list(args: argparse.Namespace) -> int:
     _list(
         args,
         jobs.list_jobs(persistence.get_backend(), limit=args.limit),
-        ["id", "kind", "zone_name", "serial", "state", "created_at"],
+        ["id", "kind", "zone_name", "serial", "state", "attempts", "created_at"],
     )
     return 0
 
@@ -409,9 +409,34 @@ def cmd_job_show(args: argparse.Namespace) -> int:
         _show(args, job)
         return 0
     print(f"job {job.id}: {job.kind} {job.zone_name} serial {job.serial}: {job.state}")
+    print(f"attempts: {job.attempts}")
+    if job.error:
+        print(f"error: {job.error}")
     print(
         _table([[a.name, a.state, a.intention] for a in job.atoms], ["atom", "state", "intention"])
     )
+    return 0
+
+
+def cmd_job_cancel(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    from zoneflow.conductor import jobboard, persistence
+    from zoneflow.engine import jobs
+
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend, name="zoneflow-cli")
+    try:
+        job = jobs.cancel(
+            board, backend, args.id, who=f"zoneflow-cli-{socket.gethostname()}-{os.getpid()}"
+        )
+    finally:
+        board.close()
+    if args.json:
+        _show(args, job)
+    else:
+        print(f"job {job.id} cancelled; zone {job.zone_name} is in ERROR: {job.error}")
     return 0
 
 
@@ -631,6 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the graph to FILE (format from --graph or FILE's suffix), not stdout",
     )
+    p = command(job, "cancel", cmd_job_cancel, "take a job no conductor is running off the board")
+    p.add_argument("id")
 
     flow = groups.add_parser("flow", help="flows").add_subparsers(dest="cmd", required=True)
     p = command(flow, "show", cmd_flow_show, "draw a flow's graph")

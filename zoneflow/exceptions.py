@@ -116,6 +116,20 @@ class DuplicatePool(Duplicate):
     error_type = "duplicate_pool"
 
 
+class JobClaimed(ZoneflowError):
+    """A conductor holds the job and is running it; it cannot be cancelled now."""
+
+    http_status = 409
+    error_type = "job_claimed"
+
+
+class JobFinished(ZoneflowError):
+    """The job has already ended; there is nothing left to cancel."""
+
+    http_status = 409
+    error_type = "job_finished"
+
+
 class ZoneBusy(ZoneflowError):
     """The zone is being deleted; it accepts no more changes."""
 

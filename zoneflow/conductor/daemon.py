@@ -1,7 +1,8 @@
 """The conductor daemon: claims zone jobs from the jobboard and runs their flows.
 
 Built on TaskFlow's non-blocking conductor: each claimed job runs its flow
-on a parallel engine whose tasks share the process's one thread pool.
+on a parallel engine whose tasks share the process's one thread pool, and a
+job is run at most ``max_job_attempts`` times (see bounded.py).
 Several conductors may watch one ZooKeeper board; each job is claimed by
 exactly one, and a dead conductor's jobs are freed when its ZooKeeper
 session ends and resumed by another from their persisted atom states.
@@ -17,10 +18,9 @@ import threading
 from typing import Any
 
 from oslo_config import cfg
-from taskflow.conductors import backends as conductor_backends
 from taskflow.engines.action_engine import compiler
 
-from zoneflow.conductor import fencing, jobboard, persistence
+from zoneflow.conductor import bounded, fencing, jobboard, persistence
 from zoneflow.engine import executor, metrics
 from zoneflow.engine.relay import OutboxRelay
 
@@ -37,6 +37,13 @@ conductor_opts = [
         help="Seconds between looks at the board when idle: the latency of picking up a job.",
     ),
     cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
+    cfg.IntOpt(
+        "max_job_attempts",
+        default=3,
+        min=1,
+        help="Runs of one job (including runs whose conductor died) before it is given up: "
+        "it ends as FAILURE and its zone goes to ERROR.",
+    ),
 ]
 CONF.register_opts(conductor_opts, group="conductor")
 
@@ -49,10 +56,10 @@ class Conductor:
         self.persistence = persistence.get_backend()
         self.board = board or jobboard.connect(self.persistence, name=f"board-{self.name}")
         self.relay = OutboxRelay(self.board, self.persistence) if CONF.conductor.relay else None
-        self._conductor = conductor_backends.fetch(
-            "nonblocking",
+        self._conductor = bounded.BoundedConductor(
             self.name,
             self.board,
+            max_attempts=CONF.conductor.max_job_attempts,
             persistence=self.persistence,
             engine="parallel",
             engine_options=executor.engine_options(),
@@ -65,6 +72,11 @@ class Conductor:
             fencing.install(self.board._client, CONF.jobboard.session_timeout)
         self._conductor.notifier.register("running_start", _on_running_start)
         self._thread: threading.Thread | None = None
+
+    @property
+    def notifier(self) -> Any:
+        """TaskFlow's conductor notifier: job_consumed, job_abandoned, job_failed, ..."""
+        return self._conductor.notifier
 
     def run(self) -> None:
         """Claim and run jobs until stop() (blocks)."""

@@ -6,6 +6,11 @@ the flow from them, and the atom states persisted there let another
 conductor resume it. The logbook's uuid is the job id users see: it lives in
 the database, so it outlives the jobboard entry.
 
+The logbook's metadata also keeps the job's attempts: how many runs
+conductors started, which conductor runs it now, the last error, and, when
+zoneflow rather than the flow ended the job, that outcome (FAILURE after
+too many attempts, CANCELLED by an operator) with its reason.
+
 A job's graph is drawn the way the conductor runs it: the flow rebuilt
 from the factory and arguments in its logbook, each atom coloured by the
 state persisted for it.
@@ -17,9 +22,10 @@ import contextlib
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from oslo_utils import timeutils
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
 from taskflow import flow as tf_flow
@@ -31,6 +37,16 @@ from zoneflow.storage import api as storage
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
+
+# Outcomes zoneflow gives a job itself, shown as its state. FAILURE is
+# TaskFlow's own word for a failed flow.
+FAILED = states.FAILURE
+CANCELLED = "CANCELLED"
+
+# Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
+_OVER = frozenset(
+    {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +70,22 @@ class JobInfo:
     created_at: datetime.datetime | None
     updated_at: datetime.datetime | None
     atoms: tuple[AtomInfo, ...] = ()
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """What a conductor learns about a job it has just claimed.
+
+    ``number`` counts the run about to start (from 1); it is one more than
+    the limit when the job has used up its attempts and must not run again.
+    ``outcome`` is set when the job has already been failed or cancelled.
+    """
+
+    number: int
+    previous_error: str | None
+    outcome: str | None = None
 
 
 def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
@@ -163,6 +195,7 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
     meta = book.meta or {}
     details = list(book)
     state = details[0].state if details and details[0].state else states.PENDING
+    outcome = meta.get("outcome")
     atoms: tuple[AtomInfo, ...] = ()
     if with_atoms and details:
         atoms = tuple(
@@ -176,11 +209,174 @@ def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
         zone_id=str(meta.get("zone_id", "")),
         zone_name=str(meta.get("zone_name", "")),
         serial=int(meta.get("serial", 0)),
-        state=str(state),
+        state=str(outcome or state),
         created_at=book.created_at,
         updated_at=book.updated_at,
         atoms=atoms,
+        attempts=int(meta.get("attempts", 0)),
+        error=meta.get("error") if outcome else meta.get("last_error"),
     )
+
+
+# --- attempts: what conductors record about the runs of a job ------------------
+
+
+def _update_meta(
+    persistence: Any, job_id: str, change: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Apply ``change`` to a job's logbook metadata; save it if ``change`` says it changed."""
+    with _logbooks(persistence) as connection:
+        try:
+            # lazy: without flow details, saving the book touches its own row only.
+            book = connection.get_logbook(job_id, lazy=True)
+        except tf_exc.NotFound:
+            raise exceptions.JobNotFound(
+                f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
+            ) from None
+        meta = dict(book.meta or {})
+        if change(meta):
+            book.meta = meta
+            book.updated_at = timeutils.utcnow()
+            connection.save_logbook(book)
+        return meta
+
+
+def begin_attempt(persistence: Any, job_id: str, *, conductor: str, limit: int) -> Attempt:
+    """Count the run of a job that ``conductor`` is about to start.
+
+    A run is counted before it starts because a conductor that dies during
+    it cannot count it afterwards: the next claim finds the run still marked
+    as running, and that becomes the previous error. Once ``limit`` runs
+    have been counted nothing more is written, and the number returned is
+    ``limit + 1``.
+    """
+    attempt: Attempt | None = None
+
+    def change(meta: dict[str, Any]) -> bool:
+        nonlocal attempt
+        runs = int(meta.get("attempts", 0))
+        previous_error = meta.get("last_error")
+        if meta.get("running_on"):
+            previous_error = f"conductor {meta['running_on']} stopped while running attempt {runs}"
+        if meta.get("outcome"):
+            attempt = Attempt(runs, meta.get("error"), meta["outcome"])
+            return False
+        if runs >= limit:
+            attempt = Attempt(runs + 1, previous_error)
+            return False
+        attempt = Attempt(runs + 1, previous_error)
+        meta.update(attempts=runs + 1, running_on=conductor, last_error=previous_error)
+        return True
+
+    _update_meta(persistence, job_id, change)
+    assert attempt is not None
+    return attempt
+
+
+def end_attempt(persistence: Any, job_id: str, *, error: str | None) -> None:
+    """Record that a run ended without finishing the job.
+
+    With an ``error`` the run counts and the error is kept; without one the
+    run was suspended (its conductor is stopping) and is not counted.
+    """
+
+    def change(meta: dict[str, Any]) -> bool:
+        runs = int(meta.get("attempts", 0))
+        if error is None:
+            meta.update(attempts=max(0, runs - 1), running_on=None)
+        else:
+            meta.update(running_on=None, last_error=error)
+        return True
+
+    _update_meta(persistence, job_id, change)
+
+
+def fail(persistence: Any, job_id: str, reason: str) -> None:
+    """End a job as failed: record why, and put its zone in ERROR with the reason."""
+    _end(persistence, job_id, FAILED, reason)
+
+
+def _end(persistence: Any, job_id: str, outcome: str, reason: str) -> None:
+    def change(meta: dict[str, Any]) -> bool:
+        meta.update(outcome=outcome, error=reason, running_on=None)
+        return True
+
+    meta = _update_meta(persistence, job_id, change)
+    if "zone_id" not in meta:
+        return  # not a zone job (not posted by zoneflow): there is no zone to mark
+    # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
+    storage.set_zone_status(
+        str(meta["zone_id"]), serial=int(meta.get("serial", 0)), status=objects.ERROR, error=reason
+    )
+
+
+# --- cancelling ---------------------------------------------------------------------
+
+
+def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
+    """Take a job off the board and put its zone in ERROR "cancelled by operator".
+
+    A job a live conductor has claimed is left alone (JobClaimed names the
+    conductor). A job that is not on the board but never finished (its
+    board entry was lost) is stuck: nothing will ever run it, so it is
+    cancelled in the database alone. Any conductor that still finds a
+    cancelled job on its board removes it unrun.
+
+    The in-process zake board is seen only by its own process: cancelling
+    from another one (a CLI beside ``zoneflow all-in-one``) cannot tell a
+    job that is running there from a stuck one.
+    """
+    posted = _find_posted(board, job_id)
+    # Read after the board: a job is consumed only once its final state is saved.
+    job = get_job(persistence, job_id)
+    if posted is None and job.state in _OVER:
+        raise exceptions.JobFinished(
+            f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
+        )
+    reason = f"job {job_id} ({job.kind} serial {job.serial}) cancelled by operator"
+    if posted is None:
+        _end(persistence, job_id, CANCELLED, reason)
+        return get_job(persistence, job_id)
+    with _board_errors():
+        try:
+            board.claim(posted, who)
+        except tf_exc.UnclaimableJob:
+            raise exceptions.JobClaimed(
+                f"job {job_id} is claimed by conductor {board.find_owner(posted) or '(unknown)'}, "
+                "which is running it: wait for it to finish, or stop that conductor and cancel "
+                "again once its claim has expired"
+            ) from None
+        except tf_exc.NotFound:
+            raise exceptions.JobFinished(
+                f"job {job_id} finished while being cancelled: there is nothing to cancel"
+            ) from None
+        try:
+            _end(persistence, job_id, CANCELLED, reason)
+        except Exception:
+            board.abandon(posted, who)
+            raise
+        # Should this fail, the claim ends with our session; any conductor that
+        # claims the job then finds it cancelled and consumes it unrun.
+        board.consume(posted, who)
+    return get_job(persistence, job_id)
+
+
+def _find_posted(board: Any, job_id: str) -> Any:
+    with _board_errors():
+        for posted in board.iterjobs(ensure_fresh=True):
+            if posted.book_uuid == job_id:
+                return posted
+    return None
+
+
+@contextlib.contextmanager
+def _board_errors() -> Iterator[None]:
+    try:
+        yield
+    except tf_exc.JobFailure as exc:
+        raise exceptions.JobboardUnavailable(
+            f"the jobboard failed while cancelling: {exc}; check ZooKeeper and try again"
+        ) from exc
 
 
 def _error(atom: models.AtomDetail) -> str | None:

@@ -1,0 +1,163 @@
+"""A job that keeps killing its conductor is given up; operators cancel jobs.
+
+Real ZooKeeper (a killed conductor's claim vanishes with its session and the
+job goes back to the board) and real PostgreSQL (the logbook where every
+conductor counts the job's attempts), conductors as separate processes.
+The poisoned job stands in for one that takes its conductor down every time
+(say, out of memory): its one fake target is slow, and the test kills each
+conductor while it runs the job.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from tests.functional.deployment import Deployment
+from tests.functional.fixtures.ports import wait_for
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+MAX_ATTEMPTS = 2
+SLOW_SECONDS = 120
+
+
+def _pool(name: str, record: pathlib.Path) -> dict[str, Any]:
+    return {
+        "name": "default",
+        "ns_records": [{"hostname": f"ns1.{name}", "priority": 1}],
+        "targets": [
+            {
+                "type": "fake",
+                "description": "slow",
+                "options": {"record_file": str(record), "delay": SLOW_SECONDS},
+            }
+        ],
+    }
+
+
+def _job(deployment: Deployment, zone: str) -> dict[str, Any]:
+    (job,) = [
+        j
+        for j in json.loads(deployment.cli("--json", "job", "list").stdout)
+        if j["zone_name"] == zone
+    ]
+    return job
+
+
+def _zone(deployment: Deployment, zone: str) -> dict[str, Any]:
+    return json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
+
+
+def _attempts_reach(deployment: Deployment, zone: str, attempts: int) -> Callable[[], bool]:
+    return lambda: _job(deployment, zone)["attempts"] == attempts
+
+
+def _conductor_name(pid: int) -> str:
+    """What ``zoneflow conductor`` claims jobs as when given no name."""
+    return f"{socket.gethostname()}-{pid}"
+
+
+def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    zone = "poison.example."
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(
+        tmp_path,
+        database=postgres_database,
+        zookeeper_hosts=zookeeper.hosts,
+        session_timeout=2,
+        extra_conf={"conductor": {"max_job_attempts": MAX_ATTEMPTS}},
+    )
+    try:
+        deployment.load_pool(_pool("poison.example.", record))
+        deployment.cli("zone", "create", zone, "--email", "hostmaster@poison.example")
+        killed = []
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            name = f"doomed-{attempt}"
+            process = deployment.start_conductor(name)
+            wait_for(
+                _attempts_reach(deployment, zone, attempt),
+                timeout=60,
+                interval=0.3,
+                what=f"conductor {name} to start attempt {attempt}",
+            )
+            deployment.kill(name, signal.SIGKILL)
+            killed.append(process.pid)
+
+        last = deployment.start_conductor("last")
+        wait_for(
+            lambda: _job(deployment, zone)["state"] == "FAILURE",
+            timeout=60,
+            interval=0.3,
+            what="the last conductor to give the job up",
+        )
+        job = _job(deployment, zone)
+        assert job["attempts"] == MAX_ATTEMPTS
+        assert job["id"] in job["error"]
+        assert f"given up after {MAX_ATTEMPTS} attempts" in job["error"]
+        assert (
+            f"conductor {_conductor_name(killed[-1])} stopped while running attempt "
+            f"{MAX_ATTEMPTS}" in job["error"]
+        )
+
+        failed = _zone(deployment, zone)
+        assert (failed["status"], failed["error"]) == ("ERROR", job["error"])
+
+        listed = deployment.cli("job", "list").stdout
+        (row,) = [line for line in listed.splitlines() if line.startswith(job["id"])]
+        assert row.split()[4:6] == ["FAILURE", str(MAX_ATTEMPTS)]
+
+        # The last conductor never ran the flow, and the job is off the board.
+        assert f"{zone} at serial" not in deployment.log("last"), deployment.log("last")
+        assert not record.exists()
+        refused = deployment.cli("job", "cancel", job["id"], check=False)
+        assert refused.returncode == 1
+        assert "has already finished (FAILURE)" in refused.stderr
+        assert last.poll() is None, "the conductor that gave the job up keeps running"
+    finally:
+        deployment.close()
+
+
+def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
+    tmp_path: pathlib.Path, deployment: Deployment
+) -> None:
+    deployment.load_pool(_pool("cancel.example.", tmp_path / "calls.jsonl"))
+
+    # No conductor yet: the job waits on the board.
+    deployment.cli("zone", "create", "waiting.cancel.example.", "--email", "h@cancel.example")
+    waiting = _job(deployment, "waiting.cancel.example.")
+    cancelled = deployment.cli("job", "cancel", waiting["id"])
+    assert f"job {waiting['id']} cancelled" in cancelled.stdout
+    assert _job(deployment, "waiting.cancel.example.")["state"] == "CANCELLED"
+    zone = _zone(deployment, "waiting.cancel.example.")
+    assert zone["status"] == "ERROR" and "cancelled by operator" in zone["error"]
+
+    conductor = deployment.start_conductor()
+    deployment.cli("zone", "create", "running.cancel.example.", "--email", "h@cancel.example")
+    wait_for(
+        lambda: _job(deployment, "running.cancel.example.")["state"] == "RUNNING",
+        timeout=60,
+        interval=0.3,
+        what="the conductor to run the second job",
+    )
+    running = _job(deployment, "running.cancel.example.")
+    refused = deployment.cli("job", "cancel", running["id"], check=False)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.count("\n") == 1
+    assert (
+        f"job {running['id']} is claimed by conductor {_conductor_name(conductor.pid)}"
+        in refused.stderr
+    )
+    # The cancelled job was never run: the conductor only started the second one.
+    assert "waiting.cancel.example." not in deployment.log("conductor")
+
+    unknown = deployment.cli("job", "cancel", "0000", check=False)
+    assert unknown.returncode == 1
+    assert unknown.stderr.count("\n") == 1 and "job 0000 does not exist" in unknown.stderr
+    # Not SIGTERM: a stopping conductor waits for the slow target's call to return.
+    deployment.kill("conductor")

@@ -1,0 +1,353 @@
+"""Jobs that keep failing end as FAILURE after max_job_attempts; operators can cancel jobs.
+
+A real conductor over the zake jobboard runs the jobs. A job is "poisoned" by
+making one of its tasks raise StorageFailure, one of the errors for which
+TaskFlow's conductor hands a job back to the board instead of consuming it;
+unbounded, the job would be claimed again forever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from oslo_config import cfg
+from taskflow import exceptions as tf_exc
+
+from tests.unit.conftest import fake_pool_yaml
+from zoneflow import cli, objects
+from zoneflow.central import api as central
+from zoneflow.central import pools
+from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.engine import jobs
+from zoneflow.engine.relay import OutboxRelay
+from zoneflow.flows import tasks
+from zoneflow.storage import api as storage
+
+ZONE = "example.com"
+
+
+class Counter:
+    """Counts calls of a wrapped function, thread-safely."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.calls += 1
+        return self.func(*args, **kwargs)
+
+
+class Conductors:
+    """Starts in-process conductors, counting their claims; stops them after the test."""
+
+    def __init__(self) -> None:
+        self.running: list[daemon.Conductor] = []
+        self.claims = Counter(lambda *_: None)
+        self.failed: list[str] = []
+
+    def start(self, name: str = "unit-conductor") -> daemon.Conductor:
+        conductor = daemon.Conductor(name)
+        conductor.board.claim = self._count(conductor.board.claim)  # type: ignore[method-assign]
+        conductor.notifier.register(
+            "job_failed", lambda _event, details: self.failed.append(details["reason"])
+        )
+        assert conductor.relay is not None
+        central.on_change(conductor.relay.wake)
+        conductor.start()
+        self.running.append(conductor)
+        return conductor
+
+    def _count(self, claim: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = claim(*args, **kwargs)
+            self.claims(*args)  # only claims that succeeded
+            return result
+
+        return counted
+
+    def stop(self, conductor: daemon.Conductor) -> None:
+        conductor.stop()
+        self.running.remove(conductor)
+        central._listeners.remove(conductor.relay.wake)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def conductors() -> Iterator[Conductors]:
+    started = Conductors()
+    yield started
+    for conductor in list(started.running):
+        started.stop(conductor)
+    central._listeners.clear()
+
+
+@pytest.fixture
+def board() -> Iterator[Any]:
+    """A board of this test's own, for posting jobs while no conductor runs."""
+    opened = jobboard.connect(persistence.get_backend(), name="unit-test")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def max_attempts() -> Iterator[int]:
+    cfg.CONF.set_override("max_job_attempts", 2, group="conductor")
+    yield 2
+    cfg.CONF.clear_override("max_job_attempts", group="conductor")
+
+
+def _load(*targets: dict[str, object]) -> objects.Pool:
+    (pool,) = storage.replace_pools(pools.parse(fake_pool_yaml(*targets)))
+    return pool
+
+
+def _poison(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> list[str]:
+    """Make every run of ZoneActionOnTarget raise ``exc``; return the list of runs."""
+    runs: list[str] = []
+
+    def execute(self: tasks.ZoneActionOnTarget, zone_id: str, serial: int) -> None:
+        runs.append(zone_id)
+        raise exc
+
+    monkeypatch.setattr(tasks.ZoneActionOnTarget, "execute", execute)
+    return runs
+
+
+def _post_pending(board: Any) -> str:
+    (job_id,) = OutboxRelay(board, persistence.get_backend()).flush()
+    return job_id
+
+
+def _job_until(
+    job_id: str, done: Callable[[jobs.JobInfo], bool], timeout: float = 20
+) -> jobs.JobInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = jobs.get_job(persistence.get_backend(), job_id)
+        if done(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job.state} after {timeout}s: {job}")
+        time.sleep(0.02)
+
+
+def _only_job(timeout: float = 10) -> jobs.JobInfo:
+    """The one job there is, once the relay has posted it."""
+    deadline = time.monotonic() + timeout
+    while not (posted := jobs.list_jobs(persistence.get_backend())):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no job posted after {timeout}s")
+        time.sleep(0.02)
+    (job,) = posted
+    return job
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _on_board(board: Any) -> list[str]:
+    return [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
+
+
+# --- bounded attempts -----------------------------------------------------------
+
+
+def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+    conductors: Conductors,
+    board: Any,
+    max_attempts: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _load({})
+    runs = _poison(monkeypatch, tf_exc.StorageFailure("the database went away"))
+    conductors.start()
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job = _job_until(_only_job().id, lambda j: j.state == jobs.FAILED)
+
+    time.sleep(1)  # room for claims that must not happen
+    assert len(runs) == max_attempts
+    assert conductors.claims.calls == max_attempts
+    assert _on_board(board) == []
+    assert job.attempts == max_attempts
+    assert job.error is not None
+    assert f"job {job.id} given up after {max_attempts} attempts" in job.error
+    assert "StorageFailure: the database went away" in job.error
+    assert conductors.failed == [job.error]
+
+    settled = storage.get_zone_any(zone.id)
+    assert settled is not None
+    assert (settled.status, settled.error) == (objects.ERROR, job.error)
+
+    code, out, _ = _cli(capsys, "job", "list")
+    assert code == 0
+    assert job.id in out and "FAILURE" in out
+    code, out, _ = _cli(capsys, "job", "show", job.id)
+    assert code == 0
+    assert f"attempts: {max_attempts}" in out and f"error: {job.error}" in out
+
+
+def test_a_task_raising_an_unexpected_error_reverts_once_and_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any
+) -> None:
+    _load({})
+    runs = _poison(monkeypatch, RuntimeError("unexpected"))
+    conductors.start()
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job = _job_until(_only_job().id, lambda j: j.state == "REVERTED" and not _on_board(board))
+
+    assert (len(runs), conductors.claims.calls, job.attempts) == (1, 1, 1)
+    assert conductors.failed == []
+    settled = storage.get_zone_any(zone.id)
+    assert settled is not None
+    assert (settled.status, settled.error) == (objects.ERROR, "unexpected")
+
+
+def test_a_job_whose_conductors_died_is_given_up_without_running_again(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any, max_attempts: int
+) -> None:
+    _load({})
+    runs = _poison(monkeypatch, RuntimeError("must not run"))
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+    # What claims by conductors that died mid-run leave behind.
+    for n in range(max_attempts):
+        jobs.begin_attempt(
+            persistence.get_backend(), job_id, conductor=f"dead-{n}", limit=max_attempts
+        )
+
+    conductors.start()
+    job = _job_until(job_id, lambda j: j.state == jobs.FAILED)
+    assert runs == []
+    assert job.error is not None
+    assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
+    settled = storage.get_zone_any(zone.id)
+    assert settled is not None
+    assert (settled.status, settled.error) == (objects.ERROR, job.error)
+
+
+def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
+    conductors: Conductors, board: Any
+) -> None:
+    _load({"delay": 1})
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    first = conductors.start("first")
+    job_id = _job_until(_only_job().id, lambda j: j.state == "RUNNING").id
+    conductors.stop(first)
+
+    job = jobs.get_job(persistence.get_backend(), job_id)
+    assert (job.state, job.attempts) == ("SUSPENDED", 0)
+    assert _on_board(board) == [job_id]
+
+    conductors.start("second")
+    job = _job_until(job_id, lambda j: j.state == "SUCCESS")
+    assert job.attempts == 1
+    served = storage.get_zone_any(zone.id)
+    assert served is not None and served.status == objects.ACTIVE
+
+
+# --- job cancel ----------------------------------------------------------------
+
+
+def test_cancel_takes_an_unclaimed_job_off_the_board_and_puts_its_zone_in_error(
+    capsys: pytest.CaptureFixture[str], board: Any
+) -> None:
+    _load({})
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+
+    code, out, err = _cli(capsys, "job", "cancel", job_id)
+    assert (code, err) == (0, "")
+    assert f"job {job_id} cancelled" in out
+    assert _on_board(board) == []
+    cancelled = storage.get_zone_any(zone.id)
+    assert cancelled is not None
+    assert cancelled.status == objects.ERROR
+    assert cancelled.error is not None and "cancelled by operator" in cancelled.error
+    assert job_id in cancelled.error
+    job = jobs.get_job(persistence.get_backend(), job_id)
+    assert job.state == jobs.CANCELLED
+    code, out, _ = _cli(capsys, "job", "list")
+    assert "CANCELLED" in out
+
+
+def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
+    capsys: pytest.CaptureFixture[str], board: Any
+) -> None:
+    _load({})
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+    (posted,) = board.iterjobs(ensure_fresh=True)
+    board.claim(posted, "unit-test")
+    board.consume(posted, "unit-test")
+
+    code, _, err = _cli(capsys, "job", "cancel", job_id)
+    assert (code, err) == (0, "")
+    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
+    stuck = storage.get_zone_any(zone.id)
+    assert stuck is not None and stuck.status == objects.ERROR
+
+
+def test_cancel_refuses_a_job_a_conductor_is_running_and_names_the_conductor(
+    capsys: pytest.CaptureFixture[str], conductors: Conductors
+) -> None:
+    _load({"delay": 2})
+    conductors.start("busy-conductor")
+    central.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _job_until(_only_job().id, lambda j: j.state == "RUNNING").id
+
+    code, out, err = _cli(capsys, "job", "cancel", job_id)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert f"job {job_id} is claimed by conductor busy-conductor" in err
+    assert _job_until(job_id, lambda j: j.state == "SUCCESS")
+
+
+def test_a_cancelled_job_left_on_the_board_is_removed_unrun(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any
+) -> None:
+    _load({})
+    runs = _poison(monkeypatch, RuntimeError("must not run"))
+    central.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+    # A cancel whose last step, taking the job off the board, did not happen.
+    jobs._end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
+
+    conductors.start()
+    deadline = time.monotonic() + 10
+    while _on_board(board) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _on_board(board) == []
+    assert runs == []
+    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("unknown", "job 0000 does not exist: 'zoneflow job list' shows the jobs there are"),
+        ("finished", "has already finished (SUCCESS): there is nothing to cancel"),
+    ],
+)
+def test_cancel_errors_are_one_line_with_exit_1(
+    capsys: pytest.CaptureFixture[str], conductors: Conductors, setup: str, message: str
+) -> None:
+    job_id = "0000"
+    if setup == "finished":
+        _load({})
+        conductors.start()
+        central.create_zone(ZONE, "hostmaster@example.com")
+        job_id = _job_until(_only_job().id, lambda j: j.state == "SUCCESS").id
+    code, out, err = _cli(capsys, "job", "cancel", job_id)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith("zoneflow: error: ")
+    assert message in err

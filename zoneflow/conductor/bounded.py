@@ -1,0 +1,182 @@
+"""A conductor that gives up on a job after a bounded number of attempts.
+
+TaskFlow's conductor consumes a job whose flow failed the ordinary way: a
+task raised, the flow reverted and its first task's revert put the zone in
+ERROR. But it hands the job back to the board (abandons it) when the engine
+raises StorageFailure or ExecutionFailure, hoping another try will not meet
+them, and a conductor that dies leaves its job to the next one. If the cause
+stays, the job is claimed again and again without end, taking conductor time
+from every other job.
+
+:class:`BoundedConductor` counts each job's runs in the job's logbook, which
+every conductor shares, and counts a run before it starts, so that one whose
+conductor died still counts. A job that has used up ``[conductor]
+max_job_attempts`` is consumed as failed (``zoneflow job list`` shows it as
+FAILURE) and its zone goes to ERROR with a reason naming the job and its last
+error. A run that ends because its conductor is stopping (the engine is
+suspended) is not counted, and a conductor fenced off its job (see
+fencing.py) writes nothing about it: the job's new owner keeps the count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from typing import Any
+
+from taskflow import exceptions as tf_exc
+from taskflow import states
+from taskflow.conductors.backends import impl_nonblocking
+
+from zoneflow import exceptions
+from zoneflow.conductor import fencing
+from zoneflow.engine import jobs
+
+LOG = logging.getLogger(__name__)
+
+
+class _Ended(enum.Enum):
+    DONE = "done"  # the flow finished (or reverted as designed): consume the job
+    SUSPENDED = "suspended"  # the conductor is stopping: hand the job back, uncounted
+    RETRY = "retry"  # TaskFlow would hand the job back: try again while attempts last
+    BROKEN = "broken"  # failed without reverting; TaskFlow consumes it: end it as failed
+    FENCED = "fenced"  # another conductor owns the job now: write nothing about it
+
+
+class BoundedConductor(impl_nonblocking.NonBlockingConductor):
+    """TaskFlow's non-blocking conductor, running a job at most ``max_attempts`` times."""
+
+    #: Also notified: ``job_failed`` (details: job, conductor, reason) when a job is given up.
+    EVENTS_EMITTED = (*impl_nonblocking.NonBlockingConductor.EVENTS_EMITTED, "job_failed")
+
+    def __init__(self, name: str, jobboard: Any, *, max_attempts: int, **options: Any) -> None:
+        super().__init__(name, jobboard, **options)
+        self.max_attempts = max_attempts
+
+    def _dispatch_job(self, job: Any) -> bool:
+        """Run a claimed job; True consumes it, False hands it back to the board."""
+        job_id = str(job.book_uuid)
+        try:
+            attempt = jobs.begin_attempt(
+                self._persistence, job_id, conductor=self._name, limit=self.max_attempts
+            )
+        except exceptions.JobNotFound:
+            LOG.warning("job %s has no logbook, so nothing to run: removing it", job_id)
+            return True
+        except Exception as exc:
+            # Without the count there is no bound: run nothing until it can be kept.
+            LOG.warning("job %s handed back: cannot count its attempt: %s", job_id, exc)
+            return False
+        if attempt.outcome is not None:
+            LOG.info("job %s ended as %s: removing it from the board", job_id, attempt.outcome)
+            return True
+        if attempt.number > self.max_attempts:
+            runs = attempt.number - 1
+            return self._give_up(job, _exhausted(job_id, runs, attempt.previous_error))
+
+        ended, error = self._run(job)
+        if ended is _Ended.DONE:
+            return True
+        if ended is _Ended.FENCED:
+            LOG.warning("job %s: this conductor lost it to another: %s", job_id, error)
+            return False
+        if ended is _Ended.SUSPENDED:
+            return self._hand_back(job_id, error=None)
+        if ended is _Ended.RETRY and attempt.number < self.max_attempts:
+            LOG.warning(
+                "job %s: attempt %d of %d failed, it will be tried again: %s",
+                job_id,
+                attempt.number,
+                self.max_attempts,
+                error,
+            )
+            return self._hand_back(job_id, error=error)
+        if ended is _Ended.RETRY:
+            return self._give_up(job, _exhausted(job_id, attempt.number, error))
+        return self._give_up(job, f"job {job_id} failed and its flow was not reverted: {error}")
+
+    def _run(self, job: Any) -> tuple[_Ended, str | None]:
+        """Run the job's flow through the stages and events TaskFlow's conductor uses."""
+        engine = None
+        try:
+            engine = self._engine_from_job(job)
+            details = {"job": job, "engine": engine, "conductor": self}
+            with contextlib.ExitStack() as stack:
+                for listener in self._listeners_from_job(job, engine):
+                    stack.enter_context(listener)
+                for stage, event in (
+                    (engine.compile, "compilation"),
+                    (engine.prepare, "preparation"),
+                    (engine.validate, "validation"),
+                    (lambda: self._run_engine(job, engine), "running"),
+                ):
+                    self._notifier.notify(f"{event}_start", details)
+                    stage()
+                    self._notifier.notify(f"{event}_end", details)
+        except tf_exc.WrappedFailure as exc:
+            error = "; ".join(f"{f.exception_str}" for f in exc)
+            if any(f.check(fencing.JobFenced) for f in exc):
+                return _Ended.FENCED, error
+            retry = all(f.check(*self.NO_CONSUME_EXCEPTIONS) for f in exc)
+        except fencing.JobFenced as exc:
+            return _Ended.FENCED, str(exc)
+        except self.NO_CONSUME_EXCEPTIONS as exc:
+            error, retry = _describe(exc), True
+        except Exception as exc:
+            error, retry = _describe(exc), False
+        else:
+            if engine.storage.get_flow_state() == states.SUSPENDED:
+                LOG.info("job %s suspended: its conductor is stopping", job.book_uuid)
+                return _Ended.SUSPENDED, None
+            return _Ended.DONE, None
+        LOG.warning("job %s: its run failed: %s", job.book_uuid, error, exc_info=True)
+        if retry:
+            return _Ended.RETRY, error
+        if engine is not None and engine.storage.get_flow_state() == states.REVERTED:
+            # The ordinary failure: the revert put the zone in ERROR with the reason.
+            return _Ended.DONE, None
+        return _Ended.BROKEN, error
+
+    def _run_engine(self, job: Any, engine: Any) -> None:
+        suspending = False
+        for _state in engine.run_iter():
+            if not suspending and self._wait_timeout.is_stopped():
+                LOG.info("conductor %s stopping: suspending job %s", self._name, job.book_uuid)
+                engine.suspend()
+                suspending = True
+
+    def _hand_back(self, job_id: str, *, error: str | None) -> bool:
+        try:
+            jobs.end_attempt(self._persistence, job_id, error=error)
+        except Exception as exc:
+            # The next claim finds the run still marked as running and counts it anyway.
+            LOG.warning("job %s: cannot record how its attempt ended: %s", job_id, exc)
+        return False
+
+    def _give_up(self, job: Any, reason: str) -> bool:
+        try:
+            jobs.fail(self._persistence, str(job.book_uuid), reason)
+        except Exception as exc:
+            # Hand it back: the next claim finds the attempts used up and tries again.
+            LOG.warning("job %s: cannot record that it failed: %s", job.book_uuid, exc)
+            return False
+        LOG.error("%s", reason)
+        self._notifier.notify("job_failed", {"job": job, "conductor": self, "reason": reason})
+        return True
+
+
+def _exhausted(job_id: str, runs: int, error: str | None) -> str:
+    return (
+        f"job {job_id} given up after {runs} attempts ([conductor] max_job_attempts); "
+        f"last error: {error}"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a reason: its type when that is all it says, and its cause."""
+    text = str(exc) if isinstance(exc, exceptions.ZoneflowError) else f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({cause})"
+    return text
