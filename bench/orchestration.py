@@ -12,8 +12,10 @@ CLI does.
 * **overhead**: one job at a time, with 1 conductor, from ``create_zone``
   returning until the zone is ACTIVE in the database, broken down by what
   ZooKeeper shows (the job node appearing, its lock appearing);
-* **throughput**: a burst of zone creates posted as fast as one poster can,
-  until all are ACTIVE, with 1 and then 2 conductors.
+* **throughput**: a burst of zone creates posted as fast as a few poster
+  threads can, until all are ACTIVE, with 1 and then 2 conductors; and the
+  CPU each process used per job, from /proc, which says who the bottleneck
+  is (a conductor's Python cannot use more than one core).
 
 ACTIVE is seen without polling: a trigger this script adds to the bench
 database sends a PostgreSQL NOTIFY when a zone's status becomes ACTIVE, which
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pathlib
 import select
 import sys
@@ -49,6 +52,7 @@ from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
 TARGETS = 8
 EMAIL = "hostmaster@bench.example"
 WARMUP = 5
+POSTERS = 4
 ACTIVE_CHANNEL = "bench_zone_active"
 TRIGGER_SQL = f"""
 CREATE FUNCTION bench_zone_active() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -137,6 +141,64 @@ class BoardWatch:
         self._client.close()
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    try:
+        text = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields from the state on (the name may hold spaces)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU (user + system, all threads) the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its direct children (PostgreSQL's backends are the postmaster's)."""
+    pids = [pid]
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and int(fields[1]) == pid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (not idle or waiting for I/O)."""
+    values = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class CpuMeter:
+    """CPU used per group of processes (and by everything else) over one measurement."""
+
+    groups: dict[str, Any]  # name -> callable returning the pids now
+    start: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._now()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = self._now()
+        machine = end.pop("machine") - self.start["machine"]
+        # A group that had no process at the start (a conductor started since) began at 0.
+        self.used = {name: end[name] - self.start.get(name, 0.0) for name in end}
+        self.used["other processes"] = machine - sum(self.used.values())
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
+        now["machine"] = machine_busy_seconds()
+        return now
+
+
 @dataclasses.dataclass
 class Bench:
     """This process as the API: central plus a poster on the shared board."""
@@ -145,12 +207,15 @@ class Bench:
     watch: BoardWatch
     relay: Any
     made: int = 0
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def create(self, prefix: str) -> str:
         from zoneflow.central import api as central
 
-        self.made += 1
-        return central.create_zone(f"{prefix}{self.made}.bench.example.", EMAIL).id
+        with self._lock:
+            self.made += 1
+            name = f"{prefix}{self.made}.bench.example."
+        return central.create_zone(name, EMAIL).id
 
     def one_job(self, prefix: str) -> dict[str, float | None]:
         started = time.perf_counter()
@@ -168,16 +233,40 @@ class Bench:
             "run": active - claimed if claimed else None,
         }
 
-    def burst(self, count: int, prefix: str) -> tuple[float, float]:
-        """Post ``count`` creates back to back; (seconds to post, seconds until all ACTIVE)."""
-        started = time.perf_counter()
-        zone_ids = []
-        for _ in range(count):
-            zone_ids.append(self.create(prefix))
-            self.relay.flush()
-        posted = time.perf_counter() - started
-        done = self.listener.wait(zone_ids, timeout=150)
-        return posted, done - started
+    def burst(self, count: int, prefix: str, meter: CpuMeter) -> Burst:
+        """Post ``count`` creates from POSTERS threads at once, until all are ACTIVE."""
+        zone_ids: list[str] = []
+        errors: list[BaseException] = []
+
+        def post(n: int) -> None:
+            try:
+                for _ in range(n):
+                    zone_ids.append(self.create(prefix))
+                    self.relay.flush()
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+
+        shares = [count // POSTERS + (i < count % POSTERS) for i in range(POSTERS)]
+        posters = [threading.Thread(target=post, args=(n,)) for n in shares]
+        with meter:
+            started = time.perf_counter()
+            for poster in posters:
+                poster.start()
+            for poster in posters:
+                poster.join()
+            posted = time.perf_counter() - started
+            if errors:
+                raise errors[0]
+            done = self.listener.wait(zone_ids, timeout=150) - started
+        return Burst(count, posted, done, meter.used)
+
+
+@dataclasses.dataclass(frozen=True)
+class Burst:
+    jobs: int
+    posting: float
+    done: float
+    cpu: dict[str, float]
 
 
 def pool() -> dict[str, Any]:
@@ -221,23 +310,40 @@ def main() -> int:
         watch = BoardWatch(zookeeper.hosts, config.CONF.jobboard.path)
         board = jobboard.connect(persistence.get_backend(), name="bench-poster")
         bench = Bench(listener, watch, OutboxRelay(board, persistence.get_backend()))
+        assert postgres.process is not None and zookeeper.process is not None
+        pg_pid, zk_pid = postgres.process.pid, zookeeper.process.pid
+
+        def meter() -> CpuMeter:
+            return CpuMeter(
+                {
+                    "conductors": lambda: [p.pid for p in deployment.processes.values()],
+                    "PostgreSQL": lambda: with_children(pg_pid),
+                    "ZooKeeper": lambda: [zk_pid],
+                    "posters (this script)": lambda: [os.getpid()],
+                }
+            )
+
         try:
             start_conductor(deployment, "conductor-1")
             for _ in range(WARMUP):
                 bench.one_job("warm")
-            samples = [bench.one_job("serial") for _ in range(args.jobs)]
-            one = bench.burst(args.burst, "burst-one")
+            with meter() as serial_cpu:
+                serial_started = time.perf_counter()
+                samples = [bench.one_job("serial") for _ in range(args.jobs)]
+                serial_seconds = time.perf_counter() - serial_started
+            one = bench.burst(args.burst, "burst-one", meter())
             start_conductor(deployment, "conductor-2")
             for _ in range(WARMUP):
                 bench.one_job("warm")
-            two = bench.burst(args.burst, "burst-two")
+            two = bench.burst(args.burst, "burst-two", meter())
         finally:
             board.close()
             watch.close()
             listener.close()
             deployment.close()
 
-    text = describe(args, samples, {"1 conductor": one, "2 conductors": two})
+    others = serial_cpu.used["other processes"] / serial_seconds
+    text = describe(args, samples, others, {"1 conductor": one, "2 conductors": two})
     print(text)
     if not args.no_write:
         report.write_section("orchestration", "Orchestration: overhead and throughput", text)
@@ -247,7 +353,8 @@ def main() -> int:
 def describe(
     args: argparse.Namespace,
     samples: list[dict[str, float | None]],
-    bursts: dict[str, tuple[float, float]],
+    serial_others: float,
+    bursts: dict[str, Burst],
 ) -> str:
     def column(key: str) -> list[float]:
         return [s[key] for s in samples if s[key] is not None]  # type: ignore[misc]
@@ -259,14 +366,19 @@ def describe(
         ("of which: claimed → ACTIVE (run the flow)", column("run")),
         ("create_zone itself (zone + outbox row, before the above)", column("create_zone call")),
     ]
+    groups = list(next(iter(bursts.values())).cpu)
     lines = [
-        "| burst | jobs | posting (s) | posted/s | all ACTIVE (s) | jobs/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| burst | jobs | posting (s) | all ACTIVE (s) | jobs/s | "
+        + " | ".join(f"CPU ms/job: {g}" for g in groups)
+        + " |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in groups) + " |",
     ]
-    for label, (posted, done) in bursts.items():
+    for label, burst in bursts.items():
         lines.append(
-            f"| {label} | {args.burst} | {posted:.2f} | {args.burst / posted:.0f} | "
-            f"{done:.2f} | {args.burst / done:.0f} |"
+            f"| {label} | {burst.jobs} | {burst.posting:.1f} | {burst.done:.1f} | "
+            f"{burst.jobs / burst.done:.1f} | "
+            + " | ".join(f"{burst.cpu[g] / burst.jobs * 1000:.0f}" for g in groups)
+            + " |"
         )
     return (
         f"Pure orchestration on PostgreSQL 15 and ZooKeeper: a pool of {TARGETS} fake targets "
@@ -276,10 +388,14 @@ def describe(
         "LISTEN on a NOTIFY a bench-only trigger sends when the status UPDATE commits; the "
         "post/pickup breakdown is when a ZooKeeper child watch saw the job node and its lock "
         "appear (rows with no such sighting are left out).\n\n"
-        f"Overhead per job, {args.jobs} jobs one at a time, 1 conductor:\n\n"
+        f"Overhead per job, {args.jobs} jobs one at a time, 1 conductor (processes outside "
+        f"this benchmark used {serial_others:.2f} of the machine's cores meanwhile):\n\n"
         + report.latency_table(rows)
-        + f"\nThroughput: {args.burst} creates posted back to back by one poster, timed until "
-        "every zone is ACTIVE:\n\n" + "\n".join(lines) + "\n"
+        + f"\nThroughput: {args.burst} creates posted by {POSTERS} threads of this script "
+        "at once, timed until every zone is ACTIVE; then the CPU time each part used, per "
+        "job (from /proc; one conductor process is one core at most, Python's GIL). "
+        '"Other processes" is the rest of the machine over the same time: other work on a '
+        "shared machine slows every figure here.\n\n" + "\n".join(lines) + "\n"
     )
 
 
