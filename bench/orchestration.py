@@ -53,6 +53,7 @@ TARGETS = 8
 EMAIL = "hostmaster@bench.example"
 WARMUP = 5
 POSTERS = 4
+MACHINE = ("processes", "interrupts")
 ACTIVE_CHANNEL = "bench_zone_active"
 TRIGGER_SQL = f"""
 CREATE FUNCTION bench_zone_active() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -168,11 +169,13 @@ def with_children(pid: int) -> list[int]:
     return pids
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (not idle or waiting for I/O)."""
-    values = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+def machine_seconds() -> dict[str, float]:
+    """CPU seconds the machine has spent in processes, and in interrupts (the kernel's
+    network work on loopback is largely softirq, which no process is charged for)."""
+    first = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in first[1:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"processes": (user + nice + system) / tick, "interrupts": (irq + softirq) / tick}
 
 
 @dataclasses.dataclass
@@ -188,14 +191,15 @@ class CpuMeter:
 
     def __exit__(self, *_: object) -> None:
         end = self._now()
-        machine = end.pop("machine") - self.start["machine"]
+        machine = {k: end.pop(k) - self.start[k] for k in MACHINE}
         # A group that had no process at the start (a conductor started since) began at 0.
         self.used = {name: end[name] - self.start.get(name, 0.0) for name in end}
-        self.used["other processes"] = machine - sum(self.used.values())
+        self.used["other processes"] = machine["processes"] - sum(self.used.values())
+        self.used["kernel interrupts"] = machine["interrupts"]
 
     def _now(self) -> dict[str, float]:
         now = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
-        now["machine"] = machine_busy_seconds()
+        now.update(machine_seconds())
         return now
 
 
@@ -394,8 +398,11 @@ def describe(
         + f"\nThroughput: {args.burst} creates posted by {POSTERS} threads of this script "
         "at once, timed until every zone is ACTIVE; then the CPU time each part used, per "
         "job (from /proc; one conductor process is one core at most, Python's GIL). "
-        '"Other processes" is the rest of the machine over the same time: other work on a '
-        "shared machine slows every figure here.\n\n" + "\n".join(lines) + "\n"
+        '"Other processes" ran outside this benchmark over the same time: other work on a '
+        'shared machine slows every figure here. "Kernel interrupts" is charged to no '
+        "process; here it is mostly the loopback network traffic between all of them.\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
 
 
