@@ -364,7 +364,7 @@ def describe(
         return [s[key] for s in samples if s[key] is not None]  # type: ignore[misc]
 
     rows = [
-        ("create_zone → ACTIVE in the database", column("total")),
+        ("create_zone returned → ACTIVE in the database", column("total")),
         ("of which: create_zone returned → job on the board (post)", column("post")),
         ("of which: job on the board → claimed (pickup)", column("pickup")),
         ("of which: claimed → ACTIVE (run the flow)", column("run")),
