@@ -31,6 +31,7 @@ bench: deps
 	$(BIN)/python bench/propagation.py --targets 2
 	$(BIN)/python bench/propagation.py --targets 8
 	$(BIN)/python bench/mdns.py
+	$(BIN)/python bench/orchestration.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -99,6 +99,17 @@ class Zone:
 
 
 @dataclasses.dataclass(frozen=True)
+class TargetAction:
+    """What a job's task for one target reads before acting: the zone (None if it
+    is gone), whether it is deleted, the target and its pool's provisioning."""
+
+    zone: Zone | None
+    zone_deleted: bool
+    target: PoolTarget
+    provisioning: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RecordSet:
     id: str
     zone_id: str

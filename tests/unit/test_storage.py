@@ -112,6 +112,19 @@ def test_a_deleted_zone_frees_its_name_once_the_delete_job_is_done() -> None:
     assert again.id != zone.id
 
 
+def test_a_target_action_reads_zone_target_and_provisioning_together() -> None:
+    zone = _zone()
+    target = storage.get_pool(zone.pool_id).targets[0]
+    wanted = storage.get_target_action(zone.id, target.id)
+    assert (wanted.zone, wanted.zone_deleted) == (zone, False)
+    assert (wanted.target, wanted.provisioning) == (target, objects.PER_ZONE)
+    storage.finish_zone_delete(zone.id, serial=central.delete_zone("example.com").serial)
+    gone = storage.get_target_action(zone.id, target.id)
+    assert gone.zone is not None and gone.zone_deleted
+    with pytest.raises(exceptions.NotFound, match="pool target nope no longer exists"):
+        storage.get_target_action(zone.id, "nope")
+
+
 def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:
     _zone()
     first = storage.claim_pending_jobs()

@@ -224,17 +224,15 @@ class ZoneActionOnTarget(task.Task):
 
     def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> dict[str, Any]:
         fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
+        wanted = storage.get_target_action(zone_id, self.target_id)
+        zone, target = wanted.zone, wanted.target
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        if self.action != objects.DELETE and storage.zone_is_deleted(zone_id):
+        if self.action != objects.DELETE and wanted.zone_deleted:
             # The zone was deleted while this job waited; its delete job owns it now.
             return {"ok": True, "error": None, "skipped": True}
-        target = storage.get_target(self.target_id)
-        if self.action != objects.UPDATE:
-            pool = storage.get_pool(target.pool_id)
-            if pool.provisioning == objects.CATALOG:
-                return _through_catalog(pool, target)
+        if self.action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
+            return _through_catalog(storage.get_pool(target.pool_id), target)
         return _try_on_target(self.action, _backend_call(target, self.action), zone)
 
     def revert(
