@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import support
+from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
 from zoneflow.storage import migration
@@ -88,3 +89,18 @@ def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgre
     assert len(owners) == 50
     assert "h1.example.com." in owners and "late.example.com." not in owners
     assert storage.get_zone(zone.id).serial == zone.serial + 2
+
+
+def test_pooled_connections_survive_a_postgresql_restart(
+    on_postgres: str, postgres: PostgresServer
+) -> None:
+    # Several pooled connections, all idle when the server goes away.
+    with concurrent.futures.ThreadPoolExecutor(4) as workers:
+        list(workers.map(lambda i: central.create_zone(f"z{i}.example", "h@example.com"), range(4)))
+    postgres.restart()
+    # Each stale connection is tested on checkout and replaced: no caller
+    # sees an error, and nothing is lost.
+    with concurrent.futures.ThreadPoolExecutor(4) as workers:
+        names = list(workers.map(lambda i: storage.get_zone(f"z{i}.example").name, range(4)))
+    assert names == [f"z{i}.example." for i in range(4)]
+    central.create_recordset("z0.example", "www", "A", ["192.0.2.1"])

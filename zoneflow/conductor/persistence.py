@@ -80,7 +80,9 @@ class LeanConnection(impl_sqlalchemy.Connection):
             return atom_detail
         table = self._tables.atomdetails
         doing = f"updating atom details with uuid '{atom_detail.uuid}'"
-        with _storage_failure(doing), self._engine.begin() as conn:
+        # One statement: on PostgreSQL it goes without BEGIN and COMMIT.
+        single = self._backend.single_statement_engine
+        with _storage_failure(doing), single.begin() as conn:
             done = conn.execute(
                 sqlalchemy.update(table).where(table.c.uuid == atom_detail.uuid).values(values)
             )
@@ -151,10 +153,20 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
     to share.
     """
 
-    def __init__(self, conf: dict[str, Any], engine: Any = None) -> None:
+    def __init__(
+        self, conf: dict[str, Any], engine: Any = None, single_statement_engine: Any = None
+    ) -> None:
         super().__init__(conf, engine=engine)
         self._shared: Any = None
         self._shared_lock = threading.Lock()
+        #: For writes of one statement: an autocommit engine where the
+        #: database has one (no BEGIN/COMMIT round trips), else the engine.
+        self.single_statement_engine = single_statement_engine or self.engine
+
+    def close(self) -> None:
+        if self.single_statement_engine is not self.engine:
+            self.single_statement_engine.dispose()
+        super().close()
 
     def get_connection(self) -> Any:
         with self._shared_lock:
@@ -166,7 +178,8 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
 
 def _create(url: str) -> Any:
     if not url.startswith("sqlite"):
-        return SharedConnectionBackend({"connection": url})
+        autocommit = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+        return SharedConnectionBackend({"connection": url}, single_statement_engine=autocommit)
     # TaskFlow's own SQLite engine opens a connection per call and commits
     # with an fsync each time; ours pools connections, uses WAL and takes the
     # write lock up front so concurrent engines queue instead of failing.

@@ -437,10 +437,17 @@ class _StatusWriter(task.Task):
         self, action: str, zone_id: str, serial: int, results: dict[str, dict[str, Any]]
     ) -> str:
         served = {(h, p): results[served_result(h, p)] for h, p in self.nameservers}
-        for target_id in self.target_ids:
-            self._record_target(
-                action, zone_id, serial, target_id, results[target_result(target_id)], served
+        updates = [
+            update
+            for target_id in self.target_ids
+            if (
+                update := self._target_update(
+                    action, serial, target_id, results[target_result(target_id)], served
+                )
             )
+            is not None
+        ]
+        storage.set_target_statuses(zone_id, updates)
         ok = [ns for ns, seen in served.items() if seen["ok"]]
         if len(ok) * 100 >= self.threshold * len(served):
             if action == objects.DELETE:
@@ -460,44 +467,31 @@ class _StatusWriter(task.Task):
         )
         return objects.ERROR
 
-    def _record_target(
+    def _target_update(
         self,
         action: str,
-        zone_id: str,
         serial: int,
         target_id: str,
         outcome: dict[str, Any],
         served: dict[tuple[str, int], dict[str, Any]],
-    ) -> None:
+    ) -> tuple[str, int, str, str | None] | None:
+        """What to record for one target: (target id, serial, status, error), or None."""
         if outcome.get("skipped") or outcome.get("unchanged"):
             # Deleted meanwhile (its delete job records the targets), or
             # already recorded as serving this serial and left alone.
-            return
+            return None
         if not outcome["ok"]:
-            storage.set_target_status(
-                zone_id, target_id, serial=0, status=objects.ERROR, error=outcome["error"]
-            )
-            return
+            return (target_id, 0, objects.ERROR, outcome["error"])
+        done = objects.DELETED if action == objects.DELETE else objects.ACTIVE
         address = self.target_addresses.get(target_id)
         seen = served.get(address) if address else None
         if seen is None:
             # A target that is not also a pool nameserver (a hidden primary, the
             # fake backend): its own success is all there is to record.
-            status = objects.DELETED if action == objects.DELETE else objects.ACTIVE
-            storage.set_target_status(zone_id, target_id, serial=serial, status=status)
-        elif seen["ok"]:
-            status = objects.DELETED if action == objects.DELETE else objects.ACTIVE
-            storage.set_target_status(
-                zone_id, target_id, serial=seen["serial"] or serial, status=status
-            )
-        else:
-            storage.set_target_status(
-                zone_id,
-                target_id,
-                serial=seen["serial"] or 0,
-                status=objects.ERROR,
-                error=seen["error"],
-            )
+            return (target_id, serial, done, None)
+        if seen["ok"]:
+            return (target_id, seen["serial"] or serial, done, None)
+        return (target_id, seen["serial"] or 0, objects.ERROR, seen["error"])
 
 
 class UpdateStatus(_StatusWriter):

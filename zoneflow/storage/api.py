@@ -836,15 +836,35 @@ def set_target_status(
     zone_id: str, target_id: str, *, serial: int, status: str, error: str | None = None
 ) -> None:
     """Record what one target serves; a served serial never goes backwards."""
+    set_target_statuses(zone_id, [(target_id, serial, status, error)])
+
+
+def set_target_statuses(zone_id: str, updates: Sequence[tuple[str, int, str, str | None]]) -> None:
+    """Record (target id, serial, status, error) for several targets in one transaction."""
+    if not updates:
+        return
+    now = models.utcnow()
     with db.writer() as session:
-        row = session.get(models.ZoneTargetStatus, (zone_id, target_id))
-        if row is None:
-            row = models.ZoneTargetStatus(zone_id=zone_id, target_id=target_id, serial=0)
-            session.add(row)
-        row.serial = max(row.serial or 0, serial)
-        row.status = status
-        row.error = error
-        row.updated_at = models.utcnow()
+        existing = {
+            row.target_id: row
+            for row in session.scalars(
+                sa.select(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.zone_id == zone_id,
+                    models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
+                )
+            )
+        }
+        for target_id, serial, status, error in updates:
+            row = existing.get(target_id)
+            if row is None:
+                row = existing[target_id] = models.ZoneTargetStatus(
+                    zone_id=zone_id, target_id=target_id, serial=0
+                )
+                session.add(row)
+            row.serial = max(row.serial or 0, serial)
+            row.status = status
+            row.error = error
+            row.updated_at = now
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
