@@ -8,6 +8,7 @@ each a real subprocess that a test can kill with SIGKILL.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -162,3 +163,30 @@ def answer(name: str, rtype: str, host: str, port: int) -> tuple[int, set[str]]:
     response = dns.query.udp(query, host, port=port, timeout=2)
     texts = {rdata.to_text() for rrset in response.answer for rdata in rrset}
     return response.rcode(), texts
+
+
+def fake_calls(path: pathlib.Path) -> list[dict[str, Any]]:
+    """The calls fake targets with ``record_file: path`` completed, in order."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def fast_and_slow_pool(ns_record: str, record: pathlib.Path, slow_seconds: float) -> dict[str, Any]:
+    """A pool of two fake targets recording their calls: one at once, one after a delay.
+
+    Part-way through a job (the fast target done, the slow one working) is
+    where resumption and fencing are tested.
+    """
+    return {
+        "name": "default",
+        "ns_records": [{"hostname": ns_record, "priority": 1}],
+        "targets": [
+            {"type": "fake", "description": "fast", "options": {"record_file": str(record)}},
+            {
+                "type": "fake",
+                "description": "slow",
+                "options": {"record_file": str(record), "delay": slow_seconds},
+            },
+        ],
+    }

@@ -15,19 +15,13 @@ import pathlib
 import signal
 import time
 
-from tests.functional.deployment import Deployment
+from tests.functional.deployment import Deployment, fake_calls, fast_and_slow_pool
 from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 
 ZONE = "fence.example."
 SESSION_TIMEOUT = 2
 SLOW_SECONDS = 4
-
-
-def _calls(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _status(deployment: Deployment) -> str:
@@ -45,27 +39,10 @@ def test_a_conductor_thawed_after_losing_its_session_changes_nothing_more(
         session_timeout=SESSION_TIMEOUT,
     )
     try:
-        deployment.load_pool(
-            {
-                "name": "default",
-                "ns_records": [{"hostname": "ns1.fence.example.", "priority": 1}],
-                "targets": [
-                    {
-                        "type": "fake",
-                        "description": "fast",
-                        "options": {"record_file": str(record)},
-                    },
-                    {
-                        "type": "fake",
-                        "description": "slow",
-                        "options": {"record_file": str(record), "delay": SLOW_SECONDS},
-                    },
-                ],
-            }
-        )
+        deployment.load_pool(fast_and_slow_pool("ns1.fence.example.", record, SLOW_SECONDS))
         first = deployment.start_conductor("first")
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@fence.example")
-        wait_for(lambda: len(_calls(record)) == 1, timeout=30, what="the fast target's create")
+        wait_for(lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create")
 
         deployment.kill("first", signal.SIGSTOP)  # frozen in the slow target's call
         second = deployment.start_conductor("second")
@@ -86,7 +63,7 @@ def test_a_conductor_thawed_after_losing_its_session_changes_nothing_more(
         first_log = deployment.log("first")
         assert "Job completed successfully" not in first_log
         assert _status(deployment) == "ACTIVE"
-        calls = _calls(record)
+        calls = fake_calls(record)
         # Only creates: no revert ran on either side. The slow create may
         # have finished once in each process (the overlap tasks must bear).
         assert {c["op"] for c in calls} == {"create"}

@@ -11,18 +11,12 @@ from __future__ import annotations
 import json
 import pathlib
 
-from tests.functional.deployment import Deployment
+from tests.functional.deployment import Deployment, fake_calls, fast_and_slow_pool
 from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 
 ZONE = "resume.example."
 SLOW_SECONDS = 6
-
-
-def _calls(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_a_job_resumes_on_another_conductor_after_kill_9(
@@ -33,31 +27,14 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
         tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
     )
     try:
-        deployment.load_pool(
-            {
-                "name": "default",
-                "ns_records": [{"hostname": "ns1.resume.example.", "priority": 1}],
-                "targets": [
-                    {
-                        "type": "fake",
-                        "description": "fast",
-                        "options": {"record_file": str(record)},
-                    },
-                    {
-                        "type": "fake",
-                        "description": "slow",
-                        "options": {"record_file": str(record), "delay": SLOW_SECONDS},
-                    },
-                ],
-            }
-        )
+        deployment.load_pool(fast_and_slow_pool("ns1.resume.example.", record, SLOW_SECONDS))
         first = deployment.start_conductor("first")
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@resume.example")
 
         # Part-way: the fast target is done, the slow one is still working.
-        wait_for(lambda: len(_calls(record)) == 1, timeout=30, what="the fast target's create")
+        wait_for(lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create")
         deployment.kill("first")
-        assert len(_calls(record)) == 1
+        assert len(fake_calls(record)) == 1
 
         second = deployment.start_conductor("second")
         wait_for(
@@ -69,7 +46,7 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
             interval=0.5,
             what="the second conductor to finish the job",
         )
-        calls = _calls(record)
+        calls = fake_calls(record)
         assert sorted(c["op"] for c in calls) == ["create", "create"]
         by_target = {c["target"]: c["pid"] for c in calls}
         assert len(by_target) == 2, "each target was created exactly once"
@@ -119,7 +96,7 @@ def test_two_conductors_share_the_board_and_run_each_job_once(
             interval=0.5,
             what="every zone to become ACTIVE",
         )
-        calls = _calls(record)
+        calls = fake_calls(record)
         per_zone_target = sorted((c["zone"], c["target"]) for c in calls)
         assert len(per_zone_target) == 2 * len(zones)
         assert len(set(per_zone_target)) == len(per_zone_target), "no job ran twice"
