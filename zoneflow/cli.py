@@ -440,6 +440,32 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> int:
+    """A whole number of seconds, zero or more, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
+def cmd_job_purge(args: argparse.Namespace) -> int:
+    import datetime
+
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import jobs
+
+    age = CONF.conductor.job_retention if args.older_than is None else args.older_than
+    removed = jobs.purge(persistence.get_backend(), older_than=datetime.timedelta(seconds=age))
+    if args.json:
+        print(json.dumps({"purged": removed}))
+    else:
+        print(f"purged the logbooks of {removed} ended jobs posted over {age}s ago")
+    return 0
+
+
 GRAPH_FORMATS = ("dot", "svg", "png")
 
 
@@ -658,6 +684,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = command(job, "cancel", cmd_job_cancel, "take a job no conductor is running off the board")
     p.add_argument("id")
+    p = command(job, "purge", cmd_job_purge, "delete the logbooks of long-ended jobs now")
+    p.add_argument(
+        "--older-than",
+        type=_seconds,
+        metavar="SECONDS",
+        help="age of the jobs to purge (default: [conductor] job_retention)",
+    )
 
     flow = groups.add_parser("flow", help="flows").add_subparsers(dest="cmd", required=True)
     p = command(flow, "show", cmd_flow_show, "draw a flow's graph")

@@ -10,6 +10,7 @@ session ends and resumed by another from their persisted atom states.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -20,8 +21,9 @@ from typing import Any
 from oslo_config import cfg
 from taskflow.engines.action_engine import compiler
 
+from zoneflow import exceptions
 from zoneflow.conductor import bounded, fencing, jobboard, persistence
-from zoneflow.engine import executor, metrics
+from zoneflow.engine import executor, jobs, metrics
 from zoneflow.engine.relay import OutboxRelay
 
 LOG = logging.getLogger(__name__)
@@ -37,6 +39,20 @@ conductor_opts = [
         help="Seconds between looks at the board when idle: the latency of picking up a job.",
     ),
     cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
+    cfg.IntOpt(
+        "job_retention",
+        default=7 * 24 * 3600,
+        min=0,
+        help="Seconds after it was posted that an ended job's logbook is kept (for "
+        "'zoneflow job show') before the purge removes it. Waiting and running jobs are "
+        "never purged.",
+    ),
+    cfg.IntOpt(
+        "purge_interval",
+        default=3600,
+        min=0,
+        help="Seconds between purges of old job logbooks (0: never purge).",
+    ),
     cfg.IntOpt(
         "max_job_attempts",
         default=3,
@@ -72,6 +88,8 @@ class Conductor:
             fencing.install(self.board._client, CONF.jobboard.session_timeout)
         self._conductor.notifier.register("running_start", _on_running_start)
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._purger: threading.Thread | None = None
 
     @property
     def notifier(self) -> Any:
@@ -82,6 +100,9 @@ class Conductor:
         """Claim and run jobs until stop() (blocks)."""
         if self.relay is not None:
             self.relay.start()
+        if CONF.conductor.purge_interval:
+            self._purger = threading.Thread(target=self._purge, name="purge", daemon=True)
+            self._purger.start()
         LOG.info("conductor %s watching %s", self.name, jobboard.describe())
         self._conductor.run()
 
@@ -89,7 +110,20 @@ class Conductor:
         self._thread = threading.Thread(target=self.run, name=f"conductor-{self.name}", daemon=True)
         self._thread.start()
 
+    def _purge(self) -> None:
+        """Remove old ended jobs' logbooks every ``[conductor] purge_interval`` seconds."""
+        retention = datetime.timedelta(seconds=CONF.conductor.job_retention)
+        while not self._stopping.wait(CONF.conductor.purge_interval):
+            try:
+                removed = jobs.purge(self.persistence, older_than=retention)
+            except exceptions.ServiceUnavailable as exc:
+                LOG.warning("job purge skipped: %s", exc)
+                continue
+            if removed:
+                LOG.info("purged the logbooks of %d ended jobs", removed)
+
     def stop(self) -> None:
+        self._stopping.set()
         if self.relay is not None:
             self.relay.stop()
         self._conductor.stop()

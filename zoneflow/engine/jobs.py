@@ -140,6 +140,32 @@ def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
     return books[:limit] if limit else books
 
 
+def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
+    """Delete the logbooks of ended jobs posted longer ago than ``older_than``; how many.
+
+    Only ended jobs (SUCCESS, REVERTED, FAILURE, CANCELLED) go: a job still
+    waiting or running keeps its logbook, whatever its age, since a
+    conductor may resume it from there. Several conductors may purge at once:
+    a logbook another one removed first is simply not counted.
+    """
+    cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - older_than
+    removed = 0
+    with _logbooks(persistence) as connection:
+        for book in list(connection.get_logbooks(lazy=False)):
+            # Posted before the cutoff (the last-update stamp is no guide: a
+            # conductor touches a job's meta as it ends each attempt).
+            if book.created_at is None or book.created_at > cutoff:
+                continue
+            if _info(book, with_atoms=False).state not in _OVER:
+                continue
+            try:
+                connection.destroy_logbook(book.uuid)
+            except tf_exc.NotFound:
+                continue
+            removed += 1
+    return removed
+
+
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
 
