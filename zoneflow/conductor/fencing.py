@@ -11,8 +11,8 @@ acts, and reverts call :func:`lost` before undoing anything:
 
 - a session ZooKeeper has expired (kazoo reports LOST) is fenced for good;
 - a process that was not running for a while (a heartbeat thread's gap) may
-  have lost its session without knowing yet: the task waits until kazoo has
-  settled (same session, connected: go on; else fenced).
+  have lost its session without knowing yet: the task first makes a
+  ZooKeeper round trip (same session, connected: go on; else fenced).
 
 A fenced task raises :class:`JobFenced` and the flow stops at that task
 boundary; its reverts do nothing, since the job belongs to someone else now,
@@ -52,7 +52,7 @@ class Fence:
         self.client = client
         self.session_timeout = session_timeout
         self.suspect_after = max(4 * TICK, session_timeout / 3)
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._session = self._current_session()
         self._lost: set[int] = set()
         self._suspect = False
@@ -118,12 +118,10 @@ class Fence:
                     self._session,
                 )
                 self._lost.add(self._session)
+                # The id of the next session is known only once it connects.
+                self._session = None
             elif state == KazooState.CONNECTED:
                 self._session = self._current_session()
-            self._lock.notify_all()
-        # The session id of a new session is known only once connected.
-        if state == KazooState.LOST:
-            self._session = None
 
     def _heartbeat(self) -> None:
         while not self._stopped.wait(TICK):
@@ -139,7 +137,6 @@ class Fence:
                 if self._session is None and self.client.connected:
                     self._session = self._current_session()
                 self._last_tick = now
-                self._lock.notify_all()
 
 
 _fence: Fence | None = None
