@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +35,8 @@ from taskflow.persistence import models
 from zoneflow import exceptions, flows, objects
 from zoneflow.flows import render, tasks
 from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
@@ -109,12 +112,27 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
     engines.save_factory_details(
         flow_detail, factory, [], flows.pool_args(pool), backend=persistence
     )
-    board.post(
-        book.name,
-        book=book,
-        details={"store": {"zone_id": zone.id, "serial": pending.serial}},
-    )
+    try:
+        board.post(
+            book.name,
+            book=book,
+            details={"store": {"zone_id": zone.id, "serial": pending.serial}},
+        )
+    except Exception:
+        # The outbox row is posted again under a new logbook; this one would
+        # stay PENDING in 'zoneflow job list' for good, a job nothing runs.
+        _forget(persistence, str(book.uuid))
+        raise
     return str(book.uuid)
+
+
+def _forget(persistence: Any, job_id: str) -> None:
+    """Remove the logbook of a job that never reached the board (best effort)."""
+    try:
+        with contextlib.closing(persistence.get_connection()) as connection:
+            connection.destroy_logbook(job_id)
+    except tf_exc.TaskFlowException as exc:
+        LOG.warning("job %s was not posted and its logbook stays behind: %s", job_id, exc)
 
 
 @contextlib.contextmanager
