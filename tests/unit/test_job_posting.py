@@ -46,3 +46,20 @@ def test_a_job_the_board_refused_leaves_no_logbook_and_is_posted_again() -> None
     (job,) = jobs.list_jobs(backend)
     assert (job.id, job.zone_id, job.state) == (job_id, zone.id, "PENDING")
     assert storage.count_pending_jobs() == 0
+
+
+def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
+    load_pool({}, {})
+    for name in ("one.example", "two.example", "three.example"):
+        central.create_zone(name, "hostmaster@example.com")
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend)
+    try:
+        with pytest.raises(tf_exc.JobFailure):
+            OutboxRelay(_BoardDown(board), backend).flush()
+        # Another relay (the next flush) may post all three at once, without
+        # waiting for the failed relay's lease to run out.
+        assert len(OutboxRelay(board, backend).flush()) == 3
+    finally:
+        board.close()
+    assert storage.count_pending_jobs() == 0

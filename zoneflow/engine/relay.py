@@ -32,13 +32,17 @@ class OutboxRelay:
     def flush(self) -> list[str]:
         """Post every pending job now; return the ids of the posted jobs."""
         posted = []
-        for pending in storage.claim_pending_jobs():
+        claimed = storage.claim_pending_jobs()
+        for index, pending in enumerate(claimed):
             try:
                 posted.append(jobs.post(self.board, self.persistence, pending))
             except exceptions.ZoneNotFound:
                 LOG.info("dropping %s job of a zone that is gone", pending.kind)
             except Exception:
-                storage.release_pending_job(pending.id)
+                # Every row not posted goes back, not only this one: the rest
+                # would otherwise wait out their lease before any relay tried.
+                for unposted in claimed[index:]:
+                    storage.release_pending_job(unposted.id)
                 raise
             storage.remove_pending_job(pending.id)
         return posted
