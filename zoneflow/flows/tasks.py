@@ -228,8 +228,10 @@ class ZoneActionOnTarget(task.Task):
         zone, target = wanted.zone, wanted.target
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        if self.action != objects.DELETE and wanted.zone_deleted:
-            # The zone was deleted while this job waited; its delete job owns it now.
+        if self.action != objects.DELETE and (wanted.zone_deleted or zone.action == objects.DELETE):
+            # The zone was deleted, or its delete asked for, while this job
+            # waited: its delete job owns it now, and may have removed it from
+            # this target already, so creating it here would leave it behind.
             return {"ok": True, "error": None, "skipped": True}
         if self.action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
