@@ -144,6 +144,8 @@ class PendingJob:
     kind: str
     zone_id: str
     serial: int
+    # When the change wrote it: with ``id``, what names the row for good.
+    created_at: datetime.datetime | None = None
 
 
 # One record as a zone serves it: owner, TTL, type, data (canonical text).

@@ -28,23 +28,48 @@ class _BoardDown:
         return getattr(self._board, name)
 
 
-def test_a_job_the_board_refused_leaves_no_logbook_and_is_posted_again() -> None:
+def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() -> None:
     load_pool({}, {})
     zone = central.create_zone("refused.example", "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     try:
+        # The logbook is written, the board refuses the job (or the relay dies).
         with pytest.raises(tf_exc.JobFailure):
             OutboxRelay(_BoardDown(board), backend).flush()
-        # No logbook that 'zoneflow job list' would show PENDING for good.
-        assert jobs.list_jobs(backend) == []
+        (written,) = jobs.list_jobs(backend)
         assert storage.count_pending_jobs() == 1
 
         (job_id,) = OutboxRelay(board, backend).flush()
+        on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
     finally:
         board.close()
+    # One job, not a second copy beside one that stays PENDING for good.
+    assert job_id == written.id
+    assert on_board == [job_id]
     (job,) = jobs.list_jobs(backend)
     assert (job.id, job.zone_id, job.state) == (job_id, zone.id, "PENDING")
+    assert storage.count_pending_jobs() == 0
+
+
+def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice() -> None:
+    load_pool({}, {})
+    central.create_zone("twice.example", "hostmaster@example.com")
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend)
+    try:
+        # A relay posts the job and dies before removing its outbox row;
+        # the row's lease runs out and another relay takes it.
+        (pending,) = storage.claim_pending_jobs()
+        job_id = jobs.post(board, backend, pending)
+        storage.release_pending_job(pending.id)
+
+        assert OutboxRelay(board, backend).flush() == [job_id]
+        on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
+    finally:
+        board.close()
+    assert on_board == [job_id]
+    assert [j.id for j in jobs.list_jobs(backend)] == [job_id]
     assert storage.count_pending_jobs() == 0
 
 

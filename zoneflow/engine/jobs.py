@@ -92,47 +92,78 @@ class Attempt:
 
 
 def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
-    """Write a job's logbook and post it; return the job id."""
+    """Write a job's logbook and post it; return the job id.
+
+    The job id is made from the outbox row, so when a row is posted again
+    (the relay that took it died, or lost ZooKeeper, half-way through) the
+    logbook written the first time is found: the job goes on the board again
+    only if it never got there, and 'zoneflow job list' shows it once, not a
+    second copy that stays PENDING for good.
+    """
     zone = storage.get_zone_any(pending.zone_id)
     if zone is None:
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
     pool = storage.get_pool(zone.pool_id)
     factory = flows.FACTORIES[pending.kind]
-    book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}")
-    book.meta = {
-        "kind": pending.kind,
-        "zone_id": zone.id,
-        "zone_name": zone.name,
-        "serial": pending.serial,
-    }
-    flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
-    book.add(flow_detail)
-    with contextlib.closing(persistence.get_connection()) as connection:
-        connection.save_logbook(book)
+    job_id = _job_id(pending)
+    book = _find_logbook(persistence, job_id)
+    if book is not None and _reached_board(board, book):
+        LOG.info("job %s was posted already: not posting it twice", job_id)
+        return job_id
+    if book is None:
+        book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
+        book.meta = {
+            "kind": pending.kind,
+            "zone_id": zone.id,
+            "zone_name": zone.name,
+            "serial": pending.serial,
+        }
+        book.add(models.FlowDetail(pending.kind, uuid.uuid4().hex))
+        with contextlib.closing(persistence.get_connection()) as connection:
+            connection.save_logbook(book)
+    (flow_detail,) = book
     engines.save_factory_details(
         flow_detail, factory, [], flows.pool_args(pool), backend=persistence
     )
-    try:
-        board.post(
-            book.name,
-            book=book,
-            details={"store": {"zone_id": zone.id, "serial": pending.serial}},
-        )
-    except Exception:
-        # The outbox row is posted again under a new logbook; this one would
-        # stay PENDING in 'zoneflow job list' for good, a job nothing runs.
-        _forget(persistence, str(book.uuid))
-        raise
-    return str(book.uuid)
+    board.post(
+        book.name,
+        book=book,
+        details={"store": {"zone_id": zone.id, "serial": pending.serial}},
+    )
+    return job_id
 
 
-def _forget(persistence: Any, job_id: str) -> None:
-    """Remove the logbook of a job that never reached the board (best effort)."""
-    try:
-        with contextlib.closing(persistence.get_connection()) as connection:
-            connection.destroy_logbook(job_id)
-    except tf_exc.TaskFlowException as exc:
-        LOG.warning("job %s was not posted and its logbook stays behind: %s", job_id, exc)
+# Job ids made from outbox rows (see post).
+_JOB_IDS = uuid.UUID("5b0c3d4e-2f61-4c8e-9a57-7e1f0c9d2a43")
+
+
+def _job_id(pending: objects.PendingJob) -> str:
+    if pending.created_at is None:
+        return str(uuid.uuid4())
+    # The row's id alone could come back (SQLite reuses the ids of deleted rows).
+    row = (
+        pending.id,
+        pending.created_at.isoformat(),
+        pending.kind,
+        pending.zone_id,
+        pending.serial,
+    )
+    return str(uuid.uuid5(_JOB_IDS, repr(row)))
+
+
+def _find_logbook(persistence: Any, job_id: str) -> models.LogBook | None:
+    with contextlib.closing(persistence.get_connection()) as connection:
+        try:
+            book: models.LogBook = connection.get_logbook(job_id)
+        except tf_exc.NotFound:
+            return None
+    return book
+
+
+def _reached_board(board: Any, book: models.LogBook) -> bool:
+    """Whether an earlier post of this job got to the board (it ran, or waits there)."""
+    job = _info(book, with_atoms=False)
+    return job.state != states.PENDING or job.attempts > 0 or bool(_find_posted(board, job.id))
 
 
 @contextlib.contextmanager

@@ -919,7 +919,9 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
                 .values(claimed_until=until),
             )
             if taken:
-                claimed.append(objects.PendingJob(row.id, row.kind, row.zone_id, row.serial))
+                claimed.append(
+                    objects.PendingJob(row.id, row.kind, row.zone_id, row.serial, row.created_at)
+                )
     return claimed
 
 
