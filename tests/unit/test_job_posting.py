@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 from taskflow import exceptions as tf_exc
+from taskflow import storage as tf_storage
 
-from tests.unit.conftest import load_pool
+from tests.unit.conftest import load_pool, wait_settled
+from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.conductor import jobboard, persistence
 from zoneflow.engine import jobs
@@ -88,3 +91,18 @@ def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
     finally:
         board.close()
     assert storage.count_pending_jobs() == 0
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> None:
+    load_pool({}, {})
+    zone = central.create_zone("inputs.example", "hostmaster@example.com")
+    assert wait_settled(zone.id).status == objects.ACTIVE
+    backend = persistence.get_backend()
+    (job,) = jobs.list_jobs(backend)
+    with contextlib.closing(backend.get_connection()) as connection:
+        (flow_detail,) = connection.get_logbook(job.id)
+    # Posted with the logbook (one write): no conductor has to add them, in
+    # two writes a kill could come between, when it first claims the job.
+    (inputs,) = [a for a in flow_detail if a.name == tf_storage.Storage.injector_name]
+    assert inputs.results == {"zone_id": zone.id, "serial": zone.serial}

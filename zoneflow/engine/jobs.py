@@ -30,6 +30,7 @@ from oslo_utils import timeutils
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
 from taskflow import flow as tf_flow
+from taskflow import storage as tf_storage
 from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
@@ -110,6 +111,7 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
     if book is not None and _reached_board(board, book):
         LOG.info("job %s was posted already: not posting it twice", job_id)
         return job_id
+    store = {"zone_id": zone.id, "serial": pending.serial}
     if book is None:
         book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
         book.meta = {
@@ -118,19 +120,31 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
             "zone_name": zone.name,
             "serial": pending.serial,
         }
-        book.add(models.FlowDetail(pending.kind, uuid.uuid4().hex))
+        flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+        flow_detail.add(_inputs(store))
+        book.add(flow_detail)
         with contextlib.closing(persistence.get_connection()) as connection:
             connection.save_logbook(book)
     (flow_detail,) = book
     engines.save_factory_details(
         flow_detail, factory, [], flows.pool_args(pool), backend=persistence
     )
-    board.post(
-        book.name,
-        book=book,
-        details={"store": {"zone_id": zone.id, "serial": pending.serial}},
-    )
+    board.post(book.name, book=book, details={"store": store})
     return job_id
+
+
+def _inputs(store: dict[str, Any]) -> models.TaskDetail:
+    """The job's inputs as TaskFlow keeps them, written with the logbook.
+
+    Left to the conductor, TaskFlow saves them on the first claim in two
+    writes: the atom holding them, empty, then its results. A conductor
+    killed between the two left a logbook no engine could load again
+    ("'NoneType' object has no attribute 'keys'"), and the job failed.
+    """
+    inputs = models.TaskDetail(tf_storage.Storage.injector_name, uuid.uuid4().hex)
+    inputs.state = states.SUCCESS
+    inputs.results = dict(store)
+    return inputs
 
 
 # Job ids made from outbox rows (see post).
