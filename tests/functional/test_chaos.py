@@ -1,0 +1,71 @@
+"""Crash safety: zone jobs come out right while conductors are killed and servers restart.
+
+Real PostgreSQL, ZooKeeper and three BIND9 targets; two ``zoneflow
+conductor`` processes SIGKILLed at random moments and started again, and
+ZooKeeper and PostgreSQL each restarted once in the middle of the run (see
+tests/functional/chaos.py for the scenario and what is checked). The seed
+is printed first; ``ZONEFLOW_CHAOS_SEED=<seed>`` replays its workload and
+chaos schedule. bench/chaos.py runs a larger version.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from tests.functional import chaos
+from tests.functional.conftest import Bind9Factory
+from tests.functional.deployment import Deployment
+from tests.functional.fixtures.postgres import PostgresServer
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+
+SESSION_TIMEOUT = 2
+
+
+@pytest.fixture
+def user_config() -> Iterator[None]:
+    """This process plays the users on the deployment's config; default config after."""
+    from zoneflow import config
+
+    yield
+    config.setup([])
+
+
+def test_every_job_ends_right_while_conductors_die_and_servers_restart(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    postgres: PostgresServer,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+    capsys: pytest.CaptureFixture[str],
+    user_config: None,
+) -> None:
+    seed = int(os.environ.get("ZONEFLOW_CHAOS_SEED") or random.SystemRandom().randrange(10**6))
+    plan = chaos.Plan(seed=seed, zones=34)
+
+    def say(text: str) -> None:
+        with capsys.disabled():
+            print(f"\n{text}")
+
+    binds = bind9_factory(3)
+    deployment = Deployment(
+        tmp_path,
+        database=postgres_database,
+        zookeeper_hosts=zookeeper.hosts,
+        session_timeout=SESSION_TIMEOUT,
+    )
+    try:
+        deployment.load_pool(chaos.pool(deployment, binds))
+        deployment.start_mdns()
+        outcome = chaos.Run(plan, deployment, binds, zookeeper, postgres, say=say).run()
+    finally:
+        deployment.close()
+
+    say(outcome.summary())
+    assert outcome.jobs >= 100
+    assert outcome.kills >= 3
+    assert not outcome.failures, outcome.report() + f"\n(logs in {tmp_path})"
