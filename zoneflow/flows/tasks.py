@@ -12,10 +12,11 @@ the zone as it is now (a zone deleted meanwhile is not created again).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.exception
 from oslo_config import cfg
@@ -59,6 +60,13 @@ flow_opts = [
         "query_timeout", default=1.0, min=0.05, help="Seconds one SOA query or NOTIFY may take."
     ),
     cfg.FloatOpt(
+        "database_wait",
+        default=30.0,
+        min=0,
+        help="Seconds a task waits for the database to come back (a restart, a failover) "
+        "before it fails, and its job is reverted.",
+    ),
+    cfg.FloatOpt(
         "renotify_interval",
         default=1.0,
         min=0.1,
@@ -66,6 +74,34 @@ flow_opts = [
     ),
 ]
 CONF.register_opts(flow_opts, group="flows")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _waits_for_database(method: F) -> F:
+    """Run a task's method again while the database is unreachable, for a while.
+
+    Failing instead would revert a whole job (remove a created zone from its
+    targets again) over a database restart of a second. Running it again is
+    safe: tasks are idempotent, as a resumed job runs them again anyway.
+    """
+
+    @functools.wraps(method)
+    def run(self: task.Task, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + CONF.flows.database_wait
+        delay = 0.1
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except exceptions.DatabaseUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                LOG.warning("%s waits %.1fs for the database: %s", self.name, delay, exc)
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
+
+    return run  # type: ignore[return-value]
 
 
 def target_result(target_id: str) -> str:
@@ -90,6 +126,7 @@ class _Begin(task.Task):
     a recovery knows what the zone was meant to become.
     """
 
+    @_waits_for_database
     def revert(
         self,
         zone_id: str,
@@ -110,6 +147,7 @@ class BeginZoneAction(_Begin):
 
     default_provides = "zone_name"
 
+    @_waits_for_database
     def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> str:
         fencing.check(fence_token)
         zone = storage.get_zone_any(zone_id)
@@ -222,6 +260,7 @@ class ZoneActionOnTarget(task.Task):
         self.action = action
         self.target_id = target_id
 
+    @_waits_for_database
     def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> dict[str, Any]:
         fencing.check(fence_token)
         wanted = storage.get_target_action(zone_id, self.target_id)
@@ -237,6 +276,7 @@ class ZoneActionOnTarget(task.Task):
             return _through_catalog(storage.get_pool(target.pool_id), target)
         return _try_on_target(self.action, _backend_call(target, self.action), zone)
 
+    @_waits_for_database
     def revert(
         self,
         zone_id: str,
@@ -358,6 +398,7 @@ class _Poll(task.Task):
         super().__init__(name=name, provides=served_result(host, port))
         self.host, self.port = host, port
 
+    @_waits_for_database
     def _poll(
         self, zone_id: str, zone_name: str, serial: int, *, expect_removed: bool
     ) -> dict[str, Any]:
@@ -435,6 +476,7 @@ class _StatusWriter(task.Task):
         self.target_addresses = target_addresses
         self.threshold = threshold
 
+    @_waits_for_database
     def _write(
         self, action: str, zone_id: str, serial: int, results: dict[str, dict[str, Any]]
     ) -> str:
@@ -540,6 +582,7 @@ class BeginRecovery(_Begin):
 
     default_provides = ("zone_name", "wanted")
 
+    @_waits_for_database
     def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> tuple[str, str]:
         fencing.check(fence_token)
         zone = storage.get_zone_any(zone_id)
@@ -569,6 +612,7 @@ class RecoverOnTarget(task.Task):
         )
         self.target_id = target_id
 
+    @_waits_for_database
     def execute(
         self, zone_id: str, serial: int, wanted: str, fence_token: int | None = None
     ) -> dict[str, Any]:
@@ -615,6 +659,7 @@ class RecoverOnTarget(task.Task):
             _notify(zone.name, *address, serial)
         return {**outcome, "action": action}
 
+    @_waits_for_database
     def revert(
         self,
         zone_id: str,
