@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 from tests.unit.conftest import load_pool
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
@@ -22,3 +25,20 @@ def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alo
 
     assert outcome["skipped"]
     assert FakeBackend.served(target.id) == {}
+
+
+def test_an_update_that_runs_before_the_zone_s_create_creates_it(tmp_path: pathlib.Path) -> None:
+    record = tmp_path / "calls.jsonl"
+    (target,) = load_pool({"record_file": str(record)}).targets
+    zone = central.create_zone("early.example", "hostmaster@example.com")
+    # A change made at once: its update job runs while the create job has not
+    # (its conductor died, or it waits on the board), and it is the job that
+    # must make the zone ACTIVE, polling each nameserver for its serial.
+    change = central.create_recordset("early.example", "www", "A", ["192.0.2.1"])
+
+    update = tasks.ZoneActionOnTarget(objects.UPDATE, target.id)
+    outcome = update.execute(zone_id=zone.id, serial=change.serial)
+
+    assert outcome["ok"]
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(c["op"], c["zone"]) for c in calls] == [("create", "early.example.")]

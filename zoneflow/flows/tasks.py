@@ -272,9 +272,17 @@ class ZoneActionOnTarget(task.Task):
             # waited: its delete job owns it now, and may have removed it from
             # this target already, so creating it here would leave it behind.
             return {"ok": True, "error": None, "skipped": True}
-        if self.action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
+        action = self.action
+        if action == objects.UPDATE and zone.action == objects.CREATE:
+            # Not created yet as far as anyone knows: its create job may not
+            # have run (its conductor died, it waits on the board). This job,
+            # the newest change, is the one to make it ACTIVE, so it creates
+            # the zone (creating one that exists succeeds) rather than poll
+            # for a zone no target has.
+            action = objects.CREATE
+        if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
-        return _try_on_target(self.action, _backend_call(target, self.action), zone)
+        return _try_on_target(action, _backend_call(target, action), zone)
 
     @_waits_for_database
     def revert(
