@@ -10,7 +10,7 @@ from taskflow import exceptions as tf_exc
 from taskflow import storage as tf_storage
 
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.conductor import jobboard, persistence
 from zoneflow.engine import jobs
@@ -106,3 +106,32 @@ def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> N
     # two writes a kill could come between, when it first claims the job.
     (inputs,) = [a for a in flow_detail if a.name == tf_storage.Storage.injector_name]
     assert inputs.results == {"zone_id": zone.id, "serial": zone.serial}
+
+
+def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_pool({}, {})
+    for name in ("one.example", "two.example"):
+        central.create_zone(name, "hostmaster@example.com")
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend)
+    relay = OutboxRelay(_BoardDown(board), backend)
+    try:
+        # The post fails, and the database is gone before the rows go back.
+        with monkeypatch.context() as down:
+            down.setattr(storage, "release_pending_job", _unreachable)
+            with pytest.raises(tf_exc.JobFailure):
+                relay.flush()
+        # Still leased to the relay that claimed them: no other relay takes them yet...
+        assert OutboxRelay(board, backend).flush() == []
+        # ...but that one posts them at its next flush, not when the lease runs out.
+        relay.board = board
+        assert len(relay.flush()) == 2
+    finally:
+        board.close()
+    assert storage.count_pending_jobs() == 0
+
+
+def _unreachable(*_: Any) -> None:
+    raise exceptions.DatabaseUnavailable("the database at test is unreachable")

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
 
@@ -28,24 +28,43 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Outbox rows this relay claimed and could neither post nor give back.
+        self._held: list[objects.PendingJob] = []
 
     def flush(self) -> list[str]:
         """Post every pending job now; return the ids of the posted jobs."""
         posted = []
-        claimed = storage.claim_pending_jobs()
+        claimed, self._held = self._held, []
+        try:
+            claimed += storage.claim_pending_jobs()
+        except Exception:
+            self._held = claimed
+            raise
         for index, pending in enumerate(claimed):
             try:
-                posted.append(jobs.post(self.board, self.persistence, pending))
-            except exceptions.ZoneNotFound:
-                LOG.info("dropping %s job of a zone that is gone", pending.kind)
+                try:
+                    posted.append(jobs.post(self.board, self.persistence, pending))
+                except exceptions.ZoneNotFound:
+                    LOG.info("dropping %s job of a zone that is gone", pending.kind)
+                storage.remove_pending_job(pending.id)
             except Exception:
-                # Every row not posted goes back, not only this one: the rest
-                # would otherwise wait out their lease before any relay tried.
-                for unposted in claimed[index:]:
-                    storage.release_pending_job(unposted.id)
+                self._give_back(claimed[index:])
                 raise
-            storage.remove_pending_job(pending.id)
         return posted
+
+    def _give_back(self, unposted: list[objects.PendingJob]) -> None:
+        """Release the rows a failed flush did not post, so any relay takes them now.
+
+        Every one, not only the one that failed: the rest would otherwise wait
+        out their lease. If the database is gone too, this relay keeps them
+        (the lease is its own) and posts them first next time.
+        """
+        for index, pending in enumerate(unposted):
+            try:
+                storage.release_pending_job(pending.id)
+            except exceptions.DatabaseUnavailable:
+                self._held = list(unposted[index:])
+                return
 
     def wake(self) -> None:
         """Ask the relay thread to flush now (central calls this after a change)."""
