@@ -268,6 +268,13 @@ class Run:
 
         self.say(f"chaos seed {self.plan.seed} (replay: ZONEFLOW_CHAOS_SEED={self.plan.seed})")
         config.setup([str(self.deployment.conf)])
+        # What this process (the users, the chaos) did, beside the daemons' logs.
+        log = logging.FileHandler(self.deployment.workdir / "users.log")
+        log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.setLevel(logging.INFO)
+        logging.getLogger().addHandler(log)
+        level = logging.getLogger("zoneflow").level
+        logging.getLogger("zoneflow").setLevel(logging.INFO)
         board = jobboard.connect(persistence.get_backend(), name="chaos-users")
         self._relay = OutboxRelay(board, persistence.get_backend())
         try:
@@ -293,6 +300,9 @@ class Run:
         finally:
             board.close()
             persistence.reset()
+            logging.getLogger().removeHandler(log)
+            logging.getLogger("zoneflow").setLevel(level)
+            log.close()
         return self.outcome
 
     def _wait_watching(self, name: str) -> None:
@@ -457,6 +467,7 @@ class Run:
         for name in self._conductors:
             self._wait_watching(name)
         left: dict[str, Any] = {}
+        told = [time.monotonic()]
 
         def quiet() -> bool:
             left.clear()
@@ -466,6 +477,10 @@ class Run:
                 left["jobs on the board"] = on_board
             if pending := [z.name for z in storage.list_zones() if z.status == "PENDING"]:
                 left["PENDING zones"] = pending
+            if left and time.monotonic() - told[0] >= 3:
+                told[0] = time.monotonic()
+                counts = {k: v if isinstance(v, int) else len(v) for k, v in left.items()}
+                self._event(f"waiting for {json.dumps(counts)}: {json.dumps(left)[:300]}")
             return not left
 
         try:
