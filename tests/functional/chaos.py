@@ -37,6 +37,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import pathlib
 import queue
 import random
 import threading
@@ -152,6 +153,26 @@ class Outcome:
                 lines.append(f"  ... and {len(self.failures) - 50} more")
         lines += ["timeline:", *(f"  {t}" for t in self.timeline)]
         return "\n".join(lines)
+
+
+# A ZooKeeper session this short frees a killed conductor's jobs in about 2 s.
+SESSION_TIMEOUT = 2
+# A conductor dies every few seconds here, far more often than in any deployment,
+# and each death takes every job it was running with it: a job caught by three
+# deaths in a row would be given up as one that keeps failing ([conductor]
+# max_job_attempts, 3 by default, tested in tests/unit/test_job_attempts.py).
+MAX_JOB_ATTEMPTS = 10
+
+
+def deployment(workdir: pathlib.Path, *, database: str, zookeeper_hosts: str) -> Deployment:
+    """The deployment a chaos run uses: no pool loaded, nothing started yet."""
+    return Deployment(
+        workdir,
+        database=database,
+        zookeeper_hosts=zookeeper_hosts,
+        session_timeout=SESSION_TIMEOUT,
+        extra_conf={"conductor": {"max_job_attempts": MAX_JOB_ATTEMPTS}},
+    )
 
 
 def pool(deployment: Deployment, binds: list[Bind9Server]) -> dict[str, Any]:
@@ -396,6 +417,18 @@ class Run:
     # --- chaos -------------------------------------------------------------------------
 
     def _chaos(self) -> None:
+        down: dict[str, float] = {}  # conductor -> when it is started again
+        try:
+            self._havoc(down)
+        except Exception as exc:  # noqa: BLE001 - reported as a failure of the run
+            LOG.exception("the chaos thread failed")
+            self.outcome.failures.append(f"the chaos thread failed: {exc!r}")
+        finally:
+            for name in down:
+                self.deployment.start_conductor(name)
+                self._event(f"{name} started again")
+
+    def _havoc(self, down: dict[str, float]) -> None:
         rng = random.Random(f"{self.plan.seed}/chaos")
         # The two restarts land in the middle of the workload, a third and two thirds in.
         planned = []
@@ -403,23 +436,20 @@ class Run:
             planned.append(("zookeeper", 1 / 3))
         if self.plan.restart_postgres:
             planned.append(("postgres", 2 / 3))
-        down: dict[str, float] = {}  # conductor -> when it is started again
         next_kill = time.monotonic() + rng.uniform(*self.plan.kill_every)
-        while True:
+        while not self._workload_done.is_set():
             now = time.monotonic()
             for name, at in sorted(down.items()):
                 if now >= at:
                     self.deployment.start_conductor(name)
                     del down[name]
                     self._event(f"{name} started again")
-            if self._workload_done.is_set():
-                break
             if planned and self._progress() >= planned[0][1]:
                 self._restart(planned.pop(0)[0])
                 continue
             for name in self._conductors:
-                if name not in down and self.deployment.processes[name].poll() is not None:
-                    code = self.deployment.processes[name].poll()
+                code = self.deployment.processes[name].poll()
+                if name not in down and code is not None:
                     self.outcome.failures.append(f"{name} exited by itself with status {code}")
                     self._event(f"{name} exited by itself with status {code}")
                     down[name] = now
@@ -427,7 +457,8 @@ class Run:
                 alive = [c for c in self._conductors if c not in down]
                 if alive:
                     victim = rng.choice(alive)
-                    self.deployment.kill(victim)
+                    with contextlib.suppress(ProcessLookupError):  # it died by itself just now
+                        self.deployment.kill(victim)
                     self.outcome.kills += 1
                     down[victim] = now + rng.uniform(*self.plan.restart_after)
                     self._event(f"{victim} killed (SIGKILL)")
@@ -436,9 +467,6 @@ class Run:
         for planned_kind, _ in planned:
             # The workload ended before its middle was reached: restart now.
             self._restart(planned_kind)
-        for name in down:
-            self.deployment.start_conductor(name)
-            self._event(f"{name} started again")
 
     def _progress(self) -> float:
         expected = sum(len(s.ops) for s in self.scripts)

@@ -19,11 +19,8 @@ import pytest
 
 from tests.functional import chaos
 from tests.functional.conftest import Bind9Factory
-from tests.functional.deployment import Deployment
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
-
-SESSION_TIMEOUT = 2
 
 
 @pytest.fixture
@@ -52,11 +49,8 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
             print(f"\n{text}")
 
     binds = bind9_factory(3)
-    deployment = Deployment(
-        tmp_path,
-        database=postgres_database,
-        zookeeper_hosts=zookeeper.hosts,
-        session_timeout=SESSION_TIMEOUT,
+    deployment = chaos.deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts
     )
     try:
         deployment.load_pool(chaos.pool(deployment, binds))
