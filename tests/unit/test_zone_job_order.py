@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import pathlib
 
+import pytest
+
 from tests.unit.conftest import load_pool
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
 from zoneflow.flows import tasks
+from zoneflow.storage import api as storage
 
 
 def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alone() -> None:
@@ -42,3 +45,40 @@ def test_an_update_that_runs_before_the_zone_s_create_creates_it(tmp_path: pathl
     assert outcome["ok"]
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     assert [(c["op"], c["zone"]) for c in calls] == [("create", "early.example.")]
+
+
+def test_a_create_cut_short_after_creating_takes_the_zone_back_when_run_again() -> None:
+    (target,) = load_pool({}).targets
+    zone = central.create_zone("cut.example", "hostmaster@example.com")
+    # Its first run created the zone on the target after the delete job had
+    # removed it, and died before recording that; the delete job then finished.
+    central.delete_zone("cut.example")
+    FakeBackend(storage.get_target(target.id)).create_zone(zone)
+
+    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+
+    assert outcome["skipped"]
+    assert FakeBackend.served(target.id) == {}
+
+
+def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (target,) = load_pool({}).targets
+    zone = central.create_zone("racing.example", "hostmaster@example.com")
+    create_zone = FakeBackend.create_zone
+
+    def slow_create(self: FakeBackend, what: objects.Zone) -> None:
+        # While the target works on the create, the user deletes the zone and
+        # the delete job removes it from the target (there is nothing yet).
+        central.delete_zone("racing.example")
+        self.delete_zone(what)
+        create_zone(self, what)
+
+    monkeypatch.setattr(FakeBackend, "create_zone", slow_create)
+    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+
+    assert outcome["skipped"]
+    assert FakeBackend.served(target.id) == {}

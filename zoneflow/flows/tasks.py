@@ -271,6 +271,9 @@ class ZoneActionOnTarget(task.Task):
             # The zone was deleted, or its delete asked for, while this job
             # waited: its delete job owns it now, and may have removed it from
             # this target already, so creating it here would leave it behind.
+            # An earlier run of this task, cut short, may have done just that.
+            if wanted.provisioning != objects.CATALOG:
+                _take_back(zone, target)
             return {"ok": True, "error": None, "skipped": True}
         action = self.action
         if action == objects.UPDATE and zone.action == objects.CREATE:
@@ -282,7 +285,13 @@ class ZoneActionOnTarget(task.Task):
             action = objects.CREATE
         if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
-        return _try_on_target(action, _backend_call(target, action), zone)
+        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        if action == objects.CREATE and outcome["ok"] and _wanted_gone(zone_id):
+            # Its delete was asked for while this created it, and its job may
+            # have removed the zone from this target first.
+            _take_back(zone, target)
+            return {"ok": True, "error": None, "skipped": True}
+        return outcome
 
     @_waits_for_database
     def revert(
@@ -306,6 +315,25 @@ class ZoneActionOnTarget(task.Task):
         _record_reverted(
             zone_id, serial, self.target_id, self.action, outcome, _reason(flow_failures)
         )
+
+
+def _wanted_gone(zone_id: str) -> bool:
+    zone = storage.get_zone_any(zone_id)
+    return zone is None or zone.action == objects.DELETE or storage.zone_is_deleted(zone_id)
+
+
+def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
+    """Remove from a target a zone that is wanted gone (its delete job does too).
+
+    Not if a newer zone has its name by now: a target knows zones by name.
+    A failure is left to the delete job, which removes the zone anyway.
+    """
+    try:
+        if storage.get_zone(zone.name).id != zone.id:
+            return
+    except exceptions.ZoneNotFound:
+        pass
+    _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
 
 
 def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
