@@ -67,7 +67,14 @@ def main() -> int:
             try:
                 deployment.load_pool(chaos.pool(deployment, binds))
                 deployment.start_mdns()
-                outcome = chaos.Run(plan, deployment, binds, zookeeper, postgres).run()
+                outcome = chaos.Run(
+                    plan,
+                    deployment,
+                    binds,
+                    zookeeper,
+                    postgres,
+                    replay="replay: python bench/chaos.py --seed {seed}",
+                ).run()
             finally:
                 deployment.close()
         finally:

@@ -262,13 +262,16 @@ class Run:
         postgres: PostgresServer,
         *,
         say: Callable[[str], None] = print,
+        replay: str = "replay: seed {seed}",
     ) -> None:
+        """``say`` prints progress; ``replay`` says how to run this seed again."""
         self.plan = plan
         self.deployment = deployment
         self.binds = binds
         self.zookeeper = zookeeper
         self.postgres = postgres
         self.say = say
+        self.replay = replay
         self.outcome = Outcome(seed=plan.seed)
         self.scripts = scripts(plan)
         self.jobs: list[Job] = []
@@ -287,7 +290,7 @@ class Run:
         from zoneflow.conductor import jobboard, persistence
         from zoneflow.engine.relay import OutboxRelay
 
-        self.say(f"chaos seed {self.plan.seed} (replay: ZONEFLOW_CHAOS_SEED={self.plan.seed})")
+        self.say(f"chaos seed {self.plan.seed} ({self.replay.format(seed=self.plan.seed)})")
         config.setup([str(self.deployment.conf)])
         # What this process (the users, the chaos) did, beside the daemons' logs.
         log = logging.FileHandler(self.deployment.workdir / "users.log")

@@ -22,6 +22,8 @@ from tests.functional.conftest import Bind9Factory
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 
+REPLAY = "replay: ZONEFLOW_CHAOS_SEED={seed} pytest tests/functional/test_chaos.py"
+
 
 @pytest.fixture
 def user_config() -> Iterator[None]:
@@ -42,6 +44,7 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     user_config: None,
 ) -> None:
     seed = int(os.environ.get("ZONEFLOW_CHAOS_SEED") or random.SystemRandom().randrange(10**6))
+    # A create and at least two changes per zone: at least 102 jobs.
     plan = chaos.Plan(seed=seed, zones=34)
 
     def say(text: str) -> None:
@@ -55,7 +58,9 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     try:
         deployment.load_pool(chaos.pool(deployment, binds))
         deployment.start_mdns()
-        outcome = chaos.Run(plan, deployment, binds, zookeeper, postgres, say=say).run()
+        outcome = chaos.Run(
+            plan, deployment, binds, zookeeper, postgres, say=say, replay=REPLAY
+        ).run()
     finally:
         deployment.close()
 
