@@ -12,7 +12,8 @@ serial builds on the one before), and for some zones delete it at the end.
 Worker threads play the users, calling central and posting each job at once
 as the CLI does (conductors' relays post whatever that misses). The scripts
 run without waiting for jobs to finish, so a zone's jobs overlap and may run
-in any order on any conductor.
+in any order on any conductor. The users pause while PostgreSQL restarts
+(see Gate): the restart is there for the conductors and mdns.
 
 Everything random comes from one seed, printed first: the same seed gives
 the same scripts and the same chaos schedule (the threads' timing differs
@@ -320,7 +321,7 @@ class Run:
             self._settle(board)
             self.outcome.settle_seconds = time.monotonic() - settled
             self._event("settled" if not self.outcome.failures else "did not settle")
-            self._check(board)
+            self._check()
         finally:
             board.close()
             persistence.reset()
@@ -403,12 +404,12 @@ class Run:
                 else:
                     serial = central.delete_zone(script.name).serial
                     script.deleted, kind = True, "delete-zone"
-            assert script.zone_id is not None
-            script.serial = serial
-            made = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-            with self._lock:
-                self.jobs.append(Job(kind, script.name, script.zone_id, serial, made))
-            self._post()
+                assert script.zone_id is not None
+                script.serial = serial
+                made = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+                with self._lock:
+                    self.jobs.append(Job(kind, script.name, script.zone_id, serial, made))
+                self._post()
 
     def _post(self) -> None:
         """Post the outbox now, as the CLI does after a change (a miss is the relays' to post)."""
@@ -522,7 +523,7 @@ class Run:
                 f"(stuck): {json.dumps(left)[:2000]}"
             )
 
-    def _check(self, board: Any) -> None:
+    def _check(self) -> None:
         self._check_conductors()
         self._check_jobs()
         self._check_zones()
