@@ -76,6 +76,14 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             return self._give_up(job, _exhausted(job_id, runs, attempt.previous_error))
 
         ended, error = self._run(job)
+        if ended is not _Ended.FENCED:
+            try:
+                # The job's record is written behind its engine (persistence.py):
+                # it must be whole before the job leaves the board.
+                self._persistence.flush()
+            except tf_exc.StorageFailure as exc:
+                LOG.warning("job %s handed back: its record cannot be written: %s", job_id, exc)
+                return self._hand_back(job_id, error=str(exc))
         if ended is _Ended.DONE:
             return True
         if ended is _Ended.FENCED:

@@ -103,12 +103,11 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
         "serial": pending.serial,
     }
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    # The factory and the pool it is called with go in the flow's row: one write.
+    engines.save_factory_details(flow_detail, factory, [], flows.pool_args(pool))
     book.add(flow_detail)
     with contextlib.closing(persistence.get_connection()) as connection:
         connection.save_logbook(book)
-    engines.save_factory_details(
-        flow_detail, factory, [], flows.pool_args(pool), backend=persistence
-    )
     board.post(
         book.name,
         book=book,
