@@ -129,6 +129,17 @@ class LeanConnection(impl_sqlalchemy.Connection):
         """Return once every change queued so far is in the database."""
         self.writer.flush(timeout)
 
+    def find_logbook(self, names: list[str]) -> str | None:
+        """The uuid of the newest logbook with one of these names, or None."""
+        table = self._tables.logbooks
+        with _storage_failure("finding a logbook by name"), self._engine.connect() as conn:
+            return conn.execute(
+                sqlalchemy.select(table.c.uuid)
+                .where(table.c.name.in_(names))
+                .order_by(table.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+
     def close_writer(self) -> None:
         self.writer.close()
 

@@ -44,7 +44,7 @@ FAILED = states.FAILURE
 CANCELLED = "CANCELLED"
 
 # Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
-_OVER = frozenset(
+OVER = frozenset(
     {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
 )
 
@@ -155,7 +155,7 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
             # conductor touches a job's meta as it ends each attempt).
             if book.created_at is None or book.created_at > cutoff:
                 continue
-            if _info(book, with_atoms=False).state not in _OVER:
+            if _info(book, with_atoms=False).state not in OVER:
                 continue
             try:
                 connection.destroy_logbook(book.uuid)
@@ -167,6 +167,12 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def find_job(persistence: Any, names: list[str]) -> str | None:
+    """The id of the newest job with one of these names (see post), or None."""
+    with _logbooks(persistence) as connection:
+        return connection.find_logbook(names)
 
 
 def job_graph(persistence: Any, job_id: str) -> str:
@@ -354,7 +360,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
     posted = _find_posted(board, job_id)
     # Read after the board: a job is consumed only once its final state is saved.
     job = get_job(persistence, job_id)
-    if posted is None and job.state in _OVER:
+    if posted is None and job.state in OVER:
         raise exceptions.JobFinished(
             f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
         )
