@@ -64,7 +64,7 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
         )
         jobboard.notifier.register(jobs_base.POSTED, self._wake)
 
-    def _wake(self, *_: Any) -> None:
+    def _wake(self, *_: Any, **__: Any) -> None:
         self._wait_timeout.wake()
 
     def _on_job_done(self, job: Any, fut: Any) -> None:
