@@ -177,7 +177,9 @@ class LogbookWriter:
 
     def __init__(self, engine: Any, tables: Any) -> None:
         self._engine = engine
-        self._tables = tables
+        # Built once: SQLAlchemy's compiled-statement cache then finds them at once.
+        self._update_flows = _update_by_uuid(tables.flowdetails)
+        self._upsert_atoms = _upsert(engine.dialect.name, tables.atomdetails)
         self._pending: dict[tuple[str, str], dict[str, Any]] = {}
         self._cond = threading.Condition()
         self._queued = 0  # changes queued so far
@@ -258,11 +260,10 @@ class LogbookWriter:
         with self._engine.begin() as conn:
             if rows["flow"]:
                 conn.execute(
-                    _update_by_uuid(self._tables.flowdetails),
-                    [dict(row, b_uuid=row["uuid"]) for row in rows["flow"]],
+                    self._update_flows, [dict(row, b_uuid=row["uuid"]) for row in rows["flow"]]
                 )
             if rows["atom"]:
-                conn.execute(_upsert(conn.dialect.name, self._tables.atomdetails), rows["atom"])
+                conn.execute(self._upsert_atoms, rows["atom"])
 
 
 def _update_by_uuid(table: sqlalchemy.Table) -> Any:
