@@ -88,12 +88,26 @@ class Attempt:
     outcome: str | None = None
 
 
-def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
-    """Write a job's logbook and post it; return the job id."""
+def post(
+    board: Any,
+    persistence: Any,
+    pending: objects.PendingJob,
+    *,
+    pools: dict[str, objects.Pool] | None = None,
+) -> str:
+    """Write a job's logbook and post it; return the job id.
+
+    ``pools`` (pool id -> pool) lets a caller posting many jobs at once read
+    each pool once for all of them.
+    """
     zone = storage.get_zone_any(pending.zone_id)
     if zone is None:
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
-    pool = storage.get_pool(zone.pool_id)
+    pool = pools.get(zone.pool_id) if pools is not None else None
+    if pool is None:
+        pool = storage.get_pool(zone.pool_id)
+        if pools is not None:
+            pools[zone.pool_id] = pool
     factory = flows.FACTORIES[pending.kind]
     book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}")
     book.meta = {
