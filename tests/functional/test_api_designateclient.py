@@ -105,7 +105,11 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
     # Update: the new record and TTL are what BIND9 serves at the serial the API gave.
     updated = client.recordsets.update(zone_id, www["id"], {"records": ["192.0.2.20"], "ttl": 120})
     _complete_recordset(updated)
-    assert (updated["records"], updated["ttl"], updated["action"]) == (["192.0.2.20"], 120, "UPDATE")
+    assert (updated["records"], updated["ttl"], updated["action"]) == (
+        ["192.0.2.20"],
+        120,
+        "UPDATE",
+    )
     assert _settled(client, zone_id)["serial"] == updated["serial"]
     query = dns.message.make_query(f"www.{ZONE}", "A")
     served = dns.query.udp(query, bind.host, port=bind.port, timeout=2).answer[0]

@@ -28,6 +28,7 @@ CONF = cfg.CONF
 server_opts = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API listens on."),
     cfg.PortOpt("port", default=9001, help="TCP port the API listens on (Designate's)."),
+    cfg.BoolOpt("access_log", default=True, help="Log one line per request (uvicorn.access)."),
 ]
 CONF.register_opts(server_opts, group="api")
 
@@ -53,6 +54,7 @@ class ApiServer:
         config = uvicorn.Config(
             app.create_app(),
             log_config=None,
+            access_log=CONF.api.access_log,
             lifespan="off",
             timeout_graceful_shutdown=5,
         )
