@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,8 @@ from fastapi.testclient import TestClient
 from keystoneauth1 import discover
 
 from tests.unit.conftest import wait_settled
-from zoneflow.api import app, schemas
+from zoneflow import exceptions
+from zoneflow.api import app, schemas, server
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
 
@@ -581,3 +584,21 @@ def test_noauth_without_headers_is_designates_default_admin_project(client: Test
     by_keystone_header = client.get("/v2/zones", headers={"X-Project-Id": "noauth-project"})
     assert [z["id"] for z in by_keystone_header.json()["zones"]] == [zone["id"]]
     assert client.get("/v2/zones", headers={"X-Auth-All-Projects": "True"}).status_code == 200
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+
+def test_the_server_answers_on_its_port_and_a_taken_port_is_a_clear_error() -> None:
+    running = server.ApiServer("127.0.0.1", 0)
+    running.start()
+    try:
+        with urllib.request.urlopen(f"{running.url}/v2/zones", timeout=5) as response:
+            assert json.load(response)["zones"] == []
+            assert response.headers["X-OpenStack-Request-ID"].startswith("req-")
+        with pytest.raises(
+            exceptions.InvalidConfig, match=f"cannot listen on 127.0.0.1:{running.port}"
+        ):
+            server.ApiServer("127.0.0.1", running.port)
+    finally:
+        running.stop()
