@@ -602,3 +602,9 @@ def test_the_server_answers_on_its_port_and_a_taken_port_is_a_clear_error() -> N
             server.ApiServer("127.0.0.1", running.port)
     finally:
         running.stop()
+
+
+def test_an_unknown_auth_strategy_is_a_clear_configuration_error(override: Any) -> None:
+    override("api", auth_strategy="kerberos")
+    with pytest.raises(exceptions.InvalidConfig, match="auth_strategy 'kerberos'"):
+        app.create_app()

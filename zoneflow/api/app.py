@@ -19,9 +19,9 @@ pool's nameservers serve it. Errors are `{code, type, message, request_id}`.
 """
 
 
-def create_app(*, auth_strategy: str | None = None) -> FastAPI:
+def create_app() -> FastAPI:
     app = FastAPI(title="zoneflow", version="2", description=DESCRIPTION)
-    app.state.auth = auth.load_strategy(auth_strategy)
+    app.state.auth = auth.load_strategy()
     app.include_router(versions.router)
     app.include_router(zones.router)
     app.include_router(recordsets.router)

@@ -79,15 +79,14 @@ class NoAuth:
         )
 
 
-def load_strategy(name: str | None = None) -> Strategy:
+def load_strategy() -> Strategy:
+    """The ``[api] auth_strategy`` named in the configuration."""
+    name = CONF.api.auth_strategy
     try:
-        manager: Any = driver.DriverManager(
-            "zoneflow.api.auth", name or CONF.api.auth_strategy, invoke_on_load=True
-        )
+        manager: Any = driver.DriverManager("zoneflow.api.auth", name, invoke_on_load=True)
     except Exception as exc:
         raise exceptions.InvalidConfig(
-            f"[api] auth_strategy {name or CONF.api.auth_strategy!r} cannot be loaded ({exc}): "
-            "use noauth"
+            f"[api] auth_strategy {name!r} cannot be loaded ({exc}): use noauth"
         ) from exc
     return cast(Strategy, manager.driver)
 

@@ -78,6 +78,7 @@ def openapi_parameters(filters: tuple[str, ...]) -> list[dict[str, Any]]:
         "marker": ("string", "id of the last item of the previous page"),
         "sort_key": ("string", "field to sort by (default created_at)"),
         "sort_dir": ("string", "asc (default) or desc"),
+        "all_projects": ("string", "true: every project's items (admin role only)"),
     }
     parameters = [
         {
