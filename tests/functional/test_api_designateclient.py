@@ -23,7 +23,7 @@ from keystoneauth1 import noauth, session
 
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
-from tests.unit.test_api import RECORDSET_FIELDS, ZONE_FIELDS
+from tests.support import RECORDSET_FIELDS, ZONE_FIELDS
 
 ZONE = "api.example."
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from keystoneauth1 import discover
 
+from tests.support import RECORDSET_FIELDS, ZONE_FIELDS
 from tests.unit.conftest import wait_settled
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
@@ -20,45 +21,6 @@ from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
-ZONE_FIELDS = {
-    "id",
-    "pool_id",
-    "project_id",
-    "name",
-    "email",
-    "ttl",
-    "serial",
-    "status",
-    "action",
-    "description",
-    "masters",
-    "type",
-    "transferred_at",
-    "version",
-    "created_at",
-    "updated_at",
-    "attributes",
-    "shared",
-    "links",
-}
-RECORDSET_FIELDS = {
-    "id",
-    "zone_id",
-    "zone_name",
-    "project_id",
-    "name",
-    "type",
-    "records",
-    "ttl",
-    "status",
-    "action",
-    "description",
-    "version",
-    "serial",
-    "created_at",
-    "updated_at",
-    "links",
-}
 ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
 BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
