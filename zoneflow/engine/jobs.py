@@ -44,7 +44,7 @@ FAILED = states.FAILURE
 CANCELLED = "CANCELLED"
 
 # Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
-_OVER = frozenset(
+OVER = frozenset(
     {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
 )
 
@@ -103,12 +103,11 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
         "serial": pending.serial,
     }
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    # The factory and the pool it is called with go in the flow's row: one write.
+    engines.save_factory_details(flow_detail, factory, [], flows.pool_args(pool))
     book.add(flow_detail)
     with contextlib.closing(persistence.get_connection()) as connection:
         connection.save_logbook(book)
-    engines.save_factory_details(
-        flow_detail, factory, [], flows.pool_args(pool), backend=persistence
-    )
     board.post(
         book.name,
         book=book,
@@ -156,7 +155,7 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
             # conductor touches a job's meta as it ends each attempt).
             if book.created_at is None or book.created_at > cutoff:
                 continue
-            if _info(book, with_atoms=False).state not in _OVER:
+            if _info(book, with_atoms=False).state not in OVER:
                 continue
             try:
                 connection.destroy_logbook(book.uuid)
@@ -168,6 +167,12 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def find_job(persistence: Any, names: list[str]) -> str | None:
+    """The id of the newest job with one of these names (see post), or None."""
+    with _logbooks(persistence) as connection:
+        return connection.find_logbook(names)
 
 
 def job_graph(persistence: Any, job_id: str) -> str:
@@ -355,7 +360,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
     posted = _find_posted(board, job_id)
     # Read after the board: a job is consumed only once its final state is saved.
     job = get_job(persistence, job_id)
-    if posted is None and job.state in _OVER:
+    if posted is None and job.state in OVER:
         raise exceptions.JobFinished(
             f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
         )
