@@ -588,6 +588,13 @@ def cmd_mdns(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from zoneflow.api import server
+
+    server.run_forever()
+    return 0
+
+
 def cmd_all_in_one(args: argparse.Namespace) -> int:
     from zoneflow import allinone
 
@@ -745,7 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("conductor", cmd_conductor, "run a conductor: claim jobs and run their flows"),
         ("mdns", cmd_mdns, "run the mini-DNS nameservers transfer zones from"),
-        ("all-in-one", cmd_all_in_one, "run conductor, mdns and relay in one process"),
+        ("api", cmd_api, "serve the REST API (Designate's v2) on [api] host:port"),
+        ("all-in-one", cmd_all_in_one, "run conductor, mdns, relay and the API in one process"),
     ):
         command(groups, name, func, text)
     return parser

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 # Designate's words, reused so operators recognise them.
 PENDING = "PENDING"
@@ -96,6 +98,8 @@ class Zone:
     error: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
+    # Goes up by one with every change to the zone (each new serial).
+    version: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +126,9 @@ class RecordSet:
     action: str
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
+    description: str | None = None
+    # Goes up by one with every change to the recordset.
+    version: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,3 +191,27 @@ class ZoneNotify:
     serial: int | None
     received_at: datetime.datetime
     count: int
+
+
+ASC = "asc"
+DESC = "desc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Paging:
+    """Which page of a list: up to ``limit`` items after the one whose id is
+    ``marker``, ordered by ``sort_key`` (then id) in ``sort_dir``."""
+
+    limit: int
+    marker: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = ASC
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, how many items match in all, and whether more follow."""
+
+    items: tuple[T, ...]
+    total_count: int
+    more: bool

@@ -14,13 +14,13 @@ import dataclasses
 import datetime
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_db import exception as db_exc
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import db, models
@@ -97,6 +97,82 @@ def _zone(row: models.Zone) -> objects.Zone:
 
 def _recordset(row: models.RecordSet) -> objects.RecordSet:
     return _value(objects.RecordSet, row, records=tuple(r.data for r in row.records))
+
+
+# --- lists: filters and pages -------------------------------------------
+
+
+def _column(model: type[models.Base], name: str) -> sa.Column[Any]:
+    column = model.__table__.columns.get(name)
+    if column is None:
+        raise ValueError(f"{model.__name__} has no column {name!r}")
+    return cast(sa.Column[Any], column)
+
+
+def _match(
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], value: str | int
+) -> sa.ColumnElement[bool]:
+    """``column`` equal to ``value``, or like it where it has ``*`` wildcards
+    (Designate's filters; a wildcard match ignores case, as it does on MySQL)."""
+    if isinstance(value, str) and "*" in value:
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.ilike(escaped.replace("*", "%"), escape="\\")
+    return column == value
+
+
+def _paged(
+    session: Session,
+    query: sa.Select[Any],
+    model: Any,
+    scope: list[sa.ColumnElement[bool]],
+    filters: list[sa.ColumnElement[bool]],
+    paging: objects.Paging,
+) -> tuple[list[Any], int, bool]:
+    """The rows of one page, how many rows match in all, and whether more follow.
+
+    Keyset pagination: the page starts after the marker row's (sort key, id),
+    so a page costs the same however deep it is. NULLs sort first ascending
+    and last descending on every database. The marker is looked up within
+    ``scope`` only, so a row that stopped matching the filters between two
+    pages (its status changed) still marks where the next page starts.
+    """
+    column = _column(model, paging.sort_key)
+    ident = _column(model, "id")
+    descending = paging.sort_dir == objects.DESC
+    total = session.scalar(sa.select(sa.func.count()).select_from(model).where(*scope, *filters))
+    query = query.where(*scope, *filters)
+    if paging.marker is not None:
+        marker = session.execute(sa.select(column).where(ident == paging.marker, *scope)).first()
+        if marker is None:
+            raise exceptions.MarkerNotFound(
+                f"marker {paging.marker!r} is not in this list: start again without a marker"
+            )
+        query = query.where(_after(column, ident, marker[0], paging.marker, descending=descending))
+    order: list[sa.ColumnElement[Any]] = [column, ident]
+    if column.nullable:
+        order.insert(0, column.is_not(None))
+    rows = list(
+        session.scalars(
+            query.order_by(*(o.desc() if descending else o.asc() for o in order)).limit(
+                paging.limit + 1
+            )
+        )
+    )
+    return rows[: paging.limit], int(total or 0), len(rows) > paging.limit
+
+
+def _after(
+    column: sa.Column[Any], ident: sa.Column[Any], value: Any, marker: str, *, descending: bool
+) -> sa.ColumnElement[bool]:
+    """The rows ordered after the marker row, whose sort value is ``value``."""
+    if value is None:
+        if descending:
+            return sa.and_(column.is_(None), ident < marker)
+        return sa.or_(column.is_not(None), ident > marker)
+    if descending:
+        later = sa.or_(column < value, sa.and_(column == value, ident < marker))
+        return sa.or_(later, column.is_(None)) if column.nullable else later
+    return sa.or_(column > value, sa.and_(column == value, ident > marker))
 
 
 # --- pools ---------------------------------------------------------------
@@ -315,6 +391,25 @@ def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
         return [_zone(z) for z in session.scalars(query.order_by(models.Zone.name))]
 
 
+def find_zones(
+    criteria: Mapping[str, str | int],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> objects.Page[objects.Zone]:
+    """One page of the live zones matching ``criteria`` (column name -> value, see
+    :func:`_match`), of one project or all, and how many match in all."""
+    scope = [models.Zone.deleted == models.LIVE]
+    if project_id is not None:
+        scope.append(models.Zone.project_id == project_id)
+    filters = [_match(_column(models.Zone, key), value) for key, value in criteria.items()]
+    with db.reader() as session:
+        rows, total, more = _paged(
+            session, sa.select(models.Zone), models.Zone, scope, filters, paging
+        )
+        return objects.Page(tuple(_zone(r) for r in rows), total, more)
+
+
 def _next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     """Bump a zone's serial by at least one, to the current time if that is larger.
 
@@ -338,7 +433,7 @@ def _next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     session.execute(
         sa.update(models.Zone)
         .where(models.Zone.id == zone_id)
-        .values(serial=serial)
+        .values(serial=serial, version=models.Zone.version + 1)
         .execution_options(synchronize_session=False)
     )
     return int(previous), serial
@@ -715,6 +810,34 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
         return [_recordset(r) for r in rows]
 
 
+def find_recordsets(
+    zone_id: str, criteria: Mapping[str, str | int], paging: objects.Paging
+) -> objects.Page[objects.RecordSet]:
+    """One page of a zone's recordsets matching ``criteria`` (column name -> value,
+    or ``data``: one of its records), and how many match in all."""
+    filters: list[sa.ColumnElement[bool]] = []
+    for key, value in criteria.items():
+        if key == "data":
+            filters.append(
+                sa.exists().where(
+                    models.Record.recordset_id == models.RecordSet.id,
+                    _match(models.Record.data, value),
+                )
+            )
+        else:
+            filters.append(_match(_column(models.RecordSet, key), value))
+    with db.reader() as session:
+        rows, total, more = _paged(
+            session,
+            _recordset_query(),
+            models.RecordSet,
+            [models.RecordSet.zone_id == zone_id],
+            filters,
+            paging,
+        )
+        return objects.Page(tuple(_recordset(r) for r in rows), total, more)
+
+
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
     """A recordset by id, or by absolute name and type."""
     with db.reader() as session:
@@ -750,7 +873,13 @@ def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str
 
 
 def create_recordset(
-    zone_id: str, *, name: str, rtype: str, ttl: int | None, records: list[str]
+    zone_id: str,
+    *,
+    name: str,
+    rtype: str,
+    ttl: int | None,
+    records: list[str],
+    description: str | None = None,
 ) -> objects.RecordSet:
     try:
         with db.writer() as session:
@@ -767,6 +896,7 @@ def create_recordset(
                 serial=serial,
                 status=objects.PENDING,
                 action=objects.CREATE,
+                description=description,
                 records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
             )
             session.add(row)
@@ -784,8 +914,16 @@ def create_recordset(
 
 
 def update_recordset(
-    zone_id: str, recordset_id: str, *, ttl: int | None, records: list[str] | None, set_ttl: bool
+    zone_id: str,
+    recordset_id: str,
+    *,
+    ttl: int | None,
+    records: list[str] | None,
+    set_ttl: bool,
+    description: str | None = None,
 ) -> objects.RecordSet:
+    """Replace a recordset's records and/or TTL (``set_ttl``), and its description
+    unless that is None ("" clears it)."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -803,7 +941,10 @@ def update_recordset(
             row.records = []
             session.flush()
             row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
+        if description is not None:
+            row.description = description or None
         row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
+        row.version += 1
         _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
         _mark_zone_updating(session, zone_id)
         _post(session, "update-zone", zone_id, serial)

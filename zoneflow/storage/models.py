@@ -134,6 +134,7 @@ class Zone(Timestamps, Base):
     project_id: Mapped[str | None] = mapped_column(String(255), index=True)
     description: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     deleted: Mapped[str] = mapped_column(String(36), default=LIVE)
     deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
 
@@ -154,6 +155,8 @@ class RecordSet(Timestamps, Base):
     serial: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     records: Mapped[list[Record]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="Record.position"
