@@ -42,6 +42,15 @@ storage_opts = [
         help="Records fetched from the database at a time while a zone is transferred, so "
         "a large zone is never held in memory whole.",
     ),
+    cfg.FloatOpt(
+        "backfill_jobs_per_second",
+        default=10.0,
+        min=0.1,
+        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
+        "bring each zone onto them are released to the job relays at this rate, so changes "
+        "made meanwhile are not queued behind thousands of them. Keep it below what the "
+        "conductors get through.",
+    ),
 ]
 CONF.register_opts(storage_opts, group="storage")
 
@@ -311,9 +320,13 @@ def _backfill(session: Session, pool_id: str) -> int:
     PENDING gets none: its job, if posted after this commits, covers the
     pool as it is now; if posted before, it finds the pool grown when it
     sets the status and posts the recover-zone job itself (set_zone_status).
-    One job per zone, because the zone's status is decided per zone; a
-    few thousand outbox rows are a few bulk statements here and the relays
-    post them a hundred at a time. Returns the number of zones backfilled.
+    One job per zone, because the zone's status is decided per zone, by the
+    flow that already decides it. A few thousand outbox rows are a few bulk
+    statements here; what a few thousand jobs must not do is reach the
+    jobboard at once, where every change made meanwhile would wait behind
+    them. So each row is leased to nobody until its turn (``claimed_until``,
+    the relays' own lease), ``[storage] backfill_jobs_per_second`` apart.
+    Returns the number of zones backfilled.
 
     The zones are locked first (PostgreSQL) so that a job setting a zone's
     status concurrently either commits before this reads the zone, or reads
@@ -334,9 +347,18 @@ def _backfill(session: Session, pool_id: str) -> int:
             .values(status=objects.PENDING, error=None),
         )
     if idle:
+        now, gap = models.utcnow(), 1.0 / CONF.storage.backfill_jobs_per_second
         session.execute(
             sa.insert(models.JobOutbox),
-            [{"kind": "recover-zone", "zone_id": r.id, "serial": r.serial} for r in idle],
+            [
+                {
+                    "kind": "recover-zone",
+                    "zone_id": r.id,
+                    "serial": r.serial,
+                    "claimed_until": now + datetime.timedelta(seconds=i * gap),
+                }
+                for i, r in enumerate(idle)
+            ],
         )
     return len(wanted)
 
