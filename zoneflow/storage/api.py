@@ -177,6 +177,10 @@ def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
         )
 
 
+# The job that deletes a pool's zones from a target the pool no longer lists.
+RETIRE_TARGET = "retire-target"
+
+
 def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
     """Create or update pools from validated pools.yaml entries (see update_pools)."""
     return [update.pool for update in update_pools(pools)]
@@ -257,9 +261,6 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     return updates
 
 
-RETIRE_TARGET = "retire-target"
-
-
 @dataclasses.dataclass
 class _TargetChanges:
     added: list[models.PoolTarget] = dataclasses.field(default_factory=list)
@@ -335,6 +336,7 @@ def _backfill(session: Session, pool_id: str) -> int:
     rows = session.execute(
         sa.select(models.Zone.id, models.Zone.serial, models.Zone.status, models.Zone.action)
         .where(models.Zone.pool_id == pool_id, models.Zone.deleted == models.LIVE)
+        .order_by(models.Zone.id)  # one lock order for any two pool updates
         .with_for_update()
     ).all()
     wanted = [r for r in rows if r.action != objects.DELETE]
