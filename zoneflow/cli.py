@@ -127,15 +127,23 @@ def _change(make_change: Callable[[], Any]) -> Any:
 
 
 def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
-    """Wait until the zone's job has finished (the zone leaves PENDING)."""
+    """Wait until the zone's job has finished (the zone leaves PENDING).
+
+    With --progress, each step of the job is printed on stderr as it finishes.
+    """
     from zoneflow.storage import api as storage
 
     deadline = time.monotonic() + args.wait_timeout
+    progress = _progress(zone_id) if args.progress else None
     while True:
         zone = storage.get_zone_any(zone_id)
-        if zone is None or zone.status != objects.PENDING:
-            if zone is None:
-                raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+        if progress is not None:
+            progress.follow(zone.name, zone.serial, _say)
+        if zone.status != objects.PENDING:
+            if progress is not None:
+                _follow_to_the_end(progress, zone)
             return zone
         if time.monotonic() > deadline:
             raise exceptions.ZoneflowError(
@@ -143,6 +151,37 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
                 "running? ('zoneflow conductor', or 'zoneflow all-in-one')"
             )
         time.sleep(0.05)
+
+
+def _progress(zone_id: str) -> Any:
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import progress
+    from zoneflow.storage import api as storage
+
+    zone = storage.get_zone_any(zone_id)
+    pool = storage.get_pool(zone.pool_id) if zone is not None else None
+    labels = {t.id: t.label for t in pool.targets} if pool is not None else {}
+    return progress.Progress(persistence.get_backend(), labels=labels)
+
+
+def _follow_to_the_end(progress: Any, zone: objects.Zone, grace: float = 2.0) -> None:
+    """The zone's status is the job's last step: print the steps still landing."""
+    from zoneflow.engine import jobs
+
+    deadline = time.monotonic() + grace
+    while progress.job_id is not None and time.monotonic() < deadline:
+        progress.follow(zone.name, zone.serial, _say)
+        try:
+            if jobs.get_job(progress.persistence, progress.job_id).state in jobs.OVER:
+                progress.follow(zone.name, zone.serial, _say)
+                return
+        except exceptions.JobNotFound:
+            return
+        time.sleep(0.05)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
@@ -634,6 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="wait until the nameservers serve the change (or it fails)",
         )
         p.add_argument("--wait-timeout", type=float, default=120.0, metavar="SECONDS")
+        p.add_argument(
+            "--progress",
+            action="store_true",
+            help="wait (as --wait) and print each step of the job on stderr as it finishes",
+        )
 
     db = groups.add_parser("db", help="database schema").add_subparsers(dest="cmd", required=True)
     command(db, "sync", cmd_db_sync, "create or upgrade the database schema")
@@ -755,6 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "progress", False):
+        args.wait = True
     try:
         config.setup(args.config_file, debug=args.debug)
         return int(args.func(args))

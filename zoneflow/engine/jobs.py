@@ -45,7 +45,7 @@ FAILED = states.FAILURE
 CANCELLED = "CANCELLED"
 
 # Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
-_OVER = frozenset(
+OVER = frozenset(
     {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
 )
 
@@ -89,14 +89,28 @@ class Attempt:
     outcome: str | None = None
 
 
-def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
-    """Write a job's logbook and post it; return the job id."""
+def post(
+    board: Any,
+    persistence: Any,
+    pending: objects.PendingJob,
+    *,
+    pools: dict[str, objects.Pool] | None = None,
+) -> str:
+    """Write a job's logbook and post it; return the job id.
+
+    ``pools`` (pool id -> pool) lets a caller posting many jobs at once read
+    each pool once for all of them.
+    """
     if pending.zone_id is None:
         return _post_target_job(board, persistence, pending)
     zone = storage.get_zone_any(pending.zone_id)
     if zone is None:
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
-    pool = storage.get_pool(zone.pool_id)
+    pool = pools.get(zone.pool_id) if pools is not None else None
+    if pool is None:
+        pool = storage.get_pool(zone.pool_id)
+        if pools is not None:
+            pools[zone.pool_id] = pool
     factory = flows.FACTORIES[pending.kind]
     book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}")
     book.meta = {
@@ -106,12 +120,11 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
         "serial": pending.serial,
     }
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    # The factory and the pool it is called with go in the flow's row: one write.
+    engines.save_factory_details(flow_detail, factory, [], flows.pool_args(pool))
     book.add(flow_detail)
     with contextlib.closing(persistence.get_connection()) as connection:
         connection.save_logbook(book)
-    engines.save_factory_details(
-        flow_detail, factory, [], flows.pool_args(pool), backend=persistence
-    )
     board.post(
         book.name,
         book=book,
@@ -132,12 +145,10 @@ def _post_target_job(board: Any, persistence: Any, pending: objects.PendingJob) 
     book = models.LogBook(f"{pending.kind} {label}")
     book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    engines.save_factory_details(flow_detail, target_flows.retire_target_flow, [], {})
     book.add(flow_detail)
     with contextlib.closing(persistence.get_connection()) as connection:
         connection.save_logbook(book)
-    engines.save_factory_details(
-        flow_detail, target_flows.retire_target_flow, [], {}, backend=persistence
-    )
     board.post(book.name, book=book, details={"store": {"target_id": target_id}})
     return str(book.uuid)
 
@@ -181,7 +192,7 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
             # conductor touches a job's meta as it ends each attempt).
             if book.created_at is None or book.created_at > cutoff:
                 continue
-            if _info(book, with_atoms=False).state not in _OVER:
+            if _info(book, with_atoms=False).state not in OVER:
                 continue
             try:
                 connection.destroy_logbook(book.uuid)
@@ -193,6 +204,12 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def find_job(persistence: Any, names: list[str]) -> str | None:
+    """The id of the newest job with one of these names (see post), or None."""
+    with _logbooks(persistence) as connection:
+        return connection.find_logbook(names)
 
 
 def job_graph(persistence: Any, job_id: str) -> str:
@@ -380,7 +397,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
     posted = _find_posted(board, job_id)
     # Read after the board: a job is consumed only once its final state is saved.
     job = get_job(persistence, job_id)
-    if posted is None and job.state in _OVER:
+    if posted is None and job.state in OVER:
         raise exceptions.JobFinished(
             f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
         )

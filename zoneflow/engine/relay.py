@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
 
@@ -32,9 +32,10 @@ class OutboxRelay:
     def flush(self) -> list[str]:
         """Post every pending job now; return the ids of the posted jobs."""
         posted = []
+        pools: dict[str, objects.Pool] = {}  # read once per flush: jobs use the pool as it is now
         for pending in storage.claim_pending_jobs():
             try:
-                posted.append(jobs.post(self.board, self.persistence, pending))
+                posted.append(jobs.post(self.board, self.persistence, pending, pools=pools))
             except exceptions.ZoneNotFound:
                 LOG.info("dropping %s job of a zone that is gone", pending.kind)
             except Exception:
