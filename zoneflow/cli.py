@@ -206,14 +206,43 @@ def cmd_db_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zones(count: int) -> str:
+    return f"{count} zone" if count == 1 else f"{count} zones"
+
+
+def _pool_update_summary(update: objects.PoolUpdate) -> str:
+    """One line per pool: its size now, and the work the update scheduled."""
+    pool = update.pool
+    parts = [
+        f"pool {pool.name}: {len(pool.targets)} target(s), {len(pool.nameservers)} nameserver(s)"
+    ]
+    added = [f"target {t.label}" for t in update.added_targets]
+    added += [f"nameserver {n}" for n in update.added_nameservers]
+    if added:
+        parts.append(f"{', '.join(added)} added, {_zones(update.backfill)} to backfill")
+    for target in update.retired_targets:
+        parts.append(
+            f"target {target.label} retired, {_zones(update.to_delete[target.id])} to delete "
+            "from it"
+        )
+    for target in update.draining_targets:
+        parts.append(
+            f"target {target.label} still retired, {_zones(update.to_delete[target.id])} to "
+            "delete from it (drain posted again)"
+        )
+    for target in update.removed_targets:
+        parts.append(
+            f"target {target.label} removed; catalog provisioning makes no per-zone call, so it "
+            f"serves the pool's zones until its own configuration drops {pool.catalog_zone}"
+        )
+    return "; ".join(parts)
+
+
 def cmd_pool_update(args: argparse.Namespace) -> int:
     from zoneflow.central import pools
 
-    for pool in pools.update(args.file):
-        print(
-            f"pool {pool.name}: {len(pool.targets)} target(s), "
-            f"{len(pool.nameservers)} nameserver(s)"
-        )
+    for update in pools.update(args.file):
+        print(_pool_update_summary(update))
     return 0
 
 
@@ -245,10 +274,14 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
     from zoneflow.storage import api as storage
 
     pool = storage.get_pool(args.name)
+    # Zones each retired target still has to have deleted from it.
+    left = {t.id: storage.count_zones_to_drain(t.id) for t in pool.retired_targets}
     if args.json:
         shown = _plain(pool)
-        for target in shown["targets"]:
+        for target in shown["targets"] + shown["retired_targets"]:
             target["options"] = _masked(target["options"])
+        for target in shown["retired_targets"]:
+            target["zones_to_delete"] = left[target["id"]]
         print(json.dumps(shown, indent=2, sort_keys=True))
         return 0
     print(f"pool {pool.name} ({pool.id}), threshold {pool.threshold_percentage}%")
@@ -267,6 +300,17 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
             ["target", "type", "description", "masters"],
         )
     )
+    if pool.retired_targets:
+        print("retired targets, the pool's zones being deleted from them:")
+        print(
+            _table(
+                [
+                    [t.id, t.type, t.label, _plain(t.retired_at), left[t.id], t.drain_error or ""]
+                    for t in pool.retired_targets
+                ],
+                ["target", "type", "description", "retired", "zones left", "last error"],
+            )
+        )
     return 0
 
 
@@ -336,6 +380,7 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
     zone = central.get_zone(args.name)
     pool = storage.get_pool(zone.pool_id)
     labels = {t.id: t.label for t in pool.targets}
+    labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
     rows = central.zone_status(args.name)
     if args.json:
         _list(args, rows, [])

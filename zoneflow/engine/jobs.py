@@ -33,6 +33,7 @@ from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
 from zoneflow.flows import render, tasks
+from zoneflow.flows import target as target_flows
 from zoneflow.storage import api as storage
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
@@ -100,6 +101,8 @@ def post(
     ``pools`` (pool id -> pool) lets a caller posting many jobs at once read
     each pool once for all of them.
     """
+    if pending.zone_id is None:
+        return _post_target_job(board, persistence, pending)
     zone = storage.get_zone_any(pending.zone_id)
     if zone is None:
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
@@ -127,6 +130,26 @@ def post(
         book=book,
         details={"store": {"zone_id": zone.id, "serial": pending.serial}},
     )
+    return str(book.uuid)
+
+
+def _post_target_job(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
+    """Post a job about a pool target (retire-target); return the job id.
+
+    The flow reads the target when it runs, so a target gone by then is
+    simply nothing to do: the job is posted all the same.
+    """
+    target_id = str(pending.target_id)
+    target = storage.find_target(target_id)
+    label = target.label if target is not None else target_id
+    book = models.LogBook(f"{pending.kind} {label}")
+    book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
+    flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    engines.save_factory_details(flow_detail, target_flows.retire_target_flow, [], {})
+    book.add(flow_detail)
+    with contextlib.closing(persistence.get_connection()) as connection:
+        connection.save_logbook(book)
+    board.post(book.name, book=book, details={"store": {"target_id": target_id}})
     return str(book.uuid)
 
 

@@ -14,13 +14,13 @@ import dataclasses
 import datetime
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_db import exception as db_exc
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import db, models
@@ -41,6 +41,15 @@ storage_opts = [
         min=10,
         help="Records fetched from the database at a time while a zone is transferred, so "
         "a large zone is never held in memory whole.",
+    ),
+    cfg.FloatOpt(
+        "backfill_jobs_per_second",
+        default=10.0,
+        min=0.1,
+        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
+        "bring each zone onto them are released to the job relays at this rate, so changes "
+        "made meanwhile are not queued behind thousands of them. Keep it below what the "
+        "conductors get through.",
     ),
 ]
 CONF.register_opts(storage_opts, group="storage")
@@ -66,11 +75,12 @@ def _pool(row: models.Pool) -> objects.Pool:
         threshold_percentage=row.threshold_percentage,
         ns_records=tuple(objects.NsRecord(r.hostname, r.priority) for r in row.ns_records),
         nameservers=tuple(objects.HostPort(n.host, n.port) for n in row.nameservers),
-        targets=tuple(_target(t) for t in row.targets),
+        targets=tuple(_target(t) for t in row.targets if t.retired_at is None),
         also_notifies=tuple(objects.HostPort(a.host, a.port) for a in row.also_notifies),
         provisioning=row.provisioning,
         catalog_zone=row.catalog_zone,
         catalog_zone_refresh=row.catalog_zone_refresh,
+        retired_targets=tuple(_target(t) for t in row.targets if t.retired_at is not None),
     )
 
 
@@ -82,6 +92,8 @@ def _target(row: models.PoolTarget) -> objects.PoolTarget:
         description=row.description,
         masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in row.masters),
         options=dict(row.options),
+        retired_at=row.retired_at,
+        drain_error=row.drain_error,
     )
 
 
@@ -214,6 +226,13 @@ def get_target(target_id: str) -> objects.PoolTarget:
         return _target(row)
 
 
+def find_target(target_id: str) -> objects.PoolTarget | None:
+    """A target, retired or in service; None once it is gone."""
+    with db.reader() as session:
+        row = session.get(models.PoolTarget, target_id)
+        return None if row is None else _target(row)
+
+
 def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
     """The zone and the target one task of a job acts on, in one statement.
 
@@ -225,7 +244,13 @@ def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
     with db.connection() as conn:
         row = conn.execute(_TARGET_ACTION, {"zone_id": zone_id, "target_id": target_id}).first()
     if row is None:
-        raise exceptions.NotFound(f"pool target {target_id} no longer exists")
+        # The target is gone (drained and dropped since the job was posted).
+        return objects.TargetAction(
+            zone=get_zone_any(zone_id),
+            zone_deleted=zone_is_deleted(zone_id),
+            target=None,
+            provisioning=objects.PER_ZONE,
+        )
     target = row._mapping
     zone = None if row.zone_deleted is None else objects.Zone(*row[-len(_ZONE_FIELDS) :])
     return objects.TargetAction(
@@ -238,24 +263,50 @@ def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
             description=target["description"],
             masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in target["masters"]),
             options=dict(target["options"]),
+            retired_at=target["retired_at"],
+            drain_error=target["drain_error"],
         ),
         provisioning=row.provisioning,
     )
 
 
-def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
-    """Create or update pools from validated pools.yaml entries.
+# The job that deletes a pool's zones from a target the pool no longer lists.
+RETIRE_TARGET = "retire-target"
 
-    Pools are matched by name; a pool's ns_records, nameservers, targets and
+
+def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
+    """Create or update pools from validated pools.yaml entries (see update_pools)."""
+    return [update.pool for update in update_pools(pools)]
+
+
+def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
+    """Create or update pools from validated pools.yaml entries; what each update scheduled.
+
+    Pools are matched by name; a pool's ns_records, nameservers and
     also_notifies are replaced by the file's. Target ids are stable for an
-    unchanged target (see ``zoneflow.central.pools.target_id``).
+    unchanged target (see ``zoneflow.central.pools.target_id``). In the same
+    transaction, for a pool that already existed:
+
+    - a target or nameserver the file adds gets the pool's zones: each live
+      zone is backfilled (see _backfill), PENDING until the added servers
+      serve it;
+    - a target the file no longer lists is retired: its row stays (its type
+      and options are what deleting zones from it takes) and a
+      retire-target job deletes the pool's zones from it, then the row. A
+      target retired before and not drained yet gets a new job. Under
+      catalog provisioning there is no per-zone call to make: the row goes
+      at once.
     """
+    updates = []
+    now = models.utcnow()
     with db.writer() as session:
         for spec in pools:
             row = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+            created = row is None
             if row is None:
                 row = models.Pool(name=spec["name"])
                 session.add(row)
+            known_nameservers = {(n.host, n.port) for n in row.nameservers}
             row.description = spec.get("description", "")
             row.threshold_percentage = spec["threshold_percentage"]
             row.provisioning = spec.get("provisioning", objects.PER_ZONE)
@@ -273,23 +324,249 @@ def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
                 models.PoolAlsoNotify(position=i, host=n["host"], port=n["port"])
                 for i, n in enumerate(spec["also_notifies"])
             ]
-            _replace_targets(session, row, spec["targets"])
-        session.flush()
-    return [get_pool(spec["name"]) for spec in pools]
+            changes = _replace_targets(session, row, spec["targets"], now=now)
+            session.flush()
+            if created:
+                updates.append(objects.PoolUpdate(pool=_pool(row)))
+                continue
+            added_nameservers = tuple(
+                objects.HostPort(n["host"], n["port"])
+                for n in spec["nameservers"]
+                if (n["host"], n["port"]) not in known_nameservers
+            )
+            backfill = _backfill(session, row.id) if changes.added or added_nameservers else 0
+            to_delete = {}
+            for target in (*changes.retired, *changes.draining):
+                to_delete[target.id] = _count(session, _drain_query(row.id, target.id))
+                session.add(models.JobOutbox(kind=RETIRE_TARGET, target_id=target.id, serial=0))
+            updates.append(
+                objects.PoolUpdate(
+                    pool=_pool(row),
+                    added_targets=tuple(_target(t) for t in changes.added),
+                    added_nameservers=added_nameservers,
+                    backfill=backfill,
+                    retired_targets=tuple(_target(t) for t in changes.retired),
+                    draining_targets=tuple(_target(t) for t in changes.draining),
+                    to_delete=to_delete,
+                    removed_targets=changes.removed,
+                )
+            )
+    return updates
 
 
-def _replace_targets(session: Session, pool: models.Pool, targets: list[dict[str, Any]]) -> None:
+@dataclasses.dataclass
+class _TargetChanges:
+    added: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    retired: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    draining: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    removed: tuple[objects.PoolTarget, ...] = ()
+
+
+def _replace_targets(
+    session: Session, pool: models.Pool, targets: list[dict[str, Any]], *, now: datetime.datetime
+) -> _TargetChanges:
+    """Make the pool's targets the file's; targets it no longer lists are retired."""
+    changes = _TargetChanges()
     existing = {t.id: t for t in pool.targets}
     kept: list[models.PoolTarget] = []
     for i, spec in enumerate(targets):
-        row = existing.pop(spec["id"], None) or models.PoolTarget(id=spec["id"])
+        row = existing.pop(spec["id"], None)
+        if row is None or row.retired_at is not None:
+            # New, or listed again while it was being drained (its job stops).
+            row = row or models.PoolTarget(id=spec["id"])
+            changes.added.append(row)
         row.position = i
         row.type = spec["type"]
         row.description = spec.get("description", "")
         row.masters = spec["masters"]
         row.options = spec["options"]
+        row.retired_at = row.drain_error = None
         kept.append(row)
-    pool.targets = kept
+    unlisted = list(existing.values())
+    if pool.provisioning == objects.CATALOG:
+        # The servers learn of zones from the catalog alone: there is nothing
+        # zoneflow can delete from a removed one (see doc/operations.md).
+        changes.removed = tuple(_target(t) for t in unlisted)
+        if unlisted:
+            session.execute(
+                sa.delete(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id.in_([t.id for t in unlisted])
+                )
+            )
+        pool.targets = kept
+        return changes
+    for i, row in enumerate(unlisted, start=len(kept)):
+        row.position = i
+        if row.retired_at is None:
+            row.retired_at = now
+            changes.retired.append(row)
+        else:
+            changes.draining.append(row)
+    pool.targets = kept + unlisted
+    return changes
+
+
+def _backfill(session: Session, pool_id: str) -> int:
+    """Bring every live zone of a pool onto its added targets and nameservers.
+
+    Each zone not being deleted is marked PENDING and gets a recover-zone job
+    (which acts only on the targets that lack the zone). A zone already
+    PENDING gets none: its job is either built from the pool as it is now,
+    or, built from the pool as it was, finds the pool grown when it sets the
+    status and hands the zone to a recover-zone job itself (set_zone_status).
+    One job per zone, because the zone's status is decided per zone, by the
+    flow that already decides it. A few thousand outbox rows are a few bulk
+    statements here; what a few thousand jobs must not do is reach the
+    jobboard at once, where every change made meanwhile would wait behind
+    them. So each row is leased to nobody until its turn (``claimed_until``,
+    the relays' own lease), ``[storage] backfill_jobs_per_second`` apart.
+    Returns the number of zones backfilled.
+
+    The zones are locked first (PostgreSQL) so that a job setting a zone's
+    status concurrently either commits before this reads the zone, or reads
+    the pool after this commits: never ACTIVE with the old pool.
+    """
+    rows = session.execute(
+        sa.select(models.Zone.id, models.Zone.serial, models.Zone.status, models.Zone.action)
+        .where(models.Zone.pool_id == pool_id, models.Zone.deleted == models.LIVE)
+        .order_by(models.Zone.id)  # one lock order for any two pool updates
+        .with_for_update()
+    ).all()
+    wanted = [r for r in rows if r.action != objects.DELETE]
+    idle = [r for r in wanted if r.status != objects.PENDING]
+    for start in range(0, len(idle), _IN_CHUNK):
+        _rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(models.Zone.id.in_([r.id for r in idle[start : start + _IN_CHUNK]]))
+            .values(status=objects.PENDING, error=None),
+        )
+    if idle:
+        now, gap = models.utcnow(), 1.0 / CONF.storage.backfill_jobs_per_second
+        session.execute(
+            sa.insert(models.JobOutbox),
+            [
+                {
+                    "kind": "recover-zone",
+                    "zone_id": r.id,
+                    "serial": r.serial,
+                    "claimed_until": now + datetime.timedelta(seconds=i * gap),
+                }
+                for i, r in enumerate(idle)
+            ],
+        )
+    return len(wanted)
+
+
+# Ids per IN (...) list: well below SQLite's 32766 bound parameters.
+_IN_CHUNK = 500
+
+
+def _count(session: Session, query: sa.Select[Any]) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+
+
+# --- retired targets -----------------------------------------------------
+
+
+def _drain_query(pool_id: str, target_id: str) -> sa.Select[Any]:
+    """The zones to delete from a retired target, by name.
+
+    Every live zone of its pool, and every deleted one the target was not
+    recorded as having deleted (a delete job that started before the
+    retirement skips the target), unless a DELETED row says it is done.
+    """
+    done = aliased(models.ZoneTargetStatus)
+    return (
+        sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS))
+        .outerjoin(done, sa.and_(done.zone_id == models.Zone.id, done.target_id == target_id))
+        .where(
+            models.Zone.pool_id == pool_id,
+            sa.or_(done.status.is_(None), done.status != objects.DELETED),
+            sa.or_(models.Zone.deleted == models.LIVE, done.zone_id.is_not(None)),
+        )
+    )
+
+
+def zones_to_drain(
+    target_id: str, *, after: tuple[str, str] = ("", ""), limit: int = 100
+) -> list[objects.Zone]:
+    """The next ``limit`` zones (by name, id) after ``after`` to delete from a retired target."""
+    with db.reader() as session:
+        target = session.get(models.PoolTarget, target_id)
+        if target is None or target.retired_at is None:
+            return []
+        query = (
+            _drain_query(target.pool_id, target_id)
+            .where(sa.tuple_(models.Zone.name, models.Zone.id) > after)
+            .order_by(models.Zone.name, models.Zone.id)
+            .limit(limit)
+        )
+        return [objects.Zone(*row) for row in session.execute(query)]
+
+
+def count_zones_to_drain(target_id: str) -> int:
+    """How many zones a retired target still has to have deleted (0 if it is gone)."""
+    with db.reader() as session:
+        target = session.get(models.PoolTarget, target_id)
+        if target is None or target.retired_at is None:
+            return 0
+        return _count(session, _drain_query(target.pool_id, target_id))
+
+
+def record_drained(target_id: str, outcomes: Sequence[tuple[objects.Zone, str | None]]) -> None:
+    """Record, per zone, that a retired target deleted it (error None) or why it did not."""
+    if not outcomes:
+        return
+    now = models.utcnow()
+    with db.writer() as session:
+        existing = {
+            row.zone_id: row
+            for row in session.scalars(
+                sa.select(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id == target_id,
+                    models.ZoneTargetStatus.zone_id.in_([zone.id for zone, _ in outcomes]),
+                )
+            )
+        }
+        for zone, error in outcomes:
+            row = existing.get(zone.id)
+            if row is None:
+                row = models.ZoneTargetStatus(zone_id=zone.id, target_id=target_id, serial=0)
+                session.add(row)
+            row.status = objects.DELETED if error is None else objects.ERROR
+            row.error = None if error is None else f"not deleted from the retired target: {error}"
+            row.updated_at = now
+
+
+def set_drain_error(target_id: str, error: str | None) -> None:
+    """Record why a retired target's drain stopped (None: it is running again)."""
+    with db.writer() as session:
+        _rows_changed(
+            session,
+            sa.update(models.PoolTarget)
+            .where(models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None))
+            .values(drain_error=error),
+        )
+
+
+def drop_retired_target(target_id: str) -> bool:
+    """Forget a drained target: its row and its per-zone rows. False if it is in
+    service again (listed by a newer pools file) or already gone."""
+    with db.writer() as session:
+        dropped = _rows_changed(
+            session,
+            sa.delete(models.PoolTarget).where(
+                models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None)
+            ),
+        )
+        if dropped:
+            session.execute(
+                sa.delete(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id == target_id
+                )
+            )
+        return bool(dropped)
 
 
 # --- zones ---------------------------------------------------------------
@@ -336,6 +613,8 @@ _TARGET_ACTION = (
         models.PoolTarget.description,
         models.PoolTarget.masters,
         models.PoolTarget.options,
+        models.PoolTarget.retired_at,
+        models.PoolTarget.drain_error,
         models.Pool.provisioning,
         models.Zone.deleted.label("zone_deleted"),
         *(getattr(models.Zone, name) for name in _ZONE_FIELDS),
@@ -381,6 +660,28 @@ def zone_is_deleted(zone_id: str) -> bool:
     with db.reader() as session:
         row = session.get(models.Zone, zone_id)
         return row is None or row.deleted != models.LIVE
+
+
+def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
+    """Whether a zone was deleted, and whether a nameserver is still in its pool.
+
+    A job posted before a pool update still polls the nameservers the pool
+    had then; one the update removed is not waited for.
+    """
+    with db.reader() as session:
+        zone = session.get(models.Zone, zone_id)
+        if zone is None:
+            return objects.PollState(zone_deleted=True, nameserver_in_pool=False)
+        listed = session.scalar(
+            sa.select(models.PoolNameserver.id).where(
+                models.PoolNameserver.pool_id == zone.pool_id,
+                models.PoolNameserver.host == host,
+                models.PoolNameserver.port == port,
+            )
+        )
+        return objects.PollState(
+            zone_deleted=zone.deleted != models.LIVE, nameserver_in_pool=listed is not None
+        )
 
 
 def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
@@ -628,15 +929,51 @@ def _refuse_if_deleting(row: models.Zone) -> None:
 
 
 def set_zone_status(
-    zone_id: str, *, serial: int, status: str, action: str | None = None, error: str | None = None
+    zone_id: str,
+    *,
+    serial: int,
+    status: str,
+    action: str | None = None,
+    error: str | None = None,
+    covered_targets: Collection[str] | None = None,
+    covered_nameservers: Collection[tuple[str, int]] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
 
     A job only speaks for the serial it carried out: if the zone's serial has
     moved on, a newer job will set the status and this call does nothing.
     Returns whether the status was written.
+
+    A job making the zone ACTIVE says which targets and nameservers it
+    covered. If the zone's pool now has one it did not cover (the pool
+    changed while the job ran), the zone is not ACTIVE yet: it stays PENDING
+    and a recover-zone job for the serial, built from the pool as it is, is
+    posted in the same transaction to bring the zone onto the rest.
     """
     with db.writer() as session:
+        if status == objects.ACTIVE and covered_targets is not None:
+            # The zone's row first, locked: a pool update backfilling it
+            # waits for this transaction, or this one reads its targets.
+            pool_id = session.scalar(
+                sa.select(models.Zone.pool_id)
+                .where(
+                    models.Zone.id == zone_id,
+                    models.Zone.serial == serial,
+                    models.Zone.deleted == models.LIVE,
+                )
+                .with_for_update()
+            )
+            if pool_id is None:
+                return False
+            if not _covers(session, pool_id, covered_targets, covered_nameservers):
+                _rows_changed(
+                    session,
+                    sa.update(models.Zone)
+                    .where(models.Zone.id == zone_id)
+                    .values(status=objects.PENDING, error=None),
+                )
+                _post(session, "recover-zone", zone_id, serial)
+                return False
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:
             values["action"] = action
@@ -658,6 +995,31 @@ def set_zone_status(
                 .values(status=objects.ACTIVE, action=objects.NONE),
             )
         return bool(result)
+
+
+def _covers(
+    session: Session,
+    pool_id: str,
+    targets: Collection[str],
+    nameservers: Collection[tuple[str, int]],
+) -> bool:
+    """Whether a job with these targets and nameservers covered the pool as it is now."""
+    current_targets = set(
+        session.scalars(
+            sa.select(models.PoolTarget.id).where(
+                models.PoolTarget.pool_id == pool_id, models.PoolTarget.retired_at.is_(None)
+            )
+        )
+    )
+    current_nameservers = {
+        (host, port)
+        for host, port in session.execute(
+            sa.select(models.PoolNameserver.host, models.PoolNameserver.port).where(
+                models.PoolNameserver.pool_id == pool_id
+            )
+        )
+    }
+    return current_targets <= set(targets) and current_nameservers <= set(nameservers)
 
 
 def finish_zone_delete(zone_id: str, *, serial: int) -> bool:
@@ -1009,6 +1371,19 @@ def set_target_statuses(zone_id: str, updates: Sequence[tuple[str, int, str, str
         return
     now = models.utcnow()
     with db.writer() as session:
+        # A job that started before its target was retired (or dropped)
+        # records nothing about it: the retire-target job owns those rows.
+        in_service = set(
+            session.scalars(
+                sa.select(models.PoolTarget.id).where(
+                    models.PoolTarget.id.in_([u[0] for u in updates]),
+                    models.PoolTarget.retired_at.is_(None),
+                )
+            )
+        )
+        updates = [u for u in updates if u[0] in in_service]
+        if not updates:
+            return
         existing = {
             row.target_id: row
             for row in session.scalars(
@@ -1083,7 +1458,9 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
                 .values(claimed_until=until),
             )
             if taken:
-                claimed.append(objects.PendingJob(row.id, row.kind, row.zone_id, row.serial))
+                claimed.append(
+                    objects.PendingJob(row.id, row.kind, row.zone_id, row.serial, row.target_id)
+                )
     return claimed
 
 
