@@ -436,7 +436,7 @@ class PollForSerial(_Poll):
 
 
 class _StatusWriter(task.Task):
-    """Write what the job achieved: per-target rows, then the zone's status.
+    """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
     serial (the pool's threshold), never on the targets' word alone.
@@ -473,13 +473,12 @@ class _StatusWriter(task.Task):
             )
             is not None
         ]
-        storage.set_target_statuses(zone_id, updates)
         # Nameservers removed from the pool while the job ran are not weighed.
         counted = {ns: seen for ns, seen in served.items() if not seen.get("dropped")}
         ok = [ns for ns, seen in counted.items() if seen["ok"]]
         if len(ok) * 100 >= self.threshold * len(counted):
             if action == objects.DELETE:
-                storage.finish_zone_delete(zone_id, serial=serial)
+                storage.finish_zone_delete(zone_id, serial=serial, targets=updates)
                 return objects.DELETED
             # ACTIVE only if the pool has not grown past this job's targets
             # and nameservers; else storage hands the zone to a recover-zone job.
@@ -490,6 +489,7 @@ class _StatusWriter(task.Task):
                 action=objects.NONE,
                 covered_targets=self.target_ids,
                 covered_nameservers=self.nameservers,
+                targets=updates,
             )
             return objects.ACTIVE if activated else objects.PENDING
         lagging = "; ".join(str(seen["error"]) for seen in counted.values() if not seen["ok"])
@@ -499,6 +499,7 @@ class _StatusWriter(task.Task):
             status=objects.ERROR,
             error=f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})",
+            targets=updates,
         )
         return objects.ERROR
 

@@ -56,6 +56,8 @@ CONF.register_opts(storage_opts, group="storage")
 
 MAX_SERIAL = 2**32 - 1
 T = TypeVar("T")
+# (target id, serial, status, error): one row of a zone's per-target status.
+TargetUpdate = tuple[str, int, str, str | None]
 
 
 def _rows_changed(session: Session, statement: Any) -> int:
@@ -937,8 +939,12 @@ def set_zone_status(
     error: str | None = None,
     covered_targets: Collection[str] | None = None,
     covered_nameservers: Collection[tuple[str, int]] = (),
+    targets: Sequence[TargetUpdate] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
+
+    ``targets`` are per-target rows to record first, in the same transaction
+    (see set_target_statuses): a job's last step is then one transaction.
 
     A job only speaks for the serial it carried out: if the zone's serial has
     moved on, a newer job will set the status and this call does nothing.
@@ -951,6 +957,7 @@ def set_zone_status(
     posted in the same transaction to bring the zone onto the rest.
     """
     with db.writer() as session:
+        _write_target_statuses(session, zone_id, targets)
         if status == objects.ACTIVE and covered_targets is not None:
             # The zone's row first, locked: a pool update backfilling it
             # waits for this transaction, or this one reads its targets.
@@ -1022,9 +1029,11 @@ def _covers(
     return current_targets <= set(targets) and current_nameservers <= set(nameservers)
 
 
-def finish_zone_delete(zone_id: str, *, serial: int) -> bool:
-    """Soft-delete a zone once its delete job has succeeded (if still wanted)."""
+def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
+    """Soft-delete a zone once its delete job has succeeded (if still wanted),
+    recording ``targets`` (per-target rows) in the same transaction."""
     with db.writer() as session:
+        _write_target_statuses(session, zone_id, targets)
         now = models.utcnow()
         result = _rows_changed(
             session,
@@ -1365,45 +1374,50 @@ def set_target_status(
     set_target_statuses(zone_id, [(target_id, serial, status, error)])
 
 
-def set_target_statuses(zone_id: str, updates: Sequence[tuple[str, int, str, str | None]]) -> None:
+def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
     """Record (target id, serial, status, error) for several targets in one transaction."""
+    if updates:
+        with db.writer() as session:
+            _write_target_statuses(session, zone_id, updates)
+
+
+def _write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
     if not updates:
         return
     now = models.utcnow()
-    with db.writer() as session:
-        # A job that started before its target was retired (or dropped)
-        # records nothing about it: the retire-target job owns those rows.
-        in_service = set(
-            session.scalars(
-                sa.select(models.PoolTarget.id).where(
-                    models.PoolTarget.id.in_([u[0] for u in updates]),
-                    models.PoolTarget.retired_at.is_(None),
-                )
+    # A job that started before its target was retired (or dropped)
+    # records nothing about it: the retire-target job owns those rows.
+    in_service = set(
+        session.scalars(
+            sa.select(models.PoolTarget.id).where(
+                models.PoolTarget.id.in_([u[0] for u in updates]),
+                models.PoolTarget.retired_at.is_(None),
             )
         )
-        updates = [u for u in updates if u[0] in in_service]
-        if not updates:
-            return
-        existing = {
-            row.target_id: row
-            for row in session.scalars(
-                sa.select(models.ZoneTargetStatus).where(
-                    models.ZoneTargetStatus.zone_id == zone_id,
-                    models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
-                )
+    )
+    updates = [u for u in updates if u[0] in in_service]
+    if not updates:
+        return
+    existing = {
+        row.target_id: row
+        for row in session.scalars(
+            sa.select(models.ZoneTargetStatus).where(
+                models.ZoneTargetStatus.zone_id == zone_id,
+                models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
             )
-        }
-        for target_id, serial, status, error in updates:
-            row = existing.get(target_id)
-            if row is None:
-                row = existing[target_id] = models.ZoneTargetStatus(
-                    zone_id=zone_id, target_id=target_id, serial=0
-                )
-                session.add(row)
-            row.serial = max(row.serial or 0, serial)
-            row.status = status
-            row.error = error
-            row.updated_at = now
+        )
+    }
+    for target_id, serial, status, error in updates:
+        row = existing.get(target_id)
+        if row is None:
+            row = existing[target_id] = models.ZoneTargetStatus(
+                zone_id=zone_id, target_id=target_id, serial=0
+            )
+            session.add(row)
+        row.serial = max(row.serial or 0, serial)
+        row.status = status
+        row.error = error
+        row.updated_at = now
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
