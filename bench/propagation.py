@@ -126,7 +126,7 @@ def zoneflow_propagation(
             memory = tf_backends.fetch({"connection": "memory://"})
             original = persistence.get_backend
             persistence.get_backend = lambda: memory  # type: ignore[assignment]
-        services = allinone.AllInOne()
+        services = allinone.AllInOne(api=False)
         services.start()
         pool = {
             "name": "default",

@@ -3,8 +3,9 @@
 Starts two real BIND9 servers on 127.0.0.1, zoneflow in all-in-one mode
 (SQLite, the in-process zake jobboard, conductor and mdns in this process;
 ZONEFLOW_JOBBOARD=zookeeper starts a local ZooKeeper and uses it instead),
-creates a demo zone with a few records, shows what both nameservers answer,
-and tells you what to try next. Everything lives in ./.run/.
+creates a demo zone with a few records, shows what both nameservers answer
+and what the REST API (Designate's v2, on 127.0.0.1:9001 when that port is
+free) lists, and tells you what to try next. Everything lives in ./.run/.
 
 ``--once`` stops after the demo (the functional tests run it that way).
 """
@@ -12,6 +13,7 @@ and tells you what to try next. Everything lives in ./.run/.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,7 +61,7 @@ def main() -> int:
             servers.append(zookeeper)
             zk_hosts = zookeeper.hosts
         mdns_port = free_port()
-        conf = _write_config(state, mdns_port, jobboard, zk_hosts)
+        conf = _write_config(state, mdns_port, _api_port(), jobboard, zk_hosts)
         pools_file = _write_pools(state, binds, mdns_port)
         return _demo(conf, pools_file, binds, once=args.once)
     finally:
@@ -66,8 +69,20 @@ def main() -> int:
             server.stop()
 
 
+def _api_port() -> int:
+    """Designate's port when it is free, so the usual client settings work; else any."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 9001))
+        except OSError:
+            return free_port()
+    return 9001
+
+
 def _write_config(
-    state: pathlib.Path, mdns_port: int, jobboard: str, zk_hosts: str
+    state: pathlib.Path, mdns_port: int, api_port: int, jobboard: str, zk_hosts: str
 ) -> pathlib.Path:
     conf = state / "zoneflow.conf"
     lines = [
@@ -76,6 +91,10 @@ def _write_config(
         "[mdns]",
         "host = 127.0.0.1",
         f"port = {mdns_port}",
+        "[api]",
+        "host = 127.0.0.1",
+        f"port = {api_port}",
+        "access_log = false",
         "[jobboard]",
         f"backend = {jobboard}",
     ]
@@ -128,7 +147,9 @@ def _demo(
             return 1
         for bind in binds:
             _show_dig(bind)
-        _print_next_steps(conf)
+        assert services.api is not None
+        _show_api(services.api.url)
+        _print_next_steps(conf, services.api.url)
         if not once:
             stop = threading.Event()
             try:
@@ -165,7 +186,19 @@ def _show_dig(bind: Bind9Server) -> None:
     print(done.stdout or done.stderr)
 
 
-def _print_next_steps(conf: pathlib.Path) -> None:
+def _show_api(url: str) -> None:
+    # The demo zone was made through central with no project: an admin sees it
+    # with all-projects (noauth makes a caller without X-Roles an admin).
+    print(f"$ curl -s -H 'X-Auth-All-Projects: true' {url}/v2/zones")
+    request = urllib.request.Request(f"{url}/v2/zones", headers={"X-Auth-All-Projects": "true"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        listed = json.load(response)
+    for zone in listed["zones"]:
+        print(f"  {zone['name']}  {zone['id']}  serial {zone['serial']}  {zone['status']}")
+    print()
+
+
+def _print_next_steps(conf: pathlib.Path, api_url: str) -> None:
     zf = f"ZONEFLOW_CONFIG={conf} {ROOT / '.venv/bin/zoneflow'}"
     print("zoneflow is running (Ctrl-C stops it). In another terminal, try:")
     print(f"  {zf} zone list")
@@ -173,6 +206,10 @@ def _print_next_steps(conf: pathlib.Path) -> None:
     print(f"  {zf} zone status {DEMO_ZONE}")
     print(f"  {zf} job list")
     print(f"  {zf} flow show update-zone --format dot")
+    print(f"The REST API (Designate's v2) is at {api_url}; see doc/api.md. E.g.:")
+    print(f"  curl -s {api_url}/v2/zones -H 'Content-Type: application/json' \\")
+    print('       -d \'{"name": "mine.example.", "email": "me@mine.example"}\'')
+    print(f"  openstack --os-auth-type none --os-endpoint {api_url}/v2 zone list")
     print()
 
 

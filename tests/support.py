@@ -99,3 +99,46 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                 ],
             )
     return storage.get_zone(zone.id)
+
+
+# What the REST API shows of a zone and of a recordset: Designate's fields
+# (plus "serial" on recordsets, zoneflow's).
+ZONE_FIELDS = {
+    "id",
+    "pool_id",
+    "project_id",
+    "name",
+    "email",
+    "ttl",
+    "serial",
+    "status",
+    "action",
+    "description",
+    "masters",
+    "type",
+    "transferred_at",
+    "version",
+    "created_at",
+    "updated_at",
+    "attributes",
+    "shared",
+    "links",
+}
+RECORDSET_FIELDS = {
+    "id",
+    "zone_id",
+    "zone_name",
+    "project_id",
+    "name",
+    "type",
+    "records",
+    "ttl",
+    "status",
+    "action",
+    "description",
+    "version",
+    "serial",
+    "created_at",
+    "updated_at",
+    "links",
+}

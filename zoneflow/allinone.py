@@ -1,4 +1,4 @@
-"""All-in-one mode: conductor, outbox relay and mdns in one process.
+"""All-in-one mode: conductor, outbox relay, mdns and the REST API in one process.
 
 The embedded default: SQLite and the in-process zake jobboard need no other
 service, so one ``zoneflow all-in-one`` plus a pool of nameservers is a
@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from zoneflow.api import server as api_server
 from zoneflow.central import api as central
 from zoneflow.conductor import daemon, jobboard, persistence
 from zoneflow.mdns import server as mdns_server
@@ -21,27 +22,34 @@ LOG = logging.getLogger(__name__)
 
 
 class AllInOne:
-    def __init__(self) -> None:
+    def __init__(self, *, api: bool = True) -> None:
         migration.upgrade()
         persistence.upgrade()
         self.mdns = mdns_server.MdnsServer()
         self.conductor = daemon.Conductor()
         if self.conductor.relay is not None:
-            # Changes made in this process are posted at once, not at the next poll.
+            # Changes made in this process (the API's too) are posted at once,
+            # not at the next poll.
             central.on_change(self.conductor.relay.wake)
+        self.api = api_server.ApiServer() if api else None
 
     def start(self) -> None:
         self.mdns.start_in_thread()
         self.conductor.start()
+        if self.api is not None:
+            self.api.start()
         LOG.info(
-            "all-in-one running: mdns on %s:%s, conductor %s on %s",
+            "all-in-one running: mdns on %s:%s, conductor %s on %s, API %s",
             self.mdns.host,
             self.mdns.port,
             self.conductor.name,
             jobboard.describe(),
+            self.api.url if self.api is not None else "off",
         )
 
     def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
         self.conductor.stop()
         self.mdns.stop_thread()
 

@@ -127,15 +127,23 @@ def _change(make_change: Callable[[], Any]) -> Any:
 
 
 def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
-    """Wait until the zone's job has finished (the zone leaves PENDING)."""
+    """Wait until the zone's job has finished (the zone leaves PENDING).
+
+    With --progress, each step of the job is printed on stderr as it finishes.
+    """
     from zoneflow.storage import api as storage
 
     deadline = time.monotonic() + args.wait_timeout
+    progress = _progress(zone_id) if args.progress else None
     while True:
         zone = storage.get_zone_any(zone_id)
-        if zone is None or zone.status != objects.PENDING:
-            if zone is None:
-                raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+        if progress is not None:
+            progress.follow(zone.name, zone.serial, _say)
+        if zone.status != objects.PENDING:
+            if progress is not None:
+                _follow_to_the_end(progress, zone)
             return zone
         if time.monotonic() > deadline:
             raise exceptions.ZoneflowError(
@@ -143,6 +151,37 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
                 "running? ('zoneflow conductor', or 'zoneflow all-in-one')"
             )
         time.sleep(0.05)
+
+
+def _progress(zone_id: str) -> Any:
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import progress
+    from zoneflow.storage import api as storage
+
+    zone = storage.get_zone_any(zone_id)
+    pool = storage.get_pool(zone.pool_id) if zone is not None else None
+    labels = {t.id: t.label for t in pool.targets} if pool is not None else {}
+    return progress.Progress(persistence.get_backend(), labels=labels)
+
+
+def _follow_to_the_end(progress: Any, zone: objects.Zone, grace: float = 2.0) -> None:
+    """The zone's status is the job's last step: print the steps still landing."""
+    from zoneflow.engine import jobs
+
+    deadline = time.monotonic() + grace
+    while progress.job_id is not None and time.monotonic() < deadline:
+        progress.follow(zone.name, zone.serial, _say)
+        try:
+            if jobs.get_job(progress.persistence, progress.job_id).state in jobs.OVER:
+                progress.follow(zone.name, zone.serial, _say)
+                return
+        except exceptions.JobNotFound:
+            return
+        time.sleep(0.05)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
@@ -167,14 +206,43 @@ def cmd_db_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zones(count: int) -> str:
+    return f"{count} zone" if count == 1 else f"{count} zones"
+
+
+def _pool_update_summary(update: objects.PoolUpdate) -> str:
+    """One line per pool: its size now, and the work the update scheduled."""
+    pool = update.pool
+    parts = [
+        f"pool {pool.name}: {len(pool.targets)} target(s), {len(pool.nameservers)} nameserver(s)"
+    ]
+    added = [f"target {t.label}" for t in update.added_targets]
+    added += [f"nameserver {n}" for n in update.added_nameservers]
+    if added:
+        parts.append(f"{', '.join(added)} added, {_zones(update.backfill)} to backfill")
+    for target in update.retired_targets:
+        parts.append(
+            f"target {target.label} retired, {_zones(update.to_delete[target.id])} to delete "
+            "from it"
+        )
+    for target in update.draining_targets:
+        parts.append(
+            f"target {target.label} still retired, {_zones(update.to_delete[target.id])} to "
+            "delete from it (drain posted again)"
+        )
+    for target in update.removed_targets:
+        parts.append(
+            f"target {target.label} removed; catalog provisioning makes no per-zone call, so it "
+            f"serves the pool's zones until its own configuration drops {pool.catalog_zone}"
+        )
+    return "; ".join(parts)
+
+
 def cmd_pool_update(args: argparse.Namespace) -> int:
     from zoneflow.central import pools
 
-    for pool in pools.update(args.file):
-        print(
-            f"pool {pool.name}: {len(pool.targets)} target(s), "
-            f"{len(pool.nameservers)} nameserver(s)"
-        )
+    for update in pools.update(args.file):
+        print(_pool_update_summary(update))
     return 0
 
 
@@ -206,10 +274,14 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
     from zoneflow.storage import api as storage
 
     pool = storage.get_pool(args.name)
+    # Zones each retired target still has to have deleted from it.
+    left = {t.id: storage.count_zones_to_drain(t.id) for t in pool.retired_targets}
     if args.json:
         shown = _plain(pool)
-        for target in shown["targets"]:
+        for target in shown["targets"] + shown["retired_targets"]:
             target["options"] = _masked(target["options"])
+        for target in shown["retired_targets"]:
+            target["zones_to_delete"] = left[target["id"]]
         print(json.dumps(shown, indent=2, sort_keys=True))
         return 0
     print(f"pool {pool.name} ({pool.id}), threshold {pool.threshold_percentage}%")
@@ -228,6 +300,17 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
             ["target", "type", "description", "masters"],
         )
     )
+    if pool.retired_targets:
+        print("retired targets, the pool's zones being deleted from them:")
+        print(
+            _table(
+                [
+                    [t.id, t.type, t.label, _plain(t.retired_at), left[t.id], t.drain_error or ""]
+                    for t in pool.retired_targets
+                ],
+                ["target", "type", "description", "retired", "zones left", "last error"],
+            )
+        )
     return 0
 
 
@@ -297,6 +380,7 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
     zone = central.get_zone(args.name)
     pool = storage.get_pool(zone.pool_id)
     labels = {t.id: t.label for t in pool.targets}
+    labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
     rows = central.zone_status(args.name)
     if args.json:
         _list(args, rows, [])
@@ -549,6 +633,13 @@ def cmd_mdns(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from zoneflow.api import server
+
+    server.run_forever()
+    return 0
+
+
 def cmd_all_in_one(args: argparse.Namespace) -> int:
     from zoneflow import allinone
 
@@ -589,6 +680,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="wait until the nameservers serve the change (or it fails)",
         )
         p.add_argument("--wait-timeout", type=float, default=120.0, metavar="SECONDS")
+        p.add_argument(
+            "--progress",
+            action="store_true",
+            help="wait (as --wait) and print each step of the job on stderr as it finishes",
+        )
 
     db = groups.add_parser("db", help="database schema").add_subparsers(dest="cmd", required=True)
     command(db, "sync", cmd_db_sync, "create or upgrade the database schema")
@@ -701,7 +797,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("conductor", cmd_conductor, "run a conductor: claim jobs and run their flows"),
         ("mdns", cmd_mdns, "run the mini-DNS nameservers transfer zones from"),
-        ("all-in-one", cmd_all_in_one, "run conductor, mdns and relay in one process"),
+        ("api", cmd_api, "serve the REST API (Designate's v2) on [api] host:port"),
+        ("all-in-one", cmd_all_in_one, "run conductor, mdns, relay and the API in one process"),
     ):
         command(groups, name, func, text)
     return parser
@@ -710,6 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "progress", False):
+        args.wait = True
     try:
         config.setup(args.config_file, debug=args.debug)
         return int(args.func(args))

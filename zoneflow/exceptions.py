@@ -61,11 +61,49 @@ class InvalidPoolConfig(InvalidInput):
     error_type = "invalid_pool_config"
 
 
+class BadRequest(InvalidInput):
+    """A request zoneflow cannot act on as asked (an unknown filter, a repeated one)."""
+
+    error_type = "bad_request"
+
+
+class InvalidUUID(InvalidInput):
+    error_type = "invalid_uuid"
+
+
+class InvalidLimit(InvalidInput):
+    error_type = "invalid_limit"
+
+
+class InvalidSortKey(InvalidInput):
+    error_type = "invalid_sort_key"
+
+
+class InvalidSortDir(InvalidInput):
+    error_type = "invalid_sort_dir"
+
+
+class MarkerNotFound(InvalidInput):
+    """A page was asked for after an item that is not in the list."""
+
+    error_type = "marker_not_found"
+
+
 class InvalidConfig(ZoneflowError):
     """zoneflow.conf or the command line asks for something impossible."""
 
     http_status = 500
     error_type = "invalid_config"
+
+
+# --- not allowed (403) -------------------------------------------------------
+
+
+class Forbidden(ZoneflowError):
+    """The caller's roles do not allow what it asked (all projects, sudo)."""
+
+    http_status = 403
+    error_type = "forbidden"
 
 
 # --- missing things (404) ---------------------------------------------------

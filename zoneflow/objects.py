@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 # Designate's words, reused so operators recognise them.
 PENDING = "PENDING"
@@ -43,6 +45,11 @@ class PoolTarget:
     description: str
     masters: tuple[HostPort, ...]
     options: dict[str, Any]
+    # When a pools file stopped listing it: its zones are being deleted from
+    # it (a retire-target job), after which it is gone. None: in service.
+    retired_at: datetime.datetime | None = None
+    # Why the last retire-target job stopped before it was done.
+    drain_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -75,6 +82,31 @@ class Pool:
     provisioning: str = "per-zone"
     catalog_zone: str | None = None
     catalog_zone_refresh: int = 60
+    # Targets a pools file no longer lists, still having the pool's zones
+    # deleted from them. ``targets`` holds only those in service: jobs,
+    # thresholds and zone statuses count those alone.
+    retired_targets: tuple[PoolTarget, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolUpdate:
+    """What loading a pools file changed in one pool, and the work it scheduled.
+
+    ``backfill`` zones are brought onto the added targets and nameservers
+    (each stays PENDING until they serve it). Retired targets, and targets
+    retired before that are still ``draining``, each have ``to_delete[id]``
+    zones to delete from them before they go. ``removed_targets`` went at
+    once: under catalog provisioning there is no per-zone call to make.
+    """
+
+    pool: Pool
+    added_targets: tuple[PoolTarget, ...] = ()
+    added_nameservers: tuple[HostPort, ...] = ()
+    backfill: int = 0
+    retired_targets: tuple[PoolTarget, ...] = ()
+    draining_targets: tuple[PoolTarget, ...] = ()
+    to_delete: dict[str, int] = dataclasses.field(default_factory=dict)
+    removed_targets: tuple[PoolTarget, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,17 +128,29 @@ class Zone:
     error: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
+    # Goes up by one with every change to the zone (each new serial).
+    version: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class TargetAction:
     """What a job's task for one target reads before acting: the zone (None if it
-    is gone), whether it is deleted, the target and its pool's provisioning."""
+    is gone), whether it is deleted, the target (None if it is gone) and its
+    pool's provisioning."""
 
     zone: Zone | None
     zone_deleted: bool
-    target: PoolTarget
+    target: PoolTarget | None
     provisioning: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PollState:
+    """What a task polling one nameserver for a zone checks while it lags."""
+
+    zone_deleted: bool
+    # False once a pool update removed the nameserver from the zone's pool.
+    nameserver_in_pool: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +166,9 @@ class RecordSet:
     action: str
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
+    description: str | None = None
+    # Goes up by one with every change to the recordset.
+    version: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,12 +185,17 @@ class TargetStatus:
 
 @dataclasses.dataclass(frozen=True)
 class PendingJob:
-    """A job written beside the change it carries out (the outbox)."""
+    """A job written beside the change it carries out (the outbox).
+
+    A zone job names its zone and serial; a retire-target job its target
+    (``zone_id`` None, ``serial`` 0).
+    """
 
     id: int
     kind: str
-    zone_id: str
+    zone_id: str | None
     serial: int
+    target_id: str | None = None
     # When the change wrote it: with ``id``, what names the row for good.
     created_at: datetime.datetime | None = None
 
@@ -186,3 +238,27 @@ class ZoneNotify:
     serial: int | None
     received_at: datetime.datetime
     count: int
+
+
+ASC = "asc"
+DESC = "desc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Paging:
+    """Which page of a list: up to ``limit`` items after the one whose id is
+    ``marker``, ordered by ``sort_key`` (then id) in ``sort_dir``."""
+
+    limit: int
+    marker: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = ASC
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, how many items match in all, and whether more follow."""
+
+    items: tuple[T, ...]
+    total_count: int
+    more: bool

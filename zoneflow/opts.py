@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from zoneflow.api import auth as api_auth
+from zoneflow.api import paging as api_paging
+from zoneflow.api import server as api_server
+from zoneflow.api import views as api_views
 from zoneflow.central import api as central_api
 from zoneflow.conductor import daemon, jobboard
 from zoneflow.dns import tsig
@@ -22,6 +26,15 @@ from zoneflow.storage import api as storage_api
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     return [
+        (
+            "api",
+            [
+                *api_server.server_opts,
+                *api_auth.auth_opts,
+                *api_views.view_opts,
+                *api_paging.paging_opts,
+            ],
+        ),
         ("central", central_api.central_opts),
         ("jobboard", jobboard.jobboard_opts),
         ("conductor", [*daemon.conductor_opts, *metrics.metrics_opts]),

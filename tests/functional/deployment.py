@@ -1,9 +1,9 @@
 """A zoneflow deployment made of real processes, for functional tests.
 
 ``Deployment`` writes a zoneflow.conf (PostgreSQL, ZooKeeper jobboard, mdns
-port), runs ``zoneflow db sync`` and ``pool update`` through the CLI, and
-starts ``zoneflow mdns`` and any number of ``zoneflow conductor`` processes,
-each a real subprocess that a test can kill with SIGKILL.
+and API ports), runs ``zoneflow db sync`` and ``pool update`` through the CLI,
+and starts ``zoneflow mdns``, ``zoneflow api`` and any number of ``zoneflow
+conductor`` processes, each a real subprocess that a test can kill with SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import dns.message
@@ -38,11 +39,13 @@ class Deployment:
         self.workdir = workdir
         self.database = database
         self.mdns_port = free_port()
+        self.api_port = free_port()
         self.conf = workdir / "zoneflow.conf"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         sections: dict[str, dict[str, Any]] = {
             "database": {"connection": database},
             "mdns": {"host": HOST, "port": self.mdns_port},
+            "api": {"host": HOST, "port": self.api_port},
             "jobboard": (
                 {
                     "backend": "zookeeper",
@@ -121,6 +124,26 @@ class Deployment:
         query = dns.message.make_query("probe.invalid.", dns.rdatatype.SOA)
         dns.query.udp(query, HOST, port=self.mdns_port, timeout=0.5)
         return True
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def start_api(self) -> None:
+        """``zoneflow api``, once it answers version discovery."""
+        process = self.start("api", "api")
+        wait_for(
+            lambda: self._api_answers(process),
+            timeout=20,
+            what="the API to answer",
+            ignore=(OSError,),
+        )
+
+    def _api_answers(self, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"zoneflow api exited {process.returncode}:\n{self.log('api')}")
+        with urllib.request.urlopen(f"{self.api_url}/", timeout=1) as response:
+            return bool(response.status == 200)
 
     def start_conductor(self, name: str = "conductor") -> subprocess.Popen[bytes]:
         return self.start(name, "conductor")

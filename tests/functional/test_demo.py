@@ -1,4 +1,5 @@
-"""`make run` works: the demo brings up a pool and both BIND9 servers answer the demo zone."""
+"""`make run` works: the demo brings up a pool, both BIND9 servers answer the demo zone,
+and the REST API lists it."""
 
 from __future__ import annotations
 
@@ -32,3 +33,7 @@ def test_the_demo_serves_its_zone_from_both_bind9(tmp_path: pathlib.Path, jobboa
         assert "www.demo.example.\t3600\tIN\tA\t192.0.2.10" in transfer
         assert "demo.example.\t\t3600\tIN\tMX\t10 mail.demo.example." in transfer
     assert "zoneflow zone list" in done.stdout
+    # The REST API served by the same all-in-one process lists the zone.
+    listing = done.stdout.split("X-Auth-All-Projects: true' ")[1].split("\n\n")[0]
+    assert "/v2/zones" in listing
+    assert "  demo.example.  " in listing and listing.rstrip().endswith("ACTIVE")

@@ -9,6 +9,7 @@ import pytest
 
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
+from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
 from zoneflow.storage import migration
@@ -104,3 +105,34 @@ def test_pooled_connections_survive_a_postgresql_restart(
         names = list(workers.map(lambda i: storage.get_zone(f"z{i}.example").name, range(4)))
     assert names == [f"z{i}.example." for i in range(4)]
     central.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
+
+
+def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
+    """Pages over a nullable sort key hold every item once, NULLs first ascending and
+    last descending (as on SQLite); wildcards ignore case, _ and % are literal."""
+    zone = central.create_zone("example.com", "hostmaster@example.com")
+    ttls = [None, 300, None, 60, 300, None, 60]
+    for i, ttl in enumerate(ttls):
+        central.create_recordset("example.com", f"H{i}", "A", [f"192.0.2.{i}"], ttl=ttl)
+    for direction in (objects.ASC, objects.DESC):
+        shown: list[int | None] = []
+        marker = None
+        while True:
+            page = central.find_recordsets(
+                zone.id, {}, objects.Paging(2, marker, "ttl", direction)
+            )[1]
+            shown += [rs.ttl for rs in page.items]
+            assert page.total_count == 7
+            if not page.more:
+                break
+            marker = page.items[-1].id
+        nulls_first = [None] * 3 + [60, 60, 300, 300]
+        assert shown == (nulls_first if direction == objects.ASC else nulls_first[::-1])
+
+    def names(**criteria: str) -> list[str]:
+        page = central.find_recordsets(zone.id, criteria, objects.Paging(100))[1]
+        return sorted(rs.name for rs in page.items)
+
+    assert names(name="H1.*") == ["h1.example.com."]
+    assert names(name="h_.*") == []
+    assert names(data="192.0.2.*", ttl="60") == ["h3.example.com.", "h6.example.com."]

@@ -37,9 +37,9 @@ GOOD = """
 def test_a_designate_style_pools_file_is_stored(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "pools.yaml"
     path.write_text(GOOD)
-    (pool,) = pools.update(str(path))
+    (update,) = pools.update(str(path))
     stored = storage.get_pool("default")
-    assert stored == pool
+    assert stored == update.pool
     assert stored.threshold_percentage == 50
     assert [t.label for t in stored.targets] == ["bind-1", "bind-2"]
     assert [str(n) for n in stored.nameservers] == ["127.0.0.1:5301", "127.0.0.1:5302"]
@@ -51,9 +51,9 @@ def test_a_designate_style_pools_file_is_stored(tmp_path: pathlib.Path) -> None:
 def test_loading_the_same_file_twice_keeps_target_ids(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "pools.yaml"
     path.write_text(GOOD)
-    first = pools.update(str(path))[0]
+    first = pools.update(str(path))[0].pool
     path.write_text(GOOD.replace("rndc_port: 9531", "rndc_port: 9999"))
-    second = pools.update(str(path))[0]
+    second = pools.update(str(path))[0].pool
     assert [t.id for t in first.targets] == [t.id for t in second.targets]
     assert second.targets[0].options["rndc_port"] == 9999
     assert len(storage.list_pools()) == 1

@@ -11,7 +11,9 @@ are called (the job relay registers itself there to post the job at once).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
 
 from oslo_config import cfg
 
@@ -125,6 +127,48 @@ def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
     return storage.list_zones(project_id=project_id)
 
 
+# Designate's filters and sort keys, and the column each one reads.
+ZONE_FILTERS = ("name", "email", "status", "type", "ttl", "description")
+ZONE_SORT_KEYS = {
+    "created_at": "created_at",
+    "id": "id",
+    "updated_at": "updated_at",
+    "name": "name",
+    "tenant_id": "project_id",
+    "project_id": "project_id",
+    "serial": "serial",
+    "ttl": "ttl",
+    "status": "status",
+}
+# zoneflow serves primary zones only (it is the primary, through mdns).
+ZONE_TYPE = "PRIMARY"
+
+
+def find_zones(
+    criteria: Mapping[str, str],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> objects.Page[objects.Zone]:
+    """One page of the zones matching Designate-style filters (``*`` is a wildcard)."""
+    columns: dict[str, str | int] = {}
+    for key, value in _criteria(criteria, ZONE_FILTERS, "zones").items():
+        if key == "type":
+            if not fnmatch.fnmatchcase(ZONE_TYPE, value.upper()):
+                return objects.Page((), 0, False)
+        elif key == "ttl":
+            columns[key] = _whole_number("ttl", value)
+        elif key in ("name", "email"):
+            columns[key] = value.lower() if key == "name" else value
+        elif key == "status":
+            columns[key] = value.upper()
+        else:
+            columns[key] = value
+    return storage.find_zones(
+        columns, _paging(paging, ZONE_SORT_KEYS, "zones"), project_id=project_id
+    )
+
+
 def zone_status(ref: str, *, project_id: str | None = None) -> list[objects.TargetStatus]:
     zone = storage.get_zone(ref, project_id=project_id)
     return storage.list_target_status(zone.id)
@@ -140,6 +184,7 @@ def create_recordset(
     records: list[str],
     *,
     ttl: int | None = None,
+    description: str | None = None,
     project_id: str | None = None,
 ) -> objects.RecordSet:
     zone = storage.get_zone(zone_ref, project_id=project_id)
@@ -149,7 +194,12 @@ def create_recordset(
         raise _apex_ns_error(zone.name)
     canonical = validation.records(rs_type, records, zone=zone.name)
     recordset = storage.create_recordset(
-        zone.id, name=rs_name, rtype=rs_type, ttl=validation.ttl(ttl), records=canonical
+        zone.id,
+        name=rs_name,
+        rtype=rs_type,
+        ttl=validation.ttl(ttl),
+        records=canonical,
+        description=description or None,
     )
     _changed()
     return recordset
@@ -163,9 +213,11 @@ def update_recordset(
     records: list[str] | None = None,
     ttl: int | None = None,
     clear_ttl: bool = False,
+    description: str | None = None,
     project_id: str | None = None,
 ) -> objects.RecordSet:
-    """Replace a recordset's records and/or TTL (``clear_ttl``: use the zone's)."""
+    """Replace a recordset's records and/or TTL (``clear_ttl``: use the zone's), and
+    its description unless that is None ("" clears it)."""
     zone = storage.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     canonical = (
@@ -177,6 +229,7 @@ def update_recordset(
         ttl=validation.ttl(ttl),
         records=canonical,
         set_ttl=ttl is not None or clear_ttl,
+        description=description,
     )
     _changed()
     return recordset
@@ -195,6 +248,74 @@ def delete_recordset(
 def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:
     zone = storage.get_zone(zone_ref, project_id=project_id)
     return storage.list_recordsets(zone.id)
+
+
+RECORDSET_FILTERS = ("name", "type", "ttl", "data", "status", "action", "description")
+RECORDSET_SORT_KEYS = {
+    key: key
+    for key in ("created_at", "id", "updated_at", "zone_id", "name", "type", "ttl", "status")
+} | {"serial": "serial"}
+
+
+def find_recordsets(
+    zone_ref: str,
+    criteria: Mapping[str, str],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> tuple[objects.Zone, objects.Page[objects.RecordSet]]:
+    """The zone, and one page of its recordsets matching Designate-style filters
+    (``*`` is a wildcard; ``data`` matches any one of a recordset's records)."""
+    zone = storage.get_zone(zone_ref, project_id=project_id)
+    columns: dict[str, str | int] = {}
+    for key, value in _criteria(criteria, RECORDSET_FILTERS, "recordsets").items():
+        if key == "ttl":
+            columns[key] = _whole_number("ttl", value)
+        elif key == "name":
+            columns[key] = value.lower()
+        elif key in ("type", "status", "action"):
+            columns[key] = value.upper()
+        else:
+            columns[key] = value
+    page = storage.find_recordsets(
+        zone.id, columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets")
+    )
+    return zone, page
+
+
+def _criteria(criteria: Mapping[str, str], accepted: Sequence[str], what: str) -> dict[str, str]:
+    unknown = sorted(set(criteria) - set(accepted))
+    if unknown:
+        raise exceptions.BadRequest(
+            f"invalid filter(s) {', '.join(unknown)}: {what} can be filtered by "
+            f"{', '.join(accepted)}"
+        )
+    return dict(criteria)
+
+
+def _whole_number(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise exceptions.BadRequest(
+            f"filter {name}={value!r} is not a whole number: give e.g. {name}=3600"
+        ) from None
+
+
+def _paging(paging: objects.Paging, sort_keys: Mapping[str, str], what: str) -> objects.Paging:
+    """The paging with its sort key turned into the column it sorts by."""
+    if paging.limit < 1:
+        raise exceptions.InvalidLimit(f"limit {paging.limit} is too small: give 1 or more")
+    if paging.sort_key not in sort_keys:
+        raise exceptions.InvalidSortKey(
+            f"sort key {paging.sort_key!r} is unknown: {what} sort by "
+            f"{', '.join(sorted(sort_keys))}"
+        )
+    if paging.sort_dir not in (objects.ASC, objects.DESC):
+        raise exceptions.InvalidSortDir(
+            f"sort direction {paging.sort_dir!r} is unknown: give asc or desc"
+        )
+    return dataclasses.replace(paging, sort_key=sort_keys[paging.sort_key])
 
 
 def get_recordset(

@@ -91,9 +91,14 @@ def parse(text: str, *, source: str = "pools.yaml") -> list[dict[str, Any]]:
     return pools
 
 
-def update(path: str) -> list[objects.Pool]:
-    """Load a pools file into storage (create or replace pools by name)."""
-    return storage.replace_pools(load_file(path))
+def update(path: str) -> list[objects.PoolUpdate]:
+    """Load a pools file into storage (create or replace pools by name).
+
+    Returns, per pool, what changed and what was scheduled for it: the
+    backfill of added targets and nameservers, the draining of removed
+    targets (see ``storage.update_pools``).
+    """
+    return storage.update_pools(load_file(path))
 
 
 def _pool(entry: Any, where: str) -> dict[str, Any]:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import threading
 from typing import Any
 
 from taskflow import exceptions as tf_exc
 from taskflow import states
 from taskflow.conductors.backends import impl_nonblocking
+from taskflow.jobs import base as jobs_base
+from taskflow.types import timing
 
 from zoneflow import exceptions
 from zoneflow.conductor import fencing
@@ -53,6 +56,20 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
     def __init__(self, name: str, jobboard: Any, *, max_attempts: int, **options: Any) -> None:
         super().__init__(name, jobboard, **options)
         self.max_attempts = max_attempts
+        # TaskFlow's loop looks at the board, then sleeps wait_timeout; a job
+        # posted meanwhile waited for the sleep to end. Wake it up instead
+        # when the board sees a job posted, or a slot frees up.
+        self._wait_timeout = _WakeableTimeout(
+            float(options.get("wait_timeout") or self.WAIT_TIMEOUT)
+        )
+        jobboard.notifier.register(jobs_base.POSTED, self._wake)
+
+    def _wake(self, *_: Any, **__: Any) -> None:
+        self._wait_timeout.wake()
+
+    def _on_job_done(self, job: Any, fut: Any) -> None:
+        super()._on_job_done(job, fut)
+        self._wake()
 
     def _dispatch_job(self, job: Any) -> bool:
         """Run a claimed job; True consumes it, False hands it back to the board."""
@@ -76,6 +93,14 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             return self._give_up(job, _exhausted(job_id, runs, attempt.previous_error))
 
         ended, error = self._run(job)
+        if ended is not _Ended.FENCED:
+            try:
+                # The job's record is written behind its engine (persistence.py):
+                # it must be whole before the job leaves the board.
+                self._persistence.flush()
+            except tf_exc.StorageFailure as exc:
+                LOG.warning("job %s handed back: its record cannot be written: %s", job_id, exc)
+                return self._hand_back(job_id, error=str(exc))
         if ended is _Ended.DONE:
             return True
         if ended is _Ended.FENCED:
@@ -164,6 +189,25 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
         LOG.error("%s", reason)
         self._notifier.notify("job_failed", {"job": job, "conductor": self, "reason": reason})
         return True
+
+
+class _WakeableTimeout(timing.Timeout):
+    """TaskFlow's conductor timeout, whose wait can also end early without stopping."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self._woken = threading.Event()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def interrupt(self) -> None:
+        super().interrupt()
+        self._woken.set()
+
+    def wait(self) -> None:
+        self._woken.wait(self.value)
+        self._woken.clear()
 
 
 def _exhausted(job_id: str, runs: int, error: str | None) -> str:

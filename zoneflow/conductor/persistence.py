@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy
+from sqlalchemy.dialects import postgresql, sqlite
 from taskflow import exceptions as tf_exc
+from taskflow.persistence import models
 from taskflow.persistence.backends import impl_sqlalchemy
 
 from zoneflow.conductor import fencing
 from zoneflow.storage import db
+
+LOG = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _backends: dict[str, Any] = {}
@@ -36,87 +43,248 @@ def get_backend() -> Any:
 
 # Atom metadata keys that only report progress: nothing resumption needs.
 _PROGRESS_KEYS = frozenset({"progress", "progress_details"})
-# Atoms whose last written row a connection remembers (to skip progress-only
-# writes); an atom forgotten is simply written again on its next change.
+# Atoms whose last queued row a connection remembers (to skip progress-only
+# writes, and to write an atom whole without reading its flow); an atom
+# forgotten is written in place, at once, on its next change.
 WRITTEN_ATOMS_KEPT = 20_000
+# How long a flush waits for the writer before it reports a storage failure.
+FLUSH_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Queued:
+    """An atom's row as this connection last queued it."""
+
+    values: dict[str, Any]  # AtomDetail.to_dict()
+    parent_uuid: str
+    atom_type: str
 
 
 class LeanConnection(impl_sqlalchemy.Connection):
-    """TaskFlow's SQLAlchemy connection, writing each change once and only once.
+    """TaskFlow's SQLAlchemy connection, writing each change once, behind the engine.
 
     The stock connection reads an atom's row back before every write and
-    rewrites every atom of a flow whenever the flow's own state changes: about
-    110 statements for a 9-task job. Here:
+    rewrites every atom of a flow whenever the flow's own state changes:
+    about 110 statements for a 9-task job, each a round trip the engine
+    waits for. Here:
 
-    - an atom is written with one UPDATE (no read): the engine's in-memory
-      detail is the whole truth, and only the conductor that holds the job
-      writes it;
-    - a flow's state change updates the flow row and inserts the atoms that
-      are new; existing atoms are saved on their own when they change;
+    - a change of an atom or a flow is queued and the call returns at once:
+      the engine's in-memory detail is the whole truth, and only the
+      conductor that holds the job writes it. One writer thread
+      (:class:`LogbookWriter`) writes what is queued, in batches, an atom's
+      newest state replacing an older one still queued;
+    - an atom is written as a whole row (an upsert), so a flow's new atoms
+      need no read to tell them from the stored ones;
     - an atom change that only moves its progress (TaskFlow reports 0.0 and
       1.0 around every task) is not written: progress says nothing about what
       has to run again, and the next real change writes it along;
     - a job this process has lost to another conductor (see fencing) writes
       nothing more: its record is the new owner's.
 
-    Every state a resumed job needs (each atom's state, intention, result or
-    failure, the flow's state) is still in the database when the change that
-    made it returns.
+    What this gives up is the last few milliseconds before a crash: a
+    conductor killed with changes still queued leaves its job's record as it
+    was a batch earlier, and the next conductor re-runs those tasks as it
+    re-runs the ones that were running (every task is idempotent). Before a
+    job leaves the board, consumed or handed back, the conductor calls
+    :meth:`flush`, so the record of a job that is done is whole.
     """
 
     def __init__(self, backend: Any, upgrade_lock: Any) -> None:
         super().__init__(backend, upgrade_lock)
-        # What each atom's row holds, as last written (the newest atoms only).
-        self._written: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
-        self._written_lock = threading.Lock()
+        self._queued: collections.OrderedDict[str, _Queued] = collections.OrderedDict()
+        self._queued_lock = threading.Lock()
+        self.writer = LogbookWriter(backend.single_statement_engine, self._tables)
 
     def update_atom_details(self, atom_detail: Any) -> Any:
         if fencing.fenced(atom_detail.uuid):
             return atom_detail  # the job is another conductor's: its record is theirs
         values = atom_detail.to_dict()
-        with self._written_lock:
-            last = self._written.get(atom_detail.uuid)
-        if last is not None and _same_but_progress(last, values):
+        with self._queued_lock:
+            last = self._queued.get(atom_detail.uuid)
+        if last is None:
+            self._update_atom_now(atom_detail.uuid, values)
             return atom_detail
-        table = self._tables.atomdetails
-        doing = f"updating atom details with uuid '{atom_detail.uuid}'"
-        # One statement: on PostgreSQL it goes without BEGIN and COMMIT.
-        single = self._backend.single_statement_engine
-        with _storage_failure(doing), single.begin() as conn:
-            done = conn.execute(
-                sqlalchemy.update(table).where(table.c.uuid == atom_detail.uuid).values(values)
-            )
-        if done.rowcount == 0:
-            raise tf_exc.NotFound(f"No atom details found with uuid '{atom_detail.uuid}'")
-        with self._written_lock:
-            self._written[atom_detail.uuid] = values
-            self._written.move_to_end(atom_detail.uuid)
-            while len(self._written) > WRITTEN_ATOMS_KEPT:
-                self._written.popitem(last=False)
+        if _same_but_progress(last.values, values):
+            return atom_detail
+        self._queue_atom(atom_detail.uuid, values, last.parent_uuid, last.atom_type)
         return atom_detail
 
     def update_flow_details(self, flow_detail: Any) -> Any:
         if fencing.fenced(flow_detail.uuid):
             return flow_detail
-        flows, atoms = self._tables.flowdetails, self._tables.atomdetails
-        doing = f"updating flow details with uuid '{flow_detail.uuid}'"
-        with _storage_failure(doing), self._engine.begin() as conn:
-            done = conn.execute(
-                sqlalchemy.update(flows)
-                .where(flows.c.uuid == flow_detail.uuid)
-                .values(flow_detail.to_dict())
-            )
-            if done.rowcount == 0:
-                raise tf_exc.NotFound(f"No flow details found with uuid '{flow_detail.uuid}'")
-            stored = set(
-                conn.execute(
-                    sqlalchemy.select(atoms.c.uuid).where(atoms.c.parent_uuid == flow_detail.uuid)
-                ).scalars()
-            )
-            for atom_detail in flow_detail:
-                if atom_detail.uuid not in stored:
-                    self._insert_atom_details(conn, atom_detail, flow_detail.uuid)
+        self.writer.put_flow(flow_detail.to_dict())
+        for atom_detail in flow_detail:
+            with self._queued_lock:
+                known = atom_detail.uuid in self._queued
+            if not known:
+                self._queue_atom(
+                    atom_detail.uuid,
+                    atom_detail.to_dict(),
+                    flow_detail.uuid,
+                    models.atom_detail_type(atom_detail),
+                )
         return flow_detail
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Return once every change queued so far is in the database."""
+        self.writer.flush(timeout)
+
+    def find_logbook(self, names: list[str]) -> str | None:
+        """The uuid of the newest logbook with one of these names, or None."""
+        table = self._tables.logbooks
+        with _storage_failure("finding a logbook by name"), self._engine.connect() as conn:
+            return conn.execute(
+                sqlalchemy.select(table.c.uuid)
+                .where(table.c.name.in_(names))
+                .order_by(table.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+
+    def close_writer(self) -> None:
+        self.writer.close()
+
+    def _queue_atom(self, uuid: str, values: dict[str, Any], parent: str, atom_type: str) -> None:
+        with self._queued_lock:
+            self._queued[uuid] = _Queued(values, parent, atom_type)
+            self._queued.move_to_end(uuid)
+            while len(self._queued) > WRITTEN_ATOMS_KEPT:
+                self._queued.popitem(last=False)
+        self.writer.put_atom(dict(values, parent_uuid=parent, atom_type=atom_type))
+
+    def _update_atom_now(self, uuid: str, values: dict[str, Any]) -> None:
+        """Write one change of an atom this connection never queued (or forgot)."""
+        self.flush()  # an older queued change of this atom must not land after this one
+        table = self._tables.atomdetails
+        doing = f"updating atom details with uuid '{uuid}'"
+        with _storage_failure(doing), self._backend.single_statement_engine.begin() as conn:
+            done = conn.execute(sqlalchemy.update(table).where(table.c.uuid == uuid).values(values))
+        if done.rowcount == 0:
+            raise tf_exc.NotFound(f"No atom details found with uuid '{uuid}'")
+
+
+class LogbookWriter:
+    """Writes queued flow and atom rows from one thread, in batches, in order.
+
+    A batch is everything queued while the previous one was being written:
+    when idle a change is written as soon as it is queued, and under load one
+    batch holds the changes of many jobs for a few round trips in all. A
+    batch that fails (the database restarting) goes back in the queue,
+    behind any newer change of the same rows, and is retried after a pause
+    that grows, until it is written or the process ends.
+    """
+
+    RETRY_PAUSES = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+    def __init__(self, engine: Any, tables: Any) -> None:
+        self._engine = engine
+        # Built once: SQLAlchemy's compiled-statement cache then finds them at once.
+        self._update_flows = _update_by_uuid(tables.flowdetails)
+        self._upsert_atoms = _upsert(engine.dialect.name, tables.atomdetails)
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._cond = threading.Condition()
+        self._queued = 0  # changes queued so far
+        self._written = 0  # all changes up to this count are in the database
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="logbook-writer", daemon=True)
+        self._thread.start()
+
+    def put_atom(self, row: dict[str, Any]) -> None:
+        self._put(("atom", row["uuid"]), row)
+
+    def put_flow(self, row: dict[str, Any]) -> None:
+        self._put(("flow", row["uuid"]), row)
+
+    def flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            wanted = self._queued
+            while self._written < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise tf_exc.StorageFailure(
+                        f"job records still not written after {timeout:g}s: {self._error}"
+                    )
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        """Write what is queued (for at most FLUSH_TIMEOUT), then stop the thread."""
+        try:
+            self.flush(FLUSH_TIMEOUT)
+        except tf_exc.StorageFailure as exc:
+            LOG.error("%s", exc)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _put(self, key: tuple[str, str], row: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending[key] = row
+            self._queued += 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, {}
+                upto = self._queued
+            try:
+                self._write(batch)
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                LOG.warning("could not write job records, will retry: %s", exc)
+                with self._cond:
+                    self._error = exc
+                    self._pending = {**batch, **self._pending}
+                time.sleep(self.RETRY_PAUSES[min(failures, len(self.RETRY_PAUSES) - 1)])
+                failures += 1
+                continue
+            failures = 0
+            with self._cond:
+                # The batch held everything queued up to ``upto`` that was
+                # not written before, retried batches included.
+                self._written = upto
+                self._error = None
+                self._cond.notify_all()
+
+    def _write(self, batch: dict[tuple[str, str], dict[str, Any]]) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {"flow": [], "atom": []}
+        for (kind, uuid), row in batch.items():
+            if not fencing.fenced(uuid):
+                rows[kind].append(row)
+        with self._engine.begin() as conn:
+            if rows["flow"]:
+                conn.execute(
+                    self._update_flows, [dict(row, b_uuid=row["uuid"]) for row in rows["flow"]]
+                )
+            if rows["atom"]:
+                conn.execute(self._upsert_atoms, rows["atom"])
+
+
+def _update_by_uuid(table: sqlalchemy.Table) -> Any:
+    """UPDATE of the columns its parameters name, for the row of parameter ``b_uuid``."""
+    return sqlalchemy.update(table).where(table.c.uuid == sqlalchemy.bindparam("b_uuid"))
+
+
+def _upsert(dialect: str, table: sqlalchemy.Table) -> Any:
+    """INSERT of whole rows that replaces the row of the same uuid if there is one."""
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:
+        raise tf_exc.StorageFailure(
+            f"zoneflow's job records need PostgreSQL or SQLite, not {dialect}"
+        )
+    replaced = {
+        c.name: statement.excluded[c.name] for c in table.c if c.name not in ("uuid", "created_at")
+    }
+    return statement.on_conflict_do_update(index_elements=[table.c.uuid], set_=replaced)
 
 
 @contextlib.contextmanager
@@ -149,8 +317,8 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
     Stock TaskFlow builds a new Connection for every storage call, and with
     it the whole table metadata: more than half the cost of running a job
     (measured in bench/). The Connection holds nothing but the engine, those
-    tables and what it last wrote (its close() does nothing), so one is safe
-    to share.
+    tables, what it last queued and its writer thread (its close() does
+    nothing), so one is safe to share, and the process has one writer.
     """
 
     def __init__(
@@ -164,9 +332,18 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
         self.single_statement_engine = single_statement_engine or self.engine
 
     def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close_writer()
         if self.single_statement_engine is not self.engine:
             self.single_statement_engine.dispose()
         super().close()
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Return once every job record change queued in this process is written."""
+        with self._shared_lock:
+            shared = self._shared
+        if shared is not None:
+            shared.flush(timeout)
 
     def get_connection(self) -> Any:
         with self._shared_lock:

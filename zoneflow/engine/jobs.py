@@ -35,6 +35,7 @@ from taskflow.persistence import models
 
 from zoneflow import exceptions, flows, objects
 from zoneflow.flows import render, tasks
+from zoneflow.flows import target as target_flows
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ FAILED = states.FAILURE
 CANCELLED = "CANCELLED"
 
 # Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
-_OVER = frozenset(
+OVER = frozenset(
     {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
 )
 
@@ -92,8 +93,17 @@ class Attempt:
     outcome: str | None = None
 
 
-def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
+def post(
+    board: Any,
+    persistence: Any,
+    pending: objects.PendingJob,
+    *,
+    pools: dict[str, objects.Pool] | None = None,
+) -> str:
     """Write a job's logbook and post it; return the job id.
+
+    ``pools`` (pool id -> pool) lets a caller posting many jobs at once read
+    each pool once for all of them.
 
     The job id is made from the outbox row, so when a row is posted again
     (the relay that took it died, or lost ZooKeeper, half-way through) the
@@ -101,18 +111,24 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
     only if it never got there, and 'zoneflow job list' shows it once, not a
     second copy that stays PENDING for good.
     """
-    zone = storage.get_zone_any(pending.zone_id)
-    if zone is None:
-        raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
-    pool = storage.get_pool(zone.pool_id)
-    factory = flows.FACTORIES[pending.kind]
     job_id = _job_id(pending)
     book = _find_logbook(persistence, job_id)
     if book is not None and _reached_board(board, book):
         LOG.info("job %s was posted already: not posting it twice", job_id)
         return job_id
+    if pending.zone_id is None:
+        return _post_target_job(board, persistence, pending, job_id, book)
+    zone = storage.get_zone_any(pending.zone_id)
+    if zone is None:
+        raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
     store = {"zone_id": zone.id, "serial": pending.serial}
     if book is None:
+        pool = pools.get(zone.pool_id) if pools is not None else None
+        if pool is None:
+            pool = storage.get_pool(zone.pool_id)
+            if pools is not None:
+                pools[zone.pool_id] = pool
+        factory = flows.FACTORIES[pending.kind]
         book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
         book.meta = {
             "kind": pending.kind,
@@ -121,14 +137,42 @@ def post(board: Any, persistence: Any, pending: objects.PendingJob) -> str:
             "serial": pending.serial,
         }
         flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+        # The factory and the pool it is called with go in the flow's row,
+        # and the job's inputs beside it: one write.
+        engines.save_factory_details(flow_detail, factory, [], flows.pool_args(pool))
         flow_detail.add(_inputs(store))
         book.add(flow_detail)
         with contextlib.closing(persistence.get_connection()) as connection:
             connection.save_logbook(book)
-    (flow_detail,) = book
-    engines.save_factory_details(
-        flow_detail, factory, [], flows.pool_args(pool), backend=persistence
-    )
+    board.post(book.name, book=book, details={"store": store})
+    return job_id
+
+
+def _post_target_job(
+    board: Any,
+    persistence: Any,
+    pending: objects.PendingJob,
+    job_id: str,
+    book: models.LogBook | None,
+) -> str:
+    """Post a job about a pool target (retire-target); return the job id.
+
+    The flow reads the target when it runs, so a target gone by then is
+    simply nothing to do: the job is posted all the same.
+    """
+    target_id = str(pending.target_id)
+    store = {"target_id": target_id}
+    if book is None:
+        target = storage.find_target(target_id)
+        label = target.label if target is not None else target_id
+        book = models.LogBook(f"{pending.kind} {label}", uuid=job_id)
+        book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
+        flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+        engines.save_factory_details(flow_detail, target_flows.retire_target_flow, [], {})
+        flow_detail.add(_inputs(store))
+        book.add(flow_detail)
+        with contextlib.closing(persistence.get_connection()) as connection:
+            connection.save_logbook(book)
     board.post(book.name, book=book, details={"store": store})
     return job_id
 
@@ -160,6 +204,7 @@ def _job_id(pending: objects.PendingJob) -> str:
         pending.created_at.isoformat(),
         pending.kind,
         pending.zone_id,
+        pending.target_id,
         pending.serial,
     )
     return str(uuid.uuid5(_JOB_IDS, repr(row)))
@@ -219,7 +264,7 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
             # conductor touches a job's meta as it ends each attempt).
             if book.created_at is None or book.created_at > cutoff:
                 continue
-            if _info(book, with_atoms=False).state not in _OVER:
+            if _info(book, with_atoms=False).state not in OVER:
                 continue
             try:
                 connection.destroy_logbook(book.uuid)
@@ -231,6 +276,12 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
 
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
+
+
+def find_job(persistence: Any, names: list[str]) -> str | None:
+    """The id of the newest job with one of these names (see post), or None."""
+    with _logbooks(persistence) as connection:
+        return connection.find_logbook(names)
 
 
 def job_graph(persistence: Any, job_id: str) -> str:
@@ -418,7 +469,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
     posted = _find_posted(board, job_id)
     # Read after the board: a job is consumed only once its final state is saved.
     job = get_job(persistence, job_id)
-    if posted is None and job.state in _OVER:
+    if posted is None and job.state in OVER:
         raise exceptions.JobFinished(
             f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
         )

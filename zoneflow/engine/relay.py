@@ -34,6 +34,7 @@ class OutboxRelay:
     def flush(self) -> list[str]:
         """Post every pending job now; return the ids of the posted jobs."""
         posted = []
+        pools: dict[str, objects.Pool] = {}  # read once per flush: jobs use the pool as it is now
         claimed, self._held = self._held, []
         try:
             claimed += storage.claim_pending_jobs()
@@ -43,7 +44,7 @@ class OutboxRelay:
         for index, pending in enumerate(claimed):
             try:
                 try:
-                    posted.append(jobs.post(self.board, self.persistence, pending))
+                    posted.append(jobs.post(self.board, self.persistence, pending, pools=pools))
                 except exceptions.ZoneNotFound:
                     LOG.info("dropping %s job of a zone that is gone", pending.kind)
                 storage.remove_pending_job(pending.id)

@@ -183,6 +183,21 @@ def _try_on_target(
     return {"ok": False, "error": error, "skipped": False}
 
 
+def _in_service(target: objects.PoolTarget | None) -> bool:
+    return target is not None and target.retired_at is None
+
+
+def _retired(zone: objects.Zone, target_id: str) -> dict[str, Any]:
+    """The outcome on a target the pool no longer has (retired, or gone since).
+
+    Nothing is done there: the retire-target job deletes the pool's zones
+    from it, and a zone created there now would outlive it. It counts
+    neither for nor against the threshold.
+    """
+    LOG.info("%s: target %s has left the pool, nothing done there", zone.name, target_id)
+    return {"ok": True, "error": None, "skipped": True, "retired": True}
+
+
 def _backend_call(target: objects.PoolTarget, action: str) -> Callable[[objects.Zone], None]:
     backend = backends.get_backend(target)
     return {
@@ -267,6 +282,8 @@ class ZoneActionOnTarget(task.Task):
         zone, target = wanted.zone, wanted.target
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
+        if target is None or not _in_service(target):
+            return _retired(zone, self.target_id)
         if self.action != objects.DELETE and (wanted.zone_deleted or zone.action == objects.DELETE):
             # The zone was deleted, or its delete asked for, while this job
             # waited: its delete job owns it now, and may have removed it from
@@ -350,7 +367,9 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
         # is deleted), and a target that served the zone before is not ours
         # to empty.
         return outcome
-    target = storage.get_target(target_id)
+    target = storage.find_target(target_id)
+    if target is None or not _in_service(target):
+        return outcome  # its zones are the retire-target job's to delete
     removal = _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
     if not removal["ok"]:
         return {
@@ -388,15 +407,17 @@ class ConsensusCheck(task.Task):
         self.labels = labels
 
     def execute(self, **results: dict[str, Any]) -> list[str]:
-        succeeded = [t for t in self.target_ids if results[target_result(t)]["ok"]]
-        if len(succeeded) * 100 < self.threshold * len(self.target_ids):
+        # Targets that left the pool since the job was posted are not weighed.
+        counted = [t for t in self.target_ids if not results[target_result(t)].get("retired")]
+        succeeded = [t for t in counted if results[target_result(t)]["ok"]]
+        if len(succeeded) * 100 < self.threshold * len(counted):
             failed = "; ".join(
                 f"{self.labels.get(t, t)}: {results[target_result(t)]['error']}"
-                for t in self.target_ids
+                for t in counted
                 if t not in succeeded
             )
             raise exceptions.ConsensusFailure(
-                f"{len(succeeded)} of {len(self.target_ids)} targets succeeded, below the "
+                f"{len(succeeded)} of {len(counted)} targets succeeded, below the "
                 f"pool's threshold of {self.threshold}% ({failed})"
             )
         return succeeded
@@ -468,10 +489,15 @@ class _Poll(task.Task):
                     "serial": seen,
                     "error": f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
                 }
-            if not expect_removed and now >= next_notify:
-                if storage.zone_is_deleted(zone_id):
+            if now >= next_notify:
+                state = storage.poll_state(zone_id, self.host, self.port)
+                if state.zone_deleted and not expect_removed:
                     return {"ok": False, "serial": seen, "error": "zone deleted meanwhile"}
-                _notify(zone_name, self.host, self.port, serial)
+                if not state.nameserver_in_pool:
+                    # A pool update removed it: not ours to wait for, nor to count.
+                    return {"ok": True, "serial": seen, "error": None, "dropped": True}
+                if not expect_removed:
+                    _notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
 
@@ -489,7 +515,7 @@ class PollForSerial(_Poll):
 
 
 class _StatusWriter(task.Task):
-    """Write what the job achieved: per-target rows, then the zone's status.
+    """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
     serial (the pool's threshold), never on the targets' word alone.
@@ -527,23 +553,33 @@ class _StatusWriter(task.Task):
             )
             is not None
         ]
-        storage.set_target_statuses(zone_id, updates)
-        ok = [ns for ns, seen in served.items() if seen["ok"]]
-        if len(ok) * 100 >= self.threshold * len(served):
+        # Nameservers removed from the pool while the job ran are not weighed.
+        counted = {ns: seen for ns, seen in served.items() if not seen.get("dropped")}
+        ok = [ns for ns, seen in counted.items() if seen["ok"]]
+        if len(ok) * 100 >= self.threshold * len(counted):
             if action == objects.DELETE:
-                storage.finish_zone_delete(zone_id, serial=serial)
+                storage.finish_zone_delete(zone_id, serial=serial, targets=updates)
                 return objects.DELETED
-            storage.set_zone_status(
-                zone_id, serial=serial, status=objects.ACTIVE, action=objects.NONE
+            # ACTIVE only if the pool has not grown past this job's targets
+            # and nameservers; else storage hands the zone to a recover-zone job.
+            activated = storage.set_zone_status(
+                zone_id,
+                serial=serial,
+                status=objects.ACTIVE,
+                action=objects.NONE,
+                covered_targets=self.target_ids,
+                covered_nameservers=self.nameservers,
+                targets=updates,
             )
-            return objects.ACTIVE
-        lagging = "; ".join(str(seen["error"]) for seen in served.values() if not seen["ok"])
+            return objects.ACTIVE if activated else objects.PENDING
+        lagging = "; ".join(str(seen["error"]) for seen in counted.values() if not seen["ok"])
         storage.set_zone_status(
             zone_id,
             serial=serial,
             status=objects.ERROR,
-            error=f"{len(ok)} of {len(served)} nameservers serve serial {serial}, below the "
+            error=f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})",
+            targets=updates,
         )
         return objects.ERROR
 
@@ -565,7 +601,7 @@ class _StatusWriter(task.Task):
         done = objects.DELETED if action == objects.DELETE else objects.ACTIVE
         address = self.target_addresses.get(target_id)
         seen = served.get(address) if address else None
-        if seen is None:
+        if seen is None or seen.get("dropped"):
             # A target that is not also a pool nameserver (a hidden primary, the
             # fake backend): its own success is all there is to record.
             return (target_id, serial, done, None)
@@ -656,7 +692,9 @@ class RecoverOnTarget(task.Task):
         zone = storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        target = storage.get_target(self.target_id)
+        target = storage.find_target(self.target_id)
+        if target is None or not _in_service(target):
+            return _retired(zone, self.target_id)
         pool = storage.get_pool(target.pool_id)
         if wanted == objects.DELETED:
             if pool.provisioning == objects.CATALOG:

@@ -14,13 +14,13 @@ import dataclasses
 import datetime
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_db import exception as db_exc
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import db, models
@@ -42,11 +42,22 @@ storage_opts = [
         help="Records fetched from the database at a time while a zone is transferred, so "
         "a large zone is never held in memory whole.",
     ),
+    cfg.FloatOpt(
+        "backfill_jobs_per_second",
+        default=10.0,
+        min=0.1,
+        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
+        "bring each zone onto them are released to the job relays at this rate, so changes "
+        "made meanwhile are not queued behind thousands of them. Keep it below what the "
+        "conductors get through.",
+    ),
 ]
 CONF.register_opts(storage_opts, group="storage")
 
 MAX_SERIAL = 2**32 - 1
 T = TypeVar("T")
+# (target id, serial, status, error): one row of a zone's per-target status.
+TargetUpdate = tuple[str, int, str, str | None]
 
 
 def _rows_changed(session: Session, statement: Any) -> int:
@@ -66,11 +77,12 @@ def _pool(row: models.Pool) -> objects.Pool:
         threshold_percentage=row.threshold_percentage,
         ns_records=tuple(objects.NsRecord(r.hostname, r.priority) for r in row.ns_records),
         nameservers=tuple(objects.HostPort(n.host, n.port) for n in row.nameservers),
-        targets=tuple(_target(t) for t in row.targets),
+        targets=tuple(_target(t) for t in row.targets if t.retired_at is None),
         also_notifies=tuple(objects.HostPort(a.host, a.port) for a in row.also_notifies),
         provisioning=row.provisioning,
         catalog_zone=row.catalog_zone,
         catalog_zone_refresh=row.catalog_zone_refresh,
+        retired_targets=tuple(_target(t) for t in row.targets if t.retired_at is not None),
     )
 
 
@@ -82,6 +94,8 @@ def _target(row: models.PoolTarget) -> objects.PoolTarget:
         description=row.description,
         masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in row.masters),
         options=dict(row.options),
+        retired_at=row.retired_at,
+        drain_error=row.drain_error,
     )
 
 
@@ -97,6 +111,82 @@ def _zone(row: models.Zone) -> objects.Zone:
 
 def _recordset(row: models.RecordSet) -> objects.RecordSet:
     return _value(objects.RecordSet, row, records=tuple(r.data for r in row.records))
+
+
+# --- lists: filters and pages -------------------------------------------
+
+
+def _column(model: type[models.Base], name: str) -> sa.Column[Any]:
+    column = model.__table__.columns.get(name)
+    if column is None:
+        raise ValueError(f"{model.__name__} has no column {name!r}")
+    return cast(sa.Column[Any], column)
+
+
+def _match(
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], value: str | int
+) -> sa.ColumnElement[bool]:
+    """``column`` equal to ``value``, or like it where it has ``*`` wildcards
+    (Designate's filters; a wildcard match ignores case, as it does on MySQL)."""
+    if isinstance(value, str) and "*" in value:
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.ilike(escaped.replace("*", "%"), escape="\\")
+    return column == value
+
+
+def _paged(
+    session: Session,
+    query: sa.Select[Any],
+    model: Any,
+    scope: list[sa.ColumnElement[bool]],
+    filters: list[sa.ColumnElement[bool]],
+    paging: objects.Paging,
+) -> tuple[list[Any], int, bool]:
+    """The rows of one page, how many rows match in all, and whether more follow.
+
+    Keyset pagination: the page starts after the marker row's (sort key, id),
+    so a page costs the same however deep it is. NULLs sort first ascending
+    and last descending on every database. The marker is looked up within
+    ``scope`` only, so a row that stopped matching the filters between two
+    pages (its status changed) still marks where the next page starts.
+    """
+    column = _column(model, paging.sort_key)
+    ident = _column(model, "id")
+    descending = paging.sort_dir == objects.DESC
+    total = session.scalar(sa.select(sa.func.count()).select_from(model).where(*scope, *filters))
+    query = query.where(*scope, *filters)
+    if paging.marker is not None:
+        marker = session.execute(sa.select(column).where(ident == paging.marker, *scope)).first()
+        if marker is None:
+            raise exceptions.MarkerNotFound(
+                f"marker {paging.marker!r} is not in this list: start again without a marker"
+            )
+        query = query.where(_after(column, ident, marker[0], paging.marker, descending=descending))
+    order: list[sa.ColumnElement[Any]] = [column, ident]
+    if column.nullable:
+        order.insert(0, column.is_not(None))
+    rows = list(
+        session.scalars(
+            query.order_by(*(o.desc() if descending else o.asc() for o in order)).limit(
+                paging.limit + 1
+            )
+        )
+    )
+    return rows[: paging.limit], int(total or 0), len(rows) > paging.limit
+
+
+def _after(
+    column: sa.Column[Any], ident: sa.Column[Any], value: Any, marker: str, *, descending: bool
+) -> sa.ColumnElement[bool]:
+    """The rows ordered after the marker row, whose sort value is ``value``."""
+    if value is None:
+        if descending:
+            return sa.and_(column.is_(None), ident < marker)
+        return sa.or_(column.is_not(None), ident > marker)
+    if descending:
+        later = sa.or_(column < value, sa.and_(column == value, ident < marker))
+        return sa.or_(later, column.is_(None)) if column.nullable else later
+    return sa.or_(column > value, sa.and_(column == value, ident > marker))
 
 
 # --- pools ---------------------------------------------------------------
@@ -138,41 +228,87 @@ def get_target(target_id: str) -> objects.PoolTarget:
         return _target(row)
 
 
-def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
-    """The zone and the target one task of a job acts on, in one read.
-
-    A job runs this once per target of the pool: one transaction of three
-    primary-key reads instead of four transactions (get_zone_any,
-    zone_is_deleted, get_target, get_pool with its four collections) was
-    a third of the SQL a create-zone job sends (bench/orchestration.py).
-    """
+def find_target(target_id: str) -> objects.PoolTarget | None:
+    """A target, retired or in service; None once it is gone."""
     with db.reader() as session:
-        target = session.get(models.PoolTarget, target_id)
-        if target is None:
-            raise exceptions.NotFound(f"pool target {target_id} no longer exists")
-        pool = session.get(models.Pool, target.pool_id)
-        zone = session.get(models.Zone, zone_id)
+        row = session.get(models.PoolTarget, target_id)
+        return None if row is None else _target(row)
+
+
+def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
+    """The zone and the target one task of a job acts on, in one statement.
+
+    A job runs this once per target of the pool, in parallel: one Core
+    statement on a pooled connection (no ORM session, no transaction of
+    several reads) keeps the SQL a job sends, and its wait, small
+    (bench/orchestration.py).
+    """
+    with db.connection() as conn:
+        row = conn.execute(_TARGET_ACTION, {"zone_id": zone_id, "target_id": target_id}).first()
+    if row is None:
+        # The target is gone (drained and dropped since the job was posted).
         return objects.TargetAction(
-            zone=None if zone is None else _zone(zone),
-            zone_deleted=zone is None or zone.deleted != models.LIVE,
-            target=_target(target),
-            provisioning=pool.provisioning if pool is not None else objects.PER_ZONE,
+            zone=get_zone_any(zone_id),
+            zone_deleted=zone_is_deleted(zone_id),
+            target=None,
+            provisioning=objects.PER_ZONE,
         )
+    target = row._mapping
+    zone = None if row.zone_deleted is None else objects.Zone(*row[-len(_ZONE_FIELDS) :])
+    return objects.TargetAction(
+        zone=zone,
+        zone_deleted=zone is None or row.zone_deleted != models.LIVE,
+        target=objects.PoolTarget(
+            id=target["id"],
+            pool_id=target["pool_id"],
+            type=target["type"],
+            description=target["description"],
+            masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in target["masters"]),
+            options=dict(target["options"]),
+            retired_at=target["retired_at"],
+            drain_error=target["drain_error"],
+        ),
+        provisioning=row.provisioning,
+    )
+
+
+# The job that deletes a pool's zones from a target the pool no longer lists.
+RETIRE_TARGET = "retire-target"
 
 
 def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
-    """Create or update pools from validated pools.yaml entries.
+    """Create or update pools from validated pools.yaml entries (see update_pools)."""
+    return [update.pool for update in update_pools(pools)]
 
-    Pools are matched by name; a pool's ns_records, nameservers, targets and
+
+def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
+    """Create or update pools from validated pools.yaml entries; what each update scheduled.
+
+    Pools are matched by name; a pool's ns_records, nameservers and
     also_notifies are replaced by the file's. Target ids are stable for an
-    unchanged target (see ``zoneflow.central.pools.target_id``).
+    unchanged target (see ``zoneflow.central.pools.target_id``). In the same
+    transaction, for a pool that already existed:
+
+    - a target or nameserver the file adds gets the pool's zones: each live
+      zone is backfilled (see _backfill), PENDING until the added servers
+      serve it;
+    - a target the file no longer lists is retired: its row stays (its type
+      and options are what deleting zones from it takes) and a
+      retire-target job deletes the pool's zones from it, then the row. A
+      target retired before and not drained yet gets a new job. Under
+      catalog provisioning there is no per-zone call to make: the row goes
+      at once.
     """
+    updates = []
+    now = models.utcnow()
     with db.writer() as session:
         for spec in pools:
             row = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+            created = row is None
             if row is None:
                 row = models.Pool(name=spec["name"])
                 session.add(row)
+            known_nameservers = {(n.host, n.port) for n in row.nameservers}
             row.description = spec.get("description", "")
             row.threshold_percentage = spec["threshold_percentage"]
             row.provisioning = spec.get("provisioning", objects.PER_ZONE)
@@ -190,23 +326,249 @@ def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
                 models.PoolAlsoNotify(position=i, host=n["host"], port=n["port"])
                 for i, n in enumerate(spec["also_notifies"])
             ]
-            _replace_targets(session, row, spec["targets"])
-        session.flush()
-    return [get_pool(spec["name"]) for spec in pools]
+            changes = _replace_targets(session, row, spec["targets"], now=now)
+            session.flush()
+            if created:
+                updates.append(objects.PoolUpdate(pool=_pool(row)))
+                continue
+            added_nameservers = tuple(
+                objects.HostPort(n["host"], n["port"])
+                for n in spec["nameservers"]
+                if (n["host"], n["port"]) not in known_nameservers
+            )
+            backfill = _backfill(session, row.id) if changes.added or added_nameservers else 0
+            to_delete = {}
+            for target in (*changes.retired, *changes.draining):
+                to_delete[target.id] = _count(session, _drain_query(row.id, target.id))
+                session.add(models.JobOutbox(kind=RETIRE_TARGET, target_id=target.id, serial=0))
+            updates.append(
+                objects.PoolUpdate(
+                    pool=_pool(row),
+                    added_targets=tuple(_target(t) for t in changes.added),
+                    added_nameservers=added_nameservers,
+                    backfill=backfill,
+                    retired_targets=tuple(_target(t) for t in changes.retired),
+                    draining_targets=tuple(_target(t) for t in changes.draining),
+                    to_delete=to_delete,
+                    removed_targets=changes.removed,
+                )
+            )
+    return updates
 
 
-def _replace_targets(session: Session, pool: models.Pool, targets: list[dict[str, Any]]) -> None:
+@dataclasses.dataclass
+class _TargetChanges:
+    added: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    retired: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    draining: list[models.PoolTarget] = dataclasses.field(default_factory=list)
+    removed: tuple[objects.PoolTarget, ...] = ()
+
+
+def _replace_targets(
+    session: Session, pool: models.Pool, targets: list[dict[str, Any]], *, now: datetime.datetime
+) -> _TargetChanges:
+    """Make the pool's targets the file's; targets it no longer lists are retired."""
+    changes = _TargetChanges()
     existing = {t.id: t for t in pool.targets}
     kept: list[models.PoolTarget] = []
     for i, spec in enumerate(targets):
-        row = existing.pop(spec["id"], None) or models.PoolTarget(id=spec["id"])
+        row = existing.pop(spec["id"], None)
+        if row is None or row.retired_at is not None:
+            # New, or listed again while it was being drained (its job stops).
+            row = row or models.PoolTarget(id=spec["id"])
+            changes.added.append(row)
         row.position = i
         row.type = spec["type"]
         row.description = spec.get("description", "")
         row.masters = spec["masters"]
         row.options = spec["options"]
+        row.retired_at = row.drain_error = None
         kept.append(row)
-    pool.targets = kept
+    unlisted = list(existing.values())
+    if pool.provisioning == objects.CATALOG:
+        # The servers learn of zones from the catalog alone: there is nothing
+        # zoneflow can delete from a removed one (see doc/operations.md).
+        changes.removed = tuple(_target(t) for t in unlisted)
+        if unlisted:
+            session.execute(
+                sa.delete(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id.in_([t.id for t in unlisted])
+                )
+            )
+        pool.targets = kept
+        return changes
+    for i, row in enumerate(unlisted, start=len(kept)):
+        row.position = i
+        if row.retired_at is None:
+            row.retired_at = now
+            changes.retired.append(row)
+        else:
+            changes.draining.append(row)
+    pool.targets = kept + unlisted
+    return changes
+
+
+def _backfill(session: Session, pool_id: str) -> int:
+    """Bring every live zone of a pool onto its added targets and nameservers.
+
+    Each zone not being deleted is marked PENDING and gets a recover-zone job
+    (which acts only on the targets that lack the zone). A zone already
+    PENDING gets none: its job is either built from the pool as it is now,
+    or, built from the pool as it was, finds the pool grown when it sets the
+    status and hands the zone to a recover-zone job itself (set_zone_status).
+    One job per zone, because the zone's status is decided per zone, by the
+    flow that already decides it. A few thousand outbox rows are a few bulk
+    statements here; what a few thousand jobs must not do is reach the
+    jobboard at once, where every change made meanwhile would wait behind
+    them. So each row is leased to nobody until its turn (``claimed_until``,
+    the relays' own lease), ``[storage] backfill_jobs_per_second`` apart.
+    Returns the number of zones backfilled.
+
+    The zones are locked first (PostgreSQL) so that a job setting a zone's
+    status concurrently either commits before this reads the zone, or reads
+    the pool after this commits: never ACTIVE with the old pool.
+    """
+    rows = session.execute(
+        sa.select(models.Zone.id, models.Zone.serial, models.Zone.status, models.Zone.action)
+        .where(models.Zone.pool_id == pool_id, models.Zone.deleted == models.LIVE)
+        .order_by(models.Zone.id)  # one lock order for any two pool updates
+        .with_for_update()
+    ).all()
+    wanted = [r for r in rows if r.action != objects.DELETE]
+    idle = [r for r in wanted if r.status != objects.PENDING]
+    for start in range(0, len(idle), _IN_CHUNK):
+        _rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(models.Zone.id.in_([r.id for r in idle[start : start + _IN_CHUNK]]))
+            .values(status=objects.PENDING, error=None),
+        )
+    if idle:
+        now, gap = models.utcnow(), 1.0 / CONF.storage.backfill_jobs_per_second
+        session.execute(
+            sa.insert(models.JobOutbox),
+            [
+                {
+                    "kind": "recover-zone",
+                    "zone_id": r.id,
+                    "serial": r.serial,
+                    "claimed_until": now + datetime.timedelta(seconds=i * gap),
+                }
+                for i, r in enumerate(idle)
+            ],
+        )
+    return len(wanted)
+
+
+# Ids per IN (...) list: well below SQLite's 32766 bound parameters.
+_IN_CHUNK = 500
+
+
+def _count(session: Session, query: sa.Select[Any]) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+
+
+# --- retired targets -----------------------------------------------------
+
+
+def _drain_query(pool_id: str, target_id: str) -> sa.Select[Any]:
+    """The zones to delete from a retired target, by name.
+
+    Every live zone of its pool, and every deleted one the target was not
+    recorded as having deleted (a delete job that started before the
+    retirement skips the target), unless a DELETED row says it is done.
+    """
+    done = aliased(models.ZoneTargetStatus)
+    return (
+        sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS))
+        .outerjoin(done, sa.and_(done.zone_id == models.Zone.id, done.target_id == target_id))
+        .where(
+            models.Zone.pool_id == pool_id,
+            sa.or_(done.status.is_(None), done.status != objects.DELETED),
+            sa.or_(models.Zone.deleted == models.LIVE, done.zone_id.is_not(None)),
+        )
+    )
+
+
+def zones_to_drain(
+    target_id: str, *, after: tuple[str, str] = ("", ""), limit: int = 100
+) -> list[objects.Zone]:
+    """The next ``limit`` zones (by name, id) after ``after`` to delete from a retired target."""
+    with db.reader() as session:
+        target = session.get(models.PoolTarget, target_id)
+        if target is None or target.retired_at is None:
+            return []
+        query = (
+            _drain_query(target.pool_id, target_id)
+            .where(sa.tuple_(models.Zone.name, models.Zone.id) > after)
+            .order_by(models.Zone.name, models.Zone.id)
+            .limit(limit)
+        )
+        return [objects.Zone(*row) for row in session.execute(query)]
+
+
+def count_zones_to_drain(target_id: str) -> int:
+    """How many zones a retired target still has to have deleted (0 if it is gone)."""
+    with db.reader() as session:
+        target = session.get(models.PoolTarget, target_id)
+        if target is None or target.retired_at is None:
+            return 0
+        return _count(session, _drain_query(target.pool_id, target_id))
+
+
+def record_drained(target_id: str, outcomes: Sequence[tuple[objects.Zone, str | None]]) -> None:
+    """Record, per zone, that a retired target deleted it (error None) or why it did not."""
+    if not outcomes:
+        return
+    now = models.utcnow()
+    with db.writer() as session:
+        existing = {
+            row.zone_id: row
+            for row in session.scalars(
+                sa.select(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id == target_id,
+                    models.ZoneTargetStatus.zone_id.in_([zone.id for zone, _ in outcomes]),
+                )
+            )
+        }
+        for zone, error in outcomes:
+            row = existing.get(zone.id)
+            if row is None:
+                row = models.ZoneTargetStatus(zone_id=zone.id, target_id=target_id, serial=0)
+                session.add(row)
+            row.status = objects.DELETED if error is None else objects.ERROR
+            row.error = None if error is None else f"not deleted from the retired target: {error}"
+            row.updated_at = now
+
+
+def set_drain_error(target_id: str, error: str | None) -> None:
+    """Record why a retired target's drain stopped (None: it is running again)."""
+    with db.writer() as session:
+        _rows_changed(
+            session,
+            sa.update(models.PoolTarget)
+            .where(models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None))
+            .values(drain_error=error),
+        )
+
+
+def drop_retired_target(target_id: str) -> bool:
+    """Forget a drained target: its row and its per-zone rows. False if it is in
+    service again (listed by a newer pools file) or already gone."""
+    with db.writer() as session:
+        dropped = _rows_changed(
+            session,
+            sa.delete(models.PoolTarget).where(
+                models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None)
+            ),
+        )
+        if dropped:
+            session.execute(
+                sa.delete(models.ZoneTargetStatus).where(
+                    models.ZoneTargetStatus.target_id == target_id
+                )
+            )
+        return bool(dropped)
 
 
 # --- zones ---------------------------------------------------------------
@@ -245,6 +607,24 @@ _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).w
 )
 
 
+_TARGET_ACTION = (
+    sa.select(
+        models.PoolTarget.id,
+        models.PoolTarget.pool_id,
+        models.PoolTarget.type,
+        models.PoolTarget.description,
+        models.PoolTarget.masters,
+        models.PoolTarget.options,
+        models.PoolTarget.retired_at,
+        models.PoolTarget.drain_error,
+        models.Pool.provisioning,
+        models.Zone.deleted.label("zone_deleted"),
+        *(getattr(models.Zone, name) for name in _ZONE_FIELDS),
+    )
+    .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
+    .outerjoin(models.Zone, models.Zone.id == sa.bindparam("zone_id"))
+    .where(models.PoolTarget.id == sa.bindparam("target_id"))
+)
 _GET_LIVE_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).where(
     models.Zone.id == sa.bindparam("id"), models.Zone.deleted == models.LIVE
 )
@@ -284,12 +664,53 @@ def zone_is_deleted(zone_id: str) -> bool:
         return row is None or row.deleted != models.LIVE
 
 
+def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
+    """Whether a zone was deleted, and whether a nameserver is still in its pool.
+
+    A job posted before a pool update still polls the nameservers the pool
+    had then; one the update removed is not waited for.
+    """
+    with db.reader() as session:
+        zone = session.get(models.Zone, zone_id)
+        if zone is None:
+            return objects.PollState(zone_deleted=True, nameserver_in_pool=False)
+        listed = session.scalar(
+            sa.select(models.PoolNameserver.id).where(
+                models.PoolNameserver.pool_id == zone.pool_id,
+                models.PoolNameserver.host == host,
+                models.PoolNameserver.port == port,
+            )
+        )
+        return objects.PollState(
+            zone_deleted=zone.deleted != models.LIVE, nameserver_in_pool=listed is not None
+        )
+
+
 def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
     with db.reader() as session:
         query = sa.select(models.Zone).where(models.Zone.deleted == models.LIVE)
         if project_id is not None:
             query = query.where(models.Zone.project_id == project_id)
         return [_zone(z) for z in session.scalars(query.order_by(models.Zone.name))]
+
+
+def find_zones(
+    criteria: Mapping[str, str | int],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> objects.Page[objects.Zone]:
+    """One page of the live zones matching ``criteria`` (column name -> value, see
+    :func:`_match`), of one project or all, and how many match in all."""
+    scope = [models.Zone.deleted == models.LIVE]
+    if project_id is not None:
+        scope.append(models.Zone.project_id == project_id)
+    filters = [_match(_column(models.Zone, key), value) for key, value in criteria.items()]
+    with db.reader() as session:
+        rows, total, more = _paged(
+            session, sa.select(models.Zone), models.Zone, scope, filters, paging
+        )
+        return objects.Page(tuple(_zone(r) for r in rows), total, more)
 
 
 def _next_serial(session: Session, zone_id: str) -> tuple[int, int]:
@@ -315,7 +736,7 @@ def _next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     session.execute(
         sa.update(models.Zone)
         .where(models.Zone.id == zone_id)
-        .values(serial=serial)
+        .values(serial=serial, version=models.Zone.version + 1)
         .execution_options(synchronize_session=False)
     )
     return int(previous), serial
@@ -510,15 +931,56 @@ def _refuse_if_deleting(row: models.Zone) -> None:
 
 
 def set_zone_status(
-    zone_id: str, *, serial: int, status: str, action: str | None = None, error: str | None = None
+    zone_id: str,
+    *,
+    serial: int,
+    status: str,
+    action: str | None = None,
+    error: str | None = None,
+    covered_targets: Collection[str] | None = None,
+    covered_nameservers: Collection[tuple[str, int]] = (),
+    targets: Sequence[TargetUpdate] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
+
+    ``targets`` are per-target rows to record first, in the same transaction
+    (see set_target_statuses): a job's last step is then one transaction.
 
     A job only speaks for the serial it carried out: if the zone's serial has
     moved on, a newer job will set the status and this call does nothing.
     Returns whether the status was written.
+
+    A job making the zone ACTIVE says which targets and nameservers it
+    covered. If the zone's pool now has one it did not cover (the pool
+    changed while the job ran), the zone is not ACTIVE yet: it stays PENDING
+    and a recover-zone job for the serial, built from the pool as it is, is
+    posted in the same transaction to bring the zone onto the rest.
     """
     with db.writer() as session:
+        _write_target_statuses(session, zone_id, targets)
+        if status == objects.ACTIVE and covered_targets is not None:
+            # The zone's row first, locked: a pool update backfilling it
+            # waits for this transaction, or this one reads its targets.
+            pool_id = session.scalar(
+                sa.select(models.Zone.pool_id)
+                .where(
+                    models.Zone.id == zone_id,
+                    models.Zone.serial == serial,
+                    models.Zone.deleted == models.LIVE,
+                )
+                .with_for_update()
+            )
+            if pool_id is None:
+                return False
+            if not _covers(session, pool_id, covered_targets, covered_nameservers):
+                _rows_changed(
+                    session,
+                    sa.update(models.Zone)
+                    .where(models.Zone.id == zone_id)
+                    .values(status=objects.PENDING, error=None),
+                )
+                _post(session, "recover-zone", zone_id, serial)
+                return False
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:
             values["action"] = action
@@ -542,9 +1004,36 @@ def set_zone_status(
         return bool(result)
 
 
-def finish_zone_delete(zone_id: str, *, serial: int) -> bool:
-    """Soft-delete a zone once its delete job has succeeded (if still wanted)."""
+def _covers(
+    session: Session,
+    pool_id: str,
+    targets: Collection[str],
+    nameservers: Collection[tuple[str, int]],
+) -> bool:
+    """Whether a job with these targets and nameservers covered the pool as it is now."""
+    current_targets = set(
+        session.scalars(
+            sa.select(models.PoolTarget.id).where(
+                models.PoolTarget.pool_id == pool_id, models.PoolTarget.retired_at.is_(None)
+            )
+        )
+    )
+    current_nameservers = {
+        (host, port)
+        for host, port in session.execute(
+            sa.select(models.PoolNameserver.host, models.PoolNameserver.port).where(
+                models.PoolNameserver.pool_id == pool_id
+            )
+        )
+    }
+    return current_targets <= set(targets) and current_nameservers <= set(nameservers)
+
+
+def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
+    """Soft-delete a zone once its delete job has succeeded (if still wanted),
+    recording ``targets`` (per-target rows) in the same transaction."""
     with db.writer() as session:
+        _write_target_statuses(session, zone_id, targets)
         now = models.utcnow()
         result = _rows_changed(
             session,
@@ -692,6 +1181,34 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
         return [_recordset(r) for r in rows]
 
 
+def find_recordsets(
+    zone_id: str, criteria: Mapping[str, str | int], paging: objects.Paging
+) -> objects.Page[objects.RecordSet]:
+    """One page of a zone's recordsets matching ``criteria`` (column name -> value,
+    or ``data``: one of its records), and how many match in all."""
+    filters: list[sa.ColumnElement[bool]] = []
+    for key, value in criteria.items():
+        if key == "data":
+            filters.append(
+                sa.exists().where(
+                    models.Record.recordset_id == models.RecordSet.id,
+                    _match(models.Record.data, value),
+                )
+            )
+        else:
+            filters.append(_match(_column(models.RecordSet, key), value))
+    with db.reader() as session:
+        rows, total, more = _paged(
+            session,
+            _recordset_query(),
+            models.RecordSet,
+            [models.RecordSet.zone_id == zone_id],
+            filters,
+            paging,
+        )
+        return objects.Page(tuple(_recordset(r) for r in rows), total, more)
+
+
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
     """A recordset by id, or by absolute name and type."""
     with db.reader() as session:
@@ -727,7 +1244,13 @@ def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str
 
 
 def create_recordset(
-    zone_id: str, *, name: str, rtype: str, ttl: int | None, records: list[str]
+    zone_id: str,
+    *,
+    name: str,
+    rtype: str,
+    ttl: int | None,
+    records: list[str],
+    description: str | None = None,
 ) -> objects.RecordSet:
     try:
         with db.writer() as session:
@@ -744,6 +1267,7 @@ def create_recordset(
                 serial=serial,
                 status=objects.PENDING,
                 action=objects.CREATE,
+                description=description,
                 records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
             )
             session.add(row)
@@ -761,8 +1285,16 @@ def create_recordset(
 
 
 def update_recordset(
-    zone_id: str, recordset_id: str, *, ttl: int | None, records: list[str] | None, set_ttl: bool
+    zone_id: str,
+    recordset_id: str,
+    *,
+    ttl: int | None,
+    records: list[str] | None,
+    set_ttl: bool,
+    description: str | None = None,
 ) -> objects.RecordSet:
+    """Replace a recordset's records and/or TTL (``set_ttl``), and its description
+    unless that is None ("" clears it)."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -780,7 +1312,10 @@ def update_recordset(
             row.records = []
             session.flush()
             row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
+        if description is not None:
+            row.description = description or None
         row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
+        row.version += 1
         _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
         _mark_zone_updating(session, zone_id)
         _post(session, "update-zone", zone_id, serial)
@@ -839,32 +1374,50 @@ def set_target_status(
     set_target_statuses(zone_id, [(target_id, serial, status, error)])
 
 
-def set_target_statuses(zone_id: str, updates: Sequence[tuple[str, int, str, str | None]]) -> None:
+def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
     """Record (target id, serial, status, error) for several targets in one transaction."""
+    if updates:
+        with db.writer() as session:
+            _write_target_statuses(session, zone_id, updates)
+
+
+def _write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
     if not updates:
         return
     now = models.utcnow()
-    with db.writer() as session:
-        existing = {
-            row.target_id: row
-            for row in session.scalars(
-                sa.select(models.ZoneTargetStatus).where(
-                    models.ZoneTargetStatus.zone_id == zone_id,
-                    models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
-                )
+    # A job that started before its target was retired (or dropped)
+    # records nothing about it: the retire-target job owns those rows.
+    in_service = set(
+        session.scalars(
+            sa.select(models.PoolTarget.id).where(
+                models.PoolTarget.id.in_([u[0] for u in updates]),
+                models.PoolTarget.retired_at.is_(None),
             )
-        }
-        for target_id, serial, status, error in updates:
-            row = existing.get(target_id)
-            if row is None:
-                row = existing[target_id] = models.ZoneTargetStatus(
-                    zone_id=zone_id, target_id=target_id, serial=0
-                )
-                session.add(row)
-            row.serial = max(row.serial or 0, serial)
-            row.status = status
-            row.error = error
-            row.updated_at = now
+        )
+    )
+    updates = [u for u in updates if u[0] in in_service]
+    if not updates:
+        return
+    existing = {
+        row.target_id: row
+        for row in session.scalars(
+            sa.select(models.ZoneTargetStatus).where(
+                models.ZoneTargetStatus.zone_id == zone_id,
+                models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
+            )
+        )
+    }
+    for target_id, serial, status, error in updates:
+        row = existing.get(target_id)
+        if row is None:
+            row = existing[target_id] = models.ZoneTargetStatus(
+                zone_id=zone_id, target_id=target_id, serial=0
+            )
+            session.add(row)
+        row.serial = max(row.serial or 0, serial)
+        row.status = status
+        row.error = error
+        row.updated_at = now
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
@@ -920,7 +1473,9 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
             )
             if taken:
                 claimed.append(
-                    objects.PendingJob(row.id, row.kind, row.zone_id, row.serial, row.created_at)
+                    objects.PendingJob(
+                        row.id, row.kind, row.zone_id, row.serial, row.target_id, row.created_at
+                    )
                 )
     return claimed
 

@@ -103,6 +103,12 @@ class PoolTarget(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     masters: Mapped[list[Any]] = mapped_column(default=list)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Set when a pools file no longer lists the target: the row (and so its
+    # type and options) stays until a retire-target job has deleted the
+    # pool's zones from the server, then goes.
+    retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Why the last retire-target job stopped before it was done.
+    drain_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PoolAlsoNotify(Base):
@@ -134,6 +140,7 @@ class Zone(Timestamps, Base):
     project_id: Mapped[str | None] = mapped_column(String(255), index=True)
     description: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     deleted: Mapped[str] = mapped_column(String(36), default=LIVE)
     deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
 
@@ -154,6 +161,8 @@ class RecordSet(Timestamps, Base):
     serial: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     records: Mapped[list[Record]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="Record.position"
@@ -240,7 +249,9 @@ class JobOutbox(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
-    zone_id: Mapped[str] = mapped_column(String(36))
+    # A zone job names its zone; a retire-target job its target instead.
+    zone_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     serial: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     claimed_until: Mapped[datetime.datetime | None] = mapped_column(DateTime)

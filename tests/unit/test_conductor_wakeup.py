@@ -1,0 +1,30 @@
+"""A posted job is claimed at once, not after the conductor's idle sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.unit.conftest import load_pool, wait_settled
+from zoneflow import objects
+from zoneflow.central import api as central
+from zoneflow.conductor import daemon
+
+
+def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> None:
+    # An idle sleep far longer than the job may take: only the wake-up can explain a fast pickup.
+    override("conductor", wait_timeout=30.0)
+    load_pool({})
+    conductor = daemon.Conductor("sleepy")
+    assert conductor.relay is not None
+    central.on_change(conductor.relay.wake)
+    conductor.start()
+    try:
+        time.sleep(0.5)  # the claim loop has looked at the empty board and sleeps now
+        started = time.monotonic()
+        zone = central.create_zone("wake.example.", "h@example.com")
+        assert wait_settled(zone.id, timeout=10).status == objects.ACTIVE
+        assert time.monotonic() - started < 5
+    finally:
+        conductor.stop()
+        central._listeners.clear()

@@ -1,0 +1,476 @@
+"""Pool changes while zones live: `pool update` adding and removing targets and
+nameservers, on the fake backend.
+
+An added target gets every zone, each PENDING until it is there; a removed
+one has every zone deleted from it before it is forgotten; and a job posted
+with the old pool never makes its zone ACTIVE with the new one uncovered.
+A ``record_file`` shows the backend calls each fake target really received.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
+from zoneflow import cli, objects
+from zoneflow.backends.impl_fake import FakeBackend
+from zoneflow.central import api as central
+from zoneflow.central import pools
+from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.engine import jobs
+from zoneflow.engine.relay import OutboxRelay
+from zoneflow.flows import target as target_flows
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import api as storage
+
+HOST = "127.0.0.1"
+ZONES = [f"zone{i}.example.com." for i in range(5)]
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(override: Callable[..., None]) -> None:
+    override("flows", target_retry_delay=0)
+
+
+def _calls(path: pathlib.Path) -> list[tuple[str, str]]:
+    if not path.exists():
+        return []
+    return [(c["op"], c["zone"]) for c in map(json.loads, path.read_text().splitlines())]
+
+
+def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolUpdate:
+    text = fake_pool_yaml(*targets) + nameservers
+    (update,) = storage.update_pools(pools.parse(text))
+    return update
+
+
+def _create_zones(names: list[str] = ZONES) -> list[objects.Zone]:
+    zones = [central.create_zone(name, "hostmaster@example.com") for name in names]
+    assert {wait_settled(z.id).status for z in zones} == {objects.ACTIVE}
+    return zones
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _settle_watching(
+    zones: list[objects.Zone], target_id: str, timeout: float = 20
+) -> list[objects.Zone]:
+    """Wait for the zones to settle, checking all along that none reads ACTIVE
+    before ``target_id`` serves it (the status is read before what is served,
+    and a job sets the status only after the target has the zone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = [storage.get_zone_any(z.id) for z in zones]
+        served = FakeBackend.served(target_id)
+        for zone in now:
+            assert zone is not None
+            if zone.status == objects.ACTIVE:
+                assert served.get(zone.name) == zone.serial, f"{zone.name} ACTIVE, not on target"
+        if all(z is not None and z.status != objects.PENDING for z in now):
+            return [z for z in now if z is not None]
+        assert time.monotonic() < deadline, "zones still PENDING"
+        time.sleep(0.01)
+
+
+def _job_kinds(zone_id: str) -> list[str]:
+    return sorted(j.kind for j in jobs.list_jobs(persistence.get_backend()) if j.zone_id == zone_id)
+
+
+# --- added targets and nameservers ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("conductor")
+def test_an_added_target_gets_every_zone_and_each_reads_active_only_once_it_has_it(
+    tmp_path: pathlib.Path,
+) -> None:
+    first_calls = tmp_path / "first.jsonl"
+    (first,) = load_pool({"record_file": str(first_calls)}).targets
+    zones = _create_zones()
+
+    update = _update({"record_file": str(first_calls)}, {"delay": 0.2})
+    (added,) = update.added_targets
+    assert update.backfill == len(ZONES)
+    # Marked PENDING in the pool update's own transaction.
+    assert {storage.get_zone(z.id).status for z in zones} == {objects.PENDING}
+
+    settled = _settle_watching(zones, added.id)
+    assert {(z.status, z.action) for z in settled} == {(objects.ACTIVE, objects.NONE)}
+    assert FakeBackend.served(added.id) == {z.name: z.serial for z in zones}
+    assert sorted(_calls(first_calls)) == [("create", z.name) for z in zones], (
+        "the target that had the zones got no second call"
+    )
+    for zone in zones:
+        rows = {r.target_id: r for r in storage.list_target_status(zone.id)}
+        assert (rows[added.id].status, rows[added.id].serial) == (objects.ACTIVE, zone.serial)
+        assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
+    assert first.id != added.id
+
+
+@pytest.mark.usefixtures("conductor")
+def test_reloading_the_same_pool_schedules_nothing() -> None:
+    load_pool({}, {})
+    (zone,) = _create_zones(ZONES[:1])
+    update = _update({}, {})
+    assert (update.added_targets, update.added_nameservers, update.backfill) == ((), (), 0)
+    assert (update.retired_targets, update.draining_targets) == ((), ())
+    assert storage.get_zone(zone.id).status == objects.ACTIVE
+    assert storage.count_pending_jobs() == 0
+
+
+@pytest.fixture
+def mdns() -> Iterator[mdns_server.MdnsServer]:
+    """mdns answering from the test's database: a nameserver serving every zone."""
+    server = mdns_server.MdnsServer(HOST, 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.mark.usefixtures("conductor")
+def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
+    mdns: mdns_server.MdnsServer,
+) -> None:
+    load_pool({})
+    zones = _create_zones(ZONES[:2])
+
+    update = _update({}, nameservers=f"  nameservers: [{{host: {HOST}, port: {mdns.port}}}]\n")
+    assert update.added_nameservers == (objects.HostPort(HOST, mdns.port),)
+    assert update.backfill == 2
+    assert {wait_settled(z.id).status for z in zones} == {objects.ACTIVE}
+    for zone in zones:
+        assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
+        (job,) = [
+            jobs.get_job(persistence.get_backend(), j.id)
+            for j in jobs.list_jobs(persistence.get_backend())
+            if j.zone_id == zone.id and j.kind == "recover-zone"
+        ]
+        polled = {a.name: a.result for a in job.atoms}[f"poll-for-wanted-state-{HOST}:{mdns.port}"]
+        assert (polled["ok"], polled["serial"]) == (True, zone.serial)
+
+
+# --- jobs posted with the old pool ------------------------------------------------------
+
+
+def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pending() -> None:
+    (first,) = load_pool({}).targets
+    zone = central.create_zone(ZONES[0], "hostmaster@example.com")  # no conductor: PENDING
+    (create_job,) = storage.claim_pending_jobs()
+    storage.remove_pending_job(create_job.id)  # posted with the pool of one target
+    second = next(t for t in load_pool({}, {}).targets if t.id != first.id)
+
+    assert not storage.set_zone_status(
+        zone.id,
+        serial=zone.serial,
+        status=objects.ACTIVE,
+        action=objects.NONE,
+        covered_targets=[first.id],
+    )
+    assert storage.get_zone(zone.id).status == objects.PENDING
+    (handed_to,) = storage.claim_pending_jobs()
+    assert (handed_to.kind, handed_to.zone_id, handed_to.serial) == (
+        "recover-zone",
+        zone.id,
+        zone.serial,
+    )
+
+    assert storage.set_zone_status(
+        zone.id,
+        serial=zone.serial,
+        status=objects.ACTIVE,
+        action=objects.NONE,
+        covered_targets=[first.id, second.id],
+    )
+    assert storage.get_zone(zone.id).status == objects.ACTIVE
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() -> None:
+    (slow,) = load_pool({"delay": 1.0}).targets
+    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    _wait(lambda: storage.count_pending_jobs() == 0, "the create job to be posted")
+
+    # The create job runs with the old pool (slow target only) while the pool grows.
+    update = _update({"delay": 1.0}, {})
+    (added,) = update.added_targets
+    assert update.backfill == 1
+    assert storage.count_pending_jobs() == 0, "a zone with a job in flight gets no second job"
+
+    (settled,) = _settle_watching([zone], added.id)
+    assert (settled.status, settled.action) == (objects.ACTIVE, objects.NONE)
+    assert FakeBackend.served(added.id) == {zone.name: zone.serial}
+    assert FakeBackend.served(slow.id) == {zone.name: zone.serial}
+    # The create job handed the zone over instead of making it ACTIVE.
+    assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
+
+
+def _post_now() -> None:
+    """Post every outbox job to the board, as a relay would, without running any."""
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend, name="poster")
+    try:
+        OutboxRelay(board, backend).flush()
+    finally:
+        board.close()
+
+
+def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
+    tmp_path: pathlib.Path,
+) -> None:
+    calls = tmp_path / "retired.jsonl"
+    kept, retiring = load_pool({}, {"record_file": str(calls)}).targets
+    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    _post_now()  # the create job names both targets
+
+    update = _update({})
+    assert update.retired_targets == (storage.find_target(retiring.id),)
+    conductor = daemon.Conductor("late-conductor")
+    conductor.start()
+    try:
+        settled = wait_settled(zone.id)
+        _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+    finally:
+        conductor.stop()
+
+    # Not a failure (threshold 100), and no zone created on the retired server.
+    assert (settled.status, settled.error) == (objects.ACTIVE, None)
+    assert FakeBackend.served(kept.id) == {zone.name: zone.serial}
+    assert FakeBackend.served(retiring.id) == {}
+    assert ("create", zone.name) not in _calls(calls)
+    assert [r.target_id for r in storage.list_target_status(zone.id)] == [kept.id]
+
+
+def test_a_task_on_a_target_that_is_gone_does_nothing() -> None:
+    from zoneflow.flows import tasks
+
+    load_pool({})
+    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    for task in (
+        tasks.ZoneActionOnTarget(objects.CREATE, "gone"),
+        tasks.RecoverOnTarget("gone"),
+    ):
+        kwargs = {"wanted": objects.ACTIVE} if isinstance(task, tasks.RecoverOnTarget) else {}
+        outcome = task.execute(zone_id=zone.id, serial=zone.serial, **kwargs)
+        assert outcome == {"ok": True, "error": None, "skipped": True, "retired": True}
+
+
+class _SilentNameserver:
+    """A UDP socket that never answers: a nameserver that lags for ever."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind((HOST, 0))
+        self.port = self.socket.getsockname()[1]
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zone(
+    override: Callable[..., None],
+) -> None:
+    override("flows", query_timeout=0.2, renotify_interval=0.3)
+    silent = _SilentNameserver()
+    try:
+        listed = f"  nameservers: [{{host: {HOST}, port: {silent.port}}}]\n"
+        load_pool({})
+        storage.update_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+        _wait(lambda: storage.count_pending_jobs() == 0, "the create job to be posted")
+        time.sleep(0.5)  # polling the silent nameserver
+        assert storage.get_zone(zone.id).status == objects.PENDING
+
+        storage.update_pools(pools.parse(fake_pool_yaml({})))
+        settled = wait_settled(zone.id, timeout=10)
+    finally:
+        silent.close()
+    assert (settled.status, settled.error) == (objects.ACTIVE, None)
+
+
+# --- removed targets ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_removed_target_has_every_zone_deleted_then_is_forgotten(
+    tmp_path: pathlib.Path,
+) -> None:
+    calls = tmp_path / "retired.jsonl"
+    kept, retiring = load_pool({}, {"record_file": str(calls)}).targets
+    zones = _create_zones()
+    assert FakeBackend.served(retiring.id) == {z.name: z.serial for z in zones}
+
+    update = _update({})
+    (retired,) = update.retired_targets
+    assert retired.id == retiring.id and retired.retired_at is not None
+    assert update.to_delete == {retiring.id: len(ZONES)}
+    pool = storage.get_pool("default")
+    assert [t.id for t in pool.targets] == [kept.id], "jobs no longer see it"
+    assert [t.id for t in pool.retired_targets] == [retiring.id], "its options are kept"
+
+    _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+    assert FakeBackend.served(retiring.id) == {}
+    assert sorted(c for c in _calls(calls) if c[0] == "delete") == [
+        ("delete", z.name) for z in zones
+    ]
+    for zone in zones:
+        assert storage.get_zone(zone.id).status == objects.ACTIVE
+        assert [r.target_id for r in storage.list_target_status(zone.id)] == [kept.id]
+    assert storage.get_pool("default").retired_targets == ()
+
+    (later,) = _create_zones(["later.example.com."])
+    assert FakeBackend.served(kept.id)[later.name] == later.serial
+    assert ("create", later.name) not in _calls(calls)
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_drain_that_fails_keeps_the_target_retired_until_pool_update_runs_it_again() -> None:
+    _, retiring = load_pool({}, {"fail": "delete", "fail_times": 1}).targets
+    zones = _create_zones(ZONES[:3])
+
+    _update({})
+    _wait(
+        lambda: storage.get_pool("default").retired_targets[0].drain_error is not None,
+        "the drain to fail",
+    )
+    (still,) = storage.get_pool("default").retired_targets
+    assert "1 zone(s) of the pool could not be deleted" in (still.drain_error or "")
+    assert storage.count_zones_to_drain(retiring.id) == 1
+    assert len(FakeBackend.served(retiring.id)) == 1
+
+    update = _update({})
+    assert update.draining_targets == (storage.find_target(retiring.id),)
+    assert update.to_delete == {retiring.id: 1}
+    _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+    assert FakeBackend.served(retiring.id) == {}
+    assert {storage.get_zone(z.id).status for z in zones} == {objects.ACTIVE}
+
+
+def test_a_drain_goes_on_where_the_last_one_stopped(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(target_flows, "DRAIN_BATCH", 2)
+    calls = tmp_path / "retired.jsonl"
+    _, retiring = load_pool({}, {"record_file": str(calls)}).targets
+    zones = sorted((central.create_zone(n, "h@example.com") for n in ZONES), key=lambda z: z.name)
+    _update({})
+    # A first run got through two zones before its conductor died.
+    storage.record_drained(retiring.id, [(zones[0], None), (zones[1], None)])
+
+    drained = target_flows.DrainTarget().execute(target_id=retiring.id)
+    assert drained == len(ZONES) - 2
+    assert _calls(calls) == [("delete", z.name) for z in zones[2:]]
+    target_flows.DropTarget().execute(target_id=retiring.id)
+    assert storage.find_target(retiring.id) is None
+
+
+def test_a_target_listed_again_while_draining_is_kept() -> None:
+    _, retiring = load_pool({}, {}).targets
+    central.create_zone(ZONES[0], "hostmaster@example.com")
+    _update({})
+    update = _update({}, {})
+    assert update.added_targets == (storage.find_target(retiring.id),)
+    assert target_flows.DrainTarget().execute(target_id=retiring.id) == 0
+    target_flows.DropTarget().execute(target_id=retiring.id)
+    target = storage.find_target(retiring.id)
+    assert target is not None and target.retired_at is None
+
+
+CATALOG_POOL = """
+- name: default
+  ns_records: [{hostname: ns1.example.org., priority: 1}]
+  targets: [TARGETS]
+  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}
+  provisioning: catalog
+"""
+
+
+def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
+    both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
+    (pool,) = storage.replace_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
+    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    storage.set_target_status(zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE")
+    storage.claim_pending_jobs()
+
+    one = "{type: fake, description: fake1}"
+    (update,) = storage.update_pools(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
+    assert [t.id for t in update.removed_targets] == [pool.targets[1].id]
+    assert update.retired_targets == ()
+    assert storage.find_target(pool.targets[1].id) is None
+    assert storage.list_target_status(zone.id) == []
+    assert storage.claim_pending_jobs() == [], "no job: there is no per-zone call to make"
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert cli.main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def test_pool_update_says_what_it_scheduled_and_pool_show_lists_retired_targets(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(fake_pool_yaml({}))
+    assert _cli(capsys, "pool", "update", "--file", str(path)) == (
+        "pool default: 1 target(s), 0 nameserver(s)\n"
+    )
+    for name in ZONES[:2]:
+        central.create_zone(name, "hostmaster@example.com")
+
+    path.write_text(fake_pool_yaml({}, {}))
+    assert _cli(capsys, "pool", "update", "--file", str(path)) == (
+        "pool default: 2 target(s), 0 nameserver(s); target fake2 added, 2 zones to backfill\n"
+    )
+    path.write_text(fake_pool_yaml({}))
+    assert _cli(capsys, "pool", "update", "--file", str(path)) == (
+        "pool default: 1 target(s), 0 nameserver(s); target fake2 retired, 2 zones to delete "
+        "from it\n"
+    )
+    shown = _cli(capsys, "pool", "show", "default")
+    retired_part = shown.split("retired targets")[1]
+    assert "fake2" in retired_part and "zones left" in retired_part
+    assert (
+        json.loads(_cli(capsys, "--json", "pool", "show", "default"))["retired_targets"][0][
+            "zones_to_delete"
+        ]
+        == 2
+    )
+    assert "still retired, 2 zones to delete from it (drain posted again)" in _cli(
+        capsys, "pool", "update", "--file", str(path)
+    )
+
+
+def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
+    override: Callable[..., None],
+) -> None:
+    override("storage", backfill_jobs_per_second=4)
+    load_pool({})
+    zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
+    for job in storage.claim_pending_jobs():  # as if their create jobs had run
+        storage.remove_pending_job(job.id)
+    for zone in zones:
+        storage.set_zone_status(zone.id, serial=zone.serial, status=objects.ACTIVE)
+
+    _update({}, {})
+    released = storage.claim_pending_jobs()
+    assert 1 <= len(released) <= 2, "the rest wait their turn in the outbox"
+    assert storage.count_pending_jobs() == len(ZONES)
+    deadline = time.monotonic() + 5
+    while len(released) < len(ZONES):
+        assert time.monotonic() < deadline, f"only {len(released)} released"
+        released += storage.claim_pending_jobs()
+        time.sleep(0.05)
+    assert sorted(j.zone_id for j in released) == sorted(z.id for z in zones)

@@ -1,0 +1,125 @@
+"""Who is asking: the request context every v2 call runs with.
+
+An authentication strategy (``[api] auth_strategy``, an entry point in
+``zoneflow.api.auth``) turns a request's headers into a :class:`Context`:
+the caller's project and roles. What follows is common to every strategy,
+as in Designate: the ``admin`` role may see every project's zones
+(``X-Auth-All-Projects: true`` or ``?all_projects=true``) and act as
+another project (``X-Auth-Sudo-Project-ID``); any other caller that asks
+for either is refused (403).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, cast
+
+from fastapi import Request
+from oslo_config import cfg
+from stevedore import driver
+
+from zoneflow import exceptions
+
+CONF = cfg.CONF
+
+auth_opts = [
+    cfg.StrOpt(
+        "auth_strategy",
+        default="noauth",
+        help="How callers are identified: noauth takes the project and roles from request "
+        "headers as Designate's noauth mode does (X-Auth-Project-ID, X-Roles); trusted "
+        "networks and tests only.",
+    ),
+]
+CONF.register_opts(auth_opts, group="api")
+
+ADMIN = "admin"
+_TRUE = ("1", "t", "true", "on", "y", "yes")
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    request_id: str
+    user_id: str | None
+    project_id: str | None
+    roles: tuple[str, ...]
+    all_projects: bool = False
+    # The caller's own project when it acts as another (sudo).
+    original_project_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    @property
+    def scope(self) -> str | None:
+        """The project whose zones this caller sees (None: every project's)."""
+        return None if self.all_projects else self.project_id
+
+
+class Strategy(Protocol):
+    def identify(self, request: Request) -> tuple[str | None, str | None, tuple[str, ...]]:
+        """(user id, project id, roles) of the caller, or raise Forbidden."""
+        ...
+
+
+class NoAuth:
+    """Designate's noauth: trust the headers; a caller who sends none is ``admin``
+    of ``noauth-project`` (which keystoneauth's noauth plugin and a bare
+    python-designateclient are)."""
+
+    def identify(self, request: Request) -> tuple[str | None, str | None, tuple[str, ...]]:
+        headers = request.headers
+        project = headers.get("X-Auth-Project-ID") or headers.get("X-Project-Id")
+        roles = headers.get("X-Roles", ADMIN)
+        return (
+            headers.get("X-Auth-User-ID", "noauth-user"),
+            project or "noauth-project",
+            tuple(role.strip().lower() for role in roles.split(",") if role.strip()),
+        )
+
+
+def load_strategy() -> Strategy:
+    """The ``[api] auth_strategy`` named in the configuration."""
+    name = CONF.api.auth_strategy
+    try:
+        manager: Any = driver.DriverManager("zoneflow.api.auth", name, invoke_on_load=True)
+    except Exception as exc:
+        raise exceptions.InvalidConfig(
+            f"[api] auth_strategy {name!r} cannot be loaded ({exc}): use noauth"
+        ) from exc
+    return cast(Strategy, manager.driver)
+
+
+def context(request: Request, strategy: Strategy) -> Context:
+    """The context of one request: the caller, then all-projects and sudo if asked."""
+    user_id, project_id, roles = strategy.identify(request)
+    ctx = Context(
+        request_id=request.state.request_id,
+        user_id=user_id,
+        project_id=project_id,
+        roles=roles,
+    )
+    if _all_projects(request):
+        if not ctx.is_admin:
+            raise exceptions.Forbidden(
+                "seeing all projects needs the admin role: ask without X-Auth-All-Projects "
+                "to see your project's zones"
+            )
+        ctx = dataclasses.replace(ctx, all_projects=True)
+    sudo = request.headers.get("X-Auth-Sudo-Project-ID") or request.headers.get(
+        "X-Auth-Sudo-Tenant-ID"
+    )
+    if sudo:
+        if not ctx.is_admin:
+            raise exceptions.Forbidden(
+                "acting as another project (X-Auth-Sudo-Project-ID) needs the admin role"
+            )
+        ctx = dataclasses.replace(ctx, project_id=sudo, original_project_id=ctx.project_id)
+    return ctx
+
+
+def _all_projects(request: Request) -> bool:
+    values = [request.headers.get("X-Auth-All-Projects", "")]
+    values += [request.query_params.get(name, "") for name in ("all_projects", "all_tenants")]
+    return any(value.strip().lower() in _TRUE for value in values)

@@ -1,0 +1,51 @@
+"""What v2 routes take from a request besides their body: the caller, checked ids."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from zoneflow import exceptions
+from zoneflow.api import auth, schemas
+
+
+def current_context(request: Request) -> auth.Context:
+    return auth.context(request, request.app.state.auth)
+
+
+def _uuid(name: str, value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise exceptions.InvalidUUID(
+            f"{name} {value!r} is not a UUID: give the id a list shows "
+            "(e.g. GET /v2/zones?name=example.com.)"
+        ) from None
+
+
+def zone_id(zone_id: str) -> str:
+    return _uuid("zone_id", zone_id)
+
+
+def recordset_id(recordset_id: str) -> str:
+    return _uuid("recordset_id", recordset_id)
+
+
+Ctx = Annotated[auth.Context, Depends(current_context)]
+ZoneId = Annotated[str, Depends(zone_id)]
+RecordSetId = Annotated[str, Depends(recordset_id)]
+
+# The errors any v2 route may answer, for /openapi.json.
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": schemas.Error, "description": text}
+    for status, text in (
+        (400, "bad input: the message names the field"),
+        (403, "the caller's roles do not allow this"),
+        (404, "no such zone or recordset (in the caller's project)"),
+        (409, "a duplicate, or a zone being deleted"),
+        (500, "internal error: the server log has it under the request_id"),
+        (503, "the database or the jobboard is unreachable"),
+    )
+}

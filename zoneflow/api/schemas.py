@@ -1,0 +1,203 @@
+"""What the v2 API reads and writes, as pydantic models: Designate's field names.
+
+Request bodies are strict (a string where a number belongs is refused, not
+converted) and closed (an unknown or read-only field is refused), as
+Designate's JSON schemas are. Response models describe what the views in
+:mod:`zoneflow.api.views` return, so ``/openapi.json`` matches what is
+served. Times are strings in Designate's format, e.g.
+``2026-01-31T12:00:00.000000`` (UTC, no zone suffix).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from zoneflow.central import validation
+
+TTL = Annotated[StrictInt, Field(ge=0, le=validation.MAX_TTL)]
+Description = Annotated[StrictStr, Field(max_length=160)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- version discovery ---------------------------------------------------------
+
+
+class Link(BaseModel):
+    href: str
+    rel: str
+
+
+class Version(BaseModel):
+    id: str
+    status: Literal["CURRENT", "SUPPORTED"]
+    updated: str
+    links: list[Link]
+
+
+class Versions(BaseModel):
+    versions: list[Version]
+
+
+class OneVersion(BaseModel):
+    version: Version
+
+
+# --- errors ----------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    path: list[str | int]
+    message: str
+    validator: str
+    validator_value: str | None = None
+
+
+class FieldErrors(BaseModel):
+    errors: list[FieldError]
+
+
+class Error(BaseModel):
+    """Designate's error body; ``errors`` lists each bad field of a refused body."""
+
+    code: int
+    type: str
+    message: str
+    request_id: str
+    errors: FieldErrors | None = None
+
+
+# --- lists -----------------------------------------------------------------------
+
+
+class ListLinks(BaseModel):
+    self: str
+    next: str | None = Field(None, description="the next page, if there is one")
+
+
+class ListMetadata(BaseModel):
+    total_count: int = Field(description="items matching the filters, on every page")
+
+
+class SelfLink(BaseModel):
+    self: str
+
+
+# --- zones -----------------------------------------------------------------------
+
+
+class ZoneCreate(_Body):
+    name: Name = Field(description="absolute or relative zone name, e.g. example.com.")
+    email: Annotated[StrictStr, Field(max_length=255)] = Field(
+        description="the SOA's responsible mailbox"
+    )
+    ttl: TTL | None = Field(None, description="the zone's default TTL (seconds)")
+    description: Description | None = None
+    type: Literal["PRIMARY"] = Field(
+        "PRIMARY", description="PRIMARY only: zoneflow is the primary of its zones (mdns)"
+    )
+    masters: list[StrictStr] = Field(default_factory=list)
+    attributes: dict[str, StrictStr] = Field(default_factory=dict)
+    pool_id: StrictStr | None = Field(None, description="pool id or name (default pool)")
+
+    @field_validator("masters")
+    @classmethod
+    def _no_masters(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError(
+                "masters are for SECONDARY zones, and zoneflow serves PRIMARY zones only"
+            )
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _no_attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        if value:
+            raise ValueError(
+                "zone attributes (pool scheduling hints) are not supported: give pool_id instead"
+            )
+        return value
+
+
+class ZoneUpdate(_Body):
+    email: Annotated[StrictStr, Field(max_length=255)] | None = None
+    ttl: TTL | None = None
+    description: Description | None = Field(None, description="null or empty clears it")
+
+
+class Zone(BaseModel):
+    id: str
+    pool_id: str
+    project_id: str | None
+    name: str
+    email: str
+    ttl: int
+    serial: int
+    status: str
+    action: str
+    description: str | None
+    masters: list[str]
+    type: str
+    transferred_at: str | None
+    version: int
+    created_at: str
+    updated_at: str | None
+    attributes: dict[str, str]
+    shared: bool
+    links: SelfLink
+
+
+class ZoneList(BaseModel):
+    zones: list[Zone]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+# --- recordsets ---------------------------------------------------------------------
+
+
+class RecordSetCreate(_Body):
+    name: Name = Field(description="absolute (www.example.com.) or relative to the zone")
+    type: Annotated[StrictStr, Field(min_length=1, max_length=16)]
+    records: list[StrictStr] = Field(description="record data in zone-file syntax")
+    ttl: TTL | None = Field(None, description="null: the zone's TTL")
+    description: Description | None = None
+
+
+class RecordSetUpdate(_Body):
+    records: list[StrictStr] | None = None
+    ttl: TTL | None = Field(None, description="null: use the zone's TTL again")
+    description: Description | None = Field(None, description="null or empty clears it")
+
+
+class RecordSet(BaseModel):
+    id: str
+    zone_id: str
+    zone_name: str
+    project_id: str | None
+    name: str
+    type: str
+    records: list[str]
+    ttl: int | None
+    status: str
+    action: str
+    description: str | None
+    version: int
+    serial: int = Field(
+        description="zoneflow: the zone serial at which this recordset last changed; a "
+        "nameserver serving this serial or a later one serves the change"
+    )
+    created_at: str
+    updated_at: str | None
+    links: SelfLink
+
+
+class RecordSetList(BaseModel):
+    recordsets: list[RecordSet]
+    links: ListLinks
+    metadata: ListMetadata

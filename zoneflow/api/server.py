@@ -1,0 +1,114 @@
+"""Serving the API with uvicorn: ``zoneflow api``, or a thread of all-in-one.
+
+The socket is bound before uvicorn starts, so a port already in use is a
+clear error at once (uvicorn alone would log it and exit the process).
+Jobs: a change made through the API is written with its job to the outbox
+(see :mod:`zoneflow.central.api`). With a ZooKeeper jobboard ``zoneflow
+api`` posts them itself the moment they commit; otherwise (zake) the
+relay of the all-in-one process or of a conductor posts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from oslo_config import cfg
+
+from zoneflow import exceptions
+from zoneflow.api import app
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+server_opts = [
+    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API listens on."),
+    cfg.PortOpt("port", default=9001, help="TCP port the API listens on (Designate's)."),
+    cfg.BoolOpt("access_log", default=True, help="Log one line per request (uvicorn.access)."),
+]
+CONF.register_opts(server_opts, group="api")
+
+
+class ApiServer:
+    """The API on one listening socket, served in this thread or another."""
+
+    def __init__(self, host: str | None = None, port: int | None = None) -> None:
+        self.host = host or CONF.api.host
+        wanted = CONF.api.port if port is None else port
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((self.host, wanted))
+        except OSError as exc:
+            self._socket.close()
+            raise exceptions.InvalidConfig(
+                f"the API cannot listen on {self.host}:{wanted}: {exc.strerror}; "
+                "change [api] host/port or stop what uses it"
+            ) from exc
+        self.port = int(self._socket.getsockname()[1])
+        config = uvicorn.Config(
+            app.create_app(),
+            log_config=None,
+            access_log=CONF.api.access_log,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (in the main thread) or stop()."""
+        self._server.run(sockets=[self._socket])
+
+    def start(self) -> None:
+        """Serve in a thread; return once requests are answered."""
+        self._thread = threading.Thread(target=self.run, name="api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise exceptions.ZoneflowError(f"the API on {self.url} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def run_forever() -> None:
+    """``zoneflow api``: serve, posting the jobs of changes if the board is shared."""
+    server = ApiServer()
+    relay = _start_relay()
+    LOG.info("API v2 listening on %s", server.url)
+    try:
+        server.run()
+    finally:
+        if relay is not None:
+            relay.stop()
+            relay.board.close()
+
+
+def _start_relay() -> Any:
+    if CONF.jobboard.backend != "zookeeper":
+        return None
+    from zoneflow.central import api as central
+    from zoneflow.conductor import jobboard, persistence
+    from zoneflow.engine.relay import OutboxRelay
+
+    backend = persistence.get_backend()
+    relay = OutboxRelay(jobboard.connect(backend, name="zoneflow-api"), backend)
+    central.on_change(relay.wake)
+    relay.start()
+    return relay

@@ -1,0 +1,1 @@
+"""Designate's v2 resources: one module per collection."""

@@ -1,0 +1,111 @@
+"""``/v2/zones/{zone_id}/recordsets``: a zone's recordsets.
+
+Besides Designate's fields each recordset carries ``serial``: the zone
+serial at which it last changed, so a client can tell whether a
+nameserver (whose SOA says which serial it serves) has the change yet.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from zoneflow import objects
+from zoneflow.api import paging, schemas, views
+from zoneflow.api.dependencies import ERRORS, Ctx, RecordSetId, ZoneId
+from zoneflow.central import api as central
+
+router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
+
+
+def _shown(
+    request: Request,
+    zone: objects.Zone,
+    recordset: objects.RecordSet,
+    *,
+    status: int = 200,
+    created: bool = False,
+) -> JSONResponse:
+    shown = views.recordset(request, zone, recordset)
+    headers = {"Location": shown["links"]["self"]} if created else None
+    return JSONResponse(shown, status_code=status, headers=headers)
+
+
+@router.post("", status_code=202, response_model=schemas.RecordSet, summary="Create a recordset")
+def create_recordset(
+    request: Request, zone_id: ZoneId, body: schemas.RecordSetCreate, ctx: Ctx
+) -> JSONResponse:
+    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    recordset = central.create_recordset(
+        zone.id,
+        body.name,
+        body.type,
+        body.records,
+        ttl=body.ttl,
+        description=body.description,
+        project_id=ctx.scope,
+    )
+    return _shown(request, zone, recordset, status=202, created=True)
+
+
+@router.get(
+    "",
+    response_model=schemas.RecordSetList,
+    summary="List a zone's recordsets",
+    openapi_extra={"parameters": paging.openapi_parameters(central.RECORDSET_FILTERS)},
+)
+def list_recordsets(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
+    filters, page = paging.parse(request)
+    zone, found = central.find_recordsets(zone_id, filters, page, project_id=ctx.scope)
+    return JSONResponse(
+        views.page(request, "recordsets", found, lambda rs: views.recordset(request, zone, rs))
+    )
+
+
+@router.get("/{recordset_id}", response_model=schemas.RecordSet, summary="Show a recordset")
+def show_recordset(
+    request: Request, zone_id: ZoneId, recordset_id: RecordSetId, ctx: Ctx
+) -> JSONResponse:
+    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    return _shown(request, zone, central.get_recordset(zone.id, recordset_id, project_id=ctx.scope))
+
+
+@router.put(
+    "/{recordset_id}",
+    status_code=202,
+    response_model=schemas.RecordSet,
+    summary="Replace a recordset's records, TTL or description",
+)
+def update_recordset(
+    request: Request,
+    zone_id: ZoneId,
+    recordset_id: RecordSetId,
+    body: schemas.RecordSetUpdate,
+    ctx: Ctx,
+) -> JSONResponse:
+    given = body.model_fields_set
+    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    recordset = central.update_recordset(
+        zone.id,
+        recordset_id,
+        records=body.records,
+        ttl=body.ttl,
+        clear_ttl="ttl" in given and body.ttl is None,
+        description=(body.description or "") if "description" in given else None,
+        project_id=ctx.scope,
+    )
+    return _shown(request, zone, recordset, status=202)
+
+
+@router.delete(
+    "/{recordset_id}",
+    status_code=202,
+    response_model=schemas.RecordSet,
+    summary="Delete a recordset",
+)
+def delete_recordset(
+    request: Request, zone_id: ZoneId, recordset_id: RecordSetId, ctx: Ctx
+) -> JSONResponse:
+    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    gone = central.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    return _shown(request, zone, gone, status=202)

@@ -1,0 +1,110 @@
+"""Value objects as the v2 API shows them: Designate's fields, links and lists.
+
+What each function returns is described by the models in
+:mod:`zoneflow.api.schemas` (the tests hold them to it).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+from oslo_config import cfg
+
+from zoneflow import objects
+
+CONF = cfg.CONF
+
+view_opts = [
+    cfg.StrOpt(
+        "base_url",
+        help="URL clients reach the API at, used in the links of every response (set it "
+        "behind a proxy, e.g. https://dns.example.net). Default: the scheme and Host "
+        "header of each request.",
+    ),
+]
+CONF.register_opts(view_opts, group="api")
+
+T = TypeVar("T")
+
+
+def base_url(request: Request) -> str:
+    return (CONF.api.base_url or str(request.base_url)).rstrip("/")
+
+
+def timestamp(value: datetime.datetime | None) -> str | None:
+    """Designate's time format: ISO 8601 with microseconds, UTC without a suffix."""
+    return None if value is None else value.isoformat(timespec="microseconds")
+
+
+def zone(request: Request, value: objects.Zone) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "pool_id": value.pool_id,
+        "project_id": value.project_id,
+        "name": value.name,
+        "email": value.email,
+        "ttl": value.ttl,
+        "serial": value.serial,
+        "status": value.status,
+        "action": value.action,
+        "description": value.description or None,
+        "masters": [],
+        "type": "PRIMARY",
+        "transferred_at": None,
+        "version": value.version,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "attributes": {},
+        "shared": False,
+        "links": {"self": f"{base_url(request)}/v2/zones/{value.id}"},
+    }
+
+
+def recordset(request: Request, zone: objects.Zone, value: objects.RecordSet) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "zone_id": value.zone_id,
+        "zone_name": zone.name,
+        "project_id": zone.project_id,
+        "name": value.name,
+        "type": value.type,
+        "records": list(value.records),
+        "ttl": value.ttl,
+        "status": value.status,
+        "action": value.action,
+        "description": value.description,
+        "version": value.version,
+        "serial": value.serial,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "links": {"self": f"{base_url(request)}/v2/zones/{value.zone_id}/recordsets/{value.id}"},
+    }
+
+
+def page(
+    request: Request,
+    key: str,
+    found: objects.Page[T],
+    render: Callable[[T], dict[str, Any]],
+) -> dict[str, Any]:
+    """A list as Designate shows it: the items under ``key``, links and total count.
+
+    ``links.next`` is the same request with the last item as marker, given
+    only when more items follow (Designate also gives it when a page is
+    exactly full; a client following it then gets an empty page).
+    """
+    items = [render(item) for item in found.items]
+    links = {"self": _href(request, request.query_params.multi_items())}
+    if found.more and items:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+        links["next"] = _href(request, [*params, ("marker", items[-1]["id"])])
+    return {key: items, "links": links, "metadata": {"total_count": found.total_count}}
+
+
+def _href(request: Request, params: Sequence[tuple[str, str]]) -> str:
+    url = f"{base_url(request)}{request.url.path}"
+    return f"{url}?{urlencode(params)}" if params else url

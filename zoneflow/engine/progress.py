@@ -1,0 +1,114 @@
+"""A job's progress as it happens, for ``--progress`` on the CLI.
+
+The conductor's engine records every step of a job in the job's logbook as
+the step changes state (TaskFlow's storage listens to the engine; see
+conductor/persistence.py). A CLI in another process follows that record:
+:class:`Progress` reads it again and again and turns each step that has
+newly finished into a line saying what it did, with the time since the
+command started. Nothing extra is written for it, so following a job costs
+the conductor nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from taskflow import states
+
+from zoneflow import exceptions, flows, objects
+from zoneflow.engine import jobs
+
+# Steps that say nothing a user waits for: NOTIFYs that worked.
+_QUIET_PREFIXES = ("send-notify-",)
+_DONE = frozenset({states.SUCCESS, states.FAILURE, states.REVERTED, states.REVERT_FAILURE})
+_TARGET_STEP = "-zone-on-target-"
+
+
+def job_names(zone_name: str, serial: int) -> list[str]:
+    """The names a job for this zone and serial can have (see jobs.post)."""
+    return [f"{kind} {zone_name} serial {serial}" for kind in flows.FACTORIES]
+
+
+class Progress:
+    """Lines saying what a job's steps did, each once, as they finish."""
+
+    def __init__(self, persistence: Any, *, labels: dict[str, str]) -> None:
+        self.persistence = persistence
+        self.labels = labels  # target id -> what to call it
+        self.started = time.monotonic()
+        self.job_id: str | None = None
+        self._reported: dict[str, str] = {}
+
+    def follow(self, zone_name: str, serial: int, say: Callable[[str], None]) -> None:
+        """Report the steps that finished since the last call (finding the job first)."""
+        if self.job_id is None:
+            self.job_id = jobs.find_job(self.persistence, job_names(zone_name, serial))
+            if self.job_id is None:
+                return  # not posted yet
+            say(self._line(f"job {self.job_id}"))
+        try:
+            info = jobs.get_job(self.persistence, self.job_id)
+        except exceptions.JobNotFound:
+            return  # purged: the zone's status still tells the end
+        for atom in info.atoms:
+            if atom.state not in _DONE or self._reported.get(atom.name) == atom.state:
+                continue
+            self._reported[atom.name] = atom.state
+            text = self._describe(atom)
+            if text is not None:
+                say(self._line(text))
+
+    def _line(self, text: str) -> str:
+        return f"{time.monotonic() - self.started:7.2f}s  {text}"
+
+    def _describe(self, atom: jobs.AtomInfo) -> str | None:
+        result = atom.result if isinstance(atom.result, dict) else {}
+        if atom.name == "begin":
+            return None  # its revert puts the zone in ERROR: the status line says so
+        if atom.state == states.SUCCESS and atom.name.startswith(_QUIET_PREFIXES):
+            return None
+        if _TARGET_STEP in atom.name:
+            action, _, target_id = atom.name.partition(_TARGET_STEP)
+            return (
+                f"target {self.labels.get(target_id, target_id)}: {_target(action, atom, result)}"
+            )
+        if atom.name.startswith("poll-for-"):
+            server = atom.name.rsplit("-", 1)[-1]
+            if atom.state == states.SUCCESS and result.get("ok"):
+                served = result.get("serial")
+                return f"nameserver {server}: " + (
+                    "no longer serves the zone" if served is None else f"serves serial {served}"
+                )
+            return f"nameserver {server}: {atom.error or result.get('error') or atom.state}"
+        if atom.name == "consensus-check":
+            if atom.state == states.SUCCESS:
+                return f"consensus: {len(atom.result or [])} targets succeeded"
+            return f"consensus: {atom.error or atom.state}"
+        if atom.name == "update-status" and atom.state == states.SUCCESS:
+            return f"status: {atom.result}"
+        if atom.state == states.SUCCESS:
+            return None
+        return f"{atom.name}: {atom.state}" + (f": {atom.error}" if atom.error else "")
+
+
+def _target(action: str, atom: jobs.AtomInfo, result: dict[str, Any]) -> str:
+    failed = atom.state not in (states.SUCCESS, states.REVERTED) or not result.get("ok")
+    if failed:
+        return f"failed: {atom.error or result.get('error') or atom.state}"
+    if atom.state == states.REVERTED:
+        # What the revert did (see ZoneActionOnTarget.revert); `zone status` has the details.
+        return "created, then removed again" if action == "create" else "kept, not undone"
+    if result.get("skipped"):
+        return "skipped (the zone was deleted meanwhile)"
+    if result.get("current") or result.get("unchanged"):
+        return "already current, left alone"
+    if result.get("catalog"):
+        return "catalog notified"
+    done = {"create": "created", "update": "updated", "delete": "deleted"}
+    return done.get(action, f"{action} done")
+
+
+def done(zone: objects.Zone | None) -> bool:
+    return zone is None or zone.status != objects.PENDING
