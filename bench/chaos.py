@@ -125,9 +125,9 @@ def describe(plan: chaos.Plan, outcome: chaos.Outcome) -> str:
         f"`[conductor] max_job_attempts = {chaos.MAX_JOB_ATTEMPTS}`, since conductors die far "
         "more often here than anywhere else. Then every job "
         "must have ended in SUCCESS, every zone be ACTIVE at its last serial with its "
-        "records in every BIND9, every deleted zone be refused by every BIND9.\n\n"
-        + table
-        + failures
+        "records in every BIND9, every deleted zone be refused by every BIND9. The users' "
+        "pace bounds the jobs per second (compare the two rows): this is no capacity figure, "
+        "it says the conductors kept up while dying.\n\n" + table + failures
     )
 
 
