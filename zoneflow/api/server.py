@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from oslo_config import cfg
 
-from zoneflow import exceptions
+from zoneflow import exceptions, heartbeat
 from zoneflow.api import app
 
 LOG = logging.getLogger(__name__)
@@ -91,10 +91,13 @@ def run_forever() -> None:
     """``zoneflow api``: serve, posting the jobs of changes if the board is shared."""
     server = ApiServer()
     relay = _start_relay()
+    beat = heartbeat.for_api(server)
+    beat.start()
     LOG.info("API v2 listening on %s", server.url)
     try:
         server.run()
     finally:
+        beat.stop()
         if relay is not None:
             relay.stop()
             relay.board.close()
