@@ -40,7 +40,10 @@ class ApiServer:
         self.host = host or CONF.api.host
         wanted = CONF.api.port if port is None else port
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+        # protocol says TCP. With Nagle on, a response written in two parts (headers,
+        # body) waits for the client's delayed ACK: 40 ms on every keep-alive request.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((self.host, wanted))
