@@ -159,7 +159,9 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     assert record["location"] == f"designate://v2/zones/tasks/exports/{task['id']}/export"
     text = client.zone_exports.get_export(task["id"])
     exported = dns.zone.from_text(text, relativize=False)
-    served = dns.zone.from_xfr(dns.query.xfr(bind.host, ZONE, port=bind.port), relativize=False)
+    served = dns.zone.from_xfr(
+        dns.query.xfr(bind.host, ZONE, port=bind.port, relativize=False), relativize=False
+    )
     assert exported == served
     assert exported.get_rdataset(ZONE, "SOA")[0].serial == shown["serial"]
     assert [e["id"] for e in client.zone_exports.list()] == [task["id"]]
