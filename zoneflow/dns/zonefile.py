@@ -180,10 +180,17 @@ class _Checks:
     ) -> None:
         rtype = dns.rdatatype.to_text(rdataset.rdtype)
         owner = name.to_text()
-        if rtype == "SOA" or (rtype == "NS" and owner == self.zone):
+        if rtype == "SOA":
+            soa = rdataset[0]
+            validation.ttl(rdataset.ttl)
+            for timer in ("refresh", "retry", "expire", "minimum"):
+                validation.ttl(getattr(soa, timer), what=f"the SOA {timer}")
+            return
+        if rtype == "NS" and owner == self.zone:
             return
         validation.recordset_name(owner, self.zone)
         validation.record_type(rtype)
+        validation.ttl(rdataset.ttl)
         for rdata in rdataset:
             validation.record_data(rtype, rdata.to_text(), zone=self.zone)
         types = self.types.setdefault(name, set())
