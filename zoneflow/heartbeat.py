@@ -147,7 +147,11 @@ def for_mdns(server: Any) -> Heartbeat:
     return Heartbeat(
         MDNS,
         capabilities={"host": server.host, "port": server.port},
-        stats=lambda: {f"transfers_{k.lower()}": v for k, v in server.responder.transfers.items()},
+        # A copy first: mdns's threads add kinds to the counter as they serve.
+        stats=lambda: {
+            f"transfers_{kind.lower()}": count
+            for kind, count in dict(server.responder.transfers).items()
+        },
     )
 
 
