@@ -33,6 +33,7 @@ bench: deps
 	$(BIN)/python bench/mdns.py
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/api_search.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -26,15 +26,16 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def latency_table(rows: list[tuple[str, list[float]]]) -> str:
+def latency_table(rows: list[tuple[str, list[float]]], *, decimals: int = 0) -> str:
     lines = [
         "| measured | n | p50 (ms) | p99 (ms) | mean (ms) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for label, samples in rows:
         lines.append(
-            f"| {label} | {len(samples)} | {percentile(samples, 50) * 1000:.0f} | "
-            f"{percentile(samples, 99) * 1000:.0f} | {statistics.fmean(samples) * 1000:.0f} |"
+            f"| {label} | {len(samples)} | {percentile(samples, 50) * 1000:.{decimals}f} | "
+            f"{percentile(samples, 99) * 1000:.{decimals}f} | "
+            f"{statistics.fmean(samples) * 1000:.{decimals}f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from zoneflow import heartbeat
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
 from zoneflow.conductor import daemon, jobboard, persistence
@@ -32,12 +33,18 @@ class AllInOne:
             # not at the next poll.
             central.on_change(self.conductor.relay.wake)
         self.api = api_server.ApiServer() if api else None
+        self.heartbeats: list[heartbeat.Heartbeat] = []
 
     def start(self) -> None:
         self.mdns.start_in_thread()
         self.conductor.start()
         if self.api is not None:
             self.api.start()
+        self.heartbeats = [heartbeat.for_mdns(self.mdns), heartbeat.for_conductor(self.conductor)]
+        if self.api is not None:
+            self.heartbeats.append(heartbeat.for_api(self.api))
+        for beat in self.heartbeats:
+            beat.start()
         LOG.info(
             "all-in-one running: mdns on %s:%s, conductor %s on %s, API %s",
             self.mdns.host,
@@ -48,6 +55,8 @@ class AllInOne:
         )
 
     def stop(self) -> None:
+        for beat in self.heartbeats:
+            beat.stop()
         if self.api is not None:
             self.api.stop()
         self.conductor.stop()

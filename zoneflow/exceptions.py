@@ -57,6 +57,12 @@ class InvalidRecordSetLocation(InvalidInput):
     error_type = "invalid_recordset_location"
 
 
+class InvalidZoneFile(InvalidInput):
+    """A zone file to import cannot be read, or holds a record zoneflow would refuse."""
+
+    error_type = "invalid_zone_file"
+
+
 class InvalidPoolConfig(InvalidInput):
     error_type = "invalid_pool_config"
 
@@ -134,6 +140,39 @@ class FlowNotFound(NotFound):
     error_type = "flow_not_found"
 
 
+class ZoneExportNotFound(NotFound):
+    error_type = "zone_export_not_found"
+
+
+class ZoneImportNotFound(NotFound):
+    error_type = "zone_import_not_found"
+
+
+class TsigKeyNotFound(NotFound):
+    error_type = "tsigkey_not_found"
+
+
+class ServiceStatusNotFound(NotFound):
+    error_type = "service_status_not_found"
+
+
+# --- refused by content type or size (415, 413) -----------------------------
+
+
+class UnsupportedContentType(ZoneflowError):
+    """The body is not of the type the route reads (a zone import wants text/dns)."""
+
+    http_status = 415
+    error_type = "unsupported_content_type"
+
+
+class OverQuota(ZoneflowError):
+    """The change would take a project past one of its quotas (zones, recordsets...)."""
+
+    http_status = 413
+    error_type = "over_quota"
+
+
 # --- conflicts (409) --------------------------------------------------------
 
 
@@ -152,6 +191,10 @@ class DuplicateRecordSet(Duplicate):
 
 class DuplicatePool(Duplicate):
     error_type = "duplicate_pool"
+
+
+class DuplicateTsigKey(Duplicate):
+    error_type = "duplicate_tsigkey"
 
 
 class JobClaimed(ZoneflowError):

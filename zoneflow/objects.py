@@ -262,3 +262,56 @@ class Page(Generic[T]):
     items: tuple[T, ...]
     total_count: int
     more: bool
+
+
+# Zone tasks: exports and imports (Designate's words).
+EXPORT = "EXPORT"
+IMPORT = "IMPORT"
+COMPLETE = "COMPLETE"
+
+
+@dataclasses.dataclass(frozen=True)
+class ZoneTask:
+    """A zone export or import: its status, and once it ended, its zone or why it failed."""
+
+    id: str
+    task_type: str
+    project_id: str | None
+    zone_id: str | None
+    status: str
+    message: str | None
+    location: str | None
+    version: int
+    created_at: datetime.datetime
+    updated_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TsigKey:
+    id: str
+    name: str
+    algorithm: str
+    secret: str
+    scope: str
+    resource_id: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime | None
+
+
+UP = "UP"
+DOWN = "DOWN"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceStatus:
+    """One running service as its last heartbeat described it."""
+
+    id: str
+    service_name: str
+    hostname: str
+    status: str
+    heartbeated_at: datetime.datetime
+    capabilities: dict[str, Any]
+    stats: dict[str, Any]
+    created_at: datetime.datetime
+    updated_at: datetime.datetime | None

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from zoneflow import heartbeat
 from zoneflow.api import auth as api_auth
 from zoneflow.api import paging as api_paging
 from zoneflow.api import server as api_server
 from zoneflow.api import views as api_views
 from zoneflow.central import api as central_api
+from zoneflow.central import quotas
 from zoneflow.conductor import daemon, jobboard
 from zoneflow.dns import tsig
 from zoneflow.engine import executor, metrics
@@ -36,6 +38,8 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
             ],
         ),
         ("central", central_api.central_opts),
+        ("quota", quotas.quota_opts),
+        ("heartbeat", heartbeat.heartbeat_opts),
         ("jobboard", jobboard.jobboard_opts),
         ("conductor", [*daemon.conductor_opts, *metrics.metrics_opts]),
         ("engine", executor.engine_opts),

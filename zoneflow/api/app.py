@@ -9,7 +9,16 @@ from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zoneflow.api import auth, errors, versions
-from zoneflow.api.v2 import recordsets, zones
+from zoneflow.api.v2 import (
+    all_recordsets,
+    pools,
+    quotas,
+    recordsets,
+    service_statuses,
+    tsigkeys,
+    zone_tasks,
+    zones,
+)
 
 DESCRIPTION = """\
 OpenStack Designate's DNS API v2, served by zoneflow: python-designateclient and
@@ -25,6 +34,12 @@ def create_app() -> FastAPI:
     app.include_router(versions.router)
     app.include_router(zones.router)
     app.include_router(recordsets.router)
+    app.include_router(all_recordsets.router)
+    app.include_router(zone_tasks.router)
+    app.include_router(pools.router)
+    app.include_router(service_statuses.router)
+    app.include_router(tsigkeys.router)
+    app.include_router(quotas.router)
     errors.install(app)
     app.middleware("http")(_request_id)
     app.add_middleware(_NormalizePath)

@@ -49,3 +49,42 @@ ERRORS: dict[int | str, dict[str, object]] = {
         (503, "the database or the jobboard is unreachable"),
     )
 }
+
+
+def admin_context(request: Request) -> auth.Context:
+    """The caller's context, refused (403) unless it has the admin role, as Designate's
+    policy refuses pools, service statuses, TSIG keys and quota changes to others."""
+    ctx = current_context(request)
+    if not ctx.is_admin:
+        raise exceptions.Forbidden(
+            f"{request.method} {request.url.path} needs the admin role; ask an operator"
+        )
+    return ctx
+
+
+def export_id(export_id: str) -> str:
+    return _uuid("export_id", export_id)
+
+
+def import_id(import_id: str) -> str:
+    return _uuid("import_id", import_id)
+
+
+def tsigkey_id(tsigkey_id: str) -> str:
+    return _uuid("tsigkey_id", tsigkey_id)
+
+
+def pool_id(pool_id: str) -> str:
+    return _uuid("pool_id", pool_id)
+
+
+def service_status_id(service_status_id: str) -> str:
+    return _uuid("service_status_id", service_status_id)
+
+
+AdminCtx = Annotated[auth.Context, Depends(admin_context)]
+ExportId = Annotated[str, Depends(export_id)]
+ImportId = Annotated[str, Depends(import_id)]
+TsigKeyId = Annotated[str, Depends(tsigkey_id)]
+PoolId = Annotated[str, Depends(pool_id)]
+ServiceStatusId = Annotated[str, Depends(service_status_id)]

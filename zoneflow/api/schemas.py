@@ -201,3 +201,170 @@ class RecordSetList(BaseModel):
     recordsets: list[RecordSet]
     links: ListLinks
     metadata: ListMetadata
+
+
+# --- zone exports and imports ------------------------------------------------------
+
+
+class ExportLinks(BaseModel):
+    self: str
+    export: str | None = Field(None, description="the zone file, once the export is COMPLETE")
+
+
+class ZoneExport(BaseModel):
+    id: str
+    status: Literal["PENDING", "COMPLETE", "ERROR"]
+    message: str | None
+    location: str | None = Field(description="designate://v2/zones/tasks/exports/{id}/export")
+    zone_id: str | None
+    project_id: str | None
+    created_at: str
+    updated_at: str | None
+    version: int
+    links: ExportLinks
+
+
+class ZoneExportList(BaseModel):
+    exports: list[ZoneExport]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+class ImportLinks(BaseModel):
+    self: str
+    zone: str | None = Field(None, description="the zone the import created")
+
+
+class ZoneImport(BaseModel):
+    id: str
+    status: Literal["PENDING", "COMPLETE", "ERROR"]
+    message: str | None = Field(description="what was imported, or why nothing was")
+    zone_id: str | None
+    project_id: str | None
+    created_at: str
+    updated_at: str | None
+    version: int
+    links: ImportLinks
+
+
+class ZoneImportList(BaseModel):
+    imports: list[ZoneImport]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+# --- pools and service statuses ----------------------------------------------------
+
+
+class PoolNsRecord(BaseModel):
+    hostname: str
+    priority: int
+
+
+class Pool(BaseModel):
+    id: str
+    project_id: str | None
+    name: str
+    description: str | None
+    attributes: dict[str, str]
+    ns_records: list[PoolNsRecord]
+    created_at: str | None
+    updated_at: str | None
+    links: SelfLink
+
+
+class PoolList(BaseModel):
+    pools: list[Pool]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+class ServiceStatus(BaseModel):
+    id: str
+    service_name: str = Field(description="conductor, mdns or api")
+    hostname: str = Field(description="the host and process id of the service")
+    status: Literal["UP", "DOWN"]
+    heartbeated_at: str
+    capabilities: dict[str, object]
+    stats: dict[str, object]
+    created_at: str
+    updated_at: str | None
+    links: SelfLink
+
+
+class ServiceStatusList(BaseModel):
+    service_statuses: list[ServiceStatus]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+# --- TSIG keys ---------------------------------------------------------------------
+
+TsigName = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+Secret = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+
+
+class TsigKeyCreate(_Body):
+    name: TsigName
+    algorithm: StrictStr = Field(description="hmac-sha256 (advised), hmac-sha512, ...")
+    secret: Secret = Field(description="base64, as tsig-keygen prints it")
+    scope: Literal["POOL", "ZONE"]
+    resource_id: StrictStr = Field(description="the id of the pool or zone the key is for")
+
+
+class TsigKeyUpdate(_Body):
+    name: TsigName | None = None
+    algorithm: StrictStr | None = None
+    secret: Secret | None = None
+    scope: Literal["POOL", "ZONE"] | None = None
+    resource_id: StrictStr | None = None
+
+
+class TsigKey(BaseModel):
+    id: str
+    name: str
+    algorithm: str
+    secret: str
+    scope: str
+    resource_id: str
+    created_at: str
+    updated_at: str | None
+    links: SelfLink
+
+
+class TsigKeyList(BaseModel):
+    tsigkeys: list[TsigKey]
+    links: ListLinks
+    metadata: ListMetadata
+
+
+# --- quotas and limits -------------------------------------------------------------
+
+QuotaLimit = Annotated[StrictInt, Field(ge=-1, le=2**31 - 1)]
+
+
+class Quotas(BaseModel):
+    zones: int
+    zone_recordsets: int
+    zone_records: int
+    recordset_records: int
+    api_export_size: int
+
+
+class QuotasUpdate(_Body):
+    zones: QuotaLimit | None = None
+    zone_recordsets: QuotaLimit | None = None
+    zone_records: QuotaLimit | None = None
+    recordset_records: QuotaLimit | None = None
+    api_export_size: QuotaLimit | None = None
+
+
+class Limits(BaseModel):
+    max_zones: int
+    max_zone_recordsets: int
+    max_zone_records: int
+    max_recordset_records: int
+    min_ttl: int | None
+    max_zone_name_length: int
+    max_recordset_name_length: int
+    max_page_limit: int

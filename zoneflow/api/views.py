@@ -108,3 +108,91 @@ def page(
 def _href(request: Request, params: Sequence[tuple[str, str]]) -> str:
     url = f"{base_url(request)}{request.url.path}"
     return f"{url}?{urlencode(params)}" if params else url
+
+
+def zone_export(request: Request, value: objects.ZoneTask) -> dict[str, Any]:
+    url = f"{base_url(request)}/v2/zones/tasks/exports/{value.id}"
+    links = {"self": url}
+    if value.location is not None:
+        links["export"] = f"{url}/export"
+    return {
+        "id": value.id,
+        "status": value.status,
+        "message": value.message,
+        "location": value.location,
+        "zone_id": value.zone_id,
+        "project_id": value.project_id,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "version": value.version,
+        "links": links,
+    }
+
+
+def zone_import(request: Request, value: objects.ZoneTask) -> dict[str, Any]:
+    links = {"self": f"{base_url(request)}/v2/zones/tasks/imports/{value.id}"}
+    if value.zone_id is not None:
+        links["zone"] = f"{base_url(request)}/v2/zones/{value.zone_id}"
+    return {
+        "id": value.id,
+        "status": value.status,
+        "message": value.message,
+        "zone_id": value.zone_id,
+        "project_id": value.project_id,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "version": value.version,
+        "links": links,
+    }
+
+
+def pool(
+    request: Request,
+    value: objects.Pool,
+    times: tuple[datetime.datetime | None, datetime.datetime | None],
+) -> dict[str, Any]:
+    """A pool as Designate shows it: its NS records; zoneflow pools have no attributes
+    and belong to no project."""
+    return {
+        "id": value.id,
+        "project_id": None,
+        "name": value.name,
+        "description": value.description or None,
+        "attributes": {},
+        "ns_records": [
+            {"hostname": r.hostname, "priority": r.priority}
+            for r in sorted(value.ns_records, key=lambda r: r.priority)
+        ],
+        "created_at": timestamp(times[0]),
+        "updated_at": timestamp(times[1]),
+        "links": {"self": f"{base_url(request)}/v2/pools/{value.id}"},
+    }
+
+
+def service_status(request: Request, value: objects.ServiceStatus) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "service_name": value.service_name,
+        "hostname": value.hostname,
+        "status": value.status,
+        "heartbeated_at": timestamp(value.heartbeated_at),
+        "capabilities": value.capabilities,
+        "stats": value.stats,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "links": {"self": f"{base_url(request)}/v2/service_statuses/{value.id}"},
+    }
+
+
+def tsigkey(request: Request, value: objects.TsigKey) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "name": value.name,
+        "algorithm": value.algorithm,
+        "secret": value.secret,
+        "scope": value.scope,
+        "resource_id": value.resource_id,
+        "created_at": timestamp(value.created_at),
+        "updated_at": timestamp(value.updated_at),
+        "links": {"self": f"{base_url(request)}/v2/tsigkeys/{value.id}"},
+    }

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from oslo_config import cfg
 
 from zoneflow import exceptions, objects
-from zoneflow.central import validation
+from zoneflow.central import quotas, validation
 from zoneflow.storage import api as storage
+from zoneflow.storage import search
 
 CONF = cfg.CONF
 
@@ -76,6 +77,7 @@ def create_zone(
         "project_id": project_id,
         "description": description,
     }
+    quotas.check_zone_create(project_id)
     zone = storage.create_zone(values)
     _changed()
     return zone
@@ -193,6 +195,7 @@ def create_recordset(
     if rs_type == "NS" and rs_name == zone.name:
         raise _apex_ns_error(zone.name)
     canonical = validation.records(rs_type, records, zone=zone.name)
+    quotas.check_recordset_change(zone, new_records=len(canonical), new_recordset=True)
     recordset = storage.create_recordset(
         zone.id,
         name=rs_name,
@@ -223,6 +226,10 @@ def update_recordset(
     canonical = (
         validation.records(current.type, records, zone=zone.name) if records is not None else None
     )
+    if canonical is not None:
+        quotas.check_recordset_change(
+            zone, new_records=len(canonical), old_records=len(current.records)
+        )
     recordset = storage.update_recordset(
         zone.id,
         current.id,
@@ -267,8 +274,35 @@ def find_recordsets(
     """The zone, and one page of its recordsets matching Designate-style filters
     (``*`` is a wildcard; ``data`` matches any one of a recordset's records)."""
     zone = storage.get_zone(zone_ref, project_id=project_id)
+    columns = _recordset_columns(_criteria(criteria, RECORDSET_FILTERS, "recordsets"))
+    page = storage.find_recordsets(
+        zone.id, columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets")
+    )
+    return zone, page
+
+
+# /v2/recordsets: a zone's filters, and which zone.
+ALL_RECORDSET_FILTERS = (*RECORDSET_FILTERS, "zone_id")
+
+
+def find_all_recordsets(
+    criteria: Mapping[str, str],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> tuple[objects.Page[objects.RecordSet], dict[str, objects.Zone]]:
+    """One page of the recordsets of every zone of a project (None: of all projects)
+    matching Designate-style filters, and their zones by id."""
+    columns = _recordset_columns(_criteria(criteria, ALL_RECORDSET_FILTERS, "recordsets"))
+    return search.find_all_recordsets(
+        columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets"), project_id=project_id
+    )
+
+
+def _recordset_columns(criteria: Mapping[str, str]) -> dict[str, str | int]:
+    """Filter values as the columns hold them (names lower case, types upper case)."""
     columns: dict[str, str | int] = {}
-    for key, value in _criteria(criteria, RECORDSET_FILTERS, "recordsets").items():
+    for key, value in criteria.items():
         if key == "ttl":
             columns[key] = _whole_number("ttl", value)
         elif key == "name":
@@ -277,10 +311,7 @@ def find_recordsets(
             columns[key] = value.upper()
         else:
             columns[key] = value
-    page = storage.find_recordsets(
-        zone.id, columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets")
-    )
-    return zone, page
+    return columns
 
 
 def _criteria(criteria: Mapping[str, str], accepted: Sequence[str], what: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 from oslo_config import cfg
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions
+from zoneflow import exceptions, heartbeat
 from zoneflow.conductor import bounded, fencing, jobboard, persistence
 from zoneflow.engine import executor, jobs, metrics
 from zoneflow.engine.relay import OutboxRelay
@@ -162,6 +162,9 @@ def run_forever() -> None:
     signal.signal(signal.SIGINT, _stop)
     metrics.serve()
     conductor.start()
+    beat = heartbeat.for_conductor(conductor)
+    beat.start()
     stopping.wait()
     LOG.info("conductor %s stopping", conductor.name)
+    beat.stop()
     conductor.stop()

@@ -73,9 +73,10 @@ import dns.rrset
 import dns.tsig
 from oslo_config import cfg
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, heartbeat, objects
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns import xfr
 from zoneflow.storage import api as storage
 
@@ -464,10 +465,14 @@ class Responder:
     """
 
     def __init__(
-        self, *, cache_size: int | None = None, keyring: tsig.Keyring | None = None
+        self,
+        *,
+        cache_size: int | None = None,
+        keyring: tsig.Keyring | stored_keyring.Keyring | None = None,
     ) -> None:
         size = CONF.mdns.snapshot_cache_size if cache_size is None else cache_size
-        self.keyring = tsig.configured_keyring() if keyring is None else keyring
+        # By default the [tsig] key lines and the keys stored through /v2/tsigkeys.
+        self.keyring = stored_keyring.Keyring() if keyring is None else keyring
         self.allow_transfer = _networks("allow_transfer")
         self.allow_notify = _networks("allow_notify")
         self.snapshots = _SnapshotCache(size)
@@ -549,7 +554,10 @@ class Responder:
         assert key_name is not None and algorithm is not None  # it failed its TSIG check
         # By name: rcode 16 is both BADSIG and BADVERS, and to_text() says BADVERS.
         name, why = {
-            dns.rcode.BADKEY: ("BADKEY", "mdns has no such key with that algorithm ([tsig] key)"),
+            dns.rcode.BADKEY: (
+                "BADKEY",
+                "mdns has no such key with that algorithm ([tsig] key, /v2/tsigkeys)",
+            ),
             dns.rcode.BADSIG: (
                 "BADSIG",
                 "the MAC does not verify: the key's secret differs from the one in mdns's "
@@ -1107,6 +1115,8 @@ def run(host: str | None = None, port: int | None = None) -> None:
     async def main() -> None:
         server = MdnsServer(host, port)
         await server.start()
+        beat = heartbeat.for_mdns(server)
+        beat.start()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1114,6 +1124,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         try:
             await stopping.wait()
         finally:
+            beat.stop()
             await server.stop()
             LOG.info("mdns stopped")
 

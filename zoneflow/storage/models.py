@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -171,7 +172,14 @@ class RecordSet(Timestamps, Base):
 
 class Record(Base):
     __tablename__ = "records"
-    __table_args__ = (UniqueConstraint("recordset_id", "data", name="uniq_record"),)
+    __table_args__ = (
+        UniqueConstraint("recordset_id", "data", name="uniq_record"),
+        # GET /v2/recordsets?data=192.0.2.1 finds every recordset pointing at an
+        # address. A hash index on PostgreSQL: it holds a record of any length
+        # (a btree entry is limited to a third of a page, which a long TXT
+        # record exceeds) and equality is all it is asked.
+        Index("ix_records_data", "data", postgresql_using="hash"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     recordset_id: Mapped[str] = mapped_column(
@@ -255,3 +263,63 @@ class JobOutbox(Base):
     serial: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     claimed_until: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+
+
+class ZoneTask(Timestamps, Base):
+    """A zone export or import (Designate's zone tasks) and how it ended.
+
+    An export keeps the zone file it produced, so the file a client fetches
+    is the zone as it was at the export's serial.
+    """
+
+    __tablename__ = "zone_tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    task_type: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    zone_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(255))
+    content: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TsigKey(Timestamps, Base):
+    """A TSIG key managed through /v2/tsigkeys; mdns verifies requests with it."""
+
+    __tablename__ = "tsigkeys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(32))
+    secret: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(String(36))
+
+
+class Quota(Timestamps, Base):
+    """A project's own limit for one resource; without a row, [quota]'s default holds."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("project_id", "resource", name="uniq_quota"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(32))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class ServiceStatus(Timestamps, Base):
+    """One running zoneflow process's service (conductor, mdns, api) and its last heartbeat."""
+
+    __tablename__ = "service_statuses"
+    __table_args__ = (UniqueConstraint("service_name", "hostname", name="uniq_service_status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    service_name: Mapped[str] = mapped_column(String(32))
+    hostname: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    heartbeated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,36 @@
+"""``/v2/recordsets``: recordsets across every zone of the caller's project.
+
+Designate's filters of a zone's list, and ``zone_id``; ``data=192.0.2.1``
+finds every recordset that points at an address (an index answers it, see
+bench/api_search.py). An admin asking for all projects searches them all.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from zoneflow.api import paging, schemas, views
+from zoneflow.api.dependencies import ERRORS, Ctx
+from zoneflow.central import api as central
+
+router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERRORS)
+
+
+@router.get(
+    "",
+    response_model=schemas.RecordSetList,
+    summary="List recordsets across zones",
+    openapi_extra={"parameters": paging.openapi_parameters(central.ALL_RECORDSET_FILTERS)},
+)
+def list_all_recordsets(request: Request, ctx: Ctx) -> JSONResponse:
+    filters, page = paging.parse(request)
+    found, zones = central.find_all_recordsets(filters, page, project_id=ctx.scope)
+    return JSONResponse(
+        views.page(
+            request,
+            "recordsets",
+            found,
+            lambda rs: views.recordset(request, zones[rs.zone_id], rs),
+        )
+    )

@@ -1,0 +1,177 @@
+"""Quotas: how much each project may hold, checked before a change is written.
+
+Designate's five resources and its defaults. A project's own limits
+(``PATCH /v2/quotas/{project}``) replace the ``[quota]`` defaults; -1 is no
+limit. A change that would take a project past one raises
+:class:`~zoneflow.exceptions.OverQuota` (413 ``over_quota``) and writes
+nothing. Zones that belong to no project (made with the ``zoneflow``
+command) have no quota.
+
+As in Designate, the check reads the counts and then the change is written
+in its own transaction: two requests racing for a project's last unit may
+both pass. A quota is an allowance, not a hard bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from oslo_config import cfg
+
+from zoneflow import exceptions, objects
+from zoneflow.storage import quotas as storage
+
+CONF = cfg.CONF
+
+quota_opts = [
+    cfg.IntOpt("zones", default=10, min=-1, help="Zones a project may have (-1: no limit)."),
+    cfg.IntOpt(
+        "zone_recordsets", default=500, min=-1, help="Recordsets one zone may hold (-1: no limit)."
+    ),
+    cfg.IntOpt(
+        "zone_records",
+        default=500,
+        min=-1,
+        help="Records one zone may hold, over all its recordsets (-1: no limit).",
+    ),
+    cfg.IntOpt(
+        "recordset_records",
+        default=20,
+        min=-1,
+        help="Records one recordset may hold (-1: no limit).",
+    ),
+    cfg.IntOpt(
+        "api_export_size",
+        default=1000,
+        min=-1,
+        help="Records a zone may hold and still be exported through the API (-1: no limit).",
+    ),
+]
+CONF.register_opts(quota_opts, group="quota")
+
+RESOURCES = ("zones", "zone_recordsets", "zone_records", "recordset_records", "api_export_size")
+UNLIMITED = -1
+
+
+def defaults() -> dict[str, int]:
+    return {resource: int(getattr(CONF.quota, resource)) for resource in RESOURCES}
+
+
+def get_quotas(project_id: str | None) -> dict[str, int]:
+    """Every resource's limit for a project: its own, else the default."""
+    quotas = defaults()
+    if project_id is not None:
+        quotas.update(storage.project_quotas(project_id))
+    return quotas
+
+
+def set_quotas(project_id: str, limits: Mapping[str, int]) -> dict[str, int]:
+    unknown = sorted(set(limits) - set(RESOURCES))
+    if unknown:
+        raise exceptions.InvalidInput(
+            f"unknown quota(s) {', '.join(unknown)}: quotas are {', '.join(RESOURCES)}"
+        )
+    for resource, value in limits.items():
+        if value < UNLIMITED:
+            raise exceptions.InvalidInput(
+                f"{resource}: {value} is not a limit: give 0 or more, or -1 for no limit"
+            )
+    storage.set_quotas(project_id, limits)
+    return get_quotas(project_id)
+
+
+def reset_quotas(project_id: str) -> None:
+    storage.reset_quotas(project_id)
+
+
+def _over(limit: int, wanted: int) -> bool:
+    return limit != UNLIMITED and wanted > limit
+
+
+def _refuse(project_id: str, resource: str, limit: int, what: str) -> exceptions.OverQuota:
+    return exceptions.OverQuota(
+        f"quota exceeded for {resource}: {what}, and project {project_id}'s {resource} quota "
+        f"is {limit}; remove some, or ask an admin to raise it (PATCH /v2/quotas/{project_id})"
+    )
+
+
+def check_zone_create(project_id: str | None) -> None:
+    """Refuse a new zone beyond the project's ``zones``."""
+    if project_id is None:
+        return
+    limit = get_quotas(project_id)["zones"]
+    count = storage.count_zones(project_id)
+    if _over(limit, count + 1):
+        raise _refuse(project_id, "zones", limit, f"the project has {count} zones")
+
+
+def check_zone_content(
+    zone: objects.Zone,
+    *,
+    recordsets: int,
+    records: int,
+    largest_recordset: int,
+    quotas: Mapping[str, int] | None = None,
+) -> None:
+    """Refuse a zone that would hold more than its project allows: ``recordsets`` and
+    ``records`` in all, ``largest_recordset`` records in its biggest recordset."""
+    if zone.project_id is None:
+        return
+    limits = quotas if quotas is not None else get_quotas(zone.project_id)
+    project = zone.project_id
+    if _over(limits["recordset_records"], largest_recordset):
+        raise _refuse(
+            project,
+            "recordset_records",
+            limits["recordset_records"],
+            f"a recordset of {zone.name} would hold {largest_recordset} records",
+        )
+    if _over(limits["zone_recordsets"], recordsets):
+        raise _refuse(
+            project,
+            "zone_recordsets",
+            limits["zone_recordsets"],
+            f"{zone.name} would hold {recordsets} recordsets",
+        )
+    if _over(limits["zone_records"], records):
+        raise _refuse(
+            project,
+            "zone_records",
+            limits["zone_records"],
+            f"{zone.name} would hold {records} records",
+        )
+
+
+def check_recordset_change(
+    zone: objects.Zone, *, new_records: int, old_records: int = 0, new_recordset: bool = False
+) -> None:
+    """Refuse creating (``new_recordset``) or changing a recordset to ``new_records``
+    records (it held ``old_records``) beyond the zone's project's quotas.
+
+    Only what the change adds is checked: a zone already past a lowered
+    quota may still shrink, or change a recordset's records one for one.
+    """
+    if zone.project_id is None:
+        return
+    recordsets, records = storage.zone_usage(zone.id)
+    check_zone_content(
+        zone,
+        recordsets=recordsets + 1 if new_recordset else 0,
+        records=records - old_records + new_records if new_records > old_records else 0,
+        largest_recordset=new_records,
+    )
+
+
+def check_export(zone: objects.Zone) -> None:
+    """Refuse to export a zone larger than its project's ``api_export_size``."""
+    if zone.project_id is None:
+        return
+    limit = get_quotas(zone.project_id)["api_export_size"]
+    _, records = storage.zone_usage(zone.id)
+    if _over(limit, records):
+        raise _refuse(
+            zone.project_id,
+            "api_export_size",
+            limit,
+            f"{zone.name} holds {records} records",
+        )

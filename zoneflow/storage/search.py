@@ -1,0 +1,56 @@
+"""Recordsets searched across zones: what ``GET /v2/recordsets`` reads.
+
+The filters and pages are those of one zone's list (:mod:`zoneflow.storage.api`);
+the scope is every live zone of a project (or of all projects). ``data``
+is answered from the ``ix_records_data`` index: the records holding that
+value first, then their recordsets, so finding every recordset that points
+at an address costs the same in a database of a million records as in a
+small one (bench/api_search.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from zoneflow import objects
+from zoneflow.storage import api, db, models
+
+
+def find_all_recordsets(
+    criteria: Mapping[str, str | int],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> tuple[objects.Page[objects.RecordSet], dict[str, objects.Zone]]:
+    """One page of the recordsets of live zones matching ``criteria`` (column name ->
+    value, or ``data``: one of its records), and the zones they belong to, by id."""
+    zones = sa.select(models.Zone.id).where(models.Zone.deleted == models.LIVE)
+    if project_id is not None:
+        zones = zones.where(models.Zone.project_id == project_id)
+    filters: list[sa.ColumnElement[bool]] = []
+    for key, value in criteria.items():
+        if key == "data":
+            filters.append(
+                sa.exists().where(
+                    models.Record.recordset_id == models.RecordSet.id,
+                    api._match(models.Record.data, value),
+                )
+            )
+        else:
+            filters.append(api._match(api._column(models.RecordSet, key), value))
+    with db.reader() as session:
+        rows, total, more = api._paged(
+            session,
+            api._recordset_query(),
+            models.RecordSet,
+            [models.RecordSet.zone_id.in_(zones)],
+            filters,
+            paging,
+        )
+        recordsets = tuple(api._recordset(row) for row in rows)
+        zone_ids = {rs.zone_id for rs in recordsets}
+        found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
+        by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
+    return objects.Page(recordsets, total, more), by_id

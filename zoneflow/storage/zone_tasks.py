@@ -1,0 +1,171 @@
+"""Zone exports and imports as stored (the ``zone_tasks`` table), and an imported zone.
+
+An import writes its zone, every recordset, the zone's create job and the
+task in one transaction: a zone is imported whole or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_db import exception as db_exc
+
+from zoneflow import exceptions, objects
+from zoneflow.storage import api, db, models
+
+_NOT_FOUND = {
+    objects.EXPORT: exceptions.ZoneExportNotFound,
+    objects.IMPORT: exceptions.ZoneImportNotFound,
+}
+
+
+def _task(row: models.ZoneTask) -> objects.ZoneTask:
+    return api._value(objects.ZoneTask, row)
+
+
+def _scope(task_type: str, project_id: str | None) -> list[sa.ColumnElement[bool]]:
+    scope = [models.ZoneTask.task_type == task_type]
+    if project_id is not None:
+        scope.append(models.ZoneTask.project_id == project_id)
+    return scope
+
+
+def _row(session: Any, task_type: str, task_id: str, project_id: str | None) -> models.ZoneTask:
+    row = session.scalars(
+        sa.select(models.ZoneTask).where(
+            models.ZoneTask.id == task_id, *_scope(task_type, project_id)
+        )
+    ).first()
+    if row is None:
+        what = task_type.lower()
+        raise _NOT_FOUND[task_type](
+            f"zone {what} {task_id} does not exist: GET /v2/zones/tasks/{what}s lists them"
+        )
+    return row
+
+
+def create_task(
+    task_type: str,
+    *,
+    project_id: str | None,
+    zone_id: str | None,
+    status: str,
+    message: str | None = None,
+    location: str | None = None,
+    content: str | None = None,
+    task_id: str | None = None,
+) -> objects.ZoneTask:
+    with db.writer() as session:
+        row = models.ZoneTask(
+            id=task_id or models.new_id(),
+            task_type=task_type,
+            project_id=project_id,
+            zone_id=zone_id,
+            status=status,
+            message=message,
+            location=location,
+            content=content,
+            version=1,
+        )
+        session.add(row)
+        session.flush()
+        return _task(row)
+
+
+def get_task(task_type: str, task_id: str, *, project_id: str | None = None) -> objects.ZoneTask:
+    with db.reader() as session:
+        return _task(_row(session, task_type, task_id, project_id))
+
+
+def get_content(task_type: str, task_id: str, *, project_id: str | None = None) -> str | None:
+    """What the task produced (an export's zone file), or None."""
+    with db.reader() as session:
+        return _row(session, task_type, task_id, project_id).content
+
+
+def find_tasks(
+    task_type: str,
+    criteria: Mapping[str, str],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> objects.Page[objects.ZoneTask]:
+    filters = [
+        api._match(api._column(models.ZoneTask, key), value) for key, value in criteria.items()
+    ]
+    with db.reader() as session:
+        rows, total, more = api._paged(
+            session,
+            sa.select(models.ZoneTask),
+            models.ZoneTask,
+            _scope(task_type, project_id),
+            filters,
+            paging,
+        )
+        return objects.Page(tuple(_task(r) for r in rows), total, more)
+
+
+def delete_task(task_type: str, task_id: str, *, project_id: str | None = None) -> None:
+    with db.writer() as session:
+        session.delete(_row(session, task_type, task_id, project_id))
+
+
+def import_zone(
+    task_id: str,
+    *,
+    project_id: str | None,
+    values: Mapping[str, Any],
+    recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
+) -> objects.ZoneTask:
+    """Create a zone (PENDING/CREATE, with its create-zone job) holding ``recordsets``
+    (name, type, TTL or None, records), and the COMPLETE import task naming it, in one
+    transaction."""
+    zone_id = str(uuid.uuid4())
+    serial = max(int(time.time()), 1)
+    try:
+        with db.writer() as session:
+            zone = models.Zone(
+                id=zone_id,
+                serial=serial,
+                status=objects.PENDING,
+                action=objects.CREATE,
+                project_id=project_id,
+                **values,
+            )
+            session.add(zone)
+            session.flush()
+            session.add_all(
+                models.RecordSet(
+                    zone_id=zone_id,
+                    name=name,
+                    type=rtype,
+                    ttl=ttl,
+                    serial=serial,
+                    status=objects.PENDING,
+                    action=objects.CREATE,
+                    records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
+                )
+                for name, rtype, ttl, records in recordsets
+            )
+            api._catalog_changed(session, zone.pool_id)
+            api._post(session, "create-zone", zone_id, serial)
+            task = models.ZoneTask(
+                id=task_id,
+                task_type=objects.IMPORT,
+                project_id=project_id,
+                zone_id=zone_id,
+                status=objects.COMPLETE,
+                message=f"imported {values['name']} with {len(recordsets)} recordsets",
+                version=1,
+            )
+            session.add(task)
+            session.flush()
+            return _task(task)
+    except db_exc.DBDuplicateEntry:
+        raise exceptions.DuplicateZone(
+            f"zone {values['name']} already exists: delete it first, or import another zone"
+        ) from None
