@@ -112,8 +112,7 @@ def main() -> int:
         f"One 9-task job (8 parallel no-op tasks + 1), {args.jobs} jobs one after another: "
         "save the logbook, then load and run the flow on a parallel engine with a shared "
         "executor. Every persisted variant writes the same atom states; zoneflow's time "
-        "includes flushing its queued writes.\n\n"
-        + report.latency_table(rows)
+        "includes flushing its queued writes.\n\n" + report.latency_table(rows)
     )
     print(text)
     if not args.no_write:

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoneflow.api import auth, errors, versions
-from zoneflow.api.v2 import recordsets, zones
+from zoneflow.api import auth, errors, metrics, versions
+from zoneflow.api.v2 import jobs, recordsets, zone_status, zones
 
 DESCRIPTION = """\
 OpenStack Designate's DNS API v2, served by zoneflow: python-designateclient and
@@ -25,6 +25,10 @@ def create_app() -> FastAPI:
     app.include_router(versions.router)
     app.include_router(zones.router)
     app.include_router(recordsets.router)
+    app.include_router(zone_status.router)
+    app.include_router(jobs.router)
+    # First, so it is the innermost middleware: it sees which route answered.
+    metrics.install(app)
     errors.install(app)
     app.middleware("http")(_request_id)
     app.add_middleware(_NormalizePath)

@@ -33,9 +33,14 @@ def recordset_id(recordset_id: str) -> str:
     return _uuid("recordset_id", recordset_id)
 
 
+def job_id(job_id: str) -> str:
+    return _uuid("job_id", job_id)
+
+
 Ctx = Annotated[auth.Context, Depends(current_context)]
 ZoneId = Annotated[str, Depends(zone_id)]
 RecordSetId = Annotated[str, Depends(recordset_id)]
+JobId = Annotated[str, Depends(job_id)]
 
 # The errors any v2 route may answer, for /openapi.json.
 ERRORS: dict[int | str, dict[str, object]] = {
