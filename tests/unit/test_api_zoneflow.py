@@ -285,3 +285,67 @@ def test_metrics_include_the_jobs_a_conductor_in_this_process_ran(
     wait_settled(zone["id"])
     after = _sample(client.get("/metrics").text, "zoneflow_jobs_total", state="SUCCESS")
     assert after == before + 1
+
+
+# --- records as fields -------------------------------------------------------------------
+
+
+def test_records_may_be_given_as_fields_and_are_shown_both_ways(client: TestClient) -> None:
+    zone = _zone(client, "example.com.", ALICE)
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    done = client.post(
+        f"{url}?records_data=true",
+        json={
+            "name": "_sip._tcp",
+            "type": "SRV",
+            "records": [
+                {"priority": 10, "weight": 5, "port": 5060, "target": "sip"},
+                "20 0 5060 backup.example.net.",
+            ],
+        },
+        headers=ALICE,
+    )
+    assert done.status_code == 202, done.text
+    created = done.json()
+    assert created["records"] == ["10 5 5060 sip.example.com.", "20 0 5060 backup.example.net."]
+    assert created["records_data"] == [
+        {"priority": 10, "weight": 5, "port": 5060, "target": "sip.example.com."},
+        {"priority": 20, "weight": 0, "port": 5060, "target": "backup.example.net."},
+    ]
+    rs_url = f"{url}/{created['id']}"
+    # Designate's clients see text only, as from Designate.
+    assert "records_data" not in client.get(rs_url, headers=ALICE).json()
+    shown = client.get(f"{rs_url}?records_data=true", headers=ALICE).json()
+    assert shown["records_data"] == created["records_data"]
+    listed = client.get(f"{url}?records_data=true&type=SRV", headers=ALICE).json()
+    assert listed["recordsets"][0]["records_data"] == created["records_data"]
+
+    done = client.put(
+        rs_url,
+        json={"records": [{"priority": 1, "weight": 1, "port": 1, "target": "x"}]},
+        headers=ALICE,
+    )
+    assert done.status_code == 202, done.text
+    assert done.json()["records"] == ["1 1 1 x.example.com."]
+
+
+def test_bad_record_fields_get_designate_errors_naming_the_field(client: TestClient) -> None:
+    zone = _zone(client, "example.com.", ALICE)
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    for records, words in (
+        ([{"priority": 10}], ["records[0].exchange", "missing"]),
+        (["10 mail", {"priority": 99999, "exchange": "m"}], ["records[1].priority", "65535"]),
+        ([{"priority": 10, "exchange": "m", "ttl": 5}], ["records[0].ttl", "not a field"]),
+    ):
+        done = client.post(url, json={"name": "@", "type": "MX", "records": records}, headers=ALICE)
+        body = _error(done, 400, "invalid_object")
+        for word in words:
+            assert word in body["message"], body["message"]
+    body = _error(
+        client.post(url, json={"name": "@", "type": "MX", "records": [7]}, headers=ALICE),
+        400,
+        "invalid_object",
+    )
+    assert "records[0]" in body["message"]
+    _error(client.get(f"{url}?records_data=maybe", headers=ALICE), 400, "invalid_object")
+    assert client.get(url, headers=ALICE).json()["recordsets"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from zoneflow import exceptions
 from zoneflow.api import auth, schemas
@@ -41,6 +41,14 @@ Ctx = Annotated[auth.Context, Depends(current_context)]
 ZoneId = Annotated[str, Depends(zone_id)]
 RecordSetId = Annotated[str, Depends(recordset_id)]
 JobId = Annotated[str, Depends(job_id)]
+# zoneflow: show each record as its type's fields too (records stays text).
+RecordsData = Annotated[
+    bool,
+    Query(
+        description="zoneflow: true adds records_data, each record as its type's fields "
+        "(MX: priority, exchange; SRV: priority, weight, port, target; ...)"
+    ),
+]
 
 # The errors any v2 route may answer, for /openapi.json.
 ERRORS: dict[int | str, dict[str, object]] = {
