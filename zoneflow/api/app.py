@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoneflow.api import auth, errors, metrics, versions
+from zoneflow.api import auth, errors, metrics, openapi, versions
 from zoneflow.api.v2 import jobs, recordsets, zone_status, zones
 
 DESCRIPTION = """\
@@ -30,6 +30,7 @@ def create_app() -> FastAPI:
     # First, so it is the innermost middleware: it sees which route answered.
     metrics.install(app)
     errors.install(app)
+    openapi.install(app)
     app.middleware("http")(_request_id)
     app.add_middleware(_NormalizePath)
     return app

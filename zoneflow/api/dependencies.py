@@ -55,6 +55,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": schemas.Error, "description": text}
     for status, text in (
         (400, "bad input: the message names the field"),
+        (401, "no valid token (auth_strategy keystone): WWW-Authenticate says where to get one"),
         (403, "the caller's roles do not allow this"),
         (404, "no such zone or recordset (in the caller's project)"),
         (409, "a duplicate, or a zone being deleted"),
