@@ -32,6 +32,7 @@ bench: deps
 	$(BIN)/python bench/propagation.py --targets 8
 	$(BIN)/python bench/mdns.py
 	$(BIN)/python bench/orchestration.py
+	$(BIN)/python bench/api_write.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py
