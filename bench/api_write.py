@@ -146,12 +146,18 @@ def pool() -> dict[str, Any]:
 
 
 def run_board(
-    postgres: PostgresServer, tmp: pathlib.Path, board: str, zk_hosts: str | None, args: Any
+    postgres: PostgresServer,
+    tmp: pathlib.Path,
+    board: str,
+    zookeeper: ZooKeeperServer | None,
+    args: Any,
 ) -> list[Run]:
     url = postgres.create_database(f"bench_api_{board}")
     workdir = tmp / board
     workdir.mkdir()
-    deployment = Deployment(workdir, database=url, zookeeper_hosts=zk_hosts)
+    deployment = Deployment(
+        workdir, database=url, zookeeper_hosts=zookeeper.hosts if zookeeper else None
+    )
     deployment.load_pool(pool())
     deployment.start_api()
     assert postgres.process is not None
@@ -160,6 +166,7 @@ def run_board(
         {
             API: lambda: [p.pid for p in deployment.processes.values()],
             "PostgreSQL": lambda: with_children(pg_pid),
+            "ZooKeeper": lambda: [zookeeper.process.pid] if zookeeper and zookeeper.process else [],
             "clients (this script)": lambda: [os.getpid()],
         }
     )
@@ -192,7 +199,7 @@ def main() -> int:
         ZooKeeperServer() as zookeeper,
     ):
         runs = run_board(postgres, pathlib.Path(tmp), "zake", None, args)
-        runs += run_board(postgres, pathlib.Path(tmp), "ZooKeeper", zookeeper.hosts, args)
+        runs += run_board(postgres, pathlib.Path(tmp), "ZooKeeper", zookeeper, args)
 
     text = describe(args, runs)
     print(text)
