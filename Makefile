@@ -34,6 +34,7 @@ bench: deps
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/api_search.py
+	$(BIN)/python bench/api_write.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install the programs functional tests and benchmarks need: the nameservers
 # of a pool (BIND9's named, rndc, dig; Knot's knotd, knotc, kdig; NSD;
-# PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL and
-# graphviz's dot, and dnsperf for the benchmarks.
+# PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL,
+# graphviz's dot, OpenStack Keystone (the API's keystone authentication is
+# tested against a real one), and dnsperf for the benchmarks.
 # Idempotent: apt runs only when something is missing. Non-interactive, for
 # CI; prints one line saying what it installed or that all is present.
 set -euo pipefail
 
 missing=()   # what is missing, for the message
 packages=()  # Debian packages that provide it
+lean=()      # ... installed without their recommends (Keystone's would bring GTK)
 
 has_command() {
     # named and rndc live in /usr/sbin, which a non-root PATH may lack.
@@ -27,9 +29,15 @@ need() {  # need <what> <package>
     esac
 }
 
+need_lean() {  # need_lean <what> <package>
+    missing+=("$1")
+    lean+=("$2")
+}
+
 check() {
     missing=()
     packages=()
+    lean=()
     has_command named || need named bind9
     has_command rndc || need rndc bind9-utils
     has_command dig || need dig dnsutils
@@ -44,11 +52,12 @@ check() {
     has_command java || need java default-jre-headless
     has_postgres || need postgres postgresql
     has_command dot || need dot graphviz
+    has_command keystone-manage || need_lean keystone-manage python3-keystone
 }
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot)"
+    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot keystone-manage)"
     exit 0
 fi
 
@@ -57,7 +66,7 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
     as_root=(sudo -n)
 else
-    echo "install-system-deps: missing ${missing[*]}; run as root to install ${packages[*]}" >&2
+    echo "install-system-deps: missing ${missing[*]}; run as root to install ${packages[*]} ${lean[*]}" >&2
     exit 1
 fi
 
@@ -77,17 +86,21 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     "${as_root[@]}" chmod 755 /usr/sbin/policy-rc.d
 fi
 
+apt_install() {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        -o DPkg::Lock::Timeout=300 "$@"
+}
 if ! {
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update \
-        && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-            -o DPkg::Lock::Timeout=300 "${packages[@]}"
+        && { [ ${#packages[@]} -eq 0 ] || apt_install "${packages[@]}"; } \
+        && { [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"; }
 } </dev/null >"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    echo "install-system-deps: apt-get failed installing ${packages[*]}" >&2
+    echo "install-system-deps: apt-get failed installing ${packages[*]} ${lean[*]}" >&2
     exit 1
 fi
 
-installed=("${packages[@]}")
+installed=("${packages[@]}" "${lean[@]}")
 was_missing=("${missing[@]}")
 check
 if [ ${#missing[@]} -ne 0 ]; then

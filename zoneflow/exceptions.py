@@ -102,6 +102,23 @@ class InvalidConfig(ZoneflowError):
     error_type = "invalid_config"
 
 
+# --- who is asking (401) ---------------------------------------------------------
+
+
+class NotAuthenticated(ZoneflowError):
+    """The request carries no valid credentials (a missing, expired or forged token).
+
+    ``headers`` go with the answer: ``WWW-Authenticate`` says where to get a token.
+    """
+
+    http_status = 401
+    error_type = "unauthorized"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = dict(headers or {})
+
+
 # --- not allowed (403) -------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Every configuration option zoneflow has, for oslo-config-generator.
 
-``oslo-config-generator --namespace zoneflow --namespace oslo.db`` writes a
+``oslo-config-generator --namespace zoneflow --namespace oslo.db --namespace
+keystonemiddleware.auth_token`` writes a
 sample zoneflow.conf from :func:`list_opts`. Importing this module also
 registers every option, which :func:`zoneflow.config.setup` relies on.
 """

@@ -8,14 +8,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoneflow.api import auth, errors, versions
+from zoneflow.api import auth, errors, metrics, openapi, versions
 from zoneflow.api.v2 import (
     all_recordsets,
+    jobs,
     pools,
     quotas,
     recordsets,
     service_statuses,
     tsigkeys,
+    zone_status,
     zone_tasks,
     zones,
 )
@@ -40,7 +42,12 @@ def create_app() -> FastAPI:
     app.include_router(service_statuses.router)
     app.include_router(tsigkeys.router)
     app.include_router(quotas.router)
+    app.include_router(zone_status.router)
+    app.include_router(jobs.router)
+    # First, so it is the innermost middleware: it sees which route answered.
+    metrics.install(app)
     errors.install(app)
+    openapi.install(app)
     app.middleware("http")(_request_id)
     app.add_middleware(_NormalizePath)
     return app

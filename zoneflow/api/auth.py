@@ -1,12 +1,14 @@
 """Who is asking: the request context every v2 call runs with.
 
 An authentication strategy (``[api] auth_strategy``, an entry point in
-``zoneflow.api.auth``) turns a request's headers into a :class:`Context`:
-the caller's project and roles. What follows is common to every strategy,
-as in Designate: the ``admin`` role may see every project's zones
-(``X-Auth-All-Projects: true`` or ``?all_projects=true``) and act as
-another project (``X-Auth-Sudo-Project-ID``); any other caller that asks
-for either is refused (403).
+``zoneflow.api.auth``: ``noauth`` here, ``keystone`` in
+:mod:`zoneflow.api.auth_keystone`) turns a request's headers into a
+:class:`Context`: the caller's project and roles. What follows is common
+to every strategy, as in Designate's default policy: ``reader`` may read,
+``member`` may also change its project's zones, and ``admin`` may besides
+see every project's zones (``X-Auth-All-Projects: true`` or
+``?all_projects=true``) and act as another project
+(``X-Auth-Sudo-Project-ID``). A caller without the role is refused (403).
 """
 
 from __future__ import annotations
@@ -26,14 +28,21 @@ auth_opts = [
     cfg.StrOpt(
         "auth_strategy",
         default="noauth",
-        help="How callers are identified: noauth takes the project and roles from request "
-        "headers as Designate's noauth mode does (X-Auth-Project-ID, X-Roles); trusted "
-        "networks and tests only.",
+        help="How callers are identified: keystone validates each request's X-Auth-Token "
+        "with keystonemiddleware's auth_token, configured in [keystone_authtoken] as for "
+        "Designate; noauth takes the project and roles from request headers as Designate's "
+        "noauth mode does (X-Auth-Project-ID, X-Roles): trusted networks and tests only.",
     ),
 ]
 CONF.register_opts(auth_opts, group="api")
 
 ADMIN = "admin"
+MEMBER = "member"
+READER = "reader"
+# Keystone's default roles, as Designate's default policy uses them.
+READ_ROLES = frozenset({ADMIN, MEMBER, READER})
+WRITE_ROLES = frozenset({ADMIN, MEMBER})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TRUE = ("1", "t", "true", "on", "y", "yes")
 
 
@@ -86,7 +95,7 @@ def load_strategy() -> Strategy:
         manager: Any = driver.DriverManager("zoneflow.api.auth", name, invoke_on_load=True)
     except Exception as exc:
         raise exceptions.InvalidConfig(
-            f"[api] auth_strategy {name!r} cannot be loaded ({exc}): use noauth"
+            f"[api] auth_strategy {name!r} cannot be loaded ({exc}): use keystone or noauth"
         ) from exc
     return cast(Strategy, manager.driver)
 
@@ -100,6 +109,7 @@ def context(request: Request, strategy: Strategy) -> Context:
         project_id=project_id,
         roles=roles,
     )
+    _check_roles(request, roles)
     if _all_projects(request):
         if not ctx.is_admin:
             raise exceptions.Forbidden(
@@ -117,6 +127,20 @@ def context(request: Request, strategy: Strategy) -> Context:
             )
         ctx = dataclasses.replace(ctx, project_id=sudo, original_project_id=ctx.project_id)
     return ctx
+
+
+def _check_roles(request: Request, roles: tuple[str, ...]) -> None:
+    have = ", ".join(roles) or "none"
+    if request.method in READ_METHODS:
+        if not READ_ROLES.intersection(roles):
+            raise exceptions.Forbidden(
+                f"reading zones needs the reader, member or admin role (yours: {have})"
+            )
+    elif not WRITE_ROLES.intersection(roles):
+        raise exceptions.Forbidden(
+            f"changing zones needs the member or admin role (yours: {have}): ask your "
+            "project's administrator for the member role"
+        )
 
 
 def _all_projects(request: Request) -> bool:

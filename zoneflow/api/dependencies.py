@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from zoneflow import exceptions
 from zoneflow.api import auth, schemas
@@ -33,15 +33,29 @@ def recordset_id(recordset_id: str) -> str:
     return _uuid("recordset_id", recordset_id)
 
 
+def job_id(job_id: str) -> str:
+    return _uuid("job_id", job_id)
+
+
 Ctx = Annotated[auth.Context, Depends(current_context)]
 ZoneId = Annotated[str, Depends(zone_id)]
 RecordSetId = Annotated[str, Depends(recordset_id)]
+JobId = Annotated[str, Depends(job_id)]
+# zoneflow: show each record as its type's fields too (records stays text).
+RecordsData = Annotated[
+    bool,
+    Query(
+        description="zoneflow: true adds records_data, each record as its type's fields "
+        "(MX: priority, exchange; SRV: priority, weight, port, target; ...)"
+    ),
+]
 
 # The errors any v2 route may answer, for /openapi.json.
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": schemas.Error, "description": text}
     for status, text in (
         (400, "bad input: the message names the field"),
+        (401, "no valid token (auth_strategy keystone): WWW-Authenticate says where to get one"),
         (403, "the caller's roles do not allow this"),
         (404, "no such zone or recordset (in the caller's project)"),
         (409, "a duplicate, or a zone being deleted"),

@@ -32,6 +32,7 @@ def body(
     error_type: str,
     message: str,
     errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "")
     content: dict[str, Any] = {
@@ -42,14 +43,17 @@ def body(
     }
     if errors:
         content["errors"] = {"errors": errors}
-    return JSONResponse(content, status_code=status, headers={REQUEST_ID_HEADER: request_id})
+    return JSONResponse(
+        content, status_code=status, headers={**(headers or {}), REQUEST_ID_HEADER: request_id}
+    )
 
 
 def _zoneflow_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, exceptions.ZoneflowError)
     if exc.http_status >= 500:
         LOG.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return body(request, exc.http_status, exc.error_type, exc.message)
+    headers = exc.headers if isinstance(exc, exceptions.NotAuthenticated) else None
+    return body(request, exc.http_status, exc.error_type, exc.message, headers=headers)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:

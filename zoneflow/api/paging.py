@@ -30,7 +30,8 @@ paging_opts = [
 CONF.register_opts(paging_opts, group="api")
 
 PAGING = ("limit", "marker", "sort_key", "sort_dir")
-NOT_FILTERS = (*PAGING, "all_projects", "all_tenants")
+# records_data asks for a form of the items (see views.recordset), not for some of them.
+NOT_FILTERS = (*PAGING, "all_projects", "all_tenants", "records_data")
 
 
 def parse(request: Request) -> tuple[dict[str, str], objects.Paging]:

@@ -10,11 +10,12 @@ served. Times are strings in Designate's format, e.g.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from zoneflow.central import validation
+from zoneflow.dns import rdata
 
 TTL = Annotated[StrictInt, Field(ge=0, le=validation.MAX_TTL)]
 Description = Annotated[StrictStr, Field(max_length=160)]
@@ -160,17 +161,32 @@ class ZoneList(BaseModel):
 
 # --- recordsets ---------------------------------------------------------------------
 
+# A record as text (zone-file syntax, Designate's way) or as its type's fields.
+RecordFields = Annotated[
+    dict[str, Any],
+    Field(
+        description="zoneflow: a record as its type's fields, checked per type: "
+        + rdata.describe(),
+        examples=[{"priority": 10, "exchange": "mail.example.com."}],
+    ),
+]
+Record = StrictStr | RecordFields
+RECORDS_HELP = (
+    "record data in zone-file syntax (e.g. '10 mail.example.com.'), or (zoneflow) "
+    "each record as an object of its type's fields"
+)
+
 
 class RecordSetCreate(_Body):
     name: Name = Field(description="absolute (www.example.com.) or relative to the zone")
     type: Annotated[StrictStr, Field(min_length=1, max_length=16)]
-    records: list[StrictStr] = Field(description="record data in zone-file syntax")
+    records: list[Record] = Field(description=RECORDS_HELP)
     ttl: TTL | None = Field(None, description="null: the zone's TTL")
     description: Description | None = None
 
 
 class RecordSetUpdate(_Body):
-    records: list[StrictStr] | None = None
+    records: list[Record] | None = Field(None, description=RECORDS_HELP)
     ttl: TTL | None = Field(None, description="null: use the zone's TTL again")
     description: Description | None = Field(None, description="null or empty clears it")
 
@@ -195,6 +211,11 @@ class RecordSet(BaseModel):
     created_at: str
     updated_at: str | None
     links: SelfLink
+    records_data: list[dict[str, Any]] | None = Field(
+        None,
+        description="zoneflow, with ?records_data=true: each of records as its type's "
+        "fields, in the same order",
+    )
 
 
 class RecordSetList(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import Request
 from oslo_config import cfg
 
 from zoneflow import objects
+from zoneflow.dns import rdata
 
 CONF = cfg.CONF
 
@@ -64,8 +65,15 @@ def zone(request: Request, value: objects.Zone) -> dict[str, Any]:
     }
 
 
-def recordset(request: Request, zone: objects.Zone, value: objects.RecordSet) -> dict[str, Any]:
-    return {
+def recordset(
+    request: Request,
+    zone: objects.Zone,
+    value: objects.RecordSet,
+    *,
+    records_data: bool = False,
+) -> dict[str, Any]:
+    """A recordset; with ``records_data`` also each record as its type's fields."""
+    shown: dict[str, Any] = {
         "id": value.id,
         "zone_id": value.zone_id,
         "zone_name": zone.name,
@@ -83,6 +91,9 @@ def recordset(request: Request, zone: objects.Zone, value: objects.RecordSet) ->
         "updated_at": timestamp(value.updated_at),
         "links": {"self": f"{base_url(request)}/v2/zones/{value.zone_id}/recordsets/{value.id}"},
     }
+    if records_data:
+        shown["records_data"] = [rdata.to_fields(value.type, text) for text in value.records]
+    return shown
 
 
 def page(

@@ -8,6 +8,8 @@ says what a valid one looks like.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -16,6 +18,10 @@ import dns.rdataclass
 import dns.rdatatype
 
 from zoneflow import exceptions
+from zoneflow.dns import rdata
+
+# A record as given: zone-file text, or its type's fields by name.
+RecordInput = str | Mapping[str, Any]
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 # SOA is written by zoneflow from the zone's fields, never by users.
@@ -132,12 +138,19 @@ def record_data(rtype: str, data: str, *, zone: str) -> str:
     return str(rdata.to_text())
 
 
-def records(rtype: str, datas: list[str], *, zone: str) -> list[str]:
-    """Validate a recordset's records: not empty, no duplicates, one CNAME at most."""
+def records(rtype: str, datas: Sequence[RecordInput], *, zone: str) -> list[str]:
+    """Validate a recordset's records: not empty, no duplicates, one CNAME at most.
+
+    A record is text, or a mapping of its type's fields (see
+    :mod:`zoneflow.dns.rdata`); either way it is stored as canonical text.
+    """
     if not datas:
         raise exceptions.InvalidInput(f"a {rtype} recordset needs at least one record")
     canonical: list[str] = []
-    for data in datas:
+    for index, given in enumerate(datas):
+        data = given
+        if not isinstance(data, str):
+            data = rdata.to_text(rtype, data, where=f"records[{index}]")
         text = record_data(rtype, data, zone=zone)
         if text in canonical:
             raise exceptions.InvalidInput(f"record {data!r} is given twice: give each one once")

@@ -686,6 +686,23 @@ def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
         )
 
 
+def zone_projects(zone_ids: Sequence[str]) -> dict[str, str | None]:
+    """The project of each of these zones, live or deleted (a zone no longer stored
+    is left out): who may see the jobs that acted on them."""
+    found: dict[str, str | None] = {}
+    ids = list(dict.fromkeys(zone_ids))
+    with db.reader() as session:
+        # In slices: SQLite caps the parameters of one statement.
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                sa.select(models.Zone.id, models.Zone.project_id).where(
+                    models.Zone.id.in_(ids[start : start + 500])
+                )
+            )
+            found.update({zone_id: project_id for zone_id, project_id in rows})
+    return found
+
+
 def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
     with db.reader() as session:
         query = sa.select(models.Zone).where(models.Zone.deleted == models.LIVE)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from zoneflow import objects
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx, RecordSetId, ZoneId
+from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData, RecordSetId, ZoneId
 from zoneflow.central import api as central
 
 router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
@@ -25,15 +25,20 @@ def _shown(
     *,
     status: int = 200,
     created: bool = False,
+    records_data: bool = False,
 ) -> JSONResponse:
-    shown = views.recordset(request, zone, recordset)
+    shown = views.recordset(request, zone, recordset, records_data=records_data)
     headers = {"Location": shown["links"]["self"]} if created else None
     return JSONResponse(shown, status_code=status, headers=headers)
 
 
 @router.post("", status_code=202, response_model=schemas.RecordSet, summary="Create a recordset")
 def create_recordset(
-    request: Request, zone_id: ZoneId, body: schemas.RecordSetCreate, ctx: Ctx
+    request: Request,
+    zone_id: ZoneId,
+    body: schemas.RecordSetCreate,
+    ctx: Ctx,
+    records_data: RecordsData = False,
 ) -> JSONResponse:
     zone = central.get_zone(zone_id, project_id=ctx.scope)
     recordset = central.create_recordset(
@@ -45,7 +50,7 @@ def create_recordset(
         description=body.description,
         project_id=ctx.scope,
     )
-    return _shown(request, zone, recordset, status=202, created=True)
+    return _shown(request, zone, recordset, status=202, created=True, records_data=records_data)
 
 
 @router.get(
@@ -54,20 +59,32 @@ def create_recordset(
     summary="List a zone's recordsets",
     openapi_extra={"parameters": paging.openapi_parameters(central.RECORDSET_FILTERS)},
 )
-def list_recordsets(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
+def list_recordsets(
+    request: Request, zone_id: ZoneId, ctx: Ctx, records_data: RecordsData = False
+) -> JSONResponse:
     filters, page = paging.parse(request)
     zone, found = central.find_recordsets(zone_id, filters, page, project_id=ctx.scope)
     return JSONResponse(
-        views.page(request, "recordsets", found, lambda rs: views.recordset(request, zone, rs))
+        views.page(
+            request,
+            "recordsets",
+            found,
+            lambda rs: views.recordset(request, zone, rs, records_data=records_data),
+        )
     )
 
 
 @router.get("/{recordset_id}", response_model=schemas.RecordSet, summary="Show a recordset")
 def show_recordset(
-    request: Request, zone_id: ZoneId, recordset_id: RecordSetId, ctx: Ctx
+    request: Request,
+    zone_id: ZoneId,
+    recordset_id: RecordSetId,
+    ctx: Ctx,
+    records_data: RecordsData = False,
 ) -> JSONResponse:
     zone = central.get_zone(zone_id, project_id=ctx.scope)
-    return _shown(request, zone, central.get_recordset(zone.id, recordset_id, project_id=ctx.scope))
+    recordset = central.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    return _shown(request, zone, recordset, records_data=records_data)
 
 
 @router.put(
@@ -82,6 +99,7 @@ def update_recordset(
     recordset_id: RecordSetId,
     body: schemas.RecordSetUpdate,
     ctx: Ctx,
+    records_data: RecordsData = False,
 ) -> JSONResponse:
     given = body.model_fields_set
     zone = central.get_zone(zone_id, project_id=ctx.scope)
@@ -94,7 +112,7 @@ def update_recordset(
         description=(body.description or "") if "description" in given else None,
         project_id=ctx.scope,
     )
-    return _shown(request, zone, recordset, status=202)
+    return _shown(request, zone, recordset, status=202, records_data=records_data)
 
 
 @router.delete(
@@ -104,8 +122,12 @@ def update_recordset(
     summary="Delete a recordset",
 )
 def delete_recordset(
-    request: Request, zone_id: ZoneId, recordset_id: RecordSetId, ctx: Ctx
+    request: Request,
+    zone_id: ZoneId,
+    recordset_id: RecordSetId,
+    ctx: Ctx,
+    records_data: RecordsData = False,
 ) -> JSONResponse:
     zone = central.get_zone(zone_id, project_id=ctx.scope)
     gone = central.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
-    return _shown(request, zone, gone, status=202)
+    return _shown(request, zone, gone, status=202, records_data=records_data)

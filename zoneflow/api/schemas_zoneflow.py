@@ -1,0 +1,84 @@
+"""What zoneflow's own endpoints answer (Designate has no such resources).
+
+``/v2/zones/{id}/status``, ``/v2/jobs``, ``/v2/jobs/{id}``: the models
+describe what the routes in :mod:`zoneflow.api.v2.jobs` and
+:mod:`zoneflow.api.v2.zone_status` return, so
+``/openapi.json`` matches what is served. Times are in Designate's format.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from zoneflow.api.schemas import ListLinks, ListMetadata
+
+# --- a zone's targets -------------------------------------------------------------
+
+
+class TargetServing(BaseModel):
+    target_id: str
+    target: str = Field(description="the target's description, else type@host:port")
+    type: str = Field(description="backend type (bind9, knot, ...); empty if no longer in the pool")
+    serial: int | None = Field(description="the zone serial last seen served; null: not yet")
+    status: str = Field(description="PENDING, ACTIVE or ERROR, as the last job left it")
+    error: str | None = Field(description="why the last action on this target failed")
+    updated_at: str | None = Field(description="when this target's state was last recorded")
+    current: bool = Field(description="the target serves the zone's current serial (or later)")
+    in_pool: bool = Field(description="false: the target has left the zone's pool")
+
+
+class ZoneStatusLinks(BaseModel):
+    self: str
+    zone: str
+
+
+class ZoneStatus(BaseModel):
+    zone_id: str
+    zone_name: str
+    serial: int = Field(description="the zone's current serial")
+    status: str
+    action: str
+    error: str | None = Field(description="why the zone is in ERROR")
+    targets: list[TargetServing]
+    links: ZoneStatusLinks
+
+
+# --- jobs ------------------------------------------------------------------------
+
+
+class Atom(BaseModel):
+    name: str
+    state: str = Field(description="TaskFlow's atom state: PENDING, RUNNING, SUCCESS, ...")
+    intention: str = Field(description="what the engine meant to do with it: EXECUTE, REVERT")
+    error: str | None = Field(description="why the atom (or the target it acted on) failed")
+
+
+class JobLinks(BaseModel):
+    self: str
+    flow: str = Field(description="the job's flow as SVG, atoms coloured by state")
+    zone: str
+
+
+class Job(BaseModel):
+    id: str
+    kind: str = Field(description="the flow: create-zone, update-zone, delete-zone, ...")
+    zone_id: str
+    zone_name: str
+    project_id: str | None
+    serial: int = Field(description="the zone serial this job brings to the nameservers")
+    state: str = Field(description="SUCCESS, REVERTED, FAILURE, CANCELLED, RUNNING, PENDING...")
+    attempts: int = Field(description="runs conductors started")
+    error: str | None
+    created_at: str | None
+    updated_at: str | None
+    links: JobLinks
+
+
+class JobDetail(Job):
+    atoms: list[Atom]
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    links: ListLinks
+    metadata: ListMetadata

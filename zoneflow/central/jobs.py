@@ -1,0 +1,121 @@
+"""The jobs a caller may see: zone jobs, scoped to the project owning their zone.
+
+A job carries out one change of one zone; it belongs to the zone's project,
+so a project sees the jobs of its own zones (deleted ones included: their
+delete job is theirs too) and nothing else. A caller with no project scope
+(an admin asking for all projects, or the CLI) sees every job. A job of
+another project is "not found", exactly as a missing one.
+
+Jobs are read from TaskFlow's logbooks (:mod:`zoneflow.engine.jobs`); the
+list is read whole and paged here, which ``zoneflow job purge`` keeps
+small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+
+from zoneflow import exceptions, objects
+from zoneflow.conductor import persistence
+from zoneflow.engine import jobs
+from zoneflow.flows import render
+from zoneflow.storage import api as storage
+
+JOB_FILTERS = ("zone_id", "zone_name", "state", "kind")
+JOB_SORT_KEYS = ("created_at", "updated_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A job and the project of its zone (None: a zone made outside any project)."""
+
+    info: jobs.JobInfo
+    project_id: str | None
+
+
+def find_jobs(
+    criteria: Mapping[str, str],
+    paging: objects.Paging,
+    *,
+    project_id: str | None = None,
+) -> objects.Page[Job]:
+    """One page of the jobs of ``project_id``'s zones (None: every job), filtered by
+    exact ``zone_id``, ``zone_name``, ``state`` or ``kind``."""
+    unknown = sorted(set(criteria) - set(JOB_FILTERS))
+    if unknown:
+        raise exceptions.BadRequest(
+            f"invalid filter(s) {', '.join(unknown)}: jobs can be filtered by "
+            f"{', '.join(JOB_FILTERS)}"
+        )
+    if paging.sort_key not in JOB_SORT_KEYS:
+        raise exceptions.InvalidSortKey(
+            f"sort key {paging.sort_key!r} is unknown: jobs sort by {', '.join(JOB_SORT_KEYS)}"
+        )
+    if paging.sort_dir not in (objects.ASC, objects.DESC):
+        raise exceptions.InvalidSortDir(
+            f"sort direction {paging.sort_dir!r} is unknown: give asc or desc"
+        )
+    wanted = dict(criteria)
+    if "state" in wanted:
+        wanted["state"] = wanted["state"].upper()
+    if "zone_name" in wanted:
+        name = wanted["zone_name"].lower()
+        wanted["zone_name"] = name if name.endswith(".") else name + "."
+    found = [
+        job
+        for job in _scoped(jobs.list_jobs(persistence.get_backend()), project_id)
+        if all(str(getattr(job.info, key)) == value for key, value in wanted.items())
+    ]
+
+    def sort_value(job: Job) -> tuple[datetime.datetime, str]:
+        when = getattr(job.info, paging.sort_key) or job.info.created_at
+        return (when or datetime.datetime.min, job.info.id)
+
+    found.sort(key=sort_value, reverse=paging.sort_dir == objects.DESC)
+    start = 0
+    if paging.marker:
+        ids = [job.info.id for job in found]
+        if paging.marker not in ids:
+            raise exceptions.MarkerNotFound(
+                f"marker {paging.marker!r} is not a job of this list: give the id of the "
+                "last job of the previous page"
+            )
+        start = ids.index(paging.marker) + 1
+    page = found[start : start + paging.limit]
+    return objects.Page(tuple(page), len(found), start + paging.limit < len(found))
+
+
+def get_job(job_id: str, *, project_id: str | None = None) -> Job:
+    """A job with its atoms, if it belongs to ``project_id`` (None: any job)."""
+    try:
+        info = jobs.get_job(persistence.get_backend(), job_id)
+    except exceptions.JobNotFound:
+        raise _not_found(job_id) from None
+    scoped = _scoped([info], project_id)
+    if not scoped:
+        raise _not_found(job_id)
+    return scoped[0]
+
+
+def job_graph(job_id: str, fmt: str = "svg", *, project_id: str | None = None) -> bytes:
+    """The job's flow drawn by Graphviz (``svg`` or ``png``), atoms coloured by state."""
+    get_job(job_id, project_id=project_id)
+    dot = jobs.job_graph(persistence.get_backend(), job_id)
+    return render.to_image(dot, fmt)
+
+
+def _scoped(found: list[jobs.JobInfo], project_id: str | None) -> list[Job]:
+    projects = storage.zone_projects([info.zone_id for info in found])
+    return [
+        Job(info, projects.get(info.zone_id))
+        for info in found
+        if project_id is None or (info.zone_id in projects and projects[info.zone_id] == project_id)
+    ]
+
+
+def _not_found(job_id: str) -> exceptions.JobNotFound:
+    return exceptions.JobNotFound(
+        f"job {job_id} does not exist (in your project): GET /v2/jobs lists the jobs of your zones"
+    )
