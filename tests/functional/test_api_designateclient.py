@@ -15,37 +15,16 @@ from typing import Any
 import dns.rcode
 import pytest
 from designateclient import exceptions as client_errors
-from designateclient.v2 import client as designate
 from designateclient.v2 import utils as client_utils
 from designateclient.v2.cli import recordsets as recordset_cli
 from designateclient.v2.cli import zones as zone_cli
-from keystoneauth1 import noauth, session
 
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
+from tests.functional.designate import noauth_client, settled
 from tests.support import RECORDSET_FIELDS, ZONE_FIELDS
 
 ZONE = "api.example."
-
-
-def _client(deployment: Deployment, **headers: str) -> designate.Client:
-    """A client as Designate's docs set one up for noauth: the endpoint given."""
-    return designate.Client(
-        session=session.Session(auth=noauth.NoAuth(), additional_headers=headers),
-        endpoint_override=f"{deployment.api_url}/v2",
-        timeout=10,
-    )
-
-
-def _settled(client: designate.Client, zone_id: str, timeout: float = 30) -> dict[str, Any]:
-    """The zone once its job has ended (no longer PENDING), as the client shows it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        zone = client.zones.get(zone_id)
-        if zone["status"] != "PENDING":
-            return dict(zone)
-        assert time.monotonic() < deadline, f"zone still PENDING after {timeout}s: {zone}"
-        time.sleep(0.05)
 
 
 def _complete_zone(zone: dict[str, Any]) -> None:
@@ -73,13 +52,13 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
     deployment.start_mdns()
     deployment.start_conductor()
     deployment.start_api()
-    client = _client(deployment)
+    client = noauth_client(deployment)
 
     created = client.zones.create(ZONE, email="hostmaster@api.example", ttl=600, description="d")
     _complete_zone(created)
     assert (created["status"], created["action"], created["ttl"]) == ("PENDING", "CREATE", 600)
     zone_id = created["id"]
-    zone = _settled(client, zone_id)
+    zone = settled(client, zone_id)
     assert zone["status"] == "ACTIVE"
     assert soa_serial(ZONE, bind.host, bind.port) == zone["serial"]
 
@@ -89,7 +68,7 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
     client.recordsets.create(zone_id, "mail", "A", ["192.0.2.25"], description="mail host")
     client.recordsets.create(zone_id, ZONE, "MX", ["10 mail.api.example."])
     client.recordsets.create(zone_id, "www", "AAAA", ["2001:db8::10"])
-    zone = _settled(client, zone_id)
+    zone = settled(client, zone_id)
     assert zone["status"] == "ACTIVE"
     assert soa_serial(ZONE, bind.host, bind.port) == zone["serial"]
     assert answer(f"www.{ZONE}", "A", bind.host, bind.port) == (
@@ -110,7 +89,7 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
         120,
         "UPDATE",
     )
-    assert _settled(client, zone_id)["serial"] == updated["serial"]
+    assert settled(client, zone_id)["serial"] == updated["serial"]
     query = dns.message.make_query(f"www.{ZONE}", "A")
     served = dns.query.udp(query, bind.host, port=bind.port, timeout=2).answer[0]
     assert ({r.to_text() for r in served}, served.ttl) == ({"192.0.2.20"}, 120)
@@ -134,18 +113,18 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
     # Delete a recordset: BIND9 stops answering it.
     gone = client.recordsets.delete(zone_id, f"mail.{ZONE}")
     assert (gone["action"], gone["status"]) == ("DELETE", "PENDING")
-    _settled(client, zone_id)
+    settled(client, zone_id)
     assert answer(f"mail.{ZONE}", "A", bind.host, bind.port)[0] == dns.rcode.NXDOMAIN
 
     # Another project sees nothing and changes nothing.
-    stranger = _client(deployment, **{"X-Auth-Project-ID": "stranger", "X-Roles": "member"})
+    stranger = noauth_client(deployment, **{"X-Auth-Project-ID": "stranger", "X-Roles": "member"})
     assert list(stranger.zones.list()) == []
     with pytest.raises(client_errors.NotFound):
         stranger.zones.get(zone_id)
     with pytest.raises(client_errors.NotFound):
         stranger.zones.delete(zone_id)
     with pytest.raises(client_errors.Forbidden):
-        _client(
+        noauth_client(
             deployment,
             **{"X-Auth-Project-ID": "stranger", "X-Roles": "member", "X-Auth-All-Projects": "true"},
         ).zones.list()

@@ -10,8 +10,6 @@ the key BIND9 transfers with is one mdns only learnt through /v2/tsigkeys.
 from __future__ import annotations
 
 import base64
-import time
-from typing import Any
 
 import dns.exception
 import dns.message
@@ -26,10 +24,10 @@ from designateclient.v2.cli import quotas as quota_cli
 from designateclient.v2.cli import service_statuses as status_cli
 from designateclient.v2.cli import tsigkeys as tsigkey_cli
 from designateclient.v2.cli import zones as zone_cli
-from keystoneauth1 import noauth, session
 
 from tests.functional.conftest import start_server
 from tests.functional.deployment import Deployment, answer
+from tests.functional.designate import noauth_client, settled
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import HOST, wait_for
 
@@ -63,24 +61,6 @@ EXPORT_FIELDS = {
 IMPORT_FIELDS = EXPORT_FIELDS - {"location"}
 
 
-def _client(deployment: Deployment, **headers: str) -> designate.Client:
-    return designate.Client(
-        session=session.Session(auth=noauth.NoAuth(), additional_headers=headers),
-        endpoint_override=f"{deployment.api_url}/v2",
-        timeout=10,
-    )
-
-
-def _settled(client: designate.Client, zone_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        zone = client.zones.get(zone_id)
-        if zone["status"] != "PENDING":
-            return dict(zone)
-        assert time.monotonic() < deadline, f"zone still PENDING after {timeout}s: {zone}"
-        time.sleep(0.05)
-
-
 def _mdns_knows_key(deployment: Deployment) -> bool:
     """A query signed with the key gets a reply signed with it (not BADKEY)."""
     query = dns.message.make_query(ZONE, "SOA")
@@ -105,7 +85,7 @@ def test_designateclient_exports_imports_and_signs_transfers_with_an_api_key(
         deployment.start_mdns()
         deployment.start_conductor()
         deployment.start_api()
-        client = _client(deployment)
+        client = noauth_client(deployment)
         _run_scenario(deployment, client, bind)
     finally:
         bind.close()
@@ -144,7 +124,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     client.recordsets.create(zone["id"], "www", "A", ["192.0.2.10", "192.0.2.11"], ttl=120)
     client.recordsets.create(zone["id"], ZONE, "MX", ["10 mail.exported.example."])
     client.recordsets.create(zone["id"], "txt", "TXT", ['"v=spf1 -all"'])
-    shown = _settled(client, zone["id"])
+    shown = settled(client, zone["id"])
     assert shown["status"] == "ACTIVE"  # BIND9 transferred it, signed with the API's key
     assert answer(f"www.{ZONE}", "A", bind.host, bind.port) == (
         dns.rcode.NOERROR,
@@ -174,7 +154,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     imported = client.zone_imports.create(ZONE_FILE)
     assert set(imported) == IMPORT_FIELDS and imported["status"] == "COMPLETE", imported
     zone_cli._format_zone_import_record(dict(imported))
-    assert _settled(client, imported["zone_id"])["status"] == "ACTIVE"
+    assert settled(client, imported["zone_id"])["status"] == "ACTIVE"
     assert answer(f"www.{IMPORTED}", "A", bind.host, bind.port) == (
         dns.rcode.NOERROR,
         {"192.0.2.80", "192.0.2.81"},
@@ -194,7 +174,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     assert {i["status"] for i in client.zone_imports.list()} == {"COMPLETE", "ERROR"}
 
     # Another project sees none of it.
-    stranger = _client(deployment, **{"X-Auth-Project-ID": "stranger", "X-Roles": "member"})
+    stranger = noauth_client(deployment, **{"X-Auth-Project-ID": "stranger", "X-Roles": "member"})
     assert list(stranger.zone_exports.list()) == []
     assert list(stranger.zone_imports.list()) == []
     assert list(stranger.recordsets.list_all_zones(criterion={"data": "192.0.2.11"})) == []
@@ -230,8 +210,8 @@ def test_designateclient_quotas_and_limits_are_enforced_per_project(
         }
     )
     deployment.start_api()
-    admin = _client(deployment)
-    member = _client(deployment, **{"X-Auth-Project-ID": "small", "X-Roles": "member"})
+    admin = noauth_client(deployment)
+    member = noauth_client(deployment, **{"X-Auth-Project-ID": "small", "X-Roles": "member"})
 
     defaults = member.quotas.list("small")
     assert defaults == {

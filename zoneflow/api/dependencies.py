@@ -65,6 +65,12 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+# Also answered by the operations that add to a project's quotas.
+OVER_QUOTA: dict[int | str, dict[str, object]] = {
+    413: {"model": schemas.Error, "description": "the change would take the project past a quota"}
+}
+
+
 def admin_context(request: Request) -> auth.Context:
     """The caller's context, refused (403) unless it has the admin role, as Designate's
     policy refuses pools, service statuses, TSIG keys and quota changes to others."""

@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse
 
 from zoneflow import objects
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData, RecordSetId, ZoneId
+from zoneflow.api.dependencies import (
+    ERRORS,
+    OVER_QUOTA,
+    Ctx,
+    RecordsData,
+    RecordSetId,
+    ZoneId,
+)
 from zoneflow.central import api as central
 
 router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
@@ -32,7 +39,13 @@ def _shown(
     return JSONResponse(shown, status_code=status, headers=headers)
 
 
-@router.post("", status_code=202, response_model=schemas.RecordSet, summary="Create a recordset")
+@router.post(
+    "",
+    status_code=202,
+    response_model=schemas.RecordSet,
+    summary="Create a recordset",
+    responses=OVER_QUOTA,
+)
 def create_recordset(
     request: Request,
     zone_id: ZoneId,
@@ -92,6 +105,7 @@ def show_recordset(
     status_code=202,
     response_model=schemas.RecordSet,
     summary="Replace a recordset's records, TTL or description",
+    responses=OVER_QUOTA,
 )
 def update_recordset(
     request: Request,

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from zoneflow import exceptions, objects
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx, ExportId, ImportId, ZoneId
+from zoneflow.api.dependencies import ERRORS, OVER_QUOTA, Ctx, ExportId, ImportId, ZoneId
 from zoneflow.central import zone_tasks
 
 router = APIRouter(tags=["zone exports and imports"], responses=ERRORS)
@@ -96,7 +96,10 @@ def delete_export(export_id: ExportId, ctx: Ctx) -> Response:
     status_code=202,
     response_model=schemas.ZoneImport,
     summary="Import a zone from a zone file (Content-Type: text/dns)",
-    responses={415: {"model": schemas.Error, "description": "the body is not text/dns"}},
+    responses={
+        415: {"model": schemas.Error, "description": "the body is not text/dns"},
+        **OVER_QUOTA,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from zoneflow import objects
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx, ZoneId
+from zoneflow.api.dependencies import ERRORS, OVER_QUOTA, Ctx, ZoneId
 from zoneflow.central import api as central
 
 router = APIRouter(prefix="/v2/zones", tags=["zones"], responses=ERRORS)
@@ -23,7 +23,13 @@ def _accepted(request: Request, zone: objects.Zone, *, created: bool = False) ->
     return JSONResponse(shown, status_code=202, headers=headers)
 
 
-@router.post("", status_code=202, response_model=schemas.Zone, summary="Create a zone")
+@router.post(
+    "",
+    status_code=202,
+    response_model=schemas.Zone,
+    summary="Create a zone",
+    responses=OVER_QUOTA,
+)
 def create_zone(request: Request, body: schemas.ZoneCreate, ctx: Ctx) -> JSONResponse:
     zone = central.create_zone(
         body.name,
