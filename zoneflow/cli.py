@@ -169,13 +169,9 @@ def _follow_to_the_end(progress: Any, zone: objects.Zone, grace: float = 2.0) ->
     from zoneflow.engine import jobs
 
     deadline = time.monotonic() + grace
-    while progress.job_id is not None and time.monotonic() < deadline:
-        progress.follow(zone.name, zone.serial, _say)
-        try:
-            if jobs.get_job(progress.persistence, progress.job_id).state in jobs.OVER:
-                progress.follow(zone.name, zone.serial, _say)
-                return
-        except exceptions.JobNotFound:
+    while time.monotonic() < deadline:
+        state = progress.follow(zone.name, zone.serial, _say)
+        if state is None or state in jobs.OVER:
             return
         time.sleep(0.05)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from taskflow import states
 
-from zoneflow import exceptions, flows, objects
+from zoneflow import exceptions, flows
 from zoneflow.engine import jobs
 
 # Steps that say nothing a user waits for: NOTIFYs that worked.
@@ -41,17 +41,18 @@ class Progress:
         self.job_id: str | None = None
         self._reported: dict[str, str] = {}
 
-    def follow(self, zone_name: str, serial: int, say: Callable[[str], None]) -> None:
-        """Report the steps that finished since the last call (finding the job first)."""
+    def follow(self, zone_name: str, serial: int, say: Callable[[str], None]) -> str | None:
+        """Report the steps that finished since the last call (finding the job first);
+        return the job's state, or None while it is not posted (or once purged)."""
         if self.job_id is None:
             self.job_id = jobs.find_job(self.persistence, job_names(zone_name, serial))
             if self.job_id is None:
-                return  # not posted yet
+                return None  # not posted yet
             say(self._line(f"job {self.job_id}"))
         try:
             info = jobs.get_job(self.persistence, self.job_id)
         except exceptions.JobNotFound:
-            return  # purged: the zone's status still tells the end
+            return None  # purged: the zone's status still tells the end
         for atom in info.atoms:
             if atom.state not in _DONE or self._reported.get(atom.name) == atom.state:
                 continue
@@ -59,6 +60,7 @@ class Progress:
             text = self._describe(atom)
             if text is not None:
                 say(self._line(text))
+        return info.state
 
     def _line(self, text: str) -> str:
         return f"{time.monotonic() - self.started:7.2f}s  {text}"
@@ -108,7 +110,3 @@ def _target(action: str, atom: jobs.AtomInfo, result: dict[str, Any]) -> str:
         return "catalog notified"
     done = {"create": "created", "update": "updated", "delete": "deleted"}
     return done.get(action, f"{action} done")
-
-
-def done(zone: objects.Zone | None) -> bool:
-    return zone is None or zone.status != objects.PENDING

@@ -303,7 +303,7 @@ class ZoneActionOnTarget(task.Task):
         if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
         outcome = _try_on_target(action, _backend_call(target, action), zone)
-        if action == objects.CREATE and outcome["ok"] and _wanted_gone(zone_id):
+        if action == objects.CREATE and outcome["ok"] and _wanted_gone(zone_id, self.target_id):
             # Its delete was asked for while this created it, and its job may
             # have removed the zone from this target first.
             _take_back(zone, target)
@@ -334,9 +334,10 @@ class ZoneActionOnTarget(task.Task):
         )
 
 
-def _wanted_gone(zone_id: str) -> bool:
-    zone = storage.get_zone_any(zone_id)
-    return zone is None or zone.action == objects.DELETE or storage.zone_is_deleted(zone_id)
+def _wanted_gone(zone_id: str, target_id: str) -> bool:
+    # The same one-statement read the task began with (it runs once per target).
+    now = storage.get_target_action(zone_id, target_id)
+    return now.zone is None or now.zone_deleted or now.zone.action == objects.DELETE
 
 
 def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
