@@ -17,18 +17,19 @@ from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
 
 
-def _down_for(calls: int, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function``, failing as an unreachable database does for its first ``calls`` calls."""
-    failed = 0
+class _DownFor:
+    """``function``, failing as an unreachable database does for its first ``failures`` calls."""
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        nonlocal failed
-        if failed < calls:
-            failed += 1
+    def __init__(self, failures: int, function: Callable[..., Any]) -> None:
+        self.failures = failures
+        self.function = function
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
             raise exceptions.DatabaseUnavailable("the database at test is unreachable")
-        return function(*args, **kwargs)
-
-    return call
+        return self.function(*args, **kwargs)
 
 
 @pytest.mark.usefixtures("conductor")
@@ -36,14 +37,26 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pool = load_pool({}, {})
-    # The task on each target, and the status write, find the database down at first.
-    monkeypatch.setattr(storage, "get_target_action", _down_for(3, storage.get_target_action))
-    monkeypatch.setattr(storage, "set_target_statuses", _down_for(2, storage.set_target_statuses))
+    # Each read and write of the job finds the database down at first: the
+    # begin task's read of the targets, the targets' tasks' check that the
+    # zone was not deleted meanwhile, and the status write.
+    outages = {
+        name: _DownFor(failures, getattr(storage, name))
+        for name, failures in (
+            ("get_target_actions", 3),
+            ("zone_wanted_gone", 2),
+            ("set_zone_status", 2),
+        )
+    }
+    for name, outage in outages.items():
+        monkeypatch.setattr(storage, name, outage)
     zone = central.create_zone("outage.example", "hostmaster@example.com")
 
     assert wait_settled(zone.id).status == objects.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"outage.example.": zone.serial}
+    for name, outage in outages.items():
+        assert outage.calls > outage.failures, f"{name} was not tried again after the outage"
     # The zone's status is written by a task; the job ends a moment later.
     deadline = time.monotonic() + 10
     while (job := jobs.list_jobs(persistence.get_backend())[0]).state != "SUCCESS":

@@ -79,6 +79,25 @@ def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
     monkeypatch.setattr(FakeBackend, "create_zone", slow_create)
     create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+    assert outcome["created"]
+    assert FakeBackend.served(target.id) == {"racing.example.": zone.serial}
 
-    assert outcome["skipped"]
+    # The step after the targets' tasks sees the delete and takes the zone back.
+    check = tasks.TakeBackIfDeleted([target.id])
+    taken_back = check.execute(zone_id=zone.id, **{tasks.target_result(target.id): outcome})
+
+    assert taken_back == [target.id]
     assert FakeBackend.served(target.id) == {}
+
+
+def test_a_create_with_no_delete_asked_is_not_taken_back() -> None:
+    (target,) = load_pool({}).targets
+    zone = central.create_zone("calm.example", "hostmaster@example.com")
+    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+
+    check = tasks.TakeBackIfDeleted([target.id])
+    taken_back = check.execute(zone_id=zone.id, **{tasks.target_result(target.id): outcome})
+
+    assert taken_back == []
+    assert FakeBackend.served(target.id) == {"calm.example.": zone.serial}

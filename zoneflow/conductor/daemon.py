@@ -25,6 +25,7 @@ from zoneflow import exceptions, heartbeat
 from zoneflow.conductor import bounded, fencing, jobboard, persistence
 from zoneflow.engine import executor, jobs, metrics
 from zoneflow.engine.relay import OutboxRelay
+from zoneflow.flows.scratch import Scratch
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -135,7 +136,8 @@ class Conductor:
 
 
 def _on_running_start(_event: str, details: dict[str, Any]) -> None:
-    """Before a claimed job's engine runs: metrics watch it, and it gets its fence token."""
+    """Before a claimed job's engine runs: metrics watch it, and it gets its fence
+    token and an empty scratch (zoneflow.flows.scratch)."""
     engine = details["engine"]
     metrics.watch(engine, engine.storage.flow_name)
     # The session id its claim is held under (see fencing); None on zake.
@@ -147,7 +149,8 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
             if kind in compiler.ATOMS
         ]
         fencing.bind(token, [engine.storage.flow_uuid, *atoms])
-    engine.storage.inject({"fence_token": token}, transient=True)
+    # A fresh scratch each run: a resumed job's tasks read storage themselves.
+    engine.storage.inject({"fence_token": token, "scratch": Scratch()}, transient=True)
 
 
 def run_forever() -> None:

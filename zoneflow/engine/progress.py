@@ -84,6 +84,11 @@ class Progress:
                     "no longer serves the zone" if served is None else f"serves serial {served}"
                 )
             return f"nameserver {server}: {atom.error or result.get('error') or atom.state}"
+        if atom.name == "take-back-if-deleted" and atom.state == states.SUCCESS:
+            if not atom.result:
+                return None
+            taken = ", ".join(self.labels.get(t, t) for t in atom.result)
+            return f"the zone's delete was asked meanwhile: taken back from {taken}"
         if atom.name == "consensus-check":
             if atom.state == states.SUCCESS:
                 return f"consensus: {len(atom.result or [])} targets succeeded"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import dns.exception
@@ -26,6 +26,7 @@ from taskflow.types import failure as tf_failure
 from zoneflow import backends, exceptions, objects
 from zoneflow.conductor import fencing
 from zoneflow.dns import query
+from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
@@ -143,14 +144,32 @@ class _Begin(task.Task):
 
 
 class BeginZoneAction(_Begin):
-    """First task of create-zone, update-zone and delete-zone: the zone's name."""
+    """First task of create-zone, update-zone and delete-zone: the zone's name.
+
+    It reads the zone and every target of the job in one statement, and
+    leaves them in the run's scratch for the targets' tasks.
+    """
 
     default_provides = "zone_name"
 
+    def __init__(self, target_ids: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target_ids = target_ids
+
     @_waits_for_database
-    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> str:
+    def execute(
+        self,
+        zone_id: str,
+        serial: int,
+        fence_token: int | None = None,
+        scratch: Scratch | None = None,
+    ) -> str:
         fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
+        actions = storage.get_target_actions(zone_id, self.target_ids)
+        if scratch is not None:
+            scratch.targets = actions
+        # Any target's row carries the zone; with none left, read it alone.
+        zone = next((a.zone for a in actions.values()), None) or storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
         LOG.info("%s of %s at serial %s begins", self.name, zone.name, serial)
@@ -276,9 +295,18 @@ class ZoneActionOnTarget(task.Task):
         self.target_id = target_id
 
     @_waits_for_database
-    def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> dict[str, Any]:
+    def execute(
+        self,
+        zone_id: str,
+        serial: int,
+        fence_token: int | None = None,
+        scratch: Scratch | None = None,
+    ) -> dict[str, Any]:
         fencing.check(fence_token)
-        wanted = storage.get_target_action(zone_id, self.target_id)
+        # Read by this run's begin task; a resumed run's task reads its own.
+        wanted = scratch.targets.get(self.target_id) if scratch is not None else None
+        if wanted is None:
+            wanted = storage.get_target_action(zone_id, self.target_id)
         zone, target = wanted.zone, wanted.target
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
@@ -303,12 +331,8 @@ class ZoneActionOnTarget(task.Task):
         if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
         outcome = _try_on_target(action, _backend_call(target, action), zone)
-        if action == objects.CREATE and outcome["ok"] and _wanted_gone(zone_id, self.target_id):
-            # Its delete was asked for while this created it, and its job may
-            # have removed the zone from this target first.
-            _take_back(zone, target)
-            return {"ok": True, "error": None, "skipped": True}
-        return outcome
+        # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
+        return {**outcome, "created": action == objects.CREATE and outcome["ok"]}
 
     @_waits_for_database
     def revert(
@@ -334,12 +358,6 @@ class ZoneActionOnTarget(task.Task):
         )
 
 
-def _wanted_gone(zone_id: str, target_id: str) -> bool:
-    # The same one-statement read the task began with (it runs once per target).
-    now = storage.get_target_action(zone_id, target_id)
-    return now.zone is None or now.zone_deleted or now.zone.action == objects.DELETE
-
-
 def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
     """Remove from a target a zone that is wanted gone (its delete job does too).
 
@@ -352,6 +370,40 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
     except exceptions.ZoneNotFound:
         pass
     _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+
+
+class TakeBackIfDeleted(task.Task):
+    """Take the zone back from the targets this job created it on, if its
+    delete was asked for meanwhile; the ids of those targets.
+
+    The zone's delete job may have removed it from a target before this job
+    created it there, and would leave it behind. One read, begun after every
+    target's task has finished, sees any delete asked before those creates
+    ended; a delete asked later has its job remove the zone after them.
+    """
+
+    default_provides = "taken_back"
+
+    def __init__(self, target_ids: list[str]) -> None:
+        super().__init__(
+            name="take-back-if-deleted", requires=[target_result(t) for t in target_ids]
+        )
+        self.target_ids = target_ids
+
+    @_waits_for_database
+    def execute(
+        self, zone_id: str, fence_token: int | None = None, **results: dict[str, Any]
+    ) -> list[str]:
+        created = [t for t in self.target_ids if results[target_result(t)].get("created")]
+        if not created or not storage.zone_wanted_gone(zone_id):
+            return []
+        fencing.check(fence_token)
+        zone = storage.get_zone_any(zone_id)
+        for target_id in created:
+            target = storage.find_target(target_id)
+            if zone is not None and target is not None and _in_service(target):
+                _take_back(zone, target)
+        return created
 
 
 def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -541,13 +593,19 @@ class _StatusWriter(task.Task):
 
     @_waits_for_database
     def _write(
-        self, action: str, zone_id: str, serial: int, results: dict[str, dict[str, Any]]
+        self,
+        action: str,
+        zone_id: str,
+        serial: int,
+        results: dict[str, dict[str, Any]],
+        taken_back: Collection[str] = (),
     ) -> str:
         served = {(h, p): results[served_result(h, p)] for h, p in self.nameservers}
         updates = [
             update
             for target_id in self.target_ids
-            if (
+            if target_id not in taken_back
+            and (
                 update := self._target_update(
                     action, serial, target_id, results[target_result(target_id)], served
                 )
@@ -626,10 +684,16 @@ class UpdateStatus(_StatusWriter):
         self.action = action
 
     def execute(
-        self, zone_id: str, serial: int, fence_token: int | None = None, **results: dict[str, Any]
+        self,
+        zone_id: str,
+        serial: int,
+        fence_token: int | None = None,
+        taken_back: list[str] | None = None,
+        **results: dict[str, Any],
     ) -> str:
         fencing.check(fence_token)
-        return self._write(self.action, zone_id, serial, results)
+        # Targets the zone was taken back from: its delete job records them.
+        return self._write(self.action, zone_id, serial, results, taken_back or ())
 
 
 # --- recovery ----------------------------------------------------------------------

@@ -2,9 +2,15 @@
 
 Each is a TaskFlow graph flow::
 
-    begin ─► [ZoneActionOnTarget per target, in parallel] ─► consensus-check
+    begin ─► [ZoneActionOnTarget per target, in parallel] ─► take-back-if-deleted
+          ─► consensus-check
           ─► [per nameserver, in parallel: SendNotify ─► PollForSerial]
           ─► update-status
+
+begin reads the zone and all the job's targets in one statement for the
+targets' tasks (zoneflow.flows.scratch). take-back-if-deleted (create and
+update only) removes the zone again from the targets it was just created on
+if its delete was asked for meanwhile, and is one read when it was not.
 
 create-zone sends no NOTIFY up front: adding the zone already makes each
 server transfer it, and a NOTIFY racing that first transfer only delays it.
@@ -38,6 +44,7 @@ zone_name                   BeginZoneAction, BeginRecovery  notify, poll
 wanted (recover-zone)       BeginRecovery                   recover tasks
 target:<target id>          ZoneActionOnTarget,             consensus, status
                             RecoverOnTarget
+taken_back                  TakeBackIfDeleted               update-status
 succeeded_targets           ConsensusCheck                  (recorded only)
 served:<host>:<port>        PollForSerial,                  update-status
                             PollForWantedState
@@ -147,16 +154,18 @@ def _zone_flow(
         else:
             propagation.add(poll)
     propagation.add(*_also_notify(also_notifies, servers))
+    target_ids = [t["id"] for t in targets]
     return _assemble(
         f"{action.lower()}-zone",
-        tasks.BeginZoneAction(name="begin"),
-        [tasks.ZoneActionOnTarget(action, t["id"]) for t in targets],
+        tasks.BeginZoneAction(target_ids, name="begin"),
+        [tasks.ZoneActionOnTarget(action, t) for t in target_ids],
         targets,
         propagation,
-        tasks.UpdateStatus(
-            action, [t["id"] for t in targets], servers, _target_addresses(targets), threshold
-        ),
+        tasks.UpdateStatus(action, target_ids, servers, _target_addresses(targets), threshold),
         threshold,
+        # A create (and an update, which creates a zone not created yet) may
+        # race the zone's delete.
+        take_back=action != objects.DELETE,
     )
 
 
@@ -180,13 +189,16 @@ def _assemble(
     propagation: unordered_flow.Flow,
     status_task: task.Task,
     threshold: int,
+    *,
+    take_back: bool = False,
 ) -> graph_flow.Flow:
-    """Wire begin ─► targets ─► consensus ─► propagation ─► status."""
+    """Wire begin ─► targets ─► [take-back-if-deleted] ─► consensus ─► propagation ─► status."""
     flow = graph_flow.Flow(name)
     on_targets = unordered_flow.Flow("targets")
     on_targets.add(*on_each_target)
+    target_ids = [t["id"] for t in targets]
     consensus = tasks.ConsensusCheck(
-        [t["id"] for t in targets], threshold, labels={t["id"]: t["label"] for t in targets}
+        target_ids, threshold, labels={t["id"]: t["label"] for t in targets}
     )
     status = linear_flow.Flow(
         "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
@@ -196,6 +208,10 @@ def _assemble(
     # (its revert must run last), propagation only after the consensus.
     flow.add(begin, on_targets, consensus, status)
     flow.link(begin, on_targets)
+    if take_back:
+        check = tasks.TakeBackIfDeleted(target_ids)
+        flow.add(check)
+        flow.link(check, consensus)
     if len(propagation):
         flow.add(propagation)
         flow.link(consensus, propagation)

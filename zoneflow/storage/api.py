@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_db import exception as db_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
@@ -238,21 +239,44 @@ def find_target(target_id: str) -> objects.PoolTarget | None:
 def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
     """The zone and the target one task of a job acts on, in one statement.
 
-    A job runs this once per target of the pool, in parallel: one Core
-    statement on a pooled connection (no ORM session, no transaction of
-    several reads) keeps the SQL a job sends, and its wait, small
-    (bench/orchestration.py).
+    A task reads this itself only when its job's begin task did not leave
+    it in the run's scratch (see get_target_actions): a resumed job.
+    """
+    actions = get_target_actions(zone_id, [target_id])
+    if target_id in actions:
+        return actions[target_id]
+    # The target is gone (drained and dropped since the job was posted).
+    return objects.TargetAction(
+        zone=get_zone_any(zone_id),
+        zone_deleted=zone_is_deleted(zone_id),
+        target=None,
+        provisioning=objects.PER_ZONE,
+    )
+
+
+def get_target_actions(
+    zone_id: str, target_ids: Collection[str]
+) -> dict[str, objects.TargetAction]:
+    """The zone and each of these targets, by target id, in one statement.
+
+    A job's begin task reads this once for all its targets (and leaves it in
+    the run's scratch) instead of each target's task reading its own: one
+    Core statement on a pooled connection where there were eight
+    (bench/orchestration.py). Targets gone since the job was posted are missing.
     """
     with db.connection() as conn:
-        row = conn.execute(_TARGET_ACTION, {"zone_id": zone_id, "target_id": target_id}).first()
-    if row is None:
-        # The target is gone (drained and dropped since the job was posted).
-        return objects.TargetAction(
-            zone=get_zone_any(zone_id),
-            zone_deleted=zone_is_deleted(zone_id),
-            target=None,
-            provisioning=objects.PER_ZONE,
-        )
+        rows = conn.execute(_TARGET_ACTIONS, {"zone_id": zone_id, "target_ids": list(target_ids)})
+        return {row.id: _target_action(row) for row in rows}
+
+
+def zone_wanted_gone(zone_id: str) -> bool:
+    """Whether a zone is deleted, or its delete asked for, in one statement."""
+    with db.connection() as conn:
+        row = conn.execute(_ZONE_STATE, {"id": zone_id}).first()
+    return row is None or row.deleted != models.LIVE or row.action == objects.DELETE
+
+
+def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
     target = row._mapping
     zone = None if row.zone_deleted is None else objects.Zone(*row[-len(_ZONE_FIELDS) :])
     return objects.TargetAction(
@@ -607,7 +631,7 @@ _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).w
 )
 
 
-_TARGET_ACTION = (
+_TARGET_ACTIONS = (
     sa.select(
         models.PoolTarget.id,
         models.PoolTarget.pool_id,
@@ -623,7 +647,10 @@ _TARGET_ACTION = (
     )
     .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
     .outerjoin(models.Zone, models.Zone.id == sa.bindparam("zone_id"))
-    .where(models.PoolTarget.id == sa.bindparam("target_id"))
+    .where(models.PoolTarget.id.in_(sa.bindparam("target_ids", expanding=True)))
+)
+_ZONE_STATE = sa.select(models.Zone.deleted, models.Zone.action).where(
+    models.Zone.id == sa.bindparam("id")
 )
 _GET_LIVE_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).where(
     models.Zone.id == sa.bindparam("id"), models.Zone.deleted == models.LIVE
@@ -1028,22 +1055,22 @@ def _covers(
     nameservers: Collection[tuple[str, int]],
 ) -> bool:
     """Whether a job with these targets and nameservers covered the pool as it is now."""
-    current_targets = set(
-        session.scalars(
-            sa.select(models.PoolTarget.id).where(
+    # Both lists in one round trip: ("target", id, None) and ("nameserver", host, port) rows.
+    current: sa.Result[Any] = session.execute(
+        sa.union_all(
+            sa.select(sa.literal("target"), models.PoolTarget.id, sa.null()).where(
                 models.PoolTarget.pool_id == pool_id, models.PoolTarget.retired_at.is_(None)
-            )
+            ),
+            sa.select(
+                sa.literal("nameserver"), models.PoolNameserver.host, models.PoolNameserver.port
+            ).where(models.PoolNameserver.pool_id == pool_id),
         )
     )
-    current_nameservers = {
-        (host, port)
-        for host, port in session.execute(
-            sa.select(models.PoolNameserver.host, models.PoolNameserver.port).where(
-                models.PoolNameserver.pool_id == pool_id
-            )
-        )
-    }
-    return current_targets <= set(targets) and current_nameservers <= set(nameservers)
+    covered_targets, covered_nameservers = set(targets), set(nameservers)
+    return all(
+        key in covered_targets if kind == "target" else (key, port) in covered_nameservers
+        for kind, key, port in map(tuple, current)
+    )
 
 
 def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
@@ -1412,29 +1439,38 @@ def _write_target_statuses(session: Session, zone_id: str, updates: Sequence[Tar
             )
         )
     )
-    updates = [u for u in updates if u[0] in in_service]
-    if not updates:
-        return
-    existing = {
-        row.target_id: row
-        for row in session.scalars(
-            sa.select(models.ZoneTargetStatus).where(
-                models.ZoneTargetStatus.zone_id == zone_id,
-                models.ZoneTargetStatus.target_id.in_([u[0] for u in updates]),
-            )
-        )
-    }
-    for target_id, serial, status, error in updates:
-        row = existing.get(target_id)
-        if row is None:
-            row = existing[target_id] = models.ZoneTargetStatus(
-                zone_id=zone_id, target_id=target_id, serial=0
-            )
-            session.add(row)
-        row.serial = max(row.serial or 0, serial)
-        row.status = status
-        row.error = error
-        row.updated_at = now
+    rows = [
+        {
+            "zone_id": zone_id,
+            "target_id": target_id,
+            "serial": serial,
+            "status": status,
+            "error": error,
+            "updated_at": now,
+        }
+        for target_id, serial, status, error in updates
+        if target_id in in_service
+    ]
+    if rows:
+        # One statement for all the job's targets, the served serial kept if higher.
+        session.execute(_upsert_target_status(session.get_bind().dialect.name), rows)
+
+
+def _upsert_target_status(dialect: str) -> Any:
+    table = cast(sa.Table, models.ZoneTargetStatus.__table__)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.zone_id, table.c.target_id],
+        set_={
+            "serial": sa.case(
+                (insert.excluded.serial > table.c.serial, insert.excluded.serial),
+                else_=table.c.serial,
+            ),
+            "status": insert.excluded.status,
+            "error": insert.excluded.error,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
