@@ -193,6 +193,46 @@ def test_a_project_finds_only_its_own_recordsets_unless_an_admin_asks_for_all(
     assert _names(client, "data=192.0.2.1", BOB) == []
 
 
+def test_recordsets_across_zones_show_records_as_fields_when_asked(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    _recordset(
+        client,
+        two_projects["a2"],
+        "_sip._tcp",
+        "SRV",
+        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip"}],
+    )
+    done = client.get("/v2/recordsets?records_data=true&sort_key=name", headers=ALICE)
+    assert done.status_code == 200, done.text
+    schemas.RecordSetList.model_validate(done.json())
+    shown = {rs["name"]: rs for rs in done.json()["recordsets"]}
+    assert len(shown) == 5 and all("records_data" in rs for rs in shown.values())
+    assert shown["_sip._tcp.a2.example."]["records_data"] == [
+        {"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}
+    ]
+    assert shown["www.a1.example."]["records_data"] == [
+        {"address": "192.0.2.1"},
+        {"address": "192.0.2.2"},
+    ]
+    assert shown["mail.a1.example."]["records_data"] == [
+        {"priority": 10, "exchange": "mx.a1.example."}
+    ]
+    # A filter still filters; records_data is not one.
+    found = client.get("/v2/recordsets?records_data=true&data=2001:db8::1", headers=ALICE).json()
+    assert [rs["records_data"] for rs in found["recordsets"]] == [[{"address": "2001:db8::1"}]]
+    # Designate's clients, who do not ask, get text only.
+    plain = client.get("/v2/recordsets", headers=ALICE).json()["recordsets"]
+    assert plain and all("records_data" not in rs for rs in plain)
+    for value in ("false", "0"):
+        plain = client.get(f"/v2/recordsets?records_data={value}", headers=ALICE).json()
+        assert all("records_data" not in rs for rs in plain["recordsets"])
+    body = _assert_error(
+        client.get("/v2/recordsets?records_data=maybe", headers=ALICE), 400, "invalid_object"
+    )
+    assert "records_data" in body["message"], body["message"]
+
+
 # --- pools and service statuses -------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 Designate's filters of a zone's list, and ``zone_id``; ``data=192.0.2.1``
 finds every recordset that points at an address (an index answers it, see
 bench/api_search.py). An admin asking for all projects searches them all.
+``records_data=true`` shows each record as its type's fields too, as in a
+zone's list.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx
+from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData
 from zoneflow.central import api as central
 
 router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERRORS)
@@ -23,7 +25,9 @@ router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERROR
     summary="List recordsets across zones",
     openapi_extra={"parameters": paging.openapi_parameters(central.ALL_RECORDSET_FILTERS)},
 )
-def list_all_recordsets(request: Request, ctx: Ctx) -> JSONResponse:
+def list_all_recordsets(
+    request: Request, ctx: Ctx, records_data: RecordsData = False
+) -> JSONResponse:
     filters, page = paging.parse(request)
     found, zones = central.find_all_recordsets(filters, page, project_id=ctx.scope)
     return JSONResponse(
@@ -31,6 +35,6 @@ def list_all_recordsets(request: Request, ctx: Ctx) -> JSONResponse:
             request,
             "recordsets",
             found,
-            lambda rs: views.recordset(request, zones[rs.zone_id], rs),
+            lambda rs: views.recordset(request, zones[rs.zone_id], rs, records_data=records_data),
         )
     )
