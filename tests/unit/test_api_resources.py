@@ -233,6 +233,61 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     assert "records_data" in body["message"], body["message"]
 
 
+def test_a_recordset_is_shown_by_its_id_alone_as_in_its_zone(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    a1 = two_projects["a1"]
+    www = client.get(f"/v2/zones/{a1['id']}/recordsets?name=www*", headers=ALICE).json()
+    rs_id = www["recordsets"][0]["id"]
+    in_zone = client.get(f"/v2/zones/{a1['id']}/recordsets/{rs_id}", headers=ALICE)
+    done = client.get(f"/v2/recordsets/{rs_id}", headers=ALICE)
+    assert done.status_code == 200, done.text
+    schemas.RecordSet.model_validate(done.json())
+    assert done.json() == in_zone.json()
+    assert set(done.json()) == RECORDSET_FIELDS
+    assert done.json()["links"]["self"].endswith(f"/v2/zones/{a1['id']}/recordsets/{rs_id}")
+    assert (done.json()["zone_name"], done.json()["records"]) == (
+        "a1.example.",
+        ["192.0.2.1", "192.0.2.2"],
+    )
+    with_fields = client.get(f"/v2/recordsets/{rs_id}?records_data=true", headers=ALICE).json()
+    assert with_fields["records_data"] == [{"address": "192.0.2.1"}, {"address": "192.0.2.2"}]
+    # A trailing slash is the same URL.
+    assert client.get(f"/v2/recordsets/{rs_id}/", headers=ALICE).json() == done.json()
+
+
+def test_a_recordset_by_id_of_another_project_is_not_found_unless_an_admin_asks(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    b1 = two_projects["b1"]
+    bobs = client.get(f"/v2/zones/{b1['id']}/recordsets", headers=BOB).json()["recordsets"][0]
+    url = f"/v2/recordsets/{bobs['id']}"
+    missing = "/v2/recordsets/6f1a4bde-0000-4000-8000-000000000000"
+    for path, headers in ((url, ALICE), (url, ADMIN), (missing, ALICE), (missing, ALL)):
+        body = _assert_error(client.get(path, headers=headers), 404, "recordset_not_found")
+        assert path.rsplit("/", 1)[1] in body["message"], body["message"]
+    assert client.get(url, headers=BOB).json()["id"] == bobs["id"]
+    assert client.get(url, headers=ALL).json()["project_id"] == "bob"
+    sudo = {**ADMIN, "X-Auth-Sudo-Project-ID": "bob"}
+    assert client.get(url, headers=sudo).json()["zone_name"] == "b1.example."
+    _assert_error(
+        client.get(url, headers={**ALICE, "X-Auth-All-Projects": "true"}), 403, "forbidden"
+    )
+    _assert_error(
+        client.get("/v2/recordsets/not-a-uuid", headers=ALICE),
+        400,
+        "invalid_uuid",
+        "recordset_id",
+        "not-a-uuid",
+    )
+    # The recordset of a deleted zone is gone with it.
+    with db.writer() as session:
+        session.execute(
+            sa.update(models.Zone).where(models.Zone.id == b1["id"]).values(deleted=b1["id"])
+        )
+    _assert_error(client.get(url, headers=BOB), 404, "recordset_not_found")
+
+
 # --- pools and service statuses -------------------------------------------------------------
 
 
@@ -758,6 +813,7 @@ def test_the_openapi_document_lists_every_route_of_this_slice(client: TestClient
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {
         "/v2/recordsets",
+        "/v2/recordsets/{recordset_id}",
         "/v2/pools",
         "/v2/pools/{pool_id}",
         "/v2/service_statuses",

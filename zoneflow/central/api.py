@@ -299,6 +299,14 @@ def find_all_recordsets(
     )
 
 
+def find_recordset(
+    recordset_id: str, *, project_id: str | None = None
+) -> tuple[objects.Zone, objects.RecordSet]:
+    """A recordset by its id alone, in any live zone of a project (None: of all
+    projects), and its zone: what ``GET /v2/recordsets/{id}`` shows."""
+    return search.get_recordset(recordset_id, project_id=project_id)
+
+
 def _recordset_columns(criteria: Mapping[str, str]) -> dict[str, str | int]:
     """Filter values as the columns hold them (names lower case, types upper case)."""
     columns: dict[str, str | int] = {}

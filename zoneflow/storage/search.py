@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.storage import api, db, models
 
 
@@ -54,3 +55,26 @@ def find_all_recordsets(
         found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
         by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
     return objects.Page(recordsets, total, more), by_id
+
+
+def get_recordset(
+    recordset_id: str, *, project_id: str | None = None
+) -> tuple[objects.Zone, objects.RecordSet]:
+    """A recordset of a live zone (of ``project_id``, None: of any) by its id alone,
+    and its zone."""
+    with db.reader() as session:
+        query = (
+            sa.select(models.RecordSet, models.Zone)
+            .join(models.Zone, models.Zone.id == models.RecordSet.zone_id)
+            .where(models.RecordSet.id == recordset_id, models.Zone.deleted == models.LIVE)
+            .options(selectinload(models.RecordSet.records))
+        )
+        if project_id is not None:
+            query = query.where(models.Zone.project_id == project_id)
+        found = session.execute(query).first()
+        if found is None:
+            raise exceptions.RecordSetNotFound(
+                f"recordset {recordset_id} does not exist: GET /v2/recordsets lists the "
+                "recordsets there are"
+            )
+        return api._zone(found.Zone), api._recordset(found.RecordSet)

@@ -1,4 +1,5 @@
-"""``/v2/recordsets``: recordsets across every zone of the caller's project.
+"""``/v2/recordsets``: recordsets across every zone of the caller's project, and
+``/v2/recordsets/{id}``: one of them by its id alone.
 
 Designate's filters of a zone's list, and ``zone_id``; ``data=192.0.2.1``
 finds every recordset that points at an address (an index answers it, see
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData
+from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData, RecordSetId
 from zoneflow.central import api as central
 
 router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERRORS)
@@ -38,3 +39,17 @@ def list_all_recordsets(
             lambda rs: views.recordset(request, zones[rs.zone_id], rs, records_data=records_data),
         )
     )
+
+
+@router.get(
+    "/{recordset_id}",
+    response_model=schemas.RecordSet,
+    summary="Show a recordset by its id alone",
+    description="Designate answers this with a 301 to the recordset's URL in its zone; "
+    "zoneflow answers with the recordset itself, whose links.self is that URL.",
+)
+def show_any_recordset(
+    request: Request, recordset_id: RecordSetId, ctx: Ctx, records_data: RecordsData = False
+) -> JSONResponse:
+    zone, recordset = central.find_recordset(recordset_id, project_id=ctx.scope)
+    return JSONResponse(views.recordset(request, zone, recordset, records_data=records_data))
