@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import http.client
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from tests.support import RECORDSET_FIELDS
 from tests.unit.conftest import wait_settled
-from zoneflow import heartbeat
+from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
@@ -800,6 +802,48 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     client.patch("/v2/quotas/bob", json={"zones": 5, "zone_recordsets": 3}, headers=ADMIN)
     task = _import(client, ZONE_FILE, headers=BOB)
     assert (task["status"], "zone_recordsets" in task["message"]) == ("ERROR", True)
+
+
+def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> None:
+    """SQLite's writers queue (BEGIN IMMEDIATE), and the count is read in the writer's
+    transaction: of 12 creates at once into a quota of 3, 3 pass (PostgreSQL's
+    lock: tests/functional/test_api_quota_race.py)."""
+    client.patch("/v2/quotas/alice", json={"zones": 3, "zone_recordsets": 3}, headers=ADMIN)
+    start = threading.Barrier(12)
+    outcomes: list[str] = []
+
+    def create(make: Any) -> None:
+        start.wait(timeout=10)
+        try:
+            make()
+            outcomes.append("created")
+        except exceptions.OverQuota:
+            outcomes.append("over_quota")
+
+    def race(makes: list[Any]) -> list[str]:
+        outcomes.clear()
+        threads = [threading.Thread(target=create, args=(make,)) for make in makes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        return sorted(outcomes)
+
+    zones = [
+        functools.partial(central.create_zone, f"r{i}.example.", "a@r.example", project_id="alice")
+        for i in range(12)
+    ]
+    assert race(zones) == ["created"] * 3 + ["over_quota"] * 9
+    alices = storage.list_zones(project_id="alice")
+    assert len(alices) == 3
+    recordsets = [
+        functools.partial(
+            central.create_recordset, alices[0].id, f"h{i}", "A", ["192.0.2.1"], project_id="alice"
+        )
+        for i in range(12)
+    ]
+    assert race(recordsets) == ["created"] * 3 + ["over_quota"] * 9
+    assert len(storage.list_recordsets(alices[0].id)) == 3
 
 
 def test_zones_of_no_project_have_no_quota(client: TestClient, override: Any) -> None:

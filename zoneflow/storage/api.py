@@ -23,7 +23,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import db, models
+from zoneflow.storage import db, models, quotas
 
 CONF = cfg.CONF
 
@@ -810,12 +810,16 @@ def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
     session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
 
 
-def create_zone(values: dict[str, Any]) -> objects.Zone:
-    """Insert a zone as PENDING/CREATE with its create-zone job."""
+def create_zone(
+    values: dict[str, Any], *, admit: quotas.ZoneAdmission | None = None
+) -> objects.Zone:
+    """Insert a zone as PENDING/CREATE with its create-zone job; ``admit`` first, in the
+    same transaction, with the zones its project holds (see :func:`admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     try:
         with db.writer() as session:
+            admit_zone(session, values.get("project_id"), admit)
             row = models.Zone(
                 id=zone_id,
                 serial=serial,
@@ -833,6 +837,18 @@ def create_zone(values: dict[str, Any]) -> objects.Zone:
             f"zone {values['name']} already exists: pick another name or delete the old zone"
         ) from None
     return created
+
+
+def admit_zone(
+    session: Session, project_id: str | None, admit: quotas.ZoneAdmission | None
+) -> None:
+    """Call ``admit`` with the zones ``project_id`` holds, its quota lock held until the
+    transaction ends: two creates racing for a project's last zone queue here, and
+    the second counts the first's zone."""
+    if admit is None or project_id is None:
+        return
+    quotas.lock_project(session, project_id)
+    admit(quotas.count_zones(session, project_id))
 
 
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
@@ -1268,13 +1284,18 @@ def create_recordset(
     ttl: int | None,
     records: list[str],
     description: str | None = None,
+    admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
+    """Insert a recordset as PENDING/CREATE and its zone's update-zone job; ``admit``
+    first, with the zone's usage read under the zone's lock."""
     try:
         with db.writer() as session:
             zone = _live_zone(session, zone_id)
             _refuse_if_deleting(zone)
             serials = _next_serial(session, zone_id)
             serial = serials[1]
+            if admit is not None:
+                admit(*quotas.zone_usage(zone_id, session=session), 0)
             _check_cname_exclusive(session, zone_id, name, rtype)
             row = models.RecordSet(
                 zone_id=zone_id,
@@ -1309,9 +1330,11 @@ def update_recordset(
     records: list[str] | None,
     set_ttl: bool,
     description: str | None = None,
+    admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
-    unless that is None ("" clears it)."""
+    unless that is None ("" clears it); ``admit`` first, with the zone's usage and
+    the records the recordset holds, read under the zone's lock."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1319,6 +1342,8 @@ def update_recordset(
         serials = _next_serial(session, zone_id)
         serial = serials[1]
         row = _recordset_row(session, zone_id, recordset_id)
+        if admit is not None:
+            admit(*quotas.zone_usage(zone_id, session=session), len(row.records))
         before = _served(zone, row)
         if set_ttl:
             row.ttl = ttl
