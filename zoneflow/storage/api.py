@@ -129,9 +129,40 @@ def _match(
     """``column`` equal to ``value``, or like it where it has ``*`` wildcards
     (Designate's filters; a wildcard match ignores case, as it does on MySQL)."""
     if isinstance(value, str) and "*" in value:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return column.ilike(escaped.replace("*", "%"), escape="\\")
+        return column.ilike(_escape_like(value).replace("*", "%"), escape="\\")
     return column == value
+
+
+def _escape_like(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself (``%`` and ``_`` are plain characters)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _data_match(value: str | int) -> sa.ColumnElement[bool]:
+    """A record's data matching a filter value: equal to it (``ix_records_data``), or
+    like it where it has ``*`` wildcards, ignoring case. A pattern with a literal
+    prefix (``192.0.2.*``) also asks for that prefix of the record's lowered first
+    characters, which ``ix_records_data_prefix`` answers on PostgreSQL by a range
+    scan; the full pattern is then checked on the rows it finds."""
+    matched = _match(models.Record.data, value)
+    if not isinstance(value, str) or "*" not in value:
+        return matched
+    prefix = value.split("*", 1)[0][: models.DATA_PREFIX_CHARS]
+    if not prefix:
+        return matched  # nothing to range over: every record is read
+    # The index's expression, its numbers written into the SQL so that it is the
+    # same expression whatever the driver does with parameters.
+    head = sa.func.lower(
+        sa.func.substr(
+            models.Record.data,
+            sa.literal_column("1"),
+            sa.literal_column(str(models.DATA_PREFIX_CHARS)),
+        )
+    )
+    # lower() of the prefix in SQL too: the same case folding on both sides; the
+    # planner folds it into the constant it ranges over.
+    pattern = sa.func.lower(_escape_like(prefix)).concat("%")
+    return sa.and_(head.like(pattern, escape="\\"), matched)
 
 
 def _paged(
@@ -1224,8 +1255,7 @@ def find_recordsets(
         if key == "data":
             filters.append(
                 sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id,
-                    _match(models.Record.data, value),
+                    models.Record.recordset_id == models.RecordSet.id, _data_match(value)
                 )
             )
         else:

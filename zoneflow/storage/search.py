@@ -5,7 +5,9 @@ the scope is every live zone of a project (or of all projects). ``data``
 is answered from the ``ix_records_data`` index: the records holding that
 value first, then their recordsets, so finding every recordset that points
 at an address costs the same in a database of a million records as in a
-small one (bench/api_search.py).
+small one (bench/api_search.py). A wildcard with a literal prefix
+(``data=192.0.2.*``) is answered the same way from ``ix_records_data_prefix``
+on PostgreSQL; one that starts with ``*`` reads every record in scope.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ def find_all_recordsets(
         if key == "data":
             filters.append(
                 sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id,
-                    api._match(models.Record.data, value),
+                    models.Record.recordset_id == models.RecordSet.id, api._data_match(value)
                 )
             )
         else:
