@@ -6,13 +6,14 @@ import concurrent.futures
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
-from zoneflow.storage import migration
+from zoneflow.storage import db, migration
 
 POOL = """
 - name: default
@@ -136,3 +137,58 @@ def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
     assert names(name="H1.*") == ["h1.example.com."]
     assert names(name="h_.*") == []
     assert names(data="192.0.2.*", ttl="60") == ["h3.example.com.", "h6.example.com."]
+
+
+def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postgres: str) -> None:
+    """data=<prefix>* finds what ILIKE finds (case ignored, _ and % literal, records
+    longer than the index holds), and PostgreSQL can answer it by a range over
+    ix_records_data_prefix; a pattern that starts with * cannot, and still works."""
+    zone = central.create_zone("example.com", "hostmaster@example.com", project_id="p")
+    # Past a btree entry's limit: the index holds its first 200 characters only.
+    long_text = " ".join(f'"{"k" * 250}"' for _ in range(12))
+    for name, rtype, records in (
+        ("a", "A", ["192.0.2.1", "192.0.2.20"]),
+        ("b", "A", ["198.51.100.2"]),
+        ("t", "TXT", ['"V=Spf1 mx -all"']),
+        ("u", "TXT", ['"v_x%y"']),
+        ("long", "TXT", [f'{long_text} "tail"']),
+    ):
+        central.create_recordset(zone.id, name, rtype, records, project_id="p")
+
+    def found(pattern: str) -> list[str]:
+        page, _ = central.find_all_recordsets({"data": pattern}, objects.Paging(100))
+        return sorted(rs.name.split(".")[0] for rs in page.items)
+
+    assert found("192.0.2.*") == ["a"]
+    assert found("192.0.2.2*") == ["a"]
+    assert found("192.0.2.3*") == []
+    assert found('"v=spf1 MX*') == ["t"]
+    assert found('"v_x*') == ["u"]
+    assert found('"vax*') == []  # _ is a plain character
+    assert found('"v_x%*') == ["u"]
+    assert found(f'{long_text} "t*') == ["long"]  # a prefix longer than the index holds
+    assert found(f'{long_text} "x*') == []
+    assert found("*.2") == ["b"]
+
+    engine = db.get_engine()
+    seen: list[tuple[str, object]] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        found("192.0.2.*")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    count = seen[0]
+    with engine.connect() as conn:
+        cursor = conn.connection.cursor()
+        # A few rows: the planner would read them all; forbid that to see whether
+        # the index can answer the statement at all.
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {count[0]}", count[1])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "ix_records_data_prefix" in plan, plan
+    assert "~>=~ '192.0.2.'" in plan and "~<~ '192.0.2/'" in plan, plan

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import http.client
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from tests.support import RECORDSET_FIELDS
 from tests.unit.conftest import wait_settled
-from zoneflow import heartbeat
+from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
@@ -191,6 +193,101 @@ def test_a_project_finds_only_its_own_recordsets_unless_an_admin_asks_for_all(
             .values(deleted=two_projects["b1"]["id"])
         )
     assert _names(client, "data=192.0.2.1", BOB) == []
+
+
+def test_recordsets_across_zones_show_records_as_fields_when_asked(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    _recordset(
+        client,
+        two_projects["a2"],
+        "_sip._tcp",
+        "SRV",
+        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip"}],
+    )
+    done = client.get("/v2/recordsets?records_data=true&sort_key=name", headers=ALICE)
+    assert done.status_code == 200, done.text
+    schemas.RecordSetList.model_validate(done.json())
+    shown = {rs["name"]: rs for rs in done.json()["recordsets"]}
+    assert len(shown) == 5 and all("records_data" in rs for rs in shown.values())
+    assert shown["_sip._tcp.a2.example."]["records_data"] == [
+        {"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}
+    ]
+    assert shown["www.a1.example."]["records_data"] == [
+        {"address": "192.0.2.1"},
+        {"address": "192.0.2.2"},
+    ]
+    assert shown["mail.a1.example."]["records_data"] == [
+        {"priority": 10, "exchange": "mx.a1.example."}
+    ]
+    # A filter still filters; records_data is not one.
+    found = client.get("/v2/recordsets?records_data=true&data=2001:db8::1", headers=ALICE).json()
+    assert [rs["records_data"] for rs in found["recordsets"]] == [[{"address": "2001:db8::1"}]]
+    # Designate's clients, who do not ask, get text only.
+    plain = client.get("/v2/recordsets", headers=ALICE).json()["recordsets"]
+    assert plain and all("records_data" not in rs for rs in plain)
+    for value in ("false", "0"):
+        plain = client.get(f"/v2/recordsets?records_data={value}", headers=ALICE).json()
+        assert all("records_data" not in rs for rs in plain["recordsets"])
+    body = _assert_error(
+        client.get("/v2/recordsets?records_data=maybe", headers=ALICE), 400, "invalid_object"
+    )
+    assert "records_data" in body["message"], body["message"]
+
+
+def test_a_recordset_is_shown_by_its_id_alone_as_in_its_zone(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    a1 = two_projects["a1"]
+    www = client.get(f"/v2/zones/{a1['id']}/recordsets?name=www*", headers=ALICE).json()
+    rs_id = www["recordsets"][0]["id"]
+    in_zone = client.get(f"/v2/zones/{a1['id']}/recordsets/{rs_id}", headers=ALICE)
+    done = client.get(f"/v2/recordsets/{rs_id}", headers=ALICE)
+    assert done.status_code == 200, done.text
+    schemas.RecordSet.model_validate(done.json())
+    assert done.json() == in_zone.json()
+    assert set(done.json()) == RECORDSET_FIELDS
+    assert done.json()["links"]["self"].endswith(f"/v2/zones/{a1['id']}/recordsets/{rs_id}")
+    assert (done.json()["zone_name"], done.json()["records"]) == (
+        "a1.example.",
+        ["192.0.2.1", "192.0.2.2"],
+    )
+    with_fields = client.get(f"/v2/recordsets/{rs_id}?records_data=true", headers=ALICE).json()
+    assert with_fields["records_data"] == [{"address": "192.0.2.1"}, {"address": "192.0.2.2"}]
+    # A trailing slash is the same URL.
+    assert client.get(f"/v2/recordsets/{rs_id}/", headers=ALICE).json() == done.json()
+
+
+def test_a_recordset_by_id_of_another_project_is_not_found_unless_an_admin_asks(
+    client: TestClient, two_projects: dict[str, dict]
+) -> None:
+    b1 = two_projects["b1"]
+    bobs = client.get(f"/v2/zones/{b1['id']}/recordsets", headers=BOB).json()["recordsets"][0]
+    url = f"/v2/recordsets/{bobs['id']}"
+    missing = "/v2/recordsets/6f1a4bde-0000-4000-8000-000000000000"
+    for path, headers in ((url, ALICE), (url, ADMIN), (missing, ALICE), (missing, ALL)):
+        body = _assert_error(client.get(path, headers=headers), 404, "recordset_not_found")
+        assert path.rsplit("/", 1)[1] in body["message"], body["message"]
+    assert client.get(url, headers=BOB).json()["id"] == bobs["id"]
+    assert client.get(url, headers=ALL).json()["project_id"] == "bob"
+    sudo = {**ADMIN, "X-Auth-Sudo-Project-ID": "bob"}
+    assert client.get(url, headers=sudo).json()["zone_name"] == "b1.example."
+    _assert_error(
+        client.get(url, headers={**ALICE, "X-Auth-All-Projects": "true"}), 403, "forbidden"
+    )
+    _assert_error(
+        client.get("/v2/recordsets/not-a-uuid", headers=ALICE),
+        400,
+        "invalid_uuid",
+        "recordset_id",
+        "not-a-uuid",
+    )
+    # The recordset of a deleted zone is gone with it.
+    with db.writer() as session:
+        session.execute(
+            sa.update(models.Zone).where(models.Zone.id == b1["id"]).values(deleted=b1["id"])
+        )
+    _assert_error(client.get(url, headers=BOB), 404, "recordset_not_found")
 
 
 # --- pools and service statuses -------------------------------------------------------------
@@ -707,6 +804,48 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     assert (task["status"], "zone_recordsets" in task["message"]) == ("ERROR", True)
 
 
+def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> None:
+    """SQLite's writers queue (BEGIN IMMEDIATE), and the count is read in the writer's
+    transaction: of 12 creates at once into a quota of 3, 3 pass (PostgreSQL's
+    lock: tests/functional/test_api_quota_race.py)."""
+    client.patch("/v2/quotas/alice", json={"zones": 3, "zone_recordsets": 3}, headers=ADMIN)
+    start = threading.Barrier(12)
+    outcomes: list[str] = []
+
+    def create(make: Any) -> None:
+        start.wait(timeout=10)
+        try:
+            make()
+            outcomes.append("created")
+        except exceptions.OverQuota:
+            outcomes.append("over_quota")
+
+    def race(makes: list[Any]) -> list[str]:
+        outcomes.clear()
+        threads = [threading.Thread(target=create, args=(make,)) for make in makes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        return sorted(outcomes)
+
+    zones = [
+        functools.partial(central.create_zone, f"r{i}.example.", "a@r.example", project_id="alice")
+        for i in range(12)
+    ]
+    assert race(zones) == ["created"] * 3 + ["over_quota"] * 9
+    alices = storage.list_zones(project_id="alice")
+    assert len(alices) == 3
+    recordsets = [
+        functools.partial(
+            central.create_recordset, alices[0].id, f"h{i}", "A", ["192.0.2.1"], project_id="alice"
+        )
+        for i in range(12)
+    ]
+    assert race(recordsets) == ["created"] * 3 + ["over_quota"] * 9
+    assert len(storage.list_recordsets(alices[0].id)) == 3
+
+
 def test_zones_of_no_project_have_no_quota(client: TestClient, override: Any) -> None:
     override("quota", zones=0, recordset_records=1)
     zone = central.create_zone("cli.example.", "hostmaster@cli.example")
@@ -718,6 +857,7 @@ def test_the_openapi_document_lists_every_route_of_this_slice(client: TestClient
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {
         "/v2/recordsets",
+        "/v2/recordsets/{recordset_id}",
         "/v2/pools",
         "/v2/pools/{pool_id}",
         "/v2/service_statuses",

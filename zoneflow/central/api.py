@@ -77,8 +77,7 @@ def create_zone(
         "project_id": project_id,
         "description": description,
     }
-    quotas.check_zone_create(project_id)
-    zone = storage.create_zone(values)
+    zone = storage.create_zone(values, admit=quotas.zone_admission(project_id))
     _changed()
     return zone
 
@@ -195,7 +194,6 @@ def create_recordset(
     if rs_type == "NS" and rs_name == zone.name:
         raise _apex_ns_error(zone.name)
     canonical = validation.records(rs_type, records, zone=zone.name)
-    quotas.check_recordset_change(zone, new_records=len(canonical), new_recordset=True)
     recordset = storage.create_recordset(
         zone.id,
         name=rs_name,
@@ -203,6 +201,7 @@ def create_recordset(
         ttl=validation.ttl(ttl),
         records=canonical,
         description=description or None,
+        admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
     )
     _changed()
     return recordset
@@ -226,10 +225,11 @@ def update_recordset(
     canonical = (
         validation.records(current.type, records, zone=zone.name) if records is not None else None
     )
-    if canonical is not None:
-        quotas.check_recordset_change(
-            zone, new_records=len(canonical), old_records=len(current.records)
-        )
+    admit = (
+        quotas.recordset_admission(zone, new_records=len(canonical))
+        if canonical is not None
+        else None
+    )
     recordset = storage.update_recordset(
         zone.id,
         current.id,
@@ -237,6 +237,7 @@ def update_recordset(
         records=canonical,
         set_ttl=ttl is not None or clear_ttl,
         description=description,
+        admit=admit,
     )
     _changed()
     return recordset
@@ -297,6 +298,14 @@ def find_all_recordsets(
     return search.find_all_recordsets(
         columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets"), project_id=project_id
     )
+
+
+def find_recordset(
+    recordset_id: str, *, project_id: str | None = None
+) -> tuple[objects.Zone, objects.RecordSet]:
+    """A recordset by its id alone, in any live zone of a project (None: of all
+    projects), and its zone: what ``GET /v2/recordsets/{id}`` shows."""
+    return search.get_recordset(recordset_id, project_id=project_id)
 
 
 def _recordset_columns(criteria: Mapping[str, str]) -> dict[str, str | int]:

@@ -7,9 +7,12 @@ limit. A change that would take a project past one raises
 nothing. Zones that belong to no project (made with the ``zoneflow``
 command) have no quota.
 
-As in Designate, the check reads the counts and then the change is written
-in its own transaction: two requests racing for a project's last unit may
-both pass. A quota is an allowance, not a hard bound.
+What a change adds to a project or a zone is counted inside the
+transaction that writes it, after locking what it counts (the project's
+quota lock for zones, the zone's row for recordsets and records; see
+:mod:`zoneflow.storage.quotas`): of two requests racing for a project's last
+unit, the second counts the first's and is refused. A quota is a hard
+bound, unlike Designate's, whose check and write are apart.
 """
 
 from __future__ import annotations
@@ -95,14 +98,18 @@ def _refuse(project_id: str, resource: str, limit: int, what: str) -> exceptions
     )
 
 
-def check_zone_create(project_id: str | None) -> None:
-    """Refuse a new zone beyond the project's ``zones``."""
+def zone_admission(project_id: str | None) -> storage.ZoneAdmission | None:
+    """What storage calls, with the project's zones counted under its quota lock, to
+    refuse a new zone beyond its ``zones`` (None: a zone of no project, no quota)."""
     if project_id is None:
-        return
+        return None
     limit = get_quotas(project_id)["zones"]
-    count = storage.count_zones(project_id)
-    if _over(limit, count + 1):
-        raise _refuse(project_id, "zones", limit, f"the project has {count} zones")
+
+    def admit(zones: int) -> None:
+        if _over(limit, zones + 1):
+            raise _refuse(project_id, "zones", limit, f"the project has {zones} zones")
+
+    return admit
 
 
 def check_zone_content(
@@ -142,24 +149,33 @@ def check_zone_content(
         )
 
 
-def check_recordset_change(
-    zone: objects.Zone, *, new_records: int, old_records: int = 0, new_recordset: bool = False
-) -> None:
-    """Refuse creating (``new_recordset``) or changing a recordset to ``new_records``
-    records (it held ``old_records``) beyond the zone's project's quotas.
+def recordset_admission(
+    zone: objects.Zone, *, new_records: int, new_recordset: bool = False
+) -> storage.RecordSetAdmission | None:
+    """What storage calls, with the zone's usage read under the zone's lock, to refuse
+    creating (``new_recordset``) or changing a recordset to ``new_records`` records
+    beyond the zone's project's quotas (None: a zone of no project, no quota).
 
-    Only what the change adds is checked: a zone already past a lowered
-    quota may still shrink, or change a recordset's records one for one.
+    A recordset too large for ``recordset_records`` is refused at once: that
+    depends on the request alone. Only what the change adds is checked: a
+    zone already past a lowered quota may still shrink, or change a
+    recordset's records one for one.
     """
     if zone.project_id is None:
-        return
-    recordsets, records = storage.zone_usage(zone.id)
-    check_zone_content(
-        zone,
-        recordsets=recordsets + 1 if new_recordset else 0,
-        records=records - old_records + new_records if new_records > old_records else 0,
-        largest_recordset=new_records,
-    )
+        return None
+    limits = get_quotas(zone.project_id)
+    check_zone_content(zone, recordsets=0, records=0, largest_recordset=new_records, quotas=limits)
+
+    def admit(recordsets: int, records: int, replaced: int) -> None:
+        check_zone_content(
+            zone,
+            recordsets=recordsets + 1 if new_recordset else 0,
+            records=records - replaced + new_records if new_records > replaced else 0,
+            largest_recordset=new_records,
+            quotas=limits,
+        )
+
+    return admit
 
 
 def check_export(zone: objects.Zone) -> None:

@@ -122,12 +122,13 @@ def import_zone(
             "pool_id": pool_id,
             "description": None,
         }
-        _check_quotas(parsed, project_id)
+        _check_content_quotas(parsed, project_id)
         task = zone_tasks.import_zone(
             task_id,
             project_id=project_id,
             values=values,
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            admit=quotas.zone_admission(project_id),
         )
     except (exceptions.InvalidInput, exceptions.Duplicate, exceptions.OverQuota) as exc:
         return zone_tasks.create_task(
@@ -142,8 +143,9 @@ def import_zone(
     return task
 
 
-def _check_quotas(parsed: zonefile.ParsedZone, project_id: str | None) -> None:
-    quotas.check_zone_create(project_id)
+def _check_content_quotas(parsed: zonefile.ParsedZone, project_id: str | None) -> None:
+    """Refuse a zone file holding more than the project allows in one zone (the
+    project's zone count is checked as the zone is written)."""
     if project_id is None:
         return
     quotas.check_zone_content(

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import db, models
+from zoneflow.storage import db, models, quotas
 
 CONF = cfg.CONF
 
@@ -130,9 +130,40 @@ def _match(
     """``column`` equal to ``value``, or like it where it has ``*`` wildcards
     (Designate's filters; a wildcard match ignores case, as it does on MySQL)."""
     if isinstance(value, str) and "*" in value:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return column.ilike(escaped.replace("*", "%"), escape="\\")
+        return column.ilike(_escape_like(value).replace("*", "%"), escape="\\")
     return column == value
+
+
+def _escape_like(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself (``%`` and ``_`` are plain characters)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _data_match(value: str | int) -> sa.ColumnElement[bool]:
+    """A record's data matching a filter value: equal to it (``ix_records_data``), or
+    like it where it has ``*`` wildcards, ignoring case. A pattern with a literal
+    prefix (``192.0.2.*``) also asks for that prefix of the record's lowered first
+    characters, which ``ix_records_data_prefix`` answers on PostgreSQL by a range
+    scan; the full pattern is then checked on the rows it finds."""
+    matched = _match(models.Record.data, value)
+    if not isinstance(value, str) or "*" not in value:
+        return matched
+    prefix = value.split("*", 1)[0][: models.DATA_PREFIX_CHARS]
+    if not prefix:
+        return matched  # nothing to range over: every record is read
+    # The index's expression, its numbers written into the SQL so that it is the
+    # same expression whatever the driver does with parameters.
+    head = sa.func.lower(
+        sa.func.substr(
+            models.Record.data,
+            sa.literal_column("1"),
+            sa.literal_column(str(models.DATA_PREFIX_CHARS)),
+        )
+    )
+    # lower() of the prefix in SQL too: the same case folding on both sides; the
+    # planner folds it into the constant it ranges over.
+    pattern = sa.func.lower(_escape_like(prefix)).concat("%")
+    return sa.and_(head.like(pattern, escape="\\"), matched)
 
 
 def _paged(
@@ -837,12 +868,16 @@ def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
     session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
 
 
-def create_zone(values: dict[str, Any]) -> objects.Zone:
-    """Insert a zone as PENDING/CREATE with its create-zone job."""
+def create_zone(
+    values: dict[str, Any], *, admit: quotas.ZoneAdmission | None = None
+) -> objects.Zone:
+    """Insert a zone as PENDING/CREATE with its create-zone job; ``admit`` first, in the
+    same transaction, with the zones its project holds (see :func:`admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     try:
         with db.writer() as session:
+            admit_zone(session, values.get("project_id"), admit)
             row = models.Zone(
                 id=zone_id,
                 serial=serial,
@@ -860,6 +895,18 @@ def create_zone(values: dict[str, Any]) -> objects.Zone:
             f"zone {values['name']} already exists: pick another name or delete the old zone"
         ) from None
     return created
+
+
+def admit_zone(
+    session: Session, project_id: str | None, admit: quotas.ZoneAdmission | None
+) -> None:
+    """Call ``admit`` with the zones ``project_id`` holds, its quota lock held until the
+    transaction ends: two creates racing for a project's last zone queue here, and
+    the second counts the first's zone."""
+    if admit is None or project_id is None:
+        return
+    quotas.lock_project(session, project_id)
+    admit(quotas.count_zones(session, project_id))
 
 
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
@@ -1235,8 +1282,7 @@ def find_recordsets(
         if key == "data":
             filters.append(
                 sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id,
-                    _match(models.Record.data, value),
+                    models.Record.recordset_id == models.RecordSet.id, _data_match(value)
                 )
             )
         else:
@@ -1295,13 +1341,18 @@ def create_recordset(
     ttl: int | None,
     records: list[str],
     description: str | None = None,
+    admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
+    """Insert a recordset as PENDING/CREATE and its zone's update-zone job; ``admit``
+    first, with the zone's usage read under the zone's lock."""
     try:
         with db.writer() as session:
             zone = _live_zone(session, zone_id)
             _refuse_if_deleting(zone)
             serials = _next_serial(session, zone_id)
             serial = serials[1]
+            if admit is not None:
+                admit(*quotas.zone_usage(zone_id, session=session), 0)
             _check_cname_exclusive(session, zone_id, name, rtype)
             row = models.RecordSet(
                 zone_id=zone_id,
@@ -1336,9 +1387,11 @@ def update_recordset(
     records: list[str] | None,
     set_ttl: bool,
     description: str | None = None,
+    admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
-    unless that is None ("" clears it)."""
+    unless that is None ("" clears it); ``admit`` first, with the zone's usage and
+    the records the recordset holds, read under the zone's lock."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1346,6 +1399,8 @@ def update_recordset(
         serials = _next_serial(session, zone_id)
         serial = serials[1]
         row = _recordset_row(session, zone_id, recordset_id)
+        if admit is not None:
+            admit(*quotas.zone_usage(zone_id, session=session), len(row.records))
         before = _served(zone, row)
         if set_ttl:
             row.ttl = ttl

@@ -170,6 +170,10 @@ class RecordSet(Timestamps, Base):
     )
 
 
+# How many of a record's first characters ix_records_data_prefix holds.
+DATA_PREFIX_CHARS = 200
+
+
 class Record(Base):
     __tablename__ = "records"
     __table_args__ = (
@@ -179,6 +183,12 @@ class Record(Base):
         # (a btree entry is limited to a third of a page, which a long TXT
         # record exceeds) and equality is all it is asked.
         Index("ix_records_data", "data", postgresql_using="hash"),
+        # data=192.0.2.* (a wildcard after a literal prefix) is answered on
+        # PostgreSQL by ix_records_data_prefix, a btree with text_pattern_ops on
+        # lower(substr(data, 1, DATA_PREFIX_CHARS)): the first characters only, so
+        # that a long TXT record fits a btree entry; lower() because a wildcard
+        # match ignores case. An expression index, made by migration
+        # 0008_records_data_prefix only (see storage.api._data_match).
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

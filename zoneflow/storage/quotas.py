@@ -2,15 +2,18 @@
 
 A project without a row for a resource has the ``[quota]`` default
 (:mod:`zoneflow.central.quotas` decides); these functions read and write
-the rows and count what the limits apply to.
+the rows and count what the limits apply to, inside the transaction of the
+change they limit (see :func:`lock_project` and the admission callables).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
+from sqlalchemy.orm import Session
 
 from zoneflow import objects
 from zoneflow.storage import db, models
@@ -60,35 +63,66 @@ def reset_quotas(project_id: str) -> None:
         session.execute(sa.delete(models.Quota).where(models.Quota.project_id == project_id))
 
 
-def count_zones(project_id: str) -> int:
+# Called inside the transaction that creates a zone, with the zones its project
+# holds at that moment (the project's quota lock held); raises to refuse.
+ZoneAdmission = Callable[[int], None]
+# Called inside the transaction that creates or replaces a recordset, with the
+# recordsets and records its zone holds at that moment (the zone's row locked)
+# and the records of the recordset being replaced (0 on create); raises to refuse.
+RecordSetAdmission = Callable[[int, int, int], None]
+
+
+def lock_project(session: Session, project_id: str) -> None:
+    """Make any other transaction that locks this project's quota wait until this one ends.
+
+    On PostgreSQL an advisory transaction lock keyed on the project: a count
+    read after it sees every zone the transaction before it committed (READ
+    COMMITTED reads a fresh snapshot per statement), so the count and the
+    insert are one step. SQLite needs none: writer() began with BEGIN
+    IMMEDIATE, so the database is this transaction's alone.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(project_id))))
+
+
+def _lock_key(project_id: str) -> int:
+    """A 64-bit advisory lock key for a project's quota (two projects sharing one only
+    wait for each other, they never miscount)."""
+    digest = hashlib.sha256(f"zoneflow quota {project_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def count_zones(session: Session, project_id: str) -> int:
     """A project's live zones, not counting those being deleted."""
-    with db.reader() as session:
-        return int(
-            session.scalar(
-                sa.select(sa.func.count())
-                .select_from(models.Zone)
-                .where(
-                    models.Zone.project_id == project_id,
-                    models.Zone.deleted == models.LIVE,
-                    models.Zone.action != objects.DELETE,
-                )
+    return int(
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(models.Zone)
+            .where(
+                models.Zone.project_id == project_id,
+                models.Zone.deleted == models.LIVE,
+                models.Zone.action != objects.DELETE,
             )
-            or 0
         )
+        or 0
+    )
 
 
-def zone_usage(zone_id: str) -> tuple[int, int]:
-    """How many recordsets and how many records a zone holds."""
-    with db.reader() as session:
-        recordsets = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(models.RecordSet)
-            .where(models.RecordSet.zone_id == zone_id)
-        )
-        records = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(models.Record)
-            .join(models.RecordSet, models.RecordSet.id == models.Record.recordset_id)
-            .where(models.RecordSet.zone_id == zone_id)
-        )
-        return int(recordsets or 0), int(records or 0)
+def zone_usage(zone_id: str, *, session: Session | None = None) -> tuple[int, int]:
+    """How many recordsets and how many records a zone holds, read in ``session`` (a
+    writer's, which has locked the zone) or in a read transaction of its own."""
+    if session is None:
+        with db.reader() as reading:
+            return zone_usage(zone_id, session=reading)
+    recordsets = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(models.RecordSet)
+        .where(models.RecordSet.zone_id == zone_id)
+    )
+    records = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(models.Record)
+        .join(models.RecordSet, models.RecordSet.id == models.Record.recordset_id)
+        .where(models.RecordSet.zone_id == zone_id)
+    )
+    return int(recordsets or 0), int(records or 0)

@@ -5,7 +5,9 @@ the scope is every live zone of a project (or of all projects). ``data``
 is answered from the ``ix_records_data`` index: the records holding that
 value first, then their recordsets, so finding every recordset that points
 at an address costs the same in a database of a million records as in a
-small one (bench/api_search.py).
+small one (bench/api_search.py). A wildcard with a literal prefix
+(``data=192.0.2.*``) is answered the same way from ``ix_records_data_prefix``
+on PostgreSQL; one that starts with ``*`` reads every record in scope.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.storage import api, db, models
 
 
@@ -34,8 +37,7 @@ def find_all_recordsets(
         if key == "data":
             filters.append(
                 sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id,
-                    api._match(models.Record.data, value),
+                    models.Record.recordset_id == models.RecordSet.id, api._data_match(value)
                 )
             )
         else:
@@ -54,3 +56,26 @@ def find_all_recordsets(
         found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
         by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
     return objects.Page(recordsets, total, more), by_id
+
+
+def get_recordset(
+    recordset_id: str, *, project_id: str | None = None
+) -> tuple[objects.Zone, objects.RecordSet]:
+    """A recordset of a live zone (of ``project_id``, None: of any) by its id alone,
+    and its zone."""
+    with db.reader() as session:
+        query = (
+            sa.select(models.RecordSet, models.Zone)
+            .join(models.Zone, models.Zone.id == models.RecordSet.zone_id)
+            .where(models.RecordSet.id == recordset_id, models.Zone.deleted == models.LIVE)
+            .options(selectinload(models.RecordSet.records))
+        )
+        if project_id is not None:
+            query = query.where(models.Zone.project_id == project_id)
+        found = session.execute(query).first()
+        if found is None:
+            raise exceptions.RecordSetNotFound(
+                f"recordset {recordset_id} does not exist: GET /v2/recordsets lists the "
+                "recordsets there are"
+            )
+        return api._zone(found.Zone), api._recordset(found.RecordSet)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from oslo_db import exception as db_exc
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import api, db, models, quotas
 
 _NOT_FOUND = {
     objects.EXPORT: exceptions.ZoneExportNotFound,
@@ -120,14 +120,17 @@ def import_zone(
     project_id: str | None,
     values: Mapping[str, Any],
     recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
+    admit: quotas.ZoneAdmission | None = None,
 ) -> objects.ZoneTask:
     """Create a zone (PENDING/CREATE, with its create-zone job) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in one
-    transaction."""
+    transaction; ``admit`` first, with the zones the project holds (as for a zone
+    created on its own, see :func:`zoneflow.storage.api.admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     try:
         with db.writer() as session:
+            api.admit_zone(session, project_id, admit)
             zone = models.Zone(
                 id=zone_id,
                 serial=serial,
