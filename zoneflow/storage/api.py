@@ -904,6 +904,23 @@ def _catalog_changed(session: Session, pool_id: str) -> None:
     )
 
 
+def zones_around(name: str, pool_id: str) -> list[objects.Zone]:
+    """The live zones of a pool above ``name`` (its parents, up to the top-level domain)
+    and below it (its subzones), whoever owns them."""
+    labels = name.rstrip(".").split(".")
+    parents = [".".join(labels[i:]) + "." for i in range(1, len(labels))]
+    with db.reader() as session:
+        query = sa.select(models.Zone).where(
+            models.Zone.deleted == models.LIVE,
+            models.Zone.pool_id == pool_id,
+            sa.or_(
+                models.Zone.name.in_(parents),
+                models.Zone.name.endswith("." + name, autoescape=True),
+            ),
+        )
+        return [_zone(row) for row in session.scalars(query.order_by(models.Zone.name))]
+
+
 def list_catalogs() -> dict[str, str]:
     """Every pool's catalog zone name (lower case, absolute) and the pool's id."""
     with db.reader() as session:
