@@ -342,6 +342,7 @@ LISTS = [
     "/v2/zones/tasks/imports",
     "/v2/tsigkeys",
     "/v2/service_statuses",
+    "/v2/pools",
     "/v2/jobs",
 ]
 

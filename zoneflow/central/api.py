@@ -195,6 +195,17 @@ def find_zones(
     )
 
 
+POOL_FILTERS = ("name",)
+POOL_SORT_KEYS = {key: key for key in ("created_at", "id", "updated_at", "name")}
+
+
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools, with Designate's ``name`` filter and sort keys."""
+    return storage.find_pools(
+        _criteria(criteria, POOL_FILTERS, "pools"), _paging(paging, POOL_SORT_KEYS, "pools")
+    )
+
+
 def zone_status(ref: str, *, project_id: str | None = None) -> list[objects.TargetStatus]:
     zone = storage.get_zone(ref, project_id=project_id)
     return storage.list_target_status(zone.id)

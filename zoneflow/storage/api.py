@@ -206,6 +206,15 @@ def list_pools() -> list[objects.Pool]:
         return [_pool(p) for p in session.scalars(_pool_query().order_by(models.Pool.name))]
 
 
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools matching ``criteria`` (column name -> value, see
+    :func:`_match`), and how many match in all."""
+    filters = [_match(_column(models.Pool, key), value) for key, value in criteria.items()]
+    with db.reader() as session:
+        rows, total, more = _paged(session, _pool_query(), models.Pool, [], filters, paging)
+        return objects.Page(tuple(_pool(r) for r in rows), total, more)
+
+
 def get_pool(ref: str) -> objects.Pool:
     """A pool by name or id."""
     with db.reader() as session:
