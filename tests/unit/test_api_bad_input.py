@@ -370,3 +370,17 @@ def test_every_list_refuses_bad_paging_and_unknown_filters(
     done = client.get(f"{url}?limit=1&sort_dir=desc", headers=ALL)
     assert done.status_code == 200, done.text
     assert set(done.json()) >= {"links", "metadata"}
+
+
+def test_the_openapi_document_offers_null_only_where_it_is_taken(client: TestClient) -> None:
+    bodies = client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field in (
+        ("ZoneUpdate", "email"),
+        ("ZoneUpdate", "ttl"),
+        ("RecordSetUpdate", "records"),
+        ("TsigKeyUpdate", "secret"),
+        ("QuotasUpdate", "zones"),
+    ):
+        assert "null" not in json.dumps(bodies[model]["properties"][field]), (model, field)
+    assert {"type": "null"} in bodies["RecordSetUpdate"]["properties"]["ttl"]["anyOf"]
+    assert {"type": "null"} in bodies["ZoneUpdate"]["properties"]["description"]["anyOf"]

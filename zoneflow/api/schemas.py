@@ -30,10 +30,6 @@ Description = Annotated[StrictStr, Field(max_length=160)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _not_null(value: object) -> object:
     # Only a value the client sent is checked: a field left out keeps its default (None).
     if value is None:
@@ -44,6 +40,20 @@ def _not_null(value: object) -> object:
 # A field of a change (PATCH, PUT) that may be left out but not set to null: null would
 # otherwise read as "not given" and be dropped without a word.
 NotNull = AfterValidator(_not_null)
+
+
+def _document_not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """In /openapi.json, a NotNull field's type without the null its default needs."""
+    for name, field in model.model_fields.items():
+        shown = schema.get("properties", {}).get(name, {})
+        if NotNull in field.metadata and "anyOf" in shown:
+            kinds = [kind for kind in shown.pop("anyOf") if kind != {"type": "null"}]
+            shown.update(kinds[0] if len(kinds) == 1 else {"anyOf": kinds})
+            shown.pop("default", None)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
 
 
 # --- version discovery ---------------------------------------------------------
