@@ -129,6 +129,18 @@ class Forbidden(ZoneflowError):
     error_type = "forbidden"
 
 
+class IllegalChildZone(Forbidden):
+    """A zone inside another project's zone (it would take over names of that zone)."""
+
+    error_type = "illegal_child"
+
+
+class IllegalParentZone(Forbidden):
+    """A zone above another project's zone (it would hold names that zone serves)."""
+
+    error_type = "illegal_parent"
+
+
 # --- missing things (404) ---------------------------------------------------
 
 

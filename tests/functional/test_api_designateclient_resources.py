@@ -10,6 +10,7 @@ the key BIND9 transfers with is one mdns only learnt through /v2/tsigkeys.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -21,6 +22,7 @@ import pytest
 from designateclient import exceptions as client_errors
 from designateclient.v2 import client as designate
 from designateclient.v2.cli import quotas as quota_cli
+from designateclient.v2.cli import recordsets as recordset_cli
 from designateclient.v2.cli import service_statuses as status_cli
 from designateclient.v2.cli import tsigkeys as tsigkey_cli
 from designateclient.v2.cli import zones as zone_cli
@@ -30,6 +32,7 @@ from tests.functional.deployment import Deployment, answer
 from tests.functional.designate import noauth_client, settled
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import HOST, wait_for
+from tests.support import RECORDSET_FIELDS
 
 ZONE = "exported.example."
 IMPORTED = "imported.example."
@@ -59,6 +62,59 @@ EXPORT_FIELDS = {
     "links",
 }
 IMPORT_FIELDS = EXPORT_FIELDS - {"location"}
+# Designate's fields of each object (designate/objects/adapters/api_v2/*.py), which the
+# openstack CLI's show commands print whole.
+POOL_FIELDS = {
+    "id",
+    "project_id",
+    "name",
+    "description",
+    "attributes",
+    "ns_records",
+    "created_at",
+    "updated_at",
+    "links",
+}
+SERVICE_STATUS_FIELDS = {
+    "id",
+    "hostname",
+    "service_name",
+    "status",
+    "stats",
+    "capabilities",
+    "heartbeated_at",
+    "created_at",
+    "updated_at",
+    "links",
+}
+TSIGKEY_FIELDS = {
+    "id",
+    "name",
+    "algorithm",
+    "secret",
+    "scope",
+    "resource_id",
+    "created_at",
+    "updated_at",
+    "links",
+}
+LIMIT_FIELDS = {
+    "max_zones",
+    "max_zone_recordsets",
+    "max_zone_records",
+    "max_recordset_records",
+    "min_ttl",
+    "max_zone_name_length",
+    "max_recordset_name_length",
+    "max_page_limit",
+}
+
+
+def _complete(shown: Any, fields: set[str], list_command: Any = None) -> None:
+    """Every field Designate shows, and every column the CLI's list prints."""
+    assert set(shown) == fields, set(shown) ^ fields
+    if list_command is not None:
+        assert set(list_command.columns) <= fields
 
 
 def _mdns_knows_key(deployment: Deployment) -> bool:
@@ -97,6 +153,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     # Pools and services, as an operator sees them.
     (pool,) = client.pools.list()
     assert pool["ns_records"] == [{"hostname": "ns1.api.example.", "priority": 1}]
+    _complete(pool, POOL_FIELDS)
     statuses = client.service_statuses.list()
     assert sorted((s["service_name"], s["status"]) for s in statuses) == [
         ("api", "UP"),
@@ -104,13 +161,19 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
         ("mdns", "UP"),
     ]
     for status in statuses:
+        _complete(status, SERVICE_STATUS_FIELDS, status_cli.ListServiceStatusesCommand)
         status_cli._format_status(dict(status))  # what 'openstack dns service list' does
+    shown_status = client.service_statuses.get(statuses[0]["id"])
+    _complete(shown_status, SERVICE_STATUS_FIELDS)
 
     # The pool's transfers need KEY; mdns learns it only from the API.
     with pytest.raises(dns.tsig.PeerBadKey):
         _mdns_knows_key(deployment)
     key = client.tsigkeys.create(KEY, "hmac-sha256", SECRET, "POOL", pool["id"])
+    _complete(key, TSIGKEY_FIELDS, tsigkey_cli.ListTSIGKeysCommand)
     tsigkey_cli._format_tsigkey(dict(key))
+    (listed_key,) = client.tsigkeys.list()
+    assert listed_key == key
     assert (key["name"], key["scope"], key["resource_id"]) == (KEY, "POOL", pool["id"])
     assert client.tsigkeys.get(KEY)["id"] == key["id"]  # by name, as the CLI resolves it
     wait_for(
@@ -133,7 +196,8 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
 
     # Export: the zone file is what BIND9 serves by AXFR.
     task = client.zone_exports.create(zone["id"])
-    assert set(task) == EXPORT_FIELDS and task["status"] == "COMPLETE"
+    assert task["status"] == "COMPLETE"
+    _complete(task, EXPORT_FIELDS, zone_cli.ListZoneExportsCommand)
     zone_cli._format_zone_export_record(dict(task))
     record = client.zone_exports.get_export_record(task["id"])
     assert record["location"] == f"designate://v2/zones/tasks/exports/{task['id']}/export"
@@ -149,10 +213,12 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     # /v2/recordsets finds the address in any zone.
     found = client.recordsets.list_all_zones(criterion={"data": "192.0.2.11"})
     assert [(rs["name"], rs["zone_id"]) for rs in found] == [(f"www.{ZONE}", zone["id"])]
+    _complete(found[0], RECORDSET_FIELDS, recordset_cli.ListRecordSetsCommand)
 
     # Import: the zone is created whole and BIND9 serves it.
     imported = client.zone_imports.create(ZONE_FILE)
-    assert set(imported) == IMPORT_FIELDS and imported["status"] == "COMPLETE", imported
+    assert imported["status"] == "COMPLETE", imported
+    _complete(imported, IMPORT_FIELDS, zone_cli.ListZoneImportsCommand)
     zone_cli._format_zone_import_record(dict(imported))
     assert settled(client, imported["zone_id"])["status"] == "ACTIVE"
     assert answer(f"www.{IMPORTED}", "A", bind.host, bind.port) == (
@@ -195,6 +261,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     assert [i["id"] for i in client.zone_imports.list()] == [imported["id"]]
     renamed = client.tsigkeys.update(key["id"], {"name": "renamed-key"})
     assert renamed["name"] == "renamed-key"
+    _complete(renamed, TSIGKEY_FIELDS)
     client.tsigkeys.delete(key["id"])
     assert list(client.tsigkeys.list()) == []
 
@@ -225,6 +292,7 @@ def test_designateclient_quotas_and_limits_are_enforced_per_project(
     updated = admin.quotas.update("small", {"zones": 1, "recordset_records": 2})
     assert (updated["zones"], updated["recordset_records"]) == (1, 2)
     limits = member.limits.get()
+    _complete(limits, LIMIT_FIELDS)
     assert (limits["max_zones"], limits["max_recordset_records"]) == (1, 2)
     with pytest.raises(client_errors.Forbidden):
         member.quotas.update("small", {"zones": 100})

@@ -505,6 +505,38 @@ def test_a_project_cannot_see_or_touch_another_projects_zones(client: TestClient
     )
 
 
+def test_a_project_cannot_create_a_zone_inside_or_above_another_projects_zone(
+    client: TestClient,
+) -> None:
+    """On the same nameservers a subzone answers for names of its parent: bob's
+    www.example.com. would take over alice's www (Designate's illegal_child)."""
+    _zone(client, "example.com.", headers=ALICE)
+    _zone(client, "sub.alice.example.", headers=ALICE)
+    for name, error_type, words in (
+        ("www.example.com.", "illegal_child", ("inside zone example.com.",)),
+        ("a.b.example.com.", "illegal_child", ("inside zone example.com.",)),
+        ("alice.example.", "illegal_parent", ("sub.alice.example.",)),
+    ):
+        done = client.post("/v2/zones", json={"name": name, "email": "h@bob.example"}, headers=BOB)
+        _assert_error(done, 403, error_type, *words)
+    # A name that only ends like alice's zone is no subzone of it.
+    _zone(client, "notexample.com.", headers=BOB)
+    # alice nests her own zones, both ways.
+    _zone(client, "www.example.com.", headers=ALICE)
+    _zone(client, "alice.example.", headers=ALICE)
+    # An import is held to the same rule: an ERROR task, nothing made.
+    task = client.post(
+        "/v2/zones/tasks/imports",
+        content=b"$ORIGIN x.example.com.\n@ 300 IN SOA ns1. h.x.example.com. 1 1 1 1 1\n",
+        headers={**BOB, "Content-Type": "text/dns"},
+    ).json()
+    assert (task["status"], task["zone_id"]) == ("ERROR", None)
+    assert "inside zone example.com." in task["message"]
+    assert [z["name"] for z in client.get("/v2/zones", headers=BOB).json()["zones"]] == [
+        "notexample.com."
+    ]
+
+
 def test_admin_sees_all_projects_only_when_asking_and_may_act_as_one(
     client: TestClient,
 ) -> None:

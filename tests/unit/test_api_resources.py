@@ -24,11 +24,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.support import RECORDSET_FIELDS
-from tests.unit.conftest import wait_settled
+from tests.unit.conftest import fake_pool_yaml, wait_settled
 from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
+from zoneflow.central import pools
 from zoneflow.mdns import keyring, server
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
@@ -314,6 +315,20 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     assert shown["ns_records"] == [{"hostname": "ns1.example.org.", "priority": 1}]
     assert client.get(f"/v2/pools/{pool.id}", headers=ADMIN).json() == shown
     assert listed.json()["metadata"] == {"total_count": 1}
+    # Designate's name filter, sort keys and pages.
+    second_pool = fake_pool_yaml({}).replace("name: default", "name: second")
+    storage.replace_pools([*pools.parse(fake_pool_yaml({})), *pools.parse(second_pool)])
+    for query, names in (
+        ("name=sec*", ["second"]),
+        ("name=nope", []),
+        ("sort_key=name&sort_dir=desc", ["second", "default"]),
+    ):
+        found = client.get(f"/v2/pools?{query}", headers=ADMIN).json()["pools"]
+        assert [p["name"] for p in found] == names, query
+    first = client.get("/v2/pools?limit=1&sort_key=name", headers=ADMIN).json()
+    assert [p["name"] for p in first["pools"]] == ["default"]
+    second = client.get(first["links"]["next"], headers=ADMIN).json()
+    assert [p["name"] for p in second["pools"]] == ["second"]
     _assert_error(client.get("/v2/pools", headers=ALICE), 403, "forbidden", "admin")
     _assert_error(client.get(f"/v2/pools/{pool.id}", headers=ALICE), 403, "forbidden")
     _assert_error(client.get("/v2/pools/nope", headers=ADMIN), 400, "invalid_uuid")

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from zoneflow.central import validation
 from zoneflow.dns import rdata
@@ -22,8 +30,30 @@ Description = Annotated[StrictStr, Field(max_length=160)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
 
+def _not_null(value: object) -> object:
+    # Only a value the client sent is checked: a field left out keeps its default (None).
+    if value is None:
+        raise ValueError("cannot be null: give a value, or leave the field out to keep it")
+    return value
+
+
+# A field of a change (PATCH, PUT) that may be left out but not set to null: null would
+# otherwise read as "not given" and be dropped without a word.
+NotNull = AfterValidator(_not_null)
+
+
+def _document_not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """In /openapi.json, a NotNull field's type without the null its default needs."""
+    for name, field in model.model_fields.items():
+        shown = schema.get("properties", {}).get(name, {})
+        if NotNull in field.metadata and "anyOf" in shown:
+            kinds = [kind for kind in shown.pop("anyOf") if kind != {"type": "null"}]
+            shown.update(kinds[0] if len(kinds) == 1 else {"anyOf": kinds})
+            shown.pop("default", None)
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
 
 
 # --- version discovery ---------------------------------------------------------
@@ -126,8 +156,8 @@ class ZoneCreate(_Body):
 
 
 class ZoneUpdate(_Body):
-    email: Annotated[StrictStr, Field(max_length=255)] | None = None
-    ttl: TTL | None = None
+    email: Annotated[Annotated[StrictStr, Field(max_length=255)] | None, NotNull] = None
+    ttl: Annotated[TTL | None, NotNull] = None
     description: Description | None = Field(None, description="null or empty clears it")
 
 
@@ -186,7 +216,7 @@ class RecordSetCreate(_Body):
 
 
 class RecordSetUpdate(_Body):
-    records: list[Record] | None = Field(None, description=RECORDS_HELP)
+    records: Annotated[list[Record] | None, NotNull] = Field(None, description=RECORDS_HELP)
     ttl: TTL | None = Field(None, description="null: use the zone's TTL again")
     description: Description | None = Field(None, description="null or empty clears it")
 
@@ -334,11 +364,11 @@ class TsigKeyCreate(_Body):
 
 
 class TsigKeyUpdate(_Body):
-    name: TsigName | None = None
-    algorithm: StrictStr | None = None
-    secret: Secret | None = None
-    scope: Literal["POOL", "ZONE"] | None = None
-    resource_id: StrictStr | None = None
+    name: Annotated[TsigName | None, NotNull] = None
+    algorithm: Annotated[StrictStr | None, NotNull] = None
+    secret: Annotated[Secret | None, NotNull] = None
+    scope: Annotated[Literal["POOL", "ZONE"] | None, NotNull] = None
+    resource_id: Annotated[StrictStr | None, NotNull] = None
 
 
 class TsigKey(BaseModel):
@@ -373,11 +403,11 @@ class Quotas(BaseModel):
 
 
 class QuotasUpdate(_Body):
-    zones: QuotaLimit | None = None
-    zone_recordsets: QuotaLimit | None = None
-    zone_records: QuotaLimit | None = None
-    recordset_records: QuotaLimit | None = None
-    api_export_size: QuotaLimit | None = None
+    zones: Annotated[QuotaLimit | None, NotNull] = None
+    zone_recordsets: Annotated[QuotaLimit | None, NotNull] = None
+    zone_records: Annotated[QuotaLimit | None, NotNull] = None
+    recordset_records: Annotated[QuotaLimit | None, NotNull] = None
+    api_export_size: Annotated[QuotaLimit | None, NotNull] = None
 
 
 class Limits(BaseModel):

@@ -77,9 +77,33 @@ def create_zone(
         "project_id": project_id,
         "description": description,
     }
+    check_zone_placement(zone_name, str(values["pool_id"]), project_id)
     zone = storage.create_zone(values, admit=quotas.zone_admission(project_id))
     _changed()
     return zone
+
+
+def check_zone_placement(name: str, pool_id: str, project_id: str | None) -> None:
+    """Refuse a project's zone inside or above another project's zone of the same pool,
+    as Designate does: on the same nameservers a subzone takes over names of its
+    parent, so a project could otherwise answer for another's names. The zones are
+    read before the new one is written, so two projects racing for a zone and its
+    subzone may both pass. Zones made with the ``zoneflow`` command (no project) are
+    the operator's choice."""
+    if project_id is None:
+        return
+    for other in storage.zones_around(name, pool_id):
+        if other.project_id == project_id:
+            continue
+        if name.endswith("." + other.name):
+            raise exceptions.IllegalChildZone(
+                f"zone {name} is inside zone {other.name}, which another project owns: "
+                f"only that project can create zones below {other.name}"
+            )
+        raise exceptions.IllegalParentZone(
+            f"zone {name} would hold zone {other.name}, which another project owns: "
+            "ask its owner to delete it first, or pick a name that does not contain it"
+        )
 
 
 def update_zone(
@@ -167,6 +191,17 @@ def find_zones(
             columns[key] = value
     return storage.find_zones(
         columns, _paging(paging, ZONE_SORT_KEYS, "zones"), project_id=project_id
+    )
+
+
+POOL_FILTERS = ("name",)
+POOL_SORT_KEYS = {key: key for key in ("created_at", "id", "updated_at", "name")}
+
+
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools, with Designate's ``name`` filter and sort keys."""
+    return storage.find_pools(
+        _criteria(criteria, POOL_FILTERS, "pools"), _paging(paging, POOL_SORT_KEYS, "pools")
     )
 
 

@@ -89,11 +89,19 @@ def recordset_name(name: str, zone: str) -> str:
             f"recordset name {name!r} is outside zone {zone}: use a name ending in .{zone} "
             "or a name relative to the zone"
         )
-    for label in text[: -len(zone)].rstrip(".").split(".") if text != zone else []:
+    labels = text[: -len(zone)].rstrip(".").split(".") if text != zone else []
+    for position, label in enumerate(labels):
         if not _RECORD_LABEL.match(label):
             raise exceptions.InvalidRecordSetName(
                 f"recordset name {name!r} has an invalid label {label!r}: labels are 1-63 "
                 "letters, digits, hyphens or underscores, or a single '*'"
+            )
+        if label == "*" and position > 0:
+            # RFC 4592: only a leftmost '*' is a wildcard; elsewhere it is a literal
+            # label no one means (and Designate refuses it).
+            raise exceptions.InvalidRecordSetName(
+                f"recordset name {name!r} has '*' below its first label: a wildcard is "
+                "the leftmost label only, e.g. *.www"
             )
     try:
         dns.name.from_text(text)
@@ -145,15 +153,22 @@ def records(rtype: str, datas: Sequence[RecordInput], *, zone: str) -> list[str]
     :mod:`zoneflow.dns.rdata`); either way it is stored as canonical text.
     """
     if not datas:
-        raise exceptions.InvalidInput(f"a {rtype} recordset needs at least one record")
+        raise exceptions.InvalidInput(f"records: a {rtype} recordset needs at least one record")
     canonical: list[str] = []
     for index, given in enumerate(datas):
+        # Each error names the record by its place in the list, as the API's fields are.
+        where = f"records[{index}]"
         data = given
         if not isinstance(data, str):
-            data = rdata.to_text(rtype, data, where=f"records[{index}]")
-        text = record_data(rtype, data, zone=zone)
+            data = rdata.to_text(rtype, data, where=where)
+        try:
+            text = record_data(rtype, data, zone=zone)
+        except exceptions.InvalidRecordData as exc:
+            raise exceptions.InvalidRecordData(f"{where}: {exc.message}") from exc
         if text in canonical:
-            raise exceptions.InvalidInput(f"record {data!r} is given twice: give each one once")
+            raise exceptions.InvalidInput(
+                f"{where}: record {data!r} is given twice: give each one once"
+            )
         canonical.append(text)
     if rtype == "CNAME" and len(canonical) > 1:
         raise exceptions.InvalidRecordSetLocation(

@@ -122,6 +122,7 @@ def import_zone(
             "pool_id": pool_id,
             "description": None,
         }
+        central.check_zone_placement(parsed.name, pool_id, project_id)
         _check_content_quotas(parsed, project_id)
         task = zone_tasks.import_zone(
             task_id,
@@ -130,7 +131,13 @@ def import_zone(
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
             admit=quotas.zone_admission(project_id),
         )
-    except (exceptions.InvalidInput, exceptions.Duplicate, exceptions.OverQuota) as exc:
+    except (
+        exceptions.InvalidInput,
+        exceptions.Duplicate,
+        exceptions.OverQuota,
+        exceptions.IllegalChildZone,
+        exceptions.IllegalParentZone,
+    ) as exc:
         return zone_tasks.create_task(
             objects.IMPORT,
             task_id=task_id,

@@ -238,6 +238,15 @@ def list_pools() -> list[objects.Pool]:
         return [_pool(p) for p in session.scalars(_pool_query().order_by(models.Pool.name))]
 
 
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools matching ``criteria`` (column name -> value, see
+    :func:`_match`), and how many match in all."""
+    filters = [_match(_column(models.Pool, key), value) for key, value in criteria.items()]
+    with db.reader() as session:
+        rows, total, more = _paged(session, _pool_query(), models.Pool, [], filters, paging)
+        return objects.Page(tuple(_pool(r) for r in rows), total, more)
+
+
 def get_pool(ref: str) -> objects.Pool:
     """A pool by name or id."""
     with db.reader() as session:
@@ -976,6 +985,23 @@ def _catalog_changed(session: Session, pool_id: str) -> None:
         .where(models.Pool.id == pool_id, models.Pool.catalog_zone.is_not(None))
         .values(catalog_serial=models.Pool.catalog_serial + 1)
     )
+
+
+def zones_around(name: str, pool_id: str) -> list[objects.Zone]:
+    """The live zones of a pool above ``name`` (its parents, up to the top-level domain)
+    and below it (its subzones), whoever owns them."""
+    labels = name.rstrip(".").split(".")
+    parents = [".".join(labels[i:]) + "." for i in range(1, len(labels))]
+    with db.reader() as session:
+        query = sa.select(models.Zone).where(
+            models.Zone.deleted == models.LIVE,
+            models.Zone.pool_id == pool_id,
+            sa.or_(
+                models.Zone.name.in_(parents),
+                models.Zone.name.endswith("." + name, autoescape=True),
+            ),
+        )
+        return [_zone(row) for row in session.scalars(query.order_by(models.Zone.name))]
 
 
 def list_catalogs() -> dict[str, str]:

@@ -9,20 +9,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from zoneflow import exceptions, objects
-from zoneflow.api import schemas, views
+from zoneflow import exceptions
+from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, AdminCtx, PoolId
+from zoneflow.central import api as central
 from zoneflow.storage import api as storage
 from zoneflow.storage import timestamps
 
 router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
 
 
-@router.get("", response_model=schemas.PoolList, summary="List pools")
+@router.get(
+    "",
+    response_model=schemas.PoolList,
+    summary="List pools",
+    openapi_extra={"parameters": paging.openapi_parameters(central.POOL_FILTERS)},
+)
 def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
-    pools = storage.list_pools()
+    filters, page = paging.parse(request)
+    found = central.find_pools(filters, page)
     times = timestamps.pool_timestamps()
-    found = objects.Page(tuple(pools), len(pools), False)
     return JSONResponse(
         views.page(request, "pools", found, lambda p: views.pool(request, p, times[p.id]))
     )
