@@ -142,3 +142,22 @@ RECORDSET_FIELDS = {
     "updated_at",
     "links",
 }
+
+# Designate's fields of a pool (designate/objects/adapters/api_v2/pool.py).
+POOL_FIELDS = {
+    "id",
+    "project_id",
+    "name",
+    "description",
+    "attributes",
+    "ns_records",
+    "created_at",
+    "updated_at",
+    "links",
+}
+
+# Request headers of the noauth strategy: two projects' members and an admin.
+ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
+BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
+ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
+ALL_PROJECTS = {**ADMIN, "X-Auth-All-Projects": "true"}

@@ -32,7 +32,7 @@ from tests.functional.deployment import Deployment, answer
 from tests.functional.designate import noauth_client, settled
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import HOST, wait_for
-from tests.support import RECORDSET_FIELDS
+from tests.support import POOL_FIELDS, RECORDSET_FIELDS
 
 ZONE = "exported.example."
 IMPORTED = "imported.example."
@@ -64,17 +64,6 @@ EXPORT_FIELDS = {
 IMPORT_FIELDS = EXPORT_FIELDS - {"location"}
 # Designate's fields of each object (designate/objects/adapters/api_v2/*.py), which the
 # openstack CLI's show commands print whole.
-POOL_FIELDS = {
-    "id",
-    "project_id",
-    "name",
-    "description",
-    "attributes",
-    "ns_records",
-    "created_at",
-    "updated_at",
-    "links",
-}
 SERVICE_STATUS_FIELDS = {
     "id",
     "hostname",

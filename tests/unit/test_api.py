@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from keystoneauth1 import discover
 
-from tests.support import RECORDSET_FIELDS, ZONE_FIELDS
+from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, RECORDSET_FIELDS, ZONE_FIELDS
 from tests.unit.conftest import wait_settled
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
@@ -20,11 +20,6 @@ from zoneflow.central import api as central
 from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
-
-ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
-BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
-ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
-ALL = {**ADMIN, "X-Auth-All-Projects": "True"}
 
 
 @pytest.fixture
@@ -543,13 +538,13 @@ def test_admin_sees_all_projects_only_when_asking_and_may_act_as_one(
     alices = _zone(client, "alice.example.", headers=ALICE)
     _zone(client, "bob.example.", headers=BOB)
     assert client.get("/v2/zones", headers=ADMIN).json()["zones"] == []
-    listed = client.get("/v2/zones", headers=ALL).json()["zones"]
+    listed = client.get("/v2/zones", headers=ALL_PROJECTS).json()["zones"]
     assert sorted((z["name"], z["project_id"]) for z in listed) == [
         ("alice.example.", "alice"),
         ("bob.example.", "bob"),
     ]
     assert len(client.get("/v2/zones?all_projects=true", headers=ADMIN).json()["zones"]) == 2
-    assert client.get(f"/v2/zones/{alices['id']}", headers=ALL).status_code == 200
+    assert client.get(f"/v2/zones/{alices['id']}", headers=ALL_PROJECTS).status_code == 200
 
     _assert_error(
         client.get("/v2/zones", headers={**ALICE, "X-Auth-All-Projects": "true"}),

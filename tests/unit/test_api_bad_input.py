@@ -18,15 +18,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB
 from zoneflow.api import app
 from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
-ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
-BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
-ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
-ALL = {**ADMIN, "X-Auth-All-Projects": "true"}
 SECRET = base64.b64encode(b"a secret for the bad input tests").decode()
 MISSING = "6f1a4bde-0000-4000-8000-000000000000"
 BAD = "invalid_object"
@@ -362,12 +359,12 @@ def test_every_list_refuses_bad_paging_and_unknown_filters(
         ("colour=red", "bad_request", "colour"),
         ("limit=1&limit=2", "bad_request", "limit"),
     ):
-        done = client.get(f"{url}?{query}", headers=ALL)
+        done = client.get(f"{url}?{query}", headers=ALL_PROJECTS)
         what = f"GET {url}?{query}: {done.status_code} {done.text[:300]}"
         assert done.status_code == 400, what
         body = done.json()
         assert body["type"] == error_type and word in body["message"], what
-    done = client.get(f"{url}?limit=1&sort_dir=desc", headers=ALL)
+    done = client.get(f"{url}?limit=1&sort_dir=desc", headers=ALL_PROJECTS)
     assert done.status_code == 200, done.text
     assert set(done.json()) >= {"links", "metadata"}
 

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.support import RECORDSET_FIELDS
+from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSET_FIELDS
 from tests.unit.conftest import fake_pool_yaml, wait_settled
 from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
@@ -36,10 +36,6 @@ from zoneflow.storage import db, models
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
-ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
-BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
-ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
-ALL = {**ADMIN, "X-Auth-All-Projects": "True"}
 SECRET = base64.b64encode(b"a transfer secret of 32 bytes..!").decode()
 
 ZONE_FILE = """\
@@ -176,7 +172,7 @@ def test_a_project_finds_only_its_own_recordsets_unless_an_admin_asks_for_all(
     assert _names(client, "data=192.0.2.1", BOB) == ["www.b1.example. A"]
     assert _names(client, f"zone_id={two_projects['a1']['id']}", BOB) == []
     assert _names(client, "data=192.0.2.1", ADMIN) == []
-    assert _names(client, "data=192.0.2.1", ALL) == [
+    assert _names(client, "data=192.0.2.1", ALL_PROJECTS) == [
         "web.a2.example. A",
         "www.a1.example. A",
         "www.b1.example. A",
@@ -266,11 +262,11 @@ def test_a_recordset_by_id_of_another_project_is_not_found_unless_an_admin_asks(
     bobs = client.get(f"/v2/zones/{b1['id']}/recordsets", headers=BOB).json()["recordsets"][0]
     url = f"/v2/recordsets/{bobs['id']}"
     missing = "/v2/recordsets/6f1a4bde-0000-4000-8000-000000000000"
-    for path, headers in ((url, ALICE), (url, ADMIN), (missing, ALICE), (missing, ALL)):
+    for path, headers in ((url, ALICE), (url, ADMIN), (missing, ALICE), (missing, ALL_PROJECTS)):
         body = _assert_error(client.get(path, headers=headers), 404, "recordset_not_found")
         assert path.rsplit("/", 1)[1] in body["message"], body["message"]
     assert client.get(url, headers=BOB).json()["id"] == bobs["id"]
-    assert client.get(url, headers=ALL).json()["project_id"] == "bob"
+    assert client.get(url, headers=ALL_PROJECTS).json()["project_id"] == "bob"
     sudo = {**ADMIN, "X-Auth-Sudo-Project-ID": "bob"}
     assert client.get(url, headers=sudo).json()["zone_name"] == "b1.example."
     _assert_error(
@@ -300,17 +296,7 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     assert listed.status_code == 200
     schemas.PoolList.model_validate(listed.json())
     (shown,) = listed.json()["pools"]
-    assert set(shown) == {
-        "id",
-        "project_id",
-        "name",
-        "description",
-        "attributes",
-        "ns_records",
-        "created_at",
-        "updated_at",
-        "links",
-    }
+    assert set(shown) == POOL_FIELDS
     assert (shown["id"], shown["name"], shown["attributes"]) == (pool.id, "default", {})
     assert shown["ns_records"] == [{"hostname": "ns1.example.org.", "priority": 1}]
     assert client.get(f"/v2/pools/{pool.id}", headers=ADMIN).json() == shown
@@ -479,7 +465,7 @@ def test_another_project_cannot_export_or_read_an_export(client: TestClient) -> 
         "zone_export_not_found",
     )
     assert client.get("/v2/zones/tasks/exports", headers=BOB).json()["exports"] == []
-    assert len(client.get("/v2/zones/tasks/exports", headers=ALL).json()["exports"]) == 1
+    assert len(client.get("/v2/zones/tasks/exports", headers=ALL_PROJECTS).json()["exports"]) == 1
     _assert_error(client.get("/v2/zones/tasks/exports/x", headers=ALICE), 400, "invalid_uuid")
 
 
