@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from keystoneauth1 import discover
 
@@ -18,6 +19,7 @@ from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
+from zoneflow.storage import db, models
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -104,6 +106,40 @@ def test_create_zone_answers_202_pending_with_every_designate_field(client: Test
     assert zone["links"]["self"] == f"http://testserver/v2/zones/{zone['id']}"
     assert done.headers["Location"] == zone["links"]["self"]
     assert client.get(f"/v2/zones/{zone['id']}", headers=ALICE).json() == zone
+
+
+def test_a_change_that_changes_nothing_still_bumps_the_serial_as_designates_does(
+    client: TestClient,
+) -> None:
+    """Designate's central does not compare: PATCH {} and a PUT of the same values set
+    the zone PENDING/UPDATE and bump its serial (doc/api.md, "Changes that change
+    nothing"); a client waiting for ACTIVE after a change gets one."""
+    zone = _zone(client)
+    rs = _recordset(client, zone, "www", "A", ["192.0.2.1"], ttl=300)
+
+    def jobs() -> list[tuple[str, int]]:
+        with db.reader() as session:
+            rows = session.execute(
+                sa.select(models.JobOutbox.kind, models.JobOutbox.serial)
+                .where(models.JobOutbox.zone_id == zone["id"])
+                .order_by(models.JobOutbox.id)
+            )
+            return [(kind, serial) for kind, serial in rows]
+
+    rs_url = f"/v2/zones/{zone['id']}/recordsets/{rs['id']}"
+    for method, url, body in (
+        ("PATCH", f"/v2/zones/{zone['id']}", {}),
+        ("PUT", rs_url, {}),
+        ("PUT", rs_url, {"records": ["192.0.2.1"], "ttl": 300, "description": None}),
+    ):
+        before = storage.get_zone(zone["id"])
+        queued = jobs()
+        done = client.request(method, url, json=body, headers=ALICE)
+        assert done.status_code == 202, done.text
+        assert (done.json()["status"], done.json()["action"]) == ("PENDING", "UPDATE")
+        after = storage.get_zone(zone["id"])
+        assert after.serial > before.serial
+        assert jobs() == [*queued, ("update-zone", after.serial)]
 
 
 def test_zone_update_and_delete_go_through_their_jobs(

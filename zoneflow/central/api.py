@@ -77,33 +77,41 @@ def create_zone(
         "project_id": project_id,
         "description": description,
     }
-    check_zone_placement(zone_name, str(values["pool_id"]), project_id)
-    zone = storage.create_zone(values, admit=quotas.zone_admission(project_id))
+    zone = storage.create_zone(
+        values,
+        place=zone_placement(zone_name, project_id),
+        admit=quotas.zone_admission(project_id),
+    )
     _changed()
     return zone
 
 
-def check_zone_placement(name: str, pool_id: str, project_id: str | None) -> None:
-    """Refuse a project's zone inside or above another project's zone of the same pool,
-    as Designate does: on the same nameservers a subzone takes over names of its
-    parent, so a project could otherwise answer for another's names. The zones are
-    read before the new one is written, so two projects racing for a zone and its
-    subzone may both pass. Zones made with the ``zoneflow`` command (no project) are
-    the operator's choice."""
+def zone_placement(name: str, project_id: str | None) -> storage.ZonePlacement | None:
+    """What storage calls, with the zones around ``name`` in its pool read under the
+    pool's lock, to refuse a project's zone inside or above another project's zone of
+    the same pool, as Designate does: on the same nameservers a subzone takes over
+    names of its parent, so a project could otherwise answer for another's names.
+    The check and the insert are one step, so of two projects racing for a zone and
+    its subzone the second is refused. Zones made with the ``zoneflow`` command (no
+    project, None here) are the operator's choice."""
     if project_id is None:
-        return
-    for other in storage.zones_around(name, pool_id):
-        if other.project_id == project_id:
-            continue
-        if name.endswith("." + other.name):
-            raise exceptions.IllegalChildZone(
-                f"zone {name} is inside zone {other.name}, which another project owns: "
-                f"only that project can create zones below {other.name}"
+        return None
+
+    def place(around: list[objects.Zone]) -> None:
+        for other in around:
+            if other.project_id == project_id:
+                continue
+            if name.endswith("." + other.name):
+                raise exceptions.IllegalChildZone(
+                    f"zone {name} is inside zone {other.name}, which another project owns: "
+                    f"only that project can create zones below {other.name}"
+                )
+            raise exceptions.IllegalParentZone(
+                f"zone {name} would hold zone {other.name}, which another project owns: "
+                "ask its owner to delete it first, or pick a name that does not contain it"
             )
-        raise exceptions.IllegalParentZone(
-            f"zone {name} would hold zone {other.name}, which another project owns: "
-            "ask its owner to delete it first, or pick a name that does not contain it"
-        )
+
+    return place
 
 
 def update_zone(

@@ -122,13 +122,13 @@ def import_zone(
             "pool_id": pool_id,
             "description": None,
         }
-        central.check_zone_placement(parsed.name, pool_id, project_id)
         _check_content_quotas(parsed, project_id)
         task = zone_tasks.import_zone(
             task_id,
             project_id=project_id,
             values=values,
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            place=central.zone_placement(parsed.name, project_id),
             admit=quotas.zone_admission(project_id),
         )
     except (

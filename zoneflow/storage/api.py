@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -877,16 +878,31 @@ def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
     session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
 
 
+# Called inside the transaction that creates a zone, with the live zones of its pool
+# above and below its name (the pool's placement lock held); raises to refuse.
+ZonePlacement = Callable[[list[objects.Zone]], None]
+
+
 def create_zone(
-    values: dict[str, Any], *, admit: quotas.ZoneAdmission | None = None
+    values: dict[str, Any],
+    *,
+    place: ZonePlacement | None = None,
+    admit: quotas.ZoneAdmission | None = None,
 ) -> objects.Zone:
-    """Insert a zone as PENDING/CREATE with its create-zone job; ``admit`` first, in the
-    same transaction, with the zones its project holds (see :func:`admit_zone`)."""
+    """Insert a zone as PENDING/CREATE with its create-zone job; ``place`` and ``admit``
+    first, in the same transaction (see :func:`admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     try:
         with db.writer() as session:
-            admit_zone(session, values.get("project_id"), admit)
+            admit_zone(
+                session,
+                values["name"],
+                values["pool_id"],
+                values.get("project_id"),
+                place=place,
+                admit=admit,
+            )
             row = models.Zone(
                 id=zone_id,
                 serial=serial,
@@ -907,15 +923,50 @@ def create_zone(
 
 
 def admit_zone(
-    session: Session, project_id: str | None, admit: quotas.ZoneAdmission | None
+    session: Session,
+    name: str,
+    pool_id: str,
+    project_id: str | None,
+    *,
+    place: ZonePlacement | None,
+    admit: quotas.ZoneAdmission | None,
 ) -> None:
-    """Call ``admit`` with the zones ``project_id`` holds, its quota lock held until the
-    transaction ends: two creates racing for a project's last zone queue here, and
-    the second counts the first's zone."""
-    if admit is None or project_id is None:
-        return
-    quotas.lock_project(session, project_id)
-    admit(quotas.count_zones(session, project_id))
+    """Before a zone is inserted: call ``place`` with the zones around ``name`` in its pool,
+    then ``admit`` with the zones ``project_id`` holds, each read under a lock held until
+    the transaction ends. Two creates racing for a zone and its subzone, or for a
+    project's last zone, queue here, and the second sees the first's zone.
+
+    Every zone create takes the pool's lock, even one with nothing to check (a zone of
+    no project): a project's create checking under it must see that zone too. The
+    locks are taken in one order, the pool's and then the project's, so two creates
+    never wait for each other in a cycle.
+    """
+    _lock_pool(session, pool_id)
+    if place is not None:
+        place(_zones_around(session, name, pool_id))
+    if admit is not None and project_id is not None:
+        quotas.lock_project(session, project_id)
+        admit(quotas.count_zones(session, project_id))
+
+
+# The class of zoneflow's pool placement locks: PostgreSQL's two-key advisory locks are
+# apart from its one-key ones (the projects' quota locks), so the two never collide.
+_PLACEMENT_LOCKS = 0x7A66_706C
+
+
+def _lock_pool(session: Session, pool_id: str) -> None:
+    """Make any other transaction creating a zone in this pool wait until this one ends.
+
+    On PostgreSQL an advisory transaction lock keyed on the pool; the zones read
+    after it include every zone the transaction before it committed (READ
+    COMMITTED reads a fresh snapshot per statement). Two pools sharing a key
+    only wait for each other. SQLite needs none: writer() began with BEGIN
+    IMMEDIATE, so the database is this transaction's alone.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"zoneflow pool {pool_id}".encode()).digest()
+        key = int.from_bytes(digest[:4], "big", signed=True)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PLACEMENT_LOCKS, key)))
 
 
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
@@ -987,21 +1038,20 @@ def _catalog_changed(session: Session, pool_id: str) -> None:
     )
 
 
-def zones_around(name: str, pool_id: str) -> list[objects.Zone]:
+def _zones_around(session: Session, name: str, pool_id: str) -> list[objects.Zone]:
     """The live zones of a pool above ``name`` (its parents, up to the top-level domain)
     and below it (its subzones), whoever owns them."""
     labels = name.rstrip(".").split(".")
     parents = [".".join(labels[i:]) + "." for i in range(1, len(labels))]
-    with db.reader() as session:
-        query = sa.select(models.Zone).where(
-            models.Zone.deleted == models.LIVE,
-            models.Zone.pool_id == pool_id,
-            sa.or_(
-                models.Zone.name.in_(parents),
-                models.Zone.name.endswith("." + name, autoescape=True),
-            ),
-        )
-        return [_zone(row) for row in session.scalars(query.order_by(models.Zone.name))]
+    query = sa.select(models.Zone).where(
+        models.Zone.deleted == models.LIVE,
+        models.Zone.pool_id == pool_id,
+        sa.or_(
+            models.Zone.name.in_(parents),
+            models.Zone.name.endswith("." + name, autoescape=True),
+        ),
+    )
+    return [_zone(row) for row in session.scalars(query.order_by(models.Zone.name))]
 
 
 def list_catalogs() -> dict[str, str]:

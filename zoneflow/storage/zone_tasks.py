@@ -120,17 +120,20 @@ def import_zone(
     project_id: str | None,
     values: Mapping[str, Any],
     recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
+    place: api.ZonePlacement | None = None,
     admit: quotas.ZoneAdmission | None = None,
 ) -> objects.ZoneTask:
     """Create a zone (PENDING/CREATE, with its create-zone job) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in one
-    transaction; ``admit`` first, with the zones the project holds (as for a zone
-    created on its own, see :func:`zoneflow.storage.api.admit_zone`)."""
+    transaction; ``place`` and ``admit`` first, as for a zone created on its own (see
+    :func:`zoneflow.storage.api.admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     try:
         with db.writer() as session:
-            api.admit_zone(session, project_id, admit)
+            api.admit_zone(
+                session, values["name"], values["pool_id"], project_id, place=place, admit=admit
+            )
             zone = models.Zone(
                 id=zone_id,
                 serial=serial,
