@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -16,6 +17,8 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration, models
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -161,3 +164,32 @@ ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
 BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
 ALL_PROJECTS = {**ADMIN, "X-Auth-All-Projects": "true"}
+
+
+def at_once(count: int, call: Callable[[int, threading.Barrier], T]) -> list[T]:
+    """``call(i, start)`` for i in range(count), each in its own thread; their results.
+
+    Each call waits on ``start`` just before the moment that must coincide
+    (its request, once connected), so all of them race. A call that raises
+    fails the caller with that error.
+    """
+    start = threading.Barrier(count)
+    outcomes: list[tuple[T] | BaseException | None] = [None] * count
+
+    def run(i: int) -> None:
+        try:
+            outcomes[i] = (call(i, start),)
+        except BaseException as exc:  # raised below, in the caller's thread
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    results = []
+    for outcome in outcomes:
+        if not isinstance(outcome, tuple):
+            raise AssertionError(f"a racing call failed: {outcome!r}")
+        results.append(outcome[0])
+    return results

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.ports import HOST
 from tests.functional.fixtures.postgres import PostgresServer
+from tests.support import at_once
 
 FAMILIES = 4
 CHILDREN = 3
@@ -103,26 +104,7 @@ def _send(
 
 def _race(deployment: Deployment, wanted: list[tuple[str, str]], via: str) -> list[str | None]:
     """Send every request at the same instant; each one's zone id (None: refused)."""
-    start = threading.Barrier(len(wanted))
-    outcomes: list[tuple[str | None] | BaseException | None] = [None] * len(wanted)
-
-    def client(i: int) -> None:
-        try:
-            outcomes[i] = (_send(deployment, start, *wanted[i], via),)
-        except BaseException as exc:  # an assertion in a client: raised below
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(wanted))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    ids = []
-    for outcome in outcomes:
-        if not isinstance(outcome, tuple):
-            raise AssertionError(f"a client failed: {outcome!r}")
-        ids.append(outcome[0])
-    return ids
+    return at_once(len(wanted), lambda i, start: _send(deployment, start, *wanted[i], via))
 
 
 def _held(deployment: Deployment, suffix: str) -> tuple[dict[str, tuple[str, str]], list[str]]:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.ports import HOST
 from tests.functional.fixtures.postgres import PostgresServer
+from tests.support import at_once
 
 N = 16
 Q = 4
@@ -64,10 +65,8 @@ def _race(
     deployment: Deployment, path: str, bodies: list[dict[str, Any]], headers: dict[str, str]
 ) -> list[tuple[int, dict[str, Any]]]:
     """Send each body to ``path`` on its own connection, all at the same instant."""
-    start = threading.Barrier(len(bodies))
-    answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(bodies)
 
-    def send(i: int) -> None:
+    def send(i: int, start: threading.Barrier) -> tuple[int, dict[str, Any]]:
         conn = http.client.HTTPConnection(HOST, deployment.api_port, timeout=30)
         conn.connect()
         try:
@@ -76,17 +75,11 @@ def _race(
                 "POST", path, json.dumps(bodies[i]), {**headers, "Content-Type": "application/json"}
             )
             response = conn.getresponse()
-            answers[i] = (response.status, json.loads(response.read()))
+            return response.status, json.loads(response.read())
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert all(answer is not None for answer in answers), answers
-    return [answer for answer in answers if answer is not None]
+    return at_once(len(bodies), send)
 
 
 def _count(deployment: Deployment, query: sa.Select[Any]) -> int:

@@ -71,20 +71,23 @@ def _rows_changed(session: Session, statement: Any) -> int:
 # --- conversions ---------------------------------------------------------
 
 
-def _pool(row: models.Pool) -> objects.Pool:
+def _pool(row: Any, parts: Mapping[str, Sequence[Any]] | None = None) -> objects.Pool:
+    """A pool from its row and its parts (ORM rows: the row's relationships)."""
+    if parts is None:
+        parts = {name: getattr(row, name) for name in _POOL_PARTS}
     return objects.Pool(
         id=row.id,
         name=row.name,
         description=row.description,
         threshold_percentage=row.threshold_percentage,
-        ns_records=tuple(objects.NsRecord(r.hostname, r.priority) for r in row.ns_records),
-        nameservers=tuple(objects.HostPort(n.host, n.port) for n in row.nameservers),
-        targets=tuple(_target(t) for t in row.targets if t.retired_at is None),
-        also_notifies=tuple(objects.HostPort(a.host, a.port) for a in row.also_notifies),
+        ns_records=tuple(objects.NsRecord(r.hostname, r.priority) for r in parts["ns_records"]),
+        nameservers=tuple(objects.HostPort(n.host, n.port) for n in parts["nameservers"]),
+        targets=tuple(_target(t) for t in parts["targets"] if t.retired_at is None),
+        also_notifies=tuple(objects.HostPort(a.host, a.port) for a in parts["also_notifies"]),
         provisioning=row.provisioning,
         catalog_zone=row.catalog_zone,
         catalog_zone_refresh=row.catalog_zone_refresh,
-        retired_targets=tuple(_target(t) for t in row.targets if t.retired_at is not None),
+        retired_targets=tuple(_target(t) for t in parts["targets"] if t.retired_at is not None),
     )
 
 
@@ -249,17 +252,42 @@ def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.P
 
 
 def get_pool(ref: str) -> objects.Pool:
-    """A pool by name or id."""
-    with db.reader() as session:
-        row = session.scalars(
-            _pool_query().where(sa.or_(models.Pool.name == ref, models.Pool.id == ref))
+    """A pool by name or id.
+
+    Core statements, not the ORM: every job posted reads its zone's pool,
+    and the ORM's loading of four relationships took most of a post's time.
+    """
+    with db.connection() as conn:
+        row = conn.execute(
+            sa.select(models.Pool.__table__).where(
+                sa.or_(models.Pool.name == ref, models.Pool.id == ref)
+            )
         ).first()
         if row is None:
             raise exceptions.PoolNotFound(
                 f"pool {ref!r} does not exist: "
                 "load it with 'zoneflow pool update --file pools.yaml'"
             )
-        return _pool(row)
+        parts = {
+            name: conn.execute(query, {"pool_id": row.id}).all()
+            for name, query in _POOL_PARTS.items()
+        }
+    return _pool(row, parts)
+
+
+def _pool_part(model: Any, order: Any) -> sa.Select[Any]:
+    return (
+        sa.select(model.__table__).where(model.pool_id == sa.bindparam("pool_id")).order_by(order)
+    )
+
+
+# A pool's parts, by the name of its relationship.
+_POOL_PARTS = {
+    "ns_records": _pool_part(models.PoolNsRecord, models.PoolNsRecord.priority),
+    "nameservers": _pool_part(models.PoolNameserver, models.PoolNameserver.position),
+    "targets": _pool_part(models.PoolTarget, models.PoolTarget.position),
+    "also_notifies": _pool_part(models.PoolAlsoNotify, models.PoolAlsoNotify.position),
+}
 
 
 def get_target(target_id: str) -> objects.PoolTarget:
