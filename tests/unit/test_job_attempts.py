@@ -8,6 +8,7 @@ unbounded, the job would be claimed again forever.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +17,11 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 from taskflow import exceptions as tf_exc
+from taskflow.persistence import backends as tf_backends
+from taskflow.persistence import models as tf_models
 
 from tests.unit.conftest import fake_pool_yaml
-from zoneflow import cli, objects
+from zoneflow import cli, exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.conductor import daemon, jobboard, persistence
@@ -351,3 +354,40 @@ def test_cancel_errors_are_one_line_with_exit_1(
     assert (code, out) == (1, "")
     assert err.count("\n") == 1 and err.startswith("zoneflow: error: ")
     assert message in err
+
+
+def test_a_job_whose_attempt_cannot_be_counted_is_not_claimed_again_in_a_tight_loop(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors
+) -> None:
+    _load({})
+    counting = Counter(lambda *_, **__: None)
+
+    def database_down(*args: Any, **kwargs: Any) -> None:
+        counting(*args, **kwargs)
+        raise exceptions.DatabaseUnavailable("the database at test is unreachable")
+
+    monkeypatch.setattr(jobs, "begin_attempt", database_down)
+    conductors.start()
+    central.create_zone(ZONE, "hostmaster@example.com")
+    _only_job()
+    time.sleep(2.5)
+
+    # Handed back after a pause each time (bounded.HAND_BACK_PAUSE), not
+    # claimed again at once: a thousand claims a second, before.
+    assert 1 <= counting.calls <= 4, counting.calls
+    assert conductors.claims.calls == counting.calls
+
+
+def test_attempts_are_counted_on_taskflow_s_own_in_memory_backend() -> None:
+    memory = tf_backends.fetch({"connection": "memory://"})
+    book = tf_models.LogBook("a job", uuid="6f1a4bde-0000-4000-8000-000000000001")
+    with contextlib.closing(memory.get_connection()) as connection:
+        connection.save_logbook(book)
+
+    first = jobs.begin_attempt(memory, book.uuid, conductor="c1", limit=3)
+    second = jobs.begin_attempt(memory, book.uuid, conductor="c2", limit=3)
+
+    assert (first.number, second.number) == (1, 2)
+    assert second.previous_error == "conductor c1 stopped while running attempt 1"
+    with contextlib.closing(memory.get_connection()) as connection:
+        assert connection.get_logbook(book.uuid).meta["attempts"] == 2

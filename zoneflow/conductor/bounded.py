@@ -38,6 +38,10 @@ from zoneflow.engine import jobs
 
 LOG = logging.getLogger(__name__)
 
+# How long a conductor waits before handing back a job it could not start
+# (its attempt could not be counted): the database is likely down.
+HAND_BACK_PAUSE = 1.0
+
 
 class _Ended(enum.Enum):
     DONE = "done"  # the flow finished (or reverted as designed): consume the job
@@ -84,6 +88,8 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
         except Exception as exc:
             # Without the count there is no bound: run nothing until it can be kept.
             LOG.warning("job %s handed back: cannot count its attempt: %s", job_id, exc)
+            # Not at once: this conductor would claim it again in a tight loop.
+            self._wait_timeout.pause(HAND_BACK_PAUSE)
             return False
         if attempt.outcome is not None:
             LOG.info("job %s ended as %s: removing it from the board", job_id, attempt.outcome)
@@ -208,6 +214,10 @@ class _WakeableTimeout(timing.Timeout):
     def wait(self) -> None:
         self._woken.wait(self.value)
         self._woken.clear()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the conductor is stopping."""
+        self._event.wait(seconds)
 
 
 def _exhausted(job_id: str, runs: int, error: str | None) -> str:

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from oslo_utils import timeutils
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
 from taskflow import flow as tf_flow
@@ -366,11 +367,21 @@ def _update_meta(
     """Apply ``change`` to a job's logbook metadata; save it if ``change`` says it changed."""
     with _logbooks(persistence) as connection:
         try:
-            return connection.update_logbook_meta(job_id, change)
+            if hasattr(connection, "update_logbook_meta"):
+                return connection.update_logbook_meta(job_id, change)
+            # TaskFlow's own backends (the benchmarks' in-memory one): read, change, save.
+            # lazy: without flow details, saving the book touches its own row only.
+            book = connection.get_logbook(job_id, lazy=True)
         except tf_exc.NotFound:
             raise exceptions.JobNotFound(
                 f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
             ) from None
+        meta = dict(book.meta or {})
+        if change(meta):
+            book.meta = meta
+            book.updated_at = timeutils.utcnow()
+            connection.save_logbook(book)
+        return meta
 
 
 def begin_attempt(persistence: Any, job_id: str, *, conductor: str, limit: int) -> Attempt:
