@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.unit.conftest import load_pool, wait_settled
@@ -89,3 +91,28 @@ def test_only_the_newest_job_sets_the_zone_status() -> None:
     assert settled.status == objects.ACTIVE
     assert settled.serial == newest
     assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.ACTIVE}
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_job_reads_its_targets_once_for_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = load_pool({}, {}, {})
+    reads: dict[str, int] = {"all targets": 0, "one target": 0}
+    read_all, read_one = storage.get_target_actions, storage.get_target_action
+
+    def counted_all(*args: Any) -> Any:
+        reads["all targets"] += 1
+        return read_all(*args)
+
+    def counted_one(*args: Any) -> Any:
+        reads["one target"] += 1
+        return read_one(*args)
+
+    monkeypatch.setattr(storage, "get_target_actions", counted_all)
+    monkeypatch.setattr(storage, "get_target_action", counted_one)
+    zone = central.create_zone("once.example", "hostmaster@example.com")
+
+    assert wait_settled(zone.id).status == objects.ACTIVE
+    for target in pool.targets:
+        assert FakeBackend.served(target.id) == {"once.example.": zone.serial}
+    # The begin task's read, left in the run's scratch; no target's task read its own.
+    assert reads == {"all targets": 1, "one target": 0}
