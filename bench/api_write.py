@@ -159,8 +159,9 @@ def run_board(
         workdir,
         database=url,
         zookeeper_hosts=zookeeper.hosts if zookeeper else None,
-        # Thousands of creates into one zone: past Designate's default quotas.
-        extra_conf={"quota": {"zone_recordsets": -1, "zone_records": -1}},
+        # Thousands of creates into one zone, and the zones of every run in
+        # one project: past Designate's default quotas.
+        extra_conf={"quota": {"zones": -1, "zone_recordsets": -1, "zone_records": -1}},
     )
     deployment.load_pool(pool())
     deployment.start_api()
