@@ -8,6 +8,7 @@ conductor`` processes, each a real subprocess that a test can kill with SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import dns.message
@@ -24,6 +26,7 @@ import dns.rdatatype
 import yaml
 
 from tests.functional.fixtures.ports import HOST, free_port, wait_for
+from tests.functional.fixtures.postgres import PostgresServer
 
 
 class Deployment:
@@ -213,3 +216,26 @@ def fast_and_slow_pool(ns_record: str, record: pathlib.Path, slow_seconds: float
             },
         ],
     }
+
+
+@contextlib.contextmanager
+def api_alone(
+    workdir: pathlib.Path, postgres: PostgresServer, database: str
+) -> Iterator[Deployment]:
+    """A ``zoneflow api`` on a PostgreSQL database of its own, with a pool of one fake
+    target and no conductor: the jobs of what it accepts wait in the outbox, to be counted."""
+    url = postgres.create_database(database)
+    deployment = Deployment(workdir, database=url, zookeeper_hosts=None)
+    deployment.load_pool(
+        {
+            "name": "default",
+            "ns_records": [{"hostname": "ns1.race.example.", "priority": 1}],
+            "targets": [{"type": "fake", "description": "fake1"}],
+        }
+    )
+    deployment.start_api()
+    try:
+        yield deployment
+    finally:
+        deployment.close()
+        postgres.drop_database(database)

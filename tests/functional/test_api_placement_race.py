@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.functional.deployment import Deployment
+from tests.functional.deployment import Deployment, api_alone
 from tests.functional.fixtures.ports import HOST
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.support import at_once
@@ -33,21 +33,9 @@ REFUSALS = {"illegal_child": "is inside zone", "illegal_parent": "would hold zon
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Iterator[Deployment]:
-    """One ``zoneflow api`` on its own PostgreSQL database (the jobs wait in the outbox:
-    no conductor is needed to see what was accepted)."""
-    url = postgres.create_database("placement_race")
-    deployment = Deployment(tmp_path_factory.mktemp("race"), database=url, zookeeper_hosts=None)
-    deployment.load_pool(
-        {
-            "name": "default",
-            "ns_records": [{"hostname": "ns1.race.example.", "priority": 1}],
-            "targets": [{"type": "fake", "description": "fake1"}],
-        }
-    )
-    deployment.start_api()
-    yield deployment
-    deployment.close()
-    postgres.drop_database("placement_race")
+    """One ``zoneflow api`` on its own PostgreSQL database (no conductor: see api_alone)."""
+    with api_alone(tmp_path_factory.mktemp("race"), postgres, "placement_race") as deployment:
+        yield deployment
 
 
 def _requests(suffix: str) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.functional.deployment import Deployment
+from tests.functional.deployment import Deployment, api_alone
 from tests.functional.fixtures.ports import HOST
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.support import at_once
@@ -30,21 +30,9 @@ ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin,member"}
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Iterator[Deployment]:
-    """One ``zoneflow api`` on its own PostgreSQL database for the module's races (the
-    jobs wait in the outbox: no conductor is needed to count what was accepted)."""
-    url = postgres.create_database("quota_race")
-    deployment = Deployment(tmp_path_factory.mktemp("race"), database=url, zookeeper_hosts=None)
-    deployment.load_pool(
-        {
-            "name": "default",
-            "ns_records": [{"hostname": "ns1.race.example.", "priority": 1}],
-            "targets": [{"type": "fake", "description": "fake1"}],
-        }
-    )
-    deployment.start_api()
-    yield deployment
-    deployment.close()
-    postgres.drop_database("quota_race")
+    """One ``zoneflow api`` on its own PostgreSQL database for the module's races."""
+    with api_alone(tmp_path_factory.mktemp("race"), postgres, "quota_race") as deployment:
+        yield deployment
 
 
 def _request(
