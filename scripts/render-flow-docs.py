@@ -26,6 +26,7 @@ from zoneflow.central import pools
 from zoneflow.conductor import daemon, persistence
 from zoneflow.engine import jobs
 from zoneflow.flows import render
+from zoneflow.flows import target as target_flows
 from zoneflow.storage import api as storage
 from zoneflow.storage import migration
 
@@ -61,10 +62,10 @@ def main() -> int:
 
 def render_flow_kinds(out: pathlib.Path) -> list[pathlib.Path]:
     written = []
-    for kind, factory in sorted(flows.FACTORIES.items()):
+    for kind in sorted([*flows.FACTORIES, *target_flows.FACTORIES]):
         path = out / f"{kind}.svg"
         # The pool `zoneflow flow show` draws with when no pool is loaded.
-        dot = render.to_dot(factory(**cli._example_pool_args()))
+        dot = render.to_dot(cli.flow_of(kind, cli._example_pool_args()))
         path.write_bytes(render.to_image(dot, "svg"))
         written.append(path)
     return written

@@ -581,25 +581,39 @@ def _write_graph(args: argparse.Namespace, fmt: str, dot: str) -> None:
 def cmd_flow_show(args: argparse.Namespace) -> int:
     from zoneflow import flows
     from zoneflow.flows import render
+    from zoneflow.flows import target as target_flows
     from zoneflow.storage import api as storage
 
-    factory = flows.FACTORIES.get(args.kind)
-    if factory is None:
+    kinds = sorted([*flows.FACTORIES, *target_flows.FACTORIES])
+    if args.kind not in kinds:
         raise exceptions.FlowNotFound(
-            f"there is no flow {args.kind!r}: choose one of {', '.join(sorted(flows.FACTORIES))}"
+            f"there is no flow {args.kind!r}: choose one of {', '.join(kinds)}"
         )
-    try:
-        pool_args = flows.pool_args(storage.get_pool(args.pool))
-    except exceptions.PoolNotFound:
-        if args.pool != CONF.central.default_pool:
-            raise
-        pool_args = _example_pool_args()
-    dot = render.to_dot(factory(**pool_args))
+    if args.kind in flows.FACTORIES:
+        try:
+            pool_args = flows.pool_args(storage.get_pool(args.pool))
+        except exceptions.PoolNotFound:
+            if args.pool != CONF.central.default_pool:
+                raise
+            pool_args = _example_pool_args()
+    else:
+        pool_args = {}  # a target's flow is the same for every pool
+    dot = render.to_dot(flow_of(args.kind, pool_args))
     if args.format == "dot":
         sys.stdout.write(dot)
     else:
         sys.stdout.buffer.write(render.to_image(dot, args.format))
     return 0
+
+
+def flow_of(kind: str, pool_args: dict[str, Any]) -> Any:
+    """The flow of a zone job (drawn for a pool) or of a target job (no pool needed)."""
+    from zoneflow import flows
+    from zoneflow.flows import target as target_flows
+
+    if kind in flows.FACTORIES:
+        return flows.FACTORIES[kind](**pool_args)
+    return target_flows.FACTORIES[kind]()
 
 
 def _example_pool_args() -> dict[str, Any]:
@@ -786,7 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     flow = groups.add_parser("flow", help="flows").add_subparsers(dest="cmd", required=True)
     p = command(flow, "show", cmd_flow_show, "draw a flow's graph")
-    p.add_argument("kind", help="create-zone, update-zone, delete-zone or recover-zone")
+    p.add_argument(
+        "kind", help="create-zone, update-zone, delete-zone, recover-zone or retire-target"
+    )
     p.add_argument("--format", choices=["dot", "svg", "png"], default="dot")
     p.add_argument("--pool", default="default", help="draw it for this pool's targets")
 

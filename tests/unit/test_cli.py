@@ -181,3 +181,21 @@ def test_pool_show_hides_target_secrets_and_shows_the_catalog(
     code, out, _ = run(capsys, "pool", "show", "default")
     assert "catalog.example.org. (refresh 60s), provisioning per-zone" in out
     assert "s3cr3t-api-key" not in out
+
+
+def test_flow_show_draws_the_retire_target_flow_without_a_pool(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "flow", "show", "retire-target", "--format", "dot")
+    assert code == 0
+    assert out.startswith('digraph "retire-target"')
+    assert '"drain-target" -> "drop-target"' in out
+
+
+def test_flow_show_of_an_unknown_flow_lists_the_flows_there_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "flow", "show", "nope")
+    assert code == 1
+    assert "there is no flow 'nope': choose one of create-zone, delete-zone" in err
+    assert "retire-target, update-zone" in err

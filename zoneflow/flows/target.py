@@ -46,6 +46,10 @@ def retire_target_flow() -> linear_flow.Flow:
     return linear_flow.Flow("retire-target").add(DrainTarget(), DropTarget())
 
 
+# The flows of jobs about a pool target, by kind (zone flows: zoneflow.flows.FACTORIES).
+FACTORIES = {"retire-target": retire_target_flow}
+
+
 class DrainTarget(task.Task):
     """Delete every zone of the pool from the retired target, recording each."""
 
