@@ -126,28 +126,23 @@ def zone_export(request: Request, value: objects.ZoneTask) -> dict[str, Any]:
     links = {"self": url}
     if value.location is not None:
         links["export"] = f"{url}/export"
-    return {
-        "id": value.id,
-        "status": value.status,
-        "message": value.message,
-        "location": value.location,
-        "zone_id": value.zone_id,
-        "project_id": value.project_id,
-        "created_at": timestamp(value.created_at),
-        "updated_at": timestamp(value.updated_at),
-        "version": value.version,
-        "links": links,
-    }
+    return _zone_task(value, links, location=value.location)
 
 
 def zone_import(request: Request, value: objects.ZoneTask) -> dict[str, Any]:
     links = {"self": f"{base_url(request)}/v2/zones/tasks/imports/{value.id}"}
     if value.zone_id is not None:
         links["zone"] = f"{base_url(request)}/v2/zones/{value.zone_id}"
+    return _zone_task(value, links)
+
+
+def _zone_task(value: objects.ZoneTask, links: dict[str, str], **own: Any) -> dict[str, Any]:
+    """The fields an export and an import share, with ``own`` after their message."""
     return {
         "id": value.id,
         "status": value.status,
         "message": value.message,
+        **own,
         "zone_id": value.zone_id,
         "project_id": value.project_id,
         "created_at": timestamp(value.created_at),

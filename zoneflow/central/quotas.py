@@ -125,28 +125,17 @@ def check_zone_content(
     if zone.project_id is None:
         return
     limits = quotas if quotas is not None else get_quotas(zone.project_id)
-    project = zone.project_id
-    if _over(limits["recordset_records"], largest_recordset):
-        raise _refuse(
-            project,
+    for quota, amount, why in (
+        (
             "recordset_records",
-            limits["recordset_records"],
+            largest_recordset,
             f"a recordset of {zone.name} would hold {largest_recordset} records",
-        )
-    if _over(limits["zone_recordsets"], recordsets):
-        raise _refuse(
-            project,
-            "zone_recordsets",
-            limits["zone_recordsets"],
-            f"{zone.name} would hold {recordsets} recordsets",
-        )
-    if _over(limits["zone_records"], records):
-        raise _refuse(
-            project,
-            "zone_records",
-            limits["zone_records"],
-            f"{zone.name} would hold {records} records",
-        )
+        ),
+        ("zone_recordsets", recordsets, f"{zone.name} would hold {recordsets} recordsets"),
+        ("zone_records", records, f"{zone.name} would hold {records} records"),
+    ):
+        if _over(limits[quota], amount):
+            raise _refuse(zone.project_id, quota, limits[quota], why)
 
 
 def recordset_admission(
