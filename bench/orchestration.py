@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from kazoo.client import KazooClient  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import report, taskflow_floor  # noqa: E402
 from tests.functional.deployment import Deployment  # noqa: E402
 from tests.functional.fixtures.ports import wait_for  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
@@ -340,6 +340,10 @@ def main() -> int:
             for _ in range(WARMUP):
                 bench.one_job("warm")
             two = bench.burst(args.burst, "burst-two", meter())
+            deployment.close()  # its conductors idle, but not on this measure's time
+            floor = taskflow_floor.measure(
+                zookeeper.hosts, zk_pid, cpu_seconds, jobs=args.jobs, burst=args.burst
+            )
         finally:
             board.close()
             watch.close()
@@ -347,7 +351,7 @@ def main() -> int:
             deployment.close()
 
     others = serial_cpu.used["other processes"] / serial_seconds
-    text = describe(args, samples, others, {"1 conductor": one, "2 conductors": two})
+    text = describe(args, samples, others, {"1 conductor": one, "2 conductors": two}, floor)
     print(text)
     if not args.no_write:
         report.write_section("orchestration", "Orchestration: overhead and throughput", text)
@@ -359,6 +363,7 @@ def describe(
     samples: list[dict[str, float | None]],
     serial_others: float,
     bursts: dict[str, Burst],
+    floor: taskflow_floor.Floor,
 ) -> str:
     def column(key: str) -> list[float]:
         return [s[key] for s in samples if s[key] is not None]  # type: ignore[misc]
@@ -402,7 +407,23 @@ def describe(
         'shared machine slows every figure here. "Kernel interrupts" is charged to no '
         "process; here it is mostly the loopback network traffic between all of them.\n\n"
         + "\n".join(lines)
-        + "\n"
+        + "\n\n"
+        + describe_floor(args, floor)
+    )
+
+
+def describe_floor(args: argparse.Namespace, floor: taskflow_floor.Floor) -> str:
+    cpu = ", ".join(f"{name} {ms:.0f} ms" for name, ms in floor.cpu_ms_per_job.items())
+    return (
+        "The floor, in the same run: stock TaskFlow alone (bench/taskflow_floor.py), no "
+        "zoneflow code and nothing persisted. A job on TaskFlow's ZooKeeper jobboard, "
+        "TaskFlow's non-blocking conductor polling every 1 ms, its parallel engine on a shared "
+        f"thread pool running 12 no-op tasks shaped like create-zone on {TARGETS} targets, "
+        "in-memory persistence. No zoneflow job can cost less than this while it runs on "
+        "TaskFlow:\n\n"
+        + report.latency_table([("posted → last task done", floor.latencies)])
+        + f"\nThroughput, {args.burst} jobs posted at once, 1 conductor: "
+        f"{floor.jobs_per_second:.1f} jobs/s; CPU per job: {cpu}.\n"
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from taskflow import task
+from taskflow.engines.action_engine import compiler
 
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import objects
+from zoneflow import flows, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
@@ -116,3 +119,28 @@ def test_a_job_reads_its_targets_once_for_all_of_them(monkeypatch: pytest.Monkey
         assert FakeBackend.served(target.id) == {"once.example.": zone.serial}
     # The begin task's read, left in the run's scratch; no target's task read its own.
     assert reads == {"all targets": 1, "one target": 0}
+
+
+@pytest.mark.usefixtures("conductor")
+def test_jobs_on_one_pool_share_its_flow_and_run_side_by_side() -> None:
+    pool = load_pool({"delay": 0.1}, {"delay": 0.1}, {"delay": 0.1})
+    arguments = flows.pool_args(pool)
+    flow = flows.FACTORIES["create-zone"](**arguments)
+    assert flows.FACTORIES["create-zone"](**json.loads(json.dumps(arguments))) is flow
+    assert flows.FACTORIES["create-zone"](**{**arguments, "threshold": 50}) is not flow
+    # TaskFlow would hang every run's progress listener on the one shared task.
+    graph = compiler.PatternCompiler(flow).compile().execution_graph
+    atoms = [node for node, kind in graph.nodes(data="kind") if kind == compiler.TASK]
+    assert atoms
+    assert not any(a.notifier.can_be_registered(task.EVENT_UPDATE_PROGRESS) for a in atoms)
+
+    # Five jobs at once on the one flow: each ends with its own zone on every target.
+    zones = [central.create_zone(f"z{i}.example", "hostmaster@example.com") for i in range(5)]
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.ACTIVE
+    for target in pool.targets:
+        assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones}
+    for zone in zones:
+        assert {(s.target_id, s.serial) for s in storage.list_target_status(zone.id)} == {
+            (t.id, zone.serial) for t in pool.targets
+        }

@@ -60,6 +60,32 @@ def test_what_a_fresh_reader_finds_is_what_the_engine_ended_with() -> None:
         assert results[name] == (states.SUCCESS, {"ok": True, "name": name})
 
 
+def test_a_logbook_reads_back_as_stock_taskflow_reads_it() -> None:
+    backend = persistence.get_backend()
+    detail = _run(backend)
+    with contextlib.closing(backend.get_connection()) as connection:
+        (book_uuid,) = [b.uuid for b in connection.get_logbooks() if b.find(detail.uuid)]
+        lean = connection.get_logbook(book_uuid)
+        with pytest.raises(tf_exc.NotFound):
+            connection.get_logbook(uuid.uuid4().hex)
+    stock = backends.fetch({"connection": db.connection_url()})
+    with contextlib.closing(stock.get_connection()) as connection:
+        expected = connection.get_logbook(book_uuid)
+
+    def whole(book: models.LogBook) -> Any:
+        # Not updated_at: TaskFlow sets it to the time a flow is added to the object.
+        return (
+            {k: v for k, v in book.to_dict().items() if k != "updated_at"},
+            {
+                flow.uuid: (flow.to_dict(), {atom.uuid: atom.to_dict() for atom in flow})
+                for flow in book
+            },
+        )
+
+    assert whole(lean) == whole(expected)
+    assert {atom.name for atom in lean.find(detail.uuid)} >= {"begin", "target-0"}
+
+
 def test_each_task_is_written_once_per_real_change() -> None:
     backend = persistence.get_backend()
     _run(backend)  # warm up: tables, caches

@@ -34,6 +34,7 @@ from taskflow.types import timing
 
 from zoneflow import exceptions
 from zoneflow.conductor import fencing
+from zoneflow.conductor import jobboard as zoneflow_jobboard
 from zoneflow.engine import jobs
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +68,14 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             float(options.get("wait_timeout") or self.WAIT_TIMEOUT)
         )
         jobboard.notifier.register(jobs_base.POSTED, self._wake)
+        # The loop claims from a view of the board that skips the jobs it
+        # cannot claim without reading each one's state (see ClaimableJobs).
+        self._jobboard = zoneflow_jobboard.ClaimableJobs(
+            jobboard, running=self._running_jobs, on_change=self._wake
+        )
+
+    def _running_jobs(self) -> set[str]:
+        return {future.job.uuid for future in list(self._dispatched)}
 
     def _wake(self, *_: Any, **__: Any) -> None:
         self._wait_timeout.wake()

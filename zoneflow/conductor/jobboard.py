@@ -8,11 +8,14 @@ every conductor and API process of the deployment.
 
 from __future__ import annotations
 
+import posixpath
 import threading
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from kazoo import exceptions as kazoo_exc
 from kazoo.handlers import threading as kazoo_threading
+from kazoo.recipe import watchers
 from oslo_config import cfg
 from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
@@ -86,6 +89,68 @@ def connect(persistence: Any, *, name: str = "zoneflow") -> Any:
             "4lw.commands.whitelist=* in zoo.cfg)"
         ) from exc
     return board
+
+
+class ClaimableJobs:
+    """A jobboard as a conductor's loop sees it: only the jobs worth a claim.
+
+    TaskFlow's conductor loop asks every job on the board for its state
+    before it tries to claim it: two ZooKeeper reads per job each time it
+    looks, for the jobs it runs itself and those other conductors hold as
+    much as for a new one. With many jobs in flight that was most of
+    ZooKeeper's work, and a new job waited for those reads before its claim.
+
+    Here the loop is given, without a read, the jobs whose lock this view's
+    watch has not seen (a claim is a ``<job>.lock`` node beside the job's)
+    and that ``running`` (job uuids) does not name. The claim itself is the
+    test: ZooKeeper refuses it atomically if the job was claimed or consumed
+    meanwhile, which the loop expects. ``on_change`` is called whenever the
+    board's nodes change, so the loop looks again when a lock goes (a job
+    handed back, or its conductor's session ended). Every other call goes
+    to the board itself.
+    """
+
+    def __init__(
+        self,
+        board: Any,
+        *,
+        running: Callable[[], Collection[str]],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._board = board
+        self._running = running
+        self._on_change = on_change
+        self._locked: frozenset[str] = frozenset()
+        self._watch = watchers.ChildrenWatch(
+            board._client,  # noqa: SLF001 - the board's own ZooKeeper session
+            board.path,
+            self._seen,
+            allow_session_lost=True,
+        )
+
+    def _seen(self, children: list[str]) -> None:
+        postfix = self._board.LOCK_POSTFIX
+        self._locked = frozenset(c[: -len(postfix)] for c in children if c.endswith(postfix))
+        self._on_change()
+
+    def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Any]:
+        if ensure_fresh:
+            # TaskFlow's periodic full look (every 30 s), reads and all: the
+            # safety net for anything a watch missed.
+            return iter(self._board.iterjobs(only_unclaimed=True, ensure_fresh=True))
+        locked, running = self._locked, set(self._running())
+        # The board's own list, as its iterator reads it (sorted by priority, then age).
+        known = self._board._fetch_jobs()  # noqa: SLF001
+        return iter(
+            [
+                job
+                for job in known
+                if posixpath.basename(job.path) not in locked and job.uuid not in running
+            ]
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._board, name)
 
 
 def _cause(exc: BaseException) -> str:

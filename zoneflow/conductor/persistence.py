@@ -95,6 +95,48 @@ class LeanConnection(impl_sqlalchemy.Connection):
         self._queued: collections.OrderedDict[str, _Queued] = collections.OrderedDict()
         self._queued_lock = threading.Lock()
         self.writer = LogbookWriter(backend.single_statement_engine, self._tables)
+        logbooks, flows, atoms = (
+            self._tables.logbooks,
+            self._tables.flowdetails,
+            self._tables.atomdetails,
+        )
+        book_uuid: sqlalchemy.BindParameter[str] = sqlalchemy.bindparam("uuid")
+        self._read_book = sqlalchemy.select(logbooks).where(logbooks.c.uuid == book_uuid)
+        self._read_flows = sqlalchemy.select(flows).where(flows.c.parent_uuid == book_uuid)
+        self._read_atoms = sqlalchemy.select(atoms).where(
+            atoms.c.parent_uuid.in_(
+                sqlalchemy.select(flows.c.uuid).where(flows.c.parent_uuid == book_uuid)
+            )
+        )
+
+    def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
+        """TaskFlow's get_logbook, in three statements built once.
+
+        A conductor reads the whole logbook of every job it claims; the stock
+        call built its statements anew each time and read each flow's atoms
+        in a statement of its own.
+        """
+        with (
+            _storage_failure(f"reading logbook '{book_uuid}'"),
+            self._engine.connect() as conn,
+        ):
+            row = conn.execute(self._read_book, {"uuid": book_uuid}).first()
+            if row is None:
+                raise tf_exc.NotFound(f"No logbook found with uuid '{book_uuid}'")
+            book = models.LogBook.from_dict(dict(row._mapping))
+            if lazy:
+                return book
+            flows = {}
+            for row in conn.execute(self._read_flows, {"uuid": book_uuid}):
+                flow = models.FlowDetail.from_dict(dict(row._mapping))
+                flows[flow.uuid] = flow
+                book.add(flow)
+            if flows:
+                for row in conn.execute(self._read_atoms, {"uuid": book_uuid}):
+                    values = dict(row._mapping)
+                    atom_class = models.atom_detail_class(values.pop("atom_type"))
+                    flows[values["parent_uuid"]].add(atom_class.from_dict(values))
+        return book
 
     def update_atom_details(self, atom_detail: Any) -> Any:
         if fencing.fenced(atom_detail.uuid):
@@ -140,6 +182,39 @@ class LeanConnection(impl_sqlalchemy.Connection):
                 .order_by(table.c.created_at.desc())
                 .limit(1)
             ).scalar()
+
+    def add_logbook(self, book: models.LogBook) -> bool:
+        """Write a new logbook with its flows and atoms; False, writing nothing, if
+        one with its uuid exists.
+
+        One transaction of three INSERTs. TaskFlow's save_logbook first reads
+        the book to tell a new one from an old one, and writes each flow and
+        atom in a statement of its own.
+        """
+        tables = self._tables
+        dialect = self._engine.dialect.name
+        flows = [dict(flow.to_dict(), parent_uuid=book.uuid) for flow in book]
+        atoms = [
+            dict(atom.to_dict(), parent_uuid=flow.uuid, atom_type=models.atom_detail_type(atom))
+            for flow in book
+            for atom in flow
+        ]
+        with _storage_failure(f"saving logbook '{book.uuid}'"), self._engine.begin() as conn:
+            # Rows as parameters, not .values(): SQLAlchemy then reuses the
+            # statements compiled for the last job.
+            added = conn.execute(
+                _insert(dialect, tables.logbooks).on_conflict_do_nothing(
+                    index_elements=[tables.logbooks.c.uuid]
+                ),
+                book.to_dict(),
+            )
+            if added.rowcount == 0:
+                return False
+            if flows:
+                conn.execute(sqlalchemy.insert(tables.flowdetails), flows)
+            if atoms:
+                conn.execute(sqlalchemy.insert(tables.atomdetails), atoms)
+        return True
 
     def update_logbook_meta(
         self, uuid: str, change: Callable[[dict[str, Any]], bool]
@@ -299,16 +374,25 @@ def _update_by_uuid(table: sqlalchemy.Table) -> Any:
     return sqlalchemy.update(table).where(table.c.uuid == sqlalchemy.bindparam("b_uuid"))
 
 
-def _upsert(dialect: str, table: sqlalchemy.Table) -> Any:
-    """INSERT of whole rows that replaces the row of the same uuid if there is one."""
+def _insert(dialect: str, table: sqlalchemy.Table) -> Any:
+    """The dialect's own INSERT, which knows ON CONFLICT."""
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table)
-    else:
-        raise tf_exc.StorageFailure(
-            f"zoneflow's job records need PostgreSQL or SQLite, not {dialect}"
-        )
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise tf_exc.StorageFailure(f"zoneflow's job records need PostgreSQL or SQLite, not {dialect}")
+
+
+def _upsert(dialect: str, table: sqlalchemy.Table) -> Any:
+    """INSERT of whole rows that replaces the row of the same uuid if there is one.
+
+    Given many rows, psycopg2 runs it once per row. A RETURNING clause would
+    make SQLAlchemy send them as one statement instead, but building that
+    statement costs the writer more CPU (which the engines' threads need)
+    than the round trips it saves; the writer runs behind the engines, so
+    no job waits for them.
+    """
+    statement = _insert(dialect, table)
     replaced = {
         c.name: statement.excluded[c.name] for c in table.c if c.name not in ("uuid", "created_at")
     }

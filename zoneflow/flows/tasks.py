@@ -118,7 +118,19 @@ def _reason(failures: dict[str, tf_failure.Failure]) -> str:
     return "; ".join(str(f.exception_str) for f in failures.values()) or "the job failed"
 
 
-class _Begin(task.Task):
+class Task(task.Task):
+    """A task of a zone flow, which may run in several jobs at once.
+
+    Jobs on one pool shape share their flow's task objects (see
+    zoneflow.flows.zone): a task keeps nothing of a run on itself, and it
+    reports no progress, because TaskFlow hangs each run's progress listener
+    on the task object itself.
+    """
+
+    TASK_EVENTS = ()
+
+
+class _Begin(Task):
     """First task of a zone flow; its revert records why the job failed.
 
     When the flow fails, TaskFlow reverts every task that ran, this one last,
@@ -277,7 +289,7 @@ def _record_reverted(
         )
 
 
-class ZoneActionOnTarget(task.Task):
+class ZoneActionOnTarget(Task):
     """Create, update or delete a zone on one target, with bounded retries.
 
     A target that keeps failing does not fail the task: the outcome is
@@ -372,7 +384,7 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
     _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
 
 
-class TakeBackIfDeleted(task.Task):
+class TakeBackIfDeleted(Task):
     """Take the zone back from the targets this job created it on, if its
     delete was asked for meanwhile; the ids of those targets.
 
@@ -448,7 +460,7 @@ def _through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> dict[str
     return {"ok": True, "error": None, "skipped": False, "catalog": True}
 
 
-class ConsensusCheck(task.Task):
+class ConsensusCheck(Task):
     """Fail the flow (so reverts run) when too few targets succeeded."""
 
     default_provides = "succeeded_targets"
@@ -484,7 +496,7 @@ def _notify(zone_name: str, host: str, port: int, serial: int) -> None:
         LOG.info("NOTIFY of %s to %s:%s got no answer: %s", zone_name, host, port, exc)
 
 
-class SendNotify(task.Task):
+class SendNotify(Task):
     """NOTIFY one nameserver so it fetches the new serial from mdns now."""
 
     def __init__(self, host: str, port: int) -> None:
@@ -496,7 +508,7 @@ class SendNotify(task.Task):
         _notify(zone_name, self.host, self.port, serial)
 
 
-class _Poll(task.Task):
+class _Poll(Task):
     """Ask one nameserver for the zone's SOA until it serves ``serial`` or later
     (or, ``expect_removed``, until it refuses the zone).
 
@@ -567,7 +579,7 @@ class PollForSerial(_Poll):
         return self._poll(zone_id, zone_name, serial, expect_removed=self.expect_removed)
 
 
-class _StatusWriter(task.Task):
+class _StatusWriter(Task):
     """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
@@ -731,7 +743,7 @@ class BeginRecovery(_Begin):
         return zone.name, wanted
 
 
-class RecoverOnTarget(task.Task):
+class RecoverOnTarget(Task):
     """Bring one target to the zone's wanted state, touching it only if it is not there.
 
     Wanted ACTIVE: a target whose nameserver answers the serial already (or,

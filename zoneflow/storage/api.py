@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import time
 import uuid
@@ -724,6 +725,9 @@ _ZONE_STATE = sa.select(models.Zone.deleted, models.Zone.action).where(
 _GET_LIVE_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).where(
     models.Zone.id == sa.bindparam("id"), models.Zone.deleted == models.LIVE
 )
+_GET_ZONE_ANY = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).where(
+    models.Zone.id == sa.bindparam("id")
+)
 _ZONE_RECORDS = (
     sa.select(
         models.RecordSet.name, models.RecordSet.type, models.RecordSet.ttl, models.Record.data
@@ -749,9 +753,9 @@ def find_zone_for_mdns(name: str) -> objects.Zone | None:
 
 def get_zone_any(zone_id: str) -> objects.Zone | None:
     """A zone by id, live or deleted: flows use it to see the wanted state."""
-    with db.reader() as session:
-        row = session.get(models.Zone, zone_id)
-        return None if row is None else _zone(row)
+    with db.connection() as conn:
+        row = conn.execute(_GET_ZONE_ANY, {"id": zone_id}).first()
+    return None if row is None else objects.Zone(*row)
 
 
 def zone_is_deleted(zone_id: str) -> bool:
@@ -1151,23 +1155,19 @@ def set_zone_status(
     and a recover-zone job for the serial, built from the pool as it is, is
     posted in the same transaction to bring the zone onto the rest.
     """
+    # Core statements built once, on the session's connection: this is every
+    # job's last step, and the ORM's handling of a statement cost more than
+    # the database did.
     with db.writer() as session:
         _write_target_statuses(session, zone_id, targets)
+        conn = session.connection()
         if status == objects.ACTIVE and covered_targets is not None:
             # The zone's row first, locked: a pool update backfilling it
             # waits for this transaction, or this one reads its targets.
-            pool_id = session.scalar(
-                sa.select(models.Zone.pool_id)
-                .where(
-                    models.Zone.id == zone_id,
-                    models.Zone.serial == serial,
-                    models.Zone.deleted == models.LIVE,
-                )
-                .with_for_update()
-            )
+            pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
             if pool_id is None:
                 return False
-            if not _covers(session, pool_id, covered_targets, covered_nameservers):
+            if not _covers(conn, pool_id, covered_targets, covered_nameservers):
                 _rows_changed(
                     session,
                     sa.update(models.Zone)
@@ -1179,49 +1179,61 @@ def set_zone_status(
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:
             values["action"] = action
-        result = _rows_changed(
-            session,
-            sa.update(models.Zone)
-            .where(
-                models.Zone.id == zone_id,
-                models.Zone.serial == serial,
-                models.Zone.deleted == models.LIVE,
-            )
-            .values(**values),
-        )
+        result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
         if status == objects.ACTIVE:
-            _rows_changed(
-                session,
-                sa.update(models.RecordSet)
-                .where(models.RecordSet.zone_id == zone_id, models.RecordSet.serial <= serial)
-                .values(status=objects.ACTIVE, action=objects.NONE),
-            )
-        return bool(result)
+            conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
+        return bool(result.rowcount)
 
 
 def _covers(
-    session: Session,
+    conn: sa.Connection,
     pool_id: str,
     targets: Collection[str],
     nameservers: Collection[tuple[str, int]],
 ) -> bool:
     """Whether a job with these targets and nameservers covered the pool as it is now."""
-    # Both lists in one round trip: ("target", id, None) and ("nameserver", host, port) rows.
-    current: sa.Result[Any] = session.execute(
-        sa.union_all(
-            sa.select(sa.literal("target"), models.PoolTarget.id, sa.null()).where(
-                models.PoolTarget.pool_id == pool_id, models.PoolTarget.retired_at.is_(None)
-            ),
-            sa.select(
-                sa.literal("nameserver"), models.PoolNameserver.host, models.PoolNameserver.port
-            ).where(models.PoolNameserver.pool_id == pool_id),
-        )
-    )
     covered_targets, covered_nameservers = set(targets), set(nameservers)
     return all(
         key in covered_targets if kind == "target" else (key, port) in covered_nameservers
-        for kind, key, port in map(tuple, current)
+        for kind, key, port in conn.execute(_POOL_SERVERS, {"pool_id": pool_id})
     )
+
+
+_LOCK_ZONE_POOL = (
+    sa.select(models.Zone.pool_id)
+    .where(
+        models.Zone.id == sa.bindparam("zone_id"),
+        models.Zone.serial == sa.bindparam("serial"),
+        models.Zone.deleted == models.LIVE,
+    )
+    .with_for_update()
+)
+# A pool's targets in service and its nameservers, in one round trip:
+# ("target", id, None) and ("nameserver", host, port) rows.
+_POOL_SERVERS: sa.CompoundSelect[Any] = sa.union_all(
+    sa.select(sa.literal("target"), models.PoolTarget.id, sa.null()).where(
+        models.PoolTarget.pool_id == sa.bindparam("pool_id"), models.PoolTarget.retired_at.is_(None)
+    ),
+    sa.select(
+        sa.literal("nameserver"), models.PoolNameserver.host, models.PoolNameserver.port
+    ).where(models.PoolNameserver.pool_id == sa.bindparam("pool_id")),
+)
+_ZONES = cast(sa.Table, models.Zone.__table__)
+_RECORDSETS = cast(sa.Table, models.RecordSet.__table__)
+# The columns to set are the parameters given beside b_id and b_serial.
+_SET_ZONE_STATUS = sa.update(_ZONES).where(
+    _ZONES.c.id == sa.bindparam("b_id"),
+    _ZONES.c.serial == sa.bindparam("b_serial"),
+    _ZONES.c.deleted == models.LIVE,
+)
+_RECORDSETS_ACTIVE = (
+    sa.update(_RECORDSETS)
+    .where(
+        _RECORDSETS.c.zone_id == sa.bindparam("b_zone_id"),
+        _RECORDSETS.c.serial <= sa.bindparam("b_serial"),
+    )
+    .values(status=objects.ACTIVE, action=objects.NONE)
+)
 
 
 def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
@@ -1587,17 +1599,11 @@ def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
 def _write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
     if not updates:
         return
+    conn = session.connection()
     now = models.utcnow()
     # A job that started before its target was retired (or dropped)
     # records nothing about it: the retire-target job owns those rows.
-    in_service = set(
-        session.scalars(
-            sa.select(models.PoolTarget.id).where(
-                models.PoolTarget.id.in_([u[0] for u in updates]),
-                models.PoolTarget.retired_at.is_(None),
-            )
-        )
-    )
+    in_service = set(conn.execute(_IN_SERVICE, {"ids": [u[0] for u in updates]}).scalars())
     rows = [
         {
             "zone_id": zone_id,
@@ -1612,10 +1618,20 @@ def _write_target_statuses(session: Session, zone_id: str, updates: Sequence[Tar
     ]
     if rows:
         # One statement for all the job's targets, the served serial kept if higher.
-        session.execute(_upsert_target_status(session.get_bind().dialect.name), rows)
+        conn.execute(_upsert_target_status(conn.dialect.name), rows)
 
 
+_IN_SERVICE = sa.select(models.PoolTarget.id).where(
+    models.PoolTarget.id.in_(sa.bindparam("ids", expanding=True)),
+    models.PoolTarget.retired_at.is_(None),
+)
+
+
+@functools.cache
 def _upsert_target_status(dialect: str) -> Any:
+    """The upsert of per-target rows. Its RETURNING is not read: with it,
+    SQLAlchemy sends many rows as one statement, where without it psycopg2
+    runs the statement once per row (SQLAlchemy's "insertmanyvalues")."""
     table = cast(sa.Table, models.ZoneTargetStatus.__table__)
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return insert.on_conflict_do_update(
@@ -1629,7 +1645,7 @@ def _upsert_target_status(dialect: str) -> Any:
             "error": insert.excluded.error,
             "updated_at": insert.excluded.updated_at,
         },
-    )
+    ).returning(table.c.target_id)
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
@@ -1651,61 +1667,65 @@ def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
 
 
 def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects.PendingJob]:
-    """Take outbox rows nobody else holds, for ``lease`` seconds.
+    """Take outbox rows nobody else holds, for ``lease`` seconds, oldest first.
 
     A relay that dies after claiming simply lets the lease run out and another
-    relay posts the job.
+    relay posts the job. One statement: on PostgreSQL two relays claiming at
+    once skip each other's rows (SKIP LOCKED), and the free-or-expired test
+    is made again on each row it locks.
     """
     now = models.utcnow()
-    until = now + datetime.timedelta(seconds=lease)
-    claimed: list[objects.PendingJob] = []
-    with db.writer() as session:
-        rows = session.scalars(
-            sa.select(models.JobOutbox)
-            .where(
-                sa.or_(
-                    models.JobOutbox.claimed_until.is_(None), models.JobOutbox.claimed_until < now
-                )
-            )
-            .order_by(models.JobOutbox.id)
-            .limit(limit)
-        ).all()
-        for row in rows:
-            taken = _rows_changed(
-                session,
-                sa.update(models.JobOutbox)
-                .where(
-                    models.JobOutbox.id == row.id,
-                    sa.or_(
-                        models.JobOutbox.claimed_until.is_(None),
-                        models.JobOutbox.claimed_until < now,
-                    ),
-                )
-                .values(claimed_until=until),
-            )
-            if taken:
-                claimed.append(
-                    objects.PendingJob(
-                        row.id, row.kind, row.zone_id, row.serial, row.target_id, row.created_at
-                    )
-                )
-    return claimed
+    with db.transaction() as conn:
+        rows = conn.execute(
+            _CLAIM_OUTBOX,
+            {"now": now, "until": now + datetime.timedelta(seconds=lease), "limit": limit},
+        )
+        claimed = [objects.PendingJob(*row) for row in rows]
+    return sorted(claimed, key=lambda pending: pending.id)
 
 
 def release_pending_job(job_id: int) -> None:
     """Give a claimed outbox row back (posting failed; try again soon)."""
-    with db.writer() as session:
-        _rows_changed(
-            session,
-            sa.update(models.JobOutbox)
-            .where(models.JobOutbox.id == job_id)
-            .values(claimed_until=None),
-        )
+    with db.transaction() as conn:
+        conn.execute(_RELEASE_OUTBOX, {"b_id": job_id})
 
 
 def remove_pending_job(job_id: int) -> None:
-    with db.writer() as session:
-        session.execute(sa.delete(models.JobOutbox).where(models.JobOutbox.id == job_id))
+    with db.transaction() as conn:
+        conn.execute(_REMOVE_OUTBOX, {"b_id": job_id})
+
+
+_OUTBOX = cast(sa.Table, models.JobOutbox.__table__)
+_OUTBOX_FREE = sa.or_(
+    _OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < sa.bindparam("now")
+)
+_CLAIM_OUTBOX = (
+    sa.update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(
+            sa.select(_OUTBOX.c.id)
+            .where(_OUTBOX_FREE)
+            .order_by(_OUTBOX.c.id)
+            .limit(sa.bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        ),
+        _OUTBOX_FREE,
+    )
+    .values(claimed_until=sa.bindparam("until"))
+    # In PendingJob's order.
+    .returning(
+        _OUTBOX.c.id,
+        _OUTBOX.c.kind,
+        _OUTBOX.c.zone_id,
+        _OUTBOX.c.serial,
+        _OUTBOX.c.target_id,
+        _OUTBOX.c.created_at,
+    )
+)
+_RELEASE_OUTBOX = (
+    sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id")).values(claimed_until=None)
+)
+_REMOVE_OUTBOX = sa.delete(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id"))
 
 
 def count_pending_jobs() -> int:

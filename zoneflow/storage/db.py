@@ -211,6 +211,17 @@ def connection() -> Iterator[sqlalchemy.engine.Connection]:
         yield conn
 
 
+@contextlib.contextmanager
+def transaction() -> Iterator[sqlalchemy.engine.Connection]:
+    """A plain connection in a transaction, committed when the block ends.
+
+    For short hot writes made of Core statements built once (the outbox
+    relay's, for every job): no session to build and flush.
+    """
+    with _explained_errors(), get_engine().begin() as conn:
+        yield conn
+
+
 def writer() -> contextlib.AbstractContextManager[Session]:
     """A session in a read-write transaction, committed when the block ends."""
     return _transaction(_get_manager().writer, write=True)
