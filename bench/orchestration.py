@@ -341,9 +341,12 @@ def main() -> int:
                 bench.one_job("warm")
             two = bench.burst(args.burst, "burst-two", meter())
             deployment.close()  # its conductors idle, but not on this measure's time
-            floor = taskflow_floor.measure(
-                zookeeper.hosts, zk_pid, cpu_seconds, jobs=args.jobs, burst=args.burst
-            )
+            floors = {
+                shape: taskflow_floor.measure(
+                    zookeeper.hosts, zk_pid, cpu_seconds, flow, jobs=args.jobs, burst=args.burst
+                )
+                for shape, flow in taskflow_floor.SHAPES.items()
+            }
         finally:
             board.close()
             watch.close()
@@ -351,7 +354,7 @@ def main() -> int:
             deployment.close()
 
     others = serial_cpu.used["other processes"] / serial_seconds
-    text = describe(args, samples, others, {"1 conductor": one, "2 conductors": two}, floor)
+    text = describe(args, samples, others, {"1 conductor": one, "2 conductors": two}, floors)
     print(text)
     if not args.no_write:
         report.write_section("orchestration", "Orchestration: overhead and throughput", text)
@@ -363,7 +366,7 @@ def describe(
     samples: list[dict[str, float | None]],
     serial_others: float,
     bursts: dict[str, Burst],
-    floor: taskflow_floor.Floor,
+    floors: dict[str, taskflow_floor.Floor],
 ) -> str:
     def column(key: str) -> list[float]:
         return [s[key] for s in samples if s[key] is not None]  # type: ignore[misc]
@@ -408,22 +411,33 @@ def describe(
         "process; here it is mostly the loopback network traffic between all of them.\n\n"
         + "\n".join(lines)
         + "\n\n"
-        + describe_floor(args, floor)
+        + describe_floors(args, floors)
     )
 
 
-def describe_floor(args: argparse.Namespace, floor: taskflow_floor.Floor) -> str:
-    cpu = ", ".join(f"{name} {ms:.0f} ms" for name, ms in floor.cpu_ms_per_job.items())
+def describe_floors(args: argparse.Namespace, floors: dict[str, taskflow_floor.Floor]) -> str:
+    some = next(iter(floors.values()))
+    rows = [
+        f"| {shape} | {report.percentile(floor.latencies, 50) * 1000:.0f} | "
+        f"{report.percentile(floor.latencies, 99) * 1000:.0f} | {floor.jobs_per_second:.1f} | "
+        + " | ".join(f"{ms:.0f}" for ms in floor.cpu_ms_per_job.values())
+        + " |"
+        for shape, floor in floors.items()
+    ]
     return (
         "The floor, in the same run: stock TaskFlow alone (bench/taskflow_floor.py), no "
-        "zoneflow code and nothing persisted. A job on TaskFlow's ZooKeeper jobboard, "
+        "zoneflow code and nothing persisted. Jobs on TaskFlow's ZooKeeper jobboard, "
         "TaskFlow's non-blocking conductor polling every 1 ms, its parallel engine on a shared "
-        f"thread pool running 12 no-op tasks shaped like create-zone on {TARGETS} targets, "
-        "in-memory persistence. No zoneflow job can cost less than this while it runs on "
-        "TaskFlow:\n\n"
-        + report.latency_table([("posted → last task done", floor.latencies)])
-        + f"\nThroughput, {args.burst} jobs posted at once, 1 conductor: "
-        f"{floor.jobs_per_second:.1f} jobs/s; CPU per job: {cpu}.\n"
+        "thread pool, in-memory persistence; the poster and the conductor are this process. "
+        f"Latency over {args.jobs} jobs posted one at a time (posted → last task done), "
+        f"throughput and CPU over {args.burst} posted at once:\n\n"
+        "| flow | p50 (ms) | p99 (ms) | jobs/s, 1 conductor | "
+        + " | ".join(f"CPU ms/job: {name}" for name in some.cpu_ms_per_job)
+        + " |\n| --- | ---: | ---: | ---: | "
+        + " | ".join("---:" for _ in some.cpu_ms_per_job)
+        + " |\n"
+        + "\n".join(rows)
+        + "\n"
     )
 
 

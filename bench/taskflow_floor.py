@@ -3,10 +3,12 @@
 The same pieces a zoneflow job goes through, with none of zoneflow's code and
 no database: a job posted on TaskFlow's ZooKeeper jobboard (real ZooKeeper),
 claimed by TaskFlow's non-blocking conductor, whose parallel engine (on a
-shared thread pool) runs a flow shaped like create-zone on 8 targets
+shared thread pool) runs the job's flow with TaskFlow's in-memory
+persistence. Two flows (SHAPES): one shaped like create-zone on 8 targets
 (begin, 8 no-op target tasks in parallel, take-back, consensus, status: 12
-atoms) with TaskFlow's in-memory persistence. Whatever zoneflow's overhead
-per job, it cannot go below this without leaving TaskFlow.
+atoms), and a single no-op task, which leaves what TaskFlow costs per job
+whatever the flow. Whatever zoneflow's overhead per job, it cannot go below
+the first without leaving TaskFlow.
 
 Used by bench/orchestration.py, which prints it beside zoneflow's figures.
 """
@@ -49,11 +51,22 @@ class Last(task.Task):
         _DONE.pop(key).set()
 
 
-def flow() -> linear_flow.Flow:
+def create_zone_shape() -> linear_flow.Flow:
     targets = unordered_flow.Flow("targets").add(*(NoOp(f"target-{i}") for i in range(TARGETS)))
     return linear_flow.Flow("create-zone").add(
         NoOp("begin"), targets, NoOp("take-back"), NoOp("consensus"), Last("status")
     )
+
+
+def one_task() -> linear_flow.Flow:
+    return linear_flow.Flow("one-task").add(Last("status"))
+
+
+# What is measured: a name, and the flow factory its jobs run.
+SHAPES: dict[str, Callable[[], linear_flow.Flow]] = {
+    f"12 no-op tasks shaped like create-zone on {TARGETS} targets": create_zone_shape,
+    "one no-op task (TaskFlow's cost per job whatever the flow)": one_task,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +80,13 @@ def measure(
     zookeeper_hosts: str,
     zookeeper_pid: int,
     cpu_seconds: Callable[[list[int]], float],
+    flow: Callable[[], linear_flow.Flow],
     *,
     jobs: int,
     burst: int,
 ) -> Floor:
-    """``jobs`` posted one at a time, then ``burst`` at once; ``cpu_seconds(pids)``
-    reads the CPU time processes used."""
+    """Jobs running ``flow``: ``jobs`` posted one at a time, then ``burst`` at once;
+    ``cpu_seconds(pids)`` reads the CPU time processes used."""
     backend = persistence_backends.fetch({"connection": "memory://"})
     config = {"board": "zookeeper", "hosts": zookeeper_hosts, "path": "/taskflow-floor"}
     board = jobboards.fetch("floor-conductor", config, persistence=backend)
@@ -96,7 +110,7 @@ def measure(
         key = uuid.uuid4().hex
         done = _DONE[key] = threading.Event()
         book = models.LogBook(f"floor {key}")
-        detail = models.FlowDetail("create-zone", uuid.uuid4().hex)
+        detail = models.FlowDetail(flow.__name__, uuid.uuid4().hex)
         engines.save_factory_details(detail, flow, [], {})
         book.add(detail)
         with contextlib.closing(backend.get_connection()) as connection:
@@ -136,4 +150,3 @@ def measure(
             "ZooKeeper": (cpu_after[1] - cpu_before[1]) / burst * 1000,
         },
     )
-
