@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from taskflow import task
+from taskflow import engines, task
 from taskflow.engines.action_engine import compiler
 
 from tests.unit.conftest import load_pool, wait_settled
 from zoneflow import flows, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
+from zoneflow.engine import parallel
 from zoneflow.storage import api as storage
 
 
@@ -128,8 +129,15 @@ def test_jobs_on_one_pool_share_its_flow_and_run_side_by_side() -> None:
     flow = flows.FACTORIES["create-zone"](**arguments)
     assert flows.FACTORIES["create-zone"](**json.loads(json.dumps(arguments))) is flow
     assert flows.FACTORIES["create-zone"](**{**arguments, "threshold": 50}) is not flow
+    # Compiled once for all the engines that run it.
+    compilations = []
+    for _ in range(2):
+        engine = engines.load(flow, engine=parallel.NAME)
+        engine.compile()
+        compilations.append(engine.compilation)
+    assert compilations[0] is compilations[1]
     # TaskFlow would hang every run's progress listener on the one shared task.
-    graph = compiler.PatternCompiler(flow).compile().execution_graph
+    graph = compilations[0].execution_graph
     atoms = [node for node, kind in graph.nodes(data="kind") if kind == compiler.TASK]
     assert atoms
     assert not any(a.notifier.can_be_registered(task.EVENT_UPDATE_PROGRESS) for a in atoms)

@@ -259,6 +259,62 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     assert served is not None and served.status == objects.ACTIVE
 
 
+def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answers(
+    conductors: Conductors, board: Any
+) -> None:
+    _load({})
+    conductor = conductors.start()
+    consume = conductor.board.consume
+    failed = Counter(lambda *_: None)
+
+    def zookeeper_restarting(job: Any, who: str) -> None:
+        if failed.calls < 2:
+            failed(job)
+            raise tf_exc.JobFailure("Consumption failure: ConnectionLoss")
+        consume(job, who)
+
+    conductor.board.consume = zookeeper_restarting  # type: ignore[method-assign]
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
+
+    # Not left on the board under this conductor's lock for as long as it lives.
+    deadline = time.monotonic() + 10
+    while _on_board(board) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _on_board(board) == []
+    assert failed.calls == 2
+    assert jobs.get_job(persistence.get_backend(), job.id).attempts == 1
+    served = storage.get_zone_any(zone.id)
+    assert served is not None and served.status == objects.ACTIVE
+
+
+def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holding_it(
+    conductors: Conductors, board: Any
+) -> None:
+    _load({})
+    conductor = conductors.start()
+    claim = conductor.board.claim
+    lost = Counter(lambda *_: None)
+
+    def answer_lost(job: Any, who: str) -> None:
+        claim(job, who)  # ZooKeeper made the claim ...
+        if lost.calls == 0:
+            lost(job)
+            raise tf_exc.JobFailure(
+                "Claiming failure: ConnectionLoss"
+            )  # ... then the answer was lost
+
+    conductor.board.claim = answer_lost  # type: ignore[method-assign]
+    zone = central.create_zone(ZONE, "hostmaster@example.com")
+
+    # Not left on the board under this conductor's lock, never run.
+    job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
+    assert lost.calls == 1
+    assert job.attempts == 1
+    served = storage.get_zone_any(zone.id)
+    assert served is not None and served.status == objects.ACTIVE
+
+
 # --- job cancel ----------------------------------------------------------------
 
 

@@ -42,6 +42,9 @@ LOG = logging.getLogger(__name__)
 # How long a conductor waits before handing back a job it could not start
 # (its attempt could not be counted): the database is likely down.
 HAND_BACK_PAUSE = 1.0
+# Pauses between tries to take a job off the board (or hand it back) while
+# ZooKeeper cannot be reached: doubling from the first, up to the last.
+FINISH_RETRY_PAUSES = (0.1, 5.0)
 
 
 class _Ended(enum.Enum):
@@ -185,6 +188,56 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
                 LOG.info("conductor %s stopping: suspending job %s", self._name, job.book_uuid)
                 engine.suspend()
                 suspending = True
+
+    def _try_finish_job(self, job: Any, consume: bool, trash: bool = False) -> None:
+        """Take a job off the board (consume), trash it, or hand it back (abandon);
+        tried again while ZooKeeper cannot be reached and the job is still ours.
+
+        TaskFlow's conductor tries once. When that try met ZooKeeper
+        restarting as the job ended, the job stayed on the board with this
+        conductor's lock, which outlives a restart with the session: no other
+        conductor could take it, and this one never looked at it again (the
+        chaos test found a finished job stuck so). Nothing is retried once the
+        job is gone or another conductor holds it; nor once this one stops,
+        since its locks go with its session.
+        """
+        if consume:
+            finish, doing, event = self._jobboard.consume, "take it off the board", "job_consumed"
+        elif trash:
+            finish, doing, event = self._jobboard.trash, "trash it", "job_trashed"
+        else:
+            finish, doing, event = self._jobboard.abandon, "hand it back", "job_abandoned"
+        pause, longest = FINISH_RETRY_PAUSES
+        while True:
+            try:
+                finish(job, self._name)
+            except tf_exc.NotFound:
+                return  # off the board already
+            except tf_exc.JobFailure as exc:
+                if self._wait_timeout.is_stopped() or not self._holds(job):
+                    LOG.warning("job %s: could not %s: %s", job.book_uuid, doing, exc)
+                    return
+                LOG.warning(
+                    "job %s: could not %s, trying again in %.1fs: %s",
+                    job.book_uuid,
+                    doing,
+                    pause,
+                    exc,
+                )
+                self._wait_timeout.pause(pause)
+                pause = min(2 * pause, longest)
+                continue
+            details = {"job": job, "conductor": self, "persistence": self._persistence}
+            self._notifier.notify(event, details)
+            return
+
+    def _holds(self, job: Any) -> bool:
+        """Whether this conductor still holds a job's lock (True while ZooKeeper
+        cannot say)."""
+        try:
+            return bool(self._jobboard.find_owner(job) == self._name)
+        except tf_exc.JobFailure:
+            return True
 
     def _hand_back(self, job_id: str, *, error: str | None) -> bool:
         try:

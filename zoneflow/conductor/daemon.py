@@ -1,7 +1,8 @@
 """The conductor daemon: claims zone jobs from the jobboard and runs their flows.
 
 Built on TaskFlow's non-blocking conductor: each claimed job runs its flow
-on a parallel engine whose tasks share the process's one thread pool, and a
+on a parallel engine whose tasks share the process's one thread pool (and
+whose flow is compiled once for all its jobs: zoneflow.engine.parallel), and a
 job is run at most ``max_job_attempts`` times (see bounded.py).
 Several conductors may watch one ZooKeeper board; each job is claimed by
 exactly one, and a dead conductor's jobs are freed when its ZooKeeper
@@ -23,7 +24,7 @@ from taskflow.engines.action_engine import compiler
 
 from zoneflow import exceptions, heartbeat
 from zoneflow.conductor import bounded, fencing, jobboard, persistence
-from zoneflow.engine import executor, jobs, metrics
+from zoneflow.engine import executor, jobs, metrics, parallel
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch
 
@@ -78,7 +79,7 @@ class Conductor:
             self.board,
             max_attempts=CONF.conductor.max_job_attempts,
             persistence=self.persistence,
-            engine="parallel",
+            engine=parallel.NAME,
             engine_options=executor.engine_options(),
             wait_timeout=CONF.conductor.wait_timeout,
             max_simultaneous_jobs=CONF.conductor.max_jobs,

@@ -8,6 +8,7 @@ every conductor and API process of the deployment.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -23,6 +24,7 @@ from zake import fake_client, fake_storage
 
 from zoneflow import exceptions
 
+LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
 jobboard_opts = [
@@ -121,6 +123,8 @@ class ClaimableJobs:
         self._running = running
         self._on_change = on_change
         self._locked: frozenset[str] = frozenset()
+        # Jobs whose claim may have been made, unanswered: tried again though locked.
+        self._doubtful: set[str] = set()
         self._watch = watchers.ChildrenWatch(
             board._client,  # noqa: SLF001 - the board's own ZooKeeper session
             board.path,
@@ -141,13 +145,38 @@ class ClaimableJobs:
         locked, running = self._locked, set(self._running())
         # The board's own list, as its iterator reads it (sorted by priority, then age).
         known = self._board._fetch_jobs()  # noqa: SLF001
+        self._doubtful &= {job.uuid for job in known}
         return iter(
             [
                 job
                 for job in known
-                if posixpath.basename(job.path) not in locked and job.uuid not in running
+                if job.uuid in self._doubtful
+                or (posixpath.basename(job.path) not in locked and job.uuid not in running)
             ]
         )
+
+    def claim(self, job: Any, who: str) -> None:
+        """Claim a job, counting as made a claim whose answer was lost but which
+        ZooKeeper made (it was restarting).
+
+        Otherwise the job would stay on the board under this conductor's lock,
+        which outlives a ZooKeeper restart with its session, and nobody would
+        run it: no conductor tries to claim a job it sees locked. When ZooKeeper
+        cannot say who holds the job, the claim is tried again on the next look.
+        """
+        try:
+            self._board.claim(job, who)
+        except tf_exc.JobFailure:
+            try:
+                owner = self._board.find_owner(job)
+            except tf_exc.JobFailure:
+                self._doubtful.add(job.uuid)
+                raise
+            if owner != who or job.uuid in self._running():
+                self._doubtful.discard(job.uuid)
+                raise
+            LOG.info("job %s: its claim was made, though ZooKeeper's answer was lost", job.uuid)
+        self._doubtful.discard(job.uuid)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._board, name)
