@@ -259,21 +259,31 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     assert served is not None and served.status == objects.ACTIVE
 
 
+def _zookeeper_restarting(board: Any, name: str, *, times: int, made: bool) -> Counter:
+    """Make ``board.<name>(job, who)`` fail its first ``times`` calls as a ZooKeeper
+    restart does: after making the change (``made``: only the answer was lost) or
+    before. Returns the count of failed calls."""
+    call = getattr(board, name)
+    failed = Counter(lambda *_: None)
+
+    def restarting(job: Any, who: str) -> None:
+        if failed.calls < times:
+            if made:
+                call(job, who)
+            failed(job)
+            raise tf_exc.JobFailure(f"{name} failure: ConnectionLoss")
+        call(job, who)
+
+    setattr(board, name, restarting)
+    return failed
+
+
 def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answers(
     conductors: Conductors, board: Any
 ) -> None:
     _load({})
     conductor = conductors.start()
-    consume = conductor.board.consume
-    failed = Counter(lambda *_: None)
-
-    def zookeeper_restarting(job: Any, who: str) -> None:
-        if failed.calls < 2:
-            failed(job)
-            raise tf_exc.JobFailure("Consumption failure: ConnectionLoss")
-        consume(job, who)
-
-    conductor.board.consume = zookeeper_restarting  # type: ignore[method-assign]
+    failed = _zookeeper_restarting(conductor.board, "consume", times=2, made=False)
     zone = central.create_zone(ZONE, "hostmaster@example.com")
     job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
 
@@ -293,18 +303,8 @@ def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holdi
 ) -> None:
     _load({})
     conductor = conductors.start()
-    claim = conductor.board.claim
-    lost = Counter(lambda *_: None)
-
-    def answer_lost(job: Any, who: str) -> None:
-        claim(job, who)  # ZooKeeper made the claim ...
-        if lost.calls == 0:
-            lost(job)
-            raise tf_exc.JobFailure(
-                "Claiming failure: ConnectionLoss"
-            )  # ... then the answer was lost
-
-    conductor.board.claim = answer_lost  # type: ignore[method-assign]
+    # ZooKeeper makes the first claim, and the answer is lost.
+    lost = _zookeeper_restarting(conductor.board, "claim", times=1, made=True)
     zone = central.create_zone(ZONE, "hostmaster@example.com")
 
     # Not left on the board under this conductor's lock, never run.
