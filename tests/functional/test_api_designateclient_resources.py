@@ -143,7 +143,16 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     (pool,) = client.pools.list()
     assert pool["ns_records"] == [{"hostname": "ns1.api.example.", "priority": 1}]
     _complete(pool, POOL_FIELDS)
-    statuses = client.service_statuses.list()
+
+    # Each service reports itself once running; the conductor, started without
+    # waiting, may not have yet (a slow CI machine showed it).
+    def all_three() -> list[Any] | None:
+        listed = client.service_statuses.list()
+        return listed if len(listed) == 3 else None
+
+    statuses = wait_for(
+        all_three, timeout=30, interval=0.2, what="api, conductor and mdns to report their status"
+    )
     assert sorted((s["service_name"], s["status"]) for s in statuses) == [
         ("api", "UP"),
         ("conductor", "UP"),

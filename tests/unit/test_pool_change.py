@@ -456,7 +456,9 @@ def test_pool_update_says_what_it_scheduled_and_pool_show_lists_retired_targets(
 def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     override: Callable[..., None],
 ) -> None:
-    override("storage", backfill_jobs_per_second=4)
+    # One a second: the first claim below may come a second late (a loaded CI machine
+    # was 0.75 s late at 4 a second) and still find at most two released.
+    override("storage", backfill_jobs_per_second=1)
     load_pool({})
     zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
     for job in storage.claim_pending_jobs():  # as if their create jobs had run
@@ -468,7 +470,7 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     released = storage.claim_pending_jobs()
     assert 1 <= len(released) <= 2, "the rest wait their turn in the outbox"
     assert storage.count_pending_jobs() == len(ZONES)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while len(released) < len(ZONES):
         assert time.monotonic() < deadline, f"only {len(released)} released"
         released += storage.claim_pending_jobs()
