@@ -150,11 +150,19 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
     assert {wait_settled(z.id).status for z in zones} == {objects.ACTIVE}
     for zone in zones:
         assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
-        (job,) = [
-            jobs.get_job(persistence.get_backend(), j.id)
+        (job_id,) = [
+            j.id
             for j in jobs.list_jobs(persistence.get_backend())
             if j.zone_id == zone.id and j.kind == "recover-zone"
         ]
+        # The job's record is written behind its run: whole once the job reads SUCCESS.
+        _wait(
+            lambda job_id=job_id: (
+                jobs.get_job(persistence.get_backend(), job_id).state == "SUCCESS"
+            ),
+            f"job {job_id} to be recorded as done",
+        )
+        job = jobs.get_job(persistence.get_backend(), job_id)
         polled = {a.name: a.result for a in job.atoms}[f"poll-for-wanted-state-{HOST}:{mdns.port}"]
         assert (polled["ok"], polled["serial"]) == (True, zone.serial)
 
