@@ -6,8 +6,10 @@ backend or zoneflow says of itself.
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 
 import dns.rcode
 import pytest
@@ -172,3 +174,40 @@ def test_an_api_that_does_not_answer_times_out_with_a_clear_error(pdns: PowerDNS
         backend = _backend(pdns, api_endpoint=f"http://127.0.0.1:{port}", api_timeout=0.5)
         with pytest.raises(exceptions.BackendUnreachable, match="did not answer POST /zones"):
             backend.create_zone(ZONE_VALUE)
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """An API answering 500 to its first ``failures`` requests, then 204."""
+
+    failures = 0
+    seen: list[str] = []
+
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server's naming
+        self.seen.append(self.command)
+        code = 500 if len(self.seen) <= self.failures else 204
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("failures", "calls", "fails"), [(1, 2, False), (9, 3, True)])
+def test_a_moment_of_500s_is_asked_again_and_a_lasting_one_reported(
+    pdns: PowerDNSServer, failures: int, calls: int, fails: bool
+) -> None:
+    # PowerDNS answers 500 for a moment under load (seen once in CI, on DELETE).
+    handler = type("Flaky", (_Flaky,), {"failures": failures, "seen": []})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as api:
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        backend = _backend(pdns, api_endpoint=f"http://127.0.0.1:{api.server_address[1]}")
+        try:
+            if fails:
+                with pytest.raises(exceptions.BackendError, match="DELETE /zones/.* with 500"):
+                    backend.delete_zone(ZONE_VALUE)
+            else:
+                backend.delete_zone(ZONE_VALUE)
+        finally:
+            api.shutdown()
+    assert handler.seen == ["DELETE"] * calls

@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -34,6 +35,10 @@ LOG = logging.getLogger(__name__)
 # "Slave" rather than "Secondary": every 4.x release accepts it.
 _KIND = "Slave"
 _ERROR_TEXT_LIMIT = 300
+# Pauses before asking again after a 5xx answer. PowerDNS answers 500 for a
+# moment now and then under load (seen on its SQLite backend); every call
+# here is idempotent, so asking again is safe.
+SERVER_ERROR_PAUSES = (0.2, 0.5)
 
 
 class PowerDNSBackend(Backend):
@@ -110,19 +115,27 @@ class PowerDNSBackend(Backend):
             headers={"X-API-Key": self.api_key, "Content-Type": "application/json"},
         )
         what = f"{method} {path or '/'}"
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _decode(response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                if exc.code in ok:
-                    return exc.code, None
-                raise self._http_error(what, exc.code, _error_text(exc.read())) from None
-        except urllib.error.URLError as exc:
-            raise self._connection_error(what, exc.reason, timeout) from None
-        except (OSError, http.client.HTTPException) as exc:
-            # Timeouts and resets while reading the answer come unwrapped.
-            raise self._connection_error(what, exc, timeout) from None
+        for pause in (*SERVER_ERROR_PAUSES, None):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return response.status, _decode(response.read())
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    if exc.code in ok:
+                        return exc.code, None
+                    text = _error_text(exc.read())
+                if exc.code < 500 or pause is None:
+                    raise self._http_error(what, exc.code, text) from None
+                LOG.info(
+                    "%s: %s answered %s, asking again: %s", self.target.label, what, exc.code, text
+                )
+            except urllib.error.URLError as exc:
+                raise self._connection_error(what, exc.reason, timeout) from None
+            except (OSError, http.client.HTTPException) as exc:
+                # Timeouts and resets while reading the answer come unwrapped.
+                raise self._connection_error(what, exc, timeout) from None
+            time.sleep(pause)
+        raise AssertionError("not reached: the last try returns or raises")
 
     def _base(self) -> str:
         if not self.api_endpoint.startswith(("http://", "https://")):
