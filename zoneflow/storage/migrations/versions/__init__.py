@@ -1,0 +1,1 @@
+"""One module per schema revision; alembic reads them by file, not by import."""
