@@ -64,7 +64,7 @@ def render_flow_kinds(out: pathlib.Path) -> list[pathlib.Path]:
     written = []
     for kind in sorted([*flows.FACTORIES, *target_flows.FACTORIES]):
         path = out / f"{kind}.svg"
-        # The pool `zoneflow flow show` draws with when no pool is loaded.
+        # The pool `zoneflow flow show` draws with when no --pool is given.
         dot = render.to_dot(cli.flow_of(kind, cli._example_pool_args()))
         path.write_bytes(render.to_image(dot, "svg"))
         written.append(path)

@@ -589,15 +589,13 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
         raise exceptions.FlowNotFound(
             f"there is no flow {args.kind!r}: choose one of {', '.join(kinds)}"
         )
-    if args.kind in flows.FACTORIES:
-        try:
-            pool_args = flows.pool_args(storage.get_pool(args.pool))
-        except exceptions.PoolNotFound:
-            if args.pool != CONF.central.default_pool:
-                raise
-            pool_args = _example_pool_args()
-    else:
+    if args.kind not in flows.FACTORIES:
         pool_args = {}  # a target's flow is the same for every pool
+    elif args.pool is None:
+        # Drawing needs no database: a newcomer may look before `db sync`.
+        pool_args = _example_pool_args()
+    else:
+        pool_args = flows.pool_args(storage.get_pool(args.pool))
     dot = render.to_dot(flow_of(args.kind, pool_args))
     if args.format == "dot":
         sys.stdout.write(dot)
@@ -804,7 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
         "kind", help="create-zone, update-zone, delete-zone, recover-zone or retire-target"
     )
     p.add_argument("--format", choices=["dot", "svg", "png"], default="dot")
-    p.add_argument("--pool", default="default", help="draw it for this pool's targets")
+    p.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="draw it for this pool's targets (read from the database); "
+        "default: an example pool of two BIND9 targets",
+    )
 
     for name, func, text in (
         ("conductor", cmd_conductor, "run a conductor: claim jobs and run their flows"),

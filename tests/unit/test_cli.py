@@ -146,12 +146,37 @@ def test_flow_show_draws_per_target_tasks_as_dot(
     capsys: pytest.CaptureFixture[str], pool_file: str
 ) -> None:
     run(capsys, "pool", "update", "--file", pool_file)
-    code, out, _ = run(capsys, "flow", "show", "create-zone", "--format", "dot")
+    code, out, _ = run(
+        capsys, "flow", "show", "create-zone", "--format", "dot", "--pool", "default"
+    )
     assert code == 0
     assert out.startswith('digraph "create-zone"')
     target = storage.get_pool("default").targets[0]
     assert f'"create-zone-on-target-{target.id}"' in out
     assert '"consensus-check" -> "status-write-retry"' in out
+
+
+def test_flow_show_draws_an_example_pool_without_a_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    # A directory that does not exist: SQLite could not even create the file.
+    absent = tmp_path / "absent" / "zoneflow.sqlite"
+    cfg.CONF.set_override("connection", f"sqlite:///{absent}", group="database")
+    code, out, err = run(capsys, "flow", "show", "update-zone")
+    assert (code, err) == (0, "")
+    assert out.startswith('digraph "update-zone"')
+    assert '"update-zone-on-target-bind9-1"' in out
+    assert '"update-zone-on-target-bind9-2"' in out
+    assert not absent.parent.exists()
+
+
+def test_flow_show_for_a_pool_that_does_not_exist_names_it(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    code, out, err = run(capsys, "flow", "show", "create-zone", "--pool", "nope")
+    assert (code, out) == (1, "")
+    assert "pool 'nope'" in err
 
 
 def test_a_database_without_schema_says_to_run_db_sync(

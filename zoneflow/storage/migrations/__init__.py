@@ -1,1 +1,5 @@
-"""Alembic migrations of zoneflow's tables, shipped in the package so `zoneflow db sync` works from a wheel."""
+"""Alembic migrations of zoneflow's tables.
+
+A package (not a bare directory) so that the wheel ships them and `zoneflow db
+sync` works from `pip install .`.
+"""
