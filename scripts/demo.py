@@ -1,4 +1,4 @@
-"""`make run`: a working zoneflow pool on this machine, then serve until Ctrl-C.
+"""`make run`: a working zoneflow pool on this machine, then serve until Ctrl-C, SIGTERM or SIGHUP.
 
 Starts two real BIND9 servers on 127.0.0.1, zoneflow in all-in-one mode
 (SQLite, the in-process zake jobboard, conductor and mdns in this process;
@@ -19,16 +19,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
-from tests.functional.fixtures.ports import free_port  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
+from zoneflow.local import targets  # noqa: E402
+from zoneflow.local.ports import free_port  # noqa: E402
 
 DEMO_ZONE = "demo.example."
 RECORDS = [
@@ -49,24 +48,34 @@ def main() -> int:
     if state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True)
+    # `kill` and a closed terminal stop the demo as Ctrl-C does: servers and all.
+    with targets.stopped_by_signals():
+        try:
+            return _run(state, once=args.once)
+        except KeyboardInterrupt:
+            print("\nstopped before the demo was up")
+            return 130
 
-    servers: list[Bind9Server | ZooKeeperServer] = []
+
+def _run(state: pathlib.Path, *, once: bool) -> int:
+    binds: list[targets.LocalNameserver] = []
+    zookeeper: ZooKeeperServer | None = None
     try:
-        binds = [Bind9Server(workdir=state / f"bind9-{i}").start() for i in (1, 2)]
-        servers.extend(binds)
+        binds = targets.start("bind9", 2, state)
         jobboard = os.environ.get("ZONEFLOW_JOBBOARD", "zake")
         zk_hosts = ""
         if jobboard == "zookeeper":
             zookeeper = ZooKeeperServer(workdir=state / "zookeeper").start()
-            servers.append(zookeeper)
             zk_hosts = zookeeper.hosts
         mdns_port = free_port()
         conf = _write_config(state, mdns_port, _api_port(), jobboard, zk_hosts)
-        pools_file = _write_pools(state, binds, mdns_port)
-        return _demo(conf, pools_file, binds, once=args.once)
+        pool = targets.pool("bind9", binds, [("127.0.0.1", mdns_port)], ns_domain=DEMO_ZONE)
+        pools_file = targets.write_pools(state / "pools.yaml", [pool])
+        return _demo(conf, pools_file, binds, once=once)
     finally:
-        for server in reversed(servers):
-            server.stop()
+        if zookeeper is not None:
+            zookeeper.stop()
+        targets.stop(binds)
 
 
 def _api_port() -> int:
@@ -104,24 +113,12 @@ def _write_config(
     return conf
 
 
-def _write_pools(state: pathlib.Path, binds: list[Bind9Server], mdns_port: int) -> pathlib.Path:
-    import yaml
-
-    pool = {
-        "name": "default",
-        "description": "two local BIND9 servers",
-        "threshold_percentage": 100,
-        "ns_records": [{"hostname": f"ns{i}.demo.example.", "priority": i} for i in (1, 2)],
-        "nameservers": [b.nameserver() for b in binds],
-        "targets": [b.pool_target([("127.0.0.1", mdns_port)]) for b in binds],
-    }
-    path = state / "pools.yaml"
-    path.write_text(yaml.safe_dump([pool], sort_keys=False))
-    return path
-
-
 def _demo(
-    conf: pathlib.Path, pools_file: pathlib.Path, binds: list[Bind9Server], *, once: bool
+    conf: pathlib.Path,
+    pools_file: pathlib.Path,
+    binds: list[targets.LocalNameserver],
+    *,
+    once: bool,
 ) -> int:
     from zoneflow import allinone, config, objects
     from zoneflow.central import api as central
@@ -151,11 +148,8 @@ def _demo(
         _show_api(services.api.url)
         _print_next_steps(conf, services.api.url)
         if not once:
-            stop = threading.Event()
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                print("\nstopping")
+            targets.wait_for_stop()
+            print("\nstopping")
         return 0
     finally:
         services.stop()
@@ -174,7 +168,7 @@ def _wait_active(zone_id: str):  # type: ignore[no-untyped-def]
     raise SystemExit("the demo zone did not become ACTIVE within 60s")
 
 
-def _show_dig(bind: Bind9Server) -> None:
+def _show_dig(bind: targets.LocalNameserver) -> None:
     print(f"$ dig @{bind.host} -p {bind.port} {DEMO_ZONE} AXFR +noall +answer")
     done = subprocess.run(
         ["dig", f"@{bind.host}", "-p", str(bind.port), DEMO_ZONE, "AXFR", "+noall", "+answer"],
@@ -200,7 +194,7 @@ def _show_api(url: str) -> None:
 
 def _print_next_steps(conf: pathlib.Path, api_url: str) -> None:
     zf = f"ZONEFLOW_CONFIG={conf} {ROOT / '.venv/bin/zoneflow'}"
-    print("zoneflow is running (Ctrl-C stops it). In another terminal, try:")
+    print("zoneflow is running (Ctrl-C, SIGTERM or SIGHUP stops it). In another terminal, try:")
     print(f"  {zf} zone list")
     print(f"  {zf} recordset create {DEMO_ZONE} api A --record 192.0.2.80 --wait")
     print(f"  {zf} zone status {DEMO_ZONE}")

@@ -288,3 +288,26 @@ class ConsensusFailure(ZoneflowError):
     """Fewer targets succeeded than the pool's threshold asks for."""
 
     error_type = "consensus_failure"
+
+
+# --- local servers (`zoneflow targets up`, `make run`, the tests) -------------
+
+
+class LocalServerError(ZoneflowError):
+    """A nameserver started on this machine could not be started or driven."""
+
+    error_type = "local_server_error"
+
+
+class MissingServerProgram(LocalServerError):
+    """A server program (named, knotd...) is not installed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is not installed: install it from your system's packages (Debian: bind9, "
+            "knot); in a zoneflow checkout, run scripts/install-system-deps.sh"
+        )
+
+
+class ServerStartError(LocalServerError):
+    """The server did not become ready; the message ends with its log tail."""

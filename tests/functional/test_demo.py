@@ -1,14 +1,18 @@
 """`make run` works: the demo brings up a pool, both BIND9 servers answer the demo zone,
-and the REST API lists it."""
+and the REST API lists it; `kill` and a closed terminal stop it, servers and all."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
 import pytest
+
+from tests.functional import foreground
+from tests.functional.fixtures.ports import wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -37,3 +41,36 @@ def test_the_demo_serves_its_zone_from_both_bind9(tmp_path: pathlib.Path, jobboa
     listing = done.stdout.split("X-Auth-All-Projects: true' ")[1].split("\n\n")[0]
     assert "/v2/zones" in listing
     assert "  demo.example.  " in listing and listing.rstrip().endswith("ACTIVE")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_demo_stops_its_bind9_servers_on_sigterm_and_sighup(
+    tmp_path: pathlib.Path, sig: signal.Signals
+) -> None:
+    state = tmp_path / "run"
+    log_path = tmp_path / "demo.log"
+    with log_path.open("wb") as log:
+        demo = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(state)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "ZONEFLOW_JOBBOARD": "zake", "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        wait_for(
+            lambda: demo.poll() is not None or "zoneflow is running" in log_path.read_text(),
+            timeout=180,
+            what="the demo to be up",
+        )
+        assert demo.poll() is None, log_path.read_text()
+        servers = foreground.children(demo.pid)
+        assert len(servers) == 2, f"expected two named, found pids {servers}"
+        ports = foreground.pool_ports(state / "pools.yaml")
+        code = foreground.stop_and_check(demo, sig, servers, ports)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert code == 0, log_path.read_text()
+    assert "stopping" in log_path.read_text()

@@ -120,7 +120,7 @@ def test_an_added_bind9_serves_every_zone_before_it_reads_active_and_a_removed_o
         "pool", "update", "--file", _pool_file(deployment, [first, second, third])
     ).stdout
     assert added.strip() == (
-        f"pool default: 3 target(s), 3 nameserver(s); target BIND9 fixture on "
+        f"pool default: 3 target(s), 3 nameserver(s); target local BIND9 on "
         f"{third.host}:{third.port}, nameserver {third.host}:{third.port} added, "
         f"{len(ZONES)} zones to backfill"
     )
@@ -138,7 +138,7 @@ def test_an_added_bind9_serves_every_zone_before_it_reads_active_and_a_removed_o
         "pool", "update", "--file", _pool_file(deployment, [second, third])
     ).stdout
     assert removed.strip() == (
-        f"pool default: 2 target(s), 2 nameserver(s); target BIND9 fixture on "
+        f"pool default: 2 target(s), 2 nameserver(s); target local BIND9 on "
         f"{first.host}:{first.port} retired, {len(ZONES)} zones to delete from it"
     )
     retired = _target_id(deployment, first)
