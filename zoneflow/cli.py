@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import pathlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -627,6 +628,39 @@ def _example_pool_args() -> dict[str, Any]:
     }
 
 
+def cmd_targets_up(args: argparse.Namespace) -> int:
+    from zoneflow.local import targets
+
+    if CONF.mdns.port == 0:
+        raise exceptions.InvalidConfig(
+            "[mdns] port is 0 (any free port), so the targets cannot know where to transfer "
+            "zones from: set a fixed port in zoneflow.conf"
+        )
+    directory = pathlib.Path(args.dir).resolve()
+    masters = [(CONF.mdns.host, CONF.mdns.port)]
+    with targets.stopped_by_signals():
+        servers = targets.start(args.kind, args.count, directory)
+        try:
+            pools_file = targets.write_pools(
+                directory / "pools.yaml",
+                [targets.pool(args.kind, servers, masters, name=args.pool)],
+            )
+            for server in servers:
+                print(f"{server.workdir.name}  {server.host}:{server.port}  in {server.workdir}")
+            print(
+                f"pool {args.pool!r} written to {pools_file}, its targets fed by mdns at "
+                f"{CONF.mdns.host}:{CONF.mdns.port}; load it with:\n"
+                f"  zoneflow pool update --file {pools_file}\n"
+                "serving until Ctrl-C (or SIGTERM, SIGHUP)",
+                flush=True,
+            )
+            targets.wait_for_stop()
+        finally:
+            targets.stop(servers)
+    print("stopped every server")
+    return 0
+
+
 def cmd_conductor(args: argparse.Namespace) -> int:
     from zoneflow.conductor import daemon
 
@@ -808,6 +842,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw it for this pool's targets (read from the database); "
         "default: an example pool of two BIND9 targets",
     )
+
+    targets = groups.add_parser("targets", help="nameservers on this machine").add_subparsers(
+        dest="cmd", required=True
+    )
+    p = command(
+        targets,
+        "up",
+        cmd_targets_up,
+        "run local nameservers as a pool: write DIR/pools.yaml for them (fed by [mdns] host "
+        "and port) and serve until Ctrl-C, SIGTERM or SIGHUP, then stop them all",
+    )
+    p.add_argument("--kind", default="bind9", help="bind9 (named) or knot (knotd)")
+    p.add_argument("--count", type=int, default=2, help="how many servers (default 2)")
+    p.add_argument("--dir", default="targets", help="where they live (default ./targets)")
+    p.add_argument("--pool", default="default", help="the pool's name in pools.yaml")
 
     for name, func, text in (
         ("conductor", cmd_conductor, "run a conductor: claim jobs and run their flows"),

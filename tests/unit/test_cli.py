@@ -224,3 +224,32 @@ def test_flow_show_of_an_unknown_flow_lists_the_flows_there_are(
     assert code == 1
     assert "there is no flow 'nope': choose one of create-zone, delete-zone" in err
     assert "retire-target, update-zone" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--kind", "nsd"), "there is no local server kind 'nsd': choose one of bind9, knot"),
+        (("--count", "0"), "cannot start 0 servers: ask for at least 1"),
+    ],
+)
+def test_targets_up_refuses_what_it_cannot_run_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = run(capsys, "targets", "up", *args, "--dir", str(tmp_path / "targets"))
+    assert (code, out) == (1, "")
+    assert err == f"zoneflow: error: {message}\n"
+    assert not (tmp_path / "targets").exists()
+
+
+def test_targets_up_needs_a_fixed_mdns_port(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    conf = tmp_path / "zoneflow.conf"
+    conf.write_text("[mdns]\nport = 0\n")
+    code, _, err = run(
+        capsys, "--config-file", str(conf), "targets", "up", "--dir", str(tmp_path / "targets")
+    )
+    assert code == 1
+    assert "[mdns] port is 0" in err and "set a fixed port" in err
+    assert not (tmp_path / "targets").exists()

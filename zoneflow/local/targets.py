@@ -46,6 +46,7 @@ def start(kind: str, count: int, directory: pathlib.Path) -> list[LocalNameserve
         )
     if count < 1:
         raise exceptions.InvalidInput(f"cannot start {count} servers: ask for at least 1")
+    directory.mkdir(parents=True, exist_ok=True)
     servers: list[LocalNameserver] = []
     try:
         for number in range(1, count + 1):
