@@ -637,7 +637,9 @@ def cmd_targets_up(args: argparse.Namespace) -> int:
             "zones from: set a fixed port in zoneflow.conf"
         )
     directory = pathlib.Path(args.dir).resolve()
-    masters = [(CONF.mdns.host, CONF.mdns.port)]
+    # The servers run here: an mdns listening on every address is reached on loopback.
+    mdns_host = "127.0.0.1" if CONF.mdns.host in ("0.0.0.0", "::") else CONF.mdns.host
+    masters = [(mdns_host, CONF.mdns.port)]
     with targets.stopped_by_signals():
         servers = targets.start(args.kind, args.count, directory)
         try:
@@ -649,7 +651,7 @@ def cmd_targets_up(args: argparse.Namespace) -> int:
                 print(f"{server.workdir.name}  {server.host}:{server.port}  in {server.workdir}")
             print(
                 f"pool {args.pool!r} written to {pools_file}, its targets fed by mdns at "
-                f"{CONF.mdns.host}:{CONF.mdns.port}; load it with:\n"
+                f"{mdns_host}:{CONF.mdns.port}; load it with:\n"
                 f"  zoneflow pool update --file {pools_file}\n"
                 "serving until Ctrl-C (or SIGTERM, SIGHUP)",
                 flush=True,
