@@ -20,42 +20,15 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.storage import db, models, quotas
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-storage_opts = [
-    cfg.IntOpt(
-        "zone_change_history",
-        default=200,
-        min=1,
-        help="Changes kept per zone for IXFR. A secondary further behind than this gets a "
-        "full transfer (AXFR) instead of the differences.",
-    ),
-    cfg.IntOpt(
-        "transfer_batch_size",
-        default=1000,
-        min=10,
-        help="Records fetched from the database at a time while a zone is transferred, so "
-        "a large zone is never held in memory whole.",
-    ),
-    cfg.FloatOpt(
-        "backfill_jobs_per_second",
-        default=10.0,
-        min=0.1,
-        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate, so changes "
-        "made meanwhile are not queued behind thousands of them. Keep it below what the "
-        "conductors get through.",
-    ),
-]
-CONF.register_opts(storage_opts, group="storage")
 
 MAX_SERIAL = 2**32 - 1
 T = TypeVar("T")
