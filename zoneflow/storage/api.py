@@ -662,9 +662,7 @@ def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
             query = query.where(models.Zone.project_id == project_id)
         row = session.scalars(query).first()
         if row is None:
-            raise exceptions.ZoneNotFound(
-                f"zone {ref!r} does not exist: 'zoneflow zone list' shows the zones there are"
-            )
+            raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
         return _zone(row)
 
 
@@ -1399,10 +1397,7 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         row = session.scalars(query).first()
         if row is None:
             what = f"{ref} {rtype}" if rtype else ref
-            raise exceptions.RecordSetNotFound(
-                f"recordset {what} does not exist in this zone: "
-                "'zoneflow recordset list ZONE' shows the ones there are"
-            )
+            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
         return _recordset(row)
 
 
@@ -1462,8 +1457,8 @@ def create_recordset(
             created = _recordset(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
-            f"a {rtype} recordset named {name} already exists: update it instead "
-            "('zoneflow recordset update')"
+            f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
+            "instead"
         ) from None
     return created
 
