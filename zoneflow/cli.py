@@ -30,9 +30,9 @@ EXIT_BROKEN_PIPE = 128 + 13
 # A wait on a terminal shows the job's steps once it has lasted this long.
 PROGRESS_AFTER = 2.0
 
-# What to run to see what there is, added to a "does not exist" error; storage's
-# messages say only what is missing, since the API reaches them too.
-_LIST_HINTS: dict[type[exceptions.ZoneflowError], str] = {
+# The command to run next, added to an error; storage's messages name no command,
+# since the API reaches them too.
+_HINTS: dict[type[exceptions.ZoneflowError], str] = {
     exceptions.ZoneNotFound: "'zoneflow zone list' shows the zones there are",
     exceptions.RecordSetNotFound: "'zoneflow recordset list ZONE' shows the ones there are",
     exceptions.JobNotFound: "'zoneflow job list' shows the jobs there are",
@@ -963,7 +963,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _message(exc: exceptions.ZoneflowError) -> str:
-    hint = _LIST_HINTS.get(type(exc))
+    hint = _HINTS.get(type(exc))
     return f"{exc}: {hint}" if hint else str(exc)
 
 

@@ -299,7 +299,10 @@ def test_a_duplicate_recordset_is_named_with_the_right_article(
     assert run(capsys, "recordset", "create", "dup.example", "x", rtype, "--record", data)[0] == 0
     code, _, err = run(capsys, "recordset", "create", "dup.example", "x", rtype, "--record", data)
     assert code == 1
-    assert f"{said} recordset named x.dup.example. already exists" in err
+    assert err == (
+        f"zoneflow: error: {said} recordset named x.dup.example. already exists: update it "
+        "instead\n"
+    )
 
 
 def test_the_apis_404_speaks_of_the_api_and_the_cli_of_the_cli(
