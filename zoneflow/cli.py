@@ -18,9 +18,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions
+
+if TYPE_CHECKING:  # imported by the commands that use it: --help does without
+    from zoneflow import objects
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
@@ -147,6 +150,7 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
     on a terminal, so are they once the wait has lasted PROGRESS_AFTER seconds,
     so that a slow change shows what it is waiting for.
     """
+    from zoneflow import objects
     from zoneflow.storage import api as storage
 
     started = time.monotonic()
@@ -230,6 +234,8 @@ def _failed(zone: objects.Zone) -> int:
 
 
 def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
+    from zoneflow import objects
+
     if args.wait:
         zone = _wait(args, zone.id)
     _show(args, zone)
@@ -405,6 +411,7 @@ def cmd_zone_update(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_delete(args: argparse.Namespace) -> int:
+    from zoneflow import objects
     from zoneflow.central import api as central
     from zoneflow.storage import api as storage
 
@@ -525,6 +532,7 @@ def _finish_recordset_change(
     """Show the recordset as the nameservers now serve it; once a delete has been
     waited for, say that it is gone (storage no longer has it to show)."""
     if args.wait:
+        from zoneflow import objects
         from zoneflow.storage import api as storage
 
         zone = _wait(args, recordset.zone_id)
