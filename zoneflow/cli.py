@@ -590,10 +590,11 @@ def cmd_job_show(args: argparse.Namespace) -> int:
     from zoneflow.conductor import persistence
     from zoneflow.engine import jobs
 
+    # A wrong --output is told before the job is looked for: it needs no database.
+    fmt = _graph_format(args) if args.graph or args.output else None
     backend = persistence.get_backend()
     job_id = jobs.resolve_id(backend, args.id)
-    if args.graph or args.output:
-        fmt = _graph_format(args)
+    if fmt is not None:
         _write_graph(args, fmt, jobs.job_graph(backend, job_id))
         return 0
     job = jobs.get_job(backend, job_id)
