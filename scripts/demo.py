@@ -30,6 +30,8 @@ from zoneflow.local import targets  # noqa: E402
 from zoneflow.local.ports import free_port  # noqa: E402
 
 DEMO_ZONE = "demo.example."
+# The project the demo zone belongs to, as a zone made through the API would.
+DEMO_PROJECT = "demo"
 RECORDS = [
     ("www", "A", ["192.0.2.10", "192.0.2.11"]),
     ("www", "AAAA", ["2001:db8::10"]),
@@ -130,9 +132,9 @@ def _demo(
     try:
         pools.update(str(pools_file))
         started = time.monotonic()
-        zone = central.create_zone(DEMO_ZONE, "hostmaster@demo.example")
+        zone = central.create_zone(DEMO_ZONE, "hostmaster@demo.example", project_id=DEMO_PROJECT)
         for name, rtype, data in RECORDS:
-            central.create_recordset(DEMO_ZONE, name, rtype, data)
+            central.create_recordset(DEMO_ZONE, name, rtype, data, project_id=DEMO_PROJECT)
         zone = _wait_active(zone.id)
         elapsed = time.monotonic() - started
         print(
@@ -181,10 +183,10 @@ def _show_dig(bind: targets.LocalNameserver) -> None:
 
 
 def _show_api(url: str) -> None:
-    # The demo zone was made through central with no project: an admin sees it
-    # with all-projects (noauth makes a caller without X-Roles an admin).
-    print(f"$ curl -s -H 'X-Auth-All-Projects: true' {url}/v2/zones")
-    request = urllib.request.Request(f"{url}/v2/zones", headers={"X-Auth-All-Projects": "true"})
+    # noauth takes the caller's project from this header, as the API's users'
+    # clients send it; the demo zone is that project's.
+    print(f"$ curl -s -H 'X-Auth-Project-ID: {DEMO_PROJECT}' {url}/v2/zones")
+    request = urllib.request.Request(f"{url}/v2/zones", headers={"X-Auth-Project-ID": DEMO_PROJECT})
     with urllib.request.urlopen(request, timeout=10) as response:
         listed = json.load(response)
     for zone in listed["zones"]:
@@ -193,7 +195,8 @@ def _show_api(url: str) -> None:
 
 
 def _print_next_steps(conf: pathlib.Path, api_url: str) -> None:
-    zf = f"ZONEFLOW_CONFIG={conf} {ROOT / '.venv/bin/zoneflow'}"
+    # The CLI acts for the demo's project, so the zones made in it are the project's too.
+    zf = f"ZONEFLOW_CONFIG={conf} ZONEFLOW_PROJECT={DEMO_PROJECT} {ROOT / '.venv/bin/zoneflow'}"
     print("zoneflow is running (Ctrl-C, SIGTERM or SIGHUP stops it). In another terminal, try:")
     print(f"  {zf} zone list")
     print(f"  {zf} recordset create {DEMO_ZONE} api A --record 192.0.2.80 --wait")
@@ -201,9 +204,15 @@ def _print_next_steps(conf: pathlib.Path, api_url: str) -> None:
     print(f"  {zf} job list")
     print(f"  {zf} flow show update-zone --format dot")
     print(f"The REST API (Designate's v2) is at {api_url}; see doc/api.md. E.g.:")
-    print(f"  curl -s {api_url}/v2/zones -H 'Content-Type: application/json' \\")
+    print(f"  curl -s {api_url}/v2/zones -H 'X-Auth-Project-ID: {DEMO_PROJECT}' \\")
+    print("       -H 'Content-Type: application/json' \\")
     print('       -d \'{"name": "mine.example.", "email": "me@mine.example"}\'')
-    print(f"  openstack --os-auth-type none --os-endpoint {api_url}/v2 zone list")
+    # keystoneauth's noauth sends no project: the caller is noauth's admin, who may
+    # act as the demo's project (X-Auth-Sudo-Project-ID).
+    print(
+        f"  openstack --os-auth-type none --os-endpoint {api_url}/v2 zone list "
+        f"--sudo-project-id {DEMO_PROJECT}"
+    )
     print()
 
 

@@ -3,6 +3,9 @@
 Changes go through :mod:`zoneflow.central`, exactly as the REST API's will.
 Errors are one line on stderr and a non-zero exit status; a traceback only
 with ``--debug``.
+
+Each command imports what it needs when it runs: ``zoneflow --help`` imports
+neither oslo.config nor SQLAlchemy, and ``zoneflow zone list`` no TaskFlow.
 """
 
 from __future__ import annotations
@@ -12,19 +15,32 @@ import dataclasses
 import datetime
 import json
 import pathlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
+from zoneflow import exceptions
 
-from zoneflow import config, exceptions, objects
-
-CONF = cfg.CONF
+if TYPE_CHECKING:  # imported by the commands that use it: --help does without
+    from zoneflow import objects
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
+# What a shell reports for a command killed by SIGPIPE: `zoneflow job list | head`.
+EXIT_BROKEN_PIPE = 128 + 13
+
+# A wait on a terminal shows the job's steps once it has lasted this long.
+PROGRESS_AFTER = 2.0
+
+# The command to run next, added to an error; storage's messages name no command,
+# since the API reaches them too.
+_HINTS: dict[type[exceptions.ZoneflowError], str] = {
+    exceptions.ZoneNotFound: "'zoneflow zone list' shows the zones there are",
+    exceptions.RecordSetNotFound: "'zoneflow recordset list ZONE' shows the ones there are",
+    exceptions.JobNotFound: "'zoneflow job list' shows the jobs there are",
+}
 
 
 # --- output ------------------------------------------------------------------
@@ -93,6 +109,7 @@ class _JobPoster:
 
     def __init__(self) -> None:
         from zoneflow.conductor import jobboard, persistence
+        from zoneflow.options import CONF
 
         self.board = None
         self.persistence = None
@@ -130,16 +147,23 @@ def _change(make_change: Callable[[], Any]) -> Any:
 def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
     """Wait until the zone's job has finished (the zone leaves PENDING).
 
-    With --progress, each step of the job is printed on stderr as it finishes.
+    With --progress, each step of the job is printed on stderr as it finishes;
+    on a terminal, so are they once the wait has lasted PROGRESS_AFTER seconds,
+    so that a slow change shows what it is waiting for.
     """
+    from zoneflow import objects
     from zoneflow.storage import api as storage
 
-    deadline = time.monotonic() + args.wait_timeout
-    progress = _progress(zone_id) if args.progress else None
+    started = time.monotonic()
+    deadline = started + args.wait_timeout
+    progress = _progress(zone_id, started) if args.progress else None
+    on_terminal = _on_terminal()
     while True:
         zone = storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
+        if progress is None and on_terminal and time.monotonic() - started >= PROGRESS_AFTER:
+            progress = _progress(zone_id, started)
         if progress is not None:
             progress.follow(zone.name, zone.serial, _say)
         if zone.status != objects.PENDING:
@@ -154,7 +178,12 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
         time.sleep(0.05)
 
 
-def _progress(zone_id: str) -> Any:
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _progress(zone_id: str, started: float) -> Any:
+    """A follower of the zone's job, whose lines count the time from ``started``."""
     from zoneflow.conductor import persistence
     from zoneflow.engine import progress
     from zoneflow.storage import api as storage
@@ -162,7 +191,9 @@ def _progress(zone_id: str) -> Any:
     zone = storage.get_zone_any(zone_id)
     pool = storage.get_pool(zone.pool_id) if zone is not None else None
     labels = {t.id: t.label for t in pool.targets} if pool is not None else {}
-    return progress.Progress(persistence.get_backend(), labels=labels)
+    follower = progress.Progress(persistence.get_backend(), labels=labels)
+    follower.started = started
+    return follower
 
 
 def _follow_to_the_end(progress: Any, zone: objects.Zone, grace: float = 2.0) -> None:
@@ -181,13 +212,51 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _failed(zone: objects.Zone) -> int:
+    """Say on stderr why the zone's job failed and how to see more; the exit status."""
+    from zoneflow.conductor import persistence
+    from zoneflow.engine import jobs, progress
+
+    backend = persistence.get_backend()
+    job_id = jobs.find_job(backend, progress.job_names(zone.name, zone.serial))
+    reason = zone.error
+    if reason is None and job_id is not None:
+        reason = jobs.get_job(backend, job_id).error
+    more = (
+        f"'zoneflow job show {job_id}' shows each step"
+        if job_id is not None
+        else f"'zoneflow zone status {zone.name}' shows each target"
+    )
+    print(
+        f"zoneflow: error: zone {zone.name} is in ERROR: {reason or 'no reason recorded'}; {more}",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR
+
+
 def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
+    from zoneflow import objects
+
     if args.wait:
         zone = _wait(args, zone.id)
     _show(args, zone)
     if args.wait and zone.status == objects.ERROR:
-        return EXIT_ERROR
+        return _failed(zone)
     return 0
+
+
+# --- projects ----------------------------------------------------------------------
+
+
+def _project(args: argparse.Namespace) -> str | None:
+    """The project the command acts for: --project, else $ZONEFLOW_PROJECT, else none
+    (the operator's own zones, which only an all-projects API call shows)."""
+    return args.project or os.environ.get("ZONEFLOW_PROJECT") or None
+
+
+def _scope(args: argparse.Namespace) -> str | None:
+    """The project whose zones the command sees (None: every project's), as in the API."""
+    return None if args.all_projects else _project(args)
 
 
 # --- commands ----------------------------------------------------------------------
@@ -316,7 +385,12 @@ def cmd_zone_create(args: argparse.Namespace) -> int:
 
     zone = _change(
         lambda: central.create_zone(
-            args.name, args.email, ttl=args.ttl, pool=args.pool, description=args.description
+            args.name,
+            args.email,
+            ttl=args.ttl,
+            pool=args.pool,
+            description=args.description,
+            project_id=_project(args),
         ),
     )
     return _finish_zone_change(args, zone)
@@ -327,22 +401,27 @@ def cmd_zone_update(args: argparse.Namespace) -> int:
 
     zone = _change(
         lambda: central.update_zone(
-            args.name, email=args.email, ttl=args.ttl, description=args.description
+            args.name,
+            email=args.email,
+            ttl=args.ttl,
+            description=args.description,
+            project_id=_scope(args),
         ),
     )
     return _finish_zone_change(args, zone)
 
 
 def cmd_zone_delete(args: argparse.Namespace) -> int:
+    from zoneflow import objects
     from zoneflow.central import api as central
     from zoneflow.storage import api as storage
 
-    zone = _change(lambda: central.delete_zone(args.name))
+    zone = _change(lambda: central.delete_zone(args.name, project_id=_scope(args)))
     if args.wait:
         finished = _wait(args, zone.id)
         if finished.status == objects.ERROR:
             _show(args, finished)
-            return EXIT_ERROR
+            return _failed(finished)
         zone = storage.get_zone_any(zone.id) or zone
     _show(args, zone)
     return 0
@@ -351,7 +430,7 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
 def cmd_zone_recover(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    zone = _change(lambda: central.recover_zone(args.name))
+    zone = _change(lambda: central.recover_zone(args.name, project_id=_scope(args)))
     # Waiting ends at ACTIVE, ERROR, or DELETED for a zone whose delete was recovered.
     return _finish_zone_change(args, zone)
 
@@ -359,14 +438,18 @@ def cmd_zone_recover(args: argparse.Namespace) -> int:
 def cmd_zone_list(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    _list(args, central.list_zones(), ["name", "id", "serial", "status", "action"])
+    scope = _scope(args)
+    columns = ["name", "id", "serial", "status", "action"]
+    if scope is None:
+        columns.append("project_id")  # zones of every project: say whose each is
+    _list(args, central.list_zones(project_id=scope), columns)
     return 0
 
 
 def cmd_zone_show(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    _show(args, central.get_zone(args.name))
+    _show(args, central.get_zone(args.name, project_id=_scope(args)))
     return 0
 
 
@@ -374,11 +457,11 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
     from zoneflow.storage import api as storage
 
-    zone = central.get_zone(args.name)
+    zone = central.get_zone(args.name, project_id=_scope(args))
     pool = storage.get_pool(zone.pool_id)
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
-    rows = central.zone_status(args.name)
+    rows = central.zone_status(args.name, project_id=_scope(args))
     if args.json:
         _list(args, rows, [])
         return 0
@@ -409,7 +492,7 @@ def cmd_recordset_create(args: argparse.Namespace) -> int:
 
     recordset = _change(
         lambda: central.create_recordset(
-            args.zone, args.name, args.type, args.record, ttl=args.ttl
+            args.zone, args.name, args.type, args.record, ttl=args.ttl, project_id=_scope(args)
         ),
     )
     return _finish_recordset_change(args, recordset)
@@ -422,7 +505,12 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     recordset = _change(
         lambda: central.update_recordset(
-            args.zone, args.name, rtype=args.type, records=args.record, ttl=args.ttl
+            args.zone,
+            args.name,
+            rtype=args.type,
+            records=args.record,
+            ttl=args.ttl,
+            project_id=_scope(args),
         ),
     )
     return _finish_recordset_change(args, recordset)
@@ -431,22 +519,38 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
 def cmd_recordset_delete(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    recordset = _change(lambda: central.delete_recordset(args.zone, args.name, rtype=args.type))
+    recordset = _change(
+        lambda: central.delete_recordset(
+            args.zone, args.name, rtype=args.type, project_id=_scope(args)
+        )
+    )
     return _finish_recordset_change(args, recordset, deleted=True)
 
 
 def _finish_recordset_change(
     args: argparse.Namespace, recordset: objects.RecordSet, *, deleted: bool = False
 ) -> int:
+    """Show the recordset as the nameservers now serve it; once a delete has been
+    waited for, say that it is gone (storage no longer has it to show)."""
     if args.wait:
+        from zoneflow import objects
         from zoneflow.storage import api as storage
 
         zone = _wait(args, recordset.zone_id)
         if zone.status == objects.ERROR:
             _show(args, zone)
-            return EXIT_ERROR
-        if not deleted:
-            recordset = storage.get_recordset(recordset.zone_id, recordset.id)
+            return _failed(zone)
+        if deleted:
+            gone = dataclasses.replace(recordset, status=objects.DELETED, action=objects.NONE)
+            if args.json:
+                _show(args, gone)
+            else:
+                print(
+                    f"{objects.with_article(gone.type)} recordset {gone.name} was deleted: "
+                    f"the nameservers of {zone.name} no longer serve it"
+                )
+            return 0
+        recordset = storage.get_recordset(recordset.zone_id, recordset.id)
     _show(args, recordset)
     return 0
 
@@ -454,14 +558,20 @@ def _finish_recordset_change(
 def cmd_recordset_list(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    _list(args, central.list_recordsets(args.zone), ["name", "type", "ttl", "records", "status"])
+    _list(
+        args,
+        central.list_recordsets(args.zone, project_id=_scope(args)),
+        ["name", "type", "ttl", "records", "status"],
+    )
     return 0
 
 
 def cmd_recordset_show(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
 
-    _show(args, central.get_recordset(args.zone, args.name, rtype=args.type))
+    _show(
+        args, central.get_recordset(args.zone, args.name, rtype=args.type, project_id=_scope(args))
+    )
     return 0
 
 
@@ -481,11 +591,14 @@ def cmd_job_show(args: argparse.Namespace) -> int:
     from zoneflow.conductor import persistence
     from zoneflow.engine import jobs
 
-    if args.graph or args.output:
-        fmt = _graph_format(args)
-        _write_graph(args, fmt, jobs.job_graph(persistence.get_backend(), args.id))
+    # A wrong --output is told before the job is looked for: it needs no database.
+    fmt = _graph_format(args) if args.graph or args.output else None
+    backend = persistence.get_backend()
+    job_id = jobs.resolve_id(backend, args.id)
+    if fmt is not None:
+        _write_graph(args, fmt, jobs.job_graph(backend, job_id))
         return 0
-    job = jobs.get_job(persistence.get_backend(), args.id)
+    job = jobs.get_job(backend, job_id)
     if args.json:
         _show(args, job)
         return 0
@@ -500,17 +613,17 @@ def cmd_job_show(args: argparse.Namespace) -> int:
 
 
 def cmd_job_cancel(args: argparse.Namespace) -> int:
-    import os
     import socket
 
     from zoneflow.conductor import jobboard, persistence
     from zoneflow.engine import jobs
 
     backend = persistence.get_backend()
+    job_id = jobs.resolve_id(backend, args.id)
     board = jobboard.connect(backend, name="zoneflow-cli")
     try:
         job = jobs.cancel(
-            board, backend, args.id, who=f"zoneflow-cli-{socket.gethostname()}-{os.getpid()}"
+            board, backend, job_id, who=f"zoneflow-cli-{socket.gethostname()}-{os.getpid()}"
         )
     finally:
         board.close()
@@ -537,6 +650,7 @@ def cmd_job_purge(args: argparse.Namespace) -> int:
 
     from zoneflow.conductor import persistence
     from zoneflow.engine import jobs
+    from zoneflow.options import CONF
 
     age = CONF.conductor.job_retention if args.older_than is None else args.older_than
     removed = jobs.purge(persistence.get_backend(), older_than=datetime.timedelta(seconds=age))
@@ -583,6 +697,7 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
     from zoneflow import flows
     from zoneflow.flows import render
     from zoneflow.flows import target as target_flows
+    from zoneflow.options import CONF
     from zoneflow.storage import api as storage
 
     kinds = sorted([*flows.FACTORIES, *target_flows.FACTORIES])
@@ -694,17 +809,55 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoneflow", description=__doc__.splitlines()[0])
-    parser.add_argument(
+def _global_options(*, after_command: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name.
+
+    After it, their defaults are left out (SUPPRESS), so that a command's
+    parser does not reset what was given before the command; --config-file
+    given in both places lands in two lists that main() joins.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    unset = argparse.SUPPRESS if after_command else None
+    options.add_argument(
         "--config-file",
         action="append",
         metavar="PATH",
+        dest="config_file_after" if after_command else "config_file",
+        default=unset,
         help="zoneflow.conf to read (repeatable; default ./zoneflow.conf, "
         "/etc/zoneflow/zoneflow.conf or $ZONEFLOW_CONFIG)",
     )
-    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    flag = argparse.SUPPRESS if after_command else False
+    options.add_argument(
+        "--debug", action="store_true", default=flag, help="verbose logs and tracebacks"
+    )
+    options.add_argument(
+        "--json", action="store_true", default=flag, help="print JSON instead of tables"
+    )
+    options.add_argument(
+        "--project",
+        metavar="PROJECT_ID",
+        default=unset,
+        help="act for this project, as the API does for its callers: its zones only, and "
+        "new zones are its own (default: $ZONEFLOW_PROJECT; without either, new zones "
+        "belong to no project and every project's zones are seen)",
+    )
+    options.add_argument(
+        "--all-projects",
+        action="store_true",
+        default=flag,
+        help="see and change the zones of every project, not only --project's",
+    )
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoneflow",
+        description=__doc__.splitlines()[0],
+        parents=[_global_options(after_command=False)],
+    )
+    after = _global_options(after_command=True)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     def command(
@@ -713,7 +866,9 @@ def build_parser() -> argparse.ArgumentParser:
         func: Callable[[argparse.Namespace], int],
         help: str,
     ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, help=help, description=help, parents=[after]
+        )
         p.set_defaults(func=func)
         return p
 
@@ -870,18 +1025,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: exceptions.ZoneflowError) -> str:
+    hint = _HINTS.get(type(exc))
+    return f"{exc}: {hint}" if hint else str(exc)
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone (``| head``): send what is left nowhere, so
+    that Python's flush at exit does not complain about the broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.config_file = (args.config_file or []) + getattr(args, "config_file_after", [])
     if getattr(args, "progress", False):
         args.wait = True
     try:
-        config.setup(args.config_file, debug=args.debug)
-        return int(args.func(args))
+        from zoneflow import config
+
+        config.setup(args.config_file or None, debug=args.debug)
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a broken pipe can still be caught
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except exceptions.ZoneflowError as exc:
         if args.debug:
             raise
-        print(f"zoneflow: error: {exc}", file=sys.stderr)
+        print(f"zoneflow: error: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

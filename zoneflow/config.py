@@ -22,8 +22,8 @@ def setup(config_files: list[str] | None = None, *, debug: bool = False) -> None
     DEFAULT_CONFIG_FILES that exists; with none, built-in defaults apply
     (SQLite in the current directory, the in-memory zake jobboard).
     """
-    # Import for their side effect: every module registers its options.
-    from zoneflow import opts  # noqa: F401
+    # Registers every option, and imports nothing but oslo.config to do it.
+    from zoneflow import options  # noqa: F401
     from zoneflow.storage import db
 
     files = config_files or _default_files()

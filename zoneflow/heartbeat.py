@@ -23,30 +23,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from oslo_config import cfg
-
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.storage import models, services
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
+CONF = options.CONF
 
-heartbeat_opts = [
-    cfg.FloatOpt("interval", default=10.0, min=0.1, help="Seconds between a service's heartbeats."),
-    cfg.FloatOpt(
-        "timeout",
-        default=30.0,
-        min=0.1,
-        help="A service whose last heartbeat is older than this many seconds is shown DOWN.",
-    ),
-    cfg.FloatOpt(
-        "forget_after",
-        default=86400.0,
-        min=1,
-        help="Seconds after its last heartbeat that a service's status is removed.",
-    ),
-]
-CONF.register_opts(heartbeat_opts, group="heartbeat")
 
 CONDUCTOR = "conductor"
 MDNS = "mdns"

@@ -25,6 +25,18 @@ DELETE = "DELETE"
 NONE = "NONE"
 ACTIONS = (CREATE, UPDATE, DELETE, NONE)
 
+# Type names read letter by letter take "an" when the first letter's name starts
+# with a vowel sound ("an A", "an MX", "an SOA"); these are read as words instead.
+_VOWEL_SOUND_LETTERS = frozenset("AEFHILMNORSX")
+_READ_AS_WORDS = frozenset({"LOC", "NAPTR"})
+
+
+def with_article(rtype: str) -> str:
+    """A record type with the article English reads it with: "an A", "a CNAME"."""
+    spoken_as_letters = rtype.upper() not in _READ_AS_WORDS
+    an = spoken_as_letters and rtype[:1].upper() in _VOWEL_SOUND_LETTERS
+    return f"{'an' if an else 'a'} {rtype}"
+
 
 @dataclasses.dataclass(frozen=True)
 class HostPort:

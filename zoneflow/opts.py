@@ -2,8 +2,8 @@
 
 ``oslo-config-generator --namespace zoneflow --namespace oslo.db --namespace
 keystonemiddleware.auth_token`` writes a
-sample zoneflow.conf from :func:`list_opts`. Importing this module also
-registers every option, which :func:`zoneflow.config.setup` relies on.
+sample zoneflow.conf from :func:`list_opts`. The options themselves are
+defined and registered in :mod:`zoneflow.options`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from zoneflow import heartbeat
-from zoneflow.api import auth as api_auth
-from zoneflow.api import paging as api_paging
-from zoneflow.api import server as api_server
-from zoneflow.api import views as api_views
-from zoneflow.central import api as central_api
-from zoneflow.central import quotas
-from zoneflow.conductor import daemon, jobboard
-from zoneflow.dns import tsig
-from zoneflow.engine import executor, metrics
-from zoneflow.flows import tasks
-from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage_api
+from zoneflow import options
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -32,20 +20,20 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         (
             "api",
             [
-                *api_server.server_opts,
-                *api_auth.auth_opts,
-                *api_views.view_opts,
-                *api_paging.paging_opts,
+                *options.server_opts,
+                *options.auth_opts,
+                *options.view_opts,
+                *options.paging_opts,
             ],
         ),
-        ("central", central_api.central_opts),
-        ("quota", quotas.quota_opts),
-        ("heartbeat", heartbeat.heartbeat_opts),
-        ("jobboard", jobboard.jobboard_opts),
-        ("conductor", [*daemon.conductor_opts, *metrics.metrics_opts]),
-        ("engine", executor.engine_opts),
-        ("flows", tasks.flow_opts),
-        ("mdns", mdns_server.mdns_opts),
-        ("storage", storage_api.storage_opts),
-        ("tsig", tsig.tsig_opts),
+        ("central", options.central_opts),
+        ("quota", options.quota_opts),
+        ("heartbeat", options.heartbeat_opts),
+        ("jobboard", options.jobboard_opts),
+        ("conductor", [*options.conductor_opts, *options.metrics_opts]),
+        ("engine", options.engine_opts),
+        ("flows", options.flow_opts),
+        ("mdns", options.mdns_opts),
+        ("storage", options.storage_opts),
+        ("tsig", options.tsig_opts),
     ]

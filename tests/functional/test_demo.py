@@ -36,9 +36,11 @@ def test_the_demo_serves_its_zone_from_both_bind9(tmp_path: pathlib.Path, jobboa
     for transfer in transfers:
         assert "www.demo.example.\t3600\tIN\tA\t192.0.2.10" in transfer
         assert "demo.example.\t\t3600\tIN\tMX\t10 mail.demo.example." in transfer
-    assert "zoneflow zone list" in done.stdout
-    # The REST API served by the same all-in-one process lists the zone.
-    listing = done.stdout.split("X-Auth-All-Projects: true' ")[1].split("\n\n")[0]
+    assert "ZONEFLOW_PROJECT=demo " in done.stdout and "zoneflow zone list" in done.stdout
+    assert "zone list --sudo-project-id demo" in done.stdout  # the openstack command
+    # The REST API served by the same all-in-one process lists the zone as its
+    # project's: the demo zone belongs to the project the printed commands name.
+    listing = done.stdout.split("X-Auth-Project-ID: demo' ")[1].split("\n\n")[0]
     assert "/v2/zones" in listing
     assert "  demo.example.  " in listing and listing.rstrip().endswith("ACTIVE")
 

@@ -17,24 +17,12 @@ import dataclasses
 from typing import Any, Protocol, cast
 
 from fastapi import Request
-from oslo_config import cfg
 from stevedore import driver
 
-from zoneflow import exceptions
+from zoneflow import exceptions, options
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-auth_opts = [
-    cfg.StrOpt(
-        "auth_strategy",
-        default="noauth",
-        help="How callers are identified: keystone validates each request's X-Auth-Token "
-        "with keystonemiddleware's auth_token, configured in [keystone_authtoken] as for "
-        "Designate; noauth takes the project and roles from request headers as Designate's "
-        "noauth mode does (X-Auth-Project-ID, X-Roles): trusted networks and tests only.",
-    ),
-]
-CONF.register_opts(auth_opts, group="api")
 
 ADMIN = "admin"
 MEMBER = "member"

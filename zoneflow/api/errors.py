@@ -53,7 +53,12 @@ def _zoneflow_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.http_status >= 500:
         LOG.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = exc.headers if isinstance(exc, exceptions.NotAuthenticated) else None
-    return body(request, exc.http_status, exc.error_type, exc.message, headers=headers)
+    message = exc.message
+    if isinstance(exc, exceptions.ZoneNotFound):
+        # Storage says only which zone is missing: the CLI reaches it too, and
+        # each front end names its own way to list the zones.
+        message += ": GET /v2/zones lists the zones you can see"
+    return body(request, exc.http_status, exc.error_type, message, headers=headers)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -12,22 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from oslo_config import cfg
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-paging_opts = [
-    cfg.IntOpt("default_limit", default=20, min=1, help="Items per page when no limit is given."),
-    cfg.IntOpt(
-        "max_limit",
-        default=1000,
-        min=1,
-        help="Most items one page holds (limit=max asks for this many; more is cut to it).",
-    ),
-]
-CONF.register_opts(paging_opts, group="api")
 
 PAGING = ("limit", "marker", "sort_key", "sort_dir")
 # records_data asks for a form of the items (see views.recordset), not for some of them.

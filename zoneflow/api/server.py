@@ -17,20 +17,12 @@ import time
 from typing import Any
 
 import uvicorn
-from oslo_config import cfg
 
-from zoneflow import exceptions, heartbeat
+from zoneflow import exceptions, heartbeat, options
 from zoneflow.api import app
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
-
-server_opts = [
-    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API listens on."),
-    cfg.PortOpt("port", default=9001, help="TCP port the API listens on (Designate's)."),
-    cfg.BoolOpt("access_log", default=True, help="Log one line per request (uvicorn.access)."),
-]
-CONF.register_opts(server_opts, group="api")
+CONF = options.CONF
 
 
 class ApiServer:

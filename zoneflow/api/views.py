@@ -12,22 +12,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from oslo_config import cfg
 
-from zoneflow import objects
+from zoneflow import objects, options
 from zoneflow.dns import rdata
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-view_opts = [
-    cfg.StrOpt(
-        "base_url",
-        help="URL clients reach the API at, used in the links of every response (set it "
-        "behind a proxy, e.g. https://dns.example.net). Default: the scheme and Host "
-        "header of each request.",
-    ),
-]
-CONF.register_opts(view_opts, group="api")
 
 T = TypeVar("T")
 

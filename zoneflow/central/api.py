@@ -15,24 +15,13 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
-from oslo_config import cfg
-
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.central import quotas, validation
 from zoneflow.storage import api as storage
 from zoneflow.storage import search
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-central_opts = [
-    cfg.StrOpt("default_pool", default="default", help="Pool new zones go to unless told."),
-    cfg.IntOpt("default_ttl", default=3600, min=0, help="TTL of a zone's records by default."),
-    cfg.IntOpt("default_refresh", default=3600, min=0, help="SOA refresh of new zones."),
-    cfg.IntOpt("default_retry", default=600, min=0, help="SOA retry of new zones."),
-    cfg.IntOpt("default_expire", default=86400, min=0, help="SOA expire of new zones."),
-    cfg.IntOpt("default_minimum", default=3600, min=0, help="SOA minimum (negative TTL)."),
-]
-CONF.register_opts(central_opts, group="central")
 
 _listeners: list[Callable[[], None]] = []
 

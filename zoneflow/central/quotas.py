@@ -19,38 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from oslo_config import cfg
-
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.storage import quotas as storage
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-quota_opts = [
-    cfg.IntOpt("zones", default=10, min=-1, help="Zones a project may have (-1: no limit)."),
-    cfg.IntOpt(
-        "zone_recordsets", default=500, min=-1, help="Recordsets one zone may hold (-1: no limit)."
-    ),
-    cfg.IntOpt(
-        "zone_records",
-        default=500,
-        min=-1,
-        help="Records one zone may hold, over all its recordsets (-1: no limit).",
-    ),
-    cfg.IntOpt(
-        "recordset_records",
-        default=20,
-        min=-1,
-        help="Records one recordset may hold (-1: no limit).",
-    ),
-    cfg.IntOpt(
-        "api_export_size",
-        default=1000,
-        min=-1,
-        help="Records a zone may hold and still be exported through the API (-1: no limit).",
-    ),
-]
-CONF.register_opts(quota_opts, group="quota")
 
 RESOURCES = ("zones", "zone_recordsets", "zone_records", "recordset_records", "api_export_size")
 UNLIMITED = -1

@@ -17,7 +17,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.dns import rdata
 
 # A record as given: zone-file text, or its type's fields by name.
@@ -153,7 +153,9 @@ def records(rtype: str, datas: Sequence[RecordInput], *, zone: str) -> list[str]
     :mod:`zoneflow.dns.rdata`); either way it is stored as canonical text.
     """
     if not datas:
-        raise exceptions.InvalidInput(f"records: a {rtype} recordset needs at least one record")
+        raise exceptions.InvalidInput(
+            f"records: {objects.with_article(rtype)} recordset needs at least one record"
+        )
     canonical: list[str] = []
     for index, given in enumerate(datas):
         # Each error names the record by its place in the list, as the API's fields are.

@@ -19,51 +19,16 @@ import socket
 import threading
 from typing import Any
 
-from oslo_config import cfg
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions, heartbeat
+from zoneflow import exceptions, heartbeat, options
 from zoneflow.conductor import bounded, fencing, jobboard, persistence
 from zoneflow.engine import executor, jobs, metrics, parallel
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
-
-conductor_opts = [
-    cfg.StrOpt("name", help="Name this conductor claims jobs under (default: host-pid)."),
-    cfg.IntOpt("max_jobs", default=32, min=1, help="Jobs one conductor runs at once."),
-    cfg.FloatOpt(
-        "wait_timeout",
-        default=0.02,
-        min=0.001,
-        help="Seconds between looks at the board when idle: the latency of picking up a job.",
-    ),
-    cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
-    cfg.IntOpt(
-        "job_retention",
-        default=7 * 24 * 3600,
-        min=0,
-        help="Seconds after it was posted that an ended job's logbook is kept (for "
-        "'zoneflow job show') before the purge removes it. Waiting and running jobs are "
-        "never purged.",
-    ),
-    cfg.IntOpt(
-        "purge_interval",
-        default=3600,
-        min=0,
-        help="Seconds between purges of old job logbooks (0: never purge).",
-    ),
-    cfg.IntOpt(
-        "max_job_attempts",
-        default=3,
-        min=1,
-        help="Runs of one job (including runs whose conductor died) before it is given up: "
-        "it ends as FAILURE and its zone goes to ERROR.",
-    ),
-]
-CONF.register_opts(conductor_opts, group="conductor")
+CONF = options.CONF
 
 
 class Conductor:

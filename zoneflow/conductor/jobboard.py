@@ -17,34 +17,15 @@ from typing import Any
 from kazoo import exceptions as kazoo_exc
 from kazoo.handlers import threading as kazoo_threading
 from kazoo.recipe import watchers
-from oslo_config import cfg
 from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
 from zake import fake_client, fake_storage
 
-from zoneflow import exceptions
+from zoneflow import exceptions, options
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
+CONF = options.CONF
 
-jobboard_opts = [
-    cfg.StrOpt(
-        "backend",
-        default="zake",
-        choices=["zake", "zookeeper"],
-        help="zake: in-process board (all-in-one, tests); zookeeper: shared ZooKeeper board.",
-    ),
-    cfg.StrOpt("hosts", default="127.0.0.1:2181", help="ZooKeeper hosts, host:port[,host:port]."),
-    cfg.StrOpt("path", default="/zoneflow/jobs", help="ZooKeeper path of the board."),
-    cfg.FloatOpt(
-        "session_timeout",
-        default=10.0,
-        min=1.0,
-        help="ZooKeeper session timeout: how long a dead conductor holds its jobs.",
-    ),
-    cfg.FloatOpt("connect_timeout", default=5.0, min=0.5, help="Seconds to wait for ZooKeeper."),
-]
-CONF.register_opts(jobboard_opts, group="jobboard")
 
 _zake_lock = threading.Lock()
 _zake_storage: fake_storage.FakeStorage | None = None

@@ -23,23 +23,11 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
-from oslo_config import cfg
 
-from zoneflow import exceptions
+from zoneflow import exceptions, options
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-tsig_opts = [
-    cfg.MultiStrOpt(
-        "key",
-        default=[],
-        secret=True,
-        help="A TSIG key as NAME:ALGORITHM:SECRET with the secret in base64, e.g. "
-        "'transfer-key:hmac-sha256:c2VjcmV0...'; one line per key. Algorithms: "
-        "hmac-sha256 (advised), hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1, hmac-md5.",
-    ),
-]
-CONF.register_opts(tsig_opts, group="tsig")
 
 ALGORITHMS = {
     "hmac-sha256": dns.tsig.HMAC_SHA256,

@@ -10,19 +10,11 @@ from __future__ import annotations
 import threading
 
 import futurist
-from oslo_config import cfg
 
-CONF = cfg.CONF
+from zoneflow import options
 
-engine_opts = [
-    cfg.IntOpt(
-        "workers",
-        default=64,
-        min=1,
-        help="Threads shared by all flows of a process (tasks mostly wait on the network).",
-    ),
-]
-CONF.register_opts(engine_opts, group="engine")
+CONF = options.CONF
+
 
 _lock = threading.Lock()
 _executor: futurist.ThreadPoolExecutor | None = None

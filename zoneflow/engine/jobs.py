@@ -286,6 +286,34 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
     return removed
 
 
+# Fewer characters than this would match a job by chance more often than not.
+SHORTEST_ID_PREFIX = 4
+
+
+def resolve_id(persistence: Any, ref: str) -> str:
+    """The id of the one job whose id is ``ref`` or begins with it, as git takes a short
+    hash: ``job show 5b0c`` finds job 5b0c3d4e-...; a prefix two jobs share is refused."""
+    ref = ref.strip().lower()
+    if len(ref) < SHORTEST_ID_PREFIX:
+        raise exceptions.InvalidInput(
+            f"job id {ref!r} is too short: give at least {SHORTEST_ID_PREFIX} of its characters"
+        )
+    with _logbooks(persistence) as connection:
+        ids = sorted(book.uuid for book in connection.get_logbooks(lazy=True))
+    if ref in ids:
+        return ref
+    matches = [job_id for job_id in ids if job_id.startswith(ref)]
+    if not matches:
+        raise exceptions.JobNotFound(f"job {ref} does not exist")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise exceptions.InvalidInput(
+            f"job id {ref} is ambiguous: {len(matches)} jobs' ids begin with it ({shown}); "
+            "give more of it"
+        )
+    return matches[0]
+
+
 def get_job(persistence: Any, job_id: str) -> JobInfo:
     return _info(_logbook(persistence, job_id), with_atoms=True)
 
@@ -338,9 +366,7 @@ def _logbook(persistence: Any, job_id: str) -> models.LogBook:
         try:
             return connection.get_logbook(job_id)
         except tf_exc.NotFound:
-            raise exceptions.JobNotFound(
-                f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
-            ) from None
+            raise exceptions.JobNotFound(f"job {job_id} does not exist") from None
 
 
 def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
@@ -385,9 +411,7 @@ def _update_meta(
             # lazy: without flow details, saving the book touches its own row only.
             book = connection.get_logbook(job_id, lazy=True)
         except tf_exc.NotFound:
-            raise exceptions.JobNotFound(
-                f"job {job_id} does not exist: 'zoneflow job list' shows the jobs there are"
-            ) from None
+            raise exceptions.JobNotFound(f"job {job_id} does not exist") from None
         meta = dict(book.meta or {})
         if change(meta):
             book.meta = meta

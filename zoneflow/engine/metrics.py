@@ -23,22 +23,13 @@ import time
 from typing import Any
 
 import prometheus_client
-from oslo_config import cfg
 from taskflow import states
 
-LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
+from zoneflow import options
 
-metrics_opts = [
-    cfg.PortOpt(
-        "metrics_port",
-        default=0,
-        help="Serve Prometheus metrics on this port (0: do not serve). "
-        "Each conductor process needs its own port.",
-    ),
-    cfg.HostAddressOpt("metrics_host", default="127.0.0.1", help="Address for metrics_port."),
-]
-CONF.register_opts(metrics_opts, group="conductor")
+LOG = logging.getLogger(__name__)
+CONF = options.CONF
+
 
 REGISTRY = prometheus_client.CollectorRegistry()
 JOBS = prometheus_client.Counter(

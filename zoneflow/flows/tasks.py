@@ -19,62 +19,17 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import dns.exception
-from oslo_config import cfg
 from taskflow import task
 from taskflow.types import failure as tf_failure
 
-from zoneflow import backends, exceptions, objects
+from zoneflow import backends, exceptions, objects, options
 from zoneflow.conductor import fencing
 from zoneflow.dns import query
 from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
-
-flow_opts = [
-    cfg.IntOpt(
-        "target_attempts",
-        default=3,
-        min=1,
-        help="Tries of one action on one target before it counts as failed.",
-    ),
-    cfg.FloatOpt(
-        "target_retry_delay",
-        default=0.5,
-        min=0,
-        help="Seconds between tries on one target (doubles each try).",
-    ),
-    cfg.FloatOpt(
-        "poll_interval",
-        default=0.05,
-        min=0.01,
-        help="Seconds between SOA queries while waiting for a nameserver.",
-    ),
-    cfg.FloatOpt(
-        "poll_timeout",
-        default=30.0,
-        min=0.1,
-        help="Seconds a nameserver gets to serve a change before it counts as failed.",
-    ),
-    cfg.FloatOpt(
-        "query_timeout", default=1.0, min=0.05, help="Seconds one SOA query or NOTIFY may take."
-    ),
-    cfg.FloatOpt(
-        "database_wait",
-        default=30.0,
-        min=0,
-        help="Seconds a task waits for the database to come back (a restart, a failover) "
-        "before it fails, and its job is reverted.",
-    ),
-    cfg.FloatOpt(
-        "renotify_interval",
-        default=1.0,
-        min=0.1,
-        help="Seconds between repeated NOTIFYs while a nameserver lags.",
-    ),
-]
-CONF.register_opts(flow_opts, group="flows")
+CONF = options.CONF
 
 
 F = TypeVar("F", bound=Callable[..., Any])

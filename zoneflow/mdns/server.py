@@ -71,9 +71,8 @@ import dns.rdtypes.ANY.SOA
 import dns.renderer
 import dns.rrset
 import dns.tsig
-from oslo_config import cfg
 
-from zoneflow import exceptions, heartbeat, objects
+from zoneflow import exceptions, heartbeat, objects, options
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import keyring as stored_keyring
@@ -81,60 +80,9 @@ from zoneflow.mdns import xfr
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
+CONF = options.CONF
 T = TypeVar("T")
 
-mdns_opts = [
-    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address mdns listens on (UDP and TCP)."),
-    cfg.PortOpt("port", default=5354, help="Port mdns listens on; 0 picks a free one."),
-    cfg.FloatOpt(
-        "tcp_timeout",
-        default=10.0,
-        min=0.1,
-        help="Seconds a TCP client may stay idle, or take to send a query or read a reply, "
-        "before mdns closes its connection.",
-    ),
-    cfg.IntOpt(
-        "threads",
-        default=8,
-        min=1,
-        help="Threads answering requests (each storage read runs on one of them).",
-    ),
-    cfg.IntOpt(
-        "xfr_message_size",
-        default=20480,
-        min=512,
-        max=65535,
-        help="Largest message of a zone transfer, in bytes. BIND's transfer-message-size "
-        "default: big enough to carry hundreds of records, small enough to keep "
-        "name compression effective and memory per message low.",
-    ),
-    cfg.IntOpt(
-        "snapshot_cache_size",
-        default=16,
-        min=0,
-        help="Rendered zones kept in memory, each for one serial: the secondaries of a "
-        "pool transferring one change render it once.",
-    ),
-    cfg.ListOpt(
-        "allow_transfer",
-        default=["127.0.0.0/8", "::1/128"],
-        help="Networks (CIDR) whose hosts may transfer zones (AXFR, IXFR); others get "
-        "REFUSED. List your nameservers' addresses here.",
-    ),
-    cfg.ListOpt(
-        "allow_notify",
-        default=["127.0.0.0/8", "::1/128"],
-        help="Networks (CIDR) whose NOTIFYs mdns records; others get REFUSED.",
-    ),
-    cfg.BoolOpt(
-        "require_tsig",
-        default=False,
-        help="Refuse every unsigned zone transfer, also for pools whose targets name no "
-        "tsig_key_name (those require their key in any case).",
-    ),
-]
-CONF.register_opts(mdns_opts, group="mdns")
 
 # The EDNS UDP payload recommended since DNS Flag Day 2020: replies that never
 # fragment. Larger answers are truncated and the client retries over TCP.

@@ -20,42 +20,15 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.storage import db, models, quotas
 
-CONF = cfg.CONF
+CONF = options.CONF
 
-storage_opts = [
-    cfg.IntOpt(
-        "zone_change_history",
-        default=200,
-        min=1,
-        help="Changes kept per zone for IXFR. A secondary further behind than this gets a "
-        "full transfer (AXFR) instead of the differences.",
-    ),
-    cfg.IntOpt(
-        "transfer_batch_size",
-        default=1000,
-        min=10,
-        help="Records fetched from the database at a time while a zone is transferred, so "
-        "a large zone is never held in memory whole.",
-    ),
-    cfg.FloatOpt(
-        "backfill_jobs_per_second",
-        default=10.0,
-        min=0.1,
-        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate, so changes "
-        "made meanwhile are not queued behind thousands of them. Keep it below what the "
-        "conductors get through.",
-    ),
-]
-CONF.register_opts(storage_opts, group="storage")
 
 MAX_SERIAL = 2**32 - 1
 T = TypeVar("T")
@@ -689,9 +662,7 @@ def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
             query = query.where(models.Zone.project_id == project_id)
         row = session.scalars(query).first()
         if row is None:
-            raise exceptions.ZoneNotFound(
-                f"zone {ref!r} does not exist: 'zoneflow zone list' shows the zones there are"
-            )
+            raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
         return _zone(row)
 
 
@@ -1426,10 +1397,7 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         row = session.scalars(query).first()
         if row is None:
             what = f"{ref} {rtype}" if rtype else ref
-            raise exceptions.RecordSetNotFound(
-                f"recordset {what} does not exist in this zone: "
-                "'zoneflow recordset list ZONE' shows the ones there are"
-            )
+            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
         return _recordset(row)
 
 
@@ -1489,8 +1457,8 @@ def create_recordset(
             created = _recordset(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
-            f"a {rtype} recordset named {name} already exists: update it instead "
-            "('zoneflow recordset update')"
+            f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
+            "instead"
         ) from None
     return created
 
