@@ -12,14 +12,20 @@ STAMP := $(VENV)/.installed-stamp
 run: deps
 	$(BIN)/python scripts/demo.py
 
+# Tests run in parallel workers (pytest-xdist): most of a functional test's time
+# is spent waiting for servers, so more workers than cores keep both cores busy.
+# Each worker starts its own servers, on ports of its own (tests/conftest.py).
+WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal
+
 test: deps lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(PYTEST) tests
 
 unit: deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+	$(PYTEST) tests/unit
 
 functional: deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/functional
+	$(PYTEST) tests/functional
 
 lint: deps
 	$(BIN)/ruff check zoneflow tests bench

@@ -1,11 +1,14 @@
-"""Fixtures every test may use, unit and functional."""
+"""Fixtures every test may use, unit and functional; under pytest-xdist, ports per worker."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 from oslo_config import cfg
+
+from zoneflow.local import ports
 
 
 @pytest.fixture
@@ -21,3 +24,19 @@ def override() -> Iterator[Callable[..., None]]:
     yield set_options
     for name, group in done:
         cfg.CONF.clear_override(name, group=group)
+
+
+# Worker gwN of pytest-xdist picks its servers' ports from range N, so that two
+# workers never start servers on the same port; the ranges lie below the
+# kernel's ephemeral ports (32768 and up), which outgoing connections use.
+_FIRST_PORT = 20000
+_PORTS_PER_WORKER = 3000
+_RANGES = 4
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        first = _FIRST_PORT + int(worker[2:]) % _RANGES * _PORTS_PER_WORKER
+        # Set in the environment, so the daemons a test starts inherit it.
+        os.environ[ports.PORT_RANGE_ENV] = f"{first}-{first + _PORTS_PER_WORKER - 1}"

@@ -14,8 +14,8 @@ import argparse
 import dataclasses
 import datetime
 import json
-import pathlib
 import os
+import pathlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -697,7 +697,6 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
     from zoneflow import flows
     from zoneflow.flows import render
     from zoneflow.flows import target as target_flows
-    from zoneflow.options import CONF
     from zoneflow.storage import api as storage
 
     kinds = sorted([*flows.FACTORIES, *target_flows.FACTORIES])
@@ -745,6 +744,7 @@ def _example_pool_args() -> dict[str, Any]:
 
 def cmd_targets_up(args: argparse.Namespace) -> int:
     from zoneflow.local import targets
+    from zoneflow.options import CONF
 
     if CONF.mdns.port == 0:
         raise exceptions.InvalidConfig(
