@@ -19,6 +19,7 @@ from oslo_config import cfg
 
 from zoneflow import exceptions, objects
 from zoneflow.central import quotas, validation
+from zoneflow.dns import rules
 from zoneflow.storage import api as storage
 from zoneflow.storage import search
 
@@ -245,6 +246,7 @@ def create_recordset(
         records=canonical,
         description=description or None,
         admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
+        check=zone_rules(zone, rules.Shape(rs_name, rs_type, len(canonical))),
     )
     _changed()
     return recordset
@@ -281,9 +283,37 @@ def update_recordset(
         set_ttl=ttl is not None or clear_ttl,
         description=description,
         admit=admit,
+        check=(
+            zone_rules(
+                zone,
+                rules.Shape(current.name, current.type, len(canonical)),
+                before=rules.Shape(current.name, current.type, len(current.records)),
+            )
+            if canonical is not None
+            else None
+        ),
     )
     _changed()
     return recordset
+
+
+def zone_rules(
+    zone: objects.Zone, written: rules.Shape, *, before: rules.Shape | None = None
+) -> storage.RecordSetCheck:
+    """What storage calls inside a recordset's write, with the recordsets related to
+    its name, to refuse a change that leaves the zone with data a nameserver refuses
+    to load (:mod:`zoneflow.dns.rules`); the check and the write are one transaction.
+    Deleting a recordset breaks no rule, so deletes are not checked."""
+
+    def check(related: list[tuple[str, str, int]]) -> None:
+        others = [rules.Shape(name, rtype, count) for name, rtype, count in related]
+        rules.check(
+            zone.name,
+            [*others, written],
+            before=[*others, before] if before is not None else others,
+        )
+
+    return check
 
 
 def delete_recordset(

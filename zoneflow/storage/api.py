@@ -1433,20 +1433,34 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         return _recordset(row)
 
 
-def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str) -> None:
-    """RFC 1034: a name with a CNAME has no other data (and one CNAME only)."""
-    others = session.scalars(
-        sa.select(models.RecordSet.type).where(
-            models.RecordSet.zone_id == zone_id,
-            models.RecordSet.name == name,
-            models.RecordSet.type != rtype,
-        )
-    ).all()
-    if others and (rtype == "CNAME" or "CNAME" in others):
-        raise exceptions.InvalidRecordSetLocation(
-            f"{name} already has {', '.join(sorted(others))} data; a CNAME cannot share its "
-            "name with any other record (RFC 1034 section 3.6.2): use another name"
-        )
+# What central checks a recordset write with: the (name, type, record count) of the
+# recordsets a rule about the written name can involve, the written one left out.
+RecordSetCheck = Callable[[list[tuple[str, str, int]]], None]
+
+
+def _related_recordsets(
+    session: Session, zone: models.Zone, name: str, *, leave_out: str | None = None
+) -> list[tuple[str, str, int]]:
+    """The zone's recordsets at ``name``, at the names above it up to the apex and at
+    the names below it: all a rule of :mod:`zoneflow.dns.rules` about ``name`` can
+    involve, read in the write's transaction (after the zone's lock)."""
+    labels = name[: -len(zone.name)].rstrip(".").split(".") if name != zone.name else []
+    above = [".".join([*labels[i:], zone.name]) for i in range(1, len(labels))] + [zone.name]
+    count = (
+        sa.select(sa.func.count(models.Record.id))
+        .where(models.Record.recordset_id == models.RecordSet.id)
+        .scalar_subquery()
+    )
+    query = sa.select(models.RecordSet.name, models.RecordSet.type, count).where(
+        models.RecordSet.zone_id == zone.id,
+        sa.or_(
+            models.RecordSet.name.in_([name, *above]),
+            models.RecordSet.name.endswith("." + name, autoescape=True),
+        ),
+    )
+    if leave_out is not None:
+        query = query.where(models.RecordSet.id != leave_out)
+    return [(row[0], row[1], int(row[2])) for row in session.execute(query)]
 
 
 def create_recordset(
@@ -1458,9 +1472,11 @@ def create_recordset(
     records: list[str],
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
+    check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
     """Insert a recordset as PENDING/CREATE and its zone's update-zone job; ``admit``
-    first, with the zone's usage read under the zone's lock."""
+    first, with the zone's usage read under the zone's lock, then ``check`` with the
+    recordsets related to its name (see :func:`_related_recordsets`)."""
     try:
         with db.writer() as session:
             zone = _live_zone(session, zone_id)
@@ -1469,7 +1485,8 @@ def create_recordset(
             serial = serials[1]
             if admit is not None:
                 admit(*quotas.zone_usage(zone_id, session=session), 0)
-            _check_cname_exclusive(session, zone_id, name, rtype)
+            if check is not None:
+                check(_related_recordsets(session, zone, name))
             row = models.RecordSet(
                 zone_id=zone_id,
                 name=name,
@@ -1504,10 +1521,12 @@ def update_recordset(
     set_ttl: bool,
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
+    check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
     unless that is None ("" clears it); ``admit`` first, with the zone's usage and
-    the records the recordset holds, read under the zone's lock."""
+    the records the recordset holds, read under the zone's lock, then ``check`` as
+    for :func:`create_recordset` (the recordset itself left out)."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1517,6 +1536,8 @@ def update_recordset(
         row = _recordset_row(session, zone_id, recordset_id)
         if admit is not None:
             admit(*quotas.zone_usage(zone_id, session=session), len(row.records))
+        if check is not None:
+            check(_related_recordsets(session, zone, row.name, leave_out=row.id))
         before = _served(zone, row)
         if set_ttl:
             row.ttl = ttl
