@@ -83,8 +83,6 @@ def test_dname_rules_refuse_what_knot_and_bind9_refuse() -> None:
         ZONE, [rules.Shape(f"d.{ZONE}", "DNAME"), rules.Shape(f"d.{ZONE}", "NS")]
     )
     assert [p.rule for p in beside_ns] == ["dname-ns"]
-    two = rules.problems(ZONE, [rules.Shape(f"d.{ZONE}", "DNAME", 2)])
-    assert [p.rule for p in two] == ["singleton"]
 
 
 def test_what_the_nameservers_load_is_accepted() -> None:

@@ -10,18 +10,20 @@ zone as secondaries (what zoneflow's targets are), and no more; the
 differential test (tests/functional/test_zone_rules.py) checks the zone file
 mdns would serve against ``named-checkzone`` and ``knotc zone-check``:
 
-- a CNAME is alone at its name, and there is one only (RFC 1034 section
-  3.6.2); the apex always holds the SOA and NS zoneflow writes, so a CNAME is
-  never at the apex;
-- a DNAME is one record, has no CNAME beside it and no NS below the apex
-  (Knot), and no name exists below it (RFC 6672 section 2.3, Knot);
+- a CNAME is alone at its name (RFC 1034 section 3.6.2); the apex always
+  holds the SOA and NS zoneflow writes, so a CNAME is never at the apex;
+- a DNAME has no CNAME beside it, no NS beside it below the apex (Knot), and
+  no name exists below it (RFC 6672 section 2.3, Knot);
 - NS records are not at a wildcard name (BIND9: "invalid NS owner name");
 - a DS record is not at the apex (BIND9: "DS record at top of zone"; the DS
   of a zone lives in its parent);
 - every name lies inside the zone.
 
 Missing glue or an NS target without addresses is left alone: named-checkzone
-warns about it, and both servers load the zone.
+warns about it, and both servers load the zone. A second CNAME or DNAME
+record is no matter for these rules: a recordset is served as one RRset, in
+which dnspython keeps one record of such a type (and
+:func:`zoneflow.central.validation.records` refuses a second CNAME as input).
 
 Rules are checked on recordset shapes (name, type, how many records): the
 data of a record matters to none of them.
@@ -37,8 +39,6 @@ from zoneflow import exceptions
 # The apex sets zoneflow derives from the zone and its pool (dns.zone.apex_rrsets):
 # never stored as recordsets, always there.
 APEX_TYPES = ("SOA", "NS")
-# Types a name holds one record of.
-SINGLETONS = ("CNAME", "DNAME")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,17 +108,6 @@ def _at_name(zone: str, name: str, types: dict[str, int]) -> list[Problem]:
                 f"{name} is outside zone {zone}: a zone holds only names ending in .{zone}",
             )
         )
-    for rtype in SINGLETONS:
-        if types.get(rtype, 0) > 1:
-            found.append(
-                Problem(
-                    "singleton",
-                    name,
-                    (rtype,),
-                    f"{name} has {types[rtype]} {rtype} records: a name holds one {rtype} "
-                    "record at most (RFC 1034 section 3.6.2, RFC 6672 section 2.4)",
-                )
-            )
     if "CNAME" in types and len(types) > 1:
         found.append(_cname_beside(zone, name, types))
     if "DNAME" in types and "NS" in types and name != zone:
