@@ -22,17 +22,24 @@ import datetime
 import itertools
 import pathlib
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.functional.conftest import MDNS_POOL
+from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.process import require_program
+from tests.functional.test_mdns_bind9 import add_secondary, served_serial
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
+from zoneflow.central import pools
 from zoneflow.dns import rules
 from zoneflow.dns import zone as dns_zone
+from zoneflow.flows import tasks
+from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("sqlite_database")
@@ -275,3 +282,31 @@ def test_every_state_central_accepts_loads_and_every_refused_change_would_not(
             continue
         served = _served(storage.get_zone(zone.id), pool, storage.list_recordsets(zone.id))
         assert not check.refusals(served), served
+
+
+# --- a zone stored before the rules: the job's error says why the nameserver refuses it ----
+
+
+def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
+    bind9: Bind9Server,
+    mdns: mdns_server.MdnsServer,
+    zone: objects.Zone,
+    override: Callable[..., None],
+) -> None:
+    # BIND9 is one of the pool's nameservers: the poll waits for it (and NOTIFYs it).
+    pool = MDNS_POOL + f"  nameservers: [{{host: {bind9.host}, port: {bind9.port}}}]\n"
+    storage.update_pools(pools.parse(pool))
+    add_secondary(bind9, mdns, zone.name)
+    wait_for(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
+    # As a CNAME at the apex was accepted before the rules: straight into storage.
+    storage.create_recordset(
+        zone.id, name=zone.name, rtype="CNAME", ttl=None, records=["elsewhere.example.net."]
+    )
+    serial = storage.get_zone(zone.id).serial
+    override("flows", poll_timeout=4, renotify_interval=1, poll_interval=0.2)
+    seen = tasks.PollForSerial(bind9.host, bind9.port).execute(zone.id, zone.name, serial)
+    assert (seen["ok"], seen["serial"]) == (False, zone.serial), seen
+    assert "refuses to load" in seen["error"], seen["error"]
+    assert "CNAME cannot be at the apex" in seen["error"], seen["error"]
+    # The reason is the one BIND9 gave, not a guess.
+    assert "CNAME and other data" in bind9.log_path.read_text(errors="replace")
