@@ -206,6 +206,8 @@ def loaders(tmp_path: pathlib.Path) -> Iterator[Loaders]:
 @example(contents=[Draft("@", "DS", (0,))])
 @example(contents=[Draft("sub", "NS", (1,))])  # in-zone target below the cut, no glue
 @example(contents=[Draft("sub", "NS", (2,))])  # in-zone target without addresses
+# Found by this test: two CNAME records are served as one (a singleton RRset), and load.
+@example(contents=[Draft("www", "CNAME", (0, 1))])
 def test_the_rules_find_a_problem_exactly_when_a_nameserver_refuses_the_zone(
     loaders: Loaders, contents: list[Draft]
 ) -> None:
