@@ -246,7 +246,7 @@ def create_recordset(
         records=canonical,
         description=description or None,
         admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
-        check=zone_rules(zone, rules.Shape(rs_name, rs_type, len(canonical))),
+        check=zone_rules(zone, rules.Shape(rs_name, rs_type)),
     )
     _changed()
     return recordset
@@ -283,35 +283,21 @@ def update_recordset(
         set_ttl=ttl is not None or clear_ttl,
         description=description,
         admit=admit,
-        check=(
-            zone_rules(
-                zone,
-                rules.Shape(current.name, current.type, len(canonical)),
-                before=rules.Shape(current.name, current.type, len(current.records)),
-            )
-            if canonical is not None
-            else None
-        ),
     )
     _changed()
     return recordset
 
 
-def zone_rules(
-    zone: objects.Zone, written: rules.Shape, *, before: rules.Shape | None = None
-) -> storage.RecordSetCheck:
-    """What storage calls inside a recordset's write, with the recordsets related to
+def zone_rules(zone: objects.Zone, written: rules.Shape) -> storage.RecordSetCheck:
+    """What storage calls inside a recordset's create, with the recordsets related to
     its name, to refuse a change that leaves the zone with data a nameserver refuses
     to load (:mod:`zoneflow.dns.rules`); the check and the write are one transaction.
-    Deleting a recordset breaks no rule, so deletes are not checked."""
+    An update keeps the recordset's name and type and a delete only takes data away,
+    so neither can break a rule."""
 
-    def check(related: list[tuple[str, str, int]]) -> None:
-        others = [rules.Shape(name, rtype, count) for name, rtype, count in related]
-        rules.check(
-            zone.name,
-            [*others, written],
-            before=[*others, before] if before is not None else others,
-        )
+    def check(related: list[tuple[str, str]]) -> None:
+        others = [rules.Shape(name, rtype) for name, rtype in related]
+        rules.check(zone.name, [*others, written], before=others)
 
     return check
 

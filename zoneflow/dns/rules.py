@@ -25,8 +25,8 @@ record is no matter for these rules: a recordset is served as one RRset, in
 which dnspython keeps one record of such a type (and
 :func:`zoneflow.central.validation.records` refuses a second CNAME as input).
 
-Rules are checked on recordset shapes (name, type, how many records): the
-data of a record matters to none of them.
+Rules are checked on recordset shapes (name and type): neither the data of a
+record nor how many a recordset holds matters to any of them.
 """
 
 from __future__ import annotations
@@ -43,11 +43,10 @@ APEX_TYPES = ("SOA", "NS")
 
 @dataclasses.dataclass(frozen=True)
 class Shape:
-    """A recordset as the rules see it: absolute owner name, type, record count."""
+    """A recordset as the rules see it: absolute owner name and type."""
 
     name: str
     type: str
-    records: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +71,9 @@ def apex(zone: str) -> list[Shape]:
 
 def problems(zone: str, recordsets: Iterable[Shape]) -> list[Problem]:
     """Every rule ``recordsets`` (with the apex SOA and NS added) break, by name."""
-    names: dict[str, dict[str, int]] = {}
+    names: dict[str, set[str]] = {}
     for shape in [*apex(zone), *recordsets]:
-        types = names.setdefault(shape.name, {})
-        types[shape.type] = types.get(shape.type, 0) + shape.records
+        names.setdefault(shape.name, set()).add(shape.type)
     found: list[Problem] = []
     for name in sorted(names):
         found += _at_name(zone, name, names[name])
@@ -97,7 +95,7 @@ def check(zone: str, recordsets: Iterable[Shape], *, before: Iterable[Shape] = (
             raise exceptions.InvalidRecordSetLocation(problem.message)
 
 
-def _at_name(zone: str, name: str, types: dict[str, int]) -> list[Problem]:
+def _at_name(zone: str, name: str, types: set[str]) -> list[Problem]:
     found: list[Problem] = []
     if name != zone and not name.endswith("." + zone):
         found.append(
@@ -144,8 +142,8 @@ def _at_name(zone: str, name: str, types: dict[str, int]) -> list[Problem]:
     return found
 
 
-def _cname_beside(zone: str, name: str, types: dict[str, int]) -> Problem:
-    others = tuple(sorted(set(types) - {"CNAME"}))
+def _cname_beside(zone: str, name: str, types: set[str]) -> Problem:
+    others = tuple(sorted(types - {"CNAME"}))
     if name == zone:
         message = (
             f"a CNAME cannot be at the apex of {zone}: the apex holds the zone's SOA and "
@@ -162,7 +160,7 @@ def _cname_beside(zone: str, name: str, types: dict[str, int]) -> Problem:
     return Problem("cname-exclusive", name, ("CNAME", *others), message)
 
 
-def _below_dname(owner: str, names: dict[str, dict[str, int]]) -> list[Problem]:
+def _below_dname(owner: str, names: dict[str, set[str]]) -> list[Problem]:
     below = tuple(sorted(name for name in names if name.endswith("." + owner)))
     if not below:
         return []

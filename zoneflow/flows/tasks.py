@@ -582,9 +582,7 @@ def _load_refusal(zone_id: str, zone_name: str) -> str:
         recordsets = storage.list_recordsets(zone_id)
     except exceptions.ZoneflowError:
         return ""  # the poll's own error stands; the job's status write tells the rest
-    problems = rules.problems(
-        zone_name, [rules.Shape(rs.name, rs.type, len(rs.records)) for rs in recordsets]
-    )
+    problems = rules.problems(zone_name, [rules.Shape(rs.name, rs.type) for rs in recordsets])
     if not problems:
         return ""
     return f"; the nameserver refuses to load the zone's data (see its log): {problems[0].message}"

@@ -1433,34 +1433,25 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         return _recordset(row)
 
 
-# What central checks a recordset write with: the (name, type, record count) of the
-# recordsets a rule about the written name can involve, the written one left out.
-RecordSetCheck = Callable[[list[tuple[str, str, int]]], None]
+# What central checks a recordset's create with: the (name, type) of the
+# recordsets a rule about the new recordset's name can involve.
+RecordSetCheck = Callable[[list[tuple[str, str]]], None]
 
 
-def _related_recordsets(
-    session: Session, zone: models.Zone, name: str, *, leave_out: str | None = None
-) -> list[tuple[str, str, int]]:
+def _related_recordsets(session: Session, zone: models.Zone, name: str) -> list[tuple[str, str]]:
     """The zone's recordsets at ``name``, at the names above it up to the apex and at
     the names below it: all a rule of :mod:`zoneflow.dns.rules` about ``name`` can
     involve, read in the write's transaction (after the zone's lock)."""
     labels = name[: -len(zone.name)].rstrip(".").split(".") if name != zone.name else []
     above = [".".join([*labels[i:], zone.name]) for i in range(1, len(labels))] + [zone.name]
-    count = (
-        sa.select(sa.func.count(models.Record.id))
-        .where(models.Record.recordset_id == models.RecordSet.id)
-        .scalar_subquery()
-    )
-    query = sa.select(models.RecordSet.name, models.RecordSet.type, count).where(
+    query = sa.select(models.RecordSet.name, models.RecordSet.type).where(
         models.RecordSet.zone_id == zone.id,
         sa.or_(
             models.RecordSet.name.in_([name, *above]),
             models.RecordSet.name.endswith("." + name, autoescape=True),
         ),
     )
-    if leave_out is not None:
-        query = query.where(models.RecordSet.id != leave_out)
-    return [(row[0], row[1], int(row[2])) for row in session.execute(query)]
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def create_recordset(
@@ -1521,12 +1512,10 @@ def update_recordset(
     set_ttl: bool,
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
-    check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
     unless that is None ("" clears it); ``admit`` first, with the zone's usage and
-    the records the recordset holds, read under the zone's lock, then ``check`` as
-    for :func:`create_recordset` (the recordset itself left out)."""
+    the records the recordset holds, read under the zone's lock."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1536,8 +1525,6 @@ def update_recordset(
         row = _recordset_row(session, zone_id, recordset_id)
         if admit is not None:
             admit(*quotas.zone_usage(zone_id, session=session), len(row.records))
-        if check is not None:
-            check(_related_recordsets(session, zone, row.name, leave_out=row.id))
         before = _served(zone, row)
         if set_ttl:
             row.ttl = ttl
