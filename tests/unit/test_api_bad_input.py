@@ -141,6 +141,17 @@ RESOURCES = {
                 "invalid_recordset_location",
                 "ns_records",
             ),
+            case(
+                {"name": "@", "type": "CNAME", "records": ["x.example."]},
+                "invalid_recordset_location",
+                "CNAME",
+                "apex",
+            ),
+            case(
+                {"name": "*.sub", "type": "NS", "records": ["ns.example.org."]},
+                "invalid_recordset_location",
+                "*.sub.example.com.",
+            ),
         ],
     ),
     "recordset update": Resource(

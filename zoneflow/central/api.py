@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from zoneflow import exceptions, objects, options
 from zoneflow.central import quotas, validation
+from zoneflow.dns import rules
 from zoneflow.storage import api as storage
 from zoneflow.storage import search
 
@@ -234,6 +235,7 @@ def create_recordset(
         records=canonical,
         description=description or None,
         admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
+        check=zone_rules(zone, rules.Shape(rs_name, rs_type)),
     )
     _changed()
     return recordset
@@ -273,6 +275,20 @@ def update_recordset(
     )
     _changed()
     return recordset
+
+
+def zone_rules(zone: objects.Zone, written: rules.Shape) -> storage.RecordSetCheck:
+    """What storage calls inside a recordset's create, with the recordsets related to
+    its name, to refuse a change that leaves the zone with data a nameserver refuses
+    to load (:mod:`zoneflow.dns.rules`); the check and the write are one transaction.
+    An update keeps the recordset's name and type and a delete only takes data away,
+    so neither can break a rule."""
+
+    def check(related: list[tuple[str, str]]) -> None:
+        others = [rules.Shape(name, rtype) for name, rtype in related]
+        rules.check(zone.name, [*others, written], before=others)
+
+    return check
 
 
 def delete_recordset(

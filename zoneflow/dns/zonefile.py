@@ -3,7 +3,8 @@
 ``render`` writes what mdns serves: the SOA and apex NS zoneflow derives
 (:mod:`zoneflow.dns.zone`), then every recordset, names absolute. ``parse``
 reads a zone file for an import with dnspython and checks every record as
-the API checks a recordset; the first problem raises
+the API checks a recordset, then the whole zone against
+:mod:`zoneflow.dns.rules`; the first problem raises
 :class:`~zoneflow.exceptions.InvalidZoneFile` naming its line, so an import
 is all or nothing.
 """
@@ -27,6 +28,7 @@ import dns.zonefile
 
 from zoneflow import exceptions, objects
 from zoneflow.central import validation
+from zoneflow.dns import rules
 from zoneflow.dns import zone as dns_zone
 
 # --- writing ---------------------------------------------------------------
@@ -114,7 +116,12 @@ def parse(text: str) -> ParsedZone:
         raise exceptions.InvalidZoneFile(f"{_line(text, source.line)}: {exc.message}") from None
     except Exception as exc:  # dnspython's errors come in many classes
         raise exceptions.InvalidZoneFile(f"{_line(text, source.line)}: {_described(exc)}") from None
-    return _parsed(zone, name)
+    parsed = _parsed(zone, name)
+    try:
+        rules.check(name, [rules.Shape(rs.name, rs.type) for rs in parsed.recordsets])
+    except exceptions.InvalidInput as exc:
+        raise exceptions.InvalidZoneFile(exc.message) from None
+    return parsed
 
 
 def _line(text: str, number: int) -> str:

@@ -24,7 +24,7 @@ from taskflow.types import failure as tf_failure
 
 from zoneflow import backends, exceptions, objects, options
 from zoneflow.conductor import fencing
-from zoneflow.dns import query
+from zoneflow.dns import query, rules
 from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
 
@@ -504,6 +504,8 @@ class _Poll(Task):
                 error = f"no answer to SOA query ({exc or type(exc).__name__})"
             now = time.monotonic()
             if now >= deadline:
+                if not expect_removed:
+                    error += _load_refusal(zone_id, zone_name)
                 return {
                     "ok": False,
                     "serial": seen,
@@ -520,6 +522,25 @@ class _Poll(Task):
                     _notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
+
+
+def _load_refusal(zone_id: str, zone_name: str) -> str:
+    """Why a nameserver would refuse the zone's stored data, as a clause to add to a
+    poll's error, or "" when it breaks no rule (:mod:`zoneflow.dns.rules`).
+
+    Central refuses such data now, but a zone written before the rules, or
+    changed behind central, still holds it: the nameserver refuses every
+    transfer, keeps its old serial and asks again, and without this the error
+    would only say which serial it serves.
+    """
+    try:
+        recordsets = storage.list_recordsets(zone_id)
+    except exceptions.ZoneflowError:
+        return ""  # the poll's own error stands; the job's status write tells the rest
+    problems = rules.problems(zone_name, [rules.Shape(rs.name, rs.type) for rs in recordsets])
+    if not problems:
+        return ""
+    return f"; the nameserver refuses to load the zone's data (see its log): {problems[0].message}"
 
 
 class PollForSerial(_Poll):

@@ -1401,20 +1401,25 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         return _recordset(row)
 
 
-def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str) -> None:
-    """RFC 1034: a name with a CNAME has no other data (and one CNAME only)."""
-    others = session.scalars(
-        sa.select(models.RecordSet.type).where(
-            models.RecordSet.zone_id == zone_id,
-            models.RecordSet.name == name,
-            models.RecordSet.type != rtype,
-        )
-    ).all()
-    if others and (rtype == "CNAME" or "CNAME" in others):
-        raise exceptions.InvalidRecordSetLocation(
-            f"{name} already has {', '.join(sorted(others))} data; a CNAME cannot share its "
-            "name with any other record (RFC 1034 section 3.6.2): use another name"
-        )
+# What central checks a recordset's create with: the (name, type) of the
+# recordsets a rule about the new recordset's name can involve.
+RecordSetCheck = Callable[[list[tuple[str, str]]], None]
+
+
+def _related_recordsets(session: Session, zone: models.Zone, name: str) -> list[tuple[str, str]]:
+    """The zone's recordsets at ``name``, at the names above it up to the apex and at
+    the names below it: all a rule of :mod:`zoneflow.dns.rules` about ``name`` can
+    involve, read in the write's transaction (after the zone's lock)."""
+    labels = name[: -len(zone.name)].rstrip(".").split(".") if name != zone.name else []
+    above = [".".join([*labels[i:], zone.name]) for i in range(1, len(labels))] + [zone.name]
+    query = sa.select(models.RecordSet.name, models.RecordSet.type).where(
+        models.RecordSet.zone_id == zone.id,
+        sa.or_(
+            models.RecordSet.name.in_([name, *above]),
+            models.RecordSet.name.endswith("." + name, autoescape=True),
+        ),
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def create_recordset(
@@ -1426,9 +1431,11 @@ def create_recordset(
     records: list[str],
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
+    check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
     """Insert a recordset as PENDING/CREATE and its zone's update-zone job; ``admit``
-    first, with the zone's usage read under the zone's lock."""
+    first, with the zone's usage read under the zone's lock, then ``check`` with the
+    recordsets related to its name (see :func:`_related_recordsets`)."""
     try:
         with db.writer() as session:
             zone = _live_zone(session, zone_id)
@@ -1437,7 +1444,8 @@ def create_recordset(
             serial = serials[1]
             if admit is not None:
                 admit(*quotas.zone_usage(zone_id, session=session), 0)
-            _check_cname_exclusive(session, zone_id, name, rtype)
+            if check is not None:
+                check(_related_recordsets(session, zone, name))
             row = models.RecordSet(
                 zone_id=zone_id,
                 name=name,
