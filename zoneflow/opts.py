@@ -25,6 +25,7 @@ from zoneflow.engine import executor, metrics
 from zoneflow.flows import tasks
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage_api
+from zoneflow.storage import db
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -39,6 +40,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
             ],
         ),
         ("central", central_api.central_opts),
+        ("database", db.busy_opts),
         ("quota", quotas.quota_opts),
         ("heartbeat", heartbeat.heartbeat_opts),
         ("jobboard", jobboard.jobboard_opts),

@@ -23,6 +23,7 @@ from zoneflow import exceptions
 LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+RETRY_AFTER_SECONDS = 5
 _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_content_type"}
 
 
@@ -53,6 +54,9 @@ def _zoneflow_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.http_status >= 500:
         LOG.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = exc.headers if isinstance(exc, exceptions.NotAuthenticated) else None
+    if isinstance(exc, exceptions.ServiceUnavailable):
+        # What is away (the database, the jobboard, Keystone) is usually back in seconds.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return body(request, exc.http_status, exc.error_type, exc.message, headers=headers)
 
 

@@ -915,6 +915,7 @@ def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
 ZonePlacement = Callable[[list[objects.Zone]], None]
 
 
+@db.retried
 def create_zone(
     values: dict[str, Any],
     *,
@@ -1001,6 +1002,7 @@ def _lock_pool(session: Session, pool_id: str) -> None:
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PLACEMENT_LOCKS, key)))
 
 
+@db.retried
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
     with db.writer() as session:
         row = _live_zone(session, zone_id)
@@ -1018,6 +1020,7 @@ def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
         return _zone(row)
 
 
+@db.retried
 def delete_zone(zone_id: str) -> objects.Zone:
     """Mark a zone PENDING/DELETE and post its delete-zone job.
 
@@ -1035,6 +1038,7 @@ def delete_zone(zone_id: str) -> objects.Zone:
         return _zone(row)
 
 
+@db.retried
 def recover_zone(zone_id: str) -> objects.Zone:
     """Mark a zone PENDING (its action kept) and post a recover-zone job for its serial.
 
@@ -1449,6 +1453,7 @@ def _check_cname_exclusive(session: Session, zone_id: str, name: str, rtype: str
         )
 
 
+@db.retried
 def create_recordset(
     zone_id: str,
     *,
@@ -1495,6 +1500,7 @@ def create_recordset(
     return created
 
 
+@db.retried
 def update_recordset(
     zone_id: str,
     recordset_id: str,
@@ -1538,6 +1544,7 @@ def update_recordset(
         return _recordset(row)
 
 
+@db.retried
 def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
