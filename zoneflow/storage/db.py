@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import random
 import sqlite3
 import threading
@@ -79,10 +80,32 @@ def configure(connection: str | None = None) -> None:
         thread_checkin=False,
     )
     if url.startswith("sqlite"):
+        create_private_sqlite_file(url)
         manager.append_on_engine_create(_pool_sqlite)
         manager.append_on_engine_create(tune_sqlite)
     _manager = manager
     _connection = url
+
+
+def create_private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` readable and writable by its owner only (0600).
+
+    It holds TSIG secrets and the pools' backend options. SQLite would create
+    it 0644 (under the usual umask 022); created empty here first, it keeps
+    this mode, and SQLite gives its -wal and -shm files the mode of the
+    database file. An existing file keeps the mode its operator gave it.
+    """
+    path = sqlalchemy.engine.make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        # A missing directory, no permission: SQLite's own error says which,
+        # when the database is first used.
+        return
 
 
 def _pool_sqlite(engine: sqlalchemy.engine.Engine) -> None:
