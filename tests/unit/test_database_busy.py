@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from oslo_config import cfg
 from oslo_db import exception as db_exc
+from sqlalchemy.orm import Session
 
 from tests.unit.conftest import wait_settled
 from zoneflow import exceptions, heartbeat, objects
@@ -33,7 +34,7 @@ from zoneflow.central import api as central
 from zoneflow.conductor import persistence
 from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
-from zoneflow.storage import db, models
+from zoneflow.storage import db, models, quotas, services, tsigkeys
 
 LONGER_THAN_SQLITE_WAITED = 11.0
 
@@ -256,3 +257,77 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
     with db.reader() as session:
         zones = session.scalars(sa.select(models.Zone).where(models.Zone.name == "victim.example."))
         assert [zone.id for zone in zones] == [answer.json()["id"]]
+
+
+class DeadlockOnce:
+    """Once armed, the next write transaction to commit is picked as a deadlock's victim
+    (PostgreSQL rolls it back and says so); the ones after it commit."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.victims = 0
+
+    def before_commit(self, session: Session) -> None:
+        if self.armed and getattr(db._writing, "active", False):
+            self.armed = False
+            self.victims += 1
+            raise db_exc.DBDeadlock(Exception("deadlock detected"))
+
+
+@pytest.fixture
+def deadlock_once() -> Iterator[DeadlockOnce]:
+    deadlock = DeadlockOnce()
+    sa.event.listen(Session, "before_commit", deadlock.before_commit)
+    yield deadlock
+    sa.event.remove(Session, "before_commit", deadlock.before_commit)
+
+
+def _tsigkey() -> Callable[[], object]:
+    pool_id = storage.get_pool("default").id
+    values = {"algorithm": "hmac-sha256", "secret": "c2VjcmV0", "scope": "POOL"}
+    return lambda: tsigkeys.create_tsigkey({"name": "k", "resource_id": pool_id, **values})
+
+
+def _recordset() -> Callable[[], object]:
+    zone = central.create_zone("rs.example.", "hostmaster@rs.example")
+    return lambda: central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+
+
+def _recordset_names() -> list[str]:
+    (zone,) = storage.list_zones()
+    return [recordset.name for recordset in storage.list_recordsets(zone.id)]
+
+
+@pytest.mark.parametrize(
+    ("prepare", "made"),
+    [
+        (_tsigkey, lambda: [key.name for key in tsigkeys.list_tsigkeys()] == ["k"]),
+        (
+            lambda: lambda: quotas.set_quotas("alice", {"zones": 5}),
+            lambda: quotas.project_quotas("alice")["zones"] == 5,
+        ),
+        (
+            lambda: (
+                lambda: services.heartbeat(
+                    heartbeat.API, "victim", status="UP", capabilities={}, stats={}
+                )
+            ),
+            lambda: _services(heartbeat.API) == [("victim", "UP")],
+        ),
+        (_recordset, lambda: _recordset_names().count("www.rs.example.") == 1),
+    ],
+    ids=["tsigkey", "quota", "heartbeat", "recordset"],
+)
+def test_a_write_that_lost_a_deadlock_is_made_once(
+    fake_pool: None,
+    deadlock_once: DeadlockOnce,
+    prepare: Callable[[], Callable[[], object]],
+    made: Callable[[], bool],
+) -> None:
+    change = prepare()
+    deadlock_once.armed = True
+
+    change()
+
+    assert deadlock_once.victims == 1, "the deadlock was not met"
+    assert made()
