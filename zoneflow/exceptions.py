@@ -259,6 +259,11 @@ class DatabaseUnavailable(ServiceUnavailable):
     error_type = "database_unavailable"
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """Other transactions kept the database from this one (SQLite's write lock held,
+    a deadlock, a serialization conflict) for longer than ``[database] busy_wait``."""
+
+
 class DatabaseNotSynced(ServiceUnavailable):
     """The database lacks zoneflow's tables (or an up-to-date schema)."""
 

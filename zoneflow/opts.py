@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from oslo_config import cfg
 
 from zoneflow import options
+from zoneflow.storage import db
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -27,6 +28,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
             ],
         ),
         ("central", options.central_opts),
+        ("database", db.busy_opts),
         ("quota", options.quota_opts),
         ("heartbeat", options.heartbeat_opts),
         ("jobboard", options.jobboard_opts),

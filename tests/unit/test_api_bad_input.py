@@ -78,6 +78,7 @@ RESOURCES = {
             case({"email": "nope"}, BAD, "email"),
             case({"email": None}, BAD, "email"),
             case({"description": "d" * 161}, BAD, "description"),
+            case({"description": "a\x00b"}, BAD, "description", "NUL"),
             case({"type": "SECONDARY"}, BAD, "type"),
             case({"masters": ["192.0.2.1"]}, BAD, "masters"),
             case({"attributes": {"tier": "gold"}}, BAD, "attributes"),
@@ -99,6 +100,7 @@ RESOURCES = {
             case({"email": None}, BAD, "email"),
             case({"email": "nope"}, BAD, "email"),
             case({"description": "d" * 161}, BAD, "description"),
+            case({"description": "a\x00b"}, BAD, "description", "NUL"),
             case({"name": "other.example."}, BAD, "name"),
             case({"serial": 5}, BAD, "serial"),
             case({"pool_id": MISSING}, BAD, "pool_id"),
@@ -120,6 +122,8 @@ RESOURCES = {
             case({"records": [{"addr": "192.0.2.1"}]}, BAD, "records[0]", "addr"),
             case({"type": "MX", "records": ["10"]}, BAD, "records[0]", "MX"),
             case({"type": "TXT", "records": ['"a\nb"']}, BAD, "records[0]", "TXT"),
+            case({"type": "TXT", "records": ['"a\x00b"']}, BAD, "records", "[0]", "NUL"),
+            case({"type": "TXT", "records": [{"text": "a\x00b"}]}, BAD, "[0].text", "NUL"),
             case({"type": "BOGUS"}, BAD, "BOGUS"),
             case({"type": "SOA"}, BAD, "SOA"),
             case({"type": ""}, BAD, "type"),
@@ -127,6 +131,7 @@ RESOURCES = {
             case({"name": "a.*"}, "invalid_recordset_name", "a.*"),
             case({"name": f"{'a' * 64}"}, "invalid_recordset_name", "a" * 64),
             case({"name": "x.other.org."}, "invalid_recordset_location", "x.other.org."),
+            case({"description": "a\x00b"}, BAD, "description", "NUL"),
             case({"name": ""}, BAD, "name"),
             case({"id": MISSING}, BAD, "id"),
             case({"zone_id": MISSING}, BAD, "zone_id"),
@@ -167,6 +172,7 @@ RESOURCES = {
             case({"name": "other"}, BAD, "name"),
             case({"type": "AAAA"}, BAD, "type"),
             case({"description": "d" * 161}, BAD, "description"),
+            case({"description": "a\x00b"}, BAD, "description", "NUL"),
         ],
     ),
     "tsigkey create": Resource(
@@ -188,6 +194,7 @@ RESOURCES = {
             case({"resource_id": MISSING}, "pool_not_found", MISSING, status=404),
             case({"scope": "ZONE", "resource_id": MISSING}, "zone_not_found", MISSING, status=404),
             case({"name": "bad..name"}, BAD, "name"),
+            case({"name": "new\x00key"}, BAD, "name", "NUL"),
             case({"name": "key"}, "duplicate_tsigkey", "key", status=409),
             case({"name": "k2"}, BAD, "algorithm", replace=True),
         ],
@@ -253,6 +260,10 @@ def _malformed(resource: Resource) -> list[Case]:
     ]
     cases.append(case({"colour": "red"}, BAD, "colour"))
     cases += [case({f: _wrong_type(v)}, BAD, f) for f, v in resource.valid.items()]
+    # A NUL in any text: PostgreSQL refuses it, nameservers and terminals cut the text at it.
+    cases += [
+        case({f: f"{v}\x00"}, BAD, f) for f, v in resource.valid.items() if isinstance(v, str)
+    ]
     return cases
 
 
@@ -392,3 +403,48 @@ def test_the_openapi_document_offers_null_only_where_it_is_taken(client: TestCli
         assert "null" not in json.dumps(bodies[model]["properties"][field]), (model, field)
     assert {"type": "null"} in bodies["RecordSetUpdate"]["properties"]["ttl"]["anyOf"]
     assert {"type": "null"} in bodies["ZoneUpdate"]["properties"]["description"]["anyOf"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"alice\x01", b"alice\x7f", b"\xffalice", b"alice\x1b[31m", b"a" * 256],
+    ids=["control", "delete", "latin-1", "escape", "too-long"],
+)
+@pytest.mark.parametrize(
+    "name", ["X-Auth-Project-ID", "X-Project-Id", "X-Auth-Sudo-Project-ID", "X-Roles"]
+)
+def test_an_identity_header_that_is_not_printable_text_is_refused(
+    client: TestClient, ids: dict[str, str], name: str, value: bytes
+) -> None:
+    before = _state(client, ids)
+    for method, url, body in (
+        ("GET", "/v2/zones", None),
+        ("POST", "/v2/zones", {"name": "header.example.", "email": "h@header.example"}),
+    ):
+        done = client.request(method, url, json=body, headers={**ADMIN, name: value})
+        what = f"{method} {url} with {name}: {value!r}: {done.status_code} {done.text[:300]}"
+        assert done.status_code == 400, what
+        assert done.json()["type"] == "bad_request", what
+        assert name in done.json()["message"], what
+    assert _state(client, ids) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "allowed"),
+    [
+        ("DELETE", "/v2/zones", "GET, POST"),
+        ("PUT", "/v2/zones/{zone_id}", "GET, PATCH, DELETE"),
+        ("POST", "/v2/zones/{zone_id}/recordsets/{recordset_id}", "GET, PUT, DELETE"),
+        ("POST", "/v2/pools", "GET"),
+        ("DELETE", "/v2/jobs/", "GET"),
+    ],
+)
+def test_a_method_a_resource_does_not_have_is_a_405_with_allow(
+    client: TestClient, ids: dict[str, str], method: str, template: str, allowed: str
+) -> None:
+    done = client.request(method, template.format(**ids), headers=ADMIN)
+
+    assert done.status_code == 405, done.text
+    assert done.headers["Allow"] == allowed
+    assert done.json()["type"] == "method_not_allowed"
+    assert allowed in done.json()["message"]

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import schemathesis
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -140,3 +141,47 @@ def assert_storage_is_whole() -> None:
         stored = storage.get_zone(zone.id)
         soa = dns_zone.soa_rdata(stored, storage.get_pool(stored.pool_id))
         assert soa.serial == serials[zone.id]
+
+
+_NOT_A_UUID = "not-a-uuid"
+_SOME_UUID = "6f1a4bde-0000-4000-8000-000000000000"
+
+
+def test_the_document_declares_the_ids_and_limits_the_server_enforces(fake_pool: None) -> None:
+    """A path id declared a UUID is refused when it is not one; ``limit`` is declared
+    from 1 (or max), and 0 is refused, 1 and max taken; a 503 declares Retry-After."""
+    served = app.create_app()
+    document = served.openapi()
+    client = TestClient(served, raise_server_exceptions=False)
+    ids_checked, lists_checked = set(), 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            parameters = {p["name"]: p for p in operation.get("parameters", [])}
+            ids = [name for name, p in parameters.items() if p["in"] == "path"]
+            for name in ids:
+                declared = parameters[name]["schema"]
+                if name == "project_id":  # Keystone's project ids are not UUIDs
+                    assert "format" not in declared
+                    continue
+                assert declared.get("format") == "uuid", (method, path, name)
+                if method != "get":
+                    continue
+                url = path.format(**{other: _SOME_UUID for other in ids} | {name: _NOT_A_UUID})
+                answer = client.get(url)
+                assert (answer.status_code, answer.json()["type"]) == (400, "invalid_uuid"), url
+                ids_checked.add(name)
+            if path.startswith("/v2/"):
+                unavailable = operation["responses"]["503"]
+                assert "Retry-After" in unavailable.get("headers", {}), (method, path)
+            if "limit" not in parameters or ids:
+                continue
+            assert parameters["limit"]["schema"]["oneOf"] == [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "enum": ["max"]},
+            ]
+            for limit, status in (("0", 400), ("-1", 400), ("1", 200), ("max", 200)):
+                answer = client.get(f"{path}?limit={limit}&all_projects=true")
+                assert answer.status_code == status, (path, limit, answer.text)
+            lists_checked += 1
+    assert ids_checked >= {"zone_id", "recordset_id", "job_id", "tsigkey_id", "pool_id"}
+    assert lists_checked >= 5

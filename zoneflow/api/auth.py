@@ -66,14 +66,41 @@ class NoAuth:
     python-designateclient are)."""
 
     def identify(self, request: Request) -> tuple[str | None, str | None, tuple[str, ...]]:
-        headers = request.headers
-        project = headers.get("X-Auth-Project-ID") or headers.get("X-Project-Id")
-        roles = headers.get("X-Roles", ADMIN)
+        # Both read, so that either one malformed is refused whichever is used.
+        project, project_too = header(request, "X-Auth-Project-ID"), header(request, "X-Project-Id")
+        project = project or project_too
+        roles = header(request, "X-Roles")
+        user = header(request, "X-Auth-User-ID")
         return (
-            headers.get("X-Auth-User-ID", "noauth-user"),
+            "noauth-user" if user is None else user,
             project or "noauth-project",
-            tuple(role.strip().lower() for role in roles.split(",") if role.strip()),
+            # An X-Roles header sent empty is no role, not admin.
+            tuple(
+                role.strip().lower()
+                for role in (ADMIN if roles is None else roles).split(",")
+                if role.strip()
+            ),
         )
+
+
+# The longest project id the database keeps (models' project_id columns).
+MAX_HEADER_ID = 255
+
+
+def header(request: Request, name: str) -> str | None:
+    """An identity header's value (a project, user or role list), refused (400) unless it
+    is printable ASCII that fits the database: it becomes a project id that is stored,
+    compared and shown back."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isprintable()) or len(value) > MAX_HEADER_ID:
+        raise exceptions.BadRequest(
+            f"header {name} must be printable ASCII text of at most {MAX_HEADER_ID} "
+            "characters (a project id such as 4a9d0c2e...): control characters and "
+            "non-ASCII bytes are refused"
+        )
+    return value
 
 
 def load_strategy() -> Strategy:
@@ -105,9 +132,9 @@ def context(request: Request, strategy: Strategy) -> Context:
                 "to see your project's zones"
             )
         ctx = dataclasses.replace(ctx, all_projects=True)
-    sudo = request.headers.get("X-Auth-Sudo-Project-ID") or request.headers.get(
-        "X-Auth-Sudo-Tenant-ID"
-    )
+    sudo = header(request, "X-Auth-Sudo-Project-ID")
+    sudo_tenant = header(request, "X-Auth-Sudo-Tenant-ID")
+    sudo = sudo or sudo_tenant
     if sudo:
         if not ctx.is_admin:
             raise exceptions.Forbidden(

@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from zoneflow import exceptions
 from zoneflow.api import auth, schemas
+
+# An id in a path, declared a UUID in /openapi.json; _uuid enforces it, answering
+# Designate's 400 invalid_uuid (FastAPI's own check would answer another body).
+UuidPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 
 def current_context(request: Request) -> auth.Context:
@@ -25,15 +29,15 @@ def _uuid(name: str, value: str) -> str:
         ) from None
 
 
-def zone_id(zone_id: str) -> str:
+def zone_id(zone_id: UuidPath) -> str:
     return _uuid("zone_id", zone_id)
 
 
-def recordset_id(recordset_id: str) -> str:
+def recordset_id(recordset_id: UuidPath) -> str:
     return _uuid("recordset_id", recordset_id)
 
 
-def job_id(job_id: str) -> str:
+def job_id(job_id: UuidPath) -> str:
     return _uuid("job_id", job_id)
 
 
@@ -60,8 +64,17 @@ ERRORS: dict[int | str, dict[str, object]] = {
         (404, "no such zone or recordset (in the caller's project)"),
         (409, "a duplicate, or a zone being deleted"),
         (500, "internal error: the server log has it under the request_id"),
-        (503, "the database or the jobboard is unreachable"),
     )
+}
+ERRORS[503] = {
+    "model": schemas.Error,
+    "description": "the database or the jobboard is unreachable, or the database stayed busy",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds after which to try again",
+            "schema": {"type": "integer"},
+        }
+    },
 }
 
 
@@ -82,23 +95,23 @@ def admin_context(request: Request) -> auth.Context:
     return ctx
 
 
-def export_id(export_id: str) -> str:
+def export_id(export_id: UuidPath) -> str:
     return _uuid("export_id", export_id)
 
 
-def import_id(import_id: str) -> str:
+def import_id(import_id: UuidPath) -> str:
     return _uuid("import_id", import_id)
 
 
-def tsigkey_id(tsigkey_id: str) -> str:
+def tsigkey_id(tsigkey_id: UuidPath) -> str:
     return _uuid("tsigkey_id", tsigkey_id)
 
 
-def pool_id(pool_id: str) -> str:
+def pool_id(pool_id: UuidPath) -> str:
     return _uuid("pool_id", pool_id)
 
 
-def service_status_id(service_status_id: str) -> str:
+def service_status_id(service_status_id: UuidPath) -> str:
     return _uuid("service_status_id", service_status_id)
 
 

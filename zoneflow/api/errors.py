@@ -17,12 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from zoneflow import exceptions
 
 LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+RETRY_AFTER_SECONDS = 5
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_content_type"}
 
 
@@ -58,18 +61,40 @@ def _zoneflow_error(request: Request, exc: Exception) -> JSONResponse:
         # Storage says only which zone is missing: the CLI reaches it too, and
         # each front end names its own way to list the zones.
         message += ": GET /v2/zones lists the zones you can see"
+    if isinstance(exc, exceptions.ServiceUnavailable):
+        # What is away (the database, the jobboard, Keystone) is usually back in seconds.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return body(request, exc.http_status, exc.error_type, message, headers=headers)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = None
     if exc.status_code == 404:
         message = f"there is nothing at {request.url.path}: see /openapi.json for what is served"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        allowed = _allowed_methods(request)
+        message = f"{request.method} is not allowed on {request.url.path}: use {allowed}"
+        # RFC 9110: a 405 lists the methods the resource has.
+        headers = {"Allow": allowed}
     else:
         message = str(exc.detail)
-    return body(request, exc.status_code, _HTTP_TYPES.get(exc.status_code, "bad_request"), message)
+    kind = _HTTP_TYPES.get(exc.status_code, "bad_request")
+    return body(request, exc.status_code, kind, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own Allow names only
+    the methods of the path's first route, and GET and POST /v2/zones are two routes."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -63,22 +63,28 @@ def _limit(text: str | None) -> int:
 
 def openapi_parameters(filters: tuple[str, ...]) -> list[dict[str, Any]]:
     """The query parameters of a list, for ``/openapi.json``."""
-    described = {
-        "limit": ("string", "items per page (a number, or max)"),
-        "marker": ("string", "id of the last item of the previous page"),
-        "sort_key": ("string", "field to sort by (default created_at)"),
-        "sort_dir": ("string", "asc (default) or desc"),
-        "all_projects": ("string", "true: every project's items (admin role only)"),
+    described: dict[str, tuple[dict[str, Any], str]] = {
+        # What _limit takes: from 1 up (more than [api] max_limit is cut to it,
+        # as Designate does, not refused), or max.
+        "limit": (
+            {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["max"]}]},
+            "items per page: a number from 1 (more than [api] max_limit, default 1000, "
+            "is cut to it), or max",
+        ),
+        "marker": ({"type": "string"}, "id of the last item of the previous page"),
+        "sort_key": ({"type": "string"}, "field to sort by (default created_at)"),
+        "sort_dir": ({"type": "string"}, "asc (default) or desc"),
+        "all_projects": ({"type": "string"}, "true: every project's items (admin role only)"),
     }
     parameters = [
         {
             "name": name,
             "in": "query",
             "required": False,
-            "schema": {"type": kind},
+            "schema": schema,
             "description": text,
         }
-        for name, (kind, text) in described.items()
+        for name, (schema, text) in described.items()
     ]
     parameters += [
         {

@@ -52,8 +52,35 @@ def _document_not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
             shown.pop("default", None)
 
 
+def _nul_in(value: object) -> str | None:
+    """Where ``value`` (a field's text, or its list's or object's texts) holds a NUL."""
+    if isinstance(value, str):
+        return "" if "\x00" in value else None
+    items: list[tuple[str, object]] = []
+    if isinstance(value, list):
+        items = [(f"[{index}]", item) for index, item in enumerate(value)]
+    elif isinstance(value, dict):
+        items = [(f".{key}", item) for key, item in value.items()]
+    for place, item in items:
+        inner = _nul_in(item)
+        if inner is not None:
+            return place + inner
+    return None
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # No text zoneflow stores may hold a NUL: PostgreSQL refuses one (a 500 deep in
+        # the write), and a nameserver, a zone file or a terminal would cut the text there.
+        place = _nul_in(value)
+        if place is not None:
+            where = f"{place} " if place else ""
+            raise ValueError(f"{where}must not contain a NUL character (\\u0000): remove it")
+        return value
 
 
 # --- version discovery ---------------------------------------------------------

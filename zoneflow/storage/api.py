@@ -886,6 +886,7 @@ def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
 ZonePlacement = Callable[[list[objects.Zone]], None]
 
 
+@db.retried
 def create_zone(
     values: dict[str, Any],
     *,
@@ -972,6 +973,7 @@ def _lock_pool(session: Session, pool_id: str) -> None:
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PLACEMENT_LOCKS, key)))
 
 
+@db.retried
 def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
     with db.writer() as session:
         row = _live_zone(session, zone_id)
@@ -989,6 +991,7 @@ def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
         return _zone(row)
 
 
+@db.retried
 def delete_zone(zone_id: str) -> objects.Zone:
     """Mark a zone PENDING/DELETE and post its delete-zone job.
 
@@ -1006,6 +1009,7 @@ def delete_zone(zone_id: str) -> objects.Zone:
         return _zone(row)
 
 
+@db.retried
 def recover_zone(zone_id: str) -> objects.Zone:
     """Mark a zone PENDING (its action kept) and post a recover-zone job for its serial.
 
@@ -1422,6 +1426,7 @@ def _related_recordsets(session: Session, zone: models.Zone, name: str) -> list[
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
+@db.retried
 def create_recordset(
     zone_id: str,
     *,
@@ -1471,6 +1476,7 @@ def create_recordset(
     return created
 
 
+@db.retried
 def update_recordset(
     zone_id: str,
     recordset_id: str,
@@ -1514,6 +1520,7 @@ def update_recordset(
         return _recordset(row)
 
 
+@db.retried
 def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.writer() as session:
         zone = _live_zone(session, zone_id)

@@ -30,6 +30,7 @@ def project_quotas(project_id: str) -> dict[str, int]:
         return {resource: int(limit) for resource, limit in rows}
 
 
+@db.retried
 def set_quotas(project_id: str, limits: Mapping[str, int]) -> None:
     """Set some of a project's limits, in one transaction."""
     with db.writer() as session:
@@ -57,6 +58,7 @@ def set_quotas(project_id: str, limits: Mapping[str, int]) -> None:
                 )
 
 
+@db.retried
 def reset_quotas(project_id: str) -> None:
     """Forget a project's own limits: the defaults hold again."""
     with db.writer() as session:

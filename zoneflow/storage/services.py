@@ -19,6 +19,7 @@ def _status(row: models.ServiceStatus) -> objects.ServiceStatus:
     )
 
 
+@db.retried
 def heartbeat(
     service_name: str,
     hostname: str,
@@ -53,6 +54,7 @@ def heartbeat(
             session.execute(sa.update(models.ServiceStatus).where(*where).values(**values))
 
 
+@db.retried
 def forget_before(when: datetime.datetime) -> int:
     """Remove the rows of services silent since before ``when``; how many went."""
     with db.writer() as session:

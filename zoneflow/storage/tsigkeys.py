@@ -32,6 +32,7 @@ def _duplicate(name: object) -> exceptions.DuplicateTsigKey:
     )
 
 
+@db.retried
 def create_tsigkey(values: Mapping[str, Any]) -> objects.TsigKey:
     try:
         with db.writer() as session:
@@ -66,6 +67,7 @@ def find_tsigkeys(
         return objects.Page(tuple(_key(r) for r in rows), total, more)
 
 
+@db.retried
 def update_tsigkey(key_id: str, values: Mapping[str, Any]) -> objects.TsigKey:
     try:
         with db.writer() as session:
@@ -78,6 +80,7 @@ def update_tsigkey(key_id: str, values: Mapping[str, Any]) -> objects.TsigKey:
         raise _duplicate(values.get("name")) from None
 
 
+@db.retried
 def delete_tsigkey(key_id: str) -> objects.TsigKey:
     with db.writer() as session:
         row = _row(session, key_id)
