@@ -151,8 +151,10 @@ class _Begin(Task):
         if fencing.lost(fence_token):
             return  # the job is another conductor's now: it decides the zone's status
         reason = _reason(flow_failures)
-        LOG.warning("zone %s serial %s: job failed and was reverted: %s", zone_id, serial, reason)
-        storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason)
+        if storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason):
+            LOG.error(
+                "zone %s serial %s is ERROR: its job was reverted: %s", zone_id, serial, reason
+            )
 
 
 class BeginZoneAction(_Begin):
@@ -188,10 +190,10 @@ class BeginZoneAction(_Begin):
         return zone.name
 
 
-def _try_on_target(
-    action: str, call: Callable[[objects.Zone], None], zone: objects.Zone
-) -> dict[str, Any]:
-    """``call(zone)`` up to ``[flows] target_attempts`` times; the outcome, never a raise."""
+def _try_on_target(action: str, target: objects.PoolTarget, zone: objects.Zone) -> dict[str, Any]:
+    """``action`` of ``zone`` on ``target``, up to ``[flows] target_attempts`` times;
+    the outcome, never a raise."""
+    call = _backend_call(target, action)
     delay = CONF.flows.target_retry_delay
     error = ""
     for attempt in range(1, CONF.flows.target_attempts + 1):
@@ -200,10 +202,11 @@ def _try_on_target(
             return {"ok": True, "error": None, "skipped": False}
         except exceptions.BackendError as exc:
             error = str(exc)
-            LOG.warning(
-                "%s of %s, try %d of %d: %s",
+            LOG.info(
+                "%s of %s on target %s, try %d of %d: %s",
                 action,
                 zone.name,
+                target.label,
                 attempt,
                 CONF.flows.target_attempts,
                 error,
@@ -211,6 +214,15 @@ def _try_on_target(
         if attempt < CONF.flows.target_attempts:
             time.sleep(delay)
             delay *= 2
+    # Once per failed target, not per try: this is what an operator acts on.
+    LOG.warning(
+        "target %s failed %s of %s after %d tries: %s",
+        target.label,
+        action,
+        zone.name,
+        CONF.flows.target_attempts,
+        error,
+    )
     return {"ok": False, "error": error, "skipped": False}
 
 
@@ -342,7 +354,7 @@ class ZoneActionOnTarget(Task):
             action = objects.CREATE
         if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
-        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        outcome = _try_on_target(action, target, zone)
         # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
         return {**outcome, "created": action == objects.CREATE and outcome["ok"]}
 
@@ -381,7 +393,7 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
             return
     except exceptions.ZoneNotFound:
         pass
-    _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+    _try_on_target(objects.DELETE, target, zone)
 
 
 class TakeBackIfDeleted(Task):
@@ -435,7 +447,7 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
     target = storage.find_target(target_id)
     if target is None or not _in_service(target):
         return outcome  # its zones are the retire-target job's to delete
-    removal = _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+    removal = _try_on_target(objects.DELETE, target, zone)
     if not removal["ok"]:
         return {
             "ok": False,
@@ -644,14 +656,14 @@ class _StatusWriter(Task):
             )
             return objects.ACTIVE if activated else objects.PENDING
         lagging = "; ".join(str(seen["error"]) for seen in counted.values() if not seen["ok"])
-        storage.set_zone_status(
-            zone_id,
-            serial=serial,
-            status=objects.ERROR,
-            error=f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
-            f"pool's threshold of {self.threshold}% ({lagging})",
-            targets=updates,
+        error = (
+            f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
+            f"pool's threshold of {self.threshold}% ({lagging})"
         )
+        if storage.set_zone_status(
+            zone_id, serial=serial, status=objects.ERROR, error=error, targets=updates
+        ):
+            LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
         return objects.ERROR
 
     def _target_update(
@@ -776,7 +788,7 @@ class RecoverOnTarget(Task):
         if wanted == objects.DELETED:
             if pool.provisioning == objects.CATALOG:
                 return _through_catalog(pool, target)
-            return _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+            return _try_on_target(objects.DELETE, target, zone)
         if storage.zone_is_deleted(zone_id):
             return {"ok": True, "error": None, "skipped": True}
 
@@ -804,7 +816,7 @@ class RecoverOnTarget(Task):
             has_zone = row is not None and row.serial > 0 and row.status != objects.DELETED
         action = objects.UPDATE if has_zone else objects.CREATE
         LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
-        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        outcome = _try_on_target(action, target, zone)
         if outcome["ok"] and action == objects.UPDATE and address:
             # A target that has the zone fetches the serial now, not at its refresh.
             _notify(zone.name, *address, serial)
