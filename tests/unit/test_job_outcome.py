@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -116,8 +117,11 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
 
 @pytest.mark.usefixtures("conductor")
 def test_a_reverted_job_reads_failed_with_the_consensus_reason(
-    override: Callable[..., None], capsys: pytest.CaptureFixture[str]
+    override: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="zoneflow")
     override("flows", target_attempts=1)
     load_pool({}, {"fail": "create"})
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="below-threshold")
@@ -127,6 +131,11 @@ def test_a_reverted_job_reads_failed_with_the_consensus_reason(
     job = _ended(zone.id)
 
     assert (job.state, job.failed) == ("REVERTED", True)
+    # The conductor's log says which target failed, and that the zone is ERROR.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("target fake2 failed CREATE of refused.example.") for m in warnings)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"zone {zone.id} serial {job.serial} is ERROR" in m for m in errors), errors
     assert "1 of 2 targets succeeded, below the pool's threshold of 100%" in str(job.error)
     assert cli.main(["job", "list"]) == 0
     assert "1 of 2 targets succeeded" in capsys.readouterr().out
