@@ -170,3 +170,28 @@ def test_a_successful_job_is_not_failed_and_keeps_its_own_updated_at(
     with TestClient(app.create_app(), raise_server_exceptions=False) as client:
         (api_job,) = client.get("/v2/jobs", headers=ADMIN).json()["jobs"]
     assert api_job["updated_at"].startswith(listed.updated_at.isoformat(timespec="seconds"))
+
+
+@pytest.mark.usefixtures("conductor")
+def test_a_job_overtaken_by_a_newer_change_of_its_zone_reads_superseded() -> None:
+    load_pool({"delay": 1})
+    zone = central.create_zone("overtaken.example", "hostmaster@example.com")
+    deadline = time.monotonic() + 30
+    while [j.state for j in jobs.list_jobs(persistence.get_backend())] != ["RUNNING"]:
+        assert time.monotonic() < deadline, "the create job never ran"
+        time.sleep(0.02)
+    central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    newer = storage.get_zone(zone.id).serial
+
+    deadline = time.monotonic() + 30
+    while True:
+        found = {j.serial: j for j in jobs.list_jobs(persistence.get_backend())}
+        if len(found) == 2 and all(j.state in jobs.OVER for j in found.values()):
+            break
+        assert time.monotonic() < deadline, f"jobs still running: {found}"
+        time.sleep(0.05)
+    first = found[zone.serial]
+    assert (first.kind, first.state, first.failed) == ("create-zone", "SUPERSEDED", False)
+    assert "a newer job carries the zone on" in str(first.error)
+    assert (found[newer].state, found[newer].failed) == ("SUCCESS", False)
+    assert wait_settled(zone.id).status == objects.ACTIVE

@@ -406,6 +406,11 @@ def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | No
     status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
     if status == objects.ERROR:
         return FAILED, _not_served(flow, serial)
+    if status == tasks.SUPERSEDED:
+        return SUPERSEDED, (
+            f"too few nameservers serve serial {serial}, but the zone is at a later serial "
+            "since: a newer job carries the zone on"
+        )
     if status == objects.PENDING:
         return SUPERSEDED, (
             f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "

@@ -148,7 +148,7 @@ class _EngineWatch:
         if state == states.SUCCESS:
             if self.zone_status == "ERROR":
                 return states.FAILURE, NOT_SERVED
-            if self.zone_status == "PENDING":
+            if self.zone_status in ("PENDING", "SUPERSEDED"):
                 return "SUPERSEDED", None
             return state, None
         if state in (states.REVERTED, states.FAILURE) and self.cause != _FENCED:

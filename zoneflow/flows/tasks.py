@@ -591,11 +591,20 @@ class PollForSerial(_Poll):
         return self._poll(zone_id, zone_name, serial, expect_removed=self.expect_removed)
 
 
+# What a status writer returns when the zone has moved on to a later serial
+# and its newer job decides the zone's status.
+SUPERSEDED = "SUPERSEDED"
+
+
 class _StatusWriter(Task):
     """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
-    serial (the pool's threshold), never on the targets' word alone.
+    serial (the pool's threshold), never on the targets' word alone. It
+    returns the status written: ACTIVE, DELETED or ERROR; PENDING when the
+    zone is not ACTIVE yet because it moved on or its pool grew meanwhile
+    (a newer job carries it); SUPERSEDED when the zone moved on before an
+    ERROR could be written.
     """
 
     def __init__(
@@ -660,10 +669,12 @@ class _StatusWriter(Task):
             f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})"
         )
-        if storage.set_zone_status(
+        if not storage.set_zone_status(
             zone_id, serial=serial, status=objects.ERROR, error=error, targets=updates
         ):
-            LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
+            # The zone has moved on to a later serial: its newer job decides it.
+            return SUPERSEDED
+        LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
         return objects.ERROR
 
     def _target_update(
