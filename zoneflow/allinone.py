@@ -12,14 +12,18 @@ import logging
 import signal
 import threading
 
+from oslo_config import cfg
+
 from zoneflow import heartbeat
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
 from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.engine import jobs, metrics
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import migration
 
 LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
 
 
 class AllInOne:
@@ -37,6 +41,7 @@ class AllInOne:
 
     def start(self) -> None:
         self.mdns.start_in_thread()
+        self._take_back_lost_jobs()
         self.conductor.start()
         if self.api is not None:
             self.api.start()
@@ -53,6 +58,31 @@ class AllInOne:
             jobboard.describe(),
             self.api.url if self.api is not None else "off",
         )
+
+    def _take_back_lost_jobs(self) -> None:
+        """Post again, or end, the jobs a killed predecessor took with its board.
+
+        The zake board lives in this process's memory: the jobs it held when
+        the last all-in-one was killed are gone from it, their logbooks left
+        PENDING or RUNNING. Done before the conductor's relay posts anything,
+        so a job it posts now is not mistaken for a lost one.
+        """
+        if CONF.jobboard.backend != "zake":
+            return
+        taken = jobs.take_back_unfinished(self.conductor.board, self.conductor.persistence)
+        for job, state in taken:
+            if state == jobs.LOST:
+                metrics.job_ended(job.kind, state, metrics.LOST)
+            elif state == jobs.SUPERSEDED:
+                metrics.job_ended(job.kind, state)
+            LOG.warning(
+                "job %s (%s %s serial %s) was lost with the last all-in-one: %s",
+                job.id,
+                job.kind,
+                job.zone_name,
+                job.serial,
+                "posted again" if state not in jobs.OVER else f"now {state}",
+            )
 
     def stop(self) -> None:
         for beat in self.heartbeats:

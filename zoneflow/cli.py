@@ -582,7 +582,7 @@ def cmd_job_list(args: argparse.Namespace) -> int:
     _list(
         args,
         jobs.list_jobs(persistence.get_backend(), limit=args.limit),
-        ["id", "kind", "zone_name", "serial", "state", "attempts", "created_at"],
+        ["id", "kind", "zone_name", "serial", "state", "attempts", "updated_at", "error"],
     )
     return 0
 

@@ -23,8 +23,8 @@ When the workload is done and no conductor is down any more, the run waits
 (bounded) for the outbox, the board and every zone's PENDING status to
 empty, and then checks what the servers really hold:
 
-- every job posted ended (``zoneflow job list``) in SUCCESS: none lost, none
-  stuck, none given up;
+- every job posted ended (``zoneflow job list``) in SUCCESS, or SUPERSEDED
+  by a newer change of its zone: none lost, none stuck, none given up;
 - every surviving zone is ACTIVE in the database at its last serial, with
   the recordsets its script left, and each BIND9 answers that serial and
   those records;
@@ -59,8 +59,10 @@ LOG = logging.getLogger("zoneflow.chaos")
 
 DOMAIN = "chaos.example."
 EMAIL = "hostmaster@chaos.example"
-# Jobs end in these states; a correct run ends every one in SUCCESS.
-ENDED = {"SUCCESS", "REVERTED", "FAILURE", "REVERT_FAILURE", "CANCELLED"}
+# Jobs end in these states; a correct run ends every one in SUCCESS, or
+# SUPERSEDED when a newer change of its zone overtook it.
+ENDED = {"SUCCESS", "SUPERSEDED", "REVERTED", "FAILURE", "REVERT_FAILURE", "CANCELLED", "LOST"}
+CORRECT = {"SUCCESS", "SUPERSEDED"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -557,7 +559,7 @@ class Run:
                 self.outcome.failures.append(f"a job nobody asked for: {found}")
             self.outcome.duplicate_posts += len(found) - 1
             for job in found:
-                if job["state"] != "SUCCESS":
+                if job["state"] not in CORRECT:
                     where = "stuck" if job["state"] not in ENDED else "ended wrong"
                     self.outcome.failures.append(
                         f"{where}: job {job['id']} ({job['kind']} {job['zone_name']} serial "

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("fake_pool")
 
 ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
 BOB = {"X-Auth-Project-ID": "bob", "X-Roles": "member"}
-ENDED = {"SUCCESS", "REVERTED", "FAILURE", "CANCELLED"}
+ENDED = {"SUCCESS", "SUPERSEDED", "REVERTED", "FAILURE", "CANCELLED", "LOST"}
 ALL = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
 
 

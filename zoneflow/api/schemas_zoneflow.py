@@ -66,9 +66,15 @@ class Job(BaseModel):
     zone_name: str
     project_id: str | None
     serial: int = Field(description="the zone serial this job brings to the nameservers")
-    state: str = Field(description="SUCCESS, REVERTED, FAILURE, CANCELLED, RUNNING, PENDING...")
+    state: str = Field(
+        description="PENDING, RUNNING, then SUCCESS (the zone got what the job was for), "
+        "REVERTED, FAILURE, CANCELLED, LOST (failed) or SUPERSEDED (a newer job carries the zone)"
+    )
+    failed: bool = Field(description="whether the job ended without the zone getting its change")
     attempts: int = Field(description="runs conductors started")
-    error: str | None
+    error: str | None = Field(
+        description="why it failed or ended so; while running, the last error"
+    )
     created_at: str | None
     updated_at: str | None
     links: JobLinks

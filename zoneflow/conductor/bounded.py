@@ -35,7 +35,7 @@ from taskflow.types import timing
 from zoneflow import exceptions
 from zoneflow.conductor import fencing
 from zoneflow.conductor import jobboard as zoneflow_jobboard
-from zoneflow.engine import jobs
+from zoneflow.engine import jobs, metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             return True
         if attempt.number > self.max_attempts:
             runs = attempt.number - 1
-            return self._give_up(job, _exhausted(job_id, runs, attempt.previous_error))
+            return self._give_up(
+                job, _exhausted(job_id, runs, attempt.previous_error), why=metrics.ATTEMPTS
+            )
 
         ended, error = self._run(job)
         if ended is not _Ended.FENCED:
@@ -136,7 +138,9 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             )
             return self._hand_back(job_id, error=error)
         if ended is _Ended.RETRY:
-            return self._give_up(job, _exhausted(job_id, attempt.number, error))
+            return self._give_up(
+                job, _exhausted(job_id, attempt.number, error), why=metrics.ATTEMPTS
+            )
         return self._give_up(job, f"job {job_id} failed and its flow was not reverted: {error}")
 
     def _run(self, job: Any) -> tuple[_Ended, str | None]:
@@ -247,14 +251,16 @@ class BoundedConductor(impl_nonblocking.NonBlockingConductor):
             LOG.warning("job %s: cannot record how its attempt ended: %s", job_id, exc)
         return False
 
-    def _give_up(self, job: Any, reason: str) -> bool:
+    def _give_up(self, job: Any, reason: str, *, why: str = metrics.TASK_FAILED) -> bool:
+        """End a job as FAILURE; ``why`` labels it in zoneflow_jobs_failed_total."""
         try:
-            jobs.fail(self._persistence, str(job.book_uuid), reason)
+            kind = jobs.fail(self._persistence, str(job.book_uuid), reason)
         except Exception as exc:
             # Hand it back: the next claim finds the attempts used up and tries again.
             LOG.warning("job %s: cannot record that it failed: %s", job.book_uuid, exc)
             return False
         LOG.error("%s", reason)
+        metrics.job_ended(kind, jobs.FAILED, why)
         self._notifier.notify("job_failed", {"job": job, "conductor": self, "reason": reason})
         return True
 

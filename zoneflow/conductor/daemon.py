@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+from concurrent import futures
 from typing import Any
 
 from taskflow.engines.action_engine import compiler
@@ -48,6 +49,12 @@ class Conductor:
             engine_options=executor.engine_options(),
             wait_timeout=CONF.conductor.wait_timeout,
             max_simultaneous_jobs=CONF.conductor.max_jobs,
+            # The standard library's pool: its idle threads leave as soon as
+            # it shuts down, where futurist's each poll for a second first,
+            # and a stopping conductor waited for them.
+            executor_factory=lambda: futures.ThreadPoolExecutor(
+                max_workers=CONF.conductor.max_jobs, thread_name_prefix="job"
+            ),
         )
         if CONF.jobboard.backend == "zookeeper":
             # Claims live as long as the board's ZooKeeper session: each job's
@@ -90,15 +97,21 @@ class Conductor:
                 LOG.info("purged the logbooks of %d ended jobs", removed)
 
     def stop(self) -> None:
+        """Stop claiming, suspend and hand back the jobs running, and close the board.
+
+        Fencing goes before the board's ZooKeeper session: the session ends
+        because the conductor stops, which is no loss to report (the fence
+        would say this conductor's jobs "belong to other conductors now").
+        """
         self._stopping.set()
         if self.relay is not None:
             self.relay.stop()
         self._conductor.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._conductor.close()
         fencing.uninstall()
-        self.board.close()
+        jobboard.close(self.board)
+        LOG.info("conductor %s stopped", self.name)
 
 
 def _on_running_start(_event: str, details: dict[str, Any]) -> None:
@@ -137,3 +150,18 @@ def run_forever() -> None:
     LOG.info("conductor %s stopping", conductor.name)
     beat.stop()
     conductor.stop()
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End the process once the conductor has stopped in order.
+
+    What is left to the interpreter is teardown: futurist's exit hook joins
+    every idle thread of the engines' shared pool, each of which polls its
+    queue once a second, and finalizing took seconds more; a restart or a
+    deploy waited 3-8 s for nothing. The job records are written (flushed
+    before each job left the board) and the ZooKeeper session is closed.
+    """
+    persistence.get_backend().flush()
+    logging.shutdown()
+    os._exit(0)

@@ -126,17 +126,31 @@ class LeanConnection(impl_sqlalchemy.Connection):
             book = models.LogBook.from_dict(dict(row._mapping))
             if lazy:
                 return book
-            flows = {}
-            for row in conn.execute(self._read_flows, {"uuid": book_uuid}):
-                flow = models.FlowDetail.from_dict(dict(row._mapping))
-                flows[flow.uuid] = flow
-                book.add(flow)
-            if flows:
-                for row in conn.execute(self._read_atoms, {"uuid": book_uuid}):
-                    values = dict(row._mapping)
-                    atom_class = models.atom_detail_class(values.pop("atom_type"))
-                    flows[values["parent_uuid"]].add(atom_class.from_dict(values))
-        return book
+            flows = list(conn.execute(self._read_flows, {"uuid": book_uuid}))
+            atoms = list(conn.execute(self._read_atoms, {"uuid": book_uuid})) if flows else []
+        return _assemble_book(row, flows, atoms)
+
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        """Every logbook, in three statements (TaskFlow's: two per logbook),
+        each stamped with the job's own last change (see _assemble_book)."""
+        tables = self._tables
+        with _storage_failure("reading logbooks"), self._engine.connect() as conn:
+            books = list(conn.execute(sqlalchemy.select(tables.logbooks)))
+            flows: dict[str, list[Any]] = collections.defaultdict(list)
+            atoms: dict[str, list[Any]] = collections.defaultdict(list)
+            if not lazy:
+                parents = {}
+                for row in conn.execute(sqlalchemy.select(tables.flowdetails)):
+                    flows[row.parent_uuid].append(row)
+                    parents[row.uuid] = row.parent_uuid
+                for row in conn.execute(sqlalchemy.select(tables.atomdetails)):
+                    if row.parent_uuid in parents:
+                        atoms[parents[row.parent_uuid]].append(row)
+        for row in books:
+            if lazy:
+                yield models.LogBook.from_dict(dict(row._mapping))
+            else:
+                yield _assemble_book(row, flows[row.uuid], atoms[row.uuid])
 
     def update_atom_details(self, atom_detail: Any) -> Any:
         if fencing.fenced(atom_detail.uuid):
@@ -263,6 +277,29 @@ class LeanConnection(impl_sqlalchemy.Connection):
             done = conn.execute(sqlalchemy.update(table).where(table.c.uuid == uuid).values(values))
         if done.rowcount == 0:
             raise tf_exc.NotFound(f"No atom details found with uuid '{uuid}'")
+
+
+def _assemble_book(book_row: Any, flow_rows: list[Any], atom_rows: list[Any]) -> models.LogBook:
+    """A logbook from its rows, stamped with the time its job last changed.
+
+    TaskFlow's LogBook.add() stamps the book with the time it is read, so a
+    job list showed every job updated "now". The job's own time is its row's
+    last change (an attempt counted or ended, an outcome recorded) or its
+    flow's (a state the engine reached), whichever came last.
+    """
+    book = models.LogBook.from_dict(dict(book_row._mapping))
+    flows = {}
+    for row in flow_rows:
+        flow = models.FlowDetail.from_dict(dict(row._mapping))
+        flows[flow.uuid] = flow
+        book.add(flow)
+    for row in atom_rows:
+        values = dict(row._mapping)
+        atom_class = models.atom_detail_class(values.pop("atom_type"))
+        flows[values["parent_uuid"]].add(atom_class.from_dict(values))
+    stamps = [book_row.updated_at, *(row.updated_at for row in flow_rows)]
+    book.updated_at = max((s for s in stamps if s is not None), default=book_row.created_at)
+    return book
 
 
 class LogbookWriter:

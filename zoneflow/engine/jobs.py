@@ -43,15 +43,25 @@ LOG = logging.getLogger(__name__)
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
 
-# Outcomes zoneflow gives a job itself, shown as its state. FAILURE is
-# TaskFlow's own word for a failed flow.
+# A job's state is one word (see doc/operations.md, "What a job's state says").
+# TaskFlow's flow states are the truth while a job waits or runs, and when
+# its flow failed (REVERTED: below the targets' threshold, undone; FAILURE;
+# REVERT_FAILURE). SUCCESS is kept only when the zone reached what the job
+# was for: a flow that ran to its end with the zone put in ERROR (too few
+# nameservers serve the serial) reads FAILURE. The rest are zoneflow's own ends.
+SUCCESS = states.SUCCESS
 FAILED = states.FAILURE
-CANCELLED = "CANCELLED"
+CANCELLED = "CANCELLED"  # by an operator ('zoneflow job cancel')
+SUPERSEDED = "SUPERSEDED"  # a newer job carries the zone on: nothing left for this one
+LOST = "LOST"  # nothing will ever run it again, and nothing newer covers its zone
 
-# Flow states after which TaskFlow's conductor consumes a job, and zoneflow's own ends.
-OVER = frozenset(
-    {states.SUCCESS, states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED}
-)
+# Ends that mean the zone did not get what the job was for.
+FAILED_STATES = frozenset({states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED, LOST})
+# States after which a job never runs again.
+OVER = FAILED_STATES | {SUCCESS, SUPERSEDED}
+
+# The last task of a zone flow, whose result is the status it gave the zone.
+STATUS_ATOM = "update-status"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +86,10 @@ class JobInfo:
     updated_at: datetime.datetime | None
     atoms: tuple[AtomInfo, ...] = ()
     attempts: int = 0
+    # Why the job failed or ended as it did; while it runs, its last run's error.
     error: str | None = None
+    # Whether the job ended without the zone getting what the job was for.
+    failed: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,8 +362,10 @@ def job_graph(persistence: Any, job_id: str) -> str:
     for atom in job.atoms:
         note = atom.error or (f"target {targets[atom.name]}" if atom.name in targets else "")
         runs[atom.name] = render.AtomRun(atom.state, failed=atom.error is not None, note=note)
-    title = f"{job.kind} {job.zone_name} serial {job.serial}: {job.state}\njob {job.id}"
-    return render.to_dot(flow, runs, title=title)
+    outcome = f"{job.state} (failed)" if job.failed else job.state
+    title = f"{job.kind} {job.zone_name} serial {job.serial}: {outcome}\njob {job.id}"
+    ended = render.JobRun(job.state, failed=job.failed, reason=job.error)
+    return render.to_dot(flow, runs, title=title, job=ended)
 
 
 def _atoms(flow: Any) -> Iterator[Any]:
@@ -372,27 +387,79 @@ def _logbook(persistence: Any, job_id: str) -> models.LogBook:
 def _info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
     meta = book.meta or {}
     details = list(book)
-    state = details[0].state if details and details[0].state else states.PENDING
-    outcome = meta.get("outcome")
+    flow = details[0] if details else None
     atoms: tuple[AtomInfo, ...] = ()
-    if with_atoms and details:
+    if with_atoms and flow is not None:
         atoms = tuple(
             AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results, _error(a))
-            for a in details[0]
+            for a in flow
             if not a.name.startswith(TASKFLOW_INTERNAL)
         )
+    state, error = _state(meta, flow)
     return JobInfo(
         id=str(book.uuid),
         kind=str(meta.get("kind", book.name)),
         zone_id=str(meta.get("zone_id", "")),
         zone_name=str(meta.get("zone_name", "")),
         serial=int(meta.get("serial", 0)),
-        state=str(outcome or state),
+        state=state,
         created_at=book.created_at,
         updated_at=book.updated_at,
         atoms=atoms,
         attempts=int(meta.get("attempts", 0)),
-        error=meta.get("error") if outcome else meta.get("last_error"),
+        error=error,
+        failed=state in FAILED_STATES,
+    )
+
+
+def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, str | None]:
+    """A job's state and its reason, from its logbook (see SUCCESS above)."""
+    if meta.get("outcome"):
+        return str(meta["outcome"]), meta.get("error")
+    state = flow.state if flow is not None and flow.state else states.PENDING
+    if flow is None:
+        return state, meta.get("last_error")
+    if state == states.SUCCESS:
+        return _status_outcome(flow, int(meta.get("serial", 0)))
+    if state in FAILED_STATES:
+        failures = [str(a.failure.exception_str) for a in flow if a.failure is not None]
+        return state, "; ".join(failures) or meta.get("last_error") or "the flow failed"
+    return state, meta.get("last_error")
+
+
+def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | None]:
+    """What a flow that ran to its end gave the zone: the status its last task wrote."""
+    status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
+    if status == objects.ERROR:
+        return FAILED, _not_served(flow, serial)
+    if status == tasks.SUPERSEDED:
+        return SUPERSEDED, (
+            f"too few nameservers serve serial {serial}, but the zone is at a later serial "
+            "since: a newer job carries the zone on"
+        )
+    if status == objects.PENDING:
+        return SUPERSEDED, (
+            f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "
+            "pool grew, while it ran, and a newer job carries the zone on"
+        )
+    return SUCCESS, None
+
+
+def _not_served(flow: models.FlowDetail, serial: int) -> str:
+    """Why the zone went ERROR at the end of a flow: the nameservers that did not serve it."""
+    polls = [
+        a.results
+        for a in flow
+        if a.name.startswith("poll-for-")
+        and isinstance(a.results, dict)
+        and not a.results.get("dropped")
+    ]
+    lagging = "; ".join(str(p.get("error")) for p in polls if not p.get("ok"))
+    threshold = (flow.meta or {}).get("factory", {}).get("kwargs", {}).get("threshold")
+    served = sum(1 for p in polls if p.get("ok"))
+    return (
+        f"the zone went ERROR: {served} of {len(polls)} nameservers serve serial {serial}, "
+        f"below the pool's threshold of {threshold}% ({lagging or 'no answer'})"
     )
 
 
@@ -470,23 +537,81 @@ def end_attempt(persistence: Any, job_id: str, *, error: str | None) -> None:
     _update_meta(persistence, job_id, change)
 
 
-def fail(persistence: Any, job_id: str, reason: str) -> None:
-    """End a job as failed: record why, and put its zone in ERROR with the reason."""
-    _end(persistence, job_id, FAILED, reason)
+def fail(persistence: Any, job_id: str, reason: str) -> str:
+    """End a job as failed: record why, and put its zone in ERROR with the reason.
+    Returns the job's kind."""
+    return str(_end(persistence, job_id, FAILED, reason).get("kind", ""))
 
 
-def _end(persistence: Any, job_id: str, outcome: str, reason: str) -> None:
+def _end(persistence: Any, job_id: str, outcome: str, reason: str) -> dict[str, Any]:
+    """Record how zoneflow ended a job; the job's metadata after."""
+
     def change(meta: dict[str, Any]) -> bool:
         meta.update(outcome=outcome, error=reason, running_on=None)
         return True
 
     meta = _update_meta(persistence, job_id, change)
-    if "zone_id" not in meta:
-        return  # not a zone job (not posted by zoneflow): there is no zone to mark
+    if "zone_id" not in meta or outcome == SUPERSEDED:
+        # Not a zone job, or a newer job speaks for the zone.
+        return meta
     # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
     storage.set_zone_status(
         str(meta["zone_id"]), serial=int(meta.get("serial", 0)), status=objects.ERROR, error=reason
     )
+    return meta
+
+
+# --- jobs a board lost -------------------------------------------------------------
+
+
+def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, str]]:
+    """Post again, or end, every unfinished job that is not on ``board``; each with
+    the state it is left in (PENDING: posted again).
+
+    For a board that starts empty with its process (zake, in ``zoneflow
+    all-in-one``): the jobs the last process had posted or was running went
+    with it, their logbooks left PENDING or RUNNING for good. Each now either
+    runs again, resumed from its persisted atoms, or ends with the reason:
+
+    - SUPERSEDED when its zone has moved on to a later serial, which a newer
+      job carries (that job is taken back too, if it was lost as well);
+    - LOST when it can no longer run: its zone is gone, or its logbook holds
+      no flow to rebuild.
+    """
+    with _board_errors():
+        on_board = {str(posted.book_uuid) for posted in board.iterjobs(ensure_fresh=True)}
+    with _logbooks(persistence) as connection:
+        books = [b for b in connection.get_logbooks(lazy=False) if str(b.uuid) not in on_board]
+    taken = []
+    for book in sorted(books, key=lambda b: b.created_at or datetime.datetime.min):
+        job = _info(book, with_atoms=False)
+        if job.state not in OVER:
+            taken.append((job, _take_back(board, persistence, book, job)))
+    return taken
+
+
+def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo) -> str:
+    """Post one lost job again, or end it; the state it is left in."""
+    if not list(book):
+        _end(persistence, job.id, LOST, f"job {job.id} was lost: its logbook holds no flow to run")
+        return LOST
+    if job.zone_id:
+        zone = storage.get_zone_any(job.zone_id)
+        if zone is None:
+            reason = f"job {job.id} was lost with its process, and its zone is gone since"
+            _end(persistence, job.id, LOST, reason)
+            return LOST
+        if zone.serial > job.serial:
+            reason = (
+                f"job {job.id} was lost with its process; zone {zone.name} is at serial "
+                f"{zone.serial} since, carried by a newer job"
+            )
+            _end(persistence, job.id, SUPERSEDED, reason)
+            return SUPERSEDED
+    LOG.info("job %s (%s) was lost with its process: posting it again", job.id, book.name)
+    with _board_errors():
+        board.post(book.name, book=book)
+    return states.PENDING
 
 
 # --- cancelling ---------------------------------------------------------------------
@@ -554,7 +679,7 @@ def _board_errors() -> Iterator[None]:
         yield
     except tf_exc.JobFailure as exc:
         raise exceptions.JobboardUnavailable(
-            f"the jobboard failed while cancelling: {exc}; check ZooKeeper and try again"
+            f"the jobboard failed: {exc}; check ZooKeeper and try again"
         ) from exc
 
 

@@ -4,8 +4,17 @@ Fed by TaskFlow's own notifications: every engine a conductor starts gets
 callbacks on its flow's and its atoms' state changes, so the figures are what
 the engines did, not what zoneflow believes they did.
 
-- ``zoneflow_jobs_total{kind, state}``: jobs that ended SUCCESS, REVERTED,
-  FAILURE or SUSPENDED, and jobs started (``state="STARTED"``), per flow kind;
+- ``zoneflow_jobs_total{kind, state}``: jobs started (``state="STARTED"``)
+  and ended, per flow kind, in the words of ``zoneflow job list``: SUCCESS
+  (the zone got what the job was for), REVERTED, FAILURE (among them a flow
+  that ran to its end with the zone put in ERROR), SUPERSEDED, LOST, and
+  SUSPENDED (the conductor stopped; another run resumes it);
+- ``zoneflow_jobs_failed_total{kind, reason}``: jobs that ended without the
+  zone getting what they were for, by why: ``below-threshold`` (too few
+  targets took the change: reverted), ``not-served`` (too few nameservers
+  served the serial: zone ERROR), ``task-failed`` (a task failed otherwise),
+  ``attempts`` (given up after ``[conductor] max_job_attempts`` runs),
+  ``lost`` (an all-in-one found it lost with its predecessor);
 - ``zoneflow_job_seconds{kind, state}``: how long each took, claim to end;
 - ``zoneflow_tasks_total{task, state}`` and ``zoneflow_task_seconds{task}``:
   the same per task kind (``zone-action``, ``poll``, ``notify``, ...);
@@ -45,6 +54,12 @@ JOB_SECONDS = prometheus_client.Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+JOBS_FAILED = prometheus_client.Counter(
+    "zoneflow_jobs_failed",
+    "Zone jobs that ended without the zone getting what they were for, by flow kind and why.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
 TASKS = prometheus_client.Counter(
     "zoneflow_tasks",
     "Tasks that ended, by task kind and state.",
@@ -64,6 +79,16 @@ RUNNING = prometheus_client.Gauge(
 
 # SUSPENDED: the conductor stopped, or the job was fenced; another run resumes it.
 _ENDED = (states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED)
+# The last task of a zone flow returns the status it gave the zone.
+_STATUS_TASK = "update-status"
+# Why a failed job failed (the label of zoneflow_jobs_failed_total).
+BELOW_THRESHOLD = "below-threshold"
+NOT_SERVED = "not-served"
+TASK_FAILED = "task-failed"
+ATTEMPTS = "attempts"
+LOST = "lost"
+# A task stopped because another conductor owns the job now: no failure of the job.
+_FENCED = "fenced"
 # Task names end with a target id or a nameserver's address: the kind is
 # what comes before (a label per target would grow without bound).
 _TASK_KIND = re.compile(r"-(on-target-[0-9a-f-]+|[^-]+:\d+)$")
@@ -75,14 +100,24 @@ def task_kind(name: str) -> str:
     return _TASK_KIND.sub("", name)
 
 
+def job_ended(kind: str, state: str, reason: str | None = None) -> None:
+    """Count a job that zoneflow ended rather than its flow (given up, lost, superseded)."""
+    JOBS.labels(kind, state).inc()
+    if reason is not None:
+        JOBS_FAILED.labels(kind, reason).inc()
+
+
 class _EngineWatch:
-    """The callbacks one engine gets; they time its flow and its tasks."""
+    """The callbacks one engine gets; they time its flow and its tasks, and tell
+    a job whose flow succeeded but left the zone in ERROR from a real success."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.started: float | None = None
         self.task_started: dict[str, float] = {}
         self.lock = threading.Lock()
+        self.zone_status: str | None = None  # what update-status wrote
+        self.cause: str | None = None  # why the first failed task failed
 
     def on_flow(self, state: str, details: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -91,10 +126,25 @@ class _EngineWatch:
             JOBS.labels(self.kind, "STARTED").inc()
             RUNNING.inc()
         elif state in _ENDED and self.started is not None:
-            JOBS.labels(self.kind, state).inc()
-            JOB_SECONDS.labels(self.kind, state).observe(now - self.started)
+            ended, failed = self._outcome(state)
+            JOBS.labels(self.kind, ended).inc()
+            if failed is not None:
+                JOBS_FAILED.labels(self.kind, failed).inc()
+            JOB_SECONDS.labels(self.kind, ended).observe(now - self.started)
             RUNNING.dec()
             self.started = None
+
+    def _outcome(self, state: str) -> tuple[str, str | None]:
+        """The job's end as ``zoneflow job list`` words it, and why it failed (None: it did not)."""
+        if state == states.SUCCESS:
+            if self.zone_status == "ERROR":
+                return states.FAILURE, NOT_SERVED
+            if self.zone_status in ("PENDING", "SUPERSEDED"):
+                return "SUPERSEDED", None
+            return state, None
+        if state in (states.REVERTED, states.FAILURE) and self.cause != _FENCED:
+            return state, self.cause or TASK_FAILED
+        return state, None
 
     def on_task(self, state: str, details: dict[str, Any]) -> None:
         name = str(details.get("task_name", ""))
@@ -104,11 +154,27 @@ class _EngineWatch:
                 self.task_started[name] = now
                 return
             started = self.task_started.pop(name, None)
+            if state == states.SUCCESS and name == _STATUS_TASK:
+                self.zone_status = str(details.get("result"))
+            elif state == states.FAILURE and self.cause is None:
+                self.cause = _cause(details.get("result"))
         if state in (states.SUCCESS, states.FAILURE, states.REVERTED):
             kind = task_kind(name)
             TASKS.labels(kind, state).inc()
             if started is not None and state != states.REVERTED:
                 TASK_SECONDS.labels(kind).observe(now - started)
+
+
+def _cause(failure: Any) -> str:
+    """Why a task failed, as a label: its exception's kind, not its text."""
+    check = getattr(failure, "check", None)
+    if check is None:
+        return TASK_FAILED
+    if check("zoneflow.exceptions.ConsensusFailure"):
+        return BELOW_THRESHOLD
+    if check("zoneflow.conductor.fencing.JobFenced"):
+        return _FENCED
+    return TASK_FAILED
 
 
 def watch(engine: Any, kind: str) -> None:

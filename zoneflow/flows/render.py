@@ -10,6 +10,7 @@ a legend explains the colours.
 from __future__ import annotations
 
 import dataclasses
+import html
 import shutil
 import subprocess
 import textwrap
@@ -67,10 +68,30 @@ class AtomRun:
     note: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class JobRun:
+    """How the job the flow belongs to ended, as the legend states it: the job's
+    state (``zoneflow job list``'s word), whether it failed, and why."""
+
+    state: str
+    failed: bool = False
+    reason: str | None = None
+
+
+# How wide the legend's line about the job is, and at most how many lines.
+JOB_LINE_WIDTH = 60
+JOB_LINES = 6
+
+
 def to_dot(
-    flow: Any, runs: Mapping[str, AtomRun] | None = None, *, title: str | None = None
+    flow: Any,
+    runs: Mapping[str, AtomRun] | None = None,
+    *,
+    title: str | None = None,
+    job: JobRun | None = None,
 ) -> str:
-    """The flow as DOT; with ``runs`` (atom name -> AtomRun) coloured, with a legend."""
+    """The flow as DOT; with ``runs`` (atom name -> AtomRun) coloured, with a legend
+    that starts with how the ``job`` ended."""
     engine = taskflow.engines.load(flow, store={"zone_id": "", "serial": 0})
     engine.compile()
     graph = engine.compilation.execution_graph
@@ -101,7 +122,7 @@ def to_dot(
     for source, target in sorted(_atom_edges(graph)):
         lines.append(f"  {_quote(source)} -> {_quote(target)};")
     if runs is not None:
-        lines.extend(_legend())
+        lines.extend(_legend(job))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -124,8 +145,8 @@ def _node(name: str, runs: Mapping[str, AtomRun] | None) -> str:
     return f'label={_quote(chr(10).join(label))}, fillcolor="{colour}"{border}'
 
 
-def _legend() -> list[str]:
-    rows = "".join(
+def _legend(job: JobRun | None = None) -> list[str]:
+    rows = _job_row(job) + "".join(
         f'<tr><td bgcolor="{STATE_COLOURS[state]}">{name}</td><td align="left">{meaning}</td></tr>'
         for name, state, meaning in LEGEND
     )
@@ -136,6 +157,21 @@ def _legend() -> list[str]:
         f' cellspacing="0" cellpadding="4">{rows}</table>>];',
         "  }",
     ]
+
+
+def _job_row(job: JobRun | None) -> str:
+    """The legend's first row: the job's state, failed or not, and why."""
+    if job is None:
+        return ""
+    colour = STATE_COLOURS.get(job.state, FAILURE_COLOUR if job.failed else "white")
+    meaning = "failed" if job.failed else "done" if job.state == tf_states.SUCCESS else ""
+    text = f"{meaning}: {job.reason}" if job.reason else meaning
+    wrapped = textwrap.wrap(text, JOB_LINE_WIDTH, max_lines=JOB_LINES, placeholder=" …")
+    cell = "<br/>".join(html.escape(line) for line in wrapped)
+    return (
+        f'<tr><td bgcolor="{colour}"><b>job: {html.escape(job.state)}</b></td>'
+        f'<td align="left">{cell}</td></tr>'
+    )
 
 
 def _quote(text: str) -> str:

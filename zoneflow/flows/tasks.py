@@ -106,8 +106,10 @@ class _Begin(Task):
         if fencing.lost(fence_token):
             return  # the job is another conductor's now: it decides the zone's status
         reason = _reason(flow_failures)
-        LOG.warning("zone %s serial %s: job failed and was reverted: %s", zone_id, serial, reason)
-        storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason)
+        if storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason):
+            LOG.error(
+                "zone %s serial %s is ERROR: its job was reverted: %s", zone_id, serial, reason
+            )
 
 
 class BeginZoneAction(_Begin):
@@ -143,10 +145,10 @@ class BeginZoneAction(_Begin):
         return zone.name
 
 
-def _try_on_target(
-    action: str, call: Callable[[objects.Zone], None], zone: objects.Zone
-) -> dict[str, Any]:
-    """``call(zone)`` up to ``[flows] target_attempts`` times; the outcome, never a raise."""
+def _try_on_target(action: str, target: objects.PoolTarget, zone: objects.Zone) -> dict[str, Any]:
+    """``action`` of ``zone`` on ``target``, up to ``[flows] target_attempts`` times;
+    the outcome, never a raise."""
+    call = _backend_call(target, action)
     delay = CONF.flows.target_retry_delay
     error = ""
     for attempt in range(1, CONF.flows.target_attempts + 1):
@@ -155,10 +157,11 @@ def _try_on_target(
             return {"ok": True, "error": None, "skipped": False}
         except exceptions.BackendError as exc:
             error = str(exc)
-            LOG.warning(
-                "%s of %s, try %d of %d: %s",
+            LOG.info(
+                "%s of %s on target %s, try %d of %d: %s",
                 action,
                 zone.name,
+                target.label,
                 attempt,
                 CONF.flows.target_attempts,
                 error,
@@ -166,6 +169,15 @@ def _try_on_target(
         if attempt < CONF.flows.target_attempts:
             time.sleep(delay)
             delay *= 2
+    # Once per failed target, not per try: this is what an operator acts on.
+    LOG.warning(
+        "target %s failed %s of %s after %d tries: %s",
+        target.label,
+        action,
+        zone.name,
+        CONF.flows.target_attempts,
+        error,
+    )
     return {"ok": False, "error": error, "skipped": False}
 
 
@@ -297,7 +309,7 @@ class ZoneActionOnTarget(Task):
             action = objects.CREATE
         if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
-        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        outcome = _try_on_target(action, target, zone)
         # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
         return {**outcome, "created": action == objects.CREATE and outcome["ok"]}
 
@@ -336,7 +348,7 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
             return
     except exceptions.ZoneNotFound:
         pass
-    _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+    _try_on_target(objects.DELETE, target, zone)
 
 
 class TakeBackIfDeleted(Task):
@@ -390,7 +402,7 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
     target = storage.find_target(target_id)
     if target is None or not _in_service(target):
         return outcome  # its zones are the retire-target job's to delete
-    removal = _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+    removal = _try_on_target(objects.DELETE, target, zone)
     if not removal["ok"]:
         return {
             "ok": False,
@@ -555,11 +567,20 @@ class PollForSerial(_Poll):
         return self._poll(zone_id, zone_name, serial, expect_removed=self.expect_removed)
 
 
+# What a status writer returns when the zone has moved on to a later serial
+# and its newer job decides the zone's status.
+SUPERSEDED = "SUPERSEDED"
+
+
 class _StatusWriter(Task):
     """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
 
     The zone is ACTIVE only if enough nameservers were seen serving the
-    serial (the pool's threshold), never on the targets' word alone.
+    serial (the pool's threshold), never on the targets' word alone. It
+    returns the status written: ACTIVE, DELETED or ERROR; PENDING when the
+    zone is not ACTIVE yet because it moved on or its pool grew meanwhile
+    (a newer job carries it); SUPERSEDED when the zone moved on before an
+    ERROR could be written.
     """
 
     def __init__(
@@ -620,14 +641,16 @@ class _StatusWriter(Task):
             )
             return objects.ACTIVE if activated else objects.PENDING
         lagging = "; ".join(str(seen["error"]) for seen in counted.values() if not seen["ok"])
-        storage.set_zone_status(
-            zone_id,
-            serial=serial,
-            status=objects.ERROR,
-            error=f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
-            f"pool's threshold of {self.threshold}% ({lagging})",
-            targets=updates,
+        error = (
+            f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
+            f"pool's threshold of {self.threshold}% ({lagging})"
         )
+        if not storage.set_zone_status(
+            zone_id, serial=serial, status=objects.ERROR, error=error, targets=updates
+        ):
+            # The zone has moved on to a later serial: its newer job decides it.
+            return SUPERSEDED
+        LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
         return objects.ERROR
 
     def _target_update(
@@ -752,7 +775,7 @@ class RecoverOnTarget(Task):
         if wanted == objects.DELETED:
             if pool.provisioning == objects.CATALOG:
                 return _through_catalog(pool, target)
-            return _try_on_target(objects.DELETE, _backend_call(target, objects.DELETE), zone)
+            return _try_on_target(objects.DELETE, target, zone)
         if storage.zone_is_deleted(zone_id):
             return {"ok": True, "error": None, "skipped": True}
 
@@ -780,7 +803,7 @@ class RecoverOnTarget(Task):
             has_zone = row is not None and row.serial > 0 and row.status != objects.DELETED
         action = objects.UPDATE if has_zone else objects.CREATE
         LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
-        outcome = _try_on_target(action, _backend_call(target, action), zone)
+        outcome = _try_on_target(action, target, zone)
         if outcome["ok"] and action == objects.UPDATE and address:
             # A target that has the zone fetches the serial now, not at its refresh.
             _notify(zone.name, *address, serial)

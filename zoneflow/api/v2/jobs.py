@@ -33,6 +33,7 @@ def _job(request: Request, job: jobs.Job, *, atoms: bool = False) -> dict[str, A
         "project_id": job.project_id,
         "serial": info.serial,
         "state": info.state,
+        "failed": info.failed,
         "attempts": info.attempts,
         "error": info.error,
         "created_at": views.timestamp(info.created_at),
