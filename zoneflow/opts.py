@@ -17,6 +17,7 @@ from zoneflow.api import auth as api_auth
 from zoneflow.api import paging as api_paging
 from zoneflow.api import server as api_server
 from zoneflow.api import views as api_views
+from zoneflow.api.v2 import zone_tasks as api_zone_tasks
 from zoneflow.central import api as central_api
 from zoneflow.central import quotas
 from zoneflow.conductor import daemon, jobboard
@@ -36,6 +37,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
                 *api_auth.auth_opts,
                 *api_views.view_opts,
                 *api_paging.paging_opts,
+                *api_zone_tasks.import_opts,
             ],
         ),
         ("central", central_api.central_opts),
