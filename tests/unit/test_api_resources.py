@@ -17,6 +17,7 @@ from typing import Any
 
 import dns.message
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.tsig
 import dns.zone
@@ -30,7 +31,7 @@ from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
-from zoneflow.central import pools
+from zoneflow.central import pools, zone_tasks
 from zoneflow.mdns import keyring, server
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
@@ -534,6 +535,8 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
         ("$INCLUDE /etc/passwd", ("line 9", "$INCLUDE")),
         ("sub     IN SOA ns. h.sub. 1 2 3 4 5", ("line 9", "SOA")),
         ("big 4294967295 IN A 192.0.2.9", ("line 9", "4294967295")),
+        # Past what a file of its size could hold one a line: refused, not made.
+        ("$GENERATE 1-100000000 host$ A 192.0.2.9", ("line 9", "$GENERATE")),
     ],
 )
 def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
@@ -649,6 +652,25 @@ def test_an_oversized_import_is_answered_before_its_body_is_all_sent(override: A
     for status, answer in (declared, chunked):
         assert status == 413, answer
         assert b"request_too_large" in answer and b"max_import_size" in answer
+    assert central.list_zones() == []
+
+
+def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused from the first record, not after reading the rest of the file: the
+    8.4 MB file of issue 13 took 265 s to be refused for want of an SOA."""
+    body = "".join(f"host{n} IN A 192.0.2.{n % 250 + 1}\n" for n in range(100_000))
+    text = f"$ORIGIN big.example.\n$TTL 300\n{body}"
+    parsed = []
+    real = dns.rdata.from_text
+    monkeypatch.setattr(dns.rdata, "from_text", lambda *a, **k: parsed.append(1) or real(*a, **k))
+    task = zone_tasks.import_zone(text, project_id="alice")
+    assert (task.status, task.zone_id) == ("ERROR", None)
+    assert task.message is not None
+    assert task.message.startswith("line 3 (host0 IN A 192.0.2.1): the zone file's first record")
+    assert "starts with its SOA" in task.message
+    assert len(parsed) == 1  # the one record read
     assert central.list_zones() == []
 
 
