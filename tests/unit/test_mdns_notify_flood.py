@@ -185,8 +185,13 @@ def test_held_notifies_coalesce_into_the_newest() -> None:
 
 def test_a_waiting_sender_is_slowed_to_the_rate() -> None:
     limiter: notify_limit.NotifyLimiter[int] = notify_limit.NotifyLimiter(rate=4.0, burst=2)
-    waits = [limiter.reserve(PAIR, 0.0) for _ in range(4)]
+    waits = [limiter.reserve(PAIR, 0.0, longest=0.6) for _ in range(4)]
     assert waits == [0.0, 0.0, pytest.approx(0.25), pytest.approx(0.5)]
+    # Past the longest wait: refused, and no token taken, so the pair is not
+    # pushed further back by what it was refused.
+    assert limiter.reserve(PAIR, 0.0, longest=0.6) is None
+    assert limiter.reserve(PAIR, 0.0, longest=0.6) is None
+    assert limiter.reserve(PAIR, 0.5, longest=0.6) == pytest.approx(0.25)
 
 
 def test_idle_pairs_are_forgotten_and_the_table_is_bounded() -> None:

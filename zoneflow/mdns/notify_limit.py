@@ -71,18 +71,22 @@ class NotifyLimiter(Generic[T]):
         self._refill(bucket, now)
         return max(0.0, (1 - bucket.tokens) / self.rate)
 
-    def reserve(self, key: Key, now: float) -> float:
+    def reserve(self, key: Key, now: float, *, longest: float) -> float | None:
         """Take a token for a NOTIFY that will wait for it: the seconds to wait.
 
         For a sender that waits for each answer (TCP): it is slowed to the
-        rate instead of losing NOTIFYs. Infinite when no more pairs fit.
+        rate instead of losing NOTIFYs. None, and no token taken, when the
+        wait would be longer than ``longest`` or no more pairs fit.
         """
         bucket = self._bucket(key, now)
         if bucket is None:
-            return float("inf")
+            return None
         self._refill(bucket, now)
+        wait = max(0.0, (1 - bucket.tokens) / self.rate)
+        if wait > longest:
+            return None
         bucket.tokens -= 1
-        return max(0.0, -bucket.tokens / self.rate)
+        return wait
 
     def release(self, key: Key, now: float) -> T | None:
         """The NOTIFY kept for ``key``, its token taken; None when none is kept."""

@@ -1127,8 +1127,8 @@ class MdnsServer:
                 key = _notify_key(wire, addr)
                 if key is not None:
                     # A client that waits for each answer is slowed to the rate.
-                    wait = self.notifies.reserve(key, time.monotonic())
-                    if wait > timeout:
+                    wait = self.notifies.reserve(key, time.monotonic(), longest=timeout)
+                    if wait is None:
                         LOG.warning(
                             "closed TCP client %s: NOTIFYs far past [mdns] notify_rate", peer
                         )
