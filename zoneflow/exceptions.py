@@ -195,6 +195,13 @@ class UnsupportedContentType(ZoneflowError):
     error_type = "unsupported_content_type"
 
 
+class RequestTooLarge(ZoneflowError):
+    """The body is larger than the route accepts (a zone import: [api] max_import_size)."""
+
+    http_status = 413
+    error_type = "request_too_large"
+
+
 class OverQuota(ZoneflowError):
     """The change would take a project past one of its quotas (zones, recordsets...)."""
 

@@ -60,6 +60,17 @@ paging_opts = [
 ]
 CONF.register_opts(paging_opts, group="api")
 
+import_opts = [
+    cfg.IntOpt(
+        "max_import_size",
+        default=4 * 1024 * 1024,
+        min=1024,
+        help="Largest zone file a zone import accepts, in bytes (4 MiB: about 120,000 "
+        "records). A larger body is refused with 413 before it is read in full.",
+    ),
+]
+CONF.register_opts(import_opts, group="api")
+
 
 # Read by zoneflow.central.api.
 central_opts = [
@@ -291,6 +302,21 @@ mdns_opts = [
         "allow_notify",
         default=["127.0.0.0/8", "::1/128"],
         help="Networks (CIDR) whose NOTIFYs mdns records; others get REFUSED.",
+    ),
+    cfg.FloatOpt(
+        "notify_rate",
+        default=5.0,
+        min=0.1,
+        help="NOTIFYs a second processed per source address and zone, past a burst of "
+        "notify_burst. Past it the newest one waits for its turn and older waiting ones "
+        "are dropped, so the last serial announced is always recorded and a flood does "
+        "no database work (UDP; over TCP each NOTIFY waits for its turn).",
+    ),
+    cfg.IntOpt(
+        "notify_burst",
+        default=10,
+        min=1,
+        help="NOTIFYs per source address and zone processed at once before notify_rate applies.",
     ),
     cfg.BoolOpt(
         "require_tsig",

@@ -25,6 +25,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
                 *options.auth_opts,
                 *options.view_opts,
                 *options.paging_opts,
+                *options.import_opts,
             ],
         ),
         ("central", options.central_opts),

@@ -9,6 +9,7 @@ import base64
 import datetime
 import functools
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import dns.message
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.tsig
 import dns.zone
@@ -29,7 +31,7 @@ from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
-from zoneflow.central import pools
+from zoneflow.central import pools, zone_tasks
 from zoneflow.mdns import keyring, server
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
@@ -533,6 +535,8 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
         ("$INCLUDE /etc/passwd", ("line 9", "$INCLUDE")),
         ("sub     IN SOA ns. h.sub. 1 2 3 4 5", ("line 9", "SOA")),
         ("big 4294967295 IN A 192.0.2.9", ("line 9", "4294967295")),
+        # Past what a file of its size could hold one a line: refused, not made.
+        ("$GENERATE 1-100000000 host$ A 192.0.2.9", ("line 9", "$GENERATE")),
     ],
 )
 def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
@@ -579,6 +583,95 @@ def test_imports_refuse_a_file_without_origin_or_soa_a_taken_name_and_other_type
         "UTF-8",
     )
     assert [z.name for z in central.list_zones()] == ["imported.example."]
+
+
+def _padded_zone_file(size: int) -> str:
+    """ZONE_FILE with A records added until it is at least ``size`` bytes."""
+    lines = [ZONE_FILE.rstrip("\n")]
+    total, n = len(ZONE_FILE), 0
+    while total < size:
+        n += 1
+        line = f"pad{n} IN A 192.0.2.{n % 250 + 1}"
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines) + "\n"
+
+
+def test_an_import_larger_than_max_import_size_is_refused_and_changes_nothing(
+    client: TestClient, override: Any
+) -> None:
+    override("api", max_import_size=4096)
+    text = _padded_zone_file(5000)
+    _assert_error(
+        client.post(
+            "/v2/zones/tasks/imports",
+            content=text.encode(),
+            headers={**ALICE, "Content-Type": "text/dns"},
+        ),
+        413,
+        "request_too_large",
+        "4096 bytes",
+        "max_import_size",
+    )
+    assert central.list_zones() == []
+    assert client.get("/v2/zones/tasks/imports", headers=ALICE).json()["imports"] == []
+    assert storage.count_pending_jobs() == 0
+    # The size was the only thing wrong with it.
+    override("api", max_import_size=8192)
+    assert _import(client, text)["status"] == "COMPLETE"
+
+
+def _raw_post(port: int, head: str, body: bytes) -> tuple[int, bytes]:
+    """Send ``head`` and ``body`` (not a complete body: the client is still sending),
+    then read the answer, which must come without the rest of the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, answer.read()
+
+
+def test_an_oversized_import_is_answered_before_its_body_is_all_sent(override: Any) -> None:
+    """Refused from its Content-Length, or once the chunks streamed in pass the limit:
+    the answer comes while the client is still sending, not after the whole body."""
+    override("api", max_import_size=4096)
+    running = api_server.ApiServer("127.0.0.1", 0)
+    running.start()
+    auth = "".join(f"{name}: {value}\r\n" for name, value in ALICE.items())
+    post = f"POST /v2/zones/tasks/imports HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: text/dns\r\n"
+    chunk = b"; padding\n" * 100
+    try:
+        declared = _raw_post(running.port, f"{post}Content-Length: 50000000\r\n\r\n", b"")
+        chunked = _raw_post(
+            running.port,
+            f"{post}Transfer-Encoding: chunked\r\n\r\n",
+            (f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n") * 6,  # ~6 KB, never ended
+        )
+    finally:
+        running.stop()
+    for status, answer in (declared, chunked):
+        assert status == 413, answer
+        assert b"request_too_large" in answer and b"max_import_size" in answer
+    assert central.list_zones() == []
+
+
+def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused from the first record, not after reading the rest of the file: the
+    8.4 MB file of issue 13 took 265 s to be refused for want of an SOA."""
+    body = "".join(f"host{n} IN A 192.0.2.{n % 250 + 1}\n" for n in range(100_000))
+    text = f"$ORIGIN big.example.\n$TTL 300\n{body}"
+    parsed = []
+    real = dns.rdata.from_text
+    monkeypatch.setattr(dns.rdata, "from_text", lambda *a, **k: parsed.append(1) or real(*a, **k))
+    task = zone_tasks.import_zone(text, project_id="alice")
+    assert (task.status, task.zone_id) == ("ERROR", None)
+    assert task.message is not None
+    assert task.message.startswith("line 3 (host0 IN A 192.0.2.1): the zone file's first record")
+    assert "starts with its SOA" in task.message
+    assert len(parsed) == 1  # the one record read
+    assert central.list_zones() == []
 
 
 def test_import_tasks_are_listed_per_project_and_can_be_deleted(client: TestClient) -> None:

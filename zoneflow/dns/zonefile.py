@@ -2,11 +2,11 @@
 
 ``render`` writes what mdns serves: the SOA and apex NS zoneflow derives
 (:mod:`zoneflow.dns.zone`), then every recordset, names absolute. ``parse``
-reads a zone file for an import with dnspython and checks every record as
-the API checks a recordset, then the whole zone against
-:mod:`zoneflow.dns.rules`; the first problem raises
-:class:`~zoneflow.exceptions.InvalidZoneFile` naming its line, so an import
-is all or nothing.
+reads a zone file for an import with dnspython's tokenizer and checks each
+record as the API checks a recordset, as soon as it is read, then the whole
+zone against :mod:`zoneflow.dns.rules`; the first problem raises
+:class:`~zoneflow.exceptions.InvalidZoneFile` naming its line, without the
+rest being read, so an import is all or nothing and a bad file fails fast.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import dataclasses
 import io
 import re
 from collections.abc import Iterable
+from typing import cast
 
 import dns.exception
 import dns.name
+import dns.rdata
 import dns.rdataclass
-import dns.rdataset
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.tokenizer
 import dns.transaction
-import dns.zone
 import dns.zonefile
 
 from zoneflow import exceptions, objects
@@ -79,16 +80,26 @@ class ParsedZone:
         return sum(len(rs.records) for rs in self.recordsets)
 
 
+# Records a zone file may make per byte of its size: more than one a line
+# could spell out. Only ``$GENERATE`` (one line, any number of records) can
+# pass it, and it would otherwise take a small body past [api] max_import_size.
+_BYTES_PER_RECORD = 8
+
 _ORIGIN = re.compile(r"^\$ORIGIN[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def parse(text: str) -> ParsedZone:
     """Read and check a zone file; InvalidZoneFile names the first bad line.
 
-    The zone is the first ``$ORIGIN``; its SOA gives the email (RNAME), the
-    TTL and the timers (its serial is not kept: zoneflow numbers its own).
-    The apex NS records are left out: a zone's NS records come from its
-    pool's ns_records. ``$INCLUDE`` is refused.
+    The zone is the first ``$ORIGIN``; its SOA, which must be the file's
+    first record, gives the email (RNAME), the TTL and the timers (its
+    serial is not kept: zoneflow numbers its own). The apex NS records are
+    left out: a zone's NS records come from its pool's ns_records.
+    ``$INCLUDE`` is refused.
+
+    Records are checked one by one as they are read, in the file's order:
+    a file that does not start with its zone's SOA, or holds a bad record,
+    is refused at that line without the rest being read.
     """
     found = _ORIGIN.search(text)
     if found is None:
@@ -104,19 +115,17 @@ def parse(text: str) -> ParsedZone:
             f"line {line}: $ORIGIN {found.group(1)} is not a domain name ({exc})"
         ) from None
     name = validation.zone_name(origin.to_text())
-    source = _Source(text)
-    checks = _Checks(name)
-    zone = _ImportedZone(origin, relativize=False)
+    source = io.StringIO(text)
+    collector = _Collector(origin, name, max_records=len(text) // _BYTES_PER_RECORD + 100)
     try:
-        with zone.writer(replacement=True) as txn:
-            txn.check_put_rdataset(checks)
-            tok = dns.tokenizer.Tokenizer(source, "<zone file>")
-            dns.zonefile.Reader(tok, dns.rdataclass.IN, txn, allow_include=False).read()
+        tok = dns.tokenizer.Tokenizer(source, "<zone file>")
+        txn = cast(dns.transaction.Transaction, collector)
+        dns.zonefile.Reader(tok, dns.rdataclass.IN, txn, allow_include=False).read()
     except exceptions.InvalidInput as exc:
-        raise exceptions.InvalidZoneFile(f"{_line(text, source.line)}: {exc.message}") from None
+        raise exceptions.InvalidZoneFile(f"{_where(text, source)}: {exc.message}") from None
     except Exception as exc:  # dnspython's errors come in many classes
-        raise exceptions.InvalidZoneFile(f"{_line(text, source.line)}: {_described(exc)}") from None
-    parsed = _parsed(zone, name)
+        raise exceptions.InvalidZoneFile(f"{_where(text, source)}: {_described(exc)}") from None
+    parsed = collector.parsed()
     try:
         rules.check(name, [rules.Shape(rs.name, rs.type) for rs in parsed.recordsets])
     except exceptions.InvalidInput as exc:
@@ -124,8 +133,16 @@ def parse(text: str) -> ParsedZone:
     return parsed
 
 
-def _line(text: str, number: int) -> str:
-    """``line N (its text)``, the text cut short if long."""
+def _where(text: str, source: io.StringIO) -> str:
+    """``line N (its text)`` of the record being read, the text cut short if long.
+
+    N is the line of the last character the tokenizer read that is not a
+    newline: the tokenizer reads a record's end of line before the record
+    is added, so this names the record's line where the tokenizer's own
+    count (the line after) would not.
+    """
+    read = text[: source.tell()].rstrip("\n")
+    number = read.count("\n") + 1
     lines = text.splitlines()
     shown = lines[number - 1].strip() if 0 < number <= len(lines) else ""
     if len(shown) > 60:
@@ -133,131 +150,153 @@ def _line(text: str, number: int) -> str:
     return f"line {number} ({shown})" if shown else f"line {number}"
 
 
-class _ImportedZone(dns.zone.Zone):
-    """A zone that lets its reader hand it names outside it.
+@dataclasses.dataclass
+class _Collected:
+    ttl: int
+    records: list[str]
 
-    dnspython's reader skips, without a word, a record whose owner lies
-    outside the zone's origin; an import must refuse it instead. Told the
-    zone is the root, the reader passes every name on, and the zone's own
-    check (the origin it really has) refuses the stranger, naming its line.
+
+class _Collector:
+    """What dnspython's zone file reader writes each record to, checking it at once.
+
+    It stands in for the zone transaction the reader expects (``add`` and
+    the few calls around it) and keeps recordsets as zoneflow stores them,
+    so no zone is built in memory and every record is parsed once. Each
+    record is checked as the API checks a recordset: a type zoneflow
+    serves, valid data, a name inside the zone, no CNAME beside other data.
     """
 
-    def origin_information(self) -> tuple[dns.name.Name | None, bool, dns.name.Name | None]:
-        origin, relativize, effective = super().origin_information()
-        return dns.name.root, relativize, effective
-
-
-class _Source(io.StringIO):
-    """The zone file as the tokenizer reads it, knowing the line being read.
-
-    ``line`` is the line of the last character read that is not a newline:
-    the tokenizer reads a record's end of line before the record is added,
-    so this names the record's line where the tokenizer's own count (the
-    line after) would not.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.line = 1
-        self._newlines = 0
-
-    def read(self, size: int | None = -1) -> str:
-        text = super().read(size)
-        for char in text:
-            if char == "\n":
-                self._newlines += 1
-            else:
-                self.line = self._newlines + 1
-        return text
-
-
-class _Checks:
-    """Each record, as it is added: a type zoneflow serves, valid data, no CNAME
-    beside other data."""
-
-    def __init__(self, zone: str) -> None:
+    def __init__(self, origin: dns.name.Name, zone: str, *, max_records: int) -> None:
+        self.origin = origin
         self.zone = zone
-        self.types: dict[dns.name.Name, set[str]] = {}
+        self.max_records = max_records
+        self.count = 0
+        self.soa: dns.rdtypes.ANY.SOA.SOA | None = None
+        self.soa_ttl = 0
+        self.sets: dict[tuple[dns.name.Name, dns.rdatatype.RdataType], _Collected] = {}
+        self.types: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
+        self.manager = self
 
-    def __call__(
-        self,
-        _txn: dns.transaction.Transaction,
-        name: dns.name.Name,
-        rdataset: dns.rdataset.Rdataset,
-    ) -> None:
-        rtype = dns.rdatatype.to_text(rdataset.rdtype)
+    # -- what the reader calls ---------------------------------------------------------
+
+    def origin_information(self) -> tuple[dns.name.Name, bool, None]:
+        # The root, not the zone's origin: told its real origin, the reader
+        # skips without a word a record whose owner lies outside it, which an
+        # import must refuse instead (add() does, naming its line).
+        return dns.name.root, False, None
+
+    def check_put_rdataset(self, _check: object) -> None:
+        """The reader's own CNAME check; add() makes it, on the records as read."""
+
+    def _set_origin(self, _origin: dns.name.Name) -> None:
+        """A ``$ORIGIN`` line: names arrive absolute, so there is nothing to keep."""
+
+    def add_unicode(self, _value: str) -> None:
+        """A ``$UNICODE`` line: names arrive parsed."""
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        self.count += 1
+        if self.count > self.max_records:
+            raise exceptions.InvalidZoneFile(
+                f"the zone file makes more than {self.max_records} records, more than a file "
+                "of its size can hold one a line: write fewer $GENERATE records"
+            )
+        if self.soa is None:
+            self._first(name, ttl, rdata)
+            return
+        rdtype = rdata.rdtype
+        if not name.is_subdomain(self.origin):
+            raise exceptions.InvalidZoneFile("the record lies outside the zone ($ORIGIN)")
+        if rdtype == dns.rdatatype.SOA:
+            if name == self.origin:
+                raise exceptions.InvalidZoneFile(
+                    "a second SOA record: a zone has one, its first record"
+                )
+            raise exceptions.InvalidZoneFile("an SOA record belongs at the zone's origin only")
+        if rdtype == dns.rdatatype.NS and name == self.origin:
+            return  # the pool's ns_records are the apex NS
+        self._check(name, ttl, rdtype)
+        key = (name, rdtype)
+        collected = self.sets.get(key)
+        data = rdata.to_text()
+        if collected is None:
+            self.sets[key] = _Collected(ttl=ttl, records=[data])
+        elif data not in collected.records:
+            # As an RRset: one TTL, the lowest given (RFC 2181 section 5.2).
+            collected.ttl = min(collected.ttl, ttl)
+            collected.records.append(data)
+        if rdtype == dns.rdatatype.CNAME and len(self.sets[key].records) > 1:
+            raise exceptions.InvalidRecordSetLocation(
+                f"{name} has more than one CNAME record (RFC 1034 section 3.6.2)"
+            )
+
+    # -- the checks --------------------------------------------------------------------
+
+    def _first(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        """The first record: the zone's SOA, or the file is refused here and now."""
+        if rdata.rdtype != dns.rdatatype.SOA or name != self.origin:
+            raise exceptions.InvalidZoneFile(
+                f"the zone file's first record is {dns.rdatatype.to_text(rdata.rdtype)} "
+                f"{name}, not the SOA of {self.zone}: a zone file starts with its SOA"
+            )
+        assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
+        validation.ttl(ttl)
+        for timer in ("refresh", "retry", "expire", "minimum"):
+            validation.ttl(getattr(rdata, timer), what=f"the SOA {timer}")
+        self.soa, self.soa_ttl = rdata, ttl
+
+    def _check(self, name: dns.name.Name, ttl: int, rdtype: dns.rdatatype.RdataType) -> None:
         owner = name.to_text()
-        if rtype == "SOA":
-            soa = rdataset[0]
-            validation.ttl(rdataset.ttl)
-            for timer in ("refresh", "retry", "expire", "minimum"):
-                validation.ttl(getattr(soa, timer), what=f"the SOA {timer}")
-            return
-        if rtype == "NS" and owner == self.zone:
-            return
-        validation.recordset_name(owner, self.zone)
-        validation.record_type(rtype)
-        validation.ttl(rdataset.ttl)
-        for rdata in rdataset:
-            validation.record_data(rtype, rdata.to_text(), zone=self.zone)
-        types = self.types.setdefault(name, set())
-        types.add(rtype)
-        if "CNAME" in types and len(types) > 1:
-            others = ", ".join(sorted(types - {"CNAME"}))
+        type_text = dns.rdatatype.to_text(rdtype)
+        types = self.types.get(name)
+        if types is None:
+            validation.recordset_name(owner, self.zone)
+            types = self.types[name] = set()
+        if rdtype not in types:
+            validation.record_type(type_text)
+            types.add(rdtype)
+        validation.ttl(ttl)
+        if dns.rdatatype.CNAME in types and len(types) > 1:
+            others = ", ".join(
+                sorted(dns.rdatatype.to_text(t) for t in types - {dns.rdatatype.CNAME})
+            )
             raise exceptions.InvalidRecordSetLocation(
                 f"{owner} has a CNAME and {others} data; a CNAME cannot share its name with "
                 "any other record (RFC 1034 section 3.6.2)"
             )
-        if rtype == "CNAME" and len(rdataset) > 1:
-            raise exceptions.InvalidRecordSetLocation(
-                f"{owner} has more than one CNAME record (RFC 1034 section 3.6.2)"
+
+    # -- the result --------------------------------------------------------------------
+
+    def parsed(self) -> ParsedZone:
+        if self.soa is None:
+            raise exceptions.InvalidZoneFile(
+                f"the zone file has no SOA record for {self.zone}: a zone file starts with its SOA"
             )
+        recordsets = tuple(
+            RecordSet(
+                name=name.to_text(),
+                type=dns.rdatatype.to_text(rdtype),
+                ttl=None if collected.ttl == self.soa_ttl else int(collected.ttl),
+                records=tuple(collected.records),
+            )
+            for (name, rdtype), collected in self.sets.items()
+        )
+        return ParsedZone(
+            name=self.zone,
+            email=validation.email(_rname_to_email(self.soa.rname)),
+            ttl=int(self.soa_ttl),
+            refresh=int(self.soa.refresh),
+            retry=int(self.soa.retry),
+            expire=int(self.soa.expire),
+            minimum=int(self.soa.minimum),
+            recordsets=recordsets,
+        )
 
 
 def _described(exc: Exception) -> str:
     """dnspython's message without its ``<zone file>:N:`` prefix (its N is off by one)."""
     text = str(exc) or type(exc).__name__
-    text = re.sub(r"^<zone file>:\d+: ", "", text).strip("'\"")
-    if "non-origin SOA" in text:
-        return "an SOA record belongs at the zone's origin only"
-    if "subdomain of the zone origin" in text:
-        return "the record lies outside the zone ($ORIGIN)"
-    return text
-
-
-def _parsed(zone: dns.zone.Zone, name: str) -> ParsedZone:
-    soa_set = zone.get_rdataset(name, dns.rdatatype.SOA)
-    if soa_set is None:
-        raise exceptions.InvalidZoneFile(
-            f"the zone file has no SOA record for {name}: a zone file starts with its SOA"
-        )
-    soa = soa_set[0]
-    recordsets = []
-    for owner, node in sorted(zone.items()):
-        for rdataset in node:
-            rtype = dns.rdatatype.to_text(rdataset.rdtype)
-            owner_text = owner.to_text()
-            if rtype == "SOA" or (rtype == "NS" and owner_text == name):
-                continue
-            records = validation.records(rtype, [r.to_text() for r in rdataset], zone=name)
-            recordsets.append(
-                RecordSet(
-                    name=owner_text,
-                    type=rtype,
-                    ttl=None if rdataset.ttl == soa_set.ttl else int(rdataset.ttl),
-                    records=tuple(records),
-                )
-            )
-    return ParsedZone(
-        name=name,
-        email=validation.email(_rname_to_email(soa.rname)),
-        ttl=int(soa_set.ttl),
-        refresh=int(soa.refresh),
-        retry=int(soa.retry),
-        expire=int(soa.expire),
-        minimum=int(soa.minimum),
-        recordsets=tuple(recordsets),
-    )
+    return re.sub(r"^<zone file>:\d+: ", "", text).strip("'\"")
 
 
 def _rname_to_email(rname: dns.name.Name) -> str:

@@ -25,7 +25,9 @@ commits. What it answers, and why:
   ``allow_notify`` networks (loopback by default); others get REFUSED.
 - NOTIFY: acknowledged (NOERROR, AA) and recorded per zone and source, as a
   nameserver's word on the serial it serves; NOTAUTH for zones it does not
-  hold.
+  hold. Each (source, zone) is held to ``[mdns] notify_rate``: past it the
+  newest NOTIFY waits for its turn (:mod:`zoneflow.mdns.notify_limit`), so
+  a flood does no database work and never crowds out queries.
 - Catalog zones (RFC 9432): each pool's catalog, when it has one, listing the
   pool's zones as members.
 - REFUSED for zones it does not hold, NOTIMP for other opcodes, FORMERR for
@@ -76,7 +78,7 @@ from zoneflow import exceptions, heartbeat, objects, options
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import keyring as stored_keyring
-from zoneflow.mdns import xfr
+from zoneflow.mdns import notify_limit, xfr
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
@@ -90,6 +92,12 @@ UDP_PAYLOAD = 1232
 # Datagrams being answered at once; past it new ones are dropped (the client
 # retries), so a flood cannot queue unbounded work behind the thread pool.
 MAX_PENDING_UDP = 1000
+# NOTIFYs being answered at once, apart from the queries above: however many
+# sources and zones a flood names, NOTIFYs never take the queries' places.
+MAX_PENDING_NOTIFY = 64
+# (source, zone) pairs whose NOTIFY rate is tracked; NOTIFYs from pairs past
+# it are dropped until some fall idle (a flood of spoofed sources).
+MAX_NOTIFY_PAIRS = 10_000
 # Transfer messages made per trip to the thread pool: few enough that a slow
 # client holds little in mdns's buffers, many enough that the trips are cheap.
 SEND_BATCH = 8
@@ -144,6 +152,27 @@ def _pool_keys(pool: objects.Pool) -> frozenset[dns.name.Name]:
         for target in pool.targets
         if target.options.get("tsig_key_name")
     )
+
+
+def _notify_key(wire: bytes, addr: object) -> notify_limit.Key | None:
+    """The (source address, zone) of a NOTIFY, read off its wire; None for others.
+
+    Read without parsing the message, so that a NOTIFY past its rate costs
+    the event loop next to nothing. Malformed ones (None) go on to be
+    answered FORMERR like any message.
+    """
+    if len(wire) < 12 or dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0]) != (
+        dns.opcode.NOTIFY
+    ):
+        return None
+    address = _address(addr)
+    if address is None or struct.unpack("!H", wire[4:6])[0] != 1:
+        return None
+    try:
+        name, _ = dns.name.from_wire(wire, 12)
+    except dns.exception.DNSException:
+        return None
+    return address, name
 
 
 def _header_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
@@ -862,6 +891,9 @@ def _peer(addr: object) -> str:
     return str(addr)
 
 
+_Datagram = tuple[_UdpProtocol, bytes, tuple[str, int]]
+
+
 class MdnsServer:
     """mdns on one address and port, UDP and TCP, answering from storage."""
 
@@ -873,7 +905,12 @@ class MdnsServer:
         self._tcp: asyncio.Server | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._udp_tasks: set[asyncio.Task[None]] = set()
+        self._notify_tasks: set[asyncio.Task[None]] = set()
+        self.notifies: notify_limit.NotifyLimiter[_Datagram] = notify_limit.NotifyLimiter(
+            rate=CONF.mdns.notify_rate, burst=CONF.mdns.notify_burst, max_keys=MAX_NOTIFY_PAIRS
+        )
         self._busy_logged = 0.0
+        self._notify_busy_logged = 0.0
         self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -909,7 +946,7 @@ class MdnsServer:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
-        tasks = [*self._udp_tasks, *self._tcp_tasks]
+        tasks = [*self._udp_tasks, *self._notify_tasks, *self._tcp_tasks]
         for task in tasks:
             task.cancel()
         # Awaited, not just cancelled: a task left pending when the loop
@@ -930,6 +967,10 @@ class MdnsServer:
         return list(self.responder.answer(wire, tcp=tcp, peer=_peer(addr), address=_address(addr)))
 
     def _spawn_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
+        key = _notify_key(data, addr)
+        if key is not None:
+            self._notify_udp(key, (protocol, data, addr))
+            return
         if len(self._udp_tasks) >= MAX_PENDING_UDP:
             now = time.monotonic()
             if now - self._busy_logged >= 1.0:  # once a second, not once a datagram
@@ -938,9 +979,50 @@ class MdnsServer:
                     "mdns is busy: %d queries in progress, dropping new ones", MAX_PENDING_UDP
                 )
             return
-        task = asyncio.ensure_future(self._answer_udp(protocol, data, addr))
-        self._udp_tasks.add(task)
-        task.add_done_callback(self._udp_tasks.discard)
+        self._start_udp(self._udp_tasks, (protocol, data, addr))
+
+    def _start_udp(self, tasks: set[asyncio.Task[None]], datagram: _Datagram) -> None:
+        task = asyncio.ensure_future(self._answer_udp(*datagram))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _notify_udp(self, key: notify_limit.Key, datagram: _Datagram) -> None:
+        """Answer a NOTIFY now if its (source, zone) is within its rate, else later.
+
+        One past the rate is held (replacing any held before it) and
+        answered when the rate allows: a flood costs one answer per turn,
+        and the newest serial announced is the one recorded.
+        """
+        now = time.monotonic()
+        busy = len(self._notify_tasks) >= MAX_PENDING_NOTIFY
+        if not busy and self.notifies.admit(key, now):
+            self._start_udp(self._notify_tasks, datagram)
+            return
+        if busy:
+            self._log_notify_busy(now)
+        delay = self.notifies.hold(key, datagram, now)
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._release_notify, key)
+
+    def _release_notify(self, key: notify_limit.Key) -> None:
+        if self._udp is None:
+            return  # stopped meanwhile
+        now = time.monotonic()
+        if len(self._notify_tasks) >= MAX_PENDING_NOTIFY:
+            # Still busy: keep it held, and try again in a turn.
+            self._log_notify_busy(now)
+            asyncio.get_running_loop().call_later(1 / self.notifies.rate, self._release_notify, key)
+            return
+        datagram = self.notifies.release(key, now)
+        if datagram is not None:
+            self._start_udp(self._notify_tasks, datagram)
+
+    def _log_notify_busy(self, now: float) -> None:
+        if now - self._notify_busy_logged >= 1.0:  # once a second, not once a datagram
+            self._notify_busy_logged = now
+            LOG.warning(
+                "mdns is busy: %d NOTIFYs in progress, holding new ones", MAX_PENDING_NOTIFY
+            )
 
     async def _answer_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -975,6 +1057,16 @@ class MdnsServer:
                     return  # the client closed the connection between queries
                 (length,) = struct.unpack("!H", header)
                 wire = await asyncio.wait_for(reader.readexactly(length), timeout)
+                key = _notify_key(wire, addr)
+                if key is not None:
+                    # A client that waits for each answer is slowed to the rate.
+                    wait = self.notifies.reserve(key, time.monotonic(), longest=timeout)
+                    if wait is None:
+                        LOG.warning(
+                            "closed TCP client %s: NOTIFYs far past [mdns] notify_rate", peer
+                        )
+                        return
+                    await asyncio.sleep(wait)
                 call = functools.partial(
                     self.responder.answer, wire, tcp=True, peer=peer, address=address
                 )

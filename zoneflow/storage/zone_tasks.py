@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
+from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import api, db, models, quotas
@@ -114,6 +115,51 @@ def delete_task(task_type: str, task_id: str, *, project_id: str | None = None) 
         session.delete(_row(session, task_type, task_id, project_id))
 
 
+# Rows per INSERT of an import: a 30,000-record zone in a few statements,
+# each far below any database's limit on parameters.
+_INSERT_BATCH = 2000
+
+
+def _insert_recordsets(
+    session: Session,
+    zone_id: str,
+    serial: int,
+    recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
+) -> None:
+    """Write an imported zone's recordsets and records, many rows a statement.
+
+    Plain INSERTs, not ORM objects: an import's tens of thousands of rows
+    cost the ORM most of the import's time (2 objects and 10 attribute events
+    a recordset) for nothing it needs.
+    """
+    for start in range(0, len(recordsets), _INSERT_BATCH):
+        batch = [(models.new_id(), *rs) for rs in recordsets[start : start + _INSERT_BATCH]]
+        session.execute(
+            sa.insert(models.RecordSet),
+            [
+                {
+                    "id": recordset_id,
+                    "zone_id": zone_id,
+                    "name": name,
+                    "type": rtype,
+                    "ttl": ttl,
+                    "serial": serial,
+                    "status": objects.PENDING,
+                    "action": objects.CREATE,
+                }
+                for recordset_id, name, rtype, ttl, _ in batch
+            ],
+        )
+        session.execute(
+            sa.insert(models.Record),
+            [
+                {"recordset_id": recordset_id, "position": position, "data": data}
+                for recordset_id, _, _, _, records in batch
+                for position, data in enumerate(records)
+            ],
+        )
+
+
 def import_zone(
     task_id: str,
     *,
@@ -144,19 +190,7 @@ def import_zone(
             )
             session.add(zone)
             session.flush()
-            session.add_all(
-                models.RecordSet(
-                    zone_id=zone_id,
-                    name=name,
-                    type=rtype,
-                    ttl=ttl,
-                    serial=serial,
-                    status=objects.PENDING,
-                    action=objects.CREATE,
-                    records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
-                )
-                for name, rtype, ttl, records in recordsets
-            )
+            _insert_recordsets(session, zone_id, serial, recordsets)
             api._catalog_changed(session, zone.pool_id)
             api._post(session, "create-zone", zone_id, serial)
             task = models.ZoneTask(

@@ -14,10 +14,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, objects, options
 from zoneflow.api import paging, schemas, views
-from zoneflow.api.dependencies import ERRORS, OVER_QUOTA, Ctx, ExportId, ImportId, ZoneId
+from zoneflow.api.dependencies import ERRORS, Ctx, ExportId, ImportId, ZoneId
 from zoneflow.central import zone_tasks
+
+CONF = options.CONF
+
 
 router = APIRouter(tags=["zone exports and imports"], responses=ERRORS)
 
@@ -97,8 +100,12 @@ def delete_export(export_id: ExportId, ctx: Ctx) -> Response:
     response_model=schemas.ZoneImport,
     summary="Import a zone from a zone file (Content-Type: text/dns)",
     responses={
+        413: {
+            "model": schemas.Error,
+            "description": "the zone file is larger than [api] max_import_size, or the zone "
+            "would take the project past a quota",
+        },
         415: {"model": schemas.Error, "description": "the body is not text/dns"},
-        **OVER_QUOTA,
     },
     openapi_extra={
         "requestBody": {
@@ -114,8 +121,9 @@ async def create_import(request: Request, ctx: Ctx) -> JSONResponse:
             f"a zone import's body is a zone file sent as Content-Type: {ZONE_FILE}, "
             f"not {kind or 'no type'}"
         )
+    body = await _bounded_body(request, CONF.api.max_import_size)
     try:
-        text = (await request.body()).decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise exceptions.BadRequest(
             "the zone file is not UTF-8 text: send it as UTF-8 (or ASCII)"
@@ -124,6 +132,27 @@ async def create_import(request: Request, ctx: Ctx) -> JSONResponse:
         zone_tasks.import_zone, text, project_id=ctx.project_id
     )
     return _accepted(views.zone_import(request, task))
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass ``limit`` bytes:
+    from its Content-Length before any of it is read, else while it streams in."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(f"{int(declared)} bytes, more", limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large("more", limit)
+    return bytes(body)
+
+
+def _too_large(size: str, limit: int) -> exceptions.RequestTooLarge:
+    return exceptions.RequestTooLarge(
+        f"the zone file is {size} than the {limit} bytes a zone import accepts "
+        "([api] max_import_size): import a smaller zone, or have the operator raise the limit"
+    )
 
 
 @router.get(
