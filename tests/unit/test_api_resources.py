@@ -325,6 +325,22 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     )
 
 
+def test_a_pool_loaded_with_designates_default_id_is_found_by_it(client: TestClient) -> None:
+    pool_id = "794ccc2c-d751-44fe-b57f-8894c9f5c842"
+    given = fake_pool_yaml({})
+    (loaded,) = storage.replace_pools(
+        pools.parse(given.replace("- name: default", f"- id: {pool_id}\n  name: second"))
+    )
+    assert loaded.id == pool_id
+    shown = client.get(f"/v2/pools/{pool_id}", headers=ADMIN)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["id"], shown.json()["name"]) == (pool_id, "second")
+    body = {"name": "pooled.example.", "email": "h@pooled.example", "pool_id": pool_id}
+    created = client.post("/v2/zones", json=body, headers=ALICE)
+    assert created.status_code == 202, created.text
+    assert created.json()["pool_id"] == pool_id
+
+
 def test_service_statuses_come_from_heartbeats_and_a_silent_service_is_down(
     client: TestClient, override: Any
 ) -> None:

@@ -378,7 +378,9 @@ def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
 def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     """Create or update pools from validated pools.yaml entries; what each update scheduled.
 
-    Pools are matched by name; a pool's ns_records, nameservers and
+    Pools are matched by id when the entry gives one (so a pool may be
+    renamed), by name otherwise; a new pool takes the entry's id. A pool's
+    ns_records, nameservers and
     also_notifies are replaced by the file's. Target ids are stable for an
     unchanged target (see ``zoneflow.central.pools.target_id``). In the same
     transaction, for a pool that already existed:
@@ -397,11 +399,12 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     now = models.utcnow()
     with db.writer() as session:
         for spec in pools:
-            row = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+            row = _pool_to_update(session, spec)
             created = row is None
             if row is None:
-                row = models.Pool(name=spec["name"])
+                row = models.Pool(id=spec.get("id") or models.new_id(), name=spec["name"])
                 session.add(row)
+            row.name = spec["name"]
             known_nameservers = {(n.host, n.port) for n in row.nameservers}
             row.description = spec.get("description", "")
             row.threshold_percentage = spec["threshold_percentage"]
@@ -448,6 +451,25 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
                 )
             )
     return updates
+
+
+def _pool_to_update(session: Session, spec: Mapping[str, Any]) -> models.Pool | None:
+    """The stored pool a pools.yaml entry describes, or None: a new pool.
+
+    An existing pool's id never changes (zones, clients and tools refer to
+    it): an entry naming it with another id is refused.
+    """
+    by_name = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+    given = spec.get("id")
+    if given is None:
+        return by_name
+    by_id = session.scalars(_pool_query().where(models.Pool.id == given)).first()
+    if by_name is not None and by_name is not by_id:
+        raise exceptions.InvalidPoolConfig(
+            f"pool {spec['name']!r} has id {by_name.id}, and the file gives it id {given}: "
+            "a pool's id cannot change, as its zones refer to it; give its id, or leave id out"
+        )
+    return by_id
 
 
 @dataclasses.dataclass
