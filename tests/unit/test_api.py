@@ -18,6 +18,7 @@ from tests.unit.conftest import wait_settled
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
 from zoneflow.central import api as central
+from zoneflow.dns import zone as dns_zone
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
 
@@ -255,6 +256,76 @@ def test_recordset_lifecycle_carries_every_field_and_the_serial_of_its_change(
     _assert_error(client.get(url, headers=ALICE), 404, "recordset_not_found")
 
 
+def test_a_zones_soa_and_apex_ns_are_listed_as_mdns_serves_them_and_cannot_be_changed(
+    client: TestClient,
+) -> None:
+    zone = _zone(client)
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    _recordset(client, zone, "www.example.com.", "A", ["192.0.2.1"])
+    listed = client.get(url, headers=ALICE).json()["recordsets"]
+    apex = {rs["type"]: rs for rs in listed if rs["name"] == "example.com."}
+    assert set(apex) == {"SOA", "NS"} and len(listed) == 3
+    stored = storage.get_zone(zone["id"])
+    served = dns_zone.apex_rrsets(stored, storage.get_pool(stored.pool_id))
+    for rrset in served:
+        shown = apex[rrset.rdtype.name]
+        assert set(shown) == RECORDSET_FIELDS
+        schemas.RecordSet.model_validate(shown)
+        assert shown["records"] == [rdata.to_text() for rdata in rrset]
+        assert (shown["zone_name"], shown["project_id"], shown["ttl"]) == (
+            "example.com.",
+            "alice",
+            None,
+        )
+        # Shown the same by id, in its zone and alone.
+        assert client.get(f"{url}/{shown['id']}", headers=ALICE).json() == shown
+        assert client.get(f"/v2/recordsets/{shown['id']}", headers=ALICE).json() == shown
+    assert apex["SOA"]["records"] == [
+        f"ns1.example.org. hostmaster.example.com. {stored.serial} 3600 600 86400 3600"
+    ]
+    assert apex["NS"]["records"] == ["ns1.example.org."]
+    assert (apex["SOA"]["status"], apex["SOA"]["action"]) == ("PENDING", "CREATE")
+
+    # Designate's refusals, and nothing changes.
+    soa_url, ns_url = (f"{url}/{apex[t]['id']}" for t in ("SOA", "NS"))
+    change = {"records": ["ns9.example.org."]}
+    for target in (soa_url, ns_url):
+        _assert_error(
+            client.put(target, json=change, headers=ALICE),
+            400,
+            "bad_request",
+            "Managed records may not be updated",
+        )
+    _assert_error(
+        client.delete(soa_url, headers=ALICE),
+        400,
+        "bad_request",
+        "Deleting a SOA recordset is not allowed",
+    )
+    _assert_error(
+        client.delete(ns_url, headers=ALICE),
+        400,
+        "bad_request",
+        "Managed records may not be deleted",
+    )
+    assert storage.get_zone(zone["id"]).serial == stored.serial
+    # A delegation below the apex is an ordinary NS recordset.
+    _recordset(client, zone, "sub.example.com.", "NS", ["ns.sub.example.com."])
+
+    # The SOA follows the zone's serial; filters and pages take the apex sets in.
+    after = client.get(f"{url}/{apex['SOA']['id']}", headers=ALICE).json()
+    assert after["records"][0].split()[2] == str(storage.get_zone(zone["id"]).serial)
+    assert [
+        rs["type"] for rs in client.get(f"{url}?type=SOA", headers=ALICE).json()["recordsets"]
+    ] == ["SOA"]
+    items, totals = _walk(client, f"{url}?limit=1&sort_key=type")
+    assert [rs["type"] for rs in items] == ["A", "NS", "NS", "SOA"]
+    assert set(totals) == {4}
+    items, _ = _walk(client, f"{url}?limit=1&sort_key=id&sort_dir=desc")
+    assert [rs["id"] for rs in items] == sorted((rs["id"] for rs in items), reverse=True)
+    assert len(items) == 4
+
+
 def test_recordset_names_may_be_relative_and_name_type_are_fixed(client: TestClient) -> None:
     zone = _zone(client)
     created = _recordset(client, zone, "mail", "MX", ["10 mx1"])
@@ -283,12 +354,12 @@ def test_bad_recordsets_get_designate_errors_naming_what_is_wrong(client: TestCl
         (body("a", "A", ip, ttl=-1), 400, "invalid_object", "ttl"),
         (body("a", "A", ip, ttl=2**31), 400, "invalid_object", "ttl"),
         (body("a", "BOGUS", ["x"]), 400, "invalid_object", "BOGUS"),
-        (body("a", "SOA", ["x"]), 400, "invalid_object", "SOA"),
+        (body("a", "SOA", ["x"]), 400, "bad_request", "Creating a SOA recordset is not allowed"),
         (body("a b", "A", ip), 400, "invalid_recordset_name"),
         (body("x.other.org.", "A", ip), 400, "invalid_recordset_location"),
         (body("a", "A", []), 400, "invalid_object", "at least one"),
         (body("a", "A", ip, id="x"), 400, "invalid_object", "id"),
-        (body("@", "NS", ["ns.example.org."]), 400, "invalid_recordset_location", "ns_records"),
+        (body("@", "NS", ["ns.example.org."]), 409, "duplicate_recordset", "ns_records"),
     ]
     serial = storage.get_zone(zone["id"]).serial
     for body, status, error_type, *words in cases:
@@ -422,9 +493,13 @@ def test_pages_over_a_nullable_sort_key_hold_every_item_once(client: TestClient)
     url = f"/v2/zones/{zone['id']}/recordsets"
     for direction in ("asc", "desc"):
         items, _ = _walk(client, f"{url}?limit=2&sort_key=ttl&sort_dir={direction}")
-        assert sorted(rs["name"] for rs in items) == sorted(f"h{i}.example.com." for i in range(7))
+        # The zone's SOA and NS are listed too, without a TTL of their own.
+        apex = ["example.com.", "example.com."]
+        assert sorted(rs["name"] for rs in items) == sorted(
+            [*apex, *(f"h{i}.example.com." for i in range(7))]
+        )
         shown = [rs["ttl"] for rs in items]
-        nulls_first = [None] * 3 + [60, 60, 300, 300]
+        nulls_first = [None] * 5 + [60, 60, 300, 300]
         assert shown == (nulls_first if direction == "asc" else nulls_first[::-1])
 
 

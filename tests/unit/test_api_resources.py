@@ -135,11 +135,17 @@ def test_recordsets_across_zones_are_found_by_data_and_other_filters(
     assert _names(client, "type=a&name=w*") == ["web.a2.example. A", "www.a1.example. A"]
     assert _names(client, "name=*.a1.example.") == ["mail.a1.example. MX", "www.a1.example. A"]
     assert _names(client, f"zone_id={two_projects['a2']['id']}") == [
+        "a2.example. NS",
+        "a2.example. SOA",
         "v6.a2.example. AAAA",
         "web.a2.example. A",
     ]
+    # Each zone's SOA and apex NS are found as Designate finds them; the NS by the
+    # pool's ns_records.
+    assert _names(client, "type=SOA") == ["a1.example. SOA", "a2.example. SOA"]
+    assert _names(client, "data=ns1.example.org.") == ["a1.example. NS", "a2.example. NS"]
     assert _names(client, "status=PENDING&ttl=3600") == []
-    assert len(_names(client, "status=pending")) == 4
+    assert len(_names(client, "status=pending")) == 4 + 2 * 2
     assert _names(client, "description=*") == []
     shown = client.get("/v2/recordsets?data=192.0.2.2", headers=ALICE).json()["recordsets"][0]
     assert set(shown) == RECORDSET_FIELDS
@@ -153,10 +159,10 @@ def test_recordsets_across_zones_page_like_a_zones_list(
     seen, url = [], "/v2/recordsets?limit=1&sort_key=name"
     while url:
         body = client.get(url, headers=ALICE).json()
-        assert body["metadata"]["total_count"] == 4
+        assert body["metadata"]["total_count"] == 4 + 2 * 2  # and each zone's SOA and NS
         seen += [rs["name"] for rs in body["recordsets"]]
         url = body["links"].get("next")
-    assert seen == sorted(seen) and len(seen) == 4
+    assert seen == sorted(seen) and len(seen) == 4 + 2 * 2
     for query, error_type in (
         ("colour=red", "bad_request"),
         ("sort_key=data", "invalid_sort_key"),
@@ -205,8 +211,13 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     done = client.get("/v2/recordsets?records_data=true&sort_key=name", headers=ALICE)
     assert done.status_code == 200, done.text
     schemas.RecordSetList.model_validate(done.json())
-    shown = {rs["name"]: rs for rs in done.json()["recordsets"]}
-    assert len(shown) == 5 and all("records_data" in rs for rs in shown.values())
+    shown = {f"{rs['name']} {rs['type']}": rs for rs in done.json()["recordsets"]}
+    assert len(shown) == 5 + 2 * 2 and all("records_data" in rs for rs in shown.values())
+    (soa,) = shown["a1.example. SOA"]["records_data"]
+    assert (soa["mname"], soa["rname"]) == ("ns1.example.org.", "hostmaster.a1.example.")
+    assert soa["serial"] == storage.get_zone("a1.example.").serial
+    assert shown["a1.example. NS"]["records_data"] == [{"nsdname": "ns1.example.org."}]
+    shown = {name.split()[0]: rs for name, rs in shown.items()}
     assert shown["_sip._tcp.a2.example."]["records_data"] == [
         {"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}
     ]

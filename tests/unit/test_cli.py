@@ -56,6 +56,31 @@ def test_zone_and_recordset_commands_change_storage(
     assert storage.list_recordsets(storage.get_zone("example.com").id) == []
 
 
+def test_recordset_list_shows_the_soa_and_apex_ns_which_cannot_be_changed(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    run(capsys, "zone", "create", "example.com.", "--email", "h@example.com")
+    code, out, _ = run(capsys, "--json", "recordset", "list", "example.com.")
+    assert code == 0
+    shown = {rs["type"]: rs for rs in json.loads(out)}
+    serial = storage.get_zone("example.com.").serial
+    assert shown["SOA"]["records"] == [
+        f"ns1.example.org. h.example.com. {serial} 3600 600 86400 3600"
+    ]
+    assert shown["NS"]["records"] == ["ns1.example.org."]
+    code, _, err = run(
+        capsys, "recordset", "delete", "example.com.", "example.com.", "--type", "SOA"
+    )
+    assert (code, err.count("\n")) == (1, 1)
+    assert "Deleting a SOA recordset is not allowed" in err
+    code, _, err = run(
+        capsys, "recordset", "delete", "example.com.", "example.com.", "--type", "NS"
+    )
+    assert "Managed records may not be deleted" in err
+    assert storage.get_zone("example.com.").serial == serial
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

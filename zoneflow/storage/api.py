@@ -122,10 +122,11 @@ def _recordset(row: models.RecordSet) -> objects.RecordSet:
 # --- lists: filters and pages -------------------------------------------
 
 
-def _column(model: type[models.Base], name: str) -> sa.Column[Any]:
-    column = model.__table__.columns.get(name)
+def _column(model: type[models.Base] | sa.FromClause, name: str) -> sa.Column[Any]:
+    table = model if isinstance(model, sa.FromClause) else model.__table__
+    column = table.columns.get(name)
     if column is None:
-        raise ValueError(f"{model.__name__} has no column {name!r}")
+        raise ValueError(f"{table.description} has no column {name!r}")
     return cast(sa.Column[Any], column)
 
 
@@ -1408,33 +1409,6 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
             .order_by(models.RecordSet.name, models.RecordSet.type)
         )
         return [_recordset(r) for r in rows]
-
-
-def find_recordsets(
-    zone_id: str, criteria: Mapping[str, str | int], paging: objects.Paging
-) -> objects.Page[objects.RecordSet]:
-    """One page of a zone's recordsets matching ``criteria`` (column name -> value,
-    or ``data``: one of its records), and how many match in all."""
-    filters: list[sa.ColumnElement[bool]] = []
-    for key, value in criteria.items():
-        if key == "data":
-            filters.append(
-                sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id, _data_match(value)
-                )
-            )
-        else:
-            filters.append(_match(_column(models.RecordSet, key), value))
-    with db.reader() as session:
-        rows, total, more = _paged(
-            session,
-            _recordset_query(),
-            models.RecordSet,
-            [models.RecordSet.zone_id == zone_id],
-            filters,
-            paging,
-        )
-        return objects.Page(tuple(_recordset(r) for r in rows), total, more)
 
 
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
