@@ -111,11 +111,11 @@ def two_projects(client: TestClient) -> dict[str, dict]:
     a1 = _zone(client, "a1.example.")
     a2 = _zone(client, "a2.example.")
     b1 = _zone(client, "b1.example.", headers=BOB)
-    _recordset(client, a1, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    _recordset(client, a1, "mail", "MX", ["10 mx.a1.example."])
-    _recordset(client, a2, "web", "A", ["192.0.2.1"])
-    _recordset(client, a2, "v6", "AAAA", ["2001:db8::1"])
-    _recordset(client, b1, "www", "A", ["192.0.2.1"], headers=BOB)
+    _recordset(client, a1, f"www.{a1['name']}", "A", ["192.0.2.1", "192.0.2.2"])
+    _recordset(client, a1, f"mail.{a1['name']}", "MX", ["10 mx.a1.example."])
+    _recordset(client, a2, f"web.{a2['name']}", "A", ["192.0.2.1"])
+    _recordset(client, a2, f"v6.{a2['name']}", "AAAA", ["2001:db8::1"])
+    _recordset(client, b1, f"www.{b1['name']}", "A", ["192.0.2.1"], headers=BOB)
     return {"a1": a1, "a2": a2, "b1": b1}
 
 
@@ -204,9 +204,9 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     _recordset(
         client,
         two_projects["a2"],
-        "_sip._tcp",
+        "_sip._tcp.a2.example.",
         "SRV",
-        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip"}],
+        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}],
     )
     done = client.get("/v2/recordsets?records_data=true&sort_key=name", headers=ALICE)
     assert done.status_code == 200, done.text
@@ -430,9 +430,9 @@ def test_an_all_in_one_reports_each_of_its_services(client: TestClient, override
 
 def test_an_export_is_the_zone_file_mdns_would_transfer(client: TestClient) -> None:
     zone = _zone(client, "ex.example.", ttl=900)
-    _recordset(client, zone, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    _recordset(client, zone, "@", "MX", ["10 mail"])
-    _recordset(client, zone, "txt", "TXT", ['"hello world"'])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1", "192.0.2.2"])
+    _recordset(client, zone, zone["name"], "MX", ["10 mail.ex.example."])
+    _recordset(client, zone, f"txt.{zone['name']}", "TXT", ['"hello world"'])
     done = client.post(f"/v2/zones/{zone['id']}/tasks/export", headers=ALICE)
     assert done.status_code == 202, done.text
     task = done.json()
@@ -498,7 +498,7 @@ def test_another_project_cannot_export_or_read_an_export(client: TestClient) -> 
 
 def test_a_zone_larger_than_the_export_quota_ends_in_error(client: TestClient) -> None:
     zone = _zone(client, "big.example.")
-    _recordset(client, zone, "www", "A", ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
     client.patch("/v2/quotas/alice", json={"api_export_size": 2}, headers=ADMIN)
     task = client.post(f"/v2/zones/{zone['id']}/tasks/export", headers=ALICE).json()
     assert (task["status"], task["location"]) == ("ERROR", None)
@@ -709,7 +709,7 @@ def test_mdns_verifies_transfers_signed_with_a_key_made_through_the_api(
     client: TestClient,
 ) -> None:
     zone = _zone(client, "signed.example.", headers=ADMIN)
-    _recordset(client, zone, "www", "A", ["192.0.2.1"], headers=ADMIN)
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"], headers=ADMIN)
     responder = server.Responder(keyring=keyring.Keyring({}, refresh=0))
     key = dns.tsig.Key("api-key.", SECRET, dns.tsig.HMAC_SHA256)
     request = dns.message.make_query("signed.example.", dns.rdatatype.AXFR)
@@ -796,21 +796,27 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     url = f"/v2/zones/{zone['id']}/recordsets"
     four = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
     _assert_error(
-        client.post(url, json={"name": "a", "type": "A", "records": four}, headers=ALICE),
+        client.post(
+            url, json={"name": "a.q.example.", "type": "A", "records": four}, headers=ALICE
+        ),
         413,
         "over_quota",
         "recordset_records",
     )
-    first = _recordset(client, zone, "a", "A", four[:3])
+    first = _recordset(client, zone, f"a.{zone['name']}", "A", four[:3])
     _assert_error(
-        client.post(url, json={"name": "b", "type": "A", "records": four[:2]}, headers=ALICE),
+        client.post(
+            url, json={"name": "b.q.example.", "type": "A", "records": four[:2]}, headers=ALICE
+        ),
         413,
         "over_quota",
         "zone_records",
     )
-    _recordset(client, zone, "b", "A", four[:1])
+    _recordset(client, zone, f"b.{zone['name']}", "A", four[:1])
     _assert_error(
-        client.post(url, json={"name": "c", "type": "A", "records": four[:1]}, headers=ALICE),
+        client.post(
+            url, json={"name": "c.q.example.", "type": "A", "records": four[:1]}, headers=ALICE
+        ),
         413,
         "over_quota",
         "zone_recordsets",
