@@ -233,11 +233,10 @@ def create_recordset(
     project_id: str | None = None,
 ) -> objects.RecordSet:
     zone = storage.get_zone(zone_ref, project_id=project_id)
-    if rtype.strip().upper() == managed.SOA:
-        managed.refuse_create(zone, zone.name, managed.SOA)
+    managed.refuse_soa(rtype)
     rs_type = validation.record_type(rtype)
     rs_name = validation.recordset_name(name, zone.name)
-    managed.refuse_create(zone, rs_name, rs_type)
+    managed.refuse_apex_ns(zone, rs_name, rs_type)
     canonical = validation.records(rs_type, records, zone=zone.name)
     recordset = storage.create_recordset(
         zone.id,

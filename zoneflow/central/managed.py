@@ -78,12 +78,17 @@ def _with_records(
     return dataclasses.replace(recordset, records=tuple(rdata.to_text() for rdata in rrset))
 
 
-def refuse_create(zone: objects.Zone, name: str, rtype: str) -> None:
-    if rtype == SOA:
+def refuse_soa(rtype: str) -> None:
+    """Refuse a new recordset of type SOA (``rtype`` as given)."""
+    if rtype.strip().upper() == SOA:
         raise exceptions.BadRequest(
             "Creating a SOA recordset is not allowed: zoneflow writes the SOA from the "
             "zone's email and timers; change those by updating the zone"
         )
+
+
+def refuse_apex_ns(zone: objects.Zone, name: str, rtype: str) -> None:
+    """Refuse a new NS recordset at the apex (``name`` absolute, ``rtype`` canonical)."""
     if rtype == NS and name == zone.name:
         raise exceptions.DuplicateRecordSet(
             f"recordset {zone.name} NS exists already: the NS records at the apex come "
