@@ -113,6 +113,10 @@ def test_a_pool_id_cannot_change(tmp_path: pathlib.Path) -> None:
         ),
         (GOOD.replace("  also_notifies:", "  bogus: 1\n  also_notifies:"), "unknown key"),
         (GOOD.replace("- name: default", "- id: default\n  name: default"), "is not a UUID"),
+        (
+            GOOD.replace("hostname: ns2.example.org.", "hostname: ns2.example.org"),
+            "hostname 'ns2.example.org' does not end with a dot",
+        ),
         (GOOD.replace("port: 5302, rndc_port: 9532", "port: 5301, rndc_port: 9532"), "same server"),
         (
             GOOD.replace(

@@ -200,6 +200,7 @@ def _catalog_zone(entry: Any, where: str) -> tuple[str, int] | None:
             f"{where}: catalog_zone_refresh must be seconds from 1 to 86400"
         )
     try:
+        validation.absolute_zone_name(fqdn, what="catalog_zone_fqdn")
         return validation.zone_name(fqdn), refresh
     except exceptions.InvalidInput as exc:
         raise exceptions.InvalidPoolConfig(f"{where}: catalog_zone_fqdn: {exc}") from exc
@@ -229,6 +230,7 @@ def _ns_record(entry: Any, where: str) -> dict[str, Any]:
     if not isinstance(entry, dict) or "hostname" not in entry:
         raise exceptions.InvalidPoolConfig(f"{where} needs 'hostname' (and 'priority')")
     try:
+        validation.absolute_zone_name(str(entry["hostname"]), what="hostname")
         hostname = validation.zone_name(str(entry["hostname"]))
     except exceptions.InvalidInput as exc:
         raise exceptions.InvalidPoolConfig(f"{where}: {exc}") from None

@@ -110,13 +110,14 @@ def recordset_name(name: str, zone: str) -> str:
     return text
 
 
-def absolute_zone_name(name: str) -> None:
-    """Refuse a zone name without its trailing dot, as Designate's API does: a
-    name completed silently would hide a mistake in what the client sent."""
+def absolute_zone_name(name: str, *, what: str = "zone name") -> None:
+    """Refuse a zone name (or another domain name, ``what``) without its trailing
+    dot, as Designate does: a name completed silently would hide a mistake in
+    what the client sent."""
     text = name.strip()
     if text and not text.endswith("."):
         raise exceptions.InvalidInput(
-            f"zone name {name!r} does not end with a dot: give the absolute name, {text}."
+            f"{what} {name!r} does not end with a dot: give the absolute name, {text}."
         )
 
 
