@@ -61,7 +61,7 @@ def _managed_id_sql(rtype: str) -> sa.ColumnElement[str]:
     )
 
 
-def _managed_select(rtype: str, data: str | int | None) -> sa.Select[Any]:
+def _managed_select(rtype: str, data_pools: Sequence[str] | None) -> sa.Select[Any]:
     zone = models.Zone
     if rtype == SOA:
         status: Any = zone.status
@@ -85,24 +85,32 @@ def _managed_select(rtype: str, data: str | int | None) -> sa.Select[Any]:
         zone.version.label("version"),
         sa.literal(True).label("managed"),
     ).where(zone.deleted == models.LIVE)
-    if data is not None:
-        if rtype == SOA:
+    if data_pools is not None:
+        if rtype == SOA or not data_pools:
             # The SOA's text is built from the zone in Python, not in SQL: the
-            # data filter does not look into it.
+            # data filter does not look into it. A false condition is one the
+            # planner drops the branch for, without reading the zones.
             query = query.where(sa.false())
         else:
-            query = query.where(
-                sa.exists().where(
-                    models.PoolNsRecord.pool_id == zone.pool_id,
-                    api._match(models.PoolNsRecord.hostname, data),
-                )
-            )
+            query = query.where(zone.pool_id.in_(data_pools))
     return query
 
 
-def recordsets(*, data: str | int | None = None) -> sa.Subquery:
+def _pools_serving(session: Session, data: str | int) -> list[str]:
+    """The pools with an ns_records hostname matching a ``data`` filter: whose
+    zones' NS sets match it (a small table, read before the list's query)."""
+    query = sa.select(models.PoolNsRecord.pool_id).where(
+        api._match(models.PoolNsRecord.hostname, data)
+    )
+    return sorted(set(session.scalars(query)))
+
+
+def recordsets(
+    *, data: str | int | None = None, data_pools: Sequence[str] | None = None
+) -> sa.Subquery:
     """Every recordset, stored and managed, as one table; ``data``: only those
-    with a record matching it (stored records through their index)."""
+    with a record matching it (stored records through their index), the NS sets
+    of the zones of ``data_pools`` (see :func:`_pools_serving`)."""
     rs = models.RecordSet
     stored = sa.select(
         rs.id,
@@ -123,9 +131,11 @@ def recordsets(*, data: str | int | None = None) -> sa.Subquery:
         stored = stored.where(
             sa.exists().where(models.Record.recordset_id == rs.id, api._data_match(data))
         )
-    return sa.union_all(stored, _managed_select(SOA, data), _managed_select(NS, data)).subquery(
-        "all_recordsets"
-    )
+    if data is not None and data_pools is None:
+        data_pools = []
+    return sa.union_all(
+        stored, _managed_select(SOA, data_pools), _managed_select(NS, data_pools)
+    ).subquery("all_recordsets")
 
 
 def find(
@@ -136,7 +146,10 @@ def find(
     """One page of the recordsets, stored and managed, of the zones ``in_scope``
     accepts (given the ``zone_id`` column) matching ``criteria`` (column name ->
     value, or ``data``: one of its records). Managed ones have no records yet."""
-    table = recordsets(data=criteria.get("data"))
+    data = criteria.get("data")
+    with db.reader() as session:
+        pools = None if data is None else _pools_serving(session, data)
+    table = recordsets(data=data, data_pools=pools)
     filters = [
         api._match(api._column(table, key), value)
         for key, value in criteria.items()
