@@ -184,9 +184,18 @@ def get(recordset_id: str) -> objects.RecordSet | None:
 
 
 def _load(session: Session, ids: Sequence[str]) -> dict[str, objects.RecordSet]:
-    table = recordsets()
-    managed = session.execute(sa.select(table).where(table.c.id.in_(ids), table.c.managed))
-    found = {row.id: _row(row) for row in managed}
+    found: dict[str, objects.RecordSet] = {}
+    zone_ids = {zone_id for zone_id in map(zone_id_of, ids) if zone_id is not None}
+    if zone_ids:
+        # By their zones' ids, which the zones' primary key finds: the managed
+        # ids are computed, so a condition on them alone would read every zone.
+        table = recordsets()
+        managed = session.execute(
+            sa.select(table).where(
+                table.c.zone_id.in_(zone_ids), table.c.managed, table.c.id.in_(ids)
+            )
+        )
+        found = {row.id: _row(row) for row in managed}
     stored = [i for i in ids if i not in found]
     if stored:
         rows = session.scalars(api._recordset_query().where(models.RecordSet.id.in_(stored)))
