@@ -146,20 +146,29 @@ def find(
     """One page of the recordsets, stored and managed, of the zones ``in_scope``
     accepts (given the ``zone_id`` column) matching ``criteria`` (column name ->
     value, or ``data``: one of its records). Managed ones have no records yet."""
-    data = criteria.get("data")
     with db.reader() as session:
-        pools = None if data is None else _pools_serving(session, data)
+        return find_in(session, in_scope, criteria, paging)
+
+
+def find_in(
+    session: Session,
+    in_scope: Callable[[sa.ColumnElement[str]], sa.ColumnElement[bool]],
+    criteria: Mapping[str, str | int],
+    paging: objects.Paging,
+) -> objects.Page[objects.RecordSet]:
+    """:func:`find`, read in ``session``."""
+    data = criteria.get("data")
+    pools = None if data is None else _pools_serving(session, data)
     table = recordsets(data=data, data_pools=pools)
     filters = [
         api._match(api._column(table, key), value)
         for key, value in criteria.items()
         if key != "data"
     ]
-    with db.reader() as session:
-        ids, total, more = api._paged(
-            session, sa.select(table.c.id), table, [in_scope(table.c.zone_id)], filters, paging
-        )
-        found = _load(session, ids)
+    ids, total, more = api._paged(
+        session, sa.select(table.c.id), table, [in_scope(table.c.zone_id)], filters, paging
+    )
+    found = _load(session, ids)
     return objects.Page(tuple(found[i] for i in ids), total, more)
 
 

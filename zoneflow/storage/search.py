@@ -34,9 +34,9 @@ def find_all_recordsets(
     zones = sa.select(models.Zone.id).where(models.Zone.deleted == models.LIVE)
     if project_id is not None:
         zones = zones.where(models.Zone.project_id == project_id)
-    page = managed.find(lambda column: column.in_(zones), criteria, paging)
-    zone_ids = {rs.zone_id for rs in page.items}
     with db.reader() as session:
+        page = managed.find_in(session, lambda column: column.in_(zones), criteria, paging)
+        zone_ids = {rs.zone_id for rs in page.items}
         found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
         by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
     return page, by_id
