@@ -66,8 +66,9 @@ class Run:
         return self.requests / self.seconds
 
 
-async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[str]:
-    ids = []
+async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[tuple[str, str]]:
+    """The zones made: (id, name) each."""
+    made = []
     for i in range(count):
         done = await client.post(
             "/v2/zones",
@@ -75,12 +76,12 @@ async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[str
             headers=PROJECT,
         )
         done.raise_for_status()
-        ids.append(done.json()["id"])
-    return ids
+        made.append((done.json()["id"], done.json()["name"]))
+    return made
 
 
 async def _load(
-    url: str, zone_ids: list[str], clients: int, requests: int, tag: str
+    url: str, zones: list[tuple[str, str]], clients: int, requests: int, tag: str
 ) -> tuple[float, list[float], int]:
     """``requests`` creates from ``clients`` tasks; (wall seconds, latencies, failures)."""
     latencies: list[float] = []
@@ -92,11 +93,11 @@ async def _load(
 
         async def one_client(number: int) -> None:
             nonlocal sent, failures
-            zone_id = zone_ids[number % len(zone_ids)]
+            zone_id, zone_name = zones[number % len(zones)]
             while sent < requests:
                 n = sent
                 sent += 1
-                body = {"name": f"{tag}-{n}", "type": "A", "records": [_address(n)]}
+                body = {"name": f"{tag}-{n}.{zone_name}", "type": "A", "records": [_address(n)]}
                 started = time.perf_counter()
                 done = await client.post(
                     f"/v2/zones/{zone_id}/recordsets", json=body, headers=PROJECT
@@ -123,16 +124,16 @@ def measure(
     clients: int,
     requests: int,
 ) -> Run:
-    async def setup() -> list[str]:
+    async def setup() -> list[tuple[str, str]]:
         async with httpx.AsyncClient(base_url=deployment.api_url, timeout=60) as client:
             prefix = "".join(c if c.isalnum() else "-" for c in label.lower())
             return await _zones(client, f"{prefix}-", zones)
 
-    zone_ids = asyncio.run(setup())
-    asyncio.run(_load(deployment.api_url, zone_ids, clients, WARMUP, "warm"))
+    made = asyncio.run(setup())
+    asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm"))
     with meter:
         seconds, latencies, failures = asyncio.run(
-            _load(deployment.api_url, zone_ids, clients, requests, "rs")
+            _load(deployment.api_url, made, clients, requests, "rs")
         )
     return Run(label, requests, seconds, latencies, failures, meter.used)
 

@@ -382,7 +382,9 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
 
 def cmd_zone_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
+    from zoneflow.central import validation
 
+    validation.absolute_zone_name(args.name)  # the API's rule (Designate's) here too
     zone = _change(
         lambda: central.create_zone(
             args.name,
@@ -489,7 +491,12 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
 
 def cmd_recordset_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
+    from zoneflow.central import validation
 
+    # The API's rule (Designate's) here too: names are given absolute.
+    zone = central.get_zone(args.zone)
+    validation.absolute_recordset_name(args.name, zone.name)
+    validation.absolute_record_names(args.type, args.record, zone=zone.name)
     recordset = _change(
         lambda: central.create_recordset(
             args.zone, args.name, args.type, args.record, ttl=args.ttl, project_id=_scope(args)
@@ -503,6 +510,12 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
 
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
+    if args.record is not None:
+        from zoneflow.central import validation
+
+        zone = central.get_zone(args.zone)
+        current = central.get_recordset(zone.id, args.name, rtype=args.type)
+        validation.absolute_record_names(current.type, args.record, zone=zone.name)
     recordset = _change(
         lambda: central.update_recordset(
             args.zone,
@@ -932,7 +945,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = groups.add_parser("recordset", help="recordsets").add_subparsers(dest="cmd", required=True)
     p = command(rs, "create", cmd_recordset_create, "create a recordset")
     p.add_argument("zone")
-    p.add_argument("name", help="relative to the zone, '@' for the apex, or absolute")
+    p.add_argument("name", help="absolute, with its trailing dot: www.example.com.")
     p.add_argument("type")
     p.add_argument(
         "--record",

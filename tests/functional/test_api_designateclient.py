@@ -110,6 +110,24 @@ def test_designateclient_drives_zones_and_recordsets_onto_bind9(
     _complete_zone(zones[0])
     assert client.zones.get(ZONE)["id"] == zone_id  # by name, as the CLI resolves it
 
+    # The zone's SOA and apex NS are listed as Designate lists them, with what BIND9
+    # serves; changing or deleting them is refused with Designate's 400.
+    serial = settled(client, zone_id)["serial"]
+    apex = [rs for rs in client.recordsets.list(zone_id) if rs["name"] == ZONE]
+    listed = {rs["type"]: rs for rs in apex if rs["type"] in ("SOA", "NS")}
+    assert set(listed) == {"SOA", "NS"}
+    for rtype, recordset in listed.items():
+        _complete_recordset(recordset)
+        assert set(recordset["records"]) == answer(ZONE, rtype, bind.host, bind.port)[1]
+        with pytest.raises(client_errors.BadRequest, match="Managed records may not be updated"):
+            client.recordsets.update(zone_id, recordset["id"], {"records": ["ns9.example."]})
+    assert listed["NS"]["records"] == ["ns1.api.example."]
+    with pytest.raises(client_errors.BadRequest, match="Deleting a SOA recordset is not allowed"):
+        client.recordsets.delete(zone_id, listed["SOA"]["id"])
+    with pytest.raises(client_errors.BadRequest, match="Managed records may not be deleted"):
+        client.recordsets.delete(zone_id, listed["NS"]["id"])
+    assert settled(client, zone_id)["serial"] == serial
+
     # Delete a recordset: BIND9 stops answering it.
     gone = client.recordsets.delete(zone_id, f"mail.{ZONE}")
     assert (gone["action"], gone["status"]) == ("DELETE", "PENDING")

@@ -134,13 +134,14 @@ def test_concurrent_recordset_creates_never_pass_the_zones_quotas(
     project = f"{quota}-race"
     headers = {"X-Auth-Project-ID": project, "X-Roles": "member"}
     _set_quotas(api, project, **limits)
-    zone_id = _zone(api, f"{quota.replace('_', '-')}.race.example.", headers)
+    zone_name = f"{quota.replace('_', '-')}.race.example."
+    zone_id = _zone(api, zone_name, headers)
     answers = _race(
         api,
         f"/v2/zones/{zone_id}/recordsets",
         [
             {
-                "name": f"h{i}",
+                "name": f"h{i}.{zone_name}",
                 "type": "A",
                 "records": [f"192.0.2.{i}", f"198.51.100.{i}"][:records],
             }

@@ -105,12 +105,16 @@ def test_zone_lifecycle_through_zoneflow_is_served_by_knot(
     name = ZONE.name
 
     deployment.cli("zone", "create", name, "--email", "hostmaster@knot.example", "--wait")
-    deployment.cli("recordset", "create", name, "www", "A", "--record", "192.0.2.10", "--wait")
+    deployment.cli(
+        "recordset", "create", name, f"www.{name}", "A", "--record", "192.0.2.10", "--wait"
+    )
     serial = _stored_serial(deployment, name)
     assert soa_serial(name, knot.host, knot.port) == serial
     assert answer(f"www.{name}", "A", knot.host, knot.port) == (dns.rcode.NOERROR, {"192.0.2.10"})
 
-    deployment.cli("recordset", "create", name, "api", "A", "--record", "192.0.2.80", "--wait")
+    deployment.cli(
+        "recordset", "create", name, f"api.{name}", "A", "--record", "192.0.2.80", "--wait"
+    )
     newer = _stored_serial(deployment, name)
     assert newer > serial
     assert soa_serial(name, knot.host, knot.port) == newer

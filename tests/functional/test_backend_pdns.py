@@ -54,12 +54,16 @@ def test_zone_lifecycle_through_zoneflow_is_served_by_powerdns(
     deployment.start_conductor()
 
     deployment.cli("zone", "create", ZONE, "--email", "hostmaster@pdns.example", "--wait")
-    deployment.cli("recordset", "create", ZONE, "www", "A", "--record", "192.0.2.10", "--wait")
+    deployment.cli(
+        "recordset", "create", ZONE, f"www.{ZONE}", "A", "--record", "192.0.2.10", "--wait"
+    )
     serial = _stored_serial(deployment, ZONE)
     assert soa_serial(ZONE, pdns.host, pdns.port) == serial
     assert answer(f"www.{ZONE}", "A", pdns.host, pdns.port) == (dns.rcode.NOERROR, {"192.0.2.10"})
 
-    deployment.cli("recordset", "create", ZONE, "api", "A", "--record", "192.0.2.80", "--wait")
+    deployment.cli(
+        "recordset", "create", ZONE, f"api.{ZONE}", "A", "--record", "192.0.2.80", "--wait"
+    )
     newer = _stored_serial(deployment, ZONE)
     assert newer > serial
     assert soa_serial(ZONE, pdns.host, pdns.port) == newer

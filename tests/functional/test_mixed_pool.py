@@ -55,7 +55,9 @@ def test_a_pool_of_all_four_kinds_serves_every_change(
     deployment.start_conductor()
 
     deployment.cli("zone", "create", ZONE, "--email", "hostmaster@mixed.example", "--wait")
-    deployment.cli("recordset", "create", ZONE, "www", "A", "--record", "192.0.2.80", "--wait")
+    deployment.cli(
+        "recordset", "create", ZONE, f"www.{ZONE}", "A", "--record", "192.0.2.80", "--wait"
+    )
     shown = _show(deployment, ZONE)
     assert shown["status"] == "ACTIVE"
     for server in servers:

@@ -42,10 +42,10 @@ def test_zone_lifecycle_through_the_cli_is_served_by_both_bind9(
 
     deployment.cli("zone", "create", ZONE, "--email", "hostmaster@spine.example", "--wait")
     for args in (
-        ("www", "A", "--record", "192.0.2.10", "--record", "192.0.2.11"),
-        ("www", "AAAA", "--record", "2001:db8::10"),
-        ("@", "MX", "--record", "10 mail.spine.example."),
-        ("@", "TXT", "--record", '"v=spf1 -all"'),
+        (f"www.{ZONE}", "A", "--record", "192.0.2.10", "--record", "192.0.2.11"),
+        (f"www.{ZONE}", "AAAA", "--record", "2001:db8::10"),
+        (ZONE, "MX", "--record", "10 mail.spine.example."),
+        (ZONE, "TXT", "--record", '"v=spf1 -all"'),
     ):
         deployment.cli("recordset", "create", ZONE, *args, "--wait")
 
@@ -62,7 +62,9 @@ def test_zone_lifecycle_through_the_cli_is_served_by_both_bind9(
         assert answer(ZONE, "MX", bind.host, bind.port)[1] == {"10 mail.spine.example."}
         assert answer(ZONE, "TXT", bind.host, bind.port)[1] == {'"v=spf1 -all"'}
 
-    deployment.cli("recordset", "create", ZONE, "api", "A", "--record", "192.0.2.80", "--wait")
+    deployment.cli(
+        "recordset", "create", ZONE, f"api.{ZONE}", "A", "--record", "192.0.2.80", "--wait"
+    )
     newer = _stored_serial(deployment, ZONE)
     assert newer > serial
     for bind in binds:
@@ -110,10 +112,13 @@ def test_ids_and_errors_of_bad_cli_input_are_clear(
     binds = bind9_factory(1)
     deployment.load_pool(_pool(deployment, binds))
     cases = [
-        (("zone", "create", "bad_name.example", "--email", "a@b.example"), "invalid label"),
-        (("zone", "create", "ok.example", "--email", "nope"), "email 'nope' is invalid"),
-        (("zone", "create", "ok.example", "--email", "a@b.example", "--ttl", "-5"), "out of range"),
-        (("zone", "create", "ok.example", "--email", "a@b.example", "--pool", "x"), "pool 'x'"),
+        (("zone", "create", "bad_name.example.", "--email", "a@b.example"), "invalid label"),
+        (("zone", "create", "ok.example.", "--email", "nope"), "email 'nope' is invalid"),
+        (
+            ("zone", "create", "ok.example.", "--email", "a@b.example", "--ttl", "-5"),
+            "out of range",
+        ),
+        (("zone", "create", "ok.example.", "--email", "a@b.example", "--pool", "x"), "pool 'x'"),
         (("zone", "show", "missing.example"), "does not exist"),
         (("pool", "update", "--file", "/nonexistent.yaml"), "cannot read pools file"),
     ]

@@ -18,6 +18,7 @@ from tests.unit.conftest import wait_settled
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
 from zoneflow.central import api as central
+from zoneflow.dns import zone as dns_zone
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
 
@@ -92,7 +93,7 @@ def test_keystoneauth_discovers_v2_from_the_bare_or_versioned_url(
 def test_create_zone_answers_202_pending_with_every_designate_field(client: TestClient) -> None:
     done = client.post(
         "/v2/zones",
-        json={"name": "Example.COM", "email": "hostmaster@example.com", "ttl": 600},
+        json={"name": "Example.COM.", "email": "hostmaster@example.com", "ttl": 600},
         headers=ALICE,
     )
     assert done.status_code == 202
@@ -115,7 +116,7 @@ def test_a_change_that_changes_nothing_still_bumps_the_serial_as_designates_does
     the zone PENDING/UPDATE and bump its serial (doc/api.md, "Changes that change
     nothing"); a client waiting for ACTIVE after a change gets one."""
     zone = _zone(client)
-    rs = _recordset(client, zone, "www", "A", ["192.0.2.1"], ttl=300)
+    rs = _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"], ttl=300)
 
     def jobs() -> list[tuple[str, int]]:
         with db.reader() as session:
@@ -255,11 +256,108 @@ def test_recordset_lifecycle_carries_every_field_and_the_serial_of_its_change(
     _assert_error(client.get(url, headers=ALICE), 404, "recordset_not_found")
 
 
-def test_recordset_names_may_be_relative_and_name_type_are_fixed(client: TestClient) -> None:
+def test_a_zones_soa_and_apex_ns_are_listed_as_mdns_serves_them_and_cannot_be_changed(
+    client: TestClient,
+) -> None:
     zone = _zone(client)
-    created = _recordset(client, zone, "mail", "MX", ["10 mx1"])
-    assert (created["name"], created["records"]) == ("mail.example.com.", ["10 mx1.example.com."])
-    url = f"/v2/zones/{zone['id']}/recordsets/{created['id']}"
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    _recordset(client, zone, "www.example.com.", "A", ["192.0.2.1"])
+    listed = client.get(url, headers=ALICE).json()["recordsets"]
+    apex = {rs["type"]: rs for rs in listed if rs["name"] == "example.com."}
+    assert set(apex) == {"SOA", "NS"} and len(listed) == 3
+    stored = storage.get_zone(zone["id"])
+    served = dns_zone.apex_rrsets(stored, storage.get_pool(stored.pool_id))
+    for rrset in served:
+        shown = apex[rrset.rdtype.name]
+        assert set(shown) == RECORDSET_FIELDS
+        schemas.RecordSet.model_validate(shown)
+        assert shown["records"] == [rdata.to_text() for rdata in rrset]
+        assert (shown["zone_name"], shown["project_id"], shown["ttl"]) == (
+            "example.com.",
+            "alice",
+            None,
+        )
+        # Shown the same by id, in its zone and alone.
+        assert client.get(f"{url}/{shown['id']}", headers=ALICE).json() == shown
+        assert client.get(f"/v2/recordsets/{shown['id']}", headers=ALICE).json() == shown
+    assert apex["SOA"]["records"] == [
+        f"ns1.example.org. hostmaster.example.com. {stored.serial} 3600 600 86400 3600"
+    ]
+    assert apex["NS"]["records"] == ["ns1.example.org."]
+    assert (apex["SOA"]["status"], apex["SOA"]["action"]) == ("PENDING", "CREATE")
+
+    # Designate's refusals, and nothing changes.
+    soa_url, ns_url = (f"{url}/{apex[t]['id']}" for t in ("SOA", "NS"))
+    change = {"records": ["ns9.example.org."]}
+    for target in (soa_url, ns_url):
+        _assert_error(
+            client.put(target, json=change, headers=ALICE),
+            400,
+            "bad_request",
+            "Managed records may not be updated",
+        )
+    _assert_error(
+        client.delete(soa_url, headers=ALICE),
+        400,
+        "bad_request",
+        "Deleting a SOA recordset is not allowed",
+    )
+    _assert_error(
+        client.delete(ns_url, headers=ALICE),
+        400,
+        "bad_request",
+        "Managed records may not be deleted",
+    )
+    assert storage.get_zone(zone["id"]).serial == stored.serial
+    # A delegation below the apex is an ordinary NS recordset.
+    _recordset(client, zone, "sub.example.com.", "NS", ["ns.sub.example.com."])
+
+    # The SOA follows the zone's serial; filters and pages take the apex sets in.
+    after = client.get(f"{url}/{apex['SOA']['id']}", headers=ALICE).json()
+    assert after["records"][0].split()[2] == str(storage.get_zone(zone["id"]).serial)
+    assert [
+        rs["type"] for rs in client.get(f"{url}?type=SOA", headers=ALICE).json()["recordsets"]
+    ] == ["SOA"]
+    items, totals = _walk(client, f"{url}?limit=1&sort_key=type")
+    assert [rs["type"] for rs in items] == ["A", "NS", "NS", "SOA"]
+    assert set(totals) == {4}
+    items, _ = _walk(client, f"{url}?limit=1&sort_key=id&sort_dir=desc")
+    assert [rs["id"] for rs in items] == sorted((rs["id"] for rs in items), reverse=True)
+    assert len(items) == 4
+
+
+def test_names_without_their_trailing_dot_are_refused_as_designate_refuses_them(
+    client: TestClient,
+) -> None:
+    done = client.post(
+        "/v2/zones", json={"name": "example.org", "email": "h@example.org"}, headers=ALICE
+    )
+    body = _assert_error(done, 400, "invalid_object", "does not end with a dot", "example.org.")
+    assert body["errors"]["errors"][0]["path"] == ["name"]
+    zone = _zone(client)
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    for name, advice in (("mail", "mail.example.com."), ("@", "example.com.")):
+        body = {"name": name, "type": "A", "records": ["192.0.2.1"]}
+        done = client.post(url, json=body, headers=ALICE)
+        _assert_error(done, 400, "invalid_object", "does not end with a dot", advice)
+    for records in (["10 mx1"], [{"priority": 10, "exchange": "mx1"}]):
+        body = {"name": "example.com.", "type": "MX", "records": records}
+        done = client.post(url, json=body, headers=ALICE)
+        _assert_error(done, 400, "invalid_object", "records[0]", "10 mx1.example.com.")
+    created = _recordset(client, zone, "mail.example.com.", "MX", ["10 mx1.example.com."])
+    assert created["records"] == ["10 mx1.example.com."]
+    url = f"{url}/{created['id']}"
+    _assert_error(
+        client.put(url, json={"records": ["20 mx2"]}, headers=ALICE),
+        400,
+        "invalid_object",
+        "trailing dot",
+    )
+    assert [z["name"] for z in client.get("/v2/zones", headers=ALICE).json()["zones"]] == [
+        "example.com."
+    ]
+    assert client.get(url, headers=ALICE).json()["records"] == ["10 mx1.example.com."]
+    assert storage.get_zone(zone["id"]).serial == created["serial"]
     for field in ("name", "type"):
         done = client.put(url, json={field: "x"}, headers=ALICE)
         _assert_error(done, 400, "invalid_object", field)
@@ -268,27 +366,32 @@ def test_recordset_names_may_be_relative_and_name_type_are_fixed(client: TestCli
 def test_bad_recordsets_get_designate_errors_naming_what_is_wrong(client: TestClient) -> None:
     zone = _zone(client)
     url = f"/v2/zones/{zone['id']}/recordsets"
-    _recordset(client, zone, "www", "A", ["192.0.2.1"])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"])
     ip = ["192.0.2.1"]
 
     def body(name: str, rtype: str, records: Any, **extra: Any) -> dict:
         return {"name": name, "type": rtype, "records": records, **extra}
 
     cases = [
-        (body("www", "A", ["192.0.2.9"]), 409, "duplicate_recordset"),
-        (body("www", "CNAME", ["x.example."]), 400, "invalid_recordset_location"),
-        (body("a", "A", ["300.1.1.1"]), 400, "invalid_object", "300.1.1.1"),
-        (body("a", "A", "192.0.2.1"), 400, "invalid_object", "records"),
-        (body("a", "A", [1]), 400, "invalid_object", "records[0]"),
-        (body("a", "A", ip, ttl=-1), 400, "invalid_object", "ttl"),
-        (body("a", "A", ip, ttl=2**31), 400, "invalid_object", "ttl"),
-        (body("a", "BOGUS", ["x"]), 400, "invalid_object", "BOGUS"),
-        (body("a", "SOA", ["x"]), 400, "invalid_object", "SOA"),
-        (body("a b", "A", ip), 400, "invalid_recordset_name"),
+        (body("www.example.com.", "A", ["192.0.2.9"]), 409, "duplicate_recordset"),
+        (body("www.example.com.", "CNAME", ["x.example."]), 400, "invalid_recordset_location"),
+        (body("a.example.com.", "A", ["300.1.1.1"]), 400, "invalid_object", "300.1.1.1"),
+        (body("a.example.com.", "A", "192.0.2.1"), 400, "invalid_object", "records"),
+        (body("a.example.com.", "A", [1]), 400, "invalid_object", "records[0]"),
+        (body("a.example.com.", "A", ip, ttl=-1), 400, "invalid_object", "ttl"),
+        (body("a.example.com.", "A", ip, ttl=2**31), 400, "invalid_object", "ttl"),
+        (body("a.example.com.", "BOGUS", ["x"]), 400, "invalid_object", "BOGUS"),
+        (
+            body("a.example.com.", "SOA", ["x"]),
+            400,
+            "bad_request",
+            "Creating a SOA recordset is not allowed",
+        ),
+        (body("a b.example.com.", "A", ip), 400, "invalid_recordset_name"),
         (body("x.other.org.", "A", ip), 400, "invalid_recordset_location"),
-        (body("a", "A", []), 400, "invalid_object", "at least one"),
-        (body("a", "A", ip, id="x"), 400, "invalid_object", "id"),
-        (body("@", "NS", ["ns.example.org."]), 400, "invalid_recordset_location", "ns_records"),
+        (body("a.example.com.", "A", []), 400, "invalid_object", "at least one"),
+        (body("a.example.com.", "A", ip, id="x"), 400, "invalid_object", "id"),
+        (body("example.com.", "NS", ["ns.example.org."]), 409, "duplicate_recordset", "ns_records"),
     ]
     serial = storage.get_zone(zone["id"]).serial
     for body, status, error_type, *words in cases:
@@ -418,13 +521,17 @@ def test_pages_over_a_nullable_sort_key_hold_every_item_once(client: TestClient)
     zone = _zone(client)
     ttls = [None, 300, None, 60, 300, None, 60]
     for i, ttl in enumerate(ttls):
-        _recordset(client, zone, f"h{i}", "A", ["192.0.2.1"], ttl=ttl)
+        _recordset(client, zone, f"h{i}.example.com.", "A", ["192.0.2.1"], ttl=ttl)
     url = f"/v2/zones/{zone['id']}/recordsets"
     for direction in ("asc", "desc"):
         items, _ = _walk(client, f"{url}?limit=2&sort_key=ttl&sort_dir={direction}")
-        assert sorted(rs["name"] for rs in items) == sorted(f"h{i}.example.com." for i in range(7))
+        # The zone's SOA and NS are listed too, without a TTL of their own.
+        apex = ["example.com.", "example.com."]
+        assert sorted(rs["name"] for rs in items) == sorted(
+            [*apex, *(f"h{i}.example.com." for i in range(7))]
+        )
         shown = [rs["ttl"] for rs in items]
-        nulls_first = [None] * 3 + [60, 60, 300, 300]
+        nulls_first = [None] * 5 + [60, 60, 300, 300]
         assert shown == (nulls_first if direction == "asc" else nulls_first[::-1])
 
 
@@ -474,9 +581,9 @@ def test_zone_filters_match_designate_wildcards(client: TestClient) -> None:
 
 def test_recordset_filters_match_name_type_data_ttl_and_description(client: TestClient) -> None:
     zone = _zone(client)
-    _recordset(client, zone, "www", "A", ["192.0.2.1", "192.0.2.2"], ttl=60)
-    _recordset(client, zone, "www", "AAAA", ["2001:db8::1"], description="v6 web")
-    _recordset(client, zone, "mail", "A", ["192.0.2.25"])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1", "192.0.2.2"], ttl=60)
+    _recordset(client, zone, f"www.{zone['name']}", "AAAA", ["2001:db8::1"], description="v6 web")
+    _recordset(client, zone, f"mail.{zone['name']}", "A", ["192.0.2.25"])
     url = f"/v2/zones/{zone['id']}/recordsets"
 
     def found(query: str) -> list[tuple[str, str]]:
@@ -500,7 +607,7 @@ def test_recordset_filters_match_name_type_data_ttl_and_description(client: Test
 
 def test_a_project_cannot_see_or_touch_another_projects_zones(client: TestClient) -> None:
     zone = _zone(client, headers=ALICE)
-    rs = _recordset(client, zone, "www", "A", ["192.0.2.1"])
+    rs = _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"])
     zone_url = f"/v2/zones/{zone['id']}"
     rs_url = f"{zone_url}/recordsets/{rs['id']}"
     serial = storage.get_zone(zone["id"]).serial
@@ -516,7 +623,7 @@ def test_a_project_cannot_see_or_touch_another_projects_zones(client: TestClient
         client.get(f"{zone_url}/recordsets", headers=BOB),
         client.post(
             f"{zone_url}/recordsets",
-            json={"name": "x", "type": "A", "records": ["192.0.2.9"]},
+            json={"name": "x.alice.example.", "type": "A", "records": ["192.0.2.9"]},
             headers=BOB,
         ),
         client.get(rs_url, headers=BOB),

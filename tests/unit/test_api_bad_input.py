@@ -75,6 +75,7 @@ RESOURCES = {
             case({"name": "com."}, "invalid_zone_name", "com."),
             case({"name": f"{'a' * 64}.example."}, "invalid_zone_name", "a" * 64),
             case({"name": "a" * 300}, BAD, "name"),
+            case({"name": "new.example"}, BAD, "name", "does not end with a dot", "new.example."),
             case({"email": "nope"}, BAD, "email"),
             case({"email": None}, BAD, "email"),
             case({"description": "d" * 161}, BAD, "description"),
@@ -86,7 +87,7 @@ RESOURCES = {
             case({"serial": 5}, BAD, "serial"),
             case({"name": "example.com."}, "duplicate_zone", "example.com.", status=409),
             case(
-                {"name": "EXAMPLE.com"}, "duplicate_zone", "example.com.", status=409, headers=BOB
+                {"name": "EXAMPLE.com."}, "duplicate_zone", "example.com.", status=409, headers=BOB
             ),
         ],
     ),
@@ -109,7 +110,13 @@ RESOURCES = {
     "recordset create": Resource(
         "POST",
         "/v2/zones/{zone_id}/recordsets",
-        {"name": "new", "type": "A", "records": ["192.0.2.9"], "ttl": 300, "description": "d"},
+        {
+            "name": "new.example.com.",
+            "type": "A",
+            "records": ["192.0.2.9"],
+            "ttl": 300,
+            "description": "d",
+        },
         [
             *_ttls(),
             case({"records": ["300.1.1.1"]}, BAD, "records[0]", "300.1.1.1"),
@@ -125,26 +132,32 @@ RESOURCES = {
             case({"type": "TXT", "records": ['"a\x00b"']}, BAD, "records", "[0]", "NUL"),
             case({"type": "TXT", "records": [{"text": "a\x00b"}]}, BAD, "[0].text", "NUL"),
             case({"type": "BOGUS"}, BAD, "BOGUS"),
-            case({"type": "SOA"}, BAD, "SOA"),
+            case({"type": "SOA"}, "bad_request", "Creating a SOA recordset is not allowed"),
             case({"type": ""}, BAD, "type"),
-            case({"name": "a b"}, "invalid_recordset_name", "a b"),
-            case({"name": "a.*"}, "invalid_recordset_name", "a.*"),
-            case({"name": f"{'a' * 64}"}, "invalid_recordset_name", "a" * 64),
+            case({"name": "new"}, BAD, "does not end with a dot", "new.example.com."),
+            case({"name": "@"}, BAD, "does not end with a dot", "example.com."),
+            case({"type": "CNAME", "records": ["www"]}, BAD, "records[0]", "trailing dot"),
+            case({"name": "a b.example.com."}, "invalid_recordset_name", "a b"),
+            case({"name": "a.*.example.com."}, "invalid_recordset_name", "a.*"),
+            case({"name": f"{'a' * 64}.example.com."}, "invalid_recordset_name", "a" * 64),
             case({"name": "x.other.org."}, "invalid_recordset_location", "x.other.org."),
             case({"description": "a\x00b"}, BAD, "description", "NUL"),
             case({"name": ""}, BAD, "name"),
             case({"id": MISSING}, BAD, "id"),
             case({"zone_id": MISSING}, BAD, "zone_id"),
-            case({"name": "www"}, "duplicate_recordset", "www.example.com.", status=409),
             case(
-                {"name": "www", "type": "CNAME", "records": ["x.example."]},
+                {"name": "www.example.com."}, "duplicate_recordset", "www.example.com.", status=409
+            ),
+            case(
+                {"name": "www.example.com.", "type": "CNAME", "records": ["x.example."]},
                 "invalid_recordset_location",
                 "CNAME",
             ),
             case(
-                {"name": "@", "type": "NS", "records": ["ns.example.org."]},
-                "invalid_recordset_location",
+                {"name": "example.com.", "type": "NS", "records": ["ns.example.org."]},
+                "duplicate_recordset",
                 "ns_records",
+                status=409,
             ),
             case(
                 {"name": "@", "type": "CNAME", "records": ["x.example."]},
@@ -287,7 +300,7 @@ def ids(client: TestClient) -> dict[str, str]:
     rs = made(
         client.post(
             f"/v2/zones/{zone['id']}/recordsets",
-            json={"name": "www", "type": "A", "records": ["192.0.2.1"]},
+            json={"name": "www.example.com.", "type": "A", "records": ["192.0.2.1"]},
             headers=ALICE,
         )
     )

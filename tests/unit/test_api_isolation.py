@@ -51,7 +51,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v2/zones"): {"json": {"name": "bob.example.", "email": "h@bob.example"}},
     ("PATCH", "/v2/zones/{zone_id}"): {"json": {"ttl": 600, "description": "bob was here"}},
     ("POST", "/v2/zones/{zone_id}/recordsets"): {
-        "json": {"name": "bob", "type": "A", "records": ["192.0.2.66"]}
+        "json": {"name": "bob.alice.example.", "type": "A", "records": ["192.0.2.66"]}
     },
     ("PUT", "/v2/zones/{zone_id}/recordsets/{recordset_id}"): {
         "json": {"records": ["192.0.2.66"], "ttl": 60}
@@ -102,7 +102,7 @@ def alices(client: TestClient, conductor: object) -> dict[str, str]:
     rs = _ok(
         client.post(
             f"/v2/zones/{zone['id']}/recordsets",
-            json={"name": "www", "type": "A", "records": ["192.0.2.1"]},
+            json={"name": "www.alice.example.", "type": "A", "records": ["192.0.2.1"]},
             headers=ALICE,
         )
     )

@@ -113,11 +113,11 @@ def two_projects(client: TestClient) -> dict[str, dict]:
     a1 = _zone(client, "a1.example.")
     a2 = _zone(client, "a2.example.")
     b1 = _zone(client, "b1.example.", headers=BOB)
-    _recordset(client, a1, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    _recordset(client, a1, "mail", "MX", ["10 mx.a1.example."])
-    _recordset(client, a2, "web", "A", ["192.0.2.1"])
-    _recordset(client, a2, "v6", "AAAA", ["2001:db8::1"])
-    _recordset(client, b1, "www", "A", ["192.0.2.1"], headers=BOB)
+    _recordset(client, a1, f"www.{a1['name']}", "A", ["192.0.2.1", "192.0.2.2"])
+    _recordset(client, a1, f"mail.{a1['name']}", "MX", ["10 mx.a1.example."])
+    _recordset(client, a2, f"web.{a2['name']}", "A", ["192.0.2.1"])
+    _recordset(client, a2, f"v6.{a2['name']}", "AAAA", ["2001:db8::1"])
+    _recordset(client, b1, f"www.{b1['name']}", "A", ["192.0.2.1"], headers=BOB)
     return {"a1": a1, "a2": a2, "b1": b1}
 
 
@@ -137,11 +137,17 @@ def test_recordsets_across_zones_are_found_by_data_and_other_filters(
     assert _names(client, "type=a&name=w*") == ["web.a2.example. A", "www.a1.example. A"]
     assert _names(client, "name=*.a1.example.") == ["mail.a1.example. MX", "www.a1.example. A"]
     assert _names(client, f"zone_id={two_projects['a2']['id']}") == [
+        "a2.example. NS",
+        "a2.example. SOA",
         "v6.a2.example. AAAA",
         "web.a2.example. A",
     ]
+    # Each zone's SOA and apex NS are found as Designate finds them; the NS by the
+    # pool's ns_records.
+    assert _names(client, "type=SOA") == ["a1.example. SOA", "a2.example. SOA"]
+    assert _names(client, "data=ns1.example.org.") == ["a1.example. NS", "a2.example. NS"]
     assert _names(client, "status=PENDING&ttl=3600") == []
-    assert len(_names(client, "status=pending")) == 4
+    assert len(_names(client, "status=pending")) == 4 + 2 * 2
     assert _names(client, "description=*") == []
     shown = client.get("/v2/recordsets?data=192.0.2.2", headers=ALICE).json()["recordsets"][0]
     assert set(shown) == RECORDSET_FIELDS
@@ -155,10 +161,10 @@ def test_recordsets_across_zones_page_like_a_zones_list(
     seen, url = [], "/v2/recordsets?limit=1&sort_key=name"
     while url:
         body = client.get(url, headers=ALICE).json()
-        assert body["metadata"]["total_count"] == 4
+        assert body["metadata"]["total_count"] == 4 + 2 * 2  # and each zone's SOA and NS
         seen += [rs["name"] for rs in body["recordsets"]]
         url = body["links"].get("next")
-    assert seen == sorted(seen) and len(seen) == 4
+    assert seen == sorted(seen) and len(seen) == 4 + 2 * 2
     for query, error_type in (
         ("colour=red", "bad_request"),
         ("sort_key=data", "invalid_sort_key"),
@@ -200,15 +206,20 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     _recordset(
         client,
         two_projects["a2"],
-        "_sip._tcp",
+        "_sip._tcp.a2.example.",
         "SRV",
-        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip"}],
+        [{"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}],
     )
     done = client.get("/v2/recordsets?records_data=true&sort_key=name", headers=ALICE)
     assert done.status_code == 200, done.text
     schemas.RecordSetList.model_validate(done.json())
-    shown = {rs["name"]: rs for rs in done.json()["recordsets"]}
-    assert len(shown) == 5 and all("records_data" in rs for rs in shown.values())
+    shown = {f"{rs['name']} {rs['type']}": rs for rs in done.json()["recordsets"]}
+    assert len(shown) == 5 + 2 * 2 and all("records_data" in rs for rs in shown.values())
+    (soa,) = shown["a1.example. SOA"]["records_data"]
+    assert (soa["mname"], soa["rname"]) == ("ns1.example.org.", "hostmaster.a1.example.")
+    assert soa["serial"] == storage.get_zone("a1.example.").serial
+    assert shown["a1.example. NS"]["records_data"] == [{"nsdname": "ns1.example.org."}]
+    shown = {name.split()[0]: rs for name, rs in shown.items()}
     assert shown["_sip._tcp.a2.example."]["records_data"] == [
         {"priority": 10, "weight": 5, "port": 5060, "target": "sip.a2.example."}
     ]
@@ -327,6 +338,22 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     )
 
 
+def test_a_pool_loaded_with_designates_default_id_is_found_by_it(client: TestClient) -> None:
+    pool_id = "794ccc2c-d751-44fe-b57f-8894c9f5c842"
+    given = fake_pool_yaml({})
+    (loaded,) = storage.replace_pools(
+        pools.parse(given.replace("- name: default", f"- id: {pool_id}\n  name: second"))
+    )
+    assert loaded.id == pool_id
+    shown = client.get(f"/v2/pools/{pool_id}", headers=ADMIN)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["id"], shown.json()["name"]) == (pool_id, "second")
+    body = {"name": "pooled.example.", "email": "h@pooled.example", "pool_id": pool_id}
+    created = client.post("/v2/zones", json=body, headers=ALICE)
+    assert created.status_code == 202, created.text
+    assert created.json()["pool_id"] == pool_id
+
+
 def test_service_statuses_come_from_heartbeats_and_a_silent_service_is_down(
     client: TestClient, override: Any
 ) -> None:
@@ -405,9 +432,9 @@ def test_an_all_in_one_reports_each_of_its_services(client: TestClient, override
 
 def test_an_export_is_the_zone_file_mdns_would_transfer(client: TestClient) -> None:
     zone = _zone(client, "ex.example.", ttl=900)
-    _recordset(client, zone, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    _recordset(client, zone, "@", "MX", ["10 mail"])
-    _recordset(client, zone, "txt", "TXT", ['"hello world"'])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1", "192.0.2.2"])
+    _recordset(client, zone, zone["name"], "MX", ["10 mail.ex.example."])
+    _recordset(client, zone, f"txt.{zone['name']}", "TXT", ['"hello world"'])
     done = client.post(f"/v2/zones/{zone['id']}/tasks/export", headers=ALICE)
     assert done.status_code == 202, done.text
     task = done.json()
@@ -473,7 +500,7 @@ def test_another_project_cannot_export_or_read_an_export(client: TestClient) -> 
 
 def test_a_zone_larger_than_the_export_quota_ends_in_error(client: TestClient) -> None:
     zone = _zone(client, "big.example.")
-    _recordset(client, zone, "www", "A", ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
     client.patch("/v2/quotas/alice", json={"api_export_size": 2}, headers=ADMIN)
     task = client.post(f"/v2/zones/{zone['id']}/tasks/export", headers=ALICE).json()
     assert (task["status"], task["location"]) == ("ERROR", None)
@@ -775,7 +802,7 @@ def test_mdns_verifies_transfers_signed_with_a_key_made_through_the_api(
     client: TestClient,
 ) -> None:
     zone = _zone(client, "signed.example.", headers=ADMIN)
-    _recordset(client, zone, "www", "A", ["192.0.2.1"], headers=ADMIN)
+    _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"], headers=ADMIN)
     responder = server.Responder(keyring=keyring.Keyring({}, refresh=0))
     key = dns.tsig.Key("api-key.", SECRET, dns.tsig.HMAC_SHA256)
     request = dns.message.make_query("signed.example.", dns.rdatatype.AXFR)
@@ -862,21 +889,27 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     url = f"/v2/zones/{zone['id']}/recordsets"
     four = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
     _assert_error(
-        client.post(url, json={"name": "a", "type": "A", "records": four}, headers=ALICE),
+        client.post(
+            url, json={"name": "a.q.example.", "type": "A", "records": four}, headers=ALICE
+        ),
         413,
         "over_quota",
         "recordset_records",
     )
-    first = _recordset(client, zone, "a", "A", four[:3])
+    first = _recordset(client, zone, f"a.{zone['name']}", "A", four[:3])
     _assert_error(
-        client.post(url, json={"name": "b", "type": "A", "records": four[:2]}, headers=ALICE),
+        client.post(
+            url, json={"name": "b.q.example.", "type": "A", "records": four[:2]}, headers=ALICE
+        ),
         413,
         "over_quota",
         "zone_records",
     )
-    _recordset(client, zone, "b", "A", four[:1])
+    _recordset(client, zone, f"b.{zone['name']}", "A", four[:1])
     _assert_error(
-        client.post(url, json={"name": "c", "type": "A", "records": four[:1]}, headers=ALICE),
+        client.post(
+            url, json={"name": "c.q.example.", "type": "A", "records": four[:1]}, headers=ALICE
+        ),
         413,
         "over_quota",
         "zone_recordsets",

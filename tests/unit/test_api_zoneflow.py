@@ -296,10 +296,10 @@ def test_records_may_be_given_as_fields_and_are_shown_both_ways(client: TestClie
     done = client.post(
         f"{url}?records_data=true",
         json={
-            "name": "_sip._tcp",
+            "name": "_sip._tcp.example.com.",
             "type": "SRV",
             "records": [
-                {"priority": 10, "weight": 5, "port": 5060, "target": "sip"},
+                {"priority": 10, "weight": 5, "port": 5060, "target": "sip.example.com."},
                 "20 0 5060 backup.example.net.",
             ],
         },
@@ -322,7 +322,7 @@ def test_records_may_be_given_as_fields_and_are_shown_both_ways(client: TestClie
 
     done = client.put(
         rs_url,
-        json={"records": [{"priority": 1, "weight": 1, "port": 1, "target": "x"}]},
+        json={"records": [{"priority": 1, "weight": 1, "port": 1, "target": "x.example.com."}]},
         headers=ALICE,
     )
     assert done.status_code == 202, done.text
@@ -334,21 +334,29 @@ def test_bad_record_fields_get_designate_errors_naming_the_field(client: TestCli
     url = f"/v2/zones/{zone['id']}/recordsets"
     for records, words in (
         ([{"priority": 10}], ["records[0].exchange", "missing"]),
-        (["10 mail", {"priority": 99999, "exchange": "m"}], ["records[1].priority", "65535"]),
+        (
+            ["10 mail.example.com.", {"priority": 99999, "exchange": "m"}],
+            ["records[1].priority", "65535"],
+        ),
         ([{"priority": 10, "exchange": "m", "ttl": 5}], ["records[0].ttl", "not a field"]),
     ):
-        done = client.post(url, json={"name": "@", "type": "MX", "records": records}, headers=ALICE)
+        done = client.post(
+            url, json={"name": "example.com.", "type": "MX", "records": records}, headers=ALICE
+        )
         body = _error(done, 400, "invalid_object")
         for word in words:
             assert word in body["message"], body["message"]
     body = _error(
-        client.post(url, json={"name": "@", "type": "MX", "records": [7]}, headers=ALICE),
+        client.post(
+            url, json={"name": "example.com.", "type": "MX", "records": [7]}, headers=ALICE
+        ),
         400,
         "invalid_object",
     )
     assert "records[0]" in body["message"]
     _error(client.get(f"{url}?records_data=maybe", headers=ALICE), 400, "invalid_object")
-    assert client.get(url, headers=ALICE).json()["recordsets"] == []
+    listed = client.get(url, headers=ALICE).json()["recordsets"]
+    assert sorted(rs["type"] for rs in listed) == ["NS", "SOA"]  # the zone's own, nothing else
 
 
 # --- /openapi.json -------------------------------------------------------------------------

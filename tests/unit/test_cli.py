@@ -31,7 +31,7 @@ def test_zone_and_recordset_commands_change_storage(
 ) -> None:
     assert run(capsys, "pool", "update", "--file", pool_file)[0] == 0
     code, out, _ = run(
-        capsys, "--json", "zone", "create", "example.com", "--email", "h@example.com"
+        capsys, "--json", "zone", "create", "example.com.", "--email", "h@example.com"
     )
     assert code == 0
     assert json.loads(out)["name"] == "example.com."
@@ -40,7 +40,7 @@ def test_zone_and_recordset_commands_change_storage(
         "recordset",
         "create",
         "example.com",
-        "www",
+        "www.example.com.",
         "A",
         "--record",
         "192.0.2.1",
@@ -52,17 +52,56 @@ def test_zone_and_recordset_commands_change_storage(
     assert (rs.name, rs.type, rs.records) == ("www.example.com.", "A", ("192.0.2.1", "192.0.2.2"))
     code, out, _ = run(capsys, "recordset", "list", "example.com")
     assert "www.example.com." in out and "192.0.2.1, 192.0.2.2" in out
+    # Names are given absolute, as the API takes them; nothing is completed.
+    code, _, err = run(
+        capsys, "recordset", "create", "example.com.", "mail", "A", "--record", "192.0.2.9"
+    )
+    assert code == 1 and "give the absolute name, e.g. mail.example.com." in err
+    code, _, err = run(
+        capsys, "recordset", "create", "example.com.", "example.com.", "MX", "--record", "10 mail"
+    )
+    assert code == 1 and "10 mail.example.com." in err
+    assert len(storage.list_recordsets(storage.get_zone("example.com").id)) == 1
     assert run(capsys, "recordset", "delete", "example.com", "www")[0] == 0
     assert storage.list_recordsets(storage.get_zone("example.com").id) == []
+
+
+def test_recordset_list_shows_the_soa_and_apex_ns_which_cannot_be_changed(
+    capsys: pytest.CaptureFixture[str], pool_file: str
+) -> None:
+    run(capsys, "pool", "update", "--file", pool_file)
+    run(capsys, "zone", "create", "example.com.", "--email", "h@example.com")
+    code, out, _ = run(capsys, "--json", "recordset", "list", "example.com.")
+    assert code == 0
+    shown = {rs["type"]: rs for rs in json.loads(out)}
+    serial = storage.get_zone("example.com.").serial
+    assert shown["SOA"]["records"] == [
+        f"ns1.example.org. h.example.com. {serial} 3600 600 86400 3600"
+    ]
+    assert shown["NS"]["records"] == ["ns1.example.org."]
+    code, _, err = run(
+        capsys, "recordset", "delete", "example.com.", "example.com.", "--type", "SOA"
+    )
+    assert (code, err.count("\n")) == (1, 1)
+    assert "Deleting a SOA recordset is not allowed" in err
+    code, _, err = run(
+        capsys, "recordset", "delete", "example.com.", "example.com.", "--type", "NS"
+    )
+    assert "Managed records may not be deleted" in err
+    assert storage.get_zone("example.com.").serial == serial
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("zone", "create", "a..b", "--email", "h@example.com"), "invalid label"),
-        (("zone", "create", "example.com", "--email", "h@example.com", "--ttl", "x"), "TTL 'x'"),
+        (("zone", "create", "a..b.", "--email", "h@example.com"), "invalid label"),
         (
-            ("zone", "create", "example.com", "--email", "h@example.com", "--pool", "no"),
+            ("zone", "create", "example.com", "--email", "h@example.com"),
+            "zone name 'example.com' does not end with a dot: give the absolute name, example.com.",
+        ),
+        (("zone", "create", "example.com.", "--email", "h@example.com", "--ttl", "x"), "TTL 'x'"),
+        (
+            ("zone", "create", "example.com.", "--email", "h@example.com", "--pool", "no"),
             "pool 'no'",
         ),
         (("zone", "show", "nope.example"), "zone 'nope.example' does not exist"),
@@ -92,13 +131,13 @@ def test_bad_record_data_leaves_no_half_written_recordset(
     capsys: pytest.CaptureFixture[str], pool_file: str
 ) -> None:
     run(capsys, "pool", "update", "--file", pool_file)
-    run(capsys, "zone", "create", "example.com", "--email", "h@example.com")
+    run(capsys, "zone", "create", "example.com.", "--email", "h@example.com")
     code, _, err = run(
         capsys,
         "recordset",
         "create",
         "example.com",
-        "www",
+        "www.example.com.",
         "A",
         "--record",
         "192.0.2.1",
@@ -120,7 +159,7 @@ def test_an_unreachable_zookeeper_is_named_and_nothing_changes(
         "[jobboard]\nbackend = zookeeper\nhosts = 127.0.0.1:1\nconnect_timeout = 1\n"
     )
     code, _, err = run(
-        capsys, "--config-file", str(conf), "zone", "create", "example.com", "--email", "h@e.com"
+        capsys, "--config-file", str(conf), "zone", "create", "example.com.", "--email", "h@e.com"
     )
     assert code == 1
     assert "cannot reach ZooKeeper at 127.0.0.1:1" in err

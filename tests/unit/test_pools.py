@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from zoneflow import exceptions
+from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.storage import api as storage
 
@@ -59,6 +60,39 @@ def test_loading_the_same_file_twice_keeps_target_ids(tmp_path: pathlib.Path) ->
     assert len(storage.list_pools()) == 1
 
 
+DEFAULT_POOL_ID = "794ccc2c-d751-44fe-b57f-8894c9f5c842"  # Designate's default pool
+
+
+def test_a_pool_keeps_the_id_the_file_gives(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: default"))
+    (update,) = pools.update(str(path))
+    assert update.pool.id == DEFAULT_POOL_ID
+    assert storage.get_pool(DEFAULT_POOL_ID).name == "default"
+    zone = central.create_zone("example.com.", "h@example.com", pool=DEFAULT_POOL_ID)
+    assert zone.pool_id == DEFAULT_POOL_ID
+
+
+def test_a_pool_found_by_its_id_is_renamed(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: default"))
+    pools.update(str(path))
+    path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: main"))
+    (update,) = pools.update(str(path))
+    assert (update.pool.id, update.pool.name) == (DEFAULT_POOL_ID, "main")
+    assert [p.name for p in storage.list_pools()] == ["main"]
+
+
+def test_a_pool_id_cannot_change(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(GOOD)
+    (first,) = pools.update(str(path))
+    path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: default"))
+    with pytest.raises(exceptions.InvalidPoolConfig, match=f"has id {first.pool.id}"):
+        pools.update(str(path))
+    assert [p.id for p in storage.list_pools()] == [first.pool.id]
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
@@ -78,6 +112,11 @@ def test_loading_the_same_file_twice_keeps_target_ids(tmp_path: pathlib.Path) ->
             "has no type",
         ),
         (GOOD.replace("  also_notifies:", "  bogus: 1\n  also_notifies:"), "unknown key"),
+        (GOOD.replace("- name: default", "- id: default\n  name: default"), "is not a UUID"),
+        (
+            GOOD.replace("hostname: ns2.example.org.", "hostname: ns2.example.org"),
+            "hostname 'ns2.example.org' does not end with a dot",
+        ),
         (GOOD.replace("port: 5302, rndc_port: 9532", "port: 5301, rndc_port: 9532"), "same server"),
         (
             GOOD.replace(

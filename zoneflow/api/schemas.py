@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from zoneflow import exceptions
 from zoneflow.central import validation
 from zoneflow.dns import rdata
 
@@ -150,7 +151,7 @@ class SelfLink(BaseModel):
 
 
 class ZoneCreate(_Body):
-    name: Name = Field(description="absolute or relative zone name, e.g. example.com.")
+    name: Name = Field(description="absolute zone name, with its trailing dot: example.com.")
     email: Annotated[StrictStr, Field(max_length=255)] = Field(
         description="the SOA's responsible mailbox"
     )
@@ -162,6 +163,15 @@ class ZoneCreate(_Body):
     masters: list[StrictStr] = Field(default_factory=list)
     attributes: dict[str, StrictStr] = Field(default_factory=dict)
     pool_id: StrictStr | None = Field(None, description="pool id or name (default pool)")
+
+    @field_validator("name")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        try:
+            validation.absolute_zone_name(value)
+        except exceptions.InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
 
     @field_validator("masters")
     @classmethod
@@ -235,7 +245,7 @@ RECORDS_HELP = (
 
 
 class RecordSetCreate(_Body):
-    name: Name = Field(description="absolute (www.example.com.) or relative to the zone")
+    name: Name = Field(description="absolute name, with its trailing dot: www.example.com.")
     type: Annotated[StrictStr, Field(min_length=1, max_length=16)]
     records: list[Record] = Field(description=RECORDS_HELP)
     ttl: TTL | None = Field(None, description="null: the zone's TTL")

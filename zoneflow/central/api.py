@@ -16,9 +16,10 @@ import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
 from zoneflow import exceptions, objects, options
-from zoneflow.central import quotas, validation
+from zoneflow.central import managed, quotas, validation
 from zoneflow.dns import rules
 from zoneflow.storage import api as storage
+from zoneflow.storage import managed as stored_managed
 from zoneflow.storage import search
 
 CONF = options.CONF
@@ -222,10 +223,10 @@ def create_recordset(
     project_id: str | None = None,
 ) -> objects.RecordSet:
     zone = storage.get_zone(zone_ref, project_id=project_id)
+    managed.refuse_soa(rtype)
     rs_type = validation.record_type(rtype)
     rs_name = validation.recordset_name(name, zone.name)
-    if rs_type == "NS" and rs_name == zone.name:
-        raise _apex_ns_error(zone.name)
+    managed.refuse_apex_ns(zone, rs_name, rs_type)
     canonical = validation.records(rs_type, records, zone=zone.name)
     recordset = storage.create_recordset(
         zone.id,
@@ -256,6 +257,7 @@ def update_recordset(
     its description unless that is None ("" clears it)."""
     zone = storage.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
+    managed.refuse_update(zone, current)
     canonical = (
         validation.records(current.type, records, zone=zone.name) if records is not None else None
     )
@@ -296,14 +298,16 @@ def delete_recordset(
 ) -> objects.RecordSet:
     zone = storage.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
+    managed.refuse_delete(zone, current)
     gone = storage.delete_recordset(zone.id, current.id)
     _changed()
     return gone
 
 
 def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:
+    """The zone's recordsets: its SOA and apex NS first, then the stored ones."""
     zone = storage.get_zone(zone_ref, project_id=project_id)
-    return storage.list_recordsets(zone.id)
+    return [*managed.of_zone(zone), *storage.list_recordsets(zone.id)]
 
 
 RECORDSET_FILTERS = ("name", "type", "ttl", "data", "status", "action", "description")
@@ -324,10 +328,12 @@ def find_recordsets(
     (``*`` is a wildcard; ``data`` matches any one of a recordset's records)."""
     zone = storage.get_zone(zone_ref, project_id=project_id)
     columns = _recordset_columns(_criteria(criteria, RECORDSET_FILTERS, "recordsets"))
-    page = storage.find_recordsets(
-        zone.id, columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets")
+    page = stored_managed.find(
+        lambda column: column == zone.id,
+        columns,
+        _paging(paging, RECORDSET_SORT_KEYS, "recordsets"),
     )
-    return zone, page
+    return zone, _filled(page, {zone.id: zone})
 
 
 # /v2/recordsets: a zone's filters, and which zone.
@@ -343,9 +349,17 @@ def find_all_recordsets(
     """One page of the recordsets of every zone of a project (None: of all projects)
     matching Designate-style filters, and their zones by id."""
     columns = _recordset_columns(_criteria(criteria, ALL_RECORDSET_FILTERS, "recordsets"))
-    return search.find_all_recordsets(
+    page, zones = search.find_all_recordsets(
         columns, _paging(paging, RECORDSET_SORT_KEYS, "recordsets"), project_id=project_id
     )
+    return _filled(page, zones), zones
+
+
+def _filled(
+    page: objects.Page[objects.RecordSet], zones: Mapping[str, objects.Zone]
+) -> objects.Page[objects.RecordSet]:
+    """The page with the records of its managed SOA and NS filled in."""
+    return dataclasses.replace(page, items=tuple(managed.filled(zones, page.items)))
 
 
 def find_recordset(
@@ -353,7 +367,9 @@ def find_recordset(
 ) -> tuple[objects.Zone, objects.RecordSet]:
     """A recordset by its id alone, in any live zone of a project (None: of all
     projects), and its zone: what ``GET /v2/recordsets/{id}`` shows."""
-    return search.get_recordset(recordset_id, project_id=project_id)
+    zone, recordset = search.get_recordset(recordset_id, project_id=project_id)
+    (shown,) = managed.filled({zone.id: zone}, [recordset])
+    return zone, shown
 
 
 def _recordset_columns(criteria: Mapping[str, str]) -> dict[str, str | int]:
@@ -414,15 +430,24 @@ def get_recordset(
 
 
 def _find_recordset(zone: objects.Zone, ref: str, rtype: str | None) -> objects.RecordSet:
-    """By id, or by name and type (a name alone when it holds one recordset)."""
+    """By id, or by name and type (a name alone when it holds one recordset); the
+    zone's managed SOA and NS among them."""
     if rtype is not None:
         name = validation.recordset_name(ref, zone.name)
+        wanted = managed.of_type(zone, name, rtype.strip().upper())
+        if wanted is not None:
+            return wanted
         return storage.get_recordset(zone.id, name, validation.record_type(rtype))
+    by_id = managed.with_id(zone, ref)
+    if by_id is not None:
+        return by_id
     try:
         return storage.get_recordset(zone.id, ref)
     except exceptions.RecordSetNotFound:
         name = validation.recordset_name(ref, zone.name)
         matches = [rs for rs in storage.list_recordsets(zone.id) if rs.name == name]
+        if name == zone.name:
+            matches = [*managed.of_zone(zone), *matches]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -431,10 +456,3 @@ def _find_recordset(zone: objects.Zone, ref: str, rtype: str | None) -> objects.
                 f"{name} holds several recordsets ({types}): say which with --type"
             ) from None
         raise
-
-
-def _apex_ns_error(zone_name: str) -> Exception:
-    return exceptions.InvalidRecordSetLocation(
-        f"the NS records at the apex of {zone_name} come from the pool's ns_records: "
-        "change them in pools.yaml, or add NS records below the apex to delegate"
-    )

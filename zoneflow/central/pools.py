@@ -2,7 +2,8 @@
 
 A file is a list of pools::
 
-    - name: default
+    - id: 794ccc2c-d751-44fe-b57f-8894c9f5c842   # optional: kept as the pool's id
+      name: default
       description: Default pool
       threshold_percentage: 100          # zoneflow's addition, default 100
       ns_records: [{hostname: ns1.example.org., priority: 1}]
@@ -83,6 +84,9 @@ def parse(text: str, *, source: str = "pools.yaml") -> list[dict[str, Any]]:
     names = [p["name"] for p in pools]
     if len(set(names)) != len(names):
         raise exceptions.InvalidPoolConfig(f"{source} names a pool twice: pool names are unique")
+    ids = [p["id"] for p in pools if p["id"] is not None]
+    if len(set(ids)) != len(ids):
+        raise exceptions.InvalidPoolConfig(f"{source} gives two pools the same id: ids are unique")
     catalogs = [p["catalog_zone"] for p in pools if p["catalog_zone"]]
     if len(set(catalogs)) != len(catalogs):
         raise exceptions.InvalidPoolConfig(
@@ -140,6 +144,7 @@ def _pool(entry: Any, where: str) -> dict[str, Any]:
             "'catalog_zone: {catalog_zone_fqdn: catalog.example.org.}'"
         )
     return {
+        "id": _pool_id(entry.get("id"), where),
         "name": name.strip(),
         "description": str(entry.get("description") or ""),
         "threshold_percentage": threshold,
@@ -157,6 +162,19 @@ def _pool(entry: Any, where: str) -> dict[str, Any]:
             for i, n in enumerate(_list(entry, "also_notifies", where))
         ],
     }
+
+
+def _pool_id(value: Any, where: str) -> str | None:
+    """The pool's ``id`` as Designate writes it (a UUID), or None: storage picks one."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise exceptions.InvalidPoolConfig(
+            f"{where}: id {value!r} is not a UUID: give one like "
+            "794ccc2c-d751-44fe-b57f-8894c9f5c842, or leave id out"
+        ) from None
 
 
 def _catalog_zone(entry: Any, where: str) -> tuple[str, int] | None:
@@ -182,6 +200,7 @@ def _catalog_zone(entry: Any, where: str) -> tuple[str, int] | None:
             f"{where}: catalog_zone_refresh must be seconds from 1 to 86400"
         )
     try:
+        validation.absolute_zone_name(fqdn, what="catalog_zone_fqdn")
         return validation.zone_name(fqdn), refresh
     except exceptions.InvalidInput as exc:
         raise exceptions.InvalidPoolConfig(f"{where}: catalog_zone_fqdn: {exc}") from exc
@@ -211,6 +230,7 @@ def _ns_record(entry: Any, where: str) -> dict[str, Any]:
     if not isinstance(entry, dict) or "hostname" not in entry:
         raise exceptions.InvalidPoolConfig(f"{where} needs 'hostname' (and 'priority')")
     try:
+        validation.absolute_zone_name(str(entry["hostname"]), what="hostname")
         hostname = validation.zone_name(str(entry["hostname"]))
     except exceptions.InvalidInput as exc:
         raise exceptions.InvalidPoolConfig(f"{where}: {exc}") from None

@@ -110,6 +110,60 @@ def recordset_name(name: str, zone: str) -> str:
     return text
 
 
+def absolute_zone_name(name: str, *, what: str = "zone name") -> None:
+    """Refuse a zone name (or another domain name, ``what``) without its trailing
+    dot, as Designate does: a name completed silently would hide a mistake in
+    what the client sent."""
+    text = name.strip()
+    if text and not text.endswith("."):
+        raise exceptions.InvalidInput(
+            f"{what} {name!r} does not end with a dot: give the absolute name, {text}."
+        )
+
+
+def absolute_recordset_name(name: str, zone: str) -> None:
+    """Refuse a recordset name without its trailing dot (``www``, ``@``), as
+    Designate's API does."""
+    text = name.strip()
+    if not text.endswith("."):
+        example = zone if text in ("", "@") else f"{text}.{zone}"
+        raise exceptions.InvalidInput(
+            f"recordset name {name!r} does not end with a dot: give the absolute name, "
+            f"e.g. {example}"
+        )
+
+
+def absolute_record_names(rtype: str, datas: Sequence[RecordInput], *, zone: str) -> None:
+    """Refuse a record whose data holds a name without its trailing dot (a CNAME
+    target ``www``, an MX exchange ``mail``), as Designate's API does.
+
+    A record that does not parse is left to :func:`records`, which says why.
+    """
+    for index, given in enumerate(datas):
+        where = f"records[{index}]"
+        try:
+            text = given if isinstance(given, str) else rdata.to_text(rtype, given, where=where)
+            kind = dns.rdatatype.from_text(rtype.strip().upper())
+            # A relative name reads differently below the root and below the zone.
+            below_root, below_zone = (
+                dns.rdata.from_text(
+                    dns.rdataclass.IN,
+                    kind,
+                    text,
+                    origin=dns.name.from_text(origin),
+                    relativize=False,
+                )
+                for origin in (".", zone)
+            )
+        except (dns.exception.DNSException, ValueError, exceptions.InvalidInput):
+            continue
+        if below_root != below_zone:
+            raise exceptions.InvalidRecordData(
+                f"{where}: {rtype} record {text!r} holds a name without its trailing dot: "
+                f"give absolute names, e.g. {below_zone.to_text()!r}"
+            )
+
+
 def record_type(rtype: str) -> str:
     text = rtype.strip().upper()
     if text == "SOA":

@@ -72,6 +72,14 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("digest", "hex"),
     ),
 }
+# Shown, never given: zoneflow writes a zone's SOA (see zoneflow.dns.zone).
+_SHOWN_ONLY: dict[str, tuple[Field, ...]] = {
+    "SOA": (
+        Field("mname", "name"),
+        Field("rname", "name"),
+        *(Field(timer, "u32") for timer in ("serial", "refresh", "retry", "expire", "minimum")),
+    ),
+}
 # TXT and SPF: "strings" (a list) or "text" (one string, cut into strings).
 _TEXT_TYPES = ("TXT", "SPF")
 
@@ -104,7 +112,7 @@ def to_fields(rtype: str, text: str) -> dict[str, Any]:
     if rtype in _TEXT_TYPES:
         return {"strings": [_decode(s) for s in rdata.strings]}
     shown: dict[str, Any] = {}
-    for field in FIELDS[rtype]:
+    for field in FIELDS.get(rtype) or _SHOWN_ONLY[rtype]:
         value = getattr(rdata, field.attribute or field.name)
         if isinstance(value, bytes):
             value = value.hex() if field.kind == "hex" else _decode(value)

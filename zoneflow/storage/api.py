@@ -95,10 +95,11 @@ def _recordset(row: models.RecordSet) -> objects.RecordSet:
 # --- lists: filters and pages -------------------------------------------
 
 
-def _column(model: type[models.Base], name: str) -> sa.Column[Any]:
-    column = model.__table__.columns.get(name)
+def _column(model: type[models.Base] | sa.FromClause, name: str) -> sa.Column[Any]:
+    table = model if isinstance(model, sa.FromClause) else model.__table__
+    column = table.columns.get(name)
     if column is None:
-        raise ValueError(f"{model.__name__} has no column {name!r}")
+        raise ValueError(f"{table.description} has no column {name!r}")
     return cast(sa.Column[Any], column)
 
 
@@ -351,7 +352,9 @@ def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
 def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     """Create or update pools from validated pools.yaml entries; what each update scheduled.
 
-    Pools are matched by name; a pool's ns_records, nameservers and
+    Pools are matched by id when the entry gives one (so a pool may be
+    renamed), by name otherwise; a new pool takes the entry's id. A pool's
+    ns_records, nameservers and
     also_notifies are replaced by the file's. Target ids are stable for an
     unchanged target (see ``zoneflow.central.pools.target_id``). In the same
     transaction, for a pool that already existed:
@@ -370,11 +373,12 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     now = models.utcnow()
     with db.writer() as session:
         for spec in pools:
-            row = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+            row = _pool_to_update(session, spec)
             created = row is None
             if row is None:
-                row = models.Pool(name=spec["name"])
+                row = models.Pool(id=spec.get("id") or models.new_id(), name=spec["name"])
                 session.add(row)
+            row.name = spec["name"]
             known_nameservers = {(n.host, n.port) for n in row.nameservers}
             row.description = spec.get("description", "")
             row.threshold_percentage = spec["threshold_percentage"]
@@ -421,6 +425,25 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
                 )
             )
     return updates
+
+
+def _pool_to_update(session: Session, spec: Mapping[str, Any]) -> models.Pool | None:
+    """The stored pool a pools.yaml entry describes, or None: a new pool.
+
+    An existing pool's id never changes (zones, clients and tools refer to
+    it): an entry naming it with another id is refused.
+    """
+    by_name = session.scalars(_pool_query().where(models.Pool.name == spec["name"])).first()
+    given = spec.get("id")
+    if given is None:
+        return by_name
+    by_id = session.scalars(_pool_query().where(models.Pool.id == given)).first()
+    if by_name is not None and by_name is not by_id:
+        raise exceptions.InvalidPoolConfig(
+            f"pool {spec['name']!r} has id {by_name.id}, and the file gives it id {given}: "
+            "a pool's id cannot change, as its zones refer to it; give its id, or leave id out"
+        )
+    return by_id
 
 
 @dataclasses.dataclass
@@ -1361,33 +1384,6 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
             .order_by(models.RecordSet.name, models.RecordSet.type)
         )
         return [_recordset(r) for r in rows]
-
-
-def find_recordsets(
-    zone_id: str, criteria: Mapping[str, str | int], paging: objects.Paging
-) -> objects.Page[objects.RecordSet]:
-    """One page of a zone's recordsets matching ``criteria`` (column name -> value,
-    or ``data``: one of its records), and how many match in all."""
-    filters: list[sa.ColumnElement[bool]] = []
-    for key, value in criteria.items():
-        if key == "data":
-            filters.append(
-                sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id, _data_match(value)
-                )
-            )
-        else:
-            filters.append(_match(_column(models.RecordSet, key), value))
-    with db.reader() as session:
-        rows, total, more = _paged(
-            session,
-            _recordset_query(),
-            models.RecordSet,
-            [models.RecordSet.zone_id == zone_id],
-            filters,
-            paging,
-        )
-        return objects.Page(tuple(_recordset(r) for r in rows), total, more)
 
 
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:

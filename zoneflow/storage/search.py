@@ -1,6 +1,6 @@
 """Recordsets searched across zones: what ``GET /v2/recordsets`` reads.
 
-The filters and pages are those of one zone's list (:mod:`zoneflow.storage.api`);
+The filters and pages are those of one zone's list (:mod:`zoneflow.storage.managed`);
 the scope is every live zone of a project (or of all projects). ``data``
 is answered from the ``ix_records_data`` index: the records holding that
 value first, then their recordsets, so finding every recordset that points
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import api, db, managed, models
 
 
 def find_all_recordsets(
@@ -27,35 +27,19 @@ def find_all_recordsets(
     *,
     project_id: str | None = None,
 ) -> tuple[objects.Page[objects.RecordSet], dict[str, objects.Zone]]:
-    """One page of the recordsets of live zones matching ``criteria`` (column name ->
-    value, or ``data``: one of its records), and the zones they belong to, by id."""
+    """One page of the recordsets of live zones, their managed SOA and NS among them
+    (records empty, see :mod:`zoneflow.storage.managed`), matching ``criteria``
+    (column name -> value, or ``data``: one of its records), and the zones they
+    belong to, by id."""
     zones = sa.select(models.Zone.id).where(models.Zone.deleted == models.LIVE)
     if project_id is not None:
         zones = zones.where(models.Zone.project_id == project_id)
-    filters: list[sa.ColumnElement[bool]] = []
-    for key, value in criteria.items():
-        if key == "data":
-            filters.append(
-                sa.exists().where(
-                    models.Record.recordset_id == models.RecordSet.id, api._data_match(value)
-                )
-            )
-        else:
-            filters.append(api._match(api._column(models.RecordSet, key), value))
     with db.reader() as session:
-        rows, total, more = api._paged(
-            session,
-            api._recordset_query(),
-            models.RecordSet,
-            [models.RecordSet.zone_id.in_(zones)],
-            filters,
-            paging,
-        )
-        recordsets = tuple(api._recordset(row) for row in rows)
-        zone_ids = {rs.zone_id for rs in recordsets}
+        page = managed.find_in(session, lambda column: column.in_(zones), criteria, paging)
+        zone_ids = {rs.zone_id for rs in page.items}
         found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
         by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
-    return objects.Page(recordsets, total, more), by_id
+    return page, by_id
 
 
 def get_recordset(
@@ -73,9 +57,14 @@ def get_recordset(
         if project_id is not None:
             query = query.where(models.Zone.project_id == project_id)
         found = session.execute(query).first()
-        if found is None:
-            raise exceptions.RecordSetNotFound(
-                f"recordset {recordset_id} does not exist: GET /v2/recordsets lists the "
-                "recordsets there are"
-            )
-        return api._zone(found.Zone), api._recordset(found.RecordSet)
+        if found is not None:
+            return api._zone(found.Zone), api._recordset(found.RecordSet)
+    recordset = managed.get(recordset_id)
+    if recordset is not None:
+        zone = api.get_zone_any(recordset.zone_id)
+        if zone is not None and project_id in (None, zone.project_id):
+            return zone, recordset
+    raise exceptions.RecordSetNotFound(
+        f"recordset {recordset_id} does not exist: GET /v2/recordsets lists the "
+        "recordsets there are"
+    )

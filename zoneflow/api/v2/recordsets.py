@@ -21,6 +21,7 @@ from zoneflow.api.dependencies import (
     ZoneId,
 )
 from zoneflow.central import api as central
+from zoneflow.central import validation
 
 router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
 
@@ -54,6 +55,10 @@ def create_recordset(
     records_data: RecordsData = False,
 ) -> JSONResponse:
     zone = central.get_zone(zone_id, project_id=ctx.scope)
+    # Designate's API takes absolute names only; central also serves callers that
+    # name records relative to the zone (zone files, the demo).
+    validation.absolute_recordset_name(body.name, zone.name)
+    validation.absolute_record_names(body.type, body.records, zone=zone.name)
     recordset = central.create_recordset(
         zone.id,
         body.name,
@@ -117,6 +122,9 @@ def update_recordset(
 ) -> JSONResponse:
     given = body.model_fields_set
     zone = central.get_zone(zone_id, project_id=ctx.scope)
+    if body.records is not None:
+        current = central.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
+        validation.absolute_record_names(current.type, body.records, zone=zone.name)
     recordset = central.update_recordset(
         zone.id,
         recordset_id,
