@@ -33,3 +33,14 @@ def test_a_port_range_that_is_not_one_is_refused(
     monkeypatch.setenv(ports.PORT_RANGE_ENV, text)
     with pytest.raises(exceptions.InvalidConfig, match="FIRST-LAST"):
         ports.free_port()
+
+
+def test_without_a_range_the_kernel_offers_ports_each_handed_out_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ports.PORT_RANGE_ENV, raising=False)
+    handed = [ports.free_port() for _ in range(5)]
+    assert len(set(handed)) == 5
+    for port in handed:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((ports.HOST, port))

@@ -54,7 +54,8 @@ def _candidates(host: str) -> Iterator[int]:
         for _ in range(100):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 tcp.bind((host, 0))
-                yield tcp.getsockname()[1]
+                port: int = tcp.getsockname()[1]
+            yield port  # closed first: the caller probes it
         return
     # A child process inherits the range: starting at a place drawn from the pid
     # keeps a parent's and a child's picks apart.
