@@ -137,6 +137,29 @@ def test_the_log_holds_at_most_max_keys_pairs_between_writes(zone: objects.Zone)
     assert log.pending() == 0
 
 
+def test_a_write_past_one_batch_writes_them_all_and_keeps_what_failed(
+    zone: objects.Zone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfers, "WRITE_BATCH", 2)
+    log = transfers.TransferLog()
+    for i in range(5):
+        log.note(zone.id, f"127.0.0.{i + 1}", zone.serial, "AXFR", completed=True)
+    real, calls = storage.record_transfers, []
+
+    def second_fails(batch: list[tuple[str, objects.ZoneTransfer]]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("database away")
+        real(batch)
+
+    monkeypatch.setattr(storage, "record_transfers", second_fails)
+    log.flush()
+    assert calls == [2, 2] and log.pending() == 3  # the first batch written, the rest kept
+    monkeypatch.setattr(storage, "record_transfers", real)
+    log.flush()
+    assert len(storage.list_transfers(zone.id)) == 5
+
+
 def test_a_failed_write_keeps_what_was_noted_for_the_next(
     zone: objects.Zone, monkeypatch: pytest.MonkeyPatch
 ) -> None:

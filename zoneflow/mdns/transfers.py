@@ -8,7 +8,7 @@ to tell "the nameserver refuses the data" from "the nameserver never asked".
 
 Noting a transfer costs a dict update under a lock, never a database
 write: the log is written (``flush``) at most once a second by the server,
-one transaction for everything noted since, off the path that answers
+one transaction for everything noted since (per 500 pairs), off the path that answers
 queries. It holds at most ``max_keys`` pairs between writes; past that new
 pairs are dropped until the next write (a flood of clients).
 """
@@ -26,6 +26,10 @@ from zoneflow.storage import models
 LOG = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (zone id, client address)
+
+# Pairs written per transaction: the rows already there are read with one
+# IN (...) of the zones, which SQLite bounds by its number of parameters.
+WRITE_BATCH = 500
 
 
 class TransferLog:
@@ -63,10 +67,10 @@ class TransferLog:
             return len(self._pending)
 
     def flush(self) -> None:
-        """Write what was noted since the last write, in one transaction.
+        """Write what was noted since the last write, ``WRITE_BATCH`` pairs a transaction.
 
-        When the database is away, what was taken is put back (unless newer
-        transfers of the pair came meanwhile) for the next write.
+        When the database is away, what was not written is put back (unless
+        newer transfers of the pair came meanwhile) for the next write.
         """
         with self._lock:
             taken, self._pending = self._pending, {}
@@ -77,18 +81,25 @@ class TransferLog:
                 dropped,
                 self.max_keys,
             )
-        if not taken:
-            return
-        try:
-            storage.record_transfers([(zone_id, seen) for (zone_id, _), seen in taken.items()])
-        except Exception as exc:  # the database away, whatever the driver raises
-            LOG.warning("mdns could not record %d zone transfers yet: %s", len(taken), exc)
-            with self._lock:
-                for key, seen in taken.items():
-                    newer = self._pending.get(key)
-                    if newer is None:
-                        self._pending[key] = seen
-                    elif newer.serial == seen.serial:
-                        self._pending[key] = dataclasses.replace(
-                            newer, first_at=seen.first_at, count=newer.count + seen.count
-                        )
+        items = list(taken.items())
+        for start in range(0, len(items), WRITE_BATCH):
+            batch = items[start : start + WRITE_BATCH]
+            try:
+                storage.record_transfers([(zone_id, seen) for (zone_id, _), seen in batch])
+            except Exception as exc:  # the database away, whatever the driver raises
+                LOG.warning(
+                    "mdns could not record %d zone transfers yet: %s", len(items) - start, exc
+                )
+                self._put_back(items[start:])
+                return
+
+    def _put_back(self, items: list[tuple[Key, objects.ZoneTransfer]]) -> None:
+        with self._lock:
+            for key, seen in items:
+                newer = self._pending.get(key)
+                if newer is None:
+                    self._pending[key] = seen
+                elif newer.serial == seen.serial:
+                    self._pending[key] = dataclasses.replace(
+                        newer, first_at=seen.first_at, count=newer.count + seen.count
+                    )

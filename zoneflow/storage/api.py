@@ -1361,8 +1361,17 @@ def record_transfers(transfers: Sequence[tuple[str, objects.ZoneTransfer]]) -> N
     Zones deleted meanwhile are left out.
     """
     with db.writer() as session:
+        # The rows already there, in one read: a write holds many zones' transfers.
+        rows = {
+            (row.zone_id, row.source): row
+            for row in session.scalars(
+                sa.select(models.ZoneTransfer).where(
+                    models.ZoneTransfer.zone_id.in_({zone_id for zone_id, _ in transfers})
+                )
+            )
+        }
         for zone_id, seen in transfers:
-            row = _transfer_row(session, zone_id, seen.source)
+            row = rows.get((zone_id, seen.source))
             if row is None:
                 try:
                     with session.begin_nested():
