@@ -160,6 +160,15 @@ def test_a_write_past_one_batch_writes_them_all_and_keeps_what_failed(
     assert len(storage.list_transfers(zone.id)) == 5
 
 
+def test_an_ipv4_client_seen_through_an_ipv6_socket_is_recorded_by_its_ipv4_address(
+    zone: objects.Zone,
+) -> None:
+    log = transfers.TransferLog()
+    log.note(zone.id, "::ffff:127.0.0.7", zone.serial, "AXFR", completed=True)
+    log.flush()
+    assert [t.source for t in storage.list_transfers(zone.id)] == [CLIENT]
+
+
 def test_a_failed_write_keeps_what_was_noted_for_the_next(
     zone: objects.Zone, monkeypatch: pytest.MonkeyPatch
 ) -> None:

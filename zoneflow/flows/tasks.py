@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -589,6 +590,14 @@ def _target_at(zone_id: str, host: str, port: int) -> objects.PoolTarget | None:
     return None
 
 
+def _address(text: str) -> str:
+    """An address in one spelling (2001:DB8::1 and 2001:db8:0::1 alike)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text  # a host name: compared as written
+
+
 def _utcnow() -> datetime.datetime:
     """Now, as storage writes its times (UTC, naive)."""
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -603,8 +612,8 @@ def _transfer_witness(
 ) -> str:
     """What mdns saw of ``target`` transferring the zone, as a clause of an error."""
     who = f"target {target.label}"
-    source = str(target.options.get("host"))
-    last = next((t for t in transfers if t.source == source), None)
+    source = _address(str(target.options.get("host")))
+    last = next((t for t in transfers if _address(t.source) == source), None)
     if last is None:
         masters = ", ".join(str(m) for m in target.masters) or "its masters"
         said = (

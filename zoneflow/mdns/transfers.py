@@ -16,6 +16,7 @@ pairs are dropped until the next write (a flood of clients).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import threading
 
@@ -32,6 +33,18 @@ Key = tuple[str, str]  # (zone id, client address)
 WRITE_BATCH = 500
 
 
+def _plain(address: str) -> str:
+    """An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as IPv4: the
+    address a pool's target options name it by."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 class TransferLog:
     """Transfers served since the last write, aggregated per (zone, client address)."""
 
@@ -44,6 +57,7 @@ class TransferLog:
     def note(self, zone_id: str, source: str, serial: int, kind: str, *, completed: bool) -> None:
         """Remember one transfer of ``serial`` to ``source``, whole or ended early."""
         now = models.utcnow()
+        source = _plain(source)
         key = (zone_id, source)
         with self._lock:
             before = self._pending.get(key)
