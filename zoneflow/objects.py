@@ -252,6 +252,22 @@ class ZoneNotify:
     count: int
 
 
+@dataclasses.dataclass(frozen=True)
+class ZoneTransfer:
+    """What mdns last served one client address of a zone: ``count`` transfers
+    (``kind`` AXFR, IXFR or IXFR-AXFR) of ``serial``, the first at ``first_at``,
+    the last at ``last_at``; ``completed`` False when the client went away
+    before the last one was all sent."""
+
+    source: str
+    serial: int
+    kind: str
+    first_at: datetime.datetime
+    last_at: datetime.datetime
+    count: int
+    completed: bool
+
+
 ASC = "asc"
 DESC = "desc"
 

@@ -12,7 +12,9 @@ the zone as it is now (a zone deleted meanwhile is not created again).
 
 from __future__ import annotations
 
+import datetime
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -517,7 +519,7 @@ class _Poll(Task):
             now = time.monotonic()
             if now >= deadline:
                 if not expect_removed:
-                    error += _load_refusal(zone_id, zone_name)
+                    error += _why_not_served(zone_id, zone_name, serial, seen, self.host, self.port)
                 return {
                     "ok": False,
                     "serial": seen,
@@ -536,23 +538,109 @@ class _Poll(Task):
             time.sleep(CONF.flows.poll_interval)
 
 
-def _load_refusal(zone_id: str, zone_name: str) -> str:
-    """Why a nameserver would refuse the zone's stored data, as a clause to add to a
-    poll's error, or "" when it breaks no rule (:mod:`zoneflow.dns.rules`).
+def _why_not_served(
+    zone_id: str, zone_name: str, serial: int, seen: int | None, host: str, port: int
+) -> str:
+    """Why a nameserver does not serve ``serial``, as clauses to add to a poll's error,
+    or "" when nothing more is known.
 
-    Central refuses such data now, but a zone written before the rules, or
-    changed behind central, still holds it: the nameserver refuses every
-    transfer, keeps its old serial and asks again, and without this the error
-    would only say which serial it serves.
+    Two witnesses: the stored data, when it breaks a rule a nameserver loads
+    zones by (:mod:`zoneflow.dns.rules`); and mdns, which records the
+    transfers it served each target (:mod:`zoneflow.mdns.transfers`). A
+    nameserver that refuses the data transfers it again and again and keeps
+    its old serial; one that cannot reach mdns never transfers at all.
     """
     try:
-        recordsets = storage.list_recordsets(zone_id)
+        problem = _rule_problem(zone_id, zone_name)
+        target = _target_at(zone_id, host, port)
+        transfers = storage.list_transfers(zone_id) if target is not None else []
     except exceptions.ZoneflowError:
         return ""  # the poll's own error stands; the job's status write tells the rest
+    refusal = (
+        f"the nameserver refuses to load the zone's data (see its log): {problem}"
+        if problem
+        else ""
+    )
+    said = _transfer_witness(target, transfers, serial, seen, refusal) if target else None
+    if said is not None:
+        return f"; {said}"
+    return f"; {refusal}" if refusal else ""
+
+
+def _rule_problem(zone_id: str, zone_name: str) -> str | None:
+    """The first rule the zone's stored data breaks, or None.
+
+    Central refuses such data now, but a zone written before the rules, or
+    changed behind central, still holds it.
+    """
+    recordsets = storage.list_recordsets(zone_id)
     problems = rules.problems(zone_name, [rules.Shape(rs.name, rs.type) for rs in recordsets])
-    if not problems:
-        return ""
-    return f"; the nameserver refuses to load the zone's data (see its log): {problems[0].message}"
+    return problems[0].message if problems else None
+
+
+def _target_at(zone_id: str, host: str, port: int) -> objects.PoolTarget | None:
+    """The zone's pool target whose nameserver is ``host:port`` (options host and
+    port), or None: a nameserver that is no target transfers from one, not from mdns."""
+    zone = storage.get_zone_any(zone_id)
+    if zone is None:
+        return None
+    for target in storage.get_pool(zone.pool_id).targets:
+        if str(target.options.get("host")) == host and int(target.options.get("port", 53)) == port:
+            return target
+    return None
+
+
+def _address(text: str) -> str:
+    """An address in one spelling (2001:DB8::1 and 2001:db8:0::1 alike)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text  # a host name: compared as written
+
+
+def _utcnow() -> datetime.datetime:
+    """Now, as storage writes its times (UTC, naive)."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _transfer_witness(
+    target: objects.PoolTarget,
+    transfers: list[objects.ZoneTransfer],
+    serial: int,
+    seen: int | None,
+    refusal: str,
+) -> str:
+    """What mdns saw of ``target`` transferring the zone, as a clause of an error."""
+    who = f"target {target.label}"
+    source = _address(str(target.options.get("host")))
+    last = next((t for t in transfers if _address(t.source) == source), None)
+    if last is None:
+        masters = ", ".join(str(m) for m in target.masters) or "its masters"
+        said = (
+            f"{who} never transferred the zone from mdns at {masters}: check its "
+            "primaries, allow-transfer and TSIG key, and mdns's log for REFUSED transfers"
+        )
+        return f"{said}; {refusal}" if refusal else said
+    ago = f"{max(0.0, (_utcnow() - last.last_at).total_seconds()):.0f} s ago"
+    ended = "" if last.completed else ", which it closed before the end"
+    if last.serial < serial:
+        said = (
+            f"{who} last transferred serial {last.serial} from mdns ({ago}{ended}), never "
+            f"serial {serial}: it has not asked for it (check that NOTIFYs reach it)"
+        )
+        return f"{said}; {refusal}" if refusal else said
+    serves = "does not serve the zone" if seen is None else f"still serves {seen}"
+    times = "once" if last.count == 1 else f"{last.count} times"
+    said = (
+        f"{who} transferred serial {last.serial} from mdns {times} (last {ago}{ended}) but {serves}"
+    )
+    if not last.completed:
+        return f"{said}; {refusal}" if refusal else said
+    return (
+        f"{said}: {refusal}"
+        if refusal
+        else f"{said}: the nameserver refuses the zone data; its log says why"
+    )
 
 
 class PollForSerial(_Poll):

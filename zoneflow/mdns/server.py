@@ -78,7 +78,7 @@ from zoneflow import exceptions, heartbeat, objects, options
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import keyring as stored_keyring
-from zoneflow.mdns import notify_limit, xfr
+from zoneflow.mdns import notify_limit, transfers, xfr
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ SEND_BATCH = 8
 # only when an operator loads pools.yaml; reading one costs more than the rest
 # of an SOA answer, so it is kept this many seconds.
 POOL_CACHE_SECONDS = 5.0
+# How often the transfers served are written to storage (zone_transfers):
+# a nameserver transferring a zone in a loop costs one write a second at most.
+TRANSFER_LOG_SECONDS = 1.0
 _OPT_SIZE = 11  # an OPT record without options
 # Room kept in each transfer message for its TSIG record when signed: owner
 # and algorithm names, fixed fields and a MAC of up to 64 bytes.
@@ -460,6 +463,8 @@ class Responder:
         # short, the whole zone sent), IXFR-current (the single SOA).
         self.transfers: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
+        # Per zone and client: what was served, for a poll that times out to read.
+        self.transfer_log = transfers.TransferLog(max_keys=MAX_NOTIFY_PAIRS)
 
     def answer(
         self, wire: bytes, *, tcp: bool, peer: str = "?", address: str | None = None
@@ -683,7 +688,7 @@ class Responder:
         if catalog is not None and question.rdtype == dns.rdatatype.AXFR:
             return self._catalog_axfr(query, catalog, peer, kind="AXFR")
         if question.rdtype == dns.rdatatype.AXFR:
-            return self._axfr(query, zone, pool, peer, kind="AXFR")
+            return self._axfr(query, zone, pool, peer, address, kind="AXFR")
         client_serial = _soa_serial(query.authority)
         if client_serial is None:
             # RFC 1995 section 3: an IXFR query carries the client's SOA.
@@ -703,8 +708,8 @@ class Responder:
         if not changes:
             # The history does not reach back that far: the whole zone, in
             # AXFR form, which RFC 1995 section 4 allows.
-            return self._axfr(query, zone, pool, peer, kind="IXFR-AXFR")
-        return self._ixfr(query, zone, pool, peer, changes)
+            return self._axfr(query, zone, pool, peer, address, kind="IXFR-AXFR")
+        return self._ixfr(query, zone, pool, peer, address, changes)
 
     def _transfer_refusal(
         self, query: dns.message.Message, pool: objects.Pool, address: str | None
@@ -739,6 +744,7 @@ class Responder:
         zone: objects.Zone,
         pool: objects.Pool,
         peer: str,
+        address: str | None,
         *,
         kind: str,
     ) -> Iterator[bytes]:
@@ -752,10 +758,11 @@ class Responder:
                 xfr.rrset_records(soa),
             )
             origin = dns_zone.zone_origin(current)
-            for count, message in enumerate(  # noqa: B007 - the count is logged below
-                self._messages(query, origin, records), start=1
-            ):
-                yield message
+            with self._noted(zone.id, address, current.serial, kind):
+                for count, message in enumerate(  # noqa: B007 - the count is logged below
+                    self._messages(query, origin, records), start=1
+                ):
+                    yield message
         self._count(kind)
         LOG.info(
             "%s of %s serial %d to %s: %d messages, %.0f ms",
@@ -793,6 +800,7 @@ class Responder:
         zone: objects.Zone,
         pool: objects.Pool,
         peer: str,
+        address: str | None,
         changes: list[objects.ZoneChange],
     ) -> Iterator[bytes]:
         started = time.monotonic()
@@ -814,10 +822,11 @@ class Responder:
 
         count = 0
         origin = dns_zone.zone_origin(zone)
-        for count, message in enumerate(  # noqa: B007 - the count is logged below
-            self._messages(query, origin, sequence()), start=1
-        ):
-            yield message
+        with self._noted(zone.id, address, newest.serial, "IXFR"):
+            for count, message in enumerate(  # noqa: B007 - the count is logged below
+                self._messages(query, origin, sequence()), start=1
+            ):
+                yield message
         self._count("IXFR")
         LOG.info(
             "IXFR of %s from serial %d to %d to %s: %d changes in %d messages, %.0f ms",
@@ -833,6 +842,18 @@ class Responder:
     def _count(self, kind: str) -> None:
         with self._counter_lock:
             self.transfers[kind] += 1
+
+    @contextlib.contextmanager
+    def _noted(self, zone_id: str, address: str | None, serial: int, kind: str) -> Iterator[None]:
+        """Note in the transfer log the transfer made inside: whole, or ended early
+        (the client went away and the server closed the stream, or it failed)."""
+        completed = False
+        try:
+            yield
+            completed = True
+        finally:
+            if address is not None:
+                self.transfer_log.note(zone_id, address, serial, kind, completed=completed)
 
 
 def _error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
@@ -912,6 +933,7 @@ class MdnsServer:
         self._busy_logged = 0.0
         self._notify_busy_logged = 0.0
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self._log_writer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -937,6 +959,7 @@ class MdnsServer:
                 continue
             break
         self._tcp, self._udp, self.port = tcp, udp, port
+        self._log_writer = asyncio.ensure_future(self._write_transfer_log())
         LOG.info("mdns listening on %s:%s (UDP and TCP)", self.host, self.port)
 
     async def stop(self) -> None:
@@ -956,9 +979,24 @@ class MdnsServer:
         if self._tcp is not None:
             await self._tcp.wait_closed()
             self._tcp = None
+        if self._log_writer is not None:
+            self._log_writer.cancel()
+            await asyncio.gather(self._log_writer, return_exceptions=True)
+            self._log_writer = None
+            # What the last second served, so a poll reading it is not left short.
+            with contextlib.suppress(Exception):
+                await self._in_pool(self.responder.transfer_log.flush)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+    async def _write_transfer_log(self) -> None:
+        """Write the transfers served to storage once a second, when there are any."""
+        log = self.responder.transfer_log
+        while True:
+            await asyncio.sleep(TRANSFER_LOG_SECONDS)
+            if log.pending():
+                await self._in_pool(log.flush)
 
     async def _in_pool(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

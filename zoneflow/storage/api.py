@@ -1376,6 +1376,76 @@ def list_notifies(zone_id: str) -> list[objects.ZoneNotify]:
         ]
 
 
+def record_transfers(transfers: Sequence[tuple[str, objects.ZoneTransfer]]) -> None:
+    """Add (zone id, transfers) that mdns served since its last write, in one transaction.
+
+    Each one's ``count`` is of the transfers since then: added to the row's
+    when it is of the same serial, else it starts the row's count again.
+    Zones deleted meanwhile are left out.
+    """
+    with db.writer() as session:
+        # The rows already there, in one read: a write holds many zones' transfers.
+        rows = {
+            (row.zone_id, row.source): row
+            for row in session.scalars(
+                sa.select(models.ZoneTransfer).where(
+                    models.ZoneTransfer.zone_id.in_({zone_id for zone_id, _ in transfers})
+                )
+            )
+        }
+        for zone_id, seen in transfers:
+            row = rows.get((zone_id, seen.source))
+            if row is None:
+                try:
+                    with session.begin_nested():
+                        session.add(
+                            models.ZoneTransfer(zone_id=zone_id, **dataclasses.asdict(seen))
+                        )
+                    continue
+                except db_exc.DBReferenceError:
+                    continue  # the zone is gone: nothing to explain about it
+                except db_exc.DBDuplicateEntry:
+                    # Another mdns wrote the same client's first transfer: add to it.
+                    row = _transfer_row(session, zone_id, seen.source)
+                    if row is None:
+                        continue
+            if row.serial == seen.serial:
+                row.count += seen.count
+            else:
+                row.serial, row.count, row.first_at = seen.serial, seen.count, seen.first_at
+            row.kind, row.last_at, row.completed = seen.kind, seen.last_at, seen.completed
+
+
+def _transfer_row(session: Session, zone_id: str, source: str) -> models.ZoneTransfer | None:
+    return session.scalars(
+        sa.select(models.ZoneTransfer).where(
+            models.ZoneTransfer.zone_id == zone_id, models.ZoneTransfer.source == source
+        )
+    ).first()
+
+
+def list_transfers(zone_id: str) -> list[objects.ZoneTransfer]:
+    """The last transfers mdns served each client address of a zone, newest first."""
+    with db.reader() as session:
+        rows = session.scalars(
+            sa.select(models.ZoneTransfer)
+            .where(models.ZoneTransfer.zone_id == zone_id)
+            .order_by(models.ZoneTransfer.last_at.desc(), models.ZoneTransfer.source)
+        )
+        return [
+            objects.ZoneTransfer(
+                source=row.source,
+                serial=row.serial,
+                kind=row.kind,
+                first_at=row.first_at,
+                last_at=row.last_at,
+                count=row.count,
+                completed=row.completed,
+            )
+            for row in rows
+        ]
+
+
 def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
     with db.reader() as session:
         rows = session.scalars(

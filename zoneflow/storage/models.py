@@ -242,6 +242,31 @@ class ZoneNotify(Base):
     count: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class ZoneTransfer(Base):
+    """The last zone transfers mdns served a zone to one client address.
+
+    A nameserver that refuses the data it transferred (a zone stored before
+    the rules) keeps its old serial and transfers the same serial again and
+    again: ``count`` transfers of ``serial`` since ``first_at``, the last at
+    ``last_at``. One row per (zone, source), written by mdns's transfer log
+    at most once a second (:mod:`zoneflow.mdns.transfers`).
+    """
+
+    __tablename__ = "zone_transfers"
+    __table_args__ = (UniqueConstraint("zone_id", "source", name="uniq_zone_transfer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    first_at: Mapped[datetime.datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime.datetime] = mapped_column(DateTime)
+    count: Mapped[int] = mapped_column(Integer)
+    # False: the client went away before mdns had sent the whole transfer.
+    completed: Mapped[bool] = mapped_column(Boolean)
+
+
 class ZoneTargetStatus(Base):
     __tablename__ = "zone_target_status"
 

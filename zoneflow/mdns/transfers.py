@@ -1,0 +1,119 @@
+"""What mdns remembers of the zone transfers it served, per (zone, client address).
+
+A nameserver that refuses the data it transfers (a zone stored before the
+rules of :mod:`zoneflow.dns.rules`, a backend quirk) keeps serving its old
+serial and transfers the new one again and again. Only mdns sees that
+pattern; a poll that times out reads it back (``storage.list_transfers``)
+to tell "the nameserver refuses the data" from "the nameserver never asked".
+
+Noting a transfer costs a dict update under a lock, never a database
+write: the log is written (``flush``) at most once a second by the server,
+one transaction for everything noted since (per 500 pairs), off the path that answers
+queries. It holds at most ``max_keys`` pairs between writes; past that new
+pairs are dropped until the next write (a flood of clients).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import threading
+
+from zoneflow import objects
+from zoneflow.storage import api as storage
+from zoneflow.storage import models
+
+LOG = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (zone id, client address)
+
+# Pairs written per transaction: the rows already there are read with one
+# IN (...) of the zones, which SQLite bounds by its number of parameters.
+WRITE_BATCH = 500
+
+
+def _plain(address: str) -> str:
+    """An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as IPv4: the
+    address a pool's target options name it by."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+class TransferLog:
+    """Transfers served since the last write, aggregated per (zone, client address)."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._pending: dict[Key, objects.ZoneTransfer] = {}
+        self._lock = threading.Lock()
+        self._dropped = 0
+
+    def note(self, zone_id: str, source: str, serial: int, kind: str, *, completed: bool) -> None:
+        """Remember one transfer of ``serial`` to ``source``, whole or ended early."""
+        now = models.utcnow()
+        source = _plain(source)
+        key = (zone_id, source)
+        with self._lock:
+            before = self._pending.get(key)
+            if before is None and len(self._pending) >= self.max_keys:
+                self._dropped += 1
+                return
+            same = before is not None and before.serial == serial
+            self._pending[key] = objects.ZoneTransfer(
+                source=source,
+                serial=serial,
+                kind=kind,
+                first_at=before.first_at if same and before else now,
+                last_at=now,
+                count=before.count + 1 if same and before else 1,
+                completed=completed,
+            )
+
+    def pending(self) -> int:
+        """How many (zone, client) pairs wait to be written."""
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self) -> None:
+        """Write what was noted since the last write, ``WRITE_BATCH`` pairs a transaction.
+
+        When the database is away, what was not written is put back (unless
+        newer transfers of the pair came meanwhile) for the next write.
+        """
+        with self._lock:
+            taken, self._pending = self._pending, {}
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            LOG.warning(
+                "mdns forgot %d zone transfers: more than %d zone and client pairs in a second",
+                dropped,
+                self.max_keys,
+            )
+        items = list(taken.items())
+        for start in range(0, len(items), WRITE_BATCH):
+            batch = items[start : start + WRITE_BATCH]
+            try:
+                storage.record_transfers([(zone_id, seen) for (zone_id, _), seen in batch])
+            except Exception as exc:  # the database away, whatever the driver raises
+                LOG.warning(
+                    "mdns could not record %d zone transfers yet: %s", len(items) - start, exc
+                )
+                self._put_back(items[start:])
+                return
+
+    def _put_back(self, items: list[tuple[Key, objects.ZoneTransfer]]) -> None:
+        with self._lock:
+            for key, seen in items:
+                newer = self._pending.get(key)
+                if newer is None:
+                    self._pending[key] = seen
+                elif newer.serial == seen.serial:
+                    self._pending[key] = dataclasses.replace(
+                        newer, first_at=seen.first_at, count=newer.count + seen.count
+                    )
