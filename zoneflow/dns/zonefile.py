@@ -244,6 +244,9 @@ class _Collector:
         for timer in ("refresh", "retry", "expire", "minimum"):
             validation.ttl(getattr(rdata, timer), what=f"the SOA {timer}")
         self.soa, self.soa_ttl = rdata, ttl
+        # The apex always holds the SOA and the pool's NS: a CNAME there is
+        # refused at its own line, as beside any other data.
+        self.types[self.origin] = {dns.rdatatype.SOA, dns.rdatatype.NS}
 
     def _check(self, name: dns.name.Name, ttl: int, rdtype: dns.rdatatype.RdataType) -> None:
         owner = name.to_text()
