@@ -160,13 +160,13 @@ RESOURCES = {
                 status=409,
             ),
             case(
-                {"name": "@", "type": "CNAME", "records": ["x.example."]},
+                {"name": "example.com.", "type": "CNAME", "records": ["x.example."]},
                 "invalid_recordset_location",
                 "CNAME",
                 "apex",
             ),
             case(
-                {"name": "*.sub", "type": "NS", "records": ["ns.example.org."]},
+                {"name": "*.sub.example.com.", "type": "NS", "records": ["ns.example.org."]},
                 "invalid_recordset_location",
                 "*.sub.example.com.",
             ),

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.unit.conftest import load_pool, wait_settled
 from zoneflow.api import app, schemas_zoneflow
+from zoneflow.local.ports import wait_for
 from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
@@ -283,8 +284,13 @@ def test_metrics_include_the_jobs_a_conductor_in_this_process_ran(
     before = _sample(client.get("/metrics").text, "zoneflow_jobs_total", state="SUCCESS")
     zone = _zone(client, "example.com.", ALICE)
     wait_settled(zone["id"])
-    after = _sample(client.get("/metrics").text, "zoneflow_jobs_total", state="SUCCESS")
-    assert after == before + 1
+
+    # The job is counted as it ends, a moment after it has settled its zone.
+    def successes() -> float:
+        return _sample(client.get("/metrics").text, "zoneflow_jobs_total", state="SUCCESS")
+
+    wait_for(lambda: successes() > before, timeout=20, what="the job counted in /metrics")
+    assert successes() == before + 1
 
 
 # --- records as fields -------------------------------------------------------------------

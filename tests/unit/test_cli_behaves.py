@@ -70,7 +70,7 @@ def api() -> Iterator[TestClient]:
 def test_global_options_work_after_the_command(
     capsys: pytest.CaptureFixture[str], fake_pool: None
 ) -> None:
-    code, out, _ = run(capsys, "zone", "create", "after.example", "--email", "h@e.com", "--json")
+    code, out, _ = run(capsys, "zone", "create", "after.example.", "--email", "h@e.com", "--json")
     assert code == 0
     assert json.loads(out)["name"] == "after.example."
     code, out, _ = run(capsys, "zone", "list", "--json")
@@ -78,7 +78,7 @@ def test_global_options_work_after_the_command(
     code, _, err = run(capsys, "zone", "list", "--config-file", "/nope.conf")
     assert code == 1 and "config file /nope.conf does not exist" in err
     with pytest.raises(exceptions.ZoneNotFound):  # --debug: the traceback, not one line
-        cli.main(["zone", "show", "nope.example", "--debug"])
+        cli.main(["zone", "show", "nope.example.", "--debug"])
 
 
 def test_config_files_given_before_and_after_the_command_are_all_read(
@@ -120,7 +120,7 @@ def test_a_unique_prefix_of_a_job_id_finds_the_job(
     capsys: pytest.CaptureFixture[str], conductor: daemon.Conductor
 ) -> None:
     load_pool({})
-    assert run(capsys, "zone", "create", "short.example", "--email", "h@e.com", "--wait")[0] == 0
+    assert run(capsys, "zone", "create", "short.example.", "--email", "h@e.com", "--wait")[0] == 0
     job_id = _only_job_id(capsys)
     code, out, err = run(capsys, "job", "show", job_id[:6])
     assert code == 0, err
@@ -161,10 +161,10 @@ def test_a_zone_made_for_a_project_is_the_projects_in_the_api(
     capsys: pytest.CaptureFixture[str], fake_pool: None, api: TestClient
 ) -> None:
     code, _, err = run(
-        capsys, "--project", "alice", "zone", "create", "alice.example", "--email", "h@e.com"
+        capsys, "--project", "alice", "zone", "create", "alice.example.", "--email", "h@e.com"
     )
     assert code == 0, err
-    assert storage.get_zone("alice.example").project_id == "alice"
+    assert storage.get_zone("alice.example.").project_id == "alice"
     member = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
     listed = api.get("/v2/zones", headers=member).json()["zones"]
     assert [zone["name"] for zone in listed] == ["alice.example."]
@@ -174,9 +174,9 @@ def test_a_project_sees_its_own_zones_unless_all_projects(
     capsys: pytest.CaptureFixture[str], fake_pool: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ZONEFLOW_PROJECT", "alice")
-    run(capsys, "zone", "create", "alice.example", "--email", "h@e.com")
-    run(capsys, "zone", "create", "bob.example", "--email", "h@e.com", "--project", "bob")
-    assert storage.get_zone("alice.example").project_id == "alice"  # from $ZONEFLOW_PROJECT
+    run(capsys, "zone", "create", "alice.example.", "--email", "h@e.com")
+    run(capsys, "zone", "create", "bob.example.", "--email", "h@e.com", "--project", "bob")
+    assert storage.get_zone("alice.example.").project_id == "alice"  # from $ZONEFLOW_PROJECT
 
     def names(*args: str) -> list[str]:
         code, out, err = run(capsys, "--json", "zone", "list", *args)
@@ -186,19 +186,19 @@ def test_a_project_sees_its_own_zones_unless_all_projects(
     assert names() == ["alice.example."]
     assert names("--project", "bob") == ["bob.example."]
     assert names("--all-projects") == ["alice.example.", "bob.example."]
-    code, _, err = run(capsys, "zone", "show", "bob.example")
-    assert code == 1 and "zone 'bob.example' does not exist" in err
-    code, _, err = run(capsys, "zone", "delete", "bob.example")
-    assert code == 1 and storage.get_zone("bob.example").action == objects.CREATE
+    code, _, err = run(capsys, "zone", "show", "bob.example.")
+    assert code == 1 and "zone 'bob.example.' does not exist" in err
+    code, _, err = run(capsys, "zone", "delete", "bob.example.")
+    assert code == 1 and storage.get_zone("bob.example.").action == objects.CREATE
 
 
 def test_without_a_project_zones_are_the_operators_and_every_zone_is_listed(
     capsys: pytest.CaptureFixture[str], fake_pool: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ZONEFLOW_PROJECT", raising=False)
-    run(capsys, "zone", "create", "ops.example", "--email", "h@e.com")
-    run(capsys, "--project", "bob", "zone", "create", "bob.example", "--email", "h@e.com")
-    assert storage.get_zone("ops.example").project_id is None
+    run(capsys, "zone", "create", "ops.example.", "--email", "h@e.com")
+    run(capsys, "--project", "bob", "zone", "create", "bob.example.", "--email", "h@e.com")
+    assert storage.get_zone("ops.example.").project_id is None
     code, out, _ = run(capsys, "zone", "list")
     assert code == 0
     header, *rows = out.splitlines()
@@ -222,7 +222,7 @@ def test_a_wait_on_a_terminal_shows_the_steps_once_it_lasts(
     monkeypatch.setattr(cli, "_on_terminal", lambda: True)
     monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)  # every wait has lasted long enough
     code, out, err = run(
-        capsys, "--json", "zone", "create", "slow.example", "--email", "h@e.com", "--wait"
+        capsys, "--json", "zone", "create", "slow.example.", "--email", "h@e.com", "--wait"
     )
     assert code == 0, err
     assert json.loads(out)["status"] == objects.ACTIVE
@@ -239,7 +239,7 @@ def test_a_wait_off_a_terminal_prints_no_steps(
     load_pool({})
     monkeypatch.setattr(cli, "_on_terminal", lambda: False)
     monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)
-    code, _, err = run(capsys, "zone", "create", "piped.example", "--email", "h@e.com", "--wait")
+    code, _, err = run(capsys, "zone", "create", "piped.example.", "--email", "h@e.com", "--wait")
     assert code == 0
     assert err == ""
 
@@ -249,12 +249,12 @@ def test_a_failed_wait_says_why_and_which_command_shows_more(
 ) -> None:
     load_pool({}, {"fail": "create"}, threshold=100)
     code, out, err = run(
-        capsys, "--json", "zone", "create", "broken.example", "--email", "h@e.com", "--wait"
+        capsys, "--json", "zone", "create", "broken.example.", "--email", "h@e.com", "--wait"
     )
     assert code == 1
     assert json.loads(out)["status"] == objects.ERROR  # stdout still shows the zone
     job_id = _only_job_id(capsys)
-    zone = storage.get_zone("broken.example")
+    zone = storage.get_zone("broken.example.")
     assert zone.error
     assert err == (
         f"zoneflow: error: zone broken.example. is in ERROR: {zone.error}; "
@@ -270,22 +270,22 @@ def test_recordset_create_and_delete_wait_report_the_recordset_and_its_end(
     capsys: pytest.CaptureFixture[str], conductor: daemon.Conductor
 ) -> None:
     load_pool({})
-    assert run(capsys, "zone", "create", "rs.example", "--email", "h@e.com", "--wait")[0] == 0
+    assert run(capsys, "zone", "create", "rs.example.", "--email", "h@e.com", "--wait")[0] == 0
     code, out, err = run(
-        capsys, "--json", "recordset", "create", "rs.example", "www", "A", "--record",
+        capsys, "--json", "recordset", "create", "rs.example.", "www.rs.example.", "A", "--record",
         "192.0.2.1", "--wait",
     )  # fmt: skip
     assert code == 0, err
     created = json.loads(out)
     assert (created["name"], created["records"]) == ("www.rs.example.", ["192.0.2.1"])
     assert (created["status"], created["action"]) == (objects.ACTIVE, objects.NONE)
-    code, out, err = run(capsys, "recordset", "delete", "rs.example", "www", "--wait")
+    code, out, err = run(capsys, "recordset", "delete", "rs.example.", "www.rs.example.", "--wait")
     assert code == 0, err
     assert out == (
         "an A recordset www.rs.example. was deleted: the nameservers of rs.example. "
         "no longer serve it\n"
     )
-    assert storage.list_recordsets(storage.get_zone("rs.example").id) == []
+    assert storage.list_recordsets(storage.get_zone("rs.example.").id) == []
 
 
 @pytest.mark.parametrize(
@@ -295,9 +295,10 @@ def test_recordset_create_and_delete_wait_report_the_recordset_and_its_end(
 def test_a_duplicate_recordset_is_named_with_the_right_article(
     capsys: pytest.CaptureFixture[str], fake_pool: None, rtype: str, data: str, said: str
 ) -> None:
-    run(capsys, "zone", "create", "dup.example", "--email", "h@e.com")
-    assert run(capsys, "recordset", "create", "dup.example", "x", rtype, "--record", data)[0] == 0
-    code, _, err = run(capsys, "recordset", "create", "dup.example", "x", rtype, "--record", data)
+    run(capsys, "zone", "create", "dup.example.", "--email", "h@e.com")
+    create = ("recordset", "create", "dup.example.", "x.dup.example.", rtype, "--record", data)
+    assert run(capsys, *create)[0] == 0
+    code, _, err = run(capsys, *create)
     assert code == 1
     assert err == (
         f"zoneflow: error: {said} recordset named x.dup.example. already exists: update it "

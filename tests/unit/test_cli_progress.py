@@ -27,7 +27,7 @@ def test_progress_shows_each_target_the_consensus_and_the_status(
         "--json",
         "zone",
         "create",
-        "progress.example",
+        "progress.example.",
         "--email",
         "h@example.com",
         "--progress",
@@ -50,7 +50,7 @@ def test_progress_shows_why_a_change_failed_and_what_was_undone(
 ) -> None:
     load_pool({}, {"fail": "create"}, threshold=100)
     code, _out, err = run(
-        capsys, "zone", "create", "broken.example", "--email", "h@example.com", "--progress"
+        capsys, "zone", "create", "broken.example.", "--email", "h@example.com", "--progress"
     )
     assert code == 1
     steps = _steps(err)
@@ -59,4 +59,4 @@ def test_progress_shows_why_a_change_failed_and_what_was_undone(
     assert "1 of 2 targets succeeded, below the pool's threshold of 100%" in consensus
     # The create on the healthy target was undone, and the line says so.
     assert "target fake1: created, then removed again" in steps
-    assert storage.get_zone("broken.example").status == objects.ERROR
+    assert storage.get_zone("broken.example.").status == objects.ERROR
