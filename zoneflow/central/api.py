@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from zoneflow import exceptions, objects, options
 from zoneflow.central import quotas, validation
+from zoneflow.central.reads import get_zone as get_zone
+from zoneflow.central.reads import list_recordsets as list_recordsets
+from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import rules
 from zoneflow.storage import api as storage
 from zoneflow.storage import search
@@ -140,14 +143,6 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     recovering = storage.recover_zone(zone.id)
     _changed()
     return recovering
-
-
-def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
-    return storage.get_zone(ref, project_id=project_id)
-
-
-def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
-    return storage.list_zones(project_id=project_id)
 
 
 # Designate's filters and sort keys, and the column each one reads.
@@ -299,11 +294,6 @@ def delete_recordset(
     gone = storage.delete_recordset(zone.id, current.id)
     _changed()
     return gone
-
-
-def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:
-    zone = storage.get_zone(zone_ref, project_id=project_id)
-    return storage.list_recordsets(zone.id)
 
 
 RECORDSET_FILTERS = ("name", "type", "ttl", "data", "status", "action", "description")
