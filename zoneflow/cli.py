@@ -5,7 +5,8 @@ Errors are one line on stderr and a non-zero exit status; a traceback only
 with ``--debug``.
 
 Each command imports what it needs when it runs: ``zoneflow --help`` imports
-neither oslo.config nor SQLAlchemy, and ``zoneflow zone list`` no TaskFlow.
+neither oslo.config nor SQLAlchemy, and ``zoneflow zone list`` no TaskFlow;
+the commands that only read (READ_COMMANDS) not oslo.db nor the ORM either.
 """
 
 from __future__ import annotations
@@ -438,7 +439,7 @@ def cmd_zone_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_list(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import reads as central
 
     scope = _scope(args)
     columns = ["name", "id", "serial", "status", "action"]
@@ -449,7 +450,7 @@ def cmd_zone_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_show(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import reads as central
 
     _show(args, central.get_zone(args.name, project_id=_scope(args)))
     return 0
@@ -569,6 +570,8 @@ def _finish_recordset_change(
 
 
 def cmd_recordset_list(args: argparse.Namespace) -> int:
+    # Through central.api: the zone's SOA and apex NS are listed too, built
+    # from its pool with dnspython as mdns serves them.
     from zoneflow.central import api as central
 
     _list(
@@ -1051,6 +1054,11 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
+# Commands that only read, through zoneflow.central.reads: their process opens
+# the database without ORM sessions, and so without importing oslo.db.
+READ_COMMANDS = frozenset({cmd_zone_list, cmd_zone_show})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1060,7 +1068,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from zoneflow import config
 
-        config.setup(args.config_file or None, debug=args.debug)
+        config.setup(
+            args.config_file or None, debug=args.debug, sessions=args.func not in READ_COMMANDS
+        )
         code = int(args.func(args))
         sys.stdout.flush()  # here, where a broken pipe can still be caught
         return code

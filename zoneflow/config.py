@@ -15,12 +15,16 @@ CONF = cfg.CONF
 DEFAULT_CONFIG_FILES = ("./zoneflow.conf", "/etc/zoneflow/zoneflow.conf")
 
 
-def setup(config_files: list[str] | None = None, *, debug: bool = False) -> None:
+def setup(
+    config_files: list[str] | None = None, *, debug: bool = False, sessions: bool = True
+) -> None:
     """Read configuration and point this process at its database.
 
     ``config_files`` defaults to ``$ZONEFLOW_CONFIG`` or the first of
     DEFAULT_CONFIG_FILES that exists; with none, built-in defaults apply
     (SQLite in the current directory, the in-memory zake jobboard).
+    ``sessions=False``: this process only reads through Core connections
+    (see :func:`zoneflow.storage.db.configure`).
     """
     # Registers every option, and imports nothing but oslo.config to do it.
     from zoneflow import options  # noqa: F401
@@ -41,7 +45,7 @@ def setup(config_files: list[str] | None = None, *, debug: bool = False) -> None
     if not debug:
         for noisy in ("kazoo", "taskflow", "stevedore", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    db.configure()
+    db.configure(sessions=sessions)
 
 
 def _default_files() -> list[str]:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from zoneflow import exceptions, objects, options
 from zoneflow.central import managed, quotas, validation
+from zoneflow.central.reads import get_zone as get_zone
+from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import rules
 from zoneflow.storage import api as storage
 from zoneflow.storage import managed as stored_managed
@@ -141,14 +143,6 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     recovering = storage.recover_zone(zone.id)
     _changed()
     return recovering
-
-
-def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
-    return storage.get_zone(ref, project_id=project_id)
-
-
-def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
-    return storage.list_zones(project_id=project_id)
 
 
 # Designate's filters and sort keys, and the column each one reads.

@@ -27,6 +27,11 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 from zoneflow import exceptions, objects, options
 from zoneflow.storage import db, models, quotas
 
+# Read without the ORM, so that a process that only reads need not build it.
+from zoneflow.storage.reads import get_zone as get_zone
+from zoneflow.storage.reads import list_recordsets as list_recordsets
+from zoneflow.storage.reads import list_zones as list_zones
+
 CONF = options.CONF
 
 
@@ -673,22 +678,6 @@ def _live_zone(session: Session, zone_id: str) -> models.Zone:
     return row
 
 
-def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
-    """A live zone by id or name (with or without the trailing dot)."""
-    name = ref.lower() if ref.endswith(".") else ref.lower() + "."
-    with db.reader() as session:
-        query = sa.select(models.Zone).where(
-            sa.or_(models.Zone.id == ref, models.Zone.name == name),
-            models.Zone.deleted == models.LIVE,
-        )
-        if project_id is not None:
-            query = query.where(models.Zone.project_id == project_id)
-        row = session.scalars(query).first()
-        if row is None:
-            raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
-        return _zone(row)
-
-
 _ZONE_FIELDS = [field.name for field in dataclasses.fields(objects.Zone)]
 _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in _ZONE_FIELDS)).where(
     models.Zone.name == sa.bindparam("name"), models.Zone.deleted == models.LIVE
@@ -795,14 +784,6 @@ def zone_projects(zone_ids: Sequence[str]) -> dict[str, str | None]:
             )
             found.update({zone_id: project_id for zone_id, project_id in rows})
     return found
-
-
-def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
-    with db.reader() as session:
-        query = sa.select(models.Zone).where(models.Zone.deleted == models.LIVE)
-        if project_id is not None:
-            query = query.where(models.Zone.project_id == project_id)
-        return [_zone(z) for z in session.scalars(query.order_by(models.Zone.name))]
 
 
 def find_zones(
@@ -1444,16 +1425,6 @@ def list_transfers(zone_id: str) -> list[objects.ZoneTransfer]:
             )
             for row in rows
         ]
-
-
-def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
-    with db.reader() as session:
-        rows = session.scalars(
-            _recordset_query()
-            .where(models.RecordSet.zone_id == zone_id)
-            .order_by(models.RecordSet.name, models.RecordSet.type)
-        )
-        return [_recordset(r) for r in rows]
 
 
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:

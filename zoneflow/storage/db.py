@@ -3,6 +3,11 @@
 ``configure()`` is called once per process (tests call it again for a fresh
 database); ``writer()`` and ``reader()`` give a session inside a transaction
 and turn oslo.db's connection errors into :class:`DatabaseUnavailable`.
+
+A process that only reads through Core connections (``zoneflow zone list``)
+is configured with ``sessions=False``: its engine is a plain SQLAlchemy one,
+and oslo.db, whose import alone costs more than such a command may take, is
+loaded only if a session is asked for after all.
 """
 
 from __future__ import annotations
@@ -15,16 +20,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy
 from oslo_config import cfg
-from oslo_db import exception as db_exc
 from oslo_db import options as db_options
-from oslo_db.sqlalchemy import enginefacade
-from sqlalchemy.orm import Session
 
 from zoneflow import exceptions
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CONF = cfg.CONF
 P = ParamSpec("P")
@@ -59,12 +64,31 @@ register_opts(CONF)
 
 _manager: Any = None
 _connection: str = DEFAULT_CONNECTION
+_sessions = True
+# With sessions=False: the plain engine, made on first use.
+_engine: sqlalchemy.engine.Engine | None = None
 
 
-def configure(connection: str | None = None) -> None:
-    """Point this process at a database (default: ``[database] connection``)."""
-    global _manager, _connection
+def configure(connection: str | None = None, *, sessions: bool = True) -> None:
+    """Point this process at a database (default: ``[database] connection``).
+
+    ``sessions=False`` is for a process that reads through :func:`connection`
+    only: it gets a plain SQLAlchemy engine, tuned as oslo.db's would be, and
+    oslo.db is not imported until a session is asked for.
+    """
+    global _manager, _connection, _sessions, _engine
     url = connection or CONF.database.connection
+    if url.startswith("sqlite"):
+        create_private_sqlite_file(url)
+    _connection = url
+    _sessions = sessions
+    _engine = None
+    _manager = _session_manager(url) if sessions else None
+
+
+def _session_manager(url: str) -> Any:
+    from oslo_db.sqlalchemy import enginefacade
+
     manager = enginefacade.transaction_context()
     # oslo.db only tests the connection (and so only turns a refusal into
     # DBConnectionError) when it may try at least once.
@@ -80,11 +104,24 @@ def configure(connection: str | None = None) -> None:
         thread_checkin=False,
     )
     if url.startswith("sqlite"):
-        create_private_sqlite_file(url)
         manager.append_on_engine_create(_pool_sqlite)
         manager.append_on_engine_create(tune_sqlite)
-    _manager = manager
-    _connection = url
+    return manager
+
+
+def _plain_engine() -> sqlalchemy.engine.Engine:
+    """The engine of a process configured with ``sessions=False``.
+
+    SQLAlchemy pools a SQLite file's connections itself (a QueuePool), so only
+    tune_sqlite's PRAGMAs and BEGINs are added; a PostgreSQL URL loads its
+    driver here, as oslo.db would.
+    """
+    global _engine
+    if _engine is None:
+        _engine = sqlalchemy.create_engine(_connection)
+        if _connection.startswith("sqlite"):
+            tune_sqlite(_engine)
+    return _engine
 
 
 def create_private_sqlite_file(url: str) -> None:
@@ -219,11 +256,12 @@ _PG_TRY_AGAIN = frozenset({"40P01", "40001"})
 
 def _lost_to_another(exc: BaseException) -> bool:
     """Did the transaction fail only because others held what it needed?"""
+    db_exc = _oslo_db_exceptions()
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, db_exc.DBDeadlock) or _sqlite_busy(error):
+        if (db_exc and isinstance(error, db_exc.DBDeadlock)) or _sqlite_busy(error):
             return True
         if getattr(error, "pgcode", None) in _PG_TRY_AGAIN:
             return True
@@ -271,15 +309,21 @@ def retried(function: Callable[P, T]) -> Callable[P, T]:
 
 
 def _get_manager() -> Any:
+    global _manager
     if _manager is None:
-        configure()
+        if _sessions:
+            configure()
+        else:  # a session after all, in a process configured without
+            _manager = _session_manager(_connection)
     return _manager
 
 
 def get_engine() -> sqlalchemy.engine.Engine:
+    if not _sessions:
+        return _plain_engine()
     try:
         engine: sqlalchemy.engine.Engine = _get_manager().writer.get_engine()
-    except (db_exc.DBError, sqlalchemy.exc.DBAPIError) as exc:
+    except _database_errors() as exc:
         if _is_connect_failure(exc):
             raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
         raise
@@ -304,12 +348,43 @@ def connection_url() -> str:
     return _connection
 
 
+def _oslo_db_exceptions() -> Any:
+    """oslo.db's exception module once this process uses oslo.db, else None: a
+    process on a plain engine meets none of its errors and need not import it."""
+    if _manager is None:
+        return None
+    from oslo_db import exception
+
+    return exception
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What a database error may be raised as: SQLAlchemy's own, and oslo.db's."""
+    db_exc = _oslo_db_exceptions()
+    if db_exc is None:
+        return (sqlalchemy.exc.DBAPIError,)
+    return (sqlalchemy.exc.DBAPIError, db_exc.DBError)
+
+
+def _no_such_table(exc: BaseException) -> bool:
+    """Is this "no zoneflow schema yet"? oslo.db says so with its own class; on a
+    plain engine it is the driver's error: SQLite's message, PostgreSQL's code."""
+    db_exc = _oslo_db_exceptions()
+    if db_exc is not None and isinstance(exc, db_exc.DBNonExistentTable):
+        return True
+    orig = getattr(exc, "orig", None)
+    return (isinstance(orig, sqlite3.OperationalError) and "no such table" in str(orig)) or (
+        getattr(orig, "pgcode", None) == "42P01"
+    )
+
+
 def _is_connect_failure(exc: BaseException) -> bool:
     # oslo.db only recognises some drivers' wording of "connection refused";
     # an error raised while connecting carries no statement, whatever the wording.
-    if isinstance(exc, db_exc.DBConnectionError):
+    db_exc = _oslo_db_exceptions()
+    if db_exc is not None and isinstance(exc, db_exc.DBConnectionError):
         return True
-    return isinstance(exc, sqlalchemy.exc.DBAPIError | db_exc.DBError) and (
+    return isinstance(exc, _database_errors()) and (
         getattr(exc, "statement", "") is None
         or getattr(getattr(exc, "inner_exception", None), "statement", "") is None
     )
@@ -325,12 +400,12 @@ def _explained_errors() -> Iterator[None]:
     """Turn "no schema" and "cannot connect" into errors that say what to do."""
     try:
         yield
-    except db_exc.DBNonExistentTable as exc:
-        url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
-        raise exceptions.DatabaseNotSynced(
-            f"the database at {url} has no zoneflow schema yet: run 'zoneflow db sync'"
-        ) from exc
-    except (db_exc.DBError, sqlalchemy.exc.DBAPIError) as exc:
+    except _database_errors() as exc:
+        if _no_such_table(exc):
+            url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
+            raise exceptions.DatabaseNotSynced(
+                f"the database at {url} has no zoneflow schema yet: run 'zoneflow db sync'"
+            ) from exc
         if _lost_to_another(exc):
             raise exceptions.DatabaseBusy(_busy_message()) from exc
         if _is_connect_failure(exc):

@@ -1,5 +1,8 @@
 """SQLAlchemy models of zoneflow's own tables.
 
+Zones, recordsets and records are declared as Core tables in
+:mod:`zoneflow.storage.tables` (read without the ORM by the CLI) and mapped
+here; the annotations of their models only give the columns' Python types.
 TaskFlow's logbook tables live in the same database but are created by
 TaskFlow's persistence backend (see ``zoneflow.conductor.persistence``).
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import time
-import uuid
 from typing import Any
 
 from sqlalchemy import (
@@ -25,20 +27,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# A live row's ``deleted`` column holds this; a soft-deleted row holds its id,
-# so a zone name can be reused once the old zone is gone (oslo.db's pattern).
-LIVE = "0"
+from zoneflow.storage import tables
+from zoneflow.storage.tables import DATA_PREFIX_CHARS, LIVE, new_id, utcnow
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+__all__ = ["DATA_PREFIX_CHARS", "LIVE", "new_id", "utcnow"]
 
 
 class Base(DeclarativeBase):
+    metadata = tables.metadata
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
@@ -122,81 +118,70 @@ class PoolAlsoNotify(Base):
     port: Mapped[int] = mapped_column(Integer)
 
 
-class Zone(Timestamps, Base):
-    __tablename__ = "zones"
-    __table_args__ = (UniqueConstraint("name", "deleted", name="uniq_zone_name"),)
+class Zone(Base):
+    __table__ = tables.zones
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(255), index=True)
-    email: Mapped[str] = mapped_column(String(255))
-    ttl: Mapped[int] = mapped_column(Integer)
-    serial: Mapped[int] = mapped_column(BigInteger)
-    refresh: Mapped[int] = mapped_column(Integer)
-    retry: Mapped[int] = mapped_column(Integer)
-    expire: Mapped[int] = mapped_column(Integer)
-    minimum: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(16))
-    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id"))
-    project_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    deleted: Mapped[str] = mapped_column(String(36), default=LIVE)
-    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    id: Mapped[str]
+    name: Mapped[str]
+    email: Mapped[str]
+    ttl: Mapped[int]
+    serial: Mapped[int]
+    refresh: Mapped[int]
+    retry: Mapped[int]
+    expire: Mapped[int]
+    minimum: Mapped[int]
+    status: Mapped[str]
+    action: Mapped[str]
+    pool_id: Mapped[str]
+    project_id: Mapped[str | None]
+    description: Mapped[str | None]
+    error: Mapped[str | None]
+    version: Mapped[int]
+    deleted: Mapped[str]
+    deleted_at: Mapped[datetime.datetime | None]
+    created_at: Mapped[datetime.datetime]
+    updated_at: Mapped[datetime.datetime | None]
 
     recordsets: Mapped[list[RecordSet]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
 
 
-class RecordSet(Timestamps, Base):
-    __tablename__ = "recordsets"
-    __table_args__ = (UniqueConstraint("zone_id", "name", "type", name="uniq_recordset"),)
+class RecordSet(Base):
+    __table__ = tables.recordsets
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(255))
-    type: Mapped[str] = mapped_column(String(16))
-    ttl: Mapped[int | None] = mapped_column(Integer)
-    serial: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(16))
-    description: Mapped[str | None] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    id: Mapped[str]
+    zone_id: Mapped[str]
+    name: Mapped[str]
+    type: Mapped[str]
+    ttl: Mapped[int | None]
+    serial: Mapped[int]
+    status: Mapped[str]
+    action: Mapped[str]
+    description: Mapped[str | None]
+    version: Mapped[int]
+    created_at: Mapped[datetime.datetime]
+    updated_at: Mapped[datetime.datetime | None]
 
     records: Mapped[list[Record]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="Record.position"
     )
 
 
-# How many of a record's first characters ix_records_data_prefix holds.
-DATA_PREFIX_CHARS = 200
+# GET /v2/recordsets?data=192.0.2.1 finds every recordset pointing at an
+# address. A hash index on PostgreSQL: it holds a record of any length (a btree
+# entry is limited to a third of a page, which a long TXT record exceeds) and
+# equality is all it is asked. Declared here, not in tables, see there why.
+RECORDS_DATA_INDEX = Index("ix_records_data", tables.records.c.data, postgresql_using="hash")
 
 
 class Record(Base):
-    __tablename__ = "records"
-    __table_args__ = (
-        UniqueConstraint("recordset_id", "data", name="uniq_record"),
-        # GET /v2/recordsets?data=192.0.2.1 finds every recordset pointing at an
-        # address. A hash index on PostgreSQL: it holds a record of any length
-        # (a btree entry is limited to a third of a page, which a long TXT
-        # record exceeds) and equality is all it is asked.
-        Index("ix_records_data", "data", postgresql_using="hash"),
-        # data=192.0.2.* (a wildcard after a literal prefix) is answered on
-        # PostgreSQL by ix_records_data_prefix, a btree with text_pattern_ops on
-        # lower(substr(data, 1, DATA_PREFIX_CHARS)): the first characters only, so
-        # that a long TXT record fits a btree entry; lower() because a wildcard
-        # match ignores case. An expression index, made by migration
-        # 0008_records_data_prefix only (see storage.api._data_match).
-    )
+    __table__ = tables.records
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    recordset_id: Mapped[str] = mapped_column(
-        ForeignKey("recordsets.id", ondelete="CASCADE"), index=True
-    )
-    position: Mapped[int] = mapped_column(Integer)
-    data: Mapped[str] = mapped_column(Text)
+    id: Mapped[int]
+    recordset_id: Mapped[str]
+    position: Mapped[int]
+    data: Mapped[str]
 
 
 class ZoneChange(Base):

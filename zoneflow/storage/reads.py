@@ -1,0 +1,73 @@
+"""Reads of zones and recordsets as Core statements, without the ORM.
+
+These are storage's only way to read a zone or list recordsets, for every
+caller; they use :mod:`zoneflow.storage.tables` and a plain connection, so a
+process that only reads (``zoneflow zone list``, configured with
+``db.configure(sessions=False)``) loads neither the ORM models nor oslo.db.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import sqlalchemy as sa
+
+from zoneflow import exceptions, objects
+from zoneflow.storage import db
+from zoneflow.storage.tables import LIVE, records, recordsets, zones
+
+_ZONE_COLUMNS = [zones.c[field.name] for field in dataclasses.fields(objects.Zone)]
+_RECORDSET_COLUMNS = [
+    recordsets.c[field.name]
+    for field in dataclasses.fields(objects.RecordSet)
+    if field.name != "records"
+]
+
+
+def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
+    """A live zone by id or name (with or without the trailing dot)."""
+    name = ref.lower() if ref.endswith(".") else ref.lower() + "."
+    query = sa.select(*_ZONE_COLUMNS).where(
+        sa.or_(zones.c.id == ref, zones.c.name == name), zones.c.deleted == LIVE
+    )
+    if project_id is not None:
+        query = query.where(zones.c.project_id == project_id)
+    with db.connection() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
+    return objects.Zone(**row._mapping)
+
+
+def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
+    query = sa.select(*_ZONE_COLUMNS).where(zones.c.deleted == LIVE)
+    if project_id is not None:
+        query = query.where(zones.c.project_id == project_id)
+    with db.connection() as conn:
+        rows = conn.execute(query.order_by(zones.c.name)).all()
+    return [objects.Zone(**row._mapping) for row in rows]
+
+
+def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
+    """A zone's recordsets by name and type, each with its records in their order."""
+    of_zone = recordsets.c.zone_id == zone_id
+    with db.connection() as conn:
+        rows = conn.execute(
+            sa.select(*_RECORDSET_COLUMNS)
+            .where(of_zone)
+            .order_by(recordsets.c.name, recordsets.c.type)
+        ).all()
+        data: dict[str, list[str]] = {row.id: [] for row in rows}
+        for recordset_id, value in conn.execute(
+            sa.select(records.c.recordset_id, records.c.data)
+            .join(recordsets, recordsets.c.id == records.c.recordset_id)
+            .where(of_zone)
+            .order_by(records.c.recordset_id, records.c.position)
+        ):
+            data.setdefault(recordset_id, []).append(value)
+    return [_recordset(row._mapping, data[row.id]) for row in rows]
+
+
+def _recordset(values: Any, data: list[str]) -> objects.RecordSet:
+    return objects.RecordSet(**values, records=tuple(data))

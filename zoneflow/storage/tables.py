@@ -1,0 +1,117 @@
+"""The tables a short-lived reader needs, as SQLAlchemy Core tables.
+
+``zoneflow zone list`` and its kin read zones and recordsets through these
+and never build the ORM: declaring :mod:`zoneflow.storage.models` costs a
+fifth of a second, more than the command's whole budget once SQLAlchemy is
+loaded. The models map these same tables (``__table__``), so each column is
+declared once; the other tables are declared by their models alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# A live row's ``deleted`` column holds this; a soft-deleted row holds its id,
+# so a zone name can be reused once the old zone is gone (oslo.db's pattern).
+LIVE = "0"
+
+# How many of a record's first characters ix_records_data_prefix holds.
+DATA_PREFIX_CHARS = 200
+
+metadata = MetaData()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _timestamps() -> tuple[Column[datetime.datetime], Column[datetime.datetime]]:
+    return (
+        Column("created_at", DateTime, nullable=False, default=utcnow),
+        Column("updated_at", DateTime, nullable=True, onupdate=utcnow),
+    )
+
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("id", String(36), primary_key=True, default=new_id),
+    Column("name", String(255), nullable=False, index=True),
+    Column("email", String(255), nullable=False),
+    Column("ttl", Integer, nullable=False),
+    Column("serial", BigInteger, nullable=False),
+    Column("refresh", Integer, nullable=False),
+    Column("retry", Integer, nullable=False),
+    Column("expire", Integer, nullable=False),
+    Column("minimum", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("pool_id", ForeignKey("pools.id"), nullable=False),
+    Column("project_id", String(255), nullable=True, index=True),
+    Column("description", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
+    Column("deleted", String(36), nullable=False, default=LIVE),
+    Column("deleted_at", DateTime, nullable=True),
+    *_timestamps(),
+    UniqueConstraint("name", "deleted", name="uniq_zone_name"),
+)
+
+recordsets = Table(
+    "recordsets",
+    metadata,
+    Column("id", String(36), primary_key=True, default=new_id),
+    Column("zone_id", ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("ttl", Integer, nullable=True),
+    Column("serial", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
+    *_timestamps(),
+    UniqueConstraint("zone_id", "name", "type", name="uniq_recordset"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "recordset_id",
+        ForeignKey("recordsets.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    UniqueConstraint("recordset_id", "data", name="uniq_record"),
+    # ix_records_data is declared by models.Record: a PostgreSQL hash index, and
+    # naming PostgreSQL's options loads its dialect (80 ms), which a reader
+    # of a SQLite database need not pay for.
+    # data=192.0.2.* (a wildcard after a literal prefix) is answered on
+    # PostgreSQL by ix_records_data_prefix, a btree with text_pattern_ops on
+    # lower(substr(data, 1, DATA_PREFIX_CHARS)): the first characters only, so
+    # that a long TXT record fits a btree entry; lower() because a wildcard
+    # match ignores case. An expression index, made by migration
+    # 0008_records_data_prefix only (see storage.api._data_match).
+)
