@@ -5,10 +5,12 @@ names (the apex, delegations with glue below them, a DNAME's owner and a name
 below it, wildcards) and of types. Each zone is rendered by the function
 mdns serves transfers from (:func:`zoneflow.dns.zone.iter_rrsets`), written
 out as a zone file, and loaded by ``named-checkzone`` (BIND9) and by
-``knotc zone-check`` (Knot's offline load check; Debian's knot 3.2 ships no
-kzonecheck), each set up as zoneflow's targets load a zone: as secondaries,
-so BIND9 without its primary-only integrity checks (``-i none``) and Knot
-with its mandatory semantic checks only.
+``knotc zone-check`` (Knot's offline load check), each set up as zoneflow's
+targets load a zone: as secondaries, so BIND9 without its primary-only
+integrity checks (``-i none``) and Knot with its mandatory semantic checks
+only. Knot's ``kzonecheck`` (Debian's knot-dnssecutils) is not the judge: it
+runs every semantic check a primary makes, and refuses what Knot loads as a
+secondary (a delegation whose in-zone NS target has no glue, for one).
 
 Two tests: the rules of :mod:`zoneflow.dns.rules` find a problem exactly when
 a server refuses the zone; and through central, every accepted state loads
