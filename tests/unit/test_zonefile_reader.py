@@ -212,3 +212,18 @@ def test_an_import_names_the_line_of_a_bad_plain_record() -> None:
         zonefile.parse(text)
 
     assert str(raised.value).startswith("line 5 (bad IN HINFO a b): record type 'HINFO'")
+
+
+def test_an_imported_recordset_is_named_as_its_first_record_spells_its_name() -> None:
+    text = (
+        "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1.example.net. h.example.com. 1 2 3 4 5\n"
+        'www IN A 192.0.2.1\nWww IN AAAA 2001:db8::1\nWWW IN A 192.0.2.2\n  IN TXT "t"\n'
+    )
+
+    parsed = zonefile.parse(text)
+
+    assert [(rs.name, rs.type, rs.records) for rs in parsed.recordsets] == [
+        ("www.example.com.", "A", ("192.0.2.1", "192.0.2.2")),
+        ("Www.example.com.", "AAAA", ("2001:db8::1",)),
+        ("WWW.example.com.", "TXT", ('"t"',)),
+    ]

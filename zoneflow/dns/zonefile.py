@@ -156,7 +156,8 @@ def _where(text: str, position: int) -> str:
 class _Owner:
     """An owner name met in the file, with what was worked out about it once."""
 
-    text: str  # absolute, spelt as first read
+    name: dns.name.Name  # as first read
+    text: str  # its text
     inside: bool  # at or below the zone's origin
     apex: bool
     types: set[dns.rdatatype.RdataType] | None = None  # None until a record there is kept
@@ -164,6 +165,7 @@ class _Owner:
 
 @dataclasses.dataclass(eq=False)
 class _Collected:
+    name: str
     ttl: int
     records: list[str]
     seen: set[str]  # the records again, to find a repeated one without a scan
@@ -223,7 +225,10 @@ class _Collector:
         owner = self.owners.get(name)
         if owner is None:
             owner = self.owners[name] = _Owner(
-                text=name.to_text(), inside=name.is_subdomain(self.origin), apex=name == self.origin
+                name=name,
+                text=name.to_text(),
+                inside=name.is_subdomain(self.origin),
+                apex=name == self.origin,
             )
         if not owner.inside:
             raise exceptions.InvalidZoneFile("the record lies outside the zone ($ORIGIN)")
@@ -240,7 +245,10 @@ class _Collector:
         collected = self.sets.get(key)
         data = rdata.to_text()
         if collected is None:
-            collected = self.sets[key] = _Collected(ttl=ttl, records=[data], seen={data})
+            # A recordset's name is spelt as its first record spells it (names
+            # differing in case only are one name, perhaps spelt otherwise before).
+            text = owner.text if name.labels == owner.name.labels else name.to_text()
+            collected = self.sets[key] = _Collected(text, ttl=ttl, records=[data], seen={data})
         elif data not in collected.seen:
             # As an RRset: one TTL, the lowest given (RFC 2181 section 5.2).
             collected.ttl = min(collected.ttl, ttl)
@@ -293,12 +301,12 @@ class _Collector:
             )
         recordsets = tuple(
             RecordSet(
-                name=owner.text,
+                name=collected.name,
                 type=_type_text(rdtype),
                 ttl=None if collected.ttl == self.soa_ttl else int(collected.ttl),
                 records=tuple(collected.records),
             )
-            for (owner, rdtype), collected in self.sets.items()
+            for (_, rdtype), collected in self.sets.items()
         )
         return ParsedZone(
             name=self.zone,
