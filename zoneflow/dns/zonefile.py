@@ -2,7 +2,8 @@
 
 ``render`` writes what mdns serves: the SOA and apex NS zoneflow derives
 (:mod:`zoneflow.dns.zone`), then every recordset, names absolute. ``parse``
-reads a zone file for an import with dnspython's tokenizer and checks each
+reads a zone file for an import with dnspython (its plain lines split by
+:mod:`zoneflow.dns.zonefile_reader`, the rest by dnspython's tokenizer) and checks each
 record as the API checks a recordset, as soon as it is read, then the whole
 zone against :mod:`zoneflow.dns.rules`; the first problem raises
 :class:`~zoneflow.exceptions.InvalidZoneFile` naming its line, without the
@@ -12,10 +13,9 @@ rest being read, so an import is all or nothing and a bad file fails fast.
 from __future__ import annotations
 
 import dataclasses
-import io
+import functools
 import re
 from collections.abc import Iterable
-from typing import cast
 
 import dns.exception
 import dns.name
@@ -29,7 +29,7 @@ import dns.zonefile
 
 from zoneflow import exceptions, objects
 from zoneflow.central import validation
-from zoneflow.dns import rules
+from zoneflow.dns import rules, zonefile_reader
 from zoneflow.dns import zone as dns_zone
 
 # --- writing ---------------------------------------------------------------
@@ -115,16 +115,18 @@ def parse(text: str) -> ParsedZone:
             f"line {line}: $ORIGIN {found.group(1)} is not a domain name ({exc})"
         ) from None
     name = validation.zone_name(origin.to_text())
-    source = io.StringIO(text)
     collector = _Collector(origin, name, max_records=len(text) // _BYTES_PER_RECORD + 100)
+    reader = zonefile_reader.LineReader(text, collector)
     try:
-        tok = dns.tokenizer.Tokenizer(source, "<zone file>")
-        txn = cast(dns.transaction.Transaction, collector)
-        dns.zonefile.Reader(tok, dns.rdataclass.IN, txn, allow_include=False).read()
+        reader.read()
     except exceptions.InvalidInput as exc:
-        raise exceptions.InvalidZoneFile(f"{_where(text, source)}: {exc.message}") from None
+        raise exceptions.InvalidZoneFile(
+            f"{_where(text, reader.position())}: {exc.message}"
+        ) from None
     except Exception as exc:  # dnspython's errors come in many classes
-        raise exceptions.InvalidZoneFile(f"{_where(text, source)}: {_described(exc)}") from None
+        raise exceptions.InvalidZoneFile(
+            f"{_where(text, reader.position())}: {_described(exc)}"
+        ) from None
     parsed = collector.parsed()
     try:
         rules.check(name, [rules.Shape(rs.name, rs.type) for rs in parsed.recordsets])
@@ -133,7 +135,7 @@ def parse(text: str) -> ParsedZone:
     return parsed
 
 
-def _where(text: str, source: io.StringIO) -> str:
+def _where(text: str, position: int) -> str:
     """``line N (its text)`` of the record being read, the text cut short if long.
 
     N is the line of the last character the tokenizer read that is not a
@@ -141,7 +143,7 @@ def _where(text: str, source: io.StringIO) -> str:
     is added, so this names the record's line where the tokenizer's own
     count (the line after) would not.
     """
-    read = text[: source.tell()].rstrip("\n")
+    read = text[:position].rstrip("\n")
     number = read.count("\n") + 1
     lines = text.splitlines()
     shown = lines[number - 1].strip() if 0 < number <= len(lines) else ""
@@ -150,10 +152,23 @@ def _where(text: str, source: io.StringIO) -> str:
     return f"line {number} ({shown})" if shown else f"line {number}"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
+class _Owner:
+    """An owner name met in the file, with what was worked out about it once."""
+
+    name: dns.name.Name  # as first read
+    text: str  # its text
+    inside: bool  # at or below the zone's origin
+    apex: bool
+    types: set[dns.rdatatype.RdataType] | None = None  # None until a record there is kept
+
+
+@dataclasses.dataclass(eq=False)
 class _Collected:
+    name: str
     ttl: int
     records: list[str]
+    seen: set[str]  # the records again, to find a repeated one without a scan
 
 
 class _Collector:
@@ -164,6 +179,8 @@ class _Collector:
     so no zone is built in memory and every record is parsed once. Each
     record is checked as the API checks a recordset: a type zoneflow
     serves, valid data, a name inside the zone, no CNAME beside other data.
+    What depends on the owner name only is worked out once a name, as a
+    large zone repeats its names.
     """
 
     def __init__(self, origin: dns.name.Name, zone: str, *, max_records: int) -> None:
@@ -173,8 +190,8 @@ class _Collector:
         self.count = 0
         self.soa: dns.rdtypes.ANY.SOA.SOA | None = None
         self.soa_ttl = 0
-        self.sets: dict[tuple[dns.name.Name, dns.rdatatype.RdataType], _Collected] = {}
-        self.types: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
+        self.owners: dict[dns.name.Name, _Owner] = {}
+        self.sets: dict[tuple[_Owner, dns.rdatatype.RdataType], _Collected] = {}
         self.manager = self
 
     # -- what the reader calls ---------------------------------------------------------
@@ -205,27 +222,39 @@ class _Collector:
             self._first(name, ttl, rdata)
             return
         rdtype = rdata.rdtype
-        if not name.is_subdomain(self.origin):
+        owner = self.owners.get(name)
+        if owner is None:
+            owner = self.owners[name] = _Owner(
+                name=name,
+                text=name.to_text(),
+                inside=name.is_subdomain(self.origin),
+                apex=name == self.origin,
+            )
+        if not owner.inside:
             raise exceptions.InvalidZoneFile("the record lies outside the zone ($ORIGIN)")
         if rdtype == dns.rdatatype.SOA:
-            if name == self.origin:
+            if owner.apex:
                 raise exceptions.InvalidZoneFile(
                     "a second SOA record: a zone has one, its first record"
                 )
             raise exceptions.InvalidZoneFile("an SOA record belongs at the zone's origin only")
-        if rdtype == dns.rdatatype.NS and name == self.origin:
+        if rdtype == dns.rdatatype.NS and owner.apex:
             return  # the pool's ns_records are the apex NS
-        self._check(name, ttl, rdtype)
-        key = (name, rdtype)
+        self._check(name, owner, ttl, rdtype)
+        key = (owner, rdtype)
         collected = self.sets.get(key)
         data = rdata.to_text()
         if collected is None:
-            self.sets[key] = _Collected(ttl=ttl, records=[data])
-        elif data not in collected.records:
+            # A recordset's name is spelt as its first record spells it (names
+            # differing in case only are one name, perhaps spelt otherwise before).
+            text = owner.text if name.labels == owner.name.labels else name.to_text()
+            collected = self.sets[key] = _Collected(text, ttl=ttl, records=[data], seen={data})
+        elif data not in collected.seen:
             # As an RRset: one TTL, the lowest given (RFC 2181 section 5.2).
             collected.ttl = min(collected.ttl, ttl)
             collected.records.append(data)
-        if rdtype == dns.rdatatype.CNAME and len(self.sets[key].records) > 1:
+            collected.seen.add(data)
+        if rdtype == dns.rdatatype.CNAME and len(collected.records) > 1:
             raise exceptions.InvalidRecordSetLocation(
                 f"{name} has more than one CNAME record (RFC 1034 section 3.6.2)"
             )
@@ -248,23 +277,21 @@ class _Collector:
         # refused at its own line, as beside any other data.
         self.types[self.origin] = {dns.rdatatype.SOA, dns.rdatatype.NS}
 
-    def _check(self, name: dns.name.Name, ttl: int, rdtype: dns.rdatatype.RdataType) -> None:
-        owner = name.to_text()
-        type_text = dns.rdatatype.to_text(rdtype)
-        types = self.types.get(name)
+    def _check(
+        self, name: dns.name.Name, owner: _Owner, ttl: int, rdtype: dns.rdatatype.RdataType
+    ) -> None:
+        types = owner.types
         if types is None:
-            validation.recordset_name(owner, self.zone)
-            types = self.types[name] = set()
+            validation.recordset_name(owner.text, self.zone)
+            types = owner.types = set()
         if rdtype not in types:
-            validation.record_type(type_text)
+            validation.record_type(_type_text(rdtype))
             types.add(rdtype)
         validation.ttl(ttl)
         if dns.rdatatype.CNAME in types and len(types) > 1:
-            others = ", ".join(
-                sorted(dns.rdatatype.to_text(t) for t in types - {dns.rdatatype.CNAME})
-            )
+            others = ", ".join(sorted(_type_text(t) for t in types - {dns.rdatatype.CNAME}))
             raise exceptions.InvalidRecordSetLocation(
-                f"{owner} has a CNAME and {others} data; a CNAME cannot share its name with "
+                f"{name} has a CNAME and {others} data; a CNAME cannot share its name with "
                 "any other record (RFC 1034 section 3.6.2)"
             )
 
@@ -277,12 +304,12 @@ class _Collector:
             )
         recordsets = tuple(
             RecordSet(
-                name=name.to_text(),
-                type=dns.rdatatype.to_text(rdtype),
+                name=collected.name,
+                type=_type_text(rdtype),
                 ttl=None if collected.ttl == self.soa_ttl else int(collected.ttl),
                 records=tuple(collected.records),
             )
-            for (name, rdtype), collected in self.sets.items()
+            for (_, rdtype), collected in self.sets.items()
         )
         return ParsedZone(
             name=self.zone,
@@ -294,6 +321,11 @@ class _Collector:
             minimum=int(self.soa.minimum),
             recordsets=recordsets,
         )
+
+
+@functools.cache
+def _type_text(rdtype: dns.rdatatype.RdataType) -> str:
+    return dns.rdatatype.to_text(rdtype)
 
 
 def _described(exc: Exception) -> str:
