@@ -275,7 +275,13 @@ class _Collector:
         self.soa, self.soa_ttl = rdata, ttl
         # The apex always holds the SOA and the pool's NS: a CNAME there is
         # refused at its own line, as beside any other data.
-        self.types[self.origin] = {dns.rdatatype.SOA, dns.rdatatype.NS}
+        self.owners[name] = _Owner(
+            name=name,
+            text=name.to_text(),
+            inside=True,
+            apex=True,
+            types={dns.rdatatype.SOA, dns.rdatatype.NS},
+        )
 
     def _check(
         self, name: dns.name.Name, owner: _Owner, ttl: int, rdtype: dns.rdatatype.RdataType
