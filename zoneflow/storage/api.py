@@ -1413,18 +1413,7 @@ def list_transfers(zone_id: str) -> list[objects.ZoneTransfer]:
             .where(models.ZoneTransfer.zone_id == zone_id)
             .order_by(models.ZoneTransfer.last_at.desc(), models.ZoneTransfer.source)
         )
-        return [
-            objects.ZoneTransfer(
-                source=row.source,
-                serial=row.serial,
-                kind=row.kind,
-                first_at=row.first_at,
-                last_at=row.last_at,
-                count=row.count,
-                completed=row.completed,
-            )
-            for row in rows
-        ]
+        return [_value(objects.ZoneTransfer, row) for row in rows]
 
 
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
