@@ -14,6 +14,7 @@ from zoneflow.backends import impl_fake
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 
 FAKE_POOL = """
@@ -48,6 +49,15 @@ def database(tmp_path: pathlib.Path) -> Iterator[str]:
 def fake_pool() -> None:
     """A default pool of two healthy fake targets."""
     storage.replace_pools(pools.parse(fake_pool_yaml({}, {})))
+
+
+@pytest.fixture
+def mdns() -> Iterator[mdns_server.MdnsServer]:
+    """mdns on a free port of 127.0.0.1, answering from the test's database."""
+    server = mdns_server.MdnsServer("127.0.0.1", 0)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
 
 
 @pytest.fixture

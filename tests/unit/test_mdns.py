@@ -10,7 +10,6 @@ import socket
 import struct
 import time
 import tracemalloc
-from collections.abc import Iterator
 
 import dns.exception
 import dns.flags
@@ -58,14 +57,6 @@ def zone() -> objects.Zone:
     for name, rtype, records in RECORDS:
         central.create_recordset(ZONE, name, rtype, records)
     return storage.get_zone(ZONE)
-
-
-@pytest.fixture
-def mdns() -> Iterator[mdns_server.MdnsServer]:
-    server = mdns_server.MdnsServer(HOST, 0)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
 
 
 def ask(

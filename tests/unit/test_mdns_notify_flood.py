@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import dns.flags
 import dns.message
@@ -46,14 +46,6 @@ PROBE_TIMEOUT = 2.0
 def zone() -> objects.Zone:
     central.create_zone(ZONE, "hostmaster@flood.example")
     return storage.get_zone(ZONE)
-
-
-@pytest.fixture
-def mdns() -> Iterator[mdns_server.MdnsServer]:
-    server = mdns_server.MdnsServer(HOST, 0)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
 
 
 def notify_wire(serial: int) -> bytes:

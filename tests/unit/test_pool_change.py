@@ -13,7 +13,7 @@ import json
 import pathlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -126,15 +126,6 @@ def test_reloading_the_same_pool_schedules_nothing() -> None:
     assert (update.retired_targets, update.draining_targets) == ((), ())
     assert storage.get_zone(zone.id).status == objects.ACTIVE
     assert storage.count_pending_jobs() == 0
-
-
-@pytest.fixture
-def mdns() -> Iterator[mdns_server.MdnsServer]:
-    """mdns answering from the test's database: a nameserver serving every zone."""
-    server = mdns_server.MdnsServer(HOST, 0)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
 
 
 @pytest.mark.usefixtures("conductor")
