@@ -259,7 +259,7 @@ flow_opts = [
 CONF.register_opts(flow_opts, group="flows")
 
 
-# Read by zoneflow.mdns.server.
+# Read by zoneflow.mdns.
 mdns_opts = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address mdns listens on (UDP and TCP)."),
     cfg.PortOpt("port", default=5354, help="Port mdns listens on; 0 picks a free one."),

@@ -32,6 +32,7 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
+from zoneflow.mdns import responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 
@@ -233,7 +234,7 @@ def test_transfers_from_outside_allow_transfer_are_refused(
 def test_bad_access_list_or_key_config_is_a_clear_error(override: Override) -> None:
     override("mdns", allow_transfer=["not-a-network"])
     with pytest.raises(exceptions.InvalidConfig, match="allow_transfer.*not-a-network"):
-        mdns_server.Responder()
+        responder.Responder()
 
 
 @pytest.mark.parametrize(

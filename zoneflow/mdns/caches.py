@@ -1,0 +1,124 @@
+"""What mdns keeps between requests: rendered zones, SOA RRsets, pools and
+catalog names, so that answering does not read or render what has not changed."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import dns.name
+import dns.rrset
+
+from zoneflow import objects
+from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns.snapshot import ZoneSnapshot
+from zoneflow.storage import api as storage
+
+# Pools are read for every answer (the SOA's MNAME, the apex NS) and change
+# only when an operator loads pools.yaml; reading one costs more than the rest
+# of an SOA answer, so it is kept this many seconds.
+POOL_CACHE_SECONDS = 5.0
+
+
+class SnapshotCache:
+    """The last few exact snapshots, by zone, serial and apex NS.
+
+    The serial changes with every change to a zone's data; the apex NS come
+    from the pool, whose changes bump no serial, so they are part of the key.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[object, ZoneSnapshot] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, zone: objects.Zone, pool: objects.Pool) -> ZoneSnapshot:
+        key = (zone.id, zone.serial, pool.ns_records)
+        with self._lock:
+            snapshot = self._entries.get(key)
+            if snapshot is not None:
+                self._entries.move_to_end(key)
+                return snapshot
+        snapshot, exact = ZoneSnapshot.read(zone, pool)
+        if exact and self.size:
+            with self._lock:
+                self._entries[(snapshot.zone.id, snapshot.zone.serial, pool.ns_records)] = snapshot
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return snapshot
+
+
+class SoaCache:
+    """SOA RRsets by zone row and apex NS: building one costs more than the rest
+    of an SOA answer, and a zone's row changes only with its serial."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[object, dns.rrset.RRset] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, zone: objects.Zone, pool: objects.Pool) -> dns.rrset.RRset:
+        key = (zone, pool.ns_records)
+        with self._lock:
+            rrset = self._entries.get(key)
+            if rrset is not None:
+                self._entries.move_to_end(key)
+                return rrset
+        rrset = dns_zone.soa_rrset(zone, pool)
+        with self._lock:
+            self._entries[key] = rrset
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return rrset
+
+
+class PoolCache:
+    """Pools by id, each kept ``seconds`` after it was read."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, objects.Pool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, pool_id: str) -> objects.Pool:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(pool_id)
+        if entry is not None and now - entry[0] < self.seconds:
+            return entry[1]
+        pool = storage.get_pool(pool_id)
+        with self._lock:
+            self._entries[pool_id] = (now, pool)
+        return pool
+
+
+class CatalogNames:
+    """Catalog zone name -> pool id, re-read every few seconds (like pools)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._read_at = -seconds
+        self._names: dict[dns.name.Name, str] = {}
+        self._lock = threading.Lock()
+
+    def pool_for(self, qname: dns.name.Name) -> tuple[dns.name.Name, str] | None:
+        """The catalog holding ``qname`` and its pool's id, if any."""
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._read_at >= self.seconds
+        if stale:
+            names = {dns.name.from_text(n): p for n, p in storage.list_catalogs().items()}
+            with self._lock:
+                self._names, self._read_at = names, now
+        names = self._names
+        if not names:
+            return None
+        candidate = qname
+        while True:
+            pool_id = names.get(candidate)
+            if pool_id is not None:
+                return candidate, pool_id
+            if candidate == dns.name.root:
+                return None
+            candidate = candidate.parent()

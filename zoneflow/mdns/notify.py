@@ -1,0 +1,76 @@
+"""NOTIFY to mdns (RFC 1996): a nameserver's word on the serial it serves.
+
+Acknowledged (NOERROR, AA) and recorded per zone and source; NOTAUTH for
+zones mdns does not hold; REFUSED from outside ``[mdns] allow_notify``.
+The server holds each (source, zone) to ``[mdns] notify_rate``
+(:mod:`zoneflow.mdns.notify_limit`), reading which pair a datagram is
+with :func:`notify_key` before parsing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+
+from zoneflow.mdns import access, notify_limit, replies
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+
+
+def notify_key(wire: bytes, addr: object) -> notify_limit.Key | None:
+    """The (source address, zone) of a NOTIFY, read off its wire; None for others.
+
+    Read without parsing the message, so that a NOTIFY past its rate costs
+    the event loop next to nothing. Malformed ones (None) go on to be
+    answered FORMERR like any message.
+    """
+    if len(wire) < 12 or dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0]) != (
+        dns.opcode.NOTIFY
+    ):
+        return None
+    address = access.address(addr)
+    if address is None or struct.unpack("!H", wire[4:6])[0] != 1:
+        return None
+    try:
+        name, _ = dns.name.from_wire(wire, 12)
+    except dns.exception.DNSException:
+        return None
+    return address, name
+
+
+def answer(
+    query: dns.message.Message,
+    *,
+    peer: str,
+    address: str | None,
+    allow_notify: tuple[access.Network, ...],
+) -> dns.message.Message:
+    """Record a nameserver's NOTIFY: it says which serial it now serves."""
+    question = query.question[0]
+    serial = replies.soa_serial(query.answer)
+    if not access.allowed(address, allow_notify):
+        LOG.warning(
+            "REFUSED NOTIFY for %s from %s: not in [mdns] allow_notify", question.name, peer
+        )
+        return replies.error(query, dns.rcode.REFUSED)
+    zone = None
+    if question.rdclass == dns.rdataclass.IN:
+        zone = storage.find_zone_for_mdns(question.name.to_text().lower())
+    if zone is None:
+        LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
+        return replies.error(query, dns.rcode.NOTAUTH)
+    assert address is not None  # allowed() said so
+    storage.record_notify(zone.id, address, serial)
+    LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
+    response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
+    response.flags |= dns.flags.AA
+    return response

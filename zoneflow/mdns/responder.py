@@ -1,0 +1,233 @@
+"""Requests to replies: the one entry point from a wire message to the wire
+messages answering it (several for a zone transfer).
+
+It parses the request and checks its TSIG (RFC 8945: unknown keys get
+NOTAUTH/BADKEY, wrong secrets NOTAUTH/BADSIG, skewed clocks a signed
+NOTAUTH/BADTIME), then hands it on by kind: a NOTIFY to
+:mod:`zoneflow.mdns.notify`, an AXFR or IXFR to
+:mod:`zoneflow.mdns.zone_transfer`, and answers a QUERY itself from a
+rendered snapshot of the zone (:mod:`zoneflow.mdns.snapshot`). REFUSED for
+zones it does not hold, NOTIMP for other opcodes, FORMERR for what cannot be
+parsed (when at least the header can be read; else nothing). Messages with
+the QR bit set are never answered, so two servers cannot bounce replies at
+each other.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import struct
+import time
+from collections.abc import Iterable
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.tsig
+
+from zoneflow import exceptions, objects, options
+from zoneflow.dns import tsig
+from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns import access, caches, notify, replies, zone_transfer
+from zoneflow.mdns import keyring as stored_keyring
+from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
+from zoneflow.mdns.transfers import TransferLog
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+CONF = options.CONF
+
+
+class Responder:
+    """Turns one request into its reply messages (several for a zone transfer).
+
+    Synchronous and thread-safe: the server calls it from its thread pool.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_size: int | None = None,
+        keyring: tsig.Keyring | stored_keyring.Keyring | None = None,
+    ) -> None:
+        size = CONF.mdns.snapshot_cache_size if cache_size is None else cache_size
+        # By default the [tsig] key lines and the keys stored through /v2/tsigkeys.
+        self.keyring = stored_keyring.Keyring() if keyring is None else keyring
+        allow_transfer = access.networks("allow_transfer")
+        self.allow_notify = access.networks("allow_notify")
+        self.snapshots = caches.SnapshotCache(size)
+        self.pools = caches.PoolCache(caches.POOL_CACHE_SECONDS)
+        self.soas = caches.SoaCache()
+        self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
+        self.zone_transfers = zone_transfer.Transfers(
+            pools=self.pools,
+            catalog=self._catalog,
+            allow_transfer=allow_transfer,
+        )
+
+    @property
+    def transfers(self) -> collections.Counter[str]:
+        """Transfers served, by kind (see :class:`zoneflow.mdns.zone_transfer.Transfers`)."""
+        return self.zone_transfers.counts
+
+    @property
+    def transfer_log(self) -> TransferLog:
+        """Per zone and client: what was served, for a poll that times out to read."""
+        return self.zone_transfers.log
+
+    def answer(
+        self, wire: bytes, *, tcp: bool, peer: str = "?", address: str | None = None
+    ) -> Iterable[bytes]:
+        """The wire replies to ``wire`` from ``address``; none means "send nothing".
+
+        ``peer`` names the client in logs; ``address`` (its IP) is checked
+        against the access lists: without it, transfers and NOTIFYs are refused.
+
+        A zone transfer's replies are a lazy stream that reads the database
+        as it goes: iterate it once, in order, or close it."""
+        if len(wire) < 12:
+            LOG.debug("dropped %d-byte message from %s: shorter than a DNS header", len(wire), peer)
+            return []
+        if struct.unpack("!H", wire[2:4])[0] & dns.flags.QR:
+            LOG.debug("dropped a response from %s: mdns only answers queries", peer)
+            return []
+        try:
+            return self._answer(wire, tcp=tcp, peer=peer, address=address)
+        except exceptions.ServiceUnavailable as exc:
+            # The database is down: one line per request, not a traceback each.
+            LOG.warning("SERVFAIL to %s: %s", peer, exc)
+        except Exception:
+            LOG.exception("mdns failed to answer a request from %s", peer)
+        return [replies.header_reply(wire, dns.rcode.SERVFAIL)]
+
+    def _answer(self, wire: bytes, *, tcp: bool, peer: str, address: str | None) -> Iterable[bytes]:
+        opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
+        try:
+            query = dns.message.from_wire(wire, keyring=self.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            return self._tsig_failure(wire, dns.rcode.BADKEY, tcp=tcp, peer=peer)
+        except dns.tsig.BadSignature:
+            return self._tsig_failure(wire, dns.rcode.BADSIG, tcp=tcp, peer=peer)
+        except dns.tsig.BadTime:
+            return self._tsig_failure(wire, dns.rcode.BADTIME, tcp=tcp, peer=peer)
+        except Exception as exc:  # dnspython raises many kinds of error on garbage
+            if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
+                return [replies.header_reply(wire, dns.rcode.NOTIMP)]
+            LOG.debug("FORMERR to %s: unparseable message (%s)", peer, exc)
+            return [replies.header_reply(wire, dns.rcode.FORMERR)]
+        if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
+            LOG.debug("NOTIMP to %s: opcode %s", peer, dns.opcode.to_text(opcode))
+            return [replies.to_wire(replies.error(query, dns.rcode.NOTIMP), query, tcp)]
+        if query.edns > 0:
+            return [replies.to_wire(replies.error(query, dns.rcode.BADVERS), query, tcp)]
+        if len(query.question) != 1:
+            return [replies.to_wire(replies.error(query, dns.rcode.FORMERR), query, tcp)]
+        if opcode == dns.opcode.NOTIFY:
+            response = notify.answer(
+                query, peer=peer, address=address, allow_notify=self.allow_notify
+            )
+            return [replies.to_wire(response, query, tcp)]
+        if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            return self.zone_transfers.answer(query, tcp=tcp, peer=peer, address=address)
+        return [replies.to_wire(self._query(query), query, tcp)]
+
+    def _tsig_failure(
+        self, wire: bytes, error: dns.rcode.Rcode, *, tcp: bool, peer: str
+    ) -> list[bytes]:
+        """NOTAUTH with the TSIG error (RFC 8945 section 5.2), and no data.
+
+        BADKEY and BADSIG replies cannot be signed (the key is unknown, or
+        the client's secret is not ours), so their TSIG has an empty MAC; a
+        BADTIME reply is signed and carries mdns's clock.
+        """
+        try:
+            query = dns.message.from_wire(wire, keyring=False)
+        except Exception:
+            return [replies.header_reply(wire, dns.rcode.NOTAUTH)]
+        key_name, algorithm = query.keyname, query.keyalgorithm
+        assert key_name is not None and algorithm is not None  # it failed its TSIG check
+        # By name: rcode 16 is both BADSIG and BADVERS, and to_text() says BADVERS.
+        name, why = {
+            dns.rcode.BADKEY: (
+                "BADKEY",
+                "mdns has no such key with that algorithm ([tsig] key, /v2/tsigkeys)",
+            ),
+            dns.rcode.BADSIG: (
+                "BADSIG",
+                "the MAC does not verify: the key's secret differs from the one in mdns's "
+                "[tsig] key lines",
+            ),
+            dns.rcode.BADTIME: (
+                "BADTIME",
+                "its time is off by more than the fudge: check both clocks",
+            ),
+        }[error]
+        LOG.warning(
+            "NOTAUTH (TSIG %s) to %s for a request signed with key %s: %s",
+            name,
+            peer,
+            key_name,
+            why,
+        )
+        response = replies.error(query, dns.rcode.NOTAUTH)
+        if error == dns.rcode.BADTIME:
+            now = int(time.time())
+            response.use_tsig(
+                self.keyring[key_name],
+                tsig_error=dns.rcode.BADTIME,
+                other_data=struct.pack("!HI", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF),
+            )
+            response.request_mac = query.mac or b""
+            return [replies.to_wire(response, query, tcp)]
+        unsigned = replies.to_wire(response, query, tcp)
+        return [tsig.unsigned_error(unsigned, key_name, algorithm, error)]
+
+    def _held_zone(self, qname: dns.name.Name) -> objects.Zone | None:
+        """The zone holding ``qname``: the closest enclosing zone in storage."""
+        candidate = qname
+        while candidate != dns.name.root:
+            zone = storage.find_zone_for_mdns(candidate.to_text().lower())
+            if zone is not None:
+                return zone
+            candidate = candidate.parent()
+        return None
+
+    def _catalog(self, qname: dns.name.Name) -> ZoneSnapshot | None:
+        """The catalog zone holding ``qname``, rendered, if it is one."""
+        found = self.catalogs.pool_for(qname)
+        if found is None:
+            return None
+        pool = self.pools.get(found[1])
+        catalog = storage.get_catalog(pool.id)
+        return None if catalog is None else catalog_snapshot(catalog, pool)
+
+    def _query(self, query: dns.message.Message) -> dns.message.Message:
+        question = query.question[0]
+        if question.rdclass != dns.rdataclass.IN:
+            return replies.error(query, dns.rcode.REFUSED)
+        catalog = self._catalog(question.name)
+        zone = catalog.zone if catalog is not None else self._held_zone(question.name)
+        if zone is None:
+            return replies.error(query, dns.rcode.REFUSED)
+        pool = self.pools.get(zone.pool_id)
+        response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
+        if question.name == dns_zone.zone_origin(zone) and question.rdtype == dns.rdatatype.SOA:
+            # The question that decides propagation, answered without reading
+            # the recordsets.
+            response.flags |= dns.flags.AA
+            response.answer.append(self.soas.get(zone, pool))
+            return response
+        snapshot = catalog if catalog is not None else self.snapshots.get(zone, pool)
+        found = snapshot.lookup(question.name, question.rdtype)
+        if found.authoritative:
+            response.flags |= dns.flags.AA
+        response.set_rcode(found.rcode)
+        response.answer.extend(found.answer)
+        response.authority.extend(found.authority)
+        response.additional.extend(found.additional)
+        return response

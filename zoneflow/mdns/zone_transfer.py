@@ -1,0 +1,270 @@
+"""Answers to AXFR and IXFR requests, from storage.
+
+- AXFR over TCP: the whole zone, SOA first and last, packed into messages of
+  at most ``[mdns] xfr_message_size`` bytes (see :mod:`zoneflow.mdns.xfr`).
+  AXFR over UDP: FORMERR, as BIND answers it (RFC 5936 defines AXFR over
+  TCP only).
+- IXFR (RFC 1995): a single SOA when the client's serial is current (or when
+  asked over UDP); else the differences from the zone's change history, or,
+  when the history does not reach back to the client's serial, the whole
+  zone in AXFR form.
+- Signed requests get every message signed, each chained to the one before.
+
+Each transfer served is counted by kind and noted in the transfer log
+(:mod:`zoneflow.mdns.transfers`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from zoneflow import objects, options
+from zoneflow.dns import tsig
+from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns import access, caches, replies, transfers, xfr
+from zoneflow.mdns.snapshot import ZoneSnapshot
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+CONF = options.CONF
+
+# (zone, client) pairs the transfer log holds between its writes.
+MAX_LOGGED_PAIRS = 10_000
+# Room kept in each transfer message for its TSIG record when signed: owner
+# and algorithm names, fixed fields and a MAC of up to 64 bytes.
+_TSIG_ROOM = 400
+
+
+def _serial_gte(a: int, b: int) -> bool:
+    """``a`` is ``b`` or newer in RFC 1982 serial number arithmetic."""
+    return a == b or 0 < (a - b) % 2**32 < 2**31
+
+
+def _change_records(records: Iterable[objects.Record]) -> Iterator[xfr.WireRecord]:
+    for owner, ttl, type_text, data in records:
+        rtype = dns.rdatatype.from_text(type_text)
+        yield owner, rtype, ttl, xfr.rdata_wire(rtype, data)
+
+
+class Transfers:
+    """Turns an AXFR or IXFR request into its reply messages.
+
+    Synchronous and thread-safe, as :class:`zoneflow.mdns.responder.Responder`
+    that holds it.
+    """
+
+    def __init__(
+        self,
+        *,
+        pools: caches.PoolCache,
+        catalog: Callable[[dns.name.Name], ZoneSnapshot | None],
+        allow_transfer: tuple[access.Network, ...],
+    ) -> None:
+        self.pools = pools
+        self.catalog = catalog
+        self.allow_transfer = allow_transfer
+        # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
+        # short, the whole zone sent), IXFR-current (the single SOA).
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._counter_lock = threading.Lock()
+        # Per zone and client: what was served, for a poll that times out to read.
+        self.log = transfers.TransferLog(max_keys=MAX_LOGGED_PAIRS)
+
+    def answer(
+        self, query: dns.message.Message, *, tcp: bool, peer: str, address: str | None
+    ) -> Iterable[bytes]:
+        """The replies to an AXFR or IXFR: a list when short, else a lazy stream.
+
+        The stream reads the database as it is sent, so it must be consumed
+        (or closed) by one caller, in order.
+        """
+        question = query.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        if question.rdtype == dns.rdatatype.AXFR and not tcp:
+            LOG.info("FORMERR to %s: AXFR of %s over UDP", peer, question.name)
+            return [replies.to_wire(replies.error(query, dns.rcode.FORMERR), query, tcp)]
+        zone, catalog = None, None
+        if question.rdclass == dns.rdataclass.IN:
+            catalog = self.catalog(question.name)
+            if catalog is not None and catalog.origin != question.name:
+                catalog = None  # a name inside a catalog is not a zone
+            zone = (
+                catalog.zone
+                if catalog is not None
+                else storage.find_zone_for_mdns(question.name.to_text().lower())
+            )
+        if zone is None:
+            LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
+            return [replies.to_wire(replies.error(query, dns.rcode.REFUSED), query, tcp)]
+        pool = self.pools.get(zone.pool_id)
+        refusal = access.transfer_refusal(query, pool, address, self.allow_transfer)
+        if refusal is not None:
+            LOG.warning("REFUSED %s of %s to %s: %s", kind, question.name, peer, refusal)
+            return [replies.to_wire(replies.error(query, dns.rcode.REFUSED), query, tcp)]
+        if catalog is not None and question.rdtype == dns.rdatatype.AXFR:
+            return self._catalog_axfr(query, catalog, peer, kind="AXFR")
+        if question.rdtype == dns.rdatatype.AXFR:
+            return self._axfr(query, zone, pool, peer, address, kind="AXFR")
+        client_serial = replies.soa_serial(query.authority)
+        if client_serial is None:
+            # RFC 1995 section 3: an IXFR query carries the client's SOA.
+            return [replies.to_wire(replies.error(query, dns.rcode.FORMERR), query, tcp)]
+        if not tcp or _serial_gte(client_serial, zone.serial):
+            # Current, or asked over UDP: the single SOA (RFC 1995 section 2)
+            # tells the client to come back over TCP when it is behind.
+            self._count("IXFR-current")
+            response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
+            response.flags |= dns.flags.AA
+            response.answer.append(dns_zone.soa_rrset(zone, pool))
+            return [replies.to_wire(response, query, tcp)]
+        if catalog is not None:
+            # A catalog keeps no history: the whole catalog, in AXFR form.
+            return self._catalog_axfr(query, catalog, peer, kind="IXFR-AXFR")
+        changes = storage.zone_changes_since(zone.id, client_serial)
+        if not changes:
+            # The history does not reach back that far: the whole zone, in
+            # AXFR form, which RFC 1995 section 4 allows.
+            return self._axfr(query, zone, pool, peer, address, kind="IXFR-AXFR")
+        return self._ixfr(query, zone, pool, peer, address, changes)
+
+    def _messages(
+        self, query: dns.message.Message, origin: dns.name.Name, records: Iterable[xfr.WireRecord]
+    ) -> Iterator[bytes]:
+        """A transfer's messages, each TSIG-signed when the request was."""
+        size = CONF.mdns.xfr_message_size
+        if not (query.had_tsig and query.keyring):
+            return xfr.messages(query, origin, records, size)
+        assert query.mac is not None
+        unsigned = xfr.messages(query, origin, records, size - _TSIG_ROOM)
+        return tsig.sign_stream(unsigned, query.keyring, query.mac)
+
+    def _axfr(
+        self,
+        query: dns.message.Message,
+        zone: objects.Zone,
+        pool: objects.Pool,
+        peer: str,
+        address: str | None,
+        *,
+        kind: str,
+    ) -> Iterator[bytes]:
+        started = time.monotonic()
+        count = 0
+        with storage.zone_for_transfer(zone.id) as (current, rows):
+            soa = dns_zone.soa_rrset(current, pool)
+            records = itertools.chain(
+                *(xfr.rrset_records(rrset) for rrset in dns_zone.apex_rrsets(current, pool)),
+                xfr.stored_records(rows, current.ttl),
+                xfr.rrset_records(soa),
+            )
+            origin = dns_zone.zone_origin(current)
+            with self._noted(zone.id, address, current.serial, kind):
+                for count, message in enumerate(  # noqa: B007 - the count is logged below
+                    self._messages(query, origin, records), start=1
+                ):
+                    yield message
+        self._count(kind)
+        LOG.info(
+            "%s of %s serial %d to %s: %d messages, %.0f ms",
+            kind,
+            current.name,
+            current.serial,
+            peer,
+            count,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _catalog_axfr(
+        self, query: dns.message.Message, catalog: ZoneSnapshot, peer: str, *, kind: str
+    ) -> list[bytes]:
+        records = itertools.chain(
+            xfr.rrset_records(catalog.soa),
+            *(xfr.rrset_records(rrset) for rrset in catalog.rrsets),
+            xfr.rrset_records(catalog.soa),
+        )
+        messages = list(self._messages(query, catalog.origin, records))
+        self._count(kind)
+        LOG.info(
+            "%s of catalog %s serial %d to %s: %d members",
+            kind,
+            catalog.zone.name,
+            catalog.zone.serial,
+            peer,
+            len(catalog.rrsets) - 2,
+        )
+        return messages
+
+    def _ixfr(
+        self,
+        query: dns.message.Message,
+        zone: objects.Zone,
+        pool: objects.Pool,
+        peer: str,
+        address: str | None,
+        changes: list[objects.ZoneChange],
+    ) -> Iterator[bytes]:
+        started = time.monotonic()
+        newest = dataclasses.replace(zone, serial=changes[-1].serial)
+
+        def soa(serial: int) -> dns.rrset.RRset:
+            return dns_zone.soa_rrset(dataclasses.replace(zone, serial=serial), pool)
+
+        def sequence() -> Iterator[xfr.WireRecord]:
+            # RFC 1995 section 4: newest SOA; per change, the old SOA and what
+            # it removed, the new SOA and what it added; newest SOA again.
+            yield from xfr.rrset_records(soa(newest.serial))
+            for change in changes:
+                yield from xfr.rrset_records(soa(change.previous_serial))
+                yield from _change_records(change.removed)
+                yield from xfr.rrset_records(soa(change.serial))
+                yield from _change_records(change.added)
+            yield from xfr.rrset_records(soa(newest.serial))
+
+        count = 0
+        origin = dns_zone.zone_origin(zone)
+        with self._noted(zone.id, address, newest.serial, "IXFR"):
+            for count, message in enumerate(  # noqa: B007 - the count is logged below
+                self._messages(query, origin, sequence()), start=1
+            ):
+                yield message
+        self._count("IXFR")
+        LOG.info(
+            "IXFR of %s from serial %d to %d to %s: %d changes in %d messages, %.0f ms",
+            zone.name,
+            changes[0].previous_serial,
+            newest.serial,
+            peer,
+            len(changes),
+            count,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _count(self, kind: str) -> None:
+        with self._counter_lock:
+            self.counts[kind] += 1
+
+    @contextlib.contextmanager
+    def _noted(self, zone_id: str, address: str | None, serial: int, kind: str) -> Iterator[None]:
+        """Note in the transfer log the transfer made inside: whole, or ended early
+        (the client went away and the server closed the stream, or it failed)."""
+        completed = False
+        try:
+            yield
+            completed = True
+        finally:
+            if address is not None:
+                self.log.note(zone_id, address, serial, kind, completed=completed)
