@@ -225,10 +225,6 @@ class DuplicateRecordSet(Duplicate):
     error_type = "duplicate_recordset"
 
 
-class DuplicatePool(Duplicate):
-    error_type = "duplicate_pool"
-
-
 class DuplicateTsigKey(Duplicate):
     error_type = "duplicate_tsigkey"
 
