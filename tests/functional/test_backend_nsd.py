@@ -104,7 +104,6 @@ def _wait_for_rcode(nsd: NSDServer, rcode: int) -> None:
 def test_create_and_delete_are_idempotent(nsd: NSDServer) -> None:
     backend = _backend(nsd)
     zone = make_zone(name=ZONE)
-    backend.check()
     backend.create_zone(zone)
     backend.create_zone(zone)
     _wait_for_rcode(nsd, dns.rcode.SERVFAIL)
@@ -119,7 +118,8 @@ def test_create_and_delete_are_idempotent(nsd: NSDServer) -> None:
 def test_a_stopped_nsd_is_unreachable_and_named(nsd: NSDServer) -> None:
     backend = _backend(nsd)
     nsd.stop()
-    for call in (backend.check, lambda: backend.create_zone(make_zone(name=ZONE))):
+    zone = make_zone(name=ZONE)
+    for call in (lambda: backend.create_zone(zone), lambda: backend.delete_zone(zone)):
         with pytest.raises(exceptions.BackendUnreachable) as caught:
             call()
         message = str(caught.value)
@@ -143,7 +143,7 @@ def test_an_unknown_pattern_is_named(nsd: NSDServer) -> None:
 def test_a_missing_config_is_named(nsd: NSDServer, tmp_path: pathlib.Path) -> None:
     missing = tmp_path / "absent.conf"
     with pytest.raises(exceptions.BackendError, match="cannot read") as caught:
-        _backend(nsd, nsd_control_config=str(missing)).check()
+        _backend(nsd, nsd_control_config=str(missing)).create_zone(make_zone(name=ZONE))
     assert str(missing) in str(caught.value)
 
 
@@ -156,7 +156,7 @@ def test_a_missing_control_key_is_called_a_tls_problem(
         nsd.conf_path.read_text().replace(str(nsd.workdir / "nsd_control.key"), str(missing))
     )
     with pytest.raises(exceptions.BackendError, match="do not agree on TLS") as caught:
-        _backend(nsd, nsd_control_config=str(config)).check()
+        _backend(nsd, nsd_control_config=str(config)).create_zone(make_zone(name=ZONE))
     assert str(missing) in str(caught.value)
     assert "nsd-control-setup" in str(caught.value)
 
@@ -175,5 +175,5 @@ def test_a_control_port_that_never_answers_times_out(
         )
         backend = _backend(nsd, nsd_control_config=str(config), nsd_control_timeout=0.5)
         with pytest.raises(exceptions.BackendUnreachable, match=r"no answer in 0\.5s") as caught:
-            backend.check()
+            backend.create_zone(make_zone(name=ZONE))
     assert LABEL in str(caught.value)

@@ -42,7 +42,6 @@ def test_create_and_delete_are_idempotent(bind9: Bind9Server) -> None:
     backend.delete_zone(ZONE)
     backend.delete_zone(ZONE)
     assert _zones(bind9) == ""
-    backend.check()
 
 
 def test_a_closed_control_port_names_host_and_port(bind9: Bind9Server) -> None:

@@ -42,9 +42,6 @@ class Backend(abc.ABC):
     def delete_zone(self, zone: objects.Zone) -> None:
         """Make the target stop serving ``zone``."""
 
-    def check(self) -> None:  # noqa: B027 - optional hook
-        """Raise BackendError when the target cannot take commands. Default: nothing."""
-
     # --- for backends driving a control program (rndc, knotc, nsd-control) -------
 
     def run_control(

@@ -58,9 +58,6 @@ class Bind9Backend(Backend):
         args = ["delzone", "-clean", zone.name] if self.clean else ["delzone", zone.name]
         self._rndc(*args, ok_errors=("not found",))
 
-    def check(self) -> None:
-        self._rndc("status")
-
     # --- rndc ------------------------------------------------------------------
 
     @staticmethod

@@ -99,9 +99,6 @@ class KnotBackend(Backend):
         with self._transaction(f"removing zone {zone.name}"):
             self._knotc("conf-unset", f"zone[{zone.name}]", ok_errors=(_MISSING_ITEM,))
 
-    def check(self) -> None:
-        self._knotc("status")
-
     # --- the configuration ---------------------------------------------------
 
     def _remote_id(self, master: objects.HostPort) -> str:

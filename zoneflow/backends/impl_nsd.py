@@ -53,9 +53,6 @@ class NSDBackend(Backend):
     def delete_zone(self, zone: objects.Zone) -> None:
         self._control("delzone", zone.name, ok_errors=("not present", "not found"))
 
-    def check(self) -> None:
-        self._control("status")
-
     # --- nsd-control -----------------------------------------------------------
 
     def _control(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:

@@ -71,9 +71,10 @@ class PowerDNSBackend(Backend):
         if status == 404:
             # pdns answers a wrong server id with the same 404: make sure the
             # zone is gone from the right server, not that we asked the wrong one.
-            self.check()
+            self._check_server()
 
-    def check(self) -> None:
+    def _check_server(self) -> None:
+        """Raise BackendError when the API has no server ``api_server_id``."""
         status, _ = self._call("GET", "", ok=(404,))
         if status == 404:
             raise exceptions.BackendError(
