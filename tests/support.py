@@ -29,11 +29,22 @@ def database(url: str, *, pools_yaml: str | None = None) -> Iterator[str]:
     db.configure(url)
     migration.upgrade()
     if pools_yaml is not None:
-        storage.replace_pools(pools.parse(pools_yaml))
+        replace_pools(pools.parse(pools_yaml))
     try:
         yield url
     finally:
         cfg.CONF.clear_override("connection", group="database")
+
+
+def replace_pools(entries: list[dict[str, Any]]) -> list[objects.Pool]:
+    """Load validated pools.yaml entries (``pools.parse``) as an operator's pool update does."""
+    return [update.pool for update in storage.update_pools(entries)]
+
+
+def count_pending_jobs() -> int:
+    """Jobs written to the outbox and not yet posted to the jobboard."""
+    with db.reader() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(models.JobOutbox)) or 0)
 
 
 def make_zone(**overrides: Any) -> objects.Zone:

@@ -49,6 +49,7 @@ from typing import Any
 import dns.exception
 import dns.rcode
 
+from tests import support
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import wait_for
@@ -505,7 +506,7 @@ class Run:
 
         def quiet() -> bool:
             left.clear()
-            if outbox := storage.count_pending_jobs():
+            if outbox := support.count_pending_jobs():
                 left["outbox rows"] = outbox
             if on_board := [str(j.book_uuid) for j in board.iterjobs(ensure_fresh=True)]:
                 left["jobs on the board"] = on_board

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from tests import support
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSET_FIELDS
 from tests.unit.conftest import fake_pool_yaml, wait_settled
 from zoneflow import exceptions, heartbeat
@@ -316,7 +317,7 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     assert listed.json()["metadata"] == {"total_count": 1}
     # Designate's name filter, sort keys and pages.
     second_pool = fake_pool_yaml({}).replace("name: default", "name: second")
-    storage.replace_pools([*pools.parse(fake_pool_yaml({})), *pools.parse(second_pool)])
+    support.replace_pools([*pools.parse(fake_pool_yaml({})), *pools.parse(second_pool)])
     for query, names in (
         ("name=sec*", ["second"]),
         ("name=nope", []),
@@ -341,7 +342,7 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
 def test_a_pool_loaded_with_designates_default_id_is_found_by_it(client: TestClient) -> None:
     pool_id = "794ccc2c-d751-44fe-b57f-8894c9f5c842"
     given = fake_pool_yaml({})
-    (loaded,) = storage.replace_pools(
+    (loaded,) = support.replace_pools(
         pools.parse(given.replace("- name: default", f"- id: {pool_id}\n  name: second"))
     )
     assert loaded.id == pool_id
@@ -576,7 +577,7 @@ def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
     for word in words:
         assert word in task["message"], task["message"]
     assert central.list_zones() == []
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 def test_imports_refuse_a_file_without_origin_or_soa_a_taken_name_and_other_types(
@@ -642,7 +643,7 @@ def test_an_import_larger_than_max_import_size_is_refused_and_changes_nothing(
     )
     assert central.list_zones() == []
     assert client.get("/v2/zones/tasks/imports", headers=ALICE).json()["imports"] == []
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
     # The size was the only thing wrong with it.
     override("api", max_import_size=8192)
     assert _import(client, text)["status"] == "COMPLETE"

@@ -9,6 +9,7 @@ import pytest
 from taskflow import exceptions as tf_exc
 from taskflow import storage as tf_storage
 
+from tests import support
 from tests.unit.conftest import load_pool, wait_settled
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
@@ -41,7 +42,7 @@ def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() ->
         with pytest.raises(tf_exc.JobFailure):
             OutboxRelay(_BoardDown(board), backend).flush()
         (written,) = jobs.list_jobs(backend)
-        assert storage.count_pending_jobs() == 1
+        assert support.count_pending_jobs() == 1
 
         (job_id,) = OutboxRelay(board, backend).flush()
         on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
@@ -52,7 +53,7 @@ def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() ->
     assert on_board == [job_id]
     (job,) = jobs.list_jobs(backend)
     assert (job.id, job.zone_id, job.state) == (job_id, zone.id, "PENDING")
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice() -> None:
@@ -73,7 +74,7 @@ def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice(
         board.close()
     assert on_board == [job_id]
     assert [j.id for j in jobs.list_jobs(backend)] == [job_id]
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
@@ -90,7 +91,7 @@ def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
         assert len(OutboxRelay(board, backend).flush()) == 3
     finally:
         board.close()
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 @pytest.mark.usefixtures("conductor")
@@ -130,7 +131,7 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
         assert len(relay.flush()) == 2
     finally:
         board.close()
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 def _unreachable(*_: Any) -> None:

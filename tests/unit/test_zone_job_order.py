@@ -12,7 +12,6 @@ from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
 from zoneflow.flows import tasks
-from zoneflow.storage import api as storage
 
 
 def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alone() -> None:
@@ -53,7 +52,7 @@ def test_a_create_cut_short_after_creating_takes_the_zone_back_when_run_again() 
     # Its first run created the zone on the target after the delete job had
     # removed it, and died before recording that; the delete job then finished.
     central.delete_zone("cut.example")
-    FakeBackend(storage.get_target(target.id)).create_zone(zone)
+    FakeBackend(target).create_zone(zone)
 
     create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)

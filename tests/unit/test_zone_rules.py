@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import support
 from tests.support import ALICE
 from zoneflow import exceptions, objects
 from zoneflow.api import app
@@ -34,7 +35,7 @@ def _zone() -> objects.Zone:
 def _snapshot(zone: objects.Zone) -> tuple[int, int, list[tuple[str, str]]]:
     return (
         storage.get_zone(zone.id).serial,
-        storage.count_pending_jobs(),
+        support.count_pending_jobs(),
         [(rs.name, rs.type) for rs in storage.list_recordsets(zone.id)],
     )
 

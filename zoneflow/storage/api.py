@@ -270,14 +270,6 @@ _POOL_PARTS = {
 }
 
 
-def get_target(target_id: str) -> objects.PoolTarget:
-    with db.reader() as session:
-        row = session.get(models.PoolTarget, target_id)
-        if row is None:
-            raise exceptions.NotFound(f"pool target {target_id} no longer exists")
-        return _target(row)
-
-
 def find_target(target_id: str) -> objects.PoolTarget | None:
     """A target, retired or in service; None once it is gone."""
     with db.reader() as session:
@@ -347,11 +339,6 @@ def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
 
 # The job that deletes a pool's zones from a target the pool no longer lists.
 RETIRE_TARGET = "retire-target"
-
-
-def replace_pools(pools: Sequence[dict[str, Any]]) -> list[objects.Pool]:
-    """Create or update pools from validated pools.yaml entries (see update_pools)."""
-    return [update.pool for update in update_pools(pools)]
 
 
 def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
@@ -1735,8 +1722,3 @@ _RELEASE_OUTBOX = (
     sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id")).values(claimed_until=None)
 )
 _REMOVE_OUTBOX = sa.delete(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id"))
-
-
-def count_pending_jobs() -> int:
-    with db.reader() as session:
-        return int(session.scalar(sa.select(sa.func.count()).select_from(models.JobOutbox)) or 0)
