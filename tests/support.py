@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -45,6 +46,21 @@ def count_pending_jobs() -> int:
     """Jobs written to the outbox and not yet posted to the jobboard."""
     with db.reader() as session:
         return int(session.scalar(sa.select(sa.func.count()).select_from(models.JobOutbox)) or 0)
+
+
+def notifies_processed(records: list[logging.LogRecord]) -> list[tuple[str, int | None]]:
+    """(source address, serial) of each NOTIFY mdns processed, in order, from captured logs.
+
+    mdns keeps no NOTIFY in storage: its log line is the whole of its outcome
+    past the reply. The caller captures ``zoneflow.mdns.notify`` at INFO.
+    """
+    return [
+        (str(record.args[2]).rsplit(":", 1)[0], cast(int | None, record.args[1]))
+        for record in records
+        if record.name == "zoneflow.mdns.notify"
+        and record.msg == "NOTIFY for %s (serial %s) from %s"
+        and isinstance(record.args, tuple)
+    ]
 
 
 def make_zone(**overrides: Any) -> objects.Zone:

@@ -243,16 +243,6 @@ class Catalog:
 
 
 @dataclasses.dataclass(frozen=True)
-class ZoneNotify:
-    """The last NOTIFY one source sent mdns for a zone."""
-
-    source: str
-    serial: int | None
-    received_at: datetime.datetime
-    count: int
-
-
-@dataclasses.dataclass(frozen=True)
 class ZoneTransfer:
     """What mdns last served one client address of a zone: ``count`` transfers
     (``kind`` AXFR, IXFR or IXFR-AXFR) of ``serial``, the first at ``first_at``,

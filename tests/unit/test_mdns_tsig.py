@@ -258,13 +258,16 @@ def test_a_key_defined_twice_is_an_error() -> None:
         tsig.parse_keys([f"k:hmac-sha256:{SECRET}", f"k.:hmac-sha512:{SECRET}"])
 
 
-def test_notify_is_recorded_with_source_and_serial(
-    zone: objects.Zone, mdns: mdns_server.MdnsServer
+def test_notify_is_processed_with_source_and_serial(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="zoneflow.mdns.notify")
     assert dns_query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial) == dns.rcode.NOERROR
     assert dns_query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial + 1) == 0
-    [notify] = storage.list_notifies(zone.id)
-    assert (notify.source, notify.serial, notify.count) == (HOST, zone.serial + 1, 2)
+    assert support.notifies_processed(caplog.records) == [
+        (HOST, zone.serial),
+        (HOST, zone.serial + 1),
+    ]
 
 
 def test_notify_for_a_zone_mdns_does_not_hold_gets_notauth(
@@ -273,9 +276,10 @@ def test_notify_for_a_zone_mdns_does_not_hold_gets_notauth(
     assert dns_query.send_notify("other.example.", HOST, mdns.port) == dns.rcode.NOTAUTH
 
 
-def test_notify_from_outside_allow_notify_is_refused_and_not_recorded(
-    override: Override, zone: objects.Zone
+def test_notify_from_outside_allow_notify_is_refused_and_not_processed(
+    override: Override, zone: objects.Zone, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="zoneflow.mdns.notify")
     override("mdns", allow_notify=["192.0.2.0/24"])
     server = mdns_server.MdnsServer(HOST, 0)
     server.start_in_thread()
@@ -284,4 +288,5 @@ def test_notify_from_outside_allow_notify_is_refused_and_not_recorded(
     finally:
         server.stop_thread()
     assert rcode == dns.rcode.REFUSED
-    assert storage.list_notifies(zone.id) == []
+    assert support.notifies_processed(caplog.records) == []
+    assert "not in [mdns] allow_notify" in caplog.text

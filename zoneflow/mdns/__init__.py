@@ -23,9 +23,9 @@ commits. What it answers, and why:
   skewed clocks a signed NOTAUTH/BADTIME; never any zone data.
 - Access lists: transfers and NOTIFYs only from ``[mdns] allow_transfer`` and
   ``allow_notify`` networks (loopback by default); others get REFUSED.
-- NOTIFY: acknowledged (NOERROR, AA) and recorded per zone and source, as a
-  nameserver's word on the serial it serves; NOTAUTH for zones it does not
-  hold. Each (source, zone) is held to ``[mdns] notify_rate``: past it the
+- NOTIFY: acknowledged (NOERROR, AA) and logged with its source and
+  serial, as a nameserver's word on the serial it serves; NOTAUTH for zones
+  it does not hold. Each (source, zone) is held to ``[mdns] notify_rate``: past it the
   newest NOTIFY waits for its turn (:mod:`zoneflow.mdns.notify_limit`), so
   a flood does no database work and never crowds out queries.
 - Catalog zones (RFC 9432): each pool's catalog, when it has one, listing the

@@ -1,6 +1,6 @@
 """NOTIFY to mdns (RFC 1996): a nameserver's word on the serial it serves.
 
-Acknowledged (NOERROR, AA) and recorded per zone and source; NOTAUTH for
+Acknowledged (NOERROR, AA) and logged with its source and serial; NOTAUTH for
 zones mdns does not hold; REFUSED from outside ``[mdns] allow_notify``.
 The server holds each (source, zone) to ``[mdns] notify_rate``
 (:mod:`zoneflow.mdns.notify_limit`), reading which pair a datagram is
@@ -54,7 +54,7 @@ def answer(
     address: str | None,
     allow_notify: tuple[access.Network, ...],
 ) -> dns.message.Message:
-    """Record a nameserver's NOTIFY: it says which serial it now serves."""
+    """Acknowledge a nameserver's NOTIFY: it says which serial it now serves."""
     question = query.question[0]
     serial = replies.soa_serial(query.answer)
     if not access.allowed(address, allow_notify):
@@ -68,8 +68,6 @@ def answer(
     if zone is None:
         LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
         return replies.error(query, dns.rcode.NOTAUTH)
-    assert address is not None  # allowed() said so
-    storage.record_notify(zone.id, address, serial)
     LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
     response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
     response.flags |= dns.flags.AA

@@ -1,13 +1,13 @@
 """NOTIFYs per source and zone, held to a rate; the newest one past it kept for later.
 
-A NOTIFY costs mdns a zone lookup and a write; a peer sending thousands a
-second (a loop between servers, a misconfigured script, a spoofed flood)
-would keep its threads writing and starve the SOA queries and transfers
+A NOTIFY costs mdns a zone lookup in the database; a peer sending thousands
+a second (a loop between servers, a misconfigured script, a spoofed flood)
+would keep its threads busy and starve the SOA queries and transfers
 that decide propagation. Each (source address, zone) pair gets a token
 bucket: ``burst`` NOTIFYs at once, then ``rate`` a second. Past that a
 NOTIFY is not processed now; the newest one waits, replacing any older
 waiting one, until the bucket has a token again, and is processed then. So
-however many arrive, the last serial a source announced is always recorded,
+however many arrive, the last serial a source announced is always processed,
 at most ``rate`` times a second, and no database work is done for the rest.
 
 Pure bookkeeping: no sockets, no event loop, no storage. Not thread-safe:

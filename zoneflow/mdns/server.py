@@ -192,7 +192,7 @@ class MdnsServer:
 
         One past the rate is held (replacing any held before it) and
         answered when the rate allows: a flood costs one answer per turn,
-        and the newest serial announced is the one recorded.
+        and the newest serial announced is the one processed.
         """
         now = time.monotonic()
         busy = len(self._notify_tasks) >= MAX_PENDING_NOTIFY

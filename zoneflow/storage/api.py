@@ -1301,49 +1301,6 @@ def zone_changes_since(zone_id: str, serial: int) -> list[objects.ZoneChange] | 
     return changes
 
 
-def record_notify(zone_id: str, source: str, serial: int | None) -> None:
-    """Remember that ``source`` NOTIFYd ``serial`` of a zone (its last NOTIFY wins)."""
-    now = models.utcnow()
-    with db.writer() as session:
-        updated = session.execute(
-            sa.update(models.ZoneNotify)
-            .where(models.ZoneNotify.zone_id == zone_id, models.ZoneNotify.source == source)
-            .values(serial=serial, received_at=now, count=models.ZoneNotify.count + 1)
-        )
-        if updated.rowcount:  # type: ignore[attr-defined]
-            return
-        try:
-            with session.begin_nested():
-                session.add(
-                    models.ZoneNotify(
-                        zone_id=zone_id, source=source, serial=serial, received_at=now
-                    )
-                )
-        except db_exc.DBDuplicateEntry:
-            # Another NOTIFY from the same source landed first: count this one too.
-            session.execute(
-                sa.update(models.ZoneNotify)
-                .where(models.ZoneNotify.zone_id == zone_id, models.ZoneNotify.source == source)
-                .values(serial=serial, received_at=now, count=models.ZoneNotify.count + 1)
-            )
-
-
-def list_notifies(zone_id: str) -> list[objects.ZoneNotify]:
-    """The last NOTIFY each source sent for a zone, newest first."""
-    with db.reader() as session:
-        rows = session.scalars(
-            sa.select(models.ZoneNotify)
-            .where(models.ZoneNotify.zone_id == zone_id)
-            .order_by(models.ZoneNotify.received_at.desc(), models.ZoneNotify.source)
-        )
-        return [
-            objects.ZoneNotify(
-                source=row.source, serial=row.serial, received_at=row.received_at, count=row.count
-            )
-            for row in rows
-        ]
-
-
 def record_transfers(transfers: Sequence[tuple[str, objects.ZoneTransfer]]) -> None:
     """Add (zone id, transfers) that mdns served since its last write, in one transaction.
 

@@ -208,25 +208,6 @@ class ZoneChange(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class ZoneNotify(Base):
-    """The last NOTIFY mdns received for a zone from one source address.
-
-    A nameserver that NOTIFYs mdns says which serial it now serves: a
-    propagation signal that costs no query. One row per (zone, source),
-    overwritten by each NOTIFY, so the table stays as small as the pools.
-    """
-
-    __tablename__ = "zone_notifies"
-    __table_args__ = (UniqueConstraint("zone_id", "source", name="uniq_zone_notify"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(64))
-    serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    received_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
-    count: Mapped[int] = mapped_column(Integer, default=1)
-
-
 class ZoneTransfer(Base):
     """The last zone transfers mdns served a zone to one client address.
 
