@@ -1,8 +1,10 @@
 """The ``zoneflow`` command.
 
-Changes go through :mod:`zoneflow.central`, exactly as the REST API's will.
-Errors are one line on stderr and a non-zero exit status; a traceback only
-with ``--debug``.
+Changes go through :mod:`zoneflow.central`, as the REST API's do. Some reads
+do not yet: pool list and show, zone status, waiting for a job, and the job
+and flow commands read storage and the job records directly (issue 14 puts
+them behind central). Errors are one line on stderr and a non-zero exit
+status; a traceback only with ``--debug``.
 
 Each command imports what it needs when it runs: ``zoneflow --help`` imports
 neither oslo.config nor SQLAlchemy, and ``zoneflow zone list`` no TaskFlow;
