@@ -383,7 +383,7 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
 
 def cmd_zone_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
-    from zoneflow.central import validation
+    from zoneflow.dns import validation
 
     validation.absolute_zone_name(args.name)  # the API's rule (Designate's) here too
     zone = _change(
@@ -492,7 +492,7 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
 
 def cmd_recordset_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
-    from zoneflow.central import validation
+    from zoneflow.dns import validation
 
     # The API's rule (Designate's) here too: names are given absolute.
     zone = central.get_zone(args.zone)
@@ -512,7 +512,7 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     if args.record is not None:
-        from zoneflow.central import validation
+        from zoneflow.dns import validation
 
         zone = central.get_zone(args.zone)
         current = central.get_recordset(zone.id, args.name, rtype=args.type)

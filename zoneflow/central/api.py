@@ -16,10 +16,10 @@ import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
 from zoneflow import exceptions, objects, options
-from zoneflow.central import managed, quotas, validation
+from zoneflow.central import managed, quotas
 from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
-from zoneflow.dns import rules
+from zoneflow.dns import rules, validation
 from zoneflow.storage import api as storage
 from zoneflow.storage import managed as stored_managed
 from zoneflow.storage import search

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from zoneflow import exceptions, objects
-from zoneflow.central import validation
+from zoneflow.dns import validation
 from zoneflow.storage import api as storage
 
 # Target ids are derived from what identifies the server, so loading the same

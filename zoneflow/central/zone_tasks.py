@@ -20,8 +20,8 @@ from oslo_config import cfg
 
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
-from zoneflow.central import quotas, validation
-from zoneflow.dns import zonefile
+from zoneflow.central import quotas
+from zoneflow.dns import validation, zonefile
 from zoneflow.storage import api as storage
 from zoneflow.storage import models, zone_tasks
 
