@@ -15,8 +15,8 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
-from zoneflow import exceptions, objects, options
-from zoneflow.central import managed, quotas
+from zoneflow import exceptions, objects
+from zoneflow.central import managed, options, quotas
 from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import rules, validation

@@ -24,9 +24,10 @@ import dns.exception
 from taskflow import task
 from taskflow.types import failure as tf_failure
 
-from zoneflow import backends, exceptions, objects, options
+from zoneflow import backends, exceptions, objects
 from zoneflow.conductor import fencing
 from zoneflow.dns import query, rules
+from zoneflow.flows import options
 from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
 

@@ -74,11 +74,11 @@ import dns.renderer
 import dns.rrset
 import dns.tsig
 
-from zoneflow import exceptions, heartbeat, objects, options
+from zoneflow import exceptions, heartbeat, objects
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import keyring as stored_keyring
-from zoneflow.mdns import notify_limit, transfers, xfr
+from zoneflow.mdns import notify_limit, options, transfers, xfr
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from oslo_db import exception as db_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
-from zoneflow import exceptions, objects, options
-from zoneflow.storage import db, models, quotas
+from zoneflow import exceptions, objects
+from zoneflow.storage import db, models, options, quotas
 
 # Read without the ORM, so that a process that only reads need not build it.
 from zoneflow.storage.reads import get_zone as get_zone
