@@ -29,11 +29,16 @@ def database(url: str, *, pools_yaml: str | None = None) -> Iterator[str]:
     db.configure(url)
     migration.upgrade()
     if pools_yaml is not None:
-        storage.replace_pools(pools.parse(pools_yaml))
+        store_pools(pools.parse(pools_yaml))
     try:
         yield url
     finally:
         cfg.CONF.clear_override("connection", group="database")
+
+
+def store_pools(parsed: list[dict[str, Any]]) -> list[objects.Pool]:
+    """Create or update parsed pools, as ``zoneflow pool update`` does; the pools stored."""
+    return [update.pool for update in pools.store(parsed)]
 
 
 def make_zone(**overrides: Any) -> objects.Zone:

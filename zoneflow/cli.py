@@ -737,12 +737,13 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
 
 def flow_of(kind: str, pool_args: dict[str, Any]) -> Any:
     """The flow of a zone job (drawn for a pool) or of a target job (no pool needed)."""
-    from zoneflow import flows
+    from zoneflow import flows, objects
     from zoneflow.flows import target as target_flows
 
-    if kind in flows.FACTORIES:
-        return flows.FACTORIES[kind](**pool_args)
-    return target_flows.FACTORIES[kind]()
+    job = objects.JobKind(kind)
+    if job in flows.FACTORIES:
+        return flows.FACTORIES[job](**pool_args)
+    return target_flows.FACTORIES[job]()
 
 
 def _example_pool_args() -> dict[str, Any]:

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from tests import support
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSET_FIELDS
 from tests.unit.conftest import fake_pool_yaml, wait_settled
 from zoneflow import exceptions, heartbeat
@@ -316,7 +317,7 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
     assert listed.json()["metadata"] == {"total_count": 1}
     # Designate's name filter, sort keys and pages.
     second_pool = fake_pool_yaml({}).replace("name: default", "name: second")
-    storage.replace_pools([*pools.parse(fake_pool_yaml({})), *pools.parse(second_pool)])
+    support.store_pools([*pools.parse(fake_pool_yaml({})), *pools.parse(second_pool)])
     for query, names in (
         ("name=sec*", ["second"]),
         ("name=nope", []),
@@ -341,7 +342,7 @@ def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
 def test_a_pool_loaded_with_designates_default_id_is_found_by_it(client: TestClient) -> None:
     pool_id = "794ccc2c-d751-44fe-b57f-8894c9f5c842"
     given = fake_pool_yaml({})
-    (loaded,) = storage.replace_pools(
+    (loaded,) = support.store_pools(
         pools.parse(given.replace("- name: default", f"- id: {pool_id}\n  name: second"))
     )
     assert loaded.id == pool_id

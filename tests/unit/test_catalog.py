@@ -13,6 +13,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from tests import support
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
@@ -32,7 +33,7 @@ POOL = f"""
 
 @pytest.fixture
 def catalog_pool() -> objects.Pool:
-    [pool] = storage.replace_pools(pools.parse(POOL))
+    [pool] = support.store_pools(pools.parse(POOL))
     return pool
 
 

@@ -20,6 +20,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.persistence import backends as tf_backends
 from taskflow.persistence import models as tf_models
 
+from tests import support
 from tests.unit.conftest import fake_pool_yaml
 from zoneflow import cli, exceptions, objects
 from zoneflow.central import api as central
@@ -106,7 +107,7 @@ def max_attempts() -> Iterator[int]:
 
 
 def _load(*targets: dict[str, object]) -> objects.Pool:
-    (pool,) = storage.replace_pools(pools.parse(fake_pool_yaml(*targets)))
+    (pool,) = support.store_pools(pools.parse(fake_pool_yaml(*targets)))
     return pool
 
 

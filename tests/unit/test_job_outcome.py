@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import support
 from tests.functional.fixtures.ports import HOST
 from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import cli, objects
@@ -72,7 +73,7 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
 ) -> None:
     override("flows", poll_timeout=1.0, query_timeout=0.2, renotify_interval=0.3)
     listed = f"  nameservers: [{{host: {HOST}, port: {silent_nameserver}}}]\n"
-    storage.replace_pools(pools.parse(fake_pool_yaml({}) + listed))
+    support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
     succeeded = _metric("zoneflow_jobs_total", kind="create-zone", state="SUCCESS")
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="not-served")
 

@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
+from tests import support
 from tests.functional.fixtures.ports import wait_for
 from tests.unit.conftest import fake_pool_yaml
 from zoneflow import objects
@@ -228,7 +229,7 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
     yaml = fake_pool_yaml({"host": host, "port": port}).replace(
         "description: fake1,", "description: bind9-2, masters: [{host: 127.0.0.1, port: 5354}],"
     )
-    storage.replace_pools(pools.parse(yaml))
+    support.store_pools(pools.parse(yaml))
     override("flows", poll_timeout=0.3, poll_interval=0.05, query_timeout=0.05)
     central.create_zone(ZONE, "hostmaster@example.com")
     return storage.get_zone(ZONE)

@@ -26,6 +26,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from tests import support
 from tests.unit.conftest import fake_pool_yaml
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
@@ -48,7 +49,7 @@ Override = Callable[..., None]
 def tsig_pool(override: Override) -> None:
     """mdns knows two keys; the pool's first target transfers with ``xfr-key``."""
     override("tsig", key=[f"{KEY}:hmac-sha256:{SECRET}", f"other-key:hmac-sha256:{OTHER_SECRET}"])
-    storage.replace_pools(pools.parse(fake_pool_yaml({"tsig_key_name": KEY}, {})))
+    support.store_pools(pools.parse(fake_pool_yaml({"tsig_key_name": KEY}, {})))
 
 
 @pytest.fixture

@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 
 import pytest
+from oslo_config import cfg
 
+from tests import support
 from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import cli, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
+from zoneflow.central import options as central_options
 from zoneflow.central import pools
 from zoneflow.conductor import daemon, jobboard, persistence
 from zoneflow.engine import jobs
@@ -46,7 +49,7 @@ def _calls(path: pathlib.Path) -> list[tuple[str, str]]:
 
 def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolUpdate:
     text = fake_pool_yaml(*targets) + nameservers
-    (update,) = storage.update_pools(pools.parse(text))
+    (update,) = pools.store(pools.parse(text))
     return update
 
 
@@ -174,6 +177,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.ACTIVE,
         action=objects.NONE,
         covered_targets=[first.id],
+        pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
     assert storage.get_zone(zone.id).status == objects.PENDING
     (handed_to,) = storage.claim_pending_jobs()
@@ -189,6 +193,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.ACTIVE,
         action=objects.NONE,
         covered_targets=[first.id, second.id],
+        pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
     assert storage.get_zone(zone.id).status == objects.ACTIVE
 
@@ -284,13 +289,13 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
     try:
         listed = f"  nameservers: [{{host: {HOST}, port: {silent.port}}}]\n"
         load_pool({})
-        storage.update_pools(pools.parse(fake_pool_yaml({}) + listed))
+        pools.store(pools.parse(fake_pool_yaml({}) + listed))
         zone = central.create_zone(ZONES[0], "hostmaster@example.com")
         _wait(lambda: storage.count_pending_jobs() == 0, "the create job to be posted")
         time.sleep(0.5)  # polling the silent nameserver
         assert storage.get_zone(zone.id).status == objects.PENDING
 
-        storage.update_pools(pools.parse(fake_pool_yaml({})))
+        pools.store(pools.parse(fake_pool_yaml({})))
         settled = wait_settled(zone.id, timeout=10)
     finally:
         silent.close()
@@ -396,13 +401,13 @@ CATALOG_POOL = """
 
 def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
     both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
-    (pool,) = storage.replace_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
+    (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
     zone = central.create_zone(ZONES[0], "hostmaster@example.com")
     storage.set_target_status(zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE")
     storage.claim_pending_jobs()
 
     one = "{type: fake, description: fake1}"
-    (update,) = storage.update_pools(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
+    (update,) = pools.store(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
     assert [t.id for t in update.removed_targets] == [pool.targets[1].id]
     assert update.retired_targets == ()
     assert storage.find_target(pool.targets[1].id) is None
@@ -457,7 +462,7 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
 ) -> None:
     # One a second: the first claim below may come a second late (a loaded CI machine
     # was 0.75 s late at 4 a second) and still find at most two released.
-    override("storage", backfill_jobs_per_second=1)
+    override("central", backfill_jobs_per_second=1)
     load_pool({})
     zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
     for job in storage.claim_pending_jobs():  # as if their create jobs had run
@@ -475,3 +480,16 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
         released += storage.claim_pending_jobs()
         time.sleep(0.05)
     assert sorted(j.zone_id for j in released) == sorted(z.id for z in zones)
+
+
+def test_a_backfill_pace_set_in_the_storage_section_as_before_still_applies(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # [central] backfill_jobs_per_second was [storage]'s before central decided the pace.
+    conf = tmp_path / "zoneflow.conf"
+    conf.write_text("[storage]\nbackfill_jobs_per_second = 2.5\n")
+    given = cfg.ConfigOpts()
+    given.register_opts(central_options.central_opts, group="central")
+    given([], default_config_files=[str(conf)])
+    assert given.central.backfill_jobs_per_second == 2.5
+    assert 'Use option "backfill_jobs_per_second" from group "central"' in caplog.text

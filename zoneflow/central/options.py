@@ -1,4 +1,4 @@
-"""Central's options: the defaults of new zones and the projects' quotas.
+"""Central's options: the defaults of new zones, the pace of backfills, the projects' quotas.
 
 Registered on import, which is all this module does: it imports nothing but
 oslo.config, so :func:`zoneflow.config.setup` can register every package's
@@ -18,6 +18,17 @@ central_opts = [
     cfg.IntOpt("default_retry", default=600, min=0, help="SOA retry of new zones."),
     cfg.IntOpt("default_expire", default=86400, min=0, help="SOA expire of new zones."),
     cfg.IntOpt("default_minimum", default=3600, min=0, help="SOA minimum (negative TTL)."),
+    cfg.FloatOpt(
+        "backfill_jobs_per_second",
+        default=10.0,
+        min=0.1,
+        # Read from [storage] before central decided the pace.
+        deprecated_group="storage",
+        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
+        "bring each zone onto them are released to the job relays at this rate, so changes "
+        "made meanwhile are not queued behind thousands of them. Keep it below what the "
+        "conductors get through.",
+    ),
 ]
 CONF.register_opts(central_opts, group="central")
 

@@ -128,6 +128,7 @@ def import_zone(
             project_id=project_id,
             values=values,
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            job=objects.JobKind.CREATE_ZONE,
             place=central.zone_placement(parsed.name, project_id),
             admit=quotas.zone_admission(project_id),
         )

@@ -26,14 +26,5 @@ storage_opts = [
         help="Records fetched from the database at a time while a zone is transferred, so "
         "a large zone is never held in memory whole.",
     ),
-    cfg.FloatOpt(
-        "backfill_jobs_per_second",
-        default=10.0,
-        min=0.1,
-        help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate, so changes "
-        "made meanwhile are not queued behind thousands of them. Keep it below what the "
-        "conductors get through.",
-    ),
 ]
 CONF.register_opts(storage_opts, group="storage")
