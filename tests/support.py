@@ -30,16 +30,16 @@ def database(url: str, *, pools_yaml: str | None = None) -> Iterator[str]:
     db.configure(url)
     migration.upgrade()
     if pools_yaml is not None:
-        replace_pools(pools.parse(pools_yaml))
+        store_pools(pools.parse(pools_yaml))
     try:
         yield url
     finally:
         cfg.CONF.clear_override("connection", group="database")
 
 
-def replace_pools(entries: list[dict[str, Any]]) -> list[objects.Pool]:
-    """Load validated pools.yaml entries (``pools.parse``) as an operator's pool update does."""
-    return [update.pool for update in storage.update_pools(entries)]
+def store_pools(parsed: list[dict[str, Any]]) -> list[objects.Pool]:
+    """Create or update parsed pools, as ``zoneflow pool update`` does; the pools stored."""
+    return [update.pool for update in pools.store(parsed)]
 
 
 def count_pending_jobs() -> int:

@@ -385,7 +385,7 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
 
 def cmd_zone_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
-    from zoneflow.central import validation
+    from zoneflow.dns import validation
 
     validation.absolute_zone_name(args.name)  # the API's rule (Designate's) here too
     zone = _change(
@@ -494,7 +494,7 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
 
 def cmd_recordset_create(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
-    from zoneflow.central import validation
+    from zoneflow.dns import validation
 
     # The API's rule (Designate's) here too: names are given absolute.
     zone = central.get_zone(args.zone)
@@ -514,7 +514,7 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     if args.record is not None:
-        from zoneflow.central import validation
+        from zoneflow.dns import validation
 
         zone = central.get_zone(args.zone)
         current = central.get_recordset(zone.id, args.name, rtype=args.type)
@@ -739,12 +739,13 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
 
 def flow_of(kind: str, pool_args: dict[str, Any]) -> Any:
     """The flow of a zone job (drawn for a pool) or of a target job (no pool needed)."""
-    from zoneflow import flows
+    from zoneflow import flows, objects
     from zoneflow.flows import target as target_flows
 
-    if kind in flows.FACTORIES:
-        return flows.FACTORIES[kind](**pool_args)
-    return target_flows.FACTORIES[kind]()
+    job = objects.JobKind(kind)
+    if job in flows.FACTORIES:
+        return flows.FACTORIES[job](**pool_args)
+    return target_flows.FACTORIES[job]()
 
 
 def _example_pool_args() -> dict[str, Any]:

@@ -26,8 +26,8 @@ def setup(
     ``sessions=False``: this process only reads through Core connections
     (see :func:`zoneflow.storage.db.configure`).
     """
-    # Registers every option, and imports nothing but oslo.config to do it.
-    from zoneflow import options  # noqa: F401
+    # Registers every option, importing nothing but oslo.config and the database module.
+    from zoneflow import opts  # noqa: F401
     from zoneflow.storage import db
 
     files = config_files or _default_files()

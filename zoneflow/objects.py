@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +25,32 @@ UPDATE = "UPDATE"
 DELETE = "DELETE"
 NONE = "NONE"
 ACTIONS = (CREATE, UPDATE, DELETE, NONE)
+
+
+class JobKind(enum.StrEnum):
+    """What a job does: the name of the flow that carries it out.
+
+    Central decides which kind a change posts; storage writes it to the
+    outbox as given, and the conductor runs the flow of that name.
+    """
+
+    CREATE_ZONE = "create-zone"
+    UPDATE_ZONE = "update-zone"
+    DELETE_ZONE = "delete-zone"
+    # Bring the targets to what the zone already is (its serial unchanged).
+    RECOVER_ZONE = "recover-zone"
+    # Delete a pool's zones from a target the pool no longer lists, then its row.
+    RETIRE_TARGET = "retire-target"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPacing:
+    """Jobs of ``kind``, one per zone, released to the relays ``interval`` seconds
+    apart, so that changes made meanwhile are not queued behind all of them."""
+
+    kind: JobKind
+    interval: float
+
 
 # Type names read letter by letter take "an" when the first letter's name starts
 # with a vowel sound ("an A", "an MX", "an SOA"); these are read as words instead.
@@ -204,7 +231,7 @@ class PendingJob:
     """
 
     id: int
-    kind: str
+    kind: JobKind
     zone_id: str | None
     serial: int
     target_id: str | None = None

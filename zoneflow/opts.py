@@ -1,9 +1,11 @@
-"""Every configuration option zoneflow has, for oslo-config-generator.
+"""Every configuration option zoneflow has, for oslo-config-generator and for start-up.
 
 ``oslo-config-generator --namespace zoneflow --namespace oslo.db --namespace
-keystonemiddleware.auth_token`` writes a
-sample zoneflow.conf from :func:`list_opts`. The options themselves are
-defined and registered in :mod:`zoneflow.options`.
+keystonemiddleware.auth_token`` writes a sample zoneflow.conf from
+:func:`list_opts`. Importing this module registers every option, as
+:func:`zoneflow.config.setup` needs: each package's ``options`` module
+imports nothing but oslo.config, so this costs no package's libraries
+(``zoneflow zone list`` loads no TaskFlow, FastAPI nor kazoo).
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Sequence
 from oslo_config import cfg
 
 from zoneflow import options
+from zoneflow.api import options as api_options
+from zoneflow.central import options as central_options
+from zoneflow.conductor import options as conductor_options
+from zoneflow.dns import options as dns_options
+from zoneflow.engine import options as engine_options
+from zoneflow.flows import options as flows_options
+from zoneflow.mdns import options as mdns_options
 from zoneflow.storage import db
+from zoneflow.storage import options as storage_options
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -21,22 +31,22 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         (
             "api",
             [
-                *options.server_opts,
-                *options.auth_opts,
-                *options.view_opts,
-                *options.paging_opts,
-                *options.import_opts,
+                *api_options.server_opts,
+                *api_options.auth_opts,
+                *api_options.view_opts,
+                *api_options.paging_opts,
+                *api_options.import_opts,
             ],
         ),
-        ("central", options.central_opts),
+        ("central", central_options.central_opts),
         ("database", db.busy_opts),
-        ("quota", options.quota_opts),
+        ("quota", central_options.quota_opts),
         ("heartbeat", options.heartbeat_opts),
-        ("jobboard", options.jobboard_opts),
-        ("conductor", [*options.conductor_opts, *options.metrics_opts]),
-        ("engine", options.engine_opts),
-        ("flows", options.flow_opts),
-        ("mdns", options.mdns_opts),
-        ("storage", options.storage_opts),
-        ("tsig", options.tsig_opts),
+        ("jobboard", conductor_options.jobboard_opts),
+        ("conductor", [*conductor_options.conductor_opts, *engine_options.metrics_opts]),
+        ("engine", engine_options.engine_opts),
+        ("flows", flows_options.flow_opts),
+        ("mdns", mdns_options.mdns_opts),
+        ("storage", storage_options.storage_opts),
+        ("tsig", dns_options.tsig_opts),
     ]

@@ -144,7 +144,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     secret, wrong_secret = _secret(), _secret()
     # The pool's target names the key: mdns now requires it for the pool's zones.
     override("tsig", key=[f"{TSIG_KEY_NAME}:hmac-sha256:{secret}"])
-    support.replace_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
+    support.store_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
     zone = storage.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
     server = mdns_server.MdnsServer("127.0.0.1", 0)
     server.start_in_thread()

@@ -22,6 +22,7 @@ from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, soa_serial
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from zoneflow import objects
 from zoneflow.storage import api as storage
 
 ZONE = "witness.example."
@@ -79,7 +80,12 @@ def test_a_target_refusing_the_data_it_transfers_is_named_with_its_transfers(
     # A CNAME at the apex, as accepted before the rules: straight into storage.
     with support.database(deployment.database):
         storage.create_recordset(
-            zone["id"], name=ZONE, rtype="CNAME", ttl=None, records=["elsewhere.example.net."]
+            zone["id"],
+            name=ZONE,
+            rtype="CNAME",
+            ttl=None,
+            records=["elsewhere.example.net."],
+            job=objects.JobKind.UPDATE_ZONE,
         )
 
     done = deployment.cli("--json", "zone", "update", ZONE, "--ttl", "3700", "--wait", check=False)

@@ -297,12 +297,17 @@ def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
 ) -> None:
     # BIND9 is one of the pool's nameservers: the poll waits for it (and NOTIFYs it).
     pool = MDNS_POOL + f"  nameservers: [{{host: {bind9.host}, port: {bind9.port}}}]\n"
-    storage.update_pools(pools.parse(pool))
+    pools.store(pools.parse(pool))
     add_secondary(bind9, mdns, zone.name)
     wait_for(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
     # As a CNAME at the apex was accepted before the rules: straight into storage.
     storage.create_recordset(
-        zone.id, name=zone.name, rtype="CNAME", ttl=None, records=["elsewhere.example.net."]
+        zone.id,
+        name=zone.name,
+        rtype="CNAME",
+        ttl=None,
+        records=["elsewhere.example.net."],
+        job=objects.JobKind.UPDATE_ZONE,
     )
     serial = storage.get_zone(zone.id).serial
     override("flows", poll_timeout=4, renotify_interval=1, poll_interval=0.2)

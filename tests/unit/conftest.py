@@ -48,7 +48,7 @@ def database(tmp_path: pathlib.Path) -> Iterator[str]:
 @pytest.fixture
 def fake_pool() -> None:
     """A default pool of two healthy fake targets."""
-    support.replace_pools(pools.parse(fake_pool_yaml({}, {})))
+    support.store_pools(pools.parse(fake_pool_yaml({}, {})))
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def conductor() -> Iterator[daemon.Conductor]:
 
 def load_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:
     """Replace the default pool with fake targets of these options."""
-    (pool,) = support.replace_pools(pools.parse(fake_pool_yaml(*targets, threshold=threshold)))
+    (pool,) = support.store_pools(pools.parse(fake_pool_yaml(*targets, threshold=threshold)))
     return pool
 
 

@@ -33,7 +33,7 @@ POOL = f"""
 
 @pytest.fixture
 def catalog_pool() -> objects.Pool:
-    [pool] = support.replace_pools(pools.parse(POOL))
+    [pool] = support.store_pools(pools.parse(POOL))
     return pool
 
 

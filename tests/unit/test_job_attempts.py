@@ -107,7 +107,7 @@ def max_attempts() -> Iterator[int]:
 
 
 def _load(*targets: dict[str, object]) -> objects.Pool:
-    (pool,) = support.replace_pools(pools.parse(fake_pool_yaml(*targets)))
+    (pool,) = support.store_pools(pools.parse(fake_pool_yaml(*targets)))
     return pool
 
 

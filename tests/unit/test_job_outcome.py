@@ -73,7 +73,7 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
 ) -> None:
     override("flows", poll_timeout=1.0, query_timeout=0.2, renotify_interval=0.3)
     listed = f"  nameservers: [{{host: {HOST}, port: {silent_nameserver}}}]\n"
-    support.replace_pools(pools.parse(fake_pool_yaml({}) + listed))
+    support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
     succeeded = _metric("zoneflow_jobs_total", kind="create-zone", state="SUCCESS")
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="not-served")
 

@@ -20,7 +20,6 @@ from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.flows import tasks
-from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
 from zoneflow.storage import api as storage
@@ -49,7 +48,7 @@ def _axfr_wire(name: str = ZONE) -> bytes:
     return dns.message.make_query(name, dns.rdatatype.AXFR).to_wire()
 
 
-def _transfer(responder: mdns_responder.Responder, address: str = CLIENT) -> list[bytes]:
+def _transfer(responder: mdns_server.Responder, address: str = CLIENT) -> list[bytes]:
     return list(responder.answer(_axfr_wire(), tcp=True, peer="test", address=address))
 
 
@@ -95,7 +94,7 @@ def _ixfr(port: int, serial: int) -> None:
 
 
 def test_noting_a_transfer_writes_nothing_until_the_log_is_flushed(zone: objects.Zone) -> None:
-    responder = mdns_responder.Responder()
+    responder = mdns_server.Responder()
     for _ in range(3):
         assert _transfer(responder)
     assert storage.list_transfers(zone.id) == []  # no database write per transfer
@@ -116,7 +115,7 @@ def test_a_transfer_the_client_leaves_is_recorded_as_ended_early(
     override("mdns", xfr_message_size=512)
     for i in range(40):
         central.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
-    responder = mdns_responder.Responder()
+    responder = mdns_server.Responder()
     stream = iter(responder.answer(_axfr_wire(), tcp=True, peer="test", address=CLIENT))
     next(stream)
     stream.close()  # what the server does when the client goes away
@@ -230,7 +229,7 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
     yaml = fake_pool_yaml({"host": host, "port": port}).replace(
         "description: fake1,", "description: bind9-2, masters: [{host: 127.0.0.1, port: 5354}],"
     )
-    support.replace_pools(pools.parse(yaml))
+    support.store_pools(pools.parse(yaml))
     override("flows", poll_timeout=0.3, poll_interval=0.05, query_timeout=0.05)
     central.create_zone(ZONE, "hostmaster@example.com")
     return storage.get_zone(ZONE)

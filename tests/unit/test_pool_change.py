@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 
 import pytest
+from oslo_config import cfg
 
 from tests import support
 from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import cli, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
+from zoneflow.central import options as central_options
 from zoneflow.central import pools
 from zoneflow.conductor import daemon, jobboard, persistence
 from zoneflow.engine import jobs
@@ -47,7 +49,7 @@ def _calls(path: pathlib.Path) -> list[tuple[str, str]]:
 
 def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolUpdate:
     text = fake_pool_yaml(*targets) + nameservers
-    (update,) = storage.update_pools(pools.parse(text))
+    (update,) = pools.store(pools.parse(text))
     return update
 
 
@@ -126,7 +128,7 @@ def test_reloading_the_same_pool_schedules_nothing() -> None:
     assert (update.added_targets, update.added_nameservers, update.backfill) == ((), (), 0)
     assert (update.retired_targets, update.draining_targets) == ((), ())
     assert storage.get_zone(zone.id).status == objects.ACTIVE
-    assert support.count_pending_jobs() == 0
+    assert storage.count_pending_jobs() == 0
 
 
 @pytest.mark.usefixtures("conductor")
@@ -175,6 +177,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.ACTIVE,
         action=objects.NONE,
         covered_targets=[first.id],
+        pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
     assert storage.get_zone(zone.id).status == objects.PENDING
     (handed_to,) = storage.claim_pending_jobs()
@@ -190,6 +193,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.ACTIVE,
         action=objects.NONE,
         covered_targets=[first.id, second.id],
+        pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
     assert storage.get_zone(zone.id).status == objects.ACTIVE
 
@@ -198,13 +202,13 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
 def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() -> None:
     (slow,) = load_pool({"delay": 1.0}).targets
     zone = central.create_zone(ZONES[0], "hostmaster@example.com")
-    _wait(lambda: support.count_pending_jobs() == 0, "the create job to be posted")
+    _wait(lambda: storage.count_pending_jobs() == 0, "the create job to be posted")
 
     # The create job runs with the old pool (slow target only) while the pool grows.
     update = _update({"delay": 1.0}, {})
     (added,) = update.added_targets
     assert update.backfill == 1
-    assert support.count_pending_jobs() == 0, "a zone with a job in flight gets no second job"
+    assert storage.count_pending_jobs() == 0, "a zone with a job in flight gets no second job"
 
     (settled,) = _settle_watching([zone], added.id)
     assert (settled.status, settled.action) == (objects.ACTIVE, objects.NONE)
@@ -285,13 +289,13 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
     try:
         listed = f"  nameservers: [{{host: {HOST}, port: {silent.port}}}]\n"
         load_pool({})
-        storage.update_pools(pools.parse(fake_pool_yaml({}) + listed))
+        pools.store(pools.parse(fake_pool_yaml({}) + listed))
         zone = central.create_zone(ZONES[0], "hostmaster@example.com")
-        _wait(lambda: support.count_pending_jobs() == 0, "the create job to be posted")
+        _wait(lambda: storage.count_pending_jobs() == 0, "the create job to be posted")
         time.sleep(0.5)  # polling the silent nameserver
         assert storage.get_zone(zone.id).status == objects.PENDING
 
-        storage.update_pools(pools.parse(fake_pool_yaml({})))
+        pools.store(pools.parse(fake_pool_yaml({})))
         settled = wait_settled(zone.id, timeout=10)
     finally:
         silent.close()
@@ -397,13 +401,13 @@ CATALOG_POOL = """
 
 def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
     both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
-    (pool,) = support.replace_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
+    (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
     zone = central.create_zone(ZONES[0], "hostmaster@example.com")
     storage.set_target_status(zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE")
     storage.claim_pending_jobs()
 
     one = "{type: fake, description: fake1}"
-    (update,) = storage.update_pools(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
+    (update,) = pools.store(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
     assert [t.id for t in update.removed_targets] == [pool.targets[1].id]
     assert update.retired_targets == ()
     assert storage.find_target(pool.targets[1].id) is None
@@ -458,7 +462,7 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
 ) -> None:
     # One a second: the first claim below may come a second late (a loaded CI machine
     # was 0.75 s late at 4 a second) and still find at most two released.
-    override("storage", backfill_jobs_per_second=1)
+    override("central", backfill_jobs_per_second=1)
     load_pool({})
     zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
     for job in storage.claim_pending_jobs():  # as if their create jobs had run
@@ -469,10 +473,23 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     _update({}, {})
     released = storage.claim_pending_jobs()
     assert 1 <= len(released) <= 2, "the rest wait their turn in the outbox"
-    assert support.count_pending_jobs() == len(ZONES)
+    assert storage.count_pending_jobs() == len(ZONES)
     deadline = time.monotonic() + 10
     while len(released) < len(ZONES):
         assert time.monotonic() < deadline, f"only {len(released)} released"
         released += storage.claim_pending_jobs()
         time.sleep(0.05)
     assert sorted(j.zone_id for j in released) == sorted(z.id for z in zones)
+
+
+def test_a_backfill_pace_set_in_the_storage_section_as_before_still_applies(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # [central] backfill_jobs_per_second was [storage]'s before central decided the pace.
+    conf = tmp_path / "zoneflow.conf"
+    conf.write_text("[storage]\nbackfill_jobs_per_second = 2.5\n")
+    given = cfg.ConfigOpts()
+    given.register_opts(central_options.central_opts, group="central")
+    given([], default_config_files=[str(conf)])
+    assert given.central.backfill_jobs_per_second == 2.5
+    assert 'Use option "backfill_jobs_per_second" from group "central"' in caplog.text

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from zoneflow import exceptions
-from zoneflow.central import validation
-from zoneflow.dns import rdata
+from zoneflow.dns import rdata, validation
 
 ZONE = "example.com."
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zoneflow import exceptions
-from zoneflow.central import validation
+from zoneflow.dns import validation
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,12 @@ def test_data_stored_before_the_rules_blocks_no_other_change_and_can_be_mended()
     zone = _zone()
     # As data written before these rules were: straight into storage, unchecked.
     legacy = storage.create_recordset(
-        zone.id, name=ZONE, rtype="CNAME", ttl=None, records=["x.example.net."]
+        zone.id,
+        name=ZONE,
+        rtype="CNAME",
+        ttl=None,
+        records=["x.example.net."],
+        job=objects.JobKind.UPDATE_ZONE,
     )
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     # More data beside the CNAME is a new problem, refused.
@@ -127,7 +132,13 @@ def test_the_rules_read_only_names_related_to_the_change() -> None:
         central.create_recordset(ZONE, name, "A", ["192.0.2.1"])
     seen: list[list[tuple[str, str]]] = []
     storage.create_recordset(
-        zone.id, name=f"x.a_b.{ZONE}", rtype="TXT", ttl=None, records=['"t"'], check=seen.append
+        zone.id,
+        name=f"x.a_b.{ZONE}",
+        rtype="TXT",
+        ttl=None,
+        records=['"t"'],
+        job=objects.JobKind.UPDATE_ZONE,
+        check=seen.append,
     )
     assert sorted(seen[0]) == [
         (f"a_b.{ZONE}", "A"),

@@ -19,7 +19,8 @@ from typing import Any, Protocol, cast
 from fastapi import Request
 from stevedore import driver
 
-from zoneflow import exceptions, options
+from zoneflow import exceptions
+from zoneflow.api import options
 
 CONF = options.CONF
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from fastapi import Request
 
-from zoneflow import exceptions, objects, options
+from zoneflow import exceptions, objects
+from zoneflow.api import options
 
 CONF = options.CONF
 

@@ -23,8 +23,7 @@ from pydantic import (
 )
 
 from zoneflow import exceptions
-from zoneflow.central import validation
-from zoneflow.dns import rdata
+from zoneflow.dns import rdata, validation
 
 TTL = Annotated[StrictInt, Field(ge=0, le=validation.MAX_TTL)]
 Description = Annotated[StrictStr, Field(max_length=160)]

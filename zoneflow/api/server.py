@@ -18,8 +18,8 @@ from typing import Any
 
 import uvicorn
 
-from zoneflow import exceptions, heartbeat, options
-from zoneflow.api import app
+from zoneflow import exceptions, heartbeat
+from zoneflow.api import app, options
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF

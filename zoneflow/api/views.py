@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from zoneflow import objects, options
+from zoneflow import objects
+from zoneflow.api import options
 from zoneflow.dns import rdata
 
 CONF = options.CONF

@@ -15,11 +15,11 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
-from zoneflow import exceptions, objects, options
-from zoneflow.central import managed, quotas, validation
+from zoneflow import exceptions, objects
+from zoneflow.central import managed, options, quotas
 from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
-from zoneflow.dns import rules
+from zoneflow.dns import rules, validation
 from zoneflow.storage import api as storage
 from zoneflow.storage import managed as stored_managed
 from zoneflow.storage import search
@@ -72,6 +72,7 @@ def create_zone(
     }
     zone = storage.create_zone(
         values,
+        job=objects.JobKind.CREATE_ZONE,
         place=zone_placement(zone_name, project_id),
         admit=quotas.zone_admission(project_id),
     )
@@ -123,14 +124,14 @@ def update_zone(
         values["ttl"] = validation.ttl(ttl)
     if description is not None:
         values["description"] = description
-    updated = storage.update_zone(zone.id, values)
+    updated = storage.update_zone(zone.id, values, job=objects.JobKind.UPDATE_ZONE)
     _changed()
     return updated
 
 
 def delete_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     zone = storage.get_zone(ref, project_id=project_id)
-    deleting = storage.delete_zone(zone.id)
+    deleting = storage.delete_zone(zone.id, job=objects.JobKind.DELETE_ZONE)
     _changed()
     return deleting
 
@@ -140,7 +141,7 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     target behind, is created or updated where its serial is missing, or deleted
     everywhere if its action is DELETE (a recover-zone job)."""
     zone = storage.get_zone(ref, project_id=project_id)
-    recovering = storage.recover_zone(zone.id)
+    recovering = storage.recover_zone(zone.id, job=objects.JobKind.RECOVER_ZONE)
     _changed()
     return recovering
 
@@ -228,6 +229,7 @@ def create_recordset(
         rtype=rs_type,
         ttl=validation.ttl(ttl),
         records=canonical,
+        job=objects.JobKind.UPDATE_ZONE,
         description=description or None,
         admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
         check=zone_rules(zone, rules.Shape(rs_name, rs_type)),
@@ -266,6 +268,7 @@ def update_recordset(
         ttl=validation.ttl(ttl),
         records=canonical,
         set_ttl=ttl is not None or clear_ttl,
+        job=objects.JobKind.UPDATE_ZONE,
         description=description,
         admit=admit,
     )
@@ -293,7 +296,7 @@ def delete_recordset(
     zone = storage.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_delete(zone, current)
-    gone = storage.delete_recordset(zone.id, current.id)
+    gone = storage.delete_recordset(zone.id, current.id, job=objects.JobKind.UPDATE_ZONE)
     _changed()
     return gone
 

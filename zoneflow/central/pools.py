@@ -34,8 +34,11 @@ from typing import Any
 import yaml
 
 from zoneflow import exceptions, objects
-from zoneflow.central import validation
+from zoneflow.central import options
+from zoneflow.dns import validation
 from zoneflow.storage import api as storage
+
+CONF = options.CONF
 
 # Target ids are derived from what identifies the server, so loading the same
 # file twice (or changing a target's rndc settings) keeps the target's id and
@@ -100,9 +103,29 @@ def update(path: str) -> list[objects.PoolUpdate]:
 
     Returns, per pool, what changed and what was scheduled for it: the
     backfill of added targets and nameservers, the draining of removed
-    targets (see ``storage.update_pools``).
+    targets (see :func:`store`).
     """
-    return storage.update_pools(load_file(path))
+    return store(load_file(path))
+
+
+def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
+    """Create or update validated pools (see :func:`parse`); what each update scheduled.
+
+    What a pool update posts is decided here (see ``storage.update_pools``):
+    every live zone of a pool that gained a target or nameserver gets a
+    recover-zone job, which acts only where the zone is missing: one job per
+    zone, because each zone's status is decided per zone, by the flow that
+    already decides it. A few
+    thousand outbox rows are a few bulk statements; what a few thousand jobs
+    must not do is reach the jobboard at once, where every change made
+    meanwhile would wait behind them, so they are released
+    ``[central] backfill_jobs_per_second`` apart. A target the file no
+    longer lists gets a retire-target job.
+    """
+    backfill = objects.JobPacing(
+        objects.JobKind.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
+    )
+    return storage.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
 
 
 def _pool(entry: Any, where: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from zoneflow import exceptions, objects, options
+from zoneflow import exceptions, objects
+from zoneflow.central import options
 from zoneflow.storage import quotas as storage
 
 CONF = options.CONF

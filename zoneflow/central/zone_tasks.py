@@ -20,8 +20,8 @@ from oslo_config import cfg
 
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
-from zoneflow.central import quotas, validation
-from zoneflow.dns import zonefile
+from zoneflow.central import quotas
+from zoneflow.dns import validation, zonefile
 from zoneflow.storage import api as storage
 from zoneflow.storage import models, zone_tasks
 
@@ -128,6 +128,7 @@ def import_zone(
             project_id=project_id,
             values=values,
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            job=objects.JobKind.CREATE_ZONE,
             place=central.zone_placement(parsed.name, project_id),
             admit=quotas.zone_admission(project_id),
         )

@@ -22,8 +22,8 @@ from typing import Any
 
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions, heartbeat, options
-from zoneflow.conductor import bounded, fencing, jobboard, persistence
+from zoneflow import exceptions, heartbeat
+from zoneflow.conductor import bounded, fencing, jobboard, options, persistence
 from zoneflow.engine import executor, jobs, metrics, parallel
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch

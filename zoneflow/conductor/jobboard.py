@@ -21,7 +21,8 @@ from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
 from zake import fake_client, fake_storage
 
-from zoneflow import exceptions, options
+from zoneflow import exceptions
+from zoneflow.conductor import options
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF

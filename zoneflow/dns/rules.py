@@ -23,7 +23,7 @@ Missing glue or an NS target without addresses is left alone: named-checkzone
 warns about it, and both servers load the zone. A second CNAME or DNAME
 record is no matter for these rules: a recordset is served as one RRset, in
 which dnspython keeps one record of such a type (and
-:func:`zoneflow.central.validation.records` refuses a second CNAME as input).
+:func:`zoneflow.dns.validation.records` refuses a second CNAME as input).
 
 Rules are checked on recordset shapes (name and type): neither the data of a
 record nor how many a recordset holds matters to any of them.

@@ -24,7 +24,8 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
-from zoneflow import exceptions, options
+from zoneflow import exceptions
+from zoneflow.dns import options
 
 CONF = options.CONF
 

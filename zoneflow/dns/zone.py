@@ -16,7 +16,7 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 
 from zoneflow import exceptions, objects
-from zoneflow.central import validation
+from zoneflow.dns import validation
 
 
 def zone_origin(zone: objects.Zone) -> dns.name.Name:

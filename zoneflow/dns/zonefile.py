@@ -28,8 +28,7 @@ import dns.transaction
 import dns.zonefile
 
 from zoneflow import exceptions, objects
-from zoneflow.central import validation
-from zoneflow.dns import rules, zonefile_reader
+from zoneflow.dns import rules, validation, zonefile_reader
 from zoneflow.dns import zone as dns_zone
 
 # --- writing ---------------------------------------------------------------

@@ -11,7 +11,7 @@ import threading
 
 import futurist
 
-from zoneflow import options
+from zoneflow.engine import options
 
 CONF = options.CONF
 

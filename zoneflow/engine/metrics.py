@@ -34,7 +34,7 @@ from typing import Any
 import prometheus_client
 from taskflow import states
 
-from zoneflow import options
+from zoneflow.engine import options
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF

@@ -43,11 +43,11 @@ DRAIN_BATCH = 100
 
 
 def retire_target_flow() -> linear_flow.Flow:
-    return linear_flow.Flow("retire-target").add(DrainTarget(), DropTarget())
+    return linear_flow.Flow(objects.JobKind.RETIRE_TARGET).add(DrainTarget(), DropTarget())
 
 
 # The flows of jobs about a pool target, by kind (zone flows: zoneflow.flows.FACTORIES).
-FACTORIES = {"retire-target": retire_target_flow}
+FACTORIES = {objects.JobKind.RETIRE_TARGET: retire_target_flow}
 
 
 class DrainTarget(task.Task):

@@ -24,9 +24,10 @@ import dns.exception
 from taskflow import task
 from taskflow.types import failure as tf_failure
 
-from zoneflow import backends, exceptions, objects, options
+from zoneflow import backends, exceptions, objects
 from zoneflow.conductor import fencing
 from zoneflow.dns import query, rules
+from zoneflow.flows import options
 from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
 
@@ -717,7 +718,7 @@ class _StatusWriter(Task):
                 storage.finish_zone_delete(zone_id, serial=serial, targets=updates)
                 return objects.DELETED
             # ACTIVE only if the pool has not grown past this job's targets
-            # and nameservers; else storage hands the zone to a recover-zone job.
+            # and nameservers; else the zone goes to a recover-zone job.
             activated = storage.set_zone_status(
                 zone_id,
                 serial=serial,
@@ -725,6 +726,7 @@ class _StatusWriter(Task):
                 action=objects.NONE,
                 covered_targets=self.target_ids,
                 covered_nameservers=self.nameservers,
+                pool_grown_job=objects.JobKind.RECOVER_ZONE,
                 targets=updates,
             )
             return objects.ACTIVE if activated else objects.PENDING

@@ -120,17 +120,17 @@ def _shared(factory: Callable[..., graph_flow.Flow]) -> Callable[..., graph_flow
 
 @_shared
 def create_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.CREATE, **pool)
+    return _zone_flow(objects.JobKind.CREATE_ZONE, objects.CREATE, **pool)
 
 
 @_shared
 def update_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.UPDATE, **pool)
+    return _zone_flow(objects.JobKind.UPDATE_ZONE, objects.UPDATE, **pool)
 
 
 @_shared
 def delete_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.DELETE, **pool)
+    return _zone_flow(objects.JobKind.DELETE_ZONE, objects.DELETE, **pool)
 
 
 @_shared
@@ -146,7 +146,7 @@ def recover_zone_flow(
     propagation.add(*(tasks.PollForWantedState(host, port) for host, port in servers))
     propagation.add(*_also_notify(also_notifies, servers))
     return _assemble(
-        "recover-zone",
+        objects.JobKind.RECOVER_ZONE,
         tasks.BeginRecovery(name="begin"),
         [tasks.RecoverOnTarget(t["id"]) for t in targets],
         targets,
@@ -159,14 +159,15 @@ def recover_zone_flow(
 
 
 FACTORIES = {
-    "create-zone": create_zone_flow,
-    "update-zone": update_zone_flow,
-    "delete-zone": delete_zone_flow,
-    "recover-zone": recover_zone_flow,
+    objects.JobKind.CREATE_ZONE: create_zone_flow,
+    objects.JobKind.UPDATE_ZONE: update_zone_flow,
+    objects.JobKind.DELETE_ZONE: delete_zone_flow,
+    objects.JobKind.RECOVER_ZONE: recover_zone_flow,
 }
 
 
 def _zone_flow(
+    kind: objects.JobKind,
     action: str,
     *,
     targets: list[dict[str, Any]],
@@ -189,7 +190,7 @@ def _zone_flow(
     propagation.add(*_also_notify(also_notifies, servers))
     target_ids = [t["id"] for t in targets]
     return _assemble(
-        f"{action.lower()}-zone",
+        kind,
         tasks.BeginZoneAction(target_ids, name="begin"),
         [tasks.ZoneActionOnTarget(action, t) for t in target_ids],
         targets,

@@ -8,8 +8,9 @@ import ipaddress
 import dns.message
 import dns.name
 
-from zoneflow import exceptions, objects, options
+from zoneflow import exceptions, objects
 from zoneflow.dns import tsig
+from zoneflow.mdns import options
 
 CONF = options.CONF
 

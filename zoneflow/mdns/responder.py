@@ -30,10 +30,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
 
-from zoneflow import exceptions, objects, options
+from zoneflow import exceptions, objects
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
-from zoneflow.mdns import access, caches, notify, replies, zone_transfer
+from zoneflow.mdns import access, caches, notify, options, replies, zone_transfer
 from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
 from zoneflow.mdns.transfers import TransferLog

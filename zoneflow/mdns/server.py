@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar, cast
 
-from zoneflow import heartbeat, options
-from zoneflow.mdns import notify_limit
+from zoneflow import heartbeat
+from zoneflow.mdns import notify_limit, options
 from zoneflow.mdns.access import address as _address
 from zoneflow.mdns.access import peer as _peer
 from zoneflow.mdns.notify import notify_key

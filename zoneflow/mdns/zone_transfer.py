@@ -32,10 +32,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from zoneflow import objects, options
+from zoneflow import objects
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
-from zoneflow.mdns import access, caches, replies, transfers, xfr
+from zoneflow.mdns import access, caches, options, replies, transfers, xfr
 from zoneflow.mdns.snapshot import ZoneSnapshot
 from zoneflow.storage import api as storage
 

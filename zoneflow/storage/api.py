@@ -24,8 +24,8 @@ from oslo_db import exception as db_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
-from zoneflow import exceptions, objects, options
-from zoneflow.storage import db, models, quotas
+from zoneflow import exceptions, objects
+from zoneflow.storage import db, models, options, quotas
 
 # Read without the ORM, so that a process that only reads need not build it.
 from zoneflow.storage.reads import get_zone as get_zone
@@ -337,11 +337,9 @@ def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
     )
 
 
-# The job that deletes a pool's zones from a target the pool no longer lists.
-RETIRE_TARGET = "retire-target"
-
-
-def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
+def update_pools(
+    pools: Sequence[dict[str, Any]], *, backfill: objects.JobPacing, retire: objects.JobKind
+) -> list[objects.PoolUpdate]:
     """Create or update pools from validated pools.yaml entries; what each update scheduled.
 
     Pools are matched by id when the entry gives one (so a pool may be
@@ -352,11 +350,11 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
     transaction, for a pool that already existed:
 
     - a target or nameserver the file adds gets the pool's zones: each live
-      zone is backfilled (see _backfill), PENDING until the added servers
-      serve it;
+      zone is backfilled with ``backfill``'s jobs (see _backfill), PENDING
+      until the added servers serve it;
     - a target the file no longer lists is retired: its row stays (its type
-      and options are what deleting zones from it takes) and a
-      retire-target job deletes the pool's zones from it, then the row. A
+      and options are what deleting zones from it takes) and a ``retire``
+      job deletes the pool's zones from it, then the row. A
       target retired before and not drained yet gets a new job. Under
       catalog provisioning there is no per-zone call to make: the row goes
       at once.
@@ -399,17 +397,19 @@ def update_pools(pools: Sequence[dict[str, Any]]) -> list[objects.PoolUpdate]:
                 for n in spec["nameservers"]
                 if (n["host"], n["port"]) not in known_nameservers
             )
-            backfill = _backfill(session, row.id) if changes.added or added_nameservers else 0
+            backfilled = (
+                _backfill(session, row.id, backfill) if changes.added or added_nameservers else 0
+            )
             to_delete = {}
             for target in (*changes.retired, *changes.draining):
                 to_delete[target.id] = _count(session, _drain_query(row.id, target.id))
-                session.add(models.JobOutbox(kind=RETIRE_TARGET, target_id=target.id, serial=0))
+                session.add(models.JobOutbox(kind=retire, target_id=target.id, serial=0))
             updates.append(
                 objects.PoolUpdate(
                     pool=_pool(row),
                     added_targets=tuple(_target(t) for t in changes.added),
                     added_nameservers=added_nameservers,
-                    backfill=backfill,
+                    backfill=backfilled,
                     retired_targets=tuple(_target(t) for t in changes.retired),
                     draining_targets=tuple(_target(t) for t in changes.draining),
                     to_delete=to_delete,
@@ -490,20 +490,17 @@ def _replace_targets(
     return changes
 
 
-def _backfill(session: Session, pool_id: str) -> int:
+def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
     """Bring every live zone of a pool onto its added targets and nameservers.
 
-    Each zone not being deleted is marked PENDING and gets a recover-zone job
-    (which acts only on the targets that lack the zone). A zone already
-    PENDING gets none: its job is either built from the pool as it is now,
-    or, built from the pool as it was, finds the pool grown when it sets the
-    status and hands the zone to a recover-zone job itself (set_zone_status).
-    One job per zone, because the zone's status is decided per zone, by the
-    flow that already decides it. A few thousand outbox rows are a few bulk
-    statements here; what a few thousand jobs must not do is reach the
-    jobboard at once, where every change made meanwhile would wait behind
-    them. So each row is leased to nobody until its turn (``claimed_until``,
-    the relays' own lease), ``[storage] backfill_jobs_per_second`` apart.
+    Each zone not being deleted is marked PENDING and gets a job of
+    ``pacing.kind`` (central posts recover-zone, which acts only on the
+    targets that lack the zone). A zone already PENDING gets none: its job
+    is either built from the pool as it is now, or, built from the pool as
+    it was, finds the pool grown when it sets the status and hands the zone
+    to a job itself (set_zone_status). The jobs reach the relays
+    ``pacing.interval`` seconds apart: each row is leased to nobody until
+    its turn (``claimed_until``, the relays' own lease).
     Returns the number of zones backfilled.
 
     The zones are locked first (PostgreSQL) so that a job setting a zone's
@@ -526,15 +523,15 @@ def _backfill(session: Session, pool_id: str) -> int:
             .values(status=objects.PENDING, error=None),
         )
     if idle:
-        now, gap = models.utcnow(), 1.0 / CONF.storage.backfill_jobs_per_second
+        now = models.utcnow()
         session.execute(
             sa.insert(models.JobOutbox),
             [
                 {
-                    "kind": "recover-zone",
+                    "kind": pacing.kind,
                     "zone_id": r.id,
                     "serial": r.serial,
-                    "claimed_until": now + datetime.timedelta(seconds=i * gap),
+                    "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),
                 }
                 for i, r in enumerate(idle)
             ],
@@ -868,7 +865,7 @@ def _record_change(
         )
 
 
-def _post(session: Session, kind: str, zone_id: str, serial: int) -> None:
+def _post(session: Session, kind: objects.JobKind, zone_id: str, serial: int) -> None:
     session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
 
 
@@ -881,10 +878,11 @@ ZonePlacement = Callable[[list[objects.Zone]], None]
 def create_zone(
     values: dict[str, Any],
     *,
+    job: objects.JobKind,
     place: ZonePlacement | None = None,
     admit: quotas.ZoneAdmission | None = None,
 ) -> objects.Zone:
-    """Insert a zone as PENDING/CREATE with its create-zone job; ``place`` and ``admit``
+    """Insert a zone as PENDING/CREATE with a ``job`` for it; ``place`` and ``admit``
     first, in the same transaction (see :func:`admit_zone`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
@@ -908,7 +906,7 @@ def create_zone(
             session.add(row)
             session.flush()
             _catalog_changed(session, row.pool_id)
-            _post(session, "create-zone", zone_id, serial)
+            _post(session, job, zone_id, serial)
             created = _zone(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateZone(
@@ -965,7 +963,7 @@ def _lock_pool(session: Session, pool_id: str) -> None:
 
 
 @db.retried
-def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
+def update_zone(zone_id: str, values: dict[str, Any], *, job: objects.JobKind) -> objects.Zone:
     with db.writer() as session:
         row = _live_zone(session, zone_id)
         _refuse_if_deleting(row)
@@ -975,7 +973,7 @@ def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
         for key, value in values.items():
             setattr(row, key, value)
         row.status, row.action, row.error = objects.PENDING, objects.UPDATE, None
-        _post(session, "update-zone", zone_id, row.serial)
+        _post(session, job, zone_id, row.serial)
         session.flush()
         # Converted inside the transaction: re-reading after commit could
         # return a newer change's serial.
@@ -983,8 +981,8 @@ def update_zone(zone_id: str, values: dict[str, Any]) -> objects.Zone:
 
 
 @db.retried
-def delete_zone(zone_id: str) -> objects.Zone:
-    """Mark a zone PENDING/DELETE and post its delete-zone job.
+def delete_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+    """Mark a zone PENDING/DELETE and post ``job`` (central's delete-zone).
 
     The row stays until the job has removed the zone from the targets, so a
     failed delete can be seen and retried.
@@ -995,14 +993,15 @@ def delete_zone(zone_id: str) -> objects.Zone:
         session.refresh(row)
         row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
         _catalog_changed(session, row.pool_id)
-        _post(session, "delete-zone", zone_id, row.serial)
+        _post(session, job, zone_id, row.serial)
         session.flush()
         return _zone(row)
 
 
 @db.retried
-def recover_zone(zone_id: str) -> objects.Zone:
-    """Mark a zone PENDING (its action kept) and post a recover-zone job for its serial.
+def recover_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+    """Mark a zone PENDING (its action kept) and post ``job`` (central's recover-zone)
+    for its serial.
 
     Nothing about the zone changes, so the serial stays: the job brings the
     targets to what the zone already is. A zone with a job in flight is
@@ -1022,7 +1021,7 @@ def recover_zone(zone_id: str) -> objects.Zone:
                 "finish, then recover the zone if it ends in ERROR"
             )
         row.status, row.error = objects.PENDING, None
-        _post(session, "recover-zone", zone_id, row.serial)
+        _post(session, job, zone_id, row.serial)
         session.flush()
         return _zone(row)
 
@@ -1104,6 +1103,7 @@ def set_zone_status(
     error: str | None = None,
     covered_targets: Collection[str] | None = None,
     covered_nameservers: Collection[tuple[str, int]] = (),
+    pool_grown_job: objects.JobKind | None = None,
     targets: Sequence[TargetUpdate] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
@@ -1116,18 +1116,21 @@ def set_zone_status(
     Returns whether the status was written.
 
     A job making the zone ACTIVE says which targets and nameservers it
-    covered. If the zone's pool now has one it did not cover (the pool
-    changed while the job ran), the zone is not ACTIVE yet: it stays PENDING
-    and a recover-zone job for the serial, built from the pool as it is, is
+    covered, and which job to post if they are not all the pool's
+    (``pool_grown_job``, required with ``covered_targets``). If the zone's pool
+    now has one it did not cover (the pool changed while the job ran), the
+    zone is not ACTIVE yet: it stays PENDING and that job, for the serial, is
     posted in the same transaction to bring the zone onto the rest.
     """
+    if covered_targets is not None and pool_grown_job is None:
+        raise TypeError("set_zone_status: covered_targets needs pool_grown_job")
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
     # the database did.
     with db.writer() as session:
         _write_target_statuses(session, zone_id, targets)
         conn = session.connection()
-        if status == objects.ACTIVE and covered_targets is not None:
+        if status == objects.ACTIVE and covered_targets is not None and pool_grown_job:
             # The zone's row first, locked: a pool update backfilling it
             # waits for this transaction, or this one reads its targets.
             pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
@@ -1140,7 +1143,7 @@ def set_zone_status(
                     .where(models.Zone.id == zone_id)
                     .values(status=objects.PENDING, error=None),
                 )
-                _post(session, "recover-zone", zone_id, serial)
+                _post(session, pool_grown_job, zone_id, serial)
                 return False
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:
@@ -1404,11 +1407,12 @@ def create_recordset(
     rtype: str,
     ttl: int | None,
     records: list[str],
+    job: objects.JobKind,
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
     check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
-    """Insert a recordset as PENDING/CREATE and its zone's update-zone job; ``admit``
+    """Insert a recordset as PENDING/CREATE and a ``job`` for its zone; ``admit``
     first, with the zone's usage read under the zone's lock, then ``check`` with the
     recordsets related to its name (see :func:`_related_recordsets`)."""
     try:
@@ -1436,7 +1440,7 @@ def create_recordset(
             session.flush()
             _record_change(session, zone_id, serials, after=_served(zone, row))
             _mark_zone_updating(session, zone_id)
-            _post(session, "update-zone", zone_id, serial)
+            _post(session, job, zone_id, serial)
             created = _recordset(row)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
@@ -1454,12 +1458,14 @@ def update_recordset(
     ttl: int | None,
     records: list[str] | None,
     set_ttl: bool,
+    job: objects.JobKind,
     description: str | None = None,
     admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
-    unless that is None ("" clears it); ``admit`` first, with the zone's usage and
-    the records the recordset holds, read under the zone's lock."""
+    unless that is None ("" clears it), posting a ``job`` for its zone; ``admit``
+    first, with the zone's usage and the records the recordset holds, read under the
+    zone's lock."""
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1485,13 +1491,13 @@ def update_recordset(
         row.version += 1
         _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
         _mark_zone_updating(session, zone_id)
-        _post(session, "update-zone", zone_id, serial)
+        _post(session, job, zone_id, serial)
         session.flush()
         return _recordset(row)
 
 
 @db.retried
-def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
+def delete_recordset(zone_id: str, recordset_id: str, *, job: objects.JobKind) -> objects.RecordSet:
     with db.writer() as session:
         zone = _live_zone(session, zone_id)
         _refuse_if_deleting(zone)
@@ -1504,7 +1510,7 @@ def delete_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
         )
         session.delete(row)
         _mark_zone_updating(session, zone_id)
-        _post(session, "update-zone", zone_id, serial)
+        _post(session, job, zone_id, serial)
     return gone
 
 
@@ -1633,7 +1639,9 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
             _CLAIM_OUTBOX,
             {"now": now, "until": now + datetime.timedelta(seconds=lease), "limit": limit},
         )
-        claimed = [objects.PendingJob(*row) for row in rows]
+        claimed = [
+            objects.PendingJob(job_id, objects.JobKind(kind), *rest) for job_id, kind, *rest in rows
+        ]
     return sorted(claimed, key=lambda pending: pending.id)
 
 

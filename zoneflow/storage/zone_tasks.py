@@ -170,10 +170,11 @@ def import_zone(
     project_id: str | None,
     values: Mapping[str, Any],
     recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
+    job: objects.JobKind,
     place: api.ZonePlacement | None = None,
     admit: quotas.ZoneAdmission | None = None,
 ) -> objects.ZoneTask:
-    """Create a zone (PENDING/CREATE, with its create-zone job) holding ``recordsets``
+    """Create a zone (PENDING/CREATE, with a ``job`` for it) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in one
     transaction; ``place`` and ``admit`` first, as for a zone created on its own (see
     :func:`zoneflow.storage.api.admit_zone`)."""
@@ -196,7 +197,7 @@ def import_zone(
             session.flush()
             _insert_recordsets(session, zone_id, serial, recordsets)
             api._catalog_changed(session, zone.pool_id)
-            api._post(session, "create-zone", zone_id, serial)
+            api._post(session, job, zone_id, serial)
             task = models.ZoneTask(
                 id=task_id,
                 task_type=objects.IMPORT,

@@ -21,7 +21,7 @@ from zoneflow.api.dependencies import (
     ZoneId,
 )
 from zoneflow.central import api as central
-from zoneflow.central import validation
+from zoneflow.dns import validation
 
 router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
 

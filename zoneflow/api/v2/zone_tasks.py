@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from zoneflow import exceptions, objects, options
-from zoneflow.api import paging, schemas, views
+from zoneflow import exceptions, objects
+from zoneflow.api import options, paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, Ctx, ExportId, ImportId, ZoneId
 from zoneflow.central import zone_tasks
 

@@ -3,6 +3,10 @@
 Every function returns the canonical form to store, or raises a subclass of
 :class:`zoneflow.exceptions.InvalidInput` whose message names the value and
 says what a valid one looks like.
+
+These are DNS rules, like :mod:`zoneflow.dns.rules`, and import nothing of
+zoneflow above ``dns/``; which of them a change goes through, and in what
+order, is central's policy (:mod:`zoneflow.central.api`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,67 @@
+"""The REST API's options: where it listens, who calls it, how its pages and links read.
+
+Registered on import, which is all this module does: it imports nothing but
+oslo.config, so :func:`zoneflow.config.setup` can register every package's
+options without loading the package (see :mod:`zoneflow.opts`).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+server_opts = [
+    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API listens on."),
+    cfg.PortOpt("port", default=9001, help="TCP port the API listens on (Designate's)."),
+    cfg.BoolOpt("access_log", default=True, help="Log one line per request (uvicorn.access)."),
+]
+CONF.register_opts(server_opts, group="api")
+
+
+auth_opts = [
+    cfg.StrOpt(
+        "auth_strategy",
+        default="noauth",
+        help="How callers are identified: keystone validates each request's X-Auth-Token "
+        "with keystonemiddleware's auth_token, configured in [keystone_authtoken] as for "
+        "Designate; noauth takes the project and roles from request headers as Designate's "
+        "noauth mode does (X-Auth-Project-ID, X-Roles): trusted networks and tests only.",
+    ),
+]
+CONF.register_opts(auth_opts, group="api")
+
+
+view_opts = [
+    cfg.StrOpt(
+        "base_url",
+        help="URL clients reach the API at, used in the links of every response (set it "
+        "behind a proxy, e.g. https://dns.example.net). Default: the scheme and Host "
+        "header of each request.",
+    ),
+]
+CONF.register_opts(view_opts, group="api")
+
+
+paging_opts = [
+    cfg.IntOpt("default_limit", default=20, min=1, help="Items per page when no limit is given."),
+    cfg.IntOpt(
+        "max_limit",
+        default=1000,
+        min=1,
+        help="Most items one page holds (limit=max asks for this many; more is cut to it).",
+    ),
+]
+CONF.register_opts(paging_opts, group="api")
+
+
+import_opts = [
+    cfg.IntOpt(
+        "max_import_size",
+        default=4 * 1024 * 1024,
+        min=1024,
+        help="Largest zone file a zone import accepts, in bytes (4 MiB: about 120,000 "
+        "records). A larger body is refused with 413 before it is read in full.",
+    ),
+]
+CONF.register_opts(import_opts, group="api")

@@ -1,0 +1,34 @@
+"""The engines' options: the shared executor's threads and the metrics a conductor serves.
+
+Registered on import, which is all this module does: it imports nothing but
+oslo.config, so :func:`zoneflow.config.setup` can register every package's
+options without loading the package (see :mod:`zoneflow.opts`).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+metrics_opts = [
+    cfg.PortOpt(
+        "metrics_port",
+        default=0,
+        help="Serve Prometheus metrics on this port (0: do not serve). "
+        "Each conductor process needs its own port.",
+    ),
+    cfg.HostAddressOpt("metrics_host", default="127.0.0.1", help="Address for metrics_port."),
+]
+CONF.register_opts(metrics_opts, group="conductor")
+
+
+engine_opts = [
+    cfg.IntOpt(
+        "workers",
+        default=64,
+        min=1,
+        help="Threads shared by all flows of a process (tasks mostly wait on the network).",
+    ),
+]
+CONF.register_opts(engine_opts, group="engine")

@@ -1,0 +1,56 @@
+"""The flows' options: how often and how long a task tries a target and polls its nameservers.
+
+Registered on import, which is all this module does: it imports nothing but
+oslo.config, so :func:`zoneflow.config.setup` can register every package's
+options without loading the package (see :mod:`zoneflow.opts`).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+flow_opts = [
+    cfg.IntOpt(
+        "target_attempts",
+        default=3,
+        min=1,
+        help="Tries of one action on one target before it counts as failed.",
+    ),
+    cfg.FloatOpt(
+        "target_retry_delay",
+        default=0.5,
+        min=0,
+        help="Seconds between tries on one target (doubles each try).",
+    ),
+    cfg.FloatOpt(
+        "poll_interval",
+        default=0.05,
+        min=0.01,
+        help="Seconds between SOA queries while waiting for a nameserver.",
+    ),
+    cfg.FloatOpt(
+        "poll_timeout",
+        default=30.0,
+        min=0.1,
+        help="Seconds a nameserver gets to serve a change before it counts as failed.",
+    ),
+    cfg.FloatOpt(
+        "query_timeout", default=1.0, min=0.05, help="Seconds one SOA query or NOTIFY may take."
+    ),
+    cfg.FloatOpt(
+        "database_wait",
+        default=30.0,
+        min=0,
+        help="Seconds a task waits for the database to come back (a restart, a failover) "
+        "before it fails, and its job is reverted.",
+    ),
+    cfg.FloatOpt(
+        "renotify_interval",
+        default=1.0,
+        min=0.1,
+        help="Seconds between repeated NOTIFYs while a nameserver lags.",
+    ),
+]
+CONF.register_opts(flow_opts, group="flows")
