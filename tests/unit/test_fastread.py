@@ -220,3 +220,98 @@ def test_a_database_without_schema_takes_the_full_path(tmp_path: pathlib.Path) -
         "run 'zoneflow db sync'\n"
     )
     assert "oslo_config" in imported
+
+
+# --- reading the configuration as oslo.config would ----------------------------------------
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    """This process as a fresh ``zoneflow`` one: oslo.config not loaded, nothing of
+    zoneflow's in the environment, no config directories, in an empty directory."""
+    monkeypatch.delitem(sys.modules, "oslo_config")
+    for name in os.environ:
+        if name.startswith(("OS_", "ZONEFLOW_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_without_files_the_default_database_is_read(fresh_process: pathlib.Path) -> None:
+    assert fastread.open_database() == fastread.Database("zoneflow.sqlite", 30.0)
+    pathlib.Path("zoneflow.conf").write_text("[database]\nbusy_wait = 2.5\n")
+    assert fastread.open_database() == fastread.Database("zoneflow.sqlite", 2.5)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////srv/zoneflow/zoneflow.sqlite", "sqlite:///state/zf.db", "sqlite:///a@b"]
+)
+def test_the_database_file_is_the_one_sqlalchemy_opens(
+    fresh_process: pathlib.Path, url: str
+) -> None:
+    import sqlalchemy
+
+    config = _config(fresh_process, url)
+    assert fastread.open_database([str(config)]).path == sqlalchemy.make_url(url).database
+
+
+def test_the_last_config_file_wins_as_in_oslo_config(fresh_process: pathlib.Path) -> None:
+    first, last = fresh_process / "first.conf", fresh_process / "last.conf"
+    first.write_text("[database]\nconnection = sqlite:///first.sqlite\nbusy_wait = 5\n")
+    last.write_text("[database]\nconnection = sqlite:///last.sqlite\n")
+    assert fastread.open_database([str(first), str(last)]) == fastread.Database("last.sqlite", 5.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[database]\nconnection = sqlite://\n",
+        "[database]\nconnection = sqlite:///:memory:\n",
+        "[database]\nconnection = sqlite:///file:zf.db?mode=memory&uri=true\n",
+        "[database]\nconnection = sqlite:///zf%20db.sqlite\n",
+        "[database]\nconnection = sqlite+pysqlcipher:///zf.sqlite\n",
+        "[database]\nconnection = postgresql://zf@db/zoneflow\n",
+        '[database]\nconnection = "sqlite:///zf.sqlite"\n',
+        "[database]\nconnection = sqlite:///$state_path/zf.sqlite\n",
+        "[database]\nconnection =\n  sqlite:///zf.sqlite\n",
+        "[database]\nconnection = sqlite:///a.sqlite\nconnection = sqlite:///b.sqlite\n",
+        "[DATABASE]\nconnection = sqlite:///zf.sqlite\n",
+        "[DEFAULT]\nconfig_source = remote\n",
+        "[database]\nbusy_wait = soon\n",
+        "[database]\nbusy_wait = 0\n",
+        "connection = sqlite:///zf.sqlite\n",
+    ],
+)
+def test_what_only_oslo_config_reads_takes_the_full_path(
+    fresh_process: pathlib.Path, text: str
+) -> None:
+    config = fresh_process / "zoneflow.conf"
+    config.write_text(text)
+    with pytest.raises(fastread.Unsure):
+        fastread.open_database([str(config)])
+
+
+def test_oslo_config_sources_beside_the_files_take_the_full_path(
+    fresh_process: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(fresh_process, "sqlite:///zf.sqlite")
+    assert fastread.open_database([str(config)]).path == "zf.sqlite"
+    with pytest.raises(fastread.Unsure):
+        fastread.open_database([str(fresh_process / "absent.conf")])
+    monkeypatch.setenv("OS_DATABASE__BUSY_WAIT", "3")
+    with pytest.raises(fastread.Unsure):
+        fastread.open_database([str(config)])
+    monkeypatch.delenv("OS_DATABASE__BUSY_WAIT")
+    (fresh_process / ".zoneflow" / "zoneflow.conf.d").mkdir(parents=True)
+    with pytest.raises(fastread.Unsure):
+        fastread.open_database([str(config)])
+
+
+def test_a_process_with_oslo_config_loaded_takes_the_full_path(
+    tmp_path: pathlib.Path, database: str
+) -> None:
+    # Its overrides (as this test process has: the test's database) are no file's.
+    assert "oslo_config" in sys.modules
+    with pytest.raises(fastread.Unsure):
+        fastread.open_database([str(_config(tmp_path, database))])
