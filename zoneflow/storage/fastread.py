@@ -71,29 +71,28 @@ class Database:
     def get_zone(self, ref: str, *, project_id: str | None = None) -> objects.Zone:
         """A live zone by id or name (with or without the trailing dot)."""
         name = ref.lower() if ref.endswith(".") else ref.lower() + "."
-        where = "(id = :ref OR name = :name) AND deleted = :live"
-        rows = self._zones(where, project_id, ref=ref, name=name, limit=1)
+        rows = self._zones("(id = :ref OR name = :name)", project_id, ref=ref, name=name)
         if not rows:
             raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
         return rows[0]
 
     def list_zones(self, *, project_id: str | None = None) -> list[objects.Zone]:
-        return self._zones("deleted = :live", project_id, order="name")
+        return self._zones("1", project_id, order_by="name")
 
     def _zones(
-        self, where: str, project_id: str | None, *, order: str = "", limit: int = -1, **params: Any
+        self, where: str, project_id: str | None, *, order_by: str = "", **params: str
     ) -> list[objects.Zone]:
+        """The live zones ``where`` selects, of ``project_id`` unless it is None."""
+        sql = f"SELECT {_COLUMNS} FROM zones WHERE {where} AND deleted = :live"
         if project_id is not None:
-            where += " AND project_id = :project_id"
-        sql = f"SELECT {_COLUMNS} FROM zones WHERE {where}"
-        if order:
-            sql += f" ORDER BY {order}"
-        params.update(live=LIVE, project_id=project_id, limit=limit)
+            sql += " AND project_id = :project_id"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
         uri = f"file:{urllib.parse.quote(self.path)}?mode=ro"
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=self.busy_wait)) as conn:
-                rows = conn.execute(sql + " LIMIT :limit", params).fetchall()
-            return [_zone(row) for row in rows]
+                rows = conn.execute(sql, {**params, "live": LIVE, "project_id": project_id})
+                return [_zone(row) for row in rows]
         except (sqlite3.Error, ValueError) as exc:
             raise Unsure(f"sqlite3: {exc}") from exc
 
