@@ -8,7 +8,8 @@ status; a traceback only with ``--debug``.
 
 Each command imports what it needs when it runs: ``zoneflow --help`` imports
 neither oslo.config nor SQLAlchemy, and ``zoneflow zone list`` no TaskFlow;
-the commands that only read (READ_COMMANDS) not oslo.db nor the ORM either.
+the commands that only read (READ_COMMANDS), on a local SQLite database,
+neither oslo.config nor SQLAlchemy (see _read).
 """
 
 from __future__ import annotations
@@ -441,20 +442,16 @@ def cmd_zone_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_list(args: argparse.Namespace) -> int:
-    from zoneflow.central import reads as central
-
     scope = _scope(args)
     columns = ["name", "id", "serial", "status", "action"]
     if scope is None:
         columns.append("project_id")  # zones of every project: say whose each is
-    _list(args, central.list_zones(project_id=scope), columns)
+    _list(args, args.reads.list_zones(project_id=scope), columns)
     return 0
 
 
 def cmd_zone_show(args: argparse.Namespace) -> int:
-    from zoneflow.central import reads as central
-
-    _show(args, central.get_zone(args.name, project_id=_scope(args)))
+    _show(args, args.reads.get_zone(args.name, project_id=_scope(args)))
     return 0
 
 
@@ -1057,9 +1054,26 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
-# Commands that only read, through zoneflow.central.reads: their process opens
-# the database without ORM sessions, and so without importing oslo.db.
+# Commands that only read, through zoneflow.central.reads (args.reads): see _read.
 READ_COMMANDS = frozenset({cmd_zone_list, cmd_zone_show})
+
+
+def _read(args: argparse.Namespace) -> int:
+    """Run a read command: from a local SQLite database with the standard library
+    alone where central.reads.fast can be sure to answer as the full path would,
+    else through oslo.config and SQLAlchemy (without ORM sessions nor oslo.db),
+    whose messages then say what is wrong."""
+    from zoneflow.central import reads
+
+    try:
+        args.reads = reads.fast(args.config_file or None)
+        return int(args.func(args))
+    except reads.Unsure:
+        from zoneflow import config
+
+        config.setup(args.config_file or None, debug=args.debug, sessions=False)
+        args.reads = reads
+        return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1069,12 +1083,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "progress", False):
         args.wait = True
     try:
-        from zoneflow import config
+        if args.func in READ_COMMANDS:
+            code = _read(args)
+        else:
+            from zoneflow import config
 
-        config.setup(
-            args.config_file or None, debug=args.debug, sessions=args.func not in READ_COMMANDS
-        )
-        code = int(args.func(args))
+            config.setup(args.config_file or None, debug=args.debug)
+            code = int(args.func(args))
         sys.stdout.flush()  # here, where a broken pipe can still be caught
         return code
     except BrokenPipeError:

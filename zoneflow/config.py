@@ -7,12 +7,9 @@ import os
 
 from oslo_config import cfg
 
-from zoneflow import exceptions
+from zoneflow import defaults, exceptions
 
 CONF = cfg.CONF
-
-# Where zoneflow looks when no --config-file is given, first match wins.
-DEFAULT_CONFIG_FILES = ("./zoneflow.conf", "/etc/zoneflow/zoneflow.conf")
 
 
 def setup(
@@ -21,8 +18,9 @@ def setup(
     """Read configuration and point this process at its database.
 
     ``config_files`` defaults to ``$ZONEFLOW_CONFIG`` or the first of
-    DEFAULT_CONFIG_FILES that exists; with none, built-in defaults apply
-    (SQLite in the current directory, the in-memory zake jobboard).
+    DEFAULT_CONFIG_FILES (:mod:`zoneflow.defaults`) that exists; with none,
+    built-in defaults apply (SQLite in the current directory, the in-memory
+    zake jobboard).
     ``sessions=False``: this process only reads through Core connections
     (see :func:`zoneflow.storage.db.configure`).
     """
@@ -30,7 +28,7 @@ def setup(
     from zoneflow import opts  # noqa: F401
     from zoneflow.storage import db
 
-    files = config_files or _default_files()
+    files = config_files or defaults.config_files()
     for path in files:
         if not os.path.isfile(path):
             raise exceptions.InvalidConfig(f"config file {path} does not exist")
@@ -46,10 +44,3 @@ def setup(
         for noisy in ("kazoo", "taskflow", "stevedore", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     db.configure(sessions=sessions)
-
-
-def _default_files() -> list[str]:
-    env = os.environ.get("ZONEFLOW_CONFIG")
-    if env:
-        return [env]
-    return [path for path in DEFAULT_CONFIG_FILES if os.path.isfile(path)][:1]

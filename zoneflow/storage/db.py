@@ -26,7 +26,7 @@ import sqlalchemy
 from oslo_config import cfg
 from oslo_db import options as db_options
 
-from zoneflow import exceptions
+from zoneflow import defaults, exceptions
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -35,13 +35,11 @@ CONF = cfg.CONF
 P = ParamSpec("P")
 T = TypeVar("T")
 
-DEFAULT_CONNECTION = "sqlite:///zoneflow.sqlite"
-
 
 busy_opts = [
     cfg.FloatOpt(
         "busy_wait",
-        default=30.0,
+        default=defaults.DEFAULT_BUSY_WAIT,
         min=0.1,
         help="Seconds a transaction may wait for a busy database: for SQLite's write lock "
         "while other writers hold it, or, on any database, trying a transaction again that "
@@ -54,7 +52,7 @@ busy_opts = [
 def register_opts(conf: cfg.ConfigOpts) -> None:
     # Fail fast when the database is down: a CLI user should get an error in
     # seconds, not after oslo.db's default of ten ten-second retries.
-    db_options.set_defaults(conf, connection=DEFAULT_CONNECTION)
+    db_options.set_defaults(conf, connection=defaults.DEFAULT_CONNECTION)
     conf.set_default("max_retries", 2, group="database")
     conf.set_default("retry_interval", 1, group="database")
     conf.register_opts(busy_opts, group="database")
@@ -63,7 +61,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 register_opts(CONF)
 
 _manager: Any = None
-_connection: str = DEFAULT_CONNECTION
+_connection: str = defaults.DEFAULT_CONNECTION
 _sessions = True
 # With sessions=False: the plain engine, made on first use.
 _engine: sqlalchemy.engine.Engine | None = None

@@ -25,9 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-# A live row's ``deleted`` column holds this; a soft-deleted row holds its id,
-# so a zone name can be reused once the old zone is gone (oslo.db's pattern).
-LIVE = "0"
+from zoneflow.storage import LIVE
 
 # How many of a record's first characters ix_records_data_prefix holds.
 DATA_PREFIX_CHARS = 200
