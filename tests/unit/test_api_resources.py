@@ -33,7 +33,7 @@ from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
 from zoneflow.central import pools, zone_tasks
-from zoneflow.mdns import keyring, server
+from zoneflow.mdns import keyring, responder
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
 
@@ -455,7 +455,7 @@ def test_an_export_is_the_zone_file_mdns_would_transfer(client: TestClient) -> N
     assert got.headers["content-type"].startswith("text/dns")
     exported = dns.zone.from_text(got.text, relativize=False)
     wire = dns.message.make_query("ex.example.", dns.rdatatype.AXFR).to_wire()
-    replies = server.Responder(keyring={}).answer(wire, tcp=True, address="127.0.0.1")
+    replies = responder.Responder(keyring={}).answer(wire, tcp=True, address="127.0.0.1")
     transferred = dns.zone.from_xfr(
         (dns.message.from_wire(reply) for reply in list(replies)), relativize=False
     )
@@ -577,7 +577,7 @@ def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
     for word in words:
         assert word in task["message"], task["message"]
     assert central.list_zones() == []
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
 
 
 def test_imports_refuse_a_file_without_origin_or_soa_a_taken_name_and_other_types(
@@ -643,7 +643,7 @@ def test_an_import_larger_than_max_import_size_is_refused_and_changes_nothing(
     )
     assert central.list_zones() == []
     assert client.get("/v2/zones/tasks/imports", headers=ALICE).json()["imports"] == []
-    assert storage.count_pending_jobs() == 0
+    assert support.count_pending_jobs() == 0
     # The size was the only thing wrong with it.
     override("api", max_import_size=8192)
     assert _import(client, text)["status"] == "COMPLETE"
@@ -804,13 +804,13 @@ def test_mdns_verifies_transfers_signed_with_a_key_made_through_the_api(
 ) -> None:
     zone = _zone(client, "signed.example.", headers=ADMIN)
     _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"], headers=ADMIN)
-    responder = server.Responder(keyring=keyring.Keyring({}, refresh=0))
+    mdns_responder = responder.Responder(keyring=keyring.Keyring({}, refresh=0))
     key = dns.tsig.Key("api-key.", SECRET, dns.tsig.HMAC_SHA256)
     request = dns.message.make_query("signed.example.", dns.rdatatype.AXFR)
     request.use_tsig(key)
 
     def first_reply(verify_with: Any) -> dns.message.Message:
-        replies = list(responder.answer(request.to_wire(), tcp=True, address="127.0.0.1"))
+        replies = list(mdns_responder.answer(request.to_wire(), tcp=True, address="127.0.0.1"))
         return dns.message.from_wire(replies[0], keyring=verify_with, request_mac=request.mac)
 
     refused = first_reply(False)

@@ -20,6 +20,7 @@ from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.flows import tasks
+from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
 from zoneflow.storage import api as storage
@@ -48,7 +49,7 @@ def _axfr_wire(name: str = ZONE) -> bytes:
     return dns.message.make_query(name, dns.rdatatype.AXFR).to_wire()
 
 
-def _transfer(responder: mdns_server.Responder, address: str = CLIENT) -> list[bytes]:
+def _transfer(responder: mdns_responder.Responder, address: str = CLIENT) -> list[bytes]:
     return list(responder.answer(_axfr_wire(), tcp=True, peer="test", address=address))
 
 
@@ -94,7 +95,7 @@ def _ixfr(port: int, serial: int) -> None:
 
 
 def test_noting_a_transfer_writes_nothing_until_the_log_is_flushed(zone: objects.Zone) -> None:
-    responder = mdns_server.Responder()
+    responder = mdns_responder.Responder()
     for _ in range(3):
         assert _transfer(responder)
     assert storage.list_transfers(zone.id) == []  # no database write per transfer
@@ -115,7 +116,7 @@ def test_a_transfer_the_client_leaves_is_recorded_as_ended_early(
     override("mdns", xfr_message_size=512)
     for i in range(40):
         central.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
-    responder = mdns_server.Responder()
+    responder = mdns_responder.Responder()
     stream = iter(responder.answer(_axfr_wire(), tcp=True, peer="test", address=CLIENT))
     next(stream)
     stream.close()  # what the server does when the client goes away
