@@ -131,7 +131,7 @@ heartbeat_opts = [
 CONF.register_opts(heartbeat_opts, group="heartbeat")
 
 
-# Read by zoneflow.conductor.jobboard.
+# Read by zoneflow.taskflow_adapter.jobboard.
 jobboard_opts = [
     cfg.StrOpt(
         "backend",
