@@ -83,6 +83,7 @@ def close(board: Any, client: Any = None) -> None:
     its thread, which polls its queue once a second: a stopping conductor
     waited up to a second for a thread with nothing left to deliver.
     """
+    # Private: TaskFlow's close() offers no way not to wait for it.
     notifier = getattr(board, "_worker", None)
     if notifier is not None:
         notifier.shutdown(wait=False)
@@ -164,6 +165,8 @@ class ClaimableJobs:
             return iter(self._board.iterjobs(only_unclaimed=True, ensure_fresh=True))
         locked, running = self._locked, set(self._running())
         # The board's own list, as its iterator reads it (sorted by priority, then age).
+        # Private: the public iterjobs() reads every job's state, the very reads this
+        # view exists to skip, and TaskFlow has no public list without them.
         known = self._board._fetch_jobs()  # noqa: SLF001
         self._doubtful &= {job.uuid for job in known}
         return iter(
