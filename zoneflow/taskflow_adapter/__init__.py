@@ -25,16 +25,19 @@ Departures, each with why and what it measured:
   the new owner's run. Stock TaskFlow has no fence.
 - **the jobboard** (jobboard.py): the conductor owns its KazooClient and
   passes it to TaskFlow's board (``client=``), for its lock watch and its
-  fence. :class:`~zoneflow.taskflow_adapter.jobboard.ClaimableJobs` gives
-  the conductor's loop only the jobs whose lock its watch has not seen,
+  fence, and stops it itself (tests/functional/test_conductor_session.py).
+  :class:`~zoneflow.taskflow_adapter.jobboard.ClaimableJobs` gives the
+  conductor's loop only the jobs whose lock its watch has not seen,
   where TaskFlow's loop read every job's state (two ZooKeeper reads a job)
   each time it looked; a claim whose answer was lost while ZooKeeper
   restarted is counted as made. close() does not wait a second for the
   board's idle notifier thread.
 - **the conductor's dispatch** (conductor.py): TaskFlow's non-blocking
   conductor with its ``_dispatch_job`` re-done: the loop wakes when a job is
-  posted or a slot frees up instead of sleeping ``wait_timeout`` (pickup
-  5 ms p50 with one conductor, bench/orchestration.py), a run's end is told
+  posted or a slot frees up instead of sleeping ``wait_timeout`` (a job
+  posted during a 30 s idle wait is claimed at once,
+  tests/unit/test_conductor_wakeup.py;
+  pickup 5 ms p50 with one conductor, bench/orchestration.py), a run's end is told
   apart (done, suspended, retry, broken, fenced) so zoneflow.conductor can
   bound the attempts, and consuming or abandoning a job is retried while
   ZooKeeper restarts (the chaos test found a finished job stuck otherwise).
