@@ -298,8 +298,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from zoneflow import config
-    from zoneflow.conductor import jobboard, persistence
     from zoneflow.engine.relay import OutboxRelay
+    from zoneflow.taskflow_adapter import jobboard, persistence
 
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp,

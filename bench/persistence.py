@@ -7,7 +7,7 @@ run, on SQLite and on a real PostgreSQL (started by the test fixture):
 
 * in memory: no persistence at all (no resumption possible), the baseline;
 * stock: TaskFlow's SQLAlchemy backend as ``persistence.backends.fetch`` builds it;
-* zoneflow: ``zoneflow.conductor.persistence`` (one shared connection object,
+* zoneflow: ``zoneflow.taskflow_adapter.persistence`` (one shared connection object,
   changes written behind the engine in batches, a pooled WAL engine on
   SQLite), which persists the same atom states; its time includes the flush
   that makes the job's record whole, as a conductor's does.
@@ -37,8 +37,8 @@ from taskflow.persistence import backends, models  # noqa: E402
 
 from bench import report  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
-from zoneflow.conductor import persistence  # noqa: E402
 from zoneflow.storage import db  # noqa: E402
+from zoneflow.taskflow_adapter import persistence  # noqa: E402
 
 
 class NoOp(task.Task):

@@ -106,8 +106,8 @@ def zoneflow_propagation(
     from zoneflow import allinone, config, objects
     from zoneflow.central import api as central
     from zoneflow.central import pools
-    from zoneflow.conductor import persistence
     from zoneflow.storage import api as storage
+    from zoneflow.taskflow_adapter import persistence
 
     workdir.mkdir(parents=True, exist_ok=True)
     binds = [Bind9Server(workdir=workdir / f"bind9-{i}") for i in range(targets)]

@@ -20,15 +20,15 @@ import sys
 import tempfile
 import time
 
-from zoneflow import cli, config, flows, objects
+from zoneflow import cli, config, flows, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.conductor import daemon, persistence
-from zoneflow.engine import jobs
+from zoneflow.conductor import daemon
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
 from zoneflow.storage import api as storage
 from zoneflow.storage import migration
+from zoneflow.taskflow_adapter import persistence
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

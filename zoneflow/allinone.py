@@ -14,13 +14,14 @@ import threading
 
 from oslo_config import cfg
 
-from zoneflow import heartbeat
+from zoneflow import heartbeat, jobs
 from zoneflow.api import server as api_server
 from zoneflow.central import api as central
-from zoneflow.conductor import daemon, jobboard, persistence
-from zoneflow.engine import jobs, metrics
+from zoneflow.conductor import daemon
+from zoneflow.engine import metrics
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import migration
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -45,7 +46,10 @@ class AllInOne:
         self.conductor.start()
         if self.api is not None:
             self.api.start()
-        self.heartbeats = [heartbeat.for_mdns(self.mdns), heartbeat.for_conductor(self.conductor)]
+        self.heartbeats = [
+            heartbeat.for_mdns(self.mdns),
+            daemon.conductor_heartbeat(self.conductor),
+        ]
         if self.api is not None:
             self.heartbeats.append(heartbeat.for_api(self.api))
         for beat in self.heartbeats:

@@ -112,8 +112,8 @@ class _JobPoster:
     """
 
     def __init__(self) -> None:
-        from zoneflow.conductor import jobboard, persistence
         from zoneflow.options import CONF
+        from zoneflow.taskflow_adapter import jobboard, persistence
 
         self.board = None
         self.persistence = None
@@ -188,9 +188,9 @@ def _on_terminal() -> bool:
 
 def _progress(zone_id: str, started: float) -> Any:
     """A follower of the zone's job, whose lines count the time from ``started``."""
-    from zoneflow.conductor import persistence
     from zoneflow.engine import progress
     from zoneflow.storage import api as storage
+    from zoneflow.taskflow_adapter import persistence
 
     zone = storage.get_zone_any(zone_id)
     pool = storage.get_pool(zone.pool_id) if zone is not None else None
@@ -202,7 +202,7 @@ def _progress(zone_id: str, started: float) -> Any:
 
 def _follow_to_the_end(progress: Any, zone: objects.Zone, grace: float = 2.0) -> None:
     """The zone's status is the job's last step: print the steps still landing."""
-    from zoneflow.engine import jobs
+    from zoneflow import jobs
 
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -218,8 +218,9 @@ def _say(line: str) -> None:
 
 def _failed(zone: objects.Zone) -> int:
     """Say on stderr why the zone's job failed and how to see more; the exit status."""
-    from zoneflow.conductor import persistence
-    from zoneflow.engine import jobs, progress
+    from zoneflow import jobs
+    from zoneflow.engine import progress
+    from zoneflow.taskflow_adapter import persistence
 
     backend = persistence.get_backend()
     job_id = jobs.find_job(backend, progress.job_names(zone.name, zone.serial))
@@ -267,8 +268,8 @@ def _scope(args: argparse.Namespace) -> str | None:
 
 
 def cmd_db_sync(args: argparse.Namespace) -> int:
-    from zoneflow.conductor import persistence
     from zoneflow.storage import migration
+    from zoneflow.taskflow_adapter import persistence
 
     migration.upgrade()
     persistence.upgrade()
@@ -591,8 +592,8 @@ def cmd_recordset_show(args: argparse.Namespace) -> int:
 
 
 def cmd_job_list(args: argparse.Namespace) -> int:
-    from zoneflow.conductor import persistence
-    from zoneflow.engine import jobs
+    from zoneflow import jobs
+    from zoneflow.taskflow_adapter import persistence
 
     _list(
         args,
@@ -603,15 +604,16 @@ def cmd_job_list(args: argparse.Namespace) -> int:
 
 
 def cmd_job_show(args: argparse.Namespace) -> int:
-    from zoneflow.conductor import persistence
-    from zoneflow.engine import jobs
+    from zoneflow import jobs
+    from zoneflow.flows import job_graph
+    from zoneflow.taskflow_adapter import persistence
 
     # A wrong --output is told before the job is looked for: it needs no database.
     fmt = _graph_format(args) if args.graph or args.output else None
     backend = persistence.get_backend()
     job_id = jobs.resolve_id(backend, args.id)
     if fmt is not None:
-        _write_graph(args, fmt, jobs.job_graph(backend, job_id))
+        _write_graph(args, fmt, job_graph.to_dot(backend, job_id))
         return 0
     job = jobs.get_job(backend, job_id)
     if args.json:
@@ -630,8 +632,8 @@ def cmd_job_show(args: argparse.Namespace) -> int:
 def cmd_job_cancel(args: argparse.Namespace) -> int:
     import socket
 
-    from zoneflow.conductor import jobboard, persistence
-    from zoneflow.engine import jobs
+    from zoneflow import jobs
+    from zoneflow.taskflow_adapter import jobboard, persistence
 
     backend = persistence.get_backend()
     job_id = jobs.resolve_id(backend, args.id)
@@ -663,9 +665,9 @@ def _seconds(text: str) -> int:
 def cmd_job_purge(args: argparse.Namespace) -> int:
     import datetime
 
-    from zoneflow.conductor import persistence
-    from zoneflow.engine import jobs
+    from zoneflow import jobs
     from zoneflow.options import CONF
+    from zoneflow.taskflow_adapter import persistence
 
     age = CONF.conductor.job_retention if args.older_than is None else args.older_than
     removed = jobs.purge(persistence.get_backend(), older_than=datetime.timedelta(seconds=age))

@@ -11,6 +11,10 @@ removed, so a host's old process ids do not pile up.
 
 A service is named by its kind and ``hostname``: the host and the process
 id (``host-1234``), which is also a conductor's default name.
+
+This module sits below every service it serves (mdns imports it, and must
+not reach the conductor through it): what a conductor reports is built
+beside the conductor, in zoneflow.conductor.daemon.
 """
 
 from __future__ import annotations
@@ -96,32 +100,6 @@ class Heartbeat:
 
 
 # --- what each service reports ------------------------------------------------------
-
-
-def for_conductor(conductor: Any) -> Heartbeat:
-    """A conductor's heartbeat, under its name: the jobs it runs and has run."""
-    from zoneflow.conductor import jobboard
-    from zoneflow.engine import metrics
-
-    def stats() -> dict[str, Any]:
-        counts: dict[str, Any] = {
-            "jobs_running": int(metrics.REGISTRY.get_sample_value("zoneflow_jobs_running") or 0)
-        }
-        for family in metrics.REGISTRY.collect():
-            if family.name != "zoneflow_jobs":
-                continue
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    key = f"jobs_{sample.labels['state'].lower()}"
-                    counts[key] = counts.get(key, 0) + int(sample.value)
-        return counts
-
-    return Heartbeat(
-        CONDUCTOR,
-        hostname=conductor.name,
-        capabilities={"jobboard": jobboard.describe(), "max_jobs": CONF.conductor.max_jobs},
-        stats=stats,
-    )
 
 
 def for_mdns(server: Any) -> Heartbeat:

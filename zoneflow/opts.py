@@ -24,6 +24,7 @@ from zoneflow.flows import options as flows_options
 from zoneflow.mdns import options as mdns_options
 from zoneflow.storage import db
 from zoneflow.storage import options as storage_options
+from zoneflow.taskflow_adapter import options as taskflow_adapter_options
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -42,7 +43,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("database", db.busy_opts),
         ("quota", central_options.quota_opts),
         ("heartbeat", options.heartbeat_opts),
-        ("jobboard", conductor_options.jobboard_opts),
+        ("jobboard", taskflow_adapter_options.jobboard_opts),
         ("conductor", [*conductor_options.conductor_opts, *engine_options.metrics_opts]),
         ("engine", engine_options.engine_opts),
         ("flows", flows_options.flow_opts),

@@ -291,8 +291,8 @@ class Run:
 
     def run(self) -> Outcome:
         from zoneflow import config
-        from zoneflow.conductor import jobboard, persistence
         from zoneflow.engine.relay import OutboxRelay
+        from zoneflow.taskflow_adapter import jobboard, persistence
 
         self.say(f"chaos seed {self.plan.seed} ({self.replay.format(seed=self.plan.seed)})")
         config.setup([str(self.deployment.conf)])

@@ -13,9 +13,10 @@ from zoneflow import objects
 from zoneflow.backends import impl_fake
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.conductor import daemon, jobboard, persistence
+from zoneflow.conductor import daemon
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 FAKE_POOL = """
 - name: default

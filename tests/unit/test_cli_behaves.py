@@ -20,8 +20,9 @@ from tests.unit.test_cli import run
 from zoneflow import cli, exceptions, objects
 from zoneflow.api import app
 from zoneflow.central import api as central
-from zoneflow.conductor import daemon, persistence
+from zoneflow.conductor import daemon
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import persistence
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

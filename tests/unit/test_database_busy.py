@@ -27,14 +27,13 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from tests.unit.conftest import wait_settled
-from zoneflow import exceptions, heartbeat, objects
+from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.conductor import persistence
-from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, models, quotas, services, tsigkeys
+from zoneflow.taskflow_adapter import persistence
 
 LONGER_THAN_SQLITE_WAITED = 11.0
 

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.conductor import persistence
-from zoneflow.engine import jobs
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import persistence
 
 
 class _DownFor:

@@ -13,8 +13,8 @@ from tests.unit.conftest import load_pool, wait_settled
 from zoneflow import flows, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.engine import parallel
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import engine as adapter_engine
 
 
 @pytest.mark.usefixtures("conductor")
@@ -132,7 +132,7 @@ def test_jobs_on_one_pool_share_its_flow_and_run_side_by_side() -> None:
     # Compiled once for all the engines that run it.
     compilations = []
     for _ in range(2):
-        engine = engines.load(flow, engine=parallel.NAME)
+        engine = engines.load(flow, engine=adapter_engine.NAME)
         engine.compile()
         compilations.append(engine.compilation)
     assert compilations[0] is compilations[1]

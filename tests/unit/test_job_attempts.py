@@ -22,14 +22,14 @@ from taskflow.persistence import models as tf_models
 
 from tests import support
 from tests.unit.conftest import fake_pool_yaml
-from zoneflow import cli, exceptions, objects
+from zoneflow import cli, exceptions, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.conductor import daemon, jobboard, persistence
-from zoneflow.engine import jobs
+from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import tasks
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 ZONE = "example.com"
 
@@ -381,7 +381,7 @@ def test_a_cancelled_job_left_on_the_board_is_removed_unrun(
     central.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
     # A cancel whose last step, taking the job off the board, did not happen.
-    jobs._end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
+    jobs.attempts.end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
 
     conductors.start()
     deadline = time.monotonic() + 10

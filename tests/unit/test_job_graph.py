@@ -16,11 +16,10 @@ from oslo_config import cfg
 from taskflow import states
 
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import cli, flows, objects
+from zoneflow import cli, flows, jobs, objects
 from zoneflow.central import api as central
-from zoneflow.conductor import persistence
-from zoneflow.engine import jobs
 from zoneflow.flows import render
+from zoneflow.taskflow_adapter import persistence
 
 NODE = re.compile(r'^\s*"(?P<name>[^"]+)" \[(?P<attrs>.*)\];$', re.MULTILINE)
 

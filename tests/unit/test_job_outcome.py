@@ -23,13 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import support
 from tests.functional.fixtures.ports import HOST
 from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
-from zoneflow import cli, objects
+from zoneflow import cli, jobs, objects
 from zoneflow.api import app
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.conductor import persistence
-from zoneflow.engine import jobs, metrics
+from zoneflow.engine import metrics
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import persistence
 
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
 

@@ -11,12 +11,11 @@ from taskflow import storage as tf_storage
 
 from tests import support
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import exceptions, objects
+from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.central import api as central
-from zoneflow.conductor import jobboard, persistence
-from zoneflow.engine import jobs
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 
 class _BoardDown:
@@ -65,7 +64,7 @@ def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice(
         # A relay posts the job and dies before removing its outbox row;
         # the row's lease runs out and another relay takes it.
         (pending,) = storage.claim_pending_jobs()
-        job_id = jobs.post(board, backend, pending)
+        job_id = jobs.post(board, backend, pending, flow_of=flows.job_flow)
         storage.release_pending_job(pending.id)
 
         assert OutboxRelay(board, backend).flush() == [job_id]

@@ -8,11 +8,10 @@ import time
 import pytest
 
 from tests.unit.conftest import load_pool, wait_settled
-from zoneflow import cli, objects
+from zoneflow import cli, jobs, objects
 from zoneflow.central import api as central
-from zoneflow.conductor import jobboard, persistence
-from zoneflow.engine import jobs
 from zoneflow.engine.relay import OutboxRelay
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 
 def _ids() -> set[str]:

@@ -14,8 +14,8 @@ from taskflow import exceptions as tf_exc
 from taskflow.patterns import graph_flow, unordered_flow
 from taskflow.persistence import backends, models
 
-from zoneflow.conductor import persistence
 from zoneflow.storage import db
+from zoneflow.taskflow_adapter import persistence
 
 
 class Answer(task.Task):

@@ -20,17 +20,17 @@ from oslo_config import cfg
 
 from tests import support
 from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
-from zoneflow import cli, objects
+from zoneflow import cli, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
 from zoneflow.central import options as central_options
 from zoneflow.central import pools
-from zoneflow.conductor import daemon, jobboard, persistence
-from zoneflow.engine import jobs
+from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import target as target_flows
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 HOST = "127.0.0.1"
 ZONES = [f"zone{i}.example.com." for i in range(5)]

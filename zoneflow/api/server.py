@@ -102,8 +102,8 @@ def _start_relay() -> Any:
     if CONF.jobboard.backend != "zookeeper":
         return None
     from zoneflow.central import api as central
-    from zoneflow.conductor import jobboard, persistence
     from zoneflow.engine.relay import OutboxRelay
+    from zoneflow.taskflow_adapter import jobboard, persistence
 
     backend = persistence.get_backend()
     relay = OutboxRelay(jobboard.connect(backend, name="zoneflow-api"), backend)

@@ -6,7 +6,7 @@ delete job is theirs too) and nothing else. A caller with no project scope
 (an admin asking for all projects, or the CLI) sees every job. A job of
 another project is "not found", exactly as a missing one.
 
-Jobs are read from TaskFlow's logbooks (:mod:`zoneflow.engine.jobs`); the
+Jobs are read from TaskFlow's logbooks (:mod:`zoneflow.jobs`); the
 list is read whole and paged here, which ``zoneflow job purge`` keeps
 small.
 """
@@ -17,11 +17,11 @@ import dataclasses
 import datetime
 from collections.abc import Mapping
 
-from zoneflow import exceptions, objects
-from zoneflow.conductor import persistence
-from zoneflow.engine import jobs
+from zoneflow import exceptions, jobs, objects
+from zoneflow.flows import job_graph as flow_graph
 from zoneflow.flows import render
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import persistence
 
 JOB_FILTERS = ("zone_id", "zone_name", "state", "kind")
 JOB_SORT_KEYS = ("created_at", "updated_at")
@@ -102,7 +102,7 @@ def get_job(job_id: str, *, project_id: str | None = None) -> Job:
 def job_graph(job_id: str, fmt: str = "svg", *, project_id: str | None = None) -> bytes:
     """The job's flow drawn by Graphviz (``svg`` or ``png``), atoms coloured by state."""
     get_job(job_id, project_id=project_id)
-    dot = jobs.job_graph(persistence.get_backend(), job_id)
+    dot = flow_graph.to_dot(persistence.get_backend(), job_id)
     return render.to_image(dot, fmt)
 
 

@@ -1,1 +1,1 @@
-"""Conductor daemons, the jobboard connection and TaskFlow persistence setup."""
+"""Conductor daemons: claim jobs from the board, run their flows, bound their attempts."""

@@ -2,8 +2,8 @@
 
 Built on TaskFlow's non-blocking conductor: each claimed job runs its flow
 on a parallel engine whose tasks share the process's one thread pool (and
-whose flow is compiled once for all its jobs: zoneflow.engine.parallel), and a
-job is run at most ``max_job_attempts`` times (see bounded.py).
+whose flow is compiled once for all its jobs: zoneflow.taskflow_adapter.engine),
+and a job is run at most ``max_job_attempts`` times (see bounded.py).
 Several conductors may watch one ZooKeeper board; each job is claimed by
 exactly one, and a dead conductor's jobs are freed when its ZooKeeper
 session ends and resumed by another from their persisted atom states.
@@ -22,11 +22,13 @@ from typing import Any
 
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions, heartbeat
-from zoneflow.conductor import bounded, fencing, jobboard, options, persistence
-from zoneflow.engine import executor, jobs, metrics, parallel
+from zoneflow import exceptions, heartbeat, jobs
+from zoneflow.conductor import bounded, options
+from zoneflow.engine import executor, metrics
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch
+from zoneflow.taskflow_adapter import engine as adapter_engine
+from zoneflow.taskflow_adapter import fencing, jobboard, persistence
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -35,17 +37,23 @@ CONF = options.CONF
 class Conductor:
     """One conductor, runnable in its own thread or as a process's main loop."""
 
-    def __init__(self, name: str | None = None, *, board: Any = None) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self.name = name or CONF.conductor.name or f"{socket.gethostname()}-{os.getpid()}"
         self.persistence = persistence.get_backend()
-        self.board = board or jobboard.connect(self.persistence, name=f"board-{self.name}")
+        # The conductor's own ZooKeeper session: its claims, its watch of the
+        # board's locks and its fence all live on it.
+        self._client = jobboard.client()
+        self.board = jobboard.connect(
+            self.persistence, name=f"board-{self.name}", client=self._client
+        )
         self.relay = OutboxRelay(self.board, self.persistence) if CONF.conductor.relay else None
         self._conductor = bounded.BoundedConductor(
             self.name,
             self.board,
             max_attempts=CONF.conductor.max_job_attempts,
+            client=self._client,
             persistence=self.persistence,
-            engine=parallel.NAME,
+            engine=adapter_engine.NAME,
             engine_options=executor.engine_options(),
             wait_timeout=CONF.conductor.wait_timeout,
             max_simultaneous_jobs=CONF.conductor.max_jobs,
@@ -59,7 +67,7 @@ class Conductor:
         if CONF.jobboard.backend == "zookeeper":
             # Claims live as long as the board's ZooKeeper session: each job's
             # flow carries that session's id, and its tasks stop if it ends.
-            fencing.install(self.board._client, CONF.jobboard.session_timeout)
+            fencing.install(self._client, CONF.jobboard.session_timeout)
         self._conductor.notifier.register("running_start", _on_running_start)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -110,7 +118,7 @@ class Conductor:
         if self._thread is not None:
             self._thread.join(timeout=10)
         fencing.uninstall()
-        jobboard.close(self.board)
+        jobboard.close(self.board, self._client)
         LOG.info("conductor %s stopped", self.name)
 
 
@@ -132,6 +140,30 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
     engine.storage.inject({"fence_token": token, "scratch": Scratch()}, transient=True)
 
 
+def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:
+    """A conductor's heartbeat, under its name: the jobs it runs and has run."""
+
+    def stats() -> dict[str, Any]:
+        counts: dict[str, Any] = {
+            "jobs_running": int(metrics.REGISTRY.get_sample_value("zoneflow_jobs_running") or 0)
+        }
+        for family in metrics.REGISTRY.collect():
+            if family.name != "zoneflow_jobs":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = f"jobs_{sample.labels['state'].lower()}"
+                    counts[key] = counts.get(key, 0) + int(sample.value)
+        return counts
+
+    return heartbeat.Heartbeat(
+        heartbeat.CONDUCTOR,
+        hostname=conductor.name,
+        capabilities={"jobboard": jobboard.describe(), "max_jobs": CONF.conductor.max_jobs},
+        stats=stats,
+    )
+
+
 def run_forever() -> None:
     """`zoneflow conductor`: run until SIGINT or SIGTERM."""
     conductor = Conductor()
@@ -144,7 +176,7 @@ def run_forever() -> None:
     signal.signal(signal.SIGINT, _stop)
     metrics.serve()
     conductor.start()
-    beat = heartbeat.for_conductor(conductor)
+    beat = conductor_heartbeat(conductor)
     beat.start()
     stopping.wait()
     LOG.info("conductor %s stopping", conductor.name)

@@ -1,1 +1,3 @@
-"""Engines and jobs: the shared executor, posting and reading jobs, the outbox relay."""
+"""Around the conductors' engines: the shared executor, the listeners that follow a
+run (progress, metrics) and the outbox relay. Jobs themselves are zoneflow.jobs; the
+engine TaskFlow loads is zoneflow.taskflow_adapter.engine."""

@@ -172,7 +172,7 @@ def _cause(failure: Any) -> str:
         return TASK_FAILED
     if check("zoneflow.exceptions.ConsensusFailure"):
         return BELOW_THRESHOLD
-    if check("zoneflow.conductor.fencing.JobFenced"):
+    if check("zoneflow.taskflow_adapter.fencing.JobFenced"):
         return _FENCED
     return TASK_FAILED
 

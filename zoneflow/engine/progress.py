@@ -2,7 +2,7 @@
 
 The conductor's engine records every step of a job in the job's logbook as
 the step changes state (TaskFlow's storage listens to the engine; see
-conductor/persistence.py). A CLI in another process follows that record:
+taskflow_adapter/persistence.py). A CLI in another process follows that record:
 :class:`Progress` reads it again and again and turns each step that has
 newly finished into a line saying what it did, with the time since the
 command started. Nothing extra is written for it, so following a job costs
@@ -17,8 +17,7 @@ from typing import Any
 
 from taskflow import states
 
-from zoneflow import exceptions, flows
-from zoneflow.engine import jobs
+from zoneflow import exceptions, flows, jobs
 
 # Steps that say nothing a user waits for: NOTIFYs that worked.
 _QUIET_PREFIXES = ("send-notify-",)

@@ -13,8 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from zoneflow import exceptions, objects
-from zoneflow.engine import jobs
+from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.storage import api as storage
 
 LOG = logging.getLogger(__name__)
@@ -44,7 +43,15 @@ class OutboxRelay:
         for index, pending in enumerate(claimed):
             try:
                 try:
-                    posted.append(jobs.post(self.board, self.persistence, pending, pools=pools))
+                    posted.append(
+                        jobs.post(
+                            self.board,
+                            self.persistence,
+                            pending,
+                            flow_of=flows.job_flow,
+                            pools=pools,
+                        )
+                    )
                 except exceptions.ZoneNotFound:
                     LOG.info("dropping %s job of a zone that is gone", pending.kind)
                 storage.remove_pending_job(pending.id)

@@ -33,8 +33,8 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 
 from zoneflow import backends, exceptions, objects
-from zoneflow.conductor import fencing
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import fencing
 
 LOG = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ import dns.exception
 from taskflow import task
 from taskflow.types import failure as tf_failure
 
-from zoneflow import backends, exceptions, objects
-from zoneflow.conductor import fencing
+from zoneflow import backends, exceptions, jobs, objects
 from zoneflow.dns import query, rules
 from zoneflow.flows import options
 from zoneflow.flows.scratch import Scratch
 from zoneflow.storage import api as storage
+from zoneflow.taskflow_adapter import fencing
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -657,8 +657,8 @@ class PollForSerial(_Poll):
 
 
 # What a status writer returns when the zone has moved on to a later serial
-# and its newer job decides the zone's status.
-SUPERSEDED = "SUPERSEDED"
+# and its newer job decides the zone's status: the job's own end (zoneflow.jobs).
+SUPERSEDED = jobs.SUPERSEDED
 
 
 class _StatusWriter(Task):

@@ -4,7 +4,7 @@ Zones, recordsets and records are declared as Core tables in
 :mod:`zoneflow.storage.tables` (read without the ORM by the CLI) and mapped
 here; the annotations of their models only give the columns' Python types.
 TaskFlow's logbook tables live in the same database but are created by
-TaskFlow's persistence backend (see ``zoneflow.conductor.persistence``).
+TaskFlow's persistence backend (see ``zoneflow.taskflow_adapter.persistence``).
 """
 
 from __future__ import annotations

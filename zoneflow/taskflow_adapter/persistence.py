@@ -2,6 +2,21 @@
 
 Persisted atom states are what lets a second conductor resume a job a dead
 one was running: finished tasks are not run again.
+
+:class:`LeanConnection` implements TaskFlow's public connection interface
+(taskflow.persistence.base.Connection) itself for what the engines and the
+job commands do often (reading logbooks, writing atom and flow changes) and
+hands the rest (save_logbook, destroy_logbook, the single-detail reads,
+upgrade, clear_all, validate) to the stock SQLAlchemy connection it wraps.
+Those are rare, and the schema and its alembic migrations are TaskFlow's:
+writing them again would be a second copy of TaskFlow's schema to keep in
+step with it. Tables come from TaskFlow's public ``tables.fetch``.
+:class:`SharedConnectionBackend` subclasses TaskFlow's public
+SQLAlchemyBackend and overrides only public methods.
+
+Over 400 lines for a reason: the connection is one class whose methods
+each replace one of TaskFlow's, and they read best side by side; the
+writer thread behind it is in writer.py.
 """
 
 from __future__ import annotations
@@ -11,19 +26,19 @@ import contextlib
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy
 from oslo_utils import timeutils
-from sqlalchemy.dialects import postgresql, sqlite
 from taskflow import exceptions as tf_exc
-from taskflow.persistence import models
+from taskflow.persistence import base, models
 from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
-from zoneflow.conductor import fencing
 from zoneflow.storage import db
+from zoneflow.taskflow_adapter import fencing
+from zoneflow.taskflow_adapter.writer import FLUSH_TIMEOUT, LogbookWriter, insert, storage_failure
 
 LOG = logging.getLogger(__name__)
 
@@ -48,8 +63,6 @@ _PROGRESS_KEYS = frozenset({"progress", "progress_details"})
 # writes, and to write an atom whole without reading its flow); an atom
 # forgotten is written in place, at once, on its next change.
 WRITTEN_ATOMS_KEPT = 20_000
-# How long a flush waits for the writer before it reports a storage failure.
-FLUSH_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +74,7 @@ class _Queued:
     atom_type: str
 
 
-class LeanConnection(impl_sqlalchemy.Connection):
+class LeanConnection(base.Connection):
     """TaskFlow's SQLAlchemy connection, writing each change once, behind the engine.
 
     The stock connection reads an atom's row back before every write and
@@ -90,8 +103,12 @@ class LeanConnection(impl_sqlalchemy.Connection):
     :meth:`flush`, so the record of a job that is done is whole.
     """
 
-    def __init__(self, backend: Any, upgrade_lock: Any) -> None:
-        super().__init__(backend, upgrade_lock)
+    def __init__(self, backend: Any, stock: impl_sqlalchemy.Connection) -> None:
+        """``stock``: TaskFlow's connection on ``backend``, for the calls not made here."""
+        self._backend = backend
+        self._stock = stock
+        self._engine = backend.engine
+        self._tables = tf_tables.fetch(sqlalchemy.MetaData())
         self._queued: collections.OrderedDict[str, _Queued] = collections.OrderedDict()
         self._queued_lock = threading.Lock()
         self.writer = LogbookWriter(backend.single_statement_engine, self._tables)
@@ -109,6 +126,44 @@ class LeanConnection(impl_sqlalchemy.Connection):
             )
         )
 
+    # --- handed to TaskFlow's connection: rare, or TaskFlow's schema itself ---
+
+    @property
+    def backend(self) -> Any:
+        return self._backend
+
+    def close(self) -> None:
+        """Nothing: the connection is shared (see SharedConnectionBackend)."""
+
+    def upgrade(self) -> None:
+        self._stock.upgrade()
+
+    def clear_all(self) -> None:
+        self._stock.clear_all()
+
+    def validate(self, max_retries: int = 0) -> None:
+        self._stock.validate(max_retries=max_retries)
+
+    def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        return self._stock.save_logbook(book)
+
+    def destroy_logbook(self, book_uuid: str) -> None:
+        self._stock.destroy_logbook(book_uuid)
+
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[Any]:
+        return self._stock.get_flows_for_book(book_uuid, lazy=lazy)
+
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> Any:
+        return self._stock.get_flow_details(fd_uuid, lazy=lazy)
+
+    def get_atom_details(self, ad_uuid: str) -> Any:
+        return self._stock.get_atom_details(ad_uuid)
+
+    def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[Any]:
+        return self._stock.get_atoms_for_flow(fd_uuid)
+
+    # --- written here ---
+
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
         """TaskFlow's get_logbook, in three statements built once.
 
@@ -117,7 +172,7 @@ class LeanConnection(impl_sqlalchemy.Connection):
         in a statement of its own.
         """
         with (
-            _storage_failure(f"reading logbook '{book_uuid}'"),
+            storage_failure(f"reading logbook '{book_uuid}'"),
             self._engine.connect() as conn,
         ):
             row = conn.execute(self._read_book, {"uuid": book_uuid}).first()
@@ -134,7 +189,7 @@ class LeanConnection(impl_sqlalchemy.Connection):
         """Every logbook, in three statements (TaskFlow's: two per logbook),
         each stamped with the job's own last change (see _assemble_book)."""
         tables = self._tables
-        with _storage_failure("reading logbooks"), self._engine.connect() as conn:
+        with storage_failure("reading logbooks"), self._engine.connect() as conn:
             books = list(conn.execute(sqlalchemy.select(tables.logbooks)))
             flows: dict[str, list[Any]] = collections.defaultdict(list)
             atoms: dict[str, list[Any]] = collections.defaultdict(list)
@@ -189,7 +244,7 @@ class LeanConnection(impl_sqlalchemy.Connection):
     def find_logbook(self, names: list[str]) -> str | None:
         """The uuid of the newest logbook with one of these names, or None."""
         table = self._tables.logbooks
-        with _storage_failure("finding a logbook by name"), self._engine.connect() as conn:
+        with storage_failure("finding a logbook by name"), self._engine.connect() as conn:
             return conn.execute(
                 sqlalchemy.select(table.c.uuid)
                 .where(table.c.name.in_(names))
@@ -213,11 +268,11 @@ class LeanConnection(impl_sqlalchemy.Connection):
             for flow in book
             for atom in flow
         ]
-        with _storage_failure(f"saving logbook '{book.uuid}'"), self._engine.begin() as conn:
+        with storage_failure(f"saving logbook '{book.uuid}'"), self._engine.begin() as conn:
             # Rows as parameters, not .values(): SQLAlchemy then reuses the
             # statements compiled for the last job.
             added = conn.execute(
-                _insert(dialect, tables.logbooks).on_conflict_do_nothing(
+                insert(dialect, tables.logbooks).on_conflict_do_nothing(
                     index_elements=[tables.logbooks.c.uuid]
                 ),
                 book.to_dict(),
@@ -242,7 +297,7 @@ class LeanConnection(impl_sqlalchemy.Connection):
         """
         table = self._tables.logbooks
         doing = f"updating the metadata of logbook '{uuid}'"
-        with _storage_failure(doing), self._engine.begin() as conn:
+        with storage_failure(doing), self._engine.begin() as conn:
             meta = conn.execute(
                 sqlalchemy.select(table.c.meta).where(table.c.uuid == uuid).with_for_update()
             ).first()
@@ -273,7 +328,7 @@ class LeanConnection(impl_sqlalchemy.Connection):
         self.flush()  # an older queued change of this atom must not land after this one
         table = self._tables.atomdetails
         doing = f"updating atom details with uuid '{uuid}'"
-        with _storage_failure(doing), self._backend.single_statement_engine.begin() as conn:
+        with storage_failure(doing), self._backend.single_statement_engine.begin() as conn:
             done = conn.execute(sqlalchemy.update(table).where(table.c.uuid == uuid).values(values))
         if done.rowcount == 0:
             raise tf_exc.NotFound(f"No atom details found with uuid '{uuid}'")
@@ -300,149 +355,6 @@ def _assemble_book(book_row: Any, flow_rows: list[Any], atom_rows: list[Any]) ->
     stamps = [book_row.updated_at, *(row.updated_at for row in flow_rows)]
     book.updated_at = max((s for s in stamps if s is not None), default=book_row.created_at)
     return book
-
-
-class LogbookWriter:
-    """Writes queued flow and atom rows from one thread, in batches, in order.
-
-    A batch is everything queued while the previous one was being written:
-    when idle a change is written as soon as it is queued, and under load one
-    batch holds the changes of many jobs for a few round trips in all. A
-    batch that fails (the database restarting) goes back in the queue,
-    behind any newer change of the same rows, and is retried after a pause
-    that grows, until it is written or the process ends.
-    """
-
-    RETRY_PAUSES = (0.05, 0.1, 0.2, 0.5, 1.0)
-
-    def __init__(self, engine: Any, tables: Any) -> None:
-        self._engine = engine
-        # Built once: SQLAlchemy's compiled-statement cache then finds them at once.
-        self._update_flows = _update_by_uuid(tables.flowdetails)
-        self._upsert_atoms = _upsert(engine.dialect.name, tables.atomdetails)
-        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
-        self._cond = threading.Condition()
-        self._queued = 0  # changes queued so far
-        self._written = 0  # all changes up to this count are in the database
-        self._error: BaseException | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="logbook-writer", daemon=True)
-        self._thread.start()
-
-    def put_atom(self, row: dict[str, Any]) -> None:
-        self._put(("atom", row["uuid"]), row)
-
-    def put_flow(self, row: dict[str, Any]) -> None:
-        self._put(("flow", row["uuid"]), row)
-
-    def flush(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            wanted = self._queued
-            while self._written < wanted:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise tf_exc.StorageFailure(
-                        f"job records still not written after {timeout:g}s: {self._error}"
-                    )
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        """Write what is queued (for at most FLUSH_TIMEOUT), then stop the thread."""
-        try:
-            self.flush(FLUSH_TIMEOUT)
-        except tf_exc.StorageFailure as exc:
-            LOG.error("%s", exc)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
-
-    def _put(self, key: tuple[str, str], row: dict[str, Any]) -> None:
-        with self._cond:
-            self._pending[key] = row
-            self._queued += 1
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        failures = 0
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, {}
-                upto = self._queued
-            try:
-                self._write(batch)
-            except sqlalchemy.exc.SQLAlchemyError as exc:
-                LOG.warning("could not write job records, will retry: %s", exc)
-                with self._cond:
-                    self._error = exc
-                    self._pending = {**batch, **self._pending}
-                time.sleep(self.RETRY_PAUSES[min(failures, len(self.RETRY_PAUSES) - 1)])
-                failures += 1
-                continue
-            failures = 0
-            with self._cond:
-                # The batch held everything queued up to ``upto`` that was
-                # not written before, retried batches included.
-                self._written = upto
-                self._error = None
-                self._cond.notify_all()
-
-    def _write(self, batch: dict[tuple[str, str], dict[str, Any]]) -> None:
-        rows: dict[str, list[dict[str, Any]]] = {"flow": [], "atom": []}
-        for (kind, uuid), row in batch.items():
-            if not fencing.fenced(uuid):
-                rows[kind].append(row)
-        with self._engine.begin() as conn:
-            if rows["flow"]:
-                conn.execute(
-                    self._update_flows, [dict(row, b_uuid=row["uuid"]) for row in rows["flow"]]
-                )
-            if rows["atom"]:
-                conn.execute(self._upsert_atoms, rows["atom"])
-
-
-def _update_by_uuid(table: sqlalchemy.Table) -> Any:
-    """UPDATE of the columns its parameters name, for the row of parameter ``b_uuid``."""
-    return sqlalchemy.update(table).where(table.c.uuid == sqlalchemy.bindparam("b_uuid"))
-
-
-def _insert(dialect: str, table: sqlalchemy.Table) -> Any:
-    """The dialect's own INSERT, which knows ON CONFLICT."""
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise tf_exc.StorageFailure(f"zoneflow's job records need PostgreSQL or SQLite, not {dialect}")
-
-
-def _upsert(dialect: str, table: sqlalchemy.Table) -> Any:
-    """INSERT of whole rows that replaces the row of the same uuid if there is one.
-
-    Given many rows, psycopg2 runs it once per row. A RETURNING clause would
-    make SQLAlchemy send them as one statement instead, but building that
-    statement costs the writer more CPU (which the engines' threads need)
-    than the round trips it saves; the writer runs behind the engines, so
-    no job waits for them.
-    """
-    statement = _insert(dialect, table)
-    replaced = {
-        c.name: statement.excluded[c.name] for c in table.c if c.name not in ("uuid", "created_at")
-    }
-    return statement.on_conflict_do_update(index_elements=[table.c.uuid], set_=replaced)
-
-
-@contextlib.contextmanager
-def _storage_failure(doing: str) -> Iterator[None]:
-    """Database errors as TaskFlow's StorageFailure, which its storage layer retries."""
-    try:
-        yield
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise tf_exc.StorageFailure(f"Failed {doing}", cause=exc) from exc
 
 
 def _same_but_progress(before: dict[str, Any], after: dict[str, Any]) -> bool:
@@ -497,8 +409,8 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
     def get_connection(self) -> Any:
         with self._shared_lock:
             if self._shared is None:
-                super().get_connection()  # TaskFlow's check that the database answers
-                self._shared = LeanConnection(self, upgrade_lock=self._upgrade_lock)
+                # TaskFlow's own, checked that the database answers.
+                self._shared = LeanConnection(self, super().get_connection())
             return self._shared
 
 

@@ -9,6 +9,8 @@ its runtime). So the engines of one flow share one compiler, which compiles
 once and hands every engine the same compilation.
 
 Registered with TaskFlow as the ``zoneflow-parallel`` engine (setup.cfg).
+The engine's compiler is TaskFlow's private ``_compiler`` attribute, set
+after the stock constructor made its own.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ With ``[jobboard] backend = zake`` the board lives in this process's memory
 (all-in-one mode and unit tests); every board opened in the process shares
 it. With ``zookeeper`` the board is TaskFlow's ZooKeeper jobboard, shared by
 every conductor and API process of the deployment.
+
+A conductor opens the board on a KazooClient of its own (:func:`client`),
+passed to TaskFlow's board with ``client=``: the conductor's claim watch and
+its fence need that session, which TaskFlow keeps private. A board given a
+client does not stop it on close(): :func:`close` does, when given it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from kazoo.handlers import threading as kazoo_threading
 from kazoo.recipe import watchers
 from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
+from taskflow.utils import kazoo_utils
 from zake import fake_client, fake_storage
 
 from zoneflow import exceptions
-from zoneflow.conductor import options
+from zoneflow.taskflow_adapter import options
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -53,30 +59,49 @@ def describe() -> str:
     return f"ZooKeeper at {CONF.jobboard.hosts}"
 
 
-def close(board: Any) -> None:
-    """Close a board without waiting for its idle notifier thread.
+def _conf() -> dict[str, Any]:
+    conf: dict[str, Any] = {"board": "zookeeper", "path": CONF.jobboard.path}
+    if CONF.jobboard.backend != "zake":
+        conf["hosts"] = CONF.jobboard.hosts
+        conf["timeout"] = CONF.jobboard.session_timeout
+    return conf
+
+
+def client() -> Any:
+    """A ZooKeeper client, not yet started, for :func:`connect` (zake's in-process one
+    with ``[jobboard] backend = zake``)."""
+    if CONF.jobboard.backend == "zake":
+        return _zake_client()
+    # TaskFlow's own recipe, so the session is the one its board would have made.
+    return kazoo_utils.make_client(_conf())
+
+
+def close(board: Any, client: Any = None) -> None:
+    """Close a board without waiting for its idle notifier thread, then stop
+    ``client`` (the one it was connected with, if the caller made it).
 
     TaskFlow's close() shuts the board's notifier pool down and waits for
     its thread, which polls its queue once a second: a stopping conductor
     waited up to a second for a thread with nothing left to deliver.
     """
+    # Private: TaskFlow's close() offers no way not to wait for it.
     notifier = getattr(board, "_worker", None)
     if notifier is not None:
         notifier.shutdown(wait=False)
         board._worker = None
     board.close()
+    if client is not None and CONF.jobboard.backend != "zake":
+        kazoo_utils.finalize_client(client)
 
 
-def connect(persistence: Any, *, name: str = "zoneflow") -> Any:
-    """Open and connect a jobboard; raise JobboardUnavailable with advice if it can't."""
-    conf: dict[str, Any] = {"board": "zookeeper", "path": CONF.jobboard.path}
-    client = None
-    if CONF.jobboard.backend == "zake":
+def connect(persistence: Any, *, name: str = "zoneflow", client: Any = None) -> Any:
+    """Open and connect a jobboard; raise JobboardUnavailable with advice if it can't.
+
+    ``client`` (see :func:`client`) stays the caller's to stop; without one
+    the board makes its own and stops it when closed."""
+    if client is None and CONF.jobboard.backend == "zake":
         client = _zake_client()
-    else:
-        conf["hosts"] = CONF.jobboard.hosts
-        conf["timeout"] = CONF.jobboard.session_timeout
-    board = backends.fetch(name, conf, client=client, persistence=persistence)
+    board = backends.fetch(name, _conf(), client=client, persistence=persistence)
     try:
         board.connect(timeout=CONF.jobboard.connect_timeout)
     except (tf_exc.JobFailure, kazoo_exc.KazooException, OSError) as exc:
@@ -105,13 +130,14 @@ class ClaimableJobs:
     meanwhile, which the loop expects. ``on_change`` is called whenever the
     board's nodes change, so the loop looks again when a lock goes (a job
     handed back, or its conductor's session ended). Every other call goes
-    to the board itself.
+    to the board itself. ``client`` is the one the board was connected with.
     """
 
     def __init__(
         self,
         board: Any,
         *,
+        client: Any,
         running: Callable[[], Collection[str]],
         on_change: Callable[[], None],
     ) -> None:
@@ -122,7 +148,7 @@ class ClaimableJobs:
         # Jobs whose claim may have been made, unanswered: tried again though locked.
         self._doubtful: set[str] = set()
         self._watch = watchers.ChildrenWatch(
-            board._client,  # noqa: SLF001 - the board's own ZooKeeper session
+            client,
             board.path,
             self._seen,
             allow_session_lost=True,
@@ -140,6 +166,8 @@ class ClaimableJobs:
             return iter(self._board.iterjobs(only_unclaimed=True, ensure_fresh=True))
         locked, running = self._locked, set(self._running())
         # The board's own list, as its iterator reads it (sorted by priority, then age).
+        # Private: the public iterjobs() reads every job's state, the very reads this
+        # view exists to skip, and TaskFlow has no public list without them.
         known = self._board._fetch_jobs()  # noqa: SLF001
         self._doubtful &= {job.uuid for job in known}
         return iter(

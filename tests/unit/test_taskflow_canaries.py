@@ -1,0 +1,164 @@
+"""Canaries: one test per private TaskFlow name zoneflow's TaskFlow adapter relies on.
+
+setup.cfg pins taskflow < 7. To lift the pin, install the new TaskFlow and run
+this file first: a failure names what the upgrade moved and which module of
+zoneflow/taskflow_adapter/ must follow (the package docstring says why each
+departure from stock TaskFlow is there).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import pytest
+import taskflow.version
+from taskflow import engines, task
+from taskflow.conductors.backends import impl_executor, impl_nonblocking
+from taskflow.engines.action_engine import compiler
+from taskflow.engines.action_engine import engine as action_engine
+from taskflow.jobs.backends import impl_zookeeper
+from taskflow.patterns import linear_flow
+from taskflow.types import timing
+from zake import fake_client
+
+from zoneflow.taskflow_adapter import engine as adapter_engine
+
+TASKFLOW = f"taskflow {taskflow.version.version_string()}"
+CONDUCTOR = "zoneflow's conductor dispatch in zoneflow/taskflow_adapter/conductor.py"
+BOARD = "zoneflow's jobboard view in zoneflow/taskflow_adapter/jobboard.py"
+ENGINE = "zoneflow's compilation cache in zoneflow/taskflow_adapter/engine.py"
+
+
+def _conductor() -> Any:
+    return impl_nonblocking.NonBlockingConductor("canary", mock.Mock(), persistence=mock.Mock())
+
+
+def _board() -> Any:
+    return impl_zookeeper.ZookeeperJobBoard("canary", {}, client=fake_client.FakeClient())
+
+
+def _parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _calls(method: Callable[..., Any], name: str) -> bool:
+    return name in inspect.getsource(method)
+
+
+# (what is relied on, the check, which zoneflow code needs updating if it fails)
+CANARIES: dict[str, tuple[Callable[[], bool], str]] = {
+    "NonBlockingConductor._dispatch_job(job), called by its loop": (
+        lambda: (
+            _parameters(impl_nonblocking.NonBlockingConductor._dispatch_job) == ["self", "job"]
+            and _calls(impl_executor.ExecutorConductor._run_until_dead, "self._dispatch_job")
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._on_job_done(job, fut)": (
+        lambda: (
+            _parameters(impl_nonblocking.NonBlockingConductor._on_job_done)
+            == ["self", "job", "fut"]
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._try_finish_job(job, consume, trash), called when a job is done": (
+        lambda: (
+            _parameters(impl_nonblocking.NonBlockingConductor._try_finish_job)
+            == ["self", "job", "consume", "trash"]
+            and _calls(impl_executor.ExecutorConductor._on_job_done, "self._try_finish_job")
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._engine_from_job(job)": (
+        lambda: (
+            _parameters(impl_nonblocking.NonBlockingConductor._engine_from_job) == ["self", "job"]
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._listeners_from_job(job, engine)": (
+        lambda: (
+            _parameters(impl_nonblocking.NonBlockingConductor._listeners_from_job)
+            == ["self", "job", "engine"]
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._dispatched, the futures of the jobs it runs": (
+        lambda: isinstance(_conductor()._dispatched, set),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._jobboard, the board its loop claims from": (
+        lambda: (
+            hasattr(_conductor(), "_jobboard")
+            and _calls(impl_executor.ExecutorConductor._run_until_dead, "self._jobboard.iterjobs")
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._wait_timeout, the Timeout its loop waits on": (
+        lambda: (
+            isinstance(_conductor()._wait_timeout, timing.Timeout)
+            and _calls(impl_executor.ExecutorConductor._run_until_dead, "self._wait_timeout.wait")
+        ),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._persistence": (
+        lambda: hasattr(_conductor(), "_persistence"),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._notifier": (
+        lambda: hasattr(_conductor(), "_notifier"),
+        CONDUCTOR,
+    ),
+    "NonBlockingConductor._name": (
+        lambda: _conductor()._name == "canary",
+        CONDUCTOR,
+    ),
+    "Timeout._event, set when the conductor stops": (
+        lambda: hasattr(timing.Timeout(1.0), "_event"),
+        "zoneflow's WakeableTimeout in zoneflow/taskflow_adapter/conductor.py",
+    ),
+    "ZookeeperJobBoard._fetch_jobs(ensure_fresh), the jobs it knows sorted": (
+        lambda: (
+            _parameters(impl_zookeeper.ZookeeperJobBoard._fetch_jobs) == ["self", "ensure_fresh"]
+        ),
+        BOARD,
+    ),
+    "ZookeeperJobBoard._worker, its notifier pool": (
+        lambda: hasattr(_board(), "_worker"),
+        "zoneflow's jobboard close() in zoneflow/taskflow_adapter/jobboard.py",
+    ),
+    "ActionEngine._compiler, the compiler compile() uses": (
+        lambda: _compiler_is_used(),
+        ENGINE,
+    ),
+}
+
+
+class _Noop(task.Task):
+    def execute(self) -> None:
+        pass
+
+
+def _compiler_is_used() -> bool:
+    """Two zoneflow engines of one flow get the same compilation."""
+    flow = linear_flow.Flow("canary").add(_Noop())
+    compiled = []
+    for _ in range(2):
+        engine = engines.load(flow, engine=adapter_engine.NAME)
+        engine.compile()
+        compiled.append(engine.compilation)
+    stock = action_engine.ParallelActionEngine(flow, None, None, {})
+    return isinstance(stock._compiler, compiler.PatternCompiler) and compiled[0] is compiled[1]
+
+
+@pytest.mark.parametrize("name", list(CANARIES))
+def test_taskflow_still_has_what_the_adapter_relies_on(name: str) -> None:
+    check, needs_updating = CANARIES[name]
+    try:
+        still_there = check()
+    except (AttributeError, TypeError, ValueError, OSError) as exc:
+        still_there = False
+        name = f"{name} ({type(exc).__name__}: {exc})"
+    assert still_there, f"{TASKFLOW} changed {name}: {needs_updating} needs updating"

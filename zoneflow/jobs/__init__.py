@@ -1,0 +1,66 @@
+"""Jobs: posting them, their records, and the attempts conductors make at them.
+
+Below central (which reads and cancels jobs) and the conductor (which runs
+them); above the TaskFlow adapter, whose board and persistence hold them.
+
+- records.py: a job's state and atoms, read from its TaskFlow logbook;
+  listing, finding and purging jobs;
+- posting.py: writing a job's logbook and putting it on the board;
+- attempts.py: the runs conductors count in a job's logbook, and the ends
+  zoneflow gives a job itself;
+- board.py: jobs a board lost taken back, and cancelling a job.
+
+The names below are the package's front door; callers need not know the
+module each lives in.
+"""
+
+from zoneflow.jobs.attempts import Attempt, begin_attempt, end_attempt, fail
+from zoneflow.jobs.board import cancel, take_back_unfinished
+from zoneflow.jobs.posting import FlowOf, post
+from zoneflow.jobs.records import (
+    CANCELLED,
+    FAILED,
+    FAILED_STATES,
+    LOST,
+    OVER,
+    SHORTEST_ID_PREFIX,
+    STATUS_ATOM,
+    SUCCESS,
+    SUPERSEDED,
+    TASKFLOW_INTERNAL,
+    AtomInfo,
+    JobInfo,
+    find_job,
+    get_job,
+    list_jobs,
+    purge,
+    resolve_id,
+)
+
+__all__ = [
+    "CANCELLED",
+    "FAILED",
+    "FAILED_STATES",
+    "LOST",
+    "OVER",
+    "SHORTEST_ID_PREFIX",
+    "STATUS_ATOM",
+    "SUCCESS",
+    "SUPERSEDED",
+    "TASKFLOW_INTERNAL",
+    "Attempt",
+    "AtomInfo",
+    "FlowOf",
+    "JobInfo",
+    "begin_attempt",
+    "cancel",
+    "end_attempt",
+    "fail",
+    "find_job",
+    "get_job",
+    "list_jobs",
+    "post",
+    "purge",
+    "resolve_id",
+    "take_back_unfinished",
+]

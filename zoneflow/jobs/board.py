@@ -1,0 +1,149 @@
+"""Jobs on the board: those a board lost taken back, and cancelling.
+
+Both read the board and the logbooks together: a job's entry on the board
+says whether a conductor may still run it, its logbook how far it got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import exceptions as tf_exc
+from taskflow import states
+from taskflow.persistence import models
+
+from zoneflow import exceptions
+from zoneflow.jobs.attempts import end
+from zoneflow.jobs.records import (
+    CANCELLED,
+    LOST,
+    OVER,
+    SUPERSEDED,
+    JobInfo,
+    get_job,
+    info,
+    logbooks,
+)
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+
+
+def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, str]]:
+    """Post again, or end, every unfinished job that is not on ``board``; each with
+    the state it is left in (PENDING: posted again).
+
+    For a board that starts empty with its process (zake, in ``zoneflow
+    all-in-one``): the jobs the last process had posted or was running went
+    with it, their logbooks left PENDING or RUNNING for good. Each now either
+    runs again, resumed from its persisted atoms, or ends with the reason:
+
+    - SUPERSEDED when its zone has moved on to a later serial, which a newer
+      job carries (that job is taken back too, if it was lost as well);
+    - LOST when it can no longer run: its zone is gone, or its logbook holds
+      no flow to rebuild.
+    """
+    with board_errors():
+        on_board = {str(posted.book_uuid) for posted in board.iterjobs(ensure_fresh=True)}
+    with logbooks(persistence) as connection:
+        books = [b for b in connection.get_logbooks(lazy=False) if str(b.uuid) not in on_board]
+    taken = []
+    for book in sorted(books, key=lambda b: b.created_at or datetime.datetime.min):
+        job = info(book, with_atoms=False)
+        if job.state not in OVER:
+            taken.append((job, _take_back(board, persistence, book, job)))
+    return taken
+
+
+def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo) -> str:
+    """Post one lost job again, or end it; the state it is left in."""
+    if not list(book):
+        end(persistence, job.id, LOST, f"job {job.id} was lost: its logbook holds no flow to run")
+        return LOST
+    if job.zone_id:
+        zone = storage.get_zone_any(job.zone_id)
+        if zone is None:
+            reason = f"job {job.id} was lost with its process, and its zone is gone since"
+            end(persistence, job.id, LOST, reason)
+            return LOST
+        if zone.serial > job.serial:
+            reason = (
+                f"job {job.id} was lost with its process; zone {zone.name} is at serial "
+                f"{zone.serial} since, carried by a newer job"
+            )
+            end(persistence, job.id, SUPERSEDED, reason)
+            return SUPERSEDED
+    LOG.info("job %s (%s) was lost with its process: posting it again", job.id, book.name)
+    with board_errors():
+        board.post(book.name, book=book)
+    return states.PENDING
+
+
+def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
+    """Take a job off the board and put its zone in ERROR "cancelled by operator".
+
+    A job a live conductor has claimed is left alone (JobClaimed names the
+    conductor). A job that is not on the board but never finished (its
+    board entry was lost) is stuck: nothing will ever run it, so it is
+    cancelled in the database alone. Any conductor that still finds a
+    cancelled job on its board removes it unrun.
+
+    The in-process zake board is seen only by its own process: cancelling
+    from another one (a CLI beside ``zoneflow all-in-one``) cannot tell a
+    job that is running there from a stuck one.
+    """
+    posted = find_posted(board, job_id)
+    # Read after the board: a job is consumed only once its final state is saved.
+    job = get_job(persistence, job_id)
+    if posted is None and job.state in OVER:
+        raise exceptions.JobFinished(
+            f"job {job_id} has already finished ({job.state}): there is nothing to cancel"
+        )
+    reason = f"job {job_id} ({job.kind} serial {job.serial}) cancelled by operator"
+    if posted is None:
+        end(persistence, job_id, CANCELLED, reason)
+        return get_job(persistence, job_id)
+    with board_errors():
+        try:
+            board.claim(posted, who)
+        except tf_exc.UnclaimableJob:
+            raise exceptions.JobClaimed(
+                f"job {job_id} is claimed by conductor {board.find_owner(posted) or '(unknown)'}, "
+                "which is running it: wait for it to finish, or stop that conductor and cancel "
+                "again once its claim has expired"
+            ) from None
+        except tf_exc.NotFound:
+            raise exceptions.JobFinished(
+                f"job {job_id} finished while being cancelled: there is nothing to cancel"
+            ) from None
+        try:
+            end(persistence, job_id, CANCELLED, reason)
+        except Exception:
+            board.abandon(posted, who)
+            raise
+        # Should this fail, the claim ends with our session; any conductor that
+        # claims the job then finds it cancelled and consumes it unrun.
+        board.consume(posted, who)
+    return get_job(persistence, job_id)
+
+
+def find_posted(board: Any, job_id: str) -> Any:
+    with board_errors():
+        for posted in board.iterjobs(ensure_fresh=True):
+            if posted.book_uuid == job_id:
+                return posted
+    return None
+
+
+@contextlib.contextmanager
+def board_errors() -> Iterator[None]:
+    try:
+        yield
+    except tf_exc.JobFailure as exc:
+        raise exceptions.JobboardUnavailable(
+            f"the jobboard failed: {exc}; check ZooKeeper and try again"
+        ) from exc

@@ -1,0 +1,179 @@
+"""Posting a job: its logbook written, then its entry put on the jobboard.
+
+A job's logbook is written first, with the factory of its flow, the
+arguments the factory is called with and the job's inputs; then the job
+goes on the board. The caller says which flow a kind of job runs
+(``flow_of``, zoneflow.flows.job_flow): this package sits below the flows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from taskflow import engines, states
+from taskflow import exceptions as tf_exc
+from taskflow import storage as tf_storage
+from taskflow.persistence import models
+
+from zoneflow import exceptions, objects
+from zoneflow.jobs.board import find_posted
+from zoneflow.jobs.records import info
+from zoneflow.storage import api as storage
+
+LOG = logging.getLogger(__name__)
+
+#: The factory of a job's flow and the keyword arguments it is called with, from the
+#: job's kind and its zone's pool (None for a job about a pool target).
+FlowOf = Callable[[str, objects.Pool | None], tuple[Callable[..., Any], dict[str, Any]]]
+
+
+def post(
+    board: Any,
+    persistence: Any,
+    pending: objects.PendingJob,
+    *,
+    flow_of: FlowOf,
+    pools: dict[str, objects.Pool] | None = None,
+) -> str:
+    """Write a job's logbook and post it; return the job id.
+
+    ``flow_of`` gives the factory of the job's flow and its arguments.
+
+    ``pools`` (pool id -> pool) lets a caller posting many jobs at once read
+    each pool once for all of them.
+
+    The job id is made from the outbox row, so when a row is posted again
+    (the relay that took it died, or lost ZooKeeper, half-way through) the
+    logbook written the first time is found: the job goes on the board again
+    only if it never got there, and 'zoneflow job list' shows it once, not a
+    second copy that stays PENDING for good.
+
+    The job's inputs stay in its logbook alone (_inputs): given in the
+    board's entry too, TaskFlow's conductor would write them into the
+    logbook again before every run, one more write the run waits for.
+    """
+    job_id = _job_id(pending)
+    if pending.zone_id is None:
+        book = _target_job_book(pending, job_id, flow_of)
+    else:
+        book = _zone_job_book(pending, job_id, flow_of, {} if pools is None else pools)
+    if not _add_logbook(persistence, book):
+        book = _find_logbook(persistence, job_id)
+        if book is None:
+            raise exceptions.ServiceUnavailable(f"job {job_id}'s logbook went while posting it")
+        if _reached_board(board, book):
+            LOG.info("job %s was posted already: not posting it twice", job_id)
+            return job_id
+    board.post(book.name, book=book)
+    return job_id
+
+
+def _zone_job_book(
+    pending: objects.PendingJob, job_id: str, flow_of: FlowOf, pools: dict[str, objects.Pool]
+) -> models.LogBook:
+    """The logbook of a job about a zone, from the zone and its pool as they are now."""
+    zone = storage.get_zone_any(str(pending.zone_id))
+    if zone is None:
+        raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
+    if zone.pool_id not in pools:
+        pools[zone.pool_id] = storage.get_pool(zone.pool_id)
+    book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
+    book.meta = {
+        "kind": pending.kind,
+        "zone_id": zone.id,
+        "zone_name": zone.name,
+        "serial": pending.serial,
+    }
+    # The factory and the pool it is called with go in the flow's row, and
+    # the job's inputs beside it.
+    flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    factory, factory_kwargs = flow_of(pending.kind, pools[zone.pool_id])
+    engines.save_factory_details(flow_detail, factory, [], factory_kwargs)
+    flow_detail.add(_inputs({"zone_id": zone.id, "serial": pending.serial}))
+    book.add(flow_detail)
+    return book
+
+
+def _target_job_book(pending: objects.PendingJob, job_id: str, flow_of: FlowOf) -> models.LogBook:
+    """The logbook of a job about a pool target (retire-target).
+
+    The flow reads the target when it runs, so a target gone by then is
+    simply nothing to do: the job is posted all the same.
+    """
+    target_id = str(pending.target_id)
+    target = storage.find_target(target_id)
+    label = target.label if target is not None else target_id
+    book = models.LogBook(f"{pending.kind} {label}", uuid=job_id)
+    book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
+    flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
+    factory, factory_kwargs = flow_of(pending.kind, None)
+    engines.save_factory_details(flow_detail, factory, [], factory_kwargs)
+    flow_detail.add(_inputs({"target_id": target_id}))
+    book.add(flow_detail)
+    return book
+
+
+def _add_logbook(persistence: Any, book: models.LogBook) -> bool:
+    """Write a new job's logbook; False, writing nothing, if it was written before."""
+    with contextlib.closing(persistence.get_connection()) as connection:
+        if hasattr(connection, "add_logbook"):
+            return bool(connection.add_logbook(book))
+        # TaskFlow's own backends (the benchmarks' in-memory one): look, then save.
+        try:
+            connection.get_logbook(book.uuid, lazy=True)
+        except tf_exc.NotFound:
+            connection.save_logbook(book)
+            return True
+        return False
+
+
+def _inputs(store: dict[str, Any]) -> models.TaskDetail:
+    """The job's inputs as TaskFlow keeps them, written with the logbook.
+
+    Left to the conductor, TaskFlow saves them on the first claim in two
+    writes: the atom holding them, empty, then its results. A conductor
+    killed between the two left a logbook no engine could load again
+    ("'NoneType' object has no attribute 'keys'"), and the job failed.
+    """
+    inputs = models.TaskDetail(tf_storage.Storage.injector_name, uuid.uuid4().hex)
+    inputs.state = states.SUCCESS
+    inputs.results = dict(store)
+    return inputs
+
+
+# Job ids made from outbox rows (see post).
+_JOB_IDS = uuid.UUID("5b0c3d4e-2f61-4c8e-9a57-7e1f0c9d2a43")
+
+
+def _job_id(pending: objects.PendingJob) -> str:
+    if pending.created_at is None:
+        return str(uuid.uuid4())
+    # The row's id alone could come back (SQLite reuses the ids of deleted rows).
+    row = (
+        pending.id,
+        pending.created_at.isoformat(),
+        pending.kind,
+        pending.zone_id,
+        pending.target_id,
+        pending.serial,
+    )
+    return str(uuid.uuid5(_JOB_IDS, repr(row)))
+
+
+def _find_logbook(persistence: Any, job_id: str) -> models.LogBook | None:
+    with contextlib.closing(persistence.get_connection()) as connection:
+        try:
+            book: models.LogBook = connection.get_logbook(job_id)
+        except tf_exc.NotFound:
+            return None
+    return book
+
+
+def _reached_board(board: Any, book: models.LogBook) -> bool:
+    """Whether an earlier post of this job got to the board (it ran, or waits there)."""
+    job = info(book, with_atoms=False)
+    return job.state != states.PENDING or job.attempts > 0 or bool(find_posted(board, job.id))

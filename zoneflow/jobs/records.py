@@ -1,0 +1,262 @@
+"""Job records: what TaskFlow's logbooks say about each job, read back.
+
+A job is a TaskFlow logbook holding one flow detail whose metadata names the
+flow factory and its arguments; the conductor that claims the job rebuilds
+the flow from them, and the atom states persisted there let another
+conductor resume it. The logbook's uuid is the job id users see: it lives in
+the database, so it outlives the jobboard entry.
+
+The logbook's metadata also keeps the job's attempts (see attempts.py) and,
+when zoneflow rather than the flow ended the job, that outcome (FAILURE
+after too many attempts, CANCELLED by an operator) with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow import exceptions as tf_exc
+from taskflow import states
+from taskflow.persistence import models
+
+from zoneflow import exceptions, objects
+
+# TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
+TASKFLOW_INTERNAL = "_TaskFlow_"
+
+# A job's state is one word (see doc/operations.md, "What a job's state says").
+# TaskFlow's flow states are the truth while a job waits or runs, and when
+# its flow failed (REVERTED: below the targets' threshold, undone; FAILURE;
+# REVERT_FAILURE). SUCCESS is kept only when the zone reached what the job
+# was for: a flow that ran to its end with the zone put in ERROR (too few
+# nameservers serve the serial) reads FAILURE. The rest are zoneflow's own ends.
+SUCCESS = states.SUCCESS
+FAILED = states.FAILURE
+CANCELLED = "CANCELLED"  # by an operator ('zoneflow job cancel')
+SUPERSEDED = "SUPERSEDED"  # a newer job carries the zone on: nothing left for this one
+LOST = "LOST"  # nothing will ever run it again, and nothing newer covers its zone
+
+# Ends that mean the zone did not get what the job was for.
+FAILED_STATES = frozenset({states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED, LOST})
+# States after which a job never runs again.
+OVER = FAILED_STATES | {SUCCESS, SUPERSEDED}
+
+# The last task of a zone flow, whose result is the status it gave the zone.
+STATUS_ATOM = "update-status"
+
+
+@dataclasses.dataclass(frozen=True)
+class AtomInfo:
+    name: str
+    state: str
+    intention: str
+    result: Any
+    # Why the atom failed, or why the target it acted on failed.
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobInfo:
+    id: str
+    kind: str
+    zone_id: str
+    zone_name: str
+    serial: int
+    state: str
+    created_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+    atoms: tuple[AtomInfo, ...] = ()
+    attempts: int = 0
+    # Why the job failed or ended as it did; while it runs, its last run's error.
+    error: str | None = None
+    # Whether the job ended without the zone getting what the job was for.
+    failed: bool = False
+
+
+@contextlib.contextmanager
+def logbooks(persistence: Any) -> Iterator[Any]:
+    """A persistence connection whose failures come out as zoneflow errors."""
+    try:
+        with contextlib.closing(persistence.get_connection()) as connection:
+            yield connection
+    except tf_exc.StorageFailure as exc:
+        cause = str(exc.__cause__ or exc)
+        if "no such table" in cause or "does not exist" in cause:
+            raise exceptions.DatabaseNotSynced(
+                "the database has no job tables yet: run 'zoneflow db sync'"
+            ) from exc
+        raise exceptions.DatabaseUnavailable(f"cannot read jobs from the database: {exc}") from exc
+
+
+def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
+    """Jobs known to persistence, newest first."""
+    with logbooks(persistence) as connection:
+        books = [info(b, with_atoms=False) for b in connection.get_logbooks(lazy=False)]
+    books.sort(key=lambda j: j.created_at or datetime.datetime.min, reverse=True)
+    return books[:limit] if limit else books
+
+
+def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
+    """Delete the logbooks of ended jobs posted longer ago than ``older_than``; how many.
+
+    Only ended jobs (SUCCESS, REVERTED, FAILURE, CANCELLED) go: a job still
+    waiting or running keeps its logbook, whatever its age, since a
+    conductor may resume it from there. Several conductors may purge at once:
+    a logbook another one removed first is simply not counted.
+    """
+    cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - older_than
+    removed = 0
+    with logbooks(persistence) as connection:
+        for book in list(connection.get_logbooks(lazy=False)):
+            # Posted before the cutoff (the last-update stamp is no guide: a
+            # conductor touches a job's meta as it ends each attempt).
+            if book.created_at is None or book.created_at > cutoff:
+                continue
+            if info(book, with_atoms=False).state not in OVER:
+                continue
+            try:
+                connection.destroy_logbook(book.uuid)
+            except tf_exc.NotFound:
+                continue
+            removed += 1
+    return removed
+
+
+# Fewer characters than this would match a job by chance more often than not.
+SHORTEST_ID_PREFIX = 4
+
+
+def resolve_id(persistence: Any, ref: str) -> str:
+    """The id of the one job whose id is ``ref`` or begins with it, as git takes a short
+    hash: ``job show 5b0c`` finds job 5b0c3d4e-...; a prefix two jobs share is refused."""
+    ref = ref.strip().lower()
+    if len(ref) < SHORTEST_ID_PREFIX:
+        raise exceptions.InvalidInput(
+            f"job id {ref!r} is too short: give at least {SHORTEST_ID_PREFIX} of its characters"
+        )
+    with logbooks(persistence) as connection:
+        ids = sorted(book.uuid for book in connection.get_logbooks(lazy=True))
+    if ref in ids:
+        return ref
+    matches = [job_id for job_id in ids if job_id.startswith(ref)]
+    if not matches:
+        raise exceptions.JobNotFound(f"job {ref} does not exist")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise exceptions.InvalidInput(
+            f"job id {ref} is ambiguous: {len(matches)} jobs' ids begin with it ({shown}); "
+            "give more of it"
+        )
+    return matches[0]
+
+
+def get_job(persistence: Any, job_id: str) -> JobInfo:
+    return info(logbook(persistence, job_id), with_atoms=True)
+
+
+def find_job(persistence: Any, names: list[str]) -> str | None:
+    """The id of the newest job with one of these names (see post), or None."""
+    with logbooks(persistence) as connection:
+        return connection.find_logbook(names)
+
+
+def logbook(persistence: Any, job_id: str) -> models.LogBook:
+    with logbooks(persistence) as connection:
+        try:
+            return connection.get_logbook(job_id)
+        except tf_exc.NotFound:
+            raise exceptions.JobNotFound(f"job {job_id} does not exist") from None
+
+
+def info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
+    meta = book.meta or {}
+    details = list(book)
+    flow = details[0] if details else None
+    atoms: tuple[AtomInfo, ...] = ()
+    if with_atoms and flow is not None:
+        atoms = tuple(
+            AtomInfo(a.name, a.state or states.PENDING, a.intention or "", a.results, _error(a))
+            for a in flow
+            if not a.name.startswith(TASKFLOW_INTERNAL)
+        )
+    state, error = _state(meta, flow)
+    return JobInfo(
+        id=str(book.uuid),
+        kind=str(meta.get("kind", book.name)),
+        zone_id=str(meta.get("zone_id", "")),
+        zone_name=str(meta.get("zone_name", "")),
+        serial=int(meta.get("serial", 0)),
+        state=state,
+        created_at=book.created_at,
+        updated_at=book.updated_at,
+        atoms=atoms,
+        attempts=int(meta.get("attempts", 0)),
+        error=error,
+        failed=state in FAILED_STATES,
+    )
+
+
+def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, str | None]:
+    """A job's state and its reason, from its logbook (see SUCCESS above)."""
+    if meta.get("outcome"):
+        return str(meta["outcome"]), meta.get("error")
+    state = flow.state if flow is not None and flow.state else states.PENDING
+    if flow is None:
+        return state, meta.get("last_error")
+    if state == states.SUCCESS:
+        return _status_outcome(flow, int(meta.get("serial", 0)))
+    if state in FAILED_STATES:
+        failures = [str(a.failure.exception_str) for a in flow if a.failure is not None]
+        return state, "; ".join(failures) or meta.get("last_error") or "the flow failed"
+    return state, meta.get("last_error")
+
+
+def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | None]:
+    """What a flow that ran to its end gave the zone: the status its last task wrote."""
+    status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
+    if status == objects.ERROR:
+        return FAILED, _not_served(flow, serial)
+    if status == SUPERSEDED:
+        return SUPERSEDED, (
+            f"too few nameservers serve serial {serial}, but the zone is at a later serial "
+            "since: a newer job carries the zone on"
+        )
+    if status == objects.PENDING:
+        return SUPERSEDED, (
+            f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "
+            "pool grew, while it ran, and a newer job carries the zone on"
+        )
+    return SUCCESS, None
+
+
+def _not_served(flow: models.FlowDetail, serial: int) -> str:
+    """Why the zone went ERROR at the end of a flow: the nameservers that did not serve it."""
+    polls = [
+        a.results
+        for a in flow
+        if a.name.startswith("poll-for-")
+        and isinstance(a.results, dict)
+        and not a.results.get("dropped")
+    ]
+    lagging = "; ".join(str(p.get("error")) for p in polls if not p.get("ok"))
+    threshold = (flow.meta or {}).get("factory", {}).get("kwargs", {}).get("threshold")
+    served = sum(1 for p in polls if p.get("ok"))
+    return (
+        f"the zone went ERROR: {served} of {len(polls)} nameservers serve serial {serial}, "
+        f"below the pool's threshold of {threshold}% ({lagging or 'no answer'})"
+    )
+
+
+def _error(atom: models.AtomDetail) -> str | None:
+    if atom.failure is not None:
+        return str(atom.failure.exception_str)
+    # ZoneActionOnTarget returns a failed target as its outcome instead of
+    # raising, so the consensus check can weigh it against the threshold.
+    result = atom.results
+    if isinstance(result, dict) and result.get("ok") is False:
+        return str(result.get("error") or "the target failed")
+    return None
