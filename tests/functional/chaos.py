@@ -163,7 +163,7 @@ SESSION_TIMEOUT = 2
 # A conductor dies every few seconds here, far more often than in any deployment,
 # and each death takes every job it was running with it: a job caught by three
 # deaths in a row would be given up as one that keeps failing ([conductor]
-# max_job_attempts, 3 by default, tested in tests/unit/test_job_attempts.py).
+# max_job_attempts, 3 by default, tested in tests/integration/test_job_attempts.py).
 MAX_JOB_ATTEMPTS = 10
 
 

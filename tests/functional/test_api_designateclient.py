@@ -2,7 +2,7 @@
 
 The client is the real package from PyPI, on a keystoneauth session with the
 noauth plugin (keystoneauth's own discovery of GET / is tested in
-tests/unit/test_api.py). Every assertion about DNS is what BIND9
+tests/integration/test_api.py). Every assertion about DNS is what BIND9
 answers (dnspython); every object the client gets back is checked for each
 field the openstack CLI prints, and formatted the way the CLI does.
 """

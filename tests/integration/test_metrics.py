@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.fixtures.ports import free_port
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.engine import metrics

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow.api import app, schemas_zoneflow
 from zoneflow.local.ports import wait_for
 from zoneflow.storage import api as storage

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from keystoneauth1 import discover
 
+from tests.integration.conftest import wait_settled
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, RECORDSET_FIELDS, ZONE_FIELDS
-from tests.unit.conftest import wait_settled
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
 from zoneflow.central import api as central

@@ -26,7 +26,7 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
-from tests.unit.conftest import wait_settled
+from tests.integration.conftest import wait_settled
 from zoneflow import exceptions, heartbeat, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.fixtures.ports import HOST
-from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import cli, objects
 from zoneflow.api import app
 from zoneflow.central import api as central

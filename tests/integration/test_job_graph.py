@@ -15,7 +15,7 @@ import pytest
 from oslo_config import cfg
 from taskflow import states
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import cli, flows, objects
 from zoneflow.central import api as central
 from zoneflow.conductor import persistence

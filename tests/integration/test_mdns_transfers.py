@@ -14,7 +14,7 @@ import dns.zone
 import pytest
 
 from tests.functional.fixtures.ports import wait_for
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools

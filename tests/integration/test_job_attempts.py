@@ -20,7 +20,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.persistence import backends as tf_backends
 from taskflow.persistence import models as tf_models
 
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
 from zoneflow import cli, exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools

@@ -9,7 +9,7 @@ import pytest
 from taskflow import exceptions as tf_exc
 from taskflow import storage as tf_storage
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.conductor import jobboard, persistence

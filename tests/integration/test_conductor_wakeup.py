@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.conductor import daemon

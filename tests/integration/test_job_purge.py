@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import cli, objects
 from zoneflow.central import api as central
 from zoneflow.conductor import jobboard, persistence

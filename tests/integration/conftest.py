@@ -1,4 +1,4 @@
-"""Unit-test fixtures: a fresh SQLite database and zake board per test, no servers."""
+"""Integration-test fixtures: a fresh SQLite database and zake board per test, no servers."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import cli, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
