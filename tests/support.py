@@ -1,4 +1,5 @@
-"""Helpers several test modules share: a process pointed at a fresh database, value objects."""
+"""Helpers several test modules share: eventually(), a process pointed at a fresh database,
+value objects."""
 
 from __future__ import annotations
 
@@ -15,10 +16,36 @@ from oslo_config import cfg
 from zoneflow import config, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.local import ports
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration, models
 
 T = TypeVar("T")
+
+# Long enough for a loaded machine (two cores, several test workers and a
+# busy neighbour): a wait that passes is as fast as the condition, so a
+# generous bound costs only a failing test's time.
+DEFAULT_TIMEOUT = 30.0
+
+
+def eventually(
+    check: Callable[[], T],
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    interval: float = 0.02,
+    what: str = "condition",
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """``check()``'s first truthy result, polled every ``interval`` seconds.
+
+    The one way tests wait for something to happen (no fixed sleeps). After
+    ``timeout`` seconds it raises ``TimeoutError`` naming ``what``; errors
+    listed in ``ignore`` count as "not yet" (the last is named), any other
+    propagates at once. It is zoneflow.local.ports.wait_for, which
+    ``zoneflow targets up`` uses to wait for nameservers, with a test's default
+    bound.
+    """
+    return ports.wait_for(check, timeout, interval=interval, what=what, ignore=ignore)
 
 
 @contextlib.contextmanager
