@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -16,7 +17,6 @@ from oslo_config import cfg
 from zoneflow import config, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.local import ports
 from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration, models
 
@@ -32,20 +32,49 @@ def eventually(
     check: Callable[[], T],
     timeout: float = DEFAULT_TIMEOUT,
     *,
-    interval: float = 0.02,
-    what: str = "condition",
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "condition",
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """``check()``'s first truthy result, polled every ``interval`` seconds.
 
     The one way tests wait for something to happen (no fixed sleeps). After
-    ``timeout`` seconds it raises ``TimeoutError`` naming ``what``; errors
-    listed in ``ignore`` count as "not yet" (the last is named), any other
-    propagates at once. It is zoneflow.local.ports.wait_for, which
-    ``zoneflow targets up`` uses to wait for nameservers, with a test's default
-    bound.
+    ``timeout`` seconds it raises ``TimeoutError`` naming ``what`` (a callable
+    is called then, to show the state it gave up on); errors listed in
+    ``ignore`` count as "not yet" (the last is named), any other propagates at
+    once, so a check can abort the wait (a server that died).
     """
-    return ports.wait_for(check, timeout, interval=interval, what=what, ignore=ignore)
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+        except ignore as exc:
+            last_error = exc
+        else:
+            if result:
+                return result
+        if time.monotonic() >= deadline:
+            said = what() if callable(what) else what
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {said}{detail}")
+        time.sleep(interval)
+
+
+def holds(
+    check: Callable[[], object], seconds: float, *, what: str, interval: float = 0.02
+) -> None:
+    """Fail as soon as ``check()`` is falsy during the next ``seconds``.
+
+    For what must NOT happen (a claim, a call): the window is the time it was
+    given to happen wrongly, watched throughout, not a sleep before one look.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        assert check(), f"{what} no longer held"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
 
 
 @contextlib.contextmanager

@@ -51,9 +51,9 @@ import dns.rcode
 
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 LOG = logging.getLogger("zoneflow.chaos")
 
@@ -334,7 +334,7 @@ class Run:
 
     def _wait_watching(self, name: str) -> None:
         process = self.deployment.processes[name]
-        wait_for(
+        eventually(
             lambda: process.poll() is None and "watching" in self.deployment.log(name),
             timeout=60,
             what=f"{name} to watch the board (see {self.deployment.workdir}/{name}.log)",
@@ -383,6 +383,7 @@ class Run:
         from zoneflow.central import api as central
 
         for op in script.ops:
+            # The workload's pace (the plan's gap between operations), not a wait.
             time.sleep(rng.uniform(*self.plan.gap) if op[0] != "create" else 0)
             kind = "update-zone"
             with self.gate.passing():
@@ -469,7 +470,7 @@ class Run:
                     down[victim] = now + rng.uniform(*self.plan.restart_after)
                     self._event(f"{victim} killed (SIGKILL)")
                 next_kill = now + rng.uniform(*self.plan.kill_every)
-            time.sleep(0.05)
+            time.sleep(0.05)  # the kill schedule's tick, not a wait for a result
         for planned_kind, _ in planned:
             # The workload ended before its middle was reached: restart now.
             self._restart(planned_kind)
@@ -518,7 +519,7 @@ class Run:
             return not left
 
         try:
-            wait_for(quiet, timeout=self.plan.settle_timeout, interval=0.5, what="quiet")
+            eventually(quiet, timeout=self.plan.settle_timeout, interval=0.5, what="quiet")
         except TimeoutError:
             self.outcome.failures.append(
                 f"still not settled {self.plan.settle_timeout:g}s after the chaos stopped "

@@ -25,8 +25,9 @@ import dns.query
 import dns.rdatatype
 import yaml
 
-from tests.functional.fixtures.ports import HOST, free_port, wait_for
+from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.postgres import PostgresServer
+from tests.support import eventually
 
 
 class Deployment:
@@ -116,7 +117,7 @@ class Deployment:
 
     def start_mdns(self) -> None:
         self.start("mdns", "mdns")
-        wait_for(
+        eventually(
             self._mdns_answers,
             timeout=20,
             what="mdns to answer",
@@ -135,7 +136,7 @@ class Deployment:
     def start_api(self) -> None:
         """``zoneflow api``, once it answers version discovery."""
         process = self.start("api", "api")
-        wait_for(
+        eventually(
             lambda: self._api_answers(process),
             timeout=20,
             what="the API to answer",

@@ -24,8 +24,8 @@ from tests.functional.conftest import start_server
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
-from tests.functional.fixtures.ports import HOST, free_port, wait_for
-from tests.support import ADMIN
+from tests.functional.fixtures.ports import HOST, free_port
+from tests.support import ADMIN, eventually
 
 CATALOG = "catalog.zoneflow.test."
 ZONES = [f"member{index:02d}.example." for index in range(20)]
@@ -93,14 +93,14 @@ def test_twenty_zones_in_and_five_out_through_the_catalog_alone(deployment: Depl
         for zone in ZONES:
             body = {"name": zone, "email": "hostmaster@example.org"}
             ids[zone] = _api(deployment, "POST", "/v2/zones", body)["id"]
-        wait_for(
+        eventually(
             lambda: _all_serve(servers, set(ZONES)),
             timeout=60,
             what="all 20 zones served by BIND9 and Knot",
         )
         for zone in REMOVED:
             _api(deployment, "DELETE", f"/v2/zones/{ids[zone]}")
-        wait_for(
+        eventually(
             lambda: _all_serve(servers, set(ZONES) - set(REMOVED)),
             timeout=60,
             what="exactly 15 zones served by BIND9 and Knot",
@@ -111,7 +111,7 @@ def test_twenty_zones_in_and_five_out_through_the_catalog_alone(deployment: Depl
                 rcode = answer(zone, "SOA", server.host, server.port)[0]
                 assert rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH), (server.name, zone)
         shown = _zones(deployment)
-        wait_for(
+        eventually(
             lambda: all(status == "ACTIVE" for status in _zones(deployment).values()),
             timeout=60,
             what="every job to finish ACTIVE",

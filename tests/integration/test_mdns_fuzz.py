@@ -14,6 +14,7 @@ import base64
 import contextlib
 import logging
 import random
+import select
 import socket
 import struct
 import time
@@ -249,7 +250,10 @@ def test_a_client_that_stops_reading_a_transfer_blocks_nobody(
             reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             wire = dns.message.make_query(big.name, "AXFR").to_wire()
             reader.sendall(struct.pack("!H", len(wire)) + wire)
-            time.sleep(0.2)  # the transfer is under way, and stuck on our full buffer
+            # The transfer is under way, and soon stuck on our 4 KB buffer.
+            support.eventually(
+                lambda: select.select([reader], [], [], 0)[0], 10, what="the transfer to start"
+            )
             started = time.monotonic()
             for _ in range(20):
                 still_answers(server, zone)

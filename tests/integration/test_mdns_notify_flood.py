@@ -22,7 +22,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.mdns import notify_limit
@@ -122,7 +122,7 @@ def test_soa_queries_are_answered_during_a_notify_flood(
         notifies = storage.list_notifies(zone.id)
         return bool(notifies) and notifies[0].serial == final
 
-    wait_for(recorded, timeout=30, what=f"the last NOTIFY's serial {final} to be recorded")
+    eventually(recorded, timeout=30, what=f"the last NOTIFY's serial {final} to be recorded")
 
 
 def test_notifies_over_tcp_wait_for_their_turn_and_are_all_recorded(
