@@ -14,8 +14,6 @@ time). The CLI's own zone commands are tested in test_spine.py.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 import dns.rcode
@@ -25,7 +23,7 @@ from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.ports import HOST, free_port
-from tests.support import ADMIN, eventually
+from tests.support import eventually
 
 CATALOG = "catalog.zoneflow.test."
 ZONES = [f"member{index:02d}.example." for index in range(20)]
@@ -50,23 +48,6 @@ def _catalog_pool(deployment: Deployment, bind: Bind9Server, knot: KnotServer) -
     }
 
 
-def _api(deployment: Deployment, method: str, path: str, body: object = None) -> Any:
-    """The JSON body of a request to ``zoneflow api``, as an admin."""
-    request = urllib.request.Request(
-        f"{deployment.api_url}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={**ADMIN, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-def _zones(deployment: Deployment) -> dict[str, str]:
-    """Each zone the API lists, by name: its status."""
-    return {z["name"]: z["status"] for z in _api(deployment, "GET", "/v2/zones?limit=100")["zones"]}
-
-
 def _served(server: Consumer) -> set[str]:
     return {zone for zone in ZONES if soa_serial(zone, server.host, server.port) is not None}
 
@@ -87,19 +68,14 @@ def test_twenty_zones_in_and_five_out_through_the_catalog_alone(deployment: Depl
         deployment.start_api()
         deployment.start_conductor()
 
-        # Twenty zones in one project: past the default quota of ten.
-        _api(deployment, "PATCH", f"/v2/quotas/{ADMIN['X-Auth-Project-ID']}", {"zones": 50})
-        ids = {}
-        for zone in ZONES:
-            body = {"name": zone, "email": "hostmaster@example.org"}
-            ids[zone] = _api(deployment, "POST", "/v2/zones", body)["id"]
+        ids = deployment.api_create_zones(ZONES, "hostmaster@example.org")
         eventually(
             lambda: _all_serve(servers, set(ZONES)),
             timeout=60,
             what="all 20 zones served by BIND9 and Knot",
         )
         for zone in REMOVED:
-            _api(deployment, "DELETE", f"/v2/zones/{ids[zone]}")
+            deployment.api("DELETE", f"/v2/zones/{ids[zone]}")
         eventually(
             lambda: _all_serve(servers, set(ZONES) - set(REMOVED)),
             timeout=60,
@@ -110,9 +86,9 @@ def test_twenty_zones_in_and_five_out_through_the_catalog_alone(deployment: Depl
             for zone in REMOVED:
                 rcode = answer(zone, "SOA", server.host, server.port)[0]
                 assert rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH), (server.name, zone)
-        shown = _zones(deployment)
+        shown = deployment.api_zone_statuses()
         eventually(
-            lambda: all(status == "ACTIVE" for status in _zones(deployment).values()),
+            lambda: all(s == "ACTIVE" for s in deployment.api_zone_statuses().values()),
             timeout=60,
             what="every job to finish ACTIVE",
         )

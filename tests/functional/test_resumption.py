@@ -85,18 +85,17 @@ def test_two_conductors_share_the_board_and_run_each_job_once(
                 ],
             }
         )
+        deployment.start_api()
         conductors = [deployment.start_conductor(f"c{i}") for i in (1, 2)]
         zones = [f"z{i}.share.example." for i in range(12)]
-        for zone in zones:
-            deployment.cli("zone", "create", zone, "--email", "hostmaster@share.example")
+        # Through the API: the twelve jobs come at once, and both conductors
+        # have work at the same time (a CLI process per zone took seconds each).
+        deployment.api_create_zones(zones, "hostmaster@share.example")
         eventually(
-            lambda: (
-                {z["status"] for z in json.loads(deployment.cli("--json", "zone", "list").stdout)}
-                == {"ACTIVE"}
-            ),
+            lambda: set(deployment.api_zone_statuses().values()) == {"ACTIVE"},
             timeout=90,
-            interval=0.5,
-            what="every zone to become ACTIVE",
+            interval=0.2,
+            what=lambda: f"every zone to become ACTIVE: {deployment.api_zone_statuses()}",
         )
         calls = fake_calls(record)
         per_zone_target = sorted((c["zone"], c["target"]) for c in calls)
