@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test unit functional lint bench docs deps sysdeps clean
+.PHONY: run test unit integration functional lint bench docs deps sysdeps clean
 
 run: deps
 	$(BIN)/python scripts/demo.py
@@ -21,8 +21,14 @@ PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist wo
 test: deps lint
 	$(PYTEST) tests
 
+# tests/unit: pure functions, no database, no threads (seconds).
+# tests/integration: in-process, a SQLite database and a zake board per test,
+# conductor and mdns threads. tests/functional: real servers.
 unit: deps
 	$(PYTEST) tests/unit
+
+integration: deps
+	$(PYTEST) tests/integration
 
 functional: deps
 	$(PYTEST) tests/functional

@@ -32,7 +32,7 @@ from oslo_config import cfg  # noqa: E402
 from bench import report  # noqa: E402
 from tests import support  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
-from tests.unit.conftest import fake_pool_yaml  # noqa: E402
+from tests.integration.conftest import fake_pool_yaml  # noqa: E402
 from zoneflow.api import app  # noqa: E402
 
 HEADERS = {"X-Auth-Project-ID": "bench", "X-Roles": "admin,member", "Content-Type": "text/dns"}

@@ -1,8 +1,9 @@
-"""Fixtures every test may use, unit and functional; under pytest-xdist, ports per worker."""
+"""Fixtures every test may use; under pytest-xdist, ports per worker."""
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -36,6 +37,11 @@ _RANGES = 4
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    # ZONEFLOW_CHAOS_SEED=new (tests/functional/test_chaos.py): the seed is
+    # drawn once, here, before pytest-xdist's workers start and inherit it, so
+    # that they all collect the same test. The test prints it first.
+    if not worker and os.environ.get("ZONEFLOW_CHAOS_SEED") == "new":
+        os.environ["ZONEFLOW_CHAOS_SEED"] = str(random.SystemRandom().randrange(10**6))
     if worker.startswith("gw") and worker[2:].isdigit():
         first = _FIRST_PORT + int(worker[2:]) % _RANGES * _PORTS_PER_WORKER
         # Set in the environment, so the daemons a test starts inherit it.

@@ -1,4 +1,5 @@
-"""Helpers several test modules share: a process pointed at a fresh database, value objects."""
+"""Helpers several test modules share: eventually(), a process pointed at a fresh database,
+value objects."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import datetime
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -20,6 +22,60 @@ from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration, models
 
 T = TypeVar("T")
+
+# Long enough for a loaded machine (two cores, several test workers and a
+# busy neighbour): a wait that passes is as fast as the condition, so a
+# generous bound costs only a failing test's time.
+DEFAULT_TIMEOUT = 30.0
+
+
+def eventually(
+    check: Callable[[], T],
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "condition",
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """``check()``'s first truthy result, polled every ``interval`` seconds.
+
+    The one way tests wait for something to happen (no fixed sleeps). After
+    ``timeout`` seconds it raises ``TimeoutError`` naming ``what`` (a callable
+    is called then, to show the state it gave up on); errors listed in
+    ``ignore`` count as "not yet" (the last is named), any other propagates at
+    once, so a check can abort the wait (a server that died).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+        except ignore as exc:
+            last_error = exc
+        else:
+            if result:
+                return result
+        if time.monotonic() >= deadline:
+            said = what() if callable(what) else what
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {said}{detail}")
+        time.sleep(interval)
+
+
+def holds(
+    check: Callable[[], object], seconds: float, *, what: str, interval: float = 0.02
+) -> None:
+    """Fail as soon as ``check()`` is falsy during the next ``seconds``.
+
+    For what must NOT happen (a claim, a call): the window is the time it was
+    given to happen wrongly, watched throughout, not a sleep before one look.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        assert check(), f"{what} no longer held"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
 
 
 @contextlib.contextmanager

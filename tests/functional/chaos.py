@@ -52,9 +52,9 @@ import dns.rcode
 from tests import support
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 LOG = logging.getLogger("zoneflow.chaos")
 
@@ -164,7 +164,7 @@ SESSION_TIMEOUT = 2
 # A conductor dies every few seconds here, far more often than in any deployment,
 # and each death takes every job it was running with it: a job caught by three
 # deaths in a row would be given up as one that keeps failing ([conductor]
-# max_job_attempts, 3 by default, tested in tests/unit/test_job_attempts.py).
+# max_job_attempts, 3 by default, tested in tests/integration/test_job_attempts.py).
 MAX_JOB_ATTEMPTS = 10
 
 
@@ -335,7 +335,7 @@ class Run:
 
     def _wait_watching(self, name: str) -> None:
         process = self.deployment.processes[name]
-        wait_for(
+        eventually(
             lambda: process.poll() is None and "watching" in self.deployment.log(name),
             timeout=60,
             what=f"{name} to watch the board (see {self.deployment.workdir}/{name}.log)",
@@ -384,6 +384,7 @@ class Run:
         from zoneflow.central import api as central
 
         for op in script.ops:
+            # The workload's pace (the plan's gap between operations), not a wait.
             time.sleep(rng.uniform(*self.plan.gap) if op[0] != "create" else 0)
             kind = "update-zone"
             with self.gate.passing():
@@ -470,7 +471,7 @@ class Run:
                     down[victim] = now + rng.uniform(*self.plan.restart_after)
                     self._event(f"{victim} killed (SIGKILL)")
                 next_kill = now + rng.uniform(*self.plan.kill_every)
-            time.sleep(0.05)
+            time.sleep(0.05)  # the kill schedule's tick, not a wait for a result
         for planned_kind, _ in planned:
             # The workload ended before its middle was reached: restart now.
             self._restart(planned_kind)
@@ -519,7 +520,7 @@ class Run:
             return not left
 
         try:
-            wait_for(quiet, timeout=self.plan.settle_timeout, interval=0.5, what="quiet")
+            eventually(quiet, timeout=self.plan.settle_timeout, interval=0.5, what="quiet")
         except TimeoutError:
             self.outcome.failures.append(
                 f"still not settled {self.plan.settle_timeout:g}s after the chaos stopped "

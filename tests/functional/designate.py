@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from designateclient.v2 import client as designate
 from keystoneauth1 import noauth, session
 
 from tests.functional.deployment import Deployment
+from tests.support import eventually
 
 
 def noauth_client(deployment: Deployment, **headers: str) -> designate.Client:
@@ -22,10 +22,11 @@ def noauth_client(deployment: Deployment, **headers: str) -> designate.Client:
 
 def settled(client: designate.Client, zone_id: str, timeout: float = 30) -> dict[str, Any]:
     """The zone once its job has ended (no longer PENDING), as the client shows it."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def ended() -> dict[str, Any] | None:
         zone = client.zones.get(zone_id)
-        if zone["status"] != "PENDING":
-            return dict(zone)
-        assert time.monotonic() < deadline, f"zone still PENDING after {timeout}s: {zone}"
-        time.sleep(0.05)
+        return dict(zone) if zone["status"] != "PENDING" else None
+
+    return eventually(
+        ended, timeout, what=lambda: f"zone to leave PENDING: {client.zones.get(zone_id)}"
+    )

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 import yaml
 
-from tests.functional.fixtures.ports import HOST, wait_for
+from tests.functional.fixtures.ports import HOST
+from tests.support import eventually
 
 
 def children(pid: int) -> set[int]:
@@ -79,7 +80,7 @@ def stop_and_check(
         left = {pid for pid in servers if alive(pid)}
         assert not left, f"{sig.name} left servers running: pids {sorted(left)}"
         # A port is freed by the kernel a moment after its owner is gone.
-        wait_for(lambda: all(port_free(p) for p in ports), timeout=10, what="ports to be free")
+        eventually(lambda: all(port_free(p) for p in ports), timeout=10, what="ports to be free")
         return code
     finally:
         for pid in servers:

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 from tests.functional.deployment import Deployment, fake_calls
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 
 # Long enough that the first job is still at its target when the process is
 # killed, on a loaded machine too.
@@ -50,7 +50,7 @@ def _start(deployment: Deployment, name: str) -> None:
         assert process.poll() is None, deployment.log(name)
         return "all-in-one running" in deployment.log(name)
 
-    wait_for(running, timeout=60, interval=0.2, what=f"{name} to run")
+    eventually(running, timeout=60, interval=0.2, what=f"{name} to run")
 
 
 def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
@@ -78,7 +78,7 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
         moved = _api(
             deployment, "/v2/zones", {"name": "moved.example.", "email": "hostmaster@moved.example"}
         )
-        wait_for(
+        eventually(
             lambda: [j["state"] for j in _jobs(deployment)] == ["RUNNING"],
             timeout=60,
             interval=0.2,
@@ -93,7 +93,7 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
         _api(
             deployment, "/v2/zones", {"name": "other.example.", "email": "hostmaster@other.example"}
         )
-        wait_for(
+        eventually(
             lambda: len(_jobs(deployment)) == 3,
             timeout=60,
             interval=0.2,
@@ -105,7 +105,7 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
         assert fake_calls(record) == [], "killed before any target call completed"
 
         _start(deployment, "second")
-        wait_for(
+        eventually(
             lambda: not any(j["state"] in UNFINISHED for j in _jobs(deployment)),
             timeout=120,
             interval=0.5,

@@ -31,8 +31,8 @@ from tests.functional.conftest import start_server
 from tests.functional.deployment import Deployment, answer
 from tests.functional.designate import noauth_client, settled
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import HOST, wait_for
-from tests.support import POOL_FIELDS, RECORDSET_FIELDS
+from tests.functional.fixtures.ports import HOST
+from tests.support import POOL_FIELDS, RECORDSET_FIELDS, eventually
 
 ZONE = "exported.example."
 IMPORTED = "imported.example."
@@ -150,7 +150,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
         listed = client.service_statuses.list()
         return listed if len(listed) == 3 else None
 
-    statuses = wait_for(
+    statuses = eventually(
         all_three, timeout=30, interval=0.2, what="api, conductor and mdns to report their status"
     )
     assert sorted((s["service_name"], s["status"]) for s in statuses) == [
@@ -174,7 +174,7 @@ def _run_scenario(deployment: Deployment, client: designate.Client, bind: Bind9S
     assert listed_key == key
     assert (key["name"], key["scope"], key["resource_id"]) == (KEY, "POOL", pool["id"])
     assert client.tsigkeys.get(KEY)["id"] == key["id"]  # by name, as the CLI resolves it
-    wait_for(
+    eventually(
         lambda: _mdns_knows_key(deployment),
         timeout=15,
         what="mdns to read the API's key",

@@ -24,8 +24,8 @@ import pytest
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
-from tests.functional.fixtures.ports import HOST, free_port, wait_for
-from tests.support import make_zone
+from tests.functional.fixtures.ports import HOST, free_port
+from tests.support import eventually, make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_knot import KnotBackend
 from zoneflow.dns import query
@@ -134,7 +134,7 @@ def test_create_and_delete_are_idempotent_and_delete_purges_the_zone_file(
     backend = _backend(knot, _primary(bind9))
     backend.create_zone(ZONE)
     backend.create_zone(ZONE)
-    wait_for(
+    eventually(
         lambda: soa_serial(ZONE.name, knot.host, knot.port) == PRIMARY_SERIAL,
         timeout=10,
         what="knotd to transfer the zone from its primary",
@@ -160,14 +160,14 @@ def test_create_revives_a_zone_a_stopped_delete_left_frozen_and_purged(
     def served() -> bool:
         return soa_serial(ZONE.name, knot.host, knot.port) == PRIMARY_SERIAL
 
-    wait_for(served, timeout=10, what="knotd to serve the zone")
+    eventually(served, timeout=10, what="knotd to serve the zone")
     # What delete_zone does before the zone leaves the configuration.
     knot.knotc("-b", "zone-freeze", ZONE.name)
     knot.knotc("-b", "-f", "zone-purge", ZONE.name)
     assert not served()
 
     backend.create_zone(ZONE)
-    assert wait_for(served, timeout=10, what="knotd to serve the zone again")
+    assert eventually(served, timeout=10, what="knotd to serve the zone again")
 
 
 @pytest.mark.parametrize("tsig_key_name", [None, "zoneflow-test"])
@@ -228,14 +228,14 @@ def test_a_hung_knotd_times_out_and_the_transaction_it_leaves_does_not_block(
         os.kill(knot.process.pid, signal.SIGCONT)
     # Resumed, knotd runs the conf-begin knotc gave up on; the abort never
     # reached it. The next create finds that empty transaction and ends it.
-    assert wait_for(
+    assert eventually(
         lambda: knot.knotc("conf-diff", check=False).returncode == 0,
         timeout=5,
         what="knotd to run the queued conf-begin",
     )
     backend.create_zone(ZONE)
     assert _no_open_transaction(knot)
-    assert wait_for(
+    assert eventually(
         lambda: soa_serial(ZONE.name, knot.host, knot.port) == PRIMARY_SERIAL,
         timeout=10,
         what="knotd to serve the zone",
@@ -252,7 +252,7 @@ def test_a_failed_create_leaves_no_transaction_open(knot: KnotServer, bind9: Bin
     assert _no_open_transaction(knot)
 
     _backend(knot, masters).create_zone(ZONE)
-    assert wait_for(
+    assert eventually(
         lambda: soa_serial(ZONE.name, knot.host, knot.port) == PRIMARY_SERIAL,
         timeout=10,
         what="knotd to serve the zone",

@@ -17,8 +17,8 @@ import pytest
 from tests.functional.conftest import NSDFactory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.nsd import NSDServer
-from tests.functional.fixtures.ports import HOST, free_port, wait_for
-from tests.support import make_zone
+from tests.functional.fixtures.ports import HOST, free_port
+from tests.support import eventually, make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends import get_backend
 from zoneflow.backends.impl_nsd import NSDBackend
@@ -98,7 +98,7 @@ def _rcode(nsd: NSDServer) -> int:
 
 def _wait_for_rcode(nsd: NSDServer, rcode: int) -> None:
     # SERVFAIL: NSD has the zone but no data yet; REFUSED: not its zone.
-    wait_for(lambda: _rcode(nsd) == rcode, timeout=5, what=f"NSD to answer {rcode!r}")
+    eventually(lambda: _rcode(nsd) == rcode, timeout=5, what=f"NSD to answer {rcode!r}")
 
 
 def test_create_and_delete_are_idempotent(nsd: NSDServer) -> None:

@@ -18,8 +18,8 @@ from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.pdns import PowerDNSServer
-from tests.functional.fixtures.ports import free_port, wait_for
-from tests.support import make_zone
+from tests.functional.fixtures.ports import free_port
+from tests.support import eventually, make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_pdns import PowerDNSBackend
 
@@ -112,7 +112,7 @@ def test_create_serves_the_zone_at_once_and_create_and_delete_are_idempotent(
     backend.create_zone(ZONE_VALUE)
     backend.create_zone(ZONE_VALUE)
     # No NOTIFY is sent here: the zone is served because create asked for a transfer.
-    wait_for(
+    eventually(
         lambda: soa_serial(ZONE, pdns.host, pdns.port) == 2024010101,
         timeout=5,
         what="PowerDNS to serve the zone transferred from BIND9",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import support
-from tests.unit.test_cli_behaves import NOT_FOR_READS, _imported, _report_imports, _zoneflow
+from tests.integration.test_cli_behaves import NOT_FOR_READS, _imported, _report_imports, _zoneflow
 from zoneflow.central import api as central
 
 POOL = """

@@ -13,8 +13,8 @@ import signal
 import time
 
 from tests.functional.deployment import Deployment
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 # What "promptly" means here: well under the 3-8 s it took.
 STOP_SECONDS = 1.5
@@ -33,7 +33,7 @@ def test_sigterm_stops_a_conductor_in_order_and_promptly(
             }
         )
         conductor = deployment.start_conductor()
-        wait_for(
+        eventually(
             lambda: "watching ZooKeeper" in deployment.log("conductor"),
             timeout=60,
             what="the conductor to watch the board",

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.functional import foreground
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def test_the_demo_stops_its_bind9_servers_on_sigterm_and_sighup(
             env={**os.environ, "ZONEFLOW_JOBBOARD": "zake", "PYTHONUNBUFFERED": "1"},
         )
     try:
-        wait_for(
+        eventually(
             lambda: demo.poll() is not None or "zoneflow is running" in log_path.read_text(),
             timeout=180,
             what="the demo to be up",

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
-import time
 
 from tests.functional.deployment import Deployment, fake_calls, fast_and_slow_pool
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually, holds
 
 ZONE = "fence.example."
 SESSION_TIMEOUT = 2
@@ -42,23 +41,31 @@ def test_a_conductor_thawed_after_losing_its_session_changes_nothing_more(
         deployment.load_pool(fast_and_slow_pool("ns1.fence.example.", record, SLOW_SECONDS))
         first = deployment.start_conductor("first")
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@fence.example")
-        wait_for(lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create")
+        eventually(
+            lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create"
+        )
 
         deployment.kill("first", signal.SIGSTOP)  # frozen in the slow target's call
         second = deployment.start_conductor("second")
-        wait_for(
+        eventually(
             lambda: _status(deployment) == "ACTIVE",
             timeout=60,
             interval=0.5,
             what="the second conductor to finish the job",
         )
         deployment.kill("first", signal.SIGCONT)
-        wait_for(
+        eventually(
             lambda: "another conductor owns this job" in deployment.log("first"),
             timeout=20,
             what="the thawed conductor to find its claim gone",
         )
-        time.sleep(1)  # room for anything it might still (wrongly) do
+        # Room for anything it might still (wrongly) do, watched throughout.
+        holds(
+            lambda: "Job completed successfully" not in deployment.log("first"),
+            1.0,
+            interval=0.1,
+            what="the thawed conductor not completing the job",
+        )
 
         first_log = deployment.log("first")
         assert "Job completed successfully" not in first_log

@@ -15,10 +15,11 @@ from kazoo.client import KazooClient
 
 from tests.functional.conftest import Bind9Factory, start_server
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import free_port, wait_for
+from tests.functional.fixtures.ports import free_port
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import MissingServerBinary, ServerStartError
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 ZONE = "example.test."
 ZONE_TEXT = """\
@@ -91,7 +92,7 @@ def test_bind9_secondary_transfers_the_zone_from_another_bind9(
         f'file "example.test.secondary"; }};',
     )
 
-    assert wait_for(lambda: soa_serial(secondary), timeout=10, what="the transfer") == 2024010101
+    assert eventually(lambda: soa_serial(secondary), timeout=10, what="the transfer") == 2024010101
 
 
 def test_bind9_rndc_works_with_the_pool_target_options(bind9: Bind9Server) -> None:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.functional.deployment import Deployment
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 MAX_ATTEMPTS = 2
 SLOW_SECONDS = 120
@@ -80,7 +80,7 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = f"doomed-{attempt}"
             process = deployment.start_conductor(name)
-            wait_for(
+            eventually(
                 _attempts_reach(deployment, zone, attempt),
                 timeout=60,
                 interval=0.3,
@@ -90,7 +90,7 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
             killed.append(process.pid)
 
         last = deployment.start_conductor("last")
-        wait_for(
+        eventually(
             lambda: _job(deployment, zone)["state"] == "FAILURE",
             timeout=60,
             interval=0.3,
@@ -139,7 +139,7 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
 
     conductor = deployment.start_conductor()
     deployment.cli("zone", "create", "running.cancel.example.", "--email", "h@cancel.example")
-    wait_for(
+    eventually(
         lambda: _job(deployment, "running.cancel.example.")["state"] == "RUNNING",
         timeout=60,
         interval=0.3,

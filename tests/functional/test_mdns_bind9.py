@@ -23,7 +23,7 @@ from tests.functional.conftest import MDNS_RECORDS as RECORDS
 from tests.functional.conftest import MDNS_ZONE as ZONE
 from tests.functional.conftest import Bind9Factory, start_server
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.backends.impl_bind9 import Bind9Backend
 from zoneflow.central import api as central
@@ -60,7 +60,9 @@ def test_bind9_transfers_the_zone_from_mdns(
     bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
 ) -> None:
     add_secondary(bind9, mdns)
-    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+    eventually(
+        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+    )
     for name, rtype, records in RECORDS:
         owner = ZONE if name == "@" else f"{name}.{ZONE}"
         rcode, served = answer(bind9, owner, rtype)
@@ -74,7 +76,9 @@ def test_bind9_serves_a_change_soon_after_a_notify(
     bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
 ) -> None:
     add_secondary(bind9, mdns)
-    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+    eventually(
+        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+    )
 
     www = storage.get_recordset(zone.id, f"www.{ZONE}", "A")
     changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
@@ -84,7 +88,7 @@ def test_bind9_serves_a_change_soon_after_a_notify(
 
     # BIND9 refreshes only hourly by itself: the NOTIFY is what makes it come.
     assert query.send_notify(ZONE, bind9.host, bind9.port, serial=serial) == dns.rcode.NOERROR
-    wait_for(lambda: served_serial(bind9) == serial, timeout=5, what="the new serial")
+    eventually(lambda: served_serial(bind9) == serial, timeout=5, what="the new serial")
     assert answer(bind9, f"www.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
     assert answer(bind9, f"new.{ZONE}", "TXT") == (dns.rcode.NOERROR, {'"fresh"'})
 
@@ -98,11 +102,13 @@ def test_query_helpers_tell_served_from_removed_on_bind9(
     assert query.send_notify(ZONE, bind9.host, bind9.port) != dns.rcode.NOERROR
 
     add_secondary(bind9, mdns)
-    wait_for(lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone")
+    eventually(
+        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+    )
     assert not query.zone_is_refused(ZONE, bind9.host, bind9.port)
 
     bind9.rndc("delzone", ZONE)
-    wait_for(
+    eventually(
         lambda: query.zone_is_refused(ZONE, bind9.host, bind9.port),
         timeout=10,
         what="BIND9 to drop the zone",
@@ -121,7 +127,7 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
 ) -> None:
     big = support.bulk_zone("big.example.", 3000)
     add_secondary(bind9, mdns, big.name)
-    wait_for(lambda: served_serial(bind9, big.name) == big.serial, timeout=10, what="the AXFR")
+    eventually(lambda: served_serial(bind9, big.name) == big.serial, timeout=10, what="the AXFR")
     assert _transfers_logged(bind9, 0) == [3000 + 3]  # SOA, NS, 3000 A, SOA
     mark = bind9.log_path.stat().st_size
 
@@ -129,14 +135,14 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
     central.update_recordset(big.name, www.id, records=["198.51.100.7"])
     serial = storage.get_zone(big.id).serial
     query.send_notify(big.name, bind9.host, bind9.port, serial=serial)
-    wait_for(lambda: served_serial(bind9, big.name) == serial, timeout=5, what="the change")
+    eventually(lambda: served_serial(bind9, big.name) == serial, timeout=5, what="the change")
 
     assert answer(bind9, f"host00007.{big.name}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
     assert answer(bind9, f"host00008.{big.name}", "A") == (dns.rcode.NOERROR, {"10.0.0.8"})
     # BIND9 asked for the difference and got it: the old and new SOA twice,
     # one record out, one in (RFC 1995), not the 3003 records of the zone.
     assert mdns.responder.transfers["IXFR"] == 1
-    wait_for(lambda: bool(_transfers_logged(bind9, mark)), timeout=5, what="BIND9's log line")
+    eventually(lambda: bool(_transfers_logged(bind9, mark)), timeout=5, what="BIND9's log line")
     assert _transfers_logged(bind9, mark) == [6]
 
 
@@ -181,9 +187,9 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
             _bind9_backend(bind, server, tsig_key_name=TSIG_KEY).create_zone(zone)
         _bind9_backend(unsigned, server).create_zone(zone)
 
-        wait_for(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
-        wait_for(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
-        wait_for(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
+        eventually(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
+        eventually(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
+        eventually(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
         # The wrong and the missing key got no data: neither server has the zone.
         assert served_serial(wrong) is None
         assert served_serial(unsigned) is None
@@ -193,7 +199,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
         serial = storage.get_zone(zone.id).serial
         query.send_notify(ZONE, good.host, good.port, serial=serial)
-        wait_for(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
+        eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})
         assert server.responder.transfers["IXFR"] == 1
         assert TSIG_SECRET not in caplog.text and WRONG_SECRET not in caplog.text

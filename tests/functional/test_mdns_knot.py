@@ -25,7 +25,7 @@ from tests.functional.conftest import MDNS_RECORDS as RECORDS
 from tests.functional.conftest import MDNS_ZONE as ZONE
 from tests.functional.conftest import start_server
 from tests.functional.fixtures.knot import TSIG_KEY_NAME, KnotServer
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.backends.impl_knot import KnotBackend
 from zoneflow.central import api as central
@@ -91,7 +91,7 @@ def test_knot_transfers_the_zone_from_mdns(
     knot: KnotServer, mdns: mdns_server.MdnsServer, zone: objects.Zone
 ) -> None:
     add_secondary(knot, mdns, zone)
-    wait_for(lambda: served_serial(knot) == zone.serial, timeout=10, what="Knot to load the zone")
+    eventually(lambda: served_serial(knot) == zone.serial, timeout=10, what="Knot to load the zone")
     for name, rtype, records in RECORDS:
         owner = ZONE if name == "@" else f"{name}.{ZONE}"
         rcode, served = answer(knot, owner, rtype)
@@ -108,8 +108,8 @@ def test_a_one_record_change_reaches_knot_by_ixfr(
 ) -> None:
     big = support.bulk_zone("big.example.", 3000)
     add_secondary(knot, mdns, big)
-    wait_for(lambda: served_serial(knot, big.name) == big.serial, timeout=10, what="the AXFR")
-    wait_for(lambda: bool(incoming_transfers(knot, big.name)), timeout=5, what="Knot's log line")
+    eventually(lambda: served_serial(knot, big.name) == big.serial, timeout=10, what="the AXFR")
+    eventually(lambda: bool(incoming_transfers(knot, big.name)), timeout=5, what="Knot's log line")
     assert incoming_transfers(knot, big.name) == ["AXFR"]
     mark = knot.log_path.stat().st_size
 
@@ -117,14 +117,14 @@ def test_a_one_record_change_reaches_knot_by_ixfr(
     central.update_recordset(big.name, host.id, records=["198.51.100.7"])
     serial = storage.get_zone(big.id).serial
     assert query.send_notify(big.name, knot.host, knot.port, serial=serial) == dns.rcode.NOERROR
-    wait_for(lambda: served_serial(knot, big.name) == serial, timeout=5, what="the change")
+    eventually(lambda: served_serial(knot, big.name) == serial, timeout=5, what="the change")
 
     assert answer(knot, f"host00007.{big.name}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
     assert answer(knot, f"host00008.{big.name}", "A") == (dns.rcode.NOERROR, {"10.0.0.8"})
     # Knot asked for the difference and got it, not the 3003 records again.
     assert mdns.responder.transfers["IXFR"] == 1
     assert mdns.responder.transfers["IXFR-AXFR"] == 0
-    wait_for(
+    eventually(
         lambda: bool(incoming_transfers(knot, big.name, mark)), timeout=5, what="Knot's log line"
     )
     assert incoming_transfers(knot, big.name, mark) == ["IXFR"]
@@ -160,9 +160,9 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
             add_secondary(signed, server, zone, tsig_key_name=signed.tsig_key_name)
         add_secondary(unsigned, server, zone)
 
-        wait_for(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
-        wait_for(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
-        wait_for(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
+        eventually(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
+        eventually(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
+        eventually(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
         # The wrong and the missing key got no data: knotd has the zone
         # configured but nothing to serve (SERVFAIL), so no SOA comes back.
         assert served_serial(wrong) is None
@@ -172,8 +172,8 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         assert server.responder.transfers["AXFR"] == 1
         assert incoming_transfers(good, ZONE) == ["AXFR"]
         # knotd saw why: a reply it cannot verify, and a refusal.
-        wait_for(lambda: "failed to verify TSIG" in knot_log(wrong), timeout=5, what="BADSIG")
-        wait_for(
+        eventually(lambda: "failed to verify TSIG" in knot_log(wrong), timeout=5, what="BADSIG")
+        eventually(
             lambda: "responded with error 'REFUSED'" in knot_log(unsigned),
             timeout=5,
             what="the REFUSED",
@@ -184,10 +184,10 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
         serial = storage.get_zone(zone.id).serial
         query.send_notify(ZONE, good.host, good.port, serial=serial)
-        wait_for(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
+        eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})
         assert server.responder.transfers["IXFR"] == 1
-        wait_for(
+        eventually(
             lambda: bool(incoming_transfers(good, ZONE, mark)), timeout=5, what="Knot's log line"
         )
         assert incoming_transfers(good, ZONE, mark) == ["IXFR"]

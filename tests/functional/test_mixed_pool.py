@@ -16,7 +16,7 @@ from tests.functional.conftest import Bind9Factory, NSDFactory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.pdns import PowerDNSServer
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 
 ZONE = "mixed.example."
 LATER = "later.example."
@@ -77,7 +77,7 @@ def test_a_pool_of_all_four_kinds_serves_every_change(
 
     deployment.cli("zone", "delete", ZONE, "--wait")
     for server in (bind, knot, nsd):
-        wait_for(
+        eventually(
             lambda server=server: (
                 answer(ZONE, "SOA", server.host, server.port)[0]
                 in (dns.rcode.REFUSED, dns.rcode.NOTAUTH)

@@ -10,7 +10,6 @@ they can be sampled as fast as the nameservers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import dns.rcode
@@ -22,6 +21,7 @@ from tests import support
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
+from tests.support import eventually
 from zoneflow.central import api as central
 from zoneflow.central import pools
 
@@ -81,16 +81,15 @@ def _watch(
     The status is read before the nameservers are asked, so a zone whose
     status reads ACTIVE must already be served.
     """
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def sample() -> dict[str, tuple[str, int]] | None:
         zones = _zones(database)
         for name, (status, serial) in zones.items():
             if status == "ACTIVE":
                 check(name, serial)
-        if done(zones):
-            return zones
-        assert time.monotonic() < deadline, f"timed out; zones: {zones}"
-        time.sleep(0.05)
+        return zones if done(zones) else None
+
+    return eventually(sample, timeout, what=lambda: f"the zones to settle: {_zones(database)}")
 
 
 def _all_active(zones: dict[str, tuple[str, int]]) -> bool:

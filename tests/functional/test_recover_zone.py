@@ -17,8 +17,8 @@ import pytest
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 from zoneflow.central import pools
 
 ZONE = "recover.example."
@@ -96,7 +96,7 @@ def test_threshold_100_reverts_the_create_and_recover_creates_it_on_both(
     zone = json.loads(done.stdout)
     assert (zone["status"], zone["action"]) == ("ERROR", "CREATE")
     assert "1 of 2 targets succeeded, below the pool's threshold of 100%" in zone["error"]
-    assert wait_for(
+    assert eventually(
         lambda: answer(ZONE, "SOA", alive.host, alive.port)[0] == dns.rcode.REFUSED,
         timeout=10,
         what="the surviving BIND9 to stop serving the reverted zone",

@@ -12,8 +12,8 @@ import json
 import pathlib
 
 from tests.functional.deployment import Deployment, fake_calls, fast_and_slow_pool
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
 
 ZONE = "resume.example."
 SLOW_SECONDS = 6
@@ -32,12 +32,14 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@resume.example")
 
         # Part-way: the fast target is done, the slow one is still working.
-        wait_for(lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create")
+        eventually(
+            lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create"
+        )
         deployment.kill("first")
         assert len(fake_calls(record)) == 1
 
         second = deployment.start_conductor("second")
-        wait_for(
+        eventually(
             lambda: (
                 json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)["status"]
                 == "ACTIVE"
@@ -83,18 +85,17 @@ def test_two_conductors_share_the_board_and_run_each_job_once(
                 ],
             }
         )
+        deployment.start_api()
         conductors = [deployment.start_conductor(f"c{i}") for i in (1, 2)]
         zones = [f"z{i}.share.example." for i in range(12)]
-        for zone in zones:
-            deployment.cli("zone", "create", zone, "--email", "hostmaster@share.example")
-        wait_for(
-            lambda: (
-                {z["status"] for z in json.loads(deployment.cli("--json", "zone", "list").stdout)}
-                == {"ACTIVE"}
-            ),
+        # Through the API: the twelve jobs come at once, and both conductors
+        # have work at the same time (a CLI process per zone took seconds each).
+        deployment.api_create_zones(zones, "hostmaster@share.example")
+        eventually(
+            lambda: set(deployment.api_zone_statuses().values()) == {"ACTIVE"},
             timeout=90,
-            interval=0.5,
-            what="every zone to become ACTIVE",
+            interval=0.2,
+            what=lambda: f"every zone to become ACTIVE: {deployment.api_zone_statuses()}",
         )
         calls = fake_calls(record)
         per_zone_target = sorted((c["zone"], c["target"]) for c in calls)

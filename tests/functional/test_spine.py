@@ -12,7 +12,7 @@ import dns.rcode
 
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 
 ZONE = "spine.example."
 
@@ -99,7 +99,7 @@ def test_a_dead_target_with_threshold_100_reverts_the_create(
     assert "1 of 2 targets succeeded" in shown["error"]
     assert "threshold of 100%" in shown["error"]
     # The revert removed the zone from the target that had created it.
-    assert wait_for(
+    assert eventually(
         lambda: answer(ZONE, "SOA", alive.host, alive.port)[0] == dns.rcode.REFUSED,
         timeout=10,
         what="the surviving BIND9 to stop serving the reverted zone",

@@ -21,7 +21,8 @@ import yaml
 
 from tests.functional import foreground
 from tests.functional.deployment import Deployment
-from tests.functional.fixtures.ports import HOST, wait_for
+from tests.functional.fixtures.ports import HOST
+from tests.support import eventually
 
 ZONE = "mine.example."
 
@@ -48,7 +49,7 @@ def test_targets_up_runs_a_pool_that_serves_zones_and_stops_on_a_signal(
         up = deployment.start(
             "targets", "targets", "up", "--kind", kind, "--count", "2", "--dir", str(targets_dir)
         )
-        wait_for(
+        eventually(
             lambda: up.poll() is not None or "serving until" in deployment.log("targets"),
             timeout=60,
             what="targets up to serve",
@@ -63,7 +64,7 @@ def test_targets_up_runs_a_pool_that_serves_zones_and_stops_on_a_signal(
         loaded = deployment.cli("pool", "update", "--file", str(pools_file)).stdout
         assert "pool default: 2 target(s), 2 nameserver(s)" in loaded
         deployment.start("all-in-one", "all-in-one")
-        wait_for(
+        eventually(
             deployment._mdns_answers,
             timeout=60,
             what="all-in-one's mdns to answer",

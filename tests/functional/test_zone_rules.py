@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 from tests.functional.conftest import MDNS_POOL
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import wait_for
 from tests.functional.fixtures.process import require_program
 from tests.functional.test_mdns_bind9 import add_secondary, served_serial
+from tests.support import eventually
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
@@ -299,7 +299,7 @@ def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
     pool = MDNS_POOL + f"  nameservers: [{{host: {bind9.host}, port: {bind9.port}}}]\n"
     pools.store(pools.parse(pool))
     add_secondary(bind9, mdns, zone.name)
-    wait_for(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
+    eventually(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
     # As a CNAME at the apex was accepted before the rules: straight into storage.
     storage.create_recordset(
         zone.id,

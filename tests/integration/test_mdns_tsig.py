@@ -27,7 +27,7 @@ import dns.zone
 import pytest
 
 from tests import support
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools

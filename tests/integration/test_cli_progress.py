@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.unit.conftest import load_pool
-from tests.unit.test_cli import run
+from tests.integration.conftest import load_pool
+from tests.integration.test_cli import run
 from zoneflow import objects
 from zoneflow.conductor import daemon
 from zoneflow.storage import api as storage

@@ -24,7 +24,7 @@ import dns.rrset
 import pytest
 
 from tests import support
-from tests.functional.fixtures.ports import wait_for
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.mdns import notify_limit
@@ -125,7 +125,7 @@ def test_soa_queries_are_answered_during_a_notify_flood(
         notifies = support.notifies_processed(caplog.records)
         return bool(notifies) and notifies[-1] == (HOST, final)
 
-    wait_for(processed, timeout=30, what=f"the last NOTIFY's serial {final} to be processed")
+    eventually(processed, timeout=30, what=f"the last NOTIFY's serial {final} to be processed")
 
 
 def test_notifies_over_tcp_wait_for_their_turn_and_are_all_processed(

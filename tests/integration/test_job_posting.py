@@ -10,7 +10,7 @@ from taskflow import exceptions as tf_exc
 from taskflow import storage as tf_storage
 
 from tests import support
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.engine.relay import OutboxRelay

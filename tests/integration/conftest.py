@@ -1,9 +1,8 @@
-"""Unit-test fixtures: a fresh SQLite database and zake board per test, no servers."""
+"""Integration-test fixtures: a fresh SQLite database and zake board per test, no servers."""
 
 from __future__ import annotations
 
 import pathlib
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -81,11 +80,10 @@ def load_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool
 
 def wait_settled(zone_id: str, timeout: float = 20) -> objects.Zone:
     """The zone once its job has decided its status (no longer PENDING)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def settled() -> objects.Zone | None:
         zone = storage.get_zone_any(zone_id)
         assert zone is not None
-        if zone.status != objects.PENDING:
-            return zone
-        time.sleep(0.02)
-    raise AssertionError(f"zone {zone_id} still PENDING after {timeout}s")
+        return zone if zone.status != objects.PENDING else None
+
+    return support.eventually(settled, timeout, interval=0.02, what=f"zone {zone_id} to settle")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -11,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
+from tests.support import eventually
 from zoneflow.api import app, schemas_zoneflow
-from zoneflow.local.ports import wait_for
 from zoneflow.storage import api as storage
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
@@ -58,13 +57,12 @@ def _jobs(client: TestClient, headers: dict[str, str], query: str = "") -> list[
 def _ended_jobs(client: TestClient, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
     """The caller's jobs once ``count`` of them have ended (a zone settles a moment
     before its job's final state is written)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def ended() -> list[dict[str, Any]] | None:
         listed = _jobs(client, headers)
-        if len(listed) == count and all(j["state"] in ENDED for j in listed):
-            return listed
-        time.sleep(0.05)
-    raise AssertionError(f"jobs did not end: {_jobs(client, headers)}")
+        return listed if len(listed) == count and all(j["state"] in ENDED for j in listed) else None
+
+    return eventually(ended, 20, what=lambda: f"jobs to end: {_jobs(client, headers)}")
 
 
 # --- /v2/zones/{id}/status ------------------------------------------------------------
@@ -290,7 +288,7 @@ def test_metrics_include_the_jobs_a_conductor_in_this_process_ran(
     zone = _zone(client, "example.com.", ALICE)
     wait_settled(zone["id"])
     # The job is counted as it ends, a moment after it has settled its zone.
-    wait_for(lambda: successes() > before, timeout=20, what="the job counted in /metrics")
+    eventually(lambda: successes() > before, timeout=20, what="the job counted in /metrics")
     assert successes() == before + 1
 
 

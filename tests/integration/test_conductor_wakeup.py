@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.conductor import daemon
@@ -20,7 +20,10 @@ def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> 
     central.on_change(conductor.relay.wake)
     conductor.start()
     try:
-        time.sleep(0.5)  # the claim loop has looked at the empty board and sleeps now
+        # Kept, not a wait for a result: it gives the claim loop time to look at
+        # the empty board and go to sleep, which makes the pickup below need the
+        # wake-up. Were it too short, the test would pass without proving it.
+        time.sleep(0.5)
         started = time.monotonic()
         zone = central.create_zone("wake.example.", "h@example.com")
         assert wait_settled(zone.id, timeout=10).status == objects.ACTIVE

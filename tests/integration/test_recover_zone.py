@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central

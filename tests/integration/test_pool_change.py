@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import pathlib
 import socket
-import time
 from collections.abc import Callable
 
 import pytest
 from oslo_config import cfg
 
 from tests import support
-from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.support import eventually, holds
 from zoneflow import cli, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
@@ -59,21 +59,14 @@ def _create_zones(names: list[str] = ZONES) -> list[objects.Zone]:
     return zones
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def _settle_watching(
     zones: list[objects.Zone], target_id: str, timeout: float = 20
 ) -> list[objects.Zone]:
     """Wait for the zones to settle, checking all along that none reads ACTIVE
     before ``target_id`` serves it (the status is read before what is served,
     and a job sets the status only after the target has the zone)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def sample() -> list[objects.Zone] | None:
         now = [storage.get_zone_any(z.id) for z in zones]
         served = FakeBackend.served(target_id)
         for zone in now:
@@ -82,8 +75,9 @@ def _settle_watching(
                 assert served.get(zone.name) == zone.serial, f"{zone.name} ACTIVE, not on target"
         if all(z is not None and z.status != objects.PENDING for z in now):
             return [z for z in now if z is not None]
-        assert time.monotonic() < deadline, "zones still PENDING"
-        time.sleep(0.01)
+        return None
+
+    return eventually(sample, timeout, interval=0.01, what="the zones to leave PENDING")
 
 
 def _job_kinds(zone_id: str) -> list[str]:
@@ -150,11 +144,12 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
             if j.zone_id == zone.id and j.kind == "recover-zone"
         ]
         # The job's record is written behind its run: whole once the job reads SUCCESS.
-        _wait(
+        eventually(
             lambda job_id=job_id: (
                 jobs.get_job(persistence.get_backend(), job_id).state == "SUCCESS"
             ),
-            f"job {job_id} to be recorded as done",
+            20,
+            what=f"job {job_id} to be recorded as done",
         )
         job = jobs.get_job(persistence.get_backend(), job_id)
         polled = {a.name: a.result for a in job.atoms}[f"poll-for-wanted-state-{HOST}:{mdns.port}"]
@@ -202,7 +197,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
 def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() -> None:
     (slow,) = load_pool({"delay": 1.0}).targets
     zone = central.create_zone(ZONES[0], "hostmaster@example.com")
-    _wait(lambda: support.count_pending_jobs() == 0, "the create job to be posted")
+    eventually(lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted")
 
     # The create job runs with the old pool (slow target only) while the pool grows.
     update = _update({"delay": 1.0}, {})
@@ -242,7 +237,9 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
     conductor.start()
     try:
         settled = wait_settled(zone.id)
-        _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+        eventually(
+            lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+        )
     finally:
         conductor.stop()
 
@@ -291,9 +288,14 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
         load_pool({})
         pools.store(pools.parse(fake_pool_yaml({}) + listed))
         zone = central.create_zone(ZONES[0], "hostmaster@example.com")
-        _wait(lambda: support.count_pending_jobs() == 0, "the create job to be posted")
-        time.sleep(0.5)  # polling the silent nameserver
-        assert storage.get_zone(zone.id).status == objects.PENDING
+        eventually(
+            lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted"
+        )
+        holds(  # the job polls the silent nameserver meanwhile
+            lambda: storage.get_zone(zone.id).status == objects.PENDING,
+            0.5,
+            what="the zone PENDING while a nameserver is silent",
+        )
 
         pools.store(pools.parse(fake_pool_yaml({})))
         settled = wait_settled(zone.id, timeout=10)
@@ -322,7 +324,9 @@ def test_a_removed_target_has_every_zone_deleted_then_is_forgotten(
     assert [t.id for t in pool.targets] == [kept.id], "jobs no longer see it"
     assert [t.id for t in pool.retired_targets] == [retiring.id], "its options are kept"
 
-    _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+    eventually(
+        lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+    )
     assert FakeBackend.served(retiring.id) == {}
     assert sorted(c for c in _calls(calls) if c[0] == "delete") == [
         ("delete", z.name) for z in zones
@@ -343,9 +347,10 @@ def test_a_drain_that_fails_keeps_the_target_retired_until_pool_update_runs_it_a
     zones = _create_zones(ZONES[:3])
 
     _update({})
-    _wait(
+    eventually(
         lambda: storage.get_pool("default").retired_targets[0].drain_error is not None,
-        "the drain to fail",
+        20,
+        what="the drain to fail",
     )
     (still,) = storage.get_pool("default").retired_targets
     assert "1 zone(s) of the pool could not be deleted" in (still.drain_error or "")
@@ -355,7 +360,9 @@ def test_a_drain_that_fails_keeps_the_target_retired_until_pool_update_runs_it_a
     update = _update({})
     assert update.draining_targets == (storage.find_target(retiring.id),)
     assert update.to_delete == {retiring.id: 1}
-    _wait(lambda: storage.find_target(retiring.id) is None, "the retired target to go")
+    eventually(
+        lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+    )
     assert FakeBackend.served(retiring.id) == {}
     assert {storage.get_zone(z.id).status for z in zones} == {objects.ACTIVE}
 
@@ -474,11 +481,12 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     released = storage.claim_pending_jobs()
     assert 1 <= len(released) <= 2, "the rest wait their turn in the outbox"
     assert support.count_pending_jobs() == len(ZONES)
-    deadline = time.monotonic() + 10
-    while len(released) < len(ZONES):
-        assert time.monotonic() < deadline, f"only {len(released)} released"
-        released += storage.claim_pending_jobs()
-        time.sleep(0.05)
+
+    def all_released() -> bool:
+        released.extend(storage.claim_pending_jobs())
+        return len(released) >= len(ZONES)
+
+    eventually(all_released, 10, what=lambda: f"every job released, {len(released)} so far")
     assert sorted(j.zone_id for j in released) == sorted(z.id for z in zones)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -10,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.functional.fixtures.ports import free_port
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.engine import metrics
@@ -22,13 +22,6 @@ def _samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(metrics.text())
         for sample in family.samples
     }
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def _value(name: str, **labels: str) -> float:
@@ -49,10 +42,12 @@ def test_jobs_and_tasks_are_counted_and_timed_by_kind_and_outcome() -> None:
     assert wait_settled(bad.id).status == objects.ERROR
 
     # The zone's status is written by a task; the job ends a moment later.
-    _wait_for(
+    eventually(
         lambda: (
             _value("zoneflow_jobs_total", kind="create-zone", state="REVERTED") > before_reverted
-        )
+        ),
+        10,
+        what="the job to be counted",
     )
     assert _value("zoneflow_jobs_total", kind="create-zone", state="SUCCESS") == before_ok + 1
     assert (

@@ -9,7 +9,7 @@ import pytest
 from taskflow import engines, task
 from taskflow.engines.action_engine import compiler
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import flows, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from tests.unit.conftest import load_pool
+from tests.integration.conftest import load_pool
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,8 @@ from taskflow.persistence import backends as tf_backends
 from taskflow.persistence import models as tf_models
 
 from tests import support
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
+from tests.support import eventually, holds
 from zoneflow import cli, exceptions, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
@@ -132,24 +132,21 @@ def _post_pending(board: Any) -> str:
 def _job_until(
     job_id: str, done: Callable[[jobs.JobInfo], bool], timeout: float = 20
 ) -> jobs.JobInfo:
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def ended() -> jobs.JobInfo | None:
         job = jobs.get_job(persistence.get_backend(), job_id)
-        if done(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job.state} after {timeout}s: {job}")
-        time.sleep(0.02)
+        return job if done(job) else None
+
+    return eventually(
+        ended, timeout, what=lambda: f"job {jobs.get_job(persistence.get_backend(), job_id)}"
+    )
 
 
 def _only_job(timeout: float = 10) -> jobs.JobInfo:
     """The one job there is, once the relay has posted it."""
-    deadline = time.monotonic() + timeout
-    while not (posted := jobs.list_jobs(persistence.get_backend())):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no job posted after {timeout}s")
-        time.sleep(0.02)
-    (job,) = posted
+    (job,) = eventually(
+        lambda: jobs.list_jobs(persistence.get_backend()), timeout, what="a job to be posted"
+    )
     return job
 
 
@@ -179,7 +176,11 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     zone = central.create_zone(ZONE, "hostmaster@example.com")
     job = _job_until(_only_job().id, lambda j: j.state == jobs.FAILED)
 
-    time.sleep(1)  # room for claims that must not happen
+    holds(  # room for claims that must not happen
+        lambda: len(runs) == max_attempts and conductors.claims.calls == max_attempts,
+        1.0,
+        what=f"{max_attempts} runs and claims, no more",
+    )
     assert len(runs) == max_attempts
     assert conductors.claims.calls == max_attempts
     assert _on_board(board) == []
@@ -289,10 +290,7 @@ def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answ
     job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
 
     # Not left on the board under this conductor's lock for as long as it lives.
-    deadline = time.monotonic() + 10
-    while _on_board(board) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _on_board(board) == []
+    eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
     assert failed.calls == 2
     assert jobs.get_job(persistence.get_backend(), job.id).attempts == 1
     served = storage.get_zone_any(zone.id)
@@ -384,10 +382,7 @@ def test_a_cancelled_job_left_on_the_board_is_removed_unrun(
     jobs.attempts.end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
 
     conductors.start()
-    deadline = time.monotonic() + 10
-    while _on_board(board) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _on_board(board) == []
+    eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
     assert runs == []
     assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
 
@@ -428,7 +423,7 @@ def test_a_job_whose_attempt_cannot_be_counted_is_not_claimed_again_in_a_tight_l
     conductors.start()
     central.create_zone(ZONE, "hostmaster@example.com")
     _only_job()
-    time.sleep(2.5)
+    holds(lambda: counting.calls <= 4, 2.5, what="at most 4 claims in 2.5 s")
 
     # Handed back after a pause each time (bounded.HAND_BACK_PAUSE), not
     # claimed again at once: a thousand claims a second, before.

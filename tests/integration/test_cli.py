@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from oslo_config import cfg
 
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
 from zoneflow import cli
 from zoneflow.storage import api as storage
 

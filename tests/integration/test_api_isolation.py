@@ -21,7 +21,7 @@ import pytest
 from fastapi import routing
 from fastapi.testclient import TestClient
 
-from tests.unit.conftest import wait_settled
+from tests.integration.conftest import wait_settled
 from zoneflow import heartbeat
 from zoneflow.api import app
 from zoneflow.storage import api as storage

@@ -14,8 +14,8 @@ import dns.zone
 import pytest
 
 from tests import support
-from tests.functional.fixtures.ports import wait_for
-from tests.unit.conftest import fake_pool_yaml
+from tests.integration.conftest import fake_pool_yaml
+from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
@@ -61,7 +61,7 @@ def test_transfers_served_over_the_network_are_recorded_per_client(
 ) -> None:
     for _ in range(2):
         dns.zone.from_xfr(dns.query.xfr(HOST, ZONE, port=mdns.port, timeout=5))
-    assert wait_for(
+    assert eventually(
         lambda: (
             [(t.count, t.serial) for t in storage.list_transfers(zone.id)] == [(2, zone.serial)]
         ),
@@ -76,7 +76,7 @@ def test_transfers_served_over_the_network_are_recorded_per_client(
     central.create_recordset(ZONE, "mail", "A", ["192.0.2.25"])
     newer = storage.get_zone(ZONE).serial
     _ixfr(mdns.port, zone.serial)
-    assert wait_for(
+    assert eventually(
         lambda: (
             [(t.serial, t.kind, t.count) for t in storage.list_transfers(zone.id)]
             == [(newer, "IXFR", 1)]

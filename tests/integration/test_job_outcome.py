@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import support
 from tests.functional.fixtures.ports import HOST
-from tests.unit.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.support import eventually
 from zoneflow import cli, jobs, objects
 from zoneflow.api import app
 from zoneflow.central import api as central
@@ -56,13 +57,16 @@ def _metric(name: str, **labels: str) -> float:
 
 def _ended(zone_id: str, timeout: float = 30) -> jobs.JobInfo:
     """The zone's one job once it has ended (the zone settles a moment before)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def zone_job() -> jobs.JobInfo:
         (job,) = [j for j in jobs.list_jobs(persistence.get_backend()) if j.zone_id == zone_id]
-        if job.state in jobs.OVER:
-            return job
-        assert time.monotonic() < deadline, f"job {job.id} still {job.state}"
-        time.sleep(0.05)
+        return job
+
+    return eventually(
+        lambda: (job := zone_job()).state in jobs.OVER and job,
+        timeout,
+        what=lambda: f"the zone's job to end: {zone_job()}",
+    )
 
 
 @pytest.mark.usefixtures("conductor")
@@ -177,20 +181,25 @@ def test_a_successful_job_is_not_failed_and_keeps_its_own_updated_at(
 def test_a_job_overtaken_by_a_newer_change_of_its_zone_reads_superseded() -> None:
     load_pool({"delay": 1})
     zone = central.create_zone("overtaken.example", "hostmaster@example.com")
-    deadline = time.monotonic() + 30
-    while [j.state for j in jobs.list_jobs(persistence.get_backend())] != ["RUNNING"]:
-        assert time.monotonic() < deadline, "the create job never ran"
-        time.sleep(0.02)
+    eventually(
+        lambda: [j.state for j in jobs.list_jobs(persistence.get_backend())] == ["RUNNING"],
+        30,
+        what="the create job to run",
+    )
     central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
     newer = storage.get_zone(zone.id).serial
 
-    deadline = time.monotonic() + 30
-    while True:
+    def both_ended() -> dict[int, jobs.JobInfo] | None:
         found = {j.serial: j for j in jobs.list_jobs(persistence.get_backend())}
-        if len(found) == 2 and all(j.state in jobs.OVER for j in found.values()):
-            break
-        assert time.monotonic() < deadline, f"jobs still running: {found}"
-        time.sleep(0.05)
+        return (
+            found if len(found) == 2 and all(j.state in jobs.OVER for j in found.values()) else None
+        )
+
+    found = eventually(
+        both_ended,
+        30,
+        what=lambda: f"both jobs to end: {jobs.list_jobs(persistence.get_backend())}",
+    )
     first = found[zone.serial]
     assert (first.kind, first.state, first.failed) == ("create-zone", "SUPERSEDED", False)
     assert "a newer job carries the zone on" in str(first.error)

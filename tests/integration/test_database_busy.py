@@ -26,7 +26,8 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
-from tests.unit.conftest import wait_settled
+from tests.integration.conftest import wait_settled
+from tests.support import eventually
 from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
@@ -155,10 +156,11 @@ def test_a_heartbeat_and_a_running_job_wait_for_a_busy_database(
     assert wait_settled(zone.id, timeout=60).status == objects.ACTIVE
     beating.join(timeout=60)
     assert ("busy-conductor", objects.UP) in _services(heartbeat.CONDUCTOR)
-    deadline = time.monotonic() + 30
-    while (job := jobs.list_jobs(persistence.get_backend())[0]).state != "SUCCESS":
-        assert time.monotonic() < deadline, f"the job did not succeed: {job}"
-        time.sleep(0.05)
+    job = eventually(
+        lambda: (job := jobs.list_jobs(persistence.get_backend())[0]).state == "SUCCESS" and job,
+        30,
+        what=lambda: f"the job to succeed: {jobs.list_jobs(persistence.get_backend())[0]}",
+    )
     assert job.attempts == 1, "the job was handed back while the database was busy"
 
 

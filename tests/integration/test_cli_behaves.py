@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from taskflow.persistence import models
 
-from tests.unit.conftest import load_pool
-from tests.unit.test_cli import run
+from tests.integration.conftest import load_pool
+from tests.integration.test_cli import run
 from zoneflow import cli, exceptions, objects
 from zoneflow.api import app
 from zoneflow.central import api as central

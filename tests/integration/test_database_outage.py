@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
+from tests.support import eventually
 from zoneflow import exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
@@ -57,8 +57,9 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
     for name, outage in outages.items():
         assert outage.calls > outage.failures, f"{name} was not tried again after the outage"
     # The zone's status is written by a task; the job ends a moment later.
-    deadline = time.monotonic() + 10
-    while (job := jobs.list_jobs(persistence.get_backend())[0]).state != "SUCCESS":
-        assert time.monotonic() < deadline, f"the job did not succeed: {job}"
-        time.sleep(0.02)
+    job = eventually(
+        lambda: (job := jobs.list_jobs(persistence.get_backend())[0]).state == "SUCCESS" and job,
+        10,
+        what=lambda: f"the job to succeed: {jobs.list_jobs(persistence.get_backend())[0]}",
+    )
     assert job.attempts == 1

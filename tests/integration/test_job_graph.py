@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pathlib
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
 from oslo_config import cfg
 from taskflow import states
 
-from tests.unit.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, wait_settled
+from tests.support import eventually
 from zoneflow import cli, flows, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.flows import render
@@ -45,11 +45,10 @@ def reverted_job(conductor: object) -> tuple[str, objects.Pool]:  # noqa: F811
 
 def _until_finished(job_id: str) -> None:
     """The zone goes to ERROR in the last revert; the flow's own state is saved just after."""
-    for _ in range(200):
-        if jobs.get_job(persistence.get_backend(), job_id).state == states.REVERTED:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never reached REVERTED")
+    eventually(
+        lambda: jobs.get_job(persistence.get_backend(), job_id).state == states.REVERTED,
+        what=f"job {job_id} to reach REVERTED",
+    )
 
 
 def _nodes(dot: str) -> dict[str, str]:

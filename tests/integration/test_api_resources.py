@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests import support
+from tests.integration.conftest import fake_pool_yaml, wait_settled
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSET_FIELDS
-from tests.unit.conftest import fake_pool_yaml, wait_settled
 from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
