@@ -148,13 +148,13 @@ def zoneflow_propagation(
                 ]
                 for w in watchers:
                     w.start()
-                while storage.get_zone_any(zone.id).status == objects.PENDING:  # type: ignore[union-attr]
+                while storage.get_zone_any(zone.id).status == objects.Status.PENDING:  # type: ignore[union-attr]
                     time.sleep(POLL)
                 active.append(time.monotonic() - started)
                 for w in watchers:
                     w.join()
                 served.append(max(times))
-                if storage.get_zone_any(zone.id).status != objects.ACTIVE:  # type: ignore[union-attr]
+                if storage.get_zone_any(zone.id).status != objects.Status.ACTIVE:  # type: ignore[union-attr]
                     raise RuntimeError(f"{name} ended {storage.get_zone_any(zone.id)}")
         finally:
             services.stop()

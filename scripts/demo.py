@@ -141,7 +141,7 @@ def _demo(
             f"\n{zone.name} is {zone.status} at serial {zone.serial} "
             f"({elapsed:.2f}s after the first API call)\n"
         )
-        if zone.status != objects.ACTIVE:
+        if zone.status != objects.Status.ACTIVE:
             print(f"zone failed: {zone.error}")
             return 1
         for bind in binds:
@@ -164,7 +164,7 @@ def _wait_active(zone_id: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         zone = storage.get_zone_any(zone_id)
-        if zone is not None and zone.status != objects.PENDING:
+        if zone is not None and zone.status != objects.Status.PENDING:
             return zone
         time.sleep(0.05)
     raise SystemExit("the demo zone did not become ACTIVE within 60s")

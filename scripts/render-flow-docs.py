@@ -113,7 +113,7 @@ def _wait_settled(zone_id: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         zone = storage.get_zone_any(zone_id)
-        if zone is not None and zone.status != objects.PENDING:
+        if zone is not None and zone.status != objects.Status.PENDING:
             return
         time.sleep(0.05)
     raise SystemExit(f"the create-zone job did not finish within {timeout:.0f}s")

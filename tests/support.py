@@ -131,8 +131,8 @@ def make_zone(**overrides: Any) -> objects.Zone:
         retry=600,
         expire=86400,
         minimum=60,
-        status=objects.ACTIVE,
-        action=objects.NONE,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
         pool_id="p1",
         project_id=None,
         description=None,
@@ -170,8 +170,8 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                         "type": "A",
                         "ttl": None,
                         "serial": zone.serial,
-                        "status": objects.ACTIVE,
-                        "action": objects.NONE,
+                        "status": objects.Status.ACTIVE,
+                        "action": objects.Action.NONE,
                     }
                     for i, rid in ids.items()
                 ],

@@ -170,7 +170,7 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
             progress = _progress(zone_id, started)
         if progress is not None:
             progress.follow(zone.name, zone.serial, _say)
-        if zone.status != objects.PENDING:
+        if zone.status != objects.Status.PENDING:
             if progress is not None:
                 _follow_to_the_end(progress, zone)
             return zone
@@ -245,7 +245,7 @@ def _finish_zone_change(args: argparse.Namespace, zone: objects.Zone) -> int:
     if args.wait:
         zone = _wait(args, zone.id)
     _show(args, zone)
-    if args.wait and zone.status == objects.ERROR:
+    if args.wait and zone.status == objects.Status.ERROR:
         return _failed(zone)
     return 0
 
@@ -426,7 +426,7 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
     zone = _change(lambda: central.delete_zone(args.name, project_id=_scope(args)))
     if args.wait:
         finished = _wait(args, zone.id)
-        if finished.status == objects.ERROR:
+        if finished.status == objects.Status.ERROR:
             _show(args, finished)
             return _failed(finished)
         zone = storage.get_zone_any(zone.id) or zone
@@ -551,11 +551,13 @@ def _finish_recordset_change(
         from zoneflow.storage import api as storage
 
         zone = _wait(args, recordset.zone_id)
-        if zone.status == objects.ERROR:
+        if zone.status == objects.Status.ERROR:
             _show(args, zone)
             return _failed(zone)
         if deleted:
-            gone = dataclasses.replace(recordset, status=objects.DELETED, action=objects.NONE)
+            gone = dataclasses.replace(
+                recordset, status=objects.Status.DELETED, action=objects.Action.NONE
+            )
             if args.json:
                 _show(args, gone)
             else:

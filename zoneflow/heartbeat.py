@@ -61,7 +61,7 @@ class Heartbeat:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def beat(self, status: str = objects.UP) -> None:
+    def beat(self, status: str = objects.ServiceState.UP) -> None:
         """Write the status now; a database away is logged, not raised."""
         try:
             services.heartbeat(
@@ -71,7 +71,7 @@ class Heartbeat:
                 capabilities=self.capabilities,
                 stats=self._stats(),
             )
-            if status == objects.UP:
+            if status == objects.ServiceState.UP:
                 forget = datetime.timedelta(seconds=CONF.heartbeat.forget_after)
                 services.forget_before(models.utcnow() - forget)
         except exceptions.ServiceUnavailable as exc:
@@ -96,7 +96,7 @@ class Heartbeat:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.beat(objects.DOWN)
+        self.beat(objects.ServiceState.DOWN)
 
 
 # --- what each service reports ------------------------------------------------------

@@ -13,18 +13,26 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-# Designate's words, reused so operators recognise them.
-PENDING = "PENDING"
-ACTIVE = "ACTIVE"
-ERROR = "ERROR"
-DELETED = "DELETED"
-STATUSES = (PENDING, ACTIVE, ERROR, DELETED)
 
-CREATE = "CREATE"
-UPDATE = "UPDATE"
-DELETE = "DELETE"
-NONE = "NONE"
-ACTIONS = (CREATE, UPDATE, DELETE, NONE)
+class Status(enum.StrEnum):
+    """Where a zone, recordset or zone task stands (Designate's words, which
+    operators know). Stored as its text, so a row compares equal to a member."""
+
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    ERROR = "ERROR"
+    DELETED = "DELETED"
+    # A zone task (export, import) that ended well.
+    COMPLETE = "COMPLETE"
+
+
+class Action(enum.StrEnum):
+    """What a zone or recordset is becoming on the nameservers (Designate's words)."""
+
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    NONE = "NONE"
 
 
 class JobKind(enum.StrEnum):
@@ -309,10 +317,11 @@ class Page(Generic[T]):
     more: bool
 
 
-# Zone tasks: exports and imports (Designate's words).
-EXPORT = "EXPORT"
-IMPORT = "IMPORT"
-COMPLETE = "COMPLETE"
+class ZoneTaskType(enum.StrEnum):
+    """A zone task's kind (Designate's words)."""
+
+    EXPORT = "EXPORT"
+    IMPORT = "IMPORT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,8 +352,11 @@ class TsigKey:
     updated_at: datetime.datetime | None
 
 
-UP = "UP"
-DOWN = "DOWN"
+class ServiceState(enum.StrEnum):
+    """A service as its heartbeats say (Designate's words)."""
+
+    UP = "UP"
+    DOWN = "DOWN"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -182,8 +182,8 @@ def _recordset(zone: objects.Zone, draft: Draft) -> objects.RecordSet:
         ttl=None,
         records=tuple(draft.data(zone.name)),
         serial=zone.serial,
-        status=objects.ACTIVE,
-        action=objects.NONE,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
         created_at=datetime.datetime(2026, 1, 1),
         updated_at=None,
     )

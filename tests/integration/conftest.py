@@ -84,6 +84,6 @@ def wait_settled(zone_id: str, timeout: float = 20) -> objects.Zone:
     def settled() -> objects.Zone | None:
         zone = storage.get_zone_any(zone_id)
         assert zone is not None
-        return zone if zone.status != objects.PENDING else None
+        return zone if zone.status != objects.Status.PENDING else None
 
     return support.eventually(settled, timeout, interval=0.02, what=f"zone {zone_id} to settle")

@@ -133,7 +133,7 @@ def assert_storage_is_whole() -> None:
     )
     serials = {zone.id: zone.serial for zone in live}
     for zone in live:
-        assert zone.status in objects.STATUSES and zone.action in objects.ACTIONS
+        assert zone.status in tuple(objects.Status) and zone.action in tuple(objects.Action)
         assert newest_change.get(zone.id, 0) <= zone.serial, "a recordset newer than its zone"
         # Every change of a live zone has its job waiting (nothing runs them here).
         assert (zone.id, zone.serial) in outbox, f"zone {zone.name} has no job for its serial"

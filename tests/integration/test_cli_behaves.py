@@ -191,7 +191,7 @@ def test_a_project_sees_its_own_zones_unless_all_projects(
     code, _, err = run(capsys, "zone", "show", "bob.example.")
     assert code == 1 and "zone 'bob.example.' does not exist" in err
     code, _, err = run(capsys, "zone", "delete", "bob.example.")
-    assert code == 1 and storage.get_zone("bob.example.").action == objects.CREATE
+    assert code == 1 and storage.get_zone("bob.example.").action == objects.Action.CREATE
 
 
 def test_without_a_project_zones_are_the_operators_and_every_zone_is_listed(
@@ -227,7 +227,7 @@ def test_a_wait_on_a_terminal_shows_the_steps_once_it_lasts(
         capsys, "--json", "zone", "create", "slow.example.", "--email", "h@e.com", "--wait"
     )
     assert code == 0, err
-    assert json.loads(out)["status"] == objects.ACTIVE
+    assert json.loads(out)["status"] == objects.Status.ACTIVE
     steps = _steps(err)
     assert steps[0].startswith("job ")
     assert "target fake1: created" in steps and steps[-1] == "status: ACTIVE"
@@ -254,7 +254,7 @@ def test_a_failed_wait_says_why_and_which_command_shows_more(
         capsys, "--json", "zone", "create", "broken.example.", "--email", "h@e.com", "--wait"
     )
     assert code == 1
-    assert json.loads(out)["status"] == objects.ERROR  # stdout still shows the zone
+    assert json.loads(out)["status"] == objects.Status.ERROR  # stdout still shows the zone
     job_id = _only_job_id(capsys)
     zone = storage.get_zone("broken.example.")
     assert zone.error
@@ -280,7 +280,7 @@ def test_recordset_create_and_delete_wait_report_the_recordset_and_its_end(
     assert code == 0, err
     created = json.loads(out)
     assert (created["name"], created["records"]) == ("www.rs.example.", ["192.0.2.1"])
-    assert (created["status"], created["action"]) == (objects.ACTIVE, objects.NONE)
+    assert (created["status"], created["action"]) == (objects.Status.ACTIVE, objects.Action.NONE)
     code, out, err = run(capsys, "recordset", "delete", "rs.example.", "www.rs.example.", "--wait")
     assert code == 0, err
     assert out == (

@@ -34,7 +34,7 @@ def test_progress_shows_each_target_the_consensus_and_the_status(
     )
     assert code == 0, err
     zone = json.loads(out)  # stdout is still the zone, and only the zone
-    assert zone["status"] == objects.ACTIVE
+    assert zone["status"] == objects.Status.ACTIVE
     steps = _steps(err)
     assert steps[0].startswith("job ")
     assert sorted(s for s in steps if s.startswith("target ")) == [
@@ -59,4 +59,4 @@ def test_progress_shows_why_a_change_failed_and_what_was_undone(
     assert "1 of 2 targets succeeded, below the pool's threshold of 100%" in consensus
     # The create on the healthy target was undone, and the line says so.
     assert "target fake1: created, then removed again" in steps
-    assert storage.get_zone("broken.example.").status == objects.ERROR
+    assert storage.get_zone("broken.example.").status == objects.Status.ERROR

@@ -26,7 +26,7 @@ def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> 
         time.sleep(0.5)
         started = time.monotonic()
         zone = central.create_zone("wake.example.", "h@example.com")
-        assert wait_settled(zone.id, timeout=10).status == objects.ACTIVE
+        assert wait_settled(zone.id, timeout=10).status == objects.Status.ACTIVE
         assert time.monotonic() - started < 5
     finally:
         conductor.stop()

@@ -153,9 +153,9 @@ def test_a_heartbeat_and_a_running_job_wait_for_a_busy_database(
     beating = threading.Thread(target=beat.beat)
     beating.start()
 
-    assert wait_settled(zone.id, timeout=60).status == objects.ACTIVE
+    assert wait_settled(zone.id, timeout=60).status == objects.Status.ACTIVE
     beating.join(timeout=60)
-    assert ("busy-conductor", objects.UP) in _services(heartbeat.CONDUCTOR)
+    assert ("busy-conductor", objects.ServiceState.UP) in _services(heartbeat.CONDUCTOR)
     job = eventually(
         lambda: (job := jobs.list_jobs(persistence.get_backend())[0]).state == "SUCCESS" and job,
         30,

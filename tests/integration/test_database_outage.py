@@ -51,7 +51,7 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
         monkeypatch.setattr(storage, name, outage)
     zone = central.create_zone("outage.example", "hostmaster@example.com")
 
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"outage.example.": zone.serial}
     for name, outage in outages.items():

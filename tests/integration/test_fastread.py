@@ -76,7 +76,7 @@ def zones(fake_pool: None) -> list[objects.Zone]:
     made.append(central.create_zone("delta.example.", "h@example.com", project_id="p2"))
     failed = made[3]
     assert storage.set_zone_status(
-        failed.id, serial=failed.serial, status=objects.ERROR, error="refused by fake1"
+        failed.id, serial=failed.serial, status=objects.Status.ERROR, error="refused by fake1"
     )
     listed = reads.list_zones()
     # What the comparisons below rely on being there.

@@ -36,15 +36,15 @@ def test_create_below_threshold_removes_the_zone_again_and_records_each_target()
     zone = central.create_zone(ZONE, "hostmaster@example.com")
 
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.CREATE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     assert FakeBackend.served(healthy.id) == {}
     assert FakeBackend.served(broken.id) == {}
     rows = _rows(zone.id)
-    assert (rows[healthy.id].status, rows[healthy.id].serial) == (objects.ERROR, 0)
+    assert (rows[healthy.id].status, rows[healthy.id].serial) == (objects.Status.ERROR, 0)
     assert rows[healthy.id].error is not None
     assert rows[healthy.id].error.startswith("created, then removed again: 1 of 2 targets")
-    assert (rows[broken.id].status, rows[broken.id].serial) == (objects.ERROR, 0)
+    assert (rows[broken.id].status, rows[broken.id].serial) == (objects.Status.ERROR, 0)
     assert "injected failure of create" in (rows[broken.id].error or "")
     assert all(row.updated_at is not None for row in rows.values())
 
@@ -53,11 +53,11 @@ def test_create_below_threshold_removes_the_zone_again_and_records_each_target()
 def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behind() -> None:
     healthy, broken = load_pool({}, {"fail": "update"}, threshold=100).targets
     zone = central.create_zone(ZONE, "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
 
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.UPDATE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.UPDATE)
     assert failed.serial > zone.serial
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     # Storage keeps the change: mdns serves it, recovery pushes it.
@@ -69,10 +69,10 @@ def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behi
     assert FakeBackend.served(broken.id) == {ZONE: zone.serial}
     rows = _rows(zone.id)
     behind = rows[broken.id]
-    assert (behind.status, behind.serial) == (objects.ERROR, zone.serial)
+    assert (behind.status, behind.serial) == (objects.Status.ERROR, zone.serial)
     assert "injected failure of update" in (behind.error or "")
     kept = rows[healthy.id]
-    assert (kept.status, kept.serial) == (objects.PENDING, zone.serial)
+    assert (kept.status, kept.serial) == (objects.Status.PENDING, zone.serial)
     assert f"serial {failed.serial} kept (not reverted) but not verified" in (kept.error or "")
 
 
@@ -80,19 +80,22 @@ def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behi
 def test_delete_below_threshold_leaves_the_zone_in_error_with_action_delete() -> None:
     healthy, broken = load_pool({}, {"fail": "delete"}, threshold=100).targets
     zone = central.create_zone(ZONE, "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
 
     central.delete_zone(ZONE)
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.DELETE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     assert storage.get_zone(ZONE).id == zone.id, "the zone is kept for recovery"
     # The delete is not undone where it worked.
     assert FakeBackend.served(healthy.id) == {}
     assert FakeBackend.served(broken.id) == {ZONE: zone.serial}
     rows = _rows(zone.id)
-    assert (rows[healthy.id].status, rows[healthy.id].serial) == (objects.DELETED, failed.serial)
-    assert rows[broken.id].status == objects.ERROR
+    assert (rows[healthy.id].status, rows[healthy.id].serial) == (
+        objects.Status.DELETED,
+        failed.serial,
+    )
+    assert rows[broken.id].status == objects.Status.ERROR
     assert "injected failure of delete" in (rows[broken.id].error or "")
 
 
@@ -102,8 +105,8 @@ def test_a_revert_that_cannot_remove_the_zone_records_it_and_still_ends_in_error
     zone = central.create_zone(ZONE, "hostmaster@example.com")
 
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.CREATE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)
     assert FakeBackend.served(sticky.id) == {ZONE: zone.serial}
     row = _rows(zone.id)[sticky.id]
-    assert row.status == objects.ERROR
+    assert row.status == objects.Status.ERROR
     assert (row.error or "").startswith("created, and could not be removed again:")

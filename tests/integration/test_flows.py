@@ -21,11 +21,11 @@ from zoneflow.taskflow_adapter import engine as adapter_engine
 def test_create_zone_reaches_every_target_and_goes_active() -> None:
     pool = load_pool({}, {})
     zone = central.create_zone("example.com", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"example.com.": zone.serial}
     assert {(s.status, s.serial) for s in storage.list_target_status(zone.id)} == {
-        (objects.ACTIVE, zone.serial)
+        (objects.Status.ACTIVE, zone.serial)
     }
 
 
@@ -34,7 +34,7 @@ def test_create_zone_reverts_when_below_threshold() -> None:
     pool = load_pool({}, {"fail": "create"}, threshold=100)
     zone = central.create_zone("example.com", "hostmaster@example.com")
     settled = wait_settled(zone.id)
-    assert settled.status == objects.ERROR
+    assert settled.status == objects.Status.ERROR
     assert settled.error is not None and "1 of 2 targets succeeded" in settled.error
     healthy, broken = pool.targets
     assert FakeBackend.served(healthy.id) == {}, "the revert removed the zone again"
@@ -45,11 +45,11 @@ def test_create_zone_reverts_when_below_threshold() -> None:
 def test_create_zone_succeeds_at_threshold_with_the_failed_target_in_error() -> None:
     pool = load_pool({}, {"fail": "create"}, threshold=50)
     zone = central.create_zone("example.com", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     rows = {s.target_id: s for s in storage.list_target_status(zone.id)}
     healthy, broken = pool.targets
-    assert rows[healthy.id].status == objects.ACTIVE
-    assert rows[broken.id].status == objects.ERROR
+    assert rows[healthy.id].status == objects.Status.ACTIVE
+    assert rows[broken.id].status == objects.Status.ERROR
     assert rows[broken.id].error
 
 
@@ -57,7 +57,7 @@ def test_create_zone_succeeds_at_threshold_with_the_failed_target_in_error() -> 
 def test_a_target_that_fails_twice_then_works_is_retried() -> None:
     pool = load_pool({"fail": "create", "fail_times": 2})
     zone = central.create_zone("example.com", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     assert FakeBackend.served(pool.targets[0].id) == {"example.com.": zone.serial}
 
 
@@ -67,7 +67,7 @@ def test_delete_zone_removes_it_from_every_target_and_frees_the_name() -> None:
     zone = central.create_zone("example.com", "hostmaster@example.com")
     wait_settled(zone.id)
     central.delete_zone("example.com")
-    assert wait_settled(zone.id).status == objects.DELETED
+    assert wait_settled(zone.id).status == objects.Status.DELETED
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {}
     assert storage.list_zones() == []
@@ -80,7 +80,7 @@ def test_a_failed_delete_leaves_the_zone_in_error_for_another_try() -> None:
     wait_settled(zone.id)
     central.delete_zone("example.com")
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.DELETE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
     assert storage.get_zone("example.com").id == zone.id
 
 
@@ -92,9 +92,9 @@ def test_only_the_newest_job_sets_the_zone_status() -> None:
         central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
     newest = storage.get_zone(zone.id).serial
     settled = wait_settled(zone.id)
-    assert settled.status == objects.ACTIVE
+    assert settled.status == objects.Status.ACTIVE
     assert settled.serial == newest
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.ACTIVE}
+    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -115,7 +115,7 @@ def test_a_job_reads_its_targets_once_for_all_of_them(monkeypatch: pytest.Monkey
     monkeypatch.setattr(storage, "get_target_action", counted_one)
     zone = central.create_zone("once.example", "hostmaster@example.com")
 
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"once.example.": zone.serial}
     # The begin task's read, left in the run's scratch; no target's task read its own.
@@ -145,7 +145,7 @@ def test_jobs_on_one_pool_share_its_flow_and_run_side_by_side() -> None:
     # Five jobs at once on the one flow: each ends with its own zone on every target.
     zones = [central.create_zone(f"z{i}.example", "hostmaster@example.com") for i in range(5)]
     for zone in zones:
-        assert wait_settled(zone.id).status == objects.ACTIVE
+        assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones}
     for zone in zones:

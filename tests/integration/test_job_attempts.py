@@ -192,7 +192,7 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
 
     settled = storage.get_zone_any(zone.id)
     assert settled is not None
-    assert (settled.status, settled.error) == (objects.ERROR, job.error)
+    assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
     code, out, _ = _cli(capsys, "job", "list")
     assert code == 0
@@ -215,7 +215,7 @@ def test_a_task_raising_an_unexpected_error_reverts_once_and_is_not_retried(
     assert conductors.failed == []
     settled = storage.get_zone_any(zone.id)
     assert settled is not None
-    assert (settled.status, settled.error) == (objects.ERROR, "unexpected")
+    assert (settled.status, settled.error) == (objects.Status.ERROR, "unexpected")
 
 
 def test_a_job_whose_conductors_died_is_given_up_without_running_again(
@@ -238,7 +238,7 @@ def test_a_job_whose_conductors_died_is_given_up_without_running_again(
     assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
     settled = storage.get_zone_any(zone.id)
     assert settled is not None
-    assert (settled.status, settled.error) == (objects.ERROR, job.error)
+    assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
 
 def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
@@ -258,7 +258,7 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     job = _job_until(job_id, lambda j: j.state == "SUCCESS")
     assert job.attempts == 1
     served = storage.get_zone_any(zone.id)
-    assert served is not None and served.status == objects.ACTIVE
+    assert served is not None and served.status == objects.Status.ACTIVE
 
 
 def _zookeeper_restarting(board: Any, name: str, *, times: int, made: bool) -> Counter:
@@ -294,7 +294,7 @@ def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answ
     assert failed.calls == 2
     assert jobs.get_job(persistence.get_backend(), job.id).attempts == 1
     served = storage.get_zone_any(zone.id)
-    assert served is not None and served.status == objects.ACTIVE
+    assert served is not None and served.status == objects.Status.ACTIVE
 
 
 def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holding_it(
@@ -311,7 +311,7 @@ def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holdi
     assert lost.calls == 1
     assert job.attempts == 1
     served = storage.get_zone_any(zone.id)
-    assert served is not None and served.status == objects.ACTIVE
+    assert served is not None and served.status == objects.Status.ACTIVE
 
 
 # --- job cancel ----------------------------------------------------------------
@@ -330,7 +330,7 @@ def test_cancel_takes_an_unclaimed_job_off_the_board_and_puts_its_zone_in_error(
     assert _on_board(board) == []
     cancelled = storage.get_zone_any(zone.id)
     assert cancelled is not None
-    assert cancelled.status == objects.ERROR
+    assert cancelled.status == objects.Status.ERROR
     assert cancelled.error is not None and "cancelled by operator" in cancelled.error
     assert job_id in cancelled.error
     job = jobs.get_job(persistence.get_backend(), job_id)
@@ -353,7 +353,7 @@ def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
     assert (code, err) == (0, "")
     assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
     stuck = storage.get_zone_any(zone.id)
-    assert stuck is not None and stuck.status == objects.ERROR
+    assert stuck is not None and stuck.status == objects.Status.ERROR
 
 
 def test_cancel_refuses_a_job_a_conductor_is_running_and_names_the_conductor(

@@ -37,7 +37,7 @@ def reverted_job(conductor: object) -> tuple[str, objects.Pool]:  # noqa: F811
     """A create-zone job reverted because one of two targets failed (threshold 100%)."""
     pool = load_pool({}, {"fail": "create"}, threshold=100)
     zone = central.create_zone("example.com", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.Status.ERROR
     (job,) = jobs.list_jobs(persistence.get_backend())
     _until_finished(job.id)
     return job.id, pool

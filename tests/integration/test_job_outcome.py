@@ -82,7 +82,7 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="not-served")
 
     zone = central.create_zone("unserved.example", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.Status.ERROR
     job = _ended(zone.id)
 
     # The flow itself ran to its end; the zone did not get its serial.
@@ -132,7 +132,7 @@ def test_a_reverted_job_reads_failed_with_the_consensus_reason(
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="below-threshold")
 
     zone = central.create_zone("refused.example", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.Status.ERROR
     job = _ended(zone.id)
 
     assert (job.state, job.failed) == ("REVERTED", True)
@@ -157,7 +157,7 @@ def test_a_successful_job_is_not_failed_and_keeps_its_own_updated_at(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     zone = central.create_zone("served.example", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     job = _ended(zone.id)
     assert (job.state, job.failed, job.error) == ("SUCCESS", False, None)
     ended_by = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -204,4 +204,4 @@ def test_a_job_overtaken_by_a_newer_change_of_its_zone_reads_superseded() -> Non
     assert (first.kind, first.state, first.failed) == ("create-zone", "SUPERSEDED", False)
     assert "a newer job carries the zone on" in str(first.error)
     assert (found[newer].state, found[newer].failed) == ("SUCCESS", False)
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE

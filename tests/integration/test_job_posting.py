@@ -97,7 +97,7 @@ def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
 def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> None:
     load_pool({}, {})
     zone = central.create_zone("inputs.example", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     backend = persistence.get_backend()
     (job,) = jobs.list_jobs(backend)
     with contextlib.closing(backend.get_connection()) as connection:

@@ -22,7 +22,7 @@ def _ids() -> set[str]:
 def test_ended_jobs_are_purged_once_old_enough() -> None:
     load_pool({}, {})
     zone = central.create_zone("old.example", "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     backend = persistence.get_backend()
     # The zone's status is written by a task; the job ends a moment later.
     eventually(lambda: jobs.list_jobs(backend)[0].state == "SUCCESS", 10, what="the job to end")

@@ -36,10 +36,10 @@ def test_jobs_and_tasks_are_counted_and_timed_by_kind_and_outcome() -> None:
 
     load_pool({}, {})
     ok = central.create_zone("good.example", "hostmaster@example.com")
-    assert wait_settled(ok.id).status == objects.ACTIVE
+    assert wait_settled(ok.id).status == objects.Status.ACTIVE
     load_pool({}, {"fail": "create"})
     bad = central.create_zone("bad.example", "hostmaster@example.com")
-    assert wait_settled(bad.id).status == objects.ERROR
+    assert wait_settled(bad.id).status == objects.Status.ERROR
 
     # The zone's status is written by a task; the job ends a moment later.
     eventually(

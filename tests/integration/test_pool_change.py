@@ -55,7 +55,7 @@ def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolU
 
 def _create_zones(names: list[str] = ZONES) -> list[objects.Zone]:
     zones = [central.create_zone(name, "hostmaster@example.com") for name in names]
-    assert {wait_settled(z.id).status for z in zones} == {objects.ACTIVE}
+    assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
     return zones
 
 
@@ -71,9 +71,9 @@ def _settle_watching(
         served = FakeBackend.served(target_id)
         for zone in now:
             assert zone is not None
-            if zone.status == objects.ACTIVE:
+            if zone.status == objects.Status.ACTIVE:
                 assert served.get(zone.name) == zone.serial, f"{zone.name} ACTIVE, not on target"
-        if all(z is not None and z.status != objects.PENDING for z in now):
+        if all(z is not None and z.status != objects.Status.PENDING for z in now):
             return [z for z in now if z is not None]
         return None
 
@@ -99,17 +99,20 @@ def test_an_added_target_gets_every_zone_and_each_reads_active_only_once_it_has_
     (added,) = update.added_targets
     assert update.backfill == len(ZONES)
     # Marked PENDING in the pool update's own transaction.
-    assert {storage.get_zone(z.id).status for z in zones} == {objects.PENDING}
+    assert {storage.get_zone(z.id).status for z in zones} == {objects.Status.PENDING}
 
     settled = _settle_watching(zones, added.id)
-    assert {(z.status, z.action) for z in settled} == {(objects.ACTIVE, objects.NONE)}
+    assert {(z.status, z.action) for z in settled} == {(objects.Status.ACTIVE, objects.Action.NONE)}
     assert FakeBackend.served(added.id) == {z.name: z.serial for z in zones}
     assert sorted(_calls(first_calls)) == [("create", z.name) for z in zones], (
         "the target that had the zones got no second call"
     )
     for zone in zones:
         rows = {r.target_id: r for r in storage.list_target_status(zone.id)}
-        assert (rows[added.id].status, rows[added.id].serial) == (objects.ACTIVE, zone.serial)
+        assert (rows[added.id].status, rows[added.id].serial) == (
+            objects.Status.ACTIVE,
+            zone.serial,
+        )
         assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
     assert first.id != added.id
 
@@ -121,7 +124,7 @@ def test_reloading_the_same_pool_schedules_nothing() -> None:
     update = _update({}, {})
     assert (update.added_targets, update.added_nameservers, update.backfill) == ((), (), 0)
     assert (update.retired_targets, update.draining_targets) == ((), ())
-    assert storage.get_zone(zone.id).status == objects.ACTIVE
+    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
     assert support.count_pending_jobs() == 0
 
 
@@ -135,7 +138,7 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
     update = _update({}, nameservers=f"  nameservers: [{{host: {HOST}, port: {mdns.port}}}]\n")
     assert update.added_nameservers == (objects.HostPort(HOST, mdns.port),)
     assert update.backfill == 2
-    assert {wait_settled(z.id).status for z in zones} == {objects.ACTIVE}
+    assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
     for zone in zones:
         assert _job_kinds(zone.id) == ["create-zone", "recover-zone"]
         (job_id,) = [
@@ -169,12 +172,12 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
     assert not storage.set_zone_status(
         zone.id,
         serial=zone.serial,
-        status=objects.ACTIVE,
-        action=objects.NONE,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
         covered_targets=[first.id],
         pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
-    assert storage.get_zone(zone.id).status == objects.PENDING
+    assert storage.get_zone(zone.id).status == objects.Status.PENDING
     (handed_to,) = storage.claim_pending_jobs()
     assert (handed_to.kind, handed_to.zone_id, handed_to.serial) == (
         "recover-zone",
@@ -185,12 +188,12 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
     assert storage.set_zone_status(
         zone.id,
         serial=zone.serial,
-        status=objects.ACTIVE,
-        action=objects.NONE,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
         covered_targets=[first.id, second.id],
         pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
-    assert storage.get_zone(zone.id).status == objects.ACTIVE
+    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
 
 
 @pytest.mark.usefixtures("conductor")
@@ -206,7 +209,7 @@ def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() ->
     assert support.count_pending_jobs() == 0, "a zone with a job in flight gets no second job"
 
     (settled,) = _settle_watching([zone], added.id)
-    assert (settled.status, settled.action) == (objects.ACTIVE, objects.NONE)
+    assert (settled.status, settled.action) == (objects.Status.ACTIVE, objects.Action.NONE)
     assert FakeBackend.served(added.id) == {zone.name: zone.serial}
     assert FakeBackend.served(slow.id) == {zone.name: zone.serial}
     # The create job handed the zone over instead of making it ACTIVE.
@@ -244,7 +247,7 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
         conductor.stop()
 
     # Not a failure (threshold 100), and no zone created on the retired server.
-    assert (settled.status, settled.error) == (objects.ACTIVE, None)
+    assert (settled.status, settled.error) == (objects.Status.ACTIVE, None)
     assert FakeBackend.served(kept.id) == {zone.name: zone.serial}
     assert FakeBackend.served(retiring.id) == {}
     assert ("create", zone.name) not in _calls(calls)
@@ -257,10 +260,12 @@ def test_a_task_on_a_target_that_is_gone_does_nothing() -> None:
     load_pool({})
     zone = central.create_zone(ZONES[0], "hostmaster@example.com")
     for task in (
-        tasks.ZoneActionOnTarget(objects.CREATE, "gone"),
+        tasks.ZoneActionOnTarget(objects.Action.CREATE, "gone"),
         tasks.RecoverOnTarget("gone"),
     ):
-        kwargs = {"wanted": objects.ACTIVE} if isinstance(task, tasks.RecoverOnTarget) else {}
+        kwargs = (
+            {"wanted": objects.Status.ACTIVE} if isinstance(task, tasks.RecoverOnTarget) else {}
+        )
         outcome = task.execute(zone_id=zone.id, serial=zone.serial, **kwargs)
         assert outcome == {"ok": True, "error": None, "skipped": True, "retired": True}
 
@@ -292,7 +297,7 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
             lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted"
         )
         holds(  # the job polls the silent nameserver meanwhile
-            lambda: storage.get_zone(zone.id).status == objects.PENDING,
+            lambda: storage.get_zone(zone.id).status == objects.Status.PENDING,
             0.5,
             what="the zone PENDING while a nameserver is silent",
         )
@@ -301,7 +306,7 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
         settled = wait_settled(zone.id, timeout=10)
     finally:
         silent.close()
-    assert (settled.status, settled.error) == (objects.ACTIVE, None)
+    assert (settled.status, settled.error) == (objects.Status.ACTIVE, None)
 
 
 # --- removed targets ----------------------------------------------------------------------
@@ -332,7 +337,7 @@ def test_a_removed_target_has_every_zone_deleted_then_is_forgotten(
         ("delete", z.name) for z in zones
     ]
     for zone in zones:
-        assert storage.get_zone(zone.id).status == objects.ACTIVE
+        assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
         assert [r.target_id for r in storage.list_target_status(zone.id)] == [kept.id]
     assert storage.get_pool("default").retired_targets == ()
 
@@ -364,7 +369,7 @@ def test_a_drain_that_fails_keeps_the_target_retired_until_pool_update_runs_it_a
         lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
     )
     assert FakeBackend.served(retiring.id) == {}
-    assert {storage.get_zone(z.id).status for z in zones} == {objects.ACTIVE}
+    assert {storage.get_zone(z.id).status for z in zones} == {objects.Status.ACTIVE}
 
 
 def test_a_drain_goes_on_where_the_last_one_stopped(
@@ -475,7 +480,7 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     for job in storage.claim_pending_jobs():  # as if their create jobs had run
         storage.remove_pending_job(job.id)
     for zone in zones:
-        storage.set_zone_status(zone.id, serial=zone.serial, status=objects.ACTIVE)
+        storage.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
 
     _update({}, {})
     released = storage.claim_pending_jobs()

@@ -50,23 +50,23 @@ def test_recover_creates_the_zone_on_the_target_that_missed_it_only(
         threshold=50,
     ).targets
     zone = central.create_zone(ZONE, "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ACTIVE
-    assert _rows(zone.id)[broken.id].status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    assert _rows(zone.id)[broken.id].status == objects.Status.ERROR
     healthy_row = _rows(zone.id)[healthy.id]
 
     recovering = central.recover_zone(ZONE)
-    assert (recovering.status, recovering.serial) == (objects.PENDING, zone.serial)
+    assert (recovering.status, recovering.serial) == (objects.Status.PENDING, zone.serial)
     recovered = wait_settled(zone.id)
 
     assert (recovered.status, recovered.action, recovered.error) == (
-        objects.ACTIVE,
-        objects.NONE,
+        objects.Status.ACTIVE,
+        objects.Action.NONE,
         None,
     )
     assert FakeBackend.served(broken.id) == {ZONE: zone.serial}
     rows = _rows(zone.id)
     assert (rows[broken.id].status, rows[broken.id].serial, rows[broken.id].error) == (
-        objects.ACTIVE,
+        objects.Status.ACTIVE,
         zone.serial,
         None,
     )
@@ -78,14 +78,14 @@ def test_recover_creates_the_zone_on_the_target_that_missed_it_only(
 def test_recover_after_a_reverted_create_creates_the_zone_everywhere() -> None:
     targets = load_pool({}, {"fail": "create", "fail_times": FAILS_ONCE}).targets
     zone = central.create_zone(ZONE, "hostmaster@example.com")
-    assert wait_settled(zone.id).status == objects.ERROR
+    assert wait_settled(zone.id).status == objects.Status.ERROR
 
     central.recover_zone(ZONE)
-    assert wait_settled(zone.id).status == objects.ACTIVE
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: zone.serial}
     assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
-        (objects.ACTIVE, zone.serial)
+        (objects.Status.ACTIVE, zone.serial)
     }
 
 
@@ -96,17 +96,17 @@ def test_recover_pushes_an_update_that_fell_below_the_threshold() -> None:
     wait_settled(zone.id)
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     failed = wait_settled(zone.id)
-    assert failed.status == objects.ERROR
+    assert failed.status == objects.Status.ERROR
 
     central.recover_zone(ZONE)
     recovered = wait_settled(zone.id)
-    assert (recovered.status, recovered.action) == (objects.ACTIVE, objects.NONE)
+    assert (recovered.status, recovered.action) == (objects.Status.ACTIVE, objects.Action.NONE)
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: failed.serial}
     assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
-        (objects.ACTIVE, failed.serial)
+        (objects.Status.ACTIVE, failed.serial)
     }
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.ACTIVE}
+    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -115,10 +115,10 @@ def test_recover_finishes_a_delete_that_fell_below_the_threshold() -> None:
     zone = central.create_zone(ZONE, "hostmaster@example.com")
     wait_settled(zone.id)
     central.delete_zone(ZONE)
-    assert wait_settled(zone.id).action == objects.DELETE
+    assert wait_settled(zone.id).action == objects.Action.DELETE
 
     central.recover_zone(ZONE)
-    assert wait_settled(zone.id).status == objects.DELETED
+    assert wait_settled(zone.id).status == objects.Status.DELETED
     for target in targets:
         assert FakeBackend.served(target.id) == {}
     assert storage.list_zones() == []
@@ -132,7 +132,7 @@ def test_a_recovery_still_below_the_threshold_says_why_and_undoes_its_creates() 
 
     central.recover_zone(ZONE)
     failed = wait_settled(zone.id)
-    assert (failed.status, failed.action) == (objects.ERROR, objects.CREATE)
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     # A zone never made ACTIVE is taken off again, as its create was.
     assert FakeBackend.served(healthy.id) == {}

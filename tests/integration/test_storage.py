@@ -80,21 +80,21 @@ def test_the_serial_never_goes_back_even_if_the_clock_does(monkeypatch: pytest.M
 def test_a_job_for_an_old_serial_does_not_set_the_status() -> None:
     zone = _zone()
     central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
-    assert not storage.set_zone_status(zone.id, serial=zone.serial, status=objects.ACTIVE)
+    assert not storage.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
     newest = storage.get_zone(zone.id)
-    assert newest.status == objects.PENDING
+    assert newest.status == objects.Status.PENDING
     assert storage.set_zone_status(
-        zone.id, serial=newest.serial, status=objects.ACTIVE, action=objects.NONE
+        zone.id, serial=newest.serial, status=objects.Status.ACTIVE, action=objects.Action.NONE
     )
-    assert storage.get_zone(zone.id).status == objects.ACTIVE
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.ACTIVE}
+    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
+    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 def test_a_served_serial_is_never_recorded_as_going_back() -> None:
     zone = _zone()
     target_id = storage.get_pool("default").targets[0].id
-    storage.set_target_status(zone.id, target_id, serial=10, status=objects.ACTIVE)
-    storage.set_target_status(zone.id, target_id, serial=5, status=objects.ACTIVE)
+    storage.set_target_status(zone.id, target_id, serial=10, status=objects.Status.ACTIVE)
+    storage.set_target_status(zone.id, target_id, serial=5, status=objects.Status.ACTIVE)
     (row,) = storage.list_target_status(zone.id)
     assert row.serial == 10
 
@@ -102,7 +102,7 @@ def test_a_served_serial_is_never_recorded_as_going_back() -> None:
 def test_a_deleted_zone_frees_its_name_once_the_delete_job_is_done() -> None:
     zone = _zone()
     deleting = central.delete_zone("example.com")
-    assert (deleting.status, deleting.action) == (objects.PENDING, objects.DELETE)
+    assert (deleting.status, deleting.action) == (objects.Status.PENDING, objects.Action.DELETE)
     with pytest.raises(exceptions.ZoneBusy):
         central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     with pytest.raises(exceptions.DuplicateZone):

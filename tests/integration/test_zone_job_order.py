@@ -22,7 +22,7 @@ def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alo
     # target, finding nothing there, and not yet have finished.
     central.delete_zone("late.example")
 
-    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
 
     assert outcome["skipped"]
@@ -38,7 +38,7 @@ def test_an_update_that_runs_before_the_zone_s_create_creates_it(tmp_path: pathl
     # must make the zone ACTIVE, polling each nameserver for its serial.
     change = central.create_recordset("early.example", "www", "A", ["192.0.2.1"])
 
-    update = tasks.ZoneActionOnTarget(objects.UPDATE, target.id)
+    update = tasks.ZoneActionOnTarget(objects.Action.UPDATE, target.id)
     outcome = update.execute(zone_id=zone.id, serial=change.serial)
 
     assert outcome["ok"]
@@ -54,7 +54,7 @@ def test_a_create_cut_short_after_creating_takes_the_zone_back_when_run_again() 
     central.delete_zone("cut.example")
     FakeBackend(target).create_zone(zone)
 
-    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
 
     assert outcome["skipped"]
@@ -76,7 +76,7 @@ def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
         create_zone(self, what)
 
     monkeypatch.setattr(FakeBackend, "create_zone", slow_create)
-    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
     assert outcome["created"]
     assert FakeBackend.served(target.id) == {"racing.example.": zone.serial}
@@ -92,7 +92,7 @@ def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
 def test_a_create_with_no_delete_asked_is_not_taken_back() -> None:
     (target,) = load_pool({}).targets
     zone = central.create_zone("calm.example", "hostmaster@example.com")
-    create = tasks.ZoneActionOnTarget(objects.CREATE, target.id)
+    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
 
     check = tasks.TakeBackIfDeleted([target.id])

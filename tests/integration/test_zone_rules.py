@@ -186,7 +186,7 @@ def test_an_import_breaking_a_rule_creates_nothing(line: str, words: tuple[str, 
         f"{line}\n"
     )
     task = zone_tasks.import_zone(text)
-    assert (task.status, task.zone_id) == (objects.ERROR, None)
+    assert (task.status, task.zone_id) == (objects.Status.ERROR, None)
     for word in words:
         assert word in (task.message or ""), task.message
     assert central.list_zones() == []

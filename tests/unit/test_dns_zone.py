@@ -41,8 +41,8 @@ def _recordset(
         ttl=ttl,
         records=tuple(records),
         serial=ZONE.serial,
-        status=objects.ACTIVE,
-        action=objects.NONE,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
         created_at=NOW,
         updated_at=None,
     )

@@ -33,8 +33,8 @@ def _alive_since() -> datetime.datetime:
 def _as_seen(
     status: objects.ServiceStatus, alive_since: datetime.datetime
 ) -> objects.ServiceStatus:
-    if status.status == objects.UP and status.heartbeated_at < alive_since:
-        return dataclasses.replace(status, status=objects.DOWN)
+    if status.status == objects.ServiceState.UP and status.heartbeated_at < alive_since:
+        return dataclasses.replace(status, status=objects.ServiceState.DOWN)
     return status
 
 

@@ -61,7 +61,7 @@ def _serving(
 ) -> TargetServing:
     if row is None:
         return TargetServing(
-            target_id, label, kind, None, objects.PENDING, None, None, False, in_pool
+            target_id, label, kind, None, objects.Status.PENDING, None, None, False, in_pool
         )
     return TargetServing(
         target_id,

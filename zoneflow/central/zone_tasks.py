@@ -47,22 +47,22 @@ def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.Zone
         quotas.check_export(zone)
     except exceptions.OverQuota as exc:
         return zone_tasks.create_task(
-            objects.EXPORT,
+            objects.ZoneTaskType.EXPORT,
             task_id=task_id,
             project_id=zone.project_id,
             zone_id=zone.id,
-            status=objects.ERROR,
+            status=objects.Status.ERROR,
             message=exc.message,
         )
     pool = storage.get_pool(zone.pool_id)
     with storage.zone_for_transfer(zone.id) as (at_serial, records):
         text = zonefile.render(at_serial, pool, records)
     return zone_tasks.create_task(
-        objects.EXPORT,
+        objects.ZoneTaskType.EXPORT,
         task_id=task_id,
         project_id=zone.project_id,
         zone_id=zone.id,
-        status=objects.COMPLETE,
+        status=objects.Status.COMPLETE,
         message=f"exported {zone.name} at serial {at_serial.serial}",
         location=_location(task_id),
         content=text,
@@ -70,14 +70,14 @@ def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.Zone
 
 
 def get_export(task_id: str, *, project_id: str | None = None) -> objects.ZoneTask:
-    return zone_tasks.get_task(objects.EXPORT, task_id, project_id=project_id)
+    return zone_tasks.get_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
 
 
 def export_file(task_id: str, *, project_id: str | None = None) -> str:
     """The zone file an export produced."""
     task = get_export(task_id, project_id=project_id)
-    text = zone_tasks.get_content(objects.EXPORT, task_id, project_id=project_id)
-    if task.status != objects.COMPLETE or text is None:
+    text = zone_tasks.get_content(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
+    if task.status != objects.Status.COMPLETE or text is None:
         raise exceptions.BadRequest(
             f"zone export {task_id} ended {task.status} ({task.message}): it has no zone file; "
             "export the zone again once the cause is fixed"
@@ -88,11 +88,11 @@ def export_file(task_id: str, *, project_id: str | None = None) -> str:
 def find_exports(
     criteria: Mapping[str, str], paging: objects.Paging, *, project_id: str | None = None
 ) -> objects.Page[objects.ZoneTask]:
-    return _find(objects.EXPORT, criteria, paging, project_id)
+    return _find(objects.ZoneTaskType.EXPORT, criteria, paging, project_id)
 
 
 def delete_export(task_id: str, *, project_id: str | None = None) -> None:
-    zone_tasks.delete_task(objects.EXPORT, task_id, project_id=project_id)
+    zone_tasks.delete_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
 
 
 # --- imports -----------------------------------------------------------------------
@@ -140,11 +140,11 @@ def import_zone(
         exceptions.IllegalParentZone,
     ) as exc:
         return zone_tasks.create_task(
-            objects.IMPORT,
+            objects.ZoneTaskType.IMPORT,
             task_id=task_id,
             project_id=project_id,
             zone_id=None,
-            status=objects.ERROR,
+            status=objects.Status.ERROR,
             message=exc.message,
         )
     central._changed()  # the new zone's job is posted at once
@@ -176,8 +176,8 @@ def _would_be(parsed: zonefile.ParsedZone, project_id: str) -> objects.Zone:
         retry=parsed.retry,
         expire=parsed.expire,
         minimum=parsed.minimum,
-        status=objects.PENDING,
-        action=objects.CREATE,
+        status=objects.Status.PENDING,
+        action=objects.Action.CREATE,
         pool_id="",
         project_id=project_id,
         description=None,
@@ -188,18 +188,18 @@ def _would_be(parsed: zonefile.ParsedZone, project_id: str) -> objects.Zone:
 
 
 def get_import(task_id: str, *, project_id: str | None = None) -> objects.ZoneTask:
-    return zone_tasks.get_task(objects.IMPORT, task_id, project_id=project_id)
+    return zone_tasks.get_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
 
 
 def find_imports(
     criteria: Mapping[str, str], paging: objects.Paging, *, project_id: str | None = None
 ) -> objects.Page[objects.ZoneTask]:
-    return _find(objects.IMPORT, criteria, paging, project_id)
+    return _find(objects.ZoneTaskType.IMPORT, criteria, paging, project_id)
 
 
 def delete_import(task_id: str, *, project_id: str | None = None) -> None:
     """Forget an import task (the zone it created stays)."""
-    zone_tasks.delete_task(objects.IMPORT, task_id, project_id=project_id)
+    zone_tasks.delete_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
 
 
 def _find(

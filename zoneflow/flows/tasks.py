@@ -109,7 +109,9 @@ class _Begin(Task):
         if fencing.lost(fence_token):
             return  # the job is another conductor's now: it decides the zone's status
         reason = _reason(flow_failures)
-        if storage.set_zone_status(zone_id, serial=serial, status=objects.ERROR, error=reason):
+        if storage.set_zone_status(
+            zone_id, serial=serial, status=objects.Status.ERROR, error=reason
+        ):
             LOG.error(
                 "zone %s serial %s is ERROR: its job was reverted: %s", zone_id, serial, reason
             )
@@ -202,10 +204,10 @@ def _retired(zone: objects.Zone, target_id: str) -> dict[str, Any]:
 def _backend_call(target: objects.PoolTarget, action: str) -> Callable[[objects.Zone], None]:
     backend = backends.get_backend(target)
     return {
-        objects.CREATE: backend.create_zone,
-        objects.UPDATE: backend.update_zone,
-        objects.DELETE: backend.delete_zone,
-    }[action]
+        objects.Action.CREATE: backend.create_zone,
+        objects.Action.UPDATE: backend.update_zone,
+        objects.Action.DELETE: backend.delete_zone,
+    }[objects.Action(action)]
 
 
 def _record_reverted(
@@ -229,22 +231,22 @@ def _record_reverted(
     if not outcome["ok"]:
         # Behind: its recorded serial stays what it last served.
         storage.set_target_status(
-            zone_id, target_id, serial=0, status=objects.ERROR, error=outcome["error"]
+            zone_id, target_id, serial=0, status=objects.Status.ERROR, error=outcome["error"]
         )
     elif outcome.get("current"):
         # A recovery found it serving the serial already and left it alone.
         storage.set_target_status(
-            zone_id, target_id, serial=int(outcome["serial"]), status=objects.ACTIVE
+            zone_id, target_id, serial=int(outcome["serial"]), status=objects.Status.ACTIVE
         )
-    elif action == objects.DELETE:
+    elif action == objects.Action.DELETE:
         # A delete is never undone: the zone is wanted gone, and is gone here.
-        storage.set_target_status(zone_id, target_id, serial=serial, status=objects.DELETED)
+        storage.set_target_status(zone_id, target_id, serial=serial, status=objects.Status.DELETED)
     elif outcome.get("removed"):
         storage.set_target_status(
             zone_id,
             target_id,
             serial=0,
-            status=objects.ERROR,
+            status=objects.Status.ERROR,
             error=f"created, then removed again: {reason}",
         )
     else:
@@ -254,7 +256,7 @@ def _record_reverted(
             zone_id,
             target_id,
             serial=0,
-            status=objects.PENDING,
+            status=objects.Status.PENDING,
             error=f"serial {serial} kept (not reverted) but not verified: {reason}",
         )
 
@@ -294,7 +296,9 @@ class ZoneActionOnTarget(Task):
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
         if target is None or not _in_service(target):
             return _retired(zone, self.target_id)
-        if self.action != objects.DELETE and (wanted.zone_deleted or zone.action == objects.DELETE):
+        if self.action != objects.Action.DELETE and (
+            wanted.zone_deleted or zone.action == objects.Action.DELETE
+        ):
             # The zone was deleted, or its delete asked for, while this job
             # waited: its delete job owns it now, and may have removed it from
             # this target already, so creating it here would leave it behind.
@@ -303,18 +307,18 @@ class ZoneActionOnTarget(Task):
                 _take_back(zone, target)
             return {"ok": True, "error": None, "skipped": True}
         action = self.action
-        if action == objects.UPDATE and zone.action == objects.CREATE:
+        if action == objects.Action.UPDATE and zone.action == objects.Action.CREATE:
             # Not created yet as far as anyone knows: its create job may not
             # have run (its conductor died, it waits on the board). This job,
             # the newest change, is the one to make it ACTIVE, so it creates
             # the zone (creating one that exists succeeds) rather than poll
             # for a zone no target has.
-            action = objects.CREATE
-        if action != objects.UPDATE and wanted.provisioning == objects.CATALOG:
+            action = objects.Action.CREATE
+        if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
             return _through_catalog(storage.get_pool(target.pool_id), target)
         outcome = _try_on_target(action, target, zone)
         # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
-        return {**outcome, "created": action == objects.CREATE and outcome["ok"]}
+        return {**outcome, "created": action == objects.Action.CREATE and outcome["ok"]}
 
     @_waits_for_database
     def revert(
@@ -332,7 +336,7 @@ class ZoneActionOnTarget(Task):
             return  # this task itself failed: nothing was done here
         outcome = (
             _remove_again(zone_id, self.target_id, result)
-            if self.action == objects.CREATE
+            if self.action == objects.Action.CREATE
             else result
         )
         _record_reverted(
@@ -351,7 +355,7 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
             return
     except exceptions.ZoneNotFound:
         pass
-    _try_on_target(objects.DELETE, target, zone)
+    _try_on_target(objects.Action.DELETE, target, zone)
 
 
 class TakeBackIfDeleted(Task):
@@ -405,7 +409,7 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
     target = storage.find_target(target_id)
     if target is None or not _in_service(target):
         return outcome  # its zones are the retire-target job's to delete
-    removal = _try_on_target(objects.DELETE, target, zone)
+    removal = _try_on_target(objects.Action.DELETE, target, zone)
     if not removal["ok"]:
         return {
             "ok": False,
@@ -714,34 +718,34 @@ class _StatusWriter(Task):
         counted = {ns: seen for ns, seen in served.items() if not seen.get("dropped")}
         ok = [ns for ns, seen in counted.items() if seen["ok"]]
         if len(ok) * 100 >= self.threshold * len(counted):
-            if action == objects.DELETE:
+            if action == objects.Action.DELETE:
                 storage.finish_zone_delete(zone_id, serial=serial, targets=updates)
-                return objects.DELETED
+                return objects.Status.DELETED
             # ACTIVE only if the pool has not grown past this job's targets
             # and nameservers; else the zone goes to a recover-zone job.
             activated = storage.set_zone_status(
                 zone_id,
                 serial=serial,
-                status=objects.ACTIVE,
-                action=objects.NONE,
+                status=objects.Status.ACTIVE,
+                action=objects.Action.NONE,
                 covered_targets=self.target_ids,
                 covered_nameservers=self.nameservers,
                 pool_grown_job=objects.JobKind.RECOVER_ZONE,
                 targets=updates,
             )
-            return objects.ACTIVE if activated else objects.PENDING
+            return objects.Status.ACTIVE if activated else objects.Status.PENDING
         lagging = "; ".join(str(seen["error"]) for seen in counted.values() if not seen["ok"])
         error = (
             f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})"
         )
         if not storage.set_zone_status(
-            zone_id, serial=serial, status=objects.ERROR, error=error, targets=updates
+            zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
         ):
             # The zone has moved on to a later serial: its newer job decides it.
             return SUPERSEDED
         LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
-        return objects.ERROR
+        return objects.Status.ERROR
 
     def _target_update(
         self,
@@ -757,8 +761,8 @@ class _StatusWriter(Task):
             # already recorded as serving this serial and left alone.
             return None
         if not outcome["ok"]:
-            return (target_id, 0, objects.ERROR, outcome["error"])
-        done = objects.DELETED if action == objects.DELETE else objects.ACTIVE
+            return (target_id, 0, objects.Status.ERROR, outcome["error"])
+        done = objects.Status.DELETED if action == objects.Action.DELETE else objects.Status.ACTIVE
         address = self.target_addresses.get(target_id)
         seen = served.get(address) if address else None
         if seen is None or seen.get("dropped"):
@@ -767,7 +771,7 @@ class _StatusWriter(Task):
             return (target_id, serial, done, None)
         if seen["ok"]:
             return (target_id, seen["serial"] or serial, done, None)
-        return (target_id, seen["serial"] or 0, objects.ERROR, seen["error"])
+        return (target_id, seen["serial"] or 0, objects.Status.ERROR, seen["error"])
 
 
 class UpdateStatus(_StatusWriter):
@@ -802,7 +806,7 @@ class UpdateStatus(_StatusWriter):
 
 def _action_for(wanted: str) -> str:
     """The action a recovery carries out for a zone wanted ACTIVE or DELETED."""
-    return objects.DELETE if wanted == objects.DELETED else objects.UPDATE
+    return objects.Action.DELETE if wanted == objects.Status.DELETED else objects.Action.UPDATE
 
 
 def _served_serial(zone_name: str, host: str, port: int) -> int | None:
@@ -826,8 +830,8 @@ class BeginRecovery(_Begin):
         zone = storage.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        gone = zone.action == objects.DELETE or storage.zone_is_deleted(zone_id)
-        wanted = objects.DELETED if gone else objects.ACTIVE
+        gone = zone.action == objects.Action.DELETE or storage.zone_is_deleted(zone_id)
+        wanted = objects.Status.DELETED if gone else objects.Status.ACTIVE
         LOG.info("recovery of %s at serial %s begins: wanted %s", zone.name, serial, wanted)
         return zone.name, wanted
 
@@ -862,15 +866,15 @@ class RecoverOnTarget(Task):
         if target is None or not _in_service(target):
             return _retired(zone, self.target_id)
         pool = storage.get_pool(target.pool_id)
-        if wanted == objects.DELETED:
+        if wanted == objects.Status.DELETED:
             if pool.provisioning == objects.CATALOG:
                 return _through_catalog(pool, target)
-            return _try_on_target(objects.DELETE, target, zone)
+            return _try_on_target(objects.Action.DELETE, target, zone)
         if storage.zone_is_deleted(zone_id):
             return {"ok": True, "error": None, "skipped": True}
 
         row = storage.get_target_status(zone_id, self.target_id)
-        recorded = row is not None and row.status == objects.ACTIVE and row.serial >= serial
+        recorded = row is not None and row.status == objects.Status.ACTIVE and row.serial >= serial
         host = target.options.get("host")
         address = (str(host), int(target.options.get("port", 53))) if host is not None else None
         served = _served_serial(zone.name, *address) if address else None
@@ -890,11 +894,11 @@ class RecoverOnTarget(Task):
         if address:
             has_zone = served is not None
         else:
-            has_zone = row is not None and row.serial > 0 and row.status != objects.DELETED
-        action = objects.UPDATE if has_zone else objects.CREATE
+            has_zone = row is not None and row.serial > 0 and row.status != objects.Status.DELETED
+        action = objects.Action.UPDATE if has_zone else objects.Action.CREATE
         LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
         outcome = _try_on_target(action, target, zone)
-        if outcome["ok"] and action == objects.UPDATE and address:
+        if outcome["ok"] and action == objects.Action.UPDATE and address:
             # A target that has the zone fetches the serial now, not at its refresh.
             _notify(zone.name, *address, serial)
         return {**outcome, "action": action}
@@ -916,11 +920,11 @@ class RecoverOnTarget(Task):
             return
         action, outcome = _action_for(wanted), result
         zone = storage.get_zone_any(zone_id)
-        if zone is not None and zone.action == objects.CREATE:
+        if zone is not None and zone.action == objects.Action.CREATE:
             # A zone never made ACTIVE is recovered as a create, and below the
             # threshold undone as one: off the targets this job put it on.
-            action = objects.CREATE
-            if result.get("action") == objects.CREATE:
+            action = objects.Action.CREATE
+            if result.get("action") == objects.Action.CREATE:
                 outcome = _remove_again(zone_id, self.target_id, result)
         _record_reverted(zone_id, serial, self.target_id, action, outcome, _reason(flow_failures))
 
@@ -932,7 +936,9 @@ class PollForWantedState(_Poll):
         super().__init__(host, port, name=f"poll-for-wanted-state-{host}:{port}")
 
     def execute(self, zone_id: str, zone_name: str, serial: int, wanted: str) -> dict[str, Any]:
-        return self._poll(zone_id, zone_name, serial, expect_removed=wanted == objects.DELETED)
+        return self._poll(
+            zone_id, zone_name, serial, expect_removed=wanted == objects.Status.DELETED
+        )
 
 
 class RecoverStatus(_StatusWriter):

@@ -120,17 +120,17 @@ def _shared(factory: Callable[..., graph_flow.Flow]) -> Callable[..., graph_flow
 
 @_shared
 def create_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.JobKind.CREATE_ZONE, objects.CREATE, **pool)
+    return _zone_flow(objects.JobKind.CREATE_ZONE, objects.Action.CREATE, **pool)
 
 
 @_shared
 def update_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.JobKind.UPDATE_ZONE, objects.UPDATE, **pool)
+    return _zone_flow(objects.JobKind.UPDATE_ZONE, objects.Action.UPDATE, **pool)
 
 
 @_shared
 def delete_zone_flow(**pool: Any) -> graph_flow.Flow:
-    return _zone_flow(objects.JobKind.DELETE_ZONE, objects.DELETE, **pool)
+    return _zone_flow(objects.JobKind.DELETE_ZONE, objects.Action.DELETE, **pool)
 
 
 @_shared
@@ -178,8 +178,8 @@ def _zone_flow(
     servers = [(str(h), int(p)) for h, p in nameservers]
     propagation = unordered_flow.Flow("propagation")
     for host, port in servers:
-        poll = tasks.PollForSerial(host, port, expect_removed=action == objects.DELETE)
-        if action == objects.UPDATE:
+        poll = tasks.PollForSerial(host, port, expect_removed=action == objects.Action.DELETE)
+        if action == objects.Action.UPDATE:
             propagation.add(
                 linear_flow.Flow(f"nameserver-{host}:{port}").add(
                     tasks.SendNotify(host, port), poll
@@ -199,7 +199,7 @@ def _zone_flow(
         threshold,
         # A create (and an update, which creates a zone not created yet) may
         # race the zone's delete.
-        take_back=action != objects.DELETE,
+        take_back=action != objects.Action.DELETE,
     )
 
 

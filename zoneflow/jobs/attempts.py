@@ -123,6 +123,9 @@ def end(persistence: Any, job_id: str, outcome: str, reason: str) -> dict[str, A
         return meta
     # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
     storage.set_zone_status(
-        str(meta["zone_id"]), serial=int(meta.get("serial", 0)), status=objects.ERROR, error=reason
+        str(meta["zone_id"]),
+        serial=int(meta.get("serial", 0)),
+        status=objects.Status.ERROR,
+        error=reason,
     )
     return meta

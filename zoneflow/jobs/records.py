@@ -218,14 +218,14 @@ def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, s
 def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | None]:
     """What a flow that ran to its end gave the zone: the status its last task wrote."""
     status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
-    if status == objects.ERROR:
+    if status == objects.Status.ERROR:
         return FAILED, _not_served(flow, serial)
     if status == SUPERSEDED:
         return SUPERSEDED, (
             f"too few nameservers serve serial {serial}, but the zone is at a later serial "
             "since: a newer job carries the zone on"
         )
-    if status == objects.PENDING:
+    if status == objects.Status.PENDING:
         return SUPERSEDED, (
             f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "
             "pool grew, while it ran, and a newer job carries the zone on"

@@ -314,7 +314,7 @@ def zone_wanted_gone(zone_id: str) -> bool:
     """Whether a zone is deleted, or its delete asked for, in one statement."""
     with db.connection() as conn:
         row = conn.execute(_ZONE_STATE, {"id": zone_id}).first()
-    return row is None or row.deleted != models.LIVE or row.action == objects.DELETE
+    return row is None or row.deleted != models.LIVE or row.action == objects.Action.DELETE
 
 
 def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
@@ -513,14 +513,14 @@ def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
         .order_by(models.Zone.id)  # one lock order for any two pool updates
         .with_for_update()
     ).all()
-    wanted = [r for r in rows if r.action != objects.DELETE]
-    idle = [r for r in wanted if r.status != objects.PENDING]
+    wanted = [r for r in rows if r.action != objects.Action.DELETE]
+    idle = [r for r in wanted if r.status != objects.Status.PENDING]
     for start in range(0, len(idle), _IN_CHUNK):
         _rows_changed(
             session,
             sa.update(models.Zone)
             .where(models.Zone.id.in_([r.id for r in idle[start : start + _IN_CHUNK]]))
-            .values(status=objects.PENDING, error=None),
+            .values(status=objects.Status.PENDING, error=None),
         )
     if idle:
         now = models.utcnow()
@@ -563,7 +563,7 @@ def _drain_query(pool_id: str, target_id: str) -> sa.Select[Any]:
         .outerjoin(done, sa.and_(done.zone_id == models.Zone.id, done.target_id == target_id))
         .where(
             models.Zone.pool_id == pool_id,
-            sa.or_(done.status.is_(None), done.status != objects.DELETED),
+            sa.or_(done.status.is_(None), done.status != objects.Status.DELETED),
             sa.or_(models.Zone.deleted == models.LIVE, done.zone_id.is_not(None)),
         )
     )
@@ -615,7 +615,7 @@ def record_drained(target_id: str, outcomes: Sequence[tuple[objects.Zone, str | 
             if row is None:
                 row = models.ZoneTargetStatus(zone_id=zone.id, target_id=target_id, serial=0)
                 session.add(row)
-            row.status = objects.DELETED if error is None else objects.ERROR
+            row.status = objects.Status.DELETED if error is None else objects.Status.ERROR
             row.error = None if error is None else f"not deleted from the retired target: {error}"
             row.updated_at = now
 
@@ -899,8 +899,8 @@ def create_zone(
             row = models.Zone(
                 id=zone_id,
                 serial=serial,
-                status=objects.PENDING,
-                action=objects.CREATE,
+                status=objects.Status.PENDING,
+                action=objects.Action.CREATE,
                 **values,
             )
             session.add(row)
@@ -972,7 +972,7 @@ def update_zone(zone_id: str, values: dict[str, Any], *, job: objects.JobKind) -
         session.refresh(row)
         for key, value in values.items():
             setattr(row, key, value)
-        row.status, row.action, row.error = objects.PENDING, objects.UPDATE, None
+        row.status, row.action, row.error = objects.Status.PENDING, objects.Action.UPDATE, None
         _post(session, job, zone_id, row.serial)
         session.flush()
         # Converted inside the transaction: re-reading after commit could
@@ -991,7 +991,7 @@ def delete_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
         row = _live_zone(session, zone_id)
         _record_change(session, zone_id, _next_serial(session, zone_id))
         session.refresh(row)
-        row.status, row.action, row.error = objects.PENDING, objects.DELETE, None
+        row.status, row.action, row.error = objects.Status.PENDING, objects.Action.DELETE, None
         _catalog_changed(session, row.pool_id)
         _post(session, job, zone_id, row.serial)
         session.flush()
@@ -1015,12 +1015,12 @@ def recover_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
         ).first()
         if row is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
-        if row.status == objects.PENDING:
+        if row.status == objects.Status.PENDING:
             raise exceptions.ZoneBusy(
                 f"zone {row.name} has a job in progress (PENDING {row.action}): wait for it to "
                 "finish, then recover the zone if it ends in ERROR"
             )
-        row.status, row.error = objects.PENDING, None
+        row.status, row.error = objects.Status.PENDING, None
         _post(session, job, zone_id, row.serial)
         session.flush()
         return _zone(row)
@@ -1073,7 +1073,7 @@ def get_catalog(pool_id: str) -> objects.Catalog | None:
             .where(
                 models.Zone.pool_id == pool_id,
                 models.Zone.deleted == models.LIVE,
-                models.Zone.action != objects.DELETE,
+                models.Zone.action != objects.Action.DELETE,
             )
             .order_by(models.Zone.name)
         )
@@ -1087,7 +1087,7 @@ def get_catalog(pool_id: str) -> objects.Catalog | None:
 
 
 def _refuse_if_deleting(row: models.Zone) -> None:
-    if row.action == objects.DELETE:
+    if row.action == objects.Action.DELETE:
         raise exceptions.ZoneBusy(
             f"zone {row.name} is being deleted and accepts no changes: wait for the delete to "
             "finish, then create it again"
@@ -1130,7 +1130,7 @@ def set_zone_status(
     with db.writer() as session:
         _write_target_statuses(session, zone_id, targets)
         conn = session.connection()
-        if status == objects.ACTIVE and covered_targets is not None and pool_grown_job:
+        if status == objects.Status.ACTIVE and covered_targets is not None and pool_grown_job:
             # The zone's row first, locked: a pool update backfilling it
             # waits for this transaction, or this one reads its targets.
             pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
@@ -1141,7 +1141,7 @@ def set_zone_status(
                     session,
                     sa.update(models.Zone)
                     .where(models.Zone.id == zone_id)
-                    .values(status=objects.PENDING, error=None),
+                    .values(status=objects.Status.PENDING, error=None),
                 )
                 _post(session, pool_grown_job, zone_id, serial)
                 return False
@@ -1149,7 +1149,7 @@ def set_zone_status(
         if action is not None:
             values["action"] = action
         result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
-        if status == objects.ACTIVE:
+        if status == objects.Status.ACTIVE:
             conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
         return bool(result.rowcount)
 
@@ -1201,7 +1201,7 @@ _RECORDSETS_ACTIVE = (
         _RECORDSETS.c.zone_id == sa.bindparam("b_zone_id"),
         _RECORDSETS.c.serial <= sa.bindparam("b_serial"),
     )
-    .values(status=objects.ACTIVE, action=objects.NONE)
+    .values(status=objects.Status.ACTIVE, action=objects.Action.NONE)
 )
 
 
@@ -1217,12 +1217,12 @@ def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpd
             .where(
                 models.Zone.id == zone_id,
                 models.Zone.serial == serial,
-                models.Zone.action == objects.DELETE,
+                models.Zone.action == objects.Action.DELETE,
                 models.Zone.deleted == models.LIVE,
             )
             .values(
-                status=objects.DELETED,
-                action=objects.NONE,
+                status=objects.Status.DELETED,
+                action=objects.Action.NONE,
                 deleted=zone_id,
                 deleted_at=now,
                 error=None,
@@ -1431,8 +1431,8 @@ def create_recordset(
                 type=rtype,
                 ttl=ttl,
                 serial=serial,
-                status=objects.PENDING,
-                action=objects.CREATE,
+                status=objects.Status.PENDING,
+                action=objects.Action.CREATE,
                 description=description,
                 records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
             )
@@ -1487,7 +1487,7 @@ def update_recordset(
             row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
         if description is not None:
             row.description = description or None
-        row.serial, row.status, row.action = serial, objects.PENDING, objects.UPDATE
+        row.serial, row.status, row.action = serial, objects.Status.PENDING, objects.Action.UPDATE
         row.version += 1
         _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
         _mark_zone_updating(session, zone_id)
@@ -1506,7 +1506,10 @@ def delete_recordset(zone_id: str, recordset_id: str, *, job: objects.JobKind) -
         row = _recordset_row(session, zone_id, recordset_id)
         _record_change(session, zone_id, serials, before=_served(zone, row))
         gone = dataclasses.replace(
-            _recordset(row), serial=serial, status=objects.PENDING, action=objects.DELETE
+            _recordset(row),
+            serial=serial,
+            status=objects.Status.PENDING,
+            action=objects.Action.DELETE,
         )
         session.delete(row)
         _mark_zone_updating(session, zone_id)
@@ -1529,12 +1532,15 @@ def _mark_zone_updating(session: Session, zone_id: str) -> None:
     # A zone whose create job has not finished stays CREATE: the create job
     # or the update job after it, whichever carries the newest serial, will
     # make it ACTIVE.
-    action = sa.case((models.Zone.action == objects.CREATE, objects.CREATE), else_=objects.UPDATE)
+    action = sa.case(
+        (models.Zone.action == objects.Action.CREATE, objects.Action.CREATE),
+        else_=objects.Action.UPDATE,
+    )
     _rows_changed(
         session,
         sa.update(models.Zone)
         .where(models.Zone.id == zone_id)
-        .values(status=objects.PENDING, action=action, error=None),
+        .values(status=objects.Status.PENDING, action=action, error=None),
     )
 
 

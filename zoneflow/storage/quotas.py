@@ -103,7 +103,7 @@ def count_zones(session: Session, project_id: str) -> int:
             .where(
                 models.Zone.project_id == project_id,
                 models.Zone.deleted == models.LIVE,
-                models.Zone.action != objects.DELETE,
+                models.Zone.action != objects.Action.DELETE,
             )
         )
         or 0

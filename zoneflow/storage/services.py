@@ -94,6 +94,6 @@ def find_service_statuses(
 
 def _status_is(value: str, alive_since: datetime.datetime) -> sa.ColumnElement[bool]:
     silent = models.ServiceStatus.heartbeated_at < alive_since
-    if value == objects.DOWN:
-        return sa.or_(models.ServiceStatus.status == objects.DOWN, silent)
+    if value == objects.ServiceState.DOWN:
+        return sa.or_(models.ServiceStatus.status == objects.ServiceState.DOWN, silent)
     return sa.and_(models.ServiceStatus.status == value, sa.not_(silent))

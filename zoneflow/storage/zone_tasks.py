@@ -19,8 +19,8 @@ from zoneflow import exceptions, objects
 from zoneflow.storage import api, db, models, quotas
 
 _NOT_FOUND = {
-    objects.EXPORT: exceptions.ZoneExportNotFound,
-    objects.IMPORT: exceptions.ZoneImportNotFound,
+    objects.ZoneTaskType.EXPORT: exceptions.ZoneExportNotFound,
+    objects.ZoneTaskType.IMPORT: exceptions.ZoneImportNotFound,
 }
 
 
@@ -43,7 +43,7 @@ def _row(session: Any, task_type: str, task_id: str, project_id: str | None) -> 
     ).first()
     if row is None:
         what = task_type.lower()
-        raise _NOT_FOUND[task_type](
+        raise _NOT_FOUND[objects.ZoneTaskType(task_type)](
             f"zone {what} {task_id} does not exist: GET /v2/zones/tasks/{what}s lists them"
         )
     return row
@@ -148,8 +148,8 @@ def _insert_recordsets(
                     "type": rtype,
                     "ttl": ttl,
                     "serial": serial,
-                    "status": objects.PENDING,
-                    "action": objects.CREATE,
+                    "status": objects.Status.PENDING,
+                    "action": objects.Action.CREATE,
                 }
                 for recordset_id, name, rtype, ttl, _ in batch
             ],
@@ -188,8 +188,8 @@ def import_zone(
             zone = models.Zone(
                 id=zone_id,
                 serial=serial,
-                status=objects.PENDING,
-                action=objects.CREATE,
+                status=objects.Status.PENDING,
+                action=objects.Action.CREATE,
                 project_id=project_id,
                 **values,
             )
@@ -200,10 +200,10 @@ def import_zone(
             api._post(session, job, zone_id, serial)
             task = models.ZoneTask(
                 id=task_id,
-                task_type=objects.IMPORT,
+                task_type=objects.ZoneTaskType.IMPORT,
                 project_id=project_id,
                 zone_id=zone_id,
-                status=objects.COMPLETE,
+                status=objects.Status.COMPLETE,
                 message=f"imported {values['name']} with {len(recordsets)} recordsets",
                 version=1,
             )
