@@ -37,6 +37,7 @@ lint: deps
 	$(BIN)/ruff check zoneflow tests bench
 	$(BIN)/ruff format --check zoneflow tests bench
 	$(BIN)/mypy zoneflow
+	$(BIN)/lint-imports --no-cache
 
 bench: deps
 	$(BIN)/python bench/persistence.py
