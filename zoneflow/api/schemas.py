@@ -6,6 +6,10 @@ Designate's JSON schemas are. Response models describe what the views in
 :mod:`zoneflow.api.views` return, so ``/openapi.json`` matches what is
 served. Times are strings in Designate's format, e.g.
 ``2026-01-31T12:00:00.000000`` (UTC, no zone suffix).
+
+Longer than most modules on purpose: it is the API's whole data contract,
+declarations with no logic between them, read as one document the way
+Designate's JSON schemas are, and the single place /openapi.json is made from.
 """
 
 from __future__ import annotations
