@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.test_cli import run
+from tests.integration.test_cli import run
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.storage import api as storage
