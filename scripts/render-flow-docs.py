@@ -22,7 +22,7 @@ import time
 
 from zoneflow import cli, config, flows, jobs, objects
 from zoneflow.central import api as central
-from zoneflow.central import pools
+from zoneflow.central import drawing, pools
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
@@ -65,7 +65,7 @@ def render_flow_kinds(out: pathlib.Path) -> list[pathlib.Path]:
     for kind in sorted([*flows.FACTORIES, *target_flows.FACTORIES]):
         path = out / f"{kind}.svg"
         # The pool `zoneflow flow show` draws with when no --pool is given.
-        dot = render.to_dot(cli.flow_of(kind, cli._example_pool_args()))
+        dot = render.to_dot(drawing.flow_of(kind, drawing.example_pool_args()))
         path.write_bytes(render.to_image(dot, "svg"))
         written.append(path)
     return written

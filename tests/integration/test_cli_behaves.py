@@ -20,6 +20,7 @@ from tests.integration.test_cli import run
 from zoneflow import cli, exceptions, objects
 from zoneflow.api import app
 from zoneflow.central import api as central
+from zoneflow.cli import changes
 from zoneflow.conductor import daemon
 from zoneflow.storage import api as storage
 from zoneflow.taskflow_adapter import persistence
@@ -221,8 +222,8 @@ def test_a_wait_on_a_terminal_shows_the_steps_once_it_lasts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     load_pool({}, {})
-    monkeypatch.setattr(cli, "_on_terminal", lambda: True)
-    monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)  # every wait has lasted long enough
+    monkeypatch.setattr(changes, "_on_terminal", lambda: True)
+    monkeypatch.setattr(changes, "PROGRESS_AFTER", 0.0)  # every wait has lasted long enough
     code, out, err = run(
         capsys, "--json", "zone", "create", "slow.example.", "--email", "h@e.com", "--wait"
     )
@@ -239,8 +240,8 @@ def test_a_wait_off_a_terminal_prints_no_steps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     load_pool({})
-    monkeypatch.setattr(cli, "_on_terminal", lambda: False)
-    monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(changes, "_on_terminal", lambda: False)
+    monkeypatch.setattr(changes, "PROGRESS_AFTER", 0.0)
     code, _, err = run(capsys, "zone", "create", "piped.example.", "--email", "h@e.com", "--wait")
     assert code == 0
     assert err == ""

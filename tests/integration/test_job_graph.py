@@ -18,6 +18,7 @@ from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import cli, flows, jobs, objects
 from zoneflow.central import api as central
+from zoneflow.central import drawing
 from zoneflow.flows import render
 from zoneflow.taskflow_adapter import persistence
 
@@ -144,7 +145,7 @@ def test_graph_errors_are_one_line_on_stderr_with_exit_1(
 
 
 def test_an_atom_without_a_persisted_state_is_drawn_pending() -> None:
-    flow = flows.FACTORIES["create-zone"](**cli._example_pool_args())
+    flow = flows.FACTORIES["create-zone"](**drawing.example_pool_args())
     nodes = _nodes(render.to_dot(flow, {}))
     assert nodes
     assert {_label(a)[1] for a in nodes.values()} == {states.PENDING}
@@ -152,7 +153,7 @@ def test_an_atom_without_a_persisted_state_is_drawn_pending() -> None:
 
 
 def test_flow_show_draws_no_states_and_no_legend() -> None:
-    flow = flows.FACTORIES["create-zone"](**cli._example_pool_args())
+    flow = flows.FACTORIES["create-zone"](**drawing.example_pool_args())
     dot = render.to_dot(flow)
     assert "cluster_legend" not in dot
     assert {_fill(a) for a in _nodes(dot).values()} == {"white"}

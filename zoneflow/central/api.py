@@ -199,11 +199,6 @@ def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.P
     )
 
 
-def zone_status(ref: str, *, project_id: str | None = None) -> list[objects.TargetStatus]:
-    zone = storage.get_zone(ref, project_id=project_id)
-    return storage.list_target_status(zone.id)
-
-
 # --- recordsets ----------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ another project is "not found", exactly as a missing one.
 
 Jobs are read from TaskFlow's logbooks (:mod:`zoneflow.jobs`); the
 list is read whole and paged here, which ``zoneflow job purge`` keeps
-small.
+small. The CLI, the operator's tool, reads every job without paging and
+cancels or purges them through the functions at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from zoneflow import exceptions, jobs, objects
 from zoneflow.flows import job_graph as flow_graph
 from zoneflow.flows import render
 from zoneflow.storage import api as storage
-from zoneflow.taskflow_adapter import persistence
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 JOB_FILTERS = ("zone_id", "zone_name", "state", "kind")
 JOB_SORT_KEYS = ("created_at", "updated_at")
@@ -119,3 +120,43 @@ def _not_found(job_id: str) -> exceptions.JobNotFound:
     return exceptions.JobNotFound(
         f"job {job_id} does not exist (in your project): GET /v2/jobs lists the jobs of your zones"
     )
+
+
+# --- the operator's reads and actions (the CLI: every job, ids as given) -------
+
+
+def list_jobs(*, limit: int | None = None) -> list[jobs.JobInfo]:
+    """Every job, newest first (``limit``: at most that many)."""
+    return jobs.list_jobs(persistence.get_backend(), limit=limit)
+
+
+def resolve_id(ref: str) -> str:
+    """The id of the one job whose id is or starts with ``ref``."""
+    return jobs.resolve_id(persistence.get_backend(), ref)
+
+
+def job_info(job_id: str) -> jobs.JobInfo:
+    """A job with its atoms, whichever project its zone is in."""
+    return jobs.get_job(persistence.get_backend(), job_id)
+
+
+def job_dot(job_id: str) -> str:
+    """The job's flow in Graphviz's dot language, atoms coloured by state."""
+    return flow_graph.to_dot(persistence.get_backend(), job_id)
+
+
+def cancel(job_id: str, *, who: str, board_name: str) -> jobs.JobInfo:
+    """Take a job no conductor is running off the board; its zone goes to ERROR.
+
+    ``who`` is recorded as the canceller; ``board_name`` names the board's client."""
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend, name=board_name)
+    try:
+        return jobs.cancel(board, backend, job_id, who=who)
+    finally:
+        board.close()
+
+
+def purge(*, older_than: int) -> int:
+    """Delete the logbooks of jobs that ended over ``older_than`` seconds ago; how many."""
+    return jobs.purge(persistence.get_backend(), older_than=datetime.timedelta(seconds=older_than))

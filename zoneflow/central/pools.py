@@ -22,11 +22,13 @@ A file is a list of pools::
       provisioning: per-zone
 
 Everything is checked before anything is written, so a bad file changes
-nothing.
+nothing. The pools as stored are read here too (the CLI's ``pool list`` and
+``pool show``, the API's ``/v2/pools``).
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import uuid
 from typing import Any
@@ -37,6 +39,7 @@ from zoneflow import exceptions, objects
 from zoneflow.central import options
 from zoneflow.dns import validation
 from zoneflow.storage import api as storage
+from zoneflow.storage import timestamps
 
 CONF = options.CONF
 
@@ -318,3 +321,26 @@ def target_id(pool_name: str, kind: str, options: dict[str, Any], entry: dict[st
         else str(entry.get("description") or options)
     )
     return str(uuid.uuid5(_TARGET_NAMESPACE, f"{pool_name}/{kind}/{address}"))
+
+
+# --- reads ---------------------------------------------------------------------
+
+
+def list_pools() -> list[objects.Pool]:
+    """Every pool, by name."""
+    return storage.list_pools()
+
+
+def get_pool(ref: str) -> objects.Pool:
+    """A pool by name or id."""
+    return storage.get_pool(ref)
+
+
+def zones_to_drain(pool: objects.Pool) -> dict[str, int]:
+    """How many zones each retired target of the pool still has to have deleted from it."""
+    return {t.id: storage.count_zones_to_drain(t.id) for t in pool.retired_targets}
+
+
+def pool_timestamps() -> dict[str, tuple[datetime.datetime | None, datetime.datetime | None]]:
+    """Each pool's (created_at, updated_at), by pool id."""
+    return timestamps.pool_timestamps()

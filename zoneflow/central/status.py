@@ -4,12 +4,17 @@ The rows are what the zone's jobs last verified (a target's serial is the
 SOA serial its nameserver was seen serving, or that the backend confirmed);
 a target no job has reached yet has no row and is shown PENDING; one that
 never served the zone has serial None.
+
+Built once here for both readers: the API shows every target of the pool
+(:attr:`ZoneServing.targets`), the CLI lists the rows as stored with each
+target's name (:attr:`ZoneServing.rows`, :attr:`ZoneServing.labels`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Mapping
 
 from zoneflow import objects
 from zoneflow.storage import api as storage
@@ -34,20 +39,27 @@ class TargetServing:
 class ZoneServing:
     zone: objects.Zone
     targets: tuple[TargetServing, ...]
+    # The rows as stored: one per target a job has reached, its serial as recorded.
+    rows: tuple[objects.TargetStatus, ...]
+    # What to call each target of the pool, a retired one saying so.
+    labels: Mapping[str, str]
 
 
 def zone_serving(ref: str, *, project_id: str | None = None) -> ZoneServing:
     """Each target of the zone's pool, and what it was last seen serving."""
     zone = storage.get_zone(ref, project_id=project_id)
     pool = storage.get_pool(zone.pool_id)
-    rows = {row.target_id: row for row in storage.list_target_status(zone.id)}
+    stored = tuple(storage.list_target_status(zone.id))
+    rows = {row.target_id: row for row in stored}
+    labels = {t.id: t.label for t in pool.targets}
+    labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
     targets = []
     for target in pool.targets:
         row = rows.pop(target.id, None)
         targets.append(_serving(zone, target.id, target.label, target.type, row))
     for target_id, row in rows.items():
         targets.append(_serving(zone, target_id, target_id, "", row, in_pool=False))
-    return ZoneServing(zone, tuple(targets))
+    return ZoneServing(zone, tuple(targets), stored, labels)
 
 
 def _serving(

@@ -13,8 +13,7 @@ from zoneflow import exceptions
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, AdminCtx, PoolId
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
-from zoneflow.storage import timestamps
+from zoneflow.central import pools
 
 router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
 
@@ -28,7 +27,7 @@ router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
 def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
     filters, page = paging.parse(request)
     found = central.find_pools(filters, page)
-    times = timestamps.pool_timestamps()
+    times = pools.pool_timestamps()
     return JSONResponse(
         views.page(request, "pools", found, lambda p: views.pool(request, p, times[p.id]))
     )
@@ -36,7 +35,7 @@ def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
 
 @router.get("/{pool_id}", response_model=schemas.Pool, summary="Show a pool")
 def show_pool(request: Request, pool_id: PoolId, ctx: AdminCtx) -> JSONResponse:
-    times = timestamps.pool_timestamps()
+    times = pools.pool_timestamps()
     if pool_id not in times:
         raise exceptions.PoolNotFound(f"pool {pool_id} does not exist: GET /v2/pools lists them")
-    return JSONResponse(views.pool(request, storage.get_pool(pool_id), times[pool_id]))
+    return JSONResponse(views.pool(request, pools.get_pool(pool_id), times[pool_id]))

@@ -1,0 +1,36 @@
+"""The commands that run a service until stopped: conductor, mdns, api, all-in-one.
+
+Each module is imported when its command runs: the four pull in different
+servers (TaskFlow's conductor, the DNS server, the web app)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def conductor(args: argparse.Namespace) -> int:
+    from zoneflow.conductor import daemon
+
+    daemon.run_forever()
+    return 0
+
+
+def mdns(args: argparse.Namespace) -> int:
+    from zoneflow.mdns import server
+
+    server.run()
+    return 0
+
+
+def api(args: argparse.Namespace) -> int:
+    from zoneflow.api import server
+
+    server.run_forever()
+    return 0
+
+
+def all_in_one(args: argparse.Namespace) -> int:
+    from zoneflow import allinone
+
+    allinone.run_forever()
+    return 0

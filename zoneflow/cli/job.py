@@ -1,0 +1,98 @@
+"""``zoneflow job``: list jobs, show one (or draw its flow), cancel one, purge old ones."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+
+from zoneflow import exceptions
+from zoneflow.central import drawing
+from zoneflow.central import jobs as central_jobs
+from zoneflow.cli import output
+from zoneflow.options import CONF
+
+
+def list_(args: argparse.Namespace) -> int:
+    output.list_(
+        args,
+        central_jobs.list_jobs(limit=args.limit),
+        ["id", "kind", "zone_name", "serial", "state", "attempts", "updated_at", "error"],
+    )
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    # A wrong --output is told before the job is looked for: it needs no database.
+    fmt = _graph_format(args) if args.graph or args.output else None
+    job_id = central_jobs.resolve_id(args.id)
+    if fmt is not None:
+        _write_graph(args, fmt, central_jobs.job_dot(job_id))
+        return 0
+    job = central_jobs.job_info(job_id)
+    if args.json:
+        output.show(args, job)
+        return 0
+    print(f"job {job.id}: {job.kind} {job.zone_name} serial {job.serial}: {job.state}")
+    print(f"attempts: {job.attempts}")
+    if job.error:
+        print(f"error: {job.error}")
+    print(
+        output.table(
+            [[a.name, a.state, a.intention] for a in job.atoms], ["atom", "state", "intention"]
+        )
+    )
+    return 0
+
+
+def cancel(args: argparse.Namespace) -> int:
+    job_id = central_jobs.resolve_id(args.id)
+    job = central_jobs.cancel(
+        job_id,
+        who=f"zoneflow-cli-{socket.gethostname()}-{os.getpid()}",
+        board_name="zoneflow-cli",
+    )
+    if args.json:
+        output.show(args, job)
+    else:
+        print(f"job {job.id} cancelled; zone {job.zone_name} is in ERROR: {job.error}")
+    return 0
+
+
+def purge(args: argparse.Namespace) -> int:
+    age = CONF.conductor.job_retention if args.older_than is None else args.older_than
+    removed = central_jobs.purge(older_than=age)
+    if args.json:
+        print(json.dumps({"purged": removed}))
+    else:
+        print(f"purged the logbooks of {removed} ended jobs posted over {age}s ago")
+    return 0
+
+
+def _graph_format(args: argparse.Namespace) -> str:
+    """--graph's format, or else the one --output's file name ends in."""
+    if args.graph is not None:
+        return str(args.graph)
+    fmt = str(args.output).rpartition(".")[2].lower()
+    if fmt not in output.GRAPH_FORMATS:
+        raise exceptions.InvalidInput(
+            f"cannot tell the graph format from {args.output!r}: "
+            f"add --graph {'|'.join(output.GRAPH_FORMATS)} or end the file name in one of them"
+        )
+    return fmt
+
+
+def _write_graph(args: argparse.Namespace, fmt: str, dot: str) -> None:
+    """Write a graph in ``fmt`` to --output, or to stdout."""
+    data = dot.encode() if fmt == "dot" else drawing.image(dot, fmt)
+    if args.output is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        with open(args.output, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise exceptions.InvalidInput(f"cannot write {args.output}: {exc.strerror}") from exc
