@@ -98,6 +98,23 @@ def store_pools(parsed: list[dict[str, Any]]) -> list[objects.Pool]:
     return [update.pool for update in pools.store(parsed)]
 
 
+def write_recordset_unchecked(
+    zone_id: str, name: str, rtype: str, records: list[str]
+) -> objects.RecordSet:
+    """A recordset written straight into storage, as data stored before central's
+    checks (the zone rules, the quotas) existed: in a unit of work of its own."""
+    with db.unit_of_work() as unit:
+        return storage.create_recordset(
+            unit,
+            storage.begin_change(unit, zone_id),
+            name=name,
+            rtype=rtype,
+            ttl=None,
+            records=records,
+            job=objects.JobKind.UPDATE_ZONE,
+        )
+
+
 def count_pending_jobs() -> int:
     """Jobs written to the outbox and not yet posted to the jobboard."""
     with db.reader() as session:

@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests import support
 from tests.functional.conftest import MDNS_POOL
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.process import require_program
@@ -301,14 +302,7 @@ def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
     add_secondary(bind9, mdns, zone.name)
     eventually(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
     # As a CNAME at the apex was accepted before the rules: straight into storage.
-    storage.create_recordset(
-        zone.id,
-        name=zone.name,
-        rtype="CNAME",
-        ttl=None,
-        records=["elsewhere.example.net."],
-        job=objects.JobKind.UPDATE_ZONE,
-    )
+    support.write_recordset_unchecked(zone.id, zone.name, "CNAME", ["elsewhere.example.net."])
     serial = storage.get_zone(zone.id).serial
     override("flows", poll_timeout=4, renotify_interval=1, poll_interval=0.2)
     seen = tasks.PollForSerial(bind9.host, bind9.port).execute(zone.id, zone.name, serial)

@@ -1,9 +1,15 @@
 """The operations users call: create, update and delete zones and recordsets.
 
-Each one validates its input, then hands storage one transaction that writes
-the change, bumps the zone's serial and records the job that will push it to
-the nameservers (the outbox). The CLI and the REST API both call these
-functions; neither talks to storage or the jobboard for a change directly.
+Each one validates its input, then opens one unit of work (a transaction,
+:func:`zoneflow.storage.db.unit_of_work`) and, inside it, reads what it
+decides on, checks quotas, placement and the zone rules itself, and calls
+storage's writes: the change, the zone's serial and the job that will push
+it to the nameservers (the outbox) commit together. A change goes down to
+storage once; storage calls nothing back. Each such function runs whole
+again, its checks with it, when its transaction lost to another one
+(:func:`zoneflow.storage.db.retried`). The CLI and the REST API both call
+these functions; neither talks to storage or the jobboard for a change
+directly.
 
 After a change commits, the functions registered with :func:`on_change`
 are called (the job relay registers itself there to post the job at once).
@@ -14,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
+from typing import Concatenate, ParamSpec
 
 from zoneflow import exceptions, objects
 from zoneflow.central import managed, options, quotas
@@ -21,10 +28,12 @@ from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import rules, validation
 from zoneflow.storage import api as storage
+from zoneflow.storage import db, search
 from zoneflow.storage import managed as stored_managed
-from zoneflow.storage import search
+from zoneflow.storage.db import Unit
 
 CONF = options.CONF
+P = ParamSpec("P")
 
 
 _listeners: list[Callable[[], None]] = []
@@ -70,42 +79,49 @@ def create_zone(
         "project_id": project_id,
         "description": description,
     }
-    zone = storage.create_zone(
-        values,
-        job=objects.JobKind.CREATE_ZONE,
-        place=zone_placement(zone_name, project_id),
-        admit=quotas.zone_admission(project_id),
-    )
+    zone = _insert_zone(values, zone_name, project_id)
     _changed()
     return zone
 
 
-def zone_placement(name: str, project_id: str | None) -> storage.ZonePlacement | None:
-    """What storage calls, with the zones around ``name`` in its pool read under the
-    pool's lock, to refuse a project's zone inside or above another project's zone of
-    the same pool, as Designate does: on the same nameservers a subzone takes over
-    names of its parent, so a project could otherwise answer for another's names.
-    The check and the insert are one step, so of two projects racing for a zone and
-    its subzone the second is refused. Zones made with the ``zoneflow`` command (no
-    project, None here) are the operator's choice."""
+@db.retried
+def _insert_zone(values: Mapping[str, object], name: str, project_id: str | None) -> objects.Zone:
+    with db.unit_of_work() as unit:
+        admit_zone(unit, name, str(values["pool_id"]), project_id)
+        return storage.insert_zone(unit, values, job=objects.JobKind.CREATE_ZONE)
+
+
+def admit_zone(unit: Unit, name: str, pool_id: str, project_id: str | None) -> None:
+    """Before a zone is inserted in ``unit``: take its pool's placement lock, refuse it
+    where another project's zone is (:func:`refuse_misplaced`), then refuse it beyond
+    its project's ``zones`` quota, each read under a lock held until the unit ends.
+    Two creates racing for a zone and its subzone, or for a project's last zone,
+    queue here, and the second sees the first's zone."""
+    storage.lock_placement(unit, pool_id)
     if project_id is None:
-        return None
+        return
+    refuse_misplaced(name, project_id, storage.zones_around(unit, name, pool_id))
+    quotas.check_zone_count(unit, project_id)
 
-    def place(around: list[objects.Zone]) -> None:
-        for other in around:
-            if other.project_id == project_id:
-                continue
-            if name.endswith("." + other.name):
-                raise exceptions.IllegalChildZone(
-                    f"zone {name} is inside zone {other.name}, which another project owns: "
-                    f"only that project can create zones below {other.name}"
-                )
-            raise exceptions.IllegalParentZone(
-                f"zone {name} would hold zone {other.name}, which another project owns: "
-                "ask its owner to delete it first, or pick a name that does not contain it"
+
+def refuse_misplaced(name: str, project_id: str, around: Sequence[objects.Zone]) -> None:
+    """Refuse a project's zone inside or above another project's zone of the same pool
+    (``around``: the zones above and below ``name``), as Designate does: on the same
+    nameservers a subzone takes over names of its parent, so a project could
+    otherwise answer for another's names. Zones made with the ``zoneflow`` command
+    (no project) are the operator's choice and are not checked."""
+    for other in around:
+        if other.project_id == project_id:
+            continue
+        if name.endswith("." + other.name):
+            raise exceptions.IllegalChildZone(
+                f"zone {name} is inside zone {other.name}, which another project owns: "
+                f"only that project can create zones below {other.name}"
             )
-
-    return place
+        raise exceptions.IllegalParentZone(
+            f"zone {name} would hold zone {other.name}, which another project owns: "
+            "ask its owner to delete it first, or pick a name that does not contain it"
+        )
 
 
 def update_zone(
@@ -124,14 +140,14 @@ def update_zone(
         values["ttl"] = validation.ttl(ttl)
     if description is not None:
         values["description"] = description
-    updated = storage.update_zone(zone.id, values, job=objects.JobKind.UPDATE_ZONE)
+    updated = _in_unit(storage.update_zone, zone.id, values, job=objects.JobKind.UPDATE_ZONE)
     _changed()
     return updated
 
 
 def delete_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     zone = storage.get_zone(ref, project_id=project_id)
-    deleting = storage.delete_zone(zone.id, job=objects.JobKind.DELETE_ZONE)
+    deleting = _in_unit(storage.delete_zone, zone.id, job=objects.JobKind.DELETE_ZONE)
     _changed()
     return deleting
 
@@ -141,9 +157,19 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     target behind, is created or updated where its serial is missing, or deleted
     everywhere if its action is DELETE (a recover-zone job)."""
     zone = storage.get_zone(ref, project_id=project_id)
-    recovering = storage.recover_zone(zone.id, job=objects.JobKind.RECOVER_ZONE)
+    recovering = _in_unit(storage.recover_zone, zone.id, job=objects.JobKind.RECOVER_ZONE)
     _changed()
     return recovering
+
+
+@db.retried
+def _in_unit(
+    write: Callable[Concatenate[Unit, P], objects.Zone], *args: P.args, **kwargs: P.kwargs
+) -> objects.Zone:
+    """``write``, one of storage's zone writes with nothing to check first, in a unit
+    of work of its own."""
+    with db.unit_of_work() as unit:
+        return write(unit, *args, **kwargs)
 
 
 # Designate's filters and sort keys, and the column each one reads.
@@ -223,19 +249,47 @@ def create_recordset(
     rs_name = validation.recordset_name(name, zone.name)
     managed.refuse_apex_ns(zone, rs_name, rs_type)
     canonical = validation.records(rs_type, records, zone=zone.name)
-    recordset = storage.create_recordset(
-        zone.id,
+    recordset = _insert_recordset(
+        zone,
         name=rs_name,
         rtype=rs_type,
         ttl=validation.ttl(ttl),
         records=canonical,
-        job=objects.JobKind.UPDATE_ZONE,
         description=description or None,
-        admit=quotas.recordset_admission(zone, new_records=len(canonical), new_recordset=True),
-        check=zone_rules(zone, rules.Shape(rs_name, rs_type)),
     )
     _changed()
     return recordset
+
+
+@db.retried
+def _insert_recordset(
+    zone: objects.Zone,
+    *,
+    name: str,
+    rtype: str,
+    ttl: int | None,
+    records: list[str],
+    description: str | None,
+) -> objects.RecordSet:
+    """The recordset, checked against the quotas and the zone rules with the zone
+    locked, then written, in one unit of work."""
+    limits = quotas.check_recordset_size(zone, len(records))
+    with db.unit_of_work() as unit:
+        change = storage.begin_change(unit, zone.id)
+        quotas.check_recordset_change(
+            unit, zone, limits, new_records=len(records), new_recordset=True
+        )
+        check_zone_rules(unit, zone, rules.Shape(name, rtype))
+        return storage.create_recordset(
+            unit,
+            change,
+            name=name,
+            rtype=rtype,
+            ttl=ttl,
+            records=records,
+            job=objects.JobKind.UPDATE_ZONE,
+            description=description,
+        )
 
 
 def update_recordset(
@@ -257,37 +311,64 @@ def update_recordset(
     canonical = (
         validation.records(current.type, records, zone=zone.name) if records is not None else None
     )
-    admit = (
-        quotas.recordset_admission(zone, new_records=len(canonical))
-        if canonical is not None
-        else None
-    )
-    recordset = storage.update_recordset(
-        zone.id,
+    recordset = _replace_recordset(
+        zone,
         current.id,
         ttl=validation.ttl(ttl),
         records=canonical,
         set_ttl=ttl is not None or clear_ttl,
-        job=objects.JobKind.UPDATE_ZONE,
         description=description,
-        admit=admit,
     )
     _changed()
     return recordset
 
 
-def zone_rules(zone: objects.Zone, written: rules.Shape) -> storage.RecordSetCheck:
-    """What storage calls inside a recordset's create, with the recordsets related to
-    its name, to refuse a change that leaves the zone with data a nameserver refuses
-    to load (:mod:`zoneflow.dns.rules`); the check and the write are one transaction.
-    An update keeps the recordset's name and type and a delete only takes data away,
-    so neither can break a rule."""
+@db.retried
+def _replace_recordset(
+    zone: objects.Zone,
+    recordset_id: str,
+    *,
+    ttl: int | None,
+    records: list[str] | None,
+    set_ttl: bool,
+    description: str | None,
+) -> objects.RecordSet:
+    """The recordset's new records checked against the quotas with the zone locked,
+    then written, in one unit of work."""
+    limits = quotas.check_recordset_size(zone, len(records)) if records is not None else None
+    with db.unit_of_work() as unit:
+        change = storage.begin_change(unit, zone.id)
+        if records is not None and limits is not None:
+            quotas.check_recordset_change(
+                unit,
+                zone,
+                limits,
+                new_records=len(records),
+                replaced=storage.recordset_size(unit, zone.id, recordset_id),
+            )
+        return storage.update_recordset(
+            unit,
+            change,
+            recordset_id,
+            ttl=ttl,
+            records=records,
+            set_ttl=set_ttl,
+            job=objects.JobKind.UPDATE_ZONE,
+            description=description,
+        )
 
-    def check(related: list[tuple[str, str]]) -> None:
-        others = [rules.Shape(name, rtype) for name, rtype in related]
-        rules.check(zone.name, [*others, written], before=others)
 
-    return check
+def check_zone_rules(unit: Unit, zone: objects.Zone, written: rules.Shape) -> None:
+    """Refuse, in a recordset create's unit of work (the zone locked), a recordset that
+    leaves the zone with data a nameserver refuses to load (:mod:`zoneflow.dns.rules`),
+    given the recordsets related to its name; the check and the write are one
+    transaction. An update keeps the recordset's name and type and a delete only
+    takes data away, so neither can break a rule."""
+    others = [
+        rules.Shape(name, rtype)
+        for name, rtype in storage.related_recordsets(unit, zone.id, zone.name, written.name)
+    ]
+    rules.check(zone.name, [*others, written], before=others)
 
 
 def delete_recordset(
@@ -296,9 +377,16 @@ def delete_recordset(
     zone = storage.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_delete(zone, current)
-    gone = storage.delete_recordset(zone.id, current.id, job=objects.JobKind.UPDATE_ZONE)
+    gone = _remove_recordset(zone.id, current.id)
     _changed()
     return gone
+
+
+@db.retried
+def _remove_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
+    with db.unit_of_work() as unit:
+        change = storage.begin_change(unit, zone_id)
+        return storage.delete_recordset(unit, change, recordset_id, job=objects.JobKind.UPDATE_ZONE)
 
 
 def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from typing import Any
 
 from oslo_config import cfg
 
@@ -23,7 +24,7 @@ from zoneflow.central import api as central
 from zoneflow.central import quotas
 from zoneflow.dns import validation, zonefile
 from zoneflow.storage import api as storage
-from zoneflow.storage import models, zone_tasks
+from zoneflow.storage import db, models, zone_tasks
 
 CONF = cfg.CONF
 
@@ -123,15 +124,7 @@ def import_zone(
             "description": None,
         }
         _check_content_quotas(parsed, project_id)
-        task = zone_tasks.import_zone(
-            task_id,
-            project_id=project_id,
-            values=values,
-            recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
-            job=objects.JobKind.CREATE_ZONE,
-            place=central.zone_placement(parsed.name, project_id),
-            admit=quotas.zone_admission(project_id),
-        )
+        task = _insert_import(task_id, parsed, values, project_id)
     except (
         exceptions.InvalidInput,
         exceptions.Duplicate,
@@ -149,6 +142,25 @@ def import_zone(
         )
     central._changed()  # the new zone's job is posted at once
     return task
+
+
+@db.retried
+def _insert_import(
+    task_id: str, parsed: zonefile.ParsedZone, values: Mapping[str, Any], project_id: str | None
+) -> objects.ZoneTask:
+    """The zone, placed and admitted as a zone created on its own is
+    (:func:`zoneflow.central.api.admit_zone`), then written whole with its
+    recordsets and the import task, in one unit of work."""
+    with db.unit_of_work() as unit:
+        central.admit_zone(unit, parsed.name, str(values["pool_id"]), project_id)
+        return zone_tasks.import_zone(
+            unit,
+            task_id,
+            project_id=project_id,
+            values=values,
+            recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            job=objects.JobKind.CREATE_ZONE,
+        )
 
 
 def _check_content_quotas(parsed: zonefile.ParsedZone, project_id: str | None) -> None:

@@ -16,7 +16,7 @@ import functools
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import db, models, options, quotas
+from zoneflow.storage import db, models, options
 
 # Read without the ORM, so that a process that only reads need not build it.
 from zoneflow.storage.reads import get_zone as get_zone
@@ -869,77 +869,29 @@ def _post(session: Session, kind: objects.JobKind, zone_id: str, serial: int) ->
     session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
 
 
-# Called inside the transaction that creates a zone, with the live zones of its pool
-# above and below its name (the pool's placement lock held); raises to refuse.
-ZonePlacement = Callable[[list[objects.Zone]], None]
-
-
-@db.retried
-def create_zone(
-    values: dict[str, Any],
-    *,
-    job: objects.JobKind,
-    place: ZonePlacement | None = None,
-    admit: quotas.ZoneAdmission | None = None,
-) -> objects.Zone:
-    """Insert a zone as PENDING/CREATE with a ``job`` for it; ``place`` and ``admit``
-    first, in the same transaction (see :func:`admit_zone`)."""
+def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobKind) -> objects.Zone:
+    """Insert a zone as PENDING/CREATE with a ``job`` for it, in the caller's unit of
+    work (:func:`zoneflow.storage.db.unit_of_work`), which has taken the placement lock
+    first (:func:`lock_placement`) and checked what it must under it."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
+    row = models.Zone(
+        id=zone_id,
+        serial=serial,
+        status=objects.Status.PENDING,
+        action=objects.Action.CREATE,
+        **values,
+    )
+    unit.add(row)
     try:
-        with db.writer() as session:
-            admit_zone(
-                session,
-                values["name"],
-                values["pool_id"],
-                values.get("project_id"),
-                place=place,
-                admit=admit,
-            )
-            row = models.Zone(
-                id=zone_id,
-                serial=serial,
-                status=objects.Status.PENDING,
-                action=objects.Action.CREATE,
-                **values,
-            )
-            session.add(row)
-            session.flush()
-            _catalog_changed(session, row.pool_id)
-            _post(session, job, zone_id, serial)
-            created = _zone(row)
+        unit.flush()
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: pick another name or delete the old zone"
         ) from None
-    return created
-
-
-def admit_zone(
-    session: Session,
-    name: str,
-    pool_id: str,
-    project_id: str | None,
-    *,
-    place: ZonePlacement | None,
-    admit: quotas.ZoneAdmission | None,
-) -> None:
-    """Before a zone is inserted: call ``place`` with the zones around ``name`` in its pool,
-    then ``admit`` with the zones ``project_id`` holds, each read under a lock held until
-    the transaction ends. Two creates racing for a zone and its subzone, or for a
-    project's last zone, queue here, and the second sees the first's zone.
-
-    Every zone create takes the pool's lock, even one with nothing to check (a zone of
-    no project): a project's create checking under it must see that zone too. The
-    locks are taken in one order, the pool's and then the project's, so two creates
-    never wait for each other in a cycle.
-    """
-    _lock_pool(session, pool_id)
-    if place is not None:
-        place(_zones_around(session, name, pool_id))
-    if admit is not None and project_id is not None:
-        quotas.lock_project(session, project_id)
-        admit(quotas.count_zones(session, project_id))
+    _catalog_changed(unit, row.pool_id)
+    _post(unit, job, zone_id, serial)
+    return _zone(row)
 
 
 # The class of zoneflow's pool placement locks: PostgreSQL's two-key advisory locks are
@@ -947,8 +899,14 @@ def admit_zone(
 _PLACEMENT_LOCKS = 0x7A66_706C
 
 
-def _lock_pool(session: Session, pool_id: str) -> None:
-    """Make any other transaction creating a zone in this pool wait until this one ends.
+def lock_placement(unit: Session, pool_id: str) -> None:
+    """Make any other unit of work creating a zone in this pool wait until this one ends.
+
+    Every zone create takes it before its insert, even one with nothing to check (a
+    zone of no project): a project's create checking under it must see that zone too.
+    Of two creates racing for a zone and its subzone, the second then reads the first's
+    zone (:func:`zones_around`). Taken before a project's quota lock, always, so two
+    creates never wait for each other in a cycle.
 
     On PostgreSQL an advisory transaction lock keyed on the pool; the zones read
     after it include every zone the transaction before it committed (READ
@@ -956,74 +914,72 @@ def _lock_pool(session: Session, pool_id: str) -> None:
     only wait for each other. SQLite needs none: writer() began with BEGIN
     IMMEDIATE, so the database is this transaction's alone.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if unit.get_bind().dialect.name == "postgresql":
         digest = hashlib.sha256(f"zoneflow pool {pool_id}".encode()).digest()
         key = int.from_bytes(digest[:4], "big", signed=True)
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PLACEMENT_LOCKS, key)))
+        unit.execute(sa.select(sa.func.pg_advisory_xact_lock(_PLACEMENT_LOCKS, key)))
 
 
-@db.retried
-def update_zone(zone_id: str, values: dict[str, Any], *, job: objects.JobKind) -> objects.Zone:
-    with db.writer() as session:
-        row = _live_zone(session, zone_id)
-        _refuse_if_deleting(row)
-        # The SOA fields or the TTL of every record may change: not incremental.
-        _record_change(session, zone_id, _next_serial(session, zone_id))
-        session.refresh(row)
-        for key, value in values.items():
-            setattr(row, key, value)
-        row.status, row.action, row.error = objects.Status.PENDING, objects.Action.UPDATE, None
-        _post(session, job, zone_id, row.serial)
-        session.flush()
-        # Converted inside the transaction: re-reading after commit could
-        # return a newer change's serial.
-        return _zone(row)
+def update_zone(
+    session: Session, zone_id: str, values: Mapping[str, Any], *, job: objects.JobKind
+) -> objects.Zone:
+    """Change a zone's fields and post ``job``, in the caller's unit of work."""
+    row = _live_zone(session, zone_id)
+    _refuse_if_deleting(row)
+    # The SOA fields or the TTL of every record may change: not incremental.
+    _record_change(session, zone_id, _next_serial(session, zone_id))
+    session.refresh(row)
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.status, row.action, row.error = objects.Status.PENDING, objects.Action.UPDATE, None
+    _post(session, job, zone_id, row.serial)
+    session.flush()
+    # Converted inside the transaction: re-reading after commit could
+    # return a newer change's serial.
+    return _zone(row)
 
 
-@db.retried
-def delete_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
-    """Mark a zone PENDING/DELETE and post ``job`` (central's delete-zone).
+def delete_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+    """Mark a zone PENDING/DELETE and post ``job`` (central's delete-zone), in the
+    caller's unit of work.
 
     The row stays until the job has removed the zone from the targets, so a
     failed delete can be seen and retried.
     """
-    with db.writer() as session:
-        row = _live_zone(session, zone_id)
-        _record_change(session, zone_id, _next_serial(session, zone_id))
-        session.refresh(row)
-        row.status, row.action, row.error = objects.Status.PENDING, objects.Action.DELETE, None
-        _catalog_changed(session, row.pool_id)
-        _post(session, job, zone_id, row.serial)
-        session.flush()
-        return _zone(row)
+    row = _live_zone(session, zone_id)
+    _record_change(session, zone_id, _next_serial(session, zone_id))
+    session.refresh(row)
+    row.status, row.action, row.error = objects.Status.PENDING, objects.Action.DELETE, None
+    _catalog_changed(session, row.pool_id)
+    _post(session, job, zone_id, row.serial)
+    session.flush()
+    return _zone(row)
 
 
-@db.retried
-def recover_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+def recover_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
     """Mark a zone PENDING (its action kept) and post ``job`` (central's recover-zone)
     for its serial.
 
     Nothing about the zone changes, so the serial stays: the job brings the
     targets to what the zone already is. A zone with a job in flight is
-    refused, since that job will set its status.
+    refused, since that job will set its status. In the caller's unit of work.
     """
-    with db.writer() as session:
-        row = session.scalars(
-            sa.select(models.Zone)
-            .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
-        if row.status == objects.Status.PENDING:
-            raise exceptions.ZoneBusy(
-                f"zone {row.name} has a job in progress (PENDING {row.action}): wait for it to "
-                "finish, then recover the zone if it ends in ERROR"
-            )
-        row.status, row.error = objects.Status.PENDING, None
-        _post(session, job, zone_id, row.serial)
-        session.flush()
-        return _zone(row)
+    row = session.scalars(
+        sa.select(models.Zone)
+        .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+    if row.status == objects.Status.PENDING:
+        raise exceptions.ZoneBusy(
+            f"zone {row.name} has a job in progress (PENDING {row.action}): wait for it to "
+            "finish, then recover the zone if it ends in ERROR"
+        )
+    row.status, row.error = objects.Status.PENDING, None
+    _post(session, job, zone_id, row.serial)
+    session.flush()
+    return _zone(row)
 
 
 def _catalog_changed(session: Session, pool_id: str) -> None:
@@ -1035,9 +991,9 @@ def _catalog_changed(session: Session, pool_id: str) -> None:
     )
 
 
-def _zones_around(session: Session, name: str, pool_id: str) -> list[objects.Zone]:
+def zones_around(session: Session, name: str, pool_id: str) -> list[objects.Zone]:
     """The live zones of a pool above ``name`` (its parents, up to the top-level domain)
-    and below it (its subzones), whoever owns them."""
+    and below it (its subzones), whoever owns them; read after :func:`lock_placement`."""
     labels = name.rstrip(".").split(".")
     parents = [".".join(labels[i:]) + "." for i in range(1, len(labels))]
     query = sa.select(models.Zone).where(
@@ -1378,30 +1334,50 @@ def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.R
         return _recordset(row)
 
 
-# What central checks a recordset's create with: the (name, type) of the
-# recordsets a rule about the new recordset's name can involve.
-RecordSetCheck = Callable[[list[tuple[str, str]]], None]
-
-
-def _related_recordsets(session: Session, zone: models.Zone, name: str) -> list[tuple[str, str]]:
-    """The zone's recordsets at ``name``, at the names above it up to the apex and at
-    the names below it: all a rule of :mod:`zoneflow.dns.rules` about ``name`` can
-    involve, read in the write's transaction (after the zone's lock)."""
-    labels = name[: -len(zone.name)].rstrip(".").split(".") if name != zone.name else []
-    above = [".".join([*labels[i:], zone.name]) for i in range(1, len(labels))] + [zone.name]
+def related_recordsets(
+    unit: Session, zone_id: str, zone_name: str, name: str
+) -> list[tuple[str, str]]:
+    """The (name, type) of the zone's recordsets at ``name``, at the names above it up
+    to the apex and at the names below it: all a rule of :mod:`zoneflow.dns.rules`
+    about ``name`` can involve, read in the caller's unit of work (after
+    :func:`begin_change` locked the zone)."""
+    labels = name[: -len(zone_name)].rstrip(".").split(".") if name != zone_name else []
+    above = [".".join([*labels[i:], zone_name]) for i in range(1, len(labels))] + [zone_name]
     query = sa.select(models.RecordSet.name, models.RecordSet.type).where(
-        models.RecordSet.zone_id == zone.id,
+        models.RecordSet.zone_id == zone_id,
         sa.or_(
             models.RecordSet.name.in_([name, *above]),
             models.RecordSet.name.endswith("." + name, autoescape=True),
         ),
     )
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return [(row[0], row[1]) for row in unit.execute(query)]
 
 
-@db.retried
+@dataclasses.dataclass(frozen=True)
+class ZoneChange:
+    """A zone locked for a change to its data in a unit of work, and the serial the
+    change takes it from and to (see :func:`begin_change`)."""
+
+    zone: models.Zone
+    serials: tuple[int, int]
+
+    @property
+    def serial(self) -> int:
+        return self.serials[1]
+
+
+def begin_change(unit: Session, zone_id: str) -> ZoneChange:
+    """Start a change to a live zone's data in the caller's unit of work: refuse a zone
+    being deleted, and bump its serial, which locks its row (PostgreSQL) so changes
+    to one zone queue up and whatever is read about the zone next is current."""
+    zone = _live_zone(unit, zone_id)
+    _refuse_if_deleting(zone)
+    return ZoneChange(zone, _next_serial(unit, zone_id))
+
+
 def create_recordset(
-    zone_id: str,
+    unit: Session,
+    change: ZoneChange,
     *,
     name: str,
     rtype: str,
@@ -1409,50 +1385,43 @@ def create_recordset(
     records: list[str],
     job: objects.JobKind,
     description: str | None = None,
-    admit: quotas.RecordSetAdmission | None = None,
-    check: RecordSetCheck | None = None,
 ) -> objects.RecordSet:
-    """Insert a recordset as PENDING/CREATE and a ``job`` for its zone; ``admit``
-    first, with the zone's usage read under the zone's lock, then ``check`` with the
-    recordsets related to its name (see :func:`_related_recordsets`)."""
+    """Insert a recordset as PENDING/CREATE and a ``job`` for its zone, in the caller's
+    unit of work, as part of ``change``."""
+    zone_id = change.zone.id
+    row = models.RecordSet(
+        zone_id=zone_id,
+        name=name,
+        type=rtype,
+        ttl=ttl,
+        serial=change.serial,
+        status=objects.Status.PENDING,
+        action=objects.Action.CREATE,
+        description=description,
+        records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
+    )
+    unit.add(row)
     try:
-        with db.writer() as session:
-            zone = _live_zone(session, zone_id)
-            _refuse_if_deleting(zone)
-            serials = _next_serial(session, zone_id)
-            serial = serials[1]
-            if admit is not None:
-                admit(*quotas.zone_usage(zone_id, session=session), 0)
-            if check is not None:
-                check(_related_recordsets(session, zone, name))
-            row = models.RecordSet(
-                zone_id=zone_id,
-                name=name,
-                type=rtype,
-                ttl=ttl,
-                serial=serial,
-                status=objects.Status.PENDING,
-                action=objects.Action.CREATE,
-                description=description,
-                records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
-            )
-            session.add(row)
-            session.flush()
-            _record_change(session, zone_id, serials, after=_served(zone, row))
-            _mark_zone_updating(session, zone_id)
-            _post(session, job, zone_id, serial)
-            created = _recordset(row)
+        unit.flush()
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
             f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
             "instead"
         ) from None
-    return created
+    _record_change(unit, zone_id, change.serials, after=_served(change.zone, row))
+    _mark_zone_updating(unit, zone_id)
+    _post(unit, job, zone_id, change.serial)
+    return _recordset(row)
 
 
-@db.retried
+def recordset_size(unit: Session, zone_id: str, recordset_id: str) -> int:
+    """How many records a recordset of the zone holds, read in the caller's unit of work."""
+    return len(_recordset_row(unit, zone_id, recordset_id).records)
+
+
 def update_recordset(
-    zone_id: str,
+    unit: Session,
+    change: ZoneChange,
     recordset_id: str,
     *,
     ttl: int | None,
@@ -1460,60 +1429,54 @@ def update_recordset(
     set_ttl: bool,
     job: objects.JobKind,
     description: str | None = None,
-    admit: quotas.RecordSetAdmission | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
-    unless that is None ("" clears it), posting a ``job`` for its zone; ``admit``
-    first, with the zone's usage and the records the recordset holds, read under the
-    zone's lock."""
-    with db.writer() as session:
-        zone = _live_zone(session, zone_id)
-        _refuse_if_deleting(zone)
-        # The serial first: it locks the zone, so the recordset read next is current.
-        serials = _next_serial(session, zone_id)
-        serial = serials[1]
-        row = _recordset_row(session, zone_id, recordset_id)
-        if admit is not None:
-            admit(*quotas.zone_usage(zone_id, session=session), len(row.records))
-        before = _served(zone, row)
-        if set_ttl:
-            row.ttl = ttl
-        if records is not None:
-            # The old records go first: the ORM would insert the new ones
-            # before deleting, and a record kept across the update would
-            # then collide with itself on (recordset_id, data).
-            row.records = []
-            session.flush()
-            row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
-        if description is not None:
-            row.description = description or None
-        row.serial, row.status, row.action = serial, objects.Status.PENDING, objects.Action.UPDATE
-        row.version += 1
-        _record_change(session, zone_id, serials, before=before, after=_served(zone, row))
-        _mark_zone_updating(session, zone_id)
-        _post(session, job, zone_id, serial)
-        session.flush()
-        return _recordset(row)
+    unless that is None ("" clears it), posting a ``job`` for its zone, in the caller's
+    unit of work, as part of ``change``."""
+    zone_id = change.zone.id
+    row = _recordset_row(unit, zone_id, recordset_id)
+    before = _served(change.zone, row)
+    if set_ttl:
+        row.ttl = ttl
+    if records is not None:
+        # The old records go first: the ORM would insert the new ones
+        # before deleting, and a record kept across the update would
+        # then collide with itself on (recordset_id, data).
+        row.records = []
+        unit.flush()
+        row.records = [models.Record(position=i, data=d) for i, d in enumerate(records)]
+    if description is not None:
+        row.description = description or None
+    row.serial, row.status, row.action = (
+        change.serial,
+        objects.Status.PENDING,
+        objects.Action.UPDATE,
+    )
+    row.version += 1
+    _record_change(unit, zone_id, change.serials, before=before, after=_served(change.zone, row))
+    _mark_zone_updating(unit, zone_id)
+    _post(unit, job, zone_id, change.serial)
+    unit.flush()
+    return _recordset(row)
 
 
-@db.retried
-def delete_recordset(zone_id: str, recordset_id: str, *, job: objects.JobKind) -> objects.RecordSet:
-    with db.writer() as session:
-        zone = _live_zone(session, zone_id)
-        _refuse_if_deleting(zone)
-        serials = _next_serial(session, zone_id)
-        serial = serials[1]
-        row = _recordset_row(session, zone_id, recordset_id)
-        _record_change(session, zone_id, serials, before=_served(zone, row))
-        gone = dataclasses.replace(
-            _recordset(row),
-            serial=serial,
-            status=objects.Status.PENDING,
-            action=objects.Action.DELETE,
-        )
-        session.delete(row)
-        _mark_zone_updating(session, zone_id)
-        _post(session, job, zone_id, serial)
+def delete_recordset(
+    unit: Session, change: ZoneChange, recordset_id: str, *, job: objects.JobKind
+) -> objects.RecordSet:
+    """Delete a recordset and post a ``job`` for its zone, in the caller's unit of
+    work, as part of ``change``."""
+    zone_id = change.zone.id
+    row = _recordset_row(unit, zone_id, recordset_id)
+    _record_change(unit, zone_id, change.serials, before=_served(change.zone, row))
+    gone = dataclasses.replace(
+        _recordset(row),
+        serial=change.serial,
+        status=objects.Status.PENDING,
+        action=objects.Action.DELETE,
+    )
+    unit.delete(row)
+    _mark_zone_updating(unit, zone_id)
+    _post(unit, job, zone_id, change.serial)
     return gone
 
 
