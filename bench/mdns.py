@@ -80,12 +80,12 @@ def seed_zone(records: int) -> int:
     """A zone of ``records`` A records, bulk-inserted (central would take minutes)."""
     from tests import support
     from zoneflow.central import api as central
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import reads as stored_reads
 
     support.bulk_zone(ZONE, records)
     # One change through central, so the zone's serial moves past the seed.
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
-    return storage.get_zone(ZONE).serial
+    return stored_reads.get_zone(ZONE).serial
 
 
 def client_axfr(host: str, port: int) -> float:
@@ -242,19 +242,20 @@ def measure_axfr(rig: Rig, rounds: int, records: int) -> list[tuple[str, list[fl
 def measure_changes(rig: Rig, updates: int, records: int) -> list[tuple[str, list[float]]]:
     from zoneflow.central import api as central
     from zoneflow.dns import query
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import reads as stored_reads
+    from zoneflow.storage import recordsets as stored_recordsets
 
     for secondary, primary in ((rig.from_mdns, rig.mdns), (rig.from_bind9, rig.bind9)):
         add_secondary(secondary, primary)
         wait_serial(secondary, rig.serial, time.monotonic())
     mdns_log = rig.from_mdns.log_path.stat().st_size
     bind_log = rig.from_bind9.log_path.stat().st_size
-    www = storage.get_recordset(storage.get_zone(ZONE).id, f"www.{ZONE}", "A")
+    www = stored_recordsets.get_recordset(stored_reads.get_zone(ZONE).id, f"www.{ZONE}", "A")
     through_mdns, through_bind9 = [], []
     for i in range(updates):
         address = f"198.51.100.{i + 1}"
         central.update_recordset(ZONE, www.id, records=[address])
-        serial = storage.get_zone(ZONE).serial
+        serial = stored_reads.get_zone(ZONE).serial
         started = time.monotonic()
         query.send_notify(ZONE, rig.from_mdns.host, rig.from_mdns.port, serial=serial)
         through_mdns.append(wait_serial(rig.from_mdns, serial, started))

@@ -106,7 +106,7 @@ def zoneflow_propagation(
     from zoneflow import allinone, config, objects
     from zoneflow.central import api as central
     from zoneflow.central import pools
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
     from zoneflow.taskflow_adapter import persistence
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -148,14 +148,14 @@ def zoneflow_propagation(
                 ]
                 for w in watchers:
                     w.start()
-                while storage.get_zone_any(zone.id).status == objects.Status.PENDING:  # type: ignore[union-attr]
+                while stored_zones.get_zone_any(zone.id).status == objects.Status.PENDING:  # type: ignore[union-attr]
                     time.sleep(POLL)
                 active.append(time.monotonic() - started)
                 for w in watchers:
                     w.join()
                 served.append(max(times))
-                if storage.get_zone_any(zone.id).status != objects.Status.ACTIVE:  # type: ignore[union-attr]
-                    raise RuntimeError(f"{name} ended {storage.get_zone_any(zone.id)}")
+                if stored_zones.get_zone_any(zone.id).status != objects.Status.ACTIVE:  # type: ignore[union-attr]
+                    raise RuntimeError(f"{name} ended {stored_zones.get_zone_any(zone.id)}")
         finally:
             services.stop()
             if memory_persistence:

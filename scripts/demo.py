@@ -159,11 +159,11 @@ def _demo(
 
 def _wait_active(zone_id: str):  # type: ignore[no-untyped-def]
     from zoneflow import objects
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is not None and zone.status != objects.Status.PENDING:
             return zone
         time.sleep(0.05)

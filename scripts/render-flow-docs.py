@@ -26,8 +26,8 @@ from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
-from zoneflow.storage import api as storage
 from zoneflow.storage import migration
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def _wait_settled(zone_id: str, timeout: float = 30) -> None:
     """Wait until the zone's job has finished (the zone leaves PENDING)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is not None and zone.status != objects.Status.PENDING:
             return
         time.sleep(0.05)

@@ -18,8 +18,10 @@ from oslo_config import cfg
 from zoneflow import config, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration, models
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import zones as stored_zones
 
 T = TypeVar("T")
 
@@ -104,9 +106,9 @@ def write_recordset_unchecked(
     """A recordset written straight into storage, as data stored before central's
     checks (the zone rules, the quotas) existed: in a unit of work of its own."""
     with db.unit_of_work() as unit:
-        return storage.create_recordset(
+        return stored_recordsets.create_recordset(
             unit,
-            storage.begin_change(unit, zone_id),
+            stored_zones.begin_change(unit, zone_id),
             name=name,
             rtype=rtype,
             ttl=None,
@@ -201,7 +203,7 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                     for j in range(per_name)
                 ],
             )
-    return storage.get_zone(zone.id)
+    return stored_reads.get_zone(zone.id)
 
 
 # What the REST API shows of a zone and of a recordset: Designate's fields

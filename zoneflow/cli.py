@@ -156,14 +156,14 @@ def _wait(args: argparse.Namespace, zone_id: str) -> objects.Zone:
     so that a slow change shows what it is waiting for.
     """
     from zoneflow import objects
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     started = time.monotonic()
     deadline = started + args.wait_timeout
     progress = _progress(zone_id, started) if args.progress else None
     on_terminal = _on_terminal()
     while True:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} is gone")
         if progress is None and on_terminal and time.monotonic() - started >= PROGRESS_AFTER:
@@ -189,11 +189,12 @@ def _on_terminal() -> bool:
 def _progress(zone_id: str, started: float) -> Any:
     """A follower of the zone's job, whose lines count the time from ``started``."""
     from zoneflow.engine import progress
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import pools as stored_pools
+    from zoneflow.storage import zones as stored_zones
     from zoneflow.taskflow_adapter import persistence
 
-    zone = storage.get_zone_any(zone_id)
-    pool = storage.get_pool(zone.pool_id) if zone is not None else None
+    zone = stored_zones.get_zone_any(zone_id)
+    pool = stored_pools.get_pool(zone.pool_id) if zone is not None else None
     labels = {t.id: t.label for t in pool.targets} if pool is not None else {}
     follower = progress.Progress(persistence.get_backend(), labels=labels)
     follower.started = started
@@ -318,9 +319,9 @@ def cmd_pool_update(args: argparse.Namespace) -> int:
 
 
 def cmd_pool_list(args: argparse.Namespace) -> int:
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import pools as stored_pools
 
-    pools = storage.list_pools()
+    pools = stored_pools.list_pools()
     if args.json:
         _list(args, pools, [])
         return 0
@@ -342,11 +343,12 @@ def _masked(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_pool_show(args: argparse.Namespace) -> int:
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import pools as stored_pools
+    from zoneflow.storage import retired as stored_retired
 
-    pool = storage.get_pool(args.name)
+    pool = stored_pools.get_pool(args.name)
     # Zones each retired target still has to have deleted from it.
-    left = {t.id: storage.count_zones_to_drain(t.id) for t in pool.retired_targets}
+    left = {t.id: stored_retired.count_zones_to_drain(t.id) for t in pool.retired_targets}
     if args.json:
         shown = _plain(pool)
         for target in shown["targets"] + shown["retired_targets"]:
@@ -421,7 +423,7 @@ def cmd_zone_update(args: argparse.Namespace) -> int:
 def cmd_zone_delete(args: argparse.Namespace) -> int:
     from zoneflow import objects
     from zoneflow.central import api as central
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     zone = _change(lambda: central.delete_zone(args.name, project_id=_scope(args)))
     if args.wait:
@@ -429,7 +431,7 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
         if finished.status == objects.Status.ERROR:
             _show(args, finished)
             return _failed(finished)
-        zone = storage.get_zone_any(zone.id) or zone
+        zone = stored_zones.get_zone_any(zone.id) or zone
     _show(args, zone)
     return 0
 
@@ -458,10 +460,10 @@ def cmd_zone_show(args: argparse.Namespace) -> int:
 
 def cmd_zone_status(args: argparse.Namespace) -> int:
     from zoneflow.central import api as central
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import pools as stored_pools
 
     zone = central.get_zone(args.name, project_id=_scope(args))
-    pool = storage.get_pool(zone.pool_id)
+    pool = stored_pools.get_pool(zone.pool_id)
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
     rows = central.zone_status(args.name, project_id=_scope(args))
@@ -548,7 +550,7 @@ def _finish_recordset_change(
     waited for, say that it is gone (storage no longer has it to show)."""
     if args.wait:
         from zoneflow import objects
-        from zoneflow.storage import api as storage
+        from zoneflow.storage import recordsets as stored_recordsets
 
         zone = _wait(args, recordset.zone_id)
         if zone.status == objects.Status.ERROR:
@@ -566,7 +568,7 @@ def _finish_recordset_change(
                     f"the nameservers of {zone.name} no longer serve it"
                 )
             return 0
-        recordset = storage.get_recordset(recordset.zone_id, recordset.id)
+        recordset = stored_recordsets.get_recordset(recordset.zone_id, recordset.id)
     _show(args, recordset)
     return 0
 
@@ -716,7 +718,7 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
     from zoneflow import flows
     from zoneflow.flows import render
     from zoneflow.flows import target as target_flows
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import pools as stored_pools
 
     kinds = sorted([*flows.FACTORIES, *target_flows.FACTORIES])
     if args.kind not in kinds:
@@ -729,7 +731,7 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
         # Drawing needs no database: a newcomer may look before `db sync`.
         pool_args = _example_pool_args()
     else:
-        pool_args = flows.pool_args(storage.get_pool(args.pool))
+        pool_args = flows.pool_args(stored_pools.get_pool(args.pool))
     dot = render.to_dot(flow_of(args.kind, pool_args))
     if args.format == "dot":
         sys.stdout.write(dot)

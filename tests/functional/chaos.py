@@ -498,7 +498,7 @@ class Run:
 
     def _settle(self, board: Any) -> None:
         """Wait (bounded) until no conductor is down and nothing is left to do."""
-        from zoneflow.storage import api as storage
+        from zoneflow.storage import reads as stored_reads
 
         for name in self._conductors:
             self._wait_watching(name)
@@ -511,7 +511,7 @@ class Run:
                 left["outbox rows"] = outbox
             if on_board := [str(j.book_uuid) for j in board.iterjobs(ensure_fresh=True)]:
                 left["jobs on the board"] = on_board
-            if pending := [z.name for z in storage.list_zones() if z.status == "PENDING"]:
+            if pending := [z.name for z in stored_reads.list_zones() if z.status == "PENDING"]:
                 left["PENDING zones"] = pending
             if left and time.monotonic() - told[0] >= 3:
                 told[0] = time.monotonic()
@@ -570,13 +570,13 @@ class Run:
                     )
 
     def _check_zones(self) -> None:
-        from zoneflow.storage import api as storage
+        from zoneflow.storage import zones as stored_zones
 
         for script in self.scripts:
             if script.zone_id is None:
                 continue
             failures = len(self.outcome.failures)
-            self._check_zone(script, storage.get_zone_any(script.zone_id))
+            self._check_zone(script, stored_zones.get_zone_any(script.zone_id))
             if len(self.outcome.failures) > failures:
                 self.outcome.failures.append(f"  {script.name} jobs: {self._jobs_of(script)}")
 
@@ -656,10 +656,10 @@ class Run:
 
 
 def _soft_deleted(script: ZoneScript) -> bool:
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     assert script.zone_id is not None
-    return storage.zone_is_deleted(script.zone_id)
+    return stored_zones.zone_is_deleted(script.zone_id)
 
 
 def _rcode(zone: str, bind: Bind9Server) -> int | None:

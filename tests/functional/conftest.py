@@ -32,7 +32,7 @@ from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 S = TypeVar("S", bound=ServerProcess)
 
@@ -216,4 +216,4 @@ def zone(sqlite_database: str) -> objects.Zone:
     central.create_zone(MDNS_ZONE, "hostmaster@example.com")
     for name, rtype, records in MDNS_RECORDS:
         central.create_recordset(MDNS_ZONE, name, rtype, records)
-    return storage.get_zone(MDNS_ZONE)
+    return stored_reads.get_zone(MDNS_ZONE)

@@ -32,7 +32,8 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
 
 TSIG_POOL_TARGET = f"description: fake1, options: {{tsig_key_name: {TSIG_KEY_NAME}}}"
 
@@ -113,9 +114,9 @@ def test_a_one_record_change_reaches_knot_by_ixfr(
     assert incoming_transfers(knot, big.name) == ["AXFR"]
     mark = knot.log_path.stat().st_size
 
-    host = storage.get_recordset(big.id, f"host00007.{big.name}", "A")
+    host = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
     central.update_recordset(big.name, host.id, records=["198.51.100.7"])
-    serial = storage.get_zone(big.id).serial
+    serial = stored_reads.get_zone(big.id).serial
     assert query.send_notify(big.name, knot.host, knot.port, serial=serial) == dns.rcode.NOERROR
     eventually(lambda: served_serial(knot, big.name) == serial, timeout=5, what="the change")
 
@@ -145,7 +146,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     # The pool's target names the key: mdns now requires it for the pool's zones.
     override("tsig", key=[f"{TSIG_KEY_NAME}:hmac-sha256:{secret}"])
     support.store_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
-    zone = storage.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
+    zone = stored_reads.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
     server = mdns_server.MdnsServer("127.0.0.1", 0)
     server.start_in_thread()
     started: list[KnotServer] = []
@@ -182,7 +183,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
 
         # A change travels by signed IXFR too.
         central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
-        serial = storage.get_zone(zone.id).serial
+        serial = stored_reads.get_zone(zone.id).serial
         query.send_notify(ZONE, good.host, good.port, serial=serial)
         eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})

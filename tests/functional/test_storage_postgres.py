@@ -12,8 +12,13 @@ from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import objects
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, migration
+from zoneflow.storage import history as stored_history
+from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import transfers as stored_transfers
 
 POOL = """
 - name: default
@@ -41,16 +46,16 @@ def test_concurrent_changes_to_one_zone_on_postgresql(on_postgres: str) -> None:
 
     assert len(set(serials)) == 80, "no two changes share a serial"
     assert min(serials) > zone.serial
-    assert storage.get_zone(zone.id).serial == max(serials)
-    assert len(storage.list_recordsets(zone.id)) == 64, "no change was lost"
+    assert stored_reads.get_zone(zone.id).serial == max(serials)
+    assert len(stored_reads.list_recordsets(zone.id)) == 64, "no change was lost"
     assert support.count_pending_jobs() == 81
-    jobs = storage.claim_pending_jobs(limit=1000)
+    jobs = stored_outbox.claim_pending_jobs(limit=1000)
     assert sorted(j.serial for j in jobs if j.kind == "update-zone") == sorted(serials)
 
 
 def test_migrations_are_idempotent_on_postgresql(on_postgres: str) -> None:
     migration.upgrade()
-    assert [p.name for p in storage.list_pools()] == ["default"]
+    assert [p.name for p in stored_pools.list_pools()] == ["default"]
 
 
 def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres: str) -> None:
@@ -65,9 +70,9 @@ def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres:
     # Each change names the serial it started from: the chain from the
     # zone's first serial to its newest has no gap and no fork, so an IXFR
     # from any of them is exact.
-    changes = storage.zone_changes_since(zone.id, zone.serial)
+    changes = stored_history.zone_changes_since(zone.id, zone.serial)
     assert changes is not None and len(changes) == 40
-    assert changes[-1].serial == storage.get_zone(zone.id).serial
+    assert changes[-1].serial == stored_reads.get_zone(zone.id).serial
     added = {record for change in changes for record in change.added}
     assert added == {(f"h{i}.example.com.", 3600, "A", f"192.0.2.{i}") for i in range(1, 41)}
 
@@ -76,13 +81,13 @@ def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgre
     central.create_zone("example.com", "hostmaster@example.com")
     for i in range(1, 51):
         central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
-    zone = storage.get_zone("example.com")
+    zone = stored_reads.get_zone("example.com")
 
-    with storage.zone_for_transfer(zone.id) as (read, rows):
+    with stored_transfers.zone_for_transfer(zone.id) as (read, rows):
         first = [next(rows) for _ in range(10)]
         # Changes committed in the middle of a transfer are not part of it.
         central.create_recordset("example.com", "late", "A", ["198.51.100.1"])
-        www = storage.get_recordset(zone.id, "h1.example.com.", "A")
+        www = stored_recordsets.get_recordset(zone.id, "h1.example.com.", "A")
         central.delete_recordset("example.com", www.id)
         rest = list(rows)
 
@@ -90,7 +95,7 @@ def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgre
     owners = [row[0] for row in first + rest]
     assert len(owners) == 50
     assert "h1.example.com." in owners and "late.example.com." not in owners
-    assert storage.get_zone(zone.id).serial == zone.serial + 2
+    assert stored_reads.get_zone(zone.id).serial == zone.serial + 2
 
 
 def test_pooled_connections_survive_a_postgresql_restart(
@@ -103,7 +108,7 @@ def test_pooled_connections_survive_a_postgresql_restart(
     # Each stale connection is tested on checkout and replaced: no caller
     # sees an error, and nothing is lost.
     with concurrent.futures.ThreadPoolExecutor(4) as workers:
-        names = list(workers.map(lambda i: storage.get_zone(f"z{i}.example").name, range(4)))
+        names = list(workers.map(lambda i: stored_reads.get_zone(f"z{i}.example").name, range(4)))
     assert names == [f"z{i}.example." for i in range(4)]
     central.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
 

@@ -14,7 +14,7 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 FAKE_POOL = """
@@ -82,7 +82,7 @@ def wait_settled(zone_id: str, timeout: float = 20) -> objects.Zone:
     """The zone once its job has decided its status (no longer PENDING)."""
 
     def settled() -> objects.Zone | None:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         assert zone is not None
         return zone if zone.status != objects.Status.PENDING else None
 

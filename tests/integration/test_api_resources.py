@@ -34,8 +34,9 @@ from zoneflow.api import server as api_server
 from zoneflow.central import api as central
 from zoneflow.central import pools, zone_tasks
 from zoneflow.mdns import keyring, responder
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -218,7 +219,7 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     assert len(shown) == 5 + 2 * 2 and all("records_data" in rs for rs in shown.values())
     (soa,) = shown["a1.example. SOA"]["records_data"]
     assert (soa["mname"], soa["rname"]) == ("ns1.example.org.", "hostmaster.a1.example.")
-    assert soa["serial"] == storage.get_zone("a1.example.").serial
+    assert soa["serial"] == stored_reads.get_zone("a1.example.").serial
     assert shown["a1.example. NS"]["records_data"] == [{"nsdname": "ns1.example.org."}]
     shown = {name.split()[0]: rs for name, rs in shown.items()}
     assert shown["_sip._tcp.a2.example."]["records_data"] == [
@@ -305,7 +306,7 @@ def test_a_recordset_by_id_of_another_project_is_not_found_unless_an_admin_asks(
 
 
 def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
-    pool = storage.get_pool("default")
+    pool = stored_pools.get_pool("default")
     listed = client.get("/v2/pools", headers=ADMIN)
     assert listed.status_code == 200
     schemas.PoolList.model_validate(listed.json())
@@ -461,7 +462,7 @@ def test_an_export_is_the_zone_file_mdns_would_transfer(client: TestClient) -> N
     )
     assert exported == transferred
     serial = exported.get_rdataset("ex.example.", "SOA")[0].serial
-    assert serial == storage.get_zone(zone["id"]).serial
+    assert serial == stored_reads.get_zone(zone["id"]).serial
 
     listed = client.get("/v2/zones/tasks/exports", headers=ALICE).json()
     schemas.ZoneExportList.model_validate(listed)
@@ -524,7 +525,7 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
     task = _import(client, ZONE_FILE)
     assert task["status"] == "COMPLETE", task
     assert task["project_id"] == "alice"
-    zone = storage.get_zone(task["zone_id"])
+    zone = stored_reads.get_zone(task["zone_id"])
     assert task["links"]["zone"] == f"http://testserver/v2/zones/{zone.id}"
     assert (zone.name, zone.email, zone.ttl, zone.project_id) == (
         "imported.example.",
@@ -533,7 +534,7 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
         "alice",
     )
     assert (zone.refresh, zone.retry, zone.expire, zone.minimum) == (3600, 600, 86400, 300)
-    recordsets = {(rs.name, rs.type): rs for rs in storage.list_recordsets(zone.id)}
+    recordsets = {(rs.name, rs.type): rs for rs in stored_reads.list_recordsets(zone.id)}
     assert set(recordsets) == {
         ("imported.example.", "MX"),
         ("www.imported.example.", "A"),
@@ -722,7 +723,7 @@ def test_import_tasks_are_listed_per_project_and_can_be_deleted(client: TestClie
         404,
         "zone_import_not_found",
     )
-    assert storage.get_zone(good["zone_id"]).name == "imported.example."  # the zone stays
+    assert stored_reads.get_zone(good["zone_id"]).name == "imported.example."  # the zone stays
 
 
 # --- TSIG keys --------------------------------------------------------------------------------
@@ -734,7 +735,7 @@ def _tsigkey(client: TestClient, **fields: Any) -> Any:
         "algorithm": "hmac-sha256",
         "secret": SECRET,
         "scope": "POOL",
-        "resource_id": storage.get_pool("default").id,
+        "resource_id": stored_pools.get_pool("default").id,
         **fields,
     }
     return client.post("/v2/tsigkeys", json=body, headers=ADMIN)
@@ -924,7 +925,7 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     # Replacing records one for one stays within the quota.
     replaced = client.put(f"{url}/{first['id']}", json={"records": four[1:]}, headers=ALICE)
     assert replaced.status_code == 202, replaced.text
-    assert len(storage.list_recordsets(zone["id"])) == 2
+    assert len(stored_reads.list_recordsets(zone["id"])) == 2
 
     # An import is held to the same quotas.
     client.patch("/v2/quotas/bob", json={"zones": 5, "zone_recordsets": 3}, headers=ADMIN)
@@ -962,7 +963,7 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
         for i in range(12)
     ]
     assert race(zones) == ["created"] * 3 + ["over_quota"] * 9
-    alices = storage.list_zones(project_id="alice")
+    alices = stored_reads.list_zones(project_id="alice")
     assert len(alices) == 3
     recordsets = [
         functools.partial(
@@ -971,14 +972,14 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
         for i in range(12)
     ]
     assert race(recordsets) == ["created"] * 3 + ["over_quota"] * 9
-    assert len(storage.list_recordsets(alices[0].id)) == 3
+    assert len(stored_reads.list_recordsets(alices[0].id)) == 3
 
 
 def test_zones_of_no_project_have_no_quota(client: TestClient, override: Any) -> None:
     override("quota", zones=0, recordset_records=1)
     zone = central.create_zone("cli.example.", "hostmaster@cli.example")
     central.create_recordset(zone.id, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    assert len(storage.list_recordsets(zone.id)) == 1
+    assert len(stored_reads.list_recordsets(zone.id)) == 1
 
 
 def test_the_openapi_document_lists_every_route_of_this_slice(client: TestClient) -> None:

@@ -34,8 +34,9 @@ from zoneflow import objects
 from zoneflow.api import app
 from zoneflow.central import api as central
 from zoneflow.dns import zone as dns_zone
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 EXAMPLES = 25
 CHECKS = [
@@ -138,8 +139,8 @@ def assert_storage_is_whole() -> None:
         # Every change of a live zone has its job waiting (nothing runs them here).
         assert (zone.id, zone.serial) in outbox, f"zone {zone.name} has no job for its serial"
         # mdns could serve it: its SOA renders with the stored serial.
-        stored = storage.get_zone(zone.id)
-        soa = dns_zone.soa_rdata(stored, storage.get_pool(stored.pool_id))
+        stored = stored_reads.get_zone(zone.id)
+        soa = dns_zone.soa_rdata(stored, stored_pools.get_pool(stored.pool_id))
         assert soa.serial == serials[zone.id]
 
 

@@ -18,7 +18,7 @@ from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
 CATALOG = "catalog.example.org."
@@ -81,7 +81,7 @@ def test_mdns_serves_the_catalog_with_each_live_zone_as_a_member(
     # Every membership change is a new serial, so consumers transfer again.
     assert full.get_soa().serial == empty.get_soa().serial + 4
     # Member ids are the zones' own: stable for the life of each zone.
-    zone_a = storage.get_zone("a.example.")
+    zone_a = stored_reads.get_zone("a.example.")
     assert full.get_rdataset(f"{zone_a.id.replace('-', '')}.zones", "PTR") is not None
 
 

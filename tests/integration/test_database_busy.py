@@ -32,8 +32,10 @@ from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models, quotas, services, tsigkeys
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 from zoneflow.taskflow_adapter import persistence
 
 LONGER_THAN_SQLITE_WAITED = 11.0
@@ -238,7 +240,7 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PostgreSQL picks the create as a deadlock's victim after its zone row is written.
-    catalog_changed = storage._catalog_changed
+    catalog_changed = stored_catalogs.catalog_changed
     victims: list[str] = []
 
     def deadlock_once(session: Any, pool_id: str) -> None:
@@ -247,7 +249,7 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
             victims.append(pool_id)
             raise db_exc.DBDeadlock(Exception("deadlock detected"))
 
-    monkeypatch.setattr(storage, "_catalog_changed", deadlock_once)
+    monkeypatch.setattr(stored_catalogs, "catalog_changed", deadlock_once)
 
     answer = client.post(
         "/v2/zones", json={"name": "victim.example.", "email": "hostmaster@example.com"}
@@ -284,7 +286,7 @@ def deadlock_once() -> Iterator[DeadlockOnce]:
 
 
 def _tsigkey() -> Callable[[], object]:
-    pool_id = storage.get_pool("default").id
+    pool_id = stored_pools.get_pool("default").id
     values = {"algorithm": "hmac-sha256", "secret": "c2VjcmV0", "scope": "POOL"}
     return lambda: tsigkeys.create_tsigkey({"name": "k", "resource_id": pool_id, **values})
 
@@ -295,8 +297,8 @@ def _recordset() -> Callable[[], object]:
 
 
 def _recordset_names() -> list[str]:
-    (zone,) = storage.list_zones()
-    return [recordset.name for recordset in storage.list_recordsets(zone.id)]
+    (zone,) = stored_reads.list_zones()
+    return [recordset.name for recordset in stored_reads.list_recordsets(zone.id)]
 
 
 @pytest.mark.parametrize(

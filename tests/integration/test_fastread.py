@@ -17,8 +17,8 @@ import pytest
 from tests.unit.test_cli import run
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
 from zoneflow.storage import fastread, reads
+from zoneflow.storage import status as stored_status
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -72,10 +72,10 @@ def zones(fake_pool: None) -> list[objects.Zone]:
     ]
     gone = central.create_zone("delta.example.", "h@example.com", project_id="p1")
     deleting = central.delete_zone(gone.id)
-    assert storage.finish_zone_delete(gone.id, serial=deleting.serial)
+    assert stored_status.finish_zone_delete(gone.id, serial=deleting.serial)
     made.append(central.create_zone("delta.example.", "h@example.com", project_id="p2"))
     failed = made[3]
-    assert storage.set_zone_status(
+    assert stored_status.set_zone_status(
         failed.id, serial=failed.serial, status=objects.Status.ERROR, error="refused by fake1"
     )
     listed = reads.list_zones()

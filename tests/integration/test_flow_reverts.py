@@ -16,7 +16,8 @@ from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 
 ZONE = "example.com."
 
@@ -27,7 +28,7 @@ def _fast_retries(override: Callable[..., None]) -> None:
 
 
 def _rows(zone_id: str) -> dict[str, objects.TargetStatus]:
-    return {row.target_id: row for row in storage.list_target_status(zone_id)}
+    return {row.target_id: row for row in stored_status.list_target_status(zone_id)}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -61,7 +62,7 @@ def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behi
     assert failed.serial > zone.serial
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     # Storage keeps the change: mdns serves it, recovery pushes it.
-    assert [rs.records for rs in storage.list_recordsets(zone.id) if rs.type == "A"] == [
+    assert [rs.records for rs in stored_reads.list_recordsets(zone.id) if rs.type == "A"] == [
         ("192.0.2.1",)
     ]
     # Nothing is reverted on the target that took the update.
@@ -86,7 +87,7 @@ def test_delete_below_threshold_leaves_the_zone_in_error_with_action_delete() ->
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
-    assert storage.get_zone(ZONE).id == zone.id, "the zone is kept for recovery"
+    assert stored_reads.get_zone(ZONE).id == zone.id, "the zone is kept for recovery"
     # The delete is not undone where it worked.
     assert FakeBackend.served(healthy.id) == {}
     assert FakeBackend.served(broken.id) == {ZONE: zone.serial}

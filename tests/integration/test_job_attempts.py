@@ -28,7 +28,7 @@ from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import tasks
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 ZONE = "example.com"
@@ -190,7 +190,7 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     assert "StorageFailure: the database went away" in job.error
     assert conductors.failed == [job.error]
 
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
@@ -213,7 +213,7 @@ def test_a_task_raising_an_unexpected_error_reverts_once_and_is_not_retried(
 
     assert (len(runs), conductors.claims.calls, job.attempts) == (1, 1, 1)
     assert conductors.failed == []
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, "unexpected")
 
@@ -236,7 +236,7 @@ def test_a_job_whose_conductors_died_is_given_up_without_running_again(
     assert runs == []
     assert job.error is not None
     assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
@@ -257,7 +257,7 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     conductors.start("second")
     job = _job_until(job_id, lambda j: j.state == "SUCCESS")
     assert job.attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -293,7 +293,7 @@ def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answ
     eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
     assert failed.calls == 2
     assert jobs.get_job(persistence.get_backend(), job.id).attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -310,7 +310,7 @@ def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holdi
     job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
     assert lost.calls == 1
     assert job.attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -328,7 +328,7 @@ def test_cancel_takes_an_unclaimed_job_off_the_board_and_puts_its_zone_in_error(
     assert (code, err) == (0, "")
     assert f"job {job_id} cancelled" in out
     assert _on_board(board) == []
-    cancelled = storage.get_zone_any(zone.id)
+    cancelled = stored_zones.get_zone_any(zone.id)
     assert cancelled is not None
     assert cancelled.status == objects.Status.ERROR
     assert cancelled.error is not None and "cancelled by operator" in cancelled.error
@@ -352,7 +352,7 @@ def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
     code, _, err = _cli(capsys, "job", "cancel", job_id)
     assert (code, err) == (0, "")
     assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
-    stuck = storage.get_zone_any(zone.id)
+    stuck = stored_zones.get_zone_any(zone.id)
     assert stuck is not None and stuck.status == objects.Status.ERROR
 
 

@@ -29,7 +29,7 @@ from zoneflow.api import app
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.engine import metrics
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 from zoneflow.taskflow_adapter import persistence
 
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
@@ -187,7 +187,7 @@ def test_a_job_overtaken_by_a_newer_change_of_its_zone_reads_superseded() -> Non
         what="the create job to run",
     )
     central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
-    newer = storage.get_zone(zone.id).serial
+    newer = stored_reads.get_zone(zone.id).serial
 
     def both_ended() -> dict[int, jobs.JobInfo] | None:
         found = {j.serial: j for j in jobs.list_jobs(persistence.get_backend())}

@@ -14,7 +14,7 @@ from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.central import api as central
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.storage import api as storage
+from zoneflow.storage import outbox as stored_outbox
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 
@@ -63,9 +63,9 @@ def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice(
     try:
         # A relay posts the job and dies before removing its outbox row;
         # the row's lease runs out and another relay takes it.
-        (pending,) = storage.claim_pending_jobs()
+        (pending,) = stored_outbox.claim_pending_jobs()
         job_id = jobs.post(board, backend, pending, flow_of=flows.job_flow)
-        storage.release_pending_job(pending.id)
+        stored_outbox.release_pending_job(pending.id)
 
         assert OutboxRelay(board, backend).flush() == [job_id]
         on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
@@ -120,7 +120,7 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
     try:
         # The post fails, and the database is gone before the rows go back.
         with monkeypatch.context() as down:
-            down.setattr(storage, "release_pending_job", _unreachable)
+            down.setattr(stored_outbox, "release_pending_job", _unreachable)
             with pytest.raises(tf_exc.JobFailure):
                 relay.flush()
         # Still leased to the relay that claimed them: no other relay takes them yet...

@@ -34,8 +34,12 @@ from zoneflow.central import api as central
 from zoneflow.dns import query
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import history as stored_history
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -56,7 +60,7 @@ def zone() -> objects.Zone:
     central.create_zone(ZONE, "hostmaster@example.com")
     for name, rtype, records in RECORDS:
         central.create_recordset(ZONE, name, rtype, records)
-    return storage.get_zone(ZONE)
+    return stored_reads.get_zone(ZONE)
 
 
 def ask(
@@ -103,8 +107,8 @@ def transfer(port: int, name: str = ZONE) -> dns.zone.Zone:
 
 
 def stored_rrsets(zone: objects.Zone) -> set[str]:
-    pool = storage.get_pool(zone.pool_id)
-    rendered = dns_zone.iter_rrsets(zone, pool, storage.list_recordsets(zone.id))
+    pool = stored_pools.get_pool(zone.pool_id)
+    rendered = dns_zone.iter_rrsets(zone, pool, stored_reads.list_recordsets(zone.id))
     return {line for rrset in rendered for line in rrset.to_text().splitlines()}
 
 
@@ -206,7 +210,7 @@ def test_a_change_is_served_as_soon_as_it_commits(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     transfer(mdns.port)  # the old serial is now rendered and cached
-    www = storage.get_recordset(zone.id, "www.example.com.", "A")
+    www = stored_recordsets.get_recordset(zone.id, "www.example.com.", "A")
     changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
     assert ask(mdns, ZONE, "SOA").answer[0][0].serial == changed.serial
     assert [r.to_text() for r in ask(mdns, "www.example.com.", "A").answer[0]] == ["198.51.100.7"]
@@ -312,8 +316,8 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     secondary = _axfr_zone(mdns.port)
-    www = storage.get_recordset(zone.id, f"www.{ZONE}", "A")
-    alias = storage.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
+    www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
+    alias = stored_recordsets.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
     central.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
     central.delete_recordset(ZONE, alias.id)
     central.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
@@ -324,7 +328,7 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
     # Applied as differences, the secondary's copy is exactly the zone now.
     assert mdns.responder.transfers["IXFR"] == 1
     assert secondary == _axfr_zone(mdns.port)
-    assert secondary.get_soa().serial == storage.get_zone(ZONE).serial
+    assert secondary.get_soa().serial == stored_reads.get_zone(ZONE).serial
     www_now = secondary.get_rdataset("www", "A")
     assert www_now is not None and www_now.ttl == 120
     assert {r.to_text() for r in www_now} == {"192.0.2.1", "198.51.100.9"}
@@ -334,7 +338,7 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
 def test_ixfr_sequence_has_each_change_between_its_soas(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    mail = storage.get_recordset(zone.id, f"mail.{ZONE}", "A")
+    mail = stored_recordsets.get_recordset(zone.id, f"mail.{ZONE}", "A")
     first = central.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
     second = central.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
 
@@ -385,7 +389,7 @@ def test_the_change_history_keeps_the_newest_changes_only(zone: objects.Zone) ->
             central.create_recordset(ZONE, f"n{i}", "A", [f"192.0.2.{i + 100}"])
     finally:
         cfg.CONF.clear_override("zone_change_history", group="storage")
-    newest = storage.get_zone(ZONE).serial
+    newest = stored_reads.get_zone(ZONE).serial
     with db.reader() as session:
         kept = session.scalars(
             sa.select(models.ZoneChange.serial)
@@ -393,8 +397,8 @@ def test_the_change_history_keeps_the_newest_changes_only(zone: objects.Zone) ->
             .order_by(models.ZoneChange.serial)
         ).all()
     assert kept == [newest - 2, newest - 1, newest]
-    assert storage.zone_changes_since(zone.id, newest - 3) is not None
-    assert storage.zone_changes_since(zone.id, newest - 4) is None
+    assert stored_history.zone_changes_since(zone.id, newest - 3) is not None
+    assert stored_history.zone_changes_since(zone.id, newest - 4) is None
 
 
 def _bulk_zone(count: int, *, per_name: int = 1) -> objects.Zone:
@@ -500,7 +504,7 @@ def test_a_storage_failure_is_servfail_and_the_server_stays_up(
     def broken(name: str) -> objects.Zone | None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(storage, "find_zone_for_mdns", broken)
+    monkeypatch.setattr(stored_zones, "find_zone_for_mdns", broken)
     assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.SERVFAIL
     monkeypatch.undo()
     assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.NOERROR

@@ -39,7 +39,7 @@ from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -140,7 +140,7 @@ def zone() -> objects.Zone:
     central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     central.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
     central.create_recordset(ZONE, "*", "TXT", ['"wild"'])
-    return storage.get_zone(ZONE)
+    return stored_reads.get_zone(ZONE)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.mdns import notify_limit
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -47,7 +47,7 @@ PROBE_TIMEOUT = 2.0
 @pytest.fixture
 def zone() -> objects.Zone:
     central.create_zone(ZONE, "hostmaster@flood.example")
-    return storage.get_zone(ZONE)
+    return stored_reads.get_zone(ZONE)
 
 
 def notify_wire(serial: int) -> bytes:

@@ -35,7 +35,7 @@ from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
 from zoneflow.mdns import responder
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
 ZONE = "example.com."
@@ -58,7 +58,7 @@ def zone(tsig_pool: None) -> objects.Zone:
     central.create_zone(ZONE, "hostmaster@example.com")
     for index in range(200):
         central.create_recordset(ZONE, f"host{index}", "A", [f"192.0.2.{index % 250 + 1}"])
-    return storage.get_zone(ZONE)
+    return stored_reads.get_zone(ZONE)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 
 ZONE = "example.com."
 # A target that fails the first job's every try (3 by default), then works.
@@ -36,7 +37,7 @@ def _calls(path: pathlib.Path) -> list[str]:
 
 
 def _rows(zone_id: str) -> dict[str, objects.TargetStatus]:
-    return {row.target_id: row for row in storage.list_target_status(zone_id)}
+    return {row.target_id: row for row in stored_status.list_target_status(zone_id)}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -84,7 +85,7 @@ def test_recover_after_a_reverted_create_creates_the_zone_everywhere() -> None:
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: zone.serial}
-    assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
+    assert {(r.status, r.serial) for r in stored_status.list_target_status(zone.id)} == {
         (objects.Status.ACTIVE, zone.serial)
     }
 
@@ -103,10 +104,10 @@ def test_recover_pushes_an_update_that_fell_below_the_threshold() -> None:
     assert (recovered.status, recovered.action) == (objects.Status.ACTIVE, objects.Action.NONE)
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: failed.serial}
-    assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
+    assert {(r.status, r.serial) for r in stored_status.list_target_status(zone.id)} == {
         (objects.Status.ACTIVE, failed.serial)
     }
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
+    assert {rs.status for rs in stored_reads.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -121,7 +122,7 @@ def test_recover_finishes_a_delete_that_fell_below_the_threshold() -> None:
     assert wait_settled(zone.id).status == objects.Status.DELETED
     for target in targets:
         assert FakeBackend.served(target.id) == {}
-    assert storage.list_zones() == []
+    assert stored_reads.list_zones() == []
 
 
 @pytest.mark.usefixtures("conductor")

@@ -21,7 +21,8 @@ from zoneflow.api import app
 from zoneflow.central import api as central
 from zoneflow.central import zone_tasks
 from zoneflow.dns import rules
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -35,9 +36,9 @@ def _zone() -> objects.Zone:
 
 def _snapshot(zone: objects.Zone) -> tuple[int, int, list[tuple[str, str]]]:
     return (
-        storage.get_zone(zone.id).serial,
+        stored_reads.get_zone(zone.id).serial,
         support.count_pending_jobs(),
-        [(rs.name, rs.type) for rs in storage.list_recordsets(zone.id)],
+        [(rs.name, rs.type) for rs in stored_reads.list_recordsets(zone.id)],
     )
 
 
@@ -102,7 +103,7 @@ def test_what_the_nameservers_load_is_accepted() -> None:
         ("@", "MX", ["10 mail.example.com."]),
     ]:
         central.create_recordset(ZONE, name, rtype, records)
-    assert len(storage.list_recordsets(zone.id)) == 8
+    assert len(stored_reads.list_recordsets(zone.id)) == 8
 
 
 def test_data_stored_before_the_rules_blocks_no_other_change_and_can_be_mended() -> None:
@@ -115,7 +116,7 @@ def test_data_stored_before_the_rules_blocks_no_other_change_and_can_be_mended()
         central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
     central.delete_recordset(ZONE, legacy.id)
     central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
-    assert {rs.type for rs in storage.list_recordsets(zone.id)} == {"A", "MX"}
+    assert {rs.type for rs in stored_reads.list_recordsets(zone.id)} == {"A", "MX"}
 
 
 def test_the_rules_read_only_names_related_to_the_change(
@@ -127,13 +128,13 @@ def test_the_rules_read_only_names_related_to_the_change(
     for name in ("a_b", "axb", "x.a_b", "deep.x.a_b", "other"):
         central.create_recordset(ZONE, name, "A", ["192.0.2.1"])
     seen: list[list[tuple[str, str]]] = []
-    read = storage.related_recordsets
+    read = stored_recordsets.related_recordsets
 
     def spied(*args: Any) -> list[tuple[str, str]]:
         seen.append(read(*args))
         return seen[-1]
 
-    monkeypatch.setattr(storage, "related_recordsets", spied)
+    monkeypatch.setattr(stored_recordsets, "related_recordsets", spied)
     central.create_recordset(ZONE, "x.a_b", "TXT", ['"t"'])
     assert sorted(seen[0]) == [
         (f"a_b.{ZONE}", "A"),
@@ -162,7 +163,7 @@ def test_the_api_refuses_a_cname_at_the_apex_with_designates_400(client: TestCli
     body = refused.json()
     assert (body["code"], body["type"]) == (400, "invalid_recordset_location")
     assert "apex" in body["message"] and "CNAME" in body["message"]
-    assert storage.list_recordsets(zone_id) == []
+    assert stored_reads.list_recordsets(zone_id) == []
 
 
 @pytest.mark.parametrize(

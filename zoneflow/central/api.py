@@ -27,9 +27,14 @@ from zoneflow.central import managed, options, quotas
 from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import rules, validation
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, search
 from zoneflow.storage import managed as stored_managed
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import zones as stored_zones
 from zoneflow.storage.db import Unit
 
 CONF = options.CONF
@@ -62,7 +67,7 @@ def create_zone(
     description: str | None = None,
 ) -> objects.Zone:
     zone_name = validation.zone_name(name)
-    if zone_name in storage.list_catalogs():
+    if zone_name in stored_catalogs.list_catalogs():
         raise exceptions.DuplicateZone(
             f"{zone_name} is the catalog zone of a pool (pools.yaml catalog_zone): pick "
             "another name"
@@ -75,7 +80,7 @@ def create_zone(
         "retry": CONF.central.default_retry,
         "expire": CONF.central.default_expire,
         "minimum": CONF.central.default_minimum,
-        "pool_id": storage.get_pool(pool or CONF.central.default_pool).id,
+        "pool_id": stored_pools.get_pool(pool or CONF.central.default_pool).id,
         "project_id": project_id,
         "description": description,
     }
@@ -88,7 +93,7 @@ def create_zone(
 def _insert_zone(values: Mapping[str, object], name: str, project_id: str | None) -> objects.Zone:
     with db.unit_of_work() as unit:
         admit_zone(unit, name, str(values["pool_id"]), project_id)
-        return storage.insert_zone(unit, values, job=objects.JobKind.CREATE_ZONE)
+        return stored_zones.insert_zone(unit, values, job=objects.JobKind.CREATE_ZONE)
 
 
 def admit_zone(unit: Unit, name: str, pool_id: str, project_id: str | None) -> None:
@@ -97,10 +102,10 @@ def admit_zone(unit: Unit, name: str, pool_id: str, project_id: str | None) -> N
     its project's ``zones`` quota, each read under a lock held until the unit ends.
     Two creates racing for a zone and its subzone, or for a project's last zone,
     queue here, and the second sees the first's zone."""
-    storage.lock_placement(unit, pool_id)
+    stored_zones.lock_placement(unit, pool_id)
     if project_id is None:
         return
-    refuse_misplaced(name, project_id, storage.zones_around(unit, name, pool_id))
+    refuse_misplaced(name, project_id, stored_zones.zones_around(unit, name, pool_id))
     quotas.check_zone_count(unit, project_id)
 
 
@@ -132,7 +137,7 @@ def update_zone(
     description: str | None = None,
     project_id: str | None = None,
 ) -> objects.Zone:
-    zone = storage.get_zone(ref, project_id=project_id)
+    zone = stored_reads.get_zone(ref, project_id=project_id)
     values: dict[str, object] = {}
     if email is not None:
         values["email"] = validation.email(email)
@@ -140,14 +145,14 @@ def update_zone(
         values["ttl"] = validation.ttl(ttl)
     if description is not None:
         values["description"] = description
-    updated = _in_unit(storage.update_zone, zone.id, values, job=objects.JobKind.UPDATE_ZONE)
+    updated = _in_unit(stored_zones.update_zone, zone.id, values, job=objects.JobKind.UPDATE_ZONE)
     _changed()
     return updated
 
 
 def delete_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
-    zone = storage.get_zone(ref, project_id=project_id)
-    deleting = _in_unit(storage.delete_zone, zone.id, job=objects.JobKind.DELETE_ZONE)
+    zone = stored_reads.get_zone(ref, project_id=project_id)
+    deleting = _in_unit(stored_zones.delete_zone, zone.id, job=objects.JobKind.DELETE_ZONE)
     _changed()
     return deleting
 
@@ -156,8 +161,8 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     """Bring every target to the zone's stored state: a zone left in ERROR, or with a
     target behind, is created or updated where its serial is missing, or deleted
     everywhere if its action is DELETE (a recover-zone job)."""
-    zone = storage.get_zone(ref, project_id=project_id)
-    recovering = _in_unit(storage.recover_zone, zone.id, job=objects.JobKind.RECOVER_ZONE)
+    zone = stored_reads.get_zone(ref, project_id=project_id)
+    recovering = _in_unit(stored_zones.recover_zone, zone.id, job=objects.JobKind.RECOVER_ZONE)
     _changed()
     return recovering
 
@@ -209,7 +214,7 @@ def find_zones(
             columns[key] = value.upper()
         else:
             columns[key] = value
-    return storage.find_zones(
+    return stored_zones.find_zones(
         columns, _paging(paging, ZONE_SORT_KEYS, "zones"), project_id=project_id
     )
 
@@ -220,14 +225,14 @@ POOL_SORT_KEYS = {key: key for key in ("created_at", "id", "updated_at", "name")
 
 def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
     """One page of the pools, with Designate's ``name`` filter and sort keys."""
-    return storage.find_pools(
+    return stored_pools.find_pools(
         _criteria(criteria, POOL_FILTERS, "pools"), _paging(paging, POOL_SORT_KEYS, "pools")
     )
 
 
 def zone_status(ref: str, *, project_id: str | None = None) -> list[objects.TargetStatus]:
-    zone = storage.get_zone(ref, project_id=project_id)
-    return storage.list_target_status(zone.id)
+    zone = stored_reads.get_zone(ref, project_id=project_id)
+    return stored_status.list_target_status(zone.id)
 
 
 # --- recordsets ----------------------------------------------------------
@@ -243,7 +248,7 @@ def create_recordset(
     description: str | None = None,
     project_id: str | None = None,
 ) -> objects.RecordSet:
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     managed.refuse_soa(rtype)
     rs_type = validation.record_type(rtype)
     rs_name = validation.recordset_name(name, zone.name)
@@ -275,12 +280,12 @@ def _insert_recordset(
     locked, then written, in one unit of work."""
     limits = quotas.check_recordset_size(zone, len(records))
     with db.unit_of_work() as unit:
-        change = storage.begin_change(unit, zone.id)
+        change = stored_zones.begin_change(unit, zone.id)
         quotas.check_recordset_change(
             unit, zone, limits, new_records=len(records), new_recordset=True
         )
         check_zone_rules(unit, zone, rules.Shape(name, rtype))
-        return storage.create_recordset(
+        return stored_recordsets.create_recordset(
             unit,
             change,
             name=name,
@@ -305,7 +310,7 @@ def update_recordset(
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``clear_ttl``: use the zone's), and
     its description unless that is None ("" clears it)."""
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_update(zone, current)
     canonical = (
@@ -337,16 +342,16 @@ def _replace_recordset(
     then written, in one unit of work."""
     limits = quotas.check_recordset_size(zone, len(records)) if records is not None else None
     with db.unit_of_work() as unit:
-        change = storage.begin_change(unit, zone.id)
+        change = stored_zones.begin_change(unit, zone.id)
         if records is not None and limits is not None:
             quotas.check_recordset_change(
                 unit,
                 zone,
                 limits,
                 new_records=len(records),
-                replaced=storage.recordset_size(unit, zone.id, recordset_id),
+                replaced=stored_recordsets.recordset_size(unit, zone.id, recordset_id),
             )
-        return storage.update_recordset(
+        return stored_recordsets.update_recordset(
             unit,
             change,
             recordset_id,
@@ -366,7 +371,9 @@ def check_zone_rules(unit: Unit, zone: objects.Zone, written: rules.Shape) -> No
     takes data away, so neither can break a rule."""
     others = [
         rules.Shape(name, rtype)
-        for name, rtype in storage.related_recordsets(unit, zone.id, zone.name, written.name)
+        for name, rtype in stored_recordsets.related_recordsets(
+            unit, zone.id, zone.name, written.name
+        )
     ]
     rules.check(zone.name, [*others, written], before=others)
 
@@ -374,7 +381,7 @@ def check_zone_rules(unit: Unit, zone: objects.Zone, written: rules.Shape) -> No
 def delete_recordset(
     zone_ref: str, recordset_ref: str, *, rtype: str | None = None, project_id: str | None = None
 ) -> objects.RecordSet:
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_delete(zone, current)
     gone = _remove_recordset(zone.id, current.id)
@@ -385,14 +392,16 @@ def delete_recordset(
 @db.retried
 def _remove_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.unit_of_work() as unit:
-        change = storage.begin_change(unit, zone_id)
-        return storage.delete_recordset(unit, change, recordset_id, job=objects.JobKind.UPDATE_ZONE)
+        change = stored_zones.begin_change(unit, zone_id)
+        return stored_recordsets.delete_recordset(
+            unit, change, recordset_id, job=objects.JobKind.UPDATE_ZONE
+        )
 
 
 def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:
     """The zone's recordsets: its SOA and apex NS first, then the stored ones."""
-    zone = storage.get_zone(zone_ref, project_id=project_id)
-    return [*managed.of_zone(zone), *storage.list_recordsets(zone.id)]
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
+    return [*managed.of_zone(zone), *stored_reads.list_recordsets(zone.id)]
 
 
 RECORDSET_FILTERS = ("name", "type", "ttl", "data", "status", "action", "description")
@@ -411,7 +420,7 @@ def find_recordsets(
 ) -> tuple[objects.Zone, objects.Page[objects.RecordSet]]:
     """The zone, and one page of its recordsets matching Designate-style filters
     (``*`` is a wildcard; ``data`` matches any one of a recordset's records)."""
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     columns = _recordset_columns(_criteria(criteria, RECORDSET_FILTERS, "recordsets"))
     page = stored_managed.find(
         lambda column: column == zone.id,
@@ -510,7 +519,7 @@ def _paging(paging: objects.Paging, sort_keys: Mapping[str, str], what: str) -> 
 def get_recordset(
     zone_ref: str, recordset_ref: str, *, rtype: str | None = None, project_id: str | None = None
 ) -> objects.RecordSet:
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     return _find_recordset(zone, recordset_ref, rtype)
 
 
@@ -522,15 +531,15 @@ def _find_recordset(zone: objects.Zone, ref: str, rtype: str | None) -> objects.
         wanted = managed.of_type(zone, name, rtype.strip().upper())
         if wanted is not None:
             return wanted
-        return storage.get_recordset(zone.id, name, validation.record_type(rtype))
+        return stored_recordsets.get_recordset(zone.id, name, validation.record_type(rtype))
     by_id = managed.with_id(zone, ref)
     if by_id is not None:
         return by_id
     try:
-        return storage.get_recordset(zone.id, ref)
+        return stored_recordsets.get_recordset(zone.id, ref)
     except exceptions.RecordSetNotFound:
         name = validation.recordset_name(ref, zone.name)
-        matches = [rs for rs in storage.list_recordsets(zone.id) if rs.name == name]
+        matches = [rs for rs in stored_reads.list_recordsets(zone.id) if rs.name == name]
         if name == zone.name:
             matches = [*managed.of_zone(zone), *matches]
         if len(matches) == 1:

@@ -36,7 +36,7 @@ import yaml
 from zoneflow import exceptions, objects
 from zoneflow.central import options
 from zoneflow.dns import validation
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
 
 CONF = options.CONF
 
@@ -111,7 +111,7 @@ def update(path: str) -> list[objects.PoolUpdate]:
 def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     """Create or update validated pools (see :func:`parse`); what each update scheduled.
 
-    What a pool update posts is decided here (see ``storage.update_pools``):
+    What a pool update posts is decided here (see ``stored_pools.update_pools``):
     every live zone of a pool that gained a target or nameserver gets a
     recover-zone job, which acts only where the zone is missing: one job per
     zone, because each zone's status is decided per zone, by the flow that
@@ -125,7 +125,7 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     backfill = objects.JobPacing(
         objects.JobKind.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
     )
-    return storage.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
+    return stored_pools.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
 
 
 def _pool(entry: Any, where: str) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import dns.name
 from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.dns import tsig
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import tsigkeys
 
 SCOPES = ("POOL", "ZONE")
@@ -80,9 +81,9 @@ def _scope(scope: str, resource_id: str) -> tuple[str, str]:
             f"{text.lower()} the key is for"
         ) from None
     if text == "POOL":
-        storage.get_pool(ident)
+        stored_pools.get_pool(ident)
     else:
-        storage.get_zone(ident)
+        stored_reads.get_zone(ident)
     return text, ident
 
 

@@ -23,8 +23,11 @@ from zoneflow import exceptions, objects
 from zoneflow.central import api as central
 from zoneflow.central import quotas
 from zoneflow.dns import validation, zonefile
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models, zone_tasks
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import transfers as stored_transfers
 
 CONF = cfg.CONF
 
@@ -42,7 +45,7 @@ def _location(task_id: str) -> str:
 
 def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.ZoneTask:
     """Export a zone: COMPLETE with its zone file, or ERROR (over the export quota)."""
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     task_id = models.new_id()
     try:
         quotas.check_export(zone)
@@ -55,8 +58,8 @@ def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.Zone
             status=objects.Status.ERROR,
             message=exc.message,
         )
-    pool = storage.get_pool(zone.pool_id)
-    with storage.zone_for_transfer(zone.id) as (at_serial, records):
+    pool = stored_pools.get_pool(zone.pool_id)
+    with stored_transfers.zone_for_transfer(zone.id) as (at_serial, records):
         text = zonefile.render(at_serial, pool, records)
     return zone_tasks.create_task(
         objects.ZoneTaskType.EXPORT,
@@ -107,11 +110,11 @@ def import_zone(
     task_id = models.new_id()
     try:
         parsed = zonefile.parse(text)
-        if parsed.name in storage.list_catalogs():
+        if parsed.name in stored_catalogs.list_catalogs():
             raise exceptions.DuplicateZone(
                 f"{parsed.name} is the catalog zone of a pool: import another zone"
             )
-        pool_id = storage.get_pool(pool or CONF.central.default_pool).id
+        pool_id = stored_pools.get_pool(pool or CONF.central.default_pool).id
         values = {
             "name": parsed.name,
             "email": parsed.email,

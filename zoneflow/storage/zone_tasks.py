@@ -16,7 +16,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import catalogs, conversions, db, models, outbox, queries
 
 _NOT_FOUND = {
     objects.ZoneTaskType.EXPORT: exceptions.ZoneExportNotFound,
@@ -25,7 +25,7 @@ _NOT_FOUND = {
 
 
 def _task(row: models.ZoneTask) -> objects.ZoneTask:
-    return api._value(objects.ZoneTask, row)
+    return conversions.value(objects.ZoneTask, row)
 
 
 def _scope(task_type: str, project_id: str | None) -> list[sa.ColumnElement[bool]]:
@@ -96,10 +96,11 @@ def find_tasks(
     project_id: str | None = None,
 ) -> objects.Page[objects.ZoneTask]:
     filters = [
-        api._match(api._column(models.ZoneTask, key), value) for key, value in criteria.items()
+        queries.match(queries.column_named(models.ZoneTask, key), value)
+        for key, value in criteria.items()
     ]
     with db.reader() as session:
-        rows, total, more = api._paged(
+        rows, total, more = queries.paged(
             session,
             sa.select(models.ZoneTask),
             models.ZoneTask,
@@ -176,7 +177,8 @@ def import_zone(
     """Create a zone (PENDING/CREATE, with a ``job`` for it) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in the
     caller's unit of work, which has taken the placement lock and checked what it must
-    under it, as for a zone created on its own (see :func:`zoneflow.storage.api.lock_placement`)."""
+    under it, as for a zone created on its own (see
+    :func:`zoneflow.storage.zones.lock_placement`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     zone = models.Zone(
@@ -195,8 +197,8 @@ def import_zone(
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: delete it first, or import another zone"
         ) from None
-    api._catalog_changed(unit, zone.pool_id)
-    api._post(unit, job, zone_id, serial)
+    catalogs.catalog_changed(unit, zone.pool_id)
+    outbox.post(unit, job, zone_id, serial)
     task = models.ZoneTask(
         id=task_id,
         task_type=objects.ZoneTaskType.IMPORT,

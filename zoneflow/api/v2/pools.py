@@ -13,7 +13,7 @@ from zoneflow import exceptions
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, AdminCtx, PoolId
 from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import timestamps
 
 router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
@@ -39,4 +39,4 @@ def show_pool(request: Request, pool_id: PoolId, ctx: AdminCtx) -> JSONResponse:
     times = timestamps.pool_timestamps()
     if pool_id not in times:
         raise exceptions.PoolNotFound(f"pool {pool_id} does not exist: GET /v2/pools lists them")
-    return JSONResponse(views.pool(request, storage.get_pool(pool_id), times[pool_id]))
+    return JSONResponse(views.pool(request, stored_pools.get_pool(pool_id), times[pool_id]))
