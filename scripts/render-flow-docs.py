@@ -21,8 +21,9 @@ import tempfile
 import time
 
 from zoneflow import cli, config, flows, jobs, objects
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
@@ -90,10 +91,10 @@ def render_reverted_job(path: pathlib.Path) -> pathlib.Path:
 
         conductor = daemon.Conductor("render-flow-docs")
         if conductor.relay is not None:
-            central.on_change(conductor.relay.wake)
+            central_changes.on_change(conductor.relay.wake)
         conductor.start()
         try:
-            zone = central.create_zone("example.com", "hostmaster@example.com")
+            zone = central_zones.create_zone("example.com", "hostmaster@example.com")
             _wait_settled(zone.id)
         finally:
             conductor.stop()

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from zoneflow import config, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import db, migration, models
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
@@ -174,7 +174,7 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
     would write, minus the jobs and the change history (the zone's serial
     stays the one it was created with).
     """
-    zone = central.create_zone(name, f"hostmaster@{name.rstrip('.')}")
+    zone = central_zones.create_zone(name, f"hostmaster@{name.rstrip('.')}")
     owners = count // per_name
     with db.writer() as session:
         for start in range(0, owners, batch):

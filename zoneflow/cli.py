@@ -388,12 +388,12 @@ def cmd_pool_show(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_create(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
     from zoneflow.dns import validation
 
     validation.absolute_zone_name(args.name)  # the API's rule (Designate's) here too
     zone = _change(
-        lambda: central.create_zone(
+        lambda: central_zones.create_zone(
             args.name,
             args.email,
             ttl=args.ttl,
@@ -406,10 +406,10 @@ def cmd_zone_create(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_update(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
 
     zone = _change(
-        lambda: central.update_zone(
+        lambda: central_zones.update_zone(
             args.name,
             email=args.email,
             ttl=args.ttl,
@@ -422,10 +422,10 @@ def cmd_zone_update(args: argparse.Namespace) -> int:
 
 def cmd_zone_delete(args: argparse.Namespace) -> int:
     from zoneflow import objects
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
     from zoneflow.storage import zones as stored_zones
 
-    zone = _change(lambda: central.delete_zone(args.name, project_id=_scope(args)))
+    zone = _change(lambda: central_zones.delete_zone(args.name, project_id=_scope(args)))
     if args.wait:
         finished = _wait(args, zone.id)
         if finished.status == objects.Status.ERROR:
@@ -437,9 +437,9 @@ def cmd_zone_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_recover(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
 
-    zone = _change(lambda: central.recover_zone(args.name, project_id=_scope(args)))
+    zone = _change(lambda: central_zones.recover_zone(args.name, project_id=_scope(args)))
     # Waiting ends at ACTIVE, ERROR, or DELETED for a zone whose delete was recovered.
     return _finish_zone_change(args, zone)
 
@@ -459,14 +459,14 @@ def cmd_zone_show(args: argparse.Namespace) -> int:
 
 
 def cmd_zone_status(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
     from zoneflow.storage import pools as stored_pools
 
-    zone = central.get_zone(args.name, project_id=_scope(args))
+    zone = central_zones.get_zone(args.name, project_id=_scope(args))
     pool = stored_pools.get_pool(zone.pool_id)
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
-    rows = central.zone_status(args.name, project_id=_scope(args))
+    rows = central_zones.zone_status(args.name, project_id=_scope(args))
     if args.json:
         _list(args, rows, [])
         return 0
@@ -493,15 +493,16 @@ def cmd_zone_status(args: argparse.Namespace) -> int:
 
 
 def cmd_recordset_create(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
+    from zoneflow.central import zones as central_zones
     from zoneflow.dns import validation
 
     # The API's rule (Designate's) here too: names are given absolute.
-    zone = central.get_zone(args.zone)
+    zone = central_zones.get_zone(args.zone)
     validation.absolute_recordset_name(args.name, zone.name)
     validation.absolute_record_names(args.type, args.record, zone=zone.name)
     recordset = _change(
-        lambda: central.create_recordset(
+        lambda: central_recordsets.create_recordset(
             args.zone, args.name, args.type, args.record, ttl=args.ttl, project_id=_scope(args)
         ),
     )
@@ -509,18 +510,19 @@ def cmd_recordset_create(args: argparse.Namespace) -> int:
 
 
 def cmd_recordset_update(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
+    from zoneflow.central import zones as central_zones
 
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     if args.record is not None:
         from zoneflow.dns import validation
 
-        zone = central.get_zone(args.zone)
-        current = central.get_recordset(zone.id, args.name, rtype=args.type)
+        zone = central_zones.get_zone(args.zone)
+        current = central_recordsets.get_recordset(zone.id, args.name, rtype=args.type)
         validation.absolute_record_names(current.type, args.record, zone=zone.name)
     recordset = _change(
-        lambda: central.update_recordset(
+        lambda: central_recordsets.update_recordset(
             args.zone,
             args.name,
             rtype=args.type,
@@ -533,10 +535,10 @@ def cmd_recordset_update(args: argparse.Namespace) -> int:
 
 
 def cmd_recordset_delete(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
 
     recordset = _change(
-        lambda: central.delete_recordset(
+        lambda: central_recordsets.delete_recordset(
             args.zone, args.name, rtype=args.type, project_id=_scope(args)
         )
     )
@@ -576,21 +578,24 @@ def _finish_recordset_change(
 def cmd_recordset_list(args: argparse.Namespace) -> int:
     # Through central.api: the zone's SOA and apex NS are listed too, built
     # from its pool with dnspython as mdns serves them.
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
 
     _list(
         args,
-        central.list_recordsets(args.zone, project_id=_scope(args)),
+        central_recordsets.list_recordsets(args.zone, project_id=_scope(args)),
         ["name", "type", "ttl", "records", "status"],
     )
     return 0
 
 
 def cmd_recordset_show(args: argparse.Namespace) -> int:
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
 
     _show(
-        args, central.get_recordset(args.zone, args.name, rtype=args.type, project_id=_scope(args))
+        args,
+        central_recordsets.get_recordset(
+            args.zone, args.name, rtype=args.type, project_id=_scope(args)
+        ),
     )
     return 0
 

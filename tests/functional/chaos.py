@@ -381,7 +381,8 @@ class Run:
         self.outcome.failures += errors
 
     def _play(self, script: ZoneScript, rng: random.Random) -> None:
-        from zoneflow.central import api as central
+        from zoneflow.central import recordsets as central_recordsets
+        from zoneflow.central import zones as central_zones
 
         for op in script.ops:
             # The workload's pace (the plan's gap between operations), not a wait.
@@ -389,24 +390,28 @@ class Run:
             kind = "update-zone"
             with self.gate.passing():
                 if op[0] == "create":
-                    zone = central.create_zone(script.name, EMAIL)
+                    zone = central_zones.create_zone(script.name, EMAIL)
                     script.zone_id, serial, kind = zone.id, zone.serial, "create-zone"
                 elif op[0] == "rs_create":
                     label, *addresses = op[1:]
-                    serial = central.create_recordset(script.name, label, "A", addresses).serial
+                    serial = central_recordsets.create_recordset(
+                        script.name, label, "A", addresses
+                    ).serial
                     script.records[(label, "A")] = set(addresses)
                 elif op[0] == "rs_update":
                     label, *addresses = op[1:]
-                    serial = central.update_recordset(
+                    serial = central_recordsets.update_recordset(
                         script.name, label, rtype="A", records=addresses
                     ).serial
                     script.records[(label, "A")] = set(addresses)
                 elif op[0] == "rs_delete":
-                    serial = central.delete_recordset(script.name, op[1], rtype="A").serial
+                    serial = central_recordsets.delete_recordset(
+                        script.name, op[1], rtype="A"
+                    ).serial
                     del script.records[(op[1], "A")]
                     script.removed.add((op[1], "A"))
                 else:
-                    serial = central.delete_zone(script.name).serial
+                    serial = central_zones.delete_zone(script.name).serial
                     script.deleted, kind = True, "delete-zone"
                 assert script.zone_id is not None
                 script.serial = serial

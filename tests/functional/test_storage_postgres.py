@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import db, migration
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import outbox as stored_outbox
@@ -34,12 +35,14 @@ def on_postgres(postgres_database: str) -> Iterator[str]:
 
 
 def test_concurrent_changes_to_one_zone_on_postgresql(on_postgres: str) -> None:
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
 
     def change(i: int) -> int:
         if i % 5 == 0:
-            return central.update_zone("example.com", ttl=300 + i).serial
-        return central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"]).serial
+            return central_zones.update_zone("example.com", ttl=300 + i).serial
+        return central_recordsets.create_recordset(
+            "example.com", f"h{i}", "A", [f"192.0.2.{i}"]
+        ).serial
 
     with concurrent.futures.ThreadPoolExecutor(16) as workers:
         serials = list(workers.map(change, range(1, 81)))
@@ -59,10 +62,12 @@ def test_migrations_are_idempotent_on_postgresql(on_postgres: str) -> None:
 
 
 def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres: str) -> None:
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
 
     def change(i: int) -> int:
-        return central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"]).serial
+        return central_recordsets.create_recordset(
+            "example.com", f"h{i}", "A", [f"192.0.2.{i}"]
+        ).serial
 
     with concurrent.futures.ThreadPoolExecutor(16) as workers:
         list(workers.map(change, range(1, 41)))
@@ -78,17 +83,17 @@ def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres:
 
 
 def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgres: str) -> None:
-    central.create_zone("example.com", "hostmaster@example.com")
+    central_zones.create_zone("example.com", "hostmaster@example.com")
     for i in range(1, 51):
-        central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
+        central_recordsets.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
     zone = stored_reads.get_zone("example.com")
 
     with stored_transfers.zone_for_transfer(zone.id) as (read, rows):
         first = [next(rows) for _ in range(10)]
         # Changes committed in the middle of a transfer are not part of it.
-        central.create_recordset("example.com", "late", "A", ["198.51.100.1"])
+        central_recordsets.create_recordset("example.com", "late", "A", ["198.51.100.1"])
         www = stored_recordsets.get_recordset(zone.id, "h1.example.com.", "A")
-        central.delete_recordset("example.com", www.id)
+        central_recordsets.delete_recordset("example.com", www.id)
         rest = list(rows)
 
     assert read.serial == zone.serial
@@ -103,28 +108,32 @@ def test_pooled_connections_survive_a_postgresql_restart(
 ) -> None:
     # Several pooled connections, all idle when the server goes away.
     with concurrent.futures.ThreadPoolExecutor(4) as workers:
-        list(workers.map(lambda i: central.create_zone(f"z{i}.example", "h@example.com"), range(4)))
+        list(
+            workers.map(
+                lambda i: central_zones.create_zone(f"z{i}.example", "h@example.com"), range(4)
+            )
+        )
     postgres.restart()
     # Each stale connection is tested on checkout and replaced: no caller
     # sees an error, and nothing is lost.
     with concurrent.futures.ThreadPoolExecutor(4) as workers:
         names = list(workers.map(lambda i: stored_reads.get_zone(f"z{i}.example").name, range(4)))
     assert names == [f"z{i}.example." for i in range(4)]
-    central.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
 
 
 def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
     """Pages over a nullable sort key hold every item once, NULLs first ascending and
     last descending (as on SQLite); wildcards ignore case, _ and % are literal."""
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     ttls = [None, 300, None, 60, 300, None, 60]
     for i, ttl in enumerate(ttls):
-        central.create_recordset("example.com", f"H{i}", "A", [f"192.0.2.{i}"], ttl=ttl)
+        central_recordsets.create_recordset("example.com", f"H{i}", "A", [f"192.0.2.{i}"], ttl=ttl)
     for direction in (objects.ASC, objects.DESC):
         shown: list[int | None] = []
         marker = None
         while True:
-            page = central.find_recordsets(
+            page = central_recordsets.find_recordsets(
                 zone.id, {}, objects.Paging(2, marker, "ttl", direction)
             )[1]
             shown += [rs.ttl for rs in page.items]
@@ -136,7 +145,7 @@ def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
         assert shown == (nulls_first if direction == objects.ASC else nulls_first[::-1])
 
     def names(**criteria: str) -> list[str]:
-        page = central.find_recordsets(zone.id, criteria, objects.Paging(100))[1]
+        page = central_recordsets.find_recordsets(zone.id, criteria, objects.Paging(100))[1]
         return sorted(rs.name for rs in page.items)
 
     assert names(type="SOA") == ["example.com."]
@@ -150,7 +159,7 @@ def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postg
     """data=<prefix>* finds what ILIKE finds (case ignored, _ and % literal, records
     longer than the index holds), and PostgreSQL can answer it by a range over
     ix_records_data_prefix; a pattern that starts with * cannot, and still works."""
-    zone = central.create_zone("example.com", "hostmaster@example.com", project_id="p")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com", project_id="p")
     # Past a btree entry's limit: the index holds its first 200 characters only.
     long_text = " ".join(f'"{"k" * 250}"' for _ in range(12))
     for name, rtype, records in (
@@ -160,10 +169,10 @@ def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postg
         ("u", "TXT", ['"v_x%y"']),
         ("long", "TXT", [f'{long_text} "tail"']),
     ):
-        central.create_recordset(zone.id, name, rtype, records, project_id="p")
+        central_recordsets.create_recordset(zone.id, name, rtype, records, project_id="p")
 
     def found(pattern: str) -> list[str]:
-        page, _ = central.find_all_recordsets({"data": pattern}, objects.Paging(100))
+        page, _ = central_recordsets.find_all_recordsets({"data": pattern}, objects.Paging(100))
         return sorted(rs.name.split(".")[0] for rs in page.items)
 
     assert found("192.0.2.*") == ["a"]

@@ -37,8 +37,9 @@ from tests.functional.fixtures.process import require_program
 from tests.functional.test_mdns_bind9 import add_secondary, served_serial
 from tests.support import eventually
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import rules
 from zoneflow.dns import zone as dns_zone
 from zoneflow.flows import tasks
@@ -171,7 +172,7 @@ _zone_numbers = itertools.count(1)
 
 
 def _new_zone() -> tuple[objects.Zone, objects.Pool]:
-    zone = central.create_zone(f"z{next(_zone_numbers)}.example.", "hostmaster@example.com")
+    zone = central_zones.create_zone(f"z{next(_zone_numbers)}.example.", "hostmaster@example.com")
     return zone, stored_pools.get_pool(zone.pool_id)
 
 
@@ -228,7 +229,7 @@ def _rules_zone() -> tuple[objects.Zone, objects.Pool]:
     """The zone the first test renders its drafts under (made once, as it never changes)."""
     zone = stored_zones.find_zone_for_mdns("rules.example.")
     if zone is None:
-        zone = central.create_zone("rules.example.", "hostmaster@example.com")
+        zone = central_zones.create_zone("rules.example.", "hostmaster@example.com")
     return zone, stored_pools.get_pool(zone.pool_id)
 
 
@@ -274,13 +275,15 @@ def test_every_state_central_accepts_loads_and_every_refused_change_would_not(
                 if (rs.name, rs.type) == (name, draft.type)
             ]
             for recordset in there:
-                central.delete_recordset(zone.name, recordset.id)
+                central_recordsets.delete_recordset(zone.name, recordset.id)
             continue
         current = stored_reads.list_recordsets(zone.id)
         if any((rs.name, rs.type) == (name, draft.type) for rs in current):
             continue  # a duplicate: refused for that, not for a rule
         try:
-            central.create_recordset(zone.name, draft.name, draft.type, draft.data(zone.name))
+            central_recordsets.create_recordset(
+                zone.name, draft.name, draft.type, draft.data(zone.name)
+            )
         except exceptions.InvalidRecordSetLocation as refusal:
             would_be = _served(
                 stored_reads.get_zone(zone.id), pool, [*current, _recordset(zone, draft)]

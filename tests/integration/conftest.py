@@ -10,7 +10,7 @@ import pytest
 from tests import support
 from zoneflow import objects
 from zoneflow.backends import impl_fake
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.mdns import server as mdns_server
@@ -65,11 +65,11 @@ def conductor() -> Iterator[daemon.Conductor]:
     """A conductor in this process on the zake board, woken by every change."""
     running = daemon.Conductor("unit-conductor")
     assert running.relay is not None
-    central.on_change(running.relay.wake)
+    central_changes.on_change(running.relay.wake)
     running.start()
     yield running
     running.stop()
-    central._listeners.clear()
+    central_changes._listeners.clear()
 
 
 def load_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:

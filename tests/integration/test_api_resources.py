@@ -31,8 +31,9 @@ from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSE
 from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
-from zoneflow.central import api as central
-from zoneflow.central import pools, zone_tasks
+from zoneflow.central import imports_exports, pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import keyring, responder
 from zoneflow.storage import db, models
 from zoneflow.storage import pools as stored_pools
@@ -577,7 +578,7 @@ def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
     assert (task["status"], task["zone_id"]) == ("ERROR", None)
     for word in words:
         assert word in task["message"], task["message"]
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
     assert support.count_pending_jobs() == 0
 
 
@@ -611,7 +612,7 @@ def test_imports_refuse_a_file_without_origin_or_soa_a_taken_name_and_other_type
         "bad_request",
         "UTF-8",
     )
-    assert [z.name for z in central.list_zones()] == ["imported.example."]
+    assert [z.name for z in central_zones.list_zones()] == ["imported.example."]
 
 
 def _padded_zone_file(size: int) -> str:
@@ -642,7 +643,7 @@ def test_an_import_larger_than_max_import_size_is_refused_and_changes_nothing(
         "4096 bytes",
         "max_import_size",
     )
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
     assert client.get("/v2/zones/tasks/imports", headers=ALICE).json()["imports"] == []
     assert support.count_pending_jobs() == 0
     # The size was the only thing wrong with it.
@@ -681,7 +682,7 @@ def test_an_oversized_import_is_answered_before_its_body_is_all_sent(override: A
     for status, answer in (declared, chunked):
         assert status == 413, answer
         assert b"request_too_large" in answer and b"max_import_size" in answer
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
 
 
 def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
@@ -694,13 +695,13 @@ def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
     parsed = []
     real = dns.rdata.from_text
     monkeypatch.setattr(dns.rdata, "from_text", lambda *a, **k: parsed.append(1) or real(*a, **k))
-    task = zone_tasks.import_zone(text, project_id="alice")
+    task = imports_exports.import_zone(text, project_id="alice")
     assert (task.status, task.zone_id) == ("ERROR", None)
     assert task.message is not None
     assert task.message.startswith("line 3 (host0 IN A 192.0.2.1): the zone file's first record")
     assert "starts with its SOA" in task.message
     assert len(parsed) == 1  # the one record read
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
 
 
 def test_import_tasks_are_listed_per_project_and_can_be_deleted(client: TestClient) -> None:
@@ -959,7 +960,9 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
         return sorted(outcomes)
 
     zones = [
-        functools.partial(central.create_zone, f"r{i}.example.", "a@r.example", project_id="alice")
+        functools.partial(
+            central_zones.create_zone, f"r{i}.example.", "a@r.example", project_id="alice"
+        )
         for i in range(12)
     ]
     assert race(zones) == ["created"] * 3 + ["over_quota"] * 9
@@ -967,7 +970,12 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
     assert len(alices) == 3
     recordsets = [
         functools.partial(
-            central.create_recordset, alices[0].id, f"h{i}", "A", ["192.0.2.1"], project_id="alice"
+            central_recordsets.create_recordset,
+            alices[0].id,
+            f"h{i}",
+            "A",
+            ["192.0.2.1"],
+            project_id="alice",
         )
         for i in range(12)
     ]
@@ -977,8 +985,8 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
 
 def test_zones_of_no_project_have_no_quota(client: TestClient, override: Any) -> None:
     override("quota", zones=0, recordset_records=1)
-    zone = central.create_zone("cli.example.", "hostmaster@cli.example")
-    central.create_recordset(zone.id, "www", "A", ["192.0.2.1", "192.0.2.2"])
+    zone = central_zones.create_zone("cli.example.", "hostmaster@cli.example")
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1", "192.0.2.2"])
     assert len(stored_reads.list_recordsets(zone.id)) == 1
 
 

@@ -32,7 +32,8 @@ from schemathesis.specs.openapi.checks import (
 
 from zoneflow import objects
 from zoneflow.api import app
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import zone as dns_zone
 from zoneflow.storage import db, models
 from zoneflow.storage import pools as stored_pools
@@ -51,10 +52,10 @@ CHECKS = [
 @pytest.fixture
 def seeded(fake_pool: None) -> dict[str, str]:
     """A zone with a recordset, so generated requests also reach real objects."""
-    zone = central.create_zone(
+    zone = central_zones.create_zone(
         "seed.example.", "hostmaster@seed.example", project_id="noauth-project"
     )
-    recordset = central.create_recordset(
+    recordset = central_recordsets.create_recordset(
         zone.id, "www", "A", ["192.0.2.1"], project_id="noauth-project"
     )
     return {"zone_id": zone.id, "recordset_id": recordset.id}

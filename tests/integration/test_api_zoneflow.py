@@ -230,9 +230,9 @@ def test_a_jobs_flow_is_svg_naming_its_atoms_coloured_by_state(
 def test_jobs_of_zones_made_outside_any_project_are_for_all_projects_only(
     client: TestClient, conductor: object
 ) -> None:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
 
-    zone = central.create_zone("cli.example.", "hostmaster@cli.example")
+    zone = central_zones.create_zone("cli.example.", "hostmaster@cli.example")
     wait_settled(zone.id)
     assert _jobs(client, ALICE) == []
     (job,) = _ended_jobs(client, ALL, 1)

@@ -19,7 +19,8 @@ from tests.integration.conftest import load_pool
 from tests.integration.test_cli import run
 from zoneflow import cli, exceptions, objects
 from zoneflow.api import app
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.storage import reads as stored_reads
 from zoneflow.taskflow_adapter import persistence
@@ -368,7 +369,8 @@ NOT_FOR_READS = (
     "zoneflow.storage.targets",
     "zoneflow.storage.transfers",
     "zoneflow.storage.zones",
-    "zoneflow.central.api",
+    "zoneflow.central.zones",
+    "zoneflow.central.recordsets",
     "dns",
 )
 
@@ -380,8 +382,8 @@ NOT_FOR_READS = (
 def test_read_commands_import_no_orm_nor_oslo_db(
     config: pathlib.Path, fake_pool: None, args: tuple[str, ...]
 ) -> None:
-    zone = central.create_zone("read.example", "h@e.com")
-    central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    zone = central_zones.create_zone("read.example", "h@e.com")
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
     # On SQLite, nor PostgreSQL's dialect and driver (tests/functional: on PostgreSQL).
     on_sqlite = (*NOT_FOR_READS, "sqlalchemy.dialects.postgresql", "psycopg2")
     done = _zoneflow(config, *args, code=_report_imports(on_sqlite))

@@ -31,7 +31,8 @@ from tests.support import eventually
 from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models, quotas, services, tsigkeys
 from zoneflow.storage import pools as stored_pools
@@ -149,7 +150,7 @@ def test_a_heartbeat_and_a_running_job_wait_for_a_busy_database(
             long_writer.hold(LONGER_THAN_SQLITE_WAITED)
 
     monkeypatch.setattr(FakeBackend, "create_zone", create_then_busy)
-    zone = central.create_zone("busy.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("busy.example", "hostmaster@example.com")
     assert long_writer.held.wait(30), "the job never reached its target"
     beat = heartbeat.Heartbeat(heartbeat.CONDUCTOR, hostname="busy-conductor")
     beating = threading.Thread(target=beat.beat)
@@ -292,8 +293,8 @@ def _tsigkey() -> Callable[[], object]:
 
 
 def _recordset() -> Callable[[], object]:
-    zone = central.create_zone("rs.example.", "hostmaster@rs.example")
-    return lambda: central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    zone = central_zones.create_zone("rs.example.", "hostmaster@rs.example")
+    return lambda: central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
 
 
 def _recordset_names() -> list[str]:

@@ -11,7 +11,7 @@ from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import status as stored_status
 from zoneflow.storage import targets as stored_targets
 from zoneflow.storage import zones as stored_zones
@@ -51,7 +51,7 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
     }
     for (module, name), outage in outages.items():
         monkeypatch.setattr(module, name, outage)
-    zone = central.create_zone("outage.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("outage.example", "hostmaster@example.com")
 
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:

@@ -30,7 +30,8 @@ from oslo_config import cfg
 
 from tests import support
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import server as mdns_server
@@ -57,9 +58,9 @@ RECORDS = [
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     for name, rtype, records in RECORDS:
-        central.create_recordset(ZONE, name, rtype, records)
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
     return stored_reads.get_zone(ZONE)
 
 
@@ -178,10 +179,10 @@ def test_missing_names_and_types_get_negative_answers_with_the_soa(
 def test_wildcards_empty_non_terminals_and_delegations(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    central.create_recordset(ZONE, "*.users", "TXT", ['"any user"'])
-    central.create_recordset(ZONE, "a.b.deep", "A", ["192.0.2.9"])
-    central.create_recordset(ZONE, "child", "NS", ["ns.child.example.com."])
-    central.create_recordset(ZONE, "ns.child", "A", ["192.0.2.53"])
+    central_recordsets.create_recordset(ZONE, "*.users", "TXT", ['"any user"'])
+    central_recordsets.create_recordset(ZONE, "a.b.deep", "A", ["192.0.2.9"])
+    central_recordsets.create_recordset(ZONE, "child", "NS", ["ns.child.example.com."])
+    central_recordsets.create_recordset(ZONE, "ns.child", "A", ["192.0.2.53"])
 
     wildcard = ask(mdns, "alice.users.example.com.", "TXT")
     assert wildcard.answer[0].name == dns.name.from_text("alice.users.example.com.")
@@ -211,7 +212,7 @@ def test_a_change_is_served_as_soon_as_it_commits(
 ) -> None:
     transfer(mdns.port)  # the old serial is now rendered and cached
     www = stored_recordsets.get_recordset(zone.id, "www.example.com.", "A")
-    changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
+    changed = central_recordsets.update_recordset(ZONE, www.id, records=["198.51.100.7"])
     assert ask(mdns, ZONE, "SOA").answer[0][0].serial == changed.serial
     assert [r.to_text() for r in ask(mdns, "www.example.com.", "A").answer[0]] == ["198.51.100.7"]
     transferred = transfer(mdns.port)
@@ -223,7 +224,7 @@ def test_an_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     texts = [f'"{i:03d} {"x" * 100}"' for i in range(20)]
-    central.create_recordset(ZONE, "big", "TXT", texts)
+    central_recordsets.create_recordset(ZONE, "big", "TXT", texts)
     udp = ask(mdns, "big.example.com.", "TXT")
     assert udp.flags & dns.flags.TC
     tcp = ask(mdns, "big.example.com.", "TXT", tcp=True)
@@ -318,10 +319,10 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
     secondary = _axfr_zone(mdns.port)
     www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
     alias = stored_recordsets.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
-    central.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
-    central.delete_recordset(ZONE, alias.id)
-    central.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
-    central.update_recordset(ZONE, www.id, ttl=120)
+    central_recordsets.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
+    central_recordsets.delete_recordset(ZONE, alias.id)
+    central_recordsets.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
+    central_recordsets.update_recordset(ZONE, www.id, ttl=120)
 
     _transfer_into(secondary, mdns.port)
 
@@ -339,8 +340,8 @@ def test_ixfr_sequence_has_each_change_between_its_soas(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     mail = stored_recordsets.get_recordset(zone.id, f"mail.{ZONE}", "A")
-    first = central.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
-    second = central.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
+    first = central_recordsets.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
+    second = central_recordsets.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
 
     messages = dns.query.xfr(
         HOST, ZONE, rdtype=dns.rdatatype.IXFR, serial=zone.serial, port=mdns.port, relativize=False
@@ -370,10 +371,10 @@ def test_ixfr_across_a_zone_update_sends_the_whole_zone(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     secondary = _axfr_zone(mdns.port)
-    central.create_recordset(ZONE, "before", "A", ["192.0.2.7"])
+    central_recordsets.create_recordset(ZONE, "before", "A", ["192.0.2.7"])
     # A new default TTL changes every record without its own: no diff says that.
-    central.update_zone(ZONE, ttl=900)
-    central.create_recordset(ZONE, "after", "A", ["192.0.2.8"])
+    central_zones.update_zone(ZONE, ttl=900)
+    central_recordsets.create_recordset(ZONE, "after", "A", ["192.0.2.8"])
 
     _transfer_into(secondary, mdns.port)
 
@@ -386,7 +387,7 @@ def test_the_change_history_keeps_the_newest_changes_only(zone: objects.Zone) ->
     cfg.CONF.set_override("zone_change_history", 3, group="storage")
     try:
         for i in range(5):
-            central.create_recordset(ZONE, f"n{i}", "A", [f"192.0.2.{i + 100}"])
+            central_recordsets.create_recordset(ZONE, f"n{i}", "A", [f"192.0.2.{i + 100}"])
     finally:
         cfg.CONF.clear_override("zone_change_history", group="storage")
     newest = stored_reads.get_zone(ZONE).serial

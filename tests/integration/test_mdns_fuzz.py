@@ -36,7 +36,8 @@ from hypothesis import strategies as st
 
 from tests import support
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
@@ -136,10 +137,10 @@ FUZZ = settings(
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@fuzz.example")
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
-    central.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
-    central.create_recordset(ZONE, "*", "TXT", ['"wild"'])
+    central_zones.create_zone(ZONE, "hostmaster@fuzz.example")
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
+    central_recordsets.create_recordset(ZONE, "*", "TXT", ['"wild"'])
     return stored_reads.get_zone(ZONE)
 
 

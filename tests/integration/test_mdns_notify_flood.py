@@ -26,7 +26,7 @@ import pytest
 from tests import support
 from tests.support import eventually
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import notify_limit
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
@@ -46,7 +46,7 @@ PROBE_TIMEOUT = 2.0
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@flood.example")
+    central_zones.create_zone(ZONE, "hostmaster@flood.example")
     return stored_reads.get_zone(ZONE)
 
 

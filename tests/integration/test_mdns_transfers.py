@@ -17,8 +17,9 @@ from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from tests.support import eventually
 from zoneflow import objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.flows import tasks
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
@@ -33,8 +34,8 @@ CLIENT = "127.0.0.7"
 
 @pytest.fixture
 def zone(fake_pool: None) -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     return stored_reads.get_zone(ZONE)
 
 
@@ -75,7 +76,7 @@ def test_transfers_served_over_the_network_are_recorded_per_client(
     assert seen.first_at <= seen.last_at
 
     # A new serial, fetched by IXFR: the count starts again at its serial.
-    central.create_recordset(ZONE, "mail", "A", ["192.0.2.25"])
+    central_recordsets.create_recordset(ZONE, "mail", "A", ["192.0.2.25"])
     newer = stored_reads.get_zone(ZONE).serial
     _ixfr(mdns.port, zone.serial)
     assert eventually(
@@ -117,7 +118,7 @@ def test_a_transfer_the_client_leaves_is_recorded_as_ended_early(
 ) -> None:
     override("mdns", xfr_message_size=512)
     for i in range(40):
-        central.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
+        central_recordsets.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
     responder = mdns_responder.Responder()
     stream = iter(responder.answer(_axfr_wire(), tcp=True, peer="test", address=CLIENT))
     next(stream)
@@ -234,7 +235,7 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
     )
     support.store_pools(pools.parse(yaml))
     override("flows", poll_timeout=0.3, poll_interval=0.05, query_timeout=0.05)
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     return stored_reads.get_zone(ZONE)
 
 

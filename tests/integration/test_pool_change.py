@@ -22,9 +22,9 @@ from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from tests.support import eventually, holds
 from zoneflow import cli, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
 from zoneflow.central import options as central_options
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import target as target_flows
@@ -60,7 +60,7 @@ def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolU
 
 
 def _create_zones(names: list[str] = ZONES) -> list[objects.Zone]:
-    zones = [central.create_zone(name, "hostmaster@example.com") for name in names]
+    zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
     assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
     return zones
 
@@ -170,7 +170,7 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
 
 def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pending() -> None:
     (first,) = load_pool({}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")  # no conductor: PENDING
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")  # no conductor: PENDING
     (create_job,) = stored_outbox.claim_pending_jobs()
     stored_outbox.remove_pending_job(create_job.id)  # posted with the pool of one target
     second = next(t for t in load_pool({}, {}).targets if t.id != first.id)
@@ -205,7 +205,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
 @pytest.mark.usefixtures("conductor")
 def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() -> None:
     (slow,) = load_pool({"delay": 1.0}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     eventually(lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted")
 
     # The create job runs with the old pool (slow target only) while the pool grows.
@@ -237,7 +237,7 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
 ) -> None:
     calls = tmp_path / "retired.jsonl"
     kept, retiring = load_pool({}, {"record_file": str(calls)}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     _post_now()  # the create job names both targets
 
     update = _update({})
@@ -266,7 +266,7 @@ def test_a_task_on_a_target_that_is_gone_does_nothing() -> None:
     from zoneflow.flows import tasks
 
     load_pool({})
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     for task in (
         tasks.ZoneActionOnTarget(objects.Action.CREATE, "gone"),
         tasks.RecoverOnTarget("gone"),
@@ -300,7 +300,7 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
         listed = f"  nameservers: [{{host: {HOST}, port: {silent.port}}}]\n"
         load_pool({})
         pools.store(pools.parse(fake_pool_yaml({}) + listed))
-        zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+        zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
         eventually(
             lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted"
         )
@@ -386,7 +386,9 @@ def test_a_drain_goes_on_where_the_last_one_stopped(
     monkeypatch.setattr(target_flows, "DRAIN_BATCH", 2)
     calls = tmp_path / "retired.jsonl"
     _, retiring = load_pool({}, {"record_file": str(calls)}).targets
-    zones = sorted((central.create_zone(n, "h@example.com") for n in ZONES), key=lambda z: z.name)
+    zones = sorted(
+        (central_zones.create_zone(n, "h@example.com") for n in ZONES), key=lambda z: z.name
+    )
     _update({})
     # A first run got through two zones before its conductor died.
     stored_retired.record_drained(retiring.id, [(zones[0], None), (zones[1], None)])
@@ -400,7 +402,7 @@ def test_a_drain_goes_on_where_the_last_one_stopped(
 
 def test_a_target_listed_again_while_draining_is_kept() -> None:
     _, retiring = load_pool({}, {}).targets
-    central.create_zone(ZONES[0], "hostmaster@example.com")
+    central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     _update({})
     update = _update({}, {})
     assert update.added_targets == (stored_targets.find_target(retiring.id),)
@@ -422,7 +424,7 @@ CATALOG_POOL = """
 def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
     both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
     (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     stored_status.set_target_status(
         zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE"
     )
@@ -454,7 +456,7 @@ def test_pool_update_says_what_it_scheduled_and_pool_show_lists_retired_targets(
         "pool default: 1 target(s), 0 nameserver(s)\n"
     )
     for name in ZONES[:2]:
-        central.create_zone(name, "hostmaster@example.com")
+        central_zones.create_zone(name, "hostmaster@example.com")
 
     path.write_text(fake_pool_yaml({}, {}))
     assert _cli(capsys, "pool", "update", "--file", str(path)) == (
@@ -486,7 +488,7 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     # was 0.75 s late at 4 a second) and still find at most two released.
     override("central", backfill_jobs_per_second=1)
     load_pool({})
-    zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
+    zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in ZONES]
     for job in stored_outbox.claim_pending_jobs():  # as if their create jobs had run
         stored_outbox.remove_pending_job(job.id)
     for zone in zones:

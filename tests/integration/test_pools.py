@@ -7,8 +7,8 @@ import pathlib
 import pytest
 
 from zoneflow import exceptions
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import pools as stored_pools
 
 GOOD = """
@@ -69,7 +69,7 @@ def test_a_pool_keeps_the_id_the_file_gives(tmp_path: pathlib.Path) -> None:
     (update,) = pools.update(str(path))
     assert update.pool.id == DEFAULT_POOL_ID
     assert stored_pools.get_pool(DEFAULT_POOL_ID).name == "default"
-    zone = central.create_zone("example.com.", "h@example.com", pool=DEFAULT_POOL_ID)
+    zone = central_zones.create_zone("example.com.", "h@example.com", pool=DEFAULT_POOL_ID)
     assert zone.pool_id == DEFAULT_POOL_ID
 
 

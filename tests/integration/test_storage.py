@@ -9,7 +9,8 @@ import pytest
 
 from tests import support
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
@@ -20,18 +21,18 @@ pytestmark = pytest.mark.usefixtures("fake_pool")
 
 
 def _zone() -> objects.Zone:
-    return central.create_zone("example.com", "hostmaster@example.com")
+    return central_zones.create_zone("example.com", "hostmaster@example.com")
 
 
 def test_every_change_bumps_the_serial_and_writes_its_job() -> None:
     zone = _zone()
     assert zone.serial >= int(time.time()) - 5
     serials = [zone.serial]
-    rs = central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    rs = central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     serials.append(stored_reads.get_zone(zone.id).serial)
-    central.update_recordset("example.com", rs.id, records=["192.0.2.2"])
+    central_recordsets.update_recordset("example.com", rs.id, records=["192.0.2.2"])
     serials.append(stored_reads.get_zone(zone.id).serial)
-    central.delete_recordset("example.com", rs.id)
+    central_recordsets.delete_recordset("example.com", rs.id)
     serials.append(stored_reads.get_zone(zone.id).serial)
     assert serials == sorted(set(serials))
     jobs = stored_outbox.claim_pending_jobs()
@@ -45,13 +46,15 @@ def test_every_change_bumps_the_serial_and_writes_its_job() -> None:
 
 def test_a_refused_change_leaves_serial_records_and_outbox_untouched() -> None:
     zone = _zone()
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     before = stored_reads.get_zone(zone.id).serial
     pending = support.count_pending_jobs()
     with pytest.raises(exceptions.InvalidRecordSetLocation):
-        central.create_recordset("example.com", "www", "CNAME", ["elsewhere.example.net."])
+        central_recordsets.create_recordset(
+            "example.com", "www", "CNAME", ["elsewhere.example.net."]
+        )
     with pytest.raises(exceptions.DuplicateRecordSet):
-        central.create_recordset("example.com", "www", "A", ["192.0.2.9"])
+        central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.9"])
     assert stored_reads.get_zone(zone.id).serial == before
     assert support.count_pending_jobs() == pending
     assert [rs.records for rs in stored_reads.list_recordsets(zone.id)] == [("192.0.2.1",)]
@@ -62,7 +65,7 @@ def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         made = list(
             pool.map(
-                lambda i: central.create_recordset(
+                lambda i: central_recordsets.create_recordset(
                     "example.com", f"host{i}", "A", [f"192.0.2.{i}"]
                 ),
                 range(40),
@@ -77,13 +80,13 @@ def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
 def test_the_serial_never_goes_back_even_if_the_clock_does(monkeypatch: pytest.MonkeyPatch) -> None:
     zone = _zone()
     monkeypatch.setattr(time, "time", lambda: 1_000_000.0)
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     assert stored_reads.get_zone(zone.id).serial == zone.serial + 1
 
 
 def test_a_job_for_an_old_serial_does_not_set_the_status() -> None:
     zone = _zone()
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     assert not stored_status.set_zone_status(
         zone.id, serial=zone.serial, status=objects.Status.ACTIVE
     )
@@ -107,16 +110,16 @@ def test_a_served_serial_is_never_recorded_as_going_back() -> None:
 
 def test_a_deleted_zone_frees_its_name_once_the_delete_job_is_done() -> None:
     zone = _zone()
-    deleting = central.delete_zone("example.com")
+    deleting = central_zones.delete_zone("example.com")
     assert (deleting.status, deleting.action) == (objects.Status.PENDING, objects.Action.DELETE)
     with pytest.raises(exceptions.ZoneBusy):
-        central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+        central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     with pytest.raises(exceptions.DuplicateZone):
-        central.create_zone("example.com", "hostmaster@example.com")
+        central_zones.create_zone("example.com", "hostmaster@example.com")
     assert stored_status.finish_zone_delete(zone.id, serial=deleting.serial)
     with pytest.raises(exceptions.ZoneNotFound):
         stored_reads.get_zone("example.com")
-    again = central.create_zone("example.com", "hostmaster@example.com")
+    again = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert again.id != zone.id
 
 
@@ -126,7 +129,9 @@ def test_a_target_action_reads_zone_target_and_provisioning_together() -> None:
     wanted = stored_targets.get_target_action(zone.id, target.id)
     assert (wanted.zone, wanted.zone_deleted) == (zone, False)
     assert (wanted.target, wanted.provisioning) == (target, objects.PER_ZONE)
-    stored_status.finish_zone_delete(zone.id, serial=central.delete_zone("example.com").serial)
+    stored_status.finish_zone_delete(
+        zone.id, serial=central_zones.delete_zone("example.com").serial
+    )
     gone = stored_targets.get_target_action(zone.id, target.id)
     assert gone.zone is not None and gone.zone_deleted
     # A target gone since the job was posted: the task does nothing there.
@@ -144,6 +149,6 @@ def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:
 
 def test_unknown_pool_is_refused_before_anything_is_written() -> None:
     with pytest.raises(exceptions.PoolNotFound, match="pool 'nope' does not exist"):
-        central.create_zone("example.com", "hostmaster@example.com", pool="nope")
+        central_zones.create_zone("example.com", "hostmaster@example.com", pool="nope")
     assert stored_reads.list_zones() == []
     assert support.count_pending_jobs() == 0

@@ -18,8 +18,9 @@ from tests import support
 from tests.support import ALICE
 from zoneflow import exceptions, objects
 from zoneflow.api import app
-from zoneflow.central import api as central
-from zoneflow.central import zone_tasks
+from zoneflow.central import imports_exports
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import rules
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
@@ -31,7 +32,7 @@ DS = "12345 8 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE5BEA7B17C2E8ACAE8D21CB9A
 
 
 def _zone() -> objects.Zone:
-    return central.create_zone(ZONE, "hostmaster@example.com")
+    return central_zones.create_zone(ZONE, "hostmaster@example.com")
 
 
 def _snapshot(zone: objects.Zone) -> tuple[int, int, list[tuple[str, str]]]:
@@ -62,10 +63,10 @@ def test_central_refuses_each_rule_naming_the_record_and_writes_nothing(
 ) -> None:
     zone = _zone()
     for name, rtype, records in existing:
-        central.create_recordset(ZONE, name, rtype, records)
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
     before = _snapshot(zone)
     with pytest.raises(exceptions.InvalidRecordSetLocation) as refusal:
-        central.create_recordset(ZONE, *refused)
+        central_recordsets.create_recordset(ZONE, *refused)
     for word in words:
         assert word in refusal.value.message, refusal.value.message
     assert _snapshot(zone) == before
@@ -102,7 +103,7 @@ def test_what_the_nameservers_load_is_accepted() -> None:
         ("ds", "DS", [DS]),
         ("@", "MX", ["10 mail.example.com."]),
     ]:
-        central.create_recordset(ZONE, name, rtype, records)
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
     assert len(stored_reads.list_recordsets(zone.id)) == 8
 
 
@@ -110,12 +111,12 @@ def test_data_stored_before_the_rules_blocks_no_other_change_and_can_be_mended()
     zone = _zone()
     # As data written before these rules were: straight into storage, unchecked.
     legacy = support.write_recordset_unchecked(zone.id, ZONE, "CNAME", ["x.example.net."])
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     # More data beside the CNAME is a new problem, refused.
     with pytest.raises(exceptions.InvalidRecordSetLocation):
-        central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
-    central.delete_recordset(ZONE, legacy.id)
-    central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
+        central_recordsets.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
+    central_recordsets.delete_recordset(ZONE, legacy.id)
+    central_recordsets.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
     assert {rs.type for rs in stored_reads.list_recordsets(zone.id)} == {"A", "MX"}
 
 
@@ -126,7 +127,7 @@ def test_the_rules_read_only_names_related_to_the_change(
     is no LIKE wildcard there)."""
     _zone()
     for name in ("a_b", "axb", "x.a_b", "deep.x.a_b", "other"):
-        central.create_recordset(ZONE, name, "A", ["192.0.2.1"])
+        central_recordsets.create_recordset(ZONE, name, "A", ["192.0.2.1"])
     seen: list[list[tuple[str, str]]] = []
     read = stored_recordsets.related_recordsets
 
@@ -135,7 +136,7 @@ def test_the_rules_read_only_names_related_to_the_change(
         return seen[-1]
 
     monkeypatch.setattr(stored_recordsets, "related_recordsets", spied)
-    central.create_recordset(ZONE, "x.a_b", "TXT", ['"t"'])
+    central_recordsets.create_recordset(ZONE, "x.a_b", "TXT", ['"t"'])
     assert sorted(seen[0]) == [
         (f"a_b.{ZONE}", "A"),
         (f"deep.x.a_b.{ZONE}", "A"),
@@ -181,8 +182,8 @@ def test_an_import_breaking_a_rule_creates_nothing(line: str, words: tuple[str, 
         "@ IN NS ns1.example.org.\n"
         f"{line}\n"
     )
-    task = zone_tasks.import_zone(text)
+    task = imports_exports.import_zone(text)
     assert (task.status, task.zone_id) == (objects.Status.ERROR, None)
     for word in words:
         assert word in (task.message or ""), task.message
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from zoneflow import exceptions, objects
-from zoneflow.central import options
+from zoneflow.central import filters, options
 from zoneflow.dns import validation
 from zoneflow.storage import pools as stored_pools
 
@@ -318,3 +319,17 @@ def target_id(pool_name: str, kind: str, options: dict[str, Any], entry: dict[st
         else str(entry.get("description") or options)
     )
     return str(uuid.uuid5(_TARGET_NAMESPACE, f"{pool_name}/{kind}/{address}"))
+
+
+POOL_FILTERS = ("name",)
+
+
+POOL_SORT_KEYS = {key: key for key in ("created_at", "id", "updated_at", "name")}
+
+
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools, with Designate's ``name`` filter and sort keys."""
+    return stored_pools.find_pools(
+        filters.criteria(criteria, POOL_FILTERS, "pools"),
+        filters.paging(paging, POOL_SORT_KEYS, "pools"),
+    )

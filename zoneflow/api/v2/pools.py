@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from zoneflow import exceptions
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, AdminCtx, PoolId
-from zoneflow.central import api as central
+from zoneflow.central import pools as central_pools
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import timestamps
 
@@ -23,11 +23,11 @@ router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
     "",
     response_model=schemas.PoolList,
     summary="List pools",
-    openapi_extra={"parameters": paging.openapi_parameters(central.POOL_FILTERS)},
+    openapi_extra={"parameters": paging.openapi_parameters(central_pools.POOL_FILTERS)},
 )
 def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
     filters, page = paging.parse(request)
-    found = central.find_pools(filters, page)
+    found = central_pools.find_pools(filters, page)
     times = timestamps.pool_timestamps()
     return JSONResponse(
         views.page(request, "pools", found, lambda p: views.pool(request, p, times[p.id]))
