@@ -31,12 +31,14 @@ from tests.support import eventually
 from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
+from zoneflow.central import quotas as central_quotas
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models, quotas, services, tsigkeys
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 LONGER_THAN_SQLITE_WAITED = 11.0
@@ -335,3 +337,45 @@ def test_a_write_that_lost_a_deadlock_is_made_once(
 
     assert deadlock_once.victims == 1, "the deadlock was not met"
     assert made()
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unit of work runs again whole, central's checks with it: a zone created
+    between the two tries takes the project's last zone, and the retry is refused."""
+    central_quotas.set_quotas("alice", {"zones": 1})
+    catalog_changed = stored_catalogs.catalog_changed
+    lock_placement = stored_zones.lock_placement
+    main = threading.current_thread()
+    tries: list[str] = []
+
+    def deadlock_once(session: Any, pool_id: str) -> None:
+        catalog_changed(session, pool_id)
+        if threading.current_thread() is main and not tries:
+            tries.append("deadlock")
+            raise db_exc.DBDeadlock(Exception("deadlock detected"))
+
+    def another_create_between_the_tries(unit: Any, pool_id: str) -> None:
+        # SQLite's unit has run no statement yet here, so holds no lock: the other
+        # create commits before this try reads the project's zones.
+        if threading.current_thread() is main and tries == ["deadlock"]:
+            tries.append("other")
+            other = threading.Thread(
+                target=central_zones.create_zone,
+                args=("other.example.", "hostmaster@example.com"),
+                kwargs={"project_id": "alice"},
+            )
+            other.start()
+            other.join(30)
+        lock_placement(unit, pool_id)
+
+    monkeypatch.setattr(stored_catalogs, "catalog_changed", deadlock_once)
+    monkeypatch.setattr(stored_zones, "lock_placement", another_create_between_the_tries)
+
+    with pytest.raises(exceptions.OverQuota):
+        central_zones.create_zone("victim.example.", "hostmaster@example.com", project_id="alice")
+
+    assert tries == ["deadlock", "other"]
+    assert _zone_names() == {"other.example."}
