@@ -210,7 +210,7 @@ def find_recordsets(
     zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     columns = _recordset_columns(filters.criteria(criteria, RECORDSET_FILTERS, "recordsets"))
     page = stored_managed.find(
-        lambda column: column == zone.id,
+        zone.id,
         columns,
         filters.paging(paging, RECORDSET_SORT_KEYS, "recordsets"),
     )

@@ -8,6 +8,11 @@ A process that only reads through Core connections (``zoneflow zone list``)
 is configured with ``sessions=False``: its engine is a plain SQLAlchemy one,
 and oslo.db, whose import alone costs more than such a command may take, is
 loaded only if a session is asked for after all.
+
+Over 400 lines, and kept whole: configuring the engine, SQLite's BEGIN
+IMMEDIATE, telling a lost transaction from a broken one and running it again
+(:func:`retried`), and the transactions handed out all share this module's
+state (the session manager, the plain engine, the thread's write mode).
 """
 
 from __future__ import annotations

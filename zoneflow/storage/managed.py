@@ -140,15 +140,15 @@ def recordsets(
 
 
 def find(
-    in_scope: Callable[[sa.ColumnElement[str]], sa.ColumnElement[bool]],
+    zone_id: str,
     criteria: Mapping[str, str | int],
     paging: objects.Paging,
 ) -> objects.Page[objects.RecordSet]:
-    """One page of the recordsets, stored and managed, of the zones ``in_scope``
-    accepts (given the ``zone_id`` column) matching ``criteria`` (column name ->
-    value, or ``data``: one of its records). Managed ones have no records yet."""
+    """One page of a zone's recordsets, stored and managed, matching ``criteria``
+    (column name -> value, or ``data``: one of its records). Managed ones have no
+    records yet."""
     with db.reader() as session:
-        return find_in(session, in_scope, criteria, paging)
+        return find_in(session, lambda column: column == zone_id, criteria, paging)
 
 
 def find_in(
@@ -157,7 +157,10 @@ def find_in(
     criteria: Mapping[str, str | int],
     paging: objects.Paging,
 ) -> objects.Page[objects.RecordSet]:
-    """:func:`find`, read in ``session``."""
+    """One page of the recordsets, stored and managed, of the zones ``in_scope``
+    accepts (given the ``zone_id`` column; storage's own condition, as
+    :func:`find` and :mod:`zoneflow.storage.search` build it) matching
+    ``criteria``, read in ``session``."""
     data = criteria.get("data")
     pools = None if data is None else _pools_serving(session, data)
     table = recordsets(data=data, data_pools=pools)
