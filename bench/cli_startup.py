@@ -101,12 +101,15 @@ def _prepare(state: pathlib.Path, zones: int) -> pathlib.Path:
         subprocess.run([*zoneflow, *args], env=env, check=True, stdout=subprocess.DEVNULL)
     script = (
         "from zoneflow import config\n"
-        "from zoneflow.central import api as central\n"
+        "from zoneflow.central import recordsets as central_recordsets\n"
+        "from zoneflow.central import zones as central_zones\n"
         "config.setup()\n"
         f"for i in range({zones}):\n"
-        "    central.create_zone(f'zone{i}.example', 'hostmaster@example.com')\n"
+        "    central_zones.create_zone(f'zone{i}.example', 'hostmaster@example.com')\n"
         "for name in ('www', 'mail', 'ftp'):\n"
-        "    central.create_recordset('zone1.example', name, 'A', ['192.0.2.1', '192.0.2.2'])\n"
+        "    central_recordsets.create_recordset(\n"
+        "        'zone1.example', name, 'A', ['192.0.2.1', '192.0.2.2']\n"
+        "    )\n"
     )
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
     return config

@@ -8,7 +8,7 @@ In one run, on the same machine and BIND9 build:
   same zone (loaded from the text mdns transferred). Also the bare transfer
   into ``dig`` from each, which leaves out the secondary's own loading work.
 * **A one-record change, NOTIFY → served**: zoneflow changes one record
-  (``central.update_recordset``) and NOTIFYs the secondary, which fetches it
+  (``central_recordsets.update_recordset``) and NOTIFYs the secondary, which fetches it
   by IXFR when mdns can give one; next to a dynamic update sent to the BIND9
   primary, which NOTIFYs its secondary itself. How each secondary fetched
   the change (IXFR or AXFR) is read from its log.
@@ -79,13 +79,13 @@ def wait_serial(server: Bind9Server, serial: int, started: float, timeout: float
 def seed_zone(records: int) -> int:
     """A zone of ``records`` A records, bulk-inserted (central would take minutes)."""
     from tests import support
-    from zoneflow.central import api as central
-    from zoneflow.storage import api as storage
+    from zoneflow.central import recordsets as central_recordsets
+    from zoneflow.storage import reads as stored_reads
 
     support.bulk_zone(ZONE, records)
     # One change through central, so the zone's serial moves past the seed.
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
-    return storage.get_zone(ZONE).serial
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    return stored_reads.get_zone(ZONE).serial
 
 
 def client_axfr(host: str, port: int) -> float:
@@ -240,21 +240,22 @@ def measure_axfr(rig: Rig, rounds: int, records: int) -> list[tuple[str, list[fl
 
 
 def measure_changes(rig: Rig, updates: int, records: int) -> list[tuple[str, list[float]]]:
-    from zoneflow.central import api as central
+    from zoneflow.central import recordsets as central_recordsets
     from zoneflow.dns import query
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import reads as stored_reads
+    from zoneflow.storage import recordsets as stored_recordsets
 
     for secondary, primary in ((rig.from_mdns, rig.mdns), (rig.from_bind9, rig.bind9)):
         add_secondary(secondary, primary)
         wait_serial(secondary, rig.serial, time.monotonic())
     mdns_log = rig.from_mdns.log_path.stat().st_size
     bind_log = rig.from_bind9.log_path.stat().st_size
-    www = storage.get_recordset(storage.get_zone(ZONE).id, f"www.{ZONE}", "A")
+    www = stored_recordsets.get_recordset(stored_reads.get_zone(ZONE).id, f"www.{ZONE}", "A")
     through_mdns, through_bind9 = [], []
     for i in range(updates):
         address = f"198.51.100.{i + 1}"
-        central.update_recordset(ZONE, www.id, records=[address])
-        serial = storage.get_zone(ZONE).serial
+        central_recordsets.update_recordset(ZONE, www.id, records=[address])
+        serial = stored_reads.get_zone(ZONE).serial
         started = time.monotonic()
         query.send_notify(ZONE, rig.from_mdns.host, rig.from_mdns.port, serial=serial)
         through_mdns.append(wait_serial(rig.from_mdns, serial, started))

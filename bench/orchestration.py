@@ -6,7 +6,7 @@ DNS polling: what is measured is the orchestration alone (outbox, posting,
 claiming, running the 11-task flow with its persisted atom states, writing
 the status). The conductors are ``zoneflow conductor`` processes configured
 as tests/functional/deployment.py does; this script plays the API: it calls
-``central.create_zone`` and posts the job from the outbox at once, as the
+``central_zones.create_zone`` and posts the job from the outbox at once, as the
 CLI does.
 
 * **overhead**: one job at a time, with 1 conductor, from ``create_zone``
@@ -214,12 +214,12 @@ class Bench:
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def create(self, prefix: str) -> str:
-        from zoneflow.central import api as central
+        from zoneflow.central import zones as central_zones
 
         with self._lock:
             self.made += 1
             name = f"{prefix}{self.made}.bench.example."
-        return central.create_zone(name, EMAIL).id
+        return central_zones.create_zone(name, EMAIL).id
 
     def one_job(self, prefix: str) -> dict[str, float | None]:
         started = time.perf_counter()

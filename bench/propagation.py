@@ -5,7 +5,7 @@ Side by side in one run, on the same machine and the same BIND9 build:
 * **BIND9 floor**: ``rndc addzone`` of a secondary whose primary already has
   the zone, until that secondary answers its SOA. No zoneflow involved: no
   pipeline can beat this.
-* **zoneflow**: ``central.create_zone`` (all-in-one: SQLite, zake jobboard,
+* **zoneflow**: ``central_zones.create_zone`` (all-in-one: SQLite, zake jobboard,
   conductor and mdns in this process) until *every* BIND9 target answers the
   zone's SOA, measured by independent SOA queries from this script, and
   until zoneflow shows the zone ACTIVE (served *and* verified).
@@ -94,7 +94,7 @@ def bind9_floor(count: int, workdir: pathlib.Path, targets: int) -> list[float]:
 def zoneflow_propagation(
     count: int, workdir: pathlib.Path, targets: int, *, memory_persistence: bool = False
 ) -> tuple[list[float], list[float]]:
-    """central.create_zone → every target serves it; and → zoneflow shows it ACTIVE.
+    """central_zones.create_zone → every target serves it; and → zoneflow shows it ACTIVE.
 
     ``memory_persistence`` swaps TaskFlow's persistence for its in-memory
     backend (no resumption possible): the difference is what persisting
@@ -104,9 +104,9 @@ def zoneflow_propagation(
     from taskflow.persistence import backends as tf_backends
 
     from zoneflow import allinone, config, objects
-    from zoneflow.central import api as central
     from zoneflow.central import pools
-    from zoneflow.storage import api as storage
+    from zoneflow.central import zones as central_zones
+    from zoneflow.storage import zones as stored_zones
     from zoneflow.taskflow_adapter import persistence
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -141,21 +141,21 @@ def zoneflow_propagation(
             for i in range(count):
                 name = f"zone{i}.bench.example."
                 started = time.monotonic()
-                zone = central.create_zone(name, "hostmaster@bench.example")
+                zone = central_zones.create_zone(name, "hostmaster@bench.example")
                 times: list[float] = []
                 watchers = [
                     threading.Thread(target=_record, args=(times, name, b, started)) for b in binds
                 ]
                 for w in watchers:
                     w.start()
-                while storage.get_zone_any(zone.id).status == objects.Status.PENDING:  # type: ignore[union-attr]
+                while stored_zones.get_zone_any(zone.id).status == objects.Status.PENDING:  # type: ignore[union-attr]
                     time.sleep(POLL)
                 active.append(time.monotonic() - started)
                 for w in watchers:
                     w.join()
                 served.append(max(times))
-                if storage.get_zone_any(zone.id).status != objects.Status.ACTIVE:  # type: ignore[union-attr]
-                    raise RuntimeError(f"{name} ended {storage.get_zone_any(zone.id)}")
+                if stored_zones.get_zone_any(zone.id).status != objects.Status.ACTIVE:  # type: ignore[union-attr]
+                    raise RuntimeError(f"{name} ended {stored_zones.get_zone_any(zone.id)}")
         finally:
             services.stop()
             if memory_persistence:

@@ -123,8 +123,9 @@ def _demo(
     once: bool,
 ) -> int:
     from zoneflow import allinone, config, objects
-    from zoneflow.central import api as central
     from zoneflow.central import pools
+    from zoneflow.central import recordsets as central_recordsets
+    from zoneflow.central import zones as central_zones
 
     config.setup([str(conf)])
     services = allinone.AllInOne()
@@ -132,9 +133,13 @@ def _demo(
     try:
         pools.update(str(pools_file))
         started = time.monotonic()
-        zone = central.create_zone(DEMO_ZONE, "hostmaster@demo.example", project_id=DEMO_PROJECT)
+        zone = central_zones.create_zone(
+            DEMO_ZONE, "hostmaster@demo.example", project_id=DEMO_PROJECT
+        )
         for name, rtype, data in RECORDS:
-            central.create_recordset(DEMO_ZONE, name, rtype, data, project_id=DEMO_PROJECT)
+            central_recordsets.create_recordset(
+                DEMO_ZONE, name, rtype, data, project_id=DEMO_PROJECT
+            )
         zone = _wait_active(zone.id)
         elapsed = time.monotonic() - started
         print(
@@ -159,11 +164,11 @@ def _demo(
 
 def _wait_active(zone_id: str):  # type: ignore[no-untyped-def]
     from zoneflow import objects
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is not None and zone.status != objects.Status.PENDING:
             return zone
         time.sleep(0.05)

@@ -21,13 +21,14 @@ import tempfile
 import time
 
 from zoneflow import cli, config, flows, jobs, objects
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.central import drawing, pools
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
-from zoneflow.storage import api as storage
 from zoneflow.storage import migration
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -90,10 +91,10 @@ def render_reverted_job(path: pathlib.Path) -> pathlib.Path:
 
         conductor = daemon.Conductor("render-flow-docs")
         if conductor.relay is not None:
-            central.on_change(conductor.relay.wake)
+            central_changes.on_change(conductor.relay.wake)
         conductor.start()
         try:
-            zone = central.create_zone("example.com", "hostmaster@example.com")
+            zone = central_zones.create_zone("example.com", "hostmaster@example.com")
             _wait_settled(zone.id)
         finally:
             conductor.stop()
@@ -112,7 +113,7 @@ def _wait_settled(zone_id: str, timeout: float = 30) -> None:
     """Wait until the zone's job has finished (the zone leaves PENDING)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is not None and zone.status != objects.Status.PENDING:
             return
         time.sleep(0.05)

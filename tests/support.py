@@ -16,10 +16,12 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from zoneflow import config, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.storage import api as storage
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import db, migration, models
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import zones as stored_zones
 
 T = TypeVar("T")
 
@@ -98,6 +100,23 @@ def store_pools(parsed: list[dict[str, Any]]) -> list[objects.Pool]:
     return [update.pool for update in pools.store(parsed)]
 
 
+def write_recordset_unchecked(
+    zone_id: str, name: str, rtype: str, records: list[str]
+) -> objects.RecordSet:
+    """A recordset written straight into storage, as data stored before central's
+    checks (the zone rules, the quotas) existed: in a unit of work of its own."""
+    with db.unit_of_work() as unit:
+        return stored_recordsets.create_recordset(
+            unit,
+            stored_zones.begin_change(unit, zone_id),
+            name=name,
+            rtype=rtype,
+            ttl=None,
+            records=records,
+            job=objects.JobKind.UPDATE_ZONE,
+        )
+
+
 def count_pending_jobs() -> int:
     """Jobs written to the outbox and not yet posted to the jobboard."""
     with db.reader() as session:
@@ -155,7 +174,7 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
     would write, minus the jobs and the change history (the zone's serial
     stays the one it was created with).
     """
-    zone = central.create_zone(name, f"hostmaster@{name.rstrip('.')}")
+    zone = central_zones.create_zone(name, f"hostmaster@{name.rstrip('.')}")
     owners = count // per_name
     with db.writer() as session:
         for start in range(0, owners, batch):
@@ -184,7 +203,7 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                     for j in range(per_name)
                 ],
             )
-    return storage.get_zone(zone.id)
+    return stored_reads.get_zone(zone.id)
 
 
 # What the REST API shows of a zone and of a recordset: Designate's fields

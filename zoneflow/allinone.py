@@ -16,7 +16,7 @@ from oslo_config import cfg
 
 from zoneflow import heartbeat, jobs
 from zoneflow.api import server as api_server
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.conductor import daemon
 from zoneflow.engine import metrics
 from zoneflow.mdns import server as mdns_server
@@ -36,7 +36,7 @@ class AllInOne:
         if self.conductor.relay is not None:
             # Changes made in this process (the API's too) are posted at once,
             # not at the next poll.
-            central.on_change(self.conductor.relay.wake)
+            central_changes.on_change(self.conductor.relay.wake)
         self.api = api_server.ApiServer() if api else None
         self.heartbeats: list[heartbeat.Heartbeat] = []
 

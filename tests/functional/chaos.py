@@ -381,7 +381,8 @@ class Run:
         self.outcome.failures += errors
 
     def _play(self, script: ZoneScript, rng: random.Random) -> None:
-        from zoneflow.central import api as central
+        from zoneflow.central import recordsets as central_recordsets
+        from zoneflow.central import zones as central_zones
 
         for op in script.ops:
             # The workload's pace (the plan's gap between operations), not a wait.
@@ -389,24 +390,28 @@ class Run:
             kind = "update-zone"
             with self.gate.passing():
                 if op[0] == "create":
-                    zone = central.create_zone(script.name, EMAIL)
+                    zone = central_zones.create_zone(script.name, EMAIL)
                     script.zone_id, serial, kind = zone.id, zone.serial, "create-zone"
                 elif op[0] == "rs_create":
                     label, *addresses = op[1:]
-                    serial = central.create_recordset(script.name, label, "A", addresses).serial
+                    serial = central_recordsets.create_recordset(
+                        script.name, label, "A", addresses
+                    ).serial
                     script.records[(label, "A")] = set(addresses)
                 elif op[0] == "rs_update":
                     label, *addresses = op[1:]
-                    serial = central.update_recordset(
+                    serial = central_recordsets.update_recordset(
                         script.name, label, rtype="A", records=addresses
                     ).serial
                     script.records[(label, "A")] = set(addresses)
                 elif op[0] == "rs_delete":
-                    serial = central.delete_recordset(script.name, op[1], rtype="A").serial
+                    serial = central_recordsets.delete_recordset(
+                        script.name, op[1], rtype="A"
+                    ).serial
                     del script.records[(op[1], "A")]
                     script.removed.add((op[1], "A"))
                 else:
-                    serial = central.delete_zone(script.name).serial
+                    serial = central_zones.delete_zone(script.name).serial
                     script.deleted, kind = True, "delete-zone"
                 assert script.zone_id is not None
                 script.serial = serial
@@ -498,7 +503,7 @@ class Run:
 
     def _settle(self, board: Any) -> None:
         """Wait (bounded) until no conductor is down and nothing is left to do."""
-        from zoneflow.storage import api as storage
+        from zoneflow.storage import reads as stored_reads
 
         for name in self._conductors:
             self._wait_watching(name)
@@ -511,7 +516,7 @@ class Run:
                 left["outbox rows"] = outbox
             if on_board := [str(j.book_uuid) for j in board.iterjobs(ensure_fresh=True)]:
                 left["jobs on the board"] = on_board
-            if pending := [z.name for z in storage.list_zones() if z.status == "PENDING"]:
+            if pending := [z.name for z in stored_reads.list_zones() if z.status == "PENDING"]:
                 left["PENDING zones"] = pending
             if left and time.monotonic() - told[0] >= 3:
                 told[0] = time.monotonic()
@@ -570,13 +575,13 @@ class Run:
                     )
 
     def _check_zones(self) -> None:
-        from zoneflow.storage import api as storage
+        from zoneflow.storage import zones as stored_zones
 
         for script in self.scripts:
             if script.zone_id is None:
                 continue
             failures = len(self.outcome.failures)
-            self._check_zone(script, storage.get_zone_any(script.zone_id))
+            self._check_zone(script, stored_zones.get_zone_any(script.zone_id))
             if len(self.outcome.failures) > failures:
                 self.outcome.failures.append(f"  {script.name} jobs: {self._jobs_of(script)}")
 
@@ -656,10 +661,10 @@ class Run:
 
 
 def _soft_deleted(script: ZoneScript) -> bool:
-    from zoneflow.storage import api as storage
+    from zoneflow.storage import zones as stored_zones
 
     assert script.zone_id is not None
-    return storage.zone_is_deleted(script.zone_id)
+    return stored_zones.zone_is_deleted(script.zone_id)
 
 
 def _rcode(zone: str, bind: Bind9Server) -> int | None:

@@ -30,9 +30,10 @@ from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError, ServerProcess
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 S = TypeVar("S", bound=ServerProcess)
 
@@ -213,7 +214,7 @@ def mdns(sqlite_database: str) -> Iterator[mdns_server.MdnsServer]:
 @pytest.fixture
 def zone(sqlite_database: str) -> objects.Zone:
     """MDNS_ZONE with MDNS_RECORDS, created through central."""
-    central.create_zone(MDNS_ZONE, "hostmaster@example.com")
+    central_zones.create_zone(MDNS_ZONE, "hostmaster@example.com")
     for name, rtype, records in MDNS_RECORDS:
-        central.create_recordset(MDNS_ZONE, name, rtype, records)
-    return storage.get_zone(MDNS_ZONE)
+        central_recordsets.create_recordset(MDNS_ZONE, name, rtype, records)
+    return stored_reads.get_zone(MDNS_ZONE)

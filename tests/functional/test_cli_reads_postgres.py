@@ -11,7 +11,7 @@ import pytest
 
 from tests import support
 from tests.integration.test_cli_behaves import NOT_FOR_READS, _imported, _report_imports, _zoneflow
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 
 POOL = """
 - name: default
@@ -29,7 +29,7 @@ def config(postgres_database: str, tmp_path: pathlib.Path) -> Iterator[pathlib.P
 
 
 def test_read_commands_read_postgresql_without_oslo_db(config: pathlib.Path) -> None:
-    zone = central.create_zone("pg.example.", "h@e.com")
+    zone = central_zones.create_zone("pg.example.", "h@e.com")
     names = (*NOT_FOR_READS, "psycopg2")
 
     listed = _zoneflow(config, "zone", "list", "--json", code=_report_imports(names))
@@ -39,4 +39,4 @@ def test_read_commands_read_postgresql_without_oslo_db(config: pathlib.Path) -> 
 
     shown = _zoneflow(config, "zone", "show", "pg.example", "--json")
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["serial"] == central.get_zone(zone.id).serial
+    assert json.loads(shown.stdout)["serial"] == central_zones.get_zone(zone.id).serial

@@ -26,11 +26,13 @@ from tests.functional.fixtures.bind9 import Bind9Server
 from tests.support import eventually
 from zoneflow import objects
 from zoneflow.backends.impl_bind9 import Bind9Backend
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
 
 TSIG_POOL_TARGET = "description: fake1, options: {tsig_key_name: xfr-key}"
 
@@ -80,10 +82,10 @@ def test_bind9_serves_a_change_soon_after_a_notify(
         lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
     )
 
-    www = storage.get_recordset(zone.id, f"www.{ZONE}", "A")
-    changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
-    added = central.create_recordset(ZONE, "new", "TXT", ['"fresh"'])
-    serial = storage.get_zone(zone.id).serial
+    www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
+    changed = central_recordsets.update_recordset(ZONE, www.id, records=["198.51.100.7"])
+    added = central_recordsets.create_recordset(ZONE, "new", "TXT", ['"fresh"'])
+    serial = stored_reads.get_zone(zone.id).serial
     assert serial == added.serial > changed.serial > zone.serial
 
     # BIND9 refreshes only hourly by itself: the NOTIFY is what makes it come.
@@ -131,9 +133,9 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
     assert _transfers_logged(bind9, 0) == [3000 + 3]  # SOA, NS, 3000 A, SOA
     mark = bind9.log_path.stat().st_size
 
-    www = storage.get_recordset(big.id, f"host00007.{big.name}", "A")
-    central.update_recordset(big.name, www.id, records=["198.51.100.7"])
-    serial = storage.get_zone(big.id).serial
+    www = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
+    central_recordsets.update_recordset(big.name, www.id, records=["198.51.100.7"])
+    serial = stored_reads.get_zone(big.id).serial
     query.send_notify(big.name, bind9.host, bind9.port, serial=serial)
     eventually(lambda: served_serial(bind9, big.name) == serial, timeout=5, what="the change")
 
@@ -174,7 +176,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     # The pool's target names the key: mdns now requires it for the pool's zones.
     override("tsig", key=[f"{TSIG_KEY}:hmac-sha256:{TSIG_SECRET}"])
     support.store_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
-    zone = storage.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
+    zone = stored_reads.get_zone(central_zones.create_zone(ZONE, "hostmaster@example.com").id)
     server = mdns_server.MdnsServer("127.0.0.1", 0)
     server.start_in_thread()
     good, wrong = (
@@ -196,8 +198,8 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         assert server.responder.transfers["AXFR"] == 1
 
         # A change travels by signed IXFR too.
-        central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
-        serial = storage.get_zone(zone.id).serial
+        central_recordsets.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
+        serial = stored_reads.get_zone(zone.id).serial
         query.send_notify(ZONE, good.host, good.port, serial=serial)
         eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})

@@ -28,11 +28,13 @@ from tests.functional.fixtures.knot import TSIG_KEY_NAME, KnotServer
 from tests.support import eventually
 from zoneflow import objects
 from zoneflow.backends.impl_knot import KnotBackend
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
 
 TSIG_POOL_TARGET = f"description: fake1, options: {{tsig_key_name: {TSIG_KEY_NAME}}}"
 
@@ -113,9 +115,9 @@ def test_a_one_record_change_reaches_knot_by_ixfr(
     assert incoming_transfers(knot, big.name) == ["AXFR"]
     mark = knot.log_path.stat().st_size
 
-    host = storage.get_recordset(big.id, f"host00007.{big.name}", "A")
-    central.update_recordset(big.name, host.id, records=["198.51.100.7"])
-    serial = storage.get_zone(big.id).serial
+    host = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
+    central_recordsets.update_recordset(big.name, host.id, records=["198.51.100.7"])
+    serial = stored_reads.get_zone(big.id).serial
     assert query.send_notify(big.name, knot.host, knot.port, serial=serial) == dns.rcode.NOERROR
     eventually(lambda: served_serial(knot, big.name) == serial, timeout=5, what="the change")
 
@@ -145,7 +147,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
     # The pool's target names the key: mdns now requires it for the pool's zones.
     override("tsig", key=[f"{TSIG_KEY_NAME}:hmac-sha256:{secret}"])
     support.store_pools(pools.parse(POOL.replace("description: fake1", TSIG_POOL_TARGET)))
-    zone = storage.get_zone(central.create_zone(ZONE, "hostmaster@example.com").id)
+    zone = stored_reads.get_zone(central_zones.create_zone(ZONE, "hostmaster@example.com").id)
     server = mdns_server.MdnsServer("127.0.0.1", 0)
     server.start_in_thread()
     started: list[KnotServer] = []
@@ -181,8 +183,8 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         mark = good.log_path.stat().st_size
 
         # A change travels by signed IXFR too.
-        central.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
-        serial = storage.get_zone(zone.id).serial
+        central_recordsets.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
+        serial = stored_reads.get_zone(zone.id).serial
         query.send_notify(ZONE, good.host, good.port, serial=serial)
         eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})

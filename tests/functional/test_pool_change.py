@@ -22,8 +22,8 @@ from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.support import eventually
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 
 ZONES = [f"zone{i}.poolchange.example." for i in range(5)]
 
@@ -108,7 +108,7 @@ def test_an_added_bind9_serves_every_zone_before_it_reads_active_and_a_removed_o
     # conductor's relay posts their jobs.
     with support.database(deployment.database):
         for zone in ZONES:
-            central.create_zone(zone, "hostmaster@poolchange.example")
+            central_zones.create_zone(zone, "hostmaster@poolchange.example")
     zones = _watch(database, _all_active, lambda zone, serial: None)
     for zone, (_, serial) in zones.items():
         assert _serves(first, zone, serial) and _serves(second, zone, serial)

@@ -11,9 +11,15 @@ import sqlalchemy as sa
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import objects
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import db, migration
+from zoneflow.storage import history as stored_history
+from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import transfers as stored_transfers
 
 POOL = """
 - name: default
@@ -29,35 +35,39 @@ def on_postgres(postgres_database: str) -> Iterator[str]:
 
 
 def test_concurrent_changes_to_one_zone_on_postgresql(on_postgres: str) -> None:
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
 
     def change(i: int) -> int:
         if i % 5 == 0:
-            return central.update_zone("example.com", ttl=300 + i).serial
-        return central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"]).serial
+            return central_zones.update_zone("example.com", ttl=300 + i).serial
+        return central_recordsets.create_recordset(
+            "example.com", f"h{i}", "A", [f"192.0.2.{i}"]
+        ).serial
 
     with concurrent.futures.ThreadPoolExecutor(16) as workers:
         serials = list(workers.map(change, range(1, 81)))
 
     assert len(set(serials)) == 80, "no two changes share a serial"
     assert min(serials) > zone.serial
-    assert storage.get_zone(zone.id).serial == max(serials)
-    assert len(storage.list_recordsets(zone.id)) == 64, "no change was lost"
+    assert stored_reads.get_zone(zone.id).serial == max(serials)
+    assert len(stored_reads.list_recordsets(zone.id)) == 64, "no change was lost"
     assert support.count_pending_jobs() == 81
-    jobs = storage.claim_pending_jobs(limit=1000)
+    jobs = stored_outbox.claim_pending_jobs(limit=1000)
     assert sorted(j.serial for j in jobs if j.kind == "update-zone") == sorted(serials)
 
 
 def test_migrations_are_idempotent_on_postgresql(on_postgres: str) -> None:
     migration.upgrade()
-    assert [p.name for p in storage.list_pools()] == ["default"]
+    assert [p.name for p in stored_pools.list_pools()] == ["default"]
 
 
 def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres: str) -> None:
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
 
     def change(i: int) -> int:
-        return central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"]).serial
+        return central_recordsets.create_recordset(
+            "example.com", f"h{i}", "A", [f"192.0.2.{i}"]
+        ).serial
 
     with concurrent.futures.ThreadPoolExecutor(16) as workers:
         list(workers.map(change, range(1, 41)))
@@ -65,32 +75,32 @@ def test_concurrent_changes_leave_an_unbroken_history_on_postgresql(on_postgres:
     # Each change names the serial it started from: the chain from the
     # zone's first serial to its newest has no gap and no fork, so an IXFR
     # from any of them is exact.
-    changes = storage.zone_changes_since(zone.id, zone.serial)
+    changes = stored_history.zone_changes_since(zone.id, zone.serial)
     assert changes is not None and len(changes) == 40
-    assert changes[-1].serial == storage.get_zone(zone.id).serial
+    assert changes[-1].serial == stored_reads.get_zone(zone.id).serial
     added = {record for change in changes for record in change.added}
     assert added == {(f"h{i}.example.com.", 3600, "A", f"192.0.2.{i}") for i in range(1, 41)}
 
 
 def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgres: str) -> None:
-    central.create_zone("example.com", "hostmaster@example.com")
+    central_zones.create_zone("example.com", "hostmaster@example.com")
     for i in range(1, 51):
-        central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
-    zone = storage.get_zone("example.com")
+        central_recordsets.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
+    zone = stored_reads.get_zone("example.com")
 
-    with storage.zone_for_transfer(zone.id) as (read, rows):
+    with stored_transfers.zone_for_transfer(zone.id) as (read, rows):
         first = [next(rows) for _ in range(10)]
         # Changes committed in the middle of a transfer are not part of it.
-        central.create_recordset("example.com", "late", "A", ["198.51.100.1"])
-        www = storage.get_recordset(zone.id, "h1.example.com.", "A")
-        central.delete_recordset("example.com", www.id)
+        central_recordsets.create_recordset("example.com", "late", "A", ["198.51.100.1"])
+        www = stored_recordsets.get_recordset(zone.id, "h1.example.com.", "A")
+        central_recordsets.delete_recordset("example.com", www.id)
         rest = list(rows)
 
     assert read.serial == zone.serial
     owners = [row[0] for row in first + rest]
     assert len(owners) == 50
     assert "h1.example.com." in owners and "late.example.com." not in owners
-    assert storage.get_zone(zone.id).serial == zone.serial + 2
+    assert stored_reads.get_zone(zone.id).serial == zone.serial + 2
 
 
 def test_pooled_connections_survive_a_postgresql_restart(
@@ -98,28 +108,32 @@ def test_pooled_connections_survive_a_postgresql_restart(
 ) -> None:
     # Several pooled connections, all idle when the server goes away.
     with concurrent.futures.ThreadPoolExecutor(4) as workers:
-        list(workers.map(lambda i: central.create_zone(f"z{i}.example", "h@example.com"), range(4)))
+        list(
+            workers.map(
+                lambda i: central_zones.create_zone(f"z{i}.example", "h@example.com"), range(4)
+            )
+        )
     postgres.restart()
     # Each stale connection is tested on checkout and replaced: no caller
     # sees an error, and nothing is lost.
     with concurrent.futures.ThreadPoolExecutor(4) as workers:
-        names = list(workers.map(lambda i: storage.get_zone(f"z{i}.example").name, range(4)))
+        names = list(workers.map(lambda i: stored_reads.get_zone(f"z{i}.example").name, range(4)))
     assert names == [f"z{i}.example." for i in range(4)]
-    central.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset("z0.example", "www", "A", ["192.0.2.1"])
 
 
 def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
     """Pages over a nullable sort key hold every item once, NULLs first ascending and
     last descending (as on SQLite); wildcards ignore case, _ and % are literal."""
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     ttls = [None, 300, None, 60, 300, None, 60]
     for i, ttl in enumerate(ttls):
-        central.create_recordset("example.com", f"H{i}", "A", [f"192.0.2.{i}"], ttl=ttl)
+        central_recordsets.create_recordset("example.com", f"H{i}", "A", [f"192.0.2.{i}"], ttl=ttl)
     for direction in (objects.ASC, objects.DESC):
         shown: list[int | None] = []
         marker = None
         while True:
-            page = central.find_recordsets(
+            page = central_recordsets.find_recordsets(
                 zone.id, {}, objects.Paging(2, marker, "ttl", direction)
             )[1]
             shown += [rs.ttl for rs in page.items]
@@ -131,7 +145,7 @@ def test_pages_and_wildcard_filters_on_postgresql(on_postgres: str) -> None:
         assert shown == (nulls_first if direction == objects.ASC else nulls_first[::-1])
 
     def names(**criteria: str) -> list[str]:
-        page = central.find_recordsets(zone.id, criteria, objects.Paging(100))[1]
+        page = central_recordsets.find_recordsets(zone.id, criteria, objects.Paging(100))[1]
         return sorted(rs.name for rs in page.items)
 
     assert names(type="SOA") == ["example.com."]
@@ -145,7 +159,7 @@ def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postg
     """data=<prefix>* finds what ILIKE finds (case ignored, _ and % literal, records
     longer than the index holds), and PostgreSQL can answer it by a range over
     ix_records_data_prefix; a pattern that starts with * cannot, and still works."""
-    zone = central.create_zone("example.com", "hostmaster@example.com", project_id="p")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com", project_id="p")
     # Past a btree entry's limit: the index holds its first 200 characters only.
     long_text = " ".join(f'"{"k" * 250}"' for _ in range(12))
     for name, rtype, records in (
@@ -155,10 +169,10 @@ def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postg
         ("u", "TXT", ['"v_x%y"']),
         ("long", "TXT", [f'{long_text} "tail"']),
     ):
-        central.create_recordset(zone.id, name, rtype, records, project_id="p")
+        central_recordsets.create_recordset(zone.id, name, rtype, records, project_id="p")
 
     def found(pattern: str) -> list[str]:
-        page, _ = central.find_all_recordsets({"data": pattern}, objects.Paging(100))
+        page, _ = central_recordsets.find_all_recordsets({"data": pattern}, objects.Paging(100))
         return sorted(rs.name.split(".")[0] for rs in page.items)
 
     assert found("192.0.2.*") == ["a"]

@@ -22,8 +22,6 @@ from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, soa_serial
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
-from zoneflow import objects
-from zoneflow.storage import api as storage
 
 ZONE = "witness.example."
 LABEL = "bind9-2"
@@ -79,14 +77,7 @@ def test_a_target_refusing_the_data_it_transfers_is_named_with_its_transfers(
     served = zone["serial"]
     # A CNAME at the apex, as accepted before the rules: straight into storage.
     with support.database(deployment.database):
-        storage.create_recordset(
-            zone["id"],
-            name=ZONE,
-            rtype="CNAME",
-            ttl=None,
-            records=["elsewhere.example.net."],
-            job=objects.JobKind.UPDATE_ZONE,
-        )
+        support.write_recordset_unchecked(zone["id"], ZONE, "CNAME", ["elsewhere.example.net."])
 
     done = deployment.cli("--json", "zone", "update", ZONE, "--ttl", "3700", "--wait", check=False)
     assert done.returncode == 1, done.stdout + done.stderr

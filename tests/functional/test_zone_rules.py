@@ -30,19 +30,23 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests import support
 from tests.functional.conftest import MDNS_POOL
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.process import require_program
 from tests.functional.test_mdns_bind9 import add_secondary, served_serial
 from tests.support import eventually
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import rules
 from zoneflow.dns import zone as dns_zone
 from zoneflow.flows import tasks
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("sqlite_database")
 
@@ -168,8 +172,8 @@ _zone_numbers = itertools.count(1)
 
 
 def _new_zone() -> tuple[objects.Zone, objects.Pool]:
-    zone = central.create_zone(f"z{next(_zone_numbers)}.example.", "hostmaster@example.com")
-    return zone, storage.get_pool(zone.pool_id)
+    zone = central_zones.create_zone(f"z{next(_zone_numbers)}.example.", "hostmaster@example.com")
+    return zone, stored_pools.get_pool(zone.pool_id)
 
 
 def _recordset(zone: objects.Zone, draft: Draft) -> objects.RecordSet:
@@ -223,10 +227,10 @@ def test_the_rules_find_a_problem_exactly_when_a_nameserver_refuses_the_zone(
 
 def _rules_zone() -> tuple[objects.Zone, objects.Pool]:
     """The zone the first test renders its drafts under (made once, as it never changes)."""
-    zone = storage.find_zone_for_mdns("rules.example.")
+    zone = stored_zones.find_zone_for_mdns("rules.example.")
     if zone is None:
-        zone = central.create_zone("rules.example.", "hostmaster@example.com")
-    return zone, storage.get_pool(zone.pool_id)
+        zone = central_zones.create_zone("rules.example.", "hostmaster@example.com")
+    return zone, stored_pools.get_pool(zone.pool_id)
 
 
 # --- central agrees with the servers ----------------------------------------------------------
@@ -267,22 +271,28 @@ def test_every_state_central_accepts_loads_and_every_refused_change_would_not(
         if change.delete:
             there = [
                 rs
-                for rs in storage.list_recordsets(zone.id)
+                for rs in stored_reads.list_recordsets(zone.id)
                 if (rs.name, rs.type) == (name, draft.type)
             ]
             for recordset in there:
-                central.delete_recordset(zone.name, recordset.id)
+                central_recordsets.delete_recordset(zone.name, recordset.id)
             continue
-        current = storage.list_recordsets(zone.id)
+        current = stored_reads.list_recordsets(zone.id)
         if any((rs.name, rs.type) == (name, draft.type) for rs in current):
             continue  # a duplicate: refused for that, not for a rule
         try:
-            central.create_recordset(zone.name, draft.name, draft.type, draft.data(zone.name))
+            central_recordsets.create_recordset(
+                zone.name, draft.name, draft.type, draft.data(zone.name)
+            )
         except exceptions.InvalidRecordSetLocation as refusal:
-            would_be = _served(storage.get_zone(zone.id), pool, [*current, _recordset(zone, draft)])
+            would_be = _served(
+                stored_reads.get_zone(zone.id), pool, [*current, _recordset(zone, draft)]
+            )
             assert check.refusals(would_be), (refusal.message, would_be)
             continue
-        served = _served(storage.get_zone(zone.id), pool, storage.list_recordsets(zone.id))
+        served = _served(
+            stored_reads.get_zone(zone.id), pool, stored_reads.list_recordsets(zone.id)
+        )
         assert not check.refusals(served), served
 
 
@@ -301,15 +311,8 @@ def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
     add_secondary(bind9, mdns, zone.name)
     eventually(lambda: served_serial(bind9, zone.name) == zone.serial, timeout=30)
     # As a CNAME at the apex was accepted before the rules: straight into storage.
-    storage.create_recordset(
-        zone.id,
-        name=zone.name,
-        rtype="CNAME",
-        ttl=None,
-        records=["elsewhere.example.net."],
-        job=objects.JobKind.UPDATE_ZONE,
-    )
-    serial = storage.get_zone(zone.id).serial
+    support.write_recordset_unchecked(zone.id, zone.name, "CNAME", ["elsewhere.example.net."])
+    serial = stored_reads.get_zone(zone.id).serial
     override("flows", poll_timeout=4, renotify_interval=1, poll_interval=0.2)
     seen = tasks.PollForSerial(bind9.host, bind9.port).execute(zone.id, zone.name, serial)
     assert (seen["ok"], seen["serial"]) == (False, zone.serial), seen

@@ -10,11 +10,11 @@ import pytest
 from tests import support
 from zoneflow import objects
 from zoneflow.backends import impl_fake
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 FAKE_POOL = """
@@ -65,11 +65,11 @@ def conductor() -> Iterator[daemon.Conductor]:
     """A conductor in this process on the zake board, woken by every change."""
     running = daemon.Conductor("unit-conductor")
     assert running.relay is not None
-    central.on_change(running.relay.wake)
+    central_changes.on_change(running.relay.wake)
     running.start()
     yield running
     running.stop()
-    central._listeners.clear()
+    central_changes._listeners.clear()
 
 
 def load_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:
@@ -82,7 +82,7 @@ def wait_settled(zone_id: str, timeout: float = 20) -> objects.Zone:
     """The zone once its job has decided its status (no longer PENDING)."""
 
     def settled() -> objects.Zone | None:
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         assert zone is not None
         return zone if zone.status != objects.Status.PENDING else None
 

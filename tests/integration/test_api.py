@@ -16,10 +16,11 @@ from tests.integration.conftest import wait_settled
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, RECORDSET_FIELDS, ZONE_FIELDS, eventually
 from zoneflow import exceptions
 from zoneflow.api import app, schemas, server
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import zone as dns_zone
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -102,7 +103,7 @@ def test_create_zone_answers_202_pending_with_every_designate_field(client: Test
     assert zone["name"] == "example.com."
     assert (zone["status"], zone["action"], zone["type"]) == ("PENDING", "CREATE", "PRIMARY")
     assert (zone["ttl"], zone["project_id"], zone["version"]) == (600, "alice", 1)
-    assert zone["serial"] == storage.get_zone(zone["id"]).serial
+    assert zone["serial"] == stored_reads.get_zone(zone["id"]).serial
     assert zone["links"]["self"] == f"http://testserver/v2/zones/{zone['id']}"
     assert done.headers["Location"] == zone["links"]["self"]
     assert client.get(f"/v2/zones/{zone['id']}", headers=ALICE).json() == zone
@@ -132,12 +133,12 @@ def test_a_change_that_changes_nothing_still_bumps_the_serial_as_designates_does
         ("PUT", rs_url, {}),
         ("PUT", rs_url, {"records": ["192.0.2.1"], "ttl": 300, "description": None}),
     ):
-        before = storage.get_zone(zone["id"])
+        before = stored_reads.get_zone(zone["id"])
         queued = jobs()
         done = client.request(method, url, json=body, headers=ALICE)
         assert done.status_code == 202, done.text
         assert (done.json()["status"], done.json()["action"]) == ("PENDING", "UPDATE")
-        after = storage.get_zone(zone["id"])
+        after = stored_reads.get_zone(zone["id"])
         assert after.serial > before.serial
         assert jobs() == [*queued, ("update-zone", after.serial)]
 
@@ -186,7 +187,7 @@ def test_zone_fields_that_cannot_change_are_refused_by_name(client: TestClient) 
     for field, value in (("name", "other.com."), ("serial", 5), ("type", "PRIMARY")):
         done = client.patch(f"/v2/zones/{zone['id']}", json={field: value}, headers=ALICE)
         _assert_error(done, 400, "invalid_object", field)
-    assert storage.get_zone(zone["id"]).serial == zone["serial"]
+    assert stored_reads.get_zone(zone["id"]).serial == zone["serial"]
 
 
 def test_secondary_zones_masters_and_attributes_are_refused_with_the_reason(
@@ -200,11 +201,11 @@ def test_secondary_zones_masters_and_attributes_are_refused_with_the_reason(
     ):
         done = client.post("/v2/zones", json={**base, **extra}, headers=ALICE)
         _assert_error(done, 400, "invalid_object", *words)
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
 
 
 def test_a_zone_goes_to_the_pool_named_by_pool_id(client: TestClient) -> None:
-    pool = storage.get_pool("default")
+    pool = stored_pools.get_pool("default")
     assert _zone(client, pool_id=pool.id)["pool_id"] == pool.id
     done = client.post(
         "/v2/zones",
@@ -228,7 +229,7 @@ def test_recordset_lifecycle_carries_every_field_and_the_serial_of_its_change(
     schemas.RecordSet.model_validate(created)
     assert (created["zone_name"], created["project_id"]) == ("example.com.", "alice")
     assert (created["status"], created["action"], created["ttl"]) == ("PENDING", "CREATE", None)
-    assert created["serial"] == storage.get_zone(zone["id"]).serial
+    assert created["serial"] == stored_reads.get_zone(zone["id"]).serial
     url = f"/v2/zones/{zone['id']}/recordsets/{created['id']}"
     assert created["links"]["self"] == f"http://testserver{url}"
     assert client.get(url, headers=ALICE).json() == created
@@ -265,8 +266,8 @@ def test_a_zones_soa_and_apex_ns_are_listed_as_mdns_serves_them_and_cannot_be_ch
     listed = client.get(url, headers=ALICE).json()["recordsets"]
     apex = {rs["type"]: rs for rs in listed if rs["name"] == "example.com."}
     assert set(apex) == {"SOA", "NS"} and len(listed) == 3
-    stored = storage.get_zone(zone["id"])
-    served = dns_zone.apex_rrsets(stored, storage.get_pool(stored.pool_id))
+    stored = stored_reads.get_zone(zone["id"])
+    served = dns_zone.apex_rrsets(stored, stored_pools.get_pool(stored.pool_id))
     for rrset in served:
         shown = apex[rrset.rdtype.name]
         assert set(shown) == RECORDSET_FIELDS
@@ -308,13 +309,13 @@ def test_a_zones_soa_and_apex_ns_are_listed_as_mdns_serves_them_and_cannot_be_ch
         "bad_request",
         "Managed records may not be deleted",
     )
-    assert storage.get_zone(zone["id"]).serial == stored.serial
+    assert stored_reads.get_zone(zone["id"]).serial == stored.serial
     # A delegation below the apex is an ordinary NS recordset.
     _recordset(client, zone, "sub.example.com.", "NS", ["ns.sub.example.com."])
 
     # The SOA follows the zone's serial; filters and pages take the apex sets in.
     after = client.get(f"{url}/{apex['SOA']['id']}", headers=ALICE).json()
-    assert after["records"][0].split()[2] == str(storage.get_zone(zone["id"]).serial)
+    assert after["records"][0].split()[2] == str(stored_reads.get_zone(zone["id"]).serial)
     assert [
         rs["type"] for rs in client.get(f"{url}?type=SOA", headers=ALICE).json()["recordsets"]
     ] == ["SOA"]
@@ -357,7 +358,7 @@ def test_names_without_their_trailing_dot_are_refused_as_designate_refuses_them(
         "example.com."
     ]
     assert client.get(url, headers=ALICE).json()["records"] == ["10 mx1.example.com."]
-    assert storage.get_zone(zone["id"]).serial == created["serial"]
+    assert stored_reads.get_zone(zone["id"]).serial == created["serial"]
     for field in ("name", "type"):
         done = client.put(url, json={field: "x"}, headers=ALICE)
         _assert_error(done, 400, "invalid_object", field)
@@ -393,11 +394,11 @@ def test_bad_recordsets_get_designate_errors_naming_what_is_wrong(client: TestCl
         (body("a.example.com.", "A", ip, id="x"), 400, "invalid_object", "id"),
         (body("example.com.", "NS", ["ns.example.org."]), 409, "duplicate_recordset", "ns_records"),
     ]
-    serial = storage.get_zone(zone["id"]).serial
+    serial = stored_reads.get_zone(zone["id"]).serial
     for body, status, error_type, *words in cases:
         _assert_error(client.post(url, json=body, headers=ALICE), status, error_type, *words)
-    assert storage.get_zone(zone["id"]).serial == serial
-    assert len(storage.list_recordsets(zone["id"])) == 1
+    assert stored_reads.get_zone(zone["id"]).serial == serial
+    assert len(stored_reads.list_recordsets(zone["id"])) == 1
 
 
 def test_malformed_requests_get_designate_errors(client: TestClient) -> None:
@@ -454,7 +455,7 @@ def test_an_unexpected_failure_is_a_500_body_without_its_details(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("password=hunter2 leaked by a bug")
 
-    monkeypatch.setattr(central, "find_zones", explode)
+    monkeypatch.setattr(central_zones, "find_zones", explode)
     body = _assert_error(client.get("/v2/zones"), 500, "unknown", "request_id")
     assert "hunter2" not in str(body)
     assert body["request_id"] in caplog.text
@@ -610,7 +611,7 @@ def test_a_project_cannot_see_or_touch_another_projects_zones(client: TestClient
     rs = _recordset(client, zone, f"www.{zone['name']}", "A", ["192.0.2.1"])
     zone_url = f"/v2/zones/{zone['id']}"
     rs_url = f"{zone_url}/recordsets/{rs['id']}"
-    serial = storage.get_zone(zone["id"]).serial
+    serial = stored_reads.get_zone(zone["id"]).serial
 
     assert client.get("/v2/zones", headers=BOB).json()["zones"] == []
     assert client.get("/v2/zones?name=example.com.", headers=BOB).json()["metadata"] == {
@@ -631,8 +632,8 @@ def test_a_project_cannot_see_or_touch_another_projects_zones(client: TestClient
         client.delete(rs_url, headers=BOB),
     ):
         _assert_error(done, 404, "zone_not_found")
-    assert storage.get_zone(zone["id"]).serial == serial
-    assert storage.get_zone(zone["id"]).action == "CREATE"
+    assert stored_reads.get_zone(zone["id"]).serial == serial
+    assert stored_reads.get_zone(zone["id"]).action == "CREATE"
 
     # A recordset id is found only under its own zone, even by its owner.
     other = _zone(client, "other.example.", headers=ALICE)

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB
 from zoneflow.api import app
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -304,7 +305,7 @@ def ids(client: TestClient) -> dict[str, str]:
             headers=ALICE,
         )
     )
-    pool_id = storage.get_pool("default").id
+    pool_id = stored_pools.get_pool("default").id
     key = made(
         client.post(
             "/v2/tsigkeys",
@@ -327,11 +328,11 @@ def ids(client: TestClient) -> dict[str, str]:
 
 
 def _state(client: TestClient, ids: dict[str, str]) -> Any:
-    zone = storage.get_zone(ids["zone_id"])
+    zone = stored_reads.get_zone(ids["zone_id"])
     return (
         (zone.serial, zone.email, zone.ttl, zone.description),
-        [(rs.name, rs.type, rs.records, rs.ttl) for rs in storage.list_recordsets(zone.id)],
-        [z.name for z in storage.list_zones()],
+        [(rs.name, rs.type, rs.records, rs.ttl) for rs in stored_reads.list_recordsets(zone.id)],
+        [z.name for z in stored_reads.list_zones()],
         client.get("/v2/tsigkeys", headers=ADMIN).json()["tsigkeys"],
         client.get("/v2/quotas/alice", headers=ADMIN).json(),
     )

@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient
 from tests.integration.conftest import wait_settled
 from zoneflow import heartbeat
 from zoneflow.api import app
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -144,7 +145,7 @@ def alices(client: TestClient, conductor: object) -> dict[str, str]:
         "imported_zone_id": imported["zone_id"],
         "job_id": jobs[0]["id"],
         "tsigkey_id": key["id"],
-        "pool_id": storage.get_pool("default").id,
+        "pool_id": stored_pools.get_pool("default").id,
         "service_status_id": status["id"],
         "project_id": "alice",
     }
@@ -199,14 +200,14 @@ def _shown(done: Any) -> str:
 
 
 def _what_alice_has(client: TestClient, ids: dict[str, str]) -> dict[str, Any]:
-    zone = storage.get_zone(ids["zone_id"])
+    zone = stored_reads.get_zone(ids["zone_id"])
     return {
         "zone": (zone.serial, zone.ttl, zone.description, zone.action),
         "recordsets": sorted(
             (rs.name, rs.type, tuple(rs.records), rs.ttl)
-            for rs in storage.list_recordsets(ids["zone_id"])
+            for rs in stored_reads.list_recordsets(ids["zone_id"])
         ),
-        "imported": storage.get_zone(ids["imported_zone_id"]).serial,
+        "imported": stored_reads.get_zone(ids["imported_zone_id"]).serial,
         "export": client.get(f"/v2/zones/tasks/exports/{ids['export_id']}", headers=ALICE).json(),
         "import": client.get(f"/v2/zones/tasks/imports/{ids['import_id']}", headers=ALICE).json(),
         "key": client.get(f"/v2/tsigkeys/{ids['tsigkey_id']}", headers=ALL).json(),

@@ -31,11 +31,13 @@ from tests.support import ADMIN, ALICE, ALL_PROJECTS, BOB, POOL_FIELDS, RECORDSE
 from zoneflow import exceptions, heartbeat
 from zoneflow.api import app, schemas
 from zoneflow.api import server as api_server
-from zoneflow.central import api as central
-from zoneflow.central import pools, zone_tasks
+from zoneflow.central import imports_exports, pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import keyring, responder
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -218,7 +220,7 @@ def test_recordsets_across_zones_show_records_as_fields_when_asked(
     assert len(shown) == 5 + 2 * 2 and all("records_data" in rs for rs in shown.values())
     (soa,) = shown["a1.example. SOA"]["records_data"]
     assert (soa["mname"], soa["rname"]) == ("ns1.example.org.", "hostmaster.a1.example.")
-    assert soa["serial"] == storage.get_zone("a1.example.").serial
+    assert soa["serial"] == stored_reads.get_zone("a1.example.").serial
     assert shown["a1.example. NS"]["records_data"] == [{"nsdname": "ns1.example.org."}]
     shown = {name.split()[0]: rs for name, rs in shown.items()}
     assert shown["_sip._tcp.a2.example."]["records_data"] == [
@@ -305,7 +307,7 @@ def test_a_recordset_by_id_of_another_project_is_not_found_unless_an_admin_asks(
 
 
 def test_pools_show_designate_fields_to_admins_only(client: TestClient) -> None:
-    pool = storage.get_pool("default")
+    pool = stored_pools.get_pool("default")
     listed = client.get("/v2/pools", headers=ADMIN)
     assert listed.status_code == 200
     schemas.PoolList.model_validate(listed.json())
@@ -461,7 +463,7 @@ def test_an_export_is_the_zone_file_mdns_would_transfer(client: TestClient) -> N
     )
     assert exported == transferred
     serial = exported.get_rdataset("ex.example.", "SOA")[0].serial
-    assert serial == storage.get_zone(zone["id"]).serial
+    assert serial == stored_reads.get_zone(zone["id"]).serial
 
     listed = client.get("/v2/zones/tasks/exports", headers=ALICE).json()
     schemas.ZoneExportList.model_validate(listed)
@@ -524,7 +526,7 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
     task = _import(client, ZONE_FILE)
     assert task["status"] == "COMPLETE", task
     assert task["project_id"] == "alice"
-    zone = storage.get_zone(task["zone_id"])
+    zone = stored_reads.get_zone(task["zone_id"])
     assert task["links"]["zone"] == f"http://testserver/v2/zones/{zone.id}"
     assert (zone.name, zone.email, zone.ttl, zone.project_id) == (
         "imported.example.",
@@ -533,7 +535,7 @@ def test_an_import_creates_the_zone_with_every_recordset_and_its_job_serves_it(
         "alice",
     )
     assert (zone.refresh, zone.retry, zone.expire, zone.minimum) == (3600, 600, 86400, 300)
-    recordsets = {(rs.name, rs.type): rs for rs in storage.list_recordsets(zone.id)}
+    recordsets = {(rs.name, rs.type): rs for rs in stored_reads.list_recordsets(zone.id)}
     assert set(recordsets) == {
         ("imported.example.", "MX"),
         ("www.imported.example.", "A"),
@@ -576,7 +578,7 @@ def test_an_import_with_one_bad_line_creates_nothing_and_names_the_line(
     assert (task["status"], task["zone_id"]) == ("ERROR", None)
     for word in words:
         assert word in task["message"], task["message"]
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
     assert support.count_pending_jobs() == 0
 
 
@@ -610,7 +612,7 @@ def test_imports_refuse_a_file_without_origin_or_soa_a_taken_name_and_other_type
         "bad_request",
         "UTF-8",
     )
-    assert [z.name for z in central.list_zones()] == ["imported.example."]
+    assert [z.name for z in central_zones.list_zones()] == ["imported.example."]
 
 
 def _padded_zone_file(size: int) -> str:
@@ -641,7 +643,7 @@ def test_an_import_larger_than_max_import_size_is_refused_and_changes_nothing(
         "4096 bytes",
         "max_import_size",
     )
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
     assert client.get("/v2/zones/tasks/imports", headers=ALICE).json()["imports"] == []
     assert support.count_pending_jobs() == 0
     # The size was the only thing wrong with it.
@@ -680,7 +682,7 @@ def test_an_oversized_import_is_answered_before_its_body_is_all_sent(override: A
     for status, answer in (declared, chunked):
         assert status == 413, answer
         assert b"request_too_large" in answer and b"max_import_size" in answer
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
 
 
 def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
@@ -693,13 +695,13 @@ def test_a_zone_file_not_starting_with_its_soa_is_refused_at_its_first_record(
     parsed = []
     real = dns.rdata.from_text
     monkeypatch.setattr(dns.rdata, "from_text", lambda *a, **k: parsed.append(1) or real(*a, **k))
-    task = zone_tasks.import_zone(text, project_id="alice")
+    task = imports_exports.import_zone(text, project_id="alice")
     assert (task.status, task.zone_id) == ("ERROR", None)
     assert task.message is not None
     assert task.message.startswith("line 3 (host0 IN A 192.0.2.1): the zone file's first record")
     assert "starts with its SOA" in task.message
     assert len(parsed) == 1  # the one record read
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []
 
 
 def test_import_tasks_are_listed_per_project_and_can_be_deleted(client: TestClient) -> None:
@@ -722,7 +724,7 @@ def test_import_tasks_are_listed_per_project_and_can_be_deleted(client: TestClie
         404,
         "zone_import_not_found",
     )
-    assert storage.get_zone(good["zone_id"]).name == "imported.example."  # the zone stays
+    assert stored_reads.get_zone(good["zone_id"]).name == "imported.example."  # the zone stays
 
 
 # --- TSIG keys --------------------------------------------------------------------------------
@@ -734,7 +736,7 @@ def _tsigkey(client: TestClient, **fields: Any) -> Any:
         "algorithm": "hmac-sha256",
         "secret": SECRET,
         "scope": "POOL",
-        "resource_id": storage.get_pool("default").id,
+        "resource_id": stored_pools.get_pool("default").id,
         **fields,
     }
     return client.post("/v2/tsigkeys", json=body, headers=ADMIN)
@@ -924,7 +926,7 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
     # Replacing records one for one stays within the quota.
     replaced = client.put(f"{url}/{first['id']}", json={"records": four[1:]}, headers=ALICE)
     assert replaced.status_code == 202, replaced.text
-    assert len(storage.list_recordsets(zone["id"])) == 2
+    assert len(stored_reads.list_recordsets(zone["id"])) == 2
 
     # An import is held to the same quotas.
     client.patch("/v2/quotas/bob", json={"zones": 5, "zone_recordsets": 3}, headers=ADMIN)
@@ -958,27 +960,34 @@ def test_concurrent_creates_on_sqlite_never_pass_a_quota(client: TestClient) -> 
         return sorted(outcomes)
 
     zones = [
-        functools.partial(central.create_zone, f"r{i}.example.", "a@r.example", project_id="alice")
+        functools.partial(
+            central_zones.create_zone, f"r{i}.example.", "a@r.example", project_id="alice"
+        )
         for i in range(12)
     ]
     assert race(zones) == ["created"] * 3 + ["over_quota"] * 9
-    alices = storage.list_zones(project_id="alice")
+    alices = stored_reads.list_zones(project_id="alice")
     assert len(alices) == 3
     recordsets = [
         functools.partial(
-            central.create_recordset, alices[0].id, f"h{i}", "A", ["192.0.2.1"], project_id="alice"
+            central_recordsets.create_recordset,
+            alices[0].id,
+            f"h{i}",
+            "A",
+            ["192.0.2.1"],
+            project_id="alice",
         )
         for i in range(12)
     ]
     assert race(recordsets) == ["created"] * 3 + ["over_quota"] * 9
-    assert len(storage.list_recordsets(alices[0].id)) == 3
+    assert len(stored_reads.list_recordsets(alices[0].id)) == 3
 
 
 def test_zones_of_no_project_have_no_quota(client: TestClient, override: Any) -> None:
     override("quota", zones=0, recordset_records=1)
-    zone = central.create_zone("cli.example.", "hostmaster@cli.example")
-    central.create_recordset(zone.id, "www", "A", ["192.0.2.1", "192.0.2.2"])
-    assert len(storage.list_recordsets(zone.id)) == 1
+    zone = central_zones.create_zone("cli.example.", "hostmaster@cli.example")
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1", "192.0.2.2"])
+    assert len(stored_reads.list_recordsets(zone.id)) == 1
 
 
 def test_the_openapi_document_lists_every_route_of_this_slice(client: TestClient) -> None:

@@ -32,10 +32,12 @@ from schemathesis.specs.openapi.checks import (
 
 from zoneflow import objects
 from zoneflow.api import app
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import zone as dns_zone
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 EXAMPLES = 25
 CHECKS = [
@@ -50,10 +52,10 @@ CHECKS = [
 @pytest.fixture
 def seeded(fake_pool: None) -> dict[str, str]:
     """A zone with a recordset, so generated requests also reach real objects."""
-    zone = central.create_zone(
+    zone = central_zones.create_zone(
         "seed.example.", "hostmaster@seed.example", project_id="noauth-project"
     )
-    recordset = central.create_recordset(
+    recordset = central_recordsets.create_recordset(
         zone.id, "www", "A", ["192.0.2.1"], project_id="noauth-project"
     )
     return {"zone_id": zone.id, "recordset_id": recordset.id}
@@ -138,8 +140,8 @@ def assert_storage_is_whole() -> None:
         # Every change of a live zone has its job waiting (nothing runs them here).
         assert (zone.id, zone.serial) in outbox, f"zone {zone.name} has no job for its serial"
         # mdns could serve it: its SOA renders with the stored serial.
-        stored = storage.get_zone(zone.id)
-        soa = dns_zone.soa_rdata(stored, storage.get_pool(stored.pool_id))
+        stored = stored_reads.get_zone(zone.id)
+        soa = dns_zone.soa_rdata(stored, stored_pools.get_pool(stored.pool_id))
         assert soa.serial == serials[zone.id]
 
 

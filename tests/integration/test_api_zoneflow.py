@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow.api import app, schemas_zoneflow
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -82,7 +82,7 @@ def test_zone_status_shows_each_target_serving_the_zones_serial(
     assert (shown["zone_name"], shown["status"], shown["serial"]) == (
         "example.com.",
         "ACTIVE",
-        storage.get_zone(zone["id"]).serial,
+        stored_reads.get_zone(zone["id"]).serial,
     )
     assert [(t["target"], t["type"]) for t in shown["targets"]] == [
         ("fake1", "fake"),
@@ -129,7 +129,7 @@ def test_jobs_show_state_and_atoms_of_each_change(client: TestClient, conductor:
         "example.com.",
     )
     assert (job["state"], job["project_id"], job["attempts"]) == ("SUCCESS", "alice", 1)
-    assert job["serial"] == storage.get_zone(zone["id"]).serial
+    assert job["serial"] == stored_reads.get_zone(zone["id"]).serial
     assert job["links"]["flow"] == f"http://testserver/v2/jobs/{job['id']}/flow.svg"
 
     shown = client.get(f"/v2/jobs/{job['id']}", headers=ALICE).json()
@@ -230,9 +230,9 @@ def test_a_jobs_flow_is_svg_naming_its_atoms_coloured_by_state(
 def test_jobs_of_zones_made_outside_any_project_are_for_all_projects_only(
     client: TestClient, conductor: object
 ) -> None:
-    from zoneflow.central import api as central
+    from zoneflow.central import zones as central_zones
 
-    zone = central.create_zone("cli.example.", "hostmaster@cli.example")
+    zone = central_zones.create_zone("cli.example.", "hostmaster@cli.example")
     wait_settled(zone.id)
     assert _jobs(client, ALICE) == []
     (job,) = _ended_jobs(client, ALL, 1)

@@ -15,10 +15,10 @@ import pytest
 
 from tests import support
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
 CATALOG = "catalog.example.org."
@@ -74,19 +74,19 @@ def test_mdns_serves_the_catalog_with_each_live_zone_as_a_member(
     assert empty.get_rdataset("@", "NS")[0].to_text() == "invalid."
 
     for name in ("a.example.", "b.example.", "c.example."):
-        central.create_zone(name, "hostmaster@example.org")
-    central.delete_zone("b.example.")
+        central_zones.create_zone(name, "hostmaster@example.org")
+    central_zones.delete_zone("b.example.")
     full = transfer_catalog(mdns)
     assert members(full) == {"a.example.", "c.example."}
     # Every membership change is a new serial, so consumers transfer again.
     assert full.get_soa().serial == empty.get_soa().serial + 4
     # Member ids are the zones' own: stable for the life of each zone.
-    zone_a = storage.get_zone("a.example.")
+    zone_a = stored_reads.get_zone("a.example.")
     assert full.get_rdataset(f"{zone_a.id.replace('-', '')}.zones", "PTR") is not None
 
 
 def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
-    central.create_zone("a.example.", "hostmaster@example.org")
+    central_zones.create_zone("a.example.", "hostmaster@example.org")
     response = dns.query.udp(
         dns.message.make_query(CATALOG, "SOA"), HOST, port=mdns.port, timeout=2
     )
@@ -103,7 +103,7 @@ def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
 
 def test_a_zone_cannot_take_the_catalog_name(catalog_pool: objects.Pool) -> None:
     with pytest.raises(exceptions.DuplicateZone, match="catalog zone"):
-        central.create_zone(CATALOG, "hostmaster@example.org")
+        central_zones.create_zone(CATALOG, "hostmaster@example.org")
 
 
 @pytest.mark.parametrize(

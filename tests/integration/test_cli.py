@@ -10,7 +10,8 @@ from oslo_config import cfg
 
 from tests.integration.conftest import fake_pool_yaml
 from zoneflow import cli
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -48,7 +49,7 @@ def test_zone_and_recordset_commands_change_storage(
         "192.0.2.2",
     )
     assert code == 0
-    (rs,) = storage.list_recordsets(storage.get_zone("example.com").id)
+    (rs,) = stored_reads.list_recordsets(stored_reads.get_zone("example.com").id)
     assert (rs.name, rs.type, rs.records) == ("www.example.com.", "A", ("192.0.2.1", "192.0.2.2"))
     code, out, _ = run(capsys, "recordset", "list", "example.com")
     assert "www.example.com." in out and "192.0.2.1, 192.0.2.2" in out
@@ -61,9 +62,9 @@ def test_zone_and_recordset_commands_change_storage(
         capsys, "recordset", "create", "example.com.", "example.com.", "MX", "--record", "10 mail"
     )
     assert code == 1 and "10 mail.example.com." in err
-    assert len(storage.list_recordsets(storage.get_zone("example.com").id)) == 1
+    assert len(stored_reads.list_recordsets(stored_reads.get_zone("example.com").id)) == 1
     assert run(capsys, "recordset", "delete", "example.com", "www")[0] == 0
-    assert storage.list_recordsets(storage.get_zone("example.com").id) == []
+    assert stored_reads.list_recordsets(stored_reads.get_zone("example.com").id) == []
 
 
 def test_recordset_list_shows_the_soa_and_apex_ns_which_cannot_be_changed(
@@ -74,7 +75,7 @@ def test_recordset_list_shows_the_soa_and_apex_ns_which_cannot_be_changed(
     code, out, _ = run(capsys, "--json", "recordset", "list", "example.com.")
     assert code == 0
     shown = {rs["type"]: rs for rs in json.loads(out)}
-    serial = storage.get_zone("example.com.").serial
+    serial = stored_reads.get_zone("example.com.").serial
     assert shown["SOA"]["records"] == [
         f"ns1.example.org. h.example.com. {serial} 3600 600 86400 3600"
     ]
@@ -88,7 +89,7 @@ def test_recordset_list_shows_the_soa_and_apex_ns_which_cannot_be_changed(
         capsys, "recordset", "delete", "example.com.", "example.com.", "--type", "NS"
     )
     assert "Managed records may not be deleted" in err
-    assert storage.get_zone("example.com.").serial == serial
+    assert stored_reads.get_zone("example.com.").serial == serial
 
 
 @pytest.mark.parametrize(
@@ -146,7 +147,7 @@ def test_bad_record_data_leaves_no_half_written_recordset(
     )
     assert code == 1
     assert "'192.0.2.999' is invalid" in err
-    assert storage.list_recordsets(storage.get_zone("example.com").id) == []
+    assert stored_reads.list_recordsets(stored_reads.get_zone("example.com").id) == []
 
 
 def test_an_unreachable_zookeeper_is_named_and_nothing_changes(
@@ -163,7 +164,7 @@ def test_an_unreachable_zookeeper_is_named_and_nothing_changes(
     )
     assert code == 1
     assert "cannot reach ZooKeeper at 127.0.0.1:1" in err
-    assert storage.list_zones() == []
+    assert stored_reads.list_zones() == []
 
 
 def test_an_unreachable_database_is_named(
@@ -190,7 +191,7 @@ def test_flow_show_draws_per_target_tasks_as_dot(
     )
     assert code == 0
     assert out.startswith('digraph "create-zone"')
-    target = storage.get_pool("default").targets[0]
+    target = stored_pools.get_pool("default").targets[0]
     assert f'"create-zone-on-target-{target.id}"' in out
     assert '"consensus-check" -> "status-write-retry"' in out
 

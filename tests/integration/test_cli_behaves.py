@@ -19,10 +19,11 @@ from tests.integration.conftest import load_pool
 from tests.integration.test_cli import run
 from zoneflow import cli, exceptions, objects
 from zoneflow.api import app
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.cli import changes
 from zoneflow.conductor import daemon
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 from zoneflow.taskflow_adapter import persistence
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -167,7 +168,7 @@ def test_a_zone_made_for_a_project_is_the_projects_in_the_api(
         capsys, "--project", "alice", "zone", "create", "alice.example.", "--email", "h@e.com"
     )
     assert code == 0, err
-    assert storage.get_zone("alice.example.").project_id == "alice"
+    assert stored_reads.get_zone("alice.example.").project_id == "alice"
     member = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
     listed = api.get("/v2/zones", headers=member).json()["zones"]
     assert [zone["name"] for zone in listed] == ["alice.example."]
@@ -179,7 +180,7 @@ def test_a_project_sees_its_own_zones_unless_all_projects(
     monkeypatch.setenv("ZONEFLOW_PROJECT", "alice")
     run(capsys, "zone", "create", "alice.example.", "--email", "h@e.com")
     run(capsys, "zone", "create", "bob.example.", "--email", "h@e.com", "--project", "bob")
-    assert storage.get_zone("alice.example.").project_id == "alice"  # from $ZONEFLOW_PROJECT
+    assert stored_reads.get_zone("alice.example.").project_id == "alice"  # from $ZONEFLOW_PROJECT
 
     def names(*args: str) -> list[str]:
         code, out, err = run(capsys, "--json", "zone", "list", *args)
@@ -192,7 +193,7 @@ def test_a_project_sees_its_own_zones_unless_all_projects(
     code, _, err = run(capsys, "zone", "show", "bob.example.")
     assert code == 1 and "zone 'bob.example.' does not exist" in err
     code, _, err = run(capsys, "zone", "delete", "bob.example.")
-    assert code == 1 and storage.get_zone("bob.example.").action == objects.Action.CREATE
+    assert code == 1 and stored_reads.get_zone("bob.example.").action == objects.Action.CREATE
 
 
 def test_without_a_project_zones_are_the_operators_and_every_zone_is_listed(
@@ -201,7 +202,7 @@ def test_without_a_project_zones_are_the_operators_and_every_zone_is_listed(
     monkeypatch.delenv("ZONEFLOW_PROJECT", raising=False)
     run(capsys, "zone", "create", "ops.example.", "--email", "h@e.com")
     run(capsys, "--project", "bob", "zone", "create", "bob.example.", "--email", "h@e.com")
-    assert storage.get_zone("ops.example.").project_id is None
+    assert stored_reads.get_zone("ops.example.").project_id is None
     code, out, _ = run(capsys, "zone", "list")
     assert code == 0
     header, *rows = out.splitlines()
@@ -257,7 +258,7 @@ def test_a_failed_wait_says_why_and_which_command_shows_more(
     assert code == 1
     assert json.loads(out)["status"] == objects.Status.ERROR  # stdout still shows the zone
     job_id = _only_job_id(capsys)
-    zone = storage.get_zone("broken.example.")
+    zone = stored_reads.get_zone("broken.example.")
     assert zone.error
     assert err == (
         f"zoneflow: error: zone broken.example. is in ERROR: {zone.error}; "
@@ -288,7 +289,7 @@ def test_recordset_create_and_delete_wait_report_the_recordset_and_its_end(
         "an A recordset www.rs.example. was deleted: the nameservers of rs.example. "
         "no longer serve it\n"
     )
-    assert storage.list_recordsets(storage.get_zone("rs.example.").id) == []
+    assert stored_reads.list_recordsets(stored_reads.get_zone("rs.example.").id) == []
 
 
 @pytest.mark.parametrize(
@@ -357,8 +358,20 @@ NOT_FOR_READS = (
     "oslo_db.exception",
     "sqlalchemy.orm",
     "zoneflow.storage.models",
-    "zoneflow.storage.api",
-    "zoneflow.central.api",
+    "zoneflow.storage.catalogs",
+    "zoneflow.storage.conversions",
+    "zoneflow.storage.history",
+    "zoneflow.storage.outbox",
+    "zoneflow.storage.pools",
+    "zoneflow.storage.queries",
+    "zoneflow.storage.recordsets",
+    "zoneflow.storage.retired",
+    "zoneflow.storage.status",
+    "zoneflow.storage.targets",
+    "zoneflow.storage.transfers",
+    "zoneflow.storage.zones",
+    "zoneflow.central.zones",
+    "zoneflow.central.recordsets",
     "dns",
 )
 
@@ -370,8 +383,8 @@ NOT_FOR_READS = (
 def test_read_commands_import_no_orm_nor_oslo_db(
     config: pathlib.Path, fake_pool: None, args: tuple[str, ...]
 ) -> None:
-    zone = central.create_zone("read.example", "h@e.com")
-    central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    zone = central_zones.create_zone("read.example", "h@e.com")
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
     # On SQLite, nor PostgreSQL's dialect and driver (tests/functional: on PostgreSQL).
     on_sqlite = (*NOT_FOR_READS, "sqlalchemy.dialects.postgresql", "psycopg2")
     done = _zoneflow(config, *args, code=_report_imports(on_sqlite))

@@ -10,7 +10,7 @@ from tests.integration.conftest import load_pool
 from tests.integration.test_cli import run
 from zoneflow import objects
 from zoneflow.conductor import daemon
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 
 def _steps(err: str) -> list[str]:
@@ -59,4 +59,4 @@ def test_progress_shows_why_a_change_failed_and_what_was_undone(
     assert "1 of 2 targets succeeded, below the pool's threshold of 100%" in consensus
     # The create on the healthy target was undone, and the line says so.
     assert "target fake1: created, then removed again" in steps
-    assert storage.get_zone("broken.example.").status == objects.Status.ERROR
+    assert stored_reads.get_zone("broken.example.").status == objects.Status.ERROR

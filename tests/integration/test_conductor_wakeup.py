@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 
 
@@ -17,7 +18,7 @@ def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> 
     load_pool({})
     conductor = daemon.Conductor("sleepy")
     assert conductor.relay is not None
-    central.on_change(conductor.relay.wake)
+    central_changes.on_change(conductor.relay.wake)
     conductor.start()
     try:
         # Kept, not a wait for a result: it gives the claim loop time to look at
@@ -25,9 +26,9 @@ def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> 
         # wake-up. Were it too short, the test would pass without proving it.
         time.sleep(0.5)
         started = time.monotonic()
-        zone = central.create_zone("wake.example.", "h@example.com")
+        zone = central_zones.create_zone("wake.example.", "h@example.com")
         assert wait_settled(zone.id, timeout=10).status == objects.Status.ACTIVE
         assert time.monotonic() - started < 5
     finally:
         conductor.stop()
-        central._listeners.clear()
+        central_changes._listeners.clear()

@@ -31,9 +31,14 @@ from tests.support import eventually
 from zoneflow import exceptions, heartbeat, jobs, objects
 from zoneflow.api import app, server
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import quotas as central_quotas
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models, quotas, services, tsigkeys
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 LONGER_THAN_SQLITE_WAITED = 11.0
@@ -147,7 +152,7 @@ def test_a_heartbeat_and_a_running_job_wait_for_a_busy_database(
             long_writer.hold(LONGER_THAN_SQLITE_WAITED)
 
     monkeypatch.setattr(FakeBackend, "create_zone", create_then_busy)
-    zone = central.create_zone("busy.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("busy.example", "hostmaster@example.com")
     assert long_writer.held.wait(30), "the job never reached its target"
     beat = heartbeat.Heartbeat(heartbeat.CONDUCTOR, hostname="busy-conductor")
     beating = threading.Thread(target=beat.beat)
@@ -238,7 +243,7 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PostgreSQL picks the create as a deadlock's victim after its zone row is written.
-    catalog_changed = storage._catalog_changed
+    catalog_changed = stored_catalogs.catalog_changed
     victims: list[str] = []
 
     def deadlock_once(session: Any, pool_id: str) -> None:
@@ -247,7 +252,7 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
             victims.append(pool_id)
             raise db_exc.DBDeadlock(Exception("deadlock detected"))
 
-    monkeypatch.setattr(storage, "_catalog_changed", deadlock_once)
+    monkeypatch.setattr(stored_catalogs, "catalog_changed", deadlock_once)
 
     answer = client.post(
         "/v2/zones", json={"name": "victim.example.", "email": "hostmaster@example.com"}
@@ -284,19 +289,19 @@ def deadlock_once() -> Iterator[DeadlockOnce]:
 
 
 def _tsigkey() -> Callable[[], object]:
-    pool_id = storage.get_pool("default").id
+    pool_id = stored_pools.get_pool("default").id
     values = {"algorithm": "hmac-sha256", "secret": "c2VjcmV0", "scope": "POOL"}
     return lambda: tsigkeys.create_tsigkey({"name": "k", "resource_id": pool_id, **values})
 
 
 def _recordset() -> Callable[[], object]:
-    zone = central.create_zone("rs.example.", "hostmaster@rs.example")
-    return lambda: central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    zone = central_zones.create_zone("rs.example.", "hostmaster@rs.example")
+    return lambda: central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
 
 
 def _recordset_names() -> list[str]:
-    (zone,) = storage.list_zones()
-    return [recordset.name for recordset in storage.list_recordsets(zone.id)]
+    (zone,) = stored_reads.list_zones()
+    return [recordset.name for recordset in stored_reads.list_recordsets(zone.id)]
 
 
 @pytest.mark.parametrize(
@@ -332,3 +337,45 @@ def test_a_write_that_lost_a_deadlock_is_made_once(
 
     assert deadlock_once.victims == 1, "the deadlock was not met"
     assert made()
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unit of work runs again whole, central's checks with it: a zone created
+    between the two tries takes the project's last zone, and the retry is refused."""
+    central_quotas.set_quotas("alice", {"zones": 1})
+    catalog_changed = stored_catalogs.catalog_changed
+    lock_placement = stored_zones.lock_placement
+    main = threading.current_thread()
+    tries: list[str] = []
+
+    def deadlock_once(session: Any, pool_id: str) -> None:
+        catalog_changed(session, pool_id)
+        if threading.current_thread() is main and not tries:
+            tries.append("deadlock")
+            raise db_exc.DBDeadlock(Exception("deadlock detected"))
+
+    def another_create_between_the_tries(unit: Any, pool_id: str) -> None:
+        # SQLite's unit has run no statement yet here, so holds no lock: the other
+        # create commits before this try reads the project's zones.
+        if threading.current_thread() is main and tries == ["deadlock"]:
+            tries.append("other")
+            other = threading.Thread(
+                target=central_zones.create_zone,
+                args=("other.example.", "hostmaster@example.com"),
+                kwargs={"project_id": "alice"},
+            )
+            other.start()
+            other.join(30)
+        lock_placement(unit, pool_id)
+
+    monkeypatch.setattr(stored_catalogs, "catalog_changed", deadlock_once)
+    monkeypatch.setattr(stored_zones, "lock_placement", another_create_between_the_tries)
+
+    with pytest.raises(exceptions.OverQuota):
+        central_zones.create_zone("victim.example.", "hostmaster@example.com", project_id="alice")
+
+    assert tries == ["deadlock", "other"]
+    assert _zone_names() == {"other.example."}

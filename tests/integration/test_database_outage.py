@@ -11,8 +11,10 @@ from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 
@@ -40,21 +42,21 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
     # begin task's read of the targets, the targets' tasks' check that the
     # zone was not deleted meanwhile, and the status write.
     outages = {
-        name: _DownFor(failures, getattr(storage, name))
-        for name, failures in (
-            ("get_target_actions", 3),
-            ("zone_wanted_gone", 2),
-            ("set_zone_status", 2),
+        (module, name): _DownFor(failures, getattr(module, name))
+        for module, name, failures in (
+            (stored_targets, "get_target_actions", 3),
+            (stored_zones, "zone_wanted_gone", 2),
+            (stored_status, "set_zone_status", 2),
         )
     }
-    for name, outage in outages.items():
-        monkeypatch.setattr(storage, name, outage)
-    zone = central.create_zone("outage.example", "hostmaster@example.com")
+    for (module, name), outage in outages.items():
+        monkeypatch.setattr(module, name, outage)
+    zone = central_zones.create_zone("outage.example", "hostmaster@example.com")
 
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"outage.example.": zone.serial}
-    for name, outage in outages.items():
+    for (_, name), outage in outages.items():
         assert outage.calls > outage.failures, f"{name} was not tried again after the outage"
     # The zone's status is written by a task; the job ends a moment later.
     job = eventually(

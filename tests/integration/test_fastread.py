@@ -16,9 +16,9 @@ import pytest
 
 from tests.integration.test_cli import run
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import zones as central_zones
 from zoneflow.storage import fastread, reads
+from zoneflow.storage import status as stored_status
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -65,17 +65,19 @@ def zones(fake_pool: None) -> list[objects.Zone]:
     """Zones of several projects, one in ERROR (so with updated_at), names given in
     mixed case, and last a soft-deleted one whose name lives again."""
     made = [
-        central.create_zone("alpha.example.", "h@example.com"),
-        central.create_zone("Beta.Example.", "h@example.com", project_id="p1", description="b"),
-        central.create_zone("gamma.example.", "h@example.com", project_id="p2"),
-        central.create_zone("err.example.", "h@example.com", project_id="p1"),
+        central_zones.create_zone("alpha.example.", "h@example.com"),
+        central_zones.create_zone(
+            "Beta.Example.", "h@example.com", project_id="p1", description="b"
+        ),
+        central_zones.create_zone("gamma.example.", "h@example.com", project_id="p2"),
+        central_zones.create_zone("err.example.", "h@example.com", project_id="p1"),
     ]
-    gone = central.create_zone("delta.example.", "h@example.com", project_id="p1")
-    deleting = central.delete_zone(gone.id)
-    assert storage.finish_zone_delete(gone.id, serial=deleting.serial)
-    made.append(central.create_zone("delta.example.", "h@example.com", project_id="p2"))
+    gone = central_zones.create_zone("delta.example.", "h@example.com", project_id="p1")
+    deleting = central_zones.delete_zone(gone.id)
+    assert stored_status.finish_zone_delete(gone.id, serial=deleting.serial)
+    made.append(central_zones.create_zone("delta.example.", "h@example.com", project_id="p2"))
     failed = made[3]
-    assert storage.set_zone_status(
+    assert stored_status.set_zone_status(
         failed.id, serial=failed.serial, status=objects.Status.ERROR, error="refused by fake1"
     )
     listed = reads.list_zones()

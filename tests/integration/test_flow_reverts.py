@@ -15,8 +15,10 @@ import pytest
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 
 ZONE = "example.com."
 
@@ -27,13 +29,13 @@ def _fast_retries(override: Callable[..., None]) -> None:
 
 
 def _rows(zone_id: str) -> dict[str, objects.TargetStatus]:
-    return {row.target_id: row for row in storage.list_target_status(zone_id)}
+    return {row.target_id: row for row in stored_status.list_target_status(zone_id)}
 
 
 @pytest.mark.usefixtures("conductor")
 def test_create_below_threshold_removes_the_zone_again_and_records_each_target() -> None:
     healthy, broken = load_pool({}, {"fail": "create"}, threshold=100).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
 
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)
@@ -52,16 +54,16 @@ def test_create_below_threshold_removes_the_zone_again_and_records_each_target()
 @pytest.mark.usefixtures("conductor")
 def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behind() -> None:
     healthy, broken = load_pool({}, {"fail": "update"}, threshold=100).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
 
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.UPDATE)
     assert failed.serial > zone.serial
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
     # Storage keeps the change: mdns serves it, recovery pushes it.
-    assert [rs.records for rs in storage.list_recordsets(zone.id) if rs.type == "A"] == [
+    assert [rs.records for rs in stored_reads.list_recordsets(zone.id) if rs.type == "A"] == [
         ("192.0.2.1",)
     ]
     # Nothing is reverted on the target that took the update.
@@ -79,14 +81,14 @@ def test_update_below_threshold_keeps_the_new_data_and_marks_failed_targets_behi
 @pytest.mark.usefixtures("conductor")
 def test_delete_below_threshold_leaves_the_zone_in_error_with_action_delete() -> None:
     healthy, broken = load_pool({}, {"fail": "delete"}, threshold=100).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
 
-    central.delete_zone(ZONE)
+    central_zones.delete_zone(ZONE)
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
-    assert storage.get_zone(ZONE).id == zone.id, "the zone is kept for recovery"
+    assert stored_reads.get_zone(ZONE).id == zone.id, "the zone is kept for recovery"
     # The delete is not undone where it worked.
     assert FakeBackend.served(healthy.id) == {}
     assert FakeBackend.served(broken.id) == {ZONE: zone.serial}
@@ -102,7 +104,7 @@ def test_delete_below_threshold_leaves_the_zone_in_error_with_action_delete() ->
 @pytest.mark.usefixtures("conductor")
 def test_a_revert_that_cannot_remove_the_zone_records_it_and_still_ends_in_error() -> None:
     sticky, broken = load_pool({"fail": "delete"}, {"fail": "create"}, threshold=100).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
 
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)

@@ -12,19 +12,22 @@ from taskflow.engines.action_engine import compiler
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import flows, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
 from zoneflow.taskflow_adapter import engine as adapter_engine
 
 
 @pytest.mark.usefixtures("conductor")
 def test_create_zone_reaches_every_target_and_goes_active() -> None:
     pool = load_pool({}, {})
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {"example.com.": zone.serial}
-    assert {(s.status, s.serial) for s in storage.list_target_status(zone.id)} == {
+    assert {(s.status, s.serial) for s in stored_status.list_target_status(zone.id)} == {
         (objects.Status.ACTIVE, zone.serial)
     }
 
@@ -32,7 +35,7 @@ def test_create_zone_reaches_every_target_and_goes_active() -> None:
 @pytest.mark.usefixtures("conductor")
 def test_create_zone_reverts_when_below_threshold() -> None:
     pool = load_pool({}, {"fail": "create"}, threshold=100)
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     settled = wait_settled(zone.id)
     assert settled.status == objects.Status.ERROR
     assert settled.error is not None and "1 of 2 targets succeeded" in settled.error
@@ -44,9 +47,9 @@ def test_create_zone_reverts_when_below_threshold() -> None:
 @pytest.mark.usefixtures("conductor")
 def test_create_zone_succeeds_at_threshold_with_the_failed_target_in_error() -> None:
     pool = load_pool({}, {"fail": "create"}, threshold=50)
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
-    rows = {s.target_id: s for s in storage.list_target_status(zone.id)}
+    rows = {s.target_id: s for s in stored_status.list_target_status(zone.id)}
     healthy, broken = pool.targets
     assert rows[healthy.id].status == objects.Status.ACTIVE
     assert rows[broken.id].status == objects.Status.ERROR
@@ -56,7 +59,7 @@ def test_create_zone_succeeds_at_threshold_with_the_failed_target_in_error() -> 
 @pytest.mark.usefixtures("conductor")
 def test_a_target_that_fails_twice_then_works_is_retried() -> None:
     pool = load_pool({"fail": "create", "fail_times": 2})
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     assert FakeBackend.served(pool.targets[0].id) == {"example.com.": zone.serial}
 
@@ -64,44 +67,44 @@ def test_a_target_that_fails_twice_then_works_is_retried() -> None:
 @pytest.mark.usefixtures("conductor")
 def test_delete_zone_removes_it_from_every_target_and_frees_the_name() -> None:
     pool = load_pool({}, {})
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     wait_settled(zone.id)
-    central.delete_zone("example.com")
+    central_zones.delete_zone("example.com")
     assert wait_settled(zone.id).status == objects.Status.DELETED
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {}
-    assert storage.list_zones() == []
+    assert stored_reads.list_zones() == []
 
 
 @pytest.mark.usefixtures("conductor")
 def test_a_failed_delete_leaves_the_zone_in_error_for_another_try() -> None:
     load_pool({"fail": "delete"})
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     wait_settled(zone.id)
-    central.delete_zone("example.com")
+    central_zones.delete_zone("example.com")
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
-    assert storage.get_zone("example.com").id == zone.id
+    assert stored_reads.get_zone("example.com").id == zone.id
 
 
 @pytest.mark.usefixtures("conductor")
 def test_only_the_newest_job_sets_the_zone_status() -> None:
     load_pool({"delay": 0.2})
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     for i in range(3):
-        central.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
-    newest = storage.get_zone(zone.id).serial
+        central_recordsets.create_recordset("example.com", f"h{i}", "A", [f"192.0.2.{i}"])
+    newest = stored_reads.get_zone(zone.id).serial
     settled = wait_settled(zone.id)
     assert settled.status == objects.Status.ACTIVE
     assert settled.serial == newest
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
+    assert {rs.status for rs in stored_reads.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 @pytest.mark.usefixtures("conductor")
 def test_a_job_reads_its_targets_once_for_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = load_pool({}, {}, {})
     reads: dict[str, int] = {"all targets": 0, "one target": 0}
-    read_all, read_one = storage.get_target_actions, storage.get_target_action
+    read_all, read_one = stored_targets.get_target_actions, stored_targets.get_target_action
 
     def counted_all(*args: Any) -> Any:
         reads["all targets"] += 1
@@ -111,9 +114,9 @@ def test_a_job_reads_its_targets_once_for_all_of_them(monkeypatch: pytest.Monkey
         reads["one target"] += 1
         return read_one(*args)
 
-    monkeypatch.setattr(storage, "get_target_actions", counted_all)
-    monkeypatch.setattr(storage, "get_target_action", counted_one)
-    zone = central.create_zone("once.example", "hostmaster@example.com")
+    monkeypatch.setattr(stored_targets, "get_target_actions", counted_all)
+    monkeypatch.setattr(stored_targets, "get_target_action", counted_one)
+    zone = central_zones.create_zone("once.example", "hostmaster@example.com")
 
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
@@ -143,12 +146,12 @@ def test_jobs_on_one_pool_share_its_flow_and_run_side_by_side() -> None:
     assert not any(a.notifier.can_be_registered(task.EVENT_UPDATE_PROGRESS) for a in atoms)
 
     # Five jobs at once on the one flow: each ends with its own zone on every target.
-    zones = [central.create_zone(f"z{i}.example", "hostmaster@example.com") for i in range(5)]
+    zones = [central_zones.create_zone(f"z{i}.example", "hostmaster@example.com") for i in range(5)]
     for zone in zones:
         assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in pool.targets:
         assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones}
     for zone in zones:
-        assert {(s.target_id, s.serial) for s in storage.list_target_status(zone.id)} == {
+        assert {(s.target_id, s.serial) for s in stored_status.list_target_status(zone.id)} == {
             (t.id, zone.serial) for t in pool.targets
         }

@@ -23,12 +23,13 @@ from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from tests.support import eventually, holds
 from zoneflow import cli, exceptions, jobs, objects
-from zoneflow.central import api as central
+from zoneflow.central import changes as central_changes
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import tasks
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 ZONE = "example.com"
@@ -63,7 +64,7 @@ class Conductors:
             "job_failed", lambda _event, details: self.failed.append(details["reason"])
         )
         assert conductor.relay is not None
-        central.on_change(conductor.relay.wake)
+        central_changes.on_change(conductor.relay.wake)
         conductor.start()
         self.running.append(conductor)
         return conductor
@@ -79,7 +80,7 @@ class Conductors:
     def stop(self, conductor: daemon.Conductor) -> None:
         conductor.stop()
         self.running.remove(conductor)
-        central._listeners.remove(conductor.relay.wake)  # type: ignore[union-attr]
+        central_changes._listeners.remove(conductor.relay.wake)  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def conductors() -> Iterator[Conductors]:
     yield started
     for conductor in list(started.running):
         started.stop(conductor)
-    central._listeners.clear()
+    central_changes._listeners.clear()
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     _load({})
     runs = _poison(monkeypatch, tf_exc.StorageFailure("the database went away"))
     conductors.start()
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job = _job_until(_only_job().id, lambda j: j.state == jobs.FAILED)
 
     holds(  # room for claims that must not happen
@@ -190,7 +191,7 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     assert "StorageFailure: the database went away" in job.error
     assert conductors.failed == [job.error]
 
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
@@ -208,12 +209,12 @@ def test_a_task_raising_an_unexpected_error_reverts_once_and_is_not_retried(
     _load({})
     runs = _poison(monkeypatch, RuntimeError("unexpected"))
     conductors.start()
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job = _job_until(_only_job().id, lambda j: j.state == "REVERTED" and not _on_board(board))
 
     assert (len(runs), conductors.claims.calls, job.attempts) == (1, 1, 1)
     assert conductors.failed == []
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, "unexpected")
 
@@ -223,7 +224,7 @@ def test_a_job_whose_conductors_died_is_given_up_without_running_again(
 ) -> None:
     _load({})
     runs = _poison(monkeypatch, RuntimeError("must not run"))
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
     # What claims by conductors that died mid-run leave behind.
     for n in range(max_attempts):
@@ -236,7 +237,7 @@ def test_a_job_whose_conductors_died_is_given_up_without_running_again(
     assert runs == []
     assert job.error is not None
     assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
-    settled = storage.get_zone_any(zone.id)
+    settled = stored_zones.get_zone_any(zone.id)
     assert settled is not None
     assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
 
@@ -245,7 +246,7 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     conductors: Conductors, board: Any
 ) -> None:
     _load({"delay": 1})
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     first = conductors.start("first")
     job_id = _job_until(_only_job().id, lambda j: j.state == "RUNNING").id
     conductors.stop(first)
@@ -257,7 +258,7 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     conductors.start("second")
     job = _job_until(job_id, lambda j: j.state == "SUCCESS")
     assert job.attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -286,14 +287,14 @@ def test_a_finished_job_whose_removal_fails_leaves_the_board_once_zookeeper_answ
     _load({})
     conductor = conductors.start()
     failed = _zookeeper_restarting(conductor.board, "consume", times=2, made=False)
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
 
     # Not left on the board under this conductor's lock for as long as it lives.
     eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
     assert failed.calls == 2
     assert jobs.get_job(persistence.get_backend(), job.id).attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -304,13 +305,13 @@ def test_a_job_whose_claim_was_made_but_unanswered_is_run_by_the_conductor_holdi
     conductor = conductors.start()
     # ZooKeeper makes the first claim, and the answer is lost.
     lost = _zookeeper_restarting(conductor.board, "claim", times=1, made=True)
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
 
     # Not left on the board under this conductor's lock, never run.
     job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
     assert lost.calls == 1
     assert job.attempts == 1
-    served = storage.get_zone_any(zone.id)
+    served = stored_zones.get_zone_any(zone.id)
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
@@ -321,14 +322,14 @@ def test_cancel_takes_an_unclaimed_job_off_the_board_and_puts_its_zone_in_error(
     capsys: pytest.CaptureFixture[str], board: Any
 ) -> None:
     _load({})
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
 
     code, out, err = _cli(capsys, "job", "cancel", job_id)
     assert (code, err) == (0, "")
     assert f"job {job_id} cancelled" in out
     assert _on_board(board) == []
-    cancelled = storage.get_zone_any(zone.id)
+    cancelled = stored_zones.get_zone_any(zone.id)
     assert cancelled is not None
     assert cancelled.status == objects.Status.ERROR
     assert cancelled.error is not None and "cancelled by operator" in cancelled.error
@@ -343,7 +344,7 @@ def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
     capsys: pytest.CaptureFixture[str], board: Any
 ) -> None:
     _load({})
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
     (posted,) = board.iterjobs(ensure_fresh=True)
     board.claim(posted, "unit-test")
@@ -352,7 +353,7 @@ def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
     code, _, err = _cli(capsys, "job", "cancel", job_id)
     assert (code, err) == (0, "")
     assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
-    stuck = storage.get_zone_any(zone.id)
+    stuck = stored_zones.get_zone_any(zone.id)
     assert stuck is not None and stuck.status == objects.Status.ERROR
 
 
@@ -361,7 +362,7 @@ def test_cancel_refuses_a_job_a_conductor_is_running_and_names_the_conductor(
 ) -> None:
     _load({"delay": 2})
     conductors.start("busy-conductor")
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _job_until(_only_job().id, lambda j: j.state == "RUNNING").id
 
     code, out, err = _cli(capsys, "job", "cancel", job_id)
@@ -376,7 +377,7 @@ def test_a_cancelled_job_left_on_the_board_is_removed_unrun(
 ) -> None:
     _load({})
     runs = _poison(monkeypatch, RuntimeError("must not run"))
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
     # A cancel whose last step, taking the job off the board, did not happen.
     jobs.attempts.end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
@@ -401,7 +402,7 @@ def test_cancel_errors_are_one_line_with_exit_1(
     if setup == "finished":
         _load({})
         conductors.start()
-        central.create_zone(ZONE, "hostmaster@example.com")
+        central_zones.create_zone(ZONE, "hostmaster@example.com")
         job_id = _job_until(_only_job().id, lambda j: j.state == "SUCCESS").id
     code, out, err = _cli(capsys, "job", "cancel", job_id)
     assert (code, out) == (1, "")
@@ -421,7 +422,7 @@ def test_a_job_whose_attempt_cannot_be_counted_is_not_claimed_again_in_a_tight_l
 
     monkeypatch.setattr(jobs, "begin_attempt", database_down)
     conductors.start()
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     _only_job()
     holds(lambda: counting.calls <= 4, 2.5, what="at most 4 claims in 2.5 s")
 

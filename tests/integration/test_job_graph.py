@@ -17,8 +17,8 @@ from taskflow import states
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import cli, flows, jobs, objects
-from zoneflow.central import api as central
 from zoneflow.central import drawing
+from zoneflow.central import zones as central_zones
 from zoneflow.flows import render
 from zoneflow.taskflow_adapter import persistence
 
@@ -37,7 +37,7 @@ def one_try_per_target() -> Iterator[None]:
 def reverted_job(conductor: object) -> tuple[str, objects.Pool]:  # noqa: F811
     """A create-zone job reverted because one of two targets failed (threshold 100%)."""
     pool = load_pool({}, {"fail": "create"}, threshold=100)
-    zone = central.create_zone("example.com", "hostmaster@example.com")
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ERROR
     (job,) = jobs.list_jobs(persistence.get_backend())
     _until_finished(job.id)

@@ -26,10 +26,11 @@ from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import cli, jobs, objects
 from zoneflow.api import app
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.engine import metrics
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 from zoneflow.taskflow_adapter import persistence
 
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
@@ -81,7 +82,7 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
     succeeded = _metric("zoneflow_jobs_total", kind="create-zone", state="SUCCESS")
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="not-served")
 
-    zone = central.create_zone("unserved.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("unserved.example", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ERROR
     job = _ended(zone.id)
 
@@ -131,7 +132,7 @@ def test_a_reverted_job_reads_failed_with_the_consensus_reason(
     load_pool({}, {"fail": "create"})
     failed = _metric("zoneflow_jobs_failed_total", kind="create-zone", reason="below-threshold")
 
-    zone = central.create_zone("refused.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("refused.example", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ERROR
     job = _ended(zone.id)
 
@@ -156,7 +157,7 @@ def test_a_reverted_job_reads_failed_with_the_consensus_reason(
 def test_a_successful_job_is_not_failed_and_keeps_its_own_updated_at(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    zone = central.create_zone("served.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("served.example", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     job = _ended(zone.id)
     assert (job.state, job.failed, job.error) == ("SUCCESS", False, None)
@@ -180,14 +181,14 @@ def test_a_successful_job_is_not_failed_and_keeps_its_own_updated_at(
 @pytest.mark.usefixtures("conductor")
 def test_a_job_overtaken_by_a_newer_change_of_its_zone_reads_superseded() -> None:
     load_pool({"delay": 1})
-    zone = central.create_zone("overtaken.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("overtaken.example", "hostmaster@example.com")
     eventually(
         lambda: [j.state for j in jobs.list_jobs(persistence.get_backend())] == ["RUNNING"],
         30,
         what="the create job to run",
     )
-    central.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
-    newer = storage.get_zone(zone.id).serial
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    newer = stored_reads.get_zone(zone.id).serial
 
     def both_ended() -> dict[int, jobs.JobInfo] | None:
         found = {j.serial: j for j in jobs.list_jobs(persistence.get_backend())}

@@ -12,9 +12,9 @@ from taskflow import storage as tf_storage
 from tests import support
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.storage import api as storage
+from zoneflow.storage import outbox as stored_outbox
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 
@@ -33,7 +33,7 @@ class _BoardDown:
 
 def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() -> None:
     load_pool({}, {})
-    zone = central.create_zone("refused.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("refused.example", "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     try:
@@ -57,15 +57,15 @@ def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() ->
 
 def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice() -> None:
     load_pool({}, {})
-    central.create_zone("twice.example", "hostmaster@example.com")
+    central_zones.create_zone("twice.example", "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     try:
         # A relay posts the job and dies before removing its outbox row;
         # the row's lease runs out and another relay takes it.
-        (pending,) = storage.claim_pending_jobs()
+        (pending,) = stored_outbox.claim_pending_jobs()
         job_id = jobs.post(board, backend, pending, flow_of=flows.job_flow)
-        storage.release_pending_job(pending.id)
+        stored_outbox.release_pending_job(pending.id)
 
         assert OutboxRelay(board, backend).flush() == [job_id]
         on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
@@ -79,7 +79,7 @@ def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice(
 def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
     load_pool({}, {})
     for name in ("one.example", "two.example", "three.example"):
-        central.create_zone(name, "hostmaster@example.com")
+        central_zones.create_zone(name, "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     try:
@@ -96,7 +96,7 @@ def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
 @pytest.mark.usefixtures("conductor")
 def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> None:
     load_pool({}, {})
-    zone = central.create_zone("inputs.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("inputs.example", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     backend = persistence.get_backend()
     (job,) = jobs.list_jobs(backend)
@@ -113,14 +113,14 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
 ) -> None:
     load_pool({}, {})
     for name in ("one.example", "two.example"):
-        central.create_zone(name, "hostmaster@example.com")
+        central_zones.create_zone(name, "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     relay = OutboxRelay(_BoardDown(board), backend)
     try:
         # The post fails, and the database is gone before the rows go back.
         with monkeypatch.context() as down:
-            down.setattr(storage, "release_pending_job", _unreachable)
+            down.setattr(stored_outbox, "release_pending_job", _unreachable)
             with pytest.raises(tf_exc.JobFailure):
                 relay.flush()
         # Still leased to the relay that claimed them: no other relay takes them yet...

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import cli, jobs, objects
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -21,7 +21,7 @@ def _ids() -> set[str]:
 @pytest.mark.usefixtures("conductor")
 def test_ended_jobs_are_purged_once_old_enough() -> None:
     load_pool({}, {})
-    zone = central.create_zone("old.example", "hostmaster@example.com")
+    zone = central_zones.create_zone("old.example", "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     backend = persistence.get_backend()
     # The zone's status is written by a task; the job ends a moment later.
@@ -34,7 +34,7 @@ def test_ended_jobs_are_purged_once_old_enough() -> None:
 
 def test_a_job_no_conductor_has_run_yet_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
     load_pool({}, {})
-    central.create_zone("waiting.example", "hostmaster@example.com")
+    central_zones.create_zone("waiting.example", "hostmaster@example.com")
     backend = persistence.get_backend()
     # Posted as the relay posts it, but never run: no conductor here.
     board = jobboard.connect(backend)

@@ -30,12 +30,17 @@ from oslo_config import cfg
 
 from tests import support
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
 from zoneflow.storage import db, models
+from zoneflow.storage import history as stored_history
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -53,10 +58,10 @@ RECORDS = [
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     for name, rtype, records in RECORDS:
-        central.create_recordset(ZONE, name, rtype, records)
-    return storage.get_zone(ZONE)
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
+    return stored_reads.get_zone(ZONE)
 
 
 def ask(
@@ -103,8 +108,8 @@ def transfer(port: int, name: str = ZONE) -> dns.zone.Zone:
 
 
 def stored_rrsets(zone: objects.Zone) -> set[str]:
-    pool = storage.get_pool(zone.pool_id)
-    rendered = dns_zone.iter_rrsets(zone, pool, storage.list_recordsets(zone.id))
+    pool = stored_pools.get_pool(zone.pool_id)
+    rendered = dns_zone.iter_rrsets(zone, pool, stored_reads.list_recordsets(zone.id))
     return {line for rrset in rendered for line in rrset.to_text().splitlines()}
 
 
@@ -174,10 +179,10 @@ def test_missing_names_and_types_get_negative_answers_with_the_soa(
 def test_wildcards_empty_non_terminals_and_delegations(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    central.create_recordset(ZONE, "*.users", "TXT", ['"any user"'])
-    central.create_recordset(ZONE, "a.b.deep", "A", ["192.0.2.9"])
-    central.create_recordset(ZONE, "child", "NS", ["ns.child.example.com."])
-    central.create_recordset(ZONE, "ns.child", "A", ["192.0.2.53"])
+    central_recordsets.create_recordset(ZONE, "*.users", "TXT", ['"any user"'])
+    central_recordsets.create_recordset(ZONE, "a.b.deep", "A", ["192.0.2.9"])
+    central_recordsets.create_recordset(ZONE, "child", "NS", ["ns.child.example.com."])
+    central_recordsets.create_recordset(ZONE, "ns.child", "A", ["192.0.2.53"])
 
     wildcard = ask(mdns, "alice.users.example.com.", "TXT")
     assert wildcard.answer[0].name == dns.name.from_text("alice.users.example.com.")
@@ -206,8 +211,8 @@ def test_a_change_is_served_as_soon_as_it_commits(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     transfer(mdns.port)  # the old serial is now rendered and cached
-    www = storage.get_recordset(zone.id, "www.example.com.", "A")
-    changed = central.update_recordset(ZONE, www.id, records=["198.51.100.7"])
+    www = stored_recordsets.get_recordset(zone.id, "www.example.com.", "A")
+    changed = central_recordsets.update_recordset(ZONE, www.id, records=["198.51.100.7"])
     assert ask(mdns, ZONE, "SOA").answer[0][0].serial == changed.serial
     assert [r.to_text() for r in ask(mdns, "www.example.com.", "A").answer[0]] == ["198.51.100.7"]
     transferred = transfer(mdns.port)
@@ -219,7 +224,7 @@ def test_an_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     texts = [f'"{i:03d} {"x" * 100}"' for i in range(20)]
-    central.create_recordset(ZONE, "big", "TXT", texts)
+    central_recordsets.create_recordset(ZONE, "big", "TXT", texts)
     udp = ask(mdns, "big.example.com.", "TXT")
     assert udp.flags & dns.flags.TC
     tcp = ask(mdns, "big.example.com.", "TXT", tcp=True)
@@ -312,19 +317,19 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     secondary = _axfr_zone(mdns.port)
-    www = storage.get_recordset(zone.id, f"www.{ZONE}", "A")
-    alias = storage.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
-    central.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
-    central.delete_recordset(ZONE, alias.id)
-    central.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
-    central.update_recordset(ZONE, www.id, ttl=120)
+    www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
+    alias = stored_recordsets.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
+    central_recordsets.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
+    central_recordsets.delete_recordset(ZONE, alias.id)
+    central_recordsets.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
+    central_recordsets.update_recordset(ZONE, www.id, ttl=120)
 
     _transfer_into(secondary, mdns.port)
 
     # Applied as differences, the secondary's copy is exactly the zone now.
     assert mdns.responder.transfers["IXFR"] == 1
     assert secondary == _axfr_zone(mdns.port)
-    assert secondary.get_soa().serial == storage.get_zone(ZONE).serial
+    assert secondary.get_soa().serial == stored_reads.get_zone(ZONE).serial
     www_now = secondary.get_rdataset("www", "A")
     assert www_now is not None and www_now.ttl == 120
     assert {r.to_text() for r in www_now} == {"192.0.2.1", "198.51.100.9"}
@@ -334,9 +339,9 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
 def test_ixfr_sequence_has_each_change_between_its_soas(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    mail = storage.get_recordset(zone.id, f"mail.{ZONE}", "A")
-    first = central.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
-    second = central.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
+    mail = stored_recordsets.get_recordset(zone.id, f"mail.{ZONE}", "A")
+    first = central_recordsets.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
+    second = central_recordsets.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
 
     messages = dns.query.xfr(
         HOST, ZONE, rdtype=dns.rdatatype.IXFR, serial=zone.serial, port=mdns.port, relativize=False
@@ -366,10 +371,10 @@ def test_ixfr_across_a_zone_update_sends_the_whole_zone(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     secondary = _axfr_zone(mdns.port)
-    central.create_recordset(ZONE, "before", "A", ["192.0.2.7"])
+    central_recordsets.create_recordset(ZONE, "before", "A", ["192.0.2.7"])
     # A new default TTL changes every record without its own: no diff says that.
-    central.update_zone(ZONE, ttl=900)
-    central.create_recordset(ZONE, "after", "A", ["192.0.2.8"])
+    central_zones.update_zone(ZONE, ttl=900)
+    central_recordsets.create_recordset(ZONE, "after", "A", ["192.0.2.8"])
 
     _transfer_into(secondary, mdns.port)
 
@@ -382,10 +387,10 @@ def test_the_change_history_keeps_the_newest_changes_only(zone: objects.Zone) ->
     cfg.CONF.set_override("zone_change_history", 3, group="storage")
     try:
         for i in range(5):
-            central.create_recordset(ZONE, f"n{i}", "A", [f"192.0.2.{i + 100}"])
+            central_recordsets.create_recordset(ZONE, f"n{i}", "A", [f"192.0.2.{i + 100}"])
     finally:
         cfg.CONF.clear_override("zone_change_history", group="storage")
-    newest = storage.get_zone(ZONE).serial
+    newest = stored_reads.get_zone(ZONE).serial
     with db.reader() as session:
         kept = session.scalars(
             sa.select(models.ZoneChange.serial)
@@ -393,8 +398,8 @@ def test_the_change_history_keeps_the_newest_changes_only(zone: objects.Zone) ->
             .order_by(models.ZoneChange.serial)
         ).all()
     assert kept == [newest - 2, newest - 1, newest]
-    assert storage.zone_changes_since(zone.id, newest - 3) is not None
-    assert storage.zone_changes_since(zone.id, newest - 4) is None
+    assert stored_history.zone_changes_since(zone.id, newest - 3) is not None
+    assert stored_history.zone_changes_since(zone.id, newest - 4) is None
 
 
 def _bulk_zone(count: int, *, per_name: int = 1) -> objects.Zone:
@@ -500,7 +505,7 @@ def test_a_storage_failure_is_servfail_and_the_server_stays_up(
     def broken(name: str) -> objects.Zone | None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(storage, "find_zone_for_mdns", broken)
+    monkeypatch.setattr(stored_zones, "find_zone_for_mdns", broken)
     assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.SERVFAIL
     monkeypatch.undo()
     assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.NOERROR

@@ -36,10 +36,11 @@ from hypothesis import strategies as st
 
 from tests import support
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -136,11 +137,11 @@ FUZZ = settings(
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@fuzz.example")
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
-    central.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
-    central.create_recordset(ZONE, "*", "TXT", ['"wild"'])
-    return storage.get_zone(ZONE)
+    central_zones.create_zone(ZONE, "hostmaster@fuzz.example")
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset(ZONE, "sub", "NS", ["ns.elsewhere.example."])
+    central_recordsets.create_recordset(ZONE, "*", "TXT", ['"wild"'])
+    return stored_reads.get_zone(ZONE)
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ import pytest
 from tests import support
 from tests.support import eventually
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.mdns import notify_limit
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -46,8 +46,8 @@ PROBE_TIMEOUT = 2.0
 
 @pytest.fixture
 def zone() -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@flood.example")
-    return storage.get_zone(ZONE)
+    central_zones.create_zone(ZONE, "hostmaster@flood.example")
+    return stored_reads.get_zone(ZONE)
 
 
 def notify_wire(serial: int) -> bytes:

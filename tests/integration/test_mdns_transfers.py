@@ -17,13 +17,15 @@ from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from tests.support import eventually
 from zoneflow import objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.flows import tasks
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import transfers as stored_transfers
 
 HOST = "127.0.0.1"
 ZONE = "example.com."
@@ -32,9 +34,9 @@ CLIENT = "127.0.0.7"
 
 @pytest.fixture
 def zone(fake_pool: None) -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
-    return storage.get_zone(ZONE)
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    return stored_reads.get_zone(ZONE)
 
 
 @pytest.fixture
@@ -63,22 +65,23 @@ def test_transfers_served_over_the_network_are_recorded_per_client(
         dns.zone.from_xfr(dns.query.xfr(HOST, ZONE, port=mdns.port, timeout=5))
     assert eventually(
         lambda: (
-            [(t.count, t.serial) for t in storage.list_transfers(zone.id)] == [(2, zone.serial)]
+            [(t.count, t.serial) for t in stored_transfers.list_transfers(zone.id)]
+            == [(2, zone.serial)]
         ),
         timeout=10,
         what="two AXFRs recorded",
     )
-    (seen,) = storage.list_transfers(zone.id)
+    (seen,) = stored_transfers.list_transfers(zone.id)
     assert (seen.source, seen.kind, seen.completed) == (HOST, "AXFR", True)
     assert seen.first_at <= seen.last_at
 
     # A new serial, fetched by IXFR: the count starts again at its serial.
-    central.create_recordset(ZONE, "mail", "A", ["192.0.2.25"])
-    newer = storage.get_zone(ZONE).serial
+    central_recordsets.create_recordset(ZONE, "mail", "A", ["192.0.2.25"])
+    newer = stored_reads.get_zone(ZONE).serial
     _ixfr(mdns.port, zone.serial)
     assert eventually(
         lambda: (
-            [(t.serial, t.kind, t.count) for t in storage.list_transfers(zone.id)]
+            [(t.serial, t.kind, t.count) for t in stored_transfers.list_transfers(zone.id)]
             == [(newer, "IXFR", 1)]
         ),
         timeout=10,
@@ -98,15 +101,15 @@ def test_noting_a_transfer_writes_nothing_until_the_log_is_flushed(zone: objects
     responder = mdns_responder.Responder()
     for _ in range(3):
         assert _transfer(responder)
-    assert storage.list_transfers(zone.id) == []  # no database write per transfer
+    assert stored_transfers.list_transfers(zone.id) == []  # no database write per transfer
     responder.transfer_log.flush()
-    (seen,) = storage.list_transfers(zone.id)
+    (seen,) = stored_transfers.list_transfers(zone.id)
     assert (seen.source, seen.serial, seen.count, seen.completed) == (CLIENT, zone.serial, 3, True)
     # Later transfers add to the row; another client gets its own.
     _transfer(responder)
     _transfer(responder, "127.0.0.8")
     responder.transfer_log.flush()
-    counts = {t.source: t.count for t in storage.list_transfers(zone.id)}
+    counts = {t.source: t.count for t in stored_transfers.list_transfers(zone.id)}
     assert counts == {CLIENT: 4, "127.0.0.8": 1}
 
 
@@ -115,14 +118,14 @@ def test_a_transfer_the_client_leaves_is_recorded_as_ended_early(
 ) -> None:
     override("mdns", xfr_message_size=512)
     for i in range(40):
-        central.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
+        central_recordsets.create_recordset(ZONE, f"t{i}", "TXT", [f'"{"x" * 100}"'])
     responder = mdns_responder.Responder()
     stream = iter(responder.answer(_axfr_wire(), tcp=True, peer="test", address=CLIENT))
     next(stream)
     stream.close()  # what the server does when the client goes away
     responder.transfer_log.flush()
-    (seen,) = storage.list_transfers(zone.id)
-    assert (seen.serial, seen.completed) == (storage.get_zone(ZONE).serial, False)
+    (seen,) = stored_transfers.list_transfers(zone.id)
+    assert (seen.serial, seen.completed) == (stored_reads.get_zone(ZONE).serial, False)
 
 
 def test_the_log_holds_at_most_max_keys_pairs_between_writes(zone: objects.Zone) -> None:
@@ -132,7 +135,7 @@ def test_the_log_holds_at_most_max_keys_pairs_between_writes(zone: objects.Zone)
     log.note(zone.id, "192.0.2.1", zone.serial, "AXFR", completed=True)  # a pair it holds
     assert log.pending() == 2
     log.flush()
-    assert {(t.source, t.count) for t in storage.list_transfers(zone.id)} == {
+    assert {(t.source, t.count) for t in stored_transfers.list_transfers(zone.id)} == {
         ("192.0.2.1", 2),
         ("192.0.2.2", 1),
     }
@@ -146,7 +149,7 @@ def test_a_write_past_one_batch_writes_them_all_and_keeps_what_failed(
     log = transfers.TransferLog()
     for i in range(5):
         log.note(zone.id, f"127.0.0.{i + 1}", zone.serial, "AXFR", completed=True)
-    real, calls = storage.record_transfers, []
+    real, calls = stored_transfers.record_transfers, []
 
     def second_fails(batch: list[tuple[str, objects.ZoneTransfer]]) -> None:
         calls.append(len(batch))
@@ -154,12 +157,12 @@ def test_a_write_past_one_batch_writes_them_all_and_keeps_what_failed(
             raise RuntimeError("database away")
         real(batch)
 
-    monkeypatch.setattr(storage, "record_transfers", second_fails)
+    monkeypatch.setattr(stored_transfers, "record_transfers", second_fails)
     log.flush()
     assert calls == [2, 2] and log.pending() == 3  # the first batch written, the rest kept
-    monkeypatch.setattr(storage, "record_transfers", real)
+    monkeypatch.setattr(stored_transfers, "record_transfers", real)
     log.flush()
-    assert len(storage.list_transfers(zone.id)) == 5
+    assert len(stored_transfers.list_transfers(zone.id)) == 5
 
 
 def test_an_ipv4_client_seen_through_an_ipv6_socket_is_recorded_by_its_ipv4_address(
@@ -168,7 +171,7 @@ def test_an_ipv4_client_seen_through_an_ipv6_socket_is_recorded_by_its_ipv4_addr
     log = transfers.TransferLog()
     log.note(zone.id, "::ffff:127.0.0.7", zone.serial, "AXFR", completed=True)
     log.flush()
-    assert [t.source for t in storage.list_transfers(zone.id)] == [CLIENT]
+    assert [t.source for t in stored_transfers.list_transfers(zone.id)] == [CLIENT]
 
 
 def test_a_failed_write_keeps_what_was_noted_for_the_next(
@@ -181,12 +184,12 @@ def test_a_failed_write_keeps_what_was_noted_for_the_next(
         raise RuntimeError("database away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(storage, "record_transfers", away)
+        patched.setattr(stored_transfers, "record_transfers", away)
         log.flush()
     assert log.pending() == 1
     log.note(zone.id, CLIENT, zone.serial, "AXFR", completed=True)
     log.flush()
-    assert [t.count for t in storage.list_transfers(zone.id)] == [2]
+    assert [t.count for t in stored_transfers.list_transfers(zone.id)] == [2]
 
 
 def test_a_transfer_of_another_serial_starts_the_count_again(zone: objects.Zone) -> None:
@@ -196,7 +199,7 @@ def test_a_transfer_of_another_serial_starts_the_count_again(zone: objects.Zone)
     log.flush()
     log.note(zone.id, CLIENT, zone.serial + 1, "IXFR", completed=True)
     log.flush()
-    (seen,) = storage.list_transfers(zone.id)
+    (seen,) = stored_transfers.list_transfers(zone.id)
     assert (seen.serial, seen.kind, seen.count) == (zone.serial + 1, "IXFR", 1)
 
 
@@ -206,7 +209,7 @@ def test_transfers_of_a_deleted_zone_are_dropped(zone: objects.Zone) -> None:
     log.note(zone.id, CLIENT, zone.serial, "AXFR", completed=True)
     log.flush()
     assert log.pending() == 0
-    assert [t.source for t in storage.list_transfers(zone.id)] == [CLIENT]
+    assert [t.source for t in stored_transfers.list_transfers(zone.id)] == [CLIENT]
 
 
 # --- what a poll that times out says ---------------------------------------------------
@@ -232,8 +235,8 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
     )
     support.store_pools(pools.parse(yaml))
     override("flows", poll_timeout=0.3, poll_interval=0.05, query_timeout=0.05)
-    central.create_zone(ZONE, "hostmaster@example.com")
-    return storage.get_zone(ZONE)
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
+    return stored_reads.get_zone(ZONE)
 
 
 def _poll_error(zone: objects.Zone, nameserver: tuple[str, int]) -> str:
@@ -244,7 +247,7 @@ def _poll_error(zone: objects.Zone, nameserver: tuple[str, int]) -> str:
 
 def _record(zone: objects.Zone, serial: int, count: int, *, completed: bool = True) -> None:
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-    storage.record_transfers(
+    stored_transfers.record_transfers(
         [(zone.id, objects.ZoneTransfer(HOST, serial, "AXFR", now, now, count, completed))]
     )
 

@@ -29,13 +29,14 @@ import pytest
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
 from zoneflow.mdns import responder
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
 ZONE = "example.com."
@@ -55,10 +56,12 @@ def tsig_pool(override: Override) -> None:
 
 @pytest.fixture
 def zone(tsig_pool: None) -> objects.Zone:
-    central.create_zone(ZONE, "hostmaster@example.com")
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
     for index in range(200):
-        central.create_recordset(ZONE, f"host{index}", "A", [f"192.0.2.{index % 250 + 1}"])
-    return storage.get_zone(ZONE)
+        central_recordsets.create_recordset(
+            ZONE, f"host{index}", "A", [f"192.0.2.{index % 250 + 1}"]
+        )
+    return stored_reads.get_zone(ZONE)
 
 
 @pytest.fixture
@@ -117,7 +120,7 @@ def test_signed_ixfr_is_answered_signed(zone: objects.Zone, mdns: mdns_server.Md
     transferred = dns.zone.Zone(ZONE)
     transfer(mdns, transferred)
     serial = transferred.get_rdataset("@", "SOA")[0].serial
-    central.create_recordset(ZONE, "new", "A", ["198.51.100.7"])
+    central_recordsets.create_recordset(ZONE, "new", "A", ["198.51.100.7"])
     transfer(mdns, transferred, serial=serial)
     assert transferred.get_rdataset("new", "A")[0].to_text() == "198.51.100.7"
     assert mdns.responder.transfers["IXFR"] == 1

@@ -12,7 +12,7 @@ from tests.functional.fixtures.ports import free_port
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import eventually
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 from zoneflow.engine import metrics
 
 
@@ -35,10 +35,10 @@ def test_jobs_and_tasks_are_counted_and_timed_by_kind_and_outcome() -> None:
     before_tasks = _value("zoneflow_tasks_total", task="create-zone", state="SUCCESS")
 
     load_pool({}, {})
-    ok = central.create_zone("good.example", "hostmaster@example.com")
+    ok = central_zones.create_zone("good.example", "hostmaster@example.com")
     assert wait_settled(ok.id).status == objects.Status.ACTIVE
     load_pool({}, {"fail": "create"})
-    bad = central.create_zone("bad.example", "hostmaster@example.com")
+    bad = central_zones.create_zone("bad.example", "hostmaster@example.com")
     assert wait_settled(bad.id).status == objects.Status.ERROR
 
     # The zone's status is written by a task; the job ends a moment later.

@@ -22,14 +22,20 @@ from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from tests.support import eventually, holds
 from zoneflow import cli, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
 from zoneflow.central import options as central_options
 from zoneflow.central import pools
+from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import target as target_flows
 from zoneflow.mdns import server as mdns_server
-from zoneflow.storage import api as storage
+from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import retired as stored_retired
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 HOST = "127.0.0.1"
@@ -54,7 +60,7 @@ def _update(*targets: dict[str, object], nameservers: str = "") -> objects.PoolU
 
 
 def _create_zones(names: list[str] = ZONES) -> list[objects.Zone]:
-    zones = [central.create_zone(name, "hostmaster@example.com") for name in names]
+    zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
     assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
     return zones
 
@@ -67,7 +73,7 @@ def _settle_watching(
     and a job sets the status only after the target has the zone)."""
 
     def sample() -> list[objects.Zone] | None:
-        now = [storage.get_zone_any(z.id) for z in zones]
+        now = [stored_zones.get_zone_any(z.id) for z in zones]
         served = FakeBackend.served(target_id)
         for zone in now:
             assert zone is not None
@@ -99,7 +105,7 @@ def test_an_added_target_gets_every_zone_and_each_reads_active_only_once_it_has_
     (added,) = update.added_targets
     assert update.backfill == len(ZONES)
     # Marked PENDING in the pool update's own transaction.
-    assert {storage.get_zone(z.id).status for z in zones} == {objects.Status.PENDING}
+    assert {stored_reads.get_zone(z.id).status for z in zones} == {objects.Status.PENDING}
 
     settled = _settle_watching(zones, added.id)
     assert {(z.status, z.action) for z in settled} == {(objects.Status.ACTIVE, objects.Action.NONE)}
@@ -108,7 +114,7 @@ def test_an_added_target_gets_every_zone_and_each_reads_active_only_once_it_has_
         "the target that had the zones got no second call"
     )
     for zone in zones:
-        rows = {r.target_id: r for r in storage.list_target_status(zone.id)}
+        rows = {r.target_id: r for r in stored_status.list_target_status(zone.id)}
         assert (rows[added.id].status, rows[added.id].serial) == (
             objects.Status.ACTIVE,
             zone.serial,
@@ -124,7 +130,7 @@ def test_reloading_the_same_pool_schedules_nothing() -> None:
     update = _update({}, {})
     assert (update.added_targets, update.added_nameservers, update.backfill) == ((), (), 0)
     assert (update.retired_targets, update.draining_targets) == ((), ())
-    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
+    assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
     assert support.count_pending_jobs() == 0
 
 
@@ -164,12 +170,12 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
 
 def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pending() -> None:
     (first,) = load_pool({}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")  # no conductor: PENDING
-    (create_job,) = storage.claim_pending_jobs()
-    storage.remove_pending_job(create_job.id)  # posted with the pool of one target
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")  # no conductor: PENDING
+    (create_job,) = stored_outbox.claim_pending_jobs()
+    stored_outbox.remove_pending_job(create_job.id)  # posted with the pool of one target
     second = next(t for t in load_pool({}, {}).targets if t.id != first.id)
 
-    assert not storage.set_zone_status(
+    assert not stored_status.set_zone_status(
         zone.id,
         serial=zone.serial,
         status=objects.Status.ACTIVE,
@@ -177,15 +183,15 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         covered_targets=[first.id],
         pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
-    assert storage.get_zone(zone.id).status == objects.Status.PENDING
-    (handed_to,) = storage.claim_pending_jobs()
+    assert stored_reads.get_zone(zone.id).status == objects.Status.PENDING
+    (handed_to,) = stored_outbox.claim_pending_jobs()
     assert (handed_to.kind, handed_to.zone_id, handed_to.serial) == (
         "recover-zone",
         zone.id,
         zone.serial,
     )
 
-    assert storage.set_zone_status(
+    assert stored_status.set_zone_status(
         zone.id,
         serial=zone.serial,
         status=objects.Status.ACTIVE,
@@ -193,13 +199,13 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         covered_targets=[first.id, second.id],
         pool_grown_job=objects.JobKind.RECOVER_ZONE,
     )
-    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
+    assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
 
 
 @pytest.mark.usefixtures("conductor")
 def test_a_job_posted_before_a_target_was_added_cannot_make_its_zone_active() -> None:
     (slow,) = load_pool({"delay": 1.0}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     eventually(lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted")
 
     # The create job runs with the old pool (slow target only) while the pool grows.
@@ -231,17 +237,19 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
 ) -> None:
     calls = tmp_path / "retired.jsonl"
     kept, retiring = load_pool({}, {"record_file": str(calls)}).targets
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     _post_now()  # the create job names both targets
 
     update = _update({})
-    assert update.retired_targets == (storage.find_target(retiring.id),)
+    assert update.retired_targets == (stored_targets.find_target(retiring.id),)
     conductor = daemon.Conductor("late-conductor")
     conductor.start()
     try:
         settled = wait_settled(zone.id)
         eventually(
-            lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+            lambda: stored_targets.find_target(retiring.id) is None,
+            20,
+            what="the retired target to go",
         )
     finally:
         conductor.stop()
@@ -251,14 +259,14 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
     assert FakeBackend.served(kept.id) == {zone.name: zone.serial}
     assert FakeBackend.served(retiring.id) == {}
     assert ("create", zone.name) not in _calls(calls)
-    assert [r.target_id for r in storage.list_target_status(zone.id)] == [kept.id]
+    assert [r.target_id for r in stored_status.list_target_status(zone.id)] == [kept.id]
 
 
 def test_a_task_on_a_target_that_is_gone_does_nothing() -> None:
     from zoneflow.flows import tasks
 
     load_pool({})
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     for task in (
         tasks.ZoneActionOnTarget(objects.Action.CREATE, "gone"),
         tasks.RecoverOnTarget("gone"),
@@ -292,12 +300,12 @@ def test_a_nameserver_removed_while_a_job_polls_it_is_not_counted_against_the_zo
         listed = f"  nameservers: [{{host: {HOST}, port: {silent.port}}}]\n"
         load_pool({})
         pools.store(pools.parse(fake_pool_yaml({}) + listed))
-        zone = central.create_zone(ZONES[0], "hostmaster@example.com")
+        zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
         eventually(
             lambda: support.count_pending_jobs() == 0, 20, what="the create job to be posted"
         )
         holds(  # the job polls the silent nameserver meanwhile
-            lambda: storage.get_zone(zone.id).status == objects.Status.PENDING,
+            lambda: stored_reads.get_zone(zone.id).status == objects.Status.PENDING,
             0.5,
             what="the zone PENDING while a nameserver is silent",
         )
@@ -325,21 +333,21 @@ def test_a_removed_target_has_every_zone_deleted_then_is_forgotten(
     (retired,) = update.retired_targets
     assert retired.id == retiring.id and retired.retired_at is not None
     assert update.to_delete == {retiring.id: len(ZONES)}
-    pool = storage.get_pool("default")
+    pool = stored_pools.get_pool("default")
     assert [t.id for t in pool.targets] == [kept.id], "jobs no longer see it"
     assert [t.id for t in pool.retired_targets] == [retiring.id], "its options are kept"
 
     eventually(
-        lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+        lambda: stored_targets.find_target(retiring.id) is None, 20, what="the retired target to go"
     )
     assert FakeBackend.served(retiring.id) == {}
     assert sorted(c for c in _calls(calls) if c[0] == "delete") == [
         ("delete", z.name) for z in zones
     ]
     for zone in zones:
-        assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
-        assert [r.target_id for r in storage.list_target_status(zone.id)] == [kept.id]
-    assert storage.get_pool("default").retired_targets == ()
+        assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
+        assert [r.target_id for r in stored_status.list_target_status(zone.id)] == [kept.id]
+    assert stored_pools.get_pool("default").retired_targets == ()
 
     (later,) = _create_zones(["later.example.com."])
     assert FakeBackend.served(kept.id)[later.name] == later.serial
@@ -353,23 +361,23 @@ def test_a_drain_that_fails_keeps_the_target_retired_until_pool_update_runs_it_a
 
     _update({})
     eventually(
-        lambda: storage.get_pool("default").retired_targets[0].drain_error is not None,
+        lambda: stored_pools.get_pool("default").retired_targets[0].drain_error is not None,
         20,
         what="the drain to fail",
     )
-    (still,) = storage.get_pool("default").retired_targets
+    (still,) = stored_pools.get_pool("default").retired_targets
     assert "1 zone(s) of the pool could not be deleted" in (still.drain_error or "")
-    assert storage.count_zones_to_drain(retiring.id) == 1
+    assert stored_retired.count_zones_to_drain(retiring.id) == 1
     assert len(FakeBackend.served(retiring.id)) == 1
 
     update = _update({})
-    assert update.draining_targets == (storage.find_target(retiring.id),)
+    assert update.draining_targets == (stored_targets.find_target(retiring.id),)
     assert update.to_delete == {retiring.id: 1}
     eventually(
-        lambda: storage.find_target(retiring.id) is None, 20, what="the retired target to go"
+        lambda: stored_targets.find_target(retiring.id) is None, 20, what="the retired target to go"
     )
     assert FakeBackend.served(retiring.id) == {}
-    assert {storage.get_zone(z.id).status for z in zones} == {objects.Status.ACTIVE}
+    assert {stored_reads.get_zone(z.id).status for z in zones} == {objects.Status.ACTIVE}
 
 
 def test_a_drain_goes_on_where_the_last_one_stopped(
@@ -378,27 +386,29 @@ def test_a_drain_goes_on_where_the_last_one_stopped(
     monkeypatch.setattr(target_flows, "DRAIN_BATCH", 2)
     calls = tmp_path / "retired.jsonl"
     _, retiring = load_pool({}, {"record_file": str(calls)}).targets
-    zones = sorted((central.create_zone(n, "h@example.com") for n in ZONES), key=lambda z: z.name)
+    zones = sorted(
+        (central_zones.create_zone(n, "h@example.com") for n in ZONES), key=lambda z: z.name
+    )
     _update({})
     # A first run got through two zones before its conductor died.
-    storage.record_drained(retiring.id, [(zones[0], None), (zones[1], None)])
+    stored_retired.record_drained(retiring.id, [(zones[0], None), (zones[1], None)])
 
     drained = target_flows.DrainTarget().execute(target_id=retiring.id)
     assert drained == len(ZONES) - 2
     assert _calls(calls) == [("delete", z.name) for z in zones[2:]]
     target_flows.DropTarget().execute(target_id=retiring.id)
-    assert storage.find_target(retiring.id) is None
+    assert stored_targets.find_target(retiring.id) is None
 
 
 def test_a_target_listed_again_while_draining_is_kept() -> None:
     _, retiring = load_pool({}, {}).targets
-    central.create_zone(ZONES[0], "hostmaster@example.com")
+    central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     _update({})
     update = _update({}, {})
-    assert update.added_targets == (storage.find_target(retiring.id),)
+    assert update.added_targets == (stored_targets.find_target(retiring.id),)
     assert target_flows.DrainTarget().execute(target_id=retiring.id) == 0
     target_flows.DropTarget().execute(target_id=retiring.id)
-    target = storage.find_target(retiring.id)
+    target = stored_targets.find_target(retiring.id)
     assert target is not None and target.retired_at is None
 
 
@@ -414,17 +424,19 @@ CATALOG_POOL = """
 def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
     both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
     (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
-    zone = central.create_zone(ZONES[0], "hostmaster@example.com")
-    storage.set_target_status(zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE")
-    storage.claim_pending_jobs()
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
+    stored_status.set_target_status(
+        zone.id, pool.targets[1].id, serial=zone.serial, status="ACTIVE"
+    )
+    stored_outbox.claim_pending_jobs()
 
     one = "{type: fake, description: fake1}"
     (update,) = pools.store(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
     assert [t.id for t in update.removed_targets] == [pool.targets[1].id]
     assert update.retired_targets == ()
-    assert storage.find_target(pool.targets[1].id) is None
-    assert storage.list_target_status(zone.id) == []
-    assert storage.claim_pending_jobs() == [], "no job: there is no per-zone call to make"
+    assert stored_targets.find_target(pool.targets[1].id) is None
+    assert stored_status.list_target_status(zone.id) == []
+    assert stored_outbox.claim_pending_jobs() == [], "no job: there is no per-zone call to make"
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -444,7 +456,7 @@ def test_pool_update_says_what_it_scheduled_and_pool_show_lists_retired_targets(
         "pool default: 1 target(s), 0 nameserver(s)\n"
     )
     for name in ZONES[:2]:
-        central.create_zone(name, "hostmaster@example.com")
+        central_zones.create_zone(name, "hostmaster@example.com")
 
     path.write_text(fake_pool_yaml({}, {}))
     assert _cli(capsys, "pool", "update", "--file", str(path)) == (
@@ -476,19 +488,19 @@ def test_a_backfill_is_released_to_the_relays_a_few_jobs_at_a_time(
     # was 0.75 s late at 4 a second) and still find at most two released.
     override("central", backfill_jobs_per_second=1)
     load_pool({})
-    zones = [central.create_zone(name, "hostmaster@example.com") for name in ZONES]
-    for job in storage.claim_pending_jobs():  # as if their create jobs had run
-        storage.remove_pending_job(job.id)
+    zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in ZONES]
+    for job in stored_outbox.claim_pending_jobs():  # as if their create jobs had run
+        stored_outbox.remove_pending_job(job.id)
     for zone in zones:
-        storage.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
+        stored_status.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
 
     _update({}, {})
-    released = storage.claim_pending_jobs()
+    released = stored_outbox.claim_pending_jobs()
     assert 1 <= len(released) <= 2, "the rest wait their turn in the outbox"
     assert support.count_pending_jobs() == len(ZONES)
 
     def all_released() -> bool:
-        released.extend(storage.claim_pending_jobs())
+        released.extend(stored_outbox.claim_pending_jobs())
         return len(released) >= len(ZONES)
 
     eventually(all_released, 10, what=lambda: f"every job released, {len(released)} so far")

@@ -7,9 +7,9 @@ import pathlib
 import pytest
 
 from zoneflow import exceptions
-from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.storage import api as storage
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import pools as stored_pools
 
 GOOD = """
 - name: default
@@ -39,7 +39,7 @@ def test_a_designate_style_pools_file_is_stored(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "pools.yaml"
     path.write_text(GOOD)
     (update,) = pools.update(str(path))
-    stored = storage.get_pool("default")
+    stored = stored_pools.get_pool("default")
     assert stored == update.pool
     assert stored.threshold_percentage == 50
     assert [t.label for t in stored.targets] == ["bind-1", "bind-2"]
@@ -57,7 +57,7 @@ def test_loading_the_same_file_twice_keeps_target_ids(tmp_path: pathlib.Path) ->
     second = pools.update(str(path))[0].pool
     assert [t.id for t in first.targets] == [t.id for t in second.targets]
     assert second.targets[0].options["rndc_port"] == 9999
-    assert len(storage.list_pools()) == 1
+    assert len(stored_pools.list_pools()) == 1
 
 
 DEFAULT_POOL_ID = "794ccc2c-d751-44fe-b57f-8894c9f5c842"  # Designate's default pool
@@ -68,8 +68,8 @@ def test_a_pool_keeps_the_id_the_file_gives(tmp_path: pathlib.Path) -> None:
     path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: default"))
     (update,) = pools.update(str(path))
     assert update.pool.id == DEFAULT_POOL_ID
-    assert storage.get_pool(DEFAULT_POOL_ID).name == "default"
-    zone = central.create_zone("example.com.", "h@example.com", pool=DEFAULT_POOL_ID)
+    assert stored_pools.get_pool(DEFAULT_POOL_ID).name == "default"
+    zone = central_zones.create_zone("example.com.", "h@example.com", pool=DEFAULT_POOL_ID)
     assert zone.pool_id == DEFAULT_POOL_ID
 
 
@@ -80,7 +80,7 @@ def test_a_pool_found_by_its_id_is_renamed(tmp_path: pathlib.Path) -> None:
     path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: main"))
     (update,) = pools.update(str(path))
     assert (update.pool.id, update.pool.name) == (DEFAULT_POOL_ID, "main")
-    assert [p.name for p in storage.list_pools()] == ["main"]
+    assert [p.name for p in stored_pools.list_pools()] == ["main"]
 
 
 def test_a_pool_id_cannot_change(tmp_path: pathlib.Path) -> None:
@@ -90,7 +90,7 @@ def test_a_pool_id_cannot_change(tmp_path: pathlib.Path) -> None:
     path.write_text(GOOD.replace("- name: default", f"- id: {DEFAULT_POOL_ID}\n  name: default"))
     with pytest.raises(exceptions.InvalidPoolConfig, match=f"has id {first.pool.id}"):
         pools.update(str(path))
-    assert [p.id for p in storage.list_pools()] == [first.pool.id]
+    assert [p.id for p in stored_pools.list_pools()] == [first.pool.id]
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_a_bad_pools_file_is_refused_and_changes_nothing(
     path.write_text(text)
     with pytest.raises(exceptions.InvalidPoolConfig, match=complaint):
         pools.update(str(path))
-    assert storage.list_pools() == []
+    assert stored_pools.list_pools() == []
 
 
 def test_a_missing_pools_file_is_named() -> None:

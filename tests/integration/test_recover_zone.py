@@ -16,8 +16,10 @@ import pytest
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, objects
 from zoneflow.backends.impl_fake import FakeBackend
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 
 ZONE = "example.com."
 # A target that fails the first job's every try (3 by default), then works.
@@ -36,7 +38,7 @@ def _calls(path: pathlib.Path) -> list[str]:
 
 
 def _rows(zone_id: str) -> dict[str, objects.TargetStatus]:
-    return {row.target_id: row for row in storage.list_target_status(zone_id)}
+    return {row.target_id: row for row in stored_status.list_target_status(zone_id)}
 
 
 @pytest.mark.usefixtures("conductor")
@@ -49,12 +51,12 @@ def test_recover_creates_the_zone_on_the_target_that_missed_it_only(
         {"fail": "create", "fail_times": FAILS_ONCE},
         threshold=50,
     ).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     assert _rows(zone.id)[broken.id].status == objects.Status.ERROR
     healthy_row = _rows(zone.id)[healthy.id]
 
-    recovering = central.recover_zone(ZONE)
+    recovering = central_zones.recover_zone(ZONE)
     assert (recovering.status, recovering.serial) == (objects.Status.PENDING, zone.serial)
     recovered = wait_settled(zone.id)
 
@@ -77,14 +79,14 @@ def test_recover_creates_the_zone_on_the_target_that_missed_it_only(
 @pytest.mark.usefixtures("conductor")
 def test_recover_after_a_reverted_create_creates_the_zone_everywhere() -> None:
     targets = load_pool({}, {"fail": "create", "fail_times": FAILS_ONCE}).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     assert wait_settled(zone.id).status == objects.Status.ERROR
 
-    central.recover_zone(ZONE)
+    central_zones.recover_zone(ZONE)
     assert wait_settled(zone.id).status == objects.Status.ACTIVE
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: zone.serial}
-    assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
+    assert {(r.status, r.serial) for r in stored_status.list_target_status(zone.id)} == {
         (objects.Status.ACTIVE, zone.serial)
     }
 
@@ -92,45 +94,45 @@ def test_recover_after_a_reverted_create_creates_the_zone_everywhere() -> None:
 @pytest.mark.usefixtures("conductor")
 def test_recover_pushes_an_update_that_fell_below_the_threshold() -> None:
     targets = load_pool({}, {"fail": "update", "fail_times": FAILS_ONCE}).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     wait_settled(zone.id)
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     failed = wait_settled(zone.id)
     assert failed.status == objects.Status.ERROR
 
-    central.recover_zone(ZONE)
+    central_zones.recover_zone(ZONE)
     recovered = wait_settled(zone.id)
     assert (recovered.status, recovered.action) == (objects.Status.ACTIVE, objects.Action.NONE)
     for target in targets:
         assert FakeBackend.served(target.id) == {ZONE: failed.serial}
-    assert {(r.status, r.serial) for r in storage.list_target_status(zone.id)} == {
+    assert {(r.status, r.serial) for r in stored_status.list_target_status(zone.id)} == {
         (objects.Status.ACTIVE, failed.serial)
     }
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
+    assert {rs.status for rs in stored_reads.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 @pytest.mark.usefixtures("conductor")
 def test_recover_finishes_a_delete_that_fell_below_the_threshold() -> None:
     targets = load_pool({}, {"fail": "delete", "fail_times": FAILS_ONCE}).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     wait_settled(zone.id)
-    central.delete_zone(ZONE)
+    central_zones.delete_zone(ZONE)
     assert wait_settled(zone.id).action == objects.Action.DELETE
 
-    central.recover_zone(ZONE)
+    central_zones.recover_zone(ZONE)
     assert wait_settled(zone.id).status == objects.Status.DELETED
     for target in targets:
         assert FakeBackend.served(target.id) == {}
-    assert storage.list_zones() == []
+    assert stored_reads.list_zones() == []
 
 
 @pytest.mark.usefixtures("conductor")
 def test_a_recovery_still_below_the_threshold_says_why_and_undoes_its_creates() -> None:
     healthy, broken = load_pool({}, {"fail": "create"}).targets
-    zone = central.create_zone(ZONE, "hostmaster@example.com")
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     wait_settled(zone.id)
 
-    central.recover_zone(ZONE)
+    central_zones.recover_zone(ZONE)
     failed = wait_settled(zone.id)
     assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.CREATE)
     assert failed.error is not None and "1 of 2 targets succeeded" in failed.error
@@ -143,6 +145,6 @@ def test_a_recovery_still_below_the_threshold_says_why_and_undoes_its_creates() 
 
 def test_a_zone_whose_job_is_still_running_is_not_recovered() -> None:
     load_pool({})
-    central.create_zone(ZONE, "hostmaster@example.com")  # PENDING: no conductor runs
+    central_zones.create_zone(ZONE, "hostmaster@example.com")  # PENDING: no conductor runs
     with pytest.raises(exceptions.ZoneBusy, match="has a job in progress"):
-        central.recover_zone(ZONE)
+        central_zones.recover_zone(ZONE)

@@ -9,28 +9,33 @@ import pytest
 
 from tests import support
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
-from zoneflow.storage import api as storage
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
 
 def _zone() -> objects.Zone:
-    return central.create_zone("example.com", "hostmaster@example.com")
+    return central_zones.create_zone("example.com", "hostmaster@example.com")
 
 
 def test_every_change_bumps_the_serial_and_writes_its_job() -> None:
     zone = _zone()
     assert zone.serial >= int(time.time()) - 5
     serials = [zone.serial]
-    rs = central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
-    serials.append(storage.get_zone(zone.id).serial)
-    central.update_recordset("example.com", rs.id, records=["192.0.2.2"])
-    serials.append(storage.get_zone(zone.id).serial)
-    central.delete_recordset("example.com", rs.id)
-    serials.append(storage.get_zone(zone.id).serial)
+    rs = central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    serials.append(stored_reads.get_zone(zone.id).serial)
+    central_recordsets.update_recordset("example.com", rs.id, records=["192.0.2.2"])
+    serials.append(stored_reads.get_zone(zone.id).serial)
+    central_recordsets.delete_recordset("example.com", rs.id)
+    serials.append(stored_reads.get_zone(zone.id).serial)
     assert serials == sorted(set(serials))
-    jobs = storage.claim_pending_jobs()
+    jobs = stored_outbox.claim_pending_jobs()
     assert [(j.kind, j.serial) for j in jobs] == [
         ("create-zone", serials[0]),
         ("update-zone", serials[1]),
@@ -41,16 +46,18 @@ def test_every_change_bumps_the_serial_and_writes_its_job() -> None:
 
 def test_a_refused_change_leaves_serial_records_and_outbox_untouched() -> None:
     zone = _zone()
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
-    before = storage.get_zone(zone.id).serial
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    before = stored_reads.get_zone(zone.id).serial
     pending = support.count_pending_jobs()
     with pytest.raises(exceptions.InvalidRecordSetLocation):
-        central.create_recordset("example.com", "www", "CNAME", ["elsewhere.example.net."])
+        central_recordsets.create_recordset(
+            "example.com", "www", "CNAME", ["elsewhere.example.net."]
+        )
     with pytest.raises(exceptions.DuplicateRecordSet):
-        central.create_recordset("example.com", "www", "A", ["192.0.2.9"])
-    assert storage.get_zone(zone.id).serial == before
+        central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.9"])
+    assert stored_reads.get_zone(zone.id).serial == before
     assert support.count_pending_jobs() == pending
-    assert [rs.records for rs in storage.list_recordsets(zone.id)] == [("192.0.2.1",)]
+    assert [rs.records for rs in stored_reads.list_recordsets(zone.id)] == [("192.0.2.1",)]
 
 
 def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
@@ -58,7 +65,7 @@ def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         made = list(
             pool.map(
-                lambda i: central.create_recordset(
+                lambda i: central_recordsets.create_recordset(
                     "example.com", f"host{i}", "A", [f"192.0.2.{i}"]
                 ),
                 range(40),
@@ -66,78 +73,82 @@ def test_concurrent_changes_to_one_zone_never_share_a_serial() -> None:
         )
     serials = [rs.serial for rs in made]
     assert len(set(serials)) == 40
-    assert storage.get_zone(zone.id).serial == max(serials)
-    assert len(storage.list_recordsets(zone.id)) == 40
+    assert stored_reads.get_zone(zone.id).serial == max(serials)
+    assert len(stored_reads.list_recordsets(zone.id)) == 40
 
 
 def test_the_serial_never_goes_back_even_if_the_clock_does(monkeypatch: pytest.MonkeyPatch) -> None:
     zone = _zone()
     monkeypatch.setattr(time, "time", lambda: 1_000_000.0)
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
-    assert storage.get_zone(zone.id).serial == zone.serial + 1
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    assert stored_reads.get_zone(zone.id).serial == zone.serial + 1
 
 
 def test_a_job_for_an_old_serial_does_not_set_the_status() -> None:
     zone = _zone()
-    central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
-    assert not storage.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
-    newest = storage.get_zone(zone.id)
+    central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+    assert not stored_status.set_zone_status(
+        zone.id, serial=zone.serial, status=objects.Status.ACTIVE
+    )
+    newest = stored_reads.get_zone(zone.id)
     assert newest.status == objects.Status.PENDING
-    assert storage.set_zone_status(
+    assert stored_status.set_zone_status(
         zone.id, serial=newest.serial, status=objects.Status.ACTIVE, action=objects.Action.NONE
     )
-    assert storage.get_zone(zone.id).status == objects.Status.ACTIVE
-    assert {rs.status for rs in storage.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
+    assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
+    assert {rs.status for rs in stored_reads.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
 
 
 def test_a_served_serial_is_never_recorded_as_going_back() -> None:
     zone = _zone()
-    target_id = storage.get_pool("default").targets[0].id
-    storage.set_target_status(zone.id, target_id, serial=10, status=objects.Status.ACTIVE)
-    storage.set_target_status(zone.id, target_id, serial=5, status=objects.Status.ACTIVE)
-    (row,) = storage.list_target_status(zone.id)
+    target_id = stored_pools.get_pool("default").targets[0].id
+    stored_status.set_target_status(zone.id, target_id, serial=10, status=objects.Status.ACTIVE)
+    stored_status.set_target_status(zone.id, target_id, serial=5, status=objects.Status.ACTIVE)
+    (row,) = stored_status.list_target_status(zone.id)
     assert row.serial == 10
 
 
 def test_a_deleted_zone_frees_its_name_once_the_delete_job_is_done() -> None:
     zone = _zone()
-    deleting = central.delete_zone("example.com")
+    deleting = central_zones.delete_zone("example.com")
     assert (deleting.status, deleting.action) == (objects.Status.PENDING, objects.Action.DELETE)
     with pytest.raises(exceptions.ZoneBusy):
-        central.create_recordset("example.com", "www", "A", ["192.0.2.1"])
+        central_recordsets.create_recordset("example.com", "www", "A", ["192.0.2.1"])
     with pytest.raises(exceptions.DuplicateZone):
-        central.create_zone("example.com", "hostmaster@example.com")
-    assert storage.finish_zone_delete(zone.id, serial=deleting.serial)
+        central_zones.create_zone("example.com", "hostmaster@example.com")
+    assert stored_status.finish_zone_delete(zone.id, serial=deleting.serial)
     with pytest.raises(exceptions.ZoneNotFound):
-        storage.get_zone("example.com")
-    again = central.create_zone("example.com", "hostmaster@example.com")
+        stored_reads.get_zone("example.com")
+    again = central_zones.create_zone("example.com", "hostmaster@example.com")
     assert again.id != zone.id
 
 
 def test_a_target_action_reads_zone_target_and_provisioning_together() -> None:
     zone = _zone()
-    target = storage.get_pool(zone.pool_id).targets[0]
-    wanted = storage.get_target_action(zone.id, target.id)
+    target = stored_pools.get_pool(zone.pool_id).targets[0]
+    wanted = stored_targets.get_target_action(zone.id, target.id)
     assert (wanted.zone, wanted.zone_deleted) == (zone, False)
     assert (wanted.target, wanted.provisioning) == (target, objects.PER_ZONE)
-    storage.finish_zone_delete(zone.id, serial=central.delete_zone("example.com").serial)
-    gone = storage.get_target_action(zone.id, target.id)
+    stored_status.finish_zone_delete(
+        zone.id, serial=central_zones.delete_zone("example.com").serial
+    )
+    gone = stored_targets.get_target_action(zone.id, target.id)
     assert gone.zone is not None and gone.zone_deleted
     # A target gone since the job was posted: the task does nothing there.
-    assert storage.get_target_action(zone.id, "nope").target is None
+    assert stored_targets.get_target_action(zone.id, "nope").target is None
 
 
 def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:
     _zone()
-    first = storage.claim_pending_jobs()
+    first = stored_outbox.claim_pending_jobs()
     assert len(first) == 1
-    assert storage.claim_pending_jobs() == []
-    storage.release_pending_job(first[0].id)
-    assert storage.claim_pending_jobs() == first
+    assert stored_outbox.claim_pending_jobs() == []
+    stored_outbox.release_pending_job(first[0].id)
+    assert stored_outbox.claim_pending_jobs() == first
 
 
 def test_unknown_pool_is_refused_before_anything_is_written() -> None:
     with pytest.raises(exceptions.PoolNotFound, match="pool 'nope' does not exist"):
-        central.create_zone("example.com", "hostmaster@example.com", pool="nope")
-    assert storage.list_zones() == []
+        central_zones.create_zone("example.com", "hostmaster@example.com", pool="nope")
+    assert stored_reads.list_zones() == []
     assert support.count_pending_jobs() == 0

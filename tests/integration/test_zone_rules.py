@@ -9,6 +9,7 @@ refused, and that data stored before the rules does not block other changes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,10 +18,12 @@ from tests import support
 from tests.support import ALICE
 from zoneflow import exceptions, objects
 from zoneflow.api import app
-from zoneflow.central import api as central
-from zoneflow.central import zone_tasks
+from zoneflow.central import imports_exports
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import rules
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import recordsets as stored_recordsets
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -29,14 +32,14 @@ DS = "12345 8 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE5BEA7B17C2E8ACAE8D21CB9A
 
 
 def _zone() -> objects.Zone:
-    return central.create_zone(ZONE, "hostmaster@example.com")
+    return central_zones.create_zone(ZONE, "hostmaster@example.com")
 
 
 def _snapshot(zone: objects.Zone) -> tuple[int, int, list[tuple[str, str]]]:
     return (
-        storage.get_zone(zone.id).serial,
+        stored_reads.get_zone(zone.id).serial,
         support.count_pending_jobs(),
-        [(rs.name, rs.type) for rs in storage.list_recordsets(zone.id)],
+        [(rs.name, rs.type) for rs in stored_reads.list_recordsets(zone.id)],
     )
 
 
@@ -60,10 +63,10 @@ def test_central_refuses_each_rule_naming_the_record_and_writes_nothing(
 ) -> None:
     zone = _zone()
     for name, rtype, records in existing:
-        central.create_recordset(ZONE, name, rtype, records)
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
     before = _snapshot(zone)
     with pytest.raises(exceptions.InvalidRecordSetLocation) as refusal:
-        central.create_recordset(ZONE, *refused)
+        central_recordsets.create_recordset(ZONE, *refused)
     for word in words:
         assert word in refusal.value.message, refusal.value.message
     assert _snapshot(zone) == before
@@ -100,46 +103,40 @@ def test_what_the_nameservers_load_is_accepted() -> None:
         ("ds", "DS", [DS]),
         ("@", "MX", ["10 mail.example.com."]),
     ]:
-        central.create_recordset(ZONE, name, rtype, records)
-    assert len(storage.list_recordsets(zone.id)) == 8
+        central_recordsets.create_recordset(ZONE, name, rtype, records)
+    assert len(stored_reads.list_recordsets(zone.id)) == 8
 
 
 def test_data_stored_before_the_rules_blocks_no_other_change_and_can_be_mended() -> None:
     zone = _zone()
     # As data written before these rules were: straight into storage, unchecked.
-    legacy = storage.create_recordset(
-        zone.id,
-        name=ZONE,
-        rtype="CNAME",
-        ttl=None,
-        records=["x.example.net."],
-        job=objects.JobKind.UPDATE_ZONE,
-    )
-    central.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    legacy = support.write_recordset_unchecked(zone.id, ZONE, "CNAME", ["x.example.net."])
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
     # More data beside the CNAME is a new problem, refused.
     with pytest.raises(exceptions.InvalidRecordSetLocation):
-        central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
-    central.delete_recordset(ZONE, legacy.id)
-    central.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
-    assert {rs.type for rs in storage.list_recordsets(zone.id)} == {"A", "MX"}
+        central_recordsets.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
+    central_recordsets.delete_recordset(ZONE, legacy.id)
+    central_recordsets.create_recordset(ZONE, "@", "MX", ["10 mail.example.com."])
+    assert {rs.type for rs in stored_reads.list_recordsets(zone.id)} == {"A", "MX"}
 
 
-def test_the_rules_read_only_names_related_to_the_change() -> None:
+def test_the_rules_read_only_names_related_to_the_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A write reads the names at, above and below the written one (an '_' in a name
     is no LIKE wildcard there)."""
-    zone = _zone()
+    _zone()
     for name in ("a_b", "axb", "x.a_b", "deep.x.a_b", "other"):
-        central.create_recordset(ZONE, name, "A", ["192.0.2.1"])
+        central_recordsets.create_recordset(ZONE, name, "A", ["192.0.2.1"])
     seen: list[list[tuple[str, str]]] = []
-    storage.create_recordset(
-        zone.id,
-        name=f"x.a_b.{ZONE}",
-        rtype="TXT",
-        ttl=None,
-        records=['"t"'],
-        job=objects.JobKind.UPDATE_ZONE,
-        check=seen.append,
-    )
+    read = stored_recordsets.related_recordsets
+
+    def spied(*args: Any) -> list[tuple[str, str]]:
+        seen.append(read(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(stored_recordsets, "related_recordsets", spied)
+    central_recordsets.create_recordset(ZONE, "x.a_b", "TXT", ['"t"'])
     assert sorted(seen[0]) == [
         (f"a_b.{ZONE}", "A"),
         (f"deep.x.a_b.{ZONE}", "A"),
@@ -167,7 +164,7 @@ def test_the_api_refuses_a_cname_at_the_apex_with_designates_400(client: TestCli
     body = refused.json()
     assert (body["code"], body["type"]) == (400, "invalid_recordset_location")
     assert "apex" in body["message"] and "CNAME" in body["message"]
-    assert storage.list_recordsets(zone_id) == []
+    assert stored_reads.list_recordsets(zone_id) == []
 
 
 @pytest.mark.parametrize(
@@ -185,8 +182,8 @@ def test_an_import_breaking_a_rule_creates_nothing(line: str, words: tuple[str, 
         "@ IN NS ns1.example.org.\n"
         f"{line}\n"
     )
-    task = zone_tasks.import_zone(text)
+    task = imports_exports.import_zone(text)
     assert (task.status, task.zone_id) == (objects.Status.ERROR, None)
     for word in words:
         assert word in (task.message or ""), task.message
-    assert central.list_zones() == []
+    assert central_zones.list_zones() == []

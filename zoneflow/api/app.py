@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from zoneflow.api import auth, errors, metrics, openapi, versions
 from zoneflow.api.v2 import (
     all_recordsets,
+    imports_exports,
     jobs,
     pools,
     quotas,
@@ -18,7 +19,6 @@ from zoneflow.api.v2 import (
     service_statuses,
     tsigkeys,
     zone_status,
-    zone_tasks,
     zones,
 )
 
@@ -37,7 +37,7 @@ def create_app() -> FastAPI:
     app.include_router(zones.router)
     app.include_router(recordsets.router)
     app.include_router(all_recordsets.router)
-    app.include_router(zone_tasks.router)
+    app.include_router(imports_exports.router)
     app.include_router(pools.router)
     app.include_router(service_statuses.router)
     app.include_router(tsigkeys.router)

@@ -3,7 +3,7 @@
 The socket is bound before uvicorn starts, so a port already in use is a
 clear error at once (uvicorn alone would log it and exit the process).
 Jobs: a change made through the API is written with its job to the outbox
-(see :mod:`zoneflow.central.api`). With a ZooKeeper jobboard ``zoneflow
+(see :mod:`zoneflow.central.zones`). With a ZooKeeper jobboard ``zoneflow
 api`` posts them itself the moment they commit; otherwise (zake) the
 relay of the all-in-one process or of a conductor posts them.
 """
@@ -101,12 +101,12 @@ def run_forever() -> None:
 def _start_relay() -> Any:
     if CONF.jobboard.backend != "zookeeper":
         return None
-    from zoneflow.central import api as central
+    from zoneflow.central import changes as central_changes
     from zoneflow.engine.relay import OutboxRelay
     from zoneflow.taskflow_adapter import jobboard, persistence
 
     backend = persistence.get_backend()
     relay = OutboxRelay(jobboard.connect(backend, name="zoneflow-api"), backend)
-    central.on_change(relay.wake)
+    central_changes.on_change(relay.wake)
     relay.start()
     return relay

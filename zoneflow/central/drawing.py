@@ -13,7 +13,7 @@ from typing import Any
 from zoneflow import exceptions, flows, objects
 from zoneflow.flows import render
 from zoneflow.flows import target as target_flows
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
 
 
 def flow_kinds() -> list[str]:
@@ -33,7 +33,7 @@ def flow_dot(kind: str, *, pool: str | None = None) -> str:
     elif pool is None:
         pool_args = example_pool_args()
     else:
-        pool_args = flows.pool_args(storage.get_pool(pool))
+        pool_args = flows.pool_args(stored_pools.get_pool(pool))
     return render.to_dot(flow_of(kind, pool_args))
 
 

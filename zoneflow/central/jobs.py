@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from zoneflow import exceptions, jobs, objects
 from zoneflow.flows import job_graph as flow_graph
 from zoneflow.flows import render
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
 JOB_FILTERS = ("zone_id", "zone_name", "state", "kind")
@@ -108,7 +108,7 @@ def job_graph(job_id: str, fmt: str = "svg", *, project_id: str | None = None) -
 
 
 def _scoped(found: list[jobs.JobInfo], project_id: str | None) -> list[Job]:
-    projects = storage.zone_projects([info.zone_id for info in found])
+    projects = stored_zones.zone_projects([info.zone_id for info in found])
     return [
         Job(info, projects.get(info.zone_id))
         for info in found

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 
 from zoneflow import exceptions, objects
 from zoneflow.dns import zone as dns_zone
-from zoneflow.storage import api as storage
 from zoneflow.storage import managed as stored
+from zoneflow.storage import pools as stored_pools
 
 SOA = stored.SOA
 NS = stored.NS
@@ -65,7 +65,7 @@ def filled(
         zone = zones[recordset.zone_id]
         if is_managed(zone, recordset):
             if zone.pool_id not in pools:
-                pools[zone.pool_id] = storage.get_pool(zone.pool_id)
+                pools[zone.pool_id] = stored_pools.get_pool(zone.pool_id)
             recordset = _with_records(zone, pools[zone.pool_id], recordset)
         shown.append(recordset)
     return shown

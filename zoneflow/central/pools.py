@@ -31,14 +31,16 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from zoneflow import exceptions, objects
-from zoneflow.central import options
+from zoneflow.central import filters, options
 from zoneflow.dns import validation
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import retired as stored_retired
 from zoneflow.storage import timestamps
 
 CONF = options.CONF
@@ -114,7 +116,7 @@ def update(path: str) -> list[objects.PoolUpdate]:
 def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     """Create or update validated pools (see :func:`parse`); what each update scheduled.
 
-    What a pool update posts is decided here (see ``storage.update_pools``):
+    What a pool update posts is decided here (see ``stored_pools.update_pools``):
     every live zone of a pool that gained a target or nameserver gets a
     recover-zone job, which acts only where the zone is missing: one job per
     zone, because each zone's status is decided per zone, by the flow that
@@ -128,7 +130,7 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     backfill = objects.JobPacing(
         objects.JobKind.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
     )
-    return storage.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
+    return stored_pools.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
 
 
 def _pool(entry: Any, where: str) -> dict[str, Any]:
@@ -323,22 +325,36 @@ def target_id(pool_name: str, kind: str, options: dict[str, Any], entry: dict[st
     return str(uuid.uuid5(_TARGET_NAMESPACE, f"{pool_name}/{kind}/{address}"))
 
 
+POOL_FILTERS = ("name",)
+
+
+POOL_SORT_KEYS = {key: key for key in ("created_at", "id", "updated_at", "name")}
+
+
+def find_pools(criteria: Mapping[str, str], paging: objects.Paging) -> objects.Page[objects.Pool]:
+    """One page of the pools, with Designate's ``name`` filter and sort keys."""
+    return stored_pools.find_pools(
+        filters.criteria(criteria, POOL_FILTERS, "pools"),
+        filters.paging(paging, POOL_SORT_KEYS, "pools"),
+    )
+
+
 # --- reads ---------------------------------------------------------------------
 
 
 def list_pools() -> list[objects.Pool]:
     """Every pool, by name."""
-    return storage.list_pools()
+    return stored_pools.list_pools()
 
 
 def get_pool(ref: str) -> objects.Pool:
     """A pool by name or id."""
-    return storage.get_pool(ref)
+    return stored_pools.get_pool(ref)
 
 
 def zones_to_drain(pool: objects.Pool) -> dict[str, int]:
     """How many zones each retired target of the pool still has to have deleted from it."""
-    return {t.id: storage.count_zones_to_drain(t.id) for t in pool.retired_targets}
+    return {t.id: stored_retired.count_zones_to_drain(t.id) for t in pool.retired_targets}
 
 
 def pool_timestamps() -> dict[str, tuple[datetime.datetime | None, datetime.datetime | None]]:

@@ -7,12 +7,13 @@ limit. A change that would take a project past one raises
 nothing. Zones that belong to no project (made with the ``zoneflow``
 command) have no quota.
 
-What a change adds to a project or a zone is counted inside the
-transaction that writes it, after locking what it counts (the project's
-quota lock for zones, the zone's row for recordsets and records; see
-:mod:`zoneflow.storage.quotas`): of two requests racing for a project's last
-unit, the second counts the first's and is refused. A quota is a hard
-bound, unlike Designate's, whose check and write are apart.
+What a change adds to a project or a zone is counted in the unit of work
+that writes it (:func:`zoneflow.storage.db.unit_of_work`), after locking
+what it counts (the project's quota lock for zones, the zone's row for
+recordsets and records; see :mod:`zoneflow.storage.quotas`): of two
+requests racing for a project's last unit, the second counts the first's
+and is refused. A quota is a hard bound, unlike Designate's, whose check
+and write are apart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from zoneflow import exceptions, objects
 from zoneflow.central import options
 from zoneflow.storage import quotas as storage
+from zoneflow.storage.db import Unit
 
 CONF = options.CONF
 
@@ -34,11 +36,12 @@ def defaults() -> dict[str, int]:
     return {resource: int(getattr(CONF.quota, resource)) for resource in RESOURCES}
 
 
-def get_quotas(project_id: str | None) -> dict[str, int]:
-    """Every resource's limit for a project: its own, else the default."""
+def get_quotas(project_id: str | None, *, unit: Unit | None = None) -> dict[str, int]:
+    """Every resource's limit for a project: its own, else the default (read in
+    ``unit``, a change's unit of work, or on their own)."""
     quotas = defaults()
     if project_id is not None:
-        quotas.update(storage.project_quotas(project_id))
+        quotas.update(storage.project_quotas(project_id, session=unit))
     return quotas
 
 
@@ -72,18 +75,17 @@ def _refuse(project_id: str, resource: str, limit: int, what: str) -> exceptions
     )
 
 
-def zone_admission(project_id: str | None) -> storage.ZoneAdmission | None:
-    """What storage calls, with the project's zones counted under its quota lock, to
-    refuse a new zone beyond its ``zones`` (None: a zone of no project, no quota)."""
+def check_zone_count(unit: Unit, project_id: str | None) -> None:
+    """In a zone create's unit of work: lock the project's quota, count its zones and
+    refuse one beyond its ``zones`` (a zone of no project has no quota). Of two
+    creates racing for the project's last zone, the second counts the first's."""
     if project_id is None:
-        return None
-    limit = get_quotas(project_id)["zones"]
-
-    def admit(zones: int) -> None:
-        if _over(limit, zones + 1):
-            raise _refuse(project_id, "zones", limit, f"the project has {zones} zones")
-
-    return admit
+        return
+    limit = get_quotas(project_id, unit=unit)["zones"]
+    storage.lock_project(unit, project_id)
+    zones = storage.count_zones(unit, project_id)
+    if _over(limit, zones + 1):
+        raise _refuse(project_id, "zones", limit, f"the project has {zones} zones")
 
 
 def check_zone_content(
@@ -112,33 +114,44 @@ def check_zone_content(
             raise _refuse(zone.project_id, quota, limits[quota], why)
 
 
-def recordset_admission(
-    zone: objects.Zone, *, new_records: int, new_recordset: bool = False
-) -> storage.RecordSetAdmission | None:
-    """What storage calls, with the zone's usage read under the zone's lock, to refuse
-    creating (``new_recordset``) or changing a recordset to ``new_records`` records
-    beyond the zone's project's quotas (None: a zone of no project, no quota).
+def check_recordset_size(zone: objects.Zone, records: int) -> dict[str, int]:
+    """Refuse a recordset of ``records`` records beyond ``recordset_records``: that
+    depends on the request alone, so it is checked before the change's unit of work.
+    Returns the zone's project's quotas ({} for a zone of no project: no quota)."""
+    if zone.project_id is None:
+        return {}
+    limits = get_quotas(zone.project_id)
+    check_zone_content(zone, recordsets=0, records=0, largest_recordset=records, quotas=limits)
+    return limits
 
-    A recordset too large for ``recordset_records`` is refused at once: that
-    depends on the request alone. Only what the change adds is checked: a
-    zone already past a lowered quota may still shrink, or change a
-    recordset's records one for one.
+
+def check_recordset_change(
+    unit: Unit,
+    zone: objects.Zone,
+    limits: Mapping[str, int],
+    *,
+    new_records: int,
+    new_recordset: bool = False,
+    replaced: int = 0,
+) -> None:
+    """In a recordset change's unit of work, after the zone's row is locked: refuse
+    creating (``new_recordset``) or changing a recordset of ``replaced`` records to
+    ``new_records`` beyond the zone's project's ``limits`` (from
+    :func:`check_recordset_size`), with the zone's usage read under the lock.
+
+    Only what the change adds is checked: a zone already past a lowered quota
+    may still shrink, or change a recordset's records one for one.
     """
     if zone.project_id is None:
-        return None
-    limits = get_quotas(zone.project_id)
-    check_zone_content(zone, recordsets=0, records=0, largest_recordset=new_records, quotas=limits)
-
-    def admit(recordsets: int, records: int, replaced: int) -> None:
-        check_zone_content(
-            zone,
-            recordsets=recordsets + 1 if new_recordset else 0,
-            records=records - replaced + new_records if new_records > replaced else 0,
-            largest_recordset=new_records,
-            quotas=limits,
-        )
-
-    return admit
+        return
+    recordsets, records = storage.zone_usage(zone.id, session=unit)
+    check_zone_content(
+        zone,
+        recordsets=recordsets + 1 if new_recordset else 0,
+        records=records - replaced + new_records if new_records > replaced else 0,
+        largest_recordset=new_records,
+        quotas=limits,
+    )
 
 
 def check_export(zone: objects.Zone) -> None:

@@ -1,6 +1,6 @@
 """The reads the CLI's read commands make: zones.
 
-Apart from :mod:`zoneflow.central.api` (which offers them too) so that
+Apart from :mod:`zoneflow.central.zones` (which offers them too) so that
 ``zoneflow zone list`` imports neither the validation of changes (dnspython)
 nor storage's ORM: see :mod:`zoneflow.storage.reads`.
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from oslo_config import cfg
 
 from zoneflow import objects
-from zoneflow.central import api as central
+from zoneflow.central import filters
 from zoneflow.storage import models, services
 
 CONF = cfg.CONF
@@ -43,12 +43,12 @@ def find_service_statuses(
 ) -> objects.Page[objects.ServiceStatus]:
     columns = {
         key: value.upper() if key == "status" else value.lower() if key == "service_name" else value
-        for key, value in central._criteria(criteria, STATUS_FILTERS, "service statuses").items()
+        for key, value in filters.criteria(criteria, STATUS_FILTERS, "service statuses").items()
     }
     alive_since = _alive_since()
     page = services.find_service_statuses(
         columns,
-        central._paging(paging, STATUS_SORT_KEYS, "service statuses"),
+        filters.paging(paging, STATUS_SORT_KEYS, "service statuses"),
         alive_since=alive_since,
     )
     return dataclasses.replace(page, items=tuple(_as_seen(s, alive_since) for s in page.items))

@@ -17,7 +17,9 @@ import datetime
 from collections.abc import Mapping
 
 from zoneflow import objects
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +49,9 @@ class ZoneServing:
 
 def zone_serving(ref: str, *, project_id: str | None = None) -> ZoneServing:
     """Each target of the zone's pool, and what it was last seen serving."""
-    zone = storage.get_zone(ref, project_id=project_id)
-    pool = storage.get_pool(zone.pool_id)
-    stored = tuple(storage.list_target_status(zone.id))
+    zone = stored_reads.get_zone(ref, project_id=project_id)
+    pool = stored_pools.get_pool(zone.pool_id)
+    stored = tuple(stored_status.list_target_status(zone.id))
     rows = {row.target_id: row for row in stored}
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})

@@ -21,9 +21,10 @@ import dns.exception
 import dns.name
 
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
+from zoneflow.central import filters
 from zoneflow.dns import tsig
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import tsigkeys
 
 SCOPES = ("POOL", "ZONE")
@@ -80,9 +81,9 @@ def _scope(scope: str, resource_id: str) -> tuple[str, str]:
             f"{text.lower()} the key is for"
         ) from None
     if text == "POOL":
-        storage.get_pool(ident)
+        stored_pools.get_pool(ident)
     else:
-        storage.get_zone(ident)
+        stored_reads.get_zone(ident)
     return text, ident
 
 
@@ -126,9 +127,9 @@ def find_tsigkeys(
 ) -> objects.Page[objects.TsigKey]:
     columns = {
         key: value.upper() if key == "scope" else value
-        for key, value in central._criteria(criteria, TSIGKEY_FILTERS, "TSIG keys").items()
+        for key, value in filters.criteria(criteria, TSIGKEY_FILTERS, "TSIG keys").items()
     }
-    return tsigkeys.find_tsigkeys(columns, central._paging(paging, TSIGKEY_SORT_KEYS, "TSIG keys"))
+    return tsigkeys.find_tsigkeys(columns, filters.paging(paging, TSIGKEY_SORT_KEYS, "TSIG keys"))
 
 
 def delete_tsigkey(key_id: str) -> objects.TsigKey:

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 from zoneflow import jobs, objects
 from zoneflow.engine import progress
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
 
 def zone_by_id(zone_id: str) -> objects.Zone | None:
     """A zone by id, live or deleted; None once it is gone altogether."""
-    return storage.get_zone_any(zone_id)
+    return stored_zones.get_zone_any(zone_id)
 
 
 def recordset_by_id(zone_id: str, recordset_id: str) -> objects.RecordSet:
     """A recordset of the zone, as stored."""
-    return storage.get_recordset(zone_id, recordset_id)
+    return stored_recordsets.get_recordset(zone_id, recordset_id)
 
 
 def follow(zone_id: str) -> progress.Progress:
     """A follower of the zone's job, which calls each target by its label."""
-    zone = storage.get_zone_any(zone_id)
-    pool = storage.get_pool(zone.pool_id) if zone is not None else None
+    zone = stored_zones.get_zone_any(zone_id)
+    pool = stored_pools.get_pool(zone.pool_id) if zone is not None else None
     labels = {t.id: t.label for t in pool.targets} if pool is not None else {}
     return progress.Progress(persistence.get_backend(), labels=labels)
 

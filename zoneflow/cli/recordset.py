@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import waiting
+from zoneflow.central import zones as central_zones
 from zoneflow.cli import changes, output
 from zoneflow.cli.projects import scope
 from zoneflow.dns import validation
@@ -15,11 +16,11 @@ from zoneflow.dns import validation
 
 def create(args: argparse.Namespace) -> int:
     # The API's rule (Designate's) here too: names are given absolute.
-    zone = central.get_zone(args.zone)
+    zone = central_zones.get_zone(args.zone)
     validation.absolute_recordset_name(args.name, zone.name)
     validation.absolute_record_names(args.type, args.record, zone=zone.name)
     recordset = changes.change(
-        lambda: central.create_recordset(
+        lambda: central_recordsets.create_recordset(
             args.zone, args.name, args.type, args.record, ttl=args.ttl, project_id=scope(args)
         ),
     )
@@ -30,11 +31,11 @@ def update(args: argparse.Namespace) -> int:
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
     if args.record is not None:
-        zone = central.get_zone(args.zone)
-        current = central.get_recordset(zone.id, args.name, rtype=args.type)
+        zone = central_zones.get_zone(args.zone)
+        current = central_recordsets.get_recordset(zone.id, args.name, rtype=args.type)
         validation.absolute_record_names(current.type, args.record, zone=zone.name)
     recordset = changes.change(
-        lambda: central.update_recordset(
+        lambda: central_recordsets.update_recordset(
             args.zone,
             args.name,
             rtype=args.type,
@@ -48,7 +49,7 @@ def update(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     recordset = changes.change(
-        lambda: central.delete_recordset(
+        lambda: central_recordsets.delete_recordset(
             args.zone, args.name, rtype=args.type, project_id=scope(args)
         )
     )
@@ -87,7 +88,7 @@ def list_(args: argparse.Namespace) -> int:
     # dnspython as mdns serves them.
     output.list_(
         args,
-        central.list_recordsets(args.zone, project_id=scope(args)),
+        central_recordsets.list_recordsets(args.zone, project_id=scope(args)),
         ["name", "type", "ttl", "records", "status"],
     )
     return 0
@@ -95,6 +96,9 @@ def list_(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     output.show(
-        args, central.get_recordset(args.zone, args.name, rtype=args.type, project_id=scope(args))
+        args,
+        central_recordsets.get_recordset(
+            args.zone, args.name, rtype=args.type, project_id=scope(args)
+        ),
     )
     return 0

@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 
 from zoneflow import objects
-from zoneflow.central import api as central
 from zoneflow.central import status as serving
 from zoneflow.central import waiting
+from zoneflow.central import zones as central_zones
 from zoneflow.cli import changes, output
 from zoneflow.cli.projects import project, scope
 from zoneflow.dns import validation
@@ -18,7 +18,7 @@ from zoneflow.dns import validation
 def create(args: argparse.Namespace) -> int:
     validation.absolute_zone_name(args.name)  # the API's rule (Designate's) here too
     zone = changes.change(
-        lambda: central.create_zone(
+        lambda: central_zones.create_zone(
             args.name,
             args.email,
             ttl=args.ttl,
@@ -32,7 +32,7 @@ def create(args: argparse.Namespace) -> int:
 
 def update(args: argparse.Namespace) -> int:
     zone = changes.change(
-        lambda: central.update_zone(
+        lambda: central_zones.update_zone(
             args.name,
             email=args.email,
             ttl=args.ttl,
@@ -44,7 +44,7 @@ def update(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    zone = changes.change(lambda: central.delete_zone(args.name, project_id=scope(args)))
+    zone = changes.change(lambda: central_zones.delete_zone(args.name, project_id=scope(args)))
     if args.wait:
         finished = changes.wait(args, zone.id)
         if finished.status == objects.Status.ERROR:
@@ -56,7 +56,7 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def recover(args: argparse.Namespace) -> int:
-    zone = changes.change(lambda: central.recover_zone(args.name, project_id=scope(args)))
+    zone = changes.change(lambda: central_zones.recover_zone(args.name, project_id=scope(args)))
     # Waiting ends at ACTIVE, ERROR, or DELETED for a zone whose delete was recovered.
     return changes.finish_zone_change(args, zone)
 

@@ -6,7 +6,7 @@ says what a valid one looks like.
 
 These are DNS rules, like :mod:`zoneflow.dns.rules`, and import nothing of
 zoneflow above ``dns/``; which of them a change goes through, and in what
-order, is central's policy (:mod:`zoneflow.central.api`).
+order, is central's policy (:mod:`zoneflow.central.zones`, :mod:`zoneflow.central.recordsets`).
 """
 
 from __future__ import annotations

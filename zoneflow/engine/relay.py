@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from zoneflow import exceptions, flows, jobs, objects
-from zoneflow.storage import api as storage
+from zoneflow.storage import outbox as stored_outbox
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class OutboxRelay:
         pools: dict[str, objects.Pool] = {}  # read once per flush: jobs use the pool as it is now
         claimed, self._held = self._held, []
         try:
-            claimed += storage.claim_pending_jobs()
+            claimed += stored_outbox.claim_pending_jobs()
         except Exception:
             self._held = claimed
             raise
@@ -54,7 +54,7 @@ class OutboxRelay:
                     )
                 except exceptions.ZoneNotFound:
                     LOG.info("dropping %s job of a zone that is gone", pending.kind)
-                storage.remove_pending_job(pending.id)
+                stored_outbox.remove_pending_job(pending.id)
             except Exception:
                 self._give_back(claimed[index:])
                 raise
@@ -69,7 +69,7 @@ class OutboxRelay:
         """
         for index, pending in enumerate(unposted):
             try:
-                storage.release_pending_job(pending.id)
+                stored_outbox.release_pending_job(pending.id)
             except exceptions.DatabaseUnavailable:
                 self._held = list(unposted[index:])
                 return

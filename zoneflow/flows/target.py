@@ -1,7 +1,7 @@
 """retire-target: delete a pool's zones from a target the pool no longer lists,
 then forget the target.
 
-A pools file that stops listing a target retires it (``storage.update_pools``):
+A pools file that stops listing a target retires it (``stored_pools.update_pools``):
 its row stays, with the type and options it takes to reach the server, while
 jobs, thresholds and zone statuses stop counting it. This flow::
 
@@ -33,7 +33,8 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 
 from zoneflow import backends, exceptions, objects
-from zoneflow.storage import api as storage
+from zoneflow.storage import retired as stored_retired
+from zoneflow.storage import targets as stored_targets
 from zoneflow.taskflow_adapter import fencing
 
 LOG = logging.getLogger(__name__)
@@ -60,31 +61,31 @@ class DrainTarget(task.Task):
 
     def execute(self, target_id: str, fence_token: int | None = None) -> int:
         fencing.check(fence_token)
-        target = storage.find_target(target_id)
+        target = stored_targets.find_target(target_id)
         if target is None or target.retired_at is None:
             LOG.info("target %s is gone or back in service: nothing to drain", target_id)
             return 0
-        storage.set_drain_error(target_id, None)
+        stored_retired.set_drain_error(target_id, None)
         backend = backends.get_backend(target)
         drained, failed = 0, []
         after = ("", "")
         # An empty batch also ends the drain of a target listed again meanwhile.
-        while batch := storage.zones_to_drain(target_id, after=after, limit=DRAIN_BATCH):
+        while batch := stored_retired.zones_to_drain(target_id, after=after, limit=DRAIN_BATCH):
             fencing.check(fence_token)
             outcomes: list[tuple[objects.Zone, str | None]] = []
             for zone in batch:
                 try:
                     backend.delete_zone(zone)
                 except exceptions.BackendUnreachable as exc:
-                    storage.record_drained(target_id, outcomes)
-                    storage.set_drain_error(target_id, str(exc))
+                    stored_retired.record_drained(target_id, outcomes)
+                    stored_retired.set_drain_error(target_id, str(exc))
                     raise
                 except exceptions.BackendError as exc:
                     outcomes.append((zone, str(exc)))
                     failed.append(f"{zone.name}: {exc}")
                 else:
                     outcomes.append((zone, None))
-            storage.record_drained(target_id, outcomes)
+            stored_retired.record_drained(target_id, outcomes)
             drained += sum(1 for _, error in outcomes if error is None)
             after = (batch[-1].name, batch[-1].id)
         if failed:
@@ -94,7 +95,7 @@ class DrainTarget(task.Task):
                 f"target (first: {failed[0]}); fix the cause, then 'zoneflow pool update' with "
                 "the same file tries again",
             )
-            storage.set_drain_error(target_id, str(error))
+            stored_retired.set_drain_error(target_id, str(error))
             raise error
         LOG.info("retired target %s: %d zone(s) deleted", target.label, drained)
         return drained
@@ -108,5 +109,5 @@ class DropTarget(task.Task):
 
     def execute(self, target_id: str, fence_token: int | None = None) -> None:
         fencing.check(fence_token)
-        if storage.drop_retired_target(target_id):
+        if stored_retired.drop_retired_target(target_id):
             LOG.info("retired target %s drained and removed", target_id)

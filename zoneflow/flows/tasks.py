@@ -28,7 +28,13 @@ from zoneflow import backends, exceptions, jobs, objects
 from zoneflow.dns import query, rules
 from zoneflow.flows import options
 from zoneflow.flows.scratch import Scratch
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import transfers as stored_transfers
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import fencing
 
 LOG = logging.getLogger(__name__)
@@ -109,7 +115,7 @@ class _Begin(Task):
         if fencing.lost(fence_token):
             return  # the job is another conductor's now: it decides the zone's status
         reason = _reason(flow_failures)
-        if storage.set_zone_status(
+        if stored_status.set_zone_status(
             zone_id, serial=serial, status=objects.Status.ERROR, error=reason
         ):
             LOG.error(
@@ -139,11 +145,11 @@ class BeginZoneAction(_Begin):
         scratch: Scratch | None = None,
     ) -> str:
         fencing.check(fence_token)
-        actions = storage.get_target_actions(zone_id, self.target_ids)
+        actions = stored_targets.get_target_actions(zone_id, self.target_ids)
         if scratch is not None:
             scratch.targets = actions
         # Any target's row carries the zone; with none left, read it alone.
-        zone = next((a.zone for a in actions.values()), None) or storage.get_zone_any(zone_id)
+        zone = next((a.zone for a in actions.values()), None) or stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
         LOG.info("%s of %s at serial %s begins", self.name, zone.name, serial)
@@ -225,24 +231,26 @@ def _record_reverted(
     """
     if not isinstance(outcome, dict) or outcome.get("skipped") or outcome.get("unchanged"):
         return
-    zone = storage.get_zone_any(zone_id)
+    zone = stored_zones.get_zone_any(zone_id)
     if zone is None or zone.serial != serial:
         return
     if not outcome["ok"]:
         # Behind: its recorded serial stays what it last served.
-        storage.set_target_status(
+        stored_status.set_target_status(
             zone_id, target_id, serial=0, status=objects.Status.ERROR, error=outcome["error"]
         )
     elif outcome.get("current"):
         # A recovery found it serving the serial already and left it alone.
-        storage.set_target_status(
+        stored_status.set_target_status(
             zone_id, target_id, serial=int(outcome["serial"]), status=objects.Status.ACTIVE
         )
     elif action == objects.Action.DELETE:
         # A delete is never undone: the zone is wanted gone, and is gone here.
-        storage.set_target_status(zone_id, target_id, serial=serial, status=objects.Status.DELETED)
+        stored_status.set_target_status(
+            zone_id, target_id, serial=serial, status=objects.Status.DELETED
+        )
     elif outcome.get("removed"):
-        storage.set_target_status(
+        stored_status.set_target_status(
             zone_id,
             target_id,
             serial=0,
@@ -252,7 +260,7 @@ def _record_reverted(
     else:
         # Kept (an update, a recovery, a catalog member): the change stays,
         # but nobody checked that this target serves it.
-        storage.set_target_status(
+        stored_status.set_target_status(
             zone_id,
             target_id,
             serial=0,
@@ -290,7 +298,7 @@ class ZoneActionOnTarget(Task):
         # Read by this run's begin task; a resumed run's task reads its own.
         wanted = scratch.targets.get(self.target_id) if scratch is not None else None
         if wanted is None:
-            wanted = storage.get_target_action(zone_id, self.target_id)
+            wanted = stored_targets.get_target_action(zone_id, self.target_id)
         zone, target = wanted.zone, wanted.target
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
@@ -315,7 +323,7 @@ class ZoneActionOnTarget(Task):
             # for a zone no target has.
             action = objects.Action.CREATE
         if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
-            return _through_catalog(storage.get_pool(target.pool_id), target)
+            return _through_catalog(stored_pools.get_pool(target.pool_id), target)
         outcome = _try_on_target(action, target, zone)
         # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
         return {**outcome, "created": action == objects.Action.CREATE and outcome["ok"]}
@@ -351,7 +359,7 @@ def _take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
     A failure is left to the delete job, which removes the zone anyway.
     """
     try:
-        if storage.get_zone(zone.name).id != zone.id:
+        if stored_reads.get_zone(zone.name).id != zone.id:
             return
     except exceptions.ZoneNotFound:
         pass
@@ -381,12 +389,12 @@ class TakeBackIfDeleted(Task):
         self, zone_id: str, fence_token: int | None = None, **results: dict[str, Any]
     ) -> list[str]:
         created = [t for t in self.target_ids if results[target_result(t)].get("created")]
-        if not created or not storage.zone_wanted_gone(zone_id):
+        if not created or not stored_zones.zone_wanted_gone(zone_id):
             return []
         fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         for target_id in created:
-            target = storage.find_target(target_id)
+            target = stored_targets.find_target(target_id)
             if zone is not None and target is not None and _in_service(target):
                 _take_back(zone, target)
         return created
@@ -398,7 +406,7 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
     A failed removal is returned, not raised: a revert that raised would
     leave the zone PENDING for good, and recovery finds the zone there.
     """
-    zone = storage.get_zone_any(zone_id)
+    zone = stored_zones.get_zone_any(zone_id)
     if zone is None or not outcome.get("ok") or outcome.get("skipped"):
         return outcome
     if outcome.get("catalog") or outcome.get("current"):
@@ -406,7 +414,7 @@ def _remove_again(zone_id: str, target_id: str, outcome: dict[str, Any]) -> dict
         # is deleted), and a target that served the zone before is not ours
         # to empty.
         return outcome
-    target = storage.find_target(target_id)
+    target = stored_targets.find_target(target_id)
     if target is None or not _in_service(target):
         return outcome  # its zones are the retire-target job's to delete
     removal = _try_on_target(objects.Action.DELETE, target, zone)
@@ -426,7 +434,7 @@ def _through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> dict[str
     An unanswered NOTIFY fails nothing: the target also reads the catalog
     every ``catalog_zone_refresh`` seconds, and polling decides.
     """
-    catalog = storage.get_catalog(pool.id)
+    catalog = stored_catalogs.get_catalog(pool.id)
     assert catalog is not None  # pools.parse requires a catalog_zone for this mode
     host = target.options.get("host")
     if host is not None:
@@ -516,7 +524,7 @@ class _Poll(Task):
                     )
                     error = "zone not served" if seen is None else f"serves serial {seen}"
                     # RFC 1982 arithmetic is not needed: zoneflow serials only grow
-                    # and stay below 2**32 (see storage.api._next_serial).
+                    # and stay below 2**32 (see storage.zones.next_serial).
                     if seen is not None and seen >= serial:
                         return {"ok": True, "serial": seen, "error": None}
             except (dns.exception.DNSException, OSError) as exc:
@@ -531,7 +539,7 @@ class _Poll(Task):
                     "error": f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
                 }
             if now >= next_notify:
-                state = storage.poll_state(zone_id, self.host, self.port)
+                state = stored_zones.poll_state(zone_id, self.host, self.port)
                 if state.zone_deleted and not expect_removed:
                     return {"ok": False, "serial": seen, "error": "zone deleted meanwhile"}
                 if not state.nameserver_in_pool:
@@ -558,7 +566,7 @@ def _why_not_served(
     try:
         problem = _rule_problem(zone_id, zone_name)
         target = _target_at(zone_id, host, port)
-        transfers = storage.list_transfers(zone_id) if target is not None else []
+        transfers = stored_transfers.list_transfers(zone_id) if target is not None else []
     except exceptions.ZoneflowError:
         return ""  # the poll's own error stands; the job's status write tells the rest
     refusal = (
@@ -578,7 +586,7 @@ def _rule_problem(zone_id: str, zone_name: str) -> str | None:
     Central refuses such data now, but a zone written before the rules, or
     changed behind central, still holds it.
     """
-    recordsets = storage.list_recordsets(zone_id)
+    recordsets = stored_reads.list_recordsets(zone_id)
     problems = rules.problems(zone_name, [rules.Shape(rs.name, rs.type) for rs in recordsets])
     return problems[0].message if problems else None
 
@@ -586,10 +594,10 @@ def _rule_problem(zone_id: str, zone_name: str) -> str | None:
 def _target_at(zone_id: str, host: str, port: int) -> objects.PoolTarget | None:
     """The zone's pool target whose nameserver is ``host:port`` (options host and
     port), or None: a nameserver that is no target transfers from one, not from mdns."""
-    zone = storage.get_zone_any(zone_id)
+    zone = stored_zones.get_zone_any(zone_id)
     if zone is None:
         return None
-    for target in storage.get_pool(zone.pool_id).targets:
+    for target in stored_pools.get_pool(zone.pool_id).targets:
         if str(target.options.get("host")) == host and int(target.options.get("port", 53)) == port:
             return target
     return None
@@ -719,11 +727,11 @@ class _StatusWriter(Task):
         ok = [ns for ns, seen in counted.items() if seen["ok"]]
         if len(ok) * 100 >= self.threshold * len(counted):
             if action == objects.Action.DELETE:
-                storage.finish_zone_delete(zone_id, serial=serial, targets=updates)
+                stored_status.finish_zone_delete(zone_id, serial=serial, targets=updates)
                 return objects.Status.DELETED
             # ACTIVE only if the pool has not grown past this job's targets
             # and nameservers; else the zone goes to a recover-zone job.
-            activated = storage.set_zone_status(
+            activated = stored_status.set_zone_status(
                 zone_id,
                 serial=serial,
                 status=objects.Status.ACTIVE,
@@ -739,7 +747,7 @@ class _StatusWriter(Task):
             f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})"
         )
-        if not storage.set_zone_status(
+        if not stored_status.set_zone_status(
             zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
         ):
             # The zone has moved on to a later serial: its newer job decides it.
@@ -827,10 +835,10 @@ class BeginRecovery(_Begin):
     @_waits_for_database
     def execute(self, zone_id: str, serial: int, fence_token: int | None = None) -> tuple[str, str]:
         fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        gone = zone.action == objects.Action.DELETE or storage.zone_is_deleted(zone_id)
+        gone = zone.action == objects.Action.DELETE or stored_zones.zone_is_deleted(zone_id)
         wanted = objects.Status.DELETED if gone else objects.Status.ACTIVE
         LOG.info("recovery of %s at serial %s begins: wanted %s", zone.name, serial, wanted)
         return zone.name, wanted
@@ -859,21 +867,21 @@ class RecoverOnTarget(Task):
         self, zone_id: str, serial: int, wanted: str, fence_token: int | None = None
     ) -> dict[str, Any]:
         fencing.check(fence_token)
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        target = storage.find_target(self.target_id)
+        target = stored_targets.find_target(self.target_id)
         if target is None or not _in_service(target):
             return _retired(zone, self.target_id)
-        pool = storage.get_pool(target.pool_id)
+        pool = stored_pools.get_pool(target.pool_id)
         if wanted == objects.Status.DELETED:
             if pool.provisioning == objects.CATALOG:
                 return _through_catalog(pool, target)
             return _try_on_target(objects.Action.DELETE, target, zone)
-        if storage.zone_is_deleted(zone_id):
+        if stored_zones.zone_is_deleted(zone_id):
             return {"ok": True, "error": None, "skipped": True}
 
-        row = storage.get_target_status(zone_id, self.target_id)
+        row = stored_status.get_target_status(zone_id, self.target_id)
         recorded = row is not None and row.status == objects.Status.ACTIVE and row.serial >= serial
         host = target.options.get("host")
         address = (str(host), int(target.options.get("port", 53))) if host is not None else None
@@ -919,7 +927,7 @@ class RecoverOnTarget(Task):
         if not isinstance(result, dict):
             return
         action, outcome = _action_for(wanted), result
-        zone = storage.get_zone_any(zone_id)
+        zone = stored_zones.get_zone_any(zone_id)
         if zone is not None and zone.action == objects.Action.CREATE:
             # A zone never made ACTIVE is recovered as a create, and below the
             # threshold undone as one: off the targets this job put it on.

@@ -16,7 +16,7 @@ from taskflow import exceptions as tf_exc
 
 from zoneflow import exceptions, objects
 from zoneflow.jobs.records import FAILED, SUPERSEDED, logbooks
-from zoneflow.storage import api as storage
+from zoneflow.storage import status as stored_status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +122,7 @@ def end(persistence: Any, job_id: str, outcome: str, reason: str) -> dict[str, A
         # Not a zone job, or a newer job speaks for the zone.
         return meta
     # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
-    storage.set_zone_status(
+    stored_status.set_zone_status(
         str(meta["zone_id"]),
         serial=int(meta.get("serial", 0)),
         status=objects.Status.ERROR,

@@ -28,7 +28,7 @@ from zoneflow.jobs.records import (
     info,
     logbooks,
 )
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo)
         end(persistence, job.id, LOST, f"job {job.id} was lost: its logbook holds no flow to run")
         return LOST
     if job.zone_id:
-        zone = storage.get_zone_any(job.zone_id)
+        zone = stored_zones.get_zone_any(job.zone_id)
         if zone is None:
             reason = f"job {job.id} was lost with its process, and its zone is gone since"
             end(persistence, job.id, LOST, reason)

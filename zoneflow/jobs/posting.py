@@ -22,7 +22,9 @@ from taskflow.persistence import models
 from zoneflow import exceptions, objects
 from zoneflow.jobs.board import find_posted
 from zoneflow.jobs.records import info
-from zoneflow.storage import api as storage
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 
@@ -76,11 +78,11 @@ def _zone_job_book(
     pending: objects.PendingJob, job_id: str, flow_of: FlowOf, pools: dict[str, objects.Pool]
 ) -> models.LogBook:
     """The logbook of a job about a zone, from the zone and its pool as they are now."""
-    zone = storage.get_zone_any(str(pending.zone_id))
+    zone = stored_zones.get_zone_any(str(pending.zone_id))
     if zone is None:
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
     if zone.pool_id not in pools:
-        pools[zone.pool_id] = storage.get_pool(zone.pool_id)
+        pools[zone.pool_id] = stored_pools.get_pool(zone.pool_id)
     book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
     book.meta = {
         "kind": pending.kind,
@@ -105,7 +107,7 @@ def _target_job_book(pending: objects.PendingJob, job_id: str, flow_of: FlowOf) 
     simply nothing to do: the job is posted all the same.
     """
     target_id = str(pending.target_id)
-    target = storage.find_target(target_id)
+    target = stored_targets.find_target(target_id)
     label = target.label if target is not None else target_id
     book = models.LogBook(f"{pending.kind} {label}", uuid=job_id)
     book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}

@@ -13,7 +13,8 @@ import dns.rrset
 from zoneflow import objects
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns.snapshot import ZoneSnapshot
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
+from zoneflow.storage import pools as stored_pools
 
 # Pools are read for every answer (the SOA's MNAME, the apex NS) and change
 # only when an operator loads pools.yaml; reading one costs more than the rest
@@ -87,7 +88,7 @@ class PoolCache:
             entry = self._entries.get(pool_id)
         if entry is not None and now - entry[0] < self.seconds:
             return entry[1]
-        pool = storage.get_pool(pool_id)
+        pool = stored_pools.get_pool(pool_id)
         with self._lock:
             self._entries[pool_id] = (now, pool)
         return pool
@@ -108,7 +109,7 @@ class CatalogNames:
         with self._lock:
             stale = now - self._read_at >= self.seconds
         if stale:
-            names = {dns.name.from_text(n): p for n, p in storage.list_catalogs().items()}
+            names = {dns.name.from_text(n): p for n, p in stored_catalogs.list_catalogs().items()}
             with self._lock:
                 self._names, self._read_at = names, now
         names = self._names

@@ -21,7 +21,7 @@ import dns.rcode
 import dns.rdataclass
 
 from zoneflow.mdns import access, notify_limit, replies
-from zoneflow.storage import api as storage
+from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def answer(
         return replies.error(query, dns.rcode.REFUSED)
     zone = None
     if question.rdclass == dns.rdataclass.IN:
-        zone = storage.find_zone_for_mdns(question.name.to_text().lower())
+        zone = stored_zones.find_zone_for_mdns(question.name.to_text().lower())
     if zone is None:
         LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
         return replies.error(query, dns.rcode.NOTAUTH)

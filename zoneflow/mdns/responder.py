@@ -37,7 +37,8 @@ from zoneflow.mdns import access, caches, notify, options, replies, zone_transfe
 from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
 from zoneflow.mdns.transfers import TransferLog
-from zoneflow.storage import api as storage
+from zoneflow.storage import catalogs as stored_catalogs
+from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -191,7 +192,7 @@ class Responder:
         """The zone holding ``qname``: the closest enclosing zone in storage."""
         candidate = qname
         while candidate != dns.name.root:
-            zone = storage.find_zone_for_mdns(candidate.to_text().lower())
+            zone = stored_zones.find_zone_for_mdns(candidate.to_text().lower())
             if zone is not None:
                 return zone
             candidate = candidate.parent()
@@ -203,7 +204,7 @@ class Responder:
         if found is None:
             return None
         pool = self.pools.get(found[1])
-        catalog = storage.get_catalog(pool.id)
+        catalog = stored_catalogs.get_catalog(pool.id)
         return None if catalog is None else catalog_snapshot(catalog, pool)
 
     def _query(self, query: dns.message.Message) -> dns.message.Message:

@@ -15,7 +15,8 @@ import dns.rrset
 
 from zoneflow import objects
 from zoneflow.dns import zone as dns_zone
-from zoneflow.storage import api as storage
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 
 
 @dataclasses.dataclass
@@ -64,8 +65,8 @@ class ZoneSnapshot:
         """
         current = zone
         for attempt in range(attempts):
-            recordsets = storage.list_recordsets(current.id)
-            again = storage.find_zone_for_mdns(current.name)
+            recordsets = stored_reads.list_recordsets(current.id)
+            again = stored_zones.find_zone_for_mdns(current.name)
             exact = again is not None and again.serial == current.serial
             if exact or again is None or again.id != current.id or attempt == attempts - 1:
                 break

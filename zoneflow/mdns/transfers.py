@@ -3,7 +3,7 @@
 A nameserver that refuses the data it transfers (a zone stored before the
 rules of :mod:`zoneflow.dns.rules`, a backend quirk) keeps serving its old
 serial and transfers the new one again and again. Only mdns sees that
-pattern; a poll that times out reads it back (``storage.list_transfers``)
+pattern; a poll that times out reads it back (``stored_transfers.list_transfers``)
 to tell "the nameserver refuses the data" from "the nameserver never asked".
 
 Noting a transfer costs a dict update under a lock, never a database
@@ -21,8 +21,8 @@ import logging
 import threading
 
 from zoneflow import objects
-from zoneflow.storage import api as storage
 from zoneflow.storage import models
+from zoneflow.storage import transfers as stored_transfers
 
 LOG = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class TransferLog:
         for start in range(0, len(items), WRITE_BATCH):
             batch = items[start : start + WRITE_BATCH]
             try:
-                storage.record_transfers([(zone_id, seen) for (zone_id, _), seen in batch])
+                stored_transfers.record_transfers([(zone_id, seen) for (zone_id, _), seen in batch])
             except Exception as exc:  # the database away, whatever the driver raises
                 LOG.warning(
                     "mdns could not record %d zone transfers yet: %s", len(items) - start, exc

@@ -37,7 +37,9 @@ from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import access, caches, options, replies, transfers, xfr
 from zoneflow.mdns.snapshot import ZoneSnapshot
-from zoneflow.storage import api as storage
+from zoneflow.storage import history as stored_history
+from zoneflow.storage import transfers as stored_transfers
+from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -105,7 +107,7 @@ class Transfers:
             zone = (
                 catalog.zone
                 if catalog is not None
-                else storage.find_zone_for_mdns(question.name.to_text().lower())
+                else stored_zones.find_zone_for_mdns(question.name.to_text().lower())
             )
         if zone is None:
             LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
@@ -134,7 +136,7 @@ class Transfers:
         if catalog is not None:
             # A catalog keeps no history: the whole catalog, in AXFR form.
             return self._catalog_axfr(query, catalog, peer, kind="IXFR-AXFR")
-        changes = storage.zone_changes_since(zone.id, client_serial)
+        changes = stored_history.zone_changes_since(zone.id, client_serial)
         if not changes:
             # The history does not reach back that far: the whole zone, in
             # AXFR form, which RFC 1995 section 4 allows.
@@ -164,7 +166,7 @@ class Transfers:
     ) -> Iterator[bytes]:
         started = time.monotonic()
         count = 0
-        with storage.zone_for_transfer(zone.id) as (current, rows):
+        with stored_transfers.zone_for_transfer(zone.id) as (current, rows):
             soa = dns_zone.soa_rrset(current, pool)
             records = itertools.chain(
                 *(xfr.rrset_records(rrset) for rrset in dns_zone.apex_rrsets(current, pool)),

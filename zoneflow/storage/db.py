@@ -8,6 +8,11 @@ A process that only reads through Core connections (``zoneflow zone list``)
 is configured with ``sessions=False``: its engine is a plain SQLAlchemy one,
 and oslo.db, whose import alone costs more than such a command may take, is
 loaded only if a session is asked for after all.
+
+Over 400 lines, and kept whole: configuring the engine, SQLite's BEGIN
+IMMEDIATE, telling a lost transaction from a broken one and running it again
+(:func:`retried`), and the transactions handed out all share this module's
+state (the session manager, the plain engine, the thread's write mode).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar
 
 import sqlalchemy
 from oslo_config import cfg
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 CONF = cfg.CONF
+# What storage's functions that write in their caller's transaction take: the
+# session of a unit_of_work().
+Unit: TypeAlias = "Session"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -454,6 +462,19 @@ def transaction() -> Iterator[sqlalchemy.engine.Connection]:
 def writer() -> contextlib.AbstractContextManager[Session]:
     """A session in a read-write transaction, committed when the block ends."""
     return _transaction(_get_manager().writer, write=True)
+
+
+def unit_of_work() -> contextlib.AbstractContextManager[Unit]:
+    """One change's transaction, opened by its caller (central) and handed to each of
+    storage's functions the change is made of; committed once, when the block ends.
+
+    The caller reads what it decides on, checks it (quotas, placement, the zone
+    rules) and writes, all in the block, so a check and the write it allows are
+    one atomic step. Run the function that opens the unit with :func:`retried`:
+    a unit that lost to another transaction is rolled back, and the whole
+    function, its checks with it, runs again.
+    """
+    return writer()
 
 
 def reader() -> contextlib.AbstractContextManager[Session]:

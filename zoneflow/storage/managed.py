@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import conversions, db, models, queries
+from zoneflow.storage.recordsets import recordset_query
 
 SOA = "SOA"
 NS = "NS"
@@ -100,7 +101,7 @@ def _pools_serving(session: Session, data: str | int) -> list[str]:
     """The pools with an ns_records hostname matching a ``data`` filter: whose
     zones' NS sets match it (a small table, read before the list's query)."""
     query = sa.select(models.PoolNsRecord.pool_id).where(
-        api._match(models.PoolNsRecord.hostname, data)
+        queries.match(models.PoolNsRecord.hostname, data)
     )
     return sorted(set(session.scalars(query)))
 
@@ -129,7 +130,7 @@ def recordsets(
     )
     if data is not None:
         stored = stored.where(
-            sa.exists().where(models.Record.recordset_id == rs.id, api._data_match(data))
+            sa.exists().where(models.Record.recordset_id == rs.id, queries.data_match(data))
         )
     if data is not None and data_pools is None:
         data_pools = []
@@ -139,15 +140,15 @@ def recordsets(
 
 
 def find(
-    in_scope: Callable[[sa.ColumnElement[str]], sa.ColumnElement[bool]],
+    zone_id: str,
     criteria: Mapping[str, str | int],
     paging: objects.Paging,
 ) -> objects.Page[objects.RecordSet]:
-    """One page of the recordsets, stored and managed, of the zones ``in_scope``
-    accepts (given the ``zone_id`` column) matching ``criteria`` (column name ->
-    value, or ``data``: one of its records). Managed ones have no records yet."""
+    """One page of a zone's recordsets, stored and managed, matching ``criteria``
+    (column name -> value, or ``data``: one of its records). Managed ones have no
+    records yet."""
     with db.reader() as session:
-        return find_in(session, in_scope, criteria, paging)
+        return find_in(session, lambda column: column == zone_id, criteria, paging)
 
 
 def find_in(
@@ -156,16 +157,19 @@ def find_in(
     criteria: Mapping[str, str | int],
     paging: objects.Paging,
 ) -> objects.Page[objects.RecordSet]:
-    """:func:`find`, read in ``session``."""
+    """One page of the recordsets, stored and managed, of the zones ``in_scope``
+    accepts (given the ``zone_id`` column; storage's own condition, as
+    :func:`find` and :mod:`zoneflow.storage.search` build it) matching
+    ``criteria``, read in ``session``."""
     data = criteria.get("data")
     pools = None if data is None else _pools_serving(session, data)
     table = recordsets(data=data, data_pools=pools)
     filters = [
-        api._match(api._column(table, key), value)
+        queries.match(queries.column_named(table, key), value)
         for key, value in criteria.items()
         if key != "data"
     ]
-    ids, total, more = api._paged(
+    ids, total, more = queries.paged(
         session, sa.select(table.c.id), table, [in_scope(table.c.zone_id)], filters, paging
     )
     found = _load(session, ids)
@@ -207,8 +211,8 @@ def _load(session: Session, ids: Sequence[str]) -> dict[str, objects.RecordSet]:
         found = {row.id: _row(row) for row in managed}
     stored = [i for i in ids if i not in found]
     if stored:
-        rows = session.scalars(api._recordset_query().where(models.RecordSet.id.in_(stored)))
-        found.update((row.id, api._recordset(row)) for row in rows)
+        rows = session.scalars(recordset_query().where(models.RecordSet.id.in_(stored)))
+        found.update((row.id, conversions.recordset(row)) for row in rows)
     return found
 
 

@@ -2,14 +2,14 @@
 
 A project without a row for a resource has the ``[quota]`` default
 (:mod:`zoneflow.central.quotas` decides); these functions read and write
-the rows and count what the limits apply to, inside the transaction of the
-change they limit (see :func:`lock_project` and the admission callables).
+the rows and count what the limits apply to, in the unit of work of the
+change they limit (see :func:`lock_project`), where central checks them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
@@ -19,15 +19,18 @@ from zoneflow import objects
 from zoneflow.storage import db, models
 
 
-def project_quotas(project_id: str) -> dict[str, int]:
-    """The limits set for a project (resource -> hard limit); unset ones are absent."""
-    with db.reader() as session:
-        rows = session.execute(
-            sa.select(models.Quota.resource, models.Quota.hard_limit).where(
-                models.Quota.project_id == project_id
-            )
+def project_quotas(project_id: str, *, session: Session | None = None) -> dict[str, int]:
+    """The limits set for a project (resource -> hard limit); unset ones are absent.
+    Read in ``session`` (a unit of work's) or in a read transaction of its own."""
+    if session is None:
+        with db.reader() as reading:
+            return project_quotas(project_id, session=reading)
+    rows = session.execute(
+        sa.select(models.Quota.resource, models.Quota.hard_limit).where(
+            models.Quota.project_id == project_id
         )
-        return {resource: int(limit) for resource, limit in rows}
+    )
+    return {resource: int(limit) for resource, limit in rows}
 
 
 @db.retried
@@ -63,15 +66,6 @@ def reset_quotas(project_id: str) -> None:
     """Forget a project's own limits: the defaults hold again."""
     with db.writer() as session:
         session.execute(sa.delete(models.Quota).where(models.Quota.project_id == project_id))
-
-
-# Called inside the transaction that creates a zone, with the zones its project
-# holds at that moment (the project's quota lock held); raises to refuse.
-ZoneAdmission = Callable[[int], None]
-# Called inside the transaction that creates or replaces a recordset, with the
-# recordsets and records its zone holds at that moment (the zone's row locked)
-# and the records of the recordset being replaced (0 on create); raises to refuse.
-RecordSetAdmission = Callable[[int, int, int], None]
 
 
 def lock_project(session: Session, project_id: str) -> None:
@@ -112,7 +106,7 @@ def count_zones(session: Session, project_id: str) -> int:
 
 def zone_usage(zone_id: str, *, session: Session | None = None) -> tuple[int, int]:
     """How many recordsets and how many records a zone holds, read in ``session`` (a
-    writer's, which has locked the zone) or in a read transaction of its own."""
+    unit of work's, which has locked the zone) or in a read transaction of its own."""
     if session is None:
         with db.reader() as reading:
             return zone_usage(zone_id, session=reading)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, managed, models
+from zoneflow.storage import conversions, db, managed, models, zones
 
 
 def find_all_recordsets(
@@ -38,7 +38,7 @@ def find_all_recordsets(
         page = managed.find_in(session, lambda column: column.in_(zones), criteria, paging)
         zone_ids = {rs.zone_id for rs in page.items}
         found = session.scalars(sa.select(models.Zone).where(models.Zone.id.in_(zone_ids)))
-        by_id = {row.id: api._zone(row) for row in found} if zone_ids else {}
+        by_id = {row.id: conversions.zone(row) for row in found} if zone_ids else {}
     return page, by_id
 
 
@@ -58,10 +58,10 @@ def get_recordset(
             query = query.where(models.Zone.project_id == project_id)
         found = session.execute(query).first()
         if found is not None:
-            return api._zone(found.Zone), api._recordset(found.RecordSet)
+            return conversions.zone(found.Zone), conversions.recordset(found.RecordSet)
     recordset = managed.get(recordset_id)
     if recordset is not None:
-        zone = api.get_zone_any(recordset.zone_id)
+        zone = zones.get_zone_any(recordset.zone_id)
         if zone is not None and project_id in (None, zone.project_id):
             return zone, recordset
     raise exceptions.RecordSetNotFound(

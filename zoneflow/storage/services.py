@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from oslo_db import exception as db_exc
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import conversions, db, models, queries
 
 
 def _status(row: models.ServiceStatus) -> objects.ServiceStatus:
-    return api._value(
+    return conversions.value(
         objects.ServiceStatus, row, capabilities=dict(row.capabilities), stats=dict(row.stats)
     )
 
@@ -58,7 +58,7 @@ def heartbeat(
 def forget_before(when: datetime.datetime) -> int:
     """Remove the rows of services silent since before ``when``; how many went."""
     with db.writer() as session:
-        return api._rows_changed(
+        return queries.rows_changed(
             session,
             sa.delete(models.ServiceStatus).where(models.ServiceStatus.heartbeated_at < when),
         )
@@ -84,9 +84,9 @@ def find_service_statuses(
         if key == "status":
             filters.append(_status_is(value, alive_since))
         else:
-            filters.append(api._match(api._column(models.ServiceStatus, key), value))
+            filters.append(queries.match(queries.column_named(models.ServiceStatus, key), value))
     with db.reader() as session:
-        rows, total, more = api._paged(
+        rows, total, more = queries.paged(
             session, sa.select(models.ServiceStatus), models.ServiceStatus, [], filters, paging
         )
         return objects.Page(tuple(_status(r) for r in rows), total, more)

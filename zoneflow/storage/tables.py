@@ -111,5 +111,5 @@ records = Table(
     # lower(substr(data, 1, DATA_PREFIX_CHARS)): the first characters only, so
     # that a long TXT record fits a btree entry; lower() because a wildcard
     # match ignores case. An expression index, made by migration
-    # 0008_records_data_prefix only (see storage.api._data_match).
+    # 0008_records_data_prefix only (see storage.queries.data_match).
 )

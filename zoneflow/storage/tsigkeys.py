@@ -10,11 +10,11 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models
+from zoneflow.storage import conversions, db, models, queries
 
 
 def _key(row: models.TsigKey) -> objects.TsigKey:
-    return api._value(objects.TsigKey, row)
+    return conversions.value(objects.TsigKey, row)
 
 
 def _row(session: Session, key_id: str) -> models.TsigKey:
@@ -58,10 +58,11 @@ def find_tsigkeys(
     criteria: Mapping[str, str], paging: objects.Paging
 ) -> objects.Page[objects.TsigKey]:
     filters = [
-        api._match(api._column(models.TsigKey, key), value) for key, value in criteria.items()
+        queries.match(queries.column_named(models.TsigKey, key), value)
+        for key, value in criteria.items()
     ]
     with db.reader() as session:
-        rows, total, more = api._paged(
+        rows, total, more = queries.paged(
             session, sa.select(models.TsigKey), models.TsigKey, [], filters, paging
         )
         return objects.Page(tuple(_key(r) for r in rows), total, more)

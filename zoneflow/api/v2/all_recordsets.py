@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, Ctx, RecordsData, RecordSetId
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
 
 router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERRORS)
 
@@ -24,13 +24,15 @@ router = APIRouter(prefix="/v2/recordsets", tags=["recordsets"], responses=ERROR
     "",
     response_model=schemas.RecordSetList,
     summary="List recordsets across zones",
-    openapi_extra={"parameters": paging.openapi_parameters(central.ALL_RECORDSET_FILTERS)},
+    openapi_extra={
+        "parameters": paging.openapi_parameters(central_recordsets.ALL_RECORDSET_FILTERS)
+    },
 )
 def list_all_recordsets(
     request: Request, ctx: Ctx, records_data: RecordsData = False
 ) -> JSONResponse:
     filters, page = paging.parse(request)
-    found, zones = central.find_all_recordsets(filters, page, project_id=ctx.scope)
+    found, zones = central_recordsets.find_all_recordsets(filters, page, project_id=ctx.scope)
     return JSONResponse(
         views.page(
             request,
@@ -51,5 +53,5 @@ def list_all_recordsets(
 def show_any_recordset(
     request: Request, recordset_id: RecordSetId, ctx: Ctx, records_data: RecordsData = False
 ) -> JSONResponse:
-    zone, recordset = central.find_recordset(recordset_id, project_id=ctx.scope)
+    zone, recordset = central_recordsets.find_recordset(recordset_id, project_id=ctx.scope)
     return JSONResponse(views.recordset(request, zone, recordset, records_data=records_data))

@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 from zoneflow import exceptions
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, AdminCtx, PoolId
-from zoneflow.central import api as central
-from zoneflow.central import pools
+from zoneflow.central import pools as central_pools
 
 router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
 
@@ -22,12 +21,12 @@ router = APIRouter(prefix="/v2/pools", tags=["pools"], responses=ERRORS)
     "",
     response_model=schemas.PoolList,
     summary="List pools",
-    openapi_extra={"parameters": paging.openapi_parameters(central.POOL_FILTERS)},
+    openapi_extra={"parameters": paging.openapi_parameters(central_pools.POOL_FILTERS)},
 )
 def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
     filters, page = paging.parse(request)
-    found = central.find_pools(filters, page)
-    times = pools.pool_timestamps()
+    found = central_pools.find_pools(filters, page)
+    times = central_pools.pool_timestamps()
     return JSONResponse(
         views.page(request, "pools", found, lambda p: views.pool(request, p, times[p.id]))
     )
@@ -35,7 +34,7 @@ def list_pools(request: Request, ctx: AdminCtx) -> JSONResponse:
 
 @router.get("/{pool_id}", response_model=schemas.Pool, summary="Show a pool")
 def show_pool(request: Request, pool_id: PoolId, ctx: AdminCtx) -> JSONResponse:
-    times = pools.pool_timestamps()
+    times = central_pools.pool_timestamps()
     if pool_id not in times:
         raise exceptions.PoolNotFound(f"pool {pool_id} does not exist: GET /v2/pools lists them")
-    return JSONResponse(views.pool(request, pools.get_pool(pool_id), times[pool_id]))
+    return JSONResponse(views.pool(request, central_pools.get_pool(pool_id), times[pool_id]))

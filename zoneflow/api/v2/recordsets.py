@@ -20,7 +20,8 @@ from zoneflow.api.dependencies import (
     RecordSetId,
     ZoneId,
 )
-from zoneflow.central import api as central
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import validation
 
 router = APIRouter(prefix="/v2/zones/{zone_id}/recordsets", tags=["recordsets"], responses=ERRORS)
@@ -54,12 +55,12 @@ def create_recordset(
     ctx: Ctx,
     records_data: RecordsData = False,
 ) -> JSONResponse:
-    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
     # Designate's API takes absolute names only; central also serves callers that
     # name records relative to the zone (zone files, the demo).
     validation.absolute_recordset_name(body.name, zone.name)
     validation.absolute_record_names(body.type, body.records, zone=zone.name)
-    recordset = central.create_recordset(
+    recordset = central_recordsets.create_recordset(
         zone.id,
         body.name,
         body.type,
@@ -75,13 +76,13 @@ def create_recordset(
     "",
     response_model=schemas.RecordSetList,
     summary="List a zone's recordsets",
-    openapi_extra={"parameters": paging.openapi_parameters(central.RECORDSET_FILTERS)},
+    openapi_extra={"parameters": paging.openapi_parameters(central_recordsets.RECORDSET_FILTERS)},
 )
 def list_recordsets(
     request: Request, zone_id: ZoneId, ctx: Ctx, records_data: RecordsData = False
 ) -> JSONResponse:
     filters, page = paging.parse(request)
-    zone, found = central.find_recordsets(zone_id, filters, page, project_id=ctx.scope)
+    zone, found = central_recordsets.find_recordsets(zone_id, filters, page, project_id=ctx.scope)
     return JSONResponse(
         views.page(
             request,
@@ -100,8 +101,8 @@ def show_recordset(
     ctx: Ctx,
     records_data: RecordsData = False,
 ) -> JSONResponse:
-    zone = central.get_zone(zone_id, project_id=ctx.scope)
-    recordset = central.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
+    recordset = central_recordsets.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
     return _shown(request, zone, recordset, records_data=records_data)
 
 
@@ -121,11 +122,11 @@ def update_recordset(
     records_data: RecordsData = False,
 ) -> JSONResponse:
     given = body.model_fields_set
-    zone = central.get_zone(zone_id, project_id=ctx.scope)
+    zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
     if body.records is not None:
-        current = central.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
+        current = central_recordsets.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
         validation.absolute_record_names(current.type, body.records, zone=zone.name)
-    recordset = central.update_recordset(
+    recordset = central_recordsets.update_recordset(
         zone.id,
         recordset_id,
         records=body.records,
@@ -150,6 +151,6 @@ def delete_recordset(
     ctx: Ctx,
     records_data: RecordsData = False,
 ) -> JSONResponse:
-    zone = central.get_zone(zone_id, project_id=ctx.scope)
-    gone = central.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
+    gone = central_recordsets.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
     return _shown(request, zone, gone, status=202, records_data=records_data)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from zoneflow import objects
 from zoneflow.api import paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, OVER_QUOTA, Ctx, ZoneId
-from zoneflow.central import api as central
+from zoneflow.central import zones as central_zones
 
 router = APIRouter(prefix="/v2/zones", tags=["zones"], responses=ERRORS)
 
@@ -31,7 +31,7 @@ def _accepted(request: Request, zone: objects.Zone, *, created: bool = False) ->
     responses=OVER_QUOTA,
 )
 def create_zone(request: Request, body: schemas.ZoneCreate, ctx: Ctx) -> JSONResponse:
-    zone = central.create_zone(
+    zone = central_zones.create_zone(
         body.name,
         body.email,
         ttl=body.ttl,
@@ -46,17 +46,17 @@ def create_zone(request: Request, body: schemas.ZoneCreate, ctx: Ctx) -> JSONRes
     "",
     response_model=schemas.ZoneList,
     summary="List zones",
-    openapi_extra={"parameters": paging.openapi_parameters(central.ZONE_FILTERS)},
+    openapi_extra={"parameters": paging.openapi_parameters(central_zones.ZONE_FILTERS)},
 )
 def list_zones(request: Request, ctx: Ctx) -> JSONResponse:
     filters, page = paging.parse(request)
-    found = central.find_zones(filters, page, project_id=ctx.scope)
+    found = central_zones.find_zones(filters, page, project_id=ctx.scope)
     return JSONResponse(views.page(request, "zones", found, lambda z: views.zone(request, z)))
 
 
 @router.get("/{zone_id}", response_model=schemas.Zone, summary="Show a zone")
 def show_zone(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
-    return JSONResponse(views.zone(request, central.get_zone(zone_id, project_id=ctx.scope)))
+    return JSONResponse(views.zone(request, central_zones.get_zone(zone_id, project_id=ctx.scope)))
 
 
 @router.patch("/{zone_id}", status_code=202, response_model=schemas.Zone, summary="Update a zone")
@@ -66,7 +66,7 @@ def update_zone(
     description = None
     if "description" in body.model_fields_set:
         description = body.description or ""
-    zone = central.update_zone(
+    zone = central_zones.update_zone(
         zone_id,
         email=body.email,
         ttl=body.ttl,
@@ -78,4 +78,4 @@ def update_zone(
 
 @router.delete("/{zone_id}", status_code=202, response_model=schemas.Zone, summary="Delete a zone")
 def delete_zone(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
-    return _accepted(request, central.delete_zone(zone_id, project_id=ctx.scope))
+    return _accepted(request, central_zones.delete_zone(zone_id, project_id=ctx.scope))

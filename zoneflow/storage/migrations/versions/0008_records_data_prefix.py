@@ -15,7 +15,7 @@ down_revision: str | None = "0007_api_resources"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The expression zoneflow.storage.api._data_match asks for (200 is
+# The expression zoneflow.storage.queries.data_match asks for (200 is
 # models.DATA_PREFIX_CHARS, written out: a migration stays as it was written).
 # text_pattern_ops compares bytes, so LIKE 'prefix%' is a range scan whatever
 # the database's collation; only the first 200 characters are held, so that

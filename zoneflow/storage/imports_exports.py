@@ -16,7 +16,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import api, db, models, quotas
+from zoneflow.storage import catalogs, conversions, db, models, outbox, queries
 
 _NOT_FOUND = {
     objects.ZoneTaskType.EXPORT: exceptions.ZoneExportNotFound,
@@ -25,7 +25,7 @@ _NOT_FOUND = {
 
 
 def _task(row: models.ZoneTask) -> objects.ZoneTask:
-    return api._value(objects.ZoneTask, row)
+    return conversions.value(objects.ZoneTask, row)
 
 
 def _scope(task_type: str, project_id: str | None) -> list[sa.ColumnElement[bool]]:
@@ -96,10 +96,11 @@ def find_tasks(
     project_id: str | None = None,
 ) -> objects.Page[objects.ZoneTask]:
     filters = [
-        api._match(api._column(models.ZoneTask, key), value) for key, value in criteria.items()
+        queries.match(queries.column_named(models.ZoneTask, key), value)
+        for key, value in criteria.items()
     ]
     with db.reader() as session:
-        rows, total, more = api._paged(
+        rows, total, more = queries.paged(
             session,
             sa.select(models.ZoneTask),
             models.ZoneTask,
@@ -165,52 +166,48 @@ def _insert_recordsets(
 
 
 def import_zone(
+    unit: Session,
     task_id: str,
     *,
     project_id: str | None,
     values: Mapping[str, Any],
     recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
     job: objects.JobKind,
-    place: api.ZonePlacement | None = None,
-    admit: quotas.ZoneAdmission | None = None,
 ) -> objects.ZoneTask:
     """Create a zone (PENDING/CREATE, with a ``job`` for it) holding ``recordsets``
-    (name, type, TTL or None, records), and the COMPLETE import task naming it, in one
-    transaction; ``place`` and ``admit`` first, as for a zone created on its own (see
-    :func:`zoneflow.storage.api.admit_zone`)."""
+    (name, type, TTL or None, records), and the COMPLETE import task naming it, in the
+    caller's unit of work, which has taken the placement lock and checked what it must
+    under it, as for a zone created on its own (see
+    :func:`zoneflow.storage.zones.lock_placement`)."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
+    zone = models.Zone(
+        id=zone_id,
+        serial=serial,
+        status=objects.Status.PENDING,
+        action=objects.Action.CREATE,
+        project_id=project_id,
+        **values,
+    )
+    unit.add(zone)
     try:
-        with db.writer() as session:
-            api.admit_zone(
-                session, values["name"], values["pool_id"], project_id, place=place, admit=admit
-            )
-            zone = models.Zone(
-                id=zone_id,
-                serial=serial,
-                status=objects.Status.PENDING,
-                action=objects.Action.CREATE,
-                project_id=project_id,
-                **values,
-            )
-            session.add(zone)
-            session.flush()
-            _insert_recordsets(session, zone_id, serial, recordsets)
-            api._catalog_changed(session, zone.pool_id)
-            api._post(session, job, zone_id, serial)
-            task = models.ZoneTask(
-                id=task_id,
-                task_type=objects.ZoneTaskType.IMPORT,
-                project_id=project_id,
-                zone_id=zone_id,
-                status=objects.Status.COMPLETE,
-                message=f"imported {values['name']} with {len(recordsets)} recordsets",
-                version=1,
-            )
-            session.add(task)
-            session.flush()
-            return _task(task)
+        unit.flush()
+        _insert_recordsets(unit, zone_id, serial, recordsets)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: delete it first, or import another zone"
         ) from None
+    catalogs.catalog_changed(unit, zone.pool_id)
+    outbox.post(unit, job, zone_id, serial)
+    task = models.ZoneTask(
+        id=task_id,
+        task_type=objects.ZoneTaskType.IMPORT,
+        project_id=project_id,
+        zone_id=zone_id,
+        status=objects.Status.COMPLETE,
+        message=f"imported {values['name']} with {len(recordsets)} recordsets",
+        version=1,
+    )
+    unit.add(task)
+    unit.flush()
+    return _task(task)

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from typing import Any
 
 from oslo_config import cfg
 
 from zoneflow import exceptions, objects
-from zoneflow.central import api as central
-from zoneflow.central import quotas
+from zoneflow.central import changes, filters, quotas, zones
 from zoneflow.dns import validation, zonefile
-from zoneflow.storage import api as storage
-from zoneflow.storage import models, zone_tasks
+from zoneflow.storage import catalogs as stored_catalogs
+from zoneflow.storage import db, models
+from zoneflow.storage import imports_exports as stored
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import transfers as stored_transfers
 
 CONF = cfg.CONF
 
@@ -41,12 +45,12 @@ def _location(task_id: str) -> str:
 
 def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.ZoneTask:
     """Export a zone: COMPLETE with its zone file, or ERROR (over the export quota)."""
-    zone = storage.get_zone(zone_ref, project_id=project_id)
+    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     task_id = models.new_id()
     try:
         quotas.check_export(zone)
     except exceptions.OverQuota as exc:
-        return zone_tasks.create_task(
+        return stored.create_task(
             objects.ZoneTaskType.EXPORT,
             task_id=task_id,
             project_id=zone.project_id,
@@ -54,10 +58,10 @@ def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.Zone
             status=objects.Status.ERROR,
             message=exc.message,
         )
-    pool = storage.get_pool(zone.pool_id)
-    with storage.zone_for_transfer(zone.id) as (at_serial, records):
+    pool = stored_pools.get_pool(zone.pool_id)
+    with stored_transfers.zone_for_transfer(zone.id) as (at_serial, records):
         text = zonefile.render(at_serial, pool, records)
-    return zone_tasks.create_task(
+    return stored.create_task(
         objects.ZoneTaskType.EXPORT,
         task_id=task_id,
         project_id=zone.project_id,
@@ -70,13 +74,13 @@ def export_zone(zone_ref: str, *, project_id: str | None = None) -> objects.Zone
 
 
 def get_export(task_id: str, *, project_id: str | None = None) -> objects.ZoneTask:
-    return zone_tasks.get_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
+    return stored.get_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
 
 
 def export_file(task_id: str, *, project_id: str | None = None) -> str:
     """The zone file an export produced."""
     task = get_export(task_id, project_id=project_id)
-    text = zone_tasks.get_content(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
+    text = stored.get_content(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
     if task.status != objects.Status.COMPLETE or text is None:
         raise exceptions.BadRequest(
             f"zone export {task_id} ended {task.status} ({task.message}): it has no zone file; "
@@ -92,7 +96,7 @@ def find_exports(
 
 
 def delete_export(task_id: str, *, project_id: str | None = None) -> None:
-    zone_tasks.delete_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
+    stored.delete_task(objects.ZoneTaskType.EXPORT, task_id, project_id=project_id)
 
 
 # --- imports -----------------------------------------------------------------------
@@ -106,11 +110,11 @@ def import_zone(
     task_id = models.new_id()
     try:
         parsed = zonefile.parse(text)
-        if parsed.name in storage.list_catalogs():
+        if parsed.name in stored_catalogs.list_catalogs():
             raise exceptions.DuplicateZone(
                 f"{parsed.name} is the catalog zone of a pool: import another zone"
             )
-        pool_id = storage.get_pool(pool or CONF.central.default_pool).id
+        pool_id = stored_pools.get_pool(pool or CONF.central.default_pool).id
         values = {
             "name": parsed.name,
             "email": parsed.email,
@@ -123,15 +127,7 @@ def import_zone(
             "description": None,
         }
         _check_content_quotas(parsed, project_id)
-        task = zone_tasks.import_zone(
-            task_id,
-            project_id=project_id,
-            values=values,
-            recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
-            job=objects.JobKind.CREATE_ZONE,
-            place=central.zone_placement(parsed.name, project_id),
-            admit=quotas.zone_admission(project_id),
-        )
+        task = _insert_import(task_id, parsed, values, project_id)
     except (
         exceptions.InvalidInput,
         exceptions.Duplicate,
@@ -139,7 +135,7 @@ def import_zone(
         exceptions.IllegalChildZone,
         exceptions.IllegalParentZone,
     ) as exc:
-        return zone_tasks.create_task(
+        return stored.create_task(
             objects.ZoneTaskType.IMPORT,
             task_id=task_id,
             project_id=project_id,
@@ -147,8 +143,27 @@ def import_zone(
             status=objects.Status.ERROR,
             message=exc.message,
         )
-    central._changed()  # the new zone's job is posted at once
+    changes.changed()  # the new zone's job is posted at once
     return task
+
+
+@db.retried
+def _insert_import(
+    task_id: str, parsed: zonefile.ParsedZone, values: Mapping[str, Any], project_id: str | None
+) -> objects.ZoneTask:
+    """The zone, placed and admitted as a zone created on its own is
+    (:func:`zoneflow.central.zones.admit_zone`), then written whole with its
+    recordsets and the import task, in one unit of work."""
+    with db.unit_of_work() as unit:
+        zones.admit_zone(unit, parsed.name, str(values["pool_id"]), project_id)
+        return stored.import_zone(
+            unit,
+            task_id,
+            project_id=project_id,
+            values=values,
+            recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
+            job=objects.JobKind.CREATE_ZONE,
+        )
 
 
 def _check_content_quotas(parsed: zonefile.ParsedZone, project_id: str | None) -> None:
@@ -188,7 +203,7 @@ def _would_be(parsed: zonefile.ParsedZone, project_id: str) -> objects.Zone:
 
 
 def get_import(task_id: str, *, project_id: str | None = None) -> objects.ZoneTask:
-    return zone_tasks.get_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
+    return stored.get_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
 
 
 def find_imports(
@@ -199,7 +214,7 @@ def find_imports(
 
 def delete_import(task_id: str, *, project_id: str | None = None) -> None:
     """Forget an import task (the zone it created stays)."""
-    zone_tasks.delete_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
+    stored.delete_task(objects.ZoneTaskType.IMPORT, task_id, project_id=project_id)
 
 
 def _find(
@@ -211,8 +226,8 @@ def _find(
     what = f"zone {task_type.lower()}s"
     columns = {
         key: value.upper() if key == "status" else value
-        for key, value in central._criteria(criteria, TASK_FILTERS, what).items()
+        for key, value in filters.criteria(criteria, TASK_FILTERS, what).items()
     }
-    return zone_tasks.find_tasks(
-        task_type, columns, central._paging(paging, TASK_SORT_KEYS, what), project_id=project_id
+    return stored.find_tasks(
+        task_type, columns, filters.paging(paging, TASK_SORT_KEYS, what), project_id=project_id
     )

@@ -5,7 +5,7 @@ written while the request waits); ``.../exports/{id}/export`` is the RFC
 1035 zone file (``text/dns``). An import takes a zone file
 (``Content-Type: text/dns``) and answers 202 with the task: COMPLETE with
 the new zone's id, or ERROR with the line that was wrong and nothing
-created. See :mod:`zoneflow.central.zone_tasks`.
+created. See :mod:`zoneflow.central.imports_exports`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from zoneflow import exceptions, objects
 from zoneflow.api import options, paging, schemas, views
 from zoneflow.api.dependencies import ERRORS, Ctx, ExportId, ImportId, ZoneId
-from zoneflow.central import zone_tasks
+from zoneflow.central import imports_exports
 
 CONF = options.CONF
 
@@ -25,7 +25,7 @@ CONF = options.CONF
 router = APIRouter(tags=["zone exports and imports"], responses=ERRORS)
 
 ZONE_FILE = "text/dns"
-_LISTS = paging.openapi_parameters(zone_tasks.TASK_FILTERS)
+_LISTS = paging.openapi_parameters(imports_exports.TASK_FILTERS)
 
 
 def _accepted(body: dict[str, object]) -> JSONResponse:
@@ -44,7 +44,7 @@ def _accepted(body: dict[str, object]) -> JSONResponse:
     summary="Export a zone to a zone file",
 )
 def create_export(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
-    task = zone_tasks.export_zone(zone_id, project_id=ctx.scope)
+    task = imports_exports.export_zone(zone_id, project_id=ctx.scope)
     return _accepted(views.zone_export(request, task))
 
 
@@ -56,7 +56,7 @@ def create_export(request: Request, zone_id: ZoneId, ctx: Ctx) -> JSONResponse:
 )
 def list_exports(request: Request, ctx: Ctx) -> JSONResponse:
     filters, page = paging.parse(request)
-    found = zone_tasks.find_exports(filters, page, project_id=ctx.scope)
+    found = imports_exports.find_exports(filters, page, project_id=ctx.scope)
     return JSONResponse(
         views.page(request, "exports", found, lambda t: views.zone_export(request, t))
     )
@@ -68,7 +68,7 @@ def list_exports(request: Request, ctx: Ctx) -> JSONResponse:
     summary="Show a zone export",
 )
 def show_export(request: Request, export_id: ExportId, ctx: Ctx) -> JSONResponse:
-    task = zone_tasks.get_export(export_id, project_id=ctx.scope)
+    task = imports_exports.get_export(export_id, project_id=ctx.scope)
     return JSONResponse(views.zone_export(request, task))
 
 
@@ -79,7 +79,7 @@ def show_export(request: Request, export_id: ExportId, ctx: Ctx) -> JSONResponse
     responses={200: {"content": {ZONE_FILE: {"schema": {"type": "string"}}}}},
 )
 def export_file(export_id: ExportId, ctx: Ctx) -> Response:
-    text = zone_tasks.export_file(export_id, project_id=ctx.scope)
+    text = imports_exports.export_file(export_id, project_id=ctx.scope)
     return Response(content=text, media_type=ZONE_FILE)
 
 
@@ -87,7 +87,7 @@ def export_file(export_id: ExportId, ctx: Ctx) -> Response:
     "/v2/zones/tasks/exports/{export_id}", status_code=204, summary="Delete a zone export"
 )
 def delete_export(export_id: ExportId, ctx: Ctx) -> Response:
-    zone_tasks.delete_export(export_id, project_id=ctx.scope)
+    imports_exports.delete_export(export_id, project_id=ctx.scope)
     return Response(status_code=204)
 
 
@@ -129,7 +129,7 @@ async def create_import(request: Request, ctx: Ctx) -> JSONResponse:
             "the zone file is not UTF-8 text: send it as UTF-8 (or ASCII)"
         ) from None
     task: objects.ZoneTask = await run_in_threadpool(
-        zone_tasks.import_zone, text, project_id=ctx.project_id
+        imports_exports.import_zone, text, project_id=ctx.project_id
     )
     return _accepted(views.zone_import(request, task))
 
@@ -163,7 +163,7 @@ def _too_large(size: str, limit: int) -> exceptions.RequestTooLarge:
 )
 def list_imports(request: Request, ctx: Ctx) -> JSONResponse:
     filters, page = paging.parse(request)
-    found = zone_tasks.find_imports(filters, page, project_id=ctx.scope)
+    found = imports_exports.find_imports(filters, page, project_id=ctx.scope)
     return JSONResponse(
         views.page(request, "imports", found, lambda t: views.zone_import(request, t))
     )
@@ -176,7 +176,7 @@ def list_imports(request: Request, ctx: Ctx) -> JSONResponse:
 )
 def show_import(request: Request, import_id: ImportId, ctx: Ctx) -> JSONResponse:
     return JSONResponse(
-        views.zone_import(request, zone_tasks.get_import(import_id, project_id=ctx.scope))
+        views.zone_import(request, imports_exports.get_import(import_id, project_id=ctx.scope))
     )
 
 
@@ -186,5 +186,5 @@ def show_import(request: Request, import_id: ImportId, ctx: Ctx) -> JSONResponse
     summary="Delete a zone import (the zone it made stays)",
 )
 def delete_import(import_id: ImportId, ctx: Ctx) -> Response:
-    zone_tasks.delete_import(import_id, project_id=ctx.scope)
+    imports_exports.delete_import(import_id, project_id=ctx.scope)
     return Response(status_code=204)

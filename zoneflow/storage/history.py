@@ -1,0 +1,99 @@
+"""Each serial's change as record differences, kept for IXFR (the newest
+``[storage] zone_change_history``).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from zoneflow import objects
+from zoneflow.storage import db, models, options
+
+CONF = options.CONF
+
+
+def served(zone: models.Zone, row: models.RecordSet) -> set[objects.Record]:
+    """The records a recordset row puts in the zone, with the TTL they are served with."""
+    ttl = row.ttl if row.ttl is not None else zone.ttl
+    return {(row.name, ttl, row.type, record.data) for record in row.records}
+
+
+def record_change(
+    session: Session,
+    zone_id: str,
+    serials: tuple[int, int],
+    *,
+    before: set[objects.Record] | None = None,
+    after: set[objects.Record] | None = None,
+) -> None:
+    """Write what a serial changed, for IXFR; keep the newest ``zone_change_history``.
+
+    Without ``before`` and ``after`` the change is not incremental: clients
+    older than it get a full transfer.
+    """
+    previous, serial = serials
+    incremental = before is not None or after is not None
+    before, after = before or set(), after or set()
+    session.add(
+        models.ZoneChange(
+            zone_id=zone_id,
+            previous_serial=previous,
+            serial=serial,
+            incremental=incremental,
+            removed=[list(r) for r in sorted(before - after)],
+            added=[list(r) for r in sorted(after - before)],
+        )
+    )
+    oldest_kept = session.scalar(
+        sa.select(models.ZoneChange.id)
+        .where(models.ZoneChange.zone_id == zone_id)
+        .order_by(models.ZoneChange.id.desc())
+        .offset(CONF.storage.zone_change_history - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        session.execute(
+            sa.delete(models.ZoneChange).where(
+                models.ZoneChange.zone_id == zone_id, models.ZoneChange.id < oldest_kept
+            )
+        )
+
+
+def zone_changes_since(zone_id: str, serial: int) -> list[objects.ZoneChange] | None:
+    """The changes that lead from ``serial`` to the zone's newest, oldest first.
+
+    None when the history does not reach back to ``serial``, or when one of
+    the changes cannot be told as record differences: the client needs the
+    whole zone then.
+    """
+    with db.reader() as session:
+        start = session.scalar(
+            sa.select(sa.func.max(models.ZoneChange.id)).where(
+                models.ZoneChange.zone_id == zone_id, models.ZoneChange.previous_serial == serial
+            )
+        )
+        if start is None:
+            return None
+        rows = session.scalars(
+            sa.select(models.ZoneChange)
+            .where(models.ZoneChange.zone_id == zone_id, models.ZoneChange.id >= start)
+            .order_by(models.ZoneChange.id)
+        ).all()
+    changes, expected = [], serial
+    for row in rows:
+        if not row.incremental or row.previous_serial != expected:
+            return None
+        changes.append(
+            objects.ZoneChange(
+                previous_serial=row.previous_serial,
+                serial=row.serial,
+                incremental=True,
+                removed=tuple(cast(objects.Record, tuple(r)) for r in row.removed),
+                added=tuple(cast(objects.Record, tuple(r)) for r in row.added),
+            )
+        )
+        expected = row.serial
+    return changes

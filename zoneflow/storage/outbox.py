@@ -1,0 +1,90 @@
+"""The job outbox: a change's job is written in the change's transaction and
+posted to the jobboard by a relay after it commits.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from zoneflow import objects
+from zoneflow.storage import db, models
+
+
+def post(session: Session, kind: objects.JobKind, zone_id: str, serial: int) -> None:
+    session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
+
+
+def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects.PendingJob]:
+    """Take outbox rows nobody else holds, for ``lease`` seconds, oldest first.
+
+    A relay that dies after claiming simply lets the lease run out and another
+    relay posts the job. One statement: on PostgreSQL two relays claiming at
+    once skip each other's rows (SKIP LOCKED), and the free-or-expired test
+    is made again on each row it locks.
+    """
+    now = models.utcnow()
+    with db.transaction() as conn:
+        rows = conn.execute(
+            _CLAIM_OUTBOX,
+            {"now": now, "until": now + datetime.timedelta(seconds=lease), "limit": limit},
+        )
+        claimed = [
+            objects.PendingJob(job_id, objects.JobKind(kind), *rest) for job_id, kind, *rest in rows
+        ]
+    return sorted(claimed, key=lambda pending: pending.id)
+
+
+def release_pending_job(job_id: int) -> None:
+    """Give a claimed outbox row back (posting failed; try again soon)."""
+    with db.transaction() as conn:
+        conn.execute(_RELEASE_OUTBOX, {"b_id": job_id})
+
+
+def remove_pending_job(job_id: int) -> None:
+    with db.transaction() as conn:
+        conn.execute(_REMOVE_OUTBOX, {"b_id": job_id})
+
+
+_OUTBOX = cast(sa.Table, models.JobOutbox.__table__)
+
+
+_OUTBOX_FREE = sa.or_(
+    _OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < sa.bindparam("now")
+)
+
+
+_CLAIM_OUTBOX = (
+    sa.update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(
+            sa.select(_OUTBOX.c.id)
+            .where(_OUTBOX_FREE)
+            .order_by(_OUTBOX.c.id)
+            .limit(sa.bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        ),
+        _OUTBOX_FREE,
+    )
+    .values(claimed_until=sa.bindparam("until"))
+    # In PendingJob's order.
+    .returning(
+        _OUTBOX.c.id,
+        _OUTBOX.c.kind,
+        _OUTBOX.c.zone_id,
+        _OUTBOX.c.serial,
+        _OUTBOX.c.target_id,
+        _OUTBOX.c.created_at,
+    )
+)
+
+
+_RELEASE_OUTBOX = (
+    sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id")).values(claimed_until=None)
+)
+
+
+_REMOVE_OUTBOX = sa.delete(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id"))

@@ -1,0 +1,247 @@
+"""What jobs record: a zone's status (unless a newer change was made since) and
+what each target serves of it, the soft delete of a zone its delete job removed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from zoneflow import objects
+from zoneflow.storage import conversions, db, models, outbox, queries
+
+# (target id, serial, status, error): one row of a zone's per-target status.
+TargetUpdate = tuple[str, int, str, str | None]
+
+
+def set_zone_status(
+    zone_id: str,
+    *,
+    serial: int,
+    status: str,
+    action: str | None = None,
+    error: str | None = None,
+    covered_targets: Collection[str] | None = None,
+    covered_nameservers: Collection[tuple[str, int]] = (),
+    pool_grown_job: objects.JobKind | None = None,
+    targets: Sequence[TargetUpdate] = (),
+) -> bool:
+    """Record a job's outcome unless a newer change has been made since.
+
+    ``targets`` are per-target rows to record first, in the same transaction
+    (see set_target_statuses): a job's last step is then one transaction.
+
+    A job only speaks for the serial it carried out: if the zone's serial has
+    moved on, a newer job will set the status and this call does nothing.
+    Returns whether the status was written.
+
+    A job making the zone ACTIVE says which targets and nameservers it
+    covered, and which job to post if they are not all the pool's
+    (``pool_grown_job``, required with ``covered_targets``). If the zone's pool
+    now has one it did not cover (the pool changed while the job ran), the
+    zone is not ACTIVE yet: it stays PENDING and that job, for the serial, is
+    posted in the same transaction to bring the zone onto the rest.
+    """
+    if covered_targets is not None and pool_grown_job is None:
+        raise TypeError("set_zone_status: covered_targets needs pool_grown_job")
+    # Core statements built once, on the session's connection: this is every
+    # job's last step, and the ORM's handling of a statement cost more than
+    # the database did.
+    with db.writer() as session:
+        write_target_statuses(session, zone_id, targets)
+        conn = session.connection()
+        if status == objects.Status.ACTIVE and covered_targets is not None and pool_grown_job:
+            # The zone's row first, locked: a pool update backfilling it
+            # waits for this transaction, or this one reads its targets.
+            pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
+            if pool_id is None:
+                return False
+            if not _covers(conn, pool_id, covered_targets, covered_nameservers):
+                queries.rows_changed(
+                    session,
+                    sa.update(models.Zone)
+                    .where(models.Zone.id == zone_id)
+                    .values(status=objects.Status.PENDING, error=None),
+                )
+                outbox.post(session, pool_grown_job, zone_id, serial)
+                return False
+        values: dict[str, Any] = {"status": status, "error": error}
+        if action is not None:
+            values["action"] = action
+        result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
+        if status == objects.Status.ACTIVE:
+            conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
+        return bool(result.rowcount)
+
+
+def _covers(
+    conn: sa.Connection,
+    pool_id: str,
+    targets: Collection[str],
+    nameservers: Collection[tuple[str, int]],
+) -> bool:
+    """Whether a job with these targets and nameservers covered the pool as it is now."""
+    covered_targets, covered_nameservers = set(targets), set(nameservers)
+    return all(
+        key in covered_targets if kind == "target" else (key, port) in covered_nameservers
+        for kind, key, port in conn.execute(_POOL_SERVERS, {"pool_id": pool_id})
+    )
+
+
+_LOCK_ZONE_POOL = (
+    sa.select(models.Zone.pool_id)
+    .where(
+        models.Zone.id == sa.bindparam("zone_id"),
+        models.Zone.serial == sa.bindparam("serial"),
+        models.Zone.deleted == models.LIVE,
+    )
+    .with_for_update()
+)
+
+
+# A pool's targets in service and its nameservers, in one round trip:
+# ("target", id, None) and ("nameserver", host, port) rows.
+_POOL_SERVERS: sa.CompoundSelect[Any] = sa.union_all(
+    sa.select(sa.literal("target"), models.PoolTarget.id, sa.null()).where(
+        models.PoolTarget.pool_id == sa.bindparam("pool_id"), models.PoolTarget.retired_at.is_(None)
+    ),
+    sa.select(
+        sa.literal("nameserver"), models.PoolNameserver.host, models.PoolNameserver.port
+    ).where(models.PoolNameserver.pool_id == sa.bindparam("pool_id")),
+)
+
+
+_ZONES = cast(sa.Table, models.Zone.__table__)
+
+
+_RECORDSETS = cast(sa.Table, models.RecordSet.__table__)
+
+
+# The columns to set are the parameters given beside b_id and b_serial.
+_SET_ZONE_STATUS = sa.update(_ZONES).where(
+    _ZONES.c.id == sa.bindparam("b_id"),
+    _ZONES.c.serial == sa.bindparam("b_serial"),
+    _ZONES.c.deleted == models.LIVE,
+)
+
+
+_RECORDSETS_ACTIVE = (
+    sa.update(_RECORDSETS)
+    .where(
+        _RECORDSETS.c.zone_id == sa.bindparam("b_zone_id"),
+        _RECORDSETS.c.serial <= sa.bindparam("b_serial"),
+    )
+    .values(status=objects.Status.ACTIVE, action=objects.Action.NONE)
+)
+
+
+def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
+    """Soft-delete a zone once its delete job has succeeded (if still wanted),
+    recording ``targets`` (per-target rows) in the same transaction."""
+    with db.writer() as session:
+        write_target_statuses(session, zone_id, targets)
+        now = models.utcnow()
+        result = queries.rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(
+                models.Zone.id == zone_id,
+                models.Zone.serial == serial,
+                models.Zone.action == objects.Action.DELETE,
+                models.Zone.deleted == models.LIVE,
+            )
+            .values(
+                status=objects.Status.DELETED,
+                action=objects.Action.NONE,
+                deleted=zone_id,
+                deleted_at=now,
+                error=None,
+            ),
+        )
+        return bool(result)
+
+
+def set_target_status(
+    zone_id: str, target_id: str, *, serial: int, status: str, error: str | None = None
+) -> None:
+    """Record what one target serves; a served serial never goes backwards."""
+    set_target_statuses(zone_id, [(target_id, serial, status, error)])
+
+
+def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
+    """Record (target id, serial, status, error) for several targets in one transaction."""
+    if updates:
+        with db.writer() as session:
+            write_target_statuses(session, zone_id, updates)
+
+
+def write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
+    if not updates:
+        return
+    conn = session.connection()
+    now = models.utcnow()
+    # A job that started before its target was retired (or dropped)
+    # records nothing about it: the retire-target job owns those rows.
+    in_service = set(conn.execute(_IN_SERVICE, {"ids": [u[0] for u in updates]}).scalars())
+    rows = [
+        {
+            "zone_id": zone_id,
+            "target_id": target_id,
+            "serial": serial,
+            "status": status,
+            "error": error,
+            "updated_at": now,
+        }
+        for target_id, serial, status, error in updates
+        if target_id in in_service
+    ]
+    if rows:
+        # One statement for all the job's targets, the served serial kept if higher.
+        conn.execute(_upsert_target_status(conn.dialect.name), rows)
+
+
+_IN_SERVICE = sa.select(models.PoolTarget.id).where(
+    models.PoolTarget.id.in_(sa.bindparam("ids", expanding=True)),
+    models.PoolTarget.retired_at.is_(None),
+)
+
+
+@functools.cache
+def _upsert_target_status(dialect: str) -> Any:
+    """The upsert of per-target rows. Its RETURNING is not read: with it,
+    SQLAlchemy sends many rows as one statement, where without it psycopg2
+    runs the statement once per row (SQLAlchemy's "insertmanyvalues")."""
+    table = cast(sa.Table, models.ZoneTargetStatus.__table__)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.zone_id, table.c.target_id],
+        set_={
+            "serial": sa.case(
+                (insert.excluded.serial > table.c.serial, insert.excluded.serial),
+                else_=table.c.serial,
+            ),
+            "status": insert.excluded.status,
+            "error": insert.excluded.error,
+            "updated_at": insert.excluded.updated_at,
+        },
+    ).returning(table.c.target_id)
+
+
+def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:
+    """What one target was last recorded serving of a zone, or None if nothing yet."""
+    with db.reader() as session:
+        row = session.get(models.ZoneTargetStatus, (zone_id, target_id))
+        return None if row is None else conversions.value(objects.TargetStatus, row)
+
+
+def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
+    with db.reader() as session:
+        rows = session.scalars(
+            sa.select(models.ZoneTargetStatus).where(models.ZoneTargetStatus.zone_id == zone_id)
+        )
+        return [conversions.value(objects.TargetStatus, r) for r in rows]

@@ -1,0 +1,93 @@
+"""A pool target, and what one task of a job acts on: the zone and the target, read
+in one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import sqlalchemy as sa
+
+from zoneflow import objects
+from zoneflow.storage import conversions, db, models, zones
+
+
+def find_target(target_id: str) -> objects.PoolTarget | None:
+    """A target, retired or in service; None once it is gone."""
+    with db.reader() as session:
+        row = session.get(models.PoolTarget, target_id)
+        return None if row is None else conversions.target(row)
+
+
+def get_target_action(zone_id: str, target_id: str) -> objects.TargetAction:
+    """The zone and the target one task of a job acts on, in one statement.
+
+    A task reads this itself only when its job's begin task did not leave
+    it in the run's scratch (see get_target_actions): a resumed job.
+    """
+    actions = get_target_actions(zone_id, [target_id])
+    if target_id in actions:
+        return actions[target_id]
+    # The target is gone (drained and dropped since the job was posted).
+    return objects.TargetAction(
+        zone=zones.get_zone_any(zone_id),
+        zone_deleted=zones.zone_is_deleted(zone_id),
+        target=None,
+        provisioning=objects.PER_ZONE,
+    )
+
+
+def get_target_actions(
+    zone_id: str, target_ids: Collection[str]
+) -> dict[str, objects.TargetAction]:
+    """The zone and each of these targets, by target id, in one statement.
+
+    A job's begin task reads this once for all its targets (and leaves it in
+    the run's scratch) instead of each target's task reading its own: one
+    Core statement on a pooled connection where there were eight
+    (bench/orchestration.py). Targets gone since the job was posted are missing.
+    """
+    with db.connection() as conn:
+        rows = conn.execute(_TARGET_ACTIONS, {"zone_id": zone_id, "target_ids": list(target_ids)})
+        return {row.id: _target_action(row) for row in rows}
+
+
+def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
+    target = row._mapping
+    zone = None if row.zone_deleted is None else objects.Zone(*row[-len(conversions.ZONE_FIELDS) :])
+    return objects.TargetAction(
+        zone=zone,
+        zone_deleted=zone is None or row.zone_deleted != models.LIVE,
+        target=objects.PoolTarget(
+            id=target["id"],
+            pool_id=target["pool_id"],
+            type=target["type"],
+            description=target["description"],
+            masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in target["masters"]),
+            options=dict(target["options"]),
+            retired_at=target["retired_at"],
+            drain_error=target["drain_error"],
+        ),
+        provisioning=row.provisioning,
+    )
+
+
+_TARGET_ACTIONS = (
+    sa.select(
+        models.PoolTarget.id,
+        models.PoolTarget.pool_id,
+        models.PoolTarget.type,
+        models.PoolTarget.description,
+        models.PoolTarget.masters,
+        models.PoolTarget.options,
+        models.PoolTarget.retired_at,
+        models.PoolTarget.drain_error,
+        models.Pool.provisioning,
+        models.Zone.deleted.label("zone_deleted"),
+        *(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS),
+    )
+    .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
+    .outerjoin(models.Zone, models.Zone.id == sa.bindparam("zone_id"))
+    .where(models.PoolTarget.id.in_(sa.bindparam("target_ids", expanding=True)))
+)
