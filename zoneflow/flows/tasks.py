@@ -662,7 +662,7 @@ class PollForSerial(_Poll):
 
 # What a status writer returns when the zone has moved on to a later serial
 # and its newer job decides the zone's status: the job's own end (zoneflow.jobs).
-SUPERSEDED = jobs.SUPERSEDED
+SUPERSEDED = jobs.Outcome.SUPERSEDED
 
 
 class _StatusWriter(Task):

@@ -18,18 +18,14 @@ from zoneflow.jobs.attempts import Attempt, begin_attempt, end_attempt, fail
 from zoneflow.jobs.board import cancel, take_back_unfinished
 from zoneflow.jobs.posting import FlowOf, post
 from zoneflow.jobs.records import (
-    CANCELLED,
-    FAILED,
     FAILED_STATES,
-    LOST,
     OVER,
     SHORTEST_ID_PREFIX,
     STATUS_ATOM,
-    SUCCESS,
-    SUPERSEDED,
     TASKFLOW_INTERNAL,
     AtomInfo,
     JobInfo,
+    Outcome,
     find_job,
     get_job,
     list_jobs,
@@ -38,15 +34,11 @@ from zoneflow.jobs.records import (
 )
 
 __all__ = [
-    "CANCELLED",
-    "FAILED",
     "FAILED_STATES",
-    "LOST",
     "OVER",
+    "Outcome",
     "SHORTEST_ID_PREFIX",
     "STATUS_ATOM",
-    "SUCCESS",
-    "SUPERSEDED",
     "TASKFLOW_INTERNAL",
     "Attempt",
     "AtomInfo",
