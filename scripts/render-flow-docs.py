@@ -25,7 +25,7 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
-from zoneflow.flows import target as target_flows
+from zoneflow.flows import retire_target as target_flows
 from zoneflow.storage import api as storage
 from zoneflow.storage import migration
 from zoneflow.taskflow_adapter import persistence

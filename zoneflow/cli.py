@@ -715,7 +715,7 @@ def _write_graph(args: argparse.Namespace, fmt: str, dot: str) -> None:
 def cmd_flow_show(args: argparse.Namespace) -> int:
     from zoneflow import flows
     from zoneflow.flows import render
-    from zoneflow.flows import target as target_flows
+    from zoneflow.flows import retire_target as target_flows
     from zoneflow.storage import api as storage
 
     kinds = sorted([*flows.FACTORIES, *target_flows.FACTORIES])
@@ -741,7 +741,7 @@ def cmd_flow_show(args: argparse.Namespace) -> int:
 def flow_of(kind: str, pool_args: dict[str, Any]) -> Any:
     """The flow of a zone job (drawn for a pool) or of a target job (no pool needed)."""
     from zoneflow import flows, objects
-    from zoneflow.flows import target as target_flows
+    from zoneflow.flows import retire_target as target_flows
 
     job = objects.JobKind(kind)
     if job in flows.FACTORIES:

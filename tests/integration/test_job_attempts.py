@@ -27,7 +27,7 @@ from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.flows import tasks
+from zoneflow.flows.on_target import ZoneActionOnTarget
 from zoneflow.storage import api as storage
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -116,11 +116,11 @@ def _poison(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> list[str]:
     runs: list[str] = []
 
     # The task's own arguments: the flow may be one built before this patch (see flows.zone).
-    def execute(self: tasks.ZoneActionOnTarget, zone_id: str, serial: int, **_: Any) -> None:
+    def execute(self: ZoneActionOnTarget, zone_id: str, serial: int, **_: Any) -> None:
         runs.append(zone_id)
         raise exc
 
-    monkeypatch.setattr(tasks.ZoneActionOnTarget, "execute", execute)
+    monkeypatch.setattr(ZoneActionOnTarget, "execute", execute)
     return runs
 
 

@@ -19,7 +19,7 @@ from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
-from zoneflow.flows import tasks
+from zoneflow.flows.propagation import PollForSerial
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
@@ -237,7 +237,7 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
 
 
 def _poll_error(zone: objects.Zone, nameserver: tuple[str, int]) -> str:
-    seen = tasks.PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial)
+    seen = PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial)
     assert not seen["ok"]
     return str(seen["error"])
 

@@ -35,6 +35,7 @@ import prometheus_client
 from taskflow import states
 
 from zoneflow.engine import options
+from zoneflow.jobs import steps
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -79,8 +80,6 @@ RUNNING = prometheus_client.Gauge(
 
 # SUSPENDED: the conductor stopped, or the job was fenced; another run resumes it.
 _ENDED = (states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED)
-# The last task of a zone flow returns the status it gave the zone.
-_STATUS_TASK = "update-status"
 # Why a failed job failed (the label of zoneflow_jobs_failed_total).
 BELOW_THRESHOLD = "below-threshold"
 NOT_SERVED = "not-served"
@@ -154,7 +153,7 @@ class _EngineWatch:
                 self.task_started[name] = now
                 return
             started = self.task_started.pop(name, None)
-            if state == states.SUCCESS and name == _STATUS_TASK:
+            if state == states.SUCCESS and name == steps.STATUS.name:
                 self.zone_status = str(details.get("result"))
             elif state == states.FAILURE and self.cause is None:
                 self.cause = _cause(details.get("result"))

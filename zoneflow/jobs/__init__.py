@@ -8,7 +8,10 @@ them); above the TaskFlow adapter, whose board and persistence hold them.
 - posting.py: writing a job's logbook and putting it on the board;
 - attempts.py: the runs conductors count in a job's logbook, and the ends
   zoneflow gives a job itself;
-- board.py: jobs a board lost taken back, and cancelling a job.
+- board.py: jobs a board lost taken back, and cancelling a job;
+- steps.py: the names of a job's logbook and of its flow's steps, built
+  from typed parts, and the flow's steps read back from a logbook;
+- outcomes.py: what a task returns about a target or a nameserver.
 
 The names below are the package's front door; callers need not know the
 module each lives in.

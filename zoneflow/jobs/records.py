@@ -25,6 +25,7 @@ from taskflow import states
 from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
+from zoneflow.jobs import outcomes, steps
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
@@ -63,7 +64,7 @@ FAILED_STATES = frozenset(
 OVER = FAILED_STATES | {Outcome.SUCCESS, Outcome.SUPERSEDED}
 
 # The last task of a zone flow, whose result is the status it gave the zone.
-STATUS_ATOM = "update-status"
+STATUS_ATOM = steps.STATUS.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,16 +253,19 @@ def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | No
 
 def _not_served(flow: models.FlowDetail, serial: int) -> str:
     """Why the zone went ERROR at the end of a flow: the nameservers that did not serve it."""
+    polled = {
+        name for name, step in steps.steps_of(flow).items() if step.kind == steps.StepKind.POLL
+    }
     polls = [
-        a.results
+        seen
         for a in flow
-        if a.name.startswith("poll-for-")
-        and isinstance(a.results, dict)
-        and not a.results.get("dropped")
+        if a.name in polled
+        and (seen := outcomes.Served.of(a.results)) is not None
+        and not seen.dropped
     ]
-    lagging = "; ".join(str(p.get("error")) for p in polls if not p.get("ok"))
+    lagging = "; ".join(str(p.error) for p in polls if not p.ok)
     threshold = (flow.meta or {}).get("factory", {}).get("kwargs", {}).get("threshold")
-    served = sum(1 for p in polls if p.get("ok"))
+    served = sum(1 for p in polls if p.ok)
     return (
         f"the zone went ERROR: {served} of {len(polls)} nameservers serve serial {serial}, "
         f"below the pool's threshold of {threshold}% ({lagging or 'no answer'})"
@@ -273,7 +277,4 @@ def _error(atom: models.AtomDetail) -> str | None:
         return str(atom.failure.exception_str)
     # ZoneActionOnTarget returns a failed target as its outcome instead of
     # raising, so the consensus check can weigh it against the threshold.
-    result = atom.results
-    if isinstance(result, dict) and result.get("ok") is False:
-        return str(result.get("error") or "the target failed")
-    return None
+    return outcomes.failure(atom.results)
