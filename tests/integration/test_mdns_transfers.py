@@ -20,6 +20,7 @@ from zoneflow import objects
 from zoneflow.central import api as central
 from zoneflow.central import pools
 from zoneflow.flows.propagation import PollForSerial
+from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
@@ -237,9 +238,9 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
 
 
 def _poll_error(zone: objects.Zone, nameserver: tuple[str, int]) -> str:
-    seen = PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial)
-    assert not seen["ok"]
-    return str(seen["error"])
+    seen = Served(**PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial))
+    assert not seen.ok
+    return str(seen.error)
 
 
 def _record(zone: objects.Zone, serial: int, count: int, *, completed: bool = True) -> None:

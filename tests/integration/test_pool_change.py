@@ -28,6 +28,7 @@ from zoneflow.central import pools
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import retire_target as target_flows
+from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import api as storage
 from zoneflow.taskflow_adapter import jobboard, persistence
@@ -156,7 +157,8 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
         )
         job = jobs.get_job(persistence.get_backend(), job_id)
         polled = {a.name: a.result for a in job.atoms}[f"poll-for-wanted-state-{HOST}:{mdns.port}"]
-        assert (polled["ok"], polled["serial"]) == (True, zone.serial)
+        seen = Served(**polled)
+        assert (seen.ok, seen.serial) == (True, zone.serial)
 
 
 # --- jobs posted with the old pool ------------------------------------------------------
