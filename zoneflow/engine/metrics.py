@@ -26,7 +26,6 @@ the engines did, not what zoneflow believes they did.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -88,15 +87,6 @@ ATTEMPTS = "attempts"
 LOST = "lost"
 # A task stopped because another conductor owns the job now: no failure of the job.
 _FENCED = "fenced"
-# Task names end with a target id or a nameserver's address: the kind is
-# what comes before (a label per target would grow without bound).
-_TASK_KIND = re.compile(r"-(on-target-[0-9a-f-]+|[^-]+:\d+)$")
-
-
-def task_kind(name: str) -> str:
-    """``create-zone-on-target-<id>`` → ``create-zone``; ``send-notify-<host:port>`` →
-    ``send-notify``."""
-    return _TASK_KIND.sub("", name)
 
 
 def job_ended(kind: str, state: str, reason: str | None = None) -> None:
@@ -110,8 +100,9 @@ class _EngineWatch:
     """The callbacks one engine gets; they time its flow and its tasks, and tell
     a job whose flow succeeded but left the zone in ERROR from a real success."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, families: dict[str, str]) -> None:
         self.kind = kind
+        self.families = families  # atom name -> what its step is counted under
         self.started: float | None = None
         self.task_started: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -158,7 +149,7 @@ class _EngineWatch:
             elif state == states.FAILURE and self.cause is None:
                 self.cause = _cause(details.get("result"))
         if state in (states.SUCCESS, states.FAILURE, states.REVERTED):
-            kind = task_kind(name)
+            kind = self.families.get(name, name)
             TASKS.labels(kind, state).inc()
             if started is not None and state != states.REVERTED:
                 TASK_SECONDS.labels(kind).observe(now - started)
@@ -178,7 +169,13 @@ def _cause(failure: Any) -> str:
 
 def watch(engine: Any, kind: str) -> None:
     """Count and time what ``engine`` does (call before it runs)."""
-    watcher = _EngineWatch(kind)
+    # The engine is compiled by now (the conductor loads it before it runs).
+    families = {
+        node.name: node.step.family
+        for node in engine.compilation.execution_graph.nodes
+        if isinstance(getattr(node, "step", None), steps.Step)
+    }
+    watcher = _EngineWatch(kind, families)
     engine.notifier.register(engine.notifier.ANY, watcher.on_flow)
     engine.atom_notifier.register(engine.atom_notifier.ANY, watcher.on_task)
 

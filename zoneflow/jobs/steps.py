@@ -58,6 +58,16 @@ class Step:
         return self.kind.value
 
     @property
+    def family(self) -> str:
+        """What metrics count it under: its name without a target or a nameserver
+        (a label per target would grow without bound)."""
+        if self.kind == StepKind.ON_TARGET:
+            return f"{self.verb}-zone"
+        if self.kind == StepKind.POLL:
+            return f"poll-for-{self.verb}"
+        return self.kind.value
+
+    @property
     def nameserver(self) -> str:
         return f"{self.host}:{self.port}"
 
