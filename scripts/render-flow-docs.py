@@ -26,7 +26,7 @@ from zoneflow.central import drawing, pools
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.flows import render
-from zoneflow.flows import target as target_flows
+from zoneflow.flows import retire_target as target_flows
 from zoneflow.storage import migration
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence

@@ -75,9 +75,9 @@ class AllInOne:
             return
         taken = jobs.take_back_unfinished(self.conductor.board, self.conductor.persistence)
         for job, state in taken:
-            if state == jobs.LOST:
+            if state == jobs.Outcome.LOST:
                 metrics.job_ended(job.kind, state, metrics.LOST)
-            elif state == jobs.SUPERSEDED:
+            elif state == jobs.Outcome.SUPERSEDED:
                 metrics.job_ended(job.kind, state)
             LOG.warning(
                 "job %s (%s %s serial %s) was lost with the last all-in-one: %s",

@@ -42,7 +42,8 @@ from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.dns import rules
 from zoneflow.dns import zone as dns_zone
-from zoneflow.flows import tasks
+from zoneflow.flows.propagation import PollForSerial
+from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
@@ -314,9 +315,9 @@ def test_a_poll_that_times_out_on_data_bind9_refuses_names_the_reason(
     support.write_recordset_unchecked(zone.id, zone.name, "CNAME", ["elsewhere.example.net."])
     serial = stored_reads.get_zone(zone.id).serial
     override("flows", poll_timeout=4, renotify_interval=1, poll_interval=0.2)
-    seen = tasks.PollForSerial(bind9.host, bind9.port).execute(zone.id, zone.name, serial)
-    assert (seen["ok"], seen["serial"]) == (False, zone.serial), seen
-    assert "refuses to load" in seen["error"], seen["error"]
-    assert "CNAME cannot be at the apex" in seen["error"], seen["error"]
+    seen = Served(**PollForSerial(bind9.host, bind9.port).execute(zone.id, zone.name, serial))
+    assert (seen.ok, seen.serial) == (False, zone.serial), seen
+    assert "refuses to load" in str(seen.error), seen.error
+    assert "CNAME cannot be at the apex" in str(seen.error), seen.error
     # The reason is the one BIND9 gave, not a guess.
     assert "CNAME and other data" in bind9.log_path.read_text(errors="replace")

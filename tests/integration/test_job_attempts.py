@@ -28,7 +28,7 @@ from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.flows import tasks
+from zoneflow.flows.on_target import ZoneActionOnTarget
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -117,11 +117,11 @@ def _poison(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> list[str]:
     runs: list[str] = []
 
     # The task's own arguments: the flow may be one built before this patch (see flows.zone).
-    def execute(self: tasks.ZoneActionOnTarget, zone_id: str, serial: int, **_: Any) -> None:
+    def execute(self: ZoneActionOnTarget, zone_id: str, serial: int, **_: Any) -> None:
         runs.append(zone_id)
         raise exc
 
-    monkeypatch.setattr(tasks.ZoneActionOnTarget, "execute", execute)
+    monkeypatch.setattr(ZoneActionOnTarget, "execute", execute)
     return runs
 
 
@@ -175,7 +175,7 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     runs = _poison(monkeypatch, tf_exc.StorageFailure("the database went away"))
     conductors.start()
     zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
-    job = _job_until(_only_job().id, lambda j: j.state == jobs.FAILED)
+    job = _job_until(_only_job().id, lambda j: j.state == jobs.Outcome.FAILURE)
 
     holds(  # room for claims that must not happen
         lambda: len(runs) == max_attempts and conductors.claims.calls == max_attempts,
@@ -233,7 +233,7 @@ def test_a_job_whose_conductors_died_is_given_up_without_running_again(
         )
 
     conductors.start()
-    job = _job_until(job_id, lambda j: j.state == jobs.FAILED)
+    job = _job_until(job_id, lambda j: j.state == jobs.Outcome.FAILURE)
     assert runs == []
     assert job.error is not None
     assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
@@ -335,7 +335,7 @@ def test_cancel_takes_an_unclaimed_job_off_the_board_and_puts_its_zone_in_error(
     assert cancelled.error is not None and "cancelled by operator" in cancelled.error
     assert job_id in cancelled.error
     job = jobs.get_job(persistence.get_backend(), job_id)
-    assert job.state == jobs.CANCELLED
+    assert job.state == jobs.Outcome.CANCELLED
     code, out, _ = _cli(capsys, "job", "list")
     assert "CANCELLED" in out
 
@@ -352,7 +352,7 @@ def test_cancel_of_a_job_lost_from_the_board_cancels_it_in_the_database(
 
     code, _, err = _cli(capsys, "job", "cancel", job_id)
     assert (code, err) == (0, "")
-    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
+    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.Outcome.CANCELLED
     stuck = stored_zones.get_zone_any(zone.id)
     assert stuck is not None and stuck.status == objects.Status.ERROR
 
@@ -380,12 +380,14 @@ def test_a_cancelled_job_left_on_the_board_is_removed_unrun(
     central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
     # A cancel whose last step, taking the job off the board, did not happen.
-    jobs.attempts.end(persistence.get_backend(), job_id, jobs.CANCELLED, "cancelled by operator")
+    jobs.attempts.end(
+        persistence.get_backend(), job_id, jobs.Outcome.CANCELLED, "cancelled by operator"
+    )
 
     conductors.start()
     eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
     assert runs == []
-    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.CANCELLED
+    assert jobs.get_job(persistence.get_backend(), job_id).state == jobs.Outcome.CANCELLED
 
 
 @pytest.mark.parametrize(

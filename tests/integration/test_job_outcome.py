@@ -87,7 +87,7 @@ def test_a_job_that_left_its_zone_in_error_reads_failed_everywhere(
     job = _ended(zone.id)
 
     # The flow itself ran to its end; the zone did not get its serial.
-    assert (job.state, job.failed) == (jobs.FAILED, True)
+    assert (job.state, job.failed) == (jobs.Outcome.FAILURE, True)
     assert "0 of 1 nameservers serve serial" in str(job.error)
     assert f"{HOST}:{silent_nameserver}" in str(job.error)
 

@@ -20,7 +20,8 @@ from zoneflow import objects
 from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.flows import tasks
+from zoneflow.flows.propagation import PollForSerial
+from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
@@ -240,9 +241,9 @@ def witnessed_zone(silent: tuple[str, int], override: Callable[..., None]) -> ob
 
 
 def _poll_error(zone: objects.Zone, nameserver: tuple[str, int]) -> str:
-    seen = tasks.PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial)
-    assert not seen["ok"]
-    return str(seen["error"])
+    seen = Served(**PollForSerial(*nameserver).execute(zone.id, zone.name, zone.serial))
+    assert not seen.ok
+    return str(seen.error)
 
 
 def _record(zone: objects.Zone, serial: int, count: int, *, completed: bool = True) -> None:

@@ -14,6 +14,7 @@ from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import zones as central_zones
 from zoneflow.engine import metrics
+from zoneflow.jobs import steps
 
 
 def _samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -68,8 +69,8 @@ def test_metrics_are_served_over_http(override: Callable[..., None]) -> None:
 
 
 def test_task_kinds_leave_out_targets_and_addresses() -> None:
-    assert metrics.task_kind("create-zone-on-target-6b2f1d0e-2c8a-4d8e-9a57-3f1f3c0b9d11") == (
-        "create-zone"
-    )
-    assert metrics.task_kind("poll-for-serial-127.0.0.1:5353") == "poll-for-serial"
-    assert metrics.task_kind("update-status") == "update-status"
+    target = "6b2f1d0e-2c8a-4d8e-9a57-3f1f3c0b9d11"
+    assert steps.on_target(objects.Action.CREATE, target).family == "create-zone"
+    assert steps.poll("serial", "127.0.0.1", 5353).family == "poll-for-serial"
+    assert steps.notify("127.0.0.1", 5353).family == "send-notify"
+    assert steps.STATUS.family == "update-status"

@@ -27,7 +27,8 @@ from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.flows import target as target_flows
+from zoneflow.flows import retire_target as target_flows
+from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
@@ -162,7 +163,8 @@ def test_an_added_nameserver_is_polled_before_the_zones_read_active_again(
         )
         job = jobs.get_job(persistence.get_backend(), job_id)
         polled = {a.name: a.result for a in job.atoms}[f"poll-for-wanted-state-{HOST}:{mdns.port}"]
-        assert (polled["ok"], polled["serial"]) == (True, zone.serial)
+        seen = Served(**polled)
+        assert (seen.ok, seen.serial) == (True, zone.serial)
 
 
 # --- jobs posted with the old pool ------------------------------------------------------
@@ -263,19 +265,19 @@ def test_a_job_posted_before_its_target_was_retired_does_nothing_there(
 
 
 def test_a_task_on_a_target_that_is_gone_does_nothing() -> None:
-    from zoneflow.flows import tasks
+    from zoneflow.flows.on_target import ZoneActionOnTarget
+    from zoneflow.flows.recovery import RecoverOnTarget
+    from zoneflow.jobs.outcomes import TargetOutcome
 
     load_pool({})
     zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
     for task in (
-        tasks.ZoneActionOnTarget(objects.Action.CREATE, "gone"),
-        tasks.RecoverOnTarget("gone"),
+        ZoneActionOnTarget(objects.Action.CREATE, "gone"),
+        RecoverOnTarget("gone"),
     ):
-        kwargs = (
-            {"wanted": objects.Status.ACTIVE} if isinstance(task, tasks.RecoverOnTarget) else {}
-        )
+        kwargs = {"wanted": objects.Status.ACTIVE} if isinstance(task, RecoverOnTarget) else {}
         outcome = task.execute(zone_id=zone.id, serial=zone.serial, **kwargs)
-        assert outcome == {"ok": True, "error": None, "skipped": True, "retired": True}
+        assert TargetOutcome.of(outcome) == TargetOutcome(ok=True, skipped=True, retired=True)
 
 
 class _SilentNameserver:

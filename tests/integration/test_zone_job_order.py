@@ -12,7 +12,9 @@ from zoneflow import objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.flows import tasks
+from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
+from zoneflow.jobs import steps
+from zoneflow.jobs.outcomes import TargetOutcome
 
 
 def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alone() -> None:
@@ -23,10 +25,10 @@ def test_a_create_that_runs_after_the_delete_was_asked_for_leaves_the_target_alo
     # target, finding nothing there, and not yet have finished.
     central_zones.delete_zone("late.example")
 
-    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
-    outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+    create = ZoneActionOnTarget(objects.Action.CREATE, target.id)
+    outcome = TargetOutcome.of(create.execute(zone_id=zone.id, serial=zone.serial))
 
-    assert outcome["skipped"]
+    assert outcome is not None and outcome.skipped
     assert FakeBackend.served(target.id) == {}
 
 
@@ -39,10 +41,10 @@ def test_an_update_that_runs_before_the_zone_s_create_creates_it(tmp_path: pathl
     # must make the zone ACTIVE, polling each nameserver for its serial.
     change = central_recordsets.create_recordset("early.example", "www", "A", ["192.0.2.1"])
 
-    update = tasks.ZoneActionOnTarget(objects.Action.UPDATE, target.id)
-    outcome = update.execute(zone_id=zone.id, serial=change.serial)
+    update = ZoneActionOnTarget(objects.Action.UPDATE, target.id)
+    outcome = TargetOutcome.of(update.execute(zone_id=zone.id, serial=change.serial))
 
-    assert outcome["ok"]
+    assert outcome is not None and outcome.ok
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     assert [(c["op"], c["zone"]) for c in calls] == [("create", "early.example.")]
 
@@ -55,10 +57,10 @@ def test_a_create_cut_short_after_creating_takes_the_zone_back_when_run_again() 
     central_zones.delete_zone("cut.example")
     FakeBackend(target).create_zone(zone)
 
-    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
-    outcome = create.execute(zone_id=zone.id, serial=zone.serial)
+    create = ZoneActionOnTarget(objects.Action.CREATE, target.id)
+    outcome = TargetOutcome.of(create.execute(zone_id=zone.id, serial=zone.serial))
 
-    assert outcome["skipped"]
+    assert outcome is not None and outcome.skipped
     assert FakeBackend.served(target.id) == {}
 
 
@@ -77,14 +79,14 @@ def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
         create_zone(self, what)
 
     monkeypatch.setattr(FakeBackend, "create_zone", slow_create)
-    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
+    create = ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
-    assert outcome["created"]
+    assert TargetOutcome(**outcome).created
     assert FakeBackend.served(target.id) == {"racing.example.": zone.serial}
 
     # The step after the targets' tasks sees the delete and takes the zone back.
-    check = tasks.TakeBackIfDeleted([target.id])
-    taken_back = check.execute(zone_id=zone.id, **{tasks.target_result(target.id): outcome})
+    check = TakeBackIfDeleted([target.id])
+    taken_back = check.execute(zone_id=zone.id, **{steps.target_result(target.id): outcome})
 
     assert taken_back == [target.id]
     assert FakeBackend.served(target.id) == {}
@@ -93,11 +95,11 @@ def test_a_create_during_which_the_delete_is_asked_for_leaves_nothing_behind(
 def test_a_create_with_no_delete_asked_is_not_taken_back() -> None:
     (target,) = load_pool({}).targets
     zone = central_zones.create_zone("calm.example", "hostmaster@example.com")
-    create = tasks.ZoneActionOnTarget(objects.Action.CREATE, target.id)
+    create = ZoneActionOnTarget(objects.Action.CREATE, target.id)
     outcome = create.execute(zone_id=zone.id, serial=zone.serial)
 
-    check = tasks.TakeBackIfDeleted([target.id])
-    taken_back = check.execute(zone_id=zone.id, **{tasks.target_result(target.id): outcome})
+    check = TakeBackIfDeleted([target.id])
+    taken_back = check.execute(zone_id=zone.id, **{steps.target_result(target.id): outcome})
 
     assert taken_back == []
     assert FakeBackend.served(target.id) == {"calm.example.": zone.serial}

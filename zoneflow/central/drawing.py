@@ -12,7 +12,7 @@ from typing import Any
 
 from zoneflow import exceptions, flows, objects
 from zoneflow.flows import render
-from zoneflow.flows import target as target_flows
+from zoneflow.flows import retire_target as target_flows
 from zoneflow.storage import pools as stored_pools
 
 

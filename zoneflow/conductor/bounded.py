@@ -123,7 +123,7 @@ class BoundedConductor(DispatchingConductor):
             LOG.warning("job %s: cannot record that it failed: %s", job.book_uuid, exc)
             return False
         LOG.error("%s", reason)
-        metrics.job_ended(kind, jobs.FAILED, why)
+        metrics.job_ended(kind, jobs.Outcome.FAILURE, why)
         self.notifier.notify("job_failed", {"job": job, "conductor": self, "reason": reason})
         return True
 

@@ -123,21 +123,21 @@ class Conductor:
 
 
 def _on_running_start(_event: str, details: dict[str, Any]) -> None:
-    """Before a claimed job's engine runs: metrics watch it, and it gets its fence
-    token and an empty scratch (zoneflow.flows.scratch)."""
+    """Before a claimed job's engine runs: metrics watch it, and it gets the claim
+    it runs under (``fence``) and an empty scratch (zoneflow.flows.scratch)."""
     engine = details["engine"]
     metrics.watch(engine, engine.storage.flow_name)
-    # The session id its claim is held under (see fencing); None on zake.
-    token = fencing.token()
-    if token is not None:
+    # The session its claim is held under (see fencing); unfenced on zake.
+    claim = fencing.claim()
+    if claim.token is not None:
         atoms = [
             engine.storage.get_atom_uuid(node.name)
             for node, kind in engine.compilation.execution_graph.nodes(data="kind")
             if kind in compiler.ATOMS
         ]
-        fencing.bind(token, [engine.storage.flow_uuid, *atoms])
+        fencing.bind(claim.token, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
-    engine.storage.inject({"fence_token": token, "scratch": Scratch()}, transient=True)
+    engine.storage.inject({"fence": claim, "scratch": Scratch()}, transient=True)
 
 
 def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:

@@ -26,7 +26,6 @@ the engines did, not what zoneflow believes they did.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -35,6 +34,7 @@ import prometheus_client
 from taskflow import states
 
 from zoneflow.engine import options
+from zoneflow.jobs import steps
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -79,8 +79,6 @@ RUNNING = prometheus_client.Gauge(
 
 # SUSPENDED: the conductor stopped, or the job was fenced; another run resumes it.
 _ENDED = (states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED)
-# The last task of a zone flow returns the status it gave the zone.
-_STATUS_TASK = "update-status"
 # Why a failed job failed (the label of zoneflow_jobs_failed_total).
 BELOW_THRESHOLD = "below-threshold"
 NOT_SERVED = "not-served"
@@ -89,15 +87,6 @@ ATTEMPTS = "attempts"
 LOST = "lost"
 # A task stopped because another conductor owns the job now: no failure of the job.
 _FENCED = "fenced"
-# Task names end with a target id or a nameserver's address: the kind is
-# what comes before (a label per target would grow without bound).
-_TASK_KIND = re.compile(r"-(on-target-[0-9a-f-]+|[^-]+:\d+)$")
-
-
-def task_kind(name: str) -> str:
-    """``create-zone-on-target-<id>`` → ``create-zone``; ``send-notify-<host:port>`` →
-    ``send-notify``."""
-    return _TASK_KIND.sub("", name)
 
 
 def job_ended(kind: str, state: str, reason: str | None = None) -> None:
@@ -111,8 +100,9 @@ class _EngineWatch:
     """The callbacks one engine gets; they time its flow and its tasks, and tell
     a job whose flow succeeded but left the zone in ERROR from a real success."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, families: dict[str, str]) -> None:
         self.kind = kind
+        self.families = families  # atom name -> what its step is counted under
         self.started: float | None = None
         self.task_started: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -154,12 +144,12 @@ class _EngineWatch:
                 self.task_started[name] = now
                 return
             started = self.task_started.pop(name, None)
-            if state == states.SUCCESS and name == _STATUS_TASK:
+            if state == states.SUCCESS and name == steps.STATUS.name:
                 self.zone_status = str(details.get("result"))
             elif state == states.FAILURE and self.cause is None:
                 self.cause = _cause(details.get("result"))
         if state in (states.SUCCESS, states.FAILURE, states.REVERTED):
-            kind = task_kind(name)
+            kind = self.families.get(name, name)
             TASKS.labels(kind, state).inc()
             if started is not None and state != states.REVERTED:
                 TASK_SECONDS.labels(kind).observe(now - started)
@@ -179,7 +169,13 @@ def _cause(failure: Any) -> str:
 
 def watch(engine: Any, kind: str) -> None:
     """Count and time what ``engine`` does (call before it runs)."""
-    watcher = _EngineWatch(kind)
+    # The engine is compiled by now (the conductor loads it before it runs).
+    families = {
+        node.name: node.step.family
+        for node in engine.compilation.execution_graph.nodes
+        if isinstance(getattr(node, "step", None), steps.Step)
+    }
+    watcher = _EngineWatch(kind, families)
     engine.notifier.register(engine.notifier.ANY, watcher.on_flow)
     engine.atom_notifier.register(engine.atom_notifier.ANY, watcher.on_task)
 

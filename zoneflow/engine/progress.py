@@ -18,16 +18,15 @@ from typing import Any
 from taskflow import states
 
 from zoneflow import exceptions, flows, jobs
+from zoneflow.jobs import outcomes, records, steps
+from zoneflow.jobs.steps import StepKind
 
-# Steps that say nothing a user waits for: NOTIFYs that worked.
-_QUIET_PREFIXES = ("send-notify-",)
 _DONE = frozenset({states.SUCCESS, states.FAILURE, states.REVERTED, states.REVERT_FAILURE})
-_TARGET_STEP = "-zone-on-target-"
 
 
 def job_names(zone_name: str, serial: int) -> list[str]:
     """The names a job for this zone and serial can have (see jobs.post)."""
-    return [f"{kind} {zone_name} serial {serial}" for kind in flows.FACTORIES]
+    return [steps.zone_logbook(kind, zone_name, serial) for kind in flows.FACTORIES]
 
 
 class Progress:
@@ -39,6 +38,8 @@ class Progress:
         self.started = time.monotonic()
         self.job_id: str | None = None
         self._reported: dict[str, str] = {}
+        # Atom name -> the step it is, from the job's flow (built once).
+        self._steps: dict[str, steps.Step] | None = None
 
     def follow(self, zone_name: str, serial: int, say: Callable[[str], None]) -> str | None:
         """Report the steps that finished since the last call (finding the job first);
@@ -49,9 +50,13 @@ class Progress:
                 return None  # not posted yet
             say(self._line(f"job {self.job_id}"))
         try:
-            info = jobs.get_job(self.persistence, self.job_id)
+            book = records.logbook(self.persistence, self.job_id)
         except exceptions.JobNotFound:
             return None  # purged: the zone's status still tells the end
+        info = records.info(book, with_atoms=True)
+        if self._steps is None:
+            details = list(book)
+            self._steps = steps.steps_of(details[0]) if details else {}
         for atom in info.atoms:
             if atom.state not in _DONE or self._reported.get(atom.name) == atom.state:
                 continue
@@ -65,52 +70,55 @@ class Progress:
         return f"{time.monotonic() - self.started:7.2f}s  {text}"
 
     def _describe(self, atom: jobs.AtomInfo) -> str | None:
-        result = atom.result if isinstance(atom.result, dict) else {}
-        if atom.name == "begin":
+        step = (self._steps or {}).get(atom.name)
+        kind = step.kind if step is not None else None
+        if kind == StepKind.BEGIN:
             return None  # its revert puts the zone in ERROR: the status line says so
-        if atom.state == states.SUCCESS and atom.name.startswith(_QUIET_PREFIXES):
-            return None
-        if _TARGET_STEP in atom.name:
-            action, _, target_id = atom.name.partition(_TARGET_STEP)
-            return (
-                f"target {self.labels.get(target_id, target_id)}: {_target(action, atom, result)}"
-            )
-        if atom.name.startswith("poll-for-"):
-            server = atom.name.rsplit("-", 1)[-1]
-            if atom.state == states.SUCCESS and result.get("ok"):
-                served = result.get("serial")
+        if atom.state == states.SUCCESS and kind == StepKind.NOTIFY:
+            return None  # says nothing a user waits for
+        if step is not None and kind == StepKind.ON_TARGET:
+            label = self.labels.get(step.target_id, step.target_id)
+            return f"target {label}: {_target(step.verb, atom)}"
+        if step is not None and kind == StepKind.POLL:
+            server = step.nameserver
+            seen = outcomes.Served.of(atom.result)
+            if atom.state == states.SUCCESS and seen is not None and seen.ok:
                 return f"nameserver {server}: " + (
-                    "no longer serves the zone" if served is None else f"serves serial {served}"
+                    "no longer serves the zone"
+                    if seen.serial is None
+                    else f"serves serial {seen.serial}"
                 )
-            return f"nameserver {server}: {atom.error or result.get('error') or atom.state}"
-        if atom.name == "take-back-if-deleted" and atom.state == states.SUCCESS:
+            error = seen.error if seen is not None else None
+            return f"nameserver {server}: {atom.error or error or atom.state}"
+        if kind == StepKind.TAKE_BACK and atom.state == states.SUCCESS:
             if not atom.result:
                 return None
             taken = ", ".join(self.labels.get(t, t) for t in atom.result)
             return f"the zone's delete was asked meanwhile: taken back from {taken}"
-        if atom.name == "consensus-check":
+        if kind == StepKind.CONSENSUS:
             if atom.state == states.SUCCESS:
                 return f"consensus: {len(atom.result or [])} targets succeeded"
             return f"consensus: {atom.error or atom.state}"
-        if atom.name == "update-status" and atom.state == states.SUCCESS:
+        if kind == StepKind.STATUS and atom.state == states.SUCCESS:
             return f"status: {atom.result}"
         if atom.state == states.SUCCESS:
             return None
         return f"{atom.name}: {atom.state}" + (f": {atom.error}" if atom.error else "")
 
 
-def _target(action: str, atom: jobs.AtomInfo, result: dict[str, Any]) -> str:
-    failed = atom.state not in (states.SUCCESS, states.REVERTED) or not result.get("ok")
+def _target(action: str, atom: jobs.AtomInfo) -> str:
+    outcome = outcomes.TargetOutcome.of(atom.result) or outcomes.TargetOutcome(ok=False)
+    failed = atom.state not in (states.SUCCESS, states.REVERTED) or not outcome.ok
     if failed:
-        return f"failed: {atom.error or result.get('error') or atom.state}"
+        return f"failed: {atom.error or outcome.error or atom.state}"
     if atom.state == states.REVERTED:
         # What the revert did (see ZoneActionOnTarget.revert); `zone status` has the details.
         return "created, then removed again" if action == "create" else "kept, not undone"
-    if result.get("skipped"):
+    if outcome.skipped:
         return "skipped (the zone was deleted meanwhile)"
-    if result.get("current") or result.get("unchanged"):
+    if outcome.current or outcome.unchanged:
         return "already current, left alone"
-    if result.get("catalog"):
+    if outcome.catalog:
         return "catalog notified"
     done = {"create": "created", "update": "updated", "delete": "deleted"}
     return done.get(action, f"{action} done")

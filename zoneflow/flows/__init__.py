@@ -28,8 +28,8 @@ def __getattr__(name: str) -> Any:
 def job_flow(kind: str, pool: objects.Pool | None) -> tuple[Callable[..., Any], dict[str, Any]]:
     """The factory of a job's flow and its arguments (zoneflow.jobs.FlowOf): a zone
     job's from its kind and its zone's pool, a pool target's job (no pool) retires it."""
-    from zoneflow.flows import target, zone
+    from zoneflow.flows import retire_target, zone
 
     if pool is None:
-        return target.retire_target_flow, {}
+        return retire_target.retire_target_flow, {}
     return zone.FACTORIES[objects.JobKind(kind)], zone.pool_args(pool)

@@ -6,15 +6,14 @@ each atom coloured by the state persisted for it (drawn by render.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from taskflow import engines
-from taskflow import flow as tf_flow
 
 from zoneflow import exceptions
-from zoneflow.flows import render, tasks
+from zoneflow.flows import render
 from zoneflow.jobs import records as jobs
+from zoneflow.jobs import steps
 
 
 def to_dot(persistence: Any, job_id: str) -> str:
@@ -34,9 +33,10 @@ def to_dot(persistence: Any, job_id: str) -> str:
     factory_kwargs = details[0].meta["factory"].get("kwargs", {})
     labels = {t["id"]: t["label"] for t in factory_kwargs.get("targets", [])}
     targets = {
-        a.name: labels.get(a.target_id, a.target_id)
-        for a in _atoms(flow)
-        if isinstance(a, tasks.ZoneActionOnTarget)
+        a.name: labels.get(a.step.target_id, a.step.target_id)
+        for a in steps.atoms(flow)
+        if isinstance(getattr(a, "step", None), steps.Step)
+        and a.step.kind == steps.StepKind.ON_TARGET
     }
     runs = {}
     for atom in job.atoms:
@@ -46,11 +46,3 @@ def to_dot(persistence: Any, job_id: str) -> str:
     title = f"{job.kind} {job.zone_name} serial {job.serial}: {outcome}\njob {job.id}"
     ended = render.JobRun(job.state, failed=job.failed, reason=job.error)
     return render.to_dot(flow, runs, title=title, job=ended)
-
-
-def _atoms(flow: Any) -> Iterator[Any]:
-    for item in flow:
-        if isinstance(item, tf_flow.Flow):
-            yield from _atoms(item)
-        else:
-            yield item

@@ -1,9 +1,10 @@
 """What the tasks of one run of one job share in memory: never persisted.
 
 The conductor injects a new :class:`Scratch` (as ``scratch``, transient, like
-``fence_token``) each time it runs a job. A resumed job's tasks therefore
-find it empty and read storage themselves: a note in it is never older than
-the run that wrote it, which is what lets tasks trust it.
+``fence``, the claim the job runs under) each time it runs a job. A resumed
+job's tasks therefore find it empty and read storage themselves: a note in
+it is never older than the run that wrote it, which is what lets tasks
+trust it.
 
 It spares the database the reads parallel tasks would each make: the begin
 task reads the zone and every target of the job in one statement and

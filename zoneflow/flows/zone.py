@@ -40,15 +40,19 @@ Data contract (names in the flow's storage):
 name                        provided by                     required by
 ==========================  ==============================  =================
 zone_id, serial             the job's store                 every task
+fence, scratch              the conductor, for each run     tasks that act
 zone_name                   BeginZoneAction, BeginRecovery  notify, poll
 wanted (recover-zone)       BeginRecovery                   recover tasks
 target:<target id>          ZoneActionOnTarget,             consensus, status
-                            RecoverOnTarget
+                            RecoverOnTarget (a TargetOutcome)
 taken_back                  TakeBackIfDeleted               update-status
 succeeded_targets           ConsensusCheck                  (recorded only)
 served:<host>:<port>        PollForSerial,                  update-status
-                            PollForWantedState
+                            PollForWantedState (a Served)
 ==========================  ==============================  =================
+
+These names, and every task's, are built by zoneflow.jobs.steps; the
+outcomes are zoneflow.jobs.outcomes' dataclasses, stored as dicts.
 
 A factory's arguments describe the pool as it was when the job was posted
 (plain JSON, stored in the job's logbook), so a resumed job rebuilds exactly
@@ -59,7 +63,7 @@ Jobs of one kind on one pool shape share one flow object, built once
 running it on no-op targets. Sharing is safe because a flow is only a
 description: each run keeps its state in its own engine's storage, and the
 tasks hold nothing but their constructor arguments and take no progress
-listeners (tasks.Task).
+listeners (zoneflow.flows.base.Task).
 """
 
 from __future__ import annotations
@@ -73,7 +77,13 @@ from taskflow import retry, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
 
 from zoneflow import objects
-from zoneflow.flows import tasks
+from zoneflow.flows.begin import BeginRecovery, BeginZoneAction
+from zoneflow.flows.consensus import ConsensusCheck
+from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
+from zoneflow.flows.propagation import PollForSerial, PollForWantedState, SendNotify
+from zoneflow.flows.recovery import RecoverOnTarget
+from zoneflow.flows.status import RecoverStatus, UpdateStatus
+from zoneflow.jobs import steps
 
 # How many times the final status write is retried (a database blip must not
 # revert a change the nameservers already serve).
@@ -143,17 +153,15 @@ def recover_zone_flow(
 ) -> graph_flow.Flow:
     servers = [(str(h), int(p)) for h, p in nameservers]
     propagation = unordered_flow.Flow("propagation")
-    propagation.add(*(tasks.PollForWantedState(host, port) for host, port in servers))
+    propagation.add(*(PollForWantedState(host, port) for host, port in servers))
     propagation.add(*_also_notify(also_notifies, servers))
     return _assemble(
         objects.JobKind.RECOVER_ZONE,
-        tasks.BeginRecovery(name="begin"),
-        [tasks.RecoverOnTarget(t["id"]) for t in targets],
+        BeginRecovery(),
+        [RecoverOnTarget(t["id"]) for t in targets],
         targets,
         propagation,
-        tasks.RecoverStatus(
-            [t["id"] for t in targets], servers, _target_addresses(targets), threshold
-        ),
+        RecoverStatus([t["id"] for t in targets], servers, _target_addresses(targets), threshold),
         threshold,
     )
 
@@ -178,11 +186,11 @@ def _zone_flow(
     servers = [(str(h), int(p)) for h, p in nameservers]
     propagation = unordered_flow.Flow("propagation")
     for host, port in servers:
-        poll = tasks.PollForSerial(host, port, expect_removed=action == objects.Action.DELETE)
+        poll = PollForSerial(host, port, expect_removed=action == objects.Action.DELETE)
         if action == objects.Action.UPDATE:
             propagation.add(
-                linear_flow.Flow(f"nameserver-{host}:{port}").add(
-                    tasks.SendNotify(host, port), poll
+                linear_flow.Flow(steps.nameserver_flow(host, port)).add(
+                    SendNotify(host, port), poll
                 )
             )
         else:
@@ -191,11 +199,11 @@ def _zone_flow(
     target_ids = [t["id"] for t in targets]
     return _assemble(
         kind,
-        tasks.BeginZoneAction(target_ids, name="begin"),
-        [tasks.ZoneActionOnTarget(action, t) for t in target_ids],
+        BeginZoneAction(target_ids),
+        [ZoneActionOnTarget(action, t) for t in target_ids],
         targets,
         propagation,
-        tasks.UpdateStatus(action, target_ids, servers, _target_addresses(targets), threshold),
+        UpdateStatus(action, target_ids, servers, _target_addresses(targets), threshold),
         threshold,
         # A create (and an update, which creates a zone not created yet) may
         # race the zone's delete.
@@ -205,7 +213,7 @@ def _zone_flow(
 
 def _also_notify(also_notifies: list[list[Any]], servers: list[tuple[str, int]]) -> list[task.Task]:
     return [
-        tasks.SendNotify(str(host), int(port))
+        SendNotify(str(host), int(port))
         for host, port in also_notifies
         if (str(host), int(port)) not in servers
     ]
@@ -231,9 +239,7 @@ def _assemble(
     on_targets = unordered_flow.Flow("targets")
     on_targets.add(*on_each_target)
     target_ids = [t["id"] for t in targets]
-    consensus = tasks.ConsensusCheck(
-        target_ids, threshold, labels={t["id"]: t["label"] for t in targets}
-    )
+    consensus = ConsensusCheck(target_ids, threshold, labels={t["id"]: t["label"] for t in targets})
     status = linear_flow.Flow(
         "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
     ).add(status_task)
@@ -243,7 +249,7 @@ def _assemble(
     flow.add(begin, on_targets, consensus, status)
     flow.link(begin, on_targets)
     if take_back:
-        check = tasks.TakeBackIfDeleted(target_ids)
+        check = TakeBackIfDeleted(target_ids)
         flow.add(check)
         flow.link(check, consensus)
     if len(propagation):

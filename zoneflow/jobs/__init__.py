@@ -8,7 +8,10 @@ them); above the TaskFlow adapter, whose board and persistence hold them.
 - posting.py: writing a job's logbook and putting it on the board;
 - attempts.py: the runs conductors count in a job's logbook, and the ends
   zoneflow gives a job itself;
-- board.py: jobs a board lost taken back, and cancelling a job.
+- board.py: jobs a board lost taken back, and cancelling a job;
+- steps.py: the names of a job's logbook and of its flow's steps, built
+  from typed parts, and the flow's steps read back from a logbook;
+- outcomes.py: what a task returns about a target or a nameserver.
 
 The names below are the package's front door; callers need not know the
 module each lives in.
@@ -18,18 +21,14 @@ from zoneflow.jobs.attempts import Attempt, begin_attempt, end_attempt, fail
 from zoneflow.jobs.board import cancel, take_back_unfinished
 from zoneflow.jobs.posting import FlowOf, post
 from zoneflow.jobs.records import (
-    CANCELLED,
-    FAILED,
     FAILED_STATES,
-    LOST,
     OVER,
     SHORTEST_ID_PREFIX,
     STATUS_ATOM,
-    SUCCESS,
-    SUPERSEDED,
     TASKFLOW_INTERNAL,
     AtomInfo,
     JobInfo,
+    Outcome,
     find_job,
     get_job,
     list_jobs,
@@ -38,15 +37,11 @@ from zoneflow.jobs.records import (
 )
 
 __all__ = [
-    "CANCELLED",
-    "FAILED",
     "FAILED_STATES",
-    "LOST",
     "OVER",
+    "Outcome",
     "SHORTEST_ID_PREFIX",
     "STATUS_ATOM",
-    "SUCCESS",
-    "SUPERSEDED",
     "TASKFLOW_INTERNAL",
     "Attempt",
     "AtomInfo",

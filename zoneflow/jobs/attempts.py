@@ -15,7 +15,7 @@ from oslo_utils import timeutils
 from taskflow import exceptions as tf_exc
 
 from zoneflow import exceptions, objects
-from zoneflow.jobs.records import FAILED, SUPERSEDED, logbooks
+from zoneflow.jobs.records import Outcome, logbooks
 from zoneflow.storage import status as stored_status
 
 
@@ -107,10 +107,10 @@ def end_attempt(persistence: Any, job_id: str, *, error: str | None) -> None:
 def fail(persistence: Any, job_id: str, reason: str) -> str:
     """End a job as failed: record why, and put its zone in ERROR with the reason.
     Returns the job's kind."""
-    return str(end(persistence, job_id, FAILED, reason).get("kind", ""))
+    return str(end(persistence, job_id, Outcome.FAILURE, reason).get("kind", ""))
 
 
-def end(persistence: Any, job_id: str, outcome: str, reason: str) -> dict[str, Any]:
+def end(persistence: Any, job_id: str, outcome: Outcome, reason: str) -> dict[str, Any]:
     """Record how zoneflow ended a job; the job's metadata after."""
 
     def change(meta: dict[str, Any]) -> bool:
@@ -118,7 +118,7 @@ def end(persistence: Any, job_id: str, outcome: str, reason: str) -> dict[str, A
         return True
 
     meta = update_meta(persistence, job_id, change)
-    if "zone_id" not in meta or outcome == SUPERSEDED:
+    if "zone_id" not in meta or outcome == Outcome.SUPERSEDED:
         # Not a zone job, or a newer job speaks for the zone.
         return meta
     # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.

@@ -19,11 +19,9 @@ from taskflow.persistence import models
 from zoneflow import exceptions
 from zoneflow.jobs.attempts import end
 from zoneflow.jobs.records import (
-    CANCELLED,
-    LOST,
     OVER,
-    SUPERSEDED,
     JobInfo,
+    Outcome,
     get_job,
     info,
     logbooks,
@@ -62,21 +60,26 @@ def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, st
 def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo) -> str:
     """Post one lost job again, or end it; the state it is left in."""
     if not list(book):
-        end(persistence, job.id, LOST, f"job {job.id} was lost: its logbook holds no flow to run")
-        return LOST
+        end(
+            persistence,
+            job.id,
+            Outcome.LOST,
+            f"job {job.id} was lost: its logbook holds no flow to run",
+        )
+        return Outcome.LOST
     if job.zone_id:
         zone = stored_zones.get_zone_any(job.zone_id)
         if zone is None:
             reason = f"job {job.id} was lost with its process, and its zone is gone since"
-            end(persistence, job.id, LOST, reason)
-            return LOST
+            end(persistence, job.id, Outcome.LOST, reason)
+            return Outcome.LOST
         if zone.serial > job.serial:
             reason = (
                 f"job {job.id} was lost with its process; zone {zone.name} is at serial "
                 f"{zone.serial} since, carried by a newer job"
             )
-            end(persistence, job.id, SUPERSEDED, reason)
-            return SUPERSEDED
+            end(persistence, job.id, Outcome.SUPERSEDED, reason)
+            return Outcome.SUPERSEDED
     LOG.info("job %s (%s) was lost with its process: posting it again", job.id, book.name)
     with board_errors():
         board.post(book.name, book=book)
@@ -105,7 +108,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
         )
     reason = f"job {job_id} ({job.kind} serial {job.serial}) cancelled by operator"
     if posted is None:
-        end(persistence, job_id, CANCELLED, reason)
+        end(persistence, job_id, Outcome.CANCELLED, reason)
         return get_job(persistence, job_id)
     with board_errors():
         try:
@@ -121,7 +124,7 @@ def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
                 f"job {job_id} finished while being cancelled: there is nothing to cancel"
             ) from None
         try:
-            end(persistence, job_id, CANCELLED, reason)
+            end(persistence, job_id, Outcome.CANCELLED, reason)
         except Exception:
             board.abandon(posted, who)
             raise

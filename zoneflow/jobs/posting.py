@@ -20,6 +20,7 @@ from taskflow import storage as tf_storage
 from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
+from zoneflow.jobs import steps
 from zoneflow.jobs.board import find_posted
 from zoneflow.jobs.records import info
 from zoneflow.storage import pools as stored_pools
@@ -83,7 +84,7 @@ def _zone_job_book(
         raise exceptions.ZoneNotFound(f"zone {pending.zone_id} no longer exists")
     if zone.pool_id not in pools:
         pools[zone.pool_id] = stored_pools.get_pool(zone.pool_id)
-    book = models.LogBook(f"{pending.kind} {zone.name} serial {pending.serial}", uuid=job_id)
+    book = models.LogBook(steps.zone_logbook(pending.kind, zone.name, pending.serial), uuid=job_id)
     book.meta = {
         "kind": pending.kind,
         "zone_id": zone.id,
@@ -109,7 +110,7 @@ def _target_job_book(pending: objects.PendingJob, job_id: str, flow_of: FlowOf) 
     target_id = str(pending.target_id)
     target = stored_targets.find_target(target_id)
     label = target.label if target is not None else target_id
-    book = models.LogBook(f"{pending.kind} {label}", uuid=job_id)
+    book = models.LogBook(steps.target_logbook(pending.kind, label), uuid=job_id)
     book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
     factory, factory_kwargs = flow_of(pending.kind, None)

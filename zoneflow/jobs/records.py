@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import enum
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,29 +25,46 @@ from taskflow import states
 from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
+from zoneflow.jobs import outcomes, steps
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
 
-# A job's state is one word (see doc/operations.md, "What a job's state says").
-# TaskFlow's flow states are the truth while a job waits or runs, and when
-# its flow failed (REVERTED: below the targets' threshold, undone; FAILURE;
-# REVERT_FAILURE). SUCCESS is kept only when the zone reached what the job
-# was for: a flow that ran to its end with the zone put in ERROR (too few
-# nameservers serve the serial) reads FAILURE. The rest are zoneflow's own ends.
-SUCCESS = states.SUCCESS
-FAILED = states.FAILURE
-CANCELLED = "CANCELLED"  # by an operator ('zoneflow job cancel')
-SUPERSEDED = "SUPERSEDED"  # a newer job carries the zone on: nothing left for this one
-LOST = "LOST"  # nothing will ever run it again, and nothing newer covers its zone
+
+class Outcome(enum.StrEnum):
+    """How a job ended: one word (see doc/operations.md, "What a job's state says").
+
+    TaskFlow's flow states are the truth while a job waits or runs, and when
+    its flow failed (REVERTED: below the targets' threshold, undone; FAILURE;
+    REVERT_FAILURE). SUCCESS is kept only when the zone reached what the job
+    was for: a flow that ran to its end with the zone put in ERROR (too few
+    nameservers serve the serial) reads FAILURE. The rest are zoneflow's own ends.
+    """
+
+    SUCCESS = states.SUCCESS
+    FAILURE = states.FAILURE
+    REVERTED = states.REVERTED
+    REVERT_FAILURE = states.REVERT_FAILURE
+    CANCELLED = "CANCELLED"  # by an operator ('zoneflow job cancel')
+    SUPERSEDED = "SUPERSEDED"  # a newer job carries the zone on: nothing left for this one
+    LOST = "LOST"  # nothing will ever run it again, and nothing newer covers its zone
+
 
 # Ends that mean the zone did not get what the job was for.
-FAILED_STATES = frozenset({states.REVERTED, states.FAILURE, states.REVERT_FAILURE, CANCELLED, LOST})
+FAILED_STATES = frozenset(
+    {
+        Outcome.REVERTED,
+        Outcome.FAILURE,
+        Outcome.REVERT_FAILURE,
+        Outcome.CANCELLED,
+        Outcome.LOST,
+    }
+)
 # States after which a job never runs again.
-OVER = FAILED_STATES | {SUCCESS, SUPERSEDED}
+OVER = FAILED_STATES | {Outcome.SUCCESS, Outcome.SUPERSEDED}
 
 # The last task of a zone flow, whose result is the status it gave the zone.
-STATUS_ATOM = "update-status"
+STATUS_ATOM = steps.STATUS.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +219,7 @@ def info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
 
 
 def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, str | None]:
-    """A job's state and its reason, from its logbook (see SUCCESS above)."""
+    """A job's state and its reason, from its logbook (see Outcome above)."""
     if meta.get("outcome"):
         return str(meta["outcome"]), meta.get("error")
     state = flow.state if flow is not None and flow.state else states.PENDING
@@ -219,32 +237,35 @@ def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | No
     """What a flow that ran to its end gave the zone: the status its last task wrote."""
     status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
     if status == objects.Status.ERROR:
-        return FAILED, _not_served(flow, serial)
-    if status == SUPERSEDED:
-        return SUPERSEDED, (
+        return Outcome.FAILURE, _not_served(flow, serial)
+    if status == Outcome.SUPERSEDED:
+        return Outcome.SUPERSEDED, (
             f"too few nameservers serve serial {serial}, but the zone is at a later serial "
             "since: a newer job carries the zone on"
         )
     if status == objects.Status.PENDING:
-        return SUPERSEDED, (
+        return Outcome.SUPERSEDED, (
             f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "
             "pool grew, while it ran, and a newer job carries the zone on"
         )
-    return SUCCESS, None
+    return Outcome.SUCCESS, None
 
 
 def _not_served(flow: models.FlowDetail, serial: int) -> str:
     """Why the zone went ERROR at the end of a flow: the nameservers that did not serve it."""
+    polled = {
+        name for name, step in steps.steps_of(flow).items() if step.kind == steps.StepKind.POLL
+    }
     polls = [
-        a.results
+        seen
         for a in flow
-        if a.name.startswith("poll-for-")
-        and isinstance(a.results, dict)
-        and not a.results.get("dropped")
+        if a.name in polled
+        and (seen := outcomes.Served.of(a.results)) is not None
+        and not seen.dropped
     ]
-    lagging = "; ".join(str(p.get("error")) for p in polls if not p.get("ok"))
+    lagging = "; ".join(str(p.error) for p in polls if not p.ok)
     threshold = (flow.meta or {}).get("factory", {}).get("kwargs", {}).get("threshold")
-    served = sum(1 for p in polls if p.get("ok"))
+    served = sum(1 for p in polls if p.ok)
     return (
         f"the zone went ERROR: {served} of {len(polls)} nameservers serve serial {serial}, "
         f"below the pool's threshold of {threshold}% ({lagging or 'no answer'})"
@@ -256,7 +277,4 @@ def _error(atom: models.AtomDetail) -> str | None:
         return str(atom.failure.exception_str)
     # ZoneActionOnTarget returns a failed target as its outcome instead of
     # raising, so the consensus check can weigh it against the threshold.
-    result = atom.results
-    if isinstance(result, dict) and result.get("ok") is False:
-        return str(result.get("error") or "the target failed")
-    return None
+    return outcomes.failure(atom.results)

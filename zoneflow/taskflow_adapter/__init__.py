@@ -19,8 +19,9 @@ Departures, each with why and what it measured:
   job: 254 ms p50 on SQLite and 230 ms on PostgreSQL with the stock backend,
   9 and 11 ms with this one (bench/persistence.py). Built on TaskFlow's
   public Connection interface; the rare calls go to the stock connection.
-- **fencing** (fencing.py): a conductor's flows carry the ZooKeeper session
-  their claim is held under, and the persistence drops the writes of a job
+- **fencing** (fencing.py): each run of a job's flow is given, in its store,
+  the claim it runs under (the ZooKeeper session and this process's fence),
+  which its tasks check before they act; the persistence drops the writes of a job
   whose session is lost, so a paused conductor's late writes cannot cover
   the new owner's run. Stock TaskFlow has no fence.
 - **the jobboard** (jobboard.py): the conductor owns its KazooClient and

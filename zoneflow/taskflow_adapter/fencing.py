@@ -5,9 +5,11 @@ is paused (SIGSTOP, a long GC or VM pause) or cut off past the session
 timeout has lost them: another conductor resumes its jobs. When it runs
 again it must not go on, side by side with the new owner.
 
-Every job's flow is given the session id it was claimed under (the
-``fence_token``). Each task with side effects calls :func:`check` before it
-acts, and reverts call :func:`lost` before undoing anything:
+Every run of a job's flow is given, in its store, the :class:`Claim` it
+runs under (``fence``: the session id it was claimed under and this
+process's :class:`Fence`). Each task with side effects calls its
+:meth:`Claim.check` before it acts, and reverts ask :meth:`Claim.lost`
+before undoing anything:
 
 - a session ZooKeeper has expired (kazoo reports LOST) is fenced for good;
 - a process that was not running for a while (a heartbeat thread's gap) may
@@ -26,6 +28,7 @@ is idempotent.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -139,6 +142,27 @@ class Fence:
                 self._last_tick = now
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A job's claim as its tasks see it: the session it was claimed under, and
+    this process's fence; without a fence (zake, a test calling a task) nothing
+    is fenced."""
+
+    token: int | None = None
+    fence: Fence | None = None
+
+    def check(self) -> None:
+        """Raise JobFenced if this process no longer owns the job."""
+        if self.fence is not None:
+            self.fence.check(self.token)
+
+    def lost(self) -> bool:
+        """Whether the job now belongs to another conductor."""
+        return self.fence is not None and self.fence.lost(self.token)
+
+
+UNFENCED = Claim()
+
 _fence: Fence | None = None
 _bound: collections.OrderedDict[str, int] = collections.OrderedDict()
 _bound_lock = threading.Lock()
@@ -164,10 +188,9 @@ def token() -> int | None:
     return None if _fence is None else _fence.token()
 
 
-def check(fence_token: int | None) -> None:
-    """Raise JobFenced if this process no longer owns the job claimed under ``fence_token``."""
-    if _fence is not None:
-        _fence.check(fence_token)
+def claim() -> Claim:
+    """The claim a job claimed now runs under, for its flow's store."""
+    return UNFENCED if _fence is None else Claim(_fence.token(), _fence)
 
 
 def bind(fence_token: int | None, uuids: Iterable[str]) -> None:
@@ -189,8 +212,3 @@ def fenced(uuid: str) -> bool:
     with _bound_lock:
         token = _bound.get(uuid)
     return token is not None and _fence.lost(token)
-
-
-def lost(fence_token: int | None) -> bool:
-    """Whether the job claimed under ``fence_token`` now belongs to someone else."""
-    return _fence is not None and _fence.lost(fence_token)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 
-from taskflow import task
 from taskflow.patterns import linear_flow
 
 from zoneflow import backends, exceptions, objects
+from zoneflow.flows.base import Task
+from zoneflow.jobs import steps
 from zoneflow.storage import retired as stored_retired
 from zoneflow.storage import targets as stored_targets
 from zoneflow.taskflow_adapter import fencing
@@ -51,16 +52,16 @@ def retire_target_flow() -> linear_flow.Flow:
 FACTORIES = {objects.JobKind.RETIRE_TARGET: retire_target_flow}
 
 
-class DrainTarget(task.Task):
+class DrainTarget(Task):
     """Delete every zone of the pool from the retired target, recording each."""
 
     default_provides = "drained"
 
     def __init__(self) -> None:
-        super().__init__(name="drain-target")
+        super().__init__(steps.DRAIN)
 
-    def execute(self, target_id: str, fence_token: int | None = None) -> int:
-        fencing.check(fence_token)
+    def execute(self, target_id: str, fence: fencing.Claim = fencing.UNFENCED) -> int:
+        fence.check()
         target = stored_targets.find_target(target_id)
         if target is None or target.retired_at is None:
             LOG.info("target %s is gone or back in service: nothing to drain", target_id)
@@ -71,7 +72,7 @@ class DrainTarget(task.Task):
         after = ("", "")
         # An empty batch also ends the drain of a target listed again meanwhile.
         while batch := stored_retired.zones_to_drain(target_id, after=after, limit=DRAIN_BATCH):
-            fencing.check(fence_token)
+            fence.check()
             outcomes: list[tuple[objects.Zone, str | None]] = []
             for zone in batch:
                 try:
@@ -101,13 +102,13 @@ class DrainTarget(task.Task):
         return drained
 
 
-class DropTarget(task.Task):
+class DropTarget(Task):
     """Forget the drained target: its row and its per-zone rows."""
 
     def __init__(self) -> None:
-        super().__init__(name="drop-target")
+        super().__init__(steps.DROP)
 
-    def execute(self, target_id: str, fence_token: int | None = None) -> None:
-        fencing.check(fence_token)
+    def execute(self, target_id: str, fence: fencing.Claim = fencing.UNFENCED) -> None:
+        fence.check()
         if stored_retired.drop_retired_target(target_id):
             LOG.info("retired target %s drained and removed", target_id)

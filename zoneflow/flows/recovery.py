@@ -1,0 +1,136 @@
+"""recover-zone's task on one target: bring it to the zone's wanted state,
+touching it only where it is not there yet."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dns.exception
+from taskflow.types import failure as tf_failure
+
+from zoneflow import exceptions, objects
+from zoneflow.dns import query
+from zoneflow.flows.base import CONF, Task, in_service, reason, waits_for_database
+from zoneflow.flows.on_target import (
+    record_reverted,
+    remove_again,
+    retired,
+    through_catalog,
+    try_on_target,
+)
+from zoneflow.flows.propagation import notify
+from zoneflow.jobs import steps
+from zoneflow.jobs.outcomes import TargetOutcome
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import zones as stored_zones
+from zoneflow.taskflow_adapter import fencing
+
+LOG = logging.getLogger(__name__)
+
+
+def action_for(wanted: str) -> str:
+    """The action a recovery carries out for a zone wanted ACTIVE or DELETED."""
+    return objects.Action.DELETE if wanted == objects.Status.DELETED else objects.Action.UPDATE
+
+
+def _served_serial(zone_name: str, host: str, port: int) -> int | None:
+    """The serial a nameserver answers for a zone now; None if it has none or is silent."""
+    try:
+        return query.soa_serial(zone_name, host, port, timeout=CONF.flows.query_timeout)
+    except (dns.exception.DNSException, OSError):
+        return None
+
+
+class RecoverOnTarget(Task):
+    """Bring one target to the zone's wanted state, touching it only if it is not there.
+
+    Wanted ACTIVE: a target whose nameserver answers the serial already (or,
+    with no nameserver to ask, whose row records it) is left alone; one that
+    answers an older serial gets an update and a NOTIFY; one that answers
+    nothing gets a create. Wanted DELETED: the zone is deleted on every target
+    (deletes are idempotent). Revert records where each target was left and
+    undoes nothing, except for a zone never made ACTIVE (action CREATE): the
+    creates this job made are undone, as a failed create-zone's are.
+    """
+
+    def __init__(self, target_id: str) -> None:
+        super().__init__(
+            steps.on_target("recover", target_id), provides=steps.target_result(target_id)
+        )
+        self.target_id = target_id
+
+    @waits_for_database
+    def execute(
+        self, zone_id: str, serial: int, wanted: str, fence: fencing.Claim = fencing.UNFENCED
+    ) -> dict[str, Any]:
+        return self._recover(zone_id, serial, wanted, fence).to_result()
+
+    def _recover(
+        self, zone_id: str, serial: int, wanted: str, fence: fencing.Claim
+    ) -> TargetOutcome:
+        fence.check()
+        zone = stored_zones.get_zone_any(zone_id)
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
+        target = stored_targets.find_target(self.target_id)
+        if target is None or not in_service(target):
+            return retired(zone, self.target_id)
+        pool = stored_pools.get_pool(target.pool_id)
+        if wanted == objects.Status.DELETED:
+            if pool.provisioning == objects.CATALOG:
+                return through_catalog(pool, target)
+            return try_on_target(objects.Action.DELETE, target, zone)
+        if stored_zones.zone_is_deleted(zone_id):
+            return TargetOutcome(ok=True, skipped=True)
+
+        row = stored_status.get_target_status(zone_id, self.target_id)
+        recorded = row is not None and row.status == objects.Status.ACTIVE and row.serial >= serial
+        host = target.options.get("host")
+        address = (str(host), int(target.options.get("port", 53))) if host is not None else None
+        served = _served_serial(zone.name, *address) if address else None
+        current = served is not None and served >= serial if address else recorded
+        if current:
+            LOG.info("%s already serves %s serial %s: left alone", target.label, zone.name, serial)
+            return TargetOutcome(ok=True, current=True, serial=served or serial, unchanged=recorded)
+        if pool.provisioning == objects.CATALOG:
+            return through_catalog(pool, target)
+        if address:
+            has_zone = served is not None
+        else:
+            has_zone = row is not None and row.serial > 0 and row.status != objects.Status.DELETED
+        action = objects.Action.UPDATE if has_zone else objects.Action.CREATE
+        LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
+        outcome = try_on_target(action, target, zone)
+        if outcome.ok and action == objects.Action.UPDATE and address:
+            # A target that has the zone fetches the serial now, not at its refresh.
+            notify(zone.name, *address, serial)
+        return outcome.replace(action=action)
+
+    @waits_for_database
+    def revert(
+        self,
+        zone_id: str,
+        serial: int,
+        wanted: str,
+        result: Any,
+        flow_failures: dict[str, tf_failure.Failure],
+        fence: fencing.Claim = fencing.UNFENCED,
+        **_: Any,
+    ) -> None:
+        if fence.lost():
+            return  # the job is another conductor's now: undoing would undo its work
+        outcome = TargetOutcome.of(result)
+        if outcome is None:
+            return
+        action = action_for(wanted)
+        zone = stored_zones.get_zone_any(zone_id)
+        if zone is not None and zone.action == objects.Action.CREATE:
+            # A zone never made ACTIVE is recovered as a create, and below the
+            # threshold undone as one: off the targets this job put it on.
+            action = objects.Action.CREATE
+            if outcome.action == objects.Action.CREATE:
+                outcome = remove_again(zone_id, self.target_id, outcome)
+        record_reverted(zone_id, serial, self.target_id, action, outcome, reason(flow_failures))

@@ -1,0 +1,182 @@
+"""The last task of a zone flow: what the job achieved, written in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from zoneflow import jobs, objects
+from zoneflow.flows.base import Task, waits_for_database
+from zoneflow.flows.consensus import meets_threshold
+from zoneflow.flows.on_target import target_outcomes
+from zoneflow.flows.recovery import action_for
+from zoneflow.jobs import steps
+from zoneflow.jobs.outcomes import Served, TargetOutcome
+from zoneflow.storage import status as stored_status
+from zoneflow.taskflow_adapter import fencing
+
+LOG = logging.getLogger(__name__)
+
+
+# What a status writer returns when the zone has moved on to a later serial
+# and its newer job decides the zone's status: the job's own end (zoneflow.jobs).
+SUPERSEDED = jobs.Outcome.SUPERSEDED
+
+
+class _StatusWriter(Task):
+    """Write what the job achieved, in one transaction: per-target rows, then the zone's status.
+
+    The zone is ACTIVE only if enough nameservers were seen serving the
+    serial (the pool's threshold), never on the targets' word alone. It
+    returns the status written: ACTIVE, DELETED or ERROR; PENDING when the
+    zone is not ACTIVE yet because it moved on or its pool grew meanwhile
+    (a newer job carries it); SUPERSEDED when the zone moved on before an
+    ERROR could be written.
+    """
+
+    def __init__(
+        self,
+        target_ids: list[str],
+        nameservers: list[tuple[str, int]],
+        target_addresses: dict[str, tuple[str, int]],
+        threshold: int,
+    ) -> None:
+        super().__init__(
+            steps.STATUS,
+            requires=[steps.target_result(t) for t in target_ids]
+            + [steps.served_result(h, p) for h, p in nameservers],
+        )
+        self.target_ids = target_ids
+        self.nameservers = nameservers
+        self.target_addresses = target_addresses
+        self.threshold = threshold
+
+    @waits_for_database
+    def _write(
+        self,
+        action: str,
+        zone_id: str,
+        serial: int,
+        results: dict[str, Any],
+        taken_back: Collection[str] = (),
+    ) -> str:
+        served = {(h, p): _served(results, h, p) for h, p in self.nameservers}
+        outcomes = target_outcomes(results, self.target_ids)
+        updates = [
+            update
+            for target_id in self.target_ids
+            if target_id not in taken_back
+            and (
+                update := self._target_update(
+                    action, serial, target_id, outcomes[target_id], served
+                )
+            )
+            is not None
+        ]
+        # Nameservers removed from the pool while the job ran are not weighed.
+        counted = {ns: seen for ns, seen in served.items() if not seen.dropped}
+        ok = [ns for ns, seen in counted.items() if seen.ok]
+        if meets_threshold(len(ok), len(counted), self.threshold):
+            if action == objects.Action.DELETE:
+                stored_status.finish_zone_delete(zone_id, serial=serial, targets=updates)
+                return objects.Status.DELETED
+            # ACTIVE only if the pool has not grown past this job's targets
+            # and nameservers; else the zone goes to a recover-zone job.
+            activated = stored_status.set_zone_status(
+                zone_id,
+                serial=serial,
+                status=objects.Status.ACTIVE,
+                action=objects.Action.NONE,
+                covered_targets=self.target_ids,
+                covered_nameservers=self.nameservers,
+                pool_grown_job=objects.JobKind.RECOVER_ZONE,
+                targets=updates,
+            )
+            return objects.Status.ACTIVE if activated else objects.Status.PENDING
+        lagging = "; ".join(str(seen.error) for seen in counted.values() if not seen.ok)
+        error = (
+            f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
+            f"pool's threshold of {self.threshold}% ({lagging})"
+        )
+        if not stored_status.set_zone_status(
+            zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
+        ):
+            # The zone has moved on to a later serial: its newer job decides it.
+            return SUPERSEDED
+        LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
+        return objects.Status.ERROR
+
+    def _target_update(
+        self,
+        action: str,
+        serial: int,
+        target_id: str,
+        outcome: TargetOutcome,
+        served: dict[tuple[str, int], Served],
+    ) -> tuple[str, int, str, str | None] | None:
+        """What to record for one target: (target id, serial, status, error), or None."""
+        if outcome.skipped or outcome.unchanged:
+            # Deleted meanwhile (its delete job records the targets), or
+            # already recorded as serving this serial and left alone.
+            return None
+        if not outcome.ok:
+            return (target_id, 0, objects.Status.ERROR, outcome.error)
+        done = objects.Status.DELETED if action == objects.Action.DELETE else objects.Status.ACTIVE
+        address = self.target_addresses.get(target_id)
+        seen = served.get(address) if address else None
+        if seen is None or seen.dropped:
+            # A target that is not also a pool nameserver (a hidden primary, the
+            # fake backend): its own success is all there is to record.
+            return (target_id, serial, done, None)
+        if seen.ok:
+            return (target_id, seen.serial or serial, done, None)
+        return (target_id, seen.serial or 0, objects.Status.ERROR, seen.error)
+
+
+class UpdateStatus(_StatusWriter):
+    """The status of a create, update or delete job."""
+
+    def __init__(
+        self,
+        action: str,
+        target_ids: list[str],
+        nameservers: list[tuple[str, int]],
+        target_addresses: dict[str, tuple[str, int]],
+        threshold: int,
+    ) -> None:
+        super().__init__(target_ids, nameservers, target_addresses, threshold)
+        self.action = action
+
+    def execute(
+        self,
+        zone_id: str,
+        serial: int,
+        fence: fencing.Claim = fencing.UNFENCED,
+        taken_back: list[str] | None = None,
+        **results: Any,
+    ) -> str:
+        fence.check()
+        # Targets the zone was taken back from: its delete job records them.
+        return self._write(self.action, zone_id, serial, results, taken_back or ())
+
+
+class RecoverStatus(_StatusWriter):
+    """The status of a recover-zone job: ACTIVE, or the delete finished, or ERROR."""
+
+    def execute(
+        self,
+        zone_id: str,
+        serial: int,
+        wanted: str,
+        fence: fencing.Claim = fencing.UNFENCED,
+        **results: Any,
+    ) -> str:
+        fence.check()
+        return self._write(action_for(wanted), zone_id, serial, results)
+
+
+def _served(results: dict[str, Any], host: str, port: int) -> Served:
+    seen = Served.of(results[steps.served_result(host, port)])
+    assert seen is not None  # a poll that raised fails the flow before this
+    return seen
