@@ -11,6 +11,7 @@ session ends and resumed by another from their persisted atom states.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -22,11 +23,12 @@ from typing import Any
 
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions, heartbeat, jobs
+from zoneflow import events, exceptions, heartbeat, jobs, objects
 from zoneflow.conductor import bounded, options
 from zoneflow.engine import executor, metrics
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch
+from zoneflow.storage import api as storage
 from zoneflow.taskflow_adapter import engine as adapter_engine
 from zoneflow.taskflow_adapter import fencing, jobboard, persistence
 
@@ -69,6 +71,7 @@ class Conductor:
             # flow carries that session's id, and its tasks stop if it ends.
             fencing.install(self._client, CONF.jobboard.session_timeout)
         self._conductor.notifier.register("running_start", _on_running_start)
+        self._conductor.notifier.register("job_consumed", publish_job_end)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._purger: threading.Thread | None = None
@@ -138,6 +141,23 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
         fencing.bind(token, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
     engine.storage.inject({"fence_token": token, "scratch": Scratch()}, transient=True)
+
+
+def publish_job_end(_event: str, details: dict[str, Any]) -> None:
+    """A job taken off the board has ended: publish its outcome as a job event."""
+    try:
+        info = jobs.get_job(details["persistence"], details["job"].book_uuid)
+        project_id = storage.zone_projects([info.zone_id]).get(info.zone_id)
+    except exceptions.ZoneflowError as exc:
+        LOG.warning("job %s: its end not published: %s", details["job"].book_uuid, exc)
+        return
+    value = events.jsonable(dataclasses.replace(info, atoms=()))
+    value["atoms"] = {atom.name: atom.state for atom in info.atoms}
+    events.publish(
+        events.NewEvent(
+            objects.EventTopic.JOB, "jobs", info.id, info.state, value, project_id, info.zone_id
+        )
+    )
 
 
 def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import db, models, options, quotas
+from zoneflow.storage import db, events, models, options, quotas
 
 # Read without the ORM, so that a process that only reads need not build it.
 from zoneflow.storage.reads import get_zone as get_zone
@@ -907,7 +907,7 @@ def create_zone(
             session.flush()
             _catalog_changed(session, row.pool_id)
             _post(session, job, zone_id, serial)
-            created = _zone(row)
+            created = events.record(session, objects.EventTopic.ZONE, _zone(row))
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: pick another name or delete the old zone"
@@ -977,7 +977,7 @@ def update_zone(zone_id: str, values: dict[str, Any], *, job: objects.JobKind) -
         session.flush()
         # Converted inside the transaction: re-reading after commit could
         # return a newer change's serial.
-        return _zone(row)
+        return events.record(session, objects.EventTopic.ZONE, _zone(row))
 
 
 @db.retried
@@ -995,7 +995,7 @@ def delete_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
         _catalog_changed(session, row.pool_id)
         _post(session, job, zone_id, row.serial)
         session.flush()
-        return _zone(row)
+        return events.record(session, objects.EventTopic.ZONE, _zone(row))
 
 
 @db.retried
@@ -1023,7 +1023,7 @@ def recover_zone(zone_id: str, *, job: objects.JobKind) -> objects.Zone:
         row.status, row.error = objects.Status.PENDING, None
         _post(session, job, zone_id, row.serial)
         session.flush()
-        return _zone(row)
+        return events.record(session, objects.EventTopic.ZONE, _zone(row))
 
 
 def _catalog_changed(session: Session, pool_id: str) -> None:
@@ -1151,7 +1151,7 @@ def set_zone_status(
         result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
         if status == objects.Status.ACTIVE:
             conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
-        return bool(result.rowcount)
+        return events.zone_settled(session, zone_id, written=bool(result.rowcount))
 
 
 def _covers(
@@ -1228,7 +1228,7 @@ def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpd
                 error=None,
             ),
         )
-        return bool(result)
+        return events.zone_settled(session, zone_id, written=bool(result))
 
 
 # --- recordsets ----------------------------------------------------------
@@ -1441,7 +1441,7 @@ def create_recordset(
             _record_change(session, zone_id, serials, after=_served(zone, row))
             _mark_zone_updating(session, zone_id)
             _post(session, job, zone_id, serial)
-            created = _recordset(row)
+            created = events.record(session, objects.EventTopic.RECORDSET, _recordset(row))
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
             f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
@@ -1493,7 +1493,7 @@ def update_recordset(
         _mark_zone_updating(session, zone_id)
         _post(session, job, zone_id, serial)
         session.flush()
-        return _recordset(row)
+        return events.record(session, objects.EventTopic.RECORDSET, _recordset(row))
 
 
 @db.retried
@@ -1514,6 +1514,7 @@ def delete_recordset(zone_id: str, recordset_id: str, *, job: objects.JobKind) -
         session.delete(row)
         _mark_zone_updating(session, zone_id)
         _post(session, job, zone_id, serial)
+        events.record(session, objects.EventTopic.RECORDSET, gone)
     return gone
 
 
