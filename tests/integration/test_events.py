@@ -95,54 +95,69 @@ def _all_until(subscription: events.Subscription, name: str) -> list[objects.Eve
     return seen
 
 
-def test_a_job_publishes_its_end_and_the_zone_its_new_status(conductor: object) -> None:
-    subscription = events.subscribe(objects.EventFilter(topics=frozenset({"job", "zone"})))
+def test_a_job_publishes_its_end_each_tasks_state_and_the_zone_its_new_status(
+    conductor: object,
+) -> None:
+    subscription = events.subscribe(objects.EventFilter(topics=frozenset({"job", "zone", "task"})))
     zone = central.create_zone("example.com.", "h@example.com", project_id="alice")
     assert wait_settled(zone.id).status == "ACTIVE"
     seen: list[objects.Event] = []
 
-    def job_ended() -> bool:
+    def status_task_done() -> bool:
         seen.extend(subscription.next(timeout=1))
-        return any(e.topic == "job" for e in seen)
+        tasks = {e.value["task"]: e.action for e in seen if e.topic == "task"}
+        return any(e.topic == "job" for e in seen) and tasks.get("update-status") == "SUCCESS"
 
-    support.eventually(job_ended, what="the job's end on the stream")
+    support.eventually(status_task_done, what=lambda: f"the job's end and its tasks in {seen}")
     statuses = [(e.value["status"], e.action) for e in seen if e.topic == "zone"]
     assert statuses[:2] == [("PENDING", "CREATE"), ("ACTIVE", "ACTIVE")], statuses
     (job,) = [e for e in seen if e.topic == "job"]
     assert job.action == "SUCCESS" and job.project_id == "alice" and job.zone_id == zone.id
     assert job.value["kind"] == "create-zone" and job.value["serial"] == zone.serial
-    assert job.value["atoms"], "each task's state rides with the job's end"
+    assert job.value["atoms"]["update-status"] == "SUCCESS"
+    tasks = [e for e in seen if e.topic == "task"]
+    assert {(e.project_id, e.zone_id, e.value["job_id"]) for e in tasks} == {
+        ("alice", zone.id, job.key)
+    }
 
 
 def test_the_rate_limit_coalesces_a_keys_states_so_the_newest_wins() -> None:
-    publisher = events.Publisher("limited", rate_limit=2)
+    publisher = events.Publisher("limited", rate_limit=0.5)
     publisher.start()
     try:
-        for state in range(1, 6):
-            publisher.publish(_job_event("job-1", f"state-{state}"))
+        publisher.publish(_job_event("job-1", "state-1"))
+        support.eventually(lambda: _states("job-1") == ["state-1"], what="the first state")
+        publisher.publish(_job_event("job-1", "state-2"))
         # Another key is not held back by the first one's turn.
         publisher.publish(_job_event("job-2", "state-1"))
-        assert [(e.key, e.action) for e in _kept()] == [("job-1", "state-1"), ("job-2", "state-1")]
+        support.eventually(lambda: _states("job-2") == ["state-1"], what="job-2's state")
+        # job-1's next turn is two seconds after its first: state-2 waits for it...
+        support.holds(lambda: _states("job-1") == ["state-1"], 0.5, what="job-1's turn")
+        for state in range(3, 6):
+            publisher.publish(_job_event("job-1", f"state-{state}"))
+        # ...and the newest state takes its place.
         support.eventually(
-            lambda: len(_kept()) == 3, what="job-1's newest state, once its turn came"
+            lambda: _states("job-1")[-1] == "state-5",
+            what=lambda: f"job-1's newest state, once its turn came (so far {_states('job-1')})",
         )
     finally:
         publisher.stop()
-    assert [(e.key, e.action) for e in _kept()] == [
-        ("job-1", "state-1"),
-        ("job-2", "state-1"),
-        ("job-1", "state-5"),
-    ]
+    assert _states("job-1") == ["state-1", "state-5"]
+
+
+def _states(key: str) -> list[str]:
+    return [e.action for e in _kept() if e.key == key]
 
 
 def test_stopping_a_publisher_publishes_what_waits_for_its_turn() -> None:
     publisher = events.Publisher("stopping", rate_limit=0.01)
     publisher.start()
     publisher.publish(_job_event("job-1", "RUNNING"))
+    support.eventually(lambda: _states("job-1") == ["RUNNING"], what="the first state")
     publisher.publish(_job_event("job-1", "SUCCESS"))
-    assert [e.action for e in _kept()] == ["RUNNING"]
+    assert [p.name for p in stored.list_publishers()] == ["stopping"]
     publisher.stop()
-    assert [e.action for e in _kept()] == ["RUNNING", "SUCCESS"]
+    assert _states("job-1") == ["RUNNING", "SUCCESS"]
     assert [p.name for p in stored.list_publishers()] == []
 
 

@@ -21,6 +21,7 @@ import threading
 from concurrent import futures
 from typing import Any
 
+from taskflow import exceptions as tf_exc
 from taskflow.engines.action_engine import compiler
 
 from zoneflow import events, exceptions, heartbeat, jobs, objects
@@ -141,13 +142,16 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
         fencing.bind(token, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
     engine.storage.inject({"fence_token": token, "scratch": Scratch()}, transient=True)
+    publish_task_states(engine, details["job"].book_uuid)
 
 
 def publish_job_end(_event: str, details: dict[str, Any]) -> None:
     """A job taken off the board has ended: publish its outcome as a job event."""
     try:
         info = jobs.get_job(details["persistence"], details["job"].book_uuid)
-        project_id = storage.zone_projects([info.zone_id]).get(info.zone_id)
+        project_id = (
+            storage.zone_projects([info.zone_id]).get(info.zone_id) if info.zone_id else None
+        )
     except exceptions.ZoneflowError as exc:
         LOG.warning("job %s: its end not published: %s", details["job"].book_uuid, exc)
         return
@@ -155,9 +159,47 @@ def publish_job_end(_event: str, details: dict[str, Any]) -> None:
     value["atoms"] = {atom.name: atom.state for atom in info.atoms}
     events.publish(
         events.NewEvent(
-            objects.EventTopic.JOB, "jobs", info.id, info.state, value, project_id, info.zone_id
+            objects.EventTopic.JOB,
+            "jobs",
+            info.id,
+            info.state,
+            value,
+            project_id,
+            info.zone_id or None,
         )
     )
+
+
+def publish_task_states(engine: Any, job_id: str) -> None:
+    """Publish each task's state as the job's engine moves it, as task events (coalesced
+    per task by the publisher, so a busy conductor is never held up by them)."""
+    zone_id = _job_zone(engine)
+    project_id = storage.zone_projects([zone_id]).get(zone_id) if zone_id else None
+
+    # TaskFlow passes ``details`` by name; a retry atom names itself retry_name.
+    def on_task(state: str, details: dict[str, Any]) -> None:
+        name = str(details.get("task_name") or details.get("retry_name") or "")
+        events.publish(
+            events.NewEvent(
+                objects.EventTopic.TASK,
+                "tasks",
+                f"{job_id}/{name}"[:255],
+                state,
+                {"job_id": job_id, "task": name, "state": state},
+                project_id,
+                zone_id,
+            )
+        )
+
+    engine.atom_notifier.register(engine.atom_notifier.ANY, on_task)
+
+
+def _job_zone(engine: Any) -> str | None:
+    """The zone a job is about (None for a target's job): one of its inputs."""
+    try:
+        return str(engine.storage.fetch("zone_id"))
+    except tf_exc.NotFound:  # a job about a target has none
+        return None
 
 
 def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:

@@ -1,10 +1,12 @@
 """A process's publisher: events that report no change of a zoneflow table (a job's
 end, a target's health), rate limited per key, and its row in the publishers table.
 
-The rate limit coalesces: a key (one job, one target) publishes at most
-``[events] rate_limit`` events a second; a state published sooner than its turn
-waits, and a newer state of the same key replaces it, so a subscriber always
-gets the newest state of every key, only not each state between.
+The rate limit coalesces: a key (one job, one task, one target) publishes at
+most ``[events] rate_limit`` events a second; a state published before its
+turn waits, and a newer state of the same key replaces it, so a subscriber
+always gets the newest state of every key, only not each state between. The
+publisher's own thread writes what is due, many events in one transaction,
+so publishing never makes its caller wait for the database.
 
 The publisher's heartbeat refreshes its row of ``event_publishers`` every
 ``[events] heartbeat_interval`` seconds, reaps the rows of publishers silent for
@@ -71,17 +73,13 @@ class Publisher:
         stored.forget_publisher(self.name)
 
     def publish(self, event: stored.NewEvent) -> None:
-        """Publish now if the event's key has its turn, else coalesce it with the key's
-        waiting state (the newest wins)."""
-        key = (event.table, event.key)
+        """Queue ``event`` for the publisher's thread, which writes it as soon as its key
+        has its turn; a newer state of the same key waiting replaces it (the newest wins).
+
+        Never waits for the database: a job's engine calls this for each task."""
         with self._lock:
-            now = self._clock()
-            if key in self._waiting or self._next_turn.get(key, 0.0) > now:
-                self._waiting[key] = event
-                self._lock.notify_all()
-                return
-            self._next_turn[key] = now + self._interval
-        self._write([event])
+            self._waiting[(event.table, event.key)] = event
+            self._lock.notify_all()
 
     def _due(self) -> tuple[list[stored.NewEvent], float | None]:
         """The waiting events whose turn has come, and when the next one's comes."""
