@@ -34,8 +34,9 @@ def event_filter(
     )
 
 
-def resume_after(last_event_id: str | None) -> int | None:
-    """The event id a reconnecting subscriber last saw (None: start from now)."""
+def resume_after(last_event_id: str | None, *, named: str = "Last-Event-ID") -> int | None:
+    """The event id a reconnecting subscriber last saw (None: start from now); ``named``
+    is what the caller gave it as, for the error."""
     if last_event_id is None or last_event_id == "":
         return None
     try:
@@ -44,7 +45,7 @@ def resume_after(last_event_id: str | None) -> int | None:
         after = -1
     if after < 0:
         raise exceptions.BadRequest(
-            f"Last-Event-ID {last_event_id!r} is not an event id: give the id of the last "
+            f"{named} {last_event_id!r} is not an event id: give the id of the last "
             "event received (a whole number), or none to start from now"
         )
     return after

@@ -22,7 +22,7 @@ def show(args: argparse.Namespace) -> int:
     wanted = central_events.event_filter(
         scope=projects.scope(args), zone_id=args.zone, types=args.type
     )
-    after = central_events.resume_after(args.after)
+    after = central_events.resume_after(args.after, named="--after")
     if after is None and not args.follow:
         after = 0
     subscription = central_events.follow(wanted, after=after)

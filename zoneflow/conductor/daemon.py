@@ -121,6 +121,7 @@ class Conductor:
         self._conductor.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        events.flush()
         fencing.uninstall()
         jobboard.close(self.board, self._client)
         LOG.info("conductor %s stopped", self.name)

@@ -37,6 +37,7 @@ __all__ = [
     "NewEvent",
     "Publisher",
     "Subscription",
+    "flush",
     "get_driver",
     "jsonable",
     "publish",
@@ -94,6 +95,14 @@ def get_publisher() -> Publisher:
 def publish(event: NewEvent) -> None:
     """Publish an event that no change of a zoneflow table carries (rate limited)."""
     get_publisher().publish(event)
+
+
+def flush() -> None:
+    """Publish what this process's publisher holds back for its rate limit, now."""
+    with _lock:
+        publisher = _publisher
+    if publisher is not None:
+        publisher.flush()
 
 
 def reset() -> None:

@@ -67,10 +67,14 @@ class Publisher:
             self._lock.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.flush()
+        stored.forget_publisher(self.name)
+
+    def flush(self) -> None:
+        """Publish now what waits for its turn (a service stopping)."""
         with self._lock:
             waiting, self._waiting = list(self._waiting.values()), {}
         self._write(waiting)
-        stored.forget_publisher(self.name)
 
     def publish(self, event: stored.NewEvent) -> None:
         """Queue ``event`` for the publisher's thread, which writes it as soon as its key
