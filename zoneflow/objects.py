@@ -372,3 +372,57 @@ class ServiceStatus:
     stats: dict[str, Any]
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
+
+
+class EventTopic(enum.StrEnum):
+    """What an event is about: the kind of thing that changed (``/v2/events?type=``)."""
+
+    ZONE = "zone"
+    RECORDSET = "recordset"
+    JOB = "job"
+    TASK = "task"
+    TARGET = "target"
+    ALARM = "alarm"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One change as published: what changed (``table`` and ``key``), how (``action``),
+    its new state (``value``) and whom it concerns (``project_id``, ``zone_id``).
+
+    ``id`` grows with every event in the order they were committed, so a subscriber
+    that saw event n resumes with the events after n (SSE's Last-Event-ID).
+    """
+
+    id: int
+    topic: str
+    table: str
+    key: str
+    action: str
+    value: dict[str, Any]
+    project_id: str | None
+    zone_id: str | None
+    publisher: str
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class EventFilter:
+    """Which events a subscriber wants; None matches any."""
+
+    zone_id: str | None = None
+    project_id: str | None = None
+    topics: frozenset[str] | None = None
+    # The caller's project: None only for an operator reading all projects.
+    scope: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EventPublisher:
+    """A process that publishes events, and when it last said it was alive."""
+
+    name: str
+    hostname: str
+    pid: int
+    last_activity: datetime.datetime
+    published: int

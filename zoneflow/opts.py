@@ -20,6 +20,7 @@ from zoneflow.central import options as central_options
 from zoneflow.conductor import options as conductor_options
 from zoneflow.dns import options as dns_options
 from zoneflow.engine import options as engine_options
+from zoneflow.events import options as events_options
 from zoneflow.flows import options as flows_options
 from zoneflow.mdns import options as mdns_options
 from zoneflow.storage import db
@@ -46,6 +47,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("jobboard", taskflow_adapter_options.jobboard_opts),
         ("conductor", [*conductor_options.conductor_opts, *engine_options.metrics_opts]),
         ("engine", engine_options.engine_opts),
+        ("events", events_options.events_opts),
         ("flows", flows_options.flow_opts),
         ("mdns", mdns_options.mdns_opts),
         ("storage", storage_options.storage_opts),

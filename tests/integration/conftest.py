@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import support
-from zoneflow import objects
+from zoneflow import events, objects
 from zoneflow.backends import impl_fake
 from zoneflow.central import changes as central_changes
 from zoneflow.central import pools
@@ -42,6 +42,7 @@ def database(tmp_path: pathlib.Path) -> Iterator[str]:
         jobboard.reset_zake()
         impl_fake.FakeBackend.reset()
         yield url
+        events.reset()
         persistence.reset()
 
 

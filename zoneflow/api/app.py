@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from zoneflow.api import auth, errors, metrics, openapi, versions
 from zoneflow.api.v2 import (
     all_recordsets,
+    events,
     imports_exports,
     jobs,
     pools,
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
     app.include_router(quotas.router)
     app.include_router(zone_status.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     # First, so it is the innermost middleware: it sees which route answered.
     metrics.install(app)
     errors.install(app)

@@ -240,6 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="targets", help="where they live (default ./targets)")
     p.add_argument("--pool", default="default", help="the pool's name in pools.yaml")
 
+    p = command(
+        groups,
+        "events",
+        "events:show",
+        "print the events kept (zone, recordset, job changes...), or follow them as they come",
+    )
+    p.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    p.add_argument("--zone", metavar="ZONE_ID", help="only this zone's events")
+    p.add_argument(
+        "--type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="only events of this type (repeatable): zone, recordset, job, task, target, alarm",
+    )
+    p.add_argument(
+        "--after",
+        metavar="EVENT_ID",
+        help="start after this event id (default: every event kept, or from now with --follow)",
+    )
+
     for name, func, text in (
         ("conductor", "daemons:conductor", "run a conductor: claim jobs and run their flows"),
         ("mdns", "daemons:mdns", "run the mini-DNS nameservers transfer zones from"),

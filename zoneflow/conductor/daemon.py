@@ -11,6 +11,7 @@ session ends and resumed by another from their persisted atom states.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -20,13 +21,15 @@ import threading
 from concurrent import futures
 from typing import Any
 
+from taskflow import exceptions as tf_exc
 from taskflow.engines.action_engine import compiler
 
-from zoneflow import exceptions, heartbeat, jobs
+from zoneflow import events, exceptions, heartbeat, jobs, objects
 from zoneflow.conductor import bounded, options
 from zoneflow.engine import executor, metrics
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.scratch import Scratch
+from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import engine as adapter_engine
 from zoneflow.taskflow_adapter import fencing, jobboard, persistence
 
@@ -69,6 +72,7 @@ class Conductor:
             # flow carries that session's id, and its tasks stop if it ends.
             fencing.install(self._client, CONF.jobboard.session_timeout)
         self._conductor.notifier.register("running_start", _on_running_start)
+        self._conductor.notifier.register("job_consumed", publish_job_end)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._purger: threading.Thread | None = None
@@ -117,6 +121,7 @@ class Conductor:
         self._conductor.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        events.flush()
         fencing.uninstall()
         jobboard.close(self.board, self._client)
         LOG.info("conductor %s stopped", self.name)
@@ -138,6 +143,64 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
         fencing.bind(claim.token, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
     engine.storage.inject({"fence": claim, "scratch": Scratch()}, transient=True)
+    publish_task_states(engine, details["job"].book_uuid)
+
+
+def publish_job_end(_event: str, details: dict[str, Any]) -> None:
+    """A job taken off the board has ended: publish its outcome as a job event."""
+    try:
+        info = jobs.get_job(details["persistence"], details["job"].book_uuid)
+        project_id = (
+            stored_zones.zone_projects([info.zone_id]).get(info.zone_id) if info.zone_id else None
+        )
+    except exceptions.ZoneflowError as exc:
+        LOG.warning("job %s: its end not published: %s", details["job"].book_uuid, exc)
+        return
+    value = events.jsonable(dataclasses.replace(info, atoms=()))
+    value["atoms"] = {atom.name: atom.state for atom in info.atoms}
+    events.publish(
+        events.NewEvent(
+            objects.EventTopic.JOB,
+            "jobs",
+            info.id,
+            info.state,
+            value,
+            project_id,
+            info.zone_id or None,
+        )
+    )
+
+
+def publish_task_states(engine: Any, job_id: str) -> None:
+    """Publish each task's state as the job's engine moves it, as task events (coalesced
+    per task by the publisher, so a busy conductor is never held up by them)."""
+    zone_id = _job_zone(engine)
+    project_id = stored_zones.zone_projects([zone_id]).get(zone_id) if zone_id else None
+
+    # TaskFlow passes ``details`` by name; a retry atom names itself retry_name.
+    def on_task(state: str, details: dict[str, Any]) -> None:
+        name = str(details.get("task_name") or details.get("retry_name") or "")
+        events.publish(
+            events.NewEvent(
+                objects.EventTopic.TASK,
+                "tasks",
+                f"{job_id}/{name}"[:255],
+                state,
+                {"job_id": job_id, "task": name, "state": state},
+                project_id,
+                zone_id,
+            )
+        )
+
+    engine.atom_notifier.register(engine.atom_notifier.ANY, on_task)
+
+
+def _job_zone(engine: Any) -> str | None:
+    """The zone a job is about (None for a target's job): one of its inputs."""
+    try:
+        return str(engine.storage.fetch("zone_id"))
+    except tf_exc.NotFound:  # a job about a target has none
+        return None
 
 
 def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:

@@ -324,3 +324,39 @@ class ServiceStatus(Timestamps, Base):
     heartbeated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Event(Base):
+    """One published change, kept for ``[events] retention`` so a subscriber that
+    reconnects resumes after the last event it saw (zoneflow.storage.events)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_created_at", "created_at"),)
+
+    # BigInteger on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY
+    # is the rowid and counts up by itself).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    topic: Mapped[str] = mapped_column(String(16))
+    table: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    project_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    zone_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    publisher: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EventPublisher(Base):
+    """A process publishing events and its last activity, refreshed by its heartbeat;
+    a row silent for ``[events] publisher_timeout`` is reaped."""
+
+    __tablename__ = "event_publishers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    last_activity: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    published: Mapped[int] = mapped_column(BigInteger, default=0)

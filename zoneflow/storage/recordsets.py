@@ -11,7 +11,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import conversions, db, history, models, outbox, zones
+from zoneflow.storage import conversions, db, events, history, models, outbox, zones
 
 
 def recordset_query() -> sa.Select[models.RecordSet]:
@@ -88,7 +88,7 @@ def create_recordset(
     history.record_change(unit, zone_id, change.serials, after=history.served(change.zone, row))
     zones.mark_updating(unit, zone_id)
     outbox.post(unit, job, zone_id, change.serial)
-    return conversions.recordset(row)
+    return events.record(unit, objects.EventTopic.RECORDSET, conversions.recordset(row))
 
 
 def recordset_size(unit: Session, zone_id: str, recordset_id: str) -> int:
@@ -136,7 +136,7 @@ def update_recordset(
     zones.mark_updating(unit, zone_id)
     outbox.post(unit, job, zone_id, change.serial)
     unit.flush()
-    return conversions.recordset(row)
+    return events.record(unit, objects.EventTopic.RECORDSET, conversions.recordset(row))
 
 
 def delete_recordset(
@@ -156,7 +156,7 @@ def delete_recordset(
     unit.delete(row)
     zones.mark_updating(unit, zone_id)
     outbox.post(unit, job, zone_id, change.serial)
-    return gone
+    return events.record(unit, objects.EventTopic.RECORDSET, gone)
 
 
 def _recordset_row(session: Session, zone_id: str, recordset_id: str) -> models.RecordSet:

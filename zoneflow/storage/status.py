@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
-from zoneflow.storage import conversions, db, models, outbox, queries
+from zoneflow.storage import conversions, db, events, models, outbox, queries
 
 # (target id, serial, status, error): one row of a zone's per-target status.
 TargetUpdate = tuple[str, int, str, str | None]
@@ -76,7 +76,7 @@ def set_zone_status(
         result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
         if status == objects.Status.ACTIVE:
             conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
-        return bool(result.rowcount)
+        return events.zone_settled(session, zone_id, written=bool(result.rowcount))
 
 
 def _covers(
@@ -163,7 +163,7 @@ def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpd
                 error=None,
             ),
         )
-        return bool(result)
+        return events.zone_settled(session, zone_id, written=bool(result))
 
 
 def set_target_status(

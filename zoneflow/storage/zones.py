@@ -21,7 +21,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import catalogs, conversions, db, history, models, outbox, queries
+from zoneflow.storage import catalogs, conversions, db, events, history, models, outbox, queries
 
 MAX_SERIAL = 2**32 - 1
 
@@ -193,7 +193,7 @@ def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobKin
         ) from None
     catalogs.catalog_changed(unit, row.pool_id)
     outbox.post(unit, job, zone_id, serial)
-    return conversions.zone(row)
+    return events.record(unit, objects.EventTopic.ZONE, conversions.zone(row))
 
 
 # The class of zoneflow's pool placement locks: PostgreSQL's two-key advisory locks are
@@ -238,7 +238,7 @@ def update_zone(
     session.flush()
     # Converted inside the transaction: re-reading after commit could
     # return a newer change's serial.
-    return conversions.zone(row)
+    return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
 
 
 def delete_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
@@ -255,7 +255,7 @@ def delete_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> obje
     catalogs.catalog_changed(session, row.pool_id)
     outbox.post(session, job, zone_id, row.serial)
     session.flush()
-    return conversions.zone(row)
+    return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
 
 
 def recover_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
@@ -281,7 +281,7 @@ def recover_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> obj
     row.status, row.error = objects.Status.PENDING, None
     outbox.post(session, job, zone_id, row.serial)
     session.flush()
-    return conversions.zone(row)
+    return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
 
 
 def zones_around(session: Session, name: str, pool_id: str) -> list[objects.Zone]:

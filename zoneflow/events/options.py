@@ -1,0 +1,60 @@
+"""The event stream's options (see zoneflow.events and doc/events.md).
+
+Registered on import, which is all this module does: it imports nothing but
+oslo.config, so :func:`zoneflow.config.setup` can register every package's
+options without loading the package (see :mod:`zoneflow.opts`).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+events_opts = [
+    cfg.StrOpt(
+        "driver",
+        default="inprocess",
+        help="How subscribers learn of new events: 'inprocess' (woken by this process's "
+        "own commits, and a look at the events table every poll_interval for other "
+        "processes': all-in-one, SQLite) or 'postgres' (LISTEN/NOTIFY on the database "
+        "itself, for a deployment on PostgreSQL). Entry points of zoneflow.events.drivers.",
+    ),
+    cfg.FloatOpt(
+        "poll_interval",
+        default=1.0,
+        min=0.05,
+        help="Seconds between the in-process driver's looks at the events table for "
+        "events other processes published; the postgres driver's fallback if a "
+        "notification is missed while it reconnects.",
+    ),
+    cfg.IntOpt(
+        "retention",
+        default=3600,
+        min=60,
+        help="Seconds events are kept: a subscriber reconnecting within it with "
+        "Last-Event-ID misses none.",
+    ),
+    cfg.FloatOpt(
+        "heartbeat_interval",
+        default=5.0,
+        min=0.1,
+        help="Seconds between a publisher's heartbeats (its last activity in the "
+        "event_publishers table; each beat also reaps and prunes).",
+    ),
+    cfg.FloatOpt(
+        "publisher_timeout",
+        default=30.0,
+        min=1.0,
+        help="Seconds of silence after which a publisher is stale and its row reaped.",
+    ),
+    cfg.FloatOpt(
+        "rate_limit",
+        default=10.0,
+        min=0.01,
+        help="Events per second a publisher publishes at most for one key (one job, one "
+        "target). Past it state changes coalesce: the newest state of the key is "
+        "published when the key's turn comes, the states between are skipped.",
+    ),
+]
+CONF.register_opts(events_opts, group="events")

@@ -1,0 +1,264 @@
+"""Events as stored: each published change is a row of ``events``, written in the
+transaction of the change it reports.
+
+A change that rolls back takes its event with it, and an event is never seen
+before its change. On PostgreSQL the same transaction also sends a NOTIFY on
+:data:`CHANNEL` (delivered by PostgreSQL at commit, dropped at rollback) whose
+payload is the event's header only, never its value, so it stays far below
+NOTIFY's 8000-byte limit whatever the value; a listener reads the rest from the
+row. See doc/events.md.
+
+Ids are handed out in commit order, so "the events after id n" is a complete
+answer for a subscriber that saw n: SQLite writers hold the database's write
+lock until they commit; on PostgreSQL an event's transaction takes one advisory
+lock before its id is drawn and keeps it until it ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from zoneflow import objects
+from zoneflow.storage import db, models
+
+CHANNEL = "zoneflow_events"
+# Marks a session whose transaction wrote events: the in-process driver wakes its
+# subscribers when such a session commits.
+SESSION_MARK = "zoneflow.events"
+# The key of the advisory lock that keeps event ids in commit order on PostgreSQL.
+_ORDER_LOCK = 0x7A66_6576
+
+V = TypeVar("V")
+
+
+def publisher_name() -> str:
+    """This process's name as a publisher: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON holds it: dataclasses as objects, times as ISO 8601."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    """An event not yet written (its id and time come from the database)."""
+
+    topic: str
+    table: str
+    key: str
+    action: str
+    value: dict[str, Any]
+    project_id: str | None = None
+    zone_id: str | None = None
+
+
+def record(session: Session, topic: objects.EventTopic, value: V) -> V:
+    """Publish ``value`` (a zone or a recordset just written) in ``session``'s
+    transaction, and hand it back, so a write path's return line can carry it."""
+    write(session, [_of_value(session, topic, value)])
+    return value
+
+
+def zone_settled(session: Session, zone_id: str, *, written: bool) -> bool:
+    """Publish the zone's new status (a job's outcome) in ``session``'s transaction if
+    ``written``; hand ``written`` back, for the status write's return line."""
+    if written:
+        row = session.get(models.Zone, zone_id, populate_existing=True)
+        if row is not None:
+            # Its action is the status reached: the zone's own is NONE once a job is done.
+            settled = _of_value(session, objects.EventTopic.ZONE, _value(objects.Zone, row))
+            write(session, [dataclasses.replace(settled, action=row.status)])
+    return written
+
+
+def _of_value(session: Session, topic: objects.EventTopic, value: Any) -> NewEvent:
+    if isinstance(value, objects.Zone):
+        return NewEvent(
+            topic, "zones", value.id, value.action, jsonable(value), value.project_id, value.id
+        )
+    if isinstance(value, objects.RecordSet):
+        project_id = session.scalar(
+            sa.select(models.Zone.project_id).where(models.Zone.id == value.zone_id)
+        )
+        return NewEvent(
+            topic, "recordsets", value.id, value.action, jsonable(value), project_id, value.zone_id
+        )
+    raise TypeError(f"no event is made of {type(value).__name__}")
+
+
+def write(session: Session, new: Sequence[NewEvent], *, publisher: str | None = None) -> None:
+    """Insert ``new`` events in ``session``'s transaction (with their NOTIFY on PostgreSQL)."""
+    if not new:
+        return
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ORDER_LOCK)))
+    rows = [
+        models.Event(
+            topic=str(event.topic),
+            table=event.table,
+            key=event.key,
+            action=str(event.action),
+            value=event.value,
+            project_id=event.project_id,
+            zone_id=event.zone_id,
+            publisher=publisher or publisher_name(),
+            created_at=models.utcnow(),
+        )
+        for event in new
+    ]
+    session.add_all(rows)
+    session.flush()
+    session.info[SESSION_MARK] = True
+    if postgres:
+        for row in rows:
+            session.execute(sa.select(sa.func.pg_notify(CHANNEL, header(row))))
+
+
+def header(row: models.Event | objects.Event) -> str:
+    """What a NOTIFY carries: everything but the value, a few hundred bytes at most
+    (each field is bounded by its column)."""
+    return json.dumps(
+        {
+            "id": row.id,
+            "topic": row.topic,
+            "table": row.table,
+            "key": row.key,
+            "action": row.action,
+            "project_id": row.project_id,
+            "zone_id": row.zone_id,
+        }
+    )
+
+
+@db.retried
+def append(new: Sequence[NewEvent], *, publisher: str) -> None:
+    """Publish events that report no change of zoneflow's own tables (a job's end, a
+    target's health), in a transaction of their own."""
+    with db.writer() as session:
+        write(session, new, publisher=publisher)
+        session.execute(
+            sa.update(models.EventPublisher)
+            .where(models.EventPublisher.name == publisher)
+            .values(
+                published=models.EventPublisher.published + len(new),
+                last_activity=models.utcnow(),
+            )
+        )
+
+
+def _value(cls: type[V], row: Any) -> V:
+    # Not storage.api's: storage.api imports this module for its write paths.
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in names})
+
+
+def _event(row: models.Event) -> objects.Event:
+    return _value(objects.Event, row)
+
+
+def _matching(wanted: objects.EventFilter) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if wanted.scope is not None:
+        where.append(models.Event.project_id == wanted.scope)
+    if wanted.project_id is not None:
+        where.append(models.Event.project_id == wanted.project_id)
+    if wanted.zone_id is not None:
+        where.append(models.Event.zone_id == wanted.zone_id)
+    if wanted.topics is not None:
+        where.append(models.Event.topic.in_(sorted(wanted.topics)))
+    return where
+
+
+# Events read at a time.
+PAGE = 500
+
+
+def after(
+    last_id: int, wanted: objects.EventFilter, *, upto: int | None = None
+) -> list[objects.Event]:
+    """The events after ``last_id`` (up to ``upto``) that ``wanted`` matches, oldest
+    first, :data:`PAGE` at most."""
+    where = [models.Event.id > last_id, *_matching(wanted)]
+    if upto is not None:
+        where.append(models.Event.id <= upto)
+    query = sa.select(models.Event).where(*where).order_by(models.Event.id).limit(PAGE)
+    with db.reader() as session:
+        return [_event(row) for row in session.scalars(query)]
+
+
+def last_id() -> int:
+    """The id of the newest event (0 when there is none): where a new subscriber starts."""
+    with db.reader() as session:
+        return int(session.scalar(sa.select(sa.func.max(models.Event.id))) or 0)
+
+
+@db.retried
+def prune(before: datetime.datetime) -> int:
+    """Remove the events published before ``before``; how many went."""
+    with db.writer() as session:
+        gone = session.execute(sa.delete(models.Event).where(models.Event.created_at < before))
+        return int(gone.rowcount)  # type: ignore[attr-defined]
+
+
+@db.retried
+def touch_publisher(name: str, *, hostname: str, pid: int) -> None:
+    """Say that publisher ``name`` is alive now (its row is made on the first touch)."""
+    now = models.utcnow()
+    with db.writer() as session:
+        row = session.get(models.EventPublisher, name)
+        if row is None:
+            session.add(
+                models.EventPublisher(name=name, hostname=hostname, pid=pid, last_activity=now)
+            )
+        else:
+            row.last_activity = now
+
+
+@db.retried
+def reap_publishers(silent_since: datetime.datetime) -> list[str]:
+    """Remove the publishers silent since before ``silent_since``; their names."""
+    stale = models.EventPublisher.last_activity < silent_since
+    with db.writer() as session:
+        names = list(session.scalars(sa.select(models.EventPublisher.name).where(stale)))
+        if names:
+            session.execute(
+                sa.delete(models.EventPublisher).where(models.EventPublisher.name.in_(names))
+            )
+        return names
+
+
+@db.retried
+def forget_publisher(name: str) -> None:
+    with db.writer() as session:
+        session.execute(sa.delete(models.EventPublisher).where(models.EventPublisher.name == name))
+
+
+def list_publishers() -> list[objects.EventPublisher]:
+    with db.reader() as session:
+        rows = session.scalars(
+            sa.select(models.EventPublisher).order_by(models.EventPublisher.name)
+        )
+        return [_value(objects.EventPublisher, row) for row in rows]
