@@ -1015,7 +1015,11 @@ def test_the_openapi_document_lists_every_route_of_this_slice(client: TestClient
 
 def test_keep_alive_requests_are_not_held_back_by_nagle() -> None:
     """Each answer on a kept-alive connection comes at once, not after the client's
-    delayed ACK (40 ms): the server's sockets have Nagle off."""
+    delayed ACK (40 ms): the server's sockets have Nagle off.
+
+    With Nagle on, every request after the first waits for that ACK, so even the
+    fastest of them takes 40 ms; a busy machine slows some requests down but
+    leaves the fastest below it (the median was 34 ms at load 20)."""
     running = api_server.ApiServer("127.0.0.1", 0)
     running.start()
     try:
@@ -1029,4 +1033,4 @@ def test_keep_alive_requests_are_not_held_back_by_nagle() -> None:
         conn.close()
     finally:
         running.stop()
-    assert sorted(took)[4] < 0.03, took
+    assert min(took[1:]) < 0.035, took

@@ -38,4 +38,12 @@ class JobPoster:
         try:
             OutboxRelay(self.board, self.persistence).flush()
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the board without posting: the change was refused. Left open, its
+        notifier's threads met the interpreter's exit half made, and the CLI printed
+        futurist's traceback after its own clear error."""
+        if self.board is not None:
             self.board.close()
+            self.board = None

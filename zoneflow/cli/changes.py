@@ -24,7 +24,11 @@ PROGRESS_AFTER = 2.0
 def change(make_change: Callable[[], Any]) -> Any:
     """Make one change and post its job (the board is checked first, see JobPoster)."""
     poster = posting.JobPoster(name="zoneflow-cli")
-    result = make_change()
+    try:
+        result = make_change()
+    except BaseException:
+        poster.close()
+        raise
     try:
         poster.post()
     except exceptions.ZoneflowError as exc:
