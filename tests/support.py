@@ -113,7 +113,7 @@ def write_recordset_unchecked(
             rtype=rtype,
             ttl=None,
             records=records,
-            job=objects.JobKind.UPDATE_ZONE,
+            job=objects.JobOrder(objects.JobKind.UPDATE_ZONE),
         )
 
 

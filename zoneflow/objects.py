@@ -52,11 +52,28 @@ class JobKind(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class JobPacing:
-    """Jobs of ``kind``, one per zone, released to the relays ``interval`` seconds
-    apart, so that changes made meanwhile are not queued behind all of them."""
+class JobOrder:
+    """The job a change posts, and what follows it if the zone's pool grows meanwhile.
+
+    A job is built from the pool as it is when the job is posted. If the
+    pool gains a target or nameserver before the job ends, the job cannot
+    make the zone ACTIVE: it leaves the zone PENDING and posts
+    ``if_pool_grows`` for the same zone and serial, in the same transaction.
+    None posts nothing (a delete, which never makes a zone ACTIVE).
+    Central decides both; the order travels with the job (outbox row,
+    logbook) to the flow that writes the zone's status.
+    """
 
     kind: JobKind
+    if_pool_grows: JobKind | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPacing:
+    """Jobs ``job``, one per zone, released to the relays ``interval`` seconds
+    apart, so that changes made meanwhile are not queued behind all of them."""
+
+    job: JobOrder
     interval: float
 
 
@@ -245,6 +262,8 @@ class PendingJob:
     target_id: str | None = None
     # When the change wrote it: with ``id``, what names the row for good.
     created_at: datetime.datetime | None = None
+    # The job to post if the zone's pool grows while this one runs (JobOrder).
+    if_pool_grows: JobKind | None = None
 
 
 # One record as a zone serves it: owner, TTL, type, data (canonical text).

@@ -183,7 +183,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.Status.ACTIVE,
         action=objects.Action.NONE,
         covered_targets=[first.id],
-        pool_grown_job=objects.JobKind.RECOVER_ZONE,
+        if_pool_grows=objects.JobKind.RECOVER_ZONE,
     )
     assert stored_reads.get_zone(zone.id).status == objects.Status.PENDING
     (handed_to,) = stored_outbox.claim_pending_jobs()
@@ -199,9 +199,40 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.Status.ACTIVE,
         action=objects.Action.NONE,
         covered_targets=[first.id, second.id],
-        pool_grown_job=objects.JobKind.RECOVER_ZONE,
+        if_pool_grows=objects.JobKind.RECOVER_ZONE,
     )
     assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
+
+
+def test_central_decides_each_jobs_follow_up_and_the_outbox_row_carries_it() -> None:
+    load_pool({})
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
+    central_zones.delete_zone(zone.id)
+
+    posted = [(p.kind, p.if_pool_grows) for p in stored_outbox.claim_pending_jobs()]
+
+    assert posted == [
+        (objects.JobKind.CREATE_ZONE, objects.JobKind.RECOVER_ZONE),
+        (objects.JobKind.DELETE_ZONE, None),
+    ]
+
+
+def test_a_job_with_no_follow_up_leaves_a_zone_it_did_not_cover_pending_and_posts_none() -> None:
+    (first,) = load_pool({}).targets
+    zone = central_zones.create_zone(ZONES[0], "hostmaster@example.com")
+    (create_job,) = stored_outbox.claim_pending_jobs()
+    stored_outbox.remove_pending_job(create_job.id)
+    load_pool({}, {})  # the pool grew past the job's one target
+
+    assert not stored_status.set_zone_status(
+        zone.id,
+        serial=zone.serial,
+        status=objects.Status.ACTIVE,
+        action=objects.Action.NONE,
+        covered_targets=[first.id],
+    )
+    assert stored_reads.get_zone(zone.id).status == objects.Status.PENDING
+    assert stored_outbox.claim_pending_jobs() == []
 
 
 @pytest.mark.usefixtures("conductor")

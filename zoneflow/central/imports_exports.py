@@ -20,7 +20,7 @@ from typing import Any
 from oslo_config import cfg
 
 from zoneflow import exceptions, objects
-from zoneflow.central import changes, filters, quotas, zones
+from zoneflow.central import changes, filters, orders, quotas, zones
 from zoneflow.dns import validation, zonefile
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, models
@@ -162,7 +162,7 @@ def _insert_import(
             project_id=project_id,
             values=values,
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
-            job=objects.JobKind.CREATE_ZONE,
+            job=orders.CREATE_ZONE,
         )
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from zoneflow import exceptions, objects
-from zoneflow.central import filters, options
+from zoneflow.central import filters, options, orders
 from zoneflow.dns import validation
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import retired as stored_retired
@@ -128,7 +128,7 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     longer lists gets a retire-target job.
     """
     backfill = objects.JobPacing(
-        objects.JobKind.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
+        orders.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
     )
     return stored_pools.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
 

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from zoneflow import exceptions, objects
-from zoneflow.central import changes, filters, managed, quotas
+from zoneflow.central import changes, filters, managed, orders, quotas
 from zoneflow.dns import rules, validation
 from zoneflow.storage import db, search
 from zoneflow.storage import managed as stored_managed
@@ -77,7 +77,7 @@ def _insert_recordset(
             rtype=rtype,
             ttl=ttl,
             records=records,
-            job=objects.JobKind.UPDATE_ZONE,
+            job=orders.UPDATE_ZONE,
             description=description,
         )
 
@@ -143,7 +143,7 @@ def _replace_recordset(
             ttl=ttl,
             records=records,
             set_ttl=set_ttl,
-            job=objects.JobKind.UPDATE_ZONE,
+            job=orders.UPDATE_ZONE,
             description=description,
         )
 
@@ -179,7 +179,7 @@ def _remove_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.unit_of_work() as unit:
         change = stored_zones.begin_change(unit, zone_id)
         return stored_recordsets.delete_recordset(
-            unit, change, recordset_id, job=objects.JobKind.UPDATE_ZONE
+            unit, change, recordset_id, job=orders.UPDATE_ZONE
         )
 
 

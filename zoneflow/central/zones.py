@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Concatenate, ParamSpec
 
 from zoneflow import exceptions, objects
-from zoneflow.central import changes, filters, options, quotas
+from zoneflow.central import changes, filters, options, orders, quotas
 from zoneflow.central.reads import get_zone as get_zone
 from zoneflow.central.reads import list_zones as list_zones
 from zoneflow.dns import validation
@@ -73,7 +73,7 @@ def create_zone(
 def _insert_zone(values: Mapping[str, object], name: str, project_id: str | None) -> objects.Zone:
     with db.unit_of_work() as unit:
         admit_zone(unit, name, str(values["pool_id"]), project_id)
-        return stored_zones.insert_zone(unit, values, job=objects.JobKind.CREATE_ZONE)
+        return stored_zones.insert_zone(unit, values, job=orders.CREATE_ZONE)
 
 
 def admit_zone(unit: Unit, name: str, pool_id: str, project_id: str | None) -> None:
@@ -125,14 +125,14 @@ def update_zone(
         values["ttl"] = validation.ttl(ttl)
     if description is not None:
         values["description"] = description
-    updated = _in_unit(stored_zones.update_zone, zone.id, values, job=objects.JobKind.UPDATE_ZONE)
+    updated = _in_unit(stored_zones.update_zone, zone.id, values, job=orders.UPDATE_ZONE)
     changes.changed()
     return updated
 
 
 def delete_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     zone = stored_reads.get_zone(ref, project_id=project_id)
-    deleting = _in_unit(stored_zones.delete_zone, zone.id, job=objects.JobKind.DELETE_ZONE)
+    deleting = _in_unit(stored_zones.delete_zone, zone.id, job=orders.DELETE_ZONE)
     changes.changed()
     return deleting
 
@@ -142,7 +142,7 @@ def recover_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     target behind, is created or updated where its serial is missing, or deleted
     everywhere if its action is DELETE (a recover-zone job)."""
     zone = stored_reads.get_zone(ref, project_id=project_id)
-    recovering = _in_unit(stored_zones.recover_zone, zone.id, job=objects.JobKind.RECOVER_ZONE)
+    recovering = _in_unit(stored_zones.recover_zone, zone.id, job=orders.RECOVER_ZONE)
     changes.changed()
     return recovering
 

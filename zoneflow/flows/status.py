@@ -60,6 +60,7 @@ class _StatusWriter(Task):
         serial: int,
         results: dict[str, Any],
         taken_back: Collection[str] = (),
+        if_pool_grows: str | None = None,
     ) -> str:
         served = {(h, p): _served(results, h, p) for h, p in self.nameservers}
         outcomes = target_outcomes(results, self.target_ids)
@@ -82,7 +83,7 @@ class _StatusWriter(Task):
                 stored_status.finish_zone_delete(zone_id, serial=serial, targets=updates)
                 return objects.Status.DELETED
             # ACTIVE only if the pool has not grown past this job's targets
-            # and nameservers; else the zone goes to a recover-zone job.
+            # and nameservers; else the zone goes to the job's follow-up.
             activated = stored_status.set_zone_status(
                 zone_id,
                 serial=serial,
@@ -90,7 +91,7 @@ class _StatusWriter(Task):
                 action=objects.Action.NONE,
                 covered_targets=self.target_ids,
                 covered_nameservers=self.nameservers,
-                pool_grown_job=objects.JobKind.RECOVER_ZONE,
+                if_pool_grows=objects.JobKind(if_pool_grows) if if_pool_grows else None,
                 targets=updates,
             )
             return objects.Status.ACTIVE if activated else objects.Status.PENDING
@@ -154,11 +155,12 @@ class UpdateStatus(_StatusWriter):
         serial: int,
         fence: fencing.Claim = fencing.UNFENCED,
         taken_back: list[str] | None = None,
+        if_pool_grows: str | None = None,
         **results: Any,
     ) -> str:
         fence.check()
         # Targets the zone was taken back from: its delete job records them.
-        return self._write(self.action, zone_id, serial, results, taken_back or ())
+        return self._write(self.action, zone_id, serial, results, taken_back or (), if_pool_grows)
 
 
 class RecoverStatus(_StatusWriter):
@@ -170,10 +172,13 @@ class RecoverStatus(_StatusWriter):
         serial: int,
         wanted: str,
         fence: fencing.Claim = fencing.UNFENCED,
+        if_pool_grows: str | None = None,
         **results: Any,
     ) -> str:
         fence.check()
-        return self._write(action_for(wanted), zone_id, serial, results)
+        return self._write(
+            action_for(wanted), zone_id, serial, results, if_pool_grows=if_pool_grows
+        )
 
 
 def _served(results: dict[str, Any], host: str, port: int) -> Served:

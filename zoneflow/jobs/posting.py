@@ -96,7 +96,11 @@ def _zone_job_book(
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
     factory, factory_kwargs = flow_of(pending.kind, pools[zone.pool_id])
     engines.save_factory_details(flow_detail, factory, [], factory_kwargs)
-    flow_detail.add(_inputs({"zone_id": zone.id, "serial": pending.serial}))
+    inputs: dict[str, Any] = {"zone_id": zone.id, "serial": pending.serial}
+    if pending.if_pool_grows is not None:
+        # Read by the status writer (zoneflow.flows.status), as central decided it.
+        inputs["if_pool_grows"] = str(pending.if_pool_grows)
+    flow_detail.add(_inputs(inputs))
     book.add(flow_detail)
     return book
 

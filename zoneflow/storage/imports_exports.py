@@ -172,7 +172,7 @@ def import_zone(
     project_id: str | None,
     values: Mapping[str, Any],
     recordsets: Sequence[tuple[str, str, int | None, Sequence[str]]],
-    job: objects.JobKind,
+    job: objects.JobOrder,
 ) -> objects.ZoneTask:
     """Create a zone (PENDING/CREATE, with a ``job`` for it) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in the

@@ -264,6 +264,8 @@ class JobOutbox(Base):
     serial: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     claimed_until: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    # The job to post if the zone's pool grows while this one runs (objects.JobOrder).
+    if_pool_grows: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ZoneTask(Timestamps, Base):

@@ -14,8 +14,12 @@ from zoneflow import objects
 from zoneflow.storage import db, models
 
 
-def post(session: Session, kind: objects.JobKind, zone_id: str, serial: int) -> None:
-    session.add(models.JobOutbox(kind=kind, zone_id=zone_id, serial=serial))
+def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> None:
+    session.add(
+        models.JobOutbox(
+            kind=job.kind, if_pool_grows=job.if_pool_grows, zone_id=zone_id, serial=serial
+        )
+    )
 
 
 def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects.PendingJob]:
@@ -33,7 +37,16 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
             {"now": now, "until": now + datetime.timedelta(seconds=lease), "limit": limit},
         )
         claimed = [
-            objects.PendingJob(job_id, objects.JobKind(kind), *rest) for job_id, kind, *rest in rows
+            objects.PendingJob(
+                job_id,
+                objects.JobKind(kind),
+                zone_id,
+                serial,
+                target_id,
+                created_at,
+                if_pool_grows=objects.JobKind(follow) if follow else None,
+            )
+            for job_id, kind, zone_id, serial, target_id, created_at, follow in rows
         ]
     return sorted(claimed, key=lambda pending: pending.id)
 
@@ -78,6 +91,7 @@ _CLAIM_OUTBOX = (
         _OUTBOX.c.serial,
         _OUTBOX.c.target_id,
         _OUTBOX.c.created_at,
+        _OUTBOX.c.if_pool_grows,
     )
 )
 

@@ -242,12 +242,12 @@ def _replace_targets(
 def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
     """Bring every live zone of a pool onto its added targets and nameservers.
 
-    Each zone not being deleted is marked PENDING and gets a job of
-    ``pacing.kind`` (central posts recover-zone, which acts only on the
+    Each zone not being deleted is marked PENDING and gets the job
+    ``pacing.job`` (central posts recover-zone, which acts only on the
     targets that lack the zone). A zone already PENDING gets none: its job
     is either built from the pool as it is now, or, built from the pool as
     it was, finds the pool grown when it sets the status and hands the zone
-    to a job itself (status.set_zone_status). The jobs reach the relays
+    to its follow-up job (status.set_zone_status). The jobs reach the relays
     ``pacing.interval`` seconds apart: each row is leased to nobody until
     its turn (``claimed_until``, the relays' own lease).
     Returns the number of zones backfilled.
@@ -277,7 +277,8 @@ def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
             sa.insert(models.JobOutbox),
             [
                 {
-                    "kind": pacing.kind,
+                    "kind": pacing.job.kind,
+                    "if_pool_grows": pacing.job.if_pool_grows,
                     "zone_id": r.id,
                     "serial": r.serial,
                     "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),

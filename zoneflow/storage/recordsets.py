@@ -60,7 +60,7 @@ def create_recordset(
     rtype: str,
     ttl: int | None,
     records: list[str],
-    job: objects.JobKind,
+    job: objects.JobOrder,
     description: str | None = None,
 ) -> objects.RecordSet:
     """Insert a recordset as PENDING/CREATE and a ``job`` for its zone, in the caller's
@@ -104,7 +104,7 @@ def update_recordset(
     ttl: int | None,
     records: list[str] | None,
     set_ttl: bool,
-    job: objects.JobKind,
+    job: objects.JobOrder,
     description: str | None = None,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
@@ -140,7 +140,7 @@ def update_recordset(
 
 
 def delete_recordset(
-    unit: Session, change: zones.ZoneChange, recordset_id: str, *, job: objects.JobKind
+    unit: Session, change: zones.ZoneChange, recordset_id: str, *, job: objects.JobOrder
 ) -> objects.RecordSet:
     """Delete a recordset and post a ``job`` for its zone, in the caller's unit of
     work, as part of ``change``."""

@@ -28,7 +28,7 @@ def set_zone_status(
     error: str | None = None,
     covered_targets: Collection[str] | None = None,
     covered_nameservers: Collection[tuple[str, int]] = (),
-    pool_grown_job: objects.JobKind | None = None,
+    if_pool_grows: objects.JobKind | None = None,
     targets: Sequence[TargetUpdate] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
@@ -41,21 +41,21 @@ def set_zone_status(
     Returns whether the status was written.
 
     A job making the zone ACTIVE says which targets and nameservers it
-    covered, and which job to post if they are not all the pool's
-    (``pool_grown_job``, required with ``covered_targets``). If the zone's pool
-    now has one it did not cover (the pool changed while the job ran), the
-    zone is not ACTIVE yet: it stays PENDING and that job, for the serial, is
-    posted in the same transaction to bring the zone onto the rest.
+    covered, and the job that follows it if they are not all the pool's
+    (``if_pool_grows``, decided by central when the job was posted: see
+    objects.JobOrder). If the zone's pool now has one it did not cover (the
+    pool changed while the job ran), the zone is not ACTIVE yet: it stays
+    PENDING and that job, for the serial, is posted in the same transaction
+    to bring the zone onto the rest. A job with no follow-up leaves the zone
+    PENDING for the producer's recovery.
     """
-    if covered_targets is not None and pool_grown_job is None:
-        raise TypeError("set_zone_status: covered_targets needs pool_grown_job")
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
     # the database did.
     with db.writer() as session:
         write_target_statuses(session, zone_id, targets)
         conn = session.connection()
-        if status == objects.Status.ACTIVE and covered_targets is not None and pool_grown_job:
+        if status == objects.Status.ACTIVE and covered_targets is not None:
             # The zone's row first, locked: a pool update backfilling it
             # waits for this transaction, or this one reads its targets.
             pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
@@ -68,7 +68,8 @@ def set_zone_status(
                     .where(models.Zone.id == zone_id)
                     .values(status=objects.Status.PENDING, error=None),
                 )
-                outbox.post(session, pool_grown_job, zone_id, serial)
+                if if_pool_grows is not None:
+                    outbox.post(session, objects.JobOrder(if_pool_grows), zone_id, serial)
                 return False
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:

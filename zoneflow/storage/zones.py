@@ -171,7 +171,7 @@ def next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     return int(previous), serial
 
 
-def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobKind) -> objects.Zone:
+def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobOrder) -> objects.Zone:
     """Insert a zone as PENDING/CREATE with a ``job`` for it, in the caller's unit of
     work (:func:`zoneflow.storage.db.unit_of_work`), which has taken the placement lock
     first (:func:`lock_placement`) and checked what it must under it."""
@@ -223,7 +223,7 @@ def lock_placement(unit: Session, pool_id: str) -> None:
 
 
 def update_zone(
-    session: Session, zone_id: str, values: Mapping[str, Any], *, job: objects.JobKind
+    session: Session, zone_id: str, values: Mapping[str, Any], *, job: objects.JobOrder
 ) -> objects.Zone:
     """Change a zone's fields and post ``job``, in the caller's unit of work."""
     row = live_zone(session, zone_id)
@@ -241,7 +241,7 @@ def update_zone(
     return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
 
 
-def delete_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+def delete_zone(session: Session, zone_id: str, *, job: objects.JobOrder) -> objects.Zone:
     """Mark a zone PENDING/DELETE and post ``job`` (central's delete-zone), in the
     caller's unit of work.
 
@@ -258,7 +258,7 @@ def delete_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> obje
     return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
 
 
-def recover_zone(session: Session, zone_id: str, *, job: objects.JobKind) -> objects.Zone:
+def recover_zone(session: Session, zone_id: str, *, job: objects.JobOrder) -> objects.Zone:
     """Mark a zone PENDING (its action kept) and post ``job`` (central's recover-zone)
     for its serial.
 
