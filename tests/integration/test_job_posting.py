@@ -105,7 +105,11 @@ def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> N
     # Posted with the logbook (one write): no conductor has to add them, in
     # two writes a kill could come between, when it first claims the job.
     (inputs,) = [a for a in flow_detail if a.name == tf_storage.Storage.injector_name]
-    assert inputs.results == {"zone_id": zone.id, "serial": zone.serial}
+    assert inputs.results == {
+        "zone_id": zone.id,
+        "serial": zone.serial,
+        "if_pool_grows": objects.JobKind.RECOVER_ZONE,  # central's follow-up, carried
+    }
 
 
 def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
