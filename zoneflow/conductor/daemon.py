@@ -145,7 +145,7 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
             for node, kind in engine.compilation.execution_graph.nodes(data="kind")
             if kind in compiler.ATOMS
         ]
-        fencing.bind(claim.token, [engine.storage.flow_uuid, *atoms])
+        fencing.bind(claim, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
     engine.storage.inject({"fence": claim, "scratch": Scratch()}, transient=True)
     publish_task_states(engine, details["job"].book_uuid)
