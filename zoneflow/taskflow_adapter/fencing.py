@@ -73,8 +73,10 @@ class Fence:
         # hold: those made before it was cut are fenced.
         self._cut: dict[int, int] = {}
         self._generation = 0
-        # When the connection to ZooKeeper was lost (monotonic), while it is.
+        # When the connection to ZooKeeper was lost (monotonic), while it is; and
+        # whether its session has been cut since (once per loss).
         self._suspended_since: float | None = None
+        self._suspension_cut = False
         self._suspect = False
         self._last_tick = time.monotonic()
         self._stopped = threading.Event()
@@ -148,14 +150,19 @@ class Fence:
             ):
                 left = self._suspended_since + self.session_timeout - time.monotonic()
                 if left <= 0:
-                    self._cut_locked(token)
+                    self._cut_suspended_locked()
                     return
                 self._changed.wait(left)
 
+    def _cut_suspended_locked(self) -> None:
+        """The session timeout passed with no connection: cut the session, once."""
+        if self._suspension_cut or self._session is None:
+            return
+        self._suspension_cut = True
+        self._cut_locked(self._session)
+
     def _cut_locked(self, token: int) -> None:
         """Fence every claim held under ``token`` so far; later ones may hold."""
-        if self._cut.get(token, -1) > self._generation:
-            return  # cut already, and no claim made since
         self._generation += 1
         self._cut[token] = self._generation
         LOG.warning(
@@ -188,6 +195,7 @@ class Fence:
                 self._suspended_since = None
             elif state == KazooState.SUSPENDED:
                 self._suspended_since = time.monotonic()
+                self._suspension_cut = False
                 LOG.warning(
                     "connection to ZooKeeper lost: this conductor's jobs change nothing "
                     "until it is back, and stop if it is not within %.1fs",
@@ -211,12 +219,11 @@ class Fence:
                     self._suspect = True
                 if self._session is None and self.client.connected:
                     self._session = self._current_session()
-                cut_off = self._suspended_since is not None and (
+                if self._suspended_since is not None and (
                     now - self._suspended_since > self.session_timeout
-                )
-                if cut_off and self._session is not None:
+                ):
                     # Fenced even where no task checks: the persistence drops their writes.
-                    self._cut_locked(self._session)
+                    self._cut_suspended_locked()
                 self._last_tick = now
 
 
