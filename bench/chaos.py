@@ -98,6 +98,8 @@ def describe(plan: chaos.Plan, outcome: chaos.Outcome) -> str:
             map(str, (outcome.zookeeper_restarts, outcome.postgres_restarts))
         )),
         ("jobs resumed after a lost run (attempts > 1)", str(outcome.resumed)),
+        ("runs lost with their conductor (most for one job)",
+         f"{outcome.lost_runs} ({outcome.most_lost})"),
         ("changes made by the users (s)", f"{outcome.workload_seconds:.1f}"),
         ("jobs/s the users asked for (jobs / their time)",
          f"{outcome.jobs / outcome.workload_seconds:.1f}" if outcome.workload_seconds else "-"),
@@ -122,8 +124,7 @@ def describe(plan: chaos.Plan, outcome: chaos.Outcome) -> str:
         f"{plan.restart_after[0]:g}-{plan.restart_after[1]:g} s later, ZooKeeper restarted a "
         "third of the way in and PostgreSQL two thirds in; real PostgreSQL 15, ZooKeeper "
         f"(session timeout {chaos.SESSION_TIMEOUT} s) and {TARGETS} BIND9 targets; "
-        f"`[conductor] max_job_attempts = {chaos.MAX_JOB_ATTEMPTS}`, since conductors die far "
-        "more often here than anywhere else. Then every job "
+        "the `[conductor]` bounds on failed and lost runs at their defaults. Then every job "
         "must have ended in SUCCESS, every zone be ACTIVE at its last serial with its "
         "records in every BIND9, every deleted zone be refused by every BIND9. The users' "
         "pace bounds the jobs per second (compare the two rows): this is no capacity figure, "

@@ -3,7 +3,8 @@
 # of a pool (BIND9's named, rndc, dig; Knot's knotd, knotc, kdig; NSD;
 # PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL,
 # graphviz's dot, OpenStack Keystone (the API's keystone authentication is
-# tested against a real one), and dnsperf for the benchmarks.
+# tested against a real one), iproute2 and nftables (a conductor cut off from
+# ZooKeeper in a network namespace), and dnsperf for the benchmarks.
 # Idempotent: apt runs only when something is missing. Non-interactive, for
 # CI; prints one line saying what it installed or that all is present.
 set -euo pipefail
@@ -53,11 +54,15 @@ check() {
     has_postgres || need postgres postgresql
     has_command dot || need dot graphviz
     has_command keystone-manage || need_lean keystone-manage python3-keystone
+    # The fencing test puts a conductor in a network namespace (ip netns, a veth
+    # pair) and cuts it off from ZooKeeper with an nftables rule.
+    has_command ip || need ip iproute2
+    has_command nft || need nft nftables
 }
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot keystone-manage)"
+    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot keystone-manage ip nft)"
     exit 0
 fi
 

@@ -123,6 +123,9 @@ class Outcome:
     jobs_listed: int = 0
     duplicate_posts: int = 0
     resumed: int = 0
+    # Runs lost with their conductor, in all, and the most any one job had.
+    lost_runs: int = 0
+    most_lost: int = 0
     kills: int = 0
     zookeeper_restarts: int = 0
     postgres_restarts: int = 0
@@ -142,6 +145,8 @@ class Outcome:
         return (
             f"chaos seed {self.seed}: {self.jobs} jobs ({self.jobs_listed} listed, "
             f"{self.duplicate_posts} posted twice), {self.resumed} resumed after a lost run, "
+            f"{self.lost_runs} runs lost with their conductor (at most {self.most_lost} "
+            "for one job), "
             f"{self.kills} conductor kills, {self.zookeeper_restarts} ZooKeeper and "
             f"{self.postgres_restarts} PostgreSQL restarts; {self.zones_live} zones live, "
             f"{self.zones_deleted} deleted; workload {self.workload_seconds:.1f}s, settled "
@@ -162,10 +167,10 @@ class Outcome:
 # A ZooKeeper session this short frees a killed conductor's jobs in about 2 s.
 SESSION_TIMEOUT = 2
 # A conductor dies every few seconds here, far more often than in any deployment,
-# and each death takes every job it was running with it: a job caught by three
-# deaths in a row would be given up as one that keeps failing ([conductor]
-# max_job_attempts, 3 by default, tested in tests/integration/test_job_attempts.py).
-MAX_JOB_ATTEMPTS = 10
+# and each death takes every job it was running with it: the run uses the
+# defaults of [conductor] max_job_attempts, max_lost_attempts and
+# max_lost_at_same_step, so a job caught by several deaths must still end right
+# (runs lost with their conductor are bounded apart from failed ones).
 
 
 def deployment(workdir: pathlib.Path, *, database: str, zookeeper_hosts: str) -> Deployment:
@@ -175,7 +180,6 @@ def deployment(workdir: pathlib.Path, *, database: str, zookeeper_hosts: str) ->
         database=database,
         zookeeper_hosts=zookeeper_hosts,
         session_timeout=SESSION_TIMEOUT,
-        extra_conf={"conductor": {"max_job_attempts": MAX_JOB_ATTEMPTS}},
     )
 
 
@@ -552,6 +556,8 @@ class Run:
         self.outcome.jobs = len(self.jobs)
         self.outcome.jobs_listed = len(listed)
         self.outcome.resumed = sum(1 for j in listed if int(j["attempts"]) > 1)
+        lost = [int(j.get("lost_attempts", 0)) for j in listed]
+        self.outcome.lost_runs, self.outcome.most_lost = sum(lost), max(lost, default=0)
         by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
         for job in listed:
             by_key.setdefault((job["zone_id"], int(job["serial"]), job["kind"]), []).append(job)

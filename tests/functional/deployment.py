@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dns.message
@@ -130,10 +130,15 @@ class Deployment:
 
     # --- daemons ------------------------------------------------------------------
 
-    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *command: str, within: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        """``zoneflow <command>``; ``within``: a command that runs it, such as
+        ``ip netns exec NAME`` (which execs it, so the pid is the daemon's)."""
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        zoneflow = [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf), *command],
+            [*within, *zoneflow, *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -178,8 +183,10 @@ class Deployment:
         with urllib.request.urlopen(f"{self.api_url}/", timeout=1) as response:
             return bool(response.status == 200)
 
-    def start_conductor(self, name: str = "conductor") -> subprocess.Popen[bytes]:
-        return self.start(name, "conductor")
+    def start_conductor(
+        self, name: str = "conductor", *, within: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        return self.start(name, "conductor", within=within)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         process = self.processes[name]

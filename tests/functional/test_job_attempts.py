@@ -1,11 +1,11 @@
-"""A job that keeps killing its conductor is given up; operators cancel jobs.
+"""A job that keeps killing its conductor at the same step is given up; operators cancel jobs.
 
 Real ZooKeeper (a killed conductor's claim vanishes with its session and the
 job goes back to the board) and real PostgreSQL (the logbook where every
 conductor counts the job's attempts), conductors as separate processes.
 The poisoned job stands in for one that takes its conductor down every time
-(say, out of memory): its one fake target is slow, and the test kills each
-conductor while it runs the job.
+at the same step (say, out of memory): its one fake target is slow, and the
+test kills each conductor while it runs that target's step.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from tests.functional.deployment import Deployment
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from tests.support import eventually
 
-MAX_ATTEMPTS = 2
+# [conductor] max_lost_at_same_step: conductors lost at the step before the job is given up.
+SAME_STEP = 2
 SLOW_SECONDS = 120
 
 
@@ -56,12 +57,21 @@ def _attempts_reach(deployment: Deployment, zone: str, attempts: int) -> Callabl
     return lambda: _job(deployment, zone)["attempts"] == attempts
 
 
+def _slow_step_running(deployment: Deployment, job_id: str) -> bool:
+    """Whether the job's record shows its target's step running."""
+    shown = json.loads(deployment.cli("--json", "job", "show", job_id).stdout)
+    return any(
+        a["name"].startswith("create-zone-on-target-") and a["state"] == "RUNNING"
+        for a in shown["atoms"]
+    )
+
+
 def _conductor_name(pid: int) -> str:
     """What ``zoneflow conductor`` claims jobs as when given no name."""
     return f"{socket.gethostname()}-{pid}"
 
 
-def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
+def test_a_job_that_kills_its_conductors_at_one_step_ends_failed_after_max_lost_at_same_step(
     tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
 ) -> None:
     zone = "poison.example."
@@ -71,13 +81,14 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
         database=postgres_database,
         zookeeper_hosts=zookeeper.hosts,
         session_timeout=2,
-        extra_conf={"conductor": {"max_job_attempts": MAX_ATTEMPTS}},
+        # One failed run would be given up: the lost ones are not failures.
+        extra_conf={"conductor": {"max_job_attempts": 1, "max_lost_at_same_step": SAME_STEP}},
     )
     try:
         deployment.load_pool(_pool("poison.example.", record))
         deployment.cli("zone", "create", zone, "--email", "hostmaster@poison.example")
         killed = []
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, SAME_STEP + 1):
             name = f"doomed-{attempt}"
             process = deployment.start_conductor(name)
             eventually(
@@ -85,6 +96,12 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
                 timeout=60,
                 interval=0.3,
                 what=f"conductor {name} to start attempt {attempt}",
+            )
+            eventually(
+                lambda: _slow_step_running(deployment, _job(deployment, zone)["id"]),
+                timeout=60,
+                interval=0.3,
+                what=f"conductor {name} to run the slow target's step",
             )
             deployment.kill(name, signal.SIGKILL)
             killed.append(process.pid)
@@ -97,12 +114,20 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
             what="the last conductor to give the job up",
         )
         job = _job(deployment, zone)
-        assert job["attempts"] == MAX_ATTEMPTS
+        assert (job["attempts"], job["failed_attempts"], job["lost_attempts"]) == (
+            SAME_STEP,
+            0,
+            SAME_STEP,
+        )
         assert job["id"] in job["error"]
-        assert f"given up after {MAX_ATTEMPTS} attempts" in job["error"]
         assert (
-            f"conductor {_conductor_name(killed[-1])} stopped while running attempt "
-            f"{MAX_ATTEMPTS}" in job["error"]
+            f"given up: {SAME_STEP} runs in a row lost their conductor at step " in (job["error"])
+        )
+        assert "max_lost_at_same_step" in job["error"]
+        assert (
+            f"conductor {_conductor_name(killed[-1])} was lost (it died or lost its ZooKeeper "
+            f"session) while running attempt {SAME_STEP}, at step create-zone-on-target-"
+            in job["error"]
         )
 
         failed = _zone(deployment, zone)
@@ -110,7 +135,9 @@ def test_a_job_that_kills_its_conductors_ends_failed_after_max_job_attempts(
 
         listed = deployment.cli("job", "list").stdout
         (row,) = [line for line in listed.splitlines() if line.startswith(job["id"])]
-        assert row.split()[4:6] == ["FAILURE", str(MAX_ATTEMPTS)]
+        assert row.split()[4:6] == ["FAILURE", str(SAME_STEP)]
+        shown = deployment.cli("job", "show", job["id"]).stdout
+        assert f"attempts: {SAME_STEP} (0 failed, {SAME_STEP} lost with their conductor)" in (shown)
 
         # The last conductor never ran the flow, and the job is off the board.
         assert f"{zone} at serial" not in deployment.log("last"), deployment.log("last")

@@ -135,9 +135,19 @@ def test_jobs_show_state_and_atoms_of_each_change(client: TestClient, conductor:
     shown = client.get(f"/v2/jobs/{job['id']}", headers=ALICE).json()
     schemas_zoneflow.JobDetail.model_validate(shown)
     # (updated_at moves once more as the conductor lets go of the job)
-    assert {k: v for k, v in shown.items() if k not in ("atoms", "updated_at")} == {
+    assert {k: v for k, v in shown.items() if k not in ("atoms", "runs", "updated_at")} == {
         k: v for k, v in job.items() if k != "updated_at"
     }
+    assert (job["failed_attempts"], job["lost_attempts"]) == (0, 0)
+    assert shown["runs"] == [
+        {
+            "number": 1,
+            "conductor": "unit-conductor",
+            "ended": "finished",
+            "step": None,
+            "error": None,
+        }
+    ]
     atoms = {a["name"]: a for a in shown["atoms"]}
     assert {a["state"] for a in atoms.values()} == {"SUCCESS"}
     assert any(name.startswith("create-zone-on-target-") for name in atoms)

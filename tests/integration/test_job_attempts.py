@@ -1,14 +1,20 @@
-"""Jobs that keep failing end as FAILURE after max_job_attempts; operators can cancel jobs.
+"""Jobs that keep failing end as FAILURE after max_job_attempts; jobs whose conductors
+die under them do not, unless they take their conductor down at the same step every
+time; operators can cancel jobs.
 
 A real conductor over the zake jobboard runs the jobs. A job is "poisoned" by
 making one of its tasks raise StorageFailure, one of the errors for which
 TaskFlow's conductor hands a job back to the board instead of consuming it;
-unbounded, the job would be claimed again forever.
+unbounded, the job would be claimed again forever. A conductor "dies" at a
+step (see Deaths) the way an out-of-memory kill takes it: its ZooKeeper
+session ends, so its claim vanishes and the job goes back to the board, and
+it does nothing more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,7 +34,9 @@ from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
+from zoneflow.flows.consensus import ConsensusCheck
 from zoneflow.flows.on_target import ZoneActionOnTarget
+from zoneflow.flows.status import UpdateStatus
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -82,6 +90,49 @@ class Conductors:
         self.running.remove(conductor)
         central_changes._listeners.remove(conductor.relay.wake)  # type: ignore[union-attr]
 
+    def start_next(self, name: str, deaths: Deaths) -> None:
+        """Start conductor ``name`` once the one before it has died."""
+        self.start(name)
+        if name in deaths.at:
+            eventually(lambda: name in deaths.dead, 20, what=f"conductor {name} to die")
+
+
+class Deaths:
+    """Conductors that die at a step of a job, one conductor alive at a time.
+
+    ``at`` maps a conductor's name to the step (a label of :func:`_dying_at`)
+    whose task takes it down as an out-of-memory kill would: its ZooKeeper
+    session ends (zake drops the claim's lock with it), it claims nothing
+    more, and the task never returns while the test runs, so the conductor
+    writes nothing more about the job. After the test the tasks return and
+    their stopped conductors suspend what they held.
+    """
+
+    def __init__(self, conductors: Conductors) -> None:
+        self.conductors = conductors
+        self.at: dict[str, str] = {}
+        self.dead: list[str] = []
+        self.steps: list[tuple[str, str]] = []  # (conductor, step) of every task run
+        self._release = threading.Event()
+
+    def step(self, label: str) -> None:
+        alive = [c for c in self.conductors.running if c.name not in self.dead]
+        if len(alive) != 1:
+            return
+        (conductor,) = alive
+        self.steps.append((conductor.name, label))
+        if self.at.get(conductor.name) != label:
+            return
+        self.dead.append(conductor.name)
+        assert conductor.relay is not None
+        conductor.relay.stop()
+        conductor._conductor.stop()
+        conductor._client.close()
+        self._release.wait()
+
+    def release(self) -> None:
+        self._release.set()
+
 
 @pytest.fixture
 def conductors() -> Iterator[Conductors]:
@@ -90,6 +141,45 @@ def conductors() -> Iterator[Conductors]:
     for conductor in list(started.running):
         started.stop(conductor)
     central_changes._listeners.clear()
+
+
+@pytest.fixture
+def deaths(conductors: Conductors, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deaths]:
+    """Conductors die where the test says (see Deaths), at the job's target step
+    (``on-target``), its consensus check or its last step."""
+    dying = Deaths(conductors)
+    for task_class, label in (
+        (ZoneActionOnTarget, "on-target"),
+        (ConsensusCheck, "consensus-check"),
+        (UpdateStatus, "update-status"),
+    ):
+        _dying_at(monkeypatch, dying, task_class, label)
+    yield dying
+    dying.release()
+
+
+def _dying_at(
+    monkeypatch: pytest.MonkeyPatch, deaths: Deaths, task_class: type, label: str
+) -> None:
+    original = task_class.execute
+
+    # wraps: TaskFlow reads what a task requires from its execute's signature.
+    @functools.wraps(original)
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        deaths.step(label)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(task_class, "execute", execute)
+
+
+@pytest.fixture
+def conf(request: pytest.FixtureRequest) -> Iterator[None]:
+    """[conductor] options as the test's parameter gives them, the defaults after."""
+    for name, value in request.param.items():
+        cfg.CONF.set_override(name, value, group="conductor")
+    yield
+    for name in request.param:
+        cfg.CONF.clear_override(name, group="conductor")
 
 
 @pytest.fixture
@@ -185,9 +275,10 @@ def test_a_job_whose_run_keeps_raising_ends_failed_after_max_job_attempts(
     assert len(runs) == max_attempts
     assert conductors.claims.calls == max_attempts
     assert _on_board(board) == []
-    assert job.attempts == max_attempts
+    assert (job.attempts, job.failed_attempts, job.lost_attempts) == (max_attempts, 2, 0)
+    assert [(r.number, r.ended) for r in job.runs] == [(1, "failed"), (2, "failed")]
     assert job.error is not None
-    assert f"job {job.id} given up after {max_attempts} attempts" in job.error
+    assert f"job {job.id} given up after {max_attempts} failed attempts" in job.error
     assert "StorageFailure: the database went away" in job.error
     assert conductors.failed == [job.error]
 
@@ -219,27 +310,120 @@ def test_a_task_raising_an_unexpected_error_reverts_once_and_is_not_retried(
     assert (settled.status, settled.error) == (objects.Status.ERROR, "unexpected")
 
 
-def test_a_job_whose_conductors_died_is_given_up_without_running_again(
-    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any, max_attempts: int
+def _dead_conductors(job_id: str, count: int) -> None:
+    """What claims by conductors that died before their run did anything leave behind."""
+    limits = jobs.Limits(failed=99, lost=99, same_step=99)
+    for n in range(count):
+        jobs.begin_attempt(persistence.get_backend(), job_id, conductor=f"dead-{n}", limits=limits)
+
+
+@pytest.mark.parametrize("conf", [{"max_lost_at_same_step": 2}], indirect=True)
+def test_a_job_whose_conductors_died_at_the_same_step_is_given_up_without_running_again(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any, conf: None
 ) -> None:
     _load({})
     runs = _poison(monkeypatch, RuntimeError("must not run"))
     zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
     job_id = _post_pending(board)
-    # What claims by conductors that died mid-run leave behind.
-    for n in range(max_attempts):
-        jobs.begin_attempt(
-            persistence.get_backend(), job_id, conductor=f"dead-{n}", limit=max_attempts
-        )
+    _dead_conductors(job_id, 2)
+
+    conductors.start()
+    job = _job_until(job_id, lambda j: j.state == jobs.Outcome.FAILURE)
+    assert runs == []
+    assert (job.attempts, job.failed_attempts, job.lost_attempts) == (2, 0, 2)
+    assert job.error is not None
+    assert (
+        f"job {job_id} given up: 2 runs in a row lost their conductor before its first step"
+        in job.error
+    )
+    assert "max_lost_at_same_step" in job.error
+    assert "conductor dead-1 was lost (it died or lost its ZooKeeper session)" in job.error
+    settled = stored_zones.get_zone_any(zone.id)
+    assert settled is not None
+    assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
+
+
+@pytest.mark.parametrize(
+    "conf", [{"max_lost_attempts": 2, "max_lost_at_same_step": 10}], indirect=True
+)
+def test_a_job_lost_with_max_lost_attempts_conductors_is_given_up(
+    monkeypatch: pytest.MonkeyPatch, conductors: Conductors, board: Any, conf: None
+) -> None:
+    _load({})
+    runs = _poison(monkeypatch, RuntimeError("must not run"))
+    central_zones.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+    _dead_conductors(job_id, 2)
 
     conductors.start()
     job = _job_until(job_id, lambda j: j.state == jobs.Outcome.FAILURE)
     assert runs == []
     assert job.error is not None
-    assert f"conductor dead-{max_attempts - 1} stopped while running attempt 2" in job.error
-    settled = stored_zones.get_zone_any(zone.id)
-    assert settled is not None
-    assert (settled.status, settled.error) == (objects.Status.ERROR, job.error)
+    assert f"job {job_id} given up after 2 runs lost with their conductor" in job.error
+    assert "max_lost_attempts" in job.error
+
+
+def test_a_job_whose_conductors_die_under_it_at_different_steps_succeeds(
+    conductors: Conductors,
+    deaths: Deaths,
+    board: Any,
+    max_attempts: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (pool,) = [_load({})]
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
+    # More deaths than max_job_attempts (2): each at a step after the one before.
+    deaths.at = {"c1": "on-target", "c2": "consensus-check", "c3": "update-status"}
+    for name in ("c1", "c2", "c3", "c4"):
+        conductors.start_next(name, deaths)
+    job = _job_until(_only_job().id, lambda j: j.state == "SUCCESS")
+
+    assert deaths.dead == ["c1", "c2", "c3"]
+    assert (job.attempts, job.failed_attempts, job.lost_attempts) == (4, 0, 3)
+    (target,) = pool.targets
+    assert [(r.conductor, r.ended, r.step) for r in job.runs] == [
+        ("c1", "lost", f"at step create-zone-on-target-{target.id}"),
+        ("c2", "lost", "at step consensus-check"),
+        ("c3", "lost", "at step update-status"),
+        ("c4", "finished", None),
+    ]
+    assert conductors.failed == []
+    served = stored_zones.get_zone_any(zone.id)
+    assert served is not None and served.status == objects.Status.ACTIVE
+
+    code, out, _ = _cli(capsys, "job", "show", job.id)
+    assert code == 0
+    assert "attempts: 4 (0 failed, 3 lost with their conductor)" in out
+    assert "c2         lost      at step consensus-check" in out
+
+
+def test_a_job_that_kills_its_conductor_at_the_same_step_every_time_is_given_up(
+    conductors: Conductors, deaths: Deaths, board: Any
+) -> None:
+    (pool,) = [_load({})]
+    (target,) = pool.targets
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
+    # [conductor] max_lost_at_same_step is 3: the fourth conductor gives it up.
+    deaths.at = {name: "on-target" for name in ("c1", "c2", "c3")}
+    for name in ("c1", "c2", "c3", "last"):
+        conductors.start_next(name, deaths)
+    job = _job_until(_only_job().id, lambda j: j.state == jobs.Outcome.FAILURE)
+
+    # The last conductor never ran it, and keeps running.
+    assert [c for c, _ in deaths.steps] == ["c1", "c2", "c3"]
+    assert (job.attempts, job.failed_attempts, job.lost_attempts) == (3, 0, 3)
+    step = f"at step create-zone-on-target-{target.id}"
+    assert job.error == (
+        f"job {job.id} given up: 3 runs in a row lost their conductor {step}, without "
+        "progress in between: a job that takes its conductor down there every time "
+        "([conductor] max_lost_at_same_step); last error: conductor c3 was lost (it died "
+        f"or lost its ZooKeeper session) while running attempt 3, {step}"
+    )
+    assert conductors.failed == [job.error]
+    eventually(lambda: _on_board(board) == [], 10, what="the job to leave the board")
+    failed = stored_zones.get_zone_any(zone.id)
+    assert failed is not None
+    assert (failed.status, failed.error) == (objects.Status.ERROR, job.error)
 
 
 def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
@@ -440,10 +624,15 @@ def test_attempts_are_counted_on_taskflow_s_own_in_memory_backend() -> None:
     with contextlib.closing(memory.get_connection()) as connection:
         connection.save_logbook(book)
 
-    first = jobs.begin_attempt(memory, book.uuid, conductor="c1", limit=3)
-    second = jobs.begin_attempt(memory, book.uuid, conductor="c2", limit=3)
+    limits = jobs.Limits(failed=3, lost=10, same_step=3)
+    first = jobs.begin_attempt(memory, book.uuid, conductor="c1", limits=limits)
+    second = jobs.begin_attempt(memory, book.uuid, conductor="c2", limits=limits)
 
     assert (first.number, second.number) == (1, 2)
-    assert second.previous_error == "conductor c1 stopped while running attempt 1"
+    assert (second.lost, second.lost_in_a_row) == (1, 1)
+    assert second.previous_error == (
+        "conductor c1 was lost (it died or lost its ZooKeeper session) while running "
+        "attempt 1, before its first step"
+    )
     with contextlib.closing(memory.get_connection()) as connection:
         assert connection.get_logbook(book.uuid).meta["attempts"] == 2

@@ -72,6 +72,12 @@ class Job(BaseModel):
     )
     failed: bool = Field(description="whether the job ended without the zone getting its change")
     attempts: int = Field(description="runs conductors started")
+    failed_attempts: int = Field(
+        description="runs whose flow raised ([conductor] max_job_attempts)"
+    )
+    lost_attempts: int = Field(
+        description="runs lost with their conductor: it died or lost its ZooKeeper session"
+    )
     error: str | None = Field(
         description="why it failed or ended so; while running, the last error"
     )
@@ -80,8 +86,17 @@ class Job(BaseModel):
     links: JobLinks
 
 
+class JobRun(BaseModel):
+    number: int
+    conductor: str
+    ended: str = Field(description="running, finished (the run that ended the job), failed, lost")
+    step: str | None = Field(description="a lost run: the step its conductor was lost at")
+    error: str | None = Field(description="a failed run: its error")
+
+
 class JobDetail(Job):
     atoms: list[Atom]
+    runs: list[JobRun]
 
 
 class JobList(BaseModel):

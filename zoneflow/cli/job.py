@@ -36,9 +36,15 @@ def show(args: argparse.Namespace) -> int:
         output.show(args, job)
         return 0
     print(f"job {job.id}: {job.kind} {job.zone_name} serial {job.serial}: {job.state}")
-    print(f"attempts: {job.attempts}")
+    print(
+        f"attempts: {job.attempts} ({job.failed_attempts} failed, "
+        f"{job.lost_attempts} lost with their conductor)"
+    )
     if job.error:
         print(f"error: {job.error}")
+    if job.runs:
+        rows = [[r.number, r.conductor, r.ended, r.step or r.error or ""] for r in job.runs]
+        print(output.table(rows, ["run", "conductor", "ended", "where / why"]))
     print(
         output.table(
             [[a.name, a.state, a.intention] for a in job.atoms], ["atom", "state", "intention"]

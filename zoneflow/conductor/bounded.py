@@ -1,4 +1,4 @@
-"""A conductor that gives up on a job after a bounded number of attempts.
+"""A conductor that gives up on a job after a bounded number of runs.
 
 TaskFlow's conductor consumes a job whose flow failed the ordinary way: a
 task raised, the flow reverted and its first task's revert put the zone in
@@ -10,13 +10,25 @@ from every other job.
 
 :class:`BoundedConductor` counts each job's runs in the job's logbook, which
 every conductor shares, and counts a run before it starts, so that one whose
-conductor died still counts. A job that has used up ``[conductor]
-max_job_attempts`` is consumed as failed (``zoneflow job list`` shows it as
-FAILURE) and its zone goes to ERROR with a reason naming the job and its last
-error. A run that ends because its conductor is stopping (the engine is
-suspended) is not counted, and a conductor fenced off its job (see
-zoneflow.taskflow_adapter.fencing) writes nothing about it: the job's new
-owner keeps the count.
+conductor died is still known. Runs end two ways, bounded apart:
+
+- **failed**: the flow raised an error TaskFlow hands the job back for.
+  ``[conductor] max_job_attempts`` of them and the job is given up;
+- **lost with its conductor**: the conductor died or lost its ZooKeeper
+  session mid-run (the next claim finds the run still marked as running).
+  That says nothing against a healthy job whose conductors are killed under
+  it, so the bound is larger, ``[conductor] max_lost_attempts``; but a job
+  that takes its conductor down at the same step every time (a poison job:
+  out of memory in one task, say) must not take a conductor per claim
+  forever: ``[conductor] max_lost_at_same_step`` lost runs in a row that
+  left its flow where the one before had left it, and it is given up.
+
+A job given up is consumed as failed (``zoneflow job list`` shows it as
+FAILURE) and its zone goes to ERROR with a reason naming the job, the bound
+and the last error or step. A run that ends because its conductor is
+stopping (the engine is suspended) is not counted, and a conductor fenced off
+its job (see zoneflow.taskflow_adapter.fencing) writes nothing about it: the
+job's new owner records it as lost.
 
 How a run is carried out and how it ended is TaskFlow's business, re-done
 in zoneflow.taskflow_adapter.conductor; this module is the policy alone.
@@ -41,21 +53,21 @@ HAND_BACK_PAUSE = 1.0
 
 
 class BoundedConductor(DispatchingConductor):
-    """TaskFlow's non-blocking conductor, running a job at most ``max_attempts`` times."""
+    """TaskFlow's non-blocking conductor, giving a job up at one of its ``limits``."""
 
     #: Also notified: ``job_failed`` (details: job, conductor, reason) when a job is given up.
     EVENTS_EMITTED = (*DispatchingConductor.EVENTS_EMITTED, "job_failed")
 
-    def __init__(self, name: str, jobboard: Any, *, max_attempts: int, **options: Any) -> None:
+    def __init__(self, name: str, jobboard: Any, *, limits: jobs.Limits, **options: Any) -> None:
         super().__init__(name, jobboard, **options)
-        self.max_attempts = max_attempts
+        self.limits = limits
 
     def dispatch(self, job: Any) -> bool:
         """Run a claimed job; True consumes it, False hands it back to the board."""
         job_id = str(job.book_uuid)
         try:
             attempt = jobs.begin_attempt(
-                self.persistence, job_id, conductor=self.name, limit=self.max_attempts
+                self.persistence, job_id, conductor=self.name, limits=self.limits
             )
         except exceptions.JobNotFound:
             LOG.warning("job %s has no logbook, so nothing to run: removing it", job_id)
@@ -69,11 +81,8 @@ class BoundedConductor(DispatchingConductor):
         if attempt.outcome is not None:
             LOG.info("job %s ended as %s: removing it from the board", job_id, attempt.outcome)
             return True
-        if attempt.number > self.max_attempts:
-            runs = attempt.number - 1
-            return self._give_up(
-                job, _exhausted(job_id, runs, attempt.previous_error), why=metrics.ATTEMPTS
-            )
+        if attempt.given_up is not None:
+            return self._give_up(job, _given_up(job_id, attempt), why=metrics.ATTEMPTS)
 
         ended, error = self.run_job(job)
         if ended is not Ended.FENCED:
@@ -83,34 +92,37 @@ class BoundedConductor(DispatchingConductor):
                 self.persistence.flush()
             except tf_exc.StorageFailure as exc:
                 LOG.warning("job %s handed back: its record cannot be written: %s", job_id, exc)
-                return self._hand_back(job_id, error=str(exc))
+                return self._hand_back(job_id, attempt, error=str(exc))
         if ended is Ended.DONE:
             return True
         if ended is Ended.FENCED:
             LOG.warning("job %s: this conductor lost it to another: %s", job_id, error)
             return False
         if ended is Ended.SUSPENDED:
-            return self._hand_back(job_id, error=None)
-        if ended is Ended.RETRY and attempt.number < self.max_attempts:
+            return self._hand_back(job_id, attempt, error=None)
+        failed = attempt.failed + 1
+        if ended is Ended.RETRY and failed < self.limits.failed:
             LOG.warning(
-                "job %s: attempt %d of %d failed, it will be tried again: %s",
+                "job %s: attempt %d failed (%d of %d failures allowed), it will be tried again: %s",
                 job_id,
                 attempt.number,
-                self.max_attempts,
+                failed,
+                self.limits.failed,
                 error,
             )
-            return self._hand_back(job_id, error=error)
+            return self._hand_back(job_id, attempt, error=error)
         if ended is Ended.RETRY:
-            return self._give_up(
-                job, _exhausted(job_id, attempt.number, error), why=metrics.ATTEMPTS
-            )
+            self._hand_back(job_id, attempt, error=error)  # recorded as failed, then given up
+            return self._give_up(job, _failed_out(job_id, failed, error), why=metrics.ATTEMPTS)
         return self._give_up(job, f"job {job_id} failed and its flow was not reverted: {error}")
 
-    def _hand_back(self, job_id: str, *, error: str | None) -> bool:
+    def _hand_back(self, job_id: str, attempt: jobs.Attempt, *, error: str | None) -> bool:
         try:
-            jobs.end_attempt(self.persistence, job_id, error=error)
+            jobs.end_attempt(
+                self.persistence, job_id, conductor=self.name, number=attempt.number, error=error
+            )
         except Exception as exc:
-            # The next claim finds the run still marked as running and counts it anyway.
+            # The next claim finds the run still marked as running: it is recorded lost.
             LOG.warning("job %s: cannot record how its attempt ended: %s", job_id, exc)
         return False
 
@@ -128,8 +140,25 @@ class BoundedConductor(DispatchingConductor):
         return True
 
 
-def _exhausted(job_id: str, runs: int, error: str | None) -> str:
+def _failed_out(job_id: str, failed: int, error: str | None) -> str:
     return (
-        f"job {job_id} given up after {runs} attempts ([conductor] max_job_attempts); "
+        f"job {job_id} given up after {failed} failed attempts ([conductor] max_job_attempts); "
         f"last error: {error}"
     )
+
+
+def _given_up(job_id: str, attempt: jobs.Attempt) -> str:
+    """Why a job that reached a bound before its run started is given up."""
+    if attempt.given_up is jobs.Bound.SAME_STEP:
+        return (
+            f"job {job_id} given up: {attempt.lost_in_a_row} runs in a row lost their conductor "
+            f"{attempt.step}, without progress in between: a job that takes its conductor down "
+            "there every time ([conductor] max_lost_at_same_step); "
+            f"last error: {attempt.previous_error}"
+        )
+    if attempt.given_up is jobs.Bound.LOST:
+        return (
+            f"job {job_id} given up after {attempt.lost} runs lost with their conductor "
+            f"([conductor] max_lost_attempts); last error: {attempt.previous_error}"
+        )
+    return _failed_out(job_id, attempt.failed, attempt.previous_error)

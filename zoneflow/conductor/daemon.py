@@ -3,7 +3,8 @@
 Built on TaskFlow's non-blocking conductor: each claimed job runs its flow
 on a parallel engine whose tasks share the process's one thread pool (and
 whose flow is compiled once for all its jobs: zoneflow.taskflow_adapter.engine),
-and a job is run at most ``max_job_attempts`` times (see bounded.py).
+and a job is given up after too many failed runs, or runs lost with their
+conductor (see bounded.py).
 Several conductors may watch one ZooKeeper board; each job is claimed by
 exactly one, and a dead conductor's jobs are freed when its ZooKeeper
 session ends and resumed by another from their persisted atom states.
@@ -53,7 +54,11 @@ class Conductor:
         self._conductor = bounded.BoundedConductor(
             self.name,
             self.board,
-            max_attempts=CONF.conductor.max_job_attempts,
+            limits=jobs.Limits(
+                failed=CONF.conductor.max_job_attempts,
+                lost=CONF.conductor.max_lost_attempts,
+                same_step=CONF.conductor.max_lost_at_same_step,
+            ),
             client=self._client,
             persistence=self.persistence,
             engine=adapter_engine.NAME,
@@ -140,7 +145,7 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
             for node, kind in engine.compilation.execution_graph.nodes(data="kind")
             if kind in compiler.ATOMS
         ]
-        fencing.bind(claim.token, [engine.storage.flow_uuid, *atoms])
+        fencing.bind(claim, [engine.storage.flow_uuid, *atoms])
     # A fresh scratch each run: a resumed job's tasks read storage themselves.
     engine.storage.inject({"fence": claim, "scratch": Scratch()}, transient=True)
     publish_task_states(engine, details["job"].book_uuid)

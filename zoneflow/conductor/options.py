@@ -40,8 +40,25 @@ conductor_opts = [
         "max_job_attempts",
         default=3,
         min=1,
-        help="Runs of one job (including runs whose conductor died) before it is given up: "
-        "it ends as FAILURE and its zone goes to ERROR.",
+        help="Failed runs of one job (its flow raised an error that hands it back, such as "
+        "the database failing) before it is given up: it ends as FAILURE and its zone goes "
+        "to ERROR. Runs lost with their conductor count apart (max_lost_attempts).",
+    ),
+    cfg.IntOpt(
+        "max_lost_attempts",
+        default=10,
+        min=1,
+        help="Runs of one job lost with their conductor (it died, or lost its ZooKeeper "
+        "session, mid-run) before the job is given up. Larger than max_job_attempts: a "
+        "lost run says more about the conductor than about the job.",
+    ),
+    cfg.IntOpt(
+        "max_lost_at_same_step",
+        default=3,
+        min=1,
+        help="Runs in a row lost with their conductor at the same step, the flow left as "
+        "the run before left it, before the job is given up as one that takes its "
+        "conductor down there every time (a poison job).",
     ),
 ]
 CONF.register_opts(conductor_opts, group="conductor")

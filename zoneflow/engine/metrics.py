@@ -13,7 +13,9 @@ the engines did, not what zoneflow believes they did.
   zone getting what they were for, by why: ``below-threshold`` (too few
   targets took the change: reverted), ``not-served`` (too few nameservers
   served the serial: zone ERROR), ``task-failed`` (a task failed otherwise),
-  ``attempts`` (given up after ``[conductor] max_job_attempts`` runs),
+  ``attempts`` (given up: ``[conductor] max_job_attempts`` failed runs,
+  ``max_lost_attempts`` runs lost with their conductor, or
+  ``max_lost_at_same_step`` lost in a row at one step),
   ``lost`` (an all-in-one found it lost with its predecessor);
 - ``zoneflow_job_seconds{kind, state}``: how long each took, claim to end;
 - ``zoneflow_tasks_total{task, state}`` and ``zoneflow_task_seconds{task}``:

@@ -63,12 +63,28 @@ class _Poll(Task):
         self.host, self.port = host, port
 
     def _poll(
-        self, zone_id: str, zone_name: str, serial: int, *, expect_removed: bool
+        self,
+        zone_id: str,
+        zone_name: str,
+        serial: int,
+        *,
+        expect_removed: bool,
+        fence: fencing.Claim,
     ) -> dict[str, Any]:
-        return self._watch(zone_id, zone_name, serial, expect_removed=expect_removed).to_result()
+        return self._watch(
+            zone_id, zone_name, serial, expect_removed=expect_removed, fence=fence
+        ).to_result()
 
     @waits_for_database
-    def _watch(self, zone_id: str, zone_name: str, serial: int, *, expect_removed: bool) -> Served:
+    def _watch(
+        self,
+        zone_id: str,
+        zone_name: str,
+        serial: int,
+        *,
+        expect_removed: bool,
+        fence: fencing.Claim,
+    ) -> Served:
         deadline = time.monotonic() + CONF.flows.poll_timeout
         next_notify = time.monotonic() + CONF.flows.renotify_interval
         seen: int | None = None
@@ -109,6 +125,9 @@ class _Poll(Task):
                     # A pool update removed it: not ours to wait for, nor to count.
                     return Served(ok=True, serial=seen, dropped=True)
                 if not expect_removed:
+                    # A poll lasts up to poll_timeout: each NOTIFY is a change made
+                    # under the job's claim, which may have ended meanwhile.
+                    fence.check()
                     notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
@@ -226,8 +245,16 @@ class PollForSerial(_Poll):
         super().__init__("removal" if expect_removed else "serial", host, port)
         self.expect_removed = expect_removed
 
-    def execute(self, zone_id: str, zone_name: str, serial: int) -> dict[str, Any]:
-        return self._poll(zone_id, zone_name, serial, expect_removed=self.expect_removed)
+    def execute(
+        self,
+        zone_id: str,
+        zone_name: str,
+        serial: int,
+        fence: fencing.Claim = fencing.UNFENCED,
+    ) -> dict[str, Any]:
+        return self._poll(
+            zone_id, zone_name, serial, expect_removed=self.expect_removed, fence=fence
+        )
 
 
 class PollForWantedState(_Poll):
@@ -236,7 +263,18 @@ class PollForWantedState(_Poll):
     def __init__(self, host: str, port: int) -> None:
         super().__init__("wanted-state", host, port)
 
-    def execute(self, zone_id: str, zone_name: str, serial: int, wanted: str) -> dict[str, Any]:
+    def execute(
+        self,
+        zone_id: str,
+        zone_name: str,
+        serial: int,
+        wanted: str,
+        fence: fencing.Claim = fencing.UNFENCED,
+    ) -> dict[str, Any]:
         return self._poll(
-            zone_id, zone_name, serial, expect_removed=wanted == objects.Status.DELETED
+            zone_id,
+            zone_name,
+            serial,
+            expect_removed=wanted == objects.Status.DELETED,
+            fence=fence,
         )

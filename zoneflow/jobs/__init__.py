@@ -8,6 +8,7 @@ them); above the TaskFlow adapter, whose board and persistence hold them.
 - posting.py: writing a job's logbook and putting it on the board;
 - attempts.py: the runs conductors count in a job's logbook, and the ends
   zoneflow gives a job itself;
+- runs.py: one run of a job and how it ended (failed, lost with its conductor);
 - board.py: jobs a board lost taken back, and cancelling a job;
 - steps.py: the names of a job's logbook and of its flow's steps, built
   from typed parts, and the flow's steps read back from a logbook;
@@ -17,7 +18,7 @@ The names below are the package's front door; callers need not know the
 module each lives in.
 """
 
-from zoneflow.jobs.attempts import Attempt, begin_attempt, end_attempt, fail
+from zoneflow.jobs.attempts import Attempt, Bound, Limits, begin_attempt, end_attempt, fail
 from zoneflow.jobs.board import cancel, take_back_unfinished
 from zoneflow.jobs.posting import FlowOf, post
 from zoneflow.jobs.records import (
@@ -35,6 +36,7 @@ from zoneflow.jobs.records import (
     purge,
     resolve_id,
 )
+from zoneflow.jobs.runs import Run, RunEnd
 
 __all__ = [
     "FAILED_STATES",
@@ -45,6 +47,10 @@ __all__ = [
     "TASKFLOW_INTERNAL",
     "Attempt",
     "AtomInfo",
+    "Bound",
+    "Limits",
+    "Run",
+    "RunEnd",
     "FlowOf",
     "JobInfo",
     "begin_attempt",

@@ -6,7 +6,8 @@ the flow from them, and the atom states persisted there let another
 conductor resume it. The logbook's uuid is the job id users see: it lives in
 the database, so it outlives the jobboard entry.
 
-The logbook's metadata also keeps the job's attempts (see attempts.py) and,
+The logbook's metadata also keeps the job's attempts and runs (see
+attempts.py and runs.py) and,
 when zoneflow rather than the flow ended the job, that outcome (FAILURE
 after too many attempts, CANCELLED by an operator) with its reason.
 """
@@ -26,6 +27,7 @@ from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
 from zoneflow.jobs import outcomes, steps
+from zoneflow.jobs.runs import Run, RunEnd, runs_of
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
@@ -88,7 +90,13 @@ class JobInfo:
     created_at: datetime.datetime | None
     updated_at: datetime.datetime | None
     atoms: tuple[AtomInfo, ...] = ()
+    # Runs conductors started (a run suspended by a stopping conductor is not counted).
     attempts: int = 0
+    # ... of which failed (the flow raised), and lost with their conductor.
+    failed_attempts: int = 0
+    lost_attempts: int = 0
+    # Each run, oldest first: its conductor, how it ended, where or why.
+    runs: tuple[Run, ...] = ()
     # Why the job failed or ended as it did; while it runs, its last run's error.
     error: str | None = None
     # Whether the job ended without the zone getting what the job was for.
@@ -213,9 +221,21 @@ def info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
         updated_at=book.updated_at,
         atoms=atoms,
         attempts=int(meta.get("attempts", 0)),
+        failed_attempts=int(meta.get("failed_attempts", 0)),
+        lost_attempts=int(meta.get("lost_attempts", 0)),
+        runs=_runs(meta, state),
         error=error,
         failed=state in FAILED_STATES,
     )
+
+
+def _runs(meta: dict[str, Any], state: str) -> tuple[Run, ...]:
+    """The job's runs; the last one of a job that is over carried it to its end
+    (nothing is written when a run ends the job: it costs the job nothing)."""
+    runs = runs_of(meta)
+    if state in OVER and runs and runs[-1].ended == RunEnd.RUNNING:
+        runs[-1] = dataclasses.replace(runs[-1], ended=RunEnd.FINISHED)
+    return tuple(runs)
 
 
 def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, str | None]:

@@ -1,4 +1,4 @@
-"""A real BIND9 ``named`` on 127.0.0.1 with its own config, rndc key and ports.
+"""A real BIND9 ``named`` on 127.0.0.1 (or ``host``) with its own config, rndc key and ports.
 
 The server accepts ``rndc addzone`` (``allow-new-zones yes``), transfers and
 notifies from 127.0.0.1 only, and does no recursion: it is a target of a pool,
@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import secrets
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from zoneflow.local.nameserver import NameserverProcess
-from zoneflow.local.ports import free_port
+from zoneflow.local.ports import HOST, free_port
 from zoneflow.local.process import require_program
 
 RNDC_KEY_NAME = "rndc-key"
@@ -52,13 +53,13 @@ options {
 	allow-new-zones yes;
 	notify no;
 	allow-query { any; };
-	allow-notify { $host; };
-	allow-transfer { $host; };
+	allow-notify { $clients };
+	allow-transfer { $clients };
 	dnssec-validation no;
 $catalog_options};
 
 controls {
-	inet $host port $rndc_port allow { $host; } keys { "$key"; };
+	inet $host port $rndc_port allow { $clients } keys { "$key"; };
 };
 """
 
@@ -77,16 +78,24 @@ class Bind9Server(NameserverProcess):
         start_timeout: float = 15.0,
         tsig_keys: dict[str, str] | None = None,
         catalog: tuple[str, str, int] | None = None,
+        host: str = HOST,
+        allow_from: Sequence[str] = (),
     ) -> None:
         """``tsig_keys`` (name -> base64 secret, hmac-sha256) go into named.conf.
 
         ``catalog`` (zone name, primary host, port) makes this server a
         consumer of that catalog zone (RFC 9432): member zones come and go
         with the catalog, transferred from the same primary.
+
+        ``host`` is the address it listens on (DNS and rndc); ``allow_from``
+        more addresses or networks, besides ``host``, that may use rndc,
+        send NOTIFY and transfer zones (a client in another network
+        namespace, say).
         """
         self.named = require_program("named")
         self.rndc_program = require_program("rndc")
-        super().__init__(port=port, workdir=workdir, start_timeout=start_timeout)
+        super().__init__(port=port, workdir=workdir, start_timeout=start_timeout, host=host)
+        self.allow_from = tuple(allow_from)
         self.rndc_port = rndc_port if rndc_port is not None else free_port()
         self.conf_path = self.workdir / "named.conf"
         self.rndc_key_file = self.workdir / "rndc.key"
@@ -105,6 +114,7 @@ class Bind9Server(NameserverProcess):
             "workdir": self.workdir,
             "key_file": self.rndc_key_file,
             "catalog_options": "",
+            "clients": "".join(f"{client}; " for client in (self.host, *self.allow_from)),
         }
         if self.catalog is not None:
             name, host, port = self.catalog

@@ -32,9 +32,12 @@ class NameserverProcess(ServerProcess):
         port: int | None = None,
         workdir: Path | str | None = None,
         start_timeout: float = 15.0,
+        host: str = HOST,
     ) -> None:
         super().__init__(workdir=workdir, start_timeout=start_timeout)
-        self.host = HOST
+        # Another address than 127.0.0.1 for a client that cannot reach it (another
+        # network namespace); only BIND9's fixture offers it so far.
+        self.host = host
         self.port = port if port is not None else free_port()
 
     @abc.abstractmethod

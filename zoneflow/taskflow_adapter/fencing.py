@@ -3,26 +3,35 @@
 A conductor's claims live as long as its ZooKeeper session. A conductor that
 is paused (SIGSTOP, a long GC or VM pause) or cut off past the session
 timeout has lost them: another conductor resumes its jobs. When it runs
-again it must not go on, side by side with the new owner.
+again, or while it is cut off and running, it must not go on side by side
+with the new owner.
 
 Every run of a job's flow is given, in its store, the :class:`Claim` it
-runs under (``fence``: the session id it was claimed under and this
-process's :class:`Fence`). Each task with side effects calls its
-:meth:`Claim.check` before it acts, and reverts ask :meth:`Claim.lost`
-before undoing anything:
+runs under (``fence``: the session id it was claimed under, this process's
+:class:`Fence`, and the fence's generation then). Each task with side
+effects calls its :meth:`Claim.check` before it acts (a poll before each
+NOTIFY it sends again), and reverts ask :meth:`Claim.lost` before undoing
+anything:
 
 - a session ZooKeeper has expired (kazoo reports LOST) is fenced for good;
+- a connection to ZooKeeper that is lost (kazoo reports SUSPENDED: a
+  network cut, a ZooKeeper restart) holds every check until it comes back
+  with the same session (go on), or for the session timeout at most: the
+  server has expired a session it has not heard from for that long, unless
+  it restarted and restored it, so the claims held then are *cut*, fenced
+  for good, while the session may live on for the claims made after it
+  (hence the generation, moved on at each cut);
 - a process that was not running for a while (a heartbeat thread's gap) may
   have lost its session without knowing yet: the task first makes a
-  ZooKeeper round trip (same session, connected: go on; else fenced).
+  ZooKeeper round trip (same session, connected: go on; else cut).
 
 A fenced task raises :class:`JobFenced` and the flow stops at that task
 boundary; its reverts do nothing, since the job belongs to someone else now,
 and the persistence backend drops the fenced flow's writes (:func:`fenced`),
 so its logbook shows the new owner's run, not the end of the old one.
-What remains is the task that was already running when the pause began: it
-finishes once, next to the new owner's run of it, which is why every task
-is idempotent.
+What remains is the task that was already running when the pause or the
+cut began: it finishes once, next to the new owner's run of it, which is
+why every task is idempotent.
 """
 
 from __future__ import annotations
@@ -56,8 +65,18 @@ class Fence:
         self.session_timeout = session_timeout
         self.suspect_after = max(4 * TICK, session_timeout / 3)
         self._lock = threading.Lock()
+        # Told when the connection comes back, ends, or a session is cut.
+        self._changed = threading.Condition(self._lock)
         self._session = self._current_session()
         self._lost: set[int] = set()
+        # Session -> the generation its claims must have been made at, or later, to
+        # hold: those made before it was cut are fenced.
+        self._cut: dict[int, int] = {}
+        self._generation = 0
+        # When the connection to ZooKeeper was lost (monotonic), while it is; and
+        # whether its session has been cut since (once per loss).
+        self._suspended_since: float | None = None
+        self._suspension_cut = False
         self._suspect = False
         self._last_tick = time.monotonic()
         self._stopped = threading.Event()
@@ -69,18 +88,26 @@ class Fence:
         """The session id jobs claimed now are held under."""
         return self._current_session()
 
-    def lost(self, token: int | None) -> bool:
+    def generation(self) -> int:
+        """The generation jobs claimed now are held at (see _cut)."""
         with self._lock:
-            return token is not None and token in self._lost
+            return self._generation
 
-    def check(self, token: int | None) -> None:
-        """Raise JobFenced unless the session ``token`` still holds this process's claims."""
+    def lost(self, token: int | None, generation: int = 0) -> bool:
+        with self._lock:
+            return self._lost_locked(token, generation)
+
+    def check(self, token: int | None, generation: int = 0) -> None:
+        """Raise JobFenced unless the session ``token`` still holds this process's claims
+        made at ``generation``; while ZooKeeper cannot be reached, wait until it can or
+        the session timeout has passed."""
         if token is None:
             return
+        self._await_connection(token, generation)
         with self._lock:
             if time.monotonic() - self._last_tick > self.suspect_after:
                 self._suspect = True  # we were not running: the heartbeat has not seen it yet
-            suspect = self._suspect and token not in self._lost
+            suspect = self._suspect and not self._lost_locked(token, generation)
         if suspect:
             # Only a round trip tells which session we hold: after a pause
             # kazoo may not have heard yet that the old one expired.
@@ -92,8 +119,8 @@ class Fence:
                 if self._settled(token):
                     self._suspect = False
                 else:
-                    self._lost.add(token)
-        if self.lost(token):
+                    self._cut_locked(token)
+        if self.lost(token, generation):
             raise JobFenced(
                 f"ZooKeeper session {token:#x} is gone: another conductor owns this job now"
             )
@@ -101,8 +128,50 @@ class Fence:
     def stop(self) -> None:
         self._stopped.set()
         self.client.remove_listener(self._on_state)
+        with self._changed:
+            self._changed.notify_all()
 
     # -- what feeds it ---------------------------------------------------------------
+
+    def _lost_locked(self, token: int | None, generation: int) -> bool:
+        if token is None:
+            return False
+        return token in self._lost or generation < self._cut.get(token, 0)
+
+    def _await_connection(self, token: int, generation: int) -> None:
+        """Hold a check while the connection that holds ``token`` is lost: until it is
+        back, or the session timeout after it was lost (the session then cut)."""
+        with self._changed:
+            while (
+                self._suspended_since is not None
+                and self._session == token
+                and not self._lost_locked(token, generation)
+                and not self._stopped.is_set()
+            ):
+                left = self._suspended_since + self.session_timeout - time.monotonic()
+                if left <= 0:
+                    self._cut_suspended_locked()
+                    return
+                self._changed.wait(left)
+
+    def _cut_suspended_locked(self) -> None:
+        """The session timeout passed with no connection: cut the session, once."""
+        if self._suspension_cut or self._session is None:
+            return
+        self._suspension_cut = True
+        self._cut_locked(self._session)
+
+    def _cut_locked(self, token: int) -> None:
+        """Fence every claim held under ``token`` so far; later ones may hold."""
+        self._generation += 1
+        self._cut[token] = self._generation
+        LOG.warning(
+            "ZooKeeper session %#x may have expired (not reached for %.1fs, or after a pause): "
+            "its jobs belong to other conductors now; their flows stop at the next task",
+            token,
+            self.session_timeout,
+        )
+        self._changed.notify_all()
 
     def _current_session(self) -> int | None:
         client_id = getattr(self.client, "client_id", None)
@@ -123,8 +192,19 @@ class Fence:
                 self._lost.add(self._session)
                 # The id of the next session is known only once it connects.
                 self._session = None
+                self._suspended_since = None
+            elif state == KazooState.SUSPENDED:
+                self._suspended_since = time.monotonic()
+                self._suspension_cut = False
+                LOG.warning(
+                    "connection to ZooKeeper lost: this conductor's jobs change nothing "
+                    "until it is back, and stop if it is not within %.1fs",
+                    self.session_timeout,
+                )
             elif state == KazooState.CONNECTED:
                 self._session = self._current_session()
+                self._suspended_since = None
+            self._changed.notify_all()
 
     def _heartbeat(self) -> None:
         while not self._stopped.wait(TICK):
@@ -139,6 +219,11 @@ class Fence:
                     self._suspect = True
                 if self._session is None and self.client.connected:
                     self._session = self._current_session()
+                if self._suspended_since is not None and (
+                    now - self._suspended_since > self.session_timeout
+                ):
+                    # Fenced even where no task checks: the persistence drops their writes.
+                    self._cut_suspended_locked()
                 self._last_tick = now
 
 
@@ -150,21 +235,23 @@ class Claim:
 
     token: int | None = None
     fence: Fence | None = None
+    generation: int = 0
 
     def check(self) -> None:
         """Raise JobFenced if this process no longer owns the job."""
         if self.fence is not None:
-            self.fence.check(self.token)
+            self.fence.check(self.token, self.generation)
 
     def lost(self) -> bool:
         """Whether the job now belongs to another conductor."""
-        return self.fence is not None and self.fence.lost(self.token)
+        return self.fence is not None and self.fence.lost(self.token, self.generation)
 
 
 UNFENCED = Claim()
 
 _fence: Fence | None = None
-_bound: collections.OrderedDict[str, int] = collections.OrderedDict()
+# Logbook entry -> the session and generation its job was claimed under.
+_bound: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
 _bound_lock = threading.Lock()
 
 
@@ -190,16 +277,18 @@ def token() -> int | None:
 
 def claim() -> Claim:
     """The claim a job claimed now runs under, for its flow's store."""
-    return UNFENCED if _fence is None else Claim(_fence.token(), _fence)
+    if _fence is None:
+        return UNFENCED
+    return Claim(_fence.token(), _fence, _fence.generation())
 
 
-def bind(fence_token: int | None, uuids: Iterable[str]) -> None:
-    """Remember that these logbook entries belong to a job claimed under ``fence_token``."""
-    if fence_token is None:
+def bind(held: Claim, uuids: Iterable[str]) -> None:
+    """Remember that these logbook entries belong to a job claimed as ``held``."""
+    if held.token is None:
         return
     with _bound_lock:
         for uuid in uuids:
-            _bound[uuid] = fence_token
+            _bound[uuid] = (held.token, held.generation)
             _bound.move_to_end(uuid)
         while len(_bound) > BOUND_KEPT:
             _bound.popitem(last=False)
@@ -210,5 +299,5 @@ def fenced(uuid: str) -> bool:
     if _fence is None:
         return False
     with _bound_lock:
-        token = _bound.get(uuid)
-    return token is not None and _fence.lost(token)
+        held = _bound.get(uuid)
+    return held is not None and _fence.lost(*held)

@@ -35,6 +35,8 @@ def _job(request: Request, job: jobs.Job, *, atoms: bool = False) -> dict[str, A
         "state": info.state,
         "failed": info.failed,
         "attempts": info.attempts,
+        "failed_attempts": info.failed_attempts,
+        "lost_attempts": info.lost_attempts,
         "error": info.error,
         "created_at": views.timestamp(info.created_at),
         "updated_at": views.timestamp(info.updated_at),
@@ -48,6 +50,16 @@ def _job(request: Request, job: jobs.Job, *, atoms: bool = False) -> dict[str, A
         shown["atoms"] = [
             {"name": a.name, "state": a.state, "intention": a.intention, "error": a.error}
             for a in info.atoms
+        ]
+        shown["runs"] = [
+            {
+                "number": r.number,
+                "conductor": r.conductor,
+                "ended": r.ended,
+                "step": r.step,
+                "error": r.error,
+            }
+            for r in info.runs
         ]
     return shown
 
