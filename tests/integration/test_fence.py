@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from kazoo.protocol.states import KazooState
 
-from tests.support import eventually, holds
+from tests.support import eventually, holds, make_zone
+from zoneflow import exceptions, objects
+from zoneflow.flows import on_target
 from zoneflow.taskflow_adapter import fencing
 
 SESSION = 0x1234
@@ -115,3 +117,23 @@ def test_an_expired_session_fences_its_claims_at_once(client: Client) -> None:
     with pytest.raises(fencing.JobFenced):
         held.check()
     assert time.monotonic() - started < SESSION_TIMEOUT
+
+
+def test_a_target_call_lost_between_its_tries_is_not_tried_again(
+    client: Client, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override("flows", target_attempts=3, target_retry_delay=0.01)
+    calls: list[str] = []
+
+    def failing(zone: objects.Zone) -> None:
+        calls.append(zone.name)
+        client.report(KazooState.LOST)  # the session expires while the call fails
+        raise exceptions.BackendError("fake", "refused")
+
+    monkeypatch.setattr(on_target, "_backend_call", lambda *_: failing)
+    target = objects.PoolTarget(
+        id="t", pool_id="p", type="fake", description="fake", masters=(), options={}
+    )
+    with pytest.raises(fencing.JobFenced):
+        on_target.try_on_target(objects.Action.CREATE, target, make_zone(), fencing.claim())
+    assert calls == ["example.com."]  # one try, not three: the job is another's now

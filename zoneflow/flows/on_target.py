@@ -33,9 +33,15 @@ from zoneflow.taskflow_adapter import fencing
 LOG = logging.getLogger(__name__)
 
 
-def try_on_target(action: str, target: objects.PoolTarget, zone: objects.Zone) -> TargetOutcome:
+def try_on_target(
+    action: str,
+    target: objects.PoolTarget,
+    zone: objects.Zone,
+    fence: fencing.Claim = fencing.UNFENCED,
+) -> TargetOutcome:
     """``action`` of ``zone`` on ``target``, up to ``[flows] target_attempts`` times;
-    the outcome, never a raise."""
+    the outcome, never a raise but the fence's: a job lost while waiting to try
+    again is another conductor's, and this one must not touch the target."""
     call = _backend_call(target, action)
     delay = CONF.flows.target_retry_delay
     error = ""
@@ -57,6 +63,7 @@ def try_on_target(action: str, target: objects.PoolTarget, zone: objects.Zone) -
         if attempt < CONF.flows.target_attempts:
             time.sleep(delay)
             delay *= 2
+            fence.check()
     # Once per failed target, not per try: this is what an operator acts on.
     LOG.warning(
         "target %s failed %s of %s after %d tries: %s",
@@ -196,7 +203,7 @@ class ZoneActionOnTarget(Task):
             action = objects.Action.CREATE
         if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
             return through_catalog(stored_pools.get_pool(target.pool_id), target).to_result()
-        outcome = try_on_target(action, target, zone)
+        outcome = try_on_target(action, target, zone, fence)
         # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
         return outcome.replace(created=action == objects.Action.CREATE and outcome.ok).to_result()
 

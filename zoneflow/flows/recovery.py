@@ -82,7 +82,7 @@ class RecoverOnTarget(Task):
         if wanted == objects.Status.DELETED:
             if pool.provisioning == objects.CATALOG:
                 return through_catalog(pool, target)
-            return try_on_target(objects.Action.DELETE, target, zone)
+            return try_on_target(objects.Action.DELETE, target, zone, fence)
         if stored_zones.zone_is_deleted(zone_id):
             return TargetOutcome(ok=True, skipped=True)
 
@@ -103,7 +103,7 @@ class RecoverOnTarget(Task):
             has_zone = row is not None and row.serial > 0 and row.status != objects.Status.DELETED
         action = objects.Action.UPDATE if has_zone else objects.Action.CREATE
         LOG.info("%s: %s of %s to serial %s", target.label, action, zone.name, serial)
-        outcome = try_on_target(action, target, zone)
+        outcome = try_on_target(action, target, zone, fence)
         if outcome.ok and action == objects.Action.UPDATE and address:
             # A target that has the zone fetches the serial now, not at its refresh.
             notify(zone.name, *address, serial)
