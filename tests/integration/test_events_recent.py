@@ -49,7 +49,8 @@ def test_a_subscriber_from_before_what_is_kept_reads_the_table_and_loses_nothing
 ) -> None:
     start = stored.last_id()
     # Only the last 3 events are kept in memory.
-    monkeypatch.setattr(events.get_driver(), "recent", recent.Recent(size=3))
+    driver = events.get_driver()
+    monkeypatch.setattr(driver, "recent", recent.Recent(lambda: driver.generation, size=3))
     follower = events.subscribe(EVERYTHING)
     _publish(5)
     assert [e.key for e in follower.next(timeout=5)] == ["0", "1", "2", "3", "4"]

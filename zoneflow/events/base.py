@@ -26,7 +26,7 @@ class Driver(abc.ABC):
         self._changed = threading.Condition()
         self._generation = 0
         # The events committed lately, read once for all this process's subscribers.
-        self.recent = recent.Recent()
+        self.recent = recent.Recent(lambda: self.generation)
 
     @property
     def generation(self) -> int:

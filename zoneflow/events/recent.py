@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
+from collections.abc import Callable
 
 from zoneflow import objects
 from zoneflow.storage import events as stored
@@ -25,6 +27,8 @@ def matches(event: objects.Event, wanted: objects.EventFilter) -> bool:
 
 
 _EVERYTHING = objects.EventFilter()
+# Seconds a read of the table stands for all subscribers while no wake-up comes.
+STALE = 0.05
 
 
 class Recent:
@@ -37,7 +41,13 @@ class Recent:
     first one's query and then take their events from memory.
     """
 
-    def __init__(self, size: int = 10 * stored.PAGE) -> None:
+    def __init__(
+        self, generation: Callable[[], int] = lambda: 0, size: int = 10 * stored.PAGE
+    ) -> None:
+        # The driver's wake-up count: a read after the last wake-up finds nothing new
+        # that the driver could have told of.
+        self._generation = generation
+        self._read_at: tuple[int, float] | None = None
         self._lock = threading.Lock()
         self._events: collections.deque[objects.Event] = collections.deque(maxlen=size)
         self._floor: int | None = None
@@ -63,6 +73,15 @@ class Recent:
             return found, max(last_id, self._read_upto)
 
     def _refresh(self) -> None:
+        # Subscribers woken together: the first reads, the others take its read. What
+        # no wake-up tells of (another process's commit on SQLite) is read once
+        # STALE seconds have passed, for all of them.
+        generation, now = self._generation(), time.monotonic()
+        if self._read_at is not None:
+            read_generation, read_time = self._read_at
+            if generation == read_generation and now - read_time < STALE:
+                return
+        self._read_at = (generation, now)
         newest = stored.last_id()
         if self._floor is None:
             self._floor = self._read_upto = newest
