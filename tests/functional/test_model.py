@@ -109,6 +109,7 @@ def following(tmp_path: pathlib.Path) -> Iterator[model.Follower]:
     process's running model (the in-process driver: mdns's writes here wake it)."""
     with support.database(f"sqlite:///{tmp_path}/zoneflow.sqlite", pools_yaml=BIND_POOL):
         running = model.start()
+        assert running.ready.wait(30), "the model was not built"
         yield running
         model.stop()
         events.reset()

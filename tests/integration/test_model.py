@@ -44,6 +44,7 @@ def pool() -> objects.Pool:
 def follower(pool: objects.Pool) -> Iterator[model.Follower]:
     """This process's running model, as the API server keeps one."""
     running = model.start()
+    assert running.ready.wait(30), "the model was not built"
     yield running
     model.stop()
 
@@ -91,16 +92,18 @@ def test_a_row_written_by_the_audit_reaches_the_running_model_at_once(
         ),
         what="both targets served in the model, from the job's rows",
     )
-    before = follower.applied_id
     # What the audit writes when it finds the zone gone from a target.
     stored_status.set_target_statuses(zone.id, [(second.id, 0, "MISSING", "not served")])
+
     # Applied by the follower's thread, woken by the commit, without a read asking.
+    def served() -> dict[str, model.Serving]:
+        return {s.target_id: s for s in follower.picture.serving(zone.id, pool)}
+
     support.eventually(
-        lambda: follower.applied_id > before, what="the follower to apply the row's event"
+        lambda: served()[second.id].propagation == model.Propagation.MISSING,
+        what="the follower to apply the row's event",
     )
-    served = {s.target_id: s for s in follower.picture.serving(zone.id, pool)}
-    assert served[second.id].propagation == model.Propagation.MISSING
-    assert served[first.id].propagation == model.Propagation.SERVED
+    assert served()[first.id].propagation == model.Propagation.SERVED
     shown = {t.target_id: t for t in central_status.zone_serving(zone.id).targets}
     assert (shown[second.id].current, shown[second.id].status) == (False, "MISSING")
     assert shown[first.id].current

@@ -41,20 +41,38 @@ SETTLE_WAIT = 2.0
 
 
 class Follower:
+    """Builds the picture in its thread, then follows the stream. Until it is built
+    (the database away when the process started), :func:`running` says there is
+    no model, and readers read storage."""
+
     def __init__(self) -> None:
-        # Where the stream stands first: what commits while storage is read is applied after.
-        start = stored_events.last_id()
-        self.picture = Picture.load()
-        self._subscription = events.subscribe(FEED, after=start)
+        self.picture = Picture()
+        self.ready = threading.Event()
+        self._subscription: events.Subscription | None = None
         self._driver = events.get_driver()
         self._applied = threading.Condition()
-        self._applied_id = start
+        self._applied_id = 0
         self._reading = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-follow", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def _build(self) -> None:
+        started = time.monotonic()
+        # Where the stream stands first: what commits while storage is read is applied after.
+        start = stored_events.last_id()
+        self.picture = Picture.load()
+        self._subscription = events.subscribe(FEED, after=start)
+        with self._applied:
+            self._applied_id = start
+        self.ready.set()
+        LOG.info(
+            "propagation model built from storage in %.2f s: %d zones",
+            time.monotonic() - started,
+            len(self.picture.zones()),
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -86,6 +104,7 @@ class Follower:
         """Apply every event committed so far; how many were."""
         applied = 0
         with self._reading:
+            assert self._subscription is not None, "the model is not built yet"
             while True:
                 found = self._subscription.next(timeout=0)
                 for event in found:
@@ -101,10 +120,14 @@ class Follower:
         seen = self._driver.generation
         while not self._stopping.is_set():
             try:
+                if not self.ready.is_set():
+                    self._build()
                 self.catch_up()
             except exceptions.ServiceUnavailable as exc:
-                LOG.warning("propagation model: events not read: %s", exc)
+                LOG.warning("propagation model: storage not read: %s", exc)
                 self._stopping.wait(CONF.events.poll_interval)
+            except Exception:  # an event it cannot apply must not end the model
+                LOG.exception("propagation model: an event was not applied")
             # Woken by a commit (this process's, or a NOTIFY); the poll interval
             # bounds the wait for what the driver cannot see.
             seen = self._driver.wait(seen, CONF.events.poll_interval)
@@ -115,25 +138,21 @@ _running: Follower | None = None
 
 
 def start() -> Follower:
-    """Build this process's model and follow the stream (a long-running process)."""
+    """Build this process's model and follow the stream (a long-running process), in a
+    thread: wait for ``ready`` to know it is built."""
     global _running
     with _lock:
         if _running is None:
-            started = time.monotonic()
             _running = Follower()
             _running.start()
-            LOG.info(
-                "propagation model built from storage in %.2f s: %d zones",
-                time.monotonic() - started,
-                len(_running.picture.zones()),
-            )
         return _running
 
 
 def running() -> Follower | None:
-    """This process's model, if it keeps one."""
+    """This process's model, if it keeps one and has built it."""
     with _lock:
-        return _running
+        follower = _running
+    return follower if follower is not None and follower.ready.is_set() else None
 
 
 def stop() -> None:
