@@ -23,6 +23,7 @@ from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import status as central_status
 from zoneflow.central import zones as central_zones
 from zoneflow.mdns import responder as mdns_responder
+from zoneflow.storage import events as stored_events
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import status as stored_status
 
@@ -254,3 +255,18 @@ def test_pool_status_route_is_for_admins_and_reads_the_model(
         second.id: (False, "recorded"),
     }
     assert stored_pools.get_pool(pool.id).id == pool.id
+
+
+def test_the_inspectors_target_event_gives_a_targets_state(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    # The hook the inspector's events fill: topic target, key the target, action its state.
+    first, second = pool.targets
+    stored_events.append(
+        [stored_events.NewEvent("target", "pool_targets", second.id, "DOWN", {})],
+        publisher="inspector",
+    )
+    states = {s.target_id: s.state for s in follower.settled().summary(pool)}
+    assert states == {first.id: None, second.id: "DOWN"}
+    (summary,) = [s for s in follower.picture.summary(pool) if s.target_id == second.id]
+    assert summary.last_seen is not None

@@ -306,17 +306,28 @@ class Picture:
         hosts = _unique_hosts(pool)
         counts = {t.id: dict.fromkeys(Propagation, 0) for t in pool.targets}
         last: dict[str, datetime.datetime | None] = dict.fromkeys(counts)
+        no_rows: dict[str, objects.TargetStatus] = {}
         with self._lock:
             for zone_id in self._by_pool.get(pool.id, ()):
                 wanted = self._zones[zone_id].serial
-                rows = self._rows.get(zone_id, {})
-                seen = self._seen.get(zone_id, {})
+                rows = self._rows.get(zone_id, no_rows)
+                seen = self._seen.get(zone_id)
                 for target in pool.targets:
-                    served = judge(
-                        target.id, zone_id, wanted, rows.get(target.id), _news(seen, hosts, target)
-                    )
-                    counts[target.id][served.propagation] += 1
-                    last[target.id] = _latest(last[target.id], served.last_seen)
+                    row = rows.get(target.id)
+                    if seen is None:
+                        # Most zones: a row alone, judged without building a Serving
+                        # (a pool of 100,000 zones is read under the lock).
+                        known = row is not None
+                        status, serial = (row.status, row.serial) if row else ("", None)
+                        counts[target.id][_propagation(status, serial, wanted, known)] += 1
+                        at = row.updated_at if row is not None else None
+                    else:
+                        served = judge(target.id, zone_id, wanted, row, _news(seen, hosts, target))
+                        counts[target.id][served.propagation] += 1
+                        at = served.last_seen
+                    before = last[target.id]
+                    if at is not None and (before is None or at > before):
+                        last[target.id] = at
             states = dict(self._targets)
         summaries = []
         for target in pool.targets:

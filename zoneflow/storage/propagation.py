@@ -52,7 +52,12 @@ def _of_zones(query: Any, *, pool_id: str | None, zone_ids: Sequence[str] | None
 
 def read(*, pool_id: str | None = None, zone_ids: Sequence[str] | None = None) -> Picture:
     """The live zones (of one pool, or these ones; else all), their per-target rows and
-    the transfers mdns served of them, as one snapshot."""
+    the transfers mdns served of them, as one snapshot.
+
+    Targets' health is not read here yet: the model takes it from the inspector's
+    ``target`` events only. Where the inspector stores it (a column of pool_targets,
+    say), this snapshot is the place to read it too, so that a model built after a
+    restart knows the states published before it."""
     status, transfer = models.ZoneTargetStatus, models.ZoneTransfer
     zones = sa.select(
         models.Zone.id.label("zone_id"),
