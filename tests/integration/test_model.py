@@ -18,7 +18,7 @@ from tests import support
 from tests.integration.conftest import fake_pool_yaml, wait_settled
 from zoneflow import cli, model, objects
 from zoneflow.api import app
-from zoneflow.central import pools
+from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import status as central_status
 from zoneflow.central import zones as central_zones
@@ -270,3 +270,20 @@ def test_the_inspectors_target_event_gives_a_targets_state(
     assert states == {first.id: None, second.id: "DOWN"}
     (summary,) = [s for s in follower.picture.summary(pool) if s.target_id == second.id]
     assert summary.last_seen is not None
+
+
+IMPORTED = """\
+$ORIGIN imported.example.
+@ 3600 IN SOA ns1.example.org. hostmaster.imported.example. 1 3600 600 86400 300
+www 300 IN A 192.0.2.7
+"""
+
+
+def test_an_imported_zone_is_in_the_model_before_its_job_runs(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    # No conductor: the import's zone is PENDING, known only by its create event.
+    task = imports_exports.import_zone(IMPORTED, project_id="alice")
+    assert task.status == objects.Status.COMPLETE, task.message
+    assert task.zone_id in follower.settled().zones()
+    assert [s.missing for s in follower.picture.summary(pool)] == [1, 1]
