@@ -67,13 +67,16 @@ def zone_serving(ref: str, *, project_id: str | None = None) -> ZoneServing:
     zone = stored_reads.get_zone(ref, project_id=project_id)
     pool = stored_pools.get_pool(zone.pool_id)
     picture = _picture(zone_id=zone.id)
-    stored = tuple(picture.rows(zone.id))
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
+    # A target gone from the pool's rows took its rows with it (storage removes them
+    # with the target, publishing nothing): a running model may still hold them.
+    stored = tuple(row for row in picture.rows(zone.id) if row.target_id in labels)
     kinds = {t.id: t.type for t in pool.targets}
     targets = tuple(
-        _serving(served, labels.get(served.target_id, served.target_id), kinds)
+        _serving(served, labels[served.target_id], kinds)
         for served in picture.serving(zone.id, pool, wanted=zone.serial)
+        if served.target_id in labels
     )
     return ZoneServing(zone, targets, stored, labels)
 
