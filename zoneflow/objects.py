@@ -402,6 +402,9 @@ class EventTopic(enum.StrEnum):
     TASK = "task"
     TARGET = "target"
     ALARM = "alarm"
+    # What a target serves of a zone: a per-target row written, mdns seeing a
+    # target transfer a serial or ask for its SOA (the propagation model's feed).
+    PROPAGATION = "propagation"
 
 
 @dataclasses.dataclass(frozen=True)

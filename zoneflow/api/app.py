@@ -14,6 +14,7 @@ from zoneflow.api.v2 import (
     events,
     imports_exports,
     jobs,
+    pool_status,
     pools,
     quotas,
     recordsets,
@@ -40,6 +41,7 @@ def create_app() -> FastAPI:
     app.include_router(all_recordsets.router)
     app.include_router(imports_exports.router)
     app.include_router(pools.router)
+    app.include_router(pool_status.router)
     app.include_router(service_statuses.router)
     app.include_router(tsigkeys.router)
     app.include_router(quotas.router)

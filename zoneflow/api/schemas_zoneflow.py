@@ -1,6 +1,6 @@
 """What zoneflow's own endpoints answer (Designate has no such resources).
 
-``/v2/zones/{id}/status``, ``/v2/jobs``, ``/v2/jobs/{id}``: the models
+``/v2/zones/{id}/status``, ``/v2/pools/{id}/status``, ``/v2/jobs``, ``/v2/jobs/{id}``: the models
 describe what the routes in :mod:`zoneflow.api.v2.jobs` and
 :mod:`zoneflow.api.v2.zone_status` return, so
 ``/openapi.json`` matches what is served. Times are in Designate's format.
@@ -25,6 +25,14 @@ class TargetServing(BaseModel):
     updated_at: str | None = Field(description="when this target's state was last recorded")
     current: bool = Field(description="the target serves the zone's current serial (or later)")
     in_pool: bool = Field(description="false: the target has left the zone's pool")
+    last_seen: str | None = Field(
+        default=None, description="when zoneflow last had news of this target with the zone"
+    )
+    seen_by: str | None = Field(
+        default=None,
+        description="what that news was: recorded (a job, the audit, the inspector), or what "
+        "mdns saw the target do: AXFR, IXFR, IXFR-AXFR (a transfer), IXFR-QUERY, SOA",
+    )
 
 
 class ZoneStatusLinks(BaseModel):
@@ -41,6 +49,34 @@ class ZoneStatus(BaseModel):
     error: str | None = Field(description="why the zone is in ERROR")
     targets: list[TargetServing]
     links: ZoneStatusLinks
+
+
+# --- a pool's targets -------------------------------------------------------------
+
+
+class TargetSummary(BaseModel):
+    target_id: str
+    target: str = Field(description="the target's description, else type@host:port")
+    type: str
+    served: int = Field(description="zones it serves at their current serial (or later)")
+    behind: int = Field(description="zones it serves at an older serial, or not yet verified")
+    missing: int = Field(description="zones it does not serve at all")
+    error: int = Field(description="zones whose last action on it failed")
+    state: str | None = Field(description="the target's health (UP, DOWN, ...); null: unknown")
+    last_seen: str | None = Field(description="when zoneflow last had news of this target")
+
+
+class PoolStatusLinks(BaseModel):
+    self: str
+    pool: str
+
+
+class PoolStatus(BaseModel):
+    pool_id: str
+    pool_name: str
+    zones: int = Field(description="the pool's live zones")
+    targets: list[TargetSummary]
+    links: PoolStatusLinks
 
 
 # --- jobs ------------------------------------------------------------------------

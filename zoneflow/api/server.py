@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from zoneflow import exceptions, heartbeat
+from zoneflow import exceptions, heartbeat, model
 from zoneflow.api import app, options
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class ApiServer:
 
     def start(self) -> None:
         """Serve in a thread; return once requests are answered."""
+        # The propagation model the status routes read, built before the first request.
+        model.start()
         self._thread = threading.Thread(target=self.run, name="api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -79,6 +81,7 @@ class ApiServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+            model.stop()
         self._socket.close()
 
 
@@ -88,10 +91,12 @@ def run_forever() -> None:
     relay = _start_relay()
     beat = heartbeat.for_api(server)
     beat.start()
+    model.start()
     LOG.info("API v2 listening on %s", server.url)
     try:
         server.run()
     finally:
+        model.stop()
         beat.stop()
         if relay is not None:
             relay.stop()

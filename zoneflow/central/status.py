@@ -1,9 +1,13 @@
-"""What each target of a zone's pool serves: the serial, its state, the last error.
+"""What each target of a zone's pool serves, and each target of a pool over all its
+zones: read from the propagation model (zoneflow.model).
 
-The rows are what the zone's jobs last verified (a target's serial is the
-SOA serial its nameserver was seen serving, or that the backend confirmed);
-a target no job has reached yet has no row and is shown PENDING; one that
-never served the zone has serial None.
+The model holds what the zones' jobs, the audit and the inspector last
+recorded per target (the serial its nameserver was seen serving, its state,
+the last error), and what mdns saw since (a target fetching a serial, asking
+for a zone's SOA). A long-running process (the API server, all-in-one) keeps
+one fed by the event stream; a one-shot one (the CLI) builds the part it
+reads from storage. A target no job has reached yet has no row and is shown
+PENDING; one that never served the zone has serial None.
 
 Built once here for both readers: the API shows every target of the pool
 (:attr:`ZoneServing.targets`), the CLI lists the rows as stored with each
@@ -16,10 +20,17 @@ import dataclasses
 import datetime
 from collections.abc import Mapping
 
-from zoneflow import objects
+from zoneflow import model, objects
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
-from zoneflow.storage import status as stored_status
+
+
+def _picture(*, pool_id: str | None = None, zone_id: str | None = None) -> model.Picture:
+    """The running model, once up to date; else what storage holds of the pool or zone."""
+    live = model.running()
+    if live is not None:
+        return live.settled()
+    return model.Picture.load(pool_id=pool_id, zone_ids=None if zone_id is None else [zone_id])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +46,10 @@ class TargetServing:
     current: bool
     # The target is no longer in the zone's pool (its row outlived it).
     in_pool: bool = True
+    # When zoneflow last had news of the target with this zone, and from what
+    # ("recorded": a row; AXFR, IXFR, IXFR-QUERY, SOA: what mdns saw).
+    last_seen: datetime.datetime | None = None
+    seen_by: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,40 +66,52 @@ def zone_serving(ref: str, *, project_id: str | None = None) -> ZoneServing:
     """Each target of the zone's pool, and what it was last seen serving."""
     zone = stored_reads.get_zone(ref, project_id=project_id)
     pool = stored_pools.get_pool(zone.pool_id)
-    stored = tuple(stored_status.list_target_status(zone.id))
-    rows = {row.target_id: row for row in stored}
+    picture = _picture(zone_id=zone.id)
     labels = {t.id: t.label for t in pool.targets}
     labels.update({t.id: f"{t.label} (retired)" for t in pool.retired_targets})
-    targets = []
-    for target in pool.targets:
-        row = rows.pop(target.id, None)
-        targets.append(_serving(zone, target.id, target.label, target.type, row))
-    for target_id, row in rows.items():
-        targets.append(_serving(zone, target_id, target_id, "", row, in_pool=False))
-    return ZoneServing(zone, tuple(targets), stored, labels)
+    # A target gone from the pool's rows took its rows with it (storage removes them
+    # with the target, publishing nothing): a running model may still hold them.
+    stored = tuple(row for row in picture.rows(zone.id) if row.target_id in labels)
+    kinds = {t.id: t.type for t in pool.targets}
+    targets = tuple(
+        _serving(served, labels[served.target_id], kinds)
+        for served in picture.serving(zone.id, pool, wanted=zone.serial)
+        if served.target_id in labels
+    )
+    return ZoneServing(zone, targets, stored, labels)
 
 
-def _serving(
-    zone: objects.Zone,
-    target_id: str,
-    label: str,
-    kind: str,
-    row: objects.TargetStatus | None,
-    *,
-    in_pool: bool = True,
-) -> TargetServing:
-    if row is None:
-        return TargetServing(
-            target_id, label, kind, None, objects.Status.PENDING, None, None, False, in_pool
-        )
+def _serving(served: model.Serving, label: str, kinds: Mapping[str, str]) -> TargetServing:
     return TargetServing(
-        target_id,
+        served.target_id,
         label,
-        kind,
-        row.serial or None,  # 0: the target never served the zone
-        row.status,
-        row.error,
-        row.updated_at,
-        row.serial >= zone.serial,
-        in_pool,
+        kinds.get(served.target_id, ""),
+        served.serial,
+        served.status,
+        served.error,
+        served.updated_at,
+        served.propagation == model.Propagation.SERVED,
+        served.target_id in kinds,
+        served.last_seen,
+        served.seen_by,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolServing:
+    """Each target of a pool over the pool's live zones."""
+
+    pool: objects.Pool
+    zones: int
+    targets: tuple[tuple[objects.PoolTarget, model.TargetSummary], ...]
+
+
+def pool_serving(ref: str) -> PoolServing:
+    """How many of the pool's zones each target serves at the serial wanted, how many
+    it has behind, missing or in error, its state and when it was last seen."""
+    pool = stored_pools.get_pool(ref)
+    picture = _picture(pool_id=pool.id)
+    summaries = picture.summary(pool)
+    return PoolServing(
+        pool, picture.zone_count(pool.id), tuple(zip(pool.targets, summaries, strict=True))
     )

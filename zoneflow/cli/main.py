@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(pool, "list", "pool:list_", "list pools")
     p = command(pool, "show", "pool:show", "show a pool's targets and nameservers")
     p.add_argument("name", nargs="?", default="default")
+    p = command(
+        pool,
+        "status",
+        "pool:status",
+        "per target: zones served at their serial, behind, missing, in error; state, last seen",
+    )
+    p.add_argument("name", nargs="?", default="default")
 
     zone = groups.add_parser("zone", help="zones").add_subparsers(dest="cmd", required=True)
     p = command(zone, "create", "zone:create", "create a zone")

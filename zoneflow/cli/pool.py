@@ -1,4 +1,5 @@
-"""``zoneflow pool``: load pools from pools.yaml, list and show them."""
+"""``zoneflow pool``: load pools from pools.yaml, list and show them, and what each
+target serves of the pool's zones."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from zoneflow import objects
 from zoneflow.central import pools
+from zoneflow.central import status as serving
 from zoneflow.cli import output
 
 
@@ -116,4 +118,36 @@ def show(args: argparse.Namespace) -> int:
                 ["target", "type", "description", "retired", "zones left", "last error"],
             )
         )
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    found = serving.pool_serving(args.name)
+    pool = found.pool
+    rows = [
+        {
+            "target_id": target.id,
+            "target": target.label,
+            "type": target.type,
+            "served": summary.served,
+            "behind": summary.behind,
+            "missing": summary.missing,
+            "error": summary.error,
+            "state": summary.state,
+            "last_seen": output.plain(summary.last_seen),
+        }
+        for target, summary in found.targets
+    ]
+    if args.json:
+        shown = {"pool_id": pool.id, "pool": pool.name, "zones": found.zones, "targets": rows}
+        print(json.dumps(shown, indent=2, sort_keys=True))
+        return 0
+    print(f"pool {pool.name} ({pool.id}): {_zones(found.zones)}")
+    columns = ["target", "served", "behind", "missing", "error", "state", "last_seen"]
+    print(
+        output.table(
+            [[row[c] if row[c] is not None else "-" for c in columns] for row in rows],
+            ["target", "served", "behind", "missing", "error", "state", "last seen"],
+        )
+    )
     return 0

@@ -67,6 +67,7 @@ def status(args: argparse.Namespace) -> int:
         output.list_(args, found.rows, [])
         return 0
     zone = found.zone
+    seen = {t.target_id: t for t in found.targets}
     print(
         f"{zone.name} serial {zone.serial}: {zone.status}/{zone.action}"
         + (f" ({zone.error})" if zone.error else "")
@@ -80,10 +81,18 @@ def status(args: argparse.Namespace) -> int:
                     r.status,
                     r.error or "",
                     output.plain(r.updated_at),
+                    _last_seen(seen.get(r.target_id)),
                 ]
                 for r in found.rows
             ],
-            ["target", "serial", "status", "last error", "updated"],
+            ["target", "serial", "status", "last error", "updated", "last seen"],
         )
     )
     return 0
+
+
+def _last_seen(target: serving.TargetServing | None) -> str:
+    """When zoneflow last had news of the target with the zone, and from what."""
+    if target is None or target.last_seen is None:
+        return ""
+    return f"{output.plain(target.last_seen)} ({target.seen_by})"

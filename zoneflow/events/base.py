@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 import threading
 
+from zoneflow.events import recent
+
 
 class Driver(abc.ABC):
     """Wakes the subscribers of this process when events may have been committed.
@@ -23,6 +25,8 @@ class Driver(abc.ABC):
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._generation = 0
+        # The events committed lately, read once for all this process's subscribers.
+        self.recent = recent.Recent(lambda: self.generation)
 
     @property
     def generation(self) -> int:

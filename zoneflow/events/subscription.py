@@ -1,4 +1,9 @@
-"""A subscriber's place in the event stream: the events after the last it saw."""
+"""A subscriber's place in the event stream: the events after the last it saw.
+
+The events committed lately are read once for all of a process's subscribers
+(:class:`zoneflow.events.recent.Recent`, one per driver); a subscriber resuming
+from further back than those reads the table itself.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ class Subscription:
     ) -> None:
         self._driver = driver
         self._wanted = wanted
-        self.last_id = stored.last_id() if after is None else after
+        self.last_id = driver.recent.newest() if after is None else after
 
     def next(self, timeout: float) -> list[objects.Event]:
         """The next events, oldest first; waits up to ``timeout`` seconds for some."""
@@ -40,6 +45,10 @@ class Subscription:
             seen = self._driver.wait(seen, min(remaining, CONF.events.poll_interval))
 
     def _read(self) -> list[objects.Event]:
+        shared = self._driver.recent.after(self.last_id, self._wanted)
+        if shared is not None:
+            found, self.last_id = shared
+            return found
         # Ids are in commit order: every event up to the newest id is committed and
         # in the table, so once those that match are read the rest can be skipped.
         newest = stored.last_id()

@@ -36,7 +36,7 @@ from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import access, caches, notify, options, replies, zone_transfer
 from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
-from zoneflow.mdns.transfers import TransferLog
+from zoneflow.mdns.transfers import TransferLog, from_target
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import zones as stored_zones
 
@@ -135,7 +135,7 @@ class Responder:
             return [replies.to_wire(response, query, tcp)]
         if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             return self.zone_transfers.answer(query, tcp=tcp, peer=peer, address=address)
-        return [replies.to_wire(self._query(query), query, tcp)]
+        return [replies.to_wire(self._query(query, address), query, tcp)]
 
     def _tsig_failure(
         self, wire: bytes, error: dns.rcode.Rcode, *, tcp: bool, peer: str
@@ -207,7 +207,7 @@ class Responder:
         catalog = stored_catalogs.get_catalog(pool.id)
         return None if catalog is None else catalog_snapshot(catalog, pool)
 
-    def _query(self, query: dns.message.Message) -> dns.message.Message:
+    def _query(self, query: dns.message.Message, address: str | None) -> dns.message.Message:
         question = query.question[0]
         if question.rdclass != dns.rdataclass.IN:
             return replies.error(query, dns.rcode.REFUSED)
@@ -222,6 +222,10 @@ class Responder:
             # the recordsets.
             response.flags |= dns.flags.AA
             response.answer.append(self.soas.get(zone, pool))
+            if catalog is None and from_target(pool, address):
+                # A target checking whether it is behind: it is alive and has the zone.
+                assert address is not None
+                self.transfer_log.note_query(zone.id, address, "SOA", 0)
             return response
         snapshot = catalog if catalog is not None else self.snapshots.get(zone, pool)
         found = snapshot.lookup(question.name, question.rdtype)

@@ -125,6 +125,9 @@ class Transfers:
         if client_serial is None:
             # RFC 1995 section 3: an IXFR query carries the client's SOA.
             return [replies.to_wire(replies.error(query, dns.rcode.FORMERR), query, tcp)]
+        if catalog is None and address is not None and transfers.from_target(pool, address):
+            # The client's SOA is the serial it serves: the propagation model's news.
+            self.log.note_query(zone.id, address, "IXFR-QUERY", client_serial)
         if not tcp or _serial_gte(client_serial, zone.serial):
             # Current, or asked over UDP: the single SOA (RFC 1995 section 2)
             # tells the client to come back over TCP when it is behind.

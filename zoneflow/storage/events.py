@@ -93,6 +93,45 @@ def zone_settled(session: Session, zone_id: str, *, written: bool) -> bool:
     return written
 
 
+def target_status(row: objects.TargetStatus, project_id: str | None) -> NewEvent:
+    """The event of one per-target row as stored: what a target serves of a zone
+    (topic ``propagation``, key ``ZONE_ID/TARGET_ID``, action the row's status)."""
+    return NewEvent(
+        objects.EventTopic.PROPAGATION,
+        TARGET_STATUS_TABLE,
+        f"{row.zone_id}/{row.target_id}",
+        row.status,
+        jsonable(row),
+        project_id,
+        row.zone_id,
+    )
+
+
+def transfer_seen(
+    zone_id: str, seen: objects.ZoneTransfer, project_id: str | None, *, asked: bool = False
+) -> NewEvent:
+    """The event of what mdns saw a client do with a zone (topic ``propagation``, key
+    ``ZONE_ID/ADDRESS``): transfer a serial (action AXFR, IXFR, IXFR-AXFR), or, with
+    ``asked``, ask for its SOA or announce the serial it serves in an IXFR query
+    (action SOA, IXFR-QUERY)."""
+    return NewEvent(
+        objects.EventTopic.PROPAGATION,
+        TRANSFER_QUERIES_TABLE if asked else TRANSFERS_TABLE,
+        f"{zone_id}/{seen.source}",
+        seen.kind,
+        jsonable(seen),
+        project_id,
+        zone_id,
+    )
+
+
+# The tables propagation events name: per-target rows, and mdns's transfers and
+# the queries it saw (those last ones are published, not stored).
+TARGET_STATUS_TABLE = "zone_target_status"
+TRANSFERS_TABLE = "zone_transfers"
+TRANSFER_QUERIES_TABLE = "zone_transfer_queries"
+
+
 def _of_value(session: Session, topic: objects.EventTopic, value: Any) -> NewEvent:
     if isinstance(value, objects.Zone):
         return NewEvent(

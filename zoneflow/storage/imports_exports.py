@@ -16,7 +16,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import catalogs, conversions, db, models, outbox, queries
+from zoneflow.storage import catalogs, conversions, db, events, models, outbox, queries
 
 _NOT_FOUND = {
     objects.ZoneTaskType.EXPORT: exceptions.ZoneExportNotFound,
@@ -210,4 +210,6 @@ def import_zone(
     )
     unit.add(task)
     unit.flush()
+    # The new zone is published as one made on its own is (its CREATE event, last).
+    events.record(unit, objects.EventTopic.ZONE, conversions.zone(zone))
     return _task(task)

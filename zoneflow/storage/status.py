@@ -4,6 +4,7 @@ what each target serves of it, the soft delete of a zone its delete job removed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Collection, Sequence
 from typing import Any, cast
@@ -202,8 +203,17 @@ def write_target_statuses(session: Session, zone_id: str, updates: Sequence[Targ
         if target_id in in_service
     ]
     if rows:
-        # One statement for all the job's targets, the served serial kept if higher.
-        conn.execute(_upsert_target_status(conn.dialect.name), rows)
+        # One statement for all the job's targets, the served serial kept if higher;
+        # each row as stored is published, for the propagation model (zoneflow.model).
+        stored = conn.execute(_upsert_target_status(conn.dialect.name), rows).all()
+        project_id = conn.execute(_ZONE_PROJECT, {"zone_id": zone_id}).scalar()
+        events.write(
+            session,
+            [events.target_status(objects.TargetStatus(**r._mapping), project_id) for r in stored],
+        )
+
+
+_ZONE_PROJECT = sa.select(models.Zone.project_id).where(models.Zone.id == sa.bindparam("zone_id"))
 
 
 _IN_SERVICE = sa.select(models.PoolTarget.id).where(
@@ -214,9 +224,10 @@ _IN_SERVICE = sa.select(models.PoolTarget.id).where(
 
 @functools.cache
 def _upsert_target_status(dialect: str) -> Any:
-    """The upsert of per-target rows. Its RETURNING is not read: with it,
-    SQLAlchemy sends many rows as one statement, where without it psycopg2
-    runs the statement once per row (SQLAlchemy's "insertmanyvalues")."""
+    """The upsert of per-target rows, returning them as stored (published as
+    events). With a RETURNING, SQLAlchemy sends many rows as one statement,
+    where without it psycopg2 runs the statement once per row (SQLAlchemy's
+    "insertmanyvalues")."""
     table = cast(sa.Table, models.ZoneTargetStatus.__table__)
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return insert.on_conflict_do_update(
@@ -230,7 +241,7 @@ def _upsert_target_status(dialect: str) -> Any:
             "error": insert.excluded.error,
             "updated_at": insert.excluded.updated_at,
         },
-    ).returning(table.c.target_id)
+    ).returning(*(table.c[f.name] for f in dataclasses.fields(objects.TargetStatus)))
 
 
 def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | None:

@@ -14,7 +14,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import conversions, db, models, options
+from zoneflow.storage import conversions, db, events, models, options
 
 CONF = options.CONF
 
@@ -65,14 +65,23 @@ def zone_for_transfer(
             yield objects.Zone(*row), cast(Iterator[tuple[str, str, int | None, str]], records)
 
 
-def record_transfers(transfers: Sequence[tuple[str, objects.ZoneTransfer]]) -> None:
+def record_transfers(
+    transfers: Sequence[tuple[str, objects.ZoneTransfer]],
+    asked: Sequence[tuple[str, objects.ZoneTransfer]] = (),
+) -> None:
     """Add (zone id, transfers) that mdns served since its last write, in one transaction.
 
     Each one's ``count`` is of the transfers since then: added to the row's
     when it is of the same serial, else it starts the row's count again.
     Zones deleted meanwhile are left out.
+
+    Each transfer, and each of the queries mdns saw (``asked``: a target asking
+    for a zone's SOA, or for an IXFR from the serial it serves), is published in
+    the same transaction (topic ``propagation``): the propagation model's view
+    of what targets fetched. The queries are not stored.
     """
     with db.writer() as session:
+        _publish_seen(session, transfers, asked)
         # The rows already there, in one read: a write holds many zones' transfers.
         rows = {
             (row.zone_id, row.source): row
@@ -103,6 +112,30 @@ def record_transfers(transfers: Sequence[tuple[str, objects.ZoneTransfer]]) -> N
             else:
                 row.serial, row.count, row.first_at = seen.serial, seen.count, seen.first_at
             row.kind, row.last_at, row.completed = seen.kind, seen.last_at, seen.completed
+
+
+def _publish_seen(
+    session: Session,
+    transfers: Sequence[tuple[str, objects.ZoneTransfer]],
+    asked: Sequence[tuple[str, objects.ZoneTransfer]],
+) -> None:
+    """Publish what mdns saw of the zones still live, each event with its zone's project."""
+    zone_ids = {zone_id for zone_id, _ in (*transfers, *asked)}
+    if not zone_ids:
+        return
+    live = sa.select(models.Zone.id, models.Zone.project_id).where(
+        models.Zone.id.in_(zone_ids), models.Zone.deleted == models.LIVE
+    )
+    projects = {zone_id: project_id for zone_id, project_id in session.execute(live)}
+    events.write(
+        session,
+        [
+            events.transfer_seen(zone_id, seen, projects[zone_id], asked=is_query)
+            for batch, is_query in ((transfers, False), (asked, True))
+            for zone_id, seen in batch
+            if zone_id in projects
+        ],
+    )
 
 
 def _transfer_row(session: Session, zone_id: str, source: str) -> models.ZoneTransfer | None:

@@ -11,6 +11,8 @@ stream starts from now. ``follow=false`` sends the events after
 
 from __future__ import annotations
 
+import collections
+import datetime
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -32,7 +34,26 @@ KEEPALIVE = 15.0
 WAIT = 1.0
 
 
+# Each event's message, written once for every stream of the process that sends
+# it (a hundred followers would otherwise each encode it again), the newest kept.
+_MESSAGES_KEPT = 5000
+# Keyed by id and time: another database (a test's) hands out the same ids again.
+_messages: collections.OrderedDict[tuple[int, datetime.datetime], str] = collections.OrderedDict()
+
+
 def message(event: objects.Event) -> str:
+    """The event as one SSE message (the event loop's thread alone calls this)."""
+    key = (event.id, event.created_at)
+    text = _messages.get(key)
+    if text is None:
+        text = _encode(event)
+        _messages[key] = text
+        if len(_messages) > _MESSAGES_KEPT:
+            _messages.popitem(last=False)
+    return text
+
+
+def _encode(event: objects.Event) -> str:
     data = {
         "id": event.id,
         "type": event.topic,
@@ -48,6 +69,20 @@ def message(event: objects.Event) -> str:
     return f"id: {event.id}\nevent: {event.topic}\ndata: {json.dumps(data)}\n\n"
 
 
+# Threads the streams wait in, apart from the 40 that anyio lends every other
+# route: a hundred followers would otherwise hold them all, each for up to WAIT
+# seconds at a time, and every other request (and stream) would queue behind them.
+STREAM_THREADS = 1000
+_limiter: anyio.CapacityLimiter | None = None
+
+
+def _stream_threads() -> anyio.CapacityLimiter:
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(STREAM_THREADS)
+    return _limiter
+
+
 async def _stream(
     request: Request, subscription: events.Subscription, *, follow: bool
 ) -> AsyncIterator[str]:
@@ -55,9 +90,12 @@ async def _stream(
     while True:
         # Short waits, each in a thread of its own: a client gone is noticed within
         # one, and a stopping server waits for no longer.
-        found = await anyio.to_thread.run_sync(subscription.next, WAIT if follow else 0.0)
-        for event in found:
-            yield message(event)
+        found = await anyio.to_thread.run_sync(
+            subscription.next, WAIT if follow else 0.0, limiter=_stream_threads()
+        )
+        if found:
+            # One write for what one wait found, not one per event.
+            yield "".join(message(event) for event in found)
         if not found and not follow:
             return
         quiet = 0.0 if found else quiet + WAIT

@@ -46,6 +46,8 @@ def show_zone_status(request: Request, zone_id: ZoneId, ctx: Ctx) -> dict[str, A
                 "updated_at": views.timestamp(t.updated_at),
                 "current": t.current,
                 "in_pool": t.in_pool,
+                "last_seen": views.timestamp(t.last_seen),
+                "seen_by": t.seen_by,
             }
             for t in serving.targets
         ],

@@ -1,0 +1,289 @@
+"""The propagation model on the in-process driver: built from storage it holds the
+rows storage holds; events keep it fresh (a job's outcome, an audit's or the
+inspector's row, mdns seeing a target fetch a serial); zone status, pool status
+and their API routes read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import dns.message
+import dns.rdatatype
+import pytest
+from fastapi.testclient import TestClient
+
+from tests import support
+from tests.integration.conftest import fake_pool_yaml, wait_settled
+from zoneflow import cli, model, objects
+from zoneflow.api import app
+from zoneflow.central import imports_exports, pools
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import status as central_status
+from zoneflow.central import zones as central_zones
+from zoneflow.mdns import responder as mdns_responder
+from zoneflow.storage import events as stored_events
+from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import status as stored_status
+
+ALICE = {"X-Auth-Project-ID": "alice", "X-Roles": "member"}
+ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin"}
+ALL = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
+# The address the first fake target's transfers come from, as mdns sees it.
+TARGET_HOST = "127.0.0.9"
+
+
+@pytest.fixture
+def pool() -> objects.Pool:
+    """Two fake targets; the first is known to mdns by its address."""
+    (stored,) = support.store_pools(pools.parse(fake_pool_yaml({"host": TARGET_HOST}, {})))
+    return stored
+
+
+@pytest.fixture
+def follower(pool: objects.Pool) -> Iterator[model.Follower]:
+    """This process's running model, as the API server keeps one."""
+    running = model.start()
+    assert running.ready.wait(30), "the model was not built"
+    yield running
+    model.stop()
+
+
+def _zone(name: str, *, project_id: str | None = "alice") -> objects.Zone:
+    return central_zones.create_zone(name, f"hostmaster@{name.rstrip('.')}", project_id=project_id)
+
+
+def _key(rows: list[objects.TargetStatus]) -> dict[tuple[str, str], objects.TargetStatus]:
+    return {(row.zone_id, row.target_id): row for row in rows}
+
+
+def test_the_model_built_from_storage_holds_the_rows_storage_holds(
+    pool: objects.Pool, conductor: object
+) -> None:
+    zones = [_zone(f"z{i}.example.") for i in range(3)]
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    first, second = pool.targets
+    stored_status.set_target_status(
+        zones[1].id, second.id, serial=0, status="MISSING", error="rndc delzone by hand"
+    )
+    picture = model.Picture.load()
+    for zone in zones:
+        stored = stored_status.list_target_status(zone.id)
+        assert len(stored) == 2
+        assert _key(picture.rows(zone.id)) == _key(stored)
+        assert picture.zones()[zone.id].serial == central_zones.get_zone(zone.id).serial
+    assert model.Picture.load(zone_ids=[zones[0].id]).zones().keys() == {zones[0].id}
+    (one, two) = picture.summary(pool)
+    assert (one.served, one.behind, one.missing, one.error) == (3, 0, 0, 0)
+    assert (two.served, two.missing) == (2, 1)
+
+
+def test_a_row_written_by_the_audit_reaches_the_running_model_at_once(
+    pool: objects.Pool, follower: model.Follower, conductor: object
+) -> None:
+    zone = _zone("example.com.")
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    first, second = pool.targets
+    support.eventually(
+        lambda: (
+            {s.propagation for s in follower.picture.serving(zone.id, pool)}
+            == {model.Propagation.SERVED}
+        ),
+        what="both targets served in the model, from the job's rows",
+    )
+    # What the audit writes when it finds the zone gone from a target.
+    stored_status.set_target_statuses(zone.id, [(second.id, 0, "MISSING", "not served")])
+
+    # Applied by the follower's thread, woken by the commit, without a read asking.
+    def served() -> dict[str, model.Serving]:
+        return {s.target_id: s for s in follower.picture.serving(zone.id, pool)}
+
+    support.eventually(
+        lambda: served()[second.id].propagation == model.Propagation.MISSING,
+        what="the follower to apply the row's event",
+    )
+    assert served()[first.id].propagation == model.Propagation.SERVED
+    shown = {t.target_id: t for t in central_status.zone_serving(zone.id).targets}
+    assert (shown[second.id].current, shown[second.id].status) == (False, "MISSING")
+    assert shown[first.id].current
+
+
+def test_a_change_makes_every_target_behind_until_its_job_verifies_it(
+    pool: objects.Pool, follower: model.Follower, conductor: object
+) -> None:
+    zone = _zone("example.com.")
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    # Central reads the model settled: the zone's rows are those of its job.
+    assert all(t.current for t in central_status.zone_serving(zone.id).targets)
+    central_recordsets.create_recordset("example.com.", "www", "A", ["192.0.2.1"])
+    # The new serial is wanted at once; the rows still say the old one.
+    found = follower.settled().summary(pool)
+    assert {(s.served, s.behind) for s in found} <= {(0, 1), (1, 0)}
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    assert [(s.served, s.behind) for s in follower.settled().summary(pool)] == [(1, 0), (1, 0)]
+
+
+def test_a_deleted_zone_leaves_the_model(
+    pool: objects.Pool, follower: model.Follower, conductor: object
+) -> None:
+    zone = _zone("example.com.")
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    central_zones.delete_zone(zone.id)
+    support.eventually(
+        lambda: zone.id not in follower.settled().zones(), what="the zone to leave the model"
+    )
+    assert follower.picture.rows(zone.id) == []
+
+
+def _axfr(responder: mdns_responder.Responder, address: str) -> None:
+    wire = dns.message.make_query("example.com.", dns.rdatatype.AXFR).to_wire()
+    list(responder.answer(wire, tcp=True, peer="test", address=address))
+
+
+def _soa(responder: mdns_responder.Responder, address: str) -> None:
+    wire = dns.message.make_query("example.com.", dns.rdatatype.SOA).to_wire()
+    list(responder.answer(wire, tcp=False, peer="test", address=address))
+
+
+def test_a_target_transferring_a_serial_from_mdns_is_served_in_the_model(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    # No conductor: no job records anything, only mdns sees the target.
+    zone = _zone("example.com.")
+    first, second = pool.targets
+    responder = mdns_responder.Responder()
+    _soa(responder, TARGET_HOST)
+    responder.transfer_log.flush()
+    (asked, other) = follower.settled().serving(zone.id, pool)
+    assert (asked.propagation, asked.seen_by) == (model.Propagation.MISSING, "SOA")
+    assert asked.last_seen is not None and other.last_seen is None
+    _axfr(responder, TARGET_HOST)
+    # A client that is no target of the pool changes nothing.
+    _axfr(responder, "127.0.0.77")
+    responder.transfer_log.flush()
+    served = {s.target_id: s for s in follower.settled().serving(zone.id, pool)}
+    assert (served[first.id].propagation, served[first.id].serial) == (
+        model.Propagation.SERVED,
+        zone.serial,
+    )
+    assert served[first.id].seen_by == "AXFR"
+    assert served[second.id].propagation == model.Propagation.MISSING
+    # The model built from storage sees the transfer too (the transfer log).
+    (rebuilt, _) = model.Picture.load().serving(zone.id, pool)
+    assert (rebuilt.propagation, rebuilt.seen_by) == (model.Propagation.SERVED, "AXFR")
+
+
+def test_a_row_recorded_after_a_transfer_speaks_for_the_target(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    zone = _zone("example.com.")
+    first, _ = pool.targets
+    responder = mdns_responder.Responder()
+    _axfr(responder, TARGET_HOST)
+    responder.transfer_log.flush()
+    stored_status.set_target_status(zone.id, first.id, serial=0, status="MISSING")
+    (served, _) = follower.settled().serving(zone.id, pool)
+    assert (served.propagation, served.seen_by) == (model.Propagation.MISSING, "recorded")
+
+
+def test_pool_status_prints_each_targets_counts(
+    pool: objects.Pool, conductor: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zones = [_zone(f"z{i}.example.") for i in range(2)]
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    first, second = pool.targets
+    stored_status.set_target_status(zones[0].id, second.id, serial=0, status="ERROR", error="x")
+    assert cli.main(["pool", "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"pool default ({pool.id}): 2 zones"
+    table = [line.split() for line in out[1:]]
+    assert table[0] == ["target", "served", "behind", "missing", "error", "state", "last", "seen"]
+    assert sorted(row[:6] for row in table[1:]) == [
+        ["fake1", "2", "0", "0", "0", "-"],
+        ["fake2", "1", "0", "0", "1", "-"],
+    ]
+    assert cli.main(["--json", "pool", "status", "default"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["zones"] == 2
+    assert sorted((t["target"], t["served"], t["error"]) for t in shown["targets"]) == [
+        ("fake1", 2, 0),
+        ("fake2", 1, 1),
+    ]
+    assert cli.main(["pool", "status", "nosuchpool"]) != 0
+    assert "nosuchpool" in capsys.readouterr().err
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with TestClient(app.create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_pool_status_route_is_for_admins_and_reads_the_model(
+    pool: objects.Pool, follower: model.Follower, conductor: object, client: TestClient
+) -> None:
+    zone = _zone("example.com.")
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    url = f"/v2/pools/{pool.id}/status"
+    assert client.get(url, headers=ALICE).status_code == 403
+    shown = client.get(url, headers=ADMIN)
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert (body["pool_name"], body["zones"]) == ("default", 1)
+    assert sorted((t["target"], t["served"], t["missing"]) for t in body["targets"]) == [
+        ("fake1", 1, 0),
+        ("fake2", 1, 0),
+    ]
+    assert all(t["last_seen"] for t in body["targets"])
+    assert body["links"]["self"].endswith(url)
+    missing = client.get(f"/v2/pools/{'0' * 8}-0000-0000-0000-{'0' * 12}/status", headers=ADMIN)
+    assert (missing.status_code, missing.json()["type"]) == (404, "pool_not_found")
+    assert client.get("/v2/pools/not-a-uuid/status", headers=ADMIN).status_code == 400
+    second = pool.targets[1]
+    stored_status.set_target_status(zone.id, second.id, serial=0, status="MISSING")
+    body = client.get(url, headers=ALL).json()
+    assert {t["target_id"]: t["missing"] for t in body["targets"]} == {
+        pool.targets[0].id: 0,
+        second.id: 1,
+    }
+    status = client.get(f"/v2/zones/{zone.id}/status", headers=ALICE).json()
+    assert {t["target_id"]: (t["current"], t["seen_by"]) for t in status["targets"]} == {
+        pool.targets[0].id: (True, "recorded"),
+        second.id: (False, "recorded"),
+    }
+    assert stored_pools.get_pool(pool.id).id == pool.id
+
+
+def test_the_inspectors_target_event_gives_a_targets_state(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    # The hook the inspector's events fill: topic target, key the target, action its state.
+    first, second = pool.targets
+    stored_events.append(
+        [stored_events.NewEvent("target", "pool_targets", second.id, "DOWN", {})],
+        publisher="inspector",
+    )
+    states = {s.target_id: s.state for s in follower.settled().summary(pool)}
+    assert states == {first.id: None, second.id: "DOWN"}
+    (summary,) = [s for s in follower.picture.summary(pool) if s.target_id == second.id]
+    assert summary.last_seen is not None
+
+
+IMPORTED = """\
+$ORIGIN imported.example.
+@ 3600 IN SOA ns1.example.org. hostmaster.imported.example. 1 3600 600 86400 300
+www 300 IN A 192.0.2.7
+"""
+
+
+def test_an_imported_zone_is_in_the_model_before_its_job_runs(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    # No conductor: the import's zone is PENDING, known only by its create event.
+    task = imports_exports.import_zone(IMPORTED, project_id="alice")
+    assert task.status == objects.Status.COMPLETE, task.message
+    assert task.zone_id in follower.settled().zones()
+    assert [s.missing for s in follower.picture.summary(pool)] == [1, 1]

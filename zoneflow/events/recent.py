@@ -1,0 +1,97 @@
+"""The events committed lately, read once for all of a process's subscribers.
+
+A hundred SSE clients woken by one commit then make one query of the events
+table, not a hundred (``bench/event_fanout.py`` measured the difference: see
+doc/benchmarks.md), and each takes what it wants from memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+from zoneflow import objects
+from zoneflow.storage import events as stored
+
+
+def matches(event: objects.Event, wanted: objects.EventFilter) -> bool:
+    """Whether ``wanted`` takes ``event`` (as storage's query of the table would)."""
+    return (
+        (wanted.scope is None or event.project_id == wanted.scope)
+        and (wanted.project_id is None or event.project_id == wanted.project_id)
+        and (wanted.zone_id is None or event.zone_id == wanted.zone_id)
+        and (wanted.topics is None or event.topic in wanted.topics)
+    )
+
+
+_EVERYTHING = objects.EventFilter()
+# Seconds a read of the table stands for all subscribers while no wake-up comes.
+STALE = 0.05
+
+
+class Recent:
+    """The last ``size`` events committed, read from the table once for every
+    subscriber of the process.
+
+    It holds every event with an id in (``floor``, ``read_upto``]: ids are in
+    commit order, so reading after ``read_upto`` up to the newest id misses none.
+    A read is made under the lock, so subscribers woken together wait for the
+    first one's query and then take their events from memory.
+    """
+
+    def __init__(
+        self, generation: Callable[[], int] = lambda: 0, size: int = 10 * stored.PAGE
+    ) -> None:
+        # The driver's wake-up count: a read after the last wake-up finds nothing new
+        # that the driver could have told of.
+        self._generation = generation
+        self._read_at: tuple[int, float] | None = None
+        self._lock = threading.Lock()
+        self._events: collections.deque[objects.Event] = collections.deque(maxlen=size)
+        self._floor: int | None = None
+        self._read_upto = 0
+
+    def newest(self) -> int:
+        """The newest event's id: where a subscriber from now on starts."""
+        with self._lock:
+            self._refresh()
+            return self._read_upto
+
+    def after(
+        self, last_id: int, wanted: objects.EventFilter
+    ) -> tuple[list[objects.Event], int] | None:
+        """The events after ``last_id`` that ``wanted`` takes, and the id read up to;
+        None when ``last_id`` is older than what is kept (read the table instead)."""
+        with self._lock:
+            self._refresh()
+            assert self._floor is not None
+            if last_id < self._floor:
+                return None
+            found = [e for e in self._events if e.id > last_id and matches(e, wanted)]
+            return found, max(last_id, self._read_upto)
+
+    def _refresh(self) -> None:
+        # Subscribers woken together: the first reads, the others take its read. What
+        # no wake-up tells of (another process's commit on SQLite) is read once
+        # STALE seconds have passed, for all of them.
+        generation, now = self._generation(), time.monotonic()
+        if self._read_at is not None:
+            read_generation, read_time = self._read_at
+            if generation == read_generation and now - read_time < STALE:
+                return
+        self._read_at = (generation, now)
+        newest = stored.last_id()
+        if self._floor is None:
+            self._floor = self._read_upto = newest
+            return
+        if newest <= self._read_upto:
+            return
+        fresh = stored.after(self._read_upto, _EVERYTHING, upto=newest)
+        full = len(self._events) + len(fresh) > (self._events.maxlen or 0)
+        self._events.extend(fresh)
+        self._read_upto = fresh[-1].id if len(fresh) == stored.PAGE else newest
+        if full and self._events:
+            # What was pushed out is older than the first one kept.
+            self._floor = max(self._floor, self._events[0].id - 1)

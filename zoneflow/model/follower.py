@@ -1,0 +1,163 @@
+"""A long-running process's model: built from storage at start, then kept fresh by
+the event stream in a thread of its own.
+
+The follower remembers where the stream was when it read storage, so what was
+committed while it read is applied after (twice at worst, which the picture
+takes: every event carries a whole state). A reader asks for the model
+:meth:`settled` first: it waits (briefly) until the follower has applied every
+event committed before the read began, so a status read after a change's commit
+shows that change, as a read of storage would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from zoneflow import events, exceptions, objects
+from zoneflow.events import options
+from zoneflow.model.picture import Picture
+from zoneflow.storage import events as stored_events
+
+LOG = logging.getLogger(__name__)
+CONF = options.CONF
+
+# What the model is fed: the serial wanted (zones, recordsets), what targets
+# serve (propagation), and the targets' health (target, the inspector's).
+FEED = objects.EventFilter(
+    topics=frozenset(
+        {
+            objects.EventTopic.ZONE,
+            objects.EventTopic.RECORDSET,
+            objects.EventTopic.PROPAGATION,
+            objects.EventTopic.TARGET,
+        }
+    )
+)
+# Seconds a read waits for the follower to apply what was committed before it; past
+# that it answers from the picture as it is (the follower stalled, the database away).
+SETTLE_WAIT = 2.0
+
+
+class Follower:
+    """Builds the picture in its thread, then follows the stream. Until it is built
+    (the database away when the process started), :func:`running` says there is
+    no model, and readers read storage."""
+
+    def __init__(self) -> None:
+        self.picture = Picture()
+        self.ready = threading.Event()
+        self._subscription: events.Subscription | None = None
+        self._driver = events.get_driver()
+        self._applied = threading.Condition()
+        self._applied_id = 0
+        self._reading = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-follow", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _build(self) -> None:
+        started = time.monotonic()
+        # Where the stream stands first: what commits while storage is read is applied after.
+        start = stored_events.last_id()
+        self.picture = Picture.load()
+        self._subscription = events.subscribe(FEED, after=start)
+        with self._applied:
+            self._applied_id = start
+        self.ready.set()
+        LOG.info(
+            "propagation model built from storage in %.2f s: %d zones",
+            time.monotonic() - started,
+            len(self.picture.zones()),
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._driver.wake()
+        self._thread.join(timeout=5)
+
+    @property
+    def applied_id(self) -> int:
+        """The id of the last event the picture has taken into account."""
+        with self._applied:
+            return self._applied_id
+
+    def settled(self, timeout: float = SETTLE_WAIT) -> Picture:
+        """The picture once every event committed before this call is applied (or at
+        the timeout)."""
+        wanted = stored_events.last_id()
+        with self._applied:
+            if not self._applied.wait_for(lambda: self._applied_id >= wanted, timeout):
+                LOG.warning(
+                    "propagation model: event %d not applied within %.1f s (at %d); "
+                    "answering from what it has",
+                    wanted,
+                    timeout,
+                    self._applied_id,
+                )
+        return self.picture
+
+    def catch_up(self) -> int:
+        """Apply every event committed so far; how many were."""
+        applied = 0
+        with self._reading:
+            assert self._subscription is not None, "the model is not built yet"
+            while True:
+                found = self._subscription.next(timeout=0)
+                for event in found:
+                    self.picture.apply(event)
+                applied += len(found)
+                with self._applied:
+                    self._applied_id = self._subscription.last_id
+                    self._applied.notify_all()
+                if not found:
+                    return applied
+
+    def _run(self) -> None:
+        seen = self._driver.generation
+        while not self._stopping.is_set():
+            try:
+                if not self.ready.is_set():
+                    self._build()
+                self.catch_up()
+            except exceptions.ServiceUnavailable as exc:
+                LOG.warning("propagation model: storage not read: %s", exc)
+                self._stopping.wait(CONF.events.poll_interval)
+            except Exception:  # an event it cannot apply must not end the model
+                LOG.exception("propagation model: an event was not applied")
+            # Woken by a commit (this process's, or a NOTIFY); the poll interval
+            # bounds the wait for what the driver cannot see.
+            seen = self._driver.wait(seen, CONF.events.poll_interval)
+
+
+_lock = threading.Lock()
+_running: Follower | None = None
+
+
+def start() -> Follower:
+    """Build this process's model and follow the stream (a long-running process), in a
+    thread: wait for ``ready`` to know it is built."""
+    global _running
+    with _lock:
+        if _running is None:
+            _running = Follower()
+            _running.start()
+        return _running
+
+
+def running() -> Follower | None:
+    """This process's model, if it keeps one and has built it."""
+    with _lock:
+        follower = _running
+    return follower if follower is not None and follower.ready.is_set() else None
+
+
+def stop() -> None:
+    global _running
+    with _lock:
+        follower, _running = _running, None
+    if follower is not None:
+        follower.stop()
