@@ -85,6 +85,7 @@ def _serving(
         row.status,
         row.error,
         row.updated_at,
-        row.serial >= zone.serial,
+        # BEHIND: its target went DOWN or into maintenance; served again once it is back.
+        row.serial >= zone.serial and row.status != objects.BEHIND,
         in_pool,
     )
