@@ -1,0 +1,94 @@
+"""The inspector against a real BIND9 killed and started again (PostgreSQL,
+ZooKeeper, every daemon a process of its own; tests/functional/outage.py).
+
+Killed: the alarm reaches a client of ``GET /v2/events``. While it is down,
+a zone is changed, one deleted and one created, and each fails under the
+pool's 100% threshold. Started again: every one of them converges with no
+operator action, checked by asking each BIND9.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+from tests.functional import outage
+from tests.functional.conftest import Bind9Factory
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
+
+EMAIL = "hostmaster@outage.example"
+
+
+def test_a_killed_bind9_raises_the_alarm_and_what_it_missed_converges_when_it_is_back(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    binds = bind9_factory(2)
+    alive, dead = binds
+    running = outage.deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, binds=binds
+    )
+    stream = None
+    try:
+        names = ["kept.outage.", "changed.outage.", "deleted.outage."]
+        ids = running.api_create_zones(names, EMAIL)
+        eventually(
+            lambda: all(running.api_zone_statuses().get(n) == "ACTIVE" for n in names),
+            timeout=60,
+            what="the zones to be ACTIVE",
+        )
+        serials = {n: running.api("GET", f"/v2/zones/{ids[n]}")["serial"] for n in names}
+        stream = outage.EventStream(running.api_url, types="alarm,target")
+        dead_id = outage.target_id(running, dead)
+
+        killed_at = time.monotonic()
+        dead.kill()
+        arrived, alarm = stream.next(outage.is_target_event(dead_id, "alarm", "DOWN"), 30)
+        print(f"alarm {arrived - killed_at:.3f} s after the kill")
+        assert alarm["value"]["target"] == f"local BIND9 on {dead.host}:{dead.port}"
+        assert alarm["value"]["zones_behind"] == len(names)
+        stream.next(outage.is_target_event(dead_id, "target", "DOWN"), 10)
+
+        running.api(
+            "POST",
+            f"/v2/zones/{ids['changed.outage.']}/recordsets",
+            {"name": "www.changed.outage.", "type": "A", "records": ["192.0.2.7"]},
+        )
+        running.api("DELETE", f"/v2/zones/{ids['deleted.outage.']}")
+        created = running.api("POST", "/v2/zones", {"name": "created.outage.", "email": EMAIL})
+        failed = ["changed.outage.", "deleted.outage.", "created.outage."]
+        eventually(
+            lambda: all(running.api_zone_statuses().get(n) == "ERROR" for n in failed),
+            timeout=60,
+            what=lambda: f"the changes to fail under 100%: {running.api_zone_statuses()}",
+        )
+
+        dead.start()
+        stream.next(outage.is_target_event(dead_id, "target", "UP"), 60)
+        changed = running.api("GET", f"/v2/zones/{ids['changed.outage.']}")["serial"]
+        assert changed > serials["changed.outage."]
+        outage.wait_served(binds, "changed.outage.", changed, timeout=60)
+        outage.wait_served(binds, "created.outage.", created["serial"], timeout=60)
+        outage.wait_served(binds, "deleted.outage.", None, timeout=60)
+        outage.wait_served(binds, "kept.outage.", serials["kept.outage."], timeout=10)
+        eventually(
+            lambda: (
+                running.api_zone_statuses()
+                == {
+                    "kept.outage.": "ACTIVE",
+                    "changed.outage.": "ACTIVE",
+                    "created.outage.": "ACTIVE",
+                }
+            ),
+            timeout=60,
+            what=lambda: f"every zone ACTIVE, the deleted one gone: {running.api_zone_statuses()}",
+        )
+        rows = running.api("GET", f"/v2/zones/{ids['kept.outage.']}/status")["targets"]
+        assert {(r["status"], r["current"]) for r in rows} == {("ACTIVE", True)}
+    finally:
+        if stream is not None:
+            stream.close()
+        running.close()
