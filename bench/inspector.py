@@ -33,7 +33,7 @@ from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
 from tests.support import eventually  # noqa: E402
-from zoneflow.options import CONF  # noqa: E402
+from zoneflow.inspector.options import CONF  # noqa: E402
 
 EMAIL = "hostmaster@outage.example"
 
