@@ -117,6 +117,29 @@ def test_the_map_of_zones_follows_creates_and_deletes_without_a_refresh_tick(
 
 
 @pytest.mark.usefixtures("conductor")
+def test_a_job_failing_on_a_target_counts_as_one_of_its_misses(
+    override: Callable[..., None], answers: Answers
+) -> None:
+    override("inspector", interval=3600)  # one tick at start; the test ticks the rest
+    _, failing = load_pool(HEALTHY, {**FAILING, "fail": "create"}).targets
+    watching = Inspector(check=answers)
+    watching.start()
+    try:
+        zone = central_zones.create_zone("failed.example.", "h@example.com")
+        assert wait_settled(zone.id).status == objects.Status.ERROR
+        # Every ERROR row counts (the healthy target's too: its create was undone), and
+        # the next answer wipes a miss out: only the silent target goes DOWN.
+        support.eventually(lambda: watching.counters.reported == 2, what="the failures reported")
+        answers.silent.add(FAILING["port"])
+        assert watching.tick() == []
+        ((target, went),) = watching.tick()
+        assert (target.id, went.health) == (failing.id, objects.TargetHealth.DOWN)
+        assert set(health.states()) == {failing.id}
+    finally:
+        watching.stop()
+
+
+@pytest.mark.usefixtures("conductor")
 def test_a_target_back_gets_recovery_for_exactly_the_zones_it_missed(
     answers: Answers, inspector: Inspector
 ) -> None:

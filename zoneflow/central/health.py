@@ -103,3 +103,8 @@ def set_maintenance(ref: str, *, on: bool) -> tuple[objects.PoolTarget, objects.
     )
     changes.changed()
     return target, state
+
+
+def failed_targets(zone_id: str) -> dict[str, str]:
+    """The targets the zone's last job recorded failing there, and why."""
+    return stored_health.failed_targets(zone_id)

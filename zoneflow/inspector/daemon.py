@@ -11,6 +11,13 @@ a full interval of nothing.
 The targets and each pool's zones are read once and kept (the map), read
 again every ``[inspector] refresh_interval`` and as soon as the event stream
 says a zone was created or deleted, not at every tick.
+
+Flows report failures too: a zone settled ERROR names, in its per-target
+rows, the targets its job failed on. Each such report counts as one miss
+of the target (its next answer wipes it out, as after any miss), so a
+target that both fails its jobs and stops answering is DOWN one check
+sooner, and one that answers DNS is never DOWN for a job's failure alone
+(its zone is recovered as any failed zone is).
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class Counters:
     misses: int = 0
     alarms: int = 0
     recoveries: int = 0
+    # Targets' failures reported by jobs (ERROR rows of a zone settled ERROR).
+    reported: int = 0
 
 
 class Inspector:
@@ -136,6 +145,21 @@ class Inspector:
                 changes.append((target, went))
         self._catch_up_if_due()
         return changes
+
+    def reported_failures(self, zone_id: str) -> None:
+        """Count, as one miss each, the targets a job recorded failing for the zone."""
+        failed = central_health.failed_targets(zone_id)
+        at = models.utcnow()
+        with self._lock:
+            for target_id, error in failed.items():
+                watched, watch = self._targets.get(target_id), self._watches.get(target_id)
+                # A target never checked would never be seen answering again.
+                if watched is None or watched.host is None or watch is None:
+                    continue
+                self.counters.reported += 1
+                went = watch.observe(f"a job failed there: {error}", at)
+                if went is not None:
+                    self._unrecorded[target_id] = went
 
     def _record(self, target: objects.PoolTarget, went: Went) -> bool:
         try:
@@ -243,6 +267,9 @@ class Inspector:
                 deadline = time.monotonic() + CONF.inspector.refresh_interval
                 while not self._stopping.is_set() and time.monotonic() < deadline:
                     found = subscription.next(timeout=min(1.0, deadline - time.monotonic()))
+                    for event in found:
+                        if event.action == objects.Status.ERROR:
+                            self.reported_failures(event.key)
                     if any(e.action in _MAP_CHANGES for e in found):
                         break
                 if not self._stopping.is_set():

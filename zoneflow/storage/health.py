@@ -408,3 +408,14 @@ def not_counted_addresses() -> set[tuple[str, int]]:
             for (options,) in rows
             if options.get("host") is not None
         }
+
+
+def failed_targets(zone_id: str) -> dict[str, str]:
+    """The targets a job recorded as failing for the zone (ERROR rows): their errors."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            sa.select(_ROWS.target_id, _ROWS.error).where(
+                _ROWS.zone_id == zone_id, _ROWS.status == objects.Status.ERROR
+            )
+        )
+        return {target_id: error or "failed" for target_id, error in rows}
