@@ -102,6 +102,27 @@ def test_a_silent_target_is_down_its_rows_behind_and_the_alarm_published(
     assert inspector.tick() == [], "DOWN once: no second alarm while it stays silent"
 
 
+def test_a_return_is_seen_by_an_inspector_that_did_not_record_the_failure(
+    answers: Answers, inspector: Inspector
+) -> None:
+    _, failing = load_pool(HEALTHY, FAILING).targets
+    inspector.refresh()
+    other = Inspector(check=answers)
+    other.refresh()
+    answers.silent.add(FAILING["port"])
+    for _ in range(3):
+        inspector.tick()
+    assert health.states()[failing.id].health == objects.TargetHealth.DOWN
+
+    answers.silent.clear()
+    other.refresh()
+    assert other.tick() == []
+    ((target, went),) = other.tick()
+    assert (target.id, went.health) == (failing.id, objects.TargetHealth.UP)
+    assert health.states() == {}
+    other.stop()
+
+
 def test_the_map_of_zones_follows_creates_and_deletes_without_a_refresh_tick(
     override: Callable[..., None], answers: Answers
 ) -> None:

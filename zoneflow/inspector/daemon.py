@@ -107,6 +107,15 @@ class Inspector:
                     if state is not None
                     else objects.TargetHealth.UP,
                 )
+            for target_id, watch in self._watches.items():
+                # Another inspector (all-in-one beside a `zoneflow inspector`) may
+                # have recorded a change this one has not seen: follow the store,
+                # so that a return is noticed whoever recorded the failure.
+                state = stored.get(target_id)
+                if target_id not in self._unrecorded:
+                    watch.follow(
+                        objects.TargetHealth(state.health) if state else objects.TargetHealth.UP
+                    )
             for target_id in self._watches.keys() - targets.keys():
                 del self._watches[target_id]
                 self._unrecorded.pop(target_id, None)

@@ -52,6 +52,11 @@ class Watch:
             return self._go(objects.TargetHealth.UP, None)
         return None
 
+    def follow(self, health: objects.TargetHealth) -> None:
+        """Take ``health`` as recorded elsewhere (another inspector); start counting again."""
+        if health != self.health:
+            self.health, self._run, self._run_began = health, 0, None
+
     def _go(self, health: objects.TargetHealth, reason: str | None) -> Went:
         assert self._run_began is not None
         went = Went(health, self._run_began, reason)

@@ -213,11 +213,9 @@ def set_maintenance(
                 )
                 session.add(row)
             if row.maintenance is None:
-                # Catching up already: the zones it missed are still the ones since then.
+                # When catching up already, what it missed is still counted from then.
                 row.maintenance_since = now
-                behind = _mark_behind(session, target_id, "in maintenance")
-            else:
-                behind = 0
+            behind = _mark_behind(session, target_id, "in maintenance")
             row.maintenance = objects.Maintenance.ON
             detail: dict[str, Any] = {"zones_behind": behind}
         else:
