@@ -88,6 +88,15 @@ def test_a_killed_bind9_raises_the_alarm_and_what_it_missed_converges_when_it_is
         )
         rows = running.api("GET", f"/v2/zones/{ids['kept.outage.']}/status")["targets"]
         assert {(r["status"], r["current"]) for r in rows} == {("ACTIVE", True)}
+
+        def inspector_reports() -> bool:
+            services = running.api("GET", "/v2/service_statuses")["service_statuses"]
+            (inspector,) = [s for s in services if s["service_name"] == "inspector"]
+            stats = inspector["stats"]
+            return inspector["status"] == "UP" and (stats["alarms"], stats["down"]) == (1, [])
+
+        # Its heartbeat, every [heartbeat] interval: the last may predate the return.
+        eventually(inspector_reports, timeout=60, what="the inspector's heartbeat")
     finally:
         if stream is not None:
             stream.close()
