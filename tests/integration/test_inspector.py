@@ -237,7 +237,7 @@ def test_an_unknown_target_is_a_clear_error() -> None:
         health.set_maintenance("nosuch", on=True)
     assert str(raised.value) == (
         "no pool target is named 'nosuch': give a target's id or description as "
-        "'zoneflow pool show' lists them (targets: fake1, fake2)"
+        "'zoneflow pool show' or GET /v2/targets lists them (targets: fake1, fake2)"
     )
     assert health.states() == {}
 
@@ -275,17 +275,19 @@ def test_the_api_sets_maintenance_and_refuses_bad_input() -> None:
     _, failing = load_pool(HEALTHY, FAILING).targets
     client = TestClient(api_app.create_app(), raise_server_exceptions=False)
     admin = {**support.ADMIN}
-    path = "/v2/targets/fake2/maintenance"
+    path = f"/v2/targets/{failing.id}/maintenance"
     done = client.put(path, json={"maintenance": True}, headers=admin)
     assert done.status_code == 200, done.text
     assert (done.json()["target_id"], done.json()["maintenance"]) == (failing.id, "ON")
     listed = client.get("/v2/targets", headers=admin).json()["targets"]
     assert {t["target"]: t["counted"] for t in listed} == {"fake1": True, "fake2": False}
 
-    missing = client.put(
-        "/v2/targets/nosuch/maintenance", json={"maintenance": True}, headers=admin
-    )
+    unknown = "/v2/targets/6f1a4bde-0000-4000-8000-000000000000/maintenance"
+    missing = client.put(unknown, json={"maintenance": True}, headers=admin)
     assert (missing.status_code, missing.json()["type"]) == (404, "target_not_found")
+    assert "no pool target is named" in missing.json()["message"]
+    named = client.put("/v2/targets/fake2/maintenance", json={"maintenance": True}, headers=admin)
+    assert (named.status_code, named.json()["type"]) == (400, "invalid_uuid")
     wrong = client.put(path, json={"maintenance": "yes"}, headers=admin)
     assert wrong.status_code == 400, wrong.text
     user = client.put(path, json={"maintenance": False}, headers=support.ALICE)

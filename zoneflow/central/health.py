@@ -3,7 +3,7 @@ going into and out of maintenance changes, and the jobs it posts.
 
 The inspector (zoneflow.inspector) judges health and calls here; an operator
 turns maintenance on and off (``zoneflow pool target maintenance``,
-``PUT /v2/zoneflow/targets/{target}/maintenance``). Central picks the job
+``PUT /v2/targets/{target_id}/maintenance``). Central picks the job
 (recover-zone, which acts only where a target lacks the zone as it is now)
 and its pace (``[central] target_recovery_jobs_per_second``); storage writes
 it all in one transaction with the events (zoneflow.storage.health).
@@ -87,7 +87,7 @@ def find_target(ref: str) -> objects.PoolTarget:
         known = ", ".join(sorted(t.label for t in targets)) or "none"
         raise exceptions.TargetNotFound(
             f"no pool target is named {ref!r}: give a target's id or description as "
-            f"'zoneflow pool show' lists them (targets: {known})"
+            f"'zoneflow pool show' or GET /v2/targets lists them (targets: {known})"
         )
     raise exceptions.BadRequest(
         f"{len(found)} targets are described {ref!r}: give the target's id instead "

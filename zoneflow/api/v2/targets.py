@@ -2,7 +2,7 @@
 
 ``GET /v2/targets`` shows what the inspector judged of each target (UP or
 DOWN, since when) and whether an operator has it in maintenance;
-``PUT /v2/targets/{target}/maintenance`` with ``{"maintenance": true}``
+``PUT /v2/targets/{target_id}/maintenance`` with ``{"maintenance": true}``
 leaves a target out of every threshold, and with ``false`` counts it again
 once it has caught up (as ``zoneflow pool target maintenance`` does).
 """
@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from zoneflow import objects
 from zoneflow.api import schemas_zoneflow, views
-from zoneflow.api.dependencies import ERRORS, AdminCtx
+from zoneflow.api.dependencies import ERRORS, AdminCtx, TargetId
 from zoneflow.central import health
 
 router = APIRouter(prefix="/v2/targets", tags=["zoneflow"], responses=ERRORS)
@@ -47,12 +47,12 @@ def list_targets(ctx: AdminCtx) -> dict[str, Any]:
 
 
 @router.put(
-    "/{target}/maintenance",
+    "/{target_id}/maintenance",
     response_model=schemas_zoneflow.TargetState,
     summary="Put a target in maintenance, or end it (zoneflow)",
 )
 def set_maintenance(
-    target: str, body: schemas_zoneflow.MaintenanceUpdate, ctx: AdminCtx
+    target_id: TargetId, body: schemas_zoneflow.MaintenanceUpdate, ctx: AdminCtx
 ) -> dict[str, Any]:
-    found, state = health.set_maintenance(target, on=body.maintenance)
+    found, state = health.set_maintenance(target_id, on=body.maintenance)
     return _shown(found, state)
