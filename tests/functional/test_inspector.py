@@ -101,3 +101,66 @@ def test_a_killed_bind9_raises_the_alarm_and_what_it_missed_converges_when_it_is
         if stream is not None:
             stream.close()
         running.close()
+
+
+def test_a_bind9_in_maintenance_is_left_out_of_100_percent_and_caught_up_after(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    binds = bind9_factory(2)
+    alive, away = binds
+    running = outage.deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, binds=binds
+    )
+    try:
+        names = ["changed.maint.", "deleted.maint."]
+        ids = running.api_create_zones(names, EMAIL)
+        eventually(
+            lambda: all(running.api_zone_statuses().get(n) == "ACTIVE" for n in names),
+            timeout=60,
+            what="the zones to be ACTIVE",
+        )
+        label = f"local BIND9 on {away.host}:{away.port}"
+        said = running.cli("pool", "target", "maintenance", label, "on").stdout
+        assert "in maintenance since" in said
+        away.kill()
+
+        running.api(
+            "POST",
+            f"/v2/zones/{ids['changed.maint.']}/recordsets",
+            {"name": "www.changed.maint.", "type": "A", "records": ["192.0.2.8"]},
+        )
+        running.api("DELETE", f"/v2/zones/{ids['deleted.maint.']}")
+        created = running.api("POST", "/v2/zones", {"name": "created.maint.", "email": EMAIL})
+        eventually(
+            lambda: (
+                running.api_zone_statuses()
+                == {"changed.maint.": "ACTIVE", "created.maint.": "ACTIVE"}
+            ),
+            timeout=60,
+            what=lambda: f"the changes made on the other target: {running.api_zone_statuses()}",
+        )
+        changed = running.api("GET", f"/v2/zones/{ids['changed.maint.']}")["serial"]
+        outage.wait_served([alive], "changed.maint.", changed, timeout=10)
+        outage.wait_served([alive], "created.maint.", created["serial"], timeout=10)
+        outage.wait_served([alive], "deleted.maint.", None, timeout=10)
+        rows = running.api("GET", f"/v2/zones/{ids['changed.maint.']}/status")["targets"]
+        away_id = outage.target_id(running, away)
+        (away_row,) = [r for r in rows if r["target_id"] == away_id]
+        assert (away_row["status"], away_row["current"]) == ("ERROR", False), "recorded behind"
+
+        away.start()
+        running.cli("pool", "target", "maintenance", away_id, "off")
+        outage.wait_served(binds, "changed.maint.", changed, timeout=60)
+        outage.wait_served(binds, "created.maint.", created["serial"], timeout=60)
+        outage.wait_served(binds, "deleted.maint.", None, timeout=60)
+
+        def counted_again() -> bool:
+            targets = running.api("GET", "/v2/targets")["targets"]
+            return {t["target_id"]: t["counted"] for t in targets}[away_id] is True
+
+        eventually(counted_again, timeout=60, what="the target counted again once caught up")
+    finally:
+        running.close()

@@ -224,6 +224,28 @@ def test_a_target_in_maintenance_is_left_out_of_the_threshold_and_caught_up_afte
 
 
 @pytest.mark.usefixtures("conductor")
+def test_a_catch_up_whose_job_failed_is_posted_again(
+    override: Callable[..., None], inspector: Inspector
+) -> None:
+    override("inspector", catch_up_retry=1)
+    # The create fails there, and so does the first recovery's: the second one works.
+    _, failing = load_pool(HEALTHY, {**FAILING, "fail": "create", "fail_times": 2}).targets
+    inspector.refresh()
+    health.set_maintenance(failing.id, on=True)
+    zone = _create("created.example.")
+    assert _rows(zone.id)[failing.id].status == objects.Status.ERROR
+    health.set_maintenance(failing.id, on=False)
+    support.eventually(
+        lambda: inspector.tick() is not None and failing.id not in health.states(),
+        what="a second recovery, then the target counted again",
+    )
+    assert _rows(zone.id)[failing.id].status == objects.Status.ACTIVE
+    page = central_jobs.find_jobs({}, objects.Paging(limit=100))
+    recoveries = [j for j in page.items if j.info.kind == objects.JobKind.RECOVER_ZONE]
+    assert len(recoveries) == 2, "the first failed there, the second was posted again"
+
+
+@pytest.mark.usefixtures("conductor")
 def test_without_maintenance_the_same_failure_fails_the_change() -> None:
     load_pool(HEALTHY, {**FAILING, "fail": "update", "fail_times": 1})
     zone = _create("changed.example.")

@@ -73,6 +73,15 @@ def finish_catch_up(target: objects.PoolTarget) -> bool:
     return stored_health.finish_catch_up(target.id, value=_described(target))
 
 
+def retry_catch_up(target: objects.PoolTarget) -> int:
+    """Post recovery again for what ``target``, catching up, still misses (a job of
+    the last round failed); how many zones."""
+    posted = stored_health.retry_catch_up(target.id, pacing=recovery_pacing())
+    if posted:
+        changes.changed()
+    return posted
+
+
 def catching_up() -> list[str]:
     return stored_health.catching_up()
 

@@ -125,7 +125,7 @@ class _Poll(Task):
 
 
 def _in_maintenance_at(host: str, port: int) -> bool:
-    return (host, port) in stored_health.not_counted_addresses()
+    return (host, port) in stored_health.in_maintenance_addresses()
 
 
 def _why_not_served(

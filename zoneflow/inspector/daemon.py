@@ -77,6 +77,8 @@ class Inspector:
             max_workers=CONF.inspector.concurrency, thread_name_prefix="inspector-check"
         )
         self._last_catch_up = 0.0
+        # When recovery was last posted for each target catching up (monotonic).
+        self._catch_up_posted: dict[str, float] = {}
         self.counters = Counters()
         self.heartbeat = heartbeat.Heartbeat(
             SERVICE,
@@ -214,11 +216,26 @@ class Inspector:
             waiting = central_health.catching_up()
             with self._lock:
                 targets = [self._targets[t].target for t in waiting if t in self._targets]
+            for gone in self._catch_up_posted.keys() - set(waiting):
+                del self._catch_up_posted[gone]
             for target in targets:
-                if central_health.finish_catch_up(target):
-                    LOG.info("target %s caught up after maintenance: counted again", target.label)
+                self._catch_up(target, now)
         except exceptions.ZoneflowError as exc:
             LOG.warning("targets catching up not checked: %s", exc)
+
+    def _catch_up(self, target: objects.PoolTarget, now: float) -> None:
+        """Count ``target`` again if it missed nothing more; else, every
+        ``[inspector] catch_up_retry`` seconds, post recovery again for what it still
+        misses (a job of the last round may have failed)."""
+        if central_health.finish_catch_up(target):
+            LOG.info("target %s caught up after maintenance: counted again", target.label)
+            return
+        # Its maintenance's end posted the first round: wait from when it was seen.
+        posted = self._catch_up_posted.setdefault(target.id, now)
+        if now - posted >= CONF.inspector.catch_up_retry:
+            self._catch_up_posted[target.id] = now
+            again = central_health.retry_catch_up(target)
+            LOG.info("target %s still catching up: %d zone(s) posted again", target.label, again)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

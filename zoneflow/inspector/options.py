@@ -55,6 +55,13 @@ inspector_opts = [
         help="Seconds between two reads of the targets and of each pool's zones (the map "
         "the inspector keeps); a zone created or deleted refreshes the map at once.",
     ),
+    cfg.FloatOpt(
+        "catch_up_retry",
+        default=30.0,
+        min=1.0,
+        help="Seconds after which a target whose maintenance ended, and which still "
+        "misses zones, gets their recover-zone jobs again (one of them may have failed).",
+    ),
     cfg.IntOpt(
         "concurrency",
         default=16,

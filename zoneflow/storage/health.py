@@ -392,20 +392,35 @@ def missed(target_id: str, *, since: datetime.datetime) -> list[tuple[str, int]]
         return [] if pool_id is None else list(_missed(session, target_id, pool_id, since))
 
 
-def not_counted_addresses() -> set[tuple[str, int]]:
-    """Where the nameservers of the targets thresholds leave out answer (host, port):
-    a job's poll does not wait for them."""
+def in_maintenance_addresses() -> set[tuple[str, int]]:
+    """Where the nameservers of the targets in maintenance (ON) answer (host, port): a
+    job's poll does not wait for them. A target catching up is waited for: the
+    jobs that catch it up must see it serve what they did."""
     with db.connection() as conn:
         rows = conn.execute(
             sa.select(models.PoolTarget.options)
             .join(models.TargetState, models.TargetState.target_id == models.PoolTarget.id)
-            .where(models.TargetState.maintenance.is_not(None))
+            .where(models.TargetState.maintenance == objects.Maintenance.ON)
         )
         return {
             (str(options["host"]), int(options.get("port", 53)))
             for (options,) in rows
             if options.get("host") is not None
         }
+
+
+@db.retried
+def retry_catch_up(target_id: str, *, pacing: objects.JobPacing) -> int:
+    """Post jobs again for what a target catching up (and UP) still misses; how many."""
+    with db.writer() as session:
+        row = _locked_state(session, target_id)
+        if (
+            row is None
+            or row.maintenance != objects.Maintenance.CATCHING_UP
+            or row.health != objects.TargetHealth.UP
+        ):
+            return 0
+        return _catch_up(session, target_id, _earliest(row.maintenance_since), pacing)
 
 
 def failed_targets(zone_id: str) -> dict[str, str]:
