@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoneflow import exceptions
-from zoneflow.flows.base import Task
+from zoneflow.flows.base import Task, waits_for_database
 from zoneflow.flows.on_target import target_outcomes
 from zoneflow.jobs import steps
 from zoneflow.storage import health as stored_health
@@ -31,6 +31,8 @@ class ConsensusCheck(Task):
         self.threshold = threshold
         self.labels = labels
 
+    # It reads which targets are in maintenance: a database blip must not revert the job.
+    @waits_for_database
     def execute(self, **results: Any) -> list[str]:
         outcomes = target_outcomes(results, self.target_ids)
         # Targets that left the pool since the job was posted are not weighed, nor
