@@ -51,6 +51,7 @@ bench: deps
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/zone_import.py
 	$(BIN)/python bench/event_fanout.py
+	$(BIN)/python bench/inspector.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -1,4 +1,4 @@
-"""All-in-one mode: conductor, outbox relay, mdns and the REST API in one process.
+"""All-in-one mode: conductor, outbox relay, mdns, the REST API and the inspector in one process.
 
 The embedded default: SQLite and the in-process zake jobboard need no other
 service, so one ``zoneflow all-in-one`` plus a pool of nameservers is a
@@ -19,6 +19,7 @@ from zoneflow.api import server as api_server
 from zoneflow.central import changes as central_changes
 from zoneflow.conductor import daemon
 from zoneflow.engine import metrics
+from zoneflow.inspector import daemon as inspector_daemon
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import migration
 from zoneflow.taskflow_adapter import jobboard, persistence
@@ -39,6 +40,8 @@ class AllInOne:
             central_changes.on_change(self.conductor.relay.wake)
         self.api = api_server.ApiServer() if api else None
         self.heartbeats: list[heartbeat.Heartbeat] = []
+        # The inspector writes its own heartbeat (started and stopped with it).
+        self.inspector = inspector_daemon.Inspector() if CONF.inspector.enabled else None
 
     def start(self) -> None:
         self.mdns.start_in_thread()
@@ -54,6 +57,8 @@ class AllInOne:
             self.heartbeats.append(heartbeat.for_api(self.api))
         for beat in self.heartbeats:
             beat.start()
+        if self.inspector is not None:
+            self.inspector.start()
         LOG.info(
             "all-in-one running: mdns on %s:%s, conductor %s on %s, API %s",
             self.mdns.host,
@@ -89,6 +94,8 @@ class AllInOne:
             )
 
     def stop(self) -> None:
+        if self.inspector is not None:
+            self.inspector.stop()
         for beat in self.heartbeats:
             beat.stop()
         if self.api is not None:

@@ -319,3 +319,12 @@ class MissingServerProgram(LocalServerError):
 
 class ServerStartError(LocalServerError):
     """The server did not become ready; the message ends with its log tail."""
+
+
+# --- the inspector (issue 15) ---------------------------------------------------------
+
+
+class TargetNotFound(NotFound):
+    """No pool target has the id or description given."""
+
+    error_type = "target_not_found"

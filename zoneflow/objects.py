@@ -448,3 +448,46 @@ class EventPublisher:
     pid: int
     last_activity: datetime.datetime
     published: int
+
+
+# --- the inspector (issue 15): target health and maintenance -------------------------
+
+
+class TargetHealth(enum.StrEnum):
+    """Whether a target answers DNS, as the inspector last judged it."""
+
+    UP = "UP"
+    DOWN = "DOWN"
+
+
+class Maintenance(enum.StrEnum):
+    """A target an operator took out of the thresholds, and its way back.
+
+    ON: left out of every threshold; CATCHING_UP: the operator ended it, and
+    the target stays left out until it serves every zone it missed."""
+
+    ON = "ON"
+    CATCHING_UP = "CATCHING_UP"
+
+
+# A (zone, target) row whose target stopped answering or went into maintenance
+# while serving the zone: the serial it served is kept, but it is not counted as
+# serving it until the target is back (or caught up).
+BEHIND = "BEHIND"
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetState:
+    """A target's health and maintenance as stored (``zoneflow pool target ...``)."""
+
+    target_id: str
+    health: str
+    # When the target went to its health (DOWN since when).
+    since: datetime.datetime
+    maintenance: str | None = None
+    maintenance_since: datetime.datetime | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Whether thresholds count this target (not in maintenance, nor catching up)."""
+        return self.maintenance is None

@@ -22,6 +22,7 @@ from zoneflow.dns import options as dns_options
 from zoneflow.engine import options as engine_options
 from zoneflow.events import options as events_options
 from zoneflow.flows import options as flows_options
+from zoneflow.inspector import options as inspector_options
 from zoneflow.mdns import options as mdns_options
 from zoneflow.storage import db
 from zoneflow.storage import options as storage_options
@@ -50,6 +51,8 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("events", events_options.events_opts),
         ("flows", flows_options.flow_opts),
         ("mdns", mdns_options.mdns_opts),
+        ("inspector", inspector_options.inspector_opts),
+        ("central", central_options.health_opts),
         ("storage", storage_options.storage_opts),
         ("tsig", dns_options.tsig_opts),
     ]

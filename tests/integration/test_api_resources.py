@@ -420,6 +420,7 @@ def test_an_all_in_one_reports_each_of_its_services(client: TestClient, override
         assert sorted((s["service_name"], s["status"]) for s in statuses) == [
             ("api", "UP"),
             ("conductor", "UP"),
+            ("inspector", "UP"),
             ("mdns", "UP"),
         ]
         mdns = next(s for s in statuses if s["service_name"] == "mdns")

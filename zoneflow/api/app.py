@@ -19,6 +19,7 @@ from zoneflow.api.v2 import (
     quotas,
     recordsets,
     service_statuses,
+    targets,
     tsigkeys,
     zone_status,
     zones,
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(zone_status.router)
     app.include_router(jobs.router)
     app.include_router(events.router)
+    app.include_router(targets.router)
     # First, so it is the innermost middleware: it sees which route answered.
     metrics.install(app)
     errors.install(app)

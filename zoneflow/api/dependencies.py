@@ -121,3 +121,13 @@ ImportId = Annotated[str, Depends(import_id)]
 TsigKeyId = Annotated[str, Depends(tsigkey_id)]
 PoolId = Annotated[str, Depends(pool_id)]
 ServiceStatusId = Annotated[str, Depends(service_status_id)]
+
+
+# --- the inspector's routes (issue 15) --------------------------------------------------
+
+
+def target_id(target_id: UuidPath) -> str:
+    return _uuid("target_id", target_id)
+
+
+TargetId = Annotated[str, Depends(target_id)]

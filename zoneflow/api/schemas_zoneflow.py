@@ -8,7 +8,7 @@ describe what the routes in :mod:`zoneflow.api.v2.jobs` and
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from zoneflow.api.schemas import ListLinks, ListMetadata
 
@@ -20,7 +20,10 @@ class TargetServing(BaseModel):
     target: str = Field(description="the target's description, else type@host:port")
     type: str = Field(description="backend type (bind9, knot, ...); empty if no longer in the pool")
     serial: int | None = Field(description="the zone serial last seen served; null: not yet")
-    status: str = Field(description="PENDING, ACTIVE or ERROR, as the last job left it")
+    status: str = Field(
+        description="PENDING, ACTIVE or ERROR, as the last job left it; BEHIND while the "
+        "target is DOWN or in maintenance"
+    )
     error: str | None = Field(description="why the last action on this target failed")
     updated_at: str | None = Field(description="when this target's state was last recorded")
     current: bool = Field(description="the target serves the zone's current serial (or later)")
@@ -139,3 +142,32 @@ class JobList(BaseModel):
     jobs: list[Job]
     links: ListLinks
     metadata: ListMetadata
+
+
+# --- targets' health and maintenance (the inspector, issue 15) ----------------------------
+
+
+class TargetState(BaseModel):
+    target_id: str
+    target: str = Field(description="the target's description, else type@host:port")
+    pool_id: str
+    health: str = Field(description="UP or DOWN, as the inspector last judged it")
+    since: str | None = Field(description="when it went DOWN (or UP again); null: always UP")
+    maintenance: str | None = Field(
+        description="ON (left out of thresholds), CATCHING_UP (ended, being caught up), null"
+    )
+    maintenance_since: str | None
+    counted: bool = Field(description="whether pool thresholds count this target")
+
+
+class TargetStateList(BaseModel):
+    targets: list[TargetState]
+
+
+class MaintenanceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    maintenance: StrictBool = Field(
+        description="true: leave the target out of thresholds; false: count it again once "
+        "it has caught up"
+    )

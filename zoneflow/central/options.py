@@ -58,3 +58,19 @@ quota_opts = [
     ),
 ]
 CONF.register_opts(quota_opts, group="quota")
+
+
+# --- the inspector's recovery pace (issue 15) -------------------------------------------
+
+health_opts = [
+    cfg.FloatOpt(
+        "target_recovery_jobs_per_second",
+        default=20.0,
+        min=0.1,
+        help="When a target comes back (from DOWN, or out of maintenance), the recover-zone "
+        "jobs of the zones it missed are released to the job relays at this rate, so a "
+        "target that missed thousands of zones does not queue every change made meanwhile "
+        "behind them.",
+    ),
+]
+CONF.register_opts(health_opts, group="central")

@@ -34,3 +34,10 @@ def all_in_one(args: argparse.Namespace) -> int:
 
     allinone.run_forever()
     return 0
+
+
+def inspector(args: argparse.Namespace) -> int:
+    from zoneflow.inspector import daemon
+
+    daemon.run_forever()
+    return 0

@@ -128,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         "per target: zones served at their serial, behind, missing, in error; state, last seen",
     )
     p.add_argument("name", nargs="?", default="default")
+    target = pool.add_parser("target", help="one target of a pool").add_subparsers(
+        dest="target_cmd", required=True
+    )
+    p = command(
+        target,
+        "maintenance",
+        "pool:maintenance",
+        "leave a target out of the thresholds (on), or count it again once caught up (off)",
+    )
+    p.add_argument("target", help="the target's id or description ('zoneflow pool show')")
+    p.add_argument("state", choices=["on", "off"])
 
     zone = groups.add_parser("zone", help="zones").add_subparsers(dest="cmd", required=True)
     p = command(zone, "create", "zone:create", "create a zone")
@@ -276,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
             "all-in-one",
             "daemons:all_in_one",
             "run conductor, mdns, relay and the API in one process",
+        ),
+        (
+            "inspector",
+            "daemons:inspector",
+            "watch every target's health: alarm on DOWN, recovery when it is back",
         ),
     ):
         command(groups, name, func, text)

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from zoneflow import objects
-from zoneflow.central import pools
+from zoneflow.central import health, pools
 from zoneflow.central import status as serving
 from zoneflow.cli import output
 
@@ -73,6 +73,19 @@ def _masked(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _state(states: dict[str, objects.TargetState], target: objects.PoolTarget) -> str:
+    """A target's health, and its maintenance if any: "DOWN since ...", "UP, maintenance ON"."""
+    state = states.get(target.id)
+    if state is None:
+        return objects.TargetHealth.UP
+    shown = str(state.health)
+    if state.health == objects.TargetHealth.DOWN:
+        shown += f" since {output.plain(state.since)}"
+    if state.maintenance is not None:
+        shown += f", maintenance {state.maintenance}"
+    return shown
+
+
 def show(args: argparse.Namespace) -> int:
     pool = pools.get_pool(args.name)
     left = pools.zones_to_drain(pool)
@@ -94,10 +107,14 @@ def show(args: argparse.Namespace) -> int:
     print("nameservers: " + ", ".join(str(n) for n in pool.nameservers))
     if pool.also_notifies:
         print("also_notifies: " + ", ".join(str(n) for n in pool.also_notifies))
+    states = health.states()
     print(
         output.table(
-            [[t.id, t.type, t.label, ", ".join(str(m) for m in t.masters)] for t in pool.targets],
-            ["target", "type", "description", "masters"],
+            [
+                [t.id, t.type, t.label, ", ".join(str(m) for m in t.masters), _state(states, t)]
+                for t in pool.targets
+            ],
+            ["target", "type", "description", "masters", "state"],
         )
     )
     if pool.retired_targets:
@@ -150,4 +167,25 @@ def status(args: argparse.Namespace) -> int:
             ["target", "served", "behind", "missing", "error", "state", "last seen"],
         )
     )
+    return 0
+
+
+def maintenance(args: argparse.Namespace) -> int:
+    """``zoneflow pool target maintenance TARGET on|off``."""
+    target, state = health.set_maintenance(args.target, on=args.state == "on")
+    if args.json:
+        print(json.dumps({"target": target.label, **output.plain(state)}, indent=2, sort_keys=True))
+        return 0
+    if state.maintenance == objects.Maintenance.ON:
+        print(
+            f"target {target.label} in maintenance since {output.plain(state.maintenance_since)}: "
+            "left out of the pool's threshold; the zones it misses are recorded behind"
+        )
+    elif state.maintenance == objects.Maintenance.CATCHING_UP:
+        print(
+            f"target {target.label} out of maintenance: catching up on the zones it missed, "
+            "counted again once it serves them all ('zoneflow pool show' shows it)"
+        )
+    else:
+        print(f"target {target.label} is not in maintenance: counted by the pool's threshold")
     return 0

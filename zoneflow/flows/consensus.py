@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from zoneflow import exceptions
-from zoneflow.flows.base import Task
+from zoneflow.flows.base import Task, waits_for_database
 from zoneflow.flows.on_target import target_outcomes
 from zoneflow.jobs import steps
+from zoneflow.storage import health as stored_health
 
 
 def meets_threshold(succeeded: int, counted: int, threshold: int) -> bool:
@@ -30,10 +31,15 @@ class ConsensusCheck(Task):
         self.threshold = threshold
         self.labels = labels
 
+    # It reads which targets are in maintenance: a database blip must not revert the job.
+    @waits_for_database
     def execute(self, **results: Any) -> list[str]:
         outcomes = target_outcomes(results, self.target_ids)
-        # Targets that left the pool since the job was posted are not weighed.
-        counted = [t for t in self.target_ids if not outcomes[t].retired]
+        # Targets that left the pool since the job was posted are not weighed, nor
+        # targets in maintenance (or catching up after it): read now, not when
+        # the job was posted, since an operator may have just turned it on.
+        left_out = stored_health.not_counted(self.target_ids)
+        counted = [t for t in self.target_ids if not outcomes[t].retired and t not in left_out]
         succeeded = [t for t in counted if outcomes[t].ok]
         if not meets_threshold(len(succeeded), len(counted), self.threshold):
             failed = "; ".join(

@@ -21,6 +21,7 @@ from zoneflow.dns import query, rules
 from zoneflow.flows.base import CONF, Task, waits_for_database
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served
+from zoneflow.storage import health as stored_health
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import transfers as stored_transfers
@@ -89,6 +90,8 @@ class _Poll(Task):
         next_notify = time.monotonic() + CONF.flows.renotify_interval
         seen: int | None = None
         error = "no answer"
+        # Looked for at the first miss and at each re-NOTIFY (not at every query).
+        look_for_maintenance = True
         while True:
             try:
                 if expect_removed:
@@ -108,6 +111,12 @@ class _Poll(Task):
                         return Served(ok=True, serial=seen)
             except (dns.exception.DNSException, OSError) as exc:
                 error = f"no answer to SOA query ({exc or type(exc).__name__})"
+            if look_for_maintenance and _in_maintenance_at(self.host, self.port):
+                # Thresholds do not count it: no reason to hold the job up for it.
+                return Served(
+                    ok=False, serial=seen, error=f"in maintenance, not waited for: {error}"
+                )
+            look_for_maintenance = False
             now = time.monotonic()
             if now >= deadline:
                 if not expect_removed:
@@ -118,6 +127,7 @@ class _Poll(Task):
                     error=f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
                 )
             if now >= next_notify:
+                look_for_maintenance = True
                 state = stored_zones.poll_state(zone_id, self.host, self.port)
                 if state.zone_deleted and not expect_removed:
                     return Served(ok=False, serial=seen, error="zone deleted meanwhile")
@@ -131,6 +141,10 @@ class _Poll(Task):
                     notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
             time.sleep(CONF.flows.poll_interval)
+
+
+def _in_maintenance_at(host: str, port: int) -> bool:
+    return (host, port) in stored_health.in_maintenance_addresses()
 
 
 def _why_not_served(

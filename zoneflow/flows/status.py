@@ -13,6 +13,7 @@ from zoneflow.flows.on_target import target_outcomes
 from zoneflow.flows.recovery import action_for
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served, TargetOutcome
+from zoneflow.storage import health as stored_health
 from zoneflow.storage import status as stored_status
 from zoneflow.taskflow_adapter import fencing
 
@@ -75,8 +76,16 @@ class _StatusWriter(Task):
             )
             is not None
         ]
-        # Nameservers removed from the pool while the job ran are not weighed.
-        counted = {ns: seen for ns, seen in served.items() if not seen.dropped}
+        # Nameservers removed from the pool while the job ran are not weighed, nor
+        # those of targets in maintenance (their rows say how far behind they are).
+        left_out = {
+            self.target_addresses[t]
+            for t in stored_health.not_counted(self.target_ids)
+            if t in self.target_addresses
+        }
+        counted = {
+            ns: seen for ns, seen in served.items() if not seen.dropped and ns not in left_out
+        }
         ok = [ns for ns, seen in counted.items() if seen.ok]
         if meets_threshold(len(ok), len(counted), self.threshold):
             if action == objects.Action.DELETE:

@@ -362,3 +362,19 @@ class EventPublisher(Base):
     pid: Mapped[int] = mapped_column(Integer)
     last_activity: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     published: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TargetState(Base):
+    """A target's health as the inspector judged it, and its maintenance
+    (zoneflow.storage.health). A target without a row is UP and counted."""
+
+    __tablename__ = "target_states"
+
+    target_id: Mapped[str] = mapped_column(
+        ForeignKey("pool_targets.id", ondelete="CASCADE"), primary_key=True
+    )
+    health: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    # None, ON or CATCHING_UP (objects.Maintenance).
+    maintenance: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    maintenance_since: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
