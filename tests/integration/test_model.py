@@ -18,12 +18,13 @@ from tests import support
 from tests.integration.conftest import fake_pool_yaml, wait_settled
 from zoneflow import cli, model, objects
 from zoneflow.api import app
+from zoneflow.central import health as central_health
 from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import status as central_status
 from zoneflow.central import zones as central_zones
 from zoneflow.mdns import responder as mdns_responder
-from zoneflow.storage import events as stored_events
+from zoneflow.storage import models
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import status as stored_status
 
@@ -257,17 +258,19 @@ def test_pool_status_route_is_for_admins_and_reads_the_model(
     assert stored_pools.get_pool(pool.id).id == pool.id
 
 
-def test_the_inspectors_target_event_gives_a_targets_state(
+def test_a_targets_health_and_maintenance_reach_the_model_and_a_model_built_later(
     pool: objects.Pool, follower: model.Follower
 ) -> None:
-    # The hook the inspector's events fill: topic target, key the target, action its state.
     first, second = pool.targets
-    stored_events.append(
-        [stored_events.NewEvent("target", "pool_targets", second.id, "DOWN", {})],
-        publisher="inspector",
-    )
-    states = {s.target_id: s.state for s in follower.settled().summary(pool)}
-    assert states == {first.id: None, second.id: "DOWN"}
+    central_health.target_down(second, since=models.utcnow(), reason="no answer", zones=0)
+    central_health.set_maintenance(first.id, on=True)
+
+    def states(picture: model.Picture) -> dict[str, str | None]:
+        return {s.target_id: s.state for s in picture.summary(pool)}
+
+    expected = {first.id: "UP, in maintenance", second.id: "DOWN"}
+    assert states(follower.settled()) == expected  # from the events, as they came
+    assert states(model.Picture.load(pool_id=pool.id)) == expected  # from storage, after
     (summary,) = [s for s in follower.picture.summary(pool) if s.target_id == second.id]
     assert summary.last_seen is not None
 

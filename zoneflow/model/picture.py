@@ -83,6 +83,15 @@ class TargetState:
     at: datetime.datetime | None
 
 
+def target_state(health: str, maintenance: str | None) -> str:
+    """A target's state as pool status shows it: UP or DOWN, and its maintenance."""
+    if maintenance == objects.Maintenance.ON:
+        return f"{health}, in maintenance"
+    if maintenance == objects.Maintenance.CATCHING_UP:
+        return f"{health}, catching up"
+    return health
+
+
 @dataclasses.dataclass(frozen=True)
 class TargetSummary:
     """One target of a pool over all the pool's zones."""
@@ -208,6 +217,10 @@ class Picture:
                 self._rows.setdefault(row.zone_id, {})[row.target_id] = row
             for zone_id, seen in read.transfers:
                 self._note(zone_id, seen, query=False)
+            self._targets = {
+                t.target_id: TargetState(target_state(t.health, t.maintenance), t.since)
+                for t in read.targets
+            }
 
     def apply(self, event: objects.Event) -> None:
         """Bring the picture up to date with one event (in commit order)."""
@@ -226,9 +239,11 @@ class Picture:
                 query = event.table == stored_events.TRANSFER_QUERIES_TABLE
                 self._note(event.zone_id, _transfer(event.value), query=query)
             elif event.topic == objects.EventTopic.TARGET:
-                # The inspector's hook: a target event's key is the target's id and
-                # its action the target's state (UP, DOWN, MAINTENANCE, ...).
-                self._targets[event.key] = TargetState(event.action, event.created_at)
+                # The inspector's: a target event's key is the target's id, its value
+                # the target's health and maintenance (its action what happened).
+                health = event.value.get("health", event.action)
+                state = target_state(str(health), event.value.get("maintenance"))
+                self._targets[event.key] = TargetState(state, event.created_at)
 
     def _apply_zone(self, event: objects.Event) -> None:
         value = event.value
@@ -261,10 +276,6 @@ class Picture:
     def _note(self, zone_id: str, seen: objects.ZoneTransfer, *, query: bool) -> None:
         pair = self._seen.setdefault(zone_id, {}).setdefault(seen.source, [None, None])
         pair[1 if query else 0] = seen
-
-    def set_target_state(self, target_id: str, state: TargetState) -> None:
-        with self._lock:
-            self._targets[target_id] = state
 
     # --- reading -----------------------------------------------------------------
 

@@ -150,7 +150,13 @@ def mark_down(
             session.add(row)
         row.health, row.since = objects.TargetHealth.DOWN, since
         behind = _mark_behind(session, target_id, reason)
-        value = {**value, "health": objects.TargetHealth.DOWN, "since": since, "reason": reason}
+        value = {
+            **value,
+            "health": objects.TargetHealth.DOWN,
+            "maintenance": row.maintenance,
+            "since": since,
+            "reason": reason,
+        }
         value["zones_behind"] = behind
         events.write(
             session,

@@ -34,6 +34,8 @@ class Picture:
     rows: tuple[objects.TargetStatus, ...]
     # (zone id, the transfer mdns last served a client address).
     transfers: tuple[tuple[str, objects.ZoneTransfer], ...]
+    # The inspector's judgement of each target that has one (zoneflow.storage.health).
+    targets: tuple[objects.TargetState, ...] = ()
 
 
 _TARGET_FIELDS = [f.name for f in dataclasses.fields(objects.TargetStatus)]
@@ -54,10 +56,9 @@ def read(*, pool_id: str | None = None, zone_ids: Sequence[str] | None = None) -
     """The live zones (of one pool, or these ones; else all), their per-target rows and
     the transfers mdns served of them, as one snapshot.
 
-    Targets' health is not read here yet: the model takes it from the inspector's
-    ``target`` events only. Where the inspector stores it (a column of pool_targets,
-    say), this snapshot is the place to read it too, so that a model built after a
-    restart knows the states published before it."""
+    Targets' health and maintenance are read too (every target_states row: one
+    per target the inspector judged DOWN or an operator put in maintenance), so
+    that a model built after a restart knows the states published before it."""
     status, transfer = models.ZoneTargetStatus, models.ZoneTransfer
     zones = sa.select(
         models.Zone.id.label("zone_id"),
@@ -79,6 +80,7 @@ def read(*, pool_id: str | None = None, zone_ids: Sequence[str] | None = None) -
                 conn.execute(_of_zones(query, pool_id=pool_id, zone_ids=zone_ids)).all()
                 for query in (zones, rows, transfers)
             )
+            states_read = conn.execute(_TARGET_STATES).all()
     return Picture(
         zones=tuple(Wanted(**row._mapping) for row in zones_read),
         rows=tuple(objects.TargetStatus(**row._mapping) for row in rows_read),
@@ -86,4 +88,10 @@ def read(*, pool_id: str | None = None, zone_ids: Sequence[str] | None = None) -
             (row.zone_id, objects.ZoneTransfer(**{n: row._mapping[n] for n in _TRANSFER_FIELDS}))
             for row in transfers_read
         ),
+        targets=tuple(objects.TargetState(**row._mapping) for row in states_read),
     )
+
+
+_TARGET_STATES = sa.select(
+    *(getattr(models.TargetState, f.name) for f in dataclasses.fields(objects.TargetState))
+)
