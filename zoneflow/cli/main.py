@@ -270,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
             "daemons:all_in_one",
             "run conductor, mdns, relay and the API in one process",
         ),
+        (
+            "producer",
+            "daemons:producer",
+            "run a producer: recovery, audit and purge of its share of the zones",
+        ),
     ):
         command(groups, name, func, text)
     return parser

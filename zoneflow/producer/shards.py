@@ -1,0 +1,134 @@
+"""Shards: which zones a producer works, shared out among producers in ZooKeeper.
+
+A zone's shard is a hash of its id modulo ``[producer] shards``: stable
+across processes and restarts (Python's own ``hash`` of a string is not),
+and even. The shards are shared out by kazoo's SetPartitioner: each running
+producer joins a party under ``[producer] shard_path``; when the party
+changes (a producer started, stopped, or its ZooKeeper session ended with
+its death) every member releases its shards and, once the party has been
+still for ``rebalance_wait`` seconds, takes its share again, holding a
+ZooKeeper lock on each shard it takes. A lock is held by one session at a
+time, so no shard is worked by two producers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from kazoo import exceptions as kazoo_exc
+
+from zoneflow import exceptions
+
+LOG = logging.getLogger(__name__)
+
+
+def shard_of(zone_id: str, shards: int) -> int:
+    """The shard of a zone: CRC-32 of its id modulo the number of shards."""
+    return zlib.crc32(zone_id.encode()) % shards
+
+
+def in_shards(zone_ids: Iterable[str], owned: frozenset[int], shards: int) -> list[str]:
+    """The ids among ``zone_ids`` whose shard is one of ``owned``."""
+    return [zone_id for zone_id in zone_ids if shard_of(zone_id, shards) in owned]
+
+
+def batches(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into lists of at most ``size``, in order."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, not {size}")
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class ShardKeeper:
+    """This producer's share of the shards, kept by a SetPartitioner.
+
+    :meth:`owned` is called from the producer's loop between pieces of
+    work: it gives back the shards now held (empty while the party is being
+    shared out again) and does the partitioner's part of a change: release
+    when asked (the work stops first, since it runs in the same thread) and
+    start again after a failure (the ZooKeeper session ended).
+    """
+
+    def __init__(
+        self, client: Any, *, path: str, shards: int, identifier: str, rebalance_wait: float
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._shards = shards
+        self._identifier = identifier
+        self._rebalance_wait = rebalance_wait
+        self._partitioner: Any = None
+        self._held: frozenset[int] = frozenset()
+
+    def start(self, timeout: float) -> None:
+        try:
+            self._client.start(timeout=timeout)
+        except (kazoo_exc.KazooException, OSError) as exc:
+            raise exceptions.JobboardUnavailable(
+                f"the producer cannot reach ZooKeeper to share out its shards: {exc}; start "
+                "ZooKeeper or fix [jobboard] hosts in zoneflow.conf"
+            ) from exc
+        self._join()
+
+    def _join(self) -> None:
+        self._partitioner = self._client.SetPartitioner(
+            self._path,
+            set=range(self._shards),
+            identifier=self._identifier,
+            time_boundary=self._rebalance_wait,
+        )
+
+    def owned(self, wait: float = 0.0) -> frozenset[int]:
+        """The shards held now, after doing what the partitioner asks; ``wait``
+        seconds at most for a share being given out."""
+        partitioner = self._partitioner
+        if partitioner is None:
+            return frozenset()
+        if partitioner.failed:
+            LOG.warning("producer %s lost its shards (ZooKeeper session): joining again", self)
+            self._note(frozenset())
+            self._join()
+            return frozenset()
+        if partitioner.release:
+            partitioner.release_set()
+            self._note(frozenset())
+            return frozenset()
+        if partitioner.allocating:
+            partitioner.wait_for_acquire(timeout=wait)
+        if partitioner.acquired:
+            self._note(frozenset(partitioner))
+            return self._held
+        return frozenset()
+
+    def holds(self) -> bool:
+        """Whether this producer still holds its shards and need not give them up:
+        long work asks between pieces and stops when not."""
+        partitioner = self._partitioner
+        return partitioner is not None and partitioner.acquired
+
+    def _note(self, held: frozenset[int]) -> None:
+        if held != self._held:
+            LOG.info(
+                "producer %s now holds %d of %d shards", self._identifier, len(held), self._shards
+            )
+        self._held = held
+
+    def stop(self) -> None:
+        """Leave the party, shards released at once, and close the session."""
+        if self._partitioner is not None:
+            try:
+                self._partitioner.finish()
+            except kazoo_exc.KazooException:
+                LOG.debug("leaving the producers' party failed", exc_info=True)
+            self._partitioner = None
+        try:
+            self._client.stop()
+            self._client.close()
+        except kazoo_exc.KazooException:
+            LOG.debug("closing the producer's ZooKeeper session failed", exc_info=True)
+
+    def __str__(self) -> str:
+        return self._identifier
