@@ -112,7 +112,11 @@ class ShardKeeper:
     def _note(self, held: frozenset[int]) -> None:
         if held != self._held:
             LOG.info(
-                "producer %s now holds %d of %d shards", self._identifier, len(held), self._shards
+                "producer %s now holds %d of %d shards: %s",
+                self._identifier,
+                len(held),
+                self._shards,
+                sorted(held),
             )
         self._held = held
 
