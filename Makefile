@@ -50,6 +50,7 @@ bench: deps
 	$(BIN)/python bench/api_write.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/zone_import.py
+	$(BIN)/python bench/audit.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

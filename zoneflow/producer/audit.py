@@ -29,6 +29,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
+from concurrent import futures
 
 from zoneflow import objects
 from zoneflow.central import upkeep
@@ -170,13 +171,21 @@ def audit(
     zones = zones_in_shards(view, owned, settings.shards)
     report.zones = len(zones)
     budget = settings.recovery_batch
-    for batch in shards.batches(zones, settings.audit_batch):
-        if not still_owned():
-            report.complete = False
-            break
-        verdicts = _ask(batch, addresses, view, settings, report)
-        upkeep.record_findings(verdicts.findings)
-        budget = _repair(verdicts, budget, report)
+    # A batch's rows are written while the next batch is asked: the targets
+    # are not left idle while the database works.
+    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-rows") as rows:
+        written: futures.Future[None] | None = None
+        for batch in shards.batches(zones, settings.audit_batch):
+            if not still_owned():
+                report.complete = False
+                break
+            verdicts = _ask(batch, addresses, view, settings, report)
+            if written is not None:
+                written.result()  # one batch's rows at a time; a failure ends the audit
+            written = rows.submit(upkeep.record_findings, verdicts.findings)
+            budget = _repair(verdicts, budget, report)
+        if written is not None:
+            written.result()
     report.seconds = time.perf_counter() - started
     LOG.info(
         "audit of %d zones%s: %d checks in %.1f s (%.0f/s); %d missing, %d behind, "
