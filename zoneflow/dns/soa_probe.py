@@ -68,7 +68,12 @@ def wire_name(name: str) -> bytes:
 
 def query(qid: int, qname: bytes) -> bytes:
     """The SOA query for ``qname`` (wire form) with DNS id ``qid``."""
-    return _HEADER.pack(qid, 0, 1, 0, 0, 0) + qname + _SOA_IN
+    return qid.to_bytes(2, "big") + _after_id(qname)
+
+
+def _after_id(qname: bytes) -> bytes:
+    """A query but its first two bytes (the id): made once per name, sent per try."""
+    return _HEADER.pack(0, 0, 1, 0, 0, 0)[2:] + qname + _SOA_IN
 
 
 def _skip_name(wire: bytes, offset: int) -> int:
@@ -118,7 +123,7 @@ class _Flight:
 class _Server:
     """One nameserver's socket, the names still to ask it and those in flight."""
 
-    def __init__(self, address: tuple[str, int], names: Sequence[str]) -> None:
+    def __init__(self, address: tuple[str, int], names: Sequence[str | bytes]) -> None:
         self.address = address
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -128,7 +133,8 @@ class _Server:
             with contextlib.suppress(OSError):
                 self.sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
         self.sock.connect(address)
-        self.qnames = [wire_name(name) for name in names]
+        self.qnames = [name if isinstance(name, bytes) else wire_name(name) for name in names]
+        self.queries = [_after_id(qname) for qname in self.qnames]
         self.findings: list[Finding] = [NO_ANSWER] * len(names)
         self.to_ask: collections.deque[tuple[int, int]] = collections.deque(
             (index, 0) for index in range(len(names))
@@ -153,7 +159,7 @@ class _Server:
             index, tries = self.to_ask[0]
             qid = self._free_id()
             try:
-                self.sock.send(query(qid, self.qnames[index]))
+                self.sock.send(qid.to_bytes(2, "big") + self.queries[index])
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                     return  # the socket's buffer is full: the rest go next turn
@@ -199,13 +205,16 @@ class _Server:
 
 
 def serials(
-    questions: Mapping[tuple[str, int], Sequence[str]],
+    questions: Mapping[tuple[str, int], Sequence[str | bytes]],
     *,
     in_flight: int = 500,
     timeout: float = 1.0,
     retries: int = 2,
 ) -> dict[tuple[str, int], list[Finding]]:
     """Ask each nameserver ((host, port) -> zone names) for the SOA of its zones.
+
+    A name is its text, or its :func:`wire_name` (a caller asking several
+    servers about one zone makes it once).
 
     Returns, per nameserver, a finding per name in the order given. Every
     nameserver is asked at once, each with up to ``in_flight`` questions

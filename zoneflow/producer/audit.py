@@ -215,8 +215,9 @@ def _ask(
     report: AuditReport,
 ) -> Verdicts:
     asked = questions(batch, addresses)
+    wire = {zone.id: soa_probe.wire_name(zone.name) for zone in batch}
     found = soa_probe.serials(
-        {address: [zone.name for zone, _ in pairs] for address, pairs in asked.items()},
+        {address: [wire[zone.id] for zone, _ in pairs] for address, pairs in asked.items()},
         in_flight=settings.audit_in_flight,
         timeout=settings.audit_timeout,
         retries=settings.audit_retries,
