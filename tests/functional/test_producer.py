@@ -289,3 +289,46 @@ def _shards_in_log(deployment: Deployment, name: str) -> set[int]:
     lines = re.findall(r"now holds \d+ of \d+ shards: \[([\d, ]*)\]", deployment.log(name))
     assert lines, deployment.log(name)
     return {int(n) for n in lines[-1].split(",") if n.strip()}
+
+
+def test_all_in_one_runs_a_producer_whose_audit_restores_a_zone_deleted_by_hand(
+    tmp_path: pathlib.Path, bind9: Bind9Server
+) -> None:
+    """The embedded default (SQLite, zake): the producer holds every shard alone."""
+    deployment = Deployment(
+        tmp_path,
+        database=f"sqlite:///{tmp_path}/zoneflow.sqlite",
+        zookeeper_hosts=None,
+        extra_conf={
+            "producer": {"audit_interval": AUDIT_INTERVAL, "audit_timeout": 0.5},
+            "heartbeat": {"interval": 0.5},
+            "flows": {"poll_timeout": 4},
+        },
+    )
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.producer.example.", "priority": 1}],
+                "nameservers": [bind9.nameserver()],
+                "targets": [bind9.pool_target(deployment.masters())],
+            }
+        )
+        process = deployment.start("aio", "all-in-one")
+        eventually(
+            lambda: process.poll() is None and "all-in-one running" in deployment.log("aio"),
+            timeout=60,
+            what=lambda: f"all-in-one to run:\n{deployment.log('aio')}",
+        )
+        serial = _create(deployment, "aio.producer.example.")
+        bind9.rndc("delzone", "aio.producer.example.")
+        assert _refused("aio.producer.example.", bind9)
+        eventually(
+            lambda: soa_serial("aio.producer.example.", bind9.host, bind9.port) == serial,
+            timeout=120,
+            what="the all-in-one's audit to restore the zone",
+        )
+        (beat,) = _producers(deployment).values()
+        assert (beat["status"], beat["stats"]["shards_held"]) == ("UP", 64)
+    finally:
+        deployment.close()

@@ -176,6 +176,12 @@ def test_a_deleted_zone_whose_name_lives_again_in_its_pool_is_not_asked_about() 
     assert audit.zones_in_shards(view, frozenset({0}), 1) == [live]
 
 
+def test_of_a_name_deleted_twice_only_the_last_deleted_zone_is_asked_about() -> None:
+    first, last = _zone(serial=5, deleted=True), _zone(serial=9, deleted=True)
+    view = audit.AuditView(zones=[first, last], pools={}, recorded={}, live_names=set())
+    assert audit.zones_in_shards(view, frozenset({0}), 1) == [last]
+
+
 # --- the SOA probe ---------------------------------------------------------------------
 
 

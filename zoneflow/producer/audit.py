@@ -98,12 +98,25 @@ def target_addresses(pool: objects.Pool) -> dict[str, Address]:
 
 def zones_in_shards(view: AuditView, owned: frozenset[int], count: int) -> list[KeptZone]:
     """The view's zones of these shards, less deleted zones whose name lives again in
-    their pool (the live zone of that name is the one the targets should serve)."""
+    their pool (the live zone of that name is the one the targets should serve) and
+    deleted zones of a name deleted again later (one removal is enough)."""
+    last_deleted: dict[tuple[str, str], KeptZone] = {}
+    for zone in view.zones:
+        if zone.deleted:
+            key = (zone.pool_id, zone.name)
+            if key not in last_deleted or last_deleted[key].serial < zone.serial:
+                last_deleted[key] = zone
     return [
         zone
         for zone in view.zones
         if shards.shard_of(zone.id, count) in owned
-        and not (zone.deleted and (zone.pool_id, zone.name) in view.live_names)
+        and not (
+            zone.deleted
+            and (
+                (zone.pool_id, zone.name) in view.live_names
+                or last_deleted[(zone.pool_id, zone.name)] is not zone
+            )
+        )
     ]
 
 
