@@ -16,11 +16,14 @@ import sqlalchemy as sa
 
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import count_pending_jobs
+from tests.unit.test_producer import Responder
 from zoneflow import objects
 from zoneflow.central import zones as central_zones
-from zoneflow.producer import purge, recovery, settings, shards
+from zoneflow.producer import audit, purge, recovery, settings, shards
 from zoneflow.storage import db, models
 from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import status as stored_status
+from zoneflow.storage import zones as stored_zones
 
 ALL = frozenset(range(64))
 ZONES = cast(sa.Table, models.Zone.__table__)
@@ -149,6 +152,65 @@ def test_the_purge_removes_deleted_zones_past_their_retention_only(
     with db.connection() as conn:
         left = set(conn.execute(sa.select(models.Zone.id)).scalars())
     assert left == {new.id}
+
+
+def _active(name: str) -> objects.Zone:
+    """A zone made ACTIVE as its create job would (no conductor runs here)."""
+    zone = central_zones.create_zone(name, "hostmaster@example.com")
+    for pending in stored_outbox.claim_pending_jobs():
+        stored_outbox.remove_pending_job(pending.id)
+    stored_status.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
+    return zone
+
+
+def test_the_audit_records_what_targets_serve_and_recovers_only_what_one_lacks() -> None:
+    served, missing, behind = "served.example.", "missing.example.", "behind.example."
+    responder = Responder({})
+    try:
+        pool = load_pool({"host": responder.address[0], "port": responder.address[1]})
+        (target,) = pool.targets
+        zones = {name: _active(name) for name in (served, missing, behind)}
+        responder.zones.update({served: zones[served].serial + 1, behind: zones[behind].serial - 1})
+        report = audit.audit(_settings(audit_timeout=0.5), ALL)
+    finally:
+        responder.close()
+
+    assert (report.checks, report.served, report.missing, report.behind) == (3, 1, 1, 1)
+    assert report.recoveries == 2
+    rows = {
+        name: stored_status.get_target_status(zone.id, target.id) for name, zone in zones.items()
+    }
+    assert rows[served] is not None and (rows[served].status, rows[served].serial) == (
+        objects.Status.ACTIVE,
+        zones[served].serial + 1,
+    )
+    assert rows[missing] is not None and (rows[missing].status, rows[missing].error) == (
+        objects.Status.ERROR,
+        audit.NOT_SERVED,
+    )
+    assert rows[behind] is not None and rows[behind].error == audit.behind(
+        zones[behind].serial - 1, zones[behind].serial
+    )
+    statuses = {name: stored_zones.get_zone_any(zone.id) for name, zone in zones.items()}
+    assert {name: z.status for name, z in statuses.items() if z is not None} == {
+        served: objects.Status.ACTIVE,
+        missing: objects.Status.PENDING,
+        behind: objects.Status.PENDING,
+    }
+    assert _recover_jobs() == 2
+
+
+def test_the_audit_judges_nothing_of_a_target_that_does_not_answer() -> None:
+    silent = Responder({}, flaky="quiet.example.", drop=99)
+    try:
+        load_pool({"host": silent.address[0], "port": silent.address[1]})
+        zone = _active("quiet.example.")
+        report = audit.audit(_settings(audit_timeout=0.1, audit_retries=1), ALL)
+    finally:
+        silent.close()
+    assert (report.unanswered, report.recoveries) == (1, 0)
+    assert stored_status.list_target_status(zone.id) == []
+    assert _recover_jobs() == 0
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ class ShardKeeper:
         self._held: frozenset[int] = frozenset()
 
     def start(self, timeout: float) -> None:
+        """Connect to ZooKeeper and join the producers' party."""
         try:
             self._client.start(timeout=timeout)
         except (kazoo_exc.KazooException, OSError) as exc:
@@ -83,13 +84,25 @@ class ShardKeeper:
 
     def owned(self, wait: float = 0.0) -> frozenset[int]:
         """The shards held now, after doing what the partitioner asks; ``wait``
-        seconds at most for a share being given out."""
+        seconds at most for a share being given out. Empty while ZooKeeper is out
+        of reach (the connection lost puts the partitioner in RELEASE: this
+        producer stops working its shards at once)."""
+        try:
+            return self._owned(wait)
+        except (kazoo_exc.KazooException, OSError) as exc:
+            LOG.warning("producer %s cannot reach ZooKeeper, holds no shard: %s", self, exc)
+            self._note(frozenset())
+            return frozenset()
+
+    def _owned(self, wait: float) -> frozenset[int]:
         partitioner = self._partitioner
         if partitioner is None:
+            self._join()
             return frozenset()
         if partitioner.failed:
             LOG.warning("producer %s lost its shards (ZooKeeper session): joining again", self)
             self._note(frozenset())
+            self._partitioner = None
             self._join()
             return frozenset()
         if partitioner.release:
