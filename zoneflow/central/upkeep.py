@@ -22,12 +22,12 @@ from zoneflow.central import changes
 from zoneflow.jobs import steps
 from zoneflow.storage import db
 from zoneflow.storage import pools as stored_pools
-from zoneflow.storage import status as stored_status
 from zoneflow.storage import upkeep as stored
+from zoneflow.storage.status import TargetUpdate
 from zoneflow.storage.upkeep import KeptZone
 from zoneflow.taskflow_adapter import persistence
 
-__all__ = ["AuditView", "KeptZone"]
+__all__ = ["AuditView", "KeptZone", "TargetUpdate"]
 
 RECOVERY = objects.JobKind.RECOVER_ZONE
 REMOVAL = objects.JobKind.RECOVER_ZONE
@@ -126,7 +126,7 @@ def _remove_in_unit(zone_id: str) -> bool:
         return stored.remove_deleted_zone(unit, zone_id, job=REMOVAL)
 
 
-def record_findings(findings: Sequence[tuple[str, stored_status.TargetUpdate]]) -> None:
+def record_findings(findings: Sequence[tuple[str, TargetUpdate]]) -> None:
     """What the audit found on each target, in the zones' per-target rows."""
     if findings:
         stored.record_findings(findings)

@@ -33,11 +33,10 @@ from concurrent import futures
 
 from zoneflow import objects
 from zoneflow.central import upkeep
-from zoneflow.central.upkeep import AuditView, KeptZone
+from zoneflow.central.upkeep import AuditView, KeptZone, TargetUpdate
 from zoneflow.dns import soa_probe
 from zoneflow.producer import shards
 from zoneflow.producer.settings import Settings, utcnow
-from zoneflow.storage.status import TargetUpdate
 
 LOG = logging.getLogger(__name__)
 
