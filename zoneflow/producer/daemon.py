@@ -104,16 +104,20 @@ class Producer:
                 LOG.exception("producer %s: the %s pass failed, will retry", self.name, name)
             self._due[name] = time.monotonic() + interval
 
+    def _carry_on(self) -> bool:
+        """Whether a pass under way goes on: its shards still held, no stop asked."""
+        return self.keeper.holds() and not self._stopping.is_set()
+
     def _sleep(self) -> float:
         soonest = min(self._due.values(), default=time.monotonic() + _TICK)
         return max(0.0, min(_TICK, soonest - time.monotonic()))
 
     def _recover(self, owned: frozenset[int]) -> None:
-        report = recovery.recover(self.settings, owned, still_owned=self.keeper.holds)
+        report = recovery.recover(self.settings, owned, still_owned=self._carry_on)
         self.counters["recoveries_posted"] += report.posted
 
     def _audit(self, owned: frozenset[int]) -> None:
-        report = audit.audit(self.settings, owned, still_owned=self.keeper.holds)
+        report = audit.audit(self.settings, owned, still_owned=self._carry_on)
         self.counters["audits"] += 1
         self.counters["audit_checks"] += report.checks
         self.counters["last_audit_checks_per_second"] = round(report.rate)
