@@ -5,15 +5,19 @@ In one run, on the same machine and BIND9 build:
 * two BIND9 servers each load ``--zones`` primary zones (one zone file
   shared by all, from an include in named.conf: adding 100,000 zones with
   ``rndc addzone`` would take the better part of an hour);
+* **the ceiling**: BIND9's own answer rate for SOA queries to those zones,
+  measured by dnsperf (Debian ``dnsperf``) against one of the servers,
+  before the audits and again after them (the machine is shared: the two
+  say how much its load moved meanwhile);
 * **the probe alone**: :func:`zoneflow.dns.soa_probe.serials` asks both
   servers for the SOA of every zone (2 × ``--zones`` checks), its rate in
-  checks per second;
-* **a full audit**: the producer's audit (:func:`zoneflow.producer.audit.audit`)
+  checks per second, and per CPU second of its own process (what the probe
+  costs, whatever else the machine is doing);
+* **a full audit, twice**: the producer's audit (:func:`zoneflow.producer.audit.audit`)
   of the same zones, stored in a SQLite database in ACTIVE at the served
   serial, from reading the zones to recording the findings: its wall time,
-  its checks per second, and that it found every zone served and posted nothing;
-* **the ceiling**: BIND9's own answer rate for SOA queries to those zones,
-  measured by dnsperf (Debian ``dnsperf``) against one of the servers.
+  its checks per second, and that it found every zone served and posted
+  nothing. The first writes every per-target row, the second only changes.
 
 Figures go to doc/benchmarks.md between the ``audit`` markers.
 
