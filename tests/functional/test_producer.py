@@ -19,6 +19,7 @@ import pathlib
 import re
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -46,7 +47,13 @@ def _deployment(
         zookeeper_hosts=zookeeper.hosts,
         session_timeout=SESSION_TIMEOUT,
         extra_conf={
-            "producer": {"shards": SHARDS, "rebalance_wait": 0.5, **producer},
+            # A party of this test's own on the worker's shared ZooKeeper.
+            "producer": {
+                "shards": SHARDS,
+                "rebalance_wait": 0.5,
+                "shard_path": f"/test-{uuid.uuid4().hex}/shards",
+                **producer,
+            },
             "heartbeat": {"interval": 0.5},
             "flows": {"poll_timeout": 4},
         },

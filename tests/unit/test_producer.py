@@ -23,7 +23,7 @@ import dns.rrset
 import pytest
 
 from tests.support import eventually
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.dns import soa_probe
 from zoneflow.producer import audit, shards
 from zoneflow.storage.upkeep import KeptZone
@@ -115,6 +115,25 @@ def test_two_keepers_share_the_shards_without_overlap_and_one_takes_all_when_alo
     second.stop()
     assert eventually(lambda: first.owned(wait=0.05) == frozenset(range(12)), timeout=10)
     first.stop()
+
+
+def test_a_producer_with_another_shard_count_is_refused_while_others_run(
+    zake_path: str,
+) -> None:
+    running = _keeper(zake_path, "running")
+    other = shards.ShardKeeper(
+        jobboard.client(), path=zake_path, shards=16, identifier="other", rebalance_wait=0.1
+    )
+    with pytest.raises(exceptions.InvalidConfig, match="shards is 16 here but 12 for the"):
+        other.start(timeout=5)
+    running.stop()
+    # Alone, it may change the count.
+    changed = shards.ShardKeeper(
+        jobboard.client(), path=zake_path, shards=16, identifier="changed", rebalance_wait=0.1
+    )
+    changed.start(timeout=5)
+    assert eventually(lambda: changed.owned(wait=0.05) == frozenset(range(16)), timeout=10)
+    changed.stop()
 
 
 # --- the audit's verdicts -----------------------------------------------------------

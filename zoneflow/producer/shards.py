@@ -72,7 +72,36 @@ class ShardKeeper:
                 f"the producer cannot reach ZooKeeper to share out its shards: {exc}; start "
                 "ZooKeeper or fix [jobboard] hosts in zoneflow.conf"
             ) from exc
+        self._agree_on_count()
         self._join()
+
+    def _agree_on_count(self) -> None:
+        """Refuse to join producers that split the zones into another number of shards.
+
+        Shard 3 of 8 and shard 3 of 16 are different zones: two producers
+        counting differently would each work zones the other works too. The
+        count is kept beside the party; a producer joining a party with
+        members must have the same, one joining an empty party sets it.
+        """
+        node = f"{self._path}/shards"
+        party = f"{self._path}/party"
+        self._client.ensure_path(party)
+        try:
+            self._client.create(node, str(self._shards).encode())
+            return
+        except kazoo_exc.NodeExistsError:
+            pass
+        data, _ = self._client.get(node)
+        theirs = int(data or 0)
+        if theirs == self._shards:
+            return
+        if self._client.get_children(party):
+            raise exceptions.InvalidConfig(
+                f"[producer] shards is {self._shards} here but {theirs} for the producers "
+                f"running under {self._path}: every producer must split the zones alike; "
+                "set the same number, or stop them all before changing it"
+            )
+        self._client.set(node, str(self._shards).encode())
 
     def _join(self) -> None:
         self._partitioner = self._client.SetPartitioner(
