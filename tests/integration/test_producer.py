@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 import sqlalchemy as sa
 
+from tests.functional.fixtures.ports import free_port
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import count_pending_jobs
 from tests.unit.test_producer import Responder
@@ -241,3 +242,26 @@ def test_a_bad_producer_option_is_refused_with_a_clear_error(
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_producer_that_cannot_reach_zookeeper_says_so_and_exits(
+    tmp_path: pathlib.Path, database: str
+) -> None:
+    path = tmp_path / "zoneflow.conf"
+    closed = free_port()
+    path.write_text(
+        f"[database]\nconnection = {database}\n"
+        f"[jobboard]\nbackend = zookeeper\nhosts = 127.0.0.1:{closed}\nconnect_timeout = 1\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "zoneflow.cli", "--config-file", str(path), "producer"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"the producer cannot reach ZooKeeper at 127.0.0.1:{closed}" in done.stderr
+    assert "[jobboard] hosts" in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kazoo import exceptions as kazoo_exc
+from kazoo.handlers import threading as kazoo_threading
 
 from zoneflow import exceptions
 
@@ -67,13 +68,18 @@ class ShardKeeper:
         """Connect to ZooKeeper and join the producers' party."""
         try:
             self._client.start(timeout=timeout)
-        except (kazoo_exc.KazooException, OSError) as exc:
+        except (kazoo_exc.KazooException, kazoo_threading.KazooTimeoutError, OSError) as exc:
             raise exceptions.JobboardUnavailable(
-                f"the producer cannot reach ZooKeeper to share out its shards: {exc}; start "
-                "ZooKeeper or fix [jobboard] hosts in zoneflow.conf"
+                f"the producer cannot reach ZooKeeper at {self._where()} to share out its "
+                f"shards ({exc or type(exc).__name__}): start ZooKeeper or fix [jobboard] hosts "
+                "in zoneflow.conf"
             ) from exc
         self._agree_on_count()
         self._join()
+
+    def _where(self) -> str:
+        hosts = getattr(self._client, "hosts", None) or ()
+        return ",".join(f"{host}:{port}" for host, port in hosts) or "(in process)"
 
     def _agree_on_count(self) -> None:
         """Refuse to join producers that split the zones into another number of shards.
