@@ -24,6 +24,7 @@ them per audit; the rest are found again at the next one.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import logging
@@ -183,21 +184,35 @@ def audit(
     zones = zones_in_shards(view, owned, settings.shards)
     report.zones = len(zones)
     budget = settings.recovery_batch
-    # A batch's rows are written while the next batch is asked: the targets
-    # are not left idle while the database works.
-    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-rows") as rows:
+    # Two batches are asked at once, so that the targets are kept busy while
+    # the last answers of one (or a lost question's second try) are awaited,
+    # and a batch's rows are written while the next batches are asked.
+    left = collections.deque(shards.batches(zones, settings.audit_batch))
+    asking: collections.deque[futures.Future[Asked]] = collections.deque()
+    with (
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="audit-ask") as askers,
+        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-rows") as rows,
+    ):
+
+        def ask_next() -> None:
+            if left and still_owned():
+                asking.append(askers.submit(_ask, left.popleft(), addresses, settings))
+
+        ask_next()
+        ask_next()
         written: futures.Future[None] | None = None
-        for batch in shards.batches(zones, settings.audit_batch):
-            if not still_owned():
-                report.complete = False
-                break
-            verdicts = _ask(batch, addresses, view, settings, report)
+        while asking:
+            asked = asking.popleft().result()
+            ask_next()
+            verdicts = _judge_all(asked, view, report)
             if written is not None:
                 written.result()  # one batch's rows at a time; a failure ends the audit
             written = rows.submit(upkeep.record_findings, verdicts.findings)
-            budget = _repair(verdicts, budget, report)
+            if still_owned():
+                budget = _repair(verdicts, budget, report)
         if written is not None:
             written.result()
+    report.complete = not left
     report.seconds = time.perf_counter() - started
     LOG.info(
         "audit of %d zones%s: %d checks in %.1f s (%.0f/s); %d missing, %d behind, "
@@ -219,23 +234,29 @@ def audit(
     return report
 
 
+# A batch's questions per target address, and what each target said, in order.
+Asked = tuple[dict[Address, list[Question]], dict[Address, list[soa_probe.Finding]]]
+
+
 def _ask(
-    batch: list[KeptZone],
-    addresses: dict[str, dict[str, Address]],
-    view: AuditView,
-    settings: Settings,
-    report: AuditReport,
-) -> Verdicts:
+    batch: list[KeptZone], addresses: dict[str, dict[str, Address]], settings: Settings
+) -> Asked:
     asked = questions(batch, addresses)
     wire = {zone.id: soa_probe.wire_name(zone.name) for zone in batch}
     found = soa_probe.serials(
         {address: [wire[zone.id] for zone, _ in pairs] for address, pairs in asked.items()},
-        in_flight=settings.audit_in_flight,
+        # Two batches are asked at once: together they keep audit_in_flight.
+        in_flight=max(1, settings.audit_in_flight // 2),
         timeout=settings.audit_timeout,
         retries=settings.audit_retries,
     )
+    return asked, found
+
+
+def _judge_all(asked: Asked, view: AuditView, report: AuditReport) -> Verdicts:
+    questions_by_address, found = asked
     verdicts = Verdicts()
-    for address, pairs in asked.items():
+    for address, pairs in questions_by_address.items():
         report.checks += len(pairs)
         for (zone, target_id), finding in zip(pairs, found[address], strict=True):
             recorded = view.recorded.get((zone.id, target_id))
