@@ -36,6 +36,7 @@ from zoneflow.producer import shards
 AUDIT_INTERVAL = 4.0
 SHARDS = 12
 SESSION_TIMEOUT = 4.0
+RECOVERY_INTERVAL = 15
 
 
 def _deployment(
@@ -227,12 +228,13 @@ def test_the_audit_removes_a_deleted_zone_from_a_target_that_missed_the_delete(
 def recovering(
     tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
 ) -> Iterator[Deployment]:
-    """A deployment whose producers only recover, first 10 s after they start."""
+    """A deployment whose producers only recover, first RECOVERY_INTERVAL seconds
+    after they start: time enough to kill one before it recovers anything."""
     deployment = _deployment(
         tmp_path,
         postgres_database,
         zookeeper,
-        {"recovery_interval": 10, "audit_interval": 0, "purge_interval": 0},
+        {"recovery_interval": RECOVERY_INTERVAL, "audit_interval": 0, "purge_interval": 0},
     )
     yield deployment
     deployment.close()
@@ -289,6 +291,15 @@ def test_three_producers_one_killed_its_shards_move_and_each_zone_is_recovered_o
     assert recoveries == Counter(names), "each zone recovered by exactly one job"
     in_killed = [n for n in names if shards.shard_of(ids[n], SHARDS) in killed_shards]
     assert in_killed, f"no zone fell in the killed producer's shards {killed_shards}"
+    # Who recovered what, from the producers' logs: each zone once, and the
+    # killed producer's zones by the two others.
+    recovered_by = {
+        name: re.findall(r"recovering (\S+) \(ERROR", recovering.log(name))
+        for name in ("p1", "p2", "p3")
+    }
+    assert sorted(sum(recovered_by.values(), [])) == sorted(names)
+    assert recovered_by["p3"] == [], "killed before its first recovery pass"
+    assert set(in_killed) <= set(recovered_by["p1"] + recovered_by["p2"])
 
 
 def _shards_in_log(deployment: Deployment, name: str) -> set[int]:
