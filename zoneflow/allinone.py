@@ -1,4 +1,5 @@
-"""All-in-one mode: conductor, outbox relay, mdns, the REST API and the inspector in one process.
+"""All-in-one mode: conductor, outbox relay, mdns, the REST API, the producer and the
+inspector in one process.
 
 The embedded default: SQLite and the in-process zake jobboard need no other
 service, so one ``zoneflow all-in-one`` plus a pool of nameservers is a
@@ -21,6 +22,7 @@ from zoneflow.conductor import daemon
 from zoneflow.engine import metrics
 from zoneflow.inspector import daemon as inspector_daemon
 from zoneflow.mdns import server as mdns_server
+from zoneflow.producer import daemon as producer_daemon
 from zoneflow.storage import migration
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -39,6 +41,8 @@ class AllInOne:
             # not at the next poll.
             central_changes.on_change(self.conductor.relay.wake)
         self.api = api_server.ApiServer() if api else None
+        # On zake, its shards are shared with no one: it holds them all.
+        self.producer = producer_daemon.Producer()
         self.heartbeats: list[heartbeat.Heartbeat] = []
         # The inspector writes its own heartbeat (started and stopped with it).
         self.inspector = inspector_daemon.Inspector() if CONF.inspector.enabled else None
@@ -49,6 +53,7 @@ class AllInOne:
         self.conductor.start()
         if self.api is not None:
             self.api.start()
+        self.producer.start()
         self.heartbeats = [
             heartbeat.for_mdns(self.mdns),
             daemon.conductor_heartbeat(self.conductor),
@@ -98,6 +103,7 @@ class AllInOne:
             self.inspector.stop()
         for beat in self.heartbeats:
             beat.stop()
+        self.producer.stop()
         if self.api is not None:
             self.api.stop()
         self.conductor.stop()

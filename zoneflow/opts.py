@@ -24,6 +24,7 @@ from zoneflow.events import options as events_options
 from zoneflow.flows import options as flows_options
 from zoneflow.inspector import options as inspector_options
 from zoneflow.mdns import options as mdns_options
+from zoneflow.producer import options as producer_options
 from zoneflow.storage import db
 from zoneflow.storage import options as storage_options
 from zoneflow.taskflow_adapter import options as taskflow_adapter_options
@@ -53,6 +54,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("mdns", mdns_options.mdns_opts),
         ("inspector", inspector_options.inspector_opts),
         ("central", central_options.health_opts),
+        ("producer", producer_options.producer_opts),
         ("storage", storage_options.storage_opts),
         ("tsig", dns_options.tsig_opts),
     ]

@@ -422,6 +422,7 @@ def test_an_all_in_one_reports_each_of_its_services(client: TestClient, override
             ("conductor", "UP"),
             ("inspector", "UP"),
             ("mdns", "UP"),
+            ("producer", "UP"),
         ]
         mdns = next(s for s in statuses if s["service_name"] == "mdns")
         assert mdns["capabilities"]["port"] == running.mdns.port

@@ -1,4 +1,5 @@
-"""The commands that run a service until stopped: conductor, mdns, api, all-in-one.
+"""The commands that run a service until stopped: conductor, mdns, api, all-in-one,
+producer.
 
 Each module is imported when its command runs: the four pull in different
 servers (TaskFlow's conductor, the DNS server, the web app)."""
@@ -38,6 +39,13 @@ def all_in_one(args: argparse.Namespace) -> int:
 
 def inspector(args: argparse.Namespace) -> int:
     from zoneflow.inspector import daemon
+
+    daemon.run_forever()
+    return 0
+
+
+def producer(args: argparse.Namespace) -> int:
+    from zoneflow.producer import daemon
 
     daemon.run_forever()
     return 0

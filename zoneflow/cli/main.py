@@ -286,12 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "all-in-one",
             "daemons:all_in_one",
-            "run conductor, mdns, relay and the API in one process",
+            "run conductor, mdns, relay, the API, a producer and the inspector in one process",
         ),
         (
             "inspector",
             "daemons:inspector",
             "watch every target's health: alarm on DOWN, recovery when it is back",
+        ),
+        (
+            "producer",
+            "daemons:producer",
+            "run a producer: recovery, audit and purge of its share of the zones",
         ),
     ):
         command(groups, name, func, text)

@@ -257,3 +257,29 @@ def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
             sa.select(models.ZoneTargetStatus).where(models.ZoneTargetStatus.zone_id == zone_id)
         )
         return [conversions.value(objects.TargetStatus, r) for r in rows]
+
+
+def write_findings(session: Session, findings: Sequence[tuple[str, TargetUpdate]]) -> None:
+    """Per-target rows of many zones, (zone id, update) each, in two statements:
+    the producer's audit records what it found of thousands of zones at once.
+    As :func:`write_target_statuses`: in-service targets only, serials kept if higher."""
+    if not findings:
+        return
+    conn = session.connection()
+    ids = sorted({update[0] for _, update in findings})
+    in_service = set(conn.execute(_IN_SERVICE, {"ids": ids}).scalars())
+    now = models.utcnow()
+    rows = [
+        {
+            "zone_id": zone_id,
+            "target_id": target_id,
+            "serial": serial,
+            "status": state,
+            "error": error,
+            "updated_at": now,
+        }
+        for zone_id, (target_id, serial, state, error) in findings
+        if target_id in in_service
+    ]
+    if rows:
+        conn.execute(_upsert_target_status(conn.dialect.name), rows)
