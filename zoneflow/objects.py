@@ -460,6 +460,11 @@ class TargetHealth(enum.StrEnum):
     DOWN = "DOWN"
 
 
+# The action of a target event by which the audit says it asked a target a batch of
+# questions and got no answer to any (the inspector counts it as one miss).
+AUDIT_UNANSWERED = "UNANSWERED"
+
+
 class Maintenance(enum.StrEnum):
     """A target an operator took out of the thresholds, and its way back.
 

@@ -160,6 +160,24 @@ def test_a_job_failing_on_a_target_counts_as_one_of_its_misses(
         watching.stop()
 
 
+def test_an_audit_that_got_no_answer_from_a_target_counts_as_one_of_its_misses(
+    override: Callable[..., None], answers: Answers
+) -> None:
+    override("inspector", interval=3600)  # one tick at start; the test ticks the rest
+    _, silent = load_pool(HEALTHY, FAILING).targets
+    watching = Inspector(check=answers)
+    watching.start()
+    try:
+        health.audit_unanswered(silent.id, 100)  # what the producer's audit calls
+        support.eventually(lambda: watching.counters.reported == 1, what="the audit's report")
+        answers.silent.add(FAILING["port"])
+        assert watching.tick() == []
+        ((target, went),) = watching.tick()
+        assert (target.id, went.health) == (silent.id, objects.TargetHealth.DOWN)
+    finally:
+        watching.stop()
+
+
 @pytest.mark.usefixtures("conductor")
 def test_a_target_back_gets_recovery_for_exactly_the_zones_it_missed(
     answers: Answers, inspector: Inspector

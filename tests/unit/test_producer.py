@@ -290,3 +290,20 @@ def test_wire_names_match_dnspython_and_ignore_case() -> None:
     for text in ("Example.COM.", "a.b.c.example.", "xn--bcher-kva.example."):
         assert soa_probe.wire_name(text) == dns.name.from_text(text.lower()).to_wire()
     assert soa_probe.wire_name("a\\.b.example.") == dns.name.from_text("a\\.b.example.").to_wire()
+
+
+def test_an_address_that_answered_none_of_a_batch_is_reported_to_the_inspector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reported: list[tuple[str, int]] = []
+    monkeypatch.setattr(audit.health, "audit_unanswered", lambda t, n: reported.append((t, n)))
+    zones = [_zone(), _zone()]
+    silent, answering = ("192.0.2.1", 53), ("192.0.2.2", 53)
+    asked = (
+        {silent: [(z, "t-silent") for z in zones], answering: [(z, "t-ok") for z in zones]},
+        {silent: [soa_probe.NO_ANSWER] * 2, answering: [10, soa_probe.NO_ANSWER]},
+    )
+    view = audit.AuditView(zones=zones, pools={}, recorded={}, live_names=set())
+    audit._judge_all(asked, view, audit.AuditReport())
+    # One answer of two is an answering target: only the silent one is reported.
+    assert reported == [("t-silent", 2)]

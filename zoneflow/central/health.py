@@ -114,6 +114,12 @@ def set_maintenance(ref: str, *, on: bool) -> tuple[objects.PoolTarget, objects.
     return target, state
 
 
+def audit_unanswered(target_id: str, questions: int) -> None:
+    """Tell the inspector that the audit asked ``questions`` of the target and got no
+    answer to any: one miss, as a failed job's report is."""
+    stored_health.report_unanswered(target_id, value={"questions": questions})
+
+
 def failed_targets(zone_id: str) -> dict[str, str]:
     """The targets the zone's last job recorded failing there, and why."""
     return stored_health.failed_targets(zone_id)

@@ -17,13 +17,16 @@ rows, the targets its job failed on. Each such report counts as one miss
 of the target (its next answer wipes it out, as after any miss), so a
 target that both fails its jobs and stops answering is DOWN one check
 sooner, and one that answers DNS is never DOWN for a job's failure alone
-(its zone is recovered as any failed zone is).
+(its zone is recovered as any failed zone is). The producer's audit reports
+too: a batch of SOA questions a target answered none of is one miss
+(a target event, AUDIT_UNANSWERED).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import datetime
 import logging
 import signal
 import threading
@@ -73,6 +76,7 @@ class Inspector:
         self._unrecorded: dict[str, Went] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._subscription: events.Subscription | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=CONF.inspector.concurrency, thread_name_prefix="inspector-check"
         )
@@ -159,18 +163,24 @@ class Inspector:
 
     def reported_failures(self, zone_id: str) -> None:
         """Count, as one miss each, the targets a job recorded failing for the zone."""
-        failed = central_health.failed_targets(zone_id)
         at = models.utcnow()
+        for target_id, error in central_health.failed_targets(zone_id).items():
+            self._report_miss(target_id, f"a job failed there: {error}", at)
+
+    def _report_miss(self, target_id: str, why: str, at: datetime.datetime) -> None:
         with self._lock:
-            for target_id, error in failed.items():
-                watched, watch = self._targets.get(target_id), self._watches.get(target_id)
-                # A target never checked would never be seen answering again.
-                if watched is None or watched.host is None or watch is None:
-                    continue
-                self.counters.reported += 1
-                went = watch.observe(f"a job failed there: {error}", at)
-                if went is not None:
-                    self._unrecorded[target_id] = went
+            watched, watch = self._targets.get(target_id), self._watches.get(target_id)
+            # A target never checked would never be seen answering again.
+            if watched is None or watched.host is None or watch is None:
+                return
+            self.counters.reported += 1
+            went = watch.observe(why, at)
+            if went is not None:
+                self._unrecorded[target_id] = went
+
+    def audit_unanswered(self, target_id: str) -> None:
+        """Count, as one miss, an audit's batch the target answered none of."""
+        self._report_miss(target_id, "the audit got no answer", models.utcnow())
 
     def _record(self, target: objects.PoolTarget, went: Went) -> bool:
         try:
@@ -251,6 +261,11 @@ class Inspector:
 
     def start(self) -> None:
         self.refresh()
+        try:
+            # Subscribed before start returns: what is reported from then on is heard.
+            self._subscription = events.subscribe(_HEARD)
+        except exceptions.ZoneflowError as exc:
+            LOG.warning("inspector not subscribed to events yet: %s", exc)
         for target, name in ((self._tick_loop, "ticks"), (self._map_loop, "map")):
             thread = threading.Thread(target=target, name=f"inspector-{name}", daemon=True)
             thread.start()
@@ -283,18 +298,19 @@ class Inspector:
             self._stopping.wait(due - time.monotonic())
 
     def _map_loop(self) -> None:
-        subscription = None
+        subscription = self._subscription
         while not self._stopping.is_set():
             try:
                 if subscription is None:
-                    subscription = events.subscribe(
-                        objects.EventFilter(topics=frozenset({objects.EventTopic.ZONE}))
-                    )
+                    subscription = events.subscribe(_HEARD)
                 deadline = time.monotonic() + CONF.inspector.refresh_interval
                 while not self._stopping.is_set() and time.monotonic() < deadline:
                     found = subscription.next(timeout=min(1.0, deadline - time.monotonic()))
                     for event in found:
-                        if event.action == objects.Status.ERROR:
+                        if event.topic == objects.EventTopic.TARGET:
+                            if event.action == objects.AUDIT_UNANSWERED:
+                                self.audit_unanswered(event.key)
+                        elif event.action == objects.Status.ERROR:
                             self.reported_failures(event.key)
                     if any(e.action in _MAP_CHANGES for e in found):
                         break
@@ -306,6 +322,10 @@ class Inspector:
             except Exception:
                 LOG.exception("inspector map refresh failed")
                 self._stopping.wait(CONF.inspector.refresh_interval)
+
+
+# Zones created, deleted or settled ERROR; targets the audit got no answer from.
+_HEARD = objects.EventFilter(topics=frozenset({objects.EventTopic.ZONE, objects.EventTopic.TARGET}))
 
 
 def run_forever() -> None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent import futures
 
 from zoneflow import objects
-from zoneflow.central import upkeep
+from zoneflow.central import health, upkeep
 from zoneflow.central.upkeep import AuditView, KeptZone, TargetUpdate
 from zoneflow.dns import soa_probe
 from zoneflow.producer import shards
@@ -261,6 +261,10 @@ def _judge_all(asked: Asked, view: AuditView, report: AuditReport) -> Verdicts:
         for (zone, target_id), finding in zip(pairs, found[address], strict=True):
             recorded = view.recorded.get((zone.id, target_id))
             judge(zone, target_id, finding, recorded, verdicts, report)
+        if pairs and all(f is soa_probe.NO_ANSWER for f in found[address]):
+            # Not one answer from this address: its health is the inspector's to judge.
+            for target_id in sorted({target_id for _zone, target_id in pairs}):
+                health.audit_unanswered(target_id, len(pairs))
     return verdicts
 
 

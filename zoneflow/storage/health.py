@@ -108,6 +108,15 @@ _NOT_COUNTED = sa.select(models.TargetState.target_id).where(
 # --- changes --------------------------------------------------------------------------
 
 
+def report_unanswered(target_id: str, *, value: dict[str, Any]) -> None:
+    """Publish that the audit got no answer from the target (a TARGET event,
+    AUDIT_UNANSWERED): nothing is stored, the inspector judges."""
+    events.append(
+        [_event(objects.EventTopic.TARGET, target_id, objects.AUDIT_UNANSWERED, value)],
+        publisher=events.publisher_name(),
+    )
+
+
 def _event(
     topic: objects.EventTopic, target_id: str, action: str, value: dict[str, Any]
 ) -> events.NewEvent:
