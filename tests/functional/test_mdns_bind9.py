@@ -47,12 +47,14 @@ def add_secondary(bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: str = 
 
 
 def served_serial(bind9: Bind9Server, zone: str = ZONE) -> int | None:
-    return query.soa_serial(zone, bind9.host, bind9.port, timeout=1.0)
+    # Generous: a loaded machine can take over a second to answer; a timeout here
+    # is a wait's bound, not a measure of speed.
+    return query.soa_serial(zone, bind9.host, bind9.port, timeout=5.0)
 
 
 def answer(bind9: Bind9Server, name: str, rtype: str) -> tuple[int, set[str]]:
     response = dns.query.udp(
-        dns.message.make_query(name, rtype), bind9.host, port=bind9.port, timeout=2
+        dns.message.make_query(name, rtype), bind9.host, port=bind9.port, timeout=5
     )
     texts = {rdata.to_text() for rrset in response.answer for rdata in rrset}
     return response.rcode(), texts
@@ -63,7 +65,7 @@ def test_bind9_transfers_the_zone_from_mdns(
 ) -> None:
     add_secondary(bind9, mdns)
     eventually(
-        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+        lambda: served_serial(bind9) == zone.serial, timeout=60, what="BIND9 to load the zone"
     )
     for name, rtype, records in RECORDS:
         owner = ZONE if name == "@" else f"{name}.{ZONE}"
@@ -79,7 +81,7 @@ def test_bind9_serves_a_change_soon_after_a_notify(
 ) -> None:
     add_secondary(bind9, mdns)
     eventually(
-        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+        lambda: served_serial(bind9) == zone.serial, timeout=60, what="BIND9 to load the zone"
     )
 
     www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
@@ -89,8 +91,10 @@ def test_bind9_serves_a_change_soon_after_a_notify(
     assert serial == added.serial > changed.serial > zone.serial
 
     # BIND9 refreshes only hourly by itself: the NOTIFY is what makes it come.
-    assert query.send_notify(ZONE, bind9.host, bind9.port, serial=serial) == dns.rcode.NOERROR
-    eventually(lambda: served_serial(bind9) == serial, timeout=5, what="the new serial")
+    notified = query.send_notify(ZONE, bind9.host, bind9.port, serial=serial, timeout=5.0)
+    assert notified == dns.rcode.NOERROR
+    # Well under BIND9's hourly refresh: only the NOTIFY can have brought it.
+    eventually(lambda: served_serial(bind9) == serial, timeout=60, what="the new serial")
     assert answer(bind9, f"www.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
     assert answer(bind9, f"new.{ZONE}", "TXT") == (dns.rcode.NOERROR, {'"fresh"'})
 
@@ -99,20 +103,20 @@ def test_query_helpers_tell_served_from_removed_on_bind9(
     bind9: Bind9Server, mdns: mdns_server.MdnsServer, zone: objects.Zone
 ) -> None:
     assert served_serial(bind9) is None
-    assert query.zone_is_refused(ZONE, bind9.host, bind9.port)
+    assert query.zone_is_refused(ZONE, bind9.host, bind9.port, timeout=5.0)
     # NOTIFY for a zone BIND9 does not have is answered, but not with NOERROR.
-    assert query.send_notify(ZONE, bind9.host, bind9.port) != dns.rcode.NOERROR
+    assert query.send_notify(ZONE, bind9.host, bind9.port, timeout=5.0) != dns.rcode.NOERROR
 
     add_secondary(bind9, mdns)
     eventually(
-        lambda: served_serial(bind9) == zone.serial, timeout=10, what="BIND9 to load the zone"
+        lambda: served_serial(bind9) == zone.serial, timeout=60, what="BIND9 to load the zone"
     )
-    assert not query.zone_is_refused(ZONE, bind9.host, bind9.port)
+    assert not query.zone_is_refused(ZONE, bind9.host, bind9.port, timeout=5.0)
 
     bind9.rndc("delzone", ZONE)
     eventually(
-        lambda: query.zone_is_refused(ZONE, bind9.host, bind9.port),
-        timeout=10,
+        lambda: query.zone_is_refused(ZONE, bind9.host, bind9.port, timeout=5.0),
+        timeout=60,
         what="BIND9 to drop the zone",
     )
     assert served_serial(bind9) is None
@@ -129,14 +133,14 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
 ) -> None:
     big = support.bulk_zone("big.example.", 3000)
     add_secondary(bind9, mdns, big.name)
-    eventually(lambda: served_serial(bind9, big.name) == big.serial, timeout=10, what="the AXFR")
+    eventually(lambda: served_serial(bind9, big.name) == big.serial, timeout=60, what="the AXFR")
     assert _transfers_logged(bind9, 0) == [3000 + 3]  # SOA, NS, 3000 A, SOA
     mark = bind9.log_path.stat().st_size
 
     www = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
     central_recordsets.update_recordset(big.name, www.id, records=["198.51.100.7"])
     serial = stored_reads.get_zone(big.id).serial
-    query.send_notify(big.name, bind9.host, bind9.port, serial=serial)
+    query.send_notify(big.name, bind9.host, bind9.port, serial=serial, timeout=5.0)
     eventually(lambda: served_serial(bind9, big.name) == serial, timeout=5, what="the change")
 
     assert answer(bind9, f"host00007.{big.name}", "A") == (dns.rcode.NOERROR, {"198.51.100.7"})
@@ -189,9 +193,9 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
             _bind9_backend(bind, server, tsig_key_name=TSIG_KEY).create_zone(zone)
         _bind9_backend(unsigned, server).create_zone(zone)
 
-        eventually(lambda: served_serial(good) == zone.serial, timeout=10, what="the signed AXFR")
-        eventually(lambda: "TSIG BADSIG" in caplog.text, timeout=10, what="mdns to refuse the key")
-        eventually(lambda: "unsigned" in caplog.text, timeout=10, what="the unsigned AXFR")
+        eventually(lambda: served_serial(good) == zone.serial, timeout=60, what="the signed AXFR")
+        eventually(lambda: "TSIG BADSIG" in caplog.text, timeout=60, what="mdns to refuse the key")
+        eventually(lambda: "unsigned" in caplog.text, timeout=60, what="the unsigned AXFR")
         # The wrong and the missing key got no data: neither server has the zone.
         assert served_serial(wrong) is None
         assert served_serial(unsigned) is None
@@ -200,7 +204,7 @@ def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(
         # A change travels by signed IXFR too.
         central_recordsets.create_recordset(ZONE, "new", "A", ["198.51.100.9"])
         serial = stored_reads.get_zone(zone.id).serial
-        query.send_notify(ZONE, good.host, good.port, serial=serial)
+        query.send_notify(ZONE, good.host, good.port, serial=serial, timeout=5.0)
         eventually(lambda: served_serial(good) == serial, timeout=5, what="the signed IXFR")
         assert answer(good, f"new.{ZONE}", "A") == (dns.rcode.NOERROR, {"198.51.100.9"})
         assert server.responder.transfers["IXFR"] == 1
