@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from zoneflow import model, objects
 from zoneflow.storage import pools as stored_pools
@@ -104,6 +105,23 @@ class PoolServing:
     pool: objects.Pool
     zones: int
     targets: tuple[tuple[objects.PoolTarget, model.TargetSummary], ...]
+
+    def rows(self, when: Callable[[datetime.datetime | None], Any]) -> list[dict[str, Any]]:
+        """One row per target, as the CLI and the API show it (``when`` renders a time)."""
+        return [
+            {
+                "target_id": target.id,
+                "target": target.label,
+                "type": target.type,
+                "served": summary.served,
+                "behind": summary.behind,
+                "missing": summary.missing,
+                "error": summary.error,
+                "state": summary.state,
+                "last_seen": when(summary.last_seen),
+            }
+            for target, summary in self.targets
+        ]
 
 
 def pool_serving(ref: str) -> PoolServing:

@@ -141,20 +141,7 @@ def show(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     found = serving.pool_serving(args.name)
     pool = found.pool
-    rows = [
-        {
-            "target_id": target.id,
-            "target": target.label,
-            "type": target.type,
-            "served": summary.served,
-            "behind": summary.behind,
-            "missing": summary.missing,
-            "error": summary.error,
-            "state": summary.state,
-            "last_seen": output.plain(summary.last_seen),
-        }
-        for target, summary in found.targets
-    ]
+    rows = found.rows(output.plain)
     if args.json:
         shown = {"pool_id": pool.id, "pool": pool.name, "zones": found.zones, "targets": rows}
         print(json.dumps(shown, indent=2, sort_keys=True))

@@ -32,19 +32,6 @@ def show_pool_status(request: Request, pool_id: PoolId, ctx: AdminCtx) -> dict[s
         "pool_id": found.pool.id,
         "pool_name": found.pool.name,
         "zones": found.zones,
-        "targets": [
-            {
-                "target_id": target.id,
-                "target": target.label,
-                "type": target.type,
-                "served": summary.served,
-                "behind": summary.behind,
-                "missing": summary.missing,
-                "error": summary.error,
-                "state": summary.state,
-                "last_seen": views.timestamp(summary.last_seen),
-            }
-            for target, summary in found.targets
-        ],
+        "targets": found.rows(views.timestamp),
         "links": {"self": f"{pool_url}/status", "pool": pool_url},
     }
