@@ -101,15 +101,21 @@ def test_a_zone_left_pending_is_recovered_only_once_its_job_is_gone_and_it_is_ol
     assert count_pending_jobs() == 1
 
 
-def test_recovery_posts_at_most_recovery_batch_jobs_a_pass(fake_pool: None) -> None:
+def _stale_pending_zones(count: int) -> list[str]:
+    """Zones PENDING for ten minutes whose jobs were lost (taken from the outbox)."""
     ids = [
         central_zones.create_zone(f"z{i}.example.com.", "hostmaster@example.com").id
-        for i in range(5)
+        for i in range(count)
     ]
     for pending in stored_outbox.claim_pending_jobs():
         stored_outbox.remove_pending_job(pending.id)
     for zone_id in ids:
         _age(zone_id, 600)
+    return ids
+
+
+def test_recovery_posts_at_most_recovery_batch_jobs_a_pass(fake_pool: None) -> None:
+    _stale_pending_zones(5)
     config = _settings(pending_age=60.0, recovery_batch=2)
     assert recovery.recover(config, ALL).posted == 2
     assert recovery.recover(config, ALL).posted == 2
@@ -118,14 +124,7 @@ def test_recovery_posts_at_most_recovery_batch_jobs_a_pass(fake_pool: None) -> N
 
 
 def test_only_the_zones_of_the_shards_held_are_recovered(fake_pool: None) -> None:
-    ids = [
-        central_zones.create_zone(f"z{i}.example.com.", "hostmaster@example.com").id
-        for i in range(8)
-    ]
-    for pending in stored_outbox.claim_pending_jobs():
-        stored_outbox.remove_pending_job(pending.id)
-    for zone_id in ids:
-        _age(zone_id, 600)
+    ids = _stale_pending_zones(8)
     config = _settings(pending_age=60.0, shards=2)
     report = recovery.recover(config, frozenset({0}))
     assert report.posted == sum(1 for z in ids if shards.shard_of(z, 2) == 0)
