@@ -15,7 +15,7 @@ import time
 from playwright.sync_api import Browser, Page
 
 from tests.functional import outage
-from tests.functional.browser import DESKTOP, WAIT_MS, browser, sign_in, wait_live
+from tests.functional.browser import DESKTOP, PHONE, WAIT_MS, browser, sign_in, wait_live
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
@@ -208,6 +208,68 @@ def test_a_killed_bind9_shows_down_with_an_alarm_a_failed_change_and_catches_up_
         assert alive.port != dead.port
     finally:
         overview.close()
+        page.close()
+        running.close()
+
+
+# Every control has a label (its own, aria-label, or a <label> around or for it).
+UNLABELLED_JS = """
+() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+               && !(c.tagName === 'BUTTON' && c.textContent.trim()))
+  .map(c => c.outerHTML)
+"""
+# The page itself never scrolls sideways (a wide table scrolls in its section).
+OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+
+def test_every_page_is_labelled_keyboard_reachable_and_fits_a_phone(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+    browser: Browser,
+) -> None:
+    binds = bind9_factory(1)
+    running = _deployment(tmp_path, postgres_database, zookeeper.hosts, binds)
+    page = browser.new_page(viewport=DESKTOP)
+    try:
+        sign_in(page, running.api_url, "ops", "admin")
+        zone_id = create_zone_in_page(page, running.api_url, "phone.example.")
+        open_its_job(page)
+        target_id = outage.target_id(running, binds[0])
+        pages = [
+            "/dashboard/",
+            "/dashboard/zones",
+            f"/dashboard/zones/{zone_id}",
+            "/dashboard/jobs",
+            page.url.split(running.api_url, 1)[1],
+            f"/dashboard/targets/{target_id}",
+            "/dashboard/login",
+        ]
+        for size in (DESKTOP, PHONE):
+            page.set_viewport_size(size)
+            for path in pages:
+                page.goto(f"{running.api_url}{path}")
+                assert page.evaluate(UNLABELLED_JS) == [], path
+                assert page.evaluate(OVERFLOW_JS) <= 0, f"{path} scrolls sideways at {size}"
+        # By keyboard alone: from the zones page, Tab reaches the create form and
+        # Enter submits it.
+        page.set_viewport_size(DESKTOP)
+        page.goto(f"{running.api_url}/dashboard/zones")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.id") == "zone-name":
+                break
+        else:
+            raise AssertionError("Tab never reached the zone name field")
+        page.keyboard.type("keys.example.")
+        page.keyboard.press("Tab")
+        page.keyboard.type(EMAIL)
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/dashboard/zones/[0-9a-f-]{36}$"))
+        assert page.locator("#zone-h").inner_text() == "keys.example."
+    finally:
         page.close()
         running.close()
 
