@@ -37,6 +37,13 @@
     }, GATHER_MS));
   }
 
+  // Heartbeats publish no event: a part drawn from them is refreshed every
+  // data-every seconds instead.
+  for (const part of parts) {
+    const every = Number(part.dataset.every || 0);
+    if (every > 0) { setInterval(function () { refresh(part); }, every * 1000); }
+  }
+
   // --- the job's graph -----------------------------------------------------------
   const graph = document.getElementById("graph");
   const colours = graph ? JSON.parse(graph.dataset.colours || "{}") : {};
