@@ -52,6 +52,7 @@ bench: deps
 	$(BIN)/python bench/zone_import.py
 	$(BIN)/python bench/event_fanout.py
 	$(BIN)/python bench/inspector.py
+	$(BIN)/python bench/dashboard.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py
