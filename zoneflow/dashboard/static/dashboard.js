@@ -49,6 +49,10 @@
   const colours = graph ? JSON.parse(graph.dataset.colours || "{}") : {};
   const jobId = graph ? graph.dataset.job : null;
 
+  // Each re-colouring from an event, with the event's time and the page's (epoch ms):
+  // what bench/dashboard_live.py reads to time an event's way to the page.
+  window.zoneflowPaints = [];
+
   function paint(task, state) {
     if (!graph) { return; }
     for (const node of graph.querySelectorAll("g.node")) {
@@ -61,6 +65,12 @@
       }
       const lines = node.querySelectorAll("text");
       if (lines.length > 1) { lines[1].textContent = state; }
+    }
+    // The task's row in the table too, until the table is drawn again.
+    for (const row of document.querySelectorAll("#tasks tr[data-task]")) {
+      if (row.dataset.task !== task) { continue; }
+      const cell = row.querySelector(".state");
+      if (cell) { cell.textContent = state; cell.className = "state s-" + state; }
     }
   }
 
@@ -76,6 +86,10 @@
     try { event = JSON.parse(message.data); } catch (err) { return; }
     if (event.type === "task" && jobId && event.value && event.value.job_id === jobId) {
       paint(event.value.task, event.action);
+      window.zoneflowPaints.push({
+        task: event.value.task, state: event.action, created: event.created_at,
+        painted: performance.timeOrigin + performance.now(),
+      });
     }
     for (const part of parts) {
       const topics = (part.dataset.topics || "").split(",");
