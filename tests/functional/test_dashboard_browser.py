@@ -312,3 +312,36 @@ def test_a_user_of_one_project_never_sees_another_projects_zones_jobs_or_events(
         alice.context.close()
         bob.context.close()
         running.close()
+
+
+def test_a_page_whose_stream_dropped_resumes_and_shows_what_changed_meanwhile(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+    browser: Browser,
+) -> None:
+    binds = bind9_factory(1)
+    running = _deployment(tmp_path, postgres_database, zookeeper.hosts, binds)
+    page = browser.new_page(viewport=DESKTOP)
+    try:
+        sign_in(page, running.api_url, "ops", "admin", all_projects=True)
+        page.goto(f"{running.api_url}/dashboard/zones")
+        wait_live(page)
+        page.evaluate("() => { window.notReloaded = true; }")
+
+        # The API goes away with the stream; a zone is made meanwhile (by the CLI,
+        # straight to the database), and the API comes back on the same address.
+        running.kill("api")
+        page.wait_for_selector('#live-status[data-live="false"]', timeout=WAIT_MS)
+        running.cli("zone", "create", "meanwhile.example.", "--email", EMAIL)
+        running.start_api()
+
+        # EventSource reconnects by itself with Last-Event-ID: the zone arrives in
+        # the same page, not reloaded.
+        page.wait_for_selector("#zones >> text=meanwhile.example.", timeout=WAIT_MS)
+        assert page.evaluate("() => window.notReloaded === true")
+        wait_live(page)
+    finally:
+        page.close()
+        running.close()
