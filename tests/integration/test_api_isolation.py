@@ -73,6 +73,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("PATCH", "/v2/tsigkeys/{tsigkey_id}"): {"json": {"name": "stolen"}},
     ("PATCH", "/v2/quotas/{project_id}"): {"json": {"zones": 1000}},
+    ("PUT", "/v2/targets/{target_id}/maintenance"): {"json": {"maintenance": True}},
 }
 # A filter on each list that could reach alice's items if it ignored the project.
 LIST_FILTERS = {
@@ -86,7 +87,7 @@ LIST_FILTERS = {
 # rather than followed.
 STREAMS = {"/v2/events": "follow=false&last_event_id=0"}
 # Routes that are an operator's alone: alice is refused them too.
-ADMIN_ONLY = re.compile(r"^/v2/(pools|service_statuses|tsigkeys)")
+ADMIN_ONLY = re.compile(r"^/v2/(pools|service_statuses|tsigkeys|targets)")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -149,6 +150,7 @@ def alices(client: TestClient, conductor: object) -> dict[str, str]:
         "job_id": jobs[0]["id"],
         "tsigkey_id": key["id"],
         "pool_id": stored_pools.get_pool("default").id,
+        "target_id": stored_pools.get_pool("default").targets[0].id,
         "service_status_id": status["id"],
         "project_id": "alice",
     }
@@ -247,7 +249,7 @@ def test_no_route_lets_another_project_see_or_change_alices_zones(
 ) -> None:
     headers = STRANGERS[stranger]
     before = _what_alice_has(client, alices)
-    secrets = [v for k, v in alices.items() if k not in ("pool_id", "project_id")]
+    secrets = [v for k, v in alices.items() if k not in ("pool_id", "target_id", "project_id")]
     secrets += [IMPORTED, "alice"]
     for method, template in _routes():
         done = _request(client, method, template, alices, headers)
@@ -306,6 +308,7 @@ STATUSES = {
     ("DELETE", "/v2/tsigkeys/{tsigkey_id}"): 204,
     ("PATCH", "/v2/quotas/{project_id}"): 200,
     ("DELETE", "/v2/quotas/{project_id}"): 204,
+    ("PUT", "/v2/targets/{target_id}/maintenance"): 200,
 }
 
 
