@@ -80,10 +80,52 @@
     graph.dataset.ready = "true";
   }
 
+  // --- a target's health, at once -------------------------------------------------
+  // An alarm and a target's new health are drawn from the event itself, before the
+  // parts that show them are fetched again (which a busy server may take a while to
+  // answer): an operator sees a target DOWN as soon as the event arrives.
+  function showHealth(event) {
+    const health = event.value && event.value.health;
+    const word = health || (event.action === "DOWN" || event.action === "UP" ? event.action : null);
+    if (!word) { return; }
+    for (const cell of document.querySelectorAll('tr[data-target] [data-health]')) {
+      if (cell.closest("tr").dataset.target !== event.key) { continue; }
+      cell.textContent = word;
+      cell.dataset.health = word;
+      cell.className = "health h-" + word;
+    }
+  }
+
+  function raiseAlarm(event) {
+    const list = document.getElementById("open-alarms");
+    if (!list || event.action !== "DOWN") { return; }
+    if (list.querySelector('.alarm[data-target="' + CSS.escape(event.key) + '"]')) { return; }
+    let items = list.querySelector("ul.alarms");
+    if (!items) {
+      list.textContent = "";
+      items = document.createElement("ul");
+      items.className = "alarms";
+      list.appendChild(items);
+    }
+    const item = document.createElement("li");
+    item.className = "alarm";
+    item.dataset.target = event.key;
+    item.setAttribute("role", "alert");
+    const word = document.createElement("strong");
+    word.textContent = "DOWN";
+    const link = document.createElement("a");
+    link.href = document.body.dataset.root + "/targets/" + encodeURIComponent(event.key);
+    link.textContent = (event.value && event.value.target) || event.key;
+    item.append(word, " ", link, " since " + event.created_at.replace("T", " ").slice(0, 19) + " UTC");
+    items.appendChild(item);
+  }
+
   // --- the stream ----------------------------------------------------------------
   function onEvent(message) {
     let event;
     try { event = JSON.parse(message.data); } catch (err) { return; }
+    if (event.type === "target") { showHealth(event); }
+    if (event.type === "alarm") { raiseAlarm(event); }
     if (event.type === "task" && jobId && event.value && event.value.job_id === jobId) {
       paint(event.value.task, event.action);
       window.zoneflowPaints.push({
