@@ -280,6 +280,12 @@ def test_a_jobs_page_draws_its_graph_with_every_task_state_and_timing(
     # Timings come from the task events the conductor published.
     assert re.search(r"\d+\.\d{3} s</td>", page.text)
     assert f'href="/dashboard/zones/{zone_id}"' in page.text
+    # A live refresh draws its part alone: the table again, not the graph.
+    tasks = client.get(f"/dashboard/jobs/{job['id']}?part=live_tasks")
+    assert tasks.text.lstrip().startswith('<table id="tasks">') and "<svg" not in tasks.text
+    assert re.search(r"\d+\.\d{3} s</td>", tasks.text)
+    history = client.get(f"/dashboard/zones/{zone_id}?part=live_history")
+    assert f'/dashboard/jobs/{job["id"]}"' in history.text
 
 
 def test_a_failed_change_shows_its_reverted_tasks_and_the_reason(

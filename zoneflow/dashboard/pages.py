@@ -85,6 +85,13 @@ def _naive(value: datetime.datetime | None) -> datetime.datetime | None:
     return value
 
 
+def drawn(request: Request, part: str) -> bool:
+    """Whether this request draws ``part``: the whole page does, a live refresh only the
+    part it names (what the others need is then not read at all)."""
+    asked = request.query_params.get("part")
+    return asked is None or asked == part
+
+
 def kept_events(wanted: objects.EventFilter) -> list[objects.Event]:
     """The events still kept that ``wanted`` matches, oldest first."""
     subscription = central_events.follow(wanted, after=0)
@@ -198,18 +205,27 @@ def zones(request: Request) -> Response:
 @render.guarded
 def zone(request: Request, zone_id: str) -> Response:
     ctx, after = _begin(request)
+    # Read whatever is drawn: it also refuses a zone of another project.
     serving = central_status.zone_serving(zone_id, project_id=ctx.scope)
     found = serving.zone
-    history = central_jobs.find_jobs(
-        {"zone_id": found.id},
-        objects.Paging(20, sort_key="created_at", sort_dir=objects.DESC),
-        project_id=ctx.scope,
+    history = (
+        central_jobs.find_jobs(
+            {"zone_id": found.id},
+            objects.Paging(20, sort_key="created_at", sort_dir=objects.DESC),
+            project_id=ctx.scope,
+        )
+        if drawn(request, "live_history")
+        else None
     )
     values = _base(request, ctx, after, "zones")
     values.update(
         zone=found,
         serving=serving,
-        recordsets=central_recordsets.list_recordsets(found.id, project_id=ctx.scope),
+        recordsets=(
+            central_recordsets.list_recordsets(found.id, project_id=ctx.scope)
+            if drawn(request, "live_recordsets")
+            else []
+        ),
         history=history,
         record_types=RECORD_TYPES,
     )
@@ -286,16 +302,18 @@ def job(request: Request, job_id: str) -> Response:
     ctx, after = _begin(request)
     found = central_jobs.get_job(job_id, project_id=ctx.scope)
     info = found.info
-    try:
-        graph = inline_svg(central_jobs.job_graph(info.id, "svg", project_id=ctx.scope))
-        graph_error = None
-    except exceptions.ZoneflowError as exc:
-        graph, graph_error = "", exc.message
+    # The graph is drawn once, with the whole page: the script re-colours it after.
+    graph, graph_error = "", None
+    if drawn(request, "graph"):
+        try:
+            graph = inline_svg(central_jobs.job_graph(info.id, "svg", project_id=ctx.scope))
+        except exceptions.ZoneflowError as exc:
+            graph_error = exc.message
     task_events = (
         kept_events(
             central_events.event_filter(scope=ctx.scope, zone_id=info.zone_id, types=["task"])
         )
-        if info.zone_id
+        if info.zone_id and drawn(request, "live_tasks")
         else []
     )
     values = _base(request, ctx, after, "jobs")
