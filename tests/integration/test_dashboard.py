@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
-from zoneflow.api import app
+from zoneflow.api import app, server
 from zoneflow.central import health as central_health
 from zoneflow.storage import reads as stored_reads
 
@@ -66,6 +66,19 @@ def api_message(done: httpx.Response) -> str:
 def test_a_browser_asking_for_the_root_is_sent_to_the_dashboard(client: TestClient) -> None:
     done = client.get("/", headers=HTML)
     assert (done.status_code, done.headers["location"]) == (303, "/dashboard/")
+
+
+def test_the_api_server_serves_the_dashboard_to_a_browser() -> None:
+    running = server.ApiServer("127.0.0.1", 0)
+    running.start()
+    try:
+        with httpx.Client(base_url=running.url, headers=HTML, timeout=30) as browser:
+            landed = browser.get("/", follow_redirects=True)
+        assert landed.status_code == 200
+        assert str(landed.url).startswith(f"{running.url}/dashboard/login?next=")
+        assert '<form method="post" action="/dashboard/login"' in landed.text
+    finally:
+        running.stop()
 
 
 def test_an_api_client_asking_for_the_root_still_gets_the_versions(client: TestClient) -> None:
