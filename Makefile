@@ -53,9 +53,12 @@ bench: deps
 	$(BIN)/python bench/event_fanout.py
 	$(BIN)/python bench/inspector.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/dashboard_live.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py
+	$(BIN)/python scripts/dashboard-screenshots.py
 
 deps: sysdeps $(STAMP)
 

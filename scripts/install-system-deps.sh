@@ -4,7 +4,8 @@
 # PowerDNS with its SQLite backend), ZooKeeper (and Java), PostgreSQL,
 # graphviz's dot, OpenStack Keystone (the API's keystone authentication is
 # tested against a real one), iproute2 and nftables (a conductor cut off from
-# ZooKeeper in a network namespace), and dnsperf for the benchmarks.
+# ZooKeeper in a network namespace), dnsperf for the benchmarks, and chromium
+# (the dashboard's browser tests drive it with Playwright).
 # Idempotent: apt runs only when something is missing. Non-interactive, for
 # CI; prints one line saying what it installed or that all is present.
 set -euo pipefail
@@ -58,11 +59,13 @@ check() {
     # pair) and cuts it off from ZooKeeper with an nftables rule.
     has_command ip || need ip iproute2
     has_command nft || need nft nftables
+    # The dashboard's browser tests: Playwright drives the distribution's chromium.
+    has_command chromium || need chromium chromium
 }
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot keystone-manage ip nft)"
+    echo "install-system-deps: all present (named rndc dig dnsperf knotd kdig nsd pdns_server java zookeeper.jar postgres dot keystone-manage ip nft chromium)"
     exit 0
 fi
 

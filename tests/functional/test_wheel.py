@@ -108,3 +108,22 @@ def test_a_wheel_in_a_fresh_virtualenv_syncs_the_database_and_creates_a_zone(
     with contextlib.closing(sqlite3.connect(work / "zf.sqlite")) as db:
         zones = db.execute("SELECT name, status, action FROM zones").fetchall()
     assert zones == [("example.com.", "PENDING", "CREATE")]
+
+    # The dashboard's templates and static files are package data: its pages render
+    # from the wheel alone.
+    page = _run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from fastapi.testclient import TestClient\n"
+            "from zoneflow.api import app\n"
+            "client = TestClient(app.create_app())\n"
+            "for path in ('/dashboard/login', '/dashboard/static/dashboard.js',"
+            " '/dashboard/static/dashboard.css'):\n"
+            "    answer = client.get(path)\n"
+            "    assert answer.status_code == 200, (path, answer.text)\n"
+            "print(client.get('/dashboard/login').text)\n",
+        ],
+        work,
+    )
+    assert '<label for="project">Project</label>' in page

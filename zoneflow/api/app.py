@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from zoneflow import dashboard
 from zoneflow.api import auth, errors, metrics, openapi, versions
 from zoneflow.api.v2 import (
     all_recordsets,
@@ -50,6 +51,8 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(targets.router)
+    # The dashboard's pages (issue 16): served with the API, read through central.
+    dashboard.install(app)
     # First, so it is the innermost middleware: it sees which route answered.
     metrics.install(app)
     errors.install(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 
 from zoneflow.api import schemas, views
 
@@ -29,13 +30,23 @@ def _version(request: Request, version_id: str, status: str) -> dict[str, Any]:
 
 
 @router.get("/", response_model=schemas.Versions, summary="List API versions")
-def list_versions(request: Request) -> dict[str, Any]:
+def list_versions(request: Request) -> Any:
+    # A browser asks for HTML: it is sent to the dashboard. API clients (keystoneauth
+    # sends Accept: application/json) get the versions document.
+    if _wants_html(request.headers.get("accept", "")):
+        return RedirectResponse("/dashboard/", status_code=303)
     return {
         "versions": [
             _version(request, "v2", "CURRENT"),
             _version(request, "v2.0", "SUPPORTED"),
         ]
     }
+
+
+def _wants_html(accept: str) -> bool:
+    """Whether text/html is the first type the client lists (a browser's Accept)."""
+    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first == "text/html"
 
 
 @router.get("/v2", response_model=schemas.OneVersion, summary="Describe API v2")

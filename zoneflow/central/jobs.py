@@ -160,3 +160,8 @@ def cancel(job_id: str, *, who: str, board_name: str) -> jobs.JobInfo:
 def purge(*, older_than: int) -> int:
     """Delete the logbooks of jobs that ended over ``older_than`` seconds ago; how many."""
     return jobs.purge(persistence.get_backend(), older_than=datetime.timedelta(seconds=older_than))
+
+
+def state_colours() -> dict[str, str]:
+    """The fill of each atom state in a job's drawing, for a page that re-colours it live."""
+    return dict(render.STATE_COLOURS)

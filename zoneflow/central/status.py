@@ -24,6 +24,7 @@ from typing import Any
 from zoneflow import model, objects
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 
 
 def _picture(*, pool_id: str | None = None, zone_id: str | None = None) -> model.Picture:
@@ -133,3 +134,49 @@ def pool_serving(ref: str) -> PoolServing:
     return PoolServing(
         pool, picture.zone_count(pool.id), tuple(zip(pool.targets, summaries, strict=True))
     )
+
+
+# --- a target over its pool's zones (the dashboard's target page, issue 16) --------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ZoneLag:
+    """One zone a target does not serve at the zone's serial."""
+
+    zone_id: str
+    zone_name: str
+    project_id: str | None
+    wanted: int
+    serving: TargetServing
+
+
+def target_lagging(target: objects.PoolTarget, *, limit: int = 200) -> list[ZoneLag]:
+    """The zones of the target's pool it serves behind, misses or failed on (``limit``
+    of them at most, by name), as the propagation model says."""
+    pool = stored_pools.get_pool(target.pool_id)
+    picture = _picture(pool_id=pool.id)
+    kinds = {t.id: t.type for t in pool.targets}
+    lagging: list[tuple[str, int, model.Serving]] = []
+    for zone_id, wanted in picture.zones().items():
+        if wanted.pool_id != pool.id:
+            continue
+        for served in picture.serving(zone_id, pool, wanted=wanted.serial):
+            if served.target_id == target.id and served.propagation != model.Propagation.SERVED:
+                lagging.append((zone_id, wanted.serial, served))
+    zones = {
+        zone_id: zone
+        for zone_id, _, _ in lagging[:limit]
+        if (zone := stored_zones.get_zone_any(zone_id)) is not None
+    }
+    found = [
+        ZoneLag(
+            zone_id,
+            zones[zone_id].name,
+            zones[zone_id].project_id,
+            serial,
+            _serving(served, target.label, kinds),
+        )
+        for zone_id, serial, served in lagging[:limit]
+        if zone_id in zones
+    ]
+    return sorted(found, key=lambda lag: lag.zone_name)

@@ -1,0 +1,1 @@
+"""Package data: the dashboard's Jinja2 templates (a package, so wheels carry them)."""
