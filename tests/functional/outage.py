@@ -29,13 +29,19 @@ POOL = "default"
 
 
 def deployment(
-    workdir: pathlib.Path, *, database: str, zookeeper_hosts: str, binds: list[Bind9Server]
+    workdir: pathlib.Path,
+    *,
+    database: str,
+    zookeeper_hosts: str,
+    binds: list[Bind9Server],
+    session_timeout: float = 10.0,
 ) -> Deployment:
     """Every daemon running, the pool of ``binds`` at threshold 100%."""
     running = Deployment(
         workdir,
         database=database,
         zookeeper_hosts=zookeeper_hosts,
+        session_timeout=session_timeout,
         extra_conf={
             "events": {"driver": "postgres"},
             # A dead target is waited for poll_timeout seconds before it counts as lagging.

@@ -36,27 +36,9 @@ def _deployment(
     tmp_path: pathlib.Path, database: str, hosts: str, binds: list[Bind9Server]
 ) -> Deployment:
     # A conductor held stopped a while keeps its ZooKeeper session (and its claims).
-    running = Deployment(
-        tmp_path,
-        database=database,
-        zookeeper_hosts=hosts,
-        session_timeout=30.0,
-        extra_conf={"events": {"driver": "postgres"}, "flows": {"poll_timeout": 4}},
+    return outage.deployment(
+        tmp_path, database=database, zookeeper_hosts=hosts, binds=binds, session_timeout=30.0
     )
-    running.load_pool(
-        {
-            "name": outage.POOL,
-            "threshold_percentage": 100,
-            "ns_records": [{"hostname": "ns1.browser.example.", "priority": 1}],
-            "nameservers": [b.nameserver() for b in binds],
-            "targets": [b.pool_target(running.masters()) for b in binds],
-        }
-    )
-    running.start_mdns()
-    running.start_conductor()
-    running.start_api()
-    running.start("inspector", "inspector")
-    return running
 
 
 def create_zone_in_page(page: Page, url: str, name: str) -> str:
