@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import support
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import objects
 from zoneflow.api import app, server
@@ -307,8 +308,13 @@ def test_a_failed_change_shows_its_reverted_tasks_and_the_reason(
     load_pool({}, {"fail": "create"}, threshold=100)
     sign_in(client, "alice", "member")
     zone_id = create_zone(client, "reverted.example.")
-    wait_settled(zone_id)
-    (job,) = client.get(f"/v2/jobs?zone_id={zone_id}", headers=ALICE_API).json()["jobs"]
+
+    # The zone reads ERROR a moment before its job has ended and recorded why.
+    def ended() -> dict[str, object] | None:
+        listed = client.get(f"/v2/jobs?zone_id={zone_id}", headers=ALICE_API).json()["jobs"]
+        return listed[0] if listed and listed[0]["error"] else None
+
+    job = support.eventually(ended, what=f"zone {zone_id}'s job to end with its reason")
     page = client.get(f"/dashboard/jobs/{job['id']}")
     assert 'id="job-reason"' in page.text
     assert job["error"] and html.escape(job["error"], quote=False) in page.text.replace(
