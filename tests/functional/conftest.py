@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 from tests import support
-from tests.functional.deployment import Deployment
+from tests.functional.deployment import SYNCED_DATABASES, Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.nsd import NSDServer
@@ -101,12 +101,29 @@ def _revive_session_servers() -> Iterator[None]:
             server.start()
 
 
+SYNCED_TEMPLATE = "zoneflow_synced"
+
+
+@pytest.fixture(scope="session")
+def _synced_template(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated once per worker by ``zoneflow db sync``, for postgres_database
+    to copy: CREATE DATABASE ... TEMPLATE takes milliseconds, a ``db sync`` process a
+    second of CPU."""
+    url = postgres.create_database(SYNCED_TEMPLATE)
+    template = Deployment(tmp_path_factory.mktemp("synced"), database=url, zookeeper_hosts=None)
+    template.cli("db", "sync")
+    return SYNCED_TEMPLATE
+
+
 @pytest.fixture
-def postgres_database(postgres: PostgresServer) -> Iterator[str]:
-    """SQLAlchemy URL of a new, empty database, dropped after the test."""
+def postgres_database(postgres: PostgresServer, _synced_template: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new database that ``zoneflow db sync`` has migrated and that
+    holds nothing else, dropped after the test."""
     name = f"zoneflow_{uuid.uuid4().hex[:12]}"
-    url = postgres.create_database(name)
+    url = postgres.create_database(name, template=_synced_template)
+    SYNCED_DATABASES.add(url)
     yield url
+    SYNCED_DATABASES.discard(url)
     if postgres.running:
         postgres.drop_database(name)
 

@@ -29,6 +29,11 @@ from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.support import ADMIN, eventually
 
+# Databases that ``zoneflow db sync`` has migrated already (the postgres_database
+# fixture clones them from a template it synced through the CLI): a deployment on
+# one of them skips its own ``db sync``, a process that costs a second of CPU.
+SYNCED_DATABASES: set[str] = set()
+
 
 class Deployment:
     def __init__(
@@ -122,7 +127,8 @@ class Deployment:
     def load_pool(self, pool: dict[str, Any]) -> None:
         path = self.workdir / "pools.yaml"
         path.write_text(yaml.safe_dump([pool], sort_keys=False))
-        self.cli("db", "sync")
+        if self.database not in SYNCED_DATABASES:
+            self.cli("db", "sync")
         self.cli("pool", "update", "--file", str(path))
 
     def masters(self) -> list[tuple[str, int]]:

@@ -17,7 +17,7 @@ import logging
 import posixpath
 import threading
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kazoo import exceptions as kazoo_exc
 from kazoo.handlers import threading as kazoo_threading
@@ -25,10 +25,12 @@ from kazoo.recipe import watchers
 from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
 from taskflow.utils import kazoo_utils
-from zake import fake_client, fake_storage
 
 from zoneflow import exceptions
 from zoneflow.taskflow_adapter import options
+
+if TYPE_CHECKING:
+    from zake import fake_client, fake_storage
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -39,6 +41,11 @@ _zake_storage: fake_storage.FakeStorage | None = None
 
 
 def _zake_client() -> fake_client.FakeClient:
+    # Imported here: zake costs every process that imports this module 80 ms
+    # (its version module loads pkg_resources), and only the in-process board
+    # needs it.
+    from zake import fake_client, fake_storage
+
     global _zake_storage
     with _zake_lock:
         if _zake_storage is None:
