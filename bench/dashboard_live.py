@@ -6,10 +6,10 @@ Real PostgreSQL (events by LISTEN/NOTIFY), ZooKeeper, BIND9 targets behind
 deployment), and Debian's chromium driven by Playwright. Each round creates
 a zone with the conductor held stopped (SIGSTOP), opens its job's page, lets
 the conductor go (SIGCONT) and waits until every task is green. For each
-re-colouring the page's script keeps the event's ``created_at`` (stamped by
-the conductor's process as it writes the task event, the moment it reports
-the state change) and the browser's clock when the node changed colour; the
-figure is the difference (one machine, one clock).
+re-colouring the page's script keeps the event's ``changed_at`` (stamped by
+the conductor's process in the engine's notification of the state change,
+before the event is written) and the browser's clock when the node changed
+colour; the figure is the difference (one machine, one clock).
 
     python bench/dashboard_live.py [--rounds 20] [--targets 2] [--no-write]
 """
@@ -74,17 +74,18 @@ def main() -> int:
             browser.close()
             for bind in binds:
                 bind.close()
-    table = report.latency_table([("task event written → node re-coloured in the page", samples)])
+    table = report.latency_table([("task state changed in the engine → node re-coloured", samples)])
     print(table)
     if not args.no_write:
         report.write_section(
             "dashboard-live",
             "Dashboard: a task's state change to its colour in the page",
             f"{args.rounds} create-zone jobs on {args.targets} BIND9 targets, every "
-            "re-colouring of the job's graph timed from the task event's time (the "
-            "conductor's clock as it writes it) to the browser's as the node changes "
-            "colour: PostgreSQL LISTEN/NOTIFY to `zoneflow api`, Server-Sent Events to "
-            f"chromium (`bench/dashboard_live.py`).\n\n{table}",
+            "re-colouring of the job's graph timed from the moment the conductor's "
+            "engine changed the task's state (its notification, stamped in the task "
+            "event as `changed_at`) to the browser's clock as the node changes colour: "
+            "the event written to PostgreSQL, LISTEN/NOTIFY to `zoneflow api`, "
+            f"Server-Sent Events to chromium (`bench/dashboard_live.py`).\n\n{table}",
         )
     return 0
 
@@ -111,10 +112,10 @@ def run(args: argparse.Namespace, running: object, page: object) -> list[float]:
         if not paints:
             raise SystemExit(f"round {round_}: the graph turned green with no task event")
         for paint in paints:
-            created = datetime.datetime.fromisoformat(paint["created"])
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=datetime.UTC)
-            samples.append(paint["painted"] / 1000 - created.timestamp())
+            changed = datetime.datetime.fromisoformat(paint["changed"])
+            if changed.tzinfo is None:
+                changed = changed.replace(tzinfo=datetime.UTC)
+            samples.append(paint["painted"] / 1000 - changed.timestamp())
         print(f"round {round_}: {len(paints)} re-colourings")
     return samples
 

@@ -122,6 +122,12 @@ def test_a_job_publishes_its_end_each_tasks_state_and_the_zone_its_new_status(
     assert {(e.project_id, e.zone_id, e.value["job_id"]) for e in tasks} == {
         ("alice", zone.id, job.key)
     }
+    # Each carries when the engine changed the state: at or before the event's writing.
+    for event in tasks:
+        changed_at = datetime.datetime.fromisoformat(event.value["changed_at"])
+        assert changed_at.tzinfo is not None, event.value
+        naive = changed_at.astimezone(datetime.UTC).replace(tzinfo=None)
+        assert zone.created_at <= naive <= event.created_at, event
 
 
 def test_the_rate_limit_coalesces_a_keys_states_so_the_newest_wins() -> None:

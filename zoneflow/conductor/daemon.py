@@ -185,13 +185,16 @@ def publish_task_states(engine: Any, job_id: str) -> None:
     # TaskFlow passes ``details`` by name; a retry atom names itself retry_name.
     def on_task(state: str, details: dict[str, Any]) -> None:
         name = str(details.get("task_name") or details.get("retry_name") or "")
+        # The event's own created_at is when the publisher writes it, a little
+        # later (and coalesced); changed_at is when the engine changed the state.
+        changed_at = datetime.datetime.now(datetime.UTC).isoformat()
         events.publish(
             events.NewEvent(
                 objects.EventTopic.TASK,
                 "tasks",
                 f"{job_id}/{name}"[:255],
                 state,
-                {"job_id": job_id, "task": name, "state": state},
+                {"job_id": job_id, "task": name, "state": state, "changed_at": changed_at},
                 project_id,
                 zone_id,
             )

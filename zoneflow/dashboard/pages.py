@@ -274,18 +274,29 @@ _ENDS = frozenset({"SUCCESS", "FAILURE", "REVERTED", "REVERT_FAILURE"})
 
 
 def timings(job_id: str, events: Iterable[objects.Event]) -> dict[str, Timing]:
-    """Each task's first RUNNING and its last end, from the job's task events."""
+    """Each task's first RUNNING and its last end, from the job's task events: when
+    the engine changed the state (``changed_at``), else when the event was written."""
     started: dict[str, datetime.datetime] = {}
     ended: dict[str, datetime.datetime] = {}
     for event in events:
         if not event.key.startswith(f"{job_id}/"):
             continue
         task = event.key.split("/", 1)[1]
+        at = _changed_at(event)
         if event.action == "RUNNING":
-            started.setdefault(task, event.created_at)
+            started.setdefault(task, at)
         elif event.action in _ENDS:
-            ended[task] = event.created_at
+            ended[task] = at
     return {t: Timing(started.get(t), ended.get(t)) for t in set(started) | set(ended)}
+
+
+def _changed_at(event: objects.Event) -> datetime.datetime:
+    """When the engine changed the state, as naive UTC like the stored timestamps."""
+    try:
+        changed = datetime.datetime.fromisoformat(str(event.value["changed_at"]))
+    except (KeyError, ValueError):  # an event written before conductors stamped it
+        return event.created_at
+    return changed.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
 _SVG_HEAD = re.compile(r"^.*?(?=<svg)", re.DOTALL)

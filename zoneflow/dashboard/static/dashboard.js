@@ -129,7 +129,8 @@
     if (event.type === "task" && jobId && event.value && event.value.job_id === jobId) {
       paint(event.value.task, event.action);
       window.zoneflowPaints.push({
-        task: event.value.task, state: event.action, created: event.created_at,
+        task: event.value.task, state: event.action,
+        changed: event.value.changed_at || event.created_at,
         painted: performance.timeOrigin + performance.now(),
       });
     }
