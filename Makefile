@@ -21,7 +21,7 @@ PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist wo
 # Lint runs beside the tests: mypy keeps one core busy for a few seconds while the
 # test workers start up on the other; make reports either failing.
 test: deps
-	$(MAKE) --no-print-directory -j2 --output-sync=line lint suite
+	$(MAKE) --no-print-directory -j2 lint suite
 
 suite: deps
 	$(PYTEST) tests

@@ -23,11 +23,13 @@ from typing import Any
 import dns.message
 import dns.query
 import dns.rdatatype
+import sqlalchemy as sa
 import yaml
 
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.postgres import PostgresServer
-from tests.support import ADMIN, eventually
+from tests.support import ADMIN, ALL_PROJECTS, eventually
+from zoneflow.storage import LIVE, tables
 
 # Databases that ``zoneflow db sync`` has migrated already (the postgres_database
 # fixture clones them from a template it synced through the CLI): a deployment on
@@ -97,17 +99,23 @@ class Deployment:
 
     # --- the REST API (start_api first) ----------------------------------------
 
-    def api(self, method: str, path: str, body: object = None) -> Any:
-        """The JSON body of a request to ``zoneflow api``, as an admin.
+    def api(
+        self, method: str, path: str, body: object = None, *, all_projects: bool = False
+    ) -> Any:
+        """The JSON body of a request to ``zoneflow api``, as an admin (of every project
+        with ``all_projects``: what the CLI made belongs to the CLI's project).
 
         Many zones are faster made here than by one CLI process each, which
-        takes seconds to start on a busy machine.
+        takes seconds to start on a busy machine, and waits poll here for the same reason.
         """
         request = urllib.request.Request(
             f"{self.api_url}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={**ADMIN, "Content-Type": "application/json"},
+            headers={
+                **(ALL_PROJECTS if all_projects else ADMIN),
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
@@ -123,6 +131,28 @@ class Deployment:
     def api_zone_statuses(self) -> dict[str, str]:
         """Each zone the API lists, by name: its status."""
         return {z["name"]: z["status"] for z in self.api("GET", "/v2/zones?limit=1000")["zones"]}
+
+    def stored_zone(self, name: str) -> dict[str, Any] | None:
+        """The live zone ``name`` as the database holds it (id, status, action, serial,
+        error), or None: one query from this process, for waits that poll, where a CLI
+        process per poll would cost a second of CPU each time."""
+        zones = tables.zones
+        query = sa.select(
+            zones.c.id, zones.c.status, zones.c.action, zones.c.serial, zones.c.error
+        ).where(zones.c.name == name, zones.c.deleted == LIVE)
+        engine = sa.create_engine(self.database, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                row = connection.execute(query).mappings().one_or_none()
+        finally:
+            engine.dispose()
+        return dict(row) if row is not None else None
+
+    def stored_serial(self, name: str) -> int:
+        """The serial the database holds for the live zone ``name``."""
+        stored = self.stored_zone(name)
+        assert stored is not None, f"no zone {name} in the database"
+        return int(stored["serial"])
 
     def load_pool(self, pool: dict[str, Any]) -> None:
         path = self.workdir / "pools.yaml"

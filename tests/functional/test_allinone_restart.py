@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import urllib.request
 from typing import Any
 
 from tests.functional.deployment import Deployment, fake_calls
@@ -24,19 +23,8 @@ UNFINISHED = {"PENDING", "RUNNING"}
 ADMIN = {"X-Auth-Project-ID": "ops", "X-Roles": "admin", "X-Auth-All-Projects": "true"}
 
 
-def _api(deployment: Deployment, path: str, body: dict[str, Any] | None = None) -> Any:
-    """The all-in-one's REST API (quicker than starting a CLI process)."""
-    request = urllib.request.Request(
-        f"{deployment.api_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={**ADMIN, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def _jobs(deployment: Deployment) -> list[dict[str, Any]]:
-    return list(_api(deployment, "/v2/jobs")["jobs"])
+    return list(deployment.api("GET", "/v2/jobs")["jobs"])
 
 
 def _zone(deployment: Deployment, name: str) -> dict[str, Any]:
@@ -75,8 +63,8 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
             }
         )
         _start(deployment, "first")
-        moved = _api(
-            deployment, "/v2/zones", {"name": "moved.example.", "email": "hostmaster@moved.example"}
+        moved = deployment.api(
+            "POST", "/v2/zones", {"name": "moved.example.", "email": "hostmaster@moved.example"}
         )
         eventually(
             lambda: [j["state"] for j in _jobs(deployment)] == ["RUNNING"],
@@ -85,13 +73,13 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
             what="the create job to run",
         )
         # A newer change of the same zone, and a zone of its own, behind it.
-        _api(
-            deployment,
+        deployment.api(
+            "POST",
             f"/v2/zones/{moved['id']}/recordsets",
             {"name": "www.moved.example.", "type": "A", "records": ["192.0.2.1"]},
         )
-        _api(
-            deployment, "/v2/zones", {"name": "other.example.", "email": "hostmaster@other.example"}
+        deployment.api(
+            "POST", "/v2/zones", {"name": "other.example.", "email": "hostmaster@other.example"}
         )
         eventually(
             lambda: len(_jobs(deployment)) == 3,

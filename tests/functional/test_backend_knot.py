@@ -8,7 +8,6 @@ knotd answers to DNS queries and what its configuration holds.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -83,11 +82,6 @@ def _no_open_transaction(knot: KnotServer) -> bool:
 # --- through zoneflow ---------------------------------------------------------
 
 
-def _stored_serial(deployment: Deployment, zone: str) -> int:
-    shown = json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
-    return int(shown["serial"])
-
-
 def test_zone_lifecycle_through_zoneflow_is_served_by_knot(
     deployment: Deployment, knot: KnotServer
 ) -> None:
@@ -108,14 +102,14 @@ def test_zone_lifecycle_through_zoneflow_is_served_by_knot(
     deployment.cli(
         "recordset", "create", name, f"www.{name}", "A", "--record", "192.0.2.10", "--wait"
     )
-    serial = _stored_serial(deployment, name)
+    serial = deployment.stored_serial(name)
     assert soa_serial(name, knot.host, knot.port) == serial
     assert answer(f"www.{name}", "A", knot.host, knot.port) == (dns.rcode.NOERROR, {"192.0.2.10"})
 
     deployment.cli(
         "recordset", "create", name, f"api.{name}", "A", "--record", "192.0.2.80", "--wait"
     )
-    newer = _stored_serial(deployment, name)
+    newer = deployment.stored_serial(name)
     assert newer > serial
     assert soa_serial(name, knot.host, knot.port) == newer
     assert answer(f"api.{name}", "A", knot.host, knot.port)[1] == {"192.0.2.80"}

@@ -27,11 +27,6 @@ ZONE = "nsd.example."
 LABEL = "nsd-under-test"
 
 
-def _stored_serial(deployment: Deployment, zone: str) -> int:
-    shown = json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
-    return int(shown["serial"])
-
-
 def test_zone_lifecycle_through_zoneflow_is_served_by_nsd(
     deployment: Deployment, nsd_factory: NSDFactory
 ) -> None:
@@ -51,14 +46,14 @@ def test_zone_lifecycle_through_zoneflow_is_served_by_nsd(
     deployment.cli(
         "recordset", "create", ZONE, f"www.{ZONE}", "A", "--record", "192.0.2.10", "--wait"
     )
-    serial = _stored_serial(deployment, ZONE)
+    serial = deployment.stored_serial(ZONE)
     assert soa_serial(ZONE, nsd.host, nsd.port) == serial
     assert answer(f"www.{ZONE}", "A", nsd.host, nsd.port) == (dns.rcode.NOERROR, {"192.0.2.10"})
 
     deployment.cli(
         "recordset", "create", ZONE, f"api.{ZONE}", "A", "--record", "192.0.2.80", "--wait"
     )
-    newer = _stored_serial(deployment, ZONE)
+    newer = deployment.stored_serial(ZONE)
     assert newer > serial
     assert soa_serial(ZONE, nsd.host, nsd.port) == newer
     assert answer(f"api.{ZONE}", "A", nsd.host, nsd.port) == (dns.rcode.NOERROR, {"192.0.2.80"})

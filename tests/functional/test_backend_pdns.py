@@ -7,7 +7,6 @@ backend or zoneflow says of itself.
 from __future__ import annotations
 
 import http.server
-import json
 import socket
 import threading
 
@@ -34,11 +33,6 @@ www IN A   192.0.2.80
 """
 
 
-def _stored_serial(deployment: Deployment, zone: str) -> int:
-    shown = json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
-    return int(shown["serial"])
-
-
 def test_zone_lifecycle_through_zoneflow_is_served_by_powerdns(
     deployment: Deployment, pdns: PowerDNSServer
 ) -> None:
@@ -57,14 +51,14 @@ def test_zone_lifecycle_through_zoneflow_is_served_by_powerdns(
     deployment.cli(
         "recordset", "create", ZONE, f"www.{ZONE}", "A", "--record", "192.0.2.10", "--wait"
     )
-    serial = _stored_serial(deployment, ZONE)
+    serial = deployment.stored_serial(ZONE)
     assert soa_serial(ZONE, pdns.host, pdns.port) == serial
     assert answer(f"www.{ZONE}", "A", pdns.host, pdns.port) == (dns.rcode.NOERROR, {"192.0.2.10"})
 
     deployment.cli(
         "recordset", "create", ZONE, f"api.{ZONE}", "A", "--record", "192.0.2.80", "--wait"
     )
-    newer = _stored_serial(deployment, ZONE)
+    newer = deployment.stored_serial(ZONE)
     assert newer > serial
     assert soa_serial(ZONE, pdns.host, pdns.port) == newer
     assert answer(f"api.{ZONE}", "A", pdns.host, pdns.port)[1] == {"192.0.2.80"}

@@ -40,10 +40,12 @@ def _pool(name: str, record: pathlib.Path) -> dict[str, Any]:
     }
 
 
+# The waits poll ``zoneflow api`` (a request costs milliseconds, a CLI process a second
+# of CPU); the CLI's own job list, show and cancel are checked once each.
 def _job(deployment: Deployment, zone: str) -> dict[str, Any]:
     (job,) = [
         j
-        for j in json.loads(deployment.cli("--json", "job", "list").stdout)
+        for j in deployment.api("GET", "/v2/jobs", all_projects=True)["jobs"]
         if j["zone_name"] == zone
     ]
     return job
@@ -59,7 +61,7 @@ def _attempts_reach(deployment: Deployment, zone: str, attempts: int) -> Callabl
 
 def _slow_step_running(deployment: Deployment, job_id: str) -> bool:
     """Whether the job's record shows its target's step running."""
-    shown = json.loads(deployment.cli("--json", "job", "show", job_id).stdout)
+    shown = deployment.api("GET", f"/v2/jobs/{job_id}", all_projects=True)
     return any(
         a["name"].startswith("create-zone-on-target-") and a["state"] == "RUNNING"
         for a in shown["atoms"]
@@ -86,6 +88,7 @@ def test_a_job_that_kills_its_conductors_at_one_step_ends_failed_after_max_lost_
     )
     try:
         deployment.load_pool(_pool("poison.example.", record))
+        deployment.start_api()
         deployment.cli("zone", "create", zone, "--email", "hostmaster@poison.example")
         killed = []
         for attempt in range(1, SAME_STEP + 1):
@@ -154,6 +157,7 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
     tmp_path: pathlib.Path, deployment: Deployment
 ) -> None:
     deployment.load_pool(_pool("cancel.example.", tmp_path / "calls.jsonl"))
+    deployment.start_api()
 
     # No conductor yet: the job waits on the board.
     deployment.cli("zone", "create", "waiting.cancel.example.", "--email", "h@cancel.example")

@@ -153,13 +153,15 @@ def test_the_audit_restores_a_zone_deleted_by_hand_and_leaves_an_unmanaged_zone_
     assert soa_serial("kept.producer.example.", first.host, first.port) == serial
     recoveries = [j for j in _jobs(auditing) if j["kind"] == "recover-zone"]
     assert len(recoveries) == 1, recoveries
+    kept = auditing.stored_zone("kept.producer.example.")
+    assert kept is not None
     eventually(
         lambda: (
             {
                 (r["status"], r["serial"])
-                for r in json.loads(
-                    auditing.cli("--json", "zone", "status", "kept.producer.example.").stdout
-                )
+                for r in auditing.api("GET", f"/v2/zones/{kept['id']}/status", all_projects=True)[
+                    "targets"
+                ]
             }
             == {("ACTIVE", serial)}
         ),

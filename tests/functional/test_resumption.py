@@ -40,10 +40,7 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
 
         second = deployment.start_conductor("second")
         eventually(
-            lambda: (
-                json.loads(deployment.cli("--json", "zone", "show", ZONE).stdout)["status"]
-                == "ACTIVE"
-            ),
+            lambda: (deployment.stored_zone(ZONE) or {}).get("status") == "ACTIVE",
             timeout=60,
             interval=0.5,
             what="the second conductor to finish the job",
