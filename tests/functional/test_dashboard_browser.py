@@ -59,7 +59,8 @@ def open_its_job(page: Page) -> None:
         page.reload()
         return page.locator("#history a").count() >= 1
 
-    eventually(listed, timeout=60, what="the zone's job in its history")
+    # Each try reloads the page (a render in the API and in the browser): not too often.
+    eventually(listed, timeout=60, interval=0.25, what="the zone's job in its history")
     page.locator("#history a").first.click()
     page.wait_for_url(re.compile(r".*/dashboard/jobs/[0-9a-f-]{36}$"))
     page.wait_for_selector('#graph[data-ready="true"]', timeout=WAIT_MS)
