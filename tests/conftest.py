@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from oslo_config import cfg
 
-from tests import ordering
 from zoneflow.local import ports
 
 
@@ -48,9 +47,3 @@ def pytest_configure(config: pytest.Config) -> None:
         # Set in the environment, so the daemons a test starts inherit it.
         os.environ[ports.PORT_RANGE_ENV] = f"{first}-{first + _PORTS_PER_WORKER - 1}"
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Under pytest-xdist: long tests first, spread evenly over the workers (tests/ordering.py).
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-    if workers > 1:
-        items[:] = ordering.balanced(items, [item.nodeid for item in items], workers)
