@@ -46,4 +46,3 @@ def pytest_configure(config: pytest.Config) -> None:
         first = _FIRST_PORT + int(worker[2:]) % _RANGES * _PORTS_PER_WORKER
         # Set in the environment, so the daemons a test starts inherit it.
         os.environ[ports.PORT_RANGE_ENV] = f"{first}-{first + _PORTS_PER_WORKER - 1}"
-
