@@ -52,11 +52,11 @@ class Bind9Backend(Backend):
                 self.target.label, "no masters configured: list mdns under the target's masters"
             )
         spec = f'{{ type secondary; primaries {{ {primaries} }}; file "{self._file(zone)}"; }};'
-        self._rndc("addzone", zone.name, spec, ok_errors=("already exists",))
+        self.rndc("addzone", zone.name, spec, ok_errors=("already exists",))
 
     def delete_zone(self, zone: objects.Zone) -> None:
         args = ["delzone", "-clean", zone.name] if self.clean else ["delzone", zone.name]
-        self._rndc(*args, ok_errors=("not found",))
+        self.rndc(*args, ok_errors=("not found",))
 
     # --- rndc ------------------------------------------------------------------
 
@@ -67,7 +67,13 @@ class Bind9Backend(Backend):
         safe = re.sub(r"[^a-z0-9.-]", "_", zone.name.rstrip("."))
         return f"zoneflow-{safe}-{digest}.db"
 
-    def _rndc(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:
+    def rndc(self, *args: str, ok_errors: tuple[str, ...] = ()) -> str:
+        """Run one rndc command against the target; its output.
+
+        An error whose output holds one of ``ok_errors`` counts as done (what
+        makes create and delete idempotent); any other raises BackendError.
+        """
+
         def no_answer() -> exceptions.BackendError:
             return exceptions.BackendUnreachable(
                 self.target.label,
