@@ -236,7 +236,7 @@ def test_commands_share_one_connection(peer: Callable[[Handler], Peer]) -> None:
     kept = client(server.port)
     assert kept.call("status", timeout=5).text == "did status"
     assert kept.call("showzone x.", timeout=5).text == "did showzone x."
-    assert server.accepted == 1
+    assert server.accepted == kept.opened == 1
     assert server.commands == ["status", "showzone x."]
 
 

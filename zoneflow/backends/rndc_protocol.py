@@ -426,6 +426,8 @@ class Client:
         self._lock = threading.Lock()
         self._free: list[Connection] = []
         self._slots = threading.BoundedSemaphore(size)
+        #: Connections opened so far (the rest of the calls reused one).
+        self.opened = 0
 
     def call(self, command: str, *, timeout: float) -> Reply:
         """named's reply to ``command``, within ``timeout`` seconds in all."""
@@ -444,6 +446,8 @@ class Client:
                 except BaseException:
                     kept.close()
                     raise
+            with self._lock:
+                self.opened += 1
             fresh = Connection(self.host, self.port, self.key, deadline)
             try:
                 return self._finish(fresh, fresh.call(command, deadline))
