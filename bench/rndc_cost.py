@@ -2,7 +2,9 @@
 
 Against a real ``named`` (the test fixtures' Bind9Server: its own config, rndc
 key and ports), through ``Bind9Backend`` exactly as a create-zone job's
-target task calls it, once per rndc client (CLIENTS):
+target task calls it, once per rndc client, side by side in one run: the
+``rndc`` program run per command (``rndc_client: program``), and rndc's
+protocol over kept connections (``protocol``, the default):
 
 * **per command**: ``addzone`` of a secondary zone (``create_zone``),
   ``showzone``, ``status`` and ``delzone -clean`` (``delete_zone``), one
@@ -42,11 +44,12 @@ from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
 from tests.support import make_zone  # noqa: E402
 from zoneflow import objects  # noqa: E402
+from zoneflow.backends import rndc_config, rndc_protocol  # noqa: E402
 from zoneflow.backends.impl_bind9 import Bind9Backend  # noqa: E402
 from zoneflow.flows.on_target import try_on_target  # noqa: E402
 
-# How the backend reaches named: a process per call ("program").
-CLIENTS = ("program",)
+# How the backend reaches named: a process per call, or kept connections.
+CLIENTS = ("program", "protocol")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -210,6 +213,30 @@ def shares(tasks: list[Row], fake: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(rows: list[Row]) -> str:
+    """Per command: the CPU of a call with the program against the protocol."""
+    by = {(row.what, row.client): row for row in rows}
+    lines = []
+    for what in dict.fromkeys(row.what for row in rows):
+        program, protocol = by.get((what, "program")), by.get((what, "protocol"))
+        if program is None or protocol is None:
+            continue
+        ours = protocol.total_cpu + protocol.cpu.named
+        theirs = program.total_cpu + program.cpu.named
+        lines.append(
+            f"- {what}: {ms(theirs)} ms of CPU per call with the program, {ms(ours)} ms "
+            f"with the protocol ({theirs / ours:.0f}× less), named included"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def connections_opened(server: Bind9Server) -> int:
+    key = rndc_config.load_key(
+        key_file=str(server.rndc_key_file), config_file=None, server=server.host
+    )
+    return rndc_protocol.client(server.host, server.rndc_port, key).opened
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="calls per command and client")
@@ -226,19 +253,28 @@ def main() -> None:
             id="fake", pool_id="bench", type="fake", description="fake", masters=(), options={}
         )
         floor = target_tasks(server, fake, "fake", args.calls)
+        opened = connections_opened(server)
     finally:
         server.stop()
     load_after = os.getloadavg()[0]
     print(table(rows))
+    print(summary(rows))
     print(shares(tasks, floor))
     body = (
-        f"Through `Bind9Backend` against one real named (its own rndc key and port), one "
-        f"call at a time, {args.calls} calls per command and client. CPU per call: this "
-        "process (zoneflow's side), the `rndc` processes it started (reaped children), and "
-        "named (from /proc, in 10 ms ticks over all the calls). Load average "
-        f"{load_before:.1f} before and {load_after:.1f} after (2 cores): other work on a "
-        "shared machine stretches the wall times, less the CPU figures.\n\n"
+        "Through `Bind9Backend` against one real named (its own rndc key and port), one "
+        f"call at a time, {args.calls} calls per command and client: `program` runs "
+        "`rndc` per command (`rndc_client: program`), `protocol` speaks rndc's protocol "
+        f"over kept connections (the default; {opened} connection opened for all its "
+        "calls). CPU per call: this process (zoneflow's side), the `rndc` processes it "
+        "started (reaped children), and named (from /proc, in 10 ms ticks over all the "
+        "calls). With the program, zoneflow's side is mostly kernel time of the thread "
+        "waiting for rndc to exit: a bare fork, exec and waitpid of rndc costs the parent "
+        f"as much. Load average {load_before:.1f} before and {load_after:.1f} after, on "
+        f"{os.cpu_count()} cores shared with other work: it stretches the wall times more "
+        "than the CPU figures.\n\n"
         + table(rows)
+        + "\n"
+        + summary(rows)
         + "\nThe target task (`try_on_target`: the backend loaded through stevedore, then "
         "the call), and how much of its CPU is the rndc call, against the same task on a "
         "`fake` target. A create-zone job runs one such task per target.\n\n" + shares(tasks, floor)
