@@ -373,7 +373,7 @@ class Connection:
             reply = decode_message(self.key, self._read(size, deadline, first=False))
         except TimeoutError:
             raise exceptions.RndcTimeout(f"no reply from {self.where} in time") from None
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:  # reset, broken pipe: named dropped it
             raise exceptions.RndcClosed(
                 f"{self.where} dropped the connection ({exc.strerror or exc})"
             ) from None
@@ -458,8 +458,8 @@ class Client:
             self._slots.release()
 
     def close(self, *, idle_only: bool = False) -> None:
-        """Close the idle connections (those in use close when their call ends, if
-        ``idle_only`` is false they are not kept)."""
+        """Close the idle connections: all, or only those idle too long to be used
+        again. One in use goes back to the pool when its call ends."""
         with self._lock:
             if idle_only:
                 stale = [c for c in self._free if time.monotonic() - c.used_at > self.idle]
