@@ -230,6 +230,11 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def niced() -> str:
+    niceness = os.nice(0)
+    return f", this benchmark and its named at nice {niceness}" if niceness else ""
+
+
 def connections_opened(server: Bind9Server) -> int:
     key = rndc_config.load_key(
         key_file=str(server.rndc_key_file), config_file=None, server=server.host
@@ -270,8 +275,8 @@ def main() -> None:
         "calls). With the program, zoneflow's side is mostly kernel time of the thread "
         "waiting for rndc to exit: a bare fork, exec and waitpid of rndc costs the parent "
         f"as much. Load average {load_before:.1f} before and {load_after:.1f} after, on "
-        f"{os.cpu_count()} cores shared with other work: it stretches the wall times more "
-        "than the CPU figures.\n\n"
+        f"{os.cpu_count()} cores shared with other work{niced()}: it stretches the wall "
+        "times more than the CPU figures.\n\n"
         + table(rows)
         + "\n"
         + summary(rows)
