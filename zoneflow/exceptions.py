@@ -292,6 +292,42 @@ class BackendUnreachable(BackendError):
     error_type = "backend_unreachable"
 
 
+# rndc's control channel (backends/rndc_protocol.py). Below any one target: the
+# BIND9 backend turns each into a BackendError naming its target.
+
+
+class RndcError(ZoneflowError):
+    error_type = "rndc_error"
+
+
+class RndcKeyError(RndcError):
+    """The rndc key cannot be read: file missing, no key clause, bad algorithm or secret."""
+
+
+class RndcConfigSyntax(RndcKeyError):
+    """A key file or rndc.conf that is not in named.conf's syntax."""
+
+
+class RndcConnectFailed(RndcError):
+    """No TCP connection to the control channel (refused, unreachable)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RndcTimeout(RndcError):
+    """No reply within the call's time."""
+
+
+class RndcClosed(RndcError):
+    """named closed the connection without a reply: it refused our key or our address."""
+
+
+class RndcBadMessage(RndcError):
+    """A reply that is not a well-formed, correctly signed rndc message."""
+
+
 class ConsensusFailure(ZoneflowError):
     """Fewer targets succeeded than the pool's threshold asks for."""
 
