@@ -117,6 +117,9 @@ def test_a_zone_created_in_the_page_turns_its_graph_green_then_the_matrix_shows_
         )
         assert set(fills) == {"#a1d99b"}, fills
         page.wait_for_selector('#job-state[data-state="SUCCESS"]', timeout=WAIT_MS)
+        # The table says what the graph says, however its redraws and the events interleaved.
+        rows = page.locator("#tasks tr[data-task] .state").all_inner_texts()
+        assert rows and set(rows) == {"SUCCESS"}, rows
 
         page.get_by_role("link", name="browser.example.").first.click()
         page.wait_for_url(f"**/dashboard/zones/{zone_id}")

@@ -30,6 +30,7 @@
       try {
         const answer = await fetch(url, { credentials: "same-origin" });
         part.innerHTML = await answer.text();
+        for (const [task, state] of painted) { paintRow(task, state); }
         part.dataset.refreshed = String(Date.now());
       } catch (err) {
         status.textContent = "could not refresh: " + err;
@@ -66,7 +67,15 @@
       const lines = node.querySelectorAll("text");
       if (lines.length > 1) { lines[1].textContent = state; }
     }
-    // The task's row in the table too, until the table is drawn again.
+    painted.set(task, state);
+    paintRow(task, state);
+  }
+
+  // The task's row in the table too. The table, drawn again by the server, reads the
+  // job's record, which the conductor writes a moment after the engine's events: a
+  // redrawn table gets the newer states the events brought back (see refresh).
+  const painted = new Map();
+  function paintRow(task, state) {
     for (const row of document.querySelectorAll("#tasks tr[data-task]")) {
       if (row.dataset.task !== task) { continue; }
       const cell = row.querySelector(".state");
