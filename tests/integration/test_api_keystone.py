@@ -6,7 +6,7 @@ Keystone when it must validate one. What stands in for Keystone is
 keystonemiddleware's own AuthTokenFixture, which answers auth_token's
 token lookups with tokens it makes: the headers auth_token then sets
 (X-Identity-Status, X-Project-Id, X-Roles) are its own. A real Keystone
-validating real tokens is tests/functional/test_api_keystone.py.
+validating real tokens is tests/functional/test_keystone.py.
 """
 
 from __future__ import annotations

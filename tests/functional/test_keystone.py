@@ -8,16 +8,23 @@ zoneflow's auth_token (configured from [keystone_authtoken] in
 zoneflow.conf, with its own service user) validates each token with
 Keystone. Nothing is faked: the projects and roles the API acts on are
 the ones Keystone vouched for.
+
+The dashboard's sign-in is tested here too, on the same Keystone (one per
+module: it costs seconds of CPU to start): a user's credentials are traded
+for a project-scoped token, which every page is then asked with.
 """
 
 from __future__ import annotations
 
+import html
 import pathlib
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from designateclient import exceptions as client_errors
 from designateclient.v2 import client as designate
@@ -177,3 +184,52 @@ def test_requests_without_a_valid_token_are_401_pointing_at_keystone(
         assert caught.value.code == 401
     finally:
         admin.users.update(bob, enabled=True)
+
+
+# --- the dashboard's sign-in ---------------------------------------------------------------------
+
+
+def _dashboard(running: Deployment) -> httpx.Client:
+    return httpx.Client(base_url=running.api_url, timeout=60, follow_redirects=False)
+
+
+def _sign_in(client: httpx.Client, user: str, password: str, project: str) -> httpx.Response:
+    return client.post(
+        "/dashboard/login",
+        data={
+            "username": user,
+            "password": password,
+            "project": project,
+            "next": "/dashboard/zones",
+        },
+    )
+
+
+def test_credentials_sign_in_as_the_users_project_and_another_project_sees_nothing(
+    deployment: Deployment,
+) -> None:
+    with _dashboard(deployment) as alice:
+        done = _sign_in(alice, "alice", PASSWORD, "alice")
+        assert (done.status_code, done.headers["location"]) == (303, "/dashboard/zones"), done.text
+        made = alice.post(
+            "/dashboard/zones", data={"name": "keystone.example.", "email": "h@keystone.example"}
+        )
+        assert made.status_code == 303, made.text
+        zone_page = made.headers["location"]
+        page = alice.get(zone_page)
+        assert page.status_code == 200 and "keystone.example." in page.text
+
+    with _dashboard(deployment) as bob:
+        assert _sign_in(bob, "bob", PASSWORD, "bob").status_code == 303
+        assert bob.get(zone_page).status_code == 404
+        assert "keystone.example." not in bob.get("/dashboard/zones").text
+
+
+def test_wrong_credentials_are_refused_saying_so(deployment: Deployment) -> None:
+    with _dashboard(deployment) as client:
+        done = _sign_in(client, "alice", "not-the-password", "alice")
+        assert done.status_code == 401
+        shown = re.search(r'id="error-message">(.*?)</p>', done.text, re.S)
+        assert shown and "Keystone refused these credentials" in html.unescape(shown.group(1))
+        assert "not-the-password" not in done.text
+        assert client.get("/dashboard/zones").status_code == 303
