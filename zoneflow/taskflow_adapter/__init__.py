@@ -45,6 +45,14 @@ Departures, each with why and what it measured:
 - **the engine** (engine.py): the ``zoneflow-parallel`` engine, TaskFlow's
   parallel engine sharing one compilation between the engines of one flow
   (TaskFlow compiled each flow anew for every job, 1-3 ms of graph building).
+- **resumption** (resumption.py, called from the engine's prepare): before a
+  flow runs, an atom its logbook shows RUNNING, SUCCESS or FAILURE while an
+  atom it depends on has not succeeded (or undoing while one still runs) is
+  reset to PENDING with every atom after it, so they run again in order.
+  TaskFlow trusts the persisted states and re-runs or reverts such an atom
+  at once, without its inputs: the chaos test saw update-status fail with
+  NotFound for its PollForSerial's result, and the job end FAILURE unreverted
+  (tests/integration/test_resume_order.py). Every task is idempotent.
 
 Private TaskFlow names used here, each watched by one canary test in
 tests/unit/test_taskflow_canaries.py whose failure says which module to

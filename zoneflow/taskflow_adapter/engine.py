@@ -11,6 +11,10 @@ once and hands every engine the same compilation.
 Registered with TaskFlow as the ``zoneflow-parallel`` engine (setup.cfg).
 The engine's compiler is TaskFlow's private ``_compiler`` attribute, set
 after the stock constructor made its own.
+
+Before a flow runs, its persisted atom states are checked for atoms ahead
+of what they depend on, which are reset to run again in order
+(zoneflow.taskflow_adapter.resumption).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import weakref
 from typing import Any
 
 from taskflow.engines.action_engine import compiler, engine
+
+from zoneflow.taskflow_adapter import resumption
 
 NAME = "zoneflow-parallel"
 
@@ -40,3 +46,12 @@ class ParallelEngine(engine.ParallelActionEngine):
     def __init__(self, flow: Any, flow_detail: Any, backend: Any, options: Any) -> None:
         super().__init__(flow, flow_detail, backend, options)
         self._compiler = _compiler(flow)
+        self._order_restored = False
+
+    def prepare(self) -> None:
+        """TaskFlow's prepare, then the persisted states put back in order (once per
+        engine) before TaskFlow resumes from them: see resumption."""
+        super().prepare()
+        if not self._order_restored:
+            resumption.restore_order(self.compilation.execution_graph, self.storage)
+            self._order_restored = True
