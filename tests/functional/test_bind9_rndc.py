@@ -33,12 +33,13 @@ def rndc_client(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def bind_backend(rndc_client: str) -> Callable[..., Bind9Backend]:
     def make(bind: Bind9Server, **overrides: object) -> Bind9Backend:
-        return _backend(bind, rndc_client=rndc_client, **overrides)
+        return bind9_backend(bind, rndc_client=rndc_client, **overrides)
 
     return make
 
 
-def _backend(bind: Bind9Server, **overrides: object) -> Bind9Backend:
+def bind9_backend(bind: Bind9Server, **overrides: object) -> Bind9Backend:
+    """The BIND9 backend for ``bind``, its pool options overridden by ``overrides``."""
     options = {**bind.pool_target([("127.0.0.1", free_port())])["options"], **overrides}
     target = objects.PoolTarget(
         id="t1",

@@ -17,11 +17,10 @@ import dns.rdatatype
 import pytest
 
 from tests.functional.fixtures.bind9 import Bind9Server
-from tests.functional.fixtures.ports import free_port
+from tests.functional.test_bind9_rndc import bind9_backend
 from tests.support import make_zone
 from zoneflow import exceptions, objects
 from zoneflow.backends import rndc_protocol
-from zoneflow.backends.impl_bind9 import Bind9Backend
 
 TIMEOUT = 15.0
 
@@ -41,18 +40,6 @@ def client_of(bind: Bind9Server, **kwargs: float) -> rndc_protocol.Client:
 def soa_rcode(bind: Bind9Server, zone: str) -> int:
     query = dns.message.make_query(zone, dns.rdatatype.SOA)
     return dns.query.udp(query, bind.host, port=bind.port, timeout=2).rcode()
-
-
-def backend_of(bind: Bind9Server) -> Bind9Backend:
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="bind9",
-        description="bind-under-test",
-        masters=(objects.HostPort("127.0.0.1", free_port()),),
-        options=bind.pool_target([("127.0.0.1", free_port())])["options"],
-    )
-    return Bind9Backend(target)
 
 
 def test_addzone_showzone_delzone_over_one_connection(bind9: Bind9Server) -> None:
@@ -121,7 +108,7 @@ def test_a_wrong_key_is_refused_clearly(bind9: Bind9Server) -> None:
 
 @pytest.mark.parametrize("stop", ["stop", "kill"])
 def test_named_restarted_under_a_kept_connection(bind9: Bind9Server, stop: str) -> None:
-    backend = backend_of(bind9)
+    backend = bind9_backend(bind9)
     backend.rndc("status")
     kept = rndc_protocol.client(bind9.host, bind9.rndc_port, server_key(bind9))
     opened = kept.opened
@@ -136,7 +123,7 @@ def test_named_restarted_under_a_kept_connection(bind9: Bind9Server, stop: str) 
 
 
 def test_named_down_is_unreachable_then_served_again(bind9: Bind9Server) -> None:
-    backend = backend_of(bind9)
+    backend = bind9_backend(bind9)
     backend.rndc("status")
     bind9.stop()
     with pytest.raises(exceptions.BackendUnreachable, match="connection refused"):
@@ -146,7 +133,7 @@ def test_named_down_is_unreachable_then_served_again(bind9: Bind9Server) -> None
 
 
 def test_concurrent_calls_from_threads_share_few_connections(bind9: Bind9Server) -> None:
-    backend = backend_of(bind9)
+    backend = bind9_backend(bind9)
     zones = [make_zone(name=f"z{i}.threads.example.") for i in range(40)]
     errors: list[BaseException] = []
 
@@ -187,7 +174,7 @@ class KeyedBind9(Bind9Server):
 def test_other_key_algorithms(algorithm: str) -> None:
     bind = KeyedBind9(algorithm).start()
     try:
-        backend = backend_of(bind)
+        backend = bind9_backend(bind)
         zone = make_zone(name=f"{algorithm}.example.")
         backend.create_zone(zone)
         assert "type secondary" in bind.rndc("showzone", zone.name).stdout
