@@ -37,7 +37,7 @@ from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
 from zoneflow.storage import db
-from zoneflow.taskflow_adapter import fencing
+from zoneflow.taskflow_adapter import fencing, indexes
 from zoneflow.taskflow_adapter.writer import FLUSH_TIMEOUT, LogbookWriter, insert, storage_failure
 
 LOG = logging.getLogger(__name__)
@@ -120,10 +120,13 @@ class LeanConnection(base.Connection):
         book_uuid: sqlalchemy.BindParameter[str] = sqlalchemy.bindparam("uuid")
         self._read_book = sqlalchemy.select(logbooks).where(logbooks.c.uuid == book_uuid)
         self._read_flows = sqlalchemy.select(flows).where(flows.c.parent_uuid == book_uuid)
-        self._read_atoms = sqlalchemy.select(atoms).where(
-            atoms.c.parent_uuid.in_(
-                sqlalchemy.select(flows.c.uuid).where(flows.c.parent_uuid == book_uuid)
-            )
+        # A join, not "parent_uuid IN (SELECT ...)": SQLite's planner reads the
+        # IN form by scanning every atom unless ANALYZE has run (and no one
+        # runs it), and the join by the two parent_uuid indexes (indexes.py).
+        self._read_atoms = (
+            sqlalchemy.select(atoms)
+            .join(flows, atoms.c.parent_uuid == flows.c.uuid)
+            .where(flows.c.parent_uuid == book_uuid)
         )
 
     # --- handed to TaskFlow's connection: rare, or TaskFlow's schema itself ---
@@ -427,9 +430,13 @@ def _create(url: str) -> Any:
 
 
 def upgrade() -> None:
-    """Create or migrate TaskFlow's logbook tables."""
-    with contextlib.closing(get_backend().get_connection()) as connection:
+    """Create or migrate TaskFlow's logbook tables, then add zoneflow's indexes to them
+    (see indexes.py: on a new database the tables exist only from here on)."""
+    backend = get_backend()
+    with contextlib.closing(backend.get_connection()) as connection:
         connection.upgrade()
+    with storage_failure("indexing the logbook tables"), backend.engine.begin() as conn:
+        indexes.create(conn)
 
 
 def reset() -> None:
