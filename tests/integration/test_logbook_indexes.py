@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from taskflow import states
 from taskflow.persistence import models
 
-from zoneflow import jobs
+from zoneflow import jobs, objects
 from zoneflow.storage import db, migration
 from zoneflow.taskflow_adapter import indexes, persistence
 
@@ -112,7 +112,7 @@ def _plans(run: Any) -> list[str]:
     return plans
 
 
-def test_reading_a_job_uses_the_indexes() -> None:
+def test_reading_a_job_and_a_page_of_jobs_use_the_indexes() -> None:
     backend = persistence.get_backend()
     with contextlib.closing(backend.get_connection()) as connection:
         ids = [_job(connection, zone) for zone in range(20) for _ in range(3)]
@@ -122,3 +122,12 @@ def test_reading_a_job_uses_the_indexes() -> None:
     one = "\n".join(_plans(lambda: jobs.get_job(backend, ids[7])))
     assert "ix_flowdetails_parent_uuid" in one and "ix_atomdetails_parent_uuid" in one
     assert "SCAN flowdetails" not in one and "SCAN atomdetails" not in one
+
+    newest = objects.Paging(5, sort_dir=objects.DESC)
+    # The statements of a page: the count, the page's uuids, then its logbooks whole.
+    count, page, *_ = _plans(lambda: jobs.find_jobs(backend, jobs.JobFilter(), newest))
+    assert "ix_logbooks_created_at" in page and "TEMP B-TREE" not in page, page
+    count, page, *_ = _plans(
+        lambda: jobs.find_jobs(backend, jobs.JobFilter(zone_id="zone-3"), newest)
+    )
+    assert "ix_logbooks_zone_id" in count and "ix_logbooks_zone_id" in page, (count, page)
