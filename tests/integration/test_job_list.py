@@ -26,7 +26,7 @@ from zoneflow import cli, jobs, objects
 from zoneflow.api import app
 from zoneflow.central import jobs as central_jobs
 from zoneflow.central import zones as central_zones
-from zoneflow.taskflow_adapter import persistence
+from zoneflow.taskflow_adapter import jobboard, persistence
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -257,7 +257,7 @@ def test_zoneflow_job_list_reads_pages_and_goes_on_after_a_marker(
 ) -> None:
     a = zone("a.example.", "alice")
     made = [write_job(a, created=T0 + datetime.timedelta(seconds=n)) for n in range(7)]
-    monkeypatch.setattr(jobs.records, "_PAGE", 3)  # several pages for a whole list
+    monkeypatch.setattr(jobs.records, "PAGE", 3)  # several pages for a whole list
 
     assert cli.main(["--json", "job", "list", "--limit", "0"]) == 0
     assert [j["id"] for j in json.loads(capsys.readouterr().out)] == made[::-1]
@@ -298,3 +298,33 @@ def test_a_purge_reads_only_the_old_ended_jobs(monkeypatch: pytest.MonkeyPatch) 
     assert sorted(built) == sorted(ended)
     left = {job.id for job in jobs.list_jobs(backend)}
     assert left == {*recent, running}
+
+
+def test_a_restart_reads_only_the_unfinished_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An all-in-one that starts again takes back the jobs its board lost with it."""
+    a = zone("a.example.", "alice")
+    ended = [write_job(a, created=T0 + datetime.timedelta(seconds=n)) for n in range(20)]
+    running = write_job(a, created=T0, flow_state=states.RUNNING, status=None)
+    waiting = write_job(a, created=T0, flow_state=None, status=None)
+    built: list[str] = []
+    assemble = persistence._assemble_book
+
+    def counted(book_row: Any, *args: Any) -> models.LogBook:
+        built.append(book_row.uuid)
+        return assemble(book_row, *args)
+
+    monkeypatch.setattr(persistence, "_assemble_book", counted)
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend)
+    try:
+        taken = jobs.take_back_unfinished(board, backend)
+    finally:
+        board.close()
+
+    assert {job.id for job, _ in taken} == {running, waiting}
+    assert not set(built) & set(ended)
+    # The zone is at a later serial than the lost jobs': a newer job carries it on.
+    assert {job.id: jobs.get_job(backend, job.id).state for job, _ in taken} == {
+        running: "SUPERSEDED",
+        waiting: "SUPERSEDED",
+    }

@@ -148,7 +148,7 @@ class JobFilter:
 
 
 # Jobs read a page at a time: the CLI's whole list, a purge.
-_PAGE = 500
+PAGE = 500
 
 
 def find_jobs(persistence: Any, wanted: JobFilter, paging: objects.Paging) -> objects.Page[JobInfo]:
@@ -189,7 +189,7 @@ def list_jobs(
     None: every job; ``marker``: those after that job), read a page at a time."""
     found: list[JobInfo] = []
     while limit is None or limit <= 0 or len(found) < limit:
-        size = _PAGE if limit is None or limit <= 0 else min(_PAGE, limit - len(found))
+        size = PAGE if limit is None or limit <= 0 else min(PAGE, limit - len(found))
         page = find_jobs(
             persistence, JobFilter(), objects.Paging(size, marker, sort_dir=objects.DESC)
         )
@@ -218,7 +218,7 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
     after = None
     with logbooks(persistence) as connection:
         while True:
-            found = connection.page_logbooks(query, order, limit=_PAGE, after=after, count=False)
+            found = connection.page_logbooks(query, order, limit=PAGE, after=after, count=False)
             for book in found.books:
                 # Read again in Python: the one truth of a job's state.
                 if info(book, with_atoms=False).state not in OVER:

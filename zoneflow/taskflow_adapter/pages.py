@@ -52,8 +52,10 @@ class BookQuery:
 
     # Metadata key -> the value it must have (exactly).
     meta: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Only logbooks whose job is in one of these states (the rule says how to tell).
+    # Only logbooks whose job is in one of these states, or in none of those
+    # (the rule says how to tell).
     states: frozenset[str] = frozenset()
+    not_states: frozenset[str] = frozenset()
     rule: StateRule | None = None
     # Only the logbooks of jobs about a zone of this project (metadata's zone_id);
     # None: every logbook. The marker of a page is looked for within this scope.
@@ -95,7 +97,7 @@ class _Select:
             self.filters.append(books.c.created_at < query.created_before)
         # What the filters read: the logbook, and for a state its flow and status atom.
         self.filtered: Any = books
-        if query.states:
+        if query.states or query.not_states:
             if query.rule is None:
                 raise ValueError("a list by job state needs the rule that tells the state")
             status = tables.atomdetails.alias("status_atom")
@@ -107,10 +109,13 @@ class _Select:
                 ),
             )
             state = _state(query.rule, books, flows, status, dialect)
-            self.filters.append(state.in_(sorted(str(s) for s in query.states)))
+            if query.states:
+                self.filters.append(state.in_(sorted(str(s) for s in query.states)))
+            if query.not_states:
+                self.filters.append(state.not_in(sorted(str(s) for s in query.not_states)))
         # What the page reads: that, and the flow if the order is its last change.
         source = self.filtered
-        if order.key == UPDATED_AT and not query.states:
+        if order.key == UPDATED_AT and self.filtered is books:
             source = with_flow
         self.scope: list[sa.ColumnElement[bool]] = []
         if query.project_id is not None:
