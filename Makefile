@@ -64,6 +64,7 @@ bench: deps
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/dashboard_live.py
 	$(BIN)/python bench/rndc_cost.py
+	$(BIN)/python bench/jobs_scale.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

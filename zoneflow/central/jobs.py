@@ -7,9 +7,10 @@ delete job is theirs too) and nothing else. A caller with no project scope
 another project is "not found", exactly as a missing one.
 
 Jobs are read from TaskFlow's logbooks (:mod:`zoneflow.jobs`); the
-list is read whole and paged here, which ``zoneflow job purge`` keeps
-small. The CLI, the operator's tool, reads every job without paging and
-cancels or purges them through the functions at the end.
+database picks each page (filters, the project's zones, the order), so a
+page costs the same however many jobs are kept. The CLI, the operator's
+tool, reads every project's jobs and cancels or purges them through the
+functions at the end.
 """
 
 from __future__ import annotations
@@ -64,28 +65,16 @@ def find_jobs(
     if "zone_name" in wanted:
         name = wanted["zone_name"].lower()
         wanted["zone_name"] = name if name.endswith(".") else name + "."
-    found = [
-        job
-        for job in _scoped(jobs.list_jobs(persistence.get_backend()), project_id)
-        if all(str(getattr(job.info, key)) == value for key, value in wanted.items())
-    ]
-
-    def sort_value(job: Job) -> tuple[datetime.datetime, str]:
-        when = getattr(job.info, paging.sort_key) or job.info.created_at
-        return (when or datetime.datetime.min, job.info.id)
-
-    found.sort(key=sort_value, reverse=paging.sort_dir == objects.DESC)
-    start = 0
-    if paging.marker:
-        ids = [job.info.id for job in found]
-        if paging.marker not in ids:
-            raise exceptions.MarkerNotFound(
-                f"marker {paging.marker!r} is not a job of this list: give the id of the "
-                "last job of the previous page"
-            )
-        start = ids.index(paging.marker) + 1
-    page = found[start : start + paging.limit]
-    return objects.Page(tuple(page), len(found), start + paging.limit < len(found))
+    found = jobs.find_jobs(
+        persistence.get_backend(), jobs.JobFilter(**wanted, project_id=project_id), paging
+    )
+    if project_id is not None:
+        # A project's list holds only its own zones' jobs: nothing to look up.
+        listed = tuple(Job(info, project_id) for info in found.items)
+    else:
+        projects = stored_zones.zone_projects([info.zone_id for info in found.items])
+        listed = tuple(Job(info, projects.get(info.zone_id)) for info in found.items)
+    return objects.Page(listed, found.total_count, found.more)
 
 
 def get_job(job_id: str, *, project_id: str | None = None) -> Job:
@@ -125,9 +114,10 @@ def _not_found(job_id: str) -> exceptions.JobNotFound:
 # --- the operator's reads and actions (the CLI: every job, ids as given) -------
 
 
-def list_jobs(*, limit: int | None = None) -> list[jobs.JobInfo]:
-    """Every job, newest first (``limit``: at most that many)."""
-    return jobs.list_jobs(persistence.get_backend(), limit=limit)
+def list_jobs(*, limit: int | None = None, marker: str | None = None) -> list[jobs.JobInfo]:
+    """Every job, newest first (``limit``: at most that many; ``marker``: after that job),
+    read a page at a time."""
+    return jobs.list_jobs(persistence.get_backend(), limit=limit, marker=marker)
 
 
 def resolve_id(ref: str) -> str:

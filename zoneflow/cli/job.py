@@ -16,9 +16,10 @@ from zoneflow.options import CONF
 
 
 def list_(args: argparse.Namespace) -> int:
+    marker = central_jobs.resolve_id(args.marker) if args.marker else None
     output.list_(
         args,
-        central_jobs.list_jobs(limit=args.limit),
+        central_jobs.list_jobs(limit=args.limit, marker=marker),
         ["id", "kind", "zone_name", "serial", "state", "attempts", "updated_at", "error"],
     )
     return 0

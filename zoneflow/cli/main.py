@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = groups.add_parser("job", help="jobs").add_subparsers(dest="cmd", required=True)
     p = command(job, "list", "job:list_", "list jobs, newest first")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="at most this many (0: every job)")
+    p.add_argument("--marker", metavar="ID", help="the jobs after this one (the last one listed)")
     p = command(job, "show", "job:show", "show a job and the state of each of its tasks")
     p.add_argument("id")
     p.add_argument(

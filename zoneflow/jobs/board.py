@@ -7,7 +7,6 @@ says whether a conductor may still run it, its logbook how far it got.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,8 @@ from zoneflow import exceptions
 from zoneflow.jobs.attempts import end
 from zoneflow.jobs.records import (
     OVER,
+    PAGE,
+    STATE_RULE,
     JobInfo,
     Outcome,
     get_job,
@@ -27,6 +28,7 @@ from zoneflow.jobs.records import (
     logbooks,
 )
 from zoneflow.storage import zones as stored_zones
+from zoneflow.taskflow_adapter import pages
 
 LOG = logging.getLogger(__name__)
 
@@ -47,14 +49,29 @@ def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, st
     """
     with board_errors():
         on_board = {str(posted.book_uuid) for posted in board.iterjobs(ensure_fresh=True)}
-    with logbooks(persistence) as connection:
-        books = [b for b in connection.get_logbooks(lazy=False) if str(b.uuid) not in on_board]
     taken = []
-    for book in sorted(books, key=lambda b: b.created_at or datetime.datetime.min):
+    for book in unfinished(persistence):
+        if str(book.uuid) in on_board:
+            continue
         job = info(book, with_atoms=False)
-        if job.state not in OVER:
+        if job.state not in OVER:  # read whole, the one truth of its state
             taken.append((job, _take_back(board, persistence, book, job)))
     return taken
+
+
+def unfinished(persistence: Any) -> Iterator[models.LogBook]:
+    """The logbooks of the jobs not over yet, oldest first, a page at a time: the
+    database picks them, so the ended jobs kept (most of them) are not read."""
+    query = pages.BookQuery(not_states=frozenset(OVER), rule=STATE_RULE)
+    order = pages.Order(pages.CREATED_AT, descending=False)
+    after = None
+    while True:
+        with logbooks(persistence) as connection:
+            found = connection.page_logbooks(query, order, limit=PAGE, after=after, count=False)
+        yield from found.books
+        if not found.more or not found.books:
+            return
+        after = (found.books[-1].created_at, found.books[-1].uuid)
 
 
 def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo) -> str:

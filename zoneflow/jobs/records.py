@@ -10,6 +10,11 @@ The logbook's metadata also keeps the job's attempts and runs (see
 attempts.py and runs.py) and,
 when zoneflow rather than the flow ended the job, that outcome (FAILURE
 after too many attempts, CANCELLED by an operator) with its reason.
+
+Lists (find_jobs, list_jobs, purge) ask the database for one page of
+logbooks at a time (zoneflow.taskflow_adapter.pages) and read only those
+whole; the state a list filters on is the one _state gives, told to SQL by
+STATE_RULE.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from taskflow.persistence import models
 from zoneflow import exceptions, objects
 from zoneflow.jobs import outcomes, steps
 from zoneflow.jobs.runs import Run, RunEnd, runs_of
+from zoneflow.taskflow_adapter import pages
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
 TASKFLOW_INTERNAL = "_TaskFlow_"
@@ -67,6 +73,17 @@ OVER = FAILED_STATES | {Outcome.SUCCESS, Outcome.SUPERSEDED}
 
 # The last task of a zone flow, whose result is the status it gave the zone.
 STATUS_ATOM = steps.STATUS.name
+# What a flow that ran to its end (SUCCESS) ended as, by the status its last task
+# gave the zone; any other status (ACTIVE, DELETED) is a SUCCESS. See _status_outcome.
+SUCCESS_BY_STATUS: dict[str, str] = {
+    objects.Status.ERROR: Outcome.FAILURE,
+    Outcome.SUPERSEDED: Outcome.SUPERSEDED,
+    objects.Status.PENDING: Outcome.SUPERSEDED,
+}
+# The same reading of a job's state, for the database to pick jobs by it (see _state).
+STATE_RULE = pages.StateRule(
+    outcome_key="outcome", status_atom=STATUS_ATOM, success_by_status=SUCCESS_BY_STATUS
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +135,69 @@ def logbooks(persistence: Any) -> Iterator[Any]:
         raise exceptions.DatabaseUnavailable(f"cannot read jobs from the database: {exc}") from exc
 
 
-def list_jobs(persistence: Any, *, limit: int | None = None) -> list[JobInfo]:
-    """Jobs known to persistence, newest first."""
+@dataclasses.dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a list holds: each field given must match exactly."""
+
+    zone_id: str | None = None
+    zone_name: str | None = None
+    kind: str | None = None
+    state: str | None = None
+    # The jobs of this project's zones (live or deleted); None: every job.
+    project_id: str | None = None
+
+
+# Jobs read a page at a time: the CLI's whole list, a purge.
+PAGE = 500
+
+
+def find_jobs(persistence: Any, wanted: JobFilter, paging: objects.Paging) -> objects.Page[JobInfo]:
+    """One page of the jobs ``wanted`` picks, chosen and ordered by the database
+    (``paging.sort_key``: created_at or updated_at, then the job id)."""
+    meta = {
+        key: value
+        for key, value in (
+            ("zone_id", wanted.zone_id),
+            ("zone_name", wanted.zone_name),
+            ("kind", wanted.kind),
+        )
+        if value is not None
+    }
+    query = pages.BookQuery(
+        meta=meta,
+        states=frozenset() if wanted.state is None else frozenset({wanted.state}),
+        rule=STATE_RULE,
+        project_id=wanted.project_id,
+    )
+    order = pages.Order(paging.sort_key, descending=paging.sort_dir == objects.DESC)
     with logbooks(persistence) as connection:
-        books = [info(b, with_atoms=False) for b in connection.get_logbooks(lazy=False)]
-    books.sort(key=lambda j: j.created_at or datetime.datetime.min, reverse=True)
-    return books[:limit] if limit else books
+        try:
+            found = connection.page_logbooks(query, order, limit=paging.limit, marker=paging.marker)
+        except tf_exc.NotFound:
+            raise exceptions.MarkerNotFound(
+                f"marker {paging.marker!r} is not a job of this list: give the id of the "
+                "last job of the previous page"
+            ) from None
+    jobs = tuple(info(book, with_atoms=False) for book in found.books)
+    return objects.Page(jobs, found.total or 0, found.more)
+
+
+def list_jobs(
+    persistence: Any, *, limit: int | None = None, marker: str | None = None
+) -> list[JobInfo]:
+    """Jobs known to persistence, newest first (``limit``: at most that many, 0 or
+    None: every job; ``marker``: those after that job), read a page at a time."""
+    found: list[JobInfo] = []
+    while limit is None or limit <= 0 or len(found) < limit:
+        size = PAGE if limit is None or limit <= 0 else min(PAGE, limit - len(found))
+        page = find_jobs(
+            persistence, JobFilter(), objects.Paging(size, marker, sort_dir=objects.DESC)
+        )
+        found += page.items
+        if not page.more:
+            break
+        marker = page.items[-1].id
+    return found
 
 
 def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
@@ -135,21 +209,29 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
     a logbook another one removed first is simply not counted.
     """
     cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - older_than
+    # Posted before the cutoff (the last-update stamp is no guide: a conductor
+    # touches a job's meta as it ends each attempt), and ended: the database
+    # picks them, oldest first, so a purge reads none of the jobs it keeps.
+    query = pages.BookQuery(created_before=cutoff, states=frozenset(OVER), rule=STATE_RULE)
+    order = pages.Order(pages.CREATED_AT, descending=False)
     removed = 0
+    after = None
     with logbooks(persistence) as connection:
-        for book in list(connection.get_logbooks(lazy=False)):
-            # Posted before the cutoff (the last-update stamp is no guide: a
-            # conductor touches a job's meta as it ends each attempt).
-            if book.created_at is None or book.created_at > cutoff:
-                continue
-            if info(book, with_atoms=False).state not in OVER:
-                continue
-            try:
-                connection.destroy_logbook(book.uuid)
-            except tf_exc.NotFound:
-                continue
-            removed += 1
-    return removed
+        while True:
+            found = connection.page_logbooks(query, order, limit=PAGE, after=after, count=False)
+            for book in found.books:
+                # Read again in Python: the one truth of a job's state.
+                if info(book, with_atoms=False).state not in OVER:
+                    continue
+                try:
+                    connection.destroy_logbook(book.uuid)
+                except tf_exc.NotFound:
+                    continue
+                removed += 1
+            if not found.more or not found.books:
+                return removed
+            last = found.books[-1]
+            after = (last.created_at, last.uuid)
 
 
 # Fewer characters than this would match a job by chance more often than not.
@@ -165,10 +247,9 @@ def resolve_id(persistence: Any, ref: str) -> str:
             f"job id {ref!r} is too short: give at least {SHORTEST_ID_PREFIX} of its characters"
         )
     with logbooks(persistence) as connection:
-        ids = sorted(book.uuid for book in connection.get_logbooks(lazy=True))
-    if ref in ids:
+        matches = connection.logbook_ids(ref)
+    if ref in matches:
         return ref
-    matches = [job_id for job_id in ids if job_id.startswith(ref)]
     if not matches:
         raise exceptions.JobNotFound(f"job {ref} does not exist")
     if len(matches) > 1:
@@ -256,19 +337,20 @@ def _state(meta: dict[str, Any], flow: models.FlowDetail | None) -> tuple[str, s
 def _status_outcome(flow: models.FlowDetail, serial: int) -> tuple[str, str | None]:
     """What a flow that ran to its end gave the zone: the status its last task wrote."""
     status = next((a.results for a in flow if a.name == STATUS_ATOM), None)
-    if status == objects.Status.ERROR:
-        return Outcome.FAILURE, _not_served(flow, serial)
-    if status == Outcome.SUPERSEDED:
-        return Outcome.SUPERSEDED, (
-            f"too few nameservers serve serial {serial}, but the zone is at a later serial "
-            "since: a newer job carries the zone on"
-        )
+    ended = SUCCESS_BY_STATUS.get(status) if isinstance(status, str) else None
+    if ended is None:
+        return Outcome.SUCCESS, None
+    if ended == Outcome.FAILURE:
+        return ended, _not_served(flow, serial)
     if status == objects.Status.PENDING:
-        return Outcome.SUPERSEDED, (
+        return ended, (
             f"serial {serial} was not made ACTIVE by this job: the zone changed again, or its "
             "pool grew, while it ran, and a newer job carries the zone on"
         )
-    return Outcome.SUCCESS, None
+    return ended, (
+        f"too few nameservers serve serial {serial}, but the zone is at a later serial "
+        "since: a newer job carries the zone on"
+    )
 
 
 def _not_served(flow: models.FlowDetail, serial: int) -> str:

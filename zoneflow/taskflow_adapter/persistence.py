@@ -37,7 +37,7 @@ from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
 from zoneflow.storage import db
-from zoneflow.taskflow_adapter import fencing
+from zoneflow.taskflow_adapter import fencing, indexes, pages
 from zoneflow.taskflow_adapter.writer import FLUSH_TIMEOUT, LogbookWriter, insert, storage_failure
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ _PROGRESS_KEYS = frozenset({"progress", "progress_details"})
 # writes, and to write an atom whole without reading its flow); an atom
 # forgotten is written in place, at once, on its next change.
 WRITTEN_ATOMS_KEPT = 20_000
+# Logbooks read whole in one statement: SQLite caps a statement's parameters.
+_SLICE = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +122,21 @@ class LeanConnection(base.Connection):
         book_uuid: sqlalchemy.BindParameter[str] = sqlalchemy.bindparam("uuid")
         self._read_book = sqlalchemy.select(logbooks).where(logbooks.c.uuid == book_uuid)
         self._read_flows = sqlalchemy.select(flows).where(flows.c.parent_uuid == book_uuid)
-        self._read_atoms = sqlalchemy.select(atoms).where(
-            atoms.c.parent_uuid.in_(
-                sqlalchemy.select(flows.c.uuid).where(flows.c.parent_uuid == book_uuid)
-            )
+        # A join, not "parent_uuid IN (SELECT ...)": SQLite's planner reads the
+        # IN form by scanning every atom unless ANALYZE has run (and no one
+        # runs it), and the join by the two parent_uuid indexes (indexes.py).
+        self._read_atoms = (
+            sqlalchemy.select(atoms)
+            .join(flows, atoms.c.parent_uuid == flows.c.uuid)
+            .where(flows.c.parent_uuid == book_uuid)
+        )
+        some: sqlalchemy.BindParameter[list[str]] = sqlalchemy.bindparam("uuids", expanding=True)
+        self._read_books = sqlalchemy.select(logbooks).where(logbooks.c.uuid.in_(some))
+        self._read_books_flows = sqlalchemy.select(flows).where(flows.c.parent_uuid.in_(some))
+        self._read_books_atoms = (
+            sqlalchemy.select(atoms)
+            .join(flows, atoms.c.parent_uuid == flows.c.uuid)
+            .where(flows.c.parent_uuid.in_(some))
         )
 
     # --- handed to TaskFlow's connection: rare, or TaskFlow's schema itself ---
@@ -206,6 +219,67 @@ class LeanConnection(base.Connection):
                 yield models.LogBook.from_dict(dict(row._mapping))
             else:
                 yield _assemble_book(row, flows[row.uuid], atoms[row.uuid])
+
+    def page_logbooks(
+        self,
+        query: pages.BookQuery,
+        order: pages.Order,
+        *,
+        limit: int,
+        marker: str | None = None,
+        after: tuple[Any, str] | None = None,
+        count: bool = True,
+    ) -> pages.BookPage:
+        """One page of the logbooks ``query`` picks, whole (flows and atoms), in ``order``.
+
+        The page starts after the logbook ``marker`` (raising NotFound when
+        it is not in the query's scope) or at ``after`` (a position: sort
+        value and uuid, which need not exist any more). Four statements
+        (five counting): the page's uuids, then its logbooks, flows and atoms.
+        """
+        with storage_failure("reading a page of logbooks"), self._engine.connect() as conn:
+            if marker is not None:
+                after = pages.position(conn, self._tables, query, order, marker)
+                if after is None:
+                    raise tf_exc.NotFound(f"No logbook found with uuid '{marker}' in this list")
+            uuids, total, more = pages.page(
+                conn, self._tables, query, order, limit=limit, after=after, count=count
+            )
+            books = self._read_whole(conn, uuids)
+        return pages.BookPage([books[uuid] for uuid in uuids if uuid in books], total, more)
+
+    def logbook_ids(self, prefix: str) -> list[str]:
+        """The uuids of the logbooks whose uuid begins with ``prefix``, in order."""
+        table = self._tables.logbooks
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with storage_failure("finding logbooks by uuid"), self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sqlalchemy.select(table.c.uuid)
+                    .where(table.c.uuid.like(pattern, escape="\\"))
+                    .order_by(table.c.uuid)
+                ).scalars()
+            )
+
+    def _read_whole(self, conn: sqlalchemy.Connection, uuids: list[str]) -> dict[str, Any]:
+        """These logbooks with their flows and atoms, by uuid (in slices: SQLite caps
+        the parameters of one statement)."""
+        found = {}
+        for start in range(0, len(uuids), _SLICE):
+            some = uuids[start : start + _SLICE]
+            books = list(conn.execute(self._read_books, {"uuids": some}))
+            flows: dict[str, list[Any]] = collections.defaultdict(list)
+            parents = {}
+            for row in conn.execute(self._read_books_flows, {"uuids": some}):
+                flows[row.parent_uuid].append(row)
+                parents[row.uuid] = row.parent_uuid
+            atoms: dict[str, list[Any]] = collections.defaultdict(list)
+            if parents:
+                for row in conn.execute(self._read_books_atoms, {"uuids": some}):
+                    atoms[parents[row.parent_uuid]].append(row)
+            for row in books:
+                found[row.uuid] = _assemble_book(row, flows[row.uuid], atoms[row.uuid])
+        return found
 
     def update_atom_details(self, atom_detail: Any) -> Any:
         if fencing.fenced(atom_detail.uuid):
@@ -427,9 +501,13 @@ def _create(url: str) -> Any:
 
 
 def upgrade() -> None:
-    """Create or migrate TaskFlow's logbook tables."""
-    with contextlib.closing(get_backend().get_connection()) as connection:
+    """Create or migrate TaskFlow's logbook tables, then add zoneflow's indexes to them
+    (see indexes.py: on a new database the tables exist only from here on)."""
+    backend = get_backend()
+    with contextlib.closing(backend.get_connection()) as connection:
         connection.upgrade()
+    with storage_failure("indexing the logbook tables"), backend.engine.begin() as conn:
+        indexes.create(conn)
 
 
 def reset() -> None:
