@@ -18,6 +18,7 @@ from oslo_config import cfg
 from zoneflow import config, objects
 from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, migration, models
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
@@ -204,6 +205,45 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                 ],
             )
     return stored_reads.get_zone(zone.id)
+
+
+def bulk_zones(
+    count: int, *, pool_id: str, suffix: str = "bulk.example.", batch: int = 5000
+) -> list[str]:
+    """``count`` ACTIVE zones ``z00000.<suffix>``... in a pool, bulk-inserted; their names.
+
+    What central would write for them minus the jobs and events (10,000
+    creates through central take minutes); the pool's catalog, if it has one,
+    gets a new serial as it would.
+    """
+    names = [f"z{i:05d}.{suffix}" for i in range(count)]
+    serial = int(time.time())
+    now = models.utcnow()
+    with db.writer() as session:
+        for start in range(0, count, batch):
+            session.execute(
+                sa.insert(models.Zone),
+                [
+                    {
+                        "id": models.new_id(),
+                        "name": name,
+                        "email": f"hostmaster@{suffix.rstrip('.')}",
+                        "ttl": 3600,
+                        "serial": serial,
+                        "refresh": 3600,
+                        "retry": 600,
+                        "expire": 86400,
+                        "minimum": 300,
+                        "status": objects.Status.ACTIVE,
+                        "action": objects.Action.NONE,
+                        "pool_id": pool_id,
+                        "created_at": now,
+                    }
+                    for name in names[start : start + batch]
+                ],
+            )
+        stored_catalogs.catalog_changed(session, pool_id)
+    return names
 
 
 # What the REST API shows of a zone and of a recordset: Designate's fields
