@@ -43,12 +43,12 @@ T = TypeVar("T")
 # Datagrams being answered at once; past it new ones are dropped (the client
 # retries), so a flood cannot queue unbounded work behind the thread pool.
 MAX_PENDING_UDP = 1000
-# Seconds a datagram may wait for a thread. Past it the client has asked again
-# or given up (dig waits 5 s, nameservers about as long), so answering it
-# would be work for nobody, and it is dropped. The count above bounds what is
-# queued; this bounds how long the queue takes to drain, whatever each
-# answer costs.
-MAX_UDP_WAIT = 3.0
+# Seconds a datagram may wait for a thread. A nameserver asks an SOA again
+# after 2 s (BIND's first retry): an answer later than that is work for
+# nobody, and one that waited longer would be, so it is dropped. The count
+# above bounds what is queued; this bounds how long the queue takes to drain,
+# whatever each answer costs, and keeps the answers mdns does give in time.
+MAX_UDP_WAIT = 1.5
 # NOTIFYs being answered at once, apart from the queries above: however many
 # sources and zones a flood names, NOTIFYs never take the queries' places.
 MAX_PENDING_NOTIFY = 64
@@ -283,7 +283,7 @@ class MdnsServer:
         if now - self._late_logged >= 1.0:  # once a second, not once a datagram
             self._late_logged, late, self._late = now, self._late, 0
             LOG.warning(
-                "mdns is behind: dropped %d queries that waited over %.0f s for a thread "
+                "mdns is behind: dropped %d queries that waited over %.1f s for a thread "
                 "(their clients have asked again)",
                 late,
                 MAX_UDP_WAIT,
