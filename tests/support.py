@@ -7,11 +7,14 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
+import dns.message
 import sqlalchemy as sa
 from oslo_config import cfg
 
@@ -244,6 +247,48 @@ def bulk_zones(
             )
         stored_catalogs.catalog_changed(session, pool_id)
     return names
+
+
+class SoaAskers:
+    """Nameservers asking a server ``zone``'s SOA ``rate`` times a second (over UDP,
+    from one socket) while the block runs, as a pool's consumers ask a catalog's at
+    every refresh and NOTIFY; how many were ``answered`` within ``wait`` seconds."""
+
+    def __init__(self, host: str, port: int, zone: str, *, rate: float, wait: float = 2.0) -> None:
+        self.host, self.port, self.zone = host, port, zone
+        self.rate, self.wait = rate, wait
+        self.sent = self.answered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SoaAskers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        asked: dict[int, float] = {}
+        started = last_sent = time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while True:
+                now = time.monotonic()
+                stopping = self._stop.is_set()
+                if stopping and (not asked or now > last_sent + self.wait):
+                    return  # the last answers had their time
+                if not stopping and now >= started + self.sent / self.rate:
+                    query = dns.message.make_query(self.zone, "SOA")
+                    query.id = self.sent % 65536
+                    sock.sendto(query.to_wire(), (self.host, self.port))
+                    asked[query.id] = last_sent = now
+                    self.sent += 1
+                if select.select([sock], [], [], 0.005)[0]:
+                    response = dns.message.from_wire(sock.recv(65535))
+                    sent_at = asked.pop(response.id, None)
+                    if sent_at is not None and time.monotonic() - sent_at <= self.wait:
+                        self.answered += 1
 
 
 # What the REST API shows of a zone and of a recordset: Designate's fields

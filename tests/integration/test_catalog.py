@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import select
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -106,46 +103,6 @@ def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
     assert mdns.responder.transfers["IXFR-AXFR"] == 1
 
 
-class SoaAskers:
-    """Catalog consumers asking its SOA ``rate`` times a second (over UDP, from one
-    socket) while the block runs; how many were answered within ``wait`` seconds."""
-
-    def __init__(self, port: int, *, rate: float, wait: float = 2.0) -> None:
-        self.port, self.rate, self.wait = port, rate, wait
-        self.sent = self.answered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SoaAskers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        asked: dict[int, float] = {}
-        started = last_sent = time.monotonic()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            while True:
-                now = time.monotonic()
-                stopping = self._stop.is_set()
-                if stopping and (not asked or now > last_sent + self.wait):
-                    return  # the last answers had their time
-                if not stopping and now >= started + self.sent / self.rate:
-                    query = dns.message.make_query(CATALOG, "SOA")
-                    query.id = self.sent % 65536
-                    sock.sendto(query.to_wire(), (HOST, self.port))
-                    asked[query.id] = last_sent = now
-                    self.sent += 1
-                if select.select([sock], [], [], 0.005)[0]:
-                    response = dns.message.from_wire(sock.recv(65535))
-                    sent_at = asked.pop(response.id, None)
-                    if sent_at is not None and time.monotonic() - sent_at <= self.wait:
-                        self.answered += 1
-
-
 def test_a_catalog_of_5000_members_transfers_whole_while_consumers_ask_its_soa(
     catalog_pool: objects.Pool, mdns: mdns_server.MdnsServer
 ) -> None:
@@ -154,7 +111,7 @@ def test_a_catalog_of_5000_members_transfers_whole_while_consumers_ask_its_soa(
     assert stored is not None
     # Consumers ask the catalog's SOA at every refresh and every NOTIFY the flows
     # send it: eight of them, five times a second each, through the transfer.
-    with SoaAskers(mdns.port, rate=40) as consumers:
+    with support.SoaAskers(HOST, mdns.port, CATALOG, rate=40) as consumers:
         started = time.monotonic()
         messages = list(
             dns.query.xfr(HOST, CATALOG, port=mdns.port, timeout=30, lifetime=60, relativize=False)
