@@ -68,6 +68,7 @@ class Responder:
         self.catalog_snapshots = caches.CatalogSnapshots()
         self.zone_transfers = zone_transfer.Transfers(
             pools=self.pools,
+            soas=self.soas,
             catalog=self._catalog,
             allow_transfer=allow_transfer,
         )

@@ -73,10 +73,13 @@ class Transfers:
         self,
         *,
         pools: caches.PoolCache,
+        soas: caches.SoaCache,
         catalog: Callable[[dns.name.Name], objects.Catalog | None],
         allow_transfer: tuple[access.Network, ...],
     ) -> None:
         self.pools = pools
+        # The SOA a secondary asked for just before it transfers the zone.
+        self.soas = soas
         self.catalog = catalog
         self.allow_transfer = allow_transfer
         # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
@@ -134,7 +137,7 @@ class Transfers:
             self._count("IXFR-current")
             response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
             response.flags |= dns.flags.AA
-            response.answer.append(dns_zone.soa_rrset(zone, pool))
+            response.answer.append(self.soas.get(zone, pool))
             return [replies.to_wire(response, query, tcp)]
         if catalog is not None:
             # A catalog keeps no history: the whole catalog, in AXFR form.
@@ -170,11 +173,12 @@ class Transfers:
         started = time.monotonic()
         count = 0
         with stored_transfers.zone_for_transfer(zone.id) as (current, rows):
-            soa = dns_zone.soa_rrset(current, pool)
+            soa = list(xfr.rrset_records(self.soas.get(current, pool)))
             records = itertools.chain(
-                *(xfr.rrset_records(rrset) for rrset in dns_zone.apex_rrsets(current, pool)),
+                soa,
+                xfr.rrset_records(dns_zone.apex_ns_rrset(current, pool)),
                 xfr.stored_records(rows, current.ttl),
-                xfr.rrset_records(soa),
+                soa,
             )
             origin = dns_zone.zone_origin(current)
             with self._noted(zone.id, address, current.serial, kind):
