@@ -65,6 +65,7 @@ bench: deps
 	$(BIN)/python bench/dashboard_live.py
 	$(BIN)/python bench/rndc_cost.py
 	$(BIN)/python bench/jobs_scale.py
+	$(BIN)/python bench/catalog_scale.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

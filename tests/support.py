@@ -7,17 +7,21 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
+import dns.message
 import sqlalchemy as sa
 from oslo_config import cfg
 
 from zoneflow import config, objects
 from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, migration, models
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
@@ -204,6 +208,87 @@ def bulk_zone(name: str, count: int, *, per_name: int = 1, batch: int = 5000) ->
                 ],
             )
     return stored_reads.get_zone(zone.id)
+
+
+def bulk_zones(
+    count: int, *, pool_id: str, suffix: str = "bulk.example.", batch: int = 5000
+) -> list[str]:
+    """``count`` ACTIVE zones ``z00000.<suffix>``... in a pool, bulk-inserted; their names.
+
+    What central would write for them minus the jobs and events (10,000
+    creates through central take minutes); the pool's catalog, if it has one,
+    gets a new serial as it would.
+    """
+    names = [f"z{i:05d}.{suffix}" for i in range(count)]
+    serial = int(time.time())
+    now = models.utcnow()
+    with db.writer() as session:
+        for start in range(0, count, batch):
+            session.execute(
+                sa.insert(models.Zone),
+                [
+                    {
+                        "id": models.new_id(),
+                        "name": name,
+                        "email": f"hostmaster@{suffix.rstrip('.')}",
+                        "ttl": 3600,
+                        "serial": serial,
+                        "refresh": 3600,
+                        "retry": 600,
+                        "expire": 86400,
+                        "minimum": 300,
+                        "status": objects.Status.ACTIVE,
+                        "action": objects.Action.NONE,
+                        "pool_id": pool_id,
+                        "created_at": now,
+                    }
+                    for name in names[start : start + batch]
+                ],
+            )
+        stored_catalogs.catalog_changed(session, pool_id)
+    return names
+
+
+class SoaAskers:
+    """Nameservers asking a server ``zone``'s SOA ``rate`` times a second (over UDP,
+    from one socket) while the block runs, as a pool's consumers ask a catalog's at
+    every refresh and NOTIFY; how many were ``answered`` within ``wait`` seconds."""
+
+    def __init__(self, host: str, port: int, zone: str, *, rate: float, wait: float = 2.0) -> None:
+        self.host, self.port, self.zone = host, port, zone
+        self.rate, self.wait = rate, wait
+        self.sent = self.answered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SoaAskers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        asked: dict[int, float] = {}
+        started = last_sent = time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while True:
+                now = time.monotonic()
+                stopping = self._stop.is_set()
+                if stopping and (not asked or now > last_sent + self.wait):
+                    return  # the last answers had their time
+                if not stopping and now >= started + self.sent / self.rate:
+                    query = dns.message.make_query(self.zone, "SOA")
+                    query.id = self.sent % 65536
+                    sock.sendto(query.to_wire(), (self.host, self.port))
+                    asked[query.id] = last_sent = now
+                    self.sent += 1
+                if select.select([sock], [], [], 0.005)[0]:
+                    response = dns.message.from_wire(sock.recv(65535))
+                    sent_at = asked.pop(response.id, None)
+                    if sent_at is not None and time.monotonic() - sent_at <= self.wait:
+                        self.answered += 1
 
 
 # What the REST API shows of a zone and of a recordset: Designate's fields

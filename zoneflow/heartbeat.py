@@ -103,14 +103,19 @@ class Heartbeat:
 
 
 def for_mdns(server: Any) -> Heartbeat:
-    """mdns's heartbeat: where it listens, and the transfers it served by kind."""
+    """mdns's heartbeat: where it listens, the transfers it served by kind, and the
+    most UDP queries it had in progress at once since the last beat (how near its
+    busy limit it runs)."""
     return Heartbeat(
         MDNS,
         capabilities={"host": server.host, "port": server.port},
         # A copy first: mdns's threads add kinds to the counter as they serve.
         stats=lambda: {
-            f"transfers_{kind.lower()}": count
-            for kind, count in dict(server.responder.transfers).items()
+            **{
+                f"transfers_{kind.lower()}": count
+                for kind, count in dict(server.responder.transfers).items()
+            },
+            "queries_in_progress_peak": server.queries_in_progress_peak(),
         },
     )
 

@@ -287,13 +287,13 @@ CATALOG = "catalog"
 
 @dataclasses.dataclass(frozen=True)
 class Catalog:
-    """A pool's catalog zone (RFC 9432) as mdns serves it: its serial and members."""
+    """A pool's catalog zone (RFC 9432): its name, serial and refresh. Its members
+    (the pool's zones) are read apart, only by what needs them (a transfer)."""
 
     pool_id: str
     name: str
     serial: int
     refresh: int
-    members: tuple[tuple[str, str], ...]  # (zone id, zone name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import pathlib
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -254,6 +257,69 @@ def soa_serial(zone: str, host: str, port: int) -> int | None:
         if rrset.rdtype == dns.rdatatype.SOA:
             return int(rrset[0].serial)
     return None
+
+
+def soa_serials(
+    zones: Sequence[str], host: str, port: int, *, window: int = 200, tries: int = 3
+) -> dict[str, int | None]:
+    """What a nameserver serves for each of many zones: its SOA serial, or None if it
+    refuses (or never answers ``tries`` times).
+
+    The queries go ``window`` at a time from one socket, so a thousand zones
+    take a fraction of a second, where one query after another would take a
+    round trip each.
+    """
+    served: dict[str, int | None] = {}
+    remaining = list(zones)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(tries):
+            unanswered: list[str] = []
+            for start in range(0, len(remaining), window):
+                asked = _ask_soas(sock, remaining[start : start + window], host, port, start)
+                _read_soas(sock, asked, served)
+                unanswered += [zone for zone, _ in asked.values()]
+            remaining = unanswered
+            if not remaining:
+                break
+    return served | dict.fromkeys(remaining)
+
+
+def _ask_soas(
+    sock: socket.socket, zones: Sequence[str], host: str, port: int, first_id: int
+) -> dict[int, tuple[str, dns.message.Message]]:
+    asked = {}
+    for offset, zone in enumerate(zones):
+        query = dns.message.make_query(zone, dns.rdatatype.SOA)
+        query.id = (first_id + offset) % 65536
+        asked[query.id] = (zone, query)
+        sock.sendto(query.to_wire(), (host, port))
+    return asked
+
+
+def _read_soas(
+    sock: socket.socket,
+    asked: dict[int, tuple[str, dns.message.Message]],
+    served: dict[str, int | None],
+    timeout: float = 2.0,
+) -> None:
+    """Take the answers to ``asked`` off the socket into ``served`` (and out of ``asked``)."""
+    deadline = time.monotonic() + timeout
+    while asked:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            return
+        try:
+            response = dns.message.from_wire(sock.recv(65535))
+        except dns.exception.DNSException:
+            continue
+        entry = asked.get(response.id)
+        if entry is None or not entry[1].is_response(response):
+            continue  # a late answer to an earlier window
+        del asked[response.id]
+        serials = [
+            int(rrset[0].serial) for rrset in response.answer if rrset.rdtype == dns.rdatatype.SOA
+        ]
+        served[entry[0]] = serials[0] if serials else None
 
 
 def answer(name: str, rtype: str, host: str, port: int) -> tuple[int, set[str]]:

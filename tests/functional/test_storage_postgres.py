@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import objects
+from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, migration
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import outbox as stored_outbox
@@ -101,6 +103,29 @@ def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgre
     assert len(owners) == 50
     assert "h1.example.com." in owners and "late.example.com." not in owners
     assert stored_reads.get_zone(zone.id).serial == zone.serial + 2
+
+
+def test_a_catalog_transfer_reads_one_serial_while_zones_join_on_postgresql(
+    on_postgres: str,
+) -> None:
+    [pool] = support.store_pools(
+        pools.parse(POOL + "  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}\n")
+    )
+    names = support.bulk_zones(2500, pool_id=pool.id)
+    before = stored_catalogs.get_catalog(pool.id)
+    assert before is not None
+
+    with stored_catalogs.catalog_for_transfer(pool.id) as (read, members):
+        first = [next(members) for _ in range(10)]
+        # Zones that join or leave in the middle of a transfer are not part of it.
+        central_zones.create_zone("late.example.", "hostmaster@example.org")
+        central_zones.delete_zone(first[0][1])
+        rest = list(members)
+
+    assert read == before
+    assert sorted(name for _, name in first + rest) == sorted(names)
+    after = stored_catalogs.get_catalog(pool.id)
+    assert after is not None and after.serial == before.serial + 2
 
 
 def test_pooled_connections_survive_a_postgresql_restart(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import dns.message
@@ -18,6 +19,7 @@ from zoneflow import exceptions, objects
 from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
 from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
@@ -99,6 +101,39 @@ def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
     dns.query.inbound_xfr(HOST, catalog, request, port=mdns.port, timeout=5)
     assert members(catalog) == {"a.example."}
     assert mdns.responder.transfers["IXFR-AXFR"] == 1
+
+
+def test_a_catalog_of_5000_members_transfers_whole_while_consumers_ask_its_soa(
+    catalog_pool: objects.Pool, mdns: mdns_server.MdnsServer
+) -> None:
+    names = support.bulk_zones(5000, pool_id=catalog_pool.id)
+    stored = stored_catalogs.get_catalog(catalog_pool.id)
+    assert stored is not None
+    # Consumers ask the catalog's SOA at every refresh and every NOTIFY the flows
+    # send it: eight of them, five times a second each, through the transfer.
+    with support.SoaAskers(HOST, mdns.port, CATALOG, rate=40) as consumers:
+        started = time.monotonic()
+        messages = list(
+            dns.query.xfr(HOST, CATALOG, port=mdns.port, timeout=30, lifetime=60, relativize=False)
+        )
+        elapsed = time.monotonic() - started
+
+    records = [rrset for message in messages for rrset in message.answer]
+    soas = [rrset[0].serial for rrset in records if rrset.rdtype == dns.rdatatype.SOA]
+    assert (records[0].rdtype, records[-1].rdtype) == (dns.rdatatype.SOA, dns.rdatatype.SOA)
+    assert soas == [stored.serial, stored.serial]
+    zones = dns.name.from_text("zones", dns.name.from_text(CATALOG))
+    members = [
+        rdata.target.to_text()
+        for rrset in records
+        if rrset.rdtype == dns.rdatatype.PTR and rrset.name.is_subdomain(zones)
+        for rdata in rrset
+    ]
+    assert len(members) == 5000 and set(members) == set(names)
+    assert elapsed < 15, f"the catalog took {elapsed:.1f} s to transfer"
+    assert consumers.answered >= 0.95 * consumers.sent, (
+        f"{consumers.answered} of {consumers.sent} SOA queries answered within 2 s"
+    )
 
 
 def test_a_zone_cannot_take_the_catalog_name(catalog_pool: objects.Pool) -> None:

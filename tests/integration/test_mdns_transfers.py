@@ -12,6 +12,7 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 import pytest
+import sqlalchemy as sa
 
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
@@ -25,6 +26,8 @@ from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
+from zoneflow.storage import db
+from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import transfers as stored_transfers
 
@@ -202,6 +205,39 @@ def test_a_transfer_of_another_serial_starts_the_count_again(zone: objects.Zone)
     log.flush()
     (seen,) = stored_transfers.list_transfers(zone.id)
     assert (seen.serial, seen.kind, seen.count) == (zone.serial + 1, "IXFR", 1)
+
+
+def test_a_new_nameservers_first_transfers_are_written_in_a_few_statements(
+    fake_pool: None,
+) -> None:
+    # A new nameserver onboarding a pool transfers every zone once: thousands of
+    # first transfers a second, one write a second to keep up with.
+    pool = stored_pools.get_pool("default")
+    zones = support.bulk_zones(1000, pool_id=pool.id)
+    log = transfers.TransferLog()
+    for name in zones:
+        zone = stored_reads.get_zone(name)
+        log.note(zone.id, CLIENT, zone.serial, "AXFR", completed=True)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = db.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        log.flush()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert log.pending() == 0
+    recorded = [stored_transfers.list_transfers(stored_reads.get_zone(name).id) for name in zones]
+    assert all([(t.source, t.count) for t in seen] == [(CLIENT, 1)] for seen in recorded)
+    # Per batch of 500: one insert of the rows, in one savepoint; not an insert
+    # and a savepoint per transfer.
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ZONE_TRANSFERS")]
+    savepoints = [s for s in statements if s.lstrip().upper().startswith("SAVEPOINT")]
+    assert (len(inserts), len(savepoints)) == (2, 2)
 
 
 def test_transfers_of_a_deleted_zone_are_dropped(zone: objects.Zone) -> None:

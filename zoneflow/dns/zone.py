@@ -56,16 +56,20 @@ def soa_rrset(zone: objects.Zone, pool: objects.Pool) -> dns.rrset.RRset:
     return rrset
 
 
-def apex_rrsets(zone: objects.Zone, pool: objects.Pool) -> list[dns.rrset.RRset]:
-    """SOA, then the apex NS set from the pool's ns_records (by priority), TTL the zone's."""
-    ns = dns.rrset.from_text_list(
+def apex_ns_rrset(zone: objects.Zone, pool: objects.Pool) -> dns.rrset.RRset:
+    """The apex NS set from the pool's ns_records (by priority), TTL the zone's."""
+    return dns.rrset.from_text_list(
         zone_origin(zone),
         zone.ttl,
         dns.rdataclass.IN,
         dns.rdatatype.NS,
         [r.hostname for r in sorted(pool.ns_records, key=lambda record: record.priority)],
     )
-    return [soa_rrset(zone, pool), ns]
+
+
+def apex_rrsets(zone: objects.Zone, pool: objects.Pool) -> list[dns.rrset.RRset]:
+    """SOA, then the apex NS set (:func:`apex_ns_rrset`)."""
+    return [soa_rrset(zone, pool), apex_ns_rrset(zone, pool)]
 
 
 def recordset_rrset(zone: objects.Zone, recordset: objects.RecordSet) -> dns.rrset.RRset:

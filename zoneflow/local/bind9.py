@@ -56,7 +56,7 @@ options {
 	allow-notify { $clients };
 	allow-transfer { $clients };
 	dnssec-validation no;
-$catalog_options};
+$catalog_options$extra_options};
 
 controls {
 	inet $host port $rndc_port allow { $clients } keys { "$key"; };
@@ -80,6 +80,7 @@ class Bind9Server(NameserverProcess):
         catalog: tuple[str, str, int] | None = None,
         host: str = HOST,
         allow_from: Sequence[str] = (),
+        options: Sequence[str] = (),
     ) -> None:
         """``tsig_keys`` (name -> base64 secret, hmac-sha256) go into named.conf.
 
@@ -91,6 +92,9 @@ class Bind9Server(NameserverProcess):
         more addresses or networks, besides ``host``, that may use rndc,
         send NOTIFY and transfer zones (a client in another network
         namespace, say).
+
+        ``options``: more statements for named.conf's ``options`` block, each
+        without its semicolon (``"serial-query-rate 1000"``).
         """
         self.named = require_program("named")
         self.rndc_program = require_program("rndc")
@@ -103,6 +107,7 @@ class Bind9Server(NameserverProcess):
         self._secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.tsig_keys = dict(tsig_keys or {})
         self.catalog = catalog
+        self.options = tuple(options)
 
     def prepare(self) -> None:
         values = {
@@ -114,6 +119,7 @@ class Bind9Server(NameserverProcess):
             "workdir": self.workdir,
             "key_file": self.rndc_key_file,
             "catalog_options": "",
+            "extra_options": "".join(f"\t{option};\n" for option in self.options),
             "clients": "".join(f"{client}; " for client in (self.host, *self.allow_from)),
         }
         if self.catalog is not None:

@@ -29,7 +29,8 @@ commits. What it answers, and why:
   newest NOTIFY waits for its turn (:mod:`zoneflow.mdns.notify_limit`), so
   a flood does no database work and never crowds out queries.
 - Catalog zones (RFC 9432): each pool's catalog, when it has one, listing the
-  pool's zones as members.
+  pool's zones as members; its SOA read from the pool's row, its transfer
+  streamed like a zone's, so 10,000 members cost an SOA query nothing more.
 - REFUSED for zones it does not hold, NOTIMP for other opcodes, FORMERR for
   what cannot be parsed (when at least the header can be read; else nothing).
   Messages with the QR bit set are never answered, so two servers cannot
@@ -37,8 +38,9 @@ commits. What it answers, and why:
 
 Where each part lives:
 
-- :mod:`~zoneflow.mdns.server`: the UDP and TCP sockets, the thread pool that
-  answers, flood and slow-client limits; ``MdnsServer`` and ``run``.
+- :mod:`~zoneflow.mdns.server`: the UDP and TCP sockets, the thread pools that
+  answer (datagrams on one, TCP clients on another), flood, backlog and
+  slow-client limits; ``MdnsServer`` and ``run``.
 - :mod:`~zoneflow.mdns.responder`: one request to its replies (parsing, TSIG
   checks, QUERY answers), handing NOTIFY and transfers on to
   :mod:`~zoneflow.mdns.notify` and :mod:`~zoneflow.mdns.zone_transfer`.

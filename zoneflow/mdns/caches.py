@@ -12,7 +12,7 @@ import dns.rrset
 
 from zoneflow import objects
 from zoneflow.dns import zone as dns_zone
-from zoneflow.mdns.snapshot import ZoneSnapshot
+from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import pools as stored_pools
 
@@ -48,6 +48,32 @@ class SnapshotCache:
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
         return snapshot
+
+
+class CatalogSnapshots:
+    """Each pool's catalog rendered for queries of the names in it (a consumer
+    never asks those; a person with dig might), kept for its newest serial.
+
+    Rendering 10,000 members through dnspython costs about a second: never
+    for an SOA query nor a transfer, which do without it, and once per serial
+    here.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[object, ZoneSnapshot]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, catalog: objects.Catalog, pool: objects.Pool) -> ZoneSnapshot:
+        key = (catalog.serial, pool.ns_records)
+        with self._lock:
+            entry = self._entries.get(pool.id)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        with stored_catalogs.catalog_for_transfer(pool.id) as (current, members):
+            rendered = catalog_snapshot(current or catalog, pool, members)
+        with self._lock:
+            self._entries[pool.id] = ((rendered.zone.serial, pool.ns_records), rendered)
+        return rendered
 
 
 class SoaCache:

@@ -25,7 +25,15 @@ mdns_opts = [
         "threads",
         default=8,
         min=1,
-        help="Threads answering requests (each storage read runs on one of them).",
+        help="Threads answering UDP requests (each storage read runs on one of them).",
+    ),
+    cfg.IntOpt(
+        "tcp_threads",
+        default=4,
+        min=1,
+        help="Threads answering TCP clients (zone transfers, mostly), apart from the UDP "
+        "ones: however many UDP queries wait, a transfer's next messages never wait "
+        "behind them.",
     ),
     cfg.IntOpt(
         "xfr_message_size",

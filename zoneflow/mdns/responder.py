@@ -35,7 +35,7 @@ from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import access, caches, notify, options, replies, zone_transfer
 from zoneflow.mdns import keyring as stored_keyring
-from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
+from zoneflow.mdns.snapshot import catalog_zone
 from zoneflow.mdns.transfers import TransferLog, from_target
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import zones as stored_zones
@@ -65,8 +65,10 @@ class Responder:
         self.pools = caches.PoolCache(caches.POOL_CACHE_SECONDS)
         self.soas = caches.SoaCache()
         self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
+        self.catalog_snapshots = caches.CatalogSnapshots()
         self.zone_transfers = zone_transfer.Transfers(
             pools=self.pools,
+            soas=self.soas,
             catalog=self._catalog,
             allow_transfer=allow_transfer,
         )
@@ -198,28 +200,26 @@ class Responder:
             candidate = candidate.parent()
         return None
 
-    def _catalog(self, qname: dns.name.Name) -> ZoneSnapshot | None:
-        """The catalog zone holding ``qname``, rendered, if it is one."""
+    def _catalog(self, qname: dns.name.Name) -> objects.Catalog | None:
+        """The catalog zone holding ``qname``, if it is one: its pool's row, no members."""
         found = self.catalogs.pool_for(qname)
         if found is None:
             return None
-        pool = self.pools.get(found[1])
-        catalog = stored_catalogs.get_catalog(pool.id)
-        return None if catalog is None else catalog_snapshot(catalog, pool)
+        return stored_catalogs.get_catalog(found[1])
 
     def _query(self, query: dns.message.Message, address: str | None) -> dns.message.Message:
         question = query.question[0]
         if question.rdclass != dns.rdataclass.IN:
             return replies.error(query, dns.rcode.REFUSED)
         catalog = self._catalog(question.name)
-        zone = catalog.zone if catalog is not None else self._held_zone(question.name)
+        zone = catalog_zone(catalog) if catalog is not None else self._held_zone(question.name)
         if zone is None:
             return replies.error(query, dns.rcode.REFUSED)
         pool = self.pools.get(zone.pool_id)
         response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
         if question.name == dns_zone.zone_origin(zone) and question.rdtype == dns.rdatatype.SOA:
             # The question that decides propagation, answered without reading
-            # the recordsets.
+            # the recordsets (nor, for a catalog, its members).
             response.flags |= dns.flags.AA
             response.answer.append(self.soas.get(zone, pool))
             if catalog is None and from_target(pool, address):
@@ -227,7 +227,11 @@ class Responder:
                 assert address is not None
                 self.transfer_log.note_query(zone.id, address, "SOA", 0)
             return response
-        snapshot = catalog if catalog is not None else self.snapshots.get(zone, pool)
+        snapshot = (
+            self.catalog_snapshots.get(catalog, pool)
+            if catalog is not None
+            else self.snapshots.get(zone, pool)
+        )
         found = snapshot.lookup(question.name, question.rdtype)
         if found.authoritative:
             response.flags |= dns.flags.AA

@@ -1,12 +1,14 @@
 """mdns on the network: UDP and TCP sockets on one address and port, each
-request answered by a :class:`~zoneflow.mdns.responder.Responder` on a small
-thread pool of its own.
+request answered by a :class:`~zoneflow.mdns.responder.Responder` on small
+thread pools of its own: one for datagrams, one for TCP clients (transfers).
 
 Storage is synchronous, so answering never runs on the event loop, nor takes
 threads from the process embedding mdns (all-in-one). What keeps a flood or
 a slow client from hurting others lives here too: a cap on datagrams being
-answered, NOTIFYs held to ``[mdns] notify_rate`` per (source, zone) apart
-from queries (:mod:`zoneflow.mdns.notify_limit`), a timeout on every TCP
+answered and a bound on how long one may wait for a thread, NOTIFYs held to
+``[mdns] notify_rate`` per (source, zone) apart from queries
+(:mod:`zoneflow.mdns.notify_limit`), transfers on threads of their own so
+that no backlog of datagrams stands in front of them, a timeout on every TCP
 read and write, and transfers sent a batch at a time as the client takes
 them. See :mod:`zoneflow.mdns` for what mdns answers and doc/mdns.md for the
 whole picture.
@@ -41,6 +43,12 @@ T = TypeVar("T")
 # Datagrams being answered at once; past it new ones are dropped (the client
 # retries), so a flood cannot queue unbounded work behind the thread pool.
 MAX_PENDING_UDP = 1000
+# Seconds a datagram may wait for a thread. A nameserver asks an SOA again
+# after 2 s (BIND's first retry): an answer later than that is work for
+# nobody, and one that waited longer would be, so it is dropped. The count
+# above bounds what is queued; this bounds how long the queue takes to drain,
+# whatever each answer costs, and keeps the answers mdns does give in time.
+MAX_UDP_WAIT = 1.5
 # NOTIFYs being answered at once, apart from the queries above: however many
 # sources and zones a flood names, NOTIFYs never take the queries' places.
 MAX_PENDING_NOTIFY = 64
@@ -88,12 +96,19 @@ class MdnsServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # TCP clients' requests (transfers, mostly) on threads of their own: a
+        # backlog of datagrams never stands between a transfer's batches.
+        self._tcp_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._udp_tasks: set[asyncio.Task[None]] = set()
         self._notify_tasks: set[asyncio.Task[None]] = set()
         self.notifies: notify_limit.NotifyLimiter[_Datagram] = notify_limit.NotifyLimiter(
             rate=CONF.mdns.notify_rate, burst=CONF.mdns.notify_burst, max_keys=MAX_NOTIFY_PAIRS
         )
         self._busy_logged = 0.0
+        self._late_logged = 0.0
+        self._late = 0
+        # Datagrams in progress, most since the heartbeat last asked.
+        self._udp_peak = 0
         self._notify_busy_logged = 0.0
         self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._log_writer: asyncio.Task[None] | None = None
@@ -105,6 +120,9 @@ class MdnsServer:
         loop = asyncio.get_running_loop()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=CONF.mdns.threads, thread_name_prefix="mdns"
+        )
+        self._tcp_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=CONF.mdns.tcp_threads, thread_name_prefix="mdns-tcp"
         )
         # Port 0 gives a TCP port that may be taken for UDP: then try another.
         for attempt in range(20):
@@ -149,9 +167,10 @@ class MdnsServer:
             # What the last second served, so a poll reading it is not left short.
             with contextlib.suppress(Exception):
                 await self._in_pool(self.responder.transfer_log.flush)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        for executor in (self._executor, self._tcp_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._tcp_executor = None
 
     async def _write_transfer_log(self) -> None:
         """Write the transfers served to storage once a second, when there are any."""
@@ -164,8 +183,22 @@ class MdnsServer:
     async def _in_pool(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    def _answer_fully(self, wire: bytes, *, tcp: bool, addr: object) -> list[bytes]:
-        return list(self.responder.answer(wire, tcp=tcp, peer=_peer(addr), address=_address(addr)))
+    async def _in_tcp_pool(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._tcp_executor, call)
+
+    def queries_in_progress_peak(self) -> int:
+        """The most datagrams in progress at once since the last call (the heartbeat's)."""
+        peak, self._udp_peak = self._udp_peak, len(self._udp_tasks)
+        return peak
+
+    def _answer_datagram(self, wire: bytes, addr: object, received: float) -> list[bytes] | None:
+        """The replies to a datagram, or None if it waited past ``MAX_UDP_WAIT`` for
+        this thread: then its client has moved on, and it is dropped unread."""
+        if time.monotonic() - received > MAX_UDP_WAIT:
+            return None
+        return list(
+            self.responder.answer(wire, tcp=False, peer=_peer(addr), address=_address(addr))
+        )
 
     def _spawn_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
         key = notify_key(data, addr)
@@ -181,9 +214,10 @@ class MdnsServer:
                 )
             return
         self._start_udp(self._udp_tasks, (protocol, data, addr))
+        self._udp_peak = max(self._udp_peak, len(self._udp_tasks))
 
     def _start_udp(self, tasks: set[asyncio.Task[None]], datagram: _Datagram) -> None:
-        task = asyncio.ensure_future(self._answer_udp(*datagram))
+        task = asyncio.ensure_future(self._answer_udp(*datagram, time.monotonic()))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -225,10 +259,15 @@ class MdnsServer:
                 "mdns is busy: %d NOTIFYs in progress, holding new ones", MAX_PENDING_NOTIFY
             )
 
-    async def _answer_udp(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int]) -> None:
+    async def _answer_udp(
+        self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int], received: float
+    ) -> None:
         try:
-            call = functools.partial(self._answer_fully, data, tcp=False, addr=addr)
+            call = functools.partial(self._answer_datagram, data, addr, received)
             replies = await self._in_pool(call)
+            if replies is None:
+                self._log_late()
+                return
             if protocol.transport is not None and not protocol.transport.is_closing():
                 for reply in replies:
                     protocol.transport.sendto(reply, addr)
@@ -237,6 +276,18 @@ class MdnsServer:
             pass
         except Exception:
             LOG.exception("mdns failed to answer %s over UDP", _peer(addr))
+
+    def _log_late(self) -> None:
+        self._late += 1
+        now = time.monotonic()
+        if now - self._late_logged >= 1.0:  # once a second, not once a datagram
+            self._late_logged, late, self._late = now, self._late, 0
+            LOG.warning(
+                "mdns is behind: dropped %d queries that waited over %.1f s for a thread "
+                "(their clients have asked again)",
+                late,
+                MAX_UDP_WAIT,
+            )
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer one TCP client: many queries in turn, each reply in full before the next.
@@ -252,12 +303,15 @@ class MdnsServer:
             self._tcp_tasks.add(task)
         try:
             while True:
+                # asyncio.timeout, not wait_for: wait_for makes a task of every read.
                 try:
-                    header = await asyncio.wait_for(reader.readexactly(2), timeout)
+                    async with asyncio.timeout(timeout):
+                        header = await reader.readexactly(2)
                 except asyncio.IncompleteReadError:
                     return  # the client closed the connection between queries
                 (length,) = struct.unpack("!H", header)
-                wire = await asyncio.wait_for(reader.readexactly(length), timeout)
+                async with asyncio.timeout(timeout):
+                    wire = await reader.readexactly(length)
                 key = notify_key(wire, addr)
                 if key is not None:
                     # A client that waits for each answer is slowed to the rate.
@@ -268,10 +322,8 @@ class MdnsServer:
                         )
                         return
                     await asyncio.sleep(wait)
-                call = functools.partial(
-                    self.responder.answer, wire, tcp=True, peer=peer, address=address
-                )
-                await self._send(iter(await self._in_pool(call)), writer, timeout)
+                call = functools.partial(self._answer_tcp, wire, peer=peer, address=address)
+                await self._send(*await self._in_tcp_pool(call), writer, timeout)
         except TimeoutError:
             LOG.debug("closed idle or slow TCP client %s", peer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -285,28 +337,45 @@ class MdnsServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _send(
-        self, replies: Iterator[bytes], writer: asyncio.StreamWriter, timeout: float
-    ) -> None:
-        """Write replies as the pool makes them, waiting for the client to take each batch.
+    def _answer_tcp(
+        self, wire: bytes, *, peer: str, address: str | None
+    ) -> tuple[Iterator[bytes], list[bytes]]:
+        """A TCP request's replies: the first batch made, and the stream of the rest.
 
-        A transfer's stream reads the database on the pool's threads, a batch
-        of messages at a time; waiting for the socket to drain between
+        One trip to the pool answers a query or a small zone's whole transfer."""
+        replies = iter(self.responder.answer(wire, tcp=True, peer=peer, address=address))
+        return replies, _take(replies, SEND_BATCH)
+
+    async def _send(
+        self,
+        replies: Iterator[bytes],
+        batch: list[bytes],
+        writer: asyncio.StreamWriter,
+        timeout: float,
+    ) -> None:
+        """Write ``batch``, then the rest of ``replies`` as the pool makes them, waiting
+        for the client to take each batch.
+
+        A transfer's stream reads the database on the TCP pool's threads, a
+        batch of messages at a time; waiting for the socket to drain between
         batches keeps a slow client from making mdns buffer the zone.
         """
+        ended = False
         try:
             while True:
-                batch = await self._in_pool(functools.partial(_take, replies, SEND_BATCH))
                 for reply in batch:
                     writer.write(struct.pack("!H", len(reply)) + reply)
-                await asyncio.wait_for(writer.drain(), timeout)
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
                 if len(batch) < SEND_BATCH:
+                    ended = True  # the stream ran out, and ended its transaction itself
                     return
+                batch = await self._in_tcp_pool(functools.partial(_take, replies, SEND_BATCH))
         finally:
             close = getattr(replies, "close", None)
-            if close is not None:
+            if not ended and close is not None:
                 # Ends the stream's database transaction, on a pool thread.
-                await self._in_pool(close)
+                await self._in_tcp_pool(close)
 
     # -- embedding in a synchronous process ------------------------------------------
 

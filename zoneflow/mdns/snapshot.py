@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable
 
 import dns.name
 import dns.rcode
@@ -129,15 +130,9 @@ class ZoneSnapshot:
         return self.nodes.get(dns.name.Name((b"*", *encloser.labels)))
 
 
-def catalog_snapshot(catalog: objects.Catalog, pool: objects.Pool) -> ZoneSnapshot:
-    """A pool's catalog zone (RFC 9432, version 2) as DNS data.
-
-    Each member is a PTR at ``<id>.zones.<catalog>``, its id the zone's
-    (stable for the zone's life, so a consumer never sees a member change
-    identity); the apex NS is ``invalid.`` as the RFC asks.
-    """
-    origin = dns.name.from_text(catalog.name)
-    zone = objects.Zone(
+def catalog_zone(catalog: objects.Catalog) -> objects.Zone:
+    """A pool's catalog as the zone row it would have: what its SOA is made from."""
+    return objects.Zone(
         id=f"catalog-{catalog.pool_id}",
         name=catalog.name,
         email=f"hostmaster@{catalog.name.rstrip('.')}",
@@ -156,12 +151,31 @@ def catalog_snapshot(catalog: objects.Catalog, pool: objects.Pool) -> ZoneSnapsh
         created_at=datetime.datetime.min,
         updated_at=None,
     )
-    rrsets = [
+
+
+def catalog_apex(origin: dns.name.Name) -> list[dns.rrset.RRset]:
+    """A catalog's data besides its SOA and members (RFC 9432, version 2): the
+    apex NS ``invalid.`` the RFC asks for, and the schema version."""
+    return [
         dns.rrset.from_text(origin, 0, "IN", "NS", "invalid."),
         dns.rrset.from_text(dns.name.from_text("version", origin), 0, "IN", "TXT", '"2"'),
     ]
-    zones = dns.name.from_text("zones", origin)
-    for zone_id, name in catalog.members:
-        owner = dns.name.from_text(zone_id.replace("-", ""), zones)
+
+
+def member_owner(catalog_name: str, zone_id: str) -> str:
+    """Where a member's PTR lives: ``<id>.zones.<catalog>``, its id the zone's
+    (stable for the zone's life, so a consumer never sees a member change identity)."""
+    return f"{zone_id.replace('-', '')}.zones.{catalog_name}"
+
+
+def catalog_snapshot(
+    catalog: objects.Catalog, pool: objects.Pool, members: Iterable[tuple[str, str]]
+) -> ZoneSnapshot:
+    """A pool's catalog zone (RFC 9432, version 2) as DNS data, for queries of the
+    names in it: each member (zone id, zone name) a PTR at :func:`member_owner`."""
+    origin = dns.name.from_text(catalog.name)
+    rrsets = catalog_apex(origin)
+    for zone_id, name in members:
+        owner = dns.name.from_text(member_owner(catalog.name, zone_id))
         rrsets.append(dns.rrset.from_text(owner, 0, "IN", "PTR", name))
-    return ZoneSnapshot(zone, pool, rrsets)
+    return ZoneSnapshot(catalog_zone(catalog), pool, rrsets)

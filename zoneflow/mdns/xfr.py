@@ -33,6 +33,7 @@ _RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, rdata length
 _IN = dns.rdataclass.IN
 _A = dns.rdatatype.A
 _AAAA = dns.rdatatype.AAAA
+_PTR = dns.rdatatype.PTR
 # An OPT record without options: root owner, type 41, class = our payload.
 _OPT = b"\x00" + struct.pack("!HHIH", dns.rdatatype.OPT, 1232, 0, 0)
 _MAX_POINTER = 0x3FFF
@@ -76,6 +77,26 @@ def stored_records(
         if rtype is None:
             rtype = types[type_text] = dns.rdatatype.from_text(type_text)
         yield owner, rtype, default_ttl if ttl is None else ttl, rdata_wire(rtype, data)
+
+
+def name_wire(text: str) -> bytes:
+    """An absolute name's text in (uncompressed) wire form.
+
+    Plain ASCII labels (every zone name zoneflow stores) are packed here, in
+    a few µs; anything else (escapes, a label too long) goes through dnspython,
+    which packs it or says what is wrong with it.
+    """
+    if text.endswith(".") and text.isascii() and "\\" not in text:
+        labels = [label.encode() for label in text[:-1].split(".")] if text != "." else []
+        if all(0 < len(label) < 64 for label in labels) and len(text) < 255:
+            return b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
+    return _name_wire(dns.name.from_text(text))
+
+
+def ptr_records(pairs: Iterable[tuple[str, str]], ttl: int) -> Iterator[WireRecord]:
+    """(owner, target) pairs of absolute names' text as PTR wire records (a catalog's members)."""
+    for owner, target in pairs:
+        yield owner, _PTR, ttl, name_wire(target)
 
 
 class _Names:

@@ -81,7 +81,7 @@ def record_transfers(
     of what targets fetched. The queries are not stored.
     """
     with db.writer() as session:
-        _publish_seen(session, transfers, asked)
+        live = _publish_seen(session, transfers, asked)
         # The rows already there, in one read: a write holds many zones' transfers.
         rows = {
             (row.zone_id, row.source): row
@@ -91,22 +91,20 @@ def record_transfers(
                 )
             )
         }
+        new = [
+            (zone_id, seen)
+            for zone_id, seen in transfers
+            if zone_id in live and (zone_id, seen.source) not in rows
+        ]
+        if not _insert_all(session, new):
+            for zone_id, seen in new:
+                row = _insert_one(session, zone_id, seen)
+                if row is not None:
+                    rows[(zone_id, seen.source)] = row
         for zone_id, seen in transfers:
             row = rows.get((zone_id, seen.source))
             if row is None:
-                try:
-                    with session.begin_nested():
-                        session.add(
-                            models.ZoneTransfer(zone_id=zone_id, **dataclasses.asdict(seen))
-                        )
-                    continue
-                except db_exc.DBReferenceError:
-                    continue  # the zone is gone: nothing to explain about it
-                except db_exc.DBDuplicateEntry:
-                    # Another mdns wrote the same client's first transfer: add to it.
-                    row = _transfer_row(session, zone_id, seen.source)
-                    if row is None:
-                        continue
+                continue  # inserted above, or its zone is gone
             if row.serial == seen.serial:
                 row.count += seen.count
             else:
@@ -114,15 +112,49 @@ def record_transfers(
             row.kind, row.last_at, row.completed = seen.kind, seen.last_at, seen.completed
 
 
+def _insert_all(session: Session, new: Sequence[tuple[str, objects.ZoneTransfer]]) -> bool:
+    """The first transfers to these clients, in one statement (a new nameserver
+    onboarding thousands of zones makes thousands a second); False, and nothing
+    written, when one of them is already there or its zone has gone since."""
+    if not new:
+        return True
+    try:
+        with session.begin_nested():
+            session.execute(
+                sa.insert(models.ZoneTransfer),
+                [{"zone_id": zone_id, **dataclasses.asdict(seen)} for zone_id, seen in new],
+            )
+        return True
+    except (db_exc.DBReferenceError, db_exc.DBDuplicateEntry):
+        return False
+
+
+def _insert_one(
+    session: Session, zone_id: str, seen: objects.ZoneTransfer
+) -> models.ZoneTransfer | None:
+    """One client's first transfer of a zone, when :func:`_insert_all` met a race:
+    None once written (or its zone is gone); the row to add to when another mdns
+    wrote it first."""
+    try:
+        with session.begin_nested():
+            session.add(models.ZoneTransfer(zone_id=zone_id, **dataclasses.asdict(seen)))
+        return None
+    except db_exc.DBReferenceError:
+        return None  # the zone is gone: nothing to explain about it
+    except db_exc.DBDuplicateEntry:
+        return _transfer_row(session, zone_id, seen.source)
+
+
 def _publish_seen(
     session: Session,
     transfers: Sequence[tuple[str, objects.ZoneTransfer]],
     asked: Sequence[tuple[str, objects.ZoneTransfer]],
-) -> None:
-    """Publish what mdns saw of the zones still live, each event with its zone's project."""
+) -> set[str]:
+    """Publish what mdns saw of the zones still live, each event with its zone's project;
+    the ids of those live zones."""
     zone_ids = {zone_id for zone_id, _ in (*transfers, *asked)}
     if not zone_ids:
-        return
+        return set()
     live = sa.select(models.Zone.id, models.Zone.project_id).where(
         models.Zone.id.in_(zone_ids), models.Zone.deleted == models.LIVE
     )
@@ -136,6 +168,7 @@ def _publish_seen(
             if zone_id in projects
         ],
     )
+    return set(projects)
 
 
 def _transfer_row(session: Session, zone_id: str, source: str) -> models.ZoneTransfer | None:

@@ -1,0 +1,116 @@
+"""mdns behind a backlog of UDP queries: transfers go on, stale queries are dropped.
+
+A nameserver onboarding thousands of zones asks each one's SOA over UDP
+and transfers it over TCP. When answers cost more than usual (here every
+query is made to take 0.2 s of a thread), queries queue; a transfer must not
+queue behind them, and a query whose client has moved on must not be
+answered late, at the cost of the ones still waited for.
+
+A real MdnsServer on a free port of 127.0.0.1 and the per-test SQLite
+database, as in test_mdns.py; the backlog is plain UDP from one socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import time
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from zoneflow import objects
+from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
+from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import reads as stored_reads
+
+pytestmark = pytest.mark.usefixtures("fake_pool")
+
+HOST = "127.0.0.1"
+ZONE = "backlog.example."
+SLOW_ANSWER = 0.2
+
+
+@pytest.fixture
+def zone() -> objects.Zone:
+    central_zones.create_zone(ZONE, "hostmaster@backlog.example")
+    central_recordsets.create_recordset(ZONE, "www", "A", ["192.0.2.1"])
+    return stored_reads.get_zone(ZONE)
+
+
+@pytest.fixture
+def slow_queries(mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every QUERY holds its thread SLOW_ANSWER seconds (transfers are not QUERY answers)."""
+    answer = mdns.responder._query
+
+    def slowly(*args: Any) -> dns.message.Message:
+        time.sleep(SLOW_ANSWER)  # a thread busy with an expensive answer
+        return answer(*args)
+
+    monkeypatch.setattr(mdns.responder, "_query", slowly)
+
+
+def send_queries(sock: socket.socket, port: int, count: int) -> float:
+    """``count`` SOA queries of ZONE at once from ``sock``; when they were sent."""
+    for n in range(count):
+        query = dns.message.make_query(ZONE, dns.rdatatype.SOA)
+        query.id = n
+        sock.sendto(query.to_wire(), (HOST, port))
+    return time.monotonic()
+
+
+def answers_within(sock: socket.socket, seconds: float) -> list[float]:
+    """When each answer arrived on ``sock``, reading for ``seconds``."""
+    arrived = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([sock], [], [], left)[0]:
+            sock.recv(65535)
+            arrived.append(time.monotonic())
+    return arrived
+
+
+@pytest.mark.usefixtures("slow_queries")
+def test_a_transfer_never_waits_behind_a_backlog_of_udp_queries(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every query is still waited for: the backlog stays whole.
+    monkeypatch.setattr(mdns_server, "MAX_UDP_WAIT", 60.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        # 400 queries of 0.2 s on mdns's UDP threads: ten seconds of backlog.
+        send_queries(sock, mdns.port, 400)
+        started = time.monotonic()
+        transferred = dns.zone.from_xfr(dns.query.xfr(HOST, ZONE, port=mdns.port, timeout=30))
+        elapsed = time.monotonic() - started
+    assert transferred.get_soa().serial == zone.serial
+    assert transferred.get_rdataset("www", "A") is not None
+    assert elapsed < 3.0, f"the AXFR waited {elapsed:.1f} s behind the queries"
+
+
+@pytest.mark.usefixtures("slow_queries")
+def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
+    zone: objects.Zone,
+    mdns: mdns_server.MdnsServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="zoneflow.mdns.server")
+    monkeypatch.setattr(mdns_server, "MAX_UDP_WAIT", 1.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        # 200 queries of 0.2 s on 8 threads: five seconds to answer them all.
+        sent = send_queries(sock, mdns.port, 200)
+        arrived = answers_within(sock, 8.0)
+    assert mdns.queries_in_progress_peak() >= 150  # they were all queued at once
+    assert arrived, "the first queries are answered"
+    # Answered only while still waited for: none later than the wait allowed
+    # plus the answer's own time (and a loaded machine's slack).
+    latest = max(arrived) - sent
+    assert latest < mdns_server.MAX_UDP_WAIT + 1.5, f"an answer came {latest:.1f} s late"
+    assert len(arrived) < 200
+    assert "mdns is behind: dropped" in caplog.text
