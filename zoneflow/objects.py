@@ -215,13 +215,15 @@ class Zone:
 @dataclasses.dataclass(frozen=True)
 class TargetAction:
     """What a job's task for one target reads before acting: the zone (None if it
-    is gone), whether it is deleted, the target (None if it is gone) and its
-    pool's provisioning."""
+    is gone), whether it is deleted, the target (None if it is gone), its
+    pool's provisioning, and whether a job ever recorded the zone on the
+    target (False for a target added since, whose backfill has not run)."""
 
     zone: Zone | None
     zone_deleted: bool
     target: PoolTarget | None
     provisioning: str
+    recorded: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

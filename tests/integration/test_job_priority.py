@@ -10,6 +10,8 @@ the backfill on a slow target shows which job it really ran first.
 from __future__ import annotations
 
 import itertools
+import json
+import pathlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,8 +21,9 @@ from taskflow import exceptions as tf_exc
 from taskflow.jobs import base as tf_jobs
 
 from tests import support
-from tests.integration.conftest import fake_pool_yaml, load_pool
+from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
 from zoneflow import jobs, objects
+from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
@@ -83,6 +86,17 @@ def _released() -> int:
                 )
             )
             or 0
+        )
+
+
+def _released_last() -> str:
+    """The zone whose outbox row is released last."""
+    outbox = models.JobOutbox
+    with db.reader() as session:
+        return str(
+            session.scalars(
+                sa.select(outbox.zone_id).order_by(outbox.claimed_until.desc()).limit(1)
+            ).one()
         )
 
 
@@ -212,3 +226,48 @@ def _claim_first(view: jobboard.ClaimableJobs) -> str:
         view.consume(job, "test")
         return str(job.name)
     raise AssertionError("no job the view listed could be claimed")
+
+
+def test_a_change_that_overtakes_a_zones_backfill_creates_the_zone_on_the_added_target(
+    tmp_path: pathlib.Path, board: Any, override: Callable[..., None]
+) -> None:
+    calls = tmp_path / "calls.jsonl"
+    load_pool({"record_file": str(calls)})
+    # The test posts the jobs itself (below), so that the outbox rows it reads stay put.
+    override("conductor", relay=False)
+    conductor = daemon.Conductor("backfill")
+    conductor.start()
+    relay = OutboxRelay(board, persistence.get_backend())
+    try:
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in ZONES[:2]]
+        relay.flush()
+        assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
+        # One backfill row is released now, the other ten seconds later.
+        override("central", backfill_jobs_per_second=0.1)
+        (update,) = pools.store(
+            pools.parse(fake_pool_yaml({"record_file": str(calls)}, {"record_file": str(calls)}))
+        )
+        (added,) = update.added_targets
+        late = next(z for z in zones if z.id == _released_last())
+        changed = _change(late)
+        relay.flush()
+
+        def served() -> bool:
+            return FakeBackend.served(added.id).get(late.name) == changed.serial
+
+        support.eventually(served, 20, interval=0.02, what="the change on the added target")
+        assert wait_settled(late.id).status == objects.Status.ACTIVE
+    finally:
+        conductor.stop()
+    # Not an update of a zone the target never had: the change creates it there.
+    assert (added.id, "create", late.name) in _calls(calls)
+    assert (added.id, "update", late.name) not in _calls(calls)
+    assert support.count_pending_jobs() == 1, "the late zone's backfill row still waits"
+
+
+def _calls(path: pathlib.Path) -> list[tuple[str, str, str]]:
+    """The calls fake targets with ``record_file: path`` completed: (target, op, zone)."""
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(c["target"], c["op"], c["zone"]) for c in lines]
