@@ -124,6 +124,7 @@ class Zone(Base):
 
     id: Mapped[str]
     name: Mapped[str]
+    reversed_name: Mapped[str]
     email: Mapped[str]
     ttl: Mapped[int]
     serial: Mapped[int]
