@@ -271,3 +271,38 @@ def _calls(path: pathlib.Path) -> list[tuple[str, str, str]]:
         return []
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     return [(c["target"], c["op"], c["zone"]) for c in lines]
+
+
+def test_a_conductor_keeps_slots_free_for_changes_while_it_runs_upkeep() -> None:
+    client = jobboard.client()
+    board = jobboard.connect(persistence.get_backend(), name="conductor", client=client)
+    running: set[str] = set()  # what the conductor runs: claimed, not finished
+    view = jobboard.ClaimableJobs(
+        board, client=client, running=lambda: running, on_change=lambda: None, upkeep_slots=2
+    )
+    try:
+        for i in range(5):
+            view.post(f"upkeep-{i}", priority=tf_jobs.JobPriority.LOW)
+
+        def claim_all() -> list[Any]:
+            claimed = []
+            for job in view.iterjobs():
+                try:
+                    view.claim(job, "test")
+                except (tf_exc.UnclaimableJob, tf_exc.NotFound):
+                    continue  # claimed at an earlier look
+                running.add(job.uuid)
+                claimed.append(job)
+            return claimed
+
+        first = claim_all()
+        assert [job.name for job in first] == ["upkeep-0", "upkeep-1"]
+        # Two backfill jobs run: a change is still claimed at once, no more upkeep.
+        view.post("change-0", priority=tf_jobs.JobPriority.HIGH)
+        assert [job.name for job in claim_all()] == ["change-0"]
+        # One backfill job ends: the next one takes its slot.
+        view.consume(first[0], "test")
+        running.discard(first[0].uuid)
+        assert [job.name for job in claim_all()] == ["upkeep-2"]
+    finally:
+        jobboard.close(board, client)

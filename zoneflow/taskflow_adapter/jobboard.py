@@ -145,7 +145,10 @@ class ClaimableJobs:
     board never empty of changes still gets its upkeep done, one claim in
     :attr:`OLDEST_EVERY` goes to the oldest job listed, whatever its
     priority: the view puts it first when the claims before it all passed
-    over an older one.
+    over an older one. And so that a change never waits for a slot behind
+    a backfill, the conductor runs at most ``upkeep_slots`` upkeep jobs
+    (:data:`UPKEEP`) at once: while that many of those it claimed still
+    run, the view lists no other.
     """
 
     #: One claim in this many goes to the oldest job on the board.
@@ -158,10 +161,14 @@ class ClaimableJobs:
         client: Any,
         running: Callable[[], Collection[str]],
         on_change: Callable[[], None],
+        upkeep_slots: int | None = None,
     ) -> None:
         self._board = board
         self._running = running
         self._on_change = on_change
+        self._upkeep_slots = upkeep_slots
+        # The upkeep jobs this view claimed that may still run (job uuids).
+        self._upkeep_running: set[str] = set()
         self._locked: frozenset[str] = frozenset()
         # Jobs whose claim may have been made, unanswered: tried again though locked.
         self._doubtful: set[str] = set()
@@ -182,12 +189,14 @@ class ClaimableJobs:
         self._on_change()
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Any]:
+        running = set(self._running())
+        self._upkeep_running &= running
         if ensure_fresh:
             # TaskFlow's periodic full look (every 30 s), reads and all: the
             # safety net for anything a watch missed.
             fresh = self._board.iterjobs(only_unclaimed=True, ensure_fresh=True)
-            return iter(self._in_claim_order(list(fresh)))
-        locked, running = self._locked, set(self._running())
+            return self._within_slots(self._in_claim_order(list(fresh)))
+        locked = self._locked
         # The board's own list, as its iterator reads it.
         # Private: the public iterjobs() reads every job's state, the very reads this
         # view exists to skip, and TaskFlow has no public list without them.
@@ -199,7 +208,20 @@ class ClaimableJobs:
             if job.uuid in self._doubtful
             or (posixpath.basename(job.path) not in locked and job.uuid not in running)
         ]
-        return iter(self._in_claim_order(claimable))
+        return self._within_slots(self._in_claim_order(claimable))
+
+    def _within_slots(self, jobs: list[Any]) -> Iterator[Any]:
+        """``jobs``, but no upkeep job while the conductor runs its share of them (asked
+        at each job: the loop claims one after another as it goes)."""
+        for job in jobs:
+            if (
+                self._upkeep_slots is not None
+                and job.priority in UPKEEP
+                and len(self._upkeep_running) >= self._upkeep_slots
+                and job.uuid not in self._doubtful
+            ):
+                continue
+            yield job
 
     def _in_claim_order(self, jobs: list[Any]) -> list[Any]:
         """``jobs`` by priority then age, the oldest first if its turn has come."""
@@ -236,7 +258,10 @@ class ClaimableJobs:
         self._claimed(job)
 
     def _claimed(self, job: Any) -> None:
-        """Count a claim that passed over the oldest job listed (see OLDEST_EVERY)."""
+        """Count an upkeep job claimed, and a claim that passed over the oldest job
+        listed (see OLDEST_EVERY)."""
+        if job.priority in UPKEEP:
+            self._upkeep_running.add(job.uuid)
         if job.sequence == self._oldest:
             self._passed_over, self._oldest = 0, None
         elif self._oldest is not None:
@@ -255,6 +280,9 @@ _PRIORITIES = (
     tf_jobs.JobPriority.VERY_LOW,
 )
 _RANK = {priority: rank for rank, priority in enumerate(_PRIORITIES)}
+
+#: The priorities of upkeep: work nobody waits for (zoneflow.jobs.board posts it LOW).
+UPKEEP = frozenset({tf_jobs.JobPriority.LOW, tf_jobs.JobPriority.VERY_LOW})
 
 
 def claim_order(job: Any) -> tuple[int, int]:
