@@ -60,6 +60,7 @@ bench: deps
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/dashboard_live.py
+	$(BIN)/python bench/backfill_priority.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py
