@@ -66,6 +66,7 @@ bench: deps
 	$(BIN)/python bench/rndc_cost.py
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python bench/catalog_scale.py
+	$(BIN)/python bench/backfill_priority.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -51,6 +51,19 @@ class JobKind(enum.StrEnum):
     RETIRE_TARGET = "retire-target"
 
 
+class JobPriority(enum.IntEnum):
+    """Which jobs go first: the relays post, and the conductors claim, a lower
+    value first (oldest first within one), so that a change someone waits for
+    is not queued behind the upkeep of thousands of zones. Central decides it
+    with the job (JobOrder); the outbox row stores the number."""
+
+    # A user's change (or an operator's recover): someone waits for it.
+    CHANGE = 1
+    # Work nobody waits for: a pool's backfill, a returning target's catch-up,
+    # the producer's recovery, a retired target's drain.
+    UPKEEP = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class JobOrder:
     """The job a change posts, and what follows it if the zone's pool grows meanwhile.
@@ -60,12 +73,15 @@ class JobOrder:
     make the zone ACTIVE: it leaves the zone PENDING and posts
     ``if_pool_grows`` for the same zone and serial, in the same transaction.
     None posts nothing (a delete, which never makes a zone ACTIVE).
-    Central decides both; the order travels with the job (outbox row,
-    logbook) to the flow that writes the zone's status.
+    ``priority`` says which jobs go first (JobPriority). Central decides
+    them all; the order travels with the job (outbox row, logbook) to the
+    flow that writes the zone's status.
     """
 
     kind: JobKind
     if_pool_grows: JobKind | None = None
+    # The follow-up keeps it: it carries the same change on.
+    priority: JobPriority = JobPriority.CHANGE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,13 +215,15 @@ class Zone:
 @dataclasses.dataclass(frozen=True)
 class TargetAction:
     """What a job's task for one target reads before acting: the zone (None if it
-    is gone), whether it is deleted, the target (None if it is gone) and its
-    pool's provisioning."""
+    is gone), whether it is deleted, the target (None if it is gone), its
+    pool's provisioning, and whether a job ever recorded the zone on the
+    target (False for a target added since, whose backfill has not run)."""
 
     zone: Zone | None
     zone_deleted: bool
     target: PoolTarget | None
     provisioning: str
+    recorded: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,6 +282,7 @@ class PendingJob:
     created_at: datetime.datetime | None = None
     # The job to post if the zone's pool grows while this one runs (JobOrder).
     if_pool_grows: JobKind | None = None
+    priority: JobPriority = JobPriority.CHANGE
 
 
 # One record as a zone serves it: owner, TTL, type, data (canonical text).

@@ -10,18 +10,19 @@ import sqlalchemy as sa
 
 from tests import support
 from tests.functional.fixtures.postgres import PostgresServer
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.storage import catalogs as stored_catalogs
-from zoneflow.storage import db, migration
+from zoneflow.storage import db, migration, models
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
 from zoneflow.storage import transfers as stored_transfers
+from zoneflow.storage import zones as stored_zones
 
 POOL = """
 - name: default
@@ -235,3 +236,61 @@ def test_wildcard_data_with_a_literal_prefix_is_answered_from_its_index(on_postg
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "ix_records_data_prefix" in plan, plan
     assert "~>=~ '192.0.2.'" in plan and "~<~ '192.0.2/'" in plan, plan
+
+
+def test_zone_placement_reads_the_zones_around_a_name_by_index_on_postgresql(
+    on_postgres: str,
+) -> None:
+    """The zones above and below a new zone are found by index lookups among thousands
+    (the planner's own choice, statistics taken), where ``name LIKE '%.<zone>'`` read
+    every zone under the pool's placement lock."""
+    pool = stored_pools.get_pool("default")
+    central_zones.create_zone("example.com", "hostmaster@example.com", project_id="alice")
+    central_zones.create_zone("a.b.example.com", "hostmaster@example.com", project_id="alice")
+    with db.writer() as session:
+        session.execute(
+            sa.insert(models.Zone),
+            [
+                {
+                    "name": f"zone{i:05d}.example.org.",
+                    "email": "hostmaster@example.org",
+                    "ttl": 300,
+                    "serial": 1,
+                    "refresh": 3600,
+                    "retry": 600,
+                    "expire": 86400,
+                    "minimum": 300,
+                    "status": objects.Status.ACTIVE,
+                    "action": objects.Action.NONE,
+                    "pool_id": pool.id,
+                }
+                for i in range(5000)
+            ],
+        )
+    engine = db.get_engine()
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE zones"))
+    seen: list[tuple[str, object]] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        if "reversed_name LIKE" in statement:
+            seen.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with db.writer() as session:
+            around = stored_zones.zones_around(session, "b.example.com.", pool.id)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert [z.name for z in around] == ["a.b.example.com.", "example.com."]
+    with pytest.raises(exceptions.IllegalChildZone):
+        central_zones.create_zone("www.b.example.com", "hostmaster@example.com", project_id="bob")
+
+    ((statement, params),) = seen
+    with engine.connect() as conn:
+        cursor = conn.connection.cursor()
+        cursor.execute(f"EXPLAIN {statement}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan, plan
+    assert "ix_zones_reversed_name" in plan, plan
+    assert "~>=~ 'com.example.b.'" in plan and "~<~ 'com.example.b/'" in plan, plan

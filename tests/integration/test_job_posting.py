@@ -109,6 +109,7 @@ def test_a_job_s_inputs_are_written_with_its_logbook_and_used_as_they_are() -> N
         "zone_id": zone.id,
         "serial": zone.serial,
         "if_pool_grows": objects.JobKind.RECOVER_ZONE,  # central's follow-up, carried
+        "priority": objects.JobPriority.CHANGE,  # and the priority it goes at
     }
 
 

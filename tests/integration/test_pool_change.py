@@ -183,7 +183,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.Status.ACTIVE,
         action=objects.Action.NONE,
         covered_targets=[first.id],
-        if_pool_grows=objects.JobKind.RECOVER_ZONE,
+        if_pool_grows=objects.JobOrder(objects.JobKind.RECOVER_ZONE),
     )
     assert stored_reads.get_zone(zone.id).status == objects.Status.PENDING
     (handed_to,) = stored_outbox.claim_pending_jobs()
@@ -199,7 +199,7 @@ def test_a_status_write_by_a_job_that_did_not_cover_the_pool_leaves_the_zone_pen
         status=objects.Status.ACTIVE,
         action=objects.Action.NONE,
         covered_targets=[first.id, second.id],
-        if_pool_grows=objects.JobKind.RECOVER_ZONE,
+        if_pool_grows=objects.JobOrder(objects.JobKind.RECOVER_ZONE),
     )
     assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
 

@@ -26,7 +26,7 @@ Watched = stored_health.Watched
 
 def recovery_pacing() -> objects.JobPacing:
     return objects.JobPacing(
-        orders.RECOVER_ZONE, interval=1.0 / CONF.central.target_recovery_jobs_per_second
+        orders.RECOVERY, interval=1.0 / CONF.central.target_recovery_jobs_per_second
     )
 
 

@@ -25,9 +25,9 @@ central_opts = [
         # Read from [storage] before central decided the pace.
         deprecated_group="storage",
         help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate, so changes "
-        "made meanwhile are not queued behind thousands of them. Keep it below what the "
-        "conductors get through.",
+        "bring each zone onto them are released to the job relays at this rate. They are "
+        "upkeep: changes made meanwhile go before them whatever the pace. Keep it below "
+        "what the conductors get through, so the jobboard stays short.",
     ),
 ]
 CONF.register_opts(central_opts, group="central")

@@ -122,15 +122,16 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     zone, because each zone's status is decided per zone, by the flow that
     already decides it. A few
     thousand outbox rows are a few bulk statements; what a few thousand jobs
-    must not do is reach the jobboard at once, where every change made
-    meanwhile would wait behind them, so they are released
-    ``[central] backfill_jobs_per_second`` apart. A target the file no
-    longer lists gets a retire-target job.
+    must not do is reach the jobboard at once, so they are released
+    ``[central] backfill_jobs_per_second`` apart, and as upkeep
+    (orders.RECOVERY): a change made meanwhile goes before every one of
+    them that is not running yet. A target the file no longer lists gets a
+    retire-target job.
     """
     backfill = objects.JobPacing(
-        orders.RECOVER_ZONE, interval=1.0 / CONF.central.backfill_jobs_per_second
+        orders.RECOVERY, interval=1.0 / CONF.central.backfill_jobs_per_second
     )
-    return stored_pools.update_pools(pools, backfill=backfill, retire=objects.JobKind.RETIRE_TARGET)
+    return stored_pools.update_pools(pools, backfill=backfill, retire=orders.RETIRE_TARGET)
 
 
 def _pool(entry: Any, where: str) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from zoneflow.taskflow_adapter import persistence
 __all__ = ["AuditView", "KeptZone", "TargetUpdate"]
 
 # A zone's recovery and a deleted zone's removal are both recover-zone (for a deleted
-# zone it deletes the zone from every target of the pool).
-RECOVERY = orders.RECOVER_ZONE
-REMOVAL = objects.JobOrder(objects.JobKind.RECOVER_ZONE)
+# zone it deletes the zone from every target of the pool), upkeep both.
+RECOVERY = orders.RECOVERY
+REMOVAL = orders.REMOVAL
 
 # The kinds of job that act on one zone: one of them in flight at the zone's
 # serial means the zone is being worked on.

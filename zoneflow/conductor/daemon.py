@@ -65,6 +65,7 @@ class Conductor:
             engine_options=executor.engine_options(),
             wait_timeout=CONF.conductor.wait_timeout,
             max_simultaneous_jobs=CONF.conductor.max_jobs,
+            upkeep_slots=_upkeep_slots(),
             # The standard library's pool: its idle threads leave as soon as
             # it shuts down, where futurist's each poll for a second first,
             # and a stopping conductor waited for them.
@@ -130,6 +131,13 @@ class Conductor:
         fencing.uninstall()
         jobboard.close(self.board, self._client)
         LOG.info("conductor %s stopped", self.name)
+
+
+def _upkeep_slots() -> int:
+    """How many upkeep jobs the conductor runs at once ([conductor] upkeep_jobs)."""
+    if CONF.conductor.upkeep_jobs is not None:
+        return int(CONF.conductor.upkeep_jobs)
+    return max(1, CONF.conductor.max_jobs * 3 // 4)
 
 
 def _on_running_start(_event: str, details: dict[str, Any]) -> None:

@@ -15,6 +15,14 @@ CONF = cfg.CONF
 conductor_opts = [
     cfg.StrOpt("name", help="Name this conductor claims jobs under (default: host-pid)."),
     cfg.IntOpt("max_jobs", default=32, min=1, help="Jobs one conductor runs at once."),
+    cfg.IntOpt(
+        "upkeep_jobs",
+        min=1,
+        help="Of max_jobs, how many upkeep jobs (a pool's backfill, a returning target's "
+        "catch-up, the producer's recoveries, a retired target's drain) one conductor runs "
+        "at once; the other slots are kept for users' changes, which then never wait for "
+        "a backfill job to end. Default: three quarters of max_jobs.",
+    ),
     cfg.FloatOpt(
         "wait_timeout",
         default=0.02,

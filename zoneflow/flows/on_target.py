@@ -201,6 +201,12 @@ class ZoneActionOnTarget(Task):
             # the zone (creating one that exists succeeds) rather than poll
             # for a zone no target has.
             action = objects.Action.CREATE
+        elif action == objects.Action.UPDATE and not wanted.recorded:
+            # The target joined the pool after the zone was made and its
+            # backfill job has not run (a change goes before a backfill): it
+            # may never have been given the zone, so this job creates it there
+            # (creating one that exists succeeds) rather than poll for it.
+            action = objects.Action.CREATE
         if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
             return through_catalog(stored_pools.get_pool(target.pool_id), target).to_result()
         outcome = try_on_target(action, target, zone, fence)

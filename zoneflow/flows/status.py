@@ -62,6 +62,7 @@ class _StatusWriter(Task):
         results: dict[str, Any],
         taken_back: Collection[str] = (),
         if_pool_grows: str | None = None,
+        priority: int | None = None,
     ) -> str:
         served = {(h, p): _served(results, h, p) for h, p in self.nameservers}
         outcomes = target_outcomes(results, self.target_ids)
@@ -100,7 +101,7 @@ class _StatusWriter(Task):
                 action=objects.Action.NONE,
                 covered_targets=self.target_ids,
                 covered_nameservers=self.nameservers,
-                if_pool_grows=objects.JobKind(if_pool_grows) if if_pool_grows else None,
+                if_pool_grows=_follow_up(if_pool_grows, priority),
                 targets=updates,
             )
             return objects.Status.ACTIVE if activated else objects.Status.PENDING
@@ -165,11 +166,14 @@ class UpdateStatus(_StatusWriter):
         fence: fencing.Claim = fencing.UNFENCED,
         taken_back: list[str] | None = None,
         if_pool_grows: str | None = None,
+        priority: int | None = None,
         **results: Any,
     ) -> str:
         fence.check()
         # Targets the zone was taken back from: its delete job records them.
-        return self._write(self.action, zone_id, serial, results, taken_back or (), if_pool_grows)
+        return self._write(
+            self.action, zone_id, serial, results, taken_back or (), if_pool_grows, priority
+        )
 
 
 class RecoverStatus(_StatusWriter):
@@ -182,12 +186,29 @@ class RecoverStatus(_StatusWriter):
         wanted: str,
         fence: fencing.Claim = fencing.UNFENCED,
         if_pool_grows: str | None = None,
+        priority: int | None = None,
         **results: Any,
     ) -> str:
         fence.check()
         return self._write(
-            action_for(wanted), zone_id, serial, results, if_pool_grows=if_pool_grows
+            action_for(wanted),
+            zone_id,
+            serial,
+            results,
+            if_pool_grows=if_pool_grows,
+            priority=priority,
         )
+
+
+def _follow_up(if_pool_grows: str | None, priority: int | None) -> objects.JobOrder | None:
+    """The job central ordered to follow this one, at this job's priority (a job
+    posted before jobs had one is taken for a change)."""
+    if not if_pool_grows:
+        return None
+    return objects.JobOrder(
+        objects.JobKind(if_pool_grows),
+        priority=objects.JobPriority(priority or objects.JobPriority.CHANGE),
+    )
 
 
 def _served(results: dict[str, Any], host: str, port: int) -> Served:

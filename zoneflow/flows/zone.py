@@ -40,7 +40,7 @@ Data contract (names in the flow's storage):
 name                        provided by                     required by
 ==========================  ==============================  =================
 zone_id, serial             the job's store                 every task
-if_pool_grows               the job's store (central's      update-status
+if_pool_grows, priority     the job's store (central's      update-status
                             objects.JobOrder; absent: none)
 fence, scratch              the conductor, for each run     tasks that act
 zone_name                   BeginZoneAction, BeginRecovery  notify, poll

@@ -1,7 +1,9 @@
-"""Jobs on the board: those a board lost taken back, and cancelling.
+"""Jobs on the board: their priority there, those a board lost taken back, and
+cancelling.
 
-Both read the board and the logbooks together: a job's entry on the board
-says whether a conductor may still run it, its logbook how far it got.
+Taking back and cancelling read the board and the logbooks together: a job's
+entry on the board says whether a conductor may still run it, its logbook how
+far it got.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 
 from taskflow import exceptions as tf_exc
 from taskflow import states
+from taskflow.jobs import base as tf_jobs
 from taskflow.persistence import models
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.jobs.attempts import end
 from zoneflow.jobs.records import (
     OVER,
@@ -99,7 +102,7 @@ def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo)
             return Outcome.SUPERSEDED
     LOG.info("job %s (%s) was lost with its process: posting it again", job.id, book.name)
     with board_errors():
-        board.post(book.name, book=book)
+        board.post(book.name, book=book, priority=board_priority(book))
     return states.PENDING
 
 
@@ -167,3 +170,18 @@ def board_errors() -> Iterator[None]:
         raise exceptions.JobboardUnavailable(
             f"the jobboard failed: {exc}; check ZooKeeper and try again"
         ) from exc
+
+
+# TaskFlow's boards list a job of a higher priority first, then the oldest; its
+# conductors claim in that order.
+_BOARD_PRIORITIES = {
+    objects.JobPriority.CHANGE: tf_jobs.JobPriority.HIGH,
+    objects.JobPriority.UPKEEP: tf_jobs.JobPriority.LOW,
+}
+
+
+def board_priority(book: models.LogBook) -> tf_jobs.JobPriority:
+    """The board's priority for a job, from its logbook (a job posted before
+    jobs had one is a change: better early than behind a backfill)."""
+    meta = book.meta or {}
+    return _BOARD_PRIORITIES[objects.JobPriority(meta.get("priority", objects.JobPriority.CHANGE))]

@@ -21,7 +21,7 @@ from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
 from zoneflow.jobs import steps
-from zoneflow.jobs.board import find_posted
+from zoneflow.jobs.board import board_priority, find_posted
 from zoneflow.jobs.records import info
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import targets as stored_targets
@@ -58,6 +58,10 @@ def post(
     The job's inputs stay in its logbook alone (_inputs): given in the
     board's entry too, TaskFlow's conductor would write them into the
     logbook again before every run, one more write the run waits for.
+
+    The job goes on the board with its priority (:func:`board_priority`):
+    conductors claim a user's change before upkeep posted earlier. The
+    logbook keeps it, so a job posted again (jobs.board) keeps its place.
     """
     job_id = _job_id(pending)
     if pending.zone_id is None:
@@ -71,7 +75,7 @@ def post(
         if _reached_board(board, book):
             LOG.info("job %s was posted already: not posting it twice", job_id)
             return job_id
-    board.post(book.name, book=book)
+    board.post(book.name, book=book, priority=board_priority(book))
     return job_id
 
 
@@ -90,6 +94,7 @@ def _zone_job_book(
         "zone_id": zone.id,
         "zone_name": zone.name,
         "serial": pending.serial,
+        "priority": int(pending.priority),
     }
     # The factory and the pool it is called with go in the flow's row, and
     # the job's inputs beside it.
@@ -98,8 +103,10 @@ def _zone_job_book(
     engines.save_factory_details(flow_detail, factory, [], factory_kwargs)
     inputs: dict[str, Any] = {"zone_id": zone.id, "serial": pending.serial}
     if pending.if_pool_grows is not None:
-        # Read by the status writer (zoneflow.flows.status), as central decided it.
+        # Read by the status writer (zoneflow.flows.status), as central decided it;
+        # the follow-up goes at this job's priority.
         inputs["if_pool_grows"] = str(pending.if_pool_grows)
+        inputs["priority"] = int(pending.priority)
     flow_detail.add(_inputs(inputs))
     book.add(flow_detail)
     return book
@@ -115,7 +122,12 @@ def _target_job_book(pending: objects.PendingJob, job_id: str, flow_of: FlowOf) 
     target = stored_targets.find_target(target_id)
     label = target.label if target is not None else target_id
     book = models.LogBook(steps.target_logbook(pending.kind, label), uuid=job_id)
-    book.meta = {"kind": pending.kind, "target_id": target_id, "target": label}
+    book.meta = {
+        "kind": pending.kind,
+        "target_id": target_id,
+        "target": label,
+        "priority": int(pending.priority),
+    }
     flow_detail = models.FlowDetail(pending.kind, uuid.uuid4().hex)
     factory, factory_kwargs = flow_of(pending.kind, None)
     engines.save_factory_details(flow_detail, factory, [], factory_kwargs)

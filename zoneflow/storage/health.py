@@ -332,6 +332,7 @@ def _catch_up(
                 {
                     "kind": pacing.job.kind,
                     "if_pool_grows": pacing.job.if_pool_grows,
+                    "priority": int(pacing.job.priority),
                     "zone_id": zone_id,
                     "serial": serial,
                     "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -123,6 +124,7 @@ class Zone(Base):
 
     id: Mapped[str]
     name: Mapped[str]
+    reversed_name: Mapped[str]
     email: Mapped[str]
     ttl: Mapped[int]
     serial: Mapped[int]
@@ -266,6 +268,11 @@ class JobOutbox(Base):
     claimed_until: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     # The job to post if the zone's pool grows while this one runs (objects.JobOrder).
     if_pool_grows: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # objects.JobPriority: relays claim the lowest first, then the oldest
+    # (ix_job_outbox_priority answers both). No default: central decides it.
+    priority: Mapped[int] = mapped_column(SmallInteger)
+
+    __table_args__ = (Index("ix_job_outbox_priority", "priority", "id"),)
 
 
 class ZoneTask(Timestamps, Base):

@@ -17,13 +17,24 @@ from zoneflow.storage import db, models
 def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> None:
     session.add(
         models.JobOutbox(
-            kind=job.kind, if_pool_grows=job.if_pool_grows, zone_id=zone_id, serial=serial
+            kind=job.kind,
+            if_pool_grows=job.if_pool_grows,
+            priority=int(job.priority),
+            zone_id=zone_id,
+            serial=serial,
         )
     )
 
 
-def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects.PendingJob]:
-    """Take outbox rows nobody else holds, for ``lease`` seconds, oldest first.
+def claim_pending_jobs(
+    *, limit: int = 100, upkeep_limit: int = 100, lease: float = 30.0
+) -> list[objects.PendingJob]:
+    """Take outbox rows nobody else holds, for ``lease`` seconds: up to ``limit``
+    user changes and up to ``upkeep_limit`` rows of upkeep (objects.JobPriority),
+    each the oldest of its kind; in the order to post them, changes first.
+
+    Each priority has its own limit, so that no flood of one starves the
+    other: however many changes wait, every claim takes upkeep rows too.
 
     A relay that dies after claiming simply lets the lease run out and another
     relay posts the job. One statement: on PostgreSQL two relays claiming at
@@ -34,7 +45,12 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
     with db.transaction() as conn:
         rows = conn.execute(
             _CLAIM_OUTBOX,
-            {"now": now, "until": now + datetime.timedelta(seconds=lease), "limit": limit},
+            {
+                "now": now,
+                "until": now + datetime.timedelta(seconds=lease),
+                "changes": limit,
+                "upkeep": upkeep_limit,
+            },
         )
         claimed = [
             objects.PendingJob(
@@ -45,10 +61,11 @@ def claim_pending_jobs(*, limit: int = 100, lease: float = 30.0) -> list[objects
                 target_id,
                 created_at,
                 if_pool_grows=objects.JobKind(follow) if follow else None,
+                priority=objects.JobPriority(priority),
             )
-            for job_id, kind, zone_id, serial, target_id, created_at, follow in rows
+            for job_id, kind, zone_id, serial, target_id, created_at, follow, priority in rows
         ]
-    return sorted(claimed, key=lambda pending: pending.id)
+    return sorted(claimed, key=lambda pending: (pending.priority, pending.id))
 
 
 def release_pending_job(job_id: int) -> None:
@@ -70,15 +87,26 @@ _OUTBOX_FREE = sa.or_(
 )
 
 
+def _oldest_free(which: sa.ColumnElement[bool], limit: str) -> sa.Select[tuple[int]]:
+    """The ids of the oldest free rows of ``which`` priority, locked (ix_job_outbox_priority)."""
+    return (
+        sa.select(_OUTBOX.c.id)
+        .where(which, _OUTBOX_FREE)
+        .order_by(_OUTBOX.c.priority, _OUTBOX.c.id)
+        .limit(sa.bindparam(limit))
+        .with_for_update(skip_locked=True)
+    )
+
+
+_CHANGE = _OUTBOX.c.priority == int(objects.JobPriority.CHANGE)
+
+
 _CLAIM_OUTBOX = (
     sa.update(_OUTBOX)
     .where(
-        _OUTBOX.c.id.in_(
-            sa.select(_OUTBOX.c.id)
-            .where(_OUTBOX_FREE)
-            .order_by(_OUTBOX.c.id)
-            .limit(sa.bindparam("limit"))
-            .with_for_update(skip_locked=True)
+        sa.or_(
+            _OUTBOX.c.id.in_(_oldest_free(_CHANGE, "changes")),
+            _OUTBOX.c.id.in_(_oldest_free(sa.not_(_CHANGE), "upkeep")),
         ),
         _OUTBOX_FREE,
     )
@@ -92,6 +120,7 @@ _CLAIM_OUTBOX = (
         _OUTBOX.c.target_id,
         _OUTBOX.c.created_at,
         _OUTBOX.c.if_pool_grows,
+        _OUTBOX.c.priority,
     )
 )
 

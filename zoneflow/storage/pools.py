@@ -85,7 +85,7 @@ POOL_PARTS = {
 
 
 def update_pools(
-    pools: Sequence[dict[str, Any]], *, backfill: objects.JobPacing, retire: objects.JobKind
+    pools: Sequence[dict[str, Any]], *, backfill: objects.JobPacing, retire: objects.JobOrder
 ) -> list[objects.PoolUpdate]:
     """Create or update pools from validated pools.yaml entries; what each update scheduled.
 
@@ -152,7 +152,14 @@ def update_pools(
                 to_delete[target.id] = queries.count(
                     session, retired.drain_query(row.id, target.id)
                 )
-                session.add(models.JobOutbox(kind=retire, target_id=target.id, serial=0))
+                session.add(
+                    models.JobOutbox(
+                        kind=retire.kind,
+                        priority=int(retire.priority),
+                        target_id=target.id,
+                        serial=0,
+                    )
+                )
             updates.append(
                 objects.PoolUpdate(
                     pool=conversions.pool(row),
@@ -279,6 +286,7 @@ def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
                 {
                     "kind": pacing.job.kind,
                     "if_pool_grows": pacing.job.if_pool_grows,
+                    "priority": int(pacing.job.priority),
                     "zone_id": r.id,
                     "serial": r.serial,
                     "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),

@@ -29,7 +29,7 @@ def set_zone_status(
     error: str | None = None,
     covered_targets: Collection[str] | None = None,
     covered_nameservers: Collection[tuple[str, int]] = (),
-    if_pool_grows: objects.JobKind | None = None,
+    if_pool_grows: objects.JobOrder | None = None,
     targets: Sequence[TargetUpdate] = (),
 ) -> bool:
     """Record a job's outcome unless a newer change has been made since.
@@ -70,7 +70,7 @@ def set_zone_status(
                     .values(status=objects.Status.PENDING, error=None),
                 )
                 if if_pool_grows is not None:
-                    outbox.post(session, objects.JobOrder(if_pool_grows), zone_id, serial)
+                    outbox.post(session, if_pool_grows, zone_id, serial)
                 return False
         values: dict[str, Any] = {"status": status, "error": error}
         if action is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -41,6 +42,17 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+def reversed_name(name: str) -> str:
+    """A zone's name with its labels in reverse order: ``www.example.com.`` ->
+    ``com.example.www.``, so that the zones below a zone are the names that start
+    with its own (see ``zones.reversed_name``)."""
+    return ".".join(reversed(name.rstrip(".").split("."))) + "."
+
+
+def _reversed_of_name(context: Any) -> str:
+    return reversed_name(context.get_current_parameters()["name"])
+
+
 def _timestamps() -> tuple[Column[datetime.datetime], Column[datetime.datetime]]:
     return (
         Column("created_at", DateTime, nullable=False, default=utcnow),
@@ -53,6 +65,11 @@ zones = Table(
     metadata,
     Column("id", String(36), primary_key=True, default=new_id),
     Column("name", String(255), nullable=False, index=True),
+    # Written from name on insert (a zone's name never changes). The subzones
+    # of a zone are a prefix lookup on it, which ix_zones_reversed_name answers
+    # (text_pattern_ops on PostgreSQL, NOCASE on SQLite, where LIKE ignores
+    # case): an operator-class index made by migration 0015_outbox_priority only.
+    Column("reversed_name", String(255), nullable=False, default=_reversed_of_name),
     Column("email", String(255), nullable=False),
     Column("ttl", Integer, nullable=False),
     Column("serial", BigInteger, nullable=False),

@@ -70,6 +70,7 @@ def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
             drain_error=target["drain_error"],
         ),
         provisioning=row.provisioning,
+        recorded=row.recorded is not None,
     )
 
 
@@ -84,10 +85,18 @@ _TARGET_ACTIONS = (
         models.PoolTarget.retired_at,
         models.PoolTarget.drain_error,
         models.Pool.provisioning,
+        models.ZoneTargetStatus.target_id.label("recorded"),
         models.Zone.deleted.label("zone_deleted"),
         *(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS),
     )
     .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
     .outerjoin(models.Zone, models.Zone.id == sa.bindparam("zone_id"))
+    .outerjoin(
+        models.ZoneTargetStatus,
+        sa.and_(
+            models.ZoneTargetStatus.zone_id == sa.bindparam("zone_id"),
+            models.ZoneTargetStatus.target_id == models.PoolTarget.id,
+        ),
+    )
     .where(models.PoolTarget.id.in_(sa.bindparam("target_ids", expanding=True)))
 )

@@ -21,7 +21,17 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import catalogs, conversions, db, events, history, models, outbox, queries
+from zoneflow.storage import (
+    catalogs,
+    conversions,
+    db,
+    events,
+    history,
+    models,
+    outbox,
+    queries,
+    tables,
+)
 
 MAX_SERIAL = 2**32 - 1
 
@@ -286,15 +296,22 @@ def recover_zone(session: Session, zone_id: str, *, job: objects.JobOrder) -> ob
 
 def zones_around(session: Session, name: str, pool_id: str) -> list[objects.Zone]:
     """The live zones of a pool above ``name`` (its parents, up to the top-level domain)
-    and below it (its subzones), whoever owns them; read after :func:`lock_placement`."""
+    and below it (its subzones), whoever owns them; read after :func:`lock_placement`.
+
+    Two index lookups, whatever the number of zones: the parents are a few
+    names (ix_zones_name); the subzones are the names whose labels, reversed,
+    start with ``name``'s reversed and a dot (ix_zones_reversed_name, a range).
+    """
     labels = name.rstrip(".").split(".")
     parents = [".".join(labels[i:]) + "." for i in range(1, len(labels))]
+    # At least one character after the prefix: the zone itself is not below itself.
+    below = queries.escape_like(tables.reversed_name(name)) + "_%"
     query = sa.select(models.Zone).where(
         models.Zone.deleted == models.LIVE,
         models.Zone.pool_id == pool_id,
         sa.or_(
             models.Zone.name.in_(parents),
-            models.Zone.name.endswith("." + name, autoescape=True),
+            models.Zone.reversed_name.like(below, escape="\\"),
         ),
     )
     return [conversions.zone(row) for row in session.scalars(query.order_by(models.Zone.name))]

@@ -8,7 +8,8 @@ pool, consume or abandon) but replaces what happens around one job:
   the wait ends as soon as the board sees a job posted or a slot frees up;
 - **what it looks at**: the loop claims from :class:`~zoneflow.taskflow_adapter.
   jobboard.ClaimableJobs`, a view of the board that skips the jobs it cannot
-  claim without reading each one's state;
+  claim without reading each one's state, lists a user's change before
+  upkeep, and keeps upkeep to ``upkeep_slots`` of the conductor's jobs;
 - **running a job**: the stages and events of TaskFlow's ``_dispatch_job``
   (compile, prepare, validate, run), with every way a run can end told apart
   (:class:`Ended`), so the subclass decides what a failed run means
@@ -61,15 +62,28 @@ class Ended(enum.Enum):
 class DispatchingConductor(impl_nonblocking.NonBlockingConductor, abc.ABC):
     """TaskFlow's non-blocking conductor; what one claimed job means is :meth:`dispatch`'s."""
 
-    def __init__(self, name: str, jobboard: Any, *, client: Any, **options: Any) -> None:
-        """``client``: the KazooClient the board was connected with (its lock watch)."""
+    def __init__(
+        self,
+        name: str,
+        jobboard: Any,
+        *,
+        client: Any,
+        upkeep_slots: int | None = None,
+        **options: Any,
+    ) -> None:
+        """``client``: the KazooClient the board was connected with (its lock watch);
+        ``upkeep_slots``: how many upkeep jobs it runs at once (None: no limit)."""
         super().__init__(name, jobboard, **options)
         self._wait_timeout = WakeableTimeout(
             float(options.get("wait_timeout") or self.WAIT_TIMEOUT)
         )
         jobboard.notifier.register(jobs_base.POSTED, self._wake)
         self._jobboard = zoneflow_jobboard.ClaimableJobs(
-            jobboard, client=client, running=self._running_jobs, on_change=self._wake
+            jobboard,
+            client=client,
+            running=self._running_jobs,
+            on_change=self._wake,
+            upkeep_slots=upkeep_slots,
         )
 
     @property

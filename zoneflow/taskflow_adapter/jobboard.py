@@ -24,6 +24,7 @@ from kazoo.handlers import threading as kazoo_threading
 from kazoo.recipe import watchers
 from taskflow import exceptions as tf_exc
 from taskflow.jobs import backends
+from taskflow.jobs import base as tf_jobs
 from taskflow.utils import kazoo_utils
 
 from zoneflow import exceptions
@@ -138,7 +139,20 @@ class ClaimableJobs:
     board's nodes change, so the loop looks again when a lock goes (a job
     handed back, or its conductor's session ended). Every other call goes
     to the board itself. ``client`` is the one the board was connected with.
+
+    The view lists a job of a higher priority first (a user's change before
+    a backfill's upkeep), then the oldest (:func:`claim_order`). So that a
+    board never empty of changes still gets its upkeep done, one claim in
+    :attr:`OLDEST_EVERY` goes to the oldest job listed, whatever its
+    priority: the view puts it first when the claims before it all passed
+    over an older one. And so that a change never waits for a slot behind
+    a backfill, the conductor runs at most ``upkeep_slots`` upkeep jobs
+    (:data:`UPKEEP`) at once: while that many of those it claimed still
+    run, the view lists no other.
     """
+
+    #: One claim in this many goes to the oldest job on the board.
+    OLDEST_EVERY = 5
 
     def __init__(
         self,
@@ -147,13 +161,21 @@ class ClaimableJobs:
         client: Any,
         running: Callable[[], Collection[str]],
         on_change: Callable[[], None],
+        upkeep_slots: int | None = None,
     ) -> None:
         self._board = board
         self._running = running
         self._on_change = on_change
+        self._upkeep_slots = upkeep_slots
+        # The upkeep jobs this view claimed that may still run (job uuids).
+        self._upkeep_running: set[str] = set()
         self._locked: frozenset[str] = frozenset()
         # Jobs whose claim may have been made, unanswered: tried again though locked.
         self._doubtful: set[str] = set()
+        # Claims in a row that took a job while an older one waited, and the
+        # oldest job the last look listed (its sequence number) until it is claimed.
+        self._passed_over = 0
+        self._oldest: int | None = None
         self._watch = watchers.ChildrenWatch(
             client,
             board.path,
@@ -167,24 +189,49 @@ class ClaimableJobs:
         self._on_change()
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Any]:
+        running = set(self._running())
+        self._upkeep_running &= running
         if ensure_fresh:
             # TaskFlow's periodic full look (every 30 s), reads and all: the
             # safety net for anything a watch missed.
-            return iter(self._board.iterjobs(only_unclaimed=True, ensure_fresh=True))
-        locked, running = self._locked, set(self._running())
-        # The board's own list, as its iterator reads it (sorted by priority, then age).
+            fresh = self._board.iterjobs(only_unclaimed=True, ensure_fresh=True)
+            return self._within_slots(self._in_claim_order(list(fresh)))
+        locked = self._locked
+        # The board's own list, as its iterator reads it.
         # Private: the public iterjobs() reads every job's state, the very reads this
         # view exists to skip, and TaskFlow has no public list without them.
         known = self._board._fetch_jobs()  # noqa: SLF001
         self._doubtful &= {job.uuid for job in known}
-        return iter(
-            [
-                job
-                for job in known
-                if job.uuid in self._doubtful
-                or (posixpath.basename(job.path) not in locked and job.uuid not in running)
-            ]
-        )
+        claimable = [
+            job
+            for job in known
+            if job.uuid in self._doubtful
+            or (posixpath.basename(job.path) not in locked and job.uuid not in running)
+        ]
+        return self._within_slots(self._in_claim_order(claimable))
+
+    def _within_slots(self, jobs: list[Any]) -> Iterator[Any]:
+        """``jobs``, but no upkeep job while the conductor runs its share of them (asked
+        at each job: the loop claims one after another as it goes)."""
+        for job in jobs:
+            if (
+                self._upkeep_slots is not None
+                and job.priority in UPKEEP
+                and len(self._upkeep_running) >= self._upkeep_slots
+                and job.uuid not in self._doubtful
+            ):
+                continue
+            yield job
+
+    def _in_claim_order(self, jobs: list[Any]) -> list[Any]:
+        """``jobs`` by priority then age, the oldest first if its turn has come."""
+        ordered = sorted(jobs, key=claim_order)
+        self._oldest = min((job.sequence for job in ordered), default=None)
+        if ordered and self._passed_over >= self.OLDEST_EVERY - 1:
+            oldest = next(job for job in ordered if job.sequence == self._oldest)
+            ordered.remove(oldest)
+            ordered.insert(0, oldest)
+        return ordered
 
     def claim(self, job: Any, who: str) -> None:
         """Claim a job, counting as made a claim whose answer was lost but which
@@ -208,9 +255,44 @@ class ClaimableJobs:
                 raise
             LOG.info("job %s: its claim was made, though ZooKeeper's answer was lost", job.uuid)
         self._doubtful.discard(job.uuid)
+        self._claimed(job)
+
+    def _claimed(self, job: Any) -> None:
+        """Count an upkeep job claimed, and a claim that passed over the oldest job
+        listed (see OLDEST_EVERY)."""
+        if job.priority in UPKEEP:
+            self._upkeep_running.add(job.uuid)
+        if job.sequence == self._oldest:
+            self._passed_over, self._oldest = 0, None
+        elif self._oldest is not None:
+            self._passed_over += 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._board, name)
+
+
+# TaskFlow's priorities, the first claimed first.
+_PRIORITIES = (
+    tf_jobs.JobPriority.VERY_HIGH,
+    tf_jobs.JobPriority.HIGH,
+    tf_jobs.JobPriority.NORMAL,
+    tf_jobs.JobPriority.LOW,
+    tf_jobs.JobPriority.VERY_LOW,
+)
+_RANK = {priority: rank for rank, priority in enumerate(_PRIORITIES)}
+
+#: The priorities of upkeep: work nobody waits for (zoneflow.jobs.board posts it LOW).
+UPKEEP = frozenset({tf_jobs.JobPriority.LOW, tf_jobs.JobPriority.VERY_LOW})
+
+
+def claim_order(job: Any) -> tuple[int, int]:
+    """Where a job goes in a conductor's claims: a higher priority first, then the oldest.
+
+    TaskFlow's boards say they list jobs so, and sort them the other way:
+    TaskFlow 6.5's ZookeeperJob.__lt__ puts a LOW job before a HIGH one. The
+    view sorts them itself.
+    """
+    return _RANK[job.priority], job.sequence
 
 
 def _cause(exc: BaseException) -> str:

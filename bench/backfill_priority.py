@@ -1,0 +1,314 @@
+"""A user's change during a large backfill: how soon BIND9 serves it, before and after
+changes went first.
+
+Real PostgreSQL, ZooKeeper, one BIND9 behind ``zoneflow mdns``, with ``zoneflow
+conductor`` (two by default), ``zoneflow api`` as processes. ``--zones`` ACTIVE
+zones are written to a pool whose one target is a fake one; the pool then gains
+the BIND9 (``pool update``), which backfills every zone onto it at
+``--pace`` jobs a second (above what the conductors get through, as in the
+deployment that found the problem). Every ``--every`` seconds from
+``--delay`` on, a recordset is created through the API in a zone the
+backfill has not reached (from the end of its order), ``--changes`` in all,
+and BIND9 is asked until it serves each (plain DNS queries, every 50 ms).
+The backfill's own duration is timed too: it must still finish.
+
+``--before REV`` runs the same with the daemons and the CLI of this
+repository's revision REV first (``git archive``), for the figures before.
+
+    python bench/backfill_priority.py [--zones 1000] [--changes 10] [--before REV] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+import yaml  # noqa: E402
+
+from bench import report  # noqa: E402
+from tests.functional.deployment import Deployment, answer  # noqa: E402
+from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
+from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
+from tests.support import ADMIN, eventually  # noqa: E402
+
+RECORD = "192.0.2.80"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zones", type=int, default=1000)
+    parser.add_argument("--changes", type=int, default=10)
+    parser.add_argument("--every", type=float, default=1.0, help="seconds between changes")
+    parser.add_argument("--delay", type=float, default=2.0, help="first change, after the update")
+    parser.add_argument("--pace", type=float, default=100.0, help="backfill_jobs_per_second")
+    parser.add_argument("--conductors", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=900.0, help="for each backfill")
+    parser.add_argument("--before", help="a git revision whose daemons to measure first")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    runs: list[tuple[str, Run]] = []
+    with tempfile.TemporaryDirectory(prefix="zoneflow-backfill-") as tmp:
+        if args.before:
+            code = pathlib.Path(tmp) / "before"
+            label = f"before ({_revision(args.before)}: one order for all jobs)"
+            runs.append(
+                (label, _measure(args, pathlib.Path(tmp) / "b", _archive(args.before, code)))
+            )
+        label = f"after ({_revision('HEAD')}: changes first)"
+        runs.append((label, _measure(args, pathlib.Path(tmp) / "a", ROOT)))
+
+    body = describe(args, runs)
+    print(body)
+    if not args.no_write:
+        report.write_section(
+            "backfill_priority", "A user's change during a backfill: served by BIND9", body
+        )
+    return 0
+
+
+class Run:
+    """What one backfill measured."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        # The machine's 1-minute load average when the run began and ended.
+        self.load: tuple[float, float] = (0.0, 0.0)
+        # Zones still PENDING (backfilling) when each change was served.
+        self.left: list[int] = []
+        self.backfill: float | None = None
+
+
+def _revision(rev: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def _archive(rev: str, into: pathlib.Path) -> pathlib.Path:
+    """This repository's ``zoneflow`` package at ``rev``, unpacked into ``into``."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "zoneflow"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+@contextlib.contextmanager
+def _running_code(code: pathlib.Path, workdir: pathlib.Path) -> Iterator[None]:
+    """The CLI and the daemons (subprocesses) import zoneflow from ``code``: they start
+    in ``workdir``, as ``python -m`` puts the working directory before PYTHONPATH."""
+    before, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    os.environ["PYTHONPATH"] = str(code)
+    os.chdir(workdir)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path) -> Run:
+    workdir.mkdir(parents=True)
+    began = os.getloadavg()[0]
+    with (
+        _running_code(code, workdir),
+        PostgresServer() as postgres,
+        ZooKeeperServer() as zookeeper,
+        Bind9Server() as bind,
+    ):
+        deployment = Deployment(
+            workdir,
+            database=postgres.create_database("backfill"),
+            zookeeper_hosts=zookeeper.hosts,
+            extra_conf={"central": {"backfill_jobs_per_second": args.pace}},
+        )
+        engine = sa.create_engine(deployment.database, poolclass=sa.pool.NullPool)
+        try:
+            deployment.load_pool(_pool(deployment))
+            names = _insert_active_zones(engine, args.zones)
+            for i in range(args.conductors):
+                deployment.start_conductor(f"conductor{i}")
+            deployment.start_mdns()
+            deployment.start_api()
+            run = _backfill_with_changes(args, deployment, engine, bind, names)
+            run.load = (began, os.getloadavg()[0])
+            return run
+        finally:
+            deployment.close()
+            engine.dispose()
+
+
+def _pool(deployment: Deployment, *binds: Bind9Server) -> dict[str, Any]:
+    return {
+        "name": "default",
+        "ns_records": [{"hostname": "ns1.backfill.example.", "priority": 1}],
+        "nameservers": [b.nameserver() for b in binds],
+        "targets": [
+            {"type": "fake", "description": "first"},
+            *(b.pool_target(deployment.masters()) for b in binds),
+        ],
+    }
+
+
+def _insert_active_zones(engine: sa.engine.Engine, count: int) -> list[str]:
+    """``count`` ACTIVE zones on the pool's fake target, in the backfill's order (by id).
+
+    Plain SQL, so that it suits the schema of either revision measured.
+    """
+    serial = int(time.time())
+    with engine.begin() as connection:
+        pool_id = connection.execute(sa.text("SELECT id FROM pools")).scalar_one()
+        target_id = connection.execute(sa.text("SELECT id FROM pool_targets")).scalar_one()
+        reversed_names = "reversed_name" in {
+            column["name"] for column in sa.inspect(connection).get_columns("zones")
+        }
+        print(f"zones.reversed_name {'present' if reversed_names else 'absent'}", flush=True)
+        rows = []
+        for i in range(count):
+            name = f"zone{i:05d}.backfill.example."
+            row = {"id": f"00000000-0000-4000-8000-{i:012d}", "name": name, "serial": serial}
+            if reversed_names:
+                row["reversed_name"] = ".".join(reversed(name.rstrip(".").split("."))) + "."
+            rows.append(row)
+        columns = "id, name, serial" + (", reversed_name" if reversed_names else "")
+        values = ":id, :name, :serial" + (", :reversed_name" if reversed_names else "")
+        connection.execute(
+            sa.text(
+                f"INSERT INTO zones ({columns}, email, ttl, refresh, retry, expire, minimum, "
+                "status, action, pool_id, project_id, version, deleted, created_at) "
+                f"VALUES ({values}, 'hostmaster@backfill.example', 300, 3600, 600, 86400, 300, "
+                "'ACTIVE', 'NONE', :pool_id, :project_id, 1, '0', now())"
+            ),
+            [{**row, "pool_id": pool_id, "project_id": ADMIN["X-Auth-Project-ID"]} for row in rows],
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO zone_target_status (zone_id, target_id, serial, status) "
+                "VALUES (:id, :target_id, :serial, 'ACTIVE')"
+            ),
+            [{**row, "target_id": target_id} for row in rows],
+        )
+    return [row["name"] for row in rows]
+
+
+def _pending(engine: sa.engine.Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.text("SELECT count(*) FROM zones WHERE deleted = '0' AND status = 'PENDING'")
+            ).scalar_one()
+        )
+
+
+def _backfill_with_changes(
+    args: argparse.Namespace,
+    deployment: Deployment,
+    engine: sa.engine.Engine,
+    bind: Bind9Server,
+    names: list[str],
+) -> Run:
+    run = Run()
+    path = deployment.workdir / "pools.yaml"
+    path.write_text(yaml.safe_dump([_pool(deployment, bind)], sort_keys=False))
+    deployment.cli("pool", "update", "--file", str(path))
+    began = time.monotonic()
+    # Zones the backfill reaches last, one per change.
+    changed = list(reversed(names[-args.changes :]))
+    posted: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def post_changes() -> None:
+        for i, zone in enumerate(changed):
+            wait = began + args.delay + i * args.every - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            stored = deployment.stored_zone(zone)
+            assert stored is not None
+            with lock:
+                posted[zone] = time.monotonic()
+            deployment.api(
+                "POST",
+                f"/v2/zones/{stored['id']}/recordsets",
+                {"name": f"www.{zone}", "type": "A", "records": [RECORD]},
+            )
+
+    poster = threading.Thread(target=post_changes, name="changes")
+    poster.start()
+    waiting = set(changed)
+
+    def everything_done() -> bool:
+        with lock:
+            asked = [zone for zone in waiting if zone in posted]
+        for zone in asked:
+            if answer(f"www.{zone}", "A", bind.host, bind.port)[1] == {RECORD}:
+                run.latencies.append(time.monotonic() - posted[zone])
+                run.left.append(_pending(engine))
+                waiting.discard(zone)
+                print(f"change to {zone}: {run.latencies[-1]:.2f} s", flush=True)
+        if run.backfill is None and _pending(engine) == 0:
+            run.backfill = time.monotonic() - began
+        return not waiting and run.backfill is not None
+
+    eventually(everything_done, args.timeout, interval=0.05, what="the changes and the backfill")
+    poster.join()
+    print(f"backfill of {args.zones} zones: {run.backfill:.1f} s", flush=True)
+    return run
+
+
+def describe(args: argparse.Namespace, runs: list[tuple[str, Run]]) -> str:
+    lines = [
+        "| daemons | changes | p50 (s) | p90 (s) | max (s) | zones still backfilling when "
+        "served (median) | backfill of all zones (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, run in runs:
+        lines.append(
+            f"| {label} | {len(run.latencies)} | {report.percentile(run.latencies, 50):.2f} | "
+            f"{report.percentile(run.latencies, 90):.2f} | {max(run.latencies):.2f} | "
+            f"{statistics.median(run.left):.0f} of {args.zones} | {run.backfill:.1f} |"
+        )
+    return (
+        f"{args.zones} ACTIVE zones of a pool gain a BIND9 target (`pool update`), backfilled "
+        f"onto it at `backfill_jobs_per_second = {args.pace:g}` by {args.conductors} "
+        "`zoneflow conductor` processes (defaults otherwise), beside `zoneflow mdns`, "
+        "`zoneflow api`, PostgreSQL 15 and ZooKeeper (bench/backfill_priority.py). From "
+        f"{args.delay:g} s after the update, every {args.every:g} s, a recordset is created "
+        "through the API in a zone the backfill has not reached (from the end of its order), "
+        f"{args.changes} in all; each is timed from its POST until BIND9 answers it (a DNS "
+        "query every 50 ms). The same scenario runs with the daemons of the revision before "
+        "the change, then with this one. The machine's load average (1 minute) when each "
+        "run began and ended: "
+        + "; ".join(
+            f"{label.split(' ')[0]} {run.load[0]:.1f} → {run.load[1]:.1f}" for label, run in runs
+        )
+        + ".\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
