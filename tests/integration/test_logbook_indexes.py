@@ -70,7 +70,8 @@ def test_the_migration_indexes_an_existing_database() -> None:
         )
     assert logbook_indexes() == set()
 
-    migration.upgrade()
+    # Up to 0014 alone: the later migrations' changes are in this database already.
+    migration.upgrade("0014_logbook_indexes")
 
     assert logbook_indexes() == NAMES
 
