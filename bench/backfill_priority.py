@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,6 +43,7 @@ from tests.functional.deployment import Deployment, answer  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
+from tests.functional.test_backfill_priority import backfill_pool  # noqa: E402
 from tests.support import ADMIN, eventually  # noqa: E402
 
 RECORD = "192.0.2.80"
@@ -147,7 +147,7 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
         )
         engine = sa.create_engine(deployment.database, poolclass=sa.pool.NullPool)
         try:
-            deployment.load_pool(_pool(deployment))
+            deployment.load_pool(backfill_pool(deployment))
             names = _insert_active_zones(engine, args.zones)
             for i in range(args.conductors):
                 deployment.start_conductor(f"conductor{i}")
@@ -159,18 +159,6 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
         finally:
             deployment.close()
             engine.dispose()
-
-
-def _pool(deployment: Deployment, *binds: Bind9Server) -> dict[str, Any]:
-    return {
-        "name": "default",
-        "ns_records": [{"hostname": "ns1.backfill.example.", "priority": 1}],
-        "nameservers": [b.nameserver() for b in binds],
-        "targets": [
-            {"type": "fake", "description": "first"},
-            *(b.pool_target(deployment.masters()) for b in binds),
-        ],
-    }
 
 
 def _insert_active_zones(engine: sa.engine.Engine, count: int) -> list[str]:
@@ -232,7 +220,7 @@ def _backfill_with_changes(
 ) -> Run:
     run = Run()
     path = deployment.workdir / "pools.yaml"
-    path.write_text(yaml.safe_dump([_pool(deployment, bind)], sort_keys=False))
+    path.write_text(yaml.safe_dump([backfill_pool(deployment, bind)], sort_keys=False))
     deployment.cli("pool", "update", "--file", str(path))
     began = time.monotonic()
     # Zones the backfill reaches last, one per change.

@@ -43,7 +43,7 @@ def in_process(deployment: Deployment, override: Callable[..., None]) -> Iterato
     engine.dispose()
 
 
-def _pool(deployment: Deployment, *binds: Bind9Server) -> dict[str, Any]:
+def backfill_pool(deployment: Deployment, *binds: Bind9Server) -> dict[str, Any]:
     """The pool: a fake target (the zones' first home) and ``binds`` with their nameservers."""
     return {
         "name": "default",
@@ -118,13 +118,13 @@ def test_a_change_made_during_a_backfill_is_served_before_the_backfill_ends(
     deployment: Deployment, in_process: sa.engine.Engine, bind9_factory: Bind9Factory
 ) -> None:
     (bind,) = bind9_factory(1)
-    _load(_pool(deployment))
+    _load(backfill_pool(deployment))
     names = _insert_active_zones(in_process, ZONES)
     deployment.start_conductor()
     deployment.start_mdns()
     deployment.start_api()
 
-    assert _load(_pool(deployment, bind)) == ZONES
+    assert _load(backfill_pool(deployment, bind)) == ZONES
     zone = names[-1]  # its backfill job is the last posted
     stored = deployment.stored_zone(zone)
     assert stored is not None
