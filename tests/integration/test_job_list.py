@@ -13,7 +13,7 @@ import datetime
 import json
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -225,22 +225,34 @@ def test_a_project_lists_only_its_own_zones_jobs(client: TestClient) -> None:
     assert ids(other) == [] and other["metadata"]["total_count"] == 0
 
 
+@pytest.fixture
+def count_built(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """``count_built()`` starts counting the logbooks read whole (assembled into TaskFlow's
+    objects): the list it returns gets each one's uuid."""
+
+    def start() -> list[str]:
+        built: list[str] = []
+        assemble = persistence._assemble_book
+
+        def counted(book_row: Any, *args: Any) -> models.LogBook:
+            built.append(book_row.uuid)
+            return assemble(book_row, *args)
+
+        monkeypatch.setattr(persistence, "_assemble_book", counted)
+        return built
+
+    return start
+
+
 def test_a_page_reads_only_its_own_jobs_logbooks(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, count_built: Callable[[], list[str]]
 ) -> None:
     """The list used to read every job's logbook, flows and atoms into Python at each
     request: GET /v2/jobs never answered at 10,000 jobs."""
     a = zone("a.example.", "alice")
     for n in range(40):
         write_job(a, created=T0 + datetime.timedelta(seconds=n))
-    built: list[str] = []
-    assemble = persistence._assemble_book
-
-    def counted(book_row: Any, *args: Any) -> models.LogBook:
-        built.append(book_row.uuid)
-        return assemble(book_row, *args)
-
-    monkeypatch.setattr(persistence, "_assemble_book", counted)
+    built = count_built()
 
     body = listed(client, ALICE, "?limit=5&state=SUCCESS")
     assert len(body["jobs"]) == 5 and body["metadata"]["total_count"] == 40
@@ -272,7 +284,7 @@ def test_zoneflow_job_list_reads_pages_and_goes_on_after_a_marker(
     assert [line.split()[0] for line in table[1:]] == [made[6], made[5]]
 
 
-def test_a_purge_reads_only_the_old_ended_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_purge_reads_only_the_old_ended_jobs(count_built: Callable[[], list[str]]) -> None:
     a = zone("a.example.", "alice")
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     recent = [write_job(a, created=now) for _ in range(20)]
@@ -283,14 +295,7 @@ def test_a_purge_reads_only_the_old_ended_jobs(monkeypatch: pytest.MonkeyPatch) 
         write_job(a, created=old, flow_state=states.RUNNING, outcome="CANCELLED"),
     ]
     running = write_job(a, created=old, flow_state=states.RUNNING, status=None)
-    built: list[str] = []
-    assemble = persistence._assemble_book
-
-    def counted(book_row: Any, *args: Any) -> models.LogBook:
-        built.append(book_row.uuid)
-        return assemble(book_row, *args)
-
-    monkeypatch.setattr(persistence, "_assemble_book", counted)
+    built = count_built()
 
     backend = persistence.get_backend()
     assert jobs.purge(backend, older_than=datetime.timedelta(days=1)) == 3
@@ -300,20 +305,13 @@ def test_a_purge_reads_only_the_old_ended_jobs(monkeypatch: pytest.MonkeyPatch) 
     assert left == {*recent, running}
 
 
-def test_a_restart_reads_only_the_unfinished_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_restart_reads_only_the_unfinished_jobs(count_built: Callable[[], list[str]]) -> None:
     """An all-in-one that starts again takes back the jobs its board lost with it."""
     a = zone("a.example.", "alice")
     ended = [write_job(a, created=T0 + datetime.timedelta(seconds=n)) for n in range(20)]
     running = write_job(a, created=T0, flow_state=states.RUNNING, status=None)
     waiting = write_job(a, created=T0, flow_state=None, status=None)
-    built: list[str] = []
-    assemble = persistence._assemble_book
-
-    def counted(book_row: Any, *args: Any) -> models.LogBook:
-        built.append(book_row.uuid)
-        return assemble(book_row, *args)
-
-    monkeypatch.setattr(persistence, "_assemble_book", counted)
+    built = count_built()
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
     try:
