@@ -41,7 +41,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -59,6 +58,7 @@ from bench import report  # noqa: E402
 from tests.functional.deployment import soa_serials  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
+from tests.support import Beside  # noqa: E402
 
 CATALOG = "catalog.bench.example."
 SMALL_CATALOG = "small-catalog.bench.example."
@@ -142,21 +142,12 @@ def start_mdns(workdir: pathlib.Path, database: str, source: pathlib.Path | None
             time.sleep(0.1)
 
 
-class PeakWatch:
+class PeakWatch(Beside):
     """The most UDP queries mdns had in progress, from its heartbeats, while it runs."""
 
     def __init__(self) -> None:
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         from zoneflow.storage import db, models
@@ -308,7 +299,7 @@ def check_served(server: Bind9Server, zones: list[str], timeout: float = 120) ->
             raise RuntimeError(f"{len(missing)} zones not served, e.g. {missing[:3]}")
 
 
-class Churn:
+class Churn(Beside):
     """Zones joining the catalog at ``rate`` a second while the block runs, each
     followed by a NOTIFY of the catalog to ``consumer``, as a pool's jobs send it."""
 
@@ -316,20 +307,11 @@ class Churn:
         self.rate = rate
         self.consumer = consumer
         self.names: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Churn:
-        if self.rate > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
+        if self.rate <= 0:
+            return
         from zoneflow.central import zones as central_zones
         from zoneflow.dns import query
         from zoneflow.storage import catalogs, pools

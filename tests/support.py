@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import dns.message
 import sqlalchemy as sa
@@ -249,7 +249,27 @@ def bulk_zones(
     return names
 
 
-class SoaAskers:
+class Beside:
+    """A block with ``_run`` going on beside it in a thread: started as the block
+    begins, told to stop (``_stop``) as it ends, and waited for."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SoaAskers(Beside):
     """Nameservers asking a server ``zone``'s SOA ``rate`` times a second (over UDP,
     from one socket) while the block runs, as a pool's consumers ask a catalog's at
     every refresh and NOTIFY; how many were ``answered`` within ``wait`` seconds."""
@@ -258,16 +278,7 @@ class SoaAskers:
         self.host, self.port, self.zone = host, port, zone
         self.rate, self.wait = rate, wait
         self.sent = self.answered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SoaAskers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         asked: dict[int, float] = {}
