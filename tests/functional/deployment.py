@@ -40,6 +40,11 @@ from zoneflow.storage import LIVE, tables
 SYNCED_DATABASES: set[str] = set()
 
 
+# How long a zoneflow process may take to answer after it starts: on a busy machine
+# its imports alone can take tens of seconds; a process that exits fails at once.
+START_TIMEOUT = 90
+
+
 class Deployment:
     def __init__(
         self,
@@ -189,15 +194,18 @@ class Deployment:
         return process
 
     def start_mdns(self) -> None:
-        self.start("mdns", "mdns")
+        """``zoneflow mdns``, once it answers a query."""
+        process = self.start("mdns", "mdns")
         eventually(
-            self._mdns_answers,
-            timeout=20,
+            lambda: self.mdns_answers(process),
+            timeout=START_TIMEOUT,
             what="mdns to answer",
             ignore=(OSError, dns.exception.Timeout),
         )
 
-    def _mdns_answers(self) -> bool:
+    def mdns_answers(self, process: subprocess.Popen[bytes], name: str = "mdns") -> bool:
+        """Whether mdns answers a query (``name``: the process that serves it)."""
+        self._still_running(name, process)
         query = dns.message.make_query("probe.invalid.", dns.rdatatype.SOA)
         dns.query.udp(query, HOST, port=self.mdns_port, timeout=0.5)
         return True
@@ -211,16 +219,20 @@ class Deployment:
         process = self.start("api", "api")
         eventually(
             lambda: self._api_answers(process),
-            timeout=20,
+            timeout=START_TIMEOUT,
             what="the API to answer",
             ignore=(OSError,),
         )
 
     def _api_answers(self, process: subprocess.Popen[bytes]) -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"zoneflow api exited {process.returncode}:\n{self.log('api')}")
+        self._still_running("api", process)
         with urllib.request.urlopen(f"{self.api_url}/", timeout=1) as response:
             return bool(response.status == 200)
+
+    def _still_running(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        """Fail a start at once, with its log, when the process has exited."""
+        if process.poll() is not None:
+            raise AssertionError(f"zoneflow {name} exited {process.returncode}:\n{self.log(name)}")
 
     def start_conductor(
         self, name: str = "conductor", *, within: Sequence[str] = ()

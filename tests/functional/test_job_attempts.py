@@ -114,7 +114,10 @@ def test_a_job_that_kills_its_conductors_at_one_step_ends_failed_after_max_lost_
             lambda: _job(deployment, zone)["state"] == "FAILURE",
             timeout=60,
             interval=0.3,
-            what="the last conductor to give the job up",
+            what=lambda: (
+                f"the last conductor to give the job up: {_job(deployment, zone)}\n"
+                f"its log ends: {deployment.log('last')[-3000:]}"
+            ),
         )
         job = _job(deployment, zone)
         assert (job["attempts"], job["failed_attempts"], job["lost_attempts"]) == (

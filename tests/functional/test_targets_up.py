@@ -63,9 +63,9 @@ def test_targets_up_runs_a_pool_that_serves_zones_and_stops_on_a_signal(
         deployment.cli("db", "sync")
         loaded = deployment.cli("pool", "update", "--file", str(pools_file)).stdout
         assert "pool default: 2 target(s), 2 nameserver(s)" in loaded
-        deployment.start("all-in-one", "all-in-one")
+        allinone = deployment.start("all-in-one", "all-in-one")
         eventually(
-            deployment._mdns_answers,
+            lambda: deployment.mdns_answers(allinone, "all-in-one"),
             timeout=60,
             what="all-in-one's mdns to answer",
             ignore=(OSError, dns.exception.Timeout),

@@ -75,7 +75,7 @@ class Bind9Server(NameserverProcess):
         port: int | None = None,
         rndc_port: int | None = None,
         workdir: Path | str | None = None,
-        start_timeout: float = 15.0,
+        start_timeout: float = 60.0,
         tsig_keys: dict[str, str] | None = None,
         catalog: tuple[str, str, int] | None = None,
         host: str = HOST,

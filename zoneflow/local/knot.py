@@ -118,7 +118,7 @@ class KnotServer(NameserverProcess):
         *,
         port: int | None = None,
         workdir: Path | str | None = None,
-        start_timeout: float = 15.0,
+        start_timeout: float = 60.0,
         tsig_secret: str | None = None,
         catalog: tuple[str, str, int] | None = None,
     ) -> None:

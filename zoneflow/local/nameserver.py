@@ -31,7 +31,7 @@ class NameserverProcess(ServerProcess):
         *,
         port: int | None = None,
         workdir: Path | str | None = None,
-        start_timeout: float = 15.0,
+        start_timeout: float = 60.0,
         host: str = HOST,
     ) -> None:
         super().__init__(workdir=workdir, start_timeout=start_timeout)

@@ -77,7 +77,7 @@ class ServerProcess(abc.ABC):
         self,
         *,
         workdir: Path | str | None = None,
-        start_timeout: float = 15.0,
+        start_timeout: float = 60.0,
     ) -> None:
         self._owns_workdir = workdir is None
         if workdir is None:
