@@ -50,9 +50,11 @@ import asyncio
 import bisect
 import contextlib
 import dataclasses
+import datetime
 import heapq
 import itertools
 import json
+import math
 import os
 import pathlib
 import random
@@ -148,7 +150,8 @@ class ApiError(Exception):
 
 
 class Api:
-    """Keep-alive HTTP/1.1 connections to ``zoneflow api``, at most ``size`` in use at once.
+    """Keep-alive HTTP/1.1 connections to ``zoneflow api``: a request is made holding one
+    of ``slots`` (``size`` of them), so at most ``size`` are in flight at once.
 
     A few lines of HTTP over asyncio's streams rather than a client library: the
     load generator shares two cores with what it measures, and a library's
@@ -161,7 +164,7 @@ class Api:
     def __init__(self, host: str, port: int, headers: dict[str, str], size: int) -> None:
         self.host, self.port = host, port
         self._headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self._slots = asyncio.Semaphore(size)
+        self.slots = asyncio.Semaphore(size)
         self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(
@@ -173,29 +176,29 @@ class Api:
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self._headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
-        async with self._slots:
-            reused, reader, writer = await self._connection()
+        reused, reader, writer = await self._connection()
+        try:
             try:
                 status, data, keep = await asyncio.wait_for(
                     self._exchange(reader, writer, head + payload), timeout
                 )
             except asyncio.IncompleteReadError as exc:
                 writer.close()
-                if not (reused and not exc.partial):
-                    raise ApiError(f"{method} {path}: connection lost") from exc
+                if not reused or exc.partial:
+                    raise
                 # The server closed an idle connection as the request left: it never
                 # read it, so it goes again on a new one.
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 status, data, keep = await asyncio.wait_for(
                     self._exchange(reader, writer, head + payload), timeout
                 )
-            except (OSError, TimeoutError) as exc:
-                writer.close()
-                raise ApiError(f"{method} {path}: {exc!r}") from exc
-            if keep:
-                self._idle.append((time.monotonic(), reader, writer))
-            else:
-                writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            writer.close()
+            raise ApiError(f"{method} {path}: {exc!r}") from exc
+        if keep:
+            self._idle.append((time.monotonic(), reader, writer))
+        else:
+            writer.close()
         return status, json.loads(data) if data else None
 
     async def _connection(self) -> tuple[bool, asyncio.StreamReader, asyncio.StreamWriter]:
@@ -323,6 +326,12 @@ class Load:
         return action
 
     async def send(self, change: Change) -> None:
+        """Make the change once a connection is free: its zone is chosen then, so that
+        arrivals waiting for one hold no zone (and a delete finds one nothing waits on)."""
+        async with self.api.slots:
+            await self._send(change)
+
+    async def _send(self, change: Change) -> None:
         try:
             if change.action == "create":
                 await self._create(change)
@@ -499,11 +508,12 @@ class Sweeper:
         self.queries.setdefault(zone, soa_query(zone))
         now = time.monotonic()
         for target in change.left:
-            watch = self.watches.get((target, zone))
-            if watch is None:
-                watch = self.watches[(target, zone)] = Watch([], now)
-                heapq.heappush(self.due, (now, next(self.ids), target, zone))
+            watch = self.watches.setdefault((target, zone), Watch([], math.inf))
             watch.changes.append(change)
+            if watch.due > now + self.minimum:
+                # A new change of a zone asked of this target for a while: asked at once.
+                watch.due = now
+                heapq.heappush(self.due, (now, next(self.ids), target, zone))
 
     def ask_due(self, now: float, allowance: float) -> float:
         """Send the queries due by ``now``, at most ``allowance`` of them; the queries sent."""
@@ -525,7 +535,7 @@ class Sweeper:
                 sent += 1
             # Asked often while young, less as it ages: the resolution stays a
             # fraction of the latency, and the queries a second stay bounded.
-            age = now - min(change.due for change in watch.changes)
+            age = now - max(change.due for change in watch.changes)
             watch.due = now + min(self.maximum, max(self.minimum, self.fraction * age))
             heapq.heappush(self.due, (watch.due, next(self.ids), target, zone))
         self.sent += sent
@@ -700,24 +710,45 @@ async def sweeper_process(
 
 class ActiveWatch:
     """Every zone status the API's event stream reports (ACTIVE, DELETED, ERROR), as it
-    arrives: (monotonic time, status, serial) by zone name."""
+    arrives: (monotonic time, status, serial) by zone name; and how long after its
+    commit each event arrived (``delays``), what the stream itself adds."""
 
     def __init__(self) -> None:
         self.seen: dict[str, list[tuple[float, str, int]]] = {}
+        self.delays: list[float] = []
         self.ready = asyncio.Event()
+        self.last_id: int | None = None
+        self.reconnects = 0
 
     async def follow(self, host: str, port: int) -> None:
-        """Read the stream until cancelled."""
+        """Read the stream until cancelled. A stream lost is followed again from the last
+        event received (``Last-Event-ID``): what came meanwhile arrives late, not never."""
+        while True:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
+                await self._read(host, port)
+            self.reconnects += 1
+            await asyncio.sleep(0.5)
+
+    async def _read(self, host: str, port: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
         headers = "".join(f"{k}: {v}\r\n" for k, v in ADMIN.items())
+        if self.last_id is not None:
+            headers += f"Last-Event-ID: {self.last_id}\r\n"
         writer.write(f"GET /v2/events?type=zone HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
         try:
             await reader.readuntil(b"\r\n\r\n")
             self.ready.set()
-            # The stream is chunked; each SSE message's data line holds one event.
-            while line := await reader.readline():
-                if line.startswith(b"data: "):
-                    self._event(json.loads(line[6:]), time.monotonic())
+            buffered = b""
+            # The stream comes in chunks (HTTP/1.1 chunked encoding); each SSE message's
+            # data line holds one event.
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                *lines, buffered = (buffered + await reader.readexactly(size)).split(b"\n")
+                await reader.readexactly(2)
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        event = json.loads(line[6:])
+                        self.last_id = event.get("id", self.last_id)
+                        self._event(event, time.monotonic())
         finally:
             writer.close()
 
@@ -727,6 +758,10 @@ class ActiveWatch:
             self.seen.setdefault(value["name"], []).append(
                 (now, event["action"], int(value.get("serial", 0)))
             )
+            committed = datetime.datetime.fromisoformat(event["created_at"])
+            if committed.tzinfo is None:
+                committed = committed.replace(tzinfo=datetime.UTC)
+            self.delays.append(time.time() - committed.timestamp())
 
     async def wait_for(self, changes: Sequence[Change], timeout: float = 30.0) -> None:
         """Set each served change's ``active``, waiting up to ``timeout`` for the stream to
@@ -1137,6 +1172,23 @@ def active_table(runs: Sequence[tuple[str, Run]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refusals(runs: Sequence[tuple[str, Run]]) -> str:
+    """The requests the API refused or never answered, by reason (none, at best)."""
+    reasons: dict[str, int] = {}
+    for label, run in runs:
+        for change in run.changes:
+            if not change.accepted:
+                reason = f"{label}, {change.action}: {change.status or ''} {change.error}"
+                reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return "\nThe API accepted every request (202).\n"
+    return (
+        "\nRefused or unanswered requests: "
+        + "; ".join(f"{reason} ×{count}" for reason, count in sorted(reasons.items()))
+        + ".\n"
+    )
+
+
 def ramp_table(run: Run) -> str:
     lines = [
         "| offered (changes/s) | arrived | accepted/s | API answered p50 / p99 (s) "
@@ -1251,6 +1303,7 @@ def describe(
     floors: dict[str, list[float]],
     lost_found: list[str],
     images: list[str],
+    active: ActiveWatch,
 ) -> str:
     runs = [(label, run) for label, run in (("steady", steady), ("ramp", ramp)) if run]
     parts = [
@@ -1288,7 +1341,11 @@ def describe(
         "ACTIVE at its serial (DELETED for a delete), minus when the sweeper saw every target "
         "serve it (negative: reported before). The sweeper's answers bound each served time "
         "from below too: a report earlier than an answer still without the change is counted "
-        "as ACTIVE while a target was seen without it.\n\n" + active_table(runs)
+        "as ACTIVE while a target was seen without it. What the stream itself adds, from "
+        "each event's commit (its `created_at`) to its arrival here: p50 "
+        f"{_seconds(active.delays, 50)} s, p99 {_seconds(active.delays, 99)} s"
+        f"; the stream was lost and followed again {active.reconnects} times"
+        ".\n\n" + active_table(runs) + refusals(runs)
     )
     columns = []
     if steady is not None:
@@ -1336,7 +1393,9 @@ def _accepted(run: Run) -> int:
 # -- the benchmark ---------------------------------------------------------------------
 
 
-async def measure(rig: Rig, args: argparse.Namespace) -> tuple[Run | None, Run | None, Load]:
+async def measure(
+    rig: Rig, args: argparse.Namespace
+) -> tuple[Run | None, Run | None, Load, ActiveWatch]:
     """Seed zones, then the steady run and the ramp, on one deployment."""
     api = Api(HOST, rig.deployment.api_port, ADMIN, args.connections)
     load = Load(api, random.Random(args.seed))
@@ -1384,7 +1443,7 @@ async def measure(rig: Rig, args: argparse.Namespace) -> tuple[Run | None, Run |
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await api.close()
-    return steady, ramp, load
+    return steady, ramp, load, active
 
 
 def _rates(text: str) -> list[float]:
@@ -1443,10 +1502,10 @@ def main() -> int:
                 "ZooKeeper": lambda: [zookeeper.process.pid],  # type: ignore[union-attr]
             },
         )
-        steady, ramp, load = asyncio.run(measure(rig, args))
+        steady, ramp, load, active = asyncio.run(measure(rig, args))
         problems = lost(rig, load) + unserved_records(rig, load, sample=200)
     images = [] if args.no_write else plot(steady, ramp, floors)
-    body = describe(args, steady, ramp, floors, problems, images)
+    body = describe(args, steady, ramp, floors, problems, images, active)
     print(body)
     if not args.no_write:
         report.write_section("load", "Load: the Designate mix, served as seen from outside", body)
