@@ -325,11 +325,24 @@ class Load:
             return "create"
         return action
 
-    async def send(self, change: Change) -> None:
+    async def send(self, change: Change, *, give_up: float = WITHIN) -> None:
         """Make the change once a connection is free: its zone is chosen then, so that
-        arrivals waiting for one hold no zone (and a delete finds one nothing waits on)."""
-        async with self.api.slots:
+        arrivals waiting for one hold no zone (and a delete finds one nothing waits on).
+
+        An arrival still waiting ``give_up`` seconds after it was due is not sent: under
+        overload the queue would otherwise outlast the run by as long as it ran.
+        """
+        try:
+            await asyncio.wait_for(
+                self.api.slots.acquire(), max(0.0, change.due + give_up - time.monotonic())
+            )
+        except TimeoutError:
+            change.error = f"not sent: no connection free within {give_up:g} s"
+            return
+        try:
             await self._send(change)
+        finally:
+            self.api.slots.release()
 
     async def _send(self, change: Change) -> None:
         try:
@@ -917,9 +930,9 @@ async def drive(
 ) -> Run:
     """Offer ``steps`` of the mix to the API, open loop; every change's fate.
 
-    With ``stop_at_knee``, no step follows one past the knee. The run waits for the
-    last change to be served by every target, or ``drain`` seconds after the last
-    arrival."""
+    With ``stop_at_knee``, no step follows one past the knee. An arrival not sent
+    ``drain`` seconds after it was due is given up; the run waits for the last change
+    to be served by every target, or ``drain`` seconds after the last arrival."""
     actions, shares = mix_shares(mix or DESIGNATE_MIX)
     changes: list[Change] = []
     load_began = os.getloadavg()[0]
@@ -930,7 +943,7 @@ async def drive(
         sent: set[asyncio.Task[None]] = set()
 
         async def one(change: Change) -> None:
-            await load.send(change)
+            await load.send(change, give_up=drain)
             if change.accepted:
                 sweeper.expect(change)
 
@@ -1113,8 +1126,9 @@ def _seconds(samples: list[float], pct: float) -> str:
 
 
 def within_share(changes: Sequence[Change]) -> str:
-    """The accepted changes served by every target within WITHIN of their arrival."""
-    counted = [c for c in changes if c.accepted and not c.superseded]
+    """The changes served by every target within WITHIN of their arrival, of those the API
+    accepted or never answered (not sent, under overload, or no answer in time)."""
+    counted = [c for c in changes if c.status in (202, None) and not c.superseded]
     if not counted:
         return "–"
     served = sum(1 for c in counted if c.latency is not None and c.latency <= WITHIN)
