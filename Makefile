@@ -67,6 +67,8 @@ bench: deps
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/backfill_priority.py
+	$(BIN)/python -m pip install -q --no-compile -e '.[bench]'
+	$(BIN)/python bench/load.py
 
 docs: deps
 	$(BIN)/python scripts/render-flow-docs.py

@@ -1,0 +1,126 @@
+"""The load benchmark's sweeper reads answers and judges changes as dnspython and DNS would.
+
+bench/load.py's sweeper reads the SOA serial of an answer by hand, to stay cheap
+beside what it measures: these hold that reading to dnspython's, and its
+judgement of creates, updates and deletes to what a nameserver's answer means.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from bench import load
+
+ZONE = "z000001.load.example."
+SOA = "ns1.load.example. hostmaster.load.example. {serial} 3600 600 86400 300"
+
+
+def _answer(*, rcode: int = dns.rcode.NOERROR, serial: int | None = None, aa: bool = True) -> bytes:
+    query = dns.message.make_query(ZONE, "SOA", flags=0)
+    query.id = 4242
+    response = dns.message.make_response(query)
+    response.set_rcode(dns.rcode.Rcode(rcode))
+    if aa:
+        response.flags |= dns.flags.AA
+    if serial is not None:
+        response.answer.append(
+            dns.rrset.from_text(
+                ZONE,
+                300,
+                "IN",
+                "SOA",
+                SOA.format(serial=serial),
+            )
+        )
+        response.authority.append(dns.rrset.from_text(ZONE, 300, "IN", "NS", "ns1.load.example."))
+    return response.to_wire()
+
+
+def _question() -> bytes:
+    return bytes(load.soa_query(ZONE)[12:])
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        _answer(serial=2026120501),
+        _answer(serial=4294967295),
+        _answer(rcode=dns.rcode.REFUSED, aa=False),
+        _answer(rcode=dns.rcode.SERVFAIL, aa=False),
+        _answer(aa=False),
+    ],
+)
+def test_the_sweeper_reads_an_answer_as_dnspython_does(wire: bytes) -> None:
+    parsed = dns.message.from_wire(wire)
+    serials = [rrset[0].serial for rrset in parsed.answer]
+    expected = (parsed.rcode(), bool(parsed.flags & dns.flags.AA), serials[0] if serials else None)
+    assert load.read_soa(wire, _question()) == expected
+
+
+def test_the_sweeper_ignores_an_answer_to_another_question() -> None:
+    other = bytes(load.soa_query("z000002.load.example.")[12:])
+    assert load.read_soa(_answer(serial=7), other) is None
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.served: list[dict[str, Any]] = []
+        self.sweeper = load.Sweeper(
+            [("127.0.0.1", 9), ("127.0.0.1", 10)],
+            minimum=0.01,
+            fraction=0.05,
+            maximum=1.0,
+            budget=1000,
+            out=self.served.append,
+        )
+
+    def expect(self, index: int, action: str, serial: int = 0) -> None:
+        self.sweeper.expect(index, ZONE, action, serial, due=0.0)
+
+    def answer(self, target: int, wire: bytes, at: float) -> None:
+        reading = load.read_soa(wire, _question())
+        assert reading is not None
+        self.sweeper._heard(target, ZONE, at - 0.25, at, *reading)
+
+
+def test_a_change_is_served_once_every_target_answers_its_serial_or_later() -> None:
+    heard = _Heard()
+    heard.expect(0, "update", serial=5)
+    heard.answer(0, _answer(serial=5), at=1.0)
+    heard.answer(1, _answer(serial=4), at=1.5)
+    assert heard.served == []
+    heard.answer(1, _answer(rcode=dns.rcode.SERVFAIL, aa=False), at=1.75)
+    heard.answer(1, _answer(serial=6), at=2.0)
+    # Served by all at 2.0; not yet by target 1 when its query left at 1.5.
+    assert heard.served == [{"served": 0, "at": 2.0, "before": 1.5, "superseded": False}]
+    assert not heard.sweeper.watches
+
+
+def test_a_delete_is_served_once_no_target_answers_for_the_zone() -> None:
+    heard = _Heard()
+    heard.expect(0, "update", serial=5)
+    heard.expect(1, "delete")
+    heard.answer(0, _answer(serial=5), at=1.0)
+    heard.answer(0, _answer(rcode=dns.rcode.REFUSED, aa=False), at=2.0)
+    heard.answer(1, _answer(aa=False), at=3.0)
+    # The update never reached target 1 before the zone went: superseded, not lost.
+    assert heard.served == [
+        {"served": 0, "at": 3.0, "before": 2.75, "superseded": True},
+        {"served": 1, "at": 3.0, "before": 0.75, "superseded": False},
+    ]
+
+
+def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:
+    steps = [load.Step(rate=20, seconds=30), load.Step(rate=100, seconds=30)]
+    due = list(load.arrivals(steps, random.Random(17), start=1000.0))
+    assert [at for _, at in due] == sorted(at for _, at in due)
+    counts = [sum(1 for step, _ in due if step == i) for i in range(2)]
+    assert 500 <= counts[0] <= 700 and 2700 <= counts[1] <= 3300, counts
+    assert all(1000 + 30 * step <= at < 1000 + 30 * (step + 1) for step, at in due)
