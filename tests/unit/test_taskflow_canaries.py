@@ -9,6 +9,8 @@ departure from stock TaskFlow is there).
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -25,6 +27,7 @@ from taskflow.types import timing
 from zake import fake_client
 
 from zoneflow.taskflow_adapter import engine as adapter_engine
+from zoneflow.taskflow_adapter import lazy_migration
 
 TASKFLOW = f"taskflow {taskflow.version.version_string()}"
 CONDUCTOR = "zoneflow's conductor dispatch in zoneflow/taskflow_adapter/conductor.py"
@@ -162,3 +165,31 @@ def test_taskflow_still_has_what_the_adapter_relies_on(name: str) -> None:
         still_there = False
         name = f"{name} ({type(exc).__name__}: {exc})"
     assert still_there, f"{TASKFLOW} changed {name}: {needs_updating} needs updating"
+
+
+MIGRATION = (
+    "zoneflow's stand-in for TaskFlow's migrations in zoneflow/taskflow_adapter/lazy_migration.py"
+)
+
+
+def test_taskflow_backend_loads_without_alembic_and_still_migrates_with_taskflows_own_code() -> (
+    None
+):
+    # A fresh interpreter: this one may have imported alembic for other tests.
+    probe = (
+        "import sys, zoneflow.taskflow_adapter.persistence\n"
+        "from taskflow.persistence.backends import impl_sqlalchemy\n"
+        "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
+        "sync = impl_sqlalchemy.migration.db_sync\n"
+        "print(sync.__module__, sync.__code__.co_filename)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded, sync = result.stdout.splitlines()
+    assert loaded == "[]", f"TaskFlow's backend imported {loaded} at start: {MIGRATION}"
+    module, filename = sync.split()
+    assert module == lazy_migration.MIGRATION and filename.endswith(
+        "taskflow/persistence/backends/sqlalchemy/migration.py"
+    ), f"{TASKFLOW} moved its migrations' db_sync ({sync}): {MIGRATION}"

@@ -16,9 +16,6 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from keystoneauth1 import exceptions as ksa_exceptions
-from keystoneauth1 import session as ksa_session
-from keystoneauth1.identity import v3
 from oslo_config import cfg
 
 from zoneflow import exceptions
@@ -133,6 +130,12 @@ def signed_in_with(form: dict[str, str]) -> Chosen:
         raise exceptions.BadRequest(
             f"give a token, or a user name, password and project ({', '.join(missing)} missing)"
         )
+    # Imported here: keystoneauth1 (with requests) costs every API process 0.1 s of
+    # CPU to import, and only a Keystone sign-in uses it.
+    from keystoneauth1 import exceptions as ksa_exceptions
+    from keystoneauth1 import session as ksa_session
+    from keystoneauth1.identity import v3
+
     domain = form.get("domain", "").strip() or "Default"
     plugin = v3.Password(
         auth_url=keystone_url(),

@@ -63,6 +63,13 @@ Departures, each with why and what it measured:
   used to read every logbook, and never answered at 10,000 jobs
   (bench/jobs_scale.py).
 
+- **a lazy migration module** (lazy_migration.py, run when this package is
+  imported): TaskFlow's SQLAlchemy backend imports alembic, mako and
+  pygments for its migrations at its top, 130-160 ms of CPU in every
+  conductor, API, producer and CLI change command; the module is loaded
+  when ``zoneflow db sync`` first uses it
+  (tests/unit/test_taskflow_canaries.py checks both halves).
+
 Private TaskFlow names used here, each watched by one canary test in
 tests/unit/test_taskflow_canaries.py whose failure says which module to
 update: the non-blocking conductor's ``_dispatch_job``, ``_on_job_done``,
@@ -77,3 +84,8 @@ then tests/unit/test_persistence.py, test_job_attempts.py,
 test_conductor_wakeup.py and the functional resumption, fencing and spine
 tests.
 """
+
+from zoneflow.taskflow_adapter import lazy_migration
+
+# Before any module of this package imports TaskFlow's SQLAlchemy backend.
+lazy_migration.defer()
