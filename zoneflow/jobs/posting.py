@@ -16,7 +16,6 @@ from typing import Any
 
 from taskflow import engines, states
 from taskflow import exceptions as tf_exc
-from taskflow import storage as tf_storage
 from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
@@ -158,6 +157,10 @@ def _inputs(store: dict[str, Any]) -> models.TaskDetail:
     killed between the two left a logbook no engine could load again
     ("'NoneType' object has no attribute 'keys'"), and the job failed.
     """
+    # Imported here: taskflow.storage brings networkx, 0.16 s of CPU that a process
+    # only reading or writing job rows (the producer, the CLI's reads) need not pay.
+    from taskflow import storage as tf_storage
+
     inputs = models.TaskDetail(tf_storage.Storage.injector_name, uuid.uuid4().hex)
     inputs.state = states.SUCCESS
     inputs.results = dict(store)
