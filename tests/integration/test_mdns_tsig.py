@@ -29,9 +29,8 @@ import pytest
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from zoneflow import exceptions, objects
-from zoneflow.central import pools
+from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
-from zoneflow.central import zones as central_zones
 from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
 from zoneflow.mdns import responder
@@ -56,11 +55,14 @@ def tsig_pool(override: Override) -> None:
 
 @pytest.fixture
 def zone(tsig_pool: None) -> objects.Zone:
-    central_zones.create_zone(ZONE, "hostmaster@example.com")
-    for index in range(200):
-        central_recordsets.create_recordset(
-            ZONE, f"host{index}", "A", [f"192.0.2.{index % 250 + 1}"]
-        )
+    """The zone with 200 A recordsets, imported at once (200 changes cost 10 s of CPU)."""
+    hosts = "".join(f"host{index} A 192.0.2.{index % 250 + 1}\n" for index in range(200))
+    task = imports_exports.import_zone(
+        f"$ORIGIN {ZONE}\n$TTL 3600\n"
+        f"@ SOA ns1.{ZONE} hostmaster.{ZONE} 1 3600 600 86400 3600\n"
+        f"@ NS ns1.{ZONE}\n{hosts}"
+    )
+    assert task.status == objects.Status.COMPLETE, task.message
     return stored_reads.get_zone(ZONE)
 
 
