@@ -13,6 +13,9 @@ relay posts them waits for those posts (a relay posts one job after
 another); every claim takes some, however many changes wait, so the upkeep
 goes on whatever the load; and a relay whose claim came back full claims
 again at once instead of waiting for its interval.
+
+A user's create or update is not deleted once posted but marked posted: the
+zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ class OutboxRelay:
                     )
                 except exceptions.ZoneNotFound:
                     LOG.info("dropping %s job of a zone that is gone", pending.kind)
+                else:
+                    if stored_outbox.kept_until_begun(pending):
+                        stored_outbox.mark_posted(pending)
+                        continue
                 stored_outbox.remove_pending_job(pending.id)
             except Exception:
                 self._give_back(claimed[index:])

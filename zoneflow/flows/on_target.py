@@ -17,7 +17,14 @@ from typing import Any
 from taskflow.types import failure as tf_failure
 
 from zoneflow import backends, exceptions, objects
-from zoneflow.flows.base import CONF, Task, in_service, reason, waits_for_database
+from zoneflow.flows.base import (
+    CONF,
+    LATEST_SERIAL,
+    Task,
+    in_service,
+    reason,
+    waits_for_database,
+)
 from zoneflow.flows.propagation import notify
 from zoneflow.flows.scratch import Scratch
 from zoneflow.jobs import steps
@@ -160,7 +167,9 @@ class ZoneActionOnTarget(Task):
 
     def __init__(self, action: str, target_id: str) -> None:
         super().__init__(
-            steps.on_target(action, target_id), provides=steps.target_result(target_id)
+            steps.on_target(action, target_id),
+            provides=steps.target_result(target_id),
+            rebind=LATEST_SERIAL,
         )
         self.action = action
         self.target_id = target_id

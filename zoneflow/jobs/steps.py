@@ -92,6 +92,12 @@ DRAIN = Step(StepKind.DRAIN)
 DROP = Step(StepKind.DROP)
 
 
+#: The serial a create, update or delete job brings its zone to: the zone's own
+#: when the job begins (zoneflow.flows.begin), which the updates that rode on the
+#: job while it waited have raised past the serial it was posted with.
+ZONE_SERIAL = "zone_serial"
+
+
 def target_result(target_id: str) -> str:
     """The name under which a target's outcome is stored in the flow."""
     return f"target:{target_id}"
