@@ -116,7 +116,7 @@ def test_an_update_committing_after_its_job_began_has_its_own_job_on_postgresql(
 
     def begin_and_hold(zone_id: str) -> None:
         with db.transaction() as conn:
-            conn.execute(stored_outbox._BEGIN, {"b_zone_id": zone_id})
+            conn.execute(stored_outbox._BEGIN, {"b_zone_ids": [zone_id]})
             taken.set()
             commit.wait(60)
 

@@ -82,7 +82,7 @@ class BeginZoneAction(_Begin):
     ) -> tuple[str, int]:
         fence.check()
         if self.ridden:
-            stored_outbox.begin_zone_job(zone_id)
+            stored_outbox.begin_zone_jobs([zone_id])
         actions = stored_targets.get_target_actions(zone_id, self.target_ids)
         if scratch is not None:
             scratch.targets = actions
@@ -90,7 +90,7 @@ class BeginZoneAction(_Begin):
         zone = next((a.zone for a in actions.values()), None) or stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        latest = _carried(serial, zone) if self.ridden else serial
+        latest = carried(serial, zone) if self.ridden else serial
         LOG.info("%s of %s at serial %s begins (posted: %s)", self.name, zone.name, latest, serial)
         return zone.name, latest
 
@@ -109,7 +109,7 @@ class BeginZoneAction(_Begin):
         super().revert(zone_id, serial if began is None else began, flow_failures, fence=fence)
 
 
-def _carried(serial: int, zone: objects.Zone) -> int:
+def carried(serial: int, zone: objects.Zone) -> int:
     """The serial a create or update posted at ``serial`` brings ``zone`` to: the
     zone's own, with the updates that rode on the job; but not a delete's, which
     its own job carries out (the zone is taken back: see TakeBackIfDeleted)."""

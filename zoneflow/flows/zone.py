@@ -87,6 +87,7 @@ from taskflow import retry, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
 
 from zoneflow import objects
+from zoneflow.flows import batch
 from zoneflow.flows.base import LATEST_SERIAL
 from zoneflow.flows.begin import BeginRecovery, BeginZoneAction
 from zoneflow.flows.consensus import ConsensusCheck
@@ -177,11 +178,45 @@ def recover_zone_flow(
     )
 
 
+@_shared
+def update_zones_flow(
+    *,
+    targets: list[dict[str, Any]],
+    nameservers: list[list[Any]],
+    also_notifies: list[list[Any]],
+    threshold: int,
+) -> graph_flow.Flow:
+    """update-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
+    servers = [(str(h), int(p)) for h, p in nameservers]
+    others = [(str(h), int(p)) for h, p in also_notifies if (str(h), int(p)) not in servers]
+    propagation = unordered_flow.Flow("propagation")
+    propagation.add(*(batch.PollBatch(host, port) for host, port in servers))
+    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
+    target_ids = [t["id"] for t in targets]
+    labels = {t["id"]: t["label"] for t in targets}
+    flow = graph_flow.Flow(objects.JobKind.UPDATE_ZONES)
+    begin = batch.BeginUpdates()
+    on_targets = unordered_flow.Flow("targets")
+    on_targets.add(*(batch.UpdateZonesOnTarget(t) for t in target_ids))
+    consensus = batch.BatchConsensus(target_ids, threshold, labels)
+    status = linear_flow.Flow(
+        "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
+    ).add(batch.BatchStatus(target_ids, servers, _target_addresses(targets), threshold))
+    flow.add(begin, on_targets, consensus, status)
+    flow.link(begin, on_targets)
+    if len(propagation):
+        flow.add(propagation)
+        flow.link(consensus, propagation)
+        flow.link(propagation, status)
+    return flow
+
+
 FACTORIES = {
     objects.JobKind.CREATE_ZONE: create_zone_flow,
     objects.JobKind.UPDATE_ZONE: update_zone_flow,
     objects.JobKind.DELETE_ZONE: delete_zone_flow,
     objects.JobKind.RECOVER_ZONE: recover_zone_flow,
+    objects.JobKind.UPDATE_ZONES: update_zones_flow,
 }
 
 

@@ -118,6 +118,11 @@ def zone_logbook(kind: str, zone_name: str, serial: int) -> str:
     return f"{kind} {zone_name} serial {serial}"
 
 
+def batch_logbook(kind: str, zone_names: list[str]) -> str:
+    """The name of the logbook of a job about several zones (update-zones)."""
+    return f"{kind} {zone_names[0]} and {len(zone_names) - 1} more"
+
+
 def target_logbook(kind: str, label: str) -> str:
     """The name of a pool target job's logbook."""
     return f"{kind} {label}"

@@ -9,7 +9,7 @@ for. A job waits in two places, and the row stands for it in both:
 
 - not posted yet: the row waits for a relay (or is being posted by one);
 - posted, not begun: the relay marks the row ``posted`` instead of deleting
-  it, and the job's begin deletes it (:func:`begin_zone_job`) before it
+  it, and the job's begin deletes it (:func:`begin_zone_jobs`) before it
   reads the serial. From then on the zone's next change writes a job of its
   own.
 
@@ -33,6 +33,7 @@ writes one transaction at a time, which orders them the same way.)
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from typing import cast
 
 import sqlalchemy as sa
@@ -90,9 +91,9 @@ def mark_posted(pending: objects.PendingJob) -> None:
         conn.execute(_MARK_POSTED, {"b_id": pending.id, "b_created_at": pending.created_at})
 
 
-def begin_zone_job(zone_id: str) -> None:
-    """A create or update job of ``zone_id`` begins: the zone's next update writes
-    a job of its own. Committed before the job reads the zone's serial.
+def begin_zone_jobs(zone_ids: Collection[str]) -> None:
+    """A create or update job of these zones begins: each zone's next update writes
+    a job of its own. Committed before the job reads the zones' serials.
 
     Every row an update could ride on goes, not only the job's own: the job
     has not read the serial yet, so it carries whatever change they stand
@@ -101,7 +102,7 @@ def begin_zone_job(zone_id: str) -> None:
     are found by zone, not by that mark.
     """
     with db.transaction() as conn:
-        conn.execute(_BEGIN, {"b_zone_id": zone_id})
+        conn.execute(_BEGIN, {"b_zone_ids": list(zone_ids)})
 
 
 def claim_pending_jobs(
@@ -233,7 +234,7 @@ _MARK_POSTED = (
 
 
 _BEGIN = sa.delete(_OUTBOX).where(
-    _OUTBOX.c.zone_id == sa.bindparam("b_zone_id"),
+    _OUTBOX.c.zone_id.in_(sa.bindparam("b_zone_ids", expanding=True)),
     _OUTBOX.c.kind.in_(sorted(RIDDEN)),
     _OUTBOX.c.priority == int(objects.JobPriority.CHANGE),
 )
