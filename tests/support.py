@@ -130,7 +130,8 @@ def write_recordset_unchecked(
 def count_pending_jobs() -> int:
     """Jobs written to the outbox and not yet posted to the jobboard."""
     with db.reader() as session:
-        return int(session.scalar(sa.select(sa.func.count()).select_from(models.JobOutbox)) or 0)
+        unposted = sa.select(sa.func.count()).where(models.JobOutbox.posted.is_(sa.false()))
+        return int(session.scalar(unposted) or 0)
 
 
 def notifies_processed(records: list[logging.LogRecord]) -> list[tuple[str, int | None]]:

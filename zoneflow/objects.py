@@ -47,6 +47,8 @@ class JobKind(enum.StrEnum):
     DELETE_ZONE = "delete-zone"
     # Bring the targets to what the zone already is (its serial unchanged).
     RECOVER_ZONE = "recover-zone"
+    # Bring several zones of one pool to their latest serials (zoneflow.flows.batch).
+    UPDATE_ZONES = "update-zones"
     # Delete a pool's zones from a target the pool no longer lists, then its row.
     RETIRE_TARGET = "retire-target"
 

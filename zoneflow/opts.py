@@ -47,7 +47,14 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("quota", central_options.quota_opts),
         ("heartbeat", options.heartbeat_opts),
         ("jobboard", taskflow_adapter_options.jobboard_opts),
-        ("conductor", [*conductor_options.conductor_opts, *engine_options.metrics_opts]),
+        (
+            "conductor",
+            [
+                *conductor_options.conductor_opts,
+                *engine_options.metrics_opts,
+                *engine_options.relay_opts,
+            ],
+        ),
         ("engine", engine_options.engine_opts),
         ("events", events_options.events_opts),
         ("flows", flows_options.flow_opts),

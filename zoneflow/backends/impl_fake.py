@@ -5,6 +5,8 @@ Target options inject faults:
 ``delay``       seconds each call sleeps before doing its work
 ``fail``        ``create``, ``update``, ``delete`` or ``all`` (or a list): raise BackendError
 ``fail_times``  fail only the first N calls of a failing kind, then succeed
+``fail_zones``  zone names (or one) every call about which fails: one zone of a
+                batch failing
 ``record_file`` append a JSON line per *completed* call (written after the delay,
                 fsynced), so a test that kills a conductor mid-call can tell
                 which calls really finished and in which process
@@ -54,6 +56,8 @@ class FakeBackend(Backend):
         if delay:
             time.sleep(delay)
         self._maybe_fail(op)
+        if zone.name in _names(self.target.options.get("fail_zones", [])):
+            raise exceptions.BackendError(self.target.label, f"injected failure of {zone.name}")
         with self._lock:
             zones = self._zones.setdefault(self.target.id, {})
             if op == "delete":
@@ -90,3 +94,7 @@ class FakeBackend(Backend):
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _names(option: Any) -> set[str]:
+    return {option} if isinstance(option, str) else set(option)

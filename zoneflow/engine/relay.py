@@ -13,6 +13,14 @@ relay posts them waits for those posts (a relay posts one job after
 another); every claim takes some, however many changes wait, so the upkeep
 goes on whatever the load; and a relay whose claim came back full claims
 again at once instead of waiting for its interval.
+
+A user's create or update is not deleted once posted but marked posted: the
+zone's updates ride on it until its job begins (zoneflow.storage.outbox).
+
+Under load a claim holds several zones' updates: those of one pool go in
+one update-zones job, up to ``[conductor] batch_zones`` zones
+(zoneflow.flows.batch), which costs a conductor about what one zone's job
+does. At low load a claim holds one change, and its job one zone.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import threading
 from typing import Any
 
 from zoneflow import exceptions, flows, jobs, objects
+from zoneflow.engine import options
 from zoneflow.storage import outbox as stored_outbox
 
 LOG = logging.getLogger(__name__)
+CONF = options.CONF
 
 
 class OutboxRelay:
@@ -61,26 +71,43 @@ class OutboxRelay:
             raise
         # Rows held from a failed flush are older: with the fresh ones, changes first.
         claimed = sorted(claimed + fresh, key=lambda pending: (pending.priority, pending.id))
-        for index, pending in enumerate(claimed):
+        try:
+            batches = jobs.group_updates(claimed, CONF.conductor.batch_zones)
+        except Exception:
+            self._give_back(claimed)
+            raise
+        for index, batch in enumerate(batches):
             try:
-                try:
-                    posted.append(
-                        jobs.post(
-                            self.board,
-                            self.persistence,
-                            pending,
-                            flow_of=flows.job_flow,
-                            pools=pools,
-                        )
-                    )
-                except exceptions.ZoneNotFound:
-                    LOG.info("dropping %s job of a zone that is gone", pending.kind)
-                stored_outbox.remove_pending_job(pending.id)
+                posted.extend(self._post(batch, pools))
             except Exception:
-                self._give_back(claimed[index:])
+                self._give_back([pending for rest in batches[index:] for pending in rest])
                 raise
         self._more = self._full(fresh)
         return posted
+
+    def _post(self, batch: list[objects.PendingJob], pools: dict[str, objects.Pool]) -> list[str]:
+        """Post one job for ``batch`` (one row, or update-zone rows of one pool) and
+        remove its rows, or keep them posted (see the module's docstring)."""
+        try:
+            if len(batch) == 1:
+                job_id = jobs.post(
+                    self.board, self.persistence, batch[0], flow_of=flows.job_flow, pools=pools
+                )
+            else:
+                job_id = jobs.post_batch(
+                    self.board, self.persistence, batch, flow_of=flows.job_flow, pools=pools
+                )
+        except exceptions.ZoneNotFound:
+            LOG.info("dropping %s job of a zone that is gone", batch[0].kind)
+            for pending in batch:
+                stored_outbox.remove_pending_job(pending.id)
+            return []
+        for pending in batch:
+            if stored_outbox.kept_until_begun(pending):
+                stored_outbox.mark_posted(pending)
+            else:
+                stored_outbox.remove_pending_job(pending.id)
+        return [job_id]
 
     def _full(self, claimed: list[objects.PendingJob]) -> bool:
         changes = sum(1 for p in claimed if p.priority == objects.JobPriority.CHANGE)

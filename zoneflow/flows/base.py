@@ -72,6 +72,11 @@ def in_service(target: objects.PoolTarget | None) -> bool:
     return target is not None and target.retired_at is None
 
 
+#: What a task of a create, update or delete job is given as ``serial``: the
+#: serial its begin read (steps.ZONE_SERIAL), not the one the job was posted with.
+LATEST_SERIAL = {"serial": steps.ZONE_SERIAL}
+
+
 class Task(task.Task):
     """A task of a zone flow, which may run in several jobs at once.
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from zoneflow import exceptions
 from zoneflow.flows.base import Task, waits_for_database
 from zoneflow.flows.on_target import target_outcomes
 from zoneflow.jobs import steps
+from zoneflow.jobs.outcomes import TargetOutcome
 from zoneflow.storage import health as stored_health
 
 
@@ -35,20 +37,34 @@ class ConsensusCheck(Task):
     @waits_for_database
     def execute(self, **results: Any) -> list[str]:
         outcomes = target_outcomes(results, self.target_ids)
-        # Targets that left the pool since the job was posted are not weighed, nor
-        # targets in maintenance (or catching up after it): read now, not when
-        # the job was posted, since an operator may have just turned it on.
-        left_out = stored_health.not_counted(self.target_ids)
-        counted = [t for t in self.target_ids if not outcomes[t].retired and t not in left_out]
-        succeeded = [t for t in counted if outcomes[t].ok]
-        if not meets_threshold(len(succeeded), len(counted), self.threshold):
-            failed = "; ".join(
-                f"{self.labels.get(t, t)}: {outcomes[t].error}"
-                for t in counted
-                if t not in succeeded
-            )
-            raise exceptions.ConsensusFailure(
-                f"{len(succeeded)} of {len(counted)} targets succeeded, below the "
-                f"pool's threshold of {self.threshold}% ({failed})"
-            )
+        succeeded, below = weigh(
+            outcomes, stored_health.not_counted(self.target_ids), self.threshold, self.labels
+        )
+        if below is not None:
+            raise exceptions.ConsensusFailure(below)
         return succeeded
+
+
+def weigh(
+    outcomes: dict[str, TargetOutcome],
+    left_out: Collection[str],
+    threshold: int,
+    labels: dict[str, str],
+) -> tuple[list[str], str | None]:
+    """The targets that succeeded, and why they fall below ``threshold`` (None: they do not).
+
+    Targets that left the pool since the job was posted are not weighed, nor
+    targets in maintenance (or catching up after it), ``left_out``: read now,
+    not when the job was posted, since an operator may have just turned it on.
+    """
+    counted = [t for t in outcomes if not outcomes[t].retired and t not in left_out]
+    succeeded = [t for t in counted if outcomes[t].ok]
+    if meets_threshold(len(succeeded), len(counted), threshold):
+        return succeeded, None
+    failed = "; ".join(
+        f"{labels.get(t, t)}: {outcomes[t].error}" for t in counted if t not in succeeded
+    )
+    return succeeded, (
+        f"{len(succeeded)} of {len(counted)} targets succeeded, below the "
+        f"pool's threshold of {threshold}% ({failed})"
+    )

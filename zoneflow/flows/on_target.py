@@ -17,7 +17,14 @@ from typing import Any
 from taskflow.types import failure as tf_failure
 
 from zoneflow import backends, exceptions, objects
-from zoneflow.flows.base import CONF, Task, in_service, reason, waits_for_database
+from zoneflow.flows.base import (
+    CONF,
+    LATEST_SERIAL,
+    Task,
+    in_service,
+    reason,
+    waits_for_database,
+)
 from zoneflow.flows.propagation import notify
 from zoneflow.flows.scratch import Scratch
 from zoneflow.jobs import steps
@@ -160,7 +167,9 @@ class ZoneActionOnTarget(Task):
 
     def __init__(self, action: str, target_id: str) -> None:
         super().__init__(
-            steps.on_target(action, target_id), provides=steps.target_result(target_id)
+            steps.on_target(action, target_id),
+            provides=steps.target_result(target_id),
+            rebind=LATEST_SERIAL,
         )
         self.action = action
         self.target_id = target_id
@@ -178,40 +187,9 @@ class ZoneActionOnTarget(Task):
         wanted = scratch.targets.get(self.target_id) if scratch is not None else None
         if wanted is None:
             wanted = stored_targets.get_target_action(zone_id, self.target_id)
-        zone, target = wanted.zone, wanted.target
-        if zone is None:
+        if wanted.zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        if target is None or not in_service(target):
-            return retired(zone, self.target_id).to_result()
-        if self.action != objects.Action.DELETE and (
-            wanted.zone_deleted or zone.action == objects.Action.DELETE
-        ):
-            # The zone was deleted, or its delete asked for, while this job
-            # waited: its delete job owns it now, and may have removed it from
-            # this target already, so creating it here would leave it behind.
-            # An earlier run of this task, cut short, may have done just that.
-            if wanted.provisioning != objects.CATALOG:
-                take_back(zone, target)
-            return TargetOutcome(ok=True, skipped=True).to_result()
-        action = self.action
-        if action == objects.Action.UPDATE and zone.action == objects.Action.CREATE:
-            # Not created yet as far as anyone knows: its create job may not
-            # have run (its conductor died, it waits on the board). This job,
-            # the newest change, is the one to make it ACTIVE, so it creates
-            # the zone (creating one that exists succeeds) rather than poll
-            # for a zone no target has.
-            action = objects.Action.CREATE
-        elif action == objects.Action.UPDATE and not wanted.recorded:
-            # The target joined the pool after the zone was made and its
-            # backfill job has not run (a change goes before a backfill): it
-            # may never have been given the zone, so this job creates it there
-            # (creating one that exists succeeds) rather than poll for it.
-            action = objects.Action.CREATE
-        if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
-            return through_catalog(stored_pools.get_pool(target.pool_id), target).to_result()
-        outcome = try_on_target(action, target, zone, fence)
-        # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
-        return outcome.replace(created=action == objects.Action.CREATE and outcome.ok).to_result()
+        return act_on_target(self.action, self.target_id, wanted, fence).to_result()
 
     @waits_for_database
     def revert(
@@ -233,6 +211,45 @@ class ZoneActionOnTarget(Task):
         record_reverted(
             zone_id, serial, self.target_id, self.action, outcome, reason(flow_failures)
         )
+
+
+def act_on_target(
+    action: str, target_id: str, wanted: objects.TargetAction, fence: fencing.Claim
+) -> TargetOutcome:
+    """Create, update or delete ``wanted``'s zone (which exists) on one target: the
+    outcome for the consensus, one zone's part of a job's task on the target."""
+    zone, target = wanted.zone, wanted.target
+    assert zone is not None
+    if target is None or not in_service(target):
+        return retired(zone, target_id)
+    if action != objects.Action.DELETE and (
+        wanted.zone_deleted or zone.action == objects.Action.DELETE
+    ):
+        # The zone was deleted, or its delete asked for, while this job
+        # waited: its delete job owns it now, and may have removed it from
+        # this target already, so creating it here would leave it behind.
+        # An earlier run of this task, cut short, may have done just that.
+        if wanted.provisioning != objects.CATALOG:
+            take_back(zone, target)
+        return TargetOutcome(ok=True, skipped=True)
+    if action == objects.Action.UPDATE and zone.action == objects.Action.CREATE:
+        # Not created yet as far as anyone knows: its create job may not
+        # have run (its conductor died, it waits on the board). This job,
+        # the newest change, is the one to make it ACTIVE, so it creates
+        # the zone (creating one that exists succeeds) rather than poll
+        # for a zone no target has.
+        action = objects.Action.CREATE
+    elif action == objects.Action.UPDATE and not wanted.recorded:
+        # The target joined the pool after the zone was made and its
+        # backfill job has not run (a change goes before a backfill): it
+        # may never have been given the zone, so this job creates it there
+        # (creating one that exists succeeds) rather than poll for it.
+        action = objects.Action.CREATE
+    if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
+        return through_catalog(stored_pools.get_pool(target.pool_id), target)
+    outcome = try_on_target(action, target, zone, fence)
+    # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
+    return outcome.replace(created=action == objects.Action.CREATE and outcome.ok)
 
 
 def take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:

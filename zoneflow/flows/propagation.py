@@ -18,7 +18,7 @@ import dns.exception
 
 from zoneflow import exceptions, objects
 from zoneflow.dns import query, rules
-from zoneflow.flows.base import CONF, Task, waits_for_database
+from zoneflow.flows.base import CONF, LATEST_SERIAL, Task, waits_for_database
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served
 from zoneflow.storage import health as stored_health
@@ -42,8 +42,8 @@ def notify(zone_name: str, host: str, port: int, serial: int) -> None:
 class SendNotify(Task):
     """NOTIFY one nameserver so it fetches the new serial from mdns now."""
 
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(steps.notify(host, port))
+    def __init__(self, host: str, port: int, **options: Any) -> None:
+        super().__init__(steps.notify(host, port), **options)
         self.host, self.port = host, port
 
     def execute(self, zone_name: str, serial: int, fence: fencing.Claim = fencing.UNFENCED) -> None:
@@ -59,8 +59,10 @@ class _Poll(Task):
     recorded as such and weighed against the threshold.
     """
 
-    def __init__(self, what: str, host: str, port: int) -> None:
-        super().__init__(steps.poll(what, host, port), provides=steps.served_result(host, port))
+    def __init__(self, what: str, host: str, port: int, **options: Any) -> None:
+        super().__init__(
+            steps.poll(what, host, port), provides=steps.served_result(host, port), **options
+        )
         self.host, self.port = host, port
 
     def _poll(
@@ -256,7 +258,9 @@ class PollForSerial(_Poll):
     """Poll one nameserver for the serial, or for the zone's removal."""
 
     def __init__(self, host: str, port: int, *, expect_removed: bool = False) -> None:
-        super().__init__("removal" if expect_removed else "serial", host, port)
+        super().__init__(
+            "removal" if expect_removed else "serial", host, port, rebind=LATEST_SERIAL
+        )
         self.expect_removed = expect_removed
 
     def execute(

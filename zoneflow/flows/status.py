@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 from zoneflow import jobs, objects
-from zoneflow.flows.base import Task, waits_for_database
+from zoneflow.flows.base import LATEST_SERIAL, Task, waits_for_database
 from zoneflow.flows.consensus import meets_threshold
 from zoneflow.flows.on_target import target_outcomes
 from zoneflow.flows.recovery import action_for
@@ -42,11 +42,13 @@ class _StatusWriter(Task):
         nameservers: list[tuple[str, int]],
         target_addresses: dict[str, tuple[str, int]],
         threshold: int,
+        **options: Any,
     ) -> None:
         super().__init__(
             steps.STATUS,
             requires=[steps.target_result(t) for t in target_ids]
             + [steps.served_result(h, p) for h, p in nameservers],
+            **options,
         )
         self.target_ids = target_ids
         self.nameservers = nameservers
@@ -156,7 +158,7 @@ class UpdateStatus(_StatusWriter):
         target_addresses: dict[str, tuple[str, int]],
         threshold: int,
     ) -> None:
-        super().__init__(target_ids, nameservers, target_addresses, threshold)
+        super().__init__(target_ids, nameservers, target_addresses, threshold, rebind=LATEST_SERIAL)
         self.action = action
 
     def execute(

@@ -8,7 +8,11 @@ Each is a TaskFlow graph flow::
           ─► update-status
 
 begin reads the zone and all the job's targets in one statement for the
-targets' tasks (zoneflow.flows.scratch). take-back-if-deleted (create and
+targets' tasks (zoneflow.flows.scratch). A create's or update's begin first
+takes the job out of the outbox, where the zone's updates rode on it while it
+waited (zoneflow.storage.outbox), and provides the zone's serial as it reads
+it (``zone_serial``): the job brings the zone to its latest serial, and every
+later task acts, polls and writes the status for that one. take-back-if-deleted (create and
 update only) removes the zone again from the targets it was just created on
 if its delete was asked for meanwhile, and is one read when it was not.
 
@@ -39,7 +43,11 @@ Data contract (names in the flow's storage):
 ==========================  ==============================  =================
 name                        provided by                     required by
 ==========================  ==============================  =================
-zone_id, serial             the job's store                 every task
+zone_id, serial             the job's store (serial: the    every task
+                            one it was posted with)         (recover-zone)
+zone_serial                 BeginZoneAction (the latest)    create, update and
+                                                            delete tasks, as
+                                                            ``serial``
 if_pool_grows, priority     the job's store (central's      update-status
                             objects.JobOrder; absent: none)
 fence, scratch              the conductor, for each run     tasks that act
@@ -79,6 +87,8 @@ from taskflow import retry, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
 
 from zoneflow import objects
+from zoneflow.flows import batch
+from zoneflow.flows.base import LATEST_SERIAL
 from zoneflow.flows.begin import BeginRecovery, BeginZoneAction
 from zoneflow.flows.consensus import ConsensusCheck
 from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
@@ -168,11 +178,45 @@ def recover_zone_flow(
     )
 
 
+@_shared
+def update_zones_flow(
+    *,
+    targets: list[dict[str, Any]],
+    nameservers: list[list[Any]],
+    also_notifies: list[list[Any]],
+    threshold: int,
+) -> graph_flow.Flow:
+    """update-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
+    servers = [(str(h), int(p)) for h, p in nameservers]
+    others = [(str(h), int(p)) for h, p in also_notifies if (str(h), int(p)) not in servers]
+    propagation = unordered_flow.Flow("propagation")
+    propagation.add(*(batch.PollBatch(host, port) for host, port in servers))
+    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
+    target_ids = [t["id"] for t in targets]
+    labels = {t["id"]: t["label"] for t in targets}
+    flow = graph_flow.Flow(objects.JobKind.UPDATE_ZONES)
+    begin = batch.BeginUpdates()
+    on_targets = unordered_flow.Flow("targets")
+    on_targets.add(*(batch.UpdateZonesOnTarget(t) for t in target_ids))
+    consensus = batch.BatchConsensus(target_ids, threshold, labels)
+    status = linear_flow.Flow(
+        "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
+    ).add(batch.BatchStatus(target_ids, servers, _target_addresses(targets), threshold))
+    flow.add(begin, on_targets, consensus, status)
+    flow.link(begin, on_targets)
+    if len(propagation):
+        flow.add(propagation)
+        flow.link(consensus, propagation)
+        flow.link(propagation, status)
+    return flow
+
+
 FACTORIES = {
     objects.JobKind.CREATE_ZONE: create_zone_flow,
     objects.JobKind.UPDATE_ZONE: update_zone_flow,
     objects.JobKind.DELETE_ZONE: delete_zone_flow,
     objects.JobKind.RECOVER_ZONE: recover_zone_flow,
+    objects.JobKind.UPDATE_ZONES: update_zones_flow,
 }
 
 
@@ -192,16 +236,16 @@ def _zone_flow(
         if action == objects.Action.UPDATE:
             propagation.add(
                 linear_flow.Flow(steps.nameserver_flow(host, port)).add(
-                    SendNotify(host, port), poll
+                    SendNotify(host, port, rebind=LATEST_SERIAL), poll
                 )
             )
         else:
             propagation.add(poll)
-    propagation.add(*_also_notify(also_notifies, servers))
+    propagation.add(*_also_notify(also_notifies, servers, rebind=LATEST_SERIAL))
     target_ids = [t["id"] for t in targets]
     return _assemble(
         kind,
-        BeginZoneAction(target_ids),
+        BeginZoneAction(target_ids, ridden=action != objects.Action.DELETE),
         [ZoneActionOnTarget(action, t) for t in target_ids],
         targets,
         propagation,
@@ -213,9 +257,11 @@ def _zone_flow(
     )
 
 
-def _also_notify(also_notifies: list[list[Any]], servers: list[tuple[str, int]]) -> list[task.Task]:
+def _also_notify(
+    also_notifies: list[list[Any]], servers: list[tuple[str, int]], **options: Any
+) -> list[task.Task]:
     return [
-        SendNotify(str(host), int(port))
+        SendNotify(str(host), int(port), **options)
         for host, port in also_notifies
         if (str(host), int(port)) not in servers
     ]

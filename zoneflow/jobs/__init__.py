@@ -20,7 +20,7 @@ module each lives in.
 
 from zoneflow.jobs.attempts import Attempt, Bound, Limits, begin_attempt, end_attempt, fail
 from zoneflow.jobs.board import cancel, take_back_unfinished
-from zoneflow.jobs.posting import FlowOf, post
+from zoneflow.jobs.posting import FlowOf, group_updates, post, post_batch
 from zoneflow.jobs.records import (
     FAILED_STATES,
     OVER,
@@ -64,7 +64,9 @@ __all__ = [
     "find_jobs",
     "get_job",
     "list_jobs",
+    "group_updates",
     "post",
+    "post_batch",
     "purge",
     "resolve_id",
     "take_back_unfinished",

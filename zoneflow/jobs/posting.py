@@ -67,6 +67,83 @@ def post(
         book = _target_job_book(pending, job_id, flow_of)
     else:
         book = _zone_job_book(pending, job_id, flow_of, {} if pools is None else pools)
+    return _post_book(board, persistence, book, job_id)
+
+
+def group_updates(pending: list[objects.PendingJob], size: int) -> list[list[objects.PendingJob]]:
+    """``pending`` in the jobs to post: update-zone rows of one pool together, up to
+    ``size`` in a job (update-zones), in the order of each job's first row; any
+    other row, or a zone gone, alone."""
+    if size <= 1:
+        return [[row] for row in pending]
+    jobs: list[list[objects.PendingJob]] = []
+    filling: dict[str, list[objects.PendingJob]] = {}  # pool id -> its job filling up
+    for row in pending:
+        zone = stored_zones.get_zone_any(str(row.zone_id)) if row.zone_id else None
+        if zone is None or row.kind != objects.JobKind.UPDATE_ZONE:
+            jobs.append([row])
+            continue
+        job = filling.get(zone.pool_id)
+        if job is None or len(job) >= size:
+            job = filling[zone.pool_id] = []
+            jobs.append(job)
+        job.append(row)
+    return jobs
+
+
+def post_batch(
+    board: Any,
+    persistence: Any,
+    batch: list[objects.PendingJob],
+    *,
+    flow_of: FlowOf,
+    pools: dict[str, objects.Pool] | None = None,
+) -> str:
+    """Write the logbook of one update-zones job for ``batch`` (update-zone rows of
+    zones of one pool, see group_updates) and post it; return the job id.
+
+    Its id is made from the rows as one row's is (see post), for the same
+    reason. Its record names its first zone (``zone_id``) and all of them
+    (``zone_ids``)."""
+    pools = {} if pools is None else pools
+    zones = []
+    for row in batch:
+        zone = stored_zones.get_zone_any(str(row.zone_id))
+        if zone is None:
+            raise exceptions.ZoneNotFound(f"zone {row.zone_id} no longer exists")
+        zones.append(zone)
+    pool_id = zones[0].pool_id
+    if pool_id not in pools:
+        pools[pool_id] = stored_pools.get_pool(pool_id)
+    kind = objects.JobKind.UPDATE_ZONES
+    job_id = str(uuid.uuid5(_JOB_IDS, repr(tuple(_row(row) for row in batch))))
+    book = models.LogBook(steps.batch_logbook(kind, [z.name for z in zones]), uuid=job_id)
+    book.meta = {
+        "kind": kind,
+        "zone_id": zones[0].id,
+        "zone_name": zones[0].name,
+        "zone_ids": [z.id for z in zones],
+        "serial": batch[0].serial,
+        "priority": int(batch[0].priority),
+    }
+    flow_detail = models.FlowDetail(kind, uuid.uuid4().hex)
+    factory, factory_kwargs = flow_of(kind, pools[pool_id])
+    engines.save_factory_details(flow_detail, factory, [], factory_kwargs)
+    inputs: dict[str, Any] = {
+        "zone_ids": [z.id for z in zones],
+        "serials": [row.serial for row in batch],
+        "priority": int(batch[0].priority),
+    }
+    if batch[0].if_pool_grows is not None:
+        inputs["if_pool_grows"] = str(batch[0].if_pool_grows)
+    flow_detail.add(_inputs(inputs))
+    book.add(flow_detail)
+    return _post_book(board, persistence, book, job_id)
+
+
+def _post_book(board: Any, persistence: Any, book: models.LogBook, job_id: str) -> str:
+    """Write a job's logbook, unless an earlier post wrote it, and put the job on the
+    board, unless it got there before (see post)."""
     if not _add_logbook(persistence, book):
         book = _find_logbook(persistence, job_id)
         if book is None:
@@ -174,8 +251,14 @@ _JOB_IDS = uuid.UUID("5b0c3d4e-2f61-4c8e-9a57-7e1f0c9d2a43")
 def _job_id(pending: objects.PendingJob) -> str:
     if pending.created_at is None:
         return str(uuid.uuid4())
-    # The row's id alone could come back (SQLite reuses the ids of deleted rows).
-    row = (
+    return str(uuid.uuid5(_JOB_IDS, repr(_row(pending))))
+
+
+def _row(pending: objects.PendingJob) -> tuple[Any, ...]:
+    """What names an outbox row for good: its id alone could come back (SQLite
+    reuses the ids of deleted rows)."""
+    assert pending.created_at is not None
+    return (
         pending.id,
         pending.created_at.isoformat(),
         pending.kind,
@@ -183,7 +266,6 @@ def _job_id(pending: objects.PendingJob) -> str:
         pending.target_id,
         pending.serial,
     )
-    return str(uuid.uuid5(_JOB_IDS, repr(row)))
 
 
 def _find_logbook(persistence: Any, job_id: str) -> models.LogBook | None:

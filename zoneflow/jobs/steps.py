@@ -92,6 +92,12 @@ DRAIN = Step(StepKind.DRAIN)
 DROP = Step(StepKind.DROP)
 
 
+#: The serial a create, update or delete job brings its zone to: the zone's own
+#: when the job begins (zoneflow.flows.begin), which the updates that rode on the
+#: job while it waited have raised past the serial it was posted with.
+ZONE_SERIAL = "zone_serial"
+
+
 def target_result(target_id: str) -> str:
     """The name under which a target's outcome is stored in the flow."""
     return f"target:{target_id}"
@@ -110,6 +116,11 @@ def nameserver_flow(host: str, port: int) -> str:
 def zone_logbook(kind: str, zone_name: str, serial: int) -> str:
     """The name of a zone job's logbook (``job list``, and ``--progress`` finds it by it)."""
     return f"{kind} {zone_name} serial {serial}"
+
+
+def batch_logbook(kind: str, zone_names: list[str]) -> str:
+    """The name of the logbook of a job about several zones (update-zones)."""
+    return f"{kind} {zone_names[0]} and {len(zone_names) - 1} more"
 
 
 def target_logbook(kind: str, label: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -271,8 +272,15 @@ class JobOutbox(Base):
     # objects.JobPriority: relays claim the lowest first, then the oldest
     # (ix_job_outbox_priority answers both). No default: central decides it.
     priority: Mapped[int] = mapped_column(SmallInteger)
+    # Its job is on the board, not begun yet: the zone's updates ride on it
+    # (zoneflow.storage.outbox); relays claim only rows not posted.
+    posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_job_outbox_priority", "priority", "id"),)
+    __table_args__ = (
+        Index("ix_job_outbox_priority", "priority", "id"),
+        Index("ix_job_outbox_zone", "zone_id"),
+        Index("ix_job_outbox_unposted", "posted", "priority", "id"),
+    )
 
 
 class ZoneTask(Timestamps, Base):

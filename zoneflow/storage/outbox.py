@@ -1,10 +1,39 @@
 """The job outbox: a change's job is written in the change's transaction and
 posted to the jobboard by a relay after it commits.
+
+Changes to one zone coalesce: an update to a zone whose create or update job
+has not begun yet rides on that job instead of writing one of its own. The
+job's first task reads the zone's serial when it runs (zoneflow.flows.begin),
+so it brings the zone to its latest serial, whichever change it was written
+for. A job waits in two places, and the row stands for it in both:
+
+- not posted yet: the row waits for a relay (or is being posted by one);
+- posted, not begun: the relay marks the row ``posted`` instead of deleting
+  it, and the job's begin deletes it (:func:`begin_zone_jobs`) before it
+  reads the serial. From then on the zone's next change writes a job of its
+  own.
+
+The rule is the simplest that loses nothing: only an update rides, and only
+on a user's create or update (objects.JobPriority.CHANGE) of the same zone; a
+create carries the update (it makes the zone at the latest serial). A delete
+never rides and is never ridden on: it writes its own job, and the create or
+update waiting before it runs as it would have (removing again what it made,
+zoneflow.flows.on_target.TakeBackIfDeleted). Recoveries and upkeep are left
+alone: they act on a zone's state, not on one change.
+
+The race between an update and a begin is settled by the row's lock, on
+PostgreSQL and SQLite alike: the update raises the row's serial with an
+UPDATE, the begin removes it with a DELETE. Whichever locks the row first
+goes first; if the update does, the begin's DELETE waits for its commit and
+its read that follows sees the update's serial; if the begin does, the
+update finds no row once the begin commits and writes its own job. (SQLite
+writes one transaction at a time, which orders them the same way.)
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from typing import cast
 
 import sqlalchemy as sa
@@ -13,8 +42,15 @@ from sqlalchemy.orm import Session
 from zoneflow import objects
 from zoneflow.storage import db, models
 
+#: The kinds of job an update rides on while they have not begun (a user's change only).
+RIDDEN = frozenset({objects.JobKind.CREATE_ZONE, objects.JobKind.UPDATE_ZONE})
+
 
 def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> None:
+    """Write ``job`` for the change that brings ``zone_id`` to ``serial``, in the
+    change's transaction; an update rides on the zone's job not begun yet, if any."""
+    if _rides(job) and _ride(session, zone_id, serial):
+        return
     session.add(
         models.JobOutbox(
             kind=job.kind,
@@ -24,6 +60,49 @@ def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> 
             serial=serial,
         )
     )
+
+
+def _rides(job: objects.JobOrder) -> bool:
+    return job.kind == objects.JobKind.UPDATE_ZONE and job.priority == objects.JobPriority.CHANGE
+
+
+def _ride(session: Session, zone_id: str, serial: int) -> bool:
+    """Raise the serial of the zone's create or update not begun yet; whether there was one.
+
+    The UPDATE locks the row until the change commits: a begin deleting it
+    meanwhile waits, then reads this serial (see the module's docstring).
+    """
+    ridden = session.execute(_RIDE, {"b_zone_id": zone_id, "b_serial": serial})
+    return bool(ridden.rowcount)  # type: ignore[attr-defined]
+
+
+def kept_until_begun(pending: objects.PendingJob) -> bool:
+    """Whether the relay keeps ``pending``'s row, posted, until its job begins."""
+    return pending.kind in RIDDEN and pending.priority == objects.JobPriority.CHANGE
+
+
+def mark_posted(pending: objects.PendingJob) -> None:
+    """Keep a posted job's row for the zone's updates to ride on until the job begins.
+
+    Matched on its creation time too: if the job began already and deleted
+    the row, SQLite may have given its id to a new row since.
+    """
+    with db.transaction() as conn:
+        conn.execute(_MARK_POSTED, {"b_id": pending.id, "b_created_at": pending.created_at})
+
+
+def begin_zone_jobs(zone_ids: Collection[str]) -> None:
+    """A create or update job of these zones begins: each zone's next update writes
+    a job of its own. Committed before the job reads the zones' serials.
+
+    Every row an update could ride on goes, not only the job's own: the job
+    has not read the serial yet, so it carries whatever change they stand
+    for. Its own row may not even be marked posted yet (a conductor can
+    begin a job before its relay gets to the mark), which is why the rows
+    are found by zone, not by that mark.
+    """
+    with db.transaction() as conn:
+        conn.execute(_BEGIN, {"b_zone_ids": list(zone_ids)})
 
 
 def claim_pending_jobs(
@@ -82,13 +161,14 @@ def remove_pending_job(job_id: int) -> None:
 _OUTBOX = cast(sa.Table, models.JobOutbox.__table__)
 
 
-_OUTBOX_FREE = sa.or_(
-    _OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < sa.bindparam("now")
+_OUTBOX_FREE = sa.and_(
+    _OUTBOX.c.posted.is_(sa.false()),
+    sa.or_(_OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < sa.bindparam("now")),
 )
 
 
 def _oldest_free(which: sa.ColumnElement[bool], limit: str) -> sa.Select[tuple[int]]:
-    """The ids of the oldest free rows of ``which`` priority, locked (ix_job_outbox_priority)."""
+    """The ids of the oldest free rows of ``which`` priority, locked (ix_job_outbox_unposted)."""
     return (
         sa.select(_OUTBOX.c.id)
         .where(which, _OUTBOX_FREE)
@@ -127,6 +207,36 @@ _CLAIM_OUTBOX = (
 
 _RELEASE_OUTBOX = (
     sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id")).values(claimed_until=None)
+)
+
+
+_RIDE = (
+    sa.update(_OUTBOX)
+    .where(
+        _OUTBOX.c.zone_id == sa.bindparam("b_zone_id"),
+        _OUTBOX.c.kind.in_(sorted(RIDDEN)),
+        _OUTBOX.c.priority == int(objects.JobPriority.CHANGE),
+        # Serials only grow; the guard keeps a row's serial from going back all the same.
+        _OUTBOX.c.serial < sa.bindparam("b_serial"),
+    )
+    .values(serial=sa.bindparam("b_serial"))
+)
+
+
+_MARK_POSTED = (
+    sa.update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == sa.bindparam("b_id"),
+        _OUTBOX.c.created_at == sa.bindparam("b_created_at"),
+    )
+    .values(posted=True, claimed_until=None)
+)
+
+
+_BEGIN = sa.delete(_OUTBOX).where(
+    _OUTBOX.c.zone_id.in_(sa.bindparam("b_zone_ids", expanding=True)),
+    _OUTBOX.c.kind.in_(sorted(RIDDEN)),
+    _OUTBOX.c.priority == int(objects.JobPriority.CHANGE),
 )
 
 
