@@ -12,6 +12,7 @@ from taskflow import storage as tf_storage
 from tests import support
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
+from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.storage import outbox as stored_outbox
@@ -53,6 +54,29 @@ def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id() ->
     (job,) = jobs.list_jobs(backend)
     assert (job.id, job.zone_id, job.state) == (job_id, zone.id, "PENDING")
     assert support.count_pending_jobs() == 0
+
+
+def test_a_job_posted_again_after_an_update_rode_on_its_row_keeps_its_id() -> None:
+    load_pool({}, {})
+    zone = central_zones.create_zone("ridden.example", "hostmaster@example.com")
+    backend = persistence.get_backend()
+    board = jobboard.connect(backend)
+    try:
+        with pytest.raises(tf_exc.JobFailure):
+            OutboxRelay(_BoardDown(board), backend).flush()
+        (written,) = jobs.list_jobs(backend)
+        # The update rides on the create's row, not posted yet: its serial goes up.
+        central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+        assert support.count_pending_jobs() == 1
+
+        (job_id,) = OutboxRelay(board, backend).flush()
+        on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
+    finally:
+        board.close()
+    # Still one job: the chaos test found the first logbook left PENDING for good.
+    assert job_id == written.id
+    assert on_board == [job_id]
+    assert [job.id for job in jobs.list_jobs(backend)] == [job_id]
 
 
 def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice() -> None:
