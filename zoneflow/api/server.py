@@ -132,7 +132,9 @@ def serve(server: ApiServer) -> None:
     relay = _start_relay()
     beat = heartbeat.for_api(server)
     beat.start()
-    model.start()
+    # Built by the first status read this process serves: a worker that serves none
+    # does not follow every event (issue 17 counted it in each create's CPU).
+    model.start_when_read()
     # uvicorn raises again the signal it shut down for once it is done: SIGTERM's
     # default would end the process there, before its heartbeat says DOWN.
     previous = signal.signal(signal.SIGTERM, _exit)
