@@ -297,6 +297,9 @@ def run_setup(
             )
             for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
         ]
+    except Exception:
+        print(f"--- the end of zoneflow api's log ---\n{deployment.log('api')[-4000:]}")
+        raise
     finally:
         deployment.close()
         postgres.drop_database(name)
