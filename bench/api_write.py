@@ -72,6 +72,8 @@ class Setup:
     code: pathlib.Path
     workers: int = 1
     relay: bool = True
+    # zake: the jobs stay in the outbox, as [api] relay = false leaves them.
+    board: str = "zookeeper"
 
     def conf(self) -> dict[str, dict[str, Any]]:
         # Thousands of creates into one zone, and the zones of every run in one
@@ -261,7 +263,10 @@ def run_setup(
     workdir.mkdir()
     with _running_code(setup.code, workdir):
         deployment = Deployment(
-            workdir, database=url, zookeeper_hosts=zookeeper.hosts, extra_conf=setup.conf()
+            workdir,
+            database=url,
+            zookeeper_hosts=zookeeper.hosts if setup.board == "zookeeper" else None,
+            extra_conf=setup.conf(),
         )
         deployment.load_pool(pool())
         # As Deployment.start_api, with longer to start on a busy machine.
@@ -309,11 +314,14 @@ def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
     made = []
     if args.before:
         code = _archive(args.before, tmp / "before-code")
-        made.append(Setup(f"before ({_revision(args.before)})", code))
+        before = f"before ({_revision(args.before)})"
+        made += [Setup(before, code), Setup(before, code, relay=False, board="zake")]
     now = f"this checkout ({_revision('HEAD')})"
-    made.append(Setup(now, ROOT))
-    made.append(Setup(now, ROOT, workers=args.workers))
-    made.append(Setup(now, ROOT, workers=args.workers, relay=False))
+    made += [Setup(now, ROOT), Setup(now, ROOT, relay=False)]
+    made += [
+        Setup(now, ROOT, workers=args.workers),
+        Setup(now, ROOT, workers=args.workers, relay=False),
+    ]
     return made
 
 
@@ -347,6 +355,12 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def _posting(setup: Setup) -> str:
+    if not setup.relay:
+        return "no (outbox)" if setup.board == "zookeeper" else "no (zake board: outbox)"
+    return "yes"
+
+
 def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float]) -> str:
     groups = [g for g in runs[0].cpu if g != "kernel interrupts"] + ["kernel interrupts"]
     lines = [
@@ -361,7 +375,7 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
     for run in runs:
         lines.append(
             f"| {run.setup.label} | {run.setup.workers} | "
-            f"{'yes' if run.setup.relay else 'no (outbox)'} | {run.shape} | {run.requests} | "
+            f"{_posting(run.setup)} | {run.shape} | {run.requests} | "
             f"{run.per_second:.0f} | {report.percentile(run.latencies, 50) * 1000:.1f} | "
             f"{report.percentile(run.latencies, 99) * 1000:.1f} | {run.failures} | "
             f"{run.statements / run.requests:.1f} | {run.transactions / run.requests:.1f} | "
@@ -378,7 +392,9 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
         f"committed together. {WARMUP} creates warm each measurement up. Latency is the "
         'client\'s, from sending to the answer. "posts jobs": each API process posts '
         'the jobs of its changes to ZooKeeper in a thread beside the requests; "no '
-        "(outbox)\" is `[api] relay = false`, the jobs left for a conductor's relay. "
+        "(outbox)\" is `[api] relay = false`, the jobs left for a conductor's relay "
+        "(the code from before had no such option: it ran on the in-process zake "
+        "board instead, where the API posts nothing either). "
         "Statements (BEGIN and COMMIT included) and transactions per create are "
         "PostgreSQL's own counts (pg_stat_statements) over the measurement, the relay's "
         "included. CPU per create is from /proc over the measurement, each group "
