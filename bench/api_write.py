@@ -252,62 +252,72 @@ def descendants(pid: int) -> list[int]:
 
 
 def run_setup(
-    postgres: PostgresServer,
-    zookeeper: ZooKeeperServer,
-    workdir: pathlib.Path,
-    setup: Setup,
-    args: argparse.Namespace,
+    postgres: PostgresServer, workdir: pathlib.Path, setup: Setup, args: argparse.Namespace
 ) -> list[Run]:
+    """Both shapes of load on one setup, with a ZooKeeper and a database of its own: no
+    conductor takes the jobs posted, and a board that kept every earlier setup's would
+    cost each post more (TaskFlow's board in the API process watches every job)."""
     name = f"bench_api_{workdir.name}"
     url = postgres.create_database(name)
     workdir.mkdir()
-    with _running_code(setup.code, workdir):
+    with ZooKeeperServer() as zookeeper, _running_code(setup.code, workdir):
         deployment = Deployment(
             workdir,
             database=url,
             zookeeper_hosts=zookeeper.hosts if setup.board == "zookeeper" else None,
             extra_conf=setup.conf(),
         )
-        deployment.load_pool(pool())
-        # As Deployment.start_api, with longer to start on a busy machine.
-        process = deployment.start("api", "api")
-        eventually(
-            lambda: deployment._api_answers(process),  # noqa: SLF001
-            timeout=120,
-            what=lambda: f"the API to answer; its log:\n{deployment.log('api')}",
-            ignore=(OSError,),
-        )
+        try:
+            return _measured(postgres, zookeeper, deployment, name, setup, args)
+        except Exception:
+            print(f"--- the end of zoneflow api's log ---\n{deployment.log('api')[-4000:]}")
+            raise
+        finally:
+            deployment.close()
+            postgres.drop_database(name)
+
+
+def _measured(
+    postgres: PostgresServer,
+    zookeeper: ZooKeeperServer,
+    deployment: Deployment,
+    name: str,
+    setup: Setup,
+    args: argparse.Namespace,
+) -> list[Run]:
+    deployment.load_pool(pool())
+    # As Deployment.start_api, with longer to start on a busy machine.
+    process = deployment.start("api", "api")
+    eventually(
+        lambda: deployment._api_answers(process),  # noqa: SLF001
+        timeout=120,
+        what="the API to answer",
+        ignore=(OSError,),
+    )
     counters = Counters(postgres, name)
     assert postgres.process is not None and zookeeper.process is not None
     pg_pid, zk_pid = postgres.process.pid, zookeeper.process.pid
     meter = CpuMeter(
         {
-            API: lambda: descendants(deployment.processes["api"].pid),
+            API: lambda: descendants(process.pid),
             "PostgreSQL": lambda: descendants(pg_pid),
             "ZooKeeper": lambda: [zk_pid],
             "clients (this script)": lambda: [os.getpid()],
         }
     )
-    try:
-        return [
-            measure(
-                deployment,
-                meter,
-                counters,
-                setup,
-                shape,
-                zones=zones,
-                clients=args.clients,
-                requests=args.requests,
-            )
-            for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
-        ]
-    except Exception:
-        print(f"--- the end of zoneflow api's log ---\n{deployment.log('api')[-4000:]}")
-        raise
-    finally:
-        deployment.close()
-        postgres.drop_database(name)
+    return [
+        measure(
+            deployment,
+            meter,
+            counters,
+            setup,
+            shape,
+            zones=zones,
+            clients=args.clients,
+            requests=args.requests,
+        )
+        for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
+    ]
 
 
 def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
@@ -338,14 +348,13 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp,
         PostgresServer(settings={"shared_preload_libraries": "pg_stat_statements"}) as postgres,
-        ZooKeeperServer() as zookeeper,
     ):
         runs = []
         for number, setup in enumerate(setups(args, pathlib.Path(tmp))):
             workdir = pathlib.Path(tmp) / "runs" / str(number)
             workdir.parent.mkdir(exist_ok=True)
             print(f"{setup.label}, {setup.workers} API processes, relay {setup.relay}", flush=True)
-            runs += run_setup(postgres, zookeeper, workdir, setup, args)
+            runs += run_setup(postgres, workdir, setup, args)
 
     text = describe(args, runs, (began, os.getloadavg()[0]))
     print(text)
@@ -387,7 +396,9 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
         "concurrent clients (asyncio tasks of this script on keep-alive connections, "
         "each sending its next request when the previous one is answered) against "
         "`zoneflow api` on PostgreSQL 15 with a ZooKeeper jobboard (default settings, "
-        "access log on); no conductor runs. A create is accepted when its 202 arrives: "
+        "access log on); no conductor runs, so every job posted stays on the board: each "
+        "setup has a ZooKeeper of its own, and TaskFlow's board in each API process that "
+        "posts watches every job on it. A create is accepted when its 202 arrives: "
         "the recordset, the zone's new serial and the job that will carry it out are "
         f"committed together. {WARMUP} creates warm each measurement up. Latency is the "
         'client\'s, from sending to the answer. "posts jobs": each API process posts '

@@ -33,6 +33,8 @@ LOG = logging.getLogger(__name__)
 STOP_WAIT = 15.0
 # Least seconds between the start of a worker and the start of its replacement.
 RESTART_PAUSE = 1.0
+# The signals that stop the API.
+_STOPS = (signal.SIGTERM, signal.SIGINT)
 # How often the parent looks whether stopping workers have gone.
 _REAP_INTERVAL = 0.05
 
@@ -51,7 +53,7 @@ class Workers:
 
     def run(self) -> None:
         """Start the workers and keep ``count`` running until SIGTERM or SIGINT."""
-        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._stop) for sig in _STOPS}
         try:
             for _ in range(self.count):
                 self._start()
@@ -74,15 +76,21 @@ class Workers:
     def _start(self) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(self._child())
+        # Held back over the fork: the parent's handler must never run in a worker.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                for sig in _STOPS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+                os._exit(self._child())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         self.children[pid] = time.monotonic()
 
     def _child(self) -> int:
         """In the worker: serve, and say how it ended as an exit status."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
         code = 0
         try:
             self._serve()
