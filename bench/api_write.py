@@ -252,20 +252,26 @@ def descendants(pid: int) -> list[int]:
 
 
 def run_setup(
-    postgres: PostgresServer, workdir: pathlib.Path, setup: Setup, args: argparse.Namespace
+    postgres: PostgresServer,
+    zookeeper: ZooKeeperServer,
+    workdir: pathlib.Path,
+    setup: Setup,
+    args: argparse.Namespace,
 ) -> list[Run]:
-    """Both shapes of load on one setup, with a ZooKeeper and a database of its own: no
+    """Both shapes of load on one setup, with a board and a database of its own: no
     conductor takes the jobs posted, and a board that kept every earlier setup's would
     cost each post more (TaskFlow's board in the API process watches every job)."""
     name = f"bench_api_{workdir.name}"
     url = postgres.create_database(name)
     workdir.mkdir()
-    with ZooKeeperServer() as zookeeper, _running_code(setup.code, workdir):
+    with _running_code(setup.code, workdir):
+        conf = setup.conf()
+        conf["jobboard"] = {"path": f"/zoneflow/bench-{workdir.name}/jobs"}
         deployment = Deployment(
             workdir,
             database=url,
             zookeeper_hosts=zookeeper.hosts if setup.board == "zookeeper" else None,
-            extra_conf=setup.conf(),
+            extra_conf=conf,
         )
         try:
             return _measured(postgres, zookeeper, deployment, name, setup, args)
@@ -348,13 +354,15 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp,
         PostgresServer(settings={"shared_preload_libraries": "pg_stat_statements"}) as postgres,
+        # Started niced with this script, ZooKeeper takes its time on a busy machine.
+        ZooKeeperServer(start_timeout=120) as zookeeper,
     ):
         runs = []
         for number, setup in enumerate(setups(args, pathlib.Path(tmp))):
             workdir = pathlib.Path(tmp) / "runs" / str(number)
             workdir.parent.mkdir(exist_ok=True)
             print(f"{setup.label}, {setup.workers} API processes, relay {setup.relay}", flush=True)
-            runs += run_setup(postgres, workdir, setup, args)
+            runs += run_setup(postgres, zookeeper, workdir, setup, args)
 
     text = describe(args, runs, (began, os.getloadavg()[0]))
     print(text)
@@ -397,8 +405,9 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
         "each sending its next request when the previous one is answered) against "
         "`zoneflow api` on PostgreSQL 15 with a ZooKeeper jobboard (default settings, "
         "access log on); no conductor runs, so every job posted stays on the board: each "
-        "setup has a ZooKeeper of its own, and TaskFlow's board in each API process that "
-        "posts watches every job on it. A create is accepted when its 202 arrives: "
+        "setup has a board of its own (`[jobboard] path`), and TaskFlow's board in "
+        "each API process that posts watches every job on it. A create is accepted "
+        "when its 202 arrives: "
         "the recordset, the zone's new serial and the job that will carry it out are "
         f"committed together. {WARMUP} creates warm each measurement up. Latency is the "
         'client\'s, from sending to the answer. "posts jobs": each API process posts '
