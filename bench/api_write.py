@@ -1,15 +1,15 @@
 """How many recordset creates the API accepts per second, with 20 clients at once.
 
-A real ``zoneflow api`` process (uvicorn, configured as
-tests/functional/deployment.py does) on a real PostgreSQL 15 started by the
-test fixture, a pool of fake targets. This script is the 20 clients: 20
-asyncio tasks on keep-alive HTTP/1.1 connections (httpx), each sending
-``POST /v2/zones/{id}/recordsets`` for a new A recordset as soon as its
-previous one was answered. What is timed is the API's accept alone: from
-sending the request to its 202 (the change and its job committed to the
-database in one transaction); no conductor runs, so nothing competes with
-the API for the machine and propagation is not part of it
-(bench/orchestration.py and bench/propagation.py measure that).
+A real ``zoneflow api`` (uvicorn, configured as tests/functional/deployment.py
+does) on a real PostgreSQL 15 and ZooKeeper started by the test fixtures, a
+pool of fake targets. This script is the 20 clients: 20 asyncio tasks on
+keep-alive HTTP/1.1 connections (httpx), each sending ``POST
+/v2/zones/{id}/recordsets`` for a new A recordset as soon as its previous one
+was answered. What is timed is the API's accept alone: from sending the
+request to its 202 (the change and its job committed to the database in one
+transaction); no conductor runs, so nothing competes with the API for the
+machine and propagation is not part of it (bench/orchestration.py and
+bench/propagation.py measure that).
 
 Two shapes of load:
 
@@ -17,11 +17,20 @@ Two shapes of load:
 * **1 zone**: all 20 write to the same zone; each change takes the next
   serial of that zone, so PostgreSQL queues them on the zone's row lock.
 
-And two jobboards: zake (the changes' jobs stay in the outbox, as when a
-conductor's relay posts them) and ZooKeeper (``zoneflow api`` posts each job
-itself, in a thread of the same process, right after the change commits).
+And several ways to run the API, each on a database of its own:
 
-    python bench/api_write.py [--requests 2000] [--clients 20]
+* ``--before REV``: the ``zoneflow`` package of this repository's revision
+  REV (``git archive``), one process, as the figures before;
+* this checkout with one process, and with ``--workers`` processes
+  (``[api] workers``): each posts the jobs of its changes to ZooKeeper itself,
+  in a thread, right after the change commits;
+* the same with ``[api] relay = false``: the jobs wait in the outbox for a
+  conductor's relay (none runs here), what the API costs without posting.
+
+PostgreSQL counts the statements and transactions each create takes
+(pg_stat_statements, pg_stat_database).
+
+    python bench/api_write.py [--requests 2000] [--clients 20] [--workers 2] [--before REV]
 """
 
 from __future__ import annotations
@@ -42,28 +51,65 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench import report  # noqa: E402
-from bench.orchestration import CpuMeter, with_children  # noqa: E402
+from bench.backfill_priority import _archive, _revision, _running_code  # noqa: E402
+from bench.orchestration import CpuMeter, _stat  # noqa: E402
 from tests.functional.deployment import Deployment  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
+from tests.support import eventually  # noqa: E402
 
 WARMUP = 200
 API = "zoneflow api"
+PROCESS_GROUPS = (API, "PostgreSQL", "ZooKeeper", "clients (this script)")
 PROJECT = {"X-Auth-Project-ID": "bench", "X-Roles": "member"}
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
+class Setup:
+    """One way to run the API: whose code, how many processes, posting jobs or not."""
+
     label: str
+    code: pathlib.Path
+    workers: int = 1
+    relay: bool = True
+    # zake: the jobs stay in the outbox, as [api] relay = false leaves them.
+    board: str = "zookeeper"
+
+    def conf(self) -> dict[str, dict[str, Any]]:
+        # Thousands of creates into one zone, and the zones of every run in one
+        # project: past Designate's default quotas.
+        conf: dict[str, dict[str, Any]] = {
+            "quota": {"zones": -1, "zone_recordsets": -1, "zone_records": -1}
+        }
+        if self.code == ROOT:  # code from before knows neither option
+            conf["api"] = {"workers": self.workers, "relay": self.relay}
+        return conf
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    setup: Setup
+    shape: str
     requests: int
     seconds: float
     latencies: list[float]
     failures: int
     cpu: dict[str, float]
+    statements: int
+    transactions: int
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds
+
+    def per_create(self, group: str) -> float:
+        """CPU milliseconds per create of a group of processes."""
+        return self.cpu[group] / self.requests * 1000
+
+    @property
+    def whole_path(self) -> float:
+        """CPU milliseconds per create of the API, PostgreSQL, ZooKeeper and clients."""
+        return sum(self.per_create(group) for group in PROCESS_GROUPS)
 
 
 async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[tuple[str, str]]:
@@ -115,27 +161,73 @@ def _address(n: int) -> str:
     return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
 
 
+class Counters:
+    """What PostgreSQL counted for one database (pg_stat_statements, updated as each
+    statement ends): statements run, and transactions begun (BEGIN: SQLAlchemy
+    begins every one)."""
+
+    def __init__(self, postgres: PostgresServer, database: str) -> None:
+        self.postgres = postgres
+        self.database = database
+        self._run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def now(self) -> tuple[int, int]:
+        statements, begun = self._run(
+            "SELECT coalesce(sum(calls), 0), "
+            "coalesce(sum(calls) FILTER (WHERE query ILIKE 'begin%%'), 0) "
+            "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE d.datname = %s",
+            (self.database,),
+        )
+        return int(statements), int(begun)
+
+    def _run(self, query: str, params: tuple[str, ...] = ()) -> Any:
+        conn = self.postgres.connect(self.database)
+        try:
+            conn.autocommit = True  # no BEGIN of its own to count
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchone() if cur.description else None
+        finally:
+            conn.close()
+
+
 def measure(
     deployment: Deployment,
     meter: CpuMeter,
-    label: str,
+    counters: Counters,
+    setup: Setup,
+    shape: str,
     *,
     zones: int,
     clients: int,
     requests: int,
 ) -> Run:
-    async def setup() -> list[tuple[str, str]]:
+    async def prepare() -> list[tuple[str, str]]:
         async with httpx.AsyncClient(base_url=deployment.api_url, timeout=60) as client:
-            prefix = "".join(c if c.isalnum() else "-" for c in label.lower())
+            prefix = "".join(c if c.isalnum() else "-" for c in shape.lower())
             return await _zones(client, f"{prefix}-", zones)
 
-    made = asyncio.run(setup())
+    made = asyncio.run(prepare())
     asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm"))
+    statements, transactions = counters.now()
     with meter:
         seconds, latencies, failures = asyncio.run(
             _load(deployment.api_url, made, clients, requests, "rs")
         )
-    return Run(label, requests, seconds, latencies, failures, meter.used)
+    statements_after, transactions_after = counters.now()
+    return Run(
+        setup,
+        shape,
+        requests,
+        seconds,
+        latencies,
+        failures,
+        meter.used,
+        # Less the first read of the counters, counted once it ended.
+        statements_after - statements - 1,
+        transactions_after - transactions,
+    )
 
 
 def pool() -> dict[str, Any]:
@@ -146,68 +238,133 @@ def pool() -> dict[str, Any]:
     }
 
 
-def run_board(
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the API's workers; PostgreSQL's backends)."""
+    children: dict[int, list[int]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(entry.name)):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def run_setup(
     postgres: PostgresServer,
-    tmp: pathlib.Path,
-    board: str,
-    zookeeper: ZooKeeperServer | None,
-    args: Any,
+    zookeeper: ZooKeeperServer,
+    workdir: pathlib.Path,
+    setup: Setup,
+    args: argparse.Namespace,
 ) -> list[Run]:
-    url = postgres.create_database(f"bench_api_{board}")
-    workdir = tmp / board
+    """Both shapes of load on one setup, with a board and a database of its own: no
+    conductor takes the jobs posted, and a board that kept every earlier setup's would
+    cost each post more (TaskFlow's board in the API process watches every job)."""
+    name = f"bench_api_{workdir.name}"
+    url = postgres.create_database(name)
     workdir.mkdir()
-    deployment = Deployment(
-        workdir,
-        database=url,
-        zookeeper_hosts=zookeeper.hosts if zookeeper else None,
-        # Thousands of creates into one zone, and the zones of every run in
-        # one project: past Designate's default quotas.
-        extra_conf={"quota": {"zones": -1, "zone_recordsets": -1, "zone_records": -1}},
-    )
+    with _running_code(setup.code, workdir):
+        conf = setup.conf()
+        conf["jobboard"] = {"path": f"/zoneflow/bench-{workdir.name}/jobs"}
+        deployment = Deployment(
+            workdir,
+            database=url,
+            zookeeper_hosts=zookeeper.hosts if setup.board == "zookeeper" else None,
+            extra_conf=conf,
+        )
+        try:
+            return _measured(postgres, zookeeper, deployment, name, setup, args)
+        except Exception:
+            print(f"--- the end of zoneflow api's log ---\n{deployment.log('api')[-4000:]}")
+            raise
+        finally:
+            deployment.close()
+            postgres.drop_database(name)
+
+
+def _measured(
+    postgres: PostgresServer,
+    zookeeper: ZooKeeperServer,
+    deployment: Deployment,
+    name: str,
+    setup: Setup,
+    args: argparse.Namespace,
+) -> list[Run]:
     deployment.load_pool(pool())
-    deployment.start_api()
-    assert postgres.process is not None
-    pg_pid = postgres.process.pid
+    # As Deployment.start_api, with longer to start on a busy machine.
+    process = deployment.start("api", "api")
+    eventually(
+        lambda: deployment._api_answers(process),  # noqa: SLF001
+        timeout=120,
+        what="the API to answer",
+        ignore=(OSError,),
+    )
+    counters = Counters(postgres, name)
+    assert postgres.process is not None and zookeeper.process is not None
+    pg_pid, zk_pid = postgres.process.pid, zookeeper.process.pid
     meter = CpuMeter(
         {
-            API: lambda: [p.pid for p in deployment.processes.values()],
-            "PostgreSQL": lambda: with_children(pg_pid),
-            "ZooKeeper": lambda: [zookeeper.process.pid] if zookeeper and zookeeper.process else [],
+            API: lambda: descendants(process.pid),
+            "PostgreSQL": lambda: descendants(pg_pid),
+            "ZooKeeper": lambda: [zk_pid],
             "clients (this script)": lambda: [os.getpid()],
         }
     )
-    try:
-        return [
-            measure(
-                deployment,
-                meter,
-                f"{board}, {shape}",
-                zones=zones,
-                clients=args.clients,
-                requests=args.requests,
-            )
-            for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
-        ]
-    finally:
-        deployment.close()
+    return [
+        measure(
+            deployment,
+            meter,
+            counters,
+            setup,
+            shape,
+            zones=zones,
+            clients=args.clients,
+            requests=args.requests,
+        )
+        for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
+    ]
+
+
+def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
+    made = []
+    if args.before:
+        code = _archive(args.before, tmp / "before-code")
+        before = f"before ({_revision(args.before)})"
+        made += [Setup(before, code), Setup(before, code, relay=False, board="zake")]
+    now = f"this checkout ({_revision('HEAD')})"
+    made += [Setup(now, ROOT), Setup(now, ROOT, relay=False)]
+    made += [
+        Setup(now, ROOT, workers=args.workers),
+        Setup(now, ROOT, workers=args.workers, relay=False),
+    ]
+    return made
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="creates per measurement")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=2, help="API processes ([api] workers)")
+    parser.add_argument("--before", metavar="REV", help="a git revision to measure first")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
+    began = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-bench-") as tmp,
-        PostgresServer() as postgres,
-        ZooKeeperServer() as zookeeper,
+        PostgresServer(settings={"shared_preload_libraries": "pg_stat_statements"}) as postgres,
+        # Started niced with this script, ZooKeeper takes its time on a busy machine.
+        ZooKeeperServer(start_timeout=120) as zookeeper,
     ):
-        runs = run_board(postgres, pathlib.Path(tmp), "zake", None, args)
-        runs += run_board(postgres, pathlib.Path(tmp), "ZooKeeper", zookeeper, args)
+        runs = []
+        for number, setup in enumerate(setups(args, pathlib.Path(tmp))):
+            workdir = pathlib.Path(tmp) / "runs" / str(number)
+            workdir.parent.mkdir(exist_ok=True)
+            print(f"{setup.label}, {setup.workers} API processes, relay {setup.relay}", flush=True)
+            runs += run_setup(postgres, zookeeper, workdir, setup, args)
 
-    text = describe(args, runs)
+    text = describe(args, runs, (began, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
         report.write_section("api_write", "API: recordset creates accepted per second", text)
@@ -215,36 +372,59 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def describe(args: argparse.Namespace, runs: list[Run]) -> str:
-    groups = list(runs[0].cpu)
+def _posting(setup: Setup) -> str:
+    if not setup.relay:
+        return "no (outbox)" if setup.board == "zookeeper" else "no (zake board: outbox)"
+    return "yes"
+
+
+def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float]) -> str:
+    groups = [g for g in runs[0].cpu if g != "kernel interrupts"] + ["kernel interrupts"]
     lines = [
-        "| jobboard, load | creates | accepted/s | p50 (ms) | p99 (ms) | refused | "
-        "API's own ceiling (/s) | " + " | ".join(f"CPU ms/create: {g}" for g in groups) + " |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "| code | API processes | posts jobs | load | creates | accepted/s | p50 (ms) | "
+        "p99 (ms) | refused | SQL statements/create | transactions/create | "
+        + " | ".join(f"CPU ms/create: {g}" for g in groups)
+        + " | CPU ms/create: whole path | 2-core ceiling (/s) |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in groups)
-        + " |",
+        + " | ---: | ---: |",
     ]
     for run in runs:
         lines.append(
-            f"| {run.label} | {run.requests} | {run.per_second:.0f} | "
-            f"{report.percentile(run.latencies, 50) * 1000:.1f} | "
+            f"| {run.setup.label} | {run.setup.workers} | "
+            f"{_posting(run.setup)} | {run.shape} | {run.requests} | "
+            f"{run.per_second:.0f} | {report.percentile(run.latencies, 50) * 1000:.1f} | "
             f"{report.percentile(run.latencies, 99) * 1000:.1f} | {run.failures} | "
-            f"{run.requests / run.cpu[API]:.0f} | "
-            + " | ".join(f"{run.cpu[g] / run.requests * 1000:.1f}" for g in groups)
-            + " |"
+            f"{run.statements / run.requests:.1f} | {run.transactions / run.requests:.1f} | "
+            + " | ".join(f"{run.per_create(g):.1f}" for g in groups)
+            + f" | {run.whole_path:.1f} | {2000 / run.whole_path:.0f} |"
         )
     return (
         f"`POST /v2/zones/{{id}}/recordsets` (a new A recordset each) from {args.clients} "
         "concurrent clients (asyncio tasks of this script on keep-alive connections, "
-        "each sending its next request when the previous one is answered) against one "
-        "`zoneflow api` process (default settings, access log on) on PostgreSQL 15; no "
-        "conductor runs. A create is accepted when its 202 arrives: the recordset, the "
-        "zone's new serial and the job that will carry it out are committed together. "
-        f"{WARMUP} creates warm each measurement up. Latency is the client's, from "
-        "sending to the answer. With ZooKeeper the API process also posts each job to "
-        "the board, in a thread beside the requests. CPU per create is from /proc over "
-        'the measurement; "other processes" ran outside this benchmark meanwhile, and '
-        '"kernel interrupts" is mostly loopback traffic.\n\n' + "\n".join(lines) + "\n"
+        "each sending its next request when the previous one is answered) against "
+        "`zoneflow api` on PostgreSQL 15 with a ZooKeeper jobboard (default settings, "
+        "access log on); no conductor runs, so every job posted stays on the board: each "
+        "setup has a board of its own (`[jobboard] path`), and TaskFlow's board in "
+        "each API process that posts watches every job on it. A create is accepted "
+        "when its 202 arrives: "
+        "the recordset, the zone's new serial and the job that will carry it out are "
+        f"committed together. {WARMUP} creates warm each measurement up. Latency is the "
+        'client\'s, from sending to the answer. "posts jobs": each API process posts '
+        'the jobs of its changes to ZooKeeper in a thread beside the requests; "no '
+        "(outbox)\" is `[api] relay = false`, the jobs left for a conductor's relay "
+        "(the code from before had no such option: it ran on the in-process zake "
+        "board instead, where the API posts nothing either). "
+        "Statements (BEGIN and COMMIT included) and transactions per create are "
+        "PostgreSQL's own counts (pg_stat_statements) over the measurement, the relay's "
+        "included. CPU per create is from /proc over the measurement, each group "
+        "with every process below it (the API's workers, PostgreSQL's backends); "
+        '"other processes" ran outside this benchmark meanwhile, and "kernel '
+        'interrupts" is mostly loopback traffic. "Whole path" adds the API, '
+        "PostgreSQL, ZooKeeper and the clients; the 2-core ceiling is what two cores "
+        "doing nothing else would accept at that CPU per create. "
+        f"Load average {load[0]:.1f} when the run began and {load[1]:.1f} when it "
+        "ended: the machine was shared.\n\n" + "\n".join(lines) + "\n"
     )
 
 

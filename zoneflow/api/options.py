@@ -15,6 +15,26 @@ server_opts = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API listens on."),
     cfg.PortOpt("port", default=9001, help="TCP port the API listens on (Designate's)."),
     cfg.BoolOpt("access_log", default=True, help="Log one line per request (uvicorn.access)."),
+    # Issue 17: one process's GIL caps what it accepts near one core; several
+    # processes on the one listening socket use every core.
+    cfg.IntOpt(
+        "workers",
+        default=1,
+        min=1,
+        max=64,
+        help="Processes serving the API on its one port (``zoneflow api`` only; "
+        "all-in-one serves it from one thread). Each accepts connections from the "
+        "same listening socket and runs its own heartbeat, propagation model and, with "
+        "relay on, job relay; about one per core.",
+    ),
+    cfg.BoolOpt(
+        "relay",
+        default=True,
+        help="With a ZooKeeper jobboard, ``zoneflow api`` posts the jobs of the changes "
+        "it accepts itself, the moment they commit. False leaves them to the conductors' "
+        "relays ([conductor] relay), which find them within their interval: the API "
+        "processes then spend no CPU on posting.",
+    ),
 ]
 CONF.register_opts(server_opts, group="api")
 

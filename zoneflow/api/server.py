@@ -4,19 +4,24 @@ The socket is bound before uvicorn starts, so a port already in use is a
 clear error at once (uvicorn alone would log it and exit the process).
 Jobs: a change made through the API is written with its job to the outbox
 (see :mod:`zoneflow.central.zones`). With a ZooKeeper jobboard ``zoneflow
-api`` posts them itself the moment they commit; otherwise (zake) the
-relay of the all-in-one process or of a conductor posts them.
+api`` posts them itself the moment they commit (unless ``[api] relay`` is
+off); otherwise (zake) the relay of the all-in-one process or of a
+conductor posts them. ``[api] workers`` processes serve one socket
+(:mod:`zoneflow.api.workers`).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
+from oslo_config import cfg
 
 from zoneflow import exceptions, heartbeat, model
 from zoneflow.api import app, options
@@ -85,17 +90,58 @@ class ApiServer:
         self._socket.close()
 
 
-def run_forever() -> None:
-    """``zoneflow api``: serve, posting the jobs of changes if the board is shared."""
+def run_forever(workers: int | None = None) -> None:
+    """``zoneflow api``: serve from ``workers`` processes (default ``[api] workers``),
+    each posting the jobs of its changes if the board is shared and ``[api] relay``."""
+    count = worker_count(workers)
     server = ApiServer()
+    LOG.info("API v2 listening on %s (%d %s)", server.url, count, _plural(count))
+    if count == 1:
+        serve(server)
+    else:
+        from zoneflow.api import workers as api_workers
+
+        api_workers.Workers(lambda: serve(server), count).run()
+
+
+def worker_count(wanted: int | None = None) -> int:
+    """How many processes serve the API: ``wanted`` (``--workers``), else ``[api] workers``."""
+    if wanted is None:
+        try:
+            wanted = int(CONF.api.workers)
+        except (cfg.Error, ValueError) as exc:
+            why = str(exc).rpartition("is not valid: ")[2] or str(exc)
+            raise exceptions.InvalidConfig(
+                f"[api] workers in zoneflow.conf is invalid: {why}; give a number of "
+                "processes from 1 to 64 (about one per core)"
+            ) from exc
+    if not 1 <= wanted <= 64:
+        raise exceptions.InvalidConfig(
+            f"{wanted} API workers: give a number of processes from 1 to 64 (about one per core)"
+        )
+    return wanted
+
+
+def _plural(count: int) -> str:
+    return "process" if count == 1 else "processes"
+
+
+def serve(server: ApiServer) -> None:
+    """One process's share of ``zoneflow api``: requests on ``server``'s socket, its
+    heartbeat, its propagation model and its relay, until SIGTERM or SIGINT."""
     relay = _start_relay()
     beat = heartbeat.for_api(server)
     beat.start()
-    model.start()
-    LOG.info("API v2 listening on %s", server.url)
+    # Built by the first status read this process serves: a worker that serves none
+    # does not follow every event (issue 17 counted it in each create's CPU).
+    model.start_when_read()
+    # uvicorn raises again the signal it shut down for once it is done: SIGTERM's
+    # default would end the process there, before its heartbeat says DOWN.
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
         server.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         model.stop()
         beat.stop()
         if relay is not None:
@@ -103,8 +149,12 @@ def run_forever() -> None:
             relay.board.close()
 
 
+def _exit(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def _start_relay() -> Any:
-    if CONF.jobboard.backend != "zookeeper":
+    if CONF.jobboard.backend != "zookeeper" or not CONF.api.relay:
         return None
     from zoneflow.central import changes as central_changes
     from zoneflow.engine.relay import OutboxRelay

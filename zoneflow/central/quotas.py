@@ -114,13 +114,16 @@ def check_zone_content(
             raise _refuse(zone.project_id, quota, limits[quota], why)
 
 
-def check_recordset_size(zone: objects.Zone, records: int) -> dict[str, int]:
+def check_recordset_size(
+    zone: objects.Zone, records: int, *, unit: Unit | None = None
+) -> dict[str, int]:
     """Refuse a recordset of ``records`` records beyond ``recordset_records``: that
-    depends on the request alone, so it is checked before the change's unit of work.
-    Returns the zone's project's quotas ({} for a zone of no project: no quota)."""
+    depends on the request alone, so it is checked before the zone is locked (in
+    ``unit``, the change's unit of work, or on its own). Returns the zone's
+    project's quotas ({} for a zone of no project: no quota)."""
     if zone.project_id is None:
         return {}
-    limits = get_quotas(zone.project_id)
+    limits = get_quotas(zone.project_id, unit=unit)
     check_zone_content(zone, recordsets=0, records=0, largest_recordset=records, quotas=limits)
     return limits
 
@@ -144,7 +147,10 @@ def check_recordset_change(
     """
     if zone.project_id is None:
         return
-    recordsets, records = storage.zone_usage(zone.id, session=unit)
+    # Counting a zone's recordsets and records reads all of them: not for limits that
+    # cannot be passed.
+    counted = limits["zone_recordsets"] != UNLIMITED or limits["zone_records"] != UNLIMITED
+    recordsets, records = storage.zone_usage(zone.id, session=unit) if counted else (0, 0)
     check_zone_content(
         zone,
         recordsets=recordsets + 1 if new_recordset else 0,

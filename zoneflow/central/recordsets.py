@@ -24,7 +24,7 @@ from zoneflow.storage.db import Unit
 
 
 def create_recordset(
-    zone_ref: str,
+    zone_ref: str | objects.Zone,
     name: str,
     rtype: str,
     records: Sequence[validation.RecordInput],
@@ -33,7 +33,13 @@ def create_recordset(
     description: str | None = None,
     project_id: str | None = None,
 ) -> objects.RecordSet:
-    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
+    """A new recordset in a zone given by id or name, or as the caller has just read
+    it in ``project_id``'s zones (the API's route has: it is not read twice)."""
+    zone = (
+        zone_ref
+        if isinstance(zone_ref, objects.Zone)
+        else stored_reads.get_zone(zone_ref, project_id=project_id)
+    )
     managed.refuse_soa(rtype)
     rs_type = validation.record_type(rtype)
     rs_name = validation.recordset_name(name, zone.name)
@@ -63,8 +69,9 @@ def _insert_recordset(
 ) -> objects.RecordSet:
     """The recordset, checked against the quotas and the zone rules with the zone
     locked, then written, in one unit of work."""
-    limits = quotas.check_recordset_size(zone, len(records))
     with db.unit_of_work() as unit:
+        # The quotas read in the unit of work too: one transaction for the whole create.
+        limits = quotas.check_recordset_size(zone, len(records), unit=unit)
         change = stored_zones.begin_change(unit, zone.id)
         quotas.check_recordset_change(
             unit, zone, limits, new_records=len(records), new_recordset=True

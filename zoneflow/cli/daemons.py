@@ -26,7 +26,7 @@ def mdns(args: argparse.Namespace) -> int:
 def api(args: argparse.Namespace) -> int:
     from zoneflow.api import server
 
-    server.run_forever()
+    server.run_forever(getattr(args, "workers", None))
     return 0
 
 

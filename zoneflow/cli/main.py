@@ -31,6 +31,19 @@ def _seconds(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    """``zoneflow api --workers``: a number of processes, 1 to 64, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes: give 1 to 64 (about one per core)"
+        )
+    return value
+
+
 # --- the parser ----------------------------------------------------------------------
 
 
@@ -300,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
             "run a producer: recovery, audit and purge of its share of the zones",
         ),
     ):
-        command(groups, name, func, text)
+        daemon = command(groups, name, func, text)
+        if name == "api":
+            daemon.add_argument(
+                "--workers",
+                type=_workers,
+                metavar="N",
+                help="processes serving the API's one port (default [api] workers, 1)",
+            )
     return parser
 
 

@@ -19,7 +19,7 @@ This package sits below central (which reads it) and above events and storage
 
 from __future__ import annotations
 
-from zoneflow.model.follower import Follower, running, start, stop
+from zoneflow.model.follower import Follower, running, start, start_when_read, stop
 from zoneflow.model.picture import Picture, Propagation, Serving, TargetState, TargetSummary
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "TargetSummary",
     "running",
     "start",
+    "start_when_read",
     "stop",
 ]

@@ -135,29 +135,48 @@ class Follower:
 
 _lock = threading.Lock()
 _running: Follower | None = None
+# start_when_read() was called: the first running() starts the model.
+_when_read = False
 
 
 def start() -> Follower:
     """Build this process's model and follow the stream (a long-running process), in a
     thread: wait for ``ready`` to know it is built."""
-    global _running
     with _lock:
-        if _running is None:
-            _running = Follower()
-            _running.start()
-        return _running
+        return _started()
+
+
+def start_when_read() -> None:
+    """Start this process's model once a read first asks for it (:func:`running`),
+    which reads storage meanwhile.
+
+    For a process that may never serve a status read (an API worker taking
+    changes): following the stream costs a read of the events table after every
+    commit, in each process that follows it.
+    """
+    global _when_read
+    with _lock:
+        _when_read = True
+
+
+def _started() -> Follower:
+    global _running
+    if _running is None:
+        _running = Follower()
+        _running.start()
+    return _running
 
 
 def running() -> Follower | None:
     """This process's model, if it keeps one and has built it."""
     with _lock:
-        follower = _running
+        follower = _started() if _when_read else _running
     return follower if follower is not None and follower.ready.is_set() else None
 
 
 def stop() -> None:
-    global _running
+    global _running, _when_read
     with _lock:
-        follower, _running = _running, None
+        follower, _running, _when_read = _running, None, False
     if follower is not None:
         follower.stop()

@@ -110,15 +110,19 @@ def zone_usage(zone_id: str, *, session: Session | None = None) -> tuple[int, in
     if session is None:
         with db.reader() as reading:
             return zone_usage(zone_id, session=reading)
-    recordsets = session.scalar(
+    # Both counts in one statement: one round trip in the change's transaction.
+    recordsets = (
         sa.select(sa.func.count())
         .select_from(models.RecordSet)
         .where(models.RecordSet.zone_id == zone_id)
+        .scalar_subquery()
     )
-    records = session.scalar(
+    records = (
         sa.select(sa.func.count())
         .select_from(models.Record)
         .join(models.RecordSet, models.RecordSet.id == models.Record.recordset_id)
         .where(models.RecordSet.zone_id == zone_id)
+        .scalar_subquery()
     )
-    return int(recordsets or 0), int(records or 0)
+    counted = session.execute(sa.select(recordsets, records)).one()
+    return int(counted[0] or 0), int(counted[1] or 0)

@@ -25,16 +25,20 @@ _RECORDSET_COLUMNS = [
 ]
 
 
+# Built once: every request about a zone reads it first.
+_GET_ZONE = sa.select(*_ZONE_COLUMNS).where(
+    sa.or_(zones.c.id == sa.bindparam("ref"), zones.c.name == sa.bindparam("name")),
+    zones.c.deleted == LIVE,
+)
+_GET_PROJECT_ZONE = _GET_ZONE.where(zones.c.project_id == sa.bindparam("project_id"))
+
+
 def get_zone(ref: str, *, project_id: str | None = None) -> objects.Zone:
     """A live zone by id or name (with or without the trailing dot)."""
     name = ref.lower() if ref.endswith(".") else ref.lower() + "."
-    query = sa.select(*_ZONE_COLUMNS).where(
-        sa.or_(zones.c.id == ref, zones.c.name == name), zones.c.deleted == LIVE
-    )
-    if project_id is not None:
-        query = query.where(zones.c.project_id == project_id)
+    query = _GET_ZONE if project_id is None else _GET_PROJECT_ZONE
     with db.connection() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(query, {"ref": ref, "name": name, "project_id": project_id}).first()
     if row is None:
         raise exceptions.ZoneNotFound(f"zone {ref!r} does not exist")
     return objects.Zone(**row._mapping)

@@ -11,7 +11,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import conversions, db, events, history, models, outbox, zones
+from zoneflow.storage import conversions, db, events, history, models, outbox, tables, zones
 
 
 def recordset_query() -> sa.Select[models.RecordSet]:
@@ -64,31 +64,46 @@ def create_recordset(
     description: str | None = None,
 ) -> objects.RecordSet:
     """Insert a recordset as PENDING/CREATE and a ``job`` for its zone, in the caller's
-    unit of work, as part of ``change``."""
+    unit of work, as part of ``change``.
+
+    Core inserts, not the ORM's unit of work: this is the API's busiest write, and
+    flushing new objects cost more CPU than the statements (issue 17)."""
     zone_id = change.zone.id
-    row = models.RecordSet(
+    created = objects.RecordSet(
+        id=tables.new_id(),
         zone_id=zone_id,
         name=name,
         type=rtype,
         ttl=ttl,
+        records=tuple(records),
         serial=change.serial,
         status=objects.Status.PENDING,
         action=objects.Action.CREATE,
+        created_at=tables.utcnow(),
+        updated_at=None,
         description=description,
-        records=[models.Record(position=i, data=d) for i, d in enumerate(records)],
     )
-    unit.add(row)
+    columns = {f: getattr(created, f) for f in _RECORDSET_COLUMNS}
     try:
-        unit.flush()
+        unit.execute(sa.insert(tables.recordsets).values(columns))
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
             f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
             "instead"
         ) from None
-    history.record_change(unit, zone_id, change.serials, after=history.served(change.zone, row))
+    if records:
+        unit.execute(
+            sa.insert(tables.records),
+            [{"recordset_id": created.id, "position": i, "data": d} for i, d in enumerate(records)],
+        )
+    history.record_change(unit, zone_id, change.serials, after=history.served(change.zone, created))
     zones.mark_updating(unit, zone_id)
     outbox.post(unit, job, zone_id, change.serial)
-    return events.record(unit, objects.EventTopic.RECORDSET, conversions.recordset(row))
+    return events.record(unit, objects.EventTopic.RECORDSET, created, zone=change.zone)
+
+
+# The recordsets table's columns, each a field of objects.RecordSet.
+_RECORDSET_COLUMNS = tuple(c.name for c in tables.recordsets.columns)
 
 
 def recordset_size(unit: Session, zone_id: str, recordset_id: str) -> int:

@@ -43,10 +43,16 @@ def zone_wanted_gone(zone_id: str) -> bool:
     return row is None or row.deleted != models.LIVE or row.action == objects.Action.DELETE
 
 
-def live_zone(session: Session, zone_id: str) -> models.Zone:
-    row = session.scalars(
-        sa.select(models.Zone).where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-    ).first()
+def live_zone(session: Session, zone_id: str, *, lock: bool = False) -> models.Zone:
+    """A live zone's row; ``lock``: read FOR UPDATE (PostgreSQL keeps it locked until
+    the transaction ends)."""
+    query = sa.select(models.Zone).where(
+        models.Zone.id == zone_id, models.Zone.deleted == models.LIVE
+    )
+    if lock:
+        # populate_existing: a row this session read before the lock takes what it reads now.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.scalars(query).first()
     if row is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
     return row
@@ -167,18 +173,41 @@ def next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     ).scalar_one_or_none()
     if previous is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+    return _bump_serial(session, zone_id, int(previous))
+
+
+def _bump_serial(session: Session, zone_id: str, previous: int) -> tuple[int, int]:
+    """Write a locked zone's next serial after ``previous``; (previous, next)."""
     serial = max(previous + 1, int(time.time()))
     if serial > MAX_SERIAL:
         # RFC 1982 arithmetic would let us wrap; we refuse instead of silently
         # publishing a serial that secondaries would read as older.
         raise exceptions.InvalidInput(f"zone {zone_id} serial would exceed {MAX_SERIAL}")
-    session.execute(
-        sa.update(models.Zone)
-        .where(models.Zone.id == zone_id)
-        .values(serial=serial, version=models.Zone.version + 1)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_BUMP_SERIAL, {"zone_id": zone_id, "new_serial": serial})
     return int(previous), serial
+
+
+# Core statements built once, for the writes every recordset change makes: the ORM's
+# bulk UPDATE and a statement built per call cost more CPU than the round trip.
+_BUMP_SERIAL = (
+    sa.update(tables.zones)
+    .where(tables.zones.c.id == sa.bindparam("zone_id"))
+    .values(serial=sa.bindparam("new_serial"), version=tables.zones.c.version + 1)
+)
+# A zone whose create job has not finished stays CREATE: the create job or the update
+# job after it, whichever carries the newest serial, will make it ACTIVE.
+_MARK_UPDATING = (
+    sa.update(tables.zones)
+    .where(tables.zones.c.id == sa.bindparam("zone_id"))
+    .values(
+        status=objects.Status.PENDING,
+        action=sa.case(
+            (tables.zones.c.action == objects.Action.CREATE, objects.Action.CREATE),
+            else_=objects.Action.UPDATE,
+        ),
+        error=None,
+    )
+)
 
 
 def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobOrder) -> objects.Zone:
@@ -342,22 +371,12 @@ def begin_change(unit: Session, zone_id: str) -> ZoneChange:
     """Start a change to a live zone's data in the caller's unit of work: refuse a zone
     being deleted, and bump its serial, which locks its row (PostgreSQL) so changes
     to one zone queue up and whatever is read about the zone next is current."""
-    zone = live_zone(unit, zone_id)
+    # Locked as it is read: the serial read with it is the one to bump.
+    zone = live_zone(unit, zone_id, lock=True)
     refuse_if_deleting(zone)
-    return ZoneChange(zone, next_serial(unit, zone_id))
+    return ZoneChange(zone, _bump_serial(unit, zone_id, zone.serial))
 
 
 def mark_updating(session: Session, zone_id: str) -> None:
-    # A zone whose create job has not finished stays CREATE: the create job
-    # or the update job after it, whichever carries the newest serial, will
-    # make it ACTIVE.
-    action = sa.case(
-        (models.Zone.action == objects.Action.CREATE, objects.Action.CREATE),
-        else_=objects.Action.UPDATE,
-    )
-    queries.rows_changed(
-        session,
-        sa.update(models.Zone)
-        .where(models.Zone.id == zone_id)
-        .values(status=objects.Status.PENDING, action=action, error=None),
-    )
+    """The zone PENDING, UPDATE (still CREATE if its create job has not finished)."""
+    session.execute(_MARK_UPDATING, {"zone_id": zone_id})

@@ -61,7 +61,7 @@ def create_recordset(
     validation.absolute_recordset_name(body.name, zone.name)
     validation.absolute_record_names(body.type, body.records, zone=zone.name)
     recordset = central_recordsets.create_recordset(
-        zone.id,
+        zone,
         body.name,
         body.type,
         body.records,
