@@ -8,9 +8,9 @@ conductor), the last error; and how zoneflow ended a job itself
 A run whose conductor died, or lost its ZooKeeper session, cannot record
 its own end: the next conductor to claim the job finds it still marked as
 running and records it as lost, with the step its flow was at (the atoms
-its logbook shows running). Lost runs in a row whose flow was left exactly
-as the one before left it made no progress: the same step took their
-conductors down, which is what a poison job does.
+its logbook shows running). Lost runs in a row that finished no step the
+one before had not made no progress: the same step took their conductors
+down, which is what a poison job does.
 """
 
 from __future__ import annotations
@@ -222,9 +222,22 @@ def _ended(meta: dict[str, Any], number: int, **how: Any) -> list[dict[str, Any]
     ]
 
 
+# The states of an atom that has ended, one way or the other.
+_FINISHED = frozenset({states.SUCCESS, states.FAILURE, states.REVERTED, states.REVERT_FAILURE})
+
+
 def _progress(persistence: Any, job_id: str, run: Run) -> _Progress:
-    """How far the job's flow got, from its logbook: a signature of every atom's state,
-    and the step the run was at (the atoms left running)."""
+    """How far the job's flow got, from its logbook: a signature of the steps it
+    finished (each atom that ended, and how), and the step the run was at (the
+    atoms left running).
+
+    Only finished steps count as progress. A run killed while it was taking
+    the job up, before it reached the step where the one before died, leaves
+    atoms reset or running that the run before did not; with every atom's
+    state in the signature, that counted as progress, and a job that took
+    three conductors down at one step was run a fourth time (seen on a busy
+    machine, tests/functional/test_job_attempts.py).
+    """
     try:
         book = logbook(persistence, job_id)
     except exceptions.JobNotFound:
@@ -235,7 +248,8 @@ def _progress(persistence: Any, job_id: str, run: Run) -> _Progress:
         for a in (flow or ())
         if not a.name.startswith(TASKFLOW_INTERNAL)
     )
-    seen = json.dumps([getattr(flow, "state", None), atoms])
+    finished = [(name, state) for name, state, _ in atoms if state in _FINISHED]
+    seen = json.dumps(finished)
     signature = hashlib.sha256(seen.encode()).hexdigest()[:16]
     running = [name for name, state, _ in atoms if state in (states.RUNNING, states.REVERTING)]
     if running:
