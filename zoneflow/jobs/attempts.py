@@ -8,9 +8,9 @@ conductor), the last error; and how zoneflow ended a job itself
 A run whose conductor died, or lost its ZooKeeper session, cannot record
 its own end: the next conductor to claim the job finds it still marked as
 running and records it as lost, with the step its flow was at (the atoms
-its logbook shows running). Lost runs in a row that finished no step the
-one before had not made no progress: the same step took their conductors
-down, which is what a poison job does.
+its logbook shows running). Lost runs in a row with no step finished
+between them made no progress: the same step took their conductors down,
+which is what a poison job does.
 """
 
 from __future__ import annotations
