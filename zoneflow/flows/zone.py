@@ -188,7 +188,7 @@ def update_zones_flow(
 ) -> graph_flow.Flow:
     """update-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
     servers = [(str(h), int(p)) for h, p in nameservers]
-    others = [(str(h), int(p)) for h, p in also_notifies if (str(h), int(p)) not in servers]
+    others = _others(also_notifies, servers)
     propagation = unordered_flow.Flow("propagation")
     propagation.add(*(batch.PollBatch(host, port) for host, port in servers))
     propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
@@ -260,11 +260,15 @@ def _zone_flow(
 def _also_notify(
     also_notifies: list[list[Any]], servers: list[tuple[str, int]], **options: Any
 ) -> list[task.Task]:
-    return [
-        SendNotify(str(host), int(port), **options)
-        for host, port in also_notifies
-        if (str(host), int(port)) not in servers
-    ]
+    return [SendNotify(host, port, **options) for host, port in _others(also_notifies, servers)]
+
+
+def _others(
+    also_notifies: list[list[Any]], servers: list[tuple[str, int]]
+) -> list[tuple[str, int]]:
+    """The also-notifies that are not among the pool's (polled) nameservers."""
+    others = [(str(host), int(port)) for host, port in also_notifies]
+    return [server for server in others if server not in servers]
 
 
 def _target_addresses(targets: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
