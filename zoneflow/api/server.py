@@ -145,8 +145,7 @@ def serve(server: ApiServer) -> None:
         model.stop()
         beat.stop()
         if relay is not None:
-            relay.stop()
-            relay.board.close()
+            _stop_relay(relay)
 
 
 def _exit(_signum: int, _frame: FrameType | None) -> None:
@@ -165,3 +164,10 @@ def _start_relay() -> Any:
     central_changes.on_change(relay.wake)
     relay.start()
     return relay
+
+
+def _stop_relay(relay: Any) -> None:
+    from zoneflow.taskflow_adapter import jobboard
+
+    relay.stop()
+    jobboard.close(relay.board)

@@ -144,7 +144,7 @@ def cancel(job_id: str, *, who: str, board_name: str) -> jobs.JobInfo:
     try:
         return jobs.cancel(board, backend, job_id, who=who)
     finally:
-        board.close()
+        jobboard.close(board)
 
 
 def purge(*, older_than: int) -> int:

@@ -45,5 +45,5 @@ class JobPoster:
         notifier's threads met the interpreter's exit half made, and the CLI printed
         futurist's traceback after its own clear error."""
         if self.board is not None:
-            self.board.close()
+            jobboard.close(self.board)
             self.board = None

@@ -84,18 +84,33 @@ def client() -> Any:
     return kazoo_utils.make_client(_conf())
 
 
+class _WakeUp:
+    """An item for futurist's worker thread to run: nothing, so it looks again
+    whether it must stop instead of waiting out its one-second poll."""
+
+    def run(self) -> None:
+        pass
+
+
+_WAKE_UP = _WakeUp()
+
+
 def close(board: Any, client: Any = None) -> None:
     """Close a board without waiting for its idle notifier thread, then stop
     ``client`` (the one it was connected with, if the caller made it).
 
     TaskFlow's close() shuts the board's notifier pool down and waits for
     its thread, which polls its queue once a second: a stopping conductor
-    waited up to a second for a thread with nothing left to deliver.
+    waited up to a second for a thread with nothing left to deliver, and so
+    did every CLI change after posting its job (futurist joins the thread at
+    exit too). The pool is told to stop without waiting, and its thread is
+    woken by one empty item, after which it sees it must stop.
     """
     # Private: TaskFlow's close() offers no way not to wait for it.
     notifier = getattr(board, "_worker", None)
     if notifier is not None:
         notifier.shutdown(wait=False)
+        notifier._work_queue.put(_WAKE_UP)
         board._worker = None
     board.close()
     if client is not None and CONF.jobboard.backend != "zake":
