@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 from tests import support
+from tests.functional import forkserver
 from tests.functional.deployment import SYNCED_DATABASES, Deployment
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
@@ -59,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # the servers go away with the run.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
+    # zoneflow's processes are forked from one that imported zoneflow already.
+    forkserver.enable()
 
 
 def start_server(make: Callable[[], S]) -> S:
@@ -185,10 +188,21 @@ def knot() -> Iterator[KnotServer]:
 
 @pytest.fixture
 def deployment(
-    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+    request: pytest.FixtureRequest,
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
 ) -> Iterator[Deployment]:
-    """zoneflow on PostgreSQL and ZooKeeper; the test loads a pool and starts daemons."""
-    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    """zoneflow on PostgreSQL and ZooKeeper; the test loads a pool and starts daemons.
+
+    Its processes are forked from the fork server; a module whose ``FRESH_INTERPRETERS``
+    is true starts each as ``python -m zoneflow.cli``, as a user's shell does."""
+    deployment = Deployment(
+        tmp_path,
+        database=postgres_database,
+        zookeeper_hosts=zookeeper.hosts,
+        fresh_interpreters=getattr(request.module, "FRESH_INTERPRETERS", False),
+    )
     yield deployment
     deployment.close()
 

@@ -3,7 +3,13 @@
 ``Deployment`` writes a zoneflow.conf (PostgreSQL, ZooKeeper jobboard, mdns
 and API ports), runs ``zoneflow db sync`` and ``pool update`` through the CLI,
 and starts ``zoneflow mdns``, ``zoneflow api`` and any number of ``zoneflow
-conductor`` processes, each a real subprocess that a test can kill with SIGKILL.
+conductor`` processes, each a real process that a test can kill with SIGKILL.
+
+In the suite, its commands and daemons are forked from the test worker's
+fork server (tests/functional/forkserver.py), which has imported zoneflow
+once, instead of each importing it anew in a fresh interpreter (a second of
+CPU each); ``fresh_interpreters=True``, and every benchmark, starts them as
+``python -m zoneflow.cli``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import dns.rdatatype
 import sqlalchemy as sa
 import yaml
 
+from tests.functional import forkserver
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.postgres import PostgresServer
 from tests.support import ADMIN, ALL_PROJECTS, eventually
@@ -39,6 +46,9 @@ from zoneflow.storage import LIVE, tables
 # one of them skips its own ``db sync``, a process that costs a second of CPU.
 SYNCED_DATABASES: set[str] = set()
 
+
+# A zoneflow process: forked by the fork server, or started as a fresh interpreter.
+Process = forkserver.Forked | subprocess.Popen[bytes]
 
 # How long a zoneflow process may take to answer after it starts: on a busy machine
 # its imports alone can take tens of seconds; a process that exits fails at once.
@@ -54,13 +64,16 @@ class Deployment:
         zookeeper_hosts: str | None,
         session_timeout: float = 10.0,
         extra_conf: dict[str, dict[str, Any]] | None = None,
+        fresh_interpreters: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.forks = forkserver.server() if forkserver.enabled and not fresh_interpreters else None
         self.database = database
         self.mdns_port = free_port()
         self.api_port = free_port()
         self.conf = workdir / "zoneflow.conf"
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes: dict[str, Process] = {}
+        self.cli_runs = 0
         sections: dict[str, dict[str, Any]] = {
             "database": {"connection": database},
             "mdns": {"host": HOST, "port": self.mdns_port},
@@ -91,19 +104,43 @@ class Deployment:
     def cli(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        command = ["--config-file", str(self.conf), *args]
+        if self.forks is None:
+            done = subprocess.run(
+                [sys.executable, "-m", "zoneflow.cli", *command],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        else:
+            done = self._forked_run(command, timeout)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"zoneflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
             )
         return done
+
+    def _forked_run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        assert self.forks is not None
+        self.cli_runs += 1
+        out = self.workdir / f"cli-{self.cli_runs}.out"
+        err = self.workdir / f"cli-{self.cli_runs}.err"
+        process = self.forks.spawn(
+            command, cwd=pathlib.Path.cwd(), env=dict(os.environ), stdout=out, stderr=err
+        )
+        try:
+            returncode = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        return subprocess.CompletedProcess(
+            ["zoneflow", *command],
+            returncode,
+            out.read_text(errors="replace"),
+            err.read_text(errors="replace"),
+        )
 
     # --- the REST API (start_api first) ----------------------------------------
 
@@ -174,11 +211,19 @@ class Deployment:
 
     # --- daemons ------------------------------------------------------------------
 
-    def start(
-        self, name: str, *command: str, within: Sequence[str] = ()
-    ) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *command: str, within: Sequence[str] = ()) -> Process:
         """``zoneflow <command>``; ``within``: a command that runs it, such as
         ``ip netns exec NAME`` (which execs it, so the pid is the daemon's)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.forks is not None and not within:
+            forked = self.forks.spawn(
+                ["--config-file", str(self.conf), *command],
+                cwd=pathlib.Path.cwd(),
+                env=env,
+                stdout=self.workdir / f"{name}.log",
+            )
+            self.processes[name] = forked
+            return forked
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         zoneflow = [sys.executable, "-m", "zoneflow.cli", "--config-file", str(self.conf)]
         process = subprocess.Popen(
@@ -187,7 +232,7 @@ class Deployment:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
         log.close()
         self.processes[name] = process
@@ -203,7 +248,7 @@ class Deployment:
             ignore=(OSError, dns.exception.Timeout),
         )
 
-    def mdns_answers(self, process: subprocess.Popen[bytes], name: str = "mdns") -> bool:
+    def mdns_answers(self, process: Process, name: str = "mdns") -> bool:
         """Whether mdns answers a query (``name``: the process that serves it)."""
         self._still_running(name, process)
         query = dns.message.make_query("probe.invalid.", dns.rdatatype.SOA)
@@ -224,19 +269,17 @@ class Deployment:
             ignore=(OSError,),
         )
 
-    def _api_answers(self, process: subprocess.Popen[bytes]) -> bool:
+    def _api_answers(self, process: Process) -> bool:
         self._still_running("api", process)
         with urllib.request.urlopen(f"{self.api_url}/", timeout=1) as response:
             return bool(response.status == 200)
 
-    def _still_running(self, name: str, process: subprocess.Popen[bytes]) -> None:
+    def _still_running(self, name: str, process: Process) -> None:
         """Fail a start at once, with its log, when the process has exited."""
         if process.poll() is not None:
             raise AssertionError(f"zoneflow {name} exited {process.returncode}:\n{self.log(name)}")
 
-    def start_conductor(
-        self, name: str = "conductor", *, within: Sequence[str] = ()
-    ) -> subprocess.Popen[bytes]:
+    def start_conductor(self, name: str = "conductor", *, within: Sequence[str] = ()) -> Process:
         return self.start(name, "conductor", within=within)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -251,7 +294,8 @@ class Deployment:
     def close(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # it has just exited
+                    os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         for process in self.processes.values():
             try:

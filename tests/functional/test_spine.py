@@ -16,6 +16,10 @@ from tests.support import eventually
 
 ZONE = "spine.example."
 
+# Every command and daemon a fresh interpreter (not forked from the fork server):
+# the spine runs as a user runs it.
+FRESH_INTERPRETERS = True
+
 
 def _pool(deployment: Deployment, binds: list, *, threshold: int = 100) -> dict:
     return {
