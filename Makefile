@@ -22,7 +22,7 @@ run: deps
 # Tests run in parallel workers (pytest-xdist): most of a functional test's time
 # is spent waiting for servers, so more workers than cores keep both cores busy.
 # Each worker starts its own servers, on ports of its own (tests/conftest.py).
-WORKERS ?= 4
+WORKERS ?= 6
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal
 
 # Lint runs beside the tests: mypy keeps one core busy for a few seconds while the
