@@ -193,6 +193,18 @@ class Deployment:
             engine.dispose()
         return dict(row) if row is not None else None
 
+    def step_stored_done(self, step: str) -> bool:
+        """Whether a job's step named ``step`` (see zoneflow.jobs.steps) is stored SUCCESS
+        in its logbook: the point past which a new owner of the job does not run it again."""
+        atoms = sa.table("atomdetails", sa.column("name"), sa.column("state"))
+        query = sa.select(sa.func.count()).where(atoms.c.name == step, atoms.c.state == "SUCCESS")
+        engine = sa.create_engine(self.database, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                return bool(connection.execute(query).scalar())
+        finally:
+            engine.dispose()
+
     def stored_serial(self, name: str) -> int:
         """The serial the database holds for the live zone ``name``."""
         stored = self.stored_zone(name)

@@ -35,6 +35,7 @@ from tests.functional.fixtures.postgres import PostgresServer
 from tests.functional.fixtures.process import ServerError
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from tests.support import eventually, holds
+from zoneflow.jobs import steps
 
 ZONE = "fence.example."
 SESSION_TIMEOUT = 2
@@ -80,6 +81,13 @@ def test_a_conductor_thawed_after_losing_its_session_changes_nothing_more(
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@fence.example")
         eventually(
             lambda: len(fake_calls(record)) == 1, timeout=120, what="the fast target's create"
+        )
+        # Its step stored too. Frozen between the call and that (while it writes
+        # what the target serves), the first conductor holds the zone's rows
+        # locked in an open transaction, and the second waits until it thaws.
+        fast = steps.on_target("create", fake_calls(record)[0]["target"]).name
+        eventually(
+            lambda: deployment.step_stored_done(fast), timeout=60, what="the fast step stored"
         )
 
         deployment.kill("first", signal.SIGSTOP)  # frozen in the slow target's call

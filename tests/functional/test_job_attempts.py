@@ -41,13 +41,19 @@ def _pool(name: str, record: pathlib.Path) -> dict[str, Any]:
 
 
 # The waits poll ``zoneflow api`` (a request costs milliseconds, a CLI process a second
-# of CPU); the CLI's own job list, show and cancel are checked once each.
-def _job(deployment: Deployment, zone: str) -> dict[str, Any]:
-    (job,) = [
+# of CPU); the CLI's own job list, show and cancel are checked once each. A job is
+# listed once posted, by the CLI or by the API's relay if it took the outbox row
+# first: a moment after the CLI returns, so the first look at each job waits.
+def _jobs(deployment: Deployment, zone: str) -> list[dict[str, Any]]:
+    return [
         j
         for j in deployment.api("GET", "/v2/jobs", all_projects=True)["jobs"]
         if j["zone_name"] == zone
     ]
+
+
+def _job(deployment: Deployment, zone: str) -> dict[str, Any]:
+    (job,) = _jobs(deployment, zone)
     return job
 
 
@@ -56,7 +62,7 @@ def _zone(deployment: Deployment, zone: str) -> dict[str, Any]:
 
 
 def _attempts_reach(deployment: Deployment, zone: str, attempts: int) -> Callable[[], bool]:
-    return lambda: _job(deployment, zone)["attempts"] == attempts
+    return lambda: [j["attempts"] for j in _jobs(deployment, zone)] == [attempts]
 
 
 def _slow_step_running(deployment: Deployment, job_id: str) -> bool:
@@ -164,7 +170,11 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
 
     # No conductor yet: the job waits on the board.
     deployment.cli("zone", "create", "waiting.cancel.example.", "--email", "h@cancel.example")
-    waiting = _job(deployment, "waiting.cancel.example.")
+    waiting = eventually(
+        lambda: next(iter(_jobs(deployment, "waiting.cancel.example.")), None),
+        timeout=30,
+        what="the first job to be listed",
+    )
     cancelled = deployment.cli("job", "cancel", waiting["id"])
     assert f"job {waiting['id']} cancelled" in cancelled.stdout
     assert _job(deployment, "waiting.cancel.example.")["state"] == "CANCELLED"
@@ -174,7 +184,7 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
     conductor = deployment.start_conductor()
     deployment.cli("zone", "create", "running.cancel.example.", "--email", "h@cancel.example")
     eventually(
-        lambda: _job(deployment, "running.cancel.example.")["state"] == "RUNNING",
+        lambda: [j["state"] for j in _jobs(deployment, "running.cancel.example.")] == ["RUNNING"],
         timeout=60,
         interval=0.3,
         what="the conductor to run the second job",

@@ -14,6 +14,7 @@ import pathlib
 from tests.functional.deployment import Deployment, fake_calls, fast_and_slow_pool
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from tests.support import eventually
+from zoneflow.jobs import steps
 
 ZONE = "resume.example."
 SLOW_SECONDS = 6
@@ -31,9 +32,14 @@ def test_a_job_resumes_on_another_conductor_after_kill_9(
         first = deployment.start_conductor("first")
         deployment.cli("zone", "create", ZONE, "--email", "hostmaster@resume.example")
 
-        # Part-way: the fast target is done, the slow one is still working.
+        # Part-way: the fast target is done, and its step stored as done (the
+        # call is recorded a moment before), the slow one is still working.
         eventually(
             lambda: len(fake_calls(record)) == 1, timeout=30, what="the fast target's create"
+        )
+        fast = steps.on_target("create", fake_calls(record)[0]["target"]).name
+        eventually(
+            lambda: deployment.step_stored_done(fast), timeout=30, what="the fast step stored"
         )
         deployment.kill("first")
         assert len(fake_calls(record)) == 1
