@@ -20,7 +20,9 @@ run: deps
 	$(BIN)/python scripts/demo.py
 
 # Tests run in parallel workers (pytest-xdist): most of a functional test's time
-# is spent waiting for servers, so more workers than cores keep both cores busy.
+# is spent waiting for servers and for its processes, so more workers than cores
+# keep both cores busy (4 workers left a third of the CPU idle once zoneflow's
+# processes were forked instead of started: tests/functional/forkserver.py).
 # Each worker starts its own servers, on ports of its own (tests/conftest.py).
 WORKERS ?= 6
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal
