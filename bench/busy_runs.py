@@ -10,7 +10,7 @@ doc/benchmarks.md, beside the machine and the date. Exits 1 if any run failed.
     python bench/busy_runs.py [--runs 5] [--no-write] [-- PYTEST ARGS...]
 
 Without pytest arguments each run is `make test` (lint and the whole suite,
-four workers); with them, `python -m pytest -q -p no:cacheprovider ARGS`
+six workers); with them, `python -m pytest -q -p no:cacheprovider ARGS`
 from the repository's root, e.g. `-- -n 2 tests/unit` to try the script
 out in seconds.
 """
