@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from bench import load
+from bench import load, load_report, load_traffic, report
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.ports import HOST
@@ -31,11 +31,12 @@ MIX = {"create": 30, "update": 55, "delete": 15}
 DRAIN = 120.0
 
 
-async def _offer(rig: load.Rig) -> tuple[load.Run, load.Load]:
-    api = load.Api(HOST, rig.deployment.api_port, ADMIN, size=8)
-    offered = load.Load(api, random.Random(SEED))
+async def _offer(rig: load.Rig) -> tuple[load.Run, load_traffic.Load]:
+    api = load_traffic.Api(HOST, rig.deployment.api_port, ADMIN, size=8)
+    offered = load_traffic.Load(api, random.Random(SEED))
     try:
-        run = await load.drive(rig, offered, [load.Step(RATE, SECONDS)], mix=MIX, drain=DRAIN)
+        steps = [load_traffic.Step(RATE, SECONDS)]
+        run = await load.drive(rig, offered, steps, mix=MIX, drain=DRAIN)
     finally:
         await api.close()
     return run, offered
@@ -52,7 +53,7 @@ def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
 
     refused = [(c.action, c.status, c.error) for c in run.changes if not c.accepted]
     assert not refused, f"the API refused or never answered: {refused[:5]}"
-    assert {c.action for c in run.changes} == set(load.ACTIONS)
+    assert {c.action for c in run.changes} == set(load_report.ACTIONS)
     assert len(run.changes) >= RATE * SECONDS / 2
     unserved = [(c.action, c.zone, c.serial) for c in run.changes if c.served is None]
     assert not unserved, f"not served by every target within {DRAIN:g} s: {unserved[:5]}"
@@ -62,8 +63,8 @@ def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
     assert all(c.zone in deleted for c in run.changes if c.superseded)
     assert load.lost(rig, offered) == []
     assert load.unserved_records(rig, offered) == []
-    served = load.latencies(run.changes)
+    served = load_report.latencies(run.changes)
     print(
         f"{len(run.changes)} changes, served by both targets: p50 "
-        f"{load.report.percentile(served, 50):.2f} s, max {max(served):.2f} s"
+        f"{report.percentile(served, 50):.2f} s, max {max(served):.2f} s"
     )

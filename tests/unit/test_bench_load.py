@@ -1,6 +1,6 @@
 """The load benchmark's sweeper reads answers and judges changes as dnspython and DNS would.
 
-bench/load.py's sweeper reads the SOA serial of an answer by hand, to stay cheap
+bench/load_sweeper.py reads the SOA serial of an answer by hand, to stay cheap
 beside what it measures: these hold that reading to dnspython's, and its
 judgement of creates, updates and deletes to what a nameserver's answer means.
 """
@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from bench import load
+from bench import load, load_sweeper, load_traffic
 
 ZONE = "z000001.load.example."
 SOA = "ns1.load.example. hostmaster.load.example. {serial} 3600 600 86400 300"
@@ -44,7 +44,7 @@ def _answer(*, rcode: int = dns.rcode.NOERROR, serial: int | None = None, aa: bo
 
 
 def _question() -> bytes:
-    return bytes(load.soa_query(ZONE)[12:])
+    return bytes(load_sweeper.soa_query(ZONE)[12:])
 
 
 @pytest.mark.parametrize(
@@ -61,18 +61,18 @@ def test_the_sweeper_reads_an_answer_as_dnspython_does(wire: bytes) -> None:
     parsed = dns.message.from_wire(wire)
     serials = [rrset[0].serial for rrset in parsed.answer]
     expected = (parsed.rcode(), bool(parsed.flags & dns.flags.AA), serials[0] if serials else None)
-    assert load.read_soa(wire, _question()) == expected
+    assert load_sweeper.read_soa(wire, _question()) == expected
 
 
 def test_the_sweeper_ignores_an_answer_to_another_question() -> None:
-    other = bytes(load.soa_query("z000002.load.example.")[12:])
-    assert load.read_soa(_answer(serial=7), other) is None
+    other = bytes(load_sweeper.soa_query("z000002.load.example.")[12:])
+    assert load_sweeper.read_soa(_answer(serial=7), other) is None
 
 
 class _Heard:
     def __init__(self) -> None:
         self.served: list[dict[str, Any]] = []
-        self.sweeper = load.Sweeper(
+        self.sweeper = load_sweeper.Sweeper(
             [("127.0.0.1", 9), ("127.0.0.1", 10)],
             minimum=0.01,
             fraction=0.05,
@@ -85,7 +85,7 @@ class _Heard:
         self.sweeper.expect(index, ZONE, action, serial, due=0.0)
 
     def answer(self, target: int, wire: bytes, at: float) -> None:
-        reading = load.read_soa(wire, _question())
+        reading = load_sweeper.read_soa(wire, _question())
         assert reading is not None
         self.sweeper._heard(target, ZONE, at - 0.25, at, *reading)
 
@@ -118,7 +118,7 @@ def test_a_delete_is_served_once_no_target_answers_for_the_zone() -> None:
 
 
 def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:
-    steps = [load.Step(rate=20, seconds=30), load.Step(rate=100, seconds=30)]
+    steps = [load_traffic.Step(rate=20, seconds=30), load_traffic.Step(rate=100, seconds=30)]
     due = list(load.arrivals(steps, random.Random(17), start=1000.0))
     assert [at for _, at in due] == sorted(at for _, at in due)
     counts = [sum(1 for step, _ in due if step == i) for i in range(2)]
