@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
 from zoneflow.local import targets  # noqa: E402
-from zoneflow.local.ports import free_port  # noqa: E402
+from zoneflow.local.ports import PORT_RANGE_ENV, free_port  # noqa: E402
 
 DEMO_ZONE = "demo.example."
 # The project the demo zone belongs to, as a zone made through the API would.
@@ -81,9 +81,14 @@ def _run(state: pathlib.Path, *, once: bool) -> int:
 
 
 def _api_port() -> int:
-    """Designate's port when it is free, so the usual client settings work; else any."""
+    """Designate's port when it is free, so the usual client settings work; else any.
+
+    Any free one of $ZONEFLOW_PORT_RANGE when it is set: two demos started at once
+    (the suite's workers) both found 9001 free, and the second could not bind it."""
     import socket
 
+    if os.environ.get(PORT_RANGE_ENV, "").strip():
+        return free_port()
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", 9001))

@@ -27,12 +27,12 @@ def override() -> Iterator[Callable[..., None]]:
         cfg.CONF.clear_override(name, group=group)
 
 
-# Worker gwN of pytest-xdist picks its servers' ports from range N, so that two
-# workers never start servers on the same port; the ranges lie below the
-# kernel's ephemeral ports (32768 and up), which outgoing connections use.
+# Worker gwN of pytest-xdist picks its servers' ports from range N of as many
+# as there are workers, so that two workers never start servers on the same
+# port; the ranges lie below the kernel's ephemeral ports (32768 and up), which
+# outgoing connections use.
 _FIRST_PORT = 20000
-_PORTS_PER_WORKER = 3000
-_RANGES = 4
+_LAST_PORT = 32767
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not worker and os.environ.get("ZONEFLOW_CHAOS_SEED") == "new":
         os.environ["ZONEFLOW_CHAOS_SEED"] = str(random.SystemRandom().randrange(10**6))
     if worker.startswith("gw") and worker[2:].isdigit():
-        first = _FIRST_PORT + int(worker[2:]) % _RANGES * _PORTS_PER_WORKER
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        size = (_LAST_PORT + 1 - _FIRST_PORT) // max(workers, 1)
+        first = _FIRST_PORT + int(worker[2:]) % workers * size
         # Set in the environment, so the daemons a test starts inherit it.
-        os.environ[ports.PORT_RANGE_ENV] = f"{first}-{first + _PORTS_PER_WORKER - 1}"
+        os.environ[ports.PORT_RANGE_ENV] = f"{first}-{first + size - 1}"

@@ -17,6 +17,8 @@ DEFAULT_CONNECTION = "sqlite:///zoneflow.sqlite"
 
 # ``[database] busy_wait``, in seconds.
 DEFAULT_BUSY_WAIT = 30.0
+# ``[database] idle_in_transaction_timeout``, in seconds.
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 30.0
 
 
 def config_files() -> list[str]:

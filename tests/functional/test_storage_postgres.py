@@ -369,3 +369,32 @@ def test_zone_placement_reads_the_zones_around_a_name_by_index_on_postgresql(
     assert "Seq Scan" not in plan, plan
     assert "ix_zones_reversed_name" in plan, plan
     assert "~>=~ 'com.example.b.'" in plan and "~<~ 'com.example.b/'" in plan, plan
+
+
+def test_a_transaction_left_idle_loses_its_session_and_its_row_locks_on_postgresql(
+    on_postgres: str, override: Any
+) -> None:
+    """A process paused inside a transaction (a conductor stopped with SIGSTOP, a suspended
+    VM) keeps no row locked past ``[database] idle_in_transaction_timeout``."""
+    override("database", idle_in_transaction_timeout=1)
+    db.configure(on_postgres)  # engines made from here on take the option
+    zone = central_zones.create_zone("idle.example.", "hostmaster@idle.example")
+    other = sa.create_engine(on_postgres, poolclass=sa.pool.NullPool)
+    try:
+        with (
+            pytest.raises(exceptions.ZoneflowError) as ended,
+            db.unit_of_work() as unit,
+        ):
+            unit.execute(sa.text("SELECT id FROM zones WHERE id = :id FOR UPDATE"), {"id": zone.id})
+            # While this thread waits here, the unit above runs no statement: idle.
+            with other.begin() as conn:
+                # Without the timeout this would wait for good: fail after 20 s instead.
+                conn.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+                conn.execute(sa.text("UPDATE zones SET ttl = 999 WHERE id = :id"), {"id": zone.id})
+            unit.execute(sa.text("SELECT 1"))
+    finally:
+        other.dispose()
+    # The server ended the idle session (the driver sees it closed): its transaction
+    # is gone, and the other's update, which waited on its lock, is stored.
+    assert isinstance(ended.value, exceptions.DatabaseUnavailable), ended.value
+    assert stored_reads.get_zone(zone.id).ttl == 999

@@ -54,6 +54,17 @@ busy_opts = [
         "lost a deadlock or a serialization conflict. Past it the request is answered 503 "
         "database_unavailable (with Retry-After) and a service's write is tried again later.",
     ),
+    cfg.FloatOpt(
+        "idle_in_transaction_timeout",
+        default=defaults.DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+        min=0,
+        help="PostgreSQL only: seconds a zoneflow connection may hold a transaction open "
+        "without running a statement before the server ends its session. A process paused "
+        "or frozen inside a transaction (a stopped conductor, a VM suspended) would "
+        "otherwise keep its row locks, and every other process needing those rows would "
+        "wait until it resumed. zoneflow's transactions run their statements back to back, "
+        "never waiting on a user or the network. 0 leaves the server's setting.",
+    ),
 ]
 
 
@@ -112,6 +123,8 @@ def _session_manager(url: str) -> Any:
     if url.startswith("sqlite"):
         manager.append_on_engine_create(_pool_sqlite)
         manager.append_on_engine_create(tune_sqlite)
+    else:
+        manager.append_on_engine_create(tune_postgresql)
     return manager
 
 
@@ -127,7 +140,38 @@ def _plain_engine() -> sqlalchemy.engine.Engine:
         _engine = sqlalchemy.create_engine(_connection)
         if _connection.startswith("sqlite"):
             tune_sqlite(_engine)
+        else:
+            tune_postgresql(_engine)
     return _engine
+
+
+def tune_postgresql(engine: sqlalchemy.engine.Engine) -> None:
+    """End the session of a connection left idle in a transaction, on PostgreSQL.
+
+    A conductor stopped with SIGSTOP between two statements of a transaction
+    kept its row locks, and the conductor that took its job over waited on
+    them for as long as it stayed stopped (tests/functional/test_fencing.py).
+    With ``[database] idle_in_transaction_timeout`` the server ends such a
+    session and its locks go with it; the paused process finds its connection
+    gone when it resumes, and its fence says the job is no longer its own.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    milliseconds = int(CONF.database.idle_in_transaction_timeout * 1000)
+    if milliseconds <= 0:
+        return
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {milliseconds}")
+        cursor.close()
+        # A connection made outside a transaction of SQLAlchemy's: keep the SET.
+        dbapi_connection.commit()
+
+    # oslo.db made a first connection, to check the database answers, before
+    # calling this: it is pooled without the setting, so it goes.
+    engine.dispose()
 
 
 def create_private_sqlite_file(url: str) -> None:

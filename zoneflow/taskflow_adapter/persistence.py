@@ -491,7 +491,9 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
 def _create(url: str) -> Any:
     if not url.startswith("sqlite"):
         autocommit = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
-        return SharedConnectionBackend({"connection": url}, single_statement_engine=autocommit)
+        backend = SharedConnectionBackend({"connection": url}, single_statement_engine=autocommit)
+        db.tune_postgresql(backend.engine)
+        return backend
     # TaskFlow's own SQLite engine opens a connection per call and commits
     # with an fsync each time; ours pools connections, uses WAL and takes the
     # write lock up front so concurrent engines queue instead of failing.
