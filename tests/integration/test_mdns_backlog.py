@@ -106,7 +106,11 @@ def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
         # 200 queries of 0.2 s on 8 threads: five seconds to answer them all.
         sent = send_queries(sock, mdns.port, 200)
         arrived = answers_within(sock, 8.0)
-    assert mdns.queries_in_progress_peak() >= 150  # they were all queued at once
+    # A backlog formed: more queries waited at once than the threads could answer
+    # within the wait. (Not "all 200": on a busy machine mdns drops the oldest
+    # before this process has sent the last.)
+    answerable = mdns_server.CONF.mdns.threads * mdns_server.MAX_UDP_WAIT / SLOW_ANSWER
+    assert mdns.queries_in_progress_peak() > 2 * answerable
     assert arrived, "the first queries are answered"
     # Answered only while still waited for: none later than the wait allowed
     # plus the answer's own time (and a loaded machine's slack).
