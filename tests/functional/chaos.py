@@ -38,6 +38,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import pathlib
 import queue
 import random
@@ -133,6 +134,9 @@ class Outcome:
     kills: int = 0
     zookeeper_restarts: int = 0
     postgres_restarts: int = 0
+    # Conductors started just as ZooKeeper stopped: they exit saying they cannot reach
+    # it (as `zoneflow producer` does), and are started again, as a supervisor would.
+    refused_starts: int = 0
     zones_live: int = 0
     zones_deleted: int = 0
     workload_seconds: float = 0.0
@@ -153,7 +157,9 @@ class Outcome:
             f"{self.lost_runs} runs lost with their conductor (at most {self.most_lost} "
             "for one job), "
             f"{self.kills} conductor kills, {self.zookeeper_restarts} ZooKeeper and "
-            f"{self.postgres_restarts} PostgreSQL restarts; {self.zones_live} zones live, "
+            f"{self.postgres_restarts} PostgreSQL restarts ({self.refused_starts} conductor "
+            "starts refused while ZooKeeper restarted); "
+            f"{self.zones_live} zones live, "
             f"{self.zones_deleted} deleted; workload {self.workload_seconds:.1f}s, settled "
             f"{self.settle_seconds:.1f}s later ({self.jobs_per_second:.1f} jobs/s); "
             f"{len(self.failures)} failures"
@@ -300,6 +306,8 @@ class Run:
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._workload_done = threading.Event()
+        # When ZooKeeper last came back from a restart (monotonic).
+        self._zookeeper_back = -math.inf
         self._conductors = [f"conductor-{i + 1}" for i in range(plan.conductors)]
         self._relay: Any = None
 
@@ -479,8 +487,12 @@ class Run:
             for name in self._conductors:
                 code = self.deployment.processes[name].poll()
                 if name not in down and code is not None:
-                    self.outcome.failures.append(f"{name} exited by itself with status {code}")
-                    self._event(f"{name} exited by itself with status {code}")
+                    if self._refused_for_zookeeper(name, code, now):
+                        self.outcome.refused_starts += 1
+                        self._event(f"{name} could not reach ZooKeeper as it restarted")
+                    else:
+                        self.outcome.failures.append(f"{name} exited by itself with status {code}")
+                        self._event(f"{name} exited by itself with status {code}")
                     down[name] = now
             if now >= next_kill:
                 alive = [c for c in self._conductors if c not in down]
@@ -497,6 +509,15 @@ class Run:
             # The workload ended before its middle was reached: restart now.
             self._restart(planned_kind)
 
+    def _refused_for_zookeeper(self, name: str, code: int, now: float) -> bool:
+        """A conductor started as ZooKeeper stopped waits ``[jobboard] connect_timeout``
+        (5 s) for it, then exits 1 with a clear error: by design, not a failure. Only
+        an exit within that of ZooKeeper's return, saying so, counts as such."""
+        if code != 1 or now - self._zookeeper_back > 10.0:
+            return False
+        last = self.deployment.log(name).rstrip().rsplit("\n", 1)[-1]
+        return last.startswith("zoneflow: error: cannot reach ZooKeeper")
+
     def _progress(self) -> float:
         expected = sum(len(s.ops) for s in self.scripts)
         with self._lock:
@@ -507,6 +528,7 @@ class Run:
             self._event("ZooKeeper stopping")
             self.zookeeper.restart()
             self.outcome.zookeeper_restarts += 1
+            self._zookeeper_back = time.monotonic()
             self._event("ZooKeeper serving again")
         else:
             with self.gate.closed():
