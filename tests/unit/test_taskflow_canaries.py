@@ -12,9 +12,11 @@ import inspect
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 from unittest import mock
 
+import futurist
 import pytest
 import taskflow.version
 from taskflow import engines, task
@@ -27,7 +29,7 @@ from taskflow.types import timing
 from zake import fake_client
 
 from zoneflow.taskflow_adapter import engine as adapter_engine
-from zoneflow.taskflow_adapter import lazy_migration
+from zoneflow.taskflow_adapter import jobboard, lazy_migration
 
 TASKFLOW = f"taskflow {taskflow.version.version_string()}"
 CONDUCTOR = "zoneflow's conductor dispatch in zoneflow/taskflow_adapter/conductor.py"
@@ -193,3 +195,22 @@ def test_taskflow_backend_loads_without_alembic_and_still_migrates_with_taskflow
     assert module == lazy_migration.MIGRATION and filename.endswith(
         "taskflow/persistence/backends/sqlalchemy/migration.py"
     ), f"{TASKFLOW} moved its migrations' db_sync ({sync}): {MIGRATION}"
+
+
+def test_futurist_pools_still_have_the_queue_the_jobboards_close_wakes() -> None:
+    """zoneflow's jobboard close() shuts the board's notifier pool down without waiting
+    and puts one item on its queue (futurist's private ``_work_queue``), so that its
+    idle thread ends at once instead of after its one-second poll."""
+    pool = futurist.ThreadPoolExecutor(max_workers=1)
+    pool.submit(lambda: None).result(timeout=5)
+    workers = list(getattr(pool, "_workers", []))
+    queue = getattr(pool, "_work_queue", None)
+    pool.shutdown(wait=False)
+    assert queue is not None and workers, (
+        f"futurist {metadata.version('futurist')} changed ThreadPoolExecutor's _work_queue: "
+        "zoneflow's jobboard close() in zoneflow/taskflow_adapter/jobboard.py needs updating"
+    )
+    queue.put(jobboard._WAKE_UP)
+    for worker in workers:
+        worker.join(timeout=0.5)
+    assert not any(worker.is_alive() for worker in workers), "the idle thread did not stop"

@@ -32,7 +32,8 @@ Departures, each with why and what it measured:
   where TaskFlow's loop read every job's state (two ZooKeeper reads a job)
   each time it looked; a claim whose answer was lost while ZooKeeper
   restarted is counted as made. close() does not wait a second for the
-  board's idle notifier thread.
+  board's idle notifier thread: it wakes it with one item on futurist's
+  private queue (a canary test watches that name too).
 - **the conductor's dispatch** (conductor.py): TaskFlow's non-blocking
   conductor with its ``_dispatch_job`` re-done: the loop wakes when a job is
   posted or a slot frees up instead of sleeping ``wait_timeout`` (a job
