@@ -185,12 +185,8 @@ class Deployment:
         query = sa.select(
             zones.c.id, zones.c.status, zones.c.action, zones.c.serial, zones.c.error
         ).where(zones.c.name == name, zones.c.deleted == LIVE)
-        engine = sa.create_engine(self.database, poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as connection:
-                row = connection.execute(query).mappings().one_or_none()
-        finally:
-            engine.dispose()
+        with self._database() as connection:
+            row = connection.execute(query).mappings().one_or_none()
         return dict(row) if row is not None else None
 
     def step_stored_done(self, step: str) -> bool:
@@ -198,10 +194,16 @@ class Deployment:
         in its logbook: the point past which a new owner of the job does not run it again."""
         atoms = sa.table("atomdetails", sa.column("name"), sa.column("state"))
         query = sa.select(sa.func.count()).where(atoms.c.name == step, atoms.c.state == "SUCCESS")
+        with self._database() as connection:
+            return bool(connection.execute(query).scalar())
+
+    @contextlib.contextmanager
+    def _database(self) -> Iterator[sa.engine.Connection]:
+        """One connection to the deployment's database, from this process, closed after."""
         engine = sa.create_engine(self.database, poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as connection:
-                return bool(connection.execute(query).scalar())
+                yield connection
         finally:
             engine.dispose()
 
