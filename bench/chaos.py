@@ -63,6 +63,7 @@ def main() -> int:
                 pathlib.Path(tmp),
                 database=postgres.create_database("chaos"),
                 zookeeper_hosts=zookeeper.hosts,
+                plan=plan,
             )
             try:
                 deployment.load_pool(chaos.pool(deployment, binds))

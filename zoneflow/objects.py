@@ -285,6 +285,8 @@ class PendingJob:
     # The job to post if the zone's pool grows while this one runs (JobOrder).
     if_pool_grows: JobKind | None = None
     priority: JobPriority = JobPriority.CHANGE
+    # The update-zones job it goes in, once a relay grouped it with others.
+    batch: str | None = None
 
 
 # One record as a zone serves it: owner, TTL, type, data (canonical text).

@@ -10,7 +10,9 @@ The workload is a script per zone, drawn from the seed: create the zone,
 change its recordsets a few times (each change an update-zone job whose
 serial builds on the one before), and for some zones delete it at the end.
 Worker threads play the users, calling central and posting each job at once
-as the CLI does (conductors' relays post whatever that misses). The scripts
+as the CLI does (conductors' relays post whatever that misses), or only a
+share of them (``Plan.users_post``): the relays post the rest, several
+zones' updates to a job (update-zones), which the checks read zone by zone. The scripts
 run without waiting for jobs to finish, so a zone's jobs overlap and may run
 in any order on any conductor. The users pause while PostgreSQL restarts
 (see Gate): the restart is there for the conductors and mdns.
@@ -88,6 +90,13 @@ class Plan:
     restart_after: tuple[float, float] = (0.0, 2.0)
     restart_zookeeper: bool = True
     restart_postgres: bool = True
+    # [conductor] batch_zones: most zones one update job carries (None: the default).
+    batch_zones: int | None = None
+    # Share of changes the users post at once, as the CLI does; the conductors' relays
+    # post the others, every relay_interval seconds (None: the default), several
+    # zones' updates to a job, as under load.
+    users_post: float = 1.0
+    relay_interval: float | None = None
     # Bound on the wait for everything to settle once the chaos has stopped.
     settle_timeout: float = 90.0
 
@@ -127,6 +136,9 @@ class Outcome:
     duplicate_posts: int = 0
     # Updates with no job of their own: they rode on their zone's job not begun yet.
     coalesced: int = 0
+    # Jobs carrying several zones (update-zones), and the zones they carried.
+    batches: int = 0
+    batched_zones: int = 0
     resumed: int = 0
     # Runs lost with their conductor, in all, and the most any one job had.
     lost_runs: int = 0
@@ -153,7 +165,8 @@ class Outcome:
         return (
             f"chaos seed {self.seed}: {self.jobs} jobs ({self.jobs_listed} listed, "
             f"{self.duplicate_posts} posted twice, {self.coalesced} updates rode on another's "
-            f"job), {self.resumed} resumed after a lost run, "
+            f"job, {self.batches} carried {self.batched_zones} zones' updates together), "
+            f"{self.resumed} resumed after a lost run, "
             f"{self.lost_runs} runs lost with their conductor (at most {self.most_lost} "
             "for one job), "
             f"{self.kills} conductor kills, {self.zookeeper_restarts} ZooKeeper and "
@@ -190,14 +203,21 @@ SESSION_TIMEOUT = 2
 CONDUCTOR_CONF = {"max_lost_at_same_step": 10}
 
 
-def deployment(workdir: pathlib.Path, *, database: str, zookeeper_hosts: str) -> Deployment:
+def deployment(
+    workdir: pathlib.Path, *, database: str, zookeeper_hosts: str, plan: Plan
+) -> Deployment:
     """The deployment a chaos run uses: no pool loaded, nothing started yet."""
+    conductor: dict[str, Any] = dict(CONDUCTOR_CONF)
+    if plan.batch_zones is not None:
+        conductor["batch_zones"] = plan.batch_zones
+    if plan.relay_interval is not None:
+        conductor["relay_interval"] = plan.relay_interval
     return Deployment(
         workdir,
         database=database,
         zookeeper_hosts=zookeeper_hosts,
         session_timeout=SESSION_TIMEOUT,
-        extra_conf={"conductor": CONDUCTOR_CONF},
+        extra_conf={"conductor": conductor},
     )
 
 
@@ -442,7 +462,9 @@ class Run:
                 made = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
                 with self._lock:
                     self.jobs.append(Job(kind, script.name, script.zone_id, serial, made))
-                self._post()
+                # Drawn only for a share below 1: the default plan replays as before.
+                if self.plan.users_post >= 1 or rng.random() < self.plan.users_post:
+                    self._post()
 
     def _post(self) -> None:
         """Post the outbox now, as the CLI does after a change (a miss is the relays' to post)."""
@@ -586,12 +608,15 @@ class Run:
     def _check_jobs(self) -> None:
         done = self.deployment.cli("--json", "job", "list", "--limit", "0")
         (self.deployment.workdir / "jobs.json").write_text(done.stdout)
-        listed = self._listed = json.loads(done.stdout)
+        jobs = json.loads(done.stdout)
+        listed = self._listed = [zone_job for job in jobs for zone_job in _per_zone(job)]
         self.outcome.jobs = len(self.jobs)
-        self.outcome.jobs_listed = len(listed)
-        self.outcome.resumed = sum(1 for j in listed if int(j["attempts"]) > 1)
-        lost = [int(j.get("lost_attempts", 0)) for j in listed]
+        self.outcome.jobs_listed = len(jobs)
+        self.outcome.resumed = sum(1 for j in jobs if int(j["attempts"]) > 1)
+        lost = [int(j.get("lost_attempts", 0)) for j in jobs]
         self.outcome.lost_runs, self.outcome.most_lost = sum(lost), max(lost, default=0)
+        carried = [len(j["zones"]) for j in jobs if len(j["zones"]) > 1]
+        self.outcome.batches, self.outcome.batched_zones = len(carried), sum(carried)
         by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
         for job in listed:
             by_key.setdefault((job["zone_id"], int(job["serial"]), job["kind"]), []).append(job)
@@ -724,6 +749,17 @@ class Run:
                         f"{script.name}: {_where(bind)} still answers removed {label} {rtype} "
                         f"{sorted(seen)}"
                     )
+
+
+def _per_zone(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A listed job as one entry per zone it carries: an update-zones job reads as
+    each zone's update-zone at the serial its change was posted at."""
+    if len(job["zones"]) < 2:
+        return [job]
+    return [
+        dict(job, kind="update-zone", zone_id=z["id"], zone_name=z["name"], serial=z["serial"])
+        for z in job["zones"]
+    ]
 
 
 def _soft_deleted(script: ZoneScript) -> bool:

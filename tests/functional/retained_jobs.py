@@ -121,7 +121,10 @@ SELECT {_CREATED}, {_CREATED} + interval '2 seconds',
        jsonb_set(jsonb_set(t.meta::jsonb, '{{zone_id}}', to_jsonb({_ZONE_ID})),
                  '{{zone_name}}', to_jsonb('z' || (g % :zones) || '.' || (t.meta ->> 'zone_name'))
        )::json,
-       t.name || '-' || g, {_BOOK}
+       -- Named as zoneflow names a job (jobs.steps.zone_logbook), at serial g.
+       (t.meta ->> 'kind') || ' z' || (g % :zones) || '.' || (t.meta ->> 'zone_name')
+           || ' serial ' || g,
+       {_BOOK}
 FROM logbooks t, generate_series(:first, :last) g WHERE t.uuid = :t
 """
 

@@ -59,8 +59,10 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     capsys: pytest.CaptureFixture[str],
     user_config: None,
 ) -> None:
-    # A create and at least two changes per zone: at least 102 jobs.
-    plan = chaos.Plan(seed=seed, zones=34)
+    # A create and at least two changes per zone: at least 102 jobs. The users post
+    # half their changes; the conductors' relays, looking every second, post the
+    # rest, several zones' updates to a job (update-zones) as under load.
+    plan = chaos.Plan(seed=seed, zones=34, users_post=0.1, relay_interval=1.0)
 
     def say(text: str) -> None:
         with capsys.disabled():
@@ -68,7 +70,7 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
 
     binds = bind9_factory(3)
     deployment = chaos.deployment(
-        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, plan=plan
     )
     try:
         deployment.load_pool(chaos.pool(deployment, binds))
@@ -82,4 +84,5 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     say(outcome.summary())
     assert outcome.jobs >= 100
     assert outcome.kills >= 3
+    assert outcome.batches >= 3, outcome.summary()
     assert not outcome.failures, outcome.report() + f"\n(logs in {tmp_path})"

@@ -140,11 +140,13 @@ def test_postgresql_reads_a_job_and_a_page_of_jobs_through_the_indexes(on_postgr
     assert "ix_flowdetails_parent_uuid" in flows, flows
     assert "ix_flowdetails_parent_uuid" in atoms and "ix_atomdetails_parent_uuid" in atoms, atoms
     assert "Seq Scan" not in book + flows + atoms
-    # A job found by its logbook's name (--wait, the producer): the name index.
-    name = f"update-zone-example.com.-{12_345}"
-    assert jobs.find_job(backend, [name]) == job_id
-    (by_name,) = _plans(lambda: jobs.find_job(backend, [name]))
-    assert "ix_logbooks_name" in by_name, by_name
+    # A job found by its zone and serial (--wait, the producer): by its logbook's
+    # name, or as a batch's zone, through the name's index and job_zones'.
+    name = f"z{copies.zone_of(12_345)}.example.com."
+    assert jobs.find_job(backend, name, 12_345, ["update-zone"]) == job_id
+    (by_name,) = _plans(lambda: jobs.find_job(backend, name, 12_345, ["update-zone"]))
+    assert "ix_logbooks_name" in by_name and "ix_job_zones_zone_name" in by_name, by_name
+    assert "Seq Scan on logbooks" not in by_name, by_name
 
     # The newest page of every job: the created_at index, read backwards, no sort.
     count, page, *whole = _plans(lambda: jobs.find_jobs(backend, jobs.JobFilter(), NEWEST))
@@ -157,6 +159,8 @@ def test_postgresql_reads_a_job_and_a_page_of_jobs_through_the_indexes(on_postgr
         lambda: jobs.find_jobs(backend, jobs.JobFilter(zone_id=zone_id), NEWEST)
     )
     assert "ix_logbooks_zone_id" in count and "ix_logbooks_zone_id" in page, (count, page)
+    assert "ix_job_zones_zone_id" in count and "ix_job_zones_zone_id" in page, (count, page)
+    assert "Seq Scan on logbooks" not in count + page, (count, page)
 
     # And what the API answers a project from that: its jobs, newest first, paged.
     project = copies.project_of(copies.zone_of(12_345))

@@ -98,11 +98,23 @@ class JobLinks(BaseModel):
     zone: str
 
 
+class JobZone(BaseModel):
+    id: str
+    name: str
+    serial: int = Field(description="the serial the zone's change was posted at")
+
+
 class Job(BaseModel):
     id: str
-    kind: str = Field(description="the flow: create-zone, update-zone, delete-zone, ...")
-    zone_id: str
+    kind: str = Field(
+        description="the flow: create-zone, update-zone, delete-zone, recover-zone, "
+        "update-zones (several zones of one pool and project), retire-target"
+    )
+    zone_id: str = Field(description="the job's zone; of an update-zones job, its first")
     zone_name: str
+    zones: list[JobZone] = Field(
+        description="every zone the job carries: its one zone, or each of an update-zones job"
+    )
     project_id: str | None
     serial: int = Field(description="the zone serial this job brings to the nameservers")
     state: str = Field(

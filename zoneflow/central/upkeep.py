@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 from zoneflow import exceptions, jobs, objects
 from zoneflow.central import changes, orders
-from zoneflow.jobs import steps
 from zoneflow.storage import db
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import upkeep as stored
@@ -77,9 +76,8 @@ def zones_with_waiting_jobs() -> set[str]:
 def job_in_flight(zone: KeptZone) -> bool:
     """Whether a job for the zone's serial is on the board or running (a conductor
     may take a while; the recovery must not post another beside it)."""
-    names = [steps.zone_logbook(kind, zone.name, zone.serial) for kind in _ZONE_JOBS]
     backend = persistence.get_backend()
-    job_id = jobs.find_job(backend, names)
+    job_id = jobs.find_job(backend, zone.name, zone.serial, _ZONE_JOBS)
     if job_id is None:
         return False
     try:

@@ -44,7 +44,7 @@ def failed_job(zone: objects.Zone) -> tuple[str | None, str | None]:
     """The id of the zone's job at its serial (None if none is found), and why it
     failed: the zone's error, else the job's."""
     backend = persistence.get_backend()
-    job_id = jobs.find_job(backend, progress.job_names(zone.name, zone.serial))
+    job_id = jobs.find_job(backend, zone.name, zone.serial, progress.JOB_KINDS)
     reason = zone.error
     if reason is None and job_id is not None:
         reason = jobs.get_job(backend, job_id).error

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
 import sys
+from typing import Any
 
 from zoneflow import exceptions
 from zoneflow.central import jobs as central_jobs
@@ -16,12 +18,20 @@ from zoneflow.options import CONF
 
 def list_(args: argparse.Namespace) -> int:
     marker = central_jobs.resolve_id(args.marker) if args.marker else None
+    found = central_jobs.list_jobs(limit=args.limit, marker=marker)
     output.list_(
         args,
-        central_jobs.list_jobs(limit=args.limit, marker=marker),
+        found if args.json else [_named(job) for job in found],
         ["id", "kind", "zone_name", "serial", "state", "attempts", "updated_at", "error"],
     )
     return 0
+
+
+def _named(job: Any) -> Any:
+    """A batch's row in the table names its first zone and how many more it carries."""
+    if len(job.zones) < 2:
+        return job
+    return dataclasses.replace(job, zone_name=f"{job.zone_name} +{len(job.zones) - 1}")
 
 
 def show(args: argparse.Namespace) -> int:
@@ -36,6 +46,8 @@ def show(args: argparse.Namespace) -> int:
         output.show(args, job)
         return 0
     print(f"job {job.id}: {job.kind} {job.zone_name} serial {job.serial}: {job.state}")
+    if len(job.zones) > 1:
+        print("zones: " + ", ".join(f"{zone.name} serial {zone.serial}" for zone in job.zones))
     print(
         f"attempts: {job.attempts} ({job.failed_attempts} failed, "
         f"{job.lost_attempts} lost with their conductor)"
@@ -63,7 +75,8 @@ def cancel(args: argparse.Namespace) -> int:
     if args.json:
         output.show(args, job)
     else:
-        print(f"job {job.id} cancelled; zone {job.zone_name} is in ERROR: {job.error}")
+        zones = ", ".join(zone.name for zone in job.zones) or job.zone_name
+        print(f"job {job.id} cancelled; zone {zones} is in ERROR: {job.error}")
     return 0
 
 

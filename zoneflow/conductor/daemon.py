@@ -50,7 +50,11 @@ class Conductor:
         self.board = jobboard.connect(
             self.persistence, name=f"board-{self.name}", client=self._client
         )
-        self.relay = OutboxRelay(self.board, self.persistence) if CONF.conductor.relay else None
+        self.relay = (
+            OutboxRelay(self.board, self.persistence, interval=CONF.conductor.relay_interval)
+            if CONF.conductor.relay
+            else None
+        )
         self._conductor = bounded.BoundedConductor(
             self.name,
             self.board,

@@ -30,6 +30,15 @@ conductor_opts = [
         help="Seconds between looks at the board when idle: the latency of picking up a job.",
     ),
     cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
+    cfg.FloatOpt(
+        "relay_interval",
+        default=0.2,
+        min=0.01,
+        help="Seconds between two looks of the conductor's relay at the outbox table. "
+        "A change made through the CLI or the API is posted by them at once; this is "
+        "how long one they could not post waits at most. Longer: fewer, fuller claims "
+        "(more zones per update-zones job, see batch_zones) and more latency for those.",
+    ),
     cfg.IntOpt(
         "job_retention",
         default=7 * 24 * 3600,

@@ -26,12 +26,12 @@ CONF.register_opts(metrics_opts, group="conductor")
 relay_opts = [
     cfg.IntOpt(
         "batch_zones",
-        default=1,
+        default=10,
         min=1,
         help="Most zones one update job carries: a relay puts the updates of one pool "
-        "it claims at once into jobs of up to this many zones (zoneflow.flows.batch), "
-        "each job costing the conductor about what one zone's does. At low load a claim "
-        "holds one change, so a job holds one zone. 1: one job per zone.",
+        "and one project it claims at once into jobs of up to this many zones "
+        "(update-zones), each job costing the conductor about what one zone's does. At "
+        "low load a claim holds one change, so a job holds one zone. 1: one job per zone.",
     ),
 ]
 CONF.register_opts(relay_opts, group="conductor")

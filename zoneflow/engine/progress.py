@@ -24,9 +24,8 @@ from zoneflow.jobs.steps import StepKind
 _DONE = frozenset({states.SUCCESS, states.FAILURE, states.REVERTED, states.REVERT_FAILURE})
 
 
-def job_names(zone_name: str, serial: int) -> list[str]:
-    """The names a job for this zone and serial can have (see jobs.post)."""
-    return [steps.zone_logbook(kind, zone_name, serial) for kind in flows.FACTORIES]
+#: The kinds of job a zone's change may have.
+JOB_KINDS = tuple(flows.FACTORIES)
 
 
 class Progress:
@@ -45,7 +44,7 @@ class Progress:
         """Report the steps that finished since the last call (finding the job first);
         return the job's state, or None while it is not posted (or once purged)."""
         if self.job_id is None:
-            self.job_id = jobs.find_job(self.persistence, job_names(zone_name, serial))
+            self.job_id = jobs.find_job(self.persistence, zone_name, serial, JOB_KINDS)
             if self.job_id is None:
                 return None  # not posted yet
             say(self._line(f"job {self.job_id}"))

@@ -89,13 +89,22 @@ class OutboxRelay:
         """Post one job for ``batch`` (one row, or update-zone rows of one pool) and
         remove its rows, or keep them posted (see the module's docstring)."""
         try:
-            if len(batch) == 1:
+            if len(batch) == 1 and batch[0].batch is None:
                 job_id = jobs.post(
                     self.board, self.persistence, batch[0], flow_of=flows.job_flow, pools=pools
                 )
             else:
+                job_id = batch[0].batch or stored_outbox.assign_batch(batch)
+                # All the batch's rows, those another relay holds too: the job is
+                # written once, whole, whichever relay writes it.
+                batch = stored_outbox.batch_rows(job_id) or batch
                 job_id = jobs.post_batch(
-                    self.board, self.persistence, batch, flow_of=flows.job_flow, pools=pools
+                    self.board,
+                    self.persistence,
+                    job_id,
+                    batch,
+                    flow_of=flows.job_flow,
+                    pools=pools,
                 )
         except exceptions.ZoneNotFound:
             LOG.info("dropping %s job of a zone that is gone", batch[0].kind)

@@ -43,6 +43,10 @@ def to_dot(persistence: Any, job_id: str) -> str:
         note = atom.error or (f"target {targets[atom.name]}" if atom.name in targets else "")
         runs[atom.name] = render.AtomRun(atom.state, failed=atom.error is not None, note=note)
     outcome = f"{job.state} (failed)" if job.failed else job.state
-    title = f"{job.kind} {job.zone_name} serial {job.serial}: {outcome}\njob {job.id}"
+    if len(job.zones) > 1:  # a batch: its first zone, and how many more it carries
+        about = f"{job.zone_name} and {len(job.zones) - 1} more zones"
+    else:
+        about = f"{job.zone_name} serial {job.serial}"
+    title = f"{job.kind} {about}: {outcome}\njob {job.id}"
     ended = render.JobRun(job.state, failed=job.failed, reason=job.error)
     return render.to_dot(flow, runs, title=title, job=ended)

@@ -188,27 +188,21 @@ def update_zones_flow(
 ) -> graph_flow.Flow:
     """update-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
     servers = [(str(h), int(p)) for h, p in nameservers]
-    others = _others(also_notifies, servers)
     propagation = unordered_flow.Flow("propagation")
     propagation.add(*(batch.PollBatch(host, port) for host, port in servers))
+    others = _others(also_notifies, servers)
     propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
     target_ids = [t["id"] for t in targets]
-    labels = {t["id"]: t["label"] for t in targets}
-    flow = graph_flow.Flow(objects.JobKind.UPDATE_ZONES)
-    begin = batch.BeginUpdates()
-    on_targets = unordered_flow.Flow("targets")
-    on_targets.add(*(batch.UpdateZonesOnTarget(t) for t in target_ids))
-    consensus = batch.BatchConsensus(target_ids, threshold, labels)
-    status = linear_flow.Flow(
-        "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
-    ).add(batch.BatchStatus(target_ids, servers, _target_addresses(targets), threshold))
-    flow.add(begin, on_targets, consensus, status)
-    flow.link(begin, on_targets)
-    if len(propagation):
-        flow.add(propagation)
-        flow.link(consensus, propagation)
-        flow.link(propagation, status)
-    return flow
+    return _assemble(
+        objects.JobKind.UPDATE_ZONES,
+        batch.BeginUpdates(),
+        [batch.UpdateZonesOnTarget(t) for t in target_ids],
+        targets,
+        propagation,
+        batch.BatchStatus(target_ids, servers, _target_addresses(targets), threshold),
+        threshold,
+        consensus=batch.BatchConsensus(target_ids, threshold, _labels(targets)),
+    )
 
 
 FACTORIES = {
@@ -271,6 +265,10 @@ def _others(
     return [server for server in others if server not in servers]
 
 
+def _labels(targets: list[dict[str, Any]]) -> dict[str, str]:
+    return {t["id"]: t["label"] for t in targets}
+
+
 def _target_addresses(targets: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
     return {t["id"]: (t["host"], t["port"]) for t in targets if t.get("host") is not None}
 
@@ -285,13 +283,18 @@ def _assemble(
     threshold: int,
     *,
     take_back: bool = False,
+    consensus: task.Task | None = None,
 ) -> graph_flow.Flow:
-    """Wire begin ─► targets ─► [take-back-if-deleted] ─► consensus ─► propagation ─► status."""
+    """Wire begin ─► targets ─► [take-back-if-deleted] ─► consensus ─► propagation ─► status.
+
+    ``consensus``: the check to run (default: ConsensusCheck, which fails the flow).
+    """
     flow = graph_flow.Flow(name)
     on_targets = unordered_flow.Flow("targets")
     on_targets.add(*on_each_target)
     target_ids = [t["id"] for t in targets]
-    consensus = ConsensusCheck(target_ids, threshold, labels={t["id"]: t["label"] for t in targets})
+    if consensus is None:
+        consensus = ConsensusCheck(target_ids, threshold, labels=_labels(targets))
     status = linear_flow.Flow(
         "status", retry=retry.Times(STATUS_WRITE_ATTEMPTS, name="status-write-retry")
     ).add(status_task)

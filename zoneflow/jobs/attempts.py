@@ -27,7 +27,7 @@ from taskflow import exceptions as tf_exc
 from taskflow import states
 
 from zoneflow import exceptions, objects
-from zoneflow.jobs.records import TASKFLOW_INTERNAL, Outcome, logbook, logbooks
+from zoneflow.jobs.records import TASKFLOW_INTERNAL, Outcome, logbook, logbooks, zones_of
 from zoneflow.jobs.runs import Run, RunEnd, runs_of
 from zoneflow.storage import status as stored_status
 
@@ -294,7 +294,7 @@ def end_attempt(
 
 
 def fail(persistence: Any, job_id: str, reason: str) -> str:
-    """End a job as failed: record why, and put its zone in ERROR with the reason.
+    """End a job as failed: record why, and put its zones in ERROR with the reason.
     Returns the job's kind."""
     return str(end(persistence, job_id, Outcome.FAILURE, reason).get("kind", ""))
 
@@ -307,14 +307,12 @@ def end(persistence: Any, job_id: str, outcome: Outcome, reason: str) -> dict[st
         return True
 
     meta = update_meta(persistence, job_id, change)
-    if "zone_id" not in meta or outcome == Outcome.SUPERSEDED:
-        # Not a zone job, or a newer job speaks for the zone.
-        return meta
-    # Only if the zone is still at the job's serial: a newer job speaks for it otherwise.
-    stored_status.set_zone_status(
-        str(meta["zone_id"]),
-        serial=int(meta.get("serial", 0)),
-        status=objects.Status.ERROR,
-        error=reason,
-    )
+    if outcome == Outcome.SUPERSEDED:
+        return meta  # a newer job speaks for the zone
+    # Every zone the job carries (none for a job about a target), each only if it
+    # is still at the job's serial: a newer job speaks for it otherwise.
+    for zone in zones_of(meta):
+        stored_status.set_zone_status(
+            zone.id, serial=zone.serial, status=objects.Status.ERROR, error=reason
+        )
     return meta

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from taskflow.jobs import base as tf_jobs
 from taskflow.persistence import models
 
 from zoneflow import exceptions, objects
+from zoneflow.jobs import steps
 from zoneflow.jobs.attempts import end
 from zoneflow.jobs.records import (
     OVER,
@@ -45,10 +47,12 @@ def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, st
     with it, their logbooks left PENDING or RUNNING for good. Each now either
     runs again, resumed from its persisted atoms, or ends with the reason:
 
-    - SUPERSEDED when its zone has moved on to a later serial, which a newer
-      job carries (that job is taken back too, if it was lost as well);
-    - LOST when it can no longer run: its zone is gone, or its logbook holds
-      no flow to rebuild.
+    - SUPERSEDED when its zone (every zone of a batch) has moved on to a
+      later serial, which a newer job carries (that job is taken back too,
+      if it was lost as well); not for a create or update that has not
+      begun: the updates made since rode on it (see _began_at);
+    - LOST when it can no longer run: its zone (every zone of a batch) is
+      gone, or its logbook holds no flow to rebuild.
     """
     with board_errors():
         on_board = {str(posted.book_uuid) for posted in board.iterjobs(ensure_fresh=True)}
@@ -60,6 +64,37 @@ def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, st
         if job.state not in OVER:  # read whole, the one truth of its state
             taken.append((job, _take_back(board, persistence, book, job)))
     return taken
+
+
+def _began_at(book: models.LogBook) -> dict[str, float]:
+    """Zone id -> the serial the job brings it to, as far as the job can tell.
+
+    A create or update (one zone's, or a batch's) that has not begun carries
+    every update made since it was posted: they rode on it (storage.outbox),
+    and its begin reads the zone's latest serial. Once begun, the serial that
+    begin read; a later change has a job of its own. Zones not here: the
+    serial the job was posted with.
+    """
+    meta = book.meta or {}
+    flow = next(iter(book), None)
+    begin = None if flow is None else next((a for a in flow if a.name == steps.BEGIN.name), None)
+    kind = meta.get("kind")
+    zones = [str(zone[0]) for zone in meta.get("zones", [])] or [str(meta.get("zone_id", ""))]
+    if begin is None or begin.state != states.SUCCESS:
+        if kind in _RIDDEN:
+            return dict.fromkeys(zones, math.inf)
+        return {}
+    if kind == objects.JobKind.UPDATE_ZONES and isinstance(begin.results, dict):
+        return {zone_id: int(at[1]) for zone_id, at in begin.results.items()}
+    if kind in _RIDDEN and isinstance(begin.results, (list, tuple)):
+        return {zones[0]: int(begin.results[1])}
+    return {}
+
+
+# The kinds of job the zone's updates ride on until it begins (storage.outbox).
+_RIDDEN = frozenset(
+    {objects.JobKind.CREATE_ZONE, objects.JobKind.UPDATE_ZONE, objects.JobKind.UPDATE_ZONES}
+)
 
 
 def unfinished(persistence: Any) -> Iterator[models.LogBook]:
@@ -87,16 +122,24 @@ def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo)
             f"job {job.id} was lost: its logbook holds no flow to run",
         )
         return Outcome.LOST
-    if job.zone_id:
-        zone = stored_zones.get_zone_any(job.zone_id)
-        if zone is None:
-            reason = f"job {job.id} was lost with its process, and its zone is gone since"
+    if job.zones:
+        # Posted again if any zone it carries still needs it (each zone of a batch).
+        zones = [(carried, stored_zones.get_zone_any(carried.id)) for carried in job.zones]
+        if all(zone is None for _, zone in zones):
+            gone = "its zone is" if len(zones) == 1 else "the zones it carries are"
+            reason = f"job {job.id} was lost with its process, and {gone} gone since"
             end(persistence, job.id, Outcome.LOST, reason)
             return Outcome.LOST
-        if zone.serial > job.serial:
+        began = _began_at(book)
+        if all(
+            zone is None or zone.serial > began.get(carried.id, carried.serial)
+            for carried, zone in zones
+        ):
+            later = "; ".join(
+                f"zone {zone.name} is at serial {zone.serial}" for _, zone in zones if zone
+            )
             reason = (
-                f"job {job.id} was lost with its process; zone {zone.name} is at serial "
-                f"{zone.serial} since, carried by a newer job"
+                f"job {job.id} was lost with its process; {later} since, carried by a newer job"
             )
             end(persistence, job.id, Outcome.SUPERSEDED, reason)
             return Outcome.SUPERSEDED
@@ -107,7 +150,7 @@ def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo)
 
 
 def cancel(board: Any, persistence: Any, job_id: str, *, who: str) -> JobInfo:
-    """Take a job off the board and put its zone in ERROR "cancelled by operator".
+    """Take a job off the board and put its zones in ERROR "cancelled by operator".
 
     A job a live conductor has claimed is left alone (JobClaimed names the
     conductor). A job that is not on the board but never finished (its

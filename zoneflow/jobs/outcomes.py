@@ -35,8 +35,8 @@ class TaskOutcome:
         """The outcome a task stored, or None for a result that is none (a task that raised)."""
         if isinstance(result, cls):
             return result
-        if not isinstance(result, dict):
-            return None
+        if not isinstance(result, dict) or "ok" not in result:
+            return None  # not an outcome: a batch's (zone id -> outcome), a begin's
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in result.items() if k in names})
 
@@ -77,8 +77,14 @@ class Served(TaskOutcome):
 
 
 def failure(result: Any) -> str | None:
-    """Why a task's returned outcome failed (a target, a nameserver), or None."""
+    """Why a task's returned outcome failed (a target, a nameserver), or None; for a
+    batch's task (zone id -> outcome, zoneflow.flows.batch), why each zone failed."""
     outcome = TaskOutcome.of(result)
-    if outcome is None or outcome.ok is not False:
+    if outcome is None:
+        if isinstance(result, dict):
+            failed = [why for value in result.values() if (why := failure(value)) is not None]
+            return "; ".join(failed) or None
+        return None
+    if outcome.ok is not False:
         return None
     return str(outcome.error or "the target failed")

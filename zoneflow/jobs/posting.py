@@ -22,6 +22,7 @@ from zoneflow import exceptions, objects
 from zoneflow.jobs import steps
 from zoneflow.jobs.board import board_priority, find_posted
 from zoneflow.jobs.records import info
+from zoneflow.storage import job_zones as stored_job_zones
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import targets as stored_targets
 from zoneflow.storage import zones as stored_zones
@@ -71,21 +72,34 @@ def post(
 
 
 def group_updates(pending: list[objects.PendingJob], size: int) -> list[list[objects.PendingJob]]:
-    """``pending`` in the jobs to post: update-zone rows of one pool together, up to
-    ``size`` in a job (update-zones), in the order of each job's first row; any
-    other row, or a zone gone, alone."""
-    if size <= 1:
-        return [[row] for row in pending]
+    """``pending`` in the jobs to post, in the order of each job's first row.
+
+    Rows a relay put in a batch before (``batch``: its post failed, or the
+    relay died) go together again, as that batch. Other update-zone rows of
+    zones of one pool and one project go together, up to ``size`` in a job
+    (update-zones); any other row, or a zone gone, alone.
+
+    One project per job: whoever may see a job may see every zone it carries
+    (a project's list of jobs, zoneflow.jobs.JobFilter.project_id).
+    """
     jobs: list[list[objects.PendingJob]] = []
-    filling: dict[str, list[objects.PendingJob]] = {}  # pool id -> its job filling up
+    # A batch's id, or (pool id, project id) -> its job filling up
+    filling: dict[Any, list[objects.PendingJob]] = {}
     for row in pending:
-        zone = stored_zones.get_zone_any(str(row.zone_id)) if row.zone_id else None
-        if zone is None or row.kind != objects.JobKind.UPDATE_ZONE:
+        if row.batch is not None:
+            key: Any = row.batch
+        elif size <= 1 or row.kind != objects.JobKind.UPDATE_ZONE:
             jobs.append([row])
             continue
-        job = filling.get(zone.pool_id)
-        if job is None or len(job) >= size:
-            job = filling[zone.pool_id] = []
+        else:
+            zone = stored_zones.get_zone_any(str(row.zone_id))
+            if zone is None:
+                jobs.append([row])
+                continue
+            key = (zone.pool_id, zone.project_id)
+        job = filling.get(key)
+        if job is None or (row.batch is None and len(job) >= size):
+            job = filling[key] = []
             jobs.append(job)
         job.append(row)
     return jobs
@@ -94,35 +108,40 @@ def group_updates(pending: list[objects.PendingJob], size: int) -> list[list[obj
 def post_batch(
     board: Any,
     persistence: Any,
+    job_id: str,
     batch: list[objects.PendingJob],
     *,
     flow_of: FlowOf,
     pools: dict[str, objects.Pool] | None = None,
 ) -> str:
-    """Write the logbook of one update-zones job for ``batch`` (update-zone rows of
-    zones of one pool, see group_updates) and post it; return the job id.
+    """Write the logbook of update-zones job ``job_id`` for ``batch`` (the rows a
+    relay put in it, see group_updates and storage.outbox.assign_batch) and post
+    it; return the job id.
 
-    Its id is made from the rows as one row's is (see post), for the same
-    reason. Its record names its first zone (``zone_id``) and all of them
-    (``zone_ids``)."""
+    The rows carry the job's id, so a batch posted again (a post failed, or
+    its relay died half-way) finds the logbook written the first time, as one
+    row's job does (see post). Its record names its first zone (``zone_id``,
+    ``zone_name``, ``serial``) and all of them (``zones``: id, name, serial);
+    so does the table job_zones, written first, which a list of a zone's jobs
+    reads."""
     pools = {} if pools is None else pools
-    zones = []
-    for row in batch:
-        zone = stored_zones.get_zone_any(str(row.zone_id))
-        if zone is None:
-            raise exceptions.ZoneNotFound(f"zone {row.zone_id} no longer exists")
-        zones.append(zone)
+    # A zone gone since is left out (the relay removes its row with the others').
+    found = [(row, stored_zones.get_zone_any(str(row.zone_id))) for row in batch]
+    batch = [row for row, zone in found if zone is not None]
+    zones = [zone for _, zone in found if zone is not None]
+    if not zones:
+        raise exceptions.ZoneNotFound(f"every zone of batch {job_id} is gone")
     pool_id = zones[0].pool_id
     if pool_id not in pools:
         pools[pool_id] = stored_pools.get_pool(pool_id)
     kind = objects.JobKind.UPDATE_ZONES
-    job_id = str(uuid.uuid5(_JOB_IDS, repr(tuple(_row(row) for row in batch))))
     book = models.LogBook(steps.batch_logbook(kind, [z.name for z in zones]), uuid=job_id)
+    carried = [(z.id, z.name, row.serial) for z, row in zip(zones, batch, strict=True)]
     book.meta = {
         "kind": kind,
         "zone_id": zones[0].id,
         "zone_name": zones[0].name,
-        "zone_ids": [z.id for z in zones],
+        "zones": [list(zone) for zone in carried],
         "serial": batch[0].serial,
         "priority": int(batch[0].priority),
     }
@@ -138,6 +157,7 @@ def post_batch(
         inputs["if_pool_grows"] = str(batch[0].if_pool_grows)
     flow_detail.add(_inputs(inputs))
     book.add(flow_detail)
+    stored_job_zones.add(job_id, carried)
     return _post_book(board, persistence, book, job_id)
 
 

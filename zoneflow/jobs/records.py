@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import datetime
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from taskflow import exceptions as tf_exc
@@ -33,6 +33,7 @@ from taskflow.persistence import models
 from zoneflow import exceptions, objects
 from zoneflow.jobs import outcomes, steps
 from zoneflow.jobs.runs import Run, RunEnd, runs_of
+from zoneflow.storage import job_zones as stored_job_zones
 from zoneflow.taskflow_adapter import pages
 
 # TaskFlow stores the job's inputs as an atom of its own; it is no task of ours.
@@ -97,9 +98,19 @@ class AtomInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobZone:
+    """A zone a job carries, and the serial its change was posted at."""
+
+    id: str
+    name: str
+    serial: int
+
+
+@dataclasses.dataclass(frozen=True)
 class JobInfo:
     id: str
     kind: str
+    # The zone the job is about; of a batch (update-zones), its first zone.
     zone_id: str
     zone_name: str
     serial: int
@@ -118,6 +129,9 @@ class JobInfo:
     error: str | None = None
     # Whether the job ended without the zone getting what the job was for.
     failed: bool = False
+    # Every zone the job carries: its zone, or each zone of a batch. None for a
+    # job about a pool target.
+    zones: tuple[JobZone, ...] = ()
 
 
 @contextlib.contextmanager
@@ -139,6 +153,7 @@ def logbooks(persistence: Any) -> Iterator[Any]:
 class JobFilter:
     """Which jobs a list holds: each field given must match exactly."""
 
+    # A zone the job carries (any zone of a batch).
     zone_id: str | None = None
     zone_name: str | None = None
     kind: str | None = None
@@ -154,17 +169,14 @@ PAGE = 500
 def find_jobs(persistence: Any, wanted: JobFilter, paging: objects.Paging) -> objects.Page[JobInfo]:
     """One page of the jobs ``wanted`` picks, chosen and ordered by the database
     (``paging.sort_key``: created_at or updated_at, then the job id)."""
-    meta = {
+    zone = {
         key: value
-        for key, value in (
-            ("zone_id", wanted.zone_id),
-            ("zone_name", wanted.zone_name),
-            ("kind", wanted.kind),
-        )
+        for key, value in (("zone_id", wanted.zone_id), ("zone_name", wanted.zone_name))
         if value is not None
     }
     query = pages.BookQuery(
-        meta=meta,
+        meta={} if wanted.kind is None else {"kind": wanted.kind},
+        zone=zone,
         states=frozenset() if wanted.state is None else frozenset({wanted.state}),
         rule=STATE_RULE,
         project_id=wanted.project_id,
@@ -219,15 +231,18 @@ def purge(persistence: Any, *, older_than: datetime.timedelta) -> int:
     with logbooks(persistence) as connection:
         while True:
             found = connection.page_logbooks(query, order, limit=PAGE, after=after, count=False)
+            gone = []
             for book in found.books:
                 # Read again in Python: the one truth of a job's state.
                 if info(book, with_atoms=False).state not in OVER:
                     continue
+                gone.append(book.uuid)
                 try:
                     connection.destroy_logbook(book.uuid)
                 except tf_exc.NotFound:
                     continue
                 removed += 1
+            stored_job_zones.remove(gone)
             if not found.more or not found.books:
                 return removed
             last = found.books[-1]
@@ -265,10 +280,13 @@ def get_job(persistence: Any, job_id: str) -> JobInfo:
     return info(logbook(persistence, job_id), with_atoms=True)
 
 
-def find_job(persistence: Any, names: list[str]) -> str | None:
-    """The id of the newest job with one of these names (see post), or None."""
+def find_job(persistence: Any, zone_name: str, serial: int, kinds: Iterable[str]) -> str | None:
+    """The id of the newest job of one of these kinds posted for zone ``zone_name`` at
+    ``serial`` (found by its logbook's name, see post), or of a batch carrying the
+    zone at that serial; None if there is none."""
+    names = [steps.zone_logbook(kind, zone_name, serial) for kind in kinds]
     with logbooks(persistence) as connection:
-        return connection.find_logbook(names)
+        return connection.find_logbook(names, carrying=(zone_name, serial))
 
 
 def logbook(persistence: Any, job_id: str) -> models.LogBook:
@@ -307,7 +325,18 @@ def info(book: models.LogBook, *, with_atoms: bool) -> JobInfo:
         runs=_runs(meta, state),
         error=error,
         failed=state in FAILED_STATES,
+        zones=zones_of(meta),
     )
+
+
+def zones_of(meta: dict[str, Any]) -> tuple[JobZone, ...]:
+    """The zones a job carries, from its logbook's metadata (see zoneflow.jobs.post)."""
+    if "zones" in meta:
+        return tuple(JobZone(str(i), str(name), int(serial)) for i, name, serial in meta["zones"])
+    if not meta.get("zone_id"):
+        return ()
+    serial = int(meta.get("serial", 0))
+    return (JobZone(str(meta["zone_id"]), str(meta.get("zone_name", "")), serial),)
 
 
 def _runs(meta: dict[str, Any], state: str) -> tuple[Run, ...]:

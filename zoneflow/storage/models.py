@@ -275,11 +275,15 @@ class JobOutbox(Base):
     # Its job is on the board, not begun yet: the zone's updates ride on it
     # (zoneflow.storage.outbox); relays claim only rows not posted.
     posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The update-zones job this row goes in, once a relay grouped it with others
+    # (zoneflow.jobs.group_updates): posted again, the rows make the same job.
+    batch: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (
         Index("ix_job_outbox_priority", "priority", "id"),
         Index("ix_job_outbox_zone", "zone_id"),
         Index("ix_job_outbox_unposted", "posted", "priority", "id"),
+        Index("ix_job_outbox_batch", "batch"),
     )
 
 

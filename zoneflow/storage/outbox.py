@@ -33,8 +33,9 @@ writes one transaction at a time, which orders them the same way.)
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Collection
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -131,20 +132,47 @@ def claim_pending_jobs(
                 "upkeep": upkeep_limit,
             },
         )
-        claimed = [
-            objects.PendingJob(
-                job_id,
-                objects.JobKind(kind),
-                zone_id,
-                serial,
-                target_id,
-                created_at,
-                if_pool_grows=objects.JobKind(follow) if follow else None,
-                priority=objects.JobPriority(priority),
-            )
-            for job_id, kind, zone_id, serial, target_id, created_at, follow, priority in rows
-        ]
+        claimed = [_pending(row) for row in rows]
     return sorted(claimed, key=lambda pending: (pending.priority, pending.id))
+
+
+def _pending(row: Any) -> objects.PendingJob:
+    job_id, kind, zone_id, serial, target_id, created_at, follow, priority, batch = row
+    return objects.PendingJob(
+        job_id,
+        objects.JobKind(kind),
+        zone_id,
+        serial,
+        target_id,
+        created_at,
+        if_pool_grows=objects.JobKind(follow) if follow else None,
+        priority=objects.JobPriority(priority),
+        batch=batch,
+    )
+
+
+def assign_batch(rows: Collection[objects.PendingJob]) -> str:
+    """Put these claimed rows in one update-zones job: its id, written on each row
+    before the job is, so that whichever relay posts them again (this one's post
+    failed, or it died) posts that same job (see zoneflow.jobs.post_batch)."""
+    batch = str(uuid.uuid4())
+    with db.transaction() as conn:
+        conn.execute(
+            sa.update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_([row.id for row in rows]), _OUTBOX.c.batch.is_(None))
+            .values(batch=batch)
+        )
+    return batch
+
+
+def batch_rows(batch: str) -> list[objects.PendingJob]:
+    """Every row of update-zones job ``batch`` still in the outbox, claimed or not,
+    posted or not, oldest first: what the job carries."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            sa.select(*_PENDING_COLUMNS).where(_OUTBOX.c.batch == batch).order_by(_OUTBOX.c.id)
+        )
+        return [_pending(row) for row in rows]
 
 
 def release_pending_job(job_id: int) -> None:
@@ -180,6 +208,19 @@ def _oldest_free(which: sa.ColumnElement[bool], limit: str) -> sa.Select[tuple[i
 
 _CHANGE = _OUTBOX.c.priority == int(objects.JobPriority.CHANGE)
 
+# A row's columns, in PendingJob's order (see _pending).
+_PENDING_COLUMNS = (
+    _OUTBOX.c.id,
+    _OUTBOX.c.kind,
+    _OUTBOX.c.zone_id,
+    _OUTBOX.c.serial,
+    _OUTBOX.c.target_id,
+    _OUTBOX.c.created_at,
+    _OUTBOX.c.if_pool_grows,
+    _OUTBOX.c.priority,
+    _OUTBOX.c.batch,
+)
+
 
 _CLAIM_OUTBOX = (
     sa.update(_OUTBOX)
@@ -191,17 +232,7 @@ _CLAIM_OUTBOX = (
         _OUTBOX_FREE,
     )
     .values(claimed_until=sa.bindparam("until"))
-    # In PendingJob's order.
-    .returning(
-        _OUTBOX.c.id,
-        _OUTBOX.c.kind,
-        _OUTBOX.c.zone_id,
-        _OUTBOX.c.serial,
-        _OUTBOX.c.target_id,
-        _OUTBOX.c.created_at,
-        _OUTBOX.c.if_pool_grows,
-        _OUTBOX.c.priority,
-    )
+    .returning(*_PENDING_COLUMNS)
 )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -129,4 +130,20 @@ records = Table(
     # that a long TXT record fits a btree entry; lower() because a wildcard
     # match ignores case. An expression index, made by migration
     # 0008_records_data_prefix only (see storage.queries.data_match).
+)
+
+
+# Every zone an update-zones job carries (zoneflow.flows.batch), at the serial its
+# change was posted at: a zone's jobs are those whose logbook names it (its
+# metadata's zone_id) and those it rides in here (zoneflow.taskflow_adapter.pages).
+# Keyed by the job's id, the uuid of its logbook in TaskFlow's tables.
+job_zones = Table(
+    "job_zones",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("zone_id", String(36), primary_key=True),
+    Column("zone_name", String(255), nullable=False),
+    Column("serial", BigInteger, nullable=False),
+    Index("ix_job_zones_zone_id", "zone_id"),
+    Index("ix_job_zones_zone_name", "zone_name", "serial"),
 )

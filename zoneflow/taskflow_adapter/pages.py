@@ -52,6 +52,9 @@ class BookQuery:
 
     # Metadata key -> the value it must have (exactly).
     meta: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # zone_id or zone_name -> the value one zone of the job must have: the zone its
+    # metadata names, or any zone of a batch (zoneflow.storage.job_zones).
+    zone: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Only logbooks whose job is in one of these states, or in none of those
     # (the rule says how to tell).
     states: frozenset[str] = frozenset()
@@ -93,6 +96,7 @@ class _Select:
         self.filters = [
             meta_field(books.c.meta, key, dialect) == value for key, value in query.meta.items()
         ]
+        self.filters += [_carries(books, dialect, key, value) for key, value in query.zone.items()]
         if query.created_before is not None:
             self.filters.append(books.c.created_at < query.created_before)
         # What the filters read: the logbook, and for a state its flow and status atom.
@@ -146,6 +150,25 @@ class _Select:
         return sa.select(sa.func.coalesce(sa.func.sum(per_zone), 0)).where(
             zones.c.project_id == self.project_id
         )
+
+
+def _carries(books: Any, dialect: str, key: str, value: str) -> sa.ColumnElement[bool]:
+    """The logbook's job is about a zone whose ``key`` (zone_id, zone_name) is ``value``:
+    its metadata names it, or the zone rides in its batch (table job_zones).
+
+    A union of two index lookups (ix_logbooks_zone_id or the name's, and
+    ix_job_zones_*), not an OR, which would read every logbook.
+    """
+    if key not in ("zone_id", "zone_name"):
+        raise ValueError(f"a job is picked by its zone's zone_id or zone_name, not {key!r}")
+    named = books.alias("named")
+    carried = zoneflow_tables.job_zones
+    return books.c.uuid.in_(
+        sa.union_all(
+            sa.select(named.c.uuid).where(meta_field(named.c.meta, key, dialect) == value),
+            sa.select(carried.c.job_id).where(carried.c[key] == value),
+        )
+    )
 
 
 def position(

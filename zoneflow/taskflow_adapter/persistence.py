@@ -37,6 +37,7 @@ from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
 from zoneflow.storage import db
+from zoneflow.storage import tables as zoneflow_tables
 from zoneflow.taskflow_adapter import fencing, indexes, pages
 from zoneflow.taskflow_adapter.writer import FLUSH_TIMEOUT, LogbookWriter, insert, storage_failure
 
@@ -315,13 +316,27 @@ class LeanConnection(base.Connection):
         """Return once every change queued so far is in the database."""
         self.writer.flush(timeout)
 
-    def find_logbook(self, names: list[str]) -> str | None:
-        """The uuid of the newest logbook with one of these names, or None."""
+    def find_logbook(
+        self, names: list[str], *, carrying: tuple[str, int] | None = None
+    ) -> str | None:
+        """The uuid of the newest logbook with one of these names, or whose batch
+        carries the zone of that name at that serial (``carrying``, see
+        zoneflow.storage.job_zones); None if there is none."""
         table = self._tables.logbooks
+        found = table.c.name.in_(names)
+        if carrying is not None:
+            rows = zoneflow_tables.job_zones
+            zone_name, serial = carrying
+            batches = sqlalchemy.select(rows.c.job_id).where(
+                rows.c.zone_name == zone_name, rows.c.serial == serial
+            )
+            # A union of two index lookups (ix_logbooks_name, ix_job_zones_zone_name).
+            named = sqlalchemy.select(table.c.uuid).where(found)
+            found = table.c.uuid.in_(sqlalchemy.union_all(named, batches))
         with storage_failure("finding a logbook by name"), self._engine.connect() as conn:
             return conn.execute(
                 sqlalchemy.select(table.c.uuid)
-                .where(table.c.name.in_(names))
+                .where(found)
                 .order_by(table.c.created_at.desc())
                 .limit(1)
             ).scalar()

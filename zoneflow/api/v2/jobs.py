@@ -30,6 +30,7 @@ def _job(request: Request, job: jobs.Job, *, atoms: bool = False) -> dict[str, A
         "kind": info.kind,
         "zone_id": info.zone_id,
         "zone_name": info.zone_name,
+        "zones": [{"id": z.id, "name": z.name, "serial": z.serial} for z in info.zones],
         "project_id": job.project_id,
         "serial": info.serial,
         "state": info.state,

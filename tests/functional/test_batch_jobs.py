@@ -1,0 +1,177 @@
+"""Jobs carrying the updates of several zones (update-zones), as deployed: real
+ZooKeeper and PostgreSQL, ``zoneflow conductor`` processes, and BIND9 targets.
+
+The updates are made in this process, through central, while no conductor
+runs: they wait in the outbox, and the first relay to claim them (the
+conductor's, once started) puts them in one job, as under load.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import Bind9Factory
+from tests.functional.deployment import (
+    Deployment,
+    answer,
+    fake_calls,
+    fast_and_slow_pool,
+    soa_serial,
+)
+from tests.functional.fixtures.zookeeper import ZooKeeperServer
+from tests.support import eventually
+from zoneflow.jobs import steps
+
+EMAIL = "hostmaster@batch.example"
+SLOW_SECONDS = 2
+
+
+@pytest.fixture
+def user_config() -> Iterator[None]:
+    """This process plays the users on the deployment's config; default config after."""
+    from zoneflow import config
+
+    yield
+    config.setup([])
+
+
+def _as_users(deployment: Deployment) -> None:
+    from zoneflow import config
+
+    config.setup([str(deployment.conf)])
+
+
+def _zones_active(deployment: Deployment, names: list[str], serials: dict[str, int]) -> None:
+    def settled() -> bool:
+        stored = [deployment.stored_zone(name) or {} for name in names]
+        return all(
+            z.get("status") == "ACTIVE" and z.get("serial") == serials.get(name, z.get("serial"))
+            for name, z in zip(names, stored, strict=True)
+        )
+
+    eventually(
+        settled,
+        timeout=90,
+        interval=0.3,
+        what=lambda: f"every zone ACTIVE: {[deployment.stored_zone(n) for n in names]}",
+    )
+
+
+def _create(deployment: Deployment, names: list[str]) -> dict[str, str]:
+    """The zones made ACTIVE by a conductor that is stopped after: name -> id."""
+    from zoneflow.central import zones as central_zones
+
+    ids = {name: central_zones.create_zone(name, EMAIL).id for name in names}
+    deployment.start_conductor("creator")
+    _zones_active(deployment, names, {})
+    deployment.kill("creator", signal.SIGTERM)
+    return ids
+
+
+def _update(ids: dict[str, str], address: str) -> dict[str, int]:
+    """Each zone's www A record set to ``address``, left in the outbox: name -> serial."""
+    from zoneflow.central import recordsets as central_recordsets
+
+    return {
+        name: central_recordsets.create_recordset(zone_id, "www", "A", [address]).serial
+        for name, zone_id in ids.items()
+    }
+
+
+def _jobs(deployment: Deployment, kind: str) -> list[dict[str, Any]]:
+    listed = json.loads(deployment.cli("--json", "job", "list", "--limit", "0").stdout)
+    return [job for job in listed if job["kind"] == kind]
+
+
+@pytest.mark.usefixtures("user_config")
+def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    names = [f"z{i}.resume-batch.example." for i in range(3)]
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
+    )
+    try:
+        deployment.load_pool(fast_and_slow_pool("ns1.batch.example.", record, SLOW_SECONDS))
+        _as_users(deployment)
+        ids = _create(deployment, names)
+        serials = _update(ids, "192.0.2.10")
+
+        first = deployment.start_conductor("first")
+        # The fast target has every zone updated and its step stored as done; the
+        # slow one is still at its first zone.
+        eventually(
+            lambda: sum(c["op"] == "update" for c in fake_calls(record)) == len(names),
+            timeout=30,
+            what="the fast target's updates",
+        )
+        fast = next(c["target"] for c in fake_calls(record) if c["op"] == "update")
+        eventually(
+            lambda: deployment.step_stored_done(steps.on_target("update", fast).name),
+            timeout=30,
+            what="the fast target's step stored",
+        )
+        deployment.kill("first")
+
+        second = deployment.start_conductor("second")
+        _zones_active(deployment, names, serials)
+        updates = [c for c in fake_calls(record) if c["op"] == "update"]
+        on_fast = sorted((c["zone"], c["pid"]) for c in updates if c["target"] == fast)
+        assert on_fast == [(name, first.pid) for name in names], "the fast target ran once"
+        by_second = {c["zone"] for c in updates if c["target"] != fast and c["pid"] == second.pid}
+        assert by_second == set(names), "the second conductor redid the slow target's task"
+
+        (job,) = _jobs(deployment, "update-zones")
+        assert (job["state"], job["lost_attempts"]) == ("SUCCESS", 1)
+        assert {(z["name"], z["serial"]) for z in job["zones"]} == set(serials.items())
+    finally:
+        deployment.close()
+
+
+@pytest.mark.usefixtures("user_config")
+def test_bind9_serves_every_zone_a_batch_carries(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    names = [f"z{i}.bind-batch.example." for i in range(5)]
+    binds = bind9_factory(2)
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
+                "nameservers": [b.nameserver() for b in binds],
+                "targets": [b.pool_target(deployment.masters()) for b in binds],
+            }
+        )
+        deployment.start_mdns()
+        _as_users(deployment)
+        ids = _create(deployment, names)
+        serials = _update(ids, "192.0.2.20")
+        deployment.start_api()  # its relay, like the conductor's, posts what it claims
+
+        deployment.start_conductor("batcher")
+        _zones_active(deployment, names, serials)
+        for bind in binds:
+            for name in names:
+                assert soa_serial(name, bind.host, bind.port) == serials[name]
+                assert answer(f"www.{name}", "A", bind.host, bind.port)[1] == {"192.0.2.20"}
+        (job,) = _jobs(deployment, "update-zones")
+        assert job["state"] == "SUCCESS"
+        assert sorted(z["name"] for z in job["zones"]) == names
+        # Each zone's jobs, asked by any zone of the batch, hold the batch.
+        for zone_id in ids.values():
+            listed = deployment.api("GET", f"/v2/jobs?zone_id={zone_id}", all_projects=True)
+            assert job["id"] in [j["id"] for j in listed["jobs"]]
+    finally:
+        deployment.close()
