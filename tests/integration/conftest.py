@@ -6,8 +6,10 @@ import contextlib
 import pathlib
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from taskflow import exceptions as tf_exc
 
 from tests import support
 from zoneflow import events, objects
@@ -115,3 +117,17 @@ def wait_settled(zone_id: str, timeout: float = 20) -> objects.Zone:
         return zone if zone.status != objects.Status.PENDING else None
 
     return support.eventually(settled, timeout, interval=0.02, what=f"zone {zone_id} to settle")
+
+
+class BoardDown:
+    """A board whose ZooKeeper went away while a job was being posted: its posts
+    fail; everything else is the board's."""
+
+    def __init__(self, board: Any) -> None:
+        self._board = board
+
+    def post(self, *args: Any, **kwargs: Any) -> None:
+        raise tf_exc.JobFailure("Failed posting job: ConnectionLoss")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._board, name)

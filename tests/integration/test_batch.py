@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from taskflow import exceptions as tf_exc
 from taskflow import states
 from taskflow.persistence import models
 
-from tests.integration.conftest import load_pool, wait_settled
-from zoneflow import exceptions, jobs, objects
+from tests.integration.conftest import BoardDown, load_pool, wait_settled
+from zoneflow import jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import jobs as central_jobs
 from zoneflow.central import recordsets as central_recordsets
@@ -255,9 +256,9 @@ def test_a_batch_whose_post_failed_is_posted_again_as_the_same_job(board: Any) -
     logbook stayed PENDING for good."""
     backend = persistence.get_backend()
     _, serials = _updated_zones({})
-    failing = OutboxRelay(_FailingBoard(board), backend)
+    failing = OutboxRelay(BoardDown(board), backend)
     failing.changes_per_claim = 2
-    with pytest.raises(exceptions.ServiceUnavailable):
+    with pytest.raises(tf_exc.JobFailure):
         failing.flush()
     (first,) = jobs.list_jobs(backend)
     assert [z.name for z in first.zones] == NAMES[:2]
@@ -268,20 +269,6 @@ def test_a_batch_whose_post_failed_is_posted_again_as_the_same_job(board: Any) -
     assert on_board == {job.id for job in jobs.list_jobs(backend)} == set(posted)
     carried = sorted(z.name for j in posted for z in jobs.get_job(backend, j).zones)
     assert carried == NAMES
-
-
-class _FailingBoard:
-    """A board whose posts fail, as when ZooKeeper goes away: everything else is the
-    board's."""
-
-    def __init__(self, board: Any) -> None:
-        self._board = board
-
-    def post(self, *_: Any, **__: Any) -> None:
-        raise exceptions.ServiceUnavailable("the board is away")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._board, name)
 
 
 def _stored_done(backend: Any, job_id: str, step: str, result: Any) -> None:

@@ -10,26 +10,13 @@ from taskflow import exceptions as tf_exc
 from taskflow import storage as tf_storage
 
 from tests import support
-from tests.integration.conftest import load_pool, wait_settled
+from tests.integration.conftest import BoardDown, load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.taskflow_adapter import jobboard, persistence
-
-
-class _BoardDown:
-    """A board whose ZooKeeper went away while the job was being posted."""
-
-    def __init__(self, board: Any) -> None:
-        self._board = board
-
-    def post(self, *args: Any, **kwargs: Any) -> None:
-        raise tf_exc.JobFailure("Failed posting job: ConnectionLoss")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._board, name)
 
 
 @pytest.mark.parametrize("ridden", [False, True], ids=["alone", "an-update-rode-on-it"])
@@ -43,7 +30,7 @@ def test_a_job_whose_post_failed_half_way_is_posted_again_under_the_same_id(
     try:
         # The logbook is written, the board refuses the job (or the relay dies).
         with pytest.raises(tf_exc.JobFailure):
-            OutboxRelay(_BoardDown(board), backend).flush()
+            OutboxRelay(BoardDown(board), backend).flush()
         (written,) = jobs.list_jobs(backend)
         if ridden:
             # The update rides on the create's row, not posted yet: its serial goes up
@@ -93,7 +80,7 @@ def test_a_failed_post_gives_back_every_row_it_had_not_posted_yet() -> None:
     board = jobboard.connect(backend)
     try:
         with pytest.raises(tf_exc.JobFailure):
-            OutboxRelay(_BoardDown(board), backend).flush()
+            OutboxRelay(BoardDown(board), backend).flush()
         # Another relay (the next flush) may post all three at once, without
         # waiting for the failed relay's lease to run out.
         assert len(OutboxRelay(board, backend).flush()) == 3
@@ -130,7 +117,7 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
         central_zones.create_zone(name, "hostmaster@example.com")
     backend = persistence.get_backend()
     board = jobboard.connect(backend)
-    relay = OutboxRelay(_BoardDown(board), backend)
+    relay = OutboxRelay(BoardDown(board), backend)
     try:
         # The post fails, and the database is gone before the rows go back.
         with monkeypatch.context() as down:

@@ -140,8 +140,12 @@ def test_backfill_goes_on_while_changes_keep_coming(board: Any) -> None:
         # board rides on it (zoneflow.storage.outbox) and posts no job.
         for zone in zones[5 * flush : 5 * flush + 5]:
             _change(zone, next(names))
-        kinds = [_job(p)[0] for p in relay.flush()]
-        assert kinds[:3] == [objects.JobKind.UPDATE_ZONE] * 3, f"flush {flush}: {kinds}"
+        posted = relay.flush()
+        kinds = [_job(p)[0] for p in posted]
+        # The claim's three changes first, in one job (update-zones), then the backfill.
+        assert kinds[0] == objects.JobKind.UPDATE_ZONES, f"flush {flush}: {kinds}"
+        assert len(jobs.get_job(persistence.get_backend(), posted[0]).zones) == 3
+        assert set(kinds[1:]) <= {objects.JobKind.RECOVER_ZONE}, f"flush {flush}: {kinds}"
         backfilled += kinds.count(objects.JobKind.RECOVER_ZONE)
 
     assert backfilled == len(ZONES)

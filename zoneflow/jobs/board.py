@@ -32,6 +32,7 @@ from zoneflow.jobs.records import (
     info,
     logbooks,
 )
+from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import pages
 
@@ -70,8 +71,9 @@ def _began_at(book: models.LogBook) -> dict[str, float]:
     """Zone id -> the serial the job brings it to, as far as the job can tell.
 
     A create or update (one zone's, or a batch's) that has not begun carries
-    every update made since it was posted: they rode on it (storage.outbox),
-    and its begin reads the zone's latest serial. Once begun, the serial that
+    the updates that rode on it since it was posted (storage.outbox: while the
+    zone's row waits there, posted), and its begin reads the zone's latest
+    serial. Once begun, the serial that
     begin read; a later change has a job of its own. Zones not here: the
     serial the job was posted with.
     """
@@ -82,7 +84,8 @@ def _began_at(book: models.LogBook) -> dict[str, float]:
     zones = [str(zone[0]) for zone in meta.get("zones", [])] or [str(meta.get("zone_id", ""))]
     if begin is None or begin.state != states.SUCCESS:
         if kind in _RIDDEN:
-            return dict.fromkeys(zones, math.inf)
+            # Updates ride on a zone's job while its row waits in the outbox, posted.
+            return dict.fromkeys(stored_outbox.zones_with_posted_jobs(zones), math.inf)
         return {}
     if kind == objects.JobKind.UPDATE_ZONES and isinstance(begin.results, dict):
         return {zone_id: int(at[1]) for zone_id, at in begin.results.items()}

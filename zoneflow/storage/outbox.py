@@ -151,6 +151,21 @@ def _pending(row: Any) -> objects.PendingJob:
     )
 
 
+def zones_with_posted_jobs(zone_ids: Collection[str]) -> set[str]:
+    """Those of these zones whose create or update job is posted and not begun: their
+    updates ride on it (a job taken back after its board was lost carries them)."""
+    with db.connection() as conn:
+        return set(
+            conn.execute(
+                sa.select(_OUTBOX.c.zone_id).where(
+                    _OUTBOX.c.zone_id.in_(list(zone_ids)),
+                    _OUTBOX.c.posted.is_(sa.true()),
+                    _OUTBOX.c.kind.in_(sorted(RIDDEN)),
+                )
+            ).scalars()
+        )
+
+
 def assign_batch(rows: Collection[objects.PendingJob]) -> str:
     """Put these claimed rows in one update-zones job: its id, written on each row
     before the job is, so that whichever relay posts them again (this one's post
