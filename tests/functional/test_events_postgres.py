@@ -83,6 +83,31 @@ def test_a_change_is_heard_on_another_connection_only_once_committed(listener: A
     assert updated["id"] > created["id"]
 
 
+def test_a_transaction_holds_back_other_publishers_only_while_it_commits(
+    on_postgres: str,
+) -> None:
+    """Event ids follow commit order through a lock taken when the events are
+    inserted, at commit: a transaction that wrote an event and goes on with its
+    work (a status write, a create behind its placement lock) lets every other
+    transaction publish meanwhile. Taken where the event was written, the load
+    benchmark found the lock held for a second by a busy conductor's transaction,
+    with every other writer waiting; here the other create would wait for good."""
+    zone = central_zones.create_zone("example.com.", "h@example.com")
+    with db.writer() as session:
+        session.execute(sa.update(models.Zone).values(ttl=600))
+        stored.record(session, objects.EventTopic.ZONE, central_reads.get_zone(zone.id))
+        made: list[objects.Zone] = []
+        other = threading.Thread(
+            target=lambda: made.append(central_zones.create_zone("other.com.", "h@other.com"))
+        )
+        other.start()
+        other.join(30)
+        assert made, "another create waited for this transaction to end"
+    keys = [e.key for e in stored.after(0, objects.EventFilter())]
+    # Both published, each in its commit's order: the other create committed first.
+    assert keys == [zone.id, made[0].id, zone.id]
+
+
 def test_a_rolled_back_change_is_never_heard(listener: Any) -> None:
     zone = central_zones.create_zone("example.com.", "h@example.com")
     support.eventually(lambda: _heard(listener), what="the create's NOTIFY")

@@ -160,13 +160,46 @@ _EVENTS = cast(sa.Table, models.Event.__table__)
 
 
 def write(session: Session, new: Sequence[NewEvent], *, publisher: str | None = None) -> None:
-    """Insert ``new`` events in ``session``'s transaction (with their NOTIFY on PostgreSQL)."""
+    """Publish ``new`` events in ``session``'s transaction: inserted (with their NOTIFY
+    on PostgreSQL) when it commits, after everything else it writes.
+
+    Last, because on PostgreSQL the insert takes the lock that keeps event ids in
+    commit order, held until the transaction ends: every transaction writing
+    events, in every process, waits for it. Taken where the change was written
+    (a status write, a create after its placement lock), it was held across the
+    rest of the transaction's round trips; the load benchmark found a busy
+    conductor's transaction idle in it for a second while every other writer,
+    and every create behind the placement lock, waited.
+    """
     if not new:
         return
+    by = publisher or publisher_name()
+    session.info.setdefault(_PENDING, []).extend((event, by) for event in new)
+    session.info[SESSION_MARK] = True
+
+
+# Events written in a session's transaction, inserted when it commits (see write).
+_PENDING = "zoneflow.events.pending"
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _insert_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        _insert(session, pending)
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _insert(session: Session, pending: list[tuple[NewEvent, str]]) -> None:
+    """Insert the events: lock, one INSERT, one NOTIFY statement, then the commit."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ORDER_LOCK)))
-    by, now = publisher or publisher_name(), models.utcnow()
+    now = models.utcnow()
     # A Core insert: every change writes one, and the ORM's flush of new objects
     # cost more than the statement (issue 17 counted a recordset create's CPU).
     ids = session.scalars(
@@ -183,13 +216,21 @@ def write(session: Session, new: Sequence[NewEvent], *, publisher: str | None = 
                 "publisher": by,
                 "created_at": now,
             }
-            for event in new
+            for event, by in pending
         ],
     ).all()
-    session.info[SESSION_MARK] = True
     if postgres:
-        for event_id, event in zip(ids, new, strict=True):
-            session.execute(sa.select(sa.func.pg_notify(CHANNEL, header(event_id, event))))
+        headers = [
+            header(event_id, event) for event_id, (event, _) in zip(ids, pending, strict=True)
+        ]
+        session.execute(_NOTIFY_ALL, {"channel": CHANNEL, "headers": headers})
+
+
+# Every event's NOTIFY in one round trip, in id order.
+_NOTIFY_ALL = sa.text(
+    "SELECT pg_notify(:channel, h) "
+    "FROM unnest(CAST(:headers AS text[])) WITH ORDINALITY AS t(h, n) ORDER BY n"
+)
 
 
 def header(event_id: int, event: NewEvent) -> str:
