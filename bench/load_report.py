@@ -330,13 +330,13 @@ def describe(
     parts.append(
         "\nThe sweeper: "
         + "; ".join(sweeps)
-        + ". Nothing lost: "
         + (
-            "every zone and recordset accepted is in the database with its latest records, "
-            "each deleted zone is gone, and a sample of the recordsets was asked of every "
-            "target, each serving the records last accepted."
+            ". Nothing lost: every zone and recordset accepted is in the database with its "
+            "latest records, each deleted zone is gone, and a sample of the recordsets was "
+            "asked of every target, each serving the records last accepted."
             if not lost_found
-            else f"{len(lost_found)} problems, e.g. {lost_found[:3]}."
+            else f". At the end, {len(lost_found)} accepted changes were not carried out "
+            f"(a backlog not drained counts too), e.g. {lost_found[:3]}."
         )
         + "\n"
     )

@@ -56,5 +56,14 @@ events_opts = [
         "target). Past it state changes coalesce: the newest state of the key is "
         "published when the key's turn comes, the states between are skipped.",
     ),
+    cfg.FloatOpt(
+        "flush_interval",
+        default=0.1,
+        min=0.0,
+        help="Seconds a publisher waits after writing its events before it writes again: "
+        "what came meanwhile goes in one transaction. Every transaction that publishes "
+        "takes one lock, held to its commit, that keeps event ids in commit order; fewer, "
+        "fuller transactions wait for it less. 0: write as soon as an event is due.",
+    ),
 ]
 CONF.register_opts(events_opts, group="events")
