@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import support
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import (
     Deployment,
@@ -89,6 +90,21 @@ def _jobs(deployment: Deployment, kind: str) -> list[dict[str, Any]]:
     return [job for job in listed if job["kind"] == kind]
 
 
+def _ended_batches(deployment: Deployment) -> list[dict[str, Any]]:
+    """The update-zones jobs, once all have ended: the zones' statuses are written
+    before a job's end is stored."""
+    return support.eventually(
+        lambda: (
+            (found := _jobs(deployment, "update-zones"))
+            and all(job["state"] in ("SUCCESS", "FAILURE", "REVERTED") for job in found)
+            and found
+        ),
+        timeout=30,
+        interval=0.5,
+        what="the batch to end",
+    )
+
+
 @pytest.mark.usefixtures("user_config")
 def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
     tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
@@ -128,7 +144,7 @@ def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
         by_second = {c["zone"] for c in updates if c["target"] != fast and c["pid"] == second.pid}
         assert by_second == set(names), "the second conductor redid the slow target's task"
 
-        (job,) = _jobs(deployment, "update-zones")
+        (job,) = _ended_batches(deployment)
         assert (job["state"], job["lost_attempts"]) == ("SUCCESS", 1)
         assert {(z["name"], z["serial"]) for z in job["zones"]} == set(serials.items())
     finally:
@@ -166,7 +182,7 @@ def test_bind9_serves_every_zone_a_batch_carries(
             for name in names:
                 assert soa_serial(name, bind.host, bind.port) == serials[name]
                 assert answer(f"www.{name}", "A", bind.host, bind.port)[1] == {"192.0.2.20"}
-        (job,) = _jobs(deployment, "update-zones")
+        (job,) = _ended_batches(deployment)
         assert job["state"] == "SUCCESS"
         assert sorted(z["name"] for z in job["zones"]) == names
         # Each zone's jobs, asked by any zone of the batch, hold the batch.

@@ -15,6 +15,7 @@ from taskflow import exceptions as tf_exc
 from taskflow import states
 from taskflow.persistence import models
 
+from tests import support
 from tests.integration.conftest import BoardDown, load_pool, wait_settled
 from zoneflow import jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
@@ -127,7 +128,13 @@ def test_one_zone_failing_on_a_target_leaves_the_others_of_its_batch_active(
     (job_id,) = [
         j.id for j in jobs.list_jobs(persistence.get_backend()) if j.kind == "update-zones"
     ]
-    atoms = {a.name: a for a in jobs.get_job(persistence.get_backend(), job_id).atoms}
+    # Once the job is over: the zones' statuses are written before the job's last
+    # step is stored.
+    job = support.eventually(
+        lambda: (j := jobs.get_job(persistence.get_backend(), job_id)).state in jobs.OVER and j,
+        what="the batch to end",
+    )
+    atoms = {a.name: a for a in job.atoms}
     on_bad = atoms[steps.on_target(objects.Action.UPDATE, bad.id).name]
     assert on_bad.error is not None and "injected failure of b.batch.example." in on_bad.error
     assert atoms[steps.on_target(objects.Action.UPDATE, good.id).name].error is None
