@@ -17,8 +17,8 @@ again at once instead of waiting for its interval.
 A user's create or update is not deleted once posted but marked posted: the
 zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 
-Under load a claim holds several zones' updates: those of one pool go in
-one update-zones job, up to ``[conductor] batch_zones`` zones
+Under load a claim holds several zones' updates: those of one pool and one
+project go in one update-zones job, up to ``[conductor] batch_zones`` zones
 (zoneflow.flows.batch), which costs a conductor about what one zone's job
 does. At low load a claim holds one change, and its job one zone.
 """
@@ -86,8 +86,12 @@ class OutboxRelay:
         return posted
 
     def _post(self, batch: list[objects.PendingJob], pools: dict[str, objects.Pool]) -> list[str]:
-        """Post one job for ``batch`` (one row, or update-zone rows of one pool) and
-        remove its rows, or keep them posted (see the module's docstring)."""
+        """Post one job for ``batch`` (one row, or the update-zone rows of a batch) and
+        remove its rows, or keep them posted (see the module's docstring).
+
+        A batch's id is written on its rows before its job is (assign_batch): if
+        this post fails, or this relay dies, whichever relay claims them next
+        posts that same job, with every row of the batch."""
         try:
             if len(batch) == 1 and batch[0].batch is None:
                 job_id = jobs.post(
