@@ -278,6 +278,28 @@ def test_a_batch_whose_post_failed_is_posted_again_as_the_same_job(board: Any) -
     assert carried == NAMES
 
 
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_change_whose_post_failed_alone_is_posted_again_alone(board: Any) -> None:
+    """A change whose job was written alone, then not posted, goes out again as that
+    job, never in a batch with changes claimed with it later: the batch would carry
+    it beside its first job, left waiting for good (the chaos test found it)."""
+    backend = persistence.get_backend()
+    _updated_zones({})
+    failing = OutboxRelay(BoardDown(board), backend)
+    failing.changes_per_claim = 1
+    with pytest.raises(tf_exc.JobFailure):
+        failing.flush()
+    (first,) = jobs.list_jobs(backend)
+    assert first.kind == objects.JobKind.UPDATE_ZONE
+
+    posted = OutboxRelay(board, backend).flush()
+    assert posted[0] == first.id
+    on_board = {str(job.book_uuid) for job in board.iterjobs(ensure_fresh=True)}
+    assert on_board == {job.id for job in jobs.list_jobs(backend)} == set(posted)
+    carried = sorted(z.name for j in posted for z in jobs.get_job(backend, j).zones)
+    assert carried == NAMES
+
+
 def _stored_done(backend: Any, job_id: str, step: str, result: Any) -> None:
     """Record in job ``job_id``'s logbook that ``step`` ran with ``result``, as a
     conductor that then died would have left it."""

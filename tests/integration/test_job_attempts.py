@@ -124,6 +124,9 @@ class Deaths:
         if self.at.get(conductor.name) != label:
             return
         self.dead.append(conductor.name)
+        # Its records are written before it dies: the step it dies at, RUNNING, is
+        # where its run is found lost (a busy run found the one before it instead).
+        persistence.get_backend().flush()
         assert conductor.relay is not None
         conductor.relay.stop()
         conductor._conductor.stop()

@@ -102,9 +102,21 @@ def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="zoneflow.mdns.server")
     monkeypatch.setattr(mdns_server, "MAX_UDP_WAIT", 1.0)
+    # How long each query mdns answered had waited for its thread, by mdns's clock.
+    waited: list[float] = []
+    answer = mdns._answer_datagram
+
+    def timed(wire: bytes, addr: object, received: float) -> list[bytes] | None:
+        wait = time.monotonic() - received
+        replies = answer(wire, addr, received)
+        if replies is not None:
+            waited.append(wait)
+        return replies
+
+    monkeypatch.setattr(mdns, "_answer_datagram", timed)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         # 200 queries of 0.2 s on 8 threads: five seconds to answer them all.
-        sent = send_queries(sock, mdns.port, 200)
+        send_queries(sock, mdns.port, 200)
         arrived = answers_within(sock, 8.0)
     # A backlog formed: more queries waited at once than the threads could answer
     # within the wait. (Not "all 200": on a busy machine mdns drops the oldest
@@ -112,9 +124,10 @@ def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
     answerable = mdns_server.CONF.mdns.threads * mdns_server.MAX_UDP_WAIT / SLOW_ANSWER
     assert mdns.queries_in_progress_peak() > 2 * answerable
     assert arrived, "the first queries are answered"
-    # Answered only while still waited for: none later than the wait allowed
-    # plus the answer's own time (and a loaded machine's slack).
-    latest = max(arrived) - sent
-    assert latest < mdns_server.MAX_UDP_WAIT + 1.5, f"an answer came {latest:.1f} s late"
-    assert len(arrived) < 200
+    # Answered only while still waited for. Measured by mdns's clock when a thread
+    # takes the query: an end-to-end bound (last answer read here minus last query
+    # sent, under 2.5 s) failed on a machine kept busy, at 3.2 s, with this test's
+    # own thread waiting to run.
+    assert waited and max(waited) <= mdns_server.MAX_UDP_WAIT, max(waited, default=None)
+    assert 0 < len(arrived) <= len(waited) < 200
     assert "mdns is behind: dropped" in caplog.text

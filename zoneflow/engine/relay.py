@@ -89,11 +89,17 @@ class OutboxRelay:
         """Post one job for ``batch`` (one row, or the update-zone rows of a batch) and
         remove its rows, or keep them posted (see the module's docstring).
 
-        A batch's id is written on its rows before its job is (assign_batch): if
-        this post fails, or this relay dies, whichever relay claims them next
-        posts that same job, with every row of the batch."""
+        A job's id is written on its rows before its job is (assign_batch), a
+        single row's too: if this post fails, or this relay dies, whichever relay
+        claims them next posts that same job, with every row of a batch, and a
+        row posted alone is never put in a batch (whose job would carry it beside
+        its own, left waiting for good: the chaos test found both)."""
         try:
-            if len(batch) == 1 and batch[0].batch is None:
+            alone = jobs.job_id_of(batch[0])
+            if len(batch) == 1 and batch[0].batch in (None, alone):
+                if batch[0].batch is None and alone is not None:
+                    # Marked too: given back, it is posted alone again, never batched.
+                    stored_outbox.assign_batch(batch, alone)
                 job_id = jobs.post(
                     self.board, self.persistence, batch[0], flow_of=flows.job_flow, pools=pools
                 )

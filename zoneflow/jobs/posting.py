@@ -268,6 +268,12 @@ def _inputs(store: dict[str, Any]) -> models.TaskDetail:
 _JOB_IDS = uuid.UUID("5b0c3d4e-2f61-4c8e-9a57-7e1f0c9d2a43")
 
 
+def job_id_of(pending: objects.PendingJob) -> str | None:
+    """The id of the job one outbox row is posted as alone (see post); None for a row
+    not read from the outbox."""
+    return None if pending.created_at is None else _job_id(pending)
+
+
 def _job_id(pending: objects.PendingJob) -> str:
     if pending.created_at is None:
         return str(uuid.uuid4())

@@ -166,11 +166,12 @@ def zones_with_posted_jobs(zone_ids: Collection[str]) -> set[str]:
         )
 
 
-def assign_batch(rows: Collection[objects.PendingJob]) -> str:
-    """Put these claimed rows in one update-zones job: its id, written on each row
-    before the job is, so that whichever relay posts them again (this one's post
-    failed, or it died) posts that same job (see zoneflow.jobs.post_batch)."""
-    batch = str(uuid.uuid4())
+def assign_batch(rows: Collection[objects.PendingJob], batch: str | None = None) -> str:
+    """Put these claimed rows in one job (``batch``, or a new id): its id, written on
+    each row before the job is, so that whichever relay posts them again (this
+    one's post failed, or it died) posts that same job, never regrouped
+    (zoneflow.jobs.group_updates)."""
+    batch = batch or str(uuid.uuid4())
     with db.transaction() as conn:
         conn.execute(
             sa.update(_OUTBOX)
