@@ -67,37 +67,33 @@ def take_back_unfinished(board: Any, persistence: Any) -> list[tuple[JobInfo, st
     return taken
 
 
-def _began_at(book: models.LogBook) -> dict[str, float]:
+def _began_at(book: models.LogBook, job: JobInfo) -> dict[str, float]:
     """Zone id -> the serial the job brings it to, as far as the job can tell.
 
     A create or update (one zone's, or a batch's) that has not begun carries
     the updates that rode on it since it was posted (storage.outbox: while the
     zone's row waits there, posted), and its begin reads the zone's latest
-    serial. Once begun, the serial that
-    begin read; a later change has a job of its own. Zones not here: the
-    serial the job was posted with.
+    serial. Once begun, the serial that begin read: a later change has a job
+    of its own. Zones not here: the serial the job was posted with.
     """
-    meta = book.meta or {}
     flow = next(iter(book), None)
     begin = None if flow is None else next((a for a in flow if a.name == steps.BEGIN.name), None)
-    kind = meta.get("kind")
-    zones = [str(zone[0]) for zone in meta.get("zones", [])] or [str(meta.get("zone_id", ""))]
     if begin is None or begin.state != states.SUCCESS:
-        if kind in _RIDDEN:
+        if job.kind in _RIDDEN:
             # Updates ride on a zone's job while its row waits in the outbox, posted.
-            return dict.fromkeys(stored_outbox.zones_with_posted_jobs(zones), math.inf)
+            zone_ids = [zone.id for zone in job.zones]
+            return dict.fromkeys(stored_outbox.zones_with_posted_jobs(zone_ids), math.inf)
         return {}
-    if kind == objects.JobKind.UPDATE_ZONES and isinstance(begin.results, dict):
+    if job.kind == objects.JobKind.UPDATE_ZONES and isinstance(begin.results, dict):
         return {zone_id: int(at[1]) for zone_id, at in begin.results.items()}
-    if kind in _RIDDEN and isinstance(begin.results, (list, tuple)):
-        return {zones[0]: int(begin.results[1])}
+    if job.kind in _RIDDEN and isinstance(begin.results, (list, tuple)):
+        return {job.zones[0].id: int(begin.results[1])}
     return {}
 
 
-# The kinds of job the zone's updates ride on until it begins (storage.outbox).
-_RIDDEN = frozenset(
-    {objects.JobKind.CREATE_ZONE, objects.JobKind.UPDATE_ZONE, objects.JobKind.UPDATE_ZONES}
-)
+# The kinds of job the zone's updates ride on until it begins: storage.outbox's,
+# and a batch of updates.
+_RIDDEN = stored_outbox.RIDDEN | {objects.JobKind.UPDATE_ZONES}
 
 
 def unfinished(persistence: Any) -> Iterator[models.LogBook]:
@@ -133,7 +129,7 @@ def _take_back(board: Any, persistence: Any, book: models.LogBook, job: JobInfo)
             reason = f"job {job.id} was lost with its process, and {gone} gone since"
             end(persistence, job.id, Outcome.LOST, reason)
             return Outcome.LOST
-        began = _began_at(book)
+        began = _began_at(book, job)
         if all(
             zone is None or zone.serial > began.get(carried.id, carried.serial)
             for carried, zone in zones
