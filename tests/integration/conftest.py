@@ -90,16 +90,32 @@ def mdns() -> Iterator[mdns_server.MdnsServer]:
     server.stop_thread()
 
 
-@pytest.fixture
-def conductor() -> Iterator[daemon.Conductor]:
+@contextlib.contextmanager
+def running_conductor(name: str = "unit-conductor") -> Iterator[daemon.Conductor]:
     """A conductor in this process on the zake board, woken by every change."""
-    running = daemon.Conductor("unit-conductor")
+    running = daemon.Conductor(name)
     assert running.relay is not None
     central_changes.on_change(running.relay.wake)
     running.start()
-    yield running
-    running.stop()
-    central_changes._listeners.clear()
+    try:
+        yield running
+    finally:
+        running.stop()
+        central_changes._listeners.clear()
+
+
+@pytest.fixture
+def conductor() -> Iterator[daemon.Conductor]:
+    with running_conductor() as running:
+        yield running
+
+
+@pytest.fixture
+def board() -> Iterator[Any]:
+    """A board of the test's own, for posting jobs while no conductor runs."""
+    connected = jobboard.connect(persistence.get_backend(), name="unit-test")
+    yield connected
+    jobboard.close(connected)
 
 
 def load_pool(*targets: dict[str, object], threshold: int = 100) -> objects.Pool:

@@ -14,15 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import support
-from tests.integration.conftest import load_pool, wait_settled
+from tests.integration.conftest import load_pool, running_conductor, wait_settled
 from zoneflow import events, exceptions, objects
 from zoneflow.api import app as api_app
 from zoneflow.central import health
 from zoneflow.central import jobs as central_jobs
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.engine.relay import OutboxRelay
 from zoneflow.inspector.daemon import Inspector
 from zoneflow.storage import status as stored_status
+from zoneflow.taskflow_adapter import persistence
 
 HEALTHY, FAILING = {"host": "127.0.0.1", "port": 5301}, {"host": "127.0.0.1", "port": 5302}
 
@@ -273,6 +275,30 @@ def test_a_catch_up_whose_job_failed_is_posted_again(
     page = central_jobs.find_jobs({}, objects.Paging(limit=100))
     recoveries = [j for j in page.items if j.info.kind == objects.JobKind.RECOVER_ZONE]
     assert len(recoveries) == 2, "the first failed there, the second was posted again"
+
+
+def test_a_catch_up_whose_job_is_only_slow_is_not_posted_again(
+    inspector: Inspector, board: Any
+) -> None:
+    _, failing = load_pool(HEALTHY, {**FAILING, "fail": "create", "fail_times": 1}).targets
+    inspector.refresh()
+    health.set_maintenance(failing.id, on=True)
+    with running_conductor():
+        zone = _create("slow.example.")
+    assert _rows(zone.id)[failing.id].status == objects.Status.ERROR
+    health.set_maintenance(failing.id, on=False)
+    assert health.retry_catch_up(failing) == 0, "its recovery waits in the outbox"
+    OutboxRelay(board, persistence.get_backend()).flush()
+    assert _recover_jobs() == {zone.id}
+    assert health.retry_catch_up(failing) == 0, "its recovery is on the board, unclaimed"
+    with running_conductor():
+        support.eventually(
+            lambda: inspector.tick() is not None and failing.id not in health.states(),
+            what="the one recovery, then the target counted again",
+        )
+    assert _rows(zone.id)[failing.id].status == objects.Status.ACTIVE
+    page = central_jobs.find_jobs({}, objects.Paging(limit=100))
+    assert [j.info.kind for j in page.items].count(objects.JobKind.RECOVER_ZONE) == 1
 
 
 @pytest.mark.usefixtures("conductor")

@@ -38,7 +38,7 @@ from zoneflow.flows.consensus import ConsensusCheck
 from zoneflow.flows.on_target import ZoneActionOnTarget
 from zoneflow.flows.status import UpdateStatus
 from zoneflow.storage import zones as stored_zones
-from zoneflow.taskflow_adapter import jobboard, persistence
+from zoneflow.taskflow_adapter import persistence
 
 ZONE = "example.com"
 
@@ -183,14 +183,6 @@ def conf(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     for name in request.param:
         cfg.CONF.clear_override(name, group="conductor")
-
-
-@pytest.fixture
-def board() -> Iterator[Any]:
-    """A board of this test's own, for posting jobs while no conductor runs."""
-    opened = jobboard.connect(persistence.get_backend(), name="unit-test")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -46,13 +46,6 @@ def _backfill_at_once(override: Callable[..., None]) -> None:
     override("flows", target_retry_delay=0)
 
 
-@pytest.fixture
-def board() -> Iterator[Any]:
-    connected = jobboard.connect(persistence.get_backend())
-    yield connected
-    jobboard.close(connected)
-
-
 def _active_zones(names: list[str] = ZONES) -> list[objects.Zone]:
     """Zones on a pool of one fake target, ACTIVE as if their create jobs had run."""
     load_pool({})

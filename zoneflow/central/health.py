@@ -15,7 +15,7 @@ import datetime
 from typing import Any
 
 from zoneflow import exceptions, objects
-from zoneflow.central import changes, orders
+from zoneflow.central import changes, orders, upkeep
 from zoneflow.central.options import CONF
 from zoneflow.storage import health as stored_health
 
@@ -75,8 +75,14 @@ def finish_catch_up(target: objects.PoolTarget) -> bool:
 
 def retry_catch_up(target: objects.PoolTarget) -> int:
     """Post recovery again for what ``target``, catching up, still misses (a job of
-    the last round failed); how many zones."""
-    posted = stored_health.retry_catch_up(target.id, pacing=recovery_pacing())
+    the last round failed); how many zones. A zone whose job is still in flight is
+    left to it: a slow job is not a failed one."""
+    in_hand = {
+        zone_id
+        for zone_id, name, serial in stored_health.still_missed(target.id)
+        if upkeep.zone_job_in_flight(name, serial)
+    }
+    posted = stored_health.retry_catch_up(target.id, pacing=recovery_pacing(), in_hand=in_hand)
     if posted:
         changes.changed()
     return posted

@@ -76,8 +76,13 @@ def zones_with_waiting_jobs() -> set[str]:
 def job_in_flight(zone: KeptZone) -> bool:
     """Whether a job for the zone's serial is on the board or running (a conductor
     may take a while; the recovery must not post another beside it)."""
+    return zone_job_in_flight(zone.name, zone.serial)
+
+
+def zone_job_in_flight(name: str, serial: int) -> bool:
+    """Whether a job for zone ``name`` at ``serial`` is on the board or running."""
     backend = persistence.get_backend()
-    job_id = jobs.find_job(backend, zone.name, zone.serial, _ZONE_JOBS)
+    job_id = jobs.find_job(backend, name, serial, _ZONE_JOBS)
     if job_id is None:
         return False
     try:

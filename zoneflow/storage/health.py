@@ -314,7 +314,12 @@ def _pool_of(session: Session, target_id: str) -> str | None:
 
 
 def _catch_up(
-    session: Session, target_id: str, since: datetime.datetime, pacing: objects.JobPacing
+    session: Session,
+    target_id: str,
+    since: datetime.datetime,
+    pacing: objects.JobPacing,
+    *,
+    skip: Collection[str] = (),
 ) -> int:
     """Post jobs for the zones the target missed, ``pacing.interval`` seconds apart
     (each outbox row leased to nobody until its turn, as a pool's backfill is), and
@@ -322,7 +327,7 @@ def _catch_up(
     pool_id = _pool_of(session, target_id)
     if pool_id is None:
         return 0
-    zones = _missed(session, target_id, pool_id, since)
+    zones = [zone for zone in _missed(session, target_id, pool_id, since) if zone[0] not in skip]
     _restore_current(session, target_id)
     if zones:
         now = models.utcnow()
@@ -402,11 +407,18 @@ def _missed(
     return [(zone_id, serial) for zone_id, serial in session.execute(query)]
 
 
-def missed(target_id: str, *, since: datetime.datetime) -> list[tuple[str, int]]:
-    """The zones a target would be caught up on now (see :func:`_missed`)."""
+def still_missed(target_id: str) -> list[tuple[str, str, int]]:
+    """The zones a target catching up would be caught up on now: (id, name, serial)."""
     with db.reader() as session:
+        row = session.get(models.TargetState, target_id)
         pool_id = _pool_of(session, target_id)
-        return [] if pool_id is None else list(_missed(session, target_id, pool_id, since))
+        if row is None or pool_id is None:
+            return []
+        serials = dict(_missed(session, target_id, pool_id, _earliest(row.maintenance_since)))
+        names = session.execute(
+            sa.select(models.Zone.id, models.Zone.name).where(models.Zone.id.in_(list(serials)))
+        )
+        return [(zone_id, name, serials[zone_id]) for zone_id, name in names]
 
 
 def in_maintenance_addresses() -> set[tuple[str, int]]:
@@ -427,8 +439,12 @@ def in_maintenance_addresses() -> set[tuple[str, int]]:
 
 
 @db.retried
-def retry_catch_up(target_id: str, *, pacing: objects.JobPacing) -> int:
-    """Post jobs again for what a target catching up (and UP) still misses; how many."""
+def retry_catch_up(
+    target_id: str, *, pacing: objects.JobPacing, in_hand: Collection[str] = ()
+) -> int:
+    """Post jobs again for what a target catching up (and UP) still misses, but for
+    the zones ``in_hand`` (a job for them is in flight) or with a job still in the
+    outbox; how many."""
     with db.writer() as session:
         row = _locked_state(session, target_id)
         if (
@@ -437,7 +453,12 @@ def retry_catch_up(target_id: str, *, pacing: objects.JobPacing) -> int:
             or row.health != objects.TargetHealth.UP
         ):
             return 0
-        return _catch_up(session, target_id, _earliest(row.maintenance_since), pacing)
+        waiting = session.scalars(
+            sa.select(models.JobOutbox.zone_id).where(models.JobOutbox.zone_id.is_not(None))
+        )
+        skip = {*in_hand, *waiting}
+        since = _earliest(row.maintenance_since)
+        return _catch_up(session, target_id, since, pacing, skip=skip)
 
 
 def failed_targets(zone_id: str) -> dict[str, str]:
