@@ -77,6 +77,7 @@ from bench.load_report import (  # noqa: E402
     WITHIN,
     action_table,
     describe,
+    job_counts,
     plot,
     ramp_table,
 )
@@ -232,6 +233,8 @@ class Run:
     sweeper: dict[str, Any]
     load: tuple[float, float]
     stopped_at_knee: bool = False
+    # Kind -> (jobs, zones they carried), of the jobs posted during the run.
+    jobs: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     def of_step(self, step: int) -> list[Change]:
         return [c for c in self.changes if c.step == step]
@@ -350,6 +353,7 @@ async def drive(
     actions, shares = mix_shares(mix or DESIGNATE_MIX)
     changes: list[Change] = []
     load_began = os.getloadavg()[0]
+    jobs_before = job_shapes(rig)
     async with sweeper_process(rig.binds, sweep_options) as process:
         sweeper = SweeperLink(process, changes)
         await sweeper.ready()
@@ -401,7 +405,36 @@ async def drive(
         sweeper.stats,
         (load_began, os.getloadavg()[0]),
         stopped,
+        _minus(job_shapes(rig), jobs_before),
     )
+
+
+def job_shapes(rig: Rig) -> dict[str, tuple[int, int]]:
+    """Every job's kind so far, from its logbook: kind -> (jobs, zones they carry)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
+    shapes: dict[str, tuple[int, int]] = {}
+    try:
+        with engine.connect() as connection:
+            for (meta,) in connection.execute(sa.text("SELECT meta FROM logbooks")):
+                book = json.loads(meta) if isinstance(meta, str) else (meta or {})
+                jobs, zones = shapes.get(str(book.get("kind")), (0, 0))
+                shapes[str(book.get("kind"))] = (jobs + 1, zones + len(book.get("zones") or [0]))
+    finally:
+        engine.dispose()
+    return shapes
+
+
+def _minus(
+    after: dict[str, tuple[int, int]], before: dict[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """The jobs posted between two job_shapes (none of them purged meanwhile)."""
+    return {
+        kind: (jobs - before.get(kind, (0, 0))[0], zones - before.get(kind, (0, 0))[1])
+        for kind, (jobs, zones) in after.items()
+        if jobs > before.get(kind, (0, 0))[0]
+    }
 
 
 def past_knee(changes: Sequence[Change], step: int) -> bool:
@@ -559,7 +592,7 @@ async def measure(
                 drain=args.drain,
                 active=active,
             )
-            print(action_table(steady, {}), flush=True)
+            print(action_table(steady, {}), f"jobs: {job_counts(steady)}", sep="\n", flush=True)
         if args.ramp:
             print(f"ramp {args.ramp} ...", flush=True)
             ramp = await drive(

@@ -321,6 +321,11 @@ def describe(
             "per change done). `other processes` is the rest of the shared machine.\n\n"
             + cpu_table(columns)
         )
+    parts.append(
+        "\n**Jobs posted** (kind: jobs, and the zones they carried): "
+        + "; ".join(f"{label}: {job_counts(r)}" for label, r in runs)
+        + ".\n"
+    )
     sweeps = [
         f"{label}: {r.cpu_total.get('sweeper', 0.0):.1f} s of CPU for "
         f"{_accepted(r)} changes, {r.sweeper.get('queries', 0)} "
@@ -343,6 +348,18 @@ def describe(
     if images:
         parts.append("\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n")
     return "".join(parts)
+
+
+def job_counts(run: Run) -> str:
+    """The run's jobs by kind: ``update-zones 120 (900 zones, 7.5 a job)``."""
+    return (
+        ", ".join(
+            f"{kind} {jobs}"
+            + (f" ({zones} zones, {zones / jobs:.1f} a job)" if zones != jobs else "")
+            for kind, (jobs, zones) in sorted(run.jobs.items())
+        )
+        or "none"
+    )
 
 
 def _accepted(run: Run) -> int:

@@ -16,30 +16,24 @@ from taskflow import states
 from taskflow.persistence import models
 
 from tests import support
-from tests.integration.conftest import BoardDown, load_pool, wait_settled
+from tests.integration.conftest import BoardDown, fake_pool_yaml, load_pool, wait_settled
 from zoneflow import jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import jobs as central_jobs
+from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
+from zoneflow.engine import relay as relay_module
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import batch
 from zoneflow.jobs import steps
 from zoneflow.storage import db, tables
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import status as stored_status
-from zoneflow.taskflow_adapter import jobboard, persistence
+from zoneflow.taskflow_adapter import persistence
 
 NAMES = ["a.batch.example.", "b.batch.example.", "c.batch.example."]
-
-
-@pytest.fixture
-def board() -> Iterator[Any]:
-    """A board of this test's own, for posting jobs while no conductor runs."""
-    connected = jobboard.connect(persistence.get_backend(), name="batch-test")
-    yield connected
-    jobboard.close(connected)
 
 
 @pytest.fixture
@@ -60,19 +54,28 @@ def _updated_zones(
 ) -> tuple[list[objects.PoolTarget], dict[str, int]]:
     """Zones ACTIVE as if their create jobs had run, then each updated: zone id -> serial."""
     pool = load_pool(*targets)
+    zones = _active_zones(NAMES, projects)
+    return list(pool.targets), {zone.id: _update(zone.id) for zone in zones}
+
+
+def _active_zones(
+    names: list[str], projects: tuple[str | None, ...] | None = None
+) -> list[objects.Zone]:
+    """Zones of the pool loaded, ACTIVE as if their create jobs had run."""
     zones = [
         central_zones.create_zone(name, "hostmaster@batch.example", project_id=project)
-        for name, project in zip(NAMES, projects, strict=True)
+        for name, project in zip(names, projects or (None,) * len(names), strict=True)
     ]
     for pending in stored_outbox.claim_pending_jobs():
         stored_outbox.remove_pending_job(pending.id)
     for zone in zones:
         stored_status.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
-    serials = {
-        zone.id: central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"]).serial
-        for zone in zones
-    }
-    return list(pool.targets), serials
+    return zones
+
+
+def _update(zone_id: str) -> int:
+    """A recordset created in the zone: its new serial."""
+    return central_recordsets.create_recordset(zone_id, "www", "A", ["192.0.2.1"]).serial
 
 
 @pytest.mark.usefixtures("batches_of_three")
@@ -319,3 +322,63 @@ def _lose_every_job(board: Any) -> None:
     for posted in list(board.iterjobs(ensure_fresh=True)):
         board.claim(posted, "gone")
         board.consume(posted, "gone")
+
+
+def test_past_max_change_jobs_changes_wait_for_a_job_to_end_then_go_together(
+    board: Any, override: Callable[..., None]
+) -> None:
+    override("conductor", max_change_jobs=1)
+    override("central", backfill_jobs_per_second=10000)
+    load_pool({})
+    first, *others, idle = _active_zones([*NAMES, "d.batch.example.", "idle.batch.example."])
+    backend = persistence.get_backend()
+    relay = OutboxRelay(board, backend, interval=3600)
+    _update(first.id)
+    (alone,) = relay.flush()  # the board had room: posted at once, alone
+    assert [z.id for z in jobs.get_job(backend, alone).zones] == [first.id]
+
+    serials = {zone.id: _update(zone.id) for zone in others}
+    assert relay.flush() == [], "the board holds max_change_jobs jobs of changes"
+    assert support.count_pending_jobs() == 3
+    # Upkeep is not held back: a target added to the pool gets its backfill (of the
+    # zone not PENDING: the others' jobs will find the pool grown).
+    pools.store(pools.parse(fake_pool_yaml({}, {})))
+    (backfill,) = relay.flush()
+    assert jobs.get_job(backend, backfill).zone_id == idle.id
+
+    # The first job ends: the relay (its thread waits an hour between looks) is
+    # woken by the board and posts the three waiting zones in one job.
+    relay.start()
+    try:
+        (job,) = [j for j in board.iterjobs() if j.book_uuid == alone]
+        board.claim(job, "test")
+        board.consume(job, "test")
+        batch = support.eventually(
+            lambda: next(
+                (j for j in jobs.list_jobs(backend) if j.kind == objects.JobKind.UPDATE_ZONES),
+                None,
+            ),
+            what="the waiting changes posted in one job",
+        )
+    finally:
+        relay.stop()
+    assert {(z.id, z.serial) for z in batch.zones} == set(serials.items())
+    assert support.count_pending_jobs() == 0
+
+
+def test_a_job_of_changes_on_the_board_for_long_holds_no_change_back(
+    board: Any, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override("conductor", max_change_jobs=1)
+    load_pool({})
+    first, second = _active_zones(NAMES[:2])
+    relay = OutboxRelay(board, persistence.get_backend())
+    _update(first.id)
+    assert len(relay.flush()) == 1
+    _update(second.id)
+    assert relay.flush() == []
+    # No conductor runs the first job: once it has been on the board for
+    # relay.STUCK seconds, it no longer counts.
+    monkeypatch.setattr(relay_module, "STUCK", 0.0)
+    (posted,) = relay.flush()
+    assert [z.id for z in jobs.get_job(persistence.get_backend(), posted).zones] == [second.id]

@@ -61,7 +61,7 @@ def test_a_row_posted_again_after_its_job_reached_the_board_is_not_posted_twice(
         # the row's lease runs out and another relay takes it.
         (pending,) = stored_outbox.claim_pending_jobs()
         job_id = jobs.post(board, backend, pending, flow_of=flows.job_flow)
-        stored_outbox.release_pending_job(pending.id)
+        stored_outbox.release_pending_jobs([pending.id])
 
         assert OutboxRelay(board, backend).flush() == [job_id]
         on_board = [j.book_uuid for j in board.iterjobs(ensure_fresh=True)]
@@ -121,7 +121,7 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
     try:
         # The post fails, and the database is gone before the rows go back.
         with monkeypatch.context() as down:
-            down.setattr(stored_outbox, "release_pending_job", _unreachable)
+            down.setattr(stored_outbox, "release_pending_jobs", _unreachable)
             with pytest.raises(tf_exc.JobFailure):
                 relay.flush()
         # Still leased to the relay that claimed them: no other relay takes them yet...

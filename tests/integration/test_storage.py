@@ -140,7 +140,7 @@ def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:
     first = stored_outbox.claim_pending_jobs()
     assert len(first) == 1
     assert stored_outbox.claim_pending_jobs() == []
-    stored_outbox.release_pending_job(first[0].id)
+    stored_outbox.release_pending_jobs([first[0].id])
     assert stored_outbox.claim_pending_jobs() == first
 
 

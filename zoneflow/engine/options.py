@@ -33,6 +33,17 @@ relay_opts = [
         "(update-zones), each job costing the conductor about what one zone's does. At "
         "low load a claim holds one change, so a job holds one zone. 1: one job per zone.",
     ),
+    cfg.IntOpt(
+        "max_change_jobs",
+        default=8,
+        min=0,
+        help="Most jobs of users' changes a relay keeps on the board, waiting or "
+        "running (as its board counts them; several relays may each post one past it "
+        "at once). Past it, changes wait in the outbox until a job ends, and the next "
+        "job carries all a zone's changes and up to batch_zones zones: under load "
+        "the conductors run fewer, fuller jobs and spend less CPU per change. At low "
+        "load every change goes at once. 0: no limit (every change goes at once).",
+    ),
 ]
 CONF.register_opts(relay_opts, group="conductor")
 

@@ -17,24 +17,37 @@ again at once instead of waiting for its interval.
 A user's create or update is not deleted once posted but marked posted: the
 zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 
-Under load a claim holds several zones' updates: those of one pool and one
-project go in one update-zones job, up to ``[conductor] batch_zones`` zones
+A claim holding several zones' updates puts those of one pool and one
+project in one update-zones job, up to ``[conductor] batch_zones`` zones
 (zoneflow.flows.batch), which costs a conductor about what one zone's job
-does. At low load a claim holds one change, and its job one zone.
+does. Claims fill under load because a relay keeps at most ``[conductor]
+max_change_jobs`` jobs of changes on the board: past that, changes wait
+in the outbox (a zone's later changes riding on its first) until a job
+ends, and go in the fewest jobs. At low load a claim holds one change, and
+its job one zone, posted at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.engine import options
 from zoneflow.storage import outbox as stored_outbox
+from zoneflow.taskflow_adapter import jobboard
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
+_CHANGE = objects.JobPriority.CHANGE
+
+#: Seconds after which a job of changes on the board no longer counts against
+#: ``[conductor] max_change_jobs``: twice a poll's timeout. A job that takes longer
+#: waits for a nameserver that does not answer, or for nobody (its conductors
+#: gone until their sessions end): neither may hold every change back.
+STUCK = 60.0
 
 
 class OutboxRelay:
@@ -55,6 +68,11 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
         # Outbox rows this relay claimed and could neither post nor give back.
         self._held: list[objects.PendingJob] = []
+        # The last flush left changes waiting for a job to end (max_change_jobs).
+        self._full_board = False
+        # The jobs of changes on the board: when this relay first saw each.
+        self._seen: dict[str, float] = {}
+        jobboard.on_job_gone(board, self._job_gone)
 
     def flush(self) -> list[str]:
         """Post the jobs one claim takes, changes first; return the ids of the posted jobs."""
@@ -62,9 +80,11 @@ class OutboxRelay:
         posted = []
         pools: dict[str, objects.Pool] = {}  # read once per flush: jobs use the pool as it is now
         claimed, self._held = self._held, []
+        room = self._room()
         try:
             fresh = stored_outbox.claim_pending_jobs(
-                limit=self.changes_per_claim, upkeep_limit=self.upkeep_per_claim
+                limit=min(self.changes_per_claim, room * CONF.conductor.batch_zones),
+                upkeep_limit=self.upkeep_per_claim,
             )
         except Exception:
             self._held = claimed
@@ -72,7 +92,7 @@ class OutboxRelay:
         # Rows held from a failed flush are older: with the fresh ones, changes first.
         claimed = sorted(claimed + fresh, key=lambda pending: (pending.priority, pending.id))
         try:
-            batches = jobs.group_updates(claimed, CONF.conductor.batch_zones)
+            batches = self._within(room, jobs.group_updates(claimed, CONF.conductor.batch_zones))
         except Exception:
             self._give_back(claimed)
             raise
@@ -128,24 +148,53 @@ class OutboxRelay:
                 stored_outbox.remove_pending_job(pending.id)
         return [job_id]
 
+    def _room(self) -> int:
+        """How many jobs of changes this flush may post (max_change_jobs)."""
+        limit = CONF.conductor.max_change_jobs
+        if not limit:
+            return self.changes_per_claim
+        now = time.monotonic()
+        self._seen = {job: self._seen.get(job, now) for job in jobboard.changes_on(self.board)}
+        counted = sum(1 for since in self._seen.values() if now - since < STUCK)
+        room = max(0, limit - counted)
+        self._full_board = room == 0
+        return room
+
+    def _within(
+        self, room: int, batches: list[list[objects.PendingJob]]
+    ) -> list[list[objects.PendingJob]]:
+        """``batches`` but the jobs of changes past ``room``, whose rows go back: they
+        wait for a job to end, with the changes that come meanwhile."""
+        changes = [i for i, batch in enumerate(batches) if batch[0].priority == _CHANGE]
+        over = set(changes[room:])
+        if not over:
+            return batches
+        self._full_board = True
+        self._give_back([pending for i in sorted(over) for pending in batches[i]])
+        return [batch for i, batch in enumerate(batches) if i not in over]
+
+    def _job_gone(self) -> None:
+        """A job left the board: room for the changes the last flush left waiting."""
+        if self._full_board:
+            self.wake()
+
     def _full(self, claimed: list[objects.PendingJob]) -> bool:
-        changes = sum(1 for p in claimed if p.priority == objects.JobPriority.CHANGE)
+        changes = sum(1 for p in claimed if p.priority == _CHANGE)
         upkeep = len(claimed) - changes
         return changes >= self.changes_per_claim or upkeep >= self.upkeep_per_claim
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
-        """Release the rows a failed flush did not post, so any relay takes them now.
+        """Release rows this flush will not post (it failed, or they wait for room on
+        the board), so that any relay takes them as soon as it may.
 
-        Every one, not only the one that failed: the rest would otherwise wait
-        out their lease. If the database is gone too, this relay keeps them
-        (the lease is its own) and posts them first next time.
+        After a failed post every one, not only the one that failed: the rest
+        would otherwise wait out their lease. If the database is gone too, this
+        relay keeps them (the lease is its own) and posts them first next time.
         """
-        for index, pending in enumerate(unposted):
-            try:
-                stored_outbox.release_pending_job(pending.id)
-            except exceptions.DatabaseUnavailable:
-                self._held = list(unposted[index:])
-                return
+        try:
+            stored_outbox.release_pending_jobs([pending.id for pending in unposted])
+        except exceptions.DatabaseUnavailable:
+            self._held.extend(unposted)
 
     def wake(self) -> None:
         """Ask the relay thread to flush now (central calls this after a change)."""

@@ -191,10 +191,14 @@ def batch_rows(batch: str) -> list[objects.PendingJob]:
         return [_pending(row) for row in rows]
 
 
-def release_pending_job(job_id: int) -> None:
-    """Give a claimed outbox row back (posting failed; try again soon)."""
+def release_pending_jobs(job_ids: Collection[int]) -> None:
+    """Give claimed outbox rows back (not posted: any relay may take them now)."""
+    if not job_ids:
+        return
     with db.transaction() as conn:
-        conn.execute(_RELEASE_OUTBOX, {"b_id": job_id})
+        conn.execute(
+            sa.update(_OUTBOX).where(_OUTBOX.c.id.in_(list(job_ids))).values(claimed_until=None)
+        )
 
 
 def remove_pending_job(job_id: int) -> None:
@@ -249,11 +253,6 @@ _CLAIM_OUTBOX = (
     )
     .values(claimed_until=sa.bindparam("until"))
     .returning(*_PENDING_COLUMNS)
-)
-
-
-_RELEASE_OUTBOX = (
-    sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id")).values(claimed_until=None)
 )
 
 

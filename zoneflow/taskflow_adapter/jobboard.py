@@ -137,6 +137,18 @@ def connect(persistence: Any, *, name: str = "zoneflow", client: Any = None) -> 
     return board
 
 
+def changes_on(board: Any) -> set[str]:
+    """The jobs of users' changes (not :data:`UPKEEP`) ``board`` holds, waiting or
+    running (their uuids), from its own list: no read of ZooKeeper."""
+    # Private, as in ClaimableJobs: the public iterjobs() reads every job's state.
+    return {job.uuid for job in board._fetch_jobs() if job.priority not in UPKEEP}  # noqa: SLF001
+
+
+def on_job_gone(board: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever ``board`` sees a job leave it (ended, or cancelled)."""
+    board.notifier.register(tf_jobs.REMOVAL, lambda _event, **_details: callback())
+
+
 class ClaimableJobs:
     """A jobboard as a conductor's loop sees it: only the jobs worth a claim.
 
