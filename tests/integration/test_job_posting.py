@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.integration.conftest import BoardDown, load_pool, wait_settled
 from zoneflow import exceptions, flows, jobs, objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.taskflow_adapter import jobboard, persistence
@@ -136,3 +138,60 @@ def test_rows_a_relay_could_not_give_back_are_posted_by_it_next_time(
 
 def _unreachable(*_: Any) -> None:
     raise exceptions.DatabaseUnavailable("the database at test is unreachable")
+
+
+def test_a_job_beginning_again_leaves_the_row_of_a_later_job_whose_post_failed(
+    board: Any,
+) -> None:
+    """A resumed job's begin runs again; a later change of its zone may have had its
+    job written meanwhile, its post refused: that job is still posted, never left
+    PENDING for good with its row gone (the chaos test found it)."""
+    load_pool({}, {})
+    zone = central_zones.create_zone("again.example", "hostmaster@example.com")
+    backend = persistence.get_backend()
+    (first,) = OutboxRelay(board, backend).flush()
+    stored_outbox.begin_zone_jobs([zone.id], first)
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    with pytest.raises(tf_exc.JobFailure):
+        OutboxRelay(BoardDown(board), backend).flush()
+    (later,) = [j.id for j in jobs.list_jobs(backend) if j.id != first]
+
+    stored_outbox.begin_zone_jobs([zone.id], first)  # the first job's begin, run again
+    assert OutboxRelay(board, backend).flush() == [later]
+    assert later in {j.book_uuid for j in board.iterjobs(ensure_fresh=True)}
+
+
+def test_a_conductor_tells_its_job_s_begin_which_rows_are_its_own(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """The begin of a job run by a conductor leaves the row of another job of its
+    zone: the conductor gives the flow the job's id."""
+    override("conductor", relay=False)  # nothing posts the other job meanwhile
+    load_pool({}, {})
+    zone = central_zones.create_zone("own.example", "hostmaster@example.com")
+    backend = persistence.get_backend()
+    (first,) = OutboxRelay(board, backend).flush()
+    # The first job begins (a run cut short after), then a later change's job's
+    # post is refused.
+    stored_outbox.begin_zone_jobs([zone.id], first)
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    with pytest.raises(tf_exc.JobFailure):
+        OutboxRelay(BoardDown(board), backend).flush()
+    (later,) = [j.id for j in jobs.list_jobs(backend) if j.id != first]
+
+    conductor = daemon.Conductor("own")
+    conductor.start()
+    try:
+        support.eventually(
+            lambda: jobs.get_job(backend, first).state in jobs.OVER, what="the first job to end"
+        )
+    finally:
+        conductor.stop()
+    assert [p.batch for p in _rows()] == [later]
+
+
+def _rows() -> list[objects.PendingJob]:
+    """Every outbox row, claimed for a moment and given back."""
+    rows = stored_outbox.claim_pending_jobs()
+    stored_outbox.release_pending_jobs([p.id for p in rows])
+    return rows

@@ -158,8 +158,12 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
             if kind in compiler.ATOMS
         ]
         fencing.bind(claim, [engine.storage.flow_uuid, *atoms])
-    # A fresh scratch each run: a resumed job's tasks read storage themselves.
-    engine.storage.inject({"fence": claim, "scratch": Scratch()}, transient=True)
+    # A fresh scratch each run: a resumed job's tasks read storage themselves. The
+    # job's id, for a begin telling its own outbox rows from another job's.
+    engine.storage.inject(
+        {"fence": claim, "scratch": Scratch(), "job_id": details["job"].book_uuid},
+        transient=True,
+    )
     publish_task_states(engine, details["job"].book_uuid)
 
 

@@ -12,8 +12,9 @@ the zone as it is now (a zone deleted meanwhile is not created again).
 
 What a task needs besides the job's inputs reaches it through the flow's
 store, injected by the conductor for each run: ``fence`` (the claim the job
-runs under, zoneflow.taskflow_adapter.fencing.Claim) and ``scratch``
-(zoneflow.flows.scratch).
+runs under, zoneflow.taskflow_adapter.fencing.Claim), ``scratch``
+(zoneflow.flows.scratch) and ``job_id`` (the job's own id, for a begin
+telling its outbox rows from another job's).
 """
 
 from __future__ import annotations

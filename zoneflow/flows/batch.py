@@ -86,10 +86,14 @@ class BeginUpdates(Task):
 
     @waits_for_database
     def execute(
-        self, zone_ids: list[str], serials: list[int], fence: fencing.Claim = fencing.UNFENCED
+        self,
+        zone_ids: list[str],
+        serials: list[int],
+        fence: fencing.Claim = fencing.UNFENCED,
+        job_id: str | None = None,
     ) -> Batch:
         fence.check()
-        stored_outbox.begin_zone_jobs(zone_ids)
+        stored_outbox.begin_zone_jobs(zone_ids, job_id)
         batch: Batch = {}
         for zone_id, serial in zip(zone_ids, serials, strict=True):
             zone = stored_zones.get_zone_any(zone_id)

@@ -79,10 +79,11 @@ class BeginZoneAction(_Begin):
         serial: int,
         fence: fencing.Claim = fencing.UNFENCED,
         scratch: Scratch | None = None,
+        job_id: str | None = None,
     ) -> tuple[str, int]:
         fence.check()
         if self.ridden:
-            stored_outbox.begin_zone_jobs([zone_id])
+            stored_outbox.begin_zone_jobs([zone_id], job_id)
         actions = stored_targets.get_target_actions(zone_id, self.target_ids)
         if scratch is not None:
             scratch.targets = actions

@@ -50,7 +50,8 @@ zone_serial                 BeginZoneAction (the latest)    create, update and
                                                             ``serial``
 if_pool_grows, priority     the job's store (central's      update-status
                             objects.JobOrder; absent: none)
-fence, scratch              the conductor, for each run     tasks that act
+fence, scratch, job_id      the conductor, for each run     tasks that act;
+                                                            begin (job_id)
 zone_name                   BeginZoneAction, BeginRecovery  notify, poll
 wanted (recover-zone)       BeginRecovery                   recover tasks
 target:<target id>          ZoneActionOnTarget,             consensus, status

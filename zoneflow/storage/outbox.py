@@ -92,18 +92,28 @@ def mark_posted(pending: objects.PendingJob) -> None:
         conn.execute(_MARK_POSTED, {"b_id": pending.id, "b_created_at": pending.created_at})
 
 
-def begin_zone_jobs(zone_ids: Collection[str]) -> None:
-    """A create or update job of these zones begins: each zone's next update writes
-    a job of its own. Committed before the job reads the zones' serials.
+def begin_zone_jobs(zone_ids: Collection[str], job_id: str | None = None) -> None:
+    """A create or update job of these zones (``job_id``) begins: each zone's next
+    update writes a job of its own. Committed before the job reads the zones' serials.
 
     Every row an update could ride on goes, not only the job's own: the job
     has not read the serial yet, so it carries whatever change they stand
     for. Its own row may not even be marked posted yet (a conductor can
     begin a job before its relay gets to the mark), which is why the rows
-    are found by zone, not by that mark.
+    are found by zone, not by that mark. But a row a relay has written
+    another job's id on stays: that job's logbook may be written already,
+    its post failed, and it would be left PENDING for good with its row gone
+    (the chaos test found it, a resumed batch's begin running again). That
+    job carries the change again, later; without ``job_id`` (a job run
+    outside a conductor) every row goes.
     """
+    mine = (
+        sa.true()
+        if job_id is None
+        else sa.or_(_OUTBOX.c.batch.is_(None), _OUTBOX.c.batch == job_id)
+    )
     with db.transaction() as conn:
-        conn.execute(_BEGIN, {"b_zone_ids": list(zone_ids)})
+        conn.execute(_BEGIN.where(mine), {"b_zone_ids": list(zone_ids)})
 
 
 def claim_pending_jobs(
