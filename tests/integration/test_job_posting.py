@@ -146,18 +146,10 @@ def test_a_job_beginning_again_leaves_the_row_of_a_later_job_whose_post_failed(
     """A resumed job's begin runs again; a later change of its zone may have had its
     job written meanwhile, its post refused: that job is still posted, never left
     PENDING for good with its row gone (the chaos test found it)."""
-    load_pool({}, {})
-    zone = central_zones.create_zone("again.example", "hostmaster@example.com")
-    backend = persistence.get_backend()
-    (first,) = OutboxRelay(board, backend).flush()
-    stored_outbox.begin_zone_jobs([zone.id], first)
-    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
-    with pytest.raises(tf_exc.JobFailure):
-        OutboxRelay(BoardDown(board), backend).flush()
-    (later,) = [j.id for j in jobs.list_jobs(backend) if j.id != first]
+    zone, first, later = _begun_then_a_later_post_refused(board, "again.example")
 
     stored_outbox.begin_zone_jobs([zone.id], first)  # the first job's begin, run again
-    assert OutboxRelay(board, backend).flush() == [later]
+    assert OutboxRelay(board, persistence.get_backend()).flush() == [later]
     assert later in {j.book_uuid for j in board.iterjobs(ensure_fresh=True)}
 
 
@@ -167,17 +159,8 @@ def test_a_conductor_tells_its_job_s_begin_which_rows_are_its_own(
     """The begin of a job run by a conductor leaves the row of another job of its
     zone: the conductor gives the flow the job's id."""
     override("conductor", relay=False)  # nothing posts the other job meanwhile
-    load_pool({}, {})
-    zone = central_zones.create_zone("own.example", "hostmaster@example.com")
+    _, first, later = _begun_then_a_later_post_refused(board, "own.example")
     backend = persistence.get_backend()
-    (first,) = OutboxRelay(board, backend).flush()
-    # The first job begins (a run cut short after), then a later change's job's
-    # post is refused.
-    stored_outbox.begin_zone_jobs([zone.id], first)
-    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
-    with pytest.raises(tf_exc.JobFailure):
-        OutboxRelay(BoardDown(board), backend).flush()
-    (later,) = [j.id for j in jobs.list_jobs(backend) if j.id != first]
 
     conductor = daemon.Conductor("own")
     conductor.start()
@@ -188,6 +171,21 @@ def test_a_conductor_tells_its_job_s_begin_which_rows_are_its_own(
     finally:
         conductor.stop()
     assert [p.batch for p in _rows()] == [later]
+
+
+def _begun_then_a_later_post_refused(board: Any, name: str) -> tuple[objects.Zone, str, str]:
+    """A zone whose create job (``first``) is posted and has begun (a run cut short
+    after), then a change whose job (``later``) is written but refused by the board."""
+    load_pool({}, {})
+    zone = central_zones.create_zone(name, "hostmaster@example.com")
+    backend = persistence.get_backend()
+    (first,) = OutboxRelay(board, backend).flush()
+    stored_outbox.begin_zone_jobs([zone.id], first)
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    with pytest.raises(tf_exc.JobFailure):
+        OutboxRelay(BoardDown(board), backend).flush()
+    (later,) = [j.id for j in jobs.list_jobs(backend) if j.id != first]
+    return zone, first, later
 
 
 def _rows() -> list[objects.PendingJob]:
