@@ -64,7 +64,9 @@ def test_updates_to_a_zone_whose_job_has_not_begun_ride_on_it(
 
     # Begun, the job carries no more: the next change has its own.
     newer = _change(zone, "later")
-    assert len(relay.flush()) == 1
+    # Posted by this relay, or by the running conductor's own if it looked first
+    # (a busy machine found that race): either way a second job, counted below.
+    relay.flush()
     support.eventually(
         lambda: FakeBackend.served(target.id) == {"ride.example.": newer},
         20,

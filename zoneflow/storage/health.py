@@ -342,7 +342,7 @@ def _catch_up(
                     "serial": serial,
                     "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),
                 }
-                for i, (zone_id, serial) in enumerate(zones)
+                for i, (zone_id, _name, serial) in enumerate(zones)
             ],
         )
     return len(zones)
@@ -374,8 +374,9 @@ def _restore_current(session: Session, target_id: str) -> None:
 
 def _missed(
     session: Session, target_id: str, pool_id: str, since: datetime.datetime
-) -> Sequence[tuple[str, int]]:
-    """The zones of the pool a target is not known to serve as they are: (id, serial).
+) -> Sequence[tuple[str, str, int]]:
+    """The zones of the pool a target is not known to serve as they are: (id, name,
+    serial).
 
     A live zone whose row on the target is missing, failed, pending, or at a
     serial older than the zone's, or which is being deleted; and a zone
@@ -399,12 +400,12 @@ def _missed(
         row.status != objects.Status.DELETED,
     )
     query = (
-        sa.select(models.Zone.id, models.Zone.serial)
+        sa.select(models.Zone.id, models.Zone.name, models.Zone.serial)
         .outerjoin(row, sa.and_(row.zone_id == models.Zone.id, row.target_id == target_id))
         .where(models.Zone.pool_id == pool_id, sa.or_(live, deleted_since))
         .order_by(models.Zone.id)
     )
-    return [(zone_id, serial) for zone_id, serial in session.execute(query)]
+    return [(zone_id, name, serial) for zone_id, name, serial in session.execute(query)]
 
 
 def still_missed(target_id: str) -> list[tuple[str, str, int]]:
@@ -414,11 +415,7 @@ def still_missed(target_id: str) -> list[tuple[str, str, int]]:
         pool_id = _pool_of(session, target_id)
         if row is None or pool_id is None:
             return []
-        serials = dict(_missed(session, target_id, pool_id, _earliest(row.maintenance_since)))
-        names = session.execute(
-            sa.select(models.Zone.id, models.Zone.name).where(models.Zone.id.in_(list(serials)))
-        )
-        return [(zone_id, name, serials[zone_id]) for zone_id, name in names]
+        return list(_missed(session, target_id, pool_id, _earliest(row.maintenance_since)))
 
 
 def in_maintenance_addresses() -> set[tuple[str, int]]:
