@@ -75,12 +75,13 @@ def finish_catch_up(target: objects.PoolTarget) -> bool:
 
 def retry_catch_up(target: objects.PoolTarget) -> int:
     """Post recovery again for what ``target``, catching up, still misses (a job of
-    the last round failed); how many zones. A zone whose job is still in flight is
-    left to it: a slow job is not a failed one."""
-    in_hand = {
+    the last round failed); how many zones. A zone whose job still waits in the
+    outbox or is in flight is left to it: a slow job is not a failed one."""
+    waiting = upkeep.zones_with_waiting_jobs()
+    in_hand = waiting | {
         zone_id
         for zone_id, name, serial in stored_health.still_missed(target.id)
-        if upkeep.zone_job_in_flight(name, serial)
+        if zone_id not in waiting and upkeep.zone_job_in_flight(name, serial)
     }
     posted = stored_health.retry_catch_up(target.id, pacing=recovery_pacing(), in_hand=in_hand)
     if posted:

@@ -440,8 +440,7 @@ def retry_catch_up(
     target_id: str, *, pacing: objects.JobPacing, in_hand: Collection[str] = ()
 ) -> int:
     """Post jobs again for what a target catching up (and UP) still misses, but for
-    the zones ``in_hand`` (a job for them is in flight) or with a job still in the
-    outbox; how many."""
+    the zones ``in_hand`` (a job for them waits or is in flight); how many."""
     with db.writer() as session:
         row = _locked_state(session, target_id)
         if (
@@ -450,12 +449,8 @@ def retry_catch_up(
             or row.health != objects.TargetHealth.UP
         ):
             return 0
-        waiting = session.scalars(
-            sa.select(models.JobOutbox.zone_id).where(models.JobOutbox.zone_id.is_not(None))
-        )
-        skip = {*in_hand, *waiting}
         since = _earliest(row.maintenance_since)
-        return _catch_up(session, target_id, since, pacing, skip=skip)
+        return _catch_up(session, target_id, since, pacing, skip=in_hand)
 
 
 def failed_targets(zone_id: str) -> dict[str, str]:
