@@ -47,10 +47,23 @@ class JobKind(enum.StrEnum):
     DELETE_ZONE = "delete-zone"
     # Bring the targets to what the zone already is (its serial unchanged).
     RECOVER_ZONE = "recover-zone"
-    # Bring several zones of one pool to their latest serials (zoneflow.flows.batch).
+    # create-zone, update-zone and delete-zone for several zones of one pool
+    # in one job (zoneflow.flows.batch), each zone as its own job would leave it.
+    CREATE_ZONES = "create-zones"
     UPDATE_ZONES = "update-zones"
+    DELETE_ZONES = "delete-zones"
     # Delete a pool's zones from a target the pool no longer lists, then its row.
     RETIRE_TARGET = "retire-target"
+
+
+#: The kind of job that carries several zones' jobs of a kind, under load.
+BATCH_OF = {
+    JobKind.CREATE_ZONE: JobKind.CREATE_ZONES,
+    JobKind.UPDATE_ZONE: JobKind.UPDATE_ZONES,
+    JobKind.DELETE_ZONE: JobKind.DELETE_ZONES,
+}
+#: The kind of job of one zone a batch of that kind carries for each of its zones.
+ONE_OF = {batch: one for one, batch in BATCH_OF.items()}
 
 
 class JobPriority(enum.IntEnum):
@@ -285,7 +298,7 @@ class PendingJob:
     # The job to post if the zone's pool grows while this one runs (JobOrder).
     if_pool_grows: JobKind | None = None
     priority: JobPriority = JobPriority.CHANGE
-    # The update-zones job it goes in, once a relay grouped it with others.
+    # The batch job (objects.BATCH_OF) it goes in, once a relay grouped it with others.
     batch: str | None = None
 
 

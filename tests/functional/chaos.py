@@ -12,7 +12,8 @@ serial builds on the one before), and for some zones delete it at the end.
 Worker threads play the users, calling central and posting each job at once
 as the CLI does (conductors' relays post whatever that misses), or only a
 share of them (``Plan.users_post``): the relays post the rest, several
-zones' updates to a job (update-zones), which the checks read zone by zone. The scripts
+zones' creates, updates or deletes to a job (create-zones, update-zones,
+delete-zones), which the checks read zone by zone. The scripts
 run without waiting for jobs to finish, so a zone's jobs overlap and may run
 in any order on any conductor. The users pause while PostgreSQL restarts
 (see Gate): the restart is there for the conductors and mdns.
@@ -136,9 +137,11 @@ class Outcome:
     duplicate_posts: int = 0
     # Updates with no job of their own: they rode on their zone's job not begun yet.
     coalesced: int = 0
-    # Jobs carrying several zones (update-zones), and the zones they carried.
+    # Jobs carrying several zones (create-zones, ...), and the zones they carried.
     batches: int = 0
     batched_zones: int = 0
+    # Kind of batch -> how many there were.
+    batches_of: dict[str, int] = dataclasses.field(default_factory=dict)
     resumed: int = 0
     # Runs lost with their conductor, in all, and the most any one job had.
     lost_runs: int = 0
@@ -165,7 +168,8 @@ class Outcome:
         return (
             f"chaos seed {self.seed}: {self.jobs} jobs ({self.jobs_listed} listed, "
             f"{self.duplicate_posts} posted twice, {self.coalesced} updates rode on another's "
-            f"job, {self.batches} carried {self.batched_zones} zones' updates together), "
+            f"job, {self.batches} carried {self.batched_zones} zones' changes together: "
+            f"{self.batches_of}), "
             f"{self.resumed} resumed after a lost run, "
             f"{self.lost_runs} runs lost with their conductor (at most {self.most_lost} "
             "for one job), "
@@ -617,6 +621,10 @@ class Run:
         self.outcome.lost_runs, self.outcome.most_lost = sum(lost), max(lost, default=0)
         carried = [len(j["zones"]) for j in jobs if len(j["zones"]) > 1]
         self.outcome.batches, self.outcome.batched_zones = len(carried), sum(carried)
+        for job in jobs:
+            if len(job["zones"]) > 1:
+                kinds = self.outcome.batches_of
+                kinds[job["kind"]] = kinds.get(job["kind"], 0) + 1
         by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
         for job in listed:
             by_key.setdefault((job["zone_id"], int(job["serial"]), job["kind"]), []).append(job)
@@ -752,12 +760,17 @@ class Run:
 
 
 def _per_zone(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """A listed job as one entry per zone it carries: an update-zones job reads as
-    each zone's update-zone at the serial its change was posted at."""
-    if len(job["zones"]) < 2:
+    """A listed job as one entry per zone it carries: a batch (create-zones,
+    update-zones, delete-zones) reads as each zone's own job (create-zone, ...) at
+    the serial its change was posted at."""
+    from zoneflow import objects
+
+    kind = objects.JobKind(job["kind"])
+    if kind not in objects.ONE_OF:
         return [job]
+    one = str(objects.ONE_OF[kind])
     return [
-        dict(job, kind="update-zone", zone_id=z["id"], zone_name=z["name"], serial=z["serial"])
+        dict(job, kind=one, zone_id=z["id"], zone_name=z["name"], serial=z["serial"])
         for z in job["zones"]
     ]
 

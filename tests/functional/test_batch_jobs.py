@@ -1,7 +1,8 @@
-"""Jobs carrying the updates of several zones (update-zones), as deployed: real
-ZooKeeper and PostgreSQL, ``zoneflow conductor`` processes, and BIND9 targets.
+"""Jobs carrying the creates, updates or deletes of several zones (create-zones,
+update-zones, delete-zones), as deployed: real ZooKeeper and PostgreSQL,
+``zoneflow conductor`` processes, and BIND9 targets.
 
-The updates are made in this process, through central, while no conductor
+The changes are made in this process, through central, while no conductor
 runs: they wait in the outbox, and the first relay to claim them (the
 conductor's, once started) puts them in one job, as under load.
 """
@@ -90,12 +91,12 @@ def _jobs(deployment: Deployment, kind: str) -> list[dict[str, Any]]:
     return [job for job in listed if job["kind"] == kind]
 
 
-def _ended_batches(deployment: Deployment) -> list[dict[str, Any]]:
-    """The update-zones jobs, once all have ended: the zones' statuses are written
+def _ended(deployment: Deployment, kind: str) -> list[dict[str, Any]]:
+    """The jobs of ``kind``, once all have ended: the zones' statuses are written
     before a job's end is stored."""
     return support.eventually(
         lambda: (
-            (found := _jobs(deployment, "update-zones"))
+            (found := _jobs(deployment, kind))
             and all(job["state"] in ("SUCCESS", "FAILURE", "REVERTED") for job in found)
             and found
         ),
@@ -144,7 +145,7 @@ def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
         by_second = {c["zone"] for c in updates if c["target"] != fast and c["pid"] == second.pid}
         assert by_second == set(names), "the second conductor redid the slow target's task"
 
-        (job,) = _ended_batches(deployment)
+        (job,) = _ended(deployment, "update-zones")
         assert (job["state"], job["lost_attempts"]) == ("SUCCESS", 1)
         assert {(z["name"], z["serial"]) for z in job["zones"]} == set(serials.items())
     finally:
@@ -182,12 +183,66 @@ def test_bind9_serves_every_zone_a_batch_carries(
             for name in names:
                 assert soa_serial(name, bind.host, bind.port) == serials[name]
                 assert answer(f"www.{name}", "A", bind.host, bind.port)[1] == {"192.0.2.20"}
-        (job,) = _ended_batches(deployment)
+        (job,) = _ended(deployment, "update-zones")
         assert job["state"] == "SUCCESS"
         assert sorted(z["name"] for z in job["zones"]) == names
         # Each zone's jobs, asked by any zone of the batch, hold the batch.
         for zone_id in ids.values():
             listed = deployment.api("GET", f"/v2/jobs?zone_id={zone_id}", all_projects=True)
             assert job["id"] in [j["id"] for j in listed["jobs"]]
+    finally:
+        deployment.close()
+
+
+@pytest.mark.usefixtures("user_config")
+def test_bind9_serves_a_batch_of_creates_and_drops_a_batch_of_deletes(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    """Zones created, then deleted, while no conductor runs: the first conductor's
+    relay claims each lot at once and puts it in one create-zones, then one
+    delete-zones job; real BIND9 serves, then refuses, every zone."""
+    from zoneflow.central import zones as central_zones
+
+    names = [f"z{i}.bind-lots.example." for i in range(5)]
+    binds = bind9_factory(2)
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    try:
+        deployment.load_pool(
+            {
+                "name": "default",
+                "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
+                "nameservers": [b.nameserver() for b in binds],
+                "targets": [b.pool_target(deployment.masters()) for b in binds],
+            }
+        )
+        deployment.start_mdns()
+        _as_users(deployment)
+        ids = _create(deployment, names)
+        (created,) = _ended(deployment, "create-zones")
+        assert created["state"] == "SUCCESS"
+        assert sorted(z["name"] for z in created["zones"]) == names
+        stored = {name: deployment.stored_zone(name) or {} for name in names}
+        for bind in binds:
+            for name in names:
+                assert soa_serial(name, bind.host, bind.port) == stored[name]["serial"]
+
+        for name in names:
+            central_zones.delete_zone(name)
+        deployment.start_conductor("deleter")
+        eventually(
+            lambda: all(deployment.stored_zone(name) is None for name in names),
+            timeout=90,
+            interval=0.3,
+            what="every zone deleted",
+        )
+        (deleted,) = _ended(deployment, "delete-zones")
+        assert deleted["state"] == "SUCCESS"
+        assert {z["id"] for z in deleted["zones"]} == set(ids.values())
+        for bind in binds:
+            for name in names:
+                assert soa_serial(name, bind.host, bind.port) is None, f"{name} still served"
     finally:
         deployment.close()

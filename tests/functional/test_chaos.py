@@ -60,8 +60,9 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     user_config: None,
 ) -> None:
     # A create and at least two changes per zone: at least 102 jobs. The users post
-    # half their changes; the conductors' relays, looking every second, post the
-    # rest, several zones' updates to a job (update-zones) as under load.
+    # a tenth of their changes; the conductors' relays, looking every second, post
+    # the rest, several zones' changes to a job (create-zones, update-zones, ...) as
+    # under load.
     plan = chaos.Plan(seed=seed, zones=34, users_post=0.1, relay_interval=1.0)
 
     def say(text: str) -> None:
@@ -85,4 +86,5 @@ def test_every_job_ends_right_while_conductors_die_and_servers_restart(
     assert outcome.jobs >= 100
     assert outcome.kills >= 3
     assert outcome.batches >= 3, outcome.summary()
+    assert outcome.batches_of.get("create-zones", 0) >= 1, outcome.summary()
     assert not outcome.failures, outcome.report() + f"\n(logs in {tmp_path})"

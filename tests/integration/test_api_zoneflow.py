@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -155,8 +155,9 @@ def test_jobs_show_state_and_atoms_of_each_change(client: TestClient, conductor:
 
 
 def test_jobs_list_newest_first_with_pages_and_filters(
-    client: TestClient, conductor: object
+    client: TestClient, conductor: object, override: Callable[..., None]
 ) -> None:
+    override("conductor", batch_zones=1)  # a job per zone, however fast they come
     zones = [_zone(client, f"z{i}.example.", ALICE) for i in range(3)]
     for zone in zones:
         wait_settled(zone["id"])

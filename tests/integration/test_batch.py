@@ -1,5 +1,6 @@
-"""Under load one job carries the updates of several zones of one pool (update-zones,
-zoneflow.flows.batch), each zone with update-zone's semantics."""
+"""Under load one job carries the creates, the updates or the deletes of several zones
+of one pool (create-zones, update-zones, delete-zones: zoneflow.flows.batch), each
+zone with its own job's semantics (create-zone, update-zone, delete-zone)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from taskflow.persistence import models
 
 from tests import support
 from tests.integration.conftest import BoardDown, fake_pool_yaml, load_pool, wait_settled
-from zoneflow import jobs, objects
+from zoneflow import exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import jobs as central_jobs
 from zoneflow.central import pools
@@ -143,6 +144,157 @@ def test_one_zone_failing_on_a_target_leaves_the_others_of_its_batch_active(
     assert atoms[steps.on_target(objects.Action.UPDATE, good.id).name].error is None
 
 
+def _created_zones(names: list[str]) -> list[objects.Zone]:
+    """Zones created, their create jobs waiting in the outbox."""
+    return [central_zones.create_zone(name, "hostmaster@batch.example") for name in names]
+
+
+def _posted_alone(board: Any, kind: objects.JobKind) -> jobs.JobInfo:
+    """The one job a relay posts for what waits in the outbox: of ``kind``."""
+    backend = persistence.get_backend()
+    (job_id,) = OutboxRelay(board, backend).flush()
+    job = jobs.get_job(backend, job_id)
+    assert job.kind == kind
+    return job
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_creates_of_zones_of_one_pool_go_in_one_job(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    targets = load_pool({}, {}).targets
+    zones = _created_zones(NAMES)
+    # An update made while the create waits rides on it, in the batch too.
+    serial = _update(zones[1].id)
+    job = _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    assert [z.name for z in job.zones] == NAMES
+
+    idle_conductor.start()
+    serials = {zones[0].name: zones[0].serial, NAMES[1]: serial, NAMES[2]: zones[2].serial}
+    for zone in zones:
+        settled = wait_settled(zone.id)
+        assert (settled.status, settled.action) == (objects.Status.ACTIVE, objects.Action.NONE)
+        assert settled.serial == serials[zone.name]
+        rows = stored_status.list_target_status(zone.id)
+        assert sorted((r.target_id, r.serial, r.status) for r in rows) == sorted(
+            (t.id, serials[zone.name], objects.Status.ACTIVE) for t in targets
+        )
+    for target in targets:
+        assert FakeBackend.served(target.id) == serials
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_create_below_the_threshold_is_removed_again_and_the_others_of_its_batch_go_on(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    good, bad = load_pool({}, {"fail_zones": NAMES[1]}).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+
+    idle_conductor.start()
+    settled = {zone.name: wait_settled(zone.id) for zone in zones}
+    assert {name: z.status for name, z in settled.items()} == {
+        NAMES[0]: objects.Status.ACTIVE,
+        NAMES[1]: objects.Status.ERROR,
+        NAMES[2]: objects.Status.ACTIVE,
+    }
+    # What create-zone's revert leaves: the zone ERROR, its action kept for a
+    # recovery, and removed again from the target that got it.
+    failed = settled[NAMES[1]]
+    assert failed.action == objects.Action.CREATE
+    assert "1 of 2 targets succeeded" in str(failed.error)
+    expected = {NAMES[0]: zones[0].serial, NAMES[2]: zones[2].serial}
+    assert FakeBackend.served(good.id) == FakeBackend.served(bad.id) == expected
+    rows = {r.target_id: r for r in stored_status.list_target_status(failed.id)}
+    assert rows[good.id].status == objects.Status.ERROR
+    assert "created, then removed again" in str(rows[good.id].error)
+    assert "injected failure of b.batch.example." in str(rows[bad.id].error)
+
+
+def test_a_zone_whose_delete_is_asked_while_its_batch_creates_it_is_taken_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (target,) = load_pool({}).targets
+    racing, calm = _created_zones(NAMES[:2])
+    create_zone = FakeBackend.create_zone
+
+    def slow_create(self: FakeBackend, what: objects.Zone) -> None:
+        # While the target works on the create, the user deletes the zone and
+        # the delete job removes it from the target (there is nothing yet).
+        if what.name == racing.name:
+            central_zones.delete_zone(racing.name)
+            self.delete_zone(what)
+        create_zone(self, what)
+
+    monkeypatch.setattr(FakeBackend, "create_zone", slow_create)
+    zones = {z.id: [z.name, z.serial] for z in (racing, calm)}
+    outcomes = batch.ZonesOnTarget(objects.Action.CREATE, target.id).execute(zones)
+    assert FakeBackend.served(target.id) == {racing.name: racing.serial, calm.name: calm.serial}
+
+    taken_back = batch.TakeBackBatch([target.id]).execute(
+        zones, **{steps.target_result(target.id): outcomes}
+    )
+    assert taken_back == {racing.id: [target.id]}
+    assert FakeBackend.served(target.id) == {calm.name: calm.serial}
+
+
+def _zones_served(names: list[str]) -> tuple[list[objects.PoolTarget], list[objects.Zone]]:
+    """Zones ACTIVE and on every target of a pool of two, as if created: the targets, the zones."""
+    targets = list(load_pool({}, {}).targets)
+    zones = _active_zones(names)
+    for target in targets:
+        for zone in zones:
+            FakeBackend(target).create_zone(zone)
+    return targets, zones
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_deletes_of_zones_of_one_pool_go_in_one_job(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    targets, zones = _zones_served(NAMES)
+    for zone in zones:
+        central_zones.delete_zone(zone.name)
+    job = _posted_alone(board, objects.JobKind.DELETE_ZONES)
+    assert [z.name for z in job.zones] == NAMES
+
+    idle_conductor.start()
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.DELETED
+    for target in targets:
+        assert FakeBackend.served(target.id) == {}
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_delete_below_the_threshold_stays_asked_for_and_the_others_of_its_batch_go_on(
+    board: Any, idle_conductor: daemon.Conductor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (good, bad), zones = _zones_served(NAMES)
+    delete_zone = FakeBackend.delete_zone
+
+    def refuse_one(self: FakeBackend, what: objects.Zone) -> None:
+        if self.target.id == bad.id and what.name == NAMES[1]:
+            raise exceptions.BackendError(self.target.label, f"injected failure of {what.name}")
+        delete_zone(self, what)
+
+    monkeypatch.setattr(FakeBackend, "delete_zone", refuse_one)
+    for zone in zones:
+        central_zones.delete_zone(zone.name)
+    _posted_alone(board, objects.JobKind.DELETE_ZONES)
+
+    idle_conductor.start()
+    settled = {zone.name: wait_settled(zone.id) for zone in zones}
+    assert settled[NAMES[0]].status == settled[NAMES[2]].status == objects.Status.DELETED
+    # What delete-zone's revert leaves: nothing undone, the zone ERROR, its
+    # delete still asked for (a recovery finishes it).
+    failed = settled[NAMES[1]]
+    assert (failed.status, failed.action) == (objects.Status.ERROR, objects.Action.DELETE)
+    assert FakeBackend.served(good.id) == {}
+    assert FakeBackend.served(bad.id) == {NAMES[1]: zones[1].serial}
+    rows = {r.target_id: r.status for r in stored_status.list_target_status(failed.id)}
+    assert rows == {good.id: objects.Status.DELETED, bad.id: objects.Status.ERROR}
+
+
 def test_one_zone_a_job_when_batches_are_off(board: Any, override: Callable[..., None]) -> None:
     """``[conductor] batch_zones`` is 1: every zone's update has its own update-zone job."""
     override("conductor", batch_zones=1)
@@ -238,10 +390,12 @@ def test_a_batch_lost_after_it_began_is_superseded_once_every_zone_moved_on(
     """Once begun, a batch brings each zone to the serial its begin read; a zone's
     later update has a job of its own. Taken back, the batch runs again while
     one zone still needs it, and is SUPERSEDED once none does."""
-    _, serials = _updated_zones({})
+    targets, serials = _updated_zones({})
     backend = persistence.get_backend()
     (job_id,) = OutboxRelay(board, backend).flush()
-    began = batch.BeginUpdates().execute(list(serials), list(serials.values()))
+    began = batch.BeginBatch(objects.Action.UPDATE, [t.id for t in targets]).execute(
+        list(serials), list(serials.values())
+    )
     _stored_done(backend, job_id, steps.BEGIN.name, began)
     first, second, third = serials
     for zone_id in (first, second):

@@ -262,7 +262,7 @@ def test_flow_show_of_an_unknown_flow_lists_the_flows_there_are(
 ) -> None:
     code, _, err = run(capsys, "flow", "show", "nope")
     assert code == 1
-    assert "there is no flow 'nope': choose one of create-zone, delete-zone" in err
+    assert "there is no flow 'nope': choose one of create-zone, create-zones, delete-zone" in err
     assert "retire-target, update-zone" in err
 
 

@@ -88,7 +88,12 @@ def _settle_watching(
 
 
 def _job_kinds(zone_id: str) -> list[str]:
-    return sorted(j.kind for j in jobs.list_jobs(persistence.get_backend()) if j.zone_id == zone_id)
+    """The kinds of the jobs that carried the zone, a batch's as the kind it has for each."""
+    return sorted(
+        objects.ONE_OF.get(objects.JobKind(j.kind), j.kind)
+        for j in jobs.list_jobs(persistence.get_backend())
+        if zone_id in {zone.id for zone in j.zones}
+    )
 
 
 # --- added targets and nameservers ----------------------------------------------------

@@ -108,12 +108,13 @@ class Job(BaseModel):
     id: str
     kind: str = Field(
         description="the flow: create-zone, update-zone, delete-zone, recover-zone, "
-        "update-zones (several zones of one pool and project), retire-target"
+        "create-zones, update-zones, delete-zones (several zones of one pool and "
+        "project), retire-target"
     )
-    zone_id: str = Field(description="the job's zone; of an update-zones job, its first")
+    zone_id: str = Field(description="the job's zone; of a job of several zones, its first")
     zone_name: str
     zones: list[JobZone] = Field(
-        description="every zone the job carries: its one zone, or each of an update-zones job"
+        description="every zone the job carries: its one zone, or each of a job of several"
     )
     project_id: str | None
     serial: int = Field(description="the zone serial this job brings to the nameservers")

@@ -37,7 +37,7 @@ conductor_opts = [
         help="Seconds between two looks of the conductor's relay at the outbox table. "
         "A change made through the CLI or the API is posted by them at once; this is "
         "how long one they could not post waits at most. Longer: fewer, fuller claims "
-        "(more zones per update-zones job, see batch_zones) and more latency for those.",
+        "(more zones per job, see batch_zones) and more latency for those.",
     ),
     cfg.IntOpt(
         "job_retention",

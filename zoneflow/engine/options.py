@@ -28,10 +28,11 @@ relay_opts = [
         "batch_zones",
         default=10,
         min=1,
-        help="Most zones one update job carries: a relay puts the updates of one pool "
-        "and one project it claims at once into jobs of up to this many zones "
-        "(update-zones), each job costing the conductor about what one zone's does. At "
-        "low load a claim holds one change, so a job holds one zone. 1: one job per zone.",
+        help="Most zones one job carries: a relay puts the creates, the updates or the "
+        "deletes of one pool and one project it claims at once into jobs of up to this "
+        "many zones (create-zones, update-zones, delete-zones), each job costing the "
+        "conductor about what one zone's does. At low load a claim holds one change, so "
+        "a job holds one zone. 1: one job per zone.",
     ),
     cfg.IntOpt(
         "max_change_jobs",

@@ -17,10 +17,10 @@ again at once instead of waiting for its interval.
 A user's create or update is not deleted once posted but marked posted: the
 zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 
-A claim holding several zones' updates puts those of one pool and one
-project in one update-zones job, up to ``[conductor] batch_zones`` zones
-(zoneflow.flows.batch), which costs a conductor about what one zone's job
-does. Claims fill under load because a relay keeps at most ``[conductor]
+A claim holding several zones' creates (updates, deletes) puts those of one
+pool and one project in one create-zones (update-zones, delete-zones) job,
+up to ``[conductor] batch_zones`` zones (zoneflow.flows.batch), which costs
+a conductor about what one zone's job does. Claims fill under load because a relay keeps at most ``[conductor]
 max_change_jobs`` jobs of changes on the board: past that, changes wait
 in the outbox (a zone's later changes riding on its first) until a job
 ends, and go in the fewest jobs. At low load a claim holds one change, and
@@ -92,7 +92,7 @@ class OutboxRelay:
         # Rows held from a failed flush are older: with the fresh ones, changes first.
         claimed = sorted(claimed + fresh, key=lambda pending: (pending.priority, pending.id))
         try:
-            batches = self._within(room, jobs.group_updates(claimed, CONF.conductor.batch_zones))
+            batches = self._within(room, jobs.group_changes(claimed, CONF.conductor.batch_zones))
         except Exception:
             self._give_back(claimed)
             raise
@@ -106,7 +106,7 @@ class OutboxRelay:
         return posted
 
     def _post(self, batch: list[objects.PendingJob], pools: dict[str, objects.Pool]) -> list[str]:
-        """Post one job for ``batch`` (one row, or the update-zone rows of a batch) and
+        """Post one job for ``batch`` (one row, or the rows of a batch) and
         remove its rows, or keep them posted (see the module's docstring).
 
         A job's id is written on its rows before its job is (assign_batch), a

@@ -1,24 +1,37 @@
-"""The tasks of update-zones: one job bringing several zones of one pool to their
-latest serials, each zone with the semantics update-zone gives one.
+"""The tasks of create-zones, update-zones and delete-zones: one job acting on
+several zones of one pool, each zone with the semantics its own job (create-zone,
+update-zone, delete-zone) would give it.
 
-The flow has update-zone's shape, each step carrying the batch::
+The flow has the single zone's shape, each step carrying the batch::
 
-    begin ─► [UpdateZonesOnTarget per target, in parallel] ─► consensus-check
-          ─► [per nameserver, in parallel: NOTIFY every zone, then poll each]
+    begin ─► [ZonesOnTarget per target, in parallel] ─► take-back-if-deleted
+          ─► consensus-check
+          ─► [per nameserver, in parallel: PollBatch (NOTIFY every zone first,
+              for updates), each zone polled in turn]
           ─► update-status
 
-What differs is that no step fails the job for one zone. Each task records
-an outcome per zone: a target's task the outcome of each zone there; the
-consensus weighs each zone against the pool's threshold and passes on those
-that meet it (``agreed``); a nameserver's task NOTIFYs and polls those; the
-status task writes each zone's status in its own transaction. A zone below
-the threshold is what a failed update-zone leaves: nothing undone (storage
-keeps the new data), each target's row recorded as its revert would
-(zoneflow.flows.on_target.record_reverted), and the zone ERROR with the
-reason. The others go on.
+(take-back-if-deleted: creates and updates only.) What differs is that no
+step fails the job for one zone. Each task records an outcome per zone: a
+target's task the outcome of each zone there; the consensus weighs each zone
+against the pool's threshold and passes on those that meet it (``agreed``);
+a nameserver's task polls those; the status task writes each zone's status
+in its own transaction. A zone below the threshold is left as its own failed
+job leaves it, with the reason, and the others go on:
+
+- create: the zone is removed again from the targets that got it, each
+  target's row recorded, the zone ERROR with its action kept;
+- update: nothing undone (storage keeps the new data), each target's row
+  recorded as update-zone's revert would (zoneflow.flows.on_target.
+  record_reverted), the zone ERROR;
+- delete: nothing undone, the zone ERROR with its action (DELETE) kept.
+
+A create sends no NOTIFY up front, as create-zone does not: adding the zone
+makes each server transfer it, and a NOTIFY racing that first transfer only
+delays it; the poll re-sends one to a server that lags.
 
 A job that fails as a whole (its status write failed every time, its
-conductor was fenced off) is reverted as update-zone is, for every zone.
+conductor was fenced off) is reverted as the single zone's job is, for
+every zone.
 
 Data contract (names in the flow's storage):
 
@@ -27,17 +40,22 @@ name                        provided by                     required by
 ==========================  ==============================  =================
 zone_ids, serials           the job's store (posted with)   begin
 if_pool_grows, priority     the job's store                 update-status
-batch                       BeginUpdates: zone id ->        every later task
-                            [zone name, latest serial]
-target:<target id>          UpdateZonesOnTarget: zone id    consensus, status
+fence, scratch, job_id      the conductor, for each run     tasks that act;
+                                                            begin (job_id)
+batch                       BeginBatch: zone id ->          every later task
+                            [zone name, serial]
+target:<target id>          ZonesOnTarget: zone id          consensus, status
                             -> a TargetOutcome
+taken_back                  TakeBackBatch: zone id ->       update-status
+                            the targets it was taken
+                            back from
 agreed, below               BatchConsensus: the zones that  propagation, status
                             meet the threshold; why each
                             other one does not
 served:<host>:<port>        PollBatch: zone id -> a Served  update-status
 ==========================  ==============================  =================
 
-Tasks are idempotent as update-zone's are: a resumed job runs those in
+Tasks are idempotent as the single zone's are: a resumed job runs those in
 flight again, for every zone of the batch.
 """
 
@@ -49,11 +67,12 @@ from typing import Any
 from taskflow.types import failure as tf_failure
 
 from zoneflow import objects
-from zoneflow.flows.base import Task, reason, waits_for_database
+from zoneflow.flows.base import Task, in_service, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
-from zoneflow.flows.on_target import act_on_target, record_reverted
+from zoneflow.flows.on_target import act_on_target, record_reverted, remove_again, take_back
 from zoneflow.flows.propagation import _Poll, notify
+from zoneflow.flows.scratch import Scratch
 from zoneflow.flows.status import SUPERSEDED, _StatusWriter
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served, TargetOutcome
@@ -68,21 +87,28 @@ LOG = logging.getLogger(__name__)
 
 #: Zone id -> [zone name, serial]: what a batch is, as stored between tasks.
 Batch = dict[str, list[Any]]
-UPDATE = objects.Action.UPDATE
+CREATE, UPDATE, DELETE = objects.Action.CREATE, objects.Action.UPDATE, objects.Action.DELETE
 
 
-class BeginUpdates(Task):
-    """First task of update-zones: the batch, each zone at its latest serial.
+class BeginBatch(Task):
+    """First task of a batch: the zones it acts on, each at the serial its job brings
+    it to. A zone gone meanwhile is left out.
 
-    The zones' jobs are taken out of the outbox first, where their updates
-    rode on them while they waited (zoneflow.storage.outbox), as update-zone's
-    begin does for one. A zone gone meanwhile is left out.
+    A create's or update's zones have their jobs taken out of the outbox first,
+    where their updates rode on them while they waited (zoneflow.storage.outbox),
+    and each zone is at its latest serial, as the single zone's begin does. A
+    delete's zones stay at the serial the delete was posted with.
+
+    It reads every zone and every target of the job in one statement, and
+    leaves them in the run's scratch for the targets' tasks.
     """
 
     default_provides = "batch"
 
-    def __init__(self) -> None:
+    def __init__(self, action: str, target_ids: list[str]) -> None:
         super().__init__(steps.BEGIN)
+        self.action = action
+        self.target_ids = target_ids
 
     @waits_for_database
     def execute(
@@ -90,18 +116,26 @@ class BeginUpdates(Task):
         zone_ids: list[str],
         serials: list[int],
         fence: fencing.Claim = fencing.UNFENCED,
+        scratch: Scratch | None = None,
         job_id: str | None = None,
     ) -> Batch:
         fence.check()
-        stored_outbox.begin_zone_jobs(zone_ids, job_id)
+        ridden = self.action != DELETE
+        if ridden:
+            stored_outbox.begin_zone_jobs(zone_ids, job_id)
+        actions = stored_targets.get_batch_target_actions(zone_ids, self.target_ids)
+        if scratch is not None:
+            scratch.batch = actions
         batch: Batch = {}
         for zone_id, serial in zip(zone_ids, serials, strict=True):
-            zone = stored_zones.get_zone_any(zone_id)
+            # Any target's row carries the zone; with none left, read it alone.
+            first = next(iter(actions.get(zone_id, {}).values()), None)
+            zone = first.zone if first is not None else stored_zones.get_zone_any(zone_id)
             if zone is None:
                 LOG.info("zone %s left out of its batch: it no longer exists", zone_id)
                 continue
-            batch[zone_id] = [zone.name, carried(serial, zone)]
-        LOG.info("update of %d zones begins", len(batch))
+            batch[zone_id] = [zone.name, carried(serial, zone) if ridden else serial]
+        LOG.info("%s of %d zones begins", self.action.lower(), len(batch))
         return batch
 
     @waits_for_database
@@ -126,26 +160,37 @@ class BeginUpdates(Task):
                 LOG.error("zone %s serial %s is ERROR: its job was reverted: %s", zone_id, at, why)
 
 
-class UpdateZonesOnTarget(Task):
-    """Update each zone of the batch on one target; an outcome per zone, never a
-    raise for one zone (a zone gone meanwhile is skipped)."""
+class ZonesOnTarget(Task):
+    """Create, update or delete each zone of the batch on one target; an outcome per
+    zone, never a raise for one zone (a zone gone meanwhile is skipped). Revert
+    undoes what the single zone's task would: a create is removed again."""
 
-    def __init__(self, target_id: str) -> None:
+    def __init__(self, action: str, target_id: str) -> None:
         super().__init__(
-            steps.on_target(UPDATE, target_id), provides=steps.target_result(target_id)
+            steps.on_target(action, target_id), provides=steps.target_result(target_id)
         )
+        self.action = action
         self.target_id = target_id
 
     @waits_for_database
-    def execute(self, batch: Batch, fence: fencing.Claim = fencing.UNFENCED) -> dict[str, Any]:
+    def execute(
+        self,
+        batch: Batch,
+        fence: fencing.Claim = fencing.UNFENCED,
+        scratch: Scratch | None = None,
+    ) -> dict[str, Any]:
         fence.check()
+        read = scratch.batch if scratch is not None else {}
         outcomes = {}
         for zone_id in batch:
-            wanted = stored_targets.get_target_action(zone_id, self.target_id)
+            # Read by this run's begin task; a resumed run's task reads its own.
+            wanted = read.get(zone_id, {}).get(self.target_id)
+            if wanted is None:
+                wanted = stored_targets.get_target_action(zone_id, self.target_id)
             if wanted.zone is None:
                 outcome = TargetOutcome(ok=True, skipped=True)
             else:
-                outcome = act_on_target(UPDATE, self.target_id, wanted, fence)
+                outcome = act_on_target(self.action, self.target_id, wanted, fence)
             outcomes[zone_id] = outcome.to_result()
         return outcomes
 
@@ -159,12 +204,57 @@ class UpdateZonesOnTarget(Task):
         **_: Any,
     ) -> None:
         if fence.lost() or not isinstance(result, dict):
-            return
+            return  # another conductor's job now; or this task failed, and did nothing
         why = reason(flow_failures)
         for zone_id, (_name, serial) in batch.items():
             outcome = TargetOutcome.of(result.get(zone_id))
             if outcome is not None:
-                record_reverted(zone_id, int(serial), self.target_id, UPDATE, outcome, why)
+                undo_on_target(zone_id, int(serial), self.target_id, self.action, outcome, why)
+
+
+def undo_on_target(
+    zone_id: str, serial: int, target_id: str, action: str, outcome: TargetOutcome, why: str
+) -> None:
+    """What a failed job of one zone leaves on one target: a create removed again,
+    and the target's row recorded (zoneflow.flows.on_target.record_reverted)."""
+    if action == CREATE:
+        outcome = remove_again(zone_id, target_id, outcome)
+    record_reverted(zone_id, serial, target_id, action, outcome, why)
+
+
+class TakeBackBatch(Task):
+    """TakeBackIfDeleted for each zone of the batch: take a zone back from the
+    targets this job created it on, if its delete was asked for meanwhile. Zone
+    id -> the targets it was taken back from. One read for the whole batch, made
+    after every target's task has finished."""
+
+    default_provides = "taken_back"
+
+    def __init__(self, target_ids: list[str]) -> None:
+        super().__init__(steps.TAKE_BACK, requires=[steps.target_result(t) for t in target_ids])
+        self.target_ids = target_ids
+
+    @waits_for_database
+    def execute(
+        self, batch: Batch, fence: fencing.Claim = fencing.UNFENCED, **results: Any
+    ) -> dict[str, list[str]]:
+        created = {}
+        for zone_id in batch:
+            outcomes = zone_outcomes(results, self.target_ids, zone_id)
+            on = [target_id for target_id, outcome in outcomes.items() if outcome.created]
+            if on:
+                created[zone_id] = on
+        gone = stored_zones.zones_wanted_gone(created) if created else set()
+        if not gone:
+            return {}
+        fence.check()
+        for zone_id in gone:
+            zone = stored_zones.get_zone_any(zone_id)
+            for target_id in created[zone_id]:
+                target = stored_targets.find_target(target_id)
+                if zone is not None and target is not None and in_service(target):
+                    take_back(zone, target)
+        return {zone_id: created[zone_id] for zone_id in gone}
 
 
 class BatchConsensus(Task):
@@ -204,26 +294,28 @@ def zone_outcomes(results: dict[str, Any], target_ids: list[str], zone_id: str) 
 
 
 class PollBatch(_Poll):
-    """NOTIFY one nameserver of every agreed zone, then poll it for each zone's
-    serial: what it serves, per zone."""
+    """Poll one nameserver for each agreed zone: its serial, or (delete) its removal;
+    what it serves, per zone. An update's zones get a NOTIFY first."""
 
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__("serial", host, port)
+    def __init__(self, action: str, host: str, port: int) -> None:
+        super().__init__("removal" if action == DELETE else "serial", host, port)
+        self.action = action
 
     @waits_for_database
     def execute(
         self, batch: Batch, agreed: list[str], fence: fencing.Claim = fencing.UNFENCED
     ) -> dict[str, Any]:
         fence.check()
-        for zone_id in agreed:
-            name, serial = batch[zone_id]
-            notify(name, self.host, self.port, int(serial))
+        if self.action == UPDATE:
+            for zone_id in agreed:
+                name, serial = batch[zone_id]
+                notify(name, self.host, self.port, int(serial))
         return {
             zone_id: self._poll(
                 zone_id,
                 batch[zone_id][0],
                 int(batch[zone_id][1]),
-                expect_removed=False,
+                expect_removed=self.action == DELETE,
                 fence=fence,
             )
             for zone_id in agreed
@@ -231,9 +323,13 @@ class PollBatch(_Poll):
 
 
 class BatchStatus(_StatusWriter):
-    """Each zone's status, in its own transaction: ACTIVE (or ERROR) as update-zone's
-    status writes it for a zone that met the threshold, ERROR as its revert leaves
-    one that did not."""
+    """Each zone's status, in its own transaction: as the single zone's status task
+    writes it for a zone that met the threshold, and as its revert leaves one that
+    did not."""
+
+    def __init__(self, action: str, *args: Any) -> None:
+        super().__init__(*args)
+        self.action = action
 
     def execute(
         self,
@@ -241,21 +337,24 @@ class BatchStatus(_StatusWriter):
         agreed: list[str],
         below: dict[str, str],
         fence: fencing.Claim = fencing.UNFENCED,
+        taken_back: dict[str, list[str]] | None = None,
         if_pool_grows: str | None = None,
         priority: int | None = None,
         **results: Any,
     ) -> dict[str, str]:
         fence.check()
+        taken_back = taken_back or {}
         written = {}
         for zone_id, (_name, serial) in batch.items():
             outcomes = zone_outcomes(results, self.target_ids, zone_id)
             if zone_id in agreed:
                 written[zone_id] = self._write(
-                    UPDATE,
+                    self.action,
                     zone_id,
                     int(serial),
                     self._zone_results(results, outcomes, zone_id),
-                    (),
+                    # The targets it was taken back from: its delete job records them.
+                    taken_back.get(zone_id, ()),
                     if_pool_grows,
                     priority,
                 )
@@ -266,7 +365,7 @@ class BatchStatus(_StatusWriter):
     def _zone_results(
         self, results: dict[str, Any], outcomes: dict[str, TargetOutcome], zone_id: str
     ) -> dict[str, Any]:
-        """One zone's results, named as update-zone's status task finds them."""
+        """One zone's results, named as the single zone's status task finds them."""
         mine: dict[str, Any] = {
             steps.target_result(t): outcome.to_result() for t, outcome in outcomes.items()
         }
@@ -280,9 +379,9 @@ class BatchStatus(_StatusWriter):
     def _below(
         self, zone_id: str, serial: int, outcomes: dict[str, TargetOutcome], why: str
     ) -> str:
-        """What a failed update-zone leaves, for one zone below the threshold."""
+        """What the single zone's failed job leaves, for one zone below the threshold."""
         for target_id, outcome in outcomes.items():
-            record_reverted(zone_id, serial, target_id, UPDATE, outcome, why)
+            undo_on_target(zone_id, serial, target_id, self.action, outcome, why)
         if not stored_status.set_zone_status(
             zone_id, serial=serial, status=objects.Status.ERROR, error=why
         ):

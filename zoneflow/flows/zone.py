@@ -1,4 +1,6 @@
-"""Flow factories: create-zone, update-zone, delete-zone and recover-zone.
+"""Flow factories: create-zone, update-zone, delete-zone and recover-zone, and the
+batches of the first three (create-zones, update-zones, delete-zones: see
+zoneflow.flows.batch).
 
 Each is a TaskFlow graph flow::
 
@@ -180,30 +182,21 @@ def recover_zone_flow(
 
 
 @_shared
-def update_zones_flow(
-    *,
-    targets: list[dict[str, Any]],
-    nameservers: list[list[Any]],
-    also_notifies: list[list[Any]],
-    threshold: int,
-) -> graph_flow.Flow:
+def create_zones_flow(**pool: Any) -> graph_flow.Flow:
+    """create-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
+    return _zones_flow(objects.JobKind.CREATE_ZONES, objects.Action.CREATE, **pool)
+
+
+@_shared
+def update_zones_flow(**pool: Any) -> graph_flow.Flow:
     """update-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
-    servers = [(str(h), int(p)) for h, p in nameservers]
-    propagation = unordered_flow.Flow("propagation")
-    propagation.add(*(batch.PollBatch(host, port) for host, port in servers))
-    others = _others(also_notifies, servers)
-    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
-    target_ids = [t["id"] for t in targets]
-    return _assemble(
-        objects.JobKind.UPDATE_ZONES,
-        batch.BeginUpdates(),
-        [batch.UpdateZonesOnTarget(t) for t in target_ids],
-        targets,
-        propagation,
-        batch.BatchStatus(target_ids, servers, _target_addresses(targets), threshold),
-        threshold,
-        consensus=batch.BatchConsensus(target_ids, threshold, _labels(targets)),
-    )
+    return _zones_flow(objects.JobKind.UPDATE_ZONES, objects.Action.UPDATE, **pool)
+
+
+@_shared
+def delete_zones_flow(**pool: Any) -> graph_flow.Flow:
+    """delete-zone's shape for several zones of one pool (zoneflow.flows.batch)."""
+    return _zones_flow(objects.JobKind.DELETE_ZONES, objects.Action.DELETE, **pool)
 
 
 FACTORIES = {
@@ -211,7 +204,9 @@ FACTORIES = {
     objects.JobKind.UPDATE_ZONE: update_zone_flow,
     objects.JobKind.DELETE_ZONE: delete_zone_flow,
     objects.JobKind.RECOVER_ZONE: recover_zone_flow,
+    objects.JobKind.CREATE_ZONES: create_zones_flow,
     objects.JobKind.UPDATE_ZONES: update_zones_flow,
+    objects.JobKind.DELETE_ZONES: delete_zones_flow,
 }
 
 
@@ -248,7 +243,36 @@ def _zone_flow(
         threshold,
         # A create (and an update, which creates a zone not created yet) may
         # race the zone's delete.
-        take_back=action != objects.Action.DELETE,
+        take_back=None if action == objects.Action.DELETE else TakeBackIfDeleted(target_ids),
+    )
+
+
+def _zones_flow(
+    kind: objects.JobKind,
+    action: str,
+    *,
+    targets: list[dict[str, Any]],
+    nameservers: list[list[Any]],
+    also_notifies: list[list[Any]],
+    threshold: int,
+) -> graph_flow.Flow:
+    servers = [(str(h), int(p)) for h, p in nameservers]
+    propagation = unordered_flow.Flow("propagation")
+    propagation.add(*(batch.PollBatch(action, host, port) for host, port in servers))
+    others = _others(also_notifies, servers)
+    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
+    target_ids = [t["id"] for t in targets]
+    status = batch.BatchStatus(action, target_ids, servers, _target_addresses(targets), threshold)
+    return _assemble(
+        kind,
+        batch.BeginBatch(action, target_ids),
+        [batch.ZonesOnTarget(action, t) for t in target_ids],
+        targets,
+        propagation,
+        status,
+        threshold,
+        take_back=None if action == objects.Action.DELETE else batch.TakeBackBatch(target_ids),
+        consensus=batch.BatchConsensus(target_ids, threshold, _labels(targets)),
     )
 
 
@@ -283,10 +307,10 @@ def _assemble(
     status_task: task.Task,
     threshold: int,
     *,
-    take_back: bool = False,
+    take_back: task.Task | None = None,
     consensus: task.Task | None = None,
 ) -> graph_flow.Flow:
-    """Wire begin ─► targets ─► [take-back-if-deleted] ─► consensus ─► propagation ─► status.
+    """Wire begin ─► targets ─► [take_back] ─► consensus ─► propagation ─► status.
 
     ``consensus``: the check to run (default: ConsensusCheck, which fails the flow).
     """
@@ -304,10 +328,9 @@ def _assemble(
     # (its revert must run last), propagation only after the consensus.
     flow.add(begin, on_targets, consensus, status)
     flow.link(begin, on_targets)
-    if take_back:
-        check = TakeBackIfDeleted(target_ids)
-        flow.add(check)
-        flow.link(check, consensus)
+    if take_back is not None:
+        flow.add(take_back)
+        flow.link(take_back, consensus)
     if len(propagation):
         flow.add(propagation)
         flow.link(consensus, propagation)

@@ -20,7 +20,7 @@ module each lives in.
 
 from zoneflow.jobs.attempts import Attempt, Bound, Limits, begin_attempt, end_attempt, fail
 from zoneflow.jobs.board import cancel, take_back_unfinished
-from zoneflow.jobs.posting import FlowOf, group_updates, job_id_of, post, post_batch
+from zoneflow.jobs.posting import FlowOf, group_changes, job_id_of, post, post_batch
 from zoneflow.jobs.records import (
     FAILED_STATES,
     OVER,
@@ -66,7 +66,7 @@ __all__ = [
     "find_jobs",
     "get_job",
     "list_jobs",
-    "group_updates",
+    "group_changes",
     "job_id_of",
     "post",
     "post_batch",

@@ -84,7 +84,7 @@ def _began_at(book: models.LogBook, job: JobInfo) -> dict[str, float]:
             zone_ids = [zone.id for zone in job.zones]
             return dict.fromkeys(stored_outbox.zones_with_posted_jobs(zone_ids), math.inf)
         return {}
-    if job.kind == objects.JobKind.UPDATE_ZONES and isinstance(begin.results, dict):
+    if job.kind in objects.ONE_OF and isinstance(begin.results, dict):
         return {zone_id: int(at[1]) for zone_id, at in begin.results.items()}
     if job.kind in _RIDDEN and isinstance(begin.results, (list, tuple)):
         return {job.zones[0].id: int(begin.results[1])}
@@ -92,8 +92,8 @@ def _began_at(book: models.LogBook, job: JobInfo) -> dict[str, float]:
 
 
 # The kinds of job the zone's updates ride on until it begins: storage.outbox's,
-# and a batch of updates.
-_RIDDEN = stored_outbox.RIDDEN | {objects.JobKind.UPDATE_ZONES}
+# and their batches.
+_RIDDEN = stored_outbox.RIDDEN | {objects.BATCH_OF[kind] for kind in stored_outbox.RIDDEN}
 
 
 def unfinished(persistence: Any) -> Iterator[models.LogBook]:

@@ -71,24 +71,28 @@ def post(
     return _post_book(board, persistence, book, job_id)
 
 
-def group_updates(pending: list[objects.PendingJob], size: int) -> list[list[objects.PendingJob]]:
+def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[objects.PendingJob]]:
     """``pending`` in the jobs to post, in the order of each job's first row.
 
     Rows a relay put in a batch before (``batch``: its post failed, or the
-    relay died) go together again, as that batch. Other update-zone rows of
-    zones of one pool and one project go together, up to ``size`` in a job
-    (update-zones); any other row, or a zone gone, alone.
+    relay died) go together again, as that batch. Other rows of one kind
+    that has a batch (objects.BATCH_OF: create-zone, update-zone,
+    delete-zone), of zones of one pool and one project, go together, up to
+    ``size`` in a job (create-zones, update-zones, delete-zones); any other
+    row, or a zone gone, alone.
 
     One project per job: whoever may see a job may see every zone it carries
-    (a project's list of jobs, zoneflow.jobs.JobFilter.project_id).
+    (a project's list of jobs, zoneflow.jobs.JobFilter.project_id). One
+    priority and one follow-up (``if_pool_grows``) per job too: the job has
+    one of each.
     """
     jobs: list[list[objects.PendingJob]] = []
-    # A batch's id, or (pool id, project id) -> its job filling up
+    # A batch's id, or what the rows of one job share -> its job filling up
     filling: dict[Any, list[objects.PendingJob]] = {}
     for row in pending:
         if row.batch is not None:
             key: Any = row.batch
-        elif size <= 1 or row.kind != objects.JobKind.UPDATE_ZONE:
+        elif size <= 1 or row.kind not in objects.BATCH_OF:
             jobs.append([row])
             continue
         else:
@@ -96,7 +100,7 @@ def group_updates(pending: list[objects.PendingJob], size: int) -> list[list[obj
             if zone is None:
                 jobs.append([row])
                 continue
-            key = (zone.pool_id, zone.project_id)
+            key = (row.kind, row.priority, row.if_pool_grows, zone.pool_id, zone.project_id)
         job = filling.get(key)
         if job is None or (row.batch is None and len(job) >= size):
             job = filling[key] = []
@@ -114,9 +118,9 @@ def post_batch(
     flow_of: FlowOf,
     pools: dict[str, objects.Pool] | None = None,
 ) -> str:
-    """Write the logbook of update-zones job ``job_id`` for ``batch`` (the rows a
-    relay put in it, see group_updates and storage.outbox.assign_batch) and post
-    it; return the job id.
+    """Write the logbook of batch job ``job_id`` for ``batch`` (the rows a relay put
+    in it, see group_changes and storage.outbox.assign_batch) and post it; return
+    the job id. Its kind is the batch of its rows' (objects.BATCH_OF).
 
     The rows carry the job's id, so a batch posted again (a post failed, or
     its relay died half-way) finds the logbook written the first time, as one
@@ -134,7 +138,7 @@ def post_batch(
     pool_id = zones[0].pool_id
     if pool_id not in pools:
         pools[pool_id] = stored_pools.get_pool(pool_id)
-    kind = objects.JobKind.UPDATE_ZONES
+    kind = objects.BATCH_OF[batch[0].kind]
     book = models.LogBook(steps.batch_logbook(kind, [z.name for z in zones]), uuid=job_id)
     carried = [(z.id, z.name, row.serial) for z, row in zip(zones, batch, strict=True)]
     book.meta = {

@@ -110,7 +110,7 @@ class JobZone:
 class JobInfo:
     id: str
     kind: str
-    # The zone the job is about; of a batch (update-zones), its first zone.
+    # The zone the job is about; of a batch (create-zones, ...), its first zone.
     zone_id: str
     zone_name: str
     serial: int

@@ -119,7 +119,7 @@ def zone_logbook(kind: str, zone_name: str, serial: int) -> str:
 
 
 def batch_logbook(kind: str, zone_names: list[str]) -> str:
-    """The name of the logbook of a job about several zones (update-zones)."""
+    """The name of the logbook of a job about several zones (create-zones, ...)."""
     return f"{kind} {zone_names[0]} and {len(zone_names) - 1} more"
 
 

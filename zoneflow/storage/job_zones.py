@@ -1,4 +1,4 @@
-"""The zones each update-zones job carries (table ``job_zones``).
+"""The zones each batch job carries (table ``job_zones``).
 
 A job's logbook names one zone in its metadata; a job carrying several
 zones (zoneflow.flows.batch) has a row here for each, so that a list of a

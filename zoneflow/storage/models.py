@@ -275,8 +275,8 @@ class JobOutbox(Base):
     # Its job is on the board, not begun yet: the zone's updates ride on it
     # (zoneflow.storage.outbox); relays claim only rows not posted.
     posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # The update-zones job this row goes in, once a relay grouped it with others
-    # (zoneflow.jobs.group_updates): posted again, the rows make the same job.
+    # The batch job (objects.BATCH_OF) this row goes in, once a relay grouped it with others
+    # (zoneflow.jobs.group_changes): posted again, the rows make the same job.
     batch: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (

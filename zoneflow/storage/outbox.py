@@ -180,7 +180,7 @@ def assign_batch(rows: Collection[objects.PendingJob], batch: str | None = None)
     """Put these claimed rows in one job (``batch``, or a new id): its id, written on
     each row before the job is, so that whichever relay posts them again (this
     one's post failed, or it died) posts that same job, never regrouped
-    (zoneflow.jobs.group_updates)."""
+    (zoneflow.jobs.group_changes)."""
     batch = batch or str(uuid.uuid4())
     with db.transaction() as conn:
         conn.execute(
@@ -192,7 +192,7 @@ def assign_batch(rows: Collection[objects.PendingJob], batch: str | None = None)
 
 
 def batch_rows(batch: str) -> list[objects.PendingJob]:
-    """Every row of update-zones job ``batch`` still in the outbox, claimed or not,
+    """Every row of batch job ``batch`` still in the outbox, claimed or not,
     posted or not, oldest first: what the job carries."""
     with db.connection() as conn:
         rows = conn.execute(

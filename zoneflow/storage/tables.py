@@ -133,7 +133,7 @@ records = Table(
 )
 
 
-# Every zone an update-zones job carries (zoneflow.flows.batch), at the serial its
+# Every zone a batch job carries (zoneflow.flows.batch), at the serial its
 # change was posted at: a zone's jobs are those whose logbook names it (its
 # metadata's zone_id) and those it rides in here (zoneflow.taskflow_adapter.pages).
 # Keyed by the job's id, the uuid of its logbook in TaskFlow's tables.

@@ -53,6 +53,24 @@ def get_target_actions(
         return {row.id: _target_action(row) for row in rows}
 
 
+def get_batch_target_actions(
+    zone_ids: Collection[str], target_ids: Collection[str]
+) -> dict[str, dict[str, objects.TargetAction]]:
+    """Zone id -> target id -> the zone and the target, for every pair, in one
+    statement: get_target_actions for the zones of a batch job. Zones gone, and
+    targets gone, since the job was posted are missing."""
+    found: dict[str, dict[str, objects.TargetAction]] = {}
+    with db.connection() as conn:
+        rows = conn.execute(
+            _BATCH_TARGET_ACTIONS, {"zone_ids": list(zone_ids), "target_ids": list(target_ids)}
+        )
+        for row in rows:
+            action = _target_action(row)
+            assert action.zone is not None  # joined: the zone exists
+            found.setdefault(action.zone.id, {})[row.id] = action
+    return found
+
+
 def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
     target = row._mapping
     zone = None if row.zone_deleted is None else objects.Zone(*row[-len(conversions.ZONE_FIELDS) :])
@@ -74,21 +92,27 @@ def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
     )
 
 
+# What a TargetAction is made of: a target, its pool's provisioning, whether the
+# zone has a row for it, and the zone (see _target_action).
+_TARGET_ACTION_COLUMNS = (
+    models.PoolTarget.id,
+    models.PoolTarget.pool_id,
+    models.PoolTarget.type,
+    models.PoolTarget.description,
+    models.PoolTarget.masters,
+    models.PoolTarget.options,
+    models.PoolTarget.retired_at,
+    models.PoolTarget.drain_error,
+    models.Pool.provisioning,
+    models.ZoneTargetStatus.target_id.label("recorded"),
+    models.Zone.deleted.label("zone_deleted"),
+    *(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS),
+)
+_OF_THESE_TARGETS = models.PoolTarget.id.in_(sa.bindparam("target_ids", expanding=True))
+
+
 _TARGET_ACTIONS = (
-    sa.select(
-        models.PoolTarget.id,
-        models.PoolTarget.pool_id,
-        models.PoolTarget.type,
-        models.PoolTarget.description,
-        models.PoolTarget.masters,
-        models.PoolTarget.options,
-        models.PoolTarget.retired_at,
-        models.PoolTarget.drain_error,
-        models.Pool.provisioning,
-        models.ZoneTargetStatus.target_id.label("recorded"),
-        models.Zone.deleted.label("zone_deleted"),
-        *(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS),
-    )
+    sa.select(*_TARGET_ACTION_COLUMNS)
     .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
     .outerjoin(models.Zone, models.Zone.id == sa.bindparam("zone_id"))
     .outerjoin(
@@ -98,5 +122,21 @@ _TARGET_ACTIONS = (
             models.ZoneTargetStatus.target_id == models.PoolTarget.id,
         ),
     )
-    .where(models.PoolTarget.id.in_(sa.bindparam("target_ids", expanding=True)))
+    .where(_OF_THESE_TARGETS)
+)
+
+
+# Every (target, zone) pair: the zones joined to each target, not to a column of it.
+_BATCH_TARGET_ACTIONS = (
+    sa.select(*_TARGET_ACTION_COLUMNS)
+    .join(models.Pool, models.Pool.id == models.PoolTarget.pool_id)
+    .join(models.Zone, models.Zone.id.in_(sa.bindparam("zone_ids", expanding=True)))
+    .outerjoin(
+        models.ZoneTargetStatus,
+        sa.and_(
+            models.ZoneTargetStatus.zone_id == models.Zone.id,
+            models.ZoneTargetStatus.target_id == models.PoolTarget.id,
+        ),
+    )
+    .where(_OF_THESE_TARGETS)
 )

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +43,17 @@ def zone_wanted_gone(zone_id: str) -> bool:
     return row is None or row.deleted != models.LIVE or row.action == objects.Action.DELETE
 
 
+def zones_wanted_gone(zone_ids: Collection[str]) -> set[str]:
+    """Those of these zones deleted, gone, or whose delete is asked for: zone_wanted_gone
+    for a batch, in one statement."""
+    with db.connection() as conn:
+        rows = conn.execute(_ZONES_STATE, {"ids": list(zone_ids)}).all()
+    live = {
+        row.id for row in rows if row.deleted == models.LIVE and row.action != objects.Action.DELETE
+    }
+    return set(zone_ids) - live
+
+
 def live_zone(session: Session, zone_id: str, *, lock: bool = False) -> models.Zone:
     """A live zone's row; ``lock``: read FOR UPDATE (PostgreSQL keeps it locked until
     the transaction ends)."""
@@ -65,6 +76,11 @@ _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE
 
 _ZONE_STATE = sa.select(models.Zone.deleted, models.Zone.action).where(
     models.Zone.id == sa.bindparam("id")
+)
+
+
+_ZONES_STATE = sa.select(models.Zone.id, models.Zone.deleted, models.Zone.action).where(
+    models.Zone.id.in_(sa.bindparam("ids", expanding=True))
 )
 
 
