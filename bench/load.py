@@ -235,6 +235,8 @@ class Run:
     stopped_at_knee: bool = False
     # Kind -> (jobs, zones they carried), of the jobs posted during the run.
     jobs: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # PostgreSQL sessions begun during the run (connections opened, by anyone).
+    sessions: int = 0
 
     def of_step(self, step: int) -> list[Change]:
         return [c for c in self.changes if c.step == step]
@@ -353,7 +355,7 @@ async def drive(
     actions, shares = mix_shares(mix or DESIGNATE_MIX)
     changes: list[Change] = []
     load_began = os.getloadavg()[0]
-    jobs_before = job_shapes(rig)
+    jobs_before, sessions_before = job_shapes(rig), database_sessions(rig)
     async with sweeper_process(rig.binds, sweep_options) as process:
         sweeper = SweeperLink(process, changes)
         await sweeper.ready()
@@ -406,6 +408,7 @@ async def drive(
         (load_began, os.getloadavg()[0]),
         stopped,
         _minus(job_shapes(rig), jobs_before),
+        database_sessions(rig) - sessions_before,
     )
 
 
@@ -424,6 +427,19 @@ def job_shapes(rig: Rig) -> dict[str, tuple[int, int]]:
     finally:
         engine.dispose()
     return shapes
+
+
+def database_sessions(rig: Rig) -> int:
+    """How many sessions PostgreSQL has begun so far (each a backend process forked)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            query = sa.text("SELECT sum(sessions) FROM pg_stat_database")
+            return int(connection.execute(query).scalar() or 0)
+    finally:
+        engine.dispose()
 
 
 def _minus(

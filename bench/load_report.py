@@ -326,6 +326,15 @@ def describe(
         + "; ".join(f"{label}: {job_counts(r)}" for label, r in runs)
         + ".\n"
     )
+    parts.append(
+        "\n**PostgreSQL sessions begun** (each a backend forked and authenticated; "
+        "a pooled connection reused begins none): "
+        + "; ".join(
+            f"{label}: {r.sessions} ({r.sessions / max(_accepted(r), 1):.2f} a change)"
+            for label, r in runs
+        )
+        + ".\n"
+    )
     sweeps = [
         f"{label}: {r.cpu_total.get('sweeper', 0.0):.1f} s of CPU for "
         f"{_accepted(r)} changes, {r.sweeper.get('queries', 0)} "

@@ -151,12 +151,15 @@ def _stat(pid: int | str) -> list[str] | None:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """CPU (user + system, all threads) the processes have used so far."""
+    """CPU (user + system, all threads) the processes have used so far, with that of
+    their children that have ended: a PostgreSQL backend whose connection closed
+    during a measurement is in its postmaster's count, not lost to "other"."""
     ticks = 0
     for pid in pids:
         fields = _stat(pid)
         if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])
+            # utime, stime, cutime, cstime (proc(5), fields 14-17)
+            ticks += sum(int(value) for value in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -65,3 +65,11 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("storage", storage_options.storage_opts),
         ("tsig", dns_options.tsig_opts),
     ]
+
+
+def update_defaults() -> None:
+    """The defaults zoneflow gives other libraries' options, for the sample config
+    (oslo-config-generator calls this before it lists the oslo.db namespace)."""
+    from oslo_db import options as db_options
+
+    cfg.set_defaults(db_options.database_opts, max_pool_size=db.POOL_SIZE)

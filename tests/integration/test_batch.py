@@ -18,7 +18,7 @@ from taskflow.persistence import models
 
 from tests import support
 from tests.integration.conftest import BoardDown, fake_pool_yaml, load_pool, wait_settled
-from zoneflow import exceptions, jobs, objects
+from zoneflow import events, exceptions, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
 from zoneflow.central import jobs as central_jobs
 from zoneflow.central import pools
@@ -209,6 +209,40 @@ def test_a_create_below_the_threshold_is_removed_again_and_the_others_of_its_bat
     assert rows[good.id].status == objects.Status.ERROR
     assert "created, then removed again" in str(rows[good.id].error)
     assert "injected failure of b.batch.example." in str(rows[bad.id].error)
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_batch_s_end_is_published_for_each_zone_it_carries(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    """A subscriber to any zone of a batch sees the job end; its tasks' states are
+    published under the zone its record names (its first)."""
+    load_pool({})
+    zones = _created_zones(NAMES)
+    second_zone = events.subscribe(objects.EventFilter(zone_id=zones[1].id, topics=_JOB))
+    every_job = events.subscribe(objects.EventFilter(topics=frozenset({"job", "task"})))
+    job = _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    idle_conductor.start()
+
+    (end,) = support.eventually(
+        lambda: second_zone.next(timeout=1), what="the batch's end, for its second zone"
+    )
+    assert (end.key, end.action) == (f"{job.id}/{zones[1].id}", "SUCCESS")
+    assert end.value["kind"] == objects.JobKind.CREATE_ZONES
+    seen: list[objects.Event] = []
+    support.eventually(
+        lambda: seen.extend(every_job.next(timeout=1)) or _ends(seen) == len(NAMES),
+        what=lambda: f"an end for each zone in {seen}",
+    )
+    assert {e.zone_id for e in seen if e.topic == "job"} == {z.id for z in zones}
+    assert {e.zone_id for e in seen if e.topic == "task"} == {zones[0].id}
+
+
+_JOB = frozenset({"job"})
+
+
+def _ends(seen: list[objects.Event]) -> int:
+    return sum(1 for e in seen if e.topic == "job")
 
 
 def test_a_zone_whose_delete_is_asked_while_its_batch_creates_it_is_taken_back(

@@ -168,7 +168,9 @@ def _on_running_start(_event: str, details: dict[str, Any]) -> None:
 
 
 def publish_job_end(_event: str, details: dict[str, Any]) -> None:
-    """A job taken off the board has ended: publish its outcome as a job event."""
+    """A job taken off the board has ended: publish its outcome as a job event; a
+    batch's, one event for each zone it carries (keyed ``JOB_ID/ZONE_ID``), so that
+    a subscriber to any of those zones sees it."""
     try:
         info = jobs.get_job(details["persistence"], details["job"].book_uuid)
         project_id = (
@@ -179,17 +181,18 @@ def publish_job_end(_event: str, details: dict[str, Any]) -> None:
         return
     value = events.jsonable(dataclasses.replace(info, atoms=()))
     value["atoms"] = {atom.name: atom.state for atom in info.atoms}
-    events.publish(
-        events.NewEvent(
-            objects.EventTopic.JOB,
-            "jobs",
-            info.id,
-            info.state,
-            value,
-            project_id,
-            info.zone_id or None,
-        )
+    # One project per batch (jobs.group_changes): the first zone's is every zone's.
+    about = (
+        [(f"{info.id}/{zone.id}", zone.id) for zone in info.zones]
+        if len(info.zones) > 1
+        else [(info.id, info.zone_id or None)]
     )
+    for key, zone_id in about:
+        events.publish(
+            events.NewEvent(
+                objects.EventTopic.JOB, "jobs", key, info.state, value, project_id, zone_id
+            )
+        )
 
 
 def publish_task_states(engine: Any, job_id: str) -> None:
@@ -220,11 +223,15 @@ def publish_task_states(engine: Any, job_id: str) -> None:
 
 
 def _job_zone(engine: Any) -> str | None:
-    """The zone a job is about (None for a target's job): one of its inputs."""
-    try:
-        return str(engine.storage.fetch("zone_id"))
-    except tf_exc.NotFound:  # a job about a target has none
-        return None
+    """The zone a job is about, as its record names it (a batch's first zone; None
+    for a target's job): one of its inputs."""
+    for name, first in (("zone_id", False), ("zone_ids", True)):
+        try:
+            found = engine.storage.fetch(name)
+        except tf_exc.NotFound:
+            continue
+        return str(found[0] if first else found)
+    return None  # a job about a target has neither
 
 
 def conductor_heartbeat(conductor: Conductor) -> heartbeat.Heartbeat:

@@ -20,11 +20,11 @@ zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 A claim holding several zones' creates (updates, deletes) puts those of one
 pool and one project in one create-zones (update-zones, delete-zones) job,
 up to ``[conductor] batch_zones`` zones (zoneflow.flows.batch), which costs
-a conductor about what one zone's job does. Claims fill under load because a relay keeps at most ``[conductor]
-max_change_jobs`` jobs of changes on the board: past that, changes wait
-in the outbox (a zone's later changes riding on its first) until a job
-ends, and go in the fewest jobs. At low load a claim holds one change, and
-its job one zone, posted at once.
+a conductor about what one zone's job does. Claims fill under load because
+a relay keeps at most ``[conductor] max_change_jobs`` jobs of changes on the
+board: past that, changes wait in the outbox (a zone's later changes riding
+on its first) until a job ends, and go in the fewest jobs. At low load a
+claim holds one change, and its job one zone, posted at once.
 """
 
 from __future__ import annotations

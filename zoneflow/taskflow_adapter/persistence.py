@@ -505,8 +505,10 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
 
 def _create(url: str) -> Any:
     if not url.startswith("sqlite"):
-        autocommit = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
-        backend = SharedConnectionBackend({"connection": url}, single_statement_engine=autocommit)
+        pool = db.pool_options()
+        autocommit = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", **pool)
+        conf = {"connection": url, "engine_args": pool}
+        backend = SharedConnectionBackend(conf, single_statement_engine=autocommit)
         db.tune_postgresql(backend.engine)
         return backend
     # TaskFlow's own SQLite engine opens a connection per call and commits
