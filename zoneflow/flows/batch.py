@@ -310,6 +310,8 @@ class PollBatch(_Poll):
             for zone_id in agreed:
                 name, serial = batch[zone_id]
                 notify(name, self.host, self.port, int(serial))
+        # One read for the batch, not one at each zone's first miss.
+        in_maintenance = self._in_maintenance() if agreed else False
         return {
             zone_id: self._poll(
                 zone_id,
@@ -317,6 +319,7 @@ class PollBatch(_Poll):
                 int(batch[zone_id][1]),
                 expect_removed=self.action == DELETE,
                 fence=fence,
+                in_maintenance=in_maintenance,
             )
             for zone_id in agreed
         }

@@ -28,7 +28,17 @@ flow_opts = [
         "poll_interval",
         default=0.05,
         min=0.01,
-        help="Seconds between SOA queries while waiting for a nameserver.",
+        help="Seconds between SOA queries while waiting for a nameserver, for the first "
+        "renotify_interval of a poll; then the wait grows by half each query, up to "
+        "poll_interval_max.",
+    ),
+    cfg.FloatOpt(
+        "poll_interval_max",
+        default=0.5,
+        min=0.01,
+        help="Most seconds between SOA queries to a nameserver that lags (see "
+        "poll_interval): one that has not served a change within a second is busy, and "
+        "asking it twenty times a second only adds to its load and the conductor's.",
     ),
     cfg.FloatOpt(
         "poll_timeout",

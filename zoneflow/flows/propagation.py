@@ -73,10 +73,21 @@ class _Poll(Task):
         *,
         expect_removed: bool,
         fence: fencing.Claim,
+        in_maintenance: bool | None = None,
     ) -> dict[str, Any]:
         return self._watch(
-            zone_id, zone_name, serial, expect_removed=expect_removed, fence=fence
+            zone_id,
+            zone_name,
+            serial,
+            expect_removed=expect_removed,
+            fence=fence,
+            in_maintenance=in_maintenance,
         ).to_result()
+
+    def _in_maintenance(self) -> bool:
+        """Whether this nameserver's target is in maintenance: read once by a task that
+        polls it for many zones, for each zone's first miss (see _watch)."""
+        return (self.host, self.port) in stored_health.in_maintenance_addresses()
 
     @waits_for_database
     def _watch(
@@ -87,9 +98,14 @@ class _Poll(Task):
         *,
         expect_removed: bool,
         fence: fencing.Claim,
+        in_maintenance: bool | None = None,
     ) -> Served:
-        deadline = time.monotonic() + CONF.flows.poll_timeout
-        next_notify = time.monotonic() + CONF.flows.renotify_interval
+        """``in_maintenance``: the maintenance state read for the first miss (None:
+        read it then); each re-NOTIFY reads it again."""
+        started = time.monotonic()
+        deadline = started + CONF.flows.poll_timeout
+        next_notify = started + CONF.flows.renotify_interval
+        interval = CONF.flows.poll_interval
         seen: int | None = None
         error = "no answer"
         # Looked for at the first miss and at each re-NOTIFY (not at every query).
@@ -113,12 +129,15 @@ class _Poll(Task):
                         return Served(ok=True, serial=seen)
             except (dns.exception.DNSException, OSError) as exc:
                 error = f"no answer to SOA query ({exc or type(exc).__name__})"
-            if look_for_maintenance and _in_maintenance_at(self.host, self.port):
+            if look_for_maintenance and (
+                self._in_maintenance() if in_maintenance is None else in_maintenance
+            ):
                 # Thresholds do not count it: no reason to hold the job up for it.
                 return Served(
                     ok=False, serial=seen, error=f"in maintenance, not waited for: {error}"
                 )
             look_for_maintenance = False
+            in_maintenance = None  # a re-NOTIFY's look reads it afresh
             now = time.monotonic()
             if now >= deadline:
                 if not expect_removed:
@@ -142,11 +161,10 @@ class _Poll(Task):
                     fence.check()
                     notify(zone_name, self.host, self.port, serial)
                 next_notify = now + CONF.flows.renotify_interval
-            time.sleep(CONF.flows.poll_interval)
-
-
-def _in_maintenance_at(host: str, port: int) -> bool:
-    return (host, port) in stored_health.in_maintenance_addresses()
+            if now - started >= CONF.flows.renotify_interval:
+                # Lagging past its first NOTIFY: it is busy, ask less often.
+                interval = min(interval * 1.5, CONF.flows.poll_interval_max)
+            time.sleep(interval)
 
 
 def _why_not_served(

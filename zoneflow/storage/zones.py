@@ -79,6 +79,21 @@ _ZONE_STATE = sa.select(models.Zone.deleted, models.Zone.action).where(
 )
 
 
+# A zone's deleted mark, and whether a nameserver is in its pool: one statement.
+_POLL_STATE = (
+    sa.select(models.Zone.deleted, models.PoolNameserver.id.label("listed"))
+    .outerjoin(
+        models.PoolNameserver,
+        sa.and_(
+            models.PoolNameserver.pool_id == models.Zone.pool_id,
+            models.PoolNameserver.host == sa.bindparam("host"),
+            models.PoolNameserver.port == sa.bindparam("port"),
+        ),
+    )
+    .where(models.Zone.id == sa.bindparam("id"))
+)
+
+
 _ZONES_STATE = sa.select(models.Zone.id, models.Zone.deleted, models.Zone.action).where(
     models.Zone.id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -119,20 +134,13 @@ def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
     A job posted before a pool update still polls the nameservers the pool
     had then; one the update removed is not waited for.
     """
-    with db.reader() as session:
-        zone = session.get(models.Zone, zone_id)
-        if zone is None:
-            return objects.PollState(zone_deleted=True, nameserver_in_pool=False)
-        listed = session.scalar(
-            sa.select(models.PoolNameserver.id).where(
-                models.PoolNameserver.pool_id == zone.pool_id,
-                models.PoolNameserver.host == host,
-                models.PoolNameserver.port == port,
-            )
-        )
-        return objects.PollState(
-            zone_deleted=zone.deleted != models.LIVE, nameserver_in_pool=listed is not None
-        )
+    with db.connection() as conn:
+        row = conn.execute(_POLL_STATE, {"id": zone_id, "host": host, "port": port}).first()
+    if row is None:
+        return objects.PollState(zone_deleted=True, nameserver_in_pool=False)
+    return objects.PollState(
+        zone_deleted=row.deleted != models.LIVE, nameserver_in_pool=row.listed is not None
+    )
 
 
 def zone_projects(zone_ids: Sequence[str]) -> dict[str, str | None]:
