@@ -59,6 +59,7 @@ import pathlib
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -237,6 +238,8 @@ class Run:
     jobs: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     # PostgreSQL sessions begun during the run (connections opened, by anyone).
     sessions: int = 0
+    # The most client connections PostgreSQL held at once during the run.
+    connections: int = 0
 
     def of_step(self, step: int) -> list[Change]:
         return [c for c in self.changes if c.step == step]
@@ -356,6 +359,7 @@ async def drive(
     changes: list[Change] = []
     load_began = os.getloadavg()[0]
     jobs_before, sessions_before = job_shapes(rig), database_sessions(rig)
+    connections = ConnectionsWatch(rig)
     async with sweeper_process(rig.binds, sweep_options) as process:
         sweeper = SweeperLink(process, changes)
         await sweeper.ready()
@@ -409,6 +413,7 @@ async def drive(
         stopped,
         _minus(job_shapes(rig), jobs_before),
         database_sessions(rig) - sessions_before,
+        connections.stop(),
     )
 
 
@@ -440,6 +445,34 @@ def database_sessions(rig: Rig) -> int:
             return int(connection.execute(query).scalar() or 0)
     finally:
         engine.dispose()
+
+
+class ConnectionsWatch:
+    """The most client connections PostgreSQL held at once, looked at twice a second
+    from a thread of its own until stop()."""
+
+    def __init__(self, rig: Rig) -> None:
+        import sqlalchemy as sa
+
+        self.most = 0
+        self._engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
+        self._query = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        )
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        with self._engine.connect() as connection:
+            while not self._stopping.wait(0.5):
+                self.most = max(self.most, int(connection.execute(self._query).scalar() or 0))
+
+    def stop(self) -> int:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+        self._engine.dispose()
+        return self.most
 
 
 def _minus(

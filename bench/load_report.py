@@ -330,7 +330,8 @@ def describe(
         "\n**PostgreSQL sessions begun** (each a backend forked and authenticated; "
         "a pooled connection reused begins none): "
         + "; ".join(
-            f"{label}: {r.sessions} ({r.sessions / max(_accepted(r), 1):.2f} a change)"
+            f"{label}: {r.sessions} ({r.sessions / max(_accepted(r), 1):.2f} a change), "
+            f"at most {r.connections} connections open at once"
             for label, r in runs
         )
         + ".\n"

@@ -32,7 +32,6 @@ from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
-from zoneflow.storage import recordsets as stored_recordsets
 
 TSIG_POOL_TARGET = "description: fake1, options: {tsig_key_name: xfr-key}"
 
@@ -84,7 +83,7 @@ def test_bind9_serves_a_change_soon_after_a_notify(
         lambda: served_serial(bind9) == zone.serial, timeout=60, what="BIND9 to load the zone"
     )
 
-    www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
+    www = stored_reads.get_recordset(zone.id, f"www.{ZONE}", "A")
     changed = central_recordsets.update_recordset(ZONE, www.id, records=["198.51.100.7"])
     added = central_recordsets.create_recordset(ZONE, "new", "TXT", ['"fresh"'])
     serial = stored_reads.get_zone(zone.id).serial
@@ -139,7 +138,7 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
     assert _transfers_logged(bind9, 0) == [3000 + 3]  # SOA, NS, 3000 A, SOA
     mark = bind9.log_path.stat().st_size
 
-    www = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
+    www = stored_reads.get_recordset(big.id, f"host00007.{big.name}", "A")
     central_recordsets.update_recordset(big.name, www.id, records=["198.51.100.7"])
     serial = stored_reads.get_zone(big.id).serial
     query.send_notify(big.name, bind9.host, bind9.port, serial=serial, timeout=5.0)

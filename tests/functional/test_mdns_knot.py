@@ -34,7 +34,6 @@ from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
-from zoneflow.storage import recordsets as stored_recordsets
 
 TSIG_POOL_TARGET = f"description: fake1, options: {{tsig_key_name: {TSIG_KEY_NAME}}}"
 
@@ -115,7 +114,7 @@ def test_a_one_record_change_reaches_knot_by_ixfr(
     assert incoming_transfers(knot, big.name) == ["AXFR"]
     mark = knot.log_path.stat().st_size
 
-    host = stored_recordsets.get_recordset(big.id, f"host00007.{big.name}", "A")
+    host = stored_reads.get_recordset(big.id, f"host00007.{big.name}", "A")
     central_recordsets.update_recordset(big.name, host.id, records=["198.51.100.7"])
     serial = stored_reads.get_zone(big.id).serial
     assert query.send_notify(big.name, knot.host, knot.port, serial=serial) == dns.rcode.NOERROR

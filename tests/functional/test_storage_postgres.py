@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import pathlib
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import support
+from tests.functional.conftest import start_server
 from tests.functional.fixtures.postgres import PostgresServer
 from zoneflow import exceptions, objects
 from zoneflow.central import pools
@@ -23,7 +27,6 @@ from zoneflow.storage import history as stored_history
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
-from zoneflow.storage import recordsets as stored_recordsets
 from zoneflow.storage import transfers as stored_transfers
 from zoneflow.storage import zones as stored_zones
 
@@ -170,7 +173,7 @@ def test_a_transfer_reads_one_serial_while_changes_land_on_postgresql(on_postgre
         first = [next(rows) for _ in range(10)]
         # Changes committed in the middle of a transfer are not part of it.
         central_recordsets.create_recordset("example.com", "late", "A", ["198.51.100.1"])
-        www = stored_recordsets.get_recordset(zone.id, "h1.example.com.", "A")
+        www = stored_reads.get_recordset(zone.id, "h1.example.com.", "A")
         central_recordsets.delete_recordset("example.com", www.id)
         rest = list(rows)
 
@@ -398,3 +401,38 @@ def test_a_transaction_left_idle_loses_its_session_and_its_row_locks_on_postgres
     # is gone, and the other's update, which waited on its lock, is stored.
     assert isinstance(ended.value, exceptions.DatabaseUnavailable), ended.value
     assert stored_reads.get_zone(zone.id).ttl == 999
+
+
+def test_a_postgresql_with_no_connection_left_says_which_setting_to_change(
+    tmp_path: pathlib.Path,
+) -> None:
+    """PostgreSQL answers and refuses one more client: not "unreachable", but which
+    limit was met and the two settings that move it."""
+    server = start_server(
+        lambda: PostgresServer(
+            settings={
+                "max_connections": "3",
+                "superuser_reserved_connections": "0",
+                "max_wal_senders": "0",
+            }
+        )
+    )
+    try:
+        url = server.create_database("full")
+        held = [server.connect("full") for _ in range(3)]
+        conf = tmp_path / "zoneflow.conf"
+        conf.write_text(f"[database]\nconnection = {url}\nmax_retries = 0\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "zoneflow.cli", "--config-file", str(conf), "zone", "list"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        for connection in held:
+            connection.close()
+    finally:
+        server.close()
+    assert done.returncode == 1, done
+    assert "refused a new connection" in done.stderr and "max_connections" in done.stderr, done
+    assert "[database] max_pool_size" in done.stderr and "Traceback" not in done.stderr

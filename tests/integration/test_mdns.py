@@ -39,7 +39,6 @@ from zoneflow.storage import db, models
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
-from zoneflow.storage import recordsets as stored_recordsets
 from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
@@ -211,7 +210,7 @@ def test_a_change_is_served_as_soon_as_it_commits(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     transfer(mdns.port)  # the old serial is now rendered and cached
-    www = stored_recordsets.get_recordset(zone.id, "www.example.com.", "A")
+    www = stored_reads.get_recordset(zone.id, "www.example.com.", "A")
     changed = central_recordsets.update_recordset(ZONE, www.id, records=["198.51.100.7"])
     assert ask(mdns, ZONE, "SOA").answer[0][0].serial == changed.serial
     assert [r.to_text() for r in ask(mdns, "www.example.com.", "A").answer[0]] == ["198.51.100.7"]
@@ -317,8 +316,8 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     secondary = _axfr_zone(mdns.port)
-    www = stored_recordsets.get_recordset(zone.id, f"www.{ZONE}", "A")
-    alias = stored_recordsets.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
+    www = stored_reads.get_recordset(zone.id, f"www.{ZONE}", "A")
+    alias = stored_reads.get_recordset(zone.id, f"alias.{ZONE}", "CNAME")
     central_recordsets.update_recordset(ZONE, www.id, records=["192.0.2.1", "198.51.100.9"])
     central_recordsets.delete_recordset(ZONE, alias.id)
     central_recordsets.create_recordset(ZONE, "new", "TXT", ['"fresh"'], ttl=60)
@@ -339,7 +338,7 @@ def test_ixfr_sends_only_the_changes_since_the_client_serial(
 def test_ixfr_sequence_has_each_change_between_its_soas(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    mail = stored_recordsets.get_recordset(zone.id, f"mail.{ZONE}", "A")
+    mail = stored_reads.get_recordset(zone.id, f"mail.{ZONE}", "A")
     first = central_recordsets.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
     second = central_recordsets.create_recordset(ZONE, "extra", "A", ["192.0.2.99"])
 

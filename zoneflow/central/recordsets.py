@@ -99,12 +99,17 @@ def update_recordset(
     clear_ttl: bool = False,
     description: str | None = None,
     project_id: str | None = None,
+    absolute_names: bool = False,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``clear_ttl``: use the zone's), and
-    its description unless that is None ("" clears it)."""
+    its description unless that is None ("" clears it). ``absolute_names``: refuse
+    names in the records' data without their trailing dot, as the API and CLI do
+    (validation.absolute_record_names)."""
     zone = stored_reads.get_zone(zone_ref, project_id=project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_update(zone, current)
+    if absolute_names and records is not None:
+        validation.absolute_record_names(current.type, records, zone=zone.name)
     canonical = (
         validation.records(current.type, records, zone=zone.name) if records is not None else None
     )
@@ -290,12 +295,12 @@ def _find_recordset(zone: objects.Zone, ref: str, rtype: str | None) -> objects.
         wanted = managed.of_type(zone, name, rtype.strip().upper())
         if wanted is not None:
             return wanted
-        return stored_recordsets.get_recordset(zone.id, name, validation.record_type(rtype))
+        return stored_reads.get_recordset(zone.id, name, validation.record_type(rtype))
     by_id = managed.with_id(zone, ref)
     if by_id is not None:
         return by_id
     try:
-        return stored_recordsets.get_recordset(zone.id, ref)
+        return stored_reads.get_recordset(zone.id, ref)
     except exceptions.RecordSetNotFound:
         name = validation.recordset_name(ref, zone.name)
         matches = [rs for rs in stored_reads.list_recordsets(zone.id) if rs.name == name]

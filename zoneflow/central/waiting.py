@@ -12,7 +12,7 @@ from __future__ import annotations
 from zoneflow import jobs, objects
 from zoneflow.engine import progress
 from zoneflow.storage import pools as stored_pools
-from zoneflow.storage import recordsets as stored_recordsets
+from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import persistence
 
@@ -24,7 +24,7 @@ def zone_by_id(zone_id: str) -> objects.Zone | None:
 
 def recordset_by_id(zone_id: str, recordset_id: str) -> objects.RecordSet:
     """A recordset of the zone, as stored."""
-    return stored_recordsets.get_recordset(zone_id, recordset_id)
+    return stored_reads.get_recordset(zone_id, recordset_id)
 
 
 def follow(zone_id: str) -> progress.Progress:

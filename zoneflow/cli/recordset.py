@@ -30,10 +30,6 @@ def create(args: argparse.Namespace) -> int:
 def update(args: argparse.Namespace) -> int:
     if args.record is None and args.ttl is None:
         raise exceptions.InvalidInput("nothing to change: give --record and/or --ttl")
-    if args.record is not None:
-        zone = central_zones.get_zone(args.zone)
-        current = central_recordsets.get_recordset(zone.id, args.name, rtype=args.type)
-        validation.absolute_record_names(current.type, args.record, zone=zone.name)
     recordset = changes.change(
         lambda: central_recordsets.update_recordset(
             args.zone,
@@ -42,6 +38,7 @@ def update(args: argparse.Namespace) -> int:
             records=args.record,
             ttl=args.ttl,
             project_id=scope(args),
+            absolute_names=True,
         ),
     )
     return _finish_change(args, recordset)

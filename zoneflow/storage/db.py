@@ -69,7 +69,7 @@ busy_opts = [
 
 
 #: Connections a process keeps open to PostgreSQL, per engine, by default.
-POOL_SIZE = 20
+POOL_SIZE = 10
 
 
 def pool_options() -> dict[str, Any]:
@@ -91,7 +91,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     # A conductor runs several jobs at once, each with a task per target in a
     # thread of its own: oslo.db's 5 kept connections had PostgreSQL fork a
     # backend for 1.45 changes in 1 under the load benchmark (a connection
-    # past the pool is closed when given back), most of PostgreSQL's CPU.
+    # past the pool is closed when given back), most of PostgreSQL's CPU; 10
+    # made it 0.32. 20 made it 0.02, but the deployment then held more than
+    # PostgreSQL's default max_connections (100) and was refused.
     conf.set_default("max_pool_size", POOL_SIZE, group="database")
     conf.set_default("max_retries", 2, group="database")
     conf.set_default("retry_interval", 1, group="database")
@@ -397,7 +399,7 @@ def get_engine() -> sqlalchemy.engine.Engine:
         engine: sqlalchemy.engine.Engine = _get_manager().writer.get_engine()
     except _database_errors() as exc:
         if _is_connect_failure(exc):
-            raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+            raise exceptions.DatabaseUnavailable(_unreachable_message(exc)) from exc
         raise
     return engine
 
@@ -406,10 +408,17 @@ class _Context:
     """enginefacade keeps its per-transaction state on a context object."""
 
 
-def _unreachable_message() -> str:
-    url = sqlalchemy.engine.make_url(_connection)
+def _unreachable_message(exc: BaseException | None = None) -> str:
+    url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
+    if exc is not None and "too many clients" in str(exc):
+        # PostgreSQL's max_connections reached: it answers, and refuses one more.
+        return (
+            f"the database at {url} refused a new connection: it has as many clients as "
+            "its max_connections allows; raise max_connections, or lower [database] "
+            "max_pool_size in zoneflow.conf (connections each zoneflow process keeps)"
+        )
     return (
-        f"the database at {url.render_as_string(hide_password=True)} is unreachable: "
+        f"the database at {url} is unreachable: "
         "check that it runs and that [database] connection in zoneflow.conf is right"
     )
 
@@ -481,7 +490,7 @@ def _explained_errors() -> Iterator[None]:
         if _lost_to_another(exc):
             raise exceptions.DatabaseBusy(_busy_message()) from exc
         if _is_connect_failure(exc):
-            raise exceptions.DatabaseUnavailable(_unreachable_message()) from exc
+            raise exceptions.DatabaseUnavailable(_unreachable_message(exc)) from exc
         raise
 
 

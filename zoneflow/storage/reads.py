@@ -73,5 +73,25 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
     return [_recordset(row._mapping, data[row.id]) for row in rows]
 
 
+def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
+    """A recordset of the zone by id, or by absolute name and type, with its records."""
+    query = sa.select(*_RECORDSET_COLUMNS).where(recordsets.c.zone_id == zone_id)
+    if rtype is None:
+        query = query.where(recordsets.c.id == ref)
+    else:
+        query = query.where(recordsets.c.name == ref, recordsets.c.type == rtype)
+    with db.connection() as conn:
+        row = conn.execute(query).first()
+        if row is None:
+            what = f"{ref} {rtype}" if rtype else ref
+            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
+        data = conn.execute(
+            sa.select(records.c.data)
+            .where(records.c.recordset_id == row.id)
+            .order_by(records.c.position)
+        ).scalars()
+        return _recordset(row._mapping, list(data))
+
+
 def _recordset(values: Any, data: list[str]) -> objects.RecordSet:
     return objects.RecordSet(**values, records=tuple(data))

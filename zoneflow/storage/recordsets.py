@@ -11,26 +11,11 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import conversions, db, events, history, models, outbox, tables, zones
+from zoneflow.storage import conversions, events, history, models, outbox, tables, zones
 
 
 def recordset_query() -> sa.Select[models.RecordSet]:
     return sa.select(models.RecordSet).options(selectinload(models.RecordSet.records))
-
-
-def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
-    """A recordset by id, or by absolute name and type."""
-    with db.reader() as session:
-        query = recordset_query().where(models.RecordSet.zone_id == zone_id)
-        if rtype is None:
-            query = query.where(models.RecordSet.id == ref)
-        else:
-            query = query.where(models.RecordSet.name == ref, models.RecordSet.type == rtype)
-        row = session.scalars(query).first()
-        if row is None:
-            what = f"{ref} {rtype}" if rtype else ref
-            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
-        return conversions.recordset(row)
 
 
 def related_recordsets(

@@ -123,9 +123,6 @@ def update_recordset(
 ) -> JSONResponse:
     given = body.model_fields_set
     zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
-    if body.records is not None:
-        current = central_recordsets.get_recordset(zone.id, recordset_id, project_id=ctx.scope)
-        validation.absolute_record_names(current.type, body.records, zone=zone.name)
     recordset = central_recordsets.update_recordset(
         zone.id,
         recordset_id,
@@ -134,6 +131,7 @@ def update_recordset(
         clear_ttl="ttl" in given and body.ttl is None,
         description=(body.description or "") if "description" in given else None,
         project_id=ctx.scope,
+        absolute_names=True,
     )
     return _shown(request, zone, recordset, status=202, records_data=records_data)
 
