@@ -65,6 +65,21 @@ def _zones_active(deployment: Deployment, names: list[str], serials: dict[str, i
     )
 
 
+def _bind9_pool(deployment: Deployment, binds: list[Any]) -> None:
+    """A pool of these BIND9 servers, mdns for them to transfer from, and this
+    process set to play the users."""
+    deployment.load_pool(
+        {
+            "name": "default",
+            "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
+            "nameservers": [b.nameserver() for b in binds],
+            "targets": [b.pool_target(deployment.masters()) for b in binds],
+        }
+    )
+    deployment.start_mdns()
+    _as_users(deployment)
+
+
 def _create(deployment: Deployment, names: list[str]) -> dict[str, str]:
     """The zones made ACTIVE by a conductor that is stopped after: name -> id."""
     from zoneflow.central import zones as central_zones
@@ -163,16 +178,7 @@ def test_bind9_serves_every_zone_a_batch_carries(
     binds = bind9_factory(2)
     deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
     try:
-        deployment.load_pool(
-            {
-                "name": "default",
-                "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
-                "nameservers": [b.nameserver() for b in binds],
-                "targets": [b.pool_target(deployment.masters()) for b in binds],
-            }
-        )
-        deployment.start_mdns()
-        _as_users(deployment)
+        _bind9_pool(deployment, binds)
         ids = _create(deployment, names)
         serials = _update(ids, "192.0.2.20")
         deployment.start_api()  # its relay, like the conductor's, posts what it claims
@@ -210,16 +216,7 @@ def test_bind9_serves_a_batch_of_creates_and_drops_a_batch_of_deletes(
     binds = bind9_factory(2)
     deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
     try:
-        deployment.load_pool(
-            {
-                "name": "default",
-                "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
-                "nameservers": [b.nameserver() for b in binds],
-                "targets": [b.pool_target(deployment.masters()) for b in binds],
-            }
-        )
-        deployment.start_mdns()
-        _as_users(deployment)
+        _bind9_pool(deployment, binds)
         ids = _create(deployment, names)
         (created,) = _ended(deployment, "create-zones")
         assert created["state"] == "SUCCESS"

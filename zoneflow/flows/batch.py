@@ -67,10 +67,15 @@ from typing import Any
 from taskflow.types import failure as tf_failure
 
 from zoneflow import objects
-from zoneflow.flows.base import Task, in_service, reason, waits_for_database
+from zoneflow.flows.base import Task, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
-from zoneflow.flows.on_target import act_on_target, record_reverted, remove_again, take_back
+from zoneflow.flows.on_target import (
+    act_on_target,
+    record_reverted,
+    remove_again,
+    take_back_from,
+)
 from zoneflow.flows.propagation import _Poll, notify
 from zoneflow.flows.scratch import Scratch
 from zoneflow.flows.status import SUPERSEDED, _StatusWriter
@@ -249,11 +254,7 @@ class TakeBackBatch(Task):
             return {}
         fence.check()
         for zone_id in gone:
-            zone = stored_zones.get_zone_any(zone_id)
-            for target_id in created[zone_id]:
-                target = stored_targets.find_target(target_id)
-                if zone is not None and target is not None and in_service(target):
-                    take_back(zone, target)
+            take_back_from(zone_id, created[zone_id])
         return {zone_id: created[zone_id] for zone_id in gone}
 
 

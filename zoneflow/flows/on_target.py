@@ -290,12 +290,17 @@ class TakeBackIfDeleted(Task):
         if not created or not stored_zones.zone_wanted_gone(zone_id):
             return []
         fence.check()
-        zone = stored_zones.get_zone_any(zone_id)
-        for target_id in created:
-            target = stored_targets.find_target(target_id)
-            if zone is not None and target is not None and in_service(target):
-                take_back(zone, target)
+        take_back_from(zone_id, created)
         return created
+
+
+def take_back_from(zone_id: str, target_ids: list[str]) -> None:
+    """Take a zone wanted gone back from these targets, those still in service."""
+    zone = stored_zones.get_zone_any(zone_id)
+    for target_id in target_ids:
+        target = stored_targets.find_target(target_id)
+        if zone is not None and target is not None and in_service(target):
+            take_back(zone, target)
 
 
 def target_outcomes(results: dict[str, Any], target_ids: list[str]) -> dict[str, TargetOutcome]:
