@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -406,8 +407,9 @@ def test_a_transaction_left_idle_loses_its_session_and_its_row_locks_on_postgres
 def test_a_postgresql_with_no_connection_left_says_which_setting_to_change(
     tmp_path: pathlib.Path,
 ) -> None:
-    """PostgreSQL answers and refuses one more client: not "unreachable", but which
-    limit was met and the two settings that move it."""
+    """PostgreSQL answers and refuses one more client for as long as zoneflow waits
+    for one ([database] busy_wait): not "unreachable", but which limit was met and
+    the two settings that move it."""
     server = start_server(
         lambda: PostgresServer(
             settings={
@@ -421,7 +423,7 @@ def test_a_postgresql_with_no_connection_left_says_which_setting_to_change(
         url = server.create_database("full")
         held = [server.connect("full") for _ in range(3)]
         conf = tmp_path / "zoneflow.conf"
-        conf.write_text(f"[database]\nconnection = {url}\nmax_retries = 0\n")
+        conf.write_text(f"[database]\nconnection = {url}\nmax_retries = 0\nbusy_wait = 1\n")
         done = subprocess.run(
             [sys.executable, "-m", "zoneflow.cli", "--config-file", str(conf), "zone", "list"],
             capture_output=True,
@@ -436,3 +438,31 @@ def test_a_postgresql_with_no_connection_left_says_which_setting_to_change(
     assert done.returncode == 1, done
     assert "refused a new connection" in done.stderr and "max_connections" in done.stderr, done
     assert "[database] max_pool_size" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_request_waits_for_a_connection_when_postgresql_has_none_left(
+    on_postgres: str, postgres: PostgresServer
+) -> None:
+    """Every connection PostgreSQL allows is taken, by other clients whose
+    connections end a moment later: a change waits for one (up to [database]
+    busy_wait) and goes through, instead of failing."""
+    zone = central_zones.create_zone("full.example", "hostmaster@example.com")
+    db.get_engine().dispose()  # no connection of zoneflow's own kept
+    held = []
+    try:
+        while True:
+            try:
+                held.append(postgres.connect())
+            except psycopg2.OperationalError as exc:
+                assert "too many clients" in str(exc), exc
+                break
+        # A few end (a relay of this process may take one first).
+        freed = threading.Timer(1.0, lambda: [held.pop().close() for _ in range(3)])
+        freed.start()
+        made = central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+        freed.join()
+    finally:
+        for connection in held:
+            connection.close()
+    assert stored_reads.get_recordset(zone.id, "www.full.example.", "A").records == ("192.0.2.1",)
+    assert made.serial > zone.serial

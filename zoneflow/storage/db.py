@@ -181,6 +181,7 @@ def tune_postgresql(engine: sqlalchemy.engine.Engine) -> None:
     """
     if engine.dialect.name != "postgresql":
         return
+    _wait_for_room(engine)
     milliseconds = int(CONF.database.idle_in_transaction_timeout * 1000)
     if milliseconds <= 0:
         return
@@ -196,6 +197,30 @@ def tune_postgresql(engine: sqlalchemy.engine.Engine) -> None:
     # oslo.db made a first connection, to check the database answers, before
     # calling this: it is pooled without the setting, so it goes.
     engine.dispose()
+
+
+def _wait_for_room(engine: sqlalchemy.engine.Engine) -> None:
+    """Make a new connection that PostgreSQL refuses for want of room (its
+    max_connections met) try again until ``[database] busy_wait`` has passed.
+
+    Other clients' connections end meanwhile (the other processes' overflow,
+    given back): a request waits for one, as it waits for a busy database,
+    instead of failing. Past busy_wait the refusal stands, and says what to
+    change (_unreachable_message).
+    """
+
+    @sqlalchemy.event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        deadline = time.monotonic() + CONF.database.busy_wait
+        pause = 0.01
+        while True:
+            try:
+                return dialect.loaded_dbapi.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                if not _no_room(exc) or time.monotonic() + pause >= deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.5)
 
 
 def create_private_sqlite_file(url: str) -> None:
@@ -408,13 +433,19 @@ class _Context:
     """enginefacade keeps its per-transaction state on a context object."""
 
 
+def _no_room(exc: BaseException) -> bool:
+    """Did PostgreSQL refuse a new connection because its max_connections was met?"""
+    return "too many clients" in str(exc)
+
+
 def _unreachable_message(exc: BaseException | None = None) -> str:
     url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
-    if exc is not None and "too many clients" in str(exc):
-        # PostgreSQL's max_connections reached: it answers, and refuses one more.
+    if exc is not None and _no_room(exc):
+        # It answers, and refused one more client for [database] busy_wait.
         return (
-            f"the database at {url} refused a new connection: it has as many clients as "
-            "its max_connections allows; raise max_connections, or lower [database] "
+            f"the database at {url} refused a new connection for "
+            f"{CONF.database.busy_wait:g}s ([database] busy_wait): it has as many clients "
+            "as its max_connections allows; raise max_connections, or lower [database] "
             "max_pool_size in zoneflow.conf (connections each zoneflow process keeps)"
         )
     return (
