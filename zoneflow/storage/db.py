@@ -211,16 +211,28 @@ def _wait_for_room(engine: sqlalchemy.engine.Engine) -> None:
 
     @sqlalchemy.event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        deadline = time.monotonic() + CONF.database.busy_wait
-        pause = 0.01
-        while True:
-            try:
-                return dialect.loaded_dbapi.connect(*cargs, **cparams)
-            except dialect.loaded_dbapi.OperationalError as exc:
-                if not _no_room(exc) or time.monotonic() + pause >= deadline:
-                    raise
-            time.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 2, 0.5)
+        dbapi = dialect.loaded_dbapi
+        return _within_busy_wait(
+            lambda: dbapi.connect(*cargs, **cparams),
+            lambda exc: isinstance(exc, dbapi.OperationalError) and _no_room(exc),
+        )
+
+
+def _within_busy_wait(attempt: Callable[[], T], again: Callable[[Exception], bool]) -> T:
+    """``attempt()``, tried again while what it raises is worth trying ``again`` for,
+    until ``[database] busy_wait`` has passed since the first try; then the last
+    error is raised. The pauses are jittered, so that two that collided do not
+    collide again, and double up to half a second."""
+    deadline = time.monotonic() + CONF.database.busy_wait
+    pause = 0.01
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not again(exc) or time.monotonic() + pause >= deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 0.5)
 
 
 def create_private_sqlite_file(url: str) -> None:
@@ -392,17 +404,10 @@ def retried(function: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        deadline = time.monotonic() + CONF.database.busy_wait
-        pause = 0.01
-        while True:
-            try:
-                return function(*args, **kwargs)
-            except exceptions.DatabaseBusy:
-                if time.monotonic() + pause >= deadline:
-                    raise
-            # Jittered, so that two transactions that collided do not collide again.
-            time.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 2, 0.5)
+        return _within_busy_wait(
+            lambda: function(*args, **kwargs),
+            lambda exc: isinstance(exc, exceptions.DatabaseBusy),
+        )
 
     return run
 

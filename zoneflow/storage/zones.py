@@ -38,14 +38,12 @@ MAX_SERIAL = 2**32 - 1
 
 def zone_wanted_gone(zone_id: str) -> bool:
     """Whether a zone is deleted, or its delete asked for, in one statement."""
-    with db.connection() as conn:
-        row = conn.execute(_ZONE_STATE, {"id": zone_id}).first()
-    return row is None or row.deleted != models.LIVE or row.action == objects.Action.DELETE
+    return bool(zones_wanted_gone([zone_id]))
 
 
 def zones_wanted_gone(zone_ids: Collection[str]) -> set[str]:
-    """Those of these zones deleted, gone, or whose delete is asked for: zone_wanted_gone
-    for a batch, in one statement."""
+    """Those of these zones deleted, gone, or whose delete is asked for, in one
+    statement."""
     with db.connection() as conn:
         rows = conn.execute(_ZONES_STATE, {"ids": list(zone_ids)}).all()
     live = {
@@ -71,11 +69,6 @@ def live_zone(session: Session, zone_id: str, *, lock: bool = False) -> models.Z
 
 _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS)).where(
     models.Zone.name == sa.bindparam("name"), models.Zone.deleted == models.LIVE
-)
-
-
-_ZONE_STATE = sa.select(models.Zone.deleted, models.Zone.action).where(
-    models.Zone.id == sa.bindparam("id")
 )
 
 

@@ -510,6 +510,7 @@ def _create(url: str) -> Any:
         conf = {"connection": url, "engine_args": pool}
         backend = SharedConnectionBackend(conf, single_statement_engine=autocommit)
         db.tune_postgresql(backend.engine)
+        db.tune_postgresql(autocommit)  # its new connections wait for room too
         return backend
     # TaskFlow's own SQLite engine opens a connection per call and commits
     # with an fsync each time; ours pools connections, uses WAL and takes the
