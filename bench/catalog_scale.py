@@ -25,7 +25,8 @@ In one run, on the same machine and BIND9 build, mdns as its own process
 
 BIND9's default ``serial-query-rate`` (20) would cap any primary at 20 new
 zones a second (10,000 zones: over 8 minutes, BIND9's own primary included);
-every consumer here runs with the onboarding settings below, the same for all.
+every consumer here runs with the settings doc/backends.md recommends for a
+target (zoneflow.local.bind9.RECOMMENDED_OPTIONS), the same for all.
 
     python bench/catalog_scale.py [--zones 10000] [--churn 25] [--no-write]
 """
@@ -59,6 +60,7 @@ from tests.functional.deployment import soa_serials  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
 from tests.support import Beside  # noqa: E402
+from zoneflow.local.bind9 import RECOMMENDED_OPTIONS  # noqa: E402
 
 CATALOG = "catalog.bench.example."
 SMALL_CATALOG = "small-catalog.bench.example."
@@ -75,10 +77,6 @@ POOLS = f"""
   catalog_zone: {{catalog_zone_fqdn: {SMALL_CATALOG}, catalog_zone_refresh: 60}}
   provisioning: catalog
 """
-# The consumer's settings for an onboarding, the same in every run: SOA
-# queries (one per new zone) up to 1000 a second instead of 20, and up to 10
-# transfers at once from one primary instead of 2.
-ONBOARDING = ("serial-query-rate 1000", "transfers-per-ns 10")
 TRANSFERRED = re.compile(r"zone (\S+)/IN: transferred serial")
 CATALOG_TRANSFER = re.compile(
     rf"transfer of '{re.escape(CATALOG.rstrip('.'))}/IN' from \S+: "
@@ -342,9 +340,7 @@ def catalog_transfers(consumer: Bind9Server) -> list[float]:
 
 def consumer_of(primary: tuple[str, int], workdir: pathlib.Path) -> Bind9Server:
     host, port = primary
-    return Bind9Server(
-        catalog=(CATALOG, host, port), options=ONBOARDING, workdir=workdir, start_timeout=120.0
-    )
+    return Bind9Server(catalog=(CATALOG, host, port), workdir=workdir, start_timeout=120.0)
 
 
 def from_mdns(
@@ -492,7 +488,7 @@ def main() -> int:
         + "\n**A new BIND9 onboarding every member through the catalog** (`catalog-zones`), "
         "from starting `named` until its log shows every member transferred; every member's "
         "SOA was then answered by it. The same consumer settings in every run "
-        f"({'; '.join(ONBOARDING)}; BIND9's default serial-query-rate of 20 would hold "
+        f"({'; '.join(RECOMMENDED_OPTIONS)}; BIND9's default serial-query-rate of 20 would hold "
         f"any primary, BIND9 included, to 20 new zones a second). In the last run zones were "
         "created through central during the onboarding, each followed by a NOTIFY of the "
         "catalog to the consumer, as a pool's jobs send it: the consumer transferred the whole "

@@ -86,7 +86,7 @@ from bench.load_sweeper import sweeper_process  # noqa: E402
 from bench.load_traffic import SUFFIX, Api, Change, Load, Step, mix_shares  # noqa: E402
 from bench.orchestration import CpuMeter, with_children  # noqa: E402
 from tests.functional.deployment import Deployment, answer, soa_serial  # noqa: E402
-from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.bind9 import RECOMMENDED_OPTIONS, Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, wait_for  # noqa: E402
 from tests.support import ADMIN  # noqa: E402
 
@@ -564,14 +564,28 @@ def unserved_records(rig: Rig, load: Load, *, sample: int | None = None) -> list
 
 
 def bind9_floors(samples: int, workdir: pathlib.Path) -> dict[str, list[float]]:
-    """On a BIND9 pair of their own: ``rndc addzone`` of a secondary until it serves the
-    zone, and a NOTIFY of a new serial until the secondary serves that serial."""
+    """On BIND9 pairs of their own: ``rndc addzone`` of a secondary until it serves the
+    zone, and a NOTIFY of a new serial until the secondary serves that serial; with
+    the settings the targets have (RECOMMENDED_OPTIONS), and the NOTIFY again with
+    BIND9's defaults (``notify-defaults``)."""
+    floors: dict[str, list[float]] = {}
+    for key, options in (("", RECOMMENDED_OPTIONS), ("-defaults", ())):
+        addzone, notify = _floor_pair(samples, workdir / f"floor{key}", options)
+        if not key:
+            floors["addzone"] = addzone
+        floors[f"notify{key}"] = notify
+    return floors
+
+
+def _floor_pair(
+    samples: int, workdir: pathlib.Path, options: Sequence[str]
+) -> tuple[list[float], list[float]]:
     from bench.propagation import wait_served
     from zoneflow.dns import query
 
-    primary = Bind9Server(workdir=workdir / "floor-primary")
-    secondary = Bind9Server(workdir=workdir / "floor-secondary")
-    floors: dict[str, list[float]] = {"addzone": [], "notify": []}
+    primary = Bind9Server(workdir=workdir / "primary")
+    secondary = Bind9Server(workdir=workdir / "secondary", options=options)
+    addzone, notify = [], []
     with primary, secondary:
         for i in range(samples):
             zone = f"floor{i}.{SUFFIX}"
@@ -584,7 +598,7 @@ def bind9_floors(samples: int, workdir: pathlib.Path) -> dict[str, list[float]]:
                 f"{{ type secondary; primaries {{ {primary.host} port {primary.port}; }}; "
                 f'file "floor{i}.db"; }};',
             )
-            floors["addzone"].append(wait_served(zone, secondary, started))
+            addzone.append(wait_served(zone, secondary, started))
             _write_primary_zone(primary, i, serial=2)
             primary.rndc("reload", zone)
             wait_for(lambda z=zone: soa_serial(z, primary.host, primary.port) == 2, timeout=30)  # type: ignore[misc]
@@ -595,8 +609,8 @@ def bind9_floors(samples: int, workdir: pathlib.Path) -> dict[str, list[float]]:
                 timeout=30,
                 interval=0.005,
             )
-            floors["notify"].append(time.monotonic() - started)
-    return floors
+            notify.append(time.monotonic() - started)
+    return addzone, notify
 
 
 def _write_primary_zone(primary: Bind9Server, index: int, *, serial: int) -> None:

@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
+from zoneflow.local.bind9 import RECOMMENDED_OPTIONS  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.load import ActiveWatch, Change, Run
@@ -88,6 +89,10 @@ def action_table(run: Run, floors: dict[str, list[float]]) -> str:
     for label, samples in (
         ("BIND9 alone: `rndc addzone` → served", floors.get("addzone", [])),
         ("BIND9 alone: NOTIFY → new serial served", floors.get("notify", [])),
+        (
+            "BIND9 alone, its default `serial-query-rate` (20): NOTIFY → new serial served",
+            floors.get("notify-defaults", []),
+        ),
     ):
         if not samples:
             continue
@@ -209,6 +214,7 @@ def plot(steady: Run | None, ramp: Run | None, floors: dict[str, list[float]]) -
             _cdf(axes, latencies(steady.changes, action), f"{action} (zoneflow)", "-")
         _cdf(axes, floors.get("addzone", []), "BIND9 alone: rndc addzone", ":")
         _cdf(axes, floors.get("notify", []), "BIND9 alone: NOTIFY", ":")
+        _cdf(axes, floors.get("notify-defaults", []), "BIND9 alone, its defaults: NOTIFY", ":")
         axes.set_xscale("log")
         axes.set_xlabel("seconds from the request's arrival until every target serves it")
         axes.set_ylabel("share of changes")
@@ -263,7 +269,8 @@ def describe(
 ) -> str:
     runs = [(label, run) for label, run in (("steady", steady), ("ramp", ramp)) if run]
     parts = [
-        f"{args.targets} BIND9 targets, ZooKeeper, PostgreSQL 15, {args.conductors} "
+        f"{args.targets} BIND9 targets (with the settings doc/backends.md recommends: "
+        f"{'; '.join(RECOMMENDED_OPTIONS)}), ZooKeeper, PostgreSQL 15, {args.conductors} "
         "`zoneflow conductor`, `zoneflow mdns`, `zoneflow producer`, `zoneflow inspector` and "
         "`zoneflow api`, each its own process as deployed, with their defaults "
         "(bench/load.py). The load: Designate's mix (20 % zone creates, 6 % deletes, 74 % "

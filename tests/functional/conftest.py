@@ -14,7 +14,7 @@ from __future__ import annotations
 import pathlib
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Protocol, TypeVar
 
@@ -23,7 +23,7 @@ import pytest
 from tests import support
 from tests.functional import forkserver
 from tests.functional.deployment import SYNCED_DATABASES, Deployment
-from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.bind9 import RECOMMENDED_OPTIONS, Bind9Server
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.nsd import NSDServer
 from tests.functional.fixtures.pdns import PowerDNSServer
@@ -40,7 +40,9 @@ S = TypeVar("S", bound=ServerProcess)
 
 
 class Bind9Factory(Protocol):
-    def __call__(self, count: int = 1) -> list[Bind9Server]: ...
+    def __call__(
+        self, count: int = 1, *, options: Sequence[str] = RECOMMENDED_OPTIONS
+    ) -> list[Bind9Server]: ...
 
 
 class NSDFactory(Protocol):
@@ -133,13 +135,14 @@ def postgres_database(postgres: PostgresServer, _synced_template: str) -> Iterat
 
 @pytest.fixture
 def bind9_factory() -> Iterator[Bind9Factory]:
-    """``bind9_factory(n)`` starts ``n`` fresh BIND9 servers for this test."""
+    """``bind9_factory(n)`` starts ``n`` fresh BIND9 servers for this test, configured
+    as doc/backends.md recommends (``options=()``: as BIND9 ships)."""
     servers: list[Bind9Server] = []
 
-    def start(count: int = 1) -> list[Bind9Server]:
+    def start(count: int = 1, *, options: Sequence[str] = RECOMMENDED_OPTIONS) -> list[Bind9Server]:
         started = []
         for _ in range(count):
-            server = start_server(Bind9Server)
+            server = start_server(lambda: Bind9Server(options=options))
             servers.append(server)
             started.append(server)
         return started
