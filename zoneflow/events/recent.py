@@ -94,16 +94,19 @@ class Recent:
             if generation == read_generation and now - read_time < STALE:
                 return
         self._read_at = (generation, now)
-        newest = stored.last_id()
         if self._floor is None:
-            self._floor = self._read_upto = newest
+            self._floor = self._read_upto = stored.last_id()
             return
-        if newest <= self._read_upto:
+        # Ids are in commit order: what is after the last id read is complete as
+        # read, so one query answers both "anything new?" and "what?".
+        fresh = stored.after(self._read_upto, _EVERYTHING)
+        if not fresh:
             return
-        fresh = stored.after(self._read_upto, _EVERYTHING, upto=newest)
         full = len(self._events) + len(fresh) > (self._events.maxlen or 0)
         self._events.extend(fresh)
-        self._read_upto = fresh[-1].id if len(fresh) == stored.PAGE else newest
+        self._read_upto = fresh[-1].id
+        if len(fresh) == stored.PAGE:
+            self._read_at = None  # more to read: the next call reads on
         if full and self._events:
             # What was pushed out is older than the first one kept.
             self._floor = max(self._floor, self._events[0].id - 1)
