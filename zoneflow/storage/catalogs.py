@@ -90,15 +90,12 @@ def catalog_for_transfer(
     """
     # A plain connection, as for a zone's transfer: mdns reads the stream on
     # whichever pool thread is free, a batch after another.
-    with db.connection() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin():
-            catalog = _catalog(connection.execute(_GET_CATALOG, {"pool_id": pool_id}).first())
-            if catalog is None:
-                yield None, iter(())
-                return
-            members = connection.execution_options(
-                yield_per=CONF.storage.transfer_batch_size
-            ).execute(_MEMBERS, {"pool_id": pool_id})
-            yield catalog, cast(Iterator[tuple[str, str]], members)
+    with db.snapshot() as connection:
+        catalog = _catalog(connection.execute(_GET_CATALOG, {"pool_id": pool_id}).first())
+        if catalog is None:
+            yield None, iter(())
+            return
+        members = connection.execution_options(yield_per=CONF.storage.transfer_batch_size).execute(
+            _MEMBERS, {"pool_id": pool_id}
+        )
+        yield catalog, cast(Iterator[tuple[str, str]], members)

@@ -72,15 +72,12 @@ def read(*, pool_id: str | None = None, zone_ids: Sequence[str] | None = None) -
     transfers = sa.select(
         transfer.zone_id, *(getattr(transfer, name) for name in _TRANSFER_FIELDS)
     ).join(models.Zone, models.Zone.id == transfer.zone_id)
-    with db.connection() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            zones_read, rows_read, transfers_read = (
-                conn.execute(_of_zones(query, pool_id=pool_id, zone_ids=zone_ids)).all()
-                for query in (zones, rows, transfers)
-            )
-            states_read = conn.execute(_TARGET_STATES).all()
+    with db.snapshot() as conn:
+        zones_read, rows_read, transfers_read = (
+            conn.execute(_of_zones(query, pool_id=pool_id, zone_ids=zone_ids)).all()
+            for query in (zones, rows, transfers)
+        )
+        states_read = conn.execute(_TARGET_STATES).all()
     return Picture(
         zones=tuple(Wanted(**row._mapping) for row in zones_read),
         rows=tuple(objects.TargetStatus(**row._mapping) for row in rows_read),

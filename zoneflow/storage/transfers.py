@@ -52,17 +52,14 @@ def zone_for_transfer(
     # Not db.reader(): its session belongs to one thread, and mdns reads a
     # stream on whichever pool thread is free, one batch after another. And
     # Core rows, not ORM ones: a transfer is a hundred thousand of them.
-    with db.connection() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin():
-            row = connection.execute(_GET_LIVE_ZONE, {"id": zone_id}).first()
-            if row is None:
-                raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
-            records = connection.execution_options(
-                yield_per=CONF.storage.transfer_batch_size
-            ).execute(_ZONE_RECORDS, {"zone_id": zone_id})
-            yield objects.Zone(*row), cast(Iterator[tuple[str, str, int | None, str]], records)
+    with db.snapshot() as connection:
+        row = connection.execute(_GET_LIVE_ZONE, {"id": zone_id}).first()
+        if row is None:
+            raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
+        records = connection.execution_options(yield_per=CONF.storage.transfer_batch_size).execute(
+            _ZONE_RECORDS, {"zone_id": zone_id}
+        )
+        yield objects.Zone(*row), cast(Iterator[tuple[str, str, int | None, str]], records)
 
 
 def record_transfers(
