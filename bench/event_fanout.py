@@ -226,40 +226,30 @@ def _missing(lost: int, args: argparse.Namespace) -> str:
 # --- the advisory lock -----------------------------------------------------------
 
 
-def _write_without_lock(session: Any, new: Any, *, publisher: str | None = None) -> None:
-    """storage/events.py's write with its advisory lock left out (the only change)."""
-    import sqlalchemy as sa
+def _numbering(on: bool) -> None:
+    """Turn the numbering of events by their COMMIT (migration 0018_event_ids_at_commit:
+    the advisory lock, each row's id, its NOTIFY) on or off; off, a row takes its id
+    from the table's sequence as it is inserted, in no commit order, and no NOTIFY."""
+    from zoneflow.storage import db
 
-    from zoneflow.storage import events as stored
-    from zoneflow.storage import models
-
-    rows = [
-        models.Event(
-            topic=str(e.topic),
-            table=e.table,
-            key=e.key,
-            action=str(e.action),
-            value=e.value,
-            project_id=e.project_id,
-            zone_id=e.zone_id,
-            publisher=publisher or stored.publisher_name(),
-            created_at=models.utcnow(),
+    with db.transaction() as conn:
+        state, default = (
+            ("ENABLE", "-nextval('events_pending_id_seq')")
+            if on
+            else (
+                "DISABLE",
+                "nextval('events_id_seq')",
+            )
         )
-        for e in new
-    ]
-    session.add_all(rows)
-    session.flush()
-    session.info[stored.SESSION_MARK] = True
-    for row in rows:
-        session.execute(sa.select(sa.func.pg_notify(stored.CHANNEL, stored.header(row))))
+        conn.exec_driver_sql(f"ALTER TABLE events {state} TRIGGER events_numbered_at_commit")
+        conn.exec_driver_sql(f"ALTER TABLE events ALTER COLUMN id SET DEFAULT {default}")
 
 
 def writes_per_second(writers: int, seconds: float, *, locked: bool) -> float:
     from zoneflow.storage import events as stored
 
-    original = stored.write
     if not locked:
-        stored.write = _write_without_lock  # type: ignore[assignment]
+        _numbering(False)
     done = [0] * writers
     stop = threading.Event()
 
@@ -280,7 +270,8 @@ def writes_per_second(writers: int, seconds: float, *, locked: bool) -> float:
             thread.join()
         return sum(done) / (time.monotonic() - started)
     finally:
-        stored.write = original  # type: ignore[assignment]
+        if not locked:
+            _numbering(True)
 
 
 # --- the run ---------------------------------------------------------------------
@@ -373,8 +364,9 @@ def main() -> int:
         + "\n\nThe advisory lock that keeps event ids in commit order on PostgreSQL: "
         f"events written per second by N threads, one event per transaction, for "
         f"{args.lock_seconds:.0f} s a run, two runs of each alternated (their mean), with "
-        "`storage/events.py`'s `write` and with the same write without its "
-        "`pg_advisory_xact_lock`.\n\n"
+        "events numbered by their COMMIT (its trigger takes the lock, numbers and "
+        "NOTIFYs them) and with that trigger off (ids drawn as rows are inserted, in no "
+        "commit order).\n\n"
         "| writers | with the lock (events/s) | without (events/s) | cost |\n"
         "| ---: | ---: | ---: | ---: |\n" + "\n".join(lock_rows) + "\n\n"
         f"Load average (1, 5, 15 min) when done: "
