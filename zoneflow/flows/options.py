@@ -60,7 +60,16 @@ flow_opts = [
         "renotify_interval",
         default=1.0,
         min=0.1,
-        help="Seconds between repeated NOTIFYs while a nameserver lags.",
+        help="Seconds until a nameserver that lags gets the NOTIFY again; each later "
+        "NOTIFY waits twice as long as the one before, up to renotify_interval_max.",
+    ),
+    cfg.FloatOpt(
+        "renotify_interval_max",
+        default=8.0,
+        min=0.1,
+        help="Most seconds between repeated NOTIFYs to a nameserver that lags (see "
+        "renotify_interval): one that has the NOTIFY and is busy gains nothing from "
+        "more, and each costs the conductor a read of the zone and the pool.",
     ),
 ]
 CONF.register_opts(flow_opts, group="flows")

@@ -87,7 +87,9 @@ class _Poll(Task):
     def _in_maintenance(self) -> bool:
         """Whether this nameserver's target is in maintenance: read once by a task that
         polls it for many zones, for each zone's first miss (see _watch)."""
-        return (self.host, self.port) in stored_health.in_maintenance_addresses()
+        # Every poll asks, at its first miss and at each NOTIFY again: an answer
+        # read up to a second ago will do (see in_maintenance_addresses).
+        return (self.host, self.port) in stored_health.in_maintenance_addresses(within=1.0)
 
     @waits_for_database
     def _watch(
@@ -104,7 +106,8 @@ class _Poll(Task):
         read it then); each re-NOTIFY reads it again."""
         started = time.monotonic()
         deadline = started + CONF.flows.poll_timeout
-        next_notify = started + CONF.flows.renotify_interval
+        renotify = CONF.flows.renotify_interval
+        next_notify = started + renotify
         interval = CONF.flows.poll_interval
         seen: int | None = None
         error = "no answer"
@@ -160,7 +163,8 @@ class _Poll(Task):
                     # under the job's claim, which may have ended meanwhile.
                     fence.check()
                     notify(zone_name, self.host, self.port, serial)
-                next_notify = now + CONF.flows.renotify_interval
+                renotify = min(renotify * 2, CONF.flows.renotify_interval_max)
+                next_notify = now + renotify
             if now - started >= CONF.flows.renotify_interval:
                 # Lagging past its first NOTIFY: it is busy, ask less often.
                 interval = min(interval * 1.5, CONF.flows.poll_interval_max)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -216,6 +217,16 @@ def set_maintenance(
     jobs for the zones it missed posted now if it answers (else when it is back UP).
     Publishes a TARGET event for a change; asking for the state it is in changes
     nothing. Returns the state now."""
+    global _maintenance_read
+    try:
+        return _set_maintenance(target_id, on=on, pacing=pacing, value=value)
+    finally:
+        _maintenance_read = None  # committed (or not): read it afresh
+
+
+def _set_maintenance(
+    target_id: str, *, on: bool, pacing: objects.JobPacing, value: dict[str, Any]
+) -> objects.TargetState:
     now = models.utcnow()
     with db.writer() as session:
         row = _locked_state(session, target_id)
@@ -418,21 +429,38 @@ def still_missed(target_id: str) -> list[tuple[str, str, int]]:
         return list(_missed(session, target_id, pool_id, _earliest(row.maintenance_since)))
 
 
-def in_maintenance_addresses() -> set[tuple[str, int]]:
+# The last answer of in_maintenance_addresses: (database URL, when, addresses).
+_maintenance_read: tuple[str, float, frozenset[tuple[str, int]]] | None = None
+
+
+def in_maintenance_addresses(*, within: float = 0.0) -> frozenset[tuple[str, int]]:
     """Where the nameservers of the targets in maintenance (ON) answer (host, port): a
     job's poll does not wait for them. A target catching up is waited for: the
-    jobs that catch it up must see it serve what they did."""
+    jobs that catch it up must see it serve what they did.
+
+    ``within``: an answer read up to that many seconds ago will do. Polls ask
+    at every miss, and under load the conductors read this four times a
+    change; a change of maintenance made in this process is seen at once, one
+    made in another within ``within``.
+    """
+    global _maintenance_read
+    url, now = db.connection_url(), time.monotonic()
+    read = _maintenance_read
+    if read is not None and read[0] == url and now - read[1] < within:
+        return read[2]
     with db.connection() as conn:
         rows = conn.execute(
             sa.select(models.PoolTarget.options)
             .join(models.TargetState, models.TargetState.target_id == models.PoolTarget.id)
             .where(models.TargetState.maintenance == objects.Maintenance.ON)
         )
-        return {
+        addresses = frozenset(
             (str(options["host"]), int(options.get("port", 53)))
             for (options,) in rows
             if options.get("host") is not None
-        }
+        )
+    _maintenance_read = (url, now, addresses)
+    return addresses
 
 
 @db.retried
