@@ -10,7 +10,9 @@ a full interval of nothing.
 
 The targets and each pool's zones are read once and kept (the map), read
 again every ``[inspector] refresh_interval`` and as soon as the event stream
-says a zone was created or deleted, not at every tick.
+says a zone was created or deleted (at most once every MAP_SETTLE seconds:
+under a load of creates it was read several times a second), not at every
+tick.
 
 Flows report failures too: a zone settled ERROR names, in its per-target
 rows, the targets its job failed on. Each such report counts as one miss
@@ -47,6 +49,8 @@ SERVICE = "inspector"
 
 # Zone events that change the map: a zone added to or gone from a pool.
 _MAP_CHANGES = frozenset({objects.Action.CREATE, objects.Action.DELETE, objects.Status.DELETED})
+# Seconds at least between two reads of the map that zone creates and deletes ask for.
+MAP_SETTLE = 1.0
 # Seconds between looks for targets that ended maintenance and may count again.
 CATCH_UP_CHECK = 1.0
 
@@ -303,7 +307,8 @@ class Inspector:
             try:
                 if subscription is None:
                     subscription = events.subscribe(_HEARD)
-                deadline = time.monotonic() + CONF.inspector.refresh_interval
+                refreshed = time.monotonic()
+                deadline = refreshed + CONF.inspector.refresh_interval
                 while not self._stopping.is_set() and time.monotonic() < deadline:
                     found = subscription.next(timeout=min(1.0, deadline - time.monotonic()))
                     for event in found:
@@ -313,7 +318,10 @@ class Inspector:
                         elif event.action == objects.Status.ERROR:
                             self.reported_failures(event.key)
                     if any(e.action in _MAP_CHANGES for e in found):
-                        break
+                        # At once after a quiet while; under a stream of creates and
+                        # deletes once every MAP_SETTLE seconds, not at each (the
+                        # map is every live zone: a read of all of them).
+                        deadline = min(deadline, refreshed + MAP_SETTLE)
                 if not self._stopping.is_set():
                     self.refresh()
             except exceptions.ZoneflowError as exc:
