@@ -57,6 +57,7 @@ import json
 import os
 import pathlib
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -697,6 +698,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=17, help="of the arrivals and choices")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    if not args.no_write:
+        try:  # the plots come last: find out now, not after the runs
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("the plots need matplotlib: pip install -e '.[bench]' (or --no-write)")
+    # `kill` stops the run as Ctrl-C does: the servers and zoneflow's processes it
+    # started are stopped on the way out, not left running on the machine.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from tests.functional.fixtures.postgres import PostgresServer
     from tests.functional.fixtures.zookeeper import ZooKeeperServer
