@@ -29,7 +29,7 @@ from zoneflow.backends.impl_bind9 import Bind9Backend
 from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.dns import query
+from zoneflow.dns import query, soa_probe
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
 
@@ -111,6 +111,15 @@ def test_query_helpers_tell_served_from_removed_on_bind9(
         lambda: served_serial(bind9) == zone.serial, timeout=60, what="BIND9 to load the zone"
     )
     assert not query.zone_is_refused(ZONE, bind9.host, bind9.port, timeout=5.0)
+    # The batch forms a job's polls and NOTIFYs take, on the same answers.
+    address = (bind9.host, bind9.port)
+    probed = soa_probe.serials({address: [ZONE, "absent.example."]}, timeout=5.0)
+    assert probed[address] == [zone.serial, soa_probe.NOT_SERVED]
+    notified = query.send_notifies(
+        [(ZONE, zone.serial), ("absent.example.", 1)], bind9.host, bind9.port, timeout=5.0
+    )
+    assert notified[0] == dns.rcode.NOERROR
+    assert notified[1] is not None and notified[1] != dns.rcode.NOERROR
 
     bind9.rndc("delzone", ZONE)
     eventually(
@@ -119,6 +128,7 @@ def test_query_helpers_tell_served_from_removed_on_bind9(
         what="BIND9 to drop the zone",
     )
     assert served_serial(bind9) is None
+    assert soa_probe.serials({address: [ZONE]}, timeout=5.0)[address] == [soa_probe.NOT_SERVED]
 
 
 def _transfers_logged(bind9: Bind9Server, since: int) -> list[int]:

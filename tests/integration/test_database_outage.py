@@ -46,7 +46,7 @@ def test_a_create_whose_tasks_meet_the_database_down_waits_instead_of_reverting(
         for module, name, failures in (
             (stored_targets, "get_target_actions", 3),
             (stored_zones, "zone_wanted_gone", 2),
-            (stored_status, "set_zone_status", 2),
+            (stored_status, "settle_zones", 2),
         )
     }
     for (module, name), outage in outages.items():

@@ -16,8 +16,10 @@ import pytest
 
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
+from zoneflow import objects
 from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
+from zoneflow.flows.batch import PollBatch
 from zoneflow.flows.propagation import PollForSerial
 from zoneflow.jobs.outcomes import Served
 
@@ -26,14 +28,18 @@ HOST = "127.0.0.1"
 
 class LaggingNameserver:
     """Answers every SOA query with serial 1 (behind any change) and every NOTIFY
-    with its reply; notes when each SOA query came."""
+    with its reply; notes when each SOA query came. A zone named in ``catch_up``
+    is served at a serial past any change from that many seconds after the
+    first query on."""
 
-    def __init__(self) -> None:
+    def __init__(self, catch_up: dict[str, float] | None = None) -> None:
+        self.catch_up = catch_up or {}
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.socket.bind((HOST, 0))
         self.socket.settimeout(0.2)
         self.port = self.socket.getsockname()[1]
         self.asked: list[float] = []
+        self.names: list[str] = []  # the zone of each SOA query, in order
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -49,10 +55,15 @@ class LaggingNameserver:
             if query.opcode() == dns.opcode.QUERY:
                 self.asked.append(time.monotonic())
                 question = query.question[0]
+                name = question.name.to_text()
+                self.names.append(name)
+                after = self.catch_up.get(name)
+                caught_up = after is not None and self.asked[-1] - self.asked[0] >= after
+                serial = 4000000000 if caught_up else 1
                 answer.flags |= dns.flags.AA
                 answer.answer.append(
                     dns.rrset.from_text(
-                        question.name, 300, "IN", "SOA", "ns. host. 1 3600 600 86400 300"
+                        question.name, 300, "IN", "SOA", f"ns. host. {serial} 3600 600 86400 300"
                     )
                 )
             self.socket.sendto(answer.to_wire(), client)
@@ -95,3 +106,58 @@ def test_a_nameserver_that_lags_past_its_first_notify_is_asked_less_and_less_oft
     # about ten in the three seconds after, where a fixed interval asks 60.
     assert len(early) <= 21 and 1 <= len(late) <= 14, (len(early), len(late))
     assert gaps and max(gaps) >= 0.4, gaps
+
+
+def test_a_batch_poll_follows_its_first_zone_and_waits_once_for_all(
+    lagging: LaggingNameserver, override: Callable[..., None]
+) -> None:
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=1.5)
+    listed = f"  nameservers: [{{host: {HOST}, port: {lagging.port}}}]\n"
+    support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+    zones = [
+        central_zones.create_zone(f"lag{i}.example.", "hostmaster@example.com") for i in range(4)
+    ]
+    batch = {zone.id: [zone.name, zone.serial] for zone in zones}
+    agreed = [zone.id for zone in zones]
+
+    results = PollBatch(objects.Action.UPDATE, HOST, lagging.port).execute(batch, agreed)
+
+    seen = {zone_id: Served(**result) for zone_id, result in results.items()}
+    assert set(seen) == set(agreed)
+    for served in seen.values():
+        assert not served.ok and served.serial == 1, served
+        assert served.error is not None and "after 1.5s: serves serial 1" in served.error
+    # Every zone asked at once first; then the first alone, as long as it lags;
+    # at the end of the one poll_timeout they share, every zone once more (in
+    # turn, the second would only then start its own poll_timeout).
+    names = [zone.name for zone in zones]
+    asked = lagging.names
+    assert sorted(asked[:4]) == sorted(names) == sorted(asked[-4:]), asked
+    assert len(asked) > 8 and set(asked[4:-4]) == {names[0]}, asked
+
+
+def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
+    override: Callable[..., None],
+) -> None:
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=10.0)
+    names = [f"turn{i}.example." for i in range(4)]
+    server = LaggingNameserver(catch_up={name: 0.3 * i for i, name in enumerate(names)})
+    try:
+        listed = f"  nameservers: [{{host: {HOST}, port: {server.port}}}]\n"
+        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
+        batch = {zone.id: [zone.name, zone.serial] for zone in zones}
+
+        results = PollBatch(objects.Action.CREATE, HOST, server.port).execute(batch, list(batch))
+    finally:
+        server.close()
+
+    assert {zone_id: Served(**result) for zone_id, result in results.items()} == {
+        zone.id: Served(ok=True, serial=4000000000) for zone in zones
+    }
+    # While the zones before it were waited for, the last was asked only in the
+    # rounds that asked every zone (the first, and one each time a head was
+    # served), not at each of the heads' dozen asks.
+    last_of_third = max(i for i, name in enumerate(server.names) if name == names[2])
+    early = server.names[:last_of_third].count(names[3])
+    assert early <= 3 < server.names.count(names[2]), server.names

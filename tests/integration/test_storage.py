@@ -16,6 +16,7 @@ from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import status as stored_status
 from zoneflow.storage import targets as stored_targets
+from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -94,6 +95,42 @@ def test_a_job_for_an_old_serial_does_not_set_the_status() -> None:
     )
     assert stored_reads.get_zone(zone.id).status == objects.Status.ACTIVE
     assert {rs.status for rs in stored_reads.list_recordsets(zone.id)} == {objects.Status.ACTIVE}
+
+
+def test_a_batch_settles_each_zone_as_alone_and_says_which_were_written() -> None:
+    moved_on = central_zones.create_zone("b.example.com", "hostmaster@example.com")
+    settled = central_zones.create_zone("a.example.com", "hostmaster@example.com")
+    gone = central_zones.create_zone("c.example.com", "hostmaster@example.com")
+    central_recordsets.create_recordset("b.example.com", "www", "A", ["192.0.2.1"])
+    central_zones.delete_zone("c.example.com")
+    deleting = stored_zones.get_zone_any(gone.id)
+    target_id = stored_pools.get_pool("default").targets[0].id
+    active = objects.Status.ACTIVE
+
+    written = stored_status.settle_zones(
+        [
+            # Given out of the order of their ids, as a batch may hold them.
+            stored_status.Settlement(moved_on.id, serial=moved_on.serial, status=active),
+            stored_status.Settlement(
+                settled.id,
+                serial=settled.serial,
+                status=active,
+                action=objects.Action.NONE,
+                targets=[(target_id, settled.serial, active, None)],
+            ),
+            stored_status.Settlement(
+                gone.id, serial=deleting.serial, status=objects.Status.DELETED, delete=True
+            ),
+        ]
+    )
+
+    assert written == [False, True, True]
+    assert stored_reads.get_zone(moved_on.id).status == objects.Status.PENDING
+    assert stored_reads.get_zone(settled.id).status == active
+    assert [(r.target_id, r.serial) for r in stored_status.list_target_status(settled.id)] == [
+        (target_id, settled.serial)
+    ]
+    assert stored_zones.get_zone_any(gone.id).status == objects.Status.DELETED
 
 
 def test_a_served_serial_is_never_recorded_as_going_back() -> None:

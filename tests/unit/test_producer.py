@@ -286,6 +286,30 @@ def test_an_answer_to_another_question_is_not_taken() -> None:
     assert soa_probe.read_answer(b"\x00\x01", soa_probe.wire_name("b.example.")) is None
 
 
+@pytest.mark.parametrize(
+    ("rcode", "authoritative", "finding"),
+    [
+        (dns.rcode.REFUSED, False, soa_probe.NOT_SERVED),
+        (dns.rcode.NXDOMAIN, True, soa_probe.NOT_SERVED),
+        (dns.rcode.NOTAUTH, False, soa_probe.NOT_SERVED),
+        (dns.rcode.NOERROR, False, soa_probe.NOT_SERVED),  # a referral, or a cache's answer
+        (dns.rcode.NOERROR, True, soa_probe.NOT_SERVED),  # authoritative, without the SOA
+        (dns.rcode.SERVFAIL, False, soa_probe.NOT_LOADED),  # BIND9's zone not yet loaded
+        (dns.rcode.FORMERR, False, soa_probe.NOT_LOADED),
+    ],
+)
+def test_an_answer_without_the_serial_says_whether_the_server_holds_the_zone(
+    rcode: int, authoritative: bool, finding: soa_probe.Finding
+) -> None:
+    query = dns.message.make_query("b.example.", dns.rdatatype.SOA)
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    if authoritative:
+        response.flags |= dns.flags.AA
+    answer = soa_probe.read_answer(response.to_wire(), soa_probe.wire_name("b.example."))
+    assert answer == (query.id, finding)
+
+
 def test_wire_names_match_dnspython_and_ignore_case() -> None:
     for text in ("Example.COM.", "a.b.c.example.", "xn--bcher-kva.example."):
         assert soa_probe.wire_name(text) == dns.name.from_text(text.lower()).to_wire()

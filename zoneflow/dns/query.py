@@ -20,7 +20,11 @@ try again", which is why they share the ``DNSException``/``OSError`` base.
 from __future__ import annotations
 
 import dataclasses
+import selectors
 import socket
+import struct
+import time
+from collections.abc import Sequence
 
 import dns.flags
 import dns.inet
@@ -36,6 +40,11 @@ import dns.rrset
 
 # A server that answers one of these about a zone does not hold it.
 _NOT_HELD = frozenset({dns.rcode.REFUSED, dns.rcode.NOTAUTH, dns.rcode.NXDOMAIN})
+
+# What send_notifies reads of a reply: its id and flags, the QR bit and opcode among them.
+_HEADER = struct.Struct("!HH")
+_REPLY_OPCODE = 0xF800
+_NOTIFY_REPLY = 0x8000 | (dns.opcode.NOTIFY << 11)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +140,59 @@ def send_notify(
     (or this address may not notify it). Raises ``dns.exception.Timeout`` when
     nothing comes back, ``OSError`` when the network refuses.
     """
+    notify = _notify_message(zone_name, serial)
+    response = _exchange(notify, host, port, timeout, tcp_on_tc=False)
+    return int(response.rcode())
+
+
+def send_notifies(
+    zones: Sequence[tuple[str, int]], host: str, port: int = 53, *, timeout: float = 1.0
+) -> list[int | None]:
+    """NOTIFY ``host`` of each (zone name, serial) at once: every NOTIFY goes out on one
+    socket before any reply is awaited. The reply's rcode per zone, in the order
+    given; None for a zone whose reply did not come within ``timeout`` (or when
+    nothing listens at ``host:port``).
+
+    What a batch's poll sends (zoneflow.flows.batch): one NOTIFY after another,
+    each waiting for its reply, made a batch of 25 wait 25 round trips of a busy
+    server. Raises ``OSError`` when the network refuses to send.
+    """
+    messages = [_notify_message(name, serial) for name, serial in zones]
+    waiting: dict[int, int] = {}  # DNS id -> index in zones
+    for index, message in enumerate(messages):
+        while message.id in waiting:
+            message.id = (message.id + 1) & 0xFFFF
+        waiting[message.id] = index
+    rcodes: list[int | None] = [None] * len(messages)
+    deadline = time.monotonic() + timeout
+    with _udp_socket(host, port) as sock, selectors.DefaultSelector() as selector:
+        try:
+            for message in messages:
+                sock.send(message.to_wire())
+        except ConnectionRefusedError:
+            return rcodes  # an earlier NOTIFY's port-unreachable: nothing listens there
+        selector.register(sock, selectors.EVENT_READ)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            try:
+                wire = sock.recv(65535)
+            except BlockingIOError:
+                continue
+            except ConnectionRefusedError:
+                break  # nothing listens there
+            if len(wire) < _HEADER.size:
+                continue
+            qid, flags = _HEADER.unpack_from(wire)
+            asked = waiting.get(qid)
+            if asked is not None and flags & _REPLY_OPCODE == _NOTIFY_REPLY:
+                del waiting[qid]
+                rcodes[asked] = flags & 0x000F
+    return rcodes
+
+
+def _notify_message(zone_name: str, serial: int | None) -> dns.message.Message:
+    """A NOTIFY of ``zone_name``; with ``serial``, its SOA in the answer as a hint."""
     name = dns.name.from_text(zone_name)
     notify = dns.message.make_query(name, dns.rdatatype.SOA)
     notify.set_opcode(dns.opcode.NOTIFY)
@@ -153,5 +215,4 @@ def send_notify(
             0,
         )
         notify.answer.append(soa)
-    response = _exchange(notify, host, port, timeout, tcp_on_tc=False)
-    return int(response.rcode())
+    return notify

@@ -12,8 +12,12 @@ dnspython's full message parse: most of a check's cost was that parse.
 
 What a nameserver says of a zone (:data:`Finding`):
 - an int: it serves the zone, at that serial (an authoritative SOA answer);
-- :data:`NOT_SERVED`: it answered, without the zone's SOA (REFUSED,
-  NXDOMAIN, SERVFAIL for a zone it holds but cannot load, a referral);
+- :data:`NOT_SERVED`: it answered that it does not hold the zone (REFUSED,
+  NOTAUTH, NXDOMAIN, or a NOERROR without the zone's authoritative SOA: a
+  referral, a parent zone's answer);
+- :data:`NOT_LOADED`: it answered with another error (SERVFAIL, most
+  often): it may hold the zone but cannot serve it, as BIND9 does for a
+  secondary zone not yet transferred;
 - :data:`NO_ANSWER`: it never answered, after ``retries`` more tries. The
   server is down or overloaded, which says nothing of the zone.
 """
@@ -37,10 +41,12 @@ import dns.name
 
 class Silence(enum.Enum):
     NOT_SERVED = "not served"
+    NOT_LOADED = "not loaded"
     NO_ANSWER = "no answer"
 
 
 NOT_SERVED = Silence.NOT_SERVED
+NOT_LOADED = Silence.NOT_LOADED
 NO_ANSWER = Silence.NO_ANSWER
 
 #: What a nameserver said of one zone: the serial it serves, or why none.
@@ -53,6 +59,8 @@ _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _SOA = 6
 _QR, _AA, _TC = 0x8000, 0x0400, 0x0200
 _NOERROR = 0
+# A server that answers one of these about a zone does not hold it.
+_NOT_HELD = frozenset({3, 5, 9})  # NXDOMAIN, REFUSED, NOTAUTH
 # Big enough that a burst of answers is not dropped while the loop sends.
 _SOCKET_BUFFER = 4 * 1024 * 1024
 
@@ -96,8 +104,11 @@ def read_answer(wire: bytes, qname: bytes) -> tuple[int, Finding] | None:
     end = _HEADER.size + len(qname)
     if not flags & _QR or qdcount != 1 or wire[_HEADER.size : end].lower() != qname:
         return None
-    if flags & 0x000F != _NOERROR or not flags & _AA:
+    rcode = flags & 0x000F
+    if rcode in _NOT_HELD or (rcode == _NOERROR and not flags & _AA):
         return qid, NOT_SERVED
+    if rcode != _NOERROR:
+        return qid, NOT_LOADED
     offset = end + 4
     try:
         for _ in range(ancount):

@@ -7,16 +7,17 @@ The flow has the single zone's shape, each step carrying the batch::
     begin ─► [ZonesOnTarget per target, in parallel] ─► take-back-if-deleted
           ─► consensus-check
           ─► [per nameserver, in parallel: PollBatch (NOTIFY every zone first,
-              for updates), each zone polled in turn]
+              for updates), then every zone polled at once]
           ─► update-status
 
 (take-back-if-deleted: creates and updates only.) What differs is that no
 step fails the job for one zone. Each task records an outcome per zone: a
 target's task the outcome of each zone there; the consensus weighs each zone
 against the pool's threshold and passes on those that meet it (``agreed``);
-a nameserver's task polls those; the status task writes each zone's status
-in its own transaction. A zone below the threshold is left as its own failed
-job leaves it, with the reason, and the others go on:
+a nameserver's task polls those; the status task writes the status of those
+in one transaction, and of each other zone in its own. A zone below the
+threshold is left as its own failed job leaves it, with the reason, and the
+others go on:
 
 - create: the zone is removed again from the targets that got it, each
   target's row recorded, the zone ERROR with its action kept;
@@ -76,7 +77,7 @@ from zoneflow.flows.on_target import (
     remove_again,
     take_back_from,
 )
-from zoneflow.flows.propagation import _Poll, notify
+from zoneflow.flows.propagation import _Poll, notify_all
 from zoneflow.flows.scratch import Scratch
 from zoneflow.flows.status import SUPERSEDED, _StatusWriter
 from zoneflow.jobs import steps
@@ -295,8 +296,8 @@ def zone_outcomes(results: dict[str, Any], target_ids: list[str], zone_id: str) 
 
 
 class PollBatch(_Poll):
-    """Poll one nameserver for each agreed zone: its serial, or (delete) its removal;
-    what it serves, per zone. An update's zones get a NOTIFY first."""
+    """Poll one nameserver for every agreed zone at once: its serial, or (delete) its
+    removal; what it serves, per zone. An update's zones get a NOTIFY first."""
 
     def __init__(self, action: str, host: str, port: int) -> None:
         super().__init__("removal" if action == DELETE else "serial", host, port)
@@ -308,28 +309,26 @@ class PollBatch(_Poll):
     ) -> dict[str, Any]:
         fence.check()
         if self.action == UPDATE:
-            for zone_id in agreed:
-                name, serial = batch[zone_id]
-                notify(name, self.host, self.port, int(serial))
+            notify_all(
+                [(batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed],
+                self.host,
+                self.port,
+            )
         # One read for the batch, not one at each zone's first miss.
         in_maintenance = self._in_maintenance() if agreed else False
-        return {
-            zone_id: self._poll(
-                zone_id,
-                batch[zone_id][0],
-                int(batch[zone_id][1]),
-                expect_removed=self.action == DELETE,
-                fence=fence,
-                in_maintenance=in_maintenance,
-            )
-            for zone_id in agreed
-        }
+        seen = self._watch(
+            {zone_id: (batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed},
+            expect_removed=self.action == DELETE,
+            fence=fence,
+            in_maintenance=in_maintenance,
+        )
+        return {zone_id: served.to_result() for zone_id, served in seen.items()}
 
 
 class BatchStatus(_StatusWriter):
-    """Each zone's status, in its own transaction: as the single zone's status task
-    writes it for a zone that met the threshold, and as its revert leaves one that
-    did not."""
+    """Each zone's status: as the single zone's status task writes it for a zone that
+    met the threshold (all such zones in one transaction), and as its revert
+    leaves one that did not (each in its own)."""
 
     def __init__(self, action: str, *args: Any) -> None:
         super().__init__(*args)
@@ -347,24 +346,53 @@ class BatchStatus(_StatusWriter):
         **results: Any,
     ) -> dict[str, str]:
         fence.check()
-        taken_back = taken_back or {}
-        written = {}
+        settled = self._settle_agreed(
+            batch, agreed, results, taken_back or {}, if_pool_grows, priority
+        )
+        statuses = {}
         for zone_id, (_name, serial) in batch.items():
-            outcomes = zone_outcomes(results, self.target_ids, zone_id)
-            if zone_id in agreed:
-                written[zone_id] = self._write(
-                    self.action,
-                    zone_id,
-                    int(serial),
-                    self._zone_results(results, outcomes, zone_id),
-                    # The targets it was taken back from: its delete job records them.
-                    taken_back.get(zone_id, ()),
-                    if_pool_grows,
-                    priority,
-                )
+            if zone_id in settled:
+                statuses[zone_id] = settled[zone_id]
             else:
-                written[zone_id] = self._below(zone_id, int(serial), outcomes, below[zone_id])
-        return written
+                outcomes = zone_outcomes(results, self.target_ids, zone_id)
+                statuses[zone_id] = self._below(zone_id, int(serial), outcomes, below[zone_id])
+        return statuses
+
+    @waits_for_database
+    def _settle_agreed(
+        self,
+        batch: Batch,
+        agreed: list[str],
+        results: dict[str, Any],
+        taken_back: dict[str, list[str]],
+        if_pool_grows: str | None,
+        priority: int | None,
+    ) -> dict[str, str]:
+        """The status of each zone that met the threshold, all written in one transaction."""
+        if not agreed:
+            return {}
+        not_counted = stored_health.not_counted(self.target_ids)
+        verdicts = {
+            zone_id: self._verdict(
+                self.action,
+                zone_id,
+                int(batch[zone_id][1]),
+                self._zone_results(
+                    results, zone_outcomes(results, self.target_ids, zone_id), zone_id
+                ),
+                not_counted,
+                # The targets it was taken back from: its delete job records them.
+                taken_back.get(zone_id, ()),
+                if_pool_grows,
+                priority,
+            )
+            for zone_id in agreed
+        }
+        written = stored_status.settle_zones([v.settlement for v in verdicts.values()])
+        return {
+            zone_id: verdict.outcome(was)
+            for (zone_id, verdict), was in zip(verdicts.items(), written, strict=True)
+        }
 
     def _zone_results(
         self, results: dict[str, Any], outcomes: dict[str, TargetOutcome], zone_id: str
@@ -405,6 +433,8 @@ class NotifyBatch(Task):
         self, batch: Batch, agreed: list[str], fence: fencing.Claim = fencing.UNFENCED
     ) -> None:
         fence.check()
-        for zone_id in agreed:
-            name, serial = batch[zone_id]
-            notify(name, self.host, self.port, int(serial))
+        notify_all(
+            [(batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed],
+            self.host,
+            self.port,
+        )

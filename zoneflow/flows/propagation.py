@@ -8,6 +8,7 @@ the two witnesses zoneflow has (the zone's data, mdns's transfer log).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 import dns.exception
 
 from zoneflow import exceptions, objects
-from zoneflow.dns import query, rules
+from zoneflow.dns import query, rules, soa_probe
 from zoneflow.flows.base import CONF, LATEST_SERIAL, Task, waits_for_database
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served
@@ -39,6 +40,21 @@ def notify(zone_name: str, host: str, port: int, serial: int) -> None:
         LOG.info("NOTIFY of %s to %s:%s got no answer: %s", zone_name, host, port, exc)
 
 
+def notify_all(zones: list[tuple[str, int]], host: str, port: int) -> None:
+    """NOTIFY one nameserver of each (zone name, serial) at once (query.send_notifies)."""
+    if not zones:
+        return
+    try:
+        rcodes = query.send_notifies(zones, host, port, timeout=CONF.flows.query_timeout)
+    except OSError as exc:
+        LOG.info("NOTIFY of %d zones to %s:%s could not be sent: %s", len(zones), host, port, exc)
+        return
+    unanswered = [name for (name, _), rcode in zip(zones, rcodes, strict=True) if rcode is None]
+    if unanswered:
+        # Not fatal: polling re-sends NOTIFY and decides whether it is served.
+        LOG.info("NOTIFY to %s:%s got no answer for %s", host, port, ", ".join(unanswered))
+
+
 class SendNotify(Task):
     """NOTIFY one nameserver so it fetches the new serial from mdns now."""
 
@@ -51,9 +67,37 @@ class SendNotify(Task):
         notify(zone_name, self.host, self.port, serial)
 
 
+@dataclasses.dataclass
+class _Watched:
+    """One zone a poll waits for: what it wants, and what it last saw."""
+
+    name: str
+    serial: int
+    wire: bytes  # the name as soa_probe asks it
+    seen: int | None = None
+    error: str = "no answer"
+
+    def judge(self, found: soa_probe.Finding, *, expect_removed: bool) -> Served | None:
+        """The zone's outcome if ``found`` ends its wait, else None (its error noted)."""
+        if found is soa_probe.NO_ANSWER:
+            self.error = f"no answer to SOA query within {CONF.flows.query_timeout:g}s"
+        elif expect_removed:
+            if found is soa_probe.NOT_SERVED:
+                return Served(ok=True)
+            self.error = "still answers for the zone"
+        else:
+            self.seen = found if isinstance(found, int) else None
+            # RFC 1982 arithmetic is not needed: zoneflow serials only grow and
+            # stay below 2**32 (see storage.zones.next_serial).
+            if self.seen is not None and self.seen >= self.serial:
+                return Served(ok=True, serial=self.seen)
+            self.error = "zone not served" if self.seen is None else f"serves serial {self.seen}"
+        return None
+
+
 class _Poll(Task):
-    """Ask one nameserver for the zone's SOA until it serves ``serial`` or later
-    (or, ``expect_removed``, until it refuses the zone).
+    """Ask one nameserver for the SOA of each zone until it serves the zone's serial
+    or later (or, ``expect_removed``, until it no longer holds the zone).
 
     Returns what was seen rather than raising, so a lagging nameserver is
     recorded as such and weighed against the threshold.
@@ -65,6 +109,141 @@ class _Poll(Task):
         )
         self.host, self.port = host, port
 
+    def _in_maintenance(self) -> bool:
+        """Whether this nameserver's target is in maintenance: read once for a poll's
+        first miss, and again at each NOTIFY it repeats (see _watch)."""
+        # An answer read up to a second ago will do (see in_maintenance_addresses).
+        return (self.host, self.port) in stored_health.in_maintenance_addresses(within=1.0)
+
+    @waits_for_database
+    def _watch(
+        self,
+        zones: dict[str, tuple[str, int]],
+        *,
+        expect_removed: bool,
+        fence: fencing.Claim,
+        in_maintenance: bool | None = None,
+    ) -> dict[str, Served]:
+        """What the nameserver serves of each zone (id -> (name, serial)) by the end of
+        the wait, which ``poll_timeout`` bounds for all of them together.
+
+        A nameserver takes a batch's zones in about the order they were
+        NOTIFYed, so the wait follows the first zone still waited for (the
+        head) as a poll of that zone alone would: asked every
+        ``poll_interval``, less often once it lags past a second, NOTIFYed
+        again at doubling intervals. Each time the head is served, every zone
+        still waited for is asked at once (soa_probe: one socket, every
+        question in flight, answers read only as far as the serial), which
+        finds the ones served meanwhile and the next head. Asking every zone
+        every time instead would ask a busy nameserver many times more.
+        ``in_maintenance``: the maintenance state read for the first miss
+        (None: read it then).
+        """
+        started = time.monotonic()
+        deadline = started + CONF.flows.poll_timeout
+        waiting = {
+            zone_id: _Watched(name, serial, soa_probe.wire_name(name))
+            for zone_id, (name, serial) in zones.items()
+        }
+        outcomes: dict[str, Served] = {}
+        address = (self.host, self.port)
+        every = True  # the next round asks every zone waited for, not the head alone
+        lagging_since, interval = started, CONF.flows.poll_interval
+        renotify = CONF.flows.renotify_interval
+        next_notify = started + renotify
+        # Looked for at the first miss and at each re-NOTIFY (not at every round).
+        look_for_maintenance = True
+        while waiting:
+            asked = list(waiting.items()) if every else [next(iter(waiting.items()))]
+            found = soa_probe.serials(
+                {address: [watched.wire for _, watched in asked]},
+                timeout=CONF.flows.query_timeout,
+                retries=0,
+            )[address]
+            for (zone_id, watched), finding in zip(asked, found, strict=True):
+                outcome = watched.judge(finding, expect_removed=expect_removed)
+                if outcome is not None:
+                    outcomes[zone_id] = outcome
+                    del waiting[zone_id]
+            if not waiting:
+                break
+            if look_for_maintenance and (
+                self._in_maintenance() if in_maintenance is None else in_maintenance
+            ):
+                # Thresholds do not count it: no reason to hold the job up for it.
+                for zone_id, watched in waiting.items():
+                    outcomes[zone_id] = Served(
+                        ok=False,
+                        serial=watched.seen,
+                        error=f"in maintenance, not waited for: {watched.error}",
+                    )
+                break
+            look_for_maintenance = False
+            in_maintenance = None  # a re-NOTIFY's look reads it afresh
+            now = time.monotonic()
+            if now >= deadline:
+                if not every:
+                    every = True  # a last look at every zone, so that each error is fresh
+                    continue
+                for zone_id, watched in waiting.items():
+                    outcomes[zone_id] = self._timed_out(zone_id, watched, expect_removed)
+                break
+            if asked[0][0] not in waiting:
+                # The head is served: the next zone starts its own wait.
+                lagging_since, interval = now, CONF.flows.poll_interval
+                renotify = CONF.flows.renotify_interval
+                next_notify = now + renotify
+                if not every:
+                    every = True  # the zones after it may be served too: ask them now
+                    continue
+            every = False
+            if now >= next_notify:
+                look_for_maintenance = True
+                head = next(iter(waiting))
+                over = self._notify_again(head, waiting[head], expect_removed, fence)
+                if over is not None:
+                    outcomes[head] = over
+                    del waiting[head]
+                    every = True
+                    continue
+                renotify = min(renotify * 2, CONF.flows.renotify_interval_max)
+                next_notify = now + renotify
+            if now - lagging_since >= CONF.flows.renotify_interval:
+                # Lagging past its first NOTIFY: it is busy, ask less often.
+                interval = min(interval * 1.5, CONF.flows.poll_interval_max)
+            time.sleep(interval)
+        return outcomes
+
+    def _notify_again(
+        self, zone_id: str, watched: _Watched, expect_removed: bool, fence: fencing.Claim
+    ) -> Served | None:
+        """NOTIFY the nameserver again of a zone it lags on; the zone's outcome if the
+        wait for it is over (deleted meanwhile, or the nameserver left the pool)."""
+        state = stored_zones.poll_state(zone_id, self.host, self.port)
+        if state.zone_deleted and not expect_removed:
+            return Served(ok=False, serial=watched.seen, error="zone deleted meanwhile")
+        if not state.nameserver_in_pool:
+            # A pool update removed it: not ours to wait for, nor to count.
+            return Served(ok=True, serial=watched.seen, dropped=True)
+        if not expect_removed:
+            # A poll lasts up to poll_timeout: each NOTIFY is a change made under
+            # the job's claim, which may have ended meanwhile.
+            fence.check()
+            notify(watched.name, self.host, self.port, watched.serial)
+        return None
+
+    def _timed_out(self, zone_id: str, watched: _Watched, expect_removed: bool) -> Served:
+        error = watched.error
+        if not expect_removed:
+            error += _why_not_served(
+                zone_id, watched.name, watched.serial, watched.seen, self.host, self.port
+            )
+        return Served(
+            ok=False,
+            serial=watched.seen,
+            error=f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
+        )
+
     def _poll(
         self,
         zone_id: str,
@@ -73,102 +252,12 @@ class _Poll(Task):
         *,
         expect_removed: bool,
         fence: fencing.Claim,
-        in_maintenance: bool | None = None,
     ) -> dict[str, Any]:
-        return self._watch(
-            zone_id,
-            zone_name,
-            serial,
-            expect_removed=expect_removed,
-            fence=fence,
-            in_maintenance=in_maintenance,
-        ).to_result()
-
-    def _in_maintenance(self) -> bool:
-        """Whether this nameserver's target is in maintenance: read once by a task that
-        polls it for many zones, for each zone's first miss (see _watch)."""
-        # Every poll asks, at its first miss and at each NOTIFY again: an answer
-        # read up to a second ago will do (see in_maintenance_addresses).
-        return (self.host, self.port) in stored_health.in_maintenance_addresses(within=1.0)
-
-    @waits_for_database
-    def _watch(
-        self,
-        zone_id: str,
-        zone_name: str,
-        serial: int,
-        *,
-        expect_removed: bool,
-        fence: fencing.Claim,
-        in_maintenance: bool | None = None,
-    ) -> Served:
-        """``in_maintenance``: the maintenance state read for the first miss (None:
-        read it then); each re-NOTIFY reads it again."""
-        started = time.monotonic()
-        deadline = started + CONF.flows.poll_timeout
-        renotify = CONF.flows.renotify_interval
-        next_notify = started + renotify
-        interval = CONF.flows.poll_interval
-        seen: int | None = None
-        error = "no answer"
-        # Looked for at the first miss and at each re-NOTIFY (not at every query).
-        look_for_maintenance = True
-        while True:
-            try:
-                if expect_removed:
-                    if query.zone_is_refused(
-                        zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
-                    ):
-                        return Served(ok=True)
-                    error = "still answers for the zone"
-                else:
-                    seen = query.soa_serial(
-                        zone_name, self.host, self.port, timeout=CONF.flows.query_timeout
-                    )
-                    error = "zone not served" if seen is None else f"serves serial {seen}"
-                    # RFC 1982 arithmetic is not needed: zoneflow serials only grow
-                    # and stay below 2**32 (see storage.zones.next_serial).
-                    if seen is not None and seen >= serial:
-                        return Served(ok=True, serial=seen)
-            except (dns.exception.DNSException, OSError) as exc:
-                error = f"no answer to SOA query ({exc or type(exc).__name__})"
-            if look_for_maintenance and (
-                self._in_maintenance() if in_maintenance is None else in_maintenance
-            ):
-                # Thresholds do not count it: no reason to hold the job up for it.
-                return Served(
-                    ok=False, serial=seen, error=f"in maintenance, not waited for: {error}"
-                )
-            look_for_maintenance = False
-            in_maintenance = None  # a re-NOTIFY's look reads it afresh
-            now = time.monotonic()
-            if now >= deadline:
-                if not expect_removed:
-                    error += _why_not_served(zone_id, zone_name, serial, seen, self.host, self.port)
-                return Served(
-                    ok=False,
-                    serial=seen,
-                    error=f"{self.host}:{self.port} after {CONF.flows.poll_timeout:g}s: {error}",
-                )
-            if now >= next_notify:
-                look_for_maintenance = True
-                state = stored_zones.poll_state(zone_id, self.host, self.port)
-                if state.zone_deleted and not expect_removed:
-                    return Served(ok=False, serial=seen, error="zone deleted meanwhile")
-                if not state.nameserver_in_pool:
-                    # A pool update removed it: not ours to wait for, nor to count.
-                    return Served(ok=True, serial=seen, dropped=True)
-                if not expect_removed:
-                    # A poll lasts up to poll_timeout: each NOTIFY is a change made
-                    # under the job's claim, which may have ended meanwhile.
-                    fence.check()
-                    notify(zone_name, self.host, self.port, serial)
-                renotify = min(renotify * 2, CONF.flows.renotify_interval_max)
-                next_notify = now + renotify
-            if now - started >= CONF.flows.renotify_interval:
-                # Lagging past its first NOTIFY: it is busy, ask less often.
-                interval = min(interval * 1.5, CONF.flows.poll_interval_max)
-            time.sleep(interval)
+        """One zone's wait, as a task's result."""
+        watched = self._watch(
+            {zone_id: (zone_name, serial)}, expect_removed=expect_removed, fence=fence
+        )
+        return watched[zone_id].to_result()
 
 
 def _why_not_served(

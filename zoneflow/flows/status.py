@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -66,6 +67,33 @@ class _StatusWriter(Task):
         if_pool_grows: str | None = None,
         priority: int | None = None,
     ) -> str:
+        verdict = self._verdict(
+            action,
+            zone_id,
+            serial,
+            results,
+            stored_health.not_counted(self.target_ids),
+            taken_back,
+            if_pool_grows,
+            priority,
+        )
+        (written,) = stored_status.settle_zones([verdict.settlement])
+        return verdict.outcome(written)
+
+    def _verdict(
+        self,
+        action: str,
+        zone_id: str,
+        serial: int,
+        results: dict[str, Any],
+        not_counted: Collection[str],
+        taken_back: Collection[str] = (),
+        if_pool_grows: str | None = None,
+        priority: int | None = None,
+    ) -> _Verdict:
+        """What to record of one zone: its status against the pool's threshold, and
+        each target's row. ``not_counted``: the targets in maintenance
+        (stored_health.not_counted), read once for a batch."""
         served = {(h, p): _served(results, h, p) for h, p in self.nameservers}
         outcomes = target_outcomes(results, self.target_ids)
         updates = [
@@ -81,44 +109,46 @@ class _StatusWriter(Task):
         ]
         # Nameservers removed from the pool while the job ran are not weighed, nor
         # those of targets in maintenance (their rows say how far behind they are).
-        left_out = {
-            self.target_addresses[t]
-            for t in stored_health.not_counted(self.target_ids)
-            if t in self.target_addresses
-        }
+        left_out = {self.target_addresses[t] for t in not_counted if t in self.target_addresses}
         counted = {
             ns: seen for ns, seen in served.items() if not seen.dropped and ns not in left_out
         }
         ok = [ns for ns, seen in counted.items() if seen.ok]
         if meets_threshold(len(ok), len(counted), self.threshold):
             if action == objects.Action.DELETE:
-                stored_status.finish_zone_delete(zone_id, serial=serial, targets=updates)
-                return objects.Status.DELETED
+                return _Verdict(
+                    stored_status.Settlement(
+                        zone_id,
+                        serial=serial,
+                        status=objects.Status.DELETED,
+                        targets=updates,
+                        delete=True,
+                    )
+                )
             # ACTIVE only if the pool has not grown past this job's targets
             # and nameservers; else the zone goes to the job's follow-up.
-            activated = stored_status.set_zone_status(
-                zone_id,
-                serial=serial,
-                status=objects.Status.ACTIVE,
-                action=objects.Action.NONE,
-                covered_targets=self.target_ids,
-                covered_nameservers=self.nameservers,
-                if_pool_grows=_follow_up(if_pool_grows, priority),
-                targets=updates,
+            return _Verdict(
+                stored_status.Settlement(
+                    zone_id,
+                    serial=serial,
+                    status=objects.Status.ACTIVE,
+                    action=objects.Action.NONE,
+                    covered_targets=self.target_ids,
+                    covered_nameservers=self.nameservers,
+                    if_pool_grows=_follow_up(if_pool_grows, priority),
+                    targets=updates,
+                )
             )
-            return objects.Status.ACTIVE if activated else objects.Status.PENDING
         lagging = "; ".join(str(seen.error) for seen in counted.values() if not seen.ok)
         error = (
             f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})"
         )
-        if not stored_status.set_zone_status(
-            zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
-        ):
-            # The zone has moved on to a later serial: its newer job decides it.
-            return SUPERSEDED
-        LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, error)
-        return objects.Status.ERROR
+        return _Verdict(
+            stored_status.Settlement(
+                zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
+            )
+        )
 
     def _target_update(
         self,
@@ -200,6 +230,26 @@ class RecoverStatus(_StatusWriter):
             if_pool_grows=if_pool_grows,
             priority=priority,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verdict:
+    """What a job records of one zone, and what its status task returns for it."""
+
+    settlement: stored_status.Settlement
+
+    def outcome(self, written: bool) -> str:
+        """The status the job wrote, given whether the zone's row was written: a
+        zone that moved on to a later serial is its newer job's to decide."""
+        settled = self.settlement
+        if settled.delete:
+            return objects.Status.DELETED
+        if settled.status == objects.Status.ACTIVE:
+            return objects.Status.ACTIVE if written else objects.Status.PENDING
+        if not written:
+            return SUPERSEDED
+        LOG.error("zone %s serial %s is ERROR: %s", settled.zone_id, settled.serial, settled.error)
+        return objects.Status.ERROR
 
 
 def _follow_up(if_pool_grows: str | None, priority: int | None) -> objects.JobOrder | None:

@@ -152,7 +152,7 @@ def judge(
             verdicts.to_remove[zone.id] = zone
         elif recorded is None or recorded[1] != objects.Status.DELETED:
             row = (target_id, 0, objects.Status.DELETED, None)
-    elif found is soa_probe.NOT_SERVED:
+    elif found is soa_probe.NOT_SERVED or found is soa_probe.NOT_LOADED:
         report.missing += 1
         row = (target_id, 0, objects.Status.ERROR, NOT_SERVED)
         verdicts.to_recover[zone.id] = (zone, zone.serial)

@@ -50,35 +50,88 @@ def set_zone_status(
     to bring the zone onto the rest. A job with no follow-up leaves the zone
     PENDING for the producer's recovery.
     """
+    settled = Settlement(
+        zone_id,
+        serial=serial,
+        status=status,
+        action=action,
+        error=error,
+        covered_targets=covered_targets,
+        covered_nameservers=covered_nameservers,
+        if_pool_grows=if_pool_grows,
+        targets=targets,
+    )
+    return settle_zones([settled])[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settlement:
+    """What a job records of one zone at its end: the arguments of
+    :func:`set_zone_status`, or (``delete``) of :func:`finish_zone_delete`."""
+
+    zone_id: str
+    serial: int
+    status: str
+    action: str | None = None
+    error: str | None = None
+    covered_targets: Collection[str] | None = None
+    covered_nameservers: Collection[tuple[str, int]] = ()
+    if_pool_grows: objects.JobOrder | None = None
+    targets: Sequence[TargetUpdate] = ()
+    delete: bool = False
+
+
+@db.retried
+def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
+    """Record the end of several zones' jobs (a batch's) in one transaction: for each,
+    whether it was written, in the order given.
+
+    Each zone as :func:`set_zone_status` or :func:`finish_zone_delete` records
+    it alone. The zones' rows are locked in the order of their ids, so two
+    such transactions never wait on each other in a circle; one that lost to
+    another transaction anyway runs again whole.
+    """
+    written: dict[int, bool] = {}
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
     # the database did.
     with db.writer() as session:
-        write_target_statuses(session, zone_id, targets)
-        conn = session.connection()
-        if status == objects.Status.ACTIVE and covered_targets is not None:
-            # The zone's row first, locked: a pool update backfilling it
-            # waits for this transaction, or this one reads its targets.
-            pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
-            if pool_id is None:
-                return False
-            if not _covers(conn, pool_id, covered_targets, covered_nameservers):
-                queries.rows_changed(
-                    session,
-                    sa.update(models.Zone)
-                    .where(models.Zone.id == zone_id)
-                    .values(status=objects.Status.PENDING, error=None),
-                )
-                if if_pool_grows is not None:
-                    outbox.post(session, if_pool_grows, zone_id, serial)
-                return False
-        values: dict[str, Any] = {"status": status, "error": error}
-        if action is not None:
-            values["action"] = action
-        result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
-        if status == objects.Status.ACTIVE:
-            conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
-        return events.zone_settled(session, zone_id, written=bool(result.rowcount))
+        for at in sorted(range(len(settlements)), key=lambda i: settlements[i].zone_id):
+            settled = settlements[at]
+            write_target_statuses(session, settled.zone_id, settled.targets)
+            if settled.delete:
+                written[at] = _finish_delete(session, settled.zone_id, settled.serial)
+            else:
+                written[at] = _settle(session, settled)
+    return [written[at] for at in range(len(settlements))]
+
+
+def _settle(session: Session, settled: Settlement) -> bool:
+    conn = session.connection()
+    zone_id, serial = settled.zone_id, settled.serial
+    if settled.status == objects.Status.ACTIVE and settled.covered_targets is not None:
+        # The zone's row first, locked: a pool update backfilling it
+        # waits for this transaction, or this one reads its targets.
+        pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
+        if pool_id is None:
+            return False
+        if not _covers(conn, pool_id, settled.covered_targets, settled.covered_nameservers):
+            queries.rows_changed(
+                session,
+                sa.update(models.Zone)
+                .where(models.Zone.id == zone_id)
+                .values(status=objects.Status.PENDING, error=None),
+            )
+            if settled.if_pool_grows is not None:
+                outbox.post(session, settled.if_pool_grows, zone_id, serial)
+            return False
+    values: dict[str, Any] = {"status": settled.status, "error": settled.error}
+    if settled.action is not None:
+        values["action"] = settled.action
+    result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
+    if settled.status == objects.Status.ACTIVE:
+        conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
+    return events.zone_settled(session, zone_id, written=bool(result.rowcount))
 
 
 def _covers(
@@ -145,27 +198,32 @@ _RECORDSETS_ACTIVE = (
 def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpdate] = ()) -> bool:
     """Soft-delete a zone once its delete job has succeeded (if still wanted),
     recording ``targets`` (per-target rows) in the same transaction."""
-    with db.writer() as session:
-        write_target_statuses(session, zone_id, targets)
-        now = models.utcnow()
-        result = queries.rows_changed(
-            session,
-            sa.update(models.Zone)
-            .where(
-                models.Zone.id == zone_id,
-                models.Zone.serial == serial,
-                models.Zone.action == objects.Action.DELETE,
-                models.Zone.deleted == models.LIVE,
-            )
-            .values(
-                status=objects.Status.DELETED,
-                action=objects.Action.NONE,
-                deleted=zone_id,
-                deleted_at=now,
-                error=None,
-            ),
+    settled = Settlement(
+        zone_id, serial=serial, status=objects.Status.DELETED, targets=targets, delete=True
+    )
+    return settle_zones([settled])[0]
+
+
+def _finish_delete(session: Session, zone_id: str, serial: int) -> bool:
+    now = models.utcnow()
+    result = queries.rows_changed(
+        session,
+        sa.update(models.Zone)
+        .where(
+            models.Zone.id == zone_id,
+            models.Zone.serial == serial,
+            models.Zone.action == objects.Action.DELETE,
+            models.Zone.deleted == models.LIVE,
         )
-        return events.zone_settled(session, zone_id, written=bool(result))
+        .values(
+            status=objects.Status.DELETED,
+            action=objects.Action.NONE,
+            deleted=zone_id,
+            deleted_at=now,
+            error=None,
+        ),
+    )
+    return events.zone_settled(session, zone_id, written=bool(result))
 
 
 def set_target_status(
