@@ -129,10 +129,18 @@ def start_zoneflow(
     )
 
 
-def deployment_conf() -> dict[str, dict[str, Any]]:
+def deployment_conf(settings: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """What a deployment on PostgreSQL sets beside Deployment's defaults: events wake
-    the API's streams by LISTEN/NOTIFY, not a look at the table every second."""
-    return {"events": {"driver": "postgres"}}
+    the API's streams by LISTEN/NOTIFY, not a look at the table every second. Then
+    ``settings`` (``--set section.option=value``), to compare a setting side by side."""
+    conf: dict[str, dict[str, Any]] = {"events": {"driver": "postgres"}}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        section, _, option = name.partition(".")
+        if not (section and option and value):
+            raise SystemExit(f"--set {setting}: give it as section.option=value")
+        conf.setdefault(section, {})[option] = value
+    return conf
 
 
 # -- the API's event stream: when zoneflow said ACTIVE ------------------------------
@@ -697,6 +705,13 @@ def main() -> int:
     parser.add_argument("--sweep-budget", type=float, default=4000.0, help="sweeper queries/s")
     parser.add_argument("--seed", type=int, default=17, help="of the arrivals and choices")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.OPTION=VALUE",
+        help="a zoneflow.conf setting of the deployment measured (repeatable)",
+    )
     args = parser.parse_args()
     if not args.no_write:
         try:  # the plots come last: find out now, not after the runs
@@ -727,7 +742,7 @@ def main() -> int:
             workdir,
             database=postgres.create_database("load"),
             zookeeper_hosts=zookeeper.hosts,
-            extra_conf=deployment_conf(),
+            extra_conf=deployment_conf(args.set),
         )
         stack.callback(deployment.close)
         start_zoneflow(deployment, binds, conductors=args.conductors)

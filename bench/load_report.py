@@ -272,8 +272,9 @@ def describe(
         f"{args.targets} BIND9 targets (with the settings doc/backends.md recommends: "
         f"{'; '.join(RECOMMENDED_OPTIONS)}), ZooKeeper, PostgreSQL 15, {args.conductors} "
         "`zoneflow conductor`, `zoneflow mdns`, `zoneflow producer`, `zoneflow inspector` and "
-        "`zoneflow api`, each its own process as deployed, with their defaults "
-        "(bench/load.py). The load: Designate's mix (20 % zone creates, 6 % deletes, 74 % "
+        "`zoneflow api`, each its own process as deployed, with their defaults"
+        + (f" but {', '.join(f'`{setting}`' for setting in args.set)}" if args.set else "")
+        + " (bench/load.py). The load: Designate's mix (20 % zone creates, 6 % deletes, 74 % "
         "recordset creates or changes) on the API's v2 routes, open loop (Poisson arrivals, "
         f"over at most {args.connections} keep-alive connections), every latency counted from "
         f"the arrival; an arrival still not sent {args.drain:g} s after it was due is given up "
