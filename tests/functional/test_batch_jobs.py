@@ -196,6 +196,17 @@ def test_bind9_serves_every_zone_a_batch_carries(
         for zone_id in ids.values():
             listed = deployment.api("GET", f"/v2/jobs?zone_id={zone_id}", all_projects=True)
             assert job["id"] in [j["id"] for j in listed["jobs"]]
+        # So do the CLI's, by the zone's name or id, with the zone's create job.
+        for zone in (names[3], ids[names[3]]):
+            found = json.loads(deployment.cli("--json", "job", "list", "--zone", zone).stdout)
+            kinds = sorted(j["kind"] for j in found)
+            assert kinds in (["create-zone", "update-zones"], ["create-zones", "update-zones"])
+            assert job["id"] in [j["id"] for j in found]
+        only = deployment.cli("--json", "job", "list", "--zone", names[3], "--kind", "update-zones")
+        assert [j["id"] for j in json.loads(only.stdout)] == [job["id"]]
+        assert (
+            json.loads(deployment.cli("--json", "job", "list", "--state", "failure").stdout) == []
+        )
     finally:
         deployment.close()
 

@@ -8,9 +8,10 @@ import json
 import os
 import socket
 import sys
+import uuid
 from typing import Any
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.central import jobs as central_jobs
 from zoneflow.cli import output
 from zoneflow.options import CONF
@@ -18,13 +19,52 @@ from zoneflow.options import CONF
 
 def list_(args: argparse.Namespace) -> int:
     marker = central_jobs.resolve_id(args.marker) if args.marker else None
-    found = central_jobs.list_jobs(limit=args.limit, marker=marker)
+    criteria = {
+        key: value
+        for key, value in (
+            ("zone_id" if _is_id(args.zone or "") else "zone_name", args.zone),
+            ("state", args.state),
+            ("kind", args.kind),
+        )
+        if value
+    }
+    if criteria:
+        found = _find(criteria, limit=args.limit, marker=marker)
+    else:
+        found = central_jobs.list_jobs(limit=args.limit, marker=marker)
     output.list_(
         args,
         found if args.json else [_named(job) for job in found],
         ["id", "kind", "zone_name", "serial", "state", "attempts", "updated_at", "error"],
     )
     return 0
+
+
+def _is_id(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _find(criteria: dict[str, str], *, limit: int, marker: str | None) -> list[Any]:
+    """The jobs ``criteria`` pick (a zone's: the batches that carried it too), newest
+    first, a page at a time; ``limit`` 0: every one."""
+    found: list[Any] = []
+    while not limit or len(found) < limit:
+        want = _PAGE if not limit else min(_PAGE, limit - len(found))
+        page = central_jobs.find_jobs(
+            criteria, objects.Paging(want, marker, "created_at", objects.DESC)
+        )
+        found.extend(job.info for job in page.items)
+        if not page.more or not page.items:
+            break
+        marker = page.items[-1].info.id
+    return found
+
+
+_PAGE = 500
 
 
 def _named(job: Any) -> Any:

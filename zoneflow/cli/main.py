@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.cli.output import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERNAL, GRAPH_FORMATS, message
 
 # The one-line description --help shows.
@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(job, "list", "job:list_", "list jobs, newest first")
     p.add_argument("--limit", type=int, default=50, help="at most this many (0: every job)")
     p.add_argument("--marker", metavar="ID", help="the jobs after this one (the last one listed)")
+    p.add_argument(
+        "--zone", metavar="NAME_OR_ID", help="only the jobs of this zone (and the batches it rode)"
+    )
+    p.add_argument("--state", type=str.upper, help="only the jobs in this state (SUCCESS, ...)")
+    p.add_argument(
+        "--kind", choices=[kind.value for kind in objects.JobKind], help="only jobs of this kind"
+    )
     p = command(job, "show", "job:show", "show a job and the state of each of its tasks")
     p.add_argument("id")
     p.add_argument(
