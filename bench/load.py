@@ -80,6 +80,7 @@ from bench.load_report import (  # noqa: E402
     action_table,
     describe,
     job_counts,
+    job_times,
     plot,
     ramp_table,
 )
@@ -243,12 +244,17 @@ class Run:
     sweeper: dict[str, Any]
     load: tuple[float, float]
     stopped_at_knee: bool = False
-    # Kind -> (jobs, zones they carried), of the jobs posted during the run.
-    jobs: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # The jobs posted during the run.
+    job_records: list[JobRecord] = dataclasses.field(default_factory=list)
     # PostgreSQL sessions begun during the run (connections opened, by anyone).
     sessions: int = 0
     # The most client connections PostgreSQL held at once during the run.
     connections: int = 0
+
+    @property
+    def jobs(self) -> dict[str, tuple[int, int]]:
+        """Kind -> (jobs, zones they carried), of the jobs posted during the run."""
+        return job_shapes({str(i): r for i, r in enumerate(self.job_records)})
 
     def of_step(self, step: int) -> list[Change]:
         return [c for c in self.changes if c.step == step]
@@ -367,7 +373,7 @@ async def drive(
     actions, shares = mix_shares(mix or DESIGNATE_MIX)
     changes: list[Change] = []
     load_began = os.getloadavg()[0]
-    jobs_before, sessions_before = job_shapes(rig), database_sessions(rig)
+    jobs_before, sessions_before = job_records(rig), database_sessions(rig)
     connections = ConnectionsWatch(rig)
     async with sweeper_process(rig.binds, sweep_options) as process:
         sweeper = SweeperLink(process, changes)
@@ -420,27 +426,83 @@ async def drive(
         sweeper.stats,
         (load_began, os.getloadavg()[0]),
         stopped,
-        _minus(job_shapes(rig), jobs_before),
+        [record for uuid, record in job_records(rig).items() if uuid not in jobs_before],
         database_sessions(rig) - sessions_before,
         connections.stop(),
     )
 
 
-def job_shapes(rig: Rig) -> dict[str, tuple[int, int]]:
-    """Every job's kind so far, from its logbook: kind -> (jobs, zones they carry)."""
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    """One job, from its logbook: its kind, the zones it carried, and the seconds from
+    its posting to its flow's last stored state (its end, once it has ended)."""
+
+    kind: str
+    zones: int
+    seconds: float
+
+
+def job_records(rig: Rig) -> dict[str, JobRecord]:
+    """Every job so far, by its logbook's id."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
-    shapes: dict[str, tuple[int, int]] = {}
+    found: dict[str, JobRecord] = {}
+    query = sa.text(
+        "SELECT b.uuid, b.meta, EXTRACT(EPOCH FROM (SELECT max(f.updated_at) "
+        "FROM flowdetails f WHERE f.parent_uuid = b.uuid) - b.created_at) FROM logbooks b"
+    )
     try:
         with engine.connect() as connection:
-            for (meta,) in connection.execute(sa.text("SELECT meta FROM logbooks")):
+            for uuid, meta, seconds in connection.execute(query):
                 book = json.loads(meta) if isinstance(meta, str) else (meta or {})
-                jobs, zones = shapes.get(str(book.get("kind")), (0, 0))
-                shapes[str(book.get("kind"))] = (jobs + 1, zones + len(book.get("zones") or [0]))
+                zones = len(book.get("zones") or [0])
+                found[uuid] = JobRecord(str(book.get("kind")), zones, float(seconds or 0.0))
     finally:
         engine.dispose()
+    return found
+
+
+def job_shapes(records: dict[str, JobRecord]) -> dict[str, tuple[int, int]]:
+    """Kind -> (jobs, zones they carried)."""
+    shapes: dict[str, tuple[int, int]] = {}
+    for record in records.values():
+        jobs, zones = shapes.get(record.kind, (0, 0))
+        shapes[record.kind] = (jobs + 1, zones + record.zones)
     return shapes
+
+
+#: What PostgreSQL needs to count its statements (``--statements``).
+STATEMENT_STATS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+}
+
+
+def _sql(url: str, statement: str) -> list[Any]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(sa.text(statement))
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def top_statements(url: str, count: int) -> str:
+    """The ``count`` statements PostgreSQL spent most time on since the extension was
+    made (the whole run): calls, total and mean milliseconds, rows, the text."""
+    rows = _sql(
+        url,
+        "SELECT calls, total_exec_time, mean_exec_time, rows, "
+        "regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+        f"ORDER BY total_exec_time DESC LIMIT {int(count)}",
+    )
+    lines = ["calls | total ms | mean ms | rows | statement"]
+    lines += [f"{c} | {t:.0f} | {m:.3f} | {r} | {q[:300]}" for c, t, m, r, q in rows]
+    return "\n".join(lines)
 
 
 def database_sessions(rig: Rig) -> int:
@@ -482,17 +544,6 @@ class ConnectionsWatch:
         self._thread.join(timeout=10)
         self._engine.dispose()
         return self.most
-
-
-def _minus(
-    after: dict[str, tuple[int, int]], before: dict[str, tuple[int, int]]
-) -> dict[str, tuple[int, int]]:
-    """The jobs posted between two job_shapes (none of them purged meanwhile)."""
-    return {
-        kind: (jobs - before.get(kind, (0, 0))[0], zones - before.get(kind, (0, 0))[1])
-        for kind, (jobs, zones) in after.items()
-        if jobs > before.get(kind, (0, 0))[0]
-    }
 
 
 def past_knee(changes: Sequence[Change], step: int) -> bool:
@@ -664,7 +715,12 @@ async def measure(
                 drain=args.drain,
                 active=active,
             )
-            print(action_table(steady, {}), f"jobs: {job_counts(steady)}", sep="\n", flush=True)
+            print(
+                action_table(steady, {}),
+                f"jobs: {job_counts(steady)}; {job_times(steady)}",
+                sep="\n",
+                flush=True,
+            )
         if args.ramp:
             print(f"ramp {args.ramp} ...", flush=True)
             ramp = await drive(
@@ -712,6 +768,13 @@ def main() -> int:
         metavar="SECTION.OPTION=VALUE",
         help="a zoneflow.conf setting of the deployment measured (repeatable)",
     )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N statements PostgreSQL spent most time on (pg_stat_statements)",
+    )
     args = parser.parse_args()
     if not args.no_write:
         try:  # the plots come last: find out now, not after the runs
@@ -727,7 +790,7 @@ def main() -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-load-") as tmp,
-        PostgresServer() as postgres,
+        PostgresServer(settings=STATEMENT_STATS if args.statements else None) as postgres,
         ZooKeeperServer() as zookeeper,
         contextlib.ExitStack() as stack,
     ):
@@ -754,7 +817,11 @@ def main() -> int:
                 "ZooKeeper": lambda: [zookeeper.process.pid],  # type: ignore[union-attr]
             },
         )
+        if args.statements:
+            _sql(deployment.database, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         steady, ramp, load, active = asyncio.run(measure(rig, args))
+        if args.statements:
+            print(top_statements(deployment.database, args.statements), flush=True)
         problems = lost(rig, load) + unserved_records(rig, load, sample=200)
     images = [] if args.no_write else plot(steady, ramp, floors)
     body = describe(args, steady, ramp, floors, problems, images, active)
