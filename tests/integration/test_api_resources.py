@@ -889,6 +889,7 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
         "PATCH /v2/quotas/alice",
     )
     assert set(body) == {"code", "type", "message", "request_id"}
+    assert "the project has 1 zones" in body["message"], body  # not counting the refused one
     assert _zone(client, "q2.example.", headers=BOB)["project_id"] == "bob"  # bob's own quota
 
     url = f"/v2/zones/{zone['id']}/recordsets"

@@ -351,7 +351,7 @@ def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
     between the two tries takes the project's last zone, and the retry is refused."""
     central_quotas.set_quotas("alice", {"zones": 1})
     catalog_changed = stored_catalogs.catalog_changed
-    lock_placement = stored_zones.lock_placement
+    insert_zone = stored_zones.insert_zone
     main = threading.current_thread()
     tries: list[str] = []
 
@@ -361,9 +361,9 @@ def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
             tries.append("deadlock")
             raise db_exc.DBDeadlock(Exception("deadlock detected"))
 
-    def another_create_between_the_tries(unit: Any, pool_id: str) -> None:
-        # SQLite's unit has run no statement yet here, so holds no lock: the other
-        # create commits before this try reads the project's zones.
+    def another_create_between_the_tries(unit: Any, values: Any, *, job: Any) -> Any:
+        # The insert is the unit's first statement: SQLite's unit holds no lock yet,
+        # and the other create commits before this try writes and counts.
         if threading.current_thread() is main and tries == ["deadlock"]:
             tries.append("other")
             other = threading.Thread(
@@ -373,10 +373,10 @@ def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
             )
             other.start()
             other.join(30)
-        lock_placement(unit, pool_id)
+        return insert_zone(unit, values, job=job)
 
     monkeypatch.setattr(stored_catalogs, "catalog_changed", deadlock_once)
-    monkeypatch.setattr(stored_zones, "lock_placement", another_create_between_the_tries)
+    monkeypatch.setattr(stored_zones, "insert_zone", another_create_between_the_tries)
 
     with pytest.raises(exceptions.OverQuota):
         central_zones.create_zone("victim.example.", "hostmaster@example.com", project_id="alice")

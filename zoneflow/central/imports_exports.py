@@ -151,12 +151,11 @@ def import_zone(
 def _insert_import(
     task_id: str, parsed: zonefile.ParsedZone, values: Mapping[str, Any], project_id: str | None
 ) -> objects.ZoneTask:
-    """The zone, placed and admitted as a zone created on its own is
-    (:func:`zoneflow.central.zones.admit_zone`), then written whole with its
-    recordsets and the import task, in one unit of work."""
+    """The zone written whole with its recordsets and the import task, then placed
+    and admitted as a zone created on its own is
+    (:func:`zoneflow.central.zones.admit_zone`), in one unit of work."""
     with db.unit_of_work() as unit:
-        zones.admit_zone(unit, parsed.name, str(values["pool_id"]), project_id)
-        return stored.import_zone(
+        task = stored.import_zone(
             unit,
             task_id,
             project_id=project_id,
@@ -164,6 +163,8 @@ def _insert_import(
             recordsets=[(rs.name, rs.type, rs.ttl, rs.records) for rs in parsed.recordsets],
             job=orders.CREATE_ZONE,
         )
+        zones.admit_zone(unit, parsed.name, str(values["pool_id"]), project_id)
+        return task
 
 
 def _check_content_quotas(parsed: zonefile.ParsedZone, project_id: str | None) -> None:

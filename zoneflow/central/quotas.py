@@ -76,16 +76,17 @@ def _refuse(project_id: str, resource: str, limit: int, what: str) -> exceptions
 
 
 def check_zone_count(unit: Unit, project_id: str | None) -> None:
-    """In a zone create's unit of work: lock the project's quota, count its zones and
-    refuse one beyond its ``zones`` (a zone of no project has no quota). Of two
-    creates racing for the project's last zone, the second counts the first's."""
+    """In a zone create's unit of work, once the zone is written: lock the project's
+    quota, count its zones (the new one with them) and refuse one beyond its
+    ``zones`` (a zone of no project has no quota). Of two creates racing for the
+    project's last zone, the second counts the first's."""
     if project_id is None:
         return
     limit = get_quotas(project_id, unit=unit)["zones"]
     storage.lock_project(unit, project_id)
     zones = storage.count_zones(unit, project_id)
-    if _over(limit, zones + 1):
-        raise _refuse(project_id, "zones", limit, f"the project has {zones} zones")
+    if _over(limit, zones):
+        raise _refuse(project_id, "zones", limit, f"the project has {zones - 1} zones")
 
 
 def check_zone_content(

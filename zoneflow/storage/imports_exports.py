@@ -176,7 +176,7 @@ def import_zone(
 ) -> objects.ZoneTask:
     """Create a zone (PENDING/CREATE, with a ``job`` for it) holding ``recordsets``
     (name, type, TTL or None, records), and the COMPLETE import task naming it, in the
-    caller's unit of work, which has taken the placement lock and checked what it must
+    caller's unit of work, which then takes the placement lock and checks what it must
     under it, as for a zone created on its own (see
     :func:`zoneflow.storage.zones.lock_placement`)."""
     zone_id = str(uuid.uuid4())

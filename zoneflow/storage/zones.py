@@ -4,7 +4,7 @@ unit of work its caller (central) opened (:func:`zoneflow.storage.db.unit_of_wor
 A change to a zone's data begins with :func:`begin_change`, which bumps the
 zone's serial first: that takes the zone row's lock on PostgreSQL, so
 concurrent changes to one zone queue up instead of racing. A zone create takes
-its pool's placement lock first (:func:`lock_placement`).
+its pool's placement lock last, before its commit (:func:`lock_placement`).
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ _MARK_UPDATING = (
 
 def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobOrder) -> objects.Zone:
     """Insert a zone as PENDING/CREATE with a ``job`` for it, in the caller's unit of
-    work (:func:`zoneflow.storage.db.unit_of_work`), which has taken the placement lock
-    first (:func:`lock_placement`) and checked what it must under it."""
+    work (:func:`zoneflow.storage.db.unit_of_work`), which then takes the placement
+    lock (:func:`lock_placement`) and checks what it must under it."""
     zone_id = str(uuid.uuid4())
     serial = max(int(time.time()), 1)
     row = models.Zone(
@@ -260,8 +260,9 @@ _PLACEMENT_LOCKS = 0x7A66_706C
 def lock_placement(unit: Session, pool_id: str) -> None:
     """Make any other unit of work creating a zone in this pool wait until this one ends.
 
-    Every zone create takes it before its insert, even one with nothing to check (a
-    zone of no project): a project's create checking under it must see that zone too.
+    Every zone create takes it after its insert, as the last step before its commit,
+    even one with nothing to check (a zone of no project): a project's create
+    checking under it must see that zone too.
     Of two creates racing for a zone and its subzone, the second then reads the first's
     zone (:func:`zones_around`). Taken before a project's quota lock, always, so two
     creates never wait for each other in a cycle.
