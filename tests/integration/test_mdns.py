@@ -32,7 +32,7 @@ from tests import support
 from zoneflow import objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.dns import query
+from zoneflow.dns import query, soa_probe
 from zoneflow.dns import zone as dns_zone
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import db, models
@@ -554,13 +554,13 @@ def test_soa_serial_reads_what_mdns_serves(
     assert query.soa_serial("example.net.", HOST, mdns.port) is None
 
 
-def test_zone_is_refused_only_for_zones_not_held(
+def test_the_probe_tells_zones_not_held_from_zones_served(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
-    assert query.zone_is_refused("example.net.", HOST, mdns.port)
-    assert not query.zone_is_refused(ZONE, HOST, mdns.port)
     # A name inside a held zone is answered NXDOMAIN: not a zone there either.
-    assert query.zone_is_refused("nothing.example.com.", HOST, mdns.port)
+    names = ["example.net.", ZONE, "nothing.example.com."]
+    found = soa_probe.serials({(HOST, mdns.port): names})[(HOST, mdns.port)]
+    assert found == [soa_probe.NOT_SERVED, zone.serial, soa_probe.NOT_SERVED]
 
 
 def test_send_notify_returns_the_rcode(zone: objects.Zone, mdns: mdns_server.MdnsServer) -> None:

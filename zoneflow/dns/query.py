@@ -1,4 +1,5 @@
-"""Small DNS clients the flows use: SOA serial polling, NOTIFY, "is the zone gone?".
+"""Small DNS clients the flows use: one zone's SOA serial, NOTIFY (one, or a batch's at
+once). A poll asks many zones through :mod:`zoneflow.dns.soa_probe`.
 
 What a nameserver answers is a result, never an exception: a zone that is not
 served (yet, or any more) gives ``None`` from :func:`soa_serial`. Exceptions
@@ -13,13 +14,12 @@ mean there was no usable answer at all:
 - another ``dns.exception.DNSException`` (``BadResponse``, ``FormError``...):
   what came back was not a well-formed reply to our query.
 
-Callers (``SendNotify``, ``PollForSerial``) treat all three as "no answer,
-try again", which is why they share the ``DNSException``/``OSError`` base.
+Callers (``SendNotify``, a recovery's look at a target) treat all three as "no
+answer, try again", which is why they share the ``DNSException``/``OSError`` base.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import selectors
 import socket
 import struct
@@ -38,28 +38,10 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rrset
 
-# A server that answers one of these about a zone does not hold it.
-_NOT_HELD = frozenset({dns.rcode.REFUSED, dns.rcode.NOTAUTH, dns.rcode.NXDOMAIN})
-
 # What send_notifies reads of a reply: its id and flags, the QR bit and opcode among them.
 _HEADER = struct.Struct("!HH")
 _REPLY_OPCODE = 0xF800
 _NOTIFY_REPLY = 0x8000 | (dns.opcode.NOTIFY << 11)
-
-
-@dataclasses.dataclass(frozen=True)
-class _SoaAnswer:
-    """What a server said about a zone's SOA.
-
-    ``serial`` is set when it serves the zone with authority; ``gone`` when it
-    clearly does not hold the zone at all. Neither (SERVFAIL, FORMERR...)
-    means the zone may be configured there but is not served right now: BIND
-    answers SERVFAIL for a secondary zone that has not loaded yet, which is
-    neither "served" nor "removed".
-    """
-
-    serial: int | None
-    gone: bool
 
 
 def _udp_socket(host: str, port: int) -> socket.socket:
@@ -83,50 +65,29 @@ def _exchange(
     return response
 
 
-def _ask_soa(zone_name: str, host: str, port: int, timeout: float) -> _SoaAnswer:
-    name = dns.name.from_text(zone_name)
-    query = dns.message.make_query(name, dns.rdatatype.SOA)
-    # We ask nameservers about their own data; asking for recursion only
-    # invites a resolver-style answer from a server that also recurses.
-    query.flags &= ~dns.flags.RD
-    response = _exchange(query, host, port, timeout, tcp_on_tc=True)
-    rcode = response.rcode()
-    if rcode in _NOT_HELD:
-        return _SoaAnswer(serial=None, gone=True)
-    if rcode != dns.rcode.NOERROR:
-        return _SoaAnswer(serial=None, gone=False)
-    if response.flags & dns.flags.AA:
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.SOA and rrset.name == name and len(rrset):
-                soa = rrset[0]
-                assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
-                return _SoaAnswer(serial=int(soa.serial), gone=False)
-    # NOERROR without our SOA: a referral, a parent zone's NODATA, or an
-    # answer from a cache. Whatever it is, the zone is not held there.
-    return _SoaAnswer(serial=None, gone=True)
-
-
 def soa_serial(zone_name: str, host: str, port: int = 53, *, timeout: float = 1.0) -> int | None:
     """The SOA serial ``host`` serves for ``zone_name`` with authority, else None.
 
     None covers every answer that is not an authoritative SOA for exactly
     that name: REFUSED, NOTAUTH, NXDOMAIN, SERVFAIL, no AA bit, a referral.
     A truncated UDP reply is retried over TCP. Raises ``dns.exception.Timeout``
-    or ``OSError`` when there is no answer (see the module docstring).
+    or ``OSError`` when there is no answer (see the module docstring). Many
+    zones at once, or "not held" told from "not loaded": :mod:`soa_probe`.
     """
-    return _ask_soa(zone_name, host, port, timeout).serial
-
-
-def zone_is_refused(zone_name: str, host: str, port: int = 53, *, timeout: float = 1.0) -> bool:
-    """True when ``host`` no longer holds ``zone_name``: the end of a delete.
-
-    That is REFUSED, NOTAUTH or NXDOMAIN, or a NOERROR without an
-    authoritative SOA for the zone (a referral, a parent zone's answer).
-    SERVFAIL is *not* refused: the server still has the zone configured but
-    cannot serve it (not loaded yet, expired), so it has not been removed.
-    Raises like :func:`soa_serial`.
-    """
-    return _ask_soa(zone_name, host, port, timeout).gone
+    name = dns.name.from_text(zone_name)
+    query = dns.message.make_query(name, dns.rdatatype.SOA)
+    # We ask nameservers about their own data; asking for recursion only
+    # invites a resolver-style answer from a server that also recurses.
+    query.flags &= ~dns.flags.RD
+    response = _exchange(query, host, port, timeout, tcp_on_tc=True)
+    if response.rcode() != dns.rcode.NOERROR or not response.flags & dns.flags.AA:
+        return None
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == name and len(rrset):
+            soa = rrset[0]
+            assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
+            return int(soa.serial)
+    return None
 
 
 def send_notify(

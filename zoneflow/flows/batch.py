@@ -7,7 +7,8 @@ The flow has the single zone's shape, each step carrying the batch::
     begin ─► [ZonesOnTarget per target, in parallel] ─► take-back-if-deleted
           ─► consensus-check
           ─► [per nameserver, in parallel: PollBatch (NOTIFY every zone first,
-              for updates), then every zone polled at once]
+              for updates), then the zones polled together: the first still
+              waited for alone, every one at once each time it is served]
           ─► update-status
 
 (take-back-if-deleted: creates and updates only.) What differs is that no
@@ -296,8 +297,9 @@ def zone_outcomes(results: dict[str, Any], target_ids: list[str], zone_id: str) 
 
 
 class PollBatch(_Poll):
-    """Poll one nameserver for every agreed zone at once: its serial, or (delete) its
-    removal; what it serves, per zone. An update's zones get a NOTIFY first."""
+    """Poll one nameserver for the agreed zones together (see _Poll._watch): each one's
+    serial, or (delete) its removal; what it serves, per zone. An update's zones
+    get a NOTIFY first, all of them before any reply is awaited."""
 
     def __init__(self, action: str, host: str, port: int) -> None:
         super().__init__("removal" if action == DELETE else "serial", host, port)
