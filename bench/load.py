@@ -493,7 +493,8 @@ def _sql(url: str, statement: str) -> list[Any]:
 
 def top_statements(url: str, count: int) -> str:
     """The ``count`` statements PostgreSQL spent most time on since the extension was
-    made (the whole run): calls, total and mean milliseconds, rows, the text."""
+    made (the whole run): calls, total and mean milliseconds, rows, the text; then
+    the events kept, by topic, table and action."""
     rows = _sql(
         url,
         "SELECT calls, total_exec_time, mean_exec_time, rows, "
@@ -502,6 +503,13 @@ def top_statements(url: str, count: int) -> str:
     )
     lines = ["calls | total ms | mean ms | rows | statement"]
     lines += [f"{c} | {t:.0f} | {m:.3f} | {r} | {q[:300]}" for c, t, m, r, q in rows]
+    # The events every subscriber reads, by what they are about (those still kept).
+    kinds = _sql(
+        url,
+        'SELECT topic, "table", action, count(*) FROM events GROUP BY 1, 2, 3 ORDER BY 4 DESC',
+    )
+    lines += ["", "events: topic | table | action | rows"]
+    lines += [f"{topic} | {table} | {action} | {n}" for topic, table, action, n in kinds]
     return "\n".join(lines)
 
 
