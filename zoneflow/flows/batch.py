@@ -80,7 +80,7 @@ from zoneflow.flows.on_target import (
 )
 from zoneflow.flows.propagation import _Poll, notify_all
 from zoneflow.flows.scratch import Scratch
-from zoneflow.flows.status import SUPERSEDED, _StatusWriter
+from zoneflow.flows.status import SUPERSEDED, _StatusWriter, status_written
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served, TargetOutcome
 from zoneflow.storage import health as stored_health
@@ -296,6 +296,11 @@ def zone_outcomes(results: dict[str, Any], target_ids: list[str], zone_id: str) 
     return outcomes
 
 
+def named_serials(batch: Batch, zone_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """Zone id -> (zone name, serial) of these zones of the batch, in their order."""
+    return {zone_id: (batch[zone_id][0], int(batch[zone_id][1])) for zone_id in zone_ids}
+
+
 class PollBatch(_Poll):
     """Poll one nameserver for the agreed zones together (see _Poll._watch): each one's
     serial, or (delete) its removal; what it serves, per zone. An update's zones
@@ -311,15 +316,11 @@ class PollBatch(_Poll):
     ) -> dict[str, Any]:
         fence.check()
         if self.action == UPDATE:
-            notify_all(
-                [(batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed],
-                self.host,
-                self.port,
-            )
+            notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)
         # One read for the batch, not one at each zone's first miss.
         in_maintenance = self._in_maintenance() if agreed else False
         seen = self._watch(
-            {zone_id: (batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed},
+            named_serials(batch, agreed),
             expect_removed=self.action == DELETE,
             fence=fence,
             in_maintenance=in_maintenance,
@@ -374,8 +375,8 @@ class BatchStatus(_StatusWriter):
         if not agreed:
             return {}
         not_counted = stored_health.not_counted(self.target_ids)
-        verdicts = {
-            zone_id: self._verdict(
+        settlements = {
+            zone_id: self._settlement(
                 self.action,
                 zone_id,
                 int(batch[zone_id][1]),
@@ -390,10 +391,10 @@ class BatchStatus(_StatusWriter):
             )
             for zone_id in agreed
         }
-        written = stored_status.settle_zones([v.settlement for v in verdicts.values()])
+        written = stored_status.settle_zones(list(settlements.values()))
         return {
-            zone_id: verdict.outcome(was)
-            for (zone_id, verdict), was in zip(verdicts.items(), written, strict=True)
+            zone_id: status_written(settled, was)
+            for (zone_id, settled), was in zip(settlements.items(), written, strict=True)
         }
 
     def _zone_results(
@@ -435,8 +436,4 @@ class NotifyBatch(Task):
         self, batch: Batch, agreed: list[str], fence: fencing.Claim = fencing.UNFENCED
     ) -> None:
         fence.check()
-        notify_all(
-            [(batch[zone_id][0], int(batch[zone_id][1])) for zone_id in agreed],
-            self.host,
-            self.port,
-        )
+        notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -67,7 +66,7 @@ class _StatusWriter(Task):
         if_pool_grows: str | None = None,
         priority: int | None = None,
     ) -> str:
-        verdict = self._verdict(
+        settled = self._settlement(
             action,
             zone_id,
             serial,
@@ -77,10 +76,10 @@ class _StatusWriter(Task):
             if_pool_grows,
             priority,
         )
-        (written,) = stored_status.settle_zones([verdict.settlement])
-        return verdict.outcome(written)
+        (written,) = stored_status.settle_zones([settled])
+        return status_written(settled, written)
 
-    def _verdict(
+    def _settlement(
         self,
         action: str,
         zone_id: str,
@@ -90,7 +89,7 @@ class _StatusWriter(Task):
         taken_back: Collection[str] = (),
         if_pool_grows: str | None = None,
         priority: int | None = None,
-    ) -> _Verdict:
+    ) -> stored_status.Settlement:
         """What to record of one zone: its status against the pool's threshold, and
         each target's row. ``not_counted``: the targets in maintenance
         (stored_health.not_counted), read once for a batch."""
@@ -116,38 +115,32 @@ class _StatusWriter(Task):
         ok = [ns for ns, seen in counted.items() if seen.ok]
         if meets_threshold(len(ok), len(counted), self.threshold):
             if action == objects.Action.DELETE:
-                return _Verdict(
-                    stored_status.Settlement(
-                        zone_id,
-                        serial=serial,
-                        status=objects.Status.DELETED,
-                        targets=updates,
-                        delete=True,
-                    )
+                return stored_status.Settlement(
+                    zone_id,
+                    serial=serial,
+                    status=objects.Status.DELETED,
+                    targets=updates,
+                    delete=True,
                 )
             # ACTIVE only if the pool has not grown past this job's targets
             # and nameservers; else the zone goes to the job's follow-up.
-            return _Verdict(
-                stored_status.Settlement(
-                    zone_id,
-                    serial=serial,
-                    status=objects.Status.ACTIVE,
-                    action=objects.Action.NONE,
-                    covered_targets=self.target_ids,
-                    covered_nameservers=self.nameservers,
-                    if_pool_grows=_follow_up(if_pool_grows, priority),
-                    targets=updates,
-                )
+            return stored_status.Settlement(
+                zone_id,
+                serial=serial,
+                status=objects.Status.ACTIVE,
+                action=objects.Action.NONE,
+                covered_targets=self.target_ids,
+                covered_nameservers=self.nameservers,
+                if_pool_grows=_follow_up(if_pool_grows, priority),
+                targets=updates,
             )
         lagging = "; ".join(str(seen.error) for seen in counted.values() if not seen.ok)
         error = (
             f"{len(ok)} of {len(counted)} nameservers serve serial {serial}, below the "
             f"pool's threshold of {self.threshold}% ({lagging})"
         )
-        return _Verdict(
-            stored_status.Settlement(
-                zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
-            )
+        return stored_status.Settlement(
+            zone_id, serial=serial, status=objects.Status.ERROR, error=error, targets=updates
         )
 
     def _target_update(
@@ -232,24 +225,17 @@ class RecoverStatus(_StatusWriter):
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Verdict:
-    """What a job records of one zone, and what its status task returns for it."""
-
-    settlement: stored_status.Settlement
-
-    def outcome(self, written: bool) -> str:
-        """The status the job wrote, given whether the zone's row was written: a
-        zone that moved on to a later serial is its newer job's to decide."""
-        settled = self.settlement
-        if settled.delete:
-            return objects.Status.DELETED
-        if settled.status == objects.Status.ACTIVE:
-            return objects.Status.ACTIVE if written else objects.Status.PENDING
-        if not written:
-            return SUPERSEDED
-        LOG.error("zone %s serial %s is ERROR: %s", settled.zone_id, settled.serial, settled.error)
-        return objects.Status.ERROR
+def status_written(settled: stored_status.Settlement, written: bool) -> str:
+    """What a status task returns for a zone it settled, given whether the zone's row
+    was written: a zone that moved on to a later serial is its newer job's to decide."""
+    if settled.delete:
+        return objects.Status.DELETED
+    if settled.status == objects.Status.ACTIVE:
+        return objects.Status.ACTIVE if written else objects.Status.PENDING
+    if not written:
+        return SUPERSEDED
+    LOG.error("zone %s serial %s is ERROR: %s", settled.zone_id, settled.serial, settled.error)
+    return objects.Status.ERROR
 
 
 def _follow_up(if_pool_grows: str | None, priority: int | None) -> objects.JobOrder | None:

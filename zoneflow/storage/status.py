@@ -91,7 +91,7 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
     such transactions never wait on each other in a circle; one that lost to
     another transaction anyway runs again whole.
     """
-    written: dict[int, bool] = {}
+    written = [False] * len(settlements)
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
     # the database did.
@@ -103,7 +103,7 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
                 written[at] = _finish_delete(session, settled.zone_id, settled.serial)
             else:
                 written[at] = _settle(session, settled)
-    return [written[at] for at in range(len(settlements))]
+    return written
 
 
 def _settle(session: Session, settled: Settlement) -> bool:
