@@ -444,22 +444,15 @@ class JobRecord:
 
 def job_records(rig: Rig) -> dict[str, JobRecord]:
     """Every job so far, by its logbook's id."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
     found: dict[str, JobRecord] = {}
-    query = sa.text(
+    for uuid, meta, seconds in _sql(
+        rig.deployment.database,
         "SELECT b.uuid, b.meta, EXTRACT(EPOCH FROM (SELECT max(f.updated_at) "
-        "FROM flowdetails f WHERE f.parent_uuid = b.uuid) - b.created_at) FROM logbooks b"
-    )
-    try:
-        with engine.connect() as connection:
-            for uuid, meta, seconds in connection.execute(query):
-                book = json.loads(meta) if isinstance(meta, str) else (meta or {})
-                zones = len(book.get("zones") or [0])
-                found[uuid] = JobRecord(str(book.get("kind")), zones, float(seconds or 0.0))
-    finally:
-        engine.dispose()
+        "FROM flowdetails f WHERE f.parent_uuid = b.uuid) - b.created_at) FROM logbooks b",
+    ):
+        book = json.loads(meta) if isinstance(meta, str) else (meta or {})
+        zones = len(book.get("zones") or [0])
+        found[uuid] = JobRecord(str(book.get("kind")), zones, float(seconds or 0.0))
     return found
 
 
@@ -480,6 +473,7 @@ STATEMENT_STATS = {
 
 
 def _sql(url: str, statement: str) -> list[Any]:
+    """The rows of one statement, on a connection of its own (committed, if it writes)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -515,15 +509,8 @@ def top_statements(url: str, count: int) -> str:
 
 def database_sessions(rig: Rig) -> int:
     """How many sessions PostgreSQL has begun so far (each a backend process forked)."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(rig.deployment.database, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            query = sa.text("SELECT sum(sessions) FROM pg_stat_database")
-            return int(connection.execute(query).scalar() or 0)
-    finally:
-        engine.dispose()
+    ((sessions,),) = _sql(rig.deployment.database, "SELECT sum(sessions) FROM pg_stat_database")
+    return int(sessions or 0)
 
 
 class ConnectionsWatch:
