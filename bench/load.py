@@ -80,6 +80,7 @@ from bench.load_report import (  # noqa: E402
     action_table,
     describe,
     job_counts,
+    job_phases,
     job_times,
     plot,
     ramp_table,
@@ -435,11 +436,13 @@ async def drive(
 @dataclasses.dataclass(frozen=True)
 class JobRecord:
     """One job, from its logbook: its kind, the zones it carried, and the seconds from
-    its posting to its flow's last stored state (its end, once it has ended)."""
+    its posting to its flow's last stored state (its end, once it has ended); and from
+    its posting to the end of each of its phases it went through (``PHASES``)."""
 
     kind: str
     zones: int
     seconds: float
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def job_records(rig: Rig) -> dict[str, JobRecord]:
@@ -453,7 +456,42 @@ def job_records(rig: Rig) -> dict[str, JobRecord]:
         book = json.loads(meta) if isinstance(meta, str) else (meta or {})
         zones = len(book.get("zones") or [0])
         found[uuid] = JobRecord(str(book.get("kind")), zones, float(seconds or 0.0))
+    for uuid, phases in phases_of_jobs(rig).items():
+        if uuid in found:
+            found[uuid] = dataclasses.replace(found[uuid], phases=phases)
     return found
+
+
+def phases_of_jobs(rig: Rig) -> dict[str, dict[str, float]]:
+    """Each job's ``PHASES``: seconds from its posting to the end of each, from the
+    task events still kept (logbooks store naive UTC times)."""
+    steps: dict[str, list[tuple[str, str, float]]] = {}
+    for uuid, task, state, seconds in _sql(
+        rig.deployment.database,
+        "SELECT b.uuid, e.value->>'task', e.action, EXTRACT(EPOCH FROM "
+        "CAST(e.value->>'changed_at' AS timestamptz) - (b.created_at AT TIME ZONE 'UTC')) "
+        "FROM events e JOIN logbooks b ON b.uuid = e.value->>'job_id' WHERE e.topic = 'task'",
+    ):
+        steps.setdefault(uuid, []).append((str(task), str(state), float(seconds)))
+    return {uuid: _phases(done) for uuid, done in steps.items()}
+
+
+def _phases(done: list[tuple[str, str, float]]) -> dict[str, float]:
+    """A job's phases from its steps' (name, state, seconds since posted)."""
+    phases = {"claimed": min(seconds for _, _, seconds in done)}
+    ended = [(name, seconds) for name, state, seconds in done if state == "SUCCESS"]
+    polls = [seconds for name, seconds in ended if name.startswith("poll-for-")]
+    if polls:
+        phases["first poll"], phases["last poll"] = min(polls), max(polls)
+    for phase, matches in (
+        ("begin", lambda name: name == "begin"),
+        ("on-target", lambda name: "-zone-on-target-" in name),
+        ("consensus", lambda name: name == "consensus-check"),
+        ("status", lambda name: name == "update-status"),
+    ):
+        if found := [seconds for name, seconds in ended if matches(name)]:
+            phases[phase] = max(found)
+    return phases
 
 
 def job_shapes(records: dict[str, JobRecord]) -> dict[str, tuple[int, int]]:
@@ -712,7 +750,7 @@ async def measure(
             )
             print(
                 action_table(steady, {}),
-                f"jobs: {job_counts(steady)}; {job_times(steady)}",
+                f"jobs: {job_counts(steady)}; {job_times(steady)}; phases: {job_phases(steady)}",
                 sep="\n",
                 flush=True,
             )

@@ -28,6 +28,11 @@ DESIGNATE_MIX = {"create": 6413, "delete": 2077, "update": 23750}
 # Its published figures at scale: the average seconds until served, per action,
 # and the share served within five minutes.
 DESIGNATE_AVERAGE = {"create": 8.0, "delete": 4.0, "update": 5.0}
+#: A job's phases, in the order they end: its first step begun (it was claimed),
+#: its begin, its last step on a target, its consensus, its first and its last
+#: nameserver's poll, its status written. Each ends when the last of its steps
+#: succeeds, as the task events the conductor publishes tell it.
+PHASES = ("claimed", "begin", "on-target", "consensus", "first poll", "last poll", "status")
 DESIGNATE_WITHIN = 0.9999
 WITHIN = 300.0
 ACTIONS = ("create", "update", "delete")
@@ -334,7 +339,8 @@ def describe(
         + "; ".join(f"{label}: {job_counts(r)}" for label, r in runs)
         + ". From posted to the end of their flow (the wait on the board included): "
         + "; ".join(f"{label}: {job_times(r)}" for label, r in runs)
-        + ".\n"
+        + ". Where the batches' time went, p50 seconds from posted to the end of each "
+        "phase: " + "; ".join(f"{label}: {job_phases(r)}" for label, r in runs) + ".\n"
     )
     parts.append(
         "\n**PostgreSQL sessions begun** (each a backend forked and authenticated; "
@@ -394,6 +400,23 @@ def job_times(run: Run) -> str:
         )
         or "none"
     )
+
+
+def job_phases(run: Run) -> str:
+    """Where the batch jobs' time went, by kind: the p50 over its jobs of the seconds
+    from posting to the end of each phase (``update-zones: claimed 0.40, ...``)."""
+    kinds = sorted({r.kind for r in run.job_records if r.kind.endswith("-zones")})
+    parts = []
+    for kind in kinds:
+        records = [r for r in run.job_records if r.kind == kind]
+        ends = [
+            f"{phase} {_seconds(seconds, 50)}"
+            for phase in PHASES
+            if (seconds := [r.phases[phase] for r in records if phase in r.phases])
+        ]
+        if ends:
+            parts.append(f"{kind}: " + ", ".join(ends))
+    return "; ".join(parts) or "none"
 
 
 def _accepted(run: Run) -> int:

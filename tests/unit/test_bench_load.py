@@ -124,3 +124,31 @@ def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:
     counts = [sum(1 for step, _ in due if step == i) for i in range(2)]
     assert 500 <= counts[0] <= 700 and 2700 <= counts[1] <= 3300, counts
     assert all(1000 + 30 * step <= at < 1000 + 30 * (step + 1) for step, at in due)
+
+
+def test_a_jobs_phases_end_with_the_last_of_their_steps() -> None:
+    done = [
+        ("begin", "RUNNING", 0.2),
+        ("begin", "SUCCESS", 0.25),
+        ("update-zone-on-target-a", "SUCCESS", 0.4),
+        ("update-zone-on-target-b", "SUCCESS", 0.6),
+        ("consensus-check", "SUCCESS", 0.65),
+        ("poll-for-serial-127.0.0.1:5301", "SUCCESS", 1.5),
+        ("poll-for-serial-127.0.0.1:5302", "RUNNING", 0.7),
+        ("poll-for-serial-127.0.0.1:5302", "SUCCESS", 2.5),
+        ("update-status", "SUCCESS", 2.75),
+    ]
+
+    assert load._phases(done) == {
+        "claimed": 0.2,
+        "begin": 0.25,
+        "on-target": 0.6,
+        "consensus": 0.65,
+        "first poll": 1.5,
+        "last poll": 2.5,
+        "status": 2.75,
+    }
+
+
+def test_a_job_still_running_has_only_the_phases_it_ended() -> None:
+    assert load._phases([("begin", "RUNNING", 0.3)]) == {"claimed": 0.3}
