@@ -29,11 +29,13 @@ mdns_opts = [
     ),
     cfg.IntOpt(
         "tcp_threads",
-        default=4,
+        default=16,
         min=1,
         help="Threads answering TCP clients (zone transfers, mostly), apart from the UDP "
         "ones: however many UDP queries wait, a transfer's next messages never wait "
-        "behind them.",
+        "behind them. Each BIND9 target transfers up to its transfers-per-ns zones at "
+        "once, and a transfer's thread mostly waits on the database: under the load "
+        "benchmark (8 targets) a transfer took 0.57 s (p50) with 4 threads, 0.40 s with 16.",
     ),
     cfg.IntOpt(
         "xfr_message_size",

@@ -35,6 +35,7 @@ from zoneflow.mdns.access import address as _address
 from zoneflow.mdns.access import peer as _peer
 from zoneflow.mdns.notify import notify_key
 from zoneflow.mdns.responder import Responder
+from zoneflow.storage import db
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -421,6 +422,8 @@ class MdnsServer:
 
 def run(host: str | None = None, port: int | None = None) -> None:
     """``zoneflow mdns``: serve until SIGINT or SIGTERM."""
+    # Each thread may hold a connection at once, the transfer log's writer too.
+    db.keep_connections(CONF.mdns.threads + CONF.mdns.tcp_threads + 1)
 
     async def main() -> None:
         server = MdnsServer(host, port)

@@ -73,6 +73,15 @@ busy_opts = [
 POOL_SIZE = 10
 
 
+def keep_connections(count: int) -> None:
+    """Keep ``count`` connections open by default, at least :data:`POOL_SIZE`: for a
+    server whose every thread may read at once. A connection past the pool is
+    closed when given back, and on PostgreSQL the next one forks a backend again.
+    An operator's own ``[database] max_pool_size`` wins. Call it before the first
+    connection: the pool is sized when the engine is made."""
+    CONF.set_default("max_pool_size", max(POOL_SIZE, count), group="database")
+
+
 def pool_options() -> dict[str, Any]:
     """``create_engine``'s pool arguments for a PostgreSQL engine of zoneflow's own
     beside oslo.db's (TaskFlow's logbooks): sized by the same ``[database]``
