@@ -39,6 +39,7 @@ from zoneflow.storage import db, models
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import transfers as stored_transfers
 from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
@@ -364,6 +365,78 @@ def test_ixfr_sequence_has_each_change_between_its_soas(
         new, (f"extra.{ZONE}", "192.0.2.99"),
         new,
     ]  # fmt: skip
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The storage reads transfers make from now on, by name, counted as they happen."""
+    reads: list[str] = []
+    for module, name in (
+        (stored_history, "zone_changes_since"),
+        (stored_transfers, "zone_for_transfer"),
+    ):
+        real = getattr(module, name)
+
+        def counted(*args: object, _real: object = real, _name: str = name) -> object:
+            reads.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(module, name, counted)
+    return reads
+
+
+def test_every_target_after_the_first_gets_the_same_transfer_without_reading_it_again(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each target of a pool transfers each change: one reads it from storage."""
+    reads = _counting_reads(monkeypatch)
+    whole = [_axfr_zone(mdns.port) for _ in range(3)]
+    mail = stored_reads.get_recordset(zone.id, f"mail.{ZONE}", "A")
+    central_recordsets.update_recordset(ZONE, mail.id, records=["192.0.2.26"])
+    changes = [
+        [
+            rrset.to_text()
+            for message in dns.query.xfr(
+                HOST, ZONE, rdtype=dns.rdatatype.IXFR, serial=zone.serial, port=mdns.port
+            )
+            for rrset in message.answer
+        ]
+        for _ in range(3)
+    ]
+
+    assert whole[0] == whole[1] == whole[2]
+    assert changes[0] == changes[1] == changes[2]
+    assert [line.split()[3] for line in changes[0]] == ["SOA", "SOA", "A", "SOA", "A", "SOA"]
+    assert changes[0][2].endswith("192.0.2.25") and changes[0][4].endswith("192.0.2.26")
+    assert reads == ["zone_for_transfer", "zone_changes_since"]
+    assert mdns.responder.transfers["AXFR"] == 3 and mdns.responder.transfers["IXFR"] == 3
+
+
+def test_a_transfer_after_a_change_is_read_again(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _counting_reads(monkeypatch)
+    before = _axfr_zone(mdns.port)
+    central_recordsets.create_recordset(ZONE, "later", "A", ["192.0.2.77"])
+    after = _axfr_zone(mdns.port)
+
+    assert before.get_node("later") is None
+    assert after.get_rdataset("later", "A") is not None
+    assert after.get_soa().serial == stored_reads.get_zone(ZONE).serial
+    assert reads == ["zone_for_transfer", "zone_for_transfer"]
+
+
+def test_a_zone_too_large_to_keep_is_read_for_every_transfer(
+    mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = _bulk_zone(mdns.responder.zone_transfers.kept.max_records + 1)
+    reads = _counting_reads(monkeypatch)
+    sizes = [
+        len(dns.zone.from_xfr(dns.query.xfr(HOST, big.name, port=mdns.port)).nodes)
+        for _ in range(2)
+    ]
+
+    assert sizes[0] == sizes[1] > mdns.responder.zone_transfers.kept.max_records
+    assert reads == ["zone_for_transfer", "zone_for_transfer"]
 
 
 def test_ixfr_across_a_zone_update_sends_the_whole_zone(

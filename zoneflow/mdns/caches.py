@@ -1,17 +1,21 @@
-"""What mdns keeps between requests: rendered zones, SOA RRsets, pools and
-catalog names, so that answering does not read or render what has not changed."""
+"""What mdns keeps between requests: rendered zones, SOA RRsets, the records of
+small transfers, pools and catalog names, so that answering does not read or
+render what has not changed."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
+from collections.abc import Iterable, Iterator
 
 import dns.name
 import dns.rrset
 
 from zoneflow import objects
 from zoneflow.dns import zone as dns_zone
+from zoneflow.mdns import xfr
 from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import pools as stored_pools
@@ -98,6 +102,74 @@ class SoaCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return rrset
+
+
+def soa_key(zone: objects.Zone, pool: objects.Pool) -> tuple[object, ...]:
+    """What a zone's SOA and apex NS are made of: its fields in the SOA, and the pool's
+    NS records (their changes bump no serial). Equal keys, equal records at the apex;
+    the rest of a zone at a serial never changes, since every change bumps it."""
+    return (
+        zone.id,
+        zone.name,
+        zone.serial,
+        zone.email,
+        zone.ttl,
+        zone.refresh,
+        zone.retry,
+        zone.expire,
+        zone.minimum,
+        pool.ns_records,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptTransfer:
+    """A transfer's records, SOA first and last, and what its log line says of it: the
+    serial it brings the client to, and how many changes an IXFR carries."""
+
+    records: tuple[xfr.WireRecord, ...]
+    serial: int
+    changes: int = 0
+
+
+class TransferCache:
+    """The records of the last few small transfers, by what they transfer.
+
+    Every target of a pool transfers each change: the same zone at the same
+    serial, from the same serial for an IXFR. The first one reads storage and
+    packs the records; the others take them from here. Only transfers of at most
+    ``max_records`` records are kept: a large zone is streamed, never held.
+    """
+
+    def __init__(self, size: int = 256, max_records: int = 1000) -> None:
+        self.size, self.max_records = size, max_records
+        self._entries: collections.OrderedDict[object, KeptTransfer] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> KeptTransfer | None:
+        with self._lock:
+            kept = self._entries.get(key)
+            if kept is not None:
+                self._entries.move_to_end(key)
+            return kept
+
+    def keep(
+        self, key: object, records: Iterable[xfr.WireRecord], told: KeptTransfer
+    ) -> Iterator[xfr.WireRecord]:
+        """``records``, passed on as they come; kept under ``key`` once they have all
+        come, if they were few enough, with what ``told`` says of them."""
+        taken: list[xfr.WireRecord] | None = []
+        for record in records:
+            if taken is not None:
+                taken.append(record)
+                if len(taken) > self.max_records:
+                    taken = None
+            yield record
+        if taken is not None and self.size:
+            with self._lock:
+                self._entries[key] = dataclasses.replace(told, records=tuple(taken))
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
 
 
 class PoolCache:

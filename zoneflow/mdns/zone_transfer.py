@@ -9,6 +9,10 @@
   when the history does not reach back to the client's serial, the whole
   zone in AXFR form.
 - Signed requests get every message signed, each chained to the one before.
+- Every target of a pool transfers each change, the same records: those of
+  a small transfer are kept (:class:`zoneflow.mdns.caches.TransferCache`)
+  and the other targets get them without a read. A zone's records at a
+  serial never change, so a kept transfer is never stale.
 
 Each transfer served is counted by kind and noted in the transfer log
 (:mod:`zoneflow.mdns.transfers`).
@@ -62,6 +66,25 @@ def _change_records(records: Iterable[objects.Record]) -> Iterator[xfr.WireRecor
         yield owner, rtype, ttl, xfr.rdata_wire(rtype, data)
 
 
+def _ixfr_records(
+    zone: objects.Zone, pool: objects.Pool, changes: list[objects.ZoneChange]
+) -> Iterator[xfr.WireRecord]:
+    """An IXFR's records (RFC 1995 section 4): the newest SOA; per change, the old SOA
+    and what it removed, the new SOA and what it added; the newest SOA again."""
+
+    def soa(serial: int) -> Iterator[xfr.WireRecord]:
+        return xfr.rrset_records(dns_zone.soa_rrset(dataclasses.replace(zone, serial=serial), pool))
+
+    newest = changes[-1].serial
+    yield from soa(newest)
+    for change in changes:
+        yield from soa(change.previous_serial)
+        yield from _change_records(change.removed)
+        yield from soa(change.serial)
+        yield from _change_records(change.added)
+    yield from soa(newest)
+
+
 class Transfers:
     """Turns an AXFR or IXFR request into its reply messages.
 
@@ -88,6 +111,8 @@ class Transfers:
         self._counter_lock = threading.Lock()
         # Per zone and client: what was served, for a poll that times out to read.
         self.log = transfers.TransferLog(max_keys=MAX_LOGGED_PAIRS)
+        # The records of recent small transfers: each of a pool's targets asks the same.
+        self.kept = caches.TransferCache()
 
     def answer(
         self, query: dns.message.Message, *, tcp: bool, peer: str, address: str | None
@@ -142,12 +167,18 @@ class Transfers:
         if catalog is not None:
             # A catalog keeps no history: the whole catalog, in AXFR form.
             return self._catalog_axfr(query, catalog, pool, peer, kind="IXFR-AXFR")
+        key = ("IXFR", client_serial, *caches.soa_key(zone, pool))
+        kept = self.kept.get(key)
+        if kept is not None:
+            return self._ixfr(query, zone, peer, address, client_serial, kept, kept.records)
         changes = stored_history.zone_changes_since(zone.id, client_serial)
         if not changes:
             # The history does not reach back that far: the whole zone, in
             # AXFR form, which RFC 1995 section 4 allows.
             return self._axfr(query, zone, pool, peer, address, kind="IXFR-AXFR")
-        return self._ixfr(query, zone, pool, peer, address, changes)
+        told = caches.KeptTransfer((), changes[-1].serial, len(changes))
+        records = self.kept.keep(key, _ixfr_records(zone, pool, changes), told)
+        return self._ixfr(query, zone, peer, address, client_serial, told, records)
 
     def _messages(
         self, query: dns.message.Message, origin: dns.name.Name, records: Iterable[xfr.WireRecord]
@@ -172,14 +203,23 @@ class Transfers:
     ) -> Iterator[bytes]:
         started = time.monotonic()
         count = 0
-        with stored_transfers.zone_for_transfer(zone.id) as (current, rows):
-            soa = list(xfr.rrset_records(self.soas.get(current, pool)))
-            records = itertools.chain(
-                soa,
-                xfr.rrset_records(dns_zone.apex_ns_rrset(current, pool)),
-                xfr.stored_records(rows, current.ttl),
-                soa,
-            )
+        kept = self.kept.get(("AXFR", *caches.soa_key(zone, pool)))
+        with contextlib.ExitStack() as reading:
+            if kept is not None:
+                current, records = zone, iter(kept.records)
+            else:
+                current, rows = reading.enter_context(stored_transfers.zone_for_transfer(zone.id))
+                soa = list(xfr.rrset_records(self.soas.get(current, pool)))
+                records = self.kept.keep(
+                    ("AXFR", *caches.soa_key(current, pool)),
+                    itertools.chain(
+                        soa,
+                        xfr.rrset_records(dns_zone.apex_ns_rrset(current, pool)),
+                        xfr.stored_records(rows, current.ttl),
+                        soa,
+                    ),
+                    caches.KeptTransfer((), current.serial),
+                )
             origin = dns_zone.zone_origin(current)
             with self._noted(zone.id, address, current.serial, kind):
                 for count, message in enumerate(  # noqa: B007 - the count is logged below
@@ -252,43 +292,30 @@ class Transfers:
         self,
         query: dns.message.Message,
         zone: objects.Zone,
-        pool: objects.Pool,
         peer: str,
         address: str | None,
-        changes: list[objects.ZoneChange],
+        client_serial: int,
+        told: caches.KeptTransfer,
+        records: Iterable[xfr.WireRecord],
     ) -> Iterator[bytes]:
+        """``records`` (the IXFR's, kept or being read) as messages; ``told`` says
+        what they bring the client to, for the transfer log and the log line."""
         started = time.monotonic()
-        newest = dataclasses.replace(zone, serial=changes[-1].serial)
-
-        def soa(serial: int) -> dns.rrset.RRset:
-            return dns_zone.soa_rrset(dataclasses.replace(zone, serial=serial), pool)
-
-        def sequence() -> Iterator[xfr.WireRecord]:
-            # RFC 1995 section 4: newest SOA; per change, the old SOA and what
-            # it removed, the new SOA and what it added; newest SOA again.
-            yield from xfr.rrset_records(soa(newest.serial))
-            for change in changes:
-                yield from xfr.rrset_records(soa(change.previous_serial))
-                yield from _change_records(change.removed)
-                yield from xfr.rrset_records(soa(change.serial))
-                yield from _change_records(change.added)
-            yield from xfr.rrset_records(soa(newest.serial))
-
         count = 0
         origin = dns_zone.zone_origin(zone)
-        with self._noted(zone.id, address, newest.serial, "IXFR"):
+        with self._noted(zone.id, address, told.serial, "IXFR"):
             for count, message in enumerate(  # noqa: B007 - the count is logged below
-                self._messages(query, origin, sequence()), start=1
+                self._messages(query, origin, records), start=1
             ):
                 yield message
         self._count("IXFR")
         LOG.info(
             "IXFR of %s from serial %d to %d to %s: %d changes in %d messages, %.0f ms",
             zone.name,
-            changes[0].previous_serial,
-            newest.serial,
+            client_serial,
+            told.serial,
             peer,
-            len(changes),
+            told.changes,
             count,
             (time.monotonic() - started) * 1000,
         )
