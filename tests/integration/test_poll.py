@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -13,15 +14,23 @@ import dns.opcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from taskflow import states
 
 from tests import support
-from tests.integration.conftest import fake_pool_yaml
-from zoneflow import objects
+from tests.integration.conftest import fake_pool_yaml, wait_settled
+from zoneflow import events, jobs, objects
 from zoneflow.central import pools
+from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.conductor import daemon
+from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows.batch import PollBatch
 from zoneflow.flows.propagation import PollForSerial
 from zoneflow.jobs.outcomes import Served
+from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
+from zoneflow.taskflow_adapter import persistence
 
 HOST = "127.0.0.1"
 
@@ -161,3 +170,65 @@ def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
     last_of_third = max(i for i, name in enumerate(server.names) if name == names[2])
     early = server.names[:last_of_third].count(names[3])
     assert early <= 3 < server.names.count(names[2]), server.names
+
+
+def test_a_zone_of_a_batch_is_active_once_every_nameserver_serves_it_not_once_the_last_is(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """A batch's zone is ACTIVE as soon as both nameservers serve it, while another zone
+    of the batch is still waited for; its status is written once, and the job ends with
+    every zone ACTIVE once the last is served too."""
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=30.0)
+    override("conductor", batch_zones=3)
+    names = ["early1.example.", "early2.example.", "late.example."]
+    servers = [LaggingNameserver(catch_up={names[0]: 0, names[1]: 0}) for _ in range(2)]
+    conductor = daemon.Conductor("early")
+    try:
+        listed = "".join(f"{{host: {HOST}, port: {s.port}}}, " for s in servers)
+        support.store_pools(pools.parse(fake_pool_yaml({}, {}) + f"  nameservers: [{listed}]\n"))
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
+        for pending in stored_outbox.claim_pending_jobs():
+            stored_outbox.remove_pending_job(pending.id)
+        for zone in zones:
+            stored_status.set_zone_status(zone.id, serial=zone.serial, status=objects.Status.ACTIVE)
+        serials = [
+            central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"]).serial
+            for zone in zones
+        ]
+        statuses = events.subscribe(objects.EventFilter(topics=frozenset({"zone"})))
+        (job_id,) = OutboxRelay(board, persistence.get_backend()).flush()
+        assert jobs.get_job(persistence.get_backend(), job_id).kind == "update-zones"
+        conductor.start()
+
+        for zone, serial in list(zip(zones, serials, strict=True))[:2]:
+            settled = wait_settled(zone.id)
+            assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
+        late = stored_reads.get_zone(zones[2].id)
+        assert late.status == objects.Status.PENDING, "the third is not served yet"
+        assert jobs.get_job(persistence.get_backend(), job_id).state not in jobs.OVER
+
+        for server in servers:
+            server.catch_up[names[2]] = 0
+        settled = wait_settled(zones[2].id)
+        assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serials[2])
+        job = support.eventually(
+            lambda: (j := jobs.get_job(persistence.get_backend(), job_id)).state in jobs.OVER and j,
+            what="the batch to end",
+        )
+        assert job.state == states.SUCCESS
+        seen: list[objects.Event] = []
+        support.eventually(
+            lambda: seen.extend(statuses.next(timeout=0.2)) or _actives(seen) == 3,
+            what=lambda: f"an ACTIVE event for each zone in {seen}",
+        )
+        assert sorted(e.zone_id for e in seen if e.action == objects.Status.ACTIVE) == sorted(
+            zone.id for zone in zones
+        ), "each zone's status was written once"
+    finally:
+        conductor.stop()
+        for server in servers:
+            server.close()
+
+
+def _actives(seen: list[objects.Event]) -> int:
+    return sum(1 for e in seen if e.action == objects.Status.ACTIVE)

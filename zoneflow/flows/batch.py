@@ -16,9 +16,11 @@ step fails the job for one zone. Each task records an outcome per zone: a
 target's task the outcome of each zone there; the consensus weighs each zone
 against the pool's threshold and passes on those that meet it (``agreed``);
 a nameserver's task polls those; the status task writes the status of those
-in one transaction, and of each other zone in its own. A zone below the
-threshold is left as its own failed job leaves it, with the reason, and the
-others go on:
+in one transaction, and of each other zone in its own. A zone every
+nameserver serves before then is written by the poll that sees it served
+last (EarlyStatus), so that its status does not wait for the batch's slowest
+zone. A zone below the threshold is left as its own failed job leaves it,
+with the reason, and the others go on:
 
 - create: the zone is removed again from the targets that got it, each
   target's row recorded, the zone ERROR with its action kept;
@@ -57,6 +59,11 @@ agreed, below               BatchConsensus: the zones that  propagation, status
 served:<host>:<port>        PollBatch: zone id -> a Served  update-status
 ==========================  ==============================  =================
 
+In the run's scratch (never persisted; zoneflow.flows.scratch): each
+target's task leaves its outcomes, the take-back its result, each poll what
+it saw served, and the polls the statuses they wrote early, which the status
+task reports as written.
+
 Tasks are idempotent as the single zone's are: a resumed job runs those in
 flight again, for every zone of the batch.
 """
@@ -68,7 +75,7 @@ from typing import Any
 
 from taskflow.types import failure as tf_failure
 
-from zoneflow import objects
+from zoneflow import exceptions, objects
 from zoneflow.flows.base import Task, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
@@ -199,6 +206,9 @@ class ZonesOnTarget(Task):
             else:
                 outcome = act_on_target(self.action, self.target_id, wanted, fence)
             outcomes[zone_id] = outcome.to_result()
+        if scratch is not None:
+            with scratch.lock:
+                scratch.outcomes[self.target_id] = outcomes
         return outcomes
 
     @waits_for_database
@@ -243,7 +253,11 @@ class TakeBackBatch(Task):
 
     @waits_for_database
     def execute(
-        self, batch: Batch, fence: fencing.Claim = fencing.UNFENCED, **results: Any
+        self,
+        batch: Batch,
+        fence: fencing.Claim = fencing.UNFENCED,
+        scratch: Scratch | None = None,
+        **results: Any,
     ) -> dict[str, list[str]]:
         created = {}
         for zone_id in batch:
@@ -252,12 +266,14 @@ class TakeBackBatch(Task):
             if on:
                 created[zone_id] = on
         gone = stored_zones.zones_wanted_gone(created) if created else set()
-        if not gone:
-            return {}
-        fence.check()
+        if gone:
+            fence.check()
         for zone_id in gone:
             take_back_from(zone_id, created[zone_id])
-        return {zone_id: created[zone_id] for zone_id in gone}
+        taken_back = {zone_id: created[zone_id] for zone_id in gone}
+        if scratch is not None:
+            scratch.taken_back = taken_back
+        return taken_back
 
 
 class BatchConsensus(Task):
@@ -304,28 +320,111 @@ def named_serials(batch: Batch, zone_ids: list[str]) -> dict[str, tuple[str, int
 class PollBatch(_Poll):
     """Poll one nameserver for the agreed zones together (see _Poll._watch): each one's
     serial, or (delete) its removal; what it serves, per zone. An update's zones
-    get a NOTIFY first, all of them before any reply is awaited."""
+    get a NOTIFY first, all of them before any reply is awaited. With ``early``,
+    what it sees is passed on as it is seen (see EarlyStatus)."""
 
-    def __init__(self, action: str, host: str, port: int) -> None:
+    def __init__(self, action: str, host: str, port: int, early: EarlyStatus | None = None) -> None:
         super().__init__("removal" if action == DELETE else "serial", host, port)
         self.action = action
+        self.early = early
 
     @waits_for_database
     def execute(
-        self, batch: Batch, agreed: list[str], fence: fencing.Claim = fencing.UNFENCED
+        self,
+        batch: Batch,
+        agreed: list[str],
+        fence: fencing.Claim = fencing.UNFENCED,
+        scratch: Scratch | None = None,
+        if_pool_grows: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
         fence.check()
         if self.action == UPDATE:
             notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)
         # One read for the batch, not one at each zone's first miss.
         in_maintenance = self._in_maintenance() if agreed else False
+        early, nameserver = self.early, (self.host, self.port)
+
+        def pass_on(found: dict[str, Served]) -> None:
+            if early is not None and scratch is not None:
+                early.seen(scratch, nameserver, found, batch, fence, if_pool_grows, priority)
+
         seen = self._watch(
             named_serials(batch, agreed),
             expect_removed=self.action == DELETE,
             fence=fence,
             in_maintenance=in_maintenance,
+            on_served=pass_on,
         )
         return {zone_id: served.to_result() for zone_id, served in seen.items()}
+
+
+class EarlyStatus:
+    """A zone of a batch ACTIVE (or DELETED) as soon as every nameserver serves it,
+    not once the batch's last zone is served on its slowest nameserver.
+
+    Each nameserver's poll passes on the zones it sees served; the poll that
+    completes a zone (every nameserver of the job serves it) writes its
+    status, in one transaction with the others it completes then, as the
+    batch's status task would (the same rule and results). That task then
+    writes the other zones and reports these as written. Nothing is written
+    early when this run lacks a target's outcome or the take-back's (a resumed
+    run: the status task writes every zone), and a write that fails is left
+    to the status task too.
+    """
+
+    def __init__(self, status: BatchStatus) -> None:
+        self.status = status
+
+    def seen(
+        self,
+        scratch: Scratch,
+        nameserver: tuple[str, int],
+        found: dict[str, Served],
+        batch: Batch,
+        fence: fencing.Claim,
+        if_pool_grows: str | None,
+        priority: int | None,
+    ) -> None:
+        """Note what ``nameserver`` was seen serving, and write the zones it completes."""
+        nameservers = self.status.nameservers
+        with scratch.lock:
+            complete = []
+            for zone_id, served in found.items():
+                by = scratch.served.setdefault(zone_id, {})
+                by[nameserver] = served
+                if zone_id not in scratch.settled and all(
+                    ns in by and by[ns].ok for ns in nameservers
+                ):
+                    complete.append(zone_id)
+            known = set(scratch.outcomes) >= set(self.status.target_ids)
+            taken_back = {} if self.status.action == DELETE else scratch.taken_back
+            if not complete or not known or taken_back is None:
+                return
+            for zone_id in complete:
+                scratch.settled[zone_id] = ""  # this poll writes it
+            results: dict[str, Any] = {
+                steps.target_result(t): scratch.outcomes[t] for t in self.status.target_ids
+            }
+            for host, port in nameservers:
+                results[steps.served_result(host, port)] = {
+                    zone_id: scratch.served[zone_id][(host, port)].to_result()
+                    for zone_id in complete
+                }
+        fence.check()
+        try:
+            written = self.status.settle(
+                batch, complete, results, taken_back, if_pool_grows, priority
+            )
+        except exceptions.ZoneflowError as exc:
+            LOG.warning("%d zones' status left to the end of their job: %s", len(complete), exc)
+            written = {}
+        with scratch.lock:
+            for zone_id in complete:
+                if zone_id in written:
+                    scratch.settled[zone_id] = written[zone_id]
+                else:
+                    del scratch.settled[zone_id]
 
 
 class BatchStatus(_StatusWriter):
@@ -346,12 +445,21 @@ class BatchStatus(_StatusWriter):
         taken_back: dict[str, list[str]] | None = None,
         if_pool_grows: str | None = None,
         priority: int | None = None,
+        scratch: Scratch | None = None,
         **results: Any,
     ) -> dict[str, str]:
         fence.check()
+        # Those a poll wrote once every nameserver served them (EarlyStatus).
+        early = dict(scratch.settled) if scratch is not None else {}
         settled = self._settle_agreed(
-            batch, agreed, results, taken_back or {}, if_pool_grows, priority
+            batch,
+            [zone_id for zone_id in agreed if zone_id not in early],
+            results,
+            taken_back or {},
+            if_pool_grows,
+            priority,
         )
+        settled.update(early)
         statuses = {}
         for zone_id, (_name, serial) in batch.items():
             if zone_id in settled:
@@ -362,7 +470,10 @@ class BatchStatus(_StatusWriter):
         return statuses
 
     @waits_for_database
-    def _settle_agreed(
+    def _settle_agreed(self, *args: Any) -> dict[str, str]:
+        return self.settle(*args)
+
+    def settle(
         self,
         batch: Batch,
         agreed: list[str],

@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dns.exception
@@ -123,6 +124,7 @@ class _Poll(Task):
         expect_removed: bool,
         fence: fencing.Claim,
         in_maintenance: bool | None = None,
+        on_served: Callable[[dict[str, Served]], None] | None = None,
     ) -> dict[str, Served]:
         """What the nameserver serves of each zone (id -> (name, serial)) by the end of
         the wait, which ``poll_timeout`` bounds for all of them together.
@@ -137,7 +139,8 @@ class _Poll(Task):
         finds the ones served meanwhile and the next head. Asking every zone
         every time instead would ask a busy nameserver many times more.
         ``in_maintenance``: the maintenance state read for the first miss
-        (None: read it then).
+        (None: read it then). ``on_served`` is handed the zones each round found
+        served (their removal, ``expect_removed``), as it finds them.
         """
         started = time.monotonic()
         deadline = started + CONF.flows.poll_timeout
@@ -160,11 +163,14 @@ class _Poll(Task):
                 timeout=CONF.flows.query_timeout,
                 retries=0,
             )[address]
+            served = {}
             for (zone_id, watched), finding in zip(asked, found, strict=True):
                 outcome = watched.judge(finding, expect_removed=expect_removed)
                 if outcome is not None:
-                    outcomes[zone_id] = outcome
+                    outcomes[zone_id] = served[zone_id] = outcome
                     del waiting[zone_id]
+            if served and on_served is not None:
+                on_served(served)
             if not waiting:
                 break
             if look_for_maintenance and (

@@ -257,12 +257,13 @@ def _zones_flow(
     threshold: int,
 ) -> graph_flow.Flow:
     servers = [(str(h), int(p)) for h, p in nameservers]
-    propagation = unordered_flow.Flow("propagation")
-    propagation.add(*(batch.PollBatch(action, host, port) for host, port in servers))
-    others = _others(also_notifies, servers)
-    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
     target_ids = [t["id"] for t in targets]
     status = batch.BatchStatus(action, target_ids, servers, _target_addresses(targets), threshold)
+    early = batch.EarlyStatus(status)
+    propagation = unordered_flow.Flow("propagation")
+    propagation.add(*(batch.PollBatch(action, host, port, early) for host, port in servers))
+    others = _others(also_notifies, servers)
+    propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
     return _assemble(
         kind,
         batch.BeginBatch(action, target_ids),
