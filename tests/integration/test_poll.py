@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import inspect
 import socket
 import threading
 import time
@@ -18,13 +21,13 @@ from taskflow import states
 
 from tests import support
 from tests.integration.conftest import fake_pool_yaml, wait_settled
-from zoneflow import events, jobs, objects
+from zoneflow import events, exceptions, jobs, objects
 from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
-from zoneflow.flows.batch import PollBatch
+from zoneflow.flows.batch import BatchStatus, PollBatch
 from zoneflow.flows.propagation import PollForSerial
 from zoneflow.jobs.outcomes import Served
 from zoneflow.storage import outbox as stored_outbox
@@ -172,12 +175,36 @@ def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
     assert early <= 3 < server.names.count(names[2]), server.names
 
 
-def test_a_zone_of_a_batch_is_active_once_every_nameserver_serves_it_not_once_the_last_is(
-    board: Any, override: Callable[..., None]
-) -> None:
-    """A batch's zone is ACTIVE as soon as both nameservers serve it, while another zone
-    of the batch is still waited for; its status is written once, and the job ends with
-    every zone ACTIVE once the last is served too."""
+@dataclasses.dataclass
+class _Batch:
+    """An update-zones job of three zones running on two nameservers that serve the
+    first two at once, and the third once ``serve_the_last`` is called."""
+
+    zones: list[objects.Zone]
+    serials: list[int]
+    job_id: str
+    servers: list[LaggingNameserver]
+    statuses: events.Subscription
+
+    def serve_the_last(self) -> None:
+        for server in self.servers:
+            server.catch_up[self.zones[2].name] = 0
+
+    def job(self) -> Any:
+        return jobs.get_job(persistence.get_backend(), self.job_id)
+
+    def active_events(self) -> list[str]:
+        """The zones of the ACTIVE events published, once there is one for each zone."""
+        seen: list[objects.Event] = []
+        support.eventually(
+            lambda: seen.extend(self.statuses.next(timeout=0.2)) or _actives(seen) == 3,
+            what=lambda: f"an ACTIVE event for each zone in {seen}",
+        )
+        return sorted(str(e.zone_id) for e in seen if e.action == objects.Status.ACTIVE)
+
+
+@contextlib.contextmanager
+def _batch_of_three(board: Any, override: Callable[..., None]) -> Iterator[_Batch]:
     override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=30.0)
     override("conductor", batch_zones=3)
     names = ["early1.example.", "early2.example.", "late.example."]
@@ -199,35 +226,60 @@ def test_a_zone_of_a_batch_is_active_once_every_nameserver_serves_it_not_once_th
         (job_id,) = OutboxRelay(board, persistence.get_backend()).flush()
         assert jobs.get_job(persistence.get_backend(), job_id).kind == "update-zones"
         conductor.start()
-
-        for zone, serial in list(zip(zones, serials, strict=True))[:2]:
-            settled = wait_settled(zone.id)
-            assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
-        late = stored_reads.get_zone(zones[2].id)
-        assert late.status == objects.Status.PENDING, "the third is not served yet"
-        assert jobs.get_job(persistence.get_backend(), job_id).state not in jobs.OVER
-
-        for server in servers:
-            server.catch_up[names[2]] = 0
-        settled = wait_settled(zones[2].id)
-        assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serials[2])
-        job = support.eventually(
-            lambda: (j := jobs.get_job(persistence.get_backend(), job_id)).state in jobs.OVER and j,
-            what="the batch to end",
-        )
-        assert job.state == states.SUCCESS
-        seen: list[objects.Event] = []
-        support.eventually(
-            lambda: seen.extend(statuses.next(timeout=0.2)) or _actives(seen) == 3,
-            what=lambda: f"an ACTIVE event for each zone in {seen}",
-        )
-        assert sorted(e.zone_id for e in seen if e.action == objects.Status.ACTIVE) == sorted(
-            zone.id for zone in zones
-        ), "each zone's status was written once"
+        yield _Batch(zones, serials, job_id, servers, statuses)
     finally:
         conductor.stop()
         for server in servers:
             server.close()
+
+
+def test_a_zone_of_a_batch_is_active_once_every_nameserver_serves_it_not_once_the_last_is(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """A batch's zone is ACTIVE as soon as both nameservers serve it, while another zone
+    of the batch is still waited for; its status is written once, and the job ends with
+    every zone ACTIVE once the last is served too."""
+    with _batch_of_three(board, override) as batch:
+        for zone, serial in list(zip(batch.zones, batch.serials, strict=True))[:2]:
+            settled = wait_settled(zone.id)
+            assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
+        late = stored_reads.get_zone(batch.zones[2].id)
+        assert late.status == objects.Status.PENDING, "the third is not served yet"
+        assert batch.job().state not in jobs.OVER
+
+        batch.serve_the_last()
+        settled = wait_settled(batch.zones[2].id)
+        assert (settled.status, settled.serial) == (objects.Status.ACTIVE, batch.serials[2])
+        job = support.eventually(
+            lambda: (j := batch.job()).state in jobs.OVER and j, what="the batch to end"
+        )
+        assert job.state == states.SUCCESS
+        assert batch.active_events() == sorted(z.id for z in batch.zones), "each written once"
+
+
+def test_a_zone_whose_early_status_write_fails_is_written_at_the_end_of_its_batch(
+    board: Any, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = BatchStatus.settle
+    tried: list[list[str]] = []
+
+    def failing_from_a_poll(self: BatchStatus, batch: Any, agreed: list[str], *rest: Any) -> Any:
+        if inspect.stack()[1].function == "seen":  # EarlyStatus.seen, in a poll
+            tried.append(agreed)
+            raise exceptions.DatabaseUnavailable("the database went away for a moment")
+        return real(self, batch, agreed, *rest)
+
+    monkeypatch.setattr(BatchStatus, "settle", failing_from_a_poll)
+    with _batch_of_three(board, override) as batch:
+        support.eventually(lambda: len(tried) >= 1, what="a poll to write the first zones")
+        assert {z.id for z in batch.zones[:2]} >= set(tried[0])
+        assert stored_reads.get_zone(batch.zones[0].id).status == objects.Status.PENDING
+
+        batch.serve_the_last()
+        for zone, serial in zip(batch.zones, batch.serials, strict=True):
+            settled = wait_settled(zone.id)
+            assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
+        assert batch.active_events() == sorted(z.id for z in batch.zones)
 
 
 def _actives(seen: list[objects.Event]) -> int:

@@ -75,7 +75,7 @@ from typing import Any
 
 from taskflow.types import failure as tf_failure
 
-from zoneflow import exceptions, objects
+from zoneflow import objects
 from zoneflow.flows.base import Task, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
@@ -416,7 +416,7 @@ class EarlyStatus:
             written = self.status.settle(
                 batch, complete, results, taken_back, if_pool_grows, priority
             )
-        except exceptions.ZoneflowError as exc:
+        except Exception as exc:  # whatever it was, the status task meets it again if real
             LOG.warning("%d zones' status left to the end of their job: %s", len(complete), exc)
             written = {}
         with scratch.lock:
@@ -450,7 +450,7 @@ class BatchStatus(_StatusWriter):
     ) -> dict[str, str]:
         fence.check()
         # Those a poll wrote once every nameserver served them (EarlyStatus).
-        early = dict(scratch.settled) if scratch is not None else {}
+        early = {z: s for z, s in scratch.settled.items() if s} if scratch is not None else {}
         settled = self._settle_agreed(
             batch,
             [zone_id for zone_id in agreed if zone_id not in early],
