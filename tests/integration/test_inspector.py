@@ -23,6 +23,7 @@ from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.inspector.daemon import Inspector
+from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import status as stored_status
 from zoneflow.taskflow_adapter import persistence
 
@@ -221,6 +222,69 @@ def test_a_target_back_gets_recovery_for_exactly_the_zones_it_missed(
     assert _rows(unchanged.id)[failing.id].status == objects.Status.ACTIVE, (
         "a zone it served as it is is served again, without a job"
     )
+
+
+def test_a_target_back_leaves_a_zone_whose_change_is_in_flight_to_its_job(
+    answers: Answers, inspector: Inspector
+) -> None:
+    """Under load a target seen DOWN for a moment came back to a recovery of every zone
+    with a change in flight. The zone whose job ended without the target is
+    recovered; the one whose job still runs is left to it."""
+    targets = load_pool(HEALTHY, FAILING).targets
+    inspector.refresh()
+    ended, in_flight = (
+        central_zones.create_zone(name, "h@example.com")
+        for name in ("ended.example.", "in-flight.example.")
+    )
+    for zone in (ended, in_flight):
+        stored_status.set_zone_status(
+            zone.id,
+            serial=zone.serial,
+            status=objects.Status.ACTIVE,
+            targets=[(t.id, zone.serial, objects.Status.ACTIVE, None) for t in targets],
+        )
+    _take_jobs()
+    answers.silent.add(FAILING["port"])
+    for _ in range(3):
+        inspector.tick()
+    failing = targets[1]
+    assert health.states()[failing.id].health == objects.TargetHealth.DOWN
+    changed = {
+        zone.id: central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"]).serial
+        for zone in (ended, in_flight)
+    }
+    # The first change's job has ended: the target failed it, the zone is in ERROR.
+    assert (objects.JobKind.UPDATE_ZONE, ended.id) in _take_jobs(ended.id)
+    stored_status.set_zone_status(
+        ended.id,
+        serial=changed[ended.id],
+        status=objects.Status.ERROR,
+        error="1 of 2 targets succeeded",
+        targets=[(failing.id, 0, objects.Status.ERROR, "did not answer")],
+    )
+    ups = events.subscribe(objects.EventFilter(topics=frozenset({"target"})))
+
+    answers.silent.clear()
+    assert inspector.tick() == []
+    ((target, went),) = inspector.tick()
+
+    assert (target.id, went.health) == (failing.id, objects.TargetHealth.UP)
+    (up,) = ups.next(timeout=10)
+    assert (up.action, up.value["recovering"]) == ("UP", 1)
+    assert sorted(_take_jobs()) == sorted(
+        [(objects.JobKind.RECOVER_ZONE, ended.id), (objects.JobKind.UPDATE_ZONE, in_flight.id)]
+    ), "the zone in flight has no job but its own"
+
+
+def _take_jobs(zone_id: str | None = None) -> list[tuple[str, str | None]]:
+    """The jobs waiting in the outbox (of ``zone_id``, or all), taken out of it:
+    (kind, zone id)."""
+    taken = []
+    for pending in stored_outbox.claim_pending_jobs(lease=0):
+        if zone_id is None or pending.zone_id == zone_id:
+            stored_outbox.remove_pending_job(pending.id)
+            taken.append((pending.kind, pending.zone_id))
+    return taken
 
 
 @pytest.mark.usefixtures("conductor")
