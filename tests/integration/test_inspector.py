@@ -176,6 +176,33 @@ def test_a_job_failing_on_a_target_counts_as_one_of_its_misses(
         watching.stop()
 
 
+def test_the_zones_of_a_batch_failing_on_a_target_together_count_as_one_miss(
+    answers: Answers, inspector: Inspector
+) -> None:
+    """A batch's poll that timed out on a slow target fails each of its zones there;
+    counted one each, three made the target DOWN though it answered every check."""
+    _, failing = load_pool(HEALTHY, FAILING).targets
+    inspector.refresh()
+    for name in ("one.example.", "two.example.", "three.example."):
+        zone = central_zones.create_zone(name, "h@example.com")
+        stored_status.set_zone_status(
+            zone.id,
+            serial=zone.serial,
+            status=objects.Status.ERROR,
+            error="below the threshold",
+            targets=[(failing.id, 0, objects.Status.ERROR, "after 15s: zone not served")],
+        )
+        inspector.reported_failures(zone.id)
+
+    assert inspector.counters.reported == 1
+    assert inspector.tick() == [], "it answers: it was slow, not gone"
+    assert failing.id not in health.states()
+
+    # After a check, the next batch's failure counts again.
+    inspector.reported_failures(zone.id)
+    assert inspector.counters.reported == 2
+
+
 def test_an_audit_that_got_no_answer_from_a_target_counts_as_one_of_its_misses(
     override: Callable[..., None], answers: Answers
 ) -> None:

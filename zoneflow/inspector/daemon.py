@@ -78,6 +78,8 @@ class Inspector:
         self._watches: dict[str, Watch] = {}
         # Changes of health seen but not recorded yet (the database was away).
         self._unrecorded: dict[str, Went] = {}
+        # Targets a failed job was counted against since the last check.
+        self._job_missed: set[str] = set()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._subscription: events.Subscription | None = None
@@ -147,6 +149,7 @@ class Inspector:
         results = list(self._pool.map(lambda w: (w, self._check(str(w.host), w.port)), probed))
         changes: list[tuple[objects.PoolTarget, Went]] = []
         with self._lock:
+            self._job_missed.clear()
             for watched, failure in results:
                 self.counters.checks += 1
                 self.counters.misses += failure is not None
@@ -166,9 +169,18 @@ class Inspector:
         return changes
 
     def reported_failures(self, zone_id: str) -> None:
-        """Count, as one miss each, the targets a job recorded failing for the zone."""
+        """Count, as one miss each, the targets a job recorded failing for the zone.
+
+        Once per target between two checks: the zones of a batch whose poll timed
+        out there fail together, and counted one each they made a target that was
+        only slow DOWN at once (three misses), then UP at the next two answers.
+        Under load that flapped every target of the benchmark's pool."""
         at = models.utcnow()
         for target_id, error in central_health.failed_targets(zone_id).items():
+            with self._lock:
+                if target_id in self._job_missed:
+                    continue
+                self._job_missed.add(target_id)
             self._report_miss(target_id, f"a job failed there: {error}", at)
 
     def _report_miss(self, target_id: str, why: str, at: datetime.datetime) -> None:
