@@ -9,6 +9,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
 
 import dns.name
 import dns.rrset
@@ -25,6 +26,37 @@ from zoneflow.storage import pools as stored_pools
 # of an SOA answer, so it is kept this many seconds.
 POOL_CACHE_SECONDS = 5.0
 
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """The last ``size`` values put, by key; getting one makes it the newest.
+
+    Thread-safe. The caller makes a value outside the lock and puts it when
+    done, so two threads may make the same one: the second put replaces the
+    first, which is equal to it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[object, V] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> V | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: V) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
 
 class SnapshotCache:
     """The last few exact snapshots, by zone, serial and apex NS.
@@ -34,23 +66,15 @@ class SnapshotCache:
     """
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: collections.OrderedDict[object, ZoneSnapshot] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._recent: Recent[ZoneSnapshot] = Recent(size)
 
     def get(self, zone: objects.Zone, pool: objects.Pool) -> ZoneSnapshot:
-        key = (zone.id, zone.serial, pool.ns_records)
-        with self._lock:
-            snapshot = self._entries.get(key)
-            if snapshot is not None:
-                self._entries.move_to_end(key)
-                return snapshot
+        snapshot = self._recent.get((zone.id, zone.serial, pool.ns_records))
+        if snapshot is not None:
+            return snapshot
         snapshot, exact = ZoneSnapshot.read(zone, pool)
-        if exact and self.size:
-            with self._lock:
-                self._entries[(snapshot.zone.id, snapshot.zone.serial, pool.ns_records)] = snapshot
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+        if exact:
+            self._recent.put((snapshot.zone.id, snapshot.zone.serial, pool.ns_records), snapshot)
         return snapshot
 
 
@@ -85,22 +109,13 @@ class SoaCache:
     of an SOA answer, and a zone's row changes only with its serial."""
 
     def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._entries: collections.OrderedDict[object, dns.rrset.RRset] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._recent: Recent[dns.rrset.RRset] = Recent(size)
 
     def get(self, zone: objects.Zone, pool: objects.Pool) -> dns.rrset.RRset:
-        key = (zone, pool.ns_records)
-        with self._lock:
-            rrset = self._entries.get(key)
-            if rrset is not None:
-                self._entries.move_to_end(key)
-                return rrset
-        rrset = dns_zone.soa_rrset(zone, pool)
-        with self._lock:
-            self._entries[key] = rrset
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        rrset = self._recent.get((zone, pool.ns_records))
+        if rrset is None:
+            rrset = dns_zone.soa_rrset(zone, pool)
+            self._recent.put((zone, pool.ns_records), rrset)
         return rrset
 
 
@@ -142,16 +157,11 @@ class TransferCache:
     """
 
     def __init__(self, size: int = 256, max_records: int = 1000) -> None:
-        self.size, self.max_records = size, max_records
-        self._entries: collections.OrderedDict[object, KeptTransfer] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self.max_records = max_records
+        self._recent: Recent[KeptTransfer] = Recent(size)
 
     def get(self, key: object) -> KeptTransfer | None:
-        with self._lock:
-            kept = self._entries.get(key)
-            if kept is not None:
-                self._entries.move_to_end(key)
-            return kept
+        return self._recent.get(key)
 
     def keep(
         self, key: object, records: Iterable[xfr.WireRecord], told: KeptTransfer
@@ -165,11 +175,8 @@ class TransferCache:
                 if len(taken) > self.max_records:
                     taken = None
             yield record
-        if taken is not None and self.size:
-            with self._lock:
-                self._entries[key] = dataclasses.replace(told, records=tuple(taken))
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+        if taken is not None:
+            self._recent.put(key, dataclasses.replace(told, records=tuple(taken)))
 
 
 class PoolCache:
