@@ -28,6 +28,7 @@ from zoneflow.storage import history as stored_history
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 from zoneflow.storage import transfers as stored_transfers
 from zoneflow.storage import zones as stored_zones
 
@@ -76,6 +77,59 @@ def _waits_on_a_lock() -> bool:
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             )
+        )
+
+
+def test_rows_naming_a_zone_are_written_while_a_change_holds_the_zone_on_postgresql(
+    on_postgres: str,
+) -> None:
+    """A change holds its zone's row locked until it commits. mdns recording the
+    transfers it served and a job writing its targets' statuses name the zone in
+    rows of their own: they go on meanwhile (their foreign keys' locks do not wait
+    for it), while a second change to the zone waits its turn."""
+    zone = central_zones.create_zone("example.com", "hostmaster@example.com")
+    (target,) = stored_pools.get_pool(zone.pool_id).targets
+    held, release = threading.Event(), threading.Event()
+
+    def change_and_hold() -> None:
+        with db.unit_of_work() as unit:
+            stored_zones.live_zone(unit, zone.id, lock=True)
+            held.set()
+            release.wait(60)
+
+    seen = objects.ZoneTransfer(
+        source="127.0.0.9",
+        serial=zone.serial,
+        kind="AXFR",
+        first_at=models.utcnow(),
+        last_at=models.utcnow(),
+        count=1,
+        completed=True,
+    )
+    with concurrent.futures.ThreadPoolExecutor(3) as workers:
+        holder = workers.submit(change_and_hold)
+        try:
+            assert held.wait(60)
+            recorded = workers.submit(stored_transfers.record_transfers, [(zone.id, seen)])
+            statuses = workers.submit(_write_target_status, zone.id, target.id, zone.serial)
+            recorded.result(30)
+            statuses.result(30)
+            second = workers.submit(
+                central_recordsets.create_recordset, zone.id, "www", "A", ["192.0.2.1"]
+            )
+            support.eventually(_waits_on_a_lock, 60, what="the second change to wait")
+            assert not second.done()
+        finally:
+            release.set()
+        holder.result(60)
+        assert second.result(60).serial > zone.serial
+    assert [t.source for t in stored_transfers.list_transfers(zone.id)] == ["127.0.0.9"]
+
+
+def _write_target_status(zone_id: str, target_id: str, serial: int) -> None:
+    with db.writer() as session:
+        stored_status.write_target_statuses(
+            session, zone_id, [(target_id, serial, objects.Status.ACTIVE, None)]
         )
 
 

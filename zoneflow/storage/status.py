@@ -148,14 +148,12 @@ def _covers(
     )
 
 
-_LOCK_ZONE_POOL = (
-    sa.select(models.Zone.pool_id)
-    .where(
+_LOCK_ZONE_POOL = queries.locking_zones(
+    sa.select(models.Zone.pool_id).where(
         models.Zone.id == sa.bindparam("zone_id"),
         models.Zone.serial == sa.bindparam("serial"),
         models.Zone.deleted == models.LIVE,
     )
-    .with_for_update()
 )
 
 

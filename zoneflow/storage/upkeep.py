@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
-from zoneflow.storage import conversions, db, events, models, outbox, status
+from zoneflow.storage import conversions, db, events, models, outbox, queries, status
 
 _ZONES = cast(sa.Table, models.Zone.__table__)
 _ROWS = cast(sa.Table, models.ZoneTargetStatus.__table__)
@@ -115,9 +115,11 @@ def recover_left_zone(
     None, writing nothing, if it is not (a change or a job got to it meanwhile).
     In the caller's unit of work; the zone's row is locked first."""
     row = session.scalars(
-        sa.select(models.Zone)
-        .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-        .with_for_update()
+        queries.locking_zones(
+            sa.select(models.Zone).where(
+                models.Zone.id == zone_id, models.Zone.deleted == models.LIVE
+            )
+        )
     ).first()
     if row is None:
         return None

@@ -53,14 +53,14 @@ def zones_wanted_gone(zone_ids: Collection[str]) -> set[str]:
 
 
 def live_zone(session: Session, zone_id: str, *, lock: bool = False) -> models.Zone:
-    """A live zone's row; ``lock``: read FOR UPDATE (PostgreSQL keeps it locked until
-    the transaction ends)."""
+    """A live zone's row; ``lock``: read locked for a change (queries.locking_zones;
+    PostgreSQL keeps it locked until the transaction ends)."""
     query = sa.select(models.Zone).where(
         models.Zone.id == zone_id, models.Zone.deleted == models.LIVE
     )
     if lock:
         # populate_existing: a row this session read before the lock takes what it reads now.
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = queries.locking_zones(query).execution_options(populate_existing=True)
     row = session.scalars(query).first()
     if row is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
@@ -178,15 +178,17 @@ def find_zones(
 def next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     """Bump a zone's serial by at least one, to the current time if that is larger.
 
-    Returns the serial before and after. The row is read FOR UPDATE: on
+    Returns the serial before and after. The row is read locked: on
     PostgreSQL that locks it until the transaction ends, so two changes to
     one zone queue up and can never share a serial (SQLite's writers are
     already serialized by BEGIN IMMEDIATE).
     """
     previous = session.execute(
-        sa.select(models.Zone.serial)
-        .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-        .with_for_update()
+        queries.locking_zones(
+            sa.select(models.Zone.serial).where(
+                models.Zone.id == zone_id, models.Zone.deleted == models.LIVE
+            )
+        )
     ).scalar_one_or_none()
     if previous is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
@@ -324,9 +326,11 @@ def recover_zone(session: Session, zone_id: str, *, job: objects.JobOrder) -> ob
     refused, since that job will set its status. In the caller's unit of work.
     """
     row = session.scalars(
-        sa.select(models.Zone)
-        .where(models.Zone.id == zone_id, models.Zone.deleted == models.LIVE)
-        .with_for_update()
+        queries.locking_zones(
+            sa.select(models.Zone).where(
+                models.Zone.id == zone_id, models.Zone.deleted == models.LIVE
+            )
+        )
     ).first()
     if row is None:
         raise exceptions.ZoneNotFound(f"zone {zone_id} does not exist")
