@@ -70,6 +70,7 @@ flight again, for every zone of the batch.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -343,12 +344,17 @@ class PollBatch(_Poll):
             notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)
         # One read for the batch, not one at each zone's first miss.
         in_maintenance = self._in_maintenance() if agreed else False
-        early, nameserver = self.early, (self.host, self.port)
-
-        def pass_on(found: dict[str, Served]) -> None:
-            if early is not None and scratch is not None:
-                early.seen(scratch, nameserver, found, batch, fence, if_pool_grows, priority)
-
+        pass_on = None
+        if self.early is not None and scratch is not None:
+            pass_on = functools.partial(
+                self.early.seen,
+                scratch,
+                (self.host, self.port),
+                batch=batch,
+                fence=fence,
+                if_pool_grows=if_pool_grows,
+                priority=priority,
+            )
         seen = self._watch(
             named_serials(batch, agreed),
             expect_removed=self.action == DELETE,
@@ -469,10 +475,6 @@ class BatchStatus(_StatusWriter):
                 statuses[zone_id] = self._below(zone_id, int(serial), outcomes, below[zone_id])
         return statuses
 
-    @waits_for_database
-    def _settle_agreed(self, *args: Any) -> dict[str, str]:
-        return self.settle(*args)
-
     def settle(
         self,
         batch: Batch,
@@ -507,6 +509,10 @@ class BatchStatus(_StatusWriter):
             zone_id: status_written(settled, was)
             for (zone_id, settled), was in zip(settlements.items(), written, strict=True)
         }
+
+    # The status task's own write waits out a database restart; a poll's early one
+    # (EarlyStatus) does not, and leaves the zones to it instead.
+    _settle_agreed = waits_for_database(settle)
 
     def _zone_results(
         self, results: dict[str, Any], outcomes: dict[str, TargetOutcome], zone_id: str
