@@ -1,15 +1,17 @@
-"""How many recordset creates the API accepts per second, with 20 clients at once.
+"""How many recordset creates and updates the API accepts per second, 20 clients at once.
 
 A real ``zoneflow api`` (uvicorn, configured as tests/functional/deployment.py
 does) on a real PostgreSQL 15 and ZooKeeper started by the test fixtures, a
 pool of fake targets. This script is the 20 clients: 20 asyncio tasks on
-keep-alive HTTP/1.1 connections (httpx), each sending ``POST
-/v2/zones/{id}/recordsets`` for a new A recordset as soon as its previous one
-was answered. What is timed is the API's accept alone: from sending the
-request to its 202 (the change and its job committed to the database in one
-transaction); no conductor runs, so nothing competes with the API for the
-machine and propagation is not part of it (bench/orchestration.py and
-bench/propagation.py measure that).
+keep-alive HTTP/1.1 connections (httpx), each sending its next change as
+soon as its previous one was answered: ``POST /v2/zones/{id}/recordsets`` for
+a new A recordset (a create), or ``PUT /v2/zones/{id}/recordsets/{id}`` of
+the client's own A recordset with a new address (an update, three quarters
+of the changes in the load mix of bench/load.py). What is timed is the API's
+accept alone: from sending the request to its 202 (the change and its job
+committed to the database in one transaction); no conductor runs, so nothing
+competes with the API for the machine and propagation is not part of it
+(bench/orchestration.py and bench/propagation.py measure that).
 
 Two shapes of load:
 
@@ -27,10 +29,11 @@ And several ways to run the API, each on a database of its own:
 * the same with ``[api] relay = false``: the jobs wait in the outbox for a
   conductor's relay (none runs here), what the API costs without posting.
 
-PostgreSQL counts the statements and transactions each create takes
+PostgreSQL counts the statements and transactions each change takes
 (pg_stat_statements, pg_stat_database).
 
-    python bench/api_write.py [--requests 2000] [--clients 20] [--workers 2] [--before REV]
+    python bench/api_write.py [--requests 2000] [--clients 20] [--workers 2]
+                              [--actions create,update] [--before REV]
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class Setup:
 @dataclasses.dataclass(frozen=True)
 class Run:
     setup: Setup
+    action: str
     shape: str
     requests: int
     seconds: float
@@ -97,19 +101,20 @@ class Run:
     cpu: dict[str, float]
     statements: int
     transactions: int
+    sessions: int
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds
 
-    def per_create(self, group: str) -> float:
-        """CPU milliseconds per create of a group of processes."""
+    def per_change(self, group: str) -> float:
+        """CPU milliseconds per change of a group of processes."""
         return self.cpu[group] / self.requests * 1000
 
     @property
     def whole_path(self) -> float:
-        """CPU milliseconds per create of the API, PostgreSQL, ZooKeeper and clients."""
-        return sum(self.per_create(group) for group in PROCESS_GROUPS)
+        """CPU milliseconds per change of the API, PostgreSQL, ZooKeeper and clients."""
+        return sum(self.per_change(group) for group in PROCESS_GROUPS)
 
 
 async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[tuple[str, str]]:
@@ -126,28 +131,58 @@ async def _zones(client: httpx.AsyncClient, prefix: str, count: int) -> list[tup
     return made
 
 
+async def _recordsets(
+    url: str, zones: list[tuple[str, str]], clients: int, tag: str
+) -> list[tuple[str, str]]:
+    """One A recordset for each client to update, in its zone: (zone id, recordset id)."""
+    made = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for number in range(clients):
+            zone_id, zone_name = zones[number % len(zones)]
+            body = {"name": f"{tag}-{number}.{zone_name}", "type": "A", "records": [_address(0)]}
+            done = await client.post(f"/v2/zones/{zone_id}/recordsets", json=body, headers=PROJECT)
+            done.raise_for_status()
+            made.append((zone_id, done.json()["id"]))
+    return made
+
+
 async def _load(
-    url: str, zones: list[tuple[str, str]], clients: int, requests: int, tag: str
+    url: str,
+    zones: list[tuple[str, str]],
+    clients: int,
+    requests: int,
+    tag: str,
+    action: str = "create",
 ) -> tuple[float, list[float], int]:
-    """``requests`` creates from ``clients`` tasks; (wall seconds, latencies, failures)."""
+    """``requests`` changes (``action``: create or update) from ``clients`` tasks;
+    (wall seconds, latencies, failures)."""
     latencies: list[float] = []
     failures = 0
     sent = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    updated = await _recordsets(url, zones, clients, tag) if action == "update" else []
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
+        async def send(number: int, n: int) -> httpx.Response:
+            if action == "update":
+                zone_id, recordset_id = updated[number]
+                return await client.put(
+                    f"/v2/zones/{zone_id}/recordsets/{recordset_id}",
+                    json={"records": [_address(n)]},
+                    headers=PROJECT,
+                )
+            zone_id, zone_name = zones[number % len(zones)]
+            body = {"name": f"{tag}-{n}.{zone_name}", "type": "A", "records": [_address(n)]}
+            return await client.post(f"/v2/zones/{zone_id}/recordsets", json=body, headers=PROJECT)
+
         async def one_client(number: int) -> None:
             nonlocal sent, failures
-            zone_id, zone_name = zones[number % len(zones)]
             while sent < requests:
                 n = sent
                 sent += 1
-                body = {"name": f"{tag}-{n}.{zone_name}", "type": "A", "records": [_address(n)]}
                 started = time.perf_counter()
-                done = await client.post(
-                    f"/v2/zones/{zone_id}/recordsets", json=body, headers=PROJECT
-                )
+                done = await send(number, n)
                 latencies.append(time.perf_counter() - started)
                 if done.status_code != 202:
                     failures += 1
@@ -162,24 +197,26 @@ def _address(n: int) -> str:
 
 
 class Counters:
-    """What PostgreSQL counted for one database (pg_stat_statements, updated as each
-    statement ends): statements run, and transactions begun (BEGIN: SQLAlchemy
-    begins every one)."""
+    """What PostgreSQL counted for one database: statements run and transactions
+    begun (pg_stat_statements, updated as each statement ends; BEGIN: SQLAlchemy
+    begins every one), and sessions opened (pg_stat_database: a backend forked for
+    each new connection)."""
 
     def __init__(self, postgres: PostgresServer, database: str) -> None:
         self.postgres = postgres
         self.database = database
         self._run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
-    def now(self) -> tuple[int, int]:
-        statements, begun = self._run(
+    def now(self) -> tuple[int, int, int]:
+        statements, begun, sessions = self._run(
             "SELECT coalesce(sum(calls), 0), "
-            "coalesce(sum(calls) FILTER (WHERE query ILIKE 'begin%%'), 0) "
+            "coalesce(sum(calls) FILTER (WHERE query ILIKE 'begin%%'), 0), "
+            "(SELECT sessions FROM pg_stat_database WHERE datname = %s) "
             "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             "WHERE d.datname = %s",
-            (self.database,),
+            (self.database, self.database),
         )
-        return int(statements), int(begun)
+        return int(statements), int(begun), int(sessions)
 
     def _run(self, query: str, params: tuple[str, ...] = ()) -> Any:
         conn = self.postgres.connect(self.database)
@@ -197,6 +234,7 @@ def measure(
     meter: CpuMeter,
     counters: Counters,
     setup: Setup,
+    action: str,
     shape: str,
     *,
     zones: int,
@@ -205,19 +243,20 @@ def measure(
 ) -> Run:
     async def prepare() -> list[tuple[str, str]]:
         async with httpx.AsyncClient(base_url=deployment.api_url, timeout=60) as client:
-            prefix = "".join(c if c.isalnum() else "-" for c in shape.lower())
+            prefix = "".join(c if c.isalnum() else "-" for c in f"{action} {shape}".lower())
             return await _zones(client, f"{prefix}-", zones)
 
     made = asyncio.run(prepare())
-    asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm"))
-    statements, transactions = counters.now()
+    asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm", action))
+    statements, transactions, sessions = counters.now()
     with meter:
         seconds, latencies, failures = asyncio.run(
-            _load(deployment.api_url, made, clients, requests, "rs")
+            _load(deployment.api_url, made, clients, requests, "rs", action)
         )
-    statements_after, transactions_after = counters.now()
+    statements_after, transactions_after, sessions_after = counters.now()
     return Run(
         setup,
+        action,
         shape,
         requests,
         seconds,
@@ -227,6 +266,8 @@ def measure(
         # Less the first read of the counters, counted once it ended.
         statements_after - statements - 1,
         transactions_after - transactions,
+        # Less this script's own session, counting.
+        sessions_after - sessions - 1,
     )
 
 
@@ -317,11 +358,13 @@ def _measured(
             meter,
             counters,
             setup,
+            action,
             shape,
             zones=zones,
             clients=args.clients,
             requests=args.requests,
         )
+        for action in args.actions.split(",")
         for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
     ]
 
@@ -343,7 +386,10 @@ def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="creates per measurement")
+    parser.add_argument("--requests", type=int, default=2000, help="changes per measurement")
+    parser.add_argument(
+        "--actions", default="create,update", help="create, update or both (comma-separated)"
+    )
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=2, help="API processes ([api] workers)")
     parser.add_argument("--before", metavar="REV", help="a git revision to measure first")
@@ -367,7 +413,9 @@ def main() -> int:
     text = describe(args, runs, (began, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
-        report.write_section("api_write", "API: recordset creates accepted per second", text)
+        report.write_section(
+            "api_write", "API: recordset creates and updates accepted per second", text
+        )
     failed = sum(run.failures for run in runs)
     return 1 if failed else 0
 
@@ -381,48 +429,53 @@ def _posting(setup: Setup) -> str:
 def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float]) -> str:
     groups = [g for g in runs[0].cpu if g != "kernel interrupts"] + ["kernel interrupts"]
     lines = [
-        "| code | API processes | posts jobs | load | creates | accepted/s | p50 (ms) | "
-        "p99 (ms) | refused | SQL statements/create | transactions/create | "
-        + " | ".join(f"CPU ms/create: {g}" for g in groups)
-        + " | CPU ms/create: whole path | 2-core ceiling (/s) |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "| code | API processes | posts jobs | change | load | changes | accepted/s | "
+        "p50 (ms) | p99 (ms) | refused | SQL statements/change | transactions/change | "
+        "sessions/1000 changes | "
+        + " | ".join(f"CPU ms/change: {g}" for g in groups)
+        + " | CPU ms/change: whole path | 2-core ceiling (/s) |",
+        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in groups)
         + " | ---: | ---: |",
     ]
     for run in runs:
         lines.append(
             f"| {run.setup.label} | {run.setup.workers} | "
-            f"{_posting(run.setup)} | {run.shape} | {run.requests} | "
+            f"{_posting(run.setup)} | {run.action} | {run.shape} | {run.requests} | "
             f"{run.per_second:.0f} | {report.percentile(run.latencies, 50) * 1000:.1f} | "
             f"{report.percentile(run.latencies, 99) * 1000:.1f} | {run.failures} | "
             f"{run.statements / run.requests:.1f} | {run.transactions / run.requests:.1f} | "
-            + " | ".join(f"{run.per_create(g):.1f}" for g in groups)
+            f"{run.sessions / run.requests * 1000:.1f} | "
+            + " | ".join(f"{run.per_change(g):.1f}" for g in groups)
             + f" | {run.whole_path:.1f} | {2000 / run.whole_path:.0f} |"
         )
     return (
-        f"`POST /v2/zones/{{id}}/recordsets` (a new A recordset each) from {args.clients} "
+        "Creates are `POST /v2/zones/{id}/recordsets`, a new A recordset each; updates "
+        "are `PUT /v2/zones/{id}/recordsets/{id}`, each client replacing the address of "
+        f"an A recordset of its own. Sent by {args.clients} "
         "concurrent clients (asyncio tasks of this script on keep-alive connections, "
         "each sending its next request when the previous one is answered) against "
         "`zoneflow api` on PostgreSQL 15 with a ZooKeeper jobboard (default settings, "
         "access log on); no conductor runs, so every job posted stays on the board: each "
         "setup has a board of its own (`[jobboard] path`), and TaskFlow's board in "
-        "each API process that posts watches every job on it. A create is accepted "
+        "each API process that posts watches every job on it. A change is accepted "
         "when its 202 arrives: "
         "the recordset, the zone's new serial and the job that will carry it out are "
-        f"committed together. {WARMUP} creates warm each measurement up. Latency is the "
+        f"committed together. {WARMUP} changes warm each measurement up. Latency is the "
         'client\'s, from sending to the answer. "posts jobs": each API process posts '
         'the jobs of its changes to ZooKeeper in a thread beside the requests; "no '
         "(outbox)\" is `[api] relay = false`, the jobs left for a conductor's relay "
         "(the code from before had no such option: it ran on the in-process zake "
         "board instead, where the API posts nothing either). "
-        "Statements (BEGIN and COMMIT included) and transactions per create are "
+        "Statements (BEGIN and COMMIT included) and transactions per change are "
         "PostgreSQL's own counts (pg_stat_statements) over the measurement, the relay's "
-        "included. CPU per create is from /proc over the measurement, each group "
+        "included; sessions are the connections it forked a backend for "
+        "(pg_stat_database). CPU per change is from /proc over the measurement, each group "
         "with every process below it (the API's workers, PostgreSQL's backends); "
         '"other processes" ran outside this benchmark meanwhile, and "kernel '
         'interrupts" is mostly loopback traffic. "Whole path" adds the API, '
         "PostgreSQL, ZooKeeper and the clients; the 2-core ceiling is what two cores "
-        "doing nothing else would accept at that CPU per create. "
+        "doing nothing else would accept at that CPU per change. "
         f"Load average {load[0]:.1f} when the run began and {load[1]:.1f} when it "
         "ended: the machine was shared.\n\n" + "\n".join(lines) + "\n"
     )
