@@ -911,7 +911,7 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
         "over_quota",
         "zone_records",
     )
-    _recordset(client, zone, f"b.{zone['name']}", "A", four[:1])
+    second = _recordset(client, zone, f"b.{zone['name']}", "A", four[:1])
     _assert_error(
         client.post(
             url, json={"name": "c.q.example.", "type": "A", "records": four[:1]}, headers=ALICE
@@ -926,9 +926,16 @@ def test_quotas_are_enforced_with_designates_413(client: TestClient) -> None:
         "over_quota",
         "recordset_records",
     )
-    # Replacing records one for one stays within the quota.
+    # Replacing records one for one stays within the quota; adding one does not.
     replaced = client.put(f"{url}/{first['id']}", json={"records": four[1:]}, headers=ALICE)
     assert replaced.status_code == 202, replaced.text
+    _assert_error(
+        client.put(f"{url}/{second['id']}", json={"records": four[:2]}, headers=ALICE),
+        413,
+        "over_quota",
+        "zone_records",
+    )
+    assert stored_reads.get_recordset(zone["id"], second["id"]).records == (four[0],)
     assert len(stored_reads.list_recordsets(zone["id"])) == 2
 
     # An import is held to the same quotas.

@@ -149,8 +149,11 @@ def check_recordset_change(
     if zone.project_id is None:
         return
     # Counting a zone's recordsets and records reads all of them: not for limits that
-    # cannot be passed.
-    counted = limits["zone_recordsets"] != UNLIMITED or limits["zone_records"] != UNLIMITED
+    # cannot be passed, nor for a change that adds neither (most updates).
+    grows = new_recordset or new_records > replaced
+    counted = grows and (
+        limits["zone_recordsets"] != UNLIMITED or limits["zone_records"] != UNLIMITED
+    )
     recordsets, records = storage.zone_usage(zone.id, session=unit) if counted else (0, 0)
     check_zone_content(
         zone,

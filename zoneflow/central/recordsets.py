@@ -35,11 +35,7 @@ def create_recordset(
 ) -> objects.RecordSet:
     """A new recordset in a zone given by id or name, or as the caller has just read
     it in ``project_id``'s zones (the API's route has: it is not read twice)."""
-    zone = (
-        zone_ref
-        if isinstance(zone_ref, objects.Zone)
-        else stored_reads.get_zone(zone_ref, project_id=project_id)
-    )
+    zone = _zone(zone_ref, project_id)
     managed.refuse_soa(rtype)
     rs_type = validation.record_type(rtype)
     rs_name = validation.recordset_name(name, zone.name)
@@ -55,6 +51,13 @@ def create_recordset(
     )
     changes.changed()
     return recordset
+
+
+def _zone(zone_ref: str | objects.Zone, project_id: str | None) -> objects.Zone:
+    """The zone given by id or name, read in ``project_id``'s zones, or as given."""
+    if isinstance(zone_ref, objects.Zone):
+        return zone_ref
+    return stored_reads.get_zone(zone_ref, project_id=project_id)
 
 
 @db.retried
@@ -90,7 +93,7 @@ def _insert_recordset(
 
 
 def update_recordset(
-    zone_ref: str,
+    zone_ref: str | objects.Zone,
     recordset_ref: str,
     *,
     rtype: str | None = None,
@@ -102,10 +105,11 @@ def update_recordset(
     absolute_names: bool = False,
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``clear_ttl``: use the zone's), and
-    its description unless that is None ("" clears it). ``absolute_names``: refuse
-    names in the records' data without their trailing dot, as the API and CLI do
+    its description unless that is None ("" clears it). The zone as for
+    :func:`create_recordset`. ``absolute_names``: refuse names in the records' data
+    without their trailing dot, as the API and CLI do
     (validation.absolute_record_names)."""
-    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
+    zone = _zone(zone_ref, project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_update(zone, current)
     if absolute_names and records is not None:
@@ -137,21 +141,22 @@ def _replace_recordset(
 ) -> objects.RecordSet:
     """The recordset's new records checked against the quotas with the zone locked,
     then written, in one unit of work."""
-    limits = quotas.check_recordset_size(zone, len(records)) if records is not None else None
     with db.unit_of_work() as unit:
+        limits = (
+            quotas.check_recordset_size(zone, len(records), unit=unit)
+            if records is not None
+            else None
+        )
         change = stored_zones.begin_change(unit, zone.id)
+        current = stored_recordsets.locked_recordset(unit, zone.id, recordset_id)
         if records is not None and limits is not None:
             quotas.check_recordset_change(
-                unit,
-                zone,
-                limits,
-                new_records=len(records),
-                replaced=stored_recordsets.recordset_size(unit, zone.id, recordset_id),
+                unit, zone, limits, new_records=len(records), replaced=len(current.records)
             )
         return stored_recordsets.update_recordset(
             unit,
             change,
-            recordset_id,
+            current,
             ttl=ttl,
             records=records,
             set_ttl=set_ttl,
@@ -176,9 +181,14 @@ def check_zone_rules(unit: Unit, zone: objects.Zone, written: rules.Shape) -> No
 
 
 def delete_recordset(
-    zone_ref: str, recordset_ref: str, *, rtype: str | None = None, project_id: str | None = None
+    zone_ref: str | objects.Zone,
+    recordset_ref: str,
+    *,
+    rtype: str | None = None,
+    project_id: str | None = None,
 ) -> objects.RecordSet:
-    zone = stored_reads.get_zone(zone_ref, project_id=project_id)
+    """Delete a recordset; the zone as for :func:`create_recordset`."""
+    zone = _zone(zone_ref, project_id)
     current = _find_recordset(zone, recordset_ref, rtype)
     managed.refuse_delete(zone, current)
     gone = _remove_recordset(zone.id, current.id)
@@ -190,9 +200,8 @@ def delete_recordset(
 def _remove_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
     with db.unit_of_work() as unit:
         change = stored_zones.begin_change(unit, zone_id)
-        return stored_recordsets.delete_recordset(
-            unit, change, recordset_id, job=orders.UPDATE_ZONE
-        )
+        current = stored_recordsets.locked_recordset(unit, zone_id, recordset_id)
+        return stored_recordsets.delete_recordset(unit, change, current, job=orders.UPDATE_ZONE)
 
 
 def list_recordsets(zone_ref: str, *, project_id: str | None = None) -> list[objects.RecordSet]:

@@ -162,7 +162,7 @@ def update_recordset(request: Request, zone_id: str, recordset_id: str, form: Fo
     zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
     ttl = _ttl(form)
     central_recordsets.update_recordset(
-        zone.id,
+        zone,
         recordset_id,
         records=_records(form),
         ttl=ttl,
@@ -177,7 +177,7 @@ def update_recordset(request: Request, zone_id: str, recordset_id: str, form: Fo
 def delete_recordset(request: Request, zone_id: str, recordset_id: str) -> Response:
     ctx = _writer(request)
     zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
-    central_recordsets.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    central_recordsets.delete_recordset(zone, recordset_id, project_id=ctx.scope)
     return _done(f"{render.ROOT}/zones/{zone.id}")
 
 

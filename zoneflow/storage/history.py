@@ -53,19 +53,21 @@ def record_change(
             added=[list(r) for r in sorted(after - before)],
         )
     )
-    oldest_kept = session.scalar(
-        sa.select(models.ZoneChange.id)
-        .where(models.ZoneChange.zone_id == zone_id)
-        .order_by(models.ZoneChange.id.desc())
+    # The older changes go in the same round trip: the id of the oldest one kept is
+    # asked inside the DELETE (NULL while the zone has fewer: none goes).
+    oldest_kept = (
+        sa.select(_ZONE_CHANGES.c.id)
+        .where(_ZONE_CHANGES.c.zone_id == zone_id)
+        .order_by(_ZONE_CHANGES.c.id.desc())
         .offset(CONF.storage.zone_change_history - 1)
         .limit(1)
+        .scalar_subquery()
     )
-    if oldest_kept is not None:
-        session.execute(
-            sa.delete(models.ZoneChange).where(
-                models.ZoneChange.zone_id == zone_id, models.ZoneChange.id < oldest_kept
-            )
+    session.execute(
+        sa.delete(_ZONE_CHANGES).where(
+            _ZONE_CHANGES.c.zone_id == zone_id, _ZONE_CHANGES.c.id < oldest_kept
         )
+    )
 
 
 # The changes from the newest one that starts at :serial on, oldest first; none

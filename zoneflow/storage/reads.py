@@ -9,13 +9,16 @@ process that only reads (``zoneflow zone list``, configured with
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from zoneflow import exceptions, objects
 from zoneflow.storage import db
 from zoneflow.storage.tables import LIVE, records, recordsets, zones
+
+if TYPE_CHECKING:  # the ORM is not loaded by a process that only reads
+    from sqlalchemy.orm import Session
 
 _ZONE_COLUMNS = [zones.c[field.name] for field in dataclasses.fields(objects.Zone)]
 _RECORDSET_COLUMNS = [
@@ -75,22 +78,30 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
 
 def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
     """A recordset of the zone by id, or by absolute name and type, with its records."""
+    with db.connection() as conn:
+        return recordset_in(conn, zone_id, ref, rtype)
+
+
+def recordset_in(
+    conn: sa.Connection | Session, zone_id: str, ref: str, rtype: str | None = None
+) -> objects.RecordSet:
+    """As :func:`get_recordset`, read on ``conn``: a connection, or the unit of work of
+    a change that has locked the zone."""
     query = sa.select(*_RECORDSET_COLUMNS).where(recordsets.c.zone_id == zone_id)
     if rtype is None:
         query = query.where(recordsets.c.id == ref)
     else:
         query = query.where(recordsets.c.name == ref, recordsets.c.type == rtype)
-    with db.connection() as conn:
-        row = conn.execute(query).first()
-        if row is None:
-            what = f"{ref} {rtype}" if rtype else ref
-            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
-        data = conn.execute(
-            sa.select(records.c.data)
-            .where(records.c.recordset_id == row.id)
-            .order_by(records.c.position)
-        ).scalars()
-        return _recordset(row._mapping, list(data))
+    row = conn.execute(query).first()
+    if row is None:
+        what = f"{ref} {rtype}" if rtype else ref
+        raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
+    data = conn.execute(
+        sa.select(records.c.data)
+        .where(records.c.recordset_id == row.id)
+        .order_by(records.c.position)
+    ).scalars()
+    return _recordset(row._mapping, list(data))
 
 
 def _recordset(values: Any, data: list[str]) -> objects.RecordSet:

@@ -195,37 +195,38 @@ def next_serial(session: Session, zone_id: str) -> tuple[int, int]:
     return _bump_serial(session, zone_id, int(previous))
 
 
-def _bump_serial(session: Session, zone_id: str, previous: int) -> tuple[int, int]:
-    """Write a locked zone's next serial after ``previous``; (previous, next)."""
+def _bump_serial(
+    session: Session, zone_id: str, previous: int, *, updating: bool = False
+) -> tuple[int, int]:
+    """Write a locked zone's next serial after ``previous``, and mark it PENDING for a
+    recordset change (``updating``); (previous, next)."""
     serial = max(previous + 1, int(time.time()))
     if serial > MAX_SERIAL:
         # RFC 1982 arithmetic would let us wrap; we refuse instead of silently
         # publishing a serial that secondaries would read as older.
         raise exceptions.InvalidInput(f"zone {zone_id} serial would exceed {MAX_SERIAL}")
-    session.execute(_BUMP_SERIAL, {"zone_id": zone_id, "new_serial": serial})
+    statement = _BUMP_SERIAL_UPDATING if updating else _BUMP_SERIAL
+    session.execute(statement, {"zone_id": zone_id, "new_serial": serial})
     return int(previous), serial
 
 
-# Core statements built once, for the writes every recordset change makes: the ORM's
+# Core statements built once, for the write every recordset change makes: the ORM's
 # bulk UPDATE and a statement built per call cost more CPU than the round trip.
 _BUMP_SERIAL = (
     sa.update(tables.zones)
     .where(tables.zones.c.id == sa.bindparam("zone_id"))
     .values(serial=sa.bindparam("new_serial"), version=tables.zones.c.version + 1)
 )
-# A zone whose create job has not finished stays CREATE: the create job or the update
-# job after it, whichever carries the newest serial, will make it ACTIVE.
-_MARK_UPDATING = (
-    sa.update(tables.zones)
-    .where(tables.zones.c.id == sa.bindparam("zone_id"))
-    .values(
-        status=objects.Status.PENDING,
-        action=sa.case(
-            (tables.zones.c.action == objects.Action.CREATE, objects.Action.CREATE),
-            else_=objects.Action.UPDATE,
-        ),
-        error=None,
-    )
+# A recordset change marks its zone PENDING in the same statement. A zone whose create
+# job has not finished stays CREATE: the create job or the update job after it,
+# whichever carries the newest serial, will make it ACTIVE.
+_BUMP_SERIAL_UPDATING = _BUMP_SERIAL.values(
+    status=objects.Status.PENDING,
+    action=sa.case(
+        (tables.zones.c.action == objects.Action.CREATE, objects.Action.CREATE),
+        else_=objects.Action.UPDATE,
+    ),
+    error=None,
 )
 
 
@@ -391,14 +392,11 @@ class ZoneChange:
 
 def begin_change(unit: Session, zone_id: str) -> ZoneChange:
     """Start a change to a live zone's data in the caller's unit of work: refuse a zone
-    being deleted, and bump its serial, which locks its row (PostgreSQL) so changes
-    to one zone queue up and whatever is read about the zone next is current."""
+    being deleted, bump its serial, which locks its row (PostgreSQL) so changes
+    to one zone queue up and whatever is read about the zone next is current, and
+    mark it PENDING, UPDATE (still CREATE if its create job has not finished). A
+    check that refuses the change later rolls all of it back."""
     # Locked as it is read: the serial read with it is the one to bump.
     zone = live_zone(unit, zone_id, lock=True)
     refuse_if_deleting(zone)
-    return ZoneChange(zone, _bump_serial(unit, zone_id, zone.serial))
-
-
-def mark_updating(session: Session, zone_id: str) -> None:
-    """The zone PENDING, UPDATE (still CREATE if its create job has not finished)."""
-    session.execute(_MARK_UPDATING, {"zone_id": zone_id})
+    return ZoneChange(zone, _bump_serial(unit, zone_id, zone.serial, updating=True))

@@ -124,7 +124,7 @@ def update_recordset(
     given = body.model_fields_set
     zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
     recordset = central_recordsets.update_recordset(
-        zone.id,
+        zone,
         recordset_id,
         records=body.records,
         ttl=body.ttl,
@@ -150,5 +150,5 @@ def delete_recordset(
     records_data: RecordsData = False,
 ) -> JSONResponse:
     zone = central_zones.get_zone(zone_id, project_id=ctx.scope)
-    gone = central_recordsets.delete_recordset(zone.id, recordset_id, project_id=ctx.scope)
+    gone = central_recordsets.delete_recordset(zone, recordset_id, project_id=ctx.scope)
     return _shown(request, zone, gone, status=202, records_data=records_data)
