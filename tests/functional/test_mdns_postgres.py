@@ -30,29 +30,6 @@ ZONES = 48
 ROUNDS = 6
 
 
-def _sessions_begun(postgres: PostgresServer, database: str) -> int:
-    """Sessions PostgreSQL has begun in ``database``, once no other backend is in it.
-
-    A backend counts its session when it exits at the latest, before it leaves
-    pg_stat_activity: when none is left, the count is whole."""
-    name = database.rsplit("/", 1)[1]
-    with postgres.connect() as connection:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-
-            def others_gone() -> bool:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))
-                row = cursor.fetchone()
-                return row is not None and row[0] == 0
-
-            support.eventually(others_gone, timeout=30, what=f"every session in {name} to end")
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,))
-            row = cursor.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_transfers_on_every_mdns_thread_at_once_reuse_the_connections_it_keeps(
     tmp_path: pathlib.Path, postgres: PostgresServer, postgres_database: str
 ) -> None:
@@ -70,7 +47,7 @@ def test_transfers_on_every_mdns_thread_at_once_reuse_the_connections_it_keeps(
         with support.database(postgres_database, migrated=True):
             names = support.bulk_zones(ZONES, pool_id=stored_pools.get_pool("default").id)
             db.get_engine().dispose()  # this process keeps no session of its own
-        before = _sessions_begun(postgres, postgres_database)
+        before = postgres.sessions_begun(postgres_database)
         deployment.start_mdns()
 
         def transfer(name: str) -> int:
@@ -81,7 +58,7 @@ def test_transfers_on_every_mdns_thread_at_once_reuse_the_connections_it_keeps(
             for _ in range(ROUNDS):
                 assert all(list(clients.map(transfer, names))), "every transfer had the zone"
         deployment.kill("mdns", signal.SIGTERM)
-        begun = _sessions_begun(postgres, postgres_database) - before
+        begun = postgres.sessions_begun(postgres_database) - before
     finally:
         bind.close()
         deployment.close()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zoneflow import dashboard
-from zoneflow.api import auth, errors, metrics, openapi, versions
+from zoneflow.api import auth, errors, metrics, openapi, options, versions
 from zoneflow.api.v2 import (
     all_recordsets,
     events,
@@ -35,7 +38,7 @@ pool's nameservers serve it. Errors are `{code, type, message, request_id}`.
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="zoneflow", version="2", description=DESCRIPTION)
+    app = FastAPI(title="zoneflow", version="2", description=DESCRIPTION, lifespan=_lifespan)
     app.state.auth = auth.load_strategy()
     app.include_router(versions.router)
     app.include_router(zones.router)
@@ -60,6 +63,16 @@ def create_app() -> FastAPI:
     app.add_middleware(_RequestId)
     app.add_middleware(_NormalizePath)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Run at most ``[api] threads`` requests' route code at once, in the threads anyio
+    lends (40 by default): each may hold a database connection, and the process keeps
+    that many (server.run_forever). Past the pool, a connection is closed when given
+    back and the next one forks a PostgreSQL backend."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = options.CONF.api.threads
+    yield
 
 
 class _RequestId:

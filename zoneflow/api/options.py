@@ -27,6 +27,16 @@ server_opts = [
         "same listening socket and runs its own heartbeat, propagation model and, with "
         "relay on, job relay; about one per core.",
     ),
+    cfg.IntOpt(
+        "threads",
+        default=16,
+        min=1,
+        max=256,
+        help="Requests each API process runs at once: each runs in a thread of its own "
+        "and may hold a database connection, so the process keeps this many connections "
+        "open (unless [database] max_pool_size is set). Requests past it wait for a "
+        "thread; event streams wait in threads of their own.",
+    ),
     cfg.BoolOpt(
         "relay",
         default=True,

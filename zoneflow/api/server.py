@@ -25,6 +25,7 @@ from oslo_config import cfg
 
 from zoneflow import exceptions, heartbeat, model
 from zoneflow.api import app, options
+from zoneflow.storage import db
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -55,7 +56,8 @@ class ApiServer:
             app.create_app(),
             log_config=None,
             access_log=CONF.api.access_log,
-            lifespan="off",
+            # The app's lifespan sizes its thread pool (app._lifespan).
+            lifespan="on",
             timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)
@@ -94,6 +96,9 @@ def run_forever(workers: int | None = None) -> None:
     """``zoneflow api``: serve from ``workers`` processes (default ``[api] workers``),
     each posting the jobs of its changes if the board is shared and ``[api] relay``."""
     count = worker_count(workers)
+    # Each request's thread may hold a connection at once; so may the relay, the
+    # heartbeat and the propagation model.
+    db.keep_connections(CONF.api.threads + 3)
     server = ApiServer()
     LOG.info("API v2 listening on %s (%d %s)", server.url, count, _plural(count))
     if count == 1:
