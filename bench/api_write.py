@@ -408,7 +408,11 @@ def main() -> int:
             workdir = pathlib.Path(tmp) / "runs" / str(number)
             workdir.parent.mkdir(exist_ok=True)
             print(f"{setup.label}, {setup.workers} API processes, relay {setup.relay}", flush=True)
-            runs += run_setup(postgres, zookeeper, workdir, setup, args)
+            made = run_setup(postgres, zookeeper, workdir, setup, args)
+            # Each row as it is measured: a later setup that fails loses none of them.
+            for run in made:
+                print(_row(run, _groups(run)), flush=True)
+            runs += made
 
     text = describe(args, runs, (began, os.getloadavg()[0]))
     print(text)
@@ -426,8 +430,26 @@ def _posting(setup: Setup) -> str:
     return "yes"
 
 
+def _groups(run: Run) -> list[str]:
+    return [g for g in run.cpu if g != "kernel interrupts"] + ["kernel interrupts"]
+
+
+def _row(run: Run, groups: list[str]) -> str:
+    """A run's row of the table."""
+    return (
+        f"| {run.setup.label} | {run.setup.workers} | "
+        f"{_posting(run.setup)} | {run.action} | {run.shape} | {run.requests} | "
+        f"{run.per_second:.0f} | {report.percentile(run.latencies, 50) * 1000:.1f} | "
+        f"{report.percentile(run.latencies, 99) * 1000:.1f} | {run.failures} | "
+        f"{run.statements / run.requests:.1f} | {run.transactions / run.requests:.1f} | "
+        f"{run.sessions / run.requests * 1000:.1f} | "
+        + " | ".join(f"{run.per_change(g):.1f}" for g in groups)
+        + f" | {run.whole_path:.1f} | {2000 / run.whole_path:.0f} |"
+    )
+
+
 def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float]) -> str:
-    groups = [g for g in runs[0].cpu if g != "kernel interrupts"] + ["kernel interrupts"]
+    groups = _groups(runs[0])
     lines = [
         "| code | API processes | posts jobs | change | load | changes | accepted/s | "
         "p50 (ms) | p99 (ms) | refused | SQL statements/change | transactions/change | "
@@ -438,17 +460,7 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
         + " | ".join("---:" for _ in groups)
         + " | ---: | ---: |",
     ]
-    for run in runs:
-        lines.append(
-            f"| {run.setup.label} | {run.setup.workers} | "
-            f"{_posting(run.setup)} | {run.action} | {run.shape} | {run.requests} | "
-            f"{run.per_second:.0f} | {report.percentile(run.latencies, 50) * 1000:.1f} | "
-            f"{report.percentile(run.latencies, 99) * 1000:.1f} | {run.failures} | "
-            f"{run.statements / run.requests:.1f} | {run.transactions / run.requests:.1f} | "
-            f"{run.sessions / run.requests * 1000:.1f} | "
-            + " | ".join(f"{run.per_change(g):.1f}" for g in groups)
-            + f" | {run.whole_path:.1f} | {2000 / run.whole_path:.0f} |"
-        )
+    lines += [_row(run, groups) for run in runs]
     return (
         "Creates are `POST /v2/zones/{id}/recordsets`, a new A recordset each; updates "
         "are `PUT /v2/zones/{id}/recordsets/{id}`, each client replacing the address of "
