@@ -520,3 +520,44 @@ def test_a_request_waits_for_a_connection_when_postgresql_has_none_left(
             connection.close()
     assert stored_reads.get_recordset(zone.id, "www.full.example.", "A").records == ("192.0.2.1",)
     assert made.serial > zone.serial
+
+
+def test_a_transaction_that_loses_a_deadlock_once_says_what_happened_on_postgresql(
+    on_postgres: str,
+) -> None:
+    """Two writers lock two zones in opposite orders: PostgreSQL rolls one back. A write
+    not run again (no db.retried) says that, not that the database stayed busy for
+    ``busy_wait``, which it never waited."""
+    first = central_zones.create_zone("a.deadlock.example.", "hostmaster@deadlock.example")
+    second = central_zones.create_zone("b.deadlock.example.", "hostmaster@deadlock.example")
+    both_hold_one = threading.Barrier(2, timeout=30)
+    lost: list[str] = []
+
+    def cross(mine: str, theirs: str) -> None:
+        try:
+            with db.writer() as session:
+                for zone_id in (mine, theirs):
+                    session.execute(
+                        sa.update(models.Zone)
+                        .where(models.Zone.id == zone_id)
+                        .values(description=f"written by {mine}")
+                    )
+                    if zone_id == mine:
+                        both_hold_one.wait()
+        except exceptions.DatabaseBusy as exc:
+            lost.append(str(exc))
+
+    writers = [
+        threading.Thread(target=cross, args=(first.id, second.id)),
+        threading.Thread(target=cross, args=(second.id, first.id)),
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+    assert len(lost) == 1, lost
+    assert "rolled this transaction back (a deadlock with another transaction)" in lost[0]
+    assert "nothing of it was written" in lost[0] and "busy_wait" not in lost[0]
+    # The winner's write is whole; the loser's left nothing.
+    descriptions = {stored_reads.get_zone(z.id).description for z in (first, second)}
+    assert len(descriptions) == 1 and descriptions != {None}, descriptions

@@ -239,8 +239,29 @@ def test_a_transaction_that_lost_a_deadlock_runs_again_whole() -> None:
 
 
 def test_a_deadlock_is_a_503_where_the_transaction_is_not_retried() -> None:
-    with pytest.raises(exceptions.DatabaseUnavailable):
+    """It says what happened, once: not that the database stayed busy for busy_wait."""
+    with pytest.raises(exceptions.DatabaseUnavailable) as raised:
         _deadlocking_once(lambda session: None)()
+    message = str(raised.value)
+    assert "rolled this transaction back (a deadlock with another transaction)" in message
+    assert "busy_wait" not in message
+
+
+def test_a_transaction_that_loses_until_busy_wait_says_how_long_it_tried(override: Any) -> None:
+    override("database", busy_wait=0.3)
+    tries: list[float] = []
+
+    def always_the_victim() -> None:
+        tries.append(time.monotonic())
+        with db.writer():
+            raise db_exc.DBDeadlock(Exception("deadlock detected"))
+
+    with pytest.raises(exceptions.DatabaseBusy) as raised:
+        db.retried(always_the_victim)()
+    assert "stayed busy with other transactions for 0.3s ([database] busy_wait)" in str(
+        raised.value
+    )
+    assert len(tries) > 1 and tries[-1] - tries[0] < 0.3
 
 
 def test_a_zone_create_that_lost_a_deadlock_is_made_once(

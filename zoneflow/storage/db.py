@@ -397,30 +397,47 @@ def _sqlite_busy(exc: BaseException) -> bool:
 _PG_TRY_AGAIN = frozenset({"40P01", "40001"})
 
 
-def _lost_to_another(exc: BaseException) -> bool:
-    """Did the transaction fail only because others held what it needed?"""
+def _lost_to(exc: BaseException) -> str | None:
+    """What the transaction lost to, if it failed only because others held what it
+    needed; None otherwise."""
     db_exc = _oslo_db_exceptions()
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if (db_exc and isinstance(error, db_exc.DBDeadlock)) or _sqlite_busy(error):
-            return True
+        if _sqlite_busy(error):
+            return "another writer held the database's lock"
+        if (db_exc and isinstance(error, db_exc.DBDeadlock)) or (
+            getattr(error, "pgcode", None) == "40P01"
+        ):
+            return "a deadlock with another transaction"
         if getattr(error, "pgcode", None) in _PG_TRY_AGAIN:
-            return True
+            return "a serialization conflict with another transaction"
         error = (
             getattr(error, "inner_exception", None)
             or getattr(error, "orig", None)
             or error.__cause__
         )
-    return False
+    return None
+
+
+def _shown_url() -> str:
+    return sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
 
 
 def _busy_message() -> str:
-    url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
     return (
-        f"the database at {url} stayed busy with other transactions for "
+        f"the database at {_shown_url()} stayed busy with other transactions for "
         f"{CONF.database.busy_wait:g}s ([database] busy_wait): try again in a moment"
+    )
+
+
+def _lost_message(why: str) -> str:
+    """What a transaction that lost once says: it was not tried again (:func:`retried`
+    says how long it tried)."""
+    return (
+        f"the database at {_shown_url()} rolled this transaction back ({why}); nothing "
+        "of it was written: try again"
     )
 
 
@@ -436,10 +453,14 @@ def retried(function: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        return _within_busy_wait(
-            lambda: function(*args, **kwargs),
-            lambda exc: isinstance(exc, exceptions.DatabaseBusy),
-        )
+        try:
+            return _within_busy_wait(
+                lambda: function(*args, **kwargs),
+                lambda exc: isinstance(exc, exceptions.DatabaseBusy),
+            )
+        except exceptions.DatabaseBusy as exc:
+            # Tried again until busy_wait: say so, not only what the last try met.
+            raise exceptions.DatabaseBusy(_busy_message()) from exc
 
     return run
 
@@ -555,8 +576,8 @@ def _explained_errors() -> Iterator[None]:
             raise exceptions.DatabaseNotSynced(
                 f"the database at {url} has no zoneflow schema yet: run 'zoneflow db sync'"
             ) from exc
-        if _lost_to_another(exc):
-            raise exceptions.DatabaseBusy(_busy_message()) from exc
+        if (why := _lost_to(exc)) is not None:
+            raise exceptions.DatabaseBusy(_lost_message(why)) from exc
         if _is_connect_failure(exc):
             raise exceptions.DatabaseUnavailable(_unreachable_message(exc)) from exc
         raise
