@@ -110,20 +110,17 @@ def update_recordset(
     without their trailing dot, as the API and CLI do
     (validation.absolute_record_names)."""
     zone = _zone(zone_ref, project_id)
-    current = _find_recordset(zone, recordset_ref, rtype)
-    managed.refuse_update(zone, current)
-    if absolute_names and records is not None:
-        validation.absolute_record_names(current.type, records, zone=zone.name)
-    canonical = (
-        validation.records(current.type, records, zone=zone.name) if records is not None else None
-    )
+    if (named := _managed_named(zone, recordset_ref, rtype)) is not None:
+        managed.refuse_update(zone, named)
     recordset = _replace_recordset(
         zone,
-        current.id,
+        recordset_ref,
+        rtype,
+        records=records,
         ttl=validation.ttl(ttl),
-        records=canonical,
         set_ttl=ttl is not None or clear_ttl,
         description=description,
+        absolute_names=absolute_names,
     )
     changes.changed()
     return recordset
@@ -132,33 +129,35 @@ def update_recordset(
 @db.retried
 def _replace_recordset(
     zone: objects.Zone,
-    recordset_id: str,
+    recordset_ref: str,
+    rtype: str | None,
     *,
+    records: Sequence[validation.RecordInput] | None,
     ttl: int | None,
-    records: list[str] | None,
     set_ttl: bool,
     description: str | None,
+    absolute_names: bool,
 ) -> objects.RecordSet:
-    """The recordset's new records checked against the quotas with the zone locked,
-    then written, in one unit of work."""
+    """The recordset found with the zone locked, its new records checked for its type
+    and against the quotas, then written: one unit of work, one transaction."""
     with db.unit_of_work() as unit:
-        limits = (
-            quotas.check_recordset_size(zone, len(records), unit=unit)
-            if records is not None
-            else None
-        )
         change = stored_zones.begin_change(unit, zone.id)
-        current = stored_recordsets.locked_recordset(unit, zone.id, recordset_id)
-        if records is not None and limits is not None:
+        current = _find_recordset(zone, recordset_ref, rtype, within=unit)
+        canonical = None
+        if records is not None:
+            if absolute_names:
+                validation.absolute_record_names(current.type, records, zone=zone.name)
+            canonical = validation.records(current.type, records, zone=zone.name)
+            limits = quotas.check_recordset_size(zone, len(canonical), unit=unit)
             quotas.check_recordset_change(
-                unit, zone, limits, new_records=len(records), replaced=len(current.records)
+                unit, zone, limits, new_records=len(canonical), replaced=len(current.records)
             )
         return stored_recordsets.update_recordset(
             unit,
             change,
             current,
             ttl=ttl,
-            records=records,
+            records=canonical,
             set_ttl=set_ttl,
             job=orders.UPDATE_ZONE,
             description=description,
@@ -189,18 +188,21 @@ def delete_recordset(
 ) -> objects.RecordSet:
     """Delete a recordset; the zone as for :func:`create_recordset`."""
     zone = _zone(zone_ref, project_id)
-    current = _find_recordset(zone, recordset_ref, rtype)
-    managed.refuse_delete(zone, current)
-    gone = _remove_recordset(zone.id, current.id)
+    if (named := _managed_named(zone, recordset_ref, rtype)) is not None:
+        managed.refuse_delete(zone, named)
+    gone = _remove_recordset(zone, recordset_ref, rtype)
     changes.changed()
     return gone
 
 
 @db.retried
-def _remove_recordset(zone_id: str, recordset_id: str) -> objects.RecordSet:
+def _remove_recordset(
+    zone: objects.Zone, recordset_ref: str, rtype: str | None
+) -> objects.RecordSet:
+    """The recordset found with the zone locked, then deleted, in one unit of work."""
     with db.unit_of_work() as unit:
-        change = stored_zones.begin_change(unit, zone_id)
-        current = stored_recordsets.locked_recordset(unit, zone_id, recordset_id)
+        change = stored_zones.begin_change(unit, zone.id)
+        current = _find_recordset(zone, recordset_ref, rtype, within=unit)
         return stored_recordsets.delete_recordset(unit, change, current, job=orders.UPDATE_ZONE)
 
 
@@ -296,30 +298,44 @@ def get_recordset(
     return _find_recordset(zone, recordset_ref, rtype)
 
 
-def _find_recordset(zone: objects.Zone, ref: str, rtype: str | None) -> objects.RecordSet:
-    """By id, or by name and type (a name alone when it holds one recordset); the
-    zone's managed SOA and NS among them."""
+def _managed_named(zone: objects.Zone, ref: str, rtype: str | None) -> objects.RecordSet | None:
+    """The zone's managed SOA or NS that ``ref`` names: by id, or by the apex's name and
+    type. Read on a connection of its own, and only for such a ref."""
     if rtype is not None:
         name = validation.recordset_name(ref, zone.name)
-        wanted = managed.of_type(zone, name, rtype.strip().upper())
-        if wanted is not None:
-            return wanted
-        return stored_reads.get_recordset(zone.id, name, validation.record_type(rtype))
-    by_id = managed.with_id(zone, ref)
-    if by_id is not None:
-        return by_id
+        return managed.of_type(zone, name, rtype.strip().upper())
+    return managed.with_id(zone, ref)
+
+
+def _find_recordset(
+    zone: objects.Zone, ref: str, rtype: str | None, *, within: Unit | None = None
+) -> objects.RecordSet:
+    """By id, or by name and type (a name alone when it holds one recordset), read
+    ``within`` a change's unit of work if given. The zone's managed SOA and NS are
+    among them only outside one: they are read on a connection of their own, which
+    SQLite's write lock would keep waiting, and a change refuses them before it
+    begins (:func:`_managed_named`)."""
+    if within is None and (found := _managed_named(zone, ref, rtype)) is not None:
+        return found
+    if rtype is not None:
+        name = validation.recordset_name(ref, zone.name)
+        return stored_reads.get_recordset(
+            zone.id, name, validation.record_type(rtype), within=within
+        )
     try:
-        return stored_reads.get_recordset(zone.id, ref)
+        return stored_reads.get_recordset(zone.id, ref, within=within)
     except exceptions.RecordSetNotFound:
         name = validation.recordset_name(ref, zone.name)
-        matches = [rs for rs in stored_reads.list_recordsets(zone.id) if rs.name == name]
-        if name == zone.name:
-            matches = [*managed.of_zone(zone), *matches]
-        if len(matches) == 1:
+        matches = [
+            rs for rs in stored_reads.list_recordsets(zone.id, within=within) if rs.name == name
+        ]
+        # The apex holds the managed SOA and NS as well: never one recordset alone.
+        types = [managed.SOA, managed.NS] if name == zone.name else []
+        types += [rs.type for rs in matches]
+        if len(types) == 1:
             return matches[0]
-        if len(matches) > 1:
-            types = ", ".join(rs.type for rs in matches)
+        if len(types) > 1:
             raise exceptions.InvalidInput(
-                f"{name} holds several recordsets ({types}): say which with --type"
+                f"{name} holds several recordsets ({', '.join(types)}): say which with --type"
             ) from None
         raise

@@ -8,7 +8,9 @@ process that only reads (``zoneflow zone list``, configured with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -56,10 +58,11 @@ def list_zones(*, project_id: str | None = None) -> list[objects.Zone]:
     return [objects.Zone(**row._mapping) for row in rows]
 
 
-def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
-    """A zone's recordsets by name and type, each with its records in their order."""
+def list_recordsets(zone_id: str, *, within: Session | None = None) -> list[objects.RecordSet]:
+    """A zone's recordsets by name and type, each with its records in their order;
+    read ``within`` the caller's unit of work if given, else on a connection of its own."""
     of_zone = recordsets.c.zone_id == zone_id
-    with db.connection() as conn:
+    with _reading(within) as conn:
         rows = conn.execute(
             sa.select(*_RECORDSET_COLUMNS)
             .where(of_zone)
@@ -76,32 +79,37 @@ def list_recordsets(zone_id: str) -> list[objects.RecordSet]:
     return [_recordset(row._mapping, data[row.id]) for row in rows]
 
 
-def get_recordset(zone_id: str, ref: str, rtype: str | None = None) -> objects.RecordSet:
-    """A recordset of the zone by id, or by absolute name and type, with its records."""
-    with db.connection() as conn:
-        return recordset_in(conn, zone_id, ref, rtype)
-
-
-def recordset_in(
-    conn: sa.Connection | Session, zone_id: str, ref: str, rtype: str | None = None
+def get_recordset(
+    zone_id: str, ref: str, rtype: str | None = None, *, within: Session | None = None
 ) -> objects.RecordSet:
-    """As :func:`get_recordset`, read on ``conn``: a connection, or the unit of work of
-    a change that has locked the zone."""
+    """A recordset of the zone by id, or by absolute name and type, with its records;
+    read ``within`` the caller's unit of work if given (a change that has locked the
+    zone: what it reads holds until it commits), else on a connection of its own."""
     query = sa.select(*_RECORDSET_COLUMNS).where(recordsets.c.zone_id == zone_id)
     if rtype is None:
         query = query.where(recordsets.c.id == ref)
     else:
         query = query.where(recordsets.c.name == ref, recordsets.c.type == rtype)
-    row = conn.execute(query).first()
-    if row is None:
-        what = f"{ref} {rtype}" if rtype else ref
-        raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
-    data = conn.execute(
-        sa.select(records.c.data)
-        .where(records.c.recordset_id == row.id)
-        .order_by(records.c.position)
-    ).scalars()
-    return _recordset(row._mapping, list(data))
+    with _reading(within) as conn:
+        row = conn.execute(query).first()
+        if row is None:
+            what = f"{ref} {rtype}" if rtype else ref
+            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
+        data = conn.execute(
+            sa.select(records.c.data)
+            .where(records.c.recordset_id == row.id)
+            .order_by(records.c.position)
+        ).scalars()
+        return _recordset(row._mapping, list(data))
+
+
+@contextlib.contextmanager
+def _reading(within: Session | None) -> Iterator[sa.Connection | Session]:
+    if within is not None:
+        yield within
+        return
+    with db.connection() as conn:
+        yield conn
 
 
 def _recordset(values: Any, data: list[str]) -> objects.RecordSet:

@@ -11,7 +11,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import events, history, models, outbox, reads, tables, zones
+from zoneflow.storage import events, history, models, outbox, tables, zones
 
 
 def recordset_query() -> sa.Select[models.RecordSet]:
@@ -86,12 +86,6 @@ def create_recordset(
 _RECORDSET_COLUMNS = tuple(c.name for c in tables.recordsets.columns)
 
 
-def locked_recordset(unit: Session, zone_id: str, recordset_id: str) -> objects.RecordSet:
-    """A recordset of the zone with its records, read in the caller's unit of work after
-    :func:`zones.begin_change` locked the zone: what it holds until the change commits."""
-    return reads.recordset_in(unit, zone_id, recordset_id)
-
-
 def update_recordset(
     unit: Session,
     change: zones.ZoneChange,
@@ -105,8 +99,8 @@ def update_recordset(
 ) -> objects.RecordSet:
     """Replace a recordset's records and/or TTL (``set_ttl``), and its description
     unless that is None ("" clears it), posting a ``job`` for its zone, in the caller's
-    unit of work, as part of ``change``. ``current`` is the recordset as
-    :func:`locked_recordset` read it.
+    unit of work, as part of ``change``. ``current`` is the recordset as read in
+    that unit of work.
 
     Core statements, not the ORM's unit of work: three changes in four are updates,
     and loading the row with its records and flushing them cost more CPU than the
@@ -145,8 +139,8 @@ def update_recordset(
 def delete_recordset(
     unit: Session, change: zones.ZoneChange, current: objects.RecordSet, *, job: objects.JobOrder
 ) -> objects.RecordSet:
-    """Delete a recordset (as :func:`locked_recordset` read it) and post a ``job`` for its
-    zone, in the caller's unit of work, as part of ``change``. Its records go with it
+    """Delete a recordset (as read in the caller's unit of work) and post a ``job`` for
+    its zone, in that unit of work, as part of ``change``. Its records go with it
     (ON DELETE CASCADE)."""
     unit.execute(sa.delete(tables.recordsets).where(tables.recordsets.c.id == current.id))
     history.record_change(
