@@ -261,7 +261,7 @@ def test_a_transaction_that_loses_until_busy_wait_says_how_long_it_tried(overrid
     assert "stayed busy with other transactions for 0.3s ([database] busy_wait)" in str(
         raised.value
     )
-    assert len(tries) > 1 and tries[-1] - tries[0] < 0.3
+    assert len(tries) > 1, "it was tried again"
 
 
 def test_a_zone_create_that_lost_a_deadlock_is_made_once(
