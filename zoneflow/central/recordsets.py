@@ -111,7 +111,7 @@ def update_recordset(
     (validation.absolute_record_names)."""
     zone = _zone(zone_ref, project_id)
     if (named := _managed_named(zone, recordset_ref, rtype)) is not None:
-        managed.refuse_update(zone, named)
+        managed.refuse_update(zone, named)  # a managed SOA or NS is never updated
     recordset = _replace_recordset(
         zone,
         recordset_ref,
@@ -189,7 +189,7 @@ def delete_recordset(
     """Delete a recordset; the zone as for :func:`create_recordset`."""
     zone = _zone(zone_ref, project_id)
     if (named := _managed_named(zone, recordset_ref, rtype)) is not None:
-        managed.refuse_delete(zone, named)
+        managed.refuse_delete(zone, named)  # nor deleted
     gone = _remove_recordset(zone, recordset_ref, rtype)
     changes.changed()
     return gone

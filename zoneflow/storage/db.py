@@ -422,6 +422,7 @@ def _lost_to(exc: BaseException) -> str | None:
 
 
 def _shown_url() -> str:
+    """The database's URL as messages show it: without its password."""
     return sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
 
 
@@ -497,7 +498,7 @@ def _no_room(exc: BaseException) -> bool:
 
 
 def _unreachable_message(exc: BaseException | None = None) -> str:
-    url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
+    url = _shown_url()
     if exc is not None and _no_room(exc):
         # It answers, and refused one more client for [database] busy_wait.
         return (
@@ -572,9 +573,8 @@ def _explained_errors() -> Iterator[None]:
         yield
     except _database_errors() as exc:
         if _no_such_table(exc):
-            url = sqlalchemy.engine.make_url(_connection).render_as_string(hide_password=True)
             raise exceptions.DatabaseNotSynced(
-                f"the database at {url} has no zoneflow schema yet: run 'zoneflow db sync'"
+                f"the database at {_shown_url()} has no zoneflow schema yet: run 'zoneflow db sync'"
             ) from exc
         if (why := _lost_to(exc)) is not None:
             raise exceptions.DatabaseBusy(_lost_message(why)) from exc
