@@ -152,20 +152,20 @@ async def _load(
     clients: int,
     requests: int,
     tag: str,
-    action: str = "create",
+    updated: list[tuple[str, str]] | None = None,
 ) -> tuple[float, list[float], int]:
-    """``requests`` changes (``action``: create or update) from ``clients`` tasks;
-    (wall seconds, latencies, failures)."""
+    """``requests`` changes from ``clients`` tasks: creates, or updates of the
+    recordsets ``updated`` (one a client, from :func:`_recordsets`); (wall seconds,
+    latencies, failures)."""
     latencies: list[float] = []
     failures = 0
     sent = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    updated = await _recordsets(url, zones, clients, tag) if action == "update" else []
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
         async def send(number: int, n: int) -> httpx.Response:
-            if action == "update":
+            if updated is not None:
                 zone_id, recordset_id = updated[number]
                 return await client.put(
                     f"/v2/zones/{zone_id}/recordsets/{recordset_id}",
@@ -247,11 +247,17 @@ def measure(
             return await _zones(client, f"{prefix}-", zones)
 
     made = asyncio.run(prepare())
-    asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm", action))
+    # The recordsets updated are made before the warm-up, outside what is measured.
+    updated = (
+        asyncio.run(_recordsets(deployment.api_url, made, clients, "updated"))
+        if action == "update"
+        else None
+    )
+    asyncio.run(_load(deployment.api_url, made, clients, WARMUP, "warm", updated))
     statements, transactions, sessions = counters.now()
     with meter:
         seconds, latencies, failures = asyncio.run(
-            _load(deployment.api_url, made, clients, requests, "rs", action)
+            _load(deployment.api_url, made, clients, requests, "rs", updated)
         )
     statements_after, transactions_after, sessions_after = counters.now()
     return Run(
