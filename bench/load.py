@@ -33,9 +33,11 @@ servers, ZooKeeper, PostgreSQL, ``--conductors`` ``zoneflow conductor``,
 * **ACTIVE against served**: the API's event stream (``/v2/events``), read
   from the start, says when zoneflow first reported each change's zone ACTIVE
   (or DELETED) at its serial; compared with when the sweeper saw it served.
-* **BIND9's floor**, in the same run, before the load: ``rndc addzone`` of a
-  secondary until it serves the zone, and a NOTIFY of a new serial until it
-  serves it, on a BIND9 pair of their own.
+* **BIND9's floor**, in the same run, before the load (bench/load_floor.py):
+  ``rndc addzone`` of a secondary until it serves the zone, and a NOTIFY of a
+  new serial until it serves it, on a BIND9 pair of their own; and named's
+  own CPU for each operation a change costs a target, which bounds the
+  changes a second this machine could serve with BIND9 alone.
 * **CPU per change per process**, from /proc, over each run.
 
 Figures go to doc/benchmarks.md (section ``load``) and plots to doc/images/
@@ -73,6 +75,7 @@ import dns.rcode  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 from bench import report  # noqa: E402
+from bench.load_floor import bind9_cpu, bind9_floors  # noqa: E402
 from bench.load_report import (  # noqa: E402
     DESIGNATE_MIX,
     KNEE,
@@ -88,29 +91,45 @@ from bench.load_report import (  # noqa: E402
 from bench.load_sweeper import sweeper_process  # noqa: E402
 from bench.load_traffic import SUFFIX, Api, Change, Load, Step, mix_shares  # noqa: E402
 from bench.orchestration import CpuMeter, with_children  # noqa: E402
-from tests.functional.deployment import Deployment, answer, soa_serial  # noqa: E402
-from tests.functional.fixtures.bind9 import RECOMMENDED_OPTIONS, Bind9Server  # noqa: E402
+from tests.functional.deployment import Deployment, answer  # noqa: E402
+from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, wait_for  # noqa: E402
 from tests.support import ADMIN  # noqa: E402
 
 # -- the deployment ------------------------------------------------------------------
 
 
-def pool(deployment: Deployment, binds: Sequence[Bind9Server]) -> dict[str, Any]:
-    """The pool: every BIND9 a target fed by mdns, and its nameserver."""
-    return {
+#: The pool's catalog zone with ``--provisioning catalog``.
+CATALOG = f"catalog.{SUFFIX}"
+
+
+def pool(
+    deployment: Deployment, binds: Sequence[Bind9Server], *, provisioning: str = "rndc"
+) -> dict[str, Any]:
+    """The pool: every BIND9 a target fed by mdns, and its nameserver. With ``catalog``
+    provisioning, every BIND9 is a consumer of the pool's catalog (each was started so)
+    and no zone is added or deleted through rndc."""
+    found: dict[str, Any] = {
         "name": "default",
         "ns_records": [{"hostname": "ns1.load.example.", "priority": 1}],
         "nameservers": [b.nameserver() for b in binds],
         "targets": [b.pool_target(deployment.masters()) for b in binds],
     }
+    if provisioning == "catalog":
+        found["catalog_zone"] = {"catalog_zone_fqdn": CATALOG, "catalog_zone_refresh": 60}
+        found["provisioning"] = "catalog"
+    return found
 
 
 def start_zoneflow(
-    deployment: Deployment, binds: Sequence[Bind9Server], *, conductors: int = 2
+    deployment: Deployment,
+    binds: Sequence[Bind9Server],
+    *,
+    conductors: int = 2,
+    provisioning: str = "rndc",
 ) -> None:
     """The pool loaded and zoneflow's daemons started, each its own process, as deployed."""
-    deployment.load_pool(pool(deployment, binds))
+    deployment.load_pool(pool(deployment, binds, provisioning=provisioning))
     for i in range(conductors):
         deployment.start_conductor(f"conductor{i}")
     deployment.start("producer", "producer")
@@ -653,66 +672,6 @@ def unserved_records(rig: Rig, load: Load, *, sample: int | None = None) -> list
     return problems
 
 
-# -- BIND9's floor -------------------------------------------------------------------
-
-
-def bind9_floors(samples: int, workdir: pathlib.Path) -> dict[str, list[float]]:
-    """On BIND9 pairs of their own: ``rndc addzone`` of a secondary until it serves the
-    zone, and a NOTIFY of a new serial until the secondary serves that serial; with
-    the settings the targets have (RECOMMENDED_OPTIONS), and the NOTIFY again with
-    BIND9's defaults (``notify-defaults``)."""
-    floors: dict[str, list[float]] = {}
-    for key, options in (("", RECOMMENDED_OPTIONS), ("-defaults", ())):
-        addzone, notify = _floor_pair(samples, workdir / f"floor{key}", options)
-        if not key:
-            floors["addzone"] = addzone
-        floors[f"notify{key}"] = notify
-    return floors
-
-
-def _floor_pair(
-    samples: int, workdir: pathlib.Path, options: Sequence[str]
-) -> tuple[list[float], list[float]]:
-    from bench.propagation import wait_served
-    from zoneflow.dns import query
-
-    primary = Bind9Server(workdir=workdir / "primary")
-    secondary = Bind9Server(workdir=workdir / "secondary", options=options)
-    addzone, notify = [], []
-    with primary, secondary:
-        for i in range(samples):
-            zone = f"floor{i}.{SUFFIX}"
-            _write_primary_zone(primary, i, serial=1)
-            primary.rndc("addzone", zone, f'{{ type primary; file "floor{i}.zone"; }};')
-            started = time.monotonic()
-            secondary.rndc(
-                "addzone",
-                zone,
-                f"{{ type secondary; primaries {{ {primary.host} port {primary.port}; }}; "
-                f'file "floor{i}.db"; }};',
-            )
-            addzone.append(wait_served(zone, secondary, started))
-            _write_primary_zone(primary, i, serial=2)
-            primary.rndc("reload", zone)
-            wait_for(lambda z=zone: soa_serial(z, primary.host, primary.port) == 2, timeout=30)  # type: ignore[misc]
-            started = time.monotonic()
-            query.send_notify(zone, secondary.host, secondary.port, serial=2)
-            wait_for(
-                lambda z=zone: soa_serial(z, secondary.host, secondary.port) == 2,  # type: ignore[misc]
-                timeout=30,
-                interval=0.005,
-            )
-            notify.append(time.monotonic() - started)
-    return addzone, notify
-
-
-def _write_primary_zone(primary: Bind9Server, index: int, *, serial: int) -> None:
-    (primary.workdir / f"floor{index}.zone").write_text(
-        f"$TTL 300\n@ SOA ns1.{SUFFIX} hostmaster.{SUFFIX} {serial} 3600 600 86400 300\n"
-        f"@ NS ns1.{SUFFIX}\nwww A 192.0.2.{serial}\n"
-    )
-
-
 # -- the benchmark ---------------------------------------------------------------------
 
 
@@ -789,10 +748,19 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=60.0)
     parser.add_argument("--whole-ramp", action="store_true", help="go on past the knee")
     parser.add_argument("--floor-samples", type=int, default=20)
+    parser.add_argument(
+        "--cost-zones", type=int, default=200, help="zones BIND9's CPU is measured on (0: none)"
+    )
     parser.add_argument("--connections", type=int, default=32, help="to the API, at most")
     parser.add_argument("--drain", type=float, default=WITHIN, help="seconds to wait for the last")
     parser.add_argument("--sweep-budget", type=float, default=4000.0, help="sweeper queries/s")
     parser.add_argument("--seed", type=int, default=17, help="of the arrivals and choices")
+    parser.add_argument(
+        "--provisioning",
+        choices=("rndc", "catalog"),
+        default="rndc",
+        help="how targets learn of zones: rndc addzone/delzone, or the pool's catalog zone",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--set",
@@ -828,20 +796,24 @@ def main() -> int:
         contextlib.ExitStack() as stack,
     ):
         workdir = pathlib.Path(tmp)
-        binds = [
-            stack.enter_context(Bind9Server(workdir=workdir / f"bind9-{i}"))
-            for i in range(args.targets)
-        ]
-        print("BIND9's floor ...", flush=True)
-        floors = bind9_floors(args.floor_samples, workdir)
         deployment = Deployment(
             workdir,
             database=postgres.create_database("load"),
             zookeeper_hosts=zookeeper.hosts,
             extra_conf=deployment_conf(args.set),
         )
-        stack.callback(deployment.close)
-        start_zoneflow(deployment, binds, conductors=args.conductors)
+        catalog = (CATALOG, HOST, deployment.mdns_port) if args.provisioning == "catalog" else None
+        binds = [
+            stack.enter_context(Bind9Server(workdir=workdir / f"bind9-{i}", catalog=catalog))
+            for i in range(args.targets)
+        ]
+        stack.callback(deployment.close)  # zoneflow stops before the targets it feeds
+        print("BIND9's floor ...", flush=True)
+        floors = bind9_floors(args.floor_samples, workdir)
+        cost = bind9_cpu(args.cost_zones, workdir / "cost") if args.cost_zones else None
+        start_zoneflow(
+            deployment, binds, conductors=args.conductors, provisioning=args.provisioning
+        )
         rig = Rig(
             deployment,
             binds,
@@ -857,7 +829,7 @@ def main() -> int:
             print(top_statements(deployment.database, args.statements), flush=True)
         problems = lost(rig, load) + unserved_records(rig, load, sample=200)
     images = [] if args.no_write else plot(steady, ramp, floors)
-    body = describe(args, steady, ramp, floors, problems, images, active)
+    body = describe(args, steady, ramp, floors, cost, problems, images, active)
     print(body)
     if not args.no_write:
         report.write_section("load", "Load: the Designate mix, served as seen from outside", body)

@@ -18,12 +18,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
+from bench.load_floor import describe_cpu  # noqa: E402
 from zoneflow.local.bind9 import RECOMMENDED_OPTIONS  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.load import ActiveWatch, Change, Run
 
 # The Designate deployment's hourly counts (creates, deletes, updates), as shares.
+#: How the report says the targets learned of zones (bench/load.py --provisioning).
+PROVISIONING = {
+    "rndc": "zones added and deleted through rndc",
+    "catalog": "zones added and deleted through the pool's catalog zone, which each consumes",
+}
 DESIGNATE_MIX = {"create": 6413, "delete": 2077, "update": 23750}
 # Its published figures at scale: the average seconds until served, per action,
 # and the share served within five minutes.
@@ -268,6 +274,7 @@ def describe(
     steady: Run | None,
     ramp: Run | None,
     floors: dict[str, list[float]],
+    cost: dict[str, float] | None,
     lost_found: list[str],
     images: list[str],
     active: ActiveWatch,
@@ -275,7 +282,8 @@ def describe(
     runs = [(label, run) for label, run in (("steady", steady), ("ramp", ramp)) if run]
     parts = [
         f"{args.targets} BIND9 targets (with the settings doc/backends.md recommends: "
-        f"{'; '.join(RECOMMENDED_OPTIONS)}), ZooKeeper, PostgreSQL 15, {args.conductors} "
+        f"{'; '.join(RECOMMENDED_OPTIONS)}; {PROVISIONING[args.provisioning]}), ZooKeeper, "
+        f"PostgreSQL 15, {args.conductors} "
         "`zoneflow conductor`, `zoneflow mdns`, `zoneflow producer`, `zoneflow inspector` and "
         "`zoneflow api`, each its own process as deployed, with their defaults"
         + (f" but {', '.join(f'`{setting}`' for setting in args.set)}" if args.set else "")
@@ -334,6 +342,8 @@ def describe(
             "per change done). `other processes` is the rest of the shared machine.\n\n"
             + cpu_table(columns)
         )
+    if cost is not None:
+        parts.append(describe_cpu(cost, DESIGNATE_MIX, args.targets, args.provisioning))
     parts.append(
         "\n**Jobs posted** (kind: jobs, and the zones they carried): "
         + "; ".join(f"{label}: {job_counts(r)}" for label, r in runs)

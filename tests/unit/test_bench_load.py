@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from bench import load, load_sweeper, load_traffic
+from bench import load, load_floor, load_sweeper, load_traffic
 
 ZONE = "z000001.load.example."
 SOA = "ns1.load.example. hostmaster.load.example. {serial} 3600 600 86400 300"
@@ -152,3 +152,20 @@ def test_a_jobs_phases_end_with_the_last_of_their_steps() -> None:
 
 def test_a_job_still_running_has_only_the_phases_it_ended() -> None:
     assert load._phases([("begin", "RUNNING", 0.3)]) == {"claimed": 0.3}
+
+
+def test_bind9s_cost_per_change_weighs_each_action_by_its_share_on_every_target() -> None:
+    cost = {
+        "addzone": 7.0,
+        "catalog-add": 1.0,
+        "notify": 1.2,
+        "delzone": 1.1,
+        "catalog-remove": 0.2,
+        "soa": 0.03,
+    }
+    mix = {"create": 20, "update": 74, "delete": 6}
+
+    # 8 targets: (0.20 * 7.0 + 0.74 * 1.2 + 0.06 * 1.1) * 8, and with the catalog's
+    # own adds and removes.
+    assert load_floor.per_change(cost, mix, 8, "rndc") == pytest.approx(18.832)
+    assert load_floor.per_change(cost, mix, 8, "catalog") == pytest.approx(8.80)
