@@ -21,7 +21,6 @@ from oslo_config import cfg
 from zoneflow import config, objects
 from zoneflow.central import pools
 from zoneflow.central import zones as central_zones
-from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, migration, models
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import recordsets as stored_recordsets
@@ -224,7 +223,7 @@ def bulk_zones(
 
     What central would write for them minus the jobs and events (10,000
     creates through central take minutes); the pool's catalog, if it has one,
-    gets a new serial as it would.
+    gets one new serial for them all.
     """
     names = [f"z{i:05d}.{suffix}" for i in range(count)]
     serial = int(time.time())
@@ -252,7 +251,13 @@ def bulk_zones(
                     for name in names[start : start + batch]
                 ],
             )
-        stored_catalogs.catalog_changed(session, pool_id)
+        # One new serial for them all, with no member change kept: a consumer
+        # behind it gets the whole catalog, as after any gap in its history.
+        session.execute(
+            sa.update(models.Pool)
+            .where(models.Pool.id == pool_id, models.Pool.catalog_zone.is_not(None))
+            .values(catalog_serial=models.Pool.catalog_serial + 1)
+        )
     return names
 
 

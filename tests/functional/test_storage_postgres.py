@@ -262,6 +262,32 @@ def test_a_catalog_transfer_reads_one_serial_while_zones_join_on_postgresql(
     assert after is not None and after.serial == before.serial + 2
 
 
+def test_zones_joining_a_catalog_at_once_leave_an_unbroken_history_on_postgresql(
+    on_postgres: str,
+) -> None:
+    [pool] = support.store_pools(
+        pools.parse(POOL + "  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}\n")
+    )
+    first = central_zones.create_zone("first.example.", "hostmaster@example.org")
+    start = stored_catalogs.get_catalog(pool.id)
+    assert start is not None
+    names = [f"z{i}.example." for i in range(30)]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as workers:
+        list(workers.map(lambda n: central_zones.create_zone(n, "hostmaster@example.org"), names))
+        central_zones.delete_zone(first.id)
+
+    # Each zone that joined or left took a serial of its own, and each serial has
+    # its change: the difference from the start is exact.
+    difference = stored_catalogs.catalog_changes_since(pool.id, start.serial)
+    assert difference is not None
+    assert difference.catalog.serial == start.serial + 31
+    assert sorted(name for _, name in difference.joined) == sorted(names)
+    assert difference.left == [(first.id, "first.example.")]
+    with stored_catalogs.catalog_for_transfer(pool.id) as (_, members):
+        assert sorted(name for _, name in members) == sorted(names)
+
+
 def test_pooled_connections_survive_a_postgresql_restart(
     on_postgres: str, postgres: PostgresServer
 ) -> None:

@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.xfr
 import dns.zone
 import pytest
+from oslo_config import cfg
 
 from tests import support
 from zoneflow import exceptions, objects
@@ -87,20 +88,105 @@ def test_mdns_serves_the_catalog_with_each_live_zone_as_a_member(
     assert full.get_rdataset(f"{zone_a.id.replace('-', '')}.zones", "PTR") is not None
 
 
-def test_catalog_soa_and_ixfr_answers(mdns: mdns_server.MdnsServer) -> None:
+def catalog_serial(server: mdns_server.MdnsServer) -> int:
+    response = dns.query.udp(
+        dns.message.make_query(CATALOG, "SOA"), HOST, port=server.port, timeout=2
+    )
+    assert response.rcode() == dns.rcode.NOERROR
+    return int(response.answer[0][0].serial)
+
+
+def ixfr_records(server: mdns_server.MdnsServer, serial: int) -> list[tuple[str, str, str]]:
+    """The records of an IXFR of the catalog from ``serial``, in order, as (name, type,
+    data) with the SOAs as their serials."""
+    found = []
+    for message in dns.query.xfr(
+        HOST,
+        CATALOG,
+        rdtype=dns.rdatatype.IXFR,
+        serial=serial,
+        port=server.port,
+        timeout=5,
+        relativize=False,
+    ):
+        for rrset in message.answer:
+            for rdata in rrset:
+                data = str(rdata.serial) if rrset.rdtype == dns.rdatatype.SOA else rdata.to_text()
+                found.append((rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), data))
+    return found
+
+
+def test_catalog_soa_answers_with_its_refresh(mdns: mdns_server.MdnsServer) -> None:
     central_zones.create_zone("a.example.", "hostmaster@example.org")
     response = dns.query.udp(
         dns.message.make_query(CATALOG, "SOA"), HOST, port=mdns.port, timeout=2
     )
     assert response.rcode() == dns.rcode.NOERROR
-    serial = response.answer[0][0].serial
     assert response.answer[0][0].refresh == 30
-    # IXFR from an older serial gets the whole catalog (no history is kept).
-    catalog = dns.zone.Zone(CATALOG)
-    request, _ = dns.xfr.make_query(catalog, serial=serial - 1)
-    dns.query.inbound_xfr(HOST, catalog, request, port=mdns.port, timeout=5)
-    assert members(catalog) == {"a.example."}
+
+
+def test_an_ixfr_of_the_catalog_brings_only_the_members_that_joined_or_left(
+    mdns: mdns_server.MdnsServer,
+) -> None:
+    ids = {"a.example.": central_zones.create_zone("a.example.", "hostmaster@example.org").id}
+    consumer = transfer_catalog(mdns)
+    before = consumer.get_soa().serial
+    for name in ("b.example.", "c.example.", "gone.example."):
+        ids[name] = central_zones.create_zone(name, "hostmaster@example.org").id
+    central_zones.delete_zone("a.example.")
+    central_zones.delete_zone("gone.example.")
+    now = catalog_serial(mdns)
+    assert now == before + 5  # one serial for each zone that joined or left
+
+    records = ixfr_records(mdns, before)
+
+    def owner(name: str) -> str:
+        return f"{ids[name].replace('-', '')}.zones.{CATALOG}"
+
+    # One difference (RFC 1995): a.example. left, b and c joined; gone.example.
+    # joined and left since, so it is in neither.
+    assert records == [
+        (CATALOG, "SOA", str(now)),
+        (CATALOG, "SOA", str(before)),
+        (owner("a.example."), "PTR", "a.example."),
+        (CATALOG, "SOA", str(now)),
+        (owner("b.example."), "PTR", "b.example."),
+        (owner("c.example."), "PTR", "c.example."),
+        (CATALOG, "SOA", str(now)),
+    ]
+    assert mdns.responder.transfers["IXFR"] == 1
+    # dnspython applies it to the catalog it held: the catalog a new AXFR gives.
+    request, _ = dns.xfr.make_query(consumer, serial=before)
+    dns.query.inbound_xfr(HOST, consumer, request, port=mdns.port, timeout=5)
+    assert consumer.get_soa().serial == now
+    assert members(consumer) == members(transfer_catalog(mdns)) == {"b.example.", "c.example."}
+
+
+def test_a_consumer_behind_the_catalogs_history_gets_the_whole_catalog(
+    mdns: mdns_server.MdnsServer,
+) -> None:
+    central_zones.create_zone("a.example.", "hostmaster@example.org")
+    before = catalog_serial(mdns)
+    cfg.CONF.set_override("catalog_change_history", 2, group="storage")
+    try:
+        for name in ("b.example.", "c.example.", "d.example."):
+            central_zones.create_zone(name, "hostmaster@example.org")
+    finally:
+        cfg.CONF.clear_override("catalog_change_history", group="storage")
+
+    # Two changes kept: the consumer at the first of the three lacks one.
+    records = ixfr_records(mdns, before)
+    assert {data for _, kind, data in records if kind == "PTR"} == {
+        "a.example.",
+        "b.example.",
+        "c.example.",
+        "d.example.",
+    }
     assert mdns.responder.transfers["IXFR-AXFR"] == 1
+    # A consumer within the history gets the difference.
+    within = ixfr_records(mdns, before + 1)
+    assert [data for _, kind, data in within if kind == "PTR"] == ["c.example.", "d.example."]
+    assert mdns.responder.transfers["IXFR"] == 1
 
 
 def test_a_catalog_of_5000_members_transfers_whole_while_consumers_ask_its_soa(

@@ -271,8 +271,8 @@ def test_a_zone_create_that_lost_a_deadlock_is_made_once(
     catalog_changed = stored_catalogs.catalog_changed
     victims: list[str] = []
 
-    def deadlock_once(session: Any, pool_id: str) -> None:
-        catalog_changed(session, pool_id)
+    def deadlock_once(session: Any, pool_id: str, *args: Any, **kwargs: Any) -> None:
+        catalog_changed(session, pool_id, *args, **kwargs)
         if not victims:
             victims.append(pool_id)
             raise db_exc.DBDeadlock(Exception("deadlock detected"))
@@ -376,8 +376,8 @@ def test_a_zone_create_that_lost_a_deadlock_checks_the_quota_again(
     main = threading.current_thread()
     tries: list[str] = []
 
-    def deadlock_once(session: Any, pool_id: str) -> None:
-        catalog_changed(session, pool_id)
+    def deadlock_once(session: Any, pool_id: str, *args: Any, **kwargs: Any) -> None:
+        catalog_changed(session, pool_id, *args, **kwargs)
         if threading.current_thread() is main and not tries:
             tries.append("deadlock")
             raise db_exc.DBDeadlock(Exception("deadlock detected"))

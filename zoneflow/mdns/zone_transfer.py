@@ -7,7 +7,10 @@
 - IXFR (RFC 1995): a single SOA when the client's serial is current (or when
   asked over UDP); else the differences from the zone's change history, or,
   when the history does not reach back to the client's serial, the whole
-  zone in AXFR form.
+  zone in AXFR form. A catalog zone's IXFR: the members that left and joined
+  since the client's serial, from the catalog's own history
+  (:func:`zoneflow.storage.catalogs.catalog_changes_since`), or the whole
+  catalog.
 - Signed requests get every message signed, each chained to the one before.
 - Every target of a pool transfers each change, the same records: those of
   a small transfer are kept (:class:`zoneflow.mdns.caches.TransferCache`)
@@ -165,8 +168,7 @@ class Transfers:
             response.answer.append(self.soas.get(zone, pool))
             return [replies.to_wire(response, query, tcp)]
         if catalog is not None:
-            # A catalog keeps no history: the whole catalog, in AXFR form.
-            return self._catalog_axfr(query, catalog, pool, peer, kind="IXFR-AXFR")
+            return self._catalog_ixfr(query, catalog, pool, peer, client_serial)
         key = ("IXFR", client_serial, *caches.soa_key(zone, pool))
         kept = self.kept.get(key)
         if kept is not None:
@@ -284,6 +286,60 @@ class Transfers:
             current.serial,
             peer,
             members,
+            count,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _catalog_ixfr(
+        self,
+        query: dns.message.Message,
+        catalog: objects.Catalog,
+        pool: objects.Pool,
+        peer: str,
+        client_serial: int,
+    ) -> Iterator[bytes]:
+        """The members that left and joined since the consumer's serial, as one
+        difference (RFC 1995 section 4: its old SOA and the PTRs removed, the new SOA
+        and the PTRs added); the whole catalog when the history does not reach back."""
+        difference = stored_catalogs.catalog_changes_since(catalog.pool_id, client_serial)
+        if difference is None:
+            yield from self._catalog_axfr(query, catalog, pool, peer, kind="IXFR-AXFR")
+            return
+        started = time.monotonic()
+        current = difference.catalog
+        name = current.name
+
+        def soa(serial: int) -> Iterator[xfr.WireRecord]:
+            zone = snapshot.catalog_zone(dataclasses.replace(current, serial=serial))
+            return xfr.rrset_records(dns_zone.soa_rrset(zone, pool))
+
+        def ptrs(members: list[tuple[str, str]]) -> Iterator[xfr.WireRecord]:
+            owners = ((snapshot.member_owner(name, zone_id), zone) for zone_id, zone in members)
+            return xfr.ptr_records(owners, 0)
+
+        records = itertools.chain(
+            soa(current.serial),
+            soa(client_serial),
+            ptrs(difference.left),
+            soa(current.serial),
+            ptrs(difference.joined),
+            soa(current.serial),
+        )
+        count = 0
+        for count, message in enumerate(  # noqa: B007 - the count is logged below
+            self._messages(query, dns.name.from_text(name), records), start=1
+        ):
+            yield message
+        self._count("IXFR")
+        LOG.info(
+            "IXFR of catalog %s from serial %d to %d to %s: %d members left, %d joined, "
+            "%d messages, %.0f ms",
+            name,
+            client_serial,
+            current.serial,
+            peer,
+            len(difference.left),
+            len(difference.joined),
             count,
             (time.monotonic() - started) * 1000,
         )

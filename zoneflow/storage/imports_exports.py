@@ -197,7 +197,7 @@ def import_zone(
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: delete it first, or import another zone"
         ) from None
-    catalogs.catalog_changed(unit, zone.pool_id)
+    catalogs.catalog_changed(unit, zone.pool_id, zone_id, zone.name, joined=True)
     outbox.post(unit, job, zone_id, serial)
     task = models.ZoneTask(
         id=task_id,

@@ -211,6 +211,27 @@ class ZoneChange(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class CatalogChange(Base):
+    """A zone that joined or left a pool's catalog, and the catalog serial that says so.
+
+    Written in the transaction that bumps the pool's ``catalog_serial`` by one,
+    so each serial has exactly one row and mdns can answer a consumer's IXFR of
+    the catalog with the members it lacks, not every member (RFC 1995). The
+    zone's name is kept: its row may be purged before the history is.
+    """
+
+    __tablename__ = "catalog_changes"
+    __table_args__ = (UniqueConstraint("pool_id", "serial", name="uniq_catalog_change"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    zone_id: Mapped[str] = mapped_column(String(36))
+    zone_name: Mapped[str] = mapped_column(String(255))
+    # True: the zone joined the catalog; false: it left.
+    joined: Mapped[bool] = mapped_column(Boolean)
+
+
 class ZoneTransfer(Base):
     """The last zone transfers mdns served a zone to one client address.
 

@@ -1,4 +1,5 @@
-"""Storage's options: what the database keeps of a zone's history and how it reads a zone out.
+"""Storage's options: what the database keeps of a zone's and a catalog's history, and
+how it reads a zone out.
 
 Registered on import, which is all this module does: it imports nothing but
 oslo.config, so :func:`zoneflow.config.setup` can register every package's
@@ -18,6 +19,13 @@ storage_opts = [
         min=1,
         help="Changes kept per zone for IXFR. A secondary further behind than this gets a "
         "full transfer (AXFR) instead of the differences.",
+    ),
+    cfg.IntOpt(
+        "catalog_change_history",
+        default=1000,
+        min=1,
+        help="Members that joined or left a pool's catalog zone, kept for IXFR. A catalog "
+        "consumer further behind than this gets the whole catalog (AXFR) instead.",
     ),
     cfg.IntOpt(
         "transfer_batch_size",

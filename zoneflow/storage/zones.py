@@ -250,7 +250,7 @@ def insert_zone(unit: Session, values: Mapping[str, Any], *, job: objects.JobOrd
         raise exceptions.DuplicateZone(
             f"zone {values['name']} already exists: pick another name or delete the old zone"
         ) from None
-    catalogs.catalog_changed(unit, row.pool_id)
+    catalogs.catalog_changed(unit, row.pool_id, zone_id, row.name, joined=True)
     outbox.post(unit, job, zone_id, serial)
     return events.record(unit, objects.EventTopic.ZONE, conversions.zone(row))
 
@@ -312,7 +312,7 @@ def delete_zone(session: Session, zone_id: str, *, job: objects.JobOrder) -> obj
     history.record_change(session, zone_id, next_serial(session, zone_id))
     session.refresh(row)
     row.status, row.action, row.error = objects.Status.PENDING, objects.Action.DELETE, None
-    catalogs.catalog_changed(session, row.pool_id)
+    catalogs.catalog_changed(session, row.pool_id, zone_id, row.name, joined=False)
     outbox.post(session, job, zone_id, row.serial)
     session.flush()
     return events.record(session, objects.EventTopic.ZONE, conversions.zone(row))
