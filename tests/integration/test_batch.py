@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dns.message
 import pytest
 import sqlalchemy as sa
 from taskflow import exceptions as tf_exc
@@ -29,6 +32,7 @@ from zoneflow.engine import relay as relay_module
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import batch
 from zoneflow.jobs import steps
+from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, tables
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import status as stored_status
@@ -570,3 +574,69 @@ def test_a_job_of_changes_on_the_board_for_long_holds_no_change_back(
     monkeypatch.setattr(relay_module, "STUCK", 0.0)
     (posted,) = relay.flush()
     assert [z.id for z in jobs.get_job(persistence.get_backend(), posted).zones] == [second.id]
+
+
+class NotifyRecorder:
+    """A UDP server that answers every NOTIFY and records what it named (zone, serial)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.heard: list[tuple[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            message = dns.message.from_wire(wire)
+            serial = message.answer[0][0].serial if message.answer else 0
+            self.heard.append((message.question[0].name.to_text(), serial))
+            self.sock.sendto(dns.message.make_response(message).to_wire(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_batch_of_creates_notifies_each_target_of_its_catalog_once(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    catalog = "catalog.batch.example."
+    recorders = [NotifyRecorder(), NotifyRecorder()]
+    try:
+        targets = ", ".join(
+            f"{{type: fake, description: fake{i}, options: {{host: 127.0.0.1, port: {r.port}}}}}"
+            for i, r in enumerate(recorders)
+        )
+        support.store_pools(
+            pools.parse(
+                "- name: default\n"
+                "  ns_records: [{hostname: ns1.example.org., priority: 1}]\n"
+                f"  targets: [{targets}]\n"
+                f"  catalog_zone: {{catalog_zone_fqdn: {catalog}}}\n"
+                "  provisioning: catalog\n"
+            )
+        )
+        zones = _created_zones(NAMES)
+        _posted_alone(board, objects.JobKind.CREATE_ZONES)
+
+        idle_conductor.start()
+        for zone in zones:
+            assert wait_settled(zone.id).status == objects.Status.ACTIVE
+        newest = stored_catalogs.get_catalog(zones[0].pool_id)
+        assert newest is not None
+        # Three zones joined the catalog: one NOTIFY of it at its newest serial, to each.
+        for recorder in recorders:
+            assert recorder.heard == [(catalog, newest.serial)]
+    finally:
+        for recorder in recorders:
+            recorder.close()

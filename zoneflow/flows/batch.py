@@ -82,6 +82,7 @@ from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
 from zoneflow.flows.on_target import (
     act_on_target,
+    notify_catalog,
     record_reverted,
     remove_again,
     take_back_from,
@@ -197,6 +198,8 @@ class ZonesOnTarget(Task):
         fence.check()
         read = scratch.batch if scratch is not None else {}
         outcomes = {}
+        # Zones that joined or left the catalog: the target is NOTIFYed of it once.
+        catalog_of = None
         for zone_id in batch:
             # Read by this run's begin task; a resumed run's task reads its own.
             wanted = read.get(zone_id, {}).get(self.target_id)
@@ -205,8 +208,14 @@ class ZonesOnTarget(Task):
             if wanted.zone is None:
                 outcome = TargetOutcome(ok=True, skipped=True)
             else:
-                outcome = act_on_target(self.action, self.target_id, wanted, fence)
+                outcome = act_on_target(
+                    self.action, self.target_id, wanted, fence, notify_catalog=False
+                )
+                if outcome.catalog:
+                    catalog_of = wanted.target
             outcomes[zone_id] = outcome.to_result()
+        if catalog_of is not None:
+            notify_catalog(catalog_of)
         if scratch is not None:
             with scratch.lock:
                 scratch.outcomes[self.target_id] = outcomes

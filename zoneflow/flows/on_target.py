@@ -30,7 +30,6 @@ from zoneflow.flows.scratch import Scratch
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import TargetOutcome
 from zoneflow.storage import catalogs as stored_catalogs
-from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import status as stored_status
 from zoneflow.storage import targets as stored_targets
@@ -214,10 +213,17 @@ class ZoneActionOnTarget(Task):
 
 
 def act_on_target(
-    action: str, target_id: str, wanted: objects.TargetAction, fence: fencing.Claim
+    action: str,
+    target_id: str,
+    wanted: objects.TargetAction,
+    fence: fencing.Claim,
+    *,
+    notify_catalog: bool = True,
 ) -> TargetOutcome:
     """Create, update or delete ``wanted``'s zone (which exists) on one target: the
-    outcome for the consensus, one zone's part of a job's task on the target."""
+    outcome for the consensus, one zone's part of a job's task on the target.
+    ``notify_catalog`` false: a zone joining or leaving the catalog sends no NOTIFY
+    of it (a batch sends one for all its zones)."""
     zone, target = wanted.zone, wanted.target
     assert zone is not None
     if target is None or not in_service(target):
@@ -246,7 +252,7 @@ def act_on_target(
         # (creating one that exists succeeds) rather than poll for it.
         action = objects.Action.CREATE
     if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
-        return through_catalog(stored_pools.get_pool(target.pool_id), target)
+        return through_catalog(target, notify_now=notify_catalog)
     outcome = try_on_target(action, target, zone, fence)
     # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
     return outcome.replace(created=action == objects.Action.CREATE and outcome.ok)
@@ -340,16 +346,24 @@ def remove_again(zone_id: str, target_id: str, outcome: TargetOutcome) -> Target
     return outcome.replace(removed=True)
 
 
-def through_catalog(pool: objects.Pool, target: objects.PoolTarget) -> TargetOutcome:
+def through_catalog(target: objects.PoolTarget, *, notify_now: bool = True) -> TargetOutcome:
     """Catalog provisioning: the zone is (or is no longer) in the pool's catalog
-    since storage wrote it; NOTIFY the catalog so the target reads it now.
+    since storage wrote it; NOTIFY the catalog so the target reads it now
+    (``notify_now`` false: the caller sends one NOTIFY for a batch's zones,
+    :func:`notify_catalog`)."""
+    if notify_now:
+        notify_catalog(target)
+    return TargetOutcome(ok=True, catalog=True)
+
+
+def notify_catalog(target: objects.PoolTarget) -> None:
+    """NOTIFY a target of its pool's catalog at its newest serial.
 
     An unanswered NOTIFY fails nothing: the target also reads the catalog
     every ``catalog_zone_refresh`` seconds, and polling decides.
     """
-    catalog = stored_catalogs.get_catalog(pool.id)
+    catalog = stored_catalogs.get_catalog(target.pool_id)
     assert catalog is not None  # pools.parse requires a catalog_zone for this mode
     host = target.options.get("host")
     if host is not None:
         notify(catalog.name, str(host), int(target.options.get("port", 53)), catalog.serial)
-    return TargetOutcome(ok=True, catalog=True)

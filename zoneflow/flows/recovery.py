@@ -81,7 +81,7 @@ class RecoverOnTarget(Task):
         pool = stored_pools.get_pool(target.pool_id)
         if wanted == objects.Status.DELETED:
             if pool.provisioning == objects.CATALOG:
-                return through_catalog(pool, target)
+                return through_catalog(target)
             return try_on_target(objects.Action.DELETE, target, zone, fence)
         if stored_zones.zone_is_deleted(zone_id):
             return TargetOutcome(ok=True, skipped=True)
@@ -96,7 +96,7 @@ class RecoverOnTarget(Task):
             LOG.info("%s already serves %s serial %s: left alone", target.label, zone.name, serial)
             return TargetOutcome(ok=True, current=True, serial=served or serial, unchanged=recorded)
         if pool.provisioning == objects.CATALOG:
-            return through_catalog(pool, target)
+            return through_catalog(target)
         if address:
             has_zone = served is not None
         else:
