@@ -86,7 +86,7 @@ def _floor_pair(
     return addzone, notify
 
 
-def bind9_cpu(zones: int, workdir: pathlib.Path, queries: int = 20000) -> dict[str, float]:
+def bind9_cpu(zones: int, workdir: pathlib.Path, queries: int = 50000) -> dict[str, float]:
     """Milliseconds of named's CPU per operation (OPERATIONS), on the secondary.
 
     ``zones`` zones on a primary of their own; each operation is done to every
@@ -237,7 +237,7 @@ def describe_cpu(
     on ``targets`` targets with either provisioning, with the changes a second this
     machine's cores could serve if BIND9 were all that ran."""
     cores = os.cpu_count() or 1
-    rows = "".join(f"| {what} | {cost[name]:.2f} |\n" for name, what in OPERATIONS.items())
+    rows = "".join(f"| {what} | {cost[name]:.3g} |\n" for name, what in OPERATIONS.items())
     ceilings = []
     for mode in ("rndc", "catalog"):
         each = per_change(cost, mix, targets, mode)

@@ -344,6 +344,7 @@ def describe(
         )
     if cost is not None:
         parts.append(describe_cpu(cost, DESIGNATE_MIX, args.targets, args.provisioning))
+        parts.append(sweeper_share(runs, cost["soa"]))
     parts.append(
         "\n**Jobs posted** (kind: jobs, and the zones they carried): "
         + "; ".join(f"{label}: {job_counts(r)}" for label, r in runs)
@@ -384,6 +385,22 @@ def describe(
     if images:
         parts.append("\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n")
     return "".join(parts)
+
+
+def sweeper_share(runs: list[tuple[str, Run]], soa_ms: float) -> str:
+    """What answering the sweeper cost BIND9, per change: its queries a change times what
+    named spends on an SOA query (the floor's). The measurement's own load on the
+    targets, inside their CPU above."""
+    shares = []
+    for label, run in runs:
+        per_change = run.sweeper.get("queries", 0) / max(_accepted(run), 1)
+        shares.append(
+            f"{label}: {per_change:.0f} queries a change, about {per_change * soa_ms:.1f} ms"
+        )
+    return (
+        "\nOf BIND9's CPU above, answering the sweeper's queries (its queries a change times "
+        f"named's {soa_ms:.3f} ms for an SOA query) took " + "; ".join(shares) + ".\n"
+    )
 
 
 def job_counts(run: Run) -> str:
