@@ -323,3 +323,54 @@ def test_with_tsig_key_name_knot_signs_its_transfers_with_that_key(knot: KnotSer
     assert request.had_tsig
     assert str(request.keyname) == f"{knot.tsig_key_name}."
     assert request.question[0].rdtype == dns.rdatatype.AXFR
+
+
+# --- several zones at once ---------------------------------------------------------
+
+BATCH = [f"b{i}.knot.example." for i in range(5)]
+
+
+def _primary_of(bind9: Bind9Server, names: list[str]) -> list[tuple[str, int]]:
+    """``bind9`` as the primary of each of ``names``, with PRIMARY_ZONE's data."""
+    for name in names:
+        (bind9.workdir / f"{name}zone").write_text(PRIMARY_ZONE.replace("knot.example.", name))
+        bind9.rndc("addzone", name, f'{{ type primary; file "{name}zone"; }};')
+    return [(bind9.host, bind9.port)]
+
+
+def test_a_batch_of_zones_is_created_in_one_transaction_and_each_is_served(
+    knot: KnotServer, bind9: Bind9Server
+) -> None:
+    backend = _backend(knot, _primary_of(bind9, BATCH))
+    zones = [make_zone(name=name) for name in BATCH]
+    assert backend.batches
+
+    backend.create_zones(zones)
+    backend.create_zones(zones)  # idempotent, as create_zone
+
+    for name in BATCH:
+        eventually(
+            lambda n=name: soa_serial(n, knot.host, knot.port) == PRIMARY_SERIAL,  # type: ignore[misc]
+            timeout=10,
+            what=f"knotd to transfer {name} from its primary",
+        )
+        masters = _configured(knot, f"zone[{name}].master")
+        assert masters.count("=") == 1, masters
+    assert _no_open_transaction(knot)
+
+
+def test_a_batch_knotd_refuses_in_part_configures_none_of_it(knot: KnotServer) -> None:
+    backend = _backend(knot, [(HOST, free_port())])
+    # Past zoneflow's name rules (central refuses it): knotd's are what is tried here.
+    zones = [make_zone(name="good.knot.example."), make_zone(name="bad..knot.example.")]
+
+    with pytest.raises(exceptions.BackendError) as caught:
+        backend.create_zones(zones)
+
+    assert "knot-under-test" in str(caught.value)
+    assert "bad..knot.example." in str(caught.value)
+    # All or nothing: the transaction was aborted, the good zone is not configured either.
+    assert _configured(knot, "zone[good.knot.example.]") == ""
+    assert _no_open_transaction(knot)
+    backend.create_zones(zones[:1])
+    assert _configured(knot, "zone[good.knot.example.]") != ""

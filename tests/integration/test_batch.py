@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
+import pathlib
 import socket
 import threading
 import uuid
@@ -640,3 +642,48 @@ def test_a_batch_of_creates_notifies_each_target_of_its_catalog_once(
     finally:
         for recorder in recorders:
             recorder.close()
+
+
+def _calls(record: pathlib.Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_backend_that_batches_gets_a_batchs_creates_in_one_call(
+    board: Any, idle_conductor: daemon.Conductor, tmp_path: pathlib.Path
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    (target,) = load_pool({"batches": True, "record_file": str(record)}).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+
+    idle_conductor.start()
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    assert FakeBackend.served(target.id) == {zone.name: zone.serial for zone in zones}
+    # One call carried the three creates.
+    assert sorted((c["zone"], c["batch"]) for c in _calls(record)) == [(n, 3) for n in NAMES]
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_batch_call_refused_for_one_zone_makes_the_others_one_by_one(
+    board: Any, idle_conductor: daemon.Conductor, tmp_path: pathlib.Path
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    (target,) = load_pool(
+        {"batches": True, "fail_zones": NAMES[1], "record_file": str(record)}
+    ).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+
+    idle_conductor.start()
+    settled = {zone.name: wait_settled(zone.id) for zone in zones}
+    # The server refused the whole call; alone, only the zone it refuses fails.
+    assert {name: zone.status for name, zone in settled.items()} == {
+        NAMES[0]: objects.Status.ACTIVE,
+        NAMES[1]: objects.Status.ERROR,
+        NAMES[2]: objects.Status.ACTIVE,
+    }
+    assert "injected failure of b.batch.example." in (settled[NAMES[1]].error or "")
+    assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones if z.name != NAMES[1]}
+    assert sorted((c["zone"], c["batch"]) for c in _calls(record)) == [(NAMES[0], 1), (NAMES[2], 1)]

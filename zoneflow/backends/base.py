@@ -17,7 +17,7 @@ import abc
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from zoneflow import exceptions, objects
 
@@ -34,6 +34,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def create_zone(self, zone: objects.Zone) -> None:
         """Make the target serve ``zone`` (a secondary of the target's masters)."""
+
+    #: True where :meth:`create_zones` does several zones in one step of the server's
+    #: (the flows then hand it a batch's zones at once).
+    batches = False
+
+    def create_zones(self, zones: Sequence[objects.Zone]) -> None:
+        """Make the target serve every one of ``zones``, in one step where the server
+        has one. A BackendError says nothing of any single zone: the caller then
+        creates each alone (:meth:`create_zone`), which names the one refused.
+        Default: :meth:`create_zone` for each."""
+        for zone in zones:
+            self.create_zone(zone)
 
     def update_zone(self, zone: objects.Zone) -> None:  # noqa: B027 - optional hook
         """Tell the target the zone changed. Default: nothing, NOTIFY does it."""
@@ -52,8 +64,10 @@ class Backend(abc.ABC):
         *,
         timeout: float,
         no_answer: Callable[[], exceptions.BackendError],
+        commands: str | None = None,
     ) -> tuple[int, str]:
         """Run ``program args`` for at most ``timeout`` seconds: exit status and output.
+        ``commands``: text for its standard input (none by default).
 
         Raises BackendError naming the Debian ``package`` when the program is
         missing, and what ``no_answer()`` makes when it does not finish in time.
@@ -69,7 +83,8 @@ class Backend(abc.ABC):
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                stdin=subprocess.DEVNULL,
+                input=commands,
+                stdin=None if commands is not None else subprocess.DEVNULL,
                 check=False,
             )
         except subprocess.TimeoutExpired:

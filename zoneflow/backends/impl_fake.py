@@ -10,6 +10,10 @@ Target options inject faults:
 ``record_file`` append a JSON line per *completed* call (written after the delay,
                 fsynced), so a test that kills a conductor mid-call can tell
                 which calls really finished and in which process
+``batches``     true: the flows hand it a batch's creates in one call, made
+                all or none (a zone of ``fail_zones`` fails the whole call,
+                as a server's transaction would); each zone's line then says
+                how many zones its call carried (``batch``)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from zoneflow import exceptions, objects
@@ -42,8 +47,28 @@ class FakeBackend(Backend):
             cls._zones.clear()
             cls._failures.clear()
 
+    def __init__(self, target: objects.PoolTarget) -> None:
+        super().__init__(target)
+        self.batches = bool(target.options.get("batches", False))
+
     def create_zone(self, zone: objects.Zone) -> None:
         self._call("create", zone)
+
+    def create_zones(self, zones: Sequence[objects.Zone]) -> None:
+        if not self.batches:
+            super().create_zones(zones)
+            return
+        self._pause_or_fail("create")
+        failing = [zone.name for zone in zones if zone.name in self._failing_zones()]
+        if failing:
+            raise exceptions.BackendError(
+                self.target.label, f"injected failure of {', '.join(failing)}"
+            )
+        with self._lock:
+            served = self._zones.setdefault(self.target.id, {})
+            served.update((zone.name, zone.serial) for zone in zones)
+        for zone in zones:
+            self._record("create", zone, batch=len(zones))
 
     def update_zone(self, zone: objects.Zone) -> None:
         self._call("update", zone)
@@ -52,11 +77,8 @@ class FakeBackend(Backend):
         self._call("delete", zone)
 
     def _call(self, op: str, zone: objects.Zone) -> None:
-        delay = float(self.target.options.get("delay", 0))
-        if delay:
-            time.sleep(delay)
-        self._maybe_fail(op)
-        if zone.name in _names(self.target.options.get("fail_zones", [])):
+        self._pause_or_fail(op)
+        if zone.name in self._failing_zones():
             raise exceptions.BackendError(self.target.label, f"injected failure of {zone.name}")
         with self._lock:
             zones = self._zones.setdefault(self.target.id, {})
@@ -65,6 +87,15 @@ class FakeBackend(Backend):
             else:
                 zones[zone.name] = zone.serial
         self._record(op, zone)
+
+    def _pause_or_fail(self, op: str) -> None:
+        delay = float(self.target.options.get("delay", 0))
+        if delay:
+            time.sleep(delay)
+        self._maybe_fail(op)
+
+    def _failing_zones(self) -> set[str]:
+        return _names(self.target.options.get("fail_zones", []))
 
     def _maybe_fail(self, op: str) -> None:
         fail = self.target.options.get("fail", [])
@@ -79,7 +110,7 @@ class FakeBackend(Backend):
             self._failures[(self.target.id, op)] = count + 1
         raise exceptions.BackendError(self.target.label, f"injected failure of {op}")
 
-    def _record(self, op: str, zone: objects.Zone) -> None:
+    def _record(self, op: str, zone: objects.Zone, *, batch: int = 1) -> None:
         path = self.target.options.get("record_file")
         if not path:
             return
@@ -89,6 +120,7 @@ class FakeBackend(Backend):
             "serial": zone.serial,
             "target": self.target.id,
             "pid": os.getpid(),
+            "batch": batch,
         }
         with self._lock, open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")

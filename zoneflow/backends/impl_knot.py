@@ -18,7 +18,8 @@ A zone is written in one confdb transaction: each master as a remote, an acl
 allowing NOTIFY from it, then the zone naming them; any failure aborts the
 transaction, so knotd is never left with half a zone or an open transaction
 (unless knotd hangs too long to take the abort: the next change then ends
-the empty transaction a timed-out conf-begin leaves behind). Updates need
+the empty transaction a timed-out conf-begin leaves behind). A batch's zones
+(``create_zones``) go in one transaction, all or none. Updates need
 nothing: the flows' NOTIFY makes knotd fetch the new serial.
 Remote and acl ids are made from the master's address (and key), so zones
 share them; they are never removed, since other zones may still use them.
@@ -40,7 +41,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from zoneflow import exceptions, objects
@@ -90,6 +91,48 @@ class KnotBackend(Backend):
             # A delete that stopped half way leaves the zone frozen; thawed,
             # it refreshes from its master again.
             self._knotc("-b", "zone-thaw", zone.name, ok_errors=(_NO_SUCH_ZONE,))
+
+    batches = True
+
+    def create_zones(self, zones: Sequence[objects.Zone]) -> None:
+        """Every zone in one confdb transaction, its commands given to one knotc.
+
+        knotc reads commands from its standard input and answers each with one
+        line; it goes on after a command fails, so any line other than OK
+        (or "exists" for an item knotd has) aborts the whole transaction and
+        raises: the flows then create each zone alone, which names the one
+        knotd refused.
+        """
+        masters = self.target.masters
+        if not masters:
+            raise exceptions.BackendError(
+                self.target.label, "no masters configured: list mdns under the target's masters"
+            )
+        what = f"adding {len(zones)} zones"
+        commands = []
+        for master in masters:
+            remote, acl = self._remote_id(master), self._acl_id(master)
+            commands += [
+                (f"remote[{remote}]", ""),
+                (f"remote[{remote}].address", f"{master.host}@{master.port}"),
+                *([(f"remote[{remote}].key", self.tsig_key_name)] if self.tsig_key_name else []),
+                (f"acl[{acl}]", ""),
+                (f"acl[{acl}].address", master.host),
+                (f"acl[{acl}].action", "notify"),
+            ]
+        for zone in zones:
+            commands.append((f"zone[{zone.name}]", ""))
+            for master in masters:
+                commands.append((f"zone[{zone.name}].master", self._remote_id(master)))
+                commands.append((f"zone[{zone.name}].acl", self._acl_id(master)))
+        with self._transaction(what):
+            lines = [f"conf-set {item} {value}".rstrip() for item, value in commands]
+            answers = self._knotc_lines(lines, what)
+            said = dict(zip((item for item, _ in commands), answers, strict=True))
+        existed = [zone.name for zone in zones if _EXISTS in said[f"zone[{zone.name}]"]]
+        for name in existed:
+            # As create_zone: a zone a stopped delete left frozen refreshes again.
+            self._knotc("-b", "zone-thaw", name, ok_errors=(_NO_SUCH_ZONE,))
 
     def delete_zone(self, zone: objects.Zone) -> None:
         if not self._configured(zone.name):
@@ -213,6 +256,30 @@ class KnotBackend(Backend):
         if ok_errors and any(text in output for text in ok_errors):
             return output
         raise self._error(command, args, output, context)
+
+    def _knotc_lines(self, lines: list[str], what: str) -> list[str]:
+        """``lines`` given to one knotc on its standard input: each one's answer line.
+
+        Raises (naming the first line refused) unless each answered OK, or that
+        the item it creates exists already.
+        """
+        status, output = self.run_control(
+            "knotc",
+            "knot",
+            ["-s", self.socket, "-t", str(max(1, math.ceil(self.timeout)))],
+            commands="".join(f"{line}\n" for line in lines),
+            # One knotc for them all: each may take knotc's timeout on the socket.
+            timeout=self.timeout * 2 + 2,
+            no_answer=lambda: self._timeout("conf-set"),
+        )
+        answers = output.splitlines()
+        if status != 0 or len(answers) != len(lines):
+            # Not one answer a line (knotd unreachable, or a knotc that reads no script).
+            raise self._error("conf-set", ("conf-set", "", ""), output, what)
+        for line, answer in zip(lines, answers, strict=True):
+            if answer != "OK" and _EXISTS not in answer:
+                raise self._error("conf-set", tuple(line.split()), answer, what)
+        return answers
 
     def _timeout(self, command: str) -> exceptions.BackendError:
         return exceptions.BackendUnreachable(

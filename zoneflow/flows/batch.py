@@ -81,11 +81,13 @@ from zoneflow.flows.base import Task, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
 from zoneflow.flows.on_target import (
-    act_on_target,
+    Planned,
     notify_catalog,
+    plan_on_target,
     record_reverted,
     remove_again,
     take_back_from,
+    try_many_on_target,
 )
 from zoneflow.flows.propagation import _Poll, notify_all
 from zoneflow.flows.scratch import Scratch
@@ -197,7 +199,9 @@ class ZonesOnTarget(Task):
     ) -> dict[str, Any]:
         fence.check()
         read = scratch.batch if scratch is not None else {}
-        outcomes = {}
+        found: dict[str, TargetOutcome] = {}
+        # The backend calls to make, by action: several zones' creates may go at once.
+        calls: dict[str, list[Planned]] = {}
         # Zones that joined or left the catalog: the target is NOTIFYed of it once.
         catalog_of = None
         for zone_id in batch:
@@ -206,16 +210,23 @@ class ZonesOnTarget(Task):
             if wanted is None:
                 wanted = stored_targets.get_target_action(zone_id, self.target_id)
             if wanted.zone is None:
-                outcome = TargetOutcome(ok=True, skipped=True)
-            else:
-                outcome = act_on_target(
-                    self.action, self.target_id, wanted, fence, notify_catalog=False
-                )
-                if outcome.catalog:
-                    catalog_of = wanted.target
-            outcomes[zone_id] = outcome.to_result()
+                found[zone_id] = TargetOutcome(ok=True, skipped=True)
+                continue
+            planned = plan_on_target(self.action, self.target_id, wanted, notify_catalog=False)
+            if isinstance(planned, Planned):
+                calls.setdefault(planned.action, []).append(planned)
+                continue
+            found[zone_id] = planned
+            if planned.catalog:
+                catalog_of = wanted.target
+        for action, planned_calls in calls.items():
+            target = planned_calls[0].target
+            done = try_many_on_target(action, target, [p.zone for p in planned_calls], fence)
+            for planned in planned_calls:
+                found[planned.zone.id] = planned.done(done[planned.zone.id])
         if catalog_of is not None:
             notify_catalog(catalog_of)
+        outcomes = {zone_id: found[zone_id].to_result() for zone_id in batch}
         if scratch is not None:
             with scratch.lock:
                 scratch.outcomes[self.target_id] = outcomes

@@ -9,6 +9,7 @@ failed target too) for the consensus and status tasks to weigh.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -212,16 +213,40 @@ class ZoneActionOnTarget(Task):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """The backend call :func:`plan_on_target` decided on: ``action`` of ``zone`` on
+    ``target``; :func:`done` turns what the call did into the zone's outcome."""
+
+    action: str
+    target: objects.PoolTarget
+    zone: objects.Zone
+
+    def done(self, outcome: TargetOutcome) -> TargetOutcome:
+        # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
+        return outcome.replace(created=self.action == objects.Action.CREATE and outcome.ok)
+
+
 def act_on_target(
+    action: str, target_id: str, wanted: objects.TargetAction, fence: fencing.Claim
+) -> TargetOutcome:
+    """Create, update or delete ``wanted``'s zone (which exists) on one target: the
+    outcome for the consensus, one zone's part of a job's task on the target."""
+    planned = plan_on_target(action, target_id, wanted)
+    if isinstance(planned, TargetOutcome):
+        return planned
+    return planned.done(try_on_target(planned.action, planned.target, planned.zone, fence))
+
+
+def plan_on_target(
     action: str,
     target_id: str,
     wanted: objects.TargetAction,
-    fence: fencing.Claim,
     *,
     notify_catalog: bool = True,
-) -> TargetOutcome:
-    """Create, update or delete ``wanted``'s zone (which exists) on one target: the
-    outcome for the consensus, one zone's part of a job's task on the target.
+) -> TargetOutcome | Planned:
+    """What :func:`act_on_target` does for ``wanted``'s zone on one target: the outcome
+    when no backend call is needed (done already, or nothing to do), else the call.
     ``notify_catalog`` false: a zone joining or leaving the catalog sends no NOTIFY
     of it (a batch sends one for all its zones)."""
     zone, target = wanted.zone, wanted.target
@@ -253,9 +278,38 @@ def act_on_target(
         action = objects.Action.CREATE
     if action != objects.Action.UPDATE and wanted.provisioning == objects.CATALOG:
         return through_catalog(target, notify_now=notify_catalog)
-    outcome = try_on_target(action, target, zone, fence)
-    # TakeBackIfDeleted checks, once for all targets, that no delete raced it.
-    return outcome.replace(created=action == objects.Action.CREATE and outcome.ok)
+    return Planned(action, target, zone)
+
+
+def try_many_on_target(
+    action: str,
+    target: objects.PoolTarget,
+    zones: list[objects.Zone],
+    fence: fencing.Claim = fencing.UNFENCED,
+) -> dict[str, TargetOutcome]:
+    """``action`` of each of ``zones`` on ``target``: by zone id, each outcome as
+    :func:`try_on_target` gives it.
+
+    Creates go to the backend in one call where it has a step of its server's
+    for several zones (``Backend.batches``: Knot's configuration transaction).
+    When that call fails, each zone is tried alone, so that one zone the server
+    refuses fails alone and the others of the batch are made.
+    """
+    backend = backends.get_backend(target)
+    if action == objects.Action.CREATE and len(zones) > 1 and backend.batches:
+        try:
+            backend.create_zones(zones)
+        except exceptions.BackendError as exc:
+            LOG.info(
+                "create of %d zones at once on target %s failed, each is tried alone: %s",
+                len(zones),
+                target.label,
+                exc,
+            )
+            fence.check()
+        else:
+            return {zone.id: TargetOutcome(ok=True) for zone in zones}
+    return {zone.id: try_on_target(action, target, zone, fence) for zone in zones}
 
 
 def take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:
