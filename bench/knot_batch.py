@@ -1,11 +1,13 @@
-"""What a Knot target costs per zone created: one zone at a time, and a batch's zones at once.
+"""What a Knot target costs per zone created or deleted: one at a time, and a batch at once.
 
 Against a real knotd (the test fixtures' KnotServer: its own confdb and control
 socket), through ``KnotBackend`` as a create-zones job's task on the target
 calls it: ``create_zone`` for each zone (a confdb transaction of its own, a
 knotc process per command), and ``create_zones`` for a batch (one transaction,
-its commands given to one knotc). Wall time and CPU per zone: this process
-(zoneflow's side), the knotc processes it starts, and knotd (from /proc).
+its commands given to one knotc); then ``delete_zone`` and ``delete_zones``
+(freeze, purge and the transaction, each step one knotc for the batch).
+Wall time and CPU per zone: this process (zoneflow's side), the knotc
+processes it starts, and knotd (from /proc).
 The zones' master is a port nobody listens on, so knotd's transfer attempts
 fail at once. Figures go to doc/benchmarks.md between the ``knot-batch``
 markers.
@@ -43,26 +45,31 @@ def _cpu(knotd: int) -> tuple[float, float, float]:
     return time.process_time(), children.ru_utime + children.ru_stime, cpu_seconds([knotd])
 
 
-def measure(knot: KnotServer, backend: KnotBackend, batch: int, count: int) -> str:
-    """A table row: ``count`` zones created ``batch`` at a time (1: create_zone each)."""
+def measure(knot: KnotServer, backend: KnotBackend, batch: int, count: int) -> list[str]:
+    """Two table rows: ``count`` zones created, then deleted, ``batch`` at a time (1: one
+    call per zone)."""
     zones = [make_zone(name=f"z{i}.b{batch}.knot.example.") for i in range(count)]
-    assert knot.process is not None
-    before, started = _cpu(knot.process.pid), time.perf_counter()
-    for start in range(0, count, batch):
-        if batch == 1:
-            backend.create_zone(zones[start])
-        else:
-            backend.create_zones(zones[start : start + batch])
-    wall = time.perf_counter() - started
-    own, knotc, knotd = (b - a for a, b in zip(before, _cpu(knot.process.pid), strict=True))
-    for zone in zones:
-        backend.delete_zone(zone)
-    how = "`create_zone` each" if batch == 1 else f"`create_zones`, {batch} at a time"
-    per = 1000 / count
-    return (
-        f"| {how} | {count} | {wall * per:.1f} | {own * per:.2f} | {knotc * per:.2f} | "
-        f"{knotd * per:.2f} | {(own + knotc + knotd) * per:.2f} |\n"
-    )
+    rows = []
+    for verb, alone, at_once in (
+        ("create", backend.create_zone, backend.create_zones),
+        ("delete", backend.delete_zone, backend.delete_zones),
+    ):
+        assert knot.process is not None
+        before, started = _cpu(knot.process.pid), time.perf_counter()
+        for start in range(0, count, batch):
+            if batch == 1:
+                alone(zones[start])
+            else:
+                at_once(zones[start : start + batch])
+        wall = time.perf_counter() - started
+        own, knotc, knotd = (b - a for a, b in zip(before, _cpu(knot.process.pid), strict=True))
+        how = f"`{verb}_zone` each" if batch == 1 else f"`{verb}_zones`, {batch} at a time"
+        per = 1000 / count
+        rows.append(
+            f"| {how} | {count} | {wall * per:.1f} | {own * per:.2f} | {knotc * per:.2f} | "
+            f"{knotd * per:.2f} | {(own + knotc + knotd) * per:.2f} |\n"
+        )
+    return rows
 
 
 def main() -> None:
@@ -84,14 +91,16 @@ def main() -> None:
         )
         backend = KnotBackend(target)
         load_before = os.getloadavg()[0]
-        rows = [measure(knot, backend, batch, args.zones) for batch in BATCHES]
+        rows = [row for batch in BATCHES for row in measure(knot, backend, batch, args.zones)]
         load_after = os.getloadavg()[0]
     body = (
         "Through `KnotBackend` against one real knotd (its own confdb and control socket), "
-        f"{args.zones} zones created in each row, one call after another: `create_zone` for "
-        "each zone (a confdb transaction of its own, a knotc process per command: about 11), "
-        "or `create_zones` for a batch (one transaction, its commands given to one knotc on "
-        "its standard input), as a create-zones job's task on a Knot target now calls it. "
+        f"{args.zones} zones created, then deleted, in each pair of rows, one call after "
+        "another: `create_zone` for each zone (a confdb transaction of its own, a knotc "
+        "process per command: about 11), or `create_zones` for a batch (one transaction, its "
+        "commands given to one knotc on its standard input), as a create-zones job's task on "
+        "a Knot target now calls it; `delete_zone` (about 6 knotc) or `delete_zones` (the "
+        "batch frozen, purged and taken out of the configuration, 5 knotc in all). "
         "CPU per zone: this process (zoneflow's side), the knotc processes it started, and "
         f"knotd. Load average {load_before:.1f} before and {load_after:.1f} after, on "
         f"{os.cpu_count()} cores.\n\n"

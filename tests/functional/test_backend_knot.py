@@ -338,7 +338,7 @@ def _primary_of(bind9: Bind9Server, names: list[str]) -> list[tuple[str, int]]:
     return [(bind9.host, bind9.port)]
 
 
-def test_a_batch_of_zones_is_created_in_one_transaction_and_each_is_served(
+def test_a_batch_of_zones_is_created_and_deleted_in_one_transaction_each_way(
     knot: KnotServer, bind9: Bind9Server
 ) -> None:
     backend = _backend(knot, _primary_of(bind9, BATCH))
@@ -356,6 +356,14 @@ def test_a_batch_of_zones_is_created_in_one_transaction_and_each_is_served(
         )
         masters = _configured(knot, f"zone[{name}].master")
         assert masters.count("=") == 1, masters
+    assert _no_open_transaction(knot)
+
+    backend.delete_zones(zones)
+    backend.delete_zones(zones)  # idempotent, as delete_zone
+    for name in BATCH:
+        assert _rcode(knot, name) in NOT_HELD
+        assert _configured(knot, f"zone[{name}]") == ""
+    assert list((knot.workdir / "zones").iterdir()) == []
     assert _no_open_transaction(knot)
 
 

@@ -687,3 +687,23 @@ def test_a_batch_call_refused_for_one_zone_makes_the_others_one_by_one(
     assert "injected failure of b.batch.example." in (settled[NAMES[1]].error or "")
     assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones if z.name != NAMES[1]}
     assert sorted((c["zone"], c["batch"]) for c in _calls(record)) == [(NAMES[0], 1), (NAMES[2], 1)]
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_backend_that_batches_gets_a_batchs_deletes_in_one_call(
+    board: Any, idle_conductor: daemon.Conductor, tmp_path: pathlib.Path
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    (target,) = load_pool({"batches": True, "record_file": str(record)}).targets
+    zones = _active_zones(NAMES)
+    FakeBackend(target).create_zones(zones)
+    for zone in zones:
+        central_zones.delete_zone(zone.name)
+    _posted_alone(board, objects.JobKind.DELETE_ZONES)
+
+    idle_conductor.start()
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.DELETED
+    assert FakeBackend.served(target.id) == {}
+    deletes = [(c["zone"], c["batch"]) for c in _calls(record) if c["op"] == "delete"]
+    assert sorted(deletes) == [(name, 3) for name in NAMES]

@@ -35,8 +35,8 @@ class Backend(abc.ABC):
     def create_zone(self, zone: objects.Zone) -> None:
         """Make the target serve ``zone`` (a secondary of the target's masters)."""
 
-    #: True where :meth:`create_zones` does several zones in one step of the server's
-    #: (the flows then hand it a batch's zones at once).
+    #: True where :meth:`create_zones` and :meth:`delete_zones` do several zones in one
+    #: step of the server's (the flows then hand them a batch's zones at once).
     batches = False
 
     def create_zones(self, zones: Sequence[objects.Zone]) -> None:
@@ -46,6 +46,13 @@ class Backend(abc.ABC):
         Default: :meth:`create_zone` for each."""
         for zone in zones:
             self.create_zone(zone)
+
+    def delete_zones(self, zones: Sequence[objects.Zone]) -> None:
+        """Make the target stop serving every one of ``zones``, in one step where the
+        server has one; a BackendError as for :meth:`create_zones`. Default:
+        :meth:`delete_zone` for each."""
+        for zone in zones:
+            self.delete_zone(zone)
 
     def update_zone(self, zone: objects.Zone) -> None:  # noqa: B027 - optional hook
         """Tell the target the zone changed. Default: nothing, NOTIFY does it."""

@@ -10,8 +10,8 @@ Target options inject faults:
 ``record_file`` append a JSON line per *completed* call (written after the delay,
                 fsynced), so a test that kills a conductor mid-call can tell
                 which calls really finished and in which process
-``batches``     true: the flows hand it a batch's creates in one call, made
-                all or none (a zone of ``fail_zones`` fails the whole call,
+``batches``     true: the flows hand it a batch's creates (or deletes) in one
+                call, made all or none (a zone of ``fail_zones`` fails the whole call,
                 as a server's transaction would); each zone's line then says
                 how many zones its call carried (``batch``)
 """
@@ -52,13 +52,23 @@ class FakeBackend(Backend):
         self.batches = bool(target.options.get("batches", False))
 
     def create_zone(self, zone: objects.Zone) -> None:
-        self._call("create", zone)
+        self._apply("create", [zone])
 
     def create_zones(self, zones: Sequence[objects.Zone]) -> None:
         if not self.batches:
             super().create_zones(zones)
             return
-        self._pause_or_fail("create")
+        self._apply("create", zones)
+
+    def delete_zones(self, zones: Sequence[objects.Zone]) -> None:
+        if not self.batches:
+            super().delete_zones(zones)
+            return
+        self._apply("delete", zones)
+
+    def _apply(self, op: str, zones: Sequence[objects.Zone]) -> None:
+        """``op`` of every one of ``zones`` or of none, in one call."""
+        self._pause_or_fail(op)
         failing = [zone.name for zone in zones if zone.name in self._failing_zones()]
         if failing:
             raise exceptions.BackendError(
@@ -66,27 +76,19 @@ class FakeBackend(Backend):
             )
         with self._lock:
             served = self._zones.setdefault(self.target.id, {})
-            served.update((zone.name, zone.serial) for zone in zones)
+            for zone in zones:
+                if op == "delete":
+                    served.pop(zone.name, None)
+                else:
+                    served[zone.name] = zone.serial
         for zone in zones:
-            self._record("create", zone, batch=len(zones))
+            self._record(op, zone, batch=len(zones))
 
     def update_zone(self, zone: objects.Zone) -> None:
-        self._call("update", zone)
+        self._apply("update", [zone])
 
     def delete_zone(self, zone: objects.Zone) -> None:
-        self._call("delete", zone)
-
-    def _call(self, op: str, zone: objects.Zone) -> None:
-        self._pause_or_fail(op)
-        if zone.name in self._failing_zones():
-            raise exceptions.BackendError(self.target.label, f"injected failure of {zone.name}")
-        with self._lock:
-            zones = self._zones.setdefault(self.target.id, {})
-            if op == "delete":
-                zones.pop(zone.name, None)
-            else:
-                zones[zone.name] = zone.serial
-        self._record(op, zone)
+        self._apply("delete", [zone])
 
     def _pause_or_fail(self, op: str) -> None:
         delay = float(self.target.options.get("delay", 0))

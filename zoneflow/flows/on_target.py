@@ -290,18 +290,24 @@ def try_many_on_target(
     """``action`` of each of ``zones`` on ``target``: by zone id, each outcome as
     :func:`try_on_target` gives it.
 
-    Creates go to the backend in one call where it has a step of its server's
-    for several zones (``Backend.batches``: Knot's configuration transaction).
+    Creates and deletes go to the backend in one call where it has a step of its
+    server's for several zones (``Backend.batches``: Knot's configuration
+    transaction).
     When that call fails, each zone is tried alone, so that one zone the server
     refuses fails alone and the others of the batch are made.
     """
     backend = backends.get_backend(target)
-    if action == objects.Action.CREATE and len(zones) > 1 and backend.batches:
+    at_once = {
+        objects.Action.CREATE: backend.create_zones,
+        objects.Action.DELETE: backend.delete_zones,
+    }.get(objects.Action(action))
+    if at_once is not None and len(zones) > 1 and backend.batches:
         try:
-            backend.create_zones(zones)
+            at_once(zones)
         except exceptions.BackendError as exc:
             LOG.info(
-                "create of %d zones at once on target %s failed, each is tried alone: %s",
+                "%s of %d zones at once on target %s failed, each is tried alone: %s",
+                action,
                 len(zones),
                 target.label,
                 exc,
