@@ -261,6 +261,39 @@ def bulk_zones(
     return names
 
 
+class UdpResponder:
+    """A DNS server on a UDP port of 127.0.0.1, in a thread of its own: each message it
+    gets goes to :meth:`answer`, whose reply (if any) goes back. Stop it with
+    :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.1)
+        self.port = self.socket.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def answer(self, message: dns.message.Message) -> dns.message.Message | None:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, client = self.socket.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            reply = self.answer(dns.message.from_wire(wire))
+            if reply is not None:
+                self.socket.sendto(reply.to_wire(), client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.socket.close()
+
+
 class Beside:
     """A block with ``_run`` going on beside it in a thread: started as the block
     begins, told to stop (``_stop``) as it ends, and waited for."""

@@ -8,8 +8,6 @@ import contextlib
 import datetime
 import json
 import pathlib
-import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -578,34 +576,17 @@ def test_a_job_of_changes_on_the_board_for_long_holds_no_change_back(
     assert [z.id for z in jobs.get_job(persistence.get_backend(), posted).zones] == [second.id]
 
 
-class NotifyRecorder:
-    """A UDP server that answers every NOTIFY and records what it named (zone, serial)."""
+class NotifyRecorder(support.UdpResponder):
+    """Answers every NOTIFY and records what it named (zone, serial)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
         self.heard: list[tuple[str, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            message = dns.message.from_wire(wire)
-            serial = message.answer[0][0].serial if message.answer else 0
-            self.heard.append((message.question[0].name.to_text(), serial))
-            self.sock.sendto(dns.message.make_response(message).to_wire(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
+    def answer(self, message: dns.message.Message) -> dns.message.Message:
+        serial = message.answer[0][0].serial if message.answer else 0
+        self.heard.append((message.question[0].name.to_text(), serial))
+        return dns.message.make_response(message)
 
 
 @pytest.mark.usefixtures("batches_of_three")

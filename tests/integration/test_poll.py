@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,7 +36,7 @@ from zoneflow.taskflow_adapter import persistence
 HOST = "127.0.0.1"
 
 
-class LaggingNameserver:
+class LaggingNameserver(support.UdpResponder):
     """Answers every SOA query with serial 1 (behind any change) and every NOTIFY
     with its reply; notes when each SOA query came. A zone named in ``catch_up``
     is served at a serial past any change from that many seconds after the
@@ -46,44 +44,27 @@ class LaggingNameserver:
 
     def __init__(self, catch_up: dict[str, float] | None = None) -> None:
         self.catch_up = catch_up or {}
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind((HOST, 0))
-        self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
         self.asked: list[float] = []
         self.names: list[str] = []  # the zone of each SOA query, in order
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wire, client = self.socket.recvfrom(4096)
-            except (TimeoutError, OSError):
-                continue
-            query = dns.message.from_wire(wire)
-            answer = dns.message.make_response(query)
-            if query.opcode() == dns.opcode.QUERY:
-                self.asked.append(time.monotonic())
-                question = query.question[0]
-                name = question.name.to_text()
-                self.names.append(name)
-                after = self.catch_up.get(name)
-                caught_up = after is not None and self.asked[-1] - self.asked[0] >= after
-                serial = 4000000000 if caught_up else 1
-                answer.flags |= dns.flags.AA
-                answer.answer.append(
-                    dns.rrset.from_text(
-                        question.name, 300, "IN", "SOA", f"ns. host. {serial} 3600 600 86400 300"
-                    )
+    def answer(self, query: dns.message.Message) -> dns.message.Message:
+        answer = dns.message.make_response(query)
+        if query.opcode() == dns.opcode.QUERY:
+            self.asked.append(time.monotonic())
+            question = query.question[0]
+            name = question.name.to_text()
+            self.names.append(name)
+            after = self.catch_up.get(name)
+            caught_up = after is not None and self.asked[-1] - self.asked[0] >= after
+            serial = 4000000000 if caught_up else 1
+            answer.flags |= dns.flags.AA
+            answer.answer.append(
+                dns.rrset.from_text(
+                    question.name, 300, "IN", "SOA", f"ns. host. {serial} 3600 600 86400 300"
                 )
-            self.socket.sendto(answer.to_wire(), client)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.socket.close()
+            )
+        return answer
 
 
 @pytest.fixture
