@@ -2,10 +2,10 @@
 
 Against a real knotd (the test fixtures' KnotServer: its own confdb and control
 socket), through ``KnotBackend`` as a create-zones job's task on the target
-calls it: ``create_zone`` for each zone (a confdb transaction of its own, a
-knotc process per command), and ``create_zones`` for a batch (one transaction,
-its commands given to one knotc); then ``delete_zone`` and ``delete_zones``
-(freeze, purge and the transaction, each step one knotc for the batch).
+calls it: ``create_zone`` for each zone (a confdb transaction of its own), and
+``create_zones`` for a batch (one transaction, its commands given to one
+knotc); then ``delete_zone`` and ``delete_zones`` (freeze, purge and the
+transaction, each step one knotc for the zone or the batch).
 Wall time and CPU per zone: this process (zoneflow's side), the knotc
 processes it starts, and knotd (from /proc).
 The zones' master is a port nobody listens on, so knotd's transfer attempts
@@ -96,11 +96,12 @@ def main() -> None:
     body = (
         "Through `KnotBackend` against one real knotd (its own confdb and control socket), "
         f"{args.zones} zones created, then deleted, in each pair of rows, one call after "
-        "another: `create_zone` for each zone (a confdb transaction of its own, a knotc "
-        "process per command: about 11), or `create_zones` for a batch (one transaction, its "
-        "commands given to one knotc on its standard input), as a create-zones job's task on "
-        "a Knot target now calls it; `delete_zone` (about 6 knotc) or `delete_zones` (the "
-        "batch frozen, purged and taken out of the configuration, 5 knotc in all). "
+        "another: `create_zone` for each zone (a confdb transaction of its own: conf-begin, "
+        "one knotc reading the master's remote and acl and the zone on its standard input, "
+        "conf-commit), or `create_zones` for a batch (one transaction for all its zones), as "
+        "a create-zones job's task on a Knot target calls it; `delete_zone` (a check, freeze, "
+        "purge and a transaction: 6 one-shot knotc) or `delete_zones` (the batch frozen, "
+        "purged and taken out of the configuration: 5 knotc). "
         "CPU per zone: this process (zoneflow's side), the knotc processes it started, and "
         f"knotd. Load average {load_before:.1f} before and {load_after:.1f} after, on "
         f"{os.cpu_count()} cores.\n\n"

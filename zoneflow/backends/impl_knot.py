@@ -14,13 +14,12 @@ once with ``knotc conf-import``): started from a text file (``-c``) it still
 takes the changes, but forgets them at its next reload or restart. knotc
 speaks to a UNIX socket, so this backend runs on the Knot host.
 
-A zone is written in one confdb transaction: each master as a remote, an acl
-allowing NOTIFY from it, then the zone naming them; any failure aborts the
+Zones are written in one confdb transaction, a batch's together: each master
+as a remote, an acl allowing NOTIFY from it, then the zones naming them, the
+commands read by one knotc from its standard input. Any failure aborts the
 transaction, so knotd is never left with half a zone or an open transaction
 (unless knotd hangs too long to take the abort: the next change then ends
-the empty transaction a timed-out conf-begin leaves behind). A batch's zones
-go in one transaction, all or none (``create_zones``; ``delete_zones``
-freezes and purges them all first, each step one knotc). Updates need
+the empty transaction a timed-out conf-begin leaves behind). Updates need
 nothing: the flows' NOTIFY makes knotd fetch the new serial.
 Remote and acl ids are made from the master's address (and key), so zones
 share them; they are never removed, since other zones may still use them.
@@ -74,25 +73,6 @@ class KnotBackend(Backend):
 
     # --- the contract --------------------------------------------------------
 
-    def create_zone(self, zone: objects.Zone) -> None:
-        masters = self.target.masters
-        if not masters:
-            raise exceptions.BackendError(
-                self.target.label, "no masters configured: list mdns under the target's masters"
-            )
-        with self._transaction(f"adding zone {zone.name}"):
-            for master in masters:
-                self._add_remote(master)
-                self._add_acl(master)
-            existed = not self._add_item(f"zone[{zone.name}]")
-            for master in masters:
-                self._knotc("conf-set", f"zone[{zone.name}].master", self._remote_id(master))
-                self._knotc("conf-set", f"zone[{zone.name}].acl", self._acl_id(master))
-        if existed:
-            # A delete that stopped half way leaves the zone frozen; thawed,
-            # it refreshes from its master again.
-            self._knotc("-b", "zone-thaw", zone.name, ok_errors=(_NO_SUCH_ZONE,))
-
     batches = True
 
     def create_zones(self, zones: Sequence[objects.Zone]) -> None:
@@ -100,9 +80,11 @@ class KnotBackend(Backend):
 
         knotc reads commands from its standard input and answers each with one
         line; it goes on after a command fails, so any line other than OK
-        (or "exists" for an item knotd has) aborts the whole transaction and
-        raises: the flows then create each zone alone, which names the one
-        knotd refused.
+        aborts the whole transaction and raises: the flows then create each
+        zone of a batch alone, which names the one knotd refused. "exists" is
+        fine: an id knotd has (a remote another zone made, a zone created
+        before) cannot be made again, and setting a value it holds changes
+        nothing.
         """
         masters = self.target.masters
         if not masters:
@@ -132,13 +114,14 @@ class KnotBackend(Backend):
             said = dict(zip((item for item, _ in commands), answers, strict=True))
         existed = [zone.name for zone in zones if _EXISTS in said[f"zone[{zone.name}]"]]
         for name in existed:
-            # As create_zone: a zone a stopped delete left frozen refreshes again.
+            # A delete that stopped half way leaves the zone frozen; thawed, it
+            # refreshes from its master again.
             self._knotc("-b", "zone-thaw", name, ok_errors=(_NO_SUCH_ZONE,))
 
     def delete_zones(self, zones: Sequence[objects.Zone]) -> None:
-        """As delete_zone for each, in four knotc processes whatever their number: all
-        frozen, all purged, then one transaction takes them out of the configuration.
-        A zone knotd does not have is skipped at each step."""
+        """Every zone frozen, then purged, then taken out of the configuration in one
+        transaction: four knotc processes whatever their number. A zone knotd
+        does not have is passed over at each step."""
         names = [zone.name for zone in zones]
         what = f"removing {len(zones)} zones"
         self._knotc_lines(
@@ -158,7 +141,13 @@ class KnotBackend(Backend):
                 [f"conf-unset zone[{name}]" for name in names], what, ok_errors=(_MISSING_ITEM,)
             )
 
+    def create_zone(self, zone: objects.Zone) -> None:
+        self.create_zones([zone])
+
     def delete_zone(self, zone: objects.Zone) -> None:
+        # Alone, one-shot knotc processes cost less than delete_zones' (knotc reading
+        # commands on its standard input costs more to start), and a zone knotd does
+        # not have costs one.
         if not self._configured(zone.name):
             return
         self._knotc("-b", "zone-freeze", zone.name, ok_errors=(_NO_SUCH_ZONE,))
@@ -175,27 +164,6 @@ class KnotBackend(Backend):
     @staticmethod
     def _acl_id(master: objects.HostPort) -> str:
         return f"zoneflow-notify-{master.host}"
-
-    def _add_remote(self, master: objects.HostPort) -> None:
-        remote = self._remote_id(master)
-        self._add_item(f"remote[{remote}]")
-        self._knotc("conf-set", f"remote[{remote}].address", f"{master.host}@{master.port}")
-        if self.tsig_key_name:
-            self._knotc("conf-set", f"remote[{remote}].key", self.tsig_key_name)
-
-    def _add_acl(self, master: objects.HostPort) -> None:
-        acl = self._acl_id(master)
-        self._add_item(f"acl[{acl}]")
-        self._knotc("conf-set", f"acl[{acl}].address", master.host)
-        self._knotc("conf-set", f"acl[{acl}].action", "notify")
-
-    def _add_item(self, item: str) -> bool:
-        """Create ``section[id]`` in the transaction; False if it is there already.
-
-        Setting a value knotd already holds changes nothing, but creating an id
-        that exists is an error, hence this one case.
-        """
-        return _EXISTS not in self._knotc("conf-set", item, ok_errors=(_EXISTS,))
 
     def _configured(self, zone_name: str) -> bool:
         output = self._knotc("conf-read", f"zone[{zone_name}]", ok_errors=(_MISSING_ITEM,))
