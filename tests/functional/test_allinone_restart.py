@@ -67,12 +67,17 @@ def test_jobs_of_a_killed_all_in_one_run_again_or_end_after_a_restart(
             "POST", "/v2/zones", {"name": "moved.example.", "email": "hostmaster@moved.example"}
         )
         eventually(
-            lambda: [j["state"] for j in _jobs(deployment)] == ["RUNNING"],
+            lambda: (
+                [j["state"] for j in _jobs(deployment)] == ["RUNNING"]
+                and "begin of moved.example." in deployment.log("first")
+            ),
             timeout=60,
             interval=0.2,
-            what="the create job to run",
+            what="the create job to run past its begin",
         )
-        # A newer change of the same zone, and a zone of its own, behind it.
+        # A newer change of the same zone, and a zone of its own, behind it. The create
+        # has begun (read the zone's serial), so the update does not ride on it: it
+        # makes a job of its own, as the create is at its slow target.
         deployment.api(
             "POST",
             f"/v2/zones/{moved['id']}/recordsets",
