@@ -248,6 +248,8 @@ class PollState:
     zone_deleted: bool
     # False once a pool update removed the nameserver from the zone's pool.
     nameserver_in_pool: bool
+    # The pool's catalog zone (name, serial) when its targets learn of zones from it.
+    catalog: tuple[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

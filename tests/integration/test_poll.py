@@ -265,3 +265,59 @@ def test_a_zone_whose_early_status_write_fails_is_written_at_the_end_of_its_batc
 
 def _actives(seen: list[objects.Event]) -> int:
     return sum(1 for e in seen if e.action == objects.Status.ACTIVE)
+
+
+class CatalogConsumer(support.UdpResponder):
+    """A catalog consumer that never reads its catalog: it answers SOA queries for the
+    zone as it had it before (REFUSED: not yet added; serial 1: not yet dropped) and
+    records the name of every NOTIFY."""
+
+    def __init__(self, *, has_zone: bool) -> None:
+        self.has_zone = has_zone
+        self.notified: list[str] = []
+        super().__init__()
+
+    def answer(self, query: dns.message.Message) -> dns.message.Message:
+        answer = dns.message.make_response(query)
+        question = query.question[0]
+        if query.opcode() == dns.opcode.NOTIFY:
+            self.notified.append(question.name.to_text())
+        elif self.has_zone:
+            answer.flags |= dns.flags.AA
+            answer.answer.append(
+                dns.rrset.from_text(
+                    question.name, 300, "IN", "SOA", "ns. host. 1 3600 600 86400 300"
+                )
+            )
+        else:
+            answer.set_rcode(dns.rcode.REFUSED)
+        return answer
+
+
+@pytest.mark.parametrize("expect_removed", [False, True])
+def test_a_catalog_consumer_that_lags_is_notified_of_the_catalog_again(
+    override: Callable[..., None], expect_removed: bool
+) -> None:
+    override("flows", poll_interval=0.05, renotify_interval=0.3, poll_timeout=1.5)
+    consumer = CatalogConsumer(has_zone=expect_removed)
+    try:
+        catalog = "catalog.poll.example."
+        support.store_pools(
+            pools.parse(
+                fake_pool_yaml({})
+                + f"  nameservers: [{{host: {HOST}, port: {consumer.port}}}]\n"
+                + f"  catalog_zone: {{catalog_zone_fqdn: {catalog}}}\n"
+                + "  provisioning: catalog\n"
+            )
+        )
+        zone = central_zones.create_zone("member.example.", "hostmaster@example.com")
+
+        poll = PollForSerial(HOST, consumer.port, expect_removed=expect_removed)
+        seen = Served(**poll.execute(zone.id, zone.name, zone.serial))
+    finally:
+        consumer.close()
+
+    # A consumer adds or drops a zone when it reads the catalog: the NOTIFYs sent
+    # while it lags name the catalog (the first may have been lost), not the zone.
+    assert not seen.ok
+    assert consumer.notified and set(consumer.notified) == {catalog}, consumer.notified

@@ -223,17 +223,24 @@ class _Poll(Task):
     def _notify_again(
         self, zone_id: str, watched: _Watched, expect_removed: bool, fence: fencing.Claim
     ) -> Served | None:
-        """NOTIFY the nameserver again of a zone it lags on; the zone's outcome if the
-        wait for it is over (deleted meanwhile, or the nameserver left the pool)."""
+        """NOTIFY the nameserver again of a zone it lags on (of its pool's catalog when
+        it learns of zones from one and has yet to add or drop this one); the zone's
+        outcome if the wait for it is over (deleted meanwhile, or the nameserver left
+        the pool)."""
         state = stored_zones.poll_state(zone_id, self.host, self.port)
         if state.zone_deleted and not expect_removed:
             return Served(ok=False, serial=watched.seen, error="zone deleted meanwhile")
         if not state.nameserver_in_pool:
             # A pool update removed it: not ours to wait for, nor to count.
             return Served(ok=True, serial=watched.seen, dropped=True)
-        if not expect_removed:
-            # A poll lasts up to poll_timeout: each NOTIFY is a change made under
-            # the job's claim, which may have ended meanwhile.
+        # A poll lasts up to poll_timeout: each NOTIFY is a change made under the
+        # job's claim, which may have ended meanwhile.
+        if state.catalog is not None and (expect_removed or watched.seen is None):
+            # The nameserver adds or drops the zone when it reads its pool's catalog:
+            # the catalog is what it is told of again (its first NOTIFY may be lost).
+            fence.check()
+            notify(state.catalog[0], self.host, self.port, state.catalog[1])
+        elif not expect_removed:
             fence.check()
             notify(watched.name, self.host, self.port, watched.serial)
         return None

@@ -72,9 +72,17 @@ _FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE
 )
 
 
-# A zone's deleted mark, and whether a nameserver is in its pool: one statement.
+# A zone's deleted mark, whether a nameserver is in its pool, and the pool's catalog:
+# one statement.
 _POLL_STATE = (
-    sa.select(models.Zone.deleted, models.PoolNameserver.id.label("listed"))
+    sa.select(
+        models.Zone.deleted,
+        models.PoolNameserver.id.label("listed"),
+        models.Pool.provisioning,
+        models.Pool.catalog_zone,
+        models.Pool.catalog_serial,
+    )
+    .join(models.Pool, models.Pool.id == models.Zone.pool_id)
     .outerjoin(
         models.PoolNameserver,
         sa.and_(
@@ -122,7 +130,8 @@ def zone_is_deleted(zone_id: str) -> bool:
 
 
 def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
-    """Whether a zone was deleted, and whether a nameserver is still in its pool.
+    """Whether a zone was deleted, whether a nameserver is still in its pool, and the
+    pool's catalog (name, serial) if its targets learn of zones from it.
 
     A job posted before a pool update still polls the nameservers the pool
     had then; one the update removed is not waited for.
@@ -131,8 +140,11 @@ def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
         row = conn.execute(_POLL_STATE, {"id": zone_id, "host": host, "port": port}).first()
     if row is None:
         return objects.PollState(zone_deleted=True, nameserver_in_pool=False)
+    through_catalog = row.provisioning == objects.CATALOG and row.catalog_zone is not None
     return objects.PollState(
-        zone_deleted=row.deleted != models.LIVE, nameserver_in_pool=row.listed is not None
+        zone_deleted=row.deleted != models.LIVE,
+        nameserver_in_pool=row.listed is not None,
+        catalog=(row.catalog_zone, row.catalog_serial) if through_catalog else None,
     )
 
 
