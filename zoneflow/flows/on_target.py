@@ -216,7 +216,7 @@ class ZoneActionOnTarget(Task):
 @dataclasses.dataclass(frozen=True)
 class Planned:
     """The backend call :func:`plan_on_target` decided on: ``action`` of ``zone`` on
-    ``target``; :func:`done` turns what the call did into the zone's outcome."""
+    ``target``; :meth:`done` turns what the call did into the zone's outcome."""
 
     action: str
     target: objects.PoolTarget
