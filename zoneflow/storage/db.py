@@ -392,9 +392,10 @@ def _sqlite_busy(exc: BaseException) -> bool:
     )
 
 
-# Deadlock detected, serialization failure: PostgreSQL rolled the transaction
-# back and asks for it to be tried again.
-_PG_TRY_AGAIN = frozenset({"40P01", "40001"})
+# PostgreSQL rolled the transaction back and asks for it to be tried again: it was
+# picked as a deadlock's victim, or it could not be serialized with another.
+_PG_DEADLOCK = "40P01"
+_PG_SERIALIZATION = "40001"
 
 
 def _lost_to(exc: BaseException) -> str | None:
@@ -407,11 +408,10 @@ def _lost_to(exc: BaseException) -> str | None:
         seen.add(id(error))
         if _sqlite_busy(error):
             return "another writer held the database's lock"
-        if (db_exc and isinstance(error, db_exc.DBDeadlock)) or (
-            getattr(error, "pgcode", None) == "40P01"
-        ):
+        code = getattr(error, "pgcode", None)
+        if (db_exc and isinstance(error, db_exc.DBDeadlock)) or code == _PG_DEADLOCK:
             return "a deadlock with another transaction"
-        if getattr(error, "pgcode", None) in _PG_TRY_AGAIN:
+        if code == _PG_SERIALIZATION:
             return "a serialization conflict with another transaction"
         error = (
             getattr(error, "inner_exception", None)
