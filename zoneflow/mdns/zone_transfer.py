@@ -317,13 +317,14 @@ class Transfers:
             owners = ((snapshot.member_owner(name, zone_id), zone) for zone_id, zone in members)
             return xfr.ptr_records(owners, 0)
 
+        newest = list(soa(current.serial))  # it opens, parts and closes the difference
         records = itertools.chain(
-            soa(current.serial),
+            newest,
             soa(client_serial),
             ptrs(difference.left),
-            soa(current.serial),
+            newest,
             ptrs(difference.joined),
-            soa(current.serial),
+            newest,
         )
         count = 0
         for count, message in enumerate(  # noqa: B007 - the count is logged below
