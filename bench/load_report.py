@@ -366,7 +366,7 @@ def describe(
     sweeps = [
         f"{label}: {r.cpu_total.get('sweeper', 0.0):.1f} s of CPU for "
         f"{_accepted(r)} changes, {r.sweeper.get('queries', 0)} "
-        f"queries, {r.sweeper.get('answers', 0)} answers"
+        f"queries, {r.sweeper.get('answers', 0)} answers" + _notified(r)
         for label, r in runs
     ]
     parts.append(
@@ -385,6 +385,22 @@ def describe(
     if images:
         parts.append("\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n")
     return "".join(parts)
+
+
+def _notified(run: Run) -> str:
+    """How the sweeper found the run's changes served: the share of (change, target) pairs
+    seen served by the query a NOTIFY from the target prompted, rather than by asking at
+    its pace; nothing when the targets NOTIFYed no one."""
+    notifies = run.sweeper.get("notifies", 0)
+    if not notifies:
+        return ""
+    prompted = run.sweeper.get("served_on_notify", 0)
+    found = prompted + run.sweeper.get("served_on_poll", 0)
+    return (
+        f", {notifies} NOTIFYs from the targets; {prompted} of {found} times a target was "
+        f"seen serving a change ({100.0 * prompted / max(found, 1):.1f} %) were found by "
+        "the query its NOTIFY prompted (a delete never is: no NOTIFY announces it)"
+    )
 
 
 def sweeper_share(runs: list[tuple[str, Run]], soa_ms: float) -> str:

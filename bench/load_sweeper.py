@@ -3,10 +3,14 @@ target over plain DNS until each change is served by all of them.
 
 It reads the changes to watch (JSON lines) on stdin and writes each one as
 every target serves it on stdout; bench/load.py's SweeperLink is the other
-end. Its pace (every 10 ms while a change is young, then 5 % of its age, at
-most a second, within a query budget) is described in bench/load.py.
+end. Its pace is described in bench/load.py: where each target NOTIFYs it of
+the serials it loads (``--notify-fds``), a zone is asked of a target when
+that target's NOTIFY comes, and otherwise once a second; without them, every
+10 ms while a change is young, then 5 % of its age, at most a second. Either
+way within a query budget.
 
     python bench/load_sweeper.py HOST:PORT ... [--min S] [--fraction F] [--max S] [--budget Q]
+                                 [--notify-fds FD,FD,...]
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 SOA = dns.rdatatype.SOA
 NO_ZONE = {dns.rcode.REFUSED, dns.rcode.NXDOMAIN, dns.rcode.NOTAUTH}
 AA = 0x0400
+QR = 0x8000
+OPCODE = 0x7800
 
 
 def soa_query(zone: str) -> bytearray:
@@ -71,6 +77,14 @@ def read_soa(response: bytes, question: bytes) -> tuple[int, bool, int | None] |
     end = offset + 10 + rdlength
     (serial,) = struct.unpack_from(">I", response, end - 20)
     return rcode, authoritative, serial
+
+
+def notify_answer(question: bytes) -> bytes:
+    """The answer to a NOTIFY whose header and question section are ``question``: the
+    same id, question and opcode, QR and AA set, no records."""
+    query_id, flags = struct.unpack_from(">HH", question)
+    header = struct.pack(">HHHHHH", query_id, (flags & OPCODE) | QR | AA, 1, 0, 0, 0)
+    return header + question[12:]
 
 
 def _skip_name(wire: bytes, offset: int) -> int:
@@ -109,6 +123,7 @@ class Watch:
 
     changes: list[Expect]
     due: float
+    prompted: bool = False  # by the target's NOTIFY, since the zone was last asked
 
 
 class Sweeper:
@@ -123,33 +138,50 @@ class Sweeper:
         maximum: float,
         budget: float,
         out: Callable[[dict[str, Any]], None],
+        notified: Sequence[socket.socket] = (),
     ) -> None:
+        """``notified``: a socket for each target, in the same order, on which that target
+        NOTIFYs each serial it loads (Bind9Server's also_notify). A NOTIFY has the zone
+        asked of that target at once; a zone with no delete waiting is otherwise asked
+        only every ``maximum`` seconds, in case a NOTIFY was lost."""
         self.targets = list(targets)
         self.minimum, self.fraction, self.maximum, self.budget = minimum, fraction, maximum, budget
         self.out = out
         self.sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in targets]
         for sock in self.sockets:
             sock.setblocking(False)
+        self.notified = list(notified)
+        for sock in self.notified:
+            sock.setblocking(False)
         self.queries: dict[str, bytearray] = {}
+        self.zones: dict[bytes, str] = {}  # a question's wire, lower-cased -> its zone
         self.watches: dict[tuple[int, str], Watch] = {}
         self.due: list[tuple[float, int, int, str]] = []  # (when, tiebreak, target, zone)
-        self.asked: list[dict[int, tuple[str, float]]] = [{} for _ in targets]
+        # Per target: query id -> (zone, sent at, whether a NOTIFY prompted it).
+        self.asked: list[dict[int, tuple[str, float, bool]]] = [{} for _ in targets]
         self.ids = itertools.count(1)
         self.pending: dict[int, Expect] = {}
-        self.sent = self.answers = 0
+        self.sent = self.answers = self.notifies = 0
+        # (change, target) pairs seen served by a query a NOTIFY prompted, and by any other.
+        self.served_on_notify = self.served_on_poll = 0
 
     def expect(self, index: int, zone: str, action: str, serial: int, due: float) -> None:
         change = Expect(index, zone, action, serial, due, set(range(len(self.targets))))
         self.pending[index] = change
-        self.queries.setdefault(zone, soa_query(zone))
+        if zone not in self.queries:
+            self.queries[zone] = soa_query(zone)
+            self.zones[bytes(self.queries[zone][12:]).lower()] = zone
         now = time.monotonic()
         for target in change.left:
             watch = self.watches.setdefault((target, zone), Watch([], math.inf))
             watch.changes.append(change)
             if watch.due > now + self.minimum:
                 # A new change of a zone asked of this target for a while: asked at once.
-                watch.due = now
-                heapq.heappush(self.due, (now, next(self.ids), target, zone))
+                self._ask_now(watch, target, zone, now)
+
+    def _ask_now(self, watch: Watch, target: int, zone: str, now: float) -> None:
+        watch.due = now
+        heapq.heappush(self.due, (now, next(self.ids), target, zone))
 
     def ask_due(self, now: float, allowance: float) -> float:
         """Send the queries due by ``now``, at most ``allowance`` of them; the queries sent."""
@@ -167,15 +199,42 @@ class Sweeper:
             except BlockingIOError:
                 pass  # the socket's buffer is full: asked again at the next due time
             else:
-                self.asked[target][query_id] = (zone, now)
+                self.asked[target][query_id] = (zone, now, watch.prompted)
                 sent += 1
-            # Asked often while young, less as it ages: the resolution stays a
-            # fraction of the latency, and the queries a second stay bounded.
-            age = now - max(change.due for change in watch.changes)
-            watch.due = now + min(self.maximum, max(self.minimum, self.fraction * age))
+            watch.prompted = False
+            watch.due = now + self._pace(watch, now)
             heapq.heappush(self.due, (watch.due, next(self.ids), target, zone))
         self.sent += sent
         return sent
+
+    def _pace(self, watch: Watch, now: float) -> float:
+        """Seconds until the zone is asked of the target again, unless a NOTIFY comes."""
+        if self.notified and all(change.action != "delete" for change in watch.changes):
+            return self.maximum  # the target's NOTIFY says when; this only covers a lost one
+        # Asked often while young, less as it ages: the resolution stays a fraction of
+        # the latency, and the queries a second stay bounded.
+        age = now - max(change.due for change in watch.changes)
+        return min(self.maximum, max(self.minimum, self.fraction * age))
+
+    def hear_notifies(self, target: int) -> None:
+        """Answer the NOTIFYs ``target`` sent, and ask it at once of each zone watched there."""
+        sock = self.notified[target]
+        while True:
+            try:
+                message, sender = sock.recvfrom(4096)
+            except BlockingIOError:
+                return
+            if len(message) < 12:
+                continue
+            end = _skip_name(message, 12) + 4  # the question: its name, type and class
+            with contextlib.suppress(OSError):  # unanswered, it comes again
+                sock.sendto(notify_answer(message[:end]), sender)
+            self.notifies += 1
+            zone = self.zones.get(message[12:end].lower())
+            watch = self.watches.get((target, zone)) if zone is not None else None
+            if watch is not None:
+                watch.prompted = True
+                self._ask_now(watch, target, zone, time.monotonic())
 
     def read(self, target: int) -> None:
         sock = self.sockets[target]
@@ -190,11 +249,11 @@ class Sweeper:
             entry = self.asked[target].pop(struct.unpack_from(">H", response)[0], None)
             if entry is None:
                 continue
-            zone, sent_at = entry
+            zone, sent_at, prompted = entry
             reading = read_soa(response, bytes(self.queries[zone][12:]))
             if reading is not None:
                 self.answers += 1
-                self._heard(target, zone, sent_at, now, *reading)
+                self._heard(target, zone, sent_at, now, *reading, prompted=prompted)
 
     def _heard(
         self,
@@ -205,12 +264,18 @@ class Sweeper:
         rcode: int,
         authoritative: bool,
         serial: int | None,
+        *,
+        prompted: bool = False,
     ) -> None:
         watch = self.watches.get((target, zone))
         if watch is None:
             return
         for change in list(watch.changes):
             if change.served_by(rcode, authoritative, serial):
+                if prompted:
+                    self.served_on_notify += 1
+                else:
+                    self.served_on_poll += 1
                 if change.action == "delete":
                     self._supersede(watch, change, target, now)
                 self._served(watch, change, target, now)
@@ -244,7 +309,7 @@ class Sweeper:
 
     def forget_old_queries(self, now: float) -> None:
         for asked in self.asked:
-            for query_id in [i for i, (_, at) in asked.items() if now - at > 5.0]:
+            for query_id in [i for i, (_, at, _) in asked.items() if now - at > 5.0]:
                 del asked[query_id]
 
 
@@ -258,8 +323,14 @@ def sweep_main(argv: Sequence[str]) -> int:
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--max", type=float, default=1.0)
     parser.add_argument("--budget", type=float, default=4000.0)
+    parser.add_argument(
+        "--notify-fds", default="", help="inherited sockets, one a target, its NOTIFYs come to"
+    )
     args = parser.parse_args(argv)
     targets = [(host, int(port)) for host, port in (t.rsplit(":", 1) for t in args.targets)]
+    notified = [socket.socket(fileno=int(fd)) for fd in args.notify_fds.split(",") if fd]
+    if notified and len(notified) != len(targets):
+        parser.error("--notify-fds needs one socket for each target")
 
     def out(message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
@@ -272,6 +343,7 @@ def sweep_main(argv: Sequence[str]) -> int:
         maximum=args.max,
         budget=args.budget,
         out=out,
+        notified=notified,
     )
     out({"ready": sum(os.times()[:2])})
     stdin = sys.stdin.fileno()
@@ -286,7 +358,12 @@ def sweep_main(argv: Sequence[str]) -> int:
         sweeper.ask_due(now, max(1.0, args.budget * (now - last)))
         last = now
         wait = min(0.005, max(0.0, sweeper.due[0][0] - now)) if sweeper.due else 0.005
-        readable, _, _ = select.select([*listening, *sweeper.sockets], [], [], wait)
+        readable, _, _ = select.select(
+            [*listening, *sweeper.sockets, *sweeper.notified], [], [], wait
+        )
+        for target, sock in enumerate(sweeper.notified):
+            if sock in readable:
+                sweeper.hear_notifies(target)
         for target, sock in enumerate(sweeper.sockets):
             if sock in readable:
                 sweeper.read(target)
@@ -310,6 +387,9 @@ def sweep_main(argv: Sequence[str]) -> int:
             "cpu": sum(os.times()[:2]),
             "queries": sweeper.sent,
             "answers": sweeper.answers,
+            "notifies": sweeper.notifies,
+            "served_on_notify": sweeper.served_on_notify,
+            "served_on_poll": sweeper.served_on_poll,
             "unserved": sorted(sweeper.pending),
         }
     )
@@ -322,15 +402,21 @@ def sweep_main(argv: Sequence[str]) -> int:
 
 @contextlib.asynccontextmanager
 async def sweeper_process(
-    binds: Sequence[Bind9Server], options: Sequence[str] = ()
+    binds: Sequence[Bind9Server],
+    options: Sequence[str] = (),
+    notified: Sequence[socket.socket] = (),
 ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The sweeper, asking ``binds``; ``notified``: a socket for each, which it NOTIFYs."""
+    fds = [sock.fileno() for sock in notified]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(pathlib.Path(__file__).resolve()),
         *(f"{b.host}:{b.port}" for b in binds),
         *options,
+        *(["--notify-fds", ",".join(map(str, fds))] if fds else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        pass_fds=fds,
     )
     try:
         yield process

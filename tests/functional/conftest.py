@@ -41,7 +41,11 @@ S = TypeVar("S", bound=ServerProcess)
 
 class Bind9Factory(Protocol):
     def __call__(
-        self, count: int = 1, *, options: Sequence[str] = RECOMMENDED_OPTIONS
+        self,
+        count: int = 1,
+        *,
+        options: Sequence[str] = RECOMMENDED_OPTIONS,
+        also_notify: Sequence[tuple[str, int]] = (),
     ) -> list[Bind9Server]: ...
 
 
@@ -136,13 +140,22 @@ def postgres_database(postgres: PostgresServer, _synced_template: str) -> Iterat
 @pytest.fixture
 def bind9_factory() -> Iterator[Bind9Factory]:
     """``bind9_factory(n)`` starts ``n`` fresh BIND9 servers for this test, configured
-    as doc/backends.md recommends (``options=()``: as BIND9 ships)."""
+    as doc/backends.md recommends (``options=()``: as BIND9 ships); the i-th NOTIFYs
+    ``also_notify[i]``, if given, of every serial it loads."""
     servers: list[Bind9Server] = []
 
-    def start(count: int = 1, *, options: Sequence[str] = RECOMMENDED_OPTIONS) -> list[Bind9Server]:
+    def start(
+        count: int = 1,
+        *,
+        options: Sequence[str] = RECOMMENDED_OPTIONS,
+        also_notify: Sequence[tuple[str, int]] = (),
+    ) -> list[Bind9Server]:
         started = []
-        for _ in range(count):
-            server = start_server(lambda: Bind9Server(options=options))
+        for i in range(count):
+            listener = also_notify[i] if i < len(also_notify) else None
+            server = start_server(
+                lambda listener=listener: Bind9Server(options=options, also_notify=listener)
+            )
             servers.append(server)
             started.append(server)
         return started

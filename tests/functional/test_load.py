@@ -45,9 +45,10 @@ async def _offer(rig: load.Rig) -> tuple[load.Run, load_traffic.Load]:
 def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
     deployment: Deployment, bind9_factory: Bind9Factory
 ) -> None:
-    binds = bind9_factory(2)
+    notified = load.notify_listeners(2)
+    binds = bind9_factory(2, also_notify=[sock.getsockname() for sock in notified])
     load.start_zoneflow(deployment, binds, conductors=1)
-    rig = load.Rig(deployment, binds)
+    rig = load.Rig(deployment, binds, notified=notified)
 
     run, offered = asyncio.run(_offer(rig))
 
@@ -61,6 +62,10 @@ def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
     # every target served; any other change was served at its serial by both.
     deleted = {c.zone for c in run.changes if c.action == "delete"}
     assert all(c.zone in deleted for c in run.changes if c.superseded)
+    # The targets' NOTIFYs reached the sweeper, and had it ask in time to see changes
+    # served (a delete is always found by asking: no NOTIFY announces it).
+    assert run.sweeper["notifies"] > 0
+    assert run.sweeper["served_on_notify"] > 0
     assert load.lost(rig, offered) == []
     assert load.unserved_records(rig, offered) == []
     served = load_report.latencies(run.changes)

@@ -8,10 +8,15 @@ judgement of creates, updates and deletes to what a nameserver's answer means.
 from __future__ import annotations
 
 import random
+import select
+import socket
+import struct
+import time
 from typing import Any
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.rcode
 import dns.rrset
 import pytest
@@ -115,6 +120,64 @@ def test_a_delete_is_served_once_no_target_answers_for_the_zone() -> None:
         {"served": 0, "at": 3.0, "before": 2.75, "superseded": True},
         {"served": 1, "at": 3.0, "before": 0.75, "superseded": False},
     ]
+
+
+def test_the_sweeper_answers_a_notify_as_dnspython_would() -> None:
+    notify = dns.message.make_query(ZONE, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags |= dns.flags.AA
+    notify.answer.append(dns.rrset.from_text(ZONE, 300, "IN", "SOA", SOA.format(serial=9)))
+    wire = notify.to_wire()
+    question_end = 12 + len(_question())
+
+    answer = dns.message.from_wire(load_sweeper.notify_answer(wire[:question_end]))
+
+    assert notify.is_response(answer)
+    assert answer.opcode() == dns.opcode.NOTIFY and answer.rcode() == dns.rcode.NOERROR
+    assert not answer.answer
+
+
+def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_found() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        target.bind(("127.0.0.1", 0))
+        sweeper = load_sweeper.Sweeper(
+            [target.getsockname()],
+            minimum=0.01,
+            fraction=0.05,
+            maximum=1.0,
+            budget=1000,
+            out=lambda message: None,
+            notified=[listener],
+        )
+        sweeper.expect(0, ZONE, "update", 9, due=0.0)
+        started = time.monotonic()
+        assert sweeper.ask_due(started, 10) == 1  # asked once at the start
+        # Then, with a NOTIFY to come, not again for a second.
+        assert sweeper.ask_due(started + 0.5, 10) == 0
+
+        notify = dns.message.make_query(ZONE.upper(), "SOA")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        target.sendto(notify.to_wire(), listener.getsockname())
+        select.select([listener], [], [], 5)
+        sweeper.hear_notifies(0)
+
+        target.settimeout(5)
+        assert target.recvfrom(512)[0]  # the start's query
+        reply, _ = target.recvfrom(512)  # the NOTIFY's answer
+        assert notify.is_response(dns.message.from_wire(reply))
+        assert sweeper.notifies == 1
+        assert sweeper.ask_due(time.monotonic(), 10) == 1
+        query, _ = target.recvfrom(512)
+        zone, _, prompted = sweeper.asked[0][struct.unpack_from(">H", query)[0]]
+        assert zone == ZONE and prompted
+        answer = load_sweeper.read_soa(_answer(serial=9), _question())
+        assert answer is not None
+        sweeper._heard(0, ZONE, 0.0, 1.0, *answer, prompted=True)
+        assert (sweeper.served_on_notify, sweeper.served_on_poll) == (1, 0)
 
 
 def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:

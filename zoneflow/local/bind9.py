@@ -61,8 +61,7 @@ options {
 	listen-on-v6 { none; };
 	recursion no;
 	allow-new-zones yes;
-	notify no;
-	allow-query { any; };
+$notify	allow-query { any; };
 	allow-notify { $clients };
 	allow-transfer { $clients };
 	dnssec-validation no;
@@ -91,6 +90,7 @@ class Bind9Server(NameserverProcess):
         host: str = HOST,
         allow_from: Sequence[str] = (),
         options: Sequence[str] = RECOMMENDED_OPTIONS,
+        also_notify: tuple[str, int] | None = None,
     ) -> None:
         """``tsig_keys`` (name -> base64 secret, hmac-sha256) go into named.conf.
 
@@ -106,6 +106,11 @@ class Bind9Server(NameserverProcess):
         ``options``: more statements for named.conf's ``options`` block, each
         without its semicolon; by default RECOMMENDED_OPTIONS, ``()`` for
         BIND9's own defaults.
+
+        ``also_notify`` (host, port): a listener this server NOTIFYs each time
+        it loads a new serial of any zone, its first transfer included; by
+        default it NOTIFYs no one. A bench learns from it the moment a target
+        serves a change, without asking it again and again.
         """
         self.named = require_program("named")
         self.rndc_program = require_program("rndc")
@@ -119,6 +124,7 @@ class Bind9Server(NameserverProcess):
         self.tsig_keys = dict(tsig_keys or {})
         self.catalog = catalog
         self.options = tuple(options)
+        self.also_notify = also_notify
 
     def prepare(self) -> None:
         values = {
@@ -130,9 +136,19 @@ class Bind9Server(NameserverProcess):
             "workdir": self.workdir,
             "key_file": self.rndc_key_file,
             "catalog_options": "",
+            "notify": "\tnotify no;\n",
             "extra_options": "".join(f"\t{option};\n" for option in self.options),
             "clients": "".join(f"{client}; " for client in (self.host, *self.allow_from)),
         }
+        if self.also_notify is not None:
+            # At BIND9's defaults a zone's next NOTIFY waits notify-delay (5 s)
+            # after its last, and all of them keep to notify-rate (20 a second):
+            # a witness that late would tell when BIND9 got round to it.
+            host, port = self.also_notify
+            values["notify"] = (
+                f"\tnotify explicit;\n\talso-notify {{ {host} port {port}; }};\n"
+                "\tnotify-delay 0;\n\tnotify-rate 1000;\n"
+            )
         if self.catalog is not None:
             name, host, port = self.catalog
             values["catalog_options"] = (
