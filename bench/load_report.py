@@ -293,7 +293,15 @@ def describe(
         f"the arrival; an arrival still not sent {args.drain:g} s after it was due is given up "
         "and counts as not served in time. Served: a sweeper of its own (a separate process, "
         "plain DNS SOA queries to every target) saw every target answer the change's serial "
-        "(for a delete: no longer answer for the zone). The machine was shared with other work"
+        "(for a delete: no longer answer for the zone)"
+        + (
+            "; it asks a target when the target NOTIFYs it of a serial it loaded "
+            "(`also-notify` on the targets alone), and once a second otherwise (deletes, "
+            "which no NOTIFY announces, every 10 ms while young, then 5 % of their age)"
+            if not args.sweep_by_polling
+            else "; it asks every 10 ms while a change is young, then 5 % of its age"
+        )
+        + ". The machine was shared with other work"
         + (f" (the benchmark and its servers ran at `nice {os.nice(0)}`)" if os.nice(0) else "")
         + ": the 1-minute load average was "
         + "; ".join(f"{label} {r.load[0]:.1f} → {r.load[1]:.1f}" for label, r in runs)
