@@ -32,8 +32,7 @@ from bench import report  # noqa: E402
 from bench.orchestration import cpu_seconds  # noqa: E402
 from tests.functional.fixtures.knot import KnotServer  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
-from tests.support import make_zone  # noqa: E402
-from zoneflow import objects  # noqa: E402
+from tests.support import make_zone, pool_target  # noqa: E402
 from zoneflow.backends.impl_knot import KnotBackend  # noqa: E402
 
 BATCHES = (1, 10, 60)
@@ -80,16 +79,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="zoneflow-knot-batch-") as tmp,
         KnotServer(workdir=pathlib.Path(tmp)) as knot,
     ):
-        masters = [(HOST, free_port())]
-        target = objects.PoolTarget(
-            id="knot-batch",
-            pool_id="bench",
-            type="knot",
-            description="knot-batch",
-            masters=tuple(objects.HostPort(host, port) for host, port in masters),
-            options=knot.pool_target(masters)["options"],
-        )
-        backend = KnotBackend(target)
+        backend = KnotBackend(pool_target(knot.pool_target([(HOST, free_port())])))
         load_before = os.getloadavg()[0]
         rows = [row for batch in BATCHES for row in measure(knot, backend, batch, args.zones)]
         load_after = os.getloadavg()[0]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench import report  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
-from tests.support import make_zone  # noqa: E402
+from tests.support import make_zone, pool_target  # noqa: E402
 from zoneflow import objects  # noqa: E402
 from zoneflow.backends import rndc_config, rndc_protocol  # noqa: E402
 from zoneflow.backends.impl_bind9 import Bind9Backend  # noqa: E402
@@ -100,15 +100,8 @@ def measure(what: str, client: str, calls: list[Callable[[], object]], named_pid
 
 
 def bind9_target(server: Bind9Server, client: str) -> objects.PoolTarget:
-    options = server.pool_target([(HOST, free_port())])["options"]
-    return objects.PoolTarget(
-        id=f"bind9-{client}",
-        pool_id="bench",
-        type="bind9",
-        description=f"bench BIND9 ({client})",
-        masters=(objects.HostPort(HOST, free_port()),),
-        options={**options, "rndc_client": client},
-    )
+    described = server.pool_target([(HOST, free_port())])
+    return pool_target(described, target_id=f"bind9-{client}", rndc_client=client)
 
 
 def zones(prefix: str, calls: int) -> list[objects.Zone]:

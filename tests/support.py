@@ -148,6 +148,26 @@ def notifies_processed(records: list[logging.LogRecord]) -> list[tuple[str, int 
     ]
 
 
+def pool_target(
+    described: dict[str, Any],
+    *,
+    target_id: str = "t1",
+    description: str | None = None,
+    **options: Any,
+) -> objects.PoolTarget:
+    """A local server's ``pool_target(...)`` (a ``pools.yaml`` target) as the target a
+    backend is built from, ``options`` over its own (``description``: the label its
+    errors name it by)."""
+    return objects.PoolTarget(
+        id=target_id,
+        pool_id="p",
+        type=described["type"],
+        description=description or described["description"],
+        masters=tuple(objects.HostPort(m["host"], m["port"]) for m in described["masters"]),
+        options={**described["options"], **options},
+    )
+
+
 def make_zone(**overrides: Any) -> objects.Zone:
     """A Zone value with sensible fields, for tests that need no database."""
     zone = objects.Zone(

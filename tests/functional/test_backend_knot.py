@@ -20,12 +20,13 @@ import dns.rdatatype
 import dns.tsigkeyring
 import pytest
 
+from tests import support
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.support import eventually, make_zone
-from zoneflow import exceptions, objects
+from zoneflow import exceptions
 from zoneflow.backends.impl_knot import KnotBackend
 from zoneflow.dns import query
 
@@ -42,16 +43,9 @@ NOT_HELD = (dns.rcode.REFUSED, dns.rcode.NOTAUTH)
 
 
 def _backend(knot: KnotServer, masters: list[tuple[str, int]], **overrides: object) -> KnotBackend:
-    options = {**knot.pool_target(masters)["options"], **overrides}
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="knot",
-        description="knot-under-test",
-        masters=tuple(objects.HostPort(host, port) for host, port in masters),
-        options=options,
+    return KnotBackend(
+        support.pool_target(knot.pool_target(masters), description="knot-under-test", **overrides)
     )
-    return KnotBackend(target)
 
 
 def _primary(bind9: Bind9Server) -> list[tuple[str, int]]:

@@ -13,13 +13,14 @@ import threading
 import dns.rcode
 import pytest
 
+from tests import support
 from tests.functional.conftest import Bind9Factory
 from tests.functional.deployment import Deployment, answer, soa_serial
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.pdns import PowerDNSServer
 from tests.functional.fixtures.ports import free_port
 from tests.support import eventually, make_zone
-from zoneflow import exceptions, objects
+from zoneflow import exceptions
 from zoneflow.backends.impl_pdns import PowerDNSBackend
 
 ZONE = "pdns.example."
@@ -78,16 +79,9 @@ def _backend(
 ) -> PowerDNSBackend:
     if masters is None:
         masters = [("127.0.0.1", free_port())]
-    target_dict = pdns.pool_target(masters)
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="pdns",
-        description="pdns-under-test",
-        masters=tuple(objects.HostPort(host, port) for host, port in masters),
-        options={**target_dict["options"], **overrides},
+    return PowerDNSBackend(
+        support.pool_target(pdns.pool_target(masters), description="pdns-under-test", **overrides)
     )
-    return PowerDNSBackend(target)
 
 
 def _primary(bind: Bind9Server) -> None:

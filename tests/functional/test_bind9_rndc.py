@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 import pytest
 
+from tests import support
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import free_port
 from tests.support import make_zone
-from zoneflow import exceptions, objects
+from zoneflow import exceptions
 from zoneflow.backends.impl_bind9 import Bind9Backend
 
 ZONE = make_zone(name="rndc.example.", serial=1, status="PENDING", action="CREATE")
@@ -40,16 +41,8 @@ def bind_backend(rndc_client: str) -> Callable[..., Bind9Backend]:
 
 def bind9_backend(bind: Bind9Server, **overrides: object) -> Bind9Backend:
     """The BIND9 backend for ``bind``, its pool options overridden by ``overrides``."""
-    options = {**bind.pool_target([("127.0.0.1", free_port())])["options"], **overrides}
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="bind9",
-        description="bind-under-test",
-        masters=(objects.HostPort("127.0.0.1", free_port()),),
-        options=options,
-    )
-    return Bind9Backend(target)
+    target = bind.pool_target([("127.0.0.1", free_port())])
+    return Bind9Backend(support.pool_target(target, description="bind-under-test", **overrides))
 
 
 def _zones(bind: Bind9Server) -> str:

@@ -169,17 +169,8 @@ WRONG_SECRET = base64.b64encode(b"a secret mdns has never been told").decode()
 
 
 def _bind9_backend(bind: Bind9Server, mdns: mdns_server.MdnsServer, **tsig: str) -> Bind9Backend:
-    options = bind.pool_target([(mdns.host, mdns.port)], **tsig)["options"]
-    return Bind9Backend(
-        objects.PoolTarget(
-            id=f"bind-{bind.port}",
-            pool_id="p",
-            type="bind9",
-            description=f"bind9 on port {bind.port}",
-            masters=(objects.HostPort(mdns.host, mdns.port),),
-            options=options,
-        )
-    )
+    target = bind.pool_target([(mdns.host, mdns.port)], **tsig)
+    return Bind9Backend(support.pool_target(target, target_id=f"bind-{bind.port}"))
 
 
 def test_tsig_transfers_work_and_a_wrong_or_missing_key_is_refused(

@@ -46,16 +46,7 @@ def add_secondary(
 ) -> None:
     """Make ``knot`` a secondary of mdns for ``zone``, as the flows would."""
     target = knot.pool_target([(mdns.host, mdns.port)], tsig_key_name=tsig_key_name)
-    backend = KnotBackend(
-        objects.PoolTarget(
-            id=f"knot-{knot.port}",
-            pool_id="p",
-            type="knot",
-            description=target["description"],
-            masters=(objects.HostPort(mdns.host, mdns.port),),
-            options=target["options"],
-        )
-    )
+    backend = KnotBackend(support.pool_target(target, target_id=f"knot-{knot.port}"))
     backend.create_zone(zone)
 
 
