@@ -224,9 +224,10 @@ class Sweeper:
                 message, sender = sock.recvfrom(4096)
             except BlockingIOError:
                 return
-            if len(message) < 12:
-                continue
-            end = _skip_name(message, 12) + 4  # the question: its name, type and class
+            try:
+                end = _skip_name(message, 12) + 4  # the question: its name, type and class
+            except IndexError:
+                continue  # not a DNS message
             with contextlib.suppress(OSError):  # unanswered, it comes again
                 sock.sendto(notify_answer(message[:end]), sender)
             self.notifies += 1
@@ -406,7 +407,8 @@ async def sweeper_process(
     options: Sequence[str] = (),
     notified: Sequence[socket.socket] = (),
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """The sweeper, asking ``binds``; ``notified``: a socket for each, which it NOTIFYs."""
+    """The sweeper, asking ``binds``; ``notified``: a socket for each of them, which
+    that server NOTIFYs (see Sweeper)."""
     fds = [sock.fileno() for sock in notified]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
