@@ -31,7 +31,7 @@ from zoneflow.jobs.outcomes import Served
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import status as stored_status
-from zoneflow.taskflow_adapter import persistence
+from zoneflow.taskflow_adapter import fencing, persistence
 
 HOST = "127.0.0.1"
 
@@ -104,7 +104,7 @@ def test_a_nameserver_that_lags_past_its_first_notify_is_asked_less_and_less_oft
 def test_a_batch_poll_follows_its_first_zone_and_waits_once_for_all(
     lagging: LaggingNameserver, override: Callable[..., None]
 ) -> None:
-    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=1.5)
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=1.5, poll_window=1)
     listed = f"  nameservers: [{{host: {HOST}, port: {lagging.port}}}]\n"
     support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
     zones = [
@@ -129,10 +129,64 @@ def test_a_batch_poll_follows_its_first_zone_and_waits_once_for_all(
     assert len(asked) > 8 and set(asked[4:-4]) == {names[0]}, asked
 
 
-def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
+def test_a_batch_poll_asks_a_window_of_zones_at_each_round(
+    lagging: LaggingNameserver, override: Callable[..., None]
+) -> None:
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=1.0, poll_window=2)
+    listed = f"  nameservers: [{{host: {HOST}, port: {lagging.port}}}]\n"
+    support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+    zones = [
+        central_zones.create_zone(f"window{i}.example.", "hostmaster@example.com") for i in range(4)
+    ]
+    batch = {zone.id: [zone.name, zone.serial] for zone in zones}
+
+    PollBatch(objects.Action.UPDATE, HOST, lagging.port).execute(batch, list(batch))
+
+    # Every zone at the first and the last round; in between, the first two alone.
+    names = [zone.name for zone in zones]
+    asked = lagging.names
+    assert sorted(asked[:4]) == sorted(names) == sorted(asked[-4:]), asked
+    assert len(asked) > 12 and set(asked[4:-4]) == set(names[:2]), asked
+    assert asked[4:-4].count(names[0]) == asked[4:-4].count(names[1])
+
+
+def test_a_zone_a_nameserver_serves_before_the_first_is_found_at_the_next_round(
     override: Callable[..., None],
 ) -> None:
     override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=10.0)
+    names = ["first.example.", "second.example."]
+    # The second is served 0.2 s in, the first 1.5 s in.
+    server = LaggingNameserver(catch_up={names[0]: 1.5, names[1]: 0.2})
+    try:
+        listed = f"  nameservers: [{{host: {HOST}, port: {server.port}}}]\n"
+        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
+        found: dict[str, float] = {}
+
+        def seen(served: dict[str, Served]) -> None:
+            found.update(dict.fromkeys(served, time.monotonic()))
+
+        task = PollBatch(objects.Action.CREATE, HOST, server.port)
+        results = task._watch(
+            {zone.id: (zone.name, zone.serial) for zone in zones},
+            expect_removed=False,
+            fence=fencing.UNFENCED,
+            in_maintenance=False,
+            on_served=seen,
+        )
+    finally:
+        server.close()
+
+    assert all(served.ok for served in results.values()), results
+    first, second = (zone.id for zone in zones)
+    # The second was found at a round soon after it was served, not with the first.
+    assert found[first] - found[second] >= 1.0, found
+
+
+def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
+    override: Callable[..., None],
+) -> None:
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=10.0, poll_window=1)
     names = [f"turn{i}.example." for i in range(4)]
     server = LaggingNameserver(catch_up={name: 0.3 * i for i, name in enumerate(names)})
     try:

@@ -40,6 +40,16 @@ flow_opts = [
         "poll_interval): one that has not served a change within a second is busy, and "
         "asking it twenty times a second only adds to its load and the conductor's.",
     ),
+    cfg.IntOpt(
+        "poll_window",
+        default=10,
+        min=1,
+        help="Zones of a batch asked of a nameserver at each round of its poll: the first "
+        "one still waited for and those after it. A nameserver transfers several zones at "
+        "once and serves them in any order (BIND9: transfers-per-ns, 10 in the settings "
+        "doc/backends.md recommends); one asked only after the zones before it would wait "
+        "for them. 1 follows the first zone alone.",
+    ),
     cfg.FloatOpt(
         "poll_timeout",
         default=30.0,

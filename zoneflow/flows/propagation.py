@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -130,14 +131,17 @@ class _Poll(Task):
         the wait, which ``poll_timeout`` bounds for all of them together.
 
         A nameserver takes a batch's zones in about the order they were
-        NOTIFYed, so the wait follows the first zone still waited for (the
+        NOTIFYed, several at once (BIND9 transfers ``transfers-per-ns`` zones
+        at a time), so the wait follows the first zone still waited for (the
         head) as a poll of that zone alone would: asked every
         ``poll_interval``, less often once it lags past a second, NOTIFYed
-        again at doubling intervals. Each time the head is served, every zone
-        still waited for is asked at once (soa_probe: one socket, every
-        question in flight, answers read only as far as the serial), which
-        finds the ones served meanwhile and the next head. Asking every zone
-        every time instead would ask a busy nameserver many times more.
+        again at doubling intervals. Each round asks the head and the zones
+        after it, ``poll_window`` in all, which the nameserver may serve in
+        any order (soa_probe: one socket, every question in flight, answers
+        read only as far as the serial). Each time the head is served, every
+        zone still waited for is asked at once, which finds the ones served
+        meanwhile and the next head. Asking every zone every time instead
+        would ask a busy nameserver many times more when a batch is large.
         ``in_maintenance``: the maintenance state read for the first miss
         (None: read it then). ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
@@ -157,7 +161,10 @@ class _Poll(Task):
         # Looked for at the first miss and at each re-NOTIFY (not at every round).
         look_for_maintenance = True
         while waiting:
-            asked = list(waiting.items()) if every else [next(iter(waiting.items()))]
+            if every:
+                asked = list(waiting.items())
+            else:
+                asked = list(itertools.islice(waiting.items(), CONF.flows.poll_window))
             found = soa_probe.serials(
                 {address: [watched.wire for _, watched in asked]},
                 timeout=CONF.flows.query_timeout,
