@@ -369,6 +369,7 @@ class SweeperLink:
                 change = self._changes[message["served"]]
                 change.served, change.before = message["at"], message["before"]
                 change.superseded = message["superseded"]
+                change.by_notify = message["by_notify"]
             elif "ready" in message:
                 self._ready.set()
             else:

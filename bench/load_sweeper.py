@@ -110,6 +110,7 @@ class Expect:
     before: float = 0.0
     served: float = 0.0
     superseded: bool = False
+    by_notify: bool = False  # its last target's serving found by the query a NOTIFY prompted
 
     def served_by(self, rcode: int, authoritative: bool, serial: int | None) -> bool:
         if self.action == "delete":
@@ -279,7 +280,7 @@ class Sweeper:
                     self.served_on_poll += 1
                 if change.action == "delete":
                     self._supersede(watch, change, target, now)
-                self._served(watch, change, target, now)
+                self._served(watch, change, target, now, prompted=prompted)
             else:
                 change.before = max(change.before, sent_at)
         if not watch.changes:
@@ -293,10 +294,13 @@ class Sweeper:
                 change.superseded = True
                 self._served(watch, change, target, now)
 
-    def _served(self, watch: Watch, change: Expect, target: int, now: float) -> None:
+    def _served(
+        self, watch: Watch, change: Expect, target: int, now: float, *, prompted: bool = False
+    ) -> None:
         watch.changes.remove(change)
         change.left.discard(target)
-        change.served = max(change.served, now)
+        if now >= change.served:
+            change.served, change.by_notify = now, prompted
         if not change.left:
             del self.pending[change.index]
             self.out(
@@ -305,6 +309,7 @@ class Sweeper:
                     "at": change.served,
                     "before": change.before,
                     "superseded": change.superseded,
+                    "by_notify": change.by_notify,
                 }
             )
 

@@ -147,6 +147,9 @@ class Change:
     before: float | None = None
     # A later delete of its zone was served on some target before it was.
     superseded: bool = False
+    # The sweeper found it served by the query a target's NOTIFY prompted: served is
+    # then within about a millisecond of that target loading it, whatever ``before``.
+    by_notify: bool = False
     # When the API's event stream first said the zone was ACTIVE (DELETED) at its serial.
     active: float | None = None
 

@@ -104,7 +104,9 @@ def test_a_change_is_served_once_every_target_answers_its_serial_or_later() -> N
     heard.answer(1, _answer(rcode=dns.rcode.SERVFAIL, aa=False), at=1.75)
     heard.answer(1, _answer(serial=6), at=2.0)
     # Served by all at 2.0; not yet by target 1 when its query left at 1.5.
-    assert heard.served == [{"served": 0, "at": 2.0, "before": 1.5, "superseded": False}]
+    assert heard.served == [
+        {"served": 0, "at": 2.0, "before": 1.5, "superseded": False, "by_notify": False}
+    ]
     assert not heard.sweeper.watches
 
 
@@ -117,8 +119,8 @@ def test_a_delete_is_served_once_no_target_answers_for_the_zone() -> None:
     heard.answer(1, _answer(aa=False), at=3.0)
     # The update never reached target 1 before the zone went: superseded, not lost.
     assert heard.served == [
-        {"served": 0, "at": 3.0, "before": 2.75, "superseded": True},
-        {"served": 1, "at": 3.0, "before": 0.75, "superseded": False},
+        {"served": 0, "at": 3.0, "before": 2.75, "superseded": True, "by_notify": False},
+        {"served": 1, "at": 3.0, "before": 0.75, "superseded": False, "by_notify": False},
     ]
 
 
@@ -144,13 +146,14 @@ def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_fo
     ):
         listener.bind(("127.0.0.1", 0))
         target.bind(("127.0.0.1", 0))
+        said: list[dict[str, Any]] = []
         sweeper = load_sweeper.Sweeper(
             [target.getsockname()],
             minimum=0.01,
             fraction=0.05,
             maximum=1.0,
             budget=1000,
-            out=lambda message: None,
+            out=said.append,
             notified=[listener],
         )
         sweeper.expect(0, ZONE, "update", 9, due=0.0)
@@ -178,6 +181,9 @@ def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_fo
         assert answer is not None
         sweeper._heard(0, ZONE, 0.0, 1.0, *answer, prompted=True)
         assert (sweeper.served_on_notify, sweeper.served_on_poll) == (1, 0)
+        assert said == [
+            {"served": 0, "at": 1.0, "before": 0.0, "superseded": False, "by_notify": True}
+        ]
 
 
 def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:
