@@ -170,6 +170,8 @@ class ZoneMade:
     id: str
     recordsets: dict[str, tuple[str, list[str]]] = dataclasses.field(default_factory=dict)
     busy: int = 0
+    # By recordset id, the zone serial of the change its ``recordsets`` entry holds.
+    serials: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,7 +282,11 @@ class Load:
         change.status = status
         if status == 202:
             change.serial = int(body["serial"])
-            zone.recordsets[body["id"]] = (body["name"], records)
+            # Two changes of one recordset in flight at once: the database keeps the one
+            # committed last, which has the higher zone serial, whichever answer came last.
+            if change.serial >= zone.serials.get(body["id"], 0):
+                zone.serials[body["id"]] = change.serial
+                zone.recordsets[body["id"]] = (body["name"], records)
         else:
             change.error = _error(body)
 

@@ -7,6 +7,7 @@ judgement of creates, updates and deletes to what a nameserver's answer means.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import select
 import socket
@@ -184,6 +185,41 @@ def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_fo
         assert said == [
             {"served": 0, "at": 1.0, "before": 0.0, "superseded": False, "by_notify": True}
         ]
+
+
+class _Puts:
+    """An API whose first PUT commits first (the lower serial) but is answered last."""
+
+    def __init__(self) -> None:
+        self.serial = 4
+        self.second_answered = asyncio.Event()
+
+    async def request(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        assert method == "PUT"
+        self.serial += 1
+        serial = self.serial
+        if serial == 5:
+            await self.second_answered.wait()
+        else:
+            self.second_answered.set()
+        return 202, {"id": "rs1", "name": f"www.{ZONE}", "serial": serial}
+
+
+def test_a_recordset_changed_twice_at_once_is_expected_as_its_last_commit_left_it() -> None:
+    load_ = load_traffic.Load(_Puts(), random.Random(1))  # type: ignore[arg-type]
+    zone = load_traffic.ZoneMade(ZONE, "zone1", {"rs1": (f"www.{ZONE}", ["192.0.2.1"])})
+    load_.zones[ZONE] = zone
+    load_.rng.random = lambda: 0.0  # type: ignore[method-assign]  # a PUT, not a POST
+    first, second = (load_traffic.Change(i, 0, "update", 0.0) for i in range(2))
+
+    async def both() -> None:
+        await asyncio.gather(load_._update(first), load_._update(second))
+
+    asyncio.run(both())
+
+    assert (first.serial, second.serial) == (5, 6)
+    # The second's records, committed last though answered first.
+    assert zone.recordsets["rs1"] == (f"www.{ZONE}", ["198.18.0.3"])
 
 
 def test_arrivals_come_at_each_steps_rate_and_in_order() -> None:
