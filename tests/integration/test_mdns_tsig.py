@@ -33,6 +33,7 @@ from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
+from zoneflow.events import served
 from zoneflow.mdns import responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
@@ -273,6 +274,17 @@ def test_notify_is_processed_with_source_and_serial(
         (HOST, zone.serial),
         (HOST, zone.serial + 1),
     ]
+
+
+def test_a_nameservers_notify_is_passed_on_to_the_polls_waiting_on_it(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, override: Override
+) -> None:
+    override("events", driver="inprocess")
+    with served.Ear(HOST, {zone.id: zone.serial + 1}) as ear:
+        dns_query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial)  # not there yet
+        assert ear.wait(0) == set()
+        dns_query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial + 1)
+        assert ear.wait(5) == {zone.id}
 
 
 def test_notify_for_a_zone_mdns_does_not_hold_gets_notauth(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
+from zoneflow.events import served as served_word
 from zoneflow.flows.batch import BatchStatus, PollBatch
 from zoneflow.flows.propagation import PollForSerial
 from zoneflow.jobs.outcomes import Served
@@ -181,6 +183,40 @@ def test_a_zone_a_nameserver_serves_before_the_first_is_found_at_the_next_round(
     first, second = (zone.id for zone in zones)
     # The second was found at a round soon after it was served, not with the first.
     assert found[first] - found[second] >= 1.0, found
+
+
+def test_a_poll_asks_at_once_a_zone_its_nameserver_says_it_serves(
+    override: Callable[..., None],
+) -> None:
+    # Rounds thirty seconds apart: only the nameserver's word can end this poll sooner.
+    override(
+        "flows", poll_interval=30.0, poll_interval_max=30.0, renotify_interval=60.0, poll_timeout=90
+    )
+    override("events", driver="inprocess")
+    # Served from 0.2 s after the poll's first query, which finds it lagging.
+    server = LaggingNameserver(catch_up={"said.example.": 0.2})
+    try:
+        listed = f"  nameservers: [{{host: {HOST}, port: {server.port}}}]\n"
+        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zone = central_zones.create_zone("said.example.", "hostmaster@example.com")
+        # What mdns does with the nameserver's NOTIFY (see test_mdns_tsig.py), half a
+        # second in.
+        word = threading.Timer(0.5, served_word.announce, (zone.id, 4000000000, HOST))
+        word.start()
+        began = time.monotonic()
+        results = PollBatch(objects.Action.UPDATE, HOST, server.port)._watch(
+            {zone.id: (zone.name, zone.serial + 1)},
+            expect_removed=False,
+            fence=fencing.UNFENCED,
+            in_maintenance=False,
+        )
+        took = time.monotonic() - began
+    finally:
+        server.close()
+
+    assert results[zone.id] == Served(ok=True, serial=4000000000)
+    assert took < 20, took
+    assert len(server.asked) == 2  # the first round, and once at the word
 
 
 def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(

@@ -5,7 +5,9 @@ every session LISTENing on its channel, in commit order, and drops it on a
 rollback: the database the deployment already runs is the message bus, with
 no server added. One listening connection per process, in a thread of its
 own; each notification wakes that process's subscribers, who read the rows
-(the payload is the event's header only: see zoneflow.storage.events).
+(the payload is the event's header only: see zoneflow.storage.events). The
+same connection hears the nameservers' word for the polls
+(zoneflow.events.served), which is no event and wakes no subscriber.
 
 A connection lost misses the notifications sent meanwhile; the thread wakes
 the subscribers on reconnecting so they read what they missed from the table.
@@ -20,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoneflow.events import base, options
+from zoneflow.events import base, options, served
 from zoneflow.storage import db
 from zoneflow.storage import events as stored
 
@@ -74,6 +76,7 @@ class PostgresDriver(base.Driver):
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(f"LISTEN {stored.CHANNEL}")
+                cursor.execute(f"LISTEN {served.CHANNEL}")
             self._listening.set()
             # What was committed while this connection was away is read now.
             self.wake()
@@ -83,7 +86,11 @@ class PostgresDriver(base.Driver):
                     continue
                 conn.poll()
                 if conn.notifies:
-                    conn.notifies.clear()
-                    self.wake()
+                    notifies, conn.notifies[:] = list(conn.notifies), []
+                    for notice in notifies:
+                        if notice.channel == served.CHANNEL:
+                            served.heard_payload(notice.payload)
+                    if any(notice.channel != served.CHANNEL for notice in notifies):
+                        self.wake()
         finally:
             raw.close()

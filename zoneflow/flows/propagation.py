@@ -21,6 +21,7 @@ import dns.exception
 
 from zoneflow import exceptions, objects
 from zoneflow.dns import query, rules, soa_probe
+from zoneflow.events import served as served_word
 from zoneflow.flows.base import CONF, LATEST_SERIAL, Task, waits_for_database
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served
@@ -142,6 +143,10 @@ class _Poll(Task):
         zone still waited for is asked at once, which finds the ones served
         meanwhile and the next head. Asking every zone every time instead
         would ask a busy nameserver many times more when a batch is large.
+        Between rounds, a zone the nameserver itself says it now serves (its
+        NOTIFY to mdns, passed on through :mod:`zoneflow.events.served`) is
+        asked at once, alone: a nameserver configured to say so has each zone
+        seen served within milliseconds, whatever the round's interval.
         ``in_maintenance``: the maintenance state read for the first miss
         (None: read it then). ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
@@ -153,79 +158,110 @@ class _Poll(Task):
             for zone_id, (name, serial) in zones.items()
         }
         outcomes: dict[str, Served] = {}
-        address = (self.host, self.port)
-        every = True  # the next round asks every zone waited for, not the head alone
+        every = True  # the next round asks every zone waited for, not the window alone
+        head = next(iter(waiting), None)
         lagging_since, interval = started, CONF.flows.poll_interval
         renotify = CONF.flows.renotify_interval
         next_notify = started + renotify
         # Looked for at the first miss and at each re-NOTIFY (not at every round).
         look_for_maintenance = True
-        while waiting:
-            if every:
-                asked = list(waiting.items())
-            else:
-                asked = list(itertools.islice(waiting.items(), CONF.flows.poll_window))
-            found = soa_probe.serials(
-                {address: [watched.wire for _, watched in asked]},
-                timeout=CONF.flows.query_timeout,
-                retries=0,
-            )[address]
-            served = {}
-            for (zone_id, watched), finding in zip(asked, found, strict=True):
-                outcome = watched.judge(finding, expect_removed=expect_removed)
-                if outcome is not None:
-                    outcomes[zone_id] = served[zone_id] = outcome
-                    del waiting[zone_id]
-            if served and on_served is not None:
-                on_served(served)
-            if not waiting:
-                break
-            if look_for_maintenance and (
-                self._in_maintenance() if in_maintenance is None else in_maintenance
-            ):
-                # Thresholds do not count it: no reason to hold the job up for it.
-                for zone_id, watched in waiting.items():
-                    outcomes[zone_id] = Served(
-                        ok=False,
-                        serial=watched.seen,
-                        error=f"in maintenance, not waited for: {watched.error}",
+        # No NOTIFY announces a zone's removal: a delete's poll has nothing to hear.
+        wanted = (
+            {} if expect_removed else {zone_id: serial for zone_id, (_, serial) in zones.items()}
+        )
+        with served_word.Ear(self.host, wanted) as ear:
+            while waiting:
+                if every:
+                    asked = list(waiting.items())
+                else:
+                    asked = list(itertools.islice(waiting.items(), CONF.flows.poll_window))
+                self._ask(asked, waiting, outcomes, expect_removed, on_served)
+                if not waiting:
+                    break
+                if look_for_maintenance and (
+                    self._in_maintenance() if in_maintenance is None else in_maintenance
+                ):
+                    # Thresholds do not count it: no reason to hold the job up for it.
+                    for zone_id, watched in waiting.items():
+                        outcomes[zone_id] = Served(
+                            ok=False,
+                            serial=watched.seen,
+                            error=f"in maintenance, not waited for: {watched.error}",
+                        )
+                    break
+                look_for_maintenance = False
+                in_maintenance = None  # a re-NOTIFY's look reads it afresh
+                now = time.monotonic()
+                if now >= deadline:
+                    if not every:
+                        every = True  # a last look at every zone, so that each error is fresh
+                        continue
+                    for zone_id, watched in waiting.items():
+                        outcomes[zone_id] = self._timed_out(zone_id, watched, expect_removed)
+                    break
+                if head not in waiting:
+                    # The head is served: the next zone starts its own wait.
+                    head = next(iter(waiting))
+                    lagging_since, interval = now, CONF.flows.poll_interval
+                    renotify = CONF.flows.renotify_interval
+                    next_notify = now + renotify
+                    if not every:
+                        every = True  # the zones after it may be served too: ask them now
+                        continue
+                every = False
+                if now >= next_notify:
+                    look_for_maintenance = True
+                    over = self._notify_again(head, waiting[head], expect_removed, fence)
+                    if over is not None:
+                        outcomes[head] = over
+                        del waiting[head]
+                        every = True
+                        continue
+                    renotify = min(renotify * 2, CONF.flows.renotify_interval_max)
+                    next_notify = now + renotify
+                if now - lagging_since >= CONF.flows.renotify_interval:
+                    # Lagging past its first NOTIFY: it is busy, ask less often.
+                    interval = min(interval * 1.5, CONF.flows.poll_interval_max)
+                # Until the next round, a zone the nameserver says it serves (its NOTIFY
+                # to mdns) is asked at once; the head heard served ends the wait.
+                until = now + interval
+                while heard := [z for z in ear.wait(until - time.monotonic()) if z in waiting]:
+                    self._ask(
+                        [(z, waiting[z]) for z in heard],
+                        waiting,
+                        outcomes,
+                        expect_removed,
+                        on_served,
                     )
-                break
-            look_for_maintenance = False
-            in_maintenance = None  # a re-NOTIFY's look reads it afresh
-            now = time.monotonic()
-            if now >= deadline:
-                if not every:
-                    every = True  # a last look at every zone, so that each error is fresh
-                    continue
-                for zone_id, watched in waiting.items():
-                    outcomes[zone_id] = self._timed_out(zone_id, watched, expect_removed)
-                break
-            if asked[0][0] not in waiting:
-                # The head is served: the next zone starts its own wait.
-                lagging_since, interval = now, CONF.flows.poll_interval
-                renotify = CONF.flows.renotify_interval
-                next_notify = now + renotify
-                if not every:
-                    every = True  # the zones after it may be served too: ask them now
-                    continue
-            every = False
-            if now >= next_notify:
-                look_for_maintenance = True
-                head = next(iter(waiting))
-                over = self._notify_again(head, waiting[head], expect_removed, fence)
-                if over is not None:
-                    outcomes[head] = over
-                    del waiting[head]
-                    every = True
-                    continue
-                renotify = min(renotify * 2, CONF.flows.renotify_interval_max)
-                next_notify = now + renotify
-            if now - lagging_since >= CONF.flows.renotify_interval:
-                # Lagging past its first NOTIFY: it is busy, ask less often.
-                interval = min(interval * 1.5, CONF.flows.poll_interval_max)
-            time.sleep(interval)
+                    if head not in waiting:
+                        break
         return outcomes
+
+    def _ask(
+        self,
+        asked: list[tuple[str, _Watched]],
+        waiting: dict[str, _Watched],
+        outcomes: dict[str, Served],
+        expect_removed: bool,
+        on_served: Callable[[dict[str, Served]], None] | None,
+    ) -> None:
+        """One round: ask the nameserver for each of ``asked`` (zone id, what is waited
+        for), all at once; each zone found served leaves ``waiting`` for ``outcomes``,
+        and goes to ``on_served``."""
+        address = (self.host, self.port)
+        found = soa_probe.serials(
+            {address: [watched.wire for _, watched in asked]},
+            timeout=CONF.flows.query_timeout,
+            retries=0,
+        )[address]
+        served = {}
+        for (zone_id, watched), finding in zip(asked, found, strict=True):
+            outcome = watched.judge(finding, expect_removed=expect_removed)
+            if outcome is not None:
+                outcomes[zone_id] = served[zone_id] = outcome
+                del waiting[zone_id]
+        if served and on_served is not None:
+            on_served(served)
 
     def _notify_again(
         self, zone_id: str, watched: _Watched, expect_removed: bool, fence: fencing.Claim

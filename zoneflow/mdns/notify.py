@@ -1,7 +1,9 @@
 """NOTIFY to mdns (RFC 1996): a nameserver's word on the serial it serves.
 
-Acknowledged (NOERROR, AA) and logged with its source and serial; NOTAUTH for
-zones mdns does not hold; REFUSED from outside ``[mdns] allow_notify``.
+Acknowledged (NOERROR, AA), logged with its source and serial, and passed on
+to the polls waiting for the zone on that nameserver (zoneflow.events.served);
+NOTAUTH for zones mdns does not hold; REFUSED from outside ``[mdns]
+allow_notify``.
 The server holds each (source, zone) to ``[mdns] notify_rate``
 (:mod:`zoneflow.mdns.notify_limit`), reading which pair a datagram is
 with :func:`notify_key` before parsing it.
@@ -20,6 +22,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 
+from zoneflow.events import served
 from zoneflow.mdns import access, notify_limit, replies
 from zoneflow.storage import zones as stored_zones
 
@@ -69,6 +72,9 @@ def answer(
         LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
         return replies.error(query, dns.rcode.NOTAUTH)
     LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
+    if address is not None:
+        # The polls waiting for the zone on that nameserver ask it now.
+        served.announce(zone.id, serial, address)
     response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
     response.flags |= dns.flags.AA
     return response
