@@ -785,7 +785,12 @@ def main() -> int:
     parser.add_argument(
         "--sweep-by-polling",
         action="store_true",
-        help="the targets NOTIFY no one: the sweeper finds each change by asking (as before)",
+        help="the targets NOTIFY no sweeper: it finds each change by asking (as before)",
+    )
+    parser.add_argument(
+        "--silent-targets",
+        action="store_true",
+        help="the targets NOTIFY no mdns: zoneflow's polls find each change by asking alone",
     )
     parser.add_argument("--seed", type=int, default=17, help="of the arrivals and choices")
     parser.add_argument(
@@ -842,7 +847,9 @@ def main() -> int:
                 Bind9Server(
                     workdir=workdir / f"bind9-{i}",
                     catalog=catalog,
-                    also_notify=notified[i].getsockname() if notified else None,
+                    # mdns passes the word to the polls; the sweeper times the change.
+                    also_notify=([] if args.silent_targets else [(HOST, deployment.mdns_port)])
+                    + ([notified[i].getsockname()] if notified else []),
                 )
             )
             for i in range(args.targets)

@@ -287,7 +287,14 @@ def describe(
     runs = [(label, run) for label, run in (("steady", steady), ("ramp", ramp)) if run]
     parts = [
         f"{args.targets} BIND9 targets (with the settings doc/backends.md recommends: "
-        f"{'; '.join(RECOMMENDED_OPTIONS)}; {PROVISIONING[args.provisioning]}), ZooKeeper, "
+        f"{'; '.join(RECOMMENDED_OPTIONS)}; "
+        + (
+            "no NOTIFY to mdns of the serials they load, so the polls find each change by "
+            "asking alone; "
+            if args.silent_targets
+            else "a NOTIFY to mdns of each serial they load, which it passes to the polls; "
+        )
+        + f"{PROVISIONING[args.provisioning]}), ZooKeeper, "
         f"PostgreSQL 15, {args.conductors} "
         "`zoneflow conductor`, `zoneflow mdns`, `zoneflow producer`, `zoneflow inspector` and "
         "`zoneflow api`, each its own process as deployed, with their defaults"

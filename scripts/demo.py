@@ -63,13 +63,13 @@ def _run(state: pathlib.Path, *, once: bool) -> int:
     binds: list[targets.LocalNameserver] = []
     zookeeper: ZooKeeperServer | None = None
     try:
-        binds = targets.start("bind9", 2, state)
+        mdns_port = free_port()
+        binds = targets.start("bind9", 2, state, notify=[("127.0.0.1", mdns_port)])
         jobboard = os.environ.get("ZONEFLOW_JOBBOARD", "zake")
         zk_hosts = ""
         if jobboard == "zookeeper":
             zookeeper = ZooKeeperServer(workdir=state / "zookeeper").start()
             zk_hosts = zookeeper.hosts
-        mdns_port = free_port()
         conf = _write_config(state, mdns_port, _api_port(), jobboard, zk_hosts)
         pool = targets.pool("bind9", binds, [("127.0.0.1", mdns_port)], ns_domain=DEMO_ZONE)
         pools_file = targets.write_pools(state / "pools.yaml", [pool])

@@ -45,7 +45,7 @@ class Bind9Factory(Protocol):
         count: int = 1,
         *,
         options: Sequence[str] = RECOMMENDED_OPTIONS,
-        also_notify: Sequence[tuple[str, int]] = (),
+        also_notify: Sequence[Sequence[tuple[str, int]]] = (),
     ) -> list[Bind9Server]: ...
 
 
@@ -141,20 +141,20 @@ def postgres_database(postgres: PostgresServer, _synced_template: str) -> Iterat
 def bind9_factory() -> Iterator[Bind9Factory]:
     """``bind9_factory(n)`` starts ``n`` fresh BIND9 servers for this test, configured
     as doc/backends.md recommends (``options=()``: as BIND9 ships); the i-th NOTIFYs
-    ``also_notify[i]``, if given, of every serial it loads."""
+    the listeners ``also_notify[i]``, if given, of every serial it loads."""
     servers: list[Bind9Server] = []
 
     def start(
         count: int = 1,
         *,
         options: Sequence[str] = RECOMMENDED_OPTIONS,
-        also_notify: Sequence[tuple[str, int]] = (),
+        also_notify: Sequence[Sequence[tuple[str, int]]] = (),
     ) -> list[Bind9Server]:
         started = []
         for i in range(count):
-            listener = also_notify[i] if i < len(also_notify) else None
+            listeners = also_notify[i] if i < len(also_notify) else ()
             server = start_server(
-                lambda listener=listener: Bind9Server(options=options, also_notify=listener)
+                lambda listeners=listeners: Bind9Server(options=options, also_notify=listeners)
             )
             servers.append(server)
             started.append(server)

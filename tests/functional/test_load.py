@@ -46,7 +46,9 @@ def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
     deployment: Deployment, bind9_factory: Bind9Factory
 ) -> None:
     notified = load.notify_listeners(2)
-    binds = bind9_factory(2, also_notify=[sock.getsockname() for sock in notified])
+    binds = bind9_factory(
+        2, also_notify=[[(HOST, deployment.mdns_port), sock.getsockname()] for sock in notified]
+    )
     load.start_zoneflow(deployment, binds, conductors=1)
     rig = load.Rig(deployment, binds, notified=notified)
 

@@ -21,7 +21,7 @@ def up(args: argparse.Namespace) -> int:
     mdns_host = "127.0.0.1" if CONF.mdns.host in ("0.0.0.0", "::") else CONF.mdns.host
     masters = [(mdns_host, CONF.mdns.port)]
     with targets.stopped_by_signals():
-        servers = targets.start(args.kind, args.count, directory)
+        servers = targets.start(args.kind, args.count, directory, notify=masters)
         try:
             pools_file = targets.write_pools(
                 directory / "pools.yaml",

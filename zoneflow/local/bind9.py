@@ -31,6 +31,24 @@ RNDC_KEY_NAME = "rndc-key"
 #: is how many zones it transfers from mdns at once.
 RECOMMENDED_OPTIONS = ("serial-query-rate 1000", "transfers-per-ns 10")
 
+
+def notify_options(listeners: Sequence[tuple[str, int]]) -> list[str]:
+    """named.conf ``options`` statements (each without its semicolon) that have a
+    target NOTIFY ``listeners`` (host, port) of every serial it loads, and no one else.
+
+    At BIND9's defaults a zone's next NOTIFY waits ``notify-delay`` (5 s) after
+    its last, and all of them keep to ``notify-rate`` (20 a second): word that
+    late would tell when BIND9 got round to it, not when it served the zone.
+    """
+    addresses = " ".join(f"{host} port {port};" for host, port in listeners)
+    return [
+        "notify explicit",
+        f"also-notify {{ {addresses} }}",
+        "notify-delay 0",
+        "notify-rate 1000",
+    ]
+
+
 # string.Template texts: named.conf is full of braces, and has no dollars.
 KEY = """\
 key "$key" {
@@ -90,7 +108,7 @@ class Bind9Server(NameserverProcess):
         host: str = HOST,
         allow_from: Sequence[str] = (),
         options: Sequence[str] = RECOMMENDED_OPTIONS,
-        also_notify: tuple[str, int] | None = None,
+        also_notify: Sequence[tuple[str, int]] = (),
     ) -> None:
         """``tsig_keys`` (name -> base64 secret, hmac-sha256) go into named.conf.
 
@@ -107,10 +125,11 @@ class Bind9Server(NameserverProcess):
         without its semicolon; by default RECOMMENDED_OPTIONS, ``()`` for
         BIND9's own defaults.
 
-        ``also_notify`` (host, port): a listener this server NOTIFYs each time
-        it loads a new serial of any zone, its first transfer included; by
-        default it NOTIFYs no one. A bench learns from it the moment a target
-        serves a change, without asking it again and again.
+        ``also_notify``: (host, port) of each listener this server NOTIFYs
+        each time it loads a new serial of any zone, its first transfer
+        included; by default it NOTIFYs no one. mdns among them passes the
+        word to the polls (doc/backends.md); a bench learns from it the moment
+        a target serves a change, without asking it again and again.
         """
         self.named = require_program("named")
         self.rndc_program = require_program("rndc")
@@ -124,7 +143,7 @@ class Bind9Server(NameserverProcess):
         self.tsig_keys = dict(tsig_keys or {})
         self.catalog = catalog
         self.options = tuple(options)
-        self.also_notify = also_notify
+        self.also_notify = tuple(also_notify)
 
     def prepare(self) -> None:
         values = {
@@ -140,15 +159,8 @@ class Bind9Server(NameserverProcess):
             "extra_options": "".join(f"\t{option};\n" for option in self.options),
             "clients": "".join(f"{client}; " for client in (self.host, *self.allow_from)),
         }
-        if self.also_notify is not None:
-            # At BIND9's defaults a zone's next NOTIFY waits notify-delay (5 s)
-            # after its last, and all of them keep to notify-rate (20 a second):
-            # a witness that late would tell when BIND9 got round to it.
-            host, port = self.also_notify
-            values["notify"] = (
-                f"\tnotify explicit;\n\talso-notify {{ {host} port {port}; }};\n"
-                "\tnotify-delay 0;\n\tnotify-rate 1000;\n"
-            )
+        if self.also_notify:
+            values["notify"] = "".join(f"\t{line};\n" for line in notify_options(self.also_notify))
         if self.catalog is not None:
             name, host, port = self.catalog
             values["catalog_options"] = (

@@ -38,8 +38,18 @@ KINDS: dict[str, type[Bind9Server] | type[KnotServer]] = {
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def start(kind: str, count: int, directory: pathlib.Path) -> list[LocalNameserver]:
-    """Start ``count`` fresh ``kind`` servers in ``directory``/KIND-N: all of them, or none."""
+def start(
+    kind: str,
+    count: int,
+    directory: pathlib.Path,
+    *,
+    notify: Sequence[tuple[str, int]] = (),
+) -> list[LocalNameserver]:
+    """Start ``count`` fresh ``kind`` servers in ``directory``/KIND-N: all of them, or none.
+
+    BIND9 servers NOTIFY ``notify`` (mdns: doc/backends.md) of each serial they
+    load; Knot servers are not set up for it yet.
+    """
     if kind not in KINDS:
         raise exceptions.InvalidInput(
             f"there is no local server kind {kind!r}: choose one of {', '.join(sorted(KINDS))}"
@@ -54,7 +64,10 @@ def start(kind: str, count: int, directory: pathlib.Path) -> list[LocalNameserve
             # Fresh every time: new ports and keys, and no zones left from a
             # pool the database may no longer hold.
             shutil.rmtree(workdir, ignore_errors=True)
-            server = KINDS[kind](workdir=workdir)
+            if kind == "bind9":
+                server: LocalNameserver = Bind9Server(workdir=workdir, also_notify=notify)
+            else:
+                server = KINDS[kind](workdir=workdir)
             servers.append(server)
             server.start()
     except BaseException:
