@@ -18,7 +18,6 @@ one process) hands it over directly.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import queue
 import threading
@@ -28,6 +27,7 @@ from typing import NamedTuple, Self
 
 import sqlalchemy as sa
 
+from zoneflow.dns import addresses
 from zoneflow.events import options
 from zoneflow.storage import db
 
@@ -47,18 +47,6 @@ class Heard(NamedTuple):
     host: str
 
 
-def _plain(host: str) -> str:
-    """An address in one spelling (::ffff:127.0.0.1 as 127.0.0.1, 2001:DB8::1 in lower
-    case), so that mdns's view of a source and a target's ``host`` option compare."""
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
 class Ear:
     """One poll's ear: the zones it waits for on the nameserver at ``host``, each at a
     serial (None: its removal, which no NOTIFY announces).
@@ -68,7 +56,7 @@ class Ear:
     """
 
     def __init__(self, host: str, wanted: Mapping[str, int | None]) -> None:
-        self.host = _plain(host)
+        self.host = addresses.spelled(host)
         self._wanted = dict(wanted)
         self._heard: set[str] = set()
         self._news = threading.Event()
@@ -181,7 +169,7 @@ def payloads(words: list[Heard]) -> list[str]:
 def announce(zone_id: str, serial: int | None, host: str) -> None:
     """Tell every poll waiting for the zone on a nameserver at ``host`` that it serves
     ``serial``. Never blocks: the word leaves from a thread of its own."""
-    word = Heard(zone_id, serial, _plain(host))
+    word = Heard(zone_id, serial, addresses.spelled(host))
     if CONF.events.driver != "postgres":
         _EARS.tell([word])
         return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import ipaddress
 import itertools
 import logging
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import dns.exception
 
 from zoneflow import exceptions, objects
-from zoneflow.dns import query, rules, soa_probe
+from zoneflow.dns import addresses, query, rules, soa_probe
 from zoneflow.events import served as served_word
 from zoneflow.flows.base import CONF, LATEST_SERIAL, Task, waits_for_database
 from zoneflow.jobs import steps
@@ -368,14 +367,6 @@ def _target_at(zone_id: str, host: str, port: int) -> objects.PoolTarget | None:
     return None
 
 
-def _address(text: str) -> str:
-    """An address in one spelling (2001:DB8::1 and 2001:db8:0::1 alike)."""
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text  # a host name: compared as written
-
-
 def _utcnow() -> datetime.datetime:
     """Now, as storage writes its times (UTC, naive)."""
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -390,8 +381,8 @@ def _transfer_witness(
 ) -> str:
     """What mdns saw of ``target`` transferring the zone, as a clause of an error."""
     who = f"target {target.label}"
-    source = _address(str(target.options.get("host")))
-    last = next((t for t in transfers if _address(t.source) == source), None)
+    source = addresses.spelled(str(target.options.get("host")))
+    last = next((t for t in transfers if addresses.spelled(t.source) == source), None)
     if last is None:
         masters = ", ".join(str(m) for m in target.masters) or "its masters"
         said = (

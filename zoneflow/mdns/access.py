@@ -9,7 +9,7 @@ import dns.message
 import dns.name
 
 from zoneflow import exceptions, objects
-from zoneflow.dns import tsig
+from zoneflow.dns import addresses, tsig
 from zoneflow.mdns import options
 
 CONF = options.CONF
@@ -33,15 +33,8 @@ def networks(option: str) -> tuple[Network, ...]:
 
 def allowed(address: str | None, within: tuple[Network, ...]) -> bool:
     """Whether ``address`` (None when unknown: never) is in one of ``within``."""
-    if address is None:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in within)
+    ip = None if address is None else addresses.parse(address)
+    return ip is not None and any(ip in network for network in within)
 
 
 def pool_keys(pool: objects.Pool) -> frozenset[dns.name.Name]:

@@ -21,11 +21,11 @@ pairs are dropped until the next write (a flood of clients).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import threading
 
 from zoneflow import objects
+from zoneflow.dns import addresses
 from zoneflow.storage import models
 from zoneflow.storage import transfers as stored_transfers
 
@@ -38,24 +38,12 @@ Key = tuple[str, str]  # (zone id, client address)
 WRITE_BATCH = 500
 
 
-def _plain(address: str) -> str:
-    """An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as IPv4: the
-    address a pool's target options name it by."""
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
 def from_target(pool: objects.Pool, address: str | None) -> bool:
     """Whether ``address`` is the host of one of the pool's targets: only their
     queries are noted (anyone may ask for an SOA)."""
     if address is None:
         return False
-    plain = _plain(address)
+    plain = addresses.spelled(address)
     return any(str(target.options.get("host")) == plain for target in pool.targets)
 
 
@@ -73,7 +61,7 @@ class TransferLog:
     def note(self, zone_id: str, source: str, serial: int, kind: str, *, completed: bool) -> None:
         """Remember one transfer of ``serial`` to ``source``, whole or ended early."""
         now = models.utcnow()
-        source = _plain(source)
+        source = addresses.spelled(source)
         key = (zone_id, source)
         with self._lock:
             before = self._pending.get(key)
@@ -95,7 +83,7 @@ class TransferLog:
         """Remember that ``source`` asked for a zone: ``kind`` SOA (``serial`` 0: not
         known), or IXFR-QUERY from the ``serial`` it serves. The newest per pair wins."""
         now = models.utcnow()
-        source = _plain(source)
+        source = addresses.spelled(source)
         key = (zone_id, source)
         with self._lock:
             if key not in self._asked and len(self._asked) >= self.max_keys:
