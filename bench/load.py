@@ -31,15 +31,19 @@ servers, ZooKeeper, PostgreSQL, ``--conductors`` ``zoneflow conductor``,
   millisecond or so of BIND9's loading it. Asked at a steady pace instead,
   as before, a change was seen served up to 5 % of its age late (150 ms at
   3 s), which made ACTIVE look closer to served than it was; and it took
-  214 queries a change on 8 targets where this takes 47. A zone is also
+  214 queries a change on 8 targets where this takes 50 to 80. A zone is also
   asked of a target once a second, in case a NOTIFY was lost; and a zone
   with a delete waiting, which no NOTIFY announces, every 10 ms while the
   delete is young, then every 5 % of its age (at most every second).
   ``--sweep-by-polling`` asks every change at that pace, as before (the
-  targets NOTIFY no one). The sweeper keeps to ``--sweep-budget``
+  targets NOTIFY no sweeper). The sweeper keeps to ``--sweep-budget``
   queries a second in all: under overload its resolution (the time between
   the last answer without the change and the first with it) grows, and is
   reported, with the share of changes found through a NOTIFY.
+* **The targets' word to zoneflow**: each target also NOTIFYs mdns of each
+  serial it loads, as doc/backends.md recommends, and mdns passes it to the
+  polls waiting for that zone there; ``--silent-targets`` leaves that out,
+  and the polls find each change by asking alone.
 * **ACTIVE against served**: the API's event stream (``/v2/events``), read
   from the start, says when zoneflow first reported each change's zone ACTIVE
   (or DELETED) at its serial; compared with when the sweeper saw it served.
