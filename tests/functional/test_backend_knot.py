@@ -26,7 +26,7 @@ from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.knot import KnotServer
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.support import eventually, make_zone
-from zoneflow import exceptions
+from zoneflow import exceptions, objects
 from zoneflow.backends.impl_knot import KnotBackend
 from zoneflow.dns import query
 
@@ -376,3 +376,29 @@ def test_a_batch_knotd_refuses_in_part_configures_none_of_it(knot: KnotServer) -
     assert _no_open_transaction(knot)
     backend.create_zones(zones[:1])
     assert _configured(knot, "zone[good.knot.example.]") != ""
+
+
+@pytest.mark.parametrize("value", [True, "yes", "false", 0])
+def test_notify_masters_is_read_as_a_flag(value: object) -> None:
+    target = objects.PoolTarget(
+        id="t1",
+        pool_id="p",
+        type="knot",
+        description="knot-under-test",
+        masters=(),
+        options={"notify_masters": value},
+    )
+    assert KnotBackend(target).notify_masters is (str(value).lower() in ("true", "yes", "1"))
+
+
+def test_a_notify_masters_that_is_no_flag_is_named() -> None:
+    target = objects.PoolTarget(
+        id="t1",
+        pool_id="p",
+        type="knot",
+        description="knot-under-test",
+        masters=(),
+        options={"notify_masters": "maybe"},
+    )
+    with pytest.raises(exceptions.BackendError, match="notify_masters must be true or false"):
+        KnotBackend(target)

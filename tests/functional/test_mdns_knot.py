@@ -32,6 +32,7 @@ from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.dns import query
+from zoneflow.events import served
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
 
@@ -93,6 +94,29 @@ def test_knot_transfers_the_zone_from_mdns(
     assert ns == {"ns1.example.org."}
     assert incoming_transfers(knot, ZONE) == ["AXFR"]
     assert mdns.responder.transfers["AXFR"] == 1
+
+
+def test_knot_tells_mdns_each_serial_it_loads_and_mdns_tells_the_polls(
+    knot: KnotServer,
+    mdns: mdns_server.MdnsServer,
+    zone: objects.Zone,
+    override: Callable[..., None],
+) -> None:
+    override("events", driver="inprocess")  # mdns and the "poll" share this process
+    with served.Ear(knot.host, {zone.id: zone.serial}) as ear:
+        add_secondary(knot, mdns, zone)
+        eventually(
+            lambda: zone.id in ear.wait(0.1),
+            timeout=10,
+            what="Knot's NOTIFY of the zone it loaded, passed on by mdns",
+        )
+    assert served_serial(knot) == zone.serial
+    central_recordsets.create_recordset(ZONE, "told", "A", ["192.0.2.53"])
+    serial = stored_reads.get_zone(zone.id).serial
+    with served.Ear(knot.host, {zone.id: serial}) as ear:
+        assert query.send_notify(ZONE, knot.host, knot.port, serial=serial) == dns.rcode.NOERROR
+        eventually(lambda: zone.id in ear.wait(0.1), timeout=10, what="the new serial's word")
+    assert served_serial(knot) == serial
 
 
 def test_a_one_record_change_reaches_knot_by_ixfr(

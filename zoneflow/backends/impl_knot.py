@@ -8,6 +8,9 @@ Target options:
 ``tsig_key_name``         a key defined in knotd's own configuration (its
                           ``key:`` section); transfers from the masters are
                           signed with it. Default: unsigned transfers
+``notify_masters``        whether each zone NOTIFYs its masters (mdns) as it
+                          loads a new serial, which mdns passes on to the polls
+                          waiting for it (zoneflow.events.served). Default true
 
 knotd must run from a configuration database (``knotd -C confdb``, filled
 once with ``knotc conf-import``): started from a text file (``-c``) it still
@@ -15,11 +18,13 @@ takes the changes, but forgets them at its next reload or restart. knotc
 speaks to a UNIX socket, so this backend runs on the Knot host.
 
 Zones are written in one confdb transaction, a batch's together: each master
-as a remote, an acl allowing NOTIFY from it, then the zones naming them, the
-commands read by one knotc from its standard input. Any failure aborts the
-transaction, so knotd is never left with half a zone or an open transaction
-(unless knotd hangs too long to take the abort: the next change then ends
-the empty transaction a timed-out conf-begin leaves behind). Updates need
+as a remote, an acl allowing NOTIFY from it, then the zones naming them (as
+their masters, and, unless ``notify_masters`` is false, as whom they NOTIFY of
+each serial they load), the commands read by one knotc from its standard
+input. Any failure aborts the transaction, so knotd is never left with half
+a zone or an open transaction (unless knotd hangs too long to take the
+abort: the next change then ends the empty transaction a timed-out
+conf-begin leaves behind). Updates need
 nothing: the flows' NOTIFY makes knotd fetch the new serial.
 Remote and acl ids are made from the master's address (and key), so zones
 share them; they are never removed, since other zones may still use them.
@@ -62,6 +67,19 @@ _NOT_DEFINED = "(not exists)"
 _BUSY_INTERVAL = 0.1
 
 
+def _flag(value: object, name: str, target: objects.PoolTarget) -> bool:
+    """A target option that is true or false (YAML's booleans, or their words)."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "yes", "1"):
+        return True
+    if str(value).lower() in ("false", "no", "0"):
+        return False
+    raise exceptions.BackendError(
+        target.label, f"option {name} must be true or false, not {value!r}"
+    )
+
+
 class KnotBackend(Backend):
     def __init__(self, target: objects.PoolTarget) -> None:
         super().__init__(target)
@@ -70,6 +88,7 @@ class KnotBackend(Backend):
         self.timeout = float(options.get("knotc_timeout", 10))
         key = options.get("tsig_key_name")
         self.tsig_key_name = str(key) if key else None
+        self.notify_masters = _flag(options.get("notify_masters", True), "notify_masters", target)
 
     # --- the contract --------------------------------------------------------
 
@@ -106,8 +125,11 @@ class KnotBackend(Backend):
         for zone in zones:
             commands.append((f"zone[{zone.name}]", ""))
             for master in masters:
-                commands.append((f"zone[{zone.name}].master", self._remote_id(master)))
+                remote = self._remote_id(master)
+                commands.append((f"zone[{zone.name}].master", remote))
                 commands.append((f"zone[{zone.name}].acl", self._acl_id(master)))
+                if self.notify_masters:
+                    commands.append((f"zone[{zone.name}].notify", remote))
         with self._transaction(what):
             lines = [f"conf-set {item} {value}".rstrip() for item, value in commands]
             answers = self._knotc_lines(lines, what)
