@@ -48,7 +48,8 @@ def start(
     """Start ``count`` fresh ``kind`` servers in ``directory``/KIND-N: all of them, or none.
 
     BIND9 servers NOTIFY ``notify`` (mdns: doc/backends.md) of each serial they
-    load; Knot servers are not set up for it yet.
+    load; on Knot servers the backend sets that up zone by zone (its
+    ``notify_masters``).
     """
     if kind not in KINDS:
         raise exceptions.InvalidInput(
