@@ -378,27 +378,26 @@ def test_a_batch_knotd_refuses_in_part_configures_none_of_it(knot: KnotServer) -
     assert _configured(knot, "zone[good.knot.example.]") != ""
 
 
+def _with_notify_masters(value: object) -> KnotBackend:
+    options = {"notify_masters": value}
+    return KnotBackend(
+        objects.PoolTarget(
+            id="t1",
+            pool_id="p",
+            type="knot",
+            description="knot-under-test",
+            masters=(),
+            options=options,
+        )
+    )
+
+
 @pytest.mark.parametrize("value", [True, "yes", "false", 0])
 def test_notify_masters_is_read_as_a_flag(value: object) -> None:
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="knot",
-        description="knot-under-test",
-        masters=(),
-        options={"notify_masters": value},
-    )
-    assert KnotBackend(target).notify_masters is (str(value).lower() in ("true", "yes", "1"))
+    flag = _with_notify_masters(value).notify_masters
+    assert flag is (str(value).lower() in ("true", "yes", "1"))
 
 
 def test_a_notify_masters_that_is_no_flag_is_named() -> None:
-    target = objects.PoolTarget(
-        id="t1",
-        pool_id="p",
-        type="knot",
-        description="knot-under-test",
-        masters=(),
-        options={"notify_masters": "maybe"},
-    )
     with pytest.raises(exceptions.BackendError, match="notify_masters must be true or false"):
-        KnotBackend(target)
+        _with_notify_masters("maybe")
