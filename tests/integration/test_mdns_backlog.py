@@ -106,9 +106,9 @@ def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
     waited: list[float] = []
     answer = mdns._answer_datagram
 
-    def timed(wire: bytes, addr: object, received: float) -> list[bytes] | None:
+    def timed(wire: bytes, addr: object, received: float, notify: bool) -> list[bytes] | None:
         wait = time.monotonic() - received
-        replies = answer(wire, addr, received)
+        replies = answer(wire, addr, received, notify)
         if replies is not None:
             waited.append(wait)
         return replies

@@ -198,3 +198,18 @@ def test_idle_pairs_are_forgotten_and_the_table_is_bounded() -> None:
     assert not limiter.admit(("192.0.2.3", PAIR[1]), 0.5)  # full, none idle yet
     assert limiter.admit(("192.0.2.3", PAIR[1]), 1.5)  # the first two have refilled
     assert len(limiter) == 1
+
+
+def test_a_notify_that_waited_long_for_a_thread_is_still_processed(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="zoneflow.mdns.notify")
+    received = time.monotonic() - 10 * mdns_server.MAX_UDP_WAIT
+    addr = (HOST, 53000)
+    # A query that waited that long is dropped (its client asked again long ago)...
+    query = dns.message.make_query(ZONE, dns.rdatatype.SOA).to_wire()
+    assert mdns._answer_datagram(query, addr, received) is None
+    # ...but a NOTIFY the limiter let through is processed: it may be the newest serial.
+    replies = mdns._answer_datagram(notify_wire(zone.serial + 7), addr, received, notify=True)
+    assert replies and dns.message.from_wire(replies[0]).rcode() == dns.rcode.NOERROR
+    assert support.notifies_processed(caplog.records) == [(HOST, zone.serial + 7)]

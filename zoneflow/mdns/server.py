@@ -192,10 +192,13 @@ class MdnsServer:
         peak, self._udp_peak = self._udp_peak, len(self._udp_tasks)
         return peak
 
-    def _answer_datagram(self, wire: bytes, addr: object, received: float) -> list[bytes] | None:
+    def _answer_datagram(
+        self, wire: bytes, addr: object, received: float, notify: bool = False
+    ) -> list[bytes] | None:
         """The replies to a datagram, or None if it waited past ``MAX_UDP_WAIT`` for
-        this thread: then its client has moved on, and it is dropped unread."""
-        if time.monotonic() - received > MAX_UDP_WAIT:
+        this thread: then its client has moved on, and it is dropped unread. A
+        ``notify`` is never dropped (see _notify_udp)."""
+        if not notify and time.monotonic() - received > MAX_UDP_WAIT:
             return None
         return list(
             self.responder.answer(wire, tcp=False, peer=_peer(addr), address=_address(addr))
@@ -217,8 +220,10 @@ class MdnsServer:
         self._start_udp(self._udp_tasks, (protocol, data, addr))
         self._udp_peak = max(self._udp_peak, len(self._udp_tasks))
 
-    def _start_udp(self, tasks: set[asyncio.Task[None]], datagram: _Datagram) -> None:
-        task = asyncio.ensure_future(self._answer_udp(*datagram, time.monotonic()))
+    def _start_udp(
+        self, tasks: set[asyncio.Task[None]], datagram: _Datagram, *, notify: bool = False
+    ) -> None:
+        task = asyncio.ensure_future(self._answer_udp(*datagram, time.monotonic(), notify))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -227,12 +232,16 @@ class MdnsServer:
 
         One past the rate is held (replacing any held before it) and
         answered when the rate allows: a flood costs one answer per turn,
-        and the newest serial announced is the one processed.
+        and the newest serial announced is the one processed. A NOTIFY is
+        never dropped for waiting long for a thread, as a query is: the
+        limiter already bounds how many wait (MAX_PENDING_NOTIFY), and the
+        newest one must be processed however late (on a busy machine a held
+        NOTIFY's wait once passed MAX_UDP_WAIT, and its serial was lost).
         """
         now = time.monotonic()
         busy = len(self._notify_tasks) >= MAX_PENDING_NOTIFY
         if not busy and self.notifies.admit(key, now):
-            self._start_udp(self._notify_tasks, datagram)
+            self._start_udp(self._notify_tasks, datagram, notify=True)
             return
         if busy:
             self._log_notify_busy(now)
@@ -251,7 +260,7 @@ class MdnsServer:
             return
         datagram = self.notifies.release(key, now)
         if datagram is not None:
-            self._start_udp(self._notify_tasks, datagram)
+            self._start_udp(self._notify_tasks, datagram, notify=True)
 
     def _log_notify_busy(self, now: float) -> None:
         if now - self._notify_busy_logged >= 1.0:  # once a second, not once a datagram
@@ -261,10 +270,15 @@ class MdnsServer:
             )
 
     async def _answer_udp(
-        self, protocol: _UdpProtocol, data: bytes, addr: tuple[str, int], received: float
+        self,
+        protocol: _UdpProtocol,
+        data: bytes,
+        addr: tuple[str, int],
+        received: float,
+        notify: bool,
     ) -> None:
         try:
-            call = functools.partial(self._answer_datagram, data, addr, received)
+            call = functools.partial(self._answer_datagram, data, addr, received, notify)
             replies = await self._in_pool(call)
             if replies is None:
                 self._log_late()
