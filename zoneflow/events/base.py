@@ -45,6 +45,11 @@ class Driver(abc.ABC):
             self._changed.wait_for(lambda: self._generation != seen, timeout)
             return self._generation
 
+    def listening(self, timeout: float) -> bool:
+        """Whether this process hears what other processes publish now (waiting up to
+        ``timeout`` seconds for it): at once, unless the driver listens in a thread."""
+        return True
+
     @abc.abstractmethod
     def start(self) -> None:
         """Begin listening (called once, before the first subscriber waits)."""

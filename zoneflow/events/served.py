@@ -35,6 +35,8 @@ LOG = logging.getLogger(__name__)
 CONF = options.CONF
 
 CHANNEL = "zoneflow_served"
+# Seconds a process's first poll waits for the driver's LISTEN to be in place.
+LISTEN_WAIT = 5.0
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
 PAYLOAD_LIMIT = 7000
 
@@ -130,10 +132,17 @@ _EARS = _Ears()
 
 
 def _listening() -> None:
-    """Have this process's event driver LISTEN (it hears :data:`CHANNEL` too)."""
+    """Have this process's event driver LISTEN (it hears :data:`CHANNEL` too).
+
+    The driver makes its LISTEN from a thread of its own, and a word sent before
+    that is in place is lost: so the first poll of a process waits for it (up to
+    LISTEN_WAIT), and every later one finds it in place. Without the wait, the
+    first change a conductor ran after it started waited a whole round.
+    """
     from zoneflow.events import bus  # the driver is loaded on first use
 
-    bus.get_driver()
+    if not bus.get_driver().listening(LISTEN_WAIT):
+        LOG.info("served: not listening yet after %gs; polls ask at their rounds", LISTEN_WAIT)
 
 
 def heard_payload(payload: str) -> None:
