@@ -153,6 +153,25 @@ def _created_zones(names: list[str]) -> list[objects.Zone]:
     return [central_zones.create_zone(name, "hostmaster@batch.example") for name in names]
 
 
+def _created_batch_settled(
+    board: Any, conductor: daemon.Conductor
+) -> tuple[list[objects.Zone], dict[str, objects.Zone]]:
+    """NAMES created, posted as one create-zones job and run by ``conductor``: the zones
+    as created, and each as it settled, by name."""
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    conductor.start()
+    return zones, {zone.name: wait_settled(zone.id) for zone in zones}
+
+
+# A batch of NAMES whose second zone failed.
+SECOND_FAILED = {
+    NAMES[0]: objects.Status.ACTIVE,
+    NAMES[1]: objects.Status.ERROR,
+    NAMES[2]: objects.Status.ACTIVE,
+}
+
+
 def _posted_alone(board: Any, kind: objects.JobKind) -> jobs.JobInfo:
     """The one job a relay posts for what waits in the outbox: of ``kind``."""
     backend = persistence.get_backend()
@@ -192,16 +211,8 @@ def test_a_create_below_the_threshold_is_removed_again_and_the_others_of_its_bat
     board: Any, idle_conductor: daemon.Conductor
 ) -> None:
     good, bad = load_pool({}, {"fail_zones": NAMES[1]}).targets
-    zones = _created_zones(NAMES)
-    _posted_alone(board, objects.JobKind.CREATE_ZONES)
-
-    idle_conductor.start()
-    settled = {zone.name: wait_settled(zone.id) for zone in zones}
-    assert {name: z.status for name, z in settled.items()} == {
-        NAMES[0]: objects.Status.ACTIVE,
-        NAMES[1]: objects.Status.ERROR,
-        NAMES[2]: objects.Status.ACTIVE,
-    }
+    zones, settled = _created_batch_settled(board, idle_conductor)
+    assert {name: z.status for name, z in settled.items()} == SECOND_FAILED
     # What create-zone's revert leaves: the zone ERROR, its action kept for a
     # recovery, and removed again from the target that got it.
     failed = settled[NAMES[1]]
@@ -635,12 +646,8 @@ def test_a_backend_that_batches_gets_a_batchs_creates_in_one_call(
 ) -> None:
     record = tmp_path / "calls.jsonl"
     (target,) = load_pool({"batches": True, "record_file": str(record)}).targets
-    zones = _created_zones(NAMES)
-    _posted_alone(board, objects.JobKind.CREATE_ZONES)
-
-    idle_conductor.start()
-    for zone in zones:
-        assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    zones, settled = _created_batch_settled(board, idle_conductor)
+    assert {zone.status for zone in settled.values()} == {objects.Status.ACTIVE}
     assert FakeBackend.served(target.id) == {zone.name: zone.serial for zone in zones}
     # One call carried the three creates.
     assert sorted((c["zone"], c["batch"]) for c in _calls(record)) == [(n, 3) for n in NAMES]
@@ -654,17 +661,9 @@ def test_a_batch_call_refused_for_one_zone_makes_the_others_one_by_one(
     (target,) = load_pool(
         {"batches": True, "fail_zones": NAMES[1], "record_file": str(record)}
     ).targets
-    zones = _created_zones(NAMES)
-    _posted_alone(board, objects.JobKind.CREATE_ZONES)
-
-    idle_conductor.start()
-    settled = {zone.name: wait_settled(zone.id) for zone in zones}
+    zones, settled = _created_batch_settled(board, idle_conductor)
     # The server refused the whole call; alone, only the zone it refuses fails.
-    assert {name: zone.status for name, zone in settled.items()} == {
-        NAMES[0]: objects.Status.ACTIVE,
-        NAMES[1]: objects.Status.ERROR,
-        NAMES[2]: objects.Status.ACTIVE,
-    }
+    assert {name: zone.status for name, zone in settled.items()} == SECOND_FAILED
     assert "injected failure of b.batch.example." in (settled[NAMES[1]].error or "")
     assert FakeBackend.served(target.id) == {z.name: z.serial for z in zones if z.name != NAMES[1]}
     assert sorted((c["zone"], c["batch"]) for c in _calls(record)) == [(NAMES[0], 1), (NAMES[2], 1)]
