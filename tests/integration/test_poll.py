@@ -48,10 +48,12 @@ class LaggingNameserver(support.UdpResponder):
         self.catch_up = catch_up or {}
         self.asked: list[float] = []
         self.names: list[str] = []  # the zone of each SOA query, in order
+        self.heard: list[tuple[str, str]] = []  # (opcode, zone) of every message, in order
         super().__init__()
 
     def answer(self, query: dns.message.Message) -> dns.message.Message:
         answer = dns.message.make_response(query)
+        self.heard.append((dns.opcode.to_text(query.opcode()), query.question[0].name.to_text()))
         if query.opcode() == dns.opcode.QUERY:
             self.asked.append(time.monotonic())
             question = query.question[0]
@@ -101,6 +103,26 @@ def test_a_nameserver_that_lags_past_its_first_notify_is_asked_less_and_less_oft
     # about ten in the three seconds after, where a fixed interval asks 60.
     assert len(early) <= 21 and 1 <= len(late) <= 14, (len(early), len(late))
     assert gaps and max(gaps) >= 0.4, gaps
+
+
+@pytest.mark.parametrize(
+    ("notify_first", "heard"), [(True, ["NOTIFY", "QUERY"]), (False, ["QUERY"])]
+)
+def test_an_updates_poll_notifies_its_nameserver_before_it_asks(
+    override: Callable[..., None], notify_first: bool, heard: list[str]
+) -> None:
+    name = "fresh.example."
+    # Served at once: the poll's first question ends it, and no NOTIFY is repeated.
+    with contextlib.closing(LaggingNameserver(catch_up={name: 0.0})) as nameserver:
+        listed = f"  nameservers: [{{host: {HOST}, port: {nameserver.port}}}]\n"
+        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zone = central_zones.create_zone(name, "hostmaster@example.com")
+        poll = PollForSerial(HOST, nameserver.port, notify_first=notify_first)
+
+        seen = Served(**poll.execute(zone.id, zone.name, zone.serial))
+
+    assert seen.ok, seen
+    assert nameserver.heard == [(opcode, name) for opcode in heard]
 
 
 @pytest.mark.parametrize("window", [1, 2])

@@ -7,14 +7,17 @@ stored, maybe written by an older zoneflow: these tests pin both.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 
 from oslo_serialization import jsonutils
 from taskflow import engines
+from taskflow import flow as flow_base
 from taskflow.persistence import models
 
 from zoneflow import objects
 from zoneflow.flows import retire_target, zone
 from zoneflow.flows.consensus import meets_threshold
+from zoneflow.flows.propagation import PollForSerial
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served, TargetOutcome, failure
 
@@ -43,8 +46,6 @@ def test_an_update_zone_flow_keeps_the_atom_names_jobs_were_persisted_under() ->
         "consensus-check",
         "poll-for-serial-192.0.2.1:53",
         "poll-for-serial-192.0.2.2:5353",
-        "send-notify-192.0.2.1:53",
-        "send-notify-192.0.2.2:5353",
         "take-back-if-deleted",
         "update-status",
         "update-zone-on-target-t1",
@@ -54,6 +55,22 @@ def test_an_update_zone_flow_keeps_the_atom_names_jobs_were_persisted_under() ->
     assert (on_t2.kind, on_t2.verb, on_t2.target_id) == (steps.StepKind.ON_TARGET, "update", "t2")
     poll = found["poll-for-serial-192.0.2.2:5353"]
     assert (poll.kind, poll.nameserver) == (steps.StepKind.POLL, "192.0.2.2:5353")
+
+
+def test_only_an_updates_polls_notify_their_nameservers_first() -> None:
+    def atoms(flow: flow_base.Flow) -> Iterator[object]:
+        for node, _ in flow.iter_nodes():
+            yield from atoms(node) if isinstance(node, flow_base.Flow) else [node]
+
+    def polls(factory: Callable[..., flow_base.Flow]) -> dict[str, bool]:
+        found = atoms(factory(**POOL))
+        return {a.name: a.notify_first for a in found if isinstance(a, PollForSerial)}
+
+    names = ["poll-for-serial-192.0.2.1:53", "poll-for-serial-192.0.2.2:5353"]
+    assert polls(zone.update_zone_flow) == dict.fromkeys(names, True)
+    assert polls(zone.create_zone_flow) == dict.fromkeys(names, False)
+    removals = ["poll-for-removal-192.0.2.1:53", "poll-for-removal-192.0.2.2:5353"]
+    assert polls(zone.delete_zone_flow) == dict.fromkeys(removals, False)
 
 
 def test_recover_and_retire_flows_keep_their_atom_names() -> None:

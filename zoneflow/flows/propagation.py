@@ -413,13 +413,24 @@ def _transfer_witness(
 
 
 class PollForSerial(_Poll):
-    """Poll one nameserver for the serial, or for the zone's removal."""
+    """Poll one nameserver for the serial, or for the zone's removal; ``notify_first``
+    (an update's), NOTIFY it of the serial first.
 
-    def __init__(self, host: str, port: int, *, expect_removed: bool = False) -> None:
+    The NOTIFY is part of the poll rather than a task of its own, as a batch's
+    is (zoneflow.flows.batch.PollBatch): a task costs the conductor its
+    scheduling, two logbook writes and a task event, and an update job had one
+    such task more for each nameserver. Sent again when a resumed job runs the
+    poll again, which a nameserver takes as any repeated NOTIFY.
+    """
+
+    def __init__(
+        self, host: str, port: int, *, expect_removed: bool = False, notify_first: bool = False
+    ) -> None:
         super().__init__(
             "removal" if expect_removed else "serial", host, port, rebind=LATEST_SERIAL
         )
         self.expect_removed = expect_removed
+        self.notify_first = notify_first
 
     def execute(
         self,
@@ -428,6 +439,9 @@ class PollForSerial(_Poll):
         serial: int,
         fence: fencing.Claim = fencing.UNFENCED,
     ) -> dict[str, Any]:
+        if self.notify_first:
+            fence.check()
+            notify(zone_name, self.host, self.port, serial)
         return self._poll(
             zone_id, zone_name, serial, expect_removed=self.expect_removed, fence=fence
         )

@@ -6,7 +6,7 @@ Each is a TaskFlow graph flow::
 
     begin ─► [ZoneActionOnTarget per target, in parallel] ─► take-back-if-deleted
           ─► consensus-check
-          ─► [per nameserver, in parallel: SendNotify ─► PollForSerial]
+          ─► [per nameserver, in parallel: PollForSerial (an update's NOTIFYs first)]
           ─► update-status
 
 begin reads the zone and all the job's targets in one statement for the
@@ -98,7 +98,6 @@ from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
 from zoneflow.flows.propagation import PollForSerial, PollForWantedState, SendNotify
 from zoneflow.flows.recovery import RecoverOnTarget
 from zoneflow.flows.status import RecoverStatus, UpdateStatus
-from zoneflow.jobs import steps
 
 # How many times the final status write is retried (a database blip must not
 # revert a change the nameservers already serve).
@@ -221,16 +220,17 @@ def _zone_flow(
 ) -> graph_flow.Flow:
     servers = [(str(h), int(p)) for h, p in nameservers]
     propagation = unordered_flow.Flow("propagation")
-    for host, port in servers:
-        poll = PollForSerial(host, port, expect_removed=action == objects.Action.DELETE)
-        if action == objects.Action.UPDATE:
-            propagation.add(
-                linear_flow.Flow(steps.nameserver_flow(host, port)).add(
-                    SendNotify(host, port, rebind=LATEST_SERIAL), poll
-                )
+    propagation.add(
+        *(
+            PollForSerial(
+                host,
+                port,
+                expect_removed=action == objects.Action.DELETE,
+                notify_first=action == objects.Action.UPDATE,
             )
-        else:
-            propagation.add(poll)
+            for host, port in servers
+        )
+    )
     propagation.add(*_also_notify(also_notifies, servers, rebind=LATEST_SERIAL))
     target_ids = [t["id"] for t in targets]
     return _assemble(

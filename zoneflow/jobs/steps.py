@@ -108,11 +108,6 @@ def served_result(host: str, port: int) -> str:
     return f"served:{host}:{port}"
 
 
-def nameserver_flow(host: str, port: int) -> str:
-    """The name of the subflow that NOTIFYs, then polls, one nameserver."""
-    return f"nameserver-{host}:{port}"
-
-
 def zone_logbook(kind: str, zone_name: str, serial: int) -> str:
     """The name of a zone job's logbook (``job list``, and ``--progress`` finds it by it)."""
     return f"{kind} {zone_name} serial {serial}"
