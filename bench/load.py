@@ -517,13 +517,20 @@ def phases_of_jobs(rig: Rig) -> dict[str, dict[str, float]]:
     """Each job's ``PHASES``: seconds from its posting to the end of each, from the
     task events still kept (logbooks store naive UTC times)."""
     steps: dict[str, list[tuple[str, str, float]]] = {}
-    for uuid, task, state, seconds in _sql(
+    # Each task event carries the tasks whose state changed since the job's last one.
+    since_posted = "EXTRACT(EPOCH FROM CAST(t.value->>'{}' AS timestamptz) - posted)"
+    for uuid, task, state, seconds, started in _sql(
         rig.deployment.database,
-        "SELECT b.uuid, e.value->>'task', e.action, EXTRACT(EPOCH FROM "
-        "CAST(e.value->>'changed_at' AS timestamptz) - (b.created_at AT TIME ZONE 'UTC')) "
-        "FROM events e JOIN logbooks b ON b.uuid = e.value->>'job_id' WHERE e.topic = 'task'",
+        f"SELECT b.uuid, t.key, t.value->>'state', {since_posted.format('changed_at')}, "
+        f"{since_posted.format('started_at')} "
+        "FROM events e JOIN logbooks b ON b.uuid = e.key "
+        "CROSS JOIN LATERAL (SELECT b.created_at AT TIME ZONE 'UTC' AS posted) p "
+        "CROSS JOIN LATERAL json_each(e.value->'tasks') t WHERE e.topic = 'task'",
     ):
-        steps.setdefault(uuid, []).append((str(task), str(state), float(seconds)))
+        done = steps.setdefault(uuid, [])
+        done.append((str(task), str(state), float(seconds)))
+        if started is not None:
+            done.append((str(task), "RUNNING", float(started)))
     return {uuid: _phases(done) for uuid, done in steps.items()}
 
 

@@ -25,6 +25,7 @@ from zoneflow import events, exceptions, objects
 from zoneflow.api import app, server
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.conductor import daemon
 from zoneflow.storage import db, models
 from zoneflow.storage import events as stored
 from zoneflow.storage import pools as stored_pools
@@ -105,29 +106,41 @@ def test_a_job_publishes_its_end_each_tasks_state_and_the_zone_its_new_status(
     zone = central_zones.create_zone("example.com.", "h@example.com", project_id="alice")
     assert wait_settled(zone.id).status == "ACTIVE"
     seen: list[objects.Event] = []
+    newest: dict[str, str] = {}  # each task's newest state, as the task events tell
 
-    def status_task_done() -> bool:
+    def every_task_ended() -> bool:
         seen.extend(subscription.next(timeout=1))
-        tasks = {e.value["task"]: e.action for e in seen if e.topic == "task"}
-        return any(e.topic == "job" for e in seen) and tasks.get("update-status") == "SUCCESS"
+        for event in seen:
+            if event.topic == "task":
+                newest.update({name: task["state"] for name, task in event.value["tasks"].items()})
+        ends = [e.value["atoms"] for e in seen if e.topic == "job"]
+        return bool(ends) and newest == ends[0]
 
-    support.eventually(status_task_done, what=lambda: f"the job's end and its tasks in {seen}")
+    support.eventually(every_task_ended, what=lambda: f"the job's end and its tasks in {seen}")
     statuses = [(e.value["status"], e.action) for e in seen if e.topic == "zone"]
     assert statuses[:2] == [("PENDING", "CREATE"), ("ACTIVE", "ACTIVE")], statuses
     (job,) = [e for e in seen if e.topic == "job"]
     assert job.action == "SUCCESS" and job.project_id == "alice" and job.zone_id == zone.id
     assert job.value["kind"] == "create-zone" and job.value["serial"] == zone.serial
     assert job.value["atoms"]["update-status"] == "SUCCESS"
+    # The job's tasks publish under its id, each event carrying several of them.
     tasks = [e for e in seen if e.topic == "task"]
-    assert {(e.project_id, e.zone_id, e.value["job_id"]) for e in tasks} == {
-        ("alice", zone.id, job.key)
+    assert {(e.project_id, e.zone_id, e.key, e.value["job_id"]) for e in tasks} == {
+        ("alice", zone.id, job.key, job.key)
     }
-    # Each carries when the engine changed the state: at or before the event's writing.
+    # Each task carries when the engine changed its state and when it began, at or
+    # before the event's writing.
     for event in tasks:
-        changed_at = datetime.datetime.fromisoformat(event.value["changed_at"])
-        assert changed_at.tzinfo is not None, event.value
-        naive = changed_at.astimezone(datetime.UTC).replace(tzinfo=None)
-        assert zone.created_at <= naive <= event.created_at, event
+        for name, task in event.value["tasks"].items():
+            changed = _naive_utc(task["changed_at"])
+            started = _naive_utc(task["started_at"])
+            assert zone.created_at <= started <= changed <= event.created_at, (name, event)
+
+
+def _naive_utc(stamp: str) -> datetime.datetime:
+    at = datetime.datetime.fromisoformat(stamp)
+    assert at.tzinfo is not None, stamp
+    return at.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
 def test_the_rate_limit_coalesces_a_keys_states_so_the_newest_wins() -> None:
@@ -152,6 +165,32 @@ def test_the_rate_limit_coalesces_a_keys_states_so_the_newest_wins() -> None:
     finally:
         publisher.stop()
     assert _states("job-1") == ["state-1", "state-5"]
+
+
+def test_a_jobs_task_states_waiting_for_their_turn_merge_into_one_event() -> None:
+    publisher = events.Publisher("merging", rate_limit=0.5)
+    publisher.start()
+    try:
+        publisher.publish(_task_event("begin", "RUNNING"), merge=daemon._merged_task_states)
+        support.eventually(lambda: _states("job-1") == ["RUNNING"], what="the first state")
+        # The job's next turn is two seconds after its first: these wait for it, together.
+        for name, state in [("begin", "SUCCESS"), ("poll", "RUNNING"), ("poll", "FAILURE")]:
+            publisher.publish(_task_event(name, state), merge=daemon._merged_task_states)
+        support.eventually(lambda: len(_states("job-1")) == 2, what="the job's second event")
+    finally:
+        publisher.stop()
+    first, second = [e.value["tasks"] for e in _kept() if e.key == "job-1"]
+    assert {name: task["state"] for name, task in first.items()} == {"begin": "RUNNING"}
+    assert {name: task["state"] for name, task in second.items()} == {
+        "begin": "SUCCESS",
+        "poll": "FAILURE",
+    }
+    assert _states("job-1") == ["RUNNING", "FAILURE"]
+
+
+def _task_event(name: str, state: str) -> stored.NewEvent:
+    task = {"state": state, "changed_at": "2026-12-06T12:00:00+00:00", "started_at": None}
+    return daemon.task_states("job-1", state, {name: task}, None, None)
 
 
 def _states(key: str) -> list[str]:

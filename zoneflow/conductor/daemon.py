@@ -23,6 +23,7 @@ from concurrent import futures
 from typing import Any
 
 from taskflow import exceptions as tf_exc
+from taskflow import states
 from taskflow.engines.action_engine import compiler
 
 from zoneflow import events, exceptions, heartbeat, jobs, objects
@@ -35,6 +36,8 @@ from zoneflow.taskflow_adapter import engine as adapter_engine
 from zoneflow.taskflow_adapter import fencing, jobboard, persistence
 
 LOG = logging.getLogger(__name__)
+# The table named by task events: a job's tasks, keyed by the job's id.
+TASKS_TABLE = "tasks"
 CONF = options.CONF
 
 
@@ -196,30 +199,58 @@ def publish_job_end(_event: str, details: dict[str, Any]) -> None:
 
 
 def publish_task_states(engine: Any, job_id: str) -> None:
-    """Publish each task's state as the job's engine moves it, as task events (coalesced
-    per task by the publisher, so a busy conductor is never held up by them)."""
+    """Publish the state of each task as the job's engine moves it, as the job's task
+    events (see task_states): all the states a job's tasks reached while its last
+    event waited for its turn (``[events] rate_limit``) go in one event, so that a
+    busy conductor is never held up by them and writes a few rows a job, not two
+    for each task."""
     zone_id = _job_zone(engine)
     project_id = stored_zones.zone_projects([zone_id]).get(zone_id) if zone_id else None
+    started: dict[str, str] = {}
 
     # TaskFlow passes ``details`` by name; a retry atom names itself retry_name.
     def on_task(state: str, details: dict[str, Any]) -> None:
         name = str(details.get("task_name") or details.get("retry_name") or "")
-        # The event's own created_at is when the publisher writes it, a little
-        # later (and coalesced); changed_at is when the engine changed the state.
+        # The event's own created_at is when the publisher writes it, a little later;
+        # changed_at is when the engine changed the state.
         changed_at = datetime.datetime.now(datetime.UTC).isoformat()
+        if state == states.RUNNING:
+            started[name] = changed_at
+        task = {"state": state, "changed_at": changed_at, "started_at": started.get(name)}
         events.publish(
-            events.NewEvent(
-                objects.EventTopic.TASK,
-                "tasks",
-                f"{job_id}/{name}"[:255],
-                state,
-                {"job_id": job_id, "task": name, "state": state, "changed_at": changed_at},
-                project_id,
-                zone_id,
-            )
+            task_states(job_id, state, {name: task}, project_id, zone_id),
+            merge=_merged_task_states,
         )
 
     engine.atom_notifier.register(engine.atom_notifier.ANY, on_task)
+
+
+def task_states(
+    job_id: str,
+    newest: str,
+    tasks: dict[str, dict[str, Any]],
+    project_id: str | None,
+    zone_id: str | None,
+) -> events.NewEvent:
+    """A job's task event: topic ``task``, key the job's id, action the ``newest``
+    state reached, and the ``tasks`` whose state changed since the job's last one:
+    each task's newest ``state``, when the engine changed it (``changed_at``) and
+    when it last began RUNNING (``started_at``, None if not seen)."""
+    return events.NewEvent(
+        objects.EventTopic.TASK,
+        TASKS_TABLE,
+        job_id,
+        newest,
+        {"job_id": job_id, "tasks": tasks},
+        project_id,
+        zone_id,
+    )
+
+
+def _merged_task_states(waiting: events.NewEvent, newer: events.NewEvent) -> events.NewEvent:
+    """One task event with the tasks of both, each task's newest state winning."""
+    tasks = {**waiting.value["tasks"], **newer.value["tasks"]}
+    return task_states(newer.key, newer.action, tasks, newer.project_id, newer.zone_id)
 
 
 def _job_zone(engine: Any) -> str | None:

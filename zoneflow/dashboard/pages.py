@@ -274,27 +274,27 @@ _ENDS = frozenset({"SUCCESS", "FAILURE", "REVERTED", "REVERT_FAILURE"})
 
 
 def timings(job_id: str, events: Iterable[objects.Event]) -> dict[str, Timing]:
-    """Each task's first RUNNING and its last end, from the job's task events: when
-    the engine changed the state (``changed_at``), else when the event was written."""
+    """Each task's start (when it last began RUNNING) and its last end, from the job's
+    task events: when the engine changed the state, else when the event was written."""
     started: dict[str, datetime.datetime] = {}
     ended: dict[str, datetime.datetime] = {}
     for event in events:
-        if not event.key.startswith(f"{job_id}/"):
+        if event.key != job_id:
             continue
-        task = event.key.split("/", 1)[1]
-        at = _changed_at(event)
-        if event.action == "RUNNING":
-            started.setdefault(task, at)
-        elif event.action in _ENDS:
-            ended[task] = at
+        for task, seen in event.value.get("tasks", {}).items():
+            if seen.get("started_at") is not None:
+                started[task] = _stamped(seen["started_at"], event)
+            if seen.get("state") in _ENDS:
+                ended[task] = _stamped(seen.get("changed_at"), event)
     return {t: Timing(started.get(t), ended.get(t)) for t in set(started) | set(ended)}
 
 
-def _changed_at(event: objects.Event) -> datetime.datetime:
-    """When the engine changed the state, as naive UTC like the stored timestamps."""
+def _stamped(at: object, event: objects.Event) -> datetime.datetime:
+    """A time the conductor stamped (ISO 8601), as naive UTC like the stored timestamps;
+    when the event was written if it has none."""
     try:
-        changed = datetime.datetime.fromisoformat(str(event.value["changed_at"]))
-    except (KeyError, ValueError):  # an event written before conductors stamped it
+        changed = datetime.datetime.fromisoformat(str(at))
+    except ValueError:
         return event.created_at
     return changed.astimezone(datetime.UTC).replace(tzinfo=None)
 

@@ -10,7 +10,7 @@ from stevedore import driver as stevedore_driver
 from zoneflow import exceptions, objects
 from zoneflow.events import options
 from zoneflow.events.base import Driver
-from zoneflow.events.publisher import Publisher
+from zoneflow.events.publisher import Merge, Publisher
 from zoneflow.events.subscription import Subscription
 from zoneflow.storage.events import NewEvent, jsonable
 
@@ -77,9 +77,10 @@ def get_publisher() -> Publisher:
         return _publisher
 
 
-def publish(event: NewEvent) -> None:
-    """Publish an event that no change of a zoneflow table carries (rate limited)."""
-    get_publisher().publish(event)
+def publish(event: NewEvent, *, merge: Merge | None = None) -> None:
+    """Publish an event that no change of a zoneflow table carries (rate limited;
+    ``merge``: see Publisher.publish)."""
+    get_publisher().publish(event, merge=merge)
 
 
 def flush() -> None:

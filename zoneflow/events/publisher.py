@@ -1,10 +1,11 @@
 """A process's publisher: events that report no change of a zoneflow table (a job's
 end, a target's health), rate limited per key, and its row in the publishers table.
 
-The rate limit coalesces: a key (one job, one task, one target) publishes at
-most ``[events] rate_limit`` events a second; a state published before its
-turn waits, and a newer state of the same key replaces it, so a subscriber
-always gets the newest state of every key, only not each state between. The
+The rate limit coalesces: a key (one job, one target) publishes at most
+``[events] rate_limit`` events a second; a state published before its turn
+waits, and a newer state of the same key replaces it, so a subscriber always
+gets the newest state of every key, only not each state between (or, for a
+job's task states, is merged with it: each task's newest state). The
 publisher's own thread writes what is due, many events in one transaction,
 so publishing never makes its caller wait for the database.
 
@@ -33,6 +34,8 @@ LOG = logging.getLogger(__name__)
 CONF = options.CONF
 
 Key = tuple[str, str]
+# How an event combines with the one of its key still waiting for its turn.
+Merge = Callable[[stored.NewEvent, stored.NewEvent], stored.NewEvent]
 
 
 class Publisher:
@@ -76,13 +79,18 @@ class Publisher:
             waiting, self._waiting = list(self._waiting.values()), {}
         self._write(waiting)
 
-    def publish(self, event: stored.NewEvent) -> None:
+    def publish(self, event: stored.NewEvent, *, merge: Merge | None = None) -> None:
         """Queue ``event`` for the publisher's thread, which writes it as soon as its key
-        has its turn; a newer state of the same key waiting replaces it (the newest wins).
+        has its turn; a newer state of the same key waiting replaces it (the newest
+        wins), or with ``merge`` is combined with it (``merge(waiting, event)``).
 
         Never waits for the database: a job's engine calls this for each task."""
+        key = (event.table, event.key)
         with self._lock:
-            self._waiting[(event.table, event.key)] = event
+            waiting = self._waiting.get(key)
+            if waiting is not None and merge is not None:
+                event = merge(waiting, event)
+            self._waiting[key] = event
             self._lock.notify_all()
 
     def _due(self) -> tuple[list[stored.NewEvent], float | None]:

@@ -136,12 +136,15 @@
     if (event.type === "target") { showHealth(event); }
     if (event.type === "alarm") { raiseAlarm(event); }
     if (event.type === "task" && jobId && event.value && event.value.job_id === jobId) {
-      paint(event.value.task, event.action);
-      window.zoneflowPaints.push({
-        task: event.value.task, state: event.action,
-        changed: event.value.changed_at || event.created_at,
-        painted: performance.timeOrigin + performance.now(),
-      });
+      // One event carries every task whose state changed since the job's last one.
+      for (const [task, seen] of Object.entries(event.value.tasks || {})) {
+        paint(task, seen.state);
+        window.zoneflowPaints.push({
+          task: task, state: seen.state,
+          changed: seen.changed_at || event.created_at,
+          painted: performance.timeOrigin + performance.now(),
+        });
+      }
     }
     for (const part of parts) {
       const topics = (part.dataset.topics || "").split(",");
