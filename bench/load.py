@@ -518,13 +518,14 @@ def phases_of_jobs(rig: Rig) -> dict[str, dict[str, float]]:
     task events still kept (logbooks store naive UTC times)."""
     steps: dict[str, list[tuple[str, str, float]]] = {}
     # Each task event carries the tasks whose state changed since the job's last one.
-    since_posted = "EXTRACT(EPOCH FROM CAST(t.value->>'{}' AS timestamptz) - posted)"
+    since_posted = (
+        "EXTRACT(EPOCH FROM CAST(t.value->>'{}' AS timestamptz) "
+        "- (b.created_at AT TIME ZONE 'UTC'))"
+    )
     for uuid, task, state, seconds, started in _sql(
         rig.deployment.database,
         f"SELECT b.uuid, t.key, t.value->>'state', {since_posted.format('changed_at')}, "
-        f"{since_posted.format('started_at')} "
-        "FROM events e JOIN logbooks b ON b.uuid = e.key "
-        "CROSS JOIN LATERAL (SELECT b.created_at AT TIME ZONE 'UTC' AS posted) p "
+        f"{since_posted.format('started_at')} FROM events e JOIN logbooks b ON b.uuid = e.key "
         "CROSS JOIN LATERAL json_each(e.value->'tasks') t WHERE e.topic = 'task'",
     ):
         done = steps.setdefault(uuid, [])

@@ -70,6 +70,11 @@ def test_every_change_accepted_under_load_is_served_by_every_target_and_kept(
     assert run.sweeper["served_on_notify"] > 0
     assert load.lost(rig, offered) == []
     assert load.unserved_records(rig, offered) == []
+    # The report's phases come from the jobs' task events: each job began, and the
+    # jobs wrote their statuses.
+    phases = load.phases_of_jobs(rig)
+    assert phases and all("claimed" in p for p in phases.values()), phases
+    assert any("status" in p for p in phases.values()), phases
     served = load_report.latencies(run.changes)
     print(
         f"{len(run.changes)} changes, served by both targets: p50 "
