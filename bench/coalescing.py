@@ -65,7 +65,7 @@ from zoneflow.taskflow_adapter import jobboard, persistence  # noqa: E402
 AS_BEFORE = {
     "_rides": lambda job: False,
     "kept_until_begun": lambda pending: False,
-    "begin_zone_jobs": lambda zone_ids: None,
+    "begin_zone_jobs": lambda zone_ids, job_id=None: None,
 }
 ONE_PER_CHANGE, COALESCED, BATCHED = "one job per change", "coalesced", "coalesced, batches"
 
