@@ -19,10 +19,11 @@ running the flow, writing the status.
 
 The ways run in the same process one after the other, on fresh databases:
 "one job per change" is the outbox as it was before coalescing (every update
-writes its own job, a row goes once posted), "coalesced" is zoneflow as it is by default, and
-"coalesced, batches of N" sets ``[conductor] batch_zones`` to ``--batch``
-(zoneflow.flows.batch: a relay puts the updates of one pool it claims at
-once into one job).
+writes its own job, a row goes once posted), "coalesced" is zoneflow's outbox
+(updates ride on their zone's job until it begins), both with jobs of one
+zone (``[conductor] batch_zones = 1``), and "coalesced, batches of N" sets
+``batch_zones`` to ``--batch`` (zoneflow.flows.batch: a relay puts the
+updates of one pool it claims at once into one job).
 
     python bench/coalescing.py [--zones 30] [--updates 10] [--single 20] [--no-write]
 """
@@ -99,8 +100,8 @@ def deployment(
         if mode == ONE_PER_CHANGE:
             for name, before in AS_BEFORE.items():
                 setattr(stored_outbox, name, before)
-        if mode == BATCHED:
-            cfg.CONF.set_override("batch_zones", batch, group="conductor")
+        # Batches only where they are measured: a job of one zone otherwise.
+        cfg.CONF.set_override("batch_zones", batch if mode == BATCHED else 1, group="conductor")
         conductor = daemon.Conductor("bench")
         assert conductor.relay is not None
         central_changes.on_change(conductor.relay.wake)

@@ -31,7 +31,7 @@ from zoneflow.conductor import daemon
 from zoneflow.engine import relay as relay_module
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import batch
-from zoneflow.jobs import steps
+from zoneflow.jobs import posting, steps
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, tables
 from zoneflow.storage import outbox as stored_outbox
@@ -146,6 +146,22 @@ def test_one_zone_failing_on_a_target_leaves_the_others_of_its_batch_active(
     on_bad = atoms[steps.on_target(objects.Action.UPDATE, bad.id).name]
     assert on_bad.error is not None and "injected failure of b.batch.example." in on_bad.error
     assert atoms[steps.on_target(objects.Action.UPDATE, good.id).name].error is None
+
+
+def test_a_zone_goes_once_in_a_batch_and_its_second_row_in_the_next_job() -> None:
+    """Two rows of one zone of one kind (upkeep rows ride on nothing) never make one
+    job carry the zone twice: its record of zones would refuse the second."""
+    load_pool({})
+    first, second = _created_zones(NAMES[:2])
+    update = objects.JobKind.UPDATE_ZONE
+    rows = [
+        objects.PendingJob(n, update, zone.id, zone.serial + n)
+        for n, zone in enumerate([first, second, first, second, first])
+    ]
+
+    grouped = posting.group_changes(rows, size=10)
+
+    assert [[row.id for row in job] for job in grouped] == [[0, 1], [2, 3], [4]]
 
 
 def _created_zones(names: list[str]) -> list[objects.Zone]:

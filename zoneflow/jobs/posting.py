@@ -84,7 +84,9 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
     One project per job: whoever may see a job may see every zone it carries
     (a project's list of jobs, zoneflow.jobs.JobFilter.project_id). One
     priority and one follow-up (``if_pool_grows``) per job too: the job has
-    one of each.
+    one of each. And each zone once: a second row of a zone (an update that
+    could not ride on the first: upkeep rows ride on nothing) starts the next
+    job, as it would alone.
     """
     jobs: list[list[objects.PendingJob]] = []
     # A batch's id, or what the rows of one job share -> its job filling up
@@ -102,7 +104,10 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
                 continue
             key = (row.kind, row.priority, row.if_pool_grows, zone.pool_id, zone.project_id)
         job = filling.get(key)
-        if job is None or (row.batch is None and len(job) >= size):
+        if job is None or (
+            row.batch is None
+            and (len(job) >= size or any(other.zone_id == row.zone_id for other in job))
+        ):
             job = filling[key] = []
             jobs.append(job)
         job.append(row)
