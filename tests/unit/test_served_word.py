@@ -51,3 +51,16 @@ def test_words_travel_in_payloads_postgresql_takes_and_come_out_the_same() -> No
         heard = ear.wait(0)
     assert heard == {w.zone_id for w in words[:400]}
     served.heard_payload("not a word\n")  # let go, not raised
+
+
+def test_only_a_poll_that_can_hear_a_word_waits_for_the_listen(
+    override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override("events", driver="postgres")
+    waited: list[bool] = []
+    monkeypatch.setattr(served, "_listening", lambda: waited.append(True))
+
+    with served.Ear("127.0.0.1", {}):  # a delete's poll: no NOTIFY announces a removal
+        assert waited == []
+    with served.Ear("127.0.0.1", {"z1": 5}):
+        assert waited == [True]

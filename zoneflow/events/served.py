@@ -105,6 +105,8 @@ class _Ears:
         self._by_zone: dict[str, set[Ear]] = {}
 
     def add(self, ear: Ear, zone_ids: list[str]) -> None:
+        if not zone_ids:
+            return  # an ear for nothing (a delete's poll) needs no LISTEN
         if CONF.events.driver == "postgres":
             _listening()
         with self._lock:
