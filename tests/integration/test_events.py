@@ -109,8 +109,9 @@ def test_a_job_publishes_its_end_each_tasks_state_and_the_zone_its_new_status(
     newest: dict[str, str] = {}  # each task's newest state, as the task events tell
 
     def every_task_ended() -> bool:
-        seen.extend(subscription.next(timeout=1))
-        for event in seen:
+        fresh = subscription.next(timeout=1)
+        seen.extend(fresh)
+        for event in fresh:
             if event.topic == "task":
                 newest.update({name: task["state"] for name, task in event.value["tasks"].items()})
         ends = [e.value["atoms"] for e in seen if e.topic == "job"]
