@@ -23,6 +23,7 @@ import functools
 import itertools
 import logging
 import signal
+import socket
 import struct
 import threading
 import time
@@ -100,8 +101,13 @@ class MdnsServer:
         # TCP clients' requests (transfers, mostly) on threads of their own: a
         # backlog of datagrams never stands between a transfer's batches.
         self._tcp_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._udp_tasks: set[asyncio.Task[None]] = set()
-        self._notify_tasks: set[asyncio.Task[None]] = set()
+        # The UDP socket's twin that pool threads send replies from.
+        self._udp_out: socket.socket | None = None
+        # The loop serving, for pool threads to hand it work.
+        self._running_loop: asyncio.AbstractEventLoop | None = None
+        # Datagrams handed to the pool and not yet answered.
+        self._udp_pending: set[concurrent.futures.Future[None]] = set()
+        self._notify_pending: set[concurrent.futures.Future[None]] = set()
         self.notifies: notify_limit.NotifyLimiter[_Datagram] = notify_limit.NotifyLimiter(
             rate=CONF.mdns.notify_rate, burst=CONF.mdns.notify_burst, max_keys=MAX_NOTIFY_PAIRS
         )
@@ -141,6 +147,8 @@ class MdnsServer:
                 continue
             break
         self._tcp, self._udp, self.port = tcp, udp, port
+        self._udp_out = udp.get_extra_info("socket").dup()
+        self._running_loop = loop
         self._log_writer = asyncio.ensure_future(self._write_transfer_log())
         LOG.info("mdns listening on %s:%s (UDP and TCP)", self.host, self.port)
 
@@ -151,7 +159,7 @@ class MdnsServer:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
-        tasks = [*self._udp_tasks, *self._notify_tasks, *self._tcp_tasks]
+        tasks = list(self._tcp_tasks)
         for task in tasks:
             task.cancel()
         # Awaited, not just cancelled: a task left pending when the loop
@@ -172,6 +180,10 @@ class MdnsServer:
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._tcp_executor = None
+        if self._udp_out is not None:
+            self._udp_out.close()  # a thread still answering fails to send, and says so
+            self._udp_out = None
+        self._running_loop = None
 
     async def _write_transfer_log(self) -> None:
         """Write the transfers served to storage once a second, when there are any."""
@@ -189,7 +201,7 @@ class MdnsServer:
 
     def queries_in_progress_peak(self) -> int:
         """The most datagrams in progress at once since the last call (the heartbeat's)."""
-        peak, self._udp_peak = self._udp_peak, len(self._udp_tasks)
+        peak, self._udp_peak = self._udp_peak, len(self._udp_pending)
         return peak
 
     def _answer_datagram(
@@ -209,7 +221,7 @@ class MdnsServer:
         if key is not None:
             self._notify_udp(key, (protocol, data, addr))
             return
-        if len(self._udp_tasks) >= MAX_PENDING_UDP:
+        if len(self._udp_pending) >= MAX_PENDING_UDP:
             now = time.monotonic()
             if now - self._busy_logged >= 1.0:  # once a second, not once a datagram
                 self._busy_logged = now
@@ -217,15 +229,30 @@ class MdnsServer:
                     "mdns is busy: %d queries in progress, dropping new ones", MAX_PENDING_UDP
                 )
             return
-        self._start_udp(self._udp_tasks, (protocol, data, addr))
-        self._udp_peak = max(self._udp_peak, len(self._udp_tasks))
+        self._start_udp(self._udp_pending, (protocol, data, addr))
+        self._udp_peak = max(self._udp_peak, len(self._udp_pending))
 
     def _start_udp(
-        self, tasks: set[asyncio.Task[None]], datagram: _Datagram, *, notify: bool = False
+        self,
+        pending: set[concurrent.futures.Future[None]],
+        datagram: _Datagram,
+        *,
+        notify: bool = False,
     ) -> None:
-        task = asyncio.ensure_future(self._answer_udp(*datagram, time.monotonic(), notify))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        """Hand a datagram to a thread, which answers and sends the replies itself.
+
+        Straight to the pool, and the replies sent from the thread: no task,
+        no asyncio future, no wake of the event loop to send. That trip cost
+        as much CPU as answering an SOA query does."""
+        assert self._executor is not None
+        try:
+            future = self._executor.submit(
+                self._answer_udp, *datagram, time.monotonic(), notify
+            )
+        except RuntimeError:
+            return  # stopping: the pool no longer takes work
+        pending.add(future)
+        future.add_done_callback(pending.discard)
 
     def _notify_udp(self, key: notify_limit.Key, datagram: _Datagram) -> None:
         """Answer a NOTIFY now if its (source, zone) is within its rate, else later.
@@ -239,9 +266,9 @@ class MdnsServer:
         NOTIFY's wait once passed MAX_UDP_WAIT, and its serial was lost).
         """
         now = time.monotonic()
-        busy = len(self._notify_tasks) >= MAX_PENDING_NOTIFY
+        busy = len(self._notify_pending) >= MAX_PENDING_NOTIFY
         if not busy and self.notifies.admit(key, now):
-            self._start_udp(self._notify_tasks, datagram, notify=True)
+            self._start_udp(self._notify_pending, datagram, notify=True)
             return
         if busy:
             self._log_notify_busy(now)
@@ -253,14 +280,14 @@ class MdnsServer:
         if self._udp is None:
             return  # stopped meanwhile
         now = time.monotonic()
-        if len(self._notify_tasks) >= MAX_PENDING_NOTIFY:
+        if len(self._notify_pending) >= MAX_PENDING_NOTIFY:
             # Still busy: keep it held, and try again in a turn.
             self._log_notify_busy(now)
             asyncio.get_running_loop().call_later(1 / self.notifies.rate, self._release_notify, key)
             return
         datagram = self.notifies.release(key, now)
         if datagram is not None:
-            self._start_udp(self._notify_tasks, datagram, notify=True)
+            self._start_udp(self._notify_pending, datagram, notify=True)
 
     def _log_notify_busy(self, now: float) -> None:
         if now - self._notify_busy_logged >= 1.0:  # once a second, not once a datagram
@@ -269,7 +296,7 @@ class MdnsServer:
                 "mdns is busy: %d NOTIFYs in progress, holding new ones", MAX_PENDING_NOTIFY
             )
 
-    async def _answer_udp(
+    def _answer_udp(
         self,
         protocol: _UdpProtocol,
         data: bytes,
@@ -277,20 +304,30 @@ class MdnsServer:
         received: float,
         notify: bool,
     ) -> None:
+        """On a pool thread: answer a datagram and send the replies from its socket."""
         try:
-            call = functools.partial(self._answer_datagram, data, addr, received, notify)
-            replies = await self._in_pool(call)
+            replies = self._answer_datagram(data, addr, received, notify)
             if replies is None:
-                self._log_late()
+                self._call_in_loop(self._log_late)
                 return
-            if protocol.transport is not None and not protocol.transport.is_closing():
-                for reply in replies:
-                    protocol.transport.sendto(reply, addr)
-        except (asyncio.CancelledError, RuntimeError):
-            # Stopping: the loop or the thread pool is going away.
-            pass
+            out = self._udp_out
+            if out is None or protocol.transport is None or protocol.transport.is_closing():
+                return  # stopped meanwhile
+            for reply in replies:
+                out.sendto(reply, addr)
+        except OSError as exc:
+            # The socket's send buffer is full (the client asks again), or it
+            # was closed as mdns stops.
+            LOG.debug("mdns could not send a UDP reply to %s: %s", _peer(addr), exc)
         except Exception:
             LOG.exception("mdns failed to answer %s over UDP", _peer(addr))
+
+    def _call_in_loop(self, call: Callable[[], object]) -> None:
+        """Run ``call`` on the event loop, from a pool thread (unless stopped)."""
+        loop = self._running_loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(call)
 
     def _log_late(self) -> None:
         self._late += 1
