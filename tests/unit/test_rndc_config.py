@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from zoneflow import exceptions
+from zoneflow.backends import rndc_config
 from zoneflow.backends.rndc_config import load_key, parse
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -108,6 +109,43 @@ def test_a_bad_key_file_is_explained_without_its_secret(
 def test_a_missing_key_file_is_named(tmp_path: pathlib.Path) -> None:
     with pytest.raises(exceptions.RndcKeyError, match="cannot read rndc_key_file .*absent.key"):
         load_key(key_file=str(tmp_path / "absent.key"), config_file=None, server="127.0.0.1")
+
+
+def test_a_key_is_read_again_once_its_file_or_an_included_one_changes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    included = tmp_path / "keys.conf"
+    included.write_text(key_clause("a"))
+    conf = tmp_path / "rndc.conf"
+    conf.write_text('include "keys.conf";\n')
+    reads: list[str] = []
+    read = rndc_config._read
+
+    def counted(path: str, *args: object, **kwargs: object) -> list[rndc_config.Statement]:
+        reads.append(path)
+        return read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rndc_config, "_read", counted)
+
+    def key() -> rndc_config.RndcKey:
+        return load_key(key_file=None, config_file=str(conf), server="127.0.0.1")
+
+    assert key().secret == base64.b64decode(SECRET)
+    assert key().secret == base64.b64decode(SECRET)
+    assert reads == [str(conf), str(included)], "an unchanged key is kept, not read again"
+    # A new secret of another length: the file's size tells, whatever its clock.
+    included.write_text(
+        key_clause("a", base64.b64encode(b"a longer secret than before!!").decode())
+    )
+    assert key().secret == b"a longer secret than before!!"
+    # Replaced by another file (another inode) of the same size.
+    replacement = tmp_path / "keys.new"
+    replacement.write_text(key_clause("a", OTHER))
+    replacement.replace(included)
+    assert key().secret == base64.b64decode(OTHER)
+    included.unlink()
+    with pytest.raises(exceptions.RndcKeyError, match="cannot read .*keys.conf"):
+        key()
 
 
 def test_statements_keep_their_words_blocks_and_lines() -> None:

@@ -21,6 +21,7 @@ import binascii
 import dataclasses
 import os
 import re
+from collections.abc import Iterable
 
 from zoneflow import exceptions
 from zoneflow.backends.rndc_protocol import RndcKey
@@ -106,8 +107,12 @@ def _statements(
     return statements, tokens
 
 
-def _read(path: str, option: str, included_from: str | None = None) -> list[Statement]:
-    """A file's statements, its includes' spliced in where they stand."""
+def _read(
+    path: str, option: str, read: list[str], included_from: str | None = None
+) -> list[Statement]:
+    """A file's statements, its includes' spliced in where they stand; each file read
+    is added to ``read``."""
+    read.append(path)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -118,7 +123,7 @@ def _read(path: str, option: str, included_from: str | None = None) -> list[Stat
     for statement in parse(text, path):
         if statement.words[:1] == ("include",) and len(statement.words) == 2:
             included = os.path.join(os.path.dirname(path), statement.words[1])
-            statements += _read(included, option, included_from=path)
+            statements += _read(included, option, read, included_from=path)
         else:
             statements.append(statement)
     return statements
@@ -149,20 +154,56 @@ def _keys(statements: list[Statement], path: str) -> dict[str, RndcKey]:
 
 
 def load_key(*, key_file: str | None, config_file: str | None, server: str) -> RndcKey:
-    """The key rndc would use for ``server`` with these target options."""
+    """The key rndc would use for ``server`` with these target options.
+
+    Kept from one call to the next while the files it came from are unchanged
+    (their size, modification time and inode): every rndc command asks for it,
+    and reading and parsing them each time cost a conductor about 2 % of its
+    CPU under load. A key file rewritten or replaced is read again.
+    """
+    wanted = (key_file, config_file, server)
+    kept = _KEYS.get(wanted)
+    if kept is not None and kept[0] == _stamps(path for path, _ in kept[0]):
+        return kept[1]
+    read: list[str] = []
+    key = _load_key(key_file=key_file, config_file=config_file, server=server, read=read)
+    _KEYS[wanted] = (_stamps(read), key)
+    return key
+
+
+# Keys loaded, by load_key's arguments: the files read, each with its stamp, and the key.
+_KEYS: dict[tuple[str | None, str | None, str], tuple[tuple[tuple[str, object], ...], RndcKey]] = {}
+
+
+def _stamps(paths: Iterable[str]) -> tuple[tuple[str, object], ...]:
+    """Each file with what tells a change of it (None for one gone)."""
+    stamped: list[tuple[str, object]] = []
+    for path in paths:
+        try:
+            found = os.stat(path)
+        except OSError:
+            stamped.append((path, None))
+        else:
+            stamped.append((path, (found.st_size, found.st_mtime_ns, found.st_ino)))
+    return tuple(stamped)
+
+
+def _load_key(
+    *, key_file: str | None, config_file: str | None, server: str, read: list[str]
+) -> RndcKey:
     if config_file:
-        return _from_config(config_file, server)
+        return _from_config(config_file, server, read)
     if key_file:
         no_key = f"rndc_key_file {key_file} holds no 'key \"name\" {{ ... }};' clause"
         try:
-            keys = _keys(_read(key_file, "rndc_key_file"), key_file)
+            keys = _keys(_read(key_file, "rndc_key_file", read), key_file)
         except exceptions.RndcConfigSyntax as exc:
             raise exceptions.RndcKeyError(f"{no_key} ({exc})") from None
         if not keys:
             raise exceptions.RndcKeyError(no_key)
         return next(iter(keys.values()))
     try:
-        keys = _keys(_read(DEFAULT_KEY_FILE, "the default key file"), DEFAULT_KEY_FILE)
+        keys = _keys(_read(DEFAULT_KEY_FILE, "the default key file", read), DEFAULT_KEY_FILE)
     except exceptions.RndcKeyError as exc:
         raise exceptions.RndcKeyError(f"{exc}: set the target's rndc_key_file") from None
     if DEFAULT_KEY_NAME not in keys:
@@ -173,8 +214,8 @@ def load_key(*, key_file: str | None, config_file: str | None, server: str) -> R
     return keys[DEFAULT_KEY_NAME]
 
 
-def _from_config(path: str, server: str) -> RndcKey:
-    statements = _read(path, "rndc_config_file")
+def _from_config(path: str, server: str, read: list[str]) -> RndcKey:
+    statements = _read(path, "rndc_config_file", read)
     keys = _keys(statements, path)
     chosen: str | None = None
     for statement in statements:
