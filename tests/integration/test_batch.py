@@ -34,6 +34,7 @@ from zoneflow.flows import batch
 from zoneflow.jobs import posting, steps
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import db, tables
+from zoneflow.storage import models as stored_models
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import status as stored_status
 from zoneflow.taskflow_adapter import persistence
@@ -162,6 +163,41 @@ def test_a_zone_goes_once_in_a_batch_and_its_second_row_in_the_next_job() -> Non
     grouped = posting.group_changes(rows, size=10)
 
     assert [[row.id for row in job] for job in grouped] == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_batch_that_took_a_zone_twice_is_posted_carrying_it_once(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    """Before a batch took each zone once, a relay could group two rows of a zone;
+    the post failed on the batch's record of zones, and the rows kept the batch's id,
+    to be grouped as that batch again at every try. Such rows go out now as one job
+    carrying each zone once, and every zone of it settles."""
+    _, serials = _updated_zones({})
+    first = next(iter(serials))
+    stuck = str(uuid.uuid4())
+    with db.writer() as session:
+        (row,) = session.execute(
+            sa.select(stored_models.JobOutbox).where(stored_models.JobOutbox.zone_id == first)
+        ).scalars()
+        # Upkeep's row of the same zone, riding on nothing; then the batch they all got.
+        session.execute(
+            sa.insert(stored_models.JobOutbox).values(
+                kind=row.kind, zone_id=first, serial=row.serial, priority=row.priority
+            )
+        )
+        session.execute(sa.update(stored_models.JobOutbox).values(batch=stuck))
+    backend = persistence.get_backend()
+
+    assert OutboxRelay(board, backend).flush() == [stuck]
+
+    job = jobs.get_job(backend, stuck)
+    assert sorted(zone.id for zone in job.zones) == sorted(serials)
+    idle_conductor.start()
+    for zone_id, serial in serials.items():
+        settled = wait_settled(zone_id)
+        assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
+    assert support.count_pending_jobs() == 0
 
 
 def _created_zones(names: list[str]) -> list[objects.Zone]:

@@ -134,10 +134,18 @@ def post_batch(
     so does the table job_zones, written first, which a list of a zone's jobs
     reads."""
     pools = {} if pools is None else pools
-    # A zone gone since is left out (the relay removes its row with the others').
-    found = [(row, stored_zones.get_zone_any(str(row.zone_id))) for row in batch]
-    batch = [row for row, zone in found if zone is not None]
-    zones = [zone for _, zone in found if zone is not None]
+    # A zone gone since is left out (the relay removes its row with the others'). A
+    # zone goes once, with its newest serial: rows grouped before group_changes took
+    # each zone once may carry one twice, and the record of zones takes it once.
+    carrying: dict[str, tuple[objects.PendingJob, objects.Zone]] = {}
+    for row in batch:
+        zone = stored_zones.get_zone_any(str(row.zone_id))
+        if zone is not None and (
+            zone.id not in carrying or row.serial > carrying[zone.id][0].serial
+        ):
+            carrying[zone.id] = (row, zone)
+    batch = [row for row, _ in carrying.values()]
+    zones = [zone for _, zone in carrying.values()]
     if not zones:
         raise exceptions.ZoneNotFound(f"every zone of batch {job_id} is gone")
     pool_id = zones[0].pool_id
