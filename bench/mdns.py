@@ -43,6 +43,7 @@ import dns.update  # noqa: E402
 import dns.zone  # noqa: E402
 
 from bench import report  # noqa: E402
+from bench.orchestration import cpu_seconds  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, free_port  # noqa: E402
 
@@ -54,6 +55,8 @@ POOL = """
     - {type: fake, description: unused}
 """
 POLL = 0.005
+# SOA queries a second asked of mdns to read its CPU per query: a rate it keeps up with.
+QUERY_RATE = 500
 
 
 def serial_of(server: Bind9Server) -> int | None:
@@ -138,18 +141,19 @@ def transfers(counts: list[int]) -> str:
     return f"records per transfer: {min(counts)}–{max(counts)}" if counts else "no transfer logged"
 
 
-def dnsperf_qps(host: str, port: int, workdir: pathlib.Path, seconds: int) -> float:
+def dnsperf(
+    host: str, port: int, workdir: pathlib.Path, seconds: int, rate: int | None = None
+) -> float:
+    """SOA queries of ZONE a second, answered over ``seconds`` by 4 dnsperf clients: as
+    many as the server takes, or ``rate`` a second."""
     program = shutil.which("dnsperf")
     if program is None:
         raise RuntimeError("dnsperf is not installed: apt-get install dnsperf")
     queries = workdir / "queries.txt"
     queries.write_text(f"{ZONE} SOA\n")
-    done = subprocess.run(
-        [program, "-s", host, "-p", str(port), "-d", str(queries), "-l", str(seconds), "-c", "4"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = [program, "-s", host, "-p", str(port), "-d", str(queries), "-l", str(seconds)]
+    command += ["-c", "4"] + (["-Q", str(rate)] if rate else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     lost = re.search(r"Queries lost:\s+(\d+)", done.stdout)
     if match is None:
@@ -157,6 +161,16 @@ def dnsperf_qps(host: str, port: int, workdir: pathlib.Path, seconds: int) -> fl
     if lost and int(lost.group(1)):
         print(f"  ({host}:{port}: {lost.group(1)} queries lost)")
     return float(match.group(1))
+
+
+def cpu_per_query(
+    mdns: MdnsProcess, workdir: pathlib.Path, seconds: int, rate: int
+) -> tuple[float, float]:
+    """mdns's CPU (ms) per SOA query answered at ``rate`` a second, and the rate met."""
+    before = cpu_seconds([mdns.process.pid])
+    answered = dnsperf(HOST, mdns.port, workdir, seconds, rate)
+    used = cpu_seconds([mdns.process.pid]) - before
+    return 1000 * used / (answered * seconds), answered
 
 
 @dataclasses.dataclass
@@ -243,14 +257,13 @@ def measure_changes(rig: Rig, updates: int, records: int) -> list[tuple[str, lis
     from zoneflow.central import recordsets as central_recordsets
     from zoneflow.dns import query
     from zoneflow.storage import reads as stored_reads
-    from zoneflow.storage import recordsets as stored_recordsets
 
     for secondary, primary in ((rig.from_mdns, rig.mdns), (rig.from_bind9, rig.bind9)):
         add_secondary(secondary, primary)
         wait_serial(secondary, rig.serial, time.monotonic())
     mdns_log = rig.from_mdns.log_path.stat().st_size
     bind_log = rig.from_bind9.log_path.stat().st_size
-    www = stored_recordsets.get_recordset(stored_reads.get_zone(ZONE).id, f"www.{ZONE}", "A")
+    www = stored_reads.get_recordset(stored_reads.get_zone(ZONE).id, f"www.{ZONE}", "A")
     through_mdns, through_bind9 = [], []
     for i in range(updates):
         address = f"198.51.100.{i + 1}"
@@ -307,13 +320,15 @@ def main() -> int:
             serial = seed_zone(args.records)
             mdns = start_mdns(workdir, database)
             try:
-                rig = Rig((HOST, mdns.port), *servers, serial=serial)
+                primary, from_mdns, from_bind9 = servers
+                rig = Rig((HOST, mdns.port), primary, from_mdns, from_bind9, serial=serial)
                 rig.load_primary()
                 rows = measure_axfr(rig, args.rounds, args.records)
                 rows += measure_changes(rig, args.updates, args.records)
-                qps_mdns = dnsperf_qps(*rig.mdns, workdir, args.seconds)
+                qps_mdns = dnsperf(*rig.mdns, workdir, args.seconds)
                 secondary = (rig.from_mdns.host, rig.from_mdns.port)
-                qps_bind9 = dnsperf_qps(*secondary, workdir, args.seconds)
+                qps_bind9 = dnsperf(*secondary, workdir, args.seconds)
+                cpu, met = cpu_per_query(mdns, workdir, args.seconds, QUERY_RATE)
             finally:
                 mdns.stop()
                 for server in servers:
@@ -332,6 +347,8 @@ def main() -> int:
         + "| --- | ---: |\n"
         + f"| mdns | {qps_mdns:.0f} |\n| BIND9 | {qps_bind9:.0f} |\n"
         + f"| ratio mdns / BIND9 | {qps_mdns / qps_bind9:.2f} |\n"
+        + f"\nmdns's CPU per SOA query answered, {QUERY_RATE} a second asked (dnsperf -Q, "
+        + f"{met:.0f} a second answered), from /proc: {cpu:.3f} ms.\n"
     )
     print(body)
     if not args.no_write:
