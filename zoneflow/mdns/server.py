@@ -246,9 +246,7 @@ class MdnsServer:
         as much CPU as answering an SOA query does."""
         assert self._executor is not None
         try:
-            future = self._executor.submit(
-                self._answer_udp, *datagram, time.monotonic(), notify
-            )
+            future = self._executor.submit(self._answer_udp, *datagram, time.monotonic(), notify)
         except RuntimeError:
             return  # stopping: the pool no longer takes work
         pending.add(future)
