@@ -29,6 +29,7 @@ from zoneflow.conductor import daemon
 from zoneflow.storage import db, models
 from zoneflow.storage import events as stored
 from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import status as stored_status
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -136,6 +137,36 @@ def test_a_job_publishes_its_end_each_tasks_state_and_the_zone_its_new_status(
             changed = _naive_utc(task["changed_at"])
             started = _naive_utc(task["started_at"])
             assert zone.created_at <= started <= changed <= event.created_at, (name, event)
+
+
+def test_a_write_of_a_zones_target_rows_publishes_one_event_with_each_as_stored() -> None:
+    """What each target serves goes in one event per zone and write (a change on 8
+    targets wrote 8 events, more than half of all its events), each row as stored:
+    the served serial kept when a lower one is written, as the table keeps it."""
+    zone = central_zones.create_zone("example.com.", "h@example.com", project_id="alice")
+    with db.reader() as session:
+        first, second = session.scalars(sa.select(models.PoolTarget.id)).all()
+    stored_status.set_target_statuses(
+        zone.id, [(first, zone.serial, "ACTIVE", None), (second, zone.serial, "ACTIVE", None)]
+    )
+    subscription = events.subscribe(objects.EventFilter(topics=frozenset({"propagation"})))
+    stored_status.set_target_statuses(
+        zone.id,
+        [(first, zone.serial - 1, "ERROR", "refused"), (second, zone.serial, "ACTIVE", None)],
+    )
+
+    (event,) = subscription.next(timeout=30)
+    assert (event.table, event.key, event.action) == ("zone_target_status", zone.id, "ACTIVE,ERROR")
+    assert (event.project_id, event.zone_id, event.value["zone_id"]) == ("alice", zone.id, zone.id)
+    rows = event.value["targets"]
+    assert set(rows) == {first, second}
+    assert (rows[first]["serial"], rows[first]["status"], rows[first]["error"]) == (
+        zone.serial,
+        "ERROR",
+        "refused",
+    )
+    assert (rows[second]["serial"], rows[second]["status"]) == (zone.serial, "ACTIVE")
+    assert subscription.next(timeout=0) == []
 
 
 def _naive_utc(stamp: str) -> datetime.datetime:

@@ -22,6 +22,7 @@ from zoneflow.central import health as central_health
 from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import status as central_status
+from zoneflow.central import upkeep as central_upkeep
 from zoneflow.central import zones as central_zones
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.storage import models
@@ -94,8 +95,9 @@ def test_a_row_written_by_the_audit_reaches_the_running_model_at_once(
         ),
         what="both targets served in the model, from the job's rows",
     )
-    # What the audit writes when it finds the zone gone from a target.
-    stored_status.set_target_statuses(zone.id, [(second.id, 0, "MISSING", "not served")])
+    # What the audit writes when it finds the zone gone from a target, as it writes it
+    # (its rows were once written without their events: the model missed them).
+    central_upkeep.record_findings([(zone.id, (second.id, 0, "MISSING", "not served"))])
 
     # Applied by the follower's thread, woken by the commit, without a read asking.
     def served() -> dict[str, model.Serving]:

@@ -233,8 +233,10 @@ class Picture:
                 if serial > zone.serial:
                     self._set_zone(dataclasses.replace(zone, serial=serial))
             elif event.table == stored_events.TARGET_STATUS_TABLE:
-                row = _row(event.value)
-                self._rows.setdefault(row.zone_id, {})[row.target_id] = row
+                # One write of a zone's per-target rows, each as stored.
+                for value in event.value.get("targets", {}).values():
+                    row = _row(value)
+                    self._rows.setdefault(row.zone_id, {})[row.target_id] = row
             elif event.table in _MDNS_TABLES and event.zone_id is not None:
                 query = event.table == stored_events.TRANSFER_QUERIES_TABLE
                 self._note(event.zone_id, _transfer(event.value), query=query)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -260,16 +260,37 @@ def write_target_statuses(session: Session, zone_id: str, updates: Sequence[Targ
     ]
     if rows:
         # One statement for all the job's targets, the served serial kept if higher;
-        # each row as stored is published, for the propagation model (zoneflow.model).
-        stored = conn.execute(_upsert_target_status(conn.dialect.name), rows).all()
-        project_id = conn.execute(_ZONE_PROJECT, {"zone_id": zone_id}).scalar()
-        events.write(
-            session,
-            [events.target_status(objects.TargetStatus(**r._mapping), project_id) for r in stored],
-        )
+        # the rows as stored are published, for the propagation model (zoneflow.model).
+        _publish_rows(session, conn.execute(_upsert_target_status(conn.dialect.name), rows))
 
 
-_ZONE_PROJECT = sa.select(models.Zone.project_id).where(models.Zone.id == sa.bindparam("zone_id"))
+def _publish_rows(session: Session, stored: Iterable[Any]) -> None:
+    """Publish per-target rows as stored (an upsert's RETURNING): an event per zone."""
+    by_zone: dict[str, list[objects.TargetStatus]] = {}
+    for row in stored:
+        written = objects.TargetStatus(**row._mapping)
+        by_zone.setdefault(written.zone_id, []).append(written)
+    projects: dict[str, str | None] = {}
+    zone_ids = sorted(by_zone)
+    for start in range(0, len(zone_ids), _PROJECTS_AT_ONCE):
+        ids = zone_ids[start : start + _PROJECTS_AT_ONCE]
+        found = session.connection().execute(_ZONE_PROJECTS, {"ids": ids})
+        projects.update({zone_id: project_id for zone_id, project_id in found})
+    events.write(
+        session,
+        [
+            events.target_statuses(zone_id, rows, projects.get(zone_id))
+            for zone_id, rows in by_zone.items()
+        ],
+    )
+
+
+# Zones whose projects are read in one statement (an audit writes thousands at once;
+# SQLite bounds a statement's parameters).
+_PROJECTS_AT_ONCE = 500
+_ZONE_PROJECTS = sa.select(models.Zone.id, models.Zone.project_id).where(
+    models.Zone.id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 _IN_SERVICE = sa.select(models.PoolTarget.id).where(
@@ -316,9 +337,10 @@ def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
 
 
 def write_findings(session: Session, findings: Sequence[tuple[str, TargetUpdate]]) -> None:
-    """Per-target rows of many zones, (zone id, update) each, in two statements:
+    """Per-target rows of many zones, (zone id, update) each, in a few statements:
     the producer's audit records what it found of thousands of zones at once.
-    As :func:`write_target_statuses`: in-service targets only, serials kept if higher."""
+    As :func:`write_target_statuses`: in-service targets only, serials kept if higher,
+    and published, an event per zone."""
     if not findings:
         return
     conn = session.connection()
@@ -338,4 +360,5 @@ def write_findings(session: Session, findings: Sequence[tuple[str, TargetUpdate]
         if target_id in in_service
     ]
     if rows:
-        conn.execute(_upsert_target_status(conn.dialect.name), rows)
+        # Published as a job's are: the model shows what the audit found at once.
+        _publish_rows(session, conn.execute(_upsert_target_status(conn.dialect.name), rows))
