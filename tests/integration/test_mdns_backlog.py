@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import threading
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
+from tests import support
 from zoneflow import objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
@@ -131,3 +133,29 @@ def test_a_query_that_waited_past_its_time_is_dropped_not_answered_late(
     assert waited and max(waited) <= mdns_server.MAX_UDP_WAIT, max(waited, default=None)
     assert 0 < len(arrived) <= len(waited) < 200
     assert "mdns is behind: dropped" in caplog.text
+
+
+def test_stopping_closes_the_reply_socket_only_once_no_thread_still_answers(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UDP threads send their replies from a twin of mdns's socket. Closed under a
+    thread about to send, its descriptor could be another socket's by then: it is
+    closed once the threads still answering are done."""
+    twin = mdns._udp_out
+    assert twin is not None
+    answering, release = threading.Event(), threading.Event()
+    answer = mdns.responder._query
+
+    def held(*args: Any) -> dns.message.Message:
+        answering.set()
+        release.wait(10)
+        return answer(*args)
+
+    monkeypatch.setattr(mdns.responder, "_query", held)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        send_queries(sock, mdns.port, 1)
+        assert answering.wait(10), "a thread took the query"
+        mdns.stop_thread()
+        assert twin.fileno() != -1, "closed while a thread was answering"
+        release.set()
+        support.eventually(lambda: twin.fileno() == -1, what="the twin closed after the answer")

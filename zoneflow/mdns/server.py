@@ -81,6 +81,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         LOG.debug("mdns UDP error: %s", exc)
 
 
+def _close_after(sock: socket.socket, answering: list[concurrent.futures.Future[None]]) -> None:
+    concurrent.futures.wait(answering)
+    sock.close()
+
+
 def _take(replies: Iterator[bytes], count: int) -> list[bytes]:
     return list(itertools.islice(replies, count))
 
@@ -180,9 +185,14 @@ class MdnsServer:
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._tcp_executor = None
-        if self._udp_out is not None:
-            self._udp_out.close()  # a thread still answering fails to send, and says so
-            self._udp_out = None
+        out, self._udp_out = self._udp_out, None
+        if out is not None:
+            # Closed once no thread may still send from it: a descriptor closed under
+            # a thread's send could be another socket's by then.
+            answering = [*self._udp_pending, *self._notify_pending]
+            threading.Thread(
+                target=_close_after, args=(out, answering), name="mdns-udp-close", daemon=True
+            ).start()
         self._running_loop = None
 
     async def _write_transfer_log(self) -> None:
@@ -308,14 +318,16 @@ class MdnsServer:
             if replies is None:
                 self._call_in_loop(self._log_late)
                 return
-            out = self._udp_out
-            if out is None or protocol.transport is None or protocol.transport.is_closing():
+            out, transport = self._udp_out, protocol.transport
+            if out is None or transport is None or transport.is_closing():
                 return  # stopped meanwhile
             for reply in replies:
-                out.sendto(reply, addr)
+                try:
+                    out.sendto(reply, addr)
+                except BlockingIOError:
+                    # The socket's send buffer is full: the transport queues it.
+                    self._call_in_loop(functools.partial(transport.sendto, reply, addr))
         except OSError as exc:
-            # The socket's send buffer is full (the client asks again), or it
-            # was closed as mdns stops.
             LOG.debug("mdns could not send a UDP reply to %s: %s", _peer(addr), exc)
         except Exception:
             LOG.exception("mdns failed to answer %s over UDP", _peer(addr))
