@@ -277,6 +277,35 @@ def test_a_targets_health_and_maintenance_reach_the_model_and_a_model_built_late
     assert summary.last_seen is not None
 
 
+def test_a_target_down_or_in_maintenance_shows_its_zones_behind_then_served_again(
+    pool: objects.Pool, follower: model.Follower, conductor: object
+) -> None:
+    """The inspector marks a down target's rows BEHIND, and back, in statements that
+    publish only its target event: the running model applies the marks with it, and
+    says what storage says throughout (it kept showing them served)."""
+    zone = _zone("example.com.")
+    assert wait_settled(zone.id).status == objects.Status.ACTIVE
+    first, second = pool.targets
+
+    def running() -> dict[str, model.Propagation]:
+        return {s.target_id: s.propagation for s in follower.settled().serving(zone.id, pool)}
+
+    def stored() -> dict[str, model.Propagation]:
+        picture = model.Picture.load(pool_id=pool.id)
+        return {s.target_id: s.propagation for s in picture.serving(zone.id, pool)}
+
+    served, behind = model.Propagation.SERVED, model.Propagation.BEHIND
+    support.eventually(lambda: running() == {first.id: served, second.id: served}, what="served")
+    central_health.target_down(second, since=models.utcnow(), reason="no answer", zones=1)
+    assert running() == stored() == {first.id: served, second.id: behind}
+    assert central_health.target_up(second) == 0  # it missed no change: nothing to recover
+    assert running() == stored() == {first.id: served, second.id: served}
+    central_health.set_maintenance(first.id, on=True)
+    assert running() == stored() == {first.id: behind, second.id: served}
+    central_health.set_maintenance(first.id, on=False)  # catching up: nothing missed
+    assert running() == stored() == {first.id: served, second.id: served}
+
+
 IMPORTED = """\
 $ORIGIN imported.example.
 @ 3600 IN SOA ns1.example.org. hostmaster.imported.example. 1 3600 600 86400 300

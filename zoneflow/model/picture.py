@@ -246,6 +246,46 @@ class Picture:
                 health = event.value.get("health", event.action)
                 state = target_state(str(health), event.value.get("maintenance"))
                 self._targets[event.key] = TargetState(state, event.created_at)
+                self._apply_marks(event, str(health))
+
+    def _apply_marks(self, event: objects.Event, health: str) -> None:
+        """What the same transaction as a target event did to the target's rows, in
+        statements that publish no row events (zoneflow.storage.health): down or in
+        maintenance, its ACTIVE rows went BEHIND; counted again, its BEHIND rows of
+        zones it still serves as they are went back to ACTIVE."""
+        action, maintenance = event.action, event.value.get("maintenance")
+        if action == objects.TargetHealth.DOWN:
+            self._mark_behind(event.key, str(event.value.get("reason")), event.created_at)
+        elif action == f"MAINTENANCE_{objects.Maintenance.ON}":
+            self._mark_behind(event.key, "in maintenance", event.created_at)
+        elif (
+            (action == objects.TargetHealth.UP and maintenance != objects.Maintenance.ON)
+            or (
+                action == f"MAINTENANCE_{objects.Maintenance.CATCHING_UP}"
+                and health == objects.TargetHealth.UP
+            )
+            or action == "COUNTED"
+        ):
+            self._restore_current(event.key)
+
+    def _mark_behind(self, target_id: str, reason: str, at: datetime.datetime | None) -> None:
+        for rows in self._rows.values():
+            row = rows.get(target_id)
+            if row is not None and row.status == objects.Status.ACTIVE:
+                rows[target_id] = dataclasses.replace(
+                    row, status=objects.BEHIND, error=reason, updated_at=at
+                )
+
+    def _restore_current(self, target_id: str) -> None:
+        for zone_id, rows in self._rows.items():
+            row, zone = rows.get(target_id), self._zones.get(zone_id)
+            if (
+                row is not None
+                and row.status == objects.BEHIND
+                and zone is not None
+                and zone.serial <= row.serial
+            ):
+                rows[target_id] = dataclasses.replace(row, status=objects.Status.ACTIVE, error=None)
 
     def _apply_zone(self, event: objects.Event) -> None:
         value = event.value
