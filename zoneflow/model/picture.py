@@ -256,15 +256,15 @@ class Picture:
         action, maintenance = event.action, event.value.get("maintenance")
         if action == objects.TargetHealth.DOWN:
             self._mark_behind(event.key, str(event.value.get("reason")), event.created_at)
-        elif action == f"MAINTENANCE_{objects.Maintenance.ON}":
+        elif action == stored_events.target_maintenance(objects.Maintenance.ON):
             self._mark_behind(event.key, "in maintenance", event.created_at)
         elif (
             (action == objects.TargetHealth.UP and maintenance != objects.Maintenance.ON)
             or (
-                action == f"MAINTENANCE_{objects.Maintenance.CATCHING_UP}"
+                action == stored_events.target_maintenance(objects.Maintenance.CATCHING_UP)
                 and health == objects.TargetHealth.UP
             )
-            or action == "COUNTED"
+            or action == stored_events.TARGET_COUNTED
         ):
             self._restore_current(event.key)
 

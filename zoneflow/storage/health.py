@@ -268,7 +268,7 @@ def _set_maintenance(
                 _event(
                     objects.EventTopic.TARGET,
                     target_id,
-                    f"MAINTENANCE_{row.maintenance}",
+                    events.target_maintenance(str(row.maintenance)),
                     {**value, **events.jsonable(state), **detail},
                 )
             ],
@@ -305,7 +305,10 @@ def finish_catch_up(target_id: str, *, value: dict[str, Any]) -> bool:
             session,
             [
                 _event(
-                    objects.EventTopic.TARGET, target_id, "COUNTED", {**value, "health": row.health}
+                    objects.EventTopic.TARGET,
+                    target_id,
+                    events.TARGET_COUNTED,
+                    {**value, "health": row.health},
                 )
             ],
         )
