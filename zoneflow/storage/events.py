@@ -139,6 +139,9 @@ def transfer_seen(
 # The tables propagation events name: per-target rows, and mdns's transfers and
 # the queries it saw (those last ones are published, not stored).
 TARGET_STATUS_TABLE = "zone_target_status"
+TRANSFERS_TABLE = "zone_transfers"
+TRANSFER_QUERIES_TABLE = "zone_transfer_queries"
+
 # Actions of the inspector's target events besides its health (UP, DOWN): a target
 # counted again once caught up, and one put in or out of maintenance.
 TARGET_COUNTED = "COUNTED"
@@ -147,10 +150,6 @@ TARGET_COUNTED = "COUNTED"
 def target_maintenance(maintenance: str) -> str:
     """The action of a target event that put the target in ``maintenance`` (its state)."""
     return f"MAINTENANCE_{maintenance}"
-
-
-TRANSFERS_TABLE = "zone_transfers"
-TRANSFER_QUERIES_TABLE = "zone_transfer_queries"
 
 
 def _of_value(
