@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
-from zoneflow.storage import conversions, db, events, models, outbox, queries
+from zoneflow.storage import conversions, db, events, models, outbox, queries, zones
 
 # (target id, serial, status, error): one row of a zone's per-target status.
 TargetUpdate = tuple[str, int, str, str | None]
@@ -270,12 +270,7 @@ def _publish_rows(session: Session, stored: Iterable[Any]) -> None:
     for row in stored:
         written = objects.TargetStatus(**row._mapping)
         by_zone.setdefault(written.zone_id, []).append(written)
-    projects: dict[str, str | None] = {}
-    zone_ids = sorted(by_zone)
-    for start in range(0, len(zone_ids), _PROJECTS_AT_ONCE):
-        ids = zone_ids[start : start + _PROJECTS_AT_ONCE]
-        found = session.connection().execute(_ZONE_PROJECTS, {"ids": ids})
-        projects.update({zone_id: project_id for zone_id, project_id in found})
+    projects = zones.zone_projects(by_zone, within=session)
     events.write(
         session,
         [
@@ -283,14 +278,6 @@ def _publish_rows(session: Session, stored: Iterable[Any]) -> None:
             for zone_id, rows in by_zone.items()
         ],
     )
-
-
-# Zones whose projects are read in one statement (an audit writes thousands at once;
-# SQLite bounds a statement's parameters).
-_PROJECTS_AT_ONCE = 500
-_ZONE_PROJECTS = sa.select(models.Zone.id, models.Zone.project_id).where(
-    models.Zone.id.in_(sa.bindparam("ids", expanding=True))
-)
 
 
 _IN_SERVICE = sa.select(models.PoolTarget.id).where(

@@ -9,11 +9,12 @@ its pool's placement lock last, before its commit (:func:`lock_placement`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -148,21 +149,24 @@ def poll_state(zone_id: str, host: str, port: int) -> objects.PollState:
     )
 
 
-def zone_projects(zone_ids: Sequence[str]) -> dict[str, str | None]:
+def zone_projects(
+    zone_ids: Iterable[str], *, within: Session | None = None
+) -> dict[str, str | None]:
     """The project of each of these zones, live or deleted (a zone no longer stored
-    is left out): who may see the jobs that acted on them."""
-    found: dict[str, str | None] = {}
-    ids = list(dict.fromkeys(zone_ids))
-    with db.reader() as session:
+    is left out): who may see the jobs that acted on them, or the events published
+    of them. Read ``within`` the caller's unit of work if given."""
+    with contextlib.nullcontext(within) if within is not None else db.reader() as session:
+        found: dict[str, str | None] = {}
+        ids = list(dict.fromkeys(zone_ids))
         # In slices: SQLite caps the parameters of one statement.
-        for start in range(0, len(ids), 500):
+        for start in range(0, len(ids), queries.IN_CHUNK):
             rows = session.execute(
                 sa.select(models.Zone.id, models.Zone.project_id).where(
-                    models.Zone.id.in_(ids[start : start + 500])
+                    models.Zone.id.in_(ids[start : start + queries.IN_CHUNK])
                 )
             )
             found.update({zone_id: project_id for zone_id, project_id in rows})
-    return found
+        return found
 
 
 def find_zones(
