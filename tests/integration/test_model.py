@@ -7,7 +7,7 @@ and their API routes read it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dns.message
 import dns.rdatatype
@@ -24,8 +24,9 @@ from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import status as central_status
 from zoneflow.central import upkeep as central_upkeep
 from zoneflow.central import zones as central_zones
+from zoneflow.flows import retire_target as retire_flows
 from zoneflow.mdns import responder as mdns_responder
-from zoneflow.storage import models
+from zoneflow.storage import db, models
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import status as stored_status
 
@@ -304,6 +305,104 @@ def test_a_target_down_or_in_maintenance_shows_its_zones_behind_then_served_agai
     assert running() == stored() == {first.id: behind, second.id: served}
     central_health.set_maintenance(first.id, on=False)  # catching up: nothing missed
     assert running() == stored() == {first.id: served, second.id: served}
+
+
+def _statuses(picture: model.Picture, zone_id: str) -> dict[str, str]:
+    return {row.target_id: row.status for row in picture.rows(zone_id)}
+
+
+def test_a_retired_targets_drain_and_removal_reach_the_running_model(
+    pool: objects.Pool, follower: model.Follower
+) -> None:
+    """A drain records each zone it deleted from a retired target, and dropping the
+    drained target deletes its rows with it: the running model says what storage says
+    at each step (it went on showing the target's rows until the process restarted)."""
+    # No conductor: the drain and the drop are run by hand, one step at a time.
+    zone = _zone("example.com.")
+    first, second = pool.targets
+    active = objects.Status.ACTIVE
+    stored_status.set_target_statuses(
+        zone.id, [(first.id, zone.serial, active, None), (second.id, zone.serial, active, None)]
+    )
+    assert _statuses(follower.settled(), zone.id) == {first.id: active, second.id: active}
+    pools.store(pools.parse(fake_pool_yaml({"host": TARGET_HOST})))  # the second retired
+
+    assert retire_flows.DrainTarget().execute(target_id=second.id) == 1
+    expected = {first.id: active, second.id: objects.Status.DELETED}
+    assert _statuses(follower.settled(), zone.id) == expected
+    assert _statuses(model.Picture.load(), zone.id) == expected
+
+    retire_flows.DropTarget().execute(target_id=second.id)
+    assert _statuses(follower.settled(), zone.id) == {first.id: active}
+    assert _statuses(model.Picture.load(), zone.id) == {first.id: active}
+    assert follower.sweep() == 0, "the running model differed from storage"
+
+
+CATALOG_POOL = """
+- name: default
+  ns_records: [{hostname: ns1.example.org., priority: 1}]
+  targets: [TARGETS]
+  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}
+  provisioning: catalog
+"""
+
+
+def test_a_target_a_catalog_pool_no_longer_lists_leaves_the_running_model() -> None:
+    both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
+    (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
+    zone = _zone("example.com.")
+    first, second = pool.targets
+    stored_status.set_target_statuses(
+        zone.id, [(t.id, zone.serial, objects.Status.ACTIVE, None) for t in pool.targets]
+    )
+    running = model.start()
+    try:
+        assert running.ready.wait(30), "the model was not built"
+        assert _statuses(running.settled(), zone.id).keys() == {first.id, second.id}
+        one = "{type: fake, description: fake1}"
+        (update,) = pools.store(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
+        assert [t.id for t in update.removed_targets] == [second.id]
+        assert _statuses(running.settled(), zone.id).keys() == {first.id}
+        assert running.sweep() == 0, "the running model differed from storage"
+    finally:
+        model.stop()
+
+
+def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
+    pool: objects.Pool, override: Callable[..., None]
+) -> None:
+    """Every ``model_sweep_interval`` the model is read from storage again: a row
+    changed by hand (no event) is shown, and what mdns saw only on the stream (a
+    target's SOA query, published but not stored) is kept."""
+    override("events", model_sweep_interval=1.0)
+    zone = _zone("example.com.")
+    first, second = pool.targets
+    stored_status.set_target_statuses(
+        zone.id, [(t.id, zone.serial, objects.Status.ACTIVE, None) for t in pool.targets]
+    )
+    running = model.start()
+    try:
+        assert running.ready.wait(30), "the model was not built"
+        responder = mdns_responder.Responder()
+        _soa(responder, TARGET_HOST)
+        responder.transfer_log.flush()
+        assert running.settled().serving(zone.id, pool)[0].seen_by == "SOA"
+        with db.writer() as session:  # as an operator's SQL would: no event
+            row = session.get(models.ZoneTargetStatus, (zone.id, second.id))
+            assert row is not None
+            row.status, row.error = "MISSING", "deleted by hand"
+
+        def shown() -> dict[str, model.Propagation]:
+            return {s.target_id: s.propagation for s in running.settled().serving(zone.id, pool)}
+
+        support.eventually(
+            lambda: shown()[second.id] == model.Propagation.MISSING,
+            what="the model to be read from storage again",
+        )
+        served = running.settled().serving(zone.id, pool)
+        assert (served[0].propagation, served[0].seen_by) == (model.Propagation.SERVED, "SOA")
+    finally:
+        model.stop()
 
 
 IMPORTED = """\

@@ -28,6 +28,14 @@ events_opts = [
         "events other processes published; the postgres driver's fallback if a "
         "notification is missed while it reconnects.",
     ),
+    cfg.FloatOpt(
+        "model_sweep_interval",
+        default=300.0,
+        min=1.0,
+        help="Seconds between a long-running process's re-reads of storage for its "
+        "propagation model (zoneflow.model), which otherwise follows the events: what "
+        "reached storage without an event is shown from the next read on.",
+    ),
     cfg.IntOpt(
         "retention",
         default=3600,

@@ -5,7 +5,8 @@ Built from storage at start (the per-target rows, the transfers mdns served,
 the zones' serials) and kept fresh by the event stream: jobs' outcomes, the
 audit's and the inspector's findings (all written as per-target rows, each
 published as a ``propagation`` event), and mdns seeing a target transfer a
-serial or ask for a zone's SOA. A long-running process (the API server,
+serial or ask for a zone's SOA; and read from storage again now and then (the
+sweep), for what came without an event. A long-running process (the API server,
 all-in-one) keeps one (:func:`start`); ``zoneflow zone status``, ``zoneflow pool
 status`` and their API routes read it through :mod:`zoneflow.central.status`,
 and a one-shot process builds the part it needs from storage instead.

@@ -7,6 +7,10 @@ takes: every event carries a whole state). A reader asks for the model
 :meth:`settled` first: it waits (briefly) until the follower has applied every
 event committed before the read began, so a status read after a change's commit
 shows that change, as a read of storage would.
+
+Every ``[events] model_sweep_interval`` seconds another thread reads storage
+again (:meth:`Follower.sweep`) and puts what it read in the running picture's
+place: what reached storage without an event is shown from then on.
 """
 
 from __future__ import annotations
@@ -55,9 +59,11 @@ class Follower:
         self._reading = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-follow", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="model-sweep", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._sweeper.start()
 
     def _build(self) -> None:
         started = time.monotonic()
@@ -74,10 +80,48 @@ class Follower:
             len(self.picture.zones()),
         )
 
+    def sweep(self) -> int:
+        """Read storage again, and put the picture read in place of the running one
+        once it has applied what was committed meanwhile: what reached storage
+        without an event (a write that publishes none, a lost event) is shown from
+        now on. How many zones and rows the two pictures differed by."""
+        start = stored_events.last_id()
+        fresh = Picture.load()  # outside the lock: the running picture goes on meanwhile
+        subscription = events.subscribe(FEED, after=start)
+        with self._reading:
+            while found := subscription.next(timeout=0):
+                for event in found:
+                    fresh.apply(event)
+            fresh.take_queries(self.picture)
+            drift = self.picture.drift(fresh)
+            self.picture, self._subscription = fresh, subscription
+            with self._applied:
+                self._applied_id = subscription.last_id
+                self._applied.notify_all()
+        if drift:
+            LOG.warning(
+                "propagation model: storage read again, %d zone(s) and row(s) differed "
+                "from what the events had said",
+                drift,
+            )
+        return drift
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.wait(CONF.events.model_sweep_interval):
+            if not self.ready.is_set():
+                continue
+            try:
+                self.sweep()
+            except exceptions.ServiceUnavailable as exc:
+                LOG.warning("propagation model: storage not read again: %s", exc)
+            except Exception:  # the running picture goes on, fed by the events
+                LOG.exception("propagation model: storage not read again")
+
     def stop(self) -> None:
         self._stopping.set()
         self._driver.wake()
         self._thread.join(timeout=5)
+        self._sweeper.join(timeout=5)
 
     @property
     def applied_id(self) -> int:

@@ -222,6 +222,40 @@ class Picture:
                 for t in read.targets
             }
 
+    def take_queries(self, older: Picture) -> None:
+        """Keep what ``older`` (the picture this one replaces) knows only from the
+        stream: the queries mdns saw targets make, which are published, not stored."""
+        with older._lock:
+            queries = [
+                (zone_id, query)
+                for zone_id, seen in older._seen.items()
+                for _, query in seen.values()
+                if query is not None
+            ]
+        with self._lock:
+            for zone_id, query in queries:
+                if zone_id in self._zones:
+                    self._note(zone_id, query, query=True)
+
+    def drift(self, other: Picture) -> int:
+        """How many zones (their serial wanted) and per-target rows (serial, status,
+        error) differ between this picture and ``other``."""
+        with self._lock:
+            mine = self._compared()
+        with other._lock:
+            theirs = other._compared()
+        return sum(mine.get(key) != theirs.get(key) for key in mine.keys() | theirs.keys())
+
+    def _compared(self) -> dict[tuple[str, str], tuple[object, ...]]:
+        """What :meth:`drift` compares: per zone, per (zone, target)."""
+        compared: dict[tuple[str, str], tuple[object, ...]] = {
+            (zone_id, ""): (zone.pool_id, zone.serial) for zone_id, zone in self._zones.items()
+        }
+        for zone_id, rows in self._rows.items():
+            for target_id, row in rows.items():
+                compared[(zone_id, target_id)] = (row.serial, row.status, row.error)
+        return compared
+
     def apply(self, event: objects.Event) -> None:
         """Bring the picture up to date with one event (in commit order)."""
         with self._lock:
@@ -240,6 +274,11 @@ class Picture:
             elif event.table in _MDNS_TABLES and event.zone_id is not None:
                 query = event.table == stored_events.TRANSFER_QUERIES_TABLE
                 self._note(event.zone_id, _transfer(event.value), query=query)
+            elif event.table == stored_events.TARGETS_TABLE and (
+                event.action == stored_events.TARGET_REMOVED
+            ):
+                # A target deleted with its per-zone rows (a pool update, a drain's end).
+                self._drop_target(event.key)
             elif event.topic == objects.EventTopic.TARGET:
                 # The inspector's: a target event's key is the target's id, its value
                 # the target's health and maintenance (its action what happened).
@@ -286,6 +325,11 @@ class Picture:
                 and zone.serial <= row.serial
             ):
                 rows[target_id] = dataclasses.replace(row, status=objects.Status.ACTIVE, error=None)
+
+    def _drop_target(self, target_id: str) -> None:
+        self._targets.pop(target_id, None)
+        for rows in self._rows.values():
+            rows.pop(target_id, None)
 
     def _apply_zone(self, event: objects.Event) -> None:
         value = event.value

@@ -142,9 +142,26 @@ TARGET_STATUS_TABLE = "zone_target_status"
 TRANSFERS_TABLE = "zone_transfers"
 TRANSFER_QUERIES_TABLE = "zone_transfer_queries"
 
+# Target events (topic ``target``, key the target's id) name this table.
+TARGETS_TABLE = "targets"
 # Actions of the inspector's target events besides its health (UP, DOWN): a target
 # counted again once caught up, and one put in or out of maintenance.
 TARGET_COUNTED = "COUNTED"
+# The action of a target gone with its per-zone rows (:func:`target_removed`).
+TARGET_REMOVED = "REMOVED"
+
+
+def target_removed(target_id: str, pool_id: str) -> NewEvent:
+    """The event of a target deleted with every per-zone row it had (a drained target
+    dropped, a target a catalog pool no longer lists): one event, not one per zone,
+    as the statement that deletes the rows is one."""
+    return NewEvent(
+        objects.EventTopic.TARGET,
+        TARGETS_TABLE,
+        target_id,
+        TARGET_REMOVED,
+        {"target_id": target_id, "pool_id": pool_id},
+    )
 
 
 def target_maintenance(maintenance: str) -> str:

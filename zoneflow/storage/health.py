@@ -33,8 +33,6 @@ from sqlalchemy.orm import Session
 from zoneflow import objects
 from zoneflow.storage import conversions, db, events, models
 
-TABLE = "targets"
-
 _ROWS = models.ZoneTargetStatus
 _SERVED = (objects.Status.ACTIVE, objects.BEHIND)
 
@@ -121,7 +119,7 @@ def report_unanswered(target_id: str, *, value: dict[str, Any]) -> None:
 def _event(
     topic: objects.EventTopic, target_id: str, action: str, value: dict[str, Any]
 ) -> events.NewEvent:
-    return events.NewEvent(topic, TABLE, target_id, action, events.jsonable(value))
+    return events.NewEvent(topic, events.TARGETS_TABLE, target_id, action, events.jsonable(value))
 
 
 def _locked_state(session: Session, target_id: str) -> models.TargetState | None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from zoneflow import exceptions, objects
-from zoneflow.storage import conversions, db, models, queries, retired
+from zoneflow.storage import conversions, db, events, models, queries, retired
 
 
 def pool_query() -> sa.Select[models.Pool]:
@@ -233,6 +233,7 @@ def _replace_targets(
                     models.ZoneTargetStatus.target_id.in_([t.id for t in unlisted])
                 )
             )
+            events.write(session, [events.target_removed(t.id, pool.id) for t in unlisted])
         pool.targets = kept
         return changes
     for i, row in enumerate(unlisted, start=len(kept)):

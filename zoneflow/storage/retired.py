@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from zoneflow import objects
-from zoneflow.storage import conversions, db, models, queries
+from zoneflow.storage import conversions, db, events, models, queries, status
 
 
 def drain_query(pool_id: str, target_id: str) -> sa.Select[Any]:
@@ -74,6 +74,7 @@ def record_drained(target_id: str, outcomes: Sequence[tuple[objects.Zone, str | 
                 )
             )
         }
+        written = []
         for zone, error in outcomes:
             row = existing.get(zone.id)
             if row is None:
@@ -82,6 +83,11 @@ def record_drained(target_id: str, outcomes: Sequence[tuple[objects.Zone, str | 
             row.status = objects.Status.DELETED if error is None else objects.Status.ERROR
             row.error = None if error is None else f"not deleted from the retired target: {error}"
             row.updated_at = now
+            written.append(row)
+        session.flush()
+        status.publish_target_rows(
+            session, [conversions.value(objects.TargetStatus, row) for row in written]
+        )
 
 
 def set_drain_error(target_id: str, error: str | None) -> None:
@@ -96,19 +102,19 @@ def set_drain_error(target_id: str, error: str | None) -> None:
 
 
 def drop_retired_target(target_id: str) -> bool:
-    """Forget a drained target: its row and its per-zone rows. False if it is in
-    service again (listed by a newer pools file) or already gone."""
+    """Forget a drained target: its row and its per-zone rows (published as one
+    target event). False if it is in service again (listed by a newer pools file)
+    or already gone."""
     with db.writer() as session:
-        dropped = queries.rows_changed(
-            session,
-            sa.delete(models.PoolTarget).where(
-                models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None)
-            ),
+        pool_id = session.scalar(
+            sa.delete(models.PoolTarget)
+            .where(models.PoolTarget.id == target_id, models.PoolTarget.retired_at.is_not(None))
+            .returning(models.PoolTarget.pool_id)
         )
-        if dropped:
-            session.execute(
-                sa.delete(models.ZoneTargetStatus).where(
-                    models.ZoneTargetStatus.target_id == target_id
-                )
-            )
-        return bool(dropped)
+        if pool_id is None:
+            return False
+        session.execute(
+            sa.delete(models.ZoneTargetStatus).where(models.ZoneTargetStatus.target_id == target_id)
+        )
+        events.write(session, [events.target_removed(target_id, pool_id)])
+        return True

@@ -265,11 +265,16 @@ def write_target_statuses(session: Session, zone_id: str, updates: Sequence[Targ
 
 
 def _publish_rows(session: Session, stored: Iterable[Any]) -> None:
-    """Publish per-target rows as stored (an upsert's RETURNING): an event per zone."""
+    """Publish per-target rows as an upsert's RETURNING gives them."""
+    publish_target_rows(session, [objects.TargetStatus(**row._mapping) for row in stored])
+
+
+def publish_target_rows(session: Session, rows: Iterable[objects.TargetStatus]) -> None:
+    """Publish per-target rows as stored, in ``session``'s transaction: an event per
+    zone (every writer of the rows does, so the propagation model sees them)."""
     by_zone: dict[str, list[objects.TargetStatus]] = {}
-    for row in stored:
-        written = objects.TargetStatus(**row._mapping)
-        by_zone.setdefault(written.zone_id, []).append(written)
+    for row in rows:
+        by_zone.setdefault(row.zone_id, []).append(row)
     projects = zones.zone_projects(by_zone, within=session)
     events.write(
         session,
