@@ -3,6 +3,8 @@ subscriber resuming from further back than those still gets every event, in orde
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from zoneflow import events, objects
@@ -12,10 +14,12 @@ from zoneflow.storage import events as stored
 EVERYTHING = objects.EventFilter()
 
 
-def _publish(count: int, *, project_id: str | None = None, start: int = 0) -> None:
+def _publish(
+    count: int, *, project_id: str | None = None, start: int = 0, topic: str = "zone"
+) -> None:
     stored.append(
         [
-            stored.NewEvent("zone", "test", str(i), "UPDATE", {"i": i}, project_id=project_id)
+            stored.NewEvent(topic, "test", str(i), "UPDATE", {"i": i}, project_id=project_id)
             for i in range(start, start + count)
         ],
         publisher="test",
@@ -63,3 +67,41 @@ def test_a_subscriber_from_before_what_is_kept_reads_the_table_and_loses_nothing
     assert seen == ["0", "1", "2", "3", "4"]
     _publish(1, start=5)
     assert [e.key for e in late.next(timeout=5)] == ["5"]
+
+
+def test_a_process_reading_some_topics_reads_no_others_and_a_wider_subscriber_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The inspector's process reads only the topics its subscribers want; one that
+    wants more is still given every event, from the table."""
+    driver = events.get_driver()
+    shared = recent.Recent(lambda: driver.generation)
+    monkeypatch.setattr(driver, "recent", shared)
+    shared.narrow(frozenset({"zone", "target"}))
+    read: list[str] = []
+    real_after = stored.after
+
+    def after(*args: Any, **kwargs: Any) -> list[objects.Event]:
+        found = real_after(*args, **kwargs)
+        read.extend(e.topic for e in found)
+        return found
+
+    monkeypatch.setattr(stored, "after", after)
+    zones = events.subscribe(objects.EventFilter(topics=frozenset({"zone"})))
+    everything = events.subscribe(EVERYTHING)
+    _publish(2, topic="job")
+    _publish(1, topic="zone", start=2)
+    _publish(2, topic="task", start=3)
+    _publish(1, topic="target", start=5)
+    assert [e.key for e in zones.next(timeout=5)] == ["2"]
+    assert set(read) == {"zone", "target"}, "the shared read took other topics"
+    seen: list[str] = []
+    while len(seen) < 6:
+        found = everything.next(timeout=5)
+        assert found, f"only {seen} received"
+        seen += [e.key for e in found]
+    assert seen == ["0", "1", "2", "3", "4", "5"]
+    # Past events of no wanted topic the shared read goes on from the newest id.
+    _publish(3, topic="job", start=6)
+    _publish(1, topic="zone", start=9)
+    assert [e.key for e in zones.next(timeout=5)] == ["9"]

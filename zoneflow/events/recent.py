@@ -27,6 +27,13 @@ def matches(event: objects.Event, wanted: objects.EventFilter) -> bool:
 
 
 _EVERYTHING = objects.EventFilter()
+
+
+def _within(wanted: objects.EventFilter, read: objects.EventFilter) -> bool:
+    """Whether the events ``read`` takes hold every event ``wanted`` takes."""
+    return read.topics is None or (wanted.topics is not None and wanted.topics <= read.topics)
+
+
 # Seconds a read of the table stands for all subscribers while no wake-up comes.
 STALE = 0.05
 
@@ -52,6 +59,18 @@ class Recent:
         self._events: collections.deque[objects.Event] = collections.deque(maxlen=size)
         self._floor: int | None = None
         self._read_upto = 0
+        # What is read: every event, or those of these topics alone (:meth:`narrow`).
+        self._reading = _EVERYTHING
+
+    def narrow(self, topics: frozenset[str]) -> None:
+        """Read only the events of ``topics`` from now on: for a process whose
+        subscribers want no others (the inspector's, a few percent of all events),
+        which then reads and decodes no more. A subscriber that wants another topic
+        reads the table itself, as one resuming from further back does."""
+        with self._lock:
+            self._reading = objects.EventFilter(topics=frozenset(topics))
+            self._events.clear()
+            self._floor = self._read_at = None
 
     def newest(self) -> int:
         """The newest event's id: where a subscriber from now on starts."""
@@ -67,7 +86,7 @@ class Recent:
         with self._lock:
             self._refresh()
             assert self._floor is not None
-            if last_id < self._floor:
+            if last_id < self._floor or not _within(wanted, self._reading):
                 return None
             return self._newer(last_id, wanted), max(last_id, self._read_upto)
 
@@ -99,12 +118,20 @@ class Recent:
             return
         # Ids are in commit order: what is after the last id read is complete as
         # read, so one query answers both "anything new?" and "what?".
-        fresh = stored.after(self._read_upto, _EVERYTHING)
-        if not fresh:
+        if self._reading is _EVERYTHING:
+            fresh = stored.after(self._read_upto, _EVERYTHING)
+            upto = fresh[-1].id if fresh else self._read_upto
+        else:
+            # Some topics only: the newest id says how far the read went (else each
+            # read would start again after the last event of these topics).
+            newest = stored.last_id()
+            fresh = stored.after(self._read_upto, self._reading, upto=newest)
+            upto = fresh[-1].id if len(fresh) == stored.PAGE else newest
+        if upto == self._read_upto:
             return
         full = len(self._events) + len(fresh) > (self._events.maxlen or 0)
         self._events.extend(fresh)
-        self._read_upto = fresh[-1].id
+        self._read_upto = upto
         if len(fresh) == stored.PAGE:
             self._read_at = None  # more to read: the next call reads on
         if full and self._events:

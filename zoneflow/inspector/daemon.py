@@ -345,10 +345,15 @@ class Inspector:
 
 
 # Zones created, deleted or settled ERROR; targets the audit got no answer from.
-_HEARD = objects.EventFilter(topics=frozenset({objects.EventTopic.ZONE, objects.EventTopic.TARGET}))
+_HEARD_TOPICS = frozenset({objects.EventTopic.ZONE, objects.EventTopic.TARGET})
+_HEARD = objects.EventFilter(topics=_HEARD_TOPICS)
 
 
 def run_forever() -> None:
+    # Its own process: nothing here subscribes to more than the map's events, so
+    # the events of other topics (most of them: jobs, tasks, propagation) are not
+    # read at all. In all-in-one the process reads everything for its API.
+    events.get_driver().recent.narrow(_HEARD_TOPICS)
     inspector = Inspector()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
