@@ -53,6 +53,11 @@ _MAP_CHANGES = frozenset({objects.Action.CREATE, objects.Action.DELETE, objects.
 MAP_SETTLE = 1.0
 # Seconds between looks for targets that ended maintenance and may count again.
 CATCH_UP_CHECK = 1.0
+# Seconds at least between two reads of the event stream. Each read is a query or
+# two, and under load a commit wakes the reader many times a second: read at each,
+# they were most of the inspector's CPU. A job's failures so count up to this late
+# (its probes, every [inspector] interval, are what find a target down).
+READ_EVERY = 0.2
 
 Check = Callable[[str, int], "str | None"]
 
@@ -319,10 +324,12 @@ class Inspector:
             try:
                 if subscription is None:
                     subscription = events.subscribe(_HEARD)
-                refreshed = time.monotonic()
+                refreshed = read = time.monotonic()
                 deadline = refreshed + CONF.inspector.refresh_interval
                 while not self._stopping.is_set() and time.monotonic() < deadline:
-                    found = subscription.next(timeout=min(1.0, deadline - time.monotonic()))
+                    self._stopping.wait(read + READ_EVERY - time.monotonic())
+                    read = time.monotonic()
+                    found = subscription.next(timeout=max(0.0, min(1.0, deadline - read)))
                     for event in found:
                         if event.topic == objects.EventTopic.TARGET:
                             if event.action == objects.AUDIT_UNANSWERED:
