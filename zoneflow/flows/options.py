@@ -32,7 +32,8 @@ flow_opts = [
         "renotify_interval of a poll; then the wait grows by half each query, up to "
         "poll_interval_max. A nameserver heard in the last minute NOTIFYing mdns of the "
         "serials it loads (BIND9's also-notify, doc/backends.md) is asked at its word, and "
-        "every poll_interval_max from the start.",
+        "every poll_interval_max from the start (of the first zone still waited for "
+        "alone, whatever poll_window).",
     ),
     cfg.FloatOpt(
         "poll_interval_max",

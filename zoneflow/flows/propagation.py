@@ -145,9 +145,10 @@ class _Poll(Task):
         Between rounds, a zone the nameserver itself says it now serves (its
         NOTIFY to mdns, passed on through :mod:`zoneflow.events.served`) is
         asked at once, alone: a nameserver configured to say so has each zone
-        seen served within milliseconds, whatever the round's interval; so for a
+        seen served within milliseconds, whatever the round's interval. So for a
         nameserver heard saying so lately (:func:`served_word.tells`) the rounds
-        come every ``poll_interval_max`` from the start.
+        only make up for a word lost: they come every ``poll_interval_max`` from
+        the start and ask the head alone, and the head served asks nothing more.
         ``in_maintenance``: the maintenance state read for the first miss
         (None: read it then). ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
@@ -166,13 +167,12 @@ class _Poll(Task):
             {} if expect_removed else {zone_id: serial for zone_id, (_, serial) in zones.items()}
         )
         # A nameserver heard saying what it serves has each zone asked at its word:
-        # the rounds only make up for a word lost, and need not come twenty times a
-        # second (under load they were most of the SOA queries a change cost).
-        first_interval = (
-            CONF.flows.poll_interval_max
-            if wanted and served_word.tells(self.host)
-            else CONF.flows.poll_interval
-        )
+        # the rounds only make up for a word lost. They ask the head alone, and need
+        # not come twenty times a second (under load they were most of the SOA
+        # queries a change cost).
+        told = bool(wanted) and served_word.tells(self.host)
+        first_interval = CONF.flows.poll_interval_max if told else CONF.flows.poll_interval
+        window = 1 if told else CONF.flows.poll_window
         lagging_since, interval = started, first_interval
         renotify = CONF.flows.renotify_interval
         next_notify = started + renotify
@@ -183,7 +183,7 @@ class _Poll(Task):
                 if every:
                     asked = list(waiting.items())
                 else:
-                    asked = list(itertools.islice(waiting.items(), CONF.flows.poll_window))
+                    asked = list(itertools.islice(waiting.items(), window))
                 self._ask(asked, waiting, outcomes, expect_removed, on_served)
                 if not waiting:
                     break
@@ -214,7 +214,7 @@ class _Poll(Task):
                     lagging_since, interval = now, first_interval
                     renotify = CONF.flows.renotify_interval
                     next_notify = now + renotify
-                    if not every:
+                    if not every and not told:
                         every = True  # the zones after it may be served too: ask them now
                         continue
                 every = False
