@@ -105,55 +105,6 @@ def test_a_nameserver_that_lags_past_its_first_notify_is_asked_less_and_less_oft
     assert gaps and max(gaps) >= 0.4, gaps
 
 
-def test_a_nameserver_heard_saying_what_it_serves_is_asked_at_rounds_far_apart(
-    override: Callable[..., None],
-) -> None:
-    """Its word prompts the question: the rounds only make up for a word lost, and
-    ask the first zone still waited for alone. The same poll of a nameserver never
-    heard asks about twenty-five rounds, and the next zones with the first."""
-    override(
-        "flows",
-        poll_interval=0.05,
-        poll_interval_max=0.4,
-        renotify_interval=1.0,
-        poll_timeout=2.0,
-    )
-    override("events", driver="inprocess")
-    # The second zone is served from 0.3 s in; the first never.
-    server = LaggingNameserver(catch_up={"lag1.example.": 0.3})
-    try:
-        listed = f"  nameservers: [{{host: {HOST}, port: {server.port}}}]\n"
-        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
-        zones = [
-            central_zones.create_zone(f"lag{i}.example.", "hostmaster@example.com")
-            for i in range(3)
-        ]
-        # It NOTIFYed mdns of another zone it loaded a moment ago.
-        served_word.announce("another-zone", 4000000000, HOST)
-        # And says it serves the second zone, half a second in.
-        word = threading.Timer(0.5, served_word.announce, (zones[1].id, 4000000000, HOST))
-        word.start()
-        results = PollBatch(objects.Action.UPDATE, HOST, server.port)._watch(
-            {zone.id: (zone.name, zone.serial) for zone in zones},
-            expect_removed=False,
-            fence=fencing.UNFENCED,
-            in_maintenance=False,
-        )
-    finally:
-        server.close()
-
-    assert [results[zone.id].ok for zone in zones] == [False, True, False], results
-    first, second, third = (zone.name for zone in zones)
-    # A first round of all three; then the first alone at each round (0.4 s apart)
-    # and the second once at its word; at the deadline a last look at the two still
-    # waited for.
-    names = server.names
-    assert names[:3] == [first, second, third] and sorted(names[-2:]) == [first, third], names
-    between = names[3:-2]
-    assert between.count(second) == 1 and third not in between, names
-    assert 3 <= between.count(first) <= 5, names
-
-
 @pytest.mark.parametrize(
     ("notify_first", "heard"), [(True, ["NOTIFY", "QUERY"]), (False, ["QUERY"])]
 )

@@ -145,10 +145,7 @@ class _Poll(Task):
         Between rounds, a zone the nameserver itself says it now serves (its
         NOTIFY to mdns, passed on through :mod:`zoneflow.events.served`) is
         asked at once, alone: a nameserver configured to say so has each zone
-        seen served within milliseconds, whatever the round's interval. So for a
-        nameserver heard saying so lately (:func:`served_word.tells`) the rounds
-        only make up for a word lost: they come every ``poll_interval_max`` from
-        the start and ask the head alone, and the head served asks nothing more.
+        seen served within milliseconds, whatever the round's interval.
         ``in_maintenance``: the maintenance state read for the first miss
         (None: read it then). ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
@@ -162,28 +159,21 @@ class _Poll(Task):
         outcomes: dict[str, Served] = {}
         every = True  # the next round asks every zone waited for, not the window alone
         head = next(iter(waiting), None)
-        # No NOTIFY announces a zone's removal: a delete's poll has nothing to hear.
-        wanted = (
-            {} if expect_removed else {zone_id: serial for zone_id, (_, serial) in zones.items()}
-        )
-        # A nameserver heard saying what it serves has each zone asked at its word:
-        # the rounds only make up for a word lost. They ask the head alone, and need
-        # not come twenty times a second (under load they were most of the SOA
-        # queries a change cost).
-        told = bool(wanted) and served_word.tells(self.host)
-        first_interval = CONF.flows.poll_interval_max if told else CONF.flows.poll_interval
-        window = 1 if told else CONF.flows.poll_window
-        lagging_since, interval = started, first_interval
+        lagging_since, interval = started, CONF.flows.poll_interval
         renotify = CONF.flows.renotify_interval
         next_notify = started + renotify
         # Looked for at the first miss and at each re-NOTIFY (not at every round).
         look_for_maintenance = True
+        # No NOTIFY announces a zone's removal: a delete's poll has nothing to hear.
+        wanted = (
+            {} if expect_removed else {zone_id: serial for zone_id, (_, serial) in zones.items()}
+        )
         with served_word.Ear(self.host, wanted) as ear:
             while waiting:
                 if every:
                     asked = list(waiting.items())
                 else:
-                    asked = list(itertools.islice(waiting.items(), window))
+                    asked = list(itertools.islice(waiting.items(), CONF.flows.poll_window))
                 self._ask(asked, waiting, outcomes, expect_removed, on_served)
                 if not waiting:
                     break
@@ -211,10 +201,10 @@ class _Poll(Task):
                 if head not in waiting:
                     # The head is served: the next zone starts its own wait.
                     head = next(iter(waiting))
-                    lagging_since, interval = now, first_interval
+                    lagging_since, interval = now, CONF.flows.poll_interval
                     renotify = CONF.flows.renotify_interval
                     next_notify = now + renotify
-                    if not every and not told:
+                    if not every:
                         every = True  # the zones after it may be served too: ask them now
                         continue
                 every = False
