@@ -31,6 +31,17 @@ FAKE_POOL = """
 """
 
 
+# A pool whose servers learn of its zones from its catalog zone alone; TARGETS: its
+# targets, as a YAML flow sequence's items.
+CATALOG_POOL = """
+- name: default
+  ns_records: [{hostname: ns1.example.org., priority: 1}]
+  targets: [TARGETS]
+  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}
+  provisioning: catalog
+"""
+
+
 def fake_pool_yaml(*options: dict[str, object], threshold: int = 100) -> str:
     targets = "\n".join(
         f"    - {{type: fake, description: fake{i}, options: {dict(opts) or '{}'}}}"

@@ -6,6 +6,7 @@ and their API routes read it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 
@@ -15,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import support
-from tests.integration.conftest import fake_pool_yaml, wait_settled
+from tests.integration.conftest import CATALOG_POOL, fake_pool_yaml, wait_settled
 from zoneflow import cli, model, objects
 from zoneflow.api import app
 from zoneflow.central import health as central_health
@@ -44,13 +45,21 @@ def pool() -> objects.Pool:
     return stored
 
 
-@pytest.fixture
-def follower(pool: objects.Pool) -> Iterator[model.Follower]:
+@contextlib.contextmanager
+def _running_model() -> Iterator[model.Follower]:
     """This process's running model, as the API server keeps one."""
     running = model.start()
-    assert running.ready.wait(30), "the model was not built"
-    yield running
-    model.stop()
+    try:
+        assert running.ready.wait(30), "the model was not built"
+        yield running
+    finally:
+        model.stop()
+
+
+@pytest.fixture
+def follower(pool: objects.Pool) -> Iterator[model.Follower]:
+    with _running_model() as running:
+        yield running
 
 
 def _zone(name: str, *, project_id: str | None = "alice") -> objects.Zone:
@@ -307,6 +316,13 @@ def test_a_target_down_or_in_maintenance_shows_its_zones_behind_then_served_agai
     assert running() == stored() == {first.id: served, second.id: served}
 
 
+def _served_everywhere(zone: objects.Zone, pool: objects.Pool) -> None:
+    """Rows saying every target of the pool serves the zone, as a job writes them."""
+    stored_status.set_target_statuses(
+        zone.id, [(t.id, zone.serial, objects.Status.ACTIVE, None) for t in pool.targets]
+    )
+
+
 def _statuses(picture: model.Picture, zone_id: str) -> dict[str, str]:
     return {row.target_id: row.status for row in picture.rows(zone_id)}
 
@@ -321,9 +337,7 @@ def test_a_retired_targets_drain_and_removal_reach_the_running_model(
     zone = _zone("example.com.")
     first, second = pool.targets
     active = objects.Status.ACTIVE
-    stored_status.set_target_statuses(
-        zone.id, [(first.id, zone.serial, active, None), (second.id, zone.serial, active, None)]
-    )
+    _served_everywhere(zone, pool)
     assert _statuses(follower.settled(), zone.id) == {first.id: active, second.id: active}
     pools.store(pools.parse(fake_pool_yaml({"host": TARGET_HOST})))  # the second retired
 
@@ -338,34 +352,19 @@ def test_a_retired_targets_drain_and_removal_reach_the_running_model(
     assert follower.sweep() == 0, "the running model differed from storage"
 
 
-CATALOG_POOL = """
-- name: default
-  ns_records: [{hostname: ns1.example.org., priority: 1}]
-  targets: [TARGETS]
-  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}
-  provisioning: catalog
-"""
-
-
 def test_a_target_a_catalog_pool_no_longer_lists_leaves_the_running_model() -> None:
     both = "{type: fake, description: fake1}, {type: fake, description: fake2}"
     (pool,) = support.store_pools(pools.parse(CATALOG_POOL.replace("TARGETS", both)))
     zone = _zone("example.com.")
     first, second = pool.targets
-    stored_status.set_target_statuses(
-        zone.id, [(t.id, zone.serial, objects.Status.ACTIVE, None) for t in pool.targets]
-    )
-    running = model.start()
-    try:
-        assert running.ready.wait(30), "the model was not built"
+    _served_everywhere(zone, pool)
+    with _running_model() as running:
         assert _statuses(running.settled(), zone.id).keys() == {first.id, second.id}
         one = "{type: fake, description: fake1}"
         (update,) = pools.store(pools.parse(CATALOG_POOL.replace("TARGETS", one)))
         assert [t.id for t in update.removed_targets] == [second.id]
         assert _statuses(running.settled(), zone.id).keys() == {first.id}
         assert running.sweep() == 0, "the running model differed from storage"
-    finally:
-        model.stop()
 
 
 def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
@@ -377,12 +376,8 @@ def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
     override("events", model_sweep_interval=1.0)
     zone = _zone("example.com.")
     first, second = pool.targets
-    stored_status.set_target_statuses(
-        zone.id, [(t.id, zone.serial, objects.Status.ACTIVE, None) for t in pool.targets]
-    )
-    running = model.start()
-    try:
-        assert running.ready.wait(30), "the model was not built"
+    _served_everywhere(zone, pool)
+    with _running_model() as running:
         responder = mdns_responder.Responder()
         _soa(responder, TARGET_HOST)
         responder.transfer_log.flush()
@@ -401,8 +396,6 @@ def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
         )
         served = running.settled().serving(zone.id, pool)
         assert (served[0].propagation, served[0].seen_by) == (model.Propagation.SERVED, "SOA")
-    finally:
-        model.stop()
 
 
 IMPORTED = """\

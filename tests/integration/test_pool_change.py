@@ -18,7 +18,7 @@ import pytest
 from oslo_config import cfg
 
 from tests import support
-from tests.integration.conftest import fake_pool_yaml, load_pool, wait_settled
+from tests.integration.conftest import CATALOG_POOL, fake_pool_yaml, load_pool, wait_settled
 from tests.support import eventually, holds
 from zoneflow import cli, jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
@@ -448,15 +448,6 @@ def test_a_target_listed_again_while_draining_is_kept() -> None:
     target_flows.DropTarget().execute(target_id=retiring.id)
     target = stored_targets.find_target(retiring.id)
     assert target is not None and target.retired_at is None
-
-
-CATALOG_POOL = """
-- name: default
-  ns_records: [{hostname: ns1.example.org., priority: 1}]
-  targets: [TARGETS]
-  catalog_zone: {catalog_zone_fqdn: catalog.example.org.}
-  provisioning: catalog
-"""
 
 
 def test_under_catalog_provisioning_a_removed_target_goes_at_once() -> None:
