@@ -89,9 +89,15 @@ class Follower:
         fresh = Picture.load()  # outside the lock: the running picture goes on meanwhile
         subscription = events.subscribe(FEED, after=start)
         with self._reading:
+            assert self._subscription is not None, "the model is not built yet"
+            # The running picture is at its own place in the stream: it takes what
+            # comes after that too, so the two are compared at the same place.
+            running_at = self._subscription.last_id
             while found := subscription.next(timeout=0):
                 for event in found:
                     fresh.apply(event)
+                    if event.id > running_at:
+                        self.picture.apply(event)
             fresh.take_queries(self.picture)
             drift = self.picture.drift(fresh)
             self.picture, self._subscription = fresh, subscription
