@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import dns.message
@@ -368,11 +369,12 @@ def test_a_target_a_catalog_pool_no_longer_lists_leaves_the_running_model() -> N
 
 
 def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
-    pool: objects.Pool, override: Callable[..., None]
+    pool: objects.Pool, override: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Every ``model_sweep_interval`` the model is read from storage again: a row
-    changed by hand (no event) is shown, and what mdns saw only on the stream (a
-    target's SOA query, published but not stored) is kept."""
+    changed by hand (no event) is shown, and said to have differed, and what mdns
+    saw only on the stream (a target's SOA query, published but not stored) is kept."""
+    caplog.set_level(logging.WARNING, logger="zoneflow.model.follower")
     override("events", model_sweep_interval=1.0)
     zone = _zone("example.com.")
     first, second = pool.targets
@@ -396,6 +398,8 @@ def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
         )
         served = running.settled().serving(zone.id, pool)
         assert (served[0].propagation, served[0].seen_by) == (model.Propagation.SERVED, "SOA")
+    differed = [r.getMessage() for r in caplog.records if "differed" in r.getMessage()]
+    assert differed and "1 zone(s) and row(s) differed" in differed[0], differed
 
 
 IMPORTED = """\

@@ -237,6 +237,15 @@ class Picture:
                 if zone_id in self._zones:
                     self._note(zone_id, query, query=True)
 
+    def frozen(self) -> Picture:
+        """A copy of the zones and per-target rows (what :meth:`drift` compares), to
+        compare later while this picture goes on changing."""
+        copy = Picture()
+        with self._lock:
+            copy._zones = dict(self._zones)
+            copy._rows = {zone_id: dict(rows) for zone_id, rows in self._rows.items()}
+        return copy
+
     def drift(self, other: Picture) -> int:
         """How many zones (their serial wanted) and per-target rows (serial, status,
         error) differ between this picture and ``other``."""
