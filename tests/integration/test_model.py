@@ -317,6 +317,15 @@ def test_a_target_down_or_in_maintenance_shows_its_zones_behind_then_served_agai
     assert running() == stored() == {first.id: served, second.id: served}
 
 
+def _drift_shown(client: TestClient) -> float:
+    (line,) = [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("zoneflow_model_drift ")
+    ]
+    return float(line.split()[1])
+
+
 def _served_everywhere(zone: objects.Zone, pool: objects.Pool) -> None:
     """Rows saying every target of the pool serves the zone, as a job writes them."""
     stored_status.set_target_statuses(
@@ -369,17 +378,22 @@ def test_a_target_a_catalog_pool_no_longer_lists_leaves_the_running_model() -> N
 
 
 def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
-    pool: objects.Pool, override: Callable[..., None], caplog: pytest.LogCaptureFixture
+    pool: objects.Pool,
+    override: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    client: TestClient,
 ) -> None:
     """Every ``model_sweep_interval`` the model is read from storage again: a row
-    changed by hand (no event) is shown, and said to have differed, and what mdns
-    saw only on the stream (a target's SOA query, published but not stored) is kept."""
+    changed by hand (no event) is shown, and said to have differed (the log, the
+    API's /metrics), and what mdns saw only on the stream (a target's SOA query,
+    published but not stored) is kept."""
     caplog.set_level(logging.WARNING, logger="zoneflow.model.follower")
     override("events", model_sweep_interval=1.0)
     zone = _zone("example.com.")
     first, second = pool.targets
     _served_everywhere(zone, pool)
     with _running_model() as running:
+        assert _drift_shown(client) == -1  # no sweep yet
         responder = mdns_responder.Responder()
         _soa(responder, TARGET_HOST)
         responder.transfer_log.flush()
@@ -398,6 +412,7 @@ def test_the_running_model_reads_storage_again_for_what_came_without_an_event(
         )
         served = running.settled().serving(zone.id, pool)
         assert (served[0].propagation, served[0].seen_by) == (model.Propagation.SERVED, "SOA")
+        support.eventually(lambda: _drift_shown(client) == 1, what="/metrics to show the drift")
     differed = [r.getMessage() for r in caplog.records if "differed" in r.getMessage()]
     assert differed and "1 zone(s) and row(s) differed" in differed[0], differed
 

@@ -6,6 +6,9 @@
 - ``zoneflow_api_request_seconds{method, route}``: how long each took to
   answer, from the first byte in to the response's start;
 - ``zoneflow_api_requests_in_progress``: requests being handled now;
+- ``zoneflow_model_drift``: how many zones and per-target rows the propagation
+  model's last sweep (zoneflow.model) found differing from storage, -1 before
+  the first; anything but 0 says a write reached storage without its event;
 
 and, in the same registry, the job and task metrics of
 :mod:`zoneflow.engine.metrics` (they move in a process that runs a
@@ -22,6 +25,7 @@ import prometheus_client
 from fastapi import APIRouter, FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zoneflow import model
 from zoneflow.engine import metrics as engine_metrics
 
 REQUESTS = prometheus_client.Counter(
@@ -42,6 +46,13 @@ IN_PROGRESS = prometheus_client.Gauge(
     "API requests being handled now.",
     registry=engine_metrics.REGISTRY,
 )
+MODEL_DRIFT = prometheus_client.Gauge(
+    "zoneflow_model_drift",
+    "Zones and per-target rows the propagation model's last sweep found to differ from "
+    "storage: not 0 means a write reached storage without its event (-1: no sweep yet).",
+    registry=engine_metrics.REGISTRY,
+)
+MODEL_DRIFT.set_function(lambda: -1 if (drift := model.last_drift()) is None else drift)
 # A request no route matched (a 404 for an unknown URL): one series for all.
 UNMATCHED = "unmatched"
 

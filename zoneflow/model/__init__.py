@@ -20,7 +20,14 @@ This package sits below central (which reads it) and above events and storage
 
 from __future__ import annotations
 
-from zoneflow.model.follower import Follower, running, start, start_when_read, stop
+from zoneflow.model.follower import (
+    Follower,
+    last_drift,
+    running,
+    start,
+    start_when_read,
+    stop,
+)
 from zoneflow.model.picture import Picture, Propagation, Serving, TargetState, TargetSummary
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "Serving",
     "TargetState",
     "TargetSummary",
+    "last_drift",
     "running",
     "start",
     "start_when_read",

@@ -60,6 +60,8 @@ class Follower:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-follow", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="model-sweep", daemon=True)
+        # How many zones and rows the last sweep found differing (None: none yet).
+        self.last_drift: int | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -106,7 +108,7 @@ class Follower:
             with self._applied:
                 self._applied_id = subscription.last_id
                 self._applied.notify_all()
-        drift = before.drift(after)
+        self.last_drift = drift = before.drift(after)
         if drift:
             LOG.warning(
                 "propagation model: storage read again, %d zone(s) and row(s) differed "
@@ -218,6 +220,15 @@ def _started() -> Follower:
         _running = Follower()
         _running.start()
     return _running
+
+
+def last_drift() -> int | None:
+    """How many zones and rows this process's last sweep found its model to differ by
+    from storage (None: no model, or no sweep yet); read by ``/metrics``, which
+    starts no model."""
+    with _lock:
+        follower = _running
+    return None if follower is None else follower.last_drift
 
 
 def running() -> Follower | None:
