@@ -6,9 +6,9 @@
 - ``zoneflow_api_request_seconds{method, route}``: how long each took to
   answer, from the first byte in to the response's start;
 - ``zoneflow_api_requests_in_progress``: requests being handled now;
-- ``zoneflow_model_drift``: how many zones and per-target rows the propagation
-  model's last sweep (zoneflow.model) found differing from storage, -1 before
-  the first; anything but 0 says a write reached storage without its event;
+- ``zoneflow_model_drift_total``: how many zones and per-target rows the
+  propagation model's sweeps (zoneflow.model) found differing from storage;
+  any says a write reached storage without its event;
 
 and, in the same registry, the job and task metrics of
 :mod:`zoneflow.engine.metrics` (they move in a process that runs a
@@ -20,9 +20,11 @@ no project's data.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import prometheus_client
 from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import metrics_core
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zoneflow import model
@@ -46,13 +48,22 @@ IN_PROGRESS = prometheus_client.Gauge(
     "API requests being handled now.",
     registry=engine_metrics.REGISTRY,
 )
-MODEL_DRIFT = prometheus_client.Gauge(
-    "zoneflow_model_drift",
-    "Zones and per-target rows the propagation model's last sweep found to differ from "
-    "storage: not 0 means a write reached storage without its event (-1: no sweep yet).",
-    registry=engine_metrics.REGISTRY,
-)
-MODEL_DRIFT.set_function(lambda: -1 if (drift := model.last_drift()) is None else drift)
+
+
+class _ModelDrift:
+    """``zoneflow_model_drift_total``, read from the model when scraped."""
+
+    def collect(self) -> Iterator[metrics_core.Metric]:
+        yield metrics_core.CounterMetricFamily(
+            "zoneflow_model_drift",
+            "Zones and per-target rows the propagation model's sweeps found to differ "
+            "from storage: any means a write reached storage without its event.",
+            value=model.drift_found(),
+        )
+
+
+engine_metrics.REGISTRY.register(_ModelDrift())
+
 # A request no route matched (a 404 for an unknown URL): one series for all.
 UNMATCHED = "unmatched"
 

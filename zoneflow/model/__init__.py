@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from zoneflow.model.follower import (
     Follower,
-    last_drift,
+    drift_found,
     running,
     start,
     start_when_read,
@@ -37,7 +37,7 @@ __all__ = [
     "Serving",
     "TargetState",
     "TargetSummary",
-    "last_drift",
+    "drift_found",
     "running",
     "start",
     "start_when_read",

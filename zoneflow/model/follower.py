@@ -60,8 +60,8 @@ class Follower:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-follow", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="model-sweep", daemon=True)
-        # How many zones and rows the last sweep found differing (None: none yet).
-        self.last_drift: int | None = None
+        # How many zones and rows the sweeps found differing, all told.
+        self.drift_found = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -108,7 +108,8 @@ class Follower:
             with self._applied:
                 self._applied_id = subscription.last_id
                 self._applied.notify_all()
-        self.last_drift = drift = before.drift(after)
+        drift = before.drift(after)
+        self.drift_found += drift
         if drift:
             LOG.warning(
                 "propagation model: storage read again, %d zone(s) and row(s) differed "
@@ -222,13 +223,12 @@ def _started() -> Follower:
     return _running
 
 
-def last_drift() -> int | None:
-    """How many zones and rows this process's last sweep found its model to differ by
-    from storage (None: no model, or no sweep yet); read by ``/metrics``, which
-    starts no model."""
+def drift_found() -> int:
+    """How many zones and rows this process's sweeps found its model to differ by from
+    storage, all told (0 without a model); read by ``/metrics``, which starts none."""
     with _lock:
         follower = _running
-    return None if follower is None else follower.last_drift
+    return 0 if follower is None else follower.drift_found
 
 
 def running() -> Follower | None:
