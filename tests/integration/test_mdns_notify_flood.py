@@ -27,9 +27,11 @@ from tests import support
 from tests.support import eventually
 from zoneflow import objects
 from zoneflow.central import zones as central_zones
+from zoneflow.dns import query as dns_query
 from zoneflow.mdns import notify_limit
 from zoneflow.mdns import server as mdns_server
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import zones as stored_zones
 
 pytestmark = pytest.mark.usefixtures("fake_pool")
 
@@ -213,3 +215,41 @@ def test_a_notify_that_waited_long_for_a_thread_is_still_processed(
     replies = mdns._answer_datagram(notify_wire(zone.serial + 7), addr, received, notify=True)
     assert replies and dns.message.from_wire(replies[0]).rcode() == dns.rcode.NOERROR
     assert support.notifies_processed(caplog.records) == [(HOST, zone.serial + 7)]
+
+
+def test_a_notify_is_answered_while_every_query_thread_is_busy(
+    zone: objects.Zone, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A target's NOTIFY (the polls' word that it serves a serial) never waits behind
+    a backlog of queries: under load it once waited seconds in their queue."""
+    override("mdns", threads=1)
+    server = mdns_server.MdnsServer(HOST, 0)
+    server.start_in_thread()
+    release = threading.Event()
+    asking = threading.Thread(
+        target=lambda: dns.query.udp(
+            dns.message.make_query(ZONE, dns.rdatatype.SOA), HOST, port=server.port, timeout=60
+        )
+    )
+    try:
+        # The zone's id is read at its first NOTIFY, and kept (caches.ZoneIds).
+        assert dns_query.send_notify(ZONE, HOST, server.port, serial=zone.serial) == 0
+        held = threading.Event()
+        lookup = stored_zones.find_zone_for_mdns
+
+        def stuck(name: str) -> objects.Zone | None:
+            held.set()
+            release.wait(60)
+            return lookup(name)
+
+        monkeypatch.setattr(stored_zones, "find_zone_for_mdns", stuck)
+        asking.start()
+        assert held.wait(10), "the query reached no thread"
+        # The one query thread is stuck on its database read; the NOTIFY is answered.
+        rcode = dns_query.send_notify(ZONE, HOST, server.port, serial=zone.serial, timeout=5)
+        assert rcode == dns.rcode.NOERROR
+    finally:
+        release.set()
+        if asking.ident is not None:  # started
+            asking.join(30)
+        server.stop_thread()

@@ -11,8 +11,9 @@ import base64
 import logging
 import socket
 import struct
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import dns.message
 import dns.name
@@ -25,21 +26,25 @@ import dns.tsig
 import dns.xfr
 import dns.zone
 import pytest
+import sqlalchemy
 
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
 from zoneflow import exceptions, objects
 from zoneflow.central import imports_exports, pools
 from zoneflow.central import recordsets as central_recordsets
+from zoneflow.central import zones as central_zones
 from zoneflow.dns import query as dns_query
 from zoneflow.dns import tsig
 from zoneflow.events import served
 from zoneflow.mdns import responder
 from zoneflow.mdns import server as mdns_server
+from zoneflow.storage import db
 from zoneflow.storage import reads as stored_reads
 
 HOST = "127.0.0.1"
 ZONE = "example.com."
+NEW_ZONE = "new.example.net."
 KEY = "xfr-key."
 SECRET = base64.b64encode(b"the pool's transfer secret, 32 b").decode()
 OTHER_SECRET = base64.b64encode(b"not the secret mdns has, 32 byte").decode()
@@ -291,6 +296,40 @@ def test_notify_for_a_zone_mdns_does_not_hold_gets_notauth(
     zone: objects.Zone, mdns: mdns_server.MdnsServer
 ) -> None:
     assert dns_query.send_notify("other.example.", HOST, mdns.port) == dns.rcode.NOTAUTH
+
+
+def test_a_zones_notifies_after_the_first_read_no_storage_and_a_new_zone_is_found_at_once(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, override: Override
+) -> None:
+    """Every target NOTIFYs mdns of each serial it loads: the zone's id is read once
+    for all of them, and a name not found is not remembered as such."""
+    override("events", driver="inprocess")
+    asked: list[object] = []
+
+    def note(*args: object) -> None:
+        # The reads mdns's threads make with either name: SQLite's parameters are a
+        # tuple, PostgreSQL's a dict.
+        parameters = args[3]
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        if threading.current_thread().name.startswith("mdns") and isinstance(values, Iterable):
+            asked.extend(value for value in values if value in (ZONE, NEW_ZONE))
+
+    engine = db.get_engine()
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    try:
+        with served.Ear(HOST, {zone.id: zone.serial}) as ear:
+            for _ in range(3):
+                assert dns_query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial) == 0
+                assert ear.wait(5) == {zone.id}  # each is passed on to the polls
+        assert asked == [ZONE]
+        assert dns_query.send_notify(NEW_ZONE, HOST, mdns.port) == dns.rcode.NOTAUTH
+        made = central_zones.create_zone(NEW_ZONE, "hostmaster@example.net")
+        with served.Ear(HOST, {made.id: made.serial}) as ear:
+            assert dns_query.send_notify(NEW_ZONE, HOST, mdns.port, serial=made.serial) == 0
+            assert ear.wait(5) == {made.id}
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", note)
+    assert asked == [ZONE, NEW_ZONE, NEW_ZONE]
 
 
 def test_notify_from_outside_allow_notify_is_refused_and_not_processed(

@@ -20,11 +20,14 @@ from zoneflow.mdns import xfr
 from zoneflow.mdns.snapshot import ZoneSnapshot, catalog_snapshot
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import pools as stored_pools
+from zoneflow.storage import zones as stored_zones
 
 # Pools are read for every answer (the SOA's MNAME, the apex NS) and change
 # only when an operator loads pools.yaml; reading one costs more than the rest
 # of an SOA answer, so it is kept this many seconds.
 POOL_CACHE_SECONDS = 5.0
+# A zone's id by its name is kept this long for the targets' NOTIFYs (ZoneIds).
+ZONE_ID_SECONDS = 30.0
 
 V = TypeVar("V")
 
@@ -197,6 +200,35 @@ class PoolCache:
         with self._lock:
             self._entries[pool_id] = (now, pool)
         return pool
+
+
+class ZoneIds:
+    """Zone name -> the id of its live zone, each kept ``seconds`` after it was read.
+
+    For the targets' NOTIFYs alone: every target of a pool NOTIFYs mdns of each
+    serial it loads, eight lookups of one zone within a second on eight targets,
+    and what they say is a hint for the polls (zoneflow.events.served), never
+    an answer a nameserver acts on. So a name may stand for its zone a little
+    after the zone was deleted (a word for a zone no poll waits for any more,
+    acknowledged instead of NOTAUTH). A name not found is not kept: a zone just
+    created is found by its first NOTIFY.
+    """
+
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self._recent: Recent[tuple[float, str]] = Recent(size)
+
+    def get(self, name: str) -> str | None:
+        """The id of the live zone called ``name`` (lowercase, absolute), or None."""
+        now = time.monotonic()
+        kept = self._recent.get(name)
+        if kept is not None and now - kept[0] < self.seconds:
+            return kept[1]
+        zone = stored_zones.find_zone_for_mdns(name)
+        if zone is None:
+            return None
+        self._recent.put(name, (now, zone.id))
+        return zone.id
 
 
 class CatalogNames:

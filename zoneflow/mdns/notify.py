@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 
 import dns.exception
 import dns.flags
@@ -24,7 +25,6 @@ import dns.rdataclass
 
 from zoneflow.events import served
 from zoneflow.mdns import access, notify_limit, replies
-from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 
@@ -56,8 +56,11 @@ def answer(
     peer: str,
     address: str | None,
     allow_notify: tuple[access.Network, ...],
+    zone_id_of: Callable[[str], str | None],
 ) -> dns.message.Message:
-    """Acknowledge a nameserver's NOTIFY: it says which serial it now serves."""
+    """Acknowledge a nameserver's NOTIFY: it says which serial it now serves.
+    ``zone_id_of`` names the id of the live zone of a name, if any (a
+    :class:`zoneflow.mdns.caches.ZoneIds`)."""
     question = query.question[0]
     serial = replies.soa_serial(query.answer)
     if not access.allowed(address, allow_notify):
@@ -65,16 +68,16 @@ def answer(
             "REFUSED NOTIFY for %s from %s: not in [mdns] allow_notify", question.name, peer
         )
         return replies.error(query, dns.rcode.REFUSED)
-    zone = None
+    zone_id = None
     if question.rdclass == dns.rdataclass.IN:
-        zone = stored_zones.find_zone_for_mdns(question.name.to_text().lower())
-    if zone is None:
+        zone_id = zone_id_of(question.name.to_text().lower())
+    if zone_id is None:
         LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
         return replies.error(query, dns.rcode.NOTAUTH)
     LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
     if address is not None:
         # The polls waiting for the zone on that nameserver ask it now.
-        served.announce(zone.id, serial, address)
+        served.announce(zone_id, serial, address)
     response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
     response.flags |= dns.flags.AA
     return response

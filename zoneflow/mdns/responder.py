@@ -65,6 +65,7 @@ class Responder:
         self.pools = caches.PoolCache(caches.POOL_CACHE_SECONDS)
         self.soas = caches.SoaCache()
         self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
+        self.zone_ids = caches.ZoneIds(caches.ZONE_ID_SECONDS)
         self.catalog_snapshots = caches.CatalogSnapshots()
         self.zone_transfers = zone_transfer.Transfers(
             pools=self.pools,
@@ -132,7 +133,11 @@ class Responder:
             return [replies.to_wire(replies.error(query, dns.rcode.FORMERR), query, tcp)]
         if opcode == dns.opcode.NOTIFY:
             response = notify.answer(
-                query, peer=peer, address=address, allow_notify=self.allow_notify
+                query,
+                peer=peer,
+                address=address,
+                allow_notify=self.allow_notify,
+                zone_id_of=self.zone_ids.get,
             )
             return [replies.to_wire(response, query, tcp)]
         if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):

@@ -54,6 +54,10 @@ MAX_UDP_WAIT = 1.5
 # NOTIFYs being answered at once, apart from the queries above: however many
 # sources and zones a flood names, NOTIFYs never take the queries' places.
 MAX_PENDING_NOTIFY = 64
+# Threads answering NOTIFYs, apart from the queries' pool: a target's NOTIFY says
+# it serves a serial (a word the polls wait for), and under load it waited behind
+# a backlog of SOA queries in one queue. Most need no database (caches.ZoneIds).
+NOTIFY_THREADS = 2
 # (source, zone) pairs whose NOTIFY rate is tracked; NOTIFYs from pairs past
 # it are dropped until some fall idle (a flood of spoofed sources).
 MAX_NOTIFY_PAIRS = 10_000
@@ -103,6 +107,7 @@ class MdnsServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._notify_executor: concurrent.futures.ThreadPoolExecutor | None = None
         # TCP clients' requests (transfers, mostly) on threads of their own: a
         # backlog of datagrams never stands between a transfer's batches.
         self._tcp_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -135,6 +140,9 @@ class MdnsServer:
         )
         self._tcp_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=CONF.mdns.tcp_threads, thread_name_prefix="mdns-tcp"
+        )
+        self._notify_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=NOTIFY_THREADS, thread_name_prefix="mdns-notify"
         )
         # Port 0 gives a TCP port that may be taken for UDP: then try another.
         for attempt in range(20):
@@ -181,10 +189,10 @@ class MdnsServer:
             # What the last second served, so a poll reading it is not left short.
             with contextlib.suppress(Exception):
                 await self._in_pool(self.responder.transfer_log.flush)
-        for executor in (self._executor, self._tcp_executor):
+        for executor in (self._executor, self._tcp_executor, self._notify_executor):
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._tcp_executor = None
+        self._executor = self._tcp_executor = self._notify_executor = None
         out, self._udp_out = self._udp_out, None
         if out is not None:
             # Closed once no thread may still send from it: a descriptor closed under
@@ -251,12 +259,13 @@ class MdnsServer:
     ) -> None:
         """Hand a datagram to a thread, which answers and sends the replies itself.
 
-        Straight to the pool, and the replies sent from the thread: no task,
-        no asyncio future, no wake of the event loop to send. That trip cost
-        as much CPU as answering an SOA query does."""
-        assert self._executor is not None
+        Straight to the pool (the NOTIFYs' own for a ``notify``), and the replies
+        sent from the thread: no task, no asyncio future, no wake of the event
+        loop to send. That trip cost as much CPU as answering an SOA query does."""
+        executor = self._notify_executor if notify else self._executor
+        assert executor is not None
         try:
-            future = self._executor.submit(self._answer_udp, *datagram, time.monotonic(), notify)
+            future = executor.submit(self._answer_udp, *datagram, time.monotonic(), notify)
         except RuntimeError:
             return  # stopping: the pool no longer takes work
         pending.add(future)
