@@ -105,6 +105,33 @@ def test_a_nameserver_that_lags_past_its_first_notify_is_asked_less_and_less_oft
     assert gaps and max(gaps) >= 0.4, gaps
 
 
+def test_a_nameserver_heard_saying_what_it_serves_is_asked_at_rounds_far_apart(
+    lagging: LaggingNameserver, override: Callable[..., None]
+) -> None:
+    """Its word prompts the question: the rounds only make up for a word lost. The
+    same poll of a nameserver never heard asks it about twenty-five times."""
+    override(
+        "flows",
+        poll_interval=0.05,
+        poll_interval_max=0.4,
+        renotify_interval=1.0,
+        poll_timeout=2.0,
+    )
+    override("events", driver="inprocess")
+    listed = f"  nameservers: [{{host: {HOST}, port: {lagging.port}}}]\n"
+    support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+    zone = central_zones.create_zone("lagging.example.", "hostmaster@example.com")
+    # It NOTIFYed mdns of another zone it loaded a moment ago.
+    served_word.announce("another-zone", 4000000000, HOST)
+
+    seen = Served(**PollForSerial(HOST, lagging.port).execute(zone.id, zone.name, zone.serial))
+
+    assert not seen.ok and seen.serial == 1, seen
+    rounds = lagging.asked[:-1]  # the last: a look at the deadline, at once
+    gaps = [b - a for a, b in zip(rounds, rounds[1:], strict=False)]
+    assert 3 <= len(lagging.asked) <= 8 and min(gaps) >= 0.3, gaps
+
+
 @pytest.mark.parametrize(
     ("notify_first", "heard"), [(True, ["NOTIFY", "QUERY"]), (False, ["QUERY"])]
 )

@@ -8,7 +8,7 @@ import threading
 from stevedore import driver as stevedore_driver
 
 from zoneflow import exceptions, objects
-from zoneflow.events import options
+from zoneflow.events import options, served
 from zoneflow.events.base import Driver
 from zoneflow.events.publisher import Merge, Publisher
 from zoneflow.events.subscription import Subscription
@@ -101,3 +101,4 @@ def reset() -> None:
         publisher.stop()
     if driver is not None:
         driver.stop()
+    served.forget()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import NamedTuple, Self
@@ -39,6 +40,8 @@ CHANNEL = "zoneflow_served"
 LISTEN_WAIT = 5.0
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
 PAYLOAD_LIMIT = 7000
+# Seconds a nameserver's last word vouches that it speaks (see :func:`tells`).
+TOLD_WITHIN = 60.0
 
 
 class Heard(NamedTuple):
@@ -103,6 +106,8 @@ class _Ears:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_zone: dict[str, set[Ear]] = {}
+        # When each nameserver (by address) was last heard, whatever the zone.
+        self._told: dict[str, float] = {}
 
     def add(self, ear: Ear, zone_ids: list[str]) -> None:
         if not zone_ids:
@@ -122,15 +127,38 @@ class _Ears:
                     if not ears:
                         del self._by_zone[zone_id]
 
+    def forget_told(self) -> None:
+        with self._lock:
+            self._told.clear()
+
+    def told_at(self, host: str) -> float | None:
+        with self._lock:
+            return self._told.get(host)
+
     def tell(self, words: list[Heard]) -> None:
+        now = time.monotonic()
         for word in words:
             with self._lock:
+                self._told[word.host] = now
                 ears = list(self._by_zone.get(word.zone_id, ()))
             for ear in ears:
                 ear.hear(word)
 
 
 _EARS = _Ears()
+
+
+def tells(host: str) -> bool:
+    """Whether the nameserver at ``host`` was heard in the last :data:`TOLD_WITHIN`
+    seconds saying what it serves: it NOTIFYs mdns of each serial it loads, so a
+    poll of it will hear of its zones."""
+    told = _EARS.told_at(addresses.spelled(host))
+    return told is not None and time.monotonic() - told < TOLD_WITHIN
+
+
+def forget() -> None:
+    """Forget which nameservers were heard (the driver stopped: tests)."""
+    _EARS.forget_told()
 
 
 def _listening() -> None:

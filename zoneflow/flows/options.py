@@ -30,7 +30,9 @@ flow_opts = [
         min=0.01,
         help="Seconds between SOA queries while waiting for a nameserver, for the first "
         "renotify_interval of a poll; then the wait grows by half each query, up to "
-        "poll_interval_max.",
+        "poll_interval_max. A nameserver heard in the last minute NOTIFYing mdns of the "
+        "serials it loads (BIND9's also-notify, doc/backends.md) is asked at its word, and "
+        "every poll_interval_max from the start.",
     ),
     cfg.FloatOpt(
         "poll_interval_max",

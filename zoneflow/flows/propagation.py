@@ -145,7 +145,9 @@ class _Poll(Task):
         Between rounds, a zone the nameserver itself says it now serves (its
         NOTIFY to mdns, passed on through :mod:`zoneflow.events.served`) is
         asked at once, alone: a nameserver configured to say so has each zone
-        seen served within milliseconds, whatever the round's interval.
+        seen served within milliseconds, whatever the round's interval; so for a
+        nameserver heard saying so lately (:func:`served_word.tells`) the rounds
+        come every ``poll_interval_max`` from the start.
         ``in_maintenance``: the maintenance state read for the first miss
         (None: read it then). ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
@@ -159,15 +161,23 @@ class _Poll(Task):
         outcomes: dict[str, Served] = {}
         every = True  # the next round asks every zone waited for, not the window alone
         head = next(iter(waiting), None)
-        lagging_since, interval = started, CONF.flows.poll_interval
-        renotify = CONF.flows.renotify_interval
-        next_notify = started + renotify
-        # Looked for at the first miss and at each re-NOTIFY (not at every round).
-        look_for_maintenance = True
         # No NOTIFY announces a zone's removal: a delete's poll has nothing to hear.
         wanted = (
             {} if expect_removed else {zone_id: serial for zone_id, (_, serial) in zones.items()}
         )
+        # A nameserver heard saying what it serves has each zone asked at its word:
+        # the rounds only make up for a word lost, and need not come twenty times a
+        # second (under load they were most of the SOA queries a change cost).
+        first_interval = (
+            CONF.flows.poll_interval_max
+            if wanted and served_word.tells(self.host)
+            else CONF.flows.poll_interval
+        )
+        lagging_since, interval = started, first_interval
+        renotify = CONF.flows.renotify_interval
+        next_notify = started + renotify
+        # Looked for at the first miss and at each re-NOTIFY (not at every round).
+        look_for_maintenance = True
         with served_word.Ear(self.host, wanted) as ear:
             while waiting:
                 if every:
@@ -201,7 +211,7 @@ class _Poll(Task):
                 if head not in waiting:
                     # The head is served: the next zone starts its own wait.
                     head = next(iter(waiting))
-                    lagging_since, interval = now, CONF.flows.poll_interval
+                    lagging_since, interval = now, first_interval
                     renotify = CONF.flows.renotify_interval
                     next_notify = now + renotify
                     if not every:
