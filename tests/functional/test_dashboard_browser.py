@@ -137,6 +137,22 @@ def test_a_zone_created_in_the_page_turns_its_graph_green_then_the_matrix_shows_
             served = soa_serial("browser.example.", bind.host, bind.port)
             assert shown[target_id] == (str(served), "true") == (serial, "true")
         assert page.locator("#zone-status").inner_text() == "ACTIVE"
+
+        # A job's link pressed while an event redraws the history still opens the job
+        # when released: a redraw between the press and the release swallowed the click.
+        link = page.locator("#history a").first
+        href = link.get_attribute("href")
+        link.hover()
+        page.mouse.down()
+        running.api(
+            "POST",
+            f"/v2/zones/{zone_id}/recordsets",
+            {"name": "www.browser.example.", "type": "A", "records": ["192.0.2.1"]},
+            all_projects=True,
+        )
+        page.wait_for_selector('[data-part="live_history"][data-held="true"]', timeout=WAIT_MS)
+        page.mouse.up()
+        page.wait_for_url(f"**{href}")
     finally:
         if held:
             running.kill("conductor", signal.SIGCONT)

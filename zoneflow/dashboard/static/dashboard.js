@@ -29,13 +29,44 @@
       url.searchParams.set("part", part.dataset.part);
       try {
         const answer = await fetch(url, { credentials: "same-origin" });
-        part.innerHTML = await answer.text();
-        for (const [task, state] of painted) { paintRow(task, state); }
-        part.dataset.refreshed = String(Date.now());
+        draw(part, await answer.text());
       } catch (err) {
         status.textContent = "could not refresh: " + err;
       }
     }, GATHER_MS));
+  }
+
+  // A part redrawn between a press and its release loses the click: the link pressed
+  // is gone when the button comes up, and the browser sends no click at all (a job's
+  // link in a busy zone's history did nothing). While a pointer is down in a part,
+  // its new drawing is held (data-held) and put in place once the click is over.
+  let pressed = null;
+  const held = new Map();
+  document.addEventListener("pointerdown", function (event) {
+    pressed = event.target instanceof Element ? event.target.closest("[data-part]") : null;
+  }, true);
+  function released() {
+    pressed = null;
+    // The click is dispatched right after the release, in the same task.
+    setTimeout(function () {
+      for (const [part, html] of held) { delete part.dataset.held; draw(part, html); }
+      held.clear();
+    }, 0);
+  }
+  for (const type of ["pointerup", "pointercancel"]) {
+    document.addEventListener(type, released, true);
+  }
+  window.addEventListener("blur", released);
+
+  function draw(part, html) {
+    if (part === pressed) {
+      held.set(part, html);
+      part.dataset.held = "true";
+      return;
+    }
+    part.innerHTML = html;
+    for (const [task, state] of painted) { paintRow(task, state); }
+    part.dataset.refreshed = String(Date.now());
   }
 
   // Heartbeats publish no event: a part drawn from them is refreshed every
