@@ -33,7 +33,7 @@ PostgreSQL counts the statements and transactions each change takes
 (pg_stat_statements, pg_stat_database).
 
     python bench/api_write.py [--requests 2000] [--clients 20] [--workers 2]
-                              [--actions create,update] [--before REV]
+                              [--actions create,update] [--before REV] [--quick]
 """
 
 from __future__ import annotations
@@ -371,8 +371,13 @@ def _measured(
             requests=args.requests,
         )
         for action in args.actions.split(",")
-        for shape, zones in ((f"{args.clients} zones", args.clients), ("1 zone", 1))
+        for shape, zones in _shapes(args)
     ]
+
+
+def _shapes(args: argparse.Namespace) -> list[tuple[str, int]]:
+    shapes = [(f"{args.clients} zones", args.clients), ("1 zone", 1)]
+    return shapes[:1] if args.quick else shapes
 
 
 def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
@@ -380,9 +385,14 @@ def setups(args: argparse.Namespace, tmp: pathlib.Path) -> list[Setup]:
     if args.before:
         code = _archive(args.before, tmp / "before-code")
         before = f"before ({_revision(args.before)})"
-        made += [Setup(before, code), Setup(before, code, relay=False, board="zake")]
+        made += [Setup(before, code)]
+        if not args.quick:
+            made += [Setup(before, code, relay=False, board="zake")]
     now = f"this checkout ({_revision('HEAD')})"
-    made += [Setup(now, ROOT), Setup(now, ROOT, relay=False)]
+    made += [Setup(now, ROOT)]
+    if args.quick:
+        return made
+    made += [Setup(now, ROOT, relay=False)]
     made += [
         Setup(now, ROOT, workers=args.workers),
         Setup(now, ROOT, workers=args.workers, relay=False),
@@ -400,6 +410,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="API processes ([api] workers)")
     parser.add_argument("--before", metavar="REV", help="a git revision to measure first")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one API process posting its jobs, 20 zones (and the same for --before): "
+        "an A/B between two revisions",
+    )
     args = parser.parse_args()
 
     began = os.getloadavg()[0]

@@ -12,6 +12,7 @@ validating real tokens is tests/functional/test_keystone.py.
 from __future__ import annotations
 
 import pathlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +177,36 @@ def test_a_token_scoped_to_no_project_is_refused(
     unscoped = _token(tokens, None, "admin")
     body = _error(client.get("/v2/zones", headers=unscoped), 403, "forbidden")
     assert "project-scoped" in body["message"]
+
+
+class _WaitingStrategy:
+    """A strategy whose token check waits until told: Keystone slow to answer."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+
+    def identify(self, request: object) -> tuple[str, str, tuple[str, ...]]:
+        self.asked.set()
+        self.answer.wait(30)
+        return "u", "p", ("member",)
+
+
+def test_a_token_check_waiting_on_keystone_holds_up_no_other_request() -> None:
+    with TestClient(app.create_app(), raise_server_exceptions=False) as client:
+        strategy = _WaitingStrategy()
+        client.app.state.auth = strategy  # type: ignore[attr-defined]
+        waiting: list[int] = []
+        first = threading.Thread(target=lambda: waiting.append(client.get("/v2/zones").status_code))
+        first.start()
+        try:
+            assert strategy.asked.wait(10)
+            # The API's event loop is free: another request is answered meanwhile.
+            assert client.get("/").status_code == 200
+            assert not waiting
+        finally:
+            strategy.answer.set()
+            first.join(30)
+        assert waiting == [200]

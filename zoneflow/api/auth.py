@@ -56,6 +56,10 @@ class Context:
 
 
 class Strategy(Protocol):
+    # True when identify may wait on the network (a token checked with Keystone): the
+    # API then runs it in a worker thread, not in its event loop.
+    blocking: bool
+
     def identify(self, request: Request) -> tuple[str | None, str | None, tuple[str, ...]]:
         """(user id, project id, roles) of the caller, or raise Forbidden."""
         ...
@@ -65,6 +69,8 @@ class NoAuth:
     """Designate's noauth: trust the headers; a caller who sends none is ``admin``
     of ``noauth-project`` (which keystoneauth's noauth plugin and a bare
     python-designateclient are)."""
+
+    blocking = False
 
     def identify(self, request: Request) -> tuple[str | None, str | None, tuple[str, ...]]:
         # Both read, so that either one malformed is refused whichever is used.

@@ -55,6 +55,9 @@ StartResponse = Callable[..., Any]
 
 
 class KeystoneAuth:
+    # auth_token asks Keystone of a token it has not cached.
+    blocking = True
+
     def __init__(self) -> None:
         self._middleware = auth_token.AuthProtocol(_Passed(), {"oslo_config_config": _own_config()})
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from zoneflow import exceptions
 from zoneflow.api import auth, schemas
@@ -15,8 +16,16 @@ from zoneflow.api import auth, schemas
 UuidPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 
-def current_context(request: Request) -> auth.Context:
-    return auth.context(request, request.app.state.auth)
+# The dependencies are coroutines: FastAPI runs a plain function in a worker thread,
+# a hop through the thread pool per dependency per request for what takes
+# microseconds. Only a strategy that may wait on the network still takes one.
+
+
+async def current_context(request: Request) -> auth.Context:
+    strategy: auth.Strategy = request.app.state.auth
+    if strategy.blocking:
+        return await run_in_threadpool(auth.context, request, strategy)
+    return auth.context(request, strategy)
 
 
 def _uuid(name: str, value: str) -> str:
@@ -29,15 +38,15 @@ def _uuid(name: str, value: str) -> str:
         ) from None
 
 
-def zone_id(zone_id: UuidPath) -> str:
+async def zone_id(zone_id: UuidPath) -> str:
     return _uuid("zone_id", zone_id)
 
 
-def recordset_id(recordset_id: UuidPath) -> str:
+async def recordset_id(recordset_id: UuidPath) -> str:
     return _uuid("recordset_id", recordset_id)
 
 
-def job_id(job_id: UuidPath) -> str:
+async def job_id(job_id: UuidPath) -> str:
     return _uuid("job_id", job_id)
 
 
@@ -84,10 +93,10 @@ OVER_QUOTA: dict[int | str, dict[str, object]] = {
 }
 
 
-def admin_context(request: Request) -> auth.Context:
+async def admin_context(request: Request) -> auth.Context:
     """The caller's context, refused (403) unless it has the admin role, as Designate's
     policy refuses pools, service statuses, TSIG keys and quota changes to others."""
-    ctx = current_context(request)
+    ctx = await current_context(request)
     if not ctx.is_admin:
         raise exceptions.Forbidden(
             f"{request.method} {request.url.path} needs the admin role; ask an operator"
@@ -95,23 +104,23 @@ def admin_context(request: Request) -> auth.Context:
     return ctx
 
 
-def export_id(export_id: UuidPath) -> str:
+async def export_id(export_id: UuidPath) -> str:
     return _uuid("export_id", export_id)
 
 
-def import_id(import_id: UuidPath) -> str:
+async def import_id(import_id: UuidPath) -> str:
     return _uuid("import_id", import_id)
 
 
-def tsigkey_id(tsigkey_id: UuidPath) -> str:
+async def tsigkey_id(tsigkey_id: UuidPath) -> str:
     return _uuid("tsigkey_id", tsigkey_id)
 
 
-def pool_id(pool_id: UuidPath) -> str:
+async def pool_id(pool_id: UuidPath) -> str:
     return _uuid("pool_id", pool_id)
 
 
-def service_status_id(service_status_id: UuidPath) -> str:
+async def service_status_id(service_status_id: UuidPath) -> str:
     return _uuid("service_status_id", service_status_id)
 
 
@@ -126,7 +135,7 @@ ServiceStatusId = Annotated[str, Depends(service_status_id)]
 # --- the inspector's routes (issue 15) --------------------------------------------------
 
 
-def target_id(target_id: UuidPath) -> str:
+async def target_id(target_id: UuidPath) -> str:
     return _uuid("target_id", target_id)
 
 
