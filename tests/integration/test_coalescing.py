@@ -12,10 +12,12 @@ from tests import support
 from tests.integration.conftest import load_pool, wait_settled
 from zoneflow import jobs, objects
 from zoneflow.backends.impl_fake import FakeBackend
+from zoneflow.central import changes as central_changes
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
 from zoneflow.engine.relay import OutboxRelay
+from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import zones as stored_zones
 from zoneflow.taskflow_adapter import jobboard, persistence
 
@@ -74,6 +76,24 @@ def test_updates_to_a_zone_whose_job_has_not_begun_ride_on_it(
     )
     assert wait_settled(zone.id).serial == newer
     assert len(jobs.list_jobs(persistence.get_backend())) == 2
+
+
+def test_an_update_that_rides_wakes_no_relay_and_one_that_writes_a_job_does() -> None:
+    load_pool({})
+    woken: list[int] = []
+    central_changes.on_change(lambda: woken.append(1))
+    try:
+        zone = central_zones.create_zone("quiet.example", "hostmaster@example.com")
+        assert len(woken) == 1  # its create job, to post
+        _change(zone, "rides")
+        _change(zone, "rides-too")
+        assert len(woken) == 1, "an update riding on the create not begun posts nothing"
+        stored_outbox.begin_zone_jobs([zone.id])
+        _change(zone, "own-job")
+        assert len(woken) == 2, "once the job began, an update writes its own: a relay posts it"
+        assert len(stored_outbox.claim_pending_jobs()) == 1
+    finally:
+        central_changes._listeners.clear()
 
 
 def test_a_delete_never_rides_on_the_update_waiting_before_it(

@@ -33,6 +33,7 @@ writes one transaction at a time, which orders them the same way.)
 from __future__ import annotations
 
 import datetime
+import threading
 import uuid
 from collections.abc import Collection
 from typing import Any, cast
@@ -47,11 +48,18 @@ from zoneflow.storage import db, models
 RIDDEN = frozenset({objects.JobKind.CREATE_ZONE, objects.JobKind.UPDATE_ZONE})
 
 
+# What this thread's changes did with their jobs since :func:`only_rode` was last
+# asked: whether any rode on a job not begun, whether any wrote a job to post.
+_since_asked = threading.local()
+
+
 def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> None:
     """Write ``job`` for the change that brings ``zone_id`` to ``serial``, in the
     change's transaction; an update rides on the zone's job not begun yet, if any."""
     if _rides(job) and _ride(session, zone_id, serial):
+        _since_asked.rode = True
         return
+    _since_asked.wrote = True
     session.add(
         models.JobOutbox(
             kind=job.kind,
@@ -61,6 +69,18 @@ def post(session: Session, job: objects.JobOrder, zone_id: str, serial: int) -> 
             serial=serial,
         )
     )
+
+
+def only_rode() -> bool:
+    """Whether every job this thread's changes posted since last asked rode on a job
+    not begun (there is then nothing new for a relay to post); and forget them.
+
+    A change retried after a conflict counts each try: a try that wrote a job
+    makes this False, which at worst wakes a relay for nothing."""
+    rode = getattr(_since_asked, "rode", False)
+    wrote = getattr(_since_asked, "wrote", False)
+    _since_asked.rode = _since_asked.wrote = False
+    return rode and not wrote
 
 
 def _rides(job: objects.JobOrder) -> bool:
