@@ -93,7 +93,7 @@ def test_rows_naming_a_zone_are_written_while_a_change_holds_the_zone_on_postgre
 
     def change_and_hold() -> None:
         with db.unit_of_work() as unit:
-            stored_zones.live_zone(unit, zone.id, lock=True)
+            stored_zones.begin_change(unit, zone.id)
             held.set()
             release.wait(60)
 

@@ -74,7 +74,11 @@ class NewEvent:
 
 
 def record(
-    session: Session, topic: objects.EventTopic, value: V, *, zone: models.Zone | None = None
+    session: Session,
+    topic: objects.EventTopic,
+    value: V,
+    *,
+    zone: models.Zone | objects.Zone | None = None,
 ) -> V:
     """Publish ``value`` (a zone or a recordset just written) in ``session``'s
     transaction, and hand it back, so a write path's return line can carry it.
@@ -170,7 +174,10 @@ def target_maintenance(maintenance: str) -> str:
 
 
 def _of_value(
-    session: Session, topic: objects.EventTopic, value: Any, zone: models.Zone | None = None
+    session: Session,
+    topic: objects.EventTopic,
+    value: Any,
+    zone: models.Zone | objects.Zone | None = None,
 ) -> NewEvent:
     if isinstance(value, objects.Zone):
         return NewEvent(
@@ -233,25 +240,27 @@ def _insert(session: Session, pending: list[tuple[NewEvent, str]]) -> None:
     """Insert the events, in one statement. On PostgreSQL the COMMIT numbers them and
     sends their NOTIFYs (a trigger: migration 0018_event_ids_at_commit)."""
     now = models.utcnow()
-    # A Core insert: every change writes one, and the ORM's flush of new objects
-    # cost more than the statement (issue 17 counted a recordset create's CPU).
-    session.execute(
-        sa.insert(_EVENTS),
-        [
-            {
-                "topic": str(event.topic),
-                "table": event.table,
-                "key": event.key,
-                "action": str(event.action),
-                "value": event.value,
-                "project_id": event.project_id,
-                "zone_id": event.zone_id,
-                "publisher": by,
-                "created_at": now,
-            }
-            for event, by in pending
-        ],
-    )
+    # A Core insert built once: every change writes one, and the ORM's flush of new
+    # objects cost more than the statement (issue 17 counted a recordset create's CPU).
+    rows = [
+        {
+            "topic": str(event.topic),
+            "table": event.table,
+            "key": event.key,
+            "action": str(event.action),
+            "value": event.value,
+            "project_id": event.project_id,
+            "zone_id": event.zone_id,
+            "publisher": by,
+            "created_at": now,
+        }
+        for event, by in pending
+    ]
+    # One row (most transactions) as a single execute: a list goes through executemany.
+    session.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+
+
+_INSERT_EVENTS = sa.insert(_EVENTS)
 
 
 @db.retried

@@ -25,12 +25,14 @@ def project_quotas(project_id: str, *, session: Session | None = None) -> dict[s
     if session is None:
         with db.reader() as reading:
             return project_quotas(project_id, session=reading)
-    rows = session.execute(
-        sa.select(models.Quota.resource, models.Quota.hard_limit).where(
-            models.Quota.project_id == project_id
-        )
-    )
+    rows = session.execute(_PROJECT_QUOTAS, {"project_id": project_id})
     return {resource: int(limit) for resource, limit in rows}
+
+
+# Built once: every recordset change reads its project's quotas.
+_PROJECT_QUOTAS = sa.select(models.Quota.resource, models.Quota.hard_limit).where(
+    models.Quota.project_id == sa.bindparam("project_id")
+)
 
 
 @db.retried

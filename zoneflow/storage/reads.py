@@ -85,22 +85,29 @@ def get_recordset(
     """A recordset of the zone by id, or by absolute name and type, with its records;
     read ``within`` the caller's unit of work if given (a change that has locked the
     zone: what it reads holds until it commits), else on a connection of its own."""
-    query = sa.select(*_RECORDSET_COLUMNS).where(recordsets.c.zone_id == zone_id)
-    if rtype is None:
-        query = query.where(recordsets.c.id == ref)
-    else:
-        query = query.where(recordsets.c.name == ref, recordsets.c.type == rtype)
+    query = _RECORDSET_BY_ID if rtype is None else _RECORDSET_BY_NAME
     with _reading(within) as conn:
-        row = conn.execute(query).first()
-        if row is None:
-            what = f"{ref} {rtype}" if rtype else ref
-            raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
-        data = conn.execute(
-            sa.select(records.c.data)
-            .where(records.c.recordset_id == row.id)
-            .order_by(records.c.position)
-        ).scalars()
-        return _recordset(row._mapping, list(data))
+        rows = conn.execute(query, {"zone_id": zone_id, "ref": ref, "rtype": rtype}).all()
+    if not rows:
+        what = f"{ref} {rtype}" if rtype else ref
+        raise exceptions.RecordSetNotFound(f"recordset {what} does not exist in this zone")
+    # A row a record, the recordset's columns in each (one row, data NULL: no records).
+    data = [row.data for row in rows if row.data is not None]
+    return _recordset({c.name: rows[0]._mapping[c.name] for c in _RECORDSET_COLUMNS}, data)
+
+
+# A recordset and its records in one statement built once: every update and delete
+# reads its recordset so.
+_RECORDSET_WITH_RECORDS = (
+    sa.select(*_RECORDSET_COLUMNS, records.c.data)
+    .outerjoin(records, records.c.recordset_id == recordsets.c.id)
+    .where(recordsets.c.zone_id == sa.bindparam("zone_id"))
+    .order_by(records.c.position)
+)
+_RECORDSET_BY_ID = _RECORDSET_WITH_RECORDS.where(recordsets.c.id == sa.bindparam("ref"))
+_RECORDSET_BY_NAME = _RECORDSET_WITH_RECORDS.where(
+    recordsets.c.name == sa.bindparam("ref"), recordsets.c.type == sa.bindparam("rtype")
+)
 
 
 @contextlib.contextmanager

@@ -157,17 +157,17 @@ def delete_recordset(
 
 
 def _insert_records(unit: Session, recordset: objects.RecordSet) -> None:
-    if recordset.records:
-        unit.execute(
-            sa.insert(tables.records),
-            [
-                {"recordset_id": recordset.id, "position": i, "data": d}
-                for i, d in enumerate(recordset.records)
-            ],
-        )
+    rows = [
+        {"recordset_id": recordset.id, "position": i, "data": d}
+        for i, d in enumerate(recordset.records)
+    ]
+    if rows:
+        # One record (most recordsets) as a single execute: a list goes through executemany.
+        unit.execute(_INSERT_RECORDS, rows[0] if len(rows) == 1 else rows)
 
 
 # Core statements built once, for the writes of every update and delete.
+_INSERT_RECORDS = sa.insert(tables.records)
 _DELETE_RECORDS = sa.delete(tables.records).where(
     tables.records.c.recordset_id == sa.bindparam("recordset_id")
 )
