@@ -126,7 +126,7 @@ def test_the_rules_read_only_names_related_to_the_change(
     """A write reads the names at, above and below the written one (an '_' in a name
     is no LIKE wildcard there)."""
     _zone()
-    for name in ("a_b", "axb", "x.a_b", "deep.x.a_b", "other"):
+    for name in ("a_b", "axb", "x.a_b", "deep.x.a_b", "deep.x.axb", "other"):
         central_recordsets.create_recordset(ZONE, name, "A", ["192.0.2.1"])
     seen: list[list[tuple[str, str]]] = []
     read = stored_recordsets.related_recordsets

@@ -112,19 +112,19 @@ def zone_usage(zone_id: str, *, session: Session | None = None) -> tuple[int, in
     if session is None:
         with db.reader() as reading:
             return zone_usage(zone_id, session=reading)
-    # Both counts in one statement: one round trip in the change's transaction.
-    recordsets = (
-        sa.select(sa.func.count())
-        .select_from(models.RecordSet)
-        .where(models.RecordSet.zone_id == zone_id)
-        .scalar_subquery()
-    )
-    records = (
-        sa.select(sa.func.count())
-        .select_from(models.Record)
-        .join(models.RecordSet, models.RecordSet.id == models.Record.recordset_id)
-        .where(models.RecordSet.zone_id == zone_id)
-        .scalar_subquery()
-    )
-    counted = session.execute(sa.select(recordsets, records)).one()
+    counted = session.execute(_ZONE_USAGE, {"zone_id": zone_id}).one()
     return int(counted[0] or 0), int(counted[1] or 0)
+
+
+# Both counts in one statement built once: one round trip in the change's transaction.
+_ZONE_USAGE = sa.select(
+    sa.select(sa.func.count())
+    .select_from(models.RecordSet)
+    .where(models.RecordSet.zone_id == sa.bindparam("zone_id"))
+    .scalar_subquery(),
+    sa.select(sa.func.count())
+    .select_from(models.Record)
+    .join(models.RecordSet, models.RecordSet.id == models.Record.recordset_id)
+    .where(models.RecordSet.zone_id == sa.bindparam("zone_id"))
+    .scalar_subquery(),
+)

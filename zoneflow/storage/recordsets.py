@@ -27,14 +27,20 @@ def related_recordsets(
     :func:`zones.begin_change` locked the zone)."""
     labels = name[: -len(zone_name)].rstrip(".").split(".") if name != zone_name else []
     above = [".".join([*labels[i:], zone_name]) for i in range(1, len(labels))] + [zone_name]
-    query = sa.select(models.RecordSet.name, models.RecordSet.type).where(
-        models.RecordSet.zone_id == zone_id,
-        sa.or_(
-            models.RecordSet.name.in_([name, *above]),
-            models.RecordSet.name.endswith("." + name, autoescape=True),
-        ),
-    )
-    return [(row[0], row[1]) for row in unit.execute(query)]
+    below = "%" + "".join("/" + c if c in "/%_" else c for c in "." + name)
+    rows = unit.execute(_RELATED, {"zone_id": zone_id, "names": [name, *above], "below": below})
+    return [(row[0], row[1]) for row in rows]
+
+
+# Built once: every recordset create reads its neighbours so.
+_RELATED = sa.select(models.RecordSet.name, models.RecordSet.type).where(
+    models.RecordSet.zone_id == sa.bindparam("zone_id"),
+    sa.or_(
+        models.RecordSet.name.in_(sa.bindparam("names", expanding=True)),
+        # The names below: a LIKE pattern, its wildcards in the name escaped.
+        models.RecordSet.name.like(sa.bindparam("below"), escape="/"),
+    ),
+)
 
 
 def create_recordset(
@@ -70,7 +76,7 @@ def create_recordset(
     )
     columns = {f: getattr(created, f) for f in _RECORDSET_COLUMNS}
     try:
-        unit.execute(sa.insert(tables.recordsets).values(columns))
+        unit.execute(_INSERT_RECORDSET, columns)
     except db_exc.DBDuplicateEntry:
         raise exceptions.DuplicateRecordSet(
             f"{objects.with_article(rtype)} recordset named {name} already exists: update it "
@@ -167,6 +173,7 @@ def _insert_records(unit: Session, recordset: objects.RecordSet) -> None:
 
 
 # Core statements built once, for the writes of every update and delete.
+_INSERT_RECORDSET = sa.insert(tables.recordsets)
 _INSERT_RECORDS = sa.insert(tables.records)
 _DELETE_RECORDS = sa.delete(tables.records).where(
     tables.records.c.recordset_id == sa.bindparam("recordset_id")
