@@ -91,12 +91,20 @@ def zone_settled(session: Session, zone_id: str, *, written: bool) -> bool:
     """Publish the zone's new status (a job's outcome) in ``session``'s transaction if
     ``written``; hand ``written`` back, for the status write's return line."""
     if written:
-        row = session.get(models.Zone, zone_id, populate_existing=True)
+        # A Core statement built once (every zone's job ends here): the ORM's load of
+        # the row, refreshed past its identity map, cost more than the round trip.
+        row = session.execute(_SETTLED_ZONE, {"zone_id": zone_id}).first()
         if row is not None:
+            zone = objects.Zone(*row)
             # Its action is the status reached: the zone's own is NONE once a job is done.
-            settled = _of_value(session, objects.EventTopic.ZONE, _value(objects.Zone, row))
-            write(session, [dataclasses.replace(settled, action=row.status)])
+            settled = _of_value(session, objects.EventTopic.ZONE, zone)
+            write(session, [dataclasses.replace(settled, action=zone.status)])
     return written
+
+
+_SETTLED_ZONE = sa.select(
+    *(getattr(models.Zone, field.name) for field in dataclasses.fields(objects.Zone))
+).where(models.Zone.id == sa.bindparam("zone_id"))
 
 
 def target_statuses(

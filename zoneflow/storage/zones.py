@@ -156,13 +156,15 @@ def zone_projects(
         ids = list(dict.fromkeys(zone_ids))
         # In slices: SQLite caps the parameters of one statement.
         for start in range(0, len(ids), queries.IN_CHUNK):
-            rows = session.execute(
-                sa.select(models.Zone.id, models.Zone.project_id).where(
-                    models.Zone.id.in_(ids[start : start + queries.IN_CHUNK])
-                )
-            )
+            rows = session.execute(_ZONE_PROJECTS, {"ids": ids[start : start + queries.IN_CHUNK]})
             found.update({zone_id: project_id for zone_id, project_id in rows})
         return found
+
+
+# Built once: every write of per-target rows publishes them under their zones' projects.
+_ZONE_PROJECTS = sa.select(models.Zone.id, models.Zone.project_id).where(
+    models.Zone.id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 def find_zones(
