@@ -238,18 +238,12 @@ class CatalogNames:
         self.seconds = seconds
         self._read_at = -seconds
         self._names: dict[dns.name.Name, str] = {}
+        self._texts: list[str] = []
         self._lock = threading.Lock()
 
     def pool_for(self, qname: dns.name.Name) -> tuple[dns.name.Name, str] | None:
         """The catalog holding ``qname`` and its pool's id, if any."""
-        now = time.monotonic()
-        with self._lock:
-            stale = now - self._read_at >= self.seconds
-        if stale:
-            names = {dns.name.from_text(n): p for n, p in stored_catalogs.list_catalogs().items()}
-            with self._lock:
-                self._names, self._read_at = names, now
-        names = self._names
+        names = self._current()
         if not names:
             return None
         candidate = qname
@@ -260,3 +254,20 @@ class CatalogNames:
             if candidate == dns.name.root:
                 return None
             candidate = candidate.parent()
+
+    def holds(self, name: str) -> bool:
+        """Whether ``name`` (absolute, lower-case text without escapes) is a catalog's
+        or below one: :meth:`pool_for` without making a dnspython name."""
+        self._current()
+        return any(name == text or name.endswith("." + text) for text in self._texts)
+
+    def _current(self) -> dict[dns.name.Name, str]:
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._read_at >= self.seconds
+        if stale:
+            names = {dns.name.from_text(n): p for n, p in stored_catalogs.list_catalogs().items()}
+            texts = [name.to_text().lower() for name in names]
+            with self._lock:
+                self._names, self._texts, self._read_at = names, texts, now
+        return self._names

@@ -33,7 +33,7 @@ import dns.tsig
 from zoneflow import exceptions, objects
 from zoneflow.dns import tsig
 from zoneflow.dns import zone as dns_zone
-from zoneflow.mdns import access, caches, notify, options, replies, zone_transfer
+from zoneflow.mdns import access, caches, notify, options, plain_soa, replies, zone_transfer
 from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns.snapshot import catalog_zone
 from zoneflow.mdns.transfers import TransferLog, from_target
@@ -42,6 +42,8 @@ from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
+# Plain SOA replies kept: a shape or two a target, times the zones asked about.
+SOA_REPLIES = 8192
 
 
 class Responder:
@@ -64,6 +66,8 @@ class Responder:
         self.snapshots = caches.SnapshotCache(size)
         self.pools = caches.PoolCache(caches.POOL_CACHE_SECONDS)
         self.soas = caches.SoaCache()
+        # Rendered replies to plain SOA queries, without their id (see _plain_soa).
+        self.soa_replies: caches.Recent[bytes] = caches.Recent(SOA_REPLIES)
         self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
         self.zone_ids = caches.ZoneIds(caches.ZONE_ID_SECONDS)
         self.catalog_snapshots = caches.CatalogSnapshots()
@@ -101,6 +105,11 @@ class Responder:
             LOG.debug("dropped a response from %s: mdns only answers queries", peer)
             return []
         try:
+            plain = plain_soa.read(wire)
+            if plain is not None:
+                reply = self._plain_soa(wire, plain, tcp=tcp, address=address)
+                if reply is not None:
+                    return [reply]
             return self._answer(wire, tcp=tcp, peer=peer, address=address)
         except exceptions.ServiceUnavailable as exc:
             # The database is down: one line per request, not a traceback each.
@@ -108,6 +117,27 @@ class Responder:
         except Exception:
             LOG.exception("mdns failed to answer a request from %s", peer)
         return [replies.header_reply(wire, dns.rcode.SERVFAIL)]
+
+    def _plain_soa(
+        self, wire: bytes, plain: plain_soa.PlainSoa, *, tcp: bool, address: str | None
+    ) -> bytes | None:
+        """The reply to a plain SOA query of a zone's apex, rendered by dnspython once
+        for its shape and the zone's row (:mod:`zoneflow.mdns.plain_soa`); None for
+        any other name, which the full path answers."""
+        if self.catalogs.holds(plain.name):
+            return None
+        zone = stored_zones.find_zone_for_mdns(plain.name)
+        if zone is None:
+            return None
+        pool = self.pools.get(zone.pool_id)
+        key = (plain.shape, tcp, zone, pool.ns_records)
+        tail = self.soa_replies.get(key)
+        if tail is None:
+            query = dns.message.from_wire(wire)
+            tail = replies.to_wire(self._soa_reply(query, zone, pool), query, tcp)[2:]
+            self.soa_replies.put(key, tail)
+        self._note_soa_query(zone, pool, address)
+        return wire[:2] + tail
 
     def _answer(self, wire: bytes, *, tcp: bool, peer: str, address: str | None) -> Iterable[bytes]:
         opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
@@ -221,17 +251,11 @@ class Responder:
         if zone is None:
             return replies.error(query, dns.rcode.REFUSED)
         pool = self.pools.get(zone.pool_id)
-        response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
         if question.name == dns_zone.zone_origin(zone) and question.rdtype == dns.rdatatype.SOA:
-            # The question that decides propagation, answered without reading
-            # the recordsets (nor, for a catalog, its members).
-            response.flags |= dns.flags.AA
-            response.answer.append(self.soas.get(zone, pool))
-            if catalog is None and from_target(pool, address):
-                # A target checking whether it is behind: it is alive and has the zone.
-                assert address is not None
-                self.transfer_log.note_query(zone.id, address, "SOA", 0)
-            return response
+            if catalog is None:
+                self._note_soa_query(zone, pool, address)
+            return self._soa_reply(query, zone, pool)
+        response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
         snapshot = (
             self.catalog_snapshots.get(catalog, pool)
             if catalog is not None
@@ -245,3 +269,19 @@ class Responder:
         response.authority.extend(found.authority)
         response.additional.extend(found.additional)
         return response
+
+    def _soa_reply(
+        self, query: dns.message.Message, zone: objects.Zone, pool: objects.Pool
+    ) -> dns.message.Message:
+        """The question that decides propagation, answered without reading the
+        recordsets (nor, for a catalog, its members)."""
+        response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
+        response.flags |= dns.flags.AA
+        response.answer.append(self.soas.get(zone, pool))
+        return response
+
+    def _note_soa_query(self, zone: objects.Zone, pool: objects.Pool, address: str | None) -> None:
+        if from_target(pool, address):
+            # A target checking whether it is behind: it is alive and has the zone.
+            assert address is not None
+            self.transfer_log.note_query(zone.id, address, "SOA", 0)
