@@ -4,8 +4,8 @@ Every target asks mdns for a zone's SOA (a refresh, the check a NOTIFY
 prompts): under load about two requests in five. Parsing the query with
 dnspython and rendering the reply cost more CPU than the rest of the answer.
 A query of the plainest shape is read here instead, and the reply dnspython
-renders for it (:class:`Replies`) is kept by all it depends on; the next
-query of that shape for that zone row gets the same bytes under its own id.
+renders for it is kept by all it depends on (``Responder.soa_replies``); the
+next query of that shape for that zone row gets the same bytes under its own id.
 
 The plain shape, and nothing else: a QUERY, its header's counts one
 question and at most one additional record; the question ``IN SOA``, its
