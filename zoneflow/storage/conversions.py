@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from zoneflow import objects
 from zoneflow.storage import models
 
@@ -62,3 +64,7 @@ def recordset(row: models.RecordSet) -> objects.RecordSet:
 
 
 ZONE_FIELDS = [field.name for field in dataclasses.fields(objects.Zone)]
+# A zone's row as objects.Zone takes it (``objects.Zone(*row)``): its fields, in order.
+ZONE_ROW = sa.select(*(getattr(models.Zone, name) for name in ZONE_FIELDS))
+# A zone's row by its id (bound as ``id``), live or deleted.
+ZONE_BY_ID = ZONE_ROW.where(models.Zone.id == sa.bindparam("id"))

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
-from zoneflow.storage import db, models
+from zoneflow.storage import conversions, db, models
 
 CHANNEL = "zoneflow_events"
 # Marks a session whose transaction wrote events: the in-process driver wakes its
@@ -93,18 +93,13 @@ def zone_settled(session: Session, zone_id: str, *, written: bool) -> bool:
     if written:
         # A Core statement built once (every zone's job ends here): the ORM's load of
         # the row, refreshed past its identity map, cost more than the round trip.
-        row = session.execute(_SETTLED_ZONE, {"zone_id": zone_id}).first()
+        row = session.execute(conversions.ZONE_BY_ID, {"id": zone_id}).first()
         if row is not None:
             zone = objects.Zone(*row)
             # Its action is the status reached: the zone's own is NONE once a job is done.
             settled = _of_value(session, objects.EventTopic.ZONE, zone)
             write(session, [dataclasses.replace(settled, action=zone.status)])
     return written
-
-
-_SETTLED_ZONE = sa.select(
-    *(getattr(models.Zone, field.name) for field in dataclasses.fields(objects.Zone))
-).where(models.Zone.id == sa.bindparam("zone_id"))
 
 
 def target_statuses(

@@ -64,7 +64,7 @@ def live_zone(session: Session, zone_id: str) -> models.Zone:
     return row
 
 
-_FIND_ZONE = sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS)).where(
+_FIND_ZONE = conversions.ZONE_ROW.where(
     models.Zone.name == sa.bindparam("name"), models.Zone.deleted == models.LIVE
 )
 
@@ -97,11 +97,6 @@ _ZONES_STATE = sa.select(models.Zone.id, models.Zone.deleted, models.Zone.action
 )
 
 
-_GET_ZONE_ANY = sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS)).where(
-    models.Zone.id == sa.bindparam("id")
-)
-
-
 def find_zone_for_mdns(name: str) -> objects.Zone | None:
     """The live zone of exactly this name, or None (mdns answers REFUSED then).
 
@@ -116,7 +111,7 @@ def find_zone_for_mdns(name: str) -> objects.Zone | None:
 def get_zone_any(zone_id: str) -> objects.Zone | None:
     """A zone by id, live or deleted: flows use it to see the wanted state."""
     with db.connection() as conn:
-        row = conn.execute(_GET_ZONE_ANY, {"id": zone_id}).first()
+        row = conn.execute(conversions.ZONE_BY_ID, {"id": zone_id}).first()
     return None if row is None else objects.Zone(*row)
 
 
@@ -422,7 +417,7 @@ def begin_change(unit: Session, zone_id: str) -> ZoneChange:
 # Every recordset change reads its zone so: a Core statement built once (loading the
 # row into the ORM cost more CPU than the round trip, issue 17).
 _LOCK_LIVE_ZONE = queries.locking_zones(
-    sa.select(*(getattr(models.Zone, name) for name in conversions.ZONE_FIELDS)).where(
+    conversions.ZONE_ROW.where(
         models.Zone.id == sa.bindparam("id"), models.Zone.deleted == models.LIVE
     )
 )
