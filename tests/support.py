@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar, cast
 
+import dns.exception
 import dns.message
+import dns.query
 import sqlalchemy as sa
 from oslo_config import cfg
 
@@ -65,6 +67,20 @@ def eventually(
             detail = f" (last error: {last_error!r})" if last_error is not None else ""
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {said}{detail}")
         time.sleep(interval)
+
+
+def ask_udp(
+    message: dns.message.Message, host: str, port: int, *, timeout: float = 2.0, tries: int = 3
+) -> dns.message.Message:
+    """The reply to ``message`` over UDP, asked up to ``tries`` times as a stub
+    resolver or a secondary does: a datagram may be dropped, by the network or
+    by a server behind on a loaded machine (mdns drops a query that waited
+    past ``MAX_UDP_WAIT`` for a thread, counting on the client to ask again).
+    Raises ``dns.exception.Timeout`` if no try is answered."""
+    for _ in range(tries - 1):
+        with contextlib.suppress(dns.exception.Timeout):
+            return dns.query.udp(message, host, port=port, timeout=timeout)
+    return dns.query.udp(message, host, port=port, timeout=timeout)
 
 
 def holds(

@@ -89,9 +89,7 @@ def test_mdns_serves_the_catalog_with_each_live_zone_as_a_member(
 
 
 def catalog_serial(server: mdns_server.MdnsServer) -> int:
-    response = dns.query.udp(
-        dns.message.make_query(CATALOG, "SOA"), HOST, port=server.port, timeout=2
-    )
+    response = support.ask_udp(dns.message.make_query(CATALOG, "SOA"), HOST, server.port)
     assert response.rcode() == dns.rcode.NOERROR
     return int(response.answer[0][0].serial)
 
@@ -118,9 +116,7 @@ def ixfr_records(server: mdns_server.MdnsServer, serial: int) -> list[tuple[str,
 
 def test_catalog_soa_answers_with_its_refresh(mdns: mdns_server.MdnsServer) -> None:
     central_zones.create_zone("a.example.", "hostmaster@example.org")
-    response = dns.query.udp(
-        dns.message.make_query(CATALOG, "SOA"), HOST, port=mdns.port, timeout=2
-    )
+    response = support.ask_udp(dns.message.make_query(CATALOG, "SOA"), HOST, mdns.port)
     assert response.rcode() == dns.rcode.NOERROR
     assert response.answer[0][0].refresh == 30
 

@@ -70,7 +70,7 @@ def ask(
     message = dns.message.make_query(name, rtype)
     if tcp:
         return dns.query.tcp(message, HOST, port=server.port, timeout=2)
-    return dns.query.udp(message, HOST, port=server.port, timeout=2)
+    return support.ask_udp(message, HOST, server.port)
 
 
 def send_raw_udp(port: int, wire: bytes, timeout: float = 1.0) -> bytes | None:
