@@ -15,6 +15,7 @@ from taskflow import flow as flow_base
 from taskflow.persistence import models
 
 from zoneflow import objects
+from zoneflow.engine import progress
 from zoneflow.flows import retire_target, zone
 from zoneflow.flows.consensus import meets_threshold
 from zoneflow.flows.propagation import PollForSerial
@@ -124,3 +125,9 @@ def test_the_threshold_counts_a_share_of_those_counted() -> None:
     assert meets_threshold(2, 3, 66)
     assert not meets_threshold(1, 2, 51)
     assert meets_threshold(0, 0, 100)  # none counted: nothing below the threshold
+
+
+def test_the_job_kinds_a_wait_looks_for_are_the_zone_flows_kinds() -> None:
+    # progress names them without loading the flows; a new kind of zone flow
+    # must be found by `--wait` too.
+    assert set(progress.JOB_KINDS) == set(zone.FACTORIES)

@@ -17,15 +17,17 @@ from typing import Any
 
 from taskflow import states
 
-from zoneflow import exceptions, flows, jobs
+from zoneflow import exceptions, jobs, objects
 from zoneflow.jobs import outcomes, records, steps
 from zoneflow.jobs.steps import StepKind
 
 _DONE = frozenset({states.SUCCESS, states.FAILURE, states.REVERTED, states.REVERT_FAILURE})
 
 
-#: The kinds of job a zone's change may have.
-JOB_KINDS = tuple(flows.FACTORIES)
+#: The kinds of job a zone's change may have: every kind but a retired target's
+#: (the kinds of zoneflow.flows.FACTORIES, named here without loading the flows
+#: and TaskFlow's graphs, which a CLI waiting on a change has no use for).
+JOB_KINDS = tuple(kind for kind in objects.JobKind if kind is not objects.JobKind.RETIRE_TARGET)
 
 
 class Progress:
