@@ -38,7 +38,7 @@ import yaml
 from tests.functional import forkserver
 from tests.functional.fixtures.ports import HOST, free_port
 from tests.functional.fixtures.postgres import PostgresServer
-from tests.support import ADMIN, ALL_PROJECTS, eventually
+from tests.support import ADMIN, ALL_PROJECTS, ask_udp, eventually
 from zoneflow.storage import LIVE, tables
 
 # Databases that ``zoneflow db sync`` has migrated already (the postgres_database
@@ -322,7 +322,7 @@ class Deployment:
 def soa_serial(zone: str, host: str, port: int) -> int | None:
     """What a nameserver serves for ``zone``: its SOA serial, or None if it refuses."""
     query = dns.message.make_query(zone, dns.rdatatype.SOA)
-    response = dns.query.udp(query, host, port=port, timeout=2)
+    response = ask_udp(query, host, port)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA:
             return int(rrset[0].serial)
@@ -395,7 +395,7 @@ def _read_soas(
 def answer(name: str, rtype: str, host: str, port: int) -> tuple[int, set[str]]:
     """The rcode and record texts a nameserver answers for ``name``/``rtype``."""
     query = dns.message.make_query(name, rtype)
-    response = dns.query.udp(query, host, port=port, timeout=2)
+    response = ask_udp(query, host, port)
     texts = {rdata.to_text() for rrset in response.answer for rdata in rrset}
     return response.rcode(), texts
 

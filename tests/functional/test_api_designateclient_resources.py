@@ -32,7 +32,7 @@ from tests.functional.deployment import Deployment, answer
 from tests.functional.designate import noauth_client, settled
 from tests.functional.fixtures.bind9 import Bind9Server
 from tests.functional.fixtures.ports import HOST
-from tests.support import POOL_FIELDS, RECORDSET_FIELDS, eventually
+from tests.support import POOL_FIELDS, RECORDSET_FIELDS, ask_udp, eventually
 
 ZONE = "exported.example."
 IMPORTED = "imported.example."
@@ -110,7 +110,7 @@ def _mdns_knows_key(deployment: Deployment) -> bool:
     """A query signed with the key gets a reply signed with it (not BADKEY)."""
     query = dns.message.make_query(ZONE, "SOA")
     query.use_tsig(dns.tsig.Key(KEY, SECRET, dns.tsig.HMAC_SHA256))
-    dns.query.udp(query, HOST, port=deployment.mdns_port, timeout=2)  # raises on BADKEY
+    ask_udp(query, HOST, deployment.mdns_port)  # raises on BADKEY
     return True
 
 
