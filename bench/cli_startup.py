@@ -46,6 +46,14 @@ COMMANDS = (
     ("zoneflow zone show", [*ZONEFLOW, "zone", "show", "zone1.example"], True, False),
     (f"zoneflow zone list, {FULL_PATH} set", [*ZONEFLOW, "zone", "list"], False, True),
     ("zoneflow recordset list", [*ZONEFLOW, "recordset", "list", "zone1.example"], True, False),
+    # A change: its job written to the outbox (no ZooKeeper here, nothing to post to).
+    (
+        "zoneflow recordset update",
+        [*ZONEFLOW, "recordset", "update", "zone1.example", "www.zone1.example."]
+        + ["--type", "A", "--record", "192.0.2.9"],
+        True,
+        False,
+    ),
     # What a read command off the fast path cannot go below while it reads its
     # configuration with oslo.config and the database with SQLAlchemy.
     ("floor: import oslo.config, SQLAlchemy", ["-c", FLOOR_IMPORTS], False, False),
@@ -157,7 +165,8 @@ def main() -> int:
     body = (
         f"Each command run {args.runs} times as a new process, with its bytecode "
         f"compiled, `zone list` listing {args.zones} zones of a SQLite database and "
-        "`recordset list` a zone's three recordsets; load average "
+        "`recordset list` a zone's three recordsets (`recordset update` replaces one "
+        "of them, each run a new serial); load average "
         f"{load:.1f} before the run and {os.getloadavg()[0]:.1f} after (the CPU columns "
         "move less with it than the wall ones). Goal: 0.3 s wall. `zone list` and "
         "`zone show` on a SQLite file read their configuration with configparser and "

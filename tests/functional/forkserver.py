@@ -46,6 +46,7 @@ PRELOAD = (
     "zoneflow.cli.zone",
     "zoneflow.cli.zone_reads",
     "zoneflow.cli.recordset",
+    "zoneflow.cli.recordset_reads",
     "zoneflow.cli.pool",
     "zoneflow.cli.job",
     "zoneflow.cli.db",

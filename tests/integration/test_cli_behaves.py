@@ -391,3 +391,29 @@ def test_read_commands_import_no_orm_nor_oslo_db(
     assert done.returncode == 0, done.stderr
     assert "read.example." in done.stdout
     assert _imported(done) == []
+
+
+# What reading a zone's recordsets does without: the posting of jobs (TaskFlow's
+# board, kazoo) and the following of a job's steps (TaskFlow's logbooks).
+NOT_FOR_RECORDSET_READS = (
+    *HEAVY,
+    "zoneflow.jobs",
+    "zoneflow.central.posting",
+    "zoneflow.central.waiting",
+    "zoneflow.taskflow_adapter.persistence",
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("recordset", "list", "read.example."), ("recordset", "show", "read.example.", "www")],
+)
+def test_recordset_reads_import_no_taskflow(
+    config: pathlib.Path, fake_pool: None, args: tuple[str, ...]
+) -> None:
+    zone = central_zones.create_zone("read.example", "h@e.com")
+    central_recordsets.create_recordset(zone.id, "www", "A", ["192.0.2.1"])
+    done = _zoneflow(config, *args, code=_report_imports(NOT_FOR_RECORDSET_READS))
+    assert done.returncode == 0, done.stderr
+    assert "192.0.2.1" in done.stdout
+    assert _imported(done) == []

@@ -11,7 +11,8 @@ traceback only with ``--debug``.
   ``--wait`` and ``--progress``, and the project a command acts for.
 - one module per command group: :mod:`~zoneflow.cli.db`, :mod:`~zoneflow.cli.pool`,
   :mod:`~zoneflow.cli.zone` (and :mod:`~zoneflow.cli.zone_reads`),
-  :mod:`~zoneflow.cli.recordset`, :mod:`~zoneflow.cli.job`, :mod:`~zoneflow.cli.flow`,
+  :mod:`~zoneflow.cli.recordset` (and :mod:`~zoneflow.cli.recordset_reads`),
+  :mod:`~zoneflow.cli.job`, :mod:`~zoneflow.cli.flow`,
   :mod:`~zoneflow.cli.targets`, :mod:`~zoneflow.cli.daemons`.
 
 Start-up: the parser names each command as ``module:function`` and

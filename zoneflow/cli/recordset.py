@@ -1,4 +1,8 @@
-"""``zoneflow recordset``: create, update, delete, list and show a zone's recordsets."""
+"""``zoneflow recordset create``, ``update`` and ``delete``: a zone's recordsets changed.
+
+The reads (``list``, ``show``) are in :mod:`zoneflow.cli.recordset_reads`, which
+loads neither the posting of jobs nor the waiting for them.
+"""
 
 from __future__ import annotations
 
@@ -77,25 +81,4 @@ def _finish_change(
             return 0
         recordset = waiting.recordset_by_id(recordset.zone_id, recordset.id)
     output.show(args, recordset)
-    return 0
-
-
-def list_(args: argparse.Namespace) -> int:
-    # The zone's SOA and apex NS are listed too, built from its pool with
-    # dnspython as mdns serves them.
-    output.list_(
-        args,
-        central_recordsets.list_recordsets(args.zone, project_id=scope(args)),
-        ["name", "type", "ttl", "records", "status"],
-    )
-    return 0
-
-
-def show(args: argparse.Namespace) -> int:
-    output.show(
-        args,
-        central_recordsets.get_recordset(
-            args.zone, args.name, rtype=args.type, project_id=scope(args)
-        ),
-    )
     return 0
