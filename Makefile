@@ -63,6 +63,7 @@ bench: deps
 	$(BIN)/python bench/api_search.py
 	$(BIN)/python bench/api_write.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/gc_pauses.py
 	$(BIN)/python bench/zone_import.py
 	$(BIN)/python bench/event_fanout.py
 	$(BIN)/python bench/inspector.py
