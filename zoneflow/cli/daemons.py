@@ -65,8 +65,8 @@ def producer(args: argparse.Namespace) -> int:
 def _frozen() -> None:
     """Leave what the process holds now (its modules, the bulk of its heap, all kept
     until it exits) out of every garbage collection to come. A full collection
-    walks every object tracked and stops every thread while it does: 0.16 s of
-    CPU for a daemon's modules alone on a 2-core machine, during which mdns
-    answers nothing and polls wait. Frozen before an API's workers are forked,
+    walks every object tracked and stops every thread while it does: 79 to 131 ms
+    for a daemon's modules alone (bench/gc_pauses.py), during which mdns answers
+    nothing and polls wait. Frozen before an API's workers are forked,
     they also stay shared with them (a collection no longer writes to them)."""
     gc.freeze()
