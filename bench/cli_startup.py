@@ -32,7 +32,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import report, sqlite_pool  # noqa: E402
 
 FLOOR_IMPORTS = "import oslo_config.cfg, sqlalchemy.dialects.sqlite"
 ZONEFLOW = ["-m", "zoneflow.cli"]
@@ -96,17 +96,8 @@ def _run(
 
 def _prepare(state: pathlib.Path, zones: int) -> pathlib.Path:
     """A zoneflow.conf on a new SQLite database with a pool and ``zones`` zones."""
-    config = state / "zoneflow.conf"
-    config.write_text(f"[database]\nconnection = sqlite:///{state}/zoneflow.sqlite\n")
-    pools = state / "pools.yaml"
-    pools.write_text(
-        "- name: default\n  ns_records: [{hostname: ns1.example.org., priority: 1}]\n"
-        "  targets:\n    - {type: fake, description: fake1, options: {}}\n"
-    )
+    config = sqlite_pool.fake_pool_database(state)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ZONEFLOW_CONFIG": str(config)}
-    zoneflow = [sys.executable, "-m", "zoneflow.cli"]
-    for args in (["db", "sync"], ["pool", "update", "--file", str(pools)]):
-        subprocess.run([*zoneflow, *args], env=env, check=True, stdout=subprocess.DEVNULL)
     script = (
         "from zoneflow import config\n"
         "from zoneflow.central import recordsets as central_recordsets\n"

@@ -28,7 +28,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import report, sqlite_pool  # noqa: E402
 
 DAEMONS = {
     "conductor": "zoneflow.conductor.daemon",
@@ -83,27 +83,10 @@ with TestClient(app.create_app()) as client:
 print(json.dumps({"pauses": pauses, "cpu": cpu}))
 """
 
-POOLS = (
-    "- name: default\n  ns_records: [{hostname: ns1.example.org., priority: 1}]\n"
-    "  targets:\n    - {type: fake, description: fake1, options: {}}\n"
-)
 
-
-def _sample(script: str, args: list[str], state: pathlib.Path) -> dict:
-    """Run ``script`` with ``args`` against a new database in ``state``; its JSON line."""
-    database = state / "zoneflow.sqlite"
-    database.unlink(missing_ok=True)
-    config = state / "zoneflow.conf"
-    config.write_text(f"[database]\nconnection = sqlite:///{database}\n")
+def _sample(script: str, args: list[str], config: pathlib.Path) -> dict:
+    """Run ``script`` with ``args`` on the database of ``config``; its JSON line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ZONEFLOW_CONFIG": str(config)}
-    (state / "pools.yaml").write_text(POOLS)
-    for command in (["db", "sync"], ["pool", "update", "--file", str(state / "pools.yaml")]):
-        subprocess.run(
-            [sys.executable, "-m", "zoneflow.cli", *command],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
     done = subprocess.run(
         [sys.executable, "-c", script, *args], env=env, check=False, capture_output=True, text=True
     )
@@ -129,9 +112,10 @@ def main() -> int:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         state = pathlib.Path(tmp)
+        config = sqlite_pool.fake_pool_database(state)
         for name, module in DAEMONS.items():
-            plain = [_sample(_IMPORTED, [module, "plain"], state) for _ in range(args.rounds)]
-            frozen = [_sample(_IMPORTED, [module, "frozen"], state) for _ in range(args.rounds)]
+            plain = [_sample(_IMPORTED, [module, "plain"], config) for _ in range(args.rounds)]
+            frozen = [_sample(_IMPORTED, [module, "frozen"], config) for _ in range(args.rounds)]
             imported.append(
                 f"| {name} ({module}) | {plain[0]['tracked']:,} "
                 f"| {statistics.median(s['pause'] for s in plain) * 1000:.1f} "
@@ -141,7 +125,9 @@ def main() -> int:
         for round_ in range(1, args.rounds + 1):
             for heap in ("not frozen", "frozen"):
                 mode = "frozen" if heap == "frozen" else "plain"
-                got = _sample(_REQUESTS, [str(args.requests), mode], state)
+                # A new database each: the zone the sample makes is its own.
+                config = sqlite_pool.fake_pool_database(state)
+                got = _sample(_REQUESTS, [str(args.requests), mode], config)
                 pauses = got["pauses"]
                 served.append(
                     f"| {round_} | {heap} | {len(pauses)} | {sum(pauses) * 1000:.0f} "
