@@ -237,13 +237,13 @@ class CatalogNames:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._read_at = -seconds
-        self._names: dict[dns.name.Name, str] = {}
-        self._texts: list[str] = []
+        # The catalogs' names and pool ids, and the same names as text; swapped as one.
+        self._read: tuple[dict[dns.name.Name, str], list[str]] = ({}, [])
         self._lock = threading.Lock()
 
     def pool_for(self, qname: dns.name.Name) -> tuple[dns.name.Name, str] | None:
         """The catalog holding ``qname`` and its pool's id, if any."""
-        names = self._current()
+        names, _ = self._current()
         if not names:
             return None
         candidate = qname
@@ -258,10 +258,10 @@ class CatalogNames:
     def holds(self, name: str) -> bool:
         """Whether ``name`` (absolute, lower-case text without escapes) is a catalog's
         or below one: :meth:`pool_for` without making a dnspython name."""
-        self._current()
-        return any(name == text or name.endswith("." + text) for text in self._texts)
+        _, texts = self._current()
+        return any(name == text or name.endswith("." + text) for text in texts)
 
-    def _current(self) -> dict[dns.name.Name, str]:
+    def _current(self) -> tuple[dict[dns.name.Name, str], list[str]]:
         now = time.monotonic()
         with self._lock:
             stale = now - self._read_at >= self.seconds
@@ -269,5 +269,5 @@ class CatalogNames:
             names = {dns.name.from_text(n): p for n, p in stored_catalogs.list_catalogs().items()}
             texts = [name.to_text().lower() for name in names]
             with self._lock:
-                self._names, self._texts, self._read_at = names, texts, now
-        return self._names
+                self._read, self._read_at = (names, texts), now
+        return self._read
