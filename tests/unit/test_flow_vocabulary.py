@@ -6,6 +6,7 @@ stored, maybe written by an older zoneflow: these tests pin both.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 
@@ -102,6 +103,8 @@ def test_an_outcome_survives_the_logbook_s_json() -> None:
     stored = jsonutils.loads(jsonutils.dumps(outcome.to_result()))
 
     assert TargetOutcome.of(stored) == outcome
+    # One key a field, the subclass's own fields included, as job show reads them.
+    assert stored == dataclasses.asdict(outcome)
     assert Served.of(json.loads(json.dumps(Served(ok=False, error="late").to_result()))) == Served(
         ok=False, error="late"
     )
