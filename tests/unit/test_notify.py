@@ -7,9 +7,14 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import pytest
 
 from zoneflow.dns import query
@@ -26,6 +31,7 @@ class NotifyReceiver:
         self.sock.bind(("127.0.0.1", 0))
         self.host, self.port = self.sock.getsockname()
         self.hints: dict[str, int] = {}
+        self.wires: dict[str, bytes] = {}
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -39,6 +45,7 @@ class NotifyReceiver:
             assert message.opcode() == dns.opcode.NOTIFY
             name = message.question[0].name.to_text()
             self.hints[name] = message.answer[0][0].serial
+            self.wires[name] = wire
             if name in self.silent:
                 continue
             reply = dns.message.make_response(message)
@@ -78,3 +85,33 @@ def test_nothing_listening_gives_no_reply_for_any_zone() -> None:
         None,
         None,
     ]
+
+
+def dnspython_notify(zone_name: str, serial: int, qid: int) -> bytes:
+    """The NOTIFY dnspython renders: a query for the zone's SOA, opcode NOTIFY, AA and
+    no RD, and an SOA carrying the serial in the answer."""
+    name = dns.name.from_text(zone_name)
+    notify = dns.message.make_query(name, dns.rdatatype.SOA)
+    notify.id = qid
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags = (notify.flags | dns.flags.AA) & ~dns.flags.RD
+    soa = dns.rdtypes.ANY.SOA.SOA(
+        dns.rdataclass.IN, dns.rdatatype.SOA, dns.name.root, dns.name.root, serial, 0, 0, 0, 0
+    )
+    notify.find_rrset(notify.answer, name, dns.rdataclass.IN, dns.rdatatype.SOA, create=True).add(
+        soa, 0
+    )
+    return notify.to_wire()
+
+
+def test_a_batch_s_notifies_are_the_bytes_dnspython_would_send(receiver: NotifyReceiver) -> None:
+    # send_notifies writes its NOTIFYs by hand: each must be what a server expects.
+    zones = [("z0.example.", 1), ("z1.example.", 4294967295), ("z2.sub.example.", 2024120701)]
+
+    query.send_notifies(zones, receiver.host, receiver.port, timeout=2.0)
+
+    assert set(receiver.wires) == {name for name, _ in zones}
+    for name, serial in zones:
+        wire = receiver.wires[name]
+        qid = int.from_bytes(wire[:2], "big")
+        assert wire == dnspython_notify(name, serial, qid)
