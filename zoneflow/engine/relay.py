@@ -138,14 +138,9 @@ class OutboxRelay:
                 )
         except exceptions.ZoneNotFound:
             LOG.info("dropping %s job of a zone that is gone", batch[0].kind)
-            for pending in batch:
-                stored_outbox.remove_pending_job(pending.id)
+            stored_outbox.remove_pending_jobs([pending.id for pending in batch])
             return []
-        for pending in batch:
-            if stored_outbox.kept_until_begun(pending):
-                stored_outbox.mark_posted(pending)
-            else:
-                stored_outbox.remove_pending_job(pending.id)
+        stored_outbox.posted(batch)
         return [job_id]
 
     def _room(self) -> int:

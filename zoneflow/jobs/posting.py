@@ -91,6 +91,12 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
     jobs: list[list[objects.PendingJob]] = []
     # A batch's id, or what the rows of one job share -> its job filling up
     filling: dict[Any, list[objects.PendingJob]] = {}
+    # The zones of the rows that may go together, read at once.
+    zones = stored_zones.get_zones_any(
+        str(row.zone_id)
+        for row in pending
+        if size > 1 and row.batch is None and row.kind in objects.BATCH_OF
+    )
     for row in pending:
         if row.batch is not None:
             key: Any = row.batch
@@ -98,7 +104,7 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
             jobs.append([row])
             continue
         else:
-            zone = stored_zones.get_zone_any(str(row.zone_id))
+            zone = zones.get(str(row.zone_id))
             if zone is None:
                 jobs.append([row])
                 continue
@@ -138,8 +144,9 @@ def post_batch(
     # zone goes once, with its newest serial: rows grouped before group_changes took
     # each zone once may carry one twice, and the record of zones takes it once.
     carrying: dict[str, tuple[objects.PendingJob, objects.Zone]] = {}
+    stored = stored_zones.get_zones_any(str(row.zone_id) for row in batch)
     for row in batch:
-        zone = stored_zones.get_zone_any(str(row.zone_id))
+        zone = stored.get(str(row.zone_id))
         if zone is not None and (
             zone.id not in carrying or row.serial > carrying[zone.id][0].serial
         ):

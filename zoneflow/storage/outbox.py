@@ -102,14 +102,23 @@ def kept_until_begun(pending: objects.PendingJob) -> bool:
     return pending.kind in RIDDEN and pending.priority == objects.JobPriority.CHANGE
 
 
-def mark_posted(pending: objects.PendingJob) -> None:
-    """Keep a posted job's row for the zone's updates to ride on until the job begins.
+def posted(rows: Collection[objects.PendingJob]) -> None:
+    """The rows of a job just posted, in one transaction: each one an update may ride
+    on (:func:`kept_until_begun`) kept, marked posted, until the job begins; the
+    others removed.
 
-    Matched on its creation time too: if the job began already and deleted
-    the row, SQLite may have given its id to a new row since.
+    Marked on their creation time too: if the job began already and deleted a
+    row, SQLite may have given its id to a new row since.
     """
+    kept = [
+        {"b_id": row.id, "b_created_at": row.created_at} for row in rows if kept_until_begun(row)
+    ]
+    gone = [row.id for row in rows if not kept_until_begun(row)]
     with db.transaction() as conn:
-        conn.execute(_MARK_POSTED, {"b_id": pending.id, "b_created_at": pending.created_at})
+        if kept:
+            conn.execute(_MARK_POSTED, kept)
+        if gone:
+            conn.execute(_REMOVE_OUTBOX, {"ids": gone})
 
 
 def begin_zone_jobs(zone_ids: Collection[str], job_id: str | None = None) -> None:
@@ -232,8 +241,12 @@ def release_pending_jobs(job_ids: Collection[int]) -> None:
 
 
 def remove_pending_job(job_id: int) -> None:
+    remove_pending_jobs([job_id])
+
+
+def remove_pending_jobs(job_ids: Collection[int]) -> None:
     with db.transaction() as conn:
-        conn.execute(_REMOVE_OUTBOX, {"b_id": job_id})
+        conn.execute(_REMOVE_OUTBOX, {"ids": list(job_ids)})
 
 
 _OUTBOX = cast(sa.Table, models.JobOutbox.__table__)
@@ -316,4 +329,4 @@ _BEGIN = sa.delete(_OUTBOX).where(
 )
 
 
-_REMOVE_OUTBOX = sa.delete(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id"))
+_REMOVE_OUTBOX = sa.delete(_OUTBOX).where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
