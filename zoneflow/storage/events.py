@@ -87,15 +87,19 @@ def record(
     return value
 
 
-def zone_settled(session: Session, zone_id: str, *, written: bool) -> bool:
+def zone_settled(
+    session: Session, zone_id: str, *, written: bool, zone: objects.Zone | None = None
+) -> bool:
     """Publish the zone's new status (a job's outcome) in ``session``'s transaction if
-    ``written``; hand ``written`` back, for the status write's return line."""
+    ``written``; hand ``written`` back, for the status write's return line. ``zone``:
+    the zone as written, when the write returned it (else it is read)."""
     if written:
-        # A Core statement built once (every zone's job ends here): the ORM's load of
-        # the row, refreshed past its identity map, cost more than the round trip.
-        row = session.execute(conversions.ZONE_BY_ID, {"id": zone_id}).first()
-        if row is not None:
-            zone = objects.Zone(*row)
+        if zone is None:
+            # A Core statement built once (every zone's job ends here): the ORM's load of
+            # the row, refreshed past its identity map, cost more than the round trip.
+            row = session.execute(conversions.ZONE_BY_ID, {"id": zone_id}).first()
+            zone = None if row is None else objects.Zone(*row)
+        if zone is not None:
             # Its action is the status reached: the zone's own is NONE once a job is done.
             settled = _of_value(session, objects.EventTopic.ZONE, zone)
             write(session, [dataclasses.replace(settled, action=zone.status)])

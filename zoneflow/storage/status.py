@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -92,21 +92,27 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
     another transaction anyway runs again whole.
     """
     written = [False] * len(settlements)
+    order = sorted(range(len(settlements)), key=lambda i: settlements[i].zone_id)
+    # Each pool's targets in service and nameservers, read once (_covers).
+    pools: dict[str, list[Any]] = {}
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
-    # the database did.
+    # the database did. The per-target rows of every zone go first, in one
+    # statement: a batch's zones have the same targets.
     with db.writer() as session:
-        for at in sorted(range(len(settlements)), key=lambda i: settlements[i].zone_id):
+        write_zones_target_statuses(
+            session, {settlements[at].zone_id: settlements[at].targets for at in order}
+        )
+        for at in order:
             settled = settlements[at]
-            write_target_statuses(session, settled.zone_id, settled.targets)
             if settled.delete:
                 written[at] = _finish_delete(session, settled.zone_id, settled.serial)
             else:
-                written[at] = _settle(session, settled)
+                written[at] = _settle(session, settled, pools)
     return written
 
 
-def _settle(session: Session, settled: Settlement) -> bool:
+def _settle(session: Session, settled: Settlement, pools: dict[str, list[Any]]) -> bool:
     conn = session.connection()
     zone_id, serial = settled.zone_id, settled.serial
     if settled.status == objects.Status.ACTIVE and settled.covered_targets is not None:
@@ -115,7 +121,9 @@ def _settle(session: Session, settled: Settlement) -> bool:
         pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
         if pool_id is None:
             return False
-        if not _covers(conn, pool_id, settled.covered_targets, settled.covered_nameservers):
+        if pool_id not in pools:
+            pools[pool_id] = list(conn.execute(_POOL_SERVERS, {"pool_id": pool_id}))
+        if not _covers(pools[pool_id], settled.covered_targets, settled.covered_nameservers):
             queries.rows_changed(
                 session,
                 sa.update(models.Zone)
@@ -128,23 +136,24 @@ def _settle(session: Session, settled: Settlement) -> bool:
     values: dict[str, Any] = {"status": settled.status, "error": settled.error}
     if settled.action is not None:
         values["action"] = settled.action
-    result = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values})
+    # The zone as written comes back for its event: no read after the write.
+    row = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values}).first()
     if settled.status == objects.Status.ACTIVE:
         conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
-    return events.zone_settled(session, zone_id, written=bool(result.rowcount))
+    return events.zone_settled(
+        session, zone_id, written=row is not None, zone=None if row is None else objects.Zone(*row)
+    )
 
 
 def _covers(
-    conn: sa.Connection,
-    pool_id: str,
-    targets: Collection[str],
-    nameservers: Collection[tuple[str, int]],
+    servers: Iterable[Any], targets: Collection[str], nameservers: Collection[tuple[str, int]]
 ) -> bool:
-    """Whether a job with these targets and nameservers covered the pool as it is now."""
+    """Whether a job with these targets and nameservers covered the pool's ``servers``
+    (_POOL_SERVERS's rows) as they are now."""
     covered_targets, covered_nameservers = set(targets), set(nameservers)
     return all(
         key in covered_targets if kind == "target" else (key, port) in covered_nameservers
-        for kind, key, port in conn.execute(_POOL_SERVERS, {"pool_id": pool_id})
+        for kind, key, port in servers
     )
 
 
@@ -175,11 +184,16 @@ _ZONES = cast(sa.Table, models.Zone.__table__)
 _RECORDSETS = cast(sa.Table, models.RecordSet.__table__)
 
 
-# The columns to set are the parameters given beside b_id and b_serial.
-_SET_ZONE_STATUS = sa.update(_ZONES).where(
-    _ZONES.c.id == sa.bindparam("b_id"),
-    _ZONES.c.serial == sa.bindparam("b_serial"),
-    _ZONES.c.deleted == models.LIVE,
+# The columns to set are the parameters given beside b_id and b_serial; the zone's
+# row as written is returned.
+_SET_ZONE_STATUS = (
+    sa.update(_ZONES)
+    .where(
+        _ZONES.c.id == sa.bindparam("b_id"),
+        _ZONES.c.serial == sa.bindparam("b_serial"),
+        _ZONES.c.deleted == models.LIVE,
+    )
+    .returning(*(_ZONES.c[name] for name in conversions.ZONE_FIELDS))
 )
 
 
@@ -239,13 +253,21 @@ def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
 
 
 def write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
-    if not updates:
+    write_zones_target_statuses(session, {zone_id: updates})
+
+
+def write_zones_target_statuses(
+    session: Session, updates: Mapping[str, Sequence[TargetUpdate]]
+) -> None:
+    """Record each zone's per-target rows (zone id -> its rows), all in one statement."""
+    if not any(updates.values()):
         return
     conn = session.connection()
     now = models.utcnow()
     # A job that started before its target was retired (or dropped)
     # records nothing about it: the retire-target job owns those rows.
-    in_service = set(conn.execute(_IN_SERVICE, {"ids": [u[0] for u in updates]}).scalars())
+    asked = sorted({u[0] for rows in updates.values() for u in rows})
+    in_service = set(conn.execute(_IN_SERVICE, {"ids": asked}).scalars())
     rows = [
         {
             "zone_id": zone_id,
@@ -255,12 +277,14 @@ def write_target_statuses(session: Session, zone_id: str, updates: Sequence[Targ
             "error": error,
             "updated_at": now,
         }
-        for target_id, serial, status, error in updates
+        for zone_id, zone_rows in updates.items()
+        for target_id, serial, status, error in zone_rows
         if target_id in in_service
     ]
     if rows:
-        # One statement for all the job's targets, the served serial kept if higher;
-        # the rows as stored are published, for the propagation model (zoneflow.model).
+        rows.sort(key=lambda row: (row["zone_id"], row["target_id"]))  # a lock order
+        # One statement for all the rows, the served serial kept if higher; the
+        # rows as stored are published, for the propagation model (zoneflow.model).
         _publish_rows(session, conn.execute(_upsert_target_status(conn.dialect.name), rows))
 
 
