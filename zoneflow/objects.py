@@ -121,6 +121,20 @@ def with_article(rtype: str) -> str:
     return f"{'an' if an else 'a'} {rtype}"
 
 
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of a dataclass's fields, in order, read once per class: outcomes and
+    events are turned into dicts thousands of times a minute, and
+    ``dataclasses.fields`` walks the class each call (``dataclasses.asdict`` deep-copies
+    every value besides)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
+    return names
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclasses.dataclass(frozen=True)
 class HostPort:
     host: str

@@ -19,18 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Self
 
-
-def _fields(cls: type) -> tuple[str, ...]:
-    """The names of an outcome class's fields, read once: a conductor turns outcomes
-    into results and back thousands of times a minute, and ``dataclasses.asdict``
-    (a deep copy of every value) and ``dataclasses.fields`` were a tenth of its CPU."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(field.name for field in dataclasses.fields(cls))
-    return names
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
+from zoneflow import objects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +31,7 @@ class TaskOutcome:
 
     def to_result(self) -> dict[str, Any]:
         # Every field holds a plain value (bool, int, str, None): no copy is needed.
-        return {name: getattr(self, name) for name in _fields(type(self))}
+        return {name: getattr(self, name) for name in objects.field_names(type(self))}
 
     @classmethod
     def of(cls, result: Any) -> Self | None:
@@ -51,7 +40,7 @@ class TaskOutcome:
             return result
         if not isinstance(result, dict) or "ok" not in result:
             return None  # not an outcome: a batch's (zone id -> outcome), a begin's
-        names = _fields(cls)
+        names = objects.field_names(cls)
         return cls(**{k: v for k, v in result.items() if k in names})
 
 

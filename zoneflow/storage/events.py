@@ -48,7 +48,7 @@ def publisher_name() -> str:
 def jsonable(value: Any) -> Any:
     """A value as JSON holds it: dataclasses as objects, times as ISO 8601."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        value = {name: getattr(value, name) for name in objects.field_names(type(value))}
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -288,8 +288,7 @@ def append(new: Sequence[NewEvent], *, publisher: str) -> None:
 
 def _value(cls: type[V], row: Any) -> V:
     # Not storage.api's: storage.api imports this module for its write paths.
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    return cls(**{name: getattr(row, name) for name in names})
+    return cls(**{name: getattr(row, name) for name in objects.field_names(cls)})
 
 
 def _matching(wanted: objects.EventFilter) -> list[sa.ColumnElement[bool]]:
