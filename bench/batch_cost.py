@@ -279,9 +279,10 @@ def main() -> int:
         # Rounds in turn, the order swapped each time: a change in the machine's speed
         # (its other work) falls on every setup alike.
         for number in range(args.rounds):
-            print(f"round {number + 1} of {args.rounds} ...", flush=True)
             for setup in setups if number % 2 == 0 else setups[::-1]:
                 setup.round(number)
+            took = ", ".join(f"{setup.label} {setup.rounds[-1]:.2f} s" for setup in setups)
+            print(f"round {number + 1} of {args.rounds}: {took}", flush=True)
         runs = [setup.run() for setup in setups]
         zookeeper = setups[0].zookeeper
         assert zookeeper.process is not None
