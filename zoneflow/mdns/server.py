@@ -54,9 +54,9 @@ MAX_UDP_WAIT = 1.5
 # The kernel's receive buffer asked for mdns's UDP socket. A batch of changes on a
 # pool of 8 targets brings mdns two datagrams a zone from each target at once (its
 # SOA query, its NOTIFY of the serial it loaded): 640 for 40 zones, while the
-# default buffer (212,992 bytes) holds 256 small datagrams. The rest were dropped
-# by the kernel, and BIND9 asked again only 5 s later (bench/batch_cost.py's rounds
-# took 1.5, 5.5 or 10.5 s). Linux caps it at net.core.rmem_max.
+# default buffer (212,992 bytes) holds 256 small datagrams. The kernel dropped the
+# rest while mdns was busy, and BIND9 asks again only 5 s later (its UDP retry).
+# Linux caps it at net.core.rmem_max.
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 # NOTIFYs being answered at once, apart from the queries above: however many
 # sources and zones a flood names, NOTIFYs never take the queries' places.
