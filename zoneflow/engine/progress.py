@@ -59,9 +59,14 @@ class Progress:
             details = list(book)
             self._steps = steps.steps_of(details[0]) if details else {}
         for atom in info.atoms:
-            if atom.state not in _DONE or self._reported.get(atom.name) == atom.state:
+            before = self._reported.get(atom.name)
+            if atom.state not in _DONE or before == atom.state:
                 continue
             self._reported[atom.name] = atom.state
+            if before == states.FAILURE and atom.state == states.REVERTED:
+                # A failed step reverted afterwards: its failure, already said, was the
+                # news (read between the two, it was said twice on a busy machine).
+                continue
             text = self._describe(atom)
             if text is not None:
                 say(self._line(text))
