@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -101,7 +101,12 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
     # statement: a batch's zones have the same targets.
     with db.writer() as session:
         write_zones_target_statuses(
-            session, {settlements[at].zone_id: settlements[at].targets for at in order}
+            session,
+            [
+                (settlements[at].zone_id, update)
+                for at in order
+                for update in settlements[at].targets
+            ],
         )
         for at in order:
             settled = settlements[at]
@@ -253,39 +258,7 @@ def set_target_statuses(zone_id: str, updates: Sequence[TargetUpdate]) -> None:
 
 
 def write_target_statuses(session: Session, zone_id: str, updates: Sequence[TargetUpdate]) -> None:
-    write_zones_target_statuses(session, {zone_id: updates})
-
-
-def write_zones_target_statuses(
-    session: Session, updates: Mapping[str, Sequence[TargetUpdate]]
-) -> None:
-    """Record each zone's per-target rows (zone id -> its rows), all in one statement."""
-    if not any(updates.values()):
-        return
-    conn = session.connection()
-    now = models.utcnow()
-    # A job that started before its target was retired (or dropped)
-    # records nothing about it: the retire-target job owns those rows.
-    asked = sorted({u[0] for rows in updates.values() for u in rows})
-    in_service = set(conn.execute(_IN_SERVICE, {"ids": asked}).scalars())
-    rows = [
-        {
-            "zone_id": zone_id,
-            "target_id": target_id,
-            "serial": serial,
-            "status": status,
-            "error": error,
-            "updated_at": now,
-        }
-        for zone_id, zone_rows in updates.items()
-        for target_id, serial, status, error in zone_rows
-        if target_id in in_service
-    ]
-    if rows:
-        rows.sort(key=lambda row: (row["zone_id"], row["target_id"]))  # a lock order
-        # One statement for all the rows, the served serial kept if higher; the
-        # rows as stored are published, for the propagation model (zoneflow.model).
-        _publish_rows(session, conn.execute(_upsert_target_status(conn.dialect.name), rows))
+    write_zones_target_statuses(session, [(zone_id, update) for update in updates])
 
 
 def _publish_rows(session: Session, stored: Iterable[Any]) -> None:
@@ -352,15 +325,19 @@ def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
         return [conversions.value(objects.TargetStatus, r) for r in rows]
 
 
-def write_findings(session: Session, findings: Sequence[tuple[str, TargetUpdate]]) -> None:
-    """Per-target rows of many zones, (zone id, update) each, in a few statements:
-    the producer's audit records what it found of thousands of zones at once.
-    As :func:`write_target_statuses`: in-service targets only, serials kept if higher,
-    and published, an event per zone."""
-    if not findings:
+def write_zones_target_statuses(
+    session: Session, updates: Sequence[tuple[str, TargetUpdate]]
+) -> None:
+    """Per-target rows of many zones, (zone id, update) each, in a few statements: a
+    batch's status (settle_zones), the producer's audit of thousands of zones at once.
+    In-service targets only (a job that started before its target was retired or
+    dropped records nothing about it: the retire-target job owns those rows), the
+    served serial kept if higher, and the rows as stored published, an event per zone
+    (for the propagation model, zoneflow.model)."""
+    if not updates:
         return
     conn = session.connection()
-    ids = sorted({update[0] for _, update in findings})
+    ids = sorted({update[0] for _, update in updates})
     in_service = set(conn.execute(_IN_SERVICE, {"ids": ids}).scalars())
     now = models.utcnow()
     rows = [
@@ -372,9 +349,9 @@ def write_findings(session: Session, findings: Sequence[tuple[str, TargetUpdate]
             "error": error,
             "updated_at": now,
         }
-        for zone_id, (target_id, serial, state, error) in findings
+        for zone_id, (target_id, serial, state, error) in updates
         if target_id in in_service
     ]
     if rows:
-        # Published as a job's are: the model shows what the audit found at once.
+        rows.sort(key=lambda row: (row["zone_id"], row["target_id"]))  # a lock order
         _publish_rows(session, conn.execute(_upsert_target_status(conn.dialect.name), rows))

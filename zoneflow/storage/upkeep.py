@@ -158,7 +158,7 @@ def record_findings(findings: Sequence[tuple[str, status.TargetUpdate]]) -> None
     """(zone id, per-target update) rows in one transaction, each as a job records
     them (a served serial never goes back)."""
     with db.writer() as session:
-        status.write_findings(session, findings)
+        status.write_zones_target_statuses(session, findings)
 
 
 def deleted_zones_before(before: datetime.datetime, *, limit: int) -> list[str]:
