@@ -206,7 +206,7 @@ class Setup:
         return Run(self.label, changes, jobs, self.rounds, dict(self.cpu))
 
 
-def table(runs: list[Run], args: Any) -> str:
+def table(runs: list[Run]) -> str:
     head = (
         "| code | zone changes | jobs | zones a job | round: p50 / max (s) | "
         + " | ".join(f"CPU ms/change: {g}" for g in GROUPS)
@@ -238,7 +238,7 @@ def describe(runs: list[Run], args: Any) -> str:
         "each setup's rounds, per zone changed; a round is timed from letting the conductor "
         "go until every zone is ACTIVE in the database. BIND9 does the same work in every "
         "setup: its CPU a change shows how fast the machine was for that setup.\n\n"
-        f"{table(runs, args)}\n\n"
+        f"{table(runs)}\n\n"
         f"TaskFlow's floor in the same run (bench/taskflow_floor.py: 12 no-op tasks shaped "
         f"like create-zone, nothing persisted, 200 jobs at once): {args.floor:.1f} ms of CPU a "
         f"job; the issue's bar for orchestration CPU a change in jobs of {args.batch} zones, "
