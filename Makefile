@@ -86,7 +86,7 @@ bench: deps
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/backfill_priority.py
-	$(BIN)/python bench/batch_cost.py
+	$(BIN)/python bench/batch_cost.py --without-copies
 	$(BIN)/python -m pip install -q --no-compile -e '.[bench]'
 	$(BIN)/python bench/load.py
 

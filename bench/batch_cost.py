@@ -16,14 +16,18 @@ at once and posts ``--zones / --batch`` update-zones jobs of ``--batch`` zones,
 and the round ends when the database holds every zone ACTIVE again. The CPU
 each process used over the rounds (/proc), per zone changed.
 
-Both setups are up at once and take their rounds in turn (the order swapped
+The setups are up at once and take their rounds in turn (the order swapped
 each round), so that a change in the machine's speed (its other work) falls
-on both alike. TaskFlow's own floor per job (bench/taskflow_floor.py, 12
+on all alike. TaskFlow's own floor per job (bench/taskflow_floor.py, 12
 no-op tasks shaped like create-zone, nothing persisted) is measured in the
 same run, for the issue's bar: orchestration CPU a change at most 1.2 × the
 floor divided by the batch's size.
 
-    python bench/batch_cost.py [--before REV] [--zones 40] [--batch 10]
+``--without-copies`` adds a setup of this checkout whose mdns sends no copies
+of its answers to ports that ask two questions at once (``[mdns]
+repeat_to_shared_ports = false``; zoneflow.mdns.shared_ports says why it does).
+
+    python bench/batch_cost.py [--before REV] [--without-copies] [--zones 40] [--batch 10]
                                [--rounds 20] [--targets 8] [--statements N] [--no-write]
 """
 
@@ -103,6 +107,7 @@ class Setup:
         workdir: pathlib.Path,
         args: Any,
         stack: contextlib.ExitStack,
+        mdns_conf: dict[str, str] | None = None,
     ) -> None:
         from tests.functional.fixtures.postgres import PostgresServer
         from tests.functional.fixtures.zookeeper import ZooKeeperServer
@@ -122,6 +127,7 @@ class Setup:
                     "events": {"driver": "postgres"},
                     "api": {"relay": "false"},
                     "conductor": {"batch_zones": args.batch},
+                    "mdns": mdns_conf or {},
                 },
             )
             binds = [
@@ -233,7 +239,7 @@ def describe(runs: list[Run], args: Any) -> str:
         f"through the API while the conductor is stopped, then letting it go: its relay posts "
         f"update-zones jobs of {args.batch} zones (`[conductor] batch_zones`). Each setup "
         "has its own PostgreSQL 15, ZooKeeper and BIND9 servers and runs `zoneflow conductor`, "
-        "`zoneflow mdns` and `zoneflow api` of its code as processes; both are up at once "
+        "`zoneflow mdns` and `zoneflow api` of its code as processes; all are up at once "
         "and take their rounds in turn, the order swapped each round. CPU from /proc over "
         "each setup's rounds, per zone changed; a round is timed from letting the conductor "
         "go until every zone is ACTIVE in the database. BIND9 does the same work in every "
@@ -249,6 +255,11 @@ def describe(runs: list[Run], args: Any) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", metavar="REV", help="a git revision to compare with")
+    parser.add_argument(
+        "--without-copies",
+        action="store_true",
+        help="also this checkout with [mdns] repeat_to_shared_ports = false",
+    )
     parser.add_argument("--zones", type=int, default=40)
     parser.add_argument("--batch", type=int, default=10, help="zones a job")
     parser.add_argument("--rounds", type=int, default=20, help="of each setup, in turn")
@@ -268,14 +279,19 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="zoneflow-batch-cost-") as tmp,
         contextlib.ExitStack() as stack,
     ):
-        codes = [(f"this checkout ({_revision('HEAD')})", ROOT)]
+        here = f"this checkout ({_revision('HEAD')})"
+        codes: list[tuple[str, pathlib.Path, dict[str, str]]] = [(here, ROOT, {})]
         if args.before:
             before = _archive(args.before, pathlib.Path(tmp) / "before-code")
-            codes.insert(0, (f"before ({_revision(args.before)})", before))
+            codes.insert(0, (f"before ({_revision(args.before)})", before, {}))
+        if args.without_copies:
+            no_copies = {"repeat_to_shared_ports": "false"}
+            codes.append((f"{here}, mdns sending no copies", ROOT, no_copies))
         setups = []
-        for i, (label, code) in enumerate(codes):
+        for i, (label, code, mdns_conf) in enumerate(codes):
             print(f"{label}: starting ...", flush=True)
-            setups.append(Setup(label, code, pathlib.Path(tmp) / f"setup-{i}", args, stack))
+            workdir = pathlib.Path(tmp) / f"setup-{i}"
+            setups.append(Setup(label, code, workdir, args, stack, mdns_conf))
         # Rounds in turn, the order swapped each time: a change in the machine's speed
         # (its other work) falls on every setup alike.
         for number in range(args.rounds):

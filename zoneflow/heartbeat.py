@@ -103,9 +103,11 @@ class Heartbeat:
 
 
 def for_mdns(server: Any) -> Heartbeat:
-    """mdns's heartbeat: where it listens, the transfers it served by kind, and the
+    """mdns's heartbeat: where it listens, the transfers it served by kind, the
     most UDP queries it had in progress at once since the last beat (how near its
-    busy limit it runs)."""
+    busy limit it runs), and since it started, the UDP questions from a port that
+    had another in hand (answered again: zoneflow.mdns.shared_ports) and those
+    asked again (answers that did not reach their client in time)."""
     return Heartbeat(
         MDNS,
         capabilities={"host": server.host, "port": server.port},
@@ -116,6 +118,8 @@ def for_mdns(server: Any) -> Heartbeat:
                 for kind, count in dict(server.responder.transfers).items()
             },
             "queries_in_progress_peak": server.queries_in_progress_peak(),
+            "queries_from_shared_ports": server.shared_ports.shared,
+            "queries_asked_again": server.shared_ports.retries,
         },
     )
 

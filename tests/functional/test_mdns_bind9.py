@@ -22,11 +22,11 @@ from tests.functional.conftest import MDNS_POOL as POOL
 from tests.functional.conftest import MDNS_RECORDS as RECORDS
 from tests.functional.conftest import MDNS_ZONE as ZONE
 from tests.functional.conftest import Bind9Factory, start_server
-from tests.functional.fixtures.bind9 import Bind9Server
+from tests.functional.fixtures.bind9 import RECOMMENDED_OPTIONS, Bind9Server
 from tests.support import eventually
-from zoneflow import objects
+from zoneflow import heartbeat, objects
 from zoneflow.backends.impl_bind9 import Bind9Backend
-from zoneflow.central import pools
+from zoneflow.central import pools, services
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.dns import query, soa_probe
@@ -161,6 +161,71 @@ def test_a_one_record_change_reaches_bind9_by_ixfr(
     assert mdns.responder.transfers["IXFR"] == 1
     eventually(lambda: bool(_transfers_logged(bind9, mark)), timeout=5, what="BIND9's log line")
     assert _transfers_logged(bind9, mark) == [6]
+
+
+def _mismatched_answers(bind9: Bind9Server) -> int:
+    """Answers BIND9 read on a socket that did not ask their question (its statistics)."""
+    bind9.rndc("stats")
+    counts = re.findall(
+        r"(\d+) mismatch responses received", (bind9.workdir / "named.stats").read_text()
+    )
+    return int(counts[-1]) if counts else 0
+
+
+@pytest.mark.parametrize("copies", [True, False], ids=["copies", "no-copies"])
+def test_answers_reach_bind9_refreshes_that_share_a_port(
+    override: Callable[..., None],
+    sqlite_database: str,
+    bind9_factory: Bind9Factory,
+    copies: bool,
+) -> None:
+    """BIND9 asks each refresh's SOA query from a socket of its own on a port drawn at
+    random, which another of its sockets may hold: then the kernel gives both answers
+    to one socket, and the other refresh asks again 5 s later
+    (zoneflow.mdns.shared_ports). Told to draw from 40 ports, 30 zones refreshing at
+    once share some. mdns's copies reach the waiting socket once the other has closed,
+    so no question is asked twice; without them, the waiting ones ask again."""
+    override("mdns", repeat_to_shared_ports=copies)
+    mdns = mdns_server.MdnsServer("127.0.0.1", 0)
+    mdns.start_in_thread()
+    try:
+        [bind9] = bind9_factory(
+            1, options=(*RECOMMENDED_OPTIONS, "use-v4-udp-ports { range 20000 20039; }")
+        )
+        names = [f"z{i}.shared-ports.example." for i in range(30)]
+        recordsets = {}
+        for name in names:
+            central_zones.create_zone(name, "hostmaster@example.com")
+            recordsets[name] = central_recordsets.create_recordset(name, "www", "A", ["192.0.2.1"])
+            add_secondary(bind9, mdns, name)
+
+        def all_served() -> bool:
+            serials = {name: stored_reads.get_zone(name).serial for name in names}
+            return all(served_serial(bind9, name) == serial for name, serial in serials.items())
+
+        eventually(all_served, timeout=60, what="BIND9 to load every zone")
+        changed = [
+            (name, central_recordsets.update_recordset(name, rs.id, records=["192.0.2.2"]).serial)
+            for name, rs in recordsets.items()
+        ]
+        # Every NOTIFY sent before the first answer is read: the refreshes overlap.
+        query.send_notifies(changed, bind9.host, bind9.port, timeout=5.0)
+        # Served means every refresh has its answer: any question asked again, is asked.
+        eventually(all_served, timeout=60, what="BIND9 to serve every change")
+    finally:
+        mdns.stop_thread()
+
+    assert _mismatched_answers(bind9) > 0, "no two refreshes shared a port: nothing was tried"
+    assert mdns.shared_ports.shared > 0
+    if copies:
+        assert mdns.shared_ports.retries == 0
+    else:
+        assert mdns.shared_ports.retries > 0
+    # What an operator sees of it: mdns's heartbeat (GET /v2/service_statuses).
+    heartbeat.for_mdns(mdns).beat()
+    [status] = services.find_service_statuses({"service_name": "mdns"}, objects.Paging(10)).items
+    assert status.stats["queries_from_shared_ports"] == mdns.shared_ports.shared
+    assert status.stats["queries_asked_again"] == mdns.shared_ports.retries
 
 
 TSIG_KEY = "xfr-key"

@@ -70,13 +70,18 @@ def send_queries(sock: socket.socket, port: int, count: int) -> float:
 
 
 def answers_within(sock: socket.socket, seconds: float) -> list[float]:
-    """When each answer arrived on ``sock``, reading for ``seconds``."""
+    """When each query's answer first arrived on ``sock``, reading for ``seconds``
+    (a port asking several questions at once gets copies of the first answers:
+    zoneflow.mdns.shared_ports)."""
     arrived = []
+    answered: set[bytes] = set()
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if select.select([sock], [], [], left)[0]:
-            sock.recv(65535)
-            arrived.append(time.monotonic())
+            query_id = sock.recv(65535)[:2]
+            if query_id not in answered:
+                answered.add(query_id)
+                arrived.append(time.monotonic())
     return arrived
 
 

@@ -51,6 +51,8 @@ Where each part lives:
 - :mod:`~zoneflow.mdns.access`, :mod:`~zoneflow.mdns.keyring`,
   :mod:`~zoneflow.mdns.notify_limit`, :mod:`~zoneflow.mdns.replies`: access
   lists, TSIG keys, NOTIFY rates, reply building.
+- :mod:`~zoneflow.mdns.shared_ports`: UDP answers sent again to a client
+  port two of its sockets hold at once (BIND9's refreshes can).
 
 See doc/mdns.md for the whole picture.
 """

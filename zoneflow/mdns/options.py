@@ -37,6 +37,16 @@ mdns_opts = [
         "once, and a transfer's thread mostly waits on the database: under the load "
         "benchmark (8 targets) a transfer took 0.57 s (p50) with 4 threads, 0.40 s with 16.",
     ),
+    cfg.BoolOpt(
+        "repeat_to_shared_ports",
+        default=True,
+        help="Send the UDP answers of a client port that asks a second question while "
+        "an earlier one's answer may still be awaited there again, 0.1, 0.5, 1.5 and 3 s "
+        "later. BIND9 can hold one port with two sockets at once, and the kernel then "
+        "gives both answers to one of them: the other refresh waits 5 s for BIND9's "
+        "retry (zoneflow.mdns.shared_ports, doc/mdns.md). Clients drop copies of answers "
+        "they have.",
+    ),
     cfg.IntOpt(
         "xfr_message_size",
         default=20480,

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar, cast
 
 from zoneflow import heartbeat
-from zoneflow.mdns import notify_limit, options
+from zoneflow.mdns import notify_limit, options, shared_ports
 from zoneflow.mdns.access import address as _address
 from zoneflow.mdns.access import peer as _peer
 from zoneflow.mdns.notify import notify_key
@@ -151,6 +151,10 @@ class MdnsServer:
         # Datagrams in progress, most since the heartbeat last asked.
         self._udp_peak = 0
         self._notify_busy_logged = 0.0
+        # Ports that ask two questions at once, and questions asked again (see the
+        # module); the first get their answers again unless told otherwise.
+        self.shared_ports = shared_ports.SharedPorts()
+        self._send_copies_to_shared_ports = CONF.mdns.repeat_to_shared_ports
         self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._log_writer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -361,10 +365,32 @@ class MdnsServer:
                 except BlockingIOError:
                     # The socket's send buffer is full: the transport queues it.
                     self._call_in_loop(functools.partial(transport.sendto, reply, addr))
+            if replies:  # a NOTIFY's too: BIND9 sends those from such sockets as well
+                (query_id,) = struct.unpack_from("!H", data)
+                again = self.shared_ports.answered(addr[:2], query_id, replies, time.monotonic())
+                if again and self._send_copies_to_shared_ports:
+                    self._call_in_loop(functools.partial(self._repeat, again, addr))
         except OSError as exc:
             LOG.debug("mdns could not send a UDP reply to %s: %s", _peer(addr), exc)
         except Exception:
             LOG.exception("mdns failed to answer %s over UDP", _peer(addr))
+
+    def _repeat(self, replies: list[bytes], addr: tuple[str, int]) -> None:
+        """On the loop: send ``replies`` to ``addr`` again at each of REPEAT_AFTER."""
+        loop = asyncio.get_running_loop()
+        for delay in shared_ports.REPEAT_AFTER:
+            loop.call_later(delay, self._send_copies, replies, addr)
+
+    def _send_copies(self, replies: list[bytes], addr: tuple[str, int]) -> None:
+        out = self._udp_out
+        if out is None:
+            return  # stopped meanwhile
+        for reply in replies:
+            try:
+                out.sendto(reply, addr)
+            except OSError as exc:  # a copy lost is a copy: the first one went
+                LOG.debug("mdns could not send a copy to %s: %s", _peer(addr), exc)
+                return
 
     def _call_in_loop(self, call: Callable[[], object]) -> None:
         """Run ``call`` on the event loop, from a pool thread (unless stopped)."""
