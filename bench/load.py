@@ -110,6 +110,7 @@ from tests.functional.deployment import Deployment, answer  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST, wait_for  # noqa: E402
 from tests.support import ADMIN  # noqa: E402
+from zoneflow.flows import options as flow_options  # noqa: E402
 
 # -- the deployment ------------------------------------------------------------------
 
@@ -167,9 +168,16 @@ def start_zoneflow(
 
 def deployment_conf(settings: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """What a deployment on PostgreSQL sets beside Deployment's defaults: events wake
-    the API's streams by LISTEN/NOTIFY, not a look at the table every second. Then
+    the API's streams by LISTEN/NOTIFY, not a look at the table every second; and
+    zoneflow's own defaults back where the tests' Deployment shortens them to fail
+    fast (a target's retries, and a poll's 30 s, not 15: under load a poll that
+    gives up early sends its zone to ERROR and a recover-zone job after it). Then
     ``settings`` (``--set section.option=value``), to compare a setting side by side."""
-    conf: dict[str, dict[str, Any]] = {"events": {"driver": "postgres"}}
+    shortened = ("target_retry_delay", "poll_timeout")
+    conf: dict[str, dict[str, Any]] = {
+        "events": {"driver": "postgres"},
+        "flows": {opt.name: opt.default for opt in flow_options.flow_opts if opt.name in shortened},
+    }
     for setting in settings:
         name, _, value = setting.partition("=")
         section, _, option = name.partition(".")
