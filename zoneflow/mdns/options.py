@@ -40,12 +40,12 @@ mdns_opts = [
     cfg.BoolOpt(
         "repeat_to_shared_ports",
         default=True,
-        help="Send the UDP answers of a client port that asks a second question while "
-        "an earlier one's answer may still be awaited there again, 0.1, 0.5, 1.5 and 3 s "
-        "later. BIND9 can hold one port with two sockets at once, and the kernel then "
-        "gives both answers to one of them: the other refresh waits 5 s for BIND9's "
-        "retry (zoneflow.mdns.shared_ports, doc/mdns.md). Clients drop copies of answers "
-        "they have.",
+        help="When a client port asks a second question over UDP while the answer to an "
+        "earlier one may still be awaited there, send that port's answers again 0.1, 0.5, "
+        "1.5 and 3 s later. BIND9 can hold one port with two sockets at once (its SOA "
+        "queries and NOTIFYs), and the kernel then gives both answers to one of them: the "
+        "other waits 5 s for BIND9's retry (zoneflow.mdns.shared_ports, doc/mdns.md). "
+        "Clients drop copies of answers they have.",
     ),
     cfg.IntOpt(
         "xfr_message_size",

@@ -3,9 +3,9 @@
 BIND9 (9.18) sends each UDP request, a refresh's SOA query or a NOTIFY to
 mdns, from a socket of its own, connected to mdns, on a port it draws at
 random with no check that another of its sockets holds it; its sockets allow
-address reuse, so the draw succeeds. Two sockets on one port connected to mdns are the same
-pair of addresses to the kernel, which hands every datagram for that pair to
-one of them: the other socket's answer reaches a socket that drops it (BIND9
+address reuse, so the draw succeeds. Two sockets on one port connected to
+mdns are the same pair of addresses to the kernel, which hands every
+datagram for that pair to one of them: the other socket's answer reaches a socket that drops it (BIND9
 counts it as a "mismatch response"), and its refresh waits for BIND9's retry,
 5 s later. It happens between one server's concurrent requests, and between
 servers on one host (doc/mdns.md has the figures).
@@ -38,9 +38,10 @@ WINDOW = 6.0
 
 #: When the copies go, in seconds after the port's second question: the socket
 #: holding the port may still wait for its own answer (a NOTIFY's, which mdns
-#: may hold a while). Copies of every answer at 0.1 s alone left rounds of 40
-#: zones on 8 BIND9 targets at 5.3 to 11 s (bench/batch_cost.py, by hand);
-#: at 0.1, 0.5 and 1.5 s, 9 rounds in 10 took 2.0 to 3.2 s.
+#: may hold a while). Tried by hand on rounds of 40 zones on 8 BIND9 targets
+#: (bench/batch_cost.py), copying every SOA answer: one copy at 0.1 s left 7
+#: rounds in 10 at 5.7 to 11 s; copies at 0.1, 0.5 and 1.5 s, 1 in 10 (the
+#: others 2.0 to 3.2 s). Past 3 s BIND9's own retry is near.
 REPEAT_AFTER = (0.1, 0.5, 1.5, 3.0)
 
 #: Questions a port may have in hand and still get copies: BIND9's draws put
