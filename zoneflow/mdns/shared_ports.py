@@ -5,10 +5,11 @@ mdns, from a socket of its own, connected to mdns, on a port it draws at
 random with no check that another of its sockets holds it; its sockets allow
 address reuse, so the draw succeeds. Two sockets on one port connected to
 mdns are the same pair of addresses to the kernel, which hands every
-datagram for that pair to one of them: the other socket's answer reaches a socket that drops it (BIND9
-counts it as a "mismatch response"), and its refresh waits for BIND9's retry,
-5 s later. It happens between one server's concurrent requests, and between
-servers on one host (doc/mdns.md has the figures).
+datagram for that pair to one of them: the other socket's answer reaches a
+socket that drops it (BIND9 counts it as a "mismatch response"), and its
+request waits for BIND9's retry, 5 s later. It happens between one server's
+concurrent requests, and between servers on one host (doc/mdns.md has the
+figures).
 
 mdns cannot reach the waiting socket while the other holds the port, but the
 other one closes as soon as its own answer is in. So when a port asks a
