@@ -20,7 +20,8 @@ A client that got its answer already drops the copies (a reply to a query it
 no longer waits for), as DNS clients drop the duplicates a network makes.
 Each answer is copied once (at those four times), and a port with more than
 ``MOST_SHARING`` questions in hand gets no copies: that is one socket asking
-many questions (NSD's zone transfer daemon does), which reads every answer.
+many questions (a client that sends all its queries from one socket), which
+reads every answer.
 
 A question asked again by the same port with the same id is a client's
 retry: ``retries`` counts them, each one an answer that was lost on its way
