@@ -44,4 +44,4 @@ def test_questions_older_than_the_window_are_forgotten() -> None:
     for query_id in range(100):
         ports.answered(("127.0.0.1", 30000 + query_id), query_id, [b"x"], now=0.0)
     ports.answered(PORT, 1, [b"late"], now=7.0)
-    assert ports._asked == {PORT: ports._asked[PORT]} and len(ports._order) == 1
+    assert list(ports._ports) == [PORT] and len(ports._order) == 1

@@ -55,10 +55,17 @@ Address = tuple[str, int]
 
 @dataclasses.dataclass
 class _Asked:
-    at: float
     query_id: int
     replies: list[bytes]
     copied: bool = False
+
+
+@dataclasses.dataclass
+class _Port:
+    """A port's requests within the window, oldest first, and how many of each id."""
+
+    asked: collections.deque[_Asked] = dataclasses.field(default_factory=collections.deque)
+    ids: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
 
 
 class SharedPorts:
@@ -70,7 +77,9 @@ class SharedPorts:
         self.window = window
         self.shared = 0  # questions from a port with another one of its own in hand
         self.retries = 0  # questions asked again: same port, same id
-        self._asked: dict[Address, list[_Asked]] = {}
+        self._ports: dict[Address, _Port] = {}
+        # (when, port) of every request remembered, oldest first: a port's own
+        # requests come in the same order, so the oldest is at its deque's head.
         self._order: collections.deque[tuple[float, Address]] = collections.deque()
         self._lock = threading.Lock()
 
@@ -83,26 +92,27 @@ class SharedPorts:
         window, or more than MOST_SHARING questions."""
         with self._lock:
             self._forget(now)
-            asked = self._asked.setdefault(address, [])
-            if any(earlier.query_id == query_id for earlier in asked):
+            port = self._ports.setdefault(address, _Port())
+            if port.ids[query_id]:
                 self.retries += 1
-            asked.append(_Asked(now, query_id, replies))
+            port.asked.append(_Asked(query_id, replies))
+            port.ids[query_id] += 1
             self._order.append((now, address))
-            questions = {entry.query_id for entry in asked}
-            if len(questions) < 2 or len(questions) > MOST_SHARING:
+            if len(port.ids) < 2 or len(port.ids) > MOST_SHARING:
                 return []
             self.shared += 1
-            again = [entry for entry in asked if not entry.copied]
+            again = [entry for entry in port.asked if not entry.copied]
             for entry in again:
                 entry.copied = True
             return [reply for entry in again for reply in entry.replies]
 
     def _forget(self, now: float) -> None:
         while self._order and now - self._order[0][0] > self.window:
-            at, address = self._order.popleft()
-            asked = self._asked.get(address)
-            if asked is None:
-                continue
-            asked[:] = [entry for entry in asked if entry.at != at]
-            if not asked:
-                del self._asked[address]
+            _, address = self._order.popleft()
+            port = self._ports[address]
+            oldest = port.asked.popleft().query_id
+            port.ids[oldest] -= 1
+            if not port.ids[oldest]:
+                del port.ids[oldest]
+            if not port.asked:
+                del self._ports[address]
