@@ -52,6 +52,9 @@ class JobKind(enum.StrEnum):
     CREATE_ZONES = "create-zones"
     UPDATE_ZONES = "update-zones"
     DELETE_ZONES = "delete-zones"
+    # recover-zone for several zones of one pool wanted ACTIVE (a zone wanted
+    # DELETED is recovered alone).
+    RECOVER_ZONES = "recover-zones"
     # Delete a pool's zones from a target the pool no longer lists, then its row.
     RETIRE_TARGET = "retire-target"
 
@@ -61,6 +64,7 @@ BATCH_OF = {
     JobKind.CREATE_ZONE: JobKind.CREATE_ZONES,
     JobKind.UPDATE_ZONE: JobKind.UPDATE_ZONES,
     JobKind.DELETE_ZONE: JobKind.DELETE_ZONES,
+    JobKind.RECOVER_ZONE: JobKind.RECOVER_ZONES,
 }
 #: The kind of job of one zone a batch of that kind carries for each of its zones.
 ONE_OF = {batch: one for one, batch in BATCH_OF.items()}
@@ -101,11 +105,17 @@ class JobOrder:
 
 @dataclasses.dataclass(frozen=True)
 class JobPacing:
-    """Jobs ``job``, one per zone, released to the relays ``interval`` seconds
-    apart, so that changes made meanwhile are not queued behind all of them."""
+    """Jobs ``job``, one per zone, released to the relays ``together`` at a time
+    (the zones a relay may put in one batch job), ``interval`` seconds apart, so
+    that changes made meanwhile are not queued behind all of them."""
 
     job: JobOrder
     interval: float
+    together: int = 1
+
+    def release_at(self, start: datetime.datetime, index: int) -> datetime.datetime:
+        """When the ``index``-th zone's job (from 0) is released, the first at ``start``."""
+        return start + datetime.timedelta(seconds=(index // self.together) * self.interval)
 
 
 # Type names read letter by letter take "an" when the first letter's name starts

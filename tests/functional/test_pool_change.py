@@ -10,6 +10,7 @@ they can be sampled as fast as the nameservers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import dns.rcode
@@ -131,6 +132,11 @@ def test_an_added_bind9_serves_every_zone_before_it_reads_active_and_a_removed_o
     for zone, (_, serial) in zones.items():
         for bind in (first, second, third):
             assert _serves(bind, zone, serial)
+    # Released together, the zones' backfill went in one recover-zones job.
+    listed = json.loads(deployment.cli("--json", "job", "list").stdout)
+    backfills = [job for job in listed if job["kind"].startswith("recover-zone")]
+    assert [job["kind"] for job in backfills] == ["recover-zones"]
+    assert sorted(zone["name"] for zone in backfills[0]["zones"]) == sorted(ZONES)
 
     # The first BIND9 removed: it stops serving every zone, then its row goes.
     removed = deployment.cli(

@@ -289,7 +289,12 @@ def test_three_producers_one_killed_its_shards_move_and_each_zone_is_recovered_o
     )
     for name in names:
         assert soa_serial(name, bind.host, bind.port) is not None, name
-    recoveries = Counter(j["zone_name"] for j in _jobs(recovering) if j["kind"] == "recover-zone")
+    recoveries = Counter(
+        zone["name"]
+        for job in _jobs(recovering)
+        if job["kind"] in ("recover-zone", "recover-zones")
+        for zone in job["zones"]
+    )
     assert recoveries == Counter(names), "each zone recovered by exactly one job"
     in_killed = [n for n in names if shards.shard_of(ids[n], SHARDS) in killed_shards]
     assert in_killed, f"no zone fell in the killed producer's shards {killed_shards}"

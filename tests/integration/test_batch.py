@@ -739,3 +739,136 @@ def test_a_backend_that_batches_gets_a_batchs_deletes_in_one_call(
     assert FakeBackend.served(target.id) == {}
     deletes = [(c["zone"], c["batch"]) for c in _calls(record) if c["op"] == "delete"]
     assert sorted(deletes) == [(name, 3) for name in NAMES]
+
+
+# --- recover-zones ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def conductor_without_relay(override: Callable[..., None]) -> Iterator[daemon.Conductor]:
+    """A conductor not started yet, without a relay of its own, and batches of three:
+    the test posts each job (_posted_alone, as a relay would)."""
+    override("conductor", batch_zones=3, relay=False)
+    conductor = daemon.Conductor("batch")
+    yield conductor
+    conductor.stop()
+
+
+def _recovered(names: list[str]) -> None:
+    for name in names:
+        central_zones.recover_zone(name)
+
+
+def test_recoveries_of_zones_of_one_pool_go_in_one_job_that_acts_only_where_needed(
+    tmp_path: pathlib.Path,
+    board: Any,
+    conductor_without_relay: daemon.Conductor,
+    override: Callable[..., None],
+) -> None:
+    override("flows", target_retry_delay=0)
+    healthy_calls, broken_calls = tmp_path / "healthy.jsonl", tmp_path / "broken.jsonl"
+    # The broken target fails every try of the first batch's creates (3 zones, 3 tries
+    # each), then works; at a threshold of 50 % the zones are ACTIVE without it.
+    healthy, broken = load_pool(
+        {"record_file": str(healthy_calls)},
+        {"record_file": str(broken_calls), "fail": "create", "fail_times": 9},
+        threshold=50,
+    ).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    conductor_without_relay.start()
+    for zone in zones:
+        assert wait_settled(zone.id).status == objects.Status.ACTIVE
+        assert {r.target_id: r.status for r in stored_status.list_target_status(zone.id)} == {
+            healthy.id: objects.Status.ACTIVE,
+            broken.id: objects.Status.ERROR,
+        }
+
+    _recovered(NAMES)
+    job = _posted_alone(board, objects.JobKind.RECOVER_ZONES)
+    assert sorted(z.name for z in job.zones) == NAMES
+
+    for zone in zones:
+        settled = wait_settled(zone.id)
+        assert (settled.status, settled.action, settled.error) == (
+            objects.Status.ACTIVE,
+            objects.Action.NONE,
+            None,
+        )
+        assert sorted(
+            (r.target_id, r.status, r.serial) for r in stored_status.list_target_status(zone.id)
+        ) == sorted((t.id, objects.Status.ACTIVE, zone.serial) for t in (healthy, broken))
+    expected = {zone.name: zone.serial for zone in zones}
+    assert FakeBackend.served(broken.id) == FakeBackend.served(healthy.id) == expected
+    # The target that had the zones got no second call; the other, one create each.
+    assert [(c["op"], c["zone"]) for c in _calls(healthy_calls)] == [("create", n) for n in NAMES]
+    assert sorted((c["op"], c["zone"]) for c in _calls(broken_calls)) == [
+        ("create", n) for n in NAMES
+    ]
+
+
+def test_a_zone_failing_its_recovery_fails_alone_and_a_zone_never_active_is_undone(
+    tmp_path: pathlib.Path,
+    board: Any,
+    conductor_without_relay: daemon.Conductor,
+) -> None:
+    calls = tmp_path / "good.jsonl"
+    good, bad = load_pool({"record_file": str(calls)}, {"fail_zones": NAMES[1]}).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    conductor_without_relay.start()
+    assert {z.name: wait_settled(z.id).status for z in zones} == SECOND_FAILED
+    made = len(_calls(calls))  # the three creates, and the failed zone's removal
+
+    _recovered(NAMES)
+    _posted_alone(board, objects.JobKind.RECOVER_ZONES)
+
+    settled = {z.name: wait_settled(z.id) for z in zones}
+    assert {name: z.status for name, z in settled.items()} == SECOND_FAILED
+    failed = settled[NAMES[1]]
+    assert failed.action == objects.Action.CREATE
+    assert "1 of 2 targets succeeded" in str(failed.error)
+    # Recovered as the create it still is, and undone as one: off the good target.
+    expected = {NAMES[0]: zones[0].serial, NAMES[2]: zones[2].serial}
+    assert FakeBackend.served(good.id) == FakeBackend.served(bad.id) == expected
+    rows = {r.target_id: r for r in stored_status.list_target_status(failed.id)}
+    assert "created, then removed again" in str(rows[good.id].error)
+    assert "injected failure of b.batch.example." in str(rows[bad.id].error)
+    # The zones already served everywhere were left alone.
+    assert [(c["op"], c["zone"]) for c in _calls(calls)[made:]] == [
+        ("create", NAMES[1]),
+        ("delete", NAMES[1]),
+    ]
+
+
+def test_the_recovery_of_a_zone_whose_delete_was_asked_goes_alone(
+    board: Any, conductor_without_relay: daemon.Conductor
+) -> None:
+    # The second target fails the first delete's every try, then works.
+    targets = load_pool({}, {"fail": "delete", "fail_times": 3}).targets
+    zones = _created_zones(NAMES)
+    _posted_alone(board, objects.JobKind.CREATE_ZONES)
+    conductor_without_relay.start()
+    assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
+    central_zones.delete_zone(NAMES[1])
+    _posted_alone(board, objects.JobKind.DELETE_ZONE)
+    left = wait_settled(zones[1].id)
+    assert (left.status, left.action) == (objects.Status.ERROR, objects.Action.DELETE)
+
+    _recovered(NAMES)
+    posted = OutboxRelay(board, persistence.get_backend()).flush()
+    carried = {
+        (job.kind, tuple(sorted(z.name for z in job.zones)))
+        for job in (jobs.get_job(persistence.get_backend(), j) for j in posted)
+    }
+    assert carried == {
+        (objects.JobKind.RECOVER_ZONES, (NAMES[0], NAMES[2])),
+        (objects.JobKind.RECOVER_ZONE, (NAMES[1],)),
+    }
+    assert wait_settled(zones[1].id).status == objects.Status.DELETED
+    assert {wait_settled(z.id).status for z in (zones[0], zones[2])} == {objects.Status.ACTIVE}
+    for target in targets:
+        assert FakeBackend.served(target.id) == {
+            NAMES[0]: zones[0].serial,
+            NAMES[2]: zones[2].serial,
+        }

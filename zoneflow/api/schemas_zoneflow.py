@@ -108,8 +108,8 @@ class Job(BaseModel):
     id: str
     kind: str = Field(
         description="the flow: create-zone, update-zone, delete-zone, recover-zone, "
-        "create-zones, update-zones, delete-zones (several zones of one pool and "
-        "project), retire-target"
+        "create-zones, update-zones, delete-zones, recover-zones (several zones of one "
+        "pool and project), retire-target"
     )
     zone_id: str = Field(description="the job's zone; of a job of several zones, its first")
     zone_name: str

@@ -26,7 +26,9 @@ Watched = stored_health.Watched
 
 def recovery_pacing() -> objects.JobPacing:
     return objects.JobPacing(
-        orders.RECOVERY, interval=1.0 / CONF.central.target_recovery_jobs_per_second
+        orders.RECOVERY,
+        interval=1.0 / CONF.central.target_recovery_jobs_per_second,
+        together=CONF.conductor.batch_zones,
     )
 
 

@@ -25,9 +25,10 @@ central_opts = [
         # Read from [storage] before central decided the pace.
         deprecated_group="storage",
         help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate. They are "
-        "upkeep: changes made meanwhile go before them whatever the pace. Keep it below "
-        "what the conductors get through, so the jobboard stays short.",
+        "bring each zone onto them are released to the job relays at this rate, [conductor] "
+        "batch_zones zones at a time (which the relays post as one recover-zones job). "
+        "They are upkeep: changes made meanwhile go before them whatever the pace. Keep it "
+        "below what the conductors get through, so the jobboard stays short.",
     ),
 ]
 CONF.register_opts(central_opts, group="central")
@@ -68,7 +69,8 @@ health_opts = [
         default=20.0,
         min=0.1,
         help="When a target comes back (from DOWN, or out of maintenance), the recover-zone "
-        "jobs of the zones it missed are released to the job relays at this rate, so a "
+        "jobs of the zones it missed are released to the job relays at this rate, [conductor] "
+        "batch_zones zones at a time (which the relays post as one recover-zones job), so a "
         "target that missed thousands of zones does not queue every change made meanwhile "
         "behind them.",
     ),

@@ -118,18 +118,20 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
 
     What a pool update posts is decided here (see ``stored_pools.update_pools``):
     every live zone of a pool that gained a target or nameserver gets a
-    recover-zone job, which acts only where the zone is missing: one job per
-    zone, because each zone's status is decided per zone, by the flow that
-    already decides it. A few
-    thousand outbox rows are a few bulk statements; what a few thousand jobs
-    must not do is reach the jobboard at once, so they are released
-    ``[central] backfill_jobs_per_second`` apart, and as upkeep
+    recover-zone row, which acts only where the zone is missing; each zone's
+    status is decided per zone, and the relays put up to ``[conductor]
+    batch_zones`` of them in one recover-zones job. A few thousand outbox
+    rows are a few bulk statements; what a few thousand jobs must not do is
+    reach the jobboard at once, so they are released a batch at a time,
+    ``[central] backfill_jobs_per_second`` batches a second, and as upkeep
     (orders.RECOVERY): a change made meanwhile goes before every one of
     them that is not running yet. A target the file no longer lists gets a
     retire-target job.
     """
     backfill = objects.JobPacing(
-        orders.RECOVERY, interval=1.0 / CONF.central.backfill_jobs_per_second
+        orders.RECOVERY,
+        interval=1.0 / CONF.central.backfill_jobs_per_second,
+        together=CONF.conductor.batch_zones,
     )
     return stored_pools.update_pools(pools, backfill=backfill, retire=orders.RETIRE_TARGET)
 

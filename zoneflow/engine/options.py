@@ -30,7 +30,8 @@ relay_opts = [
         min=1,
         help="Most zones one job carries: a relay puts the creates, the updates or the "
         "deletes of one pool and one project it claims at once into jobs of up to this "
-        "many zones (create-zones, update-zones, delete-zones), each job costing the "
+        "many zones (create-zones, update-zones, delete-zones; recoveries in "
+        "recover-zones), each job costing the "
         "conductor about what one zone's does. At low load a claim holds one change, so "
         "a job holds one zone. 1: one job per zone. (At 20 changes/s on 8 BIND9, 25 "
         "served every change sooner than 10 did, in fewer, fuller jobs: "

@@ -17,10 +17,11 @@ again at once instead of waiting for its interval.
 A user's create or update is not deleted once posted but marked posted: the
 zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 
-A claim holding several zones' creates (updates, deletes) puts those of one
-pool and one project in one create-zones (update-zones, delete-zones) job,
-up to ``[conductor] batch_zones`` zones (zoneflow.flows.batch), which costs
-a conductor about what one zone's job does. Claims fill under load because
+A claim holding several zones' creates (updates, deletes, recoveries) puts
+those of one pool and one project in one create-zones (update-zones,
+delete-zones, recover-zones) job, up to ``[conductor] batch_zones`` zones
+(zoneflow.flows.batch), which costs a conductor about what one zone's job
+does. Claims fill under load because
 a relay keeps at most ``[conductor] max_change_jobs`` jobs of changes on the
 board: past that, changes wait in the outbox (a zone's later changes riding
 on its first) until a job ends, and go in the fewest jobs. At low load a

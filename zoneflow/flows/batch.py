@@ -1,6 +1,15 @@
-"""The tasks of create-zones, update-zones and delete-zones: one job acting on
-several zones of one pool, each zone with the semantics its own job (create-zone,
-update-zone, delete-zone) would give it.
+"""The tasks of create-zones, update-zones, delete-zones and recover-zones: one job
+acting on several zones of one pool, each zone with the semantics its own job
+(create-zone, update-zone, delete-zone, recover-zone) would give it.
+
+recover-zones carries zones wanted ACTIVE (a zone wanted deleted is recovered
+alone). Its begin takes no rows out of the outbox (nothing rides on a
+recovery) and leaves out a zone whose delete was asked for since; each
+target's task is zoneflow.flows.recovery.RecoverZonesOnTarget (it acts only
+where the target lacks a zone as it is now); nothing is taken back; the polls
+send no NOTIFY first (the targets' tasks NOTIFY the zones their target lags
+on); below the threshold a zone is left as recover-zone's revert leaves it
+(RecoverBatchStatus).
 
 The flow has the single zone's shape, each step carrying the batch::
 
@@ -90,6 +99,7 @@ from zoneflow.flows.on_target import (
     try_many_on_target,
 )
 from zoneflow.flows.propagation import _Poll, notify_all
+from zoneflow.flows.recovery import undo_recovery
 from zoneflow.flows.scratch import Scratch
 from zoneflow.flows.status import SUPERSEDED, _StatusWriter, status_written
 from zoneflow.jobs import steps
@@ -123,10 +133,14 @@ class BeginBatch(Task):
 
     default_provides = "batch"
 
-    def __init__(self, action: str, target_ids: list[str]) -> None:
+    def __init__(self, action: str, target_ids: list[str], *, recovery: bool = False) -> None:
         super().__init__(steps.BEGIN)
         self.action = action
         self.target_ids = target_ids
+        # recover-zones: zones wanted ACTIVE, each at the serial its job was posted
+        # with (nothing rides on a recovery); a zone whose delete was asked since is
+        # left out, for its delete job.
+        self.recovery = recovery
 
     @waits_for_database
     def execute(
@@ -138,12 +152,14 @@ class BeginBatch(Task):
         job_id: str | None = None,
     ) -> Batch:
         fence.check()
-        ridden = self.action != DELETE
+        ridden = self.action != DELETE and not self.recovery
         if ridden:
             stored_outbox.begin_zone_jobs(zone_ids, job_id)
         actions = stored_targets.get_batch_target_actions(zone_ids, self.target_ids)
         if scratch is not None:
             scratch.batch = actions
+            if self.recovery:
+                scratch.taken_back = {}  # a recovery takes nothing back
         batch: Batch = {}
         for zone_id, serial in zip(zone_ids, serials, strict=True):
             # Any target's row carries the zone; with none left, read it alone.
@@ -152,8 +168,15 @@ class BeginBatch(Task):
             if zone is None:
                 LOG.info("zone %s left out of its batch: it no longer exists", zone_id)
                 continue
+            if self.recovery and (
+                zone.action == DELETE
+                or (first.zone_deleted if first else stored_zones.zone_is_deleted(zone_id))
+            ):
+                LOG.info("zone %s left out of its recovery: its delete was asked for", zone.name)
+                continue
             batch[zone_id] = [zone.name, carried(serial, zone) if ridden else serial]
-        LOG.info("%s of %d zones begins", self.action.lower(), len(batch))
+        what = "recovery" if self.recovery else self.action.lower()
+        LOG.info("%s of %d zones begins", what, len(batch))
         return batch
 
     @waits_for_database
@@ -344,10 +367,21 @@ class PollBatch(_Poll):
     get a NOTIFY first, all of them before any reply is awaited. With ``early``,
     what it sees is passed on as it is seen (see EarlyStatus)."""
 
-    def __init__(self, action: str, host: str, port: int, early: EarlyStatus | None = None) -> None:
+    def __init__(
+        self,
+        action: str,
+        host: str,
+        port: int,
+        early: EarlyStatus | None = None,
+        *,
+        notify_first: bool | None = None,
+    ) -> None:
         super().__init__("removal" if action == DELETE else "serial", host, port)
         self.action = action
         self.early = early
+        # By default an update's zones; a recovery NOTIFYs on its targets only the
+        # zones they lag on, and the poll again those still lagging.
+        self.notify_first = action == UPDATE if notify_first is None else notify_first
 
     @waits_for_database
     def execute(
@@ -360,7 +394,7 @@ class PollBatch(_Poll):
         priority: int | None = None,
     ) -> dict[str, Any]:
         fence.check()
-        if self.action == UPDATE:
+        if self.notify_first:
             notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)
         # One read for the batch, not one at each zone's first miss.
         in_maintenance = self._in_maintenance() if agreed else False
@@ -553,13 +587,31 @@ class BatchStatus(_StatusWriter):
     ) -> str:
         """What the single zone's failed job leaves, for one zone below the threshold."""
         for target_id, outcome in outcomes.items():
-            undo_on_target(zone_id, serial, target_id, self.action, outcome, why)
+            self._undo(zone_id, serial, target_id, outcome, why)
         if not stored_status.set_zone_status(
             zone_id, serial=serial, status=objects.Status.ERROR, error=why
         ):
             return SUPERSEDED
         LOG.error("zone %s serial %s is ERROR: %s", zone_id, serial, why)
         return objects.Status.ERROR
+
+    def _undo(
+        self, zone_id: str, serial: int, target_id: str, outcome: TargetOutcome, why: str
+    ) -> None:
+        undo_on_target(zone_id, serial, target_id, self.action, outcome, why)
+
+
+class RecoverBatchStatus(BatchStatus):
+    """BatchStatus of recover-zones: each zone's status as recover-zone's status task
+    writes it (ACTIVE), and below the threshold as its revert leaves it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(UPDATE, *args)
+
+    def _undo(
+        self, zone_id: str, serial: int, target_id: str, outcome: TargetOutcome, why: str
+    ) -> None:
+        undo_recovery(zone_id, serial, target_id, UPDATE, outcome, why)
 
 
 class NotifyBatch(Task):

@@ -1,5 +1,5 @@
-"""Flow factories: create-zone, update-zone, delete-zone and recover-zone, and the
-batches of the first three (create-zones, update-zones, delete-zones: see
+"""Flow factories: create-zone, update-zone, delete-zone and recover-zone, and their
+batches (create-zones, update-zones, delete-zones, recover-zones: see
 zoneflow.flows.batch).
 
 Each is a TaskFlow graph flow::
@@ -96,7 +96,7 @@ from zoneflow.flows.begin import BeginRecovery, BeginZoneAction
 from zoneflow.flows.consensus import ConsensusCheck
 from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
 from zoneflow.flows.propagation import PollForSerial, PollForWantedState, SendNotify
-from zoneflow.flows.recovery import RecoverOnTarget
+from zoneflow.flows.recovery import RecoverOnTarget, RecoverZonesOnTarget
 from zoneflow.flows.status import RecoverStatus, UpdateStatus
 
 # How many times the final status write is retried (a database blip must not
@@ -198,6 +198,12 @@ def delete_zones_flow(**pool: Any) -> graph_flow.Flow:
     return _zones_flow(objects.JobKind.DELETE_ZONES, objects.Action.DELETE, **pool)
 
 
+@_shared
+def recover_zones_flow(**pool: Any) -> graph_flow.Flow:
+    """recover-zone's for several zones of one pool wanted ACTIVE (zoneflow.flows.batch)."""
+    return _zones_flow(objects.JobKind.RECOVER_ZONES, objects.Action.UPDATE, recovery=True, **pool)
+
+
 FACTORIES = {
     objects.JobKind.CREATE_ZONE: create_zone_flow,
     objects.JobKind.UPDATE_ZONE: update_zone_flow,
@@ -206,6 +212,7 @@ FACTORIES = {
     objects.JobKind.CREATE_ZONES: create_zones_flow,
     objects.JobKind.UPDATE_ZONES: update_zones_flow,
     objects.JobKind.DELETE_ZONES: delete_zones_flow,
+    objects.JobKind.RECOVER_ZONES: recover_zones_flow,
 }
 
 
@@ -255,24 +262,40 @@ def _zones_flow(
     nameservers: list[list[Any]],
     also_notifies: list[list[Any]],
     threshold: int,
+    recovery: bool = False,
 ) -> graph_flow.Flow:
+    """A batch's flow; with ``recovery``, recover-zones': each target's task acts
+    only where the target lacks a zone as it is now, and nothing is taken back."""
     servers = [(str(h), int(p)) for h, p in nameservers]
     target_ids = [t["id"] for t in targets]
-    status = batch.BatchStatus(action, target_ids, servers, _target_addresses(targets), threshold)
+    status_of = (
+        batch.RecoverBatchStatus if recovery else functools.partial(batch.BatchStatus, action)
+    )
+    status = status_of(target_ids, servers, _target_addresses(targets), threshold)
     early = batch.EarlyStatus(status)
     propagation = unordered_flow.Flow("propagation")
-    propagation.add(*(batch.PollBatch(action, host, port, early) for host, port in servers))
+    propagation.add(
+        *(
+            batch.PollBatch(action, host, port, early, notify_first=False if recovery else None)
+            for host, port in servers
+        )
+    )
     others = _others(also_notifies, servers)
     propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
+    if recovery:
+        on_targets: list[task.Task] = [RecoverZonesOnTarget(t) for t in target_ids]
+    else:
+        on_targets = [batch.ZonesOnTarget(action, t) for t in target_ids]
+    takes_back = action != objects.Action.DELETE and not recovery
     return _assemble(
         kind,
-        batch.BeginBatch(action, target_ids),
-        [batch.ZonesOnTarget(action, t) for t in target_ids],
+        batch.BeginBatch(action, target_ids, recovery=recovery),
+        on_targets,
         targets,
         propagation,
         status,
         threshold,
-        take_back=None if action == objects.Action.DELETE else batch.TakeBackBatch(target_ids),
+        take_back=batch.TakeBackBatch(target_ids) if takes_back else None,
         consensus=batch.BatchConsensus(target_ids, threshold, _labels(targets)),
     )
 

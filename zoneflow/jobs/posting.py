@@ -77,9 +77,10 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
     Rows a relay put in a batch before (``batch``: its post failed, or the
     relay died) go together again, as that batch. Other rows of one kind
     that has a batch (objects.BATCH_OF: create-zone, update-zone,
-    delete-zone), of zones of one pool and one project, go together, up to
-    ``size`` in a job (create-zones, update-zones, delete-zones); any other
-    row, or a zone gone, alone.
+    delete-zone, recover-zone), of zones of one pool and one project, go
+    together, up to ``size`` in a job (create-zones, update-zones,
+    delete-zones, recover-zones); any other row, a zone gone, or the
+    recovery of a zone whose delete was asked for, alone.
 
     One project per job: whoever may see a job may see every zone it carries
     (a project's list of jobs, zoneflow.jobs.JobFilter.project_id). One
@@ -105,7 +106,8 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
             continue
         else:
             zone = zones.get(str(row.zone_id))
-            if zone is None:
+            if zone is None or (row.kind == objects.JobKind.RECOVER_ZONE and _wanted_gone(zone)):
+                # recover-zones carries zones wanted ACTIVE: one wanted gone goes alone.
                 jobs.append([row])
                 continue
             key = (row.kind, row.priority, row.if_pool_grows, zone.pool_id, zone.project_id)
@@ -118,6 +120,12 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
             jobs.append(job)
         job.append(row)
     return jobs
+
+
+def _wanted_gone(zone: objects.Zone) -> bool:
+    """A zone whose delete was asked for (action DELETE), or is done (DELETED, its
+    action NONE again): a target is brought to it by deleting it."""
+    return zone.action == objects.Action.DELETE or zone.status == objects.Status.DELETED
 
 
 def post_batch(

@@ -365,7 +365,7 @@ def _catch_up(
                     "priority": int(pacing.job.priority),
                     "zone_id": zone_id,
                     "serial": serial,
-                    "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),
+                    "claimed_until": pacing.release_at(now, i),
                 }
                 for i, (zone_id, _name, serial) in enumerate(zones)
             ],

@@ -290,7 +290,7 @@ def _backfill(session: Session, pool_id: str, pacing: objects.JobPacing) -> int:
                     "priority": int(pacing.job.priority),
                     "zone_id": r.id,
                     "serial": r.serial,
-                    "claimed_until": now + datetime.timedelta(seconds=i * pacing.interval),
+                    "claimed_until": pacing.release_at(now, i),
                 }
                 for i, r in enumerate(idle)
             ],
