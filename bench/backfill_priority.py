@@ -55,7 +55,11 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--every", type=float, default=1.0, help="seconds between changes")
     parser.add_argument("--delay", type=float, default=2.0, help="first change, after the update")
-    parser.add_argument("--pace", type=float, default=100.0, help="backfill_jobs_per_second")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        help="[central] backfill_jobs_per_second (default: each revision's own default)",
+    )
     parser.add_argument("--conductors", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900.0, help="for each backfill")
     parser.add_argument("--before", help="a git revision whose daemons to measure first")
@@ -66,11 +70,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zoneflow-backfill-") as tmp:
         if args.before:
             code = pathlib.Path(tmp) / "before"
-            label = f"before ({_revision(args.before)}: one order for all jobs)"
+            label = f"before ({_revision(args.before)})"
             runs.append(
                 (label, _measure(args, pathlib.Path(tmp) / "b", _archive(args.before, code)))
             )
-        label = f"after ({_revision('HEAD')}: changes first)"
+        label = f"this checkout ({_revision('HEAD')})"
         runs.append((label, _measure(args, pathlib.Path(tmp) / "a", ROOT)))
 
     body = describe(args, runs)
@@ -143,7 +147,7 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
             workdir,
             database=postgres.create_database("backfill"),
             zookeeper_hosts=zookeeper.hosts,
-            extra_conf={"central": {"backfill_jobs_per_second": args.pace}},
+            extra_conf={"central": {"backfill_jobs_per_second": args.pace}} if args.pace else {},
         )
         engine = sa.create_engine(deployment.database, poolclass=sa.pool.NullPool)
         try:
@@ -269,28 +273,34 @@ def _backfill_with_changes(
 def describe(args: argparse.Namespace, runs: list[tuple[str, Run]]) -> str:
     lines = [
         "| daemons | changes | p50 (s) | p90 (s) | max (s) | zones still backfilling when "
-        "served (median) | backfill of all zones (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "served (median) | backfill of all zones (s) | zones backfilled a second |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, run in runs:
         lines.append(
             f"| {label} | {len(run.latencies)} | {report.percentile(run.latencies, 50):.2f} | "
             f"{report.percentile(run.latencies, 90):.2f} | {max(run.latencies):.2f} | "
-            f"{statistics.median(run.left):.0f} of {args.zones} | {run.backfill:.1f} |"
+            f"{statistics.median(run.left):.0f} of {args.zones} | {run.backfill:.1f} | "
+            f"{args.zones / run.backfill:.1f} |"
         )
+    pace = (
+        f"`backfill_jobs_per_second = {args.pace:g}`"
+        if args.pace
+        else "each revision's default pace (`[central] backfill_jobs_per_second`)"
+    )
     return (
         f"{args.zones} ACTIVE zones of a pool gain a BIND9 target (`pool update`), backfilled "
-        f"onto it at `backfill_jobs_per_second = {args.pace:g}` by {args.conductors} "
+        f"onto it at {pace} by {args.conductors} "
         "`zoneflow conductor` processes (defaults otherwise), beside `zoneflow mdns`, "
         "`zoneflow api`, PostgreSQL 15 and ZooKeeper (bench/backfill_priority.py). From "
         f"{args.delay:g} s after the update, every {args.every:g} s, a recordset is created "
         "through the API in a zone the backfill has not reached (from the end of its order), "
         f"{args.changes} in all; each is timed from its POST until BIND9 answers it (a DNS "
-        "query every 50 ms). The same scenario runs with the daemons of the revision before "
-        "the change, then with this one. The machine's load average (1 minute) when each "
+        "query every 50 ms). The same scenario runs with the daemons of the revision given "
+        "(`--before`), then with this checkout's. The machine's load average (1 minute) when each "
         "run began and ended: "
         + "; ".join(
-            f"{label.split(' ')[0]} {run.load[0]:.1f} → {run.load[1]:.1f}" for label, run in runs
+            f"{label.split(' (')[0]} {run.load[0]:.1f} → {run.load[1]:.1f}" for label, run in runs
         )
         + ".\n\n"
         + "\n".join(lines)
