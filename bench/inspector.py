@@ -12,7 +12,11 @@ the BIND9 again and times, from the moment it answers again, until it
 serves every changed zone at its new serial (recovered by the inspector's
 recover-zone jobs; nobody asks for it), and until the UP event arrives.
 
-    python bench/inspector.py [--kills 20] [--zones 10] [--changes 3] [--targets 2] [--no-write]
+``--before REV`` runs the same first with the daemons of this repository's
+revision REV (``git archive``), each with its own servers.
+
+    python bench/inspector.py [--kills 20] [--zones 10] [--changes 3] [--targets 2]
+                              [--before REV] [--no-write]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
+from bench.backfill_priority import _archive, _revision, _running_code  # noqa: E402
 from tests.functional import outage  # noqa: E402
 from tests.functional.deployment import Deployment  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
@@ -44,45 +49,63 @@ def main() -> int:
     parser.add_argument("--zones", type=int, default=10)
     parser.add_argument("--changes", type=int, default=3, help="zones changed per outage")
     parser.add_argument("--targets", type=int, default=2)
+    parser.add_argument("--before", metavar="REV", help="a git revision to measure first")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
-    with (
-        tempfile.TemporaryDirectory(prefix="zoneflow-inspector-") as tmp,
-        PostgresServer() as postgres,
-        ZooKeeperServer() as zookeeper,
-    ):
-        binds = [Bind9Server() for _ in range(args.targets)]
-        try:
-            for bind in binds:
-                bind.start()
-            running = outage.deployment(
-                pathlib.Path(tmp),
-                database=postgres.create_database("inspector"),
-                zookeeper_hosts=zookeeper.hosts,
-                binds=binds,
-            )
-            try:
-                alarms, ups, served = run(args, running, binds)
-            finally:
-                running.close()
-        finally:
-            for bind in binds:
-                bind.close()
-
-    table = report.latency_table(
-        [
-            ("target SIGKILLed → ALARM event received by an SSE client", alarms),
-            ("target answers again → UP event received", ups),
-            (f"target answers again → serves all {args.changes} zones changed meanwhile", served),
-        ]
-    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zoneflow-inspector-") as tmp:
+        runs = [(f"this checkout ({_revision('HEAD')})", ROOT)]
+        if args.before:
+            code = _archive(args.before, pathlib.Path(tmp) / "before")
+            runs.insert(0, (f"before ({_revision(args.before)})", code))
+        for index, (label, code) in enumerate(runs):
+            workdir = pathlib.Path(tmp) / f"run{index}"
+            workdir.mkdir()
+            with _running_code(code, workdir):
+                alarms, ups, served = _measure(args, workdir)
+            prefix = f"{label}: " if args.before else ""
+            rows += [
+                (f"{prefix}target SIGKILLed → ALARM event received by an SSE client", alarms),
+                (f"{prefix}target answers again → UP event received", ups),
+                (
+                    f"{prefix}target answers again → serves all {args.changes} zones changed "
+                    "meanwhile",
+                    served,
+                ),
+            ]
+    table = report.latency_table(rows)
     print(table)
     if not args.no_write:
         report.write_section(
             "inspector", "Inspector: alarm latency and recovery", describe(args, table)
         )
     return 0
+
+
+def _measure(
+    args: argparse.Namespace, workdir: pathlib.Path
+) -> tuple[list[float], list[float], list[float]]:
+    """The rounds, on servers of their own, with the daemons of the code imported from
+    the working directory (see _running_code)."""
+    with PostgresServer() as postgres, ZooKeeperServer() as zookeeper:
+        binds = [Bind9Server() for _ in range(args.targets)]
+        try:
+            for bind in binds:
+                bind.start()
+            running = outage.deployment(
+                workdir,
+                database=postgres.create_database("inspector"),
+                zookeeper_hosts=zookeeper.hosts,
+                binds=binds,
+            )
+            try:
+                return run(args, running, binds)
+            finally:
+                running.close()
+        finally:
+            for bind in binds:
+                bind.close()
 
 
 def run(
@@ -175,8 +198,9 @@ def describe(args: argparse.Namespace, table: str) -> str:
         f"tests/functional/test_inspector.py). In each outage {args.changes} zones get a new "
         "recordset and fail under the threshold; the BIND9 is then started again and timed "
         "from the moment it answers (its start returned) until it serves all of them at their "
-        "new serials, through the recover-zone jobs the inspector posted when it saw the "
-        "target UP (no operator action), and until the UP event reached the client. The "
+        "new serials, through the recovery jobs the inspector posted when it saw the "
+        "target UP (no operator action), and until the UP event reached the client. With "
+        "`--before`, the same rounds first with the daemons of an earlier revision. The "
         "recovery figure includes the UP judgement (two answers, 0.25 s apart), the jobs' "
         "relay, a conductor's claim and BIND9's transfer from mdns (about 0.25 s at best on "
         "this machine, see propagation).\n\n" + table
