@@ -1,6 +1,6 @@
-"""Jobs carrying the creates, updates or deletes of several zones (create-zones,
-update-zones, delete-zones), as deployed: real ZooKeeper and PostgreSQL,
-``zoneflow conductor`` processes, and BIND9 targets.
+"""Jobs carrying the creates, updates, deletes or recoveries of several zones
+(create-zones, update-zones, delete-zones, recover-zones), as deployed: real
+ZooKeeper and PostgreSQL, ``zoneflow conductor`` processes, and BIND9 targets.
 
 The changes are made in this process, through central, while no conductor
 runs: they wait in the outbox, and the first relay to claim them (the
@@ -163,6 +163,66 @@ def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
         (job,) = _ended(deployment, "update-zones")
         assert (job["state"], job["lost_attempts"]) == ("SUCCESS", 1)
         assert {(z["name"], z["serial"]) for z in job["zones"]} == set(serials.items())
+    finally:
+        deployment.close()
+
+
+@pytest.mark.usefixtures("user_config")
+def test_a_recovery_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
+    tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
+) -> None:
+    from zoneflow import objects
+    from zoneflow.central import zones as central_zones
+    from zoneflow.storage import pools as stored_pools
+    from zoneflow.storage import status as stored_status
+
+    names = [f"z{i}.resume-recovery.example." for i in range(3)]
+    record = tmp_path / "calls.jsonl"
+    deployment = Deployment(
+        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
+    )
+    try:
+        deployment.load_pool(fast_and_slow_pool("ns1.batch.example.", record, SLOW_SECONDS))
+        _as_users(deployment)
+        ids = _create(deployment, names)
+        # Every zone in ERROR, lost by both targets (as a restore of both from an old
+        # backup would leave them); recovered together while no conductor runs.
+        targets = [t.id for t in stored_pools.get_pool("default").targets]
+        for name, zone_id in ids.items():
+            lost = [(target, 0, objects.Status.ERROR, "lost") for target in targets]
+            stored_status.set_target_statuses(zone_id, lost)
+            serial = deployment.stored_zone(name)["serial"]
+            stored_status.set_zone_status(zone_id, serial=serial, status=objects.Status.ERROR)
+            central_zones.recover_zone(name)
+        created = len(fake_calls(record))
+
+        first = deployment.start_conductor("first")
+        # The fast target has every zone made again and its step stored as done; the
+        # slow one is still at its first zone.
+        eventually(
+            lambda: len(fake_calls(record)) - created >= len(names),
+            timeout=30,
+            what="the fast target's creates",
+        )
+        fast = fake_calls(record)[created]["target"]
+        eventually(
+            lambda: deployment.step_stored_done(steps.on_target("recover", fast).name),
+            timeout=30,
+            what="the fast target's step stored",
+        )
+        deployment.kill("first")
+
+        second = deployment.start_conductor("second")
+        _zones_active(deployment, names, {})
+        again = fake_calls(record)[created:]
+        on_fast = sorted((c["zone"], c["pid"]) for c in again if c["target"] == fast)
+        assert on_fast == [(name, first.pid) for name in names], "the fast target ran once"
+        by_second = {c["zone"] for c in again if c["target"] != fast and c["pid"] == second.pid}
+        assert by_second == set(names), "the second conductor redid the slow target's task"
+
+        (job,) = _ended(deployment, "recover-zones")
+        assert (job["state"], job["lost_attempts"]) == ("SUCCESS", 1)
+        assert sorted(z["name"] for z in job["zones"]) == names
     finally:
         deployment.close()
 
