@@ -121,18 +121,28 @@ def _ended(deployment: Deployment, kind: str) -> list[dict[str, Any]]:
     )
 
 
+def _fast_and_slow(
+    workdir: pathlib.Path, database: str, zookeeper: ZooKeeperServer, record: pathlib.Path
+) -> Deployment:
+    """A deployment on a pool of two fake targets recording their calls in ``record``,
+    one slow (fast_and_slow_pool), whose conductors lose their jobs 2 s after a
+    SIGKILL; this process set to play the users."""
+    deployment = Deployment(
+        workdir, database=database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
+    )
+    deployment.load_pool(fast_and_slow_pool("ns1.batch.example.", record, SLOW_SECONDS))
+    _as_users(deployment)
+    return deployment
+
+
 @pytest.mark.usefixtures("user_config")
 def test_a_batch_resumes_after_kill_9_and_redoes_only_the_target_in_flight(
     tmp_path: pathlib.Path, postgres_database: str, zookeeper: ZooKeeperServer
 ) -> None:
     names = [f"z{i}.resume-batch.example." for i in range(3)]
     record = tmp_path / "calls.jsonl"
-    deployment = Deployment(
-        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
-    )
+    deployment = _fast_and_slow(tmp_path, postgres_database, zookeeper, record)
     try:
-        deployment.load_pool(fast_and_slow_pool("ns1.batch.example.", record, SLOW_SECONDS))
-        _as_users(deployment)
         ids = _create(deployment, names)
         serials = _update(ids, "192.0.2.10")
 
@@ -178,12 +188,8 @@ def test_a_recovery_batch_resumes_after_kill_9_and_redoes_only_the_target_in_fli
 
     names = [f"z{i}.resume-recovery.example." for i in range(3)]
     record = tmp_path / "calls.jsonl"
-    deployment = Deployment(
-        tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts, session_timeout=2
-    )
+    deployment = _fast_and_slow(tmp_path, postgres_database, zookeeper, record)
     try:
-        deployment.load_pool(fast_and_slow_pool("ns1.batch.example.", record, SLOW_SECONDS))
-        _as_users(deployment)
         ids = _create(deployment, names)
         # Every zone in ERROR, lost by both targets (as a restore of both from an old
         # backup would leave them); recovered together while no conductor runs.

@@ -5,8 +5,9 @@ acting on several zones of one pool, each zone with the semantics its own job
 recover-zones carries zones wanted ACTIVE (a zone wanted deleted is recovered
 alone). Its begin takes no rows out of the outbox (nothing rides on a
 recovery) and leaves out a zone whose delete was asked for since; each
-target's task is zoneflow.flows.recovery.RecoverZonesOnTarget (it acts only
-where the target lacks a zone as it is now); nothing is taken back; the polls
+target's task is RecoverZonesOnTarget (it acts only where the target lacks a
+zone as it is now, judged as zoneflow.flows.recovery judges one); nothing is
+taken back; the polls
 send no NOTIFY first (the targets' tasks NOTIFY the zones their target lags
 on); below the threshold a zone is left as recover-zone's revert leaves it
 (RecoverBatchStatus).
@@ -86,7 +87,8 @@ from typing import Any
 from taskflow.types import failure as tf_failure
 
 from zoneflow import objects
-from zoneflow.flows.base import Task, reason, waits_for_database
+from zoneflow.dns import soa_probe
+from zoneflow.flows.base import CONF, Task, in_service, reason, waits_for_database
 from zoneflow.flows.begin import carried
 from zoneflow.flows.consensus import weigh
 from zoneflow.flows.on_target import (
@@ -95,17 +97,19 @@ from zoneflow.flows.on_target import (
     plan_on_target,
     record_reverted,
     remove_again,
+    retired,
     take_back_from,
     try_many_on_target,
 )
 from zoneflow.flows.propagation import _Poll, notify_all
-from zoneflow.flows.recovery import undo_recovery
+from zoneflow.flows.recovery import judge, target_address, undo_recovery
 from zoneflow.flows.scratch import Scratch
 from zoneflow.flows.status import SUPERSEDED, _StatusWriter, status_written
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import Served, TargetOutcome
 from zoneflow.storage import health as stored_health
 from zoneflow.storage import outbox as stored_outbox
+from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import status as stored_status
 from zoneflow.storage import targets as stored_targets
 from zoneflow.storage import zones as stored_zones
@@ -221,17 +225,12 @@ class ZonesOnTarget(Task):
         scratch: Scratch | None = None,
     ) -> dict[str, Any]:
         fence.check()
-        read = scratch.batch if scratch is not None else {}
         found: dict[str, TargetOutcome] = {}
         # The backend calls to make, by action: several zones' creates may go at once.
         calls: dict[str, list[Planned]] = {}
         # Zones that joined or left the catalog: the target is NOTIFYed of it once.
         catalog_of = None
-        for zone_id in batch:
-            # Read by this run's begin task; a resumed run's task reads its own.
-            wanted = read.get(zone_id, {}).get(self.target_id)
-            if wanted is None:
-                wanted = stored_targets.get_target_action(zone_id, self.target_id)
+        for zone_id, wanted in self._read(batch, scratch).items():
             if wanted.zone is None:
                 found[zone_id] = TargetOutcome(ok=True, skipped=True)
                 continue
@@ -249,6 +248,22 @@ class ZonesOnTarget(Task):
                 found[planned.zone.id] = planned.done(done[planned.zone.id])
         if catalog_of is not None:
             notify_catalog(catalog_of)
+        return self._outcomes(batch, found, scratch)
+
+    def _read(self, batch: Batch, scratch: Scratch | None) -> dict[str, objects.TargetAction]:
+        """Zone id -> the zone and this target: read by this run's begin task; a
+        resumed run's task reads its own."""
+        read = scratch.batch if scratch is not None else {}
+        return {
+            zone_id: read.get(zone_id, {}).get(self.target_id)
+            or stored_targets.get_target_action(zone_id, self.target_id)
+            for zone_id in batch
+        }
+
+    def _outcomes(
+        self, batch: Batch, found: dict[str, TargetOutcome], scratch: Scratch | None
+    ) -> dict[str, Any]:
+        """The task's result, in the batch's order, also left in the run's scratch."""
         outcomes = {zone_id: found[zone_id].to_result() for zone_id in batch}
         if scratch is not None:
             with scratch.lock:
@@ -270,7 +285,99 @@ class ZonesOnTarget(Task):
         for zone_id, (_name, serial) in batch.items():
             outcome = TargetOutcome.of(result.get(zone_id))
             if outcome is not None:
-                undo_on_target(zone_id, int(serial), self.target_id, self.action, outcome, why)
+                self._undo(zone_id, int(serial), outcome, why)
+
+    def _undo(self, zone_id: str, serial: int, outcome: TargetOutcome, why: str) -> None:
+        undo_on_target(zone_id, serial, self.target_id, self.action, outcome, why)
+
+
+class RecoverZonesOnTarget(ZonesOnTarget):
+    """RecoverOnTarget (zoneflow.flows.recovery) for each zone of a recover-zones
+    batch, zones wanted ACTIVE: the target's nameserver is asked for every zone's
+    serial at once, the zones it lacks are created together (a backend's batch step
+    where it has one), those it serves behind are updated and NOTIFYed together.
+    An outcome per zone, never a raise for one zone; revert as RecoverOnTarget's,
+    for each zone."""
+
+    def __init__(self, target_id: str) -> None:
+        super().__init__("recover", target_id)
+
+    @waits_for_database
+    def execute(
+        self,
+        batch: Batch,
+        fence: fencing.Claim = fencing.UNFENCED,
+        scratch: Scratch | None = None,
+    ) -> dict[str, Any]:
+        fence.check()
+        found: dict[str, TargetOutcome] = {}
+        live: dict[str, objects.Zone] = {}
+        target = None
+        for zone_id, wanted in self._read(batch, scratch).items():
+            if wanted.zone is None or wanted.zone_deleted:
+                found[zone_id] = TargetOutcome(ok=True, skipped=True)
+            elif not in_service(wanted.target):
+                found[zone_id] = retired(wanted.zone, self.target_id)
+            else:
+                live[zone_id], target = wanted.zone, wanted.target
+        if target is not None:
+            serials = {zone_id: int(batch[zone_id][1]) for zone_id in live}
+            found.update(self._recover(target, live, serials, fence))
+        return self._outcomes(batch, found, scratch)
+
+    def _recover(
+        self,
+        target: objects.PoolTarget,
+        zones: dict[str, objects.Zone],
+        serials: dict[str, int],
+        fence: fencing.Claim,
+    ) -> dict[str, TargetOutcome]:
+        address = target_address(target)
+        served: dict[str, int | None] = {}
+        if address is not None:
+            findings = soa_probe.serials(
+                {address: [zone.name for zone in zones.values()]},
+                timeout=CONF.flows.query_timeout,
+                retries=1,
+            )[address]
+            served = {
+                zone_id: finding if isinstance(finding, int) else None
+                for zone_id, finding in zip(zones, findings, strict=True)
+            }
+        found: dict[str, TargetOutcome] = {}
+        to_do: dict[str, list[objects.Zone]] = {}
+        for zone_id, zone in zones.items():
+            # A target without a nameserver to ask is judged by its row.
+            row = None if address else stored_status.get_target_status(zone_id, self.target_id)
+            judged = judge(serials[zone_id], row, served.get(zone_id), address is not None)
+            if isinstance(judged, TargetOutcome):
+                found[zone_id] = judged
+            else:
+                to_do.setdefault(judged, []).append(zone)
+        LOG.info(
+            "%s: recovery of %d zones: %d there already, %d to create, %d to update",
+            target.label,
+            len(zones),
+            len(found),
+            len(to_do.get(CREATE, ())),
+            len(to_do.get(UPDATE, ())),
+        )
+        if to_do and stored_pools.get_pool(target.pool_id).provisioning == objects.CATALOG:
+            notify_catalog(target)
+            catalog = TargetOutcome(ok=True, catalog=True)
+            found.update((zone.id, catalog) for todo in to_do.values() for zone in todo)
+            return found
+        for action, todo in to_do.items():
+            done = try_many_on_target(action, target, todo, fence)
+            found.update((zone_id, done[zone_id].replace(action=action)) for zone_id in done)
+        updated = [(z.name, serials[z.id]) for z in to_do.get(UPDATE, ()) if found[z.id].ok]
+        if updated and address is not None:
+            # A target that has the zones fetches their serials now, not at its refresh.
+            notify_all(updated, *address)
+        return found
+
+    def _undo(self, zone_id: str, serial: int, outcome: TargetOutcome, why: str) -> None:
+        undo_recovery(zone_id, serial, self.target_id, UPDATE, outcome, why)
 
 
 def undo_on_target(

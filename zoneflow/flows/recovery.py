@@ -1,6 +1,6 @@
 """recover-zone's task on one target: bring it to the zone's wanted state,
-touching it only where it is not there yet; and recover-zones' (a batch of zones
-wanted ACTIVE, zoneflow.flows.batch), the same for each zone of the batch."""
+touching it only where it is not there yet; and how a recovery judges a target
+and undoes what it did, which recover-zones' task (zoneflow.flows.batch) shares."""
 
 from __future__ import annotations
 
@@ -11,19 +11,16 @@ import dns.exception
 from taskflow.types import failure as tf_failure
 
 from zoneflow import exceptions, objects
-from zoneflow.dns import query, soa_probe
+from zoneflow.dns import query
 from zoneflow.flows.base import CONF, Task, in_service, reason, waits_for_database
 from zoneflow.flows.on_target import (
-    notify_catalog,
     record_reverted,
     remove_again,
     retired,
     through_catalog,
-    try_many_on_target,
     try_on_target,
 )
-from zoneflow.flows.propagation import notify, notify_all
-from zoneflow.flows.scratch import Scratch
+from zoneflow.flows.propagation import notify
 from zoneflow.jobs import steps
 from zoneflow.jobs.outcomes import TargetOutcome
 from zoneflow.storage import pools as stored_pools
@@ -165,123 +162,3 @@ def undo_recovery(
         if outcome.action == objects.Action.CREATE:
             outcome = remove_again(zone_id, target_id, outcome)
     record_reverted(zone_id, serial, target_id, action, outcome, why)
-
-
-class RecoverZonesOnTarget(Task):
-    """RecoverOnTarget for each zone of a recover-zones batch (zones wanted ACTIVE):
-    the target's nameserver is asked for every zone's serial at once, the zones it
-    lacks are created together (a backend's batch step where it has one), those it
-    serves behind are updated and NOTIFYed together. An outcome per zone, never a
-    raise for one zone; revert as RecoverOnTarget's, for each zone."""
-
-    def __init__(self, target_id: str) -> None:
-        super().__init__(
-            steps.on_target("recover", target_id), provides=steps.target_result(target_id)
-        )
-        self.target_id = target_id
-
-    @waits_for_database
-    def execute(
-        self,
-        batch: dict[str, list[Any]],
-        fence: fencing.Claim = fencing.UNFENCED,
-        scratch: Scratch | None = None,
-    ) -> dict[str, Any]:
-        fence.check()
-        read = scratch.batch if scratch is not None else {}
-        found: dict[str, TargetOutcome] = {}
-        live: dict[str, objects.Zone] = {}
-        target = None
-        for zone_id in batch:
-            # Read by this run's begin task; a resumed run's task reads its own.
-            wanted = read.get(zone_id, {}).get(self.target_id)
-            if wanted is None:
-                wanted = stored_targets.get_target_action(zone_id, self.target_id)
-            if wanted.zone is None or wanted.zone_deleted:
-                found[zone_id] = TargetOutcome(ok=True, skipped=True)
-            elif not in_service(wanted.target):
-                found[zone_id] = retired(wanted.zone, self.target_id)
-            else:
-                live[zone_id], target = wanted.zone, wanted.target
-        if target is not None:
-            serials = {zone_id: int(batch[zone_id][1]) for zone_id in live}
-            found.update(self._recover(target, live, serials, fence))
-        outcomes = {zone_id: found[zone_id].to_result() for zone_id in batch}
-        if scratch is not None:
-            with scratch.lock:
-                scratch.outcomes[self.target_id] = outcomes
-        return outcomes
-
-    def _recover(
-        self,
-        target: objects.PoolTarget,
-        zones: dict[str, objects.Zone],
-        serials: dict[str, int],
-        fence: fencing.Claim,
-    ) -> dict[str, TargetOutcome]:
-        address = target_address(target)
-        served: dict[str, int | None] = {}
-        if address is not None:
-            findings = soa_probe.serials(
-                {address: [zone.name for zone in zones.values()]},
-                timeout=CONF.flows.query_timeout,
-                retries=1,
-            )[address]
-            served = {
-                zone_id: finding if isinstance(finding, int) else None
-                for zone_id, finding in zip(zones, findings, strict=True)
-            }
-        found: dict[str, TargetOutcome] = {}
-        to_do: dict[str, list[objects.Zone]] = {}
-        for zone_id, zone in zones.items():
-            # A target without a nameserver to ask is judged by its row.
-            row = None if address else stored_status.get_target_status(zone_id, self.target_id)
-            judged = judge(serials[zone_id], row, served.get(zone_id), address is not None)
-            if isinstance(judged, TargetOutcome):
-                found[zone_id] = judged
-            else:
-                to_do.setdefault(judged, []).append(zone)
-        LOG.info(
-            "%s: recovery of %d zones: %d there already, %d to create, %d to update",
-            target.label,
-            len(zones),
-            len(found),
-            len(to_do.get(objects.Action.CREATE, ())),
-            len(to_do.get(objects.Action.UPDATE, ())),
-        )
-        if to_do and stored_pools.get_pool(target.pool_id).provisioning == objects.CATALOG:
-            notify_catalog(target)
-            catalog = TargetOutcome(ok=True, catalog=True)
-            found.update((zone.id, catalog) for todo in to_do.values() for zone in todo)
-            return found
-        for action, todo in to_do.items():
-            done = try_many_on_target(action, target, todo, fence)
-            found.update((zone_id, done[zone_id].replace(action=action)) for zone_id in done)
-        updated = [
-            (zone.name, serials[zone.id])
-            for zone in to_do.get(objects.Action.UPDATE, ())
-            if found[zone.id].ok
-        ]
-        if updated and address is not None:
-            # A target that has the zones fetches their serials now, not at its refresh.
-            notify_all(updated, *address)
-        return found
-
-    @waits_for_database
-    def revert(
-        self,
-        batch: dict[str, list[Any]],
-        result: Any,
-        flow_failures: dict[str, tf_failure.Failure],
-        fence: fencing.Claim = fencing.UNFENCED,
-        **_: Any,
-    ) -> None:
-        if fence.lost() or not isinstance(result, dict):
-            return  # another conductor's job now; or this task failed, and did nothing
-        why = reason(flow_failures)
-        for zone_id, (_name, serial) in batch.items():
-            outcome = TargetOutcome.of(result.get(zone_id))
-            if outcome is not None:
-                undo_recovery(
-                    zone_id, int(serial), self.target_id, objects.Action.UPDATE, outcome, why
-                )

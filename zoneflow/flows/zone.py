@@ -96,7 +96,7 @@ from zoneflow.flows.begin import BeginRecovery, BeginZoneAction
 from zoneflow.flows.consensus import ConsensusCheck
 from zoneflow.flows.on_target import TakeBackIfDeleted, ZoneActionOnTarget
 from zoneflow.flows.propagation import PollForSerial, PollForWantedState, SendNotify
-from zoneflow.flows.recovery import RecoverOnTarget, RecoverZonesOnTarget
+from zoneflow.flows.recovery import RecoverOnTarget
 from zoneflow.flows.status import RecoverStatus, UpdateStatus
 
 # How many times the final status write is retried (a database blip must not
@@ -283,7 +283,7 @@ def _zones_flow(
     others = _others(also_notifies, servers)
     propagation.add(*(batch.NotifyBatch(host, port) for host, port in others))
     if recovery:
-        on_targets: list[task.Task] = [RecoverZonesOnTarget(t) for t in target_ids]
+        on_targets: list[task.Task] = [batch.RecoverZonesOnTarget(t) for t in target_ids]
     else:
         on_targets = [batch.ZonesOnTarget(action, t) for t in target_ids]
     takes_back = action != objects.Action.DELETE and not recovery
