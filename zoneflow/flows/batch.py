@@ -7,10 +7,9 @@ alone). Its begin takes no rows out of the outbox (nothing rides on a
 recovery) and leaves out a zone whose delete was asked for since; each
 target's task is RecoverZonesOnTarget (it acts only where the target lacks a
 zone as it is now, judged as zoneflow.flows.recovery judges one); nothing is
-taken back; the polls
-send no NOTIFY first (the targets' tasks NOTIFY the zones their target lags
-on); below the threshold a zone is left as recover-zone's revert leaves it
-(RecoverBatchStatus).
+taken back; the polls send no NOTIFY first (the targets' tasks NOTIFY the
+zones their target lags on); below the threshold a zone is left as
+recover-zone's revert leaves it (RecoverBatchStatus).
 
 The flow has the single zone's shape, each step carrying the batch::
 
