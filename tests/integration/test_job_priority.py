@@ -104,7 +104,11 @@ def _job(job_id: str) -> tuple[str, str | None]:
     return job.kind, job.zone_id
 
 
-def test_a_change_is_posted_before_the_backfill_rows_queued_ahead_of_it(board: Any) -> None:
+def test_a_change_is_posted_before_the_backfill_rows_queued_ahead_of_it(
+    board: Any, override: Callable[..., None]
+) -> None:
+    # Jobs of two zones: a claim takes ten jobs' worth of backfill rows, 20 of the 30.
+    override("conductor", batch_zones=2)
     zones = _active_zones()
     _grow_pool({})
     changed = _change(zones[-1])
@@ -113,10 +117,10 @@ def test_a_change_is_posted_before_the_backfill_rows_queued_ahead_of_it(board: A
     posted = relay.flush()
 
     assert _job(posted[0]) == (objects.JobKind.UPDATE_ZONE, changed.id)
-    # The backfill goes on beside it, a claim's share at a time, in one batch.
-    assert [_job(p)[0] for p in posted[1:]] == [objects.JobKind.RECOVER_ZONES]
-    assert _zones_carried(posted[1:]) == 10
-    assert support.count_pending_jobs() == len(ZONES) - 10
+    # The backfill goes on beside it, a claim's share at a time, in batches.
+    assert [_job(p)[0] for p in posted[1:]] == [objects.JobKind.RECOVER_ZONES] * 10
+    assert _zones_carried(posted[1:]) == 20
+    assert support.count_pending_jobs() == len(ZONES) - 20
 
 
 def _zones_carried(job_ids: list[str]) -> int:

@@ -52,9 +52,11 @@ STUCK = 60.0
 
 
 class OutboxRelay:
-    #: How many user changes, and how many upkeep rows, one claim takes at most. A
-    #: post costs a few milliseconds (a logbook written, a ZooKeeper node made):
+    #: How many user changes, and how many upkeep jobs' rows, one claim takes at most.
+    #: A post costs a few milliseconds (a logbook written, a ZooKeeper node made):
     #: ten upkeep posts keep a change that arrives meanwhile waiting for little.
+    #: Upkeep rows go in recover-zones jobs of ``[conductor] batch_zones``, released
+    #: that many at a time (objects.JobPacing), so a claim takes ten jobs' worth.
     changes_per_claim = 100
     upkeep_per_claim = 10
 
@@ -85,7 +87,7 @@ class OutboxRelay:
         try:
             fresh = stored_outbox.claim_pending_jobs(
                 limit=min(self.changes_per_claim, room * CONF.conductor.batch_zones),
-                upkeep_limit=self.upkeep_per_claim,
+                upkeep_limit=self._upkeep_rows(),
             )
         except Exception:
             self._held = claimed
@@ -177,7 +179,10 @@ class OutboxRelay:
     def _full(self, claimed: list[objects.PendingJob]) -> bool:
         changes = sum(1 for p in claimed if p.priority == _CHANGE)
         upkeep = len(claimed) - changes
-        return changes >= self.changes_per_claim or upkeep >= self.upkeep_per_claim
+        return changes >= self.changes_per_claim or upkeep >= self._upkeep_rows()
+
+    def _upkeep_rows(self) -> int:
+        return self.upkeep_per_claim * CONF.conductor.batch_zones
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
         """Release rows this flush will not post (it failed, or they wait for room on
