@@ -15,12 +15,20 @@ The backfill's own duration is timed too: it must still finish.
 ``--before REV`` runs the same with the daemons and the CLI of this
 repository's revision REV first (``git archive``), for the figures before.
 
-    python bench/backfill_priority.py [--zones 1000] [--changes 10] [--before REV] [--no-write]
+BIND9's own time for the same zones is measured first, with no zoneflow: a
+BIND9 secondary told to add each zone of a BIND9 primary holding them
+(``rndc addzone`` over rndc's protocol, as zoneflow's BIND9 backend speaks
+it, ``FLOOR_CALLS`` at once), until it serves all of them. ``--no-floor``
+skips it.
+
+    python bench/backfill_priority.py [--zones 1000] [--changes 10] [--before REV]
+                                      [--no-floor] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import pathlib
@@ -39,14 +47,17 @@ import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 
 from bench import report  # noqa: E402
-from tests.functional.deployment import Deployment, answer  # noqa: E402
+from tests.functional.deployment import Deployment, answer, soa_serials  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
 from tests.functional.test_backfill_priority import backfill_pool  # noqa: E402
 from tests.support import ADMIN, eventually  # noqa: E402
+from zoneflow.backends import rndc_config, rndc_protocol  # noqa: E402
 
 RECORD = "192.0.2.80"
+# rndc commands BIND9's floor has in flight at once (one per connection).
+FLOOR_CALLS = 8
 
 
 def main() -> int:
@@ -63,11 +74,16 @@ def main() -> int:
     parser.add_argument("--conductors", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900.0, help="for each backfill")
     parser.add_argument("--before", help="a git revision whose daemons to measure first")
+    parser.add_argument("--no-floor", action="store_true", help="skip BIND9's own time")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
     runs: list[tuple[str, Run]] = []
+    floor = None
     with tempfile.TemporaryDirectory(prefix="zoneflow-backfill-") as tmp:
+        if not args.no_floor:
+            floor = bind9_floor(args.zones, pathlib.Path(tmp) / "floor")
+            print(f"BIND9 alone: {args.zones} zones added and served in {floor:.1f} s", flush=True)
         if args.before:
             code = pathlib.Path(tmp) / "before"
             label = f"before ({_revision(args.before)})"
@@ -77,7 +93,7 @@ def main() -> int:
         label = f"this checkout ({_revision('HEAD')})"
         runs.append((label, _measure(args, pathlib.Path(tmp) / "a", ROOT)))
 
-    body = describe(args, runs)
+    body = describe(args, runs, floor)
     print(body)
     if not args.no_write:
         report.write_section(
@@ -163,6 +179,61 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
         finally:
             deployment.close()
             engine.dispose()
+
+
+def bind9_floor(zones: int, workdir: pathlib.Path) -> float:
+    """Seconds for a BIND9 secondary to add ``zones`` zones of a BIND9 primary and serve
+    them all, each added by ``rndc addzone`` over rndc's protocol, FLOOR_CALLS at once."""
+    primary = Bind9Server(workdir=workdir / "primary")
+    secondary = Bind9Server(workdir=workdir / "secondary")
+    names = [f"zone{i:05d}.floor.example." for i in range(zones)]
+    with primary, secondary:
+        serial = int(time.time())
+        for i, name in enumerate(names):
+            (primary.workdir / f"z{i}.zone").write_text(
+                f"$TTL 300\n@ SOA ns1.example. hostmaster.example. {serial} 3600 600 86400 300\n"
+                "@ NS ns1.example.\nwww A 192.0.2.1\n"
+            )
+        _addzones(
+            primary,
+            [(name, f'{{ type primary; file "z{i}.zone"; }};') for i, name in enumerate(names)],
+        )
+        _wait_served(primary, names)
+        began = time.monotonic()
+        source = f"primaries {{ {primary.host} port {primary.port}; }}"
+        _addzones(
+            secondary,
+            [
+                (name, f'{{ type secondary; {source}; file "z{i}.db"; }};')
+                for i, name in enumerate(names)
+            ],
+        )
+        _wait_served(secondary, names)
+        return time.monotonic() - began
+
+
+def _addzones(server: Bind9Server, zones: list[tuple[str, str]]) -> None:
+    key = rndc_config.load_key(
+        key_file=str(server.rndc_key_file), config_file=None, server=server.host
+    )
+    client = rndc_protocol.Client(server.host, server.rndc_port, key, size=FLOOR_CALLS)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(FLOOR_CALLS) as pool:
+            for reply in pool.map(
+                lambda zone: client.call(f"addzone {zone[0]} {zone[1]}", timeout=60), zones
+            ):
+                assert reply.ok, reply
+    finally:
+        client.close()
+
+
+def _wait_served(server: Bind9Server, names: list[str]) -> None:
+    eventually(
+        lambda: None not in soa_serials(names, server.host, server.port).values(),
+        timeout=900,
+        interval=0.2,
+        what=f"{server.host}:{server.port} to serve all {len(names)} zones",
+    )
 
 
 def _insert_active_zones(engine: sa.engine.Engine, count: int) -> list[str]:
@@ -270,7 +341,7 @@ def _backfill_with_changes(
     return run
 
 
-def describe(args: argparse.Namespace, runs: list[tuple[str, Run]]) -> str:
+def describe(args: argparse.Namespace, runs: list[tuple[str, Run]], floor: float | None) -> str:
     lines = [
         "| daemons | changes | p50 (s) | p90 (s) | max (s) | zones still backfilling when "
         "served (median) | backfill of all zones (s) | zones backfilled a second |",
@@ -288,6 +359,16 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, Run]]) -> str:
         if args.pace
         else "each revision's default pace (`[central] backfill_jobs_per_second`)"
     )
+    floor_text = ""
+    if floor is not None:
+        ours = runs[-1][1].backfill or 0.0
+        floor_text = (
+            f"\n\nBIND9 alone, measured first in the same run: a BIND9 secondary added the "
+            f"same {args.zones} zones of a BIND9 primary (`rndc addzone` over rndc's protocol, "
+            f"{FLOOR_CALLS} at once, no zoneflow) and served them all after {floor:.1f} s "
+            f"({args.zones / floor:.0f} zones a second); this checkout's backfill took "
+            f"{ours / floor:.1f} times that.\n"
+        )
     return (
         f"{args.zones} ACTIVE zones of a pool gain a BIND9 target (`pool update`), backfilled "
         f"onto it at {pace} by {args.conductors} "
@@ -305,6 +386,7 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, Run]]) -> str:
         + ".\n\n"
         + "\n".join(lines)
         + "\n"
+        + floor_text
     )
 
 
