@@ -264,9 +264,21 @@ def test_a_create_below_the_threshold_is_removed_again_and_the_others_of_its_bat
 ) -> None:
     good, bad = load_pool({}, {"fail_zones": NAMES[1]}).targets
     zones, settled = _created_batch_settled(board, idle_conductor)
-    assert {name: z.status for name, z in settled.items()} == SECOND_FAILED
     # What create-zone's revert leaves: the zone ERROR, its action kept for a
     # recovery, and removed again from the target that got it.
+    _second_created_then_removed(settled, zones, good, bad)
+
+
+def _second_created_then_removed(
+    settled: dict[str, objects.Zone],
+    zones: list[objects.Zone],
+    good: objects.PoolTarget,
+    bad: objects.PoolTarget,
+) -> None:
+    """NAMES' second zone left as a failed create: ERROR with its action kept, and
+    removed again from ``good``, which ``bad`` (failing it) never served; the others
+    ACTIVE on both."""
+    assert {name: z.status for name, z in settled.items()} == SECOND_FAILED
     failed = settled[NAMES[1]]
     assert failed.action == objects.Action.CREATE
     assert "1 of 2 targets succeeded" in str(failed.error)
@@ -823,17 +835,8 @@ def test_a_zone_failing_its_recovery_fails_alone_and_a_zone_never_active_is_undo
     _recovered(NAMES)
     _posted_alone(board, objects.JobKind.RECOVER_ZONES)
 
-    settled = {z.name: wait_settled(z.id) for z in zones}
-    assert {name: z.status for name, z in settled.items()} == SECOND_FAILED
-    failed = settled[NAMES[1]]
-    assert failed.action == objects.Action.CREATE
-    assert "1 of 2 targets succeeded" in str(failed.error)
     # Recovered as the create it still is, and undone as one: off the good target.
-    expected = {NAMES[0]: zones[0].serial, NAMES[2]: zones[2].serial}
-    assert FakeBackend.served(good.id) == FakeBackend.served(bad.id) == expected
-    rows = {r.target_id: r for r in stored_status.list_target_status(failed.id)}
-    assert "created, then removed again" in str(rows[good.id].error)
-    assert "injected failure of b.batch.example." in str(rows[bad.id].error)
+    _second_created_then_removed({z.name: wait_settled(z.id) for z in zones}, zones, good, bad)
     # The zones already served everywhere were left alone.
     assert [(c["op"], c["zone"]) for c in _calls(calls)[made:]] == [
         ("create", NAMES[1]),
