@@ -315,7 +315,10 @@ class Deployment:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                # A conductor stopping mid-batch may take its own 10 s to suspend its
+                # jobs, and end between the wait and this kill.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 
