@@ -250,6 +250,13 @@ class Zone:
     # Goes up by one with every change to the zone (each new serial).
     version: int = 1
 
+    @property
+    def wanted_gone(self) -> bool:
+        """Its delete was asked for (action DELETE), or is done (DELETED: the delete's
+        end also marks the row deleted and sets its action back to NONE). A recovery
+        brings a target to such a zone by deleting it."""
+        return self.action == Action.DELETE or self.status == Status.DELETED
+
 
 @dataclasses.dataclass(frozen=True)
 class TargetAction:

@@ -171,10 +171,7 @@ class BeginBatch(Task):
             if zone is None:
                 LOG.info("zone %s left out of its batch: it no longer exists", zone_id)
                 continue
-            if self.recovery and (
-                zone.action == DELETE
-                or (first.zone_deleted if first else stored_zones.zone_is_deleted(zone_id))
-            ):
+            if self.recovery and zone.wanted_gone:
                 LOG.info("zone %s left out of its recovery: its delete was asked for", zone.name)
                 continue
             batch[zone_id] = [zone.name, carried(serial, zone) if ridden else serial]

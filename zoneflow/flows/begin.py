@@ -142,7 +142,6 @@ class BeginRecovery(_Begin):
         zone = stored_zones.get_zone_any(zone_id)
         if zone is None:
             raise exceptions.ZoneNotFound(f"zone {zone_id} no longer exists")
-        gone = zone.action == objects.Action.DELETE or stored_zones.zone_is_deleted(zone_id)
-        wanted = objects.Status.DELETED if gone else objects.Status.ACTIVE
+        wanted = objects.Status.DELETED if zone.wanted_gone else objects.Status.ACTIVE
         LOG.info("recovery of %s at serial %s begins: wanted %s", zone.name, serial, wanted)
         return zone.name, wanted

@@ -84,7 +84,7 @@ class RecoverOnTarget(Task):
             if pool.provisioning == objects.CATALOG:
                 return through_catalog(target)
             return try_on_target(objects.Action.DELETE, target, zone, fence)
-        if stored_zones.zone_is_deleted(zone_id):
+        if zone.status == objects.Status.DELETED:  # its delete finished meanwhile
             return TargetOutcome(ok=True, skipped=True)
 
         row = stored_status.get_target_status(zone_id, self.target_id)

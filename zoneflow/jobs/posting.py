@@ -106,7 +106,7 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
             continue
         else:
             zone = zones.get(str(row.zone_id))
-            if zone is None or (row.kind == objects.JobKind.RECOVER_ZONE and _wanted_gone(zone)):
+            if zone is None or (row.kind == objects.JobKind.RECOVER_ZONE and zone.wanted_gone):
                 # recover-zones carries zones wanted ACTIVE: one wanted gone goes alone.
                 jobs.append([row])
                 continue
@@ -120,12 +120,6 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
             jobs.append(job)
         job.append(row)
     return jobs
-
-
-def _wanted_gone(zone: objects.Zone) -> bool:
-    """A zone whose delete was asked for (action DELETE), or is done (DELETED, its
-    action NONE again): a target is brought to it by deleting it."""
-    return zone.action == objects.Action.DELETE or zone.status == objects.Status.DELETED
 
 
 def post_batch(
