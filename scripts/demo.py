@@ -13,6 +13,7 @@ free) lists, and tells you what to try next. Everything lives in ./.run/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -158,9 +159,13 @@ def _demo(
             _show_dig(bind)
         assert services.api is not None
         _show_api(services.api.url)
-        _print_next_steps(conf, services.api.url)
+        # Up from here: a stop asked while it still prints its hints (a test that
+        # signals it on "zoneflow is running") is a stop like any later one.
+        with contextlib.suppress(KeyboardInterrupt):
+            _print_next_steps(conf, services.api.url)
+            if not once:
+                targets.wait_for_stop()
         if not once:
-            targets.wait_for_stop()
             print("\nstopping")
         return 0
     finally:
