@@ -65,12 +65,13 @@ def _zones_active(deployment: Deployment, names: list[str], serials: dict[str, i
     )
 
 
-def _bind9_pool(deployment: Deployment, binds: list[Any]) -> None:
+def _bind9_pool(deployment: Deployment, binds: list[Any], threshold: int = 100) -> None:
     """A pool of these BIND9 servers, mdns for them to transfer from, and this
     process set to play the users."""
     deployment.load_pool(
         {
             "name": "default",
+            "threshold_percentage": threshold,
             "ns_records": [{"hostname": "ns1.batch.example.", "priority": 1}],
             "nameservers": [b.nameserver() for b in binds],
             "targets": [b.pool_target(deployment.masters()) for b in binds],
@@ -318,5 +319,72 @@ def test_bind9_serves_a_batch_of_creates_and_drops_a_batch_of_deletes(
         for bind in binds:
             for name in names:
                 assert soa_serial(name, bind.host, bind.port) is None, f"{name} still served"
+    finally:
+        deployment.close()
+
+
+@pytest.mark.usefixtures("user_config")
+def test_a_batch_tries_a_dead_bind9_for_one_zone_and_each_zone_reaches_it_when_it_is_back(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    """A BIND9 that does not answer fails a create-zones job's first zone after its
+    tries and the others untried (each would have waited out its own tries); at a
+    threshold of 50 % every zone is ACTIVE on the other, and once the dead BIND9 is
+    back (the inspector sees it) every zone reaches it with no operator."""
+    from zoneflow.central import zones as central_zones
+
+    names = [f"z{i}.bind-dead.example." for i in range(5)]
+    alive, dead = bind9_factory(2)
+    deployment = Deployment(tmp_path, database=postgres_database, zookeeper_hosts=zookeeper.hosts)
+    try:
+        _bind9_pool(deployment, [alive, dead], threshold=50)
+        dead.kill()
+        ids = {name: central_zones.create_zone(name, EMAIL).id for name in names}
+        # Started once every create waits: the first relay to claim takes them all.
+        deployment.start_api()
+        deployment.start("inspector", "inspector")
+        deployment.start_conductor("batcher")
+        _zones_active(deployment, names, {})
+        (created,) = _ended(deployment, "create-zones")
+        assert sorted(z["name"] for z in created["zones"]) == names
+        serials = {name: deployment.stored_serial(name) for name in names}
+        for name in names:
+            assert soa_serial(name, alive.host, alive.port) == serials[name]
+
+        def target_rows(zone_id: str) -> list[dict[str, Any]]:
+            path = f"/v2/zones/{zone_id}/status"
+            return deployment.api("GET", path, all_projects=True)["targets"]
+
+        errors = {}
+        for name, zone_id in ids.items():
+            (row,) = [r for r in target_rows(zone_id) if r["status"] != "ACTIVE"]
+            errors[name] = row["error"]
+        tried = [name for name, error in errors.items() if not error.startswith("not tried")]
+        assert len(tried) == 1, errors
+        assert "rndc cannot connect" in errors[tried[0]]
+        for name in set(names) - set(tried):
+            assert errors[name].startswith(f"not tried: the target did not answer for {tried[0]}")
+
+        dead.start()
+        for name in names:
+            eventually(
+                lambda name=name: soa_serial(name, dead.host, dead.port) == serials[name],
+                timeout=60,
+                interval=0.2,
+                what=f"{name} served by the BIND9 that came back",
+                ignore=(OSError,),
+            )
+        for zone_id in ids.values():
+            eventually(
+                lambda zone_id=zone_id: (
+                    {(r["status"], r["current"]) for r in target_rows(zone_id)}
+                    == {("ACTIVE", True)}
+                ),
+                timeout=30,
+                what="every target's row ACTIVE and current",
+            )
     finally:
         deployment.close()

@@ -28,6 +28,7 @@ from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
+from zoneflow.config import CONF
 from zoneflow.engine import relay as relay_module
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.flows import batch
@@ -267,6 +268,30 @@ def test_a_create_below_the_threshold_is_removed_again_and_the_others_of_its_bat
     # What create-zone's revert leaves: the zone ERROR, its action kept for a
     # recovery, and removed again from the target that got it.
     _second_created_then_removed(settled, zones, good, bad)
+
+
+@pytest.mark.usefixtures("batches_of_three")
+def test_a_target_that_never_answers_is_tried_for_one_zone_of_a_batch_not_each(
+    board: Any, idle_conductor: daemon.Conductor
+) -> None:
+    good, dead = load_pool({}, {"fail": "create", "unreachable": True}, threshold=50).targets
+    zones, settled = _created_batch_settled(board, idle_conductor)
+
+    # Every zone is ACTIVE at the pool's threshold of 50 %, served by the other target.
+    assert {z.status for z in settled.values()} == {objects.Status.ACTIVE}
+    assert FakeBackend.served(good.id) == {z.name: z.serial for z in zones}
+    # The first zone's every try found the target silent; the others were not tried.
+    assert FakeBackend._failures[(dead.id, "create")] == CONF.flows.target_attempts
+    assert FakeBackend.served(dead.id) == {}
+    errors = {
+        zone.name: str(row.error)
+        for zone in zones
+        for row in stored_status.list_target_status(zone.id)
+        if row.target_id == dead.id
+    }
+    assert "injected no answer to create" in errors[NAMES[0]]
+    for name in NAMES[1:]:
+        assert errors[name].startswith(f"not tried: the target did not answer for {NAMES[0]}")
 
 
 def _second_created_then_removed(

@@ -5,6 +5,8 @@ Target options inject faults:
 ``delay``       seconds each call sleeps before doing its work
 ``fail``        ``create``, ``update``, ``delete`` or ``all`` (or a list): raise BackendError
 ``fail_times``  fail only the first N calls of a failing kind, then succeed
+``unreachable`` true: the failures ``fail`` injects are of a target that does not
+                answer (BackendUnreachable), not refusals
 ``fail_zones``  zone names (or one) every call about which fails: one zone of a
                 batch failing
 ``record_file`` append a JSON line per *completed* call (written after the delay,
@@ -110,6 +112,8 @@ class FakeBackend(Backend):
             if limit is not None and count >= int(limit):
                 return
             self._failures[(self.target.id, op)] = count + 1
+        if self.target.options.get("unreachable"):
+            raise exceptions.BackendUnreachable(self.target.label, f"injected no answer to {op}")
         raise exceptions.BackendError(self.target.label, f"injected failure of {op}")
 
     def _record(self, op: str, zone: objects.Zone, *, batch: int = 1) -> None:

@@ -52,12 +52,14 @@ def try_on_target(
     call = _backend_call(target, action)
     delay = CONF.flows.target_retry_delay
     error = ""
+    unreachable = False
     for attempt in range(1, CONF.flows.target_attempts + 1):
         try:
             call(zone)
             return TargetOutcome(ok=True)
         except exceptions.BackendError as exc:
             error = str(exc)
+            unreachable = isinstance(exc, exceptions.BackendUnreachable)
             LOG.info(
                 "%s of %s on target %s, try %d of %d: %s",
                 action,
@@ -80,7 +82,7 @@ def try_on_target(
         CONF.flows.target_attempts,
         error,
     )
-    return TargetOutcome(ok=False, error=error)
+    return TargetOutcome(ok=False, error=error, unreachable=unreachable)
 
 
 def retired(zone: objects.Zone, target_id: str) -> TargetOutcome:
@@ -294,7 +296,11 @@ def try_many_on_target(
     server's for several zones (``Backend.batches``: Knot's configuration
     transaction).
     When that call fails, each zone is tried alone, so that one zone the server
-    refuses fails alone and the others of the batch are made.
+    refuses fails alone and the others of the batch are made. Once one zone's
+    every try found the target unreachable, the zones after it fail with that
+    reason untried: each would wait out its tries and their delays too (for a
+    batch of 25, over half a minute holding the conductor's slot), and a target
+    that answers again is caught up by its recovery.
     """
     backend = backends.get_backend(target)
     at_once = {
@@ -315,7 +321,18 @@ def try_many_on_target(
             fence.check()
         else:
             return {zone.id: TargetOutcome(ok=True) for zone in zones}
-    return {zone.id: try_on_target(action, target, zone, fence) for zone in zones}
+    outcomes: dict[str, TargetOutcome] = {}
+    for zone in zones:
+        outcome = outcomes[zone.id] = try_on_target(action, target, zone, fence)
+        if outcome.unreachable:
+            untried = TargetOutcome(
+                ok=False,
+                unreachable=True,
+                error=f"not tried: the target did not answer for {zone.name} ({outcome.error})",
+            )
+            outcomes.update((z.id, untried) for z in zones if z.id not in outcomes)
+            break
+    return outcomes
 
 
 def take_back(zone: objects.Zone, target: objects.PoolTarget) -> None:

@@ -65,6 +65,9 @@ class TargetOutcome(TaskOutcome):
     removed: bool = False
     # The action a recovery carried out there (create or update).
     action: str | None = None
+    # Failed because the target did not answer (not a refusal of this zone): the
+    # other zones of a batch are not tried there (on_target.try_many_on_target).
+    unreachable: bool = False
 
     def replace(self, **changes: Any) -> TargetOutcome:
         return dataclasses.replace(self, **changes)
