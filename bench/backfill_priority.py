@@ -15,6 +15,11 @@ The backfill's own duration is timed too: it must still finish.
 ``--before REV`` runs the same with the daemons and the CLI of this
 repository's revision REV first (``git archive``), for the figures before.
 
+``--provisioning catalog``: the pool is a catalog pool (its targets learn of
+zones from its catalog zone, which mdns serves), and BIND9 is a consumer of
+that catalog, started when the pool gains it: from then it finds every zone
+in the catalog, and the backfill's jobs poll it until it serves each.
+
 BIND9's own time for the same zones is measured first, with no zoneflow: a
 BIND9 secondary told to add each zone of a BIND9 primary holding them
 (``rndc addzone`` over rndc's protocol, as zoneflow's BIND9 backend speaks
@@ -23,7 +28,8 @@ them. ``--no-floor``
 skips it.
 
     python bench/backfill_priority.py [--zones 1000] [--changes 10] [--before REV]
-                                      [--no-floor] [--no-write]
+                                      [--provisioning rndc|catalog] [--no-floor]
+                                      [--no-write]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import yaml  # noqa: E402
 from bench import report  # noqa: E402
 from tests.functional.deployment import Deployment, answer, soa_serials  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
+from tests.functional.fixtures.ports import HOST  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.functional.fixtures.zookeeper import ZooKeeperServer  # noqa: E402
 from tests.functional.test_backfill_priority import backfill_pool  # noqa: E402
@@ -62,6 +69,8 @@ RECORD = "192.0.2.80"
 # NOTIFYs it sends at once.
 FLOOR_CALLS = 8
 NOTIFY_BATCH = 500
+# The catalog zone of the pool, with ``--provisioning catalog``.
+CATALOG = "catalog.backfill.example."
 
 
 def main() -> int:
@@ -76,6 +85,12 @@ def main() -> int:
         help="[central] backfill_jobs_per_second (default: each revision's own default)",
     )
     parser.add_argument("--conductors", type=int, default=2)
+    parser.add_argument(
+        "--provisioning",
+        choices=("rndc", "catalog"),
+        default="rndc",
+        help="how BIND9 learns of the zones: rndc addzone, or the pool's catalog zone",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="for each backfill")
     parser.add_argument("--before", help="a git revision whose daemons to measure first")
     parser.add_argument("--no-floor", action="store_true", help="skip BIND9's own time")
@@ -100,9 +115,16 @@ def main() -> int:
     body = describe(args, runs, floor)
     print(body)
     if not args.no_write:
-        report.write_section(
-            "backfill_priority", "A user's change during a backfill: served by BIND9", body
-        )
+        if args.provisioning == "catalog":
+            report.write_section(
+                "backfill_priority-catalog",
+                "A user's change during a backfill through a catalog zone: served by BIND9",
+                body,
+            )
+        else:
+            report.write_section(
+                "backfill_priority", "A user's change during a backfill: served by BIND9", body
+            )
     return 0
 
 
@@ -161,7 +183,6 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
         _running_code(code, workdir),
         PostgresServer() as postgres,
         ZooKeeperServer() as zookeeper,
-        Bind9Server() as bind,
     ):
         deployment = Deployment(
             workdir,
@@ -169,9 +190,14 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
             zookeeper_hosts=zookeeper.hosts,
             extra_conf={"central": {"backfill_jobs_per_second": args.pace}} if args.pace else {},
         )
+        catalog = args.provisioning == "catalog"
+        # A catalog's consumer onboards every zone once it runs: it starts with the backfill.
+        bind = Bind9Server(catalog=(CATALOG, HOST, deployment.mdns_port) if catalog else None)
+        if not catalog:
+            bind.start()
         engine = sa.create_engine(deployment.database, poolclass=sa.pool.NullPool)
         try:
-            deployment.load_pool(backfill_pool(deployment))
+            deployment.load_pool(_pool(args, deployment))
             names = _insert_active_zones(engine, args.zones)
             for i in range(args.conductors):
                 deployment.start_conductor(f"conductor{i}")
@@ -183,6 +209,19 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
         finally:
             deployment.close()
             engine.dispose()
+            bind.close()
+
+
+def _pool(
+    args: argparse.Namespace, deployment: Deployment, bind: Bind9Server | None = None
+) -> dict[str, object]:
+    """The pool: its fake target alone, or with ``bind`` too; a catalog pool with
+    ``--provisioning catalog``."""
+    pool = backfill_pool(deployment, *([bind] if bind else []))
+    if args.provisioning == "catalog":
+        pool["catalog_zone"] = {"catalog_zone_fqdn": CATALOG, "catalog_zone_refresh": 5}
+        pool["provisioning"] = "catalog"
+    return pool
 
 
 def bind9_floor(zones: int, workdir: pathlib.Path) -> float:
@@ -308,9 +347,11 @@ def _backfill_with_changes(
 ) -> Run:
     run = Run()
     path = deployment.workdir / "pools.yaml"
-    path.write_text(yaml.safe_dump([backfill_pool(deployment, bind)], sort_keys=False))
-    deployment.cli("pool", "update", "--file", str(path))
+    path.write_text(yaml.safe_dump([_pool(args, deployment, bind)], sort_keys=False))
     began = time.monotonic()
+    if not bind.running:
+        bind.start()  # the catalog's consumer: the pool gains it as it starts
+    deployment.cli("pool", "update", "--file", str(path))
     # Zones the backfill reaches last, one per change.
     changed = list(reversed(names[-args.changes :]))
     posted: dict[str, float] = {}
@@ -383,11 +424,21 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, Run]], floor: float
             f"({args.zones / floor:.0f} zones a second); this checkout's backfill took "
             f"{ours / floor:.1f} times that.\n"
         )
+    provisioning = (
+        f"a catalog pool (`provisioning: catalog`): BIND9, started as the pool gains it, is a "
+        f"consumer of the pool's catalog zone {CATALOG} served by mdns, and learns of every "
+        "zone from it; the backfill's jobs NOTIFY it of the catalog and poll it until it "
+        "serves each zone. "
+        if args.provisioning == "catalog"
+        else ""
+    )
     return (
         f"{args.zones} ACTIVE zones of a pool gain a BIND9 target (`pool update`), backfilled "
         f"onto it at {pace} by {args.conductors} "
         "`zoneflow conductor` processes (defaults otherwise), beside `zoneflow mdns`, "
-        "`zoneflow api`, PostgreSQL 15 and ZooKeeper (bench/backfill_priority.py). From "
+        "`zoneflow api`, PostgreSQL 15 and ZooKeeper (bench/backfill_priority.py); "
+        + provisioning
+        + "timed from the update until no zone is PENDING. From "
         f"{args.delay:g} s after the update, every {args.every:g} s, a recordset is created "
         "through the API in a zone the backfill has not reached (from the end of its order), "
         f"{args.changes} in all; each is timed from its POST until BIND9 answers it (a DNS "
