@@ -17,6 +17,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
+
 from tests.functional.deployment import Deployment
 from tests.functional.fixtures.zookeeper import ZooKeeperServer
 from tests.support import eventually
@@ -205,3 +207,72 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
     assert unknown.stderr.count("\n") == 1 and "job 0000 does not exist" in unknown.stderr
     # Not SIGTERM: a stopping conductor waits for the slow target's call to return.
     deployment.kill("conductor")
+
+
+NEWER_FLOW = "zoneflow.flows.zone.flow_of_a_newer_zoneflow"
+
+
+def _name_flow(deployment: Deployment, job_id: str, factory: str) -> str:
+    """Name ``factory`` as job ``job_id``'s flow in its logbook; the name it had."""
+    engine = sa.create_engine(deployment.database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            (meta,) = connection.execute(
+                sa.text("SELECT meta FROM flowdetails WHERE parent_uuid = :book"),
+                {"book": job_id},
+            ).one()
+            named = str(meta["factory"]["name"])
+            meta["factory"]["name"] = factory
+            connection.execute(
+                sa.text("UPDATE flowdetails SET meta = :meta WHERE parent_uuid = :book"),
+                {"book": job_id, "meta": json.dumps(meta)},
+            )
+        return named
+    finally:
+        engine.dispose()
+
+
+def test_a_job_a_conductor_has_no_flow_for_waits_for_a_conductor_that_has_it(
+    deployment: Deployment,
+) -> None:
+    """As while conductors are upgraded one by one: a job of a kind a newer zoneflow
+    posts names a flow that an older conductor's code does not have."""
+    deployment.load_pool(
+        {
+            "name": "default",
+            "ns_records": [{"hostname": "ns1.upgrade.example.", "priority": 1}],
+            "targets": [{"type": "fake", "description": "fast"}],
+        }
+    )
+    deployment.start_api()
+    deployment.cli("zone", "create", "newer.upgrade.example.", "--email", "h@upgrade.example")
+    posted = eventually(
+        lambda: next(iter(_jobs(deployment, "newer.upgrade.example.")), None),
+        timeout=30,
+        what="the job to be posted",
+    )
+    flow = _name_flow(deployment, posted["id"], NEWER_FLOW)
+
+    older = deployment.start_conductor("older")
+    # A zone created after it is made ACTIVE by the same conductor, which has
+    # looked at the board since and left the job there.
+    deployment.cli(
+        "zone", "create", "later.upgrade.example.", "--email", "h@upgrade.example", "--wait"
+    )
+    job = _job(deployment, "newer.upgrade.example.")
+    assert (job["state"], job["attempts"], job["failed_attempts"]) == ("PENDING", 0, 0)
+    assert _zone(deployment, "newer.upgrade.example.")["status"] == "PENDING"
+    said = [line for line in deployment.log("older").splitlines() if "is left on the board" in line]
+    assert len(said) == 1, said
+    assert posted["id"] in said[0] and "upgrade this conductor" in said[0]
+    assert older.poll() is None
+
+    _name_flow(deployment, posted["id"], flow)
+    deployment.start_conductor("newer")
+    eventually(
+        lambda: _job(deployment, "newer.upgrade.example.")["state"] == "SUCCESS",
+        timeout=60,
+        interval=0.3,
+        what="a conductor with the flow to run the job",
+    )
+    assert _zone(deployment, "newer.upgrade.example.")["status"] == "ACTIVE"

@@ -465,6 +465,54 @@ def test_a_run_suspended_by_a_stopping_conductor_is_not_counted(
     assert served is not None and served.status == objects.Status.ACTIVE
 
 
+def _set_flow_factory(job_id: str, factory: str | None = None) -> str:
+    """Name ``factory`` as the flow of job ``job_id`` in its logbook (None: leave it);
+    the factory named before."""
+    backend = persistence.get_backend()
+    with contextlib.closing(backend.get_connection()) as connection:
+        book = connection.get_logbook(job_id)
+        (flow,) = book
+        named = str(flow.meta["factory"]["name"])
+        if factory is not None:
+            flow.meta["factory"]["name"] = factory
+            connection.save_logbook(book)
+    return named
+
+
+def test_a_job_whose_flow_a_conductor_lacks_is_left_on_the_board_for_one_that_has_it(
+    conductors: Conductors, board: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As while conductors are upgraded one by one: a job a newer zoneflow posted names a
+    flow the older conductors' code does not have."""
+    _load({})
+    zone = central_zones.create_zone(ZONE, "hostmaster@example.com")
+    job_id = _post_pending(board)
+    factory = _set_flow_factory(job_id, "zoneflow.flows.zone.flow_of_a_newer_zoneflow")
+
+    conductors.start("older")
+    # It claims the job once and hands it back uncounted, then claims it no more: a
+    # zone created after it is made ACTIVE by a job the same conductor claims.
+    later = central_zones.create_zone("later.example.com", "hostmaster@example.com")
+    eventually(
+        lambda: stored_zones.get_zone_any(later.id).status == objects.Status.ACTIVE,  # type: ignore[union-attr]
+        what="the later zone ACTIVE",
+    )
+    job = jobs.get_job(persistence.get_backend(), job_id)
+    assert (job.state, job.attempts, job.failed_attempts, job.lost_attempts) == ("PENDING", 0, 0, 0)
+    assert job_id in _on_board(board)
+    assert board.find_owner(next(j for j in board.iterjobs() if j.book_uuid == job_id)) is None
+    assert conductors.claims.calls == 2  # the job once, the later zone's job once
+    assert stored_zones.get_zone_any(zone.id).status == objects.Status.PENDING  # type: ignore[union-attr]
+    (said,) = [r.getMessage() for r in caplog.records if "is left on the board" in r.getMessage()]
+    assert job_id in said and "upgrade this conductor" in said
+
+    # A conductor whose code has the flow runs it.
+    _set_flow_factory(job_id, factory)
+    conductors.start("newer")
+    assert _job_until(job_id, lambda j: j.state == "SUCCESS").attempts == 1
+    assert stored_zones.get_zone_any(zone.id).status == objects.Status.ACTIVE  # type: ignore[union-attr]
+
+
 def _zookeeper_restarting(board: Any, name: str, *, times: int, made: bool) -> Counter:
     """Make ``board.<name>(job, who)`` fail its first ``times`` calls as a ZooKeeper
     restart does: after making the change (``made``: only the answer was lost) or

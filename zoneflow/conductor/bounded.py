@@ -30,6 +30,12 @@ stopping (the engine is suspended) is not counted, and a conductor fenced off
 its job (see zoneflow.taskflow_adapter.fencing) writes nothing about it: the
 job's new owner records it as lost.
 
+Nor is a run that cannot start because this conductor's code lacks the job's
+flow: a newer zoneflow posted it (a new kind of job, while the conductors are
+upgraded one by one). It is handed back and this conductor claims it no more,
+so a conductor of the newer code runs it; until one does, it waits on the
+board, and this conductor's log says to upgrade it.
+
 How a run is carried out and how it ended is TaskFlow's business, re-done
 in zoneflow.taskflow_adapter.conductor; this module is the policy alone.
 """
@@ -99,6 +105,17 @@ class BoundedConductor(DispatchingConductor):
             LOG.warning("job %s: this conductor lost it to another: %s", job_id, error)
             return False
         if ended is Ended.SUSPENDED:
+            return self._hand_back(job_id, attempt, error=None)
+        if ended is Ended.FOREIGN:
+            LOG.error(
+                "job %s (%s) is left on the board for another conductor: this conductor's "
+                "zoneflow does not have its flow (%s), so a newer zoneflow posted it; "
+                "upgrade this conductor",
+                job_id,
+                job.name,
+                error,
+            )
+            self._jobboard.leave(job.uuid)
             return self._hand_back(job_id, attempt, error=None)
         failed = attempt.failed + 1
         if ended is Ended.RETRY and failed < self.limits.failed:

@@ -57,6 +57,9 @@ class Ended(enum.Enum):
     RETRY = "retry"  # TaskFlow would hand the job back: try again while attempts last
     BROKEN = "broken"  # failed without reverting; TaskFlow consumes it: end it as failed
     FENCED = "fenced"  # another conductor owns the job now: write nothing about it
+    # Its flow is not in this conductor's code (a newer zoneflow posted it, during a
+    # rolling upgrade): hand it back uncounted, for a conductor that has the flow.
+    FOREIGN = "foreign"
 
 
 class DispatchingConductor(impl_nonblocking.NonBlockingConductor, abc.ABC):
@@ -119,7 +122,11 @@ class DispatchingConductor(impl_nonblocking.NonBlockingConductor, abc.ABC):
         """Run the job's flow through the stages and events TaskFlow's conductor uses."""
         engine = None
         try:
-            engine = self._engine_from_job(job)
+            try:
+                engine = self._engine_from_job(job)
+            except ImportError as exc:
+                # TaskFlow's word for a flow factory this code does not have.
+                return Ended.FOREIGN, str(exc)
             details = {"job": job, "engine": engine, "conductor": self}
             with contextlib.ExitStack() as stack:
                 for listener in self._listeners_from_job(job, engine):

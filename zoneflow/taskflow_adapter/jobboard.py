@@ -175,7 +175,8 @@ class ClaimableJobs:
     over an older one. And so that a change never waits for a slot behind
     a backfill, the conductor runs at most ``upkeep_slots`` upkeep jobs
     (:data:`UPKEEP`) at once: while that many of those it claimed still
-    run, the view lists no other.
+    run, the view lists no other. A job the conductor cannot run (:meth:`leave`)
+    is never listed again.
     """
 
     #: One claim in this many goes to the oldest job on the board.
@@ -199,6 +200,8 @@ class ClaimableJobs:
         self._locked: frozenset[str] = frozenset()
         # Jobs whose claim may have been made, unanswered: tried again though locked.
         self._doubtful: set[str] = set()
+        # Jobs this conductor cannot run (their flow is not in its code): left to others.
+        self._left: set[str] = set()
         # Claims in a row that took a job while an older one waited, and the
         # oldest job the last look listed (its sequence number) until it is claimed.
         self._passed_over = 0
@@ -222,20 +225,31 @@ class ClaimableJobs:
             # TaskFlow's periodic full look (every 30 s), reads and all: the
             # safety net for anything a watch missed.
             fresh = self._board.iterjobs(only_unclaimed=True, ensure_fresh=True)
-            return self._within_slots(self._in_claim_order(list(fresh)))
+            return self._within_slots(
+                self._in_claim_order([job for job in fresh if job.uuid not in self._left])
+            )
         locked = self._locked
         # The board's own list, as its iterator reads it.
         # Private: the public iterjobs() reads every job's state, the very reads this
         # view exists to skip, and TaskFlow has no public list without them.
         known = self._board._fetch_jobs()  # noqa: SLF001
-        self._doubtful &= {job.uuid for job in known}
+        on_board = {job.uuid for job in known}
+        self._doubtful &= on_board
+        self._left &= on_board
         claimable = [
             job
             for job in known
-            if job.uuid in self._doubtful
-            or (posixpath.basename(job.path) not in locked and job.uuid not in running)
+            if job.uuid not in self._left
+            and (
+                job.uuid in self._doubtful
+                or (posixpath.basename(job.path) not in locked and job.uuid not in running)
+            )
         ]
         return self._within_slots(self._in_claim_order(claimable))
+
+    def leave(self, job_uuid: str) -> None:
+        """Claim this job no more: the conductor cannot run it (see Ended.FOREIGN)."""
+        self._left.add(job_uuid)
 
     def _within_slots(self, jobs: list[Any]) -> Iterator[Any]:
         """``jobs``, but no upkeep job while the conductor runs its share of them (asked
