@@ -35,8 +35,10 @@ def deployment(
     zookeeper_hosts: str,
     binds: list[Bind9Server],
     session_timeout: float = 10.0,
+    threshold: int = 100,
+    poll_timeout: float = 4,
 ) -> Deployment:
-    """Every daemon running, the pool of ``binds`` at threshold 100%."""
+    """Every daemon running, the pool of ``binds`` at ``threshold`` percent."""
     running = Deployment(
         workdir,
         database=database,
@@ -44,14 +46,15 @@ def deployment(
         session_timeout=session_timeout,
         extra_conf={
             "events": {"driver": "postgres"},
-            # A dead target is waited for poll_timeout seconds before it counts as lagging.
-            "flows": {"poll_timeout": 4},
+            # Under 100 %, a nameserver the inspector has not judged DOWN is waited
+            # for poll_timeout seconds before it counts as lagging.
+            "flows": {"poll_timeout": poll_timeout},
         },
     )
     running.load_pool(
         {
             "name": POOL,
-            "threshold_percentage": 100,
+            "threshold_percentage": threshold,
             "ns_records": [{"hostname": "ns1.outage.example.", "priority": 1}],
             "nameservers": [b.nameserver() for b in binds],
             "targets": [b.pool_target(running.masters()) for b in binds],

@@ -103,6 +103,79 @@ def test_a_killed_bind9_raises_the_alarm_and_what_it_missed_converges_when_it_is
         running.close()
 
 
+def test_under_50_percent_a_change_is_active_without_waiting_for_a_bind9_judged_down(
+    tmp_path: pathlib.Path,
+    postgres_database: str,
+    zookeeper: ZooKeeperServer,
+    bind9_factory: Bind9Factory,
+) -> None:
+    """The pool's threshold does not need the BIND9 that died: once the inspector has
+    judged it DOWN, a change is ACTIVE as soon as the other serves it, not at the end
+    of a poll that waits for the dead one; it reaches the dead one once it is back."""
+    binds = bind9_factory(2)
+    alive, dead = binds
+    running = outage.deployment(
+        tmp_path,
+        database=postgres_database,
+        zookeeper_hosts=zookeeper.hosts,
+        binds=binds,
+        threshold=50,
+        # Far past the waits below: a poll that waited for the dead BIND9 would fail them.
+        poll_timeout=300,
+    )
+    stream = None
+    try:
+        (zone_id,) = running.api_create_zones(["changed.half."], EMAIL).values()
+        eventually(
+            lambda: running.api_zone_statuses().get("changed.half.") == "ACTIVE",
+            timeout=60,
+            what="the zone to be ACTIVE",
+        )
+        stream = outage.EventStream(running.api_url, types="alarm")
+        dead_id = outage.target_id(running, dead)
+        dead.kill()
+        stream.next(outage.is_target_event(dead_id, "alarm", "DOWN"), 30)
+
+        changed = running.api(
+            "POST",
+            f"/v2/zones/{zone_id}/recordsets",
+            {"name": "www.changed.half.", "type": "A", "records": ["192.0.2.9"]},
+        )["serial"]
+        zone = eventually(
+            lambda: (z := running.api("GET", f"/v2/zones/{zone_id}"))["status"] == "ACTIVE" and z,
+            timeout=60,
+            interval=0.2,
+            what=lambda: f"the change ACTIVE: {running.api_zone_statuses()}",
+        )
+        assert zone["serial"] == changed
+        outage.wait_served([alive], "changed.half.", changed, timeout=10)
+        rows = {
+            r["target_id"]: r for r in running.api("GET", f"/v2/zones/{zone_id}/status")["targets"]
+        }
+        assert not rows[dead_id]["current"]
+
+        dead.start()
+        outage.wait_served(binds, "changed.half.", changed, timeout=60)
+        eventually(
+            lambda: (
+                {
+                    (r["status"], r["current"])
+                    for r in running.api("GET", f"/v2/zones/{zone_id}/status")["targets"]
+                }
+                == {("ACTIVE", True)}
+            ),
+            timeout=60,
+            what=lambda: (
+                f"both targets' rows ACTIVE and current: "
+                f"{running.api('GET', f'/v2/zones/{zone_id}/status')['targets']}"
+            ),
+        )
+    finally:
+        if stream is not None:
+            stream.close()
+        running.close()
+
+
 def test_a_bind9_in_maintenance_is_left_out_of_100_percent_and_caught_up_after(
     tmp_path: pathlib.Path,
     postgres_database: str,

@@ -206,7 +206,6 @@ def test_a_zone_a_nameserver_serves_before_the_first_is_found_at_the_next_round(
             {zone.id: (zone.name, zone.serial) for zone in zones},
             expect_removed=False,
             fence=fencing.UNFENCED,
-            in_maintenance=False,
             on_served=seen,
         )
     finally:
@@ -241,7 +240,6 @@ def test_a_poll_asks_at_once_a_zone_its_nameserver_says_it_serves(
             {zone.id: (zone.name, zone.serial + 1)},
             expect_removed=False,
             fence=fencing.UNFENCED,
-            in_maintenance=False,
         )
         took = time.monotonic() - began
     finally:

@@ -478,8 +478,11 @@ class PollBatch(_Poll):
         early: EarlyStatus | None = None,
         *,
         notify_first: bool | None = None,
+        wait_for_down: bool = True,
     ) -> None:
-        super().__init__("removal" if action == DELETE else "serial", host, port)
+        super().__init__(
+            "removal" if action == DELETE else "serial", host, port, wait_for_down=wait_for_down
+        )
         self.action = action
         self.early = early
         # By default an update's zones; a recovery NOTIFYs on its targets only the
@@ -499,8 +502,6 @@ class PollBatch(_Poll):
         fence.check()
         if self.notify_first:
             notify_all(list(named_serials(batch, agreed).values()), self.host, self.port)
-        # One read for the batch, not one at each zone's first miss.
-        in_maintenance = self._in_maintenance() if agreed else False
         pass_on = None
         if self.early is not None and scratch is not None:
             pass_on = functools.partial(
@@ -516,7 +517,6 @@ class PollBatch(_Poll):
             named_serials(batch, agreed),
             expect_removed=self.action == DELETE,
             fence=fence,
-            in_maintenance=in_maintenance,
             on_served=pass_on,
         )
         return {zone_id: served.to_result() for zone_id, served in seen.items()}

@@ -103,19 +103,39 @@ class _Poll(Task):
 
     Returns what was seen rather than raising, so a lagging nameserver is
     recorded as such and weighed against the threshold.
+
+    ``wait_for_down``: wait for a nameserver whose target the inspector judged
+    DOWN, as for any other. Its pool's threshold needs every target (100 %):
+    the zone cannot be ACTIVE without it, and a target judged DOWN for a moment
+    under load may well serve the zone by the end of the wait. Below 100 % the
+    poll stops waiting for it (it counts as lagging), so a change is ACTIVE as
+    soon as the others serve it, and the target's catch-up when it is UP again
+    brings it the zone.
     """
 
-    def __init__(self, what: str, host: str, port: int, **options: Any) -> None:
+    def __init__(
+        self, what: str, host: str, port: int, *, wait_for_down: bool = True, **options: Any
+    ) -> None:
         super().__init__(
             steps.poll(what, host, port), provides=steps.served_result(host, port), **options
         )
         self.host, self.port = host, port
+        self.wait_for_down = wait_for_down
 
-    def _in_maintenance(self) -> bool:
-        """Whether this nameserver's target is in maintenance: read once for a poll's
-        first miss, and again at each NOTIFY it repeats (see _watch)."""
-        # An answer read up to a second ago will do (see in_maintenance_addresses).
-        return (self.host, self.port) in stored_health.in_maintenance_addresses(within=1.0)
+    def _left_alone(self) -> str | None:
+        """Why this nameserver is not waited for (in maintenance, or DOWN and
+        ``wait_for_down`` false), or None: read once for a poll's first miss, and
+        again at each NOTIFY it repeats (see _watch)."""
+        # An answer read up to a second ago will do (see left_alone_addresses), but
+        # not to stop waiting for a target DOWN: it may have come back UP within that
+        # second, its catch-up already posted, and this job's change would miss it.
+        address = (self.host, self.port)
+        why = stored_health.left_alone_addresses(within=1.0).get(address)
+        if why == stored_health.DOWN:
+            if self.wait_for_down:
+                return None
+            why = stored_health.left_alone_addresses().get(address)
+        return why
 
     @waits_for_database
     def _watch(
@@ -124,7 +144,6 @@ class _Poll(Task):
         *,
         expect_removed: bool,
         fence: fencing.Claim,
-        in_maintenance: bool | None = None,
         on_served: Callable[[dict[str, Served]], None] | None = None,
     ) -> dict[str, Served]:
         """What the nameserver serves of each zone (id -> (name, serial)) by the end of
@@ -148,8 +167,8 @@ class _Poll(Task):
         seen served within milliseconds, whatever the round's interval; so for a
         nameserver heard saying so lately (:func:`served_word.tells`) the rounds
         come every ``poll_interval_max`` from the start.
-        ``in_maintenance``: the maintenance state read for the first miss
-        (None: read it then). ``on_served`` is handed the zones each round found
+        A nameserver left alone (:meth:`_left_alone`) is not waited for past
+        its first miss. ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
         """
         started = time.monotonic()
@@ -177,7 +196,7 @@ class _Poll(Task):
         renotify = CONF.flows.renotify_interval
         next_notify = started + renotify
         # Looked for at the first miss and at each re-NOTIFY (not at every round).
-        look_for_maintenance = True
+        look_for_state = True
         with served_word.Ear(self.host, wanted) as ear:
             while waiting:
                 if every:
@@ -187,19 +206,17 @@ class _Poll(Task):
                 self._ask(asked, waiting, outcomes, expect_removed, on_served)
                 if not waiting:
                     break
-                if look_for_maintenance and (
-                    self._in_maintenance() if in_maintenance is None else in_maintenance
-                ):
-                    # Thresholds do not count it: no reason to hold the job up for it.
+                if look_for_state and (why := self._left_alone()) is not None:
+                    # Thresholds do not count it, or do not need it: no reason to
+                    # hold the job up for it.
                     for zone_id, watched in waiting.items():
                         outcomes[zone_id] = Served(
                             ok=False,
                             serial=watched.seen,
-                            error=f"in maintenance, not waited for: {watched.error}",
+                            error=f"{why}, not waited for: {watched.error}",
                         )
                     break
-                look_for_maintenance = False
-                in_maintenance = None  # a re-NOTIFY's look reads it afresh
+                look_for_state = False
                 now = time.monotonic()
                 if now >= deadline:
                     if not every:
@@ -219,7 +236,7 @@ class _Poll(Task):
                         continue
                 every = False
                 if now >= next_notify:
-                    look_for_maintenance = True
+                    look_for_state = True
                     over = self._notify_again(head, waiting[head], expect_removed, fence)
                     if over is not None:
                         outcomes[head] = over
@@ -434,10 +451,20 @@ class PollForSerial(_Poll):
     """
 
     def __init__(
-        self, host: str, port: int, *, expect_removed: bool = False, notify_first: bool = False
+        self,
+        host: str,
+        port: int,
+        *,
+        expect_removed: bool = False,
+        notify_first: bool = False,
+        wait_for_down: bool = True,
     ) -> None:
         super().__init__(
-            "removal" if expect_removed else "serial", host, port, rebind=LATEST_SERIAL
+            "removal" if expect_removed else "serial",
+            host,
+            port,
+            wait_for_down=wait_for_down,
+            rebind=LATEST_SERIAL,
         )
         self.expect_removed = expect_removed
         self.notify_first = notify_first
@@ -460,8 +487,8 @@ class PollForSerial(_Poll):
 class PollForWantedState(_Poll):
     """Poll one nameserver for the serial, or for the zone's removal if it is wanted DELETED."""
 
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__("wanted-state", host, port)
+    def __init__(self, host: str, port: int, *, wait_for_down: bool = True) -> None:
+        super().__init__("wanted-state", host, port, wait_for_down=wait_for_down)
 
     def execute(
         self,

@@ -167,6 +167,8 @@ def recover_zone_flow(
 ) -> graph_flow.Flow:
     servers = [(str(h), int(p)) for h, p in nameservers]
     propagation = unordered_flow.Flow("propagation")
+    # A recovery waits for a nameserver judged DOWN: it brings targets what they
+    # missed, and runs first of all when a target has just come back UP.
     propagation.add(*(PollForWantedState(host, port) for host, port in servers))
     propagation.add(*_also_notify(also_notifies, servers))
     return _assemble(
@@ -234,6 +236,7 @@ def _zone_flow(
                 port,
                 expect_removed=action == objects.Action.DELETE,
                 notify_first=action == objects.Action.UPDATE,
+                wait_for_down=threshold >= 100,
             )
             for host, port in servers
         )
@@ -276,7 +279,15 @@ def _zones_flow(
     propagation = unordered_flow.Flow("propagation")
     propagation.add(
         *(
-            batch.PollBatch(action, host, port, early, notify_first=False if recovery else None)
+            batch.PollBatch(
+                action,
+                host,
+                port,
+                early,
+                notify_first=False if recovery else None,
+                # A recovery waits for a target judged DOWN (see recover_zone_flow).
+                wait_for_down=recovery or threshold >= 100,
+            )
             for host, port in servers
         )
     )

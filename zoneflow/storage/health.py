@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import time
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from zoneflow import objects
 from zoneflow.storage import conversions, db, events, models
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _ROWS = models.ZoneTargetStatus
 _SERVED = (objects.Status.ACTIVE, objects.BEHIND)
@@ -140,6 +144,22 @@ def _mark_behind(session: Session, target_id: str, reason: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _forget_left_alone(function: Callable[P, T]) -> Callable[P, T]:
+    """Have ``function``, which changes whom polls leave alone, make this process's
+    next left_alone_addresses read afresh (all-in-one's polls see it at once)."""
+
+    @functools.wraps(function)
+    def changing(*args: P.args, **kwargs: P.kwargs) -> T:
+        global _left_alone_read
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _left_alone_read = None  # committed (or not): read it afresh
+
+    return changing
+
+
+@_forget_left_alone
 @db.retried
 def mark_down(
     target_id: str, *, since: datetime.datetime, reason: str, value: dict[str, Any]
@@ -176,6 +196,7 @@ def mark_down(
         return behind
 
 
+@_forget_left_alone
 @db.retried
 def mark_up(target_id: str, *, pacing: objects.JobPacing, value: dict[str, Any]) -> int | None:
     """Record the target UP, post ``pacing.job`` jobs for the zones it missed while
@@ -214,6 +235,7 @@ def mark_up(target_id: str, *, pacing: objects.JobPacing, value: dict[str, Any])
         return recovering
 
 
+@_forget_left_alone
 @db.retried
 def set_maintenance(
     target_id: str, *, on: bool, pacing: objects.JobPacing, value: dict[str, Any]
@@ -222,11 +244,7 @@ def set_maintenance(
     jobs for the zones it missed posted now if it answers (else when it is back UP).
     Publishes a TARGET event for a change; asking for the state it is in changes
     nothing. Returns the state now."""
-    global _maintenance_read
-    try:
-        return _set_maintenance(target_id, on=on, pacing=pacing, value=value)
-    finally:
-        _maintenance_read = None  # committed (or not): read it afresh
+    return _set_maintenance(target_id, on=on, pacing=pacing, value=value)
 
 
 def _set_maintenance(
@@ -451,37 +469,51 @@ def still_missed(target_id: str) -> list[tuple[str, str, int]]:
         return list(_missed(session, target_id, pool_id, _earliest(row.maintenance_since)))
 
 
-# The last answer of in_maintenance_addresses: (database URL, when, addresses).
-_maintenance_read: tuple[str, float, frozenset[tuple[str, int]]] | None = None
+# What left_alone_addresses says of a target: in maintenance, or DOWN (and not in it).
+IN_MAINTENANCE = "in maintenance"
+DOWN = "DOWN"
+
+# The last answer of left_alone_addresses: (database URL, when, addresses).
+_left_alone_read: tuple[str, float, dict[tuple[str, int], str]] | None = None
 
 
-def in_maintenance_addresses(*, within: float = 0.0) -> frozenset[tuple[str, int]]:
-    """Where the nameservers of the targets in maintenance (ON) answer (host, port): a
-    job's poll does not wait for them. A target catching up is waited for: the
-    jobs that catch it up must see it serve what they did.
+def left_alone_addresses(*, within: float = 0.0) -> dict[tuple[str, int], str]:
+    """Where the nameservers of the targets a job's poll need not wait for answer
+    (host, port), and why: IN_MAINTENANCE (thresholds leave them out), or DOWN as
+    the inspector judged (a poll in a pool whose threshold does not need every
+    target stops waiting for it; its catch-up when it is UP again brings it what it
+    missed). A target catching up is waited for: the jobs that catch it up must see
+    it serve what they did.
 
     ``within``: an answer read up to that many seconds ago will do. Polls ask
     at every miss, and under load the conductors read this four times a
-    change; a change of maintenance made in this process is seen at once, one
+    change; a change of state made in this process is seen at once, one
     made in another within ``within``.
     """
-    global _maintenance_read
+    global _left_alone_read
     url, now = db.connection_url(), time.monotonic()
-    read = _maintenance_read
+    read = _left_alone_read
     if read is not None and read[0] == url and now - read[1] < within:
         return read[2]
     with db.connection() as conn:
         rows = conn.execute(
-            sa.select(models.PoolTarget.options)
+            sa.select(models.PoolTarget.options, models.TargetState.maintenance)
             .join(models.TargetState, models.TargetState.target_id == models.PoolTarget.id)
-            .where(models.TargetState.maintenance == objects.Maintenance.ON)
+            .where(
+                sa.or_(
+                    models.TargetState.maintenance == objects.Maintenance.ON,
+                    models.TargetState.health == objects.TargetHealth.DOWN,
+                )
+            )
         )
-        addresses = frozenset(
-            (str(options["host"]), int(options.get("port", 53)))
-            for (options,) in rows
+        addresses = {
+            (str(options["host"]), int(options.get("port", 53))): (
+                IN_MAINTENANCE if maintenance == objects.Maintenance.ON else DOWN
+            )
+            for options, maintenance in rows
             if options.get("host") is not None
-        )
-    _maintenance_read = (url, now, addresses)
+        }
+    _left_alone_read = (url, now, addresses)
     return addresses
 
 
