@@ -176,6 +176,20 @@ def _running_code(code: pathlib.Path, workdir: pathlib.Path) -> Iterator[None]:
             os.environ["PYTHONPATH"] = before
 
 
+def each_revision(before: str | None, tmp: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
+    """For each revision a benchmark measures, REV's (``--before``) first when given,
+    then this checkout's: its label and a new working directory, the CLI and the
+    daemons importing that revision's code meanwhile (see _running_code)."""
+    runs = [(f"this checkout ({_revision('HEAD')})", ROOT)]
+    if before:
+        runs.insert(0, (f"before ({_revision(before)})", _archive(before, tmp / "before")))
+    for index, (label, code) in enumerate(runs):
+        workdir = tmp / f"run{index}"
+        workdir.mkdir()
+        with _running_code(code, workdir):
+            yield label, workdir
+
+
 def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path) -> Run:
     workdir.mkdir(parents=True)
     began = os.getloadavg()[0]

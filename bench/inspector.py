@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.backfill_priority import _archive, _revision, _running_code  # noqa: E402
+from bench.backfill_priority import each_revision  # noqa: E402
 from tests.functional import outage  # noqa: E402
 from tests.functional.deployment import Deployment  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
@@ -55,15 +55,8 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="zoneflow-inspector-") as tmp:
-        runs = [(f"this checkout ({_revision('HEAD')})", ROOT)]
-        if args.before:
-            code = _archive(args.before, pathlib.Path(tmp) / "before")
-            runs.insert(0, (f"before ({_revision(args.before)})", code))
-        for index, (label, code) in enumerate(runs):
-            workdir = pathlib.Path(tmp) / f"run{index}"
-            workdir.mkdir()
-            with _running_code(code, workdir):
-                alarms, ups, served = _measure(args, workdir)
+        for label, workdir in each_revision(args.before, pathlib.Path(tmp)):
+            alarms, ups, served = _measure(args, workdir)
             prefix = f"{label}: " if args.before else ""
             rows += [
                 (f"{prefix}target SIGKILLed → ALARM event received by an SSE client", alarms),

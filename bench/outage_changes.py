@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.backfill_priority import _archive, _revision, _running_code  # noqa: E402
+from bench.backfill_priority import each_revision  # noqa: E402
 from tests.functional import outage  # noqa: E402
 from tests.functional.deployment import Deployment  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
@@ -62,15 +62,8 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="zoneflow-outage-") as tmp:
-        runs = [(f"this checkout ({_revision('HEAD')})", ROOT)]
-        if args.before:
-            code = _archive(args.before, pathlib.Path(tmp) / "before")
-            runs.insert(0, (f"before ({_revision(args.before)})", code))
-        for index, (label, code) in enumerate(runs):
-            workdir = pathlib.Path(tmp) / f"run{index}"
-            workdir.mkdir()
-            with _running_code(code, workdir):
-                changes, creates, back = _measure(args, workdir)
+        for label, workdir in each_revision(args.before, pathlib.Path(tmp)):
+            changes, creates, back = _measure(args, workdir)
             prefix = f"{label}: " if args.before else ""
             rows += [
                 (f"{prefix}a change → ACTIVE, one BIND9 down", changes),

@@ -59,6 +59,16 @@ def _job(deployment: Deployment, zone: str) -> dict[str, Any]:
     return job
 
 
+def _created_unrun(deployment: Deployment, zone: str) -> dict[str, Any]:
+    """``zone`` created through the CLI while no conductor runs: its job, once listed."""
+    deployment.cli("zone", "create", zone, "--email", f"hostmaster@{zone.rstrip('.')}")
+    return eventually(
+        lambda: next(iter(_jobs(deployment, zone)), None),
+        timeout=30,
+        what=f"the job of {zone} to be listed",
+    )
+
+
 def _zone(deployment: Deployment, zone: str) -> dict[str, Any]:
     return json.loads(deployment.cli("--json", "zone", "show", zone).stdout)
 
@@ -171,12 +181,7 @@ def test_job_cancel_removes_an_unclaimed_job_and_refuses_a_running_one(
     deployment.start_api()
 
     # No conductor yet: the job waits on the board.
-    deployment.cli("zone", "create", "waiting.cancel.example.", "--email", "h@cancel.example")
-    waiting = eventually(
-        lambda: next(iter(_jobs(deployment, "waiting.cancel.example.")), None),
-        timeout=30,
-        what="the first job to be listed",
-    )
+    waiting = _created_unrun(deployment, "waiting.cancel.example.")
     cancelled = deployment.cli("job", "cancel", waiting["id"])
     assert f"job {waiting['id']} cancelled" in cancelled.stdout
     assert _job(deployment, "waiting.cancel.example.")["state"] == "CANCELLED"
@@ -245,12 +250,7 @@ def test_a_job_a_conductor_has_no_flow_for_waits_for_a_conductor_that_has_it(
         }
     )
     deployment.start_api()
-    deployment.cli("zone", "create", "newer.upgrade.example.", "--email", "h@upgrade.example")
-    posted = eventually(
-        lambda: next(iter(_jobs(deployment, "newer.upgrade.example.")), None),
-        timeout=30,
-        what="the job to be posted",
-    )
+    posted = _created_unrun(deployment, "newer.upgrade.example.")
     flow = _name_flow(deployment, posted["id"], NEWER_FLOW)
 
     older = deployment.start_conductor("older")

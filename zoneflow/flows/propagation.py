@@ -168,7 +168,8 @@ class _Poll(Task):
         nameserver heard saying so lately (:func:`served_word.tells`) the rounds
         come every ``poll_interval_max`` from the start.
         A nameserver left alone (:meth:`_left_alone`) is not waited for past
-        its first miss. ``on_served`` is handed the zones each round found
+        its first miss; one DOWN, when ``wait_for_down`` is false, is not even
+        asked. ``on_served`` is handed the zones each round found
         served (their removal, ``expect_removed``), as it finds them.
         """
         started = time.monotonic()
@@ -195,6 +196,13 @@ class _Poll(Task):
         lagging_since, interval = started, first_interval
         renotify = CONF.flows.renotify_interval
         next_notify = started + renotify
+        if not self.wait_for_down and (why := self._left_alone()) == stored_health.DOWN:
+            # Not asked even once: a nameserver that does not answer would cost the
+            # first round its whole query timeout, for an answer no one waits for.
+            return {
+                zone_id: Served(ok=False, error=f"{why}, not waited for: not asked")
+                for zone_id in zones
+            }
         # Looked for at the first miss and at each re-NOTIFY (not at every round).
         look_for_state = True
         with served_word.Ear(self.host, wanted) as ear:
