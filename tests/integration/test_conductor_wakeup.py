@@ -32,3 +32,22 @@ def test_a_posted_job_wakes_an_idle_conductor(override: Callable[..., None]) -> 
     finally:
         conductor.stop()
         central_changes._listeners.clear()
+
+
+def test_a_conductor_told_to_stop_as_it_starts_stops_and_leaves_no_thread() -> None:
+    # A signal at start-up: stop() may come before run() has started the relay's
+    # thread (stop() once raised "cannot join thread before it is started" there,
+    # in about one try of five) or even before run() began.
+    load_pool({})
+    for attempt in range(20):
+        conductor = daemon.Conductor(f"brief-{attempt}")
+        conductor.start()
+        conductor.stop()
+        assert conductor._thread is not None
+        conductor._thread.join(timeout=10)
+        assert not conductor._thread.is_alive(), "the conductor went on after its stop"
+    stopped_first = daemon.Conductor("stopped-first")
+    stopped_first.stop()
+    assert stopped_first.relay is not None
+    stopped_first.relay.start()
+    assert stopped_first.relay._thread is None, "a relay stopped before it started ran"

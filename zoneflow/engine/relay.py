@@ -202,8 +202,15 @@ class OutboxRelay:
         self._wake.set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-        self._thread.start()
+        """Run the relay in a thread of its own, unless it was stopped already (a
+        daemon told to stop while it started)."""
+        if self._stop.is_set():
+            return
+        thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        thread.start()
+        # Set once started: a stop() meanwhile had nothing to join, and the thread
+        # ends at its first look at the stop event.
+        self._thread = thread
 
     def stop(self) -> None:
         self._stop.set()
