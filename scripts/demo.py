@@ -6,8 +6,6 @@ ZONEFLOW_JOBBOARD=zookeeper starts a local ZooKeeper and uses it instead),
 creates a demo zone with a few records, shows what both nameservers answer
 and what the REST API (Designate's v2, on 127.0.0.1:9001 when that port is
 free) lists, and tells you what to try next. Everything lives in ./.run/.
-
-``--once`` stops after the demo (the functional tests run it that way).
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ RECORDS = [
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--once", action="store_true", help="exit after the demo")
     parser.add_argument("--dir", default=str(ROOT / ".run"), help="state directory")
     args = parser.parse_args()
     state = pathlib.Path(args.dir)
@@ -54,13 +51,13 @@ def main() -> int:
     # `kill` and a closed terminal stop the demo as Ctrl-C does: servers and all.
     with targets.stopped_by_signals():
         try:
-            return _run(state, once=args.once)
+            return _run(state)
         except KeyboardInterrupt:
             print("\nstopped before the demo was up")
             return 130
 
 
-def _run(state: pathlib.Path, *, once: bool) -> int:
+def _run(state: pathlib.Path) -> int:
     binds: list[targets.LocalNameserver] = []
     zookeeper: ZooKeeperServer | None = None
     try:
@@ -74,7 +71,7 @@ def _run(state: pathlib.Path, *, once: bool) -> int:
         conf = _write_config(state, mdns_port, _api_port(), jobboard, zk_hosts)
         pool = targets.pool("bind9", binds, [("127.0.0.1", mdns_port)], ns_domain=DEMO_ZONE)
         pools_file = targets.write_pools(state / "pools.yaml", [pool])
-        return _demo(conf, pools_file, binds, once=once)
+        return _demo(conf, pools_file, binds)
     finally:
         if zookeeper is not None:
             zookeeper.stop()
@@ -125,8 +122,6 @@ def _demo(
     conf: pathlib.Path,
     pools_file: pathlib.Path,
     binds: list[targets.LocalNameserver],
-    *,
-    once: bool,
 ) -> int:
     from zoneflow import allinone, config, objects
     from zoneflow.central import pools
@@ -163,10 +158,8 @@ def _demo(
         # signals it on "zoneflow is running") is a stop like any later one.
         with contextlib.suppress(KeyboardInterrupt):
             _print_next_steps(conf, services.api.url)
-            if not once:
-                targets.wait_for_stop()
-        if not once:
-            print("\nstopping")
+            targets.wait_for_stop()
+        print("\nstopping")
         return 0
     finally:
         services.stop()

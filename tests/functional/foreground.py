@@ -87,3 +87,14 @@ def stop_and_check(
             with contextlib.suppress(ProcessLookupError):
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
+
+
+def kill_with_children(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` and the servers it runs (in sessions of their own, a kill of
+    the process alone leaves them running)."""
+    servers = children(process.pid)
+    process.kill()
+    process.wait()
+    for pid in servers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
