@@ -21,7 +21,6 @@ from typing import Protocol, TypeVar
 import pytest
 
 from tests import support
-from tests.functional import forkserver
 from tests.functional.deployment import SYNCED_DATABASES, Deployment
 from tests.functional.fixtures.bind9 import RECOMMENDED_OPTIONS, Bind9Server
 from tests.functional.fixtures.knot import KnotServer
@@ -66,8 +65,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # the servers go away with the run.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
-    # zoneflow's processes are forked from one that imported zoneflow already.
-    forkserver.enable()
 
 
 def start_server(make: Callable[[], S]) -> S:

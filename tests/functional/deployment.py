@@ -73,7 +73,6 @@ class Deployment:
         self.api_port = free_port()
         self.conf = workdir / "zoneflow.conf"
         self.processes: dict[str, Process] = {}
-        self.cli_runs = 0
         sections: dict[str, dict[str, Any]] = {
             "database": {"connection": database},
             "mdns": {"host": HOST, "port": self.mdns_port},
@@ -115,32 +114,12 @@ class Deployment:
                 check=False,
             )
         else:
-            done = self._forked_run(command, timeout)
+            done = forkserver.run(command, workdir=self.workdir, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"zoneflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
             )
         return done
-
-    def _forked_run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        assert self.forks is not None
-        self.cli_runs += 1
-        out = self.workdir / f"cli-{self.cli_runs}.out"
-        err = self.workdir / f"cli-{self.cli_runs}.err"
-        process = self.forks.spawn(
-            command, cwd=pathlib.Path.cwd(), env=dict(os.environ), stdout=out, stderr=err
-        )
-        try:
-            returncode = process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
-        return subprocess.CompletedProcess(
-            ["zoneflow", *command],
-            returncode,
-            out.read_text(errors="replace"),
-            err.read_text(errors="replace"),
-        )
 
     # --- the REST API (start_api first) ----------------------------------------
 

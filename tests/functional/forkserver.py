@@ -17,7 +17,8 @@ request a line on stdin, forks, and answers on stdout with the child's pid;
 it reaps its children and reports each one's exit status as Popen's
 returncode (negative: killed by that signal). It stays single-threaded, so a
 fork never copies a lock another thread held. :class:`ForkServer` is its
-client, and :class:`Forked` the Popen-like handle of a forked process.
+client, and :class:`Forked` the Popen-like handle of a forked process;
+:func:`run` runs a command to its end (a test's CLI call, in any test layer).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from typing import Any
@@ -327,9 +329,8 @@ class ForkServer:
         self.process.wait(30)
 
 
-# Whether Deployment forks its processes from here: the suite turns it on
-# (tests/functional/conftest.py); benchmarks, which measure processes as
-# deployed, leave it off.
+# Whether Deployment and run() fork their processes from here: the suite turns it
+# on (tests/conftest.py); benchmarks, which measure processes as deployed, leave it off.
 enabled = False
 
 _server: ForkServer | None = None
@@ -349,6 +350,39 @@ def server() -> ForkServer:
             _server = ForkServer()
             atexit.register(_server.close)
         return _server
+
+
+def run(
+    argv: list[str], *, workdir: pathlib.Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``zoneflow ARGV`` run to its end, its output captured: forked from this worker's
+    fork server when the suite enables them, else in a fresh interpreter (``python
+    -m zoneflow.cli``). ``workdir`` holds its output files."""
+    if not enabled:
+        return subprocess.run(
+            [sys.executable, "-m", "zoneflow.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    out = pathlib.Path(tempfile.mkstemp(prefix="zoneflow-", suffix=".out", dir=workdir)[1])
+    err = out.with_suffix(".err")
+    process = server().spawn(
+        argv, cwd=pathlib.Path.cwd(), env=dict(os.environ), stdout=out, stderr=err
+    )
+    try:
+        returncode = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(
+        ["zoneflow", *argv],
+        returncode,
+        out.read_text(errors="replace"),
+        err.read_text(errors="replace"),
+    )
 
 
 if __name__ == "__main__":

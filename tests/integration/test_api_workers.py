@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.functional import forkserver
 from tests.functional.fixtures.ports import free_port
 from tests.support import ADMIN, eventually
 from zoneflow import objects
@@ -149,14 +150,7 @@ def test_a_bad_number_of_workers_is_refused_with_a_clear_error(
 
     conf = tmp_path / "zoneflow.conf"
     conf.write_text(f"[database]\nconnection = {database}\n[api]\nworkers = many\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "zoneflow.cli", "--config-file", str(conf), "api"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = forkserver.run(["--config-file", str(conf), "api"], workdir=tmp_path)
     assert done.returncode == 1
     assert "[api] workers in zoneflow.conf is invalid" in done.stderr
     assert "give a number of processes from 1 to 64" in done.stderr

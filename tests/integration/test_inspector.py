@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import support
+from tests.functional import forkserver
 from tests.integration.conftest import load_pool, running_conductor, wait_settled
 from zoneflow import events, exceptions, objects
 from zoneflow.api import app as api_app
@@ -414,13 +414,7 @@ def test_an_unknown_target_is_a_clear_error() -> None:
 def _cli(database: str, tmp_path: Any, *args: str) -> subprocess.CompletedProcess[str]:
     conf = tmp_path / "zoneflow.conf"
     conf.write_text(f"[database]\nconnection = {database}\n")
-    return subprocess.run(
-        [sys.executable, "-m", "zoneflow.cli", "--config-file", str(conf), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return forkserver.run(["--config-file", str(conf), *args], workdir=tmp_path)
 
 
 def test_the_cli_turns_maintenance_on_and_names_an_unknown_target(

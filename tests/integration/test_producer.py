@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import cast
 
 import pytest
 import sqlalchemy as sa
 
+from tests.functional import forkserver
 from tests.functional.fixtures.ports import free_port
 from tests.integration.conftest import load_pool, wait_settled
 from tests.support import count_pending_jobs, eventually
@@ -238,14 +237,7 @@ def test_a_bad_producer_option_is_refused_with_a_clear_error(
 ) -> None:
     path = tmp_path / "zoneflow.conf"
     path.write_text(f"[database]\nconnection = {database}\n[producer]\n{conf}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "zoneflow.cli", "--config-file", str(path), "producer"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = forkserver.run(["--config-file", str(path), "producer"], workdir=tmp_path)
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -260,14 +252,7 @@ def test_a_producer_that_cannot_reach_zookeeper_says_so_and_exits(
         f"[database]\nconnection = {database}\n"
         f"[jobboard]\nbackend = zookeeper\nhosts = 127.0.0.1:{closed}\nconnect_timeout = 1\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "zoneflow.cli", "--config-file", str(path), "producer"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = forkserver.run(["--config-file", str(path), "producer"], workdir=tmp_path)
     assert done.returncode != 0
     assert f"the producer cannot reach ZooKeeper at 127.0.0.1:{closed}" in done.stderr
     assert "[jobboard] hosts" in done.stderr
