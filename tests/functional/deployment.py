@@ -104,17 +104,9 @@ class Deployment:
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         command = ["--config-file", str(self.conf), *args]
-        if self.forks is None:
-            done = subprocess.run(
-                [sys.executable, "-m", "zoneflow.cli", *command],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        else:
-            done = forkserver.run(command, workdir=self.workdir, timeout=timeout)
+        done = forkserver.run(
+            command, workdir=self.workdir, timeout=timeout, fresh=self.forks is None
+        )
         if check and done.returncode != 0:
             raise AssertionError(
                 f"zoneflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"

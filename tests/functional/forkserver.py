@@ -353,12 +353,12 @@ def server() -> ForkServer:
 
 
 def run(
-    argv: list[str], *, workdir: pathlib.Path, timeout: float = 120
+    argv: list[str], *, workdir: pathlib.Path, timeout: float = 120, fresh: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """``zoneflow ARGV`` run to its end, its output captured: forked from this worker's
-    fork server when the suite enables them, else in a fresh interpreter (``python
-    -m zoneflow.cli``). ``workdir`` holds its output files."""
-    if not enabled:
+    fork server when the suite enables them, else (or if ``fresh``) in a fresh
+    interpreter (``python -m zoneflow.cli``). ``workdir`` holds its output files."""
+    if fresh or not enabled:
         return subprocess.run(
             [sys.executable, "-m", "zoneflow.cli", *argv],
             capture_output=True,
