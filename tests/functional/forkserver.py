@@ -367,7 +367,9 @@ def run(
             stdin=subprocess.DEVNULL,
             check=False,
         )
-    out = pathlib.Path(tempfile.mkstemp(prefix="zoneflow-", suffix=".out", dir=workdir)[1])
+    handle, name = tempfile.mkstemp(prefix="zoneflow-", suffix=".out", dir=workdir)
+    os.close(handle)  # the forked process opens it by name
+    out = pathlib.Path(name)
     err = out.with_suffix(".err")
     process = server().spawn(
         argv, cwd=pathlib.Path.cwd(), env=dict(os.environ), stdout=out, stderr=err
