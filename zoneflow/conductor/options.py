@@ -30,8 +30,8 @@ conductor_opts = [
         help="Seconds between two looks at the board when nothing wakes the conductor. "
         "Any change on the board (a job posted, claimed, released or ended) and a "
         "slot freed wake it at once, so this is not the latency of picking up a job: "
-        "it is how soon a claim that failed is tried again. Shorter costs CPU while "
-        "idle (0.02: 1.6% of a core more per conductor, measured).",
+        "it is how soon a claim that failed is tried again. Shorter costs an idle "
+        "conductor CPU for every look.",
     ),
     cfg.BoolOpt("relay", default=True, help="Also post jobs from the outbox table."),
     cfg.FloatOpt(
