@@ -83,10 +83,7 @@ def stop_and_check(
         eventually(lambda: all(port_free(p) for p in ports), timeout=10, what="ports to be free")
         return code
     finally:
-        for pid in servers:
-            with contextlib.suppress(ProcessLookupError):
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+        _kill(servers)
 
 
 def kill_with_children(process: subprocess.Popen[bytes]) -> None:
@@ -95,6 +92,12 @@ def kill_with_children(process: subprocess.Popen[bytes]) -> None:
     servers = children(process.pid)
     process.kill()
     process.wait()
+    _kill(servers)
+
+
+def _kill(servers: Iterable[int]) -> None:
+    """SIGKILL each of ``servers`` still alive."""
     for pid in servers:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
