@@ -87,6 +87,7 @@ bench: deps
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/backfill_priority.py
 	$(BIN)/python bench/batch_cost.py --without-copies
+	$(BIN)/python bench/capacity.py
 	$(BIN)/python -m pip install -q --no-compile -e '.[bench]'
 	$(BIN)/python bench/load.py
 

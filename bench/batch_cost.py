@@ -302,14 +302,7 @@ def main() -> int:
         runs = [setup.run() for setup in setups]
         zookeeper = setups[0].zookeeper
         assert zookeeper.process is not None
-        floor = taskflow_floor.measure(
-            zookeeper.hosts,
-            zookeeper.process.pid,
-            cpu_seconds,
-            taskflow_floor.create_zone_shape,
-            jobs=0,
-            burst=200,
-        )
+        floor = taskflow_floor.burst_floor(zookeeper.hosts, zookeeper.process.pid, cpu_seconds)
         args.floor = floor.cpu_ms_per_job["TaskFlow (poster + conductor)"]
     body = describe(runs, args)
     print(body)

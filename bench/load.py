@@ -146,11 +146,20 @@ def start_zoneflow(
 ) -> None:
     """The pool loaded and zoneflow's daemons started, each its own process, as deployed."""
     deployment.load_pool(pool(deployment, binds, provisioning=provisioning))
+    start_daemons(deployment, conductors=conductors, others=("producer", "inspector", "mdns"))
+
+
+def start_daemons(deployment: Deployment, *, conductors: int, others: Sequence[str] = ()) -> None:
+    """``conductors`` conductors, the daemons named in ``others`` (producer, inspector,
+    mdns) and the API started, each its own process; back once the conductors watch
+    the board and the quotas of the admin project (the load's) are lifted."""
     for i in range(conductors):
         deployment.start_conductor(f"conductor{i}")
-    deployment.start("producer", "producer")
-    deployment.start("inspector", "inspector")
-    deployment.start_mdns()
+    for name in others:
+        if name == "mdns":
+            deployment.start_mdns()
+        else:
+            deployment.start(name, name)
     deployment.start_api()
     for i in range(conductors):
         wait_for(

@@ -76,6 +76,16 @@ class Floor:
     cpu_ms_per_job: dict[str, float]  # "TaskFlow (poster + conductor)", "ZooKeeper"
 
 
+def burst_floor(
+    zookeeper_hosts: str, zookeeper_pid: int, cpu_seconds: Callable[[list[int]], float]
+) -> Floor:
+    """The floor the batch benchmarks compare with: 200 jobs shaped like create-zone
+    posted at once, their CPU a job."""
+    return measure(
+        zookeeper_hosts, zookeeper_pid, cpu_seconds, create_zone_shape, jobs=0, burst=200
+    )
+
+
 def measure(
     zookeeper_hosts: str,
     zookeeper_pid: int,
