@@ -88,7 +88,13 @@ class Setup:
             "quota": {"zones": -1, "zone_recordsets": -1, "zone_records": -1}
         }
         if self.code == ROOT:  # code from before knows neither option
-            conf["api"] = {"workers": self.workers, "relay": self.relay}
+            # No conductor runs here, so the board never empties: the API posts each
+            # change's job itself only with no limit of its own (relay_max_change_jobs).
+            conf["api"] = {
+                "workers": self.workers,
+                "relay": self.relay,
+                "relay_max_change_jobs": 1_000_000,
+            }
         return conf
 
 
@@ -543,7 +549,9 @@ def describe(args: argparse.Namespace, runs: list[Run], load: tuple[float, float
         "the recordset, the zone's new serial and the job that will carry it out are "
         f"committed together. {WARMUP} changes warm each measurement up. Latency is the "
         'client\'s, from sending to the answer. "posts jobs": each API process posts '
-        'the jobs of its changes to ZooKeeper in a thread beside the requests; "no '
+        "the jobs of its changes to ZooKeeper in a thread beside the requests (with "
+        "`[api] relay_max_change_jobs` unbounded: by default the API posts only while "
+        'the board is quiet, which a board no conductor empties never is); "no '
         "(outbox)\" is `[api] relay = false`, the jobs left for a conductor's relay "
         "(the code from before had no such option: it ran on the in-process zake "
         "board instead, where the API posts nothing either). "

@@ -658,6 +658,48 @@ def test_past_max_change_jobs_changes_wait_for_a_job_to_end_then_go_together(
     assert support.count_pending_jobs() == 0
 
 
+def test_the_apis_relay_posts_while_the_board_is_quiet_and_leaves_the_rest_to_a_conductors(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """As ``zoneflow api`` makes its relay ([api] relay_max_change_jobs, upkeep left to
+    the conductors): a change goes at once while no job of changes is on the board;
+    past that it stays in the outbox, unclaimed, and so does upkeep, until a
+    conductor's relay takes them all, the changes in one job."""
+    override("central", backfill_jobs_per_second=10000)
+    load_pool({})
+    first, *others, idle = _active_zones([*NAMES, "d.batch.example.", "idle.batch.example."])
+    backend = persistence.get_backend()
+    api_relay = OutboxRelay(board, backend, max_change_jobs=1, upkeep=False)
+    _update(first.id)
+    (alone,) = api_relay.flush()
+    assert [z.id for z in jobs.get_job(backend, alone).zones] == [first.id]
+
+    serials = {zone.id: _update(zone.id) for zone in others}
+    pools.store(pools.parse(fake_pool_yaml({}, {})))  # a new target: the idle zone's backfill
+    assert api_relay.flush() == []
+    with db.connection() as conn:
+        outbox = stored_models.JobOutbox
+        leased = conn.execute(
+            sa.select(sa.func.count()).where(
+                outbox.priority == objects.JobPriority.CHANGE,
+                outbox.posted.is_(sa.false()),
+                outbox.claimed_until.is_not(None),
+            )
+        ).scalar_one()
+    assert leased == 0, "the API's relay leased changes it does not post"
+
+    posted = OutboxRelay(board, backend).flush()
+    made = [jobs.get_job(backend, job_id) for job_id in posted]
+    assert {(z.id, z.serial) for j in made for z in j.zones if z.id != idle.id} == set(
+        serials.items()
+    )
+    assert [j.kind for j in made if any(z.id != idle.id for z in j.zones)] == [
+        objects.JobKind.UPDATE_ZONES
+    ]
+    assert any(z.id == idle.id for j in made for z in j.zones), "the backfill is posted too"
+    assert support.count_pending_jobs() == 0
+
+
 def test_a_job_of_changes_on_the_board_for_long_holds_no_change_back(
     board: Any, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:

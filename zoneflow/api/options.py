@@ -45,6 +45,18 @@ server_opts = [
         "relays ([conductor] relay), which find them within their interval: the API "
         "processes then spend no CPU on posting.",
     ),
+    cfg.IntOpt(
+        "relay_max_change_jobs",
+        default=1,
+        min=1,
+        help="With relay on: the API posts a change's job itself while the board holds "
+        "fewer jobs of users' changes than this; past it the change waits for a "
+        "conductor's relay, which takes every change waiting at each look ([conductor] "
+        "relay_interval) and puts them in jobs of up to batch_zones zones. So an idle "
+        "service starts a change's job the moment it commits, and a busy one runs fuller "
+        "jobs (less CPU a change: doc/benchmarks.md, orchestration capacity). The API "
+        "leaves upkeep jobs (backfills, recoveries) to the conductors' relays.",
+    ),
 ]
 CONF.register_opts(server_opts, group="api")
 

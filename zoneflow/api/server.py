@@ -165,7 +165,12 @@ def _start_relay() -> Any:
     from zoneflow.taskflow_adapter import jobboard, persistence
 
     backend = persistence.get_backend()
-    relay = OutboxRelay(jobboard.connect(backend, name="zoneflow-api"), backend)
+    relay = OutboxRelay(
+        jobboard.connect(backend, name="zoneflow-api"),
+        backend,
+        max_change_jobs=CONF.api.relay_max_change_jobs,
+        upkeep=False,
+    )
     central_changes.on_change(relay.wake)
     relay.start()
     return relay

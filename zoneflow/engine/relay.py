@@ -26,6 +26,13 @@ a relay keeps at most ``[conductor] max_change_jobs`` jobs of changes on the
 board: past that, changes wait in the outbox (a zone's later changes riding
 on its first) until a job ends, and go in the fewest jobs. At low load a
 claim holds one change, and its job one zone, posted at once.
+
+``zoneflow api`` runs a relay too, woken by each change it commits, with a
+limit of its own (``[api] relay_max_change_jobs``, 1): it posts a change at
+once only while the board is that quiet, and never upkeep. Otherwise the
+change waits for a conductor's relay, whose look every ``relay_interval``
+takes all the changes waiting: under load the jobs fill, where the API's
+relay, woken by every change, posted most of them alone.
 """
 
 from __future__ import annotations
@@ -60,10 +67,24 @@ class OutboxRelay:
     changes_per_claim = 100
     upkeep_per_claim = 10
 
-    def __init__(self, board: Any, persistence: Any, *, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        board: Any,
+        persistence: Any,
+        *,
+        interval: float = 0.2,
+        max_change_jobs: int | None = None,
+        upkeep: bool = True,
+    ) -> None:
+        """``max_change_jobs``: this relay's own limit of jobs of changes on the board
+        (``[conductor] max_change_jobs`` when None); ``upkeep``: whether it posts
+        upkeep rows too, or leaves them to other relays (the API's leaves them to the
+        conductors')."""
         self.board = board
         self.persistence = persistence
         self.interval = interval
+        self.max_change_jobs = max_change_jobs
+        self.upkeep = upkeep
         # The last claim came back full: more rows wait, claim again without waiting.
         self._more = False
         self._wake = threading.Event()
@@ -80,15 +101,15 @@ class OutboxRelay:
     def flush(self) -> list[str]:
         """Post the jobs one claim takes, changes first; return the ids of the posted jobs."""
         self._more = False  # not set by a flush that fails: the retry waits its interval
-        posted = []
+        posted: list[str] = []
         pools: dict[str, objects.Pool] = {}  # read once per flush: jobs use the pool as it is now
         claimed, self._held = self._held, []
         room = self._room()
+        limit = min(self.changes_per_claim, room * CONF.conductor.batch_zones)
+        if not (limit or self._upkeep_rows() or claimed):
+            return posted  # nothing this relay may post now: no claim at all
         try:
-            fresh = stored_outbox.claim_pending_jobs(
-                limit=min(self.changes_per_claim, room * CONF.conductor.batch_zones),
-                upkeep_limit=self._upkeep_rows(),
-            )
+            fresh = stored_outbox.claim_pending_jobs(limit=limit, upkeep_limit=self._upkeep_rows())
         except Exception:
             self._held = claimed
             raise
@@ -148,7 +169,9 @@ class OutboxRelay:
 
     def _room(self) -> int:
         """How many jobs of changes this flush may post (max_change_jobs)."""
-        limit = CONF.conductor.max_change_jobs
+        limit = (
+            CONF.conductor.max_change_jobs if self.max_change_jobs is None else self.max_change_jobs
+        )
         if not limit:
             return self.changes_per_claim
         now = time.monotonic()
@@ -179,10 +202,10 @@ class OutboxRelay:
     def _full(self, claimed: list[objects.PendingJob]) -> bool:
         changes = sum(1 for p in claimed if p.priority == _CHANGE)
         upkeep = len(claimed) - changes
-        return changes >= self.changes_per_claim or upkeep >= self._upkeep_rows()
+        return changes >= self.changes_per_claim or (self.upkeep and upkeep >= self._upkeep_rows())
 
     def _upkeep_rows(self) -> int:
-        return self.upkeep_per_claim * CONF.conductor.batch_zones
+        return self.upkeep_per_claim * CONF.conductor.batch_zones if self.upkeep else 0
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
         """Release rows this flush will not post (it failed, or they wait for room on
