@@ -87,7 +87,7 @@ class Setup:
         conf: dict[str, dict[str, Any]] = {
             "quota": {"zones": -1, "zone_recordsets": -1, "zone_records": -1}
         }
-        if self.code == ROOT:  # code from before knows neither option
+        if self.code == ROOT:  # code from before knows none of these options
             # No conductor runs here, so the board never empties: the API posts each
             # change's job itself only with no limit of its own (relay_max_change_jobs).
             conf["api"] = {

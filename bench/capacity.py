@@ -58,7 +58,6 @@ from bench.load import (  # noqa: E402
     arrivals,
     deployment_conf,
     job_records,
-    job_shapes,
     lost,
     start_daemons,
 )
@@ -107,9 +106,7 @@ class StepRun:
 
     @property
     def zones_a_job(self) -> float:
-        shapes = job_shapes({str(i): job for i, job in enumerate(self.jobs)})
-        jobs = sum(count for count, _ in shapes.values())
-        return sum(zones for _, zones in shapes.values()) / max(1, jobs)
+        return sum(job.zones for job in self.jobs) / max(1, len(self.jobs))
 
 
 def _done(active: ActiveWatch, changes: Sequence[Change]) -> int:
