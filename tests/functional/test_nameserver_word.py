@@ -1,7 +1,8 @@
 """BIND9 targets that NOTIFY mdns of each serial they load: a change is ACTIVE at once.
 
 As deployed: real PostgreSQL (its NOTIFY carries the word from mdns to the
-conductor, ``[events] driver = postgres``), ZooKeeper, BIND9, and
+conductor: ``[events] driver``'s default, ``auto``, is ``postgres`` on
+PostgreSQL, and the test leaves it so), ZooKeeper, BIND9, and
 ``zoneflow conductor``, ``mdns`` and ``api`` processes. The polls ask their
 nameservers only every 30 seconds here, so a zone ACTIVE at its serial well
 within that was seen served through its nameservers' word, and nothing else.
@@ -50,7 +51,6 @@ def test_a_change_is_active_as_soon_as_its_nameservers_say_they_serve_it(
         database=postgres_database,
         zookeeper_hosts=zookeeper.hosts,
         extra_conf={
-            "events": {"driver": "postgres"},
             "flows": {
                 "poll_interval": ROUND,
                 "poll_interval_max": ROUND,

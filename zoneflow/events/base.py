@@ -10,9 +10,28 @@ doubles no event, and a subscriber that reconnects resumes from the table.
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 
-from zoneflow.events import recent
+import sqlalchemy as sa
+
+from zoneflow.events import options, recent
+from zoneflow.storage import db
+
+CONF = options.CONF
+
+
+def driver_name() -> str:
+    """``[events] driver``, ``auto`` resolved: ``postgres`` on a PostgreSQL database
+    (LISTEN/NOTIFY, heard by every process), ``inprocess`` otherwise."""
+    name = str(CONF.events.driver)
+    return _auto(db.connection_url()) if name == "auto" else name
+
+
+@functools.lru_cache(maxsize=8)
+def _auto(url: str) -> str:
+    backend = sa.engine.make_url(url).get_backend_name()
+    return "postgres" if backend == "postgresql" else "inprocess"
 
 
 class Driver(abc.ABC):

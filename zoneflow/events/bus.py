@@ -9,7 +9,7 @@ from stevedore import driver as stevedore_driver
 
 from zoneflow import exceptions, objects
 from zoneflow.events import options, served
-from zoneflow.events.base import Driver
+from zoneflow.events.base import Driver, driver_name
 from zoneflow.events.publisher import Merge, Publisher
 from zoneflow.events.subscription import Subscription
 from zoneflow.storage.events import NewEvent, jsonable
@@ -43,8 +43,8 @@ def load_driver(name: str) -> Driver:
         )
     except Exception as exc:  # stevedore raises NoMatches or the driver's own error
         raise exceptions.InvalidConfig(
-            f"[events] driver = {name!r} cannot be loaded ({exc}): use inprocess, or "
-            "postgres on a PostgreSQL database"
+            f"[events] driver = {name!r} cannot be loaded ({exc}): use auto, inprocess, "
+            "or postgres on a PostgreSQL database"
         ) from exc
     loaded = manager.driver
     if not isinstance(loaded, Driver):
@@ -57,7 +57,7 @@ def get_driver() -> Driver:
     global _driver
     with _lock:
         if _driver is None:
-            _driver = load_driver(CONF.events.driver)
+            _driver = load_driver(driver_name())
             _driver.start()
         return _driver
 

@@ -14,11 +14,14 @@ CONF = cfg.CONF
 events_opts = [
     cfg.StrOpt(
         "driver",
-        default="inprocess",
+        default="auto",
         help="How subscribers learn of new events: 'inprocess' (woken by this process's "
         "own commits, and a look at the events table every poll_interval for other "
         "processes': all-in-one, SQLite) or 'postgres' (LISTEN/NOTIFY on the database "
-        "itself, for a deployment on PostgreSQL). Entry points of zoneflow.events.drivers.",
+        "itself, for a deployment on PostgreSQL; it also carries mdns's word that a "
+        "nameserver serves a serial to the polls of every conductor). 'auto': postgres "
+        "on a PostgreSQL database, inprocess otherwise. Entry points of "
+        "zoneflow.events.drivers.",
     ),
     cfg.FloatOpt(
         "poll_interval",

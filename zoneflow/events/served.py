@@ -29,7 +29,7 @@ from typing import NamedTuple, Self
 import sqlalchemy as sa
 
 from zoneflow.dns import addresses
-from zoneflow.events import options
+from zoneflow.events import base, options
 from zoneflow.storage import db
 
 LOG = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class _Ears:
     def add(self, ear: Ear, zone_ids: list[str]) -> None:
         if not zone_ids:
             return  # an ear for nothing (a delete's poll) needs no LISTEN
-        if CONF.events.driver == "postgres":
+        if base.driver_name() == "postgres":
             _listening()
         with self._lock:
             for zone_id in zone_ids:
@@ -209,7 +209,7 @@ def announce(zone_id: str, serial: int | None, host: str) -> None:
     """Tell every poll waiting for the zone on a nameserver at ``host`` that it serves
     ``serial``. Never blocks: the word leaves from a thread of its own."""
     word = Heard(zone_id, serial, addresses.spelled(host))
-    if CONF.events.driver != "postgres":
+    if base.driver_name() != "postgres":
         _EARS.tell([word])
         return
     _sender().put(word)
