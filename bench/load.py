@@ -176,15 +176,13 @@ def start_daemons(deployment: Deployment, *, conductors: int, others: Sequence[s
 
 
 def deployment_conf(settings: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
-    """What a deployment on PostgreSQL sets beside Deployment's defaults: events wake
-    the API's streams by LISTEN/NOTIFY, not a look at the table every second; and
-    zoneflow's own defaults back where the tests' Deployment shortens them to fail
+    """zoneflow's own defaults back where the tests' Deployment shortens them to fail
     fast (a target's retries, and a poll's 30 s, not 15: under load a poll that
-    gives up early sends its zone to ERROR and a recover-zone job after it). Then
-    ``settings`` (``--set section.option=value``), to compare a setting side by side."""
+    gives up early sends its zone to ERROR and a recover-zone job after it); then
+    ``settings`` (``--set section.option=value``), to compare a setting side by side.
+    (Events travel by LISTEN/NOTIFY on PostgreSQL by default: ``[events] driver``.)"""
     shortened = ("target_retry_delay", "poll_timeout")
     conf: dict[str, dict[str, Any]] = {
-        "events": {"driver": "postgres"},
         "flows": {opt.name: opt.default for opt in flow_options.flow_opts if opt.name in shortened},
     }
     for setting in settings:
