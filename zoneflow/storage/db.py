@@ -514,8 +514,12 @@ def _unreachable_message(exc: BaseException | None = None) -> str:
 
 
 def connection_url() -> str:
-    """The URL this process uses (TaskFlow's persistence shares it)."""
-    _get_manager()
+    """The URL this process uses (TaskFlow's persistence shares it). A process with
+    sessions is configured first if nothing did; one configured with
+    ``sessions=False`` has its URL already, and asking for it loads no oslo.db (the
+    event driver asks it, and mdns and the CLI's reads run so)."""
+    if _sessions:
+        _get_manager()
     return _connection
 
 
