@@ -59,6 +59,7 @@ from bench.load import (  # noqa: E402
     deployment_conf,
     job_records,
     lost,
+    rates,
     start_daemons,
 )
 from bench.load_report import DESIGNATE_MIX, KNEE  # noqa: E402
@@ -319,7 +320,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--rates",
-        type=lambda text: [float(r) for r in text.split(",") if r.strip()],
+        type=rates,
         default=[50.0, 100.0, 200.0, 300.0, 400.0],
         help="changes/s of each step",
     )

@@ -788,7 +788,8 @@ async def measure(
     return steady, ramp, load, active
 
 
-def _rates(text: str) -> list[float]:
+def rates(text: str) -> list[float]:
+    """A comma-separated list of rates (``--ramp``, ``--rates``)."""
     return [float(rate) for rate in text.split(",") if rate.strip()]
 
 
@@ -799,7 +800,7 @@ def main() -> int:
     parser.add_argument("--seed-zones", type=int, default=100, help="zones made before the runs")
     parser.add_argument("--steady-rate", type=float, default=20.0, help="operations/s")
     parser.add_argument("--steady-seconds", type=float, default=300.0, help="0: no steady run")
-    parser.add_argument("--ramp", type=_rates, default=_rates("20,50,100,200,400"))
+    parser.add_argument("--ramp", type=rates, default=rates("20,50,100,200,400"))
     parser.add_argument("--step-seconds", type=float, default=60.0)
     parser.add_argument("--whole-ramp", action="store_true", help="go on past the knee")
     parser.add_argument("--floor-samples", type=int, default=20)
