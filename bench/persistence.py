@@ -12,6 +12,11 @@ run, on SQLite and on a real PostgreSQL (started by the test fixture):
   SQLite), which persists the same atom states; its time includes the flush
   that makes the job's record whole, as a conductor's does.
 
+And on PostgreSQL alone, what the writer's batches of atom rows cost: each row
+its own statement (SQLAlchemy's upsert, which psycopg2 runs once per row)
+against the rows of a batch in one statement (zoneflow's writer), CPU a row of
+the PostgreSQL server and of this process, batches of several sizes.
+
     python bench/persistence.py [--jobs 50]
 """
 
@@ -36,9 +41,14 @@ from taskflow.patterns import graph_flow, unordered_flow  # noqa: E402
 from taskflow.persistence import backends, models  # noqa: E402
 
 from bench import report  # noqa: E402
+from bench.orchestration import cpu_seconds, with_children  # noqa: E402
 from tests.functional.fixtures.postgres import PostgresServer  # noqa: E402
 from zoneflow.storage import db  # noqa: E402
-from zoneflow.taskflow_adapter import persistence  # noqa: E402
+from zoneflow.taskflow_adapter import persistence, writer  # noqa: E402
+
+#: Rows a batch of the writer holds in each measurement, and how many rows each writes.
+BATCH_SIZES = (1, 3, 11, 30)
+ROWS = 3300
 
 
 class NoOp(task.Task):
@@ -92,6 +102,55 @@ def measure(url: str, jobs: int, executor: futurist.ThreadPoolExecutor) -> dict[
     return {name: time_jobs(make(), jobs, executor) for name, make in variants.items()}
 
 
+def writer_batches(postgres: PostgresServer, url: str) -> list[list[str]]:
+    """CPU a row of batches of atom rows replacing stored ones, each way, on ``url``."""
+    assert postgres.process is not None
+    db.configure(url)
+    persistence.reset()
+    persistence.upgrade()
+    connection = persistence.get_backend().get_connection()
+    atoms = connection._tables.atomdetails
+    engine = db.get_engine()
+    ways: dict[str, Callable[[Any, list[dict[str, Any]]], Any]] = {
+        "a statement a row (SQLAlchemy's upsert)": lambda conn, rows: conn.execute(
+            writer.upsert("postgresql", atoms), rows
+        ),
+        "a statement a batch (zoneflow's writer)": writer.Upsert(engine.dialect, atoms),
+    }
+    table = []
+    for size in BATCH_SIZES:
+        book = models.LogBook("writer")
+        flow = models.FlowDetail("writer", uuid.uuid4().hex)
+        book.add(flow)
+        for i in range(size):
+            flow.add(models.TaskDetail(f"task-{i}", uuid.uuid4().hex))
+        connection.add_logbook(book)
+        # What a task's end writes: its state and its result, per zone of a batch.
+        rows = [
+            dict(
+                atom.to_dict(),
+                state="SUCCESS",
+                results={"zone-id": {"ok": True, "error": None, "serial": 1796671706}},
+                meta={"progress": 1.0},
+                parent_uuid=flow.uuid,
+                atom_type=models.atom_detail_type(atom),
+            )
+            for atom in flow
+        ]
+        for name, write in ways.items():
+            for batches in (20, ROWS // size):  # the first warms caches and plans
+                server = cpu_seconds(with_children(postgres.process.pid))
+                mine = time.process_time()
+                for _ in range(batches):
+                    with engine.begin() as conn:
+                        write(conn, rows)
+                server = cpu_seconds(with_children(postgres.process.pid)) - server
+                mine = time.process_time() - mine
+            per_row = 1e6 / (ROWS // size * size)
+            table.append([str(size), name, f"{server * per_row:.0f}", f"{mine * per_row:.0f}"])
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=50)
@@ -107,12 +166,21 @@ def main() -> int:
         url = postgres.create_database("bench")
         for name, samples in measure(url, args.jobs, executor).items():
             rows.append((f"PostgreSQL 15: {name}", samples))
+        batches = writer_batches(postgres, postgres.create_database("writer"))
     executor.shutdown()
     text = (
         f"One 9-task job (8 parallel no-op tasks + 1), {args.jobs} jobs one after another: "
         "save the logbook, then load and run the flow on a parallel engine with a shared "
         "executor. Every persisted variant writes the same atom states; zoneflow's time "
-        "includes flushing its queued writes.\n\n" + report.latency_table(rows)
+        "includes flushing its queued writes.\n\n"
+        + report.latency_table(rows)
+        + "\n\n**The writer's batches on PostgreSQL 15**: atom rows replacing stored ones (a "
+        f"task's end: its state and result), {ROWS} rows in batches of each size, each batch a "
+        "transaction; CPU a row of the PostgreSQL server (all its processes) and of the "
+        "process writing, from /proc.\n\n"
+        + report.markdown_table(
+            ["rows a batch", "written as", "PostgreSQL µs a row", "writer µs a row"], batches
+        )
     )
     print(text)
     if not args.no_write:

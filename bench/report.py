@@ -40,6 +40,14 @@ def latency_table(rows: list[tuple[str, list[float]]], *, decimals: int = 0) -> 
     return "\n".join(lines) + "\n"
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A table of text cells; every column but the first two right-aligned."""
+    align = ["---" if i < 2 else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -7,12 +7,14 @@ import pathlib
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from taskflow.persistence import models as tf_models
 
 from tests import support
 from tests.functional.conftest import start_server
@@ -31,6 +33,8 @@ from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import status as stored_status
 from zoneflow.storage import transfers as stored_transfers
 from zoneflow.storage import zones as stored_zones
+from zoneflow.taskflow_adapter import persistence
+from zoneflow.taskflow_adapter import writer as logbook_writer
 
 POOL = """
 - name: default
@@ -587,3 +591,58 @@ def test_a_transaction_that_loses_a_deadlock_once_says_what_happened_on_postgres
     # The winner's write is whole; the loser's left nothing.
     descriptions = {stored_reads.get_zone(z.id).description for z in (first, second)}
     assert len(descriptions) == 1 and descriptions != {None}, descriptions
+
+
+def test_the_logbook_writer_stores_a_batch_as_sqlalchemys_upsert_would_on_postgresql(
+    on_postgres: str,
+) -> None:
+    """The writer's batch of atom rows is one statement on PostgreSQL: each row stored as
+    SQLAlchemy's own upsert, row by row, stores it: new rows (the created_at a row lacks
+    made for it) and rows replaced (their created_at kept), JSON of every shape."""
+    connection = persistence.get_backend().get_connection()
+    tables = connection._tables
+    book = tf_models.LogBook("writer")
+    flows = [tf_models.FlowDetail(name, str(uuid.uuid4())) for name in ("many", "one-by-one")]
+    for flow in flows:
+        book.add(flow)
+        flow.add(tf_models.TaskDetail("stored-before", str(uuid.uuid4())))
+    assert connection.add_logbook(book)
+
+    def rows(flow: tf_models.FlowDetail) -> list[dict[str, Any]]:
+        (before,) = flow
+        replaced = before.to_dict()
+        replaced.update(
+            state="SUCCESS",
+            results={"z": {"ok": True, "note": '50% "done" é \\ \' %s %(x)s'}, "n": [1, None]},
+            meta={"progress": 1.0},
+        )
+        new = dict(tf_models.TaskDetail("new", str(uuid.uuid4())).to_dict(), state="RUNNING")
+        new.pop("created_at", None)
+        atom_type = tf_models.atom_detail_type(before)
+        return [dict(r, parent_uuid=flow.uuid, atom_type=atom_type) for r in (replaced, new)]
+
+    engine = db.get_engine()
+    with engine.begin() as conn:
+        logbook_writer.Upsert(engine.dialect, tables.atomdetails)(conn, rows(flows[0]))
+        for row in rows(flows[1]):
+            conn.execute(logbook_writer.upsert("postgresql", tables.atomdetails), [row])
+    with engine.connect() as conn:
+        stored = {
+            flow.name: {
+                row.name: row._asdict()
+                for row in conn.execute(
+                    sa.select(tables.atomdetails).where(
+                        tables.atomdetails.c.parent_uuid == flow.uuid
+                    )
+                )
+            }
+            for flow in flows
+        }
+    assert stored["many"]["stored-before"]["results"]["z"]["note"] == '50% "done" é \\ \' %s %(x)s'
+    assert stored["many"]["new"]["created_at"] is not None
+    for name in ("stored-before", "new"):
+        mine, theirs = stored["many"][name], stored["one-by-one"][name]
+        assert mine["created_at"] is not None and theirs["created_at"] is not None
+        for column in ("uuid", "parent_uuid", "created_at"):
+            del mine[column], theirs[column]
+        assert mine == theirs
