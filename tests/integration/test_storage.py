@@ -6,11 +6,13 @@ import concurrent.futures
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from tests import support
 from zoneflow import exceptions, objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
+from zoneflow.storage import db
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
@@ -170,6 +172,43 @@ def test_a_target_action_reads_zone_target_and_provisioning_together() -> None:
     assert gone.zone is not None and gone.zone_deleted
     # A target gone since the job was posted: the task does nothing there.
     assert stored_targets.get_target_action(zone.id, "nope").target is None
+
+
+def test_a_batchs_target_actions_give_each_zone_its_targets_as_stored() -> None:
+    """One read for every (zone, target) pair; each target as the pool holds it, its
+    masters and options included, whichever zone's row it came on."""
+    zones = [_zone(), central_zones.create_zone("example.org", "hostmaster@example.org")]
+    targets = stored_pools.get_pool(zones[0].pool_id).targets
+    found = stored_targets.get_batch_target_actions(
+        [zone.id for zone in zones], [target.id for target in targets]
+    )
+    assert set(found) == {zone.id for zone in zones}
+    for zone in zones:
+        assert {t: action.target for t, action in found[zone.id].items()} == {
+            target.id: target for target in targets
+        }
+        assert all(action.zone == zone for action in found[zone.id].values())
+
+
+def test_a_zones_project_is_read_once_in_a_process() -> None:
+    """Nothing changes a zone's project once it is made: the job's listeners and the
+    status writes ask it again and again, and only the first asking reads storage."""
+    zone = _zone()
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = db.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = stored_zones.zone_projects([zone.id, "no-such-zone"])
+        read = len(statements)
+        again = stored_zones.zone_projects([zone.id])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert first == again == {zone.id: zone.project_id}
+    assert read > 0 and len(statements) == read  # the second asking read nothing
 
 
 def test_outbox_rows_are_leased_to_one_relay_at_a_time() -> None:

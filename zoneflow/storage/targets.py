@@ -4,6 +4,7 @@ in one statement.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any
 
@@ -50,7 +51,7 @@ def get_target_actions(
     """
     with db.connection() as conn:
         rows = conn.execute(_TARGET_ACTIONS, {"zone_id": zone_id, "target_ids": list(target_ids)})
-        return {row.id: _target_action(row) for row in rows}
+        return {row.id: _target_action(row, {}) for row in rows}
 
 
 def get_batch_target_actions(
@@ -60,35 +61,48 @@ def get_batch_target_actions(
     statement: get_target_actions for the zones of a batch job. Zones gone, and
     targets gone, since the job was posted are missing."""
     found: dict[str, dict[str, objects.TargetAction]] = {}
+    targets: dict[str, objects.PoolTarget] = {}
     with db.connection() as conn:
         rows = conn.execute(
             _BATCH_TARGET_ACTIONS, {"zone_ids": list(zone_ids), "target_ids": list(target_ids)}
         )
         for row in rows:
-            action = _target_action(row)
+            action = _target_action(row, targets)
             assert action.zone is not None  # joined: the zone exists
             found.setdefault(action.zone.id, {})[row.id] = action
     return found
 
 
-def _target_action(row: sa.Row[Any]) -> objects.TargetAction:
-    target = row._mapping
+def _target_action(
+    row: sa.Row[Any], targets: dict[str, objects.PoolTarget]
+) -> objects.TargetAction:
+    """One row as a TargetAction; its target made once for all the rows of a read
+    (``targets``, by id): a batch's rows repeat each target once a zone."""
     zone = None if row.zone_deleted is None else objects.Zone(*row[-len(conversions.ZONE_FIELDS) :])
+    target = targets.get(row.id)
+    if target is None:
+        target = targets[row.id] = _target(row._mapping)
     return objects.TargetAction(
         zone=zone,
         zone_deleted=zone is None or row.zone_deleted != models.LIVE,
-        target=objects.PoolTarget(
-            id=target["id"],
-            pool_id=target["pool_id"],
-            type=target["type"],
-            description=target["description"],
-            masters=tuple(objects.HostPort(m["host"], int(m["port"])) for m in target["masters"]),
-            options=dict(target["options"]),
-            retired_at=target["retired_at"],
-            drain_error=target["drain_error"],
-        ),
+        target=target,
         provisioning=row.provisioning,
         recorded=row.recorded is not None,
+    )
+
+
+def _target(row: sa.RowMapping) -> objects.PoolTarget:
+    return objects.PoolTarget(
+        id=row["id"],
+        pool_id=row["pool_id"],
+        type=row["type"],
+        description=row["description"],
+        masters=tuple(
+            objects.HostPort(m["host"], int(m["port"])) for m in json.loads(row["masters"])
+        ),
+        options=json.loads(row["options"]),
+        retired_at=row["retired_at"],
+        drain_error=row["drain_error"],
     )
 
 
@@ -99,8 +113,9 @@ _TARGET_ACTION_COLUMNS = (
     models.PoolTarget.pool_id,
     models.PoolTarget.type,
     models.PoolTarget.description,
-    models.PoolTarget.masters,
-    models.PoolTarget.options,
+    # As text, decoded by _target once a target, not once a row.
+    sa.cast(models.PoolTarget.masters, sa.Text).label("masters"),
+    sa.cast(models.PoolTarget.options, sa.Text).label("options"),
     models.PoolTarget.retired_at,
     models.PoolTarget.drain_error,
     models.Pool.provisioning,

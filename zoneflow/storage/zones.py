@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Collection, Iterable, Mapping
@@ -162,15 +163,37 @@ def zone_projects(
 ) -> dict[str, str | None]:
     """The project of each of these zones, live or deleted (a zone no longer stored
     is left out): who may see the jobs that acted on them, or the events published
-    of them. Read ``within`` the caller's unit of work if given."""
-    with contextlib.nullcontext(within) if within is not None else db.reader() as session:
-        found: dict[str, str | None] = {}
-        ids = list(dict.fromkeys(zone_ids))
-        # In slices: SQLite caps the parameters of one statement.
-        for start in range(0, len(ids), queries.IN_CHUNK):
-            rows = session.execute(_ZONE_PROJECTS, {"ids": ids[start : start + queries.IN_CHUNK]})
-            found.update({zone_id: project_id for zone_id, project_id in rows})
+    of them. Read ``within`` the caller's unit of work if given.
+
+    A zone's project, once read, is kept in this process (:data:`PROJECTS_KEPT`):
+    nothing changes it after the zone's insert, and no other zone ever gets the
+    zone's id. A conductor asked it twice a job (its task events, its end) and at
+    every write of per-target rows, a transaction of its own each time.
+    """
+    ids = list(dict.fromkeys(zone_ids))
+    with _projects_lock:
+        found = {zone_id: _projects[zone_id] for zone_id in ids if zone_id in _projects}
+    unknown = [zone_id for zone_id in ids if zone_id not in found]
+    if not unknown:
         return found
+    with contextlib.nullcontext(within) if within is not None else db.reader() as session:
+        # In slices: SQLite caps the parameters of one statement.
+        for start in range(0, len(unknown), queries.IN_CHUNK):
+            rows = session.execute(
+                _ZONE_PROJECTS, {"ids": unknown[start : start + queries.IN_CHUNK]}
+            )
+            found.update({zone_id: project_id for zone_id, project_id in rows})
+    with _projects_lock:
+        _projects.update((zone_id, found[zone_id]) for zone_id in unknown if zone_id in found)
+        while len(_projects) > PROJECTS_KEPT:
+            del _projects[next(iter(_projects))]  # the first kept goes first
+    return found
+
+
+# Zones whose project is kept (zone_projects): about 150 bytes each.
+PROJECTS_KEPT = 20_000
+_projects: dict[str, str | None] = {}
+_projects_lock = threading.Lock()
 
 
 # Built once: every write of per-target rows publishes them under their zones' projects.
