@@ -52,15 +52,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench import report, taskflow_floor  # noqa: E402
 from bench.load import (  # noqa: E402
+    STATEMENT_STATS,
     ActiveWatch,
     JobRecord,
     Rig,
+    _sql,
     arrivals,
     deployment_conf,
+    gather_statistics,
     job_records,
     lost,
     rates,
     start_daemons,
+    top_statements,
 )
 from bench.load_report import DESIGNATE_MIX, KNEE  # noqa: E402
 from bench.load_traffic import Api, Change, Load, Step, mix_shares  # noqa: E402
@@ -187,6 +191,10 @@ async def measure(
         seeded = await _seed(load, active, args.zones, drain=args.drain)
         if seeded:
             raise SystemExit(f"{seeded} of the {args.zones} zones made first never became ACTIVE")
+        gather_statistics(rig.deployment.database)
+        if args.statements:  # the ramp's statements alone, and how each table was read
+            _sql(rig.deployment.database, "SELECT pg_stat_statements_reset()")
+            _sql(rig.deployment.database, "SELECT pg_stat_reset()")
         for rate in args.rates:
             print(f"{rate:g} changes/s for {args.step_seconds:g} s ...", flush=True)
             made = await run_step(
@@ -265,10 +273,12 @@ def describe(
         "with their defaults (bench/capacity.py). Designate's mix (20 % zone creates, 6 % "
         "deletes, 74 % recordset creates or changes) on the API's v2 routes, open loop "
         f"(Poisson arrivals, at most {CONNECTIONS} requests in flight), after {args.zones} "
-        "zones were made. Done: the API's event stream reported the change's zone ACTIVE at "
-        "its serial (DELETED for a delete), timed from the change's arrival; a change whose "
-        "zone a later delete of this load removed first is left out (its zone deleted "
-        "first: a delete picks any zone with no request in flight). Each step of "
+        "zones were made and the database's statistics gathered (ANALYZE, as autovacuum "
+        "keeps them in a deployment that has run a while). Done: the API's event stream "
+        "reported the change's zone ACTIVE at its serial (DELETED for a delete), timed from "
+        "the change's arrival; a change whose zone a later delete of this load removed "
+        "first is left out (its zone deleted first: a delete picks any zone with no "
+        "request in flight). Each step of "
         f"{args.step_seconds:g} s, then its changes waited for (at most {args.drain:g} s); "
         "its CPU from its first arrival until its last change was done, per change the API "
         "accepted. The 1-minute load average was "
@@ -338,13 +348,20 @@ def main() -> int:
         metavar="SECTION.OPTION=VALUE",
         help="a setting of every zoneflow process (repeatable)",
     )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N statements PostgreSQL spent most time on (pg_stat_statements)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
     began = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-capacity-") as tmp,
-        PostgresServer() as postgres,
+        PostgresServer(settings=STATEMENT_STATS if args.statements else None) as postgres,
         ZooKeeperServer() as zookeeper,
     ):
         conf = deployment_conf(args.set)
@@ -357,8 +374,12 @@ def main() -> int:
         )
         try:
             start(deployment, args)
+            if args.statements:
+                _sql(deployment.database, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             groups = cpu_groups(deployment, postgres, zookeeper)
             steps, problems = asyncio.run(measure(Rig(deployment, []), groups, args))
+            if args.statements:
+                print(top_statements(deployment.database, args.statements), flush=True)
         finally:
             deployment.close()
         assert zookeeper.process is not None

@@ -597,6 +597,14 @@ def _sql(url: str, statement: str) -> list[Any]:
         engine.dispose()
 
 
+def gather_statistics(url: str) -> None:
+    """ANALYZE every table, after the zones made first: the statistics autovacuum keeps in
+    a deployment that has run a while. A database a minute old has none, and PostgreSQL
+    then read the events table whole at every subscriber's look (1.4 ms a read against
+    0.08: bench/capacity.py --statements, which shows how each table was read)."""
+    _sql(url, "ANALYZE")
+
+
 def top_statements(url: str, count: int) -> str:
     """The ``count`` statements PostgreSQL spent most time on since the extension was
     made (the whole run): calls, total and mean milliseconds, rows, the text; then
@@ -616,6 +624,20 @@ def top_statements(url: str, count: int) -> str:
     )
     lines += ["", "events: topic | table | action | rows"]
     lines += [f"{topic} | {table} | {action} | {n}" for topic, table, action, n in kinds]
+    # How each busy table was read: a sequential scan of a table that grows is a plan
+    # made on statistics older than its rows.
+    tables = _sql(
+        url,
+        "SELECT relname, seq_scan, seq_tup_read, idx_scan, n_live_tup, n_dead_tup, "
+        "autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
+        "ORDER BY seq_tup_read DESC LIMIT 12",
+    )
+    lines += [
+        "",
+        "tables: name | sequential scans | rows they read | index scans | live rows | "
+        "dead rows | autovacuums | autoanalyzes",
+    ]
+    lines += [" | ".join(str(value) for value in row) for row in tables]
     return "\n".join(lines)
 
 
@@ -751,6 +773,7 @@ async def measure(
             sweep_options=options,
             drain=args.drain,
         )
+        gather_statistics(rig.deployment.database)
         steady = ramp = None
         if args.steady_seconds > 0:
             print(f"steady {args.steady_rate:g}/s for {args.steady_seconds:g} s ...", flush=True)

@@ -323,7 +323,8 @@ def describe(
         shortened = "" if args.steady_seconds >= 300 else " (shortened from the issue's 5 minutes)"
         parts.append(
             f"\n**Steady {args.steady_rate:g} operations/s for {args.steady_seconds:g} s"
-            f"{shortened}**, after {args.seed_zones} zones were made; BIND9 alone measured "
+            f"{shortened}**, after {args.seed_zones} zones were made (then ANALYZE, as "
+            "autovacuum keeps a running deployment's statistics); BIND9 alone measured "
             f"in the same run on a pair of its own ({args.floor_samples} samples each):\n\n"
             + action_table(steady, floors)
             + goals(steady)
