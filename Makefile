@@ -66,6 +66,7 @@ lint: deps
 
 bench: deps
 	$(BIN)/python bench/persistence.py
+	$(BIN)/python bench/statements.py
 	$(BIN)/python bench/propagation.py --targets 2
 	$(BIN)/python bench/propagation.py --targets 8
 	$(BIN)/python bench/mdns.py
