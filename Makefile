@@ -84,6 +84,7 @@ bench: deps
 	$(BIN)/python bench/dashboard_live.py
 	$(BIN)/python bench/rndc_cost.py
 	$(BIN)/python bench/knot_batch.py
+	$(BIN)/python bench/pdns_calls.py
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/backfill_priority.py
