@@ -57,6 +57,7 @@ from bench.load import (  # noqa: E402
     JobRecord,
     Rig,
     _sql,
+    add_deployment_options,
     arrivals,
     deployment_conf,
     gather_statistics,
@@ -341,20 +342,7 @@ def main() -> int:
     parser.add_argument("--api-workers", type=int, default=2, help="[api] workers")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for a step")
     parser.add_argument("--seed", type=int, default=17, help="of the arrivals and choices")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.OPTION=VALUE",
-        help="a setting of every zoneflow process (repeatable)",
-    )
-    parser.add_argument(
-        "--statements",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print the N statements PostgreSQL spent most time on (pg_stat_statements)",
-    )
+    add_deployment_options(parser)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 

@@ -597,6 +597,25 @@ def _sql(url: str, statement: str) -> list[Any]:
         engine.dispose()
 
 
+def add_deployment_options(parser: argparse.ArgumentParser) -> None:
+    """``--set`` and ``--statements``, for a benchmark of a deployment on PostgreSQL."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.OPTION=VALUE",
+        help="a zoneflow.conf setting of the deployment measured (repeatable)",
+    )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N statements PostgreSQL spent most time on, and how each busy "
+        "table was read (pg_stat_statements, pg_stat_user_tables)",
+    )
+
+
 def gather_statistics(url: str) -> None:
     """ANALYZE every table, after the zones made first: the statistics autovacuum keeps in
     a deployment that has run a while. A database a minute old has none, and PostgreSQL
@@ -851,20 +870,7 @@ def main() -> int:
         help="how targets learn of zones: rndc addzone/delzone, or the pool's catalog zone",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.OPTION=VALUE",
-        help="a zoneflow.conf setting of the deployment measured (repeatable)",
-    )
-    parser.add_argument(
-        "--statements",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print the N statements PostgreSQL spent most time on (pg_stat_statements)",
-    )
+    add_deployment_options(parser)
     args = parser.parse_args()
     if not args.no_write:
         try:  # the plots come last: find out now, not after the runs

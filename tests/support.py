@@ -36,6 +36,23 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 
 
+@contextlib.contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """The statements SQLAlchemy sends on this process's engine while the block runs
+    (the list grows as they are sent)."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    engine = db.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
 def eventually(
     check: Callable[[], T],
     timeout: float = DEFAULT_TIMEOUT,

@@ -12,7 +12,6 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 import pytest
-import sqlalchemy as sa
 
 from tests import support
 from tests.integration.conftest import fake_pool_yaml
@@ -26,7 +25,6 @@ from zoneflow.jobs.outcomes import Served
 from zoneflow.mdns import responder as mdns_responder
 from zoneflow.mdns import server as mdns_server
 from zoneflow.mdns import transfers
-from zoneflow.storage import db
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
 from zoneflow.storage import transfers as stored_transfers
@@ -218,17 +216,8 @@ def test_a_new_nameservers_first_transfers_are_written_in_a_few_statements(
     for name in zones:
         zone = stored_reads.get_zone(name)
         log.note(zone.id, CLIENT, zone.serial, "AXFR", completed=True)
-    statements: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    engine = db.get_engine()
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with support.statements_sent() as statements:
         log.flush()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
     assert log.pending() == 0
     recorded = [stored_transfers.list_transfers(stored_reads.get_zone(name).id) for name in zones]

@@ -6,13 +6,11 @@ import concurrent.futures
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from tests import support
 from zoneflow import exceptions, objects
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.storage import db
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
@@ -194,19 +192,10 @@ def test_a_zones_project_is_read_once_in_a_process() -> None:
     """Nothing changes a zone's project once it is made: the job's listeners and the
     status writes ask it again and again, and only the first asking reads storage."""
     zone = _zone()
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    engine = db.get_engine()
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with support.statements_sent() as statements:
         first = stored_zones.zone_projects([zone.id, "no-such-zone"])
         read = len(statements)
         again = stored_zones.zone_projects([zone.id])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
     assert first == again == {zone.id: zone.project_id}
     assert read > 0 and len(statements) == read  # the second asking read nothing
 
