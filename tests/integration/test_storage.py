@@ -214,3 +214,15 @@ def test_unknown_pool_is_refused_before_anything_is_written() -> None:
         central_zones.create_zone("example.com", "hostmaster@example.com", pool="nope")
     assert stored_reads.list_zones() == []
     assert support.count_pending_jobs() == 0
+
+
+def test_a_zone_create_reads_its_pools_id_alone() -> None:
+    """A create needs its pool's id, by the name or id given (or the default pool's):
+    one statement, not the pool's targets, nameservers and records too."""
+    pool = stored_pools.get_pool("default")
+    with support.statements_sent() as statements:
+        by_name = central_zones.create_zone("example.com", "hostmaster@example.com")
+        by_id = central_zones.create_zone("example.org", "hostmaster@example.org", pool=pool.id)
+    assert by_name.pool_id == by_id.pool_id == pool.id
+    parts = ("pool_targets", "pool_nameservers", "pool_ns_records", "pool_also_notifies")
+    assert not [s for s in statements if any(f"FROM {part}" in s for part in parts)]

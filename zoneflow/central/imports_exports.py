@@ -114,7 +114,7 @@ def import_zone(
             raise exceptions.DuplicateZone(
                 f"{parsed.name} is the catalog zone of a pool: import another zone"
             )
-        pool_id = stored_pools.get_pool(pool or CONF.central.default_pool).id
+        pool_id = stored_pools.pool_id(pool or CONF.central.default_pool)
         values = {
             "name": parsed.name,
             "email": parsed.email,

@@ -60,7 +60,7 @@ def create_zone(
         "retry": CONF.central.default_retry,
         "expire": CONF.central.default_expire,
         "minimum": CONF.central.default_minimum,
-        "pool_id": stored_pools.get_pool(pool or CONF.central.default_pool).id,
+        "pool_id": stored_pools.pool_id(pool or CONF.central.default_pool),
         "project_id": project_id,
         "description": description,
     }
