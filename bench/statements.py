@@ -2,8 +2,9 @@
 
 A conductor in this process (the zake board the integration tests use), a pool
 of 8 fake targets, PostgreSQL 15; zones made first, the database analyzed, then
-recordset creates through central at a steady rate, each zone's jobs batched as
-under load. Every statement SQLAlchemy sends while the changes run is counted
+Designate's mix of changes (20 % zone creates, 6 % zone deletes, the rest
+recordset creates) through central at a steady rate, each zone's changes riding
+on its job as under load. Every statement SQLAlchemy sends while the changes run is counted
 (psycopg2's executemany as one statement a row, as it sends them) under the two
 zoneflow functions nearest the caller and the database: the one that began the
 work (a relay's flush, a task, the API's path through central) and the storage
@@ -41,10 +42,13 @@ ZONES = 40
 TARGETS = 8
 #: Code paths shown, most statements first.
 SHOWN = 15
+#: Designate's mix, as bench/load.py drives it: zone creates, zone deletes, and the
+#: rest recordset changes (here creates, each a new recordset).
+MIX = {"create": 0.20, "delete": 0.06}
 
 
 def census(changes: int, rate: float) -> dict[str, Any]:
-    """Count the statements of ``changes`` recordset creates at ``rate`` a second."""
+    """Count the statements of ``changes`` changes of Designate's mix at ``rate`` a second."""
     import sqlalchemy as sa
 
     from tests import support
@@ -109,19 +113,37 @@ def census(changes: int, rate: float) -> dict[str, Any]:
             )
             with db.connection() as conn:
                 conn.execute(sa.text("ANALYZE"))
-            choose, latest, started = random.Random(17), {}, time.monotonic()
+                jobs_before = conn.execute(sa.text("SELECT count(*) FROM logbooks")).scalar_one()
+            choose, started = random.Random(17), time.monotonic()
+            live = {zone.name: zone.id for zone in made}
+            latest: dict[str, int] = {}  # zone id -> the serial its last change made
+            gone: list[str] = []  # zones deleted: done once their delete job is
             counting = True
             for k in range(changes):
                 time.sleep(max(0.0, started + k / rate - time.monotonic()))
-                zone = made[choose.randrange(ZONES)]
-                made_rs = central_recordsets.create_recordset(
-                    zone.name, f"r{k}", "A", ["192.0.2.1"]
-                )
-                latest[zone.id] = max(latest.get(zone.id, 0), made_rs.serial)
-            support.eventually(lambda: all_served(latest), 120, what="the changes")
+                draw = choose.random()
+                if draw < MIX["create"]:
+                    zone = central_zones.create_zone(f"n{k}.census.example.", "h@example.org")
+                    live[zone.name] = zone.id
+                    latest[zone.id] = zone.serial
+                    continue
+                name = choose.choice(sorted(live))
+                if draw < MIX["create"] + MIX["delete"] and len(live) > ZONES // 2:
+                    central_zones.delete_zone(name)
+                    gone.append(live.pop(name))
+                    latest.pop(gone[-1], None)
+                    continue
+                made_rs = central_recordsets.create_recordset(name, f"r{k}", "A", ["192.0.2.1"])
+                latest[live[name]] = max(latest.get(live[name], 0), made_rs.serial)
+            support.eventually(
+                lambda: all_served(latest) and all(map(stored_zones.zone_is_deleted, gone)),
+                120,
+                what="the changes",
+            )
             counting = False
             with db.connection() as conn:
-                jobs = conn.execute(sa.text("SELECT count(*) FROM logbooks")).scalar_one() - ZONES
+                jobs = conn.execute(sa.text("SELECT count(*) FROM logbooks")).scalar_one()
+    jobs -= jobs_before
     return {
         "changes": changes,
         "jobs": jobs,
@@ -134,13 +156,14 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, dict[str, Any]]]) -
     lines = [
         f"A conductor in one process on the zake board, a pool of {TARGETS} fake targets, "
         f"PostgreSQL 15; {ZONES} zones made and the database analyzed, then {args.changes} "
-        f"recordset creates through central, {args.rate:g} a second, each zone's changes "
+        "changes of Designate's mix (20 % zone creates, 6 % zone deletes, the rest "
+        f"recordset creates) through central, {args.rate:g} a second, each zone's changes "
         "riding on its job as under load (bench/statements.py). Every statement SQLAlchemy "
         "sent until the last change was ACTIVE, counted by the zoneflow code that began the "
         "work and the function that sent it (psycopg2's executemany as a statement a row, "
         "as it runs it); transactions as SQLAlchemy began them. Counts, not times.",
         "",
-        "| code | changes | jobs (after the zones' own) | statements a change | "
+        "| code | changes | jobs | statements a change | "
         "statements a job | transactions a change |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
