@@ -359,17 +359,37 @@ def test_a_zone_of_a_batch_is_active_once_every_nameserver_serves_it_not_once_th
         assert batch.active_events() == sorted(z.id for z in batch.zones), "each written once"
 
 
+def test_the_zones_a_poll_completes_are_written_without_reading_the_targets_in_maintenance(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """Every nameserver serves them, so the threshold holds whichever targets it counts:
+    only the job's consensus check reads which are in maintenance, not each early write."""
+    with support.statements_sent() as sent, _batch_of_three(board, override) as batch:
+        for zone in batch.zones[:2]:
+            wait_settled(zone.id)
+        batch.serve_the_last()
+        support.eventually(lambda: batch.job().state in jobs.OVER, what="the batch to end")
+        for zone, serial in zip(batch.zones, batch.serials, strict=True):
+            settled = stored_reads.get_zone(zone.id)
+            assert (settled.status, settled.serial) == (objects.Status.ACTIVE, serial)
+        assert batch.active_events() == sorted(z.id for z in batch.zones)
+    read = [s for s in sent if "target_states.maintenance IS NOT NULL" in s]
+    assert len(read) == 1, read
+
+
 def test_a_zone_whose_early_status_write_fails_is_written_at_the_end_of_its_batch(
     board: Any, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = BatchStatus.settle
     tried: list[list[str]] = []
 
-    def failing_from_a_poll(self: BatchStatus, batch: Any, agreed: list[str], *rest: Any) -> Any:
+    def failing_from_a_poll(
+        self: BatchStatus, batch: Any, agreed: list[str], *rest: Any, **options: Any
+    ) -> Any:
         if inspect.stack()[1].function == "seen":  # EarlyStatus.seen, in a poll
             tried.append(agreed)
             raise exceptions.DatabaseUnavailable("the database went away for a moment")
-        return real(self, batch, agreed, *rest)
+        return real(self, batch, agreed, *rest, **options)
 
     monkeypatch.setattr(BatchStatus, "settle", failing_from_a_poll)
     with _batch_of_three(board, override) as batch:

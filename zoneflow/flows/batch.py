@@ -577,7 +577,7 @@ class EarlyStatus:
         fence.check()
         try:
             written = self.status.settle(
-                batch, complete, results, taken_back, if_pool_grows, priority
+                batch, complete, results, taken_back, if_pool_grows, priority, everywhere=True
             )
         except Exception as exc:  # whatever it was, the status task meets it again if real
             LOG.warning("%d zones' status left to the end of their job: %s", len(complete), exc)
@@ -640,11 +640,17 @@ class BatchStatus(_StatusWriter):
         taken_back: dict[str, list[str]],
         if_pool_grows: str | None,
         priority: int | None,
+        *,
+        everywhere: bool = False,
     ) -> dict[str, str]:
-        """The status of each zone that met the threshold, all written in one transaction."""
+        """The status of each zone that met the threshold, all written in one transaction.
+
+        ``everywhere``: every nameserver serves each of them (EarlyStatus), so the
+        threshold holds whichever targets it counts, and those in maintenance are
+        not read (a statement for each zone a poll completes)."""
         if not agreed:
             return {}
-        not_counted = stored_health.not_counted(self.target_ids)
+        not_counted = set() if everywhere else stored_health.not_counted(self.target_ids)
         settlements = {
             zone_id: self._settlement(
                 self.action,
