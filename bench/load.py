@@ -31,10 +31,14 @@ servers, ZooKeeper, PostgreSQL, ``--conductors`` ``zoneflow conductor``,
   millisecond or so of BIND9's loading it. Asked at a steady pace instead,
   as before, a change was seen served up to 5 % of its age late (150 ms at
   3 s), which made ACTIVE look closer to served than it was; and it took
-  214 queries a change on 8 targets where this takes 50 to 80. A zone is also
-  asked of a target once a second, in case a NOTIFY was lost; and a zone
-  with a delete waiting, which no NOTIFY announces, every 10 ms while the
-  delete is young, then every 5 % of its age (at most every second).
+  214 queries a change on 8 targets where this takes 50 to 80. A zone is not
+  asked when its change arrives (unless its target NOTIFYed that serial
+  already); it is asked in case a NOTIFY was lost, once a second, or every
+  quarter of the change's age once that is longer (asked once a second
+  whatever their age, changes waiting in an overload's backlog took 147
+  queries a change, and the CPU they took from BIND9 deepened the backlog);
+  and a zone with a delete waiting, which no NOTIFY announces, every 10 ms
+  while the delete is young, then every 5 % of its age (at most every second).
   ``--sweep-by-polling`` asks every change at that pace, as before (the
   targets NOTIFY no sweeper). The sweeper keeps to ``--sweep-budget``
   queries a second in all: under overload its resolution (the time between

@@ -5,7 +5,9 @@ It reads the changes to watch (JSON lines) on stdin and writes each one as
 every target serves it on stdout; bench/load.py's SweeperLink is the other
 end. Its pace is described in bench/load.py: where each target NOTIFYs it of
 the serials it loads (``--notify-fds``), a zone is asked of a target when
-that target's NOTIFY comes, and otherwise once a second; without them, every
+that target's NOTIFY comes (at once if it came before the change did), and
+otherwise only in case it was lost: once a second, or every quarter of the
+change's age once that is longer; without them, every
 10 ms while a change is young, then 5 % of its age, at most a second. Either
 way within a query budget.
 
@@ -47,6 +49,9 @@ NO_ZONE = {dns.rcode.REFUSED, dns.rcode.NXDOMAIN, dns.rcode.NOTAUTH}
 AA = 0x0400
 QR = 0x8000
 OPCODE = 0x7800
+# A zone whose target NOTIFYs the sweeper is asked, in case that NOTIFY was lost,
+# every ``--max`` seconds or this share of its change's age, whichever is longer.
+LOST_NOTIFY_FRACTION = 0.25
 
 
 def soa_query(zone: str) -> bytearray:
@@ -66,17 +71,21 @@ def read_soa(response: bytes, question: bytes) -> tuple[int, bool, int | None] |
     """
     if response[12 : 12 + len(question)] != question:
         return None
-    flags, _, ancount = struct.unpack_from(">HHH", response, 2)
-    rcode, authoritative = flags & 0x000F, bool(flags & AA)
-    if ancount == 0:
-        return rcode, authoritative, None
-    offset = _skip_name(response, 12 + len(question))
-    rtype, _, _, rdlength = struct.unpack_from(">HHIH", response, offset)
+    flags = struct.unpack_from(">H", response, 2)[0]
+    return flags & 0x000F, bool(flags & AA), answer_serial(response, 12 + len(question))
+
+
+def answer_serial(wire: bytes, offset: int) -> int | None:
+    """The serial of a message's first answer record, at ``offset`` (past the
+    question), if it is an SOA; else None."""
+    if struct.unpack_from(">H", wire, 6)[0] == 0:
+        return None
+    offset = _skip_name(wire, offset)
+    rtype, _, _, rdlength = struct.unpack_from(">HHIH", wire, offset)
     if rtype != SOA:
-        return rcode, authoritative, None
+        return None
     end = offset + 10 + rdlength
-    (serial,) = struct.unpack_from(">I", response, end - 20)
-    return rcode, authoritative, serial
+    return int(struct.unpack_from(">I", wire, end - 20)[0])
 
 
 def notify_answer(question: bytes) -> bytes:
@@ -144,7 +153,8 @@ class Sweeper:
         """``notified``: a socket for each target, in the same order, on which that target
         NOTIFYs each serial it loads (Bind9Server's also_notify). A NOTIFY has the zone
         asked of that target at once; a zone with no delete waiting is otherwise asked
-        only every ``maximum`` seconds, in case a NOTIFY was lost."""
+        only in case a NOTIFY was lost: every ``maximum`` seconds, or a quarter of the
+        change's age once that is longer (LOST_NOTIFY_FRACTION)."""
         self.targets = list(targets)
         self.minimum, self.fraction, self.maximum, self.budget = minimum, fraction, maximum, budget
         self.out = out
@@ -157,6 +167,10 @@ class Sweeper:
         self.queries: dict[str, bytearray] = {}
         self.zones: dict[bytes, str] = {}  # a question's wire, lower-cased -> its zone
         self.watches: dict[tuple[int, str], Watch] = {}
+        # The newest serial each target NOTIFYed of each zone, by (target, the zone's
+        # question in lower case): a target may load a change before it is expected
+        # here (the API's answer came late), and its NOTIFY must not be lost then.
+        self.notified_serials: dict[tuple[int, bytes], int] = {}
         self.due: list[tuple[float, int, int, str]] = []  # (when, tiebreak, target, zone)
         # Per target: query id -> (zone, sent at, whether a NOTIFY prompted it).
         self.asked: list[dict[int, tuple[str, float, bool]]] = [{} for _ in targets]
@@ -173,16 +187,25 @@ class Sweeper:
             self.queries[zone] = soa_query(zone)
             self.zones[bytes(self.queries[zone][12:]).lower()] = zone
         now = time.monotonic()
+        question = bytes(self.queries[zone][12:]).lower()
         for target in change.left:
             watch = self.watches.setdefault((target, zone), Watch([], math.inf))
             watch.changes.append(change)
-            if watch.due > now + self.minimum:
-                # A new change of a zone asked of this target for a while: asked at once.
-                self._ask_now(watch, target, zone, now)
+            first = now
+            if self._told(watch) and self.notified_serials.get((target, question), -1) < serial:
+                # Its NOTIFY will say when: asking now would only find it not yet served.
+                first = now + self._pace(watch, now)
+            if watch.due > first + self.minimum:
+                self._ask_at(watch, target, zone, first)
 
-    def _ask_now(self, watch: Watch, target: int, zone: str, now: float) -> None:
-        watch.due = now
-        heapq.heappush(self.due, (now, next(self.ids), target, zone))
+    def _told(self, watch: Watch) -> bool:
+        """Whether the target NOTIFYs the sweeper of each change ``watch`` waits for (a
+        delete's, no NOTIFY announces)."""
+        return bool(self.notified) and all(change.action != "delete" for change in watch.changes)
+
+    def _ask_at(self, watch: Watch, target: int, zone: str, when: float) -> None:
+        watch.due = when
+        heapq.heappush(self.due, (when, next(self.ids), target, zone))
 
     def ask_due(self, now: float, allowance: float) -> float:
         """Send the queries due by ``now``, at most ``allowance`` of them; the queries sent."""
@@ -210,11 +233,15 @@ class Sweeper:
 
     def _pace(self, watch: Watch, now: float) -> float:
         """Seconds until the zone is asked of the target again, unless a NOTIFY comes."""
-        if self.notified and all(change.action != "delete" for change in watch.changes):
-            return self.maximum  # the target's NOTIFY says when; this only covers a lost one
+        age = now - max(change.due for change in watch.changes)
+        if self._told(watch):
+            # The target's NOTIFY says when; this only covers a lost one. Under overload
+            # every change ages, and asking each once a second made the sweeper's
+            # queries grow with the backlog (147 a change on 8 targets, against 39),
+            # taking from BIND9 the CPU the changes waited for.
+            return max(self.maximum, LOST_NOTIFY_FRACTION * age)
         # Asked often while young, less as it ages: the resolution stays a fraction of
         # the latency, and the queries a second stay bounded.
-        age = now - max(change.due for change in watch.changes)
         return min(self.maximum, max(self.minimum, self.fraction * age))
 
     def hear_notifies(self, target: int) -> None:
@@ -227,16 +254,21 @@ class Sweeper:
                 return
             try:
                 end = _skip_name(message, 12) + 4  # the question: its name, type and class
-            except IndexError:
+                serial = answer_serial(message, end)
+            except (IndexError, struct.error):
                 continue  # not a DNS message
             with contextlib.suppress(OSError):  # unanswered, it comes again
                 sock.sendto(notify_answer(message[:end]), sender)
             self.notifies += 1
-            zone = self.zones.get(message[12:end].lower())
+            question = message[12:end].lower()
+            if serial is not None:
+                known = self.notified_serials.get((target, question), -1)
+                self.notified_serials[(target, question)] = max(known, serial)
+            zone = self.zones.get(question)
             watch = self.watches.get((target, zone)) if zone is not None else None
             if watch is not None:
                 watch.prompted = True
-                self._ask_now(watch, target, zone, time.monotonic())
+                self._ask_at(watch, target, zone, time.monotonic())
 
     def read(self, target: int) -> None:
         sock = self.sockets[target]

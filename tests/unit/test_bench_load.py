@@ -8,11 +8,13 @@ judgement of creates, updates and deletes to what a nameserver's answer means.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import select
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import dns.flags
@@ -140,13 +142,28 @@ def test_the_sweeper_answers_a_notify_as_dnspython_would() -> None:
     assert not answer.answer
 
 
-def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_found() -> None:
+def _notify(serial: int | None) -> bytes:
+    """A target's NOTIFY of ZONE (its name in upper case), with the SOA of ``serial``."""
+    notify = dns.message.make_query(ZONE.upper(), "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    if serial is not None:
+        notify.answer.append(dns.rrset.from_text(ZONE, 300, "IN", "SOA", SOA.format(serial=serial)))
+    return notify.to_wire()
+
+
+@contextlib.contextmanager
+def _notified_sweeper() -> Iterator[
+    tuple[load_sweeper.Sweeper, socket.socket, socket.socket, list[Any]]
+]:
+    """A sweeper of one target that NOTIFYs it: (the sweeper, the target's socket, the
+    socket the sweeper hears NOTIFYs on, what the sweeper said)."""
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target,
     ):
         listener.bind(("127.0.0.1", 0))
         target.bind(("127.0.0.1", 0))
+        target.settimeout(5)
         said: list[dict[str, Any]] = []
         sweeper = load_sweeper.Sweeper(
             [target.getsockname()],
@@ -157,22 +174,29 @@ def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_fo
             out=said.append,
             notified=[listener],
         )
+        yield sweeper, target, listener, said
+
+
+def _hear(
+    sweeper: load_sweeper.Sweeper, target: socket.socket, listener: socket.socket, wire: bytes
+) -> None:
+    """``target`` NOTIFYs the sweeper, which hears and answers it."""
+    target.sendto(wire, listener.getsockname())
+    select.select([listener], [], [], 5)
+    sweeper.hear_notifies(0)
+    reply, _ = target.recvfrom(512)
+    assert dns.message.from_wire(wire).is_response(dns.message.from_wire(reply))
+
+
+def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_found() -> None:
+    with _notified_sweeper() as (sweeper, target, listener, said):
         sweeper.expect(0, ZONE, "update", 9, due=0.0)
         started = time.monotonic()
-        assert sweeper.ask_due(started, 10) == 1  # asked once at the start
-        # Then, with a NOTIFY to come, not again for a second.
+        # Not asked at its arrival, nor for a second: the target's NOTIFY will say.
+        assert sweeper.ask_due(started, 10) == 0
         assert sweeper.ask_due(started + 0.5, 10) == 0
 
-        notify = dns.message.make_query(ZONE.upper(), "SOA")
-        notify.set_opcode(dns.opcode.NOTIFY)
-        target.sendto(notify.to_wire(), listener.getsockname())
-        select.select([listener], [], [], 5)
-        sweeper.hear_notifies(0)
-
-        target.settimeout(5)
-        assert target.recvfrom(512)[0]  # the start's query
-        reply, _ = target.recvfrom(512)  # the NOTIFY's answer
-        assert notify.is_response(dns.message.from_wire(reply))
+        _hear(sweeper, target, listener, _notify(serial=9))
         assert sweeper.notifies == 1
         assert sweeper.ask_due(time.monotonic(), 10) == 1
         query, _ = target.recvfrom(512)
@@ -185,6 +209,32 @@ def test_a_targets_notify_has_the_zone_asked_of_it_at_once_and_counts_what_it_fo
         assert said == [
             {"served": 0, "at": 1.0, "before": 0.0, "superseded": False, "by_notify": True}
         ]
+
+
+@pytest.mark.parametrize(("notified", "asked_at_once"), [(9, True), (12, True), (8, False)])
+def test_a_change_its_target_notified_before_it_arrived_is_asked_at_once(
+    notified: int, asked_at_once: bool
+) -> None:
+    """The target loaded the change before the API's answer reached the driver: its
+    NOTIFY came first, and no other is coming."""
+    with _notified_sweeper() as (sweeper, target, listener, _said):
+        _hear(sweeper, target, listener, _notify(serial=notified))
+        sweeper.expect(0, ZONE, "update", 9, due=0.0)
+        assert sweeper.ask_due(time.monotonic(), 10) == int(asked_at_once)
+
+
+def test_a_change_whose_notify_was_lost_is_asked_less_often_as_it_ages() -> None:
+    with _notified_sweeper() as (sweeper, _target, _listener, _said):
+        sweeper.expect(0, ZONE, "update", 9, due=0.0)
+        sweeper.expect(1, "z000002.load.example.", "delete", 4, due=0.0)
+        update = sweeper.watches[(0, ZONE)]
+        delete = sweeper.watches[(0, "z000002.load.example.")]
+        young, old = update.changes[0].due + 2.0, update.changes[0].due + 20.0
+        assert sweeper._pace(update, young) == 1.0
+        assert sweeper._pace(update, old) == pytest.approx(20.0 * load_sweeper.LOST_NOTIFY_FRACTION)
+        # A delete, which no NOTIFY announces, is asked at its own pace, at most every second.
+        assert sweeper._pace(delete, young) == pytest.approx(0.1)
+        assert sweeper._pace(delete, old) == 1.0
 
 
 class _Puts:
