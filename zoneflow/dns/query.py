@@ -20,6 +20,7 @@ answer, try again", which is why they share the ``DNSException``/``OSError`` bas
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import struct
@@ -111,11 +112,18 @@ def send_notify(
     check the primary's SOA themselves anyway. NOERROR means the NOTIFY was
     accepted; NOTAUTH or REFUSED usually mean the zone is not configured there
     (or this address may not notify it). Raises ``dns.exception.Timeout`` when
-    nothing comes back, ``OSError`` when the network refuses.
+    nothing comes back (nothing listens there, too), ``OSError`` when the network
+    refuses to send.
+
+    Sent and read as wire bytes, as :func:`send_notifies` sends a batch's: a
+    dnspython message made, rendered and its reply parsed cost a conductor
+    about half of each NOTIFY it repeats to a nameserver that lags.
     """
-    notify = _notify_message(zone_name, serial)
-    response = _exchange(notify, host, port, timeout, tcp_on_tc=False)
-    return int(response.rcode())
+    rcodes: list[int | None] = [None]
+    _notify_each([(zone_name, serial)], host, port, timeout, rcodes)
+    if rcodes[0] is None:
+        raise dns.exception.Timeout(timeout=timeout)
+    return rcodes[0]
 
 
 def send_notifies(
@@ -130,6 +138,23 @@ def send_notifies(
     each waiting for its reply, made a batch of 25 wait 25 round trips of a busy
     server. Raises ``OSError`` when the network refuses to send.
     """
+    rcodes: list[int | None] = [None] * len(zones)
+    # Refused: an earlier NOTIFY's port-unreachable, nothing listens there.
+    with contextlib.suppress(ConnectionRefusedError):
+        _notify_each(zones, host, port, timeout, rcodes)
+    return rcodes
+
+
+def _notify_each(
+    zones: Sequence[tuple[str, int | None]],
+    host: str,
+    port: int,
+    timeout: float,
+    rcodes: list[int | None],
+) -> None:
+    """Send every NOTIFY, then set each one's ``rcodes`` entry as its reply comes, until
+    all have come or ``timeout`` passes. Raises ``ConnectionRefusedError`` when
+    nothing listens at ``host:port`` (the replies read by then are set)."""
     messages: list[bytes] = []
     waiting: dict[int, int] = {}  # DNS id -> index in zones
     for index, (name, serial) in enumerate(zones):
@@ -138,14 +163,10 @@ def send_notifies(
             qid = (qid + 1) & 0xFFFF
         waiting[qid] = index
         messages.append(_notify_wire(name, serial, qid))
-    rcodes: list[int | None] = [None] * len(messages)
     deadline = time.monotonic() + timeout
     with _udp_socket(host, port) as sock, selectors.DefaultSelector() as selector:
-        try:
-            for message in messages:
-                sock.send(message)
-        except ConnectionRefusedError:
-            return rcodes  # an earlier NOTIFY's port-unreachable: nothing listens there
+        for message in messages:
+            sock.send(message)
         selector.register(sock, selectors.EVENT_READ)
         while waiting and (left := deadline - time.monotonic()) > 0:
             if not selector.select(left):
@@ -154,8 +175,6 @@ def send_notifies(
                 wire = sock.recv(65535)
             except BlockingIOError:
                 continue
-            except ConnectionRefusedError:
-                break  # nothing listens there
             if len(wire) < _HEADER.size:
                 continue
             qid, flags = _HEADER.unpack_from(wire)
@@ -163,12 +182,6 @@ def send_notifies(
             if asked is not None and flags & _REPLY_OPCODE == _NOTIFY_REPLY:
                 del waiting[qid]
                 rcodes[asked] = flags & 0x000F
-    return rcodes
-
-
-def _notify_message(zone_name: str, serial: int | None) -> dns.message.Message:
-    """A NOTIFY of ``zone_name`` as a message, for the one sent alone."""
-    return dns.message.from_wire(_notify_wire(zone_name, serial, dns.entropy.random_16()))
 
 
 def _notify_wire(zone_name: str, serial: int | None, qid: int) -> bytes:
