@@ -1,6 +1,6 @@
-"""mdns's plain SOA queries (zoneflow.mdns.plain_soa): read by hand and answered with a
-reply rendered once, byte for byte the reply of the full path, which still answers
-every other shape of query."""
+"""mdns's plain SOA queries and NOTIFYs (zoneflow.mdns.plain_soa): read by hand and
+answered with a reply rendered once, byte for byte the reply of the full path, which
+still answers every other shape of query."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import struct
 from typing import Any
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
 
 from zoneflow import objects
 from zoneflow.central import zones as central_zones
+from zoneflow.events import served
 from zoneflow.mdns import plain_soa
 from zoneflow.mdns.responder import Responder
 from zoneflow.storage import reads as stored_reads
@@ -111,9 +115,12 @@ def test_a_kept_reply_is_sent_under_each_querys_id_and_follows_the_zones_serial(
 
 
 def _with_tsig() -> bytes:
-    query = _query()
-    query.use_tsig(KEYRING, keyname="transfer.")
-    return query.to_wire()
+    return _signed(_query())
+
+
+def _signed(message: dns.message.Message) -> bytes:
+    message.use_tsig(KEYRING, keyname="transfer.")
+    return message.to_wire()
 
 
 def _edns_version_1() -> bytes:
@@ -137,7 +144,11 @@ NOT_PLAIN = {
     "a byte past its end": lambda: _query().to_wire() + b"\x00",
     "two questions": _two_questions,
     "a pointer in the question": _pointer_in_question,
-    "a NOTIFY": lambda: dns.message.make_query(ZONE, "SOA", flags=0x2000).to_wire(),
+    "a NOTIFY, signed (TSIG)": lambda: _signed(_notify()),
+    "a NOTIFY with two answers": lambda: _notify(answers=2).to_wire(),
+    "a NOTIFY whose answer is not an SOA": lambda: _notify(answer_type="A").to_wire(),
+    "a NOTIFY cut short in its answer": lambda: _notify().to_wire()[:-4],
+    "an UPDATE": lambda: _query(flags=5 << 11).to_wire(),
     "AXFR": lambda: dns.message.make_query(ZONE, "AXFR").to_wire(),
     "class CH": lambda: dns.message.make_query(ZONE, "SOA", rdclass="CH").to_wire(),
     "a dot inside a label": lambda: dns.message.make_query(
@@ -163,3 +174,75 @@ def test_what_the_full_path_says_of_other_shapes_is_still_said(zone: objects.Zon
     assert below.authority[0].rdtype == dns.rdatatype.SOA  # from the zone's snapshot
     elsewhere = dns.message.from_wire(_reply(responder, _query("elsewhere.example.").to_wire()))
     assert elsewhere.rcode() == dns.rcode.REFUSED
+
+
+def _notify(
+    name: str = ZONE,
+    serial: int | None = 7,
+    *,
+    answers: int = 1,
+    answer_type: str = "SOA",
+    **edns: Any,
+) -> dns.message.Message:
+    """A NOTIFY as BIND9 sends it to its also-notify list: AA set, no RD, the SOA of
+    ``serial`` in its answer (none if None)."""
+    notify = dns.message.make_query(name, "SOA", flags=dns.flags.AA, **edns)
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.id = 4242
+    data = {"SOA": "ns1.plain.example. hostmaster.plain.example. {} 3600 600 86400 300"}
+    for extra in range(answers if serial is not None else 0):
+        text = data.get(answer_type, "192.0.2.{}").format(serial + extra)
+        notify.answer.append(dns.rrset.from_text(name, 300, "IN", answer_type, text))
+    return notify
+
+
+def _with_rd(message: dns.message.Message) -> dns.message.Message:
+    message.flags |= dns.flags.RD
+    return message
+
+
+NOTIFY_SHAPES = {
+    "BIND9's": lambda: _notify(),
+    "no serial": lambda: _notify(serial=None),
+    "the highest serial": lambda: _notify(serial=4294967295),
+    "EDNS": lambda: _notify(use_edns=0, payload=1232),
+    "RD": lambda: _with_rd(_notify()),
+    "mixed case": lambda: _notify("PlAiN.ExAmPlE."),
+}
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+@pytest.mark.parametrize("shape", NOTIFY_SHAPES)
+def test_a_plain_notify_gets_the_full_paths_reply_and_passes_on_the_same_word(
+    zone: objects.Zone, shape: str, tcp: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(served, "announce", lambda *word: said.append(word))
+    responder = Responder()
+    notify = NOTIFY_SHAPES[shape]()
+    wire = notify.to_wire()
+    plain = plain_soa.read(wire)
+    assert plain is not None and plain.notify
+    first = list(responder.answer(wire, tcp=tcp, peer="test", address="127.0.0.1"))
+    again = list(responder.answer(wire, tcp=tcp, peer="test", address="127.0.0.1"))
+    assert first == again == _full_path(responder, wire, tcp=tcp)
+    reply = dns.message.from_wire(first[0])
+    assert notify.is_response(reply) and reply.id == 4242
+    assert (reply.rcode(), bool(reply.flags & dns.flags.AA)) == (dns.rcode.NOERROR, True)
+    serial = notify.answer[0][0].serial if notify.answer else None
+    assert said == [(zone.id, serial, "127.0.0.1")] * 3
+
+
+def test_a_notify_mdns_does_not_take_is_refused_by_the_full_path_and_passed_on_to_no_one(
+    zone: objects.Zone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(served, "announce", lambda *word: said.append(word))
+    responder = Responder()
+    elsewhere = _notify("elsewhere.example.").to_wire()
+    assert plain_soa.read(elsewhere) is not None
+    (reply,) = responder.answer(elsewhere, tcp=False, peer="test", address="127.0.0.1")
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTAUTH
+    (reply,) = responder.answer(_notify().to_wire(), tcp=False, peer="test", address="192.0.2.9")
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.REFUSED
+    assert said == []

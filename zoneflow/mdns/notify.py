@@ -74,10 +74,22 @@ def answer(
     if zone_id is None:
         LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
         return replies.error(query, dns.rcode.NOTAUTH)
-    LOG.info("NOTIFY for %s (serial %s) from %s", question.name, serial, peer)
+    heard(question.name, zone_id, serial, peer=peer, address=address)
+    return acknowledgement(query)
+
+
+def heard(
+    name: object, zone_id: str, serial: int | None, *, peer: str, address: str | None
+) -> None:
+    """Log a NOTIFY mdns takes (of zone ``zone_id``, named ``name``), and pass its word
+    on: the polls waiting for the zone on that nameserver ask it now."""
+    LOG.info("NOTIFY for %s (serial %s) from %s", name, serial, peer)
     if address is not None:
-        # The polls waiting for the zone on that nameserver ask it now.
         served.announce(zone_id, serial, address)
+
+
+def acknowledgement(query: dns.message.Message) -> dns.message.Message:
+    """The reply to a NOTIFY mdns takes."""
     response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
     response.flags |= dns.flags.AA
     return response

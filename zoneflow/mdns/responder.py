@@ -44,6 +44,8 @@ LOG = logging.getLogger(__name__)
 CONF = options.CONF
 # Plain SOA replies kept: a shape or two a target, times the zones asked about.
 SOA_REPLIES = 8192
+# Replies to plain NOTIFYs kept: a shape or two a target, times the zones they name.
+NOTIFY_REPLIES = 8192
 
 
 class Responder:
@@ -68,6 +70,8 @@ class Responder:
         self.soas = caches.SoaCache()
         # Rendered replies to plain SOA queries, without their id (see _plain_soa).
         self.soa_replies: caches.Recent[bytes] = caches.Recent(SOA_REPLIES)
+        # Rendered replies to plain NOTIFYs, without their id (see _plain_notify).
+        self.notify_replies: caches.Recent[bytes] = caches.Recent(NOTIFY_REPLIES)
         self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
         self.zone_ids = caches.ZoneIds(caches.ZONE_ID_SECONDS)
         self.catalog_snapshots = caches.CatalogSnapshots()
@@ -107,7 +111,10 @@ class Responder:
         try:
             plain = plain_soa.read(wire)
             if plain is not None:
-                reply = self._plain_soa(wire, plain, tcp=tcp, address=address)
+                if plain.notify:
+                    reply = self._plain_notify(wire, plain, tcp=tcp, peer=peer, address=address)
+                else:
+                    reply = self._plain_soa(wire, plain, tcp=tcp, address=address)
                 if reply is not None:
                     return [reply]
             return self._answer(wire, tcp=tcp, peer=peer, address=address)
@@ -137,6 +144,32 @@ class Responder:
             tail = replies.to_wire(self._soa_reply(query, zone, pool), query, tcp)[2:]
             self.soa_replies.put(key, tail)
         self._note_soa_query(zone, pool, address)
+        return wire[:2] + tail
+
+    def _plain_notify(
+        self,
+        wire: bytes,
+        plain: plain_soa.PlainSoa,
+        *,
+        tcp: bool,
+        peer: str,
+        address: str | None,
+    ) -> bytes | None:
+        """The reply to a plain NOTIFY that mdns takes (from a source allowed to send
+        it, of a zone it holds), rendered by dnspython once for its shape; None for
+        any other, which the full path refuses."""
+        if not access.allowed(address, self.allow_notify):
+            return None
+        zone_id = self.zone_ids.get(plain.name)
+        if zone_id is None:
+            return None
+        notify.heard(plain.name, zone_id, plain.serial, peer=peer, address=address)
+        key = (plain.shape, tcp)
+        tail = self.notify_replies.get(key)
+        if tail is None:
+            query = dns.message.from_wire(wire)
+            tail = replies.to_wire(notify.acknowledgement(query), query, tcp)[2:]
+            self.notify_replies.put(key, tail)
         return wire[:2] + tail
 
     def _answer(self, wire: bytes, *, tcp: bool, peer: str, address: str | None) -> Iterable[bytes]:
