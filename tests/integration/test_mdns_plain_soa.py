@@ -233,16 +233,28 @@ def test_a_plain_notify_gets_the_full_paths_reply_and_passes_on_the_same_word(
     assert said == [(zone.id, serial, "127.0.0.1")] * 3
 
 
-def test_a_notify_mdns_does_not_take_is_refused_by_the_full_path_and_passed_on_to_no_one(
-    zone: objects.Zone, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "address", "rcode"),
+    [
+        ("elsewhere.example.", "127.0.0.1", dns.rcode.NOTAUTH),
+        (ZONE, "192.0.2.9", dns.rcode.REFUSED),  # outside [mdns] allow_notify
+    ],
+    ids=["a zone mdns does not hold", "from outside allow_notify"],
+)
+def test_a_plain_notify_mdns_does_not_take_is_refused_as_the_full_path_refuses_it(
+    zone: objects.Zone,
+    name: str,
+    address: str,
+    rcode: dns.rcode.Rcode,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     said: list[tuple[Any, ...]] = []
     monkeypatch.setattr(served, "announce", lambda *word: said.append(word))
     responder = Responder()
-    elsewhere = _notify("elsewhere.example.").to_wire()
-    assert plain_soa.read(elsewhere) is not None
-    (reply,) = responder.answer(elsewhere, tcp=False, peer="test", address="127.0.0.1")
-    assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTAUTH
-    (reply,) = responder.answer(_notify().to_wire(), tcp=False, peer="test", address="192.0.2.9")
-    assert dns.message.from_wire(reply).rcode() == dns.rcode.REFUSED
+    wire = _notify(name).to_wire()
+    assert plain_soa.read(wire) is not None
+    (reply,) = responder.answer(wire, tcp=False, peer="test", address=address)
+    (full,) = list(responder._answer(wire, tcp=False, peer="test", address=address))  # noqa: SLF001
+    assert reply == full
+    assert dns.message.from_wire(reply).rcode() == rcode
     assert said == []

@@ -62,34 +62,50 @@ def answer(
     ``zone_id_of`` names the id of the live zone of a name, if any (a
     :class:`zoneflow.mdns.caches.ZoneIds`)."""
     question = query.question[0]
-    serial = replies.soa_serial(query.answer)
+    held = question.rdclass == dns.rdataclass.IN
+    rcode = take(
+        question.name,
+        question.name.to_text().lower() if held else None,
+        replies.soa_serial(query.answer),
+        peer=peer,
+        address=address,
+        allow_notify=allow_notify,
+        zone_id_of=zone_id_of,
+    )
+    return reply(query, rcode)
+
+
+def take(
+    shown: object,
+    name: str | None,
+    serial: int | None,
+    *,
+    peer: str,
+    address: str | None,
+    allow_notify: tuple[access.Network, ...],
+    zone_id_of: Callable[[str], str | None],
+) -> dns.rcode.Rcode:
+    """What mdns makes of a NOTIFY of the zone ``name`` (lower case; None for a class
+    other than IN), ``shown`` in the log: REFUSED from outside ``allow_notify``,
+    NOTAUTH for a zone it does not hold, else NOERROR, and its word is passed on
+    (the polls waiting for the zone on that nameserver ask it now)."""
     if not access.allowed(address, allow_notify):
-        LOG.warning(
-            "REFUSED NOTIFY for %s from %s: not in [mdns] allow_notify", question.name, peer
-        )
-        return replies.error(query, dns.rcode.REFUSED)
-    zone_id = None
-    if question.rdclass == dns.rdataclass.IN:
-        zone_id = zone_id_of(question.name.to_text().lower())
+        LOG.warning("REFUSED NOTIFY for %s from %s: not in [mdns] allow_notify", shown, peer)
+        return dns.rcode.REFUSED
+    zone_id = None if name is None else zone_id_of(name)
     if zone_id is None:
-        LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", question.name, peer)
-        return replies.error(query, dns.rcode.NOTAUTH)
-    heard(question.name, zone_id, serial, peer=peer, address=address)
-    return acknowledgement(query)
-
-
-def heard(
-    name: object, zone_id: str, serial: int | None, *, peer: str, address: str | None
-) -> None:
-    """Log a NOTIFY mdns takes (of zone ``zone_id``, named ``name``), and pass its word
-    on: the polls waiting for the zone on that nameserver ask it now."""
-    LOG.info("NOTIFY for %s (serial %s) from %s", name, serial, peer)
+        LOG.info("NOTAUTH to NOTIFY for %s from %s: not a zone mdns holds", shown, peer)
+        return dns.rcode.NOTAUTH
+    LOG.info("NOTIFY for %s (serial %s) from %s", shown, serial, peer)
     if address is not None:
         served.announce(zone_id, serial, address)
+    return dns.rcode.NOERROR
 
 
-def acknowledgement(query: dns.message.Message) -> dns.message.Message:
-    """The reply to a NOTIFY mdns takes."""
+def reply(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
+    """The reply to a NOTIFY that mdns made ``rcode`` of (see :func:`take`)."""
+    if rcode != dns.rcode.NOERROR:
+        return replies.error(query, rcode)
     response = dns.message.make_response(query, our_payload=replies.UDP_PAYLOAD)
     response.flags |= dns.flags.AA
     return response

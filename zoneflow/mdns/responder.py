@@ -112,9 +112,8 @@ class Responder:
             plain = plain_soa.read(wire)
             if plain is not None:
                 if plain.notify:
-                    reply = self._plain_notify(wire, plain, tcp=tcp, peer=peer, address=address)
-                else:
-                    reply = self._plain_soa(wire, plain, tcp=tcp, address=address)
+                    return [self._plain_notify(wire, plain, tcp=tcp, peer=peer, address=address)]
+                reply = self._plain_soa(wire, plain, tcp=tcp, address=address)
                 if reply is not None:
                     return [reply]
             return self._answer(wire, tcp=tcp, peer=peer, address=address)
@@ -154,21 +153,23 @@ class Responder:
         tcp: bool,
         peer: str,
         address: str | None,
-    ) -> bytes | None:
-        """The reply to a plain NOTIFY that mdns takes (from a source allowed to send
-        it, of a zone it holds), rendered by dnspython once for its shape; None for
-        any other, which the full path refuses."""
-        if not access.allowed(address, self.allow_notify):
-            return None
-        zone_id = self.zone_ids.get(plain.name)
-        if zone_id is None:
-            return None
-        notify.heard(plain.name, zone_id, plain.serial, peer=peer, address=address)
-        key = (plain.shape, tcp)
+    ) -> bytes:
+        """The reply to a plain NOTIFY, as the full path makes it (:func:`notify.take`),
+        rendered by dnspython once for its shape and what mdns made of it."""
+        rcode = notify.take(
+            plain.name,
+            plain.name,
+            plain.serial,
+            peer=peer,
+            address=address,
+            allow_notify=self.allow_notify,
+            zone_id_of=self.zone_ids.get,
+        )
+        key = (plain.shape, tcp, rcode)
         tail = self.notify_replies.get(key)
         if tail is None:
             query = dns.message.from_wire(wire)
-            tail = replies.to_wire(notify.acknowledgement(query), query, tcp)[2:]
+            tail = replies.to_wire(notify.reply(query, rcode), query, tcp)[2:]
             self.notify_replies.put(key, tail)
         return wire[:2] + tail
 
