@@ -70,6 +70,7 @@ bench: deps
 	$(BIN)/python bench/propagation.py --targets 2
 	$(BIN)/python bench/propagation.py --targets 8
 	$(BIN)/python bench/mdns.py
+	$(BIN)/python bench/notify_cost.py
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/api_search.py
