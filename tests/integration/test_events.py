@@ -241,6 +241,19 @@ def test_stopping_a_publisher_publishes_what_waits_for_its_turn() -> None:
     assert [p.name for p in stored.list_publishers()] == []
 
 
+def test_a_publisher_counts_what_it_appended_and_when() -> None:
+    stored.touch_publisher("counting", hostname="here", pid=3)
+    (before,) = stored.list_publishers()
+    stored.append(
+        [_job_event("job-1", "RUNNING"), _job_event("job-2", "RUNNING")], publisher="counting"
+    )
+    stored.append([_job_event("job-1", "SUCCESS")], publisher="counting")
+    (after,) = stored.list_publishers()
+    assert (before.published, after.published) == (0, 3)
+    assert after.last_activity >= before.last_activity
+    assert _states("job-1") == ["RUNNING", "SUCCESS"] and _states("job-2") == ["RUNNING"]
+
+
 def _job_event(key: str, state: str) -> stored.NewEvent:
     return stored.NewEvent(objects.EventTopic.JOB, "jobs", key, state, {"state": state})
 

@@ -277,13 +277,21 @@ def append(new: Sequence[NewEvent], *, publisher: str) -> None:
     with db.writer() as session:
         write(session, new, publisher=publisher)
         session.execute(
-            sa.update(models.EventPublisher)
-            .where(models.EventPublisher.name == publisher)
-            .values(
-                published=models.EventPublisher.published + len(new),
-                last_activity=models.utcnow(),
-            )
+            _COUNT_PUBLISHED, {"b_name": publisher, "b_count": len(new), "b_now": models.utcnow()}
         )
+
+
+_PUBLISHERS = cast(sa.Table, models.EventPublisher.__table__)
+# On the table, not the ORM class: the ORM's UPDATE looked for the row among the
+# session's objects, a third of what a conductor's event publisher spent a flush.
+_COUNT_PUBLISHED = (
+    sa.update(_PUBLISHERS)
+    .where(_PUBLISHERS.c.name == sa.bindparam("b_name"))
+    .values(
+        published=_PUBLISHERS.c.published + sa.bindparam("b_count"),
+        last_activity=sa.bindparam("b_now"),
+    )
+)
 
 
 def _value(cls: type[V], row: Any) -> V:
