@@ -34,12 +34,6 @@ import dns.rrset  # noqa: E402
 
 from bench import report  # noqa: E402
 
-POOL = """
-- name: default
-  ns_records: [{hostname: ns1.bench.example., priority: 1}]
-  targets:
-    - {type: fake, description: unused}
-"""
 TARGETS = 8
 SOA = "ns1.bench.example. hostmaster.bench.example. {} 3600 600 86400 300"
 
@@ -68,12 +62,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from tests import support
+    from tests.integration.conftest import fake_pool_yaml
     from zoneflow.central import zones as central_zones
     from zoneflow.mdns.responder import Responder
 
     with (
         tempfile.TemporaryDirectory(prefix="zoneflow-bench-notify-") as tmp,
-        support.database(f"sqlite:///{tmp}/zoneflow.sqlite", pools_yaml=POOL),
+        support.database(f"sqlite:///{tmp}/zoneflow.sqlite", pools_yaml=fake_pool_yaml()),
     ):
         zones = [
             central_zones.create_zone(f"z{i:04d}.bench.example.", "hostmaster@bench.example")
