@@ -183,11 +183,12 @@ class Sweeper:
     def expect(self, index: int, zone: str, action: str, serial: int, due: float) -> None:
         change = Expect(index, zone, action, serial, due, set(range(len(self.targets))))
         self.pending[index] = change
-        if zone not in self.queries:
-            self.queries[zone] = soa_query(zone)
-            self.zones[bytes(self.queries[zone][12:]).lower()] = zone
+        query = self.queries.get(zone)
+        if query is None:
+            query = self.queries[zone] = soa_query(zone)
+        question = bytes(query[12:]).lower()
+        self.zones[question] = zone
         now = time.monotonic()
-        question = bytes(self.queries[zone][12:]).lower()
         for target in change.left:
             watch = self.watches.setdefault((target, zone), Watch([], math.inf))
             watch.changes.append(change)
@@ -265,8 +266,7 @@ class Sweeper:
                 known = self.notified_serials.get((target, question), -1)
                 self.notified_serials[(target, question)] = max(known, serial)
             zone = self.zones.get(question)
-            watch = self.watches.get((target, zone)) if zone is not None else None
-            if watch is not None:
+            if zone is not None and (watch := self.watches.get((target, zone))) is not None:
                 watch.prompted = True
                 self._ask_at(watch, target, zone, time.monotonic())
 

@@ -62,10 +62,9 @@ def answer(
     ``zone_id_of`` names the id of the live zone of a name, if any (a
     :class:`zoneflow.mdns.caches.ZoneIds`)."""
     question = query.question[0]
-    held = question.rdclass == dns.rdataclass.IN
     rcode = take(
         question.name,
-        question.name.to_text().lower() if held else None,
+        question.name.to_text().lower() if question.rdclass == dns.rdataclass.IN else None,
         replies.soa_serial(query.answer),
         peer=peer,
         address=address,
