@@ -19,7 +19,7 @@ import collections
 import logging
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dns.flags
 import dns.message
@@ -136,14 +136,15 @@ class Responder:
         if zone is None:
             return None
         pool = self.pools.get(zone.pool_id)
-        key = (plain.shape, tcp, zone, pool.ns_records)
-        tail = self.soa_replies.get(key)
-        if tail is None:
-            query = dns.message.from_wire(wire)
-            tail = replies.to_wire(self._soa_reply(query, zone, pool), query, tcp)[2:]
-            self.soa_replies.put(key, tail)
+        reply = _kept_reply(
+            self.soa_replies,
+            (plain.shape, tcp, zone, pool.ns_records),
+            wire,
+            tcp,
+            lambda query: self._soa_reply(query, zone, pool),
+        )
         self._note_soa_query(zone, pool, address)
-        return wire[:2] + tail
+        return reply
 
     def _plain_notify(
         self,
@@ -165,13 +166,13 @@ class Responder:
             allow_notify=self.allow_notify,
             zone_id_of=self.zone_ids.get,
         )
-        key = (plain.shape, tcp, rcode)
-        tail = self.notify_replies.get(key)
-        if tail is None:
-            query = dns.message.from_wire(wire)
-            tail = replies.to_wire(notify.reply(query, rcode), query, tcp)[2:]
-            self.notify_replies.put(key, tail)
-        return wire[:2] + tail
+        return _kept_reply(
+            self.notify_replies,
+            (plain.shape, tcp, rcode),
+            wire,
+            tcp,
+            lambda query: notify.reply(query, rcode),
+        )
 
     def _answer(self, wire: bytes, *, tcp: bool, peer: str, address: str | None) -> Iterable[bytes]:
         opcode = dns.opcode.from_flags(struct.unpack("!H", wire[2:4])[0])
@@ -319,3 +320,21 @@ class Responder:
             # A target checking whether it is behind: it is alive and has the zone.
             assert address is not None
             self.transfer_log.note_query(zone.id, address, "SOA", 0)
+
+
+def _kept_reply(
+    kept: caches.Recent[bytes],
+    key: object,
+    wire: bytes,
+    tcp: bool,
+    make: Callable[[dns.message.Message], dns.message.Message],
+) -> bytes:
+    """The reply to the plain request ``wire`` under its own id: the one kept in
+    ``kept`` by ``key`` (all the reply depends on but the id), else made now by
+    ``make`` from dnspython's parse of ``wire``, rendered and kept."""
+    tail = kept.get(key)
+    if tail is None:
+        query = dns.message.from_wire(wire)
+        tail = replies.to_wire(make(query), query, tcp)[2:]
+        kept.put(key, tail)
+    return wire[:2] + tail
