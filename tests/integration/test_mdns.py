@@ -39,6 +39,7 @@ from zoneflow.storage import db, models
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import pools as stored_pools
 from zoneflow.storage import reads as stored_reads
+from zoneflow.storage import status as stored_status
 from zoneflow.storage import transfers as stored_transfers
 from zoneflow.storage import zones as stored_zones
 
@@ -423,6 +424,86 @@ def test_a_transfer_after_a_change_is_read_again(
     assert after.get_rdataset("later", "A") is not None
     assert after.get_soa().serial == stored_reads.get_zone(ZONE).serial
     assert reads == ["zone_for_transfer", "zone_for_transfer"]
+
+
+def _counting_zone_rows(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the zone rows mdns reads from now on, as it reads them."""
+    names: list[str] = []
+    real = stored_zones.find_zone_for_mdns
+
+    def counted(name: str) -> objects.Zone | None:
+        names.append(name)
+        return real(name)
+
+    monkeypatch.setattr(stored_zones, "find_zone_for_mdns", counted)
+    return names
+
+
+def _ixfr_request(serial: int) -> dns.message.Message:
+    request = dns.message.make_query(ZONE, dns.rdatatype.IXFR)
+    request.authority.append(dns.rrset.from_text(ZONE, 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+    return request
+
+
+def test_targets_transfer_a_change_on_the_zone_row_their_soa_queries_read(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each target asks the SOA, then transfers: one read of the zone's row each."""
+    secondaries = [_axfr_zone(mdns.port) for _ in range(3)]
+    central_recordsets.create_recordset(ZONE, "later", "A", ["192.0.2.77"])
+    rows = _counting_zone_rows(monkeypatch)
+    for secondary in secondaries:
+        asked = ask(mdns, ZONE, "SOA").answer[0][0].serial
+        assert asked > secondary.get_soa().serial
+        _transfer_into(secondary, mdns.port)
+    read = list(rows)
+
+    assert read == [ZONE] * 3
+    assert mdns.responder.transfers["IXFR"] == 3
+    assert all(secondary == _axfr_zone(mdns.port) for secondary in secondaries)
+
+
+def test_an_ixfr_sends_the_changes_committed_after_the_row_it_takes_was_read(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secondary = _axfr_zone(mdns.port)
+    central_recordsets.create_recordset(ZONE, "first", "A", ["192.0.2.71"])
+    ask(mdns, ZONE, "SOA")  # the row read at the first change's serial
+    central_recordsets.create_recordset(ZONE, "second", "A", ["192.0.2.72"])
+    rows = _counting_zone_rows(monkeypatch)
+    _transfer_into(secondary, mdns.port)
+    read = list(rows)
+
+    assert read == []
+    assert secondary.get_soa().serial == stored_reads.get_zone(ZONE).serial
+    assert secondary == _axfr_zone(mdns.port)
+
+
+def test_an_ixfr_the_kept_row_calls_current_is_answered_from_the_row_as_it_is_now(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secondary = _axfr_zone(mdns.port)  # the row read at the secondary's serial
+    central_recordsets.create_recordset(ZONE, "later", "A", ["192.0.2.77"])
+    rows = _counting_zone_rows(monkeypatch)
+    _transfer_into(secondary, mdns.port)
+    read = list(rows)
+
+    assert read == [ZONE]
+    assert secondary.get_rdataset("later", "A") is not None
+    assert mdns.responder.transfers["IXFR-current"] == 0 and mdns.responder.transfers["IXFR"] == 1
+
+
+def test_an_ixfr_of_a_zone_deleted_since_its_row_was_kept_is_refused(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer
+) -> None:
+    assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.NOERROR  # the row kept
+    deleting = central_zones.delete_zone(ZONE)
+    assert stored_status.finish_zone_delete(zone.id, serial=deleting.serial)
+
+    reply = dns.query.tcp(_ixfr_request(zone.serial), HOST, port=mdns.port, timeout=10)
+
+    assert reply.rcode() == dns.rcode.REFUSED
+    assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.REFUSED
 
 
 def test_a_zone_too_large_to_keep_is_read_for_every_transfer(

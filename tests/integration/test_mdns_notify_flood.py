@@ -232,7 +232,7 @@ def test_a_notify_is_answered_while_every_query_thread_is_busy(
         )
     )
     try:
-        # The zone's id is read at its first NOTIFY, and kept (caches.ZoneIds).
+        # The zone's id is read at its first NOTIFY, and kept (caches.ZoneRows).
         assert dns_query.send_notify(ZONE, HOST, server.port, serial=zone.serial) == 0
         held = threading.Event()
         lookup = stored_zones.find_zone_for_mdns

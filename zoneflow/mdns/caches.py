@@ -26,8 +26,10 @@ from zoneflow.storage import zones as stored_zones
 # only when an operator loads pools.yaml; reading one costs more than the rest
 # of an SOA answer, so it is kept this many seconds.
 POOL_CACHE_SECONDS = 5.0
-# A zone's id by its name is kept this long for the targets' NOTIFYs (ZoneIds).
+# A zone's row, as read by name, is taken for a target's NOTIFY this long (ZoneRows),
 ZONE_ID_SECONDS = 30.0
+# and for a transfer this long: a pool's targets transfer a change within a second.
+TRANSFER_ROW_SECONDS = 2.0
 
 V = TypeVar("V")
 
@@ -202,33 +204,68 @@ class PoolCache:
         return pool
 
 
-class ZoneIds:
-    """Zone name -> the id of its live zone, each kept ``seconds`` after it was read.
+class ZoneRows:
+    """Zone name -> its live zone's row as mdns read it last, for the answers that do
+    not need it read again.
 
-    For the targets' NOTIFYs alone: every target of a pool NOTIFYs mdns of each
-    serial it loads, eight lookups of one zone within a second on eight targets,
-    and what they say is a hint for the polls (zoneflow.events.served), never
-    an answer a nameserver acts on. So a name may stand for its zone a little
-    after the zone was deleted (a word for a zone no poll waits for any more,
-    acknowledged instead of NOTAUTH). A name not found is not kept: a zone just
-    created is found by its first NOTIFY.
+    An SOA query always reads the row (:meth:`read`): its serial decides whether
+    a nameserver transfers. Each read is kept here, the newest of a zone (by
+    its version) winning, and two kinds of request take the kept row instead
+    (:meth:`recent`):
+
+    - a transfer, within :data:`TRANSFER_ROW_SECONDS`: each target of a pool
+      asks the SOA and transfers right after, sixteen reads of one row within
+      a second on eight targets. The row only names the zone and gives its
+      SOA's fields, which no incremental change alters (a change of them makes
+      the client take the whole zone, read afresh); the changes an IXFR sends
+      come from the history, read at the time. Only a reply that the client is
+      current says something of the serial, and the transfer reads the row
+      again before it sends one.
+    - a target's NOTIFY, within :data:`ZONE_ID_SECONDS`: its id alone, for a
+      word passed to the polls that no nameserver acts on
+      (:mod:`zoneflow.mdns.notify`). So a name may stand for its zone a little
+      after the zone was deleted: the word is acknowledged instead of NOTAUTH.
+
+    A name not found is not kept: a zone just created is found by its first read.
     """
 
-    def __init__(self, seconds: float, size: int = 10_000) -> None:
-        self.seconds = seconds
-        self._recent: Recent[tuple[float, str]] = Recent(size)
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._kept: collections.OrderedDict[str, tuple[float, objects.Zone]] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
 
-    def get(self, name: str) -> str | None:
-        """The id of the live zone called ``name`` (lowercase, absolute), or None."""
-        now = time.monotonic()
-        kept = self._recent.get(name)
-        if kept is not None and now - kept[0] < self.seconds:
-            return kept[1]
+    def read(self, name: str) -> objects.Zone | None:
+        """The live zone called ``name`` (lower-case, absolute), read now, or None."""
+        read_at = time.monotonic()
         zone = stored_zones.find_zone_for_mdns(name)
-        if zone is None:
-            return None
-        self._recent.put(name, (now, zone.id))
-        return zone.id
+        if zone is not None:
+            self._keep(name, read_at, zone)
+        return zone
+
+    def recent(self, name: str, seconds: float) -> objects.Zone | None:
+        """The row of the zone called ``name`` as read at most ``seconds`` ago, or now."""
+        with self._lock:
+            kept = self._kept.get(name)
+        if kept is not None and time.monotonic() - kept[0] < seconds:
+            return kept[1]
+        return self.read(name)
+
+    def id_of(self, name: str) -> str | None:
+        """The id of the live zone called ``name`` (for a target's NOTIFY), or None."""
+        zone = self.recent(name, ZONE_ID_SECONDS)
+        return None if zone is None else zone.id
+
+    def _keep(self, name: str, read_at: float, zone: objects.Zone) -> None:
+        with self._lock:
+            kept = self._kept.get(name)
+            # Of two reads racing, the one that saw the older version does not win.
+            if kept is None or kept[1].id != zone.id or kept[1].version <= zone.version:
+                self._kept[name] = (read_at, zone)
+            self._kept.move_to_end(name)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
 
 
 class CatalogNames:

@@ -60,7 +60,7 @@ def answer(
 ) -> dns.message.Message:
     """Acknowledge a nameserver's NOTIFY: it says which serial it now serves.
     ``zone_id_of`` names the id of the live zone of a name, if any (a
-    :class:`zoneflow.mdns.caches.ZoneIds`)."""
+    :meth:`zoneflow.mdns.caches.ZoneRows.id_of`)."""
     question = query.question[0]
     rcode = take(
         question.name,

@@ -38,7 +38,6 @@ from zoneflow.mdns import keyring as stored_keyring
 from zoneflow.mdns.snapshot import catalog_zone
 from zoneflow.mdns.transfers import TransferLog, from_target
 from zoneflow.storage import catalogs as stored_catalogs
-from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -73,11 +72,13 @@ class Responder:
         # Rendered replies to plain NOTIFYs, without their id (see _plain_notify).
         self.notify_replies: caches.Recent[bytes] = caches.Recent(NOTIFY_REPLIES)
         self.catalogs = caches.CatalogNames(caches.POOL_CACHE_SECONDS)
-        self.zone_ids = caches.ZoneIds(caches.ZONE_ID_SECONDS)
+        # Every zone row read by name, for transfers and NOTIFYs to take again.
+        self.zones = caches.ZoneRows()
         self.catalog_snapshots = caches.CatalogSnapshots()
         self.zone_transfers = zone_transfer.Transfers(
             pools=self.pools,
             soas=self.soas,
+            zones=self.zones,
             catalog=self._catalog,
             allow_transfer=allow_transfer,
         )
@@ -132,7 +133,7 @@ class Responder:
         any other name, which the full path answers."""
         if self.catalogs.holds(plain.name):
             return None
-        zone = stored_zones.find_zone_for_mdns(plain.name)
+        zone = self.zones.read(plain.name)
         if zone is None:
             return None
         pool = self.pools.get(zone.pool_id)
@@ -164,7 +165,7 @@ class Responder:
             peer=peer,
             address=address,
             allow_notify=self.allow_notify,
-            zone_id_of=self.zone_ids.get,
+            zone_id_of=self.zones.id_of,
         )
         return _kept_reply(
             self.notify_replies,
@@ -202,7 +203,7 @@ class Responder:
                 peer=peer,
                 address=address,
                 allow_notify=self.allow_notify,
-                zone_id_of=self.zone_ids.get,
+                zone_id_of=self.zones.id_of,
             )
             return [replies.to_wire(response, query, tcp)]
         if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
@@ -264,7 +265,7 @@ class Responder:
         """The zone holding ``qname``: the closest enclosing zone in storage."""
         candidate = qname
         while candidate != dns.name.root:
-            zone = stored_zones.find_zone_for_mdns(candidate.to_text().lower())
+            zone = self.zones.read(candidate.to_text().lower())
             if zone is not None:
                 return zone
             candidate = candidate.parent()

@@ -63,7 +63,7 @@ UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 MAX_PENDING_NOTIFY = 64
 # Threads answering NOTIFYs, apart from the queries' pool: a target's NOTIFY says
 # it serves a serial (a word the polls wait for), and under load it waited behind
-# a backlog of SOA queries in one queue. Most need no database (caches.ZoneIds).
+# a backlog of SOA queries in one queue. Most need no database (caches.ZoneRows).
 NOTIFY_THREADS = 2
 # (source, zone) pairs whose NOTIFY rate is tracked; NOTIFYs from pairs past
 # it are dropped until some fall idle (a flood of spoofed sources).

@@ -46,7 +46,6 @@ from zoneflow.mdns import access, caches, options, replies, snapshot, transfers,
 from zoneflow.storage import catalogs as stored_catalogs
 from zoneflow.storage import history as stored_history
 from zoneflow.storage import transfers as stored_transfers
-from zoneflow.storage import zones as stored_zones
 
 LOG = logging.getLogger(__name__)
 CONF = options.CONF
@@ -61,6 +60,11 @@ _TSIG_ROOM = 400
 def _serial_gte(a: int, b: int) -> bool:
     """``a`` is ``b`` or newer in RFC 1982 serial number arithmetic."""
     return a == b or 0 < (a - b) % 2**32 < 2**31
+
+
+def _lower(name: dns.name.Name) -> str:
+    """``name`` as storage spells zone names: absolute, lower-case text."""
+    return name.to_text().lower()
 
 
 def _change_records(records: Iterable[objects.Record]) -> Iterator[xfr.WireRecord]:
@@ -100,12 +104,15 @@ class Transfers:
         *,
         pools: caches.PoolCache,
         soas: caches.SoaCache,
+        zones: caches.ZoneRows,
         catalog: Callable[[dns.name.Name], objects.Catalog | None],
         allow_transfer: tuple[access.Network, ...],
     ) -> None:
         self.pools = pools
         # The SOA a secondary asked for just before it transfers the zone.
         self.soas = soas
+        # The zone row its SOA query read, taken again (see ZoneRows).
+        self.zones = zones
         self.catalog = catalog
         self.allow_transfer = allow_transfer
         # Transfers served, by kind: AXFR, IXFR, IXFR-AXFR (history too
@@ -135,14 +142,14 @@ class Transfers:
             catalog = self.catalog(question.name)
             if catalog is not None and dns.name.from_text(catalog.name) != question.name:
                 catalog = None  # a name inside a catalog is not a zone
-            zone = (
-                snapshot.catalog_zone(catalog)
-                if catalog is not None
-                else stored_zones.find_zone_for_mdns(question.name.to_text().lower())
-            )
+            if catalog is not None:
+                zone = snapshot.catalog_zone(catalog)
+            elif question.rdtype == dns.rdatatype.IXFR and tcp:
+                zone = self.zones.recent(_lower(question.name), caches.TRANSFER_ROW_SECONDS)
+            else:  # whoever asks for the whole zone, or the serial, expects it as it is now
+                zone = self.zones.read(_lower(question.name))
         if zone is None:
-            LOG.info("REFUSED %s of %s to %s: not a zone mdns holds", kind, question.name, peer)
-            return [replies.to_wire(replies.error(query, dns.rcode.REFUSED), query, tcp)]
+            return self._refused(query, tcp, peer, "not a zone mdns holds")
         pool = self.pools.get(zone.pool_id)
         refusal = access.transfer_refusal(query, pool, address, self.allow_transfer)
         if refusal is not None:
@@ -159,6 +166,12 @@ class Transfers:
         if catalog is None and address is not None and transfers.from_target(pool, address):
             # The client's SOA is the serial it serves: the propagation model's news.
             self.log.note_query(zone.id, address, "IXFR-QUERY", client_serial)
+        if tcp and catalog is None and _serial_gte(client_serial, zone.serial):
+            # Current as the kept row says: whether it is, the row as it is now says.
+            now = self._now(zone)
+            if now is None:
+                return self._refused(query, tcp, peer, "deleted just now")
+            zone, pool = now
         if not tcp or _serial_gte(client_serial, zone.serial):
             # Current, or asked over UDP: the single SOA (RFC 1995 section 2)
             # tells the client to come back over TCP when it is behind.
@@ -176,11 +189,26 @@ class Transfers:
         changes = stored_history.zone_changes_since(zone.id, client_serial)
         if not changes:
             # The history does not reach back that far: the whole zone, in
-            # AXFR form, which RFC 1995 section 4 allows.
-            return self._axfr(query, zone, pool, peer, address, kind="IXFR-AXFR")
+            # AXFR form, which RFC 1995 section 4 allows, as it is now.
+            now = self._now(zone)
+            if now is None:
+                return self._refused(query, tcp, peer, "deleted just now")
+            return self._axfr(query, *now, peer, address, kind="IXFR-AXFR")
         told = caches.KeptTransfer((), changes[-1].serial, len(changes))
         records = self.kept.keep(key, _ixfr_records(zone, pool, changes), told)
         return self._ixfr(query, zone, peer, address, client_serial, told, records)
+
+    def _now(self, zone: objects.Zone) -> tuple[objects.Zone, objects.Pool] | None:
+        """``zone`` and its pool as stored now (None: deleted since its row was kept)."""
+        now = self.zones.read(zone.name)
+        return None if now is None else (now, self.pools.get(now.pool_id))
+
+    @staticmethod
+    def _refused(query: dns.message.Message, tcp: bool, peer: str, why: str) -> list[bytes]:
+        question = query.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        LOG.info("REFUSED %s of %s to %s: %s", kind, question.name, peer, why)
+        return [replies.to_wire(replies.error(query, dns.rcode.REFUSED), query, tcp)]
 
     def _messages(
         self, query: dns.message.Message, origin: dns.name.Name, records: Iterable[xfr.WireRecord]
