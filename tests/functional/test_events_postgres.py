@@ -24,7 +24,7 @@ from zoneflow import events, objects
 from zoneflow.central import reads as central_reads
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
-from zoneflow.events import impl_postgres
+from zoneflow.events import impl_postgres, served
 from zoneflow.storage import db, models
 from zoneflow.storage import events as stored
 
@@ -142,6 +142,28 @@ def test_the_postgres_driver_wakes_a_subscriber_for_another_processes_change(
     assert made.returncode == 0, made.stderr
     (event,) = subscription.next(timeout=60)
     assert event.value["name"] == "other.example." and event.action == "CREATE"
+
+
+def test_a_process_listens_only_on_the_channels_it_uses(on_postgres: str, override: Any) -> None:
+    """A conductor's polls hear the nameservers' word and no event; a subscriber hears
+    the events from when it subscribes."""
+    override("events", poll_interval=120)  # no look at the table but when woken
+    driver = events.get_driver()
+    assert isinstance(driver, impl_postgres.PostgresDriver)
+    driver.hear(served.CHANNEL)
+    assert driver.listening(timeout=30)
+    central_zones.create_zone("unheard.example.", "h@example.com")
+    served.announce("a-zone-id", 7, "192.0.2.1")
+    support.eventually(lambda: driver.heard[served.CHANNEL] == 1, what="the nameserver's word")
+    # Delivered in commit order: the event's NOTIFY would have come first.
+    assert driver.heard[stored.CHANNEL] == 0
+
+    subscription = events.subscribe(objects.EventFilter(topics=frozenset({"zone"})))
+    assert driver.listening(timeout=30)
+    zone = central_zones.create_zone("heard.example.", "h@example.com")
+    (event,) = subscription.next(timeout=60)
+    assert event.key == zone.id
+    assert driver.heard[stored.CHANNEL] >= 1
 
 
 def test_zoneflow_events_follow_prints_changes_as_they_are_committed(

@@ -64,6 +64,13 @@ class Driver(abc.ABC):
             self._changed.wait_for(lambda: self._generation != seen, timeout)
             return self._generation
 
+    def hear(self, channel: str) -> None:
+        """Listen from now on for what is sent on ``channel`` (PostgreSQL's: the events',
+        zoneflow.storage.events.CHANNEL, or the nameservers' word,
+        zoneflow.events.served.CHANNEL). A driver that hears everything its process
+        commits, and nothing else, has nothing to do."""
+        return None
+
     def listening(self, timeout: float) -> bool:
         """Whether this process hears what other processes publish now (waiting up to
         ``timeout`` seconds for it): at once, unless the driver listens in a thread."""

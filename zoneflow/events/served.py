@@ -162,7 +162,7 @@ def forget() -> None:
 
 
 def _listening() -> None:
-    """Have this process's event driver LISTEN (it hears :data:`CHANNEL` too).
+    """Have this process's event driver LISTEN on :data:`CHANNEL`.
 
     The driver makes its LISTEN from a thread of its own, and a word sent before
     that is in place is lost: so the first poll of a process waits for it (up to
@@ -171,7 +171,9 @@ def _listening() -> None:
     """
     from zoneflow.events import bus  # the driver is loaded on first use
 
-    if not bus.get_driver().listening(LISTEN_WAIT):
+    driver = bus.get_driver()
+    driver.hear(CHANNEL)
+    if not driver.listening(LISTEN_WAIT):
         LOG.info("served: not listening yet after %gs; polls ask at their rounds", LISTEN_WAIT)
 
 

@@ -29,6 +29,7 @@ class Subscription:
     ) -> None:
         self._driver = driver
         self._wanted = wanted
+        driver.hear(stored.CHANNEL)
         self.last_id = driver.recent.newest() if after is None else after
 
     def next(self, timeout: float) -> list[objects.Event]:
