@@ -242,10 +242,11 @@ class _Sender:
     def _send(words: list[Heard]) -> None:
         with db.connection() as conn:
             for payload in payloads(words):
-                conn.execute(
-                    sa.text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": payload},
-                )
+                conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+# Built once: mdns sends one for each serial a target says it loaded.
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
 
 
 _sender_lock = threading.Lock()
