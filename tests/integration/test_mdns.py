@@ -506,6 +506,20 @@ def test_an_ixfr_of_a_zone_deleted_since_its_row_was_kept_is_refused(
     assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.REFUSED
 
 
+def test_a_zone_found_deleted_no_longer_stands_for_its_name(
+    zone: objects.Zone, mdns: mdns_server.MdnsServer
+) -> None:
+    """A target's NOTIFY takes a zone's id from the row kept; once a read finds the
+    zone gone, the NOTIFY is for a zone mdns does not hold."""
+    assert query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial) == dns.rcode.NOERROR
+    deleting = central_zones.delete_zone(ZONE)
+    assert stored_status.finish_zone_delete(zone.id, serial=deleting.serial)
+    assert query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial) == dns.rcode.NOERROR
+    assert ask(mdns, ZONE, "SOA").rcode() == dns.rcode.REFUSED  # read: gone
+
+    assert query.send_notify(ZONE, HOST, mdns.port, serial=zone.serial) == dns.rcode.NOTAUTH
+
+
 def test_a_zone_too_large_to_keep_is_read_for_every_transfer(
     mdns: mdns_server.MdnsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -224,7 +224,8 @@ class ZoneRows:
     - a target's NOTIFY, within :data:`ZONE_ID_SECONDS`: its id alone, for a
       word passed to the polls that no nameserver acts on
       (:mod:`zoneflow.mdns.notify`). So a name may stand for its zone a little
-      after the zone was deleted: the word is acknowledged instead of NOTAUTH.
+      after the zone was deleted, until a read finds it gone: the word is
+      acknowledged instead of NOTAUTH.
 
     A name not found is not kept: a zone just created is found by its first read.
     """
@@ -242,6 +243,9 @@ class ZoneRows:
         zone = stored_zones.find_zone_for_mdns(name)
         if zone is not None:
             self._keep(name, read_at, zone)
+        else:
+            with self._lock:  # a zone deleted: its kept row no longer stands for it
+                self._kept.pop(name, None)
         return zone
 
     def recent(self, name: str, seconds: float) -> objects.Zone | None:
