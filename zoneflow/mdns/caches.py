@@ -8,7 +8,7 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 import dns.name
@@ -54,13 +54,22 @@ class Recent(Generic[V]):
                 self._entries.move_to_end(key)
             return value
 
-    def put(self, key: object, value: V) -> None:
+    def put(self, key: object, value: V, *, over: Callable[[V], bool] | None = None) -> None:
+        """Keep ``value`` for ``key``; with ``over``, only in place of a kept value for
+        which it is true (checked and replaced as one step)."""
         if not self.size:
             return
         with self._lock:
-            self._entries[key] = value
+            kept = self._entries.get(key)
+            if over is None or kept is None or over(kept):
+                self._entries[key] = value
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def forget(self, key: object) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 class SnapshotCache:
@@ -231,27 +240,27 @@ class ZoneRows:
     """
 
     def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._kept: collections.OrderedDict[str, tuple[float, objects.Zone]] = (
-            collections.OrderedDict()
-        )
-        self._lock = threading.Lock()
+        # Name -> when the row was read, and the row.
+        self._kept: Recent[tuple[float, objects.Zone]] = Recent(size)
 
     def read(self, name: str) -> objects.Zone | None:
         """The live zone called ``name`` (lower-case, absolute), read now, or None."""
         read_at = time.monotonic()
         zone = stored_zones.find_zone_for_mdns(name)
-        if zone is not None:
-            self._keep(name, read_at, zone)
-        else:
-            with self._lock:  # a zone deleted: its kept row no longer stands for it
-                self._kept.pop(name, None)
+        if zone is None:
+            self._kept.forget(name)  # a zone deleted: its kept row no longer stands for it
+            return None
+        # Of two reads racing, the one that saw the older version does not win.
+        self._kept.put(
+            name,
+            (read_at, zone),
+            over=lambda kept: kept[1].id != zone.id or kept[1].version <= zone.version,
+        )
         return zone
 
     def recent(self, name: str, seconds: float) -> objects.Zone | None:
         """The row of the zone called ``name`` as read at most ``seconds`` ago, or now."""
-        with self._lock:
-            kept = self._kept.get(name)
+        kept = self._kept.get(name)
         if kept is not None and time.monotonic() - kept[0] < seconds:
             return kept[1]
         return self.read(name)
@@ -260,16 +269,6 @@ class ZoneRows:
         """The id of the live zone called ``name`` (for a target's NOTIFY), or None."""
         zone = self.recent(name, ZONE_ID_SECONDS)
         return None if zone is None else zone.id
-
-    def _keep(self, name: str, read_at: float, zone: objects.Zone) -> None:
-        with self._lock:
-            kept = self._kept.get(name)
-            # Of two reads racing, the one that saw the older version does not win.
-            if kept is None or kept[1].id != zone.id or kept[1].version <= zone.version:
-                self._kept[name] = (read_at, zone)
-            self._kept.move_to_end(name)
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
 
 
 class CatalogNames:
