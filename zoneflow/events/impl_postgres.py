@@ -73,8 +73,9 @@ class PostgresDriver(base.Driver):
             if channel in self._wanted:
                 return
             self._wanted.add(channel)
-        # A full pipe holds nudges enough already; a closed one, the driver stopped.
-        with contextlib.suppress(OSError):
+        if self._stopping.is_set():
+            return  # the pipe is closed, its number maybe another file's now
+        with contextlib.suppress(BlockingIOError):  # a full pipe holds nudges enough
             os.write(self._nudge_write, b"!")
 
     def listening(self, timeout: float) -> bool:
