@@ -166,6 +166,48 @@ def test_a_process_listens_only_on_the_channels_it_uses(on_postgres: str, overri
     assert driver.heard[stored.CHANNEL] >= 1
 
 
+def _listening_backends() -> list[int]:
+    """The backends whose session last ran a LISTEN: the event drivers' connections."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            )
+        )
+        return [int(pid) for (pid,) in rows]
+
+
+def test_a_driver_whose_connection_drops_listens_again_and_misses_no_event(
+    on_postgres: str, override: Any
+) -> None:
+    override("events", poll_interval=0.2)  # the pause before reconnecting
+    driver = events.get_driver()
+    assert isinstance(driver, impl_postgres.PostgresDriver)
+    subscription = events.subscribe(objects.EventFilter(topics=frozenset({"zone"})))
+    driver.hear(served.CHANNEL)
+    assert driver.listening(timeout=30)
+    (dropped,) = _listening_backends()
+
+    with db.connection() as conn:
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar()
+    missed = central_zones.create_zone("while-away.example.", "h@example.com")
+    support.eventually(
+        lambda: _listening_backends() not in ([], [dropped]) and driver.listening(0),
+        what="the driver listening again on a new connection",
+    )
+    after = central_zones.create_zone("after.example.", "h@example.com")
+    served.announce("a-zone-id", 7, "192.0.2.1")
+
+    got: list[objects.Event] = []
+    support.eventually(
+        lambda: got.extend(subscription.next(timeout=1)) or len(got) >= 2,
+        what=lambda: f"both zones' events (so far {[e.key for e in got]})",
+    )
+    assert [e.key for e in got] == [missed.id, after.id]
+    support.eventually(lambda: driver.heard[served.CHANNEL] >= 1, what="the nameserver's word")
+
+
 def test_zoneflow_events_follow_prints_changes_as_they_are_committed(
     on_postgres: str, tmp_path: pathlib.Path
 ) -> None:
