@@ -86,6 +86,13 @@ def main() -> int:
     )
     parser.add_argument("--conductors", type=int, default=2)
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="GROUP.OPTION=VALUE",
+        help="an option of the daemons' configuration (repeatable), e.g. conductor.upkeep_jobs=2",
+    )
+    parser.add_argument(
         "--provisioning",
         choices=("rndc", "catalog"),
         default="rndc",
@@ -199,7 +206,7 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
             workdir,
             database=postgres.create_database("backfill"),
             zookeeper_hosts=zookeeper.hosts,
-            extra_conf={"central": {"backfill_jobs_per_second": args.pace}} if args.pace else {},
+            extra_conf=_conf(args),
         )
         catalog = args.provisioning == "catalog"
         # A catalog's consumer onboards every zone once it runs: it starts with the backfill.
@@ -221,6 +228,20 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
             deployment.close()
             engine.dispose()
             bind.close()
+
+
+def _conf(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The daemons' options this run sets: ``--pace`` and each ``--set``."""
+    conf: dict[str, dict[str, object]] = {}
+    if args.pace:
+        conf["central"] = {"backfill_jobs_per_second": args.pace}
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        group, _, option = name.partition(".")
+        if not (group and option and value):
+            raise SystemExit(f"--set {setting!r}: write it as GROUP.OPTION=VALUE")
+        conf.setdefault(group, {})[option] = value
+    return conf
 
 
 def _pool(
