@@ -29,6 +29,7 @@ from zoneflow.engine.relay import OutboxRelay
 from zoneflow.events import served as served_word
 from zoneflow.flows.batch import BatchStatus, PollBatch
 from zoneflow.flows.propagation import PollForSerial
+from zoneflow.flows.scratch import Scratch
 from zoneflow.jobs.outcomes import Served
 from zoneflow.storage import outbox as stored_outbox
 from zoneflow.storage import reads as stored_reads
@@ -275,6 +276,43 @@ def test_a_batch_poll_moves_on_as_its_zones_are_served_in_turn(
     last_of_third = max(i for i, name in enumerate(server.names) if name == names[2])
     early = server.names[:last_of_third].count(names[3])
     assert early <= 3 < server.names.count(names[2]), server.names
+
+
+class _Early:
+    """Stands for EarlyStatus: notes the zones each poll passes on as served."""
+
+    def __init__(self) -> None:
+        self.passed: list[str] = []
+
+    def seen(self, _scratch: Scratch, _nameserver: Any, found: dict[str, Served], **_: Any) -> None:
+        self.passed.extend(found)
+
+
+@pytest.mark.parametrize("priority", list(objects.JobPriority))
+def test_only_a_poll_of_users_changes_passes_on_its_zones_to_be_written_as_served(
+    override: Callable[..., None], priority: objects.JobPriority
+) -> None:
+    """A change's zones are written as soon as every nameserver serves them; an
+    upkeep job's (a backfill's) all at its end, in one transaction."""
+    override("flows", poll_interval=0.05, renotify_interval=1.0, poll_timeout=10.0)
+    names = ["passed1.example.", "passed2.example."]
+    server = LaggingNameserver(catch_up={names[0]: 0, names[1]: 0.2})
+    early = _Early()
+    try:
+        listed = f"  nameservers: [{{host: {HOST}, port: {server.port}}}]\n"
+        support.store_pools(pools.parse(fake_pool_yaml({}) + listed))
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
+        batch = {zone.id: [zone.name, zone.serial] for zone in zones}
+        task = PollBatch(objects.Action.CREATE, HOST, server.port, early)  # type: ignore[arg-type]
+        results = task.execute(batch, list(batch), scratch=Scratch(), priority=int(priority))
+    finally:
+        server.close()
+
+    assert all(Served(**result).ok for result in results.values()), results
+    if priority == objects.JobPriority.CHANGE:
+        assert sorted(early.passed) == sorted(batch)
+    else:
+        assert early.passed == []
 
 
 @dataclasses.dataclass

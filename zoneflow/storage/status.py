@@ -317,6 +317,21 @@ def get_target_status(zone_id: str, target_id: str) -> objects.TargetStatus | No
         return None if row is None else conversions.value(objects.TargetStatus, row)
 
 
+def get_target_statuses(
+    zone_ids: Collection[str], target_id: str
+) -> dict[str, objects.TargetStatus]:
+    """What one target was last recorded serving of each of these zones (a batch's),
+    by zone id, in one read; a zone with nothing recorded yet is left out."""
+    with db.reader() as session:
+        rows = session.scalars(
+            sa.select(models.ZoneTargetStatus).where(
+                models.ZoneTargetStatus.zone_id.in_(list(zone_ids)),
+                models.ZoneTargetStatus.target_id == target_id,
+            )
+        )
+        return {row.zone_id: conversions.value(objects.TargetStatus, row) for row in rows}
+
+
 def list_target_status(zone_id: str) -> list[objects.TargetStatus]:
     with db.reader() as session:
         rows = session.scalars(
