@@ -133,6 +133,50 @@ def test_a_batch_settles_each_zone_as_alone_and_says_which_were_written() -> Non
     assert stored_zones.get_zone_any(gone.id).status == objects.Status.DELETED
 
 
+def test_a_batch_of_zones_is_settled_in_the_statements_one_zone_takes() -> None:
+    """A batch's end writes its zones together: ten zones, their recordsets and their
+    targets' rows take the statements one zone does, and each is written as alone."""
+    pool = stored_pools.get_pool("default")
+    target_id = pool.targets[0].id
+    active = objects.Status.ACTIVE
+
+    def settle(names: list[str]) -> tuple[list[objects.Zone], list[str]]:
+        zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in names]
+        for zone in zones:
+            central_recordsets.create_recordset(zone.name, "www", "A", ["192.0.2.1"])
+        zones = [stored_reads.get_zone(zone.id) for zone in zones]
+        with support.statements_sent() as sent:
+            written = stored_status.settle_zones(
+                [
+                    stored_status.Settlement(
+                        zone.id,
+                        serial=zone.serial,
+                        status=active,
+                        action=objects.Action.NONE,
+                        covered_targets=[target.id for target in pool.targets],
+                        covered_nameservers=[(ns.host, ns.port) for ns in pool.nameservers],
+                        targets=[(target_id, zone.serial, active, None)],
+                    )
+                    for zone in zones
+                ]
+            )
+        assert written == [True] * len(zones)
+        return zones, list(sent)
+
+    _, alone = settle(["alone.example.com."])
+    zones, together = settle([f"z{i}.example.com." for i in range(10)])
+
+    assert len(together) == len(alone), (alone, together)
+    for zone in zones:
+        assert stored_reads.get_zone(zone.id).status == active
+        assert [rs.status for rs in stored_reads.list_recordsets(zone.id) if rs.type == "A"] == [
+            active
+        ]
+        assert [(r.target_id, r.serial) for r in stored_status.list_target_status(zone.id)] == [
+            (target_id, zone.serial)
+        ]
+
+
 def test_a_served_serial_is_never_recorded_as_going_back() -> None:
     zone = _zone()
     target_id = stored_pools.get_pool("default").targets[0].id

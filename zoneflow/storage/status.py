@@ -87,14 +87,15 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
     whether it was written, in the order given.
 
     Each zone as :func:`set_zone_status` or :func:`finish_zone_delete` records
-    it alone. The zones' rows are locked in the order of their ids, so two
-    such transactions never wait on each other in a circle; one that lost to
-    another transaction anyway runs again whole.
+    it alone, in a few statements for all of them, not a few for each (a
+    batch's status was a fifth of a conductor's CPU in a backfill): every
+    zone's row is read and locked first, in one statement and in the order of
+    their ids, so two such transactions never wait on each other in a circle
+    (one that lost to another transaction anyway runs again whole); then the
+    zones whose serial is still the job's are written, those of one outcome
+    together.
     """
     written = [False] * len(settlements)
-    order = sorted(range(len(settlements)), key=lambda i: settlements[i].zone_id)
-    # Each pool's targets in service and nameservers, read once (_covers).
-    pools: dict[str, list[Any]] = {}
     # Core statements built once, on the session's connection: this is every
     # job's last step, and the ORM's handling of a statement cost more than
     # the database did. The per-target rows of every zone go first, in one
@@ -102,52 +103,107 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
     with db.writer() as session:
         write_zones_target_statuses(
             session,
-            [
-                (settlements[at].zone_id, update)
-                for at in order
-                for update in settlements[at].targets
-            ],
+            [(settled.zone_id, update) for settled in settlements for update in settled.targets],
         )
-        for at in order:
-            settled = settlements[at]
-            if settled.delete:
-                written[at] = _finish_delete(session, settled.zone_id, settled.serial)
-            else:
-                written[at] = _settle(session, settled, pools)
+        conn = session.connection()
+        every = sorted({settled.zone_id for settled in settlements})
+        locked = {row.id: row for row in conn.execute(_LOCK_ZONES, {"ids": every})}
+        # The zones a newer change has moved on from (or that are gone) are left alone.
+        current = [
+            at
+            for at, settled in enumerate(settlements)
+            if (row := locked.get(settled.zone_id)) is not None and row.serial == settled.serial
+        ]
+        deletes = [at for at in current if settlements[at].delete]
+        to_write = _covered(
+            session,
+            [at for at in current if not settlements[at].delete],
+            settlements,
+            locked,
+        )
+        zones: dict[str, objects.Zone] = {}
+        for values, group in _by_outcome(to_write, settlements).items():
+            ids = [settlements[at].zone_id for at in group]
+            zones.update(_returned(conn.execute(_SET_ZONES, {"ids": ids, **dict(values)})))
+        active = [z.id for z in zones.values() if z.status == objects.Status.ACTIVE]
+        if active:
+            conn.execute(_RECORDSETS_ACTIVE, {"ids": active})
+        # A delete that was asked for still (and not taken back by a newer change).
+        deletes = [at for at in deletes if locked[settlements[at].zone_id].action == _DELETE]
+        if deletes:
+            ids = [settlements[at].zone_id for at in deletes]
+            zones.update(
+                _returned(
+                    conn.execute(_FINISH_DELETES, {"ids": ids, "b_deleted_at": models.utcnow()})
+                )
+            )
+        done = set(to_write) | set(deletes)
+        # Events in the order of the zones' ids, as the rows were locked.
+        for at in sorted(range(len(settlements)), key=lambda at: settlements[at].zone_id):
+            zone_id = settlements[at].zone_id
+            written[at] = events.zone_settled(
+                session, zone_id, written=at in done and zone_id in zones, zone=zones.get(zone_id)
+            )
     return written
 
 
-def _settle(session: Session, settled: Settlement, pools: dict[str, list[Any]]) -> bool:
+def _covered(
+    session: Session,
+    candidates: list[int],
+    settlements: Sequence[Settlement],
+    locked: dict[str, Any],
+) -> list[int]:
+    """Of ``candidates`` (indexes of settlements), those to write: all but a zone made
+    ACTIVE by a job that did not cover every target and nameserver of its pool as it
+    is now (the pool grew while the job ran). Such a zone stays PENDING, and its
+    job's follow-up is posted (see set_zone_status)."""
     conn = session.connection()
-    zone_id, serial = settled.zone_id, settled.serial
-    if settled.status == objects.Status.ACTIVE and settled.covered_targets is not None:
-        # The zone's row first, locked: a pool update backfilling it
-        # waits for this transaction, or this one reads its targets.
-        pool_id = conn.execute(_LOCK_ZONE_POOL, {"zone_id": zone_id, "serial": serial}).scalar()
-        if pool_id is None:
-            return False
+    # Each pool's targets in service and nameservers, read once.
+    pools: dict[str, list[Any]] = {}
+    kept = []
+    for at in candidates:
+        settled = settlements[at]
+        if settled.status != objects.Status.ACTIVE or settled.covered_targets is None:
+            kept.append(at)
+            continue
+        pool_id = locked[settled.zone_id].pool_id
         if pool_id not in pools:
             pools[pool_id] = list(conn.execute(_POOL_SERVERS, {"pool_id": pool_id}))
-        if not _covers(pools[pool_id], settled.covered_targets, settled.covered_nameservers):
-            queries.rows_changed(
-                session,
-                sa.update(models.Zone)
-                .where(models.Zone.id == zone_id)
-                .values(status=objects.Status.PENDING, error=None),
-            )
-            if settled.if_pool_grows is not None:
-                outbox.post(session, settled.if_pool_grows, zone_id, serial)
-            return False
-    values: dict[str, Any] = {"status": settled.status, "error": settled.error}
-    if settled.action is not None:
-        values["action"] = settled.action
-    # The zone as written comes back for its event: no read after the write.
-    row = conn.execute(_SET_ZONE_STATUS, {"b_id": zone_id, "b_serial": serial, **values}).first()
-    if settled.status == objects.Status.ACTIVE:
-        conn.execute(_RECORDSETS_ACTIVE, {"b_zone_id": zone_id, "b_serial": serial})
-    return events.zone_settled(
-        session, zone_id, written=row is not None, zone=None if row is None else objects.Zone(*row)
-    )
+        if _covers(pools[pool_id], settled.covered_targets, settled.covered_nameservers):
+            kept.append(at)
+            continue
+        queries.rows_changed(
+            session,
+            sa.update(models.Zone)
+            .where(models.Zone.id == settled.zone_id)
+            .values(status=objects.Status.PENDING, error=None),
+        )
+        if settled.if_pool_grows is not None:
+            outbox.post(session, settled.if_pool_grows, settled.zone_id, settled.serial)
+    return kept
+
+
+def _by_outcome(
+    indexes: list[int], settlements: Sequence[Settlement]
+) -> dict[tuple[tuple[str, Any], ...], list[int]]:
+    """The settlements to write, grouped by the columns each sets (a batch's zones
+    mostly share one outcome: one statement writes them all)."""
+    groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    for at in indexes:
+        settled = settlements[at]
+        values: dict[str, Any] = {"status": settled.status, "error": settled.error}
+        if settled.action is not None:
+            values["action"] = settled.action
+        groups.setdefault(tuple(sorted(values.items())), []).append(at)
+    return groups
+
+
+_DELETE = objects.Action.DELETE
+
+
+def _returned(rows: Iterable[Any]) -> dict[str, objects.Zone]:
+    """Zones as an UPDATE ... RETURNING wrote them, by id."""
+    return {row.id: objects.Zone(*row) for row in rows}
 
 
 def _covers(
@@ -162,12 +218,17 @@ def _covers(
     )
 
 
-_LOCK_ZONE_POOL = queries.locking_zones(
-    sa.select(models.Zone.pool_id).where(
-        models.Zone.id == sa.bindparam("zone_id"),
-        models.Zone.serial == sa.bindparam("serial"),
+# The live rows of the zones a job settles (parameter ``ids``), locked, in the order
+# of their ids: what each serves to decide (is its serial still the job's? which
+# pool's servers must a job that makes it ACTIVE have covered? is its delete
+# still asked for?).
+_LOCK_ZONES = queries.locking_zones(
+    sa.select(models.Zone.id, models.Zone.pool_id, models.Zone.serial, models.Zone.action)
+    .where(
+        models.Zone.id.in_(sa.bindparam("ids", expanding=True)),
         models.Zone.deleted == models.LIVE,
     )
+    .order_by(models.Zone.id)
 )
 
 
@@ -189,24 +250,43 @@ _ZONES = cast(sa.Table, models.Zone.__table__)
 _RECORDSETS = cast(sa.Table, models.RecordSet.__table__)
 
 
-# The columns to set are the parameters given beside b_id and b_serial; the zone's
-# row as written is returned.
-_SET_ZONE_STATUS = (
+_RETURNED = [_ZONES.c[name] for name in conversions.ZONE_FIELDS]
+
+# The columns to set are the parameters given beside ``ids`` (zones this transaction
+# has locked); each zone's row as written is returned, for its event.
+_SET_ZONES = (
     sa.update(_ZONES)
-    .where(
-        _ZONES.c.id == sa.bindparam("b_id"),
-        _ZONES.c.serial == sa.bindparam("b_serial"),
-        _ZONES.c.deleted == models.LIVE,
-    )
-    .returning(*(_ZONES.c[name] for name in conversions.ZONE_FIELDS))
+    .where(_ZONES.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .returning(*_RETURNED)
 )
 
+# The zones whose delete jobs succeeded, soft-deleted (``deleted`` takes the
+# zone's id, which frees its name); their rows as written are returned.
+_FINISH_DELETES = (
+    sa.update(_ZONES)
+    .where(_ZONES.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        status=objects.Status.DELETED,
+        action=objects.Action.NONE,
+        deleted=_ZONES.c.id,
+        deleted_at=sa.bindparam("b_deleted_at"),
+        error=None,
+    )
+    .returning(*_RETURNED)
+)
 
+# The recordsets of zones made ACTIVE (``ids``) that the zone's serial covers and
+# are not ACTIVE yet: a recordset changed later waits for its own job.
 _RECORDSETS_ACTIVE = (
     sa.update(_RECORDSETS)
     .where(
-        _RECORDSETS.c.zone_id == sa.bindparam("b_zone_id"),
-        _RECORDSETS.c.serial <= sa.bindparam("b_serial"),
+        _RECORDSETS.c.zone_id.in_(sa.bindparam("ids", expanding=True)),
+        _RECORDSETS.c.serial
+        <= sa.select(_ZONES.c.serial).where(_ZONES.c.id == _RECORDSETS.c.zone_id).scalar_subquery(),
+        sa.or_(
+            _RECORDSETS.c.status != objects.Status.ACTIVE,
+            _RECORDSETS.c.action != objects.Action.NONE,
+        ),
     )
     .values(status=objects.Status.ACTIVE, action=objects.Action.NONE)
 )
@@ -219,28 +299,6 @@ def finish_zone_delete(zone_id: str, *, serial: int, targets: Sequence[TargetUpd
         zone_id, serial=serial, status=objects.Status.DELETED, targets=targets, delete=True
     )
     return settle_zones([settled])[0]
-
-
-def _finish_delete(session: Session, zone_id: str, serial: int) -> bool:
-    now = models.utcnow()
-    result = queries.rows_changed(
-        session,
-        sa.update(models.Zone)
-        .where(
-            models.Zone.id == zone_id,
-            models.Zone.serial == serial,
-            models.Zone.action == objects.Action.DELETE,
-            models.Zone.deleted == models.LIVE,
-        )
-        .values(
-            status=objects.Status.DELETED,
-            action=objects.Action.NONE,
-            deleted=zone_id,
-            deleted_at=now,
-            error=None,
-        ),
-    )
-    return events.zone_settled(session, zone_id, written=bool(result))
 
 
 def set_target_status(
