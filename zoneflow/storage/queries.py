@@ -4,7 +4,7 @@ counts, and an UPDATE/DELETE that says how many rows it changed.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, Unpack, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -19,7 +19,7 @@ def rows_changed(session: Session, statement: Any) -> int:
     return int(cast(sa.CursorResult[Any], result).rowcount)
 
 
-S = TypeVar("S", bound=sa.Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=sa.Select[*tuple[Any, ...]])
 
 
 def locking_zones(statement: S) -> S:
