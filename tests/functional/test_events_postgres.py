@@ -37,6 +37,9 @@ POOL = """
 
 @pytest.fixture
 def on_postgres(postgres_database: str, override: Any) -> Iterator[str]:
+    # A driver another test of this process left running (on its own database, or
+    # listening on channels this test asserts it does not) is not this test's.
+    events.reset()
     override("events", driver="postgres")
     with support.database(postgres_database, pools_yaml=POOL) as url:
         yield url
