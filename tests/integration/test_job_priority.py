@@ -44,6 +44,8 @@ def _backfill_at_once(override: Callable[..., None]) -> None:
     # the board's order alone decide what goes first.
     override("central", backfill_jobs_per_second=10000)
     override("flows", target_retry_delay=0)
+    # Nor the board's room for upkeep (test_upkeep_waits_for_room_on_the_board).
+    override("conductor", max_upkeep_jobs=0)
 
 
 def _active_zones(names: list[str] = ZONES) -> list[objects.Zone]:
@@ -152,6 +154,42 @@ def test_backfill_goes_on_while_changes_keep_coming(board: Any) -> None:
 
     assert backfilled == len(ZONES)
     assert support.count_pending_jobs() == 3 * 5 - 3 * 3, "only changes wait"
+
+
+def test_upkeep_waits_for_room_on_the_board_and_goes_on_as_each_job_ends(
+    board: Any, override: Callable[..., None]
+) -> None:
+    """[conductor] max_upkeep_jobs: the relay keeps that many backfill jobs on the board,
+    the rest released but waiting in the outbox; a change is not held back by them;
+    and each backfill job that ends makes room for the next, the relay woken for it."""
+    override("conductor", batch_zones=5, max_upkeep_jobs=2)
+    zones = _active_zones()
+    _grow_pool({})
+    relay = OutboxRelay(board, persistence.get_backend(), interval=3600)
+
+    first = relay.flush()
+    assert [_job(p)[0] for p in first] == [objects.JobKind.RECOVER_ZONES] * 2
+    assert support.count_pending_jobs() == len(ZONES) - 10
+    changed = _change(zones[-1])
+    (posted,) = relay.flush()
+    assert _job(posted) == (objects.JobKind.UPDATE_ZONE, changed.id), "the change goes at once"
+
+    # Each backfill job taken off the board: the relay (whose own look is an hour
+    # away) is woken and posts the next, never more than two on the board.
+    relay.start()
+    try:
+        for left in range(len(ZONES) - 10, 0, -5):
+            (done, *_) = [j for j in board.iterjobs() if j.priority in jobboard.UPKEEP]
+            board.claim(done, "test")
+            board.consume(done, "test")
+            support.eventually(
+                lambda left=left: support.count_pending_jobs() == left - 5,
+                what=f"the next backfill job posted ({left} zones waiting)",
+            )
+            assert jobboard.upkeep_on(board) <= 2
+    finally:
+        relay.stop()
+    assert jobboard.upkeep_on(board) == 2
 
 
 @pytest.fixture

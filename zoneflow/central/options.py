@@ -20,18 +20,18 @@ central_opts = [
     cfg.IntOpt("default_minimum", default=3600, min=0, help="SOA minimum (negative TTL)."),
     cfg.FloatOpt(
         "backfill_jobs_per_second",
-        default=2.0,
+        default=20.0,
         min=0.1,
         # Read from [storage] before central decided the pace.
         deprecated_group="storage",
         help="When a pool update adds targets or nameservers, the recover-zone jobs that "
-        "bring each zone onto them are released to the job relays at this rate, [conductor] "
-        "batch_zones zones at a time (which the relays post as one recover-zones job). "
-        "They are upkeep: changes made meanwhile go before them in zoneflow, but not in "
-        "the nameservers' own queues: keep it below what the targets add a second (2 jobs "
-        "of 25 zones backfilled 1,000 zones onto one BIND9 in 19 s on 2 cores, with changes "
-        "made meanwhile served in 0.14 s p50; 4 jobs of 10, in 15 s, the changes in 5.8 s: "
-        "doc/benchmarks.md).",
+        "bring each zone onto them are released to the job relays at most at this rate, "
+        "[conductor] batch_zones zones at a time (which the relays post as one "
+        "recover-zones job). They are upkeep: changes made meanwhile go before them in "
+        "zoneflow, and the relays keep at most [conductor] max_upkeep_jobs of them on the "
+        "board, so a backfill goes as fast as the targets take it without filling their "
+        "own transfer queues ahead of those changes: this rate is only a ceiling "
+        "(doc/benchmarks.md, A user's change during a backfill).",
     ),
 ]
 CONF.register_opts(central_opts, group="central")
@@ -69,14 +69,15 @@ CONF.register_opts(quota_opts, group="quota")
 health_opts = [
     cfg.FloatOpt(
         "target_recovery_jobs_per_second",
-        default=2.0,
+        default=20.0,
         min=0.1,
         help="When a target comes back (from DOWN, or out of maintenance), the recover-zone "
-        "jobs of the zones it missed are released to the job relays at this rate, [conductor] "
-        "batch_zones zones at a time (which the relays post as one recover-zones job), so a "
-        "target that missed thousands of zones does not queue every change made meanwhile "
-        "behind them, in zoneflow or in its own transfer queue (see "
-        "backfill_jobs_per_second).",
+        "jobs of the zones it missed are released to the job relays at most at this rate, "
+        "[conductor] batch_zones zones at a time (which the relays post as one "
+        "recover-zones job); like a backfill's, they go on the board [conductor] "
+        "max_upkeep_jobs at a time, so a target that missed thousands of zones does not "
+        "queue every change made meanwhile behind them, in zoneflow or in its own transfer "
+        "queue (see backfill_jobs_per_second).",
     ),
 ]
 CONF.register_opts(health_opts, group="central")

@@ -48,6 +48,18 @@ relay_opts = [
         "the conductors run fewer, fuller jobs and spend less CPU per change. At low "
         "load every change goes at once. 0: no limit (every change goes at once).",
     ),
+    cfg.IntOpt(
+        "max_upkeep_jobs",
+        default=2,
+        min=0,
+        help="Most upkeep jobs (a pool's backfill, a returning target's catch-up, the "
+        "producer's recoveries, a retired target's drain) a relay keeps on the board, "
+        "waiting or running (as its board counts them). Released upkeep waits in the "
+        "outbox until one ends: a backfill goes as fast as the nameservers take its zones, "
+        "and never queues thousands of zones in their transfer queues ahead of the "
+        "changes made meanwhile (doc/benchmarks.md). 0: no limit (the release pace "
+        "alone: [central] backfill_jobs_per_second).",
+    ),
 ]
 CONF.register_opts(relay_opts, group="conductor")
 

@@ -94,6 +94,8 @@ class OutboxRelay:
         self._held: list[objects.PendingJob] = []
         # The last flush left changes waiting for a job to end (max_change_jobs).
         self._full_board = False
+        # The last flush could claim fewer upkeep rows than a claim takes (max_upkeep_jobs).
+        self._upkeep_held = False
         # The jobs of changes on the board: when this relay first saw each.
         self._seen: dict[str, float] = {}
         jobboard.on_job_gone(board, self._job_gone)
@@ -106,10 +108,11 @@ class OutboxRelay:
         claimed, self._held = self._held, []
         room = self._room()
         limit = min(self.changes_per_claim, room * CONF.conductor.batch_zones)
-        if not (limit or self._upkeep_rows() or claimed):
+        upkeep = self._upkeep_rows()
+        if not (limit or upkeep or claimed):
             return posted  # nothing this relay may post now: no claim at all
         try:
-            fresh = stored_outbox.claim_pending_jobs(limit=limit, upkeep_limit=self._upkeep_rows())
+            fresh = stored_outbox.claim_pending_jobs(limit=limit, upkeep_limit=upkeep)
         except Exception:
             self._held = claimed
             raise
@@ -126,7 +129,7 @@ class OutboxRelay:
             except Exception:
                 self._give_back([pending for rest in batches[index:] for pending in rest])
                 raise
-        self._more = self._full(fresh)
+        self._more = self._full(fresh, upkeep)
         return posted
 
     def _post(self, batch: list[objects.PendingJob], pools: dict[str, objects.Pool]) -> list[str]:
@@ -195,17 +198,26 @@ class OutboxRelay:
         return [batch for i, batch in enumerate(batches) if i not in over]
 
     def _job_gone(self) -> None:
-        """A job left the board: room for the changes the last flush left waiting."""
-        if self._full_board:
+        """A job left the board: room for the changes the last flush left waiting, or
+        for the next upkeep job (max_upkeep_jobs)."""
+        if self._full_board or self._upkeep_held:
             self.wake()
 
-    def _full(self, claimed: list[objects.PendingJob]) -> bool:
+    def _full(self, claimed: list[objects.PendingJob], upkeep_rows: int) -> bool:
         changes = sum(1 for p in claimed if p.priority == _CHANGE)
         upkeep = len(claimed) - changes
-        return changes >= self.changes_per_claim or (self.upkeep and upkeep >= self._upkeep_rows())
+        return changes >= self.changes_per_claim or (upkeep_rows > 0 and upkeep >= upkeep_rows)
 
     def _upkeep_rows(self) -> int:
-        return self.upkeep_per_claim * CONF.conductor.batch_zones if self.upkeep else 0
+        """How many upkeep rows this flush may claim: ``upkeep_per_claim`` jobs' worth,
+        no more than the board has room for (``[conductor] max_upkeep_jobs``)."""
+        if not self.upkeep:
+            return 0
+        jobs = self.upkeep_per_claim
+        if limit := CONF.conductor.max_upkeep_jobs:
+            jobs = min(jobs, max(0, limit - jobboard.upkeep_on(self.board)))
+        self._upkeep_held = jobs < self.upkeep_per_claim
+        return jobs * CONF.conductor.batch_zones
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
         """Release rows this flush will not post (it failed, or they wait for room on
