@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +55,7 @@ import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 
 from bench import report  # noqa: E402
+from bench.orchestration import CpuMeter, with_children  # noqa: E402
 from tests.functional.deployment import Deployment, answer, soa_serials  # noqa: E402
 from tests.functional.fixtures.bind9 import Bind9Server  # noqa: E402
 from tests.functional.fixtures.ports import HOST  # noqa: E402
@@ -144,6 +146,9 @@ class Run:
         # Zones still PENDING (backfilling) when each change was served.
         self.left: list[int] = []
         self.backfill: float | None = None
+        # CPU seconds each group of processes used from the update until the backfill and
+        # the changes were done (orchestration.CpuMeter).
+        self.cpu: dict[str, float] = {}
 
 
 def _revision(rev: str) -> str:
@@ -223,13 +228,36 @@ def _measure(args: argparse.Namespace, workdir: pathlib.Path, code: pathlib.Path
                 deployment.start_conductor(f"conductor{i}")
             deployment.start_mdns()
             deployment.start_api()
-            run = _backfill_with_changes(args, deployment, engine, bind, names)
+            with CpuMeter(_cpu_groups(deployment, postgres, zookeeper, bind)) as meter:
+                run = _backfill_with_changes(args, deployment, engine, bind, names)
+            run.cpu = meter.used
             run.load = (began, os.getloadavg()[0])
             return run
         finally:
             deployment.close()
             engine.dispose()
             bind.close()
+
+
+# The groups of processes whose CPU a run reports, in the order of the table's columns.
+CPU_GROUPS = ("conductors", "mdns", "API", "PostgreSQL", "ZooKeeper", "BIND9")
+
+
+def _cpu_groups(
+    deployment: Deployment, postgres: PostgresServer, zookeeper: ZooKeeperServer, bind: Bind9Server
+) -> dict[str, Any]:
+    """CPU_GROUPS: name -> the pids now (a catalog's BIND9 starts with the backfill)."""
+    processes = deployment.processes
+    assert postgres.process is not None and zookeeper.process is not None
+    pg_pid, zk_pid = postgres.process.pid, zookeeper.process.pid
+    return {
+        "conductors": lambda: [p.pid for name, p in processes.items() if "conductor" in name],
+        "mdns": lambda: [p.pid for name, p in processes.items() if name == "mdns"],
+        "API": lambda: [p.pid for name, p in processes.items() if name == "api"],
+        "PostgreSQL": lambda: with_children(pg_pid),
+        "ZooKeeper": lambda: [zk_pid],
+        "BIND9": lambda: [bind.process.pid] if bind.process is not None else [],
+    }
 
 
 def _conf(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -448,6 +476,19 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, Run]], floor: float
             f"{report.percentile(run.latencies, 90):.2f} | {max(run.latencies):.2f} | "
             f"{statistics.median(run.left):.0f} of {args.zones} | {run.backfill:.1f} | "
             f"{args.zones / run.backfill:.1f} |"
+        )
+    lines += [
+        "",
+        "CPU a zone backfilled, in ms, by process (from the update until the backfill and the "
+        "changes were done):",
+        "",
+        "| daemons | " + " | ".join(CPU_GROUPS) + " | all of these |",
+        "| --- |" + " ---: |" * (len(CPU_GROUPS) + 1),
+    ]
+    for label, run in runs:
+        each = [1000 * run.cpu.get(group, 0.0) / args.zones for group in CPU_GROUPS]
+        lines.append(
+            f"| {label} | " + " | ".join(f"{ms:.2f}" for ms in each) + f" | {sum(each):.2f} |"
         )
     pace = (
         f"`backfill_jobs_per_second = {args.pace:g}`"
