@@ -493,7 +493,8 @@ def describe(args: argparse.Namespace, runs: list[tuple[str, Run]], floor: float
     pace = (
         f"`backfill_jobs_per_second = {args.pace:g}`"
         if args.pace
-        else "each revision's default pace (`[central] backfill_jobs_per_second`)"
+        else "each revision's defaults (the release pace, `[central] backfill_jobs_per_second`, "
+        "and from e139a62 the most upkeep jobs on the board, `[conductor] max_upkeep_jobs`)"
     )
     floor_text = ""
     if floor is not None:
