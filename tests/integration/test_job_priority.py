@@ -28,6 +28,7 @@ from zoneflow.central import pools
 from zoneflow.central import recordsets as central_recordsets
 from zoneflow.central import zones as central_zones
 from zoneflow.conductor import daemon
+from zoneflow.engine import relay as relay_module
 from zoneflow.engine.relay import OutboxRelay
 from zoneflow.storage import db, models
 from zoneflow.storage import outbox as stored_outbox
@@ -186,10 +187,26 @@ def test_upkeep_waits_for_room_on_the_board_and_goes_on_as_each_job_ends(
                 lambda left=left: support.count_pending_jobs() == left - 5,
                 what=f"the next backfill job posted ({left} zones waiting)",
             )
-            assert jobboard.upkeep_on(board) <= 2
+            assert len(jobboard.upkeep_on(board)) <= 2
     finally:
         relay.stop()
-    assert jobboard.upkeep_on(board) == 2
+    assert len(jobboard.upkeep_on(board)) == 2
+
+
+def test_an_upkeep_job_on_the_board_for_long_holds_no_other_upkeep_back(
+    board: Any, override: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill job no conductor gets through (its target does not answer, its
+    conductor is gone) no longer counts after relay.STUCK seconds: the other pools'
+    upkeep goes on."""
+    override("conductor", batch_zones=5, max_upkeep_jobs=1)
+    _active_zones()
+    _grow_pool({})
+    relay = OutboxRelay(board, persistence.get_backend())
+    assert len(relay.flush()) == 1
+    assert relay.flush() == []
+    monkeypatch.setattr(relay_module, "STUCK", 0.0)
+    assert [_job(p)[0] for p in relay.flush()] == [objects.JobKind.RECOVER_ZONES]
 
 
 @pytest.fixture

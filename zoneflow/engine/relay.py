@@ -51,11 +51,25 @@ LOG = logging.getLogger(__name__)
 CONF = options.CONF
 _CHANGE = objects.JobPriority.CHANGE
 
-#: Seconds after which a job of changes on the board no longer counts against
-#: ``[conductor] max_change_jobs``: twice a poll's timeout. A job that takes longer
-#: waits for a nameserver that does not answer, or for nobody (its conductors
-#: gone until their sessions end): neither may hold every change back.
+#: Seconds after which a job on the board no longer counts against ``[conductor]
+#: max_change_jobs`` or ``max_upkeep_jobs``: twice a poll's timeout. A job that takes
+#: longer waits for a nameserver that does not answer, or for nobody (its conductors
+#: gone until their sessions end): neither may hold every change, or every other
+#: pool's backfill, back.
 STUCK = 60.0
+
+
+class _Counted:
+    """Jobs of one kind on the board, each with when this relay first saw it."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def count(self, on_board: set[str]) -> int:
+        """How many of ``on_board`` (job uuids) count: those on it for less than STUCK."""
+        now = time.monotonic()
+        self._since = {job: self._since.get(job, now) for job in on_board}
+        return sum(1 for since in self._since.values() if now - since < STUCK)
 
 
 class OutboxRelay:
@@ -96,8 +110,9 @@ class OutboxRelay:
         self._full_board = False
         # The last flush could claim fewer upkeep rows than a claim takes (max_upkeep_jobs).
         self._upkeep_held = False
-        # The jobs of changes on the board: when this relay first saw each.
-        self._seen: dict[str, float] = {}
+        # The jobs of changes, and of upkeep, on the board.
+        self._changes = _Counted()
+        self._upkeep_jobs = _Counted()
         jobboard.on_job_gone(board, self._job_gone)
 
     def flush(self) -> list[str]:
@@ -109,6 +124,9 @@ class OutboxRelay:
         room = self._room()
         limit = min(self.changes_per_claim, room * CONF.conductor.batch_zones)
         upkeep = self._upkeep_rows()
+        # Fewer than a claim's share because the board is full of upkeep: the next
+        # upkeep job goes when one leaves it (_job_gone).
+        self._upkeep_held = self.upkeep and upkeep < self._claim_share()
         if not (limit or upkeep or claimed):
             return posted  # nothing this relay may post now: no claim at all
         try:
@@ -177,10 +195,7 @@ class OutboxRelay:
         )
         if not limit:
             return self.changes_per_claim
-        now = time.monotonic()
-        self._seen = {job: self._seen.get(job, now) for job in jobboard.changes_on(self.board)}
-        counted = sum(1 for since in self._seen.values() if now - since < STUCK)
-        room = max(0, limit - counted)
+        room = max(0, limit - self._changes.count(jobboard.changes_on(self.board)))
         self._full_board = room == 0
         return room
 
@@ -209,15 +224,20 @@ class OutboxRelay:
         return changes >= self.changes_per_claim or (upkeep_rows > 0 and upkeep >= upkeep_rows)
 
     def _upkeep_rows(self) -> int:
-        """How many upkeep rows this flush may claim: ``upkeep_per_claim`` jobs' worth,
-        no more than the board has room for (``[conductor] max_upkeep_jobs``)."""
+        """How many upkeep rows this flush may claim: a claim's share, no more jobs'
+        worth than the board has room for (``[conductor] max_upkeep_jobs``)."""
         if not self.upkeep:
             return 0
         jobs = self.upkeep_per_claim
         if limit := CONF.conductor.max_upkeep_jobs:
-            jobs = min(jobs, max(0, limit - jobboard.upkeep_on(self.board)))
-        self._upkeep_held = jobs < self.upkeep_per_claim
+            on_board = self._upkeep_jobs.count(jobboard.upkeep_on(self.board))
+            jobs = min(jobs, max(0, limit - on_board))
         return jobs * CONF.conductor.batch_zones
+
+    def _claim_share(self) -> int:
+        """The upkeep rows one claim takes when the board has room: ``upkeep_per_claim``
+        jobs' worth."""
+        return self.upkeep_per_claim * CONF.conductor.batch_zones
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
         """Release rows this flush will not post (it failed, or they wait for room on

@@ -198,9 +198,6 @@ def _by_outcome(
     return groups
 
 
-_DELETE = objects.Action.DELETE
-
-
 def _returned(rows: Iterable[Any]) -> dict[str, objects.Zone]:
     """Zones as an UPDATE ... RETURNING wrote them, by id."""
     return {row.id: objects.Zone(*row) for row in rows}
@@ -218,10 +215,12 @@ def _covers(
     )
 
 
+_DELETE = objects.Action.DELETE
+
 # The live rows of the zones a job settles (parameter ``ids``), locked, in the order
-# of their ids: what each serves to decide (is its serial still the job's? which
-# pool's servers must a job that makes it ACTIVE have covered? is its delete
-# still asked for?).
+# of their ids, with what each settlement depends on: is the zone's serial still the
+# job's, which pool's servers must a job that makes it ACTIVE have covered, is its
+# delete still asked for.
 _LOCK_ZONES = queries.locking_zones(
     sa.select(models.Zone.id, models.Zone.pool_id, models.Zone.serial, models.Zone.action)
     .where(

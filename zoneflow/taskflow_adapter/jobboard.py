@@ -144,10 +144,10 @@ def changes_on(board: Any) -> set[str]:
     return {job.uuid for job in board._fetch_jobs() if job.priority not in UPKEEP}  # noqa: SLF001
 
 
-def upkeep_on(board: Any) -> int:
-    """How many upkeep jobs (:data:`UPKEEP`) ``board`` holds, waiting or running, from its
-    own list: no read of ZooKeeper."""
-    return sum(1 for job in board._fetch_jobs() if job.priority in UPKEEP)  # noqa: SLF001
+def upkeep_on(board: Any) -> set[str]:
+    """The upkeep jobs (:data:`UPKEEP`) ``board`` holds, waiting or running (their
+    uuids), from its own list: no read of ZooKeeper."""
+    return {job.uuid for job in board._fetch_jobs() if job.priority in UPKEEP}  # noqa: SLF001
 
 
 def on_job_gone(board: Any, callback: Callable[[], None]) -> None:
