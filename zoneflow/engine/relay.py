@@ -147,7 +147,8 @@ class OutboxRelay:
             except Exception:
                 self._give_back([pending for rest in batches[index:] for pending in rest])
                 raise
-        self._more = self._full(fresh, upkeep)
+        # Upkeep held back by the board waits for a job to end, not for another claim.
+        self._more = self._full(fresh, 0 if self._upkeep_held else upkeep)
         return posted
 
     def _post(self, batch: list[objects.PendingJob], pools: dict[str, objects.Pool]) -> list[str]:
