@@ -166,6 +166,36 @@ def test_a_zone_goes_once_in_a_batch_and_its_second_row_in_the_next_job() -> Non
     assert [[row.id for row in job] for job in grouped] == [[0, 1], [2, 3], [4]]
 
 
+def test_upkeep_rows_go_in_jobs_of_their_own_size() -> None:
+    """[conductor] upkeep_batch_zones: nobody waits on each zone of a backfill, so its
+    jobs carry more zones than a job of users' changes."""
+    load_pool({})
+    zones = _created_zones([f"z{i}.batch.example." for i in range(6)])
+    rows = [
+        objects.PendingJob(n, objects.JobKind.UPDATE_ZONE, zone.id, zone.serial + 1)
+        for n, zone in enumerate(zones)
+    ] + [
+        objects.PendingJob(
+            10 + n,
+            objects.JobKind.RECOVER_ZONE,
+            zone.id,
+            zone.serial,
+            priority=objects.JobPriority.UPKEEP,
+        )
+        for n, zone in enumerate(zones)
+    ]
+
+    grouped = posting.group_changes(rows, size=2, upkeep_size=4)
+
+    assert [[row.id for row in job] for job in grouped] == [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+        [10, 11, 12, 13],
+        [14, 15],
+    ]
+
+
 @pytest.mark.usefixtures("batches_of_three")
 def test_a_batch_that_took_a_zone_twice_is_posted_carrying_it_once(
     board: Any, idle_conductor: daemon.Conductor

@@ -111,7 +111,7 @@ def test_a_change_is_posted_before_the_backfill_rows_queued_ahead_of_it(
     board: Any, override: Callable[..., None]
 ) -> None:
     # Jobs of two zones: a claim takes ten jobs' worth of backfill rows, 20 of the 30.
-    override("conductor", batch_zones=2)
+    override("conductor", upkeep_batch_zones=2)
     zones = _active_zones()
     _grow_pool({})
     changed = _change(zones[-1])
@@ -163,7 +163,7 @@ def test_upkeep_waits_for_room_on_the_board_and_goes_on_as_each_job_ends(
     """[conductor] max_upkeep_jobs: the relay keeps that many backfill jobs on the board,
     the rest released but waiting in the outbox; a change is not held back by them;
     and each backfill job that ends makes room for the next, the relay woken for it."""
-    override("conductor", batch_zones=5, max_upkeep_jobs=2)
+    override("conductor", upkeep_batch_zones=5, max_upkeep_jobs=2)
     zones = _active_zones()
     _grow_pool({})
     relay = OutboxRelay(board, persistence.get_backend(), interval=3600)
@@ -199,7 +199,7 @@ def test_an_upkeep_job_on_the_board_for_long_holds_no_other_upkeep_back(
     """A backfill job no conductor gets through (its target does not answer, its
     conductor is gone) no longer counts after relay.STUCK seconds: the other pools'
     upkeep goes on."""
-    override("conductor", batch_zones=5, max_upkeep_jobs=1)
+    override("conductor", upkeep_batch_zones=5, max_upkeep_jobs=1)
     _active_zones()
     _grow_pool({})
     relay = OutboxRelay(board, persistence.get_backend())
@@ -222,7 +222,7 @@ def test_a_change_is_run_before_the_backfill_jobs_posted_ahead_of_it(
     board: Any, one_job_at_a_time: daemon.Conductor, override: Callable[..., None]
 ) -> None:
     # A job a zone, so that how many ran first says which job went when.
-    override("conductor", batch_zones=1)
+    override("conductor", batch_zones=1, upkeep_batch_zones=1)
     zones = _active_zones()
     # The added target takes 0.2 s a call: the backfill lasts 6 s, one job at a time.
     _grow_pool({"delay": 0.2})
@@ -309,7 +309,7 @@ def test_a_change_that_overtakes_a_zones_backfill_creates_the_zone_on_the_added_
         assert {wait_settled(z.id).status for z in zones} == {objects.Status.ACTIVE}
         # One backfill row is released now, the other ten seconds later (a batch of one).
         override("central", backfill_jobs_per_second=0.1)
-        override("conductor", batch_zones=1)
+        override("conductor", batch_zones=1, upkeep_batch_zones=1)
         (update,) = pools.store(
             pools.parse(fake_pool_yaml({"record_file": str(calls)}, {"record_file": str(calls)}))
         )

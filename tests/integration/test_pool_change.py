@@ -514,7 +514,7 @@ def test_a_backfill_is_released_to_the_relays_a_batch_at_a_time(
     # loaded CI machine was 0.75 s late at 4 a second) and still find at most two
     # batches released.
     override("central", backfill_jobs_per_second=1)
-    override("conductor", batch_zones=2)
+    override("conductor", upkeep_batch_zones=2)
     load_pool({})
     zones = [central_zones.create_zone(name, "hostmaster@example.com") for name in ZONES]
     for job in stored_outbox.claim_pending_jobs():  # as if their create jobs had run

@@ -28,7 +28,7 @@ def recovery_pacing() -> objects.JobPacing:
     return objects.JobPacing(
         orders.RECOVERY,
         interval=1.0 / CONF.central.target_recovery_jobs_per_second,
-        together=CONF.conductor.batch_zones,
+        together=CONF.conductor.upkeep_batch_zones,
     )
 
 

@@ -26,7 +26,7 @@ central_opts = [
         deprecated_group="storage",
         help="When a pool update adds targets or nameservers, the recover-zone jobs that "
         "bring each zone onto them are released to the job relays at most at this rate, "
-        "[conductor] batch_zones zones at a time (which the relays post as one "
+        "[conductor] upkeep_batch_zones zones at a time (which the relays post as one "
         "recover-zones job). They are upkeep: changes made meanwhile go before them in "
         "zoneflow, and the relays keep at most [conductor] max_upkeep_jobs of them on the "
         "board, so a backfill goes as fast as the targets take it without filling their "
@@ -73,7 +73,7 @@ health_opts = [
         min=0.1,
         help="When a target comes back (from DOWN, or out of maintenance), the recover-zone "
         "jobs of the zones it missed are released to the job relays at most at this rate, "
-        "[conductor] batch_zones zones at a time (which the relays post as one "
+        "[conductor] upkeep_batch_zones zones at a time (which the relays post as one "
         "recover-zones job); like a backfill's, they go on the board [conductor] "
         "max_upkeep_jobs at a time, so a target that missed thousands of zones does not "
         "queue every change made meanwhile behind them, in zoneflow or in its own transfer "

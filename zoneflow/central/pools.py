@@ -120,7 +120,7 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     every live zone of a pool that gained a target or nameserver gets a
     recover-zone row, which acts only where the zone is missing; each zone's
     status is decided per zone, and the relays put up to ``[conductor]
-    batch_zones`` of them in one recover-zones job. A few thousand outbox
+    upkeep_batch_zones`` of them in one recover-zones job. A few thousand outbox
     rows are a few bulk statements; what a few thousand jobs must not do is
     reach the jobboard at once, so they are released a batch at a time,
     ``[central] backfill_jobs_per_second`` batches a second, and as upkeep
@@ -131,7 +131,7 @@ def store(pools: list[dict[str, Any]]) -> list[objects.PoolUpdate]:
     backfill = objects.JobPacing(
         orders.RECOVERY,
         interval=1.0 / CONF.central.backfill_jobs_per_second,
-        together=CONF.conductor.batch_zones,
+        together=CONF.conductor.upkeep_batch_zones,
     )
     return stored_pools.update_pools(pools, backfill=backfill, retire=orders.RETIRE_TARGET)
 

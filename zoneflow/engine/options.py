@@ -49,16 +49,27 @@ relay_opts = [
         "load every change goes at once. 0: no limit (every change goes at once).",
     ),
     cfg.IntOpt(
+        "upkeep_batch_zones",
+        default=100,
+        min=1,
+        help="Most zones one upkeep job carries (a backfill's, a returning target's, the "
+        "producer's recoveries: recover-zones). Larger than batch_zones: nobody waits on "
+        "each of these zones, and a job's own cost is spread over more of them (a backfill "
+        "onto one BIND9 took half the conductors' CPU a zone in jobs of 100 as in jobs of "
+        "25: doc/benchmarks.md).",
+    ),
+    cfg.IntOpt(
         "max_upkeep_jobs",
-        default=2,
+        default=1,
         min=0,
         help="Most upkeep jobs (a pool's backfill, a returning target's catch-up, the "
         "producer's recoveries, a retired target's drain) a relay keeps on the board, "
         "waiting or running (as its board counts them). Released upkeep waits in the "
         "outbox until one ends: a backfill goes as fast as the nameservers take its zones, "
         "and never queues thousands of zones in their transfer queues ahead of the "
-        "changes made meanwhile (doc/benchmarks.md). 0: no limit (the release pace "
-        "alone: [central] backfill_jobs_per_second).",
+        "changes made meanwhile (doc/benchmarks.md). Raise it for targets far away, or "
+        "for pools that backfill at once: each job waits for its slowest target. 0: no "
+        "limit (the release pace alone: [central] backfill_jobs_per_second).",
     ),
 ]
 CONF.register_opts(relay_opts, group="conductor")

@@ -20,8 +20,10 @@ zone's updates ride on it until its job begins (zoneflow.storage.outbox).
 A claim holding several zones' creates (updates, deletes, recoveries) puts
 those of one pool and one project in one create-zones (update-zones,
 delete-zones, recover-zones) job, up to ``[conductor] batch_zones`` zones
-(zoneflow.flows.batch), which costs a conductor about what one zone's job
-does. Claims fill under load because
+(``upkeep_batch_zones`` for upkeep: a backfill's, a recovery's; zoneflow.flows.batch),
+which costs a conductor about what one zone's job does. Upkeep goes on the
+board ``[conductor] max_upkeep_jobs`` jobs at a time: the next when one ends.
+Claims fill under load because
 a relay keeps at most ``[conductor] max_change_jobs`` jobs of changes on the
 board: past that, changes wait in the outbox (a zone's later changes riding
 on its first) until a job ends, and go in the fewest jobs. At low load a
@@ -76,7 +78,7 @@ class OutboxRelay:
     #: How many user changes, and how many upkeep jobs' rows, one claim takes at most.
     #: A post costs a few milliseconds (a logbook written, a ZooKeeper node made):
     #: ten upkeep posts keep a change that arrives meanwhile waiting for little.
-    #: Upkeep rows go in recover-zones jobs of ``[conductor] batch_zones``, released
+    #: Upkeep rows go in recover-zones jobs of ``[conductor] upkeep_batch_zones``, released
     #: that many at a time (objects.JobPacing), so a claim takes ten jobs' worth.
     changes_per_claim = 100
     upkeep_per_claim = 10
@@ -137,7 +139,12 @@ class OutboxRelay:
         # Rows held from a failed flush are older: with the fresh ones, changes first.
         claimed = sorted(claimed + fresh, key=lambda pending: (pending.priority, pending.id))
         try:
-            batches = self._within(room, jobs.group_changes(claimed, CONF.conductor.batch_zones))
+            batches = self._within(
+                room,
+                jobs.group_changes(
+                    claimed, CONF.conductor.batch_zones, CONF.conductor.upkeep_batch_zones
+                ),
+            )
         except Exception:
             self._give_back(claimed)
             raise
@@ -233,12 +240,12 @@ class OutboxRelay:
         if limit := CONF.conductor.max_upkeep_jobs:
             on_board = self._upkeep_jobs.count(jobboard.upkeep_on(self.board))
             jobs = min(jobs, max(0, limit - on_board))
-        return jobs * CONF.conductor.batch_zones
+        return jobs * CONF.conductor.upkeep_batch_zones
 
     def _claim_share(self) -> int:
         """The upkeep rows one claim takes when the board has room: ``upkeep_per_claim``
         jobs' worth."""
-        return self.upkeep_per_claim * CONF.conductor.batch_zones
+        return self.upkeep_per_claim * CONF.conductor.upkeep_batch_zones
 
     def _give_back(self, unposted: list[objects.PendingJob]) -> None:
         """Release rows this flush will not post (it failed, or they wait for room on

@@ -71,7 +71,9 @@ def post(
     return _post_book(board, persistence, book, job_id)
 
 
-def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[objects.PendingJob]]:
+def group_changes(
+    pending: list[objects.PendingJob], size: int, upkeep_size: int | None = None
+) -> list[list[objects.PendingJob]]:
     """``pending`` in the jobs to post, in the order of each job's first row.
 
     Rows a relay put in a batch before (``batch``: its post failed, or the
@@ -79,8 +81,9 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
     that has a batch (objects.BATCH_OF: create-zone, update-zone,
     delete-zone, recover-zone), of zones of one pool and one project, go
     together, up to ``size`` in a job (create-zones, update-zones,
-    delete-zones, recover-zones); any other row, a zone gone, or the
-    recovery of a zone whose delete was asked for, alone.
+    delete-zones, recover-zones), upkeep rows up to ``upkeep_size`` (``size`` when
+    None); any other row, a zone gone, or the recovery of a zone whose delete was
+    asked for, alone.
 
     One project per job: whoever may see a job may see every zone it carries
     (a project's list of jobs, zoneflow.jobs.JobFilter.project_id). One
@@ -92,16 +95,21 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
     jobs: list[list[objects.PendingJob]] = []
     # A batch's id, or what the rows of one job share -> its job filling up
     filling: dict[Any, list[objects.PendingJob]] = {}
+    upkeep_size = size if upkeep_size is None else upkeep_size
+
+    def most(row: objects.PendingJob) -> int:
+        return size if row.priority == objects.JobPriority.CHANGE else upkeep_size
+
     # The zones of the rows that may go together, read at once.
     zones = stored_zones.get_zones_any(
         str(row.zone_id)
         for row in pending
-        if size > 1 and row.batch is None and row.kind in objects.BATCH_OF
+        if most(row) > 1 and row.batch is None and row.kind in objects.BATCH_OF
     )
     for row in pending:
         if row.batch is not None:
             key: Any = row.batch
-        elif size <= 1 or row.kind not in objects.BATCH_OF:
+        elif most(row) <= 1 or row.kind not in objects.BATCH_OF:
             jobs.append([row])
             continue
         else:
@@ -114,7 +122,7 @@ def group_changes(pending: list[objects.PendingJob], size: int) -> list[list[obj
         job = filling.get(key)
         if job is None or (
             row.batch is None
-            and (len(job) >= size or any(other.zone_id == row.zone_id for other in job))
+            and (len(job) >= most(row) or any(other.zone_id == row.zone_id for other in job))
         ):
             job = filling[key] = []
             jobs.append(job)
