@@ -93,8 +93,9 @@ def main() -> int:
         "--set",
         action="append",
         default=[],
-        metavar="GROUP.OPTION=VALUE",
-        help="an option of the daemons' configuration (repeatable), e.g. conductor.upkeep_jobs=2",
+        metavar="SECTION.OPTION=VALUE",
+        help="an option of the daemons' configuration (repeatable), e.g. "
+        "conductor.max_upkeep_jobs=2",
     )
     parser.add_argument(
         "--provisioning",
@@ -260,17 +261,12 @@ def _cpu_groups(
     }
 
 
-def _conf(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+def _conf(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The daemons' options this run sets: ``--pace`` and each ``--set``."""
-    conf: dict[str, dict[str, object]] = {}
+    conf: dict[str, dict[str, Any]] = {}
     if args.pace:
         conf["central"] = {"backfill_jobs_per_second": args.pace}
-    for setting in args.set:
-        name, _, value = setting.partition("=")
-        group, _, option = name.partition(".")
-        if not (group and option and value):
-            raise SystemExit(f"--set {setting!r}: write it as GROUP.OPTION=VALUE")
-        conf.setdefault(group, {})[option] = value
+    report.apply_settings(conf, args.set)
     return conf
 
 

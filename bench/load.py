@@ -189,12 +189,7 @@ def deployment_conf(settings: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     conf: dict[str, dict[str, Any]] = {
         "flows": {opt.name: opt.default for opt in flow_options.flow_opts if opt.name in shortened},
     }
-    for setting in settings:
-        name, _, value = setting.partition("=")
-        section, _, option = name.partition(".")
-        if not (section and option and value):
-            raise SystemExit(f"--set {setting}: give it as section.option=value")
-        conf.setdefault(section, {})[option] = value
+    report.apply_settings(conf, settings)
     return conf
 
 

@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: percentiles, the machine's description, doc/benchmarks.md."""
+"""Shared by the benchmarks: percentiles, the machine's description, doc/benchmarks.md,
+the daemons' options a run sets (``--set``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import platform
 import re
 import statistics
 import subprocess
+from collections.abc import Iterable
+from typing import Any
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "doc" / "benchmarks.md"
 HEADER = """# Benchmarks
@@ -79,3 +82,13 @@ def write_section(key: str, title: str, body: str) -> None:
     )
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(text)
+
+
+def apply_settings(conf: dict[str, dict[str, Any]], settings: Iterable[str]) -> None:
+    """Add to ``conf`` (section -> option -> value) each ``--set section.option=value``."""
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        section, _, option = name.partition(".")
+        if not (section and option and value):
+            raise SystemExit(f"--set {setting}: give it as section.option=value")
+        conf.setdefault(section, {})[option] = value
