@@ -114,7 +114,12 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
             for at, settled in enumerate(settlements)
             if (row := locked.get(settled.zone_id)) is not None and row.serial == settled.serial
         ]
-        deletes = [at for at in current if settlements[at].delete]
+        # A delete still asked for (not taken back by a newer change) is finished.
+        deletes = [
+            at
+            for at in current
+            if settlements[at].delete and locked[settlements[at].zone_id].action == _DELETE
+        ]
         to_write = _covered(
             session,
             [at for at in current if not settlements[at].delete],
@@ -128,8 +133,6 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
         active = [z.id for z in zones.values() if z.status == objects.Status.ACTIVE]
         if active:
             conn.execute(_RECORDSETS_ACTIVE, {"ids": active})
-        # A delete that was asked for still (and not taken back by a newer change).
-        deletes = [at for at in deletes if locked[settlements[at].zone_id].action == _DELETE]
         if deletes:
             ids = [settlements[at].zone_id for at in deletes]
             zones.update(
@@ -142,7 +145,7 @@ def settle_zones(settlements: Sequence[Settlement]) -> list[bool]:
         for at in sorted(range(len(settlements)), key=lambda at: settlements[at].zone_id):
             zone_id = settlements[at].zone_id
             written[at] = events.zone_settled(
-                session, zone_id, written=at in done and zone_id in zones, zone=zones.get(zone_id)
+                session, zone_id, written=at in done, zone=zones.get(zone_id)
             )
     return written
 
